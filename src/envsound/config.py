@@ -1,0 +1,251 @@
+"""Typed configuration: dataclasses, set by YAML files and ``--set section.key=value`` overrides.
+
+Resolution order (later wins): dataclass defaults -> the model's preset (``models.registry``) -> YAML file -> overrides.
+Unknown sections or keys are a :class:`ConfigError`. The resolved config is saved next to every run and inside
+every checkpoint, so a checkpoint loads with no flags retyped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from envsound.errors import ConfigError
+
+
+@dataclass
+class FeatureConfig:
+    """How a waveform becomes model input.
+
+    ``kind`` is ``"logmel"`` (input ``(batch, 1 or 2, n_mels, frames)``) or ``"waveform"`` (``(batch, samples)``).
+    Windows of ``window_seconds`` are what a model sees; at evaluation and prediction a clip is cut into windows
+    every ``eval_hop_seconds`` (short clips padded) and the window probabilities are averaged.
+    """
+
+    kind: str = "logmel"
+    sample_rate: int = 22050  # Hz, 4000..192000
+    n_fft: int = 1024  # samples, >= 16
+    hop_length: int = 512  # samples, 1..n_fft
+    n_mels: int = 128  # 1..n_fft//2+1
+    f_min: float = 0.0  # Hz
+    f_max: float | None = None  # Hz, None = sample_rate / 2
+    deltas: bool = False  # add a delta channel (Piczak 2015)
+    n_mfcc: int = 20  # MFCCs for the classical baselines
+    window_seconds: float = 5.0  # > 0
+    eval_hop_seconds: float = 1.0  # > 0
+    min_seconds: float = 0.1  # shorter clips are an AudioLoadError
+
+    def validate(self) -> None:
+        _check(self.kind in ("logmel", "waveform"), "features.kind", self.kind, "'logmel' or 'waveform'")
+        _check(4000 <= self.sample_rate <= 192000, "features.sample_rate", self.sample_rate, "4000..192000 Hz")
+        _check(self.n_fft >= 16, "features.n_fft", self.n_fft, ">= 16")
+        _check(1 <= self.hop_length <= self.n_fft, "features.hop_length", self.hop_length, "1..n_fft")
+        _check(1 <= self.n_mels <= self.n_fft // 2 + 1, "features.n_mels", self.n_mels, "1..n_fft//2+1")
+        f_max = self.sample_rate / 2 if self.f_max is None else self.f_max
+        _check(0 <= self.f_min < f_max <= self.sample_rate / 2, "features.f_min/f_max", (self.f_min, self.f_max),
+               "0 <= f_min < f_max <= sample_rate/2")
+        _check(1 <= self.n_mfcc <= self.n_mels, "features.n_mfcc", self.n_mfcc, "1..n_mels")
+        _check(self.window_seconds > 0, "features.window_seconds", self.window_seconds, "> 0")
+        _check(self.eval_hop_seconds > 0, "features.eval_hop_seconds", self.eval_hop_seconds, "> 0")
+        _check(self.min_seconds >= 0, "features.min_seconds", self.min_seconds, ">= 0")
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def window_frames(self) -> int:
+        """Frames of a centred STFT over one window: ``1 + window_samples // hop_length``."""
+        return 1 + self.window_samples // self.hop_length
+
+    @property
+    def eval_hop_frames(self) -> int:
+        return max(1, int(round(self.eval_hop_seconds * self.sample_rate / self.hop_length)))
+
+
+@dataclass
+class ModelConfig:
+    """Which registered model, and its width. ``None`` means the model's own default."""
+
+    name: str = "cnn"
+    filters: int | None = None  # base number of convolution filters, >= 1
+    dropout: float | None = None  # 0..1
+
+    def validate(self) -> None:
+        _check(self.filters is None or self.filters >= 1, "model.filters", self.filters, ">= 1")
+        _check(self.dropout is None or 0 <= self.dropout < 1, "model.dropout", self.dropout, "0 <= dropout < 1")
+
+
+@dataclass
+class TrainConfig:
+    """The training loop (Lightning). A validation split for early stopping comes from the training folds."""
+
+    max_epochs: int = 60
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    scheduler: str = "onecycle"  # onecycle | none
+    patience: int = 15  # epochs without val_loss improvement before stopping; 0 = never stop early
+    val_fraction: float = 0.1  # of the training clips, grouped by source recording
+    seed: int = 0
+    precision: str = "bf16-mixed"  # bf16-mixed | 32
+    channels_last: bool = True
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0  # 0 = off
+    spec_augment: bool = False
+    num_workers: int = 0
+
+    def validate(self) -> None:
+        _check(self.max_epochs >= 1, "train.max_epochs", self.max_epochs, ">= 1")
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
+        _check(self.lr > 0, "train.lr", self.lr, "> 0")
+        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
+        _check(self.optimizer in ("adamw", "adam", "sgd"), "train.optimizer", self.optimizer, "adamw, adam or sgd")
+        _check(self.scheduler in ("onecycle", "none"), "train.scheduler", self.scheduler, "onecycle or none")
+        _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
+        _check(0 <= self.val_fraction < 1, "train.val_fraction", self.val_fraction, "0 <= val_fraction < 1")
+        _check(self.precision in ("bf16-mixed", "32"), "train.precision", self.precision, "bf16-mixed or 32")
+        _check(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing, "0..1")
+        _check(self.mixup_alpha >= 0, "train.mixup_alpha", self.mixup_alpha, ">= 0")
+        _check(self.num_workers >= 0, "train.num_workers", self.num_workers, ">= 0")
+
+
+@dataclass
+class Config:
+    """The whole resolved configuration of a run."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "Config":
+        for section in self._sections():
+            getattr(self, section).validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Config":
+        """Build a config from nested mappings; unknown sections or keys raise :class:`ConfigError`."""
+        config = cls()
+        config.update(data)
+        return config.validate()
+
+    def update(self, data: Mapping[str, Any], *, source: str = "config") -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+        for section, values in data.items():
+            if section not in self._sections():
+                raise ConfigError(f"{source}: unknown section {section!r}; valid: {', '.join(self._sections())}")
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"{source}: section {section!r} must be a mapping, got {values!r}")
+            for key, value in values.items():
+                self.set(f"{section}.{key}", value, source=source)
+
+    def set(self, dotted_key: str, value: Any, *, source: str = "--set") -> None:
+        """Set ``section.key`` to ``value`` (a string is parsed as YAML, then coerced to the field's type)."""
+        section, _, key = dotted_key.partition(".")
+        if section not in self._sections() or not key:
+            raise ConfigError(f"{source}: unknown key {dotted_key!r}; keys look like "
+                              f"'train.lr' with sections {', '.join(self._sections())}")
+        target = getattr(self, section)
+        hints = typing.get_type_hints(type(target))
+        if key not in hints:
+            valid = ", ".join(f"{section}.{f.name}" for f in dataclasses.fields(target))
+            raise ConfigError(f"{source}: unknown key {dotted_key!r}; valid keys: {valid}")
+        setattr(target, key, _coerce(value, hints[key], dotted_key, source))
+
+    @classmethod
+    def _sections(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """Split ``'train.lr=0.01'`` into ``('train.lr', '0.01')``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.lr=0.001")
+    return key.strip(), value.strip()
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file; a missing or malformed file raises :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def resolve_config(
+    *,
+    preset: Mapping[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    model: str | None = None,
+) -> Config:
+    """Defaults -> ``preset`` -> ``config_file`` -> ``model`` name -> ``overrides`` (``['train.lr=0.01', ...]``)."""
+    config = Config()
+    if preset:
+        config.update(preset, source="preset")
+    if config_file is not None:
+        config.update(load_yaml(config_file), source=str(config_file))
+    if model is not None:
+        config.model.name = model
+    for text in overrides:
+        key, value = parse_override(text)
+        config.set(key, value)
+    return config.validate()
+
+
+def _check(ok: bool, key: str, value: Any, valid: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is out of range; valid: {valid}")
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) if value != "" else value
+        except yaml.YAMLError:
+            pass
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"{source}: {key} cannot be empty")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(f"{source}: {key}={value!r} is not a valid {getattr(base, '__name__', base)}")
