@@ -1,0 +1,154 @@
+"""Command handlers: each calls one library function and prints its result. Imports are lazy so --help is fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from envsound.cli.options import build_config, feature_cache, on_error, show_progress
+
+log = logging.getLogger("envsound")
+
+
+def _dataset(args: argparse.Namespace):
+    from envsound.data.registry import load_dataset
+
+    manifest = load_dataset(args.dataset, args.root, on_error=on_error(args))
+    if manifest.skipped:
+        log.warning("left out %d unusable file(s) of %s (--skip-bad)", len(manifest.skipped), args.dataset)
+    return manifest
+
+
+def train(args: argparse.Namespace) -> int:
+    from envsound.evaluation.crossval import plot_run_curves
+    from envsound.training.train import train_model
+
+    config = build_config(args)
+    manifest = _dataset(args)
+    if args.folds:
+        manifest = manifest.select_folds(args.folds)
+    result = train_model(manifest, config, out_dir=args.out, cache=feature_cache(args), resume=args.resume,
+                         overwrite=args.overwrite, progress=show_progress(args), on_error=on_error(args),
+                         meta={"train_folds": args.folds or manifest.folds})
+    plot_run_curves(args.out)
+    print(f"trained {config.model.name} on {result.n_train} clips ({result.n_val} for validation), "
+          f"{result.epochs} epochs, {result.seconds:.0f} s -> {result.checkpoint}")
+    return _report_skipped(result.skipped)
+
+
+def cv(args: argparse.Namespace) -> int:
+    from envsound.evaluation.crossval import cross_validate
+
+    config = build_config(args)
+    manifest = _dataset(args)
+    summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, cache=feature_cache(args),
+                             resume=args.resume, overwrite=args.overwrite, progress=show_progress(args),
+                             on_error=on_error(args))
+    for fold in summary["folds"]:
+        print(f"fold {fold['fold']}: accuracy {fold['accuracy']:.4f} ({fold['n_test']} clips)")
+    print(f"mean accuracy {summary['mean_accuracy']:.4f} ± {summary['std_accuracy']:.4f} over "
+          f"{summary['n_folds']} folds ({summary['seconds']:.0f} s) -> {args.out / 'cv.json'}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from envsound.evaluation.evaluate import evaluate_model
+    from envsound.evaluation.metrics import format_report_text
+    from envsound.models.checkpoint import load_checkpoint
+    from envsound.models.clip import ClipModel
+
+    model = ClipModel.from_checkpoint(load_checkpoint(args.checkpoint), source=str(args.checkpoint))
+    manifest = _dataset(args)
+    if args.folds:
+        manifest = manifest.select_folds(args.folds)
+    result = evaluate_model(model, manifest, cache=feature_cache(args), on_error=on_error(args),
+                            progress=show_progress(args))
+    if args.out:
+        from envsound.evaluation.plots import plot_confusion_matrix
+        from envsound.fileio import write_json_atomic, write_text_atomic
+
+        write_json_atomic(args.out / "report.json", result.report)
+        write_text_atomic(args.out / "predictions.csv", result.predictions_csv(model.labels))
+        plot_confusion_matrix(result.report["confusion_matrix"], labels=model.labels, path=args.out / "confusion.png",
+                              title=f"{manifest.name}: accuracy {result.report['accuracy']:.3f}")
+    print(json.dumps(result.report) if args.json else format_report_text(result.report))
+    return _report_skipped(result.skipped)
+
+
+def predict(args: argparse.Namespace) -> int:
+    from envsound.inference.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(args.checkpoint)
+    failed = 0
+    for prediction in predictor.predict_paths(args.inputs, top_k=args.top_k, segments=args.segments):
+        failed += prediction.error is not None
+        if args.json:
+            print(json.dumps(prediction.to_dict()), flush=True)
+        elif prediction.error:
+            print(f"{prediction.file}: error: {prediction.error}", file=sys.stderr, flush=True)
+        else:
+            best = ", ".join(f"{t['label']} {t['score']:.3f}" for t in prediction.top)
+            print(f"{prediction.file}: {best}", flush=True)
+            for seg in prediction.segments or []:
+                print(f"  {seg['start']:8.2f}-{seg['end']:8.2f} s  {seg['label']} {seg['score']:.3f}")
+    if failed:
+        print(f"envsound predict: {failed} input(s) could not be classified", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def download(args: argparse.Namespace) -> int:
+    from envsound.data.download import download_dataset
+
+    root = download_dataset(args.dataset, args.root, url=args.url)
+    print(f"{args.dataset} is ready at {root}")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from envsound.demo import run_demo
+
+    result = run_demo(args.out, progress=show_progress(args))
+    for fold in result.cv["folds"]:
+        print(f"fold {fold['fold']}: accuracy {fold['accuracy']:.4f}")
+    print(f"cross-validation: mean accuracy {result.cv['mean_accuracy']:.4f} ± {result.cv['std_accuracy']:.4f}; "
+          f"confusion matrix {args.out / 'cv' / 'confusion.png'}")
+    print(f"final model: {result.final.checkpoint}")
+    print("fresh clips it never saw:")
+    correct = 0
+    for truth, prediction in result.predictions:
+        best = prediction.top[0]
+        correct += best["label"] == truth
+        print(f"  {Path(prediction.file).name}: {best['label']} ({best['score']:.2f}), truly {truth}")
+    print(f"{correct}/{len(result.predictions)} fresh clips right")
+    return 0
+
+
+def list_datasets(args: argparse.Namespace) -> int:
+    from envsound.data.registry import dataset_names
+
+    print("\n".join(dataset_names()))
+    return 0
+
+
+def list_models(args: argparse.Namespace) -> int:
+    from envsound.models.registry import model_names
+
+    print("\n".join(model_names()))
+    return 0
+
+
+def show_config(args: argparse.Namespace) -> int:
+    print(yaml.safe_dump(build_config(args).to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def _report_skipped(skipped: list[tuple[Path, str]]) -> int:
+    """Name every file left out with --skip-bad; a run that left files out exits 1 so scripts notice."""
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    return 1 if skipped else 0

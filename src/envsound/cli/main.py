@@ -1,0 +1,118 @@
+"""The ``envsound`` command: parse arguments, call one library function, print its result.
+
+Every user error (an :class:`EnvsoundError`) becomes one line on stderr and exit status 1; ``--debug`` shows the
+traceback. ``predict`` exits 1 when any input failed, after classifying all the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from envsound import __version__
+from envsound.cli import commands
+from envsound.cli.options import add_config_options, add_dataset_options
+
+log = logging.getLogger("envsound")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="envsound", description="Environmental sound classification: train, cross-validate, evaluate, predict.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"envsound {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and results; no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, parents=[common],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+    p = command("train", "Train a model on the given folds; writes OUT/model.ckpt, config.yaml, logs, curves.png.")
+    add_dataset_options(p, folds_help="folds to train on (default: all); a validation split is taken from inside them")
+    add_config_options(p)
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
+    p.set_defaults(run=commands.train)
+
+    p = command("cv", "Leave-one-fold-out cross-validation; writes OUT/cv.json, predictions.csv, confusion.png.")
+    add_dataset_options(p, folds_help="official folds to rotate over (default: all the dataset has)")
+    add_config_options(p)
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
+    p.set_defaults(run=commands.cv)
+
+    p = command("evaluate", "Score a checkpoint on held-out folds: accuracy, per-class P/R/F1, confusion matrix.")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv")
+    add_dataset_options(p, folds_help="folds to evaluate on (default: all)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="also write report.json, predictions.csv and confusion.png here")
+    p.set_defaults(run=commands.evaluate)
+
+    p = command("predict", "Classify audio files or folders (recursively) of any length and format.")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files or folders")
+    p.add_argument("--top-k", type=int, default=3, help="labels to show per file")
+    p.add_argument("--json", action="store_true",
+                   help='one JSON object per input: {"file", "top": [{"label", "score"}], "error"}')
+    p.add_argument("--segments", action="store_true",
+                   help="add a per-window timeline (start, end, top label, score)")
+    p.set_defaults(run=commands.predict)
+
+    p = command("download", "Download a dataset from its official archive (checksum, resume, progress bar).")
+    p.add_argument("dataset", help="esc50, urbansound8k or fsdkaggle2018")
+    p.add_argument("--root", required=True, type=Path, metavar="PATH", help="where to put it")
+    p.add_argument("--url", help="a mirror of the official archive")
+    p.set_defaults(run=commands.download)
+
+    p = command("demo", "Generate the embedded synthetic dataset, cross-validate the default model on it, "
+                        "train a final model and classify a few files.")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR",
+                   help="demo folder (its previous demo results are replaced)")
+    p.set_defaults(run=commands.demo)
+
+    p = command("datasets", "List the dataset names.")
+    p.set_defaults(run=commands.list_datasets)
+    p = command("models", "List the model names.")
+    p.set_defaults(run=commands.list_models)
+    p = command("config", "Print the resolved configuration (defaults, model preset, --config, --set) as YAML.")
+    add_config_options(p)
+    p.set_defaults(run=commands.show_config)
+    return parser
+
+
+def configure_logging(*, debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s" if not debug else "%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+    if not debug:
+        warnings.filterwarnings("ignore", module="lightning")
+        warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(debug=args.debug, quiet=args.quiet)
+    from envsound.errors import EnvsoundError
+
+    try:
+        return int(args.run(args) or 0)
+    except EnvsoundError as exc:
+        if args.debug:
+            raise
+        print(f"envsound {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"envsound {args.command}: interrupted (finished files are complete; rerun with --resume)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

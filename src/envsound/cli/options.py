@@ -1,0 +1,84 @@
+"""Option groups shared by several commands, and the small helpers that turn them into library arguments."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from envsound.config import Config, resolve_config
+from envsound.errors import ConfigError
+
+
+def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", required=True, metavar="NAME",
+                       help="dataset name: esc50, esc10, urbansound8k, fsdkaggle2018, folder, csv, synthetic "
+                            "(see 'envsound datasets')")
+    group.add_argument("--root", type=Path, metavar="PATH",
+                       help="dataset root folder (default: $ENVSOUND_DATA_<NAME> or $ENVSOUND_DATA/<name>)")
+    group.add_argument("--folds", type=parse_folds, metavar="1,2,3", help=folds_help)
+    group.add_argument("--skip-bad", action="store_true",
+                       help="leave out unreadable or invalid audio files (counted and reported) instead of stopping "
+                            "at the first one (default: stop)")
+    group.add_argument("--cache-dir", type=Path, metavar="DIR",
+                       help="feature cache (default: $ENVSOUND_CACHE or ~/.cache/envsound/features)")
+    group.add_argument("--no-cache", action="store_true", help="compute features afresh and do not store them")
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and training")
+    group.add_argument("--model", metavar="NAME",
+                       help="model name: cnn (default), piczak, dtu, knn, random_forest (see 'envsound models')")
+    group.add_argument("--config", type=Path, metavar="FILE.yaml",
+                       help="YAML file with sections features/model/train (unknown keys are an error)")
+    group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one config key, e.g. --set train.max_epochs=30 (repeatable; "
+                            "'envsound config' lists every key with its default)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run in --out from its last Lightning checkpoint")
+    group.add_argument("--overwrite", action="store_true", help="replace a finished model already in --out")
+
+
+def parse_folds(text: str) -> list[int]:
+    try:
+        folds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 1,2,3")
+    if not folds:
+        raise argparse.ArgumentTypeError("--folds: give at least one fold number")
+    return folds
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """Defaults -> the model's preset -> --config -> --model -> --set."""
+    from envsound.models.registry import model_preset
+
+    name = args.model
+    if name is None and args.config is not None:
+        from envsound.config import load_yaml
+
+        name = load_yaml(args.config).get("model", {}).get("name")
+    try:
+        preset = model_preset(name or Config().model.name)
+    except ConfigError:
+        raise
+    return resolve_config(preset=preset, config_file=args.config, overrides=args.overrides, model=args.model)
+
+
+def feature_cache(args: argparse.Namespace):
+    from envsound.features.cache import FeatureCache
+
+    if args.no_cache:
+        return None
+    root = args.cache_dir or os.environ.get("ENVSOUND_CACHE") or Path.home() / ".cache" / "envsound" / "features"
+    return FeatureCache(Path(root))
+
+
+def on_error(args: argparse.Namespace) -> str:
+    return "skip" if args.skip_bad else "raise"
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()

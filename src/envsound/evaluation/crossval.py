@@ -1,0 +1,111 @@
+"""Leave-one-fold-out cross-validation over official folds.
+
+For each test fold: train on the other folds (validation split taken from inside them), evaluate on the test fold.
+Writes ``cv.json`` (per fold and mean ± std), ``predictions.csv`` and ``confusion.png`` of all test folds together.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from envsound.config import Config
+from envsound.data.records import Manifest
+from envsound.data.splits import check_no_leakage, cv_splits
+from envsound.errors import DatasetLayoutError
+from envsound.evaluation.evaluate import Evaluation, evaluate_model
+from envsound.evaluation.metrics import classification_report, summarize_folds
+from envsound.evaluation.plots import plot_confusion_matrix, plot_training_curves
+from envsound.features.cache import FeatureCache
+from envsound.fileio import write_json_atomic, write_text_atomic
+from envsound.models.checkpoint import load_checkpoint
+from envsound.models.clip import ClipModel
+from envsound.training.train import CHECKPOINT_NAME, train_model
+
+log = logging.getLogger(__name__)
+
+
+def cross_validate(
+    manifest: Manifest,
+    config: Config,
+    *,
+    folds: Sequence[int] | None = None,
+    out_dir: str | Path,
+    cache: FeatureCache | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_error: str = "raise",
+) -> dict[str, Any]:
+    """Run leave-one-fold-out CV over ``folds`` (default: every official fold) and return the ``cv.json`` dict.
+
+    With ``resume``, a fold whose ``fold_<k>/model.ckpt`` is complete is evaluated, not retrained.
+
+    Raises:
+        DatasetLayoutError: fewer than two folds, a fold the dataset does not have, or a train/test leak.
+
+    >>> summary = cross_validate(load_dataset("esc10", root), Config(), folds=[1, 2, 3, 4], out_dir="runs/cv")
+    >>> summary["mean_accuracy"]
+    """
+    out_dir = Path(out_dir)
+    folds = list(folds) if folds else manifest.folds
+    if len(folds) < 2:
+        raise DatasetLayoutError(f"cross-validation needs at least 2 folds; dataset {manifest.name!r} "
+                                 f"gives {folds or 'none'} (pass --folds, or use a dataset with folds)")
+    start = time.perf_counter()
+    fold_results, evaluations = [], []
+    for test_fold, train_set, test_set in cv_splits(manifest, folds):
+        check_no_leakage(train_set, test_set)
+        fold_dir = out_dir / f"fold_{test_fold}"
+        log.info("fold %d: training on %d clips, testing on %d", test_fold, len(train_set), len(test_set))
+        fold_start = time.perf_counter()
+        if resume and (fold_dir / CHECKPOINT_NAME).exists():
+            log.info("fold %d: reusing finished %s", test_fold, fold_dir / CHECKPOINT_NAME)
+            epochs = None
+        else:
+            result = train_model(train_set, config, out_dir=fold_dir, cache=cache, resume=resume, overwrite=overwrite,
+                                 progress=progress, on_error=on_error,
+                                 meta={"train_folds": [f for f in folds if f != test_fold], "test_fold": test_fold})
+            epochs = result.epochs
+            plot_run_curves(fold_dir)
+        model = ClipModel.from_checkpoint(load_checkpoint(fold_dir / CHECKPOINT_NAME))
+        evaluation = evaluate_model(model, test_set, cache=cache, on_error=on_error, progress=progress)
+        evaluations.append(evaluation)
+        fold_results.append({
+            "fold": test_fold, "accuracy": evaluation.report["accuracy"], "macro_f1": evaluation.report["macro_f1"],
+            "n_train": len(train_set), "n_test": len(evaluation.records), "epochs": epochs,
+            "seconds": round(time.perf_counter() - fold_start, 1)})
+        log.info("fold %d: accuracy %.4f", test_fold, evaluation.report["accuracy"])
+
+    summary = summarize_folds(fold_results)
+    pooled = classification_report(np.concatenate([e.y_true for e in evaluations]),
+                                   np.concatenate([e.y_prob for e in evaluations]), labels=manifest.labels)
+    summary.update({
+        "dataset": manifest.name, "model": config.model.name, "labels": manifest.labels,
+        "pooled": {k: pooled[k] for k in ("accuracy", "macro_f1", "per_class", "confusion_matrix")},
+        "seconds": round(time.perf_counter() - start, 1), "config": config.to_dict()})
+    write_text_atomic(out_dir / "predictions.csv", _predictions_csv(evaluations, manifest.labels))
+    plot_confusion_matrix(np.asarray(pooled["confusion_matrix"]), labels=manifest.labels,
+                          path=out_dir / "confusion.png",
+                          title=f"{manifest.name} {config.model.name}: {len(folds)}-fold CV, "
+                                f"accuracy {summary['mean_accuracy']:.3f} ± {summary['std_accuracy']:.3f}")
+    write_json_atomic(out_dir / "cv.json", summary)
+    return summary
+
+
+def _predictions_csv(evaluations: list[Evaluation], labels: list[str]) -> str:
+    parts = [e.predictions_csv(labels) for e in evaluations]
+    return parts[0] + "".join(p.split("\n", 1)[1] for p in parts[1:])
+
+
+
+def plot_run_curves(run_dir: str | Path) -> Path | None:
+    """Draw ``run_dir/curves.png`` from the run's Lightning CSV log; ``None`` when the run has no log (baselines)."""
+    metrics = Path(run_dir) / "logs" / "metrics.csv"
+    if not metrics.exists():
+        return None
+    return plot_training_curves(metrics, path=Path(run_dir) / "curves.png")

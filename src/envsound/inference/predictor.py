@@ -1,0 +1,141 @@
+"""Classify audio files of any length with a trained checkpoint.
+
+A file is decoded and resampled in blocks (:func:`iter_audio_blocks`), so memory stays bounded by the block size
+however long the file is. Each block of ``block_seconds`` plus one window of overlap is turned into log-mel features and
+cut into windows exactly as evaluation cuts a whole clip, so a clip shorter than a block is scored identically by
+``envsound evaluate`` and ``envsound predict``. (Across block edges of longer files the first STFT frame of a block sees
+zero padding instead of the previous block's samples: a negligible difference, once a minute.)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from envsound.audio.load import iter_audio_blocks
+from envsound.errors import EnvsoundError
+from envsound.features.mel import LogMel
+from envsound.features.windows import window_starts
+from envsound.models.checkpoint import load_checkpoint
+from envsound.models.clip import ClipModel
+
+log = logging.getLogger(__name__)
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".snd", ".caf", ".w64", ".opus"}
+
+
+@dataclass
+class Prediction:
+    """The result for one input file; ``error`` is a one-line reason when the file could not be used."""
+
+    file: str
+    top: list[dict] = field(default_factory=list)  # [{"label", "score"}], best first
+    segments: list[dict] | None = None  # [{"start", "end", "label", "score"}] in seconds
+    error: str | None = None
+    duration: float | None = None
+
+    def to_dict(self) -> dict:
+        out = {"file": self.file, "top": self.top, "error": self.error}
+        if self.segments is not None:
+            out["segments"] = self.segments
+        return out
+
+
+class Predictor:
+    """A checkpoint ready to classify files.
+
+    >>> predictor = Predictor.from_checkpoint("runs/esc10/model.ckpt")
+    >>> predictor.predict_file("dog.wav", top_k=3).top
+    """
+
+    def __init__(self, model: ClipModel, *, block_seconds: float = 60.0) -> None:
+        self.model = model
+        self.block_seconds = block_seconds
+        self.features = model.config.features
+        self.frontend = LogMel.from_config(self.features).eval()
+        hop_samples = self.features.eval_hop_frames * self.features.hop_length
+        # Blocks start on window starts, so a block's windows line up with the whole file's.
+        self.block_step = max(1, int(block_seconds * self.features.sample_rate) // hop_samples) * hop_samples
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **kwargs) -> "Predictor":
+        """Load ``path`` (raises :class:`CheckpointError` if it is not an envsound checkpoint)."""
+        return cls(ClipModel.from_checkpoint(load_checkpoint(path), source=str(path)), **kwargs)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.model.labels
+
+    def predict_file(self, path: str | Path, *, top_k: int = 3, segments: bool = False) -> Prediction:
+        """Classify one file; raises :class:`EnvsoundError` subclasses for unusable audio."""
+        feats = self.features
+        total = np.zeros(self.model.n_classes, dtype=np.float64)
+        n_windows, timeline = 0, []
+        for offset, window_probs, starts in self._windows(Path(path)):
+            total += window_probs.sum(axis=0)
+            n_windows += len(window_probs)
+            if segments:
+                for start, probs in zip(starts, window_probs):
+                    best = int(probs.argmax())
+                    begin = (offset + start * feats.hop_length) / feats.sample_rate
+                    timeline.append({"start": round(begin, 3), "end": round(begin + feats.window_seconds, 3),
+                                     "label": self.labels[best], "score": round(float(probs[best]), 4)})
+        mean = total / max(n_windows, 1)
+        order = np.argsort(-mean)[:max(1, top_k)]
+        top = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in order]
+        return Prediction(file=str(path), top=top, segments=timeline if segments else None)
+
+    def predict_paths(self, inputs: Iterable[str | Path], *, top_k: int = 3,
+                      segments: bool = False) -> Iterator[Prediction]:
+        """Classify every file (folders are searched recursively for audio); a bad file yields a Prediction with
+        ``error`` set and the others go on."""
+        for path in expand_inputs(inputs):
+            try:
+                yield self.predict_file(path, top_k=top_k, segments=segments)
+            except EnvsoundError as exc:
+                log.debug("cannot classify %s", path, exc_info=True)
+                yield Prediction(file=str(path), error=str(exc))
+
+    def _windows(self, path: Path) -> Iterator[tuple[int, np.ndarray, list[int]]]:
+        """Yield (block start sample, window probabilities ``(n, K)``, window start frames within the block)."""
+        feats = self.features
+        overlap = feats.window_samples
+        buffer = np.zeros(0, dtype=np.float32)
+        offset = 0
+        for block in iter_audio_blocks(path, sample_rate=feats.sample_rate, block_seconds=self.block_seconds):
+            buffer = np.concatenate([buffer, block])
+            while len(buffer) >= self.block_step + overlap:
+                chunk = buffer[:self.block_step + overlap]
+                last_start = self.block_step // feats.hop_length  # windows starting here belong to the next block
+                yield offset, *self._score(chunk, final=False, limit=last_start)
+                buffer = buffer[self.block_step:]
+                offset += self.block_step
+        if len(buffer) or offset == 0:
+            yield offset, *self._score(buffer, final=True, limit=None)
+
+    def _score(self, samples: np.ndarray, *, final: bool, limit: int | None) -> tuple[np.ndarray, list[int]]:
+        feats = self.features
+        with torch.inference_mode():
+            features = self.frontend(torch.from_numpy(np.ascontiguousarray(samples))[None])[0].numpy()
+        windows, starts = self.model.clip_windows(features)
+        if not final:
+            keep = [i for i, s in enumerate(starts) if s < limit]
+            windows, starts = windows[keep], [starts[i] for i in keep]
+        return self.model.window_probs(windows), starts
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given; folders expanded recursively to their audio files (sorted). A missing path is yielded as is,
+    so the caller reports it like any other bad file."""
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        else:
+            yield path
+

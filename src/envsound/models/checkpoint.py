@@ -1,0 +1,96 @@
+"""Self-describing checkpoints: weights plus the resolved config, label names and versions.
+
+A checkpoint is one ``torch.save`` file holding only plain containers and tensors, so it loads with
+``weights_only=True`` (no code runs on load). Scikit-learn baselines are stored as skops bytes in a uint8 tensor.
+Written atomically: an interrupted save never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from envsound import __version__
+from envsound.config import Config
+from envsound.errors import CheckpointError, ConfigError
+from envsound.fileio import atomic_path
+
+FORMAT = "envsound-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds. ``state_dict`` for torch models, ``sklearn_bytes`` for baselines."""
+
+    config: Config
+    labels: list[str]
+    multi_label: bool = False
+    state_dict: dict[str, torch.Tensor] | None = None
+    sklearn_bytes: bytes | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically; adds package/torch versions and a UTC timestamp to ``meta``."""
+    meta = {
+        "envsound_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **checkpoint.meta,
+    }
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": checkpoint.config.to_dict(),
+        "labels": list(checkpoint.labels),
+        "multi_label": bool(checkpoint.multi_label),
+        "state_dict": checkpoint.state_dict,
+        "sklearn_skops": None if checkpoint.sklearn_bytes is None
+        else torch.frombuffer(bytearray(checkpoint.sklearn_bytes), dtype=torch.uint8),
+        "meta": meta,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        CheckpointError: missing file, not a torch file, not an envsound checkpoint, a newer format, a bad config.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not an envsound checkpoint (cannot be read: {reason[:160]})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an envsound checkpoint (no '{FORMAT}' marker); "
+                              "pass the model.ckpt written by 'envsound train'")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} is newer than this envsound "
+                              f"({__version__}) reads; upgrade envsound")
+    try:
+        config = Config.from_dict(payload["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: checkpoint config is invalid: {exc}") from exc
+    skops = payload.get("sklearn_skops")
+    return Checkpoint(
+        config=config,
+        labels=list(payload["labels"]),
+        multi_label=bool(payload.get("multi_label", False)),
+        state_dict=payload.get("state_dict"),
+        sklearn_bytes=None if skops is None else skops.numpy().tobytes(),
+        meta=dict(payload.get("meta", {})),
+    )

@@ -1,0 +1,131 @@
+"""A trained model together with its feature settings: windows in, class probabilities out.
+
+Clip-level predictions average the probabilities of the clip's windows (a clip shorter than a window is padded).
+Used by evaluation (on cached features) and by inference (on freshly decoded audio), so both score a clip the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from envsound.config import Config, FeatureConfig
+from envsound.errors import CheckpointError
+from envsound.features.mfcc import mfcc_summary
+from envsound.features.windows import cut_windows, window_starts
+from envsound.models.checkpoint import Checkpoint
+from envsound.models.registry import build_model, get_model_class, is_torch_model
+
+log = logging.getLogger(__name__)
+
+
+def input_shape(features: FeatureConfig) -> tuple[int, int, int]:
+    """``(channels, n_mels, frames)`` of one log-mel window for these feature settings."""
+    return (2 if features.deltas else 1), features.n_mels, features.window_frames
+
+
+def build_network(config: Config, n_classes: int) -> nn.Module:
+    """The torch model named by ``config.model`` sized for ``config.features``."""
+    channels, n_mels, n_frames = input_shape(config.features)
+    return build_model(config.model, n_classes=n_classes, in_channels=channels, n_mels=n_mels, n_frames=n_frames)
+
+
+class ClipModel:
+    """Scores windows ``(n, C, n_mels, window_frames)`` and whole clips ``(C, n_mels, frames)``.
+
+    Exactly one of ``network`` (a torch model returning logits) or ``baseline`` (an sklearn baseline on MFCC
+    statistics) is set. Probabilities are softmax outputs, or sigmoid outputs for multi-label models.
+    """
+
+    def __init__(self, *, config: Config, labels: Sequence[str], multi_label: bool = False,
+                 network: nn.Module | None = None, baseline=None, batch_size: int = 64) -> None:
+        if (network is None) == (baseline is None):
+            raise ValueError("ClipModel needs exactly one of network or baseline")
+        self.config = config
+        self.labels = list(labels)
+        self.multi_label = multi_label
+        self.network = network.eval() if network is not None else None
+        self.baseline = baseline
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, *, source: str = "checkpoint") -> "ClipModel":
+        """Rebuild the model a checkpoint describes; a weight mismatch is a :class:`CheckpointError`."""
+        config, n_classes = checkpoint.config, len(checkpoint.labels)
+        name = config.model.name
+        if is_torch_model(name):
+            if checkpoint.state_dict is None:
+                raise CheckpointError(f"{source}: model {name!r} checkpoint holds no weights")
+            network = build_network(config, n_classes)
+            try:
+                network.load_state_dict(checkpoint.state_dict, strict=True)
+            except RuntimeError as exc:
+                raise CheckpointError(f"{source}: weights do not fit model {name!r}: "
+                                      f"{str(exc).splitlines()[0]}") from exc
+            return cls(config=config, labels=checkpoint.labels, multi_label=checkpoint.multi_label, network=network)
+        if checkpoint.sklearn_bytes is None:
+            raise CheckpointError(f"{source}: baseline {name!r} checkpoint holds no fitted estimator")
+        baseline = get_model_class(name).from_bytes(checkpoint.sklearn_bytes, n_classes=n_classes)
+        return cls(config=config, labels=checkpoint.labels, multi_label=checkpoint.multi_label, baseline=baseline)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+    def window_probs(self, windows: np.ndarray) -> np.ndarray:
+        """``(n, C, n_mels, window_frames)`` float32 log-mel windows -> ``(n, n_classes)`` probabilities."""
+        if len(windows) == 0:
+            return np.zeros((0, self.n_classes), dtype=np.float32)
+        if self.baseline is not None:
+            stats = np.stack([mfcc_summary(w, n_mfcc=self.config.features.n_mfcc) for w in windows])
+            return self.baseline.predict_proba(stats).astype(np.float32)
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(windows), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(windows[start:start + self.batch_size], np.float32))
+                logits = self.network(batch).float()
+                outputs.append(torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1))
+        return torch.cat(outputs).numpy()
+
+    def clip_windows(self, features: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """Cut one clip's ``(C, n_mels, frames)`` features into evaluation windows; returns (windows, start frames)."""
+        feats = self.config.features
+        starts = window_starts(features.shape[-1], window=feats.window_frames, hop=feats.eval_hop_frames)
+        return cut_windows(features, window=feats.window_frames, hop=feats.eval_hop_frames), starts
+
+    def clip_probs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """One clip -> (mean probabilities ``(K,)``, per-window probabilities ``(n, K)``, window start frames)."""
+        windows, starts = self.clip_windows(features)
+        probs = self.window_probs(windows)
+        return probs.mean(axis=0), probs, starts
+
+    def predict_clips(self, features: Sequence[np.ndarray]) -> np.ndarray:
+        """Clip-level probabilities ``(n_clips, n_classes)`` for a list of ``(C, n_mels, frames)`` arrays.
+
+        Windows of many clips go through the model together (batches of ``batch_size``), then are averaged per clip.
+        """
+        result = np.zeros((len(features), self.n_classes), dtype=np.float32)
+        pending: list[np.ndarray] = []
+        owners: list[int] = []
+
+        def flush() -> None:
+            probs = self.window_probs(np.concatenate(pending))
+            np.add.at(result, np.asarray(owners), probs)
+            pending.clear()
+            owners.clear()
+
+        counts = np.zeros(len(features), dtype=np.float32)
+        for i, clip in enumerate(features):
+            windows, _ = self.clip_windows(clip)
+            pending.append(windows)
+            owners.extend([i] * len(windows))
+            counts[i] = len(windows)
+            if len(owners) >= self.batch_size:
+                flush()
+        if owners:
+            flush()
+        return result / np.maximum(counts, 1)[:, None]

@@ -1,0 +1,44 @@
+"""On-the-fly batch augmentation of log-mel windows: mixup (soft targets) and SpecAugment masks.
+
+Applied in ``training_step`` to training batches only; never inside a model's ``forward``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from envsound.config import TrainConfig
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor, *, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend each example with a random partner: ``lam * a + (1 - lam) * b`` for inputs and targets, lam ~ Beta(a, a)."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    lam = max(lam, 1.0 - lam)  # the first example dominates, so a batch keeps its own identity
+    perm = torch.randperm(len(x), device=x.device)
+    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+
+
+def spec_augment(x: torch.Tensor, *, freq_mask: int = 16, time_mask: int = 32, n_masks: int = 2) -> torch.Tensor:
+    """Zero-mean masks over random mel bands and frames of ``(batch, C, n_mels, frames)`` (per example)."""
+    batch, _, n_mels, n_frames = x.shape
+    x = x.clone()
+    fill = x.mean(dim=(1, 2, 3), keepdim=True)
+    for size, axis, length in ((freq_mask, 2, n_mels), (time_mask, 3, n_frames)):
+        for _ in range(n_masks):
+            width = torch.randint(0, min(size, length) + 1, (batch,))
+            start = (torch.rand(batch) * (length - width + 1).float()).long()
+            positions = torch.arange(length)
+            mask = (positions[None] >= start[:, None]) & (positions[None] < (start + width)[:, None])
+            shape = [batch, 1, 1, 1]
+            shape[axis] = length
+            x = torch.where(mask.view(shape).to(x.device), fill, x)
+    return x
+
+
+def batch_augment(x: torch.Tensor, y: torch.Tensor, train: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The augmentation ``train`` asks for, in a fixed order: SpecAugment, then mixup."""
+    if train.spec_augment and x.dim() == 4:
+        x = spec_augment(x)
+    if train.mixup_alpha > 0:
+        x, y = mixup(x, y, alpha=train.mixup_alpha)
+    return x, y

@@ -1,0 +1,62 @@
+"""Torch datasets over cached clip features: random windows for training, every window for validation.
+
+Features are whole clips ``(C, n_mels, frames)``; a model sees windows ``(C, n_mels, window_frames)``. Targets are float
+vectors (one-hot or multi-hot) so mixup and multi-label need no special cases.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from envsound.data.records import Manifest
+from envsound.features.windows import cut_windows, random_window
+
+
+def target_matrix(manifest: Manifest) -> np.ndarray:
+    """``(n_clips, n_classes)`` float32 one-hot / multi-hot targets in the manifest's label order."""
+    index = manifest.label_index()
+    targets = np.zeros((len(manifest), len(manifest.labels)), dtype=np.float32)
+    for row, record in enumerate(manifest.records):
+        for label in record.labels:
+            targets[row, index[label]] = 1.0
+    return targets
+
+
+class RandomWindowDataset(Dataset):
+    """One random window per clip per epoch (a random crop: the cheapest augmentation there is)."""
+
+    def __init__(self, features: Sequence[np.ndarray], targets: np.ndarray, *, window: int, seed: int) -> None:
+        self.features = list(features)
+        self.targets = torch.from_numpy(targets)
+        self.window = window
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        window = random_window(self.features[i], window=self.window, rng=self.rng)
+        return torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32)), self.targets[i]
+
+
+class AllWindowsDataset(Dataset):
+    """Every evaluation window of every clip, with the clip's index so predictions can be averaged per clip."""
+
+    def __init__(self, features: Sequence[np.ndarray], targets: np.ndarray, *, window: int, hop: int) -> None:
+        self.items: list[tuple[int, np.ndarray]] = []
+        for clip, feats in enumerate(features):
+            for w in cut_windows(feats, window=window, hop=hop):
+                self.items.append((clip, w))
+        self.targets = torch.from_numpy(targets)
+        self.n_clips = len(features)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        clip, window = self.items[i]
+        return torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32)), self.targets[clip], clip

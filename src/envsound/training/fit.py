@@ -1,0 +1,88 @@
+"""The Lightning run behind ``train_model``: data loaders, callbacks, precision, resume."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from envsound.config import Config
+from envsound.training.data import AllWindowsDataset, RandomWindowDataset
+from envsound.training.module import ClassifierModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    state_dict: dict[str, torch.Tensor]
+    epochs: int
+    best_val_loss: float | None
+
+
+def fit_network(
+    config: Config,
+    train_features: list[np.ndarray],
+    train_targets: np.ndarray,
+    val_features: list[np.ndarray],
+    val_targets: np.ndarray,
+    *,
+    multi_label: bool,
+    out_dir: Path,
+    resume: bool,
+    progress: bool,
+) -> FitResult:
+    """Fit with early stopping on ``val_loss`` (when there is a validation set) and return the best weights.
+
+    Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run.
+    """
+    train, feats = config.train, config.features
+    L.seed_everything(train.seed, workers=True, verbose=False)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label)
+    train_loader = DataLoader(
+        RandomWindowDataset(train_features, train_targets, window=feats.window_frames, seed=train.seed),
+        batch_size=train.batch_size, shuffle=True, drop_last=len(train_features) > train.batch_size,
+        num_workers=train.num_workers)
+    has_val = len(val_features) > 0
+    val_loader = None
+    if has_val:
+        val_loader = DataLoader(
+            AllWindowsDataset(val_features, val_targets, window=feats.window_frames, hop=feats.eval_hop_frames),
+            batch_size=max(train.batch_size, 64), num_workers=train.num_workers)
+
+    ckpt_dir = out_dir / "lightning"
+    keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss" if has_val else None,
+                             mode="min", save_top_k=1, save_last=True)
+    callbacks = [keeper]
+    if has_val and train.patience > 0:
+        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=train.patience))
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, precision=train.precision, max_epochs=train.max_epochs,
+        callbacks=callbacks, logger=CSVLogger(out_dir, name="logs", version=""),
+        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=1, limit_val_batches=1.0 if has_val else 0, deterministic=False)
+    last = ckpt_dir / "last.ckpt"
+    ckpt_path = str(last) if resume and last.exists() else None
+    if resume and ckpt_path is None:
+        log.warning("--resume: no %s yet; starting from scratch", last)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
+
+    best_path = keeper.best_model_path if has_val and keeper.best_model_path else str(last)
+    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+    weights = {k.removeprefix("model."): v.contiguous() for k, v in state.items() if k.startswith("model.")}
+    best = keeper.best_model_score
+    return FitResult(state_dict=weights, epochs=trainer.current_epoch,
+                     best_val_loss=float(best) if best is not None else None)

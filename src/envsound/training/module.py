@@ -1,0 +1,91 @@
+"""The Lightning module: a registered model, its loss, optimiser and clip-level validation."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from envsound.config import Config
+from envsound.models.clip import build_network
+from envsound.training.augment import batch_augment
+
+
+class ClassifierModule(L.LightningModule):
+    """Trains ``config.model`` on windows; validates on whole clips (window probabilities averaged).
+
+    Logged per epoch: ``train_loss``, ``val_loss`` (cross-entropy / BCE of the clip-averaged probabilities) and
+    ``val_acc`` (clip accuracy, single-label only).
+    """
+
+    def __init__(self, config: Config, n_classes: int, *, multi_label: bool = False) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config.to_dict(), "n_classes": n_classes, "multi_label": multi_label})
+        self.config = config
+        self.multi_label = multi_label
+        self.model = build_network(config, n_classes)
+        if config.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._val_sum: torch.Tensor | None = None
+        self._val_count: torch.Tensor | None = None
+        self._val_targets: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.train.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.multi_label:
+            return F.binary_cross_entropy_with_logits(logits, targets)
+        return F.cross_entropy(logits, targets, label_smoothing=self.config.train.label_smoothing)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        x, y = batch_augment(x, y, self.config.train)
+        loss = self.loss(self(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        n_clips = self.trainer.val_dataloaders.dataset.n_clips
+        n_classes = self.hparams["n_classes"]
+        self._val_sum = torch.zeros(n_clips, n_classes)
+        self._val_count = torch.zeros(n_clips)
+        self._val_targets = torch.zeros(n_clips, n_classes)
+
+    def validation_step(self, batch, batch_idx):
+        x, y, clip = batch
+        logits = self(x).float()
+        probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+        self._val_sum.index_add_(0, clip, probs.cpu())
+        self._val_count.index_add_(0, clip, torch.ones(len(clip)))
+        self._val_targets[clip] = y.cpu()
+
+    def on_validation_epoch_end(self) -> None:
+        probs = (self._val_sum / self._val_count.clamp(min=1)[:, None]).clamp(1e-7, 1 - 1e-7)
+        targets = self._val_targets
+        if self.multi_label:
+            loss = F.binary_cross_entropy(probs, targets)
+        else:
+            loss = -(targets * probs.log()).sum(dim=1).mean()
+            acc = (probs.argmax(dim=1) == targets.argmax(dim=1)).float().mean()
+            self.log("val_acc", acc, prog_bar=True)
+        self.log("val_loss", loss, prog_bar=True)
+
+    def configure_optimizers(self):
+        train = self.config.train
+        params = self.model.parameters()
+        if train.optimizer == "sgd":
+            optimizer = torch.optim.SGD(params, lr=train.lr, momentum=0.9, nesterov=True,
+                                        weight_decay=train.weight_decay)
+        elif train.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+        if train.scheduler == "none":
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=train.lr, total_steps=int(self.trainer.estimated_stepping_batches), pct_start=0.2)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

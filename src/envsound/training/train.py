@@ -1,0 +1,134 @@
+"""Train one model on the clips of a manifest: split off validation, extract features, fit, save a checkpoint.
+
+``train_model`` is what ``envsound train`` calls and what cross-validation calls once per fold.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from envsound.config import Config
+from envsound.data.records import Manifest
+from envsound.data.splits import train_val_split
+from envsound.errors import EnvsoundError
+from envsound.features.cache import FeatureCache
+from envsound.features.extract import extract_features
+from envsound.fileio import write_text_atomic
+from envsound.models.checkpoint import Checkpoint, save_checkpoint
+from envsound.models.registry import get_model_class, is_torch_model
+from envsound.training.data import target_matrix
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "model.ckpt"
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and how training ended."""
+
+    checkpoint: Path
+    n_train: int
+    n_val: int
+    epochs: int = 0
+    best_val_loss: float | None = None
+    seconds: float = 0.0
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checkpoint": str(self.checkpoint), "n_train": self.n_train, "n_val": self.n_val,
+                "epochs": self.epochs, "best_val_loss": self.best_val_loss, "seconds": round(self.seconds, 1),
+                "skipped": [[str(p), reason] for p, reason in self.skipped]}
+
+
+def train_model(
+    manifest: Manifest,
+    config: Config,
+    *,
+    out_dir: str | Path,
+    cache: FeatureCache | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_error: str = "raise",
+    meta: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``config.model`` on every clip of ``manifest`` and write ``out_dir/model.ckpt``.
+
+    A validation split (``config.train.val_fraction`` of the clips, grouped by source recording) is taken from
+    ``manifest`` itself for early stopping and best-checkpoint selection: pass only training folds.
+    Also writes ``config.yaml`` (the resolved config), ``logs/metrics.csv`` and ``curves.png``.
+
+    Raises:
+        EnvsoundError: ``out_dir`` already holds a model (unless ``overwrite`` or ``resume``), bad audio with
+            ``on_error="raise"``, or fewer than two clips to train on.
+
+    >>> result = train_model(load_dataset("esc10", root).select_folds([1, 2, 3]), Config(), out_dir="runs/esc10")
+    >>> result.checkpoint
+    """
+    start = time.perf_counter()
+    config.validate()
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    if ckpt_path.exists() and not (overwrite or resume):
+        raise EnvsoundError(f"{ckpt_path} already exists; pass --overwrite to replace it, --resume to continue, "
+                            "or choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    train_set, val_set = train_val_split(manifest, val_fraction=config.train.val_fraction, seed=config.train.seed)
+    records, features, skipped = extract_features(train_set.records + val_set.records, config.features,
+                                                  cache=cache, on_error=on_error, progress=progress)
+    kept = {r.clip_id for r in records}
+    train_set = train_set.subset([r for r in train_set.records if r.clip_id in kept])
+    val_set = val_set.subset([r for r in val_set.records if r.clip_id in kept])
+    if len(train_set) < 2:
+        raise EnvsoundError(f"only {len(train_set)} usable training clip(s) in dataset {manifest.name!r}; "
+                            "need at least 2")
+    by_id = {r.clip_id: f for r, f in zip(records, features)}
+    train_feats = [by_id[r.clip_id] for r in train_set.records]
+    val_feats = [by_id[r.clip_id] for r in val_set.records]
+    log.info("training %s on %d clips, validating on %d", config.model.name, len(train_set), len(val_set))
+
+    checkpoint = Checkpoint(config=config, labels=manifest.labels, multi_label=manifest.multi_label,
+                            meta={"dataset": manifest.name, "n_train_clips": len(train_set), **(meta or {})})
+    result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set), skipped=skipped)
+    if is_torch_model(config.model.name):
+        from envsound.training.fit import fit_network  # Lightning is imported only when a network is trained
+
+        fit = fit_network(config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
+                          multi_label=manifest.multi_label, out_dir=out_dir, resume=resume, progress=progress)
+        checkpoint.state_dict = fit.state_dict
+        result.epochs, result.best_val_loss = fit.epochs, fit.best_val_loss
+    else:
+        checkpoint.sklearn_bytes = fit_baseline(config, train_feats, target_matrix(train_set), len(manifest.labels))
+    checkpoint.meta.update({"epochs": result.epochs, "best_val_loss": result.best_val_loss})
+    save_checkpoint(ckpt_path, checkpoint)
+    result.seconds = time.perf_counter() - start
+    log.info("wrote %s (%.1f s)", ckpt_path, result.seconds)
+    return result
+
+
+def fit_baseline(config: Config, features: list[np.ndarray], targets: np.ndarray, n_classes: int) -> bytes:
+    """Fit a scikit-learn baseline on the MFCC statistics of every evaluation window of the training clips."""
+    from envsound.features.mfcc import mfcc_summary
+    from envsound.features.windows import cut_windows
+
+    feats = config.features
+    rows, labels = [], []
+    for clip, target in zip(features, targets.argmax(axis=1)):
+        for window in cut_windows(clip, window=feats.window_frames, hop=feats.eval_hop_frames):
+            rows.append(mfcc_summary(window, n_mfcc=feats.n_mfcc))
+            labels.append(target)
+    baseline = get_model_class(config.model.name)(n_classes=n_classes, filters=config.model.filters,
+                                                   dropout=config.model.dropout)
+    baseline.fit(np.stack(rows), np.asarray(labels))
+    return baseline.to_bytes()
+
