@@ -1,0 +1,63 @@
+"""Shared fixtures. Audio is synthetic and seeded; the real ESC-50 copy is used only when ../shared is beside the clone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ESC50 = REPO.parent / "shared" / "data" / "esc50"
+
+# Small enough that a few epochs take seconds on 2 cores, large enough to learn the synthetic classes.
+TINY_OVERRIDES = (
+    "features.sample_rate=16000", "features.n_fft=512", "features.hop_length=256", "features.n_mels=32",
+    "features.window_seconds=1.0", "features.eval_hop_seconds=0.5", "model.filters=8",
+    "train.max_epochs=3", "train.patience=0", "train.batch_size=16",
+)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """A small synthetic dataset on disk: 10 classes x 5 folds x 2 clips of 1.5 s (real WAV files)."""
+    from envsound.data.synthetic import generate_synthetic
+
+    return generate_synthetic(tmp_path_factory.mktemp("synthetic"), clips_per_class_per_fold=2, seconds=1.5, seed=7)
+
+
+@pytest.fixture(scope="session")
+def synthetic_manifest(synthetic_root):
+    from envsound.data.synthetic import prepare_synthetic
+
+    return prepare_synthetic(synthetic_root)
+
+
+@pytest.fixture
+def tiny_config():
+    from envsound.config import resolve_config
+
+    return resolve_config(overrides=TINY_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, synthetic_manifest):
+    """A model trained for a few epochs on folds 1-4 of the synthetic set (shared by inference and CLI tests)."""
+    from envsound.config import resolve_config
+    from envsound.features.cache import FeatureCache
+    from envsound.training.train import train_model
+
+    out = tmp_path_factory.mktemp("run")
+    config = resolve_config(overrides=TINY_OVERRIDES + ("train.max_epochs=8",))
+    result = train_model(synthetic_manifest.select_folds([1, 2, 3, 4]), config, out_dir=out,
+                         cache=FeatureCache(out / "cache"), progress=False)
+    return result
+
+
+@pytest.fixture
+def esc50_root() -> Path:
+    if not (SHARED_ESC50 / "meta" / "esc50.csv").exists():
+        pytest.skip(f"real ESC-50 data not found at {SHARED_ESC50}")
+    return SHARED_ESC50

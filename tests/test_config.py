@@ -1,0 +1,46 @@
+import pytest
+import yaml
+
+from envsound.config import Config, resolve_config
+from envsound.errors import ConfigError
+
+
+def test_overrides_are_typed_and_win_over_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"train": {"lr": 0.5, "max_epochs": 7}, "features": {"n_mels": 64}}))
+    config = resolve_config(config_file=path, overrides=["train.lr=0.01", "features.f_max=none",
+                                                         "train.channels_last=false"])
+    assert config.train.lr == 0.01 and config.train.max_epochs == 7 and config.features.n_mels == 64
+    assert config.features.f_max is None and config.train.channels_last is False
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("train.nope=1", "valid keys"),
+    ("nosection.x=1", "unknown key"),
+    ("train.max_epochs=1.5", "not a valid int"),
+    ("train.channels_last=maybe", "not a valid bool"),
+    ("features.hop_length=0", "1..n_fft"),
+    ("train.optimizer=rmsprop", "adamw"),
+    ("train.lr", "section.key=value"),
+])
+def test_bad_keys_and_values_name_themselves(override, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        resolve_config(overrides=[override])
+
+
+def test_unknown_yaml_key_is_an_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="train.learning_rate"):
+        resolve_config(config_file=path)
+
+
+def test_round_trip_through_dict():
+    config = resolve_config(overrides=["model.name=dtu", "model.filters=16"])
+    assert Config.from_dict(config.to_dict()) == config
+
+
+def test_window_geometry():
+    feats = resolve_config().features
+    assert feats.window_frames == 1 + feats.window_samples // feats.hop_length
+    assert feats.window_samples == round(feats.window_seconds * feats.sample_rate)

@@ -1,0 +1,50 @@
+"""The house follows the data: every import points upstream (audio -> data -> features -> models -> training ->
+evaluation -> inference -> demo/cli). Checked on the source text, so a wrong-way import fails here before review."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
+ORDER = ["errors", "config", "fileio", "audio", "data", "features", "models", "training", "evaluation", "inference",
+         "demo", "cli"]
+BASE = {"errors", "config", "fileio", "__init__"}
+EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset
+
+
+def stage(module_path: Path) -> str:
+    part = module_path.relative_to(PACKAGE).parts[0]
+    return part.removesuffix(".py")
+
+
+def imported_stages(path: Path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "envsound" and len(parts) > 1:
+                yield parts[1], node.lineno
+
+
+def test_imports_flow_one_way():
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        here = stage(path)
+        if here in BASE:
+            continue
+        for target, line in imported_stages(path):
+            if target in BASE:
+                continue
+            if ORDER.index(target) > ORDER.index(here) or (here, target) in EXTRA_FORBIDDEN:
+                wrong.append(f"{path.relative_to(PACKAGE)}:{line} imports envsound.{target}")
+    assert not wrong, "imports against the data flow:\n" + "\n".join(wrong)
+
+
+def test_base_modules_import_no_stage():
+    for name in ("errors.py", "config.py", "fileio.py"):
+        targets = {t for t, _ in imported_stages(PACKAGE / name)}
+        assert targets <= BASE, (name, targets)
