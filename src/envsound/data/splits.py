@@ -1,0 +1,162 @@
+"""Splits that never leak: clips of one source recording stay on one side (CONVENTIONS #8).
+
+- :func:`cv_splits` - leave-one-fold-out over the official folds.
+- :func:`train_val_split` - a validation split carved from the training clips, stratified by label, grouped by source.
+- :func:`stratified_group_folds` - folds for datasets that have none (FSDKaggle2018, a folder of files).
+- :func:`check_no_leakage` - the guard every train/test pair passes through.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections import Counter, defaultdict
+from typing import Sequence
+
+import numpy as np
+
+from envsound.data.records import ClipRecord, Manifest
+from envsound.errors import ConfigError, DatasetLayoutError
+
+logger = logging.getLogger(__name__)
+
+
+def train_val_split(manifest: Manifest, *, val_fraction: float, seed: int) -> tuple[Manifest, Manifest]:
+    """Split ``manifest`` into training and validation clips.
+
+    Stratified by label (the first label of a multi-label clip), grouped by ``source_id`` (no source recording on both
+    sides), deterministic for a given ``seed`` and record order. Source groups are visited in a seeded random order and
+    a group goes to validation while that brings its class closer to ``val_fraction`` of the class's clips, and only
+    if every class it contains keeps at least one training clip. So a class with very few clips may get none in
+    validation, and the validation share is approximate.
+
+    Args:
+        manifest: the clips to split (pass training folds only).
+        val_fraction: ``0 <= val_fraction < 1``; 0 gives an empty validation manifest.
+        seed: any integer.
+
+    Returns:
+        ``(train, val)``: manifests with ``manifest``'s label vocabulary, records in their original order.
+
+    Raises:
+        ConfigError: ``val_fraction`` outside ``[0, 1)``.
+
+    >>> train, val = train_val_split(manifest, val_fraction=0.1, seed=0)
+    >>> len(val) / len(manifest)  # about 0.1
+    """
+    if not (isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 1):
+        raise ConfigError(f"val_fraction={val_fraction!r} is out of range; valid: 0 <= val_fraction < 1 "
+                          "(train.val_fraction)")
+    records = manifest.records
+    if val_fraction == 0 or not records:
+        return manifest.subset(records), manifest.subset([])
+
+    classes = [_stratum(r) for r in records]
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        groups[record.source_id].append(i)
+    total = Counter(classes)
+    in_train = Counter(classes)
+    in_val: Counter = Counter()
+    target = {c: val_fraction * n for c, n in total.items()}
+
+    keys = sorted(groups)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    val_idx: set[int] = set()
+    for k in order:
+        members = groups[keys[k]]
+        counts = Counter(classes[i] for i in members)
+        main = counts.most_common(1)[0][0]  # ties: the class met first in the group
+        need = target[main] - in_val[main]
+        if need <= 0 or counts[main] >= 2 * need:  # taking it would move further from the target than leaving it
+            continue
+        if any(in_train[c] - n < 1 for c, n in counts.items()):  # every class keeps a training clip
+            continue
+        val_idx.update(members)
+        in_train.subtract(counts)
+        in_val.update(counts)
+
+    train = manifest.subset([r for i, r in enumerate(records) if i not in val_idx])
+    val = manifest.subset([r for i, r in enumerate(records) if i in val_idx])
+    logger.debug("train/val split of %s: %d training, %d validation clips", manifest.name, len(train), len(val))
+    return train, val
+
+
+def cv_splits(manifest: Manifest, folds: Sequence[int]) -> list[tuple[int, Manifest, Manifest]]:
+    """Leave-one-fold-out over ``folds``: ``[(test_fold, train_manifest, test_manifest), ...]`` in ``folds`` order.
+
+    The training manifest of each split holds the clips of the other folds in ``folds`` (folds not listed are unused).
+
+    Raises:
+        DatasetLayoutError: fewer than two distinct folds, a repeated fold, or a fold the dataset does not have.
+
+    >>> for test_fold, train, test in cv_splits(load_dataset("esc50", root), [1, 2, 3, 4, 5]):
+    ...     check_no_leakage(train, test)
+    """
+    folds = [int(f) for f in folds]
+    repeated = sorted(f for f, n in Counter(folds).items() if n > 1)
+    if repeated:
+        raise DatasetLayoutError(f"fold(s) {repeated} given more than once in {folds}; list each fold once")
+    if len(folds) < 2:
+        raise DatasetLayoutError(f"cross-validation needs at least 2 folds; got {folds} for dataset "
+                                 f"{manifest.name!r} whose folds are {manifest.folds or 'none'}")
+    manifest.select_folds(folds)  # raises for a fold the dataset does not have
+    return [(test_fold, manifest.select_folds([f for f in folds if f != test_fold]),
+             manifest.select_folds([test_fold])) for test_fold in folds]
+
+
+def check_no_leakage(train: Manifest, test: Manifest) -> None:
+    """Raise if ``train`` and ``test`` share a clip id, a file, or a source recording.
+
+    Raises:
+        DatasetLayoutError: naming how many are shared and the first few, e.g. a ``source_id`` on both sides.
+    """
+    problems = []
+    for what, key in (("clip id", lambda r: r.clip_id), ("file", lambda r: os.path.abspath(r.path)),
+                      ("source recording", lambda r: r.source_id)):
+        shared = sorted({key(r) for r in train.records} & {key(r) for r in test.records})
+        if shared:
+            shown = ", ".join(str(s) for s in shared[:3]) + (", ..." if len(shared) > 3 else "")
+            problems.append(f"{len(shared)} {what}(s) ({shown})")
+    if problems:
+        raise DatasetLayoutError(
+            f"train/test leak in dataset {train.name!r}: {'; '.join(problems)} on both sides; use the official "
+            "folds, or give clips of one recording the same source_id and fold")
+
+
+def stratified_group_folds(records: Sequence[ClipRecord], *, n_folds: int, seed: int) -> list[int]:
+    """Assign folds ``1..n_folds`` (one per record, in order) for a dataset without official folds.
+
+    Stratified by label (first label of a multi-label clip), grouped by ``source_id``
+    (:class:`sklearn.model_selection.StratifiedGroupKFold` with ``shuffle=True, random_state=seed``), so clips of
+    one recording share a fold. Deterministic for given records, ``n_folds`` and ``seed``.
+
+    Raises:
+        ConfigError: ``n_folds`` < 2.
+        DatasetLayoutError: fewer source recordings than ``n_folds``.
+    """
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
+        raise ConfigError(f"n_folds={n_folds!r} is out of range; valid: an integer >= 2")
+    n_groups = len({r.source_id for r in records})
+    if n_groups < n_folds:
+        raise DatasetLayoutError(f"cannot make {n_folds} folds from {n_groups} source recording(s) "
+                                 f"({len(records)} clips); use fewer folds or more data")
+    from sklearn.model_selection import StratifiedGroupKFold  # imported only when folds are assigned
+
+    y = [_stratum(r) for r in records]
+    groups = [r.source_id for r in records]
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    folds = [0] * len(records)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k, (_, test_idx) in enumerate(splitter.split(np.zeros(len(records)), y, groups), start=1):
+            for i in test_idx:
+                folds[i] = k
+    for w in caught:  # e.g. "the least populated class has only 2 members": worth knowing, not fatal
+        logger.warning("fold assignment: %s", w.message)
+    return folds
+
+
+def _stratum(record: ClipRecord) -> str:
+    return record.labels[0] if record.labels else ""

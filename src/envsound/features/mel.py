@@ -1,0 +1,269 @@
+"""Log-mel frontend: pure functions matching librosa, wrapped by the :class:`LogMel` module.
+
+Layouts: waveform ``(batch, samples)`` float32 in [-1, 1]; power spectrogram ``(batch, n_fft//2+1, frames)``;
+log-mel ``(batch, channels, n_mels, frames)`` in dB (ref 1.0, floor :data:`DB_FLOOR`), ``channels`` = 1, or 2 when a
+delta channel is added. ``frames = 1 + samples // hop_length`` (centred STFT, even ``n_fft``).
+
+The maths is written here (not called from librosa) so the frontend runs batched in torch, on any device, inside a
+model; the tests compare every function with librosa (filterbank within 1e-6, log-mel within 1e-3 dB).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from envsound.config import FeatureConfig
+from envsound.errors import ConfigError
+
+DB_FLOOR = -100.0  # dB: 10*log10(AMIN), the value of digital silence and of window padding
+AMIN = 1e-10  # power floor of power_to_db
+
+# Slaney's mel scale (librosa htk=False): linear below 1 kHz, logarithmic above.
+_F_SP = 200.0 / 3.0  # Hz per mel in the linear part
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = math.log(6.4) / 27.0
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """Hz -> mel on the Slaney scale (``librosa.hz_to_mel(htk=False)``), float64, same shape as ``hz``."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / _F_SP
+    log_part = _MIN_LOG_MEL + np.log(np.maximum(hz, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
+    return np.where(hz >= _MIN_LOG_HZ, log_part, mel)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    """Mel (Slaney scale) -> Hz, the inverse of :func:`hz_to_mel`, float64."""
+    mel = np.asarray(mel, dtype=np.float64)
+    hz = _F_SP * mel
+    log_part = _MIN_LOG_HZ * np.exp(_LOGSTEP * (np.maximum(mel, _MIN_LOG_MEL) - _MIN_LOG_MEL))
+    return np.where(mel >= _MIN_LOG_MEL, log_part, hz)
+
+
+def mel_filterbank(*, sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
+                   f_max: float | None = None) -> torch.Tensor:
+    """Triangular mel filters equal to ``librosa.filters.mel`` defaults (Slaney scale, ``norm='slaney'``).
+
+    Args:
+        sample_rate: Hz, > 0.
+        n_fft: FFT size in samples, >= 2.
+        n_mels: number of filters, >= 1.
+        f_min: lowest band edge in Hz, >= 0.
+        f_max: highest band edge in Hz, ``f_min < f_max <= sample_rate / 2``; ``None`` = ``sample_rate / 2``.
+
+    Returns:
+        float32 tensor ``(n_mels, n_fft // 2 + 1)``; row ``i`` weights the power bins of band ``i`` (area-normalised).
+
+    Raises:
+        ConfigError: a value out of the ranges above.
+
+    >>> fb = mel_filterbank(sample_rate=22050, n_fft=1024, n_mels=128)
+    >>> fb.shape   # torch.Size([128, 513])
+    """
+    f_max = sample_rate / 2.0 if f_max is None else float(f_max)
+    if sample_rate <= 0 or n_fft < 2 or n_mels < 1:
+        raise ConfigError(f"mel filterbank: sample_rate={sample_rate!r}, n_fft={n_fft!r}, n_mels={n_mels!r} out of "
+                          "range; valid: sample_rate > 0, n_fft >= 2, n_mels >= 1")
+    if not 0.0 <= f_min < f_max <= sample_rate / 2.0:
+        raise ConfigError(f"mel filterbank: f_min={f_min!r}, f_max={f_max!r} out of range; "
+                          f"valid: 0 <= f_min < f_max <= sample_rate/2 = {sample_rate / 2}")
+    fft_freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)  # (n_freq,)
+    mel_freqs = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))  # band edges, Hz
+    fdiff = np.diff(mel_freqs)
+    ramps = mel_freqs[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_freqs[2:] - mel_freqs[:-2]))[:, None]  # Slaney: constant energy per band
+    return torch.from_numpy(weights.astype(np.float32))
+
+
+def hann_window(n_fft: int) -> torch.Tensor:
+    """Periodic Hann window ``(n_fft,)`` float32, as ``scipy.signal.get_window('hann', n_fft)`` (librosa's default)."""
+    return torch.hann_window(n_fft, periodic=True, dtype=torch.float32)
+
+
+def power_spectrogram(waveform: torch.Tensor, *, n_fft: int, hop_length: int,
+                      window: torch.Tensor | None = None) -> torch.Tensor:
+    """``|STFT|**2`` like ``librosa.stft(center=True, pad_mode='constant')`` (librosa >= 0.10 defaults).
+
+    Args:
+        waveform: ``(batch, samples)``, any float dtype (computed in float32).
+        n_fft: FFT size, >= 2 (even sizes give ``frames = 1 + samples // hop_length``).
+        hop_length: samples between frames, >= 1.
+        window: ``(n_fft,)`` analysis window; ``None`` = :func:`hann_window`.
+
+    Returns:
+        float32 ``(batch, n_fft // 2 + 1, frames)``, >= 0.
+
+    Raises:
+        ValueError: ``waveform`` is not 2-D (a programming error: add the batch axis).
+        ConfigError: ``n_fft`` or ``hop_length`` out of range.
+    """
+    if waveform.dim() != 2:
+        raise ValueError(f"power_spectrogram: expected a waveform of shape (batch, samples), "
+                         f"got {tuple(waveform.shape)}")
+    if n_fft < 2 or hop_length < 1:
+        raise ConfigError(f"STFT: n_fft={n_fft!r}, hop_length={hop_length!r} out of range; valid: n_fft >= 2, "
+                          "hop_length >= 1")
+    if window is None:
+        window = hann_window(n_fft).to(waveform.device)
+    spec = torch.stft(waveform.float(), n_fft=n_fft, hop_length=hop_length, window=window.float(), center=True,
+                      pad_mode="constant", return_complex=True)
+    # torch.stft's memory is (batch, frames, freq): square it in that order (fast, contiguous) and return a
+    # (batch, freq, frames) view. re*re + im*im is as accurate as abs()**2 and several times faster than it or than
+    # a sum over the strided real/imaginary axis.
+    parts = torch.view_as_real(spec.transpose(1, 2))
+    re, im = parts[..., 0], parts[..., 1]
+    return torch.addcmul(re * re, im, im).transpose(1, 2)
+
+
+def filterbank_blocks(filterbank: torch.Tensor, *, bands_per_block: int = 16) -> list[tuple[int, int, int, int]]:
+    """Split a mel filterbank ``(n_mels, n_freq)`` into blocks of bands with the FFT bins they touch.
+
+    Returns ``[(band_start, band_end, bin_start, bin_end), ...]``: bands ``band_start:band_end`` are zero outside
+    bins ``bin_start:bin_end``. :func:`apply_filterbank` multiplies only those sub-matrices: a mel filterbank is
+    ~99% zeros, so this does ~1/6 of the dense product's work (4x faster for 128 bands, n_fft 1024) with the same
+    result up to float32 summation order.
+    """
+    blocks = []
+    nonzero = filterbank.detach().cpu().numpy() > 0
+    for start in range(0, filterbank.shape[0], bands_per_block):
+        end = min(filterbank.shape[0], start + bands_per_block)
+        bins = np.flatnonzero(nonzero[start:end].any(axis=0))
+        lo, hi = (int(bins[0]), int(bins[-1]) + 1) if len(bins) else (0, 1)
+        blocks.append((start, end, lo, hi))
+    return blocks
+
+
+def apply_filterbank(power: torch.Tensor, filterbank: torch.Tensor,
+                     blocks: list[tuple[int, int, int, int]] | None = None) -> torch.Tensor:
+    """Mel power ``filterbank @ power``.
+
+    Args:
+        power: ``(batch, n_freq, frames)`` float32 (fastest as returned by :func:`power_spectrogram`).
+        filterbank: ``(n_mels, n_freq)``, from :func:`mel_filterbank`.
+        blocks: from :func:`filterbank_blocks` (computed here when ``None``).
+
+    Returns:
+        ``(batch, n_mels, frames)`` float32, contiguous.
+    """
+    blocks = filterbank_blocks(filterbank) if blocks is None else blocks
+    by_frame = power.transpose(1, 2)  # (batch, frames, n_freq)
+    parts = [by_frame[..., lo:hi] @ filterbank[start:end, lo:hi].T for start, end, lo, hi in blocks]
+    return torch.cat(parts, dim=-1).transpose(1, 2).contiguous()
+
+
+def power_to_db(power: torch.Tensor, *, amin: float = AMIN) -> torch.Tensor:
+    """``10 * log10(max(power, amin))`` (ref 1.0, no ``top_db``: a window's values never depend on the rest of a clip).
+
+    Args:
+        power: any shape, >= 0.
+        amin: floor, > 0; the default gives a floor of :data:`DB_FLOOR` dB.
+
+    Returns:
+        Same shape and dtype, in dB, >= ``10 * log10(amin)``.
+    """
+    if not amin > 0:
+        raise ConfigError(f"power_to_db: amin={amin!r} out of range; valid: > 0")
+    return 10.0 * torch.log10(torch.clamp(power, min=amin))
+
+
+def deltas(logmel: torch.Tensor, *, width: int = 9) -> torch.Tensor:
+    """First-order deltas along the last axis, as ``librosa.feature.delta(width=width, order=1, mode='interp')``.
+
+    That is a Savitzky-Golay derivative (polynomial order 1): the least-squares slope over ``width`` frames,
+    ``sum_k k * x[t+k] / sum_k k**2`` for ``k = -width//2 .. width//2``. With ``mode='interp'`` the first and last
+    ``width//2`` frames get the slope of the line fitted to the first / last ``width`` frames, which for order 1 is the
+    value at frame ``width//2`` / ``frames-1-width//2``. A clip shorter than ``width`` frames (where librosa raises)
+    gets the slope fitted over all its frames; a single frame gets 0.
+
+    Args:
+        logmel: ``(..., frames)``, float tensor (dB per frame).
+        width: odd, >= 3.
+
+    Returns:
+        Same shape and dtype, dB per frame.
+
+    Raises:
+        ConfigError: ``width`` even or < 3.
+    """
+    if width < 3 or width % 2 == 0:
+        raise ConfigError(f"deltas: width={width!r} out of range; valid: an odd number >= 3, e.g. 9")
+    frames = logmel.shape[-1]
+    if frames < width:
+        if frames < 2:
+            return torch.zeros_like(logmel)
+        t = torch.arange(frames, dtype=logmel.dtype, device=logmel.device)
+        t = t - t.mean()
+        slope = (logmel * t).sum(-1, keepdim=True) / t.square().sum()
+        return slope.expand_as(logmel).contiguous()
+    half = width // 2
+    inner = frames - 2 * half
+    acc = torch.zeros_like(logmel[..., :inner])
+    for k in range(1, half + 1):
+        acc = acc + k * (logmel[..., half + k: half + k + inner] - logmel[..., half - k: half - k + inner])
+    acc = acc / float(2 * sum(k * k for k in range(1, half + 1)))
+    head = acc[..., :1].expand(*acc.shape[:-1], half)
+    tail = acc[..., -1:].expand(*acc.shape[:-1], half)
+    return torch.cat([head, acc, tail], dim=-1)
+
+
+class LogMel(nn.Module):
+    """Waveform ``(batch, samples)`` -> log-mel ``(batch, C, n_mels, frames)`` in dB; ``C`` = 2 with ``with_deltas``.
+
+    The STFT runs in float32 even inside ``torch.autocast`` (bf16 spectra lose the low-energy bands). The filterbank
+    and window are non-persistent buffers: they follow ``.to(device)`` but are not saved in checkpoints (the feature
+    config is, and rebuilds them).
+
+    >>> frontend = LogMel.from_config(FeatureConfig())
+    >>> frontend(torch.zeros(2, 22050)).shape   # torch.Size([2, 1, 128, 44])
+    """
+
+    def __init__(self, *, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, f_min: float = 0.0,
+                 f_max: float | None = None, with_deltas: bool = False) -> None:
+        super().__init__()
+        if not 1 <= hop_length <= n_fft:
+            raise ConfigError(f"LogMel: hop_length={hop_length!r} out of range; valid: 1..n_fft={n_fft}")
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.with_deltas = with_deltas
+        self.register_buffer("window", hann_window(n_fft), persistent=False)
+        filterbank = mel_filterbank(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels, f_min=f_min, f_max=f_max)
+        self.register_buffer("filterbank", filterbank, persistent=False)
+        self._blocks = filterbank_blocks(filterbank)
+
+    @classmethod
+    def from_config(cls, cfg: FeatureConfig) -> "LogMel":
+        """The frontend described by a :class:`FeatureConfig` (its mel settings; ``kind`` is not checked)."""
+        return cls(sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels,
+                   f_min=cfg.f_min, f_max=cfg.f_max, with_deltas=cfg.deltas)
+
+    @property
+    def channels(self) -> int:
+        return 2 if self.with_deltas else 1
+
+    def frames(self, samples: int) -> int:
+        """Frames produced for a waveform of ``samples`` samples."""
+        return 1 + (samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
+            power = power_spectrogram(waveform.float(), n_fft=self.n_fft, hop_length=self.hop_length,
+                                      window=self.window)
+            mel = apply_filterbank(power, self.filterbank, self._blocks)
+            logmel = power_to_db(mel).unsqueeze(1)
+            if self.with_deltas:
+                logmel = torch.cat([logmel, deltas(logmel)], dim=1)
+        return logmel
+
+    def extra_repr(self) -> str:
+        return (f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop_length={self.hop_length}, "
+                f"n_mels={self.n_mels}, with_deltas={self.with_deltas}")

@@ -1,0 +1,79 @@
+"""Model name -> class. A new model is one new file plus one line in :data:`MODELS`.
+
+Torch models (``nn.Module``) take ``(batch, in_channels, n_mels, frames)`` log-mel input and return logits; the
+baselines (:class:`~envsound.models.baselines.SklearnBaseline`) take MFCC summary statistics. Each class carries
+``input_kind`` (``"logmel"`` or ``"mfcc_stats"``) and ``preset``: config sections it prefers, applied before the
+user's YAML and overrides (see :func:`envsound.config.resolve_config`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from torch import nn
+
+from envsound.config import ModelConfig
+from envsound.errors import ConfigError
+from envsound.models.baselines import KNNBaseline, RandomForestBaseline, SklearnBaseline
+from envsound.models.cnn import CNN
+from envsound.models.dtu import DTUClassifier
+from envsound.models.piczak import Piczak
+
+MODELS: dict[str, type] = {
+    "cnn": CNN,
+    "piczak": Piczak,
+    "dtu": DTUClassifier,
+    "knn": KNNBaseline,
+    "random_forest": RandomForestBaseline,
+}
+
+
+def model_names() -> list[str]:
+    """The registered model names, in registry order (``cnn`` first: the default)."""
+    return list(MODELS)
+
+
+def get_model_class(name: str) -> type:
+    """The class registered as ``name``.
+
+    Raises:
+        ConfigError: unknown name; the message lists the valid names.
+    """
+    try:
+        return MODELS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"model.name={name!r} is not a registered model; valid: {', '.join(MODELS)}") from None
+
+
+def model_preset(name: str) -> dict[str, Any]:
+    """A deep copy of the config sections model ``name`` prefers, e.g. ``{"features": {"n_mels": 60, ...}}``.
+
+    >>> config = resolve_config(preset=model_preset("piczak"), model="piczak")
+    """
+    return copy.deepcopy(get_model_class(name).preset)
+
+
+def is_torch_model(name: str) -> bool:
+    """True for ``nn.Module`` models (trained by the Lightning loop), False for the scikit-learn baselines."""
+    return issubclass(get_model_class(name), nn.Module)
+
+
+def build_model(model_cfg: ModelConfig, *, n_classes: int, in_channels: int, n_mels: int,
+                n_frames: int) -> nn.Module | SklearnBaseline:
+    """Instantiate ``model_cfg.name`` with its ``filters`` / ``dropout`` (None = the model's default).
+
+    ``in_channels`` (1, or 2 with ``features.deltas``), ``n_mels`` and ``n_frames`` (``features.window_frames``) size
+    the torch models; the baselines ignore them (their input width comes from the data at ``fit``).
+
+    Raises:
+        ConfigError: unknown name, or a setting out of range for that model.
+
+    >>> model = build_model(ModelConfig(name="cnn"), n_classes=50, in_channels=1, n_mels=128, n_frames=216)
+    """
+    model_cfg.validate()
+    cls = get_model_class(model_cfg.name)
+    if issubclass(cls, SklearnBaseline):
+        return cls(n_classes=n_classes, filters=model_cfg.filters, dropout=model_cfg.dropout)
+    return cls(n_classes=n_classes, in_channels=in_channels, n_mels=n_mels, n_frames=n_frames,
+               filters=model_cfg.filters, dropout=model_cfg.dropout)

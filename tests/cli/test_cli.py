@@ -1,0 +1,92 @@
+"""The real console entry point, run as a subprocess on real files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TINY_OVERRIDES
+
+
+def envsound(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "envsound.cli.main", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def test_predict_json_goes_on_past_bad_files(tmp_path, trained_run, synthetic_manifest):
+    good = synthetic_manifest.records[0].path
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00")
+    run = envsound("predict", trained_run.checkpoint, good, bad, "--json", "--top-k", "2")
+    assert run.returncode == 1
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["file"] for line in lines] == [str(good), str(bad)]
+    assert lines[0]["error"] is None and len(lines[0]["top"]) == 2
+    assert set(lines[0]["top"][0]) == {"label", "score"}
+    assert "bad.wav" in lines[1]["error"] and lines[1]["top"] == []
+    assert "Traceback" not in run.stderr
+
+
+def test_predict_segments_text(trained_run, synthetic_manifest):
+    run = envsound("predict", trained_run.checkpoint, synthetic_manifest.records[0].path, "--segments")
+    assert run.returncode == 0, run.stderr
+    assert " s  " in run.stdout
+
+
+def test_evaluate_json(trained_run, synthetic_root):
+    run = envsound("evaluate", trained_run.checkpoint, "--dataset", "synthetic", "--root", synthetic_root,
+                   "--folds", "5", "--json", "--no-cache")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert 0 <= report["accuracy"] <= 1 and len(report["per_class"]) == 10
+
+
+def test_train_then_cv_from_the_command_line(tmp_path, synthetic_root):
+    sets = [arg for o in TINY_OVERRIDES + ("train.max_epochs=1",) for arg in ("--set", o)]
+    run = envsound("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
+                   "--out", tmp_path / "t", "--cache-dir", tmp_path / "cache", *sets)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "t" / "model.ckpt").exists() and (tmp_path / "t" / "curves.png").exists()
+    again = envsound("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
+                     "--out", tmp_path / "t", *sets)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    run = envsound("cv", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--model", "knn",
+                   "--out", tmp_path / "cv", "--cache-dir", tmp_path / "cache")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert {"folds", "mean_accuracy", "std_accuracy"} <= set(summary)
+    assert "mean accuracy" in run.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("train", "--dataset", "nosuchset", "--root", ".", "--out", "x"), "nosuchset"),
+    (("cv", "--dataset", "esc50", "--root", "/no/such/dir", "--out", "x"), "/no/such/dir"),
+    (("train", "--dataset", "synthetic", "--root", ".", "--out", "x", "--set", "train.lr=-1"), "train.lr"),
+    (("train", "--dataset", "synthetic", "--root", ".", "--out", "x", "--model", "resnet9000"), "resnet9000"),
+])
+def test_user_errors_are_one_line(tmp_path, args, fragment):
+    run = envsound(*args, cwd=tmp_path)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr and fragment in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_checkpoint_that_is_not_one(tmp_path):
+    fake = tmp_path / "model.ckpt"
+    fake.write_text("hello")
+    run = envsound("predict", fake, fake)
+    assert run.returncode == 1 and "not an envsound checkpoint" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["train", "cv", "evaluate", "predict", "download", "demo", "config"])
+def test_every_command_has_help_with_defaults(command):
+    run = envsound(command, "--help")
+    assert run.returncode == 0 and "usage: envsound " + command in run.stdout
+
+
+def test_config_lists_resolved_keys():
+    run = envsound("config", "--model", "dtu", "--set", "train.lr=0.01")
+    assert run.returncode == 0, run.stderr
+    assert "name: dtu" in run.stdout and "lr: 0.01" in run.stdout

@@ -1,0 +1,84 @@
+"""A few-step CPU run of every training mode, on real WAV files."""
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import pytest
+
+from envsound.errors import EnvsoundError
+from envsound.features.cache import FeatureCache
+from envsound.models.checkpoint import load_checkpoint
+from envsound.models.clip import ClipModel
+from envsound.training.train import train_model
+
+
+@pytest.mark.parametrize("model, extra", [
+    ("cnn", ()),
+    ("cnn", ("train.precision=32", "train.channels_last=false", "train.mixup_alpha=0.4", "train.spec_augment=true")),
+    ("dtu", ()),
+    ("piczak", ("features.n_mels=60", "features.deltas=true", "features.window_seconds=0.6")),
+    ("knn", ()),
+    ("random_forest", ()),
+])
+def test_every_model_trains_and_reloads(tmp_path, synthetic_manifest, tiny_config, model, extra):
+    for override in (f"model.name={model}",) + extra:
+        key, value = override.split("=")
+        tiny_config.set(key, value)
+    if model in ("knn", "random_forest"):
+        tiny_config.model.filters = None
+    tiny_config.train.max_epochs = 2
+    result = train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path,
+                         cache=FeatureCache(tmp_path / "cache"), progress=False)
+    assert result.checkpoint.exists() and (tmp_path / "config.yaml").exists()
+    checkpoint = load_checkpoint(result.checkpoint)
+    assert checkpoint.config.model.name == model and checkpoint.labels == synthetic_manifest.labels
+    clip_model = ClipModel.from_checkpoint(checkpoint)
+    test = synthetic_manifest.select_folds([5])
+    from envsound.features.extract import extract_features
+    _, feats, _ = extract_features(test.records, checkpoint.config.features, cache=None, progress=False)
+    probs = clip_model.predict_clips(feats)
+    assert probs.shape == (len(test), len(synthetic_manifest.labels))
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+
+
+def test_trained_model_learns_the_synthetic_classes(trained_run, synthetic_manifest):
+    from envsound.evaluation.evaluate import evaluate_model
+
+    model = ClipModel.from_checkpoint(load_checkpoint(trained_run.checkpoint))
+    report = evaluate_model(model, synthetic_manifest.select_folds([5]), progress=False).report
+    assert report["accuracy"] >= 0.5, report["accuracy"]  # chance is 0.1
+
+
+def test_existing_model_is_not_overwritten(tmp_path, synthetic_manifest, tiny_config):
+    tiny_config.model.name, tiny_config.model.filters = "knn", None
+    train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path, progress=False)
+    before = (tmp_path / "model.ckpt").read_bytes()
+    with pytest.raises(EnvsoundError, match="already exists"):
+        train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path, progress=False)
+    assert (tmp_path / "model.ckpt").read_bytes() == before
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
+    """SIGKILL a real training process after its first epoch; --resume then finishes the remaining epochs."""
+    from conftest import TINY_OVERRIDES
+
+    sets = [arg for o in TINY_OVERRIDES + ("train.max_epochs=8",) for arg in ("--set", o)]
+    args = [sys.executable, "-m", "envsound.cli.main", "train", "--dataset", "synthetic", "--root", str(synthetic_root),
+            "--folds", "1,2", "--out", str(tmp_path), "--no-cache", *sets]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "lightning" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert last.exists(), "no epoch finished before the deadline"
+    assert not (tmp_path / "model.ckpt").exists(), "a killed run must not leave a model that looks complete"
+    done_before = torch.load(last, weights_only=False)["epoch"]
+    assert done_before < 7
+    resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_checkpoint(tmp_path / "model.ckpt").meta["epochs"] == 8
