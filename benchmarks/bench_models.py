@@ -3,18 +3,19 @@
     .venv/bin/python benchmarks/bench_models.py [--threads 2] [--repeats 5] [--json out.json] [--cnn-filters 16 24 32]
 
 Latency: eval mode, batch 1, input (1, 1, 128, 216) (one 5-s clip at the default features; piczak gets its own
-(1, 2, 60, 41) segment, and per 5-s clip = a batch of 9 segments of 41 frames at half-segment hop), median of
+(1, 2, 60, 41) segment, and per 5-s clip = a batch of 9 segments of 41 frames at half-segment hop), best of
 ``--repeats`` timed runs of 20 calls, fp32 (contiguous) and bf16 autocast + channels_last.
 Training: ``cnn`` at batch 32, forward + backward + AdamW step on random (32, 1, 128, 216) input, plain fp32
-(contiguous) vs bf16 autocast + channels_last; clips/s, median of ``--repeats`` timed runs of 5 steps.
+(contiguous) vs bf16 autocast + channels_last; clips/s, best of ``--repeats`` timed runs of 5 steps.
+The load average is recorded: other processes on the machine slow everything down.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import statistics
 import time
 
 import torch
@@ -28,7 +29,9 @@ PICZAK = (2, 60, 41)
 PICZAK_SEGMENTS_PER_CLIP = 1 + (216 - 41) // 20  # 41-frame segments at a 20-frame hop over a 5-s clip
 
 
-def _median_time(fn, *, calls: int, repeats: int) -> float:
+def _best_time(fn, *, calls: int, repeats: int) -> float:
+    """Best of ``repeats`` timed runs of ``calls`` calls (seconds per call): on a shared machine the minimum is the
+    least contaminated by other processes (as ``timeit`` recommends)."""
     fn()
     fn()
     times = []
@@ -37,11 +40,11 @@ def _median_time(fn, *, calls: int, repeats: int) -> float:
         for _ in range(calls):
             fn()
         times.append((time.perf_counter() - start) / calls)
-    return statistics.median(times)
+    return min(times)
 
 
 def latency_ms(model: nn.Module, shape: tuple[int, ...], *, fast: bool, repeats: int, batch: int = 1) -> float:
-    """Median time of one forward call on ``(batch, *shape)`` in eval mode, in ms."""
+    """Best time of one forward call on ``(batch, *shape)`` in eval mode, in ms."""
     model = model.eval().to(memory_format=torch.channels_last if fast else torch.contiguous_format)
     x = torch.randn(batch, *shape)
     if fast:
@@ -51,7 +54,7 @@ def latency_ms(model: nn.Module, shape: tuple[int, ...], *, fast: bool, repeats:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
             model(x)
 
-    return 1e3 * _median_time(call, calls=20, repeats=repeats)
+    return 1e3 * _best_time(call, calls=20, repeats=repeats)
 
 
 def train_clips_per_s(model: nn.Module, shape: tuple[int, ...], *, fast: bool, repeats: int,
@@ -70,7 +73,7 @@ def train_clips_per_s(model: nn.Module, shape: tuple[int, ...], *, fast: bool, r
         loss.backward()
         opt.step()
 
-    return batch / _median_time(step, calls=5, repeats=repeats)
+    return batch / _best_time(step, calls=5, repeats=repeats)
 
 
 def main() -> None:
@@ -79,15 +82,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cnn-filters", type=int, nargs="*", default=[],
                         help="extra cnn widths to time besides the default")
+    parser.add_argument("--models", nargs="*", default=["cnn", "piczak", "dtu"], help="torch models to time")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     results: dict = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
-                     "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "models": {}}
-    variants = [("cnn", None)] + [("cnn", f) for f in args.cnn_filters] + [("piczak", None), ("dtu", None)]
-    print(f"{'model':<12}{'params':>12}{'fp32 ms':>10}{'bf16+cl ms':>12}{'per 5-s clip (bf16)':>22}")
+                     "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "load_avg_1min_at_start": os.getloadavg()[0], "models": {}}
+    print(f"threads {args.threads}, torch {torch.__version__}, load average {os.getloadavg()[0]:.2f}")
+    variants = [(m, None) for m in args.models] + [("cnn", f) for f in args.cnn_filters]
+    print(f"{'model':<12}{'params':>12}{'fp32 ms':>10}{'bf16+cl ms':>12}{'clip fp32':>12}{'clip bf16':>12}")
     for name, filters in variants:
         shape = PICZAK if name == "piczak" else CLIP
         model = build_model(ModelConfig(name=name, filters=filters), n_classes=10, in_channels=shape[0],
@@ -96,14 +101,16 @@ def main() -> None:
         n_params = sum(p.numel() for p in model.parameters())
         fp32 = latency_ms(model, shape, fast=False, repeats=args.repeats)
         bf16 = latency_ms(model, shape, fast=True, repeats=args.repeats)
-        per_clip = bf16
+        clip32, clip16 = fp32, bf16
         if name == "piczak":  # a clip's 9 segments go through as one batch at prediction time
-            per_clip = latency_ms(model, shape, fast=True, repeats=args.repeats, batch=PICZAK_SEGMENTS_PER_CLIP)
+            clip32 = latency_ms(model, shape, fast=False, repeats=args.repeats, batch=PICZAK_SEGMENTS_PER_CLIP)
+            clip16 = latency_ms(model, shape, fast=True, repeats=args.repeats, batch=PICZAK_SEGMENTS_PER_CLIP)
         results["models"][label] = {"params": n_params, "latency_fp32_ms": round(fp32, 3),
-                                    "latency_bf16_cl_ms": round(bf16, 3), "per_clip_bf16_ms": round(per_clip, 3)}
-        print(f"{label:<12}{n_params:>12,}{fp32:>10.2f}{bf16:>12.2f}{per_clip:>22.2f}", flush=True)
+                                    "latency_bf16_cl_ms": round(bf16, 3), "clip_fp32_ms": round(clip32, 3),
+                                    "clip_bf16_cl_ms": round(clip16, 3)}
+        print(f"{label:<12}{n_params:>12,}{fp32:>10.2f}{bf16:>12.2f}{clip32:>12.2f}{clip16:>12.2f}", flush=True)
     if not args.skip_train:
-        for name, filters in [("cnn", None)] + [("cnn", f) for f in args.cnn_filters]:
+        for name, filters in [v for v in variants if v[0] == "cnn"]:
             label = name if filters is None else f"{name}(f={filters})"
             speeds = {}
             for fast in (False, True):

@@ -104,7 +104,8 @@ def predict(args: argparse.Namespace) -> int:
 def download(args: argparse.Namespace) -> int:
     from envsound.data.download import download_dataset
 
-    root = download_dataset(args.dataset, args.root, url=args.url)
+    root = download_dataset(args.dataset, args.root, url=args.url, sha256=args.sha256,
+                            progress=show_progress(args))
     print(f"{args.dataset} is ready at {root}")
     return 0
 

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("download", "Download a dataset from its official archive (checksum, resume, progress bar).")
     p.add_argument("dataset", help="esc50, urbansound8k or fsdkaggle2018")
     p.add_argument("--root", required=True, type=Path, metavar="PATH", help="where to put it")
-    p.add_argument("--url", help="a mirror of the official archive")
+    p.add_argument("--url", help="a mirror of the official archive (for fsdkaggle2018: the folder holding its zips)")
+    p.add_argument("--sha256", help="expected SHA-256 of the archive (the digest is logged either way)")
     p.set_defaults(run=commands.download)
 
     p = command("demo", "Generate the embedded synthetic dataset, cross-validate the default model on it, "
@@ -85,12 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(*, debug: bool, quiet: bool) -> None:
+TRAINING_COMMANDS = {"train", "cv", "demo"}
+
+
+def configure_logging(*, debug: bool, quiet: bool, command: str) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s" if not debug else "%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+    if command in TRAINING_COMMANDS:
+        # Lightning installs its own INFO handler when first imported; import it now so our level sticks
+        # (its start-up chatter about GPUs and cloud loggers is noise on a CPU tool).
+        import lightning.pytorch  # noqa: F401
+
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
     if not debug:
         warnings.filterwarnings("ignore", module="lightning")
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
@@ -98,7 +107,7 @@ def configure_logging(*, debug: bool, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(debug=args.debug, quiet=args.quiet)
+    configure_logging(debug=args.debug, quiet=args.quiet, command=args.command)
     from envsound.errors import EnvsoundError
 
     try:

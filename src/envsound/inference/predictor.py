@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from envsound.audio.load import iter_audio_blocks
-from envsound.errors import AudioLoadError, EnvsoundError
+from envsound.errors import EnvsoundError
 from envsound.features.mel import LogMel
 from envsound.features.windows import window_starts
 from envsound.models.checkpoint import load_checkpoint
@@ -107,7 +107,8 @@ class Predictor:
         overlap = feats.window_samples
         buffer = np.zeros(0, dtype=np.float32)
         offset = 0
-        for block in iter_audio_blocks(path, sample_rate=feats.sample_rate, block_seconds=self.block_seconds):
+        for block in iter_audio_blocks(path, sample_rate=feats.sample_rate, block_seconds=self.block_seconds,
+                                       min_seconds=feats.min_seconds):
             buffer = np.concatenate([buffer, block])
             while len(buffer) >= self.block_step + overlap:
                 chunk = buffer[:self.block_step + overlap]
@@ -115,9 +116,6 @@ class Predictor:
                 yield offset, *self._score(chunk, final=False, limit=last_start)
                 buffer = buffer[self.block_step:]
                 offset += self.block_step
-        if offset == 0 and len(buffer) < feats.min_seconds * feats.sample_rate:
-            raise AudioLoadError(f"{path}: clip is {len(buffer) / feats.sample_rate:.3f} s long, shorter than the "
-                                 f"minimum {feats.min_seconds} s (features.min_seconds)")
         yield offset, *self._score(buffer, final=True, limit=None)
 
     def _score(self, samples: np.ndarray, *, final: bool, limit: int | None) -> tuple[np.ndarray, list[int]]:
