@@ -90,7 +90,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adamw | adam | sgd
-    scheduler: str = "onecycle"  # onecycle | none
+    scheduler: str = "onecycle"  # onecycle (warm-up, then cosine decay to ~0) | none
+    warmup_fraction: float = 0.05  # of all steps, for onecycle
     patience: int = 15  # epochs without val_loss improvement before stopping; 0 = never stop early
     val_fraction: float = 0.1  # of the training clips, grouped by source recording
     seed: int = 0
@@ -100,6 +101,8 @@ class TrainConfig:
     mixup_alpha: float = 0.0  # 0 = off
     spec_augment: bool = False
     num_workers: int = 0
+    freeze_encoder_epochs: int = 0  # with --init: encoder weights frozen for the first N epochs
+    encoder_lr_scale: float = 1.0  # with --init: encoder learning rate = lr x this (0 < scale <= 1)
 
     def validate(self) -> None:
         _check(self.max_epochs >= 1, "train.max_epochs", self.max_epochs, ">= 1")
@@ -108,12 +111,17 @@ class TrainConfig:
         _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
         _check(self.optimizer in ("adamw", "adam", "sgd"), "train.optimizer", self.optimizer, "adamw, adam or sgd")
         _check(self.scheduler in ("onecycle", "none"), "train.scheduler", self.scheduler, "onecycle or none")
+        _check(0 < self.warmup_fraction < 1, "train.warmup_fraction", self.warmup_fraction, "0 < fraction < 1")
         _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
         _check(0 <= self.val_fraction < 1, "train.val_fraction", self.val_fraction, "0 <= val_fraction < 1")
         _check(self.precision in ("bf16-mixed", "32"), "train.precision", self.precision, "bf16-mixed or 32")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing, "0..1")
         _check(self.mixup_alpha >= 0, "train.mixup_alpha", self.mixup_alpha, ">= 0")
         _check(self.num_workers >= 0, "train.num_workers", self.num_workers, ">= 0")
+        _check(self.freeze_encoder_epochs >= 0, "train.freeze_encoder_epochs", self.freeze_encoder_epochs,
+               ">= 0")
+        _check(0 < self.encoder_lr_scale <= 1, "train.encoder_lr_scale", self.encoder_lr_scale,
+               "0 < scale <= 1")
 
 
 @dataclass

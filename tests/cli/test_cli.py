@@ -90,3 +90,19 @@ def test_config_lists_resolved_keys():
     run = envsound("config", "--model", "dtu", "--set", "train.lr=0.01")
     assert run.returncode == 0, run.stderr
     assert "name: dtu" in run.stdout and "lr: 0.01" in run.stdout
+
+
+def test_bad_clip_in_dataset_stops_by_default_and_is_skipped_on_request(tmp_path, synthetic_root):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_root, root)
+    broken = sorted((root / "audio").glob("*.wav"))[3]
+    broken.write_bytes(broken.read_bytes()[:60])  # header survives, data is cut off
+    common = ["--dataset", "synthetic", "--root", root, "--folds", "1,2", "--model", "knn", "--no-cache"]
+    run = envsound("train", *common, "--out", tmp_path / "a")
+    assert run.returncode == 1 and broken.name in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and not (tmp_path / "a" / "model.ckpt").exists()
+    run = envsound("train", *common, "--out", tmp_path / "b", "--skip-bad")
+    assert run.returncode == 1, "a run that left files out must say so in its exit status"
+    assert f"skipped {broken}" in run.stderr and (tmp_path / "b" / "model.ckpt").exists()

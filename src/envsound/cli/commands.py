@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from envsound.cli.options import build_config, feature_cache, on_error, show_progress
+from envsound.cli.options import build_config, feature_cache, init_options, on_error, show_progress
 
 log = logging.getLogger("envsound")
 
@@ -29,31 +29,55 @@ def train(args: argparse.Namespace) -> int:
     from envsound.training.train import train_model
 
     config = build_config(args)
+    init = init_options(args, config)
     manifest = _dataset(args)
     if args.folds:
         manifest = manifest.select_folds(args.folds)
     result = train_model(manifest, config, out_dir=args.out, cache=feature_cache(args), resume=args.resume,
                          overwrite=args.overwrite, progress=show_progress(args), on_error=on_error(args),
-                         meta={"train_folds": args.folds or manifest.folds})
+                         meta={"train_folds": args.folds or manifest.folds}, init=init)
     plot_run_curves(args.out)
     print(f"trained {config.model.name} on {result.n_train} clips ({result.n_val} for validation), "
           f"{result.epochs} epochs, {result.seconds:.0f} s -> {result.checkpoint}")
-    return _report_skipped(result.skipped)
+    return _report_skipped(manifest.skipped + result.skipped)
 
 
 def cv(args: argparse.Namespace) -> int:
     from envsound.evaluation.crossval import cross_validate
 
     config = build_config(args)
+    init = init_options(args, config)
     manifest = _dataset(args)
     summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, cache=feature_cache(args),
                              resume=args.resume, overwrite=args.overwrite, progress=show_progress(args),
-                             on_error=on_error(args))
+                             on_error=on_error(args), init=init)
     for fold in summary["folds"]:
         print(f"fold {fold['fold']}: accuracy {fold['accuracy']:.4f} ({fold['n_test']} clips)")
     print(f"mean accuracy {summary['mean_accuracy']:.4f} ± {summary['std_accuracy']:.4f} over "
           f"{summary['n_folds']} folds ({summary['seconds']:.0f} s) -> {args.out / 'cv.json'}")
-    return 0
+    return _report_skipped([(s["file"], s["reason"]) for s in summary["skipped"]])
+
+
+def pretrain(args: argparse.Namespace) -> int:
+    from envsound.evaluation.reconstructions import plot_reconstructions
+    from envsound.training.pretrain import pretrain_autoencoder
+
+    config = build_config(args)
+    manifest = _dataset(args)
+    if args.folds:
+        manifest = manifest.select_folds(args.folds)
+    if args.exclude_folds:
+        manifest.select_folds(args.exclude_folds)  # a fold the dataset does not have is an error
+        manifest = manifest.subset([r for r in manifest.records if r.fold not in set(args.exclude_folds)])
+    result = pretrain_autoencoder(manifest, config, decoder=args.decoder, out_dir=args.out, cache=feature_cache(args),
+                                  resume=args.resume, overwrite=args.overwrite, progress=show_progress(args),
+                                  on_error=on_error(args))
+    figure = plot_reconstructions(result.checkpoint, result.examples, path=args.out / "reconstructions.png")
+    best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
+    print(f"pre-trained the {config.model.name} autoencoder ({args.decoder}) on {result.n_train} clips "
+          f"({result.n_val} held out, reconstruction error {best}), {result.epochs} epochs, {result.seconds:.0f} s "
+          f"-> {result.checkpoint}, {figure}")
+    return _report_skipped(manifest.skipped + result.skipped)
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -77,7 +101,7 @@ def evaluate(args: argparse.Namespace) -> int:
         plot_confusion_matrix(result.report["confusion_matrix"], labels=model.labels, path=args.out / "confusion.png",
                               title=f"{manifest.name}: accuracy {result.report['accuracy']:.3f}")
     print(json.dumps(result.report) if args.json else format_report_text(result.report))
-    return _report_skipped(result.skipped)
+    return _report_skipped(manifest.skipped + result.skipped)
 
 
 def predict(args: argparse.Namespace) -> int:

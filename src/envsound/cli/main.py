@@ -14,7 +14,7 @@ from pathlib import Path
 
 from envsound import __version__
 from envsound.cli import commands
-from envsound.cli.options import add_config_options, add_dataset_options
+from envsound.cli.options import add_config_options, add_dataset_options, add_init_options, parse_folds
 
 log = logging.getLogger("envsound")
 
@@ -37,13 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataset_options(p, folds_help="folds to train on (default: all); a validation split is taken from inside them")
     add_config_options(p)
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
+    add_init_options(p)
     p.set_defaults(run=commands.train)
 
     p = command("cv", "Leave-one-fold-out cross-validation; writes OUT/cv.json, predictions.csv, confusion.png.")
     add_dataset_options(p, folds_help="official folds to rotate over (default: all the dataset has)")
     add_config_options(p)
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
+    add_init_options(p)
     p.set_defaults(run=commands.cv)
+
+    p = command("pretrain", "Pre-train a convolutional autoencoder on audio (labels ignored) for --init; writes "
+                            "OUT/autoencoder.ckpt and OUT/reconstructions.png.")
+    add_dataset_options(p, folds_help="folds to pre-train on (default: all); 'unlabelled' reads any folder of audio")
+    p.add_argument("--exclude-folds", type=parse_folds, metavar="4,5",
+                   help="leave these folds out, e.g. the test fold of the evaluation the encoder is meant for")
+    add_config_options(p)
+    p.add_argument("--decoder", required=True, choices=["unpool", "upsample"],
+                   help="unpool: max-unpooling at the encoder's switch positions (dtu only); upsample: each value "
+                        "repeated over its pooling window")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
+    p.set_defaults(run=commands.pretrain)
 
     p = command("evaluate", "Score a checkpoint on held-out folds: accuracy, per-class P/R/F1, confusion matrix.")
     p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv")
@@ -86,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TRAINING_COMMANDS = {"train", "cv", "demo"}
+TRAINING_COMMANDS = {"train", "cv", "demo", "pretrain"}
 
 
 def configure_logging(*, debug: bool, quiet: bool, command: str) -> None:

@@ -82,3 +82,21 @@ def on_error(args: argparse.Namespace) -> str:
 
 def show_progress(args: argparse.Namespace) -> bool:
     return not args.quiet and sys.stderr.isatty()
+
+
+def add_init_options(parser: argparse.ArgumentParser) -> None:
+    """``--init`` and ``--freeze-encoder-epochs`` (train, cv): start the encoder from a pre-trained autoencoder."""
+    group = parser.add_argument_group("encoder initialisation")
+    group.add_argument("--init", type=Path, metavar="DIR/autoencoder.ckpt",
+                       help="initialise the model's encoder (dtu or cnn) from 'envsound pretrain'; the model and "
+                            "feature settings must match the autoencoder's")
+    group.add_argument("--freeze-encoder-epochs", type=int, metavar="N",
+                       help="keep the initialised encoder frozen for the first N epochs (train.freeze_encoder_epochs)")
+
+
+def init_options(args: argparse.Namespace, config: Config) -> Path | None:
+    """Apply ``--freeze-encoder-epochs`` to ``config`` (validated) and return ``--init``."""
+    if getattr(args, "freeze_encoder_epochs", None) is not None:
+        config.set("train.freeze_encoder_epochs", args.freeze_encoder_epochs, source="--freeze-encoder-epochs")
+        config.validate()
+    return getattr(args, "init", None)

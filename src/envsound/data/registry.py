@@ -41,6 +41,7 @@ DATASETS: dict[str, _LazyLoader] = {
     "folder": _LazyLoader("envsound.data.folder", "prepare_folder"),
     "csv": _LazyLoader("envsound.data.csv_manifest", "prepare_csv"),
     "synthetic": _LazyLoader("envsound.data.synthetic", "prepare_synthetic"),
+    "unlabelled": _LazyLoader("envsound.data.unlabelled", "prepare_unlabelled"),
 }
 
 # Datasets read from another dataset's folder: ESC-10 lives inside ESC-50.

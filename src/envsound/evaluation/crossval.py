@@ -40,10 +40,13 @@ def cross_validate(
     overwrite: bool = False,
     progress: bool = True,
     on_error: str = "raise",
+    init: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run leave-one-fold-out CV over ``folds`` (default: every official fold) and return the ``cv.json`` dict.
 
-    With ``resume``, a fold whose ``fold_<k>/model.ckpt`` is complete is evaluated, not retrained.
+    With ``resume``, a fold whose ``fold_<k>/model.ckpt`` is complete is evaluated, not retrained. ``init``: an
+    ``autoencoder.ckpt`` whose encoder initialises every fold's model (see :func:`train_model`); pre-train it
+    without the test folds' clips (``envsound pretrain --exclude-folds``) or the comparison is not honest.
 
     Raises:
         DatasetLayoutError: fewer than two folds, a fold the dataset does not have, or a train/test leak.
@@ -58,6 +61,7 @@ def cross_validate(
                                  f"gives {folds or 'none'} (pass --folds, or use a dataset with folds)")
     start = time.perf_counter()
     fold_results, evaluations = [], []
+    skipped: dict[str, str] = {str(path): reason for path, reason in manifest.skipped}
     for test_fold, train_set, test_set in cv_splits(manifest, folds):
         check_no_leakage(train_set, test_set)
         fold_dir = out_dir / f"fold_{test_fold}"
@@ -68,13 +72,15 @@ def cross_validate(
             epochs = None
         else:
             result = train_model(train_set, config, out_dir=fold_dir, cache=cache, resume=resume, overwrite=overwrite,
-                                 progress=progress, on_error=on_error,
+                                 progress=progress, on_error=on_error, init=init,
                                  meta={"train_folds": [f for f in folds if f != test_fold], "test_fold": test_fold})
             epochs = result.epochs
+            skipped.update((str(path), reason) for path, reason in result.skipped)
             plot_run_curves(fold_dir)
         model = ClipModel.from_checkpoint(load_checkpoint(fold_dir / CHECKPOINT_NAME))
         evaluation = evaluate_model(model, test_set, cache=cache, on_error=on_error, progress=progress)
         evaluations.append(evaluation)
+        skipped.update((str(path), reason) for path, reason in evaluation.skipped)
         fold_results.append({
             "fold": test_fold, "accuracy": evaluation.report["accuracy"], "macro_f1": evaluation.report["macro_f1"],
             "n_train": len(train_set), "n_test": len(evaluation.records), "epochs": epochs,
@@ -87,7 +93,8 @@ def cross_validate(
     summary.update({
         "dataset": manifest.name, "model": config.model.name, "labels": manifest.labels,
         "pooled": {k: pooled[k] for k in ("accuracy", "macro_f1", "per_class", "confusion_matrix")},
-        "seconds": round(time.perf_counter() - start, 1), "config": config.to_dict()})
+        "seconds": round(time.perf_counter() - start, 1), "config": config.to_dict(),
+        "skipped": [{"file": path, "reason": reason} for path, reason in sorted(skipped.items())]})
     write_text_atomic(out_dir / "predictions.csv", _predictions_csv(evaluations, manifest.labels))
     plot_confusion_matrix(np.asarray(pooled["confusion_matrix"]), labels=manifest.labels,
                           path=out_dir / "confusion.png",

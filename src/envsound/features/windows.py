@@ -136,3 +136,18 @@ def _pad_to(features: np.ndarray, window: int, pad_value: PadValue) -> np.ndarra
                              "give one per entry of the first axis, or a single float")
         fill[...] = values.reshape((-1,) + (1,) * (features.ndim - 1))
     return np.concatenate([features, fill], axis=-1)
+
+
+def eval_windows(features: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, list[int]]:
+    """A clip's evaluation windows under ``cfg``: ``(n, C, n_mels, window_frames)`` and their start frames.
+
+    The one definition used by training-time validation, evaluation and prediction, so all three agree.
+    """
+    starts = window_starts(features.shape[-1], window=cfg.window_frames, hop=cfg.eval_hop_frames)
+    windows = cut_windows(features, window=cfg.window_frames, hop=cfg.eval_hop_frames, pad_value=window_pad_value(cfg))
+    return windows, starts
+
+
+def train_window(features: np.ndarray, cfg: FeatureConfig, *, rng: np.random.Generator) -> np.ndarray:
+    """One random training window ``(C, n_mels, window_frames)`` of a clip under ``cfg``."""
+    return random_window(features, window=cfg.window_frames, rng=rng, pad_value=window_pad_value(cfg))

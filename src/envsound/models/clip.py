@@ -16,7 +16,7 @@ from torch import nn
 from envsound.config import Config, FeatureConfig
 from envsound.errors import CheckpointError
 from envsound.features.mfcc import mfcc_summary
-from envsound.features.windows import cut_windows, window_starts
+from envsound.features.windows import eval_windows
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.registry import build_model, get_model_class, is_torch_model
 
@@ -57,6 +57,9 @@ class ClipModel:
         """Rebuild the model a checkpoint describes; a weight mismatch is a :class:`CheckpointError`."""
         config, n_classes = checkpoint.config, len(checkpoint.labels)
         name = config.model.name
+        if checkpoint.meta.get("kind") == "autoencoder":
+            raise CheckpointError(f"{source}: is a pre-trained autoencoder, not a classifier; use it as "
+                                  "'envsound train --init' and pass the resulting model.ckpt here")
         if is_torch_model(name):
             if checkpoint.state_dict is None:
                 raise CheckpointError(f"{source}: model {name!r} checkpoint holds no weights")
@@ -93,9 +96,7 @@ class ClipModel:
 
     def clip_windows(self, features: np.ndarray) -> tuple[np.ndarray, list[int]]:
         """Cut one clip's ``(C, n_mels, frames)`` features into evaluation windows; returns (windows, start frames)."""
-        feats = self.config.features
-        starts = window_starts(features.shape[-1], window=feats.window_frames, hop=feats.eval_hop_frames)
-        return cut_windows(features, window=feats.window_frames, hop=feats.eval_hop_frames), starts
+        return eval_windows(features, self.config.features)
 
     def clip_probs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """One clip -> (mean probabilities ``(K,)``, per-window probabilities ``(n, K)``, window start frames)."""

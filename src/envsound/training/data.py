@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import Dataset
 
 from envsound.data.records import Manifest
-from envsound.features.windows import cut_windows, random_window
+from envsound.config import FeatureConfig
+from envsound.features.windows import eval_windows, train_window
 
 
 def target_matrix(manifest: Manifest) -> np.ndarray:
@@ -29,27 +30,27 @@ def target_matrix(manifest: Manifest) -> np.ndarray:
 class RandomWindowDataset(Dataset):
     """One random window per clip per epoch (a random crop: the cheapest augmentation there is)."""
 
-    def __init__(self, features: Sequence[np.ndarray], targets: np.ndarray, *, window: int, seed: int) -> None:
+    def __init__(self, features: Sequence[np.ndarray], targets: np.ndarray, *, cfg: FeatureConfig, seed: int) -> None:
         self.features = list(features)
         self.targets = torch.from_numpy(targets)
-        self.window = window
+        self.cfg = cfg
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.features)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        window = random_window(self.features[i], window=self.window, rng=self.rng)
+        window = train_window(self.features[i], self.cfg, rng=self.rng)
         return torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32)), self.targets[i]
 
 
 class AllWindowsDataset(Dataset):
     """Every evaluation window of every clip, with the clip's index so predictions can be averaged per clip."""
 
-    def __init__(self, features: Sequence[np.ndarray], targets: np.ndarray, *, window: int, hop: int) -> None:
+    def __init__(self, features: Sequence[np.ndarray], targets: np.ndarray, *, cfg: FeatureConfig) -> None:
         self.items: list[tuple[int, np.ndarray]] = []
         for clip, feats in enumerate(features):
-            for w in cut_windows(feats, window=window, hop=hop):
+            for w in eval_windows(feats, cfg)[0]:
                 self.items.append((clip, w))
         self.targets = torch.from_numpy(targets)
         self.n_clips = len(features)

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from envsound.config import Config
 from envsound.training.data import AllWindowsDataset, RandomWindowDataset
+from envsound.training.finetune import apply_init, finetune_callbacks
 from envsound.training.module import ClassifierModule
 
 log = logging.getLogger(__name__)
@@ -40,30 +41,33 @@ def fit_network(
     out_dir: Path,
     resume: bool,
     progress: bool,
+    init_encoder: dict[str, torch.Tensor] | None = None,
 ) -> FitResult:
     """Fit with early stopping on ``val_loss`` (when there is a validation set) and return the best weights.
 
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run.
+    ``init_encoder`` (from :func:`~envsound.training.finetune.resolve_init`) initialises the model's encoder.
     """
     train, feats = config.train, config.features
     L.seed_everything(train.seed, workers=True, verbose=False)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label)
+    apply_init(module.model, init_encoder)
     train_loader = DataLoader(
-        RandomWindowDataset(train_features, train_targets, window=feats.window_frames, seed=train.seed),
+        RandomWindowDataset(train_features, train_targets, cfg=feats, seed=train.seed),
         batch_size=train.batch_size, shuffle=True, drop_last=len(train_features) > train.batch_size,
         num_workers=train.num_workers)
     has_val = len(val_features) > 0
     val_loader = None
     if has_val:
         val_loader = DataLoader(
-            AllWindowsDataset(val_features, val_targets, window=feats.window_frames, hop=feats.eval_hop_frames),
+            AllWindowsDataset(val_features, val_targets, cfg=feats),
             batch_size=max(train.batch_size, 64), num_workers=train.num_workers)
 
     ckpt_dir = out_dir / "lightning"
     keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss" if has_val else None,
                              mode="min", save_top_k=1, save_last=True)
-    callbacks = [keeper]
+    callbacks = [keeper, *finetune_callbacks(config)]
     if has_val and train.patience > 0:
         callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=train.patience))
     trainer = L.Trainer(

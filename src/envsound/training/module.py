@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from envsound.config import Config
 from envsound.models.clip import build_network
 from envsound.training.augment import batch_augment
+from envsound.training.finetune import optimizer_groups
 
 
 class ClassifierModule(L.LightningModule):
@@ -76,7 +77,7 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         train = self.config.train
-        params = self.model.parameters()
+        params = optimizer_groups(self.model, train)  # the encoder at lr x train.encoder_lr_scale
         if train.optimizer == "sgd":
             optimizer = torch.optim.SGD(params, lr=train.lr, momentum=0.9, nesterov=True,
                                         weight_decay=train.weight_decay)
@@ -87,5 +88,6 @@ class ClassifierModule(L.LightningModule):
         if train.scheduler == "none":
             return optimizer
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=train.lr, total_steps=int(self.trainer.estimated_stepping_batches), pct_start=0.2)
+            optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=int(self.trainer.estimated_stepping_batches),
+            pct_start=train.warmup_fraction)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -59,14 +59,18 @@ def train_model(
     progress: bool = True,
     on_error: str = "raise",
     meta: dict[str, Any] | None = None,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on every clip of ``manifest`` and write ``out_dir/model.ckpt``.
 
     A validation split (``config.train.val_fraction`` of the clips, grouped by source recording) is taken from
     ``manifest`` itself for early stopping and best-checkpoint selection: pass only training folds.
     Also writes ``config.yaml`` (the resolved config), ``logs/metrics.csv`` and ``curves.png``.
+    ``init``: an ``autoencoder.ckpt`` from ``envsound pretrain`` whose encoder initialises the model's trunk
+    (``dtu``/``cnn`` only; see ``train.freeze_encoder_epochs`` and ``train.encoder_lr_scale``).
 
     Raises:
+        CheckpointError: ``init`` is not an autoencoder checkpoint, or its encoder does not fit the model.
         EnvsoundError: ``out_dir`` already holds a model (unless ``overwrite`` or ``resume``), bad audio with
             ``on_error="raise"``, or fewer than two clips to train on.
 
@@ -80,6 +84,11 @@ def train_model(
     if ckpt_path.exists() and not (overwrite or resume):
         raise EnvsoundError(f"{ckpt_path} already exists; pass --overwrite to replace it, --resume to continue, "
                             "or choose another --out")
+    init_state = None
+    if init is not None or config.train.freeze_encoder_epochs:  # checked before any work is done
+        from envsound.training.finetune import resolve_init
+
+        init_state = resolve_init(init, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
@@ -98,13 +107,15 @@ def train_model(
     log.info("training %s on %d clips, validating on %d", config.model.name, len(train_set), len(val_set))
 
     checkpoint = Checkpoint(config=config, labels=manifest.labels, multi_label=manifest.multi_label,
-                            meta={"dataset": manifest.name, "n_train_clips": len(train_set), **(meta or {})})
+                            meta={"dataset": manifest.name, "n_train_clips": len(train_set),
+                                  **({"init": str(init)} if init is not None else {}), **(meta or {})})
     result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set), skipped=skipped)
     if is_torch_model(config.model.name):
         from envsound.training.fit import fit_network  # Lightning is imported only when a network is trained
 
         fit = fit_network(config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
-                          multi_label=manifest.multi_label, out_dir=out_dir, resume=resume, progress=progress)
+                          multi_label=manifest.multi_label, out_dir=out_dir, resume=resume, progress=progress,
+                          init_encoder=init_state)
         checkpoint.state_dict = fit.state_dict
         result.epochs, result.best_val_loss = fit.epochs, fit.best_val_loss
     else:
@@ -119,12 +130,12 @@ def train_model(
 def fit_baseline(config: Config, features: list[np.ndarray], targets: np.ndarray, n_classes: int) -> bytes:
     """Fit a scikit-learn baseline on the MFCC statistics of every evaluation window of the training clips."""
     from envsound.features.mfcc import mfcc_summary
-    from envsound.features.windows import cut_windows
+    from envsound.features.windows import eval_windows
 
     feats = config.features
     rows, labels = [], []
     for clip, target in zip(features, targets.argmax(axis=1)):
-        for window in cut_windows(clip, window=feats.window_frames, hop=feats.eval_hop_frames):
+        for window in eval_windows(clip, feats)[0]:
             rows.append(mfcc_summary(window, n_mfcc=feats.n_mfcc))
             labels.append(target)
     baseline = get_model_class(config.model.name)(n_classes=n_classes, filters=config.model.filters,

@@ -1,0 +1,226 @@
+"""Pre-train a convolutional autoencoder on unlabelled clips; its encoder later initialises a classifier (``--init``).
+
+``pretrain_autoencoder`` is what ``envsound pretrain`` calls. Labels are ignored: any dataset, a plain folder of
+audio files (``unlabelled``), or a mix. Training draws one random window per clip per epoch (as classifier training
+does); early stopping and best-checkpoint selection use the reconstruction error on every evaluation window of a
+held-out ``train.val_fraction`` of the clips, grouped by source recording.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import yaml
+
+from envsound.config import Config
+from envsound.data.records import ClipRecord, Manifest
+from envsound.data.splits import train_val_split
+from envsound.errors import CheckpointError, ConfigError, EnvsoundError
+from envsound.features.cache import FeatureCache
+from envsound.features.extract import extract_features
+from envsound.features.windows import eval_windows
+from envsound.fileio import write_json_atomic, write_text_atomic
+from envsound.models.autoencoder import CHECKPOINT_NAME, autoencoder_checkpoint, check_decoder
+from envsound.models.checkpoint import save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainResult:
+    """Where the autoencoder went, how training ended, and a few held-out windows to show reconstructions of.
+
+    ``examples``: ``(n, C, n_mels, window_frames)`` float32, the first evaluation window of up to ``n_examples``
+    held-out clips (training clips when nothing is held out).
+    """
+
+    checkpoint: Path
+    decoder: str
+    n_train: int
+    n_val: int
+    epochs: int = 0
+    best_val_loss: float | None = None
+    seconds: float = 0.0
+    fit_seconds: float = 0.0  # the Lightning loop alone (no feature extraction)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    examples: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checkpoint": str(self.checkpoint), "decoder": self.decoder, "n_train": self.n_train,
+                "n_val": self.n_val, "epochs": self.epochs, "best_val_loss": self.best_val_loss,
+                "seconds": round(self.seconds, 1), "fit_seconds": round(self.fit_seconds, 1),
+                "train_clips_per_second": round(self.n_train * self.epochs / self.fit_seconds, 1)
+                if self.fit_seconds > 0 else None,
+                "skipped": [[str(p), reason] for p, reason in self.skipped]}
+
+
+def pretrain_autoencoder(
+    manifest_or_records: Manifest | Sequence[ClipRecord],
+    config: Config,
+    *,
+    decoder: str,
+    out_dir: str | Path,
+    cache: FeatureCache | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_error: str = "raise",
+    n_examples: int = 6,
+) -> PretrainResult:
+    """Train the autoencoder of ``config.model`` (``dtu`` or ``cnn``) with ``decoder`` on the clips given.
+
+    Writes ``out_dir/autoencoder.ckpt`` (self-describing: config, ``meta["kind"] = "autoencoder"``, ``decoder``,
+    ``trunk``; written last, atomically), ``config.yaml``, ``pretrain.json``, ``logs/metrics.csv`` and Lightning's
+    ``lightning/last.ckpt`` (what ``resume=True`` continues from after an interruption).
+
+    Args:
+        manifest_or_records: the clips; labels and folds are ignored (select or exclude folds before).
+        config: resolved config; ``features`` must be log-mel, ``train`` sets the loop (epochs, batch, optimiser,
+            ``patience`` on the held-out reconstruction error, ``val_fraction``, ``seed``, ``precision``).
+        decoder: ``"unpool"`` (``dtu`` only) or ``"upsample"``.
+        out_dir: run folder.
+        cache: feature cache, or ``None``.
+        resume: continue from ``out_dir/lightning/last.ckpt``.
+        overwrite: replace a finished ``autoencoder.ckpt``.
+        progress: progress bars.
+        on_error: ``"raise"`` or ``"skip"`` unusable audio (skipped files are listed in the result).
+        n_examples: held-out windows returned for :func:`~envsound.evaluation.reconstructions.plot_reconstructions`.
+
+    Raises:
+        ConfigError: a model without an autoencoder, a decoder it does not support, waveform features.
+        CheckpointError: ``resume`` from a run made with another decoder or model.
+        EnvsoundError: ``autoencoder.ckpt`` exists (without ``overwrite``/``resume``), fewer than 2 usable clips,
+            bad audio with ``on_error="raise"``.
+
+    >>> result = pretrain_autoencoder(load_dataset("unlabelled", "recordings"), config, decoder="unpool",
+    ...                               out_dir="runs/cae")
+    """
+    start = time.perf_counter()
+    config.validate()
+    check_decoder(config.model.name, decoder)
+    if config.features.kind != "logmel":
+        raise ConfigError(f"features.kind={config.features.kind!r}: pre-training needs log-mel features; "
+                          "set features.kind=logmel")
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    if ckpt_path.exists() and not (overwrite or resume):
+        raise EnvsoundError(f"{ckpt_path} already exists; pass --overwrite to replace it, --resume to continue, "
+                            "or choose another --out")
+    if isinstance(manifest_or_records, Manifest):
+        name, records = manifest_or_records.name, manifest_or_records.records
+    else:
+        name, records = "clips", list(manifest_or_records)
+    unlabelled = Manifest(name=name, records=[replace(r, labels=()) for r in records], labels=[])
+    if len(unlabelled) < 2:
+        raise EnvsoundError(f"only {len(unlabelled)} clip(s) in {name!r} to pre-train on; need at least 2")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    train_set, val_set = train_val_split(unlabelled, val_fraction=config.train.val_fraction, seed=config.train.seed)
+    kept, features, skipped = extract_features(train_set.records + val_set.records, config.features, cache=cache,
+                                               on_error=on_error, progress=progress)
+    by_id = {r.clip_id: f for r, f in zip(kept, features)}
+    train_feats = [by_id[r.clip_id] for r in train_set.records if r.clip_id in by_id]
+    val_feats = [by_id[r.clip_id] for r in val_set.records if r.clip_id in by_id]
+    if len(train_feats) < 2:
+        raise EnvsoundError(f"only {len(train_feats)} usable clip(s) in {name!r} to pre-train on; need at least 2")
+    log.info("pre-training the %s autoencoder (%s) on %d clips, holding out %d", config.model.name, decoder,
+             len(train_feats), len(val_feats))
+
+    from envsound.training.pretrain_module import AutoencoderModule  # Lightning only when training
+
+    module = AutoencoderModule(config, decoder=decoder)
+    fit_start = time.perf_counter()
+    epochs, best = _fit(module, config, train_feats, val_feats, out_dir=out_dir, resume=resume, progress=progress)
+    fit_seconds = time.perf_counter() - fit_start
+    meta = {"dataset": name, "n_train_clips": len(train_feats), "n_val_clips": len(val_feats), "epochs": epochs,
+            "best_val_loss": best}
+    save_checkpoint(ckpt_path, autoencoder_checkpoint(module.model, config, meta=meta))
+    source = val_feats or train_feats
+    picks = np.unique(np.linspace(0, len(source) - 1, num=min(n_examples, len(source))).round().astype(int))
+    examples = np.stack([eval_windows(source[i], config.features)[0][0] for i in picks]).astype(np.float32)
+    result = PretrainResult(checkpoint=ckpt_path, decoder=decoder, n_train=len(train_feats), n_val=len(val_feats),
+                            epochs=epochs, best_val_loss=best, skipped=skipped, examples=examples,
+                            seconds=time.perf_counter() - start, fit_seconds=fit_seconds)
+    write_json_atomic(out_dir / "pretrain.json", result.to_dict())
+    log.info("wrote %s (%.1f s)", ckpt_path, result.seconds)
+    return result
+
+
+def _fit(module, config: Config, train_feats: list[np.ndarray], val_feats: list[np.ndarray], *, out_dir: Path,
+         resume: bool, progress: bool) -> tuple[int, float | None]:
+    """Run Lightning; load the best (lowest held-out error) weights into ``module``; return (epochs, best val)."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+    from torch.utils.data import DataLoader
+
+    from envsound.training.data import AllWindowsDataset, RandomWindowDataset
+
+    train, feats = config.train, config.features
+    L.seed_everything(train.seed, workers=True, verbose=False)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    no_targets = np.zeros((len(train_feats), 0), dtype=np.float32)  # labels are ignored
+    train_loader = DataLoader(RandomWindowDataset(train_feats, no_targets, cfg=feats, seed=train.seed),
+                              batch_size=train.batch_size, shuffle=True,
+                              drop_last=len(train_feats) > train.batch_size, num_workers=train.num_workers)
+    has_val = len(val_feats) > 0
+    val_loader = None
+    if has_val:
+        val_loader = DataLoader(AllWindowsDataset(val_feats, np.zeros((len(val_feats), 0), np.float32), cfg=feats),
+                                batch_size=max(train.batch_size, 64), num_workers=train.num_workers)
+    ckpt_dir = out_dir / "lightning"
+    keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss" if has_val else None, mode="min",
+                             save_top_k=1, save_last=True)
+    callbacks = [keeper]
+    if has_val and train.patience > 0:
+        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=train.patience))
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, precision=train.precision, max_epochs=train.max_epochs, callbacks=callbacks,
+        logger=CSVLogger(out_dir, name="logs", version=""), enable_progress_bar=progress,
+        enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
+        limit_val_batches=1.0 if has_val else 0, deterministic=False)
+    last = ckpt_dir / "last.ckpt"
+    ckpt_path = None
+    if resume and last.exists():
+        _check_resumable(last, module)
+        ckpt_path = str(last)
+    elif resume:
+        log.warning("--resume: no %s yet; starting from scratch", last)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
+    best_path = keeper.best_model_path if has_val and keeper.best_model_path else str(last)
+    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state, strict=True)
+    best = keeper.best_model_score
+    return trainer.current_epoch, float(best) if best is not None else None
+
+
+def _check_resumable(last: Path, module) -> None:
+    """Refuse to resume a run made with another decoder, model or feature settings (it would fail deep in torch)."""
+    import torch
+
+    try:
+        saved = torch.load(last, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    except Exception as exc:  # a damaged Lightning checkpoint
+        raise CheckpointError(f"{last}: cannot be read to resume ({exc}); delete it to start afresh") from exc
+    mine = module.hparams
+    theirs_cfg = saved.get("config", {})
+    for key in ("decoder",):
+        if saved.get(key) != mine[key]:
+            raise CheckpointError(f"{last}: the interrupted run used decoder={saved.get(key)!r}, not "
+                                  f"{mine[key]!r}; resume with the same --decoder or use another --out")
+    for section in ("features", "model"):
+        if theirs_cfg.get(section) != mine["config"][section]:
+            raise CheckpointError(f"{last}: the interrupted run used other {section} settings; resume with the same "
+                                  "settings or use another --out")

@@ -1,0 +1,64 @@
+"""The Lightning module behind ``pretrain_autoencoder``: a convolutional autoencoder and its reconstruction loss."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from envsound.config import Config
+from envsound.models.autoencoder import build_autoencoder
+
+
+class AutoencoderModule(L.LightningModule):
+    """Trains :class:`~envsound.models.autoencoder.ConvAutoencoder` on windows ``(batch, C, n_mels, frames)``.
+
+    Loss: mean squared error between the reconstruction and ``model.target(x)`` (the input standardised per mel bin),
+    the whole network at once. Logged per epoch: ``train_loss`` and, on held-out windows, ``val_loss``.
+    Batches are ``(x, ...)``: anything after the windows (targets, clip indices) is ignored.
+    """
+
+    def __init__(self, config: Config, *, decoder: str) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config.to_dict(), "decoder": decoder})
+        self.config = config
+        self.model = build_autoencoder(config, decoder=decoder)
+        if config.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def reconstruction_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the reconstruction of ``x`` against its standardised self (float32 scalar)."""
+        return F.mse_loss(self(x).float(), self.model.target(x))
+
+    def training_step(self, batch, batch_idx):
+        x = batch[0]
+        loss = self.reconstruction_loss(x)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x = batch[0]
+        self.log("val_loss", self.reconstruction_loss(x), on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(x))
+
+    def configure_optimizers(self):
+        train = self.config.train
+        params = self.model.parameters()
+        if train.optimizer == "sgd":
+            optimizer = torch.optim.SGD(params, lr=train.lr, momentum=0.9, nesterov=True,
+                                        weight_decay=train.weight_decay)
+        elif train.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+        if train.scheduler == "none":
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=train.lr, total_steps=int(self.trainer.estimated_stepping_batches),
+            pct_start=train.warmup_fraction)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,98 @@
+"""``envsound pretrain`` and ``--init`` on train / cv, run as the real console entry point on real files."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from conftest import TINY_OVERRIDES
+from envsound.models.checkpoint import load_checkpoint
+
+SETS = [arg for o in TINY_OVERRIDES + ("model.name=dtu", "model.filters=4", "train.max_epochs=1")
+        for arg in ("--set", o)]
+
+
+def envsound(*args):
+    return subprocess.run([sys.executable, "-m", "envsound.cli.main", *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_pretrain_then_train_and_cv_from_the_encoder(tmp_path, synthetic_root):
+    cae = tmp_path / "cae"
+    run = envsound("pretrain", "--dataset", "synthetic", "--root", synthetic_root, "--exclude-folds", "3,4,5",
+                   "--decoder", "unpool", "--out", cae, "--cache-dir", tmp_path / "cache", *SETS)
+    assert run.returncode == 0, run.stderr
+    assert "pre-trained the dtu autoencoder (unpool) on" in run.stdout
+    assert (cae / "reconstructions.png").stat().st_size > 1000
+    checkpoint = load_checkpoint(cae / "autoencoder.ckpt")
+    assert checkpoint.meta["kind"] == "autoencoder"
+    assert checkpoint.meta["n_train_clips"] + checkpoint.meta["n_val_clips"] == 40  # folds 1 and 2 only
+
+    run = envsound("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--out",
+                   tmp_path / "t", "--cache-dir", tmp_path / "cache", "--init", cae / "autoencoder.ckpt",
+                   "--freeze-encoder-epochs", "1", *SETS)
+    assert run.returncode == 0, run.stderr
+    trained = load_checkpoint(tmp_path / "t" / "model.ckpt")
+    assert trained.config.train.freeze_encoder_epochs == 1
+    assert torch.equal(trained.state_dict["encoder.convs.1.weight"], checkpoint.state_dict["encoder.convs.1.weight"])
+
+    run = envsound("cv", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--out",
+                   tmp_path / "cv", "--cache-dir", tmp_path / "cache", "--init", cae / "autoencoder.ckpt", *SETS)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text())["n_folds"] == 2
+    assert load_checkpoint(tmp_path / "cv" / "fold_1" / "model.ckpt").meta["init"] == str(cae / "autoencoder.ckpt")
+
+    run = envsound("train", "--dataset", "synthetic", "--root", synthetic_root, "--out", tmp_path / "bad",
+                   "--init", cae / "autoencoder.ckpt", "-q", *SETS, "--set", "model.filters=8")
+    assert run.returncode == 1
+    assert "model.filters 4 in the checkpoint, 8 here" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_pretrain_on_an_unlabelled_folder_with_a_broken_file(tmp_path):
+    rng = np.random.default_rng(5)
+    root = tmp_path / "recordings"
+    for i, seconds in enumerate((0.7, 1.5, 4.0, 2.2, 1.1, 3.3)):
+        path = root / f"site{i % 2}" / f"rec{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t = np.arange(int(16000 * seconds)) / 16000
+        sf.write(path, (0.3 * np.sin(2 * np.pi * (300 + 200 * i) * t) + 0.02 * rng.standard_normal(len(t)))
+                 .astype(np.float32), 16000)
+    (root / "site1" / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    args = ["pretrain", "--dataset", "unlabelled", "--root", root, "--decoder", "upsample", "--out", tmp_path / "o",
+            "--no-cache", *SETS]
+    refused = envsound(*args)
+    assert refused.returncode == 1 and "broken.wav" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "o" / "autoencoder.ckpt").exists()
+    skipped = envsound(*args, "--skip-bad")
+    assert skipped.returncode == 1, skipped.stderr  # finished, but says it left a file out
+    assert "skipped" in skipped.stderr and "broken.wav" in skipped.stderr
+    assert (tmp_path / "o" / "autoencoder.ckpt").exists() and (tmp_path / "o" / "reconstructions.png").exists()
+
+    cnn = envsound("pretrain", "--dataset", "unlabelled", "--root", root, "--model", "cnn", "--decoder", "unpool",
+                   "--out", tmp_path / "c", "--skip-bad", "--no-cache")
+    assert cnn.returncode == 1 and "average-pools" in cnn.stderr
+
+
+def test_killed_pretraining_resumes(tmp_path, synthetic_root):
+    """SIGKILL a real pre-training process after its first epoch; --resume then finishes the remaining epochs."""
+    args = [sys.executable, "-m", "envsound.cli.main", "pretrain", "--dataset", "synthetic", "--root",
+            str(synthetic_root), "--folds", "1,2", "--decoder", "unpool", "--out", str(tmp_path), "--no-cache",
+            *SETS, "--set", "train.max_epochs=8"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "lightning" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert last.exists(), "no epoch finished before the deadline"
+    assert not (tmp_path / "autoencoder.ckpt").exists(), "a killed run must not leave an autoencoder"
+    assert torch.load(last, weights_only=False)["epoch"] < 7
+    resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_checkpoint(tmp_path / "autoencoder.ckpt").meta["epochs"] == 8
