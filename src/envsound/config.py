@@ -100,6 +100,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.0  # 0 = off
     spec_augment: bool = False
+    time_roll: bool = False  # rotate each training window by a random number of frames
     num_workers: int = 0
     freeze_encoder_epochs: int = 0  # with --init: encoder weights frozen for the first N epochs
     encoder_lr_scale: float = 1.0  # with --init: encoder learning rate = lr x this (0 < scale <= 1)

@@ -106,3 +106,35 @@ def test_bad_clip_in_dataset_stops_by_default_and_is_skipped_on_request(tmp_path
     run = envsound("train", *common, "--out", tmp_path / "b", "--skip-bad")
     assert run.returncode == 1, "a run that left files out must say so in its exit status"
     assert f"skipped {broken}" in run.stderr and (tmp_path / "b" / "model.ckpt").exists()
+
+
+def test_predict_batch_of_every_bad_input_and_every_odd_format(tmp_path, trained_run):
+    """The issue's bad-input list in one batch: each bad file gets its own one-line error, every odd format works."""
+    import audiofactory as af
+
+    good = {
+        "8k.wav": dict(sample_rate=8000), "96k.wav": dict(sample_rate=96000),
+        "u8.wav": dict(subtype="PCM_U8"), "pcm24.wav": dict(subtype="PCM_24"), "float.wav": dict(subtype="FLOAT"),
+        "stereo.wav": dict(channels=2), "six.wav": dict(channels=6), "clip.flac": dict(), "clip.ogg": dict(),
+    }
+    for name, options in good.items():
+        af.write_noise(tmp_path / "good" / name, seconds=1.5, **options)
+    bad = tmp_path / "bad"
+    af.write_not_audio(bad / "text.wav")
+    af.write_zero_bytes(bad / "zero.wav")
+    af.write_truncated_wav(bad / "cut.wav")
+    af.write_lying_header_wav(bad / "liar.wav")
+    af.write_nonfinite_float_wav(bad / "nan.wav")
+    af.write_nonfinite_float_wav(bad / "inf.wav", value=float("inf"))
+    af.write_noise(bad / "tiny.wav", seconds=0.05)
+    af.write_silence(bad / "zeros.wav")
+    run = envsound("predict", trained_run.checkpoint, tmp_path / "good", bad, bad / "missing.wav", "--json")
+    assert run.returncode == 1
+    results = {json.loads(line)["file"].split("/")[-1]: json.loads(line) for line in run.stdout.splitlines()}
+    for name in good:
+        assert results[name]["error"] is None, (name, results[name]["error"])
+    for name in ("text.wav", "zero.wav", "cut.wav", "liar.wav", "nan.wav", "inf.wav", "tiny.wav", "zeros.wav",
+                 "missing.wav"):
+        error = results[name]["error"]
+        assert error and name in error and "\n" not in error, (name, error)
+    assert "Traceback" not in run.stderr

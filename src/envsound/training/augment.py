@@ -35,8 +35,16 @@ def spec_augment(x: torch.Tensor, *, freq_mask: int = 16, time_mask: int = 32, n
     return x
 
 
+def time_roll(x: torch.Tensor) -> torch.Tensor:
+    """Rotate each example of ``(batch, ..., frames)`` by a random number of frames (events move, content is kept)."""
+    shifts = torch.randint(0, x.shape[-1], (len(x),))
+    return torch.stack([torch.roll(example, int(shift), dims=-1) for example, shift in zip(x, shifts)])
+
+
 def batch_augment(x: torch.Tensor, y: torch.Tensor, train: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The augmentation ``train`` asks for, in a fixed order: SpecAugment, then mixup."""
+    """The augmentation ``train`` asks for, in a fixed order: time roll, SpecAugment, then mixup."""
+    if train.time_roll:
+        x = time_roll(x)
     if train.spec_augment and x.dim() == 4:
         x = spec_augment(x)
     if train.mixup_alpha > 0:
