@@ -85,22 +85,23 @@ class ModelConfig:
 class TrainConfig:
     """The training loop (Lightning). A validation split for early stopping comes from the training folds."""
 
-    max_epochs: int = 60
+    max_epochs: int = 100
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adamw | adam | sgd
     scheduler: str = "onecycle"  # onecycle (warm-up, then cosine decay to ~0) | none
     warmup_fraction: float = 0.05  # of all steps, for onecycle
-    patience: int = 15  # epochs without val_loss improvement before stopping; 0 = never stop early
+    patience: int = 30  # epochs without improvement of the monitored metric before stopping; 0 = never stop early
+    monitor: str = "accuracy"  # what selects the best epoch: accuracy (clip accuracy, ties -> lower loss) | loss
     val_fraction: float = 0.1  # of the training clips, grouped by source recording
     seed: int = 0
     precision: str = "bf16-mixed"  # bf16-mixed | 32
     channels_last: bool = True
     label_smoothing: float = 0.0
-    mixup_alpha: float = 0.0  # 0 = off
-    spec_augment: bool = False
-    time_roll: bool = False  # rotate each training window by a random number of frames
+    mixup_alpha: float = 0.2  # 0 = off
+    spec_augment: bool = True  # time and frequency masks
+    time_roll: bool = True  # rotate each training window by a random number of frames
     num_workers: int = 0
     freeze_encoder_epochs: int = 0  # with --init: encoder weights frozen for the first N epochs
     encoder_lr_scale: float = 1.0  # with --init: encoder learning rate = lr x this (0 < scale <= 1)
@@ -113,6 +114,7 @@ class TrainConfig:
         _check(self.optimizer in ("adamw", "adam", "sgd"), "train.optimizer", self.optimizer, "adamw, adam or sgd")
         _check(self.scheduler in ("onecycle", "none"), "train.scheduler", self.scheduler, "onecycle or none")
         _check(0 < self.warmup_fraction < 1, "train.warmup_fraction", self.warmup_fraction, "0 < fraction < 1")
+        _check(self.monitor in ("accuracy", "loss"), "train.monitor", self.monitor, "accuracy or loss")
         _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
         _check(0 <= self.val_fraction < 1, "train.val_fraction", self.val_fraction, "0 <= val_fraction < 1")
         _check(self.precision in ("bf16-mixed", "32"), "train.precision", self.precision, "bf16-mixed or 32")

@@ -17,7 +17,8 @@ from envsound.training.train import train_model
 
 @pytest.mark.parametrize("model, extra", [
     ("cnn", ()),
-    ("cnn", ("train.precision=32", "train.channels_last=false", "train.mixup_alpha=0.4", "train.spec_augment=true")),
+    ("cnn", ("train.precision=32", "train.channels_last=false", "train.mixup_alpha=0.4", "train.spec_augment=true",
+             "train.time_roll=true", "train.monitor=loss")),
     ("dtu", ()),
     ("piczak", ("features.n_mels=60", "features.deltas=true", "features.window_seconds=0.6")),
     ("knn", ()),

@@ -19,8 +19,13 @@ def mixup(x: torch.Tensor, y: torch.Tensor, *, alpha: float) -> tuple[torch.Tens
 
 
 def spec_augment(x: torch.Tensor, *, freq_mask: int = 16, time_mask: int = 32, n_masks: int = 2) -> torch.Tensor:
-    """Zero-mean masks over random mel bands and frames of ``(batch, C, n_mels, frames)`` (per example)."""
+    """Masks (filled with the example's mean) over random mel bands and frames of ``(batch, C, n_mels, frames)``.
+
+    Each of ``n_masks`` masks per axis is up to ``freq_mask`` bands / ``time_mask`` frames wide, and at most a quarter
+    of the axis, so small inputs are not wiped out.
+    """
     batch, _, n_mels, n_frames = x.shape
+    freq_mask, time_mask = min(freq_mask, n_mels // 4), min(time_mask, n_frames // 4)
     x = x.clone()
     fill = x.mean(dim=(1, 2, 3), keepdim=True)
     for size, axis, length in ((freq_mask, 2, n_mels), (time_mask, 3, n_frames)):

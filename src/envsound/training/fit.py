@@ -27,7 +27,14 @@ log = logging.getLogger(__name__)
 class FitResult:
     state_dict: dict[str, torch.Tensor]
     epochs: int
-    best_val_loss: float | None
+    best_score: float | None  # the monitored metric at the best epoch
+
+
+def monitored(config: Config, *, multi_label: bool) -> tuple[str, str]:
+    """The logged metric that selects the best epoch, and whether higher is better."""
+    if config.train.monitor == "accuracy" and not multi_label:
+        return "val_score", "max"
+    return "val_loss", "min"
 
 
 def fit_network(
@@ -43,7 +50,8 @@ def fit_network(
     progress: bool,
     init_encoder: dict[str, torch.Tensor] | None = None,
 ) -> FitResult:
-    """Fit with early stopping on ``val_loss`` (when there is a validation set) and return the best weights.
+    """Fit with early stopping on the monitored validation metric (when there is a validation set) and return the
+    best epoch's weights.
 
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run.
     ``init_encoder`` (from :func:`~envsound.training.finetune.resolve_init`) initialises the model's encoder.
@@ -65,11 +73,12 @@ def fit_network(
             batch_size=max(train.batch_size, 64), num_workers=train.num_workers)
 
     ckpt_dir = out_dir / "lightning"
-    keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss" if has_val else None,
-                             mode="min", save_top_k=1, save_last=True)
+    metric, mode = monitored(config, multi_label=multi_label)
+    keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=metric if has_val else None,
+                             mode=mode, save_top_k=1, save_last=True)
     callbacks = [keeper, *finetune_callbacks(config)]
     if has_val and train.patience > 0:
-        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=train.patience))
+        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=train.patience))
     trainer = L.Trainer(
         accelerator="cpu", devices=1, precision=train.precision, max_epochs=train.max_epochs,
         callbacks=callbacks, logger=CSVLogger(out_dir, name="logs", version=""),
@@ -89,4 +98,4 @@ def fit_network(
     weights = {k.removeprefix("model."): v.contiguous() for k, v in state.items() if k.startswith("model.")}
     best = keeper.best_model_score
     return FitResult(state_dict=weights, epochs=trainer.current_epoch,
-                     best_val_loss=float(best) if best is not None else None)
+                     best_score=float(best) if best is not None else None)

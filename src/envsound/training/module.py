@@ -15,8 +15,10 @@ from envsound.training.finetune import optimizer_groups
 class ClassifierModule(L.LightningModule):
     """Trains ``config.model`` on windows; validates on whole clips (window probabilities averaged).
 
-    Logged per epoch: ``train_loss``, ``val_loss`` (cross-entropy / BCE of the clip-averaged probabilities) and
-    ``val_acc`` (clip accuracy, single-label only).
+    Logged per epoch: ``train_loss``, ``val_loss`` (cross-entropy / BCE of the clip-averaged probabilities),
+    ``val_acc`` (clip accuracy, single-label only) and ``val_score`` (``val_acc`` with ties broken by lower loss:
+    with mixup or label smoothing the loss is a poor judge of which epoch classifies best, and a small validation
+    set makes accuracy coarse).
     """
 
     def __init__(self, config: Config, n_classes: int, *, multi_label: bool = False) -> None:
@@ -73,6 +75,7 @@ class ClassifierModule(L.LightningModule):
             loss = -(targets * probs.log()).sum(dim=1).mean()
             acc = (probs.argmax(dim=1) == targets.argmax(dim=1)).float().mean()
             self.log("val_acc", acc, prog_bar=True)
+            self.log("val_score", acc - 1e-4 * loss.clamp(max=10.0))
         self.log("val_loss", loss, prog_bar=True)
 
     def configure_optimizers(self):

@@ -38,13 +38,13 @@ class TrainResult:
     n_train: int
     n_val: int
     epochs: int = 0
-    best_val_loss: float | None = None
+    best_score: float | None = None  # the monitored validation metric (train.monitor) at the kept epoch
     seconds: float = 0.0
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"checkpoint": str(self.checkpoint), "n_train": self.n_train, "n_val": self.n_val,
-                "epochs": self.epochs, "best_val_loss": self.best_val_loss, "seconds": round(self.seconds, 1),
+                "epochs": self.epochs, "best_score": self.best_score, "seconds": round(self.seconds, 1),
                 "skipped": [[str(p), reason] for p, reason in self.skipped]}
 
 
@@ -117,10 +117,11 @@ def train_model(
                           multi_label=manifest.multi_label, out_dir=out_dir, resume=resume, progress=progress,
                           init_encoder=init_state)
         checkpoint.state_dict = fit.state_dict
-        result.epochs, result.best_val_loss = fit.epochs, fit.best_val_loss
+        result.epochs, result.best_score = fit.epochs, fit.best_score
     else:
         checkpoint.sklearn_bytes = fit_baseline(config, train_feats, target_matrix(train_set), len(manifest.labels))
-    checkpoint.meta.update({"epochs": result.epochs, "best_val_loss": result.best_val_loss})
+    checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
+                            "monitor": config.train.monitor})
     save_checkpoint(ckpt_path, checkpoint)
     result.seconds = time.perf_counter() - start
     log.info("wrote %s (%.1f s)", ckpt_path, result.seconds)
