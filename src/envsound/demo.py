@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # The synthetic clips are 3 s long; a 2-s window gives random crops in training and 2 windows per clip at test time.
 DEMO_OVERRIDES = ("features.window_seconds=2.0", "features.eval_hop_seconds=1.0", "features.n_mels=64",
-                  "train.max_epochs=12", "train.patience=5")
+                  "train.max_epochs=40", "train.patience=15")
 
 
 @dataclass
