@@ -23,13 +23,16 @@ def test_esc10_trains_evaluates_and_predicts_from_flac(tmp_path, esc50_root):
     esc10 = load_dataset("esc10", esc50_root)
     train, test = esc10.select_folds([1, 2]), esc10.select_folds([4])
     check_no_leakage(train, test)
-    config = resolve_config(overrides=["train.max_epochs=6", "train.patience=0"])
+    # the real pipeline with the default features and model, trained briefly (augmentation off: it needs long runs)
+    config = resolve_config(overrides=["train.max_epochs=15", "train.batch_size=16", "train.lr=0.003", "train.patience=0",
+                                       "train.mixup_alpha=0",
+                                       "train.spec_augment=false", "train.time_roll=false"])
     result = train_model(train, config, out_dir=tmp_path / "run", cache=FeatureCache(tmp_path / "cache"),
                          progress=False)
     model = ClipModel.from_checkpoint(load_checkpoint(result.checkpoint))
     report = evaluate_model(model, test, cache=FeatureCache(tmp_path / "cache"), progress=False).report
     assert report["n_clips"] == 80
-    assert report["accuracy"] > 0.3, report["accuracy"]  # chance is 0.1; six short epochs on 144 clips
+    assert report["accuracy"] > 0.3, report["accuracy"]  # chance is 0.1; fifteen short epochs on 144 clips
 
     files = [r.path for r in test.records[:2]]
     run = subprocess.run([sys.executable, "-m", "envsound.cli.main", "predict", str(result.checkpoint),
