@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_predict.py [--checkpoint runs/x/model.ckpt] [--hours 1.0] [--json]
 
 Without --checkpoint a default-config `cnn` is trained for one epoch on a small synthetic set first (the weights do
-not matter for speed or memory). The long file is 44.1 kHz 16-bit mono WAV (635 MB per hour), written in blocks.
+not matter for speed or memory). The long file is 44.1 kHz 16-bit mono WAV (303 MiB per hour), written in blocks.
 Peak memory is the child process's maximum resident set size (ru_maxrss), imports and model included.
 """
 

@@ -10,6 +10,7 @@ from envsound.config import Config
 from envsound.models.clip import build_network
 from envsound.training.augment import batch_augment
 from envsound.training.finetune import optimizer_groups
+from envsound.training.optim import configure_optimization
 
 
 class ClassifierModule(L.LightningModule):
@@ -80,17 +81,6 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         train = self.config.train
-        params = optimizer_groups(self.model, train)  # the encoder at lr x train.encoder_lr_scale
-        if train.optimizer == "sgd":
-            optimizer = torch.optim.SGD(params, lr=train.lr, momentum=0.9, nesterov=True,
-                                        weight_decay=train.weight_decay)
-        elif train.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
-        else:
-            optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
-        if train.scheduler == "none":
-            return optimizer
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=int(self.trainer.estimated_stepping_batches),
-            pct_start=train.warmup_fraction)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        # the encoder of an --init model trains at lr x train.encoder_lr_scale
+        return configure_optimization(optimizer_groups(self.model, train), train,
+                                      total_steps=int(self.trainer.estimated_stepping_batches))

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from envsound.config import Config
 from envsound.models.autoencoder import build_autoencoder
+from envsound.training.optim import configure_optimization
 
 
 class AutoencoderModule(L.LightningModule):
@@ -48,17 +49,5 @@ class AutoencoderModule(L.LightningModule):
 
     def configure_optimizers(self):
         train = self.config.train
-        params = self.model.parameters()
-        if train.optimizer == "sgd":
-            optimizer = torch.optim.SGD(params, lr=train.lr, momentum=0.9, nesterov=True,
-                                        weight_decay=train.weight_decay)
-        elif train.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
-        else:
-            optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
-        if train.scheduler == "none":
-            return optimizer
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=train.lr, total_steps=int(self.trainer.estimated_stepping_batches),
-            pct_start=train.warmup_fraction)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_optimization(self.model.parameters(), train,
+                                      total_steps=int(self.trainer.estimated_stepping_batches))

@@ -1,0 +1,29 @@
+"""Optimiser and learning-rate schedule from ``TrainConfig``, shared by classifier training and pre-training."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+from envsound.config import TrainConfig
+
+
+def configure_optimization(params: Iterable, train: TrainConfig, *, total_steps: int) -> Any:
+    """What a LightningModule's ``configure_optimizers`` returns: the optimiser, and a per-step one-cycle schedule
+    (warm-up for ``train.warmup_fraction`` of the steps, then cosine decay) unless ``train.scheduler == "none"``.
+
+    ``params`` may be parameter groups with their own ``lr`` (one-cycle then peaks at each group's ``lr``).
+    """
+    if train.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=train.lr, momentum=0.9, nesterov=True, weight_decay=train.weight_decay)
+    elif train.optimizer == "adam":
+        optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+    if train.scheduler == "none":
+        return optimizer
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=total_steps,
+        pct_start=train.warmup_fraction)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
