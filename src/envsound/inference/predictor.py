@@ -20,7 +20,6 @@ import torch
 from envsound.audio.load import iter_audio_blocks
 from envsound.errors import EnvsoundError
 from envsound.features.mel import LogMel
-from envsound.features.windows import window_starts
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
 
@@ -119,7 +118,6 @@ class Predictor:
         yield offset, *self._score(buffer, final=True, limit=None)
 
     def _score(self, samples: np.ndarray, *, final: bool, limit: int | None) -> tuple[np.ndarray, list[int]]:
-        feats = self.features
         with torch.inference_mode():
             features = self.frontend(torch.from_numpy(np.ascontiguousarray(samples))[None])[0].numpy()
         windows, starts = self.model.clip_windows(features)

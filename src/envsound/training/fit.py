@@ -1,4 +1,4 @@
-"""The Lightning run behind ``train_model``: data loaders, callbacks, precision, resume."""
+"""The Lightning runs behind ``train_model`` and ``pretrain_autoencoder``: loaders, callbacks, precision, resume."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import lightning as L
 import numpy as np
@@ -56,11 +57,42 @@ def fit_network(
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run.
     ``init_encoder`` (from :func:`~envsound.training.finetune.resolve_init`) initialises the model's encoder.
     """
+    module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label)
+    apply_init(module.model, init_encoder)
+    epochs, best = run_lightning(module, config, train_features, train_targets, val_features, val_targets,
+                                 monitor=monitored(config, multi_label=multi_label), out_dir=out_dir, resume=resume,
+                                 progress=progress, callbacks=finetune_callbacks(config))
+    weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
+               if k.startswith("model.")}
+    return FitResult(state_dict=weights, epochs=epochs, best_score=best)
+
+
+def run_lightning(
+    module: L.LightningModule,
+    config: Config,
+    train_features: list[np.ndarray],
+    train_targets: np.ndarray,
+    val_features: list[np.ndarray],
+    val_targets: np.ndarray,
+    *,
+    monitor: tuple[str, str],
+    out_dir: Path,
+    resume: bool,
+    progress: bool,
+    callbacks: Sequence[L.Callback] = (),
+    check_resumable: Callable[[Path], None] | None = None,
+) -> tuple[int, float | None]:
+    """Fit ``module`` on random training windows, validating on every window of the validation clips; early stopping
+    and best-epoch selection on ``monitor = (logged metric, "min" | "max")``. Loads the best epoch's weights into
+    ``module`` and returns (epochs run, best monitored value).
+
+    Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run;
+    ``check_resumable(last_ckpt)`` may refuse one made with other settings. Shared by classifier training and
+    autoencoder pre-training.
+    """
     train, feats = config.train, config.features
     L.seed_everything(train.seed, workers=True, verbose=False)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label)
-    apply_init(module.model, init_encoder)
     train_loader = DataLoader(
         RandomWindowDataset(train_features, train_targets, cfg=feats, seed=train.seed),
         batch_size=train.batch_size, shuffle=True, drop_last=len(train_features) > train.batch_size,
@@ -73,20 +105,24 @@ def fit_network(
             batch_size=max(train.batch_size, 64), num_workers=train.num_workers)
 
     ckpt_dir = out_dir / "lightning"
-    metric, mode = monitored(config, multi_label=multi_label)
+    metric, mode = monitor
     keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=metric if has_val else None,
                              mode=mode, save_top_k=1, save_last=True)
-    callbacks = [keeper, *finetune_callbacks(config)]
+    all_callbacks = [keeper, *callbacks]
     if has_val and train.patience > 0:
-        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=train.patience))
+        all_callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=train.patience))
     trainer = L.Trainer(
         accelerator="cpu", devices=1, precision=train.precision, max_epochs=train.max_epochs,
-        callbacks=callbacks, logger=CSVLogger(out_dir, name="logs", version=""),
+        callbacks=all_callbacks, logger=CSVLogger(out_dir, name="logs", version=""),
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=1, limit_val_batches=1.0 if has_val else 0, deterministic=False)
     last = ckpt_dir / "last.ckpt"
-    ckpt_path = str(last) if resume and last.exists() else None
-    if resume and ckpt_path is None:
+    ckpt_path = None
+    if resume and last.exists():
+        if check_resumable is not None:
+            check_resumable(last)
+        ckpt_path = str(last)
+    elif resume:
         log.warning("--resume: no %s yet; starting from scratch", last)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -94,8 +130,6 @@ def fit_network(
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
 
     best_path = keeper.best_model_path if has_val and keeper.best_model_path else str(last)
-    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
-    weights = {k.removeprefix("model."): v.contiguous() for k, v in state.items() if k.startswith("model.")}
+    module.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"], strict=True)
     best = keeper.best_model_score
-    return FitResult(state_dict=weights, epochs=trainer.current_epoch,
-                     best_score=float(best) if best is not None else None)
+    return trainer.current_epoch, float(best) if best is not None else None

@@ -9,9 +9,7 @@ held-out ``train.val_fraction`` of the clips, grouped by source recording.
 from __future__ import annotations
 
 import logging
-import os
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -157,53 +155,14 @@ def pretrain_autoencoder(
 def _fit(module, config: Config, train_feats: list[np.ndarray], val_feats: list[np.ndarray], *, out_dir: Path,
          resume: bool, progress: bool) -> tuple[int, float | None]:
     """Run Lightning; load the best (lowest held-out error) weights into ``module``; return (epochs, best val)."""
-    import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-    from torch.utils.data import DataLoader
+    from envsound.training.fit import run_lightning
 
-    from envsound.training.data import AllWindowsDataset, RandomWindowDataset
+    def no_targets(features: list[np.ndarray]) -> np.ndarray:  # labels are ignored
+        return np.zeros((len(features), 0), dtype=np.float32)
 
-    train, feats = config.train, config.features
-    L.seed_everything(train.seed, workers=True, verbose=False)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    no_targets = np.zeros((len(train_feats), 0), dtype=np.float32)  # labels are ignored
-    train_loader = DataLoader(RandomWindowDataset(train_feats, no_targets, cfg=feats, seed=train.seed),
-                              batch_size=train.batch_size, shuffle=True,
-                              drop_last=len(train_feats) > train.batch_size, num_workers=train.num_workers)
-    has_val = len(val_feats) > 0
-    val_loader = None
-    if has_val:
-        val_loader = DataLoader(AllWindowsDataset(val_feats, np.zeros((len(val_feats), 0), np.float32), cfg=feats),
-                                batch_size=max(train.batch_size, 64), num_workers=train.num_workers)
-    ckpt_dir = out_dir / "lightning"
-    keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss" if has_val else None, mode="min",
-                             save_top_k=1, save_last=True)
-    callbacks = [keeper]
-    if has_val and train.patience > 0:
-        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=train.patience))
-    trainer = L.Trainer(
-        accelerator="cpu", devices=1, precision=train.precision, max_epochs=train.max_epochs, callbacks=callbacks,
-        logger=CSVLogger(out_dir, name="logs", version=""), enable_progress_bar=progress,
-        enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
-        limit_val_batches=1.0 if has_val else 0, deterministic=False)
-    last = ckpt_dir / "last.ckpt"
-    ckpt_path = None
-    if resume and last.exists():
-        _check_resumable(last, module)
-        ckpt_path = str(last)
-    elif resume:
-        log.warning("--resume: no %s yet; starting from scratch", last)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
-    best_path = keeper.best_model_path if has_val and keeper.best_model_path else str(last)
-    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(state, strict=True)
-    best = keeper.best_model_score
-    return trainer.current_epoch, float(best) if best is not None else None
+    return run_lightning(module, config, train_feats, no_targets(train_feats), val_feats, no_targets(val_feats),
+                         monitor=("val_loss", "min"), out_dir=out_dir, resume=resume, progress=progress,
+                         check_resumable=lambda last: _check_resumable(last, module))
 
 
 def _check_resumable(last: Path, module) -> None:
