@@ -64,8 +64,8 @@ def train_model(
     """Train ``config.model`` on every clip of ``manifest`` and write ``out_dir/model.ckpt``.
 
     A validation split (``config.train.val_fraction`` of the clips, grouped by source recording) is taken from
-    ``manifest`` itself for early stopping and best-checkpoint selection: pass only training folds.
-    Also writes ``config.yaml`` (the resolved config), ``logs/metrics.csv`` and ``curves.png``.
+    ``manifest`` itself for early stopping and best-checkpoint selection of torch models (baselines fit on every
+    clip): pass only training folds. Also writes ``config.yaml`` (the resolved config) and ``logs/metrics.csv``.
     ``init``: an ``autoencoder.ckpt`` from ``envsound pretrain`` whose encoder initialises the model's trunk
     (``dtu``/``cnn`` only; see ``train.freeze_encoder_epochs`` and ``train.encoder_lr_scale``).
 
@@ -92,7 +92,9 @@ def train_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-    train_set, val_set = train_val_split(manifest, val_fraction=config.train.val_fraction, seed=config.train.seed)
+    # baselines have no epochs to choose between: they fit on every training clip
+    val_fraction = config.train.val_fraction if is_torch_model(config.model.name) else 0.0
+    train_set, val_set = train_val_split(manifest, val_fraction=val_fraction, seed=config.train.seed)
     records, features, skipped = extract_features(train_set.records + val_set.records, config.features,
                                                   cache=cache, on_error=on_error, progress=progress)
     kept = {r.clip_id for r in records}
