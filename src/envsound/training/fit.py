@@ -57,11 +57,12 @@ def fit_network(
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run.
     ``init_encoder`` (from :func:`~envsound.training.finetune.resolve_init`) initialises the model's encoder.
     """
+    L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised
     module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label)
     apply_init(module.model, init_encoder)
     epochs, best = run_lightning(module, config, train_features, train_targets, val_features, val_targets,
                                  monitor=monitored(config, multi_label=multi_label), out_dir=out_dir, resume=resume,
-                                 progress=progress, callbacks=finetune_callbacks(config))
+                                 progress=progress, callbacks=finetune_callbacks(config), reseed=False)
     weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
                if k.startswith("model.")}
     return FitResult(state_dict=weights, epochs=epochs, best_score=best)
@@ -81,6 +82,7 @@ def run_lightning(
     progress: bool,
     callbacks: Sequence[L.Callback] = (),
     check_resumable: Callable[[Path], None] | None = None,
+    reseed: bool = True,
 ) -> tuple[int, float | None]:
     """Fit ``module`` on random training windows, validating on every window of the validation clips; early stopping
     and best-epoch selection on ``monitor = (logged metric, "min" | "max")``. Loads the best epoch's weights into
@@ -88,10 +90,12 @@ def run_lightning(
 
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run;
     ``check_resumable(last_ckpt)`` may refuse one made with other settings. Shared by classifier training and
-    autoencoder pre-training.
+    autoencoder pre-training. ``reseed`` seeds the data order with ``train.seed`` here (pass False when the caller
+    seeded just before building ``module``, so weights and data order follow from one seed).
     """
     train, feats = config.train, config.features
-    L.seed_everything(train.seed, workers=True, verbose=False)
+    if reseed:
+        L.seed_everything(train.seed, workers=True, verbose=False)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     train_loader = DataLoader(
         RandomWindowDataset(train_features, train_targets, cfg=feats, seed=train.seed),
