@@ -83,3 +83,14 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
     resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert load_checkpoint(tmp_path / "model.ckpt").meta["epochs"] == 8
+
+
+def test_same_seed_same_weights(tmp_path, synthetic_manifest, tiny_config):
+    """Regression: the seed must be set before the weights are initialised, so a run is reproducible."""
+    tiny_config.train.max_epochs = 1
+    torch.manual_seed(123)  # disturb the global generator between the runs: only train.seed may matter
+    a = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path / "a", progress=False)
+    torch.manual_seed(456)
+    b = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path / "b", progress=False)
+    wa, wb = load_checkpoint(a.checkpoint).state_dict, load_checkpoint(b.checkpoint).state_dict
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
