@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from envsound.config import Config, resolve_config
-from envsound.errors import ConfigError
 
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> None:
@@ -60,10 +59,7 @@ def build_config(args: argparse.Namespace) -> Config:
         from envsound.config import load_yaml
 
         name = load_yaml(args.config).get("model", {}).get("name")
-    try:
-        preset = model_preset(name or Config().model.name)
-    except ConfigError:
-        raise
+    preset = model_preset(name or Config().model.name)
     return resolve_config(preset=preset, config_file=args.config, overrides=args.overrides, model=args.model)
 
 
