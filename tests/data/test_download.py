@@ -40,8 +40,9 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
-        self.wfile.write(body[start:])
+        # counted before writing: the client may finish reading before this thread runs again
         self.server.bytes_sent += len(body) - start
+        self.wfile.write(body[start:])
 
     def log_message(self, *args):  # keep test output quiet
         pass
