@@ -30,6 +30,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and training")
     group.add_argument("--model", metavar="NAME",
                        help="model name: cnn (default), piczak, dtu, knn, random_forest (see 'envsound models')")
+    group.add_argument("--preset", metavar="NAME",
+                       help="a named preset shipped with envsound, applied after the model's preset and before "
+                            "--config and --set, e.g. dtu2018 (the original DTU study's features, model and training)")
     group.add_argument("--config", type=Path, metavar="FILE.yaml",
                        help="YAML file with sections features/model/train (unknown keys are an error)")
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -50,17 +53,30 @@ def parse_folds(text: str) -> list[int]:
     return folds
 
 
-def build_config(args: argparse.Namespace) -> Config:
-    """Defaults -> the model's preset -> --config -> --model -> --set."""
+def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -> Config:
+    """Defaults -> the model's preset -> --preset -> --config -> --model -> --set (or ``overrides`` instead)."""
+    from envsound.config import load_preset
     from envsound.models.registry import model_preset
 
+    named = load_preset(args.preset) if getattr(args, "preset", None) else {}
     name = args.model
     if name is None and args.config is not None:
         from envsound.config import load_yaml
 
         name = load_yaml(args.config).get("model", {}).get("name")
-    preset = model_preset(name or Config().model.name)
-    return resolve_config(preset=preset, config_file=args.config, overrides=args.overrides, model=args.model)
+    if name is None:
+        name = (named.get("model") or {}).get("name")
+    preset = merge_sections(model_preset(name or Config().model.name), named)
+    return resolve_config(preset=preset, config_file=args.config, model=args.model,
+                          overrides=args.overrides if overrides is None else overrides)
+
+
+def merge_sections(first: dict, second: dict) -> dict:
+    """``{section: {key: value}}`` of ``first`` updated key by key with ``second``."""
+    merged = {section: dict(values) for section, values in first.items()}
+    for section, values in second.items():
+        merged.setdefault(section, {}).update(values or {})
+    return merged
 
 
 def feature_cache(args: argparse.Namespace):
