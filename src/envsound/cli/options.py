@@ -112,3 +112,41 @@ def init_options(args: argparse.Namespace, config: Config) -> Path | None:
         config.set("train.freeze_encoder_epochs", args.freeze_encoder_epochs, source="--freeze-encoder-epochs")
         config.validate()
     return getattr(args, "init", None)
+
+
+def add_semi_options(parser: argparse.ArgumentParser) -> None:
+    """``--label-fraction``, ``--semi`` and the unlabelled data of a semi-supervised run (train, cv, grid)."""
+    group = parser.add_argument_group("labelled fraction and semi-supervised learning")
+    group.add_argument("--label-fraction", type=float, metavar="P",
+                       help="keep a stratified share P (0 < P <= 1) of the training clips labelled, grouped by source "
+                            "and chosen from train.seed (train.label_fraction); the rest become unlabelled data")
+    group.add_argument("--semi", choices=["none", "fixmatch", "mean_teacher"],
+                       help="semi-supervised method (semi.method; its settings are semi.*, see 'envsound config')")
+    group.add_argument("--unlabelled-dataset", metavar="NAME",
+                       help="extra unlabelled audio: any dataset name (labels ignored), e.g. esc50 or unlabelled "
+                            "(a folder of audio); in cv the test fold's clips and sources are left out of it")
+    group.add_argument("--unlabelled-root", type=Path, metavar="PATH", help="root of --unlabelled-dataset")
+    group.add_argument("--unlabelled-folds", type=parse_folds, metavar="1,2,3",
+                       help="only these folds of --unlabelled-dataset (default: all of it)")
+
+
+def semi_options(args: argparse.Namespace, config: Config):
+    """Apply ``--label-fraction`` / ``--semi`` to ``config`` (validated); return the unlabelled manifest or ``None``."""
+    if getattr(args, "label_fraction", None) is not None:
+        config.set("train.label_fraction", args.label_fraction, source="--label-fraction")
+    if getattr(args, "semi", None) is not None:
+        config.set("semi.method", args.semi, source="--semi")
+    config.validate()
+    name = getattr(args, "unlabelled_dataset", None)
+    if name is None:
+        if getattr(args, "unlabelled_root", None) or getattr(args, "unlabelled_folds", None):
+            from envsound.errors import ConfigError
+
+            raise ConfigError("--unlabelled-root/--unlabelled-folds need --unlabelled-dataset NAME")
+        return None
+    from envsound.data.registry import load_dataset
+
+    manifest = load_dataset(name, args.unlabelled_root, on_error=on_error(args))
+    if args.unlabelled_folds:
+        manifest = manifest.select_folds(args.unlabelled_folds)
+    return manifest
