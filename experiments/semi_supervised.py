@@ -14,7 +14,8 @@ clips for every method: ``train.label_fraction``, seeded by ``train.seed``); unl
   on the labelled ones (``--init``). Pre-training does not depend on p: one autoencoder per model x decoder x test fold
   (``OUT/<model>/cae_<decoder>/fold_<k>/``), pre-trained without fold k, reused for every p. The ``cnn`` trunk
   average-pools, so it has no ``unpool`` row;
-- ``fixmatch``: labelled and unlabelled batches together (``semi.method=fixmatch``; ``--set semi.*`` tunes it).
+- ``fixmatch``: labelled and unlabelled batches together (``semi.method=fixmatch``; ``--set semi.*`` tunes it);
+  ``mean_teacher`` likewise, when asked for with ``--methods``.
 
 A model is a registered model name or a preset (``dtu2018`` = the original study's features, model and training).
 Every run is an ordinary ``cross_validate`` folder ``OUT/<model>/p<p>/<method>/``; a finished one (``cv.json``) is
@@ -48,7 +49,8 @@ from envsound.training.pretrain import pretrain_autoencoder
 
 log = logging.getLogger("semi_supervised")
 
-METHODS = ("supervised", "cae_unpool", "cae_upsample", "fixmatch")
+METHODS = ("supervised", "cae_unpool", "cae_upsample", "fixmatch", "mean_teacher")
+DEFAULT_METHODS = METHODS[:4]
 
 
 def model_config(spec: str, overrides: list[str]) -> Config:
@@ -89,8 +91,8 @@ def run_method(spec: str, method: str, p: float, config: Config, esc10: Manifest
             log.warning("%s: skipping %s (%s)", spec, method, exc)
             return None
         init = pretrained_encoders(spec, config, decoder, esc50, folds, out, cache)
-    elif method == "fixmatch":
-        config.set("semi.method", "fixmatch")
+    elif method in ("fixmatch", "mean_teacher"):
+        config.set("semi.method", method)
         unlabelled = esc50  # cross_validate leaves out each test fold's clips and sources
     run = out / spec / f"p{p:g}" / method
     if (run / "cv.json").exists():
@@ -136,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["dtu2018", "cnn"], help="model or preset names")
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.1, 0.25, 0.5, 1.0])
     parser.add_argument("--folds", nargs="+", type=int, default=[1, 2, 3, 4])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS,
+                        help="rows (supervised is always run: every row is paired with it)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run, e.g. train.max_epochs=50 (repeatable)")
     parser.add_argument("--cache-dir", type=Path, help="feature cache (default: ~/.cache/envsound/features)")
