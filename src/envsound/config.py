@@ -105,6 +105,7 @@ class TrainConfig:
     num_workers: int = 0
     freeze_encoder_epochs: int = 0  # with --init: encoder weights frozen for the first N epochs
     encoder_lr_scale: float = 1.0  # with --init: encoder learning rate = lr x this (0 < scale <= 1)
+    label_fraction: float = 1.0  # keep this stratified share of the training clips labelled (0 < p <= 1), by source
 
     def validate(self) -> None:
         _check(self.max_epochs >= 1, "train.max_epochs", self.max_epochs, ">= 1")
@@ -125,6 +126,39 @@ class TrainConfig:
                ">= 0")
         _check(0 < self.encoder_lr_scale <= 1, "train.encoder_lr_scale", self.encoder_lr_scale,
                "0 < scale <= 1")
+        _check(0 < self.label_fraction <= 1, "train.label_fraction", self.label_fraction, "0 < fraction <= 1")
+
+
+@dataclass
+class SemiConfig:
+    """Semi-supervised training on labelled and unlabelled batches together (``training/semi.py``).
+
+    ``fixmatch``: pseudo-label = argmax of the weak view (random crop + time roll) where its top probability is at
+    least ``threshold``; the strong view (SpecAugment + gain + noise) is trained towards it with weight ``lambda_u``.
+    ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the teacher; the student's
+    probabilities on a strong view are pulled towards the teacher's on a weak view (mean squared error, weight
+    ``lambda_u`` ramped up over ``rampup_epochs``). Each step draws ``mu x train.batch_size`` unlabelled windows.
+    """
+
+    method: str = "none"  # none | fixmatch | mean_teacher
+    threshold: float = 0.95  # fixmatch: confidence a pseudo-label needs, 0 < t <= 1
+    lambda_u: float = 1.0  # weight of the unlabelled loss, >= 0
+    mu: int = 3  # unlabelled : labelled batch size (FixMatch's paper uses 7; 3 keeps CPU runs affordable), >= 1
+    ema_decay: float = 0.999  # mean_teacher: teacher = decay x teacher + (1 - decay) x student, 0 < d < 1
+    rampup_epochs: int = 5  # mean_teacher: sigmoid ramp-up of lambda_u over these epochs, >= 0
+    strong_gain_db: float = 6.0  # strong view: random gain in +-dB per example, >= 0
+    strong_snr_db: float = 20.0  # strong view: noise added this many dB below the window's peak (random up to 2x)
+
+    def validate(self) -> None:
+        _check(self.method in ("none", "fixmatch", "mean_teacher"), "semi.method", self.method,
+               "none, fixmatch or mean_teacher")
+        _check(0 < self.threshold <= 1, "semi.threshold", self.threshold, "0 < threshold <= 1")
+        _check(self.lambda_u >= 0, "semi.lambda_u", self.lambda_u, ">= 0")
+        _check(self.mu >= 1, "semi.mu", self.mu, ">= 1")
+        _check(0 < self.ema_decay < 1, "semi.ema_decay", self.ema_decay, "0 < decay < 1")
+        _check(self.rampup_epochs >= 0, "semi.rampup_epochs", self.rampup_epochs, ">= 0")
+        _check(self.strong_gain_db >= 0, "semi.strong_gain_db", self.strong_gain_db, ">= 0")
+        _check(self.strong_snr_db > 0, "semi.strong_snr_db", self.strong_snr_db, "> 0")
 
 
 @dataclass
@@ -134,6 +168,7 @@ class Config:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    semi: SemiConfig = field(default_factory=SemiConfig)
 
     def validate(self) -> "Config":
         for section in self._sections():
@@ -222,6 +257,29 @@ def resolve_config(
     return config.validate()
 
 
+def preset_names() -> list[str]:
+    """The named presets shipped in ``envsound/presets/*.yaml`` (``--preset NAME``), sorted."""
+    from importlib import resources
+
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files("envsound").joinpath("presets").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The config sections of the named preset ``name``, e.g. ``load_preset("dtu2018")["features"]["n_mels"] == 28``.
+
+    Raises:
+        ConfigError: ``name`` is not a shipped preset (the message lists the valid names).
+    """
+    from importlib import resources
+
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(names) or 'none'}")
+    with resources.as_file(resources.files("envsound").joinpath("presets", f"{name}.yaml")) as path:
+        return load_yaml(path)
+
+
 def _check(ok: bool, key: str, value: Any, valid: str) -> None:
     if not ok:
         raise ConfigError(f"{key}={value!r} is out of range; valid: {valid}")
@@ -236,7 +294,7 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     args = typing.get_args(hint)
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if args else hint
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
         if optional:
             return None
         raise ConfigError(f"{source}: {key} cannot be empty")

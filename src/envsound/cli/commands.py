@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from envsound.cli.options import build_config, feature_cache, init_options, on_error, show_progress
+from envsound.cli.options import (build_config, feature_cache, init_options, on_error, semi_options,
+                                  show_progress)
 
 log = logging.getLogger("envsound")
 
@@ -30,14 +31,16 @@ def train(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     init = init_options(args, config)
+    unlabelled = semi_options(args, config)
     manifest = _dataset(args)
     if args.folds:
         manifest = manifest.select_folds(args.folds)
     result = train_model(manifest, config, out_dir=args.out, cache=feature_cache(args), resume=args.resume,
                          overwrite=args.overwrite, progress=show_progress(args), on_error=on_error(args),
-                         meta={"train_folds": args.folds or manifest.folds}, init=init)
+                         meta={"train_folds": args.folds or manifest.folds}, init=init, unlabelled=unlabelled)
     plot_run_curves(args.out)
-    print(f"trained {config.model.name} on {result.n_train} clips ({result.n_val} for validation), "
+    semi = f" and {result.n_unlabelled} unlabelled ({config.semi.method})" if result.n_unlabelled else ""
+    print(f"trained {config.model.name} on {result.n_train} clips ({result.n_val} for validation){semi}, "
           f"{result.epochs} epochs, {result.seconds:.0f} s -> {result.checkpoint}")
     return _report_skipped(manifest.skipped + result.skipped)
 
@@ -47,15 +50,32 @@ def cv(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     init = init_options(args, config)
+    unlabelled = semi_options(args, config)
     manifest = _dataset(args)
     summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, cache=feature_cache(args),
                              resume=args.resume, overwrite=args.overwrite, progress=show_progress(args),
-                             on_error=on_error(args), init=init)
+                             on_error=on_error(args), init=init, unlabelled=unlabelled)
     for fold in summary["folds"]:
         print(f"fold {fold['fold']}: accuracy {fold['accuracy']:.4f} ({fold['n_test']} clips)")
     print(f"mean accuracy {summary['mean_accuracy']:.4f} ± {summary['std_accuracy']:.4f} over "
           f"{summary['n_folds']} folds ({summary['seconds']:.0f} s) -> {args.out / 'cv.json'}")
     return _report_skipped([(s["file"], s["reason"]) for s in summary["skipped"]])
+
+
+def grid(args: argparse.Namespace) -> int:
+    from envsound.evaluation.grid import grid_search, split_grid_overrides
+
+    fixed, axes = split_grid_overrides(args.overrides)
+    config = build_config(args, overrides=fixed)
+    init = init_options(args, config)
+    unlabelled = semi_options(args, config)
+    manifest = _dataset(args)
+    result = grid_search(manifest, config, axes, folds=args.folds, out_dir=args.out, cache=feature_cache(args),
+                         progress=show_progress(args), on_error=on_error(args), init=init, unlabelled=unlabelled)
+    print(result.markdown, end="")
+    print(f"{len(result.points)} point(s) ({result.n_run} run now, {len(result.points) - result.n_run} reused) -> "
+          f"{args.out / 'grid.md'}, {args.out / 'grid.json'}")
+    return 0
 
 
 def pretrain(args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from envsound import __version__
 from envsound.cli import commands
-from envsound.cli.options import add_config_options, add_dataset_options, add_init_options, parse_folds
+from envsound.cli.options import (add_config_options, add_dataset_options, add_init_options, add_semi_options,
+                                  parse_folds)
 
 log = logging.getLogger("envsound")
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p)
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
     add_init_options(p)
+    add_semi_options(p)
     p.set_defaults(run=commands.train)
 
     p = command("cv", "Leave-one-fold-out cross-validation; writes OUT/cv.json, predictions.csv, confusion.png.")
@@ -45,7 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p)
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
     add_init_options(p)
+    add_semi_options(p)
     p.set_defaults(run=commands.cv)
+
+    p = command("grid", "Grid search: cross-validate every combination of the comma-separated --set values "
+                        "(e.g. --set model.filters=16,32,64 --set train.batch_size=16,32); writes OUT/grid.md, "
+                        "OUT/grid.json and one cv run per point (a point with a cv.json is not rerun).")
+    add_dataset_options(p, folds_help="official folds to rotate over (default: all the dataset has)")
+    add_config_options(p)
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="grid folder")
+    add_init_options(p)
+    add_semi_options(p)
+    p.set_defaults(run=commands.grid)
 
     p = command("pretrain", "Pre-train a convolutional autoencoder on audio (labels ignored) for --init; writes "
                             "OUT/autoencoder.ckpt and OUT/reconstructions.png.")
@@ -100,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TRAINING_COMMANDS = {"train", "cv", "demo", "pretrain"}
+TRAINING_COMMANDS = {"train", "cv", "demo", "pretrain", "grid"}
 
 
 def configure_logging(*, debug: bool, quiet: bool, command: str) -> None:

@@ -30,6 +30,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and training")
     group.add_argument("--model", metavar="NAME",
                        help="model name: cnn (default), piczak, dtu, knn, random_forest (see 'envsound models')")
+    group.add_argument("--preset", metavar="NAME",
+                       help="a named preset shipped with envsound, applied after the model's preset and before "
+                            "--config and --set, e.g. dtu2018 (the original DTU study's features, model and training)")
     group.add_argument("--config", type=Path, metavar="FILE.yaml",
                        help="YAML file with sections features/model/train (unknown keys are an error)")
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -50,17 +53,30 @@ def parse_folds(text: str) -> list[int]:
     return folds
 
 
-def build_config(args: argparse.Namespace) -> Config:
-    """Defaults -> the model's preset -> --config -> --model -> --set."""
+def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -> Config:
+    """Defaults -> the model's preset -> --preset -> --config -> --model -> --set (or ``overrides`` instead)."""
+    from envsound.config import load_preset
     from envsound.models.registry import model_preset
 
+    named = load_preset(args.preset) if getattr(args, "preset", None) else {}
     name = args.model
     if name is None and args.config is not None:
         from envsound.config import load_yaml
 
         name = load_yaml(args.config).get("model", {}).get("name")
-    preset = model_preset(name or Config().model.name)
-    return resolve_config(preset=preset, config_file=args.config, overrides=args.overrides, model=args.model)
+    if name is None:
+        name = (named.get("model") or {}).get("name")
+    preset = merge_sections(model_preset(name or Config().model.name), named)
+    return resolve_config(preset=preset, config_file=args.config, model=args.model,
+                          overrides=args.overrides if overrides is None else overrides)
+
+
+def merge_sections(first: dict, second: dict) -> dict:
+    """``{section: {key: value}}`` of ``first`` updated key by key with ``second``."""
+    merged = {section: dict(values) for section, values in first.items()}
+    for section, values in second.items():
+        merged.setdefault(section, {}).update(values or {})
+    return merged
 
 
 def feature_cache(args: argparse.Namespace):
@@ -96,3 +112,41 @@ def init_options(args: argparse.Namespace, config: Config) -> Path | None:
         config.set("train.freeze_encoder_epochs", args.freeze_encoder_epochs, source="--freeze-encoder-epochs")
         config.validate()
     return getattr(args, "init", None)
+
+
+def add_semi_options(parser: argparse.ArgumentParser) -> None:
+    """``--label-fraction``, ``--semi`` and the unlabelled data of a semi-supervised run (train, cv, grid)."""
+    group = parser.add_argument_group("labelled fraction and semi-supervised learning")
+    group.add_argument("--label-fraction", type=float, metavar="P",
+                       help="keep a stratified share P (0 < P <= 1) of the training clips labelled, grouped by source "
+                            "and chosen from train.seed (train.label_fraction); the rest become unlabelled data")
+    group.add_argument("--semi", choices=["none", "fixmatch", "mean_teacher"],
+                       help="semi-supervised method (semi.method; its settings are semi.*, see 'envsound config')")
+    group.add_argument("--unlabelled-dataset", metavar="NAME",
+                       help="extra unlabelled audio: any dataset name (labels ignored), e.g. esc50 or unlabelled "
+                            "(a folder of audio); in cv the test fold's clips and sources are left out of it")
+    group.add_argument("--unlabelled-root", type=Path, metavar="PATH", help="root of --unlabelled-dataset")
+    group.add_argument("--unlabelled-folds", type=parse_folds, metavar="1,2,3",
+                       help="only these folds of --unlabelled-dataset (default: all of it)")
+
+
+def semi_options(args: argparse.Namespace, config: Config):
+    """Apply ``--label-fraction`` / ``--semi`` to ``config`` (validated); return the unlabelled manifest or ``None``."""
+    if getattr(args, "label_fraction", None) is not None:
+        config.set("train.label_fraction", args.label_fraction, source="--label-fraction")
+    if getattr(args, "semi", None) is not None:
+        config.set("semi.method", args.semi, source="--semi")
+    config.validate()
+    name = getattr(args, "unlabelled_dataset", None)
+    if name is None:
+        if getattr(args, "unlabelled_root", None) or getattr(args, "unlabelled_folds", None):
+            from envsound.errors import ConfigError
+
+            raise ConfigError("--unlabelled-root/--unlabelled-folds need --unlabelled-dataset NAME")
+        return None
+    from envsound.data.registry import load_dataset
+
+    manifest = load_dataset(name, args.unlabelled_root, on_error=on_error(args))
+    if args.unlabelled_folds:
+        manifest = manifest.select_folds(args.unlabelled_folds)
+    return manifest

@@ -160,3 +160,88 @@ def stratified_group_folds(records: Sequence[ClipRecord], *, n_folds: int, seed:
 
 def _stratum(record: ClipRecord) -> str:
     return record.labels[0] if record.labels else ""
+
+
+def labelled_subset(manifest: Manifest, *, fraction: float, seed: int) -> tuple[Manifest, Manifest]:
+    """Keep a stratified ``fraction`` of ``manifest``'s clips labelled; the rest become unlabelled data.
+
+    Stratified by label (first label of a multi-label clip) and grouped by ``source_id``: source groups are visited in
+    a seeded random order and a group is kept while its class has fewer than ``max(1, round(fraction * n_class))``
+    clips kept (a group can overshoot by its own size). Deterministic for given records, ``fraction`` and ``seed``, so
+    every method of a comparison sees the same labelled clips. Pass training clips only (after the test fold is gone).
+
+    Args:
+        manifest: the training clips.
+        fraction: ``0 < fraction <= 1``; 1 keeps every clip.
+        seed: any integer (``train.seed``).
+
+    Returns:
+        ``(labelled, rest)``: manifests with ``manifest``'s label vocabulary, records in their original order.
+
+    Raises:
+        ConfigError: ``fraction`` outside ``(0, 1]``.
+
+    >>> labelled, rest = labelled_subset(train_folds, fraction=0.25, seed=0)
+    """
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise ConfigError(f"label fraction {fraction!r} is out of range; valid: 0 < fraction <= 1 "
+                          "(train.label_fraction, --label-fraction)")
+    records = manifest.records
+    if fraction == 1 or not records:
+        return manifest.subset(records), manifest.subset([])
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        groups[record.source_id].append(i)
+    totals = Counter(_stratum(r) for r in records)
+    target = {c: max(1, round(fraction * n)) for c, n in totals.items()}
+    kept_per_class: Counter = Counter()
+    keep: set[int] = set()
+    order = sorted(groups)  # a fixed order before shuffling, so the record order does not matter
+    for g in np.random.default_rng([seed, 0x1abe1]).permutation(len(order)):
+        members = groups[order[g]]
+        stratum = _stratum(records[members[0]])
+        if kept_per_class[stratum] < target[stratum]:
+            keep.update(members)
+            kept_per_class[stratum] += len(members)
+    return (manifest.subset([r for i, r in enumerate(records) if i in keep]),
+            manifest.subset([r for i, r in enumerate(records) if i not in keep]))
+
+
+def exclude_clips_of(pool: Manifest, held_out: Manifest, *, fold: int | None = None) -> Manifest:
+    """``pool`` without any clip that is, or shares a file or source recording with, a clip of ``held_out``, and
+    (when ``fold`` is given) without the clips of that fold number.
+
+    The guard for unlabelled data in cross-validation: an unlabelled pool (possibly another dataset on the same
+    corpus, e.g. ESC-50 beside ESC-10) must not contain the test fold's clips or their source recordings. The result
+    passes :func:`check_no_leakage` against ``held_out``.
+
+    >>> pool = exclude_clips_of(load_dataset("esc50", root), esc10_test, fold=3)
+    """
+    ids = {r.clip_id for r in held_out.records}
+    files = {os.path.abspath(r.path) for r in held_out.records}
+    sources = {r.source_id for r in held_out.records}
+    kept = [r for r in pool.records
+            if r.clip_id not in ids and os.path.abspath(r.path) not in files and r.source_id not in sources
+            and (fold is None or r.fold != fold)]
+    if len(kept) < len(pool.records):
+        logger.info("unlabelled pool: left out %d of %d clips that are (or share a source with) held-out clips",
+                    len(pool.records) - len(kept), len(pool.records))
+    return pool.subset(kept)
+
+
+def merge_unlabelled(*pools: Manifest, name: str = "unlabelled") -> Manifest:
+    """One label-free manifest of every clip in ``pools`` (labels dropped), each file once (first occurrence wins).
+
+    Clip ids are prefixed with their manifest's name so two datasets' ids cannot collide.
+    """
+    from dataclasses import replace
+
+    seen: set[str] = set()
+    records = []
+    for pool in pools:
+        for r in pool.records:
+            path = os.path.abspath(r.path)
+            if path not in seen:
+                seen.add(path)
+                records.append(replace(r, labels=(), clip_id=f"{pool.name}:{r.clip_id}"))
+    return Manifest(name=name, records=records, labels=[])

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from envsound.config import Config
 from envsound.data.records import Manifest
-from envsound.data.splits import check_no_leakage, cv_splits
+from envsound.data.splits import check_no_leakage, cv_splits, exclude_clips_of
 from envsound.errors import DatasetLayoutError
 from envsound.evaluation.evaluate import Evaluation, evaluate_model
 from envsound.evaluation.metrics import classification_report, summarize_folds
@@ -40,13 +40,20 @@ def cross_validate(
     overwrite: bool = False,
     progress: bool = True,
     on_error: str = "raise",
-    init: str | Path | None = None,
+    init: str | Path | Mapping[int, str | Path] | None = None,
+    unlabelled: Manifest | None = None,
 ) -> dict[str, Any]:
     """Run leave-one-fold-out CV over ``folds`` (default: every official fold) and return the ``cv.json`` dict.
 
     With ``resume``, a fold whose ``fold_<k>/model.ckpt`` is complete is evaluated, not retrained. ``init``: an
     ``autoencoder.ckpt`` whose encoder initialises every fold's model (see :func:`train_model`); pre-train it
-    without the test folds' clips (``envsound pretrain --exclude-folds``) or the comparison is not honest.
+    without the test folds' clips (``envsound pretrain --exclude-folds``) or the comparison is not honest; a mapping
+    ``{test_fold: path}`` gives each fold its own (pre-trained without that fold).
+
+    ``unlabelled`` (for ``semi.method``; labels ignored): every fold's pool is this manifest minus the test fold's
+    clips, any clip sharing a file or source recording with them, and any clip whose fold number is the test fold's
+    (the same numbering when it is the same corpus, e.g. ESC-50 beside ESC-10); checked with
+    :func:`check_no_leakage`. The training folds' clips left unlabelled by ``train.label_fraction`` join it.
 
     Raises:
         DatasetLayoutError: fewer than two folds, a fold the dataset does not have, or a train/test leak.
@@ -64,6 +71,11 @@ def cross_validate(
     skipped: dict[str, str] = {str(path): reason for path, reason in manifest.skipped}
     for test_fold, train_set, test_set in cv_splits(manifest, folds):
         check_no_leakage(train_set, test_set)
+        pool = None
+        if unlabelled is not None:
+            pool = exclude_clips_of(unlabelled, test_set, fold=test_fold)
+            check_no_leakage(pool, test_set)
+        fold_init = init.get(test_fold) if isinstance(init, Mapping) else init
         fold_dir = out_dir / f"fold_{test_fold}"
         log.info("fold %d: training on %d clips, testing on %d", test_fold, len(train_set), len(test_set))
         fold_start = time.perf_counter()
@@ -72,7 +84,7 @@ def cross_validate(
             epochs = None
         else:
             result = train_model(train_set, config, out_dir=fold_dir, cache=cache, resume=resume, overwrite=overwrite,
-                                 progress=progress, on_error=on_error, init=init,
+                                 progress=progress, on_error=on_error, init=fold_init, unlabelled=pool,
                                  meta={"train_folds": [f for f in folds if f != test_fold], "test_fold": test_fold})
             epochs = result.epochs
             skipped.update((str(path), reason) for path, reason in result.skipped)
@@ -84,6 +96,7 @@ def cross_validate(
         fold_results.append({
             "fold": test_fold, "accuracy": evaluation.report["accuracy"], "macro_f1": evaluation.report["macro_f1"],
             "n_train": len(train_set), "n_test": len(evaluation.records), "epochs": epochs,
+            "n_unlabelled_pool": None if pool is None else len(pool),
             "seconds": round(time.perf_counter() - fold_start, 1)})
         log.info("fold %d: accuracy %.4f", test_fold, evaluation.report["accuracy"])
 

@@ -55,3 +55,28 @@ def batch_augment(x: torch.Tensor, y: torch.Tensor, train: TrainConfig) -> tuple
     if train.mixup_alpha > 0:
         x, y = mixup(x, y, alpha=train.mixup_alpha)
     return x, y
+
+
+def gain_and_noise(x: torch.Tensor, *, gain_db: float, snr_db: float) -> torch.Tensor:
+    """A random gain and random noise on dB log-mel ``(batch, C, n_mels, frames)`` (the strong view's photometrics).
+
+    Each example is shifted by a gain uniform in ``[-gain_db, gain_db]`` dB, then noise is added *in the power
+    domain* at a level uniform between ``snr_db`` and ``2 * snr_db`` below the example's peak (exponentially
+    distributed power per bin, as white noise's periodogram is), so quiet parts are buried and loud events stay.
+    Returns a new tensor of the same shape in dB.
+    """
+    shape = (len(x),) + (1,) * (x.dim() - 1)
+    x = x.float() + (torch.rand(shape, device=x.device) * 2 - 1) * gain_db
+    peak = x.amax(dim=tuple(range(1, x.dim())), keepdim=True)
+    level_db = peak - snr_db * (1 + torch.rand(shape, device=x.device))
+    noise_power = 10.0 ** (level_db / 10) * torch.empty_like(x).exponential_()
+    return 10.0 * torch.log10(10.0 ** (x / 10) + noise_power)
+
+
+def strong_view(x: torch.Tensor, *, gain_db: float, snr_db: float) -> torch.Tensor:
+    """FixMatch's strong augmentation of log-mel windows: time roll, SpecAugment masks, then gain and noise.
+
+    No mixup (a pseudo-label is one class). ``(batch, C, n_mels, frames)`` in, same shape out.
+    """
+    x = spec_augment(time_roll(x))
+    return gain_and_noise(x, gain_db=gain_db, snr_db=snr_db)

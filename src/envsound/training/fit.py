@@ -50,19 +50,28 @@ def fit_network(
     resume: bool,
     progress: bool,
     init_encoder: dict[str, torch.Tensor] | None = None,
+    unlabelled_features: list[np.ndarray] | None = None,
 ) -> FitResult:
     """Fit with early stopping on the monitored validation metric (when there is a validation set) and return the
     best epoch's weights.
 
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run.
     ``init_encoder`` (from :func:`~envsound.training.finetune.resolve_init`) initialises the model's encoder.
+    With ``config.semi.method`` other than ``"none"``, :class:`~envsound.training.semi.SemiModule` trains on the
+    labelled clips and ``unlabelled_features`` (whole-clip features, labels unknown) together.
     """
     L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised
-    module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label)
+    if config.semi.method != "none":
+        from envsound.training.semi import SemiModule
+
+        module = SemiModule(config, train_targets.shape[1], multi_label=multi_label)
+    else:
+        module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label)
     apply_init(module.model, init_encoder)
     epochs, best = run_lightning(module, config, train_features, train_targets, val_features, val_targets,
                                  monitor=monitored(config, multi_label=multi_label), out_dir=out_dir, resume=resume,
-                                 progress=progress, callbacks=finetune_callbacks(config), reseed=False)
+                                 progress=progress, callbacks=finetune_callbacks(config), reseed=False,
+                                 unlabelled_features=unlabelled_features if config.semi.method != "none" else None)
     weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
                if k.startswith("model.")}
     return FitResult(state_dict=weights, epochs=epochs, best_score=best)
@@ -83,6 +92,7 @@ def run_lightning(
     callbacks: Sequence[L.Callback] = (),
     check_resumable: Callable[[Path], None] | None = None,
     reseed: bool = True,
+    unlabelled_features: list[np.ndarray] | None = None,
 ) -> tuple[int, float | None]:
     """Fit ``module`` on random training windows, validating on every window of the validation clips; early stopping
     and best-epoch selection on ``monitor = (logged metric, "min" | "max")``. Loads the best epoch's weights into
@@ -92,6 +102,9 @@ def run_lightning(
     ``check_resumable(last_ckpt)`` may refuse one made with other settings. Shared by classifier training and
     autoencoder pre-training. ``reseed`` seeds the data order with ``train.seed`` here (pass False when the caller
     seeded just before building ``module``, so weights and data order follow from one seed).
+    ``unlabelled_features``: a second training loader of random windows, ``semi.mu x train.batch_size`` per step;
+    each batch is then ``{"labelled": (x, y), "unlabelled": (x, _)}`` (``max_size_cycle``: an epoch is one pass over
+    the longer loader).
     """
     train, feats = config.train, config.features
     if reseed:
@@ -101,6 +114,17 @@ def run_lightning(
         RandomWindowDataset(train_features, train_targets, cfg=feats, seed=train.seed),
         batch_size=train.batch_size, shuffle=True, drop_last=len(train_features) > train.batch_size,
         num_workers=train.num_workers)
+    if unlabelled_features:
+        from lightning.pytorch.utilities import CombinedLoader
+
+        u_batch = config.semi.mu * train.batch_size
+        unlabelled_loader = DataLoader(
+            RandomWindowDataset(unlabelled_features, np.zeros((len(unlabelled_features), 0), dtype=np.float32),
+                                cfg=feats, seed=train.seed + 1),
+            batch_size=u_batch, shuffle=True, drop_last=len(unlabelled_features) > u_batch,
+            num_workers=train.num_workers)
+        train_loader = CombinedLoader({"labelled": train_loader, "unlabelled": unlabelled_loader},
+                                      mode="max_size_cycle")
     has_val = len(val_features) > 0
     val_loader = None
     if has_val:

@@ -16,8 +16,8 @@ import yaml
 
 from envsound.config import Config
 from envsound.data.records import Manifest
-from envsound.data.splits import train_val_split
-from envsound.errors import EnvsoundError
+from envsound.data.splits import exclude_clips_of, labelled_subset, merge_unlabelled, train_val_split
+from envsound.errors import ConfigError, EnvsoundError
 from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
 from envsound.fileio import write_text_atomic
@@ -37,6 +37,7 @@ class TrainResult:
     checkpoint: Path
     n_train: int
     n_val: int
+    n_unlabelled: int = 0  # clips in the unlabelled pool of a semi-supervised run
     epochs: int = 0
     best_score: float | None = None  # the monitored validation metric (train.monitor) at the kept epoch
     seconds: float = 0.0
@@ -44,6 +45,7 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"checkpoint": str(self.checkpoint), "n_train": self.n_train, "n_val": self.n_val,
+                "n_unlabelled": self.n_unlabelled,
                 "epochs": self.epochs, "best_score": self.best_score, "seconds": round(self.seconds, 1),
                 "skipped": [[str(p), reason] for p, reason in self.skipped]}
 
@@ -60,6 +62,7 @@ def train_model(
     on_error: str = "raise",
     meta: dict[str, Any] | None = None,
     init: str | Path | None = None,
+    unlabelled: Manifest | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on every clip of ``manifest`` and write ``out_dir/model.ckpt``.
 
@@ -69,10 +72,16 @@ def train_model(
     ``init``: an ``autoencoder.ckpt`` from ``envsound pretrain`` whose encoder initialises the model's trunk
     (``dtu``/``cnn`` only; see ``train.freeze_encoder_epochs`` and ``train.encoder_lr_scale``).
 
+    With ``train.label_fraction`` p < 1 only a stratified share p of ``manifest``'s clips (grouped by source,
+    chosen from ``train.seed``: :func:`~envsound.data.splits.labelled_subset`) keeps its labels; the validation split
+    comes from those. With ``semi.method`` other than ``"none"`` the clips left unlabelled plus ``unlabelled`` (any
+    manifest; labels ignored; clips sharing a source with the validation clips left out) are the unlabelled pool.
+
     Raises:
         CheckpointError: ``init`` is not an autoencoder checkpoint, or its encoder does not fit the model.
         EnvsoundError: ``out_dir`` already holds a model (unless ``overwrite`` or ``resume``), bad audio with
             ``on_error="raise"``, or fewer than two clips to train on.
+        ConfigError: ``semi.method`` set with no unlabelled clips, or for a baseline model.
 
     >>> result = train_model(load_dataset("esc10", root).select_folds([1, 2, 3]), Config(), out_dir="runs/esc10")
     >>> result.checkpoint
@@ -94,9 +103,11 @@ def train_model(
 
     # baselines have no epochs to choose between: they fit on every training clip
     val_fraction = config.train.val_fraction if is_torch_model(config.model.name) else 0.0
-    train_set, val_set = train_val_split(manifest, val_fraction=val_fraction, seed=config.train.seed)
-    records, features, skipped = extract_features(train_set.records + val_set.records, config.features,
-                                                  cache=cache, on_error=on_error, progress=progress)
+    labelled, rest = labelled_subset(manifest, fraction=config.train.label_fraction, seed=config.train.seed)
+    train_set, val_set = train_val_split(labelled, val_fraction=val_fraction, seed=config.train.seed)
+    pool = _unlabelled_pool(config, rest, unlabelled, val_set)
+    records, features, skipped = extract_features(train_set.records + val_set.records + pool.records,
+                                                  config.features, cache=cache, on_error=on_error, progress=progress)
     kept = {r.clip_id for r in records}
     train_set = train_set.subset([r for r in train_set.records if r.clip_id in kept])
     val_set = val_set.subset([r for r in val_set.records if r.clip_id in kept])
@@ -106,18 +117,22 @@ def train_model(
     by_id = {r.clip_id: f for r, f in zip(records, features)}
     train_feats = [by_id[r.clip_id] for r in train_set.records]
     val_feats = [by_id[r.clip_id] for r in val_set.records]
-    log.info("training %s on %d clips, validating on %d", config.model.name, len(train_set), len(val_set))
+    pool_feats = [by_id[r.clip_id] for r in pool.records if r.clip_id in by_id]
+    log.info("training %s on %d clips, validating on %d%s", config.model.name, len(train_set), len(val_set),
+             f", with {len(pool_feats)} unlabelled clips ({config.semi.method})" if pool.records else "")
 
     checkpoint = Checkpoint(config=config, labels=manifest.labels, multi_label=manifest.multi_label,
                             meta={"dataset": manifest.name, "n_train_clips": len(train_set),
+                                  "label_fraction": config.train.label_fraction, "n_unlabelled_clips": len(pool_feats),
                                   **({"init": str(init)} if init is not None else {}), **(meta or {})})
-    result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set), skipped=skipped)
+    result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
+                         n_unlabelled=len(pool_feats), skipped=skipped)
     if is_torch_model(config.model.name):
         from envsound.training.fit import fit_network  # Lightning is imported only when a network is trained
 
         fit = fit_network(config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
                           multi_label=manifest.multi_label, out_dir=out_dir, resume=resume, progress=progress,
-                          init_encoder=init_state)
+                          init_encoder=init_state, unlabelled_features=pool_feats)
         checkpoint.state_dict = fit.state_dict
         result.epochs, result.best_score = fit.epochs, fit.best_score
     else:
@@ -128,6 +143,23 @@ def train_model(
     result.seconds = time.perf_counter() - start
     log.info("wrote %s (%.1f s)", ckpt_path, result.seconds)
     return result
+
+
+def _unlabelled_pool(config: Config, rest: Manifest, unlabelled: Manifest | None, val_set: Manifest) -> Manifest:
+    """The unlabelled clips of a semi-supervised run (an empty manifest for a supervised one)."""
+    method = config.semi.method
+    if method == "none":
+        if unlabelled is not None and len(unlabelled):
+            log.warning("ignoring %d unlabelled clips: semi.method is 'none'", len(unlabelled))
+        return merge_unlabelled()
+    if not is_torch_model(config.model.name):
+        raise ConfigError(f"semi.method={method!r} needs a network; model {config.model.name!r} is a baseline")
+    extra = [] if unlabelled is None else [exclude_clips_of(unlabelled, val_set)]
+    pool = merge_unlabelled(rest, *extra)
+    if len(pool) == 0:
+        raise ConfigError(f"semi.method={method!r} has no unlabelled clips: set train.label_fraction below 1 "
+                          "(--label-fraction) or pass --unlabelled-dataset/--unlabelled-root")
+    return pool
 
 
 def fit_baseline(config: Config, features: list[np.ndarray], targets: np.ndarray, n_classes: int) -> bytes:

@@ -1,0 +1,112 @@
+"""Semi-supervised training: labelled and unlabelled batches in every step (``semi.method``).
+
+- ``fixmatch`` (Sohn et al. 2020): each unlabelled window gives a *weak* view (random crop, done by the dataset, plus
+  a random time roll) and a *strong* view (time roll, SpecAugment masks, random gain and noise:
+  :func:`~envsound.training.augment.strong_view`). Where the weak view's top class probability is at least
+  ``semi.threshold``, its argmax is the pseudo-label the strong view is trained towards (cross-entropy):
+  ``loss = supervised + semi.lambda_u * mean(mask * CE(strong, pseudo))``. Labelled, weak and strong windows go through
+  the network in one batch, so BatchNorm sees them together (as in the reference implementation).
+- ``mean_teacher`` (Tarvainen & Valpola 2017): the teacher is an exponential moving average of the student
+  (``semi.ema_decay``, warmed up as ``min(decay, 1 - 1/(step + 1))``); the student's class probabilities on the strong
+  view are pulled towards the teacher's on the weak view by a squared error (summed over classes, averaged over
+  windows) weighted ``semi.lambda_u * exp(-5 (1 - t)^2)``, t ramping 0 -> 1 over ``semi.rampup_epochs``.
+
+The supervised part is exactly :class:`ClassifierModule`'s (same augmentation ``train`` asks for), and validation and
+the saved weights are the student's, so a semi-supervised run differs from a supervised one only by the unlabelled
+term. Single-label datasets only (a pseudo-label is one class).
+
+Batches come from a :class:`~lightning.pytorch.utilities.CombinedLoader` in ``max_size_cycle`` mode: a dict
+``{"labelled": (x, y), "unlabelled": (x, _)}`` per step, an epoch being one pass over the longer of the two loaders
+(the unlabelled one draws ``semi.mu x train.batch_size`` windows per step).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+
+from envsound.config import Config
+from envsound.errors import ConfigError
+from envsound.training.augment import batch_augment, strong_view, time_roll
+from envsound.training.module import ClassifierModule
+
+METHODS = ("fixmatch", "mean_teacher")
+
+
+class SemiModule(ClassifierModule):
+    """A :class:`ClassifierModule` whose ``training_step`` adds the unlabelled loss of ``config.semi.method``.
+
+    Logged per epoch besides ``train_loss`` (the total): ``sup_loss``, ``unsup_loss`` and, for FixMatch,
+    ``mask_rate`` (share of unlabelled windows confident enough to get a pseudo-label).
+
+    Raises:
+        ConfigError: ``semi.method`` is not a semi-supervised method, or a multi-label dataset.
+    """
+
+    def __init__(self, config: Config, n_classes: int, *, multi_label: bool = False) -> None:
+        if config.semi.method not in METHODS:
+            raise ConfigError(f"semi.method={config.semi.method!r}: SemiModule needs one of {', '.join(METHODS)}")
+        if multi_label:
+            raise ConfigError(f"semi.method={config.semi.method!r} needs a single-label dataset (a pseudo-label is "
+                              "one class); set semi.method=none for multi-label data")
+        super().__init__(config, n_classes, multi_label=False)
+        self.teacher = None
+        if config.semi.method == "mean_teacher":
+            self.teacher = copy.deepcopy(self.model)
+            for param in self.teacher.parameters():
+                param.requires_grad_(False)
+
+    def training_step(self, batch, batch_idx):
+        (x_l, y_l), (x_u, _) = batch["labelled"], batch["unlabelled"]
+        semi = self.config.semi
+        x_l, y_l = batch_augment(x_l, y_l, self.config.train)
+        weak = time_roll(x_u)
+        strong = strong_view(x_u, gain_db=semi.strong_gain_db, snr_db=semi.strong_snr_db).to(x_u.dtype)
+        n_l, n_u = len(x_l), len(x_u)
+        if semi.method == "fixmatch":
+            logits = self(torch.cat([x_l, weak, strong])).float()
+            l_logits, w_logits, s_logits = logits.split([n_l, n_u, n_u])
+            confidence, pseudo = torch.softmax(w_logits.detach(), dim=-1).max(dim=-1)
+            mask = (confidence >= semi.threshold).float()
+            unsup = (F.cross_entropy(s_logits, pseudo, reduction="none") * mask).mean()
+            weight = semi.lambda_u
+            self.log("mask_rate", mask.mean(), on_step=False, on_epoch=True, batch_size=n_u)
+        else:
+            logits = self(torch.cat([x_l, strong])).float()
+            l_logits, s_logits = logits.split([n_l, n_u])
+            with torch.no_grad():
+                self.teacher.eval()
+                teacher_probs = torch.softmax(self._teacher_forward(weak).float(), dim=-1)
+            unsup = ((torch.softmax(s_logits, dim=-1) - teacher_probs) ** 2).sum(dim=-1).mean()
+            weight = semi.lambda_u * rampup(self.current_epoch, semi.rampup_epochs)
+        sup = self.loss(l_logits, y_l)
+        loss = sup + weight * unsup
+        for name, value in (("train_loss", loss), ("sup_loss", sup), ("unsup_loss", unsup)):
+            self.log(name, value, on_step=False, on_epoch=True, prog_bar=name == "train_loss", batch_size=n_l)
+        return loss
+
+    def _teacher_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.train.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.teacher(x)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.teacher is None:
+            return
+        decay = min(self.config.semi.ema_decay, 1.0 - 1.0 / (self.global_step + 1))
+        with torch.no_grad():
+            for t, s in zip(self.teacher.parameters(), self.model.parameters()):
+                t.mul_(decay).add_(s.detach(), alpha=1.0 - decay)
+            for t, s in zip(self.teacher.buffers(), self.model.buffers()):
+                t.copy_(s)
+
+
+def rampup(epoch: int, epochs: int) -> float:
+    """Mean teacher's sigmoid ramp-up ``exp(-5 (1 - t)^2)``, ``t = min(epoch / epochs, 1)``; 1 when ``epochs == 0``."""
+    if epochs <= 0:
+        return 1.0
+    t = min(max(epoch, 0) / epochs, 1.0)
+    return math.exp(-5.0 * (1.0 - t) ** 2)

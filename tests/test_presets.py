@@ -1,0 +1,62 @@
+"""Named presets shipped in the package (``--preset``), applied after the model's preset and before --config/--set."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from envsound.cli.main import build_parser
+from envsound.cli.options import build_config
+from envsound.config import load_preset, preset_names, resolve_config
+from envsound.errors import ConfigError
+
+
+def test_dtu2018_reproduces_the_original_study():
+    assert "dtu2018" in preset_names()
+    config = resolve_config(preset=load_preset("dtu2018"))
+    f, m, t = config.features, config.model, config.train
+    assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels) == (44100, 12288, 6144, 28)
+    assert (f.n_mels, f.window_frames) == (28, 36)  # a 5-s clip is one 28 x 36 input
+    assert (m.name, m.filters) == ("dtu", 64)
+    assert (t.batch_size, t.optimizer, t.lr, t.scheduler) == (32, "adam", 1e-3, "none")
+    assert (t.patience, t.monitor) == (5, "loss")
+    assert (t.mixup_alpha, t.spec_augment, t.time_roll) == (0.0, False, False)
+
+
+def test_unknown_preset_lists_the_valid_names():
+    with pytest.raises(ConfigError, match=r"unknown preset 'dtu2019'; valid: .*dtu2018"):
+        load_preset("dtu2019")
+
+
+def test_preset_order_model_preset_then_preset_then_config_then_set(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  batch_size: 8\n  lr: 0.5\n")
+    args = build_parser().parse_args(["config", "--preset", "dtu2018", "--config", str(path),
+                                      "--set", "train.lr=0.01"])
+    config = build_config(args)
+    assert config.model.name == "dtu" and config.features.n_mels == 28  # from the preset
+    assert config.train.batch_size == 8 and config.train.lr == 0.01  # --config over the preset, --set over both
+    args = build_parser().parse_args(["config", "--preset", "dtu2018", "--model", "cnn"])
+    assert build_config(args).model.name == "cnn"  # --model still wins
+
+
+def test_scheduler_none_can_be_set_on_the_command_line():
+    # regression: 'none' was read as an empty value even for a key that cannot be None
+    assert resolve_config(overrides=["train.scheduler=none"]).train.scheduler == "none"
+    assert resolve_config(overrides=["features.f_max=none"]).features.f_max is None
+
+
+def test_config_command_prints_the_preset_and_refuses_unknown_ones():
+    def envsound(*args):
+        return subprocess.run([sys.executable, "-m", "envsound.cli.main", *args], capture_output=True, text=True,
+                              timeout=120)
+
+    shown = envsound("config", "--preset", "dtu2018")
+    assert shown.returncode == 0, shown.stderr
+    printed = yaml.safe_load(shown.stdout)
+    assert printed["features"]["n_mels"] == 28 and printed["model"]["name"] == "dtu"
+    assert printed["semi"]["method"] == "none" and printed["train"]["label_fraction"] == 1.0
+    bad = envsound("config", "--preset", "nope")
+    assert bad.returncode == 1 and "unknown preset 'nope'; valid: dtu2018" in bad.stderr
+    assert "Traceback" not in bad.stderr

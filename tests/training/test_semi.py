@@ -1,0 +1,88 @@
+"""Semi-supervised training (FixMatch, mean teacher) on real WAV files: few-step smoke runs through the library and
+the CLI, the strong view, and the per-fold unlabelled pool of cross-validation."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_OVERRIDES
+from envsound.config import resolve_config
+from envsound.data.registry import load_dataset
+from envsound.errors import ConfigError
+from envsound.evaluation.crossval import cross_validate
+from envsound.features.cache import FeatureCache
+from envsound.models.checkpoint import load_checkpoint
+from envsound.training.augment import gain_and_noise, strong_view
+from envsound.training.semi import rampup
+from envsound.training.train import train_model
+from semi_helpers import make_tiny_esc50
+
+SEMI = TINY_OVERRIDES + ("train.max_epochs=2", "model.filters=4", "semi.threshold=0.2", "semi.mu=2")
+
+
+def _metrics(run_dir):
+    with open(run_dir / "logs" / "metrics.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_strong_view_keeps_shape_and_changes_the_input():
+    torch.manual_seed(0)
+    x = torch.randn(6, 1, 32, 40) * 10 - 40  # dB-like
+    y = strong_view(x, gain_db=6.0, snr_db=20.0)
+    assert y.shape == x.shape and torch.isfinite(y).all() and not torch.allclose(x, y)
+    quiet = gain_and_noise(x, gain_db=0.0, snr_db=200.0)  # no gain, noise far below everything: unchanged
+    assert torch.allclose(quiet, x, atol=1e-3)
+    loud = gain_and_noise(x, gain_db=0.0, snr_db=1.0)  # noise 1-2 dB below the peak lifts the quiet bins
+    assert (loud >= x - 1e-4).all() and loud.min() > x.min() + 10
+    assert rampup(0, 5) == pytest.approx(np.exp(-5)) and rampup(5, 5) == 1.0 and rampup(3, 0) == 1.0
+
+
+@pytest.mark.parametrize("method", ["fixmatch", "mean_teacher"])
+def test_semi_supervised_few_steps(tmp_path, synthetic_manifest, method):
+    config = resolve_config(overrides=SEMI + (f"semi.method={method}", "train.label_fraction=0.5"))
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    assert result.n_train + result.n_val == 20 and result.n_unlabelled == 20  # half of 40 clips left unlabelled
+    rows = _metrics(tmp_path)
+    assert len([r for r in rows if r["unsup_loss"]]) == 2
+    assert all(np.isfinite(float(r["train_loss"])) for r in rows if r["train_loss"])
+    if method == "fixmatch":
+        assert any(float(r["mask_rate"]) > 0 for r in rows if r["mask_rate"])  # some pseudo-labels were used
+    checkpoint = load_checkpoint(result.checkpoint)
+    assert checkpoint.config.semi.method == method and checkpoint.meta["n_unlabelled_clips"] == 20
+    assert not any(k.startswith("teacher") for k in checkpoint.state_dict)  # the student is the model
+
+
+def test_semi_method_needs_unlabelled_clips(tmp_path, synthetic_manifest):
+    config = resolve_config(overrides=SEMI + ("semi.method=fixmatch",))
+    with pytest.raises(ConfigError, match="no unlabelled clips"):
+        train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path, progress=False)
+
+
+def test_cv_pool_leaves_out_each_test_fold(tmp_path):
+    root = make_tiny_esc50(tmp_path / "esc")  # 10 classes x 4 folds x 2 clips; classes 0-4 are "esc10"
+    esc10, esc50 = load_dataset("esc10", root), load_dataset("esc50", root)
+    config = resolve_config(overrides=SEMI + ("semi.method=fixmatch", "train.max_epochs=1", "train.val_fraction=0"))
+    summary = cross_validate(esc10, config, folds=[1, 2], out_dir=tmp_path / "cv", progress=False,
+                             cache=FeatureCache(tmp_path / "cache"), unlabelled=esc50)
+    assert [f["n_unlabelled_pool"] for f in summary["folds"]] == [60, 60]  # 80 clips minus the test fold's 20
+    for fold in (1, 2):
+        meta = load_checkpoint(tmp_path / "cv" / f"fold_{fold}" / "model.ckpt").meta
+        assert meta["n_unlabelled_clips"] == 60 and meta["test_fold"] == fold
+
+
+def test_fixmatch_through_the_cli(tmp_path, synthetic_root):
+    sets = [a for o in SEMI for a in ("--set", o)]
+    base = [sys.executable, "-m", "envsound.cli.main", "train", "--dataset", "synthetic", "--root",
+            str(synthetic_root), "--folds", "1,2", "--cache-dir", str(tmp_path / "cache"), *sets]
+    run = subprocess.run(base + ["--out", str(tmp_path / "t"), "--label-fraction", "0.5", "--semi", "fixmatch",
+                                 "--unlabelled-dataset", "synthetic", "--unlabelled-root", str(synthetic_root),
+                                 "--unlabelled-folds", "3"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "and 40 unlabelled (fixmatch)" in run.stdout  # 20 left unlabelled of folds 1-2, and fold 3's 20
+    checkpoint = load_checkpoint(tmp_path / "t" / "model.ckpt")
+    assert checkpoint.config.train.label_fraction == 0.5 and checkpoint.config.semi.method == "fixmatch"
