@@ -29,7 +29,8 @@ def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and training")
     group.add_argument("--model", metavar="NAME",
-                       help="model name: cnn (default), piczak, dtu, knn, random_forest (see 'envsound models')")
+                       help="model name: cnn (default), piczak, dtu, knn, random_forest; raw waveform: aclnet, "
+                            "envnet2 (see 'envsound models')")
     group.add_argument("--config", type=Path, metavar="FILE.yaml",
                        help="YAML file with sections features/model/train (unknown keys are an error)")
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
