@@ -52,8 +52,9 @@ def parse_folds(text: str) -> list[int]:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    """Defaults -> the model's preset -> --config -> --model -> --set."""
-    from envsound.models.registry import model_preset
+    """Defaults -> the model's preset -> --config -> --model -> --set; a model given input it does not take (e.g.
+    ``aclnet`` with ``features.kind=logmel``) is a ConfigError here, before any data is listed."""
+    from envsound.models.registry import check_feature_kind, model_preset
 
     name = args.model
     if name is None and args.config is not None:
@@ -61,7 +62,9 @@ def build_config(args: argparse.Namespace) -> Config:
 
         name = load_yaml(args.config).get("model", {}).get("name")
     preset = model_preset(name or Config().model.name)
-    return resolve_config(preset=preset, config_file=args.config, overrides=args.overrides, model=args.model)
+    config = resolve_config(preset=preset, config_file=args.config, overrides=args.overrides, model=args.model)
+    check_feature_kind(config.model.name, config.features.kind)
+    return config
 
 
 def feature_cache(args: argparse.Namespace):

@@ -73,8 +73,8 @@ def check_feature_kind(name: str, kind: str) -> None:
     needed = feature_kind(name)
     if kind != needed:
         raise ConfigError(f"model {name!r} takes features.kind={needed}, but the config has features.kind={kind}; "
-                          f"drop the features.kind override (the model's preset sets it) or choose a "
-                          f"{kind} model ({', '.join(n for n in MODELS if feature_kind(n) == kind)})")
+                          f"set features.kind={needed} (the preset of '--model {name}' does) or choose a {kind} "
+                          f"model ({', '.join(n for n in MODELS if feature_kind(n) == kind)})")
 
 
 def is_torch_model(name: str) -> bool:
