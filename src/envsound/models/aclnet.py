@@ -11,14 +11,15 @@ An end-to-end model on the raw waveform ``(batch, samples)`` or ``(batch, 1, sam
         conv3 f | conv4-5 2f | conv6-7 4f | conv8-9 8f | conv10-11 16f
     global average pooling -> dropout -> linear -> logits
 
-``model.filters`` = ``f``, the width of conv3 (the paper's width multiplier ``m`` is ``f / 32``: the class default
-``f = 32`` is the paper's m = 1 with 32 ... 512 channels; the preset's ``f = 16`` is m = 0.5, sized for a 2-core CPU).
-The LLF widths (32, 64) are fixed: 64 is the height of the HLF image. The paper's final 1x1 convolution to
-``n_classes`` followed by average pooling equals average pooling followed by a linear layer (both are linear), which is
-what is used here, so :meth:`AclNet.embed` has a pooled embedding to return. Deviations from the paper: standard
-(not depthwise-separable) HLF convolutions; pooling uses ``ceil_mode`` so windows shorter than 1.28 s still work;
-no mixup/augmentation inside the model (the training loop's ``train.mixup_alpha`` and ``train.time_roll`` apply to
-waveforms too). Windows of 1.28 s (20480 samples -> 128 frames) as in the paper; a clip's prediction averages its
+The LLF kernels and strides (9/2, 5/2, pool to 10 ms) are one of the paper's LLF configurations, fixed here rather
+than configurable. ``model.filters`` = ``f``, the width of conv3 (the paper's width multiplier ``m`` is ``f / 32``:
+the class default ``f = 32`` is the paper's m = 1 with 32 ... 512 channels; the preset's ``f = 16`` is m = 0.5, sized
+for a 2-core CPU). The LLF widths (32, 64) are fixed: 64 is the height of the HLF image. The paper's final 1x1
+convolution to ``n_classes`` followed by average pooling equals average pooling followed by a linear layer (both are
+linear), which is what is used here, so :meth:`AclNet.embed` has a pooled embedding to return. Deviations from the
+paper: standard (not depthwise-separable) HLF convolutions; pooling uses ``ceil_mode`` so windows shorter than 1.28 s
+still work; no mixup/augmentation inside the model (the training loop's ``train.mixup_alpha`` and ``train.time_roll``
+apply to waveforms too). Windows of 1.28 s (20480 samples -> 128 frames) as in the paper; a clip's prediction averages its
 windows (preset hop: half a window). The shortest input is :data:`MIN_SAMPLES` samples (one LLF frame).
 """
 
