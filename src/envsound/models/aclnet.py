@@ -19,8 +19,8 @@ convolution to ``n_classes`` followed by average pooling equals average pooling 
 linear), which is what is used here, so :meth:`AclNet.embed` has a pooled embedding to return. Deviations from the
 paper: standard (not depthwise-separable) HLF convolutions; pooling uses ``ceil_mode`` so windows shorter than 1.28 s
 still work; no mixup/augmentation inside the model (the training loop's ``train.mixup_alpha`` and ``train.time_roll``
-apply to waveforms too). Windows of 1.28 s (20480 samples -> 128 frames) as in the paper; a clip's prediction averages its
-windows (preset hop: half a window). The shortest input is :data:`MIN_SAMPLES` samples (one LLF frame).
+apply to waveforms too). Windows of 1.28 s (20480 samples -> 128 frames) as in the paper; a clip's prediction
+averages its windows (preset hop: half a window). The shortest input is :data:`MIN_SAMPLES` samples (one LLF frame).
 """
 
 from __future__ import annotations
