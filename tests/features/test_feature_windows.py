@@ -88,3 +88,22 @@ def test_waveform_windows_pad_with_silence():
     assert padded.shape == (1, 40) and np.all(padded[0, 25:] == 0.0)
     crop = random_waveform_window(wave[None, :10], window=16, rng=np.random.default_rng(1))
     assert crop.shape == (1, 16) and np.all(crop[0, 10:] == 0.0)
+
+
+def test_waveform_windows_are_in_samples_and_padded_with_silence():
+    """kind='waveform': windows of window_samples, hops of eval_hop_seconds in samples, short clips padded with 0."""
+    from envsound.features.windows import eval_hop_length, eval_windows, samples_per_step, train_window, window_length
+
+    cfg = FeatureConfig(kind="waveform", sample_rate=8000, window_seconds=0.5, eval_hop_seconds=0.25)
+    assert (window_length(cfg), eval_hop_length(cfg), samples_per_step(cfg)) == (4000, 2000, 1)
+    clip = np.random.default_rng(0).uniform(-1, 1, (1, 9000)).astype(np.float32)
+    windows, starts = eval_windows(clip, cfg)
+    assert windows.shape == (4, 1, 4000) and starts == [0, 2000, 4000, 5000]
+    assert np.array_equal(windows[-1, 0], clip[0, 5000:])
+    short, _ = eval_windows(clip[:, :100], cfg)
+    assert short.shape == (1, 1, 4000) and np.all(short[0, 0, 100:] == 0.0)
+    crop = train_window(clip, cfg, rng=np.random.default_rng(1))
+    assert crop.shape == (1, 4000)
+    mel = FeatureConfig()
+    assert (window_length(mel), eval_hop_length(mel), samples_per_step(mel)) == (
+        mel.window_frames, mel.eval_hop_frames, mel.hop_length)

@@ -14,11 +14,11 @@ from envsound.models.registry import (MODELS, build_model, get_model_class, is_t
 
 
 def test_names_and_classes():
-    assert model_names() == ["cnn", "piczak", "dtu", "knn", "random_forest"]
+    assert model_names() == ["cnn", "piczak", "dtu", "knn", "random_forest", "aclnet", "envnet2"]
     assert get_model_class("cnn") is CNN and MODELS["knn"] is KNNBaseline
-    assert [is_torch_model(n) for n in model_names()] == [True, True, True, False, False]
+    assert [is_torch_model(n) for n in model_names()] == [True, True, True, False, False, True, True]
     for name in model_names():
-        assert get_model_class(name).input_kind in ("logmel", "mfcc_stats")
+        assert get_model_class(name).input_kind in ("logmel", "mfcc_stats", "waveform")
 
 
 @pytest.mark.parametrize("call", [get_model_class, model_preset, is_torch_model])

@@ -38,3 +38,15 @@ def test_batch_augment_is_identity_when_everything_is_off():
     x, y = torch.randn(2, 1, 8, 8), torch.eye(2)
     ox, oy = batch_augment(x, y, TrainConfig(mixup_alpha=0, spec_augment=False, time_roll=False))
     assert torch.equal(ox, x) and torch.equal(oy, y)
+
+
+def test_batch_augment_on_waveform_batches_skips_spec_augment():
+    """(batch, 1, samples): time roll and mixup apply, SpecAugment (4-D only) does not, the shape is kept."""
+    torch.manual_seed(3)
+    x = torch.randn(6, 1, 800)
+    y = torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
+    ox, oy = batch_augment(x, y, TrainConfig(mixup_alpha=0, spec_augment=True, time_roll=True))
+    assert ox.shape == x.shape and torch.equal(oy, y)
+    assert torch.equal(ox.sort(dim=-1).values, x.sort(dim=-1).values)  # only rotated: no masked (mean-filled) runs
+    mx, my = batch_augment(x, y, TrainConfig(mixup_alpha=0.4, spec_augment=True, time_roll=False))
+    assert mx.shape == x.shape and torch.allclose(my.sum(dim=1), torch.ones(6))

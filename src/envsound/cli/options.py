@@ -29,7 +29,8 @@ def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and training")
     group.add_argument("--model", metavar="NAME",
-                       help="model name: cnn (default), piczak, dtu, knn, random_forest (see 'envsound models')")
+                       help="model name: cnn (default), piczak, dtu, knn, random_forest; raw waveform: aclnet, "
+                            "envnet2 (see 'envsound models')")
     group.add_argument("--preset", metavar="NAME",
                        help="a named preset shipped with envsound, applied after the model's preset and before "
                             "--config and --set, e.g. dtu2018 (the original DTU study's features, model and training)")
@@ -54,9 +55,11 @@ def parse_folds(text: str) -> list[int]:
 
 
 def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -> Config:
-    """Defaults -> the model's preset -> --preset -> --config -> --model -> --set (or ``overrides`` instead)."""
+    """Defaults -> the model's preset -> --preset -> --config -> --model -> --set (or ``overrides`` instead); a model
+    given input it does not take (e.g. ``aclnet`` with ``features.kind=logmel``) is a ConfigError here, before any
+    data is listed."""
     from envsound.config import load_preset
-    from envsound.models.registry import model_preset
+    from envsound.models.registry import check_feature_kind, model_preset
 
     named = load_preset(args.preset) if getattr(args, "preset", None) else {}
     name = args.model
@@ -67,8 +70,10 @@ def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -
     if name is None:
         name = (named.get("model") or {}).get("name")
     preset = merge_sections(model_preset(name or Config().model.name), named)
-    return resolve_config(preset=preset, config_file=args.config, model=args.model,
-                          overrides=args.overrides if overrides is None else overrides)
+    config = resolve_config(preset=preset, config_file=args.config, model=args.model,
+                            overrides=args.overrides if overrides is None else overrides)
+    check_feature_kind(config.model.name, config.features.kind)
+    return config
 
 
 def merge_sections(first: dict, second: dict) -> dict:

@@ -138,16 +138,36 @@ def _pad_to(features: np.ndarray, window: int, pad_value: PadValue) -> np.ndarra
     return np.concatenate([features, fill], axis=-1)
 
 
-def eval_windows(features: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, list[int]]:
-    """A clip's evaluation windows under ``cfg``: ``(n, C, n_mels, window_frames)`` and their start frames.
+def window_length(cfg: FeatureConfig) -> int:
+    """Length of one model window along the last axis: ``window_frames`` (log-mel) or ``window_samples`` (waveform)."""
+    return cfg.window_samples if cfg.kind == "waveform" else cfg.window_frames
 
-    The one definition used by training-time validation, evaluation and prediction, so all three agree.
+
+def eval_hop_length(cfg: FeatureConfig) -> int:
+    """Hop between evaluation windows along the last axis: ``eval_hop_frames`` (log-mel) or samples (waveform), >= 1."""
+    if cfg.kind == "waveform":
+        return max(1, int(round(cfg.eval_hop_seconds * cfg.sample_rate)))
+    return cfg.eval_hop_frames
+
+
+def samples_per_step(cfg: FeatureConfig) -> int:
+    """Waveform samples per step of the last axis: ``hop_length`` (log-mel frames) or 1 (waveform samples)."""
+    return 1 if cfg.kind == "waveform" else cfg.hop_length
+
+
+def eval_windows(features: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, list[int]]:
+    """A clip's evaluation windows under ``cfg`` and their starts (frames for log-mel, samples for waveform).
+
+    Log-mel ``(C, n_mels, frames)`` -> ``(n, C, n_mels, window_frames)``; waveform ``(1, samples)`` ->
+    ``(n, 1, window_samples)``. The one definition used by training-time validation, evaluation and prediction, so
+    all three agree.
     """
-    starts = window_starts(features.shape[-1], window=cfg.window_frames, hop=cfg.eval_hop_frames)
-    windows = cut_windows(features, window=cfg.window_frames, hop=cfg.eval_hop_frames, pad_value=window_pad_value(cfg))
+    window, hop = window_length(cfg), eval_hop_length(cfg)
+    starts = window_starts(features.shape[-1], window=window, hop=hop)
+    windows = cut_windows(features, window=window, hop=hop, pad_value=window_pad_value(cfg))
     return windows, starts
 
 
 def train_window(features: np.ndarray, cfg: FeatureConfig, *, rng: np.random.Generator) -> np.ndarray:
-    """One random training window ``(C, n_mels, window_frames)`` of a clip under ``cfg``."""
-    return random_window(features, window=cfg.window_frames, rng=rng, pad_value=window_pad_value(cfg))
+    """One random training window of a clip under ``cfg``: ``(C, n_mels, window_frames)`` or ``(1, window_samples)``."""
+    return random_window(features, window=window_length(cfg), rng=rng, pad_value=window_pad_value(cfg))

@@ -1,10 +1,11 @@
 """Classify audio files of any length with a trained checkpoint.
 
 A file is decoded and resampled in blocks (:func:`iter_audio_blocks`), so memory stays bounded by the block size
-however long the file is. Each block of ``block_seconds`` plus one window of overlap is turned into log-mel features and
-cut into windows exactly as evaluation cuts a whole clip, so a clip shorter than a block is scored identically by
-``envsound evaluate`` and ``envsound predict``. (Across block edges of longer files the first STFT frame of a block sees
-zero padding instead of the previous block's samples: a negligible difference, once a minute.)
+however long the file is. Each block of ``block_seconds`` plus one window of overlap is turned into the checkpoint's
+features (:func:`compute_features`: log-mel, or the waveform itself for waveform models) and cut into windows exactly
+as evaluation cuts a whole clip, so a clip shorter than a block is scored identically by ``envsound evaluate`` and
+``envsound predict``. (Across block edges of longer files the first STFT frame of a block sees zero padding instead
+of the previous block's samples: a negligible difference, once a minute; waveform windows are exact.)
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-import torch
 
 from envsound.audio.load import iter_audio_blocks
 from envsound.errors import EnvsoundError
+from envsound.features.extract import compute_features
 from envsound.features.mel import LogMel
+from envsound.features.windows import eval_hop_length, samples_per_step
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
 
@@ -56,8 +58,9 @@ class Predictor:
         self.model = model
         self.block_seconds = block_seconds
         self.features = model.config.features
-        self.frontend = LogMel.from_config(self.features).eval()
-        hop_samples = self.features.eval_hop_frames * self.features.hop_length
+        self.frontend = LogMel.from_config(self.features).eval() if self.features.kind == "logmel" else None
+        self.step = samples_per_step(self.features)  # samples per window-start unit (STFT hop, or 1 for waveforms)
+        hop_samples = eval_hop_length(self.features) * self.step
         # Blocks start on window starts, so a block's windows line up with the whole file's.
         self.block_step = max(1, int(block_seconds * self.features.sample_rate) // hop_samples) * hop_samples
 
@@ -81,7 +84,7 @@ class Predictor:
             if segments:
                 for start, probs in zip(starts, window_probs):
                     best = int(probs.argmax())
-                    begin = (offset + start * feats.hop_length) / feats.sample_rate
+                    begin = (offset + start * self.step) / feats.sample_rate
                     timeline.append({"start": round(begin, 3), "end": round(begin + feats.window_seconds, 3),
                                      "label": self.labels[best], "score": round(float(probs[best]), 4)})
         mean = total / max(n_windows, 1)
@@ -101,7 +104,8 @@ class Predictor:
                 yield Prediction(file=str(path), error=str(exc))
 
     def _windows(self, path: Path) -> Iterator[tuple[int, np.ndarray, list[int]]]:
-        """Yield (block start sample, window probabilities ``(n, K)``, window start frames within the block)."""
+        """Yield (block start sample, window probabilities ``(n, K)``, window starts within the block in frames or
+        samples, see :func:`samples_per_step`)."""
         feats = self.features
         overlap = feats.window_samples
         buffer = np.zeros(0, dtype=np.float32)
@@ -111,15 +115,14 @@ class Predictor:
             buffer = np.concatenate([buffer, block])
             while len(buffer) >= self.block_step + overlap:
                 chunk = buffer[:self.block_step + overlap]
-                last_start = self.block_step // feats.hop_length  # windows starting here belong to the next block
+                last_start = self.block_step // self.step  # windows starting here belong to the next block
                 yield offset, *self._score(chunk, final=False, limit=last_start)
                 buffer = buffer[self.block_step:]
                 offset += self.block_step
         yield offset, *self._score(buffer, final=True, limit=None)
 
     def _score(self, samples: np.ndarray, *, final: bool, limit: int | None) -> tuple[np.ndarray, list[int]]:
-        with torch.inference_mode():
-            features = self.frontend(torch.from_numpy(np.ascontiguousarray(samples))[None])[0].numpy()
+        features = compute_features(samples, self.features, frontend=self.frontend)
         windows, starts = self.model.clip_windows(features)
         if not final:
             keep = [i for i, s in enumerate(starts) if s < limit]

@@ -18,24 +18,37 @@ from envsound.errors import CheckpointError
 from envsound.features.mfcc import mfcc_summary
 from envsound.features.windows import eval_windows
 from envsound.models.checkpoint import Checkpoint
-from envsound.models.registry import build_model, get_model_class, is_torch_model
+from envsound.models.registry import build_model, check_feature_kind, get_model_class, is_torch_model
 
 log = logging.getLogger(__name__)
 
 
 def input_shape(features: FeatureConfig) -> tuple[int, int, int]:
-    """``(channels, n_mels, frames)`` of one log-mel window for these feature settings."""
+    """The ``(in_channels, n_mels, n_frames)`` a model is built with for these feature settings.
+
+    Log-mel: ``(1 or 2 with deltas, n_mels, window_frames)``. Waveform: ``(1, 1, window_samples)``, i.e. a waveform
+    model gets the window length in samples as ``n_frames`` (its input is ``(batch, samples)`` or
+    ``(batch, 1, samples)``).
+    """
+    if features.kind == "waveform":
+        return 1, 1, features.window_samples
     return (2 if features.deltas else 1), features.n_mels, features.window_frames
 
 
 def build_network(config: Config, n_classes: int) -> nn.Module:
-    """The torch model named by ``config.model`` sized for ``config.features``."""
+    """The torch model named by ``config.model`` sized for ``config.features``.
+
+    Raises:
+        ConfigError: ``features.kind`` is not the kind of input the model takes (e.g. ``aclnet`` with log-mel).
+    """
+    check_feature_kind(config.model.name, config.features.kind)
     channels, n_mels, n_frames = input_shape(config.features)
     return build_model(config.model, n_classes=n_classes, in_channels=channels, n_mels=n_mels, n_frames=n_frames)
 
 
 class ClipModel:
-    """Scores windows ``(n, C, n_mels, window_frames)`` and whole clips ``(C, n_mels, frames)``.
+    """Scores windows ``(n, C, n_mels, window_frames)`` and whole clips ``(C, n_mels, frames)`` (log-mel), or windows
+    ``(n, 1, window_samples)`` and clips ``(1, samples)`` (waveform models, ``features.kind = "waveform"``).
 
     Exactly one of ``network`` (a torch model returning logits) or ``baseline`` (an sklearn baseline on MFCC
     statistics) is set. Probabilities are softmax outputs, or sigmoid outputs for multi-label models.
@@ -80,7 +93,8 @@ class ClipModel:
         return len(self.labels)
 
     def window_probs(self, windows: np.ndarray) -> np.ndarray:
-        """``(n, C, n_mels, window_frames)`` float32 log-mel windows -> ``(n, n_classes)`` probabilities."""
+        """``(n, C, n_mels, window_frames)`` log-mel or ``(n, 1, window_samples)`` waveform windows (float32) ->
+        ``(n, n_classes)`` probabilities."""
         if len(windows) == 0:
             return np.zeros((0, self.n_classes), dtype=np.float32)
         if self.baseline is not None:
@@ -95,7 +109,8 @@ class ClipModel:
         return torch.cat(outputs).numpy()
 
     def clip_windows(self, features: np.ndarray) -> tuple[np.ndarray, list[int]]:
-        """Cut one clip's ``(C, n_mels, frames)`` features into evaluation windows; returns (windows, start frames)."""
+        """Cut one clip's features (``(C, n_mels, frames)`` or ``(1, samples)``) into evaluation windows; returns
+        (windows, starts in frames or samples)."""
         return eval_windows(features, self.config.features)
 
     def clip_probs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:

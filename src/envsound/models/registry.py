@@ -1,9 +1,10 @@
 """Model name -> class. A new model is one new file plus one line in :data:`MODELS`.
 
-Torch models (``nn.Module``) take ``(batch, in_channels, n_mels, frames)`` log-mel input and return logits; the
-baselines (:class:`~envsound.models.baselines.SklearnBaseline`) take MFCC summary statistics. Each class carries
-``input_kind`` (``"logmel"`` or ``"mfcc_stats"``) and ``preset``: config sections it prefers, applied before the
-user's YAML and overrides (see :func:`envsound.config.resolve_config`).
+Torch models (``nn.Module``) take ``(batch, in_channels, n_mels, frames)`` log-mel input, or for the raw-waveform
+models (``aclnet``, ``envnet2``) ``(batch, samples)`` / ``(batch, 1, samples)``, and return logits; the baselines
+(:class:`~envsound.models.baselines.SklearnBaseline`) take MFCC summary statistics of log-mel windows. Each class
+carries ``input_kind`` (``"logmel"``, ``"waveform"`` or ``"mfcc_stats"``) and ``preset``: config sections it prefers,
+applied before the user's YAML and overrides (see :func:`envsound.config.resolve_config`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from torch import nn
 
 from envsound.config import ModelConfig
 from envsound.errors import ConfigError
+from envsound.models.aclnet import AclNet
 from envsound.models.baselines import KNNBaseline, RandomForestBaseline, SklearnBaseline
 from envsound.models.cnn import CNN
 from envsound.models.dtu import DTUClassifier
+from envsound.models.envnet2 import EnvNet2
 from envsound.models.piczak import Piczak
 
 MODELS: dict[str, type] = {
@@ -26,6 +29,8 @@ MODELS: dict[str, type] = {
     "dtu": DTUClassifier,
     "knn": KNNBaseline,
     "random_forest": RandomForestBaseline,
+    "aclnet": AclNet,
+    "envnet2": EnvNet2,
 }
 
 
@@ -52,6 +57,24 @@ def model_preset(name: str) -> dict[str, Any]:
     >>> config = resolve_config(preset=model_preset("piczak"), model="piczak")
     """
     return copy.deepcopy(get_model_class(name).preset)
+
+
+def feature_kind(name: str) -> str:
+    """The ``features.kind`` model ``name`` needs: ``"waveform"`` for raw-waveform models, else ``"logmel"`` (the
+    baselines' MFCC statistics are computed from log-mel windows)."""
+    return "waveform" if getattr(get_model_class(name), "input_kind", "logmel") == "waveform" else "logmel"
+
+
+def check_feature_kind(name: str, kind: str) -> None:
+    """Raise :class:`ConfigError` unless ``features.kind = kind`` is what model ``name`` takes.
+
+    >>> check_feature_kind("aclnet", "logmel")   # ConfigError: model 'aclnet' takes features.kind=waveform ...
+    """
+    needed = feature_kind(name)
+    if kind != needed:
+        raise ConfigError(f"model {name!r} takes features.kind={needed}, but the config has features.kind={kind}; "
+                          f"set features.kind={needed} (the preset of '--model {name}' does) or choose a {kind} "
+                          f"model ({', '.join(n for n in MODELS if feature_kind(n) == kind)})")
 
 
 def is_torch_model(name: str) -> bool:

@@ -1,4 +1,7 @@
-"""On-the-fly batch augmentation of log-mel windows: mixup (soft targets) and SpecAugment masks.
+"""On-the-fly batch augmentation of windows: mixup (soft targets), time roll and SpecAugment masks.
+
+Log-mel batches are ``(batch, C, n_mels, frames)``, waveform batches ``(batch, 1, samples)``: time roll and mixup work
+on both (along the last axis / on whole examples), SpecAugment only on 4-D log-mel batches.
 
 Applied in ``training_step`` to training batches only; never inside a model's ``forward``.
 """
@@ -41,13 +44,15 @@ def spec_augment(x: torch.Tensor, *, freq_mask: int = 16, time_mask: int = 32, n
 
 
 def time_roll(x: torch.Tensor) -> torch.Tensor:
-    """Rotate each example of ``(batch, ..., frames)`` by a random number of frames (events move, content is kept)."""
+    """Rotate each example of ``(batch, ..., T)`` by a random number of steps along the last axis (frames or samples;
+    events move, content is kept)."""
     shifts = torch.randint(0, x.shape[-1], (len(x),))
     return torch.stack([torch.roll(example, int(shift), dims=-1) for example, shift in zip(x, shifts)])
 
 
 def batch_augment(x: torch.Tensor, y: torch.Tensor, train: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The augmentation ``train`` asks for, in a fixed order: time roll, SpecAugment, then mixup."""
+    """The augmentation ``train`` asks for, in a fixed order: time roll, SpecAugment (4-D log-mel batches only; a
+    waveform batch ``(batch, 1, samples)`` skips it), then mixup."""
     if train.time_roll:
         x = time_roll(x)
     if train.spec_augment and x.dim() == 4:

@@ -1,7 +1,9 @@
 """Torch datasets over cached clip features: random windows for training, every window for validation.
 
-Features are whole clips ``(C, n_mels, frames)``; a model sees windows ``(C, n_mels, window_frames)``. Targets are float
-vectors (one-hot or multi-hot) so mixup and multi-label need no special cases.
+Features are whole clips, ``(C, n_mels, frames)`` log-mel or ``(1, samples)`` waveform (``features.kind``); a model sees
+windows ``(C, n_mels, window_frames)`` or ``(1, window_samples)`` (batched: ``(batch, 1, window_samples)``, which the
+waveform models accept). Targets are float vectors (one-hot or multi-hot) so mixup and multi-label need no special
+cases.
 """
 
 from __future__ import annotations

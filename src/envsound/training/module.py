@@ -35,6 +35,8 @@ class ClassifierModule(L.LightningModule):
         self._val_targets: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # channels_last only for 4-D log-mel batches; waveform models (batch, 1, samples) that reshape into an image
+        # follow the memory format of their own 2-D weights (converted in __init__)
         if self.config.train.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)

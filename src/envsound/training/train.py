@@ -22,7 +22,7 @@ from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
 from envsound.fileio import write_text_atomic
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
-from envsound.models.registry import get_model_class, is_torch_model
+from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
 from envsound.training.data import target_matrix
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ def train_model(
 
     Raises:
         CheckpointError: ``init`` is not an autoencoder checkpoint, or its encoder does not fit the model.
+        ConfigError: ``features.kind`` is not the input kind of ``config.model`` (e.g. ``aclnet`` with log-mel).
         EnvsoundError: ``out_dir`` already holds a model (unless ``overwrite`` or ``resume``), bad audio with
             ``on_error="raise"``, or fewer than two clips to train on.
         ConfigError: ``semi.method`` set with no unlabelled clips, or for a baseline model.
@@ -88,6 +89,7 @@ def train_model(
     """
     start = time.perf_counter()
     config.validate()
+    check_feature_kind(config.model.name, config.features.kind)  # before any audio is decoded
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME
     if ckpt_path.exists() and not (overwrite or resume):
