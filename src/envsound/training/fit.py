@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from envsound.config import Config
+from envsound.training.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.data import AllWindowsDataset, RandomWindowDataset
 from envsound.training.finetune import apply_init, finetune_callbacks
 from envsound.training.module import ClassifierModule
@@ -50,19 +51,27 @@ def fit_network(
     resume: bool,
     progress: bool,
     init_encoder: dict[str, torch.Tensor] | None = None,
+    train_variants: Sequence[Sequence[np.ndarray]] | None = None,
 ) -> FitResult:
     """Fit with early stopping on the monitored validation metric (when there is a validation set) and return the
     best epoch's weights.
 
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run.
     ``init_encoder`` (from :func:`~envsound.training.finetune.resolve_init`) initialises the model's encoder.
+    ``train_variants[i]``: offline augmented copies of training clip ``i`` (see :class:`RandomWindowDataset`).
+    ``train.class_balance`` picks a class-weighted loss, a class-balanced sampler or neither
+    (:func:`~envsound.training.balance.choose_class_balance`).
     """
+    balance = choose_class_balance(train_targets, config.train.class_balance)
+    weights = torch.from_numpy(class_weights(train_targets)) if balance == "loss" else None
     L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised
-    module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label)
+    module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label, class_weights=weights)
     apply_init(module.model, init_encoder)
     epochs, best = run_lightning(module, config, train_features, train_targets, val_features, val_targets,
                                  monitor=monitored(config, multi_label=multi_label), out_dir=out_dir, resume=resume,
-                                 progress=progress, callbacks=finetune_callbacks(config), reseed=False)
+                                 progress=progress, callbacks=finetune_callbacks(config), reseed=False,
+                                 train_variants=train_variants,
+                                 sampler_weights=sample_weights(train_targets) if balance == "sampler" else None)
     weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
                if k.startswith("model.")}
     return FitResult(state_dict=weights, epochs=epochs, best_score=best)
@@ -83,6 +92,8 @@ def run_lightning(
     callbacks: Sequence[L.Callback] = (),
     check_resumable: Callable[[Path], None] | None = None,
     reseed: bool = True,
+    train_variants: Sequence[Sequence[np.ndarray]] | None = None,
+    sampler_weights: np.ndarray | None = None,
 ) -> tuple[int, float | None]:
     """Fit ``module`` on random training windows, validating on every window of the validation clips; early stopping
     and best-epoch selection on ``monitor = (logged metric, "min" | "max")``. Loads the best epoch's weights into
@@ -91,16 +102,22 @@ def run_lightning(
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run;
     ``check_resumable(last_ckpt)`` may refuse one made with other settings. Shared by classifier training and
     autoencoder pre-training. ``reseed`` seeds the data order with ``train.seed`` here (pass False when the caller
-    seeded just before building ``module``, so weights and data order follow from one seed).
+    seeded just before building ``module``, so weights and data order follow from one seed). ``train_variants``:
+    offline augmented copies per training clip; ``sampler_weights``: per-clip weights for a class-balanced
+    ``WeightedRandomSampler`` (with replacement, one epoch = as many draws as clips) instead of shuffling.
     """
     train, feats = config.train, config.features
     if reseed:
         L.seed_everything(train.seed, workers=True, verbose=False)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
+    sampler = None
+    if sampler_weights is not None:
+        sampler = WeightedRandomSampler(torch.as_tensor(sampler_weights, dtype=torch.double),
+                                        num_samples=len(train_features), replacement=True)
     train_loader = DataLoader(
-        RandomWindowDataset(train_features, train_targets, cfg=feats, seed=train.seed),
-        batch_size=train.batch_size, shuffle=True, drop_last=len(train_features) > train.batch_size,
-        num_workers=train.num_workers)
+        RandomWindowDataset(train_features, train_targets, cfg=feats, seed=train.seed, variants=train_variants),
+        batch_size=train.batch_size, shuffle=sampler is None, sampler=sampler,
+        drop_last=len(train_features) > train.batch_size, num_workers=train.num_workers)
     has_val = len(val_features) > 0
     val_loader = None
     if has_val:

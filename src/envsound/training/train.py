@@ -9,21 +9,20 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import yaml
 
 from envsound.config import Config
 from envsound.data.records import Manifest
-from envsound.data.splits import train_val_split
 from envsound.errors import EnvsoundError
 from envsound.features.cache import FeatureCache
-from envsound.features.extract import extract_features
 from envsound.fileio import write_text_atomic
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
 from envsound.models.registry import get_model_class, is_torch_model
 from envsound.training.data import target_matrix
+from envsound.training.prepare import prepare_training_data
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +59,7 @@ def train_model(
     on_error: str = "raise",
     meta: dict[str, Any] | None = None,
     init: str | Path | None = None,
+    held_out: Sequence[Manifest] = (),
 ) -> TrainResult:
     """Train ``config.model`` on every clip of ``manifest`` and write ``out_dir/model.ckpt``.
 
@@ -68,9 +68,13 @@ def train_model(
     clip): pass only training folds. Also writes ``config.yaml`` (the resolved config) and ``logs/metrics.csv``.
     ``init``: an ``autoencoder.ckpt`` from ``envsound pretrain`` whose encoder initialises the model's trunk
     (``dtu``/``cnn`` only; see ``train.freeze_encoder_epochs`` and ``train.encoder_lr_scale``).
+    ``held_out``: the clips this model will be tested on (test fold, folds left out); nothing of them may reach
+    training: ``config.augment`` copies come only from the training clips left after the validation split, and a
+    background-noise folder holding any validation or ``held_out`` clip is refused.
 
     Raises:
         CheckpointError: ``init`` is not an autoencoder checkpoint, or its encoder does not fit the model.
+        DatasetLayoutError: a leak through augmentation (see :func:`prepare_training_data`).
         EnvsoundError: ``out_dir`` already holds a model (unless ``overwrite`` or ``resume``), bad audio with
             ``on_error="raise"``, or fewer than two clips to train on.
 
@@ -92,20 +96,14 @@ def train_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-    # baselines have no epochs to choose between: they fit on every training clip
-    val_fraction = config.train.val_fraction if is_torch_model(config.model.name) else 0.0
-    train_set, val_set = train_val_split(manifest, val_fraction=val_fraction, seed=config.train.seed)
-    records, features, skipped = extract_features(train_set.records + val_set.records, config.features,
-                                                  cache=cache, on_error=on_error, progress=progress)
-    kept = {r.clip_id for r in records}
-    train_set = train_set.subset([r for r in train_set.records if r.clip_id in kept])
-    val_set = val_set.subset([r for r in val_set.records if r.clip_id in kept])
+    # baselines have no epochs to choose between: they fit on every training clip (prepare_training_data)
+    data = prepare_training_data(manifest, config, held_out=held_out, cache=cache, on_error=on_error,
+                                 progress=progress)
+    train_set, val_set, skipped = data.train, data.val, data.skipped
     if len(train_set) < 2:
         raise EnvsoundError(f"only {len(train_set)} usable training clip(s) in dataset {manifest.name!r}; "
                             "need at least 2")
-    by_id = {r.clip_id: f for r, f in zip(records, features)}
-    train_feats = [by_id[r.clip_id] for r in train_set.records]
-    val_feats = [by_id[r.clip_id] for r in val_set.records]
+    train_feats, val_feats = data.train_features, data.val_features
     log.info("training %s on %d clips, validating on %d", config.model.name, len(train_set), len(val_set))
 
     checkpoint = Checkpoint(config=config, labels=manifest.labels, multi_label=manifest.multi_label,
@@ -117,11 +115,13 @@ def train_model(
 
         fit = fit_network(config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
                           multi_label=manifest.multi_label, out_dir=out_dir, resume=resume, progress=progress,
-                          init_encoder=init_state)
+                          init_encoder=init_state, train_variants=data.train_variants if data.copies.copies else None)
         checkpoint.state_dict = fit.state_dict
         result.epochs, result.best_score = fit.epochs, fit.best_score
     else:
         checkpoint.sklearn_bytes = fit_baseline(config, train_feats, target_matrix(train_set), len(manifest.labels))
+    if data.copies.copies:
+        checkpoint.meta["augmented_copies"] = len(data.copies.copies)
     checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
                             "monitor": config.train.monitor})
     save_checkpoint(ckpt_path, checkpoint)
