@@ -49,12 +49,14 @@ MIN_PARALLEL_JOBS = 32  # fewer missing copies are made in this process
 
 @dataclass(frozen=True)
 class NoiseSource:
-    """A background sound: its resolved path, file identity and, for a dataset clip, its source recording."""
+    """A background sound: its resolved path, file identity, the path it was listed under (a link's own name) and,
+    for a dataset clip, its source recording."""
 
     path: Path
     size: int
     mtime_ns: int
     source_id: str | None = None
+    listed: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -341,7 +343,8 @@ def _seeded(seed: int) -> Iterator[None]:
 def _noise_source(path: str | os.PathLike, source_id: str | None) -> NoiseSource:
     resolved = Path(path).expanduser().resolve()
     stat = resolved.stat()
-    return NoiseSource(path=resolved, size=stat.st_size, mtime_ns=stat.st_mtime_ns, source_id=source_id)
+    return NoiseSource(path=resolved, size=stat.st_size, mtime_ns=stat.st_mtime_ns, source_id=source_id,
+                       listed=Path(path))
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

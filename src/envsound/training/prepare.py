@@ -63,8 +63,16 @@ def prepare_training_data(
             recording, a copy of a non-training clip); a background folder without usable audio.
         AudioLoadError: bad audio with ``on_error="raise"``.
     """
+    aug = config.augment
+    augmenting = aug.copies > 0 and is_torch_model(config.model.name)
     val_fraction = config.train.val_fraction if is_torch_model(config.model.name) else 0.0
     train_set, val_set = train_val_split(manifest, val_fraction=val_fraction, seed=config.train.seed)
+    excluded = [val_set, *held_out]
+    folder_pool = None
+    if augmenting and aug.background_folder is not None:  # refuse a leaky folder before any work is done
+        folder_pool = noise_pool(train_set.records, aug)
+        check_augmentation_leakage(train_set, excluded,
+                                   noise_files=[n.listed or n.path for n in folder_pool.sources])
     records, features, skipped = extract_features(train_set.records + val_set.records, config.features,
                                                   cache=cache, on_error=on_error, progress=progress)
     kept = {r.clip_id for r in records}
@@ -73,16 +81,14 @@ def prepare_training_data(
     by_id = {r.clip_id: f for r, f in zip(records, features)}
     data = TrainingData(train=train_set, val=val_set, train_features=[by_id[r.clip_id] for r in train_set.records],
                         val_features=[by_id[r.clip_id] for r in val_set.records], skipped=skipped)
-    aug = config.augment
-    excluded = [val_set, *held_out]
-    if aug.copies == 0 or not is_torch_model(config.model.name):
+    if not augmenting:
         if aug.copies:
             log.warning("augment.copies=%d ignored: %s is a baseline fitted on MFCC statistics", aug.copies,
                         config.model.name)
         check_augmentation_leakage(train_set, excluded)
         return data
-    pool = noise_pool(train_set.records, aug)
-    check_augmentation_leakage(train_set, excluded, noise_files=[n.path for n in pool.sources])
+    pool = folder_pool if folder_pool is not None else noise_pool(train_set.records, aug)  # kept clips only
+    check_augmentation_leakage(train_set, excluded, noise_files=[n.listed or n.path for n in pool.sources])
     data.copies = make_copies(train_set.records, aug, config.features, seed=config.train.seed, cache=cache,
                               pool=pool, progress=progress)
     check_augmentation_leakage(train_set, excluded, copy_sources=[c.source for c in data.copies.copies],
