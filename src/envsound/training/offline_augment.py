@@ -10,10 +10,11 @@ Determinism: copy ``k`` of clip ``c`` draws its parameters from a generator seed
 The cache key is the source file's identity (as :class:`~envsound.features.cache.FeatureCache` does), the drawn
 parameters (including the identity of a background file) and the feature settings.
 
-No leakage: copies are made only from the records passed in, which :func:`~envsound.training.train.prepare_training_data`
-restricts to the training clips left after the validation split; every copy carries its source record (provenance)
-and :func:`~envsound.data.splits.check_augmentation_leakage` checks them, and the background files, against the held-out
-clips. A background sound drawn from the split's training clips never comes from the clip's own source recording.
+No leakage: copies are made only from the records passed in, which
+:func:`~envsound.training.prepare.prepare_training_data` restricts to the training clips left after the validation
+split; every copy carries its source record (provenance) and :func:`~envsound.data.splits.check_augmentation_leakage`
+checks them, and the background files, against the held-out clips. A background sound drawn from the split's
+training clips never comes from the clip's own source recording.
 """
 
 from __future__ import annotations
@@ -302,10 +303,21 @@ def make_copies(
     return result
 
 
+_FRONTENDS: dict[str, Any] = {}  # one log-mel frontend per feature setting, per process
+
+
 def _make_one(job: tuple[str, dict[str, Any], FeatureConfig]) -> np.ndarray:
     path, params, cfg = job
     waveform = load_audio(path, sample_rate=cfg.sample_rate, min_seconds=cfg.min_seconds)
-    return compute_features(apply_params(waveform, params, sample_rate=cfg.sample_rate), cfg)
+    frontend = None
+    if cfg.kind == "logmel":
+        from envsound.features.mel import LogMel
+
+        key = repr(sorted(cache_settings(cfg).items()))
+        if key not in _FRONTENDS:
+            _FRONTENDS[key] = LogMel.from_config(cfg)
+        frontend = _FRONTENDS[key]
+    return compute_features(apply_params(waveform, params, sample_rate=cfg.sample_rate), cfg, frontend=frontend)
 
 
 def _init_worker() -> None:
