@@ -31,7 +31,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", metavar="NAME",
                        help="model name: cnn (default), piczak, dtu, knn, random_forest (see 'envsound models')")
     group.add_argument("--config", type=Path, metavar="FILE.yaml",
-                       help="YAML file with sections features/model/train (unknown keys are an error)")
+                       help="YAML file with sections features/model/train/augment (unknown keys are an error)")
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one config key, e.g. --set train.max_epochs=30 (repeatable; "
                             "'envsound config' lists every key with its default)")
