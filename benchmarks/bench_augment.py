@@ -5,7 +5,7 @@
 (a) Training throughput, clips/s: the real ``ClassifierModule.training_step`` (default ``cnn``, default features, batch
     ``--batch`` of random (1, 128, 216) log-mel windows) + backward + AdamW step under bf16 autocast + channels_last
     (what ``train.precision=bf16-mixed`` runs), with all on-the-fly augmentation on (time roll, SpecAugment,
-    mixup 0.2) vs off; best of ``--repeats`` timed runs of 5 steps.
+    mixup 0.2) vs off, timed alternately; best of ``--repeats`` timed runs of 5 steps.
 (b) Offline augmentation throughput, clips/s (= copies/s, 1 copy per clip): ``make_copies`` with pitch shift and time
     stretch always applied (``augment.pitch_shift=1 augment.time_stretch=1``, the other transforms off), decoding,
     transforms and log-mel included, on ``--workers`` processes (spawn start-up included, as a real run pays it) and
@@ -37,31 +37,36 @@ from envsound.training.module import ClassifierModule
 from envsound.training.offline_augment import make_copies
 
 
-def training_clips_per_s(*, augment: bool, batch: int, repeats: int) -> float:
-    """(a): clips/s of the real training step with the on-the-fly augmentation on or off."""
-    overrides = [] if augment else ["train.time_roll=false", "train.spec_augment=false", "train.mixup_alpha=0"]
-    config = resolve_config(overrides=overrides)
-    torch.manual_seed(0)
-    module = ClassifierModule(config, 10).train()
-    opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
-    x = torch.randn(batch, 1, config.features.n_mels, config.features.window_frames)
-    y = torch.nn.functional.one_hot(torch.randint(0, 10, (batch,)), 10).float()
+def training_clips_per_s(*, batch: int, repeats: int) -> dict[str, float]:
+    """(a): clips/s of the real training step with the on-the-fly augmentation on and off, timed alternately (so a
+    burst of load from other processes hits both), best of ``repeats`` runs of 5 steps each."""
+    steps = {}
+    for name, overrides in (("augment_on", []), ("augment_off", ["train.time_roll=false", "train.spec_augment=false",
+                                                                 "train.mixup_alpha=0"])):
+        config = resolve_config(overrides=overrides)
+        torch.manual_seed(0)
+        module = ClassifierModule(config, 10).train()
+        opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
+        x = torch.randn(batch, 1, config.features.n_mels, config.features.window_frames)
+        y = torch.nn.functional.one_hot(torch.randint(0, 10, (batch,)), 10).float()
 
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = module.training_step((x, y), 0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        def step(module=module, opt=opt, x=x, y=y) -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = module.training_step((x, y), 0)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
-    step()
-    times = []
+        step()
+        steps[name] = step
+    best = {name: float("inf") for name in steps}
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(5):
-            step()
-        times.append((time.perf_counter() - start) / 5)
-    return batch / min(times)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(5):
+                step()
+            best[name] = min(best[name], (time.perf_counter() - start) / 5)
+    return {name: batch / seconds for name, seconds in best.items()}
 
 
 def synthetic_clips(folder: Path, n: int) -> list[ClipRecord]:
@@ -116,7 +121,7 @@ def main() -> None:
     parser.add_argument("--root", help="ESC-50 root: time real clips instead of synthetic ones")
     parser.add_argument("--kind", default="logmel", choices=["logmel", "waveform"], help="features.kind for (b), (c)")
     parser.add_argument("--batch", type=int, default=32, help="batch size for (a) (default 32)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs for (a), best kept (default 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs for (a), best kept (default 5)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for (a) (default 2)")
     parser.add_argument("--skip-train", action="store_true", help="skip (a)")
     parser.add_argument("--json", help="also write the results here")
@@ -127,8 +132,8 @@ def main() -> None:
                      "date": time.strftime("%Y-%m-%d"), "load_avg_1min_at_start": os.getloadavg()[0]}
     print(f"torch {torch.__version__}, load average {os.getloadavg()[0]:.2f}")
     if not args.skip_train:
-        on = training_clips_per_s(augment=True, batch=args.batch, repeats=args.repeats)
-        off = training_clips_per_s(augment=False, batch=args.batch, repeats=args.repeats)
+        speeds = training_clips_per_s(batch=args.batch, repeats=args.repeats)
+        on, off = speeds["augment_on"], speeds["augment_off"]
         results["train_clips_per_s"] = {"augment_on": round(on, 1), "augment_off": round(off, 1)}
         print(f"(a) training step, batch {args.batch}: {on:.1f} clips/s with on-the-fly augmentation, "
               f"{off:.1f} without ({100 * (off - on) / off:+.1f} % cost)", flush=True)
