@@ -15,6 +15,7 @@ import numpy as np
 from envsound.config import Config
 from envsound.data.records import Manifest
 from envsound.data.splits import check_augmentation_leakage, train_val_split
+from envsound.errors import EnvsoundError
 from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
 from envsound.models.registry import is_torch_model
@@ -62,6 +63,7 @@ def prepare_training_data(
         DatasetLayoutError: a leak (a background-noise file that is a validation or test clip, a shared source
             recording, a copy of a non-training clip); a background folder without usable audio.
         AudioLoadError: bad audio with ``on_error="raise"``.
+        EnvsoundError: fewer than two usable training clips.
     """
     aug = config.augment
     augmenting = aug.copies > 0 and is_torch_model(config.model.name)
@@ -78,6 +80,9 @@ def prepare_training_data(
     kept = {r.clip_id for r in records}
     train_set = train_set.subset([r for r in train_set.records if r.clip_id in kept])
     val_set = val_set.subset([r for r in val_set.records if r.clip_id in kept])
+    if len(train_set) < 2:  # before any copy is made
+        raise EnvsoundError(f"only {len(train_set)} usable training clip(s) in dataset {manifest.name!r}; "
+                            "need at least 2")
     by_id = {r.clip_id: f for r, f in zip(records, features)}
     data = TrainingData(train=train_set, val=val_set, train_features=[by_id[r.clip_id] for r in train_set.records],
                         val_features=[by_id[r.clip_id] for r in val_set.records], skipped=skipped)

@@ -100,9 +100,6 @@ def train_model(
     data = prepare_training_data(manifest, config, held_out=held_out, cache=cache, on_error=on_error,
                                  progress=progress)
     train_set, val_set, skipped = data.train, data.val, data.skipped
-    if len(train_set) < 2:
-        raise EnvsoundError(f"only {len(train_set)} usable training clip(s) in dataset {manifest.name!r}; "
-                            "need at least 2")
     train_feats, val_feats = data.train_features, data.val_features
     log.info("training %s on %d clips, validating on %d", config.model.name, len(train_set), len(val_set))
 
