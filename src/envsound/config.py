@@ -173,6 +173,9 @@ class AugmentConfig:
                 _check(least <= value <= most, f"augment.{name}_{end}", value, f"{least}..{most}")
             _check(low <= high, f"augment.{name}_min/max", (low, high), f"min <= max, within {least}..{most}")
         _check(0 < self.shift_max_fraction <= 1, "augment.shift_max_fraction", self.shift_max_fraction, "0 < f <= 1")
+        probabilities = [self.pitch_shift, self.time_stretch, self.gain, self.noise, self.background, self.shift]
+        _check(self.copies == 0 or any(probabilities), "augment.copies", self.copies,
+               "0 while every transform's probability is 0 (copies would equal their originals)")
 
 
 @dataclass

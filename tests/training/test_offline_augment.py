@@ -34,10 +34,12 @@ from conftest import TINY_OVERRIDES
     ("augment.copies=-1", "augment.copies=-1 is out of range; valid: 0..100"),
     ("augment.shift_max_fraction=0", "valid: 0 < f <= 1"),
     ("train.class_balance=always", "valid: auto, sampler, loss or off"),
+    ("augment.copies=2 augment.pitch_shift=0 augment.time_stretch=0 augment.gain=0",
+     "augment.copies=2 is out of range; valid: 0 while every transform's probability is 0"),
 ])
 def test_out_of_range_augment_settings_name_the_valid_range(override, message):
     with pytest.raises(ConfigError) as info:
-        resolve_config(overrides=[override])
+        resolve_config(overrides=override.split())
     assert message in str(info.value)
 
 
@@ -100,6 +102,15 @@ def test_copy_parameters_depend_only_on_seed_clip_and_index(tmp_path):
                                              "augment.shift=0").augment, seed=0, pool=pool)
     assert {k: v for k, v in other.items() if k != "shift_fraction"} == \
            {k: v for k, v in first.items() if k != "shift_fraction"}
+
+
+def test_a_short_clip_sped_up_still_gives_features(tmp_path):
+    record = ClipRecord(path=write_tone(tmp_path / "blip.wav", seconds=0.1, sample_rate=16000), labels=("a",),
+                        fold=1, source_id="blip", clip_id="blip")
+    config = _tiny("augment.copies=1", "augment.time_stretch=1", "augment.stretch_rate_min=10",
+                   "augment.stretch_rate_max=10", "features.min_seconds=0.05")
+    copies = make_copies([record], config.augment, config.features, seed=0, progress=False)
+    assert copies.features[0].shape[:2] == (1, 32) and copies.features[0].shape[2] >= 1
 
 
 def test_apply_params_is_deterministic_and_changes_the_audio(tmp_path):

@@ -317,7 +317,10 @@ def _make_one(job: tuple[str, dict[str, Any], FeatureConfig]) -> np.ndarray:
         if key not in _FRONTENDS:
             _FRONTENDS[key] = LogMel.from_config(cfg)
         frontend = _FRONTENDS[key]
-    return compute_features(apply_params(waveform, params, sample_rate=cfg.sample_rate), cfg, frontend=frontend)
+    augmented = apply_params(waveform, params, sample_rate=cfg.sample_rate)
+    if len(augmented) < cfg.n_fft:  # a short clip sped up: pad with silence so the centred STFT has a frame
+        augmented = np.pad(augmented, (0, cfg.n_fft - len(augmented)))
+    return compute_features(augmented, cfg, frontend=frontend)
 
 
 def _init_worker() -> None:
