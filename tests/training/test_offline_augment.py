@@ -136,7 +136,7 @@ def test_copies_are_identical_across_runs_and_processes(tmp_path, monkeypatch):
     parallel = make_copies(records, config.augment, config.features, seed=0, pool=pool, progress=False)
     assert [c.params for c in parallel.copies] == [c.params for c in in_process.copies]
     for a, b in zip(parallel.features, in_process.features):
-        np.testing.assert_allclose(a, b, atol=1e-4)  # spawned workers run torch with 1 thread
+        np.testing.assert_allclose(a, b, atol=1e-4)  # other process, same maths
     originals = [offline_augment.compute_features(offline_augment.load_audio(r.path, sample_rate=16000),
                                                   config.features) for r in records]
     for copy, feats in zip(in_process.copies, in_process.features):
