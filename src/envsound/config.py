@@ -106,6 +106,7 @@ class TrainConfig:
     freeze_encoder_epochs: int = 0  # with --init: encoder weights frozen for the first N epochs
     encoder_lr_scale: float = 1.0  # with --init: encoder learning rate = lr x this (0 < scale <= 1)
     label_fraction: float = 1.0  # keep this stratified share of the training clips labelled (0 < p <= 1), by source
+    class_balance: str = "auto"  # auto | sampler | loss | off (auto: loss weights when max/min class count > 1.5)
 
     def validate(self) -> None:
         _check(self.max_epochs >= 1, "train.max_epochs", self.max_epochs, ">= 1")
@@ -127,6 +128,8 @@ class TrainConfig:
         _check(0 < self.encoder_lr_scale <= 1, "train.encoder_lr_scale", self.encoder_lr_scale,
                "0 < scale <= 1")
         _check(0 < self.label_fraction <= 1, "train.label_fraction", self.label_fraction, "0 < fraction <= 1")
+        _check(self.class_balance in ("auto", "sampler", "loss", "off"), "train.class_balance",
+               self.class_balance, "auto, sampler, loss or off")
 
 
 @dataclass
@@ -162,12 +165,61 @@ class SemiConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Offline waveform augmentation (audiomentations): ``copies`` augmented copies of every *training* clip, made
+    once and cached as features; each epoch a clip is drawn as its original or one of its copies.
+
+    Each transform has a probability per copy (0 = off) and a range. The cheap on-the-fly part (time roll,
+    SpecAugment, mixup on batches) stays under ``train.time_roll``, ``train.spec_augment`` and ``train.mixup_alpha``.
+    """
+
+    copies: int = 0  # augmented copies per training clip, 0..100; 0 = offline augmentation off
+    workers: int = 0  # processes making copies; 0 = one per CPU core
+    pitch_shift: float = 0.5  # probability, 0..1
+    pitch_semitones_min: float = -2.0  # -12..12
+    pitch_semitones_max: float = 2.0  # -12..12, >= min
+    time_stretch: float = 0.5  # probability, 0..1
+    stretch_rate_min: float = 0.8  # 0.1..10 (< 1 slower, > 1 faster)
+    stretch_rate_max: float = 1.25  # 0.1..10, >= min
+    gain: float = 0.5  # probability, 0..1
+    gain_db_min: float = -6.0  # -40..40 dB
+    gain_db_max: float = 6.0  # -40..40 dB, >= min
+    noise: float = 0.0  # probability of additive Gaussian noise, 0..1
+    noise_snr_db_min: float = 10.0  # -20..80 dB
+    noise_snr_db_max: float = 40.0  # -20..80 dB, >= min
+    background: float = 0.0  # probability of a mixed-in background sound, 0..1
+    background_snr_db_min: float = 3.0  # -20..80 dB
+    background_snr_db_max: float = 30.0  # -20..80 dB, >= min
+    background_folder: str | None = None  # audio to mix in; None = the split's own training clips
+    shift: float = 0.0  # probability of a circular time shift, 0..1
+    shift_max_fraction: float = 0.5  # largest shift as a fraction of the clip, 0..1
+
+    def validate(self) -> None:
+        _check(0 <= self.copies <= 100, "augment.copies", self.copies, "0..100")
+        _check(self.workers >= 0, "augment.workers", self.workers, ">= 0 (0 = one per core)")
+        for name in ("pitch_shift", "time_stretch", "gain", "noise", "background", "shift"):
+            _check(0 <= getattr(self, name) <= 1, f"augment.{name}", getattr(self, name), "a probability 0..1")
+        for name, (least, most) in (("pitch_semitones", (-12, 12)), ("stretch_rate", (0.1, 10)),
+                                    ("gain_db", (-40, 40)), ("noise_snr_db", (-20, 80)),
+                                    ("background_snr_db", (-20, 80))):
+            low, high = getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
+            for end, value in (("min", low), ("max", high)):
+                _check(least <= value <= most, f"augment.{name}_{end}", value, f"{least}..{most}")
+            _check(low <= high, f"augment.{name}_min/max", (low, high), f"min <= max, within {least}..{most}")
+        _check(0 < self.shift_max_fraction <= 1, "augment.shift_max_fraction", self.shift_max_fraction, "0 < f <= 1")
+        probabilities = [self.pitch_shift, self.time_stretch, self.gain, self.noise, self.background, self.shift]
+        _check(self.copies == 0 or any(probabilities), "augment.copies", self.copies,
+               "0 while every transform's probability is 0 (copies would equal their originals)")
+
+
+@dataclass
 class Config:
     """The whole resolved configuration of a run."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     semi: SemiConfig = field(default_factory=SemiConfig)
 
     def validate(self) -> "Config":

@@ -33,11 +33,15 @@ def train(args: argparse.Namespace) -> int:
     init = init_options(args, config)
     unlabelled = semi_options(args, config)
     manifest = _dataset(args)
+    held_out = []
     if args.folds:
+        left_out = [f for f in manifest.folds if f not in set(args.folds)]
+        held_out = [manifest.select_folds(left_out)] if left_out else []  # the folds you may test on
         manifest = manifest.select_folds(args.folds)
     result = train_model(manifest, config, out_dir=args.out, cache=feature_cache(args), resume=args.resume,
                          overwrite=args.overwrite, progress=show_progress(args), on_error=on_error(args),
-                         meta={"train_folds": args.folds or manifest.folds}, init=init, unlabelled=unlabelled)
+                         meta={"train_folds": args.folds or manifest.folds}, init=init, unlabelled=unlabelled,
+                         held_out=held_out)
     plot_run_curves(args.out)
     semi = f" and {result.n_unlabelled} unlabelled ({config.semi.method})" if result.n_unlabelled else ""
     print(f"trained {config.model.name} on {result.n_train} clips ({result.n_val} for validation){semi}, "

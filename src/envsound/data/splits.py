@@ -245,3 +245,57 @@ def merge_unlabelled(*pools: Manifest, name: str = "unlabelled") -> Manifest:
                 seen.add(path)
                 records.append(replace(r, labels=(), clip_id=f"{pool.name}:{r.clip_id}"))
     return Manifest(name=name, records=records, labels=[])
+
+
+def check_augmentation_leakage(
+    train: Manifest,
+    held_out: Sequence[Manifest],
+    *,
+    copy_sources: Sequence[ClipRecord] = (),
+    noise_files: Sequence[str | os.PathLike] = (),
+) -> None:
+    """Raise if augmentation would carry held-out audio (validation or test clips) into training.
+
+    Checks that ``train`` shares no clip, file or source recording with any of ``held_out`` (as
+    :func:`check_no_leakage`), that every augmented copy's source record (``copy_sources``) is a clip of ``train``,
+    and that no background-noise file is a held-out clip (same resolved path, or the same file through a link).
+
+    Raises:
+        DatasetLayoutError: naming the offending clips or files.
+    """
+    for other in held_out:
+        check_no_leakage(train, other)
+    train_ids = {r.clip_id for r in train.records}
+    foreign = sorted({r.clip_id for r in copy_sources} - train_ids)
+    if foreign:
+        raise DatasetLayoutError(f"augmented copies made from {len(foreign)} clip(s) that are not training clips "
+                                 f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); copies may "
+                                 "only come from the training clips of the split")
+    held = [r for m in held_out for r in m.records]
+    if not noise_files or not held:
+        return
+    by_identity: dict[object, ClipRecord] = {}
+    for record in held:
+        for ident in _file_identities(record.path):
+            by_identity[ident] = record
+    clashes = []
+    for noise in noise_files:
+        record = next((by_identity[i] for i in _file_identities(noise) if i in by_identity), None)
+        if record is not None:
+            clashes.append(f"{noise} (= {record.clip_id})")
+    if clashes:
+        raise DatasetLayoutError(
+            f"augment.background_folder holds {len(clashes)} file(s) that are validation or test clips of this "
+            f"split: {', '.join(sorted(clashes)[:3])}{', ...' if len(clashes) > 3 else ''}; their sound would leak "
+            "into training. Use a folder of other recordings, or leave augment.background_folder empty to mix in "
+            "training clips only")
+
+
+def _file_identities(path: str | os.PathLike) -> list[object]:
+    """The resolved path, and (device, inode) when the file exists (catches hard links and bind mounts)."""
+    resolved = os.path.realpath(path)
+    try:
+        stat = os.stat(resolved)
+    except OSError:
+        return [resolved]
+    return [resolved, (stat.st_dev, stat.st_ino)]

@@ -84,7 +84,7 @@ def cross_validate(
             epochs = None
         else:
             result = train_model(train_set, config, out_dir=fold_dir, cache=cache, resume=resume, overwrite=overwrite,
-                                 progress=progress, on_error=on_error, init=fold_init, unlabelled=pool,
+                                 progress=progress, on_error=on_error, init=fold_init, unlabelled=pool, held_out=[test_set],
                                  meta={"train_folds": [f for f in folds if f != test_fold], "test_fold": test_fold})
             epochs = result.epochs
             skipped.update((str(path), reason) for path, reason in result.skipped)

@@ -30,19 +30,30 @@ def target_matrix(manifest: Manifest) -> np.ndarray:
 
 
 class RandomWindowDataset(Dataset):
-    """One random window per clip per epoch (a random crop: the cheapest augmentation there is)."""
+    """One random window per clip per epoch (a random crop: the cheapest augmentation there is).
 
-    def __init__(self, features: Sequence[np.ndarray], targets: np.ndarray, *, cfg: FeatureConfig, seed: int) -> None:
+    ``variants[i]`` (optional) lists offline augmented copies of clip ``i``: each epoch the window is cut from the
+    original or one of its copies, chosen uniformly. The epoch keeps one item per clip, so the number of steps, the
+    learning-rate schedule and ``train.patience`` mean the same with or without copies.
+    """
+
+    def __init__(self, features: Sequence[np.ndarray], targets: np.ndarray, *, cfg: FeatureConfig, seed: int,
+                 variants: Sequence[Sequence[np.ndarray]] | None = None) -> None:
         self.features = list(features)
         self.targets = torch.from_numpy(targets)
         self.cfg = cfg
         self.rng = np.random.default_rng(seed)
+        self.variants = [list(v) for v in variants] if variants is not None else [[] for _ in self.features]
+        if len(self.variants) != len(self.features):
+            raise ValueError(f"{len(self.variants)} variant lists for {len(self.features)} clips")
 
     def __len__(self) -> int:
         return len(self.features)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        window = train_window(self.features[i], self.cfg, rng=self.rng)
+        choice = int(self.rng.integers(0, 1 + len(self.variants[i]))) if self.variants[i] else 0
+        clip = self.features[i] if choice == 0 else self.variants[i][choice - 1]
+        window = train_window(clip, self.cfg, rng=self.rng)
         return torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32)), self.targets[i]
 
 

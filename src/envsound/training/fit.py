@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from envsound.config import Config
+from envsound.training.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.data import AllWindowsDataset, RandomWindowDataset
 from envsound.training.finetune import apply_init, finetune_callbacks
 from envsound.training.module import ClassifierModule
@@ -51,6 +52,7 @@ def fit_network(
     progress: bool,
     init_encoder: dict[str, torch.Tensor] | None = None,
     unlabelled_features: list[np.ndarray] | None = None,
+    train_variants: Sequence[Sequence[np.ndarray]] | None = None,
 ) -> FitResult:
     """Fit with early stopping on the monitored validation metric (when there is a validation set) and return the
     best epoch's weights.
@@ -59,19 +61,26 @@ def fit_network(
     ``init_encoder`` (from :func:`~envsound.training.finetune.resolve_init`) initialises the model's encoder.
     With ``config.semi.method`` other than ``"none"``, :class:`~envsound.training.semi.SemiModule` trains on the
     labelled clips and ``unlabelled_features`` (whole-clip features, labels unknown) together.
+    ``train_variants[i]``: offline augmented copies of training clip ``i`` (see :class:`RandomWindowDataset`).
+    ``train.class_balance`` picks a class-weighted loss, a class-balanced sampler or neither
+    (:func:`~envsound.training.balance.choose_class_balance`).
     """
+    balance = choose_class_balance(train_targets, config.train.class_balance)
+    weights = torch.from_numpy(class_weights(train_targets)) if balance == "loss" else None
     L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised
     if config.semi.method != "none":
         from envsound.training.semi import SemiModule
 
-        module = SemiModule(config, train_targets.shape[1], multi_label=multi_label)
+        module = SemiModule(config, train_targets.shape[1], multi_label=multi_label, class_weights=weights)
     else:
-        module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label)
+        module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label, class_weights=weights)
     apply_init(module.model, init_encoder)
     epochs, best = run_lightning(module, config, train_features, train_targets, val_features, val_targets,
                                  monitor=monitored(config, multi_label=multi_label), out_dir=out_dir, resume=resume,
                                  progress=progress, callbacks=finetune_callbacks(config), reseed=False,
-                                 unlabelled_features=unlabelled_features if config.semi.method != "none" else None)
+                                 unlabelled_features=unlabelled_features if config.semi.method != "none" else None,
+                                 train_variants=train_variants,
+                                 sampler_weights=sample_weights(train_targets) if balance == "sampler" else None)
     weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
                if k.startswith("model.")}
     return FitResult(state_dict=weights, epochs=epochs, best_score=best)
@@ -93,6 +102,8 @@ def run_lightning(
     check_resumable: Callable[[Path], None] | None = None,
     reseed: bool = True,
     unlabelled_features: list[np.ndarray] | None = None,
+    train_variants: Sequence[Sequence[np.ndarray]] | None = None,
+    sampler_weights: np.ndarray | None = None,
 ) -> tuple[int, float | None]:
     """Fit ``module`` on random training windows, validating on every window of the validation clips; early stopping
     and best-epoch selection on ``monitor = (logged metric, "min" | "max")``. Loads the best epoch's weights into
@@ -105,15 +116,21 @@ def run_lightning(
     ``unlabelled_features``: a second training loader of random windows, ``semi.mu x train.batch_size`` per step;
     each batch is then ``{"labelled": (x, y), "unlabelled": (x, _)}`` (``max_size_cycle``: an epoch is one pass over
     the longer loader).
+    ``train_variants``: offline augmented copies per training clip; ``sampler_weights``: per-clip weights for a class-balanced
+    ``WeightedRandomSampler`` (with replacement, one epoch = as many draws as clips) instead of shuffling.
     """
     train, feats = config.train, config.features
     if reseed:
         L.seed_everything(train.seed, workers=True, verbose=False)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
+    sampler = None
+    if sampler_weights is not None:
+        sampler = WeightedRandomSampler(torch.as_tensor(sampler_weights, dtype=torch.double),
+                                        num_samples=len(train_features), replacement=True)
     train_loader = DataLoader(
-        RandomWindowDataset(train_features, train_targets, cfg=feats, seed=train.seed),
-        batch_size=train.batch_size, shuffle=True, drop_last=len(train_features) > train.batch_size,
-        num_workers=train.num_workers)
+        RandomWindowDataset(train_features, train_targets, cfg=feats, seed=train.seed, variants=train_variants),
+        batch_size=train.batch_size, shuffle=sampler is None, sampler=sampler,
+        drop_last=len(train_features) > train.batch_size, num_workers=train.num_workers)
     if unlabelled_features:
         from lightning.pytorch.utilities import CombinedLoader
 

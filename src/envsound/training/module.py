@@ -22,7 +22,8 @@ class ClassifierModule(L.LightningModule):
     set makes accuracy coarse).
     """
 
-    def __init__(self, config: Config, n_classes: int, *, multi_label: bool = False) -> None:
+    def __init__(self, config: Config, n_classes: int, *, multi_label: bool = False,
+                 class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         self.save_hyperparameters({"config": config.to_dict(), "n_classes": n_classes, "multi_label": multi_label})
         self.config = config
@@ -30,6 +31,8 @@ class ClassifierModule(L.LightningModule):
         self.model = build_network(config, n_classes)
         if config.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        # training-loss weights per class (train.class_balance=loss); not saved: they follow from the training set
+        self.register_buffer("class_weights", class_weights, persistent=False)
         self._val_sum: torch.Tensor | None = None
         self._val_count: torch.Tensor | None = None
         self._val_targets: torch.Tensor | None = None
@@ -43,9 +46,11 @@ class ClassifierModule(L.LightningModule):
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
+        weights = self.class_weights
         if self.multi_label:
-            return F.binary_cross_entropy_with_logits(logits, targets)
-        return F.cross_entropy(logits, targets, label_smoothing=self.config.train.label_smoothing)
+            return F.binary_cross_entropy_with_logits(logits, targets,
+                                                      weight=None if weights is None else weights[None, :])
+        return F.cross_entropy(logits, targets, weight=weights, label_smoothing=self.config.train.label_smoothing)
 
     def training_step(self, batch, batch_idx):
         x, y = batch

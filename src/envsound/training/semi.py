@@ -46,13 +46,14 @@ class SemiModule(ClassifierModule):
         ConfigError: ``semi.method`` is not a semi-supervised method, or a multi-label dataset.
     """
 
-    def __init__(self, config: Config, n_classes: int, *, multi_label: bool = False) -> None:
+    def __init__(self, config: Config, n_classes: int, *, multi_label: bool = False,
+                 class_weights: torch.Tensor | None = None) -> None:
         if config.semi.method not in METHODS:
             raise ConfigError(f"semi.method={config.semi.method!r}: SemiModule needs one of {', '.join(METHODS)}")
         if multi_label:
             raise ConfigError(f"semi.method={config.semi.method!r} needs a single-label dataset (a pseudo-label is "
                               "one class); set semi.method=none for multi-label data")
-        super().__init__(config, n_classes, multi_label=False)
+        super().__init__(config, n_classes, multi_label=False, class_weights=class_weights)
         self.teacher = None
         if config.semi.method == "mean_teacher":
             self.teacher = copy.deepcopy(self.model)

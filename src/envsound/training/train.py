@@ -9,21 +9,20 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import yaml
 
 from envsound.config import Config
 from envsound.data.records import Manifest
-from envsound.data.splits import exclude_clips_of, labelled_subset, merge_unlabelled, train_val_split
-from envsound.errors import ConfigError, EnvsoundError
+from envsound.errors import EnvsoundError
 from envsound.features.cache import FeatureCache
-from envsound.features.extract import extract_features
 from envsound.fileio import write_text_atomic
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
 from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
 from envsound.training.data import target_matrix
+from envsound.training.prepare import prepare_training_data
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,7 @@ def train_model(
     meta: dict[str, Any] | None = None,
     init: str | Path | None = None,
     unlabelled: Manifest | None = None,
+    held_out: Sequence[Manifest] = (),
 ) -> TrainResult:
     """Train ``config.model`` on every clip of ``manifest`` and write ``out_dir/model.ckpt``.
 
@@ -71,6 +71,9 @@ def train_model(
     clip): pass only training folds. Also writes ``config.yaml`` (the resolved config) and ``logs/metrics.csv``.
     ``init``: an ``autoencoder.ckpt`` from ``envsound pretrain`` whose encoder initialises the model's trunk
     (``dtu``/``cnn`` only; see ``train.freeze_encoder_epochs`` and ``train.encoder_lr_scale``).
+    ``held_out``: the clips this model will be tested on (test fold, folds left out); nothing of them may reach
+    training: ``config.augment`` copies come only from the training clips left after the validation split, and a
+    background-noise folder holding any validation or ``held_out`` clip is refused.
 
     With ``train.label_fraction`` p < 1 only a stratified share p of ``manifest``'s clips (grouped by source,
     chosen from ``train.seed``: :func:`~envsound.data.splits.labelled_subset`) keeps its labels; the validation split
@@ -80,6 +83,7 @@ def train_model(
     Raises:
         CheckpointError: ``init`` is not an autoencoder checkpoint, or its encoder does not fit the model.
         ConfigError: ``features.kind`` is not the input kind of ``config.model`` (e.g. ``aclnet`` with log-mel).
+        DatasetLayoutError: a leak through augmentation (see :func:`prepare_training_data`).
         EnvsoundError: ``out_dir`` already holds a model (unless ``overwrite`` or ``resume``), bad audio with
             ``on_error="raise"``, or fewer than two clips to train on.
         ConfigError: ``semi.method`` set with no unlabelled clips, or for a baseline model.
@@ -103,65 +107,41 @@ def train_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-    # baselines have no epochs to choose between: they fit on every training clip
-    val_fraction = config.train.val_fraction if is_torch_model(config.model.name) else 0.0
-    labelled, rest = labelled_subset(manifest, fraction=config.train.label_fraction, seed=config.train.seed)
-    train_set, val_set = train_val_split(labelled, val_fraction=val_fraction, seed=config.train.seed)
-    pool = _unlabelled_pool(config, rest, unlabelled, val_set)
-    records, features, skipped = extract_features(train_set.records + val_set.records + pool.records,
-                                                  config.features, cache=cache, on_error=on_error, progress=progress)
-    kept = {r.clip_id for r in records}
-    train_set = train_set.subset([r for r in train_set.records if r.clip_id in kept])
-    val_set = val_set.subset([r for r in val_set.records if r.clip_id in kept])
-    if len(train_set) < 2:
-        raise EnvsoundError(f"only {len(train_set)} usable training clip(s) in dataset {manifest.name!r}; "
-                            "need at least 2")
-    by_id = {r.clip_id: f for r, f in zip(records, features)}
-    train_feats = [by_id[r.clip_id] for r in train_set.records]
-    val_feats = [by_id[r.clip_id] for r in val_set.records]
-    pool_feats = [by_id[r.clip_id] for r in pool.records if r.clip_id in by_id]
+    # baselines have no epochs to choose between: they fit on every training clip (prepare_training_data)
+    data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled, cache=cache,
+                                 on_error=on_error, progress=progress)
+    train_set, val_set, skipped = data.train, data.val, data.skipped
+    train_feats, val_feats = data.train_features, data.val_features
     log.info("training %s on %d clips, validating on %d%s", config.model.name, len(train_set), len(val_set),
-             f", with {len(pool_feats)} unlabelled clips ({config.semi.method})" if pool.records else "")
+             f", with {len(data.unlabelled_features)} unlabelled clips ({config.semi.method})"
+             if data.unlabelled_features else "")
 
     checkpoint = Checkpoint(config=config, labels=manifest.labels, multi_label=manifest.multi_label,
                             meta={"dataset": manifest.name, "n_train_clips": len(train_set),
-                                  "label_fraction": config.train.label_fraction, "n_unlabelled_clips": len(pool_feats),
+                                  "label_fraction": config.train.label_fraction,
+                                  "n_unlabelled_clips": len(data.unlabelled_features),
                                   **({"init": str(init)} if init is not None else {}), **(meta or {})})
     result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
-                         n_unlabelled=len(pool_feats), skipped=skipped)
+                         n_unlabelled=len(data.unlabelled_features), skipped=skipped)
     if is_torch_model(config.model.name):
         from envsound.training.fit import fit_network  # Lightning is imported only when a network is trained
 
         fit = fit_network(config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
                           multi_label=manifest.multi_label, out_dir=out_dir, resume=resume, progress=progress,
-                          init_encoder=init_state, unlabelled_features=pool_feats)
+                          init_encoder=init_state, unlabelled_features=data.unlabelled_features,
+                          train_variants=data.train_variants if data.copies.copies else None)
         checkpoint.state_dict = fit.state_dict
         result.epochs, result.best_score = fit.epochs, fit.best_score
     else:
         checkpoint.sklearn_bytes = fit_baseline(config, train_feats, target_matrix(train_set), len(manifest.labels))
+    if data.copies.copies:
+        checkpoint.meta["augmented_copies"] = len(data.copies.copies)
     checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
                             "monitor": config.train.monitor})
     save_checkpoint(ckpt_path, checkpoint)
     result.seconds = time.perf_counter() - start
     log.info("wrote %s (%.1f s)", ckpt_path, result.seconds)
     return result
-
-
-def _unlabelled_pool(config: Config, rest: Manifest, unlabelled: Manifest | None, val_set: Manifest) -> Manifest:
-    """The unlabelled clips of a semi-supervised run (an empty manifest for a supervised one)."""
-    method = config.semi.method
-    if method == "none":
-        if unlabelled is not None and len(unlabelled):
-            log.warning("ignoring %d unlabelled clips: semi.method is 'none'", len(unlabelled))
-        return merge_unlabelled()
-    if not is_torch_model(config.model.name):
-        raise ConfigError(f"semi.method={method!r} needs a network; model {config.model.name!r} is a baseline")
-    extra = [] if unlabelled is None else [exclude_clips_of(unlabelled, val_set)]
-    pool = merge_unlabelled(rest, *extra)
-    if len(pool) == 0:
-        raise ConfigError(f"semi.method={method!r} has no unlabelled clips: set train.label_fraction below 1 "
-                          "(--label-fraction) or pass --unlabelled-dataset/--unlabelled-root")
-    return pool
 
 
 def fit_baseline(config: Config, features: list[np.ndarray], targets: np.ndarray, n_classes: int) -> bytes:
