@@ -83,6 +83,9 @@ def test_fixmatch_through_the_cli(tmp_path, synthetic_root):
                                  "--unlabelled-dataset", "synthetic", "--unlabelled-root", str(synthetic_root),
                                  "--unlabelled-folds", "3"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert "and 40 unlabelled (fixmatch)" in run.stdout  # 20 left unlabelled of folds 1-2, and fold 3's 20
+    # 20 left unlabelled of folds 1-2; fold 3 is left out of training (a fold one may test on), so its clips are not
+    # used as unlabelled data either
+    assert "and 20 unlabelled (fixmatch)" in run.stdout
+    assert "unlabelled pool: left out 20 of 40 clips" in run.stderr
     checkpoint = load_checkpoint(tmp_path / "t" / "model.ckpt")
     assert checkpoint.config.train.label_fraction == 0.5 and checkpoint.config.semi.method == "fixmatch"
