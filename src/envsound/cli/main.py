@@ -34,31 +34,27 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, parents=[common],
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
-    p = command("train", "Train a model on the given folds; writes OUT/model.ckpt, config.yaml, logs, curves.png.")
-    add_dataset_options(p, folds_help="folds to train on (default: all); a validation split is taken from inside them")
-    add_config_options(p)
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
-    add_init_options(p)
-    add_semi_options(p)
-    p.set_defaults(run=commands.train)
+    def training_command(name: str, help_text: str, *, folds_help: str, out_help: str, run) -> None:
+        """train, cv and grid share their options: data, config, --out, --init, semi-supervised."""
+        p = command(name, help_text)
+        add_dataset_options(p, folds_help=folds_help)
+        add_config_options(p)
+        p.add_argument("--out", required=True, type=Path, metavar="DIR", help=out_help)
+        add_init_options(p)
+        add_semi_options(p)
+        p.set_defaults(run=run)
 
-    p = command("cv", "Leave-one-fold-out cross-validation; writes OUT/cv.json, predictions.csv, confusion.png.")
-    add_dataset_options(p, folds_help="official folds to rotate over (default: all the dataset has)")
-    add_config_options(p)
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
-    add_init_options(p)
-    add_semi_options(p)
-    p.set_defaults(run=commands.cv)
-
-    p = command("grid", "Grid search: cross-validate every combination of the comma-separated --set values "
-                        "(e.g. --set model.filters=16,32,64 --set train.batch_size=16,32); writes OUT/grid.md, "
-                        "OUT/grid.json and one cv run per point (a point with a cv.json is not rerun).")
-    add_dataset_options(p, folds_help="official folds to rotate over (default: all the dataset has)")
-    add_config_options(p)
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="grid folder")
-    add_init_options(p)
-    add_semi_options(p)
-    p.set_defaults(run=commands.grid)
+    training_command("train", "Train a model on the given folds; writes OUT/model.ckpt, config.yaml, logs, curves.png.",
+                     folds_help="folds to train on (default: all); a validation split is taken from inside them",
+                     out_help="run folder", run=commands.train)
+    training_command("cv", "Leave-one-fold-out cross-validation; writes OUT/cv.json, predictions.csv, confusion.png.",
+                     folds_help="official folds to rotate over (default: all the dataset has)",
+                     out_help="run folder", run=commands.cv)
+    training_command("grid", "Grid search: cross-validate every combination of the comma-separated --set values "
+                             "(e.g. --set model.filters=16,32,64 --set train.batch_size=16,32); writes OUT/grid.md, "
+                             "OUT/grid.json and one cv run per point (a point with a cv.json is not rerun).",
+                     folds_help="official folds to rotate over (default: all the dataset has)",
+                     out_help="grid folder", run=commands.grid)
 
     p = command("pretrain", "Pre-train a convolutional autoencoder on audio (labels ignored) for --init; writes "
                             "OUT/autoencoder.ckpt and OUT/reconstructions.png.")
