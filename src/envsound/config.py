@@ -173,7 +173,7 @@ class AugmentConfig:
     SpecAugment, mixup on batches) stays under ``train.time_roll``, ``train.spec_augment`` and ``train.mixup_alpha``.
     """
 
-    copies: int = 0  # augmented copies per training clip, 0..100; 0 = offline augmentation off
+    copies: int = 4  # augmented copies per training clip, 0..100; 0 = offline augmentation off
     workers: int = 0  # processes making copies; 0 = one per CPU core
     pitch_shift: float = 0.5  # probability, 0..1
     pitch_semitones_min: float = -2.0  # -12..12

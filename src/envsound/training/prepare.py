@@ -104,7 +104,7 @@ def prepare_training_data(
                         skipped=skipped)
     if not augmenting:
         if aug.copies:
-            log.warning("augment.copies=%d ignored: %s is a baseline fitted on MFCC statistics", aug.copies,
+            log.info("augment.copies=%d ignored: %s is a baseline fitted on MFCC statistics", aug.copies,
                         config.model.name)
         check_augmentation_leakage(train_set, excluded)
         return data
