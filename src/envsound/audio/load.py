@@ -35,6 +35,10 @@ from envsound.errors import AudioLoadError, ConfigError
 logger = logging.getLogger(__name__)
 
 RESAMPLE_QUALITY = "HQ"
+# File suffixes of the formats libsndfile reads: what folder datasets, background folders and `predict` pick up
+AUDIO_EXTENSIONS = frozenset({
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf",
+    ".w64", ".rf64", ".voc", ".sd2", ".nist", ".sph", ".ircam", ".sf", ".paf", ".svx", ".xi", ".htk", ".avr"})
 _PCM_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW", "DWVW_12", "DWVW_16",
                            "DWVW_24", "DPCM_8", "DPCM_16", "IMA_ADPCM", "MS_ADPCM", "GSM610", "G721_32"})
 _SCAN_BLOCK_SECONDS = 10.0  # decoding block of validate_audio

@@ -14,17 +14,13 @@ import logging
 import os
 from pathlib import Path
 
+from envsound.audio.load import AUDIO_EXTENSIONS
 from envsound.data.records import ClipRecord, Manifest
 from envsound.data.splits import stratified_group_folds
 from envsound.data.validate import check_on_error, check_records, finish_manifest
 from envsound.errors import AudioLoadError, DatasetLayoutError
 
 logger = logging.getLogger(__name__)
-
-AUDIO_EXTENSIONS = frozenset({
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf",
-    ".w64", ".rf64", ".voc", ".sd2", ".nist", ".sph", ".ircam", ".sf", ".paf", ".svx", ".xi", ".htk", ".avr"})
-
 
 def prepare_folder(root: str | os.PathLike, *, on_error: str = "raise", n_folds: int | None = None,
                    seed: int = 0) -> Manifest:

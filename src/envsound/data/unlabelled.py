@@ -4,7 +4,7 @@
 
 Records have no labels and no fold; ``clip_id`` and ``source_id`` are the path relative to ``root`` (each file is its
 own recording). Hidden files and folders are ignored. A file whose extension is not an audio format soundfile reads
-(:data:`~envsound.data.folder.AUDIO_EXTENSIONS`) or whose header cannot be read is bad audio: an error by default, or
+(:data:`~envsound.audio.load.AUDIO_EXTENSIONS`) or whose header cannot be read is bad audio: an error by default, or
 left out and counted with ``on_error="skip"`` (``--skip-bad``).
 """
 
@@ -14,7 +14,8 @@ import logging
 import os
 from pathlib import Path
 
-from envsound.data.folder import AUDIO_EXTENSIONS, _files_under
+from envsound.audio.load import AUDIO_EXTENSIONS
+from envsound.data.folder import _files_under
 from envsound.data.records import ClipRecord, Manifest
 from envsound.data.validate import check_on_error, check_records, finish_manifest
 from envsound.errors import AudioLoadError, DatasetLayoutError

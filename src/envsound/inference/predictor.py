@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from envsound.audio.load import iter_audio_blocks
+from envsound.audio.load import AUDIO_EXTENSIONS, iter_audio_blocks
 from envsound.errors import EnvsoundError
 from envsound.features.extract import compute_features
 from envsound.features.mel import LogMel
@@ -27,7 +27,6 @@ from envsound.models.clip import ClipModel
 
 log = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".snd", ".caf", ".w64", ".opus"}
 
 
 @dataclass

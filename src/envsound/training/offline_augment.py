@@ -33,7 +33,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from envsound.audio.load import audio_info, load_audio
+from envsound.audio.load import AUDIO_EXTENSIONS, audio_info, load_audio
 from envsound.config import AugmentConfig, FeatureConfig
 from envsound.data.records import ClipRecord
 from envsound.errors import AudioLoadError, DatasetLayoutError
@@ -43,7 +43,6 @@ from envsound.features.extract import compute_features
 log = logging.getLogger(__name__)
 
 AUGMENT_VERSION = 1  # bump when the transforms change, to invalidate every cached copy
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 _MIN_NOISE_SECONDS = 0.1
 MIN_PARALLEL_JOBS = 16  # fewer missing copies are made in this process
 
@@ -138,7 +137,7 @@ def noise_pool(train_records: Sequence[ClipRecord], aug: AugmentConfig) -> Noise
         raise DatasetLayoutError(f"augment.background_folder={str(folder)!r} is not a folder; give a folder of "
                                  "audio files, or leave it empty to mix in the training clips")
     pool, bad = [], 0
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()):
         try:
             if audio_info(path).duration >= _MIN_NOISE_SECONDS:
                 pool.append(_noise_source(path, None))
@@ -149,7 +148,8 @@ def noise_pool(train_records: Sequence[ClipRecord], aug: AugmentConfig) -> Noise
     if not pool:
         raise DatasetLayoutError(f"augment.background_folder={str(folder)!r} holds no usable audio "
                                  f"({bad} unreadable or shorter than {_MIN_NOISE_SECONDS} s; looked for "
-                                 f"{', '.join(AUDIO_SUFFIXES)}); add audio files or set augment.background=0")
+                                 f"{', '.join(sorted(AUDIO_EXTENSIONS))}); add audio files or set "
+                                 "augment.background=0")
     if bad:
         log.warning("augment.background_folder %s: ignored %d unreadable or too short file(s)", folder, bad)
     return NoisePool(pool)
