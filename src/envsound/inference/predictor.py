@@ -28,7 +28,6 @@ from envsound.models.clip import ClipModel
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Prediction:
     """The result for one input file; ``error`` is a one-line reason when the file could not be used."""
