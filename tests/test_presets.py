@@ -21,7 +21,7 @@ def test_dtu2018_reproduces_the_original_study():
     assert (m.name, m.filters) == ("dtu", 64)
     assert (t.batch_size, t.optimizer, t.lr, t.scheduler) == (32, "adam", 1e-3, "none")
     assert (t.patience, t.monitor) == (5, "loss")
-    assert (t.mixup_alpha, t.spec_augment, t.time_roll) == (0.0, False, False)
+    assert (t.mixup_alpha, t.spec_augment, t.time_roll, config.augment.copies) == (0.0, False, False, 0)
 
 
 def test_unknown_preset_lists_the_valid_names():

@@ -100,6 +100,7 @@ class TrainConfig:
     channels_last: bool = True
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.2  # 0 = off
+    between_class: bool = False  # waveform models: gain-aware between-class mixing (EnvNet-v2) instead of mixup
     spec_augment: bool = True  # time and frequency masks
     time_roll: bool = True  # rotate each training window by a random number of frames
     num_workers: int = 0
@@ -225,6 +226,8 @@ class Config:
     def validate(self) -> "Config":
         for section in self._sections():
             getattr(self, section).validate()
+        _check(not self.train.between_class or self.features.kind == "waveform", "train.between_class",
+               self.train.between_class, "false unless features.kind is 'waveform' (it mixes waveforms)")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,7 +1,12 @@
+import math
+
+import pytest
 import torch
 
-from envsound.config import TrainConfig
-from envsound.training.augment import batch_augment, mixup, spec_augment, time_roll
+from envsound.config import TrainConfig, resolve_config
+from envsound.errors import ConfigError
+from envsound.models.registry import model_preset
+from envsound.training.augment import batch_augment, between_class, mix_between_class, mixup, spec_augment, time_roll
 
 
 def test_mixup_keeps_targets_a_distribution_and_favours_the_original():
@@ -50,3 +55,38 @@ def test_batch_augment_on_waveform_batches_skips_spec_augment():
     assert torch.equal(ox.sort(dim=-1).values, x.sort(dim=-1).values)  # only rotated: no masked (mean-filled) runs
     mx, my = batch_augment(x, y, TrainConfig(mixup_alpha=0.4, spec_augment=True, time_roll=False))
     assert mx.shape == x.shape and torch.allclose(my.sum(dim=1), torch.ones(6))
+
+
+def test_between_class_mix_is_heard_at_its_ratio_whatever_the_loudness():
+    """A sound 20 dB quieter than its partner gets 10x the waveform weight at r = 0.5, so both are equally loud."""
+    t = torch.arange(8000) / 8000
+    loud = torch.sin(2 * math.pi * 440 * t).view(1, 1, -1)
+    quiet = 0.1 * torch.sin(2 * math.pi * 1000 * t).view(1, 1, -1)
+    mixed = mix_between_class(loud, quiet, torch.tensor([0.5]))[0, 0]
+    basis = torch.stack([loud[0, 0], quiet[0, 0]], dim=1)
+    weights = torch.linalg.lstsq(basis, mixed[:, None]).solution[:, 0]
+    amplitude_loud, amplitude_quiet = weights[0].item(), 0.1 * weights[1].item()
+    assert amplitude_loud == pytest.approx(amplitude_quiet, rel=1e-3)
+    same = mix_between_class(loud, loud, torch.tensor([0.8]))  # equal gains: p = r, power kept
+    assert torch.allclose(same, loud / math.sqrt(0.8 ** 2 + 0.2 ** 2), atol=1e-5)
+
+
+def test_between_class_targets_are_the_mixing_ratio():
+    torch.manual_seed(4)
+    x = torch.randn(6, 1, 4096)
+    y = torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
+    mx, my = between_class(x, y)
+    assert mx.shape == x.shape and torch.allclose(my.sum(dim=1), torch.ones(6))
+    assert not torch.equal(mx, x)
+    bx, by = batch_augment(x, y, TrainConfig(mixup_alpha=0, between_class=True, spec_augment=False, time_roll=False))
+    assert not torch.equal(by, y)  # between-class mixing runs even with mixup off
+    lx, ly = batch_augment(torch.randn(2, 1, 8, 8), torch.eye(2), TrainConfig(mixup_alpha=0, between_class=True,
+                                                                              spec_augment=False, time_roll=False))
+    assert torch.equal(ly, torch.eye(2))  # log-mel batches are never between-class mixed
+
+
+def test_between_class_needs_a_waveform_model():
+    with pytest.raises(ConfigError, match="train.between_class=True is out of range; valid: false unless features.kind"):
+        resolve_config(overrides=["train.between_class=true"])
+    config = resolve_config(preset=model_preset("envnet2"), model="envnet2", overrides=["train.between_class=true"])
+    assert config.train.between_class

@@ -21,6 +21,39 @@ def mixup(x: torch.Tensor, y: torch.Tensor, *, alpha: float) -> tuple[torch.Tens
     return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
 
 
+def between_class(x: torch.Tensor, y: torch.Tensor, *, frame: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """Between-class mixing of waveforms ``(batch, 1, samples)`` (Tokozume et al., ICLR 2018): each example is mixed
+    with a random partner at a ratio ``r ~ U(0, 1)`` *as heard*, and the target is ``r * a + (1 - r) * b``.
+
+    A plain ``r * a + (1 - r) * b`` of a loud and a quiet sound sounds like the loud one alone, so the waveform
+    weight ``p`` corrects ``r`` by the two sounds' gains ``g`` (peak RMS over ``frame``-sample frames, in dB):
+    ``p = 1 / (1 + 10 ** ((g_a - g_b) / 20) * (1 - r) / r)``, and the mix is divided by ``sqrt(p**2 + (1 - p)**2)``
+    to keep its power. (The paper A-weights the frames; plain RMS here.)
+    """
+    perm = torch.randperm(len(x), device=x.device)
+    r = torch.rand(len(x), device=x.device).clamp(1e-3, 1 - 1e-3)
+    mixed = mix_between_class(x, x[perm], r, frame=frame)
+    r = r.view(-1, 1).to(y.dtype)
+    return mixed, r * y + (1 - r) * y[perm]
+
+
+def mix_between_class(a: torch.Tensor, b: torch.Tensor, r: torch.Tensor, *, frame: int = 2048) -> torch.Tensor:
+    """The waveforms of :func:`between_class`: ``a`` and ``b`` ``(batch, 1, samples)`` mixed so that ``a`` is heard
+    at ratio ``r`` (``(batch,)``, in (0, 1))."""
+    gain_a, gain_b = _peak_rms_db(a.float(), frame=frame), _peak_rms_db(b.float(), frame=frame)
+    p = 1.0 / (1.0 + 10.0 ** ((gain_a - gain_b) / 20) * (1 - r) / r)
+    p = p.view(-1, *([1] * (a.dim() - 1)))
+    return ((p * a + (1 - p) * b) / torch.sqrt(p ** 2 + (1 - p) ** 2)).to(a.dtype)
+
+
+def _peak_rms_db(x: torch.Tensor, *, frame: int) -> torch.Tensor:
+    """Loudest ``frame``-sample frame (hop half a frame) of each example, in dB (floor -80 dB)."""
+    flat = x.reshape(len(x), -1)
+    frame = min(frame, flat.shape[1])
+    power = flat.unfold(1, frame, max(1, frame // 2)).pow(2).mean(dim=-1)
+    return 10.0 * torch.log10(power.amax(dim=1).clamp(min=1e-8))
+
+
 def spec_augment(x: torch.Tensor, *, freq_mask: int = 16, time_mask: int = 32, n_masks: int = 2) -> torch.Tensor:
     """Masks (filled with the example's mean) over random mel bands and frames of ``(batch, C, n_mels, frames)``.
 
@@ -52,12 +85,15 @@ def time_roll(x: torch.Tensor) -> torch.Tensor:
 
 def batch_augment(x: torch.Tensor, y: torch.Tensor, train: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The augmentation ``train`` asks for, in a fixed order: time roll, SpecAugment (4-D log-mel batches only; a
-    waveform batch ``(batch, 1, samples)`` skips it), then mixup."""
+    waveform batch ``(batch, 1, samples)`` skips it), then mixup, or between-class mixing of waveform batches when
+    ``train.between_class`` is on."""
     if train.time_roll:
         x = time_roll(x)
     if train.spec_augment and x.dim() == 4:
         x = spec_augment(x)
-    if train.mixup_alpha > 0:
+    if train.between_class and x.dim() == 3:
+        x, y = between_class(x, y)
+    elif train.mixup_alpha > 0:
         x, y = mixup(x, y, alpha=train.mixup_alpha)
     return x, y
 
