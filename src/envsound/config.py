@@ -96,6 +96,7 @@ class TrainConfig:
     monitor: str = "accuracy"  # what selects the best epoch: accuracy (clip accuracy, ties -> lower loss) | loss
     val_fraction: float = 0.1  # of the training clips, grouped by source recording
     seed: int = 0
+    ensemble: int = 1  # networks trained from seeds seed, seed + 1, ...; their logits averaged (N x training time)
     precision: str = "bf16-mixed"  # bf16-mixed | 32
     channels_last: bool = True
     label_smoothing: float = 0.0
@@ -120,6 +121,7 @@ class TrainConfig:
         _check(self.monitor in ("accuracy", "loss"), "train.monitor", self.monitor, "accuracy or loss")
         _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
         _check(0 <= self.val_fraction < 1, "train.val_fraction", self.val_fraction, "0 <= val_fraction < 1")
+        _check(1 <= self.ensemble <= 20, "train.ensemble", self.ensemble, "1..20")
         _check(self.precision in ("bf16-mixed", "32"), "train.precision", self.precision, "bf16-mixed or 32")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing, "0..1")
         _check(self.mixup_alpha >= 0, "train.mixup_alpha", self.mixup_alpha, ">= 0")

@@ -122,10 +122,10 @@ def _predictions_csv(evaluations: list[Evaluation], labels: list[str]) -> str:
     return parts[0] + "".join(p.split("\n", 1)[1] for p in parts[1:])
 
 
-
 def plot_run_curves(run_dir: str | Path) -> Path | None:
-    """Draw ``run_dir/curves.png`` from the run's Lightning CSV log; ``None`` when the run has no log (baselines)."""
-    metrics = Path(run_dir) / "logs" / "metrics.csv"
-    if not metrics.exists():
-        return None
-    return plot_training_curves(metrics, path=Path(run_dir) / "curves.png")
+    """Draw ``run_dir/curves.png`` from the run's Lightning CSV log (an ensemble's: ``member_<i>/curves.png`` for each
+    member); ``None`` when the run has no log (baselines)."""
+    run_dir = Path(run_dir)
+    drawn = [plot_training_curves(d / "logs" / "metrics.csv", path=d / "curves.png")
+             for d in [run_dir, *sorted(run_dir.glob("member_*"))] if (d / "logs" / "metrics.csv").exists()]
+    return drawn[0] if drawn else None

@@ -18,6 +18,7 @@ from envsound.errors import CheckpointError
 from envsound.features.mfcc import mfcc_summary
 from envsound.features.windows import eval_windows
 from envsound.models.checkpoint import Checkpoint
+from envsound.models.ensemble import Ensemble
 from envsound.models.registry import build_model, check_feature_kind, get_model_class, is_torch_model
 
 log = logging.getLogger(__name__)
@@ -36,14 +37,21 @@ def input_shape(features: FeatureConfig) -> tuple[int, int, int]:
 
 
 def build_network(config: Config, n_classes: int) -> nn.Module:
-    """The torch model named by ``config.model`` sized for ``config.features``.
+    """The torch model named by ``config.model`` sized for ``config.features``; with ``train.ensemble`` N > 1, an
+    :class:`~envsound.models.ensemble.Ensemble` of N of them.
 
     Raises:
         ConfigError: ``features.kind`` is not the kind of input the model takes (e.g. ``aclnet`` with log-mel).
     """
     check_feature_kind(config.model.name, config.features.kind)
     channels, n_mels, n_frames = input_shape(config.features)
-    return build_model(config.model, n_classes=n_classes, in_channels=channels, n_mels=n_mels, n_frames=n_frames)
+
+    def network() -> nn.Module:
+        return build_model(config.model, n_classes=n_classes, in_channels=channels, n_mels=n_mels, n_frames=n_frames)
+
+    if config.train.ensemble > 1:
+        return Ensemble([network() for _ in range(config.train.ensemble)])
+    return network()
 
 
 class ClipModel:

@@ -63,8 +63,19 @@ def fit_network(
     labelled clips and ``unlabelled_features`` (whole-clip features, labels unknown) together.
     ``train_variants[i]``: offline augmented copies of training clip ``i`` (see :class:`RandomWindowDataset`).
     ``train.class_balance`` picks a class-weighted loss, a class-balanced sampler or neither
-    (:func:`~envsound.training.balance.choose_class_balance`).
+    (:func:`~envsound.training.balance.choose_class_balance`). With ``train.ensemble`` N > 1, N members are fitted
+    (:func:`~envsound.training.ensemble.fit_ensemble`) and the result holds the ensemble's weights.
     """
+    if config.train.ensemble > 1:
+        from envsound.training.ensemble import fit_ensemble
+
+        def fit_member(member: Config, member_dir: Path) -> FitResult:
+            return fit_network(member, train_features, train_targets, val_features, val_targets,
+                               multi_label=multi_label, out_dir=member_dir, resume=resume, progress=progress,
+                               init_encoder=init_encoder, unlabelled_features=unlabelled_features,
+                               train_variants=train_variants)
+
+        return fit_ensemble(config, fit_member, out_dir=out_dir, resume=resume)
     balance = choose_class_balance(train_targets, config.train.class_balance)
     weights = torch.from_numpy(class_weights(train_targets)) if balance == "loss" else None
     L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised

@@ -16,7 +16,7 @@ import yaml
 
 from envsound.config import Config
 from envsound.data.records import Manifest
-from envsound.errors import EnvsoundError
+from envsound.errors import ConfigError, EnvsoundError
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_text_atomic
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
@@ -86,7 +86,8 @@ def train_model(
         DatasetLayoutError: a leak through augmentation (see :func:`prepare_training_data`).
         EnvsoundError: ``out_dir`` already holds a model (unless ``overwrite`` or ``resume``), bad audio with
             ``on_error="raise"``, or fewer than two clips to train on.
-        ConfigError: ``semi.method`` set with no unlabelled clips, or for a baseline model.
+        ConfigError: ``semi.method`` set with no unlabelled clips, or ``semi.method`` or ``train.ensemble`` > 1 for a
+            baseline model.
 
     >>> result = train_model(load_dataset("esc10", root).select_folds([1, 2, 3]), Config(), out_dir="runs/esc10")
     >>> result.checkpoint
@@ -94,6 +95,9 @@ def train_model(
     start = time.perf_counter()
     config.validate()
     check_feature_kind(config.model.name, config.features.kind)  # before any audio is decoded
+    if config.train.ensemble > 1 and not is_torch_model(config.model.name):
+        raise ConfigError(f"train.ensemble={config.train.ensemble} needs a network; model {config.model.name!r} "
+                          "is a baseline (set train.ensemble=1)")
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME
     if ckpt_path.exists() and not (overwrite or resume):
