@@ -2,7 +2,8 @@
 
     .venv/bin/python experiments/semi_supervised.py --root ../shared/data/esc50 --out experiments/out/semi \
         [--models dtu2018 cnn] [--fractions 0.1 0.25 0.5 1.0] [--folds 1 2 3 4] \
-        [--methods supervised cae_unpool cae_upsample fixmatch] [--set key=value ...] [--cache-dir DIR]
+        [--methods supervised cae_unpool cae_upsample fixmatch] [--set key=value ...] [--cache-dir DIR] \
+        [--pretrain-set key=value ...] [--semi-set key=value ...]
 
 ESC-10 leave-one-fold-out cross-validation over ``--folds`` of an ESC-50 root. For each test fold k and labelled
 share p: labelled = a stratified share p of the ESC-10 clips of the other folds (grouped by source recording, the same
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from envsound.config import Config, load_preset, preset_names, resolve_config
+from envsound.config import Config, load_preset, parse_override, preset_names, resolve_config
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError
 from envsound.data.registry import load_dataset
@@ -62,6 +63,14 @@ def model_config(spec: str, overrides: list[str]) -> Config:
     return resolve_config(preset=sections, overrides=overrides)
 
 
+def with_overrides(config: Config, overrides: list[str]) -> Config:
+    """A copy of ``config`` with ``overrides`` (``['train.max_epochs=30', ...]``) applied."""
+    config = Config.from_dict(config.to_dict())
+    for text in overrides:
+        config.set(*parse_override(text))
+    return config.validate()
+
+
 def pretrained_encoders(spec: str, config: Config, decoder: str, esc50: Manifest, folds: list[int], out: Path,
                         cache: FeatureCache | None) -> dict[int, Path]:
     """``{test fold: autoencoder.ckpt}``, each pre-trained on ``esc50``'s clips of the other folds (resumable)."""
@@ -78,10 +87,14 @@ def pretrained_encoders(spec: str, config: Config, decoder: str, esc50: Manifest
 
 
 def run_method(spec: str, method: str, p: float, config: Config, esc10: Manifest, esc50: Manifest,
-               folds: list[int], out: Path, cache: FeatureCache | None) -> dict | None:
-    """The ``cv.json`` summary of one row and labelled share (``None`` for a method the model cannot do)."""
-    config = Config.from_dict(config.to_dict())
-    config.set("train.label_fraction", p)
+               folds: list[int], out: Path, cache: FeatureCache | None, *, pretrain_overrides: list[str] = (),
+               semi_overrides: list[str] = ()) -> dict | None:
+    """The ``cv.json`` summary of one row and labelled share (``None`` for a method the model cannot do).
+
+    ``pretrain_overrides`` apply to autoencoder pre-training only, ``semi_overrides`` to the fixmatch and
+    mean_teacher rows only.
+    """
+    config = with_overrides(config, [f"train.label_fraction={p}"])
     init = unlabelled = None
     if method.startswith("cae_"):
         decoder = method.removeprefix("cae_")
@@ -90,9 +103,10 @@ def run_method(spec: str, method: str, p: float, config: Config, esc10: Manifest
         except ConfigError as exc:  # cnn + unpool: the trunk average-pools
             log.warning("%s: skipping %s (%s)", spec, method, exc)
             return None
-        init = pretrained_encoders(spec, config, decoder, esc50, folds, out, cache)
+        init = pretrained_encoders(spec, with_overrides(config, list(pretrain_overrides)), decoder, esc50, folds,
+                                   out, cache)
     elif method in ("fixmatch", "mean_teacher"):
-        config.set("semi.method", method)
+        config = with_overrides(config, [*semi_overrides, f"semi.method={method}"])
         unlabelled = esc50  # cross_validate leaves out each test fold's clips and sources
     run = out / spec / f"p{p:g}" / method
     if (run / "cv.json").exists():
@@ -142,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="rows (supervised is always run: every row is paired with it)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run, e.g. train.max_epochs=50 (repeatable)")
+    parser.add_argument("--pretrain-set", dest="pretrain_overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override for autoencoder pre-training only, e.g. train.max_epochs=30")
+    parser.add_argument("--semi-set", dest="semi_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override for the fixmatch / mean_teacher rows only, e.g. train.max_epochs=30 (their "
+                             "epochs are passes over the larger unlabelled pool)")
     parser.add_argument("--cache-dir", type=Path, help="feature cache (default: ~/.cache/envsound/features)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
@@ -166,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods:
             row = {"model": spec, "method": method, "by_fraction": {}}
             for p in args.fractions:
-                summary = run_method(spec, method, p, config, esc10, esc50, args.folds, args.out, cache)
+                summary = run_method(spec, method, p, config, esc10, esc50, args.folds, args.out, cache,
+                                     pretrain_overrides=args.pretrain_overrides, semi_overrides=args.semi_overrides)
                 if summary is None:
                     row = None
                     break
@@ -184,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     markdown = tables(results, args.fractions)
     write_text_atomic(args.out / "results.md", markdown)
     write_json_atomic(args.out / "results.json", {"folds": args.folds, "fractions": args.fractions,
-                                                  "overrides": args.overrides, "rows": results})
+                                                  "overrides": args.overrides,
+                                                  "pretrain_overrides": args.pretrain_overrides,
+                                                  "semi_overrides": args.semi_overrides, "rows": results})
     print(markdown, end="")
     return 0
 
