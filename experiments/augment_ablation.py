@@ -12,10 +12,9 @@ so that its copies differ from their originals.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
+
+from esc10_cv import esc10_cv, result_cells
 
 NOTHING = ["augment.copies=0", "train.time_roll=false", "train.spec_augment=false", "train.mixup_alpha=0"]
 OFFLINE_OFF = ["augment.pitch_shift=0", "augment.time_stretch=0", "augment.gain=0"]
@@ -40,14 +39,7 @@ ROWS: dict[str, list[str]] = {
 
 
 def run(row: str, root: Path, out: Path, overrides: list[str]) -> dict:
-    target = out / row
-    if not (target / "cv.json").exists():
-        command = [sys.executable, "-m", "envsound.cli.main", "cv", "--dataset", "esc10", "--root", str(root),
-                   "--folds", "1,2,3,4", "--out", str(target), "-q", "--resume"]
-        for override in [*overrides, *ROWS[row]]:
-            command += ["--set", override]
-        subprocess.run(command, check=True)
-    return json.loads((target / "cv.json").read_text())
+    return esc10_cv(out / row, root, [a for o in [*overrides, *ROWS[row]] for a in ("--set", o)])
 
 
 def main() -> None:
@@ -60,11 +52,8 @@ def main() -> None:
     print("| augmentation | `--set` | mean accuracy ± std | folds 1-4 | minutes |")
     print("|---|---|---|---|---|")
     for row in args.rows:
-        summary = run(row, args.root, args.out, args.overrides)
-        folds = " / ".join(f"{f['accuracy'] * 100:.1f}" for f in summary["folds"])
         sets = " ".join(ROWS[row]) or "(default)"
-        print(f"| {row} | `{sets}` | {summary['mean_accuracy'] * 100:.1f} ± {summary['std_accuracy'] * 100:.1f} % "
-              f"| {folds} | {summary['seconds'] / 60:.1f} |", flush=True)
+        print(f"| {row} | `{sets}` | {result_cells(run(row, args.root, args.out, args.overrides))} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,21 +10,13 @@ Each row is exactly `envsound cv --dataset esc10 --root ROOT --folds 1,2,3,4 --o
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
+
+from esc10_cv import esc10_cv, result_cells
 
 
 def run(model: str, root: Path, out: Path, overrides: list[str]) -> dict:
-    target = out / model
-    if not (target / "cv.json").exists():
-        command = [sys.executable, "-m", "envsound.cli.main", "cv", "--dataset", "esc10", "--root", str(root),
-                   "--folds", "1,2,3,4", "--out", str(target), "--model", model, "-q", "--resume"]
-        for override in overrides:
-            command += ["--set", override]
-        subprocess.run(command, check=True)
-    return json.loads((target / "cv.json").read_text())
+    return esc10_cv(out / model, root, ["--model", model, *(a for o in overrides for a in ("--set", o))])
 
 
 def main() -> None:
@@ -37,10 +29,7 @@ def main() -> None:
     print("| model | mean accuracy ± std | folds 1-4 | minutes |")
     print("|---|---|---|---|")
     for model in args.models:
-        summary = run(model, args.root, args.out, args.overrides)
-        folds = " / ".join(f"{f['accuracy'] * 100:.1f}" for f in summary["folds"])
-        print(f"| `{model}` | {summary['mean_accuracy'] * 100:.1f} ± {summary['std_accuracy'] * 100:.1f} % | {folds} "
-              f"| {summary['seconds'] / 60:.1f} |", flush=True)
+        print(f"| `{model}` | {result_cells(run(model, args.root, args.out, args.overrides))} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """experiments/augment_ablation.py: every row is a valid configuration that switches on what its name says."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ OFFLINE = ("pitch_shift", "time_stretch", "gain", "noise", "background", "shift"
 
 
 def _rows() -> dict[str, list[str]]:
+    if str(SCRIPT.parent) not in sys.path:  # the script imports its sibling esc10_cv, as when run from experiments/
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("augment_ablation", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
