@@ -20,7 +20,7 @@ def test_dtu2018_reproduces_the_original_study():
     assert (f.n_mels, f.window_frames) == (28, 36)  # a 5-s clip is one 28 x 36 input
     assert (m.name, m.filters) == ("dtu", 64)
     assert (t.batch_size, t.optimizer, t.lr, t.scheduler) == (32, "adam", 1e-3, "none")
-    assert (t.patience, t.monitor) == (5, "loss")
+    assert (t.patience, t.monitor, t.val_fraction) == (5, "loss", 0.1)  # early stopping on a 10 % split
     assert (t.mixup_alpha, t.spec_augment, t.time_roll, config.augment.copies) == (0.0, False, False, 0)
 
 

@@ -120,7 +120,7 @@ def test_cnn_unpool_is_refused_and_cnn_upsample_pretrains(tmp_path, synthetic_ma
     with pytest.raises(ConfigError, match="average-pools"):
         pretrain_autoencoder(synthetic_manifest, _config("model.name=cnn"), decoder="unpool", out_dir=tmp_path,
                              progress=False)
-    config = _config("model.name=cnn", "model.filters=2", "train.val_fraction=0")
+    config = _config("model.name=cnn", "model.filters=2", "train.pretrain_val_fraction=0")
     result = pretrain_autoencoder(synthetic_manifest.select_folds([1]), config, decoder="upsample",
                                   out_dir=tmp_path, progress=False)
     assert result.n_val == 0 and result.best_val_loss is None
@@ -132,7 +132,7 @@ def test_cnn_unpool_is_refused_and_cnn_upsample_pretrains(tmp_path, synthetic_ma
 
 def test_resume_continues_from_the_last_lightning_checkpoint(tmp_path, synthetic_manifest):
     """A run whose autoencoder.ckpt is missing (interrupted) resumes from lightning/last.ckpt, not from scratch."""
-    config = _config("train.val_fraction=0")
+    config = _config("train.pretrain_val_fraction=0")
     manifest = synthetic_manifest.select_folds([1])
     pretrain_autoencoder(manifest, config, decoder="upsample", out_dir=tmp_path, progress=False)
     last = tmp_path / "lightning" / "last.ckpt"

@@ -3,7 +3,7 @@
 ``pretrain_autoencoder`` is what ``envsound pretrain`` calls. Labels are ignored: any dataset, a plain folder of
 audio files (``unlabelled``), or a mix. Training draws one random window per clip per epoch (as classifier training
 does); early stopping and best-checkpoint selection use the reconstruction error on every evaluation window of a
-held-out ``train.val_fraction`` of the clips, grouped by source recording.
+held-out ``train.pretrain_val_fraction`` of the clips, grouped by source recording.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def pretrain_autoencoder(
     Args:
         manifest_or_records: the clips; labels and folds are ignored (select or exclude folds before).
         config: resolved config; ``features`` must be log-mel, ``train`` sets the loop (epochs, batch, optimiser,
-            ``patience`` on the held-out reconstruction error, ``val_fraction``, ``seed``, ``precision``).
+            ``patience`` on the held-out reconstruction error, ``pretrain_val_fraction``, ``seed``, ``precision``).
         decoder: ``"unpool"`` (``dtu`` only) or ``"upsample"``.
         out_dir: run folder.
         cache: feature cache, or ``None``.
@@ -121,7 +121,8 @@ def pretrain_autoencoder(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-    train_set, val_set = train_val_split(unlabelled, val_fraction=config.train.val_fraction, seed=config.train.seed)
+    train_set, val_set = train_val_split(unlabelled, val_fraction=config.train.pretrain_val_fraction,
+                                         seed=config.train.seed)
     kept, features, skipped = extract_features(train_set.records + val_set.records, config.features, cache=cache,
                                                on_error=on_error, progress=progress)
     by_id = {r.clip_id: f for r, f in zip(kept, features)}

@@ -66,9 +66,9 @@ def train_model(
 ) -> TrainResult:
     """Train ``config.model`` on every clip of ``manifest`` and write ``out_dir/model.ckpt``.
 
-    A validation split (``config.train.val_fraction`` of the clips, grouped by source recording) is taken from
-    ``manifest`` itself for early stopping and best-checkpoint selection of torch models (baselines fit on every
-    clip): pass only training folds. Also writes ``config.yaml`` (the resolved config) and ``logs/metrics.csv``.
+    A validation split (``config.train.val_fraction`` of the clips, grouped by source recording; none by default)
+    is taken from ``manifest`` itself for early stopping and best-checkpoint selection of torch models (baselines fit
+    on every clip): pass only training folds. Also writes ``config.yaml`` (the resolved config) and ``logs/metrics.csv``.
     ``init``: an ``autoencoder.ckpt`` from ``envsound pretrain`` whose encoder initialises the model's trunk
     (``dtu``/``cnn`` only; see ``train.freeze_encoder_epochs`` and ``train.encoder_lr_scale``).
     ``held_out``: the clips this model will be tested on (test fold, folds left out); nothing of them may reach
