@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from envsound.config import Config, load_preset, parse_override, preset_names, resolve_config
+from envsound.config import Config, load_preset, preset_names, resolve_config
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError
 from envsound.data.registry import load_dataset
@@ -65,10 +65,7 @@ def model_config(spec: str, overrides: list[str]) -> Config:
 
 def with_overrides(config: Config, overrides: list[str]) -> Config:
     """A copy of ``config`` with ``overrides`` (``['train.max_epochs=30', ...]``) applied."""
-    config = Config.from_dict(config.to_dict())
-    for text in overrides:
-        config.set(*parse_override(text))
-    return config.validate()
+    return resolve_config(preset=config.to_dict(), overrides=overrides)
 
 
 def pretrained_encoders(spec: str, config: Config, decoder: str, esc50: Manifest, folds: list[int], out: Path,

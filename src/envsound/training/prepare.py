@@ -105,7 +105,7 @@ def prepare_training_data(
     if not augmenting:
         if aug.copies:
             log.info("augment.copies=%d ignored: %s is a baseline fitted on MFCC statistics", aug.copies,
-                        config.model.name)
+                     config.model.name)
         check_augmentation_leakage(train_set, excluded)
         return data
     noise = folder_pool if folder_pool is not None else noise_pool(train_set.records, aug)  # kept clips only
