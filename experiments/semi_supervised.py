@@ -156,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-set", dest="pretrain_overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override for autoencoder pre-training only, e.g. train.max_epochs=30")
     parser.add_argument("--semi-set", dest="semi_overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override for the fixmatch / mean_teacher rows only, e.g. train.max_epochs=30 (their "
-                             "epochs are passes over the larger unlabelled pool)")
+                        help="override for the fixmatch / mean_teacher rows only, e.g. semi.mu=1")
     parser.add_argument("--cache-dir", type=Path, help="feature cache (default: ~/.cache/envsound/features)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)

@@ -21,6 +21,7 @@ def test_overrides_are_typed_and_win_over_file(tmp_path):
     ("train.channels_last=maybe", "not a valid bool"),
     ("features.hop_length=0", "1..n_fft"),
     ("train.optimizer=rmsprop", "adamw"),
+    ("semi.epoch=batch", "labelled or pool"),
     ("train.lr", "section.key=value"),
 ])
 def test_bad_keys_and_values_name_themselves(override, fragment):

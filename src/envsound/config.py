@@ -152,6 +152,9 @@ class SemiConfig:
     ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the teacher; the student's
     probabilities on a strong view are pulled towards the teacher's on a weak view (mean squared error, weight
     ``lambda_u`` ramped up over ``rampup_epochs``). Each step draws ``mu x train.batch_size`` unlabelled windows.
+    ``epoch``: ``labelled`` = an epoch is one pass over the labelled clips (the unlabelled pool is sampled for as many
+    steps), so ``train.max_epochs`` gives exactly a supervised run's optimizer steps whatever the pool's size;
+    ``pool`` = one pass over the larger of the two (the labelled batches cycle), as before this key existed.
     """
 
     method: str = "none"  # none | fixmatch | mean_teacher
@@ -162,6 +165,7 @@ class SemiConfig:
     rampup_epochs: int = 5  # mean_teacher: sigmoid ramp-up of lambda_u over these epochs, >= 0
     strong_gain_db: float = 6.0  # strong view: random gain in +-dB per example, >= 0
     strong_snr_db: float = 20.0  # strong view: noise added this many dB below the window's peak (random up to 2x)
+    epoch: str = "labelled"  # labelled | pool: what one epoch passes over (see above)
 
     def validate(self) -> None:
         _check(self.method in ("none", "fixmatch", "mean_teacher"), "semi.method", self.method,
@@ -173,6 +177,7 @@ class SemiConfig:
         _check(self.rampup_epochs >= 0, "semi.rampup_epochs", self.rampup_epochs, ">= 0")
         _check(self.strong_gain_db >= 0, "semi.strong_gain_db", self.strong_gain_db, ">= 0")
         _check(self.strong_snr_db > 0, "semi.strong_snr_db", self.strong_snr_db, "> 0")
+        _check(self.epoch in ("labelled", "pool"), "semi.epoch", self.epoch, "labelled or pool")
 
 
 @dataclass

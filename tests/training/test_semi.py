@@ -57,6 +57,18 @@ def test_semi_supervised_few_steps(tmp_path, synthetic_manifest, method):
     assert not any(k.startswith("teacher") for k in checkpoint.state_dict)  # the student is the model
 
 
+@pytest.mark.parametrize(("epoch", "steps_per_epoch"), [("labelled", 2), ("pool", 7)])
+def test_semi_epoch_is_a_pass_over_the_labelled_clips_or_the_pool(tmp_path, synthetic_manifest, epoch,
+                                                                   steps_per_epoch):
+    # 10 labelled clips in batches of 4 (last one dropped): 2 steps; 30 unlabelled clips, mu = 1: 7 steps
+    config = resolve_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.25", "semi.mu=1",
+                                              "train.batch_size=4", "train.val_fraction=0", f"semi.epoch={epoch}"))
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    assert (result.n_train, result.n_unlabelled) == (10, 30)
+    assert [int(r["step"]) + 1 for r in _metrics(tmp_path) if r["unsup_loss"]] == [steps_per_epoch,
+                                                                                  2 * steps_per_epoch]
+
+
 def test_semi_method_needs_unlabelled_clips(tmp_path, synthetic_manifest):
     config = resolve_config(overrides=SEMI + ("semi.method=fixmatch",))
     with pytest.raises(ConfigError, match="no unlabelled clips"):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 
 from envsound.config import Config
 from envsound.training.balance import choose_class_balance, class_weights, sample_weights
@@ -125,8 +125,8 @@ def run_lightning(
     autoencoder pre-training. ``reseed`` seeds the data order with ``train.seed`` here (pass False when the caller
     seeded just before building ``module``, so weights and data order follow from one seed).
     ``unlabelled_features``: a second training loader of random windows, ``semi.mu x train.batch_size`` per step;
-    each batch is then ``{"labelled": (x, y), "unlabelled": (x, _)}`` (``max_size_cycle``: an epoch is one pass over
-    the longer loader).
+    each batch is then ``{"labelled": (x, y), "unlabelled": (x, _)}``, an epoch being one pass over the labelled
+    clips or over the longer loader (``semi.epoch``).
     ``train_variants``: offline augmented copies per training clip; ``sampler_weights``: per-clip weights for a class-balanced
     ``WeightedRandomSampler`` (with replacement, one epoch = as many draws as clips) instead of shuffling.
     """
@@ -146,11 +146,15 @@ def run_lightning(
         from lightning.pytorch.utilities import CombinedLoader
 
         u_batch = config.semi.mu * train.batch_size
-        unlabelled_loader = DataLoader(
-            RandomWindowDataset(unlabelled_features, np.zeros((len(unlabelled_features), 0), dtype=np.float32),
-                                cfg=feats, seed=train.seed + 1),
-            batch_size=u_batch, shuffle=True, drop_last=len(unlabelled_features) > u_batch,
-            num_workers=train.num_workers)
+        u_dataset = RandomWindowDataset(unlabelled_features, np.zeros((len(unlabelled_features), 0), dtype=np.float32),
+                                        cfg=feats, seed=train.seed + 1)
+        if config.semi.epoch == "labelled":  # exactly one unlabelled batch per labelled one, reshuffled each pass
+            u_sampler = RandomSampler(u_dataset, num_samples=len(train_loader) * u_batch)
+            unlabelled_loader = DataLoader(u_dataset, batch_size=u_batch, sampler=u_sampler,
+                                           num_workers=train.num_workers)
+        else:
+            unlabelled_loader = DataLoader(u_dataset, batch_size=u_batch, shuffle=True,
+                                           drop_last=len(unlabelled_features) > u_batch, num_workers=train.num_workers)
         train_loader = CombinedLoader({"labelled": train_loader, "unlabelled": unlabelled_loader},
                                       mode="max_size_cycle")
     has_val = len(val_features) > 0

@@ -15,9 +15,11 @@ The supervised part is exactly :class:`ClassifierModule`'s (same augmentation ``
 the saved weights are the student's, so a semi-supervised run differs from a supervised one only by the unlabelled
 term. Single-label datasets only (a pseudo-label is one class).
 
-Batches come from a :class:`~lightning.pytorch.utilities.CombinedLoader` in ``max_size_cycle`` mode: a dict
-``{"labelled": (x, y), "unlabelled": (x, _)}`` per step, an epoch being one pass over the longer of the two loaders
-(the unlabelled one draws ``semi.mu x train.batch_size`` windows per step).
+Batches come from a :class:`~lightning.pytorch.utilities.CombinedLoader`: a dict ``{"labelled": (x, y),
+"unlabelled": (x, _)}`` per step, the unlabelled part ``semi.mu x train.batch_size`` windows. With ``semi.epoch``
+``labelled`` (the default) an epoch is one pass over the labelled clips, so a semi-supervised run takes as many
+optimizer steps as the supervised run it is compared with, however large the pool; with ``pool`` it is one pass over
+the longer of the two loaders.
 """
 
 from __future__ import annotations
