@@ -149,12 +149,10 @@ def run_lightning(
         u_dataset = RandomWindowDataset(unlabelled_features, np.zeros((len(unlabelled_features), 0), dtype=np.float32),
                                         cfg=feats, seed=train.seed + 1)
         if config.semi.epoch == "labelled":  # exactly one unlabelled batch per labelled one, reshuffled each pass
-            u_sampler = RandomSampler(u_dataset, num_samples=len(train_loader) * u_batch)
-            unlabelled_loader = DataLoader(u_dataset, batch_size=u_batch, sampler=u_sampler,
-                                           num_workers=train.num_workers)
+            order = {"sampler": RandomSampler(u_dataset, num_samples=len(train_loader) * u_batch)}
         else:
-            unlabelled_loader = DataLoader(u_dataset, batch_size=u_batch, shuffle=True,
-                                           drop_last=len(unlabelled_features) > u_batch, num_workers=train.num_workers)
+            order = {"shuffle": True, "drop_last": len(unlabelled_features) > u_batch}
+        unlabelled_loader = DataLoader(u_dataset, batch_size=u_batch, num_workers=train.num_workers, **order)
         train_loader = CombinedLoader({"labelled": train_loader, "unlabelled": unlabelled_loader},
                                       mode="max_size_cycle")
     has_val = len(val_features) > 0
