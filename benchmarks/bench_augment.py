@@ -93,7 +93,8 @@ def esc50_clips(root: str, n: int) -> list[ClipRecord]:
 def offline(records: list[ClipRecord], *, workers: int, kind: str, cache_root: Path) -> dict:
     """(b) and (c) for one worker count: clips/s and the bytes of the cache entries written."""
     config = resolve_config(overrides=["augment.copies=1", f"augment.workers={workers}", "augment.pitch_shift=1",
-                                       "augment.time_stretch=1", "augment.gain=0", f"features.kind={kind}"])
+                                       "augment.time_stretch=1", "augment.gain=0", "augment.noise=0",
+                                       f"features.kind={kind}"])
     from envsound.training import offline_augment
 
     saved = offline_augment.MIN_PARALLEL_JOBS

@@ -17,7 +17,7 @@ from pathlib import Path
 from esc10_cv import esc10_cv, result_cells
 
 NOTHING = ["augment.copies=0", "train.time_roll=false", "train.spec_augment=false", "train.mixup_alpha=0"]
-OFFLINE_OFF = ["augment.pitch_shift=0", "augment.time_stretch=0", "augment.gain=0"]
+OFFLINE_OFF = ["augment.pitch_shift=0", "augment.time_stretch=0", "augment.gain=0", "augment.noise=0"]
 
 
 def offline_alone(transform: str) -> list[str]:

@@ -200,7 +200,7 @@ class AugmentConfig:
     gain: float = 0.5  # probability, 0..1
     gain_db_min: float = -6.0  # -40..40 dB
     gain_db_max: float = 6.0  # -40..40 dB, >= min
-    noise: float = 0.0  # probability of additive Gaussian noise, 0..1
+    noise: float = 0.5  # probability of additive Gaussian noise, 0..1
     noise_snr_db_min: float = 10.0  # -20..80 dB
     noise_snr_db_max: float = 40.0  # -20..80 dB, >= min
     background: float = 0.0  # probability of a mixed-in background sound, 0..1

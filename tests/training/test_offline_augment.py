@@ -34,7 +34,7 @@ from conftest import TINY_OVERRIDES
     ("augment.copies=-1", "augment.copies=-1 is out of range; valid: 0..100"),
     ("augment.shift_max_fraction=0", "valid: 0 < f <= 1"),
     ("train.class_balance=always", "valid: auto, sampler, loss or off"),
-    ("augment.copies=2 augment.pitch_shift=0 augment.time_stretch=0 augment.gain=0",
+    ("augment.copies=2 augment.pitch_shift=0 augment.time_stretch=0 augment.gain=0 augment.noise=0",
      "augment.copies=2 is out of range; valid: 0 while every transform's probability is 0"),
 ])
 def test_out_of_range_augment_settings_name_the_valid_range(override, message):
@@ -43,9 +43,10 @@ def test_out_of_range_augment_settings_name_the_valid_range(override, message):
     assert message in str(info.value)
 
 
-def test_augment_section_defaults_to_eight_copies_and_round_trips():
+def test_augment_section_defaults_to_eight_copies_with_noise_and_round_trips():
     config = resolve_config(overrides=["augment.copies=3", "augment.background_folder=/noise"])
-    assert Config().augment.copies == 8  # the measured ESC-10 default (docs/results.md)
+    defaults = Config().augment  # the measured ESC-10 default (docs/results.md)
+    assert defaults.copies == 8 and defaults.noise == 0.5
     again = Config.from_dict(config.to_dict())
     assert again.augment == config.augment and again.augment.background_folder == "/noise"
     with pytest.raises(ConfigError, match="unknown key 'augment.semitones'"):
