@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from envsound.config import OFFLINE_TRANSFORMS
 from esc10_cv import esc10_cv, result_cells
 
 NOTHING = ["augment.copies=0", "train.time_roll=false", "train.spec_augment=false", "train.mixup_alpha=0"]
-OFFLINE_OFF = ["augment.pitch_shift=0", "augment.time_stretch=0", "augment.gain=0", "augment.noise=0"]
+OFFLINE_OFF = [f"augment.{name}=0" for name in OFFLINE_TRANSFORMS]  # whatever the defaults switch on
 
 
 def offline_alone(transform: str) -> list[str]:

@@ -180,6 +180,10 @@ class SemiConfig:
         _check(self.epoch in ("labelled", "pool"), "semi.epoch", self.epoch, "labelled or pool")
 
 
+# The per-copy probability keys of AugmentConfig, one per offline transform: what "every transform off" means.
+OFFLINE_TRANSFORMS = ("pitch_shift", "time_stretch", "gain", "noise", "background", "shift")
+
+
 @dataclass
 class AugmentConfig:
     """Offline waveform augmentation (audiomentations): ``copies`` augmented copies of every *training* clip, made
@@ -213,7 +217,7 @@ class AugmentConfig:
     def validate(self) -> None:
         _check(0 <= self.copies <= 100, "augment.copies", self.copies, "0..100")
         _check(self.workers >= 0, "augment.workers", self.workers, ">= 0 (0 = one per core)")
-        for name in ("pitch_shift", "time_stretch", "gain", "noise", "background", "shift"):
+        for name in OFFLINE_TRANSFORMS:
             _check(0 <= getattr(self, name) <= 1, f"augment.{name}", getattr(self, name), "a probability 0..1")
         for name, (least, most) in (("pitch_semitones", (-12, 12)), ("stretch_rate", (0.1, 10)),
                                     ("gain_db", (-40, 40)), ("noise_snr_db", (-20, 80)),
@@ -223,8 +227,8 @@ class AugmentConfig:
                 _check(least <= value <= most, f"augment.{name}_{end}", value, f"{least}..{most}")
             _check(low <= high, f"augment.{name}_min/max", (low, high), f"min <= max, within {least}..{most}")
         _check(0 < self.shift_max_fraction <= 1, "augment.shift_max_fraction", self.shift_max_fraction, "0 < f <= 1")
-        probabilities = [self.pitch_shift, self.time_stretch, self.gain, self.noise, self.background, self.shift]
-        _check(self.copies == 0 or any(probabilities), "augment.copies", self.copies,
+        any_on = any(getattr(self, name) for name in OFFLINE_TRANSFORMS)
+        _check(self.copies == 0 or any_on, "augment.copies", self.copies,
                "0 while every transform's probability is 0 (copies would equal their originals)")
 
 
