@@ -23,6 +23,12 @@ TINY_OVERRIDES = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_probe_cache(tmp_path_factory):
+    """Runtime probes (envsound.hardware) keep their answers in a file of this test session, not the user's."""
+    os.environ["ENVSOUND_PROBE_CACHE"] = str(tmp_path_factory.mktemp("probes") / "runtime-probes.json")
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     """A small synthetic dataset on disk: 10 classes x 5 folds x 2 clips of 1.5 s (real WAV files)."""

@@ -11,14 +11,17 @@ def test_overrides_are_typed_and_win_over_file(tmp_path):
     config = resolve_config(config_file=path, overrides=["train.lr=0.01", "features.f_max=none",
                                                          "train.channels_last=false"])
     assert config.train.lr == 0.01 and config.train.max_epochs == 7 and config.features.n_mels == 64
-    assert config.features.f_max is None and config.train.channels_last is False
+    assert config.features.f_max is None and config.train.channels_last == "false"
 
 
 @pytest.mark.parametrize("override, fragment", [
     ("train.nope=1", "valid keys"),
     ("nosection.x=1", "unknown key"),
     ("train.max_epochs=1.5", "not a valid int"),
-    ("train.channels_last=maybe", "not a valid bool"),
+    ("train.channels_last=maybe", "auto, true or false"),
+    ("train.precision=fp8", "auto, 32, bf16-mixed"),
+    ("train.accelerator=tpu", "auto, cpu, cuda"),
+    ("train.devices=0", ">= 1"),
     ("features.hop_length=0", "1..n_fft"),
     ("train.optimizer=rmsprop", "adamw"),
     ("semi.epoch=batch", "labelled or pool"),
@@ -45,3 +48,11 @@ def test_window_geometry():
     feats = resolve_config().features
     assert feats.window_frames == 1 + feats.window_samples // feats.hop_length
     assert feats.window_samples == round(feats.window_seconds * feats.sample_rate)
+
+
+def test_bool_channels_last_of_older_configs_still_loads():
+    """Configs and checkpoints written before 'auto' existed hold a YAML bool."""
+    old = Config().to_dict()
+    old["train"].update(channels_last=True, precision="bf16-mixed")
+    config = Config.from_dict(old)
+    assert config.train.channels_last == "true" and config.train.precision == "bf16-mixed"

@@ -17,6 +17,9 @@ import yaml
 
 from envsound.errors import ConfigError
 
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
+PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
+
 
 @dataclass
 class FeatureConfig:
@@ -103,8 +106,14 @@ class TrainConfig:
     pretrain_val_fraction: float = 0.1  # autoencoder pre-training: held-out clips for early stopping on reconstruction
     seed: int = 0
     ensemble: int = 1  # networks trained from seeds seed, seed + 1, ...; their logits averaged (N x training time)
-    precision: str = "bf16-mixed"  # bf16-mixed | 32
-    channels_last: bool = True
+    # Where and how the network runs (envsound.hardware): "auto" picks from the machine found, and the choice is
+    # logged, written as a comment into the run's config.yaml and saved in the checkpoint's meta["runtime"].
+    accelerator: str = "auto"  # auto (CUDA, then MPS, else CPU) | cpu | cuda | gpu | mps
+    devices: int = 1  # processes (CPU) or GPUs; > 1 trains data-parallel through Lightning (train.strategy)
+    num_nodes: int = 1  # machines of a multi-node run (launched by torchrun or SLURM; README)
+    strategy: str = "auto"  # auto (ddp when devices > 1; gloo on CPU) | ddp | ddp_spawn
+    precision: str = "auto"  # auto | 32 | bf16-mixed | 16-mixed (GPU); auto: bf16 on a CPU only where it is faster
+    channels_last: str = "auto"  # auto | true | false: channels-last memory format for log-mel models
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.2  # 0 = off
     between_class: bool = False  # waveform models: gain-aware between-class mixing (EnvNet-v2) instead of mixup
@@ -130,7 +139,16 @@ class TrainConfig:
         _check(0 <= self.pretrain_val_fraction < 1, "train.pretrain_val_fraction", self.pretrain_val_fraction,
                "0 <= fraction < 1")
         _check(1 <= self.ensemble <= 20, "train.ensemble", self.ensemble, "1..20")
-        _check(self.precision in ("bf16-mixed", "32"), "train.precision", self.precision, "bf16-mixed or 32")
+        _check(self.accelerator in ACCELERATORS, "train.accelerator", self.accelerator, ", ".join(ACCELERATORS))
+        _check(self.devices >= 1, "train.devices", self.devices, ">= 1")
+        _check(self.num_nodes >= 1, "train.num_nodes", self.num_nodes, ">= 1")
+        _check(self.strategy in ("auto", "ddp", "ddp_spawn"), "train.strategy", self.strategy,
+               "auto, ddp or ddp_spawn")
+        _check(self.precision in PRECISIONS, "train.precision", self.precision, ", ".join(PRECISIONS))
+        # older configs and checkpoints hold a YAML bool here (true/false before 'auto' existed)
+        self.channels_last = str(self.channels_last).lower()
+        _check(self.channels_last in ("auto", "true", "false"), "train.channels_last", self.channels_last,
+               "auto, true or false")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing, "0..1")
         _check(self.mixup_alpha >= 0, "train.mixup_alpha", self.mixup_alpha, ">= 0")
         _check(self.num_workers >= 0, "train.num_workers", self.num_workers, ">= 0")
@@ -286,6 +304,15 @@ class Config:
     @classmethod
     def _sections(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def write_config(path: str | Path, config: Config, *, note: str | None = None) -> Path:
+    """Write ``config`` as YAML to ``path`` atomically; ``note`` becomes comment lines at the top (e.g. the runtime
+    chosen for ``auto`` settings), so the file still loads as ``--config``."""
+    from envsound.fileio import write_text_atomic
+
+    header = "".join(f"# {line}\n" for line in note.splitlines()) if note else ""
+    return write_text_atomic(path, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def parse_override(text: str) -> tuple[str, str]:

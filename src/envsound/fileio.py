@@ -42,3 +42,53 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically and return the path."""
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+LOCK_NAME = ".envsound.lock"
+
+
+@contextmanager
+def run_lock(out_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold ``out_dir``'s lock for the block, so that a second run writing into the same folder refuses at once.
+
+    The lock is an ``flock`` on ``out_dir/.envsound.lock``: the operating system releases it when its holder exits,
+    however it exits (a ``kill -9`` leaves no stale lock to block ``--resume``). Only process 0 of a multi-process
+    run takes it (the others are launched by it, or by torchrun/SLURM with a rank in the environment). Where the
+    platform has no ``flock`` the block runs unlocked.
+
+    Raises:
+        EnvsoundError: another live run holds the lock (the message names its process id).
+    """
+    from envsound.errors import EnvsoundError
+
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    if _launched_rank() != 0:
+        yield
+        return
+    path = Path(out_dir) / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise EnvsoundError(f"{out_dir}: another envsound run (process {holder}) is writing here; wait for it "
+                                "to finish or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _launched_rank() -> int:
+    """The global rank a launcher gave this process (Lightning, torchrun or SLURM set these), else 0."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 0

@@ -42,6 +42,8 @@ def train(args: argparse.Namespace) -> int:
                          overwrite=args.overwrite, progress=show_progress(args), on_error=on_error(args),
                          meta={"train_folds": args.folds or manifest.folds}, init=init, unlabelled=unlabelled,
                          held_out=held_out)
+    if not result.written:  # another process of a multi-process run: process 0 reports
+        return 0
     plot_run_curves(args.out)
     semi = f" and {result.n_unlabelled} unlabelled ({config.semi.method})" if result.n_unlabelled else ""
     print(f"trained {config.model.name} on {result.n_train} clips ({result.n_val} for validation){semi}, "
@@ -96,6 +98,8 @@ def pretrain(args: argparse.Namespace) -> int:
     result = pretrain_autoencoder(manifest, config, decoder=args.decoder, out_dir=args.out, cache=feature_cache(args),
                                   resume=args.resume, overwrite=args.overwrite, progress=show_progress(args),
                                   on_error=on_error(args))
+    if result.examples is None:  # another process of a multi-process run: process 0 reports
+        return 0
     figure = plot_reconstructions(result.checkpoint, result.examples, path=args.out / "reconstructions.png")
     best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
     print(f"pre-trained the {config.model.name} autoencoder ({args.decoder}) on {result.n_train} clips "
@@ -110,7 +114,8 @@ def evaluate(args: argparse.Namespace) -> int:
     from envsound.models.checkpoint import load_checkpoint
     from envsound.models.clip import ClipModel
 
-    model = ClipModel.from_checkpoint(load_checkpoint(args.checkpoint), source=str(args.checkpoint))
+    model = ClipModel.from_checkpoint(load_checkpoint(args.checkpoint), source=str(args.checkpoint),
+                                      device=args.device)
     manifest = _dataset(args)
     if args.folds:
         manifest = manifest.select_folds(args.folds)
@@ -131,7 +136,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def predict(args: argparse.Namespace) -> int:
     from envsound.inference.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(args.checkpoint)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
     failed = 0
     for prediction in predictor.predict_paths(args.inputs, top_k=args.top_k, segments=args.segments):
         failed += prediction.error is not None

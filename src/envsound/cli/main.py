@@ -14,8 +14,8 @@ from pathlib import Path
 
 from envsound import __version__
 from envsound.cli import commands
-from envsound.cli.options import (add_config_options, add_dataset_options, add_init_options, add_semi_options,
-                                  parse_folds)
+from envsound.cli.options import (add_config_options, add_dataset_options, add_device_option, add_init_options,
+                                  add_semi_options, parse_folds)
 
 log = logging.getLogger("envsound")
 
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="also write report.json, predictions.csv and confusion.png here")
+    add_device_option(p)
     p.set_defaults(run=commands.evaluate)
 
     p = command("predict", "Classify audio files or folders (recursively) of any length and format.")
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='one JSON object per input: {"file", "top": [{"label", "score"}], "error"}')
     p.add_argument("--segments", action="store_true",
                    help="add a per-window timeline (start, end, top label, score)")
+    add_device_option(p)
     p.set_defaults(run=commands.predict)
 
     p = command("download", "Download a dataset from its official archive (checksum, resume, progress bar).")

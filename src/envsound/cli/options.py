@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -39,6 +38,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one config key, e.g. --set train.max_epochs=30 (repeatable; "
                             "'envsound config' lists every key with its default)")
+    group.add_argument("--devices", type=int, metavar="N",
+                       help="train on N processes (CPU) or N GPUs, data-parallel through Lightning (train.devices; "
+                            "train and pretrain)")
     group.add_argument("--resume", action="store_true",
                        help="continue an interrupted run in --out from its last Lightning checkpoint")
     group.add_argument("--overwrite", action="store_true", help="replace a finished model already in --out")
@@ -70,8 +72,10 @@ def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -
     if name is None:
         name = (named.get("model") or {}).get("name")
     preset = merge_sections(model_preset(name or Config().model.name), named)
-    config = resolve_config(preset=preset, config_file=args.config, model=args.model,
-                            overrides=args.overrides if overrides is None else overrides)
+    overrides = list(args.overrides if overrides is None else overrides)
+    if getattr(args, "devices", None) is not None:
+        overrides.append(f"train.devices={args.devices}")
+    config = resolve_config(preset=preset, config_file=args.config, model=args.model, overrides=overrides)
     check_feature_kind(config.model.name, config.features.kind)
     return config
 
@@ -89,8 +93,13 @@ def feature_cache(args: argparse.Namespace):
 
     if args.no_cache:
         return None
-    root = args.cache_dir or os.environ.get("ENVSOUND_CACHE") or Path.home() / ".cache" / "envsound" / "features"
-    return FeatureCache(Path(root))
+    return FeatureCache(args.cache_dir)  # None: $ENVSOUND_CACHE or ~/.cache/envsound/features
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"],
+                        help="where the model runs; auto: CUDA, then MPS, else the CPU (precision and memory format "
+                             "are chosen for it, see README)")
 
 
 def on_error(args: argparse.Namespace) -> str:

@@ -16,12 +16,12 @@ import numpy as np
 from envsound.config import Config
 from envsound.data.records import Manifest
 from envsound.data.splits import check_no_leakage, cv_splits, exclude_clips_of
-from envsound.errors import DatasetLayoutError
+from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.evaluation.evaluate import Evaluation, evaluate_model
 from envsound.evaluation.metrics import classification_report, summarize_folds
 from envsound.evaluation.plots import plot_confusion_matrix, plot_training_curves
 from envsound.features.cache import FeatureCache
-from envsound.fileio import write_json_atomic, write_text_atomic
+from envsound.fileio import run_lock, write_json_atomic, write_text_atomic
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
 from envsound.training.train import CHECKPOINT_NAME, train_model
@@ -61,7 +61,20 @@ def cross_validate(
     >>> summary = cross_validate(load_dataset("esc10", root), Config(), folds=[1, 2, 3, 4], out_dir="runs/cv")
     >>> summary["mean_accuracy"]
     """
-    out_dir = Path(out_dir)
+    if config.train.devices * config.train.num_nodes > 1:
+        raise ConfigError(f"train.devices={config.train.devices} (x {config.train.num_nodes} nodes): cross-validation "
+                          "trains one process per fold; run 'envsound train --devices N' per fold to spread a fold "
+                          "over processes, or set train.devices=1")
+    with run_lock(out_dir):
+        return _cross_validate(manifest, config, folds=folds, out_dir=Path(out_dir), cache=cache, resume=resume,
+                               overwrite=overwrite, progress=progress, on_error=on_error, init=init,
+                               unlabelled=unlabelled)
+
+
+def _cross_validate(manifest: Manifest, config: Config, *, folds: Sequence[int] | None, out_dir: Path,
+                    cache: FeatureCache | None, resume: bool, overwrite: bool, progress: bool, on_error: str,
+                    init: str | Path | Mapping[int, str | Path] | None, unlabelled: Manifest | None
+                    ) -> dict[str, Any]:
     folds = list(folds) if folds else manifest.folds
     if len(folds) < 2:
         raise DatasetLayoutError(f"cross-validation needs at least 2 folds; dataset {manifest.name!r} "

@@ -1,9 +1,17 @@
-"""On-disk cache of whole-clip features, keyed by the audio file's identity and the settings that shape the output.
+"""The feature store: whole-clip features on disk, keyed by the audio file's identity and the settings that shape
+the output, and read back lazily (memory-mapped) so training needs memory for a batch, not for the corpus.
 
 A key is the sha256 of the resolved path, the file's size and ``mtime_ns``, the JSON of the output-changing feature
 settings (:func:`cache_settings`) and :data:`FEATURE_VERSION`; editing, replacing or touching a file, or changing any of
 those settings, gives a new key, so a stale entry is never served. Entries are ``.npy`` files written atomically
 (temporary file + ``os.replace``), so an interrupted run leaves no half-written entry.
+
+One ``.npy`` file per clip (or augmented copy), not shards: an entry is complete or absent (so a killed run resumes
+without redoing finished clips and never reads a half-written one), any length fits, entries are shared by every
+run, fold and dataset that uses the same file and settings, and a clip is read by ``mmap`` without an index to keep
+consistent. :class:`ClipFeatures` holds store paths (or in-memory arrays when there is no store) and opens one clip
+when it is indexed; a training window is copied out of the mapping, which is then dropped, so resident memory stays
+bounded by the batch. A 5-s log-mel (128 x 216 float32) is 110.7 kB plus a 128-byte header.
 
 Storage is float32. float16 was measured and rejected: log-mel values span about -100..+40 dB, and float16's spacing
 is 1/32 dB between 32 and 64 dB and 1/16 dB between 64 and 128 dB, so rounding adds up to 0.03 dB (> the 0.01 dB
@@ -17,7 +25,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -85,6 +93,23 @@ class FeatureCache:
         """Where the entry of ``key`` lives: ``root/<key[:2]>/<key>.npy``."""
         return self.root / key[:2] / f"{key}.npy"
 
+    def find(self, key: str) -> Path | None:
+        """The entry's path if it is present and readable (its header and length are checked, its data not read),
+        else ``None``; a damaged entry is logged and removed. Counts as a hit or a miss."""
+        path = self.path_for(key)
+        try:
+            open_entry(path)
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        except (OSError, ValueError, EOFError) as exc:
+            logger.warning("%s: unreadable feature cache entry (%s); recomputing it", path, exc)
+            path.unlink(missing_ok=True)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return path
+
     def load(self, key: str) -> np.ndarray | None:
         """The stored array, or ``None`` when absent or unreadable (an unreadable entry is logged and removed)."""
         path = self.path_for(key)
@@ -107,3 +132,50 @@ class FeatureCache:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
         return path
+
+
+def open_entry(path: str | os.PathLike) -> np.ndarray:
+    """A stored clip, memory-mapped read-only: only the parts that are indexed are read from disk.
+
+    Raises:
+        OSError, ValueError: a missing, truncated or malformed entry.
+    """
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+class ClipFeatures(Sequence[np.ndarray]):
+    """Features of many clips, each an array in memory or a :class:`FeatureCache` entry opened when indexed.
+
+    ``features[i]`` is ``(C, n_mels, frames)`` or ``(1, samples)`` float32 (a read-only memory map for a stored
+    entry); :meth:`select` makes a sub-list without reading anything, so lists of corpus size stay a list of paths.
+
+    >>> feats = ClipFeatures([cache.path_for(key) for key in keys])
+    >>> feats[0].shape
+    """
+
+    def __init__(self, items: Sequence[np.ndarray | Path] = ()) -> None:
+        self._items = list(items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return ClipFeatures(self._items[index])
+        item = self._items[index]
+        return open_entry(item) if isinstance(item, Path) else item
+
+    def select(self, indices: Sequence[int]) -> "ClipFeatures":
+        """The clips at ``indices``, in that order (nothing is read)."""
+        return ClipFeatures([self._items[i] for i in indices])
+
+    def append(self, item: np.ndarray | Path) -> None:
+        self._items.append(item)
+
+    def __setitem__(self, index: int, item: np.ndarray | Path) -> None:
+        self._items[index] = item
+
+    @property
+    def in_memory_bytes(self) -> int:
+        """Bytes of the clips held in memory (stored entries count 0)."""
+        return sum(item.nbytes for item in self._items if isinstance(item, np.ndarray))

@@ -18,8 +18,9 @@ from envsound.audio.load import load_audio
 from envsound.config import FeatureConfig
 from envsound.data.records import ClipRecord
 from envsound.errors import AudioLoadError, ConfigError
-from envsound.features.cache import FeatureCache, cache_settings
+from envsound.features.cache import ClipFeatures, FeatureCache, cache_settings
 from envsound.features.mel import LogMel
+from envsound.features.parallel import chunk_size, frontend_for, worker_count, worker_pool
 
 logger = logging.getLogger(__name__)
 
@@ -52,23 +53,29 @@ def extract_features(
     cache: FeatureCache | None = None,
     on_error: str = "raise",
     progress: bool = True,
-) -> tuple[list[ClipRecord], list[np.ndarray], list[tuple[Path, str]]]:
-    """Compute (or load from ``cache``) the whole-clip features of every record.
+    workers: int = 0,
+) -> tuple[list[ClipRecord], ClipFeatures, list[tuple[Path, str]]]:
+    """Compute (or find in ``cache``) the whole-clip features of every record.
 
     Audio is read with :func:`envsound.audio.load.load_audio` at ``cfg.sample_rate`` (clips shorter than
-    ``cfg.min_seconds`` are an :class:`AudioLoadError`). A cache hit skips decoding.
+    ``cfg.min_seconds`` are an :class:`AudioLoadError`). A cache hit skips decoding and reads nothing but the entry's
+    header. Missing clips are computed in ``workers`` processes of one torch thread each (0 = one per core; in this
+    process when only a few are missing) and written to ``cache`` as each one is done, so an interrupted run keeps
+    what it finished.
 
     Args:
         records: the clips, in order.
         cfg: the feature settings; :func:`~envsound.features.cache.cache_settings` of it go into the cache key.
-        cache: where to store / find features; ``None`` computes everything.
+        cache: where to store / find features; ``None`` computes everything and keeps it in memory.
         on_error: ``"raise"`` re-raises the first :class:`AudioLoadError`; ``"skip"`` leaves the record out, lists it
             in ``skipped`` and logs a warning with the count.
         progress: show a tqdm bar (only when stderr is a terminal).
+        workers: processes for the missing clips, >= 0 (0 = one per CPU core).
 
     Returns:
         ``(kept_records, features, skipped)``: ``features[i]`` belongs to ``kept_records[i]`` and is
-        ``(C, n_mels, frames)`` float32 dB (log-mel) or ``(1, samples)`` float32 (waveform); ``skipped`` lists
+        ``(C, n_mels, frames)`` float32 dB (log-mel) or ``(1, samples)`` float32 (waveform), memory-mapped from the
+        cache when there is one (:class:`~envsound.features.cache.ClipFeatures`); ``skipped`` lists
         ``(path, reason)`` of the records left out.
 
     Raises:
@@ -82,28 +89,57 @@ def extract_features(
         raise ConfigError(f"on_error={on_error!r} is not valid; use 'raise' or 'skip'")
     cfg.validate()
     settings = cache_settings(cfg)
-    frontend = LogMel.from_config(cfg) if cfg.kind == "logmel" else None
-    kept: list[ClipRecord] = []
-    features: list[np.ndarray] = []
-    skipped: list[tuple[Path, str]] = []
-    show = progress and sys.stderr.isatty()
-    for record in tqdm(records, desc="features", unit="clip", disable=not show):
+    entries: list[np.ndarray | Path | AudioLoadError | None] = [None] * len(records)
+    missing: list[tuple[int, str | None]] = []
+    for i, record in enumerate(records):
         try:
             key = cache.key(record.path, settings) if cache is not None else None
-            array = cache.load(key) if cache is not None else None
-            if array is None:
-                waveform = load_audio(record.path, sample_rate=cfg.sample_rate, min_seconds=cfg.min_seconds)
-                array = compute_features(waveform, cfg, frontend=frontend)
-                if cache is not None:
-                    cache.save(key, array)
         except AudioLoadError as exc:
+            entries[i] = exc
+            if on_error == "raise":  # nothing after it is needed: the first bad file in order is raised
+                break
+            continue
+        found = cache.find(key) if cache is not None else None
+        if found is not None:
+            entries[i] = found
+        else:
+            missing.append((i, key))
+    jobs = [(str(records[i].path), key, cfg, cache) for i, key in missing]
+    n_workers = worker_count(workers, len(jobs))
+    show = progress and sys.stderr.isatty()
+    with tqdm(total=len(jobs), desc="features", unit="clip", disable=not show) as bar, \
+            worker_pool(n_workers) as pool:
+        outputs = pool.map(_extract_one, jobs, chunksize=chunk_size(len(jobs), n_workers)) if pool is not None \
+            else map(_extract_one, jobs)
+        for (i, _), output in zip(missing, outputs):
+            entries[i] = output
+            bar.update()
+            if isinstance(output, AudioLoadError) and on_error == "raise":
+                raise output
+    kept: list[ClipRecord] = []
+    features = ClipFeatures()
+    skipped: list[tuple[Path, str]] = []
+    for record, entry in zip(records, entries):
+        if isinstance(entry, AudioLoadError):
             if on_error == "raise":
-                raise
-            skipped.append((Path(record.path), str(exc)))
+                raise entry
+            skipped.append((Path(record.path), str(entry)))
             continue
         kept.append(record)
-        features.append(array)
+        features.append(entry)
     if skipped:
         logger.warning("skipped %d of %d clips with unusable audio (on_error='skip'); first: %s",
                        len(skipped), len(records), skipped[0][1])
     return kept, features, skipped
+
+
+def _extract_one(job: tuple[str, str | None, FeatureConfig, FeatureCache | None]) -> np.ndarray | Path | AudioLoadError:
+    """One clip's features, saved to the cache when there is one (then its path is returned, not the array: it
+    crosses back from a worker process as a few bytes). An unusable file is returned as its error."""
+    path, key, cfg, cache = job
+    try:
+        waveform = load_audio(path, sample_rate=cfg.sample_rate, min_seconds=cfg.min_seconds)
+    except AudioLoadError as exc:
+        return exc
+    array = compute_features(waveform, cfg, frontend=frontend_for(cfg))
+    return cache.save(key, array) if cache is not None else array

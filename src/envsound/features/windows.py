@@ -168,6 +168,19 @@ def eval_windows(features: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, 
     return windows, starts
 
 
+def eval_window_at(features: np.ndarray, cfg: FeatureConfig, start: int) -> np.ndarray:
+    """The one evaluation window of :func:`eval_windows` that starts at ``start``, as a copy: reads only that window
+    of a memory-mapped clip."""
+    window = window_length(cfg)
+    padded = _pad_to(np.asarray(features), window, window_pad_value(cfg))
+    return padded[..., start:start + window].copy()
+
+
+def eval_starts(n_frames: int, cfg: FeatureConfig) -> list[int]:
+    """The starts of :func:`eval_windows` for a clip ``n_frames`` long (frames, or samples for waveforms)."""
+    return window_starts(n_frames, window=window_length(cfg), hop=eval_hop_length(cfg))
+
+
 def train_window(features: np.ndarray, cfg: FeatureConfig, *, rng: np.random.Generator) -> np.ndarray:
     """One random training window of a clip under ``cfg``: ``(C, n_mels, window_frames)`` or ``(1, window_samples)``."""
     return random_window(features, window=window_length(cfg), rng=rng, pad_value=window_pad_value(cfg))

@@ -63,9 +63,15 @@ class Predictor:
         self.block_step = max(1, int(block_seconds * self.features.sample_rate) // hop_samples) * hop_samples
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **kwargs) -> "Predictor":
-        """Load ``path`` (raises :class:`CheckpointError` if it is not an envsound checkpoint)."""
-        return cls(ClipModel.from_checkpoint(load_checkpoint(path), source=str(path)), **kwargs)
+    def from_checkpoint(cls, path: str | Path, *, device: str = "auto", **kwargs) -> "Predictor":
+        """Load ``path`` onto ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``; see :func:`inference_runtime`).
+
+        Raises:
+            CheckpointError: ``path`` is not an envsound checkpoint.
+            ConfigError: ``device`` is not on this machine.
+        """
+        model = ClipModel.from_checkpoint(load_checkpoint(path), source=str(path), device=device)
+        return cls(model, **kwargs)
 
     @property
     def labels(self) -> list[str]:

@@ -21,7 +21,9 @@ from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import atomic_path
 
 FORMAT = "envsound-checkpoint"
-FORMAT_VERSION = 1
+# 2: config gains train.accelerator/devices/num_nodes/strategy, precision and channels_last may be "auto", and
+#    meta["runtime"] records the choice they resolved to. Version 1 files load unchanged (their values stay valid).
+FORMAT_VERSION = 2
 
 
 @dataclass

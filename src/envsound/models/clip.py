@@ -15,6 +15,7 @@ from torch import nn
 
 from envsound.config import Config, FeatureConfig
 from envsound.errors import CheckpointError
+from envsound.hardware import Runtime, probe_candidates, resolve_runtime
 from envsound.features.mfcc import mfcc_summary
 from envsound.features.windows import eval_windows
 from envsound.models.checkpoint import Checkpoint
@@ -36,6 +37,14 @@ def input_shape(features: FeatureConfig) -> tuple[int, int, int]:
     return (2 if features.deltas else 1), features.n_mels, features.window_frames
 
 
+def window_shape(features: FeatureConfig) -> tuple[int, ...]:
+    """One model window as training and prediction feed it: ``(C, n_mels, window_frames)`` log-mel or
+    ``(1, window_samples)`` waveform (batched, a leading batch axis)."""
+    if features.kind == "waveform":
+        return 1, features.window_samples
+    return input_shape(features)
+
+
 def build_network(config: Config, n_classes: int) -> nn.Module:
     """The torch model named by ``config.model`` sized for ``config.features``; with ``train.ensemble`` N > 1, an
     :class:`~envsound.models.ensemble.Ensemble` of N of them.
@@ -54,6 +63,20 @@ def build_network(config: Config, n_classes: int) -> nn.Module:
     return network()
 
 
+def inference_runtime(config: Config, build, *, device: str = "auto") -> Runtime:
+    """Where and how a network built by ``build()`` scores windows: ``device`` as ``train.accelerator`` (``auto``:
+    CUDA, then MPS, else CPU), precision and memory format chosen by :func:`~envsound.hardware.resolve_runtime` with
+    a probe of one-window batches (the latency a ``predict`` of a short clip sees), cached per machine."""
+    shape = window_shape(config.features)
+    probe = probe_candidates(build, shape, mode="infer", batch=1,
+                             identity={"name": config.model.name, "filters": config.model.filters,
+                                       "ensemble": config.train.ensemble, "kind": config.features.kind})
+    runtime = resolve_runtime(accelerator=device, precision="auto", channels_last="auto",
+                              image_input=len(shape) == 3, setting="--device", probe=probe)
+    log.debug("inference runtime: %s", runtime.describe())
+    return runtime
+
+
 class ClipModel:
     """Scores windows ``(n, C, n_mels, window_frames)`` and whole clips ``(C, n_mels, frames)`` (log-mel), or windows
     ``(n, 1, window_samples)`` and clips ``(1, samples)`` (waveform models, ``features.kind = "waveform"``).
@@ -63,19 +86,28 @@ class ClipModel:
     """
 
     def __init__(self, *, config: Config, labels: Sequence[str], multi_label: bool = False,
-                 network: nn.Module | None = None, baseline=None, batch_size: int = 64) -> None:
+                 network: nn.Module | None = None, baseline=None, batch_size: int = 64,
+                 runtime: Runtime | None = None) -> None:
         if (network is None) == (baseline is None):
             raise ValueError("ClipModel needs exactly one of network or baseline")
         self.config = config
         self.labels = list(labels)
         self.multi_label = multi_label
-        self.network = network.eval() if network is not None else None
+        self.runtime = runtime or Runtime(accelerator="cpu", devices=1, precision="32", channels_last=False,
+                                          reason="as constructed")
+        self.network = None
+        if network is not None:
+            fmt = torch.channels_last if self.runtime.channels_last else torch.contiguous_format
+            self.network = network.eval().to(self.runtime.device, memory_format=fmt)
         self.baseline = baseline
         self.batch_size = batch_size
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, *, source: str = "checkpoint") -> "ClipModel":
-        """Rebuild the model a checkpoint describes; a weight mismatch is a :class:`CheckpointError`."""
+    def from_checkpoint(cls, checkpoint: Checkpoint, *, source: str = "checkpoint",
+                        device: str = "auto") -> "ClipModel":
+        """Rebuild the model a checkpoint describes, on ``device`` (``auto``: CUDA, then MPS, else CPU; precision
+        and memory format chosen as :func:`inference_runtime` does). A weight mismatch is a
+        :class:`CheckpointError`; a device this machine lacks, a :class:`ConfigError`."""
         config, n_classes = checkpoint.config, len(checkpoint.labels)
         name = config.model.name
         if checkpoint.meta.get("kind") == "autoencoder":
@@ -90,7 +122,8 @@ class ClipModel:
             except RuntimeError as exc:
                 raise CheckpointError(f"{source}: weights do not fit model {name!r}: "
                                       f"{str(exc).splitlines()[0]}") from exc
-            return cls(config=config, labels=checkpoint.labels, multi_label=checkpoint.multi_label, network=network)
+            return cls(config=config, labels=checkpoint.labels, multi_label=checkpoint.multi_label, network=network,
+                       runtime=inference_runtime(config, lambda: build_network(config, n_classes), device=device))
         if checkpoint.sklearn_bytes is None:
             raise CheckpointError(f"{source}: baseline {name!r} checkpoint holds no fitted estimator")
         baseline = get_model_class(name).from_bytes(checkpoint.sklearn_bytes, n_classes=n_classes)
@@ -109,11 +142,16 @@ class ClipModel:
             stats = np.stack([mfcc_summary(w, n_mfcc=self.config.features.n_mfcc) for w in windows])
             return self.baseline.predict_proba(stats).astype(np.float32)
         outputs = []
-        with torch.inference_mode():
+        runtime = self.runtime
+        with torch.inference_mode(), runtime.autocast():
             for start in range(0, len(windows), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(windows[start:start + self.batch_size], np.float32))
+                batch = batch.to(runtime.device, non_blocking=True)
+                if runtime.channels_last and batch.dim() == 4:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
                 logits = self.network(batch).float()
-                outputs.append(torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1))
+                probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+                outputs.append(probs.cpu())
         return torch.cat(outputs).numpy()
 
     def clip_windows(self, features: np.ndarray) -> tuple[np.ndarray, list[int]]:

@@ -1,22 +1,25 @@
-"""Torch datasets over cached clip features: random windows for training, every window for validation.
+"""What a training run reads: torch datasets over clip features, and the LightningDataModule that owns their loaders.
 
-Features are whole clips, ``(C, n_mels, frames)`` log-mel or ``(1, samples)`` waveform (``features.kind``); a model sees
-windows ``(C, n_mels, window_frames)`` or ``(1, window_samples)`` (batched: ``(batch, 1, window_samples)``, which the
-waveform models accept). Targets are float vectors (one-hot or multi-hot) so mixup and multi-label need no special
-cases.
+Features are whole clips, ``(C, n_mels, frames)`` log-mel or ``(1, samples)`` waveform (``features.kind``), held in
+memory or memory-mapped from the feature store (:class:`~envsound.features.cache.StoredFeatures`): a dataset only
+ever reads the window it returns, so memory is bounded by the batch, not the corpus. A model sees windows
+``(C, n_mels, window_frames)`` or ``(1, window_samples)`` (batched: ``(batch, 1, window_samples)``, which the waveform
+models accept). Targets are float vectors (one-hot or multi-hot) so mixup and multi-label need no special cases.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
+import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler, get_worker_info
 
+from envsound.config import Config, FeatureConfig
 from envsound.data.records import Manifest
-from envsound.config import FeatureConfig
-from envsound.features.windows import eval_windows, train_window
+from envsound.features.windows import eval_starts, eval_window_at, train_window
 
 
 def target_matrix(manifest: Manifest) -> np.ndarray:
@@ -29,42 +32,68 @@ def target_matrix(manifest: Manifest) -> np.ndarray:
     return targets
 
 
+def process_rank() -> int:
+    """This process's rank in a multi-process run (0 when there is only one)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return 0
+
+
 class RandomWindowDataset(Dataset):
     """One random window per clip per epoch (a random crop: the cheapest augmentation there is).
 
     ``variants[i]`` (optional) lists offline augmented copies of clip ``i``: each epoch the window is cut from the
     original or one of its copies, chosen uniformly. The epoch keeps one item per clip, so the number of steps, the
     learning-rate schedule and ``train.patience`` mean the same with or without copies.
+
+    Every loader worker and every rank draws its own random stream: the generator is made on first use in the
+    process that uses it, from ``seed``, the rank and the worker's torch seed (which the DataLoader draws anew each
+    epoch). A single process with no workers draws from ``default_rng(seed)`` exactly as before workers were seeded.
     """
 
     def __init__(self, features: Sequence[np.ndarray], targets: np.ndarray, *, cfg: FeatureConfig, seed: int,
                  variants: Sequence[Sequence[np.ndarray]] | None = None) -> None:
-        self.features = list(features)
+        self.features = features
         self.targets = torch.from_numpy(targets)
         self.cfg = cfg
-        self.rng = np.random.default_rng(seed)
-        self.variants = [list(v) for v in variants] if variants is not None else [[] for _ in self.features]
+        self.seed = seed
+        self._rng: np.random.Generator | None = None
+        self._rng_owner: tuple | None = None
+        self.variants = variants if variants is not None else [()] * len(features)
         if len(self.variants) != len(self.features):
             raise ValueError(f"{len(self.variants)} variant lists for {len(self.features)} clips")
+
+    @property
+    def rng(self) -> np.random.Generator:
+        worker, rank = get_worker_info(), process_rank()
+        owner = (rank, None if worker is None else (worker.id, worker.seed))
+        if self._rng is None or owner != self._rng_owner:
+            entropy = self.seed if owner == (0, None) else [self.seed, rank, *(owner[1] or ())]
+            self._rng, self._rng_owner = np.random.default_rng(entropy), owner
+        return self._rng
 
     def __len__(self) -> int:
         return len(self.features)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        choice = int(self.rng.integers(0, 1 + len(self.variants[i]))) if self.variants[i] else 0
-        clip = self.features[i] if choice == 0 else self.variants[i][choice - 1]
-        window = train_window(clip, self.cfg, rng=self.rng)
+        rng, variants = self.rng, self.variants[i]
+        choice = int(rng.integers(0, 1 + len(variants))) if len(variants) else 0
+        clip = self.features[i] if choice == 0 else variants[choice - 1]
+        window = train_window(clip, self.cfg, rng=rng)
         return torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32)), self.targets[i]
 
 
 class AllWindowsDataset(Dataset):
-    """Every evaluation window of every clip, with the clip's index so predictions can be averaged per clip."""
+    """Every evaluation window of every clip, with the clip's index so predictions can be averaged per clip.
+
+    Holds (clip, start) pairs only; a window is cut when it is asked for.
+    """
 
     def __init__(self, features: Sequence[np.ndarray], targets: np.ndarray, *, cfg: FeatureConfig) -> None:
-        self.items: list[tuple[int, np.ndarray]] = []
-        for clip, feats in enumerate(features):
-            for w in eval_windows(feats, cfg)[0]:
-                self.items.append((clip, w))
+        self.features = features
+        self.cfg = cfg
+        self.items = [(clip, start) for clip in range(len(features))
+                      for start in eval_starts(features[clip].shape[-1], cfg)]
         self.targets = torch.from_numpy(targets)
         self.n_clips = len(features)
 
@@ -72,5 +101,94 @@ class AllWindowsDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        clip, window = self.items[i]
+        clip, start = self.items[i]
+        window = eval_window_at(self.features[clip], self.cfg, start)
         return torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32)), self.targets[clip], clip
+
+
+def no_targets(n: int) -> np.ndarray:
+    """Targets for clips whose labels are not used (pre-training, unlabelled pools): ``(n, 0)``."""
+    return np.zeros((n, 0), dtype=np.float32)
+
+
+class ClipDataModule(L.LightningDataModule):
+    """The loaders of one run: random training windows (optionally class-balanced, with offline copies), every window
+    of the validation clips, and an unlabelled stream for semi-supervised runs.
+
+    ``train.batch_size`` is the global batch: each of N processes loads ``batch_size / N`` per step, and Lightning
+    gives each its own share of the clips (a distributed sampler), so 1 process and N see the same number of
+    windows per step and per epoch.
+
+    Args:
+        config: the run's config (``train.batch_size``, ``num_workers``, ``seed``; ``semi.mu`` and ``semi.epoch``).
+        train_features, train_targets: training clips and their ``(n, K)`` targets.
+        val_features, val_targets: validation clips (may be empty).
+        train_variants: offline copies per training clip (see :class:`RandomWindowDataset`).
+        sampler_weights: per-clip weights for a class-balanced sampler (with replacement) instead of shuffling.
+        unlabelled_features: clips for the unlabelled stream; each batch is then
+            ``{"labelled": (x, y), "unlabelled": (x, _)}``.
+    """
+
+    def __init__(self, config: Config, train_features: Sequence[np.ndarray], train_targets: np.ndarray,
+                 val_features: Sequence[np.ndarray] = (), val_targets: np.ndarray | None = None, *,
+                 train_variants: Sequence[Sequence[np.ndarray]] | None = None,
+                 sampler_weights: np.ndarray | None = None,
+                 unlabelled_features: Sequence[np.ndarray] | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.train_set = RandomWindowDataset(train_features, train_targets, cfg=config.features,
+                                             seed=config.train.seed, variants=train_variants)
+        self.val_set = None
+        if len(val_features):
+            targets = val_targets if val_targets is not None else no_targets(len(val_features))
+            self.val_set = AllWindowsDataset(val_features, targets, cfg=config.features)
+        self.sampler_weights = sampler_weights
+        self.unlabelled_set = None
+        if unlabelled_features is not None and len(unlabelled_features):
+            self.unlabelled_set = RandomWindowDataset(unlabelled_features, no_targets(len(unlabelled_features)),
+                                                      cfg=config.features, seed=config.train.seed + 1)
+
+    @property
+    def has_val(self) -> bool:
+        return self.val_set is not None
+
+    def per_process_batch(self, processes: int) -> int:
+        return max(1, self.config.train.batch_size // processes)
+
+    def _processes(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    def train_dataloader(self):
+        train = self.config.train
+        processes = self._processes()
+        batch = self.per_process_batch(processes)
+        n = len(self.train_set)
+        drop_last = n > train.batch_size
+        sampler = None
+        if self.sampler_weights is not None:
+            sampler = WeightedRandomSampler(torch.as_tensor(self.sampler_weights, dtype=torch.double),
+                                            num_samples=n, replacement=True)
+        labelled = DataLoader(self.train_set, batch_size=batch, shuffle=sampler is None, sampler=sampler,
+                              drop_last=drop_last, num_workers=train.num_workers,
+                              persistent_workers=False)
+        if self.unlabelled_set is None:
+            return labelled
+        from lightning.pytorch.utilities import CombinedLoader
+
+        semi = self.config.semi
+        u_batch = semi.mu * batch
+        u_set = self.unlabelled_set
+        if semi.epoch == "labelled":  # exactly one unlabelled batch per labelled one, reshuffled each pass
+            per_process = math.ceil(n / processes)
+            steps = per_process // batch if drop_last else math.ceil(per_process / batch)
+            order = {"sampler": RandomSampler(u_set, num_samples=max(1, steps) * u_batch * processes)}
+        else:
+            order = {"shuffle": True, "drop_last": len(u_set) > semi.mu * train.batch_size}
+        unlabelled = DataLoader(u_set, batch_size=u_batch, num_workers=train.num_workers, **order)
+        return CombinedLoader({"labelled": labelled, "unlabelled": unlabelled}, mode="max_size_cycle")
+
+    def val_dataloader(self):
+        if self.val_set is None:
+            return []
+        train = self.config.train
+        return DataLoader(self.val_set, batch_size=max(train.batch_size, 64), num_workers=train.num_workers)

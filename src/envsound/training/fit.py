@@ -1,24 +1,28 @@
-"""The Lightning runs behind ``train_model`` and ``pretrain_autoencoder``: loaders, callbacks, precision, resume."""
+"""The Lightning runs behind ``train_model`` and ``pretrain_autoencoder``: runtime choice, data module, callbacks,
+multi-process strategy, resume."""
 
 from __future__ import annotations
 
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
+from torch import nn
 
 from envsound.config import Config
+from envsound.errors import ConfigError
+from envsound.hardware import Runtime, probe_candidates, resolve_runtime
+from envsound.models.clip import build_network, window_shape
 from envsound.training.balance import choose_class_balance, class_weights, sample_weights
-from envsound.training.data import AllWindowsDataset, RandomWindowDataset
+from envsound.training.data import ClipDataModule
 from envsound.training.finetune import apply_init, finetune_callbacks
 from envsound.training.module import ClassifierModule
 
@@ -30,6 +34,41 @@ class FitResult:
     state_dict: dict[str, torch.Tensor]
     epochs: int
     best_score: float | None  # the monitored metric at the best epoch
+    runtime: Runtime | None = None
+    is_global_zero: bool = True  # False in the other processes of a multi-process run: they write nothing
+
+
+class LoopResult(NamedTuple):
+    epochs: int
+    best_score: float | None
+    is_global_zero: bool
+
+
+def training_runtime(config: Config, build: Callable[[], nn.Module]) -> Runtime:
+    """Resolve ``train.accelerator/devices/precision/channels_last`` for this machine and the network ``build()``
+    makes (probing it where :func:`~envsound.hardware.resolve_runtime` needs to), and set torch's CPU threads to the
+    cores per process (oversubscribed threads made epochs about 15x slower on 2 cores)."""
+    train = config.train
+    processes = train.devices * train.num_nodes
+    if train.batch_size % processes:
+        raise ConfigError(f"train.batch_size={train.batch_size} is the global batch and must divide evenly over "
+                          f"{processes} processes (train.devices x train.num_nodes)")
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // train.devices))
+    shape = window_shape(config.features)
+    probe = probe_candidates(build, shape, mode="train", batch=train.batch_size // processes,
+                             identity={"name": config.model.name, **asdict(config.model),
+                                       "kind": config.features.kind})
+    runtime = resolve_runtime(accelerator=train.accelerator, devices=train.devices, precision=train.precision,
+                              channels_last=train.channels_last, image_input=len(shape) == 3, probe=probe)
+    log.info("runtime: %s", runtime.describe())
+    return runtime
+
+
+def lightning_strategy(config: Config, runtime: Runtime):
+    """Lightning's strategy: one process, or data-parallel (DDP; Lightning picks gloo on CPU, NCCL on CUDA)."""
+    if runtime.devices * config.train.num_nodes == 1:
+        return "auto"
+    return "ddp" if config.train.strategy == "auto" else config.train.strategy
 
 
 def monitored(config: Config, *, multi_label: bool) -> tuple[str, str]:
@@ -41,9 +80,9 @@ def monitored(config: Config, *, multi_label: bool) -> tuple[str, str]:
 
 def fit_network(
     config: Config,
-    train_features: list[np.ndarray],
+    train_features: Sequence[np.ndarray],
     train_targets: np.ndarray,
-    val_features: list[np.ndarray],
+    val_features: Sequence[np.ndarray],
     val_targets: np.ndarray,
     *,
     multi_label: bool,
@@ -51,7 +90,7 @@ def fit_network(
     resume: bool,
     progress: bool,
     init_encoder: dict[str, torch.Tensor] | None = None,
-    unlabelled_features: list[np.ndarray] | None = None,
+    unlabelled_features: Sequence[np.ndarray] | None = None,
     train_variants: Sequence[Sequence[np.ndarray]] | None = None,
 ) -> FitResult:
     """Fit with early stopping on the monitored validation metric (when there is a validation set) and return the
@@ -76,35 +115,40 @@ def fit_network(
                                train_variants=train_variants)
 
         return fit_ensemble(config, fit_member, out_dir=out_dir, resume=resume)
+    n_classes = train_targets.shape[1]
+    runtime = training_runtime(config, lambda: build_network(config, n_classes))
     balance = choose_class_balance(train_targets, config.train.class_balance)
     weights = torch.from_numpy(class_weights(train_targets)) if balance == "loss" else None
     L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised
-    if config.semi.method != "none":
+    semi = config.semi.method != "none"
+    if semi:
         from envsound.training.semi import SemiModule
 
-        module = SemiModule(config, train_targets.shape[1], multi_label=multi_label, class_weights=weights)
+        module = SemiModule(config, n_classes, multi_label=multi_label, class_weights=weights,
+                            channels_last=runtime.channels_last)
     else:
-        module = ClassifierModule(config, train_targets.shape[1], multi_label=multi_label, class_weights=weights)
+        module = ClassifierModule(config, n_classes, multi_label=multi_label, class_weights=weights,
+                                  channels_last=runtime.channels_last)
     apply_init(module.model, init_encoder)
-    epochs, best = run_lightning(module, config, train_features, train_targets, val_features, val_targets,
-                                 monitor=monitored(config, multi_label=multi_label), out_dir=out_dir, resume=resume,
-                                 progress=progress, callbacks=finetune_callbacks(config), reseed=False,
-                                 unlabelled_features=unlabelled_features if config.semi.method != "none" else None,
-                                 train_variants=train_variants,
-                                 sampler_weights=sample_weights(train_targets) if balance == "sampler" else None)
+    data = ClipDataModule(config, train_features, train_targets, val_features, val_targets,
+                          train_variants=train_variants,
+                          sampler_weights=sample_weights(train_targets) if balance == "sampler" else None,
+                          unlabelled_features=unlabelled_features if semi else None)
+    loop = run_lightning(module, config, data, runtime=runtime, monitor=monitored(config, multi_label=multi_label),
+                         out_dir=out_dir, resume=resume, progress=progress, callbacks=finetune_callbacks(config),
+                         reseed=False)
     weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
                if k.startswith("model.")}
-    return FitResult(state_dict=weights, epochs=epochs, best_score=best)
+    return FitResult(state_dict=weights, epochs=loop.epochs, best_score=loop.best_score, runtime=runtime,
+                     is_global_zero=loop.is_global_zero)
 
 
 def run_lightning(
     module: L.LightningModule,
     config: Config,
-    train_features: list[np.ndarray],
-    train_targets: np.ndarray,
-    val_features: list[np.ndarray],
-    val_targets: np.ndarray,
+    data: ClipDataModule,
     *,
+    runtime: Runtime,
     monitor: tuple[str, str],
     out_dir: Path,
     resume: bool,
@@ -112,56 +156,22 @@ def run_lightning(
     callbacks: Sequence[L.Callback] = (),
     check_resumable: Callable[[Path], None] | None = None,
     reseed: bool = True,
-    unlabelled_features: list[np.ndarray] | None = None,
-    train_variants: Sequence[Sequence[np.ndarray]] | None = None,
-    sampler_weights: np.ndarray | None = None,
-) -> tuple[int, float | None]:
-    """Fit ``module`` on random training windows, validating on every window of the validation clips; early stopping
-    and best-epoch selection on ``monitor = (logged metric, "min" | "max")``. Loads the best epoch's weights into
-    ``module`` and returns (epochs run, best monitored value).
+) -> LoopResult:
+    """Fit ``module`` on ``data`` (random training windows; every window of the validation clips) on ``runtime``;
+    early stopping and best-epoch selection on ``monitor = (logged metric, "min" | "max")``. Loads the best epoch's
+    weights into ``module`` and returns (epochs run, best monitored value, whether this is process 0).
 
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run;
     ``check_resumable(last_ckpt)`` may refuse one made with other settings. Shared by classifier training and
     autoencoder pre-training. ``reseed`` seeds the data order with ``train.seed`` here (pass False when the caller
     seeded just before building ``module``, so weights and data order follow from one seed).
-    ``unlabelled_features``: a second training loader of random windows, ``semi.mu x train.batch_size`` per step;
-    each batch is then ``{"labelled": (x, y), "unlabelled": (x, _)}``, an epoch being one pass over the labelled
-    clips or over the longer loader (``semi.epoch``).
-    ``train_variants``: offline augmented copies per training clip; ``sampler_weights``: per-clip weights for a class-balanced
-    ``WeightedRandomSampler`` (with replacement, one epoch = as many draws as clips) instead of shuffling.
+    With ``runtime.devices`` > 1 (or ``train.num_nodes`` > 1) Lightning runs DDP: every process fits its share of
+    each epoch; the weights are the same in every process, and only process 0 writes Lightning's checkpoints.
     """
-    train, feats = config.train, config.features
+    train = config.train
     if reseed:
         L.seed_everything(train.seed, workers=True, verbose=False)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    sampler = None
-    if sampler_weights is not None:
-        sampler = WeightedRandomSampler(torch.as_tensor(sampler_weights, dtype=torch.double),
-                                        num_samples=len(train_features), replacement=True)
-    train_loader = DataLoader(
-        RandomWindowDataset(train_features, train_targets, cfg=feats, seed=train.seed, variants=train_variants),
-        batch_size=train.batch_size, shuffle=sampler is None, sampler=sampler,
-        drop_last=len(train_features) > train.batch_size, num_workers=train.num_workers)
-    if unlabelled_features:
-        from lightning.pytorch.utilities import CombinedLoader
-
-        u_batch = config.semi.mu * train.batch_size
-        u_dataset = RandomWindowDataset(unlabelled_features, np.zeros((len(unlabelled_features), 0), dtype=np.float32),
-                                        cfg=feats, seed=train.seed + 1)
-        if config.semi.epoch == "labelled":  # exactly one unlabelled batch per labelled one, reshuffled each pass
-            order = {"sampler": RandomSampler(u_dataset, num_samples=len(train_loader) * u_batch)}
-        else:
-            order = {"shuffle": True, "drop_last": len(unlabelled_features) > u_batch}
-        unlabelled_loader = DataLoader(u_dataset, batch_size=u_batch, num_workers=train.num_workers, **order)
-        train_loader = CombinedLoader({"labelled": train_loader, "unlabelled": unlabelled_loader},
-                                      mode="max_size_cycle")
-    has_val = len(val_features) > 0
-    val_loader = None
-    if has_val:
-        val_loader = DataLoader(
-            AllWindowsDataset(val_features, val_targets, cfg=feats),
-            batch_size=max(train.batch_size, 64), num_workers=train.num_workers)
-
+    has_val = data.has_val
     ckpt_dir = out_dir / "lightning"
     metric, mode = monitor
     keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=metric if has_val else None,
@@ -170,7 +180,8 @@ def run_lightning(
     if has_val and train.patience > 0:
         all_callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=train.patience))
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, precision=train.precision, max_epochs=train.max_epochs,
+        accelerator=runtime.accelerator, devices=runtime.devices, num_nodes=train.num_nodes,
+        strategy=lightning_strategy(config, runtime), precision=runtime.precision, max_epochs=train.max_epochs,
         callbacks=all_callbacks, logger=CSVLogger(out_dir, name="logs", version=""),
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=1, limit_val_batches=1.0 if has_val else 0, deterministic=False)
@@ -185,9 +196,12 @@ def run_lightning(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt_path)
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
 
     best_path = keeper.best_model_path if has_val and keeper.best_model_path else str(last)
+    if trainer.world_size > 1:  # every process waits for process 0's last checkpoint before reading it
+        trainer.strategy.barrier("envsound-best-checkpoint")
+        best_path = trainer.strategy.broadcast(best_path)
     module.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"], strict=True)
     best = keeper.best_model_score
-    return trainer.current_epoch, float(best) if best is not None else None
+    return LoopResult(trainer.current_epoch, float(best) if best is not None else None, trainer.is_global_zero)

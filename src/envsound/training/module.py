@@ -23,13 +23,14 @@ class ClassifierModule(L.LightningModule):
     """
 
     def __init__(self, config: Config, n_classes: int, *, multi_label: bool = False,
-                 class_weights: torch.Tensor | None = None) -> None:
+                 class_weights: torch.Tensor | None = None, channels_last: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters({"config": config.to_dict(), "n_classes": n_classes, "multi_label": multi_label})
         self.config = config
         self.multi_label = multi_label
+        self.channels_last = channels_last  # the runtime's choice (envsound.hardware), not train.channels_last
         self.model = build_network(config, n_classes)
-        if config.train.channels_last:
+        if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # training-loss weights per class (train.class_balance=loss); not saved: they follow from the training set
         self.register_buffer("class_weights", class_weights, persistent=False)
@@ -40,9 +41,10 @@ class ClassifierModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # channels_last only for 4-D log-mel batches; waveform models (batch, 1, samples) that reshape into an image
         # follow the memory format of their own 2-D weights (converted in __init__)
-        if self.config.train.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+        return self.model(self.to_memory_format(x))
+
+    def to_memory_format(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -75,6 +77,10 @@ class ClassifierModule(L.LightningModule):
         self._val_targets[clip] = y.cpu()
 
     def on_validation_epoch_end(self) -> None:
+        if self.trainer.world_size > 1:  # each process scored its share of the windows: add them up
+            self._val_sum, self._val_count, seen = (self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum").cpu()
+                                                    for t in (self._val_sum, self._val_count, self._val_targets))
+            self._val_targets = (seen > 0).float()
         probs = (self._val_sum / self._val_count.clamp(min=1)[:, None]).clamp(1e-7, 1 - 1e-7)
         targets = self._val_targets
         if self.multi_label:

@@ -24,7 +24,6 @@ import logging
 import os
 import random
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,8 @@ from envsound.audio.load import AUDIO_EXTENSIONS, audio_info, load_audio
 from envsound.config import AugmentConfig, FeatureConfig
 from envsound.data.records import ClipRecord
 from envsound.errors import AudioLoadError, DatasetLayoutError
-from envsound.features.cache import FeatureCache, cache_settings
+from envsound.features.cache import ClipFeatures, FeatureCache, cache_settings
+from envsound.features.parallel import chunk_size, frontend_for, worker_count, worker_pool
 from envsound.features.extract import compute_features
 
 log = logging.getLogger(__name__)
@@ -86,16 +86,16 @@ class OfflineCopies:
     """The copies of a training set, with their features (``features[i]`` belongs to ``copies[i]``)."""
 
     copies: list[AugmentedCopy] = field(default_factory=list)
-    features: list[np.ndarray] = field(default_factory=list)
+    features: ClipFeatures = field(default_factory=ClipFeatures)  # in memory, or paths in the feature store
     hits: int = 0  # copies found in the cache
     made: int = 0  # copies computed now
 
-    def variants(self, records: Sequence[ClipRecord]) -> list[list[np.ndarray]]:
-        """For each of ``records``, the features of its copies (empty where it has none)."""
-        by_clip: dict[str, list[np.ndarray]] = {}
-        for copy, feats in zip(self.copies, self.features):
-            by_clip.setdefault(copy.source_clip_id, []).append(feats)
-        return [by_clip.get(r.clip_id, []) for r in records]
+    def variants(self, records: Sequence[ClipRecord]) -> list[ClipFeatures]:
+        """For each of ``records``, the features of its copies (empty where it has none); nothing is read."""
+        by_clip: dict[str, list[int]] = {}
+        for i, copy in enumerate(self.copies):
+            by_clip.setdefault(copy.source_clip_id, []).append(i)
+        return [self.features.select(by_clip.get(r.clip_id, [])) for r in records]
 
 
 class NoisePool:
@@ -278,23 +278,21 @@ def make_copies(
             copy = AugmentedCopy(source=record, index=index, params=draw_params(record, index, aug, seed=seed,
                                                                                 pool=pool))
             key = copy_cache_key(cache, record, copy.params, cfg) if cache is not None else None
-            feats = cache.load(key) if cache is not None else None
+            feats = cache.find(key) if cache is not None else None
             result.copies.append(copy)
             result.features.append(feats)
             if feats is None:
                 missing.append((len(result.copies) - 1, key))
             else:
                 result.hits += 1
-    jobs = [(str(result.copies[i].source.path), result.copies[i].params, cfg) for i, _ in missing]
-    workers = min(aug.workers or (os.cpu_count() or 1), len(jobs))
+    jobs = [(str(result.copies[i].source.path), result.copies[i].params, cfg, key, cache) for i, key in missing]
+    workers = worker_count(aug.workers, len(jobs), min_jobs=MIN_PARALLEL_JOBS)
     show = progress and sys.stderr.isatty()
     bar = tqdm(total=len(jobs), desc="augmented copies", unit="copy", disable=not show)
-    with bar, _executor(workers if len(jobs) >= MIN_PARALLEL_JOBS else 0) as pool_exec:
-        outputs = pool_exec.map(_make_one, jobs, chunksize=max(1, len(jobs) // (8 * max(1, workers)))) \
+    with bar, worker_pool(workers) as pool_exec:
+        outputs = pool_exec.map(_make_one, jobs, chunksize=chunk_size(len(jobs), workers)) \
             if pool_exec is not None else map(_make_one, jobs)
-        for (i, key), feats in zip(missing, outputs):
-            if cache is not None:
-                cache.save(key, feats)
+        for (i, _), feats in zip(missing, outputs):
             result.features[i] = feats
             result.made += 1
             bar.update()
@@ -303,53 +301,16 @@ def make_copies(
     return result
 
 
-_FRONTENDS: dict[str, Any] = {}  # one log-mel frontend per feature setting, per process
-
-
-def _make_one(job: tuple[str, dict[str, Any], FeatureConfig]) -> np.ndarray:
-    path, params, cfg = job
+def _make_one(job: tuple[str, dict[str, Any], FeatureConfig, str | None, FeatureCache | None]
+              ) -> np.ndarray | Path:
+    """One copy's features, saved to the cache when there is one (its path is returned then, not the array)."""
+    path, params, cfg, key, cache = job
     waveform = load_audio(path, sample_rate=cfg.sample_rate, min_seconds=cfg.min_seconds)
-    frontend = None
-    if cfg.kind == "logmel":
-        from envsound.features.mel import LogMel
-
-        key = repr(sorted(cache_settings(cfg).items()))
-        if key not in _FRONTENDS:
-            _FRONTENDS[key] = LogMel.from_config(cfg)
-        frontend = _FRONTENDS[key]
     augmented = apply_params(waveform, params, sample_rate=cfg.sample_rate)
     if len(augmented) < cfg.n_fft:  # a short clip sped up: pad with silence so the centred STFT has a frame
         augmented = np.pad(augmented, (0, cfg.n_fft - len(augmented)))
-    return compute_features(augmented, cfg, frontend=frontend)
-
-
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # one process per core already
-
-
-@contextmanager
-def _executor(workers: int) -> Iterator[ProcessPoolExecutor | None]:
-    if workers <= 1:  # in this process, with torch on one thread: faster for one clip's log-mel (benchmarks.md)
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield None
-        finally:
-            torch.set_num_threads(threads)
-        return
-    import multiprocessing
-
-    # fork where the OS has it: measured 4 s to start 2 workers and make 4 copies, against 14 s with spawn (each
-    # spawned worker imports torch, scipy and audiomentations again). Children run torch with one thread
-    # (_init_worker), as DataLoader workers do, so the parent's thread pool is never used after the fork.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                             initializer=_init_worker) as executor:
-        yield executor
+    feats = compute_features(augmented, cfg, frontend=frontend_for(cfg))
+    return cache.save(key, feats) if cache is not None else feats
 
 
 @contextmanager

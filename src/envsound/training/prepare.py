@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from envsound.config import Config
-from envsound.data.records import Manifest
+from envsound.data.records import ClipRecord, Manifest
 from envsound.data.splits import (check_augmentation_leakage, exclude_clips_of, labelled_subset, merge_unlabelled,
                                   train_val_split)
 from envsound.errors import ConfigError, EnvsoundError
-from envsound.features.cache import FeatureCache
+from envsound.features.cache import ClipFeatures, FeatureCache
 from envsound.features.extract import extract_features
 from envsound.models.registry import is_torch_model
 from envsound.training.offline_augment import OfflineCopies, make_copies, noise_pool
@@ -33,14 +32,14 @@ class TrainingData:
 
     train: Manifest
     val: Manifest
-    train_features: list[np.ndarray]
-    val_features: list[np.ndarray]
+    train_features: ClipFeatures  # memory-mapped from the feature store when there is one
+    val_features: ClipFeatures
     copies: OfflineCopies = field(default_factory=OfflineCopies)
-    unlabelled_features: list[np.ndarray] = field(default_factory=list)  # semi-supervised pool, labels unknown
+    unlabelled_features: ClipFeatures = field(default_factory=ClipFeatures)  # semi-supervised pool, labels unknown
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
     @property
-    def train_variants(self) -> list[list[np.ndarray]]:
+    def train_variants(self) -> list[ClipFeatures]:
         """``[i]``: the features of the copies of training clip ``i``."""
         return self.copies.variants(self.train.records)
 
@@ -97,11 +96,9 @@ def prepare_training_data(
     if len(train_set) < 2:  # before any copy is made
         raise EnvsoundError(f"only {len(train_set)} usable training clip(s) in dataset {manifest.name!r}; "
                             "need at least 2")
-    by_id = {r.clip_id: f for r, f in zip(records, features)}
-    data = TrainingData(train=train_set, val=val_set, train_features=[by_id[r.clip_id] for r in train_set.records],
-                        val_features=[by_id[r.clip_id] for r in val_set.records],
-                        unlabelled_features=[by_id[r.clip_id] for r in pool.records if r.clip_id in by_id],
-                        skipped=skipped)
+    data = TrainingData(train=train_set, val=val_set, train_features=features_of(train_set.records, records, features),
+                        val_features=features_of(val_set.records, records, features),
+                        unlabelled_features=features_of(pool.records, records, features), skipped=skipped)
     if not augmenting:
         if aug.copies:
             log.info("augment.copies=%d ignored: %s is a baseline fitted on MFCC statistics", aug.copies,
@@ -115,6 +112,13 @@ def prepare_training_data(
     check_augmentation_leakage(train_set, excluded, copy_sources=[c.source for c in data.copies.copies],
                                noise_files=[c.noise_path for c in data.copies.copies if c.noise_path])
     return data
+
+
+def features_of(wanted: Sequence[ClipRecord], kept: Sequence[ClipRecord], features: ClipFeatures) -> ClipFeatures:
+    """The features of the ``wanted`` records that are among ``kept`` (``features[i]`` is ``kept[i]``'s), in the
+    order of ``wanted``; nothing is read."""
+    index = {r.clip_id: i for i, r in enumerate(kept)}
+    return features.select([index[r.clip_id] for r in wanted if r.clip_id in index])
 
 
 def _unlabelled_pool(config: Config, rest: Manifest, unlabelled: Manifest | None, val_set: Manifest) -> Manifest:

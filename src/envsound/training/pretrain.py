@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
 
-from envsound.config import Config
+from envsound.config import Config, write_config
 from envsound.data.records import ClipRecord, Manifest
 from envsound.data.splits import train_val_split
 from envsound.errors import CheckpointError, ConfigError, EnvsoundError
 from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
 from envsound.features.windows import eval_windows
-from envsound.fileio import write_json_atomic, write_text_atomic
-from envsound.models.autoencoder import CHECKPOINT_NAME, autoencoder_checkpoint, check_decoder
+from envsound.fileio import run_lock, write_json_atomic
+from envsound.models.autoencoder import CHECKPOINT_NAME, autoencoder_checkpoint, build_autoencoder, check_decoder
 from envsound.models.checkpoint import save_checkpoint
+from envsound.training.prepare import features_of
 
 log = logging.getLogger(__name__)
 
@@ -118,29 +118,43 @@ def pretrain_autoencoder(
     unlabelled = Manifest(name=name, records=[replace(r, labels=()) for r in records], labels=[])
     if len(unlabelled) < 2:
         raise EnvsoundError(f"only {len(unlabelled)} clip(s) in {name!r} to pre-train on; need at least 2")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    with run_lock(out_dir):
+        return _pretrain_locked(unlabelled, config, decoder=decoder, out_dir=out_dir, cache=cache, resume=resume,
+                                progress=progress, on_error=on_error, n_examples=n_examples, start=start)
 
+
+def _pretrain_locked(unlabelled: Manifest, config: Config, *, decoder: str, out_dir: Path,
+                     cache: FeatureCache | None, resume: bool, progress: bool, on_error: str, n_examples: int,
+                     start: float) -> PretrainResult:
+    name, ckpt_path = unlabelled.name, out_dir / CHECKPOINT_NAME
+    write_config(out_dir / "config.yaml", config)
     train_set, val_set = train_val_split(unlabelled, val_fraction=config.train.pretrain_val_fraction,
                                          seed=config.train.seed)
     kept, features, skipped = extract_features(train_set.records + val_set.records, config.features, cache=cache,
                                                on_error=on_error, progress=progress)
-    by_id = {r.clip_id: f for r, f in zip(kept, features)}
-    train_feats = [by_id[r.clip_id] for r in train_set.records if r.clip_id in by_id]
-    val_feats = [by_id[r.clip_id] for r in val_set.records if r.clip_id in by_id]
+    train_feats = features_of(train_set.records, kept, features)
+    val_feats = features_of(val_set.records, kept, features)
     if len(train_feats) < 2:
         raise EnvsoundError(f"only {len(train_feats)} usable clip(s) in {name!r} to pre-train on; need at least 2")
     log.info("pre-training the %s autoencoder (%s) on %d clips, holding out %d", config.model.name, decoder,
              len(train_feats), len(val_feats))
 
-    from envsound.training.pretrain_module import AutoencoderModule  # Lightning only when training
+    from envsound.training.fit import training_runtime  # Lightning only when training
+    from envsound.training.pretrain_module import AutoencoderModule
 
-    module = AutoencoderModule(config, decoder=decoder)
+    runtime = training_runtime(config, lambda: build_autoencoder(config, decoder=decoder))
+    module = AutoencoderModule(config, decoder=decoder, channels_last=runtime.channels_last)
     fit_start = time.perf_counter()
-    epochs, best = _fit(module, config, train_feats, val_feats, out_dir=out_dir, resume=resume, progress=progress)
+    loop = _fit(module, config, train_feats, val_feats, runtime=runtime, out_dir=out_dir, resume=resume,
+                progress=progress)
+    epochs, best = loop.epochs, loop.best_score
     fit_seconds = time.perf_counter() - fit_start
+    if not loop.is_global_zero:  # the other processes of a multi-process run: process 0 writes the results
+        return PretrainResult(checkpoint=ckpt_path, decoder=decoder, n_train=len(train_feats), n_val=len(val_feats),
+                              epochs=epochs, best_val_loss=best, skipped=skipped)
     meta = {"dataset": name, "n_train_clips": len(train_feats), "n_val_clips": len(val_feats), "epochs": epochs,
-            "best_val_loss": best}
+            "best_val_loss": best, "runtime": runtime.to_dict()}
+    write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {runtime.describe()}")
     save_checkpoint(ckpt_path, autoencoder_checkpoint(module.model, config, meta=meta))
     source = val_feats or train_feats
     picks = np.unique(np.linspace(0, len(source) - 1, num=min(n_examples, len(source))).round().astype(int))
@@ -153,17 +167,16 @@ def pretrain_autoencoder(
     return result
 
 
-def _fit(module, config: Config, train_feats: list[np.ndarray], val_feats: list[np.ndarray], *, out_dir: Path,
-         resume: bool, progress: bool) -> tuple[int, float | None]:
-    """Run Lightning; load the best (lowest held-out error) weights into ``module``; return (epochs, best val)."""
+def _fit(module, config: Config, train_feats: Sequence[np.ndarray], val_feats: Sequence[np.ndarray], *, runtime,
+         out_dir: Path, resume: bool, progress: bool):
+    """Run Lightning; load the best (lowest held-out error) weights into ``module``; return its LoopResult."""
+    from envsound.training.data import ClipDataModule, no_targets
     from envsound.training.fit import run_lightning
 
-    def no_targets(features: list[np.ndarray]) -> np.ndarray:  # labels are ignored
-        return np.zeros((len(features), 0), dtype=np.float32)
-
-    return run_lightning(module, config, train_feats, no_targets(train_feats), val_feats, no_targets(val_feats),
-                         monitor=("val_loss", "min"), out_dir=out_dir, resume=resume, progress=progress,
-                         check_resumable=lambda last: _check_resumable(last, module))
+    data = ClipDataModule(config, train_feats, no_targets(len(train_feats)), val_feats,
+                          no_targets(len(val_feats)))
+    return run_lightning(module, config, data, runtime=runtime, monitor=("val_loss", "min"), out_dir=out_dir,
+                         resume=resume, progress=progress, check_resumable=lambda last: _check_resumable(last, module))
 
 
 def _check_resumable(last: Path, module) -> None:

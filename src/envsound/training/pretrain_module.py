@@ -19,16 +19,17 @@ class AutoencoderModule(L.LightningModule):
     Batches are ``(x, ...)``: anything after the windows (targets, clip indices) is ignored.
     """
 
-    def __init__(self, config: Config, *, decoder: str) -> None:
+    def __init__(self, config: Config, *, decoder: str, channels_last: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters({"config": config.to_dict(), "decoder": decoder})
         self.config = config
+        self.channels_last = channels_last  # the runtime's choice (envsound.hardware)
         self.model = build_autoencoder(config, decoder=decoder)
-        if config.train.channels_last:
+        if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.config.train.channels_last:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
@@ -45,7 +46,7 @@ class AutoencoderModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         x = batch[0]
         self.log("val_loss", self.reconstruction_loss(x), on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(x))
+                 batch_size=len(x), sync_dist=True)
 
     def configure_optimizers(self):
         train = self.config.train

@@ -49,13 +49,14 @@ class SemiModule(ClassifierModule):
     """
 
     def __init__(self, config: Config, n_classes: int, *, multi_label: bool = False,
-                 class_weights: torch.Tensor | None = None) -> None:
+                 class_weights: torch.Tensor | None = None, channels_last: bool = False) -> None:
         if config.semi.method not in METHODS:
             raise ConfigError(f"semi.method={config.semi.method!r}: SemiModule needs one of {', '.join(METHODS)}")
         if multi_label:
             raise ConfigError(f"semi.method={config.semi.method!r} needs a single-label dataset (a pseudo-label is "
                               "one class); set semi.method=none for multi-label data")
-        super().__init__(config, n_classes, multi_label=False, class_weights=class_weights)
+        super().__init__(config, n_classes, multi_label=False, class_weights=class_weights,
+                         channels_last=channels_last)
         self.teacher = None
         if config.semi.method == "mean_teacher":
             self.teacher = copy.deepcopy(self.model)
@@ -92,9 +93,7 @@ class SemiModule(ClassifierModule):
         return loss
 
     def _teacher_forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.config.train.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.teacher(x)
+        return self.teacher(self.to_memory_format(x))
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.teacher is None:

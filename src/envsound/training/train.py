@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
 
-from envsound.config import Config
+from envsound.config import Config, write_config
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.features.cache import FeatureCache
-from envsound.fileio import write_text_atomic
+from envsound.fileio import run_lock
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
 from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
 from envsound.training.data import target_matrix
@@ -41,6 +40,7 @@ class TrainResult:
     best_score: float | None = None  # the monitored validation metric (train.monitor) at the kept epoch
     seconds: float = 0.0
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    written: bool = True  # False in the other processes of a multi-process run (process 0 writes the checkpoint)
 
     def to_dict(self) -> dict[str, Any]:
         return {"checkpoint": str(self.checkpoint), "n_train": self.n_train, "n_val": self.n_val,
@@ -108,8 +108,21 @@ def train_model(
         from envsound.training.finetune import resolve_init
 
         init_state = resolve_init(init, config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    with run_lock(out_dir):
+        result = _train_locked(manifest, config, out_dir=out_dir, cache=cache, resume=resume, progress=progress,
+                               on_error=on_error, meta=meta, init=init, init_state=init_state,
+                               unlabelled=unlabelled, held_out=held_out)
+    result.seconds = time.perf_counter() - start
+    if result.written:
+        log.info("wrote %s (%.1f s)", result.checkpoint, result.seconds)
+    return result
+
+
+def _train_locked(manifest: Manifest, config: Config, *, out_dir: Path, cache: FeatureCache | None, resume: bool,
+                  progress: bool, on_error: str, meta: dict[str, Any] | None, init: str | Path | None,
+                  init_state, unlabelled: Manifest | None, held_out: Sequence[Manifest]) -> TrainResult:
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    write_config(out_dir / "config.yaml", config)
 
     # baselines have no epochs to choose between: they fit on every training clip (prepare_training_data)
     data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled, cache=cache,
@@ -136,6 +149,12 @@ def train_model(
                           train_variants=data.train_variants if data.copies.copies else None)
         checkpoint.state_dict = fit.state_dict
         result.epochs, result.best_score = fit.epochs, fit.best_score
+        if not fit.is_global_zero:  # another process of a multi-process run: process 0 writes the model
+            result.written = False
+            return result
+        if fit.runtime is not None:
+            checkpoint.meta["runtime"] = fit.runtime.to_dict()
+            write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {fit.runtime.describe()}")
     else:
         checkpoint.sklearn_bytes = fit_baseline(config, train_feats, target_matrix(train_set), len(manifest.labels))
     if data.copies.copies:
@@ -143,8 +162,6 @@ def train_model(
     checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
                             "monitor": config.train.monitor})
     save_checkpoint(ckpt_path, checkpoint)
-    result.seconds = time.perf_counter() - start
-    log.info("wrote %s (%.1f s)", ckpt_path, result.seconds)
     return result
 
 

@@ -1,0 +1,319 @@
+"""Where and how a network runs on the machine at hand: accelerator, device count, precision, memory format.
+
+``train.accelerator``, ``train.devices``, ``train.precision`` and ``train.channels_last`` default to ``auto``, resolved
+here into a :class:`Runtime`:
+
+- accelerator ``auto``: CUDA when present, then Apple's MPS, else the CPU.
+- precision ``auto``: on CUDA ``bf16-mixed`` where the GPU supports it, else ``16-mixed``; on MPS ``32``; on a CPU,
+  ``bf16-mixed`` only where oneDNN supports bf16 **and** a short probe finds it faster than fp32 for the model at hand,
+  else ``32``. Where oneDNN reports no bf16 it is never probed: emulated bf16 ran 9x slower than fp32 on an AVX2-only
+  CPU (docs/benchmarks.md), so even a probe of it costs seconds for nothing.
+- channels-last ``auto``: on a GPU, on for 4-D (log-mel) input; on a CPU, the probe times both memory formats.
+
+A probe times a few steps of the real network (training steps or inference batches) per candidate; its answer is
+cached per CPU model, torch version, thread count, model settings and input shape in :func:`probe_cache_path`, so it is
+paid once per machine. ``ENVSOUND_NO_PROBE=1`` skips probing (the first candidate is taken: fp32, channels-last).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import statistics
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from envsound.config import ACCELERATORS, PRECISIONS
+from envsound.errors import ConfigError
+from envsound.fileio import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+SWITCHES = ("auto", "true", "false")
+PROBE_VERSION = 1  # bump when what a probe times changes, to drop cached answers
+# Measured on a 2-core AMD EPYC with AVX2 and no avx512_bf16 (docs/benchmarks.md): a default training step in
+# emulated bf16 against fp32. Quoted by the warning for an explicit bf16 on such a CPU.
+EMULATED_BF16_SLOWDOWN = 9
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The resolved choice: where a network runs, on how many devices, in which precision and memory format."""
+
+    accelerator: str  # cpu | cuda | mps
+    devices: int
+    precision: str  # 32 | bf16-mixed | 16-mixed (Lightning's names)
+    channels_last: bool
+    reason: str  # why, in a few words (logged and saved)
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.accelerator)
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)
+
+    def autocast(self):
+        """A context that runs the block in this precision (a no-op for ``32``)."""
+        dtype = self.autocast_dtype
+        return torch.autocast(self.accelerator, dtype=dtype, enabled=dtype is not None)
+
+    def describe(self) -> str:
+        devices = f"{self.devices} device{'s' if self.devices > 1 else ''}"
+        layout = "channels-last" if self.channels_last else "contiguous"
+        return f"{self.accelerator} ({devices}), precision {self.precision}, {layout}: {self.reason}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cpu_bf16_supported() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (avx512_bf16 or AMX); emulated bf16 is many times slower."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or what :func:`platform.processor` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The bf16-related CPU flags present (``avx512_bf16``, ``amx_bf16``): what benchmark figures must name."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    words = set(text.split())
+    return [flag for flag in ("avx512_bf16", "amx_bf16") if flag in words]
+
+
+def resolve_accelerator(requested: str, *, setting: str = "train.accelerator") -> str:
+    """``auto`` -> ``cuda``, ``mps`` or ``cpu`` (the first present); ``gpu`` -> CUDA or MPS.
+
+    Raises:
+        ConfigError: an accelerator this machine does not have (the message says what it has).
+    """
+    if requested not in ACCELERATORS:
+        raise ConfigError(f"{setting}={requested!r} is not valid; use one of {', '.join(ACCELERATORS)}")
+    present = available_accelerators()
+    if requested == "auto":
+        return present[0]
+    if requested == "gpu":
+        gpus = [a for a in present if a != "cpu"]
+        if not gpus:
+            raise ConfigError(f"{setting}='gpu' but this machine has no CUDA or MPS device; available: cpu "
+                              f"(use {setting}=auto or cpu)")
+        return gpus[0]
+    if requested not in present:
+        raise ConfigError(f"{setting}={requested!r} is not available on this machine; available: "
+                          f"{', '.join(present)} (use {setting}=auto)")
+    return requested
+
+
+def available_accelerators() -> list[str]:
+    """What this machine has, best first: ``cuda``, ``mps``, ``cpu``."""
+    present = []
+    if torch.cuda.is_available():
+        present.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        present.append("mps")
+    return present + ["cpu"]
+
+
+def check_devices(accelerator: str, devices: int) -> None:
+    """Raise :class:`ConfigError` when ``devices`` exceeds what ``accelerator`` has here (CPU: processes <= cores)."""
+    if accelerator == "cuda":
+        have, unit = torch.cuda.device_count(), "CUDA device"
+    elif accelerator == "mps":
+        have, unit = 1, "MPS device"
+    else:
+        have, unit = os.cpu_count() or 1, "CPU core"
+    if not 1 <= devices <= have:
+        raise ConfigError(f"train.devices={devices} but this machine has {have} {unit}{'s' if have != 1 else ''} "
+                          f"for accelerator {accelerator!r}; use 1..{have}")
+
+
+def resolve_runtime(
+    *,
+    accelerator: str = "auto",
+    devices: int = 1,
+    precision: str = "auto",
+    channels_last: str = "auto",
+    image_input: bool = True,
+    setting: str = "train.accelerator",
+    probe: Callable[[Sequence[tuple[str, bool]]], dict[tuple[str, bool], float]] | None = None,
+) -> Runtime:
+    """Resolve the ``auto`` settings for this machine.
+
+    Args:
+        accelerator, devices, precision, channels_last: the requested settings (``train.*``, or ``--device``).
+        image_input: whether the network takes 4-D input, where channels-last can matter (log-mel models).
+        setting: how errors name the accelerator setting (``train.accelerator`` or ``--device``).
+        probe: times candidates ``(precision, channels_last)`` -> seconds per step (see :func:`probe_candidates`);
+            ``None`` takes the first candidate without timing.
+
+    Raises:
+        ConfigError: an accelerator or device count this machine does not have; an unknown setting.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"train.precision={precision!r} is not valid; use one of {', '.join(PRECISIONS)}")
+    if channels_last not in SWITCHES:
+        raise ConfigError(f"train.channels_last={channels_last!r} is not valid; use auto, true or false")
+    where = resolve_accelerator(accelerator, setting=setting)
+    check_devices(where, devices)
+    if where == "cpu" and precision == "16-mixed":
+        raise ConfigError("train.precision='16-mixed' is for GPUs; on a CPU use auto, 32 or bf16-mixed")
+    native_bf16 = where != "cpu" or cpu_bf16_supported()
+    if where == "cpu" and precision == "bf16-mixed" and not native_bf16:
+        warnings.warn(f"train.precision=bf16-mixed on a CPU without native bf16 ({cpu_model()}: oneDNN reports "
+                      f"none): training will be about {EMULATED_BF16_SLOWDOWN}x slower than precision 32; "
+                      "set train.precision=auto", stacklevel=2)
+    precisions = [precision] if precision != "auto" else _auto_precisions(where, native_bf16)
+    layouts = [channels_last == "true"] if channels_last != "auto" else _auto_layouts(where, image_input)
+    candidates = [(p, cl) for p in precisions for cl in layouts]
+    if len(candidates) == 1 or probe is None or os.environ.get("ENVSOUND_NO_PROBE") == "1":
+        chosen = candidates[0]
+        reason = _fixed_reason(where, precision, native_bf16)
+    else:
+        timings = probe(candidates)
+        chosen = min(candidates, key=lambda c: timings[c])
+        reason = "probe: " + ", ".join(f"{p}{'+cl' if cl else ''} {timings[(p, cl)] * 1e3:.1f} ms"
+                                       for p, cl in candidates)
+        if precision == "auto" and where == "cpu" and len(precisions) == 1:
+            reason = f"oneDNN reports no bf16; {reason}"
+    return Runtime(accelerator=where, devices=devices, precision=chosen[0], channels_last=chosen[1], reason=reason)
+
+
+def _auto_precisions(where: str, native_bf16: bool) -> list[str]:
+    if where == "cuda":
+        return ["bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"]
+    if where == "mps":
+        return ["32"]
+    return ["32", "bf16-mixed"] if native_bf16 else ["32"]
+
+
+def _auto_layouts(where: str, image_input: bool) -> list[bool]:
+    if not image_input:
+        return [False]
+    return [True] if where != "cpu" else [True, False]
+
+
+def _fixed_reason(where: str, precision: str, native_bf16: bool) -> str:
+    if precision != "auto":
+        return "as configured"
+    if where == "cpu" and not native_bf16:
+        return "oneDNN reports no bf16 on this CPU"
+    return f"the default for {where}"
+
+
+def probe_cache_path() -> Path:
+    """``$ENVSOUND_PROBE_CACHE``, else ``~/.cache/envsound/runtime-probes.json`` (read when called)."""
+    env = os.environ.get("ENVSOUND_PROBE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "envsound" / "runtime-probes.json"
+
+
+def probe_candidates(
+    build: Callable[[], nn.Module],
+    item_shape: Sequence[int],
+    *,
+    mode: str,
+    batch: int,
+    identity: dict,
+    seconds: float = 0.4,
+) -> Callable[[Sequence[tuple[str, bool]]], dict[tuple[str, bool], float]]:
+    """A probe for :func:`resolve_runtime` that times ``build()``'s network on random input on the CPU.
+
+    Args:
+        build: makes a fresh network (returns logits).
+        item_shape: one example's shape, e.g. ``(1, 128, 216)`` log-mel or ``(1, 110250)`` waveform.
+        mode: ``"train"`` (forward + backward + SGD step) or ``"infer"`` (forward under ``inference_mode``).
+        batch: examples per step (the per-process training batch, or 1 for prediction).
+        identity: what makes the answer specific (model settings); added to the cache key.
+        seconds: time spent per candidate after one warm-up step (at least 3 timed steps).
+
+    Returns a function ``candidates -> {candidate: median seconds per step}``, cached on disk.
+    """
+    def run(candidates: Sequence[tuple[str, bool]]) -> dict[tuple[str, bool], float]:
+        key_data = {"cpu": cpu_model(), "flags": cpu_flags(), "torch": str(torch.__version__),
+                    "threads": torch.get_num_threads(), "mode": mode, "batch": batch, "shape": list(item_shape),
+                    "identity": identity, "candidates": [list(c) for c in candidates], "version": PROBE_VERSION}
+        key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        cache = _read_probe_cache()
+        if key in cache:
+            return {(p, cl): t for p, cl, t in cache[key]["timings"]}
+        start = time.perf_counter()
+        timings = {c: _time_candidate(build, item_shape, mode=mode, batch=batch, precision=c[0],
+                                      channels_last=c[1], seconds=seconds) for c in candidates}
+        log.info("runtime probe (%s, batch %d, %s): %s in %.1f s", mode, batch, identity.get("name", "model"),
+                 ", ".join(f"{p}{'+cl' if cl else ''} {t * 1e3:.1f} ms" for (p, cl), t in timings.items()),
+                 time.perf_counter() - start)
+        cache = _read_probe_cache()  # another process may have written meanwhile
+        cache[key] = {**key_data, "timings": [[p, cl, t] for (p, cl), t in timings.items()]}
+        try:
+            write_json_atomic(probe_cache_path(), cache)
+        except OSError as exc:  # a read-only home: the answer is still used, just not kept
+            log.warning("cannot keep the runtime probe's answer in %s (%s)", probe_cache_path(), exc)
+        return timings
+
+    return run
+
+
+def _read_probe_cache() -> dict:
+    try:
+        data = json.loads(probe_cache_path().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _time_candidate(build: Callable[[], nn.Module], item_shape: Sequence[int], *, mode: str, batch: int,
+                    precision: str, channels_last: bool, seconds: float) -> float:
+    torch.manual_seed(0)
+    model = build()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt).train(mode == "train")
+    x = torch.randn(batch, *item_shape)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    dtype = {"bf16-mixed": torch.bfloat16}.get(precision)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-6) if mode == "train" else None
+
+    def step() -> None:
+        if optimizer is None:
+            with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                model(x)
+            return
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            loss = model(x).float().logsumexp(dim=1).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up: oneDNN picks its kernels on the first call
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < 3 or (time.perf_counter() < deadline and len(times) < 50):
+        begin = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times)
