@@ -44,3 +44,53 @@ def test_weights_that_do_not_fit_are_refused(tmp_path):
     save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b", "c"], state_dict=state))
     with pytest.raises(CheckpointError, match="do not fit"):
         ClipModel.from_checkpoint(load_checkpoint(tmp_path / "m.ckpt"))
+
+
+def test_a_format_1_checkpoint_still_loads_and_predicts(tmp_path):
+    """Version 1 (before the runtime settings): no train.accelerator/devices/num_nodes/strategy keys, precision
+    'bf16-mixed' and channels_last a YAML bool, as the default wrote them."""
+    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32"])
+    net = build_network(config, 2)
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
+                                                           state_dict=net.state_dict()))
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 1
+    for key in ("accelerator", "devices", "num_nodes", "strategy"):
+        del payload["config"]["train"][key]
+    payload["config"]["train"].update(precision="bf16-mixed", channels_last=True)
+    torch.save(payload, path)
+    loaded = load_checkpoint(path)
+    assert loaded.config.train.channels_last == "true" and loaded.config.train.accelerator == "auto"
+    probs = ClipModel.from_checkpoint(loaded).window_probs(torch.randn(3, 1, 32, config.features.window_frames)
+                                                           .numpy())
+    assert probs.shape == (3, 2)
+
+
+def test_a_newer_format_says_to_upgrade(tmp_path):
+    config = resolve_config(overrides=["model.filters=8"])
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a"], state_dict={}))
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="format 99 is newer.*upgrade envsound"):
+        load_checkpoint(path)
+
+
+def test_a_trained_checkpoint_records_the_runtime_it_chose(trained_run):
+    runtime = load_checkpoint(trained_run.checkpoint).meta["runtime"]
+    assert runtime["accelerator"] in ("cpu", "cuda", "mps") and runtime["devices"] == 1
+    assert runtime["precision"] in ("32", "bf16-mixed", "16-mixed") and runtime["reason"]
+    first_line = (trained_run.checkpoint.parent / "config.yaml").read_text().splitlines()[0]
+    assert first_line.startswith(f"# runtime chosen: {runtime['accelerator']} (1 device), "
+                                 f"precision {runtime['precision']}")
+    assert resolve_config(config_file=trained_run.checkpoint.parent / "config.yaml").train.precision == "auto"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_predict_on_a_device_the_machine_lacks_is_one_clear_line(trained_run, tmp_path, capsys):
+    from envsound.cli.main import main
+
+    assert main(["predict", str(trained_run.checkpoint), str(tmp_path), "--device", "cuda"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("envsound predict: error: --device='cuda' is not available on this machine; available: cpu "
+                   "(use --device=auto)")

@@ -1,5 +1,7 @@
 """Autoencoder pre-training and classifier initialisation from it, on real WAV files (a few tiny epochs each)."""
 
+import logging
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -157,9 +159,23 @@ def test_unlabelled_folder_refuses_a_broken_file_unless_asked(tmp_path):
     broken = tmp_path / "rec" / "deep" / "broken.wav"
     broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
     (tmp_path / "rec" / ".hidden.wav").write_bytes(b"ignored")
+    (tmp_path / "rec" / "metadata.csv").write_text("file,comment\na.wav,a corpus ships its notes beside the audio\n")
+    (tmp_path / "rec" / "deep" / "README").write_text("not audio, and no extension")
     with pytest.raises(AudioLoadError, match="broken.wav"):
         prepare_unlabelled(tmp_path / "rec")
     manifest = prepare_unlabelled(tmp_path / "rec", on_error="skip")
     assert sorted(r.clip_id for r in manifest.records) == ["a.wav", "c.wav", "deep/er/b.flac"]
     assert all(r.labels == () and r.fold is None for r in manifest.records) and manifest.labels == []
-    assert [p.name for p, _ in manifest.skipped] == ["broken.wav"]
+    assert [p.name for p, _ in manifest.skipped] == ["broken.wav"]  # the CSV and README are not errors
+
+
+def test_unlabelled_folder_ignores_files_without_an_audio_extension_and_counts_them(tmp_path, caplog):
+    path = tmp_path / "rec" / "a.wav"
+    path.parent.mkdir(parents=True)
+    sf.write(path, np.zeros(16000, dtype=np.float32) + 0.01, 16000)
+    (tmp_path / "rec" / "metadata.csv").write_text("file\na.wav\n")
+    (tmp_path / "rec" / "README.md").write_text("notes")
+    with caplog.at_level(logging.INFO, logger="envsound"):
+        manifest = prepare_unlabelled(tmp_path / "rec")
+    assert [r.clip_id for r in manifest.records] == ["a.wav"] and manifest.skipped == []
+    assert "ignored 2 file(s) without an audio extension" in caplog.text

@@ -1,0 +1,116 @@
+"""The runtime choice (envsound.hardware): accelerator, devices, precision and memory format for the machine found."""
+
+import json
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from envsound import hardware
+from envsound.errors import ConfigError
+from envsound.hardware import cpu_bf16_supported, probe_candidates, resolve_runtime
+
+
+def tiny_cnn() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(4, 3))
+
+
+def counting_probe(identity: dict):
+    """A real probe of ``tiny_cnn`` that also records which candidates it was asked to time."""
+    asked: list = []
+    probe = probe_candidates(tiny_cnn, (1, 16, 20), mode="train", batch=4, identity=identity, seconds=0.02)
+
+    def run(candidates):
+        asked.append(list(candidates))
+        return probe(candidates)
+
+    return run, asked
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks CUDA on this machine")
+def test_auto_on_a_cpu_without_bf16_picks_fp32_and_never_probes_bf16():
+    if cpu_bf16_supported():
+        pytest.skip("this CPU has native bf16; test_auto_without_bf16_support covers the other case")
+    probe, asked = counting_probe({"name": "no-bf16-real"})
+    runtime = resolve_runtime(probe=probe)
+    assert runtime.accelerator == "cpu" and runtime.precision == "32"
+    assert asked and all(precision == "32" for candidates in asked for precision, _ in candidates)
+    assert "oneDNN reports no bf16" in runtime.reason
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks CUDA on this machine")
+def test_auto_without_bf16_support_picks_fp32(monkeypatch):
+    """The same decision on any CPU: where oneDNN says no bf16, bf16 is never a candidate."""
+    monkeypatch.setattr(hardware, "cpu_bf16_supported", lambda: False)
+    probe, asked = counting_probe({"name": "no-bf16-patched"})
+    runtime = resolve_runtime(probe=probe)
+    assert runtime.precision == "32"
+    assert {c for candidates in asked for c in candidates} <= {("32", True), ("32", False)}
+
+
+@pytest.mark.skipif(not cpu_bf16_supported() or torch.cuda.is_available(), reason="needs a CPU with native bf16")
+def test_auto_with_bf16_support_probes_both_and_takes_the_faster():
+    probe, asked = counting_probe({"name": "bf16-real"})
+    runtime = resolve_runtime(probe=probe)
+    precisions = {p for candidates in asked for p, _ in candidates}
+    assert precisions == {"32", "bf16-mixed"} and runtime.reason.startswith("probe:")
+
+
+def test_a_probe_is_paid_once_then_read_from_its_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENVSOUND_PROBE_CACHE", str(tmp_path / "probes.json"))
+    built = []
+
+    def build():
+        built.append(1)
+        return tiny_cnn()
+
+    probe = probe_candidates(build, (1, 16, 20), mode="infer", batch=1, identity={"name": "cached"}, seconds=0.01)
+    first = probe([("32", True), ("32", False)])
+    n_built = len(built)
+    assert n_built == 2 and set(first) == {("32", True), ("32", False)} and all(t > 0 for t in first.values())
+    assert probe([("32", True), ("32", False)]) == first and len(built) == n_built  # nothing timed again
+    entry = next(iter(json.loads((tmp_path / "probes.json").read_text()).values()))
+    assert entry["cpu"] == hardware.cpu_model() and entry["torch"] == str(torch.__version__)
+
+
+def test_settings_that_need_no_probe_are_taken_as_given():
+    runtime = resolve_runtime(accelerator="cpu", precision="32", channels_last="false",
+                              probe=lambda c: pytest.fail("nothing to choose between"))
+    assert (runtime.accelerator, runtime.precision, runtime.channels_last) == ("cpu", "32", False)
+    assert runtime.reason == "as configured"
+    waveform = resolve_runtime(accelerator="cpu", precision="32", image_input=False,
+                               probe=lambda c: pytest.fail("channels-last does not apply to waveforms"))
+    assert waveform.channels_last is False
+
+
+@pytest.mark.skipif(cpu_bf16_supported(), reason="this CPU has native bf16")
+def test_explicit_bf16_on_a_cpu_without_it_warns_how_much_slower():
+    with pytest.warns(UserWarning, match=r"about 9x slower than precision 32"):
+        runtime = resolve_runtime(accelerator="cpu", precision="bf16-mixed", channels_last="true")
+    assert runtime.precision == "bf16-mixed"  # overridable: the user's choice stands
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("accelerator", ["cuda", "gpu"])
+def test_an_accelerator_the_machine_lacks_is_a_config_error_naming_what_it_has(accelerator):
+    with pytest.raises(ConfigError, match=r"available: .*cpu"):
+        resolve_runtime(accelerator=accelerator)
+
+
+def test_more_devices_than_cores_is_a_config_error():
+    cores = os.cpu_count() or 1
+    with pytest.raises(ConfigError, match=rf"train.devices={cores + 1} but this machine has {cores} CPU core"):
+        resolve_runtime(accelerator="cpu", devices=cores + 1)
+
+
+def test_sixteen_bit_on_a_cpu_is_refused():
+    with pytest.raises(ConfigError, match="16-mixed"):
+        resolve_runtime(accelerator="cpu", precision="16-mixed")
+
+
+def test_no_probe_environment_switch_takes_the_first_candidate(monkeypatch):
+    monkeypatch.setenv("ENVSOUND_NO_PROBE", "1")
+    runtime = resolve_runtime(accelerator="cpu", probe=lambda c: pytest.fail("probing is switched off"))
+    assert runtime.precision == "32" and runtime.channels_last is True

@@ -1,0 +1,36 @@
+"""Random windows: one stream per loader worker and per process, and the old single-process stream kept."""
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from envsound.config import FeatureConfig
+from envsound.features.windows import train_window
+from envsound.training.data import RandomWindowDataset
+
+CFG = FeatureConfig(kind="waveform", sample_rate=8000, window_seconds=0.01)  # 80-sample windows
+
+
+def dataset(n_clips=8, seed=0):
+    clip = np.arange(4000, dtype=np.float32)[None, :]  # a window's first sample is its start
+    return RandomWindowDataset([clip] * n_clips, np.zeros((n_clips, 1), dtype=np.float32), cfg=CFG, seed=seed)
+
+
+def starts(loader) -> list[int]:
+    return [int(x[0, 0, 0]) for x, _ in loader]
+
+
+def test_one_process_without_workers_draws_the_seeded_stream():
+    data = dataset(seed=3)
+    rng = np.random.default_rng(3)
+    expected = [int(train_window(data.features[i], CFG, rng=rng)[0, 0]) for i in range(len(data))]
+    assert starts(DataLoader(data, batch_size=1)) == expected
+
+
+def test_loader_workers_draw_different_windows_and_new_ones_each_epoch():
+    """Regression: every worker used to replay one copied generator, so workers cut the same crops."""
+    torch.manual_seed(0)
+    loader = DataLoader(dataset(), batch_size=1, num_workers=2)  # items alternate between the two workers
+    first, second = starts(loader), starts(loader)
+    assert first[0::2] != first[1::2]
+    assert first != second
