@@ -66,7 +66,7 @@ def run_lock(out_dir: str | os.PathLike) -> Iterator[None]:
     except ImportError:  # Windows
         yield
         return
-    if _launched_rank() != 0:
+    if launched_rank() != 0:
         yield
         return
     path = Path(out_dir) / LOCK_NAME
@@ -86,7 +86,7 @@ def run_lock(out_dir: str | os.PathLike) -> Iterator[None]:
         os.close(fd)  # releases the flock
 
 
-def _launched_rank() -> int:
+def launched_rank() -> int:
     """The global rank a launcher gave this process (Lightning, torchrun or SLURM set these), else 0."""
     for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
         if os.environ.get(key, "").isdigit():

@@ -54,3 +54,30 @@ def test_an_entry_cut_short_by_a_kill_is_detected_and_rebuilt(tmp_path):
     _, again, _ = extract_features(clips, CFG, cache=again_cache, progress=False)
     assert (again_cache.hits, again_cache.misses) == (1, 1)
     np.testing.assert_array_equal(again[1], first[1])
+
+
+def test_other_processes_read_what_process_0_stored_and_learn_which_clips_were_bad(tmp_path, monkeypatch):
+    """Under torchrun or SLURM every process starts at once: process 0 extracts, the others wait for its entries."""
+    clips = many_clips(tmp_path / "audio", 3)
+    bad = tmp_path / "audio" / "bad.wav"
+    bad.write_text("not audio")
+    records = clips + [record(bad, 9)]
+    kept0, feats0, skipped0 = extract_features(records, CFG, cache=FeatureCache(tmp_path / "cache"),
+                                               on_error="skip", progress=False)
+    monkeypatch.setenv("RANK", "1")
+    kept1, feats1, skipped1 = extract_features(records, CFG, cache=FeatureCache(tmp_path / "cache"),
+                                               on_error="skip", progress=False)
+    assert kept1 == kept0 == clips and skipped1 == skipped0 and [p.name for p, _ in skipped1] == ["bad.wav"]
+    assert feats1.in_memory_bytes == 0
+    for a, b in zip(feats0, feats1):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_waiting_for_entries_that_never_come_ends_with_a_clear_error(tmp_path):
+    import pytest
+
+    from envsound.errors import EnvsoundError
+
+    cache = FeatureCache(tmp_path / "cache")
+    with pytest.raises(EnvsoundError, match="1 clip features never appeared while waiting for process 0"):
+        cache.wait_for(["0" * 64], what="clip features", timeout=0.2, poll=0.05)

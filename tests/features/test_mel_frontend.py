@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from pathlib import Path
 
 import librosa
@@ -12,7 +14,7 @@ import torch
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
 from envsound.features.mel import (DB_FLOOR, LogMel, apply_filterbank, deltas, filterbank_blocks, mel_filterbank,
-                                   power_spectrogram, power_to_db)
+                                   power_spectrogram, power_to_db, sparse_filterbank)
 
 # Tolerances for log-mel vs librosa, in dB. Both sides run a float32 FFT whose round-off is ~1e-7 of the *frame's*
 # energy, so a cell's error grows as it lies further below the loudest band of its frame (not below the dB floor).
@@ -103,9 +105,38 @@ def test_logmel_matches_librosa_on_esc50():
 def test_power_spectrogram_matches_librosa_stft():
     y = realish(10000, 16000, seed=3)
     ref = np.abs(librosa.stft(y, n_fft=512, hop_length=128)) ** 2
-    ours = power_spectrogram(torch.from_numpy(y)[None], n_fft=512, hop_length=128)[0].numpy()
+    out = power_spectrogram(torch.from_numpy(y)[None], n_fft=512, hop_length=128)
+    assert out.is_contiguous()
+    ours = out[0].numpy()
     assert ours.shape == ref.shape == (257, 1 + 10000 // 128)
     np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=1e-5 * ref.max())
+
+
+def hann_scipy(n_fft: int) -> np.ndarray:
+    """librosa's default window, periodic Hann (for odd sizes too)."""
+    return librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=.*is too large:UserWarning")
+@pytest.mark.parametrize("samples, n_fft, hop", [(300, 512, 128), (512, 512, 512), (1000, 255, 100), (1, 64, 16)])
+def test_power_spectrogram_short_clips_and_odd_n_fft(samples, n_fft, hop):
+    y = realish(samples, 16000, seed=samples)
+    ref = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, window=hann_scipy(n_fft))) ** 2
+    window = torch.from_numpy(hann_scipy(n_fft))
+    ours = power_spectrogram(torch.from_numpy(y)[None], n_fft=n_fft, hop_length=hop, window=window)[0].numpy()
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=1e-5 * max(ref.max(), 1e-12))
+
+
+def test_power_spectrogram_with_grad_equals_without():
+    y = torch.from_numpy(realish(5000, 16000, seed=5))[None]
+    plain = power_spectrogram(y, n_fft=256, hop_length=64)
+    leaf = y.clone().requires_grad_()
+    tracked = power_spectrogram(leaf, n_fft=256, hop_length=64)
+    assert tracked.is_contiguous() and tracked.shape == plain.shape
+    np.testing.assert_allclose(tracked.detach().numpy(), plain.numpy(), rtol=1e-6, atol=0)
+    tracked.sum().backward()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
 
 
 @pytest.mark.parametrize("n_mels, f_min, f_max", [(128, 0.0, None), (40, 300.0, 3000.0), (7, 0.0, None)])
@@ -118,6 +149,13 @@ def test_blockwise_filterbank_equals_dense_product(n_mels, f_min, f_max):
     ours = apply_filterbank(power, fb, blocks)
     assert ours.shape == dense.shape == (1, n_mels, 1 + 8000 // 128)
     np.testing.assert_allclose(ours.numpy(), dense.numpy(), rtol=1e-5, atol=1e-12)
+    sparse = sparse_filterbank(fb)
+    assert sparse.layout == torch.sparse_csr and sparse.col_indices().dtype == torch.int32
+    np.testing.assert_allclose(sparse.to_dense().numpy(), fb.numpy(), rtol=0, atol=0)
+    two = torch.cat([power, power.flip(-1)])
+    ours = apply_filterbank(two, sparse)
+    assert ours.shape == (2, n_mels, power.shape[-1]) and ours.is_contiguous()
+    np.testing.assert_allclose(ours.numpy(), torch.matmul(fb, two).numpy(), rtol=1e-5, atol=1e-12)
 
 
 def test_power_to_db_floor_and_no_top_db():
@@ -172,6 +210,45 @@ def test_logmel_buffers_not_persistent_and_autocast_float32():
     assert mixed.dtype == torch.float32 and from_bf16.dtype == torch.float32
     np.testing.assert_allclose(mixed.numpy(), plain.numpy(), atol=1e-4)
     np.testing.assert_allclose(from_bf16.numpy(), plain.numpy(), atol=1e-4)
+
+
+def test_logmel_cpu_paths_agree_and_chunks_are_independent():
+    """On a CPU the frontend works a few clips at a time with a sparse filterbank; with a waveform that requires grad
+    (as on CUDA) it runs batched with a dense one. Both give the same log-mel."""
+    frontend = LogMel(sample_rate=16000, n_fft=512, hop_length=160, n_mels=64)
+    clips = torch.from_numpy(np.stack([realish(16000, 16000, seed=s) for s in range(5)]))
+    with torch.inference_mode():
+        fast = frontend(clips)
+    frontend.CHUNK_SAMPLES = 2 * 16000  # two clips per chunk: chunks of 2, 2, 1
+    with torch.inference_mode():
+        chunked = frontend(clips)
+    leaf = clips.clone().requires_grad_()
+    tracked = frontend(leaf)
+    assert fast.shape == chunked.shape == tracked.shape == (5, 1, 64, 1 + 16000 // 160)
+    np.testing.assert_allclose(chunked.numpy(), fast.numpy(), atol=1e-4)
+    np.testing.assert_allclose(tracked.detach().numpy(), fast.numpy(), atol=1e-4)
+    tracked.sum().backward()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
+
+
+def test_logmel_deep_copies_and_pickles():
+    """A sparse CSR tensor cannot be deep-copied (EMA teachers, AveragedModel): LogMel leaves its own out."""
+    frontend = LogMel.from_config(FeatureConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=40))
+    y = torch.from_numpy(realish(8000, 16000, seed=4))[None]
+    assert torch.equal(copy.deepcopy(frontend)(y), frontend(y))
+    assert torch.equal(pickle.loads(pickle.dumps(frontend))(y), frontend(y))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_logmel_on_cuda_equals_cpu():
+    frontend = LogMel.from_config(FeatureConfig())
+    clips = torch.from_numpy(np.stack([realish(22050 * 2, 22050, seed=s) for s in range(3)]))
+    cpu = frontend(clips)
+    gpu = frontend.to("cuda")(clips.to("cuda"))
+    assert gpu.device.type == "cuda" and gpu.dtype == torch.float32
+    near_peak = (cpu > WELL_ABOVE_FLOOR) & (cpu > cpu.amax(dim=2, keepdim=True) - 60.0)  # cuFFT vs MKL: as librosa
+    assert (gpu.cpu() - cpu).abs()[near_peak].max() < DB_TOL
+    assert torch.equal(frontend.to("cpu")(clips), cpu)
 
 
 def test_bad_parameters_raise_config_error():

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from envsound.config import FeatureConfig
 from envsound.errors import AudioLoadError
-from envsound.fileio import atomic_path
+from envsound.fileio import atomic_path, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,44 @@ class FeatureCache:
             return None
         self.hits += 1
         return path
+
+    def mark_bad(self, key: str, reason: str) -> None:
+        """Record that the clip of ``key`` is unusable (``<key>.bad``, the reason as text), so the other processes of
+        a multi-process run waiting in :meth:`wait_for` learn it instead of waiting for an entry that never comes."""
+        write_text_atomic(self.path_for(key).with_suffix(".bad"), reason)
+
+    def wait_for(self, keys: Sequence[str], *, what: str, timeout: float = 6 * 3600.0,
+                 poll: float = 2.0) -> list[Path | AudioLoadError]:
+        """Wait until process 0 of a multi-process run has stored every entry of ``keys`` (the other processes read
+        what it extracts instead of extracting it again); returns their paths in order, or the
+        :class:`AudioLoadError` process 0 recorded for an unusable clip (:meth:`mark_bad`).
+
+        Raises:
+            EnvsoundError: the entries did not all appear within ``timeout`` seconds (process 0 stopped?).
+        """
+        from envsound.errors import EnvsoundError
+
+        deadline = time.monotonic() + timeout
+        pending = dict(enumerate(keys))
+        found: dict[int, Path | AudioLoadError] = {}
+        logger.info("waiting for process 0 to store %d %s in %s", len(pending), what, self.root)
+        while pending:
+            for i, key in list(pending.items()):
+                path = self.path_for(key)
+                bad = path.with_suffix(".bad")
+                if path.exists():
+                    found[i] = path
+                elif bad.exists():
+                    found[i] = AudioLoadError(bad.read_text(encoding="utf-8"))
+                else:
+                    continue
+                del pending[i]
+            if pending:
+                if time.monotonic() > deadline:
+                    raise EnvsoundError(f"{self.root}: {len(pending)} {what} never appeared while waiting for process "
+                                        "0 of this multi-process run; check that it is running and shares this cache")
+                time.sleep(poll)
+        return [found[i] for i in range(len(keys))]
 
     def load(self, key: str) -> np.ndarray | None:
         """The stored array, or ``None`` when absent or unreadable (an unreadable entry is logged and removed)."""

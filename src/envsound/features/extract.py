@@ -21,6 +21,7 @@ from envsound.errors import AudioLoadError, ConfigError
 from envsound.features.cache import ClipFeatures, FeatureCache, cache_settings
 from envsound.features.mel import LogMel
 from envsound.features.parallel import chunk_size, frontend_for, worker_count, worker_pool
+from envsound.fileio import launched_rank
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,10 @@ def extract_features(
             entries[i] = found
         else:
             missing.append((i, key))
+    if cache is not None and missing and launched_rank() > 0:  # process 0 extracts; this one reads its entries
+        for (i, _), entry in zip(missing, cache.wait_for([key for _, key in missing], what="clip features")):
+            entries[i] = entry
+        missing = []
     jobs = [(str(records[i].path), key, cfg, cache) for i, key in missing]
     n_workers = worker_count(workers, len(jobs))
     show = progress and sys.stderr.isatty()
@@ -140,6 +145,8 @@ def _extract_one(job: tuple[str, str | None, FeatureConfig, FeatureCache | None]
     try:
         waveform = load_audio(path, sample_rate=cfg.sample_rate, min_seconds=cfg.min_seconds)
     except AudioLoadError as exc:
+        if cache is not None:
+            cache.mark_bad(key, str(exc))
         return exc
     array = compute_features(waveform, cfg, frontend=frontend_for(cfg))
     return cache.save(key, array) if cache is not None else array

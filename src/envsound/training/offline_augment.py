@@ -38,6 +38,7 @@ from envsound.data.records import ClipRecord
 from envsound.errors import AudioLoadError, DatasetLayoutError
 from envsound.features.cache import ClipFeatures, FeatureCache, cache_settings
 from envsound.features.parallel import chunk_size, frontend_for, worker_count, worker_pool
+from envsound.fileio import launched_rank
 from envsound.features.extract import compute_features
 
 log = logging.getLogger(__name__)
@@ -285,6 +286,10 @@ def make_copies(
                 missing.append((len(result.copies) - 1, key))
             else:
                 result.hits += 1
+    if cache is not None and missing and launched_rank() > 0:  # process 0 makes the copies; this one reads them
+        for (i, _), path in zip(missing, cache.wait_for([key for _, key in missing], what="augmented copies")):
+            result.features[i] = path
+        missing = []
     jobs = [(str(result.copies[i].source.path), result.copies[i].params, cfg, key, cache) for i, key in missing]
     workers = worker_count(aug.workers, len(jobs), min_jobs=MIN_PARALLEL_JOBS)
     show = progress and sys.stderr.isatty()
