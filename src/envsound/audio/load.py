@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -84,15 +85,15 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     >>> info.sample_rate, info.channels, round(info.duration, 2)
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioLoadError(f"{path}: file not found; check the path or the dataset root")
-    if path.is_dir():
-        raise AudioLoadError(f"{path}: is a directory, not an audio file; pass an audio file path")
     try:
-        size = path.stat().st_size
+        status = path.stat()  # one system call for existence, kind and size
+    except FileNotFoundError:
+        raise AudioLoadError(f"{path}: file not found; check the path or the dataset root") from None
     except OSError as exc:
         raise AudioLoadError(f"{path}: cannot read file ({exc.strerror or exc}); check its permissions") from exc
-    if size == 0:
+    if stat.S_ISDIR(status.st_mode):
+        raise AudioLoadError(f"{path}: is a directory, not an audio file; pass an audio file path")
+    if status.st_size == 0:
         raise AudioLoadError(f"{path}: file is empty (0 bytes); re-download or remove it")
     try:
         info = sf.info(str(path))

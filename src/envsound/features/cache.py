@@ -32,7 +32,7 @@ import numpy as np
 
 from envsound.config import FeatureConfig
 from envsound.errors import AudioLoadError
-from envsound.fileio import atomic_path, write_text_atomic
+from envsound.fileio import atomic_open, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class FeatureCache:
     def save(self, key: str, array: np.ndarray) -> Path:
         """Store ``array`` as float32 under ``key`` atomically; returns the entry's path."""
         path = self.path_for(key)
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        with atomic_open(path) as fh:
             np.save(fh, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
         return path
 

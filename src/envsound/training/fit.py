@@ -102,19 +102,11 @@ def fit_network(
     labelled clips and ``unlabelled_features`` (whole-clip features, labels unknown) together.
     ``train_variants[i]``: offline augmented copies of training clip ``i`` (see :class:`RandomWindowDataset`).
     ``train.class_balance`` picks a class-weighted loss, a class-balanced sampler or neither
-    (:func:`~envsound.training.balance.choose_class_balance`). With ``train.ensemble`` N > 1, N members are fitted
-    (:func:`~envsound.training.ensemble.fit_ensemble`) and the result holds the ensemble's weights.
+    (:func:`~envsound.training.balance.choose_class_balance`). One network: ``train.ensemble`` N > 1 is
+    :func:`~envsound.training.ensemble.fit_ensemble` calling this once per member.
     """
     if config.train.ensemble > 1:
-        from envsound.training.ensemble import fit_ensemble
-
-        def fit_member(member: Config, member_dir: Path) -> FitResult:
-            return fit_network(member, train_features, train_targets, val_features, val_targets,
-                               multi_label=multi_label, out_dir=member_dir, resume=resume, progress=progress,
-                               init_encoder=init_encoder, unlabelled_features=unlabelled_features,
-                               train_variants=train_variants)
-
-        return fit_ensemble(config, fit_member, out_dir=out_dir, resume=resume)
+        raise ValueError("fit_network fits one network; an ensemble is fitted member by member by fit_ensemble")
     n_classes = train_targets.shape[1]
     runtime = training_runtime(config, lambda: build_network(config, n_classes))
     balance = choose_class_balance(train_targets, config.train.class_balance)

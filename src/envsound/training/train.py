@@ -141,12 +141,17 @@ def _train_locked(manifest: Manifest, config: Config, *, out_dir: Path, cache: F
     result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
                          n_unlabelled=len(data.unlabelled_features), skipped=skipped)
     if is_torch_model(config.model.name):
-        from envsound.training.fit import fit_network  # Lightning is imported only when a network is trained
+        from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
+        from envsound.training.fit import FitResult, fit_network
 
-        fit = fit_network(config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
-                          multi_label=manifest.multi_label, out_dir=out_dir, resume=resume, progress=progress,
-                          init_encoder=init_state, unlabelled_features=data.unlabelled_features,
-                          train_variants=data.train_variants if data.copies.copies else None)
+        def fit_one(run_config: Config, run_dir: Path) -> FitResult:
+            return fit_network(run_config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
+                               multi_label=manifest.multi_label, out_dir=run_dir, resume=resume, progress=progress,
+                               init_encoder=init_state, unlabelled_features=data.unlabelled_features,
+                               train_variants=data.train_variants if data.copies.copies else None)
+
+        fit = fit_ensemble(config, fit_one, out_dir=out_dir, resume=resume) if config.train.ensemble > 1 \
+            else fit_one(config, out_dir)
         checkpoint.state_dict = fit.state_dict
         result.epochs, result.best_score = fit.epochs, fit.best_score
         if not fit.is_global_zero:  # another process of a multi-process run: process 0 writes the model
