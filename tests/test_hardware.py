@@ -22,9 +22,9 @@ def counting_probe(identity: dict):
     asked: list = []
     probe = probe_candidates(tiny_cnn, (1, 16, 20), mode="train", batch=4, identity=identity, seconds=0.02)
 
-    def run(candidates):
+    def run(candidates, accelerator):
         asked.append(list(candidates))
-        return probe(candidates)
+        return probe(candidates, accelerator)
 
     return run, asked
 
@@ -67,21 +67,21 @@ def test_a_probe_is_paid_once_then_read_from_its_cache(tmp_path, monkeypatch):
         return tiny_cnn()
 
     probe = probe_candidates(build, (1, 16, 20), mode="infer", batch=1, identity={"name": "cached"}, seconds=0.01)
-    first = probe([("32", True), ("32", False)])
+    first = probe([("32", True), ("32", False)], "cpu")
     n_built = len(built)
     assert n_built == 2 and set(first) == {("32", True), ("32", False)} and all(t > 0 for t in first.values())
-    assert probe([("32", True), ("32", False)]) == first and len(built) == n_built  # nothing timed again
+    assert probe([("32", True), ("32", False)], "cpu") == first and len(built) == n_built  # nothing timed again
     entry = next(iter(json.loads((tmp_path / "probes.json").read_text()).values()))
     assert entry["cpu"] == hardware.cpu_model() and entry["torch"] == str(torch.__version__)
 
 
 def test_settings_that_need_no_probe_are_taken_as_given():
     runtime = resolve_runtime(accelerator="cpu", precision="32", channels_last="false",
-                              probe=lambda c: pytest.fail("nothing to choose between"))
+                              probe=lambda c, a: pytest.fail("nothing to choose between"))
     assert (runtime.accelerator, runtime.precision, runtime.channels_last) == ("cpu", "32", False)
     assert runtime.reason == "as configured"
     waveform = resolve_runtime(accelerator="cpu", precision="32", image_input=False,
-                               probe=lambda c: pytest.fail("channels-last does not apply to waveforms"))
+                               probe=lambda c, a: pytest.fail("channels-last does not apply to waveforms"))
     assert waveform.channels_last is False
 
 
@@ -112,5 +112,13 @@ def test_sixteen_bit_on_a_cpu_is_refused():
 
 def test_no_probe_environment_switch_takes_the_first_candidate(monkeypatch):
     monkeypatch.setenv("ENVSOUND_NO_PROBE", "1")
-    runtime = resolve_runtime(accelerator="cpu", probe=lambda c: pytest.fail("probing is switched off"))
+    runtime = resolve_runtime(accelerator="cpu", probe=lambda c, a: pytest.fail("probing is switched off"))
     assert runtime.precision == "32" and runtime.channels_last is True
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_the_probe_compares_reduced_precision_with_fp32():
+    probe, asked = counting_probe({"name": "cuda"})
+    runtime = resolve_runtime(accelerator="cuda", probe=probe)
+    precisions = {p for candidates in asked for p, _ in candidates}
+    assert runtime.accelerator == "cuda" and "32" in precisions and len(precisions) == 2

@@ -138,3 +138,11 @@ def test_predict_batch_of_every_bad_input_and_every_odd_format(tmp_path, trained
         error = results[name]["error"]
         assert error and name in error and "\n" not in error, (name, error)
     assert "Traceback" not in run.stderr
+
+
+def test_predict_into_a_closed_pipe_stops_quietly(trained_run, synthetic_root):
+    """Regression: `envsound predict ... | head -1` printed a BrokenPipeError traceback."""
+    command = (f"{sys.executable} -m envsound.cli.main predict {trained_run.checkpoint} {synthetic_root} --top-k 1 "
+               "| head -1")
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
+    assert done.stdout.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr

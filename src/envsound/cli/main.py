@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"envsound {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`envsound predict ... | head`): stop quietly, as Unix tools do
+        sys.stdout = open(os.devnull, "w")
+        return 141
     except KeyboardInterrupt:
         print(f"envsound {args.command}: interrupted (finished files are complete; rerun with --resume)",
               file=sys.stderr)

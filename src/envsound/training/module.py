@@ -72,14 +72,16 @@ class ClassifierModule(L.LightningModule):
         x, y, clip = batch
         logits = self(x).float()
         probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+        clip = clip.cpu()  # the per-clip sums live on the CPU whatever device the batch came on
         self._val_sum.index_add_(0, clip, probs.cpu())
         self._val_count.index_add_(0, clip, torch.ones(len(clip)))
         self._val_targets[clip] = y.cpu()
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.world_size > 1:  # each process scored its share of the windows: add them up
-            self._val_sum, self._val_count, seen = (self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum").cpu()
-                                                    for t in (self._val_sum, self._val_count, self._val_targets))
+            self._val_sum, self._val_count, seen = (
+                self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum").cpu()
+                for t in (self._val_sum, self._val_count, self._val_targets))
             self._val_targets = (seen > 0).float()
         probs = (self._val_sum / self._val_count.clamp(min=1)[:, None]).clamp(1e-7, 1 - 1e-7)
         targets = self._val_targets
