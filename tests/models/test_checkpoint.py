@@ -16,11 +16,12 @@ def test_checkpoint_round_trip_describes_itself(tmp_path):
     loaded = load_checkpoint(path)
     assert loaded.config == config and loaded.labels == ["a", "b", "c"]
     assert loaded.meta["dataset"] == "x" and loaded.meta["torch_version"] == torch.__version__
-    model = ClipModel.from_checkpoint(loaded)
+    model = ClipModel.from_checkpoint(loaded)  # on the best device here: compare on the same one
     x = torch.randn(2, 1, 32, config.features.window_frames)
-    net.eval()
+    net.eval().to(model.runtime.device)
     with torch.inference_mode():
-        assert torch.allclose(model.network(x), net(x))
+        x = x.to(model.runtime.device)
+        assert torch.allclose(model.network(x), net(x), atol=1e-5)
     assert not list(tmp_path.glob("*.tmp")), "atomic save left a temporary file"
 
 

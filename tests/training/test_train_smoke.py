@@ -86,8 +86,10 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
 
 
 def test_same_seed_same_weights(tmp_path, synthetic_manifest, tiny_config):
-    """Regression: the seed must be set before the weights are initialised, so a run is reproducible."""
+    """Regression: the seed must be set before the weights are initialised, so a run is reproducible. On the CPU:
+    cuDNN's backward kernels are not bitwise deterministic, so CUDA runs agree only to rounding."""
     tiny_config.train.max_epochs = 1
+    tiny_config.train.accelerator = "cpu"
     torch.manual_seed(123)  # disturb the global generator between the runs: only train.seed may matter
     a = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path / "a", progress=False)
     torch.manual_seed(456)
