@@ -5,7 +5,8 @@
 One training step = the forward pass, the reconstruction loss (MSE against the per-mel-bin standardised input), the
 backward pass and the optimiser step of ``AutoencoderModule``, on random ``(batch, 1, n_mels, window_frames)`` windows
 (one window per clip per epoch in ``envsound pretrain``, so windows/s = clips/s of an epoch), with the precision and
-memory format the config asks for (bf16 autocast + channels_last by default), and no data loading or validation.
+memory format ``training_runtime`` resolves the config to on this machine (``auto`` by default: see
+envsound.hardware), and no data loading or validation.
 Cases: the ``dtu2018`` preset (28 x 36 input, 64 filters, batch 32) with ``unpool`` and ``upsample``, and the default
 ``cnn`` (128 x 216, batch 32) with ``upsample`` (its trunk average-pools: no ``unpool``). Best of ``--repeats`` timed
 runs of ``--steps`` steps after one warm-up step; the load average is recorded (other processes slow everything).
@@ -22,6 +23,8 @@ import time
 import torch
 
 from envsound.config import load_preset, resolve_config
+from envsound.models.autoencoder import build_autoencoder
+from envsound.training.fit import training_runtime
 from envsound.training.optim import configure_optimization
 from envsound.training.pretrain_module import AutoencoderModule
 
@@ -34,12 +37,13 @@ def config_of(name: str):
 
 def throughput(name: str, decoder: str, *, steps: int, repeats: int) -> dict:
     config = config_of(name)
-    module = AutoencoderModule(config, decoder=decoder)
+    runtime = training_runtime(config, lambda: build_autoencoder(config, decoder=decoder))
+    module = AutoencoderModule(config, decoder=decoder, channels_last=runtime.channels_last)
     feats, train = config.features, config.train
     x = torch.randn(train.batch_size, 2 if feats.deltas else 1, feats.n_mels, feats.window_frames) * 10 - 40
     optimizer = configure_optimization(module.model.parameters(), train, total_steps=10_000)
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    bf16 = train.precision == "bf16-mixed"
+    bf16 = runtime.precision == "bf16-mixed"
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -57,7 +61,7 @@ def throughput(name: str, decoder: str, *, steps: int, repeats: int) -> dict:
             step()
         best = min(best, time.perf_counter() - start)
     return {"config": name, "decoder": decoder, "input": list(x.shape[1:]), "batch": train.batch_size,
-            "precision": train.precision, "clips_per_second": round(train.batch_size * steps / best, 1),
+            "precision": runtime.precision, "channels_last": runtime.channels_last, "clips_per_second": round(train.batch_size * steps / best, 1),
             "seconds_per_step": round(best / steps, 4)}
 
 

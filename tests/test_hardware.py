@@ -122,3 +122,32 @@ def test_on_cuda_the_probe_compares_reduced_precision_with_fp32():
     runtime = resolve_runtime(accelerator="cuda", probe=probe)
     precisions = {p for candidates in asked for p, _ in candidates}
     assert runtime.accelerator == "cuda" and "32" in precisions and len(precisions) == 2
+
+
+def test_other_processes_of_a_machine_wait_for_local_rank_0s_probe_answer(tmp_path, monkeypatch):
+    """Under torchrun every process starts at once: only local rank 0 probes (they would compete for the CPU); the
+    others wait until its answer is in the probe cache."""
+    import shutil
+    import threading
+    import time
+
+    built = []
+
+    def probe():
+        def build():
+            built.append(1)
+            return tiny_cnn()
+
+        return probe_candidates(build, (1, 16, 20), mode="infer", batch=1, identity={"name": "ranks"}, seconds=0.01)
+
+    monkeypatch.setenv("ENVSOUND_PROBE_CACHE", str(tmp_path / "rank0.json"))
+    answer = probe()([("32", True), ("32", False)], "cpu")  # what local rank 0 finds
+    n_built = len(built)
+    monkeypatch.setenv("ENVSOUND_PROBE_CACHE", str(tmp_path / "shared.json"))
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    writer = threading.Timer(0.6, shutil.copy, (tmp_path / "rank0.json", tmp_path / "shared.json"))
+    writer.start()
+    start = time.monotonic()
+    again = probe()([("32", True), ("32", False)], "cpu")
+    writer.join()
+    assert again == answer and len(built) == n_built and time.monotonic() - start >= 0.5

@@ -109,7 +109,16 @@ def run_lock(out_dir: str | os.PathLike) -> Iterator[None]:
 
 def launched_rank() -> int:
     """The global rank a launcher gave this process (Lightning, torchrun or SLURM set these), else 0."""
-    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+    return _rank_from(("RANK", "LOCAL_RANK", "SLURM_PROCID"))
+
+
+def launched_local_rank() -> int:
+    """This process's rank on its own machine (torchrun, Lightning or SLURM set it), else 0."""
+    return _rank_from(("LOCAL_RANK", "SLURM_LOCALID"))
+
+
+def _rank_from(keys: tuple[str, ...]) -> int:
+    for key in keys:
         if os.environ.get(key, "").isdigit():
             return int(os.environ[key])
     return 0

@@ -13,8 +13,9 @@ here into a :class:`Runtime`:
 
 A probe times a few steps of the real network (training steps or inference batches) per candidate; its answer is
 cached per CPU model, torch version, thread count, model settings and input shape in :func:`probe_cache_path`, so it is
-paid once per machine. ``ENVSOUND_NO_PROBE=1`` skips probing and takes the first candidate (CPU: fp32 and
-channels-last; CUDA: bf16-mixed or 16-mixed, channels-last).
+paid once per machine; the processes of a multi-process run take their machine's local rank 0's answer.
+``ENVSOUND_NO_PROBE=1`` skips probing and takes the first candidate (CPU: fp32 and channels-last; CUDA: bf16-mixed or
+16-mixed, channels-last).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from torch import nn
 
 from envsound.config import ACCELERATORS, PRECISIONS
 from envsound.errors import ConfigError
-from envsound.fileio import write_json_atomic
+from envsound.fileio import launched_local_rank, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +264,8 @@ def probe_candidates(
                     "candidates": [list(c) for c in candidates], "version": PROBE_VERSION}
         key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:24]
         cache = _read_probe_cache()
+        if key not in cache and launched_local_rank() > 0:  # the processes of one machine start together: local
+            cache = _wait_for_probe(key)                      # rank 0 probes, the others take its answer
         if key in cache:
             return {(p, cl): t for p, cl, t in cache[key]["timings"]}
         start = time.perf_counter()
@@ -281,6 +284,16 @@ def probe_candidates(
         return timings
 
     return run
+
+
+def _wait_for_probe(key: str, *, timeout: float = 120.0) -> dict:
+    """The probe cache once it holds ``key`` (written by local rank 0), or as it is after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    cache = _read_probe_cache()
+    while key not in cache and time.monotonic() < deadline:
+        time.sleep(0.5)
+        cache = _read_probe_cache()
+    return cache
 
 
 def _read_probe_cache() -> dict:
