@@ -34,3 +34,14 @@ def test_loader_workers_draw_different_windows_and_new_ones_each_epoch():
     first, second = starts(loader), starts(loader)
     assert first[0::2] != first[1::2]
     assert first != second
+
+
+def test_ranks_draw_different_windows_even_inside_loader_workers():
+    """A loader worker cannot ask torch.distributed for its rank: the data module hands it to the dataset."""
+    streams = []
+    for rank in (0, 1):
+        torch.manual_seed(0)  # every rank is seeded alike; the streams must still differ
+        data = dataset()
+        data.rank = rank
+        streams.append(starts(DataLoader(data, batch_size=1, num_workers=2)))
+    assert streams[0] != streams[1]

@@ -57,6 +57,7 @@ class RandomWindowDataset(Dataset):
         self.targets = torch.from_numpy(targets)
         self.cfg = cfg
         self.seed = seed
+        self.rank: int | None = None  # set by ClipDataModule: loader workers cannot ask torch.distributed
         self._rng: np.random.Generator | None = None
         self._rng_owner: tuple | None = None
         self.variants = variants if variants is not None else [()] * len(features)
@@ -65,7 +66,7 @@ class RandomWindowDataset(Dataset):
 
     @property
     def rng(self) -> np.random.Generator:
-        worker, rank = get_worker_info(), process_rank()
+        worker, rank = get_worker_info(), self.rank if self.rank is not None else process_rank()
         owner = (rank, None if worker is None else (worker.id, worker.seed))
         if self._rng is None or owner != self._rng_owner:
             entropy = self.seed if owner == (0, None) else [self.seed, rank, *(owner[1] or ())]
@@ -161,6 +162,9 @@ class ClipDataModule(L.LightningDataModule):
     def train_dataloader(self):
         train = self.config.train
         processes = self._processes()
+        for dataset in (self.train_set, self.unlabelled_set):
+            if dataset is not None:
+                dataset.rank = self.trainer.global_rank if self.trainer is not None else 0
         batch = self.per_process_batch(processes)
         n = len(self.train_set)
         drop_last = n > train.batch_size
