@@ -65,69 +65,63 @@ def cross_validate(
         raise ConfigError(f"train.devices={config.train.devices} (x {config.train.num_nodes} nodes): cross-validation "
                           "trains one process per fold; run 'envsound train --devices N' per fold to spread a fold "
                           "over processes, or set train.devices=1")
-    with run_lock(out_dir):
-        return _cross_validate(manifest, config, folds=folds, out_dir=Path(out_dir), cache=cache, resume=resume,
-                               overwrite=overwrite, progress=progress, on_error=on_error, init=init,
-                               unlabelled=unlabelled)
-
-
-def _cross_validate(manifest: Manifest, config: Config, *, folds: Sequence[int] | None, out_dir: Path,
-                    cache: FeatureCache | None, resume: bool, overwrite: bool, progress: bool, on_error: str,
-                    init: str | Path | Mapping[int, str | Path] | None, unlabelled: Manifest | None
-                    ) -> dict[str, Any]:
+    out_dir = Path(out_dir)
     folds = list(folds) if folds else manifest.folds
     if len(folds) < 2:
         raise DatasetLayoutError(f"cross-validation needs at least 2 folds; dataset {manifest.name!r} "
                                  f"gives {folds or 'none'} (pass --folds, or use a dataset with folds)")
-    start = time.perf_counter()
-    fold_results, evaluations = [], []
-    skipped: dict[str, str] = {str(path): reason for path, reason in manifest.skipped}
-    for test_fold, train_set, test_set in cv_splits(manifest, folds):
-        check_no_leakage(train_set, test_set)
-        pool = None
-        if unlabelled is not None:
-            pool = exclude_clips_of(unlabelled, test_set, fold=test_fold)
-            check_no_leakage(pool, test_set)
-        fold_init = init.get(test_fold) if isinstance(init, Mapping) else init
-        fold_dir = out_dir / f"fold_{test_fold}"
-        log.info("fold %d: training on %d clips, testing on %d", test_fold, len(train_set), len(test_set))
-        fold_start = time.perf_counter()
-        if resume and (fold_dir / CHECKPOINT_NAME).exists():
-            log.info("fold %d: reusing finished %s", test_fold, fold_dir / CHECKPOINT_NAME)
-            epochs = None
-        else:
-            result = train_model(train_set, config, out_dir=fold_dir, cache=cache, resume=resume, overwrite=overwrite,
-                                 progress=progress, on_error=on_error, init=fold_init, unlabelled=pool, held_out=[test_set],
-                                 meta={"train_folds": [f for f in folds if f != test_fold], "test_fold": test_fold})
-            epochs = result.epochs
-            skipped.update((str(path), reason) for path, reason in result.skipped)
-            plot_run_curves(fold_dir)
-        model = ClipModel.from_checkpoint(load_checkpoint(fold_dir / CHECKPOINT_NAME))
-        evaluation = evaluate_model(model, test_set, cache=cache, on_error=on_error, progress=progress)
-        evaluations.append(evaluation)
-        skipped.update((str(path), reason) for path, reason in evaluation.skipped)
-        fold_results.append({
-            "fold": test_fold, "accuracy": evaluation.report["accuracy"], "macro_f1": evaluation.report["macro_f1"],
-            "n_train": len(train_set), "n_test": len(evaluation.records), "epochs": epochs,
-            "n_unlabelled_pool": None if pool is None else len(pool),
-            "seconds": round(time.perf_counter() - fold_start, 1)})
-        log.info("fold %d: accuracy %.4f", test_fold, evaluation.report["accuracy"])
+    with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
+        start = time.perf_counter()
+        fold_results, evaluations = [], []
+        skipped: dict[str, str] = {str(path): reason for path, reason in manifest.skipped}
+        for test_fold, train_set, test_set in cv_splits(manifest, folds):
+            check_no_leakage(train_set, test_set)
+            pool = None
+            if unlabelled is not None:
+                pool = exclude_clips_of(unlabelled, test_set, fold=test_fold)
+                check_no_leakage(pool, test_set)
+            fold_init = init.get(test_fold) if isinstance(init, Mapping) else init
+            fold_dir = out_dir / f"fold_{test_fold}"
+            log.info("fold %d: training on %d clips, testing on %d", test_fold, len(train_set), len(test_set))
+            fold_start = time.perf_counter()
+            if resume and (fold_dir / CHECKPOINT_NAME).exists():
+                log.info("fold %d: reusing finished %s", test_fold, fold_dir / CHECKPOINT_NAME)
+                epochs = None
+            else:
+                result = train_model(train_set, config, out_dir=fold_dir, cache=cache, resume=resume,
+                                     overwrite=overwrite, progress=progress, on_error=on_error, init=fold_init,
+                                     unlabelled=pool, held_out=[test_set],
+                                     meta={"train_folds": [f for f in folds if f != test_fold],
+                                           "test_fold": test_fold})
+                epochs = result.epochs
+                skipped.update((str(path), reason) for path, reason in result.skipped)
+                plot_run_curves(fold_dir)
+            model = ClipModel.from_checkpoint(load_checkpoint(fold_dir / CHECKPOINT_NAME))
+            evaluation = evaluate_model(model, test_set, cache=cache, on_error=on_error, progress=progress)
+            evaluations.append(evaluation)
+            skipped.update((str(path), reason) for path, reason in evaluation.skipped)
+            fold_results.append({
+                "fold": test_fold, "accuracy": evaluation.report["accuracy"], "macro_f1": evaluation.report["macro_f1"],
+                "n_train": len(train_set), "n_test": len(evaluation.records), "epochs": epochs,
+                "n_unlabelled_pool": None if pool is None else len(pool),
+                "seconds": round(time.perf_counter() - fold_start, 1)})
+            log.info("fold %d: accuracy %.4f", test_fold, evaluation.report["accuracy"])
 
-    summary = summarize_folds(fold_results)
-    pooled = classification_report(np.concatenate([e.y_true for e in evaluations]),
-                                   np.concatenate([e.y_prob for e in evaluations]), labels=manifest.labels)
-    summary.update({
-        "dataset": manifest.name, "model": config.model.name, "labels": manifest.labels,
-        "pooled": {k: pooled[k] for k in ("accuracy", "macro_f1", "per_class", "confusion_matrix")},
-        "seconds": round(time.perf_counter() - start, 1), "config": config.to_dict(),
-        "skipped": [{"file": path, "reason": reason} for path, reason in sorted(skipped.items())]})
-    write_text_atomic(out_dir / "predictions.csv", _predictions_csv(evaluations, manifest.labels))
-    plot_confusion_matrix(np.asarray(pooled["confusion_matrix"]), labels=manifest.labels,
-                          path=out_dir / "confusion.png",
-                          title=f"{manifest.name} {config.model.name}: {len(folds)}-fold CV, "
-                                f"accuracy {summary['mean_accuracy']:.3f} ± {summary['std_accuracy']:.3f}")
-    write_json_atomic(out_dir / "cv.json", summary)
-    return summary
+        summary = summarize_folds(fold_results)
+        pooled = classification_report(np.concatenate([e.y_true for e in evaluations]),
+                                       np.concatenate([e.y_prob for e in evaluations]), labels=manifest.labels)
+        summary.update({
+            "dataset": manifest.name, "model": config.model.name, "labels": manifest.labels,
+            "pooled": {k: pooled[k] for k in ("accuracy", "macro_f1", "per_class", "confusion_matrix")},
+            "seconds": round(time.perf_counter() - start, 1), "config": config.to_dict(),
+            "skipped": [{"file": path, "reason": reason} for path, reason in sorted(skipped.items())]})
+        write_text_atomic(out_dir / "predictions.csv", _predictions_csv(evaluations, manifest.labels))
+        plot_confusion_matrix(np.asarray(pooled["confusion_matrix"]), labels=manifest.labels,
+                              path=out_dir / "confusion.png",
+                              title=f"{manifest.name} {config.model.name}: {len(folds)}-fold CV, "
+                                    f"accuracy {summary['mean_accuracy']:.3f} ± {summary['std_accuracy']:.3f}")
+        write_json_atomic(out_dir / "cv.json", summary)
+        return summary
 
 
 def _predictions_csv(evaluations: list[Evaluation], labels: list[str]) -> str:

@@ -118,53 +118,45 @@ def pretrain_autoencoder(
     unlabelled = Manifest(name=name, records=[replace(r, labels=()) for r in records], labels=[])
     if len(unlabelled) < 2:
         raise EnvsoundError(f"only {len(unlabelled)} clip(s) in {name!r} to pre-train on; need at least 2")
-    with run_lock(out_dir):
-        return _pretrain_locked(unlabelled, config, decoder=decoder, out_dir=out_dir, cache=cache, resume=resume,
-                                progress=progress, on_error=on_error, n_examples=n_examples, start=start)
+    with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
+        write_config(out_dir / "config.yaml", config)
+        train_set, val_set = train_val_split(unlabelled, val_fraction=config.train.pretrain_val_fraction,
+                                             seed=config.train.seed)
+        kept, features, skipped = extract_features(train_set.records + val_set.records, config.features, cache=cache,
+                                                   on_error=on_error, progress=progress)
+        train_feats = features_of(train_set.records, kept, features)
+        val_feats = features_of(val_set.records, kept, features)
+        if len(train_feats) < 2:
+            raise EnvsoundError(f"only {len(train_feats)} usable clip(s) in {name!r} to pre-train on; need at least 2")
+        log.info("pre-training the %s autoencoder (%s) on %d clips, holding out %d", config.model.name, decoder,
+                 len(train_feats), len(val_feats))
 
+        from envsound.training.fit import training_runtime  # Lightning only when training
+        from envsound.training.pretrain_module import AutoencoderModule
 
-def _pretrain_locked(unlabelled: Manifest, config: Config, *, decoder: str, out_dir: Path,
-                     cache: FeatureCache | None, resume: bool, progress: bool, on_error: str, n_examples: int,
-                     start: float) -> PretrainResult:
-    name, ckpt_path = unlabelled.name, out_dir / CHECKPOINT_NAME
-    write_config(out_dir / "config.yaml", config)
-    train_set, val_set = train_val_split(unlabelled, val_fraction=config.train.pretrain_val_fraction,
-                                         seed=config.train.seed)
-    kept, features, skipped = extract_features(train_set.records + val_set.records, config.features, cache=cache,
-                                               on_error=on_error, progress=progress)
-    train_feats = features_of(train_set.records, kept, features)
-    val_feats = features_of(val_set.records, kept, features)
-    if len(train_feats) < 2:
-        raise EnvsoundError(f"only {len(train_feats)} usable clip(s) in {name!r} to pre-train on; need at least 2")
-    log.info("pre-training the %s autoencoder (%s) on %d clips, holding out %d", config.model.name, decoder,
-             len(train_feats), len(val_feats))
-
-    from envsound.training.fit import training_runtime  # Lightning only when training
-    from envsound.training.pretrain_module import AutoencoderModule
-
-    runtime = training_runtime(config, lambda: build_autoencoder(config, decoder=decoder))
-    module = AutoencoderModule(config, decoder=decoder, channels_last=runtime.channels_last)
-    fit_start = time.perf_counter()
-    loop = _fit(module, config, train_feats, val_feats, runtime=runtime, out_dir=out_dir, resume=resume,
-                progress=progress)
-    epochs, best = loop.epochs, loop.best_score
-    fit_seconds = time.perf_counter() - fit_start
-    if not loop.is_global_zero:  # the other processes of a multi-process run: process 0 writes the results
-        return PretrainResult(checkpoint=ckpt_path, decoder=decoder, n_train=len(train_feats), n_val=len(val_feats),
-                              epochs=epochs, best_val_loss=best, skipped=skipped)
-    meta = {"dataset": name, "n_train_clips": len(train_feats), "n_val_clips": len(val_feats), "epochs": epochs,
-            "best_val_loss": best, "runtime": runtime.to_dict()}
-    write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {runtime.describe()}")
-    save_checkpoint(ckpt_path, autoencoder_checkpoint(module.model, config, meta=meta))
-    source = val_feats or train_feats
-    picks = np.unique(np.linspace(0, len(source) - 1, num=min(n_examples, len(source))).round().astype(int))
-    examples = np.stack([eval_windows(source[i], config.features)[0][0] for i in picks]).astype(np.float32)
-    result = PretrainResult(checkpoint=ckpt_path, decoder=decoder, n_train=len(train_feats), n_val=len(val_feats),
-                            epochs=epochs, best_val_loss=best, skipped=skipped, examples=examples,
-                            seconds=time.perf_counter() - start, fit_seconds=fit_seconds)
-    write_json_atomic(out_dir / "pretrain.json", result.to_dict())
-    log.info("wrote %s (%.1f s)", ckpt_path, result.seconds)
-    return result
+        runtime = training_runtime(config, lambda: build_autoencoder(config, decoder=decoder))
+        module = AutoencoderModule(config, decoder=decoder, channels_last=runtime.channels_last)
+        fit_start = time.perf_counter()
+        loop = _fit(module, config, train_feats, val_feats, runtime=runtime, out_dir=out_dir, resume=resume,
+                    progress=progress)
+        epochs, best = loop.epochs, loop.best_score
+        fit_seconds = time.perf_counter() - fit_start
+        if not loop.is_global_zero:  # the other processes of a multi-process run: process 0 writes the results
+            return PretrainResult(checkpoint=ckpt_path, decoder=decoder, n_train=len(train_feats), n_val=len(val_feats),
+                                  epochs=epochs, best_val_loss=best, skipped=skipped)
+        meta = {"dataset": name, "n_train_clips": len(train_feats), "n_val_clips": len(val_feats), "epochs": epochs,
+                "best_val_loss": best, "runtime": runtime.to_dict()}
+        write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {runtime.describe()}")
+        save_checkpoint(ckpt_path, autoencoder_checkpoint(module.model, config, meta=meta))
+        source = val_feats or train_feats
+        picks = np.unique(np.linspace(0, len(source) - 1, num=min(n_examples, len(source))).round().astype(int))
+        examples = np.stack([eval_windows(source[i], config.features)[0][0] for i in picks]).astype(np.float32)
+        result = PretrainResult(checkpoint=ckpt_path, decoder=decoder, n_train=len(train_feats), n_val=len(val_feats),
+                                epochs=epochs, best_val_loss=best, skipped=skipped, examples=examples,
+                                seconds=time.perf_counter() - start, fit_seconds=fit_seconds)
+        write_json_atomic(out_dir / "pretrain.json", result.to_dict())
+        log.info("wrote %s (%.1f s)", ckpt_path, result.seconds)
+        return result
 
 
 def _fit(module, config: Config, train_feats: Sequence[np.ndarray], val_feats: Sequence[np.ndarray], *, runtime,

@@ -108,65 +108,59 @@ def train_model(
         from envsound.training.finetune import resolve_init
 
         init_state = resolve_init(init, config)
-    with run_lock(out_dir):
-        result = _train_locked(manifest, config, out_dir=out_dir, cache=cache, resume=resume, progress=progress,
-                               on_error=on_error, meta=meta, init=init, init_state=init_state,
-                               unlabelled=unlabelled, held_out=held_out)
+    with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
+        write_config(out_dir / "config.yaml", config)
+
+        # baselines have no epochs to choose between: they fit on every training clip (prepare_training_data)
+        data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled, cache=cache,
+                                     on_error=on_error, progress=progress)
+        train_set, val_set, skipped = data.train, data.val, data.skipped
+        train_feats, val_feats = data.train_features, data.val_features
+        log.info("training %s on %d clips, validating on %d%s", config.model.name, len(train_set), len(val_set),
+                 f", with {len(data.unlabelled_features)} unlabelled clips ({config.semi.method})"
+                 if data.unlabelled_features else "")
+
+        checkpoint = Checkpoint(config=config, labels=manifest.labels, multi_label=manifest.multi_label,
+                                meta={"dataset": manifest.name, "n_train_clips": len(train_set),
+                                      "label_fraction": config.train.label_fraction,
+                                      "n_unlabelled_clips": len(data.unlabelled_features),
+                                      **({"init": str(init)} if init is not None else {}), **(meta or {})})
+        result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
+                             n_unlabelled=len(data.unlabelled_features), skipped=skipped)
+        if is_torch_model(config.model.name):
+            from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
+            from envsound.training.fit import FitResult, fit_network
+
+            def fit_one(run_config: Config, run_dir: Path) -> FitResult:
+                return fit_network(run_config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
+                                   multi_label=manifest.multi_label, out_dir=run_dir, resume=resume, progress=progress,
+                                   init_encoder=init_state, unlabelled_features=data.unlabelled_features,
+                                   train_variants=data.train_variants if data.copies.copies else None)
+
+            fit = fit_ensemble(config, fit_one, out_dir=out_dir, resume=resume) if config.train.ensemble > 1 \
+                else fit_one(config, out_dir)
+            checkpoint.state_dict = fit.state_dict
+            result.epochs, result.best_score = fit.epochs, fit.best_score
+            if not fit.is_global_zero:  # another process of a multi-process run: process 0 writes the model
+                result.written = False
+                return _finished(result, start)
+            if fit.runtime is not None:
+                checkpoint.meta["runtime"] = fit.runtime.to_dict()
+                write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {fit.runtime.describe()}")
+        else:
+            checkpoint.sklearn_bytes = fit_baseline(config, train_feats, target_matrix(train_set), len(manifest.labels))
+        if data.copies.copies:
+            checkpoint.meta["augmented_copies"] = len(data.copies.copies)
+        checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
+                                "monitor": config.train.monitor})
+        save_checkpoint(ckpt_path, checkpoint)
+        return _finished(result, start)
+
+
+def _finished(result: TrainResult, start: float) -> TrainResult:
     result.seconds = time.perf_counter() - start
     if result.written:
         log.info("wrote %s (%.1f s)", result.checkpoint, result.seconds)
-    return result
-
-
-def _train_locked(manifest: Manifest, config: Config, *, out_dir: Path, cache: FeatureCache | None, resume: bool,
-                  progress: bool, on_error: str, meta: dict[str, Any] | None, init: str | Path | None,
-                  init_state, unlabelled: Manifest | None, held_out: Sequence[Manifest]) -> TrainResult:
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    write_config(out_dir / "config.yaml", config)
-
-    # baselines have no epochs to choose between: they fit on every training clip (prepare_training_data)
-    data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled, cache=cache,
-                                 on_error=on_error, progress=progress)
-    train_set, val_set, skipped = data.train, data.val, data.skipped
-    train_feats, val_feats = data.train_features, data.val_features
-    log.info("training %s on %d clips, validating on %d%s", config.model.name, len(train_set), len(val_set),
-             f", with {len(data.unlabelled_features)} unlabelled clips ({config.semi.method})"
-             if data.unlabelled_features else "")
-
-    checkpoint = Checkpoint(config=config, labels=manifest.labels, multi_label=manifest.multi_label,
-                            meta={"dataset": manifest.name, "n_train_clips": len(train_set),
-                                  "label_fraction": config.train.label_fraction,
-                                  "n_unlabelled_clips": len(data.unlabelled_features),
-                                  **({"init": str(init)} if init is not None else {}), **(meta or {})})
-    result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
-                         n_unlabelled=len(data.unlabelled_features), skipped=skipped)
-    if is_torch_model(config.model.name):
-        from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
-        from envsound.training.fit import FitResult, fit_network
-
-        def fit_one(run_config: Config, run_dir: Path) -> FitResult:
-            return fit_network(run_config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
-                               multi_label=manifest.multi_label, out_dir=run_dir, resume=resume, progress=progress,
-                               init_encoder=init_state, unlabelled_features=data.unlabelled_features,
-                               train_variants=data.train_variants if data.copies.copies else None)
-
-        fit = fit_ensemble(config, fit_one, out_dir=out_dir, resume=resume) if config.train.ensemble > 1 \
-            else fit_one(config, out_dir)
-        checkpoint.state_dict = fit.state_dict
-        result.epochs, result.best_score = fit.epochs, fit.best_score
-        if not fit.is_global_zero:  # another process of a multi-process run: process 0 writes the model
-            result.written = False
-            return result
-        if fit.runtime is not None:
-            checkpoint.meta["runtime"] = fit.runtime.to_dict()
-            write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {fit.runtime.describe()}")
-    else:
-        checkpoint.sklearn_bytes = fit_baseline(config, train_feats, target_matrix(train_set), len(manifest.labels))
-    if data.copies.copies:
-        checkpoint.meta["augmented_copies"] = len(data.copies.copies)
-    checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
-                            "monitor": config.train.monitor})
-    save_checkpoint(ckpt_path, checkpoint)
     return result
 
 
