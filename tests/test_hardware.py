@@ -87,7 +87,7 @@ def test_settings_that_need_no_probe_are_taken_as_given():
 
 @pytest.mark.skipif(cpu_bf16_supported(), reason="this CPU has native bf16")
 def test_explicit_bf16_on_a_cpu_without_it_warns_how_much_slower():
-    with pytest.warns(UserWarning, match=r"about 9x slower than precision 32"):
+    with pytest.warns(UserWarning, match=r"9-15x slower than precision 32"):
         runtime = resolve_runtime(accelerator="cpu", precision="bf16-mixed", channels_last="true")
     assert runtime.precision == "bf16-mixed"  # overridable: the user's choice stands
 

@@ -19,6 +19,7 @@ from envsound.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
+SWITCHES = ("auto", "true", "false")
 
 
 @dataclass
@@ -147,8 +148,7 @@ class TrainConfig:
         _check(self.precision in PRECISIONS, "train.precision", self.precision, ", ".join(PRECISIONS))
         # older configs and checkpoints hold a YAML bool here (true/false before 'auto' existed)
         self.channels_last = str(self.channels_last).lower()
-        _check(self.channels_last in ("auto", "true", "false"), "train.channels_last", self.channels_last,
-               "auto, true or false")
+        _check(self.channels_last in SWITCHES, "train.channels_last", self.channels_last, "auto, true or false")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing, "0..1")
         _check(self.mixup_alpha >= 0, "train.mixup_alpha", self.mixup_alpha, ">= 0")
         _check(self.num_workers >= 0, "train.num_workers", self.num_workers, ">= 0")

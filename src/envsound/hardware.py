@@ -35,17 +35,17 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from envsound.config import ACCELERATORS, PRECISIONS
+from envsound.config import ACCELERATORS, PRECISIONS, SWITCHES
 from envsound.errors import ConfigError
 from envsound.fileio import launched_local_rank, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-SWITCHES = ("auto", "true", "false")
 PROBE_VERSION = 2  # bump when what a probe times changes, to drop cached answers
-# Measured on a 2-core AMD EPYC with AVX2 and no avx512_bf16 (docs/benchmarks.md): a default training step in
-# emulated bf16 against fp32. Quoted by the warning for an explicit bf16 on such a CPU.
-EMULATED_BF16_SLOWDOWN = 9
+# Measured on 2-core AMD EPYCs with AVX2 and no avx512_bf16 (docs/benchmarks.md): emulated bf16 against fp32, a
+# default training step (9x in one session, 12x in another) and a whole small `train` (15x). Quoted by the warning
+# for an explicit bf16 on such a CPU.
+EMULATED_BF16_SLOWDOWN = "9-15x"
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def resolve_runtime(
     native_bf16 = where != "cpu" or cpu_bf16_supported()
     if where == "cpu" and precision == "bf16-mixed" and not native_bf16:
         warnings.warn(f"train.precision=bf16-mixed on a CPU without native bf16 ({cpu_model()}: oneDNN reports "
-                      f"none): training will be about {EMULATED_BF16_SLOWDOWN}x slower than precision 32; "
+                      f"none): training will be {EMULATED_BF16_SLOWDOWN} slower than precision 32 (measured); "
                       "set train.precision=auto", stacklevel=2)
     precisions = [precision] if precision != "auto" else _auto_precisions(where, native_bf16)
     layouts = [channels_last == "true"] if channels_last != "auto" else _auto_layouts(where, image_input)

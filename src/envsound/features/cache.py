@@ -150,20 +150,9 @@ class FeatureCache:
         return [found[i] for i in range(len(keys))]
 
     def load(self, key: str) -> np.ndarray | None:
-        """The stored array, or ``None`` when absent or unreadable (an unreadable entry is logged and removed)."""
-        path = self.path_for(key)
-        try:
-            array = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            self.misses += 1
-            return None
-        except (OSError, ValueError, EOFError) as exc:
-            logger.warning("%s: unreadable feature cache entry (%s); recomputing it", path, exc)
-            path.unlink(missing_ok=True)
-            self.misses += 1
-            return None
-        self.hits += 1
-        return array
+        """The stored array read into memory, or ``None`` when absent or unreadable (as :meth:`find`)."""
+        path = self.find(key)
+        return None if path is None else np.load(path, allow_pickle=False)
 
     def save(self, key: str, array: np.ndarray) -> Path:
         """Store ``array`` as float32 under ``key`` atomically; returns the entry's path."""
