@@ -251,6 +251,18 @@ class AugmentConfig:
 
 
 @dataclass
+class LeakageConfig:
+    """The content guard (``features/fingerprint.py``): audio entering a run from outside its split (a background
+    folder, an unlabelled pool) that sounds like a validation or test clip is refused, unless ``allow_overlap``."""
+
+    allow_overlap: bool = False  # True: report such clips in a warning and go on (--allow-overlap)
+    match_ber: float = 0.30  # robust-fingerprint bit error rate below which two clips are the same sound, 0..0.5
+
+    def validate(self) -> None:
+        _check(0 < self.match_ber <= 0.5, "leakage.match_ber", self.match_ber, "0 < ber <= 0.5")
+
+
+@dataclass
 class Config:
     """The whole resolved configuration of a run."""
 
@@ -259,6 +271,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     semi: SemiConfig = field(default_factory=SemiConfig)
+    leakage: LeakageConfig = field(default_factory=LeakageConfig)
 
     def validate(self) -> "Config":
         for section in self._sections():

@@ -41,6 +41,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--devices", type=int, metavar="N",
                        help="train on N processes (CPU) or N GPUs, data-parallel through Lightning (train.devices; "
                             "train and pretrain)")
+    group.add_argument("--allow-overlap", action="store_true",
+                       help="use background or unlabelled audio even where it sounds like a validation or test clip "
+                            "(leakage.allow_overlap; the overlaps are still listed in a warning)")
     group.add_argument("--resume", action="store_true",
                        help="continue an interrupted run in --out from its last Lightning checkpoint")
     group.add_argument("--overwrite", action="store_true", help="replace a finished model already in --out")
@@ -75,6 +78,8 @@ def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -
     overrides = list(args.overrides if overrides is None else overrides)
     if getattr(args, "devices", None) is not None:
         overrides.append(f"train.devices={args.devices}")
+    if getattr(args, "allow_overlap", False):
+        overrides.append("leakage.allow_overlap=true")
     config = resolve_config(preset=preset, config_file=args.config, model=args.model, overrides=overrides)
     check_feature_kind(config.model.name, config.features.kind)
     return config

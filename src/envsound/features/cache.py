@@ -154,11 +154,11 @@ class FeatureCache:
         path = self.find(key)
         return None if path is None else np.load(path, allow_pickle=False)
 
-    def save(self, key: str, array: np.ndarray) -> Path:
-        """Store ``array`` as float32 under ``key`` atomically; returns the entry's path."""
+    def save(self, key: str, array: np.ndarray, *, dtype: type = np.float32) -> Path:
+        """Store ``array`` as ``dtype`` (float32: features) under ``key`` atomically; returns the entry's path."""
         path = self.path_for(key)
         with atomic_open(path) as fh:
-            np.save(fh, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+            np.save(fh, np.ascontiguousarray(array, dtype=dtype), allow_pickle=False)
         return path
 
 

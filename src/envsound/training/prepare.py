@@ -19,6 +19,7 @@ from envsound.data.splits import (check_augmentation_leakage, exclude_clips_of, 
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.features.cache import ClipFeatures, FeatureCache
 from envsound.features.extract import extract_features
+from envsound.features.fingerprint import guard_content
 from envsound.models.registry import is_torch_model
 from envsound.training.offline_augment import OfflineCopies, make_copies, noise_pool
 
@@ -88,6 +89,12 @@ def prepare_training_data(
         folder_pool = noise_pool(train_set.records, aug)
         check_augmentation_leakage(train_set, excluded,
                                    noise_files=[n.listed or n.path for n in folder_pool.sources])
+    # the same doors by what the audio sounds like: a copy, re-encode or MP3 of a test clip under another name
+    protected = [r.path for m in excluded for r in m.records]
+    guard = {"cache": cache, "allow_overlap": config.leakage.allow_overlap, "threshold": config.leakage.match_ber}
+    if folder_pool is not None:
+        guard_content([n.path for n in folder_pool.sources], protected, what="background sounds", **guard)
+    guard_content([r.path for r in pool.records], protected, what="unlabelled clips", **guard)
     records, features, skipped = extract_features(train_set.records + val_set.records + pool.records,
                                                   config.features, cache=cache, on_error=on_error, progress=progress)
     kept = {r.clip_id for r in records}
