@@ -61,7 +61,8 @@ def throughput(name: str, decoder: str, *, steps: int, repeats: int) -> dict:
             step()
         best = min(best, time.perf_counter() - start)
     return {"config": name, "decoder": decoder, "input": list(x.shape[1:]), "batch": train.batch_size,
-            "precision": runtime.precision, "channels_last": runtime.channels_last, "clips_per_second": round(train.batch_size * steps / best, 1),
+            "precision": runtime.precision, "channels_last": runtime.channels_last,
+            "clips_per_second": round(train.batch_size * steps / best, 1),
             "seconds_per_step": round(best / steps, 4)}
 
 

@@ -22,3 +22,18 @@ def test_write_report_files(tmp_path):
     assert paths["confusion_png"].read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["fold2.json", "fold2.txt", "fold2_confusion.png"]
     assert "confusion_png" not in write_report(report, out_dir=tmp_path / "nofig", figure=False)
+
+
+def test_evaluate_counts_the_clips_the_model_was_trained_on(trained_run, synthetic_manifest, caplog):
+    from envsound.evaluation.evaluate import evaluate_model
+    from envsound.models.checkpoint import load_checkpoint
+    from envsound.models.clip import ClipModel
+
+    model = ClipModel.from_checkpoint(load_checkpoint(trained_run.checkpoint))
+    assert evaluate_model(model, synthetic_manifest.select_folds([5]), progress=False).report["seen_in_training"] == 0
+    with caplog.at_level("WARNING", logger="envsound"):
+        report = evaluate_model(model, synthetic_manifest.select_folds([3, 5]), progress=False).report
+    assert report["seen_in_training"] == 20 and "this is not a test score" in caplog.text
+    model.trained_on = None  # a checkpoint from before fingerprints
+    unknown = evaluate_model(model, synthetic_manifest.select_folds([5]), progress=False).report
+    assert unknown["seen_in_training"] is None

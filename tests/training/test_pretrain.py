@@ -179,3 +179,29 @@ def test_unlabelled_folder_ignores_files_without_an_audio_extension_and_counts_t
         manifest = prepare_unlabelled(tmp_path / "rec")
     assert [r.clip_id for r in manifest.records] == ["a.wav"] and manifest.skipped == []
     assert "ignored 2 file(s) without an audio extension" in caplog.text
+
+
+def test_the_autoencoder_records_the_clips_it_heard(dtu_autoencoder, synthetic_manifest):
+    from envsound.features.fingerprint import clip_fingerprints, exact_ids
+
+    trained_on = load_checkpoint(dtu_autoencoder.checkpoint).trained_on
+    heard = exact_ids(clip_fingerprints([r.path for r in synthetic_manifest.select_folds([1, 2]).records]))
+    assert trained_on.dtype == np.int64 and sorted(trained_on.tolist()) == sorted(heard.tolist())
+
+
+def test_init_from_a_model_that_heard_the_test_clips_is_refused(tmp_path, synthetic_manifest, dtu_autoencoder,
+                                                                  caplog):
+    """The autoencoder was pre-trained on folds 1-2: a split testing on fold 2 must not start from it."""
+    train, test = synthetic_manifest.select_folds([1, 3]), synthetic_manifest.select_folds([2])
+    with pytest.raises(CheckpointError, match=r"was trained on 20 of this split's 20 validation/test clips"):
+        train_model(train, _config(), out_dir=tmp_path / "a", init=dtu_autoencoder.checkpoint, held_out=[test],
+                    progress=False)
+    assert not (tmp_path / "a" / "model.ckpt").exists()
+    allowed = _config("leakage.allow_overlap=true", "train.max_epochs=1")
+    with caplog.at_level("WARNING", logger="envsound"):
+        train_model(train, allowed, out_dir=tmp_path / "b", init=dtu_autoencoder.checkpoint, held_out=[test],
+                    progress=False)
+    assert "used anyway" in caplog.text
+    clean = synthetic_manifest.select_folds([4])  # never heard: no objection
+    train_model(train, _config("train.max_epochs=1"), out_dir=tmp_path / "c", init=dtu_autoencoder.checkpoint,
+                held_out=[clean], progress=False)

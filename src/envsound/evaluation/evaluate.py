@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,10 @@ from envsound.errors import DatasetLayoutError
 from envsound.evaluation.metrics import classification_report
 from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
+from envsound.features.fingerprint import seen_in_training
 from envsound.models.clip import ClipModel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,4 +64,18 @@ def evaluate_model(model: ClipModel, manifest: Manifest, *, cache: FeatureCache 
     y_prob = model.predict_clips(features)
     y_true = np.asarray([index[r.label] for r in records])
     report = classification_report(y_true, y_prob, labels=model.labels)
+    report["seen_in_training"] = _seen_in_training(model, records, cache)
     return Evaluation(report=report, records=list(records), y_true=y_true, y_prob=y_prob, skipped=skipped)
+
+
+def _seen_in_training(model: ClipModel, records: list[ClipRecord], cache: FeatureCache | None) -> int | None:
+    """How many of ``records`` the model was trained on (warned about), or ``None`` when it does not record that."""
+    if model.trained_on is None:
+        log.info("this checkpoint does not record the clips it was trained on (an older checkpoint): whether these "
+                 "clips were seen in training could not be checked")
+        return None
+    seen = seen_in_training([r.path for r in records], model.trained_on, cache=cache)
+    if seen:
+        log.warning("%d of the %d clips evaluated were in this model's training data, so this is not a test score "
+                    "(e.g. %s)", len(seen), len(records), seen[0])
+    return len(seen)

@@ -34,6 +34,7 @@ import torch
 from envsound.audio.load import audio_info, load_audio
 from envsound.features.cache import FeatureCache
 from envsound.features.mel import LogMel
+from envsound.features.parallel import chunk_size, worker_count, worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +109,46 @@ def fingerprint_file(path: str | Path) -> Fingerprint:
 
 def clip_fingerprints(paths: Sequence[str | Path], *, cache: FeatureCache | None = None) -> list[Fingerprint]:
     """Fingerprints of ``paths``, from ``cache`` where stored (keyed like features: file identity + version);
-    computed and stored otherwise. A damaged entry is removed and recomputed (as features are)."""
+    computed (over processes when many are missing) and stored otherwise. A damaged entry is removed and recomputed
+    (as features are)."""
     settings = {"fingerprint": FINGERPRINT_VERSION}
-    prints = []
-    for path in paths:
+    prints: list[Fingerprint | None] = [None] * len(paths)
+    missing: list[tuple[int, str | None]] = []
+    for i, path in enumerate(paths):
         key = cache.key(path, settings) if cache is not None else None
         stored = cache.load(key) if cache is not None else None
         if stored is not None and stored.dtype == np.uint32 and len(stored) >= _DIGEST_WORDS:
             exact = stored[:_DIGEST_WORDS].astype("<u4").tobytes().hex()
-            prints.append(Fingerprint(path=Path(path), exact=exact, words=stored[_DIGEST_WORDS:]))
-            continue
-        fingerprint = fingerprint_file(path)
-        if cache is not None:
-            digest = np.frombuffer(bytes.fromhex(fingerprint.exact), dtype="<u4")
-            cache.save(key, np.concatenate([digest, fingerprint.words]).astype(np.uint32), dtype=np.uint32)
-        prints.append(fingerprint)
+            prints[i] = Fingerprint(path=Path(path), exact=exact, words=stored[_DIGEST_WORDS:])
+        else:
+            missing.append((i, key))
+    workers = worker_count(0, len(missing))
+    with worker_pool(workers) as pool:
+        jobs = [paths[i] for i, _ in missing]
+        made = pool.map(fingerprint_file, jobs, chunksize=chunk_size(len(jobs), workers)) if pool is not None \
+            else map(fingerprint_file, jobs)
+        for (i, key), fingerprint in zip(missing, made):
+            if cache is not None:
+                digest = np.frombuffer(bytes.fromhex(fingerprint.exact), dtype="<u4")
+                cache.save(key, np.concatenate([digest, fingerprint.words]).astype(np.uint32), dtype=np.uint32)
+            prints[i] = fingerprint
     return prints
+
+
+def exact_ids(fingerprints: Sequence[Fingerprint]) -> np.ndarray:
+    """``(n,)`` int64: the first 8 bytes of each exact hash, what a checkpoint keeps of the clips it trained on
+    (8 bytes a clip; two distinct clips share one with probability about n^2 / 2^64)."""
+    return np.asarray([int.from_bytes(bytes.fromhex(f.exact[:16]), "little", signed=True) for f in fingerprints],
+                      dtype=np.int64)
+
+
+def seen_in_training(paths: Sequence[str | Path], trained_on: np.ndarray, *,
+                     cache: FeatureCache | None = None) -> list[Path]:
+    """The clips of ``paths`` whose exact id is in ``trained_on`` (a checkpoint's training clips)."""
+    if not len(paths) or trained_on is None or not len(trained_on):
+        return []
+    ids = exact_ids(clip_fingerprints(paths, cache=cache))
+    return [Path(p) for p, seen in zip(paths, np.isin(ids, trained_on)) if seen]
 
 
 def bit_error_rate(a: np.ndarray, b: np.ndarray, *, max_shift: int = MAX_SHIFT_FRAMES) -> float:

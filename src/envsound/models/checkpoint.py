@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from envsound import __version__
@@ -21,8 +22,9 @@ from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import atomic_path
 
 FORMAT = "envsound-checkpoint"
-# 2: config gains train.accelerator/devices/num_nodes/strategy, precision and channels_last may be "auto", and
-#    meta["runtime"] records the choice they resolved to. Version 1 files load unchanged (their values stay valid).
+# 2: config gains train.accelerator/devices/num_nodes/strategy and a leakage section, precision and channels_last
+#    may be "auto", meta["runtime"] records the choice they resolved to, and "trained_on" holds the exact ids of the
+#    clips the model was fitted on. Version 1 files load unchanged (their values stay valid; trained_on is None).
 FORMAT_VERSION = 2
 
 
@@ -36,6 +38,8 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor] | None = None
     sklearn_bytes: bytes | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # int64 exact ids of the clips the model was fitted on (features.fingerprint.exact_ids); None: not recorded
+    trained_on: np.ndarray | None = None
 
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
@@ -57,6 +61,8 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "sklearn_skops": None if checkpoint.sklearn_bytes is None
         else torch.frombuffer(bytearray(checkpoint.sklearn_bytes), dtype=torch.uint8),
         "meta": meta,
+        "trained_on": None if checkpoint.trained_on is None
+        else torch.from_numpy(np.ascontiguousarray(checkpoint.trained_on, dtype=np.int64)),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -95,4 +101,5 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         state_dict=payload.get("state_dict"),
         sklearn_bytes=None if skops is None else skops.numpy().tobytes(),
         meta=dict(payload.get("meta", {})),
+        trained_on=None if payload.get("trained_on") is None else payload["trained_on"].numpy(),
     )

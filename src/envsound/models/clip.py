@@ -101,10 +101,17 @@ class ClipModel:
             self.network = network.eval().to(self.runtime.device, memory_format=fmt)
         self.baseline = baseline
         self.batch_size = batch_size
+        self.trained_on: np.ndarray | None = None  # exact ids of the training clips, when the checkpoint has them
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, *, source: str = "checkpoint",
                         device: str = "auto") -> "ClipModel":
+        model = cls._from_checkpoint(checkpoint, source=source, device=device)
+        model.trained_on = checkpoint.trained_on
+        return model
+
+    @classmethod
+    def _from_checkpoint(cls, checkpoint: Checkpoint, *, source: str, device: str) -> "ClipModel":
         """Rebuild the model a checkpoint describes, on ``device`` (``auto``: CUDA, then MPS, else CPU; precision
         and memory format chosen as :func:`inference_runtime` does). A weight mismatch is a
         :class:`CheckpointError`; a device this machine lacks, a :class:`ConfigError`."""

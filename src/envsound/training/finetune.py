@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import lightning as L
 import torch
 from torch import nn
 
 from envsound.config import Config, TrainConfig
-from envsound.errors import ConfigError
+from envsound.errors import CheckpointError, ConfigError
+from envsound.features.cache import FeatureCache
+from envsound.features.fingerprint import seen_in_training
+from envsound.models.checkpoint import load_checkpoint
 from envsound.models.autoencoder import encoder_init_state, encoder_of, load_encoder_state
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,31 @@ def resolve_init(init: str | Path | None, config: Config) -> dict[str, torch.Ten
     state = encoder_init_state(init, config, source=str(init))
     log.info("initialising the %s encoder from %s (%d tensors)", config.model.name, init, len(state))
     return state
+
+
+def check_init_unseen(init: str | Path, protected: Sequence[str | Path], *, cache: FeatureCache | None,
+                      allow_overlap: bool) -> None:
+    """Refuse ``init`` when the model in it was fitted on any of ``protected`` (this split's validation and test
+    clips): "fine-tuning" a model that has heard the test clips inflates every score after it.
+
+    Raises:
+        CheckpointError: the overlap (its size and the first files), unless ``allow_overlap`` (then a warning).
+    """
+    source = load_checkpoint(init)
+    if source.trained_on is None:
+        log.info("%s does not record the clips it was trained on (an older checkpoint): whether it saw this split's "
+                 "test clips could not be checked", init)
+        return
+    seen = seen_in_training(protected, source.trained_on, cache=cache)
+    if not seen:
+        return
+    message = (f"{init} was trained on {len(seen)} of this split's {len(protected)} validation/test clips (e.g. "
+               f"{', '.join(str(p) for p in seen[:3])})")
+    if allow_overlap:
+        log.warning("leakage.allow_overlap: %s; used anyway", message)
+        return
+    raise CheckpointError(f"{message}; pre-train without them (envsound pretrain --exclude-folds), or pass "
+                          "--allow-overlap (leakage.allow_overlap=true) if you mean it")
 
 
 def apply_init(network: nn.Module, state: dict[str, torch.Tensor] | None, *, source: str = "--init") -> None:

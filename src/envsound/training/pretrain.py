@@ -22,6 +22,7 @@ from envsound.data.splits import train_val_split
 from envsound.errors import CheckpointError, ConfigError, EnvsoundError
 from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
+from envsound.features.fingerprint import clip_fingerprints, exact_ids
 from envsound.features.windows import eval_windows
 from envsound.fileio import run_lock, write_json_atomic
 from envsound.models.autoencoder import CHECKPOINT_NAME, autoencoder_checkpoint, build_autoencoder, check_decoder
@@ -147,7 +148,9 @@ def pretrain_autoencoder(
         meta = {"dataset": name, "n_train_clips": len(train_feats), "n_val_clips": len(val_feats), "epochs": epochs,
                 "best_val_loss": best, "runtime": runtime.to_dict()}
         write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {runtime.describe()}")
-        save_checkpoint(ckpt_path, autoencoder_checkpoint(module.model, config, meta=meta))
+        checkpoint = autoencoder_checkpoint(module.model, config, meta=meta)
+        checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in kept], cache=cache))
+        save_checkpoint(ckpt_path, checkpoint)
         source = val_feats or train_feats
         picks = np.unique(np.linspace(0, len(source) - 1, num=min(n_examples, len(source))).round().astype(int))
         examples = np.stack([eval_windows(source[i], config.features)[0][0] for i in picks]).astype(np.float32)

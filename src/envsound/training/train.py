@@ -17,6 +17,7 @@ from envsound.config import Config, write_config
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.features.cache import FeatureCache
+from envsound.features.fingerprint import clip_fingerprints, exact_ids
 from envsound.fileio import run_lock
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
 from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
@@ -116,6 +117,11 @@ def train_model(
                                      on_error=on_error, progress=progress)
         train_set, val_set, skipped = data.train, data.val, data.skipped
         train_feats, val_feats = data.train_features, data.val_features
+        if init is not None:
+            from envsound.training.finetune import check_init_unseen
+
+            check_init_unseen(init, [r.path for m in (val_set, *held_out) for r in m.records], cache=cache,
+                              allow_overlap=config.leakage.allow_overlap)
         log.info("training %s on %d clips, validating on %d%s", config.model.name, len(train_set), len(val_set),
                  f", with {len(data.unlabelled_features)} unlabelled clips ({config.semi.method})"
                  if data.unlabelled_features else "")
@@ -125,6 +131,9 @@ def train_model(
                                       "label_fraction": config.train.label_fraction,
                                       "n_unlabelled_clips": len(data.unlabelled_features),
                                       **({"init": str(init)} if init is not None else {}), **(meta or {})})
+        # what the model heard (validation clips chose its epoch): kept so --init and evaluate can check for leaks
+        checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in train_set.records + val_set.records],
+                                                            cache=cache))
         result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
                              n_unlabelled=len(data.unlabelled_features), skipped=skipped)
         if is_torch_model(config.model.name):
