@@ -61,3 +61,12 @@ def test_segments_cover_a_clip_shorter_than_a_window(tmp_path, predictor):
     sf.write(path, (0.3 * np.sin(2 * np.pi * 700 * t)).astype(np.float32), rate)
     result = predictor.predict_file(path, segments=True)
     assert len(result.segments) == 1 and result.segments[0]["start"] == 0.0
+
+
+def test_a_named_folder_without_audio_is_an_error_line(trained_run, tmp_path):
+    """Regression: a folder holding no audio used to yield nothing at all."""
+    from envsound.inference.predictor import Predictor
+
+    (tmp_path / "notes.txt").write_text("no audio here")
+    results = list(Predictor.from_checkpoint(trained_run.checkpoint).predict_paths([tmp_path]))
+    assert len(results) == 1 and results[0].error.startswith(f"{tmp_path}: no audio files in this folder")

@@ -101,6 +101,10 @@ class Predictor:
         """Classify every file (folders are searched recursively for audio); a bad file yields a Prediction with
         ``error`` set and the others go on."""
         for path in expand_inputs(inputs):
+            if path.is_dir():  # a folder named on the command line that holds no audio
+                yield Prediction(file=str(path), error=f"{path}: no audio files in this folder (looked for "
+                                                       f"{', '.join(sorted(AUDIO_EXTENSIONS))}, at any depth)")
+                continue
             try:
                 yield self.predict_file(path, top_k=top_k, segments=segments)
             except EnvsoundError as exc:
@@ -135,12 +139,13 @@ class Predictor:
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> Iterator[Path]:
-    """Files as given; folders expanded recursively to their audio files (sorted). A missing path is yielded as is,
-    so the caller reports it like any other bad file."""
+    """Files as given; folders expanded recursively to their audio files (sorted). A missing path, or a folder without
+    audio, is yielded as is, so the caller reports it like any other bad input."""
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            yield from found or [path]
         else:
             yield path
 
