@@ -109,3 +109,18 @@ def test_an_unlabelled_pool_holding_a_copy_of_a_test_clip_is_refused(synthetic_m
 def test_the_guard_does_nothing_without_candidates_or_protected_clips(originals):
     guard_content([], originals, what="background sounds", cache=None)
     guard_content(originals, [], what="background sounds", cache=None)
+
+
+def test_datasets_check_lists_copies_and_flags_a_pair_that_straddles_folds(synthetic_manifest, tmp_path, capsys):
+    """A dataset whose fold 3 holds an MP3 of a fold-1 clip: a model can be tested on what it trained on."""
+    from envsound.cli.main import main
+
+    records = synthetic_manifest.select_folds([1, 3]).records[:6]
+    mp3 = altered(records[0].path, tmp_path, "mp3")
+    rows = [f"{r.path},{r.label},{r.fold}" for r in records] + [f"{mp3},{records[0].label},3"]
+    (tmp_path / "m.csv").write_text("path,label,fold\n" + "\n".join(rows) + "\n")
+    assert main(["datasets", "check", "--dataset", "csv", "--root", str(tmp_path / "m.csv"), "--no-cache"]) == 1
+    out = capsys.readouterr().out
+    assert f"{records[0].path} ~ {mp3}: a near copy" in out and "folds 1 and 3: STRADDLES FOLDS" in out
+    assert out.strip().endswith("7 clips, 1 pair(s) of copies or near copies, 1 straddling folds")
+    assert main(["datasets"]) == 0 and "esc50" in capsys.readouterr().out

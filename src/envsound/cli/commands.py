@@ -185,8 +185,22 @@ def demo(args: argparse.Namespace) -> int:
 def list_datasets(args: argparse.Namespace) -> int:
     from envsound.data.registry import dataset_names
 
-    print("\n".join(dataset_names()))
-    return 0
+    if args.action == "list":
+        print("\n".join(dataset_names()))
+        return 0
+    from envsound.errors import ConfigError
+    from envsound.features.fingerprint import find_duplicates
+
+    if not args.dataset:
+        raise ConfigError("datasets check needs --dataset NAME (and --root PATH)")
+    manifest = _dataset(args)
+    duplicates = find_duplicates(manifest.records, cache=feature_cache(args))
+    for duplicate in duplicates:
+        print(duplicate.describe())
+    straddling = sum(d.straddles for d in duplicates)
+    print(f"{manifest.name}: {len(manifest)} clips, {len(duplicates)} pair(s) of copies or near copies, "
+          f"{straddling} straddling folds")
+    return 1 if straddling else 0
 
 
 def list_models(args: argparse.Namespace) -> int:

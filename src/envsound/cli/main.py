@@ -102,7 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="demo folder (its previous demo results are replaced)")
     p.set_defaults(run=commands.demo)
 
-    p = command("datasets", "List the dataset names.")
+    p = command("datasets", "List the dataset names, or (datasets check) list the clips of a dataset that are copies "
+                            "or near copies of each other; exit 1 when a pair straddles folds.")
+    p.add_argument("action", nargs="?", choices=["list", "check"], default="list")
+    p.add_argument("--dataset", metavar="NAME", help="for check: the dataset")
+    p.add_argument("--root", type=Path, metavar="PATH", help="for check: its root folder")
+    p.add_argument("--skip-bad", action="store_true", help="for check: leave out unreadable audio")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="feature store (fingerprints are kept there)")
+    p.add_argument("--no-cache", action="store_true", help="do not keep fingerprints")
     p.set_defaults(run=commands.list_datasets)
     p = command("models", "List the model names.")
     p.set_defaults(run=commands.list_models)

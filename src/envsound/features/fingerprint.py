@@ -21,6 +21,7 @@ for them once.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ import soxr
 import torch
 
 from envsound.audio.load import audio_info, load_audio
+from envsound.data.records import ClipRecord
 from envsound.features.cache import FeatureCache
 from envsound.features.mel import LogMel
 from envsound.features.parallel import chunk_size, worker_count, worker_pool
@@ -244,3 +246,39 @@ def guard_content(candidates: Sequence[str | Path], protected: Sequence[str | Pa
         return
     raise DatasetLayoutError(f"{len(overlaps)} {what} sound like validation or test clips of this split: {listed}; "
                              "remove them, or pass --allow-overlap (leakage.allow_overlap=true) if you mean it")
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Two clips of one dataset that hold the same sound; ``straddles`` when they sit in different folds (then a
+    model can be tested on a clip it was trained on, whatever the folds say)."""
+
+    first: ClipRecord
+    second: ClipRecord
+    how: str
+    straddles: bool
+
+    def describe(self) -> str:
+        where = (f"folds {self.first.fold} and {self.second.fold}: STRADDLES FOLDS" if self.straddles
+                 else f"fold {self.first.fold}")
+        return f"{self.first.path} ~ {self.second.path}: {self.how} ({where})"
+
+
+def find_duplicates(records: Sequence[ClipRecord], *, cache: FeatureCache | None = None,
+                    threshold: float = MATCH_BER) -> list[Duplicate]:
+    """Every pair of ``records`` that are exact or near copies of each other, closest first. Compares all pairs
+    (memory ``4 n^2`` bytes: fine for tens of thousands of clips, not for hundreds of thousands)."""
+    prints = clip_fingerprints([r.path for r in records], cache=cache)
+    by_exact: dict[str, list[int]] = {}
+    for i, fingerprint in enumerate(prints):
+        by_exact.setdefault(fingerprint.exact, []).append(i)
+    exact_pairs = {pair for group in by_exact.values() for pair in itertools.combinations(group, 2)}
+    pairs = [(0.0, records[i], records[j], "an exact copy") for i, j in sorted(exact_pairs)]
+    rates = ber_matrix([p.words for p in prints], [p.words for p in prints])
+    for i in range(len(records)):
+        for j in np.flatnonzero(rates[i, i + 1:] < threshold) + i + 1:
+            if (i, int(j)) not in exact_pairs:
+                pairs.append((float(rates[i, j]), records[i], records[j],
+                              f"a near copy (bit error rate {rates[i, j]:.2f})"))
+    pairs.sort(key=lambda p: p[0])
+    return [Duplicate(a, b, how, straddles=a.fold != b.fold) for _, a, b, how in pairs]
