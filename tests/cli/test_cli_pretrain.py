@@ -40,9 +40,15 @@ def test_pretrain_then_train_and_cv_from_the_encoder(tmp_path, synthetic_root):
     assert trained.config.train.freeze_encoder_epochs == 1
     assert torch.equal(trained.state_dict["encoder.convs.1.weight"], checkpoint.state_dict["encoder.convs.1.weight"])
 
-    run = envsound("cv", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--out",
-                   tmp_path / "cv", "--cache-dir", tmp_path / "cache", "--init", cae / "autoencoder.ckpt", *SETS)
+    # cross-validating over folds 1 and 2 from an encoder pre-trained on them tests on clips it has heard: refused,
+    # unless the user says so (then each fold warns)
+    cv = ["cv", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--out", tmp_path / "cv",
+          "--cache-dir", tmp_path / "cache", "--init", cae / "autoencoder.ckpt", *SETS]
+    run = envsound(*cv)
+    assert run.returncode == 1 and "autoencoder.ckpt was trained on 20 of this split's 20 validation/test" in run.stderr
+    run = envsound(*cv, "--allow-overlap")
     assert run.returncode == 0, run.stderr
+    assert run.stderr.count("used anyway") == 2
     assert json.loads((tmp_path / "cv" / "cv.json").read_text())["n_folds"] == 2
     assert load_checkpoint(tmp_path / "cv" / "fold_1" / "model.ckpt").meta["init"] == str(cae / "autoencoder.ckpt")
 

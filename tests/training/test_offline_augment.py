@@ -198,7 +198,8 @@ def test_train_model_with_offline_copies_and_balanced_sampler(tmp_path, syntheti
     assert "class balance: sampler" in caplog.text
     assert result.epochs == 2
     entries = len(list((tmp_path / "cache").rglob("*.npy")))
-    assert entries == result.n_train + result.n_val + 2 * result.n_train
+    # features and fingerprints (what the checkpoint records it heard) of each clip, and the copies
+    assert entries == 2 * (result.n_train + result.n_val) + 2 * result.n_train
     train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path / "run", cache=cache,
                 overwrite=True, progress=False)
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == entries  # the rerun made no new copy
