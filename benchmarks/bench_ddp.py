@@ -19,7 +19,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from envsound.hardware import cpu_bf16_supported, cpu_flags, cpu_model
+from envsound.hardware import describe_machine
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "esc50"
 
@@ -37,8 +37,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
-    print(json.dumps({"cpu": cpu_model(), "bf16_flags": cpu_flags(), "onednn_bf16": cpu_bf16_supported(),
-                      "date": date.today().isoformat(), "epochs": args.epochs}), flush=True)
+    print(json.dumps({**describe_machine(), "date": date.today().isoformat(), "epochs": args.epochs}), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         data = ["--dataset", "esc10", "--root", str(args.root), "--cache-dir", str(Path(tmp) / "store"), "-q"]
         envsound("train", *data, "--folds", "1,2,3", "--out", str(Path(tmp) / "warm"),  # features and copies

@@ -34,7 +34,7 @@ from envsound.config import FeatureConfig
 from envsound.data.records import ClipRecord
 from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
-from envsound.hardware import cpu_bf16_supported, cpu_flags, cpu_model
+from envsound.hardware import describe_machine
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "esc50"
 
@@ -106,8 +106,7 @@ def main() -> int:
                 start = time.perf_counter()
                 list(pool.map(librosa_one, [str(p) for p in paths], chunksize=8))
                 theirs.append(time.perf_counter() - start)
-    result = {"cpu": cpu_model(), "bf16_flags": cpu_flags(), "onednn_bf16": cpu_bf16_supported(),
-              "date": date.today().isoformat(), "clips": source, "processes": args.workers,
+    result = {**describe_machine(), "date": date.today().isoformat(), "clips": source, "processes": args.workers,
               "envsound_clips_per_s": round(len(paths) / min(ours), 1),
               "librosa_clips_per_s": round(len(paths) / min(theirs), 1),
               "speed_up": round(min(theirs) / min(ours), 2)}

@@ -24,7 +24,7 @@ import soundfile as sf
 import soxr
 
 from envsound.features.fingerprint import MATCH_BER, ber_matrix, fingerprint_waveform
-from envsound.hardware import cpu_bf16_supported, cpu_flags, cpu_model
+from envsound.hardware import describe_machine
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "esc50"
 
@@ -62,8 +62,8 @@ def main() -> int:
     files = sorted((args.data / "audio").glob("*.flac"))[:args.clips]
     if not files:
         raise SystemExit(f"no FLAC clips under {args.data / 'audio'}")
-    print(json.dumps({"cpu": cpu_model(), "bf16_flags": cpu_flags(), "onednn_bf16": cpu_bf16_supported(),
-                      "date": date.today().isoformat(), "clips": len(files), "threshold": MATCH_BER}), flush=True)
+    print(json.dumps({**describe_machine(), "date": date.today().isoformat(), "clips": len(files),
+                      "threshold": MATCH_BER}), flush=True)
     audio = [sf.read(f, dtype="float32") for f in files]
     start = time.perf_counter()
     prints = [fingerprint_waveform(a, r) for a, r in audio]

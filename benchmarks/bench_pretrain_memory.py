@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from envsound.hardware import cpu_bf16_supported, cpu_flags, cpu_model
+from envsound.hardware import describe_machine
 
 RATE = 22050
 # Runs the command and prints the largest resident set size (kB) of its process tree: a fresh parent per measurement.
@@ -82,8 +82,7 @@ def main() -> int:
     parser.add_argument("--distinct", type=int, default=500, help="distinct clips written; the rest are hard links")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results = {"machine": {"cpu": cpu_model(), "bf16_flags": cpu_flags(), "onednn_bf16": cpu_bf16_supported(),
-                           "cores": os.cpu_count(), "date": date.today().isoformat()}}
+    results = {"machine": {**describe_machine(), "date": date.today().isoformat()}}
     print(json.dumps(results["machine"]), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n in (args.clips, args.clips * args.factor):

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from envsound.config import resolve_config
-from envsound.hardware import cpu_bf16_supported, cpu_flags, cpu_model, resolve_accelerator
+from envsound.hardware import describe_machine, resolve_accelerator
 from envsound.models.clip import build_network, window_shape
 
 
@@ -165,8 +165,7 @@ def main() -> int:
     args = parser.parse_args()
     device = resolve_accelerator(args.device)
     config = resolve_config()
-    machine = {"cpu": cpu_model(), "bf16_flags": cpu_flags(), "onednn_bf16": cpu_bf16_supported(),
-               "torch": str(torch.__version__), "threads": torch.get_num_threads(), "device": device,
+    machine = {**describe_machine(), "threads": torch.get_num_threads(), "device": device,
                "gpu": torch.cuda.get_device_name() if device == "cuda" else None, "date": date.today().isoformat(),
                "python": platform.python_version()}
     print(json.dumps(machine), flush=True)

@@ -109,6 +109,12 @@ def cpu_flags() -> list[str]:
     return [flag for flag in ("avx512_bf16", "amx_bf16") if flag in words]
 
 
+def describe_machine() -> dict:
+    """What every benchmark figure must name: CPU model, its bf16 flags, oneDNN's bf16 support, cores, torch."""
+    return {"cpu": cpu_model(), "bf16_flags": cpu_flags(), "onednn_bf16": cpu_bf16_supported(),
+            "cores": os.cpu_count(), "torch": str(torch.__version__)}
+
+
 def resolve_accelerator(requested: str, *, setting: str = "train.accelerator") -> str:
     """``auto`` -> ``cuda``, ``mps`` or ``cpu`` (the first present); ``gpu`` -> CUDA or MPS.
 
