@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
-ORDER = ["errors", "config", "fileio", "hardware", "audio", "data", "features", "models", "training", "evaluation", "inference",
+ORDER = ["errors", "config", "fileio", "hardware", "audio", "data", "features", "models", "transfer", "training", "evaluation", "inference",
          "demo", "cli"]
 BASE = {"errors", "config", "fileio", "hardware", "__init__"}
 EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset

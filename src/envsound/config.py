@@ -121,9 +121,8 @@ class TrainConfig:
     spec_augment: bool = True  # time and frequency masks
     time_roll: bool = True  # rotate each training window by a random number of frames
     num_workers: int = 0
-    freeze_encoder_epochs: int = 0  # with --init: encoder weights frozen for the first N epochs
-    encoder_lr_scale: float = 1.0  # with --init: encoder learning rate = lr x this (0 < scale <= 1)
     label_fraction: float = 1.0  # keep this stratified share of the training clips labelled (0 < p <= 1), by source
+    shots: int = 0  # keep K labelled clips per class (stratified, by source; 0 = all); excludes label_fraction < 1
     class_balance: str = "auto"  # auto | sampler | loss | off (auto: loss weights when max/min class count > 1.5)
 
     def validate(self) -> None:
@@ -152,11 +151,11 @@ class TrainConfig:
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing, "0..1")
         _check(self.mixup_alpha >= 0, "train.mixup_alpha", self.mixup_alpha, ">= 0")
         _check(self.num_workers >= 0, "train.num_workers", self.num_workers, ">= 0")
-        _check(self.freeze_encoder_epochs >= 0, "train.freeze_encoder_epochs", self.freeze_encoder_epochs,
-               ">= 0")
-        _check(0 < self.encoder_lr_scale <= 1, "train.encoder_lr_scale", self.encoder_lr_scale,
-               "0 < scale <= 1")
         _check(0 < self.label_fraction <= 1, "train.label_fraction", self.label_fraction, "0 < fraction <= 1")
+        _check(self.shots >= 0, "train.shots", self.shots, ">= 0 (0 = every labelled clip)")
+        if self.shots and self.label_fraction < 1:
+            raise ConfigError(f"train.shots={self.shots} (--shots) and train.label_fraction={self.label_fraction} "
+                              "(--label-fraction) both choose the labelled clips; give one of them")
         _check(self.class_balance in ("auto", "sampler", "loss", "off"), "train.class_balance",
                self.class_balance, "auto, sampler, loss or off")
 
@@ -250,6 +249,39 @@ class AugmentConfig:
                "0 while every transform's probability is 0 (copies would equal their originals)")
 
 
+TRANSFER_MODES = ("auto", "full", "gradual", "probe")
+
+
+@dataclass
+class TransferConfig:
+    """How a model started from another one (``--init``) is trained (``envsound.transfer``).
+
+    The *trunk* is what was transferred: every layer but the head of a classifier checkpoint, the encoder of an
+    autoencoder checkpoint. ``full``: everything trains, the trunk at ``lr x trunk_lr_scale``. ``gradual``: the trunk
+    is frozen (weights, batch-norm statistics and dropout: eval mode) for ``freeze_epochs`` epochs, then trains as in
+    ``full``. ``probe``: the trunk stays fixed; a logistic regression (``probe_c``) is fitted on its embeddings and
+    becomes the head. ``auto``: the mode that won the few-shot experiment (docs/results.md) for a classifier
+    checkpoint, ``full`` for an autoencoder's.
+    """
+
+    mode: str = "auto"  # auto | full | gradual | probe
+    freeze_epochs: int = 20  # gradual: epochs with the trunk frozen, >= 1
+    trunk_lr_scale: float = 1.0  # full and gradual: trunk learning rate = train.lr x this, 0 < scale <= 1
+    probe_c: float = 1.0  # probe: inverse L2 strength of the logistic regression, > 0
+    label_map: str | None = None  # CSV "source,target" class names whose head rows are copied (default: same names)
+
+    def validate(self) -> None:
+        _check(self.mode in TRANSFER_MODES, "transfer.mode", self.mode, ", ".join(TRANSFER_MODES))
+        _check(self.freeze_epochs >= 1, "transfer.freeze_epochs", self.freeze_epochs, ">= 1")
+        _check(0 < self.trunk_lr_scale <= 1, "transfer.trunk_lr_scale", self.trunk_lr_scale, "0 < scale <= 1")
+        _check(self.probe_c > 0, "transfer.probe_c", self.probe_c, "> 0")
+
+
+# Keys that moved, for configs and checkpoints written before (format <= 2): old key -> new key.
+RENAMED_KEYS = {"train.freeze_encoder_epochs": "transfer.freeze_epochs",
+                "train.encoder_lr_scale": "transfer.trunk_lr_scale"}
+
+
 @dataclass
 class LeakageConfig:
     """The content guard (``features/fingerprint.py``): audio entering a run from outside its split (a background
@@ -271,6 +303,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     semi: SemiConfig = field(default_factory=SemiConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
     leakage: LeakageConfig = field(default_factory=LeakageConfig)
 
     def validate(self) -> "Config":
@@ -302,7 +335,19 @@ class Config:
                 self.set(f"{section}.{key}", value, source=source)
 
     def set(self, dotted_key: str, value: Any, *, source: str = "--set") -> None:
-        """Set ``section.key`` to ``value`` (a string is parsed as YAML, then coerced to the field's type)."""
+        """Set ``section.key`` to ``value`` (a string is parsed as YAML, then coerced to the field's type).
+
+        A key of :data:`RENAMED_KEYS` sets its new key; ``train.freeze_encoder_epochs`` N > 0 (before the transfer
+        section) also means ``transfer.mode=gradual``, and 0 means what it always did (no freezing)."""
+        if dotted_key in RENAMED_KEYS:
+            if dotted_key == "train.freeze_encoder_epochs":
+                epochs = _coerce(value, int, dotted_key, source)
+                _check(epochs >= 0, dotted_key, epochs, ">= 0")
+                if epochs > 0:
+                    self.set("transfer.mode", "gradual", source=source)
+                    self.set("transfer.freeze_epochs", epochs, source=source)
+                return
+            dotted_key = RENAMED_KEYS[dotted_key]
         section, _, key = dotted_key.partition(".")
         if section not in self._sections() or not key:
             raise ConfigError(f"{source}: unknown key {dotted_key!r}; keys look like "

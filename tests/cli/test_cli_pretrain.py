@@ -37,7 +37,7 @@ def test_pretrain_then_train_and_cv_from_the_encoder(tmp_path, synthetic_root):
                    "--freeze-encoder-epochs", "1", *SETS)
     assert run.returncode == 0, run.stderr
     trained = load_checkpoint(tmp_path / "t" / "model.ckpt")
-    assert trained.config.train.freeze_encoder_epochs == 1
+    assert trained.config.transfer.mode == "gradual" and trained.config.transfer.freeze_epochs == 1
     assert torch.equal(trained.state_dict["encoder.convs.1.weight"], checkpoint.state_dict["encoder.convs.1.weight"])
 
     # cross-validating over folds 1 and 2 from an encoder pre-trained on them tests on clips it has heard: refused,
@@ -50,7 +50,7 @@ def test_pretrain_then_train_and_cv_from_the_encoder(tmp_path, synthetic_root):
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("used anyway") == 2
     assert json.loads((tmp_path / "cv" / "cv.json").read_text())["n_folds"] == 2
-    assert load_checkpoint(tmp_path / "cv" / "fold_1" / "model.ckpt").meta["init"] == str(cae / "autoencoder.ckpt")
+    assert load_checkpoint(tmp_path / "cv" / "fold_1" / "model.ckpt").meta["transfer"]["source"] == str(cae / "autoencoder.ckpt")
 
     run = envsound("train", "--dataset", "synthetic", "--root", synthetic_root, "--out", tmp_path / "bad",
                    "--init", cae / "autoencoder.ckpt", "-q", *SETS, "--set", "model.filters=8")

@@ -16,9 +16,10 @@ from envsound.models.autoencoder import load_autoencoder
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
 from envsound.models.dtu import DTUClassifier
-from envsound.training.finetune import optimizer_groups
 from envsound.training.pretrain import pretrain_autoencoder
 from envsound.training.train import train_model
+from envsound.transfer.modes import optimizer_groups
+from envsound.transfer.source import InitPlan
 
 PRETRAIN = TINY_OVERRIDES + ("model.name=dtu", "model.filters=4", "train.max_epochs=1")
 
@@ -57,11 +58,11 @@ def test_init_copies_the_encoder_and_freezing_keeps_it(tmp_path, synthetic_manif
     result = train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path / "frozen",
                          init=dtu_autoencoder.checkpoint, progress=False)
     trained = load_checkpoint(result.checkpoint)
-    assert trained.meta["init"] == str(dtu_autoencoder.checkpoint)
-    learnable = [k for k in ae_state if k.startswith("encoder.") and not k.startswith("encoder.norm.bn.running")
-                 and not k.endswith("num_batches_tracked")]
-    assert len(learnable) == 8  # norm weight + bias, 3 x conv weight + bias
-    for key in learnable:  # copied, then frozen for the only epoch
+    assert trained.meta["transfer"]["source"] == str(dtu_autoencoder.checkpoint)
+    assert trained.meta["transfer"]["mode"] == "gradual" and trained.config.transfer.freeze_epochs == 1
+    encoder = [k for k in ae_state if k.startswith("encoder.")]
+    assert len(encoder) == 11  # norm weight, bias and statistics, 3 x conv weight + bias
+    for key in encoder:  # copied, then frozen for the only epoch: weights and batch-norm statistics
         assert torch.equal(trained.state_dict[key], ae_state[key]), key
     fresh = DTUClassifier(n_classes=10, in_channels=1, n_mels=32, n_frames=63, filters=4).state_dict()
     assert not torch.equal(trained.state_dict["encoder.convs.0.weight"], fresh["encoder.convs.0.weight"])
@@ -88,11 +89,11 @@ def test_a_mismatching_encoder_is_refused_before_any_work(tmp_path, synthetic_ma
     assert not (tmp_path / "run").exists()
 
 
-def test_init_refuses_a_classifier_checkpoint_and_models_without_a_trunk(tmp_path, synthetic_manifest,
-                                                                        dtu_autoencoder):
+def test_init_refuses_a_baseline_checkpoint_and_models_without_a_trunk(tmp_path, synthetic_manifest,
+                                                                      dtu_autoencoder):
     knn = train_model(synthetic_manifest.select_folds([1]), _config("model.name=knn", "model.filters=null"),
                       out_dir=tmp_path / "knn", progress=False)
-    with pytest.raises(CheckpointError, match="not an autoencoder checkpoint"):
+    with pytest.raises(CheckpointError, match="scikit-learn baseline with no network weights"):
         train_model(synthetic_manifest.select_folds([1]), _config(), out_dir=tmp_path / "a", init=knn.checkpoint,
                     progress=False)
     with pytest.raises(CheckpointError, match="model 'piczak' has no encoder"):
@@ -101,7 +102,7 @@ def test_init_refuses_a_classifier_checkpoint_and_models_without_a_trunk(tmp_pat
 
 
 def test_freezing_without_init_and_bad_scales_are_config_errors(tmp_path, synthetic_manifest):
-    with pytest.raises(ConfigError, match="freeze_encoder_epochs=2 would freeze a randomly initialised encoder"):
+    with pytest.raises(ConfigError, match="transfer.mode=gradual trains from a source model, and there is none"):
         train_model(synthetic_manifest.select_folds([1]), _config("train.freeze_encoder_epochs=2"),
                     out_dir=tmp_path, progress=False)
     for bad in ("train.encoder_lr_scale=0", "train.freeze_encoder_epochs=-1"):
@@ -111,8 +112,12 @@ def test_freezing_without_init_and_bad_scales_are_config_errors(tmp_path, synthe
 
 def test_encoder_learning_rate_scale_makes_two_groups():
     model = DTUClassifier(n_classes=3, in_channels=1, n_mels=16, n_frames=16, filters=4)
-    config = _config("train.encoder_lr_scale=0.1", "train.lr=0.002")
-    encoder_group, rest = optimizer_groups(model, config.train)
+    config = _config("train.encoder_lr_scale=0.1", "train.lr=0.002")  # the older key of transfer.trunk_lr_scale
+    assert config.transfer.trunk_lr_scale == 0.1
+    plan = InitPlan(source="ae", kind="autoencoder", trunk={})
+    from envsound.transfer.modes import trunk_modules
+
+    encoder_group, rest = optimizer_groups(model, config, trunk_modules(model, plan))
     assert encoder_group["lr"] == pytest.approx(0.0002) and rest["lr"] == pytest.approx(0.002)
     assert {id(p) for p in encoder_group["params"]} == {id(p) for p in model.encoder.parameters()}
     assert len(encoder_group["params"]) + len(rest["params"]) == len(list(model.parameters()))

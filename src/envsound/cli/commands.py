@@ -10,8 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from envsound.cli.options import (build_config, feature_cache, init_options, on_error, semi_options,
-                                  show_progress)
+from envsound.cli.options import build_config, feature_cache, on_error, semi_options, show_progress
 
 log = logging.getLogger("envsound")
 
@@ -22,6 +21,11 @@ def _dataset(args: argparse.Namespace):
     manifest = load_dataset(args.dataset, args.root, on_error=on_error(args))
     if manifest.skipped:
         log.warning("left out %d unusable file(s) of %s (--skip-bad)", len(manifest.skipped), args.dataset)
+    keep, exclude = getattr(args, "classes", None), getattr(args, "exclude_classes", None)
+    if keep or exclude:
+        manifest = manifest.select_classes(keep or (), exclude=exclude or ())
+        log.info("%d classes, %d clips of %s (--classes/--exclude-classes)", len(manifest.labels), len(manifest),
+                 args.dataset)
     return manifest
 
 
@@ -30,7 +34,7 @@ def train(args: argparse.Namespace) -> int:
     from envsound.training.train import train_model
 
     config = build_config(args)
-    init = init_options(args, config)
+    init = args.init
     unlabelled = semi_options(args, config)
     manifest = _dataset(args)
     held_out = []
@@ -55,7 +59,7 @@ def cv(args: argparse.Namespace) -> int:
     from envsound.evaluation.crossval import cross_validate
 
     config = build_config(args)
-    init = init_options(args, config)
+    init = args.init
     unlabelled = semi_options(args, config)
     manifest = _dataset(args)
     summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, cache=feature_cache(args),
@@ -73,7 +77,7 @@ def grid(args: argparse.Namespace) -> int:
 
     fixed, axes = split_grid_overrides(args.overrides)
     config = build_config(args, overrides=fixed)
-    init = init_options(args, config)
+    init = args.init
     unlabelled = semi_options(args, config)
     manifest = _dataset(args)
     result = grid_search(manifest, config, axes, folds=args.folds, out_dir=args.out, cache=feature_cache(args),
@@ -152,6 +156,23 @@ def predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"envsound predict: {failed} input(s) could not be classified", file=sys.stderr)
     return 1 if failed else 0
+
+
+def embed(args: argparse.Namespace) -> int:
+    from envsound.inference.embed import embed_inputs, save_embeddings
+
+    manifest = _dataset(args) if args.dataset else None
+    if manifest is not None and args.folds:
+        manifest = manifest.select_folds(args.folds)
+    if manifest is None and not args.inputs:
+        from envsound.errors import ConfigError
+
+        raise ConfigError("embed needs audio: FILES/FOLDERS, or --dataset NAME (with --root)")
+    result = embed_inputs(args.checkpoint, args.inputs, manifest=manifest, device=args.device,
+                          cache=feature_cache(args), progress=show_progress(args))
+    save_embeddings(args.out, result)
+    print(f"embedded {len(result.files)} clip(s) ({result.embeddings.shape[1]}-d) -> {args.out}")
+    return _report_skipped(result.skipped)
 
 
 def download(args: argparse.Namespace) -> int:

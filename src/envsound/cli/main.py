@@ -16,7 +16,7 @@ from pathlib import Path
 from envsound import __version__
 from envsound.cli import commands
 from envsound.cli.options import (add_config_options, add_dataset_options, add_device_option, add_init_options,
-                                  add_semi_options, parse_folds)
+                                  add_semi_options, parse_folds, parse_names)
 
 log = logging.getLogger("envsound")
 
@@ -88,6 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a per-window timeline (start, end, top label, score)")
     add_device_option(p)
     p.set_defaults(run=commands.predict)
+
+    p = command("embed", "Clip embeddings of a checkpoint (what its head sees, averaged over a clip's windows) for "
+                         "your own search, clustering or classifier: OUT.npz with embeddings (n, d), files and, for a "
+                         "dataset, labels.")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt of a network")
+    p.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER", help="audio files or folders (or use --dataset)")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE.npz", help="where to write the embeddings")
+    group = p.add_argument_group("a dataset instead of files")
+    group.add_argument("--dataset", metavar="NAME", help="embed this dataset's clips (their labels are saved too)")
+    group.add_argument("--root", type=Path, metavar="PATH", help="its root folder")
+    group.add_argument("--folds", type=parse_folds, metavar="1,2,3", help="only these folds")
+    group.add_argument("--classes", type=parse_names, metavar="a,b,c", help="only these classes")
+    group.add_argument("--exclude-classes", type=parse_names, metavar="a,b,c", help="leave these classes out")
+    group.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio (listed; exit 1)")
+    group.add_argument("--cache-dir", type=Path, metavar="DIR", help="feature store")
+    group.add_argument("--no-cache", action="store_true", help="do not store features")
+    add_device_option(p)
+    p.set_defaults(run=commands.embed)
 
     p = command("download", "Download a dataset from its official archive (checksum, resume, progress bar).")
     p.add_argument("dataset", help="esc50, urbansound8k or fsdkaggle2018")

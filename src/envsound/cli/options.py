@@ -23,6 +23,9 @@ def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> 
     group.add_argument("--cache-dir", type=Path, metavar="DIR",
                        help="feature cache (default: $ENVSOUND_CACHE or ~/.cache/envsound/features)")
     group.add_argument("--no-cache", action="store_true", help="compute features afresh and do not store them")
+    group.add_argument("--classes", type=parse_names, metavar="a,b,c",
+                       help="only these classes (the label set narrows to them); a name the dataset lacks is an error")
+    group.add_argument("--exclude-classes", type=parse_names, metavar="a,b,c", help="leave these classes out")
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -59,14 +62,27 @@ def parse_folds(text: str) -> list[int]:
     return folds
 
 
+def parse_names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one class name, comma-separated")
+    return names
+
+
 def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -> Config:
-    """Defaults -> the model's preset -> --preset -> --config -> --model -> --set (or ``overrides`` instead); a model
-    given input it does not take (e.g. ``aclnet`` with ``features.kind=logmel``) is a ConfigError here, before any
-    data is listed."""
+    """Defaults -> the model's preset -> the ``--init`` checkpoint's features and model -> --preset -> --config ->
+    --model -> --set (or ``overrides`` instead); a model given input it does not take (e.g. ``aclnet`` with
+    ``features.kind=logmel``) is a ConfigError here, before any data is listed. An override that makes the ``--init``
+    weights unusable is caught by ``train_model`` (every mismatch named) before anything is written."""
     from envsound.config import load_preset
     from envsound.models.registry import check_feature_kind, model_preset
 
     named = load_preset(args.preset) if getattr(args, "preset", None) else {}
+    inherited = {}
+    if getattr(args, "init", None) is not None:
+        from envsound.transfer.source import read_source, source_sections
+
+        inherited = source_sections(read_source(args.init))
     name = args.model
     if name is None and args.config is not None:
         from envsound.config import load_yaml
@@ -74,12 +90,18 @@ def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -
         name = load_yaml(args.config).get("model", {}).get("name")
     if name is None:
         name = (named.get("model") or {}).get("name")
-    preset = merge_sections(model_preset(name or Config().model.name), named)
+    if name is None:
+        name = (inherited.get("model") or {}).get("name")
+    preset = merge_sections(merge_sections(model_preset(name or Config().model.name), inherited), named)
     overrides = list(args.overrides if overrides is None else overrides)
     if getattr(args, "devices", None) is not None:
         overrides.append(f"train.devices={args.devices}")
     if getattr(args, "allow_overlap", False):
         overrides.append("leakage.allow_overlap=true")
+    for flag, key in (("transfer", "transfer.mode"), ("label_map", "transfer.label_map"), ("shots", "train.shots"),
+                      ("freeze_encoder_epochs", "train.freeze_encoder_epochs")):
+        if getattr(args, flag, None) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
     config = resolve_config(preset=preset, config_file=args.config, model=args.model, overrides=overrides)
     check_feature_kind(config.model.name, config.features.kind)
     return config
@@ -116,26 +138,29 @@ def show_progress(args: argparse.Namespace) -> bool:
 
 
 def add_init_options(parser: argparse.ArgumentParser) -> None:
-    """``--init`` and ``--freeze-encoder-epochs`` (train, cv): start the encoder from a pre-trained autoencoder."""
-    group = parser.add_argument_group("encoder initialisation")
-    group.add_argument("--init", type=Path, metavar="DIR/autoencoder.ckpt",
-                       help="initialise the model's encoder (dtu or cnn) from 'envsound pretrain'; the model and "
-                            "feature settings must match the autoencoder's")
+    """``--init`` and how to train from it (train, cv, grid)."""
+    group = parser.add_argument_group("transfer: start from another model")
+    group.add_argument("--init", type=Path, metavar="SOURCE/model.ckpt",
+                       help="start from an envsound classifier (every layer but the head; rows of classes both label "
+                            "sets share are copied) or an autoencoder.ckpt from 'envsound pretrain' (its encoder); the "
+                            "model and feature settings come from it")
+    group.add_argument("--transfer", choices=["auto", "full", "gradual", "probe"],
+                       help="how to train from --init (transfer.mode): full (everything trains), gradual (trunk "
+                            "frozen for transfer.freeze_epochs, then trained), probe (logistic regression on the "
+                            "frozen trunk's embeddings); auto: the best measured (README)")
+    group.add_argument("--label-map", type=Path, metavar="FILE.csv",
+                       help="two columns source,target: source classes whose head rows start the target classes "
+                            "(transfer.label_map; default: classes with the same name)")
     group.add_argument("--freeze-encoder-epochs", type=int, metavar="N",
-                       help="keep the initialised encoder frozen for the first N epochs (train.freeze_encoder_epochs)")
-
-
-def init_options(args: argparse.Namespace, config: Config) -> Path | None:
-    """Apply ``--freeze-encoder-epochs`` to ``config`` (validated) and return ``--init``."""
-    if getattr(args, "freeze_encoder_epochs", None) is not None:
-        config.set("train.freeze_encoder_epochs", args.freeze_encoder_epochs, source="--freeze-encoder-epochs")
-        config.validate()
-    return getattr(args, "init", None)
+                       help="older spelling of --transfer gradual --set transfer.freeze_epochs=N")
 
 
 def add_semi_options(parser: argparse.ArgumentParser) -> None:
     """``--label-fraction``, ``--semi`` and the unlabelled data of a semi-supervised run (train, cv, grid)."""
     group = parser.add_argument_group("labelled fraction and semi-supervised learning")
+    group.add_argument("--shots", type=int, metavar="K",
+                       help="keep K labelled clips per class of the training folds, grouped by source and chosen from "
+                            "train.seed (train.shots; excludes --label-fraction); the rest become unlabelled data")
     group.add_argument("--label-fraction", type=float, metavar="P",
                        help="keep a stratified share P (0 < P <= 1) of the training clips labelled, grouped by source "
                             "and chosen from train.seed (train.label_fraction); the rest become unlabelled data")

@@ -69,3 +69,29 @@ class Manifest:
 
     def label_index(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.labels)}
+
+    def select_classes(self, keep: Iterable[str] = (), *, exclude: Iterable[str] = ()) -> "Manifest":
+        """The clips of the classes ``keep`` (all when empty) minus ``exclude``, with the label vocabulary narrowed
+        to them (in this manifest's order, so class indices are renumbered). A multi-label clip keeps its labels
+        among them and is dropped when none is left.
+
+        Raises:
+            DatasetLayoutError: a name the dataset lacks (the message lists the valid names), or no class left.
+
+        >>> esc40 = load_dataset("esc50", root).select_classes(exclude=ESC10_CLASSES)
+        """
+        keep, exclude = list(keep), list(exclude)
+        unknown = [name for name in keep + exclude if name not in set(self.labels)]
+        if unknown:
+            raise DatasetLayoutError(f"dataset {self.name!r} has no class {', '.join(map(repr, unknown))}; its classes "
+                                     f"are {', '.join(self.labels)}")
+        wanted = set(keep or self.labels) - set(exclude)
+        labels = [name for name in self.labels if name in wanted]
+        if not labels:
+            raise DatasetLayoutError(f"dataset {self.name!r}: no class left after --classes/--exclude-classes")
+        records = []
+        for record in self.records:
+            kept = tuple(label for label in record.labels if label in wanted)
+            if kept:
+                records.append(replace(record, labels=kept) if kept != record.labels else record)
+        return replace(self, records=records, labels=labels, skipped=list(self.skipped))

@@ -4,6 +4,7 @@
 - :func:`train_val_split` - a validation split carved from the training clips, stratified by label, grouped by source.
 - :func:`stratified_group_folds` - folds for datasets that have none (FSDKaggle2018, a folder of files).
 - :func:`check_no_leakage` - the guard every train/test pair passes through.
+- :func:`labelled_subset` / :func:`few_shot_subset` - which training clips keep their labels (a share, or K a class).
 """
 
 from __future__ import annotations
@@ -201,6 +202,52 @@ def labelled_subset(manifest: Manifest, *, fraction: float, seed: int) -> tuple[
         members = groups[order[g]]
         stratum = _stratum(records[members[0]])
         if kept_per_class[stratum] < target[stratum]:
+            keep.update(members)
+            kept_per_class[stratum] += len(members)
+    return (manifest.subset([r for i, r in enumerate(records) if i in keep]),
+            manifest.subset([r for i, r in enumerate(records) if i not in keep]))
+
+
+def few_shot_subset(manifest: Manifest, *, shots: int, seed: int) -> tuple[Manifest, Manifest]:
+    """Keep ``shots`` labelled clips of every class (first label of a multi-label clip); the rest become unlabelled.
+
+    Grouped by ``source_id`` like :func:`labelled_subset`: source groups are visited in a seeded random order, and a
+    group joins its class while the class stays within ``shots``; a class that cannot be filled exactly that way
+    takes the next group that overshoots least. Deterministic for given records, ``shots`` and ``seed``, so every
+    method of a comparison sees the same clips. Pass training clips only.
+
+    Raises:
+        ConfigError: ``shots`` < 1, or more than some class has (the message names the class and its count).
+
+    >>> labelled, rest = few_shot_subset(train_folds, shots=5, seed=0)
+    """
+    if not (isinstance(shots, int) and shots >= 1):
+        raise ConfigError(f"shots={shots!r} is out of range; valid: >= 1 labelled clips per class (--shots)")
+    records = manifest.records
+    totals = Counter(_stratum(r) for r in records)
+    short = sorted((n, c) for c, n in totals.items() if n < shots)
+    if short:
+        n, c = short[0]
+        raise ConfigError(f"--shots {shots}: class {c!r} has only {n} training clip(s) in dataset {manifest.name!r}"
+                          f"{f' ({len(short)} classes have fewer than {shots})' if len(short) > 1 else ''}; "
+                          "lower --shots")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        groups[record.source_id].append(i)
+    order = sorted(groups)
+    visits = [order[g] for g in np.random.default_rng([seed, 0x5107]).permutation(len(order))]
+    kept_per_class: Counter = Counter()
+    keep: set[int] = set()
+    for source in visits:  # exact fills first
+        members = groups[source]
+        stratum = _stratum(records[members[0]])
+        if kept_per_class[stratum] + len(members) <= shots:
+            keep.update(members)
+            kept_per_class[stratum] += len(members)
+    for source in sorted(visits, key=lambda s: len(groups[s])):  # then the smallest overshoot, in seeded order
+        members = groups[source]
+        stratum = _stratum(records[members[0]])
+        if kept_per_class[stratum] < shots and not keep.intersection(members):
             keep.update(members)
             kept_per_class[stratum] += len(members)
     return (manifest.subset([r for i, r in enumerate(records) if i in keep]),

@@ -256,7 +256,7 @@ def encoder_init_state(checkpoint: str | Checkpoint, config: Config, *, source: 
         their_f = theirs.model.filters or DEFAULT_FILTERS[name]
         if mine_f != their_f:
             problems.append(f"model.filters {their_f} in the checkpoint, {mine_f} here")
-    for key, ours, other in _input_settings(config, theirs):
+    for key, ours, other in input_settings(config, theirs):
         if ours != other:
             problems.append(f"{key} {other!r} in the checkpoint, {ours!r} here")
     if problems:
@@ -307,7 +307,7 @@ def _load_all_or_nothing(module: nn.Module, state: dict[str, torch.Tensor], *, s
     module.load_state_dict(state, strict=True)
 
 
-def _input_settings(mine: Config, theirs: Config) -> list[tuple[str, Any, Any]]:
+def input_settings(mine: Config, theirs: Config) -> list[tuple[str, Any, Any]]:
     a, b = mine.features, theirs.features
 
     def f_max(cfg):

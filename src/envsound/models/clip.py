@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from envsound.config import Config, FeatureConfig
-from envsound.errors import CheckpointError
+from envsound.errors import CheckpointError, ConfigError
 from envsound.hardware import Runtime, probe_candidates, resolve_runtime
 from envsound.features.mfcc import mfcc_summary
 from envsound.features.windows import eval_windows
@@ -148,6 +148,28 @@ class ClipModel:
         if self.baseline is not None:
             stats = np.stack([mfcc_summary(w, n_mfcc=self.config.features.n_mfcc) for w in windows])
             return self.baseline.predict_proba(stats).astype(np.float32)
+
+        def probabilities(batch: torch.Tensor) -> torch.Tensor:
+            logits = self.network(batch).float()
+            return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+
+        return self._run_network(windows, probabilities)
+
+    def window_embeddings(self, windows: np.ndarray) -> np.ndarray:
+        """Windows (as :meth:`window_probs`) -> ``(n, d)`` embeddings: what the network's head sees
+        (``network.embed``)."""
+        if self.network is None or not hasattr(self.network, "embed"):
+            raise ConfigError(f"model {self.config.model.name!r} has no embedding (a baseline or an ensemble); "
+                              "embeddings come from one network")
+        return self._run_network(windows, lambda batch: self.network.embed(batch).float())
+
+    def embed_clips(self, features: Sequence[np.ndarray]) -> np.ndarray:
+        """``(n_clips, d)``: the mean embedding of each clip's evaluation windows."""
+        rows = [self.window_embeddings(self.clip_windows(clip)[0]).mean(axis=0) for clip in features]
+        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
+
+    def _run_network(self, windows: np.ndarray, fn) -> np.ndarray:
+        """``fn(batch)`` over ``windows`` in batches of ``batch_size`` on the runtime's device, concatenated."""
         outputs = []
         runtime = self.runtime
         with torch.inference_mode(), runtime.autocast():
@@ -156,9 +178,7 @@ class ClipModel:
                 batch = batch.to(runtime.device, non_blocking=True)
                 if runtime.channels_last and batch.dim() == 4:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                logits = self.network(batch).float()
-                probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
-                outputs.append(probs.cpu())
+                outputs.append(fn(batch).cpu())
         return torch.cat(outputs).numpy()
 
     def clip_windows(self, features: np.ndarray) -> tuple[np.ndarray, list[int]]:

@@ -23,8 +23,9 @@ from envsound.hardware import Runtime, probe_candidates, resolve_runtime
 from envsound.models.clip import build_network, window_shape
 from envsound.training.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.data import ClipDataModule
-from envsound.training.finetune import apply_init, finetune_callbacks
 from envsound.training.module import ClassifierModule
+from envsound.transfer.modes import transfer_callbacks, trunk_modules
+from envsound.transfer.source import InitPlan, apply_init
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,8 @@ def fit_network(
     out_dir: Path,
     resume: bool,
     progress: bool,
-    init_encoder: dict[str, torch.Tensor] | None = None,
+    init: InitPlan | None = None,
+    transfer_mode: str | None = None,
     unlabelled_features: Sequence[np.ndarray] | None = None,
     train_variants: Sequence[Sequence[np.ndarray]] | None = None,
 ) -> FitResult:
@@ -97,7 +99,8 @@ def fit_network(
     best epoch's weights.
 
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run.
-    ``init_encoder`` (from :func:`~envsound.training.finetune.resolve_init`) initialises the model's encoder.
+    ``init`` (from :func:`~envsound.transfer.source.plan_init`) initialises the model; ``transfer_mode`` ``full``
+    or ``gradual`` (:func:`~envsound.transfer.modes.resolve_mode`) says how its trunk trains.
     With ``config.semi.method`` other than ``"none"``, :class:`~envsound.training.semi.SemiModule` trains on the
     labelled clips and ``unlabelled_features`` (whole-clip features, labels unknown) together.
     ``train_variants[i]``: offline augmented copies of training clip ``i`` (see :class:`RandomWindowDataset`).
@@ -121,13 +124,18 @@ def fit_network(
     else:
         module = ClassifierModule(config, n_classes, multi_label=multi_label, class_weights=weights,
                                   channels_last=runtime.channels_last)
-    apply_init(module.model, init_encoder)
+    apply_init(module.model, init)
+    if init is not None:
+        module.trunk = trunk_modules(module.model, init)
+        if getattr(module, "teacher", None) is not None:  # a mean teacher starts from the initialised student
+            module.teacher.load_state_dict(module.model.state_dict())
     data = ClipDataModule(config, train_features, train_targets, val_features, val_targets,
                           train_variants=train_variants,
                           sampler_weights=sample_weights(train_targets) if balance == "sampler" else None,
                           unlabelled_features=unlabelled_features if semi else None)
     loop = run_lightning(module, config, data, runtime=runtime, monitor=monitored(config, multi_label=multi_label),
-                         out_dir=out_dir, resume=resume, progress=progress, callbacks=finetune_callbacks(config),
+                         out_dir=out_dir, resume=resume, progress=progress,
+                         callbacks=transfer_callbacks(transfer_mode, config, init),
                          reseed=False)
     weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
                if k.startswith("model.")}

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from envsound.config import Config
 from envsound.models.clip import build_network
+from envsound.transfer.modes import optimizer_groups
 from envsound.training.augment import batch_augment
-from envsound.training.finetune import optimizer_groups
 from envsound.training.optim import configure_optimization
 
 
@@ -34,6 +34,7 @@ class ClassifierModule(L.LightningModule):
             self.model = self.model.to(memory_format=torch.channels_last)
         # training-loss weights per class (train.class_balance=loss); not saved: they follow from the training set
         self.register_buffer("class_weights", class_weights, persistent=False)
+        self.trunk: list[torch.nn.Module] | None = None  # the transferred layers of an --init run (their own lr)
         self._val_sum: torch.Tensor | None = None
         self._val_count: torch.Tensor | None = None
         self._val_targets: torch.Tensor | None = None
@@ -96,6 +97,6 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         train = self.config.train
-        # the encoder of an --init model trains at lr x train.encoder_lr_scale
-        return configure_optimization(optimizer_groups(self.model, train), train,
+        # the trunk of an --init model trains at lr x transfer.trunk_lr_scale
+        return configure_optimization(optimizer_groups(self.model, self.config, self.trunk), train,
                                       total_steps=int(self.trainer.estimated_stepping_batches))

@@ -14,8 +14,8 @@ from typing import Sequence
 
 from envsound.config import Config
 from envsound.data.records import ClipRecord, Manifest
-from envsound.data.splits import (check_augmentation_leakage, exclude_clips_of, labelled_subset, merge_unlabelled,
-                                  train_val_split)
+from envsound.data.splits import (check_augmentation_leakage, exclude_clips_of, few_shot_subset, labelled_subset,
+                                  merge_unlabelled, train_val_split)
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.features.cache import ClipFeatures, FeatureCache
 from envsound.features.extract import extract_features
@@ -58,8 +58,8 @@ def prepare_training_data(
     """Split validation off ``manifest`` (torch models only), extract features, and make ``config.augment.copies``
     augmented copies of the **training** clips only (never of validation clips, nor of ``held_out``).
 
-    With ``train.label_fraction`` p < 1 only a stratified share p of ``manifest`` keeps its labels (the validation
-    split comes from those); with ``semi.method`` set, the rest plus ``unlabelled`` (labels ignored, clips sharing a
+    With ``train.label_fraction`` p < 1 only a stratified share p of ``manifest`` keeps its labels, with
+    ``train.shots`` K only K clips a class (the validation split comes from those); with ``semi.method`` set, the rest plus ``unlabelled`` (labels ignored, clips sharing a
     source with a validation clip left out) are the unlabelled pool.
 
     ``held_out``: manifests that must not reach training (the test fold in cross-validation, the folds left out by
@@ -77,7 +77,10 @@ def prepare_training_data(
     aug = config.augment
     augmenting = aug.copies > 0 and is_torch_model(config.model.name)
     val_fraction = config.train.val_fraction if is_torch_model(config.model.name) else 0.0
-    labelled, rest = labelled_subset(manifest, fraction=config.train.label_fraction, seed=config.train.seed)
+    if config.train.shots:
+        labelled, rest = few_shot_subset(manifest, shots=config.train.shots, seed=config.train.seed)
+    else:
+        labelled, rest = labelled_subset(manifest, fraction=config.train.label_fraction, seed=config.train.seed)
     train_set, val_set = train_val_split(labelled, val_fraction=val_fraction, seed=config.train.seed)
     pool = _unlabelled_pool(config, rest, unlabelled, val_set)
     for other in held_out:  # unlabelled clips reach training too: none of the test clips or their recordings

@@ -23,6 +23,9 @@ from envsound.models.checkpoint import Checkpoint, save_checkpoint
 from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
 from envsound.training.data import target_matrix
 from envsound.training.prepare import prepare_training_data
+from envsound.transfer.guard import check_init_unseen
+from envsound.transfer.modes import resolve_mode
+from envsound.transfer.source import plan_init
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +73,10 @@ def train_model(
     A validation split (``config.train.val_fraction`` of the clips, grouped by source recording; none by default)
     is taken from ``manifest`` itself for early stopping and best-checkpoint selection of torch models (baselines fit
     on every clip): pass only training folds. Also writes ``config.yaml`` (the resolved config) and ``logs/metrics.csv``.
-    ``init``: an ``autoencoder.ckpt`` from ``envsound pretrain`` whose encoder initialises the model's trunk
-    (``dtu``/``cnn`` only; see ``train.freeze_encoder_epochs`` and ``train.encoder_lr_scale``).
+    ``init``: a classifier ``model.ckpt`` of envsound (every layer but the head is loaded; head rows of the classes
+    both label sets share are copied) or an ``autoencoder.ckpt`` from ``envsound pretrain`` (its encoder, for
+    ``dtu``/``cnn``); ``config.transfer`` says how the model trains from it (``full``, ``gradual``, ``probe``). The
+    ``features`` and ``model`` sections must match the source's (the CLI inherits them from it).
     ``held_out``: the clips this model will be tested on (test fold, folds left out); nothing of them may reach
     training: ``config.augment`` copies come only from the training clips left after the validation split, and a
     background-noise folder holding any validation or ``held_out`` clip is refused.
@@ -82,7 +87,8 @@ def train_model(
     manifest; labels ignored; clips sharing a source with the validation clips left out) are the unlabelled pool.
 
     Raises:
-        CheckpointError: ``init`` is not an autoencoder checkpoint, or its encoder does not fit the model.
+        CheckpointError: ``init`` is not a classifier or autoencoder checkpoint, its weights do not fit the model
+            (every mismatch named), or its model was trained on this split's validation or test clips.
         ConfigError: ``features.kind`` is not the input kind of ``config.model`` (e.g. ``aclnet`` with log-mel).
         DatasetLayoutError: a leak through augmentation (see :func:`prepare_training_data`).
         EnvsoundError: ``out_dir`` already holds a model (unless ``overwrite`` or ``resume``), bad audio with
@@ -104,11 +110,9 @@ def train_model(
     if ckpt_path.exists() and not (overwrite or resume):
         raise EnvsoundError(f"{ckpt_path} already exists; pass --overwrite to replace it, --resume to continue, "
                             "or choose another --out")
-    init_state = None
-    if init is not None or config.train.freeze_encoder_epochs:  # checked before any work is done
-        from envsound.training.finetune import resolve_init
-
-        init_state = resolve_init(init, config)
+    # checked before any work is done: the source fits, and the mode is one it can train in
+    plan = plan_init(init, config, manifest.labels) if init is not None else None
+    mode = resolve_mode(config, plan)
     with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
         write_config(out_dir / "config.yaml", config)
 
@@ -118,8 +122,6 @@ def train_model(
         train_set, val_set, skipped = data.train, data.val, data.skipped
         train_feats, val_feats = data.train_features, data.val_features
         if init is not None:
-            from envsound.training.finetune import check_init_unseen
-
             check_init_unseen(init, [r.path for m in (val_set, *held_out) for r in m.records], cache=cache,
                               allow_overlap=config.leakage.allow_overlap)
         log.info("training %s on %d clips, validating on %d%s", config.model.name, len(train_set), len(val_set),
@@ -130,20 +132,28 @@ def train_model(
                                 meta={"dataset": manifest.name, "n_train_clips": len(train_set),
                                       "label_fraction": config.train.label_fraction,
                                       "n_unlabelled_clips": len(data.unlabelled_features),
-                                      **({"init": str(init)} if init is not None else {}), **(meta or {})})
+                                      "shots": config.train.shots, **(meta or {})})
+        if plan is not None:
+            checkpoint.meta["transfer"] = {"mode": mode, **plan.to_meta()}
         # what the model heard (validation clips chose its epoch): kept so --init and evaluate can check for leaks
         checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in train_set.records + val_set.records],
                                                             cache=cache))
         result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
                              n_unlabelled=len(data.unlabelled_features), skipped=skipped)
-        if is_torch_model(config.model.name):
+        if mode == "probe":
+            from envsound.transfer.probe import fit_probe
+
+            checkpoint.state_dict = fit_probe(plan, config, train_feats, target_matrix(train_set),
+                                              variants=data.train_variants if data.copies.copies else (),
+                                              multi_label=manifest.multi_label)
+        elif is_torch_model(config.model.name):
             from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
             from envsound.training.fit import FitResult, fit_network
 
             def fit_one(run_config: Config, run_dir: Path) -> FitResult:
                 return fit_network(run_config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
                                    multi_label=manifest.multi_label, out_dir=run_dir, resume=resume, progress=progress,
-                                   init_encoder=init_state, unlabelled_features=data.unlabelled_features,
+                                   init=plan, transfer_mode=mode, unlabelled_features=data.unlabelled_features,
                                    train_variants=data.train_variants if data.copies.copies else None)
 
             fit = fit_ensemble(config, fit_one, out_dir=out_dir, resume=resume) if config.train.ensemble > 1 \
