@@ -78,7 +78,8 @@ class TrunkFinetuning(BaseFinetuning):
     """The trunk frozen (weights, batch-norm statistics, dropout) while ``current_epoch < epochs``, then trainable.
 
     Decided from the epoch number alone, so a resumed run freezes exactly as an uninterrupted one. The frozen
-    layers are put in eval mode at every epoch start, after Lightning has put the whole model in train mode.
+    layers are put in eval mode at every frozen epoch's start (after Lightning's own mode switches), and back in train
+    mode once they thaw.
     """
 
     def __init__(self, plan: InitPlan, epochs: int) -> None:
@@ -94,8 +95,10 @@ class TrunkFinetuning(BaseFinetuning):
             self.freeze(trunk, train_bn=False)
             for module in trunk:
                 module.eval()
-        else:
+        else:  # back to train mode: without a validation set nothing else would switch it back
             self.make_trainable(trunk)
+            for module in trunk:
+                module.train()
         if epoch in (0, self.epochs):
             log.info("epoch %d: trunk %s", epoch, "frozen (eval mode)" if epoch < self.epochs else "trainable")
 
