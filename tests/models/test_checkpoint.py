@@ -67,6 +67,22 @@ def test_a_format_1_checkpoint_still_loads_and_predicts(tmp_path):
     assert probs.shape == (3, 2)
 
 
+def test_a_format_2_checkpoint_with_the_old_freezing_keys_loads(tmp_path):
+    """Version 2 (before the transfer section): train.freeze_encoder_epochs and train.encoder_lr_scale."""
+    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32"])
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
+                                                           state_dict=build_network(config, 2).state_dict()))
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 2
+    del payload["config"]["transfer"], payload["config"]["train"]["shots"]
+    payload["config"]["train"].update(freeze_encoder_epochs=5, encoder_lr_scale=0.5)
+    torch.save(payload, path)
+    loaded = load_checkpoint(path)
+    assert loaded.config.transfer.mode == "gradual" and loaded.config.transfer.freeze_epochs == 5
+    assert loaded.config.transfer.trunk_lr_scale == 0.5 and loaded.config.train.shots == 0
+    assert ClipModel.from_checkpoint(loaded).n_classes == 2
+
+
 def test_a_newer_format_says_to_upgrade(tmp_path):
     config = resolve_config(overrides=["model.filters=8"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a"], state_dict={}))

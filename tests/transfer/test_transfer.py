@@ -163,6 +163,10 @@ def test_cli_inherits_the_sources_settings_and_names_every_mismatch(tmp_path, so
     assert trained.labels == TARGET_CLASSES and trained.config.features.n_mels == 32
     assert trained.config.model.filters == 8 and trained.config.transfer.mode == "probe"
     capsys.readouterr()
+    # the source heard fold 4's rain and wind clips: testing on fold 4 from it is refused
+    assert main(["train", *common, "--folds", "1,2,3", "--init", str(source.checkpoint), "--transfer", "probe",
+                 "--out", str(tmp_path / "heard")]) == 1
+    assert "was trained on 4 of this split's 16 validation/test clips" in capsys.readouterr().err
 
     assert main(["train", *common, "--init", str(source.checkpoint), "--out", str(tmp_path / "bad"),
                  "--set", "features.n_mels=40", "--set", "features.hop_length=128", "--model", "piczak"]) == 1
@@ -204,6 +208,16 @@ def test_embed_writes_embeddings_files_and_labels(tmp_path, source, synthetic_ro
     data = np.load(tmp_path / "files.npz")
     assert list(data["files"]) == [str(one)] and "labels" not in data
     assert "bad.wav" in capsys.readouterr().err
+
+
+def test_clips_left_unlabelled_by_shots_join_the_semi_supervised_pool(synthetic_manifest, cache):
+    from envsound.training.prepare import prepare_training_data
+
+    folds = synthetic_manifest.select_folds([1, 2])  # 4 clips a class
+    data = prepare_training_data(folds, _config("train.shots=1", "semi.method=fixmatch"), cache=cache,
+                                 progress=False)
+    assert len(data.train) == 10 and len(data.unlabelled_features) == 30
+    assert sorted(r.label for r in data.train.records) == sorted(synthetic_manifest.labels)
 
 
 def test_classes_unknown_name_lists_the_valid_ones(synthetic_manifest):

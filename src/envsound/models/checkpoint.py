@@ -25,7 +25,10 @@ FORMAT = "envsound-checkpoint"
 # 2: config gains train.accelerator/devices/num_nodes/strategy and a leakage section, precision and channels_last
 #    may be "auto", meta["runtime"] records the choice they resolved to, and "trained_on" holds the exact ids of the
 #    clips the model was fitted on. Version 1 files load unchanged (their values stay valid; trained_on is None).
-FORMAT_VERSION = 2
+# 3: config gains a transfer section (train.freeze_encoder_epochs and train.encoder_lr_scale moved into it; the old
+#    keys still load, see config.RENAMED_KEYS) and train.shots; meta["transfer"] records the source, mode and which
+#    head rows were copied. Version 2 files load unchanged.
+FORMAT_VERSION = 3
 
 
 @dataclass
