@@ -54,7 +54,7 @@ def test_pretraining_writes_a_self_describing_autoencoder(dtu_autoencoder):
 
 def test_init_copies_the_encoder_and_freezing_keeps_it(tmp_path, synthetic_manifest, dtu_autoencoder):
     ae_state = load_checkpoint(dtu_autoencoder.checkpoint).state_dict
-    config = _config("train.freeze_encoder_epochs=1")
+    config = _config("transfer.mode=gradual", "transfer.freeze_epochs=1")
     result = train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path / "frozen",
                          init=dtu_autoencoder.checkpoint, progress=False)
     trained = load_checkpoint(result.checkpoint)
@@ -103,9 +103,9 @@ def test_init_refuses_a_baseline_checkpoint_and_models_without_a_trunk(tmp_path,
 
 def test_freezing_without_init_and_bad_scales_are_config_errors(tmp_path, synthetic_manifest):
     with pytest.raises(ConfigError, match="transfer.mode=gradual trains from a source model, and there is none"):
-        train_model(synthetic_manifest.select_folds([1]), _config("train.freeze_encoder_epochs=2"),
+        train_model(synthetic_manifest.select_folds([1]), _config("transfer.mode=gradual"),
                     out_dir=tmp_path, progress=False)
-    for bad in ("train.encoder_lr_scale=0", "train.freeze_encoder_epochs=-1"):
+    for bad in ("transfer.trunk_lr_scale=0", "transfer.freeze_epochs=0", "train.freeze_encoder_epochs=-1"):
         with pytest.raises(ConfigError):
             _config(bad)
 

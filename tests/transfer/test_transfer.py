@@ -141,6 +141,23 @@ def test_probe_and_freezing_need_a_source(tmp_path, target):
     assert not any(tmp_path.iterdir())
 
 
+def test_modes_a_source_cannot_train_in_are_refused(tmp_path, source, target, cache):
+    from envsound.models.checkpoint import Checkpoint, save_checkpoint
+
+    for extra, says in ((("transfer.mode=probe", "semi.method=fixmatch"), "probe fits on the labelled clips only"),
+                        (("transfer.mode=probe", "train.ensemble=2"), "probe fits one logistic regression"),
+                        (("transfer.mode=gradual", "train.devices=2"), "gradual runs in one process")):
+        with pytest.raises(ConfigError, match=says):
+            train_model(target, _config(*extra), out_dir=tmp_path / "run", init=source.checkpoint, progress=False)
+    ensemble = load_checkpoint(source.checkpoint)
+    ensemble.config.train.ensemble = 2
+    path = save_checkpoint(tmp_path / "ensemble.ckpt", Checkpoint(config=ensemble.config, labels=ensemble.labels,
+                                                                  state_dict=ensemble.state_dict))
+    with pytest.raises(CheckpointError, match="an ensemble of 2 networks"):
+        train_model(target, _config(), out_dir=tmp_path / "run", init=path, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("override, says", [
     ("features.n_mels=40", "features.n_mels 32 in the checkpoint, 40 here"),
     ("features.sample_rate=22050", "features.sample_rate 16000 in the checkpoint, 22050 here"),

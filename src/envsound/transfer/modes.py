@@ -33,7 +33,8 @@ def resolve_mode(config: Config, plan: InitPlan | None) -> str | None:
 
     Raises:
         ConfigError: a mode other than ``auto`` without ``--init`` (it would freeze or probe a random trunk),
-            ``probe`` from an autoencoder (its layers after the encoder are untrained), ``probe`` for an ensemble, or
+            ``probe`` from an autoencoder (its layers after the encoder are untrained), ``probe`` for an ensemble or
+            with a semi-supervised method, or
             ``gradual`` on several processes (DDP cannot start synchronising layers it was built without).
     """
     mode = config.transfer.mode
@@ -49,6 +50,9 @@ def resolve_mode(config: Config, plan: InitPlan | None) -> str | None:
                           "encoder are untrained); use full or gradual with an autoencoder.ckpt")
     if mode == "probe" and config.train.ensemble > 1:
         raise ConfigError("transfer.mode=probe fits one logistic regression; set train.ensemble=1")
+    if mode == "probe" and config.semi.method != "none":
+        raise ConfigError(f"transfer.mode=probe fits on the labelled clips only; semi.method={config.semi.method} "
+                          "needs a trained network (use transfer.mode full or gradual)")
     if mode == "gradual" and config.train.devices * config.train.num_nodes > 1:
         raise ConfigError("transfer.mode=gradual runs in one process; use transfer.mode=full with several devices")
     return mode

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import re
@@ -139,7 +140,9 @@ def plan_init(init: str | Path, config: Config, labels: Sequence[str]) -> InitPl
                         labels=list(labels))
     problems = weight_mismatches(config, checkpoint.config)
     if not problems:  # same model and input: compare the tensors themselves (a window length can change shapes)
-        expected = {k: v for k, v in build_network(config, len(labels)).state_dict().items() if not _in_head(k)}
+        single = copy.deepcopy(config)
+        single.train.ensemble = 1  # each member of an ensemble starts from the source
+        expected = {k: v for k, v in build_network(single, len(labels)).state_dict().items() if not _in_head(k)}
         given = {k: v for k, v in checkpoint.state_dict.items() if not _in_head(k)}
         missing, extra = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
         shapes = [f"{k} {tuple(given[k].shape)} in the checkpoint, {tuple(v.shape)} here" for k, v in expected.items()
