@@ -260,8 +260,8 @@ class TransferConfig:
     autoencoder checkpoint. ``full``: everything trains, the trunk at ``lr x trunk_lr_scale``. ``gradual``: the trunk
     is frozen (weights, batch-norm statistics and dropout: eval mode) for ``freeze_epochs`` epochs, then trains as in
     ``full``. ``probe``: the trunk stays fixed; a logistic regression (``probe_c``) is fitted on its embeddings and
-    becomes the head. ``auto``: the mode that won the few-shot experiment (docs/results.md) for a classifier
-    checkpoint, ``full`` for an autoencoder's.
+    becomes the head. ``auto``: the mode that won the few-shot experiment (docs/results.md): ``probe`` for a
+    classifier checkpoint (``full`` with a semi-supervised method or an ensemble), ``full`` for an autoencoder's.
     """
 
     mode: str = "auto"  # auto | full | gradual | probe

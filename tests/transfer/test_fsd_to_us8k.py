@@ -55,7 +55,7 @@ def test_fsdkaggle2018_to_urbansound8k_with_a_label_map(tmp_path, capsys):
     label_map = tmp_path / "map.csv"
     label_map.write_text("source,target\nBark,dog_bark\n")
     assert main(["cv", "--dataset", "urbansound8k", "--root", str(us8k), "--folds", "1,2,3", "--init",
-                 str(tmp_path / "source" / "model.ckpt"), "--label-map", str(label_map), "--out", str(tmp_path / "cv"),
+                 str(tmp_path / "source" / "model.ckpt"), "--transfer", "full", "--label-map", str(label_map), "--out", str(tmp_path / "cv"),
                  "--no-cache", "-q", "--set", "train.max_epochs=2", "--set", "augment.copies=0"]) == 0
     assert json.loads((tmp_path / "cv" / "cv.json").read_text())["n_folds"] == 3
     fold = load_checkpoint(tmp_path / "cv" / "fold_1" / "model.ckpt")

@@ -120,6 +120,7 @@ def test_probe_is_a_logistic_regression_on_the_frozen_trunk(tmp_path, source, ta
                          cache=cache, progress=False)
     assert result.epochs == 0 and result.seconds < 60
     trained = load_checkpoint(result.checkpoint)
+    assert trained.meta["transfer"]["head"] == "logistic regression"
     src = load_checkpoint(source.checkpoint).state_dict
     for key, value in src.items():
         if not key.startswith("head."):
@@ -132,6 +133,15 @@ def test_probe_is_a_logistic_regression_on_the_frozen_trunk(tmp_path, source, ta
     predicted = model.predict_clips(list(feats)).argmax(axis=1)
     truth = np.array([target.labels.index(r.label) for r in test.records])
     assert (predicted == truth).mean() >= 0.5  # 4 classes, chance 0.25; the trunk never saw two of them
+
+
+def test_auto_is_the_measured_winner_and_full_where_a_probe_cannot_run(source):
+    from envsound.transfer.modes import resolve_mode
+
+    plan = plan_init(source.checkpoint, _config(), TARGET_CLASSES)
+    assert resolve_mode(_config(), plan) == "probe"
+    assert resolve_mode(_config("semi.method=fixmatch"), plan) == "full"
+    assert resolve_mode(_config("train.ensemble=2"), plan) == "full"
 
 
 def test_probe_and_freezing_need_a_source(tmp_path, target):

@@ -135,6 +135,8 @@ def train_model(
                                       "shots": config.train.shots, **(meta or {})})
         if plan is not None:
             checkpoint.meta["transfer"] = {"mode": mode, **plan.to_meta()}
+            if mode == "probe":  # the fitted regression replaces every head row
+                checkpoint.meta["transfer"].update(copied_rows={}, new_rows=[], head="logistic regression")
         # what the model heard (validation clips chose its epoch): kept so --init and evaluate can check for leaks
         checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in train_set.records + val_set.records],
                                                             cache=cache))
