@@ -53,8 +53,6 @@ def embed_inputs(checkpoint: str | Path, inputs: Sequence[str | Path] = (), *, m
     kept, features, bad = extract_features(records, model.config.features, cache=cache, on_error="skip",
                                            progress=progress)
     embeddings = model.embed_clips(features)
-    if not len(kept):
-        embeddings = np.zeros((0, 0), dtype=np.float32)
     labels = [";".join(r.labels) for r in kept] if manifest is not None else None
     return Embeddings(embeddings=embeddings, files=[str(r.path) for r in kept], labels=labels, skipped=skipped + bad)
 

@@ -24,8 +24,8 @@ from torch import nn
 
 from envsound.config import Config
 from envsound.errors import CheckpointError, ConfigError
-from envsound.models.autoencoder import KIND as AUTOENCODER, encoder_init_state, input_settings, load_encoder_state
-from envsound.models.autoencoder import DEFAULT_FILTERS
+from envsound.models.autoencoder import (DEFAULT_FILTERS, KIND as AUTOENCODER, encoder_init_state, input_settings,
+                                         load_encoder_state)
 from envsound.models.checkpoint import Checkpoint, load_checkpoint
 from envsound.models.clip import build_network
 from envsound.models.registry import is_torch_model
