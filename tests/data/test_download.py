@@ -5,15 +5,19 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import shutil
+import subprocess
 import tarfile
 import threading
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from audiofactory import write_tone
+from audiofactory import write_noise, write_tone
 
-from envsound.data.download import download_dataset, download_file, extract_archive
+from envsound.data import download as download_module
+from envsound.data.download import ARCHIVES, download_dataset, download_file, extract_archive
 from envsound.data.registry import load_dataset
 from envsound.errors import ConfigError, DownloadError
 
@@ -97,6 +101,81 @@ def test_download_dataset_verifies_extracts_and_loads(server, tmp_path):
     n_requests = len(server.requests)
     download_dataset("esc50", root, url=server.url + "master.zip", progress=False)
     assert len(server.requests) == n_requests
+
+
+def _zip_of(files: dict[str, Path | str]) -> bytes:
+    """A zip of ``{member name: file to store, or text}``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, content in files.items():
+            zf.write(content, name) if isinstance(content, Path) else zf.writestr(name, content)
+    return buffer.getvalue()
+
+
+def mini_fsdkaggle2019(tmp_path: Path) -> dict[str, bytes]:
+    """Zenodo's FSDKaggle2019 archives in miniature; the noisy audio is a split zip (``zip -s 64k``, 3 volumes)."""
+    src = tmp_path / "src"
+    curated = {f"c{i}.wav": ("Bark" if i % 2 else "Cello,Bark") for i in range(4)}
+    noisy = {f"n{i}.wav": "Bark" for i in range(3)}
+    meta = "FSDKaggle2019.meta/"
+    files = {
+        "FSDKaggle2019.meta.zip": _zip_of({
+            meta + "train_curated_post_competition.csv": "fname,labels,freesound_id,license\n" + "".join(
+                f'{name},"{labels}",{i},CC0\n' for i, (name, labels) in enumerate(curated.items())),
+            meta + "train_noisy_post_competition.csv": "fname,labels,flickr_video_URL,license\n" + "".join(
+                f"{name},{labels},http://flickr.example/{i},CC-BY\n" for i, (name, labels) in enumerate(noisy.items())),
+            meta + "test_post_competition.csv": "fname,labels,usage,freesound_id,license\nt0.wav,Cello,Public,9,CC0\n",
+            meta + "vocabulary.csv": "0,Bark\n1,Cello\n"}),
+        "FSDKaggle2019.audio_train_curated.zip": _zip_of({
+            f"FSDKaggle2019.audio_train_curated/{name}": write_tone(src / name, seconds=0.1, sample_rate=8000, seed=i)
+            for i, name in enumerate(curated)}),
+        "FSDKaggle2019.audio_test.zip": _zip_of({
+            "FSDKaggle2019.audio_test/t0.wav": write_tone(src / "t0.wav", seconds=0.1, sample_rate=8000)}),
+    }
+    split = tmp_path / "split"
+    for i, name in enumerate(noisy):  # stored (-0): 3 x 44 kB make 3 volumes of 64 kB
+        write_noise(split / "FSDKaggle2019.audio_train_noisy" / name, seconds=0.5, sample_rate=44100, seed=i)
+    subprocess.run(["zip", "-q", "-0", "-r", "-s", "64k", "FSDKaggle2019.audio_train_noisy.zip",
+                    "FSDKaggle2019.audio_train_noisy"], cwd=split, check=True)
+    for volume in sorted(split.glob("FSDKaggle2019.audio_train_noisy.z*")):
+        files[volume.name] = volume.read_bytes()
+    return files
+
+
+def test_fsdkaggle2019_archives_are_zenodos():
+    archives = ARCHIVES["fsdkaggle2019"]
+    assert [a.filename for a in archives] == ["FSDKaggle2019.meta.zip", "FSDKaggle2019.audio_train_curated.zip",
+                                              "FSDKaggle2019.audio_test.zip", "FSDKaggle2019.audio_train_noisy.zip"]
+    assert archives[-1].parts == tuple(f"FSDKaggle2019.audio_train_noisy.z0{i}" for i in range(1, 7))
+    assert all(a.url == "https://zenodo.org/record/3612637/files/" + a.filename for a in archives)
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="Info-ZIP zip is needed to make and join split zips")
+def test_fsdkaggle2019_download_joins_the_split_noisy_zip(server, tmp_path, monkeypatch):
+    server.files.update(mini_fsdkaggle2019(tmp_path))
+    volumes = tuple(sorted(name for name in server.files if ".audio_train_noisy.z0" in name))
+    assert len(volumes) >= 2  # a real split archive
+    noisy = replace(ARCHIVES["fsdkaggle2019"][-1], parts=volumes)  # the miniature has fewer volumes than Zenodo's
+    monkeypatch.setitem(ARCHIVES, "fsdkaggle2019", ARCHIVES["fsdkaggle2019"][:-1] + (noisy,))
+    root = tmp_path / "fsd19"
+
+    which = shutil.which
+    monkeypatch.setattr(download_module.shutil, "which", lambda name, *args, **kwargs: None)
+    with pytest.raises(DownloadError, match=r"split zip archive.*'zip' program.*volumes are kept"):
+        download_dataset("fsdkaggle2019", root, url=server.url, progress=False)
+    # everything before the noisy audio is unpacked and usable; the noisy volumes wait in .downloads
+    assert len(load_dataset("fsdkaggle2019", root, subset="curated", n_folds=2)) == 4
+    assert all((root / ".downloads" / name).is_file() for name in volumes)
+
+    monkeypatch.setattr(download_module.shutil, "which", which)
+    n_requests = len(server.requests)
+    download_dataset("fsdkaggle2019", root, url=server.url, progress=False)
+    assert len(server.requests) == n_requests  # the kept volumes were not downloaded again
+    assert not (root / ".downloads").exists() and not (root / "FSDKaggle2019.audio_train_noisy.zip").exists()
+    both = load_dataset("fsdkaggle2019", root, subset="all", n_folds=2)
+    assert len(both) == 7 and both.labels == ["Bark", "Cello"]
+    assert {r.origin for r in both.records} == {"curated", "noisy"}
+    assert len(load_dataset("fsdkaggle2019", root, subset="test")) == 1
 
 
 def test_resume_sends_range_and_gives_identical_bytes(server, tmp_path):

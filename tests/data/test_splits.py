@@ -59,11 +59,52 @@ def test_every_class_keeps_a_training_clip():
         assert "lonely" not in {r.clip_id for r in val.records}
 
 
-def test_train_val_split_multi_label_uses_first_label():
-    manifest = make_manifest(multi_label=True)
-    train, val = train_val_split(manifest, val_fraction=0.2, seed=0)
+def label_sets_manifest(n_sources: int = 120, seed: int = 0) -> Manifest:
+    """Clips with 1-3 of 6 labels, label frequencies from 10 % to 60 %, two clips per source recording."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rates = [0.6, 0.4, 0.3, 0.2, 0.15, 0.1]
+    records = []
+    for s in range(n_sources):
+        labels = tuple(f"tag{k}" for k, rate in enumerate(rates) if rng.random() < rate) or ("tag0",)
+        for k in range(2):
+            records.append(ClipRecord(path=Path(f"/data/s{s}-{k}.wav"), labels=labels, fold=None,
+                                      source_id=f"s{s}", clip_id=f"s{s}-{k}"))
+    return Manifest(name="tags", records=records, labels=[f"tag{k}" for k in range(6)], multi_label=True)
+
+
+def label_shares(records) -> dict[str, float]:
+    counts = Counter(label for r in records for label in r.labels)
+    return {label: n / len(records) for label, n in counts.items()}
+
+
+def test_train_val_split_stratifies_label_sets():
+    manifest = label_sets_manifest()
+    train, val = train_val_split(manifest, val_fraction=0.25, seed=0)
     check_no_leakage(train, val)
-    assert Counter(r.labels[0] for r in val.records) == {f"class{c}": 4 for c in range(4)}
+    assert len(val) / len(manifest) == pytest.approx(0.25, abs=0.03)
+    everywhere = label_shares(manifest.records)
+    for label, share in label_shares(val.records).items():  # every tag about as common in validation as overall
+        assert share == pytest.approx(everywhere[label], abs=0.05), label
+    # by the first label alone (the old rule) tag0 dominated validation's strata; now each tag is counted
+    assert set(label_shares(val.records)) == set(manifest.labels)
+
+
+def test_assigned_folds_stratify_label_sets_and_keep_sources_together():
+    manifest = label_sets_manifest()
+    folds = stratified_group_folds(manifest.records, n_folds=4, seed=1)
+    assert folds == stratified_group_folds(manifest.records, n_folds=4, seed=1)
+    by_source: dict[str, set[int]] = {}
+    for record, fold in zip(manifest.records, folds):
+        by_source.setdefault(record.source_id, set()).add(fold)
+    assert all(len(f) == 1 for f in by_source.values())
+    everywhere = label_shares(manifest.records)
+    for k in range(1, 5):
+        members = [r for r, f in zip(manifest.records, folds) if f == k]
+        assert len(members) == pytest.approx(len(manifest) / 4, abs=6)
+        for label, share in everywhere.items():
+            assert label_shares(members).get(label, 0.0) == pytest.approx(share, abs=0.07), (k, label)
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])

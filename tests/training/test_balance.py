@@ -32,10 +32,12 @@ def test_auto_is_off_for_balanced_and_loss_for_imbalanced_sets(caplog):
         assert choose_class_balance(one_hot([10, 10]), mode) == mode
 
 
-def test_multi_label_sets_are_weighted_by_first_label():
-    targets = np.array([[1, 1, 0], [1, 0, 1], [1, 0, 0], [0, 1, 1]], dtype=np.float32)
-    assert choose_class_balance(targets, "auto") == "loss"  # first labels: 0, 0, 0, 1 -> 3/1
-    np.testing.assert_allclose(class_weights(targets), [4 / 6, 2.0, 0.0])  # class 2 is never a first label
+def test_multi_label_sets_are_weighted_by_every_label():
+    targets = np.array([[1, 1, 0], [1, 0, 1], [1, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float32)
+    assert choose_class_balance(targets, "auto") == "loss"  # label counts 4, 2, 1 -> 4/1
+    np.testing.assert_allclose(class_weights(targets), [7 / 12, 7 / 6, 7 / 3])  # was [5/12, 5/3, 0] by first label
+    per_clip = sample_weights(targets)
+    np.testing.assert_allclose(per_clip, [(1 / 4 + 1 / 2) / 2, (1 / 4 + 1) / 2, 1 / 4, 1 / 4, 1 / 2])
 
 
 def test_weights_keep_the_loss_scale_and_equalise_sampling():

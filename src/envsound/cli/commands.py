@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from envsound.cli.options import build_config, feature_cache, on_error, semi_options, show_progress
+from envsound.cli.options import build_config, feature_cache, on_error, semi_options, show_progress, with_threshold
 
 log = logging.getLogger("envsound")
 
@@ -18,7 +18,8 @@ log = logging.getLogger("envsound")
 def _dataset(args: argparse.Namespace):
     from envsound.data.registry import load_dataset
 
-    manifest = load_dataset(args.dataset, args.root, on_error=on_error(args))
+    options = {"subset": args.subset} if getattr(args, "subset", None) else {}
+    manifest = load_dataset(args.dataset, args.root, on_error=on_error(args), **options)
     if manifest.skipped:
         log.warning("left out %d unusable file(s) of %s (--skip-bad)", len(manifest.skipped), args.dataset)
     keep, exclude = getattr(args, "classes", None), getattr(args, "exclude_classes", None)
@@ -65,9 +66,10 @@ def cv(args: argparse.Namespace) -> int:
     summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, cache=feature_cache(args),
                              resume=args.resume, overwrite=args.overwrite, progress=show_progress(args),
                              on_error=on_error(args), init=init, unlabelled=unlabelled)
+    score = summary["score"]
     for fold in summary["folds"]:
-        print(f"fold {fold['fold']}: accuracy {fold['accuracy']:.4f} ({fold['n_test']} clips)")
-    print(f"mean accuracy {summary['mean_accuracy']:.4f} ± {summary['std_accuracy']:.4f} over "
+        print(f"fold {fold['fold']}: {score} {fold[score]:.4f} ({fold['n_test']} clips)")
+    print(f"mean {score} {summary[f'mean_{score}']:.4f} ± {summary[f'std_{score}']:.4f} over "
           f"{summary['n_folds']} folds ({summary['seconds']:.0f} s) -> {args.out / 'cv.json'}")
     return _report_skipped([(s["file"], s["reason"]) for s in summary["skipped"]])
 
@@ -118,21 +120,21 @@ def evaluate(args: argparse.Namespace) -> int:
     from envsound.models.checkpoint import load_checkpoint
     from envsound.models.clip import ClipModel
 
-    model = ClipModel.from_checkpoint(load_checkpoint(args.checkpoint), source=str(args.checkpoint),
-                                      device=args.device)
+    model = with_threshold(ClipModel.from_checkpoint(load_checkpoint(args.checkpoint), source=str(args.checkpoint),
+                                                     device=args.device), args)
     manifest = _dataset(args)
     if args.folds:
         manifest = manifest.select_folds(args.folds)
     result = evaluate_model(model, manifest, cache=feature_cache(args), on_error=on_error(args),
                             progress=show_progress(args))
     if args.out:
-        from envsound.evaluation.plots import plot_confusion_matrix
-        from envsound.fileio import write_json_atomic, write_text_atomic
+        from envsound.evaluation.report import write_report
+        from envsound.fileio import write_text_atomic
 
-        write_json_atomic(args.out / "report.json", result.report)
+        score = model.task.score_name
+        write_report(result.report, out_dir=args.out, stem="report",
+                     title=f"{manifest.name}: {score} {result.report[score]:.3f}")
         write_text_atomic(args.out / "predictions.csv", result.predictions_csv(model.labels))
-        plot_confusion_matrix(result.report["confusion_matrix"], labels=model.labels, path=args.out / "confusion.png",
-                              title=f"{manifest.name}: accuracy {result.report['accuracy']:.3f}")
     print(json.dumps(result.report) if args.json else format_report_text(result.report))
     return _report_skipped(manifest.skipped + result.skipped)
 
@@ -141,6 +143,7 @@ def predict(args: argparse.Namespace) -> int:
     from envsound.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+    with_threshold(predictor.model, args)
     failed = 0
     for prediction in predictor.predict_paths(args.inputs, top_k=args.top_k, segments=args.segments):
         failed += prediction.error is not None
@@ -150,7 +153,9 @@ def predict(args: argparse.Namespace) -> int:
             print(f"{prediction.file}: error: {prediction.error}", file=sys.stderr, flush=True)
         else:
             best = ", ".join(f"{t['label']} {t['score']:.3f}" for t in prediction.top)
-            print(f"{prediction.file}: {best}", flush=True)
+            tagged = "" if prediction.labels is None else \
+                f"  [labels: {', '.join(t['label'] for t in prediction.labels) or 'none above threshold'}]"
+            print(f"{prediction.file}: {best}{tagged}", flush=True)
             for seg in prediction.segments or []:
                 print(f"  {seg['start']:8.2f}-{seg['end']:8.2f} s  {seg['label']} {seg['score']:.3f}")
     if failed:

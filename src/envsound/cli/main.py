@@ -16,7 +16,7 @@ from pathlib import Path
 from envsound import __version__
 from envsound.cli import commands
 from envsound.cli.options import (add_config_options, add_dataset_options, add_device_option, add_init_options,
-                                  add_semi_options, parse_folds, parse_names)
+                                  add_semi_options, add_threshold_option, parse_folds, parse_names)
 
 log = logging.getLogger("envsound")
 
@@ -69,12 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
     p.set_defaults(run=commands.pretrain)
 
-    p = command("evaluate", "Score a checkpoint on held-out folds: accuracy, per-class P/R/F1, confusion matrix.")
+    p = command("evaluate", "Score a checkpoint on held-out folds: accuracy, per-class P/R/F1, confusion matrix "
+                            "(multi-label: lwlrap, mAP, micro/macro F1, per-class AP).")
     p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv")
     add_dataset_options(p, folds_help="folds to evaluate on (default: all)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--out", type=Path, metavar="DIR",
-                   help="also write report.json, predictions.csv and confusion.png here")
+                   help="also write report.json, report.txt, predictions.csv and report_confusion.png (multi-label: "
+                        "report_per_class_ap.png) here")
+    add_threshold_option(p)
     add_device_option(p)
     p.set_defaults(run=commands.evaluate)
 
@@ -83,9 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files or folders")
     p.add_argument("--top-k", type=int, default=3, help="labels to show per file")
     p.add_argument("--json", action="store_true",
-                   help='one JSON object per input: {"file", "top": [{"label", "score"}], "error"}')
+                   help='one JSON object per input: {"file", "top": [{"label", "score"}], "error"}; multi-label '
+                        'models add "labels": every label at or above the threshold')
     p.add_argument("--segments", action="store_true",
                    help="add a per-window timeline (start, end, top label, score)")
+    add_threshold_option(p)
     add_device_option(p)
     p.set_defaults(run=commands.predict)
 

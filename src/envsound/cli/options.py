@@ -11,9 +11,10 @@ from envsound.config import Config, resolve_config
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> None:
     group = parser.add_argument_group("data")
+    from envsound.data.registry import dataset_names
+
     group.add_argument("--dataset", required=True, metavar="NAME",
-                       help="dataset name: esc50, esc10, urbansound8k, fsdkaggle2018, folder, csv, synthetic "
-                            "(see 'envsound datasets')")
+                       help=f"dataset name: {', '.join(dataset_names())} (see 'envsound datasets')")
     group.add_argument("--root", type=Path, metavar="PATH",
                        help="dataset root folder (default: $ENVSOUND_DATA_<NAME> or $ENVSOUND_DATA/<name>)")
     group.add_argument("--folds", type=parse_folds, metavar="1,2,3", help=folds_help)
@@ -26,6 +27,28 @@ def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> 
     group.add_argument("--classes", type=parse_names, metavar="a,b,c",
                        help="only these classes (the label set narrows to them); a name the dataset lacks is an error")
     group.add_argument("--exclude-classes", type=parse_names, metavar="a,b,c", help="leave these classes out")
+    group.add_argument("--subset", choices=["curated", "noisy", "all"],
+                       help="sets with curated and noisy labels (fsdkaggle2019, 'envsound mix' output): which clips "
+                            "(default curated; scoring against noisy labels measures nothing)")
+
+
+def add_threshold_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threshold", type=float, metavar="T",
+                        help="multi-label models: a label is predicted when its probability reaches T, for every "
+                             "class (default: the threshold saved in the checkpoint, 0.5 unless tuned)")
+
+
+def with_threshold(model, args: argparse.Namespace):
+    """``model`` (a ClipModel) with ``--threshold`` applied to its task, when given."""
+    if getattr(args, "threshold", None) is None:
+        return model
+    from dataclasses import replace
+
+    from envsound.task import check_threshold
+
+    model.task = replace(model.task, threshold=check_threshold(args.threshold, name="--threshold"),
+                         class_thresholds=None)
+    return model
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:

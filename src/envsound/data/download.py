@@ -15,11 +15,12 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import tarfile
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from envsound.errors import ConfigError, DownloadError
@@ -33,18 +34,25 @@ DOWNLOAD_DIR = ".downloads"  # archives are kept here (under root) until they ar
 
 @dataclass(frozen=True)
 class Archive:
-    """One archive of a dataset. ``strip`` names the single top folder whose contents go straight into ``root``."""
+    """One archive of a dataset. ``strip`` names the single top folder whose contents go straight into ``root``.
+
+    ``parts`` names the earlier volumes of a split zip (``x.z01``, ``x.z02``, ... beside ``x.zip``, downloaded from
+    the folder of ``url``); they are joined into one zip with Info-ZIP's ``zip -s 0`` before unpacking.
+    """
 
     filename: str
     url: str
     sha256: str | None = None
     strip: str | None = None
+    parts: tuple[str, ...] = ()
 
 
 # Official archives. No SHA-256 is published for any of them: ESC-50's zip is GitHub's archive of the moving master
 # branch (its bytes change with every commit), and Zenodo publishes MD5 sums only. Pass sha256= (--sha256) to verify
 # a download against a digest you trust; without one the archive's digest is logged and recorded in the marker file.
 _ZENODO_FSD = "https://zenodo.org/record/2552860/files/"
+_ZENODO_FSD19 = "https://zenodo.org/record/3612637/files/"
+_FSD19_NOISY = "FSDKaggle2019.audio_train_noisy"
 ARCHIVES: dict[str, tuple[Archive, ...]] = {
     "esc50": (Archive("ESC-50-master.zip", "https://github.com/karoldvl/ESC-50/archive/master.zip",
                       strip="ESC-50-master"),),
@@ -52,6 +60,11 @@ ARCHIVES: dict[str, tuple[Archive, ...]] = {
                              strip="UrbanSound8K"),),
     "fsdkaggle2018": (Archive("FSDKaggle2018.audio_train.zip", _ZENODO_FSD + "FSDKaggle2018.audio_train.zip"),
                       Archive("FSDKaggle2018.meta.zip", _ZENODO_FSD + "FSDKaggle2018.meta.zip")),
+    # Smallest first, so that the curated set is usable even if the large split noisy archive fails.
+    "fsdkaggle2019": tuple(Archive(f"FSDKaggle2019.{part}.zip", f"{_ZENODO_FSD19}FSDKaggle2019.{part}.zip")
+                           for part in ("meta", "audio_train_curated", "audio_test"))
+                     + (Archive(f"{_FSD19_NOISY}.zip", f"{_ZENODO_FSD19}{_FSD19_NOISY}.zip",
+                                parts=tuple(f"{_FSD19_NOISY}.z{i:02d}" for i in range(1, 7))),),
 }
 _ALIASES = {"esc10": "esc50"}  # ESC-10 is read from the ESC-50 tree
 
@@ -64,10 +77,11 @@ def download_dataset(name: str, root: str | os.PathLike | None, *, url: str | No
     and downloads nothing. An interrupted download resumes from its ``.part`` file.
 
     Args:
-        name: ``esc50`` (also ``esc10``), ``urbansound8k`` or ``fsdkaggle2018``.
+        name: ``esc50`` (also ``esc10``), ``urbansound8k``, ``fsdkaggle2018`` or ``fsdkaggle2019`` (its noisy
+            audio is a split zip: joining it needs Info-ZIP's ``zip`` on the PATH).
         root: folder to fill (created if needed); ``None`` uses ``$ENVSOUND_DATA_<NAME>`` or ``$ENVSOUND_DATA/<name>``.
-        url: replaces the official archive URL (a mirror, or a local server); for ``fsdkaggle2018`` (two archives) it
-            is a base URL the archive file names are appended to.
+        url: replaces the official archive URL (a mirror, or a local server); for ``fsdkaggle2018`` and
+            ``fsdkaggle2019`` (several archives) it is a base URL the archive file names are appended to.
         sha256: expected SHA-256 of the archive (single-archive datasets only); default: the table's, if known.
         progress: show a tqdm progress bar per download (only on a terminal).
 
@@ -76,7 +90,8 @@ def download_dataset(name: str, root: str | os.PathLike | None, *, url: str | No
 
     Raises:
         ConfigError: a dataset with no download (e.g. ``folder``), or ``sha256`` for a multi-archive dataset.
-        DownloadError: a network error, an HTTP error, a checksum mismatch, or a corrupt/unsafe archive.
+        DownloadError: a network error, an HTTP error, a checksum mismatch, a corrupt/unsafe archive, or a split
+            zip with no ``zip`` program to join it (the downloaded volumes are kept for the next run).
         DatasetLayoutError: ``root`` is ``None`` and no environment variable is set.
 
     >>> download_dataset("esc50", "data/ESC-50")
@@ -92,12 +107,12 @@ def download_dataset(name: str, root: str | os.PathLike | None, *, url: str | No
                           "leave it unset")
     if url is not None:
         if len(archives) == 1:
-            archives = (Archive(archives[0].filename, url, archives[0].sha256, archives[0].strip),)
+            archives = (replace(archives[0], url=url),)
         else:
             base = url if url.endswith("/") else url + "/"
-            archives = tuple(Archive(a.filename, base + a.filename, a.sha256, a.strip) for a in archives)
+            archives = tuple(replace(a, url=base + a.filename) for a in archives)
     if sha256 is not None:
-        archives = (Archive(archives[0].filename, archives[0].url, sha256, archives[0].strip),)
+        archives = (replace(archives[0], sha256=sha256),)
 
     from envsound.data.registry import dataset_root  # same root resolution as load_dataset
 
@@ -109,8 +124,7 @@ def download_dataset(name: str, root: str | os.PathLike | None, *, url: str | No
             logger.info("%s: already downloaded and unpacked (%s); delete it to download again", archive.filename,
                         marker)
             continue
-        path = download_file(archive.url, root / DOWNLOAD_DIR / archive.filename, sha256=archive.sha256,
-                             progress=progress)
+        path = _fetch(archive, root / DOWNLOAD_DIR, progress=progress)
         digest = archive.sha256 or _sha256_of(path)
         if archive.sha256 is None:
             logger.warning("%s: no published SHA-256 to verify against; its SHA-256 is %s", path.name, digest)
@@ -213,6 +227,48 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
                             "corrupt or the checksum is wrong (the partial file was removed; run again)")
     os.replace(part, dest)
     return dest
+
+
+def _fetch(archive: Archive, folder: Path, *, progress: bool) -> Path:
+    """Download ``archive`` into ``folder``; a split zip is downloaded volume by volume and joined into one zip
+    (the volumes are deleted once joined). Returns the file to unpack."""
+    dest = folder / archive.filename
+    if not archive.parts:
+        return download_file(archive.url, dest, sha256=archive.sha256, progress=progress)
+    joined = folder / f"{Path(archive.filename).stem}.joined.zip"
+    if joined.is_file():  # joined by an earlier run that stopped before unpacking
+        return joined
+    base = archive.url.rsplit("/", 1)[0] + "/"
+    volumes = [download_file(base + part, folder / part, progress=progress) for part in archive.parts]
+    volumes.append(download_file(archive.url, dest, sha256=archive.sha256, progress=progress))
+    _join_split_zip(dest, joined)
+    for volume in volumes:
+        volume.unlink()
+    return joined
+
+
+def _join_split_zip(last: Path, joined: Path) -> None:
+    """Join the split zip ending in ``last`` (its volumes ``.z01``, ``.z02``, ... beside it) into ``joined``.
+
+    Python's zipfile cannot read split archives, so this runs ``zip -s 0`` (Info-ZIP), the tool the FSDKaggle2019
+    README itself prescribes. The result appears under its final name only complete.
+    """
+    program = shutil.which("zip")
+    if program is None:
+        raise DownloadError(f"{last}: a split zip archive, and joining it needs Info-ZIP's 'zip' program, which is "
+                            f"not on the PATH; install it (e.g. 'apt install zip') and run again (the downloaded "
+                            f"volumes are kept in {last.parent})")
+    partial = joined.with_name(joined.name[:-len(".zip")] + ".partial.zip")
+    partial.unlink(missing_ok=True)
+    done = subprocess.run([program, "-q", "-s", "0", str(last), "--out", str(partial)], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        raise DownloadError(f"{last}: joining the split zip failed (zip exit {done.returncode}: "
+                            f"{detail[-1] if detail else 'no message'}); a volume may be incomplete: delete the "
+                            f"volumes in {last.parent} and run again")
+    os.replace(partial, joined)
 
 
 def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:

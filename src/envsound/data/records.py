@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from envsound.errors import DatasetLayoutError
+from envsound.task import Task
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class ClipRecord:
 
     ``labels`` holds one label for single-label sets, any number for multi-label sets (empty for unlabelled audio).
     ``fold`` is the official fold (``None`` where the dataset has none). ``clip_id`` is unique within the manifest.
+    ``origin`` says where the labels come from in a set that mixes qualities (FSDKaggle2019: ``"curated"`` or
+    ``"noisy"``); empty elsewhere.
     """
 
     path: Path
@@ -27,6 +30,7 @@ class ClipRecord:
     fold: int | None
     source_id: str
     clip_id: str
+    origin: str = ""
 
     @property
     def label(self) -> str:
@@ -48,6 +52,11 @@ class Manifest:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def task(self) -> Task:
+        """The task a model of this dataset learns: multi-label when the dataset gives clips several labels."""
+        return Task.from_flag(self.multi_label)
 
     @property
     def folds(self) -> list[int]:

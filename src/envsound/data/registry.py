@@ -38,6 +38,7 @@ DATASETS: dict[str, _LazyLoader] = {
     "esc10": _LazyLoader("envsound.data.esc50", "prepare_esc10"),
     "urbansound8k": _LazyLoader("envsound.data.urbansound8k", "prepare_urbansound8k"),
     "fsdkaggle2018": _LazyLoader("envsound.data.fsdkaggle2018", "prepare_fsdkaggle2018"),
+    "fsdkaggle2019": _LazyLoader("envsound.data.fsdkaggle2019", "prepare_fsdkaggle2019"),
     "folder": _LazyLoader("envsound.data.folder", "prepare_folder"),
     "csv": _LazyLoader("envsound.data.csv_manifest", "prepare_csv"),
     "synthetic": _LazyLoader("envsound.data.synthetic", "prepare_synthetic"),

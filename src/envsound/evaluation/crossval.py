@@ -1,7 +1,8 @@
 """Leave-one-fold-out cross-validation over official folds.
 
 For each test fold: train on the other folds (validation split taken from inside them), evaluate on the test fold.
-Writes ``cv.json`` (per fold and mean ± std), ``predictions.csv`` and ``confusion.png`` of all test folds together.
+Writes ``cv.json`` (per fold and mean ± std), ``predictions.csv`` and ``confusion.png`` (single-label) or
+``per_class_ap.png`` (multi-label) of all test folds together.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from envsound.data.records import Manifest
 from envsound.data.splits import check_no_leakage, cv_splits, exclude_clips_of
 from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.evaluation.evaluate import Evaluation, evaluate_model
-from envsound.evaluation.metrics import classification_report, summarize_folds
-from envsound.evaluation.plots import plot_confusion_matrix, plot_training_curves
+from envsound.evaluation.metrics import summarize_folds, task_report
+from envsound.evaluation.plots import plot_class_scores, plot_confusion_matrix, plot_training_curves
 from envsound.features.cache import FeatureCache
 from envsound.fileio import run_lock, write_json_atomic, write_text_atomic
 from envsound.models.checkpoint import load_checkpoint
@@ -27,6 +28,8 @@ from envsound.models.clip import ClipModel
 from envsound.training.train import CHECKPOINT_NAME, train_model
 
 log = logging.getLogger(__name__)
+
+FOLD_SCORES = {"single_label": ("accuracy", "macro_f1"), "multi_label": ("lwlrap", "mAP", "micro_f1", "macro_f1")}
 
 
 def cross_validate(
@@ -74,6 +77,7 @@ def cross_validate(
         start = time.perf_counter()
         fold_results, evaluations = [], []
         skipped: dict[str, str] = {str(path): reason for path, reason in manifest.skipped}
+        task = manifest.task
         for test_fold, train_set, test_set in cv_splits(manifest, folds):
             check_no_leakage(train_set, test_set)
             pool = None
@@ -101,25 +105,29 @@ def cross_validate(
             evaluations.append(evaluation)
             skipped.update((str(path), reason) for path, reason in evaluation.skipped)
             fold_results.append({
-                "fold": test_fold, "accuracy": evaluation.report["accuracy"], "macro_f1": evaluation.report["macro_f1"],
+                "fold": test_fold, **{k: evaluation.report[k] for k in FOLD_SCORES[task.kind]},
                 "n_train": len(train_set), "n_test": len(evaluation.records), "epochs": epochs,
                 "n_unlabelled_pool": None if pool is None else len(pool),
                 "seconds": round(time.perf_counter() - fold_start, 1)})
-            log.info("fold %d: accuracy %.4f", test_fold, evaluation.report["accuracy"])
+            log.info("fold %d: %s %.4f", test_fold, task.score_name, evaluation.report[task.score_name])
 
-        summary = summarize_folds(fold_results)
-        pooled = classification_report(np.concatenate([e.y_true for e in evaluations]),
-                                       np.concatenate([e.y_prob for e in evaluations]), labels=manifest.labels)
+        summary = summarize_folds(fold_results, key=task.score_name)
+        pooled = task_report(task, np.concatenate([e.targets for e in evaluations]),
+                             np.concatenate([e.y_prob for e in evaluations]), labels=manifest.labels)
         summary.update({
-            "dataset": manifest.name, "model": config.model.name, "labels": manifest.labels,
-            "pooled": {k: pooled[k] for k in ("accuracy", "macro_f1", "per_class", "confusion_matrix")},
+            "dataset": manifest.name, "model": config.model.name, "task": task.kind, "labels": manifest.labels,
+            "pooled": {k: pooled[k] for k in (*FOLD_SCORES[task.kind], "per_class", "confusion_matrix") if k in pooled},
             "seconds": round(time.perf_counter() - start, 1), "config": config.to_dict(),
             "skipped": [{"file": path, "reason": reason} for path, reason in sorted(skipped.items())]})
         write_text_atomic(out_dir / "predictions.csv", _predictions_csv(evaluations, manifest.labels))
-        plot_confusion_matrix(np.asarray(pooled["confusion_matrix"]), labels=manifest.labels,
-                              path=out_dir / "confusion.png",
-                              title=f"{manifest.name} {config.model.name}: {len(folds)}-fold CV, "
-                                    f"accuracy {summary['mean_accuracy']:.3f} ± {summary['std_accuracy']:.3f}")
+        score = task.score_name
+        title = (f"{manifest.name} {config.model.name}: {len(folds)}-fold CV, "
+                 f"{score} {summary[f'mean_{score}']:.3f} ± {summary[f'std_{score}']:.3f}")
+        if task.multi_label:
+            plot_class_scores(pooled, path=out_dir / "per_class_ap.png", title=title)
+        else:
+            plot_confusion_matrix(np.asarray(pooled["confusion_matrix"]), labels=manifest.labels,
+                                  path=out_dir / "confusion.png", title=title)
         write_json_atomic(out_dir / "cv.json", summary)
         return summary
 

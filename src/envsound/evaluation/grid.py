@@ -35,7 +35,8 @@ Axes = Sequence[tuple[str, Sequence[str]]]
 
 @dataclass
 class GridResult:
-    """``points[i]``: ``{"values": {key: value}, "dir", "mean_accuracy", "std_accuracy", "fold_accuracies"}``."""
+    """``points[i]``: ``{"values": {key: value}, "dir", "score", "mean_<score>", "std_<score>", "fold_scores"}``;
+    ``score`` is ``accuracy`` (single-label) or ``lwlrap`` (multi-label)."""
 
     keys: list[str]
     points: list[dict[str, Any]]
@@ -137,9 +138,10 @@ def grid_search(
                                      resume=run_dir.exists(),  # an interrupted point keeps its finished folds
                                      progress=progress, on_error=on_error, init=init, unlabelled=unlabelled)
             n_run += 1
-        points.append({"values": values, "dir": str(run_dir), "mean_accuracy": summary["mean_accuracy"],
-                       "std_accuracy": summary["std_accuracy"],
-                       "fold_accuracies": [f["accuracy"] for f in summary["folds"]]})
+        score = summary.get("score", "accuracy")
+        points.append({"values": values, "dir": str(run_dir), "score": score,
+                       f"mean_{score}": summary[f"mean_{score}"], f"std_{score}": summary[f"std_{score}"],
+                       "fold_scores": [f[score] for f in summary["folds"]]})
     keys = [key for key, _ in axes]
     result = GridResult(keys=keys, points=points, markdown=grid_markdown(keys, axes, points), n_run=n_run)
     write_json_atomic(out_dir / "grid.json", {**result.to_dict(), "dataset": manifest.name,
@@ -149,9 +151,12 @@ def grid_search(
 
 
 def grid_markdown(keys: Sequence[str], axes: Axes, points: Sequence[Mapping[str, Any]]) -> str:
-    """The grid as a Markdown table of "mean ± std" accuracy (%); two keys give a rows x columns table."""
+    """The grid as a Markdown table of "mean ± std" of the score (accuracy or lwlrap, %); two keys give a rows x
+    columns table."""
+    score = points[0].get("score", "accuracy") if points else "accuracy"
+
     def cell(point: Mapping[str, Any]) -> str:
-        return f"{point['mean_accuracy'] * 100:.1f} ± {point['std_accuracy'] * 100:.1f}"
+        return f"{point[f'mean_{score}'] * 100:.1f} ± {point[f'std_{score}'] * 100:.1f}"
 
     if len(keys) == 2:
         (row_key, row_values), (col_key, col_values) = axes
@@ -161,7 +166,7 @@ def grid_markdown(keys: Sequence[str], axes: Axes, points: Sequence[Mapping[str,
         for r in row_values:
             lines.append(f"| {r} | " + " | ".join(cell(by_values[(r, c)]) for c in col_values) + " |")
     else:
-        lines = ["| " + " | ".join(keys or ["config"]) + " | accuracy (%) |", "|---" * (max(len(keys), 1) + 1) + "|"]
+        lines = ["| " + " | ".join(keys or ["config"]) + f" | {score} (%) |", "|---" * (max(len(keys), 1) + 1) + "|"]
         for p in points:
             lines.append("| " + " | ".join([p["values"][k] for k in keys] or ["base"]) + f" | {cell(p)} |")
-    return "\n".join(lines) + "\n\nCells: mean ± std of the fold accuracies (%) in cross-validation.\n"
+    return "\n".join(lines) + f"\n\nCells: mean ± std of the fold {score} (%) in cross-validation.\n"

@@ -2,7 +2,7 @@
 
 Single-label: :func:`classification_report` for one test set, :func:`summarize_folds` across cross-validation folds,
 :func:`paired_comparison` between two systems evaluated on the same folds, :func:`format_report_text` for a terminal.
-Multi-label: :func:`multilabel_report` (lwlrap, mAP, micro F1).
+Multi-label: :func:`multilabel_report` (lwlrap, mAP, micro / macro F1). :func:`task_report` picks by task.
 
 Shape mistakes (a caller's bug) raise ``ValueError``; non-finite probabilities, which a diverged model produces, raise
 :class:`~envsound.errors.EnvsoundError` with a hint.
@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from envsound.errors import EnvsoundError
+from envsound.task import Task, lwlrap_score
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ __all__ = [
     "format_report_text",
     "multilabel_report",
     "lwlrap",
+    "task_report",
 ]
 
 
@@ -119,23 +121,25 @@ def classification_report(y_true: np.ndarray, y_prob: np.ndarray, *, labels: Seq
     return report
 
 
-def summarize_folds(fold_results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and spread of accuracy over cross-validation folds.
+def summarize_folds(fold_results: list[dict[str, Any]], *, key: str = "accuracy") -> dict[str, Any]:
+    """Mean and spread of a score over cross-validation folds.
 
-    ``std_accuracy`` is the *sample* standard deviation (``ddof=1``) when there are at least two folds, and 0.0
-    (``ddof=0``) for a single fold; ``std_accuracy_ddof`` records which. When every fold also has ``macro_f1`` /
-    ``balanced_accuracy``, their means are added; when every fold has a ``confusion_matrix`` of one size, their sum
-    is added as ``pooled_confusion_matrix``.
+    ``std_<key>`` is the *sample* standard deviation (``ddof=1``) when there are at least two folds, and 0.0
+    (``ddof=0``) for a single fold; ``std_<key>_ddof`` records which. The other scores every fold has
+    (``balanced_accuracy``, ``macro_f1``, ``top3_accuracy``, ``mAP``, ``micro_f1``, and ``accuracy`` / ``lwlrap``
+    when not ``key``) get ``mean_<name>`` and ``std_<name>`` too; when every fold has a ``confusion_matrix`` of one
+    size, their sum is added as ``pooled_confusion_matrix``.
 
     Args:
-        fold_results: one dict per fold, each with at least ``"fold"`` and ``"accuracy"`` (in [0, 1]); typically a
-            :func:`classification_report` plus its fold number. Kept unchanged under ``"folds"``.
+        fold_results: one dict per fold, each with at least ``"fold"`` and ``key``; typically a report plus its fold
+            number. Kept unchanged under ``"folds"``.
+        key: the headline score: ``"accuracy"`` (single-label, in [0, 1]) or ``"lwlrap"`` (multi-label).
 
     Returns:
-        ``{"folds", "n_folds", "mean_accuracy", "std_accuracy", "std_accuracy_ddof", ...}``.
+        ``{"folds", "n_folds", "score", "mean_<key>", "std_<key>", "std_<key>_ddof", ...}``; ``score`` names ``key``.
 
     Raises:
-        ValueError: on an empty list or a fold missing ``"fold"``/``"accuracy"``.
+        ValueError: on an empty list or a fold missing ``"fold"`` / ``key``.
 
     >>> summarize_folds([{"fold": 1, "accuracy": 0.8}, {"fold": 2, "accuracy": 0.6}])["mean_accuracy"]
     0.7
@@ -143,21 +147,19 @@ def summarize_folds(fold_results: list[dict[str, Any]]) -> dict[str, Any]:
     if not fold_results:
         raise ValueError("summarize_folds: no fold results given")
     for i, res in enumerate(fold_results):
-        missing = [k for k in ("fold", "accuracy") if k not in res]
+        missing = [k for k in ("fold", key) if k not in res]
         if missing:
             raise ValueError(f"summarize_folds: fold result #{i} lacks {missing}; keys are {sorted(res)}")
-    acc = np.array([float(r["accuracy"]) for r in fold_results], dtype=np.float64)
-    ddof = 1 if len(acc) >= 2 else 0
-    summary: dict[str, Any] = {
-        "folds": list(fold_results),
-        "n_folds": len(fold_results),
-        "mean_accuracy": float(acc.mean()),
-        "std_accuracy": float(acc.std(ddof=ddof)),
-        "std_accuracy_ddof": ddof,
-    }
-    for key in ("balanced_accuracy", "macro_f1", "top3_accuracy"):
-        if all(key in r for r in fold_results):
-            summary[f"mean_{key}"] = float(np.mean([float(r[key]) for r in fold_results]))
+    ddof = 1 if len(fold_results) >= 2 else 0
+    summary: dict[str, Any] = {"folds": list(fold_results), "n_folds": len(fold_results), "score": key}
+    for name in (key, "accuracy", "lwlrap", "balanced_accuracy", "macro_f1", "top3_accuracy", "mAP", "micro_f1"):
+        if f"mean_{name}" in summary or not all(r.get(name) is not None for r in fold_results):
+            continue
+        values = np.array([float(r[name]) for r in fold_results], dtype=np.float64)
+        summary[f"mean_{name}"] = float(values.mean())
+        summary[f"std_{name}"] = float(values.std(ddof=ddof))
+        if name == key:
+            summary[f"std_{name}_ddof"] = ddof
     cms = [r.get("confusion_matrix") for r in fold_results]
     if all(cm is not None for cm in cms):
         arrays = [np.asarray(cm, dtype=np.int64) for cm in cms]
@@ -242,6 +244,8 @@ def format_report_text(report: dict[str, Any], *, max_matrix_classes: int = 20, 
 
     >>> print(format_report_text(classification_report(y_true, y_prob, labels=names)))  # doctest: +SKIP
     """
+    if report.get("task") == "multi_label":
+        return _format_multilabel_text(report)
     labels = list(report["labels"])
     n_classes = len(labels)
     idx_w = len(str(max(n_classes - 1, 0)))
@@ -293,74 +297,63 @@ def format_report_text(report: dict[str, Any], *, max_matrix_classes: int = 20, 
     return "\n".join(lines) + "\n"
 
 
+def _format_multilabel_text(report: dict[str, Any]) -> str:
+    """A :func:`multilabel_report` for a terminal: headline scores, then one row per class (AP, P, R, F1, clips)."""
+    threshold = report["threshold"]
+    shown = f"{threshold:.2f}" if isinstance(threshold, float) else "per class"
+    lines = [f"lwlrap {report['lwlrap']:.4f}  mAP {report['mAP']:.4f}  micro F1 {report['micro_f1']:.4f}  "
+             f"macro F1 {report['macro_f1']:.4f}  (threshold {shown})  {report['n_clips']} clips", ""]
+    label_w = min(max([len(str(r["label"])) for r in report["per_class"]] + [5]), 40)
+    idx_w = len(str(max(len(report["per_class"]) - 1, 0)))
+    lines.append(f"{'#':>{idx_w}}  {'label':<{label_w}}  {'AP':>6}  {'precision':>9}  {'recall':>6}  {'f1':>6}  "
+                 f"{'support':>7}")
+    for i, row in enumerate(report["per_class"]):
+        ap = "     -" if row["average_precision"] is None else f"{row['average_precision']:>6.3f}"
+        lines.append(f"{i:>{idx_w}}  {_abbrev(str(row['label']), label_w):<{label_w}}  {ap}  {row['precision']:>9.3f}  "
+                     f"{row['recall']:>6.3f}  {row['f1']:>6.3f}  {row['support']:>7d}")
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------------------------------- multi-label
 
 
 def lwlrap(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """Label-weighted label-ranking average precision (the FSDKaggle2019 / DCASE 2019 task 2 metric).
-
-    For every (clip, positive label) pair, take the precision of the clip's ranked label list at that label's rank
-    (the fraction of labels ranked at or above it that are positive); lwlrap is the mean over all such pairs, so
-    each positive label counts once (equivalently: per-class scores weighted by class frequency). Ties in the scores
-    are counted pessimistically: a label's rank is the number of labels scoring at least as high (as scikit-learn's
-    label-ranking average precision does). Clips without a positive label contribute nothing.
-
-    Written by hand because scikit-learn only has the per-clip average (LRAP); lwlrap equals sklearn's
-    ``label_ranking_average_precision_score`` weighted by each clip's number of positive labels.
-
-    Args:
-        y_true: ``(n, C)`` in {0, 1}.
-        y_score: ``(n, C)`` finite scores, higher = more likely.
-
-    Returns:
-        A float in (0, 1].
+    """Label-weighted label-ranking average precision (see :func:`envsound.task.lwlrap_score`); ``y_true`` must
+    hold only 0 and 1.
 
     Raises:
         ValueError: on shape mismatch, non-binary ``y_true``, or no positive labels at all.
     """
-    y_true = np.asarray(y_true)
-    y_score = np.asarray(y_score, dtype=np.float64)
-    if y_true.ndim != 2 or y_true.shape != y_score.shape:
-        raise ValueError(f"lwlrap: y_true {y_true.shape} and y_score {y_score.shape} must both be (n, C)")
-    if not np.isin(y_true, (0, 1)).all():
+    if not np.isin(np.asarray(y_true), (0, 1)).all():
         raise ValueError("lwlrap: y_true must hold only 0 and 1")
-    pos = y_true.astype(bool)
-    n_pos_total = int(pos.sum())
-    if n_pos_total == 0:
-        raise ValueError("lwlrap: y_true has no positive labels")
-    total = 0.0
-    for truth, score in zip(pos, y_score):
-        if not truth.any():
-            continue
-        pos_scores = score[truth]
-        # rank of each positive label = labels scoring >= it; hits = positives scoring >= it
-        rank = (score[None, :] >= pos_scores[:, None]).sum(axis=1)
-        hits = (pos_scores[None, :] >= pos_scores[:, None]).sum(axis=1)
-        total += float(np.sum(hits / rank))
-    return total / n_pos_total
+    return lwlrap_score(y_true, y_score)
 
 
 def multilabel_report(
-    y_true: np.ndarray, y_prob: np.ndarray, *, labels: Sequence[str], threshold: float = 0.5
+    y_true: np.ndarray, y_prob: np.ndarray, *, labels: Sequence[str], threshold: float | Sequence[float] = 0.5
 ) -> dict[str, Any]:
-    """lwlrap, macro average precision and micro F1 of multi-label predictions.
+    """lwlrap, mAP, and micro / macro F1 at a threshold of multi-label predictions.
 
     Args:
         y_true: ``(n, C)`` multi-hot in {0, 1}.
         y_prob: ``(n, C)`` per-class probabilities in [0, 1] (sigmoid outputs), finite.
         labels: ``C`` class names.
-        threshold: decision threshold for F1, in (0, 1).
+        threshold: decision threshold in (0, 1) for F1, one for all classes or one per class.
 
     Returns:
-        ``{"lwlrap", "mAP", "micro_f1", "threshold", "n_clips", "n_classes_scored", "per_class":
-        [{"label", "average_precision" (None when the class has no positive clip), "support"}], "labels"}``.
-        ``mAP`` averages only over classes with at least one positive clip (``n_classes_scored`` of them).
+        ``{"task": "multi_label", "lwlrap", "mAP", "micro_f1", "macro_f1", "threshold", "n_clips",
+        "n_classes_scored", "per_class": [{"label", "average_precision" (None when the class has no positive clip),
+        "precision", "recall", "f1", "support"}], "labels"}``. ``mAP`` and ``macro_f1`` average only over classes
+        with at least one positive clip (``n_classes_scored`` of them); ``threshold`` is a float or a list.
 
     Raises:
-        ValueError: on inconsistent shapes, non-binary ``y_true`` or no positive labels at all.
+        ValueError: on inconsistent shapes, a threshold outside (0, 1), non-binary ``y_true`` or no positive labels.
         EnvsoundError: on an empty test set or non-finite scores.
+
+    >>> multilabel_report(np.array([[1, 0], [1, 1]]), np.array([[0.9, 0.2], [0.6, 0.7]]), labels=["a", "b"])["lwlrap"]
+    1.0
     """
-    from sklearn.metrics import average_precision_score, f1_score
+    from sklearn.metrics import average_precision_score, f1_score, precision_recall_fscore_support
 
     labels = [str(x) for x in labels]
     y_true = np.asarray(y_true)
@@ -369,28 +362,46 @@ def multilabel_report(
     y_prob = _check_probs(y_prob, labels, y_true.shape[0], "multilabel_report")
     if y_true.shape != y_prob.shape:
         raise ValueError(f"multilabel_report: y_true {y_true.shape} and y_prob {y_prob.shape} differ")
-    if not 0.0 < threshold < 1.0:
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(labels),))
+    if not ((thresholds > 0) & (thresholds < 1)).all():
         raise ValueError(f"multilabel_report: threshold must be in (0, 1), got {threshold}")
     if not np.isin(y_true, (0, 1)).all():
         raise ValueError("multilabel_report: y_true must hold only 0 and 1")
     y_true = y_true.astype(np.int64)
+    y_pred = (y_prob >= thresholds[None, :]).astype(np.int64)
     support = y_true.sum(axis=0)
-    per_class = []
-    aps = []
+    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    per_class, aps = [], []
     for c, lab in enumerate(labels):
         ap = None
         if support[c] > 0:
             ap = float(average_precision_score(y_true[:, c], y_prob[:, c]))
             aps.append(ap)
-        per_class.append({"label": lab, "average_precision": ap, "support": int(support[c])})
-    micro_f1 = f1_score(y_true, (y_prob >= threshold).astype(np.int64), average="micro", zero_division=0)
+        per_class.append({"label": lab, "average_precision": ap, "precision": float(precision[c]),
+                          "recall": float(recall[c]), "f1": float(f1[c]), "support": int(support[c])})
+    scored = support > 0
     return {
+        "task": "multi_label",
         "lwlrap": lwlrap(y_true, y_prob),
         "mAP": float(np.mean(aps)),
-        "micro_f1": float(micro_f1),
-        "threshold": float(threshold),
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+        "macro_f1": float(np.mean(f1[scored])),
+        "threshold": float(thresholds[0]) if np.ndim(threshold) == 0 else thresholds.tolist(),
         "n_clips": int(y_true.shape[0]),
         "n_classes_scored": len(aps),
         "per_class": per_class,
         "labels": labels,
     }
+
+
+def task_report(task: Task, targets: np.ndarray, y_prob: np.ndarray, *, labels: Sequence[str]) -> dict[str, Any]:
+    """The report of ``task``: :func:`classification_report` (single-label; ``targets`` one-hot rows) or
+    :func:`multilabel_report` at the task's thresholds (``targets`` multi-hot rows).
+
+    >>> report = task_report(model.task, targets, model.predict_clips(features), labels=model.labels)
+    """
+    targets = np.asarray(targets)
+    if task.multi_label:
+        return multilabel_report(targets, y_prob, labels=labels, threshold=task.thresholds(len(labels)).tolist()
+                                 if task.class_thresholds is not None else task.threshold)
+    return {"task": "single_label", **classification_report(targets.argmax(axis=1), y_prob, labels=labels)}

@@ -43,6 +43,31 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------------------------------- per-class scores
+
+
+def plot_class_scores(report: Mapping[str, Any], *, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Horizontal bars of each class's average precision in a multi-label report (best first; classes without a
+    positive clip are left out), the mAP as a dotted line: what a confusion matrix is to a single-label report.
+
+    >>> plot_class_scores(multilabel_report(y_true, y_prob, labels=names), path="runs/cv/per_class_ap.png")
+    """
+    rows = sorted((r for r in report["per_class"] if r.get("average_precision") is not None),
+                  key=lambda r: -r["average_precision"])
+    fig = _new_figure(6.5, 1.2 + 0.28 * max(len(rows), 1), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    ax.barh(range(len(rows)), [r["average_precision"] for r in rows], color="tab:blue")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{r['label']} ({r['support']})" for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.axvline(report["mAP"], color="0.3", linestyle=":", label=f"mAP {report['mAP']:.3f}")
+    ax.set_xlabel("average precision (clips with the label)")
+    ax.legend(loc="lower right")
+    ax.set_title(title or f"lwlrap {report['lwlrap']:.3f}, mAP {report['mAP']:.3f}", fontsize=9)
+    return _save(fig, path)
+
+
 # --------------------------------------------------------------------------------------------------- confusion matrix
 
 

@@ -37,9 +37,12 @@ class Prediction:
     segments: list[dict] | None = None  # [{"start", "end", "label", "score"}] in seconds
     error: str | None = None
     duration: float | None = None
+    labels: list[dict] | None = None  # multi-label models: [{"label", "score"}] at or above the threshold, best first
 
     def to_dict(self) -> dict:
         out = {"file": self.file, "top": self.top, "error": self.error}
+        if self.labels is not None:
+            out["labels"] = self.labels
         if self.segments is not None:
             out["segments"] = self.segments
         return out
@@ -78,7 +81,8 @@ class Predictor:
         return self.model.labels
 
     def predict_file(self, path: str | Path, *, top_k: int = 3, segments: bool = False) -> Prediction:
-        """Classify one file; raises :class:`EnvsoundError` subclasses for unusable audio."""
+        """Classify one file: the ``top_k`` labels by clip probability and, for a multi-label model, every label at
+        or above the task's threshold (``labels``); raises :class:`EnvsoundError` subclasses for unusable audio."""
         feats = self.features
         total = np.zeros(self.model.n_classes, dtype=np.float64)
         n_windows, timeline = 0, []
@@ -92,9 +96,14 @@ class Predictor:
                     timeline.append({"start": round(begin, 3), "end": round(begin + feats.window_seconds, 3),
                                      "label": self.labels[best], "score": round(float(probs[best]), 4)})
         mean = total / max(n_windows, 1)
-        order = np.argsort(-mean)[:max(1, top_k)]
-        top = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in order]
-        return Prediction(file=str(path), top=top, segments=timeline if segments else None)
+        ranked = np.argsort(-mean, kind="stable")
+        top = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in ranked[:max(1, top_k)]]
+        labels = None
+        task = self.model.task
+        if task.multi_label:
+            chosen = task.decide(mean[None, :])[0]
+            labels = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in ranked if chosen[i]]
+        return Prediction(file=str(path), top=top, segments=timeline if segments else None, labels=labels)
 
     def predict_paths(self, inputs: Iterable[str | Path], *, top_k: int = 3,
                       segments: bool = False) -> Iterator[Prediction]:

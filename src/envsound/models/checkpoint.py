@@ -20,6 +20,7 @@ from envsound import __version__
 from envsound.config import Config
 from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import atomic_path
+from envsound.task import Task
 
 FORMAT = "envsound-checkpoint"
 # 2: config gains train.accelerator/devices/num_nodes/strategy and a leakage section, precision and channels_last
@@ -28,7 +29,9 @@ FORMAT = "envsound-checkpoint"
 # 3: config gains a transfer section (train.freeze_encoder_epochs and train.encoder_lr_scale moved into it; the old
 #    keys still load, see config.RENAMED_KEYS) and train.shots; meta["transfer"] records the source, mode and which
 #    head rows were copied. Version 2 files load unchanged.
-FORMAT_VERSION = 3
+# 4: "task" (kind single_label | multi_label, decision threshold(s)) replaces the "multi_label" flag, which older
+#    files still load through; config.model gains per-model options. Version 3 files load unchanged.
+FORMAT_VERSION = 4
 
 
 @dataclass
@@ -37,7 +40,7 @@ class Checkpoint:
 
     config: Config
     labels: list[str]
-    multi_label: bool = False
+    task: Task = field(default_factory=Task)
     state_dict: dict[str, torch.Tensor] | None = None
     sklearn_bytes: bytes | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -59,7 +62,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "format_version": FORMAT_VERSION,
         "config": checkpoint.config.to_dict(),
         "labels": list(checkpoint.labels),
-        "multi_label": bool(checkpoint.multi_label),
+        "task": checkpoint.task.to_dict(),
         "state_dict": checkpoint.state_dict,
         "sklearn_skops": None if checkpoint.sklearn_bytes is None
         else torch.frombuffer(bytearray(checkpoint.sklearn_bytes), dtype=torch.uint8),
@@ -100,7 +103,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(
         config=config,
         labels=list(payload["labels"]),
-        multi_label=bool(payload.get("multi_label", False)),
+        task=Task.from_dict(payload["task"]) if "task" in payload
+        else Task.from_flag(bool(payload.get("multi_label", False))),  # format <= 3
         state_dict=payload.get("state_dict"),
         sklearn_bytes=None if skops is None else skops.numpy().tobytes(),
         meta=dict(payload.get("meta", {})),

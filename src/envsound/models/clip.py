@@ -21,6 +21,7 @@ from envsound.features.windows import eval_windows
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.ensemble import Ensemble
 from envsound.models.registry import build_model, check_feature_kind, get_model_class, is_torch_model
+from envsound.task import Task
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +83,18 @@ class ClipModel:
     ``(n, 1, window_samples)`` and clips ``(1, samples)`` (waveform models, ``features.kind = "waveform"``).
 
     Exactly one of ``network`` (a torch model returning logits) or ``baseline`` (an sklearn baseline on MFCC
-    statistics) is set. Probabilities are softmax outputs, or sigmoid outputs for multi-label models.
+    statistics) is set. Probabilities follow ``task`` (:class:`~envsound.task.Task`): softmax outputs, or sigmoid
+    outputs for multi-label models.
     """
 
-    def __init__(self, *, config: Config, labels: Sequence[str], multi_label: bool = False,
+    def __init__(self, *, config: Config, labels: Sequence[str], task: Task | None = None,
                  network: nn.Module | None = None, baseline=None, batch_size: int = 64,
                  runtime: Runtime | None = None) -> None:
         if (network is None) == (baseline is None):
             raise ValueError("ClipModel needs exactly one of network or baseline")
         self.config = config
         self.labels = list(labels)
-        self.multi_label = multi_label
+        self.task = task or Task()
         self.runtime = runtime or Runtime(accelerator="cpu", devices=1, precision="32", channels_last=False,
                                           reason="as constructed")
         self.network = None
@@ -129,12 +131,12 @@ class ClipModel:
             except RuntimeError as exc:
                 raise CheckpointError(f"{source}: weights do not fit model {name!r}: "
                                       f"{str(exc).splitlines()[0]}") from exc
-            return cls(config=config, labels=checkpoint.labels, multi_label=checkpoint.multi_label, network=network,
+            return cls(config=config, labels=checkpoint.labels, task=checkpoint.task, network=network,
                        runtime=inference_runtime(config, lambda: build_network(config, n_classes), device=device))
         if checkpoint.sklearn_bytes is None:
             raise CheckpointError(f"{source}: baseline {name!r} checkpoint holds no fitted estimator")
         baseline = get_model_class(name).from_bytes(checkpoint.sklearn_bytes, n_classes=n_classes)
-        return cls(config=config, labels=checkpoint.labels, multi_label=checkpoint.multi_label, baseline=baseline)
+        return cls(config=config, labels=checkpoint.labels, task=checkpoint.task, baseline=baseline)
 
     @property
     def n_classes(self) -> int:
@@ -150,8 +152,7 @@ class ClipModel:
             return self.baseline.predict_proba(stats).astype(np.float32)
 
         def probabilities(batch: torch.Tensor) -> torch.Tensor:
-            logits = self.network(batch).float()
-            return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+            return self.task.activation(self.network(batch).float())
 
         return self._run_network(windows, probabilities)
 

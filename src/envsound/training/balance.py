@@ -1,7 +1,7 @@
 """Class balance: a class-weighted loss or a class-balanced sampler, chosen by ``train.class_balance``.
 
-Counts use one label per clip: its label, or for a multi-label clip the first of its labels in the dataset's label
-order (the first 1 of its multi-hot row). So a multi-label set is weighted by that label rather than skipped.
+Counts are label counts: clips per class for a single-label set, clips carrying the label for a multi-label set
+(the column sums of the target rows in both cases). A multi-label clip is sampled by the mean rarity of its labels.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ IMBALANCE_RATIO = 1.5  # auto turns balancing on when the largest class has more
 
 
 def class_counts(targets: np.ndarray) -> np.ndarray:
-    """``(n_classes,)`` clips per class by first label (argmax of a one-hot row, the first 1 of a multi-hot row)."""
-    return np.bincount(targets.argmax(axis=1), minlength=targets.shape[1])
+    """``(n_classes,)`` clips carrying each label (column sums of one-hot or multi-hot rows)."""
+    return np.rint((np.asarray(targets) > 0.5).sum(axis=0)).astype(np.int64)
 
 
 def choose_class_balance(targets: np.ndarray, mode: str) -> str:
@@ -48,7 +48,13 @@ def class_weights(targets: np.ndarray) -> np.ndarray:
 
 
 def sample_weights(targets: np.ndarray) -> np.ndarray:
-    """``(n_clips,)`` float64 sampling weights ``1 / count(first label)`` for ``WeightedRandomSampler``: each class is
-    drawn equally often."""
-    counts = class_counts(targets)
-    return 1.0 / counts[targets.argmax(axis=1)].astype(np.float64)
+    """``(n_clips,)`` float64 sampling weights for ``WeightedRandomSampler``: ``1 / count(label)`` (each class drawn
+    equally often), for a multi-label clip the mean of that over its labels; a clip without a label gets the
+    smallest weight of the others."""
+    hot = np.asarray(targets) > 0.5
+    inverse = 1.0 / np.maximum(class_counts(targets), 1).astype(np.float64)
+    n_labels = hot.sum(axis=1)
+    weights = (hot * inverse[None, :]).sum(axis=1) / np.maximum(n_labels, 1)
+    if (n_labels == 0).any():
+        weights[n_labels == 0] = weights[n_labels > 0].min() if (n_labels > 0).any() else 1.0
+    return weights

@@ -24,12 +24,7 @@ from envsound.features.windows import eval_starts, eval_window_at, train_window
 
 def target_matrix(manifest: Manifest) -> np.ndarray:
     """``(n_clips, n_classes)`` float32 one-hot / multi-hot targets in the manifest's label order."""
-    index = manifest.label_index()
-    targets = np.zeros((len(manifest), len(manifest.labels)), dtype=np.float32)
-    for row, record in enumerate(manifest.records):
-        for label in record.labels:
-            targets[row, index[label]] = 1.0
-    return targets
+    return manifest.task.targets([r.labels for r in manifest.records], manifest.labels)
 
 
 def process_rank() -> int:

@@ -21,6 +21,7 @@ from envsound.config import Config
 from envsound.errors import ConfigError
 from envsound.hardware import Runtime, probe_candidates, resolve_runtime
 from envsound.models.clip import build_network, window_shape
+from envsound.task import Task
 from envsound.training.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.data import ClipDataModule
 from envsound.training.module import ClassifierModule
@@ -72,9 +73,10 @@ def lightning_strategy(config: Config, runtime: Runtime):
     return "ddp" if config.train.strategy == "auto" else config.train.strategy
 
 
-def monitored(config: Config, *, multi_label: bool) -> tuple[str, str]:
-    """The logged metric that selects the best epoch, and whether higher is better."""
-    if config.train.monitor == "accuracy" and not multi_label:
+def monitored(config: Config) -> tuple[str, str]:
+    """The logged metric that selects the best epoch, and whether higher is better: ``train.monitor=accuracy`` is
+    the task's clip score (accuracy, or lwlrap for a multi-label task)."""
+    if config.train.monitor == "accuracy":
         return "val_score", "max"
     return "val_loss", "min"
 
@@ -86,7 +88,7 @@ def fit_network(
     val_features: Sequence[np.ndarray],
     val_targets: np.ndarray,
     *,
-    multi_label: bool,
+    task: Task,
     out_dir: Path,
     resume: bool,
     progress: bool,
@@ -119,10 +121,10 @@ def fit_network(
     if semi:
         from envsound.training.semi import SemiModule
 
-        module = SemiModule(config, n_classes, multi_label=multi_label, class_weights=weights,
+        module = SemiModule(config, n_classes, task=task, class_weights=weights,
                             channels_last=runtime.channels_last)
     else:
-        module = ClassifierModule(config, n_classes, multi_label=multi_label, class_weights=weights,
+        module = ClassifierModule(config, n_classes, task=task, class_weights=weights,
                                   channels_last=runtime.channels_last)
     apply_init(module.model, init)
     if init is not None:
@@ -133,7 +135,7 @@ def fit_network(
                           train_variants=train_variants,
                           sampler_weights=sample_weights(train_targets) if balance == "sampler" else None,
                           unlabelled_features=unlabelled_features if semi else None)
-    loop = run_lightning(module, config, data, runtime=runtime, monitor=monitored(config, multi_label=multi_label),
+    loop = run_lightning(module, config, data, runtime=runtime, monitor=monitored(config),
                          out_dir=out_dir, resume=resume, progress=progress,
                          callbacks=transfer_callbacks(transfer_mode, config, init),
                          reseed=False)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-import torch.nn.functional as F
-
 from envsound.config import Config
 from envsound.models.clip import build_network
+from envsound.task import Task
 from envsound.transfer.modes import optimizer_groups
 from envsound.training.augment import batch_augment
 from envsound.training.optim import configure_optimization
@@ -17,17 +16,17 @@ class ClassifierModule(L.LightningModule):
     """Trains ``config.model`` on windows; validates on whole clips (window probabilities averaged).
 
     Logged per epoch: ``train_loss``, ``val_loss`` (cross-entropy / BCE of the clip-averaged probabilities),
-    ``val_acc`` (clip accuracy, single-label only) and ``val_score`` (``val_acc`` with ties broken by lower loss:
-    with mixup or label smoothing the loss is a poor judge of which epoch classifies best, and a small validation
-    set makes accuracy coarse).
+    ``val_acc`` (clip accuracy) or ``val_lwlrap`` (multi-label), and ``val_score`` (that score with ties broken by
+    lower loss: with mixup or label smoothing the loss is a poor judge of which epoch classifies best, and a small
+    validation set makes the score coarse). ``task`` (:class:`~envsound.task.Task`) gives the loss and activation.
     """
 
-    def __init__(self, config: Config, n_classes: int, *, multi_label: bool = False,
+    def __init__(self, config: Config, n_classes: int, *, task: Task | None = None,
                  class_weights: torch.Tensor | None = None, channels_last: bool = False) -> None:
         super().__init__()
-        self.save_hyperparameters({"config": config.to_dict(), "n_classes": n_classes, "multi_label": multi_label})
+        self.task = task or Task()
+        self.save_hyperparameters({"config": config.to_dict(), "n_classes": n_classes, "task": self.task.to_dict()})
         self.config = config
-        self.multi_label = multi_label
         self.channels_last = channels_last  # the runtime's choice (envsound.hardware), not train.channels_last
         self.model = build_network(config, n_classes)
         if channels_last:
@@ -48,12 +47,8 @@ class ClassifierModule(L.LightningModule):
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        weights = self.class_weights
-        if self.multi_label:
-            return F.binary_cross_entropy_with_logits(logits, targets,
-                                                      weight=None if weights is None else weights[None, :])
-        return F.cross_entropy(logits, targets, weight=weights, label_smoothing=self.config.train.label_smoothing)
+        return self.task.loss(logits, targets, weight=self.class_weights,
+                              label_smoothing=self.config.train.label_smoothing)
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -72,7 +67,7 @@ class ClassifierModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y, clip = batch
         logits = self(x).float()
-        probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+        probs = self.task.activation(logits)
         clip = clip.cpu()  # the per-clip sums live on the CPU whatever device the batch came on
         self._val_sum.index_add_(0, clip, probs.cpu())
         self._val_count.index_add_(0, clip, torch.ones(len(clip)))
@@ -84,15 +79,13 @@ class ClassifierModule(L.LightningModule):
                 self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum").cpu()
                 for t in (self._val_sum, self._val_count, self._val_targets))
             self._val_targets = (seen > 0).float()
-        probs = (self._val_sum / self._val_count.clamp(min=1)[:, None]).clamp(1e-7, 1 - 1e-7)
+        probs = self._val_sum / self._val_count.clamp(min=1)[:, None]
         targets = self._val_targets
-        if self.multi_label:
-            loss = F.binary_cross_entropy(probs, targets)
-        else:
-            loss = -(targets * probs.log()).sum(dim=1).mean()
-            acc = (probs.argmax(dim=1) == targets.argmax(dim=1)).float().mean()
-            self.log("val_acc", acc, prog_bar=True)
-            self.log("val_score", acc - 1e-4 * loss.clamp(max=10.0))
+        loss = self.task.clip_loss(probs, targets)
+        score = self.task.clip_score(probs.numpy(), targets.numpy())
+        self.log("val_acc" if self.task.score_name == "accuracy" else f"val_{self.task.score_name}", score,
+                 prog_bar=True)
+        self.log("val_score", score - 1e-4 * float(loss.clamp(max=10.0)))
         self.log("val_loss", loss, prog_bar=True)
 
     def configure_optimizers(self):

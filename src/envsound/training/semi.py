@@ -13,7 +13,11 @@
 
 The supervised part is exactly :class:`ClassifierModule`'s (same augmentation ``train`` asks for), and validation and
 the saved weights are the student's, so a semi-supervised run differs from a supervised one only by the unlabelled
-term. Single-label datasets only (a pseudo-label is one class).
+term.
+
+Multi-label tasks: FixMatch pseudo-labels each class on its own (1 where the weak view's sigmoid is at least
+``semi.threshold``, 0 where it is at most ``1 - semi.threshold``, no target in between) and trains the strong view
+with BCE on the confident (window, class) pairs; ``mask_rate`` is their share. Mean teacher compares sigmoid outputs.
 
 Batches come from a :class:`~lightning.pytorch.utilities.CombinedLoader`: a dict ``{"labelled": (x, y),
 "unlabelled": (x, _)}`` per step, the unlabelled part ``semi.mu x train.batch_size`` windows. With ``semi.epoch``
@@ -32,6 +36,7 @@ import torch.nn.functional as F
 
 from envsound.config import Config
 from envsound.errors import ConfigError
+from envsound.task import Task
 from envsound.training.augment import batch_augment, strong_view, time_roll
 from envsound.training.module import ClassifierModule
 
@@ -45,18 +50,14 @@ class SemiModule(ClassifierModule):
     ``mask_rate`` (share of unlabelled windows confident enough to get a pseudo-label).
 
     Raises:
-        ConfigError: ``semi.method`` is not a semi-supervised method, or a multi-label dataset.
+        ConfigError: ``semi.method`` is not a semi-supervised method.
     """
 
-    def __init__(self, config: Config, n_classes: int, *, multi_label: bool = False,
+    def __init__(self, config: Config, n_classes: int, *, task: Task | None = None,
                  class_weights: torch.Tensor | None = None, channels_last: bool = False) -> None:
         if config.semi.method not in METHODS:
             raise ConfigError(f"semi.method={config.semi.method!r}: SemiModule needs one of {', '.join(METHODS)}")
-        if multi_label:
-            raise ConfigError(f"semi.method={config.semi.method!r} needs a single-label dataset (a pseudo-label is "
-                              "one class); set semi.method=none for multi-label data")
-        super().__init__(config, n_classes, multi_label=False, class_weights=class_weights,
-                         channels_last=channels_last)
+        super().__init__(config, n_classes, task=task, class_weights=class_weights, channels_last=channels_last)
         self.teacher = None
         if config.semi.method == "mean_teacher":
             self.teacher = copy.deepcopy(self.model)
@@ -73,9 +74,7 @@ class SemiModule(ClassifierModule):
         if semi.method == "fixmatch":
             logits = self(torch.cat([x_l, weak, strong])).float()
             l_logits, w_logits, s_logits = logits.split([n_l, n_u, n_u])
-            confidence, pseudo = torch.softmax(w_logits.detach(), dim=-1).max(dim=-1)
-            mask = (confidence >= semi.threshold).float()
-            unsup = (F.cross_entropy(s_logits, pseudo, reduction="none") * mask).mean()
+            unsup, mask = self._pseudo_label_loss(w_logits.detach(), s_logits)
             weight = semi.lambda_u
             self.log("mask_rate", mask.mean(), on_step=False, on_epoch=True, batch_size=n_u)
         else:
@@ -83,14 +82,26 @@ class SemiModule(ClassifierModule):
             l_logits, s_logits = logits.split([n_l, n_u])
             with torch.no_grad():
                 self.teacher.eval()
-                teacher_probs = torch.softmax(self._teacher_forward(weak).float(), dim=-1)
-            unsup = ((torch.softmax(s_logits, dim=-1) - teacher_probs) ** 2).sum(dim=-1).mean()
+                teacher_probs = self.task.activation(self._teacher_forward(weak).float())
+            unsup = ((self.task.activation(s_logits) - teacher_probs) ** 2).sum(dim=-1).mean()
             weight = semi.lambda_u * rampup(self.current_epoch, semi.rampup_epochs)
         sup = self.loss(l_logits, y_l)
         loss = sup + weight * unsup
         for name, value in (("train_loss", loss), ("sup_loss", sup), ("unsup_loss", unsup)):
             self.log(name, value, on_step=False, on_epoch=True, prog_bar=name == "train_loss", batch_size=n_l)
         return loss
+
+    def _pseudo_label_loss(self, weak: torch.Tensor, strong: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """FixMatch's unlabelled loss and its mask (which windows, or (window, class) pairs, got a pseudo-label)."""
+        threshold = self.config.semi.threshold
+        if self.task.multi_label:
+            probs = torch.sigmoid(weak)
+            mask = ((probs >= threshold) | (probs <= 1 - threshold)).float()
+            targets = (probs >= threshold).float()
+            return (F.binary_cross_entropy_with_logits(strong, targets, reduction="none") * mask).mean(), mask
+        confidence, pseudo = torch.softmax(weak, dim=-1).max(dim=-1)
+        mask = (confidence >= threshold).float()
+        return (F.cross_entropy(strong, pseudo, reduction="none") * mask).mean(), mask
 
     def _teacher_forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.teacher(self.to_memory_format(x))

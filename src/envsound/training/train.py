@@ -102,6 +102,9 @@ def train_model(
     start = time.perf_counter()
     config.validate()
     check_feature_kind(config.model.name, config.features.kind)  # before any audio is decoded
+    if manifest.multi_label and not is_torch_model(config.model.name):
+        raise ConfigError(f"model {config.model.name!r} is a single-label baseline; dataset {manifest.name!r} is "
+                          "multi-label: choose a network (envsound models)")
     if config.train.ensemble > 1 and not is_torch_model(config.model.name):
         raise ConfigError(f"train.ensemble={config.train.ensemble} needs a network; model {config.model.name!r} "
                           "is a baseline (set train.ensemble=1)")
@@ -113,6 +116,7 @@ def train_model(
     # checked before any work is done: the source fits, and the mode is one it can train in
     plan = plan_init(init, config, manifest.labels) if init is not None else None
     mode = resolve_mode(config, plan)
+    task = manifest.task
     with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
         write_config(out_dir / "config.yaml", config)
 
@@ -128,7 +132,7 @@ def train_model(
                  f", with {len(data.unlabelled_features)} unlabelled clips ({config.semi.method})"
                  if data.unlabelled_features else "")
 
-        checkpoint = Checkpoint(config=config, labels=manifest.labels, multi_label=manifest.multi_label,
+        checkpoint = Checkpoint(config=config, labels=manifest.labels, task=task,
                                 meta={"dataset": manifest.name, "n_train_clips": len(train_set),
                                       "label_fraction": config.train.label_fraction,
                                       "n_unlabelled_clips": len(data.unlabelled_features),
@@ -147,14 +151,14 @@ def train_model(
 
             checkpoint.state_dict = fit_probe(plan, config, train_feats, target_matrix(train_set),
                                               variants=data.train_variants if data.copies.copies else (),
-                                              multi_label=manifest.multi_label)
+                                              task=task)
         elif is_torch_model(config.model.name):
             from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
             from envsound.training.fit import FitResult, fit_network
 
             def fit_one(run_config: Config, run_dir: Path) -> FitResult:
                 return fit_network(run_config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
-                                   multi_label=manifest.multi_label, out_dir=run_dir, resume=resume, progress=progress,
+                                   task=task, out_dir=run_dir, resume=resume, progress=progress,
                                    init=plan, transfer_mode=mode, unlabelled_features=data.unlabelled_features,
                                    train_variants=data.train_variants if data.copies.copies else None)
 

@@ -18,13 +18,14 @@ from sklearn.linear_model import LogisticRegression
 
 from envsound.config import Config
 from envsound.models.clip import ClipModel, build_network, inference_runtime
+from envsound.task import Task
 from envsound.transfer.source import InitPlan, apply_init, head_linear
 
 log = logging.getLogger(__name__)
 
 
 def fit_probe(plan: InitPlan, config: Config, features: Sequence[np.ndarray], targets: np.ndarray, *,
-              variants: Sequence[Sequence[np.ndarray]] = (), multi_label: bool = False
+              variants: Sequence[Sequence[np.ndarray]] = (), task: Task | None = None
               ) -> dict[str, torch.Tensor]:
     """The state dict of a network whose trunk is ``plan``'s and whose head is a logistic regression fitted on the
     trunk's embeddings of ``features`` (and of ``variants[i]``, the copies of clip ``i``) with ``targets``
@@ -36,7 +37,7 @@ def fit_probe(plan: InitPlan, config: Config, features: Sequence[np.ndarray], ta
     n_classes = targets.shape[1]
     network = build_network(config, n_classes)
     apply_init(network, plan)
-    model = ClipModel(config=config, labels=[str(i) for i in range(n_classes)], multi_label=multi_label,
+    model = ClipModel(config=config, labels=[str(i) for i in range(n_classes)], task=task,
                       network=network, runtime=inference_runtime(config, lambda: build_network(config, n_classes)))
     rows, owners = [], []
     for i, clip in enumerate(features):
@@ -51,7 +52,7 @@ def fit_probe(plan: InitPlan, config: Config, features: Sequence[np.ndarray], ta
     z = (x - mean) / scale
     weight = np.zeros((n_classes, x.shape[1]))
     bias = np.zeros(n_classes)
-    if multi_label:
+    if task is not None and task.multi_label:
         for c in range(n_classes):
             weight[c], bias[c] = _binary(z, y[:, c], config.transfer.probe_c)
     else:
