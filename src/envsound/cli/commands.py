@@ -180,6 +180,24 @@ def embed(args: argparse.Namespace) -> int:
     return _report_skipped(result.skipped)
 
 
+def mix(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from envsound.data.mixtures import MixSettings, build_mixtures
+
+    manifest = _dataset(args)
+    if args.folds:
+        manifest = manifest.select_folds(args.folds)
+    given = {f.name: getattr(args, f.name) for f in fields(MixSettings)
+             if getattr(args, f.name, None) is not None}
+    if "background_folder" in given:
+        given["background_folder"] = str(given["background_folder"])
+    summary = build_mixtures(manifest, args.out, settings=MixSettings(**given), overwrite=args.overwrite,
+                             progress=show_progress(args))
+    print("\n".join(summary.lines()))
+    return _report_skipped(manifest.skipped)
+
+
 def download(args: argparse.Namespace) -> int:
     from envsound.data.download import download_dataset
 

@@ -112,10 +112,33 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_option(p)
     p.set_defaults(run=commands.embed)
 
+    p = command("mix", "Build a multi-label set in the FSDKaggle2019 layout from a single-label dataset with folds: "
+                       "clips of 1-3 events over a background, each made only of clips of one fold, a curated part "
+                       "with the true labels and a noisy part with corrupted ones (OUT/train_curated.csv, "
+                       "train_noisy.csv, strong_labels.csv, mix.json). Train on it with --dataset fsdkaggle2019.")
+    add_dataset_options(p, folds_help="folds to build from (default: all); each mixture stays in its fold")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="the new set's folder")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives byte-identical files")
+    p.add_argument("--curated", dest="n_curated", type=int, metavar="N", help="curated mixtures per fold (60)")
+    p.add_argument("--noisy-factor", type=float, metavar="X", help="noisy mixtures per curated one (4)")
+    p.add_argument("--min-seconds", type=float, metavar="S", help="shortest mixture (4)")
+    p.add_argument("--max-seconds", type=float, metavar="S", help="longest mixture (12)")
+    p.add_argument("--min-events", type=int, metavar="N", help="fewest events a mixture (1)")
+    p.add_argument("--max-events", type=int, metavar="N", help="most events a mixture, each of another class (3)")
+    p.add_argument("--sample-rate", type=int, metavar="HZ", help="of the WAV files written (22050)")
+    p.add_argument("--missing-rate", type=float, metavar="P", help="noisy part: a true label dropped (0.20)")
+    p.add_argument("--swap-rate", type=float, metavar="P", help="noisy part: a true label replaced by a wrong one (0.15)")
+    p.add_argument("--extra-rate", type=float, metavar="P", help="noisy part: one wrong label added to a clip (0.15)")
+    p.add_argument("--background-folder", type=Path, metavar="DIR",
+                   help="audio laid under every mixture (default: coloured noise from the seed)")
+    p.add_argument("--overwrite", action="store_true", help="replace a mixture set already in --out")
+    p.set_defaults(run=commands.mix)
+
     p = command("download", "Download a dataset from its official archive (checksum, resume, progress bar).")
-    p.add_argument("dataset", help="esc50, urbansound8k or fsdkaggle2018")
+    p.add_argument("dataset", help="esc50, urbansound8k, fsdkaggle2018 or fsdkaggle2019")
     p.add_argument("--root", required=True, type=Path, metavar="PATH", help="where to put it")
-    p.add_argument("--url", help="a mirror of the official archive (for fsdkaggle2018: the folder holding its zips)")
+    p.add_argument("--url", help="a mirror of the official archive (for fsdkaggle2018/2019: the folder holding its "
+                                 "zips)")
     p.add_argument("--sha256", help="expected SHA-256 of the archive (the digest is logged either way)")
     p.set_defaults(run=commands.download)
 

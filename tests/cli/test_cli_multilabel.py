@@ -1,0 +1,142 @@
+"""Multi-label end to end from the command line, in-process: mix a small set from the synthetic clips, cross-validate
+on it, evaluate, predict; and the errors of mixing tasks."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from conftest import TINY_OVERRIDES
+from envsound.cli.main import main
+
+# windows as long as the mixtures, so every event a clip is labelled with is in every training window
+WINDOWS = ("features.window_seconds=2.5", "features.eval_hop_seconds=1.0")
+TRAIN_SETS = [arg for o in TINY_OVERRIDES + WINDOWS + ("train.max_epochs=30", "train.lr=0.01", "train.batch_size=8")
+              for arg in ("--set", o)]
+CV_SETS = [arg for o in TINY_OVERRIDES + WINDOWS + ("train.max_epochs=1",) for arg in ("--set", o)]
+
+
+@pytest.fixture(scope="module")
+def mix_root(tmp_path_factory, synthetic_root):
+    out = tmp_path_factory.mktemp("mix") / "set"
+    code = main(["mix", "--quiet", "--dataset", "synthetic", "--root", str(synthetic_root), "--folds", "1,2,3",
+                 "--out", str(out), "--curated", "24", "--noisy-factor", "0.5", "--min-seconds", "1.5",
+                 "--max-seconds", "2.5", "--max-events", "2", "--sample-rate", "16000", "--seed", "3"])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def cv_run(tmp_path_factory, mix_root):
+    """One epoch a fold: what cv writes for a multi-label set (whether it learns: test_multi_label_model_learns)."""
+    out = tmp_path_factory.mktemp("mlcv")
+    code = main(["cv", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix_root), "--folds", "1,2,3",
+                 "--out", str(out), "--cache-dir", str(out / "cache"), *CV_SETS])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def ml_model(tmp_path_factory, mix_root):
+    out = tmp_path_factory.mktemp("mltrain")
+    code = main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix_root), "--folds", "1,2",
+                 "--out", str(out), "--cache-dir", str(out / "cache"), *TRAIN_SETS])
+    assert code == 0
+    return out / "model.ckpt"
+
+
+def test_mix_writes_a_multi_label_set_in_the_fsdkaggle2019_layout(mix_root, capsys):
+    with open(mix_root / "train_curated.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 72 and {r["fold"] for r in rows} == {"1", "2", "3"}
+    assert any("," in r["labels"] for r in rows)  # some mixtures carry two labels
+    assert json.loads((mix_root / "mix.json").read_text())["settings"]["seed"] == 3
+
+
+def test_multi_label_cv_scores_lwlrap_and_map(cv_run, capsys):
+    summary = json.loads((cv_run / "cv.json").read_text())
+    assert summary["task"] == "multi_label" and summary["score"] == "lwlrap"
+    assert len(summary["folds"]) == 3 and {"lwlrap", "mAP", "micro_f1", "macro_f1"} <= set(summary["folds"][0])
+    assert summary["mean_lwlrap"] == pytest.approx(np.mean([f["lwlrap"] for f in summary["folds"]]))
+    assert (cv_run / "per_class_ap.png").stat().st_size > 0 and not (cv_run / "confusion.png").exists()
+    with open(cv_run / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 72 and any(";" in r["label"] for r in rows)
+
+
+def test_multi_label_model_learns(ml_model, mix_root, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", "--quiet", str(ml_model), "--dataset", "fsdkaggle2019", "--root", str(mix_root),
+                 "--folds", "3", "--json", "--no-cache"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # chance: a random ranking of 10 classes for clips with 1-2 labels gives lwlrap about 0.33
+    assert report["lwlrap"] > 0.6, report["lwlrap"]
+
+
+def test_multi_label_evaluate_and_predict(ml_model, mix_root, capsys):
+    ckpt = ml_model
+    capsys.readouterr()
+    assert main(["evaluate", "--quiet", str(ckpt), "--dataset", "fsdkaggle2019", "--root", str(mix_root),
+                 "--folds", "3", "--json", "--no-cache", "--threshold", "0.3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["task"] == "multi_label" and report["threshold"] == 0.3
+    assert {"lwlrap", "mAP", "micro_f1", "macro_f1"} <= set(report)
+    assert {"average_precision", "f1", "support"} <= set(report["per_class"][0])
+
+    clip = sorted((mix_root / "train_curated").glob("*.wav"))[0]
+    assert main(["predict", "--quiet", str(ckpt), str(clip), "--json", "--threshold", "0.01"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert len(line["top"]) == 3
+    scores = [entry["score"] for entry in line["labels"]]
+    assert len(scores) >= 1 and scores == sorted(scores, reverse=True) and min(scores) >= 0.01
+    assert main(["predict", "--quiet", str(ckpt), str(clip), "--json", "--threshold", "0.999"]) == 0
+    assert all(entry["score"] >= 0.999 for entry in json.loads(capsys.readouterr().out)["labels"])
+
+
+def test_a_single_label_model_refuses_multi_label_metrics_and_the_reverse(cv_run, mix_root, trained_run,
+                                                                           synthetic_root, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", "--quiet", str(trained_run.checkpoint), "--dataset", "fsdkaggle2019", "--root",
+                 str(mix_root), "--folds", "1", "--no-cache"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "single-label" in err and "multi-label" in err and len(err.splitlines()) == 1
+    assert main(["evaluate", "--quiet", str(cv_run / "fold_1" / "model.ckpt"), "--dataset", "synthetic", "--root",
+                 str(synthetic_root), "--folds", "5", "--no-cache"]) == 1
+    assert "is single-label" in capsys.readouterr().err
+
+
+def test_mix_with_more_events_than_a_fold_has_classes(tmp_path, synthetic_root, capsys):
+    capsys.readouterr()
+    code = main(["mix", "--quiet", "--dataset", "synthetic", "--root", str(synthetic_root), "--folds", "1",
+                 "--classes", "siren,rain", "--max-events", "3", "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 1 and "2 classes" in err and "3" in err
+    assert not (tmp_path / "m" / "mix.json").exists()
+
+
+def test_threshold_out_of_range_is_a_clear_error(cv_run, mix_root, capsys):
+    clip = sorted((mix_root / "train_curated").glob("*.wav"))[0]
+    capsys.readouterr()
+    assert main(["predict", "--quiet", str(cv_run / "fold_1" / "model.ckpt"), str(clip), "--threshold", "1.5"]) == 1
+    assert "--threshold=1.5" in capsys.readouterr().err
+
+
+def test_iterative_folds_are_made_when_the_set_has_none(tmp_path, mix_root):
+    """A copy of the mixture set without its fold column gets folds by iterative stratification over label sets."""
+    from envsound.data.registry import load_dataset
+
+    for name in ("train_curated.csv", "train_noisy.csv"):
+        with open(mix_root / name, newline="") as f:
+            rows = [{"fname": r["fname"], "labels": r["labels"]} for r in csv.DictReader(f)]
+        with open(tmp_path / name, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["fname", "labels"])
+            writer.writeheader()
+            writer.writerows(rows)
+        (tmp_path / name.removesuffix(".csv")).symlink_to(mix_root / name.removesuffix(".csv"))
+    manifest = load_dataset("fsdkaggle2019", tmp_path, n_folds=3)
+    assert manifest.multi_label and sorted(manifest.folds) == [1, 2, 3]
+    sizes = np.bincount([r.fold for r in manifest.records])[1:]
+    assert sizes.min() >= 10, sizes
