@@ -3,15 +3,17 @@
     .venv/bin/python benchmarks/bench_models.py [--threads 2] [--repeats 5] [--json out.json] [--cnn-filters 16 24 32]
     .venv/bin/python benchmarks/bench_models.py --models aclnet envnet2 --repeats 2
 
-Any registered torch model can be timed. Each is built for its own preset (``model_preset``; the default features for
-``cnn`` / ``dtu``: one 5-s window ``(1, 1, 128, 216)``; ``piczak`` a ``(1, 2, 60, 41)`` segment; the waveform models
-``(1, 1, samples)``: 1.28 s at 16 kHz for ``aclnet``, 1.51 s at 22.05 kHz for ``envnet2``).
+Any registered torch model can be timed. Each is built for its own preset (``model_preset``) with its default
+``model.options``: the default features for ``cnn`` / ``crnn`` / ``resnet`` / ``dtu``: one 5-s window
+``(1, 1, 128, 216)``; ``piczak`` a ``(1, 2, 60, 41)`` segment; the waveform models ``(1, 1, samples)``: 1.28 s at
+16 kHz for ``aclnet``, 1.51 s at 22.05 kHz for ``envnet2``).
 Latency: eval mode, batch 1 (one window), best of ``--repeats`` timed runs of 20 calls, fp32 (contiguous) and bf16
 autocast + channels_last; "clip" columns time the batch of windows evaluation cuts from one 5-s clip at the preset's
 ``eval_hop_seconds`` (1 window for ``cnn``/``dtu``).
 Training: batch ``--batch`` (32) of preset-sized windows (= clips: training draws one window per clip per epoch),
 forward + backward + AdamW step on random input, plain fp32 (contiguous) vs bf16 autocast + channels_last; clips/s,
-best of ``--repeats`` timed runs of 5 steps (``--train-models``: default the ``cnn`` variants and the waveform models).
+best of ``--repeats`` timed runs of 5 steps (``--train-models``: default the ``cnn`` variants, ``crnn``, ``resnet`` and
+the waveform models).
 The load average is recorded: other processes on the machine slow everything down.
 """
 
@@ -104,12 +106,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cnn-filters", type=int, nargs="*", default=[],
                         help="extra cnn widths to time besides the default")
-    parser.add_argument("--models", nargs="*", default=["cnn", "piczak", "dtu", "aclnet", "envnet2"],
+    parser.add_argument("--models", nargs="*", default=["cnn", "crnn", "resnet", "piczak", "dtu", "aclnet", "envnet2"],
                         help="registered torch models to time, each at its preset")
     parser.add_argument("--filters", type=int, default=None,
                         help="model.filters for every model in --models (default: each preset's)")
     parser.add_argument("--train-models", nargs="*", default=None,
-                        help="models whose training throughput is timed (default: cnn variants + waveform models)")
+                        help="models whose training throughput is timed (default: cnn variants, crnn, resnet and the "
+                             "waveform models)")
     parser.add_argument("--batch", type=int, default=32, help="training batch size")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--json", help="also write the results here")
@@ -144,9 +147,9 @@ def main() -> None:
         print(f"{label:<16}{str(shape):>16}{n_params:>12,}{fp32:>10.2f}{bf16:>12.2f}{clip32:>12.2f}{clip16:>12.2f}",
               flush=True)
     if not args.skip_train:
-        waveform = {"aclnet", "envnet2"}
+        timed = {"cnn", "crnn", "resnet", "aclnet", "envnet2"}
         chosen = [v for v in variants if (v[0] in args.train_models if args.train_models is not None
-                                          else v[0] == "cnn" or v[0] in waveform)]
+                                          else v[0] in timed)]
         for name, filters in chosen:
             label = name if filters is None else f"{name}(f={filters})"
             shape, _ = preset_shape(name)

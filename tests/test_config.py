@@ -56,3 +56,15 @@ def test_bool_channels_last_of_older_configs_still_loads():
     old["train"].update(channels_last=True, precision="bf16-mixed")
     config = Config.from_dict(old)
     assert config.train.channels_last == "true" and config.train.precision == "bf16-mixed"
+
+
+def test_model_options_round_trip_and_default_to_empty():
+    assert Config().model.options == {}
+    config = resolve_config(overrides=["model.name=crnn", "model.options={rnn: lstm, hidden: 32, pool: mean}"])
+    assert config.model.options == {"rnn": "lstm", "hidden": 32, "pool": "mean"}
+    assert Config.from_dict(config.to_dict()) == config
+    old = Config().to_dict()
+    del old["model"]["options"]  # configs and checkpoints written before model.options existed
+    assert Config.from_dict(old).model.options == {}
+    with pytest.raises(ConfigError, match="model.options"):
+        resolve_config(overrides=["model.options=[hidden]"])

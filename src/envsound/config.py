@@ -74,15 +74,54 @@ class FeatureConfig:
 
 @dataclass
 class ModelConfig:
-    """Which registered model, and its width. ``None`` means the model's own default."""
+    """Which registered model, its width, and the options only that model has. ``None`` means the model's default.
+
+    ``options`` maps option names to numbers, strings or bools, e.g. YAML ``model: {name: crnn, options: {rnn: lstm,
+    hidden: 32}}`` or ``--set 'model.options={rnn: lstm, hidden: 32}'`` (the whole mapping). Each model declares the
+    options it takes (``envsound.models.registry.model_options``); building the model checks them, and an option the
+    model does not have, or a bad value, is a :class:`ConfigError` listing the valid ones. An option set to ``None``
+    means the model's default and is dropped by :meth:`validate`.
+    """
 
     name: str = "cnn"
     filters: int | None = None  # base number of convolution filters, >= 1
     dropout: float | None = None  # 0..1
+    # option name -> scalar. A bare ``dict`` on purpose: Config.set passes a mapping through as it is, where the
+    # ``dict[str, Any]`` hint would be coerced to its first argument's type (str).
+    options: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         _check(self.filters is None or self.filters >= 1, "model.filters", self.filters, ">= 1")
         _check(self.dropout is None or 0 <= self.dropout < 1, "model.dropout", self.dropout, "0 <= dropout < 1")
+        _check(isinstance(self.options, Mapping), "model.options", self.options,
+               "a mapping of option: value, e.g. {hidden: 32}")
+        for key, value in self.options.items():
+            _check(isinstance(key, str) and key != "", "model.options", key, "option names are non-empty strings")
+            _check(value is None or isinstance(value, (bool, int, float, str)), f"model.options.{key}", value,
+                   "a number, a string or a bool")
+        self.options = {key: value for key, value in self.options.items() if value is not None}
+
+    def set_option(self, key: str, value: Any, *, source: str = "--set") -> None:
+        """Set ``model.options.<key>`` to ``value`` (``--set model.options.hidden=32``); a string is parsed as YAML
+        (``32`` -> 32, ``lstm`` -> 'lstm', ``none`` -> the model's default). Whether the model has that option, and
+        the value's range, are checked when the model is built.
+
+        Raises:
+            ConfigError: an empty key, or a value that is not a number, string or bool.
+        """
+        if not isinstance(key, str) or not key or "." in key:
+            raise ConfigError(f"{source}: model.options.{key} is not an option name; write model.options.NAME=VALUE")
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value) if value.strip() else value
+            except yaml.YAMLError:
+                pass
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            self.options = {k: v for k, v in self.options.items() if k != key}
+            return
+        _check(isinstance(value, (bool, int, float, str)), f"model.options.{key}", value,
+               "a number, a string or a bool")
+        self.options = {**self.options, key: value}
 
 
 @dataclass
@@ -277,6 +316,40 @@ class TransferConfig:
         _check(self.probe_c > 0, "transfer.probe_c", self.probe_c, "> 0")
 
 
+NOISY_LOSSES = ("default", "lsoft", "lq")
+
+
+@dataclass
+class NoisyConfig:
+    """Training on clips whose labels may be wrong (``origin`` ``noisy``: FSDKaggle2019's noisy set, the noisy part of
+    ``envsound mix``) next to clips with trusted labels (``curated``, and every clip of a set without origins).
+
+    Losses (``training/losses.py``), one per origin: ``default`` is the task's own (BCE for multi-label, cross-entropy
+    for single-label); ``lsoft`` is soft bootstrapping (Reed et al. 2015; Fonseca et al. 2019 used it on FSDKaggle's
+    noisy clips): the target becomes ``beta * label + (1 - beta) * prediction``, so a confident prediction can outvote
+    a wrong label; ``lq`` is the generalised cross-entropy of Zhang & Sabuncu 2018, ``(1 - p^q) / q`` on the labelled
+    outcome, between cross-entropy (q -> 0) and the noise-tolerant mean absolute error (q = 1).
+    ``noisy_share`` p > 0: each training window is drawn from a noisy clip with probability p (with replacement),
+    ``epoch_clips`` windows per epoch (0: the number of training clips), so the two sets mix at a set rate whatever
+    their sizes.
+    """
+
+    curated_loss: str = "default"  # default | lsoft | lq
+    noisy_loss: str = "default"  # default | lsoft | lq
+    beta: float = 0.7  # lsoft: weight of the given label against the prediction, 0 < beta <= 1
+    q: float = 0.7  # lq: 0 < q <= 1
+    noisy_share: float = 0.0  # 0: clips drawn uniformly (shuffled); 0 < p < 1: share of windows from noisy clips
+    epoch_clips: int = 0  # windows per epoch when noisy_share > 0 (0: the number of training clips)
+
+    def validate(self) -> None:
+        for key in ("curated_loss", "noisy_loss"):
+            _check(getattr(self, key) in NOISY_LOSSES, f"noisy.{key}", getattr(self, key), ", ".join(NOISY_LOSSES))
+        _check(0 < self.beta <= 1, "noisy.beta", self.beta, "0 < beta <= 1")
+        _check(0 < self.q <= 1, "noisy.q", self.q, "0 < q <= 1")
+        _check(0 <= self.noisy_share < 1, "noisy.noisy_share", self.noisy_share, "0 <= share < 1")
+        _check(self.epoch_clips >= 0, "noisy.epoch_clips", self.epoch_clips, ">= 0")
+
+
 # Keys that moved, for configs and checkpoints written before (format <= 2): old key -> new key.
 RENAMED_KEYS = {"train.freeze_encoder_epochs": "transfer.freeze_epochs",
                 "train.encoder_lr_scale": "transfer.trunk_lr_scale"}
@@ -305,6 +378,7 @@ class Config:
     semi: SemiConfig = field(default_factory=SemiConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     leakage: LeakageConfig = field(default_factory=LeakageConfig)
+    noisy: NoisyConfig = field(default_factory=NoisyConfig)
 
     def validate(self) -> "Config":
         for section in self._sections():
@@ -353,6 +427,9 @@ class Config:
             raise ConfigError(f"{source}: unknown key {dotted_key!r}; keys look like "
                               f"'train.lr' with sections {', '.join(self._sections())}")
         target = getattr(self, section)
+        if section == "model" and key.startswith("options."):  # one option of the model: model.options.hidden=32
+            target.set_option(key.removeprefix("options."), value, source=source)
+            return
         hints = typing.get_type_hints(type(target))
         if key not in hints:
             valid = ", ".join(f"{section}.{f.name}" for f in dataclasses.fields(target))

@@ -140,3 +140,19 @@ def test_iterative_folds_are_made_when_the_set_has_none(tmp_path, mix_root):
     assert manifest.multi_label and sorted(manifest.folds) == [1, 2, 3]
     sizes = np.bincount([r.fold for r in manifest.records])[1:]
     assert sizes.min() >= 10, sizes
+
+
+def test_curated_and_noisy_clips_train_together_with_a_robust_loss(tmp_path, mix_root, capsys):
+    out = tmp_path / "noisy"
+    capsys.readouterr()
+    assert main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix_root), "--subset", "all",
+                 "--folds", "1,2", "--out", str(out), "--no-cache", *CV_SETS, "--set", "noisy.noisy_loss=lsoft",
+                 "--set", "noisy.noisy_share=0.5", "--set", "noisy.epoch_clips=32"]) == 0
+    assert "trained cnn on 72 clips" in capsys.readouterr().out  # 24 curated + 12 noisy a fold
+    from envsound.models.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(out / "model.ckpt")
+    assert checkpoint.config.noisy.noisy_loss == "lsoft" and checkpoint.task.multi_label
+    assert main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix_root), "--folds", "1,2",
+                 "--out", str(tmp_path / "x"), "--no-cache", *CV_SETS, "--set", "noisy.noisy_share=0.5"]) == 1
+    assert "all of one origin" in capsys.readouterr().err

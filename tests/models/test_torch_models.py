@@ -9,8 +9,10 @@ from envsound.config import FeatureConfig, resolve_config
 from envsound.errors import ConfigError
 from envsound.models.cnn import CNN
 from envsound.models.dtu import DTUClassifier, DTUEncoder
+from envsound.models.crnn import CRNN
 from envsound.models.piczak import Piczak
 from envsound.models.registry import build_model, model_preset
+from envsound.models.resnet import ResNet
 
 # (name, in_channels, n_mels, n_frames, expected embedding size); small sizes keep the tests fast.
 CASES = [
@@ -18,6 +20,10 @@ CASES = [
     ("cnn", 2, 40, 37, 128),
     ("piczak", 2, 60, 41, 5000),
     ("dtu", 1, 64, 88, 128),
+    ("crnn", 1, 64, 100, 128),
+    ("crnn", 2, 40, 37, 128),
+    ("resnet", 1, 64, 100, 128),
+    ("resnet", 2, 40, 37, 128),
 ]
 
 
@@ -155,7 +161,7 @@ def test_dtu_classifier_structure_and_weight_transfer():
         DTUEncoder(in_channels=1, n_mels=4, n_frames=100)
 
 
-@pytest.mark.parametrize("cls", [CNN, Piczak, DTUClassifier])
+@pytest.mark.parametrize("cls", [CNN, Piczak, DTUClassifier, CRNN, ResNet])
 def test_bad_constructor_arguments_are_config_errors(cls):
     ok = dict(n_classes=3, in_channels=2, n_mels=64, n_frames=41)
     with pytest.raises(ConfigError, match="n_classes=0"):
@@ -166,6 +172,6 @@ def test_bad_constructor_arguments_are_config_errors(cls):
         cls(**ok, dropout=1.5)
 
 
-@pytest.mark.parametrize("cls", [CNN, Piczak, DTUClassifier])
+@pytest.mark.parametrize("cls", [CNN, Piczak, DTUClassifier, CRNN, ResNet])
 def test_contract_attributes(cls):
     assert cls.input_kind == "logmel" and isinstance(cls.preset, dict)

@@ -53,9 +53,9 @@ def with_threshold(model, args: argparse.Namespace):
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and training")
-    group.add_argument("--model", metavar="NAME",
-                       help="model name: cnn (default), piczak, dtu, knn, random_forest; raw waveform: aclnet, "
-                            "envnet2 (see 'envsound models')")
+    group.add_argument("--model", metavar="NAME",  # names from 'envsound models': the registry imports torch
+                       help="model name (default cnn; 'envsound models' lists them all); a model's own settings: "
+                            "--set model.options.KEY=VALUE")
     group.add_argument("--preset", metavar="NAME",
                        help="a named preset shipped with envsound, applied after the model's preset and before "
                             "--config and --set, e.g. dtu2018 (the original DTU study's features, model and training)")
@@ -98,7 +98,7 @@ def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -
     ``features.kind=logmel``) is a ConfigError here, before any data is listed. An override that makes the ``--init``
     weights unusable is caught by ``train_model`` (every mismatch named) before anything is written."""
     from envsound.config import load_preset
-    from envsound.models.registry import check_feature_kind, model_preset
+    from envsound.models.registry import check_feature_kind, check_model_options, model_preset
 
     named = load_preset(args.preset) if getattr(args, "preset", None) else {}
     inherited = {}
@@ -127,6 +127,7 @@ def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -
             overrides.append(f"{key}={getattr(args, flag)}")
     config = resolve_config(preset=preset, config_file=args.config, model=args.model, overrides=overrides)
     check_feature_kind(config.model.name, config.features.kind)
+    check_model_options(config.model.name, config.model.options)  # before any data is listed
     return config
 
 

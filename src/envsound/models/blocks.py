@@ -1,4 +1,6 @@
-"""Layers and argument checks shared by the torch models.
+"""Layers and argument checks shared by the torch models, and the per-model options mechanism (:class:`OptionSpec`,
+:func:`resolve_options`): a model class lists what ``model.options`` may hold in ``options: ClassVar[dict[str,
+OptionSpec]]`` and takes each option as a keyword argument of its constructor.
 
 Tensor layout everywhere: log-mel input ``(batch, in_channels, n_mels, frames)`` float; channel 0 is the log-mel,
 channel 1 (when present) its delta.
@@ -6,7 +8,12 @@ channel 1 (when present) its delta.
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import dataclass
+from typing import Any, Mapping
+
 import torch
+import yaml
 from torch import nn
 
 from envsound.errors import ConfigError
@@ -87,3 +94,99 @@ def global_pool(x: torch.Tensor) -> torch.Tensor:
     """
     x = x.mean(dim=2)
     return x.amax(dim=2) + x.mean(dim=2)
+
+
+# ---- per-model options (``model.options``) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option a model accepts through ``model.options`` (and as a keyword argument of its constructor).
+
+    ``kind`` is ``int``, ``float``, ``bool`` or ``str``; a ``str`` option lists its ``choices``, a number may have a
+    closed range ``[low, high]`` (``None``: unbounded on that side). ``help`` is one short phrase for messages.
+
+    >>> OptionSpec(64, int, low=1, help="GRU units per direction").describe()   # 'int >= 1, default 64'
+    """
+
+    default: Any
+    kind: type
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+
+    def describe(self) -> str:
+        """``gru|lstm, default gru`` / ``int 1..4, default 1`` / ``float >= 0, default 0.1``."""
+        if self.choices:
+            valid = "|".join(str(c) for c in self.choices)
+        elif self.low is not None and self.high is not None:
+            valid = f"{self.kind.__name__} {self.low}..{self.high}"
+        elif self.low is not None:
+            valid = f"{self.kind.__name__} >= {self.low}"
+        elif self.high is not None:
+            valid = f"{self.kind.__name__} <= {self.high}"
+        else:
+            valid = self.kind.__name__
+        return f"{valid}, default {self.default}"
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` as this option's type (a YAML-typed value from a config, or a string from the command line);
+        raises ``ValueError`` when it is not one, or is outside the choices or the range."""
+        if isinstance(value, str) and self.kind is not str:
+            value = yaml.safe_load(value) if value.strip() else value
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError
+        elif self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+                raise ValueError
+            value = int(value)
+        elif self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError
+            value = float(value)
+        elif self.kind is str:
+            if not isinstance(value, str):
+                raise ValueError
+        if self.choices and value not in self.choices:
+            raise ValueError
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            raise ValueError
+        return value
+
+
+def describe_options(specs: Mapping[str, OptionSpec]) -> str:
+    """``rnn (gru|lstm, default gru), hidden (int >= 1, default 64)``; ``none`` for a model without options."""
+    return ", ".join(f"{key} ({spec.describe()})" for key, spec in specs.items()) or "none"
+
+
+def resolve_options(name: str, specs: Mapping[str, OptionSpec], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``given`` (``model.options``) against model ``name``'s ``specs``; return every option, typed, with the
+    defaults filled in for those not given.
+
+    Raises:
+        ConfigError: ``given`` is not a mapping, names an option the model does not have, or has a value of the
+            wrong type or out of range; the message names the model, the key or value, and lists the valid options.
+
+    >>> resolve_options("crnn", CRNN.options, {"hidden": 32})   # {'rnn': 'gru', 'hidden': 32, ...}
+    """
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"model {name!r}: model.options={given!r} must be a mapping of option: value; its options: "
+                          f"{describe_options(specs)}")
+    resolved = {key: spec.default for key, spec in specs.items()}
+    for key, value in given.items():
+        if key not in specs:
+            if not specs:
+                raise ConfigError(f"model {name!r} takes no options, but model.options has {key!r}; leave "
+                                  "model.options empty for this model")
+            close = difflib.get_close_matches(str(key), list(specs), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"model {name!r} has no option {key!r}{hint}; its options: {describe_options(specs)}")
+        spec = specs[key]
+        try:
+            resolved[key] = spec.coerce(value)
+        except (TypeError, ValueError, OverflowError, yaml.YAMLError):
+            raise ConfigError(f"model {name!r}: model.options.{key}={value!r} is not valid; valid: "
+                              f"{spec.describe()}" + (f" ({spec.help})" if spec.help else "")) from None
+    return resolved

@@ -30,7 +30,8 @@ FORMAT = "envsound-checkpoint"
 #    keys still load, see config.RENAMED_KEYS) and train.shots; meta["transfer"] records the source, mode and which
 #    head rows were copied. Version 2 files load unchanged.
 # 4: "task" (kind single_label | multi_label, decision threshold(s)) replaces the "multi_label" flag, which older
-#    files still load through; config.model gains per-model options. Version 3 files load unchanged.
+#    files still load through; config.model gains per-model options (model.options) and config a noisy section
+#    (losses per label origin, noisy-clip sampling). Version 3 files load unchanged.
 FORMAT_VERSION = 4
 
 

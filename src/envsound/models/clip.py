@@ -71,6 +71,7 @@ def inference_runtime(config: Config, build, *, device: str = "auto") -> Runtime
     shape = window_shape(config.features)
     probe = probe_candidates(build, shape, mode="infer", batch=1,
                              identity={"name": config.model.name, "filters": config.model.filters,
+                                       "options": config.model.options,
                                        "ensemble": config.train.ensemble, "kind": config.features.kind})
     runtime = resolve_runtime(accelerator=device, precision="auto", channels_last="auto",
                               image_input=len(shape) == 3, setting="--device", probe=probe)

@@ -4,7 +4,9 @@ Torch models (``nn.Module``) take ``(batch, in_channels, n_mels, frames)`` log-m
 models (``aclnet``, ``envnet2``) ``(batch, samples)`` / ``(batch, 1, samples)``, and return logits; the baselines
 (:class:`~envsound.models.baselines.SklearnBaseline`) take MFCC summary statistics of log-mel windows. Each class
 carries ``input_kind`` (``"logmel"``, ``"waveform"`` or ``"mfcc_stats"``) and ``preset``: config sections it prefers,
-applied before the user's YAML and overrides (see :func:`envsound.config.resolve_config`).
+applied before the user's YAML and overrides (see :func:`envsound.config.resolve_config`). A model with settings of
+its own (``model.options``) lists them in ``options: ClassVar[dict[str, OptionSpec]]`` and takes each as a keyword
+argument; :func:`build_model` checks ``model.options`` against that list (models without one take no options).
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from envsound.config import ModelConfig
 from envsound.errors import ConfigError
 from envsound.models.aclnet import AclNet
 from envsound.models.baselines import KNNBaseline, RandomForestBaseline, SklearnBaseline
+from envsound.models.blocks import OptionSpec, describe_options, resolve_options
 from envsound.models.cnn import CNN
+from envsound.models.crnn import CRNN
 from envsound.models.dtu import DTUClassifier
 from envsound.models.envnet2 import EnvNet2
 from envsound.models.piczak import Piczak
+from envsound.models.resnet import ResNet
 
 MODELS: dict[str, type] = {
     "cnn": CNN,
@@ -31,6 +36,8 @@ MODELS: dict[str, type] = {
     "random_forest": RandomForestBaseline,
     "aclnet": AclNet,
     "envnet2": EnvNet2,
+    "crnn": CRNN,
+    "resnet": ResNet,
 }
 
 
@@ -77,6 +84,29 @@ def check_feature_kind(name: str, kind: str) -> None:
                           f"model ({', '.join(n for n in MODELS if feature_kind(n) == kind)})")
 
 
+def model_options(name: str) -> dict[str, OptionSpec]:
+    """The options model ``name`` takes in ``model.options`` (empty for most models), e.g.
+    ``model_options("crnn")["hidden"].default == 64``."""
+    return dict(getattr(get_model_class(name), "options", {}))
+
+
+def check_model_options(name: str, options: Any) -> dict[str, Any]:
+    """``options`` (``model.options``) checked against model ``name``'s, typed, with the defaults filled in.
+
+    Raises:
+        ConfigError: an unknown model, an option the model does not have, or a bad value; the message names the
+            model and the key or value and lists the model's options with their ranges and defaults.
+
+    >>> check_model_options("crnn", {"hiden": 32})   # ConfigError: model 'crnn' has no option 'hiden' ...
+    """
+    return resolve_options(name, model_options(name), options)
+
+
+def describe_model_options(name: str) -> str:
+    """``rnn (gru|lstm, default gru), hidden (int 8..1024, default 64), ...``; ``none`` for a model without options."""
+    return describe_options(model_options(name))
+
+
 def is_torch_model(name: str) -> bool:
     """True for ``nn.Module`` models (trained by the Lightning loop), False for the scikit-learn baselines."""
     return issubclass(get_model_class(name), nn.Module)
@@ -84,19 +114,21 @@ def is_torch_model(name: str) -> bool:
 
 def build_model(model_cfg: ModelConfig, *, n_classes: int, in_channels: int, n_mels: int,
                 n_frames: int) -> nn.Module | SklearnBaseline:
-    """Instantiate ``model_cfg.name`` with its ``filters`` / ``dropout`` (None = the model's default).
+    """Instantiate ``model_cfg.name`` with its ``filters`` / ``dropout`` (None = the model's default) and its
+    ``options`` (checked by :func:`check_model_options`; each becomes a keyword argument of the model's constructor).
 
     ``in_channels`` (1, or 2 with ``features.deltas``), ``n_mels`` and ``n_frames`` (``features.window_frames``) size
     the torch models; the baselines ignore them (their input width comes from the data at ``fit``).
 
     Raises:
-        ConfigError: unknown name, or a setting out of range for that model.
+        ConfigError: unknown name, a setting out of range for that model, or an option it does not have.
 
     >>> model = build_model(ModelConfig(name="cnn"), n_classes=50, in_channels=1, n_mels=128, n_frames=216)
     """
     model_cfg.validate()
     cls = get_model_class(model_cfg.name)
+    options = check_model_options(model_cfg.name, model_cfg.options)
     if issubclass(cls, SklearnBaseline):
-        return cls(n_classes=n_classes, filters=model_cfg.filters, dropout=model_cfg.dropout)
+        return cls(n_classes=n_classes, filters=model_cfg.filters, dropout=model_cfg.dropout, **options)
     return cls(n_classes=n_classes, in_channels=in_channels, n_mels=n_mels, n_frames=n_frames,
-               filters=model_cfg.filters, dropout=model_cfg.dropout)
+               filters=model_cfg.filters, dropout=model_cfg.dropout, **options)

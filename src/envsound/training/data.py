@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomS
 
 from envsound.config import Config, FeatureConfig
 from envsound.data.records import Manifest
+from envsound.errors import ConfigError
 from envsound.features.windows import eval_starts, eval_window_at, train_window
 
 
@@ -47,9 +48,12 @@ class RandomWindowDataset(Dataset):
     """
 
     def __init__(self, features: Sequence[np.ndarray], targets: np.ndarray, *, cfg: FeatureConfig, seed: int,
-                 variants: Sequence[Sequence[np.ndarray]] | None = None) -> None:
+                 variants: Sequence[Sequence[np.ndarray]] | None = None,
+                 noisiness: np.ndarray | None = None) -> None:
         self.features = features
         self.targets = torch.from_numpy(targets)
+        # (n,) 1.0 for a clip whose labels may be wrong (origin "noisy"); given, items are (window, target, noisiness)
+        self.noisiness = None if noisiness is None else torch.as_tensor(noisiness, dtype=torch.float32)
         self.cfg = cfg
         self.seed = seed
         self.rank: int | None = None  # set by ClipDataModule: loader workers cannot ask torch.distributed
@@ -75,8 +79,10 @@ class RandomWindowDataset(Dataset):
         rng, variants = self.rng, self.variants[i]
         choice = int(rng.integers(0, 1 + len(variants))) if len(variants) else 0
         clip = self.features[i] if choice == 0 else variants[choice - 1]
-        window = train_window(clip, self.cfg, rng=rng)
-        return torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32)), self.targets[i]
+        window = torch.from_numpy(np.ascontiguousarray(train_window(clip, self.cfg, rng=rng), dtype=np.float32))
+        if self.noisiness is not None:
+            return window, self.targets[i], self.noisiness[i]
+        return window, self.targets[i]
 
 
 class AllWindowsDataset(Dataset):
@@ -102,6 +108,34 @@ class AllWindowsDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32)), self.targets[clip], clip
 
 
+def clip_noisiness(manifest: Manifest) -> np.ndarray | None:
+    """``(n,)`` float32: 1.0 for each clip of origin ``noisy``, else 0.0; ``None`` when no clip is noisy."""
+    noisy = np.asarray([r.origin == "noisy" for r in manifest.records], dtype=np.float32)
+    return noisy if noisy.any() else None
+
+
+def origin_sampling(config: Config, weights: np.ndarray | None, noisiness: np.ndarray | None
+                    ) -> tuple[np.ndarray | None, int]:
+    """The sampler weights and windows per epoch once ``noisy.noisy_share`` is applied: with a share p > 0 and both
+    origins present, the noisy clips together weigh p and the curated ones 1 - p (times any class-balance
+    ``weights``); ``noisy.epoch_clips`` windows an epoch (0: as many as clips). Otherwise ``(weights, 0)``.
+
+    Raises:
+        ConfigError: a share p > 0 where the training clips are all of one origin.
+    """
+    share = config.noisy.noisy_share
+    if share == 0:
+        return weights, 0
+    noisy = np.zeros(0) if noisiness is None else np.asarray(noisiness) > 0.5
+    if not noisy.any() or noisy.all():
+        raise ConfigError(f"noisy.noisy_share={share}: the training clips are all of one origin (noisy: "
+                          f"{int(noisy.sum())} of {len(noisy)}); mix curated and noisy clips (--subset all) or set "
+                          "noisy.noisy_share=0")
+    base = np.ones(len(noisy)) if weights is None else np.asarray(weights, dtype=np.float64)
+    per_clip = np.where(noisy, share / base[noisy].sum(), (1 - share) / base[~noisy].sum()) * base
+    return per_clip, config.noisy.epoch_clips
+
+
 def no_targets(n: int) -> np.ndarray:
     """Targets for clips whose labels are not used (pre-training, unlabelled pools): ``(n, 0)``."""
     return np.zeros((n, 0), dtype=np.float32)
@@ -121,6 +155,9 @@ class ClipDataModule(L.LightningDataModule):
         val_features, val_targets: validation clips (may be empty).
         train_variants: offline copies per training clip (see :class:`RandomWindowDataset`).
         sampler_weights: per-clip weights for a class-balanced sampler (with replacement) instead of shuffling.
+        train_noisiness: per training clip 1.0 when its labels may be wrong (origin ``noisy``), else 0.0; given, a
+            training item is ``(x, y, noisiness)``, and with ``noisy.noisy_share`` p > 0 windows are drawn from the
+            noisy clips with probability p (``noisy.epoch_clips`` a epoch).
         unlabelled_features: clips for the unlabelled stream; each batch is then
             ``{"labelled": (x, y), "unlabelled": (x, _)}``.
     """
@@ -129,16 +166,18 @@ class ClipDataModule(L.LightningDataModule):
                  val_features: Sequence[np.ndarray] = (), val_targets: np.ndarray | None = None, *,
                  train_variants: Sequence[Sequence[np.ndarray]] | None = None,
                  sampler_weights: np.ndarray | None = None,
-                 unlabelled_features: Sequence[np.ndarray] | None = None) -> None:
+                 unlabelled_features: Sequence[np.ndarray] | None = None,
+                 train_noisiness: np.ndarray | None = None) -> None:
         super().__init__()
         self.config = config
         self.train_set = RandomWindowDataset(train_features, train_targets, cfg=config.features,
-                                             seed=config.train.seed, variants=train_variants)
+                                             seed=config.train.seed, variants=train_variants,
+                                             noisiness=train_noisiness)
         self.val_set = None
         if len(val_features):
             targets = val_targets if val_targets is not None else no_targets(len(val_features))
             self.val_set = AllWindowsDataset(val_features, targets, cfg=config.features)
-        self.sampler_weights = sampler_weights
+        self.sampler_weights, self.epoch_clips = origin_sampling(config, sampler_weights, train_noisiness)
         self.unlabelled_set = None
         if unlabelled_features is not None and len(unlabelled_features):
             self.unlabelled_set = RandomWindowDataset(unlabelled_features, no_targets(len(unlabelled_features)),
@@ -161,7 +200,7 @@ class ClipDataModule(L.LightningDataModule):
             if dataset is not None:
                 dataset.rank = self.trainer.global_rank if self.trainer is not None else 0
         batch = self.per_process_batch(processes)
-        n = len(self.train_set)
+        n = self.epoch_clips or len(self.train_set)
         drop_last = n > train.batch_size
         sampler = None
         if self.sampler_weights is not None:

@@ -96,6 +96,7 @@ def fit_network(
     transfer_mode: str | None = None,
     unlabelled_features: Sequence[np.ndarray] | None = None,
     train_variants: Sequence[Sequence[np.ndarray]] | None = None,
+    train_noisiness: np.ndarray | None = None,
 ) -> FitResult:
     """Fit with early stopping on the monitored validation metric (when there is a validation set) and return the
     best epoch's weights.
@@ -106,6 +107,8 @@ def fit_network(
     With ``config.semi.method`` other than ``"none"``, :class:`~envsound.training.semi.SemiModule` trains on the
     labelled clips and ``unlabelled_features`` (whole-clip features, labels unknown) together.
     ``train_variants[i]``: offline augmented copies of training clip ``i`` (see :class:`RandomWindowDataset`).
+    ``train_noisiness[i]``: 1.0 when clip ``i``'s labels may be wrong (origin ``noisy``): its loss is
+    ``noisy.noisy_loss`` and ``noisy.noisy_share`` sets how often it is drawn.
     ``train.class_balance`` picks a class-weighted loss, a class-balanced sampler or neither
     (:func:`~envsound.training.balance.choose_class_balance`). One network: ``train.ensemble`` N > 1 is
     :func:`~envsound.training.ensemble.fit_ensemble` calling this once per member.
@@ -134,7 +137,8 @@ def fit_network(
     data = ClipDataModule(config, train_features, train_targets, val_features, val_targets,
                           train_variants=train_variants,
                           sampler_weights=sample_weights(train_targets) if balance == "sampler" else None,
-                          unlabelled_features=unlabelled_features if semi else None)
+                          unlabelled_features=unlabelled_features if semi else None,
+                          train_noisiness=train_noisiness)
     loop = run_lightning(module, config, data, runtime=runtime, monitor=monitored(config),
                          out_dir=out_dir, resume=resume, progress=progress,
                          callbacks=transfer_callbacks(transfer_mode, config, init),

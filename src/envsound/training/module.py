@@ -9,6 +9,7 @@ from envsound.models.clip import build_network
 from envsound.task import Task
 from envsound.transfer.modes import optimizer_groups
 from envsound.training.augment import batch_augment
+from envsound.training.losses import origin_loss
 from envsound.training.optim import configure_optimization
 
 
@@ -46,14 +47,30 @@ class ClassifierModule(L.LightningModule):
     def to_memory_format(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.task.loss(logits, targets, weight=self.class_weights,
-                              label_smoothing=self.config.train.label_smoothing)
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, noisiness: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        """The task's loss; with per-origin losses (``noisy`` section) or clips of origin ``noisy``
+        (``noisiness`` per clip, 1 = noisy), :func:`~envsound.training.losses.origin_loss`."""
+        noisy = self.config.noisy
+        if noisiness is None and noisy.curated_loss == "default":
+            return self.task.loss(logits, targets, weight=self.class_weights,
+                                  label_smoothing=self.config.train.label_smoothing)
+        if noisiness is None:
+            noisiness = torch.zeros(len(logits), device=logits.device)
+        return origin_loss(logits, targets, noisiness, task=self.task, config=noisy, weight=self.class_weights)
+
+    def augmented(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A training batch ``(x, y)`` or ``(x, y, noisiness)`` after :func:`batch_augment`; a clip's noisiness
+        rides along as one more target column, so mixup blends it like the labels."""
+        x, y, *rest = batch
+        if not rest:
+            return (*batch_augment(x, y, self.config.train), None)
+        x, mixed = batch_augment(x, torch.cat([y, rest[0].to(y.dtype)[:, None]], dim=1), self.config.train)
+        return x, mixed[:, :-1], mixed[:, -1]
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        x, y = batch_augment(x, y, self.config.train)
-        loss = self.loss(self(x), y)
+        x, y, noisiness = self.augmented(batch)
+        loss = self.loss(self(x), y, noisiness)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
         return loss
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from envsound.config import Config
 from envsound.errors import ConfigError
 from envsound.task import Task
-from envsound.training.augment import batch_augment, strong_view, time_roll
+from envsound.training.augment import strong_view, time_roll
 from envsound.training.module import ClassifierModule
 
 METHODS = ("fixmatch", "mean_teacher")
@@ -65,9 +65,8 @@ class SemiModule(ClassifierModule):
                 param.requires_grad_(False)
 
     def training_step(self, batch, batch_idx):
-        (x_l, y_l), (x_u, _) = batch["labelled"], batch["unlabelled"]
-        semi = self.config.semi
-        x_l, y_l = batch_augment(x_l, y_l, self.config.train)
+        (x_u, _), semi = batch["unlabelled"], self.config.semi
+        x_l, y_l, noisiness = self.augmented(batch["labelled"])
         weak = time_roll(x_u)
         strong = strong_view(x_u, gain_db=semi.strong_gain_db, snr_db=semi.strong_snr_db).to(x_u.dtype)
         n_l, n_u = len(x_l), len(x_u)
@@ -85,7 +84,7 @@ class SemiModule(ClassifierModule):
                 teacher_probs = self.task.activation(self._teacher_forward(weak).float())
             unsup = ((self.task.activation(s_logits) - teacher_probs) ** 2).sum(dim=-1).mean()
             weight = semi.lambda_u * rampup(self.current_epoch, semi.rampup_epochs)
-        sup = self.loss(l_logits, y_l)
+        sup = self.loss(l_logits, y_l, noisiness)
         loss = sup + weight * unsup
         for name, value in (("train_loss", loss), ("sup_loss", sup), ("unsup_loss", unsup)):
             self.log(name, value, on_step=False, on_epoch=True, prog_bar=name == "train_loss", batch_size=n_l)

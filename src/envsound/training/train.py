@@ -21,7 +21,7 @@ from envsound.features.fingerprint import clip_fingerprints, exact_ids
 from envsound.fileio import run_lock
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
 from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
-from envsound.training.data import target_matrix
+from envsound.training.data import clip_noisiness, target_matrix
 from envsound.training.prepare import prepare_training_data
 from envsound.transfer.guard import check_init_unseen
 from envsound.transfer.modes import resolve_mode
@@ -160,7 +160,8 @@ def train_model(
                 return fit_network(run_config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
                                    task=task, out_dir=run_dir, resume=resume, progress=progress,
                                    init=plan, transfer_mode=mode, unlabelled_features=data.unlabelled_features,
-                                   train_variants=data.train_variants if data.copies.copies else None)
+                                   train_variants=data.train_variants if data.copies.copies else None,
+                                   train_noisiness=clip_noisiness(train_set))
 
             fit = fit_ensemble(config, fit_one, out_dir=out_dir, resume=resume) if config.train.ensemble > 1 \
                 else fit_one(config, out_dir)
