@@ -350,6 +350,34 @@ class NoisyConfig:
         _check(self.epoch_clips >= 0, "noisy.epoch_clips", self.epoch_clips, ">= 0")
 
 
+STAGE_SEMI = ("none", "fixmatch", "mean_teacher")
+
+
+@dataclass
+class StagesConfig:
+    """The multi-stage schedule of ``envsound stages`` for curated + noisy sets (``evaluation/stages.py``).
+
+    Stage 0 warms up on the noisy clips (``noisy.noisy_loss``); stage 1 fine-tunes on the curated clips from stage 0's
+    weights; the filter keeps each noisy clip whose every label stage 1 gives at least ``keep_threshold``; stage 2
+    trains on the curated plus kept noisy clips from stage 1's weights, with the noisy clips not kept as an unlabelled
+    pool for ``pseudo_label`` (a semi-supervised method) when set. The baseline trains on the curated clips alone for
+    as many epochs as the stages together.
+    """
+
+    warmup_epochs: int = 30  # stage 0, >= 1
+    finetune_epochs: int = 30  # stage 1, >= 1
+    final_epochs: int = 30  # stage 2, >= 0 (0: no stage 2)
+    keep_threshold: float = 0.5  # filter: a kept noisy clip's labels all reach this probability, 0 < t < 1
+    pseudo_label: str = "none"  # none | fixmatch | mean_teacher: stage 2's use of the noisy clips not kept
+
+    def validate(self) -> None:
+        _check(self.warmup_epochs >= 1, "stages.warmup_epochs", self.warmup_epochs, ">= 1")
+        _check(self.finetune_epochs >= 1, "stages.finetune_epochs", self.finetune_epochs, ">= 1")
+        _check(self.final_epochs >= 0, "stages.final_epochs", self.final_epochs, ">= 0")
+        _check(0 < self.keep_threshold < 1, "stages.keep_threshold", self.keep_threshold, "0 < threshold < 1")
+        _check(self.pseudo_label in STAGE_SEMI, "stages.pseudo_label", self.pseudo_label, ", ".join(STAGE_SEMI))
+
+
 # Keys that moved, for configs and checkpoints written before (format <= 2): old key -> new key.
 RENAMED_KEYS = {"train.freeze_encoder_epochs": "transfer.freeze_epochs",
                 "train.encoder_lr_scale": "transfer.trunk_lr_scale"}
@@ -379,6 +407,7 @@ class Config:
     transfer: TransferConfig = field(default_factory=TransferConfig)
     leakage: LeakageConfig = field(default_factory=LeakageConfig)
     noisy: NoisyConfig = field(default_factory=NoisyConfig)
+    stages: StagesConfig = field(default_factory=StagesConfig)
 
     def validate(self) -> "Config":
         for section in self._sections():

@@ -156,3 +156,35 @@ def test_curated_and_noisy_clips_train_together_with_a_robust_loss(tmp_path, mix
     assert main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix_root), "--folds", "1,2",
                  "--out", str(tmp_path / "x"), "--no-cache", *CV_SETS, "--set", "noisy.noisy_share=0.5"]) == 1
     assert "all of one origin" in capsys.readouterr().err
+
+
+def test_stages_run_leave_one_fold_out_and_resume_stage_by_stage(tmp_path, mix_root, capsys):
+    out = tmp_path / "stages"
+    args = ["stages", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix_root), "--folds", "1,2",
+            "--out", str(out), "--cache-dir", str(tmp_path / "cache"), *CV_SETS,
+            "--set", "stages.warmup_epochs=1", "--set", "stages.finetune_epochs=1", "--set", "stages.final_epochs=1",
+            "--set", "stages.keep_threshold=0.1"]
+    capsys.readouterr()
+    assert main(args) == 0
+    summary = json.loads((out / "stages.json").read_text())
+    assert [s["name"] for s in summary["stages"]] == ["baseline", "naive", "warmup", "finetune", "final"]
+    assert all(len(s["folds"]) == 2 and 0 < s["lwlrap"] <= 1 for s in summary["stages"])
+    assert summary["budget_epochs"] == 3
+    baseline = torch_load_meta(out / "fold_1" / "baseline" / "model.ckpt")
+    assert baseline["epochs"] == 3 and baseline["n_train_clips"] == 24  # curated clips of fold 2, same budget
+    assert torch_load_meta(out / "fold_1" / "naive" / "model.ckpt")["n_train_clips"] == 36  # + the 12 noisy
+    for row in summary["filter"]:  # the truth of envsound mix output scores the filter
+        assert row["noisy"] == 12 and 0 <= row["kept"] <= 12
+        assert row["label_precision"] is None if row["kept"] == 0 else 0 <= row["label_precision"] <= 1
+    finetune = torch_load_meta(out / "fold_2" / "finetune" / "model.ckpt")
+    assert finetune["transfer"]["mode"] == "full" and "warmup" in finetune["transfer"]["source"]
+    first = (out / "fold_1" / "final" / "model.ckpt").stat().st_mtime_ns
+    assert main(args + ["--resume"]) == 0  # every stage is finished: reused, not retrained
+    assert (out / "fold_1" / "final" / "model.ckpt").stat().st_mtime_ns == first
+    assert "stage 2: curated + kept noisy" in capsys.readouterr().out
+
+
+def torch_load_meta(path):
+    from envsound.models.checkpoint import load_checkpoint
+
+    return load_checkpoint(path).meta

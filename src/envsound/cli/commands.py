@@ -90,6 +90,25 @@ def grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def stages(args: argparse.Namespace) -> int:
+    from envsound.data.registry import dataset_root
+    from envsound.evaluation.stages import read_mixture_truth, run_stages
+
+    config = build_config(args)
+    args.subset = args.subset or "all"  # the stages use both origins
+    manifest = _dataset(args)
+    summary = run_stages(manifest, config, folds=args.folds, out_dir=args.out, cache=feature_cache(args),
+                         resume=args.resume, overwrite=args.overwrite, progress=show_progress(args),
+                         on_error=on_error(args), truth=read_mixture_truth(dataset_root(args.dataset, args.root)))
+    for row in summary["stages"]:
+        print(f"{row['title']:<34} lwlrap {row['lwlrap']:.4f} ± {row['std_lwlrap']:.4f}  mAP {row['mAP']:.4f}")
+    for row in summary["filter"]:
+        precision = "" if row["label_precision"] is None else f", {row['label_precision']:.1%} of their labels right"
+        print(f"fold {row['fold']}: kept {row['kept']} of {row['noisy']} noisy clips{precision}")
+    print(f"{summary['seconds']:.0f} s -> {args.out / 'stages.json'}")
+    return _report_skipped(manifest.skipped)
+
+
 def pretrain(args: argparse.Namespace) -> int:
     from envsound.evaluation.reconstructions import plot_reconstructions
     from envsound.training.pretrain import pretrain_autoencoder

@@ -57,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
                      folds_help="official folds to rotate over (default: all the dataset has)",
                      out_help="grid folder", run=commands.grid)
 
+    p = command("stages", "The multi-stage schedule for curated + noisy multi-label sets (fsdkaggle2019, 'envsound "
+                          "mix' output), leave-one-fold-out: a curated-only baseline with the same epochs, a warm-up "
+                          "on the noisy clips, a fine-tune on the curated ones, a filter that keeps the noisy clips "
+                          "the model agrees with, a final stage on curated + kept (config section 'stages'); writes "
+                          "OUT/stages.json and each stage's model.ckpt (--resume goes on stage by stage).")
+    add_dataset_options(p, folds_help="folds to rotate over (default: all the dataset has)")
+    add_config_options(p)
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
+    p.set_defaults(run=commands.stages)
+
     p = command("pretrain", "Pre-train a convolutional autoencoder on audio (labels ignored) for --init; writes "
                             "OUT/autoencoder.ckpt and OUT/reconstructions.png.")
     add_dataset_options(p, folds_help="folds to pre-train on (default: all); 'unlabelled' reads any folder of audio")
