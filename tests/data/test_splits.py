@@ -184,3 +184,10 @@ def test_stratified_group_folds_errors():
         stratified_group_folds(records, n_folds=3, seed=0)
     with pytest.raises(ConfigError, match="n_folds"):
         stratified_group_folds(records, n_folds=1, seed=0)
+
+
+def test_folds_from_classes_too_small_to_stratify_are_a_clear_error():
+    records = [ClipRecord(path=Path(f"/d/{i}.wav"), labels=(f"c{i}",), fold=None, source_id=str(i), clip_id=str(i))
+               for i in range(6)]  # six classes of one clip each
+    with pytest.raises(DatasetLayoutError, match="cannot make 5 stratified folds of 6 clips"):
+        stratified_group_folds(records, n_folds=5, seed=0)

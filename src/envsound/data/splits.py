@@ -140,7 +140,7 @@ def stratified_group_folds(records: Sequence[ClipRecord], *, n_folds: int, seed:
 
     Raises:
         ConfigError: ``n_folds`` < 2.
-        DatasetLayoutError: fewer source recordings than ``n_folds``.
+        DatasetLayoutError: fewer source recordings than ``n_folds``, or classes too small to stratify.
     """
     if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
         raise ConfigError(f"n_folds={n_folds!r} is out of range; valid: an integer >= 2")
@@ -158,9 +158,13 @@ def stratified_group_folds(records: Sequence[ClipRecord], *, n_folds: int, seed:
     folds = [0] * len(records)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for k, (_, test_idx) in enumerate(splitter.split(np.zeros(len(records)), y, groups), start=1):
-            for i in test_idx:
-                folds[i] = k
+        try:
+            for k, (_, test_idx) in enumerate(splitter.split(np.zeros(len(records)), y, groups), start=1):
+                for i in test_idx:
+                    folds[i] = k
+        except ValueError as exc:  # e.g. every class has fewer members than n_folds
+            raise DatasetLayoutError(f"cannot make {n_folds} stratified folds of {len(records)} clips: {exc}; "
+                                     "use fewer folds or more data") from exc
     for w in caught:  # e.g. "the least populated class has only 2 members": worth knowing, not fatal
         logger.warning("fold assignment: %s", w.message)
     return folds
