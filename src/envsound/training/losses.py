@@ -17,7 +17,7 @@ def per_clip_loss(name: str, logits: torch.Tensor, targets: torch.Tensor, *, tas
                   q: float = 0.7, weight: torch.Tensor | None = None) -> torch.Tensor:
     """``(batch,)`` losses of logits ``(batch, C)`` against float targets ``(batch, C)`` (mixed rows allowed).
 
-    ``default``: BCE summed... averaged over classes (multi-label) or cross-entropy (single-label), as
+    ``default``: BCE averaged over classes (multi-label) or cross-entropy (single-label), as
     :meth:`Task.loss` computes them; ``lsoft``: the same against ``beta * targets + (1 - beta) * p`` with ``p`` the
     model's own (detached) probabilities; ``lq``: ``(1 - p_y ** q) / q`` where ``p_y`` is the probability of the
     labelled outcome (per class for multi-label, then averaged over classes; the target-weighted class probability
