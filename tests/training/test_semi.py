@@ -2,7 +2,6 @@
 the CLI, the strong view, and the per-fold unlabelled pool of cross-validation."""
 
 import csv
-import json
 import subprocess
 import sys
 
@@ -101,3 +100,20 @@ def test_fixmatch_through_the_cli(tmp_path, synthetic_root):
     assert "unlabelled pool: left out 20 of 40 clips" in run.stderr
     checkpoint = load_checkpoint(tmp_path / "t" / "model.ckpt")
     assert checkpoint.config.train.label_fraction == 0.5 and checkpoint.config.semi.method == "fixmatch"
+
+
+def test_fixmatch_pseudo_labels_each_class_of_a_multi_label_task():
+    from envsound.task import Task
+    from envsound.training.semi import SemiModule
+
+    config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=fixmatch", "semi.threshold=0.9"))
+    module = SemiModule(config, 3, task=Task("multi_label"))
+    weak = torch.tensor([[4.0, -4.0, 0.0]])  # sigmoid 0.98 (-> 1), 0.02 (-> 0), 0.5 (no target)
+    strong = torch.tensor([[0.0, 0.0, 5.0]])
+    loss, mask = module._pseudo_label_loss(weak, strong)
+    assert mask.tolist() == [[1.0, 1.0, 0.0]]
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(0.0), torch.tensor(1.0))
+    assert float(loss) == pytest.approx(float(2 * bce / 3))  # the strong view's third class is not trained
+    single = SemiModule(config, 3)  # single-label: one pseudo-label per window, by the softmax's confidence
+    _, mask = single._pseudo_label_loss(torch.tensor([[9.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), torch.zeros(2, 3))
+    assert mask.tolist() == [1.0, 0.0]
