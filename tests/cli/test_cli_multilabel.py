@@ -188,3 +188,14 @@ def torch_load_meta(path):
     from envsound.models.checkpoint import load_checkpoint
 
     return load_checkpoint(path).meta
+
+
+@pytest.mark.parametrize("method", ["fixmatch", "mean_teacher"])
+def test_semi_supervised_methods_train_on_a_multi_label_set(tmp_path, mix_root, method, capsys):
+    out = tmp_path / method
+    capsys.readouterr()
+    assert main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix_root), "--folds", "1,2",
+                 "--out", str(out), "--no-cache", *CV_SETS, "--label-fraction", "0.5", "--semi", method]) == 0
+    assert "unlabelled" in capsys.readouterr().out
+    metrics = (out / "logs" / "metrics.csv").read_text()
+    assert "unsup_loss" in metrics and (method != "fixmatch" or "mask_rate" in metrics)
