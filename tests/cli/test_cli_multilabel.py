@@ -29,23 +29,22 @@ def mix_root(tmp_path_factory, synthetic_root):
     return out
 
 
-@pytest.fixture(scope="module")
-def cv_run(tmp_path_factory, mix_root):
-    """One epoch a fold: what cv writes for a multi-label set (whether it learns: test_multi_label_model_learns)."""
-    out = tmp_path_factory.mktemp("mlcv")
-    code = main(["cv", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix_root), "--folds", "1,2,3",
-                 "--out", str(out), "--cache-dir", str(out / "cache"), *CV_SETS])
-    assert code == 0
+def run_on_mix(command: str, out, mix_root, folds: str, sets: list[str]):
+    """``envsound COMMAND`` on the mixture set into ``out`` (its own feature cache); returns ``out``."""
+    assert main([command, "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix_root), "--folds", folds,
+                 "--out", str(out), "--cache-dir", str(out / "cache"), *sets]) == 0
     return out
 
 
 @pytest.fixture(scope="module")
+def cv_run(tmp_path_factory, mix_root):
+    """One epoch a fold: what cv writes for a multi-label set (whether it learns: test_multi_label_model_learns)."""
+    return run_on_mix("cv", tmp_path_factory.mktemp("mlcv"), mix_root, "1,2,3", CV_SETS)
+
+
+@pytest.fixture(scope="module")
 def ml_model(tmp_path_factory, mix_root):
-    out = tmp_path_factory.mktemp("mltrain")
-    code = main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix_root), "--folds", "1,2",
-                 "--out", str(out), "--cache-dir", str(out / "cache"), *TRAIN_SETS])
-    assert code == 0
-    return out / "model.ckpt"
+    return run_on_mix("train", tmp_path_factory.mktemp("mltrain"), mix_root, "1,2", TRAIN_SETS) / "model.ckpt"
 
 
 def test_mix_writes_a_multi_label_set_in_the_fsdkaggle2019_layout(mix_root, capsys):

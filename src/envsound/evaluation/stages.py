@@ -32,6 +32,7 @@ from envsound.data.records import Manifest
 from envsound.data.splits import check_no_leakage, exclude_clips_of
 from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.evaluation.evaluate import evaluate_model
+from envsound.evaluation.metrics import summarize_folds
 from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
 from envsound.fileio import run_lock, write_json_atomic
@@ -188,8 +189,7 @@ def _label_precision(kept: Manifest, truth: dict[str, set[str]] | None) -> dict[
 
 
 def _stage_summary(name: str, folds: list[dict[str, Any]]) -> dict[str, Any]:
-    lw = np.array([f["lwlrap"] for f in folds])
-    ap = np.array([f["mAP"] for f in folds])
-    ddof = 1 if len(folds) > 1 else 0
-    return {"name": name, "title": TITLES[name], "lwlrap": float(lw.mean()), "std_lwlrap": float(lw.std(ddof=ddof)),
-            "mAP": float(ap.mean()), "std_mAP": float(ap.std(ddof=ddof)), "folds": folds}
+    summary = summarize_folds(folds, key="lwlrap")
+    return {"name": name, "title": TITLES[name], "lwlrap": summary["mean_lwlrap"],
+            "std_lwlrap": summary["std_lwlrap"], "mAP": summary["mean_mAP"], "std_mAP": summary["std_mAP"],
+            "folds": folds}
