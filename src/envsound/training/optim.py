@@ -23,7 +23,10 @@ def configure_optimization(params: Iterable, train: TrainConfig, *, total_steps:
         optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
     if train.scheduler == "none":
         return optimizer
+    warmup = train.warmup_fraction
+    if abs(warmup * total_steps - 1) < 1e-9:  # a one-step warm-up phase: OneCycleLR divides by zero (e.g. 0.05 x 20)
+        warmup = 1.5 / total_steps
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=[group["lr"] for group in optimizer.param_groups], total_steps=total_steps,
-        pct_start=train.warmup_fraction)
+        pct_start=warmup)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,23 @@
+"""The one-cycle schedule on every run length, short fine-tunes included."""
+
+import pytest
+import torch
+
+from envsound.config import TrainConfig
+from envsound.training.optim import configure_optimization
+
+
+@pytest.mark.parametrize("total_steps", [1, 2, 3, 10, 20, 40, 100])
+@pytest.mark.parametrize("warmup_fraction", [0.05, 0.1, 0.5])
+def test_one_cycle_schedule_builds_and_steps_for_any_number_of_steps(total_steps, warmup_fraction):
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    train = TrainConfig(lr=0.01, warmup_fraction=warmup_fraction)
+    setup = configure_optimization(params, train, total_steps=total_steps)
+    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
+    rates = []
+    for step in range(total_steps):
+        optimizer.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+        if step < total_steps - 1:  # OneCycleLR refuses a step past total_steps
+            scheduler.step()
+    assert max(rates) <= 0.01 + 1e-12 and all(rate > 0 for rate in rates)
