@@ -351,13 +351,16 @@ class NoisyConfig:
 
 
 STAGE_SEMI = ("none", "fixmatch", "mean_teacher")
+WARMUP_SETS = ("noisy", "all")
 
 
 @dataclass
 class StagesConfig:
     """The multi-stage schedule of ``envsound stages`` for curated + noisy sets (``evaluation/stages.py``).
 
-    Stage 0 warms up on the noisy clips (``noisy.noisy_loss``); stage 1 fine-tunes on the curated clips from stage 0's
+    Stage 0 warms up on the noisy clips (``warmup_on`` ``noisy``: the DCASE 2019 task 2 baseline) or on curated and
+    noisy clips together, each with its origin's loss (``all``: the competition's winners, L_soft on the noisy ones
+    via ``noisy.noisy_loss``); stage 1 fine-tunes on the curated clips from stage 0's
     weights; the filter keeps each noisy clip whose every label stage 1 gives at least ``keep_threshold``; stage 2
     trains on the curated plus kept noisy clips from stage 1's weights, with the noisy clips not kept as an unlabelled
     pool for ``pseudo_label`` (a semi-supervised method) when set. The baseline trains on the curated clips alone for
@@ -365,15 +368,19 @@ class StagesConfig:
     """
 
     warmup_epochs: int = 30  # stage 0, >= 1
+    warmup_on: str = "noisy"  # noisy | all: stage 0's clips
     finetune_epochs: int = 30  # stage 1, >= 1
     final_epochs: int = 30  # stage 2, >= 0 (0: no stage 2)
+    tune_lr_scale: float = 1.0  # stages 1 and 2 train at train.lr x this (they start from a trained model), 0 < s <= 1
     keep_threshold: float = 0.5  # filter: a kept noisy clip's labels all reach this probability, 0 < t < 1
     pseudo_label: str = "none"  # none | fixmatch | mean_teacher: stage 2's use of the noisy clips not kept
 
     def validate(self) -> None:
         _check(self.warmup_epochs >= 1, "stages.warmup_epochs", self.warmup_epochs, ">= 1")
+        _check(self.warmup_on in WARMUP_SETS, "stages.warmup_on", self.warmup_on, ", ".join(WARMUP_SETS))
         _check(self.finetune_epochs >= 1, "stages.finetune_epochs", self.finetune_epochs, ">= 1")
         _check(self.final_epochs >= 0, "stages.final_epochs", self.final_epochs, ">= 0")
+        _check(0 < self.tune_lr_scale <= 1, "stages.tune_lr_scale", self.tune_lr_scale, "0 < scale <= 1")
         _check(0 < self.keep_threshold < 1, "stages.keep_threshold", self.keep_threshold, "0 < threshold < 1")
         _check(self.pseudo_label in STAGE_SEMI, "stages.pseudo_label", self.pseudo_label, ", ".join(STAGE_SEMI))
 

@@ -183,6 +183,24 @@ def test_stages_run_leave_one_fold_out_and_resume_stage_by_stage(tmp_path, mix_r
     assert "stage 2: curated + kept noisy" in capsys.readouterr().out
 
 
+def test_stages_warm_up_on_every_clip_and_hold_out_chosen_folds(tmp_path, mix_root):
+    from envsound.config import resolve_config
+    from envsound.data.registry import load_dataset
+    from envsound.errors import DatasetLayoutError
+    from envsound.evaluation.stages import run_stages
+
+    manifest = load_dataset("fsdkaggle2019", mix_root, subset="all").select_folds([1, 2])
+    config = resolve_config(overrides=[*TINY_OVERRIDES, *WINDOWS, "stages.warmup_on=all", "noisy.noisy_loss=lsoft",
+                                       "stages.warmup_epochs=1", "stages.finetune_epochs=1", "stages.final_epochs=0"])
+    summary = run_stages(manifest, config, test_folds=[2], out_dir=tmp_path, progress=False)
+    assert summary["folds"] == [2] and not (tmp_path / "fold_1").exists()
+    assert [s["name"] for s in summary["stages"]] == ["baseline", "naive", "warmup", "finetune"]
+    warmup = torch_load_meta(tmp_path / "fold_2" / "warmup" / "model.ckpt")
+    assert warmup["n_train_clips"] == 36  # the 24 curated and 12 noisy clips of fold 1, not the noisy ones alone
+    with pytest.raises(DatasetLayoutError, match="test folds"):
+        run_stages(manifest, config, test_folds=[3], out_dir=tmp_path / "x", progress=False)
+
+
 def torch_load_meta(path):
     from envsound.models.checkpoint import load_checkpoint
 

@@ -5,8 +5,10 @@ Per test fold, on the other folds' clips (tested on the test fold's curated clip
 
 0. ``baseline``: curated clips only, for as many epochs as the stages below together (the same budget), and
    ``naive``: curated and noisy clips together with the task's own loss (BCE), the same budget;
-1. ``warm-up``: the noisy clips (loss ``noisy.noisy_loss``), ``stages.warmup_epochs``;
-2. ``fine-tune``: the curated clips from the warm-up's weights, ``stages.finetune_epochs``;
+1. ``warm-up``: the noisy clips (loss ``noisy.noisy_loss``), or with ``stages.warmup_on`` ``all`` the curated and
+   noisy clips together (each origin its own loss), ``stages.warmup_epochs``;
+2. ``fine-tune``: the curated clips from the warm-up's weights, ``stages.finetune_epochs``, at
+   ``stages.tune_lr_scale`` of the learning rate (as stage 2);
 3. ``filter``: the fine-tuned model scores the noisy clips; a clip is kept when each of its labels reaches
    ``stages.keep_threshold`` (on ``envsound mix`` output, ``strong_labels.csv`` says how many kept labels are right);
 4. ``final``: curated + kept noisy clips from the fine-tuned weights, ``stages.final_epochs``; with
@@ -44,16 +46,17 @@ log = logging.getLogger(__name__)
 
 STAGES = ("baseline", "naive", "warmup", "finetune", "final")
 TITLES = {"baseline": "curated only (same epochs)", "naive": "curated + noisy, BCE (same epochs)",
-          "warmup": "stage 0: warm-up on noisy",
+          "warmup": "stage 0: warm-up",
           "finetune": "stage 1: fine-tune on curated", "final": "stage 2: curated + kept noisy"}
 
 
-def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | None = None, out_dir: str | Path,
+def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | None = None,
+               test_folds: Sequence[int] | None = None, out_dir: str | Path,
                cache: FeatureCache | None = None, resume: bool = False, overwrite: bool = False,
                progress: bool = True, on_error: str = "raise", truth: dict[str, set[str]] | None = None
                ) -> dict[str, Any]:
     """Run the schedule of ``config.stages`` over ``folds`` of ``manifest`` (curated and noisy clips, ``origin``
-    set) and return the ``stages.json`` dict: ``{"stages": [{"name", "title", "lwlrap", "mAP", "std_lwlrap",
+    set), holding out each of ``test_folds`` (default: every fold) in turn, and return the ``stages.json`` dict: ``{"stages": [{"name", "title", "lwlrap", "mAP", "std_lwlrap",
     "folds": [...]}, ...], "filter": [{"fold", "noisy", "kept", "label_precision"}], ...}``.
 
     ``truth``: ``{clip_id: true labels}`` of noisy clips (see :func:`read_mixture_truth`), for the filter's precision.
@@ -73,6 +76,8 @@ def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | Non
                                  "subset 'all'")
     if len(folds) < 2:
         raise DatasetLayoutError(f"the stages run leave-one-fold-out and need at least 2 folds; got {folds}")
+    if not set(test_folds or folds) <= set(folds):
+        raise DatasetLayoutError(f"test folds {list(test_folds or [])} are not all among the folds {folds}")
     stages = config.stages
     budget = stages.warmup_epochs + stages.finetune_epochs + stages.final_epochs
     names = [s for s in STAGES if s != "final" or stages.final_epochs > 0]
@@ -80,7 +85,7 @@ def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | Non
     per_stage: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     filters = []
     with run_lock(out_dir):
-        for test_fold in folds:
+        for test_fold in test_folds or folds:
             train_folds = [f for f in folds if f != test_fold]
             test = manifest.select_folds([test_fold])
             test = test.subset([r for r in test.records if r.origin == "curated"])
@@ -102,7 +107,7 @@ def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | Non
                                     unlabelled=unlabelled, meta={**meta, "stage": name}, **common)
 
             models = {"baseline": stage("baseline", curated, budget), "naive": stage("naive", pool, budget)}
-            models["warmup"] = stage("warmup", noisy, stages.warmup_epochs)
+            models["warmup"] = stage("warmup", noisy if stages.warmup_on == "noisy" else pool, stages.warmup_epochs)
             models["finetune"] = stage("finetune", curated, stages.finetune_epochs, init=models["warmup"])
             kept, rest = _filter_noisy(models["finetune"], noisy, stages.keep_threshold, cache=cache,
                                        on_error=on_error, progress=progress)
@@ -120,7 +125,7 @@ def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | Non
                 per_stage[name].append({"fold": test_fold, "lwlrap": report["lwlrap"], "mAP": report["mAP"],
                                         "n_test": report["n_clips"]})
                 log.info("fold %d, %s: lwlrap %.4f, mAP %.4f", test_fold, name, report["lwlrap"], report["mAP"])
-        summary = {"dataset": manifest.name, "model": config.model.name, "folds": folds,
+        summary = {"dataset": manifest.name, "model": config.model.name, "folds": list(test_folds or folds),
                    "stages": [_stage_summary(name, per_stage[name]) for name in names], "filter": filters,
                    "budget_epochs": budget, "seconds": round(time.perf_counter() - start, 1),
                    "config": config.to_dict()}
@@ -142,10 +147,12 @@ def read_mixture_truth(root: str | Path) -> dict[str, set[str]] | None:
 
 
 def _stage_config(config: Config, epochs: int, *, semi: str, init: bool) -> Config:
-    """The run's config for one stage: its epochs, a full fine-tune when it starts from the previous stage (every
-    layer trains), and the stage's semi-supervised method."""
+    """The run's config for one stage: its epochs, a full fine-tune at ``stages.tune_lr_scale`` of the learning rate
+    when it starts from the previous stage (every layer trains), and the stage's semi-supervised method."""
     staged = Config.from_dict(config.to_dict())
     staged.train.max_epochs = epochs
+    if init:
+        staged.train.lr = config.train.lr * config.stages.tune_lr_scale
     staged.transfer = dataclasses.replace(staged.transfer, mode="full" if init else "auto")
     staged.semi = dataclasses.replace(staged.semi, method=semi)
     return staged.validate()
