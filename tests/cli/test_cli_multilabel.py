@@ -191,12 +191,17 @@ def test_stages_warm_up_on_every_clip_and_hold_out_chosen_folds(tmp_path, mix_ro
 
     manifest = load_dataset("fsdkaggle2019", mix_root, subset="all").select_folds([1, 2])
     config = resolve_config(overrides=[*TINY_OVERRIDES, *WINDOWS, "stages.warmup_on=all", "noisy.noisy_loss=lsoft",
-                                       "stages.warmup_epochs=1", "stages.finetune_epochs=1", "stages.final_epochs=0"])
+                                       "stages.warmup_epochs=1", "stages.finetune_epochs=1", "stages.final_epochs=0",
+                                       "stages.tune_lr_scale=0.5"])
     summary = run_stages(manifest, config, test_folds=[2], out_dir=tmp_path, progress=False)
     assert summary["folds"] == [2] and not (tmp_path / "fold_1").exists()
     assert [s["name"] for s in summary["stages"]] == ["baseline", "naive", "warmup", "finetune"]
     warmup = torch_load_meta(tmp_path / "fold_2" / "warmup" / "model.ckpt")
     assert warmup["n_train_clips"] == 36  # the 24 curated and 12 noisy clips of fold 1, not the noisy ones alone
+    from envsound.models.checkpoint import load_checkpoint
+
+    finetune = load_checkpoint(tmp_path / "fold_2" / "finetune" / "model.ckpt").config
+    assert finetune.train.lr == pytest.approx(config.train.lr * 0.5)  # it starts from a trained model
     with pytest.raises(DatasetLayoutError, match="test folds"):
         run_stages(manifest, config, test_folds=[3], out_dir=tmp_path / "x", progress=False)
 
