@@ -103,6 +103,9 @@ def test_training_curves_png_with_and_without_accuracy(tmp_path):
     assert w_full > w_loss  # the accuracy panel is dropped when no accuracy was logged
     rows = [{"epoch": e, "val_acc": 0.1 * e} for e in range(3)]  # rows given directly, accuracy only
     assert _png_shape(plot_training_curves(rows, path=tmp_path / "rows.png"))[1] == w_loss
+    multi_label = [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_lwlrap": 0.2 * e} for e in range(3)]
+    assert epoch_series(multi_label)["val_lwlrap"] == pytest.approx({0: 0.0, 1: 0.2, 2: 0.4})
+    assert _png_shape(plot_training_curves(multi_label, path=tmp_path / "lwlrap.png"))[1] == w_full  # its own panel
 
 
 def test_training_curves_errors(tmp_path):

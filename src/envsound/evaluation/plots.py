@@ -208,11 +208,13 @@ _SERIES = {
     "val_loss": ("val_loss_epoch", "val_loss"),
     "train_acc": ("train_acc_epoch", "train_acc", "train_accuracy"),
     "val_acc": ("val_acc_epoch", "val_acc", "val_accuracy"),
+    "val_lwlrap": ("val_lwlrap_epoch", "val_lwlrap"),  # multi-label runs score lwlrap instead of accuracy
 }
 
 
 def epoch_series(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, float]]:
-    """Per-epoch curves from sparse CSVLogger rows: ``{"train_loss"|"val_loss"|"train_acc"|"val_acc": {epoch: value}}``.
+    """Per-epoch curves from sparse CSVLogger rows: ``{"train_loss"|"val_loss"|"train_acc"|"val_acc"|"val_lwlrap":
+    {epoch: value}}``.
 
     For each curve the first column found in this order is used, averaged per epoch over its non-empty cells:
     ``train_loss_epoch``, ``train_loss``, ``train_loss_step``; ``val_loss_epoch``, ``val_loss``;
@@ -232,7 +234,8 @@ def epoch_series(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, float
 def plot_training_curves(
     metrics_csv: str | os.PathLike | Sequence[Mapping[str, Any]], *, path: str | os.PathLike, title: str | None = None
 ) -> Path:
-    """Plot loss (train, validation) and accuracy (validation, and training if logged) per epoch.
+    """Plot loss (train, validation) and accuracy (validation, and training if logged) per epoch; a multi-label run's
+    validation lwlrap takes the accuracy's panel.
 
     Reads Lightning ``CSVLogger`` output, where rows are sparse (a step row has ``train_loss``, a validation row has
     ``val_loss``/``val_acc``, other cells empty). Per epoch it takes ``train_loss_epoch`` if present, else the mean of
@@ -273,13 +276,15 @@ def plot_training_curves(
             "did training run for at least one epoch?"
         )
     loss_keys = [k for k in ("train_loss", "val_loss") if k in curves]
-    acc_keys = [k for k in ("val_acc", "train_acc") if k in curves]
+    acc_keys = [k for k in ("val_acc", "train_acc", "val_lwlrap") if k in curves]
+    best_key = next((k for k in ("val_acc", "val_lwlrap") if k in curves), None)
+    score_name = "accuracy" if "val_acc" in curves or "train_acc" in curves else "lwlrap"
     n_panels = int(bool(loss_keys)) + int(bool(acc_keys))
     fig = _new_figure(5.0 * n_panels + 1.0, 4.2, layout="constrained")
     axes = [fig.add_subplot(1, n_panels, k + 1) for k in range(n_panels)]
     fig.suptitle(title or default_title or "Training curves")
     style = {"train_loss": ("train", "-o"), "val_loss": ("validation", "-s"),
-             "train_acc": ("train", "-o"), "val_acc": ("validation", "-s")}
+             "train_acc": ("train", "-o"), "val_acc": ("validation", "-s"), "val_lwlrap": ("validation", "-s")}
 
     def draw(ax, key):
         epochs = list(curves[key])
@@ -299,17 +304,17 @@ def plot_training_curves(
         ax = axes[-1]
         for key in acc_keys:
             draw(ax, key)
-        if "val_acc" in curves:
-            series = curves["val_acc"]
+        if best_key:
+            series = curves[best_key]
             best = max(series, key=series.get)
             right_half = best > (min(series) + max(series)) / 2
             ax.plot([best], [series[best]], "*", color="tab:red", markersize=12, zorder=5)
             ax.annotate(f"best {series[best]:.3f} (epoch {best})", (best, series[best]), textcoords="offset points",
                         xytext=(0, -22), ha="right" if right_half else "left", fontsize=9,
                         bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.7", "alpha": 0.9})
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel(score_name)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title("accuracy")
+        ax.set_title(score_name)
         ax.legend(loc="lower right")
     for ax in axes:
         ax.set_xlabel("epoch")
