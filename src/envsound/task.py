@@ -171,6 +171,26 @@ class Task:
             raise CheckpointError(f"checkpoint task {data!r} is malformed: {exc}") from exc
 
 
+def fit_class_thresholds(targets: np.ndarray, probs: np.ndarray, *, default: float = DEFAULT_THRESHOLD
+                         ) -> tuple[float, ...]:
+    """Per-class decision thresholds that maximise each class's F1 on held-out clips (``targets`` ``(n, C)`` 0/1,
+    ``probs`` ``(n, C)``), read off scikit-learn's precision-recall curve; a class with no positive or no negative
+    clip keeps ``default``. Each threshold is one of the class's scores, kept inside [0.01, 0.99]."""
+    from sklearn.metrics import precision_recall_curve
+
+    targets, probs = np.asarray(targets) > 0.5, np.asarray(probs, dtype=np.float64)
+    out = []
+    for c in range(targets.shape[1]):
+        if targets[:, c].all() or not targets[:, c].any():
+            out.append(default)
+            continue
+        precision, recall, cut = precision_recall_curve(targets[:, c], probs[:, c])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.nan_to_num(2 * precision * recall / (precision + recall))[:-1]  # the last point has no cut
+        out.append(float(np.clip(cut[int(np.argmax(f1))], 0.01, 0.99)))
+    return tuple(out)
+
+
 def check_threshold(value: float, *, name: str = "threshold") -> float:
     """``value`` if it is in (0, 1), else :class:`ConfigError`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:

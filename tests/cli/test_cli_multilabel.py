@@ -95,6 +95,18 @@ def test_multi_label_evaluate_and_predict(ml_model, mix_root, capsys):
     assert all(entry["score"] >= 0.999 for entry in json.loads(capsys.readouterr().out)["labels"])
 
 
+def test_a_validation_split_fits_per_class_thresholds_that_evaluate_applies(tmp_path, mix_root, capsys):
+    out = run_on_mix("train", tmp_path / "run", mix_root, "1,2", [*CV_SETS, "--set", "train.val_fraction=0.25"])
+    checkpoint = torch_load_checkpoint(out / "model.ckpt")
+    thresholds = checkpoint.task.class_thresholds
+    assert thresholds is not None and len(thresholds) == len(checkpoint.labels)
+    assert all(0 < t < 1 for t in thresholds)
+    capsys.readouterr()
+    assert main(["evaluate", "--quiet", str(out / "model.ckpt"), "--dataset", "fsdkaggle2019", "--root",
+                 str(mix_root), "--folds", "3", "--json", "--no-cache"]) == 0
+    assert json.loads(capsys.readouterr().out)["threshold"] == pytest.approx(list(thresholds))
+
+
 def test_a_single_label_model_refuses_multi_label_metrics_and_the_reverse(cv_run, mix_root, trained_run,
                                                                            synthetic_root, capsys):
     capsys.readouterr()
@@ -148,9 +160,7 @@ def test_curated_and_noisy_clips_train_together_with_a_robust_loss(tmp_path, mix
                  "--folds", "1,2", "--out", str(out), "--no-cache", *CV_SETS, "--set", "noisy.noisy_loss=lsoft",
                  "--set", "noisy.noisy_share=0.5", "--set", "noisy.epoch_clips=32"]) == 0
     assert "trained cnn on 72 clips" in capsys.readouterr().out  # 24 curated + 12 noisy a fold
-    from envsound.models.checkpoint import load_checkpoint
-
-    checkpoint = load_checkpoint(out / "model.ckpt")
+    checkpoint = torch_load_checkpoint(out / "model.ckpt")
     assert checkpoint.config.noisy.noisy_loss == "lsoft" and checkpoint.task.multi_label
     assert main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix_root), "--folds", "1,2",
                  "--out", str(tmp_path / "x"), "--no-cache", *CV_SETS, "--set", "noisy.noisy_share=0.5"]) == 1
@@ -198,18 +208,20 @@ def test_stages_warm_up_on_every_clip_and_hold_out_chosen_folds(tmp_path, mix_ro
     assert [s["name"] for s in summary["stages"]] == ["baseline", "naive", "warmup", "finetune"]
     warmup = torch_load_meta(tmp_path / "fold_2" / "warmup" / "model.ckpt")
     assert warmup["n_train_clips"] == 36  # the 24 curated and 12 noisy clips of fold 1, not the noisy ones alone
-    from envsound.models.checkpoint import load_checkpoint
-
-    finetune = load_checkpoint(tmp_path / "fold_2" / "finetune" / "model.ckpt").config
+    finetune = torch_load_checkpoint(tmp_path / "fold_2" / "finetune" / "model.ckpt").config
     assert finetune.train.lr == pytest.approx(config.train.lr * 0.5)  # it starts from a trained model
     with pytest.raises(DatasetLayoutError, match="test folds"):
         run_stages(manifest, config, test_folds=[3], out_dir=tmp_path / "x", progress=False)
 
 
-def torch_load_meta(path):
-    from envsound.models.checkpoint import load_checkpoint
+def torch_load_checkpoint(path):
+    from envsound.models.checkpoint import load_checkpoint  # imports torch: only in the tests that need it
 
-    return load_checkpoint(path).meta
+    return load_checkpoint(path)
+
+
+def torch_load_meta(path):
+    return torch_load_checkpoint(path).meta
 
 
 @pytest.mark.parametrize("method", ["fixmatch", "mean_teacher"])

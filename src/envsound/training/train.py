@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,6 +21,7 @@ from envsound.features.fingerprint import clip_fingerprints, exact_ids
 from envsound.fileio import run_lock
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
 from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
+from envsound.task import Task, fit_class_thresholds
 from envsound.training.data import clip_noisiness, target_matrix
 from envsound.training.prepare import prepare_training_data
 from envsound.transfer.guard import check_init_unseen
@@ -170,6 +171,8 @@ def train_model(
             if not fit.is_global_zero:  # another process of a multi-process run: process 0 writes the model
                 result.written = False
                 return _finished(result, start)
+            if task.multi_label and len(val_set):
+                checkpoint.task = _fitted_thresholds(checkpoint, val_feats, target_matrix(val_set))
             if fit.runtime is not None:
                 checkpoint.meta["runtime"] = fit.runtime.to_dict()
                 write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {fit.runtime.describe()}")
@@ -181,6 +184,18 @@ def train_model(
                                 "monitor": config.train.monitor})
         save_checkpoint(ckpt_path, checkpoint)
         return _finished(result, start)
+
+
+def _fitted_thresholds(checkpoint: Checkpoint, val_features: list[np.ndarray], val_targets: np.ndarray) -> Task:
+    """The checkpoint's multi-label task with per-class thresholds fitted on the validation clips (F1-optimal each);
+    ``--threshold`` at evaluate / predict still replaces them with one global threshold."""
+    from envsound.models.clip import ClipModel
+
+    probs = ClipModel.from_checkpoint(checkpoint, device="cpu").predict_clips(val_features)
+    thresholds = fit_class_thresholds(val_targets, probs, default=checkpoint.task.threshold)
+    log.info("per-class thresholds fitted on %d validation clips: %s", len(val_targets),
+             ", ".join(f"{label} {t:.2f}" for label, t in zip(checkpoint.labels, thresholds)))
+    return replace(checkpoint.task, class_thresholds=thresholds)
 
 
 def _finished(result: TrainResult, start: float) -> TrainResult:
