@@ -310,6 +310,54 @@ def _decode_blocks(info: AudioInfo, frames: int) -> Iterator[tuple[int, np.ndarr
         raise _short_read(info, read)
 
 
+def waveform_from_array(samples, *, sample_rate: int, target_rate: int, min_seconds: float = 0.0,
+                        name: str = "waveform") -> np.ndarray:
+    """An in-memory waveform made what :func:`load_audio` returns: mono float32 at ``target_rate``, in [-1, 1].
+
+    Args:
+        samples: ``(frames,)`` or ``(frames, channels)`` (soundfile's order), float or integer PCM (scaled by its
+            type's full scale); a float waveform that peaks above 1 is scaled down by its peak, as files are.
+        sample_rate: the rate of ``samples`` in Hz, >= 1.
+        target_rate: the output rate, >= 1 (soxr ``"HQ"`` when they differ).
+        min_seconds: shortest accepted waveform, >= 0.
+        name: what the messages call it.
+
+    Raises:
+        AudioLoadError: not numeric, more than 2 dimensions, empty, shorter than ``min_seconds``, non-finite
+            samples, all zeros. One line, naming ``name``.
+        ConfigError: a rate < 1.
+    """
+    _check_rate(sample_rate)
+    _check_rate(target_rate)
+    data = np.asarray(samples)
+    if data.dtype.kind not in "fiu" or data.ndim not in (1, 2):
+        raise AudioLoadError(f"{name}: expected a numeric array of shape (frames,) or (frames, channels); got "
+                             f"dtype {data.dtype} and shape {data.shape}")
+    if data.dtype.kind in "iu":  # PCM: full scale of the integer type
+        info = np.iinfo(data.dtype)
+        data = (data.astype(np.float64) - (info.max + info.min + 1) / 2) / (info.max - info.min + 1) * 2
+    if data.size == 0:
+        raise AudioLoadError(f"{name}: empty audio: the array holds 0 frames")
+    data = data.reshape(len(data), -1).astype(np.float32)
+    if len(data) < min_seconds * sample_rate:
+        raise AudioLoadError(f"{name}: too short: {len(data) / sample_rate:.3f} s, the model needs at least "
+                             f"{min_seconds:g} s")
+    mono = _to_mono(data)
+    finite = np.isfinite(mono)
+    if not finite.all():
+        first = int(np.argmin(finite))
+        raise AudioLoadError(f"{name}: non-finite sample (NaN or inf) at {first / sample_rate:.3f} s (frame {first})")
+    if not np.any(mono):
+        raise AudioLoadError(f"{name}: silent: all {len(mono)} frames are exactly 0")
+    peak = float(np.max(np.abs(mono)))
+    if peak > 1.0:
+        logger.warning("%s: peak amplitude %.3f exceeds 1.0; scaling the waveform down by its peak", name, peak)
+        mono = mono / np.float32(peak)
+    if sample_rate != target_rate:
+        mono = soxr.resample(mono, sample_rate, target_rate, quality=RESAMPLE_QUALITY)
+    return _finish(mono)
+
+
 def _to_mono(data: np.ndarray) -> np.ndarray:
     """``(frames, channels)`` -> ``(frames,)`` float32, the channel mean."""
     if data.shape[1] == 1:

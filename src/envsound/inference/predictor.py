@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from envsound.audio.load import AUDIO_EXTENSIONS, iter_audio_blocks
+from envsound.audio.load import AUDIO_EXTENSIONS, iter_audio_blocks, waveform_from_array
 from envsound.errors import EnvsoundError
 from envsound.features.extract import compute_features
 from envsound.features.mel import LogMel
@@ -84,9 +84,24 @@ class Predictor:
         """Classify one file: the ``top_k`` labels by clip probability and, for a multi-label model, every label at
         or above the task's threshold (``labels``); raises :class:`EnvsoundError` subclasses for unusable audio."""
         feats = self.features
+        blocks = iter_audio_blocks(path, sample_rate=feats.sample_rate, block_seconds=self.block_seconds,
+                                   min_seconds=feats.min_seconds)
+        return self._predict(blocks, name=str(path), top_k=top_k, segments=segments)
+
+    def predict_waveform(self, samples: np.ndarray, *, sample_rate: int, top_k: int = 3, segments: bool = False,
+                         name: str = "waveform") -> Prediction:
+        """Classify an in-memory waveform (``(frames,)`` or ``(frames, channels)`` at ``sample_rate``, see
+        :func:`waveform_from_array`) exactly as the same audio in a file; ``name`` becomes ``Prediction.file``."""
+        feats = self.features
+        wave = waveform_from_array(samples, sample_rate=sample_rate, target_rate=feats.sample_rate,
+                                   min_seconds=feats.min_seconds, name=name)
+        return self._predict(iter([wave]), name=name, top_k=top_k, segments=segments)
+
+    def _predict(self, blocks: Iterator[np.ndarray], *, name: str, top_k: int, segments: bool) -> Prediction:
+        feats = self.features
         total = np.zeros(self.model.n_classes, dtype=np.float64)
         n_windows, timeline = 0, []
-        for offset, window_probs, starts in self._windows(Path(path)):
+        for offset, window_probs, starts in self._windows(blocks):
             total += window_probs.sum(axis=0)
             n_windows += len(window_probs)
             if segments:
@@ -103,7 +118,7 @@ class Predictor:
         if task.multi_label:
             chosen = task.decide(mean[None, :])[0]
             labels = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in ranked if chosen[i]]
-        return Prediction(file=str(path), top=top, segments=timeline if segments else None, labels=labels)
+        return Prediction(file=name, top=top, segments=timeline if segments else None, labels=labels)
 
     def predict_paths(self, inputs: Iterable[str | Path], *, top_k: int = 3,
                       segments: bool = False) -> Iterator[Prediction]:
@@ -120,15 +135,13 @@ class Predictor:
                 log.debug("cannot classify %s", path, exc_info=True)
                 yield Prediction(file=str(path), error=str(exc))
 
-    def _windows(self, path: Path) -> Iterator[tuple[int, np.ndarray, list[int]]]:
+    def _windows(self, blocks: Iterator[np.ndarray]) -> Iterator[tuple[int, np.ndarray, list[int]]]:
         """Yield (block start sample, window probabilities ``(n, K)``, window starts within the block in frames or
-        samples, see :func:`samples_per_step`)."""
-        feats = self.features
-        overlap = feats.window_samples
+        samples, see :func:`samples_per_step`) for consecutive pieces of one waveform."""
+        overlap = self.features.window_samples
         buffer = np.zeros(0, dtype=np.float32)
         offset = 0
-        for block in iter_audio_blocks(path, sample_rate=feats.sample_rate, block_seconds=self.block_seconds,
-                                       min_seconds=feats.min_seconds):
+        for block in blocks:
             buffer = np.concatenate([buffer, block])
             while len(buffer) >= self.block_step + overlap:
                 chunk = buffer[:self.block_step + overlap]

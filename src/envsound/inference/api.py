@@ -1,0 +1,69 @@
+"""The Python entry point for programmers: load a checkpoint once, classify files or waveforms.
+
+    >>> from envsound import load_model
+    >>> model = load_model("runs/esc10/model.ckpt")
+    >>> model.predict("dog.wav").top                      # [{"label": "dog", "score": 0.97}, ...]
+    >>> model.predict(waveform, sample_rate=44100).to_dict()  # the object `envsound predict --json` prints
+
+A bad file or waveform raises an :class:`~envsound.errors.EnvsoundError` subclass with a one-line message;
+:meth:`Model.predict_many` goes on past bad files and returns their reason in ``Prediction.error``, as the CLI does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from envsound.errors import ConfigError
+from envsound.inference.predictor import Prediction, Predictor
+from envsound.task import Task
+
+
+class Model:
+    """A trained classifier ready to predict (made by :func:`load_model`)."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self._predictor = predictor
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._predictor.labels)
+
+    @property
+    def task(self) -> Task:
+        return self._predictor.model.task
+
+    @property
+    def config(self):
+        """The resolved :class:`~envsound.config.Config` the model was trained with (features included)."""
+        return self._predictor.model.config
+
+    def predict(self, audio: str | os.PathLike | np.ndarray, *, sample_rate: int | None = None, top_k: int = 3,
+                segments: bool = False) -> Prediction:
+        """Classify one file (any length, any format ``envsound predict`` reads) or one waveform (``(frames,)`` or
+        ``(frames, channels)``, float or integer PCM, at ``sample_rate``)."""
+        if isinstance(audio, (str, os.PathLike)):
+            if sample_rate is not None:
+                raise ConfigError("sample_rate is for waveforms only: a file's own rate is read from the file")
+            return self._predictor.predict_file(Path(audio), top_k=top_k, segments=segments)
+        if sample_rate is None:
+            raise ConfigError("a waveform needs its sample_rate: model.predict(samples, sample_rate=44100)")
+        return self._predictor.predict_waveform(audio, sample_rate=sample_rate, top_k=top_k, segments=segments)
+
+    def predict_many(self, inputs: Iterable[str | os.PathLike], *, top_k: int = 3,
+                     segments: bool = False) -> Iterator[Prediction]:
+        """Classify files and folders (searched recursively); a bad file yields a Prediction with ``error`` set."""
+        return self._predictor.predict_paths(inputs, top_k=top_k, segments=segments)
+
+
+def load_model(path: str | os.PathLike, *, device: str = "auto") -> Model:
+    """Load an envsound checkpoint (``model.ckpt``) on ``device`` (``auto``: CUDA, then MPS, else the CPU).
+
+    Raises:
+        CheckpointError: not an envsound checkpoint, or one it cannot use (the message says why).
+        ConfigError: ``device`` is not on this machine.
+    """
+    return Model(Predictor.from_checkpoint(path, device=device))
