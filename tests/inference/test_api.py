@@ -80,6 +80,17 @@ def test_wrong_arguments_and_files(model, clip, tmp_path):
         envsound.load_model(tmp_path / "bad.ckpt")
 
 
+def test_precision_32_forces_fp32_in_the_api_and_the_commands(trained_run, clip, capsys):
+    from envsound.cli.main import main
+
+    model = envsound.load_model(trained_run.checkpoint, precision="32")
+    assert model._predictor.model.runtime.precision == "32"
+    assert main(["predict", "--quiet", str(trained_run.checkpoint), str(clip), "--precision", "32"]) == 0
+    with pytest.raises(SystemExit):  # argparse: a choice it does not know
+        main(["predict", "--quiet", str(trained_run.checkpoint), str(clip), "--precision", "8"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
 def test_importing_envsound_does_not_import_torch():
     code = "import sys, envsound; envsound.__version__; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

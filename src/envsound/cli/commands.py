@@ -140,7 +140,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from envsound.models.clip import ClipModel
 
     model = with_threshold(ClipModel.from_checkpoint(load_checkpoint(args.checkpoint), source=str(args.checkpoint),
-                                                     device=args.device), args)
+                                                     device=args.device, precision=args.precision), args)
     manifest = _dataset(args)
     if args.folds:
         manifest = manifest.select_folds(args.folds)
@@ -161,7 +161,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def predict(args: argparse.Namespace) -> int:
     from envsound.inference.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     with_threshold(predictor.model, args)
     failed = 0
     for prediction in predictor.predict_paths(args.inputs, top_k=args.top_k, segments=args.segments):

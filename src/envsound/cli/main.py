@@ -16,7 +16,8 @@ from pathlib import Path
 from envsound import __version__
 from envsound.cli import commands
 from envsound.cli.options import (add_config_options, add_dataset_options, add_device_option, add_init_options,
-                                  add_semi_options, add_threshold_option, parse_folds, parse_names)
+                                  add_precision_option, add_semi_options, add_threshold_option, parse_folds,
+                                  parse_names)
 
 log = logging.getLogger("envsound")
 
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "report_per_class_ap.png) here")
     add_threshold_option(p)
     add_device_option(p)
+    add_precision_option(p)
     p.set_defaults(run=commands.evaluate)
 
     p = command("predict", "Classify audio files or folders (recursively) of any length and format.")
@@ -102,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a per-window timeline (start, end, top label, score)")
     add_threshold_option(p)
     add_device_option(p)
+    add_precision_option(p)
     p.set_defaults(run=commands.predict)
 
     p = command("embed", "Clip embeddings of a checkpoint (what its head sees, averaged over a clip's windows) for "
@@ -137,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-events", type=int, metavar="N", help="most events a mixture, each of another class (3)")
     p.add_argument("--sample-rate", type=int, metavar="HZ", help="of the WAV files written (22050)")
     p.add_argument("--missing-rate", type=float, metavar="P", help="noisy part: a true label dropped (0.20)")
-    p.add_argument("--swap-rate", type=float, metavar="P", help="noisy part: a true label replaced by a wrong one (0.15)")
+    p.add_argument("--swap-rate", type=float, metavar="P", help="noisy part: a true label swapped for a wrong one (0.15)")
     p.add_argument("--extra-rate", type=float, metavar="P", help="noisy part: one wrong label added to a clip (0.15)")
     p.add_argument("--background-folder", type=Path, metavar="DIR",
                    help="audio laid under every mixture (default: coloured noise from the seed)")

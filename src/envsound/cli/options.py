@@ -153,6 +153,12 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
                              "are chosen for it, see README)")
 
 
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="auto", choices=["auto", "32", "bf16-mixed", "16-mixed"],
+                        help="numeric precision of the model; auto: what this machine runs fast (fp32 on a CPU "
+                             "without bf16), 32: fp32 everywhere")
+
+
 def on_error(args: argparse.Namespace) -> str:
     return "skip" if args.skip_bad else "raise"
 

@@ -59,11 +59,12 @@ class Model:
         return self._predictor.predict_paths(inputs, top_k=top_k, segments=segments)
 
 
-def load_model(path: str | os.PathLike, *, device: str = "auto") -> Model:
-    """Load an envsound checkpoint (``model.ckpt``) on ``device`` (``auto``: CUDA, then MPS, else the CPU).
+def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str = "auto") -> Model:
+    """Load an envsound checkpoint (``model.ckpt``) on ``device`` (``auto``: CUDA, then MPS, else the CPU) at
+    ``precision`` (``auto``: what is fast on this machine; ``"32"``: fp32 everywhere).
 
     Raises:
         CheckpointError: not an envsound checkpoint, or one it cannot use (the message says why).
         ConfigError: ``device`` is not on this machine.
     """
-    return Model(Predictor.from_checkpoint(path, device=device))
+    return Model(Predictor.from_checkpoint(path, device=device, precision=precision))

@@ -66,14 +66,16 @@ class Predictor:
         self.block_step = max(1, int(block_seconds * self.features.sample_rate) // hop_samples) * hop_samples
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str = "auto", **kwargs) -> "Predictor":
-        """Load ``path`` onto ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``; see :func:`inference_runtime`).
+    def from_checkpoint(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
+                        **kwargs) -> "Predictor":
+        """Load ``path`` onto ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``) at ``precision`` (``auto``: chosen for
+        the machine, ``32``: fp32); see :func:`inference_runtime`.
 
         Raises:
             CheckpointError: ``path`` is not an envsound checkpoint.
             ConfigError: ``device`` is not on this machine.
         """
-        model = ClipModel.from_checkpoint(load_checkpoint(path), source=str(path), device=device)
+        model = ClipModel.from_checkpoint(load_checkpoint(path), source=str(path), device=device, precision=precision)
         return cls(model, **kwargs)
 
     @property

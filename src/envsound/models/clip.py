@@ -64,16 +64,17 @@ def build_network(config: Config, n_classes: int) -> nn.Module:
     return network()
 
 
-def inference_runtime(config: Config, build, *, device: str = "auto") -> Runtime:
+def inference_runtime(config: Config, build, *, device: str = "auto", precision: str = "auto") -> Runtime:
     """Where and how a network built by ``build()`` scores windows: ``device`` as ``train.accelerator`` (``auto``:
     CUDA, then MPS, else CPU), precision and memory format chosen by :func:`~envsound.hardware.resolve_runtime` with
-    a probe of one-window batches (the latency a ``predict`` of a short clip sees), cached per machine."""
+    a probe of one-window batches (the latency a ``predict`` of a short clip sees), cached per machine; ``precision``
+    other than ``auto`` (``32``: fp32) is taken as given."""
     shape = window_shape(config.features)
     probe = probe_candidates(build, shape, mode="infer", batch=1,
                              identity={"name": config.model.name, "filters": config.model.filters,
                                        "options": config.model.options,
                                        "ensemble": config.train.ensemble, "kind": config.features.kind})
-    runtime = resolve_runtime(accelerator=device, precision="auto", channels_last="auto",
+    runtime = resolve_runtime(accelerator=device, precision=precision, channels_last="auto",
                               image_input=len(shape) == 3, setting="--device", probe=probe)
     log.debug("inference runtime: %s", runtime.describe())
     return runtime
@@ -108,13 +109,13 @@ class ClipModel:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, *, source: str = "checkpoint",
-                        device: str = "auto") -> "ClipModel":
-        model = cls._from_checkpoint(checkpoint, source=source, device=device)
+                        device: str = "auto", precision: str = "auto") -> "ClipModel":
+        model = cls._from_checkpoint(checkpoint, source=source, device=device, precision=precision)
         model.trained_on = checkpoint.trained_on
         return model
 
     @classmethod
-    def _from_checkpoint(cls, checkpoint: Checkpoint, *, source: str, device: str) -> "ClipModel":
+    def _from_checkpoint(cls, checkpoint: Checkpoint, *, source: str, device: str, precision: str) -> "ClipModel":
         """Rebuild the model a checkpoint describes, on ``device`` (``auto``: CUDA, then MPS, else CPU; precision
         and memory format chosen as :func:`inference_runtime` does). A weight mismatch is a
         :class:`CheckpointError`; a device this machine lacks, a :class:`ConfigError`."""
@@ -133,7 +134,8 @@ class ClipModel:
                 raise CheckpointError(f"{source}: weights do not fit model {name!r}: "
                                       f"{str(exc).splitlines()[0]}") from exc
             return cls(config=config, labels=checkpoint.labels, task=checkpoint.task, network=network,
-                       runtime=inference_runtime(config, lambda: build_network(config, n_classes), device=device))
+                       runtime=inference_runtime(config, lambda: build_network(config, n_classes), device=device,
+                                                   precision=precision))
         if checkpoint.sklearn_bytes is None:
             raise CheckpointError(f"{source}: baseline {name!r} checkpoint holds no fitted estimator")
         baseline = get_model_class(name).from_bytes(checkpoint.sklearn_bytes, n_classes=n_classes)
