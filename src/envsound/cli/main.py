@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-events", type=int, metavar="N", help="most events a mixture, each of another class (3)")
     p.add_argument("--sample-rate", type=int, metavar="HZ", help="of the WAV files written (22050)")
     p.add_argument("--missing-rate", type=float, metavar="P", help="noisy part: a true label dropped (0.20)")
-    p.add_argument("--swap-rate", type=float, metavar="P", help="noisy part: a true label swapped for a wrong one (0.15)")
+    p.add_argument("--swap-rate", type=float, metavar="P", help="noisy part: a label swapped for a wrong one (0.15)")
     p.add_argument("--extra-rate", type=float, metavar="P", help="noisy part: one wrong label added to a clip (0.15)")
     p.add_argument("--background-folder", type=Path, metavar="DIR",
                    help="audio laid under every mixture (default: coloured noise from the seed)")
