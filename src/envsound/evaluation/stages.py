@@ -56,8 +56,9 @@ def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | Non
                progress: bool = True, on_error: str = "raise", truth: dict[str, set[str]] | None = None
                ) -> dict[str, Any]:
     """Run the schedule of ``config.stages`` over ``folds`` of ``manifest`` (curated and noisy clips, ``origin``
-    set), holding out each of ``test_folds`` (default: every fold) in turn, and return the ``stages.json`` dict: ``{"stages": [{"name", "title", "lwlrap", "mAP", "std_lwlrap",
-    "folds": [...]}, ...], "filter": [{"fold", "noisy", "kept", "label_precision"}], ...}``.
+    set), holding out each of ``test_folds`` (default: every fold) in turn, and return the ``stages.json`` dict:
+    ``{"stages": [{"name", "title", "lwlrap", "mAP", "std_lwlrap", "folds": [...]}, ...],
+    "filter": [{"fold", "noisy", "kept", "label_precision"}], ...}``.
 
     ``truth``: ``{clip_id: true labels}`` of noisy clips (see :func:`read_mixture_truth`), for the filter's precision.
 
