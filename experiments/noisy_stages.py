@@ -65,8 +65,8 @@ def main() -> None:
     results = {"machine": describe_machine(), "mix": json.loads((mix_root / "mix.json").read_text()), "models": {}}
     for model in args.models:
         config = resolve_config(model=model, overrides=[*stage_epochs, *args.overrides])
-        summary = run_stages(manifest, config, folds=args.folds, test_folds=args.test_folds, out_dir=args.out / model, cache=cache, resume=True,
-                             progress=False, truth=truth)
+        summary = run_stages(manifest, config, folds=args.folds, test_folds=args.test_folds, out_dir=args.out / model,
+                             cache=cache, resume=True, progress=False, truth=truth)
         results["models"][model] = summary
         write_json_atomic(args.out / "results.json", results)
     write_text_atomic(args.out / "results.md", table(results))
