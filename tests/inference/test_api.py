@@ -84,7 +84,7 @@ def test_precision_32_forces_fp32_in_the_api_and_the_commands(trained_run, clip,
     from envsound.cli.main import main
 
     model = envsound.load_model(trained_run.checkpoint, precision="32")
-    assert model._predictor.model.runtime.precision == "32"
+    assert model.runtime.precision == "32" and model.runtime.accelerator == "cpu"
     assert main(["predict", "--quiet", str(trained_run.checkpoint), str(clip), "--precision", "32"]) == 0
     with pytest.raises(SystemExit):  # argparse: a choice it does not know
         main(["predict", "--quiet", str(trained_run.checkpoint), str(clip), "--precision", "8"])

@@ -41,6 +41,11 @@ class Model:
         """The resolved :class:`~envsound.config.Config` the model was trained with (features included)."""
         return self._predictor.model.config
 
+    @property
+    def runtime(self):
+        """Where and how the model runs (:class:`~envsound.hardware.Runtime`: device, precision, memory format)."""
+        return self._predictor.model.runtime
+
     def predict(self, audio: str | os.PathLike | np.ndarray, *, sample_rate: int | None = None, top_k: int = 3,
                 segments: bool = False) -> Prediction:
         """Classify one file (any length, any format ``envsound predict`` reads) or one waveform (``(frames,)`` or
