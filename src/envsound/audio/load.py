@@ -144,7 +144,7 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, min_seconds: float 
     if info.may_exceed_unity:
         peak = float(np.max(np.abs(mono)))
         if peak > 1.0:
-            _warn_peak(info, peak)
+            _warn_peak(info.path, peak)
             mono = mono / np.float32(peak)
     if info.sample_rate != sample_rate:
         mono = soxr.resample(mono, info.sample_rate, sample_rate, quality=RESAMPLE_QUALITY)
@@ -203,7 +203,7 @@ def _iter_blocks(info: AudioInfo, *, sample_rate: int, block_seconds: float) -> 
         if not nonzero:
             raise _digital_zeros(info)
         if peak > 1.0:
-            _warn_peak(info, peak)
+            _warn_peak(info.path, peak)
 
     stream = None
     if info.sample_rate != sample_rate:
@@ -351,7 +351,7 @@ def waveform_from_array(samples, *, sample_rate: int, target_rate: int, min_seco
         raise AudioLoadError(f"{name}: silent: all {len(mono)} frames are exactly 0")
     peak = float(np.max(np.abs(mono)))
     if peak > 1.0:
-        logger.warning("%s: peak amplitude %.3f exceeds 1.0; scaling the waveform down by its peak", name, peak)
+        _warn_peak(name, peak)
         mono = mono / np.float32(peak)
     if sample_rate != target_rate:
         mono = soxr.resample(mono, sample_rate, target_rate, quality=RESAMPLE_QUALITY)
@@ -373,8 +373,8 @@ def _check_finite(info: AudioInfo, mono: np.ndarray, *, start_frame: int) -> Non
                              f"(frame {first}); the file is corrupt, re-export or remove it")
 
 
-def _warn_peak(info: AudioInfo, peak: float) -> None:
-    logger.warning("%s: peak amplitude %.3f exceeds 1.0; scaling the waveform down by its peak", info.path, peak)
+def _warn_peak(name: str | Path, peak: float) -> None:
+    logger.warning("%s: peak amplitude %.3f exceeds 1.0; scaling the waveform down by its peak", name, peak)
 
 
 def _finish(wave: np.ndarray) -> np.ndarray:
