@@ -6,7 +6,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
 ORDER = ["errors", "task", "config", "fileio", "hardware", "audio", "data", "features", "models", "transfer", "training", "evaluation", "inference",
-         "demo", "cli"]
+         "demo", "app", "cli"]
 BASE = {"errors", "task", "config", "fileio", "hardware", "__init__"}
 EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset
 
@@ -42,6 +42,11 @@ def test_imports_flow_one_way():
             if ORDER.index(target) > ORDER.index(here) or (here, target) in EXTRA_FORBIDDEN:
                 wrong.append(f"{path.relative_to(PACKAGE)}:{line} imports envsound.{target}")
     assert not wrong, "imports against the data flow:\n" + "\n".join(wrong)
+
+
+def test_the_app_imports_only_inference():
+    targets = {t for path in (PACKAGE / "app").rglob("*.py") for t, _ in imported_stages(path)}
+    assert targets - BASE <= {"inference", "app"}, targets
 
 
 def test_base_modules_import_no_stage():

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from envsound.cli.options import build_config, feature_cache, on_error, semi_options, show_progress, with_threshold
+from envsound.errors import ConfigError
 
 log = logging.getLogger("envsound")
 
@@ -180,6 +181,20 @@ def predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"envsound predict: {failed} input(s) could not be classified", file=sys.stderr)
     return 1 if failed else 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    from envsound.app.run import serve as run_server
+    from envsound.app.server import ServerLimits
+
+    if args.max_upload_mb <= 0 or args.max_seconds <= 0 or args.workers < 1:
+        raise ConfigError("--max-upload-mb and --max-seconds must be > 0, --workers >= 1")
+    if bool(args.ssl_keyfile) != bool(args.ssl_certfile):
+        raise ConfigError("HTTPS needs both --ssl-keyfile and --ssl-certfile")
+    limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, workers=args.workers)
+    return run_server(args.checkpoint, host=args.host, port=args.port, limits=limits, device=args.device,
+                      precision=args.precision, ssl_keyfile=args.ssl_keyfile, ssl_certfile=args.ssl_certfile,
+                      quiet=args.quiet)
 
 
 def embed(args: argparse.Namespace) -> int:

@@ -107,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_precision_option(p)
     p.set_defaults(run=commands.predict)
 
+    p = command("serve", "Serve a model: a web page that classifies a sound (file, drag and drop, or microphone) and "
+                         "a REST API (POST /v1/predict, GET /v1/model, GET /healthz; schema at /docs).")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 opens the server to the network")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="larger request bodies get 413")
+    p.add_argument("--max-seconds", type=float, default=600.0, help="longer recordings get 413")
+    p.add_argument("--workers", type=int, default=1, help="predictions run at once; more requests wait in line")
+    p.add_argument("--ssl-keyfile", help="serve HTTPS (browsers allow the microphone only on localhost or HTTPS)")
+    p.add_argument("--ssl-certfile", help="certificate for --ssl-keyfile")
+    add_device_option(p)
+    add_precision_option(p)
+    p.set_defaults(run=commands.serve)
+
     p = command("embed", "Clip embeddings of a checkpoint (what its head sees, averaged over a clip's windows) for "
                          "your own search, clustering or classifier: OUT.npz with embeddings (n, d), files and, for a "
                          "dataset, labels.")

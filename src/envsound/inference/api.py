@@ -12,12 +12,15 @@ A bad file or waveform raises an :class:`~envsound.errors.EnvsoundError` subclas
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from envsound.audio.load import audio_info
 from envsound.errors import ConfigError
+from envsound.inference.overview import overview
 from envsound.inference.predictor import Prediction, Predictor
 from envsound.task import Task
 
@@ -58,10 +61,27 @@ class Model:
             raise ConfigError("a waveform needs its sample_rate: model.predict(samples, sample_rate=44100)")
         return self._predictor.predict_waveform(audio, sample_rate=sample_rate, top_k=top_k, segments=segments)
 
+    def describe(self) -> dict:
+        """What ``GET /v1/model`` answers: the model's name, labels, task, feature settings, where it runs and the
+        training metadata its checkpoint recorded (dataset, folds, versions, date)."""
+        model = self._predictor.model
+        return {"model": model.config.model.name, "labels": self.labels, "task": self.task.to_dict(),
+                "features": asdict(self.config.features), "runtime": self.runtime.to_dict(),
+                "training": dict(model.meta)}
+
+    def overview(self, path: str | os.PathLike, *, columns: int = 800) -> dict:
+        """The page's picture of a file: waveform envelope and log-mel spectrogram (see :func:`overview`)."""
+        return overview(path, self.config.features, columns=columns, block_seconds=self._predictor.block_seconds)
+
     def predict_many(self, inputs: Iterable[str | os.PathLike], *, top_k: int = 3,
                      segments: bool = False) -> Iterator[Prediction]:
         """Classify files and folders (searched recursively); a bad file yields a Prediction with ``error`` set."""
         return self._predictor.predict_paths(inputs, top_k=top_k, segments=segments)
+
+
+def audio_duration(path: str | os.PathLike) -> float:
+    """Seconds of audio in the file at ``path``, from its header (nothing decoded); raises AudioLoadError."""
+    return audio_info(path).duration
 
 
 def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str = "auto") -> Model:

@@ -106,12 +106,14 @@ class ClipModel:
         self.baseline = baseline
         self.batch_size = batch_size
         self.trained_on: np.ndarray | None = None  # exact ids of the training clips, when the checkpoint has them
+        self.meta: dict = {}  # the checkpoint's meta: dataset, folds, versions, creation time, runtime
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, *, source: str = "checkpoint",
                         device: str = "auto", precision: str = "auto") -> "ClipModel":
         model = cls._from_checkpoint(checkpoint, source=source, device=device, precision=precision)
         model.trained_on = checkpoint.trained_on
+        model.meta = dict(checkpoint.meta)
         return model
 
     @classmethod

@@ -1,0 +1,40 @@
+"""``envsound serve``: load a model, build the app, run it under uvicorn and say where it listens."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from envsound.app.server import ServerLimits, create_app
+from envsound.inference.api import load_model
+
+
+class AppServer(uvicorn.Server):
+    """A uvicorn server that knows the port it bound (``port=0`` picks a free one) and prints its address."""
+
+    def __init__(self, config: uvicorn.Config, *, announce: bool = True) -> None:
+        super().__init__(config)
+        self.announce = announce
+        self.port: int | None = None
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if self.servers:
+            self.port = self.servers[0].sockets[0].getsockname()[1]
+            if self.announce:
+                scheme = "https" if self.config.ssl_keyfile else "http"
+                print(f"envsound: serving at {scheme}://{self.config.host}:{self.port}/ (Ctrl+C stops)",
+                      file=sys.stderr, flush=True)
+
+
+def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, limits: ServerLimits = ServerLimits(),
+          device: str = "auto", precision: str = "auto", ssl_keyfile: str | None = None,
+          ssl_certfile: str | None = None, quiet: bool = False) -> int:
+    """Serve ``model_path`` until interrupted; returns the exit status (0)."""
+    app = create_app(load_model(model_path, device=device, precision=precision), limits=limits)
+    config = uvicorn.Config(app, host=host, port=port, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
+                            log_level="warning" if quiet else "info", timeout_graceful_shutdown=5)
+    AppServer(config).run()
+    return 0

@@ -1,0 +1,136 @@
+"""The REST API over real HTTP: results equal the CLI's, every bad request is a 4xx {"error": one line}, limits hold,
+uploads leave nothing behind, and the server answers /healthz while a long file is classified."""
+
+from __future__ import annotations
+
+import glob
+import tempfile
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiofactory import (write_empty_wav, write_noise, write_nonfinite_float_wav, write_not_audio,
+                          write_truncated_wav, write_zero_bytes)
+from envsound.errors import AudioLoadError
+
+
+@pytest.fixture(scope="module")
+def clip(synthetic_manifest):
+    return synthetic_manifest.select_folds([5]).records[0].path
+
+
+def post(served, path, *, name=None, params=None, timeout=60):
+    with open(path, "rb") as handle:
+        return httpx.post(f"{served.url}/v1/predict", params=params, timeout=timeout,
+                          files={"file": (name or path.name, handle, "application/octet-stream")})
+
+
+def error_of(answer, status):
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"} and "\n" not in body["error"] and "Traceback" not in body["error"]
+    return body["error"]
+
+
+def test_a_prediction_is_one_line_of_predict_json(served, clip):
+    answer = post(served, clip, params={"top_k": 4, "segments": "true"})
+    assert answer.status_code == 200
+    expected = served.model.predict(clip, top_k=4, segments=True).to_dict()
+    assert answer.json() == {**expected, "file": clip.name}
+    picture = post(served, clip, params={"overview": "true"}).json()["overview"]
+    spectrogram = picture["spectrogram"]
+    assert picture["seconds"] == pytest.approx(sf.info(str(clip)).duration, abs=0.01)
+    assert spectrogram["mels"] == served.model.config.features.n_mels and len(picture["envelope"]) >= 10
+
+
+def test_model_and_health(served):
+    described = httpx.get(f"{served.url}/v1/model").json()
+    assert described["labels"] == served.model.labels and described["model"] == served.model.config.model.name
+    assert described["features"]["sample_rate"] == served.model.config.features.sample_rate
+    assert described["training"]["dataset"] == "synthetic"
+    assert httpx.get(f"{served.url}/healthz").json() == {"status": "ok", "running": 0, "queued": 0}
+    page = httpx.get(f"{served.url}/")
+    assert page.status_code == 200 and 'data-testid="file-input"' in page.text
+    assert "cdn" not in httpx.get(f"{served.url}/docs").text.lower()  # the API docs work offline too
+
+
+@pytest.mark.parametrize("make, status, reason", [
+    (write_not_audio, 415, "not an audio file"),
+    (write_zero_bytes, 422, "empty"),
+    (write_empty_wav, 422, "0 frames"),
+    (write_truncated_wav, 422, "truncated"),
+    (write_nonfinite_float_wav, 422, "non-finite"),
+])
+def test_bad_audio_gets_the_reason_predict_gives(served, tmp_path, make, status, reason):
+    path = make(tmp_path / "sound.wav")
+    message = error_of(post(served, path, name="my sound.wav"), status)
+    assert message.startswith("my sound.wav: ") and reason in message
+    assert str(tmp_path) not in message and "envsound-upload" not in message  # no server path is ever named
+    if status == 422 and make is not write_zero_bytes:
+        with pytest.raises(AudioLoadError) as raised:
+            served.model.predict(path)
+        assert message == str(raised.value).replace(str(path), "my sound.wav")
+
+
+def test_malformed_requests_get_json_errors(served, clip):
+    assert "top_k" in error_of(post(served, clip, params={"top_k": 0}), 422)
+    assert "top_k" in error_of(post(served, clip, params={"top_k": "many"}), 422)
+    assert "file" in error_of(httpx.post(f"{served.url}/v1/predict"), 422)
+    assert "multipart" in error_of(httpx.post(f"{served.url}/v1/predict", content=b"not a form",
+                                              headers={"content-type": "multipart/form-data; boundary=x"}), 400)
+    error_of(httpx.get(f"{served.url}/v1/predict"), 405)
+    error_of(httpx.get(f"{served.url}/../../etc/passwd"), 404)
+    error_of(httpx.get(f"{served.url}/static/../server.py"), 404)
+
+
+def test_a_body_over_the_limit_gets_413_not_a_reset(served):
+    size = int(served.limits.max_upload_mb * 1e6) + 1_000_000
+    declared = httpx.post(f"{served.url}/v1/predict", files={"file": ("big.wav", b"RIFF" + bytes(size))}, timeout=60)
+    assert "--max-upload-mb" in error_of(declared, 413)
+
+    def chunked():  # no Content-Length: counted as it arrives
+        yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\nRIFF'
+        for _ in range(size // 1_000_000 + 1):
+            yield b"\0" * 1_000_000
+
+    streamed = httpx.post(f"{served.url}/v1/predict", content=chunked(), timeout=60,
+                          headers={"content-type": "multipart/form-data; boundary=x"})
+    assert "--max-upload-mb" in error_of(streamed, 413)
+    assert httpx.get(f"{served.url}/healthz").status_code == 200
+
+
+def test_audio_longer_than_max_seconds_gets_413(served, tmp_path):
+    path = tmp_path / "long.flac"
+    sf.write(path, np.zeros(int(4000 * (served.limits.max_seconds + 5)), dtype=np.int16) + 1, 4000)
+    assert "--max-seconds" in error_of(post(served, path), 413)
+
+
+def test_uploads_leave_no_file_behind(served, clip, tmp_path):
+    before = set(glob.glob(f"{tempfile.gettempdir()}/envsound-upload-*"))
+    post(served, clip)
+    post(served, write_not_audio(tmp_path / "x.wav"))
+    post(served, write_truncated_wav(tmp_path / "t.wav"))
+    assert set(glob.glob(f"{tempfile.gettempdir()}/envsound-upload-*")) == before
+
+
+def test_long_files_queue_while_health_answers(served, tmp_path):
+    path = write_noise(tmp_path / "long.wav", seconds=360, sample_rate=8000, seed=3)  # ~6 MB, a few seconds' work
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(post(served, path, params={"segments": "true"})))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    seen, deadline = set(), time.monotonic() + 60
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        health = httpx.get(f"{served.url}/healthz", timeout=2).json()  # answered while a prediction runs
+        assert health["running"] <= served.limits.workers
+        seen.add((health["running"], health["queued"]))
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [200, 200]
+    assert (1, 1) in seen  # one classified while the other waited in line
