@@ -134,3 +134,28 @@ def test_long_files_queue_while_health_answers(served, tmp_path):
         thread.join()
     assert [a.status_code for a in answers] == [200, 200]
     assert (1, 1) in seen  # one classified while the other waited in line
+
+
+def test_envsound_serve_says_where_it_listens(trained_run):
+    import re
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "envsound.cli.main", "serve", str(trained_run.checkpoint), "--port", "0", "-q"]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline()
+        address = re.search(r"serving at (http://127\.0\.0\.1:\d+)/", line)
+        assert address, line
+        assert httpx.get(f"{address.group(1)}/healthz", timeout=10).json()["status"] == "ok"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.mark.parametrize("flags", [["--workers", "0"], ["--max-upload-mb", "-1"], ["--ssl-keyfile", "key.pem"]])
+def test_serve_refuses_bad_settings(trained_run, flags, capsys):
+    from envsound.cli.main import main
+
+    assert main(["serve", "--quiet", str(trained_run.checkpoint), *flags]) == 1
+    assert "error" in capsys.readouterr().err
