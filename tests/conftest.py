@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,42 @@ def esc50_root() -> Path:
     if not (SHARED_ESC50 / "meta" / "esc50.csv").exists():
         pytest.skip(f"real ESC-50 data not found at {SHARED_ESC50}")
     return SHARED_ESC50
+
+
+# ------------------------------------------------------------------------------------------ the web app (tests/app)
+# Here rather than in tests/app/conftest.py: a second module named `conftest` would shadow this one for the tests that
+# import TINY_OVERRIDES from it.
+
+@dataclass
+class Served:
+    """A real uvicorn server on 127.0.0.1 (a free port) serving the session's trained model, in a thread."""
+
+    url: str
+    model: object  # envsound.inference.api.Model
+    limits: object  # envsound.app.server.ServerLimits
+
+
+@pytest.fixture(scope="session")
+def served(trained_run):
+    import threading
+    import time
+
+    import uvicorn
+
+    import envsound
+    from envsound.app.run import AppServer
+    from envsound.app.server import ServerLimits, create_app
+
+    limits = ServerLimits(max_upload_mb=12, max_seconds=400, workers=1)
+    model = envsound.load_model(trained_run.checkpoint)
+    server = AppServer(uvicorn.Config(create_app(model, limits=limits), host="127.0.0.1", port=0,
+                                      log_level="warning"), announce=False)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while server.port is None:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield Served(url=f"http://127.0.0.1:{server.port}", model=model, limits=limits)
+    server.should_exit = True
+    thread.join(timeout=10)
