@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import threading
-import time
 from pathlib import Path
 
-import uvicorn
 from playwright.sync_api import sync_playwright
 
 from envsound import load_model
-from envsound.app.run import AppServer
+from envsound.app.run import running
 from envsound.app.server import create_app
 
 
@@ -25,20 +22,14 @@ def main() -> None:
     parser.add_argument("audio", type=Path)
     parser.add_argument("--out", type=Path, default=Path("docs/app.png"))
     args = parser.parse_args()
-    server = AppServer(uvicorn.Config(create_app(load_model(args.checkpoint)), host="127.0.0.1", port=0,
-                                      log_level="warning"), announce=False)
-    threading.Thread(target=server.run, daemon=True).start()
-    while server.port is None:
-        time.sleep(0.05)
-    with sync_playwright() as driver:
+    with running(create_app(load_model(args.checkpoint))) as url, sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=shutil.which("chromium"))
         page = browser.new_page(viewport={"width": 960, "height": 900})
-        page.goto(f"http://127.0.0.1:{server.port}/")
+        page.goto(url)
         page.get_by_test_id("file-input").set_input_files(str(args.audio))
         page.get_by_test_id("top-label").first.wait_for()
         page.screenshot(path=str(args.out), full_page=True)
         browser.close()
-    server.should_exit = True
     print(f"wrote {args.out}")
 
 

@@ -88,25 +88,11 @@ class Served:
 
 @pytest.fixture(scope="session")
 def served(trained_run):
-    import threading
-    import time
-
-    import uvicorn
-
     import envsound
-    from envsound.app.run import AppServer
+    from envsound.app.run import running
     from envsound.app.server import ServerLimits, create_app
 
     limits = ServerLimits(max_upload_mb=12, max_seconds=400, workers=1)
     model = envsound.load_model(trained_run.checkpoint)
-    server = AppServer(uvicorn.Config(create_app(model, limits=limits), host="127.0.0.1", port=0,
-                                      log_level="warning"), announce=False)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while server.port is None:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield Served(url=f"http://127.0.0.1:{server.port}", model=model, limits=limits)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running(create_app(model, limits=limits)) as url:
+        yield Served(url=url, model=model, limits=limits)

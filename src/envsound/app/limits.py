@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 
 # Magic numbers of the formats `envsound predict` reads (libsndfile): (offset, bytes) pairs that must all match.
 _SIGNATURES: dict[str, tuple[tuple[int, bytes], ...]] = {
@@ -78,7 +78,8 @@ class BodyLimit:
                 await drain()
             await send(message)
 
-        if _declared_length(scope) > self.max_bytes:
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
             state["over"] = True
         else:
             try:
@@ -87,7 +88,7 @@ class BodyLimit:
                 pass
         if state["over"] and not state["started"]:
             await drain()
-            await _send_json(send, 413, {"error": message_413})
+            await JSONResponse({"error": message_413}, status_code=413)(scope, receive, send)
 
 
 class _BodyTooLarge(HTTPException):
@@ -95,20 +96,3 @@ class _BodyTooLarge(HTTPException):
 
     def __init__(self, message: str) -> None:
         super().__init__(status_code=413, detail=message)
-
-
-def _declared_length(scope) -> int:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
-
-
-async def _send_json(send, status: int, payload: dict) -> None:
-    body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})

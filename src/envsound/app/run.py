@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import uvicorn
 
@@ -38,3 +42,21 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
                             log_level="warning" if quiet else "info", timeout_graceful_shutdown=5)
     AppServer(config).run()
     return 0
+
+
+@contextmanager
+def running(app, *, host: str = "127.0.0.1", timeout: float = 30.0) -> Iterator[str]:
+    """Run ``app`` on a free port in a background thread (tests, scripts, benchmarks); yields its base URL."""
+    server = AppServer(uvicorn.Config(app, host=host, port=0, log_level="warning"), announce=False)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while server.port is None:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{server.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
