@@ -197,6 +197,21 @@ def serve(args: argparse.Namespace) -> int:
                       quiet=args.quiet)
 
 
+def export(args: argparse.Namespace) -> int:
+    from envsound.inference.onnx_export import export_onnx, parity_check
+
+    if args.out.suffix.lower() != ".onnx":
+        raise ConfigError(f"--out {args.out}: name the file *.onnx (predict, serve and load_model tell an exported "
+                          "model by that suffix)")
+    out = export_onnx(args.checkpoint, args.out, opset=args.opset)
+    size = out.stat().st_size / 2 ** 20
+    print(f"wrote {out} ({size:.1f} MiB, opset {args.opset}): envsound predict {out} FILE, or envsound serve {out}")
+    if args.check:
+        diff = parity_check(args.checkpoint, out)
+        print(f"check: largest probability difference from the checkpoint in fp32 on noise: {diff:.2e}")
+    return 0
+
+
 def embed(args: argparse.Namespace) -> int:
     from envsound.inference.embed import embed_inputs, save_embeddings
 

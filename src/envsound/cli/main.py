@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=commands.evaluate)
 
     p = command("predict", "Classify audio files or folders (recursively) of any length and format.")
-    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a model.onnx from export")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files or folders")
     p.add_argument("--top-k", type=int, default=3, help="labels to show per file")
     p.add_argument("--json", action="store_true",
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("serve", "Serve a model: a web page that classifies a sound (file, drag and drop, or microphone) and "
                          "a REST API (POST /v1/predict, GET /v1/model, GET /healthz; schema at /docs).")
-    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a model.onnx from export")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 opens the server to the network")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="larger request bodies get 413")
@@ -120,6 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_option(p)
     add_precision_option(p)
     p.set_defaults(run=commands.serve)
+
+    p = command("export", "Write a checkpoint as one ONNX file (log-mel frontend, windows and network inside; labels "
+                          "and feature settings in its metadata) that predict, serve and load_model run with "
+                          "onnxruntime, without PyTorch.")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt of a network written by train or cv")
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="file format")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE.onnx", help="where to write the model")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17: the STFT operator)")
+    p.add_argument("--check", action="store_true",
+                   help="then score a few seconds of noise with both and report the largest probability difference")
+    p.set_defaults(run=commands.export)
 
     p = command("embed", "Clip embeddings of a checkpoint (what its head sees, averaged over a clip's windows) for "
                          "your own search, clustering or classifier: OUT.npz with embeddings (n, d), files and, for a "

@@ -10,7 +10,6 @@ model; the tests compare every function with librosa (filterbank within 1e-6, lo
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -19,69 +18,21 @@ from torch import nn
 
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
+from envsound.features.melbank import AMIN, DB_FLOOR, hz_to_mel, mel_to_hz, mel_weights
 
-DB_FLOOR = -100.0  # dB: 10*log10(AMIN), the value of digital silence and of window padding
-AMIN = 1e-10  # power floor of power_to_db
-
-# Slaney's mel scale (librosa htk=False): linear below 1 kHz, logarithmic above.
-_F_SP = 200.0 / 3.0  # Hz per mel in the linear part
-_MIN_LOG_HZ = 1000.0
-_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
-_LOGSTEP = math.log(6.4) / 27.0
-
-
-def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    """Hz -> mel on the Slaney scale (``librosa.hz_to_mel(htk=False)``), float64, same shape as ``hz``."""
-    hz = np.asarray(hz, dtype=np.float64)
-    mel = hz / _F_SP
-    log_part = _MIN_LOG_MEL + np.log(np.maximum(hz, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP
-    return np.where(hz >= _MIN_LOG_HZ, log_part, mel)
-
-
-def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    """Mel (Slaney scale) -> Hz, the inverse of :func:`hz_to_mel`, float64."""
-    mel = np.asarray(mel, dtype=np.float64)
-    hz = _F_SP * mel
-    log_part = _MIN_LOG_HZ * np.exp(_LOGSTEP * (np.maximum(mel, _MIN_LOG_MEL) - _MIN_LOG_MEL))
-    return np.where(mel >= _MIN_LOG_MEL, log_part, hz)
+__all__ = ["AMIN", "DB_FLOOR", "hz_to_mel", "mel_to_hz", "mel_filterbank", "hann_window", "power_spectrogram",
+           "filterbank_blocks", "sparse_filterbank", "apply_filterbank", "power_to_db", "deltas", "LogMel"]
 
 
 def mel_filterbank(*, sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
                    f_max: float | None = None) -> torch.Tensor:
-    """Triangular mel filters equal to ``librosa.filters.mel`` defaults (Slaney scale, ``norm='slaney'``).
-
-    Args:
-        sample_rate: Hz, > 0.
-        n_fft: FFT size in samples, >= 2.
-        n_mels: number of filters, >= 1.
-        f_min: lowest band edge in Hz, >= 0.
-        f_max: highest band edge in Hz, ``f_min < f_max <= sample_rate / 2``; ``None`` = ``sample_rate / 2``.
-
-    Returns:
-        float32 tensor ``(n_mels, n_fft // 2 + 1)``; row ``i`` weights the power bins of band ``i`` (area-normalised).
-
-    Raises:
-        ConfigError: a value out of the ranges above.
+    """:func:`~envsound.features.melbank.mel_weights` as a float32 tensor ``(n_mels, n_fft // 2 + 1)``.
 
     >>> fb = mel_filterbank(sample_rate=22050, n_fft=1024, n_mels=128)
     >>> fb.shape   # torch.Size([128, 513])
     """
-    f_max = sample_rate / 2.0 if f_max is None else float(f_max)
-    if sample_rate <= 0 or n_fft < 2 or n_mels < 1:
-        raise ConfigError(f"mel filterbank: sample_rate={sample_rate!r}, n_fft={n_fft!r}, n_mels={n_mels!r} out of "
-                          "range; valid: sample_rate > 0, n_fft >= 2, n_mels >= 1")
-    if not 0.0 <= f_min < f_max <= sample_rate / 2.0:
-        raise ConfigError(f"mel filterbank: f_min={f_min!r}, f_max={f_max!r} out of range; "
-                          f"valid: 0 <= f_min < f_max <= sample_rate/2 = {sample_rate / 2}")
-    fft_freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)  # (n_freq,)
-    mel_freqs = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))  # band edges, Hz
-    fdiff = np.diff(mel_freqs)
-    ramps = mel_freqs[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_freqs[2:] - mel_freqs[:-2]))[:, None]  # Slaney: constant energy per band
-    return torch.from_numpy(weights.astype(np.float32))
+    return torch.from_numpy(mel_weights(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels, f_min=f_min,
+                                        f_max=f_max))
 
 
 def hann_window(n_fft: int) -> torch.Tensor:

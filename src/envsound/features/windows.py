@@ -20,7 +20,7 @@ import numpy as np
 
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
-from envsound.features.mel import DB_FLOOR
+from envsound.features.melbank import DB_FLOOR
 
 PadValue = float | Sequence[float]
 

@@ -4,6 +4,7 @@
     >>> model = load_model("runs/esc10/model.ckpt")
     >>> model.predict("dog.wav").top                      # [{"label": "dog", "score": 0.97}, ...]
     >>> model.predict(waveform, sample_rate=44100).to_dict()  # the object `envsound predict --json` prints
+    >>> load_model("model.onnx")  # made by `envsound export`: onnxruntime and numpy, torch is never imported
 
 A bad file or waveform raises an :class:`~envsound.errors.EnvsoundError` subclass with a one-line message;
 :meth:`Model.predict_many` goes on past bad files and returns their reason in ``Prediction.error``, as the CLI does.
@@ -46,7 +47,8 @@ class Model:
 
     @property
     def runtime(self):
-        """Where and how the model runs (:class:`~envsound.hardware.Runtime`: device, precision, memory format)."""
+        """Where and how the model runs: :class:`~envsound.hardware.Runtime` (device, precision, memory format) for a
+        checkpoint, :class:`~envsound.inference.onnx_model.OnnxRuntime` for an exported model."""
         return self._predictor.model.runtime
 
     def predict(self, audio: str | os.PathLike | np.ndarray, *, sample_rate: int | None = None, top_k: int = 3,
@@ -88,8 +90,11 @@ def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str 
     """Load an envsound checkpoint (``model.ckpt``) on ``device`` (``auto``: CUDA, then MPS, else the CPU) at
     ``precision`` (``auto``: what is fast on this machine; ``"32"``: fp32 everywhere).
 
+    A path ending in ``.onnx`` is a model written by ``envsound export``: it runs with onnxruntime in float32 (on
+    ``auto`` or ``cpu``; ``cuda`` with onnxruntime-gpu) and gives the same predictions without importing torch.
+
     Raises:
         CheckpointError: not an envsound checkpoint, or one it cannot use (the message says why).
-        ConfigError: ``device`` is not on this machine.
+        ConfigError: ``device`` is not on this machine (or not one an ONNX model runs on).
     """
     return Model(Predictor.from_checkpoint(path, device=device, precision=precision))

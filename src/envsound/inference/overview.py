@@ -1,6 +1,7 @@
 """A picture-sized summary of a recording for the web page: its waveform envelope and the log-mel spectrogram the model
 sees, pooled to at most ``columns`` time steps whatever the length (a 1-hour file is summarised block by block, in
-bounded memory, like :class:`~envsound.inference.predictor.Predictor` reads it)."""
+bounded memory, like :class:`~envsound.inference.predictor.Predictor` reads it). Computed in numpy, so a
+model exported to ONNX draws it without torch."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ import numpy as np
 
 from envsound.audio.load import audio_info, iter_audio_blocks
 from envsound.config import FeatureConfig
-from envsound.features.extract import compute_features
-from envsound.features.mel import LogMel
+from envsound.features.melbank import picture_logmel
 
 DB_RANGE = 80.0  # dB shown below the loudest cell; quieter cells are drawn as the floor
 
@@ -60,7 +60,6 @@ def overview(path: str | Path, features: FeatureConfig, *, columns: int = 800, b
         AudioLoadError: as :func:`~envsound.audio.load.iter_audio_blocks`.
     """
     mel_config = display_features(features)
-    frontend = LogMel.from_config(mel_config).eval()
     info = audio_info(path)
     total = max(1, round(info.frames * features.sample_rate / info.sample_rate))
     envelope_max = _MaxPool(math.ceil(total / columns))
@@ -69,7 +68,7 @@ def overview(path: str | Path, features: FeatureConfig, *, columns: int = 800, b
     for block in iter_audio_blocks(path, sample_rate=features.sample_rate, block_seconds=block_seconds):
         envelope_max.add(block)
         envelope_min.add(-block)
-        mels.add(compute_features(block, mel_config, frontend=frontend)[0])
+        mels.add(picture_logmel(block, mel_config))
     highs, lows = envelope_max.result(), -envelope_min.result()
     spectrogram = mels.result()
     top = float(spectrogram.max())

@@ -1,9 +1,13 @@
 """Classify audio files of any length with a trained checkpoint.
 
+The model is a checkpoint's :class:`~envsound.models.clip.ClipModel` (torch) or an exported
+:class:`~envsound.inference.onnx_model.OnnxModel` (onnxruntime): this module imports neither torch nor onnxruntime
+until :meth:`Predictor.from_checkpoint` opens one, so an ONNX deployment runs without torch installed.
+
 A file is decoded and resampled in blocks (:func:`iter_audio_blocks`), so memory stays bounded by the block size
 however long the file is. Each block of ``block_seconds`` plus one window of overlap is turned into the checkpoint's
-features (:func:`compute_features`: log-mel, or the waveform itself for waveform models) and cut into windows exactly
-as evaluation cuts a whole clip, so a clip shorter than a block is scored identically by ``envsound evaluate`` and
+features (log-mel, or the waveform itself for waveform models) and cut into windows exactly as evaluation cuts a
+whole clip, so a clip shorter than a block is scored identically by ``envsound evaluate`` and
 ``envsound predict``. (Across block edges of longer files the first STFT frame of a block sees zero padding instead
 of the previous block's samples: a negligible difference, once a minute; waveform windows are exact.)
 """
@@ -13,17 +17,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Protocol
 
 import numpy as np
 
 from envsound.audio.load import AUDIO_EXTENSIONS, iter_audio_blocks, waveform_from_array
+from envsound.config import Config
 from envsound.errors import EnvsoundError
-from envsound.features.extract import compute_features
-from envsound.features.mel import LogMel
 from envsound.features.windows import eval_hop_length, samples_per_step
-from envsound.models.checkpoint import load_checkpoint
-from envsound.models.clip import ClipModel
+from envsound.inference.onnx_model import OnnxModel, is_onnx_path
+from envsound.task import Task
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +51,33 @@ class Prediction:
         return out
 
 
+class WindowScorer(Protocol):
+    """What a Predictor needs of a model: :class:`~envsound.models.clip.ClipModel` or
+    :class:`~envsound.inference.onnx_model.OnnxModel`."""
+
+    config: Config
+    labels: list[str]
+    task: Task
+    meta: dict[str, Any]
+    runtime: Any  # has describe() and to_dict()
+
+    @property
+    def n_classes(self) -> int: ...
+
+    def waveform_probs(self, samples: np.ndarray, *, before: int | None = None) -> tuple[np.ndarray, list[int]]: ...
+
+
 class Predictor:
-    """A checkpoint ready to classify files.
+    """A checkpoint (or an exported ``.onnx`` model) ready to classify files.
 
     >>> predictor = Predictor.from_checkpoint("runs/esc10/model.ckpt")
     >>> predictor.predict_file("dog.wav", top_k=3).top
     """
 
-    def __init__(self, model: ClipModel, *, block_seconds: float = 60.0) -> None:
+    def __init__(self, model: WindowScorer, *, block_seconds: float = 60.0) -> None:
         self.model = model
         self.block_seconds = block_seconds
         self.features = model.config.features
-        self.frontend = LogMel.from_config(self.features).eval() if self.features.kind == "logmel" else None
         self.step = samples_per_step(self.features)  # samples per window-start unit (STFT hop, or 1 for waveforms)
         hop_samples = eval_hop_length(self.features) * self.step
         # Blocks start on window starts, so a block's windows line up with the whole file's.
@@ -69,12 +87,18 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
                         **kwargs) -> "Predictor":
         """Load ``path`` onto ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``) at ``precision`` (``auto``: chosen for
-        the machine, ``32``: fp32); see :func:`inference_runtime`.
+        the machine, ``32``: fp32); see :func:`~envsound.models.clip.inference_runtime`. A path ending in ``.onnx`` is
+        a model made by ``envsound export``, run by onnxruntime in float32 without importing torch.
 
         Raises:
-            CheckpointError: ``path`` is not an envsound checkpoint.
-            ConfigError: ``device`` is not on this machine.
+            CheckpointError: ``path`` is not an envsound checkpoint (or exported model).
+            ConfigError: ``device`` is not on this machine, or a precision or device an ONNX model cannot run at.
         """
+        if is_onnx_path(path):
+            return cls(OnnxModel.load(path, device=device, precision=precision), **kwargs)
+        from envsound.models.checkpoint import load_checkpoint  # torch: imported only for a checkpoint
+        from envsound.models.clip import ClipModel
+
         model = ClipModel.from_checkpoint(load_checkpoint(path), source=str(path), device=device, precision=precision)
         return cls(model, **kwargs)
 
@@ -154,12 +178,7 @@ class Predictor:
         yield offset, *self._score(buffer, final=True, limit=None)
 
     def _score(self, samples: np.ndarray, *, final: bool, limit: int | None) -> tuple[np.ndarray, list[int]]:
-        features = compute_features(samples, self.features, frontend=self.frontend)
-        windows, starts = self.model.clip_windows(features)
-        if not final:
-            keep = [i for i, s in enumerate(starts) if s < limit]
-            windows, starts = windows[keep], [starts[i] for i in keep]
-        return self.model.window_probs(windows), starts
+        return self.model.waveform_probs(samples, before=None if final else limit)
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> Iterator[Path]:

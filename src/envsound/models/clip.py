@@ -16,6 +16,8 @@ from torch import nn
 from envsound.config import Config, FeatureConfig
 from envsound.errors import CheckpointError, ConfigError
 from envsound.hardware import Runtime, probe_candidates, resolve_runtime
+from envsound.features.extract import compute_features
+from envsound.features.mel import LogMel
 from envsound.features.mfcc import mfcc_summary
 from envsound.features.windows import eval_windows
 from envsound.models.checkpoint import Checkpoint
@@ -107,6 +109,7 @@ class ClipModel:
         self.batch_size = batch_size
         self.trained_on: np.ndarray | None = None  # exact ids of the training clips, when the checkpoint has them
         self.meta: dict = {}  # the checkpoint's meta: dataset, folds, versions, creation time, runtime
+        self._frontend: LogMel | None = None  # built on the first waveform_probs
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, *, source: str = "checkpoint",
@@ -160,6 +163,19 @@ class ClipModel:
             return self.task.activation(self.network(batch).float())
 
         return self._run_network(windows, probabilities)
+
+    def waveform_probs(self, samples: np.ndarray, *, before: int | None = None) -> tuple[np.ndarray, list[int]]:
+        """A waveform ``(samples,)`` float32 at ``config.features.sample_rate`` -> (window probabilities ``(n, K)``,
+        window starts in frames or samples): the evaluation windows of the whole waveform that start before
+        ``before`` (all: ``None``). What :class:`~envsound.inference.predictor.Predictor` scores each block with."""
+        features = self.config.features
+        if features.kind == "logmel" and self._frontend is None:
+            self._frontend = LogMel.from_config(features).eval()
+        windows, starts = self.clip_windows(compute_features(samples, features, frontend=self._frontend))
+        if before is not None:
+            keep = [i for i, s in enumerate(starts) if s < before]
+            windows, starts = windows[keep], [starts[i] for i in keep]
+        return self.window_probs(windows), starts
 
     def window_embeddings(self, windows: np.ndarray) -> np.ndarray:
         """Windows (as :meth:`window_probs`) -> ``(n, d)`` embeddings: what the network's head sees
