@@ -158,7 +158,8 @@ def test_a_baseline_does_not_export(synthetic_manifest, tmp_path):
     from envsound.inference.onnx_export import export_onnx
     from envsound.training.train import train_model
 
-    config = resolve_config(overrides=tuple(o for o in TINY_OVERRIDES if not o.startswith("model.")) + ("model.name=knn",))
+    features_only = tuple(o for o in TINY_OVERRIDES if not o.startswith("model."))  # a baseline takes no filters
+    config = resolve_config(overrides=features_only + ("model.name=knn",))
     result = train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path, progress=False)
     with pytest.raises(ConfigError, match="scikit-learn baseline"):
         export_onnx(result.checkpoint, tmp_path / "knn.onnx")
