@@ -203,9 +203,9 @@ def export(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() != ".onnx":
         raise ConfigError(f"--out {args.out}: name the file *.onnx (predict, serve and load_model tell an exported "
                           "model by that suffix)")
-    out = export_onnx(args.checkpoint, args.out, opset=args.opset)
+    out = export_onnx(args.checkpoint, args.out)
     size = out.stat().st_size / 2 ** 20
-    print(f"wrote {out} ({size:.1f} MiB, opset {args.opset}): envsound predict {out} FILE, or envsound serve {out}")
+    print(f"wrote {out} ({size:.1f} MiB): envsound predict {out} FILE, or envsound serve {out}")
     if args.check:
         diff = parity_check(args.checkpoint, out)
         print(f"check: largest probability difference from the checkpoint in fp32 on noise: {diff:.2e}")

@@ -127,7 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path, help="model.ckpt of a network written by train or cv")
     p.add_argument("--format", default="onnx", choices=["onnx"], help="file format")
     p.add_argument("--out", required=True, type=Path, metavar="FILE.onnx", help="where to write the model")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17: the STFT operator)")
     p.add_argument("--check", action="store_true",
                    help="then score a few seconds of noise with both and report the largest probability difference")
     p.set_defaults(run=commands.export)
