@@ -134,8 +134,13 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adamw | adam | sgd
-    scheduler: str = "onecycle"  # onecycle (warm-up, then cosine decay to ~0) | none
+    scheduler: str = "onecycle"  # onecycle (warm-up, then cosine decay to ~0) | step (x lr_gamma at lr_milestones) | none
     warmup_fraction: float = 0.05  # of all steps, for onecycle
+    lr_milestones: list[int] = field(default_factory=list)  # step: epochs after which lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1  # step: the factor at each milestone, 0 < gamma <= 1
+    # What an epoch visits: random = one random window per clip (a crop); all = every window of every clip, cut every
+    # features.eval_hop_seconds as evaluation cuts them, shuffled (the segment-level epoch of Piczak 2015).
+    windows: str = "random"
     patience: int = 30  # epochs without improvement of the monitored metric before stopping; 0 = never stop early
     monitor: str = "accuracy"  # what selects the best epoch: accuracy (clip accuracy, ties -> lower loss) | loss
     # Validation split of the training clips (grouped by source recording) for early stopping and best-epoch choice.
@@ -170,7 +175,12 @@ class TrainConfig:
         _check(self.lr > 0, "train.lr", self.lr, "> 0")
         _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
         _check(self.optimizer in ("adamw", "adam", "sgd"), "train.optimizer", self.optimizer, "adamw, adam or sgd")
-        _check(self.scheduler in ("onecycle", "none"), "train.scheduler", self.scheduler, "onecycle or none")
+        _check(self.scheduler in ("onecycle", "step", "none"), "train.scheduler", self.scheduler,
+               "onecycle, step or none")
+        _check(all(m >= 1 for m in self.lr_milestones) and self.lr_milestones == sorted(set(self.lr_milestones)),
+               "train.lr_milestones", self.lr_milestones, "increasing epochs >= 1, e.g. [300, 600, 900]")
+        _check(0 < self.lr_gamma <= 1, "train.lr_gamma", self.lr_gamma, "0 < gamma <= 1")
+        _check(self.windows in ("random", "all"), "train.windows", self.windows, "random or all")
         _check(0 < self.warmup_fraction < 1, "train.warmup_fraction", self.warmup_fraction, "0 < fraction < 1")
         _check(self.monitor in ("accuracy", "loss"), "train.monitor", self.monitor, "accuracy or loss")
         _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
@@ -563,6 +573,11 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
             value = yaml.safe_load(value) if value != "" else value
         except yaml.YAMLError:
             pass
+    if typing.get_origin(hint) is list:  # a YAML list, one item, or "a,b,c" (--set train.lr_milestones=300,600)
+        if isinstance(value, str):
+            value = [item for item in value.split(",") if item.strip()]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return [_coerce(item, typing.get_args(hint)[0], key, source) for item in items]
     args = typing.get_args(hint)
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if args else hint

@@ -1,6 +1,7 @@
 """Random windows: one stream per loader worker and per process, and the old single-process stream kept."""
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -45,3 +46,27 @@ def test_ranks_draw_different_windows_even_inside_loader_workers():
         data.rank = rank
         streams.append(starts(DataLoader(data, batch_size=1, num_workers=2)))
     assert streams[0] != streams[1]
+
+
+def test_an_epoch_of_every_window_visits_each_evaluation_window_once():
+    from envsound.features.windows import eval_starts
+    from envsound.training.data import ClipDataModule, EveryWindowDataset
+    from envsound.config import resolve_config
+
+    config = resolve_config(overrides=["features.kind=waveform", "features.sample_rate=8000",
+                                       "features.window_seconds=0.01", "features.eval_hop_seconds=0.005",
+                                       "model.name=aclnet", "train.windows=all", "train.batch_size=7"])
+    lengths = [400, 250, 60]  # the last clip is shorter than a window: one padded window
+    clips = [np.arange(n, dtype=np.float32)[None, :] for n in lengths]
+    targets = np.eye(3, dtype=np.float32)
+    module = ClipDataModule(config, clips, targets, sampler_weights=np.array([1.0, 1.0, 4.0]))
+    assert isinstance(module.train_set, EveryWindowDataset)
+    expected = sorted((clip, start) for clip, n in enumerate(lengths) for start in eval_starts(n, config.features))
+    assert len(module.train_set) == len(expected) > len(clips)
+    seen = sorted((int(np.argmax(y)), int(x[0, 0])) for x, y in (module.train_set[i]
+                                                                   for i in range(len(module.train_set))))
+    assert seen == expected  # a window's first sample is its start; each window once
+    weights = module.sampler_weights  # per window: each clip keeps its own total weight
+    clip_of = module.train_set.clip_of
+    assert [weights[clip_of == c].sum() for c in range(3)] == pytest.approx([1.0, 1.0, 4.0])
+    assert module.train_set[len(expected) - 1][0].shape == (1, 80)

@@ -21,3 +21,28 @@ def test_one_cycle_schedule_builds_and_steps_for_any_number_of_steps(total_steps
         if step < total_steps - 1:  # OneCycleLR refuses a step past total_steps
             scheduler.step()
     assert max(rates) <= 0.01 + 1e-12 and all(rate > 0 for rate in rates)
+
+
+def test_step_schedule_multiplies_the_rate_after_each_milestone_epoch():
+    from envsound.config import resolve_config
+
+    train = resolve_config(overrides=["train.optimizer=sgd", "train.lr=0.1", "train.scheduler=step",
+                                      "train.lr_milestones=2,4", "train.lr_gamma=0.5"]).train
+    setup = configure_optimization([torch.nn.Parameter(torch.zeros(2))], train, total_steps=100)
+    optimizer, schedule = setup["optimizer"], setup["lr_scheduler"]
+    assert schedule["interval"] == "epoch" and optimizer.defaults["nesterov"] and optimizer.defaults["momentum"] == 0.9
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule["scheduler"].step()
+    assert rates == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+
+
+@pytest.mark.parametrize("value", ["4,2", "0", "2,2"])
+def test_milestones_must_be_increasing_epochs(value):
+    from envsound.config import resolve_config
+    from envsound.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.lr_milestones"):
+        resolve_config(overrides=[f"train.lr_milestones={value}"])

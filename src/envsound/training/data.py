@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomS
 from envsound.config import Config, FeatureConfig
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError
-from envsound.features.windows import eval_starts, eval_window_at, train_window
+from envsound.features.windows import eval_starts, eval_window_at, train_window, window_length
 
 
 def target_matrix(manifest: Manifest) -> np.ndarray:
@@ -76,13 +76,49 @@ class RandomWindowDataset(Dataset):
         return len(self.features)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng, variants = self.rng, self.variants[i]
-        choice = int(rng.integers(0, 1 + len(variants))) if len(variants) else 0
-        clip = self.features[i] if choice == 0 else variants[choice - 1]
-        window = torch.from_numpy(np.ascontiguousarray(train_window(clip, self.cfg, rng=rng), dtype=np.float32))
+        return self._item(i, train_window(self._source(i), self.cfg, rng=self.rng))
+
+    def _source(self, clip: int) -> np.ndarray:
+        """Clip ``clip``'s features, or one of its offline copies (uniformly, when it has any)."""
+        variants = self.variants[clip]
+        choice = int(self.rng.integers(0, 1 + len(variants))) if len(variants) else 0
+        return self.features[clip] if choice == 0 else variants[choice - 1]
+
+    def _item(self, clip: int, window: np.ndarray) -> tuple[torch.Tensor, ...]:
+        window = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))
         if self.noisiness is not None:
-            return window, self.targets[i], self.noisiness[i]
-        return window, self.targets[i]
+            return window, self.targets[clip], self.noisiness[clip]
+        return window, self.targets[clip]
+
+
+class EveryWindowDataset(RandomWindowDataset):
+    """Every evaluation window of every clip once an epoch (``train.windows: all``), in the loader's shuffled order:
+    the segment-level epoch of Piczak (2015), where a random crop per clip would see a tenth of the segments.
+
+    Windows start every ``features.eval_hop_seconds``, as :func:`~envsound.features.windows.eval_starts` cuts them for
+    evaluation. A clip with offline copies gives each of its windows from the original or a copy (chosen at random
+    per item), at the same start, moved back to fit a copy that is shorter (time-stretch).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.items = [(clip, start) for clip in range(len(self.features))
+                      for start in eval_starts(self.features[clip].shape[-1], self.cfg)]
+        self.clip_of = np.asarray([clip for clip, _ in self.items], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        clip, start = self.items[i]
+        source = self._source(clip)
+        start = min(start, max(0, source.shape[-1] - window_length(self.cfg)))
+        return self._item(clip, eval_window_at(source, self.cfg, start))
+
+    def per_window(self, clip_weights: np.ndarray) -> np.ndarray:
+        """Per-clip sampler weights spread over each clip's windows, so a clip weighs the same however long it is."""
+        counts = np.bincount(self.clip_of, minlength=len(self.features))
+        return np.asarray(clip_weights, dtype=np.float64)[self.clip_of] / counts[self.clip_of]
 
 
 class AllWindowsDataset(Dataset):
@@ -142,8 +178,8 @@ def no_targets(n: int) -> np.ndarray:
 
 
 class ClipDataModule(L.LightningDataModule):
-    """The loaders of one run: random training windows (optionally class-balanced, with offline copies), every window
-    of the validation clips, and an unlabelled stream for semi-supervised runs.
+    """The loaders of one run: training windows (one random crop per clip, or every window with ``train.windows:
+    all``; optionally class-balanced, with offline copies), every window of the validation clips, and an unlabelled stream for semi-supervised runs.
 
     ``train.batch_size`` is the global batch: each of N processes loads ``batch_size / N`` per step, and Lightning
     gives each its own share of the clips (a distributed sampler), so 1 process and N see the same number of
@@ -170,14 +206,16 @@ class ClipDataModule(L.LightningDataModule):
                  train_noisiness: np.ndarray | None = None) -> None:
         super().__init__()
         self.config = config
-        self.train_set = RandomWindowDataset(train_features, train_targets, cfg=config.features,
-                                             seed=config.train.seed, variants=train_variants,
-                                             noisiness=train_noisiness)
+        epoch = EveryWindowDataset if config.train.windows == "all" else RandomWindowDataset
+        self.train_set = epoch(train_features, train_targets, cfg=config.features, seed=config.train.seed,
+                               variants=train_variants, noisiness=train_noisiness)
         self.val_set = None
         if len(val_features):
             targets = val_targets if val_targets is not None else no_targets(len(val_features))
             self.val_set = AllWindowsDataset(val_features, targets, cfg=config.features)
         self.sampler_weights, self.epoch_clips = origin_sampling(config, sampler_weights, train_noisiness)
+        if self.sampler_weights is not None and isinstance(self.train_set, EveryWindowDataset):
+            self.sampler_weights = self.train_set.per_window(self.sampler_weights)
         self.unlabelled_set = None
         if unlabelled_features is not None and len(unlabelled_features):
             self.unlabelled_set = RandomWindowDataset(unlabelled_features, no_targets(len(unlabelled_features)),

@@ -10,8 +10,10 @@ from envsound.config import TrainConfig
 
 
 def configure_optimization(params: Iterable, train: TrainConfig, *, total_steps: int) -> Any:
-    """What a LightningModule's ``configure_optimizers`` returns: the optimiser, and a per-step one-cycle schedule
-    (warm-up for ``train.warmup_fraction`` of the steps, then cosine decay) unless ``train.scheduler == "none"``.
+    """What a LightningModule's ``configure_optimizers`` returns: the optimiser (SGD with Nesterov momentum 0.9, Adam
+    or AdamW) and its schedule: per step one-cycle (warm-up for ``train.warmup_fraction`` of the steps, then cosine
+    decay), per epoch ``step`` (``lr`` times ``train.lr_gamma`` after each epoch of ``train.lr_milestones``), or
+    none.
 
     ``params`` may be parameter groups with their own ``lr`` (one-cycle then peaks at each group's ``lr``).
     """
@@ -23,6 +25,9 @@ def configure_optimization(params: Iterable, train: TrainConfig, *, total_steps:
         optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
     if train.scheduler == "none":
         return optimizer
+    if train.scheduler == "step":
+        steps = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=train.lr_milestones, gamma=train.lr_gamma)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": steps, "interval": "epoch"}}
     warmup = train.warmup_fraction
     if abs(warmup * total_steps - 1) < 1e-9:  # a one-step warm-up phase: OneCycleLR divides by zero (e.g. 0.05 x 20)
         warmup = 1.5 / total_steps
