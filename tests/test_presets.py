@@ -24,6 +24,23 @@ def test_dtu2018_reproduces_the_original_study():
     assert (t.mixup_alpha, t.spec_augment, t.time_roll, config.augment.copies) == (0.0, False, False, 0)
 
 
+def test_piczak2015_is_the_authors_short_segment_set_up():
+    config = resolve_config(preset=load_preset("piczak2015"))
+    f, m, t, a = config.features, config.model, config.train, config.augment
+    assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels, f.deltas) == (22050, 1024, 512, 60, True)
+    assert (f.window_frames, f.eval_hop_frames) == (41, 20)  # 41-frame segments, 50 % overlap
+    assert (m.name, m.filters, m.dropout) == ("piczak", 80, 0.5)
+    assert (t.windows, t.optimizer, t.lr, t.weight_decay, t.scheduler) == ("all", "sgd", 0.002, 0.001, "none")
+    assert (t.batch_size, t.max_epochs, t.val_fraction, t.patience) == (1000, 300, 0.0, 0)
+    assert (t.mixup_alpha, t.spec_augment, t.time_roll, t.class_balance) == (0.0, False, False, "off")
+    assert (a.copies, a.pitch_shift, a.time_stretch, a.shift, a.gain, a.noise) == (10, 1.0, 1.0, 1.0, 0.0, 0.0)
+
+
+def test_words_yaml_reads_as_booleans_stay_words():
+    assert resolve_config(overrides=["train.class_balance=off"]).train.class_balance == "off"
+    assert resolve_config(overrides=["train.windows=all"]).train.windows == "all"
+
+
 def test_unknown_preset_lists_the_valid_names():
     with pytest.raises(ConfigError, match=r"unknown preset 'dtu2019'; valid: .*dtu2018"):
         load_preset("dtu2019")

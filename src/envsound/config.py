@@ -205,6 +205,8 @@ class TrainConfig:
         if self.shots and self.label_fraction < 1:
             raise ConfigError(f"train.shots={self.shots} (--shots) and train.label_fraction={self.label_fraction} "
                               "(--label-fraction) both choose the labelled clips; give one of them")
+        if self.class_balance == "False":  # a YAML file's bare `off` reads as false
+            self.class_balance = "off"
         _check(self.class_balance in ("auto", "sampler", "loss", "off"), "train.class_balance",
                self.class_balance, "auto, sampler, loss or off")
 
@@ -568,6 +570,8 @@ def _check(ok: bool, key: str, value: Any, valid: str) -> None:
 
 
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    if hint is str and isinstance(value, str):  # as written: YAML would read "off" or "no" as a bool
+        return value
     if isinstance(value, str):
         try:
             value = yaml.safe_load(value) if value != "" else value

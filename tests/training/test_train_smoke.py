@@ -96,3 +96,14 @@ def test_same_seed_same_weights(tmp_path, synthetic_manifest, tiny_config):
     b = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path / "b", progress=False)
     wa, wb = load_checkpoint(a.checkpoint).state_dict, load_checkpoint(b.checkpoint).state_dict
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_the_piczak2015_preset_trains_on_every_segment(tmp_path, synthetic_manifest):
+    from envsound.config import load_preset, resolve_config
+
+    config = resolve_config(preset=load_preset("piczak2015"), overrides=(
+        "train.max_epochs=2", "augment.copies=0", "train.batch_size=50", "model.filters=8"))  # small and quick
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
+                         cache=FeatureCache(tmp_path / "cache"), progress=False)
+    saved = load_checkpoint(result.checkpoint).config
+    assert result.epochs == 2 and saved.train.windows == "all" and saved.train.optimizer == "sgd"
