@@ -36,6 +36,17 @@ def test_piczak2015_is_the_authors_short_segment_set_up():
     assert (a.copies, a.pitch_shift, a.time_stretch, a.shift, a.gain, a.noise) == (10, 1.0, 1.0, 1.0, 0.0, 0.0)
 
 
+def test_envnet2_bc2018_is_the_authors_esc10_bc_set_up():
+    config = resolve_config(preset=load_preset("envnet2-bc2018"))
+    f, m, t = config.features, config.model, config.train
+    assert (f.kind, f.sample_rate, f.window_samples, f.eval_crops) == ("waveform", 44100, 66650, 10)
+    assert (m.name, m.filters, m.dropout) == ("envnet2", 32, 0.5)  # the paper's width: fc 4096
+    assert (t.optimizer, t.lr, t.weight_decay, t.batch_size) == ("sgd", 0.01, 5e-4, 64)
+    assert (t.max_epochs, t.scheduler, t.lr_milestones, t.lr_gamma) == (1200, "step", [600, 900], 0.1)
+    assert (t.between_class, t.mixup_alpha, t.time_roll, t.val_fraction, t.patience) == (True, 0.0, False, 0.0, 0)
+    assert config.augment.copies == 0
+
+
 def test_words_yaml_reads_as_booleans_stay_words():
     assert resolve_config(overrides=["train.class_balance=off"]).train.class_balance == "off"
     assert resolve_config(overrides=["train.windows=all"]).train.windows == "all"

@@ -42,6 +42,9 @@ class FeatureConfig:
     n_mfcc: int = 20  # MFCCs for the classical baselines
     window_seconds: float = 5.0  # > 0
     eval_hop_seconds: float = 1.0  # > 0
+    # N > 0: N windows evenly spaced over the clip instead of one every eval_hop_seconds (EnvNet-v2's 10-crop
+    # testing); predict places N per block of a file longer than its 60-s blocks.
+    eval_crops: int = 0
     min_seconds: float = 0.1  # shorter clips are an AudioLoadError
 
     def validate(self) -> None:
@@ -56,6 +59,7 @@ class FeatureConfig:
         _check(1 <= self.n_mfcc <= self.n_mels, "features.n_mfcc", self.n_mfcc, "1..n_mels")
         _check(self.window_seconds > 0, "features.window_seconds", self.window_seconds, "> 0")
         _check(self.eval_hop_seconds > 0, "features.eval_hop_seconds", self.eval_hop_seconds, "> 0")
+        _check(self.eval_crops >= 0, "features.eval_crops", self.eval_crops, ">= 0 (0: every eval_hop_seconds)")
         _check(self.min_seconds >= 0, "features.min_seconds", self.min_seconds, ">= 0")
 
     @property

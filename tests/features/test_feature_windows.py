@@ -107,3 +107,15 @@ def test_waveform_windows_are_in_samples_and_padded_with_silence():
     mel = FeatureConfig()
     assert (window_length(mel), eval_hop_length(mel), samples_per_step(mel)) == (
         mel.window_frames, mel.eval_hop_frames, mel.hop_length)
+
+
+def test_eval_crops_spread_n_windows_as_envnet2_tests():
+    from envsound.features.windows import crop_starts, eval_starts, eval_windows
+
+    cfg = FeatureConfig(kind="waveform", sample_rate=8000, window_seconds=0.01, eval_crops=10)  # 80 samples
+    clip = np.arange(1000, dtype=np.float32)[None, :]
+    windows, starts = eval_windows(clip, cfg)
+    assert starts == eval_starts(1000, cfg) == [i * (920 // 9) for i in range(10)]
+    assert [int(w[0, 0]) for w in windows] == starts and windows.shape == (10, 1, 80)
+    assert crop_starts(50, window=80, crops=10) == [0] and crop_starts(100, window=80, crops=1) == [10]
+    assert eval_windows(clip[:, :50], cfg)[0].shape == (1, 1, 80)  # a short clip: one padded window

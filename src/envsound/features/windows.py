@@ -162,10 +162,10 @@ def eval_windows(features: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, 
     ``(n, 1, window_samples)``. The one definition used by training-time validation, evaluation and prediction, so
     all three agree.
     """
-    window, hop = window_length(cfg), eval_hop_length(cfg)
-    starts = window_starts(features.shape[-1], window=window, hop=hop)
-    windows = cut_windows(features, window=window, hop=hop, pad_value=window_pad_value(cfg))
-    return windows, starts
+    window = window_length(cfg)
+    starts = eval_starts(features.shape[-1], cfg)
+    padded = _pad_to(np.asarray(features), window, window_pad_value(cfg))
+    return np.stack([padded[..., s:s + window] for s in starts]), starts
 
 
 def eval_window_at(features: np.ndarray, cfg: FeatureConfig, start: int) -> np.ndarray:
@@ -177,8 +177,28 @@ def eval_window_at(features: np.ndarray, cfg: FeatureConfig, start: int) -> np.n
 
 
 def eval_starts(n_frames: int, cfg: FeatureConfig) -> list[int]:
-    """The starts of :func:`eval_windows` for a clip ``n_frames`` long (frames, or samples for waveforms)."""
+    """The starts of :func:`eval_windows` for a clip ``n_frames`` long (frames, or samples for waveforms): every
+    ``eval_hop_seconds``, or ``cfg.eval_crops`` crops (:func:`crop_starts`)."""
+    if cfg.eval_crops:
+        return crop_starts(n_frames, window=window_length(cfg), crops=cfg.eval_crops)
     return window_starts(n_frames, window=window_length(cfg), hop=eval_hop_length(cfg))
+
+
+def crop_starts(n_frames: int, *, window: int, crops: int) -> list[int]:
+    """``crops`` windows spread evenly from the first to the last possible start, as EnvNet-v2's test does
+    (mil-tokyo/bc_learning_sound, ``multi_crop``: a stride of ``(n_frames - window) // (crops - 1)``); fewer when the
+    clip is too short for distinct starts, ``[0]`` when it is no longer than a window, the middle for one crop.
+
+    >>> crop_starts(100, window=10, crops=4)
+    [0, 30, 60, 90]
+    """
+    if n_frames <= window:
+        return [0]
+    last = n_frames - window
+    if crops == 1:
+        return [last // 2]
+    stride = last // (crops - 1)
+    return sorted({i * stride for i in range(crops)}) if stride else list(range(last + 1))[:crops]
 
 
 def train_window(features: np.ndarray, cfg: FeatureConfig, *, rng: np.random.Generator) -> np.ndarray:
