@@ -5,7 +5,7 @@
 ESC-10 folds 1-3 (240 clips, a replication's training split), each preset as it is except `augment.copies=0` (making
 copies is a one-time cost, measured apart by bench_augment.py) and `--epochs`. A first one-epoch run fills the feature
 store and the runtime probe; the timed run then trains `--epochs` epochs on the warm store, and its seconds per epoch
-give windows/s (what the network sees: every segment of every clip with `train.windows: all`) and clips/s.
+give windows/s (what the network sees: every segment of every clip with `train.windows: all` or `all_copies`) and clips/s.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main() -> None:
             result = train_model(manifest, cfg, out_dir=Path(tmp) / name, cache=cache, progress=False)
             seconds = time.perf_counter() - start
             frames = 1 + round(5.0 * cfg.features.sample_rate) // cfg.features.hop_length  # a 5-s ESC clip
-            windows = len(manifest.records) * (len(eval_starts(frames, cfg.features)) if cfg.train.windows == "all"
+            windows = len(manifest.records) * (len(eval_starts(frames, cfg.features)) if cfg.train.windows != "random"
                                                else 1)
             rows.append({"preset": name, "epochs": result.epochs, "seconds": round(seconds, 1),
                          "seconds_per_epoch": round(seconds / result.epochs, 2), "windows_per_epoch": windows,

@@ -30,7 +30,7 @@ def test_piczak2015_is_the_authors_short_segment_set_up():
     assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels, f.deltas) == (22050, 1024, 512, 60, True)
     assert (f.window_frames, f.eval_hop_frames) == (41, 20)  # 41-frame segments, 50 % overlap
     assert (m.name, m.filters, m.dropout) == ("piczak", 80, 0.5)
-    assert (t.windows, t.optimizer, t.lr, t.weight_decay, t.scheduler) == ("all", "sgd", 0.002, 0.001, "none")
+    assert (t.windows, t.optimizer, t.lr, t.weight_decay, t.scheduler) == ("all_copies", "sgd", 0.002, 0.001, "none")
     assert (t.batch_size, t.max_epochs, t.val_fraction, t.patience) == (1000, 300, 0.0, 0)
     assert (t.mixup_alpha, t.spec_augment, t.time_roll, t.class_balance) == (0.0, False, False, "off")
     assert (a.copies, a.pitch_shift, a.time_stretch, a.shift, a.gain, a.noise) == (10, 1.0, 1.0, 1.0, 0.0, 0.0)

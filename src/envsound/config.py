@@ -143,7 +143,8 @@ class TrainConfig:
     lr_milestones: list[int] = field(default_factory=list)  # step: epochs after which lr is multiplied by lr_gamma
     lr_gamma: float = 0.1  # step: the factor at each milestone, 0 < gamma <= 1
     # What an epoch visits: random = one random window per clip (a crop); all = every window of every clip, cut every
-    # features.eval_hop_seconds as evaluation cuts them, shuffled (the segment-level epoch of Piczak 2015).
+    # features.eval_hop_seconds as evaluation cuts them, shuffled, each from the clip or a random offline copy;
+    # all_copies = every window of every clip and of every copy (copies count as clips: Piczak 2015's epoch).
     windows: str = "random"
     patience: int = 30  # epochs without improvement of the monitored metric before stopping; 0 = never stop early
     monitor: str = "accuracy"  # what selects the best epoch: accuracy (clip accuracy, ties -> lower loss) | loss
@@ -184,7 +185,8 @@ class TrainConfig:
         _check(all(m >= 1 for m in self.lr_milestones) and self.lr_milestones == sorted(set(self.lr_milestones)),
                "train.lr_milestones", self.lr_milestones, "increasing epochs >= 1, e.g. [300, 600, 900]")
         _check(0 < self.lr_gamma <= 1, "train.lr_gamma", self.lr_gamma, "0 < gamma <= 1")
-        _check(self.windows in ("random", "all"), "train.windows", self.windows, "random or all")
+        _check(self.windows in ("random", "all", "all_copies"), "train.windows", self.windows,
+               "random, all or all_copies")
         _check(0 < self.warmup_fraction < 1, "train.warmup_fraction", self.warmup_fraction, "0 < fraction < 1")
         _check(self.monitor in ("accuracy", "loss"), "train.monitor", self.monitor, "accuracy or loss")
         _check(self.patience >= 0, "train.patience", self.patience, ">= 0")

@@ -70,3 +70,18 @@ def test_an_epoch_of_every_window_visits_each_evaluation_window_once():
     clip_of = module.train_set.clip_of
     assert [weights[clip_of == c].sum() for c in range(3)] == pytest.approx([1.0, 1.0, 4.0])
     assert module.train_set[len(expected) - 1][0].shape == (1, 80)
+
+
+def test_with_every_copy_an_epoch_visits_each_window_of_each_copy():
+    from envsound.training.data import EveryWindowDataset
+
+    cfg = FeatureConfig(kind="waveform", sample_rate=8000, window_seconds=0.01, eval_hop_seconds=0.005)
+    clip = np.arange(400, dtype=np.float32)[None, :]
+    copies = [[clip + 10_000, (np.arange(300, dtype=np.float32) + 20_000)[None, :]]]  # the second copy is shorter
+    one_pass = EveryWindowDataset([clip], np.ones((1, 1), dtype=np.float32), cfg=cfg, seed=0, variants=copies)
+    every_copy = EveryWindowDataset([clip], np.ones((1, 1), dtype=np.float32), cfg=cfg, seed=0, variants=copies,
+                                    every_copy=True)
+    assert len(one_pass) == 9 and len(every_copy) == 9 + 9 + 7  # 80-sample windows every 40 samples
+    firsts = sorted(int(every_copy[i][0][0, 0]) for i in range(len(every_copy)))
+    assert firsts == sorted([s for s in range(0, 321, 40)] + [10_000 + s for s in range(0, 321, 40)]
+                            + [20_000 + s for s in [*range(0, 201, 40), 220]])  # the last one ends the copy

@@ -106,4 +106,4 @@ def test_the_piczak2015_preset_trains_on_every_segment(tmp_path, synthetic_manif
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                          cache=FeatureCache(tmp_path / "cache"), progress=False)
     saved = load_checkpoint(result.checkpoint).config
-    assert result.epochs == 2 and saved.train.windows == "all" and saved.train.optimizer == "sgd"
+    assert result.epochs == 2 and saved.train.windows == "all_copies" and saved.train.optimizer == "sgd"

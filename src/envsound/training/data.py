@@ -9,6 +9,7 @@ models accept). Targets are float vectors (one-hot or multi-hot) so mixup and mu
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -97,21 +98,30 @@ class EveryWindowDataset(RandomWindowDataset):
 
     Windows start every ``features.eval_hop_seconds``, as :func:`~envsound.features.windows.eval_starts` cuts them for
     evaluation. A clip with offline copies gives each of its windows from the original or a copy (chosen at random
-    per item), at the same start, moved back to fit a copy that is shorter (time-stretch).
+    per item), at the same start, moved back to fit a copy that is shorter (time-stretch). With ``every_copy``
+    (``train.windows: all_copies``) the copies count as clips instead: every window of each of them is an item too,
+    as in Piczak's code, so an epoch is ``1 + copies`` times longer.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, every_copy: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.items = [(clip, start) for clip in range(len(self.features))
-                      for start in eval_starts(self.features[clip].shape[-1], self.cfg)]
-        self.clip_of = np.asarray([clip for clip, _ in self.items], dtype=np.int64)
+        self.items: list[tuple[int, int | None, int]] = []  # (clip, copy: 0 = original, None = drawn per item, start)
+        for clip, features in enumerate(self.features):
+            versions = [features, *self.variants[clip]] if every_copy else [features]
+            for version, array in enumerate(versions):
+                self.items.extend((clip, version if every_copy else None, start)
+                                  for start in eval_starts(array.shape[-1], self.cfg))
+        self.clip_of = np.asarray([clip for clip, _, _ in self.items], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
-        clip, start = self.items[i]
-        source = self._source(clip)
+        clip, version, start = self.items[i]
+        if version is None:
+            source = self._source(clip)
+        else:
+            source = self.features[clip] if version == 0 else self.variants[clip][version - 1]
         start = min(start, max(0, source.shape[-1] - window_length(self.cfg)))
         return self._item(clip, eval_window_at(source, self.cfg, start))
 
@@ -206,7 +216,9 @@ class ClipDataModule(L.LightningDataModule):
                  train_noisiness: np.ndarray | None = None) -> None:
         super().__init__()
         self.config = config
-        epoch = EveryWindowDataset if config.train.windows == "all" else RandomWindowDataset
+        windows = config.train.windows
+        epoch = {"random": RandomWindowDataset, "all": EveryWindowDataset,
+                 "all_copies": functools.partial(EveryWindowDataset, every_copy=True)}[windows]
         self.train_set = epoch(train_features, train_targets, cfg=config.features, seed=config.train.seed,
                                variants=train_variants, noisiness=train_noisiness)
         self.val_set = None
