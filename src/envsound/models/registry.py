@@ -27,6 +27,7 @@ from envsound.models.dtu import DTUClassifier
 from envsound.models.envnet2 import EnvNet2
 from envsound.models.piczak import Piczak
 from envsound.models.resnet import ResNet
+from envsound.models.wrn import WideResNet
 
 MODELS: dict[str, type] = {
     "cnn": CNN,
@@ -38,6 +39,7 @@ MODELS: dict[str, type] = {
     "envnet2": EnvNet2,
     "crnn": CRNN,
     "resnet": ResNet,
+    "wrn28": WideResNet,
 }
 
 
