@@ -7,8 +7,8 @@ statistics) -> 3x3 conv of ``filters`` channels -> 3 groups of ``(depth - 4) / 6
 time (the embedding, ``4 x filters x widen``) -> dropout -> logits.
 
 A block is BN-LReLU-conv3x3-BN-LReLU-conv3x3 plus a shortcut (identity, or a 1x1 conv where width or stride changes),
-with leaky ReLU slope 0.1 and BN momentum 0.001 as FixMatch's WRN. At full resolution (no stem pooling) it costs
-about 20x the default ``cnn`` per clip: numbers in docs/benchmarks.md.
+with leaky ReLU slope 0.1 and BN momentum 0.001 as FixMatch's WRN. At full resolution (no stem pooling) it costs 11x
+the default ``cnn`` per 5-s window at inference and 16x in training on a 2-core CPU (docs/benchmarks.md).
 """
 
 from __future__ import annotations
