@@ -43,7 +43,7 @@ class FeatureConfig:
     window_seconds: float = 5.0  # > 0
     eval_hop_seconds: float = 1.0  # > 0
     # N > 0: N windows evenly spaced over the clip instead of one every eval_hop_seconds (EnvNet-v2's 10-crop
-    # testing); predict places N per block of a file longer than its 60-s blocks.
+    # testing); predict spreads up to N over each 60-s block of a longer file.
     eval_crops: int = 0
     min_seconds: float = 0.1  # shorter clips are an AudioLoadError
 
