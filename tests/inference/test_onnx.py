@@ -170,6 +170,7 @@ ARCHITECTURES = {  # every input path of the graph: deltas (and clips shorter th
     "cnn-deltas": (("model.name=cnn", "features.deltas=true"), False),
     "crnn": (("model.name=crnn",), False),
     "aclnet-waveform": (("model.name=aclnet", "features.kind=waveform"), False),
+    "cnn-10-crops": (("model.name=cnn", "features.eval_crops=10"), False),  # the test protocol travels in metadata
     "resnet-multilabel": (("model.name=resnet",), True),
 }
 
