@@ -5,7 +5,8 @@
 ESC-10 folds 1-3 (240 clips, a replication's training split), each preset as it is except `augment.copies=0` (making
 copies is a one-time cost, measured apart by bench_augment.py) and `--epochs`. A first one-epoch run fills the feature
 store and the runtime probe; the timed run then trains `--epochs` epochs on the warm store, and its seconds per epoch
-give windows/s (what the network sees: every segment of every clip with `train.windows: all` or `all_copies`) and clips/s.
+give windows/s (what the network sees: every segment of every clip with `train.windows: all` or `all_copies`)
+and clips/s.
 """
 
 from __future__ import annotations

@@ -138,7 +138,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adamw | adam | sgd
-    scheduler: str = "onecycle"  # onecycle (warm-up, then cosine decay to ~0) | step (x lr_gamma at lr_milestones) | none
+    # onecycle (warm-up, then cosine decay to ~0) | step (x lr_gamma after each of lr_milestones) | none
+    scheduler: str = "onecycle"
     warmup_fraction: float = 0.05  # of all steps, for onecycle
     lr_milestones: list[int] = field(default_factory=list)  # step: epochs after which lr is multiplied by lr_gamma
     lr_gamma: float = 0.1  # step: the factor at each milestone, 0 < gamma <= 1

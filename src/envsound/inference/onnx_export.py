@@ -2,8 +2,8 @@
 
 The graph takes one block of waveform and the starts of the evaluation windows to score in it, and returns their
 probabilities; everything between is inside: the log-mel frontend (the windowed DFT as a product with a fixed basis,
-see :class:`OnnxFrontend`, and the same mel filters), delta channel, padding of a clip shorter than a window, cutting the windows, the network and the task's
-activation (softmax, or sigmoid for multi-label models). Inputs and output:
+see :class:`OnnxFrontend`, and the same mel filters), delta channel, padding of a clip shorter than a window, cutting
+the windows, the network and the task's activation (softmax, or sigmoid for multi-label models). Inputs and output:
 
 - ``waveform``: float32 ``(1, samples)``, mono, in [-1, 1], at the model's sample rate (at least one sample);
 - ``starts``: int64 ``(n,)``, window starts in frames (log-mel) or samples (waveform models), as

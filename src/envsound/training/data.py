@@ -189,7 +189,8 @@ def no_targets(n: int) -> np.ndarray:
 
 class ClipDataModule(L.LightningDataModule):
     """The loaders of one run: training windows (one random crop per clip, or every window with ``train.windows:
-    all``; optionally class-balanced, with offline copies), every window of the validation clips, and an unlabelled stream for semi-supervised runs.
+    all``; optionally class-balanced, with offline copies), every window of the validation clips, and an unlabelled
+    stream for semi-supervised runs.
 
     ``train.batch_size`` is the global batch: each of N processes loads ``batch_size / N`` per step, and Lightning
     gives each its own share of the clips (a distributed sampler), so 1 process and N see the same number of
