@@ -21,7 +21,8 @@ from envsound.errors import ConfigError
 from envsound.features.melbank import AMIN, DB_FLOOR, hz_to_mel, mel_to_hz, mel_weights
 
 __all__ = ["AMIN", "DB_FLOOR", "hz_to_mel", "mel_to_hz", "mel_filterbank", "hann_window", "power_spectrogram",
-           "filterbank_blocks", "sparse_filterbank", "apply_filterbank", "power_to_db", "deltas", "LogMel"]
+           "filterbank_blocks", "sparse_filterbank", "apply_filterbank", "power_to_db", "DELTA_WIDTH", "deltas",
+           "windowed_slope", "whole_clip_slope", "LogMel"]
 
 
 def mel_filterbank(*, sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
@@ -150,14 +151,17 @@ def power_to_db(power: torch.Tensor, *, amin: float = AMIN) -> torch.Tensor:
     return 10.0 * torch.log10(torch.clamp(power, min=amin))
 
 
-def deltas(logmel: torch.Tensor, *, width: int = 9) -> torch.Tensor:
+DELTA_WIDTH = 9  # frames of the delta fit (librosa's default)
+
+
+def deltas(logmel: torch.Tensor, *, width: int = DELTA_WIDTH) -> torch.Tensor:
     """First-order deltas along the last axis, as ``librosa.feature.delta(width=width, order=1, mode='interp')``.
 
     That is a Savitzky-Golay derivative (polynomial order 1): the least-squares slope over ``width`` frames,
     ``sum_k k * x[t+k] / sum_k k**2`` for ``k = -width//2 .. width//2``. With ``mode='interp'`` the first and last
     ``width//2`` frames get the slope of the line fitted to the first / last ``width`` frames, which for order 1 is the
     value at frame ``width//2`` / ``frames-1-width//2``. A clip shorter than ``width`` frames (where librosa raises)
-    gets the slope fitted over all its frames; a single frame gets 0.
+    gets the slope fitted over all its frames (:func:`whole_clip_slope`); a single frame gets 0.
 
     Args:
         logmel: ``(..., frames)``, float tensor (dB per frame).
@@ -171,16 +175,13 @@ def deltas(logmel: torch.Tensor, *, width: int = 9) -> torch.Tensor:
     """
     if width < 3 or width % 2 == 0:
         raise ConfigError(f"deltas: width={width!r} out of range; valid: an odd number >= 3, e.g. 9")
-    frames = logmel.shape[-1]
-    if frames < width:
-        if frames < 2:
-            return torch.zeros_like(logmel)
-        t = torch.arange(frames, dtype=logmel.dtype, device=logmel.device)
-        t = t - t.mean()
-        slope = (logmel * t).sum(-1, keepdim=True) / t.square().sum()
-        return slope.expand_as(logmel).contiguous()
+    return whole_clip_slope(logmel) if logmel.shape[-1] < width else windowed_slope(logmel, width=width)
+
+
+def windowed_slope(logmel: torch.Tensor, *, width: int = DELTA_WIDTH) -> torch.Tensor:
+    """:func:`deltas` of a clip of at least ``width`` frames."""
     half = width // 2
-    inner = frames - 2 * half
+    inner = logmel.shape[-1] - 2 * half
     acc = torch.zeros_like(logmel[..., :inner])
     for k in range(1, half + 1):
         acc = acc + k * (logmel[..., half + k: half + k + inner] - logmel[..., half - k: half - k + inner])
@@ -188,6 +189,15 @@ def deltas(logmel: torch.Tensor, *, width: int = 9) -> torch.Tensor:
     head = acc[..., :1].expand(*acc.shape[:-1], half)
     tail = acc[..., -1:].expand(*acc.shape[:-1], half)
     return torch.cat([head, acc, tail], dim=-1)
+
+
+def whole_clip_slope(logmel: torch.Tensor) -> torch.Tensor:
+    """:func:`deltas` of a clip shorter than the delta width: every frame gets the slope of the line fitted to all of
+    them (0 for a single frame, whose centred time is 0)."""
+    t = torch.arange(logmel.shape[-1], dtype=logmel.dtype, device=logmel.device)
+    t = t - t.mean()
+    slope = (logmel * t).sum(-1, keepdim=True) / t.square().sum().clamp(min=1e-12)
+    return slope.expand_as(logmel).contiguous()
 
 
 class LogMel(nn.Module):

@@ -34,7 +34,7 @@ from torch import nn
 from envsound import __version__
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
-from envsound.features.mel import deltas, hann_window, mel_filterbank, power_to_db
+from envsound.features.mel import DELTA_WIDTH, deltas, hann_window, mel_filterbank, power_to_db, whole_clip_slope
 from envsound.features.windows import window_length, window_pad_value
 from envsound.fileio import atomic_path
 from envsound.inference.onnx_model import FORMAT, FORMAT_VERSION, METADATA, OnnxModel
@@ -73,21 +73,19 @@ class OnnxFrontend(nn.Module):
         logmel = power_to_db(self.filterbank @ power)  # (1, n_mels, frames)
         if self.with_deltas:
             # A clip shorter than the delta width takes another formula (see deltas()): both branches are in the graph.
-            slopes = torch.cond(logmel.shape[-1] >= 9, _deltas_long, _deltas_short, (logmel,))
+            slopes = torch.cond(logmel.shape[-1] >= DELTA_WIDTH, _windowed_slope, _whole_clip_slope, (logmel,))
             logmel = torch.cat([logmel, slopes])
         return logmel
 
 
-def _deltas_long(logmel: torch.Tensor) -> torch.Tensor:
-    return deltas(logmel, width=9).clone()
+def _windowed_slope(logmel: torch.Tensor) -> torch.Tensor:
+    # deltas(), not windowed_slope(): the branch is traced for every length, and deltas' own length check keeps the
+    # trace valid for short clips. (A torch.cond branch may not return a view of its input: hence the clones.)
+    return deltas(logmel).clone()
 
 
-def _deltas_short(logmel: torch.Tensor) -> torch.Tensor:
-    frames = logmel.shape[-1]
-    t = torch.arange(frames, dtype=logmel.dtype, device=logmel.device)
-    t = t - t.mean()
-    slope = (logmel * t).sum(-1, keepdim=True) / t.square().sum().clamp(min=1e-12)  # one frame: 0 / eps = 0
-    return slope.expand_as(logmel).clone()
+def _whole_clip_slope(logmel: torch.Tensor) -> torch.Tensor:
+    return whole_clip_slope(logmel).clone()
 
 
 class OnnxGraph(nn.Module):
