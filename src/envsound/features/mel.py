@@ -18,7 +18,7 @@ from torch import nn
 
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
-from envsound.features.melbank import AMIN, DB_FLOOR, hz_to_mel, mel_to_hz, mel_weights
+from envsound.features.melbank import AMIN, DB_FLOOR, hz_to_mel, mel_to_hz, mel_weights, stft_frames
 
 __all__ = ["AMIN", "DB_FLOOR", "hz_to_mel", "mel_to_hz", "mel_filterbank", "hann_window", "power_spectrogram",
            "filterbank_blocks", "sparse_filterbank", "apply_filterbank", "power_to_db", "DELTA_WIDTH", "deltas",
@@ -254,7 +254,7 @@ class LogMel(nn.Module):
 
     def frames(self, samples: int) -> int:
         """Frames produced for a waveform of ``samples`` samples."""
-        return 1 + (samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
+        return stft_frames(samples, n_fft=self.n_fft, hop_length=self.hop_length)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=waveform.device.type, enabled=False):

@@ -77,6 +77,12 @@ def mel_weights(*, sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0
     return weights.astype(np.float32)
 
 
+def stft_frames(samples: int, *, n_fft: int, hop_length: int) -> int:
+    """Frames of a centred STFT (``n_fft // 2`` zeros each side) over ``samples`` samples: ``1 + samples // hop``
+    for an even ``n_fft``."""
+    return 1 + (samples + 2 * (n_fft // 2) - n_fft) // hop_length
+
+
 def picture_logmel(waveform: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Log-mel ``(n_mels, frames)`` dB of a ``(samples,)`` waveform with ``cfg``'s mel settings, in numpy.
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from envsound.config import Config
 from envsound.errors import CheckpointError, ConfigError
+from envsound.features.melbank import stft_frames
 from envsound.features.windows import eval_starts
 from envsound.task import Task
 
@@ -107,7 +108,7 @@ class OnnxModel:
         features = self.config.features
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         length = len(samples) if features.kind == "waveform" else \
-            1 + (len(samples) + 2 * (features.n_fft // 2) - features.n_fft) // features.hop_length  # centred STFT
+            stft_frames(len(samples), n_fft=features.n_fft, hop_length=features.hop_length)
         starts = [s for s in eval_starts(length, features) if before is None or s < before]
         if not starts:
             return np.zeros((0, self.n_classes), dtype=np.float32), []
