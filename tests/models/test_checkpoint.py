@@ -83,6 +83,23 @@ def test_a_format_2_checkpoint_with_the_old_freezing_keys_loads(tmp_path):
     assert ClipModel.from_checkpoint(loaded).n_classes == 2
 
 
+def test_a_format_4_checkpoint_without_the_window_and_schedule_keys_loads(tmp_path):
+    """Version 4 (before features.eval_crops, train.windows, train.lr_milestones, train.lr_gamma)."""
+    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32"])
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
+                                                           state_dict=build_network(config, 2).state_dict()))
+    payload = torch.load(path, weights_only=True)
+    assert payload["format_version"] == 5
+    payload["format_version"] = 4
+    del payload["config"]["features"]["eval_crops"]
+    for key in ("windows", "lr_milestones", "lr_gamma"):
+        del payload["config"]["train"][key]
+    torch.save(payload, path)
+    loaded = load_checkpoint(path)
+    assert loaded.config.features.eval_crops == 0 and loaded.config.train.windows == "random"
+    assert loaded.config.train.lr_milestones == [] and ClipModel.from_checkpoint(loaded).n_classes == 2
+
+
 def test_a_newer_format_says_to_upgrade(tmp_path):
     config = resolve_config(overrides=["model.filters=8"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a"], state_dict={}))

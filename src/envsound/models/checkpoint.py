@@ -32,7 +32,10 @@ FORMAT = "envsound-checkpoint"
 # 4: "task" (kind single_label | multi_label, decision threshold(s)) replaces the "multi_label" flag, which older
 #    files still load through; config.model gains per-model options (model.options) and config a noisy section
 #    (losses per label origin, noisy-clip sampling). Version 3 files load unchanged.
-FORMAT_VERSION = 4
+# 5: config gains features.eval_crops (the test-time protocol of a paper preset) and train.windows,
+#    train.lr_milestones, train.lr_gamma (scheduler "step"). Version 4 files load unchanged (their defaults are the
+#    old behaviour); an older envsound refuses a version 5 file as newer instead of failing on an unknown key.
+FORMAT_VERSION = 5
 
 
 @dataclass
