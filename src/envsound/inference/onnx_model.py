@@ -61,7 +61,6 @@ class OnnxModel:
         self.task = task
         self.meta = meta
         self.runtime = runtime
-        self.network = None  # no torch module: code that needs one (embeddings, fine-tuning) asks for a checkpoint
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "auto", precision: str = "auto") -> "OnnxModel":
