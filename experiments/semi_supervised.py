@@ -2,8 +2,8 @@
 
     .venv/bin/python experiments/semi_supervised.py --root ../shared/data/esc50 --out experiments/out/semi \
         [--models dtu2018 cnn] [--fractions 0.1 0.25 0.5 1.0] [--folds 1 2 3 4] \
-        [--methods supervised cae_unpool cae_upsample fixmatch] [--set key=value ...] [--cache-dir DIR] \
-        [--pretrain-set key=value ...] [--semi-set key=value ...]
+        [--methods supervised cae_unpool cae_upsample fixmatch mixmatch] [--pool esc10 | esc50] \
+        [--set key=value ...] [--cache-dir DIR] [--pretrain-set key=value ...] [--semi-set key=value ...]
 
 ESC-10 leave-one-fold-out cross-validation over ``--folds`` of an ESC-50 root. For each test fold k and labelled
 share p: labelled = a stratified share p of the ESC-10 clips of the other folds (grouped by source recording, the same
@@ -15,11 +15,12 @@ clips for every method: ``train.label_fraction``, seeded by ``train.seed``); unl
   on the labelled ones (``--init``). Pre-training does not depend on p: one autoencoder per model x decoder x test fold
   (``OUT/<model>/cae_<decoder>/fold_<k>/``), pre-trained without fold k, reused for every p. The ``cnn`` trunk
   average-pools, so it has no ``unpool`` row;
-- ``fixmatch``: labelled and unlabelled batches together (``semi.method=fixmatch``; ``--set semi.*`` tunes it);
-  ``mean_teacher`` likewise, when asked for with ``--methods``.
+- ``fixmatch``, ``mixmatch``: labelled and unlabelled batches together (``semi.method``; ``--semi-set semi.*`` tunes
+  them); ``mean_teacher`` likewise, when asked for with ``--methods``.
 
 A model is a registered model name or a preset (``dtu2018`` = the original study's features, model and training).
-Every run is an ordinary ``cross_validate`` folder ``OUT/<model>/p<p>/<method>/``; a finished one (``cv.json``) is
+Every run is an ordinary ``cross_validate`` folder ``OUT/<model>/p<p>/<method>/`` (``<method>-esc50`` for the esc50
+pool); a finished one (``cv.json``) is
 read, an interrupted one resumes its finished folds. Prints, and writes to ``OUT/results.md`` / ``results.json``:
 accuracy mean ± std over the test folds, and each method's paired difference to ``supervised`` (same model, p and
 folds): mean ± std of the per-fold differences and a paired t-test p-value (scipy; n = number of folds, so read it
@@ -50,8 +51,10 @@ from envsound.training.pretrain import pretrain_autoencoder
 
 log = logging.getLogger("semi_supervised")
 
-METHODS = ("supervised", "cae_unpool", "cae_upsample", "fixmatch", "mean_teacher")
+SEMI_METHODS = ("fixmatch", "mixmatch", "mean_teacher")
+METHODS = ("supervised", "cae_unpool", "cae_upsample", *SEMI_METHODS)
 DEFAULT_METHODS = METHODS[:4]
+POOLS = ("esc10", "esc50")
 
 
 def model_config(spec: str, overrides: list[str]) -> Config:
@@ -68,14 +71,14 @@ def with_overrides(config: Config, overrides: list[str]) -> Config:
     return resolve_config(preset=config.to_dict(), overrides=overrides)
 
 
-def pretrained_encoders(spec: str, config: Config, decoder: str, esc50: Manifest, folds: list[int], out: Path,
-                        cache: FeatureCache | None) -> dict[int, Path]:
-    """``{test fold: autoencoder.ckpt}``, each pre-trained on ``esc50``'s clips of the other folds (resumable)."""
+def pretrained_encoders(spec: str, config: Config, decoder: str, clips: Manifest, folds: list[int], out: Path,
+                        cache: FeatureCache | None, *, suffix: str = "") -> dict[int, Path]:
+    """``{test fold: autoencoder.ckpt}``, each pre-trained on ``clips`` of the other folds (resumable)."""
     paths = {}
     for fold in folds:
-        run = out / spec / f"cae_{decoder}" / f"fold_{fold}"
+        run = out / spec / f"cae_{decoder}{suffix}" / f"fold_{fold}"
         if not (run / CHECKPOINT_NAME).exists():
-            pool = esc50.select_folds([f for f in folds if f != fold])
+            pool = clips.select_folds([f for f in folds if f != fold])
             log.info("%s: pre-training the %s autoencoder without fold %d (%d clips)", spec, decoder, fold, len(pool))
             pretrain_autoencoder(pool, config, decoder=decoder, out_dir=run, cache=cache, resume=run.exists(),
                                  progress=False)
@@ -85,14 +88,17 @@ def pretrained_encoders(spec: str, config: Config, decoder: str, esc50: Manifest
 
 def run_method(spec: str, method: str, p: float, config: Config, esc10: Manifest, esc50: Manifest,
                folds: list[int], out: Path, cache: FeatureCache | None, *, pretrain_overrides: list[str] = (),
-               semi_overrides: list[str] = ()) -> dict | None:
-    """The ``cv.json`` summary of one row and labelled share (``None`` for a method the model cannot do).
+               semi_overrides: list[str] = (), pool: str = "esc10") -> dict | None:
+    """The ``cv.json`` summary of one row and labelled share (``None`` for a method the model cannot do, or a
+    semi-supervised row with nothing left unlabelled).
 
-    ``pretrain_overrides`` apply to autoencoder pre-training only, ``semi_overrides`` to the fixmatch and
-    mean_teacher rows only.
+    ``pretrain_overrides`` apply to autoencoder pre-training only, ``semi_overrides`` to the semi-supervised rows
+    only. ``pool``: ``esc10`` = the clips of the training folds left unlabelled; ``esc50`` = every clip of the other
+    folds (autoencoders pre-train on the same clips).
     """
     config = with_overrides(config, [f"train.label_fraction={p}"])
     init = unlabelled = None
+    suffix = "" if pool == "esc10" or method == "supervised" else f"-{pool}"
     if method.startswith("cae_"):
         decoder = method.removeprefix("cae_")
         try:
@@ -100,15 +106,20 @@ def run_method(spec: str, method: str, p: float, config: Config, esc10: Manifest
         except ConfigError as exc:  # cnn + unpool: the trunk average-pools
             log.warning("%s: skipping %s (%s)", spec, method, exc)
             return None
-        init = pretrained_encoders(spec, with_overrides(config, list(pretrain_overrides)), decoder, esc50, folds,
-                                   out, cache)
-    elif method in ("fixmatch", "mean_teacher"):
+        init = pretrained_encoders(spec, with_overrides(config, list(pretrain_overrides)), decoder,
+                                   esc10 if pool == "esc10" else esc50, folds, out, cache, suffix=suffix)
+    elif method in SEMI_METHODS:
+        if pool == "esc10" and p >= 1:
+            log.warning("%s: no %s row at p=%g: nothing is left unlabelled in the esc10 pool", spec, method, p)
+            return None
         config = with_overrides(config, [*semi_overrides, f"semi.method={method}"])
-        unlabelled = esc50  # cross_validate leaves out each test fold's clips and sources
-    run = out / spec / f"p{p:g}" / method
+        # esc10: the training folds' clips left unlabelled by train.label_fraction are the pool; esc50 adds the other
+        # 40 classes (cross_validate leaves out each test fold's clips and sources)
+        unlabelled = esc50 if pool == "esc50" else None
+    run = out / spec / f"p{p:g}" / f"{method}{suffix}"
     if (run / "cv.json").exists():
         return json.loads((run / "cv.json").read_text())
-    log.info("%s, p=%g, %s: cross-validating", spec, p, method)
+    log.info("%s, p=%g, %s%s: cross-validating", spec, p, method, suffix)
     return cross_validate(esc10, config.validate(), folds=folds, out_dir=run, cache=cache, resume=run.exists(),
                           progress=False, init=init, unlabelled=unlabelled)
 
@@ -151,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", nargs="+", type=int, default=[1, 2, 3, 4])
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS,
                         help="rows (supervised is always run: every row is paired with it)")
+    parser.add_argument("--pool", choices=POOLS, default="esc10",
+                        help="unlabelled clips: esc10 = the training folds' ESC-10 clips left unlabelled (the published "
+                             "protocol); esc50 = every clip of the other folds, the 40 other classes included")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run, e.g. train.max_epochs=50 (repeatable)")
     parser.add_argument("--pretrain-set", dest="pretrain_overrides", action="append", default=[],
@@ -182,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             row = {"model": spec, "method": method, "by_fraction": {}}
             for p in args.fractions:
                 summary = run_method(spec, method, p, config, esc10, esc50, args.folds, args.out, cache,
-                                     pretrain_overrides=args.pretrain_overrides, semi_overrides=args.semi_overrides)
+                                     pretrain_overrides=args.pretrain_overrides, semi_overrides=args.semi_overrides,
+                                     pool=args.pool)
+                if summary is None and method in SEMI_METHODS:
+                    continue  # nothing left unlabelled at this p: the table says n/a
                 if summary is None:
                     row = None
                     break
@@ -202,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(args.out / "results.json", {"folds": args.folds, "fractions": args.fractions,
                                                   "overrides": args.overrides,
                                                   "pretrain_overrides": args.pretrain_overrides,
-                                                  "semi_overrides": args.semi_overrides, "rows": results})
+                                                  "semi_overrides": args.semi_overrides, "pool": args.pool,
+                                                  "rows": results})
     print(markdown, end="")
     return 0
 

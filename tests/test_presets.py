@@ -47,6 +47,19 @@ def test_envnet2_bc2018_is_the_authors_esc10_bc_set_up():
     assert config.augment.copies == 0
 
 
+def test_cances2022_is_the_authors_esc10_semi_supervised_set_up():
+    config = resolve_config(preset=load_preset("cances2022"), overrides=["semi.method=fixmatch"])
+    f, m, t, s = config.features, config.model, config.train, config.semi
+    assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels, f.window_frames) == (44100, 2048, 512, 64, 431)
+    assert m.name == "wrn28"
+    assert (t.optimizer, t.lr, t.weight_decay, t.scheduler, t.max_epochs) == ("adam", 0.001, 0.0, "cosine", 300)
+    assert (t.batch_size, s.mu, s.epoch) == (30, 1, "pool")  # 30 labelled + 30 unlabelled, epochs over the pool
+    assert (t.mixup_alpha, t.spec_augment, s.labelled_mixup, t.val_fraction) == (0.0, False, False, 0.0)
+    assert (s.threshold, s.unlabelled_weight, s.distribution_alignment) == (0.8, 1.0, False)
+    mixmatch = resolve_config(preset=load_preset("cances2022"), overrides=["semi.method=mixmatch"]).semi
+    assert (mixmatch.views, mixmatch.temperature, mixmatch.mix_alpha, mixmatch.rampup_epochs) == (2, 0.5, 0.75, 50)
+
+
 def test_words_yaml_reads_as_booleans_stay_words():
     assert resolve_config(overrides=["train.class_balance=off"]).train.class_balance == "off"
     assert resolve_config(overrides=["train.windows=all"]).train.windows == "all"
@@ -86,5 +99,5 @@ def test_config_command_prints_the_preset_and_refuses_unknown_ones():
     assert printed["features"]["n_mels"] == 28 and printed["model"]["name"] == "dtu"
     assert printed["semi"]["method"] == "none" and printed["train"]["label_fraction"] == 1.0
     bad = envsound("config", "--preset", "nope")
-    assert bad.returncode == 1 and "unknown preset 'nope'; valid: dtu2018" in bad.stderr
+    assert bad.returncode == 1 and "unknown preset 'nope'; valid: cances2022, dtu2018" in bad.stderr
     assert "Traceback" not in bad.stderr

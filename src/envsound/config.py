@@ -138,7 +138,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adamw | adam | sgd
-    # onecycle (warm-up, then cosine decay to ~0) | step (x lr_gamma after each of lr_milestones) | none
+    # onecycle (warm-up, then cosine decay to ~0) | cosine (cosine decay from lr to 0, no warm-up) | step (x lr_gamma
+    # after each of lr_milestones) | none
     scheduler: str = "onecycle"
     warmup_fraction: float = 0.05  # of all steps, for onecycle
     lr_milestones: list[int] = field(default_factory=list)  # step: epochs after which lr is multiplied by lr_gamma
@@ -181,8 +182,8 @@ class TrainConfig:
         _check(self.lr > 0, "train.lr", self.lr, "> 0")
         _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
         _check(self.optimizer in ("adamw", "adam", "sgd"), "train.optimizer", self.optimizer, "adamw, adam or sgd")
-        _check(self.scheduler in ("onecycle", "step", "none"), "train.scheduler", self.scheduler,
-               "onecycle, step or none")
+        _check(self.scheduler in ("onecycle", "cosine", "step", "none"), "train.scheduler", self.scheduler,
+               "onecycle, cosine, step or none")
         _check(all(m >= 1 for m in self.lr_milestones) and self.lr_milestones == sorted(set(self.lr_milestones)),
                "train.lr_milestones", self.lr_milestones, "increasing epochs >= 1, e.g. [300, 600, 900]")
         _check(0 < self.lr_gamma <= 1, "train.lr_gamma", self.lr_gamma, "0 < gamma <= 1")
@@ -220,39 +221,59 @@ class TrainConfig:
 
 @dataclass
 class SemiConfig:
-    """Semi-supervised training on labelled and unlabelled batches together (``training/semi.py``).
+    """Semi-supervised training on labelled and unlabelled batches together (``training/semi/``).
 
-    ``fixmatch``: pseudo-label = argmax of the weak view (random crop + time roll) where its top probability is at
-    least ``threshold``; the strong view (SpecAugment + gain + noise) is trained towards it with weight ``lambda_u``.
-    ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the teacher; the student's
-    probabilities on a strong view are pulled towards the teacher's on a weak view (mean squared error, weight
-    ``lambda_u`` ramped up over ``rampup_epochs``). Each step draws ``mu x train.batch_size`` unlabelled windows.
-    ``epoch``: ``labelled`` = an epoch is one pass over the labelled clips (the unlabelled pool is sampled for as many
-    steps), so ``train.max_epochs`` gives exactly a supervised run's optimizer steps whatever the pool's size;
-    ``pool`` = one pass over the larger of the two (the labelled batches cycle), as before this key existed.
+    ``fixmatch``: pseudo-label = argmax of the weak view (random crop + time roll), aligned to the labelled class
+    distribution (``distribution_alignment``), where its top probability is at least ``threshold``; the strong view
+    (SpecAugment + gain + noise) is trained towards it. ``mixmatch`` (single-label): sharpened mean guess over
+    ``views`` weak views (``temperature``), everything mixed with mixup (``mix_alpha``), squared error on the
+    unlabelled rows. ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the teacher;
+    the student's probabilities on a strong view are pulled towards the teacher's on a weak view (mean squared
+    error). The unlabelled term weighs ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped
+    up over ``rampup_epochs`` for mean teacher and MixMatch. Each step draws ``mu x train.batch_size`` unlabelled
+    windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled clips (the unlabelled pool is sampled
+    for as many steps), so ``train.max_epochs`` gives exactly a supervised run's optimizer steps whatever the pool's
+    size; ``pool`` = one pass over the larger of the two (the labelled batches cycle), as before this key existed.
     """
 
-    method: str = "none"  # none | fixmatch | mean_teacher
+    method: str = "none"  # none | fixmatch | mixmatch | mean_teacher
     threshold: float = 0.95  # fixmatch: confidence a pseudo-label needs, 0 < t <= 1
-    lambda_u: float = 1.0  # weight of the unlabelled loss, >= 0
+    lambda_u: float | None = None  # weight of the unlabelled loss, >= 0; unset: fixmatch / mean_teacher 1, mixmatch 75
     mu: int = 3  # unlabelled : labelled batch size (FixMatch's paper uses 7; 3 keeps CPU runs affordable), >= 1
     ema_decay: float = 0.999  # mean_teacher: teacher = decay x teacher + (1 - decay) x student, 0 < d < 1
-    rampup_epochs: int = 5  # mean_teacher: sigmoid ramp-up of lambda_u over these epochs, >= 0
+    rampup_epochs: int = 5  # mean_teacher, mixmatch: sigmoid ramp-up of lambda_u over these epochs, >= 0
     strong_gain_db: float = 6.0  # strong view: random gain in +-dB per example, >= 0
     strong_snr_db: float = 20.0  # strong view: noise added this many dB below the window's peak (random up to 2x)
     epoch: str = "labelled"  # labelled | pool: what one epoch passes over (see above)
+    # Mixup on the labelled batch of fixmatch / mean_teacher: its soft targets keep the network below the threshold
+    labelled_mixup: bool = False
+    distribution_alignment: bool = True  # fixmatch, mixmatch (single-label): align guesses to the labelled classes
+    views: int = 2  # mixmatch: weak views averaged into each guess (K), >= 1
+    temperature: float = 0.5  # mixmatch: sharpening temperature, 0 < T <= 1
+    mix_alpha: float = 0.75  # mixmatch: Beta(alpha, alpha) of its mixup, > 0
+
+    DEFAULT_LAMBDA_U = {"fixmatch": 1.0, "mean_teacher": 1.0, "mixmatch": 75.0}
+
+    @property
+    def unlabelled_weight(self) -> float:
+        """``lambda_u``, or the method's default (MixMatch's squared error is averaged over classes, hence 75, its
+        paper's value for 10 classes)."""
+        return self.lambda_u if self.lambda_u is not None else self.DEFAULT_LAMBDA_U.get(self.method, 1.0)
 
     def validate(self) -> None:
-        _check(self.method in ("none", "fixmatch", "mean_teacher"), "semi.method", self.method,
-               "none, fixmatch or mean_teacher")
+        _check(self.method in ("none", "fixmatch", "mixmatch", "mean_teacher"), "semi.method", self.method,
+               "none, fixmatch, mixmatch or mean_teacher")
         _check(0 < self.threshold <= 1, "semi.threshold", self.threshold, "0 < threshold <= 1")
-        _check(self.lambda_u >= 0, "semi.lambda_u", self.lambda_u, ">= 0")
+        _check(self.lambda_u is None or self.lambda_u >= 0, "semi.lambda_u", self.lambda_u, ">= 0 (or unset)")
         _check(self.mu >= 1, "semi.mu", self.mu, ">= 1")
         _check(0 < self.ema_decay < 1, "semi.ema_decay", self.ema_decay, "0 < decay < 1")
         _check(self.rampup_epochs >= 0, "semi.rampup_epochs", self.rampup_epochs, ">= 0")
         _check(self.strong_gain_db >= 0, "semi.strong_gain_db", self.strong_gain_db, ">= 0")
         _check(self.strong_snr_db > 0, "semi.strong_snr_db", self.strong_snr_db, "> 0")
         _check(self.epoch in ("labelled", "pool"), "semi.epoch", self.epoch, "labelled or pool")
+        _check(self.views >= 1, "semi.views", self.views, ">= 1")
+        _check(0 < self.temperature <= 1, "semi.temperature", self.temperature, "0 < T <= 1")
+        _check(self.mix_alpha > 0, "semi.mix_alpha", self.mix_alpha, "> 0")
 
 
 # The per-copy probability keys of AugmentConfig, one per offline transform: what "every transform off" means.

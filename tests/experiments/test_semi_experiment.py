@@ -24,7 +24,7 @@ def test_semi_supervised_experiment_end_to_end(tmp_path, capsys):
     script = _script()
     args = ["--root", str(root), "--out", str(tmp_path / "out"), "--models", "dtu2018", "cnn", "--fractions", "0.5",
             "--folds", "1", "2", "--methods", "supervised", "cae_unpool", "fixmatch",
-            "--cache-dir", str(tmp_path / "cache"), "--semi-set", "semi.threshold=0.5",
+            "--pool", "esc50", "--cache-dir", str(tmp_path / "cache"), "--semi-set", "semi.threshold=0.5",
             "--pretrain-set", "train.patience=1"] + [a for o in TINY for a in ("--set", o)]
     assert script.main(args) == 0
     printed = capsys.readouterr().out
@@ -39,9 +39,9 @@ def test_semi_supervised_experiment_end_to_end(tmp_path, capsys):
     assert len(entry["folds"]) == 2 and set(entry["vs_supervised"]) == {"mean_diff", "std_diff", "p_value"}
     out = tmp_path / "out"
     for fold in (1, 2):  # one autoencoder per fold, pre-trained without it: 3 folds' ESC-50 clips minus that fold
-        meta = json.loads((out / "dtu2018" / "cae_unpool" / f"fold_{fold}" / "pretrain.json").read_text())
+        meta = json.loads((out / "dtu2018" / "cae_unpool-esc50" / f"fold_{fold}" / "pretrain.json").read_text())
         assert meta["n_train"] + meta["n_val"] == 20  # the other fold's 20 clips (all 10 classes)
-    cv = json.loads((out / "dtu2018" / "p0.5" / "fixmatch" / "cv.json").read_text())
+    cv = json.loads((out / "dtu2018" / "p0.5" / "fixmatch-esc50" / "cv.json").read_text())
     assert [f["n_unlabelled_pool"] for f in cv["folds"]] == [20, 20]
     assert cv["config"]["model"]["name"] == "dtu" and cv["config"]["train"]["label_fraction"] == 0.5
     assert cv["config"]["features"]["n_mels"] == 32  # --set over the preset
@@ -53,3 +53,18 @@ def test_semi_supervised_experiment_end_to_end(tmp_path, capsys):
     assert script.main(args) == 0  # resumable: every part finished, nothing reruns
     assert (out / "dtu2018" / "p0.5" / "supervised" / "cv.json").stat().st_mtime_ns == stamp
     assert capsys.readouterr().out.count("| dtu2018 | supervised |") == 1
+
+
+def test_the_esc10_pool_is_the_training_clips_left_unlabelled(tmp_path, capsys):
+    # 5 "ESC-10" classes x 2 clips a fold of one source: two training folds give each class 2 sources, one labelled
+    root = make_tiny_esc50(tmp_path / "esc", n_folds=3)
+    args = ["--root", str(root), "--out", str(tmp_path / "out"), "--models", "cnn", "--fractions", "0.5", "1.0",
+            "--folds", "1", "2", "3", "--methods", "supervised", "mixmatch", "--cache-dir", str(tmp_path / "cache")]
+    assert _script().main(args + [a for o in TINY for a in ("--set", o)]) == 0
+    assert "| cnn | mixmatch | n/a | n/a |" not in (printed := capsys.readouterr().out)
+    assert printed.count("| cnn | mixmatch | ") == 2 and " | n/a |" in printed  # at p = 1 nothing is unlabelled
+    from envsound.models.checkpoint import load_checkpoint
+
+    for fold in (1, 2, 3):  # the other folds' 20 ESC-10 clips: the labelled half and the rest, no ESC-50-only clip
+        meta = load_checkpoint(tmp_path / "out" / "cnn" / "p0.5" / "mixmatch" / f"fold_{fold}" / "model.ckpt").meta
+        assert (meta["n_train_clips"], meta["n_unlabelled_clips"]) == (10, 10)

@@ -89,7 +89,7 @@ def test_a_format_4_checkpoint_without_the_window_and_schedule_keys_loads(tmp_pa
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=build_network(config, 2).state_dict()))
     payload = torch.load(path, weights_only=True)
-    assert payload["format_version"] == 5
+    assert payload["format_version"] == 6
     payload["format_version"] = 4
     del payload["config"]["features"]["eval_crops"]
     for key in ("windows", "lr_milestones", "lr_gamma"):
@@ -98,6 +98,26 @@ def test_a_format_4_checkpoint_without_the_window_and_schedule_keys_loads(tmp_pa
     loaded = load_checkpoint(path)
     assert loaded.config.features.eval_crops == 0 and loaded.config.train.windows == "random"
     assert loaded.config.train.lr_milestones == [] and ClipModel.from_checkpoint(loaded).n_classes == 2
+
+
+def test_a_format_5_checkpoint_keeps_the_semi_behaviour_it_was_trained_with(tmp_path):
+    """Version 5 (before semi.labelled_mixup, distribution_alignment and MixMatch's keys): FixMatch mixed the
+    labelled windows and did not align its guesses."""
+    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32", "semi.method=fixmatch"])
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
+                                                           state_dict=build_network(config, 2).state_dict()))
+    payload = torch.load(path, weights_only=True)
+    assert payload["format_version"] == 6
+    payload["format_version"] = 5
+    for key in ("labelled_mixup", "distribution_alignment", "views", "temperature", "mix_alpha"):
+        del payload["config"]["semi"][key]
+    payload["config"]["semi"]["lambda_u"] = 1.0
+    torch.save(payload, path)
+    semi = load_checkpoint(path).config.semi
+    assert (semi.method, semi.labelled_mixup, semi.distribution_alignment, semi.unlabelled_weight) == (
+        "fixmatch", True, False, 1.0)
+    assert load_checkpoint(save_checkpoint(tmp_path / "new.ckpt", Checkpoint(
+        config=config, labels=["a", "b"], state_dict={}))).config.semi.labelled_mixup is False
 
 
 def test_a_newer_format_says_to_upgrade(tmp_path):

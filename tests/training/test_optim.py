@@ -46,3 +46,16 @@ def test_milestones_must_be_increasing_epochs(value):
 
     with pytest.raises(ConfigError, match="train.lr_milestones"):
         resolve_config(overrides=[f"train.lr_milestones={value}"])
+
+
+def test_cosine_schedule_decays_from_the_rate_to_zero_without_warm_up():
+    train = TrainConfig(lr=0.01, scheduler="cosine", optimizer="adam")
+    setup = configure_optimization([torch.nn.Parameter(torch.zeros(2))], train, total_steps=4)
+    optimizer, schedule = setup["optimizer"], setup["lr_scheduler"]
+    assert schedule["interval"] == "step"
+    rates = []
+    for _ in range(5):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule["scheduler"].step()
+    assert rates == pytest.approx([0.01, 0.01 * (1 + 2 ** -0.5) / 2, 0.005, 0.01 * (1 - 2 ** -0.5) / 2, 0.0], abs=1e-9)

@@ -18,6 +18,7 @@ from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
 from envsound.training.augment import gain_and_noise, strong_view
 from envsound.training.semi import rampup
+from envsound.training.semi.losses import pseudo_label_loss
 from envsound.training.train import train_model
 from semi_helpers import make_tiny_esc50
 
@@ -103,17 +104,13 @@ def test_fixmatch_through_the_cli(tmp_path, synthetic_root):
 
 
 def test_fixmatch_pseudo_labels_each_class_of_a_multi_label_task():
-    from envsound.task import Task
-    from envsound.training.semi import SemiModule
-
-    config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=fixmatch", "semi.threshold=0.9"))
-    module = SemiModule(config, 3, task=Task("multi_label"))
-    weak = torch.tensor([[4.0, -4.0, 0.0]])  # sigmoid 0.98 (-> 1), 0.02 (-> 0), 0.5 (no target)
+    weak = torch.sigmoid(torch.tensor([[4.0, -4.0, 0.0]]))  # 0.98 (-> 1), 0.02 (-> 0), 0.5 (no target)
     strong = torch.tensor([[0.0, 0.0, 5.0]])
-    loss, mask = module._pseudo_label_loss(weak, strong)
+    loss, mask = pseudo_label_loss(weak, strong, threshold=0.9, multi_label=True)
     assert mask.tolist() == [[1.0, 1.0, 0.0]]
     bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(0.0), torch.tensor(1.0))
     assert float(loss) == pytest.approx(float(2 * bce / 3))  # the strong view's third class is not trained
-    single = SemiModule(config, 3)  # single-label: one pseudo-label per window, by the softmax's confidence
-    _, mask = single._pseudo_label_loss(torch.tensor([[9.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), torch.zeros(2, 3))
+    # single-label: one pseudo-label per window, by the softmax's confidence
+    weak = torch.softmax(torch.tensor([[9.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), dim=-1)
+    _, mask = pseudo_label_loss(weak, torch.zeros(2, 3), threshold=0.9)
     assert mask.tolist() == [1.0, 0.0]

@@ -35,7 +35,12 @@ FORMAT = "envsound-checkpoint"
 # 5: config gains features.eval_crops (the test-time protocol of a paper preset) and train.windows,
 #    train.lr_milestones, train.lr_gamma (scheduler "step"). Version 4 files load unchanged (their defaults are the
 #    old behaviour); an older envsound refuses a version 5 file as newer instead of failing on an unknown key.
-FORMAT_VERSION = 5
+# 6: config gains semi.labelled_mixup, distribution_alignment, views, temperature, mix_alpha (semi.method mixmatch),
+#    semi.lambda_u may be unset (the method's default) and train.scheduler may be "cosine". Version 5 files load
+#    with the semi behaviour they were trained with (labelled windows mixed, no alignment: OLD_SEMI).
+FORMAT_VERSION = 6
+# What a semi section written before format 6 meant by the keys it did not have.
+OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 
 
 @dataclass
@@ -100,7 +105,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} is newer than this envsound "
                               f"({__version__}) reads; upgrade envsound")
     try:
-        config = Config.from_dict(payload["config"])
+        config = Config.from_dict(_upgraded(payload["config"], payload.get("format_version", 0)))
     except ConfigError as exc:
         raise CheckpointError(f"{path}: checkpoint config is invalid: {exc}") from exc
     skops = payload.get("sklearn_skops")
@@ -114,3 +119,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         meta=dict(payload.get("meta", {})),
         trained_on=None if payload.get("trained_on") is None else payload["trained_on"].numpy(),
     )
+
+
+def _upgraded(config: dict, version: int) -> dict:
+    """A checkpoint's config dict with the keys an older format lacked set to what that format did."""
+    if version >= 6:
+        return config
+    return {**config, "semi": {**OLD_SEMI, **config.get("semi", {})}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import lightning as L
 import torch
 from envsound.config import Config
@@ -59,13 +61,15 @@ class ClassifierModule(L.LightningModule):
             noisiness = torch.zeros(len(logits), device=logits.device)
         return origin_loss(logits, targets, noisiness, task=self.task, config=noisy, weight=self.class_weights)
 
-    def augmented(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def augmented(self, batch, *, mix: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """A training batch ``(x, y)`` or ``(x, y, noisiness)`` after :func:`batch_augment`; a clip's noisiness
-        rides along as one more target column, so mixup blends it like the labels."""
+        rides along as one more target column, so mixup blends it like the labels. ``mix=False`` leaves out mixup
+        and between-class mixing (the rest of ``train``'s augmentation stays)."""
         x, y, *rest = batch
+        train = self.config.train if mix else replace(self.config.train, mixup_alpha=0.0, between_class=False)
         if not rest:
-            return (*batch_augment(x, y, self.config.train), None)
-        x, mixed = batch_augment(x, torch.cat([y, rest[0].to(y.dtype)[:, None]], dim=1), self.config.train)
+            return (*batch_augment(x, y, train), None)
+        x, mixed = batch_augment(x, torch.cat([y, rest[0].to(y.dtype)[:, None]], dim=1), train)
         return x, mixed[:, :-1], mixed[:, -1]
 
     def training_step(self, batch, batch_idx):

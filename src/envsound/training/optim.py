@@ -12,8 +12,9 @@ from envsound.config import TrainConfig
 def configure_optimization(params: Iterable, train: TrainConfig, *, total_steps: int) -> Any:
     """What a LightningModule's ``configure_optimizers`` returns: the optimiser (SGD with Nesterov momentum 0.9, Adam
     or AdamW) and its schedule: per step one-cycle (warm-up for ``train.warmup_fraction`` of the steps, then cosine
-    decay), per epoch ``step`` (``lr`` times ``train.lr_gamma`` after each epoch of ``train.lr_milestones``), or
-    none.
+    decay), per step ``cosine`` (``lr * (1 + cos(pi * step / steps)) / 2``, no warm-up: the schedule of the
+    semi-supervised audio comparison of Cances et al. 2022), per epoch ``step`` (``lr`` times ``train.lr_gamma`` after
+    each epoch of ``train.lr_milestones``), or none.
 
     ``params`` may be parameter groups with their own ``lr`` (one-cycle then peaks at each group's ``lr``).
     """
@@ -28,6 +29,9 @@ def configure_optimization(params: Iterable, train: TrainConfig, *, total_steps:
     if train.scheduler == "step":
         steps = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=train.lr_milestones, gamma=train.lr_gamma)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": steps, "interval": "epoch"}}
+    if train.scheduler == "cosine":
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
     warmup = train.warmup_fraction
     if abs(warmup * total_steps - 1) < 1e-9:  # a one-step warm-up phase: OneCycleLR divides by zero (e.g. 0.05 x 20)
         warmup = 1.5 / total_steps

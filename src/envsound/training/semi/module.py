@@ -1,0 +1,138 @@
+"""The Lightning module of a semi-supervised run: a :class:`ClassifierModule` whose step adds an unlabelled term."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+from envsound.config import Config
+from envsound.errors import ConfigError
+from envsound.task import Task
+from envsound.training.augment import strong_view, time_roll
+from envsound.training.module import ClassifierModule
+from envsound.training.semi.losses import DistributionAlignment, mix, mixmatch_loss, pseudo_label_loss, sharpen
+
+METHODS = ("fixmatch", "mean_teacher", "mixmatch")
+SINGLE_LABEL_ONLY = ("mixmatch",)
+
+
+class SemiModule(ClassifierModule):
+    """A :class:`ClassifierModule` whose ``training_step`` adds the unlabelled loss of ``config.semi.method``
+    (see :mod:`envsound.training.semi`).
+
+    Logged per epoch besides ``train_loss`` (the total): ``sup_loss``, ``unsup_loss`` and, for FixMatch,
+    ``mask_rate`` (share of unlabelled windows confident enough to get a pseudo-label); with distribution
+    alignment, ``guess_entropy`` (of the aligned guesses' mean: log K when they are spread evenly over K classes).
+
+    Raises:
+        ConfigError: ``semi.method`` is not a semi-supervised method, or a single-label method on a multi-label task.
+    """
+
+    def __init__(self, config: Config, n_classes: int, *, task: Task | None = None,
+                 class_weights: torch.Tensor | None = None, channels_last: bool = False) -> None:
+        method = config.semi.method
+        if method not in METHODS:
+            raise ConfigError(f"semi.method={method!r}: SemiModule needs one of {', '.join(METHODS)}")
+        if method in SINGLE_LABEL_ONLY and task is not None and task.multi_label:
+            raise ConfigError(f"semi.method={method} is for single-label tasks; on a multi-label dataset use "
+                              "fixmatch or mean_teacher")
+        super().__init__(config, n_classes, task=task, class_weights=class_weights, channels_last=channels_last)
+        self.teacher = None
+        if method == "mean_teacher":
+            self.teacher = copy.deepcopy(self.model)
+            for param in self.teacher.parameters():
+                param.requires_grad_(False)
+        aligned = config.semi.distribution_alignment and method != "mean_teacher" and not self.task.multi_label
+        self.align = DistributionAlignment(n_classes) if aligned else None
+
+    def training_step(self, batch, batch_idx):
+        steps = {"fixmatch": self._fixmatch, "mean_teacher": self._mean_teacher, "mixmatch": self._mixmatch}
+        sup, unsup, weight, n_l = steps[self.config.semi.method](batch["labelled"], batch["unlabelled"][0])
+        loss = sup + weight * unsup
+        for name, value in (("train_loss", loss), ("sup_loss", sup), ("unsup_loss", unsup)):
+            self.log(name, value, on_step=False, on_epoch=True, prog_bar=name == "train_loss", batch_size=n_l)
+        return loss
+
+    def _labelled(self, batch):
+        """The labelled windows with ``train``'s augmentation; mixup only with ``semi.labelled_mixup`` (its soft
+        targets keep the network's confidence below FixMatch's threshold)."""
+        return self.augmented(batch, mix=self.config.semi.labelled_mixup)
+
+    def _guess(self, probs: torch.Tensor, y_l: torch.Tensor) -> torch.Tensor:
+        """The unlabelled guesses after distribution alignment, when it is on."""
+        if self.align is None:
+            return probs
+        aligned = self.align(probs, y_l)
+        mean = aligned.mean(dim=0).clamp(min=1e-12)
+        self.log("guess_entropy", -(mean * mean.log()).sum(), on_step=False, on_epoch=True, batch_size=len(probs))
+        return aligned
+
+    def _fixmatch(self, labelled, x_u):
+        """Sohn et al. 2020: the strong view is trained towards the weak view's confident argmax. The weak view's
+        guess is a forward pass without gradients (in training mode, as Cances et al.'s code does it): a third
+        cheaper per step than sending it through the backward pass with the labelled and strong windows."""
+        semi = self.config.semi
+        x_l, y_l, noisiness = self._labelled(labelled)
+        with torch.no_grad():
+            probs = self._guess(self.task.activation(self(time_roll(x_u)).float()), y_l)
+        n_l, n_u = len(x_l), len(x_u)
+        l_logits, s_logits = self(torch.cat([x_l, self._strong(x_u)])).float().split([n_l, n_u])
+        unsup, mask = pseudo_label_loss(probs, s_logits, threshold=semi.threshold, multi_label=self.task.multi_label)
+        self.log("mask_rate", mask.mean(), on_step=False, on_epoch=True, batch_size=n_u)
+        return self.loss(l_logits, y_l, noisiness), unsup, semi.unlabelled_weight, n_l
+
+    def _mean_teacher(self, labelled, x_u):
+        """Tarvainen & Valpola 2017: the student's probabilities on a strong view pulled towards the EMA teacher's on
+        a weak view (squared error summed over classes, averaged over windows), weight ramped up."""
+        semi = self.config.semi
+        x_l, y_l, noisiness = self._labelled(labelled)
+        n_l, n_u = len(x_l), len(x_u)
+        logits = self(torch.cat([x_l, self._strong(x_u)])).float()
+        l_logits, s_logits = logits.split([n_l, n_u])
+        with torch.no_grad():
+            self.teacher.eval()
+            teacher_probs = self.task.activation(self.teacher(self.to_memory_format(time_roll(x_u))).float())
+        unsup = ((self.task.activation(s_logits) - teacher_probs) ** 2).sum(dim=-1).mean()
+        weight = semi.unlabelled_weight * rampup(self.current_epoch, semi.rampup_epochs)
+        return self.loss(l_logits, y_l, noisiness), unsup, weight, n_l
+
+    def _mixmatch(self, labelled, x_u):
+        """Berthelot et al. 2019: the guess is the mean prediction over ``semi.views`` weak views of each unlabelled
+        window, sharpened (``semi.temperature``); labelled and unlabelled windows with their targets / guesses are
+        mixed together (``semi.mix_alpha``); soft cross-entropy on the labelled rows, squared error on the others."""
+        semi = self.config.semi
+        x_l, y_l, _ = self.augmented(labelled, mix=False)  # MixMatch does its own mixing, below
+        views = [time_roll(x_u) for _ in range(semi.views)]
+        with torch.no_grad():
+            probs = torch.stack([torch.softmax(self(v).float(), dim=-1) for v in views]).mean(dim=0)
+            guess = sharpen(self._guess(probs, y_l), temperature=semi.temperature)
+        x = torch.cat([x_l, *views])
+        y = torch.cat([y_l.float(), guess.repeat(semi.views, 1)])
+        x_mixed, y_mixed = mix(x, y, alpha=semi.mix_alpha)
+        sup, unsup = mixmatch_loss(self(x_mixed).float(), y_mixed, len(x_l))
+        weight = semi.unlabelled_weight * rampup(self.current_epoch, semi.rampup_epochs)
+        return sup, unsup, weight, len(x_l)
+
+    def _strong(self, x_u: torch.Tensor) -> torch.Tensor:
+        semi = self.config.semi
+        return strong_view(x_u, gain_db=semi.strong_gain_db, snr_db=semi.strong_snr_db).to(x_u.dtype)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.teacher is None:
+            return
+        decay = min(self.config.semi.ema_decay, 1.0 - 1.0 / (self.global_step + 1))
+        with torch.no_grad():
+            for t, s in zip(self.teacher.parameters(), self.model.parameters()):
+                t.mul_(decay).add_(s.detach(), alpha=1.0 - decay)
+            for t, s in zip(self.teacher.buffers(), self.model.buffers()):
+                t.copy_(s)
+
+
+def rampup(epoch: int, epochs: int) -> float:
+    """The sigmoid ramp-up ``exp(-5 (1 - t)^2)``, ``t = min(epoch / epochs, 1)``; 1 when ``epochs == 0``."""
+    if epochs <= 0:
+        return 1.0
+    t = min(max(epoch, 0) / epochs, 1.0)
+    return math.exp(-5.0 * (1.0 - t) ** 2)

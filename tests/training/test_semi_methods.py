@@ -1,0 +1,106 @@
+"""Each semi-supervised method's unlabelled term on a small batch: it is non-zero, it reaches the weights, and the
+pieces it is made of (pseudo-label mask, distribution alignment, sharpening, MixMatch's mixing and loss) do what
+their papers say."""
+
+import pytest
+import torch
+
+from conftest import TINY_OVERRIDES
+from envsound.config import resolve_config
+from envsound.errors import ConfigError
+from envsound.models.clip import window_shape
+from envsound.task import Task
+from envsound.training.semi import SemiModule
+from envsound.training.semi.losses import (DistributionAlignment, mix, mixmatch_loss, pseudo_label_loss, sharpen,
+                                           soft_cross_entropy)
+
+N_CLASSES = 4
+
+
+def _module(method: str, *extra: str) -> SemiModule:
+    torch.manual_seed(0)
+    config = resolve_config(overrides=TINY_OVERRIDES + (f"semi.method={method}", "model.filters=4", *extra))
+    return SemiModule(config, N_CLASSES)
+
+
+def _batch(module: SemiModule, n_labelled: int = 4, n_unlabelled: int = 8):
+    shape = window_shape(module.config.features)
+    x_l = torch.randn(n_labelled, *shape) * 10 - 40  # dB-like log-mels
+    y_l = torch.eye(N_CLASSES)[torch.arange(n_labelled) % N_CLASSES]
+    return (x_l, y_l), torch.randn(n_unlabelled, *shape) * 10 - 40
+
+
+@pytest.mark.parametrize("method", ["fixmatch", "mixmatch", "mean_teacher"])
+def test_the_unlabelled_term_is_non_zero_and_trains_the_network(method):
+    # threshold 0.01: every window's top probability is above it, so FixMatch's mask is fully open
+    module = _module(method, "semi.threshold=0.01", "semi.rampup_epochs=0")
+    module.train()
+    labelled, x_u = _batch(module)
+    step = {"fixmatch": module._fixmatch, "mixmatch": module._mixmatch, "mean_teacher": module._mean_teacher}[method]
+    sup, unsup, weight, n_l = step(labelled, x_u)
+    assert n_l == 4 and float(sup.detach()) > 0 and float(unsup.detach()) > 0 and weight == module.config.semi.unlabelled_weight
+    unsup.backward()
+    grads = [p.grad.abs().sum() for p in module.model.parameters() if p.grad is not None]
+    assert grads and float(sum(grads)) > 0  # the unlabelled term alone moves the weights
+
+
+def test_fixmatch_mask_opens_only_above_the_threshold():
+    module = _module("fixmatch", "semi.threshold=0.999", "semi.distribution_alignment=false")
+    module.train()
+    _, unsup, _, _ = module._fixmatch(*_batch(module))
+    assert float(unsup) == 0.0  # an untrained network is nowhere near 0.999 confident: nothing is pseudo-labelled
+    probs = torch.tensor([[0.97, 0.01, 0.01, 0.01], [0.4, 0.3, 0.2, 0.1]])
+    strong = torch.zeros(2, 4)
+    loss, mask = pseudo_label_loss(probs, strong, threshold=0.95)
+    assert mask.tolist() == [1.0, 0.0]
+    assert float(loss) == pytest.approx(float(torch.log(torch.tensor(4.0))) / 2)  # CE of a flat guess, halved
+
+
+def test_distribution_alignment_spreads_guesses_that_crowd_into_one_class():
+    align = DistributionAlignment(N_CLASSES, momentum=0.0)  # momentum 0: the marginals are this batch's
+    crowded = torch.tensor([[0.7, 0.1, 0.1, 0.1]] * 3 + [[0.1, 0.7, 0.1, 0.1]])
+    balanced = torch.eye(N_CLASSES)
+    aligned = align(crowded, balanced)
+    assert torch.allclose(aligned.sum(dim=1), torch.ones(4))
+    assert aligned[:, 0].mean() < crowded[:, 0].mean()  # the over-predicted class loses mass
+    assert aligned.argmax(dim=1).tolist() == [0, 0, 0, 1]  # a confident enough guess keeps its class
+    assert torch.allclose(align.p_labelled, torch.full((N_CLASSES,), 0.25))
+
+
+def test_sharpen_mix_and_the_mixmatch_loss():
+    p = torch.tensor([[0.6, 0.4, 0.0, 0.0]])
+    assert torch.allclose(sharpen(p, temperature=0.5), torch.tensor([[0.36, 0.16, 0.0, 0.0]]) / 0.52, atol=1e-6)
+    assert torch.allclose(sharpen(p, temperature=1.0), p, atol=1e-6)
+    torch.manual_seed(1)
+    x, y = torch.randn(6, 1, 3, 5), torch.eye(N_CLASSES)[torch.tensor([0, 1, 2, 3, 0, 1])]
+    x_mixed, y_mixed = mix(x, y, alpha=0.75)
+    assert torch.allclose(y_mixed.sum(dim=1), torch.ones(6))
+    assert (y_mixed.max(dim=1).values >= 0.5 - 1e-6).all()  # lam >= 0.5: each row keeps most of its own target
+    targets = torch.eye(N_CLASSES)[torch.tensor([0, 1, 2])]
+    perfect = targets * 50.0  # logits whose softmax is the targets
+    sup, unsup = mixmatch_loss(perfect, targets, n_labelled=1)
+    assert float(sup) < 1e-6 and float(unsup) < 1e-6
+    sup, unsup = mixmatch_loss(torch.zeros(3, N_CLASSES), targets, n_labelled=1)
+    assert float(sup) == pytest.approx(float(soft_cross_entropy(torch.zeros(1, 4), targets[:1])))
+    assert float(unsup) == pytest.approx(((0.25 - targets[1:]) ** 2).mean().item())
+
+
+def test_labelled_windows_are_not_mixed_unless_asked():
+    module = _module("fixmatch", "train.mixup_alpha=0.4")
+    (x_l, y_l), _ = _batch(module)
+    _, y, _ = module._labelled((x_l, y_l))
+    assert torch.equal(y, y_l)  # one-hot targets: FixMatch's confidence can reach the threshold
+    mixed = _module("fixmatch", "train.mixup_alpha=0.4", "semi.labelled_mixup=true")
+    _, y, _ = mixed._labelled((x_l, y_l))
+    assert not torch.equal(y, y_l)
+
+
+def test_mixmatch_is_single_label_and_lambda_u_follows_the_method():
+    config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=mixmatch",))
+    with pytest.raises(ConfigError, match="single-label"):
+        SemiModule(config, 3, task=Task("multi_label"))
+    assert config.semi.unlabelled_weight == 75.0
+    assert resolve_config(overrides=("semi.method=fixmatch",)).semi.unlabelled_weight == 1.0
+    assert resolve_config(overrides=("semi.method=mixmatch", "semi.lambda_u=2")).semi.unlabelled_weight == 2.0
+    with pytest.raises(ConfigError, match="semi.temperature"):
+        resolve_config(overrides=("semi.temperature=0",)).validate()
