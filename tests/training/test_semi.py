@@ -114,3 +114,12 @@ def test_fixmatch_pseudo_labels_each_class_of_a_multi_label_task():
     weak = torch.softmax(torch.tensor([[9.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), dim=-1)
     _, mask = pseudo_label_loss(weak, torch.zeros(2, 3), threshold=0.9)
     assert mask.tolist() == [1.0, 0.0]
+
+
+def test_a_mean_teacher_starts_from_an_init_checkpoint(tmp_path, synthetic_manifest):
+    source = train_model(synthetic_manifest.select_folds([3]), resolve_config(overrides=SEMI),
+                         out_dir=tmp_path / "source", progress=False)
+    config = resolve_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.5"))
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path / "t", progress=False,
+                         init=source.checkpoint)
+    assert result.n_unlabelled == 20 and load_checkpoint(result.checkpoint).meta["transfer"]["source"]

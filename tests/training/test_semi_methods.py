@@ -104,3 +104,17 @@ def test_mixmatch_is_single_label_and_lambda_u_follows_the_method():
     assert resolve_config(overrides=("semi.method=mixmatch", "semi.lambda_u=2")).semi.unlabelled_weight == 2.0
     with pytest.raises(ConfigError, match="semi.temperature"):
         resolve_config(overrides=("semi.temperature=0",)).validate()
+
+
+def test_the_mean_teacher_is_a_warmed_up_average_of_the_student():
+    module = _module("mean_teacher", "semi.ema_decay=0.9")
+    student = [p.detach().clone() for p in module.model.parameters()]
+    module.on_train_batch_end(None, None, 0)  # the first update copies the student (d = 0)
+    assert all(torch.equal(t, s) for t, s in zip(module.teacher.module.parameters(), student))
+    with torch.no_grad():
+        for p in module.model.parameters():
+            p.add_(1.0)
+    module.on_train_batch_end(None, None, 1)  # d = min(0.9, 1 - 1/2) = 0.5
+    for t, s in zip(module.teacher.module.parameters(), student):
+        assert torch.allclose(t, s + 0.5)
+    assert not any(p.requires_grad for p in module.teacher.module.parameters())

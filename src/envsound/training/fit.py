@@ -133,7 +133,7 @@ def fit_network(
     if init is not None:
         module.trunk = trunk_modules(module.model, init)
         if getattr(module, "teacher", None) is not None:  # a mean teacher starts from the initialised student
-            module.teacher.load_state_dict(module.model.state_dict())
+            module.teacher.module.load_state_dict(module.model.state_dict())
     data = ClipDataModule(config, train_features, train_targets, val_features, val_targets,
                           train_variants=train_variants,
                           sampler_weights=sample_weights(train_targets) if balance == "sampler" else None,

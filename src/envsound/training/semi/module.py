@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from envsound.config import Config
 from envsound.errors import ConfigError
@@ -40,10 +40,9 @@ class SemiModule(ClassifierModule):
                               "fixmatch or mean_teacher")
         super().__init__(config, n_classes, task=task, class_weights=class_weights, channels_last=channels_last)
         self.teacher = None
-        if method == "mean_teacher":
-            self.teacher = copy.deepcopy(self.model)
-            for param in self.teacher.parameters():
-                param.requires_grad_(False)
+        if method == "mean_teacher":  # weights and BatchNorm statistics both averaged
+            self.teacher = AveragedModel(self.model, avg_fn=warmed_up_ema(config.semi.ema_decay), use_buffers=True)
+            self.teacher.requires_grad_(False)  # not trained: DDP would wait for its gradients
         aligned = config.semi.distribution_alignment and method != "mean_teacher" and not self.task.multi_label
         self.align = DistributionAlignment(n_classes) if aligned else None
 
@@ -101,7 +100,8 @@ class SemiModule(ClassifierModule):
     def _mixmatch(self, labelled, x_u):
         """Berthelot et al. 2019: the guess is the mean prediction over ``semi.views`` weak views of each unlabelled
         window, sharpened (``semi.temperature``); labelled and unlabelled windows with their targets / guesses are
-        mixed together (``semi.mix_alpha``); soft cross-entropy on the labelled rows, squared error on the others."""
+        mixed together (``semi.mix_alpha``); soft cross-entropy on the labelled rows, squared error on the others.
+        Class-balance loss weights and per-origin losses do not apply: every row's target is a blend."""
         semi = self.config.semi
         x_l, y_l, _ = self.augmented(labelled, mix=False)  # MixMatch does its own mixing, below
         views = [time_roll(x_u) for _ in range(semi.views)]
@@ -120,14 +120,18 @@ class SemiModule(ClassifierModule):
         return strong_view(x_u, gain_db=semi.strong_gain_db, snr_db=semi.strong_snr_db).to(x_u.dtype)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.teacher is None:
-            return
-        decay = min(self.config.semi.ema_decay, 1.0 - 1.0 / (self.global_step + 1))
-        with torch.no_grad():
-            for t, s in zip(self.teacher.parameters(), self.model.parameters()):
-                t.mul_(decay).add_(s.detach(), alpha=1.0 - decay)
-            for t, s in zip(self.teacher.buffers(), self.model.buffers()):
-                t.copy_(s)
+        if self.teacher is not None:
+            self.teacher.update_parameters(self.model)
+
+
+def warmed_up_ema(decay: float):
+    """Mean teacher's average for :class:`~torch.optim.swa_utils.AveragedModel`: ``teacher = d * teacher + (1 - d) *
+    student`` with ``d = min(decay, 1 - 1 / (n + 1))`` after n updates, so the first steps follow the student closely
+    instead of averaging in its random start."""
+    def average(teacher: torch.Tensor, student: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, 1.0 - 1.0 / (int(n) + 1))
+        return teacher * d + student.detach() * (1.0 - d)
+    return average
 
 
 def rampup(epoch: int, epochs: int) -> float:
