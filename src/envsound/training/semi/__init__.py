@@ -6,8 +6,8 @@
   ``semi.threshold``, its argmax is the pseudo-label the strong view is trained towards (cross-entropy):
   ``loss = supervised + lambda_u * mean(mask * CE(strong, pseudo))``. With ``semi.distribution_alignment`` the weak
   view's probabilities are first aligned to the labelled clips' class distribution (ReMixMatch's trick, as in
-  "FixMatch + DA"), which spreads pseudo-labels over the classes while the network is still unsure. The weak view's
-  guess is a forward pass without gradients.
+  "FixMatch + DA"), which spreads pseudo-labels over the classes while the network is still unsure. Labelled, weak and
+  strong windows go through the network in one batch, so BatchNorm normalises them together.
 - ``mixmatch`` (Berthelot et al. 2019, single-label): the guess for an unlabelled window is its mean prediction over
   ``semi.views`` weak views, sharpened (``semi.temperature``); labelled and unlabelled windows are mixed together
   (mixup, ``semi.mix_alpha``); soft cross-entropy on the labelled rows plus ``lambda_u`` x squared error on the rest.

@@ -69,15 +69,16 @@ class SemiModule(ClassifierModule):
         return aligned
 
     def _fixmatch(self, labelled, x_u):
-        """Sohn et al. 2020: the strong view is trained towards the weak view's confident argmax. The weak view's
-        guess is a forward pass without gradients (in training mode, as Cances et al.'s code does it): a third
-        cheaper per step than sending it through the backward pass with the labelled and strong windows."""
+        """Sohn et al. 2020: the strong view is trained towards the weak view's confident argmax. Labelled, weak and
+        strong windows go through the network in one batch, so BatchNorm normalises them together, as in the
+        reference implementation: a weak view guessed in a batch of its own (without gradients, a third cheaper)
+        opened the mask to 18 % instead of 52 % after 500 steps on ESC-10 (docs/results.md)."""
         semi = self.config.semi
         x_l, y_l, noisiness = self._labelled(labelled)
-        with torch.no_grad():
-            probs = self._guess(self.task.activation(self(time_roll(x_u)).float()), y_l)
         n_l, n_u = len(x_l), len(x_u)
-        l_logits, s_logits = self(torch.cat([x_l, self._strong(x_u)])).float().split([n_l, n_u])
+        logits = self(torch.cat([x_l, time_roll(x_u), self._strong(x_u)])).float()
+        l_logits, w_logits, s_logits = logits.split([n_l, n_u, n_u])
+        probs = self._guess(self.task.activation(w_logits.detach()), y_l)
         unsup, mask = pseudo_label_loss(probs, s_logits, threshold=semi.threshold, multi_label=self.task.multi_label)
         self.log("mask_rate", mask.mean(), on_step=False, on_epoch=True, batch_size=n_u)
         return self.loss(l_logits, y_l, noisiness), unsup, semi.unlabelled_weight, n_l
