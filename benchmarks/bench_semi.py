@@ -80,7 +80,8 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     bf16 = (args.precision == "bf16" or
             (args.precision == "auto" and torch.ops.mkldnn._is_mkldnn_bf16_supported()))
-    print(f"{platform.processor() or platform.machine()}, threads {torch.get_num_threads()}, torch {torch.__version__}, "
+    print(f"{platform.processor() or platform.machine()}, threads {torch.get_num_threads()}, "
+          f"torch {torch.__version__}, "
           f"oneDNN bf16 {torch.ops.mkldnn._is_mkldnn_bf16_supported()}, precision {'bf16+cl' if bf16 else 'fp32'}, "
           f"mu {args.mu}, {args.labelled} labelled + {args.mu * 32} unlabelled windows, "
           f"load average {os.getloadavg()[0]:.2f}")

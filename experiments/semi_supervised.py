@@ -20,11 +20,10 @@ clips for every method: ``train.label_fraction``, seeded by ``train.seed``); unl
 
 A model is a registered model name or a preset (``dtu2018`` = the original study's features, model and training).
 Every run is an ordinary ``cross_validate`` folder ``OUT/<model>/p<p>/<method>/`` (``<method>-esc50`` for the esc50
-pool); a finished one (``cv.json``) is
-read, an interrupted one resumes its finished folds. Prints, and writes to ``OUT/results.md`` / ``results.json``:
-accuracy mean ± std over the test folds, and each method's paired difference to ``supervised`` (same model, p and
-folds): mean ± std of the per-fold differences and a paired t-test p-value (scipy; n = number of folds, so read it
-with care for 4 folds).
+pool); a finished one (``cv.json``) is read, an interrupted one resumes its finished folds. Prints, and writes to
+``OUT/results.md`` / ``results.json``: accuracy mean ± std over the test folds, and each method's paired difference to
+``supervised`` (same model, p and folds): mean ± std of the per-fold differences and a paired t-test p-value (scipy;
+n = number of folds, so read it with care for 4 folds).
 """
 
 from __future__ import annotations
@@ -163,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS,
                         help="rows (supervised is always run: every row is paired with it)")
     parser.add_argument("--pool", choices=POOLS, default="esc10",
-                        help="unlabelled clips: esc10 = the training folds' ESC-10 clips left unlabelled (the published "
-                             "protocol); esc50 = every clip of the other folds, the 40 other classes included")
+                        help="unlabelled clips: esc10 = the training folds' ESC-10 clips left unlabelled (the "
+                             "published protocol); esc50 = every clip of the other folds, the 40 other classes too")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run, e.g. train.max_epochs=50 (repeatable)")
     parser.add_argument("--pretrain-set", dest="pretrain_overrides", action="append", default=[],

@@ -239,13 +239,13 @@ class SemiConfig:
     method: str = "none"  # none | fixmatch | mixmatch | mean_teacher
     threshold: float = 0.95  # fixmatch: confidence a pseudo-label needs, 0 < t <= 1
     lambda_u: float | None = None  # weight of the unlabelled loss, >= 0; unset: fixmatch / mean_teacher 1, mixmatch 75
-    mu: int = 2  # unlabelled : labelled batch size (FixMatch's paper uses 7, Cances et al. 1; 2 measured on ESC-10), >= 1
+    mu: int = 2  # unlabelled : labelled batch size (FixMatch's paper 7, Cances et al. 1; 2 measured on ESC-10), >= 1
     ema_decay: float = 0.999  # mean_teacher: teacher = decay x teacher + (1 - decay) x student, 0 < d < 1
     rampup_epochs: int = 5  # mean_teacher, mixmatch: sigmoid ramp-up of lambda_u over these epochs, >= 0
     strong_gain_db: float = 6.0  # strong view: random gain in +-dB per example, >= 0
     strong_snr_db: float = 20.0  # strong view: noise added this many dB below the window's peak (random up to 2x)
     epoch: str = "labelled"  # labelled | pool: what one epoch passes over (see above)
-    # Mixup on the labelled batch of fixmatch / mean_teacher: its soft targets keep the network below the threshold
+    # Mixup on the labelled batch of fixmatch / mean_teacher (its soft targets hold the confidence down)
     labelled_mixup: bool = False
     distribution_alignment: bool = True  # fixmatch, mixmatch (single-label): align guesses to the labelled classes
     views: int = 2  # mixmatch: weak views averaged into each guess (K), >= 1

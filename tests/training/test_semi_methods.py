@@ -40,7 +40,8 @@ def test_the_unlabelled_term_is_non_zero_and_trains_the_network(method):
     labelled, x_u = _batch(module)
     step = {"fixmatch": module._fixmatch, "mixmatch": module._mixmatch, "mean_teacher": module._mean_teacher}[method]
     sup, unsup, weight, n_l = step(labelled, x_u)
-    assert n_l == 4 and float(sup.detach()) > 0 and float(unsup.detach()) > 0 and weight == module.config.semi.unlabelled_weight
+    assert n_l == 4 and float(sup.detach()) > 0 and float(unsup.detach()) > 0
+    assert weight == module.config.semi.unlabelled_weight
     unsup.backward()
     grads = [p.grad.abs().sum() for p in module.model.parameters() if p.grad is not None]
     assert grads and float(sum(grads)) > 0  # the unlabelled term alone moves the weights
@@ -50,7 +51,7 @@ def test_fixmatch_mask_opens_only_above_the_threshold():
     module = _module("fixmatch", "semi.threshold=0.999", "semi.distribution_alignment=false")
     module.train()
     _, unsup, _, _ = module._fixmatch(*_batch(module))
-    assert float(unsup.detach()) == 0.0  # an untrained network is nowhere near 0.999 confident: nothing is pseudo-labelled
+    assert float(unsup.detach()) == 0.0  # an untrained network is nowhere near 0.999 confident: no pseudo-label
     probs = torch.tensor([[0.97, 0.01, 0.01, 0.01], [0.4, 0.3, 0.2, 0.1]])
     strong = torch.zeros(2, 4)
     loss, mask = pseudo_label_loss(probs, strong, threshold=0.95)

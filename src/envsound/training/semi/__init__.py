@@ -11,8 +11,9 @@
 - ``mixmatch`` (Berthelot et al. 2019, single-label): the guess for an unlabelled window is its mean prediction over
   ``semi.views`` weak views, sharpened (``semi.temperature``); labelled and unlabelled windows are mixed together
   (mixup, ``semi.mix_alpha``); soft cross-entropy on the labelled rows plus ``lambda_u`` x squared error on the rest.
-- ``mean_teacher`` (Tarvainen & Valpola 2017): the teacher is an exponential moving average of the student's weights and
-  BatchNorm statistics (torch's ``AveragedModel``; ``semi.ema_decay``, warmed up as ``min(decay, 1 - 1/(step + 1))``); the student's class probabilities on the strong
+- ``mean_teacher`` (Tarvainen & Valpola 2017): the teacher is an exponential moving average of the student's weights
+  and BatchNorm statistics (torch's ``AveragedModel``; ``semi.ema_decay``, warmed up as
+  ``min(decay, 1 - 1/(step + 1))``); the student's class probabilities on the strong
   view are pulled towards the teacher's on the weak view by a squared error (summed over classes, averaged over
   windows) weighted ``lambda_u * exp(-5 (1 - t)^2)``, t ramping 0 -> 1 over ``semi.rampup_epochs`` (MixMatch's
   weight ramps up the same way).
