@@ -11,8 +11,8 @@ from envsound.errors import ConfigError
 from envsound.models.clip import window_shape
 from envsound.task import Task
 from envsound.training.semi import SemiModule
-from envsound.training.semi.losses import (DistributionAlignment, mix, mixmatch_loss, pseudo_label_loss, sharpen,
-                                           soft_cross_entropy)
+from envsound.training.augment import mixup
+from envsound.training.semi.losses import DistributionAlignment, mixmatch_loss, pseudo_label_loss, sharpen
 
 N_CLASSES = 4
 # the steps run outside a Trainer, where SemiModule's self.log() has nowhere to log
@@ -76,7 +76,7 @@ def test_sharpen_mix_and_the_mixmatch_loss():
     assert torch.allclose(sharpen(p, temperature=1.0), p, atol=1e-6)
     torch.manual_seed(1)
     x, y = torch.randn(6, 1, 3, 5), torch.eye(N_CLASSES)[torch.tensor([0, 1, 2, 3, 0, 1])]
-    x_mixed, y_mixed = mix(x, y, alpha=0.75)
+    x_mixed, y_mixed = mixup(x, y, alpha=0.75, per_example=True)
     assert torch.allclose(y_mixed.sum(dim=1), torch.ones(6))
     assert (y_mixed.max(dim=1).values >= 0.5 - 1e-6).all()  # lam >= 0.5: each row keeps most of its own target
     targets = torch.eye(N_CLASSES)[torch.tensor([0, 1, 2])]
@@ -84,7 +84,7 @@ def test_sharpen_mix_and_the_mixmatch_loss():
     sup, unsup = mixmatch_loss(perfect, targets, n_labelled=1)
     assert float(sup) < 1e-6 and float(unsup) < 1e-6
     sup, unsup = mixmatch_loss(torch.zeros(3, N_CLASSES), targets, n_labelled=1)
-    assert float(sup) == pytest.approx(float(soft_cross_entropy(torch.zeros(1, 4), targets[:1])))
+    assert float(sup) == pytest.approx(float(torch.nn.functional.cross_entropy(torch.zeros(1, 4), targets[:1])))
     assert float(unsup) == pytest.approx(((0.25 - targets[1:]) ** 2).mean().item())
 
 

@@ -13,12 +13,20 @@ import torch
 from envsound.config import TrainConfig
 
 
-def mixup(x: torch.Tensor, y: torch.Tensor, *, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blend each example with a random partner: ``lam * a + (1 - lam) * b`` for inputs and targets, lam ~ Beta(a, a)."""
-    lam = float(torch.distributions.Beta(alpha, alpha).sample())
-    lam = max(lam, 1.0 - lam)  # the first example dominates, so a batch keeps its own identity
+def mixup(x: torch.Tensor, y: torch.Tensor, *, alpha: float, per_example: bool = False
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend each example with a random partner: ``lam * a + (1 - lam) * b`` for inputs and targets, lam ~ Beta(a, a),
+    one for the batch, or one per example with ``per_example`` (MixMatch's mixing of labelled and unlabelled rows)."""
+    if not per_example:
+        lam = float(torch.distributions.Beta(alpha, alpha).sample())
+        lam = max(lam, 1.0 - lam)  # the first example dominates, so a batch keeps its own identity
+        perm = torch.randperm(len(x), device=x.device)
+        return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+    lam = torch.distributions.Beta(alpha, alpha).sample((len(x),)).to(x.device)
+    lam = torch.maximum(lam, 1 - lam)
     perm = torch.randperm(len(x), device=x.device)
-    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+    lam_x, lam_y = lam.view(-1, *([1] * (x.dim() - 1))).to(x.dtype), lam.view(-1, 1).to(y.dtype)
+    return lam_x * x + (1 - lam_x) * x[perm], lam_y * y + (1 - lam_y) * y[perm]
 
 
 def between_class(x: torch.Tensor, y: torch.Tensor, *, frame: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:

@@ -36,11 +36,6 @@ def sharpen(probs: torch.Tensor, *, temperature: float) -> torch.Tensor:
     return powered / powered.sum(dim=-1, keepdim=True)
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against soft targets (rows summing to 1), averaged over the batch."""
-    return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
-
-
 def mixmatch_loss(logits: torch.Tensor, targets: torch.Tensor, n_labelled: int) -> tuple[torch.Tensor, torch.Tensor]:
     """MixMatch's two terms on a mixed batch whose first ``n_labelled`` rows came from labelled windows: soft
     cross-entropy there, and for the unlabelled rows the squared error between the softmax and the (mixed, sharpened)
@@ -49,21 +44,9 @@ def mixmatch_loss(logits: torch.Tensor, targets: torch.Tensor, n_labelled: int) 
     Returns (supervised term, unlabelled term).
     """
     l_logits, u_logits = logits[:n_labelled], logits[n_labelled:]
-    supervised = soft_cross_entropy(l_logits, targets[:n_labelled])
+    supervised = F.cross_entropy(l_logits, targets[:n_labelled])  # probability targets: soft cross-entropy
     unsupervised = ((torch.softmax(u_logits, dim=-1) - targets[n_labelled:]) ** 2).mean()
     return supervised, unsupervised
-
-
-def mix(x: torch.Tensor, y: torch.Tensor, *, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """MixMatch's mixup over the whole (labelled + unlabelled) batch: each row blended with a random row of the same
-    batch, ``lam ~ Beta(alpha, alpha)`` per row, ``lam = max(lam, 1 - lam)`` so a row keeps its own identity (and
-    the labelled rows stay mostly labelled)."""
-    lam = torch.distributions.Beta(alpha, alpha).sample((len(x),)).to(x.device)
-    lam = torch.maximum(lam, 1 - lam)
-    perm = torch.randperm(len(x), device=x.device)
-    lam_x = lam.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
-    lam_y = lam.view(-1, 1).to(y.dtype)
-    return lam_x * x + (1 - lam_x) * x[perm], lam_y * y + (1 - lam_y) * y[perm]
 
 
 class DistributionAlignment(nn.Module):

@@ -10,9 +10,9 @@ from torch.optim.swa_utils import AveragedModel
 from envsound.config import Config
 from envsound.errors import ConfigError
 from envsound.task import Task
-from envsound.training.augment import strong_view, time_roll
+from envsound.training.augment import mixup, strong_view, time_roll
 from envsound.training.module import ClassifierModule
-from envsound.training.semi.losses import DistributionAlignment, mix, mixmatch_loss, pseudo_label_loss, sharpen
+from envsound.training.semi.losses import DistributionAlignment, mixmatch_loss, pseudo_label_loss, sharpen
 
 METHODS = ("fixmatch", "mean_teacher", "mixmatch")
 SINGLE_LABEL_ONLY = ("mixmatch",)
@@ -111,7 +111,7 @@ class SemiModule(ClassifierModule):
             guess = sharpen(self._guess(probs, y_l), temperature=semi.temperature)
         x = torch.cat([x_l, *views])
         y = torch.cat([y_l.float(), guess.repeat(semi.views, 1)])
-        x_mixed, y_mixed = mix(x, y, alpha=semi.mix_alpha)
+        x_mixed, y_mixed = mixup(x, y, alpha=semi.mix_alpha, per_example=True)
         sup, unsup = mixmatch_loss(self(x_mixed).float(), y_mixed, len(x_l))
         weight = semi.unlabelled_weight * rampup(self.current_epoch, semi.rampup_epochs)
         return sup, unsup, weight, len(x_l)
