@@ -25,6 +25,8 @@ def test_overrides_are_typed_and_win_over_file(tmp_path):
     ("features.hop_length=0", "1..n_fft"),
     ("train.optimizer=rmsprop", "adamw"),
     ("semi.epoch=batch", "labelled or pool"),
+    ("semi.rampup_epochs=5", "semi.rampup, the share"),  # gone in checkpoint format 7: says what replaced it
+    ("semi.rampup=5", "0 <= rampup <= 1"),
     ("train.lr", "section.key=value"),
 ])
 def test_bad_keys_and_values_name_themselves(override, fragment):

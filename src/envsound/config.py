@@ -230,10 +230,11 @@ class SemiConfig:
     unlabelled rows. ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the teacher;
     the student's probabilities on a strong view are pulled towards the teacher's on a weak view (mean squared
     error). The unlabelled term weighs ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped
-    up over ``rampup_epochs`` for mean teacher and MixMatch. Each step draws ``mu x train.batch_size`` unlabelled
-    windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled clips (the unlabelled pool is sampled
-    for as many steps), so ``train.max_epochs`` gives exactly a supervised run's optimizer steps whatever the pool's
-    size; ``pool`` = one pass over the larger of the two (the labelled batches cycle), as before this key existed.
+    up over the first ``rampup`` share of the run's optimizer steps for mean teacher and MixMatch. Each step draws
+    ``mu x train.batch_size`` unlabelled windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled
+    clips (the unlabelled pool is sampled for as many steps), so ``train.max_epochs`` gives exactly a supervised run's
+    optimizer steps whatever the pool's size; ``pool`` = one pass over the larger of the two (the labelled batches
+    cycle), as before this key existed.
     """
 
     method: str = "none"  # none | fixmatch | mixmatch | mean_teacher
@@ -241,7 +242,7 @@ class SemiConfig:
     lambda_u: float | None = None  # weight of the unlabelled loss, >= 0; unset: fixmatch / mean_teacher 1, mixmatch 75
     mu: int = 2  # unlabelled : labelled batch size (FixMatch's paper 7, Cances et al. 1; 2 measured on ESC-10), >= 1
     ema_decay: float = 0.999  # mean_teacher: teacher = decay x teacher + (1 - decay) x student, 0 < d < 1
-    rampup_epochs: int = 5  # mean_teacher, mixmatch: sigmoid ramp-up of lambda_u over these epochs, >= 0
+    rampup: float = 0.4  # mean_teacher, mixmatch: sigmoid ramp-up of lambda_u over this share of the steps, 0-1
     strong_gain_db: float = 6.0  # strong view: random gain in +-dB per example, >= 0
     strong_snr_db: float = 20.0  # strong view: noise added this many dB below the window's peak (random up to 2x)
     epoch: str = "labelled"  # labelled | pool: what one epoch passes over (see above)
@@ -267,7 +268,7 @@ class SemiConfig:
         _check(self.lambda_u is None or self.lambda_u >= 0, "semi.lambda_u", self.lambda_u, ">= 0 (or unset)")
         _check(self.mu >= 1, "semi.mu", self.mu, ">= 1")
         _check(0 < self.ema_decay < 1, "semi.ema_decay", self.ema_decay, "0 < decay < 1")
-        _check(self.rampup_epochs >= 0, "semi.rampup_epochs", self.rampup_epochs, ">= 0")
+        _check(0 <= self.rampup <= 1, "semi.rampup", self.rampup, "0 <= rampup <= 1 (a share of the run's steps)")
         _check(self.strong_gain_db >= 0, "semi.strong_gain_db", self.strong_gain_db, ">= 0")
         _check(self.strong_snr_db > 0, "semi.strong_snr_db", self.strong_snr_db, "> 0")
         _check(self.epoch in ("labelled", "pool"), "semi.epoch", self.epoch, "labelled or pool")
@@ -498,6 +499,9 @@ class Config:
                     self.set("transfer.freeze_epochs", epochs, source=source)
                 return
             dotted_key = RENAMED_KEYS[dotted_key]
+        if dotted_key == "semi.rampup_epochs":  # before checkpoint format 7; its meaning depends on train.max_epochs
+            raise ConfigError(f"{source}: semi.rampup_epochs is gone: set semi.rampup, the share of the run's "
+                              "optimizer steps the ramp-up takes (rampup_epochs / train.max_epochs)")
         section, _, key = dotted_key.partition(".")
         if section not in self._sections() or not key:
             raise ConfigError(f"{source}: unknown key {dotted_key!r}; keys look like "

@@ -35,7 +35,7 @@ def _batch(module: SemiModule, n_labelled: int = 4, n_unlabelled: int = 8):
 @pytest.mark.parametrize("method", ["fixmatch", "mixmatch", "mean_teacher"])
 def test_the_unlabelled_term_is_non_zero_and_trains_the_network(method):
     # threshold 0.01: every window's top probability is above it, so FixMatch's mask is fully open
-    module = _module(method, "semi.threshold=0.01", "semi.rampup_epochs=0")
+    module = _module(method, "semi.threshold=0.01", "semi.rampup=0")
     module.train()
     labelled, x_u = _batch(module)
     step = {"fixmatch": module._fixmatch, "mixmatch": module._mixmatch, "mean_teacher": module._mean_teacher}[method]

@@ -38,7 +38,9 @@ FORMAT = "envsound-checkpoint"
 # 6: config gains semi.labelled_mixup, distribution_alignment, views, temperature, mix_alpha (semi.method mixmatch),
 #    semi.lambda_u may be unset (the method's default) and train.scheduler may be "cosine". Version 5 files load
 #    with the semi behaviour they were trained with (labelled windows mixed, no alignment: OLD_SEMI).
-FORMAT_VERSION = 6
+# 7: semi.rampup (a share of the run's optimizer steps) replaces semi.rampup_epochs, which was 5 steps when an epoch
+#    is one step; older files load with rampup = rampup_epochs / train.max_epochs, the same ramp.
+FORMAT_VERSION = 7
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 
@@ -123,6 +125,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 def _upgraded(config: dict, version: int) -> dict:
     """A checkpoint's config dict with the keys an older format lacked set to what that format did."""
-    if version >= 6:
-        return config
-    return {**config, "semi": {**OLD_SEMI, **config.get("semi", {})}}
+    semi = dict(config.get("semi", {}))
+    if version < 6:
+        semi = {**OLD_SEMI, **semi}
+    if version < 7 and "rampup_epochs" in semi:
+        epochs = max(int(config.get("train", {}).get("max_epochs", 1)), 1)
+        semi["rampup"] = min(int(semi.pop("rampup_epochs")) / epochs, 1.0)
+    return {**config, "semi": semi}

@@ -15,8 +15,8 @@
   and BatchNorm statistics (torch's ``AveragedModel``; ``semi.ema_decay``, warmed up as
   ``min(decay, 1 - 1/(step + 1))``); the student's class probabilities on the strong
   view are pulled towards the teacher's on the weak view by a squared error (summed over classes, averaged over
-  windows) weighted ``lambda_u * exp(-5 (1 - t)^2)``, t ramping 0 -> 1 over ``semi.rampup_epochs`` (MixMatch's
-  weight ramps up the same way).
+  windows) weighted ``lambda_u * exp(-5 (1 - t)^2)``, t ramping 0 -> 1 over the first ``semi.rampup`` share of
+  the run's optimizer steps (MixMatch's weight ramps up the same way).
 
 ``lambda_u`` is ``semi.lambda_u``, or the method's own default when it is unset (:attr:`SemiConfig.unlabelled_weight`).
 The labelled part is :class:`~envsound.training.module.ClassifierModule`'s loss on windows with ``train``'s

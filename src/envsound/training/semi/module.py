@@ -95,8 +95,7 @@ class SemiModule(ClassifierModule):
             self.teacher.eval()
             teacher_probs = self.task.activation(self.teacher(self.to_memory_format(time_roll(x_u))).float())
         unsup = ((self.task.activation(s_logits) - teacher_probs) ** 2).sum(dim=-1).mean()
-        weight = semi.unlabelled_weight * rampup(self.current_epoch, semi.rampup_epochs)
-        return self.loss(l_logits, y_l, noisiness), unsup, weight, n_l
+        return self.loss(l_logits, y_l, noisiness), unsup, semi.unlabelled_weight * self._ramp(), n_l
 
     def _mixmatch(self, labelled, x_u):
         """Berthelot et al. 2019: the guess is the mean prediction over ``semi.views`` weak views of each unlabelled
@@ -113,8 +112,14 @@ class SemiModule(ClassifierModule):
         y = torch.cat([y_l.float(), guess.repeat(semi.views, 1)])
         x_mixed, y_mixed = mixup(x, y, alpha=semi.mix_alpha, per_example=True)
         sup, unsup = mixmatch_loss(self(x_mixed).float(), y_mixed, len(x_l))
-        weight = semi.unlabelled_weight * rampup(self.current_epoch, semi.rampup_epochs)
-        return sup, unsup, weight, len(x_l)
+        return sup, unsup, semi.unlabelled_weight * self._ramp(), len(x_l)
+
+    def _ramp(self) -> float:
+        """The ramp-up factor of mean teacher's and MixMatch's weight at this step: ``semi.rampup`` is a share of the
+        run's optimizer steps, so the ramp keeps its shape whether an epoch is one step or a hundred."""
+        if self.config.semi.rampup == 0:
+            return 1.0
+        return rampup(self.global_step / self.trainer.estimated_stepping_batches, self.config.semi.rampup)
 
     def _strong(self, x_u: torch.Tensor) -> torch.Tensor:
         semi = self.config.semi
@@ -135,9 +140,10 @@ def warmed_up_ema(decay: float):
     return average
 
 
-def rampup(epoch: int, epochs: int) -> float:
-    """The sigmoid ramp-up ``exp(-5 (1 - t)^2)``, ``t = min(epoch / epochs, 1)``; 1 when ``epochs == 0``."""
-    if epochs <= 0:
+def rampup(progress: float, length: float) -> float:
+    """The sigmoid ramp-up ``exp(-5 (1 - t)^2)``, ``t = min(progress / length, 1)`` (Laine & Aila 2017); 1 when
+    ``length == 0``."""
+    if length <= 0:
         return 1.0
-    t = min(max(epoch, 0) / epochs, 1.0)
+    t = min(max(progress, 0.0) / length, 1.0)
     return math.exp(-5.0 * (1.0 - t) ** 2)
