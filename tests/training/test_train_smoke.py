@@ -107,3 +107,18 @@ def test_the_piczak2015_preset_trains_on_every_segment(tmp_path, synthetic_manif
                          cache=FeatureCache(tmp_path / "cache"), progress=False)
     saved = load_checkpoint(result.checkpoint).config
     assert result.epochs == 2 and saved.train.windows == "all_copies" and saved.train.optimizer == "sgd"
+
+
+def test_a_run_without_validation_saves_its_final_weights_between_checkpoints(tmp_path, synthetic_manifest,
+                                                                              tiny_config, monkeypatch):
+    """Without validation Lightning's checkpoint is written every few epochs (one-step epochs made writing it every
+    epoch the larger cost); the end of the run is written all the same, and the model keeps the final weights."""
+    from envsound.training import fit
+
+    monkeypatch.setattr(fit, "CHECKPOINTS_PER_RUN", 2)  # 5 epochs: written after epochs 2 and 4, then at the end
+    tiny_config.train.max_epochs, tiny_config.train.val_fraction = 5, 0.0
+    result = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path, progress=False)
+    last = torch.load(tmp_path / "lightning" / "last.ckpt", weights_only=False)
+    final = load_checkpoint(result.checkpoint)
+    assert last["epoch"] == final.meta["epochs"] == 5  # written after the fifth epoch, not the fourth
+    assert all(torch.equal(last["state_dict"][f"model.{k}"], v) for k, v in final.state_dict.items())

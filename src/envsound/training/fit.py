@@ -30,6 +30,9 @@ from envsound.transfer.source import InitPlan, apply_init
 
 log = logging.getLogger(__name__)
 
+# Lightning checkpoints a run without validation writes (plus one at its end): enough to resume it (--resume).
+CHECKPOINTS_PER_RUN = 50
+
 
 @dataclass
 class FitResult:
@@ -180,8 +183,11 @@ def run_lightning(
     has_val = data.has_val
     ckpt_dir = out_dir / "lightning"
     metric, mode = monitor
+    # Without validation only the last weights matter; with one-step epochs (a few labelled clips) writing them every
+    # epoch cost more than the step, so they are written about CHECKPOINTS_PER_RUN times a run, and at its end.
+    every = 1 if has_val else max(1, train.max_epochs // CHECKPOINTS_PER_RUN)
     keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=metric if has_val else None,
-                             mode=mode, save_top_k=1, save_last=True)
+                             mode=mode, save_top_k=1, save_last=True, every_n_epochs=every)
     all_callbacks = [keeper, *callbacks]
     if has_val and train.patience > 0:
         all_callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=train.patience))
@@ -203,6 +209,8 @@ def run_lightning(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    if every > 1:  # Lightning's save_last writes the end of the run only when nothing was written before it
+        trainer.save_checkpoint(last)  # every process calls it; process 0 writes
 
     best_path = keeper.best_model_path if has_val and keeper.best_model_path else str(last)
     if trainer.world_size > 1:  # every process waits for process 0's last checkpoint before reading it
