@@ -7,14 +7,15 @@
 
 ESC-10 leave-one-fold-out cross-validation over ``--folds`` of an ESC-50 root. For each test fold k and labelled
 share p: labelled = a stratified share p of the ESC-10 clips of the other folds (grouped by source recording, the same
-clips for every method: ``train.label_fraction``, seeded by ``train.seed``); unlabelled = every other clip of the
-``--folds`` except fold k (all 50 classes, labels ignored). Rows:
+clips for every method: ``train.label_fraction``, seeded by ``train.seed``); unlabelled (labels ignored) = with
+``--pool esc10`` (the default, the published protocol) the ESC-10 clips of those folds left unlabelled, with ``--pool
+esc50`` every clip of those folds, all 50 classes. Rows:
 
 - ``supervised``: the labelled clips only;
-- ``cae_unpool`` / ``cae_upsample``: a convolutional autoencoder pre-trained on the unlabelled clips, then fine-tuned
-  on the labelled ones (``--init``). Pre-training does not depend on p: one autoencoder per model x decoder x test fold
-  (``OUT/<model>/cae_<decoder>/fold_<k>/``), pre-trained without fold k, reused for every p. The ``cnn`` trunk
-  average-pools, so it has no ``unpool`` row;
+- ``cae_unpool`` / ``cae_upsample``: a convolutional autoencoder pre-trained on every clip of the other folds (all
+  50 classes, whatever ``--pool``), then fine-tuned on the labelled ones (``--init``). Pre-training does not depend
+  on p: one autoencoder per model x decoder x test fold (``OUT/<model>/cae_<decoder>/fold_<k>/``), pre-trained
+  without fold k, reused for every p. The ``cnn`` trunk average-pools, so it has no ``unpool`` row;
 - ``fixmatch``, ``mixmatch``: labelled and unlabelled batches together (``semi.method``; ``--semi-set semi.*`` tunes
   them); ``mean_teacher`` likewise, when asked for with ``--methods``.
 
