@@ -40,7 +40,18 @@ def _temporary_beside(path: Path) -> tuple[int, Path]:
     except FileNotFoundError:  # the folder is created only when missing: mkdir is a system call too
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, _FILE_MODE)  # mkstemp makes it private (0600); the result gets an ordinary file's mode
     return fd, Path(name)
+
+
+def _file_mode() -> int:
+    """The mode ``open`` gives a new file under this process's umask (read once: reading it means setting it)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
 
 
 @contextmanager
