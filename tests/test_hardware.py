@@ -105,9 +105,11 @@ def test_more_devices_than_cores_is_a_config_error():
         resolve_runtime(accelerator="cpu", devices=cores + 1)
 
 
-def test_sixteen_bit_on_a_cpu_is_refused():
-    with pytest.raises(ConfigError, match="16-mixed"):
+def test_sixteen_bit_on_a_cpu_is_refused_naming_the_setting_the_user_gave():
+    with pytest.raises(ConfigError, match="^train.precision='16-mixed' is for GPUs"):
         resolve_runtime(accelerator="cpu", precision="16-mixed")
+    with pytest.raises(ConfigError, match="^--precision '16-mixed' is for GPUs"):  # predict / serve
+        resolve_runtime(accelerator="cpu", precision="16-mixed", setting="--device")
 
 
 def test_no_probe_environment_switch_takes_the_first_candidate(monkeypatch):

@@ -177,26 +177,28 @@ def resolve_runtime(
     Args:
         accelerator, devices, precision, channels_last: the requested settings (``train.*``, or ``--device``).
         image_input: whether the network takes 4-D input, where channels-last can matter (log-mel models).
-        setting: how errors name the accelerator setting (``train.accelerator`` or ``--device``).
+        setting: how errors name the accelerator setting (``train.accelerator`` or ``--device``); with
+            ``--device`` they name the precision ``--precision`` too.
         probe: ``probe(candidates, accelerator)`` times candidates ``(precision, channels_last)`` on that accelerator
             -> seconds per step (see :func:`probe_candidates`); ``None`` takes the first candidate without timing.
 
     Raises:
         ConfigError: an accelerator or device count this machine does not have; an unknown setting.
     """
+    named = "--precision " if setting == "--device" else "train.precision="
     if precision not in PRECISIONS:
-        raise ConfigError(f"train.precision={precision!r} is not valid; use one of {', '.join(PRECISIONS)}")
+        raise ConfigError(f"{named}{precision!r} is not valid; use one of {', '.join(PRECISIONS)}")
     if channels_last not in SWITCHES:
         raise ConfigError(f"train.channels_last={channels_last!r} is not valid; use auto, true or false")
     where = resolve_accelerator(accelerator, setting=setting)
     check_devices(where, devices)
     if where == "cpu" and precision == "16-mixed":
-        raise ConfigError("train.precision='16-mixed' is for GPUs; on a CPU use auto, 32 or bf16-mixed")
+        raise ConfigError(f"{named}'16-mixed' is for GPUs; on a CPU use auto, 32 or bf16-mixed")
     native_bf16 = where != "cpu" or cpu_bf16_supported()
     if where == "cpu" and precision == "bf16-mixed" and not native_bf16:
-        warnings.warn(f"train.precision=bf16-mixed on a CPU without native bf16 ({cpu_model()}: oneDNN reports "
-                      f"none): training will be {EMULATED_BF16_SLOWDOWN} slower than precision 32 (measured); "
-                      "set train.precision=auto", stacklevel=2)
+        warnings.warn(f"{named}bf16-mixed on a CPU without native bf16 ({cpu_model()}: oneDNN reports "
+                      f"none): it runs {EMULATED_BF16_SLOWDOWN} slower than precision 32 (measured); "
+                      f"set {named}auto", stacklevel=2)
     precisions = [precision] if precision != "auto" else _auto_precisions(where, native_bf16)
     layouts = [channels_last == "true"] if channels_last != "auto" else _auto_layouts(where, image_input)
     candidates = [(p, cl) for p in precisions for cl in layouts]
