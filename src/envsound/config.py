@@ -225,9 +225,9 @@ class SemiConfig:
 
     ``fixmatch``: pseudo-label = argmax of the weak view (random crop + time roll), aligned to the labelled class
     distribution (``distribution_alignment``), where its top probability is at least ``threshold``; the strong view
-    (SpecAugment + gain + noise) is trained towards it. ``mixmatch`` (single-label): sharpened mean guess over
-    ``views`` weak views (``temperature``), everything mixed with mixup (``mix_alpha``), squared error on the
-    unlabelled rows. ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the teacher;
+    (speed / pitch change, SpecAugment, gain, noise) is trained towards it. ``mixmatch`` (single-label): sharpened
+    mean guess over ``views`` weak views (``temperature``), everything mixed with mixup (``mix_alpha``), squared
+    error on the unlabelled rows. ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the teacher;
     the student's probabilities on a strong view are pulled towards the teacher's on a weak view (mean squared
     error). The unlabelled term weighs ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped
     up over the first ``rampup`` share of the run's optimizer steps for mean teacher and MixMatch. Each step draws
@@ -245,6 +245,8 @@ class SemiConfig:
     rampup: float = 0.4  # mean_teacher, mixmatch: sigmoid ramp-up of lambda_u over this share of the steps, 0-1
     strong_gain_db: float = 6.0  # strong view: random gain in +-dB per example, >= 0
     strong_snr_db: float = 20.0  # strong view: noise added this many dB below the window's peak (random up to 2x)
+    strong_speed: float = 1.0  # strong view: speed changed by a factor in [1/s, s], >= 1 (1: no change)
+    strong_shift_bins: float = 0.0  # strong view: mel axis shifted up to this many bands either way, >= 0
     epoch: str = "labelled"  # labelled | pool: what one epoch passes over (see above)
     # Mixup on the labelled batch of fixmatch / mean_teacher (its soft targets hold the confidence down)
     labelled_mixup: bool = False
@@ -271,6 +273,8 @@ class SemiConfig:
         _check(0 <= self.rampup <= 1, "semi.rampup", self.rampup, "0 <= rampup <= 1 (a share of the run's steps)")
         _check(self.strong_gain_db >= 0, "semi.strong_gain_db", self.strong_gain_db, ">= 0")
         _check(self.strong_snr_db > 0, "semi.strong_snr_db", self.strong_snr_db, "> 0")
+        _check(self.strong_speed >= 1, "semi.strong_speed", self.strong_speed, ">= 1 (factors in [1/s, s])")
+        _check(self.strong_shift_bins >= 0, "semi.strong_shift_bins", self.strong_shift_bins, ">= 0")
         _check(self.epoch in ("labelled", "pool"), "semi.epoch", self.epoch, "labelled or pool")
         _check(self.views >= 1, "semi.views", self.views, ">= 1")
         _check(0 < self.temperature <= 1, "semi.temperature", self.temperature, "0 < T <= 1")

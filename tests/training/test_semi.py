@@ -16,7 +16,7 @@ from envsound.errors import ConfigError
 from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.augment import gain_and_noise, strong_view
+from envsound.training.augment import gain_and_noise, speed_and_pitch, strong_view
 from envsound.training.semi import rampup
 from envsound.training.semi.losses import pseudo_label_loss
 from envsound.training.train import train_model
@@ -40,6 +40,21 @@ def test_strong_view_keeps_shape_and_changes_the_input():
     loud = gain_and_noise(x, gain_db=0.0, snr_db=1.0)  # noise 1-2 dB below the peak lifts the quiet bins
     assert (loud >= x - 1e-4).all() and loud.min() > x.min() + 10
     assert rampup(0, 5) == pytest.approx(np.exp(-5)) and rampup(5, 5) == 1.0 and rampup(3, 0) == 1.0
+
+
+def test_speed_changes_only_the_time_axis_and_pitch_only_the_mel_axis():
+    torch.manual_seed(0)
+    per_band = torch.randn(8, 1, 32, 1).expand(8, 1, 32, 40)  # every frame the same spectrum
+    per_frame = torch.randn(8, 1, 1, 40).expand(8, 1, 32, 40)  # every band the same envelope
+    assert torch.allclose(speed_and_pitch(per_band, max_speed=2.0, max_shift_bins=0.0), per_band, atol=1e-5)
+    assert torch.allclose(speed_and_pitch(per_frame, max_speed=1.0, max_shift_bins=4.0), per_frame, atol=1e-5)
+    assert not torch.allclose(speed_and_pitch(per_frame, max_speed=2.0, max_shift_bins=0.0), per_frame, atol=1e-2)
+    band = torch.zeros(64, 1, 32, 40)
+    band[:, :, 16] = 1.0  # one lit band: a shift of up to 3 bins moves its centre by up to 3, some by more than 1
+    centre = (speed_and_pitch(band, max_speed=1.0, max_shift_bins=3.0).mean(dim=3)[:, 0]
+              * torch.arange(32.0)).sum(dim=1)
+    assert (centre - 16).abs().max() <= 3.0 + 1e-4 and (centre - 16).abs().max() > 1.0
+    assert strong_view(band, gain_db=6.0, snr_db=20.0, max_speed=1.5, max_shift_bins=3.0).shape == band.shape
 
 
 @pytest.mark.parametrize("method", ["fixmatch", "mean_teacher"])

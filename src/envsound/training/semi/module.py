@@ -123,7 +123,8 @@ class SemiModule(ClassifierModule):
 
     def _strong(self, x_u: torch.Tensor) -> torch.Tensor:
         semi = self.config.semi
-        return strong_view(x_u, gain_db=semi.strong_gain_db, snr_db=semi.strong_snr_db).to(x_u.dtype)
+        return strong_view(x_u, gain_db=semi.strong_gain_db, snr_db=semi.strong_snr_db, max_speed=semi.strong_speed,
+                           max_shift_bins=semi.strong_shift_bins).to(x_u.dtype)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.teacher is not None:
