@@ -17,7 +17,7 @@ esc50`` every clip of those folds, all 50 classes. Rows:
   on p: one autoencoder per model x decoder x test fold (``OUT/<model>/cae_<decoder>/fold_<k>/``), pre-trained
   without fold k, reused for every p. The ``cnn`` trunk average-pools, so it has no ``unpool`` row;
 - ``fixmatch``, ``mixmatch``: labelled and unlabelled batches together (``semi.method``; ``--semi-set semi.*`` tunes
-  them); ``mean_teacher`` likewise, when asked for with ``--methods``.
+  them); ``remixmatch`` and ``mean_teacher`` likewise, when asked for with ``--methods``.
 
 A model is a registered model name or a preset (``dtu2018`` = the original study's features, model and training).
 Every run is an ordinary ``cross_validate`` folder ``OUT/<model>/p<p>/<method>/`` (``<method>-esc50`` for the esc50
@@ -51,7 +51,7 @@ from envsound.training.pretrain import pretrain_autoencoder
 
 log = logging.getLogger("semi_supervised")
 
-SEMI_METHODS = ("fixmatch", "mixmatch", "mean_teacher")
+SEMI_METHODS = ("fixmatch", "mixmatch", "remixmatch", "mean_teacher")
 METHODS = ("supervised", "cae_unpool", "cae_upsample", *SEMI_METHODS)
 DEFAULT_METHODS = METHODS[:4]
 POOLS = ("esc10", "esc50")

@@ -227,22 +227,23 @@ class SemiConfig:
     distribution (``distribution_alignment``), where its top probability is at least ``threshold``; the strong view
     (speed / pitch change, SpecAugment, gain, noise) is trained towards it. ``mixmatch`` (single-label): sharpened
     mean guess over ``views`` weak views (``temperature``), everything mixed with mixup (``mix_alpha``), squared
-    error on the unlabelled rows. ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the teacher;
+    error on the unlabelled rows. ``remixmatch`` (single-label): the weak view's aligned, sharpened guess is the
+    target of ``views`` strong views, mixed with the labelled windows; cross-entropy throughout. ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the teacher;
     the student's probabilities on a strong view are pulled towards the teacher's on a weak view (mean squared
     error). The unlabelled term weighs ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped
-    up over the first ``rampup`` share of the run's optimizer steps for mean teacher and MixMatch. Each step draws
+    up over the first ``rampup`` share of the run's optimizer steps for every method but FixMatch. Each step draws
     ``mu x train.batch_size`` unlabelled windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled
     clips (the unlabelled pool is sampled for as many steps), so ``train.max_epochs`` gives exactly a supervised run's
     optimizer steps whatever the pool's size; ``pool`` = one pass over the larger of the two (the labelled batches
     cycle), as before this key existed.
     """
 
-    method: str = "none"  # none | fixmatch | mixmatch | mean_teacher
+    method: str = "none"  # none | fixmatch | mixmatch | remixmatch | mean_teacher
     threshold: float = 0.95  # fixmatch: confidence a pseudo-label needs, 0 < t <= 1
-    lambda_u: float | None = None  # weight of the unlabelled loss, >= 0; unset: fixmatch / mean_teacher 1, mixmatch 75
+    lambda_u: float | None = None  # unlabelled loss weight, >= 0; unset: the method's (see unlabelled_weight)
     mu: int = 2  # unlabelled : labelled batch size (FixMatch's paper 7, Cances et al. 1; 2 measured on ESC-10), >= 1
     ema_decay: float = 0.999  # mean_teacher: teacher = decay x teacher + (1 - decay) x student, 0 < d < 1
-    rampup: float = 0.4  # mean_teacher, mixmatch: sigmoid ramp-up of lambda_u over this share of the steps, 0-1
+    rampup: float = 0.4  # all but fixmatch: sigmoid ramp-up of lambda_u over this share of the steps, 0-1
     strong_gain_db: float = 6.0  # strong view: random gain in +-dB per example, >= 0
     strong_snr_db: float = 20.0  # strong view: noise added this many dB below the window's peak (random up to 2x)
     strong_speed: float = 1.0  # strong view: speed changed by a factor in [1/s, s], >= 1 (1: no change)
@@ -250,22 +251,22 @@ class SemiConfig:
     epoch: str = "labelled"  # labelled | pool: what one epoch passes over (see above)
     # Mixup on the labelled batch of fixmatch / mean_teacher (its soft targets hold the confidence down)
     labelled_mixup: bool = False
-    distribution_alignment: bool = True  # fixmatch, mixmatch (single-label): align guesses to the labelled classes
-    views: int = 2  # mixmatch: weak views averaged into each guess (K), >= 1
-    temperature: float = 0.5  # mixmatch: sharpening temperature, 0 < T <= 1
-    mix_alpha: float = 0.75  # mixmatch: Beta(alpha, alpha) of its mixup, > 0
+    distribution_alignment: bool = True  # single-label, all but mean_teacher: align guesses to the labelled classes
+    views: int = 2  # mixmatch: weak views averaged into each guess (K); remixmatch: strong views per window; >= 1
+    temperature: float = 0.5  # (re)mixmatch: sharpening temperature, 0 < T <= 1
+    mix_alpha: float = 0.75  # (re)mixmatch: Beta(alpha, alpha) of its mixup, > 0
 
-    DEFAULT_LAMBDA_U = {"fixmatch": 1.0, "mean_teacher": 1.0, "mixmatch": 75.0}
+    DEFAULT_LAMBDA_U = {"fixmatch": 1.0, "mean_teacher": 1.0, "mixmatch": 75.0, "remixmatch": 1.5}
 
     @property
     def unlabelled_weight(self) -> float:
-        """``lambda_u``, or the method's default (MixMatch's squared error is averaged over classes, hence 75, its
-        paper's value for 10 classes)."""
+        """``lambda_u``, or the method's default, its paper's: MixMatch's squared error is averaged over classes, hence
+        75 (for 10 classes); ReMixMatch 1.5 (its unmixed strong-view term gets a third of that)."""
         return self.lambda_u if self.lambda_u is not None else self.DEFAULT_LAMBDA_U.get(self.method, 1.0)
 
     def validate(self) -> None:
-        _check(self.method in ("none", "fixmatch", "mixmatch", "mean_teacher"), "semi.method", self.method,
-               "none, fixmatch, mixmatch or mean_teacher")
+        _check(self.method in ("none", "fixmatch", "mixmatch", "remixmatch", "mean_teacher"), "semi.method",
+               self.method, "none, fixmatch, mixmatch, remixmatch or mean_teacher")
         _check(0 < self.threshold <= 1, "semi.threshold", self.threshold, "0 < threshold <= 1")
         _check(self.lambda_u is None or self.lambda_u >= 0, "semi.lambda_u", self.lambda_u, ">= 0 (or unset)")
         _check(self.mu >= 1, "semi.mu", self.mu, ">= 1")

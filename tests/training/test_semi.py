@@ -57,7 +57,7 @@ def test_speed_changes_only_the_time_axis_and_pitch_only_the_mel_axis():
     assert strong_view(band, gain_db=6.0, snr_db=20.0, max_speed=1.5, max_shift_bins=3.0).shape == band.shape
 
 
-@pytest.mark.parametrize("method", ["fixmatch", "mean_teacher"])
+@pytest.mark.parametrize("method", ["fixmatch", "mixmatch", "remixmatch", "mean_teacher"])
 def test_semi_supervised_few_steps(tmp_path, synthetic_manifest, method):
     config = resolve_config(overrides=SEMI + (f"semi.method={method}", "train.label_fraction=0.5"))
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
@@ -82,6 +82,15 @@ def test_semi_epoch_is_a_pass_over_the_labelled_clips_or_the_pool(tmp_path, synt
     assert (result.n_train, result.n_unlabelled) == (10, 30)
     assert [int(r["step"]) + 1 for r in _metrics(tmp_path) if r["unsup_loss"]] == [steps_per_epoch,
                                                                                   2 * steps_per_epoch]
+
+
+def test_the_ramp_up_is_a_share_of_the_run_s_steps(tmp_path, synthetic_manifest):
+    # 2 epochs of 2 steps; the ramp takes half the run: steps 0 and 1 ramp up, steps 2 and 3 have the full weight
+    config = resolve_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.25", "semi.mu=1",
+                                              "train.batch_size=4", "train.val_fraction=0", "semi.rampup=0.5"))
+    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    weights = [float(r["unsup_weight"]) for r in _metrics(tmp_path) if r["unsup_weight"]]
+    assert weights == pytest.approx([(np.exp(-5.0) + np.exp(-5.0 * 0.25)) / 2, 1.0])
 
 
 def test_semi_method_needs_unlabelled_clips(tmp_path, synthetic_manifest):

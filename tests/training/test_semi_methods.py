@@ -1,6 +1,6 @@
 """Each semi-supervised method's unlabelled term on a small batch: it is non-zero, it reaches the weights, and the
-pieces it is made of (pseudo-label mask, distribution alignment, sharpening, MixMatch's mixing and loss) do what
-their papers say."""
+pieces it is made of (pseudo-label mask, distribution alignment, sharpening, (Re)MixMatch's mixing and losses) do
+what their papers say."""
 
 import pytest
 import torch
@@ -12,7 +12,8 @@ from envsound.models.clip import window_shape
 from envsound.task import Task
 from envsound.training.semi import SemiModule
 from envsound.training.augment import mixup
-from envsound.training.semi.losses import DistributionAlignment, mixmatch_loss, pseudo_label_loss, sharpen
+from envsound.training.semi.losses import (PRE_MIXUP_SHARE, DistributionAlignment, mixmatch_loss, pseudo_label_loss,
+                                           remixmatch_loss, sharpen)
 
 N_CLASSES = 4
 # the steps run outside a Trainer, where SemiModule's self.log() has nowhere to log
@@ -32,13 +33,14 @@ def _batch(module: SemiModule, n_labelled: int = 4, n_unlabelled: int = 8):
     return (x_l, y_l), torch.randn(n_unlabelled, *shape) * 10 - 40
 
 
-@pytest.mark.parametrize("method", ["fixmatch", "mixmatch", "mean_teacher"])
+@pytest.mark.parametrize("method", ["fixmatch", "mixmatch", "remixmatch", "mean_teacher"])
 def test_the_unlabelled_term_is_non_zero_and_trains_the_network(method):
     # threshold 0.01: every window's top probability is above it, so FixMatch's mask is fully open
     module = _module(method, "semi.threshold=0.01", "semi.rampup=0")
     module.train()
     labelled, x_u = _batch(module)
-    step = {"fixmatch": module._fixmatch, "mixmatch": module._mixmatch, "mean_teacher": module._mean_teacher}[method]
+    step = {"fixmatch": module._fixmatch, "mixmatch": module._mixmatch, "remixmatch": module._remixmatch,
+            "mean_teacher": module._mean_teacher}[method]
     sup, unsup, weight, n_l = step(labelled, x_u)
     assert n_l == 4 and float(sup.detach()) > 0 and float(unsup.detach()) > 0
     assert weight == module.config.semi.unlabelled_weight
@@ -88,6 +90,17 @@ def test_sharpen_mix_and_the_mixmatch_loss():
     assert float(unsup) == pytest.approx(((0.25 - targets[1:]) ** 2).mean().item())
 
 
+def test_the_remixmatch_loss_is_cross_entropy_on_mixed_rows_plus_a_third_on_one_unmixed_strong_view():
+    targets = torch.eye(N_CLASSES)[torch.tensor([0, 1, 2])]
+    guess = torch.eye(N_CLASSES)[torch.tensor([3])]
+    sup, unsup = remixmatch_loss(targets * 50.0, targets, 1, guess * 50.0, guess)  # every row predicted exactly
+    assert float(sup) < 1e-6 and float(unsup) < 1e-6
+    flat = float(torch.log(torch.tensor(float(N_CLASSES))))  # cross-entropy of a uniform prediction
+    sup, unsup = remixmatch_loss(torch.zeros(3, N_CLASSES), targets, 1, torch.zeros(1, N_CLASSES), guess)
+    assert float(sup) == pytest.approx(flat) and float(unsup) == pytest.approx(flat * (1 + PRE_MIXUP_SHARE))
+    assert PRE_MIXUP_SHARE * resolve_config(overrides=("semi.method=remixmatch",)).semi.unlabelled_weight == 0.5
+
+
 def test_labelled_windows_are_not_mixed_unless_asked():
     module = _module("fixmatch", "train.mixup_alpha=0.4")
     (x_l, y_l), _ = _batch(module)
@@ -98,10 +111,11 @@ def test_labelled_windows_are_not_mixed_unless_asked():
     assert not torch.equal(y, y_l)
 
 
-def test_mixmatch_is_single_label_and_lambda_u_follows_the_method():
-    config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=mixmatch",))
+@pytest.mark.parametrize("method", ["mixmatch", "remixmatch"])
+def test_mixmatch_is_single_label_and_lambda_u_follows_the_method(method):
     with pytest.raises(ConfigError, match="single-label"):
-        SemiModule(config, 3, task=Task("multi_label"))
+        SemiModule(resolve_config(overrides=TINY_OVERRIDES + (f"semi.method={method}",)), 3, task=Task("multi_label"))
+    config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=mixmatch",))
     assert config.semi.unlabelled_weight == 75.0
     assert resolve_config(overrides=("semi.method=fixmatch",)).semi.unlabelled_weight == 1.0
     assert resolve_config(overrides=("semi.method=mixmatch", "semi.lambda_u=2")).semi.unlabelled_weight == 2.0

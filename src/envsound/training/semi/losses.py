@@ -49,6 +49,24 @@ def mixmatch_loss(logits: torch.Tensor, targets: torch.Tensor, n_labelled: int) 
     return supervised, unsupervised
 
 
+# ReMixMatch's weights: 1.5 on the mixed unlabelled term, 0.5 on the unmixed strong view (its paper's lambda_U and
+# lambda_U1); the second is expressed as a share of the first, so both follow lambda_u and its ramp-up.
+PRE_MIXUP_SHARE = 0.5 / 1.5
+
+
+def remixmatch_loss(mixed_logits: torch.Tensor, mixed_targets: torch.Tensor, n_labelled: int,
+                    strong_logits: torch.Tensor, guess: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ReMixMatch's terms: soft cross-entropy on a mixed batch whose first ``n_labelled`` rows came from labelled
+    windows (the supervised term) and on its other rows (mixed strong views), plus :data:`PRE_MIXUP_SHARE` x the soft
+    cross-entropy of one unmixed strong view of each unlabelled window against its guess.
+
+    Returns (supervised term, unlabelled term).
+    """
+    supervised = F.cross_entropy(mixed_logits[:n_labelled], mixed_targets[:n_labelled])
+    unsupervised = F.cross_entropy(mixed_logits[n_labelled:], mixed_targets[n_labelled:])
+    return supervised, unsupervised + PRE_MIXUP_SHARE * F.cross_entropy(strong_logits, guess)
+
+
 class DistributionAlignment(nn.Module):
     """ReMixMatch's distribution alignment of the unlabelled guesses: ``p * p_labelled / p_model``, renormalised,
     where ``p_model`` is a running mean of the model's predictions on unlabelled windows and ``p_labelled`` one of

@@ -12,17 +12,19 @@ from envsound.errors import ConfigError
 from envsound.task import Task
 from envsound.training.augment import mixup, strong_view, time_roll
 from envsound.training.module import ClassifierModule
-from envsound.training.semi.losses import DistributionAlignment, mixmatch_loss, pseudo_label_loss, sharpen
+from envsound.training.semi.losses import (DistributionAlignment, mixmatch_loss, pseudo_label_loss, remixmatch_loss,
+                                           sharpen)
 
-METHODS = ("fixmatch", "mean_teacher", "mixmatch")
-SINGLE_LABEL_ONLY = ("mixmatch",)
+METHODS = ("fixmatch", "mean_teacher", "mixmatch", "remixmatch")
+SINGLE_LABEL_ONLY = ("mixmatch", "remixmatch")
 
 
 class SemiModule(ClassifierModule):
     """A :class:`ClassifierModule` whose ``training_step`` adds the unlabelled loss of ``config.semi.method``
     (see :mod:`envsound.training.semi`).
 
-    Logged per epoch besides ``train_loss`` (the total): ``sup_loss``, ``unsup_loss`` and, for FixMatch,
+    Logged per epoch besides ``train_loss`` (the total): ``sup_loss``, ``unsup_loss``, ``unsup_weight`` (lambda_u
+    after the ramp-up) and, for FixMatch,
     ``mask_rate`` (share of unlabelled windows confident enough to get a pseudo-label); with distribution
     alignment, ``guess_entropy`` (of the aligned guesses' mean: log K when they are spread evenly over K classes).
 
@@ -47,10 +49,11 @@ class SemiModule(ClassifierModule):
         self.align = DistributionAlignment(n_classes) if aligned else None
 
     def training_step(self, batch, batch_idx):
-        steps = {"fixmatch": self._fixmatch, "mean_teacher": self._mean_teacher, "mixmatch": self._mixmatch}
+        steps = {"fixmatch": self._fixmatch, "mean_teacher": self._mean_teacher, "mixmatch": self._mixmatch,
+                 "remixmatch": self._remixmatch}
         sup, unsup, weight, n_l = steps[self.config.semi.method](batch["labelled"], batch["unlabelled"][0])
         loss = sup + weight * unsup
-        for name, value in (("train_loss", loss), ("sup_loss", sup), ("unsup_loss", unsup)):
+        for name, value in (("train_loss", loss), ("sup_loss", sup), ("unsup_loss", unsup), ("unsup_weight", weight)):
             self.log(name, value, on_step=False, on_epoch=True, prog_bar=name == "train_loss", batch_size=n_l)
         return loss
 
@@ -112,6 +115,25 @@ class SemiModule(ClassifierModule):
         y = torch.cat([y_l.float(), guess.repeat(semi.views, 1)])
         x_mixed, y_mixed = mixup(x, y, alpha=semi.mix_alpha, per_example=True)
         sup, unsup = mixmatch_loss(self(x_mixed).float(), y_mixed, len(x_l))
+        return sup, unsup, semi.unlabelled_weight * self._ramp(), len(x_l)
+
+    def _remixmatch(self, labelled, x_u):
+        """Berthelot et al. 2020, without its rotation loss (images) and CTAugment (our strong view instead): the guess
+        is the weak view's prediction, aligned to the labelled classes and sharpened (``semi.temperature``);
+        ``semi.views`` strong views of each unlabelled window take it as their target (augmentation anchoring);
+        labelled and strong windows are mixed together (``semi.mix_alpha``), and one strong view also counts unmixed
+        (:func:`~envsound.training.semi.losses.remixmatch_loss`)."""
+        semi = self.config.semi
+        x_l, y_l, _ = self.augmented(labelled, mix=False)  # mixed below, with the strong views
+        with torch.no_grad():
+            guess = sharpen(self._guess(torch.softmax(self(time_roll(x_u)).float(), dim=-1), y_l),
+                            temperature=semi.temperature)
+        strong = [self._strong(x_u) for _ in range(semi.views)]
+        x_mixed, y_mixed = mixup(torch.cat([x_l, *strong]), torch.cat([y_l.float(), guess.repeat(semi.views, 1)]),
+                                 alpha=semi.mix_alpha, per_example=True)
+        logits = self(torch.cat([x_mixed, strong[0]])).float()
+        mixed_logits, strong_logits = logits.split([len(x_mixed), len(x_u)])
+        sup, unsup = remixmatch_loss(mixed_logits, y_mixed, len(x_l), strong_logits, guess)
         return sup, unsup, semi.unlabelled_weight * self._ramp(), len(x_l)
 
     def _ramp(self) -> float:
