@@ -39,7 +39,8 @@ FORMAT = "envsound-checkpoint"
 #    semi.lambda_u may be unset (the method's default) and train.scheduler may be "cosine". Version 5 files load
 #    with the semi behaviour they were trained with (labelled windows mixed, no alignment: OLD_SEMI).
 # 7: semi.rampup (a share of the run's optimizer steps) replaces semi.rampup_epochs, which was 5 steps when an epoch
-#    is one step; older files load with rampup = rampup_epochs / train.max_epochs, the same ramp.
+#    is one step; older files load with rampup = rampup_epochs / train.max_epochs, the same ramp. semi.method may be
+#    remixmatch; semi gains strong_speed and strong_shift_bins (their defaults are the old strong view).
 FORMAT_VERSION = 7
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
