@@ -26,7 +26,7 @@ from envsound.models.clip import window_shape
 from envsound.training.module import ClassifierModule
 from envsound.training.semi import SemiModule
 
-METHODS = ("supervised", "fixmatch", "mixmatch", "mean_teacher")
+METHODS = ("supervised", "fixmatch", "mixmatch", "remixmatch", "mean_teacher")
 
 
 def step_seconds(model: str, method: str, *, mu: int, labelled: int, steps: int, repeats: int, bf16: bool) -> float:

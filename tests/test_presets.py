@@ -47,6 +47,16 @@ def test_envnet2_bc2018_is_the_authors_esc10_bc_set_up():
     assert config.augment.copies == 0
 
 
+def test_aclnet2018_is_what_the_paper_states():
+    config = resolve_config(preset=load_preset("aclnet2018"))
+    f, m, t = config.features, config.model, config.train
+    assert (f.kind, f.sample_rate, f.window_samples) == ("waveform", 44100, 56448)  # 1.28 s
+    assert (m.name, m.filters, m.options) == ("aclnet", 32, {"llf_pool": 110, "separable": False})  # m = 1
+    assert 44100 * 0.0099 < 4 * m.options["llf_pool"] < 44100 * 0.0101  # 10-ms LLF frames
+    assert (t.mixup_alpha, t.between_class, t.spec_augment) == (0.2, False, False)
+    assert config.augment.copies > 0  # the paper trained with data augmentation
+
+
 def test_cances2022_is_the_authors_esc10_semi_supervised_set_up():
     config = resolve_config(preset=load_preset("cances2022"), overrides=["semi.method=fixmatch"])
     f, m, t, s = config.features, config.model, config.train, config.semi
@@ -100,5 +110,5 @@ def test_config_command_prints_the_preset_and_refuses_unknown_ones():
     assert printed["features"]["n_mels"] == 28 and printed["model"]["name"] == "dtu"
     assert printed["semi"]["method"] == "none" and printed["train"]["label_fraction"] == 1.0
     bad = envsound("config", "--preset", "nope")
-    assert bad.returncode == 1 and "unknown preset 'nope'; valid: cances2022, dtu2018" in bad.stderr
+    assert bad.returncode == 1 and "unknown preset 'nope'; valid: aclnet2018, cances2022, dtu2018" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -68,6 +68,35 @@ def test_aclnet_shapes_for_any_length_and_both_layouts(batch, n_samples):
     assert model.embed(torch.randn(batch, n_samples)).shape == (batch, 64)
 
 
+def test_aclnet_llf_pool_sets_the_frame_rate_and_the_shortest_input():
+    # the aclnet2018 preset's 44.1-kHz windows of 1.28 s: 128 frames of 440 samples, as the paper's 10-ms LLF frames
+    model = build_model(ModelConfig(name="aclnet", filters=4, options={"llf_pool": 110}), n_classes=3, in_channels=1,
+                        n_mels=1, n_frames=56448).eval()
+    with torch.no_grad():
+        assert model.llf(torch.randn(1, 1, 56448)).shape == (1, 64, 128)
+        assert model(torch.randn(2, model.min_samples)).shape == (2, 3)
+    assert model.min_samples == aclnet.min_samples(110) > aclnet.MIN_SAMPLES == aclnet.min_samples(40)
+    with pytest.raises(ConfigError, match="too short"):
+        model(torch.randn(1, model.min_samples - 1))
+    with pytest.raises(ConfigError, match="llf_pool"):
+        build_model(ModelConfig(name="aclnet", options={"llf_pool": 0}), n_classes=3, in_channels=1, n_mels=1,
+                    n_frames=56448)
+
+
+def test_aclnet_separable_makes_conv4_to_11_depthwise_separable():
+    standard = build("aclnet", 20480, filters=8)
+    separable = build_model(ModelConfig(name="aclnet", filters=8, options={"separable": True}), n_classes=7,
+                            in_channels=1, n_mels=1, n_frames=20480)
+    depthwise = [m for m in separable.hlf.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert len(depthwise) == 8  # conv4-11; conv3 has one input channel and stays standard
+    assert all(m.groups == m.in_channels == m.out_channels and m.kernel_size == (3, 3) for m in depthwise)
+    n_params = [sum(p.numel() for p in m.parameters()) for m in (standard, separable)]
+    assert n_params[1] < n_params[0] / 5
+    assert separable(torch.randn(2, 20480)).shape == (2, 7)
+    # no options is the architecture of aclnet checkpoints written before the options existed
+    assert list(standard.state_dict()) == list(build("aclnet", 20480, filters=8).state_dict())
+
+
 @pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("n_samples, filters", [(envnet2.MIN_SAMPLES, 10), (33325, 12)])
 def test_envnet2_shapes_at_its_built_length(batch, n_samples, filters):

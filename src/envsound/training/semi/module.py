@@ -138,8 +138,9 @@ class SemiModule(ClassifierModule):
 
     def _ramp(self) -> float:
         """The ramp-up factor of mean teacher's and MixMatch's weight at this step: ``semi.rampup`` is a share of the
-        run's optimizer steps, so the ramp keeps its shape whether an epoch is one step or a hundred."""
-        if self.config.semi.rampup == 0:
+        run's optimizer steps, so the ramp keeps its shape whether an epoch is one step or a hundred; 1 outside a
+        Trainer (a step called on its own, as in benchmarks)."""
+        if self.config.semi.rampup == 0 or self._trainer is None:  # no run, no length to ramp over: full weight
             return 1.0
         return rampup(self.global_step / self.trainer.estimated_stepping_batches, self.config.semi.rampup)
 
