@@ -15,7 +15,7 @@ from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel, build_network
 from envsound.training.train import train_model
-from envsound.transfer.source import apply_init, match_labels, plan_init, read_label_map
+from envsound.transfer.source import apply_init, match_labels, plan_init, read_label_map, weight_mismatches
 
 SOURCE_CLASSES = ["siren", "dog_bark", "rain", "wind", "clock_tick", "engine"]
 TARGET_CLASSES = ["rain", "wind", "bird_chirp", "door_knock"]  # two shared with the source, two new
@@ -261,3 +261,17 @@ def test_older_configs_mean_what_they_meant():
     assert config.transfer.mode == "gradual" and config.transfer.freeze_epochs == 3
     assert config.transfer.trunk_lr_scale == 0.5
     assert Config.from_dict({"train": {"freeze_encoder_epochs": 0}}).transfer.mode == "auto"
+
+
+def test_a_model_option_that_differs_from_the_sources_is_a_mismatch():
+    # regression: model.options were not compared, so an option that keeps the tensor shapes (aclnet's LLF pool,
+    # which sets the frame rate the weights learnt) loaded silently
+    def aclnet(*options):
+        return resolve_config(model="aclnet", overrides=("features.kind=waveform", *options))
+
+    assert weight_mismatches(aclnet(), aclnet("model.options.llf_pool=40")) == []  # the default, spelt out
+    assert weight_mismatches(aclnet("model.options.llf_pool=110"), aclnet()) == [
+        "model.options.llf_pool 40 in the checkpoint, 110 here"]
+    crnn = resolve_config(model="crnn", overrides=("model.options.rnn=lstm", "model.options.hidden=32"))
+    assert weight_mismatches(crnn, resolve_config(model="crnn")) == [
+        "model.options.rnn 'gru' in the checkpoint, 'lstm' here", "model.options.hidden 64 in the checkpoint, 32 here"]

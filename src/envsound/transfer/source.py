@@ -28,7 +28,7 @@ from envsound.models.autoencoder import (DEFAULT_FILTERS, KIND as AUTOENCODER, e
                                          load_encoder_state)
 from envsound.models.checkpoint import Checkpoint, load_checkpoint
 from envsound.models.clip import build_network
-from envsound.models.registry import is_torch_model
+from envsound.models.registry import check_model_options, is_torch_model
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,9 @@ def source_sections(checkpoint: Checkpoint) -> dict[str, dict[str, Any]]:
 
 def weight_mismatches(config: Config, source: Config) -> list[str]:
     """Every setting that makes ``source``'s weights unusable for the model ``config`` builds: the model, its
-    filter count, and the input (features kind, sample rate, FFT, hop, mel bands and range, deltas)."""
+    filter count and options (``model.options``, defaults filled in: an option that keeps the tensor shapes, such as
+    ``aclnet``'s ``llf_pool``, still changes what the weights were trained to see), and the input (features kind,
+    sample rate, FFT, hop, mel bands and range, deltas)."""
     problems = []
     mine, theirs = config.model, source.model
     if mine.name != theirs.name:
@@ -119,6 +121,10 @@ def weight_mismatches(config: Config, source: Config) -> list[str]:
         if default is not None and (mine.filters or default) != (theirs.filters or default):
             problems.append(f"model.filters {theirs.filters or default} in the checkpoint, {mine.filters or default} "
                             "here")
+        if is_torch_model(mine.name):
+            ours, other = check_model_options(mine.name, mine.options), check_model_options(mine.name, theirs.options)
+            problems += [f"model.options.{key} {other[key]!r} in the checkpoint, {ours[key]!r} here"
+                         for key in ours if ours[key] != other[key]]
     for key, ours, other in input_settings(config, source):
         if ours != other and not key.startswith("input frames"):  # a window length only matters through shapes
             problems.append(f"{key} {other!r} in the checkpoint, {ours!r} here")
