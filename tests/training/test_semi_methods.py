@@ -49,6 +49,16 @@ def test_the_unlabelled_term_is_non_zero_and_trains_the_network(method):
     assert grads and float(sum(grads)) > 0  # the unlabelled term alone moves the weights
 
 
+@pytest.mark.parametrize("method", ["mixmatch", "remixmatch", "mean_teacher"])
+def test_a_ramped_method_steps_outside_a_trainer_at_full_weight(method):
+    # regression: with semi.rampup > 0 the ramp read trainer.estimated_stepping_batches and a step outside a
+    # Trainer (benchmarks/bench_semi.py) raised RuntimeError
+    module = _module(method, "semi.rampup=0.4")
+    module.train()
+    _, _, weight, _ = getattr(module, f"_{method}")(*_batch(module))
+    assert weight == module.config.semi.unlabelled_weight
+
+
 def test_fixmatch_mask_opens_only_above_the_threshold():
     module = _module("fixmatch", "semi.threshold=0.999", "semi.distribution_alignment=false")
     module.train()
