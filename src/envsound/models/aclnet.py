@@ -93,7 +93,7 @@ class AclNet(nn.Module):
         separable: depthwise-separable conv4-11 (the paper's low-cost variant) instead of standard ones.
 
     Raises:
-        ConfigError: an argument out of range, or a window shorter than :data:`MIN_SAMPLES` samples.
+        ConfigError: an argument or option out of range, or a window shorter than ``min_samples(llf_pool)``.
 
     >>> model = AclNet(n_classes=10, in_channels=1, n_mels=1, n_frames=20480, filters=16)
     >>> model(torch.randn(8, 20480)).shape   # torch.Size([8, 10])
