@@ -121,10 +121,9 @@ def weight_mismatches(config: Config, source: Config) -> list[str]:
         if default is not None and (mine.filters or default) != (theirs.filters or default):
             problems.append(f"model.filters {theirs.filters or default} in the checkpoint, {mine.filters or default} "
                             "here")
-        if is_torch_model(mine.name):
-            ours, other = check_model_options(mine.name, mine.options), check_model_options(mine.name, theirs.options)
-            problems += [f"model.options.{key} {other[key]!r} in the checkpoint, {ours[key]!r} here"
-                         for key in ours if ours[key] != other[key]]
+        ours, other = check_model_options(mine.name, mine.options), check_model_options(mine.name, theirs.options)
+        problems += [f"model.options.{key} {other[key]!r} in the checkpoint, {ours[key]!r} here"
+                     for key in ours if ours[key] != other[key]]
     for key, ours, other in input_settings(config, source):
         if ours != other and not key.startswith("input frames"):  # a window length only matters through shapes
             problems.append(f"{key} {other!r} in the checkpoint, {ours!r} here")
