@@ -224,7 +224,8 @@ class SemiConfig:
     """Semi-supervised training on labelled and unlabelled batches together (``training/semi/``).
 
     ``fixmatch``: pseudo-label = argmax of the weak view (random crop + time roll), aligned to the labelled class
-    distribution (``distribution_alignment``), where its top probability is at least ``threshold``; the strong view
+    distribution (``distribution_alignment``), where its top probability is at least ``threshold`` (or, with
+    ``threshold_mode=adaptive``, FreeMatch's self-adaptive threshold); the strong view
     (speed / pitch change, SpecAugment, gain, noise) is trained towards it. ``mixmatch`` (single-label): sharpened
     mean guess over ``views`` weak views (``temperature``), everything mixed with mixup (``mix_alpha``), squared
     error on the unlabelled rows. ``remixmatch`` (single-label): the weak view's aligned, sharpened guess is the
@@ -239,7 +240,9 @@ class SemiConfig:
     """
 
     method: str = "none"  # none | fixmatch | mixmatch | remixmatch | mean_teacher
-    threshold: float = 0.95  # fixmatch: confidence a pseudo-label needs, 0 < t <= 1
+    threshold: float = 0.95  # fixmatch, threshold_mode fixed: confidence a pseudo-label needs, 0 < t <= 1
+    # fixmatch: fixed = threshold; adaptive = FreeMatch's self-adaptive threshold (single-label; threshold unused)
+    threshold_mode: str = "fixed"
     lambda_u: float | None = None  # unlabelled loss weight, >= 0; unset: the method's (see unlabelled_weight)
     mu: int = 2  # unlabelled : labelled batch size (FixMatch's paper 7, Cances et al. 1; 2 measured on ESC-10), >= 1
     ema_decay: float = 0.999  # mean_teacher: teacher = decay x teacher + (1 - decay) x student, 0 < d < 1
@@ -268,6 +271,8 @@ class SemiConfig:
         _check(self.method in ("none", "fixmatch", "mixmatch", "remixmatch", "mean_teacher"), "semi.method",
                self.method, "none, fixmatch, mixmatch, remixmatch or mean_teacher")
         _check(0 < self.threshold <= 1, "semi.threshold", self.threshold, "0 < threshold <= 1")
+        _check(self.threshold_mode in ("fixed", "adaptive"), "semi.threshold_mode", self.threshold_mode,
+               "fixed or adaptive")
         _check(self.lambda_u is None or self.lambda_u >= 0, "semi.lambda_u", self.lambda_u, ">= 0 (or unset)")
         _check(self.mu >= 1, "semi.mu", self.mu, ">= 1")
         _check(0 < self.ema_decay < 1, "semi.ema_decay", self.ema_decay, "0 < decay < 1")

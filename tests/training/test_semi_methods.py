@@ -12,8 +12,8 @@ from envsound.models.clip import window_shape
 from envsound.task import Task
 from envsound.training.semi import SemiModule
 from envsound.training.augment import mixup
-from envsound.training.semi.losses import (PRE_MIXUP_SHARE, DistributionAlignment, mixmatch_loss, pseudo_label_loss,
-                                           remixmatch_loss, sharpen)
+from envsound.training.semi.losses import (PRE_MIXUP_SHARE, DistributionAlignment, SelfAdaptiveThreshold,
+                                           mixmatch_loss, pseudo_label_loss, remixmatch_loss, sharpen)
 
 N_CLASSES = 4
 # the steps run outside a Trainer, where SemiModule's self.log() has nowhere to log
@@ -69,6 +69,39 @@ def test_fixmatch_mask_opens_only_above_the_threshold():
     loss, mask = pseudo_label_loss(probs, strong, threshold=0.95)
     assert mask.tolist() == [1.0, 0.0]
     assert float(loss) == pytest.approx(float(torch.log(torch.tensor(4.0))) / 2)  # CE of a flat guess, halved
+
+
+def test_the_adaptive_threshold_follows_the_models_confidence_and_is_lower_for_rare_classes():
+    adaptive = SelfAdaptiveThreshold(N_CLASSES, momentum=0.0)  # momentum 0: the averages are this batch's
+    probs = torch.tensor([[0.9, 0.05, 0.03, 0.02]] * 3 + [[0.1, 0.6, 0.2, 0.1]])
+    thresholds = adaptive(probs)
+    confidence = (0.9 * 3 + 0.6) / 4  # the mean top probability
+    class_probs = probs.mean(dim=0)
+    assert float(adaptive.confidence) == pytest.approx(confidence)
+    expected_rare = confidence * float(class_probs[1] / class_probs[0])
+    assert thresholds.tolist() == pytest.approx([confidence] * 3 + [expected_rare])
+    _, mask = pseudo_label_loss(probs, torch.zeros(4, N_CLASSES), threshold=thresholds)
+    # a fixed 0.95 takes none of these; here the class-0 windows above the mean confidence and the class-1 window
+    # above its class's lower threshold (0.6 >= about 0.22) all get pseudo-labels
+    assert mask.tolist() == [1.0, 1.0, 1.0, 1.0]
+    slow = SelfAdaptiveThreshold(N_CLASSES, momentum=0.99)
+    assert float(slow(probs).max()) < 0.26  # starts at 1 / K and rises with the model's confidence
+
+
+def test_fixmatch_with_the_adaptive_threshold_opens_the_mask_of_an_untrained_network():
+    module = _module("fixmatch", "semi.threshold_mode=adaptive", "semi.distribution_alignment=false")
+    module.train()
+    _, unsup, _, _ = module._fixmatch(*_batch(module))
+    assert float(unsup.detach()) > 0  # the fixed 0.95 gives 0 here (test above); 1 / K does not
+    assert 0.24 < float(module.adaptive_threshold.confidence) < 1
+
+
+def test_the_adaptive_threshold_is_single_label_only():
+    config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=fixmatch", "semi.threshold_mode=adaptive"))
+    with pytest.raises(ConfigError, match="threshold_mode=adaptive is for single-label"):
+        SemiModule(config, N_CLASSES, task=Task("multi_label"))
+    with pytest.raises(ConfigError, match="semi.threshold_mode"):
+        resolve_config(overrides=TINY_OVERRIDES + ("semi.threshold_mode=freematch",))
 
 
 def test_distribution_alignment_spreads_guesses_that_crowd_into_one_class():

@@ -7,7 +7,10 @@
   ``loss = supervised + lambda_u * mean(mask * CE(strong, pseudo))``. With ``semi.distribution_alignment`` the weak
   view's probabilities are first aligned to the labelled clips' class distribution (ReMixMatch's trick, as in
   "FixMatch + DA"), which spreads pseudo-labels over the classes while the network is still unsure. Labelled, weak and
-  strong windows go through the network in one batch, so BatchNorm normalises them together.
+  strong windows go through the network in one batch, so BatchNorm normalises them together. With
+  ``semi.threshold_mode=adaptive`` the fixed threshold gives way to FreeMatch's self-adaptive one (a running mean of
+  the model's confidence, lowered for the classes it predicts less often: :class:`~.losses.SelfAdaptiveThreshold`);
+  off by default, as it let wrong pseudo-labels in on ESC-10 (docs/results.md).
 - ``mixmatch`` (Berthelot et al. 2019, single-label): the guess for an unlabelled window is its mean prediction over
   ``semi.views`` weak views, sharpened (``semi.temperature``); labelled and unlabelled windows are mixed together
   (mixup, ``semi.mix_alpha``); soft cross-entropy on the labelled rows plus ``lambda_u`` x squared error on the rest.

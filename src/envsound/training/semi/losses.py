@@ -10,11 +10,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def pseudo_label_loss(weak_probs: torch.Tensor, strong_logits: torch.Tensor, *, threshold: float,
+def pseudo_label_loss(weak_probs: torch.Tensor, strong_logits: torch.Tensor, *, threshold: float | torch.Tensor,
                       multi_label: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """FixMatch's unlabelled loss and its mask.
 
-    Single-label: where the weak view's top probability is at least ``threshold`` (0 < t <= 1), its argmax is a hard
+    Single-label: where the weak view's top probability is at least ``threshold`` (0 < t <= 1; a float, or a
+    ``(batch,)`` tensor of one threshold per window, as :class:`SelfAdaptiveThreshold` gives), its argmax is a hard
     pseudo-label for the strong view (cross-entropy); the loss is averaged over *all* windows (masked ones count 0),
     as in the paper, so it grows as the mask opens. Multi-label: each class on its own, 1 where the weak sigmoid is
     at least ``threshold``, 0 where it is at most ``1 - threshold``, no target in between (BCE).
@@ -92,3 +93,31 @@ class DistributionAlignment(nn.Module):
         self.p_labelled.mul_(m).add_(labelled_targets.float().mean(dim=0), alpha=1 - m)
         aligned = probs.float() * self.p_labelled / self.p_model.clamp(min=1e-6)
         return aligned / aligned.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
+class SelfAdaptiveThreshold(nn.Module):
+    """FreeMatch's self-adaptive threshold (Wang et al. 2023) for single-label FixMatch: a window's pseudo-label
+    counts when its top probability reaches ``tau * p(c) / max(p)`` for its top class c, where ``tau`` is a running
+    mean of the unlabelled windows' top probability (the model's confidence) and ``p`` one of their class
+    probabilities (both start at ``1 / K`` and are exponential moving averages with ``momentum``).
+
+    A fixed 0.95 waits for a confident network; with 2-3 labelled clips per class and a few hundred steps the mask
+    opens late (docs/results.md). This threshold starts low, rises with the model's confidence, and is lower for the
+    classes the model predicts less often. Both averages are buffers, saved in Lightning's checkpoints.
+    """
+
+    def __init__(self, n_classes: int, *, momentum: float = 0.99) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("confidence", torch.tensor(1.0 / n_classes))
+        self.register_buffer("class_probs", torch.full((n_classes,), 1.0 / n_classes))
+
+    @torch.no_grad()
+    def forward(self, probs: torch.Tensor) -> torch.Tensor:
+        """Update both averages with this batch's ``probs`` ``(batch, K)``; return each window's threshold
+        ``(batch,)``."""
+        m, probs = self.momentum, probs.float()
+        self.confidence.mul_(m).add_(probs.max(dim=-1).values.mean(), alpha=1 - m)
+        self.class_probs.mul_(m).add_(probs.mean(dim=0), alpha=1 - m)
+        per_class = self.confidence * self.class_probs / self.class_probs.max()
+        return per_class[probs.argmax(dim=-1)]

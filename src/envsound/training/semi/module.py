@@ -12,8 +12,8 @@ from envsound.errors import ConfigError
 from envsound.task import Task
 from envsound.training.augment import mixup, strong_view, time_roll
 from envsound.training.module import ClassifierModule
-from envsound.training.semi.losses import (DistributionAlignment, mixmatch_loss, pseudo_label_loss, remixmatch_loss,
-                                           sharpen)
+from envsound.training.semi.losses import (DistributionAlignment, SelfAdaptiveThreshold, mixmatch_loss,
+                                           pseudo_label_loss, remixmatch_loss, sharpen)
 
 METHODS = ("fixmatch", "mean_teacher", "mixmatch", "remixmatch")
 SINGLE_LABEL_ONLY = ("mixmatch", "remixmatch")
@@ -25,7 +25,8 @@ class SemiModule(ClassifierModule):
 
     Logged per epoch besides ``train_loss`` (the total): ``sup_loss``, ``unsup_loss``, ``unsup_weight`` (lambda_u
     after the ramp-up) and, for FixMatch,
-    ``mask_rate`` (share of unlabelled windows confident enough to get a pseudo-label); with distribution
+    ``mask_rate`` (share of unlabelled windows confident enough to get a pseudo-label) and, with
+    ``semi.threshold_mode=adaptive``, ``threshold`` (the windows' mean threshold); with distribution
     alignment, ``guess_entropy`` (of the aligned guesses' mean: log K when they are spread evenly over K classes).
 
     Raises:
@@ -37,9 +38,13 @@ class SemiModule(ClassifierModule):
         method = config.semi.method
         if method not in METHODS:
             raise ConfigError(f"semi.method={method!r}: SemiModule needs one of {', '.join(METHODS)}")
-        if method in SINGLE_LABEL_ONLY and task is not None and task.multi_label:
+        multi_label = task is not None and task.multi_label
+        if method in SINGLE_LABEL_ONLY and multi_label:
             raise ConfigError(f"semi.method={method} is for single-label tasks; on a multi-label dataset use "
                               "fixmatch or mean_teacher")
+        if config.semi.threshold_mode == "adaptive" and multi_label:
+            raise ConfigError("semi.threshold_mode=adaptive is for single-label tasks; on a multi-label dataset use "
+                              "semi.threshold_mode=fixed")
         super().__init__(config, n_classes, task=task, class_weights=class_weights, channels_last=channels_last)
         self.teacher = None
         if method == "mean_teacher":  # weights and BatchNorm statistics both averaged
@@ -47,6 +52,8 @@ class SemiModule(ClassifierModule):
             self.teacher.requires_grad_(False)  # not trained: DDP would wait for its gradients
         aligned = config.semi.distribution_alignment and method != "mean_teacher" and not self.task.multi_label
         self.align = DistributionAlignment(n_classes) if aligned else None
+        adaptive = method == "fixmatch" and config.semi.threshold_mode == "adaptive"
+        self.adaptive_threshold = SelfAdaptiveThreshold(n_classes) if adaptive else None
 
     def training_step(self, batch, batch_idx):
         steps = {"fixmatch": self._fixmatch, "mean_teacher": self._mean_teacher, "mixmatch": self._mixmatch,
@@ -82,8 +89,11 @@ class SemiModule(ClassifierModule):
         logits = self(torch.cat([x_l, time_roll(x_u), self._strong(x_u)])).float()
         l_logits, w_logits, s_logits = logits.split([n_l, n_u, n_u])
         probs = self._guess(self.task.activation(w_logits.detach()), y_l)
-        unsup, mask = pseudo_label_loss(probs, s_logits, threshold=semi.threshold, multi_label=self.task.multi_label)
+        threshold = semi.threshold if self.adaptive_threshold is None else self.adaptive_threshold(probs)
+        unsup, mask = pseudo_label_loss(probs, s_logits, threshold=threshold, multi_label=self.task.multi_label)
         self.log("mask_rate", mask.mean(), on_step=False, on_epoch=True, batch_size=n_u)
+        if self.adaptive_threshold is not None:
+            self.log("threshold", threshold.mean(), on_step=False, on_epoch=True, batch_size=n_u)
         return self.loss(l_logits, y_l, noisiness), unsup, semi.unlabelled_weight, n_l
 
     def _mean_teacher(self, labelled, x_u):
