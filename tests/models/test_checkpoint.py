@@ -89,7 +89,7 @@ def test_a_format_4_checkpoint_without_the_window_and_schedule_keys_loads(tmp_pa
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=build_network(config, 2).state_dict()))
     payload = torch.load(path, weights_only=True)
-    assert payload["format_version"] == 7
+    assert payload["format_version"] == 8
     payload["format_version"] = 4
     del payload["config"]["features"]["eval_crops"]
     for key in ("windows", "lr_milestones", "lr_gamma"):
@@ -107,7 +107,7 @@ def test_a_format_5_checkpoint_keeps_the_semi_behaviour_it_was_trained_with(tmp_
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=build_network(config, 2).state_dict()))
     payload = torch.load(path, weights_only=True)
-    assert payload["format_version"] == 7
+    assert payload["format_version"] == 8
     payload["format_version"] = 5
     for key in ("labelled_mixup", "distribution_alignment", "views", "temperature", "mix_alpha", "rampup"):
         del payload["config"]["semi"][key]
@@ -131,6 +131,18 @@ def test_a_format_6_checkpoint_keeps_its_ramp_up_as_a_share_of_the_run(tmp_path)
     payload["config"]["semi"]["rampup_epochs"] = 5
     torch.save(payload, path)
     assert load_checkpoint(path).config.semi.rampup == pytest.approx(0.01)  # 5 of 500 epochs
+
+
+def test_a_format_7_checkpoint_keeps_the_fixed_threshold(tmp_path):
+    """Version 7 had no semi.threshold_mode: FixMatch's threshold was semi.threshold."""
+    config = resolve_config(overrides=["model.filters=8", "semi.method=fixmatch", "semi.threshold_mode=adaptive"])
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
+    assert load_checkpoint(path).config.semi.threshold_mode == "adaptive"
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 7
+    del payload["config"]["semi"]["threshold_mode"]
+    torch.save(payload, path)
+    assert load_checkpoint(path).config.semi.threshold_mode == "fixed"
 
 
 def test_a_newer_format_says_to_upgrade(tmp_path):

@@ -41,7 +41,9 @@ FORMAT = "envsound-checkpoint"
 # 7: semi.rampup (a share of the run's optimizer steps) replaces semi.rampup_epochs, which was 5 steps when an epoch
 #    is one step; older files load with rampup = rampup_epochs / train.max_epochs, the same ramp. semi.method may be
 #    remixmatch; semi gains strong_speed and strong_shift_bins (their defaults are the old strong view).
-FORMAT_VERSION = 7
+# 8: semi gains threshold_mode (fixed | adaptive: FreeMatch's self-adaptive threshold). Version 7 files load with
+#    fixed, the threshold they were trained with.
+FORMAT_VERSION = 8
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 
