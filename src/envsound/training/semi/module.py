@@ -50,7 +50,7 @@ class SemiModule(ClassifierModule):
         if method == "mean_teacher":  # weights and BatchNorm statistics both averaged
             self.teacher = AveragedModel(self.model, avg_fn=warmed_up_ema(config.semi.ema_decay), use_buffers=True)
             self.teacher.requires_grad_(False)  # not trained: DDP would wait for its gradients
-        aligned = config.semi.distribution_alignment and method != "mean_teacher" and not self.task.multi_label
+        aligned = config.semi.distribution_alignment and method != "mean_teacher" and not multi_label
         self.align = DistributionAlignment(n_classes) if aligned else None
         adaptive = method == "fixmatch" and config.semi.threshold_mode == "adaptive"
         self.adaptive_threshold = SelfAdaptiveThreshold(n_classes) if adaptive else None
