@@ -134,6 +134,10 @@ class TrainConfig:
     comes from the training folds."""
 
     max_epochs: int = 200
+    # The run makes at least this many optimizer steps: max_epochs is raised when its epochs give fewer (a few
+    # labelled clips make one-step epochs). Unset: 1,500 with label_fraction < 1 or a semi.method (the budget where
+    # FixMatch's mask rate levels off on ESC-10; training/fit.py SMALL_LABEL_MIN_STEPS), else 0 (max_epochs as given).
+    min_steps: int | None = None
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -178,6 +182,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         _check(self.max_epochs >= 1, "train.max_epochs", self.max_epochs, ">= 1")
+        _check(self.min_steps is None or self.min_steps >= 0, "train.min_steps", self.min_steps,
+               ">= 0 (0 = max_epochs as given; unset = auto)")
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         _check(self.lr > 0, "train.lr", self.lr, "> 0")
         _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")

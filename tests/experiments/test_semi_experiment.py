@@ -9,7 +9,7 @@ from semi_helpers import make_tiny_esc50
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "semi_supervised.py"
 TINY = ["features.sample_rate=16000", "features.n_fft=512", "features.hop_length=256", "features.n_mels=32",
         "features.window_seconds=1.0", "features.eval_hop_seconds=0.5", "model.filters=4", "train.max_epochs=1",
-        "train.patience=0", "train.batch_size=8", "semi.mu=1"]
+        "train.min_steps=0", "train.patience=0", "train.batch_size=8", "semi.mu=1"]
 
 
 def _script():

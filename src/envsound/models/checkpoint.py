@@ -43,7 +43,9 @@ FORMAT = "envsound-checkpoint"
 #    remixmatch; semi gains strong_speed and strong_shift_bins (their defaults are the old strong view).
 # 8: semi gains threshold_mode (fixed | adaptive: FreeMatch's self-adaptive threshold). Version 7 files load with
 #    fixed, the threshold they were trained with.
-FORMAT_VERSION = 8
+# 9: train gains min_steps (unset: at least 1,500 optimizer steps for a run on a labelled share or with a semi
+#    method). Version 8 files load with min_steps 0: train.max_epochs as they were trained with.
+FORMAT_VERSION = 9
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 
@@ -134,4 +136,7 @@ def _upgraded(config: dict, version: int) -> dict:
     if version < 7 and "rampup_epochs" in semi:
         epochs = max(int(config.get("train", {}).get("max_epochs", 1)), 1)
         semi["rampup"] = min(int(semi.pop("rampup_epochs")) / epochs, 1.0)
-    return {**config, "semi": semi}
+    train = dict(config.get("train", {}))
+    if version < 9:
+        train.setdefault("min_steps", 0)
+    return {**config, "semi": semi, "train": train}

@@ -244,6 +244,20 @@ class ClipDataModule(L.LightningDataModule):
     def _processes(self) -> int:
         return self.trainer.world_size if self.trainer is not None else 1
 
+    def steps_per_epoch(self, processes: int = 1) -> int:
+        """Optimizer steps in one training epoch on ``processes`` processes, as :meth:`train_dataloader` builds it."""
+        train, semi = self.config.train, self.config.semi
+        batch = self.per_process_batch(processes)
+        n = self.epoch_clips or len(self.train_set)
+        per_process = math.ceil(n / processes)
+        steps = per_process // batch if n > train.batch_size else math.ceil(per_process / batch)
+        if self.unlabelled_set is not None and semi.epoch == "pool":  # the labelled batches cycle
+            u_batch, pool = semi.mu * batch, math.ceil(len(self.unlabelled_set) / processes)
+            u_steps = pool // u_batch if len(self.unlabelled_set) > semi.mu * train.batch_size else math.ceil(
+                pool / u_batch)
+            steps = max(steps, u_steps)
+        return max(1, steps)
+
     def train_dataloader(self):
         train = self.config.train
         processes = self._processes()
@@ -268,9 +282,8 @@ class ClipDataModule(L.LightningDataModule):
         u_batch = semi.mu * batch
         u_set = self.unlabelled_set
         if semi.epoch == "labelled":  # exactly one unlabelled batch per labelled one, reshuffled each pass
-            per_process = math.ceil(n / processes)
-            steps = per_process // batch if drop_last else math.ceil(per_process / batch)
-            order = {"sampler": RandomSampler(u_set, num_samples=max(1, steps) * u_batch * processes)}
+            steps = self.steps_per_epoch(processes)
+            order = {"sampler": RandomSampler(u_set, num_samples=steps * u_batch * processes)}
         else:
             order = {"shuffle": True, "drop_last": len(u_set) > semi.mu * train.batch_size}
         unlabelled = DataLoader(u_set, batch_size=u_batch, num_workers=train.num_workers, **order)

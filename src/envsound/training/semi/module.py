@@ -135,16 +135,17 @@ class SemiModule(ClassifierModule):
         (:func:`~envsound.training.semi.losses.remixmatch_loss`)."""
         semi = self.config.semi
         x_l, y_l, _ = self.augmented(labelled, mix=False)  # mixed below, with the strong views
-        with torch.no_grad():
-            guess = sharpen(self._guess(torch.softmax(self(time_roll(x_u)).float(), dim=-1), y_l),
-                            temperature=semi.temperature)
+        n_l, n_u = len(x_l), len(x_u)
         strong = [self._strong(x_u) for _ in range(semi.views)]
+        with torch.no_grad():  # guessed beside labelled and strong windows, for FixMatch's reason (BatchNorm)
+            weak_logits = self(torch.cat([x_l, time_roll(x_u), strong[0]])).float()[n_l:n_l + n_u]
+            guess = sharpen(self._guess(torch.softmax(weak_logits, dim=-1), y_l), temperature=semi.temperature)
         x_mixed, y_mixed = mixup(torch.cat([x_l, *strong]), torch.cat([y_l.float(), guess.repeat(semi.views, 1)]),
                                  alpha=semi.mix_alpha, per_example=True)
         logits = self(torch.cat([x_mixed, strong[0]])).float()
-        mixed_logits, strong_logits = logits.split([len(x_mixed), len(x_u)])
-        sup, unsup = remixmatch_loss(mixed_logits, y_mixed, len(x_l), strong_logits, guess)
-        return sup, unsup, semi.unlabelled_weight * self._ramp(), len(x_l)
+        mixed_logits, strong_logits = logits.split([len(x_mixed), n_u])
+        sup, unsup = remixmatch_loss(mixed_logits, y_mixed, n_l, strong_logits, guess)
+        return sup, unsup, semi.unlabelled_weight * self._ramp(), n_l
 
     def _ramp(self) -> float:
         """The ramp-up factor of mean teacher's and MixMatch's weight at this step: ``semi.rampup`` is a share of the
