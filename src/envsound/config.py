@@ -231,7 +231,8 @@ class SemiConfig:
 
     ``fixmatch``: pseudo-label = argmax of the weak view (random crop + time roll), aligned to the labelled class
     distribution (``distribution_alignment``), where its top probability is at least ``threshold`` (or, with
-    ``threshold_mode=adaptive``, FreeMatch's self-adaptive threshold); the strong view
+    ``threshold_mode=adaptive``, FreeMatch's self-adaptive threshold); with ``guesser=ema`` an exponential moving
+    average of the student (``ema_decay``) makes the weak-view guess; the strong view
     (speed / pitch change, SpecAugment, gain, noise) is trained towards it. ``mixmatch`` (single-label): sharpened
     mean guess over ``views`` weak views (``temperature``), everything mixed with mixup (``mix_alpha``), squared
     error on the unlabelled rows. ``remixmatch`` (single-label): the weak view's aligned, sharpened guess is the
@@ -251,7 +252,10 @@ class SemiConfig:
     threshold_mode: str = "fixed"
     lambda_u: float | None = None  # unlabelled loss weight, >= 0; unset: the method's (see unlabelled_weight)
     mu: int = 2  # unlabelled : labelled batch size (FixMatch's paper 7, Cances et al. 1; 2 measured on ESC-10), >= 1
-    ema_decay: float = 0.999  # mean_teacher: teacher = decay x teacher + (1 - decay) x student, 0 < d < 1
+    ema_decay: float = 0.999  # mean_teacher, guesser ema: teacher = decay x teacher + (1 - decay) x student, 0 < d < 1
+    # fixmatch: whose weak-view prediction is the pseudo-label: student (FixMatch's paper) | ema (an exponential moving
+    # average of the student, ema_decay, in eval mode: a teacher that changes slower than the student it labels for)
+    guesser: str = "student"
     rampup: float = 0.4  # all but fixmatch: sigmoid ramp-up of lambda_u over this share of the steps, 0-1
     strong_gain_db: float = 6.0  # strong view: random gain in +-dB per example, >= 0
     strong_snr_db: float = 20.0  # strong view: noise added this many dB below the window's peak (random up to 2x)
@@ -282,6 +286,9 @@ class SemiConfig:
         _check(self.lambda_u is None or self.lambda_u >= 0, "semi.lambda_u", self.lambda_u, ">= 0 (or unset)")
         _check(self.mu >= 1, "semi.mu", self.mu, ">= 1")
         _check(0 < self.ema_decay < 1, "semi.ema_decay", self.ema_decay, "0 < decay < 1")
+        _check(self.guesser in ("student", "ema"), "semi.guesser", self.guesser, "student or ema")
+        if self.guesser == "ema" and self.method not in ("none", "fixmatch"):
+            raise ConfigError(f"semi.guesser=ema is for fixmatch; semi.method={self.method} guesses by its own rule")
         _check(0 <= self.rampup <= 1, "semi.rampup", self.rampup, "0 <= rampup <= 1 (a share of the run's steps)")
         _check(self.strong_gain_db >= 0, "semi.strong_gain_db", self.strong_gain_db, ">= 0")
         _check(self.strong_snr_db > 0, "semi.strong_snr_db", self.strong_snr_db, "> 0")

@@ -166,6 +166,23 @@ def test_mixmatch_is_single_label_and_lambda_u_follows_the_method(method):
         resolve_config(overrides=("semi.temperature=0",)).validate()
 
 
+def test_fixmatch_with_an_ema_guesser_takes_the_teachers_pseudo_labels():
+    # the untrained student is nowhere near 0.999 confident (test above); a teacher sure of class 2 opens the mask
+    module = _module("fixmatch", "semi.threshold=0.999", "semi.distribution_alignment=false", "semi.guesser=ema")
+    module.train()
+    head = [m for m in module.teacher.module.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        head.bias[2] = 100.0
+    labelled, x_u = _batch(module)
+    _, unsup, _, _ = module._fixmatch(labelled, x_u)
+    assert float(unsup.detach()) > 0
+    unsup.backward()
+    assert all(p.grad is None for p in module.teacher.parameters())  # the teacher is not trained
+    assert sum(float(p.grad.abs().sum()) for p in module.model.parameters() if p.grad is not None) > 0
+    with pytest.raises(ConfigError, match="semi.guesser=ema is for fixmatch"):
+        resolve_config(overrides=("semi.method=mixmatch", "semi.guesser=ema"))
+
+
 def test_the_mean_teacher_is_a_warmed_up_average_of_the_student():
     module = _module("mean_teacher", "semi.ema_decay=0.9")
     student = [p.detach().clone() for p in module.model.parameters()]

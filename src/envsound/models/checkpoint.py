@@ -44,7 +44,8 @@ FORMAT = "envsound-checkpoint"
 # 8: semi gains threshold_mode (fixed | adaptive: FreeMatch's self-adaptive threshold). Version 7 files load with
 #    fixed, the threshold they were trained with.
 # 9: train gains min_steps (unset: at least 1,500 optimizer steps for a run on a labelled share or with a semi
-#    method). Version 8 files load with min_steps 0: train.max_epochs as they were trained with.
+#    method), semi gains guesser (student | ema: who makes FixMatch's pseudo-labels). Version 8 files load with
+#    min_steps 0 (train.max_epochs as they were trained with) and the student guessing.
 FORMAT_VERSION = 9
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}

@@ -47,7 +47,7 @@ class SemiModule(ClassifierModule):
                               "semi.threshold_mode=fixed")
         super().__init__(config, n_classes, task=task, class_weights=class_weights, channels_last=channels_last)
         self.teacher = None
-        if method == "mean_teacher":  # weights and BatchNorm statistics both averaged
+        if method == "mean_teacher" or config.semi.guesser == "ema":  # weights and BatchNorm statistics averaged
             self.teacher = AveragedModel(self.model, avg_fn=warmed_up_ema(config.semi.ema_decay), use_buffers=True)
             self.teacher.requires_grad_(False)  # not trained: DDP would wait for its gradients
         aligned = config.semi.distribution_alignment and method != "mean_teacher" and not multi_label
@@ -82,12 +82,17 @@ class SemiModule(ClassifierModule):
         """Sohn et al. 2020: the strong view is trained towards the weak view's confident argmax. Labelled, weak and
         strong windows go through the network in one batch, so BatchNorm normalises them together, as in the
         reference implementation: a weak view guessed in a batch of its own (without gradients, a third cheaper)
-        opened the mask to 18 % instead of 49 % after 500 steps on ESC-10 fold 1 (docs/results.md)."""
+        opened the mask to 18 % instead of 49 % after 500 steps on ESC-10 fold 1 (docs/results.md). With
+        ``semi.guesser=ema`` the EMA teacher guesses instead, and the student's batch is labelled + strong."""
         semi = self.config.semi
         x_l, y_l, noisiness = self._labelled(labelled)
         n_l, n_u = len(x_l), len(x_u)
-        logits = self(torch.cat([x_l, time_roll(x_u), self._strong(x_u)])).float()
-        l_logits, w_logits, s_logits = logits.split([n_l, n_u, n_u])
+        if self.teacher is None:
+            logits = self(torch.cat([x_l, time_roll(x_u), self._strong(x_u)])).float()
+            l_logits, w_logits, s_logits = logits.split([n_l, n_u, n_u])
+        else:  # semi.guesser=ema: the teacher guesses with its running statistics, as it would at test time
+            l_logits, s_logits = self(torch.cat([x_l, self._strong(x_u)])).float().split([n_l, n_u])
+            w_logits = self._teacher_logits(time_roll(x_u))
         probs = self._guess(self.task.activation(w_logits.detach()), y_l)
         threshold = semi.threshold if self.adaptive_threshold is None else self.adaptive_threshold(probs)
         unsup, mask = pseudo_label_loss(probs, s_logits, threshold=threshold, multi_label=self.task.multi_label)
@@ -104,9 +109,7 @@ class SemiModule(ClassifierModule):
         n_l, n_u = len(x_l), len(x_u)
         logits = self(torch.cat([x_l, self._strong(x_u)])).float()
         l_logits, s_logits = logits.split([n_l, n_u])
-        with torch.no_grad():
-            self.teacher.eval()
-            teacher_probs = self.task.activation(self.teacher(self.to_memory_format(time_roll(x_u))).float())
+        teacher_probs = self.task.activation(self._teacher_logits(time_roll(x_u)))
         unsup = ((self.task.activation(s_logits) - teacher_probs) ** 2).sum(dim=-1).mean()
         return self.loss(l_logits, y_l, noisiness), unsup, semi.unlabelled_weight * self._ramp(), n_l
 
@@ -146,6 +149,12 @@ class SemiModule(ClassifierModule):
         mixed_logits, strong_logits = logits.split([len(x_mixed), n_u])
         sup, unsup = remixmatch_loss(mixed_logits, y_mixed, n_l, strong_logits, guess)
         return sup, unsup, semi.unlabelled_weight * self._ramp(), n_l
+
+    @torch.no_grad()
+    def _teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The EMA teacher's logits in eval mode (running BatchNorm statistics), float32."""
+        self.teacher.eval()
+        return self.teacher(self.to_memory_format(x)).float()
 
     def _ramp(self) -> float:
         """The ramp-up factor of mean teacher's and MixMatch's weight at this step: ``semi.rampup`` is a share of the
