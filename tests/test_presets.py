@@ -20,7 +20,7 @@ def test_dtu2018_reproduces_the_original_study():
     assert (f.n_mels, f.window_frames) == (28, 36)  # a 5-s clip is one 28 x 36 input
     assert (m.name, m.filters) == ("dtu", 64)
     assert (t.batch_size, t.optimizer, t.lr, t.scheduler) == (32, "adam", 1e-3, "none")
-    assert (t.patience, t.monitor, t.val_fraction) == (5, "loss", 0.1)  # early stopping on a 10 % split
+    assert (t.patience, t.monitor, t.val_fraction, t.min_steps) == (5, "loss", 0.1, 0)  # early stopping, 10 % split
     assert (t.mixup_alpha, t.spec_augment, t.time_roll, config.augment.copies) == (0.0, False, False, 0)
 
 
@@ -63,6 +63,7 @@ def test_cances2022_is_the_authors_esc10_semi_supervised_set_up():
     assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels, f.window_frames) == (44100, 2048, 512, 64, 431)
     assert m.name == "wrn28"
     assert (t.optimizer, t.lr, t.weight_decay, t.scheduler, t.max_epochs) == ("adam", 0.001, 0.0, "cosine", 300)
+    assert t.min_steps == 0  # the epochs as the paper gives them, not the label-share budget
     assert (t.batch_size, s.mu, s.epoch) == (30, 1, "pool")  # 30 labelled + 30 unlabelled, epochs over the pool
     assert (t.mixup_alpha, t.spec_augment, s.labelled_mixup, t.val_fraction) == (0.0, False, False, 0.0)
     assert (s.threshold, s.unlabelled_weight, s.distribution_alignment) == (0.8, 1.0, False)

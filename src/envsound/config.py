@@ -135,7 +135,7 @@ class TrainConfig:
 
     max_epochs: int = 200
     # The run makes at least this many optimizer steps: max_epochs is raised when its epochs give fewer (a few
-    # labelled clips make one-step epochs). Unset: 1,500 with label_fraction < 1 or a semi.method (the budget where
+    # labelled clips make one-step epochs). Unset: 1,500 with label_fraction < 1, semi or not (the budget where
     # FixMatch's mask rate levels off on ESC-10; training/fit.py SMALL_LABEL_MIN_STEPS), else 0 (max_epochs as given).
     min_steps: int | None = None
     batch_size: int = 32
@@ -485,6 +485,9 @@ class Config:
             getattr(self, section).validate()
         _check(not self.train.between_class or self.features.kind == "waveform", "train.between_class",
                self.train.between_class, "false unless features.kind is 'waveform' (it mixes waveforms)")
+        if self.semi.guesser == "ema" and self.stages.pseudo_label not in ("none", "fixmatch"):
+            raise ConfigError(f"semi.guesser=ema is for fixmatch; stages.pseudo_label={self.stages.pseudo_label} "
+                              "guesses by its own rule")
         return self
 
     def to_dict(self) -> dict[str, Any]:

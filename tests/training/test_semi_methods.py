@@ -144,6 +144,18 @@ def test_the_remixmatch_loss_is_cross_entropy_on_mixed_rows_plus_a_third_on_one_
     assert PRE_MIXUP_SHARE * resolve_config(overrides=("semi.method=remixmatch",)).semi.unlabelled_weight == 0.5
 
 
+@pytest.mark.parametrize(("method", "guess_rows"), [("fixmatch", 4 + 8 + 8), ("remixmatch", 4 + 8 + 8)])
+def test_guesses_are_made_beside_labelled_and_strong_windows(method, guess_rows):
+    # a weak view guessed in a batch of its own is normalised by its own BatchNorm statistics (docs/results.md)
+    module = _module(method)
+    module.train()
+    rows = []
+    handle = module.model.register_forward_hook(lambda _m, args, _out: rows.append(len(args[0])))
+    getattr(module, f"_{method}")(*_batch(module))
+    handle.remove()
+    assert rows[0] == guess_rows  # labelled + weak + strong; FixMatch's pass is also its training pass
+
+
 def test_labelled_windows_are_not_mixed_unless_asked():
     module = _module("fixmatch", "train.mixup_alpha=0.4")
     (x_l, y_l), _ = _batch(module)
@@ -179,8 +191,9 @@ def test_fixmatch_with_an_ema_guesser_takes_the_teachers_pseudo_labels():
     unsup.backward()
     assert all(p.grad is None for p in module.teacher.parameters())  # the teacher is not trained
     assert sum(float(p.grad.abs().sum()) for p in module.model.parameters() if p.grad is not None) > 0
-    with pytest.raises(ConfigError, match="semi.guesser=ema is for fixmatch"):
-        resolve_config(overrides=("semi.method=mixmatch", "semi.guesser=ema"))
+    for method in ("semi.method=mixmatch", "stages.pseudo_label=mean_teacher"):
+        with pytest.raises(ConfigError, match="semi.guesser=ema is for fixmatch"):
+            resolve_config(overrides=(method, "semi.guesser=ema"))
 
 
 def test_the_mean_teacher_is_a_warmed_up_average_of_the_student():

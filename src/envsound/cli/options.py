@@ -194,7 +194,7 @@ def add_semi_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--label-fraction", type=float, metavar="P",
                        help="keep a stratified share P (0 < P <= 1) of the training clips labelled, grouped by source "
                             "and chosen from train.seed (train.label_fraction); the rest become unlabelled data. "
-                            "Such a run, and one with --semi, makes at least train.min_steps (1,500) optimizer steps")
+                            "Such a run, with --semi or without, makes at least train.min_steps (1,500) optimizer steps")
     group.add_argument("--semi", choices=["none", "fixmatch", "mixmatch", "remixmatch", "mean_teacher"],
                        help="semi-supervised method (semi.method; its settings are semi.*, see 'envsound config')")
     group.add_argument("--unlabelled-dataset", metavar="NAME",

@@ -16,7 +16,7 @@ from typing import Sequence
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, WeightedRandomSampler, get_worker_info
 
 from envsound.config import Config, FeatureConfig
 from envsound.data.records import Manifest
@@ -187,6 +187,22 @@ def no_targets(n: int) -> np.ndarray:
     return np.zeros((n, 0), dtype=np.float32)
 
 
+class PoolDraws(Sampler[int]):
+    """``num_samples`` random indices into a pool of ``n`` items (a new permutation every ``n``), as
+    ``RandomSampler(num_samples=...)`` draws them. A class of its own because under DDP Lightning replaces a
+    ``RandomSampler`` by a ``DistributedSampler`` over the whole dataset, dropping ``num_samples`` (every process
+    would then pass over the whole pool each epoch), while it splits any other sampler's draws between processes."""
+
+    def __init__(self, n: int, *, num_samples: int) -> None:
+        self._draws = RandomSampler(range(n), num_samples=num_samples)
+
+    def __iter__(self):
+        return iter(self._draws)
+
+    def __len__(self) -> int:
+        return len(self._draws)
+
+
 class ClipDataModule(L.LightningDataModule):
     """The loaders of one run: training windows (one random crop per clip, or every window with ``train.windows:
     all``; optionally class-balanced, with offline copies), every window of the validation clips, and an unlabelled
@@ -259,11 +275,14 @@ class ClipDataModule(L.LightningDataModule):
         return max(1, steps)
 
     def train_dataloader(self):
-        train = self.config.train
-        processes = self._processes()
         for dataset in (self.train_set, self.unlabelled_set):
             if dataset is not None:
                 dataset.rank = self.trainer.global_rank if self.trainer is not None else 0
+        return self.training_loader(self._processes())
+
+    def training_loader(self, processes: int):
+        """The training loader of one of ``processes`` processes, before Lightning gives it a distributed sampler."""
+        train = self.config.train
         batch = self.per_process_batch(processes)
         n = self.epoch_clips or len(self.train_set)
         drop_last = n > train.batch_size
@@ -283,7 +302,7 @@ class ClipDataModule(L.LightningDataModule):
         u_set = self.unlabelled_set
         if semi.epoch == "labelled":  # exactly one unlabelled batch per labelled one, reshuffled each pass
             steps = self.steps_per_epoch(processes)
-            order = {"sampler": RandomSampler(u_set, num_samples=steps * u_batch * processes)}
+            order = {"sampler": PoolDraws(len(u_set), num_samples=steps * u_batch * processes)}
         else:
             order = {"shuffle": True, "drop_last": len(u_set) > semi.mu * train.batch_size}
         unlabelled = DataLoader(u_set, batch_size=u_batch, num_workers=train.num_workers, **order)

@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 
 # Lightning checkpoints a run without validation writes (plus one at its end): enough to resume it (--resume).
 CHECKPOINTS_PER_RUN = 50
-# train.min_steps when unset, for runs on a labelled share or with a semi-supervised method: FixMatch's mask rate on
-# ESC-10 at 10 % labels (24 clips, one step an epoch) rises until about step 1,100 and levels off (docs/results.md,
-# "The step budget"); a supervised run compared with it takes the same steps.
+# train.min_steps when unset, for a run on a labelled share: FixMatch's mask rate on ESC-10 at 10 % labels (24 clips,
+# one step an epoch) rises until about step 1,100 and levels off (docs/results.md, "The step budget"). It depends on the
+# labelled clips only, so the supervised run a semi run is compared with takes the same steps.
 SMALL_LABEL_MIN_STEPS = 1500
 
 
@@ -76,11 +76,11 @@ def training_runtime(config: Config, build: Callable[[], nn.Module]) -> Runtime:
 
 def min_steps(config: Config) -> int:
     """``train.min_steps``, or its default when unset: :data:`SMALL_LABEL_MIN_STEPS` for a run on a labelled share
-    (``train.label_fraction`` < 1) or with ``semi.method``, else 0."""
+    (``train.label_fraction`` < 1, with or without ``semi.method``), else 0. ``train.shots`` runs (transfer's
+    few-shot protocol) keep their epochs."""
     if config.train.min_steps is not None:
         return config.train.min_steps
-    small = config.train.label_fraction < 1 or config.semi.method != "none"
-    return SMALL_LABEL_MIN_STEPS if small else 0
+    return SMALL_LABEL_MIN_STEPS if config.train.label_fraction < 1 else 0
 
 
 def with_step_budget(config: Config, steps_per_epoch: int) -> Config:
@@ -149,8 +149,15 @@ def fit_network(
     runtime = training_runtime(config, lambda: build_network(config, n_classes))
     balance = choose_class_balance(train_targets, config.train.class_balance)
     weights = torch.from_numpy(class_weights(train_targets)) if balance == "loss" else None
-    L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised
     semi = config.semi.method != "none"
+    data = ClipDataModule(config, train_features, train_targets, val_features, val_targets,
+                          train_variants=train_variants,
+                          sampler_weights=sample_weights(train_targets) if balance == "sampler" else None,
+                          unlabelled_features=unlabelled_features if semi else None,
+                          train_noisiness=train_noisiness)
+    # before the module, so that its saved hyperparameters hold the epochs the run makes
+    config = with_step_budget(config, data.steps_per_epoch(runtime.devices * config.train.num_nodes))
+    L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised
     if semi:
         from envsound.training.semi import SemiModule
 
@@ -164,16 +171,10 @@ def fit_network(
         module.trunk = trunk_modules(module.model, init)
         if getattr(module, "teacher", None) is not None:  # a mean teacher starts from the initialised student
             module.teacher.module.load_state_dict(module.model.state_dict())
-    data = ClipDataModule(config, train_features, train_targets, val_features, val_targets,
-                          train_variants=train_variants,
-                          sampler_weights=sample_weights(train_targets) if balance == "sampler" else None,
-                          unlabelled_features=unlabelled_features if semi else None,
-                          train_noisiness=train_noisiness)
-    config = with_step_budget(config, data.steps_per_epoch(runtime.devices * config.train.num_nodes))
     loop = run_lightning(module, config, data, runtime=runtime, monitor=monitored(config),
                          out_dir=out_dir, resume=resume, progress=progress,
                          callbacks=transfer_callbacks(transfer_mode, config, init),
-                         reseed=False)
+                         reseed=False, least_steps=min_steps(config))
     weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
                if k.startswith("model.")}
     return FitResult(state_dict=weights, epochs=loop.epochs, best_score=loop.best_score, runtime=runtime,
@@ -193,6 +194,7 @@ def run_lightning(
     callbacks: Sequence[L.Callback] = (),
     check_resumable: Callable[[Path], None] | None = None,
     reseed: bool = True,
+    least_steps: int = 0,
 ) -> LoopResult:
     """Fit ``module`` on ``data`` (random training windows; every window of the validation clips) on ``runtime``;
     early stopping and best-epoch selection on ``monitor = (logged metric, "min" | "max")``. Loads the best epoch's
@@ -201,7 +203,9 @@ def run_lightning(
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run;
     ``check_resumable(last_ckpt)`` may refuse one made with other settings. Shared by classifier training and
     autoencoder pre-training. ``reseed`` seeds the data order with ``train.seed`` here (pass False when the caller
-    seeded just before building ``module``, so weights and data order follow from one seed).
+    seeded just before building ``module``, so weights and data order follow from one seed). Early stopping waits
+    for ``least_steps`` optimizer steps (Lightning's ``min_steps``, which never lengthens a run: the caller's
+    ``train.max_epochs`` must allow them, see :func:`with_step_budget`).
     With ``runtime.devices`` > 1 (or ``train.num_nodes`` > 1) Lightning runs DDP: every process fits its share of
     each epoch; the weights are the same in every process, and only process 0 writes Lightning's checkpoints.
     """
@@ -222,7 +226,7 @@ def run_lightning(
     trainer = L.Trainer(
         accelerator=runtime.accelerator, devices=runtime.devices, num_nodes=train.num_nodes,
         strategy=lightning_strategy(config, runtime), precision=runtime.precision, max_epochs=train.max_epochs,
-        callbacks=all_callbacks, logger=CSVLogger(out_dir, name="logs", version=""),
+        min_steps=least_steps or None, callbacks=all_callbacks, logger=CSVLogger(out_dir, name="logs", version=""),
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=1, limit_val_batches=1.0 if has_val else 0, deterministic=False)
     last = ckpt_dir / "last.ckpt"
