@@ -43,8 +43,8 @@ FORMAT = "envsound-checkpoint"
 #    remixmatch; semi gains strong_speed and strong_shift_bins (their defaults are the old strong view).
 # 8: semi gains threshold_mode (fixed | adaptive: FreeMatch's self-adaptive threshold). Version 7 files load with
 #    fixed, the threshold they were trained with.
-# 9: train gains min_steps (unset: at least 1,500 optimizer steps for a run on a labelled share or with a semi
-#    method), semi gains guesser (student | ema: who makes FixMatch's pseudo-labels). Version 8 files load with
+# 9: train gains min_steps (unset: at least 1,500 optimizer steps for a run on a labelled share, semi or not),
+#    semi gains guesser (student | ema: who makes FixMatch's pseudo-labels). Version 8 files load with
 #    min_steps 0 (train.max_epochs as they were trained with) and the student guessing.
 FORMAT_VERSION = 9
 # What a semi section written before format 6 meant by the keys it did not have.

@@ -169,7 +169,7 @@ def fit_network(
     apply_init(module.model, init)
     if init is not None:
         module.trunk = trunk_modules(module.model, init)
-        if getattr(module, "teacher", None) is not None:  # a mean teacher starts from the initialised student
+        if getattr(module, "teacher", None) is not None:  # an EMA teacher starts from the initialised student
             module.teacher.module.load_state_dict(module.model.state_dict())
     loop = run_lightning(module, config, data, runtime=runtime, monitor=monitored(config),
                          out_dir=out_dir, resume=resume, progress=progress,
