@@ -19,6 +19,8 @@ esc50`` every clip of those folds, all 50 classes. Rows:
 - ``fixmatch``, ``mixmatch``: labelled and unlabelled batches together (``semi.method``; ``--semi-set semi.*`` tunes
   them); ``remixmatch`` and ``mean_teacher`` likewise, when asked for with ``--methods``.
 
+Every row at p < 1 makes at least ``train.min_steps`` optimizer steps (unset: 1,500, the same for every method; the
+CAE's pre-training is not counted); ``--set train.min_steps=0`` gives ``train.max_epochs`` as it is.
 A model is a registered model name or a preset (``dtu2018`` = the original study's features, model and training).
 Every run is an ordinary ``cross_validate`` folder ``OUT/<model>/p<p>/<method>/`` (``<method>-esc50`` for the esc50
 pool); a finished one (``cv.json``) is read, an interrupted one resumes its finished folds. Prints, and writes to
