@@ -287,8 +287,6 @@ class SemiConfig:
         _check(self.mu >= 1, "semi.mu", self.mu, ">= 1")
         _check(0 < self.ema_decay < 1, "semi.ema_decay", self.ema_decay, "0 < decay < 1")
         _check(self.guesser in ("student", "ema"), "semi.guesser", self.guesser, "student or ema")
-        if self.guesser == "ema" and self.method not in ("none", "fixmatch"):
-            raise ConfigError(f"semi.guesser=ema is for fixmatch; semi.method={self.method} guesses by its own rule")
         _check(0 <= self.rampup <= 1, "semi.rampup", self.rampup, "0 <= rampup <= 1 (a share of the run's steps)")
         _check(self.strong_gain_db >= 0, "semi.strong_gain_db", self.strong_gain_db, ">= 0")
         _check(self.strong_snr_db > 0, "semi.strong_snr_db", self.strong_snr_db, "> 0")
@@ -485,9 +483,10 @@ class Config:
             getattr(self, section).validate()
         _check(not self.train.between_class or self.features.kind == "waveform", "train.between_class",
                self.train.between_class, "false unless features.kind is 'waveform' (it mixes waveforms)")
-        if self.semi.guesser == "ema" and self.stages.pseudo_label not in ("none", "fixmatch"):
-            raise ConfigError(f"semi.guesser=ema is for fixmatch; stages.pseudo_label={self.stages.pseudo_label} "
-                              "guesses by its own rule")
+        if self.semi.guesser == "ema":  # the method of a semi run, or of the last stage of envsound stages
+            for key, method in (("semi.method", self.semi.method), ("stages.pseudo_label", self.stages.pseudo_label)):
+                if method not in ("none", "fixmatch"):
+                    raise ConfigError(f"semi.guesser=ema is for fixmatch; {key}={method} guesses by its own rule")
         return self
 
     def to_dict(self) -> dict[str, Any]:

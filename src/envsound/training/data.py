@@ -187,6 +187,12 @@ def no_targets(n: int) -> np.ndarray:
     return np.zeros((n, 0), dtype=np.float32)
 
 
+def _batches_per_process(n: int, drop_last: bool, *, processes: int, batch: int) -> int:
+    """Batches of ``batch`` a process loads when ``n`` items are shared out between ``processes``."""
+    per_process = math.ceil(n / processes)
+    return per_process // batch if drop_last else math.ceil(per_process / batch)
+
+
 class PoolDraws(Sampler[int]):
     """``num_samples`` random indices into a pool of ``n`` items (a new permutation every ``n``), as
     ``RandomSampler(num_samples=...)`` draws them. A class of its own because under DDP Lightning replaces a
@@ -262,17 +268,23 @@ class ClipDataModule(L.LightningDataModule):
 
     def steps_per_epoch(self, processes: int = 1) -> int:
         """Optimizer steps in one training epoch on ``processes`` processes, as :meth:`train_dataloader` builds it."""
-        train, semi = self.config.train, self.config.semi
+        semi = self.config.semi
         batch = self.per_process_batch(processes)
-        n = self.epoch_clips or len(self.train_set)
-        per_process = math.ceil(n / processes)
-        steps = per_process // batch if n > train.batch_size else math.ceil(per_process / batch)
+        steps = _batches_per_process(*self._labelled_epoch(), processes=processes, batch=batch)
         if self.unlabelled_set is not None and semi.epoch == "pool":  # the labelled batches cycle
-            u_batch, pool = semi.mu * batch, math.ceil(len(self.unlabelled_set) / processes)
-            u_steps = pool // u_batch if len(self.unlabelled_set) > semi.mu * train.batch_size else math.ceil(
-                pool / u_batch)
-            steps = max(steps, u_steps)
+            steps = max(steps, _batches_per_process(len(self.unlabelled_set), self._pool_drops_last(),
+                                                    processes=processes, batch=semi.mu * batch))
         return max(1, steps)
+
+    def _labelled_epoch(self) -> tuple[int, bool]:
+        """Windows an epoch draws from the labelled clips, and whether its last short batch is dropped (kept only
+        when the epoch has no full batch)."""
+        n = self.epoch_clips or len(self.train_set)
+        return n, n > self.config.train.batch_size
+
+    def _pool_drops_last(self) -> bool:
+        """``semi.epoch=pool``: whether a pass over the pool drops its last short batch (as the labelled one)."""
+        return len(self.unlabelled_set) > self.config.semi.mu * self.config.train.batch_size
 
     def train_dataloader(self):
         for dataset in (self.train_set, self.unlabelled_set):
@@ -284,8 +296,7 @@ class ClipDataModule(L.LightningDataModule):
         """The training loader of one of ``processes`` processes, before Lightning gives it a distributed sampler."""
         train = self.config.train
         batch = self.per_process_batch(processes)
-        n = self.epoch_clips or len(self.train_set)
-        drop_last = n > train.batch_size
+        n, drop_last = self._labelled_epoch()
         sampler = None
         if self.sampler_weights is not None:
             sampler = WeightedRandomSampler(torch.as_tensor(self.sampler_weights, dtype=torch.double),
@@ -304,7 +315,7 @@ class ClipDataModule(L.LightningDataModule):
             steps = self.steps_per_epoch(processes)
             order = {"sampler": PoolDraws(len(u_set), num_samples=steps * u_batch * processes)}
         else:
-            order = {"shuffle": True, "drop_last": len(u_set) > semi.mu * train.batch_size}
+            order = {"shuffle": True, "drop_last": self._pool_drops_last()}
         unlabelled = DataLoader(u_set, batch_size=u_batch, num_workers=train.num_workers, **order)
         return CombinedLoader({"labelled": labelled, "unlabelled": unlabelled}, mode="max_size_cycle")
 
