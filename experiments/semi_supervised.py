@@ -17,7 +17,9 @@ esc50`` every clip of those folds, all 50 classes. Rows:
   on p: one autoencoder per model x decoder x test fold (``OUT/<model>/cae_<decoder>/fold_<k>/``), pre-trained
   without fold k, reused for every p. The ``cnn`` trunk average-pools, so it has no ``unpool`` row;
 - ``fixmatch``, ``mixmatch``: labelled and unlabelled batches together (``semi.method``; ``--semi-set semi.*`` tunes
-  them); ``remixmatch`` and ``mean_teacher`` likewise, when asked for with ``--methods``.
+  them); ``remixmatch`` and ``mean_teacher`` likewise, when asked for with ``--methods``;
+- ``self_training`` (with ``--methods``): supervised rounds on the labelled clips plus the pool clips the last round's
+  model is surest of, each round the budget of a supervised run.
 
 Every row at p < 1 makes at least ``train.min_steps`` optimizer steps (unset: 1,500, the same for every method; the
 CAE's pre-training is not counted); ``--set train.min_steps=0`` gives ``train.max_epochs`` as it is.
@@ -53,7 +55,7 @@ from envsound.training.pretrain import pretrain_autoencoder
 
 log = logging.getLogger("semi_supervised")
 
-SEMI_METHODS = ("fixmatch", "mixmatch", "remixmatch", "mean_teacher")
+SEMI_METHODS = ("fixmatch", "mixmatch", "remixmatch", "mean_teacher", "self_training")
 METHODS = ("supervised", "cae_unpool", "cae_upsample", *SEMI_METHODS)
 DEFAULT_METHODS = METHODS[:4]
 POOLS = ("esc10", "esc50")

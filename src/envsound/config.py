@@ -225,6 +225,9 @@ class TrainConfig:
                self.class_balance, "auto, sampler, loss or off")
 
 
+SEMI_METHODS = ("none", "fixmatch", "mixmatch", "remixmatch", "mean_teacher", "self_training")
+
+
 @dataclass
 class SemiConfig:
     """Semi-supervised training on labelled and unlabelled batches together (``training/semi/``).
@@ -238,7 +241,9 @@ class SemiConfig:
     error on the unlabelled rows. ``remixmatch`` (single-label): the weak view's aligned, sharpened guess is the
     target of ``views`` strong views, mixed with the labelled windows; cross-entropy throughout. ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the teacher;
     the student's probabilities on a strong view are pulled towards the teacher's on a weak view (mean squared
-    error). The unlabelled term weighs ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped
+    error). ``self_training``: supervised rounds, each on the labelled clips plus the share ``rounds[r - 1]`` of the
+    unlabelled pool the previous round's model is surest of, class-balanced, with its guesses as labels; every round a
+    fresh network (``training/self_training.py``). The unlabelled term weighs ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped
     up over the first ``rampup`` share of the run's optimizer steps for every method but FixMatch. Each step draws
     ``mu x train.batch_size`` unlabelled windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled
     clips (the unlabelled pool is sampled for as many steps), so ``train.max_epochs`` gives exactly a supervised run's
@@ -246,7 +251,7 @@ class SemiConfig:
     cycle), as before this key existed.
     """
 
-    method: str = "none"  # none | fixmatch | mixmatch | remixmatch | mean_teacher
+    method: str = "none"  # none | fixmatch | mixmatch | remixmatch | mean_teacher | self_training
     threshold: float = 0.95  # fixmatch, threshold_mode fixed: confidence a pseudo-label needs, 0 < t <= 1
     # fixmatch: fixed = threshold; adaptive = FreeMatch's self-adaptive threshold (single-label; threshold unused)
     threshold_mode: str = "fixed"
@@ -268,6 +273,8 @@ class SemiConfig:
     views: int = 2  # mixmatch: weak views averaged into each guess (K); remixmatch: strong views per window; >= 1
     temperature: float = 0.5  # (re)mixmatch: sharpening temperature, 0 < T <= 1
     mix_alpha: float = 0.75  # (re)mixmatch: Beta(alpha, alpha) of its mixup, > 0
+    # self_training: the pool share pseudo-labelled in each round after the first (labelled clips only), 0 < s <= 1
+    rounds: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
 
     DEFAULT_LAMBDA_U = {"fixmatch": 1.0, "mean_teacher": 1.0, "mixmatch": 75.0, "remixmatch": 1.5}
 
@@ -278,8 +285,7 @@ class SemiConfig:
         return self.lambda_u if self.lambda_u is not None else self.DEFAULT_LAMBDA_U.get(self.method, 1.0)
 
     def validate(self) -> None:
-        _check(self.method in ("none", "fixmatch", "mixmatch", "remixmatch", "mean_teacher"), "semi.method",
-               self.method, "none, fixmatch, mixmatch, remixmatch or mean_teacher")
+        _check(self.method in SEMI_METHODS, "semi.method", self.method, ", ".join(SEMI_METHODS))
         _check(0 < self.threshold <= 1, "semi.threshold", self.threshold, "0 < threshold <= 1")
         _check(self.threshold_mode in ("fixed", "adaptive"), "semi.threshold_mode", self.threshold_mode,
                "fixed or adaptive")
@@ -296,6 +302,8 @@ class SemiConfig:
         _check(self.views >= 1, "semi.views", self.views, ">= 1")
         _check(0 < self.temperature <= 1, "semi.temperature", self.temperature, "0 < T <= 1")
         _check(self.mix_alpha > 0, "semi.mix_alpha", self.mix_alpha, "> 0")
+        _check(bool(self.rounds) and all(0 < s <= 1 for s in self.rounds), "semi.rounds", self.rounds,
+               "one or more pool shares 0 < s <= 1, e.g. [0.25, 0.5, 0.75, 1.0]")
 
 
 # The per-copy probability keys of AugmentConfig, one per offline transform: what "every transform off" means.

@@ -89,7 +89,7 @@ def test_a_format_4_checkpoint_without_the_window_and_schedule_keys_loads(tmp_pa
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=build_network(config, 2).state_dict()))
     payload = torch.load(path, weights_only=True)
-    assert payload["format_version"] == 9
+    assert payload["format_version"] == 10
     payload["format_version"] = 4
     del payload["config"]["features"]["eval_crops"]
     for key in ("windows", "lr_milestones", "lr_gamma"):
@@ -107,7 +107,7 @@ def test_a_format_5_checkpoint_keeps_the_semi_behaviour_it_was_trained_with(tmp_
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=build_network(config, 2).state_dict()))
     payload = torch.load(path, weights_only=True)
-    assert payload["format_version"] == 9
+    assert payload["format_version"] == 10
     payload["format_version"] = 5
     for key in ("labelled_mixup", "distribution_alignment", "views", "temperature", "mix_alpha", "rampup"):
         del payload["config"]["semi"][key]
@@ -156,6 +156,18 @@ def test_a_format_8_checkpoint_keeps_its_epochs(tmp_path):
     del payload["config"]["train"]["min_steps"]
     torch.save(payload, path)
     assert load_checkpoint(path).config.train.min_steps == 0
+
+
+def test_a_format_9_checkpoint_without_self_training_rounds_loads(tmp_path):
+    """Version 9 had no semi.rounds (self_training did not exist): such a file loads with the default."""
+    config = resolve_config(overrides=["model.filters=8", "semi.method=fixmatch", "train.label_fraction=0.1"])
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 9
+    del payload["config"]["semi"]["rounds"]
+    torch.save(payload, path)
+    loaded = load_checkpoint(path).config
+    assert loaded.semi.method == "fixmatch" and loaded.semi.rounds == [0.25, 0.5, 0.75, 1.0]
 
 
 def test_a_newer_format_says_to_upgrade(tmp_path):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from envsound.config import Config, resolve_config
+from envsound.config import SEMI_METHODS, Config, resolve_config
 
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> None:
@@ -195,7 +195,7 @@ def add_semi_options(parser: argparse.ArgumentParser) -> None:
                        help="keep a stratified share P (0 < P <= 1) of the training clips labelled, grouped by source "
                             "and chosen from train.seed (train.label_fraction); the rest become unlabelled data. "
                             "Such a run, with --semi or without, makes at least train.min_steps (1,500) optimizer steps")
-    group.add_argument("--semi", choices=["none", "fixmatch", "mixmatch", "remixmatch", "mean_teacher"],
+    group.add_argument("--semi", choices=SEMI_METHODS,
                        help="semi-supervised method (semi.method; its settings are semi.*, see 'envsound config')")
     group.add_argument("--unlabelled-dataset", metavar="NAME",
                        help="extra unlabelled audio: any dataset name (labels ignored), e.g. esc50 or unlabelled "

@@ -46,7 +46,9 @@ FORMAT = "envsound-checkpoint"
 # 9: train gains min_steps (unset: at least 1,500 optimizer steps for a run on a labelled share, semi or not),
 #    semi gains guesser (student | ema: who makes FixMatch's pseudo-labels). Version 8 files load with
 #    min_steps 0 (train.max_epochs as they were trained with) and the student guessing.
-FORMAT_VERSION = 9
+# 10: semi.method may be self_training, semi gains rounds (its pool shares), meta["self_training"] holds each round's
+#    pseudo-labelled clips per class. Version 9 files load unchanged (rounds only matters to self_training).
+FORMAT_VERSION = 10
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 

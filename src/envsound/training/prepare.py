@@ -38,11 +38,18 @@ class TrainingData:
     copies: OfflineCopies = field(default_factory=OfflineCopies)
     unlabelled_features: ClipFeatures = field(default_factory=ClipFeatures)  # semi-supervised pool, labels unknown
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    unlabelled: list[ClipRecord] = field(default_factory=list)  # the pool's clips (unlabelled_features[i] is [i]'s)
+    unlabelled_copies: OfflineCopies = field(default_factory=OfflineCopies)  # self_training: pseudo-labelled clips train on them
 
     @property
     def train_variants(self) -> list[ClipFeatures]:
         """``[i]``: the features of the copies of training clip ``i``."""
         return self.copies.variants(self.train.records)
+
+    @property
+    def unlabelled_variants(self) -> list[ClipFeatures]:
+        """``[i]``: the features of the copies of unlabelled clip ``i`` (empty unless ``self_training`` made them)."""
+        return self.unlabelled_copies.variants(self.unlabelled)
 
 
 def prepare_training_data(
@@ -106,9 +113,11 @@ def prepare_training_data(
     if len(train_set) < 2:  # before any copy is made
         raise EnvsoundError(f"only {len(train_set)} usable training clip(s) in dataset {manifest.name!r}; "
                             "need at least 2")
+    pool = pool.subset([r for r in pool.records if r.clip_id in kept])
     data = TrainingData(train=train_set, val=val_set, train_features=features_of(train_set.records, records, features),
                         val_features=features_of(val_set.records, records, features),
-                        unlabelled_features=features_of(pool.records, records, features), skipped=skipped)
+                        unlabelled_features=features_of(pool.records, records, features), skipped=skipped,
+                        unlabelled=pool.records)
     if not augmenting:
         if aug.copies:
             log.info("augment.copies=%d ignored: %s is a baseline fitted on MFCC statistics", aug.copies,
@@ -121,6 +130,11 @@ def prepare_training_data(
                               pool=noise, progress=progress)
     check_augmentation_leakage(train_set, excluded, copy_sources=[c.source for c in data.copies.copies],
                                noise_files=[c.noise_path for c in data.copies.copies if c.noise_path])
+    if config.semi.method == "self_training":  # a pseudo-labelled clip trains as a labelled one does, copies included
+        data.unlabelled_copies = make_copies(pool.records, aug, config.features, seed=config.train.seed, cache=cache,
+                                             pool=noise, progress=progress)
+        check_augmentation_leakage(pool, excluded, copy_sources=[c.source for c in data.unlabelled_copies.copies],
+                                   noise_files=[c.noise_path for c in data.unlabelled_copies.copies if c.noise_path])
     return data
 
 

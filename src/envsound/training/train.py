@@ -106,6 +106,10 @@ def train_model(
     if manifest.multi_label and not is_torch_model(config.model.name):
         raise ConfigError(f"model {config.model.name!r} is a single-label baseline; dataset {manifest.name!r} is "
                           "multi-label: choose a network (envsound models)")
+    if config.semi.method == "self_training" and (manifest.multi_label or config.train.ensemble > 1
+                                                  or clip_noisiness(manifest) is not None):
+        raise ConfigError("semi.method=self_training trains single networks on single-label clips of one origin; "
+                          f"dataset {manifest.name!r} is multi-label or has noisy clips, or train.ensemble > 1")
     if config.train.ensemble > 1 and not is_torch_model(config.model.name):
         raise ConfigError(f"train.ensemble={config.train.ensemble} needs a network; model {config.model.name!r} "
                           "is a baseline (set train.ensemble=1)")
@@ -156,16 +160,28 @@ def train_model(
         elif is_torch_model(config.model.name):
             from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
             from envsound.training.fit import FitResult, fit_network
+            from envsound.training.self_training import ClipSet, fit_self_training
 
-            def fit_one(run_config: Config, run_dir: Path) -> FitResult:
-                return fit_network(run_config, train_feats, target_matrix(train_set), val_feats, target_matrix(val_set),
+            labelled = ClipSet(train_feats, target_matrix(train_set),
+                               data.train_variants if data.copies.copies else [])
+
+            def fit_on(run_config: Config, run_dir: Path, clips: ClipSet) -> FitResult:
+                return fit_network(run_config, clips.features, clips.targets, val_feats, target_matrix(val_set),
                                    task=task, out_dir=run_dir, resume=resume, progress=progress,
                                    init=plan, transfer_mode=mode, unlabelled_features=data.unlabelled_features,
-                                   train_variants=data.train_variants if data.copies.copies else None,
-                                   train_noisiness=clip_noisiness(train_set))
+                                   train_variants=clips.variants or None, train_noisiness=clip_noisiness(train_set))
 
-            fit = fit_ensemble(config, fit_one, out_dir=out_dir, resume=resume) if config.train.ensemble > 1 \
-                else fit_one(config, out_dir)
+            if config.semi.method == "self_training":
+                pool = ClipSet(data.unlabelled_features, np.zeros((0, len(manifest.labels)), np.float32),
+                               data.unlabelled_variants if data.unlabelled_copies.copies else [])
+                fit, rounds = fit_self_training(config, fit_on, labelled=labelled, pool=pool, labels=manifest.labels,
+                                                task=task, out_dir=out_dir, resume=resume)
+                checkpoint.meta["self_training"] = rounds
+            elif config.train.ensemble > 1:
+                fit = fit_ensemble(config, lambda run_config, run_dir: fit_on(run_config, run_dir, labelled),
+                                   out_dir=out_dir, resume=resume)
+            else:
+                fit = fit_on(config, out_dir, labelled)
             checkpoint.state_dict = fit.state_dict
             result.epochs, result.best_score = fit.epochs, fit.best_score
             if not fit.is_global_zero:  # another process of a multi-process run: process 0 writes the model

@@ -1,0 +1,122 @@
+"""Self-training (``semi.method=self_training``): supervised rounds, each on the labelled clips plus the unlabelled
+clips the previous round's model is surest of, with its guesses as their labels (curriculum labelling: Cascante-Bonilla
+et al., "Curriculum Labeling: Revisiting Pseudo-Labeling for Semi-Supervised Learning", AAAI 2021).
+
+Round 0 trains on the labelled clips alone. Before round r >= 1 the last model scores every unlabelled clip as it
+scores a test clip (its windows' probabilities averaged), and in each class it predicts keeps its
+``semi.rounds[r - 1]`` share of the pool, the clips it is most confident of (class-balanced: a class keeps at most
+share x pool / classes clips, so a class the model over-predicts cannot fill the set). Every round trains a fresh
+network for the run's step budget: the paper restarts from scratch so that a round does not inherit its teacher's
+mistakes. The last round's model is the run's. Pseudo-labelled clips bring their offline copies, as labelled ones do.
+
+A finished round's weights and pseudo-labels are kept in ``round_<r>/round.pt``, so ``--resume`` after an interruption
+goes on from the round that was running.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from envsound.config import Config
+from envsound.fileio import atomic_path
+from envsound.models.checkpoint import Checkpoint
+from envsound.models.clip import ClipModel
+from envsound.task import Task
+from envsound.training.fit import FitResult
+
+log = logging.getLogger(__name__)
+
+ROUND_STATE = "round.pt"
+
+
+@dataclass
+class ClipSet:
+    """Training clips of one round: features, target rows and each clip's offline copies."""
+
+    features: Sequence[np.ndarray]
+    targets: np.ndarray  # (n_clips, n_classes)
+    variants: Sequence[Sequence[np.ndarray]] = ()  # empty: no clip has copies
+
+    def plus(self, other: "ClipSet") -> "ClipSet":
+        """Both sets in one; a clip without copies gets an empty list when the other set has some."""
+        variants = [] if not (self.variants or other.variants) else \
+            [*(self.variants or [()] * len(self.features)), *(other.variants or [()] * len(other.features))]
+        return ClipSet([*self.features, *other.features], np.concatenate([self.targets, other.targets]), variants)
+
+
+def confident_subset(probs: np.ndarray, share: float) -> np.ndarray:
+    """Indices of the rows of ``probs`` ``(n_clips, n_classes)`` to pseudo-label: in each predicted class the most
+    confident, at most ``round(share * n_clips / n_classes)`` of them; sorted."""
+    n_clips, n_classes = probs.shape
+    per_class = int(round(share * n_clips / n_classes))
+    guess, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    kept: list[int] = []
+    for c in range(n_classes):
+        members = np.flatnonzero(guess == c)
+        kept += members[np.argsort(-confidence[members], kind="stable")][:per_class].tolist()
+    return np.array(sorted(kept), dtype=np.int64)
+
+
+def round_config(config: Config) -> Config:
+    """The config a round trains with: a supervised run of the same network and step budget."""
+    supervised = copy.deepcopy(config)
+    supervised.semi.method = "none"
+    return supervised
+
+
+def fit_self_training(config: Config, fit_round: Callable[[Config, Path, ClipSet], FitResult], *,
+                      labelled: ClipSet, pool: ClipSet, labels: Sequence[str], task: Task, out_dir: Path,
+                      resume: bool) -> tuple[FitResult, list[dict]]:
+    """Run round 0 and one round per share of ``config.semi.rounds`` with ``fit_round(config, round_dir, clips)``;
+    ``pool``'s targets are ignored (its features and copies are used). Returns the last round's fit and one summary
+    per round (``round``, ``share``, ``clips``, ``pseudo_labelled``, ``per_class``)."""
+    rounds = [0.0, *config.semi.rounds]
+    fit: FitResult | None = None
+    summary: list[dict] = []
+    for index, share in enumerate(rounds):
+        round_dir = out_dir / f"round_{index}"
+        done = round_dir / ROUND_STATE
+        if resume and done.exists():
+            state = torch.load(done, map_location="cpu", weights_only=True)
+            fit, kept = FitResult(**state["fit"]), state["kept"]
+            log.info("self-training round %d of %d: already trained (%s)", index, len(rounds) - 1, done)
+            summary.append(_round_summary(index, share, labelled, kept, state["guess"], labels))
+            continue
+        kept, guess = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        clips = labelled
+        if index:
+            probs = _clip_probs(fit, config, labels, task, pool.features)
+            kept, guess = confident_subset(probs, share), probs.argmax(axis=1)
+            clips = labelled.plus(ClipSet([pool.features[i] for i in kept],
+                                          np.eye(len(labels), dtype=np.float32)[guess[kept]],
+                                          [pool.variants[i] for i in kept] if pool.variants else ()))
+        log.info("self-training round %d of %d: %d labelled + %d pseudo-labelled clips", index, len(rounds) - 1,
+                 len(labelled.features), len(kept))
+        round_dir.mkdir(parents=True, exist_ok=True)
+        fit = fit_round(round_config(config), round_dir, clips)
+        with atomic_path(done) as tmp:
+            torch.save({"fit": {"state_dict": fit.state_dict, "epochs": fit.epochs, "best_score": fit.best_score},
+                        "kept": torch.from_numpy(kept), "guess": torch.from_numpy(guess[kept])}, tmp)
+        summary.append(_round_summary(index, share, labelled, kept, guess[kept], labels))
+    return fit, summary
+
+
+def _clip_probs(fit: FitResult, config: Config, labels: Sequence[str], task: Task,
+                features: Sequence[np.ndarray]) -> np.ndarray:
+    """The clip probabilities of ``fit``'s network on ``features``, as ``evaluate`` computes them."""
+    checkpoint = Checkpoint(config=round_config(config), labels=list(labels), task=task, state_dict=fit.state_dict)
+    device = fit.runtime.accelerator if fit.runtime is not None else "auto"
+    return ClipModel.from_checkpoint(checkpoint, device=device).predict_clips(list(features))
+
+
+def _round_summary(index: int, share: float, labelled: ClipSet, kept, guess, labels: Sequence[str]) -> dict:
+    counts = np.bincount(np.asarray(guess, dtype=np.int64), minlength=len(labels))
+    return {"round": index, "share": share, "clips": len(labelled.features) + len(kept),
+            "pseudo_labelled": len(kept), "per_class": {label: int(n) for label, n in zip(labels, counts)}}

@@ -1,0 +1,81 @@
+"""Self-training (``semi.method=self_training``): which pool clips a round pseudo-labels, that they join the next
+round's training set with their copies, resume by round, and what it refuses."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from conftest import TINY_OVERRIDES
+from envsound.config import resolve_config
+from envsound.errors import ConfigError
+from envsound.features.cache import FeatureCache
+from envsound.models.checkpoint import load_checkpoint
+from envsound.training.self_training import ROUND_STATE, ClipSet, confident_subset
+from envsound.training.prepare import prepare_training_data
+from envsound.training.train import train_model
+
+SELF = TINY_OVERRIDES + ("semi.method=self_training", "train.label_fraction=0.5", "train.max_epochs=2",
+                         "train.batch_size=4", "train.val_fraction=0", "model.filters=4", "semi.rounds=0.5,1")
+
+
+def _steps_per_epoch(run_dir) -> int:
+    with open(run_dir / "logs" / "metrics.csv") as handle:
+        steps = [int(r["step"]) for r in csv.DictReader(handle) if r.get("train_loss")]
+    return steps[0] + 1
+
+
+def test_confident_subset_keeps_the_surest_clips_of_each_predicted_class():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.7, 0.3], [0.3, 0.7], [0.45, 0.55]])
+    # 6 clips, 2 classes: share 0.5 keeps round(1.5) = 2 a class; class 1 has only 2 guesses, class 0 its surest 2
+    assert confident_subset(probs, 0.5).tolist() == [0, 2, 4, 5]
+    assert confident_subset(probs, 1 / 3).tolist() == [0, 4]
+    assert confident_subset(probs, 1.0).tolist() == [0, 2, 3, 4, 5]  # a class keeps at most 3: clip 1 is its 4th
+    assert confident_subset(probs, 0.1).tolist() == []
+
+
+def test_clip_sets_join_with_their_copies():
+    a = ClipSet([np.zeros(1)], np.eye(2, dtype=np.float32)[[0]], [[np.ones(1)]])
+    b = ClipSet([np.zeros(1), np.zeros(1)], np.eye(2, dtype=np.float32)[[1, 1]])
+    joined = a.plus(b)
+    assert len(joined.features) == 3 and joined.targets.argmax(1).tolist() == [0, 1, 1]
+    assert [len(v) for v in joined.variants] == [1, 0, 0]
+    assert b.plus(b).variants == []  # no copies anywhere: none listed
+
+
+def test_rounds_train_on_the_labelled_and_the_surest_pool_clips_and_resume(tmp_path, synthetic_manifest):
+    config = resolve_config(overrides=SELF)
+    run = tmp_path / "run"
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run, progress=False)
+    assert (result.n_train, result.n_unlabelled) == (20, 20)
+    rounds = load_checkpoint(result.checkpoint).meta["self_training"]
+    assert [r["round"] for r in rounds] == [0, 1, 2] and rounds[0]["pseudo_labelled"] == 0
+    assert 0 < rounds[1]["pseudo_labelled"] <= 10 and rounds[1]["pseudo_labelled"] <= rounds[2]["pseudo_labelled"]
+    assert all(r["clips"] == 20 + r["pseudo_labelled"] for r in rounds)
+    # the pseudo-labelled clips are trained on: batches of 4 (last one dropped), so more clips, more steps an epoch
+    assert _steps_per_epoch(run / "round_0") == 5
+    assert _steps_per_epoch(run / "round_1") == (20 + rounds[1]["pseudo_labelled"]) // 4
+    assert load_checkpoint(result.checkpoint).config.semi.method == "self_training"
+
+    finished = (run / "round_1" / ROUND_STATE).stat().st_mtime_ns
+    (run / "round_2" / ROUND_STATE).unlink()  # as if interrupted during the last round
+    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run, resume=True, progress=False)
+    assert (run / "round_1" / ROUND_STATE).stat().st_mtime_ns == finished
+    assert (run / "round_2" / ROUND_STATE).exists()
+
+
+@pytest.mark.parametrize("method", ["self_training", "fixmatch"])
+def test_pool_clips_get_offline_copies_for_self_training_only(tmp_path, synthetic_manifest, method):
+    config = resolve_config(overrides=SELF + ("augment.copies=1", f"semi.method={method}"))
+    data = prepare_training_data(synthetic_manifest.select_folds([1, 2]), config, progress=False,
+                                 cache=FeatureCache(tmp_path / "cache"))
+    assert len(data.unlabelled) == len(data.unlabelled_features) == 20
+    assert [len(v) for v in data.unlabelled_variants] == [1 if method == "self_training" else 0] * 20
+    assert {c.source_clip_id for c in data.unlabelled_copies.copies} <= {r.clip_id for r in data.unlabelled}
+
+
+@pytest.mark.parametrize("override", ["train.ensemble=2", "semi.rounds=[]", "semi.rounds=0,1", "semi.rounds=1.5"])
+def test_what_self_training_refuses(tmp_path, synthetic_manifest, override):
+    with pytest.raises(ConfigError, match="self_training|semi.rounds"):
+        config = resolve_config(overrides=SELF + (override,))
+        train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
