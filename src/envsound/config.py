@@ -235,20 +235,21 @@ class SemiConfig:
     ``fixmatch``: pseudo-label = argmax of the weak view (random crop + time roll), aligned to the labelled class
     distribution (``distribution_alignment``), where its top probability is at least ``threshold`` (or, with
     ``threshold_mode=adaptive``, FreeMatch's self-adaptive threshold); with ``guesser=ema`` an exponential moving
-    average of the student (``ema_decay``) makes the weak-view guess; the strong view
-    (speed / pitch change, SpecAugment, gain, noise) is trained towards it. ``mixmatch`` (single-label): sharpened
-    mean guess over ``views`` weak views (``temperature``), everything mixed with mixup (``mix_alpha``), squared
-    error on the unlabelled rows. ``remixmatch`` (single-label): the weak view's aligned, sharpened guess is the
-    target of ``views`` strong views, mixed with the labelled windows; cross-entropy throughout. ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the teacher;
-    the student's probabilities on a strong view are pulled towards the teacher's on a weak view (mean squared
-    error). ``self_training``: supervised rounds, each on the labelled clips plus the share ``rounds[r - 1]`` of the
-    unlabelled pool the previous round's model is surest of, class-balanced, with its guesses as labels; every round a
-    fresh network (``training/self_training.py``). The unlabelled term weighs ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped
-    up over the first ``rampup`` share of the run's optimizer steps for every method but FixMatch. Each step draws
-    ``mu x train.batch_size`` unlabelled windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled
-    clips (the unlabelled pool is sampled for as many steps), so ``train.max_epochs`` gives exactly a supervised run's
-    optimizer steps whatever the pool's size; ``pool`` = one pass over the larger of the two (the labelled batches
-    cycle), as before this key existed.
+    average of the student (``ema_decay``) makes the weak-view guess; the strong view (speed / pitch change,
+    SpecAugment, gain, noise) is trained towards it. ``mixmatch`` (single-label): sharpened mean guess over
+    ``views`` weak views (``temperature``), everything mixed with mixup (``mix_alpha``), squared error on the
+    unlabelled rows. ``remixmatch`` (single-label): the weak view's aligned, sharpened guess is the target of
+    ``views`` strong views, mixed with the labelled windows; cross-entropy throughout. ``mean_teacher``: an
+    exponential moving average (``ema_decay``) of the student is the teacher; the student's probabilities on a
+    strong view are pulled towards the teacher's on a weak view (mean squared error). ``self_training``: supervised
+    rounds, each on the labelled clips plus the share ``rounds[r - 1]`` of the unlabelled pool the previous round's
+    model is surest of, class-balanced, with its guesses as labels; every round a fresh network for the run's step
+    budget (``training/semi/self_training.py``). The unlabelled term weighs ``lambda_u`` (unset: the method's own,
+    see :attr:`unlabelled_weight`), ramped up over the first ``rampup`` share of the run's optimizer steps for every
+    method but FixMatch. Each step draws ``mu x train.batch_size`` unlabelled windows. ``epoch``: ``labelled`` = an
+    epoch is one pass over the labelled clips (the unlabelled pool is sampled for as many steps), so
+    ``train.max_epochs`` gives exactly a supervised run's optimizer steps whatever the pool's size; ``pool`` = one
+    pass over the larger of the two (the labelled batches cycle), as before this key existed.
     """
 
     method: str = "none"  # none | fixmatch | mixmatch | remixmatch | mean_teacher | self_training

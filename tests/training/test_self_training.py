@@ -11,7 +11,7 @@ from envsound.config import resolve_config
 from envsound.errors import ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.self_training import ROUND_STATE, ClipSet, confident_subset
+from envsound.training.semi.self_training import ROUND_STATE, ClipSet, confident_subset
 from envsound.training.prepare import prepare_training_data
 from envsound.training.train import train_model
 

@@ -39,7 +39,8 @@ class TrainingData:
     unlabelled_features: ClipFeatures = field(default_factory=ClipFeatures)  # semi-supervised pool, labels unknown
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     unlabelled: list[ClipRecord] = field(default_factory=list)  # the pool's clips (unlabelled_features[i] is [i]'s)
-    unlabelled_copies: OfflineCopies = field(default_factory=OfflineCopies)  # self_training: pseudo-labelled clips train on them
+    # self_training only: the pool's copies, which a pseudo-labelled clip trains on as a labelled one does on its own
+    unlabelled_copies: OfflineCopies = field(default_factory=OfflineCopies)
 
     @property
     def train_variants(self) -> list[ClipFeatures]:
@@ -66,8 +67,9 @@ def prepare_training_data(
     augmented copies of the **training** clips only (never of validation clips, nor of ``held_out``).
 
     With ``train.label_fraction`` p < 1 only a stratified share p of ``manifest`` keeps its labels, with
-    ``train.shots`` K only K clips a class (the validation split comes from those); with ``semi.method`` set, the rest plus ``unlabelled`` (labels ignored, clips sharing a
-    source with a validation clip left out) are the unlabelled pool.
+    ``train.shots`` K only K clips a class (the validation split comes from those); with ``semi.method`` set, the rest
+    plus ``unlabelled`` (labels ignored, clips sharing a source with a validation clip left out) are the unlabelled
+    pool. ``self_training`` also makes the pool's copies: a pseudo-labelled clip trains as a labelled one does.
 
     ``held_out``: manifests that must not reach training (the test fold in cross-validation, the folds left out by
     ``envsound train --folds``); they are only used by the leakage guard

@@ -160,7 +160,7 @@ def train_model(
         elif is_torch_model(config.model.name):
             from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
             from envsound.training.fit import FitResult, fit_network
-            from envsound.training.self_training import ClipSet, fit_self_training
+            from envsound.training.semi.self_training import ClipSet, fit_self_training
 
             labelled = ClipSet(train_feats, target_matrix(train_set),
                                data.train_variants if data.copies.copies else [])
