@@ -1,0 +1,88 @@
+"""Round by round, what a cross-validated self-training run did: how many pool clips each round pseudo-labelled, how
+many of those labels were right, and each round's model on the test fold.
+
+    .venv/bin/python experiments/self_training_rounds.py --root ../shared/data/esc50 \
+        --cv experiments/out/semi-s28-cv/cnn/p0.1/self_training [--dataset esc10] [--folds 1 2 3 4]
+
+``--cv`` is the folder of an ``envsound cv ... --semi self_training`` run (or an ``experiments/semi_supervised.py``
+row): ``fold_<k>/model.ckpt`` and ``fold_<k>/round_<r>/round.pt``; ``--folds`` are the run's folds (each test fold's model
+trained on the others). Diagnostic only: it reads the labels of the pool
+and of the test fold, which the run never saw, and nothing here chose the run's settings (a round count picked by
+these test accuracies would be tuned on the test folds). Prints a Markdown table and writes ``CV/rounds.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from envsound.data.registry import load_dataset
+from envsound.data.splits import labelled_subset
+from envsound.evaluation.evaluate import evaluate_model
+from envsound.features.cache import FeatureCache
+from envsound.fileio import write_json_atomic
+from envsound.models.checkpoint import Checkpoint, load_checkpoint
+from envsound.models.clip import ClipModel
+from envsound.training.semi.self_training import ROUND_STATE, round_config
+
+
+def fold_rounds(cv: Path, fold: int, folds: list[int], manifest, cache: FeatureCache) -> list[dict]:
+    """One row per finished round of test fold ``fold``: pseudo-labelled clips, how many right, test accuracy."""
+    checkpoint = load_checkpoint(cv / f"fold_{fold}" / "model.ckpt")
+    config = checkpoint.config
+    train = manifest.select_folds([f for f in folds if f != fold])
+    # the pool as train_model built it: the training folds' clips left unlabelled, in order (no extra dataset)
+    _, rest = labelled_subset(train, fraction=config.train.label_fraction, seed=config.train.seed)
+    if len(rest) != checkpoint.meta["n_unlabelled_clips"]:
+        raise SystemExit(f"fold {fold}: the run's pool held {checkpoint.meta['n_unlabelled_clips']} clips, the "
+                         f"training folds leave {len(rest)} unlabelled: a pool with another dataset's clips "
+                         "(--pool esc50, --unlabelled-dataset) is not supported here")
+    truth = [r.labels[0] for r in rest.records]
+    test = manifest.select_folds([fold])
+    rows = []
+    for index in range(len(config.semi.rounds) + 1):
+        path = cv / f"fold_{fold}" / f"round_{index}" / ROUND_STATE
+        if not path.exists():
+            break
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        kept, guess = state["kept"].numpy(), state["guess"].numpy()
+        right = sum(checkpoint.labels[g] == truth[i] for i, g in zip(kept, guess))
+        network = Checkpoint(config=round_config(config), labels=checkpoint.labels, task=checkpoint.task,
+                             state_dict=state["fit"]["state_dict"])
+        model = ClipModel.from_checkpoint(network)
+        evaluation = evaluate_model(model, test, cache=cache, progress=False)
+        accuracy = float(np.mean(evaluation.y_prob.argmax(axis=1) == evaluation.y_true))
+        rows.append({"fold": fold, "round": index, "pseudo_labelled": len(kept), "right": int(right),
+                     "test_accuracy": accuracy})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--cv", type=Path, required=True)
+    parser.add_argument("--dataset", default="esc10")
+    parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4])
+    args = parser.parse_args(argv)
+    manifest = load_dataset(args.dataset, args.root)
+    done = [k for k in args.folds if (args.cv / f"fold_{k}" / "model.ckpt").exists()]
+    rows = [row for fold in done for row in fold_rounds(args.cv, fold, args.folds, manifest, FeatureCache())]
+    print("| fold | round | pseudo-labelled | right | test accuracy |\n|---|---|---|---|---|")
+    for r in rows:
+        share = f"{r['right']} ({100 * r['right'] / r['pseudo_labelled']:.1f} %)" if r["pseudo_labelled"] else "-"
+        print(f"| {r['fold']} | {r['round']} | {r['pseudo_labelled']} | {share} | {100 * r['test_accuracy']:.2f} |")
+    for index in sorted({r["round"] for r in rows}):
+        accs = [100 * r["test_accuracy"] for r in rows if r["round"] == index]
+        spread = np.std(accs, ddof=1) if len(accs) > 1 else 0.0
+        print(f"round {index}: test accuracy {np.mean(accs):.1f} ± {spread:.1f} % over {len(accs)} fold(s)")
+    write_json_atomic(args.cv / "rounds.json", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
