@@ -101,9 +101,10 @@ def fit_self_training(config: Config, fit_round: Callable[[Config, Path, ClipSet
                  len(labelled.features), len(kept))
         round_dir.mkdir(parents=True, exist_ok=True)
         fit = fit_round(round_config(config), round_dir, clips)
-        with atomic_path(done) as tmp:
-            torch.save({"fit": {"state_dict": fit.state_dict, "epochs": fit.epochs, "best_score": fit.best_score},
-                        "kept": torch.from_numpy(kept), "guess": torch.from_numpy(guess[kept])}, tmp)
+        if fit.is_global_zero:  # every process of a multi-process run scores the pool alike; one writes
+            with atomic_path(done) as tmp:
+                torch.save({"fit": {"state_dict": fit.state_dict, "epochs": fit.epochs, "best_score": fit.best_score},
+                            "kept": torch.from_numpy(kept), "guess": torch.from_numpy(guess[kept])}, tmp)
         summary.append(_round_summary(index, share, labelled, kept, guess[kept], labels))
     return fit, summary
 
