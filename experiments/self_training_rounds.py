@@ -26,9 +26,8 @@ from envsound.data.splits import labelled_subset
 from envsound.evaluation.evaluate import evaluate_model
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic
-from envsound.models.checkpoint import Checkpoint, load_checkpoint
-from envsound.models.clip import ClipModel
-from envsound.training.semi.self_training import ROUND_STATE, round_config
+from envsound.models.checkpoint import load_checkpoint
+from envsound.training.semi.self_training import ROUND_STATE, round_model
 
 
 def fold_rounds(cv: Path, fold: int, folds: list[int], manifest, cache: FeatureCache) -> list[dict]:
@@ -52,9 +51,7 @@ def fold_rounds(cv: Path, fold: int, folds: list[int], manifest, cache: FeatureC
         state = torch.load(path, map_location="cpu", weights_only=True)
         kept, guess = state["kept"].numpy(), state["guess"].numpy()
         right = sum(checkpoint.labels[g] == truth[i] for i, g in zip(kept, guess))
-        network = Checkpoint(config=round_config(config), labels=checkpoint.labels, task=checkpoint.task,
-                             state_dict=state["fit"]["state_dict"])
-        model = ClipModel.from_checkpoint(network)
+        model = round_model(state["fit"]["state_dict"], config, checkpoint.labels, checkpoint.task)
         evaluation = evaluate_model(model, test, cache=cache, progress=False)
         accuracy = float(np.mean(evaluation.y_prob.argmax(axis=1) == evaluation.y_true))
         rows.append({"fold": fold, "round": index, "pseudo_labelled": len(kept), "right": int(right),

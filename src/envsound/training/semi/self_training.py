@@ -109,12 +109,18 @@ def fit_self_training(config: Config, fit_round: Callable[[Config, Path, ClipSet
     return fit, summary
 
 
+def round_model(state_dict: dict, config: Config, labels: Sequence[str], task: Task, *,
+                device: str = "auto") -> ClipModel:
+    """A round's network as a :class:`ClipModel`, scoring clips as ``evaluate`` does."""
+    checkpoint = Checkpoint(config=round_config(config), labels=list(labels), task=task, state_dict=state_dict)
+    return ClipModel.from_checkpoint(checkpoint, device=device)
+
+
 def _clip_probs(fit: FitResult, config: Config, labels: Sequence[str], task: Task,
                 features: Sequence[np.ndarray]) -> np.ndarray:
-    """The clip probabilities of ``fit``'s network on ``features``, as ``evaluate`` computes them."""
-    checkpoint = Checkpoint(config=round_config(config), labels=list(labels), task=task, state_dict=fit.state_dict)
+    """The clip probabilities of ``fit``'s network on ``features``, on the device it trained on."""
     device = fit.runtime.accelerator if fit.runtime is not None else "auto"
-    return ClipModel.from_checkpoint(checkpoint, device=device).predict_clips(list(features))
+    return round_model(fit.state_dict, config, labels, task, device=device).predict_clips(list(features))
 
 
 def _round_summary(index: int, share: float, labelled: ClipSet, kept, guess, labels: Sequence[str]) -> dict:
