@@ -244,12 +244,12 @@ class SemiConfig:
     strong view are pulled towards the teacher's on a weak view (mean squared error). ``self_training``: supervised
     rounds, each on the labelled clips plus the share ``rounds[r - 1]`` of the unlabelled pool the previous round's
     model is surest of, class-balanced, with its guesses as labels; every round a fresh network for the run's step
-    budget (``training/semi/self_training.py``). The unlabelled term weighs ``lambda_u`` (unset: the method's own,
-    see :attr:`unlabelled_weight`), ramped up over the first ``rampup`` share of the run's optimizer steps for every
-    method but FixMatch. Each step draws ``mu x train.batch_size`` unlabelled windows. ``epoch``: ``labelled`` = an
-    epoch is one pass over the labelled clips (the unlabelled pool is sampled for as many steps), so
-    ``train.max_epochs`` gives exactly a supervised run's optimizer steps whatever the pool's size; ``pool`` = one
-    pass over the larger of the two (the labelled batches cycle), as before this key existed.
+    budget or its share of it (``round_budget``; ``training/semi/self_training.py``). The unlabelled term weighs
+    ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped up over the first ``rampup`` share
+    of the run's optimizer steps for every method but FixMatch. Each step draws ``mu x train.batch_size`` unlabelled
+    windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled clips (the unlabelled pool is sampled
+    for as many steps), so ``train.max_epochs`` gives exactly a supervised run's optimizer steps whatever the pool's
+    size; ``pool`` = one pass over the larger of the two (the labelled batches cycle), as before this key existed.
     """
 
     method: str = "none"  # none | fixmatch | mixmatch | remixmatch | mean_teacher | self_training
@@ -276,6 +276,9 @@ class SemiConfig:
     mix_alpha: float = 0.75  # (re)mixmatch: Beta(alpha, alpha) of its mixup, > 0
     # self_training: the pool share pseudo-labelled in each round after the first (labelled clips only), 0 < s <= 1
     rounds: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
+    # self_training: full = every round the run's whole step budget (len(rounds) + 1 supervised runs' steps in all);
+    # split = the run's step budget (train.min_steps) split evenly over its rounds, a supervised run's steps in all
+    round_budget: str = "full"
 
     DEFAULT_LAMBDA_U = {"fixmatch": 1.0, "mean_teacher": 1.0, "mixmatch": 75.0, "remixmatch": 1.5}
 
@@ -305,6 +308,7 @@ class SemiConfig:
         _check(self.mix_alpha > 0, "semi.mix_alpha", self.mix_alpha, "> 0")
         _check(bool(self.rounds) and all(0 < s <= 1 for s in self.rounds), "semi.rounds", self.rounds,
                "one or more pool shares 0 < s <= 1, e.g. [0.25, 0.5, 0.75, 1.0]")
+        _check(self.round_budget in ("full", "split"), "semi.round_budget", self.round_budget, "full or split")
 
 
 # The per-copy probability keys of AugmentConfig, one per offline transform: what "every transform off" means.

@@ -4,7 +4,7 @@ import pytest
 
 from envsound.config import resolve_config
 from envsound.errors import CheckpointError
-from envsound.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from envsound.models.checkpoint import FORMAT_VERSION, Checkpoint, load_checkpoint, save_checkpoint
 from envsound.models.clip import ClipModel, build_network
 
 
@@ -89,7 +89,7 @@ def test_a_format_4_checkpoint_without_the_window_and_schedule_keys_loads(tmp_pa
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=build_network(config, 2).state_dict()))
     payload = torch.load(path, weights_only=True)
-    assert payload["format_version"] == 10
+    assert payload["format_version"] == FORMAT_VERSION
     payload["format_version"] = 4
     del payload["config"]["features"]["eval_crops"]
     for key in ("windows", "lr_milestones", "lr_gamma"):
@@ -107,7 +107,7 @@ def test_a_format_5_checkpoint_keeps_the_semi_behaviour_it_was_trained_with(tmp_
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=build_network(config, 2).state_dict()))
     payload = torch.load(path, weights_only=True)
-    assert payload["format_version"] == 10
+    assert payload["format_version"] == FORMAT_VERSION
     payload["format_version"] = 5
     for key in ("labelled_mixup", "distribution_alignment", "views", "temperature", "mix_alpha", "rampup"):
         del payload["config"]["semi"][key]
@@ -168,6 +168,17 @@ def test_a_format_9_checkpoint_without_self_training_rounds_loads(tmp_path):
     torch.save(payload, path)
     loaded = load_checkpoint(path).config
     assert loaded.semi.method == "fixmatch" and loaded.semi.rounds == [0.25, 0.5, 0.75, 1.0]
+
+
+def test_a_format_10_self_training_checkpoint_loads_with_full_rounds(tmp_path):
+    """Version 10 had no semi.round_budget: every round took the run's whole step budget."""
+    config = resolve_config(overrides=["model.filters=8", "semi.method=self_training", "train.label_fraction=0.1"])
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 10
+    del payload["config"]["semi"]["round_budget"]
+    torch.save(payload, path)
+    assert load_checkpoint(path).config.semi.round_budget == "full"
 
 
 def test_a_newer_format_says_to_upgrade(tmp_path):

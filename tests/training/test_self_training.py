@@ -11,7 +11,7 @@ from envsound.config import resolve_config
 from envsound.errors import ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.semi.self_training import ROUND_STATE, ClipSet, confident_subset
+from envsound.training.semi.self_training import ROUND_STATE, ClipSet, confident_subset, round_config
 from envsound.training.prepare import prepare_training_data
 from envsound.training.train import train_model
 
@@ -19,10 +19,13 @@ SELF = TINY_OVERRIDES + ("semi.method=self_training", "train.label_fraction=0.5"
                          "train.batch_size=4", "train.val_fraction=0", "model.filters=4", "semi.rounds=0.5,1")
 
 
-def _steps_per_epoch(run_dir) -> int:
+def _logged_steps(run_dir) -> list[int]:
     with open(run_dir / "logs" / "metrics.csv") as handle:
-        steps = [int(r["step"]) for r in csv.DictReader(handle) if r.get("train_loss")]
-    return steps[0] + 1
+        return [int(r["step"]) for r in csv.DictReader(handle) if r.get("train_loss")]
+
+
+def _steps_per_epoch(run_dir) -> int:
+    return _logged_steps(run_dir)[0] + 1
 
 
 def test_confident_subset_keeps_the_surest_clips_of_each_predicted_class():
@@ -78,4 +81,28 @@ def test_pool_clips_get_offline_copies_for_self_training_only(tmp_path, syntheti
 def test_what_self_training_refuses(tmp_path, synthetic_manifest, override):
     with pytest.raises(ConfigError, match="self_training|semi.rounds"):
         config = resolve_config(overrides=SELF + (override,))
+        train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+
+
+def test_a_round_trains_for_the_run_budget_or_its_share():
+    full = resolve_config(overrides=("semi.method=self_training", "train.label_fraction=0.1"))
+    assert round_config(full, rounds=5).train == full.train and round_config(full).semi.method == "none"
+    split = round_config(resolve_config(overrides=("semi.method=self_training", "train.label_fraction=0.1",
+                                                   "semi.round_budget=split")), rounds=5)
+    assert (split.train.min_steps, split.train.max_epochs) == (300, 1)  # the 1,500 default steps over 5 rounds
+
+
+def test_split_rounds_share_the_run_steps(tmp_path, synthetic_manifest):
+    config = resolve_config(overrides=SELF + ("semi.round_budget=split", "train.min_steps=30"))
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    rounds = load_checkpoint(result.checkpoint).meta["self_training"]
+    for r in rounds:  # 10 steps a round, in whole epochs of (20 + pseudo-labelled) // 4 steps
+        per_epoch = (20 + r["pseudo_labelled"]) // 4
+        assert _logged_steps(tmp_path / f"round_{r['round']}")[-1] + 1 == -(-10 // per_epoch) * per_epoch
+    assert load_checkpoint(result.checkpoint).config.semi.round_budget == "split"
+
+
+def test_split_rounds_need_a_step_budget(tmp_path, synthetic_manifest):
+    config = resolve_config(overrides=SELF + ("semi.round_budget=split", "train.min_steps=0"))
+    with pytest.raises(ConfigError, match="round_budget=split.*train.min_steps"):
         train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)

@@ -48,7 +48,9 @@ FORMAT = "envsound-checkpoint"
 #    min_steps 0 (train.max_epochs as they were trained with) and the student guessing.
 # 10: semi.method may be self_training, semi gains rounds (its pool shares), meta["self_training"] holds each round's
 #    pseudo-labelled clips per class. Version 9 files load unchanged (rounds only matters to self_training).
-FORMAT_VERSION = 10
+# 11: semi gains round_budget (self_training: full = each round the run's step budget, split = the budget shared by
+#    the rounds). Version 10 files load unchanged (full, what they were trained with).
+FORMAT_VERSION = 11
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 

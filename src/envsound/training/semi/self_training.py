@@ -7,7 +7,9 @@ scores a test clip (its windows' probabilities averaged), and in each class it p
 ``semi.rounds[r - 1]`` share of the pool, the clips it is most confident of (class-balanced: a class keeps at most
 share x pool / classes clips, so a class the model over-predicts cannot fill the set). Every round trains a fresh
 network for the run's step budget: the paper restarts from scratch so that a round does not inherit its teacher's
-mistakes. The last round's model is the run's. Pseudo-labelled clips bring their offline copies, as labelled ones do.
+mistakes. With ``semi.round_budget=split`` the rounds share that budget instead (each its ``1 / (len(rounds) + 1)``
+part), so the run makes a supervised run's optimizer steps, not ``len(rounds) + 1`` times as many. The last round's
+model is the run's. Pseudo-labelled clips bring their offline copies, as labelled ones do.
 
 A finished round's weights and pseudo-labels are kept in ``round_<r>/round.pt``, so ``--resume`` after an interruption
 goes on from the round that was running.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,11 +28,12 @@ import numpy as np
 import torch
 
 from envsound.config import Config
+from envsound.errors import ConfigError
 from envsound.fileio import atomic_path
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.clip import ClipModel
 from envsound.task import Task
-from envsound.training.fit import FitResult
+from envsound.training.fit import FitResult, min_steps
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +68,18 @@ def confident_subset(probs: np.ndarray, share: float) -> np.ndarray:
     return np.array(sorted(kept), dtype=np.int64)
 
 
-def round_config(config: Config) -> Config:
-    """The config a round trains with: a supervised run of the same network and step budget."""
+def round_config(config: Config, *, rounds: int = 1) -> Config:
+    """The config each of ``rounds`` rounds trains with: a supervised run of the same network, for the run's step
+    budget (``semi.round_budget=full``) or its ``1 / rounds`` part (``split``: ``train.max_epochs`` 1, raised to
+    reach that many steps, so that a round on more clips does not make more)."""
     supervised = copy.deepcopy(config)
     supervised.semi.method = "none"
+    if config.semi.round_budget == "split":
+        budget = min_steps(config)
+        if not budget:
+            raise ConfigError("semi.round_budget=split shares the run's train.min_steps between its rounds, and this "
+                              "run has none: set train.min_steps")
+        supervised.train.min_steps, supervised.train.max_epochs = math.ceil(budget / rounds), 1
     return supervised
 
 
@@ -100,7 +112,7 @@ def fit_self_training(config: Config, fit_round: Callable[[Config, Path, ClipSet
         log.info("self-training round %d of %d: %d labelled + %d pseudo-labelled clips", index, len(rounds) - 1,
                  len(labelled.features), len(kept))
         round_dir.mkdir(parents=True, exist_ok=True)
-        fit = fit_round(round_config(config), round_dir, clips)
+        fit = fit_round(round_config(config, rounds=len(rounds)), round_dir, clips)
         if fit.is_global_zero:  # every process of a multi-process run scores the pool alike; one writes
             with atomic_path(done) as tmp:
                 torch.save({"fit": {"state_dict": fit.state_dict, "epochs": fit.epochs, "best_score": fit.best_score},
