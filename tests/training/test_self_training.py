@@ -87,9 +87,23 @@ def test_what_self_training_refuses(tmp_path, synthetic_manifest, override):
 def test_a_round_trains_for_the_run_budget_or_its_share():
     full = resolve_config(overrides=("semi.method=self_training", "train.label_fraction=0.1"))
     assert round_config(full, rounds=5).train == full.train and round_config(full).semi.method == "none"
+    later = round_config(full, rounds=5, steps=1504)  # a round after the first: round 0's steps, in as many epochs
+    assert (later.train.min_steps, later.train.max_epochs) == (1504, 1)
     split = round_config(resolve_config(overrides=("semi.method=self_training", "train.label_fraction=0.1",
                                                    "semi.round_budget=split")), rounds=5)
     assert (split.train.min_steps, split.train.max_epochs) == (300, 1)  # the 1,500 default steps over 5 rounds
+
+
+def test_later_rounds_make_round_0s_steps_on_more_clips(tmp_path, synthetic_manifest):
+    config = resolve_config(overrides=SELF + ("train.max_epochs=6",))  # round 0: 6 epochs of 20 // 4 = 30 steps
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    rounds = load_checkpoint(result.checkpoint).meta["self_training"]
+    assert _logged_steps(tmp_path / "round_0")[-1] + 1 == 30
+    grown = [r for r in rounds if (20 + r["pseudo_labelled"]) // 4 >= 6]
+    assert grown  # rounds of 6+ steps an epoch, where 6 epochs would make 36+ steps
+    for r in grown:
+        per_epoch = (20 + r["pseudo_labelled"]) // 4
+        assert _logged_steps(tmp_path / f"round_{r['round']}")[-1] + 1 == -(-30 // per_epoch) * per_epoch
 
 
 def test_split_rounds_share_the_run_steps(tmp_path, synthetic_manifest):

@@ -34,8 +34,8 @@ def member_config(config: Config, index: int) -> Config:
 def fit_ensemble(config: Config, fit_member: Callable[[Config, Path], FitResult], *, out_dir: Path,
                  resume: bool) -> FitResult:
     """Fit ``config.train.ensemble`` members with ``fit_member(member_config, member_dir)`` and return the weights of
-    the :class:`~envsound.models.ensemble.Ensemble` (``members.<i>.*``); ``epochs`` is the longest member's,
-    ``best_score`` the members' mean (None if any member has none)."""
+    the :class:`~envsound.models.ensemble.Ensemble` (``members.<i>.*``); ``epochs`` and ``steps`` are the longest
+    member's, ``best_score`` the members' mean (None if any member has none)."""
     results: list[FitResult] = []
     for index in range(config.train.ensemble):
         member_dir = out_dir / f"member_{index + 1}"
@@ -48,11 +48,12 @@ def fit_ensemble(config: Config, fit_member: Callable[[Config, Path], FitResult]
         member_dir.mkdir(parents=True, exist_ok=True)
         fit = fit_member(member_config(config, index), member_dir)
         with atomic_path(done) as tmp:
-            torch.save({"state_dict": fit.state_dict, "epochs": fit.epochs, "best_score": fit.best_score}, tmp)
+            torch.save({"state_dict": fit.state_dict, "epochs": fit.epochs, "best_score": fit.best_score,
+                        "steps": fit.steps}, tmp)
         results.append(fit)
     state = {f"members.{i}.{key}": value for i, fit in enumerate(results) for key, value in fit.state_dict.items()}
     scores = [fit.best_score for fit in results]
     return FitResult(state_dict=state, epochs=max(fit.epochs for fit in results),
                      best_score=None if None in scores else sum(scores) / len(scores),
                      runtime=next((fit.runtime for fit in results if fit.runtime is not None), None),
-                     is_global_zero=results[-1].is_global_zero)
+                     is_global_zero=results[-1].is_global_zero, steps=max(fit.steps for fit in results))

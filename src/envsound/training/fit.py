@@ -46,12 +46,14 @@ class FitResult:
     best_score: float | None  # the monitored metric at the best epoch
     runtime: Runtime | None = None
     is_global_zero: bool = True  # False in the other processes of a multi-process run: they write nothing
+    steps: int = 0  # optimizer steps made; 0 where not known (a result saved before this field)
 
 
 class LoopResult(NamedTuple):
     epochs: int
     best_score: float | None
     is_global_zero: bool
+    steps: int
 
 
 def training_runtime(config: Config, build: Callable[[], nn.Module]) -> Runtime:
@@ -178,7 +180,7 @@ def fit_network(
     weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
                if k.startswith("model.")}
     return FitResult(state_dict=weights, epochs=loop.epochs, best_score=loop.best_score, runtime=runtime,
-                     is_global_zero=loop.is_global_zero)
+                     is_global_zero=loop.is_global_zero, steps=loop.steps)
 
 
 def run_lightning(
@@ -198,7 +200,8 @@ def run_lightning(
 ) -> LoopResult:
     """Fit ``module`` on ``data`` (random training windows; every window of the validation clips) on ``runtime``;
     early stopping and best-epoch selection on ``monitor = (logged metric, "min" | "max")``. Loads the best epoch's
-    weights into ``module`` and returns (epochs run, best monitored value, whether this is process 0).
+    weights into ``module`` and returns (epochs run, best monitored value, whether this is process 0, optimizer
+    steps made).
 
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run;
     ``check_resumable(last_ckpt)`` may refuse one made with other settings. Shared by classifier training and
@@ -250,4 +253,5 @@ def run_lightning(
         best_path = trainer.strategy.broadcast(best_path)
     module.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"], strict=True)
     best = keeper.best_model_score
-    return LoopResult(trainer.current_epoch, float(best) if best is not None else None, trainer.is_global_zero)
+    return LoopResult(trainer.current_epoch, float(best) if best is not None else None, trainer.is_global_zero,
+                      trainer.global_step)

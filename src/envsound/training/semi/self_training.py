@@ -6,10 +6,11 @@ Round 0 trains on the labelled clips alone. Before round r >= 1 the last model s
 scores a test clip (its windows' probabilities averaged), and in each class it predicts keeps its
 ``semi.rounds[r - 1]`` share of the pool, the clips it is most confident of (class-balanced: a class keeps at most
 share x pool / classes clips, so a class the model over-predicts cannot fill the set). Every round trains a fresh
-network for the run's step budget: the paper restarts from scratch so that a round does not inherit its teacher's
-mistakes. With ``semi.round_budget=split`` the rounds share that budget instead (each its ``1 / (len(rounds) + 1)``
-part), so the run makes a supervised run's optimizer steps, not ``len(rounds) + 1`` times as many. The last round's
-model is the run's. Pseudo-labelled clips bring their offline copies, as labelled ones do.
+network for the run's step budget, the optimizer steps round 0 made (a round on more clips makes fewer epochs, not
+more steps): the paper restarts from scratch so that a round does not inherit its teacher's mistakes. With
+``semi.round_budget=split`` the rounds share that budget instead (each its ``1 / (len(rounds) + 1)`` part), so the
+run makes a supervised run's optimizer steps, not ``len(rounds) + 1`` times as many. The last round's model is the
+run's. Pseudo-labelled clips bring their offline copies, as labelled ones do.
 
 A finished round's weights and pseudo-labels are kept in ``round_<r>/round.pt``, so ``--resume`` after an interruption
 goes on from the round that was running.
@@ -68,10 +69,11 @@ def confident_subset(probs: np.ndarray, share: float) -> np.ndarray:
     return np.array(sorted(kept), dtype=np.int64)
 
 
-def round_config(config: Config, *, rounds: int = 1) -> Config:
-    """The config each of ``rounds`` rounds trains with: a supervised run of the same network, for the run's step
-    budget (``semi.round_budget=full``) or its ``1 / rounds`` part (``split``: ``train.max_epochs`` 1, raised to
-    reach that many steps, so that a round on more clips does not make more)."""
+def round_config(config: Config, *, rounds: int = 1, steps: int = 0) -> Config:
+    """The config each of ``rounds`` rounds trains with: a supervised run of the same network. With
+    ``semi.round_budget=full`` a round after the first makes ``steps`` optimizer steps, those of round 0 (0: as
+    configured); with ``split`` every round makes the ``1 / rounds`` part of the run's step budget. Either way
+    ``train.max_epochs`` is 1, raised to reach those steps, so that a round on more clips does not make more."""
     supervised = copy.deepcopy(config)
     supervised.semi.method = "none"
     if config.semi.round_budget == "split":
@@ -79,7 +81,9 @@ def round_config(config: Config, *, rounds: int = 1) -> Config:
         if not budget:
             raise ConfigError("semi.round_budget=split shares the run's train.min_steps between its rounds, and this "
                               "run has none: set train.min_steps")
-        supervised.train.min_steps, supervised.train.max_epochs = math.ceil(budget / rounds), 1
+        steps = math.ceil(budget / rounds)
+    if steps:
+        supervised.train.min_steps, supervised.train.max_epochs = steps, 1
     return supervised
 
 
@@ -91,33 +95,37 @@ def fit_self_training(config: Config, fit_round: Callable[[Config, Path, ClipSet
     per round (``round``, ``share``, ``clips``, ``pseudo_labelled``, ``per_class``)."""
     rounds = [0.0, *config.semi.rounds]
     fit: FitResult | None = None
+    steps = 0  # round 0's optimizer steps, every later round's with semi.round_budget=full
     summary: list[dict] = []
     for index, share in enumerate(rounds):
         round_dir = out_dir / f"round_{index}"
         done = round_dir / ROUND_STATE
         if resume and done.exists():
             state = torch.load(done, map_location="cpu", weights_only=True)
-            fit, kept = FitResult(**state["fit"]), state["kept"]
+            fit, kept, guessed = FitResult(**state["fit"]), state["kept"], state["guess"]
             log.info("self-training round %d of %d: already trained (%s)", index, len(rounds) - 1, done)
-            summary.append(_round_summary(index, share, labelled, kept, state["guess"], labels))
-            continue
-        kept, guess = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        clips = labelled
-        if index:
-            probs = _clip_probs(fit, config, labels, task, pool.features)
-            kept, guess = confident_subset(probs, share), probs.argmax(axis=1)
-            clips = labelled.plus(ClipSet([pool.features[i] for i in kept],
-                                          np.eye(len(labels), dtype=np.float32)[guess[kept]],
-                                          [pool.variants[i] for i in kept] if pool.variants else ()))
-        log.info("self-training round %d of %d: %d labelled + %d pseudo-labelled clips", index, len(rounds) - 1,
-                 len(labelled.features), len(kept))
-        round_dir.mkdir(parents=True, exist_ok=True)
-        fit = fit_round(round_config(config, rounds=len(rounds)), round_dir, clips)
-        if fit.is_global_zero:  # every process of a multi-process run scores the pool alike; one writes
-            with atomic_path(done) as tmp:
-                torch.save({"fit": {"state_dict": fit.state_dict, "epochs": fit.epochs, "best_score": fit.best_score},
-                            "kept": torch.from_numpy(kept), "guess": torch.from_numpy(guess[kept])}, tmp)
-        summary.append(_round_summary(index, share, labelled, kept, guess[kept], labels))
+        else:
+            kept, guess = np.zeros(0, np.int64), np.zeros(0, np.int64)
+            clips = labelled
+            if index:
+                probs = _clip_probs(fit, config, labels, task, pool.features)
+                kept, guess = confident_subset(probs, share), probs.argmax(axis=1)
+                clips = labelled.plus(ClipSet([pool.features[i] for i in kept],
+                                              np.eye(len(labels), dtype=np.float32)[guess[kept]],
+                                              [pool.variants[i] for i in kept] if pool.variants else ()))
+            log.info("self-training round %d of %d: %d labelled + %d pseudo-labelled clips", index, len(rounds) - 1,
+                     len(labelled.features), len(kept))
+            round_dir.mkdir(parents=True, exist_ok=True)
+            fit = fit_round(round_config(config, rounds=len(rounds), steps=steps), round_dir, clips)
+            guessed = guess[kept]
+            if fit.is_global_zero:  # every process of a multi-process run scores the pool alike; one writes
+                with atomic_path(done) as tmp:
+                    torch.save({"fit": {"state_dict": fit.state_dict, "epochs": fit.epochs,
+                                        "best_score": fit.best_score, "steps": fit.steps},
+                                "kept": torch.from_numpy(kept), "guess": torch.from_numpy(guessed)}, tmp)
+        if not index:
+            steps = fit.steps  # 0 from a round 0 saved before FitResult.steps: later rounds train as configured
+        summary.append(_round_summary(index, share, labelled, kept, guessed, labels))
     return fit, summary
 
 
