@@ -276,7 +276,7 @@ class SemiConfig:
     mix_alpha: float = 0.75  # (re)mixmatch: Beta(alpha, alpha) of its mixup, > 0
     # self_training: the pool share pseudo-labelled in each round after the first (labelled clips only), 0 < s <= 1
     rounds: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
-    # self_training: full = every round the steps of round 0, the supervised run (len(rounds) + 1 times them in all);
+    # self_training: full = every round round 0's steps (the supervised run's: len(rounds) + 1 times them in all);
     # split = the run's step budget (train.min_steps) split evenly over its rounds, a supervised run's steps in all
     round_budget: str = "full"
 

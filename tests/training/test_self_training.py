@@ -2,9 +2,11 @@
 round's training set with their copies, resume by round, and what it refuses."""
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import TINY_OVERRIDES
 from envsound.config import resolve_config
@@ -95,15 +97,30 @@ def test_a_round_trains_for_the_run_budget_or_its_share():
 
 
 def test_later_rounds_make_round_0s_steps_on_more_clips(tmp_path, synthetic_manifest):
-    config = resolve_config(overrides=SELF + ("train.max_epochs=6",))  # round 0: 6 epochs of 20 // 4 = 30 steps
-    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    # round 0: 6 epochs of 20 // 4 = 30 steps, above train.min_steps; a later round makes those 30 in whole epochs
+    config = resolve_config(overrides=SELF + ("train.max_epochs=6", "train.min_steps=10"))
+    dataset = synthetic_manifest.select_folds([1, 2])
+    result = train_model(dataset, config, out_dir=tmp_path, progress=False)
     rounds = load_checkpoint(result.checkpoint).meta["self_training"]
     assert _logged_steps(tmp_path / "round_0")[-1] + 1 == 30
-    grown = [r for r in rounds if (20 + r["pseudo_labelled"]) // 4 >= 6]
-    assert grown  # rounds of 6+ steps an epoch, where 6 epochs would make 36+ steps
-    for r in grown:
-        per_epoch = (20 + r["pseudo_labelled"]) // 4
-        assert _logged_steps(tmp_path / f"round_{r['round']}")[-1] + 1 == -(-30 // per_epoch) * per_epoch
+    last = rounds[-1]
+    per_epoch = (20 + last["pseudo_labelled"]) // 4
+    assert per_epoch >= 6  # where 6 epochs would make 36+ steps
+    for r in rounds[1:]:
+        round_epoch = (20 + r["pseudo_labelled"]) // 4
+        assert _logged_steps(tmp_path / f"round_{r['round']}")[-1] + 1 == -(-30 // round_epoch) * round_epoch
+
+    def rerun_last_round() -> int:  # its steps, trained again after round 0 and 1 are read back
+        shutil.rmtree(tmp_path / f"round_{last['round']}")
+        train_model(dataset, config, out_dir=tmp_path, resume=True, progress=False)
+        return _logged_steps(tmp_path / f"round_{last['round']}")[-1] + 1
+
+    assert rerun_last_round() == -(-30 // per_epoch) * per_epoch  # round 0's steps are read back with it
+    round_0 = tmp_path / "round_0" / ROUND_STATE
+    state = torch.load(round_0, weights_only=True)
+    del state["fit"]["steps"]  # a round 0 saved before its steps were: later rounds train as configured
+    torch.save(state, round_0)
+    assert rerun_last_round() == 6 * per_epoch
 
 
 def test_split_rounds_share_the_run_steps(tmp_path, synthetic_manifest):

@@ -4,13 +4,14 @@ et al., "Curriculum Labeling: Revisiting Pseudo-Labeling for Semi-Supervised Lea
 
 Round 0 trains on the labelled clips alone. Before round r >= 1 the last model scores every unlabelled clip as it
 scores a test clip (its windows' probabilities averaged), and in each class it predicts keeps its
-``semi.rounds[r - 1]`` share of the pool, the clips it is most confident of (class-balanced: a class keeps at most
-share x pool / classes clips, so a class the model over-predicts cannot fill the set). Every round trains a fresh
-network for the run's step budget, the optimizer steps round 0 made (a round on more clips makes fewer epochs, not
-more steps): the paper restarts from scratch so that a round does not inherit its teacher's mistakes. With
-``semi.round_budget=split`` the rounds share that budget instead (each its ``1 / (len(rounds) + 1)`` part), so the
-run makes a supervised run's optimizer steps, not ``len(rounds) + 1`` times as many. The last round's model is the
-run's. Pseudo-labelled clips bring their offline copies, as labelled ones do.
+``semi.rounds[r - 1]`` share of the pool, the clips it is most confident of (class-balanced: a class keeps at most share x pool /
+classes clips, so a class the model over-predicts cannot fill the set). Every round trains a fresh network for the
+run's step budget, the optimizer steps round 0 made (a round on more clips makes fewer epochs, not more steps; a run
+without ``train.min_steps`` trains every round ``train.max_epochs``): the paper restarts from scratch so that a round
+does not inherit its teacher's mistakes. With ``semi.round_budget=split`` the rounds share that budget instead (each
+its ``1 / (len(rounds) + 1)`` part), so the run makes a supervised run's optimizer steps, not ``len(rounds) + 1``
+times as many. The last round's model is the run's. Pseudo-labelled clips bring their offline copies, as labelled ones
+do.
 
 A finished round's weights and pseudo-labels are kept in ``round_<r>/round.pt``, so ``--resume`` after an interruption
 goes on from the round that was running.
@@ -71,18 +72,20 @@ def confident_subset(probs: np.ndarray, share: float) -> np.ndarray:
 
 def round_config(config: Config, *, rounds: int = 1, steps: int = 0) -> Config:
     """The config each of ``rounds`` rounds trains with: a supervised run of the same network. With
-    ``semi.round_budget=full`` a round after the first makes ``steps`` optimizer steps, those of round 0 (0: as
-    configured); with ``split`` every round makes the ``1 / rounds`` part of the run's step budget. Either way
-    ``train.max_epochs`` is 1, raised to reach those steps, so that a round on more clips does not make more."""
+    ``semi.round_budget=full`` and a step budget (``train.min_steps``), a round after the first makes ``steps``
+    optimizer steps, those of round 0 (0: as configured); with ``split`` every round makes the ``1 / rounds`` part of
+    the run's step budget. Either way ``train.max_epochs`` is 1, raised to reach those steps in whole epochs, so that
+    a round on more clips does not make more. Without a step budget every round trains ``train.max_epochs`` (and
+    early stopping decides, as in a supervised run)."""
     supervised = copy.deepcopy(config)
     supervised.semi.method = "none"
+    budget = min_steps(config)
     if config.semi.round_budget == "split":
-        budget = min_steps(config)
         if not budget:
             raise ConfigError("semi.round_budget=split shares the run's train.min_steps between its rounds, and this "
                               "run has none: set train.min_steps")
         steps = math.ceil(budget / rounds)
-    if steps:
+    if steps and budget:
         supervised.train.min_steps, supervised.train.max_epochs = steps, 1
     return supervised
 
