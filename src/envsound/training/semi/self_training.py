@@ -4,14 +4,14 @@ et al., "Curriculum Labeling: Revisiting Pseudo-Labeling for Semi-Supervised Lea
 
 Round 0 trains on the labelled clips alone. Before round r >= 1 the last model scores every unlabelled clip as it
 scores a test clip (its windows' probabilities averaged), and in each class it predicts keeps its
-``semi.rounds[r - 1]`` share of the pool, the clips it is most confident of (class-balanced: a class keeps at most share x pool /
-classes clips, so a class the model over-predicts cannot fill the set). Every round trains a fresh network for the
-run's step budget, the optimizer steps round 0 made (a round on more clips makes fewer epochs, not more steps; a run
-without ``train.min_steps`` trains every round ``train.max_epochs``): the paper restarts from scratch so that a round
-does not inherit its teacher's mistakes. With ``semi.round_budget=split`` the rounds share that budget instead (each
-its ``1 / (len(rounds) + 1)`` part), so the run makes a supervised run's optimizer steps, not ``len(rounds) + 1``
-times as many. The last round's model is the run's. Pseudo-labelled clips bring their offline copies, as labelled ones
-do.
+``semi.rounds[r - 1]`` share of the pool, the clips it is most confident of (class-balanced: a class keeps at most
+share x pool / classes clips, so a class the model over-predicts cannot fill the set). Every round trains a fresh
+network for the run's step budget, the optimizer steps round 0 made (a round on more clips makes fewer epochs, not
+more steps; a run without ``train.min_steps`` trains every round ``train.max_epochs``): the paper restarts from
+scratch so that a round does not inherit its teacher's mistakes. With ``semi.round_budget=split`` the rounds share
+that budget instead (each its ``1 / (len(rounds) + 1)`` part), so the run makes a supervised run's optimizer steps,
+not ``len(rounds) + 1`` times as many. The last round's model is the run's. Pseudo-labelled clips bring their offline
+copies, as labelled ones do.
 
 A finished round's weights and pseudo-labels are kept in ``round_<r>/round.pt``, so ``--resume`` after an interruption
 goes on from the round that was running.
