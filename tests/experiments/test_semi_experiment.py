@@ -4,6 +4,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 from semi_helpers import make_tiny_esc50
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "semi_supervised.py"
@@ -70,21 +72,28 @@ def test_the_esc10_pool_is_the_training_clips_left_unlabelled(tmp_path, capsys):
         assert (meta["n_train_clips"], meta["n_unlabelled_clips"]) == (10, 10)
 
 
-def test_self_training_row_and_its_rounds(tmp_path, capsys):
+@pytest.mark.parametrize("pool", ["esc10", "esc50"])
+def test_self_training_row_and_its_rounds(tmp_path, capsys, pool):
     root = make_tiny_esc50(tmp_path / "esc", clips=4)  # 2 recordings a class and fold: half stay unlabelled
     args = ["--root", str(root), "--out", str(tmp_path / "out"), "--models", "cnn", "--fractions", "0.5",
             "--folds", "1", "2", "--methods", "supervised", "self_training", "--cache-dir", str(tmp_path / "cache"),
-            "--semi-set", "semi.rounds=1"] + [a for o in TINY for a in ("--set", o)]
+            "--semi-set", "semi.rounds=1", "--pool", pool] + [a for o in TINY for a in ("--set", o)]
     assert _script().main(args) == 0
     assert "| cnn | self_training | " in capsys.readouterr().out
-    run = tmp_path / "out" / "cnn" / "p0.5" / "self_training"
+    run = tmp_path / "out" / "cnn" / "p0.5" / ("self_training" if pool == "esc10" else "self_training-esc50")
     spec = importlib.util.spec_from_file_location("self_training_rounds", SCRIPT.parent / "self_training_rounds.py")
     rounds = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rounds)
-    assert rounds.main(["--root", str(root), "--cv", str(run), "--folds", "1", "2"]) == 0
+    assert rounds.main(["--root", str(root), "--cv", str(run), "--folds", "1", "2", "--pool", pool]) == 0
     rows = json.loads((run / "rounds.json").read_text())
     assert [(r["fold"], r["round"]) for r in rows] == [(1, 0), (1, 1), (2, 0), (2, 1)]
     assert all(r["pseudo_labelled"] == 0 for r in rows if r["round"] == 0)
-    assert all(0 < r["pseudo_labelled"] <= 10 and 0 <= r["right"] <= r["pseudo_labelled"]  # 10 clips in each pool
+    # each pool: the other fold's 10 unlabelled clips; with esc50 also its 10 labelled and 20 other-class clips
+    size = 10 if pool == "esc10" else 40
+    assert all(0 < r["pseudo_labelled"] <= size and r["right"] + r["other_class"] <= r["pseudo_labelled"]
                for r in rows if r["round"] == 1)
+    assert (sum(r["other_class"] for r in rows) > 0) == (pool == "esc50")
     assert "round 1: test accuracy" in capsys.readouterr().out
+    if pool == "esc50":  # read as the wrong pool, the clip counts disagree
+        with pytest.raises(SystemExit, match="pass the --pool the run had"):
+            rounds.main(["--root", str(root), "--cv", str(run), "--folds", "1", "2"])
