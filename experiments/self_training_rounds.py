@@ -6,12 +6,12 @@ many of those labels were right, and each round's model on the test fold.
         [--pool esc10 | esc50]
 
 ``--cv`` is the folder of an ``envsound cv ... --semi self_training`` run (or an ``experiments/semi_supervised.py``
-row): ``fold_<k>/model.ckpt`` and ``fold_<k>/round_<r>/round.pt``; ``--folds`` are the run's folds (each test fold's model
-trained on the others); ``--pool`` is the pool the run had (``semi_supervised.py --pool``: ``esc50`` = the clips
+row): ``fold_<k>/model.ckpt`` and ``fold_<k>/round_<r>/round.pt``; ``--folds`` are the run's folds (each test fold's
+model trained on the others); ``--pool`` is the pool the run had (``semi_supervised.py --pool``: ``esc50`` = the clips
 left unlabelled plus every clip of the ESC-50 root's other folds; its clips of the other 40 classes are counted in
-``other_class``, a pseudo-label that cannot be right). Diagnostic only: it reads the labels of the pool and of the test
-fold, which the run never saw, and nothing here chose the run's settings (a round count picked by
-these test accuracies would be tuned on the test folds). Prints a Markdown table and writes ``CV/rounds.json``.
+``other_class``, a pseudo-label that cannot be right). Diagnostic only: it reads the labels of the pool and of the
+test fold, which the run never saw, and nothing here chose the run's settings (a round count picked by these test
+accuracies would be tuned on the test folds). Prints a Markdown table and writes ``CV/rounds.json``.
 """
 
 from __future__ import annotations
