@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from envsound.errors import ConfigError
 from envsound.features.cache import FeatureCache
@@ -11,7 +12,7 @@ from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
 from envsound.models.ensemble import Ensemble
 from envsound.training.ensemble import MEMBER_WEIGHTS
-from envsound.training.train import train_model
+from envsound.training.train import CHECKPOINT_NAME, train_model
 
 
 def test_an_ensemble_trains_saves_and_scores_as_the_mean_of_its_members(tmp_path, synthetic_manifest, tiny_config):
@@ -36,7 +37,7 @@ def test_an_ensemble_trains_saves_and_scores_as_the_mean_of_its_members(tmp_path
         assert torch.allclose(network(window), expected, atol=1e-5)
 
 
-def test_resume_skips_finished_members(tmp_path, synthetic_manifest, tiny_config):
+def test_resume_skips_finished_members(tmp_path, synthetic_manifest, tiny_config, monkeypatch):
     tiny_config.train.ensemble, tiny_config.train.max_epochs = 2, 1
     run = tmp_path / "run"
     train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=run, progress=False)
@@ -45,6 +46,13 @@ def test_resume_skips_finished_members(tmp_path, synthetic_manifest, tiny_config
     train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=run, resume=True, progress=False)
     assert (run / "member_1" / MEMBER_WEIGHTS).stat().st_mtime_ns == finished
     assert (run / "member_2" / MEMBER_WEIGHTS).exists()
+
+    # every member read back: in another process of a multi-process run (rank 1) nothing is written
+    (run / CHECKPOINT_NAME).unlink()
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    assert not train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=run, resume=True,
+                           progress=False).written
+    assert not (run / CHECKPOINT_NAME).exists()
 
 
 def test_a_baseline_ensemble_is_refused(tmp_path, synthetic_manifest, tiny_config):

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from conftest import TINY_OVERRIDES
 from envsound.config import resolve_config
@@ -15,7 +16,7 @@ from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
 from envsound.training.semi.self_training import ROUND_STATE, ClipSet, confident_subset, round_config
 from envsound.training.prepare import prepare_training_data
-from envsound.training.train import train_model
+from envsound.training.train import CHECKPOINT_NAME, train_model
 
 SELF = TINY_OVERRIDES + ("semi.method=self_training", "train.label_fraction=0.5", "train.max_epochs=2",
                          "train.batch_size=4", "train.val_fraction=0", "model.filters=4", "semi.rounds=0.5,1")
@@ -48,7 +49,7 @@ def test_clip_sets_join_with_their_copies():
     assert b.plus(b).variants == []  # no copies anywhere: none listed
 
 
-def test_rounds_train_on_the_labelled_and_the_surest_pool_clips_and_resume(tmp_path, synthetic_manifest):
+def test_rounds_train_on_the_labelled_and_the_surest_pool_clips_and_resume(tmp_path, synthetic_manifest, monkeypatch):
     config = resolve_config(overrides=SELF)
     run = tmp_path / "run"
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run, progress=False)
@@ -67,6 +68,16 @@ def test_rounds_train_on_the_labelled_and_the_surest_pool_clips_and_resume(tmp_p
     train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run, resume=True, progress=False)
     assert (run / "round_1" / ROUND_STATE).stat().st_mtime_ns == finished
     assert (run / "round_2" / ROUND_STATE).exists()
+
+    # every round read back: in another process of a multi-process run (rank 1) nothing is written, process 0 writes
+    (run / CHECKPOINT_NAME).unlink()
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    assert not train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run, resume=True,
+                           progress=False).written
+    assert not (run / CHECKPOINT_NAME).exists()
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run, resume=True, progress=False)
+    assert (run / CHECKPOINT_NAME).exists()
 
 
 @pytest.mark.parametrize("method", ["self_training", "fixmatch"])

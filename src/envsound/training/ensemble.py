@@ -16,7 +16,7 @@ import torch
 
 from envsound.config import Config
 from envsound.fileio import atomic_path
-from envsound.training.fit import FitResult
+from envsound.training.fit import FitResult, saved_fit
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,15 @@ def fit_ensemble(config: Config, fit_member: Callable[[Config, Path], FitResult]
         done = member_dir / MEMBER_WEIGHTS
         if resume and done.exists():
             log.info("ensemble member %d of %d: already trained (%s)", index + 1, config.train.ensemble, done)
-            results.append(FitResult(**torch.load(done, map_location="cpu", weights_only=True)))
+            results.append(saved_fit(torch.load(done, map_location="cpu", weights_only=True)))
             continue
         log.info("ensemble member %d of %d (seed %d)", index + 1, config.train.ensemble, config.train.seed + index)
         member_dir.mkdir(parents=True, exist_ok=True)
         fit = fit_member(member_config(config, index), member_dir)
-        with atomic_path(done) as tmp:
-            torch.save({"state_dict": fit.state_dict, "epochs": fit.epochs, "best_score": fit.best_score,
-                        "steps": fit.steps}, tmp)
+        if fit.is_global_zero:  # the weights are the same in every process of a multi-process run; one writes
+            with atomic_path(done) as tmp:
+                torch.save({"state_dict": fit.state_dict, "epochs": fit.epochs, "best_score": fit.best_score,
+                            "steps": fit.steps}, tmp)
         results.append(fit)
     state = {f"members.{i}.{key}": value for i, fit in enumerate(results) for key, value in fit.state_dict.items()}
     scores = [fit.best_score for fit in results]

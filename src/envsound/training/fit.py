@@ -14,6 +14,7 @@ from typing import Callable, NamedTuple, Sequence
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
@@ -47,6 +48,13 @@ class FitResult:
     runtime: Runtime | None = None
     is_global_zero: bool = True  # False in the other processes of a multi-process run: they write nothing
     steps: int = 0  # optimizer steps made; 0 where not known (a result saved before this field)
+
+
+def saved_fit(state: dict) -> FitResult:
+    """A :class:`FitResult` read back from a finished part of a run (an ensemble member, a self-training round), as
+    the process reading it: only process 0 of a multi-process run writes what follows (the rank is Lightning's, from
+    the launcher's environment)."""
+    return FitResult(**state, is_global_zero=rank_zero_only.rank == 0)
 
 
 class LoopResult(NamedTuple):

@@ -35,7 +35,7 @@ from envsound.fileio import atomic_path
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.clip import ClipModel
 from envsound.task import Task
-from envsound.training.fit import FitResult, min_steps
+from envsound.training.fit import FitResult, min_steps, saved_fit
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def fit_self_training(config: Config, fit_round: Callable[[Config, Path, ClipSet
         done = round_dir / ROUND_STATE
         if resume and done.exists():
             state = torch.load(done, map_location="cpu", weights_only=True)
-            fit, kept, guessed = FitResult(**state["fit"]), state["kept"], state["guess"]
+            fit, kept, guessed = saved_fit(state["fit"]), state["kept"], state["guess"]
             log.info("self-training round %d of %d: already trained (%s)", index, len(rounds) - 1, done)
         else:
             kept, guess = np.zeros(0, np.int64), np.zeros(0, np.int64)
