@@ -7,6 +7,10 @@ copies is a one-time cost, measured apart by bench_augment.py) and `--epochs`. A
 store and the runtime probe; the timed run then trains `--epochs` epochs on the warm store, and its seconds per epoch
 give windows/s (what the network sees: every segment of every clip with `train.windows: all` or `all_copies`)
 and clips/s.
+
+The timed run writes its weights once, at its end, as a preset's run does every `max_epochs / 50` epochs (a run of a
+few epochs would otherwise write them every epoch: 1-3 s each for these 26-101 M-parameter networks, which made
+earlier figures here measure the disk as much as the training).
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ def main() -> None:
     from envsound.features.cache import FeatureCache
     from envsound.features.windows import eval_starts
     from envsound.hardware import cpu_bf16_supported, cpu_model
+    from envsound.training import fit
     from envsound.training.train import train_model
+
+    fit.CHECKPOINTS_PER_RUN = 1  # see the docstring
 
     manifest = load_dataset("esc10", args.root).select_folds([1, 2, 3])
     rows = []

