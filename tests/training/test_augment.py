@@ -90,3 +90,19 @@ def test_between_class_needs_a_waveform_model():
         resolve_config(overrides=["train.between_class=true"])
     config = resolve_config(preset=model_preset("envnet2"), model="envnet2", overrides=["train.between_class=true"])
     assert config.train.between_class
+
+
+def test_between_class_partners_are_of_another_class():
+    """EnvNet-v2's BC learning mixes two sounds of different classes (the authors' code redraws until they differ)."""
+    from envsound.training.augment import other_class_partners
+
+    torch.manual_seed(0)
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 2])  # most rows share a class: a random partner would often too
+    y = torch.eye(3)[labels]
+    drawn = torch.stack([other_class_partners(y) for _ in range(200)])
+    assert (labels[drawn] != labels).all()
+    assert set(drawn[:, 0].tolist()) == {6, 7}  # uniform among the other-class rows: both are drawn
+    one_class = torch.eye(3)[torch.zeros(4, dtype=torch.long)]
+    assert other_class_partners(one_class).shape == (4,)  # nobody differs: any partner, no error
+    multi = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # multi-hot: a different label set
+    assert other_class_partners(multi).tolist()[:2] == [2, 2]

@@ -32,18 +32,31 @@ def mixup(x: torch.Tensor, y: torch.Tensor, *, alpha: float, per_example: bool =
 
 def between_class(x: torch.Tensor, y: torch.Tensor, *, frame: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
     """Between-class mixing of waveforms ``(batch, 1, samples)`` (Tokozume et al., ICLR 2018): each example is mixed
-    with a random partner at a ratio ``r ~ U(0, 1)`` *as heard*, and the target is ``r * a + (1 - r) * b``.
+    with a partner of another class (:func:`other_class_partners`) at a ratio ``r ~ U(0, 1)`` *as heard*, and the
+    target is ``r * a + (1 - r) * b``.
 
     A plain ``r * a + (1 - r) * b`` of a loud and a quiet sound sounds like the loud one alone, so the waveform
     weight ``p`` corrects ``r`` by the two sounds' gains ``g`` (peak RMS over ``frame``-sample frames, in dB):
     ``p = 1 / (1 + 10 ** ((g_a - g_b) / 20) * (1 - r) / r)``, and the mix is divided by ``sqrt(p**2 + (1 - p)**2)``
     to keep its power. (The paper A-weights the frames; plain RMS here.)
     """
-    perm = torch.randperm(len(x), device=x.device)
+    perm = other_class_partners(y)
     r = torch.rand(len(x), device=x.device).clamp(1e-3, 1 - 1e-3)
     mixed = mix_between_class(x, x[perm], r, frame=frame)
     r = r.view(-1, 1).to(y.dtype)
     return mixed, r * y + (1 - r) * y[perm]
+
+
+def other_class_partners(y: torch.Tensor) -> torch.Tensor:
+    """``(batch,)`` indices: for each row of the targets ``y`` ``(batch, K)``, a row drawn uniformly among those whose
+    target differs, as the authors' code draws its two sounds until their labels differ; a row whose target every
+    other row shares gets a uniformly drawn partner (itself included), as mixup does."""
+    n = len(y)
+    differs = (y[:, None, :] != y[None, :, :]).any(dim=-1)  # (batch, batch)
+    scores = torch.rand(n, n, device=y.device).masked_fill(~differs, -1.0)  # a random order of the other-class rows
+    partners = scores.argmax(dim=1)
+    alone = ~differs.any(dim=1)
+    return torch.where(alone, torch.randint(0, n, (n,), device=y.device), partners)
 
 
 def mix_between_class(a: torch.Tensor, b: torch.Tensor, r: torch.Tensor, *, frame: int = 2048) -> torch.Tensor:
