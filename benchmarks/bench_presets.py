@@ -8,9 +8,10 @@ store and the runtime probe; the timed run then trains `--epochs` epochs on the 
 give windows/s (what the network sees: every segment of every clip with `train.windows: all` or `all_copies`)
 and clips/s.
 
-The timed run writes its weights once, at its end, as a preset's run does every `max_epochs / 50` epochs (a run of a
-few epochs would otherwise write them every epoch: 1-3 s each for these 26-101 M-parameter networks, which made
-earlier figures here measure the disk as much as the training).
+The timed run writes its Lightning checkpoints only at its end, as a preset's run without validation writes them
+every `max_epochs / 50` epochs (a run of a few epochs would otherwise write them every epoch: 1-3 s each for these
+26-101 M-parameter networks, which made the figures before 2026-11-25 measure the disk as much as the training).
+A preset with a validation split still writes them every epoch.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def test_waiting_for_entries_that_never_come_ends_with_a_clear_error(tmp_path):
 
 def test_stored_read_with_a_remembered_header_equals_np_load(tmp_path):
     """ClipFeatures maps an entry from its header parsed once; the array must be what np.load gives, any layout."""
-    from envsound.features.cache import open_entry, open_stored
+    from envsound.features.cache import _entry_layout, open_entry, open_stored
 
     rng = np.random.default_rng(0)
     arrays = {"c.npy": rng.standard_normal((2, 5, 7)).astype(np.float32),
@@ -93,8 +93,10 @@ def test_stored_read_with_a_remembered_header_equals_np_load(tmp_path):
               "empty.npy": np.zeros((1, 0), dtype=np.float32)}
     for name, array in arrays.items():
         np.save(tmp_path / name, array)
-        for _ in range(2):  # the second read takes the remembered header
+        for read in range(2):  # the second read takes the remembered header
+            hits = _entry_layout.cache_info().hits
             got = open_stored(tmp_path / name)
+            assert _entry_layout.cache_info().hits == hits + read
             assert got.dtype == array.dtype and got.shape == array.shape
             np.testing.assert_array_equal(got, array)
             np.testing.assert_array_equal(got, open_entry(tmp_path / name))

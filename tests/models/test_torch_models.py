@@ -177,21 +177,29 @@ def test_contract_attributes(cls):
     assert cls.input_kind == "logmel" and isinstance(cls.preset, dict)
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_band_conv_gives_conv2d_outputs_and_gradients(channels_last):
-    """piczak's conv1 runs as a Conv1d per mel offset when training (fast on CPU): same numbers as the Conv2d."""
+@pytest.mark.parametrize("in_channels, height, channels_last, banded", [
+    (2, 60, False, True), (2, 60, True, True), (1, 57, False, True), (3, 64, False, True),
+    (2, 70, False, False),  # 14 offsets > MAX_OFFSETS: the plain Conv2d
+])
+def test_band_conv_gives_conv2d_outputs_and_gradients(in_channels, height, channels_last, banded, monkeypatch):
+    """piczak's conv1 trains as a Conv1d per mel offset (fast on CPU): the same numbers as the Conv2d it replaces,
+    and the plain Conv2d wherever it does not train (eval mode, no_grad, inference_mode: evaluation and export)."""
     from envsound.models.blocks import BandConv2d
 
+    conv1d_calls = []
+    real_conv1d = torch.nn.functional.conv1d
+    monkeypatch.setattr(torch.nn.functional, "conv1d", lambda *a, **k: conv1d_calls.append(1) or real_conv1d(*a, **k))
     torch.manual_seed(0)
-    band = BandConv2d(2, 8, (57, 6))
-    plain = torch.nn.Conv2d(2, 8, (57, 6))
+    band = BandConv2d(in_channels, 8, (57, 6))
+    plain = torch.nn.Conv2d(in_channels, 8, (57, 6))
     plain.load_state_dict(band.state_dict())  # the same keys: checkpoints of either load in the other
-    x = torch.randn(3, 2, 60, 41)
+    x = torch.randn(3, in_channels, height, 41)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     ya, yb = band(xa), plain(xb)
-    assert ya.shape == yb.shape == (3, 8, 4, 36)
+    assert len(conv1d_calls) == int(banded)
+    assert ya.shape == yb.shape == (3, 8, height - 56, 36)
     torch.testing.assert_close(ya, yb, atol=1e-5, rtol=1e-5)
     g = torch.randn_like(yb)
     (ya * g).sum().backward()
@@ -199,5 +207,12 @@ def test_band_conv_gives_conv2d_outputs_and_gradients(channels_last):
     torch.testing.assert_close(xa.grad, xb.grad, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(band.weight.grad, plain.weight.grad, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(band.bias.grad, plain.bias.grad, atol=1e-4, rtol=1e-5)
-    with torch.no_grad():  # evaluation takes Conv2d's own path
+    conv1d_calls.clear()
+    with torch.no_grad():
         torch.testing.assert_close(band(x), plain(x), atol=1e-5, rtol=1e-5)
+    with torch.inference_mode():
+        band(x)
+    band.eval()
+    band(x.clone().requires_grad_())
+    assert conv1d_calls == []
+    assert band.train()(x[:0]).shape == (0, 8, height - 56, 36)  # an empty batch, as Conv2d allows

@@ -87,3 +87,34 @@ def test_cpu_optimisers_are_fused_and_update_as_the_unfused_ones(optimizer, monk
     for a, b, before in zip(fused, unfused, start):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
         assert not torch.allclose(a, before)  # the steps moved the weights
+
+
+def test_a_resumed_unfused_optimiser_state_stays_fused():
+    """Runs saved before the fused kernels resume fused: the saved groups' ``fused: None`` must not switch the step
+    back to the unfused path, which fails under a 16-bit grad scaler that the fused optimiser told to skip
+    unscaling."""
+    train = TrainConfig(optimizer="sgd", lr=0.01, scheduler="none")
+    params = [torch.nn.Parameter(torch.randn(4))]
+    old = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True)
+    params[0].grad = torch.randn(4)
+    old.step()
+    saved = old.state_dict()
+    assert saved["param_groups"][0]["fused"] is None
+    resumed = configure_optimization(params, train, total_steps=3)
+    resumed.load_state_dict(saved)
+    assert resumed.param_groups[0]["fused"] is True
+    torch.testing.assert_close(resumed.state[params[0]]["momentum_buffer"], old.state[params[0]]["momentum_buffer"])
+    scaler = torch.amp.GradScaler("cpu")
+    params[0].grad = None
+    scaler.scale((params[0] * torch.arange(4.0)).sum()).backward()
+    before = params[0].detach().clone()
+    scaler.step(resumed)  # the fused step takes the scaler's arguments (the unfused one raises on them)
+    assert not torch.equal(params[0].detach(), before)
+
+
+def test_parameters_off_the_cpu_and_cuda_are_not_fused():
+    from envsound.training.optim import _fusable
+
+    assert _fusable([torch.nn.Parameter(torch.zeros(2))])
+    assert not _fusable([torch.nn.Parameter(torch.zeros(2, device="meta"))])
+    assert not _fusable([{"params": []}])

@@ -175,14 +175,15 @@ def open_entry(path: str | os.PathLike) -> np.ndarray:
 def open_stored(path: Path) -> np.ndarray:
     """:func:`open_entry` for a training read: the entry's header is parsed once per process and remembered.
 
-    A store entry never changes once written (a key names one file's features under fixed settings; a damaged one
-    is removed and rewritten whole by :meth:`FeatureCache.find`), so its layout can be kept. Why: parsing the
-    ``.npy`` header took two thirds of the 88 us a read of a window cost, and a ``piczak`` batch reads 1,000 of them
-    (docs/benchmarks.md).
+    A store entry keeps its layout once written (its key names one file's features under fixed settings, so an entry
+    that :meth:`FeatureCache.find` removes as damaged is written again with the same shape). Why: parsing the
+    ``.npy`` header on every read was most of what a window's read cost, and a ``piczak`` batch reads 1,000 of them
+    (benchmarks/bench_kernels.py, docs/benchmarks.md).
+
+    Raises:
+        OSError, ValueError: a missing, truncated or malformed entry.
     """
     shape, fortran, dtype, offset = _entry_layout(str(path))
-    if 0 in shape:  # np.memmap cannot map zero bytes
-        return open_entry(path)
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 

@@ -71,26 +71,28 @@ class BandConv2d(nn.Conv2d):
     """A ``Conv2d`` (stride 1, no padding) whose kernel spans most of the mel axis, as Piczak's 57-of-60-band first
     layer: in training it runs as one ``Conv1d`` over time on each of the few mel offsets, stacked along the batch.
 
-    Same parameters, state-dict keys and outputs as ``nn.Conv2d(in_ch, out_ch, kernel_size)`` (to float rounding).
-    Why: oneDNN's backward for a tall 2-input-channel kernel is slow on CPU (the input gradient took 0.64 s of a 1.1-s
-    ``piczak`` step at batch 1,000 in bf16), while a Conv1d with ``in_ch x kernel height`` channels runs 3.6x faster
-    forward + backward (docs/benchmarks.md). Without gradients the plain ``Conv2d`` is the faster of the two and runs.
-    ``(batch, in_ch, H, T) -> (batch, out_ch, H - kh + 1, T - kw + 1)``.
+    Same parameters, state-dict keys and output values as ``nn.Conv2d(in_ch, out_ch, kernel_size)`` (to float
+    rounding; the training output is a non-contiguous view). Why: oneDNN's backward for a tall kernel over 2 input
+    channels is slow on the CPU, while a Conv1d over ``in_ch x kernel height`` channels is not (``piczak``'s conv1 at
+    batch 1,000: benchmarks/bench_kernels.py, docs/benchmarks.md). Evaluation, frozen (eval-mode) layers, the ONNX
+    export and inputs with more than :attr:`MAX_OFFSETS` offsets (the stacked bands grow with them) take the plain
+    ``Conv2d``. ``(batch, in_ch, H, T) -> (batch, out_ch, H - kh + 1, T - kw + 1)``.
     """
+
+    MAX_OFFSETS = 8
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: tuple[int, int]) -> None:
         super().__init__(in_ch, out_ch, kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.is_grad_enabled():
-            return super().forward(x)
         kh = self.kernel_size[0]
         offsets = x.shape[2] - kh + 1
-        if offsets < 1:  # let Conv2d raise its own size error
-            return super().forward(x)
-        bands = torch.cat([x[:, :, h:h + kh].reshape(x.shape[0], -1, x.shape[3]) for h in range(offsets)])
+        if not (self.training and torch.is_grad_enabled()) or not 1 <= offsets <= self.MAX_OFFSETS:
+            return super().forward(x)  # Conv2d also raises its own error for an input smaller than the kernel
+        batch, channels, _, frames = x.shape
+        bands = torch.cat([x[:, :, h:h + kh].reshape(batch, channels * kh, frames) for h in range(offsets)])
         y = nn.functional.conv1d(bands, self.weight.flatten(1, 2), self.bias)  # (offsets * batch, out_ch, T')
-        return y.unflatten(0, (offsets, x.shape[0])).permute(1, 2, 0, 3)
+        return y.unflatten(0, (offsets, batch)).permute(1, 2, 0, 3)
 
 
 class ConvBlock(nn.Module):

@@ -27,6 +27,8 @@ def configure_optimization(params: Iterable, train: TrainConfig, *, total_steps:
         optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay, **fused)
     else:
         optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay, **fused)
+    if fused:
+        optimizer.register_load_state_dict_pre_hook(_keep_fused)
     if train.scheduler == "none":
         return optimizer
     if train.scheduler == "step":
@@ -45,8 +47,19 @@ def configure_optimization(params: Iterable, train: TrainConfig, *, total_steps:
 
 
 def _fusable(params: list) -> bool:
-    """Whether every parameter is a float tensor on the CPU or a CUDA device, where torch's fused optimiser kernels
-    run. They update each tensor in one pass instead of four or five: the SGD step of the 26 M-parameter ``piczak``
-    took 71 ms unfused and 12 ms fused on a 2-core CPU (docs/benchmarks.md), and the result is the same update."""
+    """Whether every parameter is a float tensor on the CPU or a CUDA device: the devices envsound trains on and
+    tests, where torch 2.13 has fused SGD, Adam and AdamW. A fused kernel updates each tensor in one pass instead of
+    four or five (``piczak``'s SGD step: benchmarks/bench_kernels.py, docs/benchmarks.md), the same update to float
+    rounding. Lightning refuses gradient clipping with a fused optimiser under 16-bit mixed precision; envsound does
+    not clip."""
     tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
     return bool(tensors) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in tensors)
+
+
+def _keep_fused(optimizer: torch.optim.Optimizer, state_dict: dict) -> dict:
+    """Resuming a run saved with an unfused optimiser keeps this one fused: ``load_state_dict`` would otherwise take
+    the saved groups' ``fused: None`` while the optimiser still tells the 16-bit grad scaler it unscales by itself
+    (the unfused step then fails on the scaler's arguments)."""
+    for saved, group in zip(state_dict["param_groups"], optimizer.param_groups):
+        saved["fused"] = group["fused"]
+    return state_dict
