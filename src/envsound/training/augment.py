@@ -50,7 +50,7 @@ def between_class(x: torch.Tensor, y: torch.Tensor, *, frame: int = 2048) -> tup
 def other_class_partners(y: torch.Tensor) -> torch.Tensor:
     """``(batch,)`` indices: for each row of the targets ``y`` ``(batch, K)``, a row drawn uniformly among those whose
     target differs, as the authors' code draws its two sounds until their labels differ; a row whose target every
-    other row shares gets a uniformly drawn partner (itself included), as mixup does."""
+    other row shares gets a uniformly drawn partner (itself included)."""
     n = len(y)
     differs = (y[:, None, :] != y[None, :, :]).any(dim=-1)  # (batch, batch)
     scores = torch.rand(n, n, device=y.device).masked_fill(~differs, -1.0)  # a random order of the other-class rows

@@ -16,17 +16,18 @@ def configure_optimization(params: Iterable, train: TrainConfig, *, total_steps:
     semi-supervised audio comparison of Cances et al. 2022), per epoch ``step`` (``lr`` times ``train.lr_gamma`` after
     each epoch of ``train.lr_milestones``), or none.
 
-    ``params`` may be parameter groups with their own ``lr`` (one-cycle then peaks at each group's ``lr``).
+    ``params`` may be parameter groups with their own ``lr`` (one-cycle then peaks at each group's ``lr``). The
+    optimiser runs torch's fused kernels when every parameter is on the CPU or a CUDA device (:func:`_fusable`).
     """
     params = list(params)
-    fused = {"fused": True} if _fusable(params) else {}
+    fused = _fusable(params)
     if train.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=train.lr, momentum=0.9, nesterov=True, weight_decay=train.weight_decay,
-                                    **fused)
+                                    fused=fused)
     elif train.optimizer == "adam":
-        optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay, **fused)
+        optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay, fused=fused)
     else:
-        optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay, **fused)
+        optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay, fused=fused)
     if fused:
         optimizer.register_load_state_dict_pre_hook(_keep_fused)
     if train.scheduler == "none":
