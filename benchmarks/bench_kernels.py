@@ -19,25 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
-def best_seconds(fn, *, calls: int, repeats: int) -> float:
-    """Best of ``repeats`` runs of ``calls`` calls, in seconds per call."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_models import _best_time as best_seconds  # noqa: E402  (best of repeats, seconds per call)
 
 
 def conv_rows(repeats: int, bf16: bool) -> list[dict]:
