@@ -85,6 +85,21 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
     assert load_checkpoint(tmp_path / "model.ckpt").meta["epochs"] == 8
 
 
+def test_a_resumed_run_keeps_the_curve_it_logged_before(tmp_path, synthetic_manifest, tiny_config):
+    """Lightning's CSVLogger deletes metrics.csv when it starts; a resume must keep the epochs run before it."""
+    import csv
+
+    tiny_config.train.max_epochs = 2
+    tiny_config.train.scheduler = "none"  # a one-cycle schedule cannot be lengthened
+    train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, progress=False)
+    tiny_config.train.max_epochs = 4  # the same run, given two more epochs
+    train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, resume=True, progress=False)
+    with open(tmp_path / "logs" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    epochs = [int(row["epoch"]) for row in rows if row["train_loss"]]
+    assert epochs == [0, 1, 2, 3]  # each once: what the resume ran again is not kept twice
+
+
 def test_same_seed_same_weights(tmp_path, synthetic_manifest, tiny_config):
     """Regression: the seed must be set before the weights are initialised, so a run is reproducible. On the CPU:
     cuDNN's backward kernels are not bitwise deterministic, so CUDA runs agree only to rounding."""

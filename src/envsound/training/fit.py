@@ -26,6 +26,7 @@ from envsound.models.clip import build_network, window_shape
 from envsound.task import Task
 from envsound.training.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.data import ClipDataModule
+from envsound.training.history import KeepHistory, logged_rows
 from envsound.training.module import ClassifierModule
 from envsound.transfer.modes import transfer_callbacks, trunk_modules
 from envsound.transfer.source import InitPlan, apply_init
@@ -234,13 +235,16 @@ def run_lightning(
     all_callbacks = [keeper, *callbacks]
     if has_val and train.patience > 0:
         all_callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=train.patience))
+    last = ckpt_dir / "last.ckpt"
+    logger = CSVLogger(out_dir, name="logs", version="")
+    if resume and last.exists():
+        all_callbacks.append(KeepHistory(logged_rows(Path(logger.log_dir) / "metrics.csv")))
     trainer = L.Trainer(
         accelerator=runtime.accelerator, devices=runtime.devices, num_nodes=train.num_nodes,
         strategy=lightning_strategy(config, runtime), precision=runtime.precision, max_epochs=train.max_epochs,
-        min_steps=least_steps or None, callbacks=all_callbacks, logger=CSVLogger(out_dir, name="logs", version=""),
+        min_steps=least_steps or None, callbacks=all_callbacks, logger=logger,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=1, limit_val_batches=1.0 if has_val else 0, deterministic=False)
-    last = ckpt_dir / "last.ckpt"
     ckpt_path = None
     if resume and last.exists():
         if check_resumable is not None:
@@ -251,6 +255,8 @@ def run_lightning(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        if ckpt_path is not None:  # KeepHistory writes the old rows back
+            warnings.filterwarnings("ignore", message="Experiment logs directory .* will be deleted.*")
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     if every > 1:  # Lightning's save_last writes the end of the run only when nothing was written before it
         trainer.save_checkpoint(last)  # every process calls it; process 0 writes
