@@ -40,6 +40,7 @@ def test_envnet2_bc2018_is_the_authors_esc10_bc_set_up():
     config = resolve_config(preset=load_preset("envnet2-bc2018"))
     f, m, t = config.features, config.model, config.train
     assert (f.kind, f.sample_rate, f.window_samples, f.eval_crops) == ("waveform", 44100, 66650, 10)
+    assert (f.trim_zeros, f.edge_pad) == (True, 0.5)  # esc_gen.py's cut zeros; dataset.py's inputLength // 2 padding
     assert (m.name, m.filters, m.dropout) == ("envnet2", 32, 0.5)  # the paper's width: fc 4096
     assert (t.optimizer, t.lr, t.weight_decay, t.batch_size) == ("sgd", 0.01, 5e-4, 64)
     assert (t.max_epochs, t.scheduler, t.lr_milestones, t.lr_gamma) == (1200, "step", [600, 900], 0.1)

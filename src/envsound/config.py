@@ -46,6 +46,10 @@ class FeatureConfig:
     # testing); predict spreads up to N over each 60-s block of a longer file.
     eval_crops: int = 0
     min_seconds: float = 0.1  # shorter clips are an AudioLoadError
+    # EnvNet-v2's input (features/edges.py): cut a clip's leading and trailing exact zeros, and pad edge_pad windows
+    # of zeros on each side of it, before its features, in training, evaluation and prediction alike
+    trim_zeros: bool = False
+    edge_pad: float = 0.0
 
     def validate(self) -> None:
         _check(self.kind in ("logmel", "waveform"), "features.kind", self.kind, "'logmel' or 'waveform'")
@@ -61,6 +65,8 @@ class FeatureConfig:
         _check(self.eval_hop_seconds > 0, "features.eval_hop_seconds", self.eval_hop_seconds, "> 0")
         _check(self.eval_crops >= 0, "features.eval_crops", self.eval_crops, ">= 0 (0: every eval_hop_seconds)")
         _check(self.min_seconds >= 0, "features.min_seconds", self.min_seconds, ">= 0")
+        _check(0 <= self.edge_pad <= 10, "features.edge_pad", self.edge_pad,
+               "0..10 windows of silence on each side of a clip (EnvNet-v2: 0.5)")
 
     @property
     def window_samples(self) -> int:

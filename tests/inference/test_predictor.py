@@ -70,3 +70,34 @@ def test_a_named_folder_without_audio_is_an_error_line(trained_run, tmp_path):
     (tmp_path / "notes.txt").write_text("no audio here")
     results = list(Predictor.from_checkpoint(trained_run.checkpoint).predict_paths([tmp_path]))
     assert len(results) == 1 and results[0].error.startswith(f"{tmp_path}: no audio files in this folder")
+
+
+def test_trimmed_and_padded_edges_predict_as_evaluation_does_in_the_file_time(tmp_path, trained_run,
+                                                                               synthetic_manifest):
+    """EnvNet-v2's edges (features.trim_zeros, edge_pad): predict, in one block or many, scores the clip that
+    evaluation scores, and its timeline counts in the file's seconds (0.25 s of leading silence, half a window
+    padded: the first window starts before the file)."""
+    from envsound.features.edges import prepare_clip
+    from envsound.features.extract import compute_features
+
+    checkpoint = load_checkpoint(trained_run.checkpoint)
+    features = checkpoint.config.features
+    features.trim_zeros, features.edge_pad = True, 0.5
+    model = ClipModel.from_checkpoint(checkpoint)
+    rate = features.sample_rate
+    sound = np.concatenate([sf.read(r.path, dtype="float32")[0] for r in synthetic_manifest.records[:3]])
+    assert sound[0] != 0 and sound[-1] != 0  # the silence added below is all there is to trim
+    wave = np.concatenate([np.zeros(rate // 4, np.float32), sound, np.zeros(rate // 2, np.float32)])
+    expected = model.predict_clips([compute_features(prepare_clip(wave, features), features)])[0]
+    whole = Predictor(model, block_seconds=600).predict_waveform(wave, sample_rate=rate, top_k=len(model.labels),
+                                                                 segments=True)
+    got = {t["label"]: t["score"] for t in whole.top}
+    assert [got[label] for label in model.labels] == pytest.approx(expected.tolist(), abs=2e-4)
+    pad, hop = int(0.5 * features.window_samples) / rate, features.eval_hop_frames * features.hop_length / rate
+    assert 0.25 - pad + hop > 0 > 0.25 - pad
+    assert whole.segments[0]["start"] == 0.0  # starts before the file: shown from the file's start
+    assert whole.segments[1]["start"] == pytest.approx(0.25 - pad + hop, abs=1e-3)
+    path = tmp_path / "long.wav"
+    sf.write(path, wave, rate, subtype="FLOAT")
+    blocked = Predictor(model, block_seconds=3).predict_file(path, segments=True)
+    assert [s["start"] for s in blocked.segments] == [s["start"] for s in whole.segments]

@@ -181,6 +181,18 @@ def test_a_format_10_self_training_checkpoint_loads_with_full_rounds(tmp_path):
     assert load_checkpoint(path).config.semi.round_budget == "full"
 
 
+def test_a_format_11_checkpoint_loads_with_its_clip_edges_as_read(tmp_path):
+    """Version 11 had no features.trim_zeros or edge_pad: its clips were neither trimmed nor padded."""
+    config = resolve_config(overrides=["model.filters=8"])
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 11
+    del payload["config"]["features"]["trim_zeros"], payload["config"]["features"]["edge_pad"]
+    torch.save(payload, path)
+    features = load_checkpoint(path).config.features
+    assert features.trim_zeros is False and features.edge_pad == 0.0
+
+
 def test_a_newer_format_says_to_upgrade(tmp_path):
     config = resolve_config(overrides=["model.filters=8"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a"], state_dict={}))

@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from envsound.config import FeatureConfig
+from envsound.features.edges import edge_pad_samples
 from envsound.errors import AudioLoadError
 from envsound.fileio import atomic_open, write_text_atomic
 
@@ -51,12 +52,15 @@ def cache_settings(cfg: FeatureConfig) -> dict[str, Any]:
     """The feature settings that change what :func:`~envsound.features.extract.extract_features` stores for a clip.
 
     Window lengths, hops, ``n_mfcc`` and ``min_seconds`` are left out: entries hold whole-clip features, and those
-    settings only act after the cache (or decide whether a clip loads at all).
+    settings only act after the cache (or decide whether a clip loads at all); a clip's trimmed and padded edges
+    (``trim_zeros``, ``edge_pad``, :mod:`~envsound.features.edges`) are in it when set.
     """
     settings: dict[str, Any] = {"kind": cfg.kind, "sample_rate": cfg.sample_rate}
     if cfg.kind == "logmel":
         settings.update(n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels, f_min=float(cfg.f_min),
                         f_max=float(cfg.sample_rate / 2 if cfg.f_max is None else cfg.f_max), deltas=cfg.deltas)
+    if cfg.trim_zeros or cfg.edge_pad:  # only then, so that the keys of every other entry stay as they were
+        settings.update(trim_zeros=cfg.trim_zeros, edge_pad_samples=edge_pad_samples(cfg))
     return settings
 
 

@@ -19,6 +19,7 @@ from envsound.config import FeatureConfig
 from envsound.data.records import ClipRecord
 from envsound.errors import AudioLoadError, ConfigError
 from envsound.features.cache import ClipFeatures, FeatureCache, cache_settings
+from envsound.features.edges import prepare_clip
 from envsound.features.mel import LogMel
 from envsound.features.parallel import chunk_size, frontend_for, worker_count, worker_pool
 from envsound.fileio import launched_rank
@@ -148,5 +149,5 @@ def _extract_one(job: tuple[str, str | None, FeatureConfig, FeatureCache | None]
         if cache is not None:
             cache.mark_bad(key, str(exc))
         return exc
-    array = compute_features(waveform, cfg, frontend=frontend_for(cfg))
+    array = compute_features(prepare_clip(waveform, cfg), cfg, frontend=frontend_for(cfg))
     return cache.save(key, array) if cache is not None else array

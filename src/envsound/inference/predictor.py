@@ -24,6 +24,7 @@ import numpy as np
 from envsound.audio.load import AUDIO_EXTENSIONS, iter_audio_blocks, waveform_from_array
 from envsound.config import Config
 from envsound.errors import EnvsoundError
+from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
 from envsound.inference.onnx_model import OnnxModel, is_onnx_path
 from envsound.task import Task
@@ -127,14 +128,16 @@ class Predictor:
         feats = self.features
         total = np.zeros(self.model.n_classes, dtype=np.float64)
         n_windows, timeline = 0, []
-        for offset, window_probs, starts in self._windows(blocks):
+        stream = EdgeStream(blocks, feats)  # the clip's edges as the model was trained on them
+        for offset, window_probs, starts in self._windows(stream):
             total += window_probs.sum(axis=0)
             n_windows += len(window_probs)
             if segments:
                 for start, probs in zip(starts, window_probs):
                     best = int(probs.argmax())
-                    begin = (offset + start * self.step) / feats.sample_rate
-                    timeline.append({"start": round(begin, 3), "end": round(begin + feats.window_seconds, 3),
+                    begin = (offset + start * self.step + stream.shift) / feats.sample_rate  # in the file's time
+                    timeline.append({"start": round(max(begin, 0.0), 3),
+                                     "end": round(begin + feats.window_seconds, 3),
                                      "label": self.labels[best], "score": round(float(probs[best]), 4)})
         mean = total / max(n_windows, 1)
         ranked = np.argsort(-mean, kind="stable")

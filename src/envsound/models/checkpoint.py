@@ -50,7 +50,9 @@ FORMAT = "envsound-checkpoint"
 #    pseudo-labelled clips per class. Version 9 files load unchanged (rounds only matters to self_training).
 # 11: semi gains round_budget (self_training: full = each round the run's step budget, split = the budget shared by
 #    the rounds). Version 10 files load unchanged (full, what they were trained with).
-FORMAT_VERSION = 11
+# 12: config.features gains trim_zeros and edge_pad (EnvNet-v2's trimmed and padded clip edges). Version 11 files
+#     load unchanged (off: the clip as read, what they were trained with).
+FORMAT_VERSION = 12
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 

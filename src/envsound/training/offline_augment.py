@@ -39,6 +39,7 @@ from envsound.errors import AudioLoadError, DatasetLayoutError
 from envsound.features.cache import ClipFeatures, FeatureCache, cache_settings
 from envsound.features.parallel import chunk_size, frontend_for, worker_count, worker_pool
 from envsound.fileio import launched_rank
+from envsound.features.edges import prepare_clip
 from envsound.features.extract import compute_features
 
 log = logging.getLogger(__name__)
@@ -314,7 +315,7 @@ def _make_one(job: tuple[str, dict[str, Any], FeatureConfig, str | None, Feature
     augmented = apply_params(waveform, params, sample_rate=cfg.sample_rate)
     if len(augmented) < cfg.n_fft:  # a short clip sped up: pad with silence so the centred STFT has a frame
         augmented = np.pad(augmented, (0, cfg.n_fft - len(augmented)))
-    feats = compute_features(augmented, cfg, frontend=frontend_for(cfg))
+    feats = compute_features(prepare_clip(augmented, cfg), cfg, frontend=frontend_for(cfg))
     return cache.save(key, feats) if cache is not None else feats
 
 
