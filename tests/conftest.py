@@ -25,6 +25,46 @@ TINY_OVERRIDES = (
 )
 
 
+@dataclass
+class Ran:
+    """What ``envsound ARGS`` did: exit code, stdout and stderr (its log lines included)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def envsound_main(capsys):
+    """``envsound_main(*args)`` runs ``envsound ARGS`` through ``main`` in this process, as a console would see it: no
+    interpreter launch and no second torch import (a few seconds each). Only tests of the console script itself,
+    pipes or killed processes need a subprocess."""
+    import logging
+    import sys
+
+    from envsound.cli.main import main
+
+    def run(*args) -> Ran:
+        capsys.readouterr()
+        root, handler = logging.getLogger(), logging.StreamHandler(sys.stderr)  # capsys's stderr, as the CLI logs
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        level, quiet = root.level, "-q" in args or "--quiet" in args
+        handler.setLevel(logging.WARNING if quiet else logging.INFO)
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            code = main([str(arg) for arg in args])
+        except SystemExit as exc:  # argparse: --help, usage errors
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_probe_cache(tmp_path_factory):
     """Runtime probes (envsound.hardware) keep their answers in a file of this test session, not the user's."""

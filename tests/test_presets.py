@@ -1,8 +1,5 @@
 """Named presets shipped in the package (``--preset``), applied after the model's preset and before --config/--set."""
 
-import subprocess
-import sys
-
 import pytest
 import yaml
 
@@ -101,16 +98,12 @@ def test_scheduler_none_can_be_set_on_the_command_line():
     assert resolve_config(overrides=["features.f_max=none"]).features.f_max is None
 
 
-def test_config_command_prints_the_preset_and_refuses_unknown_ones():
-    def envsound(*args):
-        return subprocess.run([sys.executable, "-m", "envsound.cli.main", *args], capture_output=True, text=True,
-                              timeout=120)
-
-    shown = envsound("config", "--preset", "dtu2018")
+def test_config_command_prints_the_preset_and_refuses_unknown_ones(envsound_main):
+    shown = envsound_main("config", "--preset", "dtu2018")
     assert shown.returncode == 0, shown.stderr
     printed = yaml.safe_load(shown.stdout)
     assert printed["features"]["n_mels"] == 28 and printed["model"]["name"] == "dtu"
     assert printed["semi"]["method"] == "none" and printed["train"]["label_fraction"] == 1.0
-    bad = envsound("config", "--preset", "nope")
+    bad = envsound_main("config", "--preset", "nope")
     assert bad.returncode == 1 and "unknown preset 'nope'; valid: aclnet2018, cances2022, dtu2018" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -1,4 +1,5 @@
-"""The real console entry point, run as a subprocess on real files."""
+"""The command line on real files: in-process through ``main`` (the ``envsound_main`` fixture), and the console
+entry point itself as a subprocess where that is what is tested (exit status of a batch, a closed pipe)."""
 
 import json
 import subprocess
@@ -9,9 +10,9 @@ import pytest
 from conftest import TINY_OVERRIDES
 
 
-def envsound(*args, cwd=None):
+def envsound(*args):
     return subprocess.run([sys.executable, "-m", "envsound.cli.main", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=600)
+                          text=True, timeout=600)
 
 
 def test_predict_json_goes_on_past_bad_files(tmp_path, trained_run, synthetic_manifest):
@@ -28,30 +29,30 @@ def test_predict_json_goes_on_past_bad_files(tmp_path, trained_run, synthetic_ma
     assert "Traceback" not in run.stderr
 
 
-def test_predict_segments_text(trained_run, synthetic_manifest):
-    run = envsound("predict", trained_run.checkpoint, synthetic_manifest.records[0].path, "--segments")
+def test_predict_segments_text(trained_run, synthetic_manifest, envsound_main):
+    run = envsound_main("predict", trained_run.checkpoint, synthetic_manifest.records[0].path, "--segments")
     assert run.returncode == 0, run.stderr
     assert " s  " in run.stdout
 
 
-def test_evaluate_json(trained_run, synthetic_root):
-    run = envsound("evaluate", trained_run.checkpoint, "--dataset", "synthetic", "--root", synthetic_root,
+def test_evaluate_json(trained_run, synthetic_root, envsound_main):
+    run = envsound_main("evaluate", trained_run.checkpoint, "--dataset", "synthetic", "--root", synthetic_root,
                    "--folds", "5", "--json", "--no-cache")
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert 0 <= report["accuracy"] <= 1 and len(report["per_class"]) == 10
 
 
-def test_train_then_cv_from_the_command_line(tmp_path, synthetic_root):
+def test_train_then_cv_from_the_command_line(tmp_path, synthetic_root, envsound_main):
     sets = [arg for o in TINY_OVERRIDES + ("train.max_epochs=1",) for arg in ("--set", o)]
-    run = envsound("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
+    run = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
                    "--out", tmp_path / "t", "--cache-dir", tmp_path / "cache", *sets)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "t" / "model.ckpt").exists() and (tmp_path / "t" / "curves.png").exists()
-    again = envsound("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
+    again = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
                      "--out", tmp_path / "t", *sets)
     assert again.returncode == 1 and "already exists" in again.stderr
-    run = envsound("cv", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--model", "knn",
+    run = envsound_main("cv", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--model", "knn",
                    "--out", tmp_path / "cv", "--cache-dir", tmp_path / "cache")
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
@@ -65,34 +66,35 @@ def test_train_then_cv_from_the_command_line(tmp_path, synthetic_root):
     (("train", "--dataset", "synthetic", "--root", ".", "--out", "x", "--set", "train.lr=-1"), "train.lr"),
     (("train", "--dataset", "synthetic", "--root", ".", "--out", "x", "--model", "resnet9000"), "resnet9000"),
 ])
-def test_user_errors_are_one_line(tmp_path, args, fragment):
-    run = envsound(*args, cwd=tmp_path)
+def test_user_errors_are_one_line(tmp_path, monkeypatch, args, fragment, envsound_main):
+    monkeypatch.chdir(tmp_path)
+    run = envsound_main(*args)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr and fragment in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
 
 
-def test_checkpoint_that_is_not_one(tmp_path):
+def test_checkpoint_that_is_not_one(tmp_path, envsound_main):
     fake = tmp_path / "model.ckpt"
     fake.write_text("hello")
-    run = envsound("predict", fake, fake)
+    run = envsound_main("predict", fake, fake)
     assert run.returncode == 1 and "not an envsound checkpoint" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("command", ["train", "cv", "evaluate", "predict", "download", "demo", "config"])
-def test_every_command_has_help_with_defaults(command):
-    run = envsound(command, "--help")
+def test_every_command_has_help_with_defaults(command, envsound_main):
+    run = envsound_main(command, "--help")
     assert run.returncode == 0 and "usage: envsound " + command in run.stdout
 
 
-def test_config_lists_resolved_keys():
-    run = envsound("config", "--model", "dtu", "--set", "train.lr=0.01")
+def test_config_lists_resolved_keys(envsound_main):
+    run = envsound_main("config", "--model", "dtu", "--set", "train.lr=0.01")
     assert run.returncode == 0, run.stderr
     assert "name: dtu" in run.stdout and "lr: 0.01" in run.stdout
 
 
-def test_bad_clip_in_dataset_stops_by_default_and_is_skipped_on_request(tmp_path, synthetic_root):
+def test_bad_clip_in_dataset_stops_by_default_and_is_skipped_on_request(tmp_path, synthetic_root, envsound_main):
     import shutil
 
     root = tmp_path / "data"
@@ -100,15 +102,15 @@ def test_bad_clip_in_dataset_stops_by_default_and_is_skipped_on_request(tmp_path
     broken = sorted((root / "audio").glob("*.wav"))[3]
     broken.write_bytes(broken.read_bytes()[:60])  # header survives, data is cut off
     common = ["--dataset", "synthetic", "--root", root, "--folds", "1,2", "--model", "knn", "--no-cache"]
-    run = envsound("train", *common, "--out", tmp_path / "a")
+    run = envsound_main("train", *common, "--out", tmp_path / "a")
     assert run.returncode == 1 and broken.name in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and not (tmp_path / "a" / "model.ckpt").exists()
-    run = envsound("train", *common, "--out", tmp_path / "b", "--skip-bad")
+    run = envsound_main("train", *common, "--out", tmp_path / "b", "--skip-bad")
     assert run.returncode == 1, "a run that left files out must say so in its exit status"
     assert f"skipped {broken}" in run.stderr and (tmp_path / "b" / "model.ckpt").exists()
 
 
-def test_predict_batch_of_every_bad_input_and_every_odd_format(tmp_path, trained_run):
+def test_predict_batch_of_every_bad_input_and_every_odd_format(tmp_path, trained_run, envsound_main):
     """The issue's bad-input list in one batch: each bad file gets its own one-line error, every odd format works."""
     import audiofactory as af
 
@@ -128,7 +130,7 @@ def test_predict_batch_of_every_bad_input_and_every_odd_format(tmp_path, trained
     af.write_nonfinite_float_wav(bad / "inf.wav", value=float("inf"))
     af.write_noise(bad / "tiny.wav", seconds=0.05)
     af.write_silence(bad / "zeros.wav")
-    run = envsound("predict", trained_run.checkpoint, tmp_path / "good", bad, bad / "missing.wav", "--json")
+    run = envsound_main("predict", trained_run.checkpoint, tmp_path / "good", bad, bad / "missing.wav", "--json")
     assert run.returncode == 1
     results = {json.loads(line)["file"].split("/")[-1]: json.loads(line) for line in run.stdout.splitlines()}
     for name in good:

@@ -1,21 +1,13 @@
 """The command line refuses augmentation that would leak held-out audio, in one line."""
 
-import subprocess
-import sys
-
 from conftest import TINY_OVERRIDES
 
 
-def envsound(*args):
-    return subprocess.run([sys.executable, "-m", "envsound.cli.main", *map(str, args)], capture_output=True,
-                          text=True, timeout=600)
-
-
-def test_train_refuses_a_background_folder_holding_the_left_out_folds(tmp_path, synthetic_root):
+def test_train_refuses_a_background_folder_holding_the_left_out_folds(tmp_path, synthetic_root, envsound_main):
     sets = [arg for o in TINY_OVERRIDES + ("augment.copies=1", "augment.background=1",
                                            f"augment.background_folder={synthetic_root / 'audio'}")
             for arg in ("--set", o)]
-    run = envsound("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
+    run = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
                    "--out", tmp_path / "t", "--no-cache", *sets)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr, run.stderr

@@ -1,4 +1,5 @@
-"""``envsound pretrain`` and ``--init`` on train / cv, run as the real console entry point on real files."""
+"""``envsound pretrain`` and ``--init`` on train / cv on real files: in-process through ``main`` (the ``envsound_main``
+fixture), and as a real process where one is killed and resumed."""
 
 import json
 import subprocess
@@ -16,14 +17,9 @@ SETS = [arg for o in TINY_OVERRIDES + ("model.name=dtu", "model.filters=4", "tra
         for arg in ("--set", o)]
 
 
-def envsound(*args):
-    return subprocess.run([sys.executable, "-m", "envsound.cli.main", *map(str, args)], capture_output=True,
-                          text=True, timeout=600)
-
-
-def test_pretrain_then_train_and_cv_from_the_encoder(tmp_path, synthetic_root):
+def test_pretrain_then_train_and_cv_from_the_encoder(tmp_path, synthetic_root, envsound_main):
     cae = tmp_path / "cae"
-    run = envsound("pretrain", "--dataset", "synthetic", "--root", synthetic_root, "--exclude-folds", "3,4,5",
+    run = envsound_main("pretrain", "--dataset", "synthetic", "--root", synthetic_root, "--exclude-folds", "3,4,5",
                    "--decoder", "unpool", "--out", cae, "--cache-dir", tmp_path / "cache", *SETS)
     assert run.returncode == 0, run.stderr
     assert "pre-trained the dtu autoencoder (unpool) on" in run.stdout
@@ -32,7 +28,7 @@ def test_pretrain_then_train_and_cv_from_the_encoder(tmp_path, synthetic_root):
     assert checkpoint.meta["kind"] == "autoencoder"
     assert checkpoint.meta["n_train_clips"] + checkpoint.meta["n_val_clips"] == 40  # folds 1 and 2 only
 
-    run = envsound("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--out",
+    run = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--out",
                    tmp_path / "t", "--cache-dir", tmp_path / "cache", "--init", cae / "autoencoder.ckpt",
                    "--freeze-encoder-epochs", "1", *SETS)
     assert run.returncode == 0, run.stderr
@@ -44,22 +40,22 @@ def test_pretrain_then_train_and_cv_from_the_encoder(tmp_path, synthetic_root):
     # unless the user says so (then each fold warns)
     cv = ["cv", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--out", tmp_path / "cv",
           "--cache-dir", tmp_path / "cache", "--init", cae / "autoencoder.ckpt", *SETS]
-    run = envsound(*cv)
+    run = envsound_main(*cv)
     assert run.returncode == 1 and "autoencoder.ckpt was trained on 20 of this split's 20 validation/test" in run.stderr
-    run = envsound(*cv, "--allow-overlap")
+    run = envsound_main(*cv, "--allow-overlap")
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("used anyway") == 2
     assert json.loads((tmp_path / "cv" / "cv.json").read_text())["n_folds"] == 2
     assert load_checkpoint(tmp_path / "cv" / "fold_1" / "model.ckpt").meta["transfer"]["source"] == str(cae / "autoencoder.ckpt")
 
-    run = envsound("train", "--dataset", "synthetic", "--root", synthetic_root, "--out", tmp_path / "bad",
+    run = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--out", tmp_path / "bad",
                    "--init", cae / "autoencoder.ckpt", "-q", *SETS, "--set", "model.filters=8")
     assert run.returncode == 1
     assert "model.filters 4 in the checkpoint, 8 here" in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
 
 
-def test_pretrain_on_an_unlabelled_folder_with_a_broken_file(tmp_path):
+def test_pretrain_on_an_unlabelled_folder_with_a_broken_file(tmp_path, envsound_main):
     rng = np.random.default_rng(5)
     root = tmp_path / "recordings"
     for i, seconds in enumerate((0.7, 1.5, 4.0, 2.2, 1.1, 3.3)):
@@ -71,15 +67,15 @@ def test_pretrain_on_an_unlabelled_folder_with_a_broken_file(tmp_path):
     (root / "site1" / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
     args = ["pretrain", "--dataset", "unlabelled", "--root", root, "--decoder", "upsample", "--out", tmp_path / "o",
             "--no-cache", *SETS]
-    refused = envsound(*args)
+    refused = envsound_main(*args)
     assert refused.returncode == 1 and "broken.wav" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "o" / "autoencoder.ckpt").exists()
-    skipped = envsound(*args, "--skip-bad")
+    skipped = envsound_main(*args, "--skip-bad")
     assert skipped.returncode == 1, skipped.stderr  # finished, but says it left a file out
     assert "skipped" in skipped.stderr and "broken.wav" in skipped.stderr
     assert (tmp_path / "o" / "autoencoder.ckpt").exists() and (tmp_path / "o" / "reconstructions.png").exists()
 
-    cnn = envsound("pretrain", "--dataset", "unlabelled", "--root", root, "--model", "cnn", "--decoder", "unpool",
+    cnn = envsound_main("pretrain", "--dataset", "unlabelled", "--root", root, "--model", "cnn", "--decoder", "unpool",
                    "--out", tmp_path / "c", "--skip-bad", "--no-cache")
     assert cnn.returncode == 1 and "average-pools" in cnn.stderr
 
