@@ -1,8 +1,6 @@
 """Real-data smoke test on the ESC-50 copy beside the clone (../shared/data/esc50); skipped when it is absent."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -17,7 +15,7 @@ from envsound.training.train import train_model
 pytestmark = pytest.mark.realdata
 
 
-def test_esc10_trains_evaluates_and_predicts_from_flac(tmp_path, esc50_root):
+def test_esc10_trains_evaluates_and_predicts_from_flac(tmp_path, esc50_root, envsound_main):
     from envsound.config import resolve_config
 
     esc10 = load_dataset("esc10", esc50_root)
@@ -36,8 +34,7 @@ def test_esc10_trains_evaluates_and_predicts_from_flac(tmp_path, esc50_root):
     assert report["accuracy"] > 0.3, report["accuracy"]  # chance is 0.1; fifteen short epochs on 144 clips
 
     files = [r.path for r in test.records[:2]]
-    run = subprocess.run([sys.executable, "-m", "envsound.cli.main", "predict", str(result.checkpoint),
-                          *map(str, files), "--json"], capture_output=True, text=True, timeout=300)
+    run = envsound_main("predict", result.checkpoint, *files, "--json")
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [line["file"] for line in lines] == [str(f) for f in files]

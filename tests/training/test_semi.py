@@ -2,8 +2,6 @@
 the CLI, the strong view, and the per-fold unlabelled pool of cross-validation."""
 
 import csv
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -116,13 +114,13 @@ def test_cv_pool_leaves_out_each_test_fold(tmp_path):
         assert meta["n_unlabelled_clips"] == 60 and meta["test_fold"] == fold
 
 
-def test_fixmatch_through_the_cli(tmp_path, synthetic_root):
+def test_fixmatch_through_the_cli(tmp_path, synthetic_root, envsound_main):
     sets = [a for o in SEMI for a in ("--set", o)]
-    base = [sys.executable, "-m", "envsound.cli.main", "train", "--dataset", "synthetic", "--root",
-            str(synthetic_root), "--folds", "1,2", "--cache-dir", str(tmp_path / "cache"), *sets]
-    run = subprocess.run(base + ["--out", str(tmp_path / "t"), "--label-fraction", "0.5", "--semi", "fixmatch",
-                                 "--unlabelled-dataset", "synthetic", "--unlabelled-root", str(synthetic_root),
-                                 "--unlabelled-folds", "3"], capture_output=True, text=True, timeout=300)
+    base = ["train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
+            "--cache-dir", tmp_path / "cache", *sets]
+    run = envsound_main(*base, "--out", tmp_path / "t", "--label-fraction", "0.5", "--semi", "fixmatch",
+                        "--unlabelled-dataset", "synthetic", "--unlabelled-root", synthetic_root,
+                        "--unlabelled-folds", "3")
     assert run.returncode == 0, run.stderr
     # 20 left unlabelled of folds 1-2; fold 3 is left out of training (a fold one may test on), so its clips are not
     # used as unlabelled data either
