@@ -100,6 +100,25 @@ def test_a_resumed_run_keeps_the_curve_it_logged_before(tmp_path, synthetic_mani
     assert epochs == [0, 1, 2, 3]  # each once: what the resume ran again is not kept twice
 
 
+@pytest.mark.parametrize("lines_per_run, silence_s, expected", [(20, 600.0, [1, 2, 3]), (1, 600.0, [3]),
+                                                                  (1, 0.0, [1, 2, 3])])
+def test_a_run_without_a_progress_bar_logs_its_progress(tmp_path, synthetic_manifest, tiny_config, caplog,
+                                                        monkeypatch, lines_per_run, silence_s, expected):
+    """About LINES_PER_RUN lines a run, at least one every MAX_SILENCE_S, and the last epoch: in a log file a long
+    run says how far it is and how long it has left."""
+    import envsound.training.progress as progress
+
+    monkeypatch.setattr(progress, "LINES_PER_RUN", lines_per_run)
+    monkeypatch.setattr(progress, "MAX_SILENCE_S", silence_s)
+    with caplog.at_level("INFO", logger="envsound.training.progress"):
+        train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "envsound.training.progress"]
+    assert [int(line.split()[1].split("/")[0]) for line in lines] == expected
+    assert all(line.startswith(f"epoch {e}/3: ") and "train_loss " in line and " s an epoch" in line
+               for e, line in zip(expected, lines))
+    assert (" left" in lines[0]) == (expected[0] < 3) and " left" not in lines[-1]
+
+
 def test_same_seed_same_weights(tmp_path, synthetic_manifest, tiny_config):
     """Regression: the seed must be set before the weights are initialised, so a run is reproducible. On the CPU:
     cuDNN's backward kernels are not bitwise deterministic, so CUDA runs agree only to rounding."""

@@ -27,6 +27,7 @@ from envsound.task import Task
 from envsound.training.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.data import ClipDataModule
 from envsound.training.history import KeepHistory, logged_rows
+from envsound.training.progress import ProgressLog
 from envsound.training.module import ClassifierModule
 from envsound.transfer.modes import transfer_callbacks, trunk_modules
 from envsound.transfer.source import InitPlan, apply_init
@@ -232,7 +233,7 @@ def run_lightning(
     every = 1 if has_val else max(1, train.max_epochs // CHECKPOINTS_PER_RUN)
     keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=metric if has_val else None,
                              mode=mode, save_top_k=1, save_last=True, every_n_epochs=every)
-    all_callbacks = [keeper, *callbacks]
+    all_callbacks = [keeper, *callbacks] if progress else [keeper, ProgressLog(), *callbacks]  # a bar, or lines
     if has_val and train.patience > 0:
         all_callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=train.patience))
     last = ckpt_dir / "last.ckpt"
