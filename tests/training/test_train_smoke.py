@@ -143,6 +143,27 @@ def test_the_piczak2015_preset_trains_on_every_segment(tmp_path, synthetic_manif
     assert result.epochs == 2 and saved.train.windows == "all_copies" and saved.train.optimizer == "sgd"
 
 
+def test_the_envnet2_bc2018_preset_trains_and_predicts_on_trimmed_padded_clips(tmp_path, synthetic_manifest):
+    """The preset end to end, small: between-class batches of padded crops; the checkpoint keeps the edges, so
+    evaluation and predict score the same trimmed and padded clip with 10 crops."""
+    from envsound.config import load_preset, resolve_config
+    from envsound.evaluation.evaluate import evaluate_model
+    from envsound.inference.predictor import Predictor
+
+    config = resolve_config(preset=load_preset("envnet2-bc2018"), overrides=(
+        "train.max_epochs=1", "train.lr_milestones=1", "model.filters=10", "features.sample_rate=16000",
+        "features.window_seconds=1.5"))  # small and quick
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    model = ClipModel.from_checkpoint(load_checkpoint(result.checkpoint))
+    features = model.config.features
+    assert (features.trim_zeros, features.edge_pad, features.eval_crops) == (True, 0.5, 10)
+    test = synthetic_manifest.select_folds([3])
+    evaluation = evaluate_model(model, test, progress=False)
+    top = Predictor(model).predict_file(evaluation.records[0].path, top_k=len(model.labels)).top
+    got = {row["label"]: row["score"] for row in top}
+    assert [got[label] for label in model.labels] == pytest.approx(evaluation.y_prob[0].tolist(), abs=2e-4)
+
+
 def test_a_run_without_validation_saves_its_final_weights_between_checkpoints(tmp_path, synthetic_manifest,
                                                                               tiny_config, monkeypatch):
     """Without validation Lightning's checkpoint is written every few epochs (one-step epochs made writing it every
