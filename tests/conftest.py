@@ -48,17 +48,20 @@ def envsound_main(capsys):
         capsys.readouterr()
         root, handler = logging.getLogger(), logging.StreamHandler(sys.stderr)  # capsys's stderr, as the CLI logs
         handler.setFormatter(logging.Formatter("%(message)s"))
-        level, quiet = root.level, "-q" in args or "--quiet" in args
+        quiet = "-q" in args or "--quiet" in args
+        touched = [root, *(logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric"))]
+        levels = [logger.level for logger in touched]  # main sets them; the next test starts from what it found
         handler.setLevel(logging.WARNING if quiet else logging.INFO)
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         try:
             code = main([str(arg) for arg in args])
         except SystemExit as exc:  # argparse: --help, usage errors
-            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
         finally:
             root.removeHandler(handler)
-            root.setLevel(level)
+            for logger, level in zip(touched, levels):
+                logger.setLevel(level)
         out, err = capsys.readouterr()
         return Ran(code, out, err)
 

@@ -65,8 +65,9 @@ class FeatureConfig:
         _check(self.eval_hop_seconds > 0, "features.eval_hop_seconds", self.eval_hop_seconds, "> 0")
         _check(self.eval_crops >= 0, "features.eval_crops", self.eval_crops, ">= 0 (0: every eval_hop_seconds)")
         _check(self.min_seconds >= 0, "features.min_seconds", self.min_seconds, ">= 0")
-        _check(0 <= self.edge_pad <= 10, "features.edge_pad", self.edge_pad,
-               "0..10 windows of silence on each side of a clip (EnvNet-v2: 0.5)")
+        # below one window, every window holds some of the clip, and a timeline stays within the file
+        _check(0 <= self.edge_pad < 1, "features.edge_pad", self.edge_pad,
+               "0 <= edge_pad < 1 window of silence on each side of a clip (EnvNet-v2: 0.5)")
 
     @property
     def window_samples(self) -> int:
@@ -572,6 +573,35 @@ def write_config(path: str | Path, config: Config, *, note: str | None = None) -
 
     header = "".join(f"# {line}\n" for line in note.splitlines()) if note else ""
     return write_text_atomic(path, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def check_same_input(saved: str | Path, config: Config) -> None:
+    """Refuse to resume the run whose ``config.yaml`` is ``saved`` with other features or another model than it was
+    started with (its epochs so far would have learned from other input); nothing to check when the file is absent
+    or no longer loads (written by an envsound whose keys are gone).
+
+    Raises:
+        ConfigError: naming every key of ``features`` and ``model`` that differs, and how to resume as started.
+    """
+    path = Path(saved)
+    if not path.exists():
+        return
+    try:
+        before = Config.from_dict(load_yaml(path))
+    except ConfigError:
+        return
+    changed = [(f"{section}.{key}", old, new) for section in ("features", "model")
+               for key, old in dataclasses.asdict(getattr(before, section)).items()
+               if (new := getattr(getattr(config, section), key)) != old]
+    if changed:
+        listed = "; ".join(f"{key} {old!r} there, {new!r} here" for key, old, new in changed)
+        sets = " ".join(f"--set {key}={_yaml_scalar(old)}" for key, old, _ in changed)
+        raise ConfigError(f"--resume: {path} was started with other input settings ({listed}); resume it as "
+                          f"started ({sets}), or train into another --out")
+
+
+def _yaml_scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
 def parse_override(text: str) -> tuple[str, str]:

@@ -44,8 +44,11 @@ def test_a_stream_of_blocks_gives_the_clip_and_says_where_it_starts(trim, pad):
         wave[:rng.integers(0, 20)] = 0
         wave[len(wave) - rng.integers(0, 20):] = 0
         cuts = np.sort(rng.choice(np.arange(1, 60), size=rng.integers(0, 8), replace=False))
-        stream = EdgeStream(np.split(wave, cuts), edges(trim=trim, pad=pad))
-        assert np.concatenate(list(stream)).tolist() == prepare_clip(wave, edges(trim=trim, pad=pad)).tolist()
+        blocks = np.split(wave, cuts)
+        stream = EdgeStream(blocks, edges(trim=trim, pad=pad))
+        pieces = list(stream)
+        assert np.concatenate(pieces).tolist() == prepare_clip(wave, edges(trim=trim, pad=pad)).tolist()
+        assert max(map(len, pieces)) <= max(map(len, blocks))  # silence is counted, not gathered
         lead = int(np.flatnonzero(wave)[0]) if trim and wave.any() else 0
         assert stream.shift == lead - int(pad * 8)
 
@@ -66,3 +69,20 @@ def test_extracted_features_are_the_shaped_clip(tmp_path):
     got = np.asarray(feats[0])[0]
     assert len(got) == 400 + 2 * 400 and np.all(got[:400] == 0) and np.all(got[-400:] == 0)
     assert got[400:800] == pytest.approx(0.5, abs=1e-4)
+
+
+def test_an_offline_copy_is_trimmed_before_its_noise_and_padded_after(tmp_path):
+    """The original's silent ends are cut before augmentation: noise added first would leave nothing to trim."""
+    from envsound.config import AugmentConfig
+    from envsound.training.offline_augment import make_copies
+
+    wave = np.zeros(RATE, dtype=np.float32)
+    wave[2000:3200] = 0.5  # longer than n_fft: no STFT padding
+    path = tmp_path / "bark.wav"
+    sf.write(path, wave, RATE, subtype="PCM_16")
+    record = ClipRecord(path=path, labels=("dog",), fold=1, source_id="bark", clip_id="bark")
+    cfg = FeatureConfig(kind="waveform", sample_rate=RATE, window_seconds=0.1, trim_zeros=True, edge_pad=0.5)
+    aug = AugmentConfig(copies=1, workers=1, pitch_shift=0, time_stretch=0, gain=0, noise=1.0)
+    copy = np.asarray(make_copies([record], aug, cfg, seed=0, progress=False).features[0])[0]
+    assert len(copy) == 1200 + 2 * 400 and np.all(copy[:400] == 0) and np.all(copy[-400:] == 0)
+    assert np.any(copy[400:1600] != 0.5)  # the noise is there, on the sound alone

@@ -85,19 +85,41 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
     assert load_checkpoint(tmp_path / "model.ckpt").meta["epochs"] == 8
 
 
-def test_a_resumed_run_keeps_the_curve_it_logged_before(tmp_path, synthetic_manifest, tiny_config):
-    """Lightning's CSVLogger deletes metrics.csv when it starts; a resume must keep the epochs run before it."""
+@pytest.mark.parametrize("crashed_resume", [False, True])
+def test_a_resumed_run_keeps_the_curve_it_logged_before(tmp_path, synthetic_manifest, tiny_config, crashed_resume):
+    """Lightning's CSVLogger deletes metrics.csv when it starts; a resume must keep the epochs run before it, also
+    after a resume that was killed between that deletion and the write-back (its copy is read then)."""
     import csv
+
+    from envsound.training.history import BEFORE_RESUME
 
     tiny_config.train.max_epochs = 2
     tiny_config.train.scheduler = "none"  # a one-cycle schedule cannot be lengthened
     train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, progress=False)
+    logs = tmp_path / "logs"
+    if crashed_resume:
+        (logs / "metrics.csv").rename(logs / BEFORE_RESUME)
     tiny_config.train.max_epochs = 4  # the same run, given two more epochs
     train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, resume=True, progress=False)
-    with open(tmp_path / "logs" / "metrics.csv", newline="") as handle:
+    with open(logs / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     epochs = [int(row["epoch"]) for row in rows if row["train_loss"]]
     assert epochs == [0, 1, 2, 3]  # each once: what the resume ran again is not kept twice
+    assert not (logs / BEFORE_RESUME).exists()
+
+
+def test_a_resume_with_other_input_settings_is_refused_with_the_way_back(tmp_path, synthetic_manifest, tiny_config):
+    """Its epochs so far learned from other input: e.g. a run started before the clip edges existed, resumed with a
+    preset that now trims and pads."""
+    from envsound.errors import ConfigError
+
+    tiny_config.train.max_epochs = 1
+    train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, progress=False)
+    tiny_config.features.edge_pad, tiny_config.model.filters = 0.5, 4
+    with pytest.raises(ConfigError, match=r"features.edge_pad 0.0 there, 0.5 here; model.filters 8 there, 4 here.*"
+                                          r"--set features.edge_pad=0.0 --set model.filters=8"):
+        train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, resume=True,
+                    progress=False)
 
 
 @pytest.mark.parametrize("lines_per_run, silence_s, expected", [(20, 600.0, [1, 2, 3]), (1, 600.0, [3]),

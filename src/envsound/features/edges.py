@@ -17,7 +17,7 @@ import numpy as np
 
 from envsound.config import FeatureConfig
 
-__all__ = ["EdgeStream", "edge_pad_samples", "prepare_clip", "shapes_edges"]
+__all__ = ["EdgeStream", "edge_pad_samples", "pad_edges", "prepare_clip", "shapes_edges", "trim_zeros"]
 
 
 def shapes_edges(cfg: FeatureConfig) -> bool:
@@ -30,20 +30,34 @@ def edge_pad_samples(cfg: FeatureConfig) -> int:
     return int(cfg.edge_pad * cfg.window_samples)
 
 
+def trim_zeros(waveform: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """``waveform`` without its leading and trailing exact zeros when ``cfg.trim_zeros`` (an all-zero one whole)."""
+    if not cfg.trim_zeros:
+        return waveform
+    first, end = _sound_span(waveform)
+    return waveform[first:end] if end else waveform
+
+
+def pad_edges(waveform: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """``waveform`` with :func:`edge_pad_samples` zeros on each side."""
+    pad = edge_pad_samples(cfg)
+    return np.pad(waveform, (pad, pad)) if pad else waveform
+
+
 def prepare_clip(waveform: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """One whole clip ``(samples,)`` with its edges shaped as ``cfg`` says (unchanged when it says nothing)."""
-    if not shapes_edges(cfg):
-        return waveform
-    return np.concatenate(list(EdgeStream([waveform], cfg)))
+    return pad_edges(trim_zeros(waveform, cfg), cfg)
 
 
 class EdgeStream:
-    """The blocks of one waveform, in order, with its leading and trailing exact zeros cut (``trim_zeros``) and
-    ``edge_pad_samples`` zeros added at both ends. An all-zero waveform is kept whole (nothing to trim to).
+    """The blocks of one waveform, in order, as :func:`prepare_clip` would give it whole: leading and trailing exact
+    zeros cut (``trim_zeros``; an all-zero waveform kept) and ``edge_pad_samples`` zeros added at both ends.
 
-    ``shift`` is where sample 0 of the output lies in the input, in samples (trimmed lead minus padding); it is
-    final once the first block has been yielded, and :class:`~envsound.inference.predictor.Predictor` adds it to
-    window starts so that a timeline speaks of the file's own seconds.
+    Memory stays bounded by the blocks: a run of zeros that may turn out to trail is counted, not kept, and given
+    out again in pieces no longer than the longest block. ``shift`` is where sample 0 of the output lies in the
+    input, in samples (trimmed lead minus padding); it is final once the first piece has been yielded, and
+    :class:`~envsound.inference.predictor.Predictor` adds it to window starts so that a timeline speaks of the
+    file's own seconds.
     """
 
     def __init__(self, blocks: Iterable[np.ndarray], cfg: FeatureConfig) -> None:
@@ -53,35 +67,44 @@ class EdgeStream:
         self.shift = -self.pad
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        pad = np.zeros(self.pad, dtype=np.float32)
         started = False  # the padding and the first kept sample have gone out
-        held: list[np.ndarray] = []  # zeros still before the first sound, or maybe the trailing run
+        held = 0  # zeros still before the first sound, or maybe the trailing run
+        piece = 1  # the longest block so far: the size zeros are given out in
         for block in self.blocks:
             block = np.asarray(block, dtype=np.float32)
+            piece = max(piece, len(block))
             if not self.trim:
                 if not started:
-                    yield pad
+                    yield from _zeros_in_pieces(self.pad, piece)
                     started = True
                 yield block
                 continue
-            nonzero = np.flatnonzero(block)
-            if len(nonzero) == 0:
-                held.append(block)
+            first, end = _sound_span(block)
+            if not end:
+                held += len(block)
                 continue
             if started:
-                yield from held
-                end = int(nonzero[-1]) + 1
+                yield from _zeros_in_pieces(held, piece)
             else:
-                first = int(nonzero[0])
-                self.shift = sum(len(b) for b in held) + first - self.pad
-                block, end = block[first:], int(nonzero[-1]) + 1 - first
-                yield pad
+                self.shift = held + first - self.pad
+                block, end = block[first:], end - first
+                yield from _zeros_in_pieces(self.pad, piece)
                 started = True
-            held = []
+            held = len(block) - end
             yield block[:end]
-            if end < len(block):
-                held.append(block[end:])
         if not started:  # no block, or nothing but zeros: the waveform as read, padded
-            yield pad
-            yield from held
-        yield pad
+            yield from _zeros_in_pieces(self.pad + held, piece)
+        yield from _zeros_in_pieces(self.pad, piece)
+
+
+def _sound_span(block: np.ndarray) -> tuple[int, int]:
+    """(first non-zero sample, one past the last); (0, 0) when there is none. A bool mask, not an index array."""
+    sound = block != 0
+    if not sound.any():
+        return 0, 0
+    return int(sound.argmax()), len(block) - int(sound[::-1].argmax())
+
+
+def _zeros_in_pieces(count: int, piece: int) -> Iterator[np.ndarray]:
+    for start in range(0, count, piece):
+        yield np.zeros(min(piece, count - start), dtype=np.float32)

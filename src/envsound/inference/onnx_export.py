@@ -10,7 +10,8 @@ the windows, the network and the task's activation (softmax, or sigmoid for mult
   :func:`~envsound.features.windows.eval_starts` gives them for the block;
 - ``probs``: float32 ``(n, n_classes)``.
 
-Decoding, resampling, cutting long files into blocks and averaging the windows stay outside, in the torch-free
+Decoding, resampling, trimming and padding a clip's edges (``features.trim_zeros``, ``features.edge_pad``), cutting
+long files into blocks and averaging the windows stay outside, in the torch-free
 :class:`~envsound.inference.predictor.Predictor` (:class:`~envsound.inference.onnx_model.OnnxModel` feeds the graph),
 so a clip gets the same windows from the ``.onnx`` file as from the checkpoint. Labels, the config (feature settings
 included), the task and the checkpoint's training metadata travel in the file's ``metadata_props``

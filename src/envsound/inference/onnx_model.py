@@ -23,7 +23,9 @@ from envsound.features.windows import eval_starts
 from envsound.task import Task
 
 FORMAT = "envsound-onnx"
-FORMAT_VERSION = 1
+# 2: the config may hold features.trim_zeros and features.edge_pad (checkpoint format 12), which the Predictor
+#    applies before the graph; an envsound that reads only format 1 says "upgrade" instead of refusing the keys.
+FORMAT_VERSION = 2
 METADATA = {name: f"envsound.{name}" for name in
             ("format", "format_version", "version", "labels", "config", "task", "meta")}
 """Our keys in the file's ``metadata_props``; every value is JSON."""

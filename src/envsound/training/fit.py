@@ -26,7 +26,7 @@ from envsound.models.clip import build_network, window_shape
 from envsound.task import Task
 from envsound.training.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.data import ClipDataModule
-from envsound.training.history import KeepHistory, logged_rows
+from envsound.training.history import KeepHistory, rows_before_resume
 from envsound.training.progress import ProgressLog
 from envsound.training.module import ClassifierModule
 from envsound.transfer.modes import transfer_callbacks, trunk_modules
@@ -239,7 +239,7 @@ def run_lightning(
     last = ckpt_dir / "last.ckpt"
     logger = CSVLogger(out_dir, name="logs", version="")
     if resume and last.exists():
-        all_callbacks.append(KeepHistory(logged_rows(Path(logger.log_dir) / "metrics.csv")))
+        all_callbacks.append(KeepHistory(*rows_before_resume(Path(logger.log_dir))))
     trainer = L.Trainer(
         accelerator=runtime.accelerator, devices=runtime.devices, num_nodes=train.num_nodes,
         strategy=lightning_strategy(config, runtime), precision=runtime.precision, max_epochs=train.max_epochs,

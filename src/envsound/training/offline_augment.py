@@ -39,7 +39,7 @@ from envsound.errors import AudioLoadError, DatasetLayoutError
 from envsound.features.cache import ClipFeatures, FeatureCache, cache_settings
 from envsound.features.parallel import chunk_size, frontend_for, worker_count, worker_pool
 from envsound.fileio import launched_rank
-from envsound.features.edges import prepare_clip
+from envsound.features.edges import pad_edges, trim_zeros
 from envsound.features.extract import compute_features
 
 log = logging.getLogger(__name__)
@@ -312,10 +312,11 @@ def _make_one(job: tuple[str, dict[str, Any], FeatureConfig, str | None, Feature
     """One copy's features, saved to the cache when there is one (its path is returned then, not the array)."""
     path, params, cfg, key, cache = job
     waveform = load_audio(path, sample_rate=cfg.sample_rate, min_seconds=cfg.min_seconds)
-    augmented = apply_params(waveform, params, sample_rate=cfg.sample_rate)
+    # the clip's silent ends are cut before it is augmented (noise would fill them), as the original is
+    augmented = apply_params(trim_zeros(waveform, cfg), params, sample_rate=cfg.sample_rate)
     if len(augmented) < cfg.n_fft:  # a short clip sped up: pad with silence so the centred STFT has a frame
         augmented = np.pad(augmented, (0, cfg.n_fft - len(augmented)))
-    feats = compute_features(prepare_clip(augmented, cfg), cfg, frontend=frontend_for(cfg))
+    feats = compute_features(pad_edges(augmented, cfg), cfg, frontend=frontend_for(cfg))
     return cache.save(key, feats) if cache is not None else feats
 
 

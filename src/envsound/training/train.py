@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from envsound.config import Config, write_config
+from envsound.config import Config, check_same_input, write_config
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.features.cache import FeatureCache
@@ -123,6 +123,8 @@ def train_model(
     mode = resolve_mode(config, plan)
     task = manifest.task
     with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
+        if resume:
+            check_same_input(out_dir / "config.yaml", config)
         write_config(out_dir / "config.yaml", config)
 
         # baselines have no epochs to choose between: they fit on every training clip (prepare_training_data)
