@@ -35,25 +35,32 @@ def test_predict_segments_text(trained_run, synthetic_manifest, envsound_main):
     assert " s  " in run.stdout
 
 
-def test_evaluate_json(trained_run, synthetic_root, envsound_main):
+def test_evaluate_json(trained_run, synthetic_root, synthetic_manifest, envsound_main):
+    from envsound.evaluation.evaluate import evaluate_model
+    from envsound.models.checkpoint import load_checkpoint
+    from envsound.models.clip import ClipModel
+
     run = envsound_main("evaluate", trained_run.checkpoint, "--dataset", "synthetic", "--root", synthetic_root,
-                   "--folds", "5", "--json", "--no-cache")
+                        "--folds", "5", "--json", "--no-cache")
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
-    assert 0 <= report["accuracy"] <= 1 and len(report["per_class"]) == 10
+    model = ClipModel.from_checkpoint(load_checkpoint(trained_run.checkpoint))
+    expected = evaluate_model(model, synthetic_manifest.select_folds([5]), progress=False).report
+    assert len(report["per_class"]) == 10 and report["n_clips"] == expected["n_clips"] == 20
+    assert report["accuracy"] == pytest.approx(expected["accuracy"]) and report["accuracy"] > 0.3  # chance: 0.1
 
 
 def test_train_then_cv_from_the_command_line(tmp_path, synthetic_root, envsound_main):
     sets = [arg for o in TINY_OVERRIDES + ("train.max_epochs=1",) for arg in ("--set", o)]
     run = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
-                   "--out", tmp_path / "t", "--cache-dir", tmp_path / "cache", *sets)
+                        "--out", tmp_path / "t", "--cache-dir", tmp_path / "cache", *sets)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "t" / "model.ckpt").exists() and (tmp_path / "t" / "curves.png").exists()
     again = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
-                     "--out", tmp_path / "t", *sets)
+                          "--out", tmp_path / "t", *sets)
     assert again.returncode == 1 and "already exists" in again.stderr
     run = envsound_main("cv", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--model", "knn",
-                   "--out", tmp_path / "cv", "--cache-dir", tmp_path / "cache")
+                        "--out", tmp_path / "cv", "--cache-dir", tmp_path / "cache")
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
     assert {"folds", "mean_accuracy", "std_accuracy"} <= set(summary)

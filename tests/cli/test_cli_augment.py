@@ -8,7 +8,7 @@ def test_train_refuses_a_background_folder_holding_the_left_out_folds(tmp_path, 
                                            f"augment.background_folder={synthetic_root / 'audio'}")
             for arg in ("--set", o)]
     run = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
-                   "--out", tmp_path / "t", "--no-cache", *sets)
+                        "--out", tmp_path / "t", "--no-cache", *sets)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr, run.stderr
     error = run.stderr.strip().splitlines()[-1]  # after the INFO line listing the dataset

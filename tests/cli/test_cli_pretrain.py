@@ -20,7 +20,7 @@ SETS = [arg for o in TINY_OVERRIDES + ("model.name=dtu", "model.filters=4", "tra
 def test_pretrain_then_train_and_cv_from_the_encoder(tmp_path, synthetic_root, envsound_main):
     cae = tmp_path / "cae"
     run = envsound_main("pretrain", "--dataset", "synthetic", "--root", synthetic_root, "--exclude-folds", "3,4,5",
-                   "--decoder", "unpool", "--out", cae, "--cache-dir", tmp_path / "cache", *SETS)
+                        "--decoder", "unpool", "--out", cae, "--cache-dir", tmp_path / "cache", *SETS)
     assert run.returncode == 0, run.stderr
     assert "pre-trained the dtu autoencoder (unpool) on" in run.stdout
     assert (cae / "reconstructions.png").stat().st_size > 1000
@@ -29,8 +29,8 @@ def test_pretrain_then_train_and_cv_from_the_encoder(tmp_path, synthetic_root, e
     assert checkpoint.meta["n_train_clips"] + checkpoint.meta["n_val_clips"] == 40  # folds 1 and 2 only
 
     run = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--out",
-                   tmp_path / "t", "--cache-dir", tmp_path / "cache", "--init", cae / "autoencoder.ckpt",
-                   "--freeze-encoder-epochs", "1", *SETS)
+                        tmp_path / "t", "--cache-dir", tmp_path / "cache", "--init", cae / "autoencoder.ckpt",
+                        "--freeze-encoder-epochs", "1", *SETS)
     assert run.returncode == 0, run.stderr
     trained = load_checkpoint(tmp_path / "t" / "model.ckpt")
     assert trained.config.transfer.mode == "gradual" and trained.config.transfer.freeze_epochs == 1
@@ -49,7 +49,7 @@ def test_pretrain_then_train_and_cv_from_the_encoder(tmp_path, synthetic_root, e
     assert load_checkpoint(tmp_path / "cv" / "fold_1" / "model.ckpt").meta["transfer"]["source"] == str(cae / "autoencoder.ckpt")
 
     run = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--out", tmp_path / "bad",
-                   "--init", cae / "autoencoder.ckpt", "-q", *SETS, "--set", "model.filters=8")
+                        "--init", cae / "autoencoder.ckpt", "-q", *SETS, "--set", "model.filters=8")
     assert run.returncode == 1
     assert "model.filters 4 in the checkpoint, 8 here" in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
@@ -76,7 +76,7 @@ def test_pretrain_on_an_unlabelled_folder_with_a_broken_file(tmp_path, envsound_
     assert (tmp_path / "o" / "autoencoder.ckpt").exists() and (tmp_path / "o" / "reconstructions.png").exists()
 
     cnn = envsound_main("pretrain", "--dataset", "unlabelled", "--root", root, "--model", "cnn", "--decoder", "unpool",
-                   "--out", tmp_path / "c", "--skip-bad", "--no-cache")
+                        "--out", tmp_path / "c", "--skip-bad", "--no-cache")
     assert cnn.returncode == 1 and "average-pools" in cnn.stderr
 
 

@@ -65,7 +65,8 @@ def test_extracted_features_are_the_shaped_clip(tmp_path):
     path = tmp_path / "bark.wav"
     sf.write(path, wave, RATE, subtype="PCM_16")
     cfg = FeatureConfig(kind="waveform", sample_rate=RATE, window_seconds=0.1, trim_zeros=True, edge_pad=0.5)
-    _, feats, _ = extract_features([ClipRecord(path=path, labels=("dog",), fold=1, source_id="bark", clip_id="bark")], cfg, cache=None, progress=False)
+    record = ClipRecord(path=path, labels=("dog",), fold=1, source_id="bark", clip_id="bark")
+    _, feats, _ = extract_features([record], cfg, cache=None, progress=False)
     got = np.asarray(feats[0])[0]
     assert len(got) == 400 + 2 * 400 and np.all(got[:400] == 0) and np.all(got[-400:] == 0)
     assert got[400:800] == pytest.approx(0.5, abs=1e-4)
