@@ -32,8 +32,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from envsound.config import FeatureConfig
-from envsound.features.edges import edge_pad_samples
 from envsound.errors import AudioLoadError
+from envsound.features.edges import edge_pad_samples
 from envsound.fileio import atomic_open, write_text_atomic
 
 logger = logging.getLogger(__name__)

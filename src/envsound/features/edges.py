@@ -17,12 +17,7 @@ import numpy as np
 
 from envsound.config import FeatureConfig
 
-__all__ = ["EdgeStream", "edge_pad_samples", "pad_edges", "prepare_clip", "shapes_edges", "trim_zeros"]
-
-
-def shapes_edges(cfg: FeatureConfig) -> bool:
-    """Whether ``cfg`` trims or pads a clip's edges (off by default: the clip as read)."""
-    return cfg.trim_zeros or cfg.edge_pad > 0
+__all__ = ["EdgeStream", "edge_pad_samples", "pad_edges", "prepare_clip", "trim_zeros"]
 
 
 def edge_pad_samples(cfg: FeatureConfig) -> int:

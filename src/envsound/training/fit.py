@@ -27,8 +27,8 @@ from envsound.task import Task
 from envsound.training.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.data import ClipDataModule
 from envsound.training.history import KeepHistory, rows_before_resume
-from envsound.training.progress import ProgressLog
 from envsound.training.module import ClassifierModule
+from envsound.training.progress import ProgressLog
 from envsound.transfer.modes import transfer_callbacks, trunk_modules
 from envsound.transfer.source import InitPlan, apply_init
 
