@@ -237,15 +237,6 @@ def run_lightning(
     if has_val and train.patience > 0:
         all_callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=train.patience))
     last = ckpt_dir / "last.ckpt"
-    logger = CSVLogger(out_dir, name="logs", version="")
-    if resume and last.exists():
-        all_callbacks.append(KeepHistory(*rows_before_resume(Path(logger.log_dir))))
-    trainer = L.Trainer(
-        accelerator=runtime.accelerator, devices=runtime.devices, num_nodes=train.num_nodes,
-        strategy=lightning_strategy(config, runtime), precision=runtime.precision, max_epochs=train.max_epochs,
-        min_steps=least_steps or None, callbacks=all_callbacks, logger=logger,
-        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-        log_every_n_steps=1, limit_val_batches=1.0 if has_val else 0, deterministic=False)
     ckpt_path = None
     if resume and last.exists():
         if check_resumable is not None:
@@ -253,6 +244,15 @@ def run_lightning(
         ckpt_path = str(last)
     elif resume:
         log.warning("--resume: no %s yet; starting from scratch", last)
+    logger = CSVLogger(out_dir, name="logs", version="")
+    if ckpt_path is not None:
+        all_callbacks.append(KeepHistory(*rows_before_resume(Path(logger.log_dir))))
+    trainer = L.Trainer(
+        accelerator=runtime.accelerator, devices=runtime.devices, num_nodes=train.num_nodes,
+        strategy=lightning_strategy(config, runtime), precision=runtime.precision, max_epochs=train.max_epochs,
+        min_steps=least_steps or None, callbacks=all_callbacks, logger=logger,
+        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=1, limit_val_batches=1.0 if has_val else 0, deterministic=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")

@@ -37,10 +37,10 @@ from envsound.config import AugmentConfig, FeatureConfig
 from envsound.data.records import ClipRecord
 from envsound.errors import AudioLoadError, DatasetLayoutError
 from envsound.features.cache import ClipFeatures, FeatureCache, cache_settings
-from envsound.features.parallel import chunk_size, frontend_for, worker_count, worker_pool
-from envsound.fileio import launched_rank
 from envsound.features.edges import pad_edges, trim_zeros
 from envsound.features.extract import compute_features
+from envsound.features.parallel import chunk_size, frontend_for, worker_count, worker_pool
+from envsound.fileio import launched_rank
 
 log = logging.getLogger(__name__)
 
