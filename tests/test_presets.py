@@ -42,6 +42,7 @@ def test_envnet2_bc2018_is_the_authors_esc10_bc_set_up():
     assert (t.optimizer, t.lr, t.weight_decay, t.batch_size) == ("sgd", 0.01, 5e-4, 64)
     assert (t.max_epochs, t.scheduler, t.lr_milestones, t.lr_gamma) == (1200, "step", [600, 900], 0.1)
     assert (t.between_class, t.mixup_alpha, t.time_roll, t.val_fraction, t.patience) == (True, 0.0, False, 0.0, 0)
+    assert t.bc_gain == "a_weighting"  # utils.py's compute_gain: the loudest A-weighted frame
     assert config.augment.copies == 0
 
 

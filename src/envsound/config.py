@@ -180,6 +180,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.2  # 0 = off
     between_class: bool = False  # waveform models: gain-aware between-class mixing (EnvNet-v2) instead of mixup
+    bc_gain: str = "a_weighting"  # a_weighting (the BC paper's) | rms: how between-class mixing measures loudness
     spec_augment: bool = True  # time and frequency masks
     time_roll: bool = True  # rotate each training window by a random number of frames
     num_workers: int = 0
@@ -200,6 +201,7 @@ class TrainConfig:
         _check(all(m >= 1 for m in self.lr_milestones) and self.lr_milestones == sorted(set(self.lr_milestones)),
                "train.lr_milestones", self.lr_milestones, "increasing epochs >= 1, e.g. [300, 600, 900]")
         _check(0 < self.lr_gamma <= 1, "train.lr_gamma", self.lr_gamma, "0 < gamma <= 1")
+        _check(self.bc_gain in ("a_weighting", "rms"), "train.bc_gain", self.bc_gain, "a_weighting or rms")
         _check(self.windows in ("random", "all", "all_copies"), "train.windows", self.windows,
                "random, all or all_copies")
         _check(0 < self.warmup_fraction < 1, "train.warmup_fraction", self.warmup_fraction, "0 < fraction < 1")

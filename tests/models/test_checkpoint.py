@@ -6,6 +6,7 @@ from envsound.config import resolve_config
 from envsound.errors import CheckpointError
 from envsound.models.checkpoint import FORMAT_VERSION, Checkpoint, load_checkpoint, save_checkpoint
 from envsound.models.clip import ClipModel, build_network
+from envsound.models.registry import model_preset
 
 
 def test_checkpoint_round_trip_describes_itself(tmp_path):
@@ -191,6 +192,18 @@ def test_a_format_11_checkpoint_loads_with_its_clip_edges_as_read(tmp_path):
     torch.save(payload, path)
     features = load_checkpoint(path).config.features
     assert features.trim_zeros is False and features.edge_pad == 0.0
+
+
+def test_a_format_12_checkpoint_loads_with_the_rms_gain_it_mixed_with(tmp_path):
+    """Version 12 had no train.bc_gain: between-class mixing weighed plain RMS, where the default is now A-weighted."""
+    config = resolve_config(preset=model_preset("envnet2"), model="envnet2", overrides=["train.between_class=true"])
+    assert config.train.bc_gain == "a_weighting"
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 12
+    del payload["config"]["train"]["bc_gain"]
+    torch.save(payload, path)
+    assert load_checkpoint(path).config.train.bc_gain == "rms"
 
 
 def test_a_newer_format_says_to_upgrade(tmp_path):

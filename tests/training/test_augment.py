@@ -6,7 +6,8 @@ import torch
 from envsound.config import TrainConfig, resolve_config
 from envsound.errors import ConfigError
 from envsound.models.registry import model_preset
-from envsound.training.augment import batch_augment, between_class, mix_between_class, mixup, spec_augment, time_roll
+from envsound.training.augment import (batch_augment, between_class, mix_between_class, mixup, sound_gain_db, spec_augment,
+                                       time_roll)
 
 
 def test_mixup_keeps_targets_a_distribution_and_favours_the_original():
@@ -41,7 +42,7 @@ def test_time_roll_moves_content_without_changing_it():
 
 def test_batch_augment_is_identity_when_everything_is_off():
     x, y = torch.randn(2, 1, 8, 8), torch.eye(2)
-    ox, oy = batch_augment(x, y, TrainConfig(mixup_alpha=0, spec_augment=False, time_roll=False))
+    ox, oy = batch_augment(x, y, TrainConfig(mixup_alpha=0, spec_augment=False, time_roll=False), sample_rate=16000)
     assert torch.equal(ox, x) and torch.equal(oy, y)
 
 
@@ -50,38 +51,58 @@ def test_batch_augment_on_waveform_batches_skips_spec_augment():
     torch.manual_seed(3)
     x = torch.randn(6, 1, 800)
     y = torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
-    ox, oy = batch_augment(x, y, TrainConfig(mixup_alpha=0, spec_augment=True, time_roll=True))
+    ox, oy = batch_augment(x, y, TrainConfig(mixup_alpha=0, spec_augment=True, time_roll=True), sample_rate=16000)
     assert ox.shape == x.shape and torch.equal(oy, y)
     assert torch.equal(ox.sort(dim=-1).values, x.sort(dim=-1).values)  # only rotated: no masked (mean-filled) runs
-    mx, my = batch_augment(x, y, TrainConfig(mixup_alpha=0.4, spec_augment=True, time_roll=False))
+    mx, my = batch_augment(x, y, TrainConfig(mixup_alpha=0.4, spec_augment=True, time_roll=False),
+                           sample_rate=16000)
     assert mx.shape == x.shape and torch.allclose(my.sum(dim=1), torch.ones(6))
 
 
 def test_between_class_mix_is_heard_at_its_ratio_whatever_the_loudness():
     """A sound 20 dB quieter than its partner gets 10x the waveform weight at r = 0.5, so both are equally loud."""
     t = torch.arange(8000) / 8000
-    loud = torch.sin(2 * math.pi * 440 * t).view(1, 1, -1)
+    loud = torch.sin(2 * math.pi * 500 * t).view(1, 1, -1)  # whole periods in a 1,024-sample frame
     quiet = 0.1 * torch.sin(2 * math.pi * 1000 * t).view(1, 1, -1)
-    mixed = mix_between_class(loud, quiet, torch.tensor([0.5]))[0, 0]
+    mixed = mix_between_class(loud, quiet, torch.tensor([0.5]), sample_rate=8000, gain="rms")[0, 0]
     basis = torch.stack([loud[0, 0], quiet[0, 0]], dim=1)
     weights = torch.linalg.lstsq(basis, mixed[:, None]).solution[:, 0]
     amplitude_loud, amplitude_quiet = weights[0].item(), 0.1 * weights[1].item()
     assert amplitude_loud == pytest.approx(amplitude_quiet, rel=1e-3)
-    same = mix_between_class(loud, loud, torch.tensor([0.8]))  # equal gains: p = r, power kept
+    same = mix_between_class(loud, loud, torch.tensor([0.8]), sample_rate=8000)  # equal gains: p = r, power kept
     assert torch.allclose(same, loud / math.sqrt(0.8 ** 2 + 0.2 ** 2), atol=1e-5)
+
+
+@pytest.mark.parametrize("sample_rate", [16000, 44100])
+def test_between_class_gain_is_a_weighted_as_in_the_paper(sample_rate):
+    """The BC paper weighs loudness with the A curve: a 100 Hz tone is 19.1 dB below a 1 kHz tone of the same
+    amplitude (IEC 61672), and at r = 0.5 gets ~9x the waveform weight; plain RMS hears them equal."""
+    t = torch.arange(sample_rate) / sample_rate
+    low, mid = (torch.sin(2 * math.pi * f * t).view(1, 1, -1) for f in (100.0, 1000.0))
+    difference = (sound_gain_db(low, sample_rate=sample_rate) - sound_gain_db(mid, sample_rate=sample_rate)).item()
+    assert difference == pytest.approx(-19.1, abs=0.5)
+    rms = sound_gain_db(low, sample_rate=sample_rate, mode="rms") - sound_gain_db(mid, sample_rate=sample_rate,
+                                                                               mode="rms")
+    assert abs(rms.item()) < 0.1
+    assert sound_gain_db(torch.zeros(1, 1, sample_rate), sample_rate=sample_rate).item() == pytest.approx(-80.0)
+    mixed = mix_between_class(low, mid, torch.tensor([0.5]), sample_rate=sample_rate)[0, 0]
+    weights = torch.linalg.lstsq(torch.stack([low[0, 0], mid[0, 0]], dim=1), mixed[:, None]).solution[:, 0]
+    assert (weights[0] / weights[1]).item() == pytest.approx(10 ** (19.1 / 20), rel=0.06)
 
 
 def test_between_class_targets_are_the_mixing_ratio():
     torch.manual_seed(4)
     x = torch.randn(6, 1, 4096)
     y = torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
-    mx, my = between_class(x, y)
+    mx, my = between_class(x, y, sample_rate=16000)
     assert mx.shape == x.shape and torch.allclose(my.sum(dim=1), torch.ones(6))
     assert not torch.equal(mx, x)
-    bx, by = batch_augment(x, y, TrainConfig(mixup_alpha=0, between_class=True, spec_augment=False, time_roll=False))
+    bx, by = batch_augment(x, y, TrainConfig(mixup_alpha=0, between_class=True, spec_augment=False, time_roll=False),
+                           sample_rate=16000)
     assert not torch.equal(by, y)  # between-class mixing runs even with mixup off
     lx, ly = batch_augment(torch.randn(2, 1, 8, 8), torch.eye(2), TrainConfig(mixup_alpha=0, between_class=True,
-                                                                              spec_augment=False, time_roll=False))
+                                                                              spec_augment=False, time_roll=False),
+                           sample_rate=16000)
     assert torch.equal(ly, torch.eye(2))  # log-mel batches are never between-class mixed
 
 

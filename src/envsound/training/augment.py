@@ -8,6 +8,8 @@ Applied in ``training_step`` to training batches only; never inside a model's ``
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -30,19 +32,20 @@ def mixup(x: torch.Tensor, y: torch.Tensor, *, alpha: float, per_example: bool =
     return lam_x * x + (1 - lam_x) * x[perm], lam_y * y + (1 - lam_y) * y[perm]
 
 
-def between_class(x: torch.Tensor, y: torch.Tensor, *, frame: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+def between_class(x: torch.Tensor, y: torch.Tensor, *, sample_rate: int, gain: str = "a_weighting"
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Between-class mixing of waveforms ``(batch, 1, samples)`` (Tokozume et al., ICLR 2018): each example is mixed
     with a partner of another class (:func:`other_class_partners`) at a ratio ``r ~ U(0, 1)`` *as heard*, and the
     target is ``r * a + (1 - r) * b``.
 
     A plain ``r * a + (1 - r) * b`` of a loud and a quiet sound sounds like the loud one alone, so the waveform
-    weight ``p`` corrects ``r`` by the two sounds' gains ``g`` (peak RMS over ``frame``-sample frames, in dB):
-    ``p = 1 / (1 + 10 ** ((g_a - g_b) / 20) * (1 - r) / r)``, and the mix is divided by ``sqrt(p**2 + (1 - p)**2)``
-    to keep its power. (The paper A-weights the frames; plain RMS here.)
+    weight ``p`` corrects ``r`` by the two sounds' gains ``g`` (:func:`sound_gain_db`, ``gain`` "a_weighting" as the
+    paper or "rms"): ``p = 1 / (1 + 10 ** ((g_a - g_b) / 20) * (1 - r) / r)``, and the mix is divided by
+    ``sqrt(p**2 + (1 - p)**2)`` to keep its power.
     """
     perm = other_class_partners(y)
     r = torch.rand(len(x), device=x.device).clamp(1e-3, 1 - 1e-3)
-    mixed = mix_between_class(x, x[perm], r, frame=frame)
+    mixed = mix_between_class(x, x[perm], r, sample_rate=sample_rate, gain=gain)
     r = r.view(-1, 1).to(y.dtype)
     return mixed, r * y + (1 - r) * y[perm]
 
@@ -59,21 +62,44 @@ def other_class_partners(y: torch.Tensor) -> torch.Tensor:
     return torch.where(alone, torch.randint(0, n, (n,), device=y.device), partners)
 
 
-def mix_between_class(a: torch.Tensor, b: torch.Tensor, r: torch.Tensor, *, frame: int = 2048) -> torch.Tensor:
+def mix_between_class(a: torch.Tensor, b: torch.Tensor, r: torch.Tensor, *, sample_rate: int,
+                      gain: str = "a_weighting") -> torch.Tensor:
     """The waveforms of :func:`between_class`: ``a`` and ``b`` ``(batch, 1, samples)`` mixed so that ``a`` is heard
     at ratio ``r`` (``(batch,)``, in (0, 1))."""
-    gain_a, gain_b = _peak_rms_db(a.float(), frame=frame), _peak_rms_db(b.float(), frame=frame)
+    gain_a = sound_gain_db(a.float(), sample_rate=sample_rate, mode=gain)
+    gain_b = sound_gain_db(b.float(), sample_rate=sample_rate, mode=gain)
     p = 1.0 / (1.0 + 10.0 ** ((gain_a - gain_b) / 20) * (1 - r) / r)
     p = p.view(-1, *([1] * (a.dim() - 1)))
     return ((p * a + (1 - p) * b) / torch.sqrt(p ** 2 + (1 - p) ** 2)).to(a.dtype)
 
 
-def _peak_rms_db(x: torch.Tensor, *, frame: int) -> torch.Tensor:
-    """Loudest ``frame``-sample frame (hop half a frame) of each example, in dB (floor -80 dB)."""
-    flat = x.reshape(len(x), -1)
-    frame = min(frame, flat.shape[1])
-    power = flat.unfold(1, frame, max(1, frame // 2)).pow(2).mean(dim=-1)
-    return 10.0 * torch.log10(power.amax(dim=1).clamp(min=1e-8))
+def sound_gain_db(x: torch.Tensor, *, sample_rate: int, mode: str = "a_weighting", floor_db: float = -80.0
+                  ) -> torch.Tensor:
+    """``(batch,)``: the loudest frame of each example of ``x`` ``(batch, ..., samples)``, in dB, as the BC authors'
+    ``compute_gain`` measures it: frames of about 0.1 s (a power of two: 2,048 samples at 16 kHz, 4,096 at
+    44.1 kHz), hop half a frame; "a_weighting" sums the A-weighted power spectrum of the Hann-windowed frame, "rms"
+    takes the mean square; floored at ``floor_db``. A clip shorter than a frame is one frame."""
+    flat = x.reshape(len(x), -1).float()
+    n_fft = min(2 ** round(math.log2(sample_rate * 0.1)), flat.shape[1])
+    frames = flat.unfold(1, n_fft, max(1, n_fft // 2))  # (batch, frames, n_fft)
+    if mode == "rms":
+        power = frames.pow(2).mean(dim=-1)
+    else:
+        window = torch.hann_window(n_fft, device=x.device)  # periodic, as numpy's hanning(n + 1)[:-1]
+        spectrum = torch.fft.rfft(frames * window).abs().pow(2)
+        power = (spectrum * a_weighting(n_fft, sample_rate=sample_rate, device=x.device)).sum(dim=-1)
+    return 10.0 * torch.log10(power.amax(dim=1).clamp(min=10.0 ** (floor_db / 10)))
+
+
+def a_weighting(n_fft: int, *, sample_rate: int, floor_db: float = -80.0, device=None) -> torch.Tensor:
+    """``(n_fft // 2 + 1,)`` power factors of the A-weighting curve (IEC 61672, +2 dB at 1 kHz normalisation as the
+    BC authors' ``a_weight``) at the bins of an ``n_fft``-point rFFT, floored at ``floor_db``."""
+    freq_sq = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, device=device, dtype=torch.float64) ** 2
+    freq_sq[0] = 1.0  # the DC bin: the floor, not log(0)
+    weight_db = 2.0 + 20.0 * (2 * math.log10(12194.0) + 2 * torch.log10(freq_sq)
+                              - torch.log10(freq_sq + 12194.0 ** 2) - torch.log10(freq_sq + 20.6 ** 2)
+                              - 0.5 * torch.log10(freq_sq + 107.7 ** 2) - 0.5 * torch.log10(freq_sq + 737.9 ** 2))
+    return (10.0 ** (weight_db.clamp(min=floor_db) / 10)).float()
 
 
 def spec_augment(x: torch.Tensor, *, freq_mask: int = 16, time_mask: int = 32, n_masks: int = 2) -> torch.Tensor:
@@ -105,16 +131,17 @@ def time_roll(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.roll(example, int(shift), dims=-1) for example, shift in zip(x, shifts)])
 
 
-def batch_augment(x: torch.Tensor, y: torch.Tensor, train: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_augment(x: torch.Tensor, y: torch.Tensor, train: TrainConfig, *, sample_rate: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """The augmentation ``train`` asks for, in a fixed order: time roll, SpecAugment (4-D log-mel batches only; a
-    waveform batch ``(batch, 1, samples)`` skips it), then mixup, or between-class mixing of waveform batches when
-    ``train.between_class`` is on."""
+    waveform batch ``(batch, 1, samples)`` skips it), then mixup, or between-class mixing of waveform batches at
+    ``sample_rate`` when ``train.between_class`` is on (its gain: ``train.bc_gain``)."""
     if train.time_roll:
         x = time_roll(x)
     if train.spec_augment and x.dim() == 4:
         x = spec_augment(x)
     if train.between_class and x.dim() == 3:
-        x, y = between_class(x, y)
+        x, y = between_class(x, y, sample_rate=sample_rate, gain=train.bc_gain)
     elif train.mixup_alpha > 0:
         x, y = mixup(x, y, alpha=train.mixup_alpha)
     return x, y

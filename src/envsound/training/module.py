@@ -67,9 +67,10 @@ class ClassifierModule(L.LightningModule):
         and between-class mixing (the rest of ``train``'s augmentation stays)."""
         x, y, *rest = batch
         train = self.config.train if mix else replace(self.config.train, mixup_alpha=0.0, between_class=False)
+        rate = self.config.features.sample_rate
         if not rest:
-            return (*batch_augment(x, y, train), None)
-        x, mixed = batch_augment(x, torch.cat([y, rest[0].to(y.dtype)[:, None]], dim=1), train)
+            return (*batch_augment(x, y, train, sample_rate=rate), None)
+        x, mixed = batch_augment(x, torch.cat([y, rest[0].to(y.dtype)[:, None]], dim=1), train, sample_rate=rate)
         return x, mixed[:, :-1], mixed[:, -1]
 
     def training_step(self, batch, batch_idx):
