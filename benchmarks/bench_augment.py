@@ -4,7 +4,7 @@
 
 (a) Training throughput, clips/s: the real ``ClassifierModule.training_step`` (default ``cnn``, default features, batch
     ``--batch`` of random (1, 128, 216) log-mel windows) + backward + AdamW step under bf16 autocast + channels_last
-    (what ``train.precision=bf16-mixed`` runs), with all on-the-fly augmentation on (time roll, SpecAugment,
+    (what ``runtime.precision=bf16-mixed`` runs), with all on-the-fly augmentation on (time roll, SpecAugment,
     mixup 0.2) vs off, timed alternately; best of ``--repeats`` timed runs of 5 steps.
 (b) Offline augmentation throughput, clips/s (= copies/s, 1 copy per clip): ``make_copies`` with pitch shift and time
     stretch always applied (``augment.pitch_shift=1 augment.time_stretch=1``, the other transforms off), decoding,
@@ -41,8 +41,8 @@ def training_clips_per_s(*, batch: int, repeats: int) -> dict[str, float]:
     """(a): clips/s of the real training step with the on-the-fly augmentation on and off, timed alternately (so a
     burst of load from other processes hits both), best of ``repeats`` runs of 5 steps each."""
     steps = {}
-    for name, overrides in (("augment_on", []), ("augment_off", ["train.time_roll=false", "train.spec_augment=false",
-                                                                 "train.mixup_alpha=0"])):
+    off = ["augment.time_roll=false", "augment.spec_augment=false", "augment.mixup_alpha=0"]
+    for name, overrides in (("augment_on", []), ("augment_off", off)):
         config = resolve_config(overrides=overrides)
         torch.manual_seed(0)
         module = ClassifierModule(config, 10).train()

@@ -8,7 +8,7 @@ Three measurements, default `cnn` on default features (one 5-s window is (1, 128
    resolves to. `auto` must be within 10 % of
    the best of fp32 and bf16.
 2. A whole `train_model` on a fixed small set (100 synthetic 3-s clips, `--train-epochs` 10, no offline copies) with
-   `train.precision` auto, 32 and bf16-mixed: wall seconds, features already in the store and the probe's answer
+   `runtime.precision` auto, 32 and bf16-mixed: wall seconds, features already in the store and the probe's answer
    already kept (both paid once per machine); the probe's one-time cost is given apart.
 3. Model time per 5-s clip at batch 1 through the product's own path (`Predictor._score`: log-mel frontend, windows,
    `ClipModel.window_probs` on the runtime `auto` chose) against the bare network (no frontend) in each configuration;
@@ -123,7 +123,7 @@ def whole_train(config_overrides: list[str], work: Path) -> dict:
     training_runtime(base, lambda: build_network(base, len(manifest.labels)))
     seconds = {"probe_once": round(time.perf_counter() - start, 1)}
     for precision in ("auto", "32", "bf16-mixed"):
-        config = resolve_config(overrides=[*config_overrides, f"train.precision={precision}"])
+        config = resolve_config(overrides=[*config_overrides, f"runtime.precision={precision}"])
         start = time.perf_counter()
         result = train_model(manifest, config, out_dir=work / f"run-{precision}", cache=cache, progress=False)
         seconds[precision] = round(time.perf_counter() - start, 1)
@@ -178,7 +178,7 @@ def main() -> int:
         print(json.dumps({"prediction": results["prediction"]}), flush=True)
         if not args.skip_train:
             overrides = ["features.window_seconds=2.0", f"train.max_epochs={args.train_epochs}", "augment.copies=0",
-                         f"train.accelerator={device}"]
+                         f"runtime.accelerator={device}"]
             results["whole_train_seconds"] = whole_train(overrides, work)
             print(json.dumps({"whole_train_seconds": results["whole_train_seconds"]}), flush=True)
     if args.json:

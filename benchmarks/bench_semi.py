@@ -6,7 +6,7 @@
 One optimizer step (forward, backward, AdamW) of ``SemiModule`` / ``ClassifierModule`` on random dB-like log-mel
 windows at the model's default features (one 5-s window, 128 x 216 for ``cnn`` and ``wrn28``): ``--labelled`` labelled
 windows and ``mu x 32`` unlabelled ones (``train.batch_size`` 32), each method with its defaults. Precision ``auto`` is
-bf16 autocast + channels-last where oneDNN has bf16 (what ``train.precision=auto`` picks on such CPUs), else fp32.
+bf16 autocast + channels-last where oneDNN has bf16 (what ``runtime.precision=auto`` picks on such CPUs), else fp32.
 Reports the best of ``--repeats`` timed runs of ``--steps`` steps after one warm-up step, and each method's cost in
 supervised steps.
 """

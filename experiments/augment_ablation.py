@@ -17,7 +17,7 @@ from pathlib import Path
 from envsound.config import OFFLINE_TRANSFORMS
 from esc10_cv import esc10_cv, result_cells
 
-NOTHING = ["augment.copies=0", "train.time_roll=false", "train.spec_augment=false", "train.mixup_alpha=0"]
+NOTHING = ["augment.copies=0", "augment.time_roll=false", "augment.spec_augment=false", "augment.mixup_alpha=0"]
 OFFLINE_OFF = [f"augment.{name}=0" for name in OFFLINE_TRANSFORMS]  # whatever the defaults switch on
 
 
@@ -32,9 +32,9 @@ ROWS: dict[str, list[str]] = {
     "gain": offline_alone("gain"),
     "noise": offline_alone("noise"),
     "background": offline_alone("background"),
-    "time_roll": [*NOTHING, "train.time_roll=true"],
-    "spec_augment": [*NOTHING, "train.spec_augment=true"],
-    "mixup": [*NOTHING, "train.mixup_alpha=0.2"],
+    "time_roll": [*NOTHING, "augment.time_roll=true"],
+    "spec_augment": [*NOTHING, "augment.spec_augment=true"],
+    "mixup": [*NOTHING, "augment.mixup_alpha=0.2"],
     "all": [],  # the default
 }
 

@@ -20,7 +20,7 @@ TINY_OVERRIDES = (
     "train.max_epochs=3", "train.patience=0", "train.batch_size=16",
     "train.min_steps=0",  # label-share and semi runs otherwise last >= 1,500 steps (test_semi.py tests that budget)
     # augmentation is on by default; tiny runs learn faster without it (test_train_smoke turns it on explicitly)
-    "train.mixup_alpha=0", "train.spec_augment=false", "train.time_roll=false",
+    "augment.mixup_alpha=0", "augment.spec_augment=false", "augment.time_roll=false",
     "augment.copies=0",  # offline copies are on by default; the augmentation tests turn them on explicitly
 )
 

@@ -9,19 +9,19 @@ def test_overrides_are_typed_and_win_over_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"train": {"lr": 0.5, "max_epochs": 7}, "features": {"n_mels": 64}}))
     config = resolve_config(config_file=path, overrides=["train.lr=0.01", "features.f_max=none",
-                                                         "train.channels_last=false"])
+                                                         "runtime.channels_last=false"])
     assert config.train.lr == 0.01 and config.train.max_epochs == 7 and config.features.n_mels == 64
-    assert config.features.f_max is None and config.train.channels_last == "false"
+    assert config.features.f_max is None and config.runtime.channels_last == "false"
 
 
 @pytest.mark.parametrize("override, fragment", [
     ("train.nope=1", "valid keys"),
     ("nosection.x=1", "unknown key"),
     ("train.max_epochs=1.5", "not a valid int"),
-    ("train.channels_last=maybe", "auto, true or false"),
-    ("train.precision=fp8", "auto, 32, bf16-mixed"),
-    ("train.accelerator=tpu", "auto, cpu, cuda"),
-    ("train.devices=0", ">= 1"),
+    ("runtime.channels_last=maybe", "auto, true or false"),
+    ("runtime.precision=fp8", "auto, 32, bf16-mixed"),
+    ("runtime.accelerator=tpu", "auto, cpu, cuda"),
+    ("runtime.devices=0", ">= 1"),
     ("features.hop_length=0", "1..n_fft"),
     ("train.optimizer=rmsprop", "adamw"),
     ("semi.epoch=batch", "labelled or pool"),
@@ -41,6 +41,17 @@ def test_unknown_yaml_key_is_an_error(tmp_path):
         resolve_config(config_file=path)
 
 
+def test_keys_that_left_train_still_set_their_new_place(tmp_path):
+    """Checkpoint format 13 moved the runtime and the on-the-fly augmentation out of train: config files, --set
+    and run directories written before still mean what they meant."""
+    path = tmp_path / "old.yaml"
+    path.write_text("train:\n  lr: 0.5\n  devices: 1\n  precision: '32'\n  num_workers: 2\n  mixup_alpha: 0.4\n")
+    config = resolve_config(config_file=path, overrides=["train.time_roll=false", "train.spec_augment=false"])
+    assert (config.train.lr, config.runtime.precision, config.runtime.num_workers) == (0.5, "32", 2)
+    assert (config.augment.mixup_alpha, config.augment.time_roll, config.augment.spec_augment) == (0.4, False, False)
+    assert not hasattr(config.train, "mixup_alpha") and "runtime" in config.to_dict()
+
+
 def test_round_trip_through_dict():
     config = resolve_config(overrides=["model.name=dtu", "model.filters=16"])
     assert Config.from_dict(config.to_dict()) == config
@@ -55,9 +66,10 @@ def test_window_geometry():
 def test_bool_channels_last_of_older_configs_still_loads():
     """Configs and checkpoints written before 'auto' existed hold a YAML bool."""
     old = Config().to_dict()
+    del old["runtime"]  # before checkpoint format 13 these keys were train's
     old["train"].update(channels_last=True, precision="bf16-mixed")
     config = Config.from_dict(old)
-    assert config.train.channels_last == "true" and config.train.precision == "bf16-mixed"
+    assert config.runtime.channels_last == "true" and config.runtime.precision == "bf16-mixed"
 
 
 def test_model_options_round_trip_and_default_to_empty():

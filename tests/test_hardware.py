@@ -101,12 +101,12 @@ def test_an_accelerator_the_machine_lacks_is_a_config_error_naming_what_it_has(a
 
 def test_more_devices_than_cores_is_a_config_error():
     cores = os.cpu_count() or 1
-    with pytest.raises(ConfigError, match=rf"train.devices={cores + 1} but this machine has {cores} CPU core"):
+    with pytest.raises(ConfigError, match=rf"runtime.devices={cores + 1} but this machine has {cores} CPU core"):
         resolve_runtime(accelerator="cpu", devices=cores + 1)
 
 
 def test_sixteen_bit_on_a_cpu_is_refused_naming_the_setting_the_user_gave():
-    with pytest.raises(ConfigError, match="^train.precision='16-mixed' is for GPUs"):
+    with pytest.raises(ConfigError, match="^runtime.precision='16-mixed' is for GPUs"):
         resolve_runtime(accelerator="cpu", precision="16-mixed")
     with pytest.raises(ConfigError, match="^--precision '16-mixed' is for GPUs"):  # predict / serve
         resolve_runtime(accelerator="cpu", precision="16-mixed", setting="--device")

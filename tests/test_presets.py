@@ -18,7 +18,8 @@ def test_dtu2018_reproduces_the_original_study():
     assert (m.name, m.filters) == ("dtu", 64)
     assert (t.batch_size, t.optimizer, t.lr, t.scheduler) == (32, "adam", 1e-3, "none")
     assert (t.patience, t.monitor, t.val_fraction, t.min_steps) == (5, "loss", 0.1, 0)  # early stopping, 10 % split
-    assert (t.mixup_alpha, t.spec_augment, t.time_roll, config.augment.copies) == (0.0, False, False, 0)
+    a = config.augment
+    assert (a.mixup_alpha, a.spec_augment, a.time_roll, a.copies) == (0.0, False, False, 0)
 
 
 def test_piczak2015_is_the_authors_short_segment_set_up():
@@ -29,7 +30,7 @@ def test_piczak2015_is_the_authors_short_segment_set_up():
     assert (m.name, m.filters, m.dropout) == ("piczak", 80, 0.5)
     assert (t.windows, t.optimizer, t.lr, t.weight_decay, t.scheduler) == ("all_copies", "sgd", 0.002, 0.001, "none")
     assert (t.batch_size, t.max_epochs, t.val_fraction, t.patience) == (1000, 300, 0.0, 0)
-    assert (t.mixup_alpha, t.spec_augment, t.time_roll, t.class_balance) == (0.0, False, False, "off")
+    assert (a.mixup_alpha, a.spec_augment, a.time_roll, t.class_balance) == (0.0, False, False, "off")
     assert (a.copies, a.pitch_shift, a.time_stretch, a.shift, a.gain, a.noise) == (10, 1.0, 1.0, 1.0, 0.0, 0.0)
 
 
@@ -41,19 +42,21 @@ def test_envnet2_bc2018_is_the_authors_esc10_bc_set_up():
     assert (m.name, m.filters, m.dropout) == ("envnet2", 32, 0.5)  # the paper's width: fc 4096
     assert (t.optimizer, t.lr, t.weight_decay, t.batch_size) == ("sgd", 0.01, 5e-4, 64)
     assert (t.max_epochs, t.scheduler, t.lr_milestones, t.lr_gamma) == (1200, "step", [600, 900], 0.1)
-    assert (t.between_class, t.mixup_alpha, t.time_roll, t.val_fraction, t.patience) == (True, 0.0, False, 0.0, 0)
-    assert t.bc_gain == "a_weighting"  # utils.py's compute_gain: the loudest A-weighted frame
-    assert config.augment.copies == 0
+    a = config.augment
+    assert (a.between_class, a.mixup_alpha, a.time_roll, t.val_fraction, t.patience) == (True, 0.0, False, 0.0, 0)
+    assert a.bc_gain == "a_weighting"  # utils.py's compute_gain: the loudest A-weighted frame
+    assert a.copies == 0
 
 
 def test_aclnet2018_is_what_the_paper_states():
     config = resolve_config(preset=load_preset("aclnet2018"))
-    f, m, t = config.features, config.model, config.train
+    f, m = config.features, config.model
     assert (f.kind, f.sample_rate, f.window_samples) == ("waveform", 44100, 56448)  # 1.28 s
     assert (m.name, m.filters, m.options) == ("aclnet", 32, {"llf_pool": 110, "separable": False})  # m = 1
     assert 44100 * 0.0099 < 4 * m.options["llf_pool"] < 44100 * 0.0101  # 10-ms LLF frames
-    assert (t.mixup_alpha, t.between_class, t.spec_augment) == (0.2, False, False)
-    assert config.augment.copies > 0  # the paper trained with data augmentation
+    a = config.augment
+    assert (a.mixup_alpha, a.between_class, a.spec_augment) == (0.2, False, False)
+    assert a.copies > 0  # the paper trained with data augmentation
 
 
 def test_cances2022_is_the_authors_esc10_semi_supervised_set_up():
@@ -64,7 +67,8 @@ def test_cances2022_is_the_authors_esc10_semi_supervised_set_up():
     assert (t.optimizer, t.lr, t.weight_decay, t.scheduler, t.max_epochs) == ("adam", 0.001, 0.0, "cosine", 300)
     assert t.min_steps == 0  # the epochs as the paper gives them, not the label-share budget
     assert (t.batch_size, s.mu, s.epoch) == (30, 1, "pool")  # 30 labelled + 30 unlabelled, epochs over the pool
-    assert (t.mixup_alpha, t.spec_augment, s.labelled_mixup, t.val_fraction) == (0.0, False, False, 0.0)
+    a = config.augment
+    assert (a.mixup_alpha, a.spec_augment, s.labelled_mixup, t.val_fraction) == (0.0, False, False, 0.0)
     assert (s.threshold, s.unlabelled_weight, s.distribution_alignment) == (0.8, 1.0, False)
     mixmatch = resolve_config(preset=load_preset("cances2022"), overrides=["semi.method=mixmatch"]).semi
     assert (mixmatch.views, mixmatch.temperature, mixmatch.mix_alpha) == (2, 0.5, 0.75)

@@ -23,8 +23,8 @@ def test_esc10_trains_evaluates_and_predicts_from_flac(tmp_path, esc50_root, env
     check_no_leakage(train, test)
     # the real pipeline with the default features and model, trained briefly (augmentation off: it needs long runs)
     config = resolve_config(overrides=["train.max_epochs=15", "train.batch_size=16", "train.lr=0.003", "train.patience=0",
-                                       "train.mixup_alpha=0",
-                                       "train.spec_augment=false", "train.time_roll=false",
+                                       "augment.mixup_alpha=0",
+                                       "augment.spec_augment=false", "augment.time_roll=false",
                                        "augment.copies=0"])
     result = train_model(train, config, out_dir=tmp_path / "run", cache=FeatureCache(tmp_path / "cache"),
                          progress=False)

@@ -169,21 +169,7 @@ class TrainConfig:
     pretrain_val_fraction: float = 0.1  # autoencoder pre-training: held-out clips for early stopping on reconstruction
     seed: int = 0
     ensemble: int = 1  # networks trained from seeds seed, seed + 1, ...; their logits averaged (N x training time)
-    # Where and how the network runs (envsound.hardware): "auto" picks from the machine found, and the choice is
-    # logged, written as a comment into the run's config.yaml and saved in the checkpoint's meta["runtime"].
-    accelerator: str = "auto"  # auto (CUDA, then MPS, else CPU) | cpu | cuda | gpu | mps
-    devices: int = 1  # processes (CPU) or GPUs; > 1 trains data-parallel through Lightning (train.strategy)
-    num_nodes: int = 1  # machines of a multi-node run (launched by torchrun or SLURM; README)
-    strategy: str = "auto"  # auto (ddp when devices > 1; gloo on CPU) | ddp | ddp_spawn
-    precision: str = "auto"  # auto | 32 | bf16-mixed | 16-mixed (GPU); auto: bf16 on a CPU only where it is faster
-    channels_last: str = "auto"  # auto | true | false: channels-last memory format for log-mel models
     label_smoothing: float = 0.0
-    mixup_alpha: float = 0.2  # 0 = off
-    between_class: bool = False  # waveform models: gain-aware between-class mixing (EnvNet-v2) instead of mixup
-    bc_gain: str = "a_weighting"  # a_weighting (the BC paper's) | rms: how between-class mixing measures loudness
-    spec_augment: bool = True  # time and frequency masks
-    time_roll: bool = True  # rotate each training window by a random number of frames
-    num_workers: int = 0
     label_fraction: float = 1.0  # keep this stratified share of the training clips labelled (0 < p <= 1), by source
     shots: int = 0  # keep K labelled clips per class (stratified, by source; 0 = all); excludes label_fraction < 1
     class_balance: str = "auto"  # auto | sampler | loss | off (auto: loss weights when max/min class count > 1.5)
@@ -201,7 +187,6 @@ class TrainConfig:
         _check(all(m >= 1 for m in self.lr_milestones) and self.lr_milestones == sorted(set(self.lr_milestones)),
                "train.lr_milestones", self.lr_milestones, "increasing epochs >= 1, e.g. [300, 600, 900]")
         _check(0 < self.lr_gamma <= 1, "train.lr_gamma", self.lr_gamma, "0 < gamma <= 1")
-        _check(self.bc_gain in ("a_weighting", "rms"), "train.bc_gain", self.bc_gain, "a_weighting or rms")
         _check(self.windows in ("random", "all", "all_copies"), "train.windows", self.windows,
                "random, all or all_copies")
         _check(0 < self.warmup_fraction < 1, "train.warmup_fraction", self.warmup_fraction, "0 < fraction < 1")
@@ -211,18 +196,7 @@ class TrainConfig:
         _check(0 <= self.pretrain_val_fraction < 1, "train.pretrain_val_fraction", self.pretrain_val_fraction,
                "0 <= fraction < 1")
         _check(1 <= self.ensemble <= 20, "train.ensemble", self.ensemble, "1..20")
-        _check(self.accelerator in ACCELERATORS, "train.accelerator", self.accelerator, ", ".join(ACCELERATORS))
-        _check(self.devices >= 1, "train.devices", self.devices, ">= 1")
-        _check(self.num_nodes >= 1, "train.num_nodes", self.num_nodes, ">= 1")
-        _check(self.strategy in ("auto", "ddp", "ddp_spawn"), "train.strategy", self.strategy,
-               "auto, ddp or ddp_spawn")
-        _check(self.precision in PRECISIONS, "train.precision", self.precision, ", ".join(PRECISIONS))
-        # older configs and checkpoints hold a YAML bool here (true/false before 'auto' existed)
-        self.channels_last = str(self.channels_last).lower()
-        _check(self.channels_last in SWITCHES, "train.channels_last", self.channels_last, "auto, true or false")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing, "0..1")
-        _check(self.mixup_alpha >= 0, "train.mixup_alpha", self.mixup_alpha, ">= 0")
-        _check(self.num_workers >= 0, "train.num_workers", self.num_workers, ">= 0")
         _check(0 < self.label_fraction <= 1, "train.label_fraction", self.label_fraction, "0 < fraction <= 1")
         _check(self.shots >= 0, "train.shots", self.shots, ">= 0 (0 = every labelled clip)")
         if self.shots and self.label_fraction < 1:
@@ -232,6 +206,38 @@ class TrainConfig:
             self.class_balance = "off"
         _check(self.class_balance in ("auto", "sampler", "loss", "off"), "train.class_balance",
                self.class_balance, "auto, sampler, loss or off")
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how the network runs (:mod:`envsound.hardware`): "auto" picks from the machine found, and the choice
+    is logged, written as a comment into the run's config.yaml and saved in the checkpoint's meta["runtime"]. None of
+    it changes what a run learns, only how fast (DDP aside: its global batch is ``train.batch_size``)."""
+
+    accelerator: str = "auto"  # auto (CUDA, then MPS, else CPU) | cpu | cuda | gpu | mps
+    devices: int = 1  # processes (CPU) or GPUs; > 1 trains data-parallel through Lightning (runtime.strategy)
+    num_nodes: int = 1  # machines of a multi-node run (launched by torchrun or SLURM; README)
+    strategy: str = "auto"  # auto (ddp when devices > 1; gloo on CPU) | ddp | ddp_spawn
+    precision: str = "auto"  # auto | 32 | bf16-mixed | 16-mixed (GPU); auto: bf16 on a CPU only where it is faster
+    channels_last: str = "auto"  # auto | true | false: channels-last memory format for log-mel models
+    num_workers: int = 0  # DataLoader worker processes
+
+    def validate(self) -> None:
+        _check(self.accelerator in ACCELERATORS, "runtime.accelerator", self.accelerator, ", ".join(ACCELERATORS))
+        _check(self.devices >= 1, "runtime.devices", self.devices, ">= 1")
+        _check(self.num_nodes >= 1, "runtime.num_nodes", self.num_nodes, ">= 1")
+        _check(self.strategy in ("auto", "ddp", "ddp_spawn"), "runtime.strategy", self.strategy,
+               "auto, ddp or ddp_spawn")
+        _check(self.precision in PRECISIONS, "runtime.precision", self.precision, ", ".join(PRECISIONS))
+        # older configs and checkpoints hold a YAML bool here (true/false before 'auto' existed)
+        self.channels_last = str(self.channels_last).lower()
+        _check(self.channels_last in SWITCHES, "runtime.channels_last", self.channels_last, "auto, true or false")
+        _check(self.num_workers >= 0, "runtime.num_workers", self.num_workers, ">= 0")
+
+    @property
+    def processes(self) -> int:
+        """Training processes in all: devices per node x nodes."""
+        return self.devices * self.num_nodes
 
 
 SEMI_METHODS = ("none", "fixmatch", "mixmatch", "remixmatch", "mean_teacher", "self_training")
@@ -326,13 +332,21 @@ OFFLINE_TRANSFORMS = ("pitch_shift", "time_stretch", "gain", "noise", "backgroun
 
 @dataclass
 class AugmentConfig:
-    """Offline waveform augmentation (audiomentations): ``copies`` augmented copies of every *training* clip, made
-    once and cached as features; each epoch a clip is drawn as its original or one of its copies.
+    """Augmentation of the training clips, in two parts.
 
-    Each transform has a probability per copy (0 = off) and a range. The cheap on-the-fly part (time roll,
-    SpecAugment, mixup on batches) stays under ``train.time_roll``, ``train.spec_augment`` and ``train.mixup_alpha``.
+    Offline (audiomentations): ``copies`` augmented copies of every *training* clip, made once and cached as
+    features; each epoch a clip is drawn as its original or one of its copies. Each transform has a probability per
+    copy (0 = off) and a range.
+
+    On the fly, on each training batch (``training/augment.py``): time roll, SpecAugment masks, then mixup or, for
+    waveform models, between-class mixing.
     """
 
+    time_roll: bool = True  # rotate each training window by a random number of frames (samples)
+    spec_augment: bool = True  # time and frequency masks (log-mel models)
+    mixup_alpha: float = 0.2  # 0 = off
+    between_class: bool = False  # waveform models: gain-aware between-class mixing (EnvNet-v2) instead of mixup
+    bc_gain: str = "a_weighting"  # a_weighting (the BC paper's) | rms: how between-class mixing measures loudness
     copies: int = 8  # augmented copies per training clip, 0..100; 0 = offline augmentation off
     workers: int = 0  # processes making copies; 0 = one per CPU core
     pitch_shift: float = 0.5  # probability, 0..1
@@ -355,6 +369,8 @@ class AugmentConfig:
     shift_max_fraction: float = 0.5  # largest shift as a fraction of the clip, 0..1
 
     def validate(self) -> None:
+        _check(self.mixup_alpha >= 0, "augment.mixup_alpha", self.mixup_alpha, ">= 0")
+        _check(self.bc_gain in ("a_weighting", "rms"), "augment.bc_gain", self.bc_gain, "a_weighting or rms")
         _check(0 <= self.copies <= 100, "augment.copies", self.copies, "0..100")
         _check(self.workers >= 0, "augment.workers", self.workers, ">= 0 (0 = one per core)")
         for name in OFFLINE_TRANSFORMS:
@@ -470,8 +486,14 @@ class StagesConfig:
 
 
 # Keys that moved, for configs and checkpoints written before (format <= 2): old key -> new key.
+# Keys that moved (config files, --set, checkpoints and ONNX exports written before load with them): the transfer
+# section (checkpoint format 3), the runtime section and the on-the-fly augmentation (format 13).
+RUNTIME_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precision", "channels_last", "num_workers")
+BATCH_AUGMENT_KEYS = ("time_roll", "spec_augment", "mixup_alpha", "between_class", "bc_gain")
 RENAMED_KEYS = {"train.freeze_encoder_epochs": "transfer.freeze_epochs",
-                "train.encoder_lr_scale": "transfer.trunk_lr_scale"}
+                "train.encoder_lr_scale": "transfer.trunk_lr_scale",
+                **{f"train.{key}": f"runtime.{key}" for key in RUNTIME_KEYS},
+                **{f"train.{key}": f"augment.{key}" for key in BATCH_AUGMENT_KEYS}}
 
 
 @dataclass
@@ -493,6 +515,7 @@ class Config:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     semi: SemiConfig = field(default_factory=SemiConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
@@ -503,8 +526,8 @@ class Config:
     def validate(self) -> "Config":
         for section in self._sections():
             getattr(self, section).validate()
-        _check(not self.train.between_class or self.features.kind == "waveform", "train.between_class",
-               self.train.between_class, "false unless features.kind is 'waveform' (it mixes waveforms)")
+        _check(not self.augment.between_class or self.features.kind == "waveform", "augment.between_class",
+               self.augment.between_class, "false unless features.kind is 'waveform' (it mixes waveforms)")
         if self.semi.guesser == "ema":  # the method of a semi run, or of the last stage of envsound stages
             for key, method in (("semi.method", self.semi.method), ("stages.pseudo_label", self.stages.pseudo_label)):
                 if method not in ("none", "fixmatch"):

@@ -1,6 +1,6 @@
 """Where and how a network runs on the machine at hand: accelerator, device count, precision, memory format.
 
-``train.accelerator``, ``train.devices``, ``train.precision`` and ``train.channels_last`` default to ``auto``, resolved
+``runtime.accelerator``, ``runtime.devices``, ``runtime.precision`` and ``runtime.channels_last`` default to ``auto``, resolved
 here into a :class:`Runtime`:
 
 - accelerator ``auto``: CUDA when present, then Apple's MPS, else the CPU.
@@ -115,7 +115,7 @@ def describe_machine() -> dict:
             "cores": os.cpu_count(), "torch": str(torch.__version__)}
 
 
-def resolve_accelerator(requested: str, *, setting: str = "train.accelerator") -> str:
+def resolve_accelerator(requested: str, *, setting: str = "runtime.accelerator") -> str:
     """``auto`` -> ``cuda``, ``mps`` or ``cpu`` (the first present); ``gpu`` -> CUDA or MPS.
 
     Raises:
@@ -158,7 +158,7 @@ def check_devices(accelerator: str, devices: int) -> None:
     else:
         have, unit = os.cpu_count() or 1, "CPU core"
     if not 1 <= devices <= have:
-        raise ConfigError(f"train.devices={devices} but this machine has {have} {unit}{'s' if have != 1 else ''} "
+        raise ConfigError(f"runtime.devices={devices} but this machine has {have} {unit}{'s' if have != 1 else ''} "
                           f"for accelerator {accelerator!r}; use 1..{have}")
 
 
@@ -169,7 +169,7 @@ def resolve_runtime(
     precision: str = "auto",
     channels_last: str = "auto",
     image_input: bool = True,
-    setting: str = "train.accelerator",
+    setting: str = "runtime.accelerator",
     probe: Callable[[Sequence[tuple[str, bool]], str], dict[tuple[str, bool], float]] | None = None,
 ) -> Runtime:
     """Resolve the ``auto`` settings for this machine.
@@ -177,7 +177,7 @@ def resolve_runtime(
     Args:
         accelerator, devices, precision, channels_last: the requested settings (``train.*``, or ``--device``).
         image_input: whether the network takes 4-D input, where channels-last can matter (log-mel models).
-        setting: how errors name the accelerator setting (``train.accelerator`` or ``--device``); with
+        setting: how errors name the accelerator setting (``runtime.accelerator`` or ``--device``); with
             ``--device`` they name the precision ``--precision`` too.
         probe: ``probe(candidates, accelerator)`` times candidates ``(precision, channels_last)`` on that accelerator
             -> seconds per step (see :func:`probe_candidates`); ``None`` takes the first candidate without timing.
@@ -185,11 +185,11 @@ def resolve_runtime(
     Raises:
         ConfigError: an accelerator or device count this machine does not have; an unknown setting.
     """
-    named = "--precision " if setting == "--device" else "train.precision="
+    named = "--precision " if setting == "--device" else "runtime.precision="
     if precision not in PRECISIONS:
         raise ConfigError(f"{named}{precision!r} is not valid; use one of {', '.join(PRECISIONS)}")
     if channels_last not in SWITCHES:
-        raise ConfigError(f"train.channels_last={channels_last!r} is not valid; use auto, true or false")
+        raise ConfigError(f"runtime.channels_last={channels_last!r} is not valid; use auto, true or false")
     where = resolve_accelerator(accelerator, setting=setting)
     check_devices(where, devices)
     if where == "cpu" and precision == "16-mixed":

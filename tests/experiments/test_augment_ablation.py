@@ -24,9 +24,9 @@ def _rows() -> dict[str, list[str]]:
 def _switched_on(overrides: list[str]) -> set[str]:
     config = resolve_config(overrides=overrides)
     on = {name for name in OFFLINE if config.augment.copies > 0 and getattr(config.augment, name) > 0}
-    train = config.train
-    on |= {name for name, active in (("time_roll", train.time_roll), ("spec_augment", train.spec_augment),
-                                      ("mixup", train.mixup_alpha > 0)) if active}
+    aug = config.augment
+    on |= {name for name, active in (("time_roll", aug.time_roll), ("spec_augment", aug.spec_augment),
+                                      ("mixup", aug.mixup_alpha > 0)) if active}
     return on
 
 

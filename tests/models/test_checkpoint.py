@@ -50,19 +50,19 @@ def test_weights_that_do_not_fit_are_refused(tmp_path):
 
 def test_a_format_1_checkpoint_still_loads_and_predicts(tmp_path):
     """Version 1 (before the runtime settings): no train.accelerator/devices/num_nodes/strategy keys, precision
-    'bf16-mixed' and channels_last a YAML bool, as the default wrote them."""
+    'bf16-mixed' and channels_last a YAML bool in train, as the default wrote them."""
     config = resolve_config(overrides=["model.filters=8", "features.n_mels=32"])
     net = build_network(config, 2)
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=net.state_dict()))
     payload = torch.load(path, weights_only=True)
     payload["format_version"] = 1
-    for key in ("accelerator", "devices", "num_nodes", "strategy"):
-        del payload["config"]["train"][key]
-    payload["config"]["train"].update(precision="bf16-mixed", channels_last=True)
+    del payload["config"]["runtime"]
+    payload["config"]["train"].update(precision="bf16-mixed", channels_last=True, num_workers=0)
     torch.save(payload, path)
     loaded = load_checkpoint(path)
-    assert loaded.config.train.channels_last == "true" and loaded.config.train.accelerator == "auto"
+    assert loaded.config.runtime.channels_last == "true" and loaded.config.runtime.accelerator == "auto"
+    assert loaded.config.runtime.precision == "bf16-mixed"
     probs = ClipModel.from_checkpoint(loaded).window_probs(torch.randn(3, 1, 32, config.features.window_frames)
                                                            .numpy())
     assert probs.shape == (3, 2)
@@ -194,16 +194,25 @@ def test_a_format_11_checkpoint_loads_with_its_clip_edges_as_read(tmp_path):
     assert features.trim_zeros is False and features.edge_pad == 0.0
 
 
-def test_a_format_12_checkpoint_loads_with_the_rms_gain_it_mixed_with(tmp_path):
-    """Version 12 had no train.bc_gain: between-class mixing weighed plain RMS, where the default is now A-weighted."""
-    config = resolve_config(preset=model_preset("envnet2"), model="envnet2", overrides=["train.between_class=true"])
-    assert config.train.bc_gain == "a_weighting"
+def test_a_format_12_checkpoint_loads_its_runtime_and_mixing_from_train_and_the_rms_gain(tmp_path):
+    """Version 12 kept the runtime and the on-the-fly augmentation in train, and had no bc_gain: between-class
+    mixing weighed plain RMS, where the default is now A-weighted."""
+    config = resolve_config(preset=model_preset("envnet2"), model="envnet2",
+                            overrides=["augment.between_class=true", "runtime.precision=32", "augment.time_roll=false"])
+    assert config.augment.bc_gain == "a_weighting"
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
     payload = torch.load(path, weights_only=True)
     payload["format_version"] = 12
-    del payload["config"]["train"]["bc_gain"]
+    saved = payload["config"]
+    saved["train"].update(saved.pop("runtime"))
+    for key in ("time_roll", "spec_augment", "mixup_alpha", "between_class", "bc_gain"):
+        value = saved["augment"].pop(key)
+        if key != "bc_gain":
+            saved["train"][key] = value
     torch.save(payload, path)
-    assert load_checkpoint(path).config.train.bc_gain == "rms"
+    loaded = load_checkpoint(path).config
+    assert loaded.augment.bc_gain == "rms" and loaded.augment.between_class and not loaded.augment.time_roll
+    assert loaded.runtime.precision == "32" and loaded.augment.mixup_alpha == config.augment.mixup_alpha
 
 
 def test_a_newer_format_says_to_upgrade(tmp_path):
@@ -223,7 +232,7 @@ def test_a_trained_checkpoint_records_the_runtime_it_chose(trained_run):
     first_line = (trained_run.checkpoint.parent / "config.yaml").read_text().splitlines()[0]
     assert first_line.startswith(f"# runtime chosen: {runtime['accelerator']} (1 device), "
                                  f"precision {runtime['precision']}")
-    assert resolve_config(config_file=trained_run.checkpoint.parent / "config.yaml").train.precision == "auto"
+    assert resolve_config(config_file=trained_run.checkpoint.parent / "config.yaml").runtime.precision == "auto"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

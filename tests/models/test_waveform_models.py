@@ -32,7 +32,7 @@ TINY = {
                 "model.filters=10"),
 }
 TRAIN = ("train.max_epochs=2", "train.patience=0", "train.batch_size=16", "train.lr=0.003",
-         "train.val_fraction=0.25", "train.mixup_alpha=0.2", "train.time_roll=true", "train.spec_augment=true")
+         "train.val_fraction=0.25", "augment.mixup_alpha=0.2", "augment.time_roll=true", "augment.spec_augment=true")
 
 
 def tiny_config(name: str, *extra: str):

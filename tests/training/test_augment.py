@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from envsound.config import TrainConfig, resolve_config
+from envsound.config import AugmentConfig, resolve_config
 from envsound.errors import ConfigError
 from envsound.models.registry import model_preset
 from envsound.training.augment import (batch_augment, between_class, mix_between_class, mixup, sound_gain_db, spec_augment,
@@ -42,7 +42,7 @@ def test_time_roll_moves_content_without_changing_it():
 
 def test_batch_augment_is_identity_when_everything_is_off():
     x, y = torch.randn(2, 1, 8, 8), torch.eye(2)
-    ox, oy = batch_augment(x, y, TrainConfig(mixup_alpha=0, spec_augment=False, time_roll=False), sample_rate=16000)
+    ox, oy = batch_augment(x, y, AugmentConfig(mixup_alpha=0, spec_augment=False, time_roll=False), sample_rate=16000)
     assert torch.equal(ox, x) and torch.equal(oy, y)
 
 
@@ -51,10 +51,10 @@ def test_batch_augment_on_waveform_batches_skips_spec_augment():
     torch.manual_seed(3)
     x = torch.randn(6, 1, 800)
     y = torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
-    ox, oy = batch_augment(x, y, TrainConfig(mixup_alpha=0, spec_augment=True, time_roll=True), sample_rate=16000)
+    ox, oy = batch_augment(x, y, AugmentConfig(mixup_alpha=0, spec_augment=True, time_roll=True), sample_rate=16000)
     assert ox.shape == x.shape and torch.equal(oy, y)
     assert torch.equal(ox.sort(dim=-1).values, x.sort(dim=-1).values)  # only rotated: no masked (mean-filled) runs
-    mx, my = batch_augment(x, y, TrainConfig(mixup_alpha=0.4, spec_augment=True, time_roll=False),
+    mx, my = batch_augment(x, y, AugmentConfig(mixup_alpha=0.4, spec_augment=True, time_roll=False),
                            sample_rate=16000)
     assert mx.shape == x.shape and torch.allclose(my.sum(dim=1), torch.ones(6))
 
@@ -97,20 +97,20 @@ def test_between_class_targets_are_the_mixing_ratio():
     mx, my = between_class(x, y, sample_rate=16000)
     assert mx.shape == x.shape and torch.allclose(my.sum(dim=1), torch.ones(6))
     assert not torch.equal(mx, x)
-    bx, by = batch_augment(x, y, TrainConfig(mixup_alpha=0, between_class=True, spec_augment=False, time_roll=False),
+    bx, by = batch_augment(x, y, AugmentConfig(mixup_alpha=0, between_class=True, spec_augment=False, time_roll=False),
                            sample_rate=16000)
     assert not torch.equal(by, y)  # between-class mixing runs even with mixup off
-    lx, ly = batch_augment(torch.randn(2, 1, 8, 8), torch.eye(2), TrainConfig(mixup_alpha=0, between_class=True,
+    lx, ly = batch_augment(torch.randn(2, 1, 8, 8), torch.eye(2), AugmentConfig(mixup_alpha=0, between_class=True,
                                                                               spec_augment=False, time_roll=False),
                            sample_rate=16000)
     assert torch.equal(ly, torch.eye(2))  # log-mel batches are never between-class mixed
 
 
 def test_between_class_needs_a_waveform_model():
-    with pytest.raises(ConfigError, match="train.between_class=True is out of range; valid: false unless features.kind"):
-        resolve_config(overrides=["train.between_class=true"])
-    config = resolve_config(preset=model_preset("envnet2"), model="envnet2", overrides=["train.between_class=true"])
-    assert config.train.between_class
+    with pytest.raises(ConfigError, match="augment.between_class=True is out of range; valid: false unless features.kind"):
+        resolve_config(overrides=["augment.between_class=true"])
+    config = resolve_config(preset=model_preset("envnet2"), model="envnet2", overrides=["augment.between_class=true"])
+    assert config.augment.between_class
 
 
 def test_between_class_partners_are_of_another_class():

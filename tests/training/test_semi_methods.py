@@ -157,11 +157,11 @@ def test_guesses_are_made_beside_labelled_and_strong_windows(method, guess_rows)
 
 
 def test_labelled_windows_are_not_mixed_unless_asked():
-    module = _module("fixmatch", "train.mixup_alpha=0.4")
+    module = _module("fixmatch", "augment.mixup_alpha=0.4")
     (x_l, y_l), _ = _batch(module)
     _, y, _ = module._labelled((x_l, y_l))
     assert torch.equal(y, y_l)  # one-hot targets: FixMatch's confidence can reach the threshold
-    mixed = _module("fixmatch", "train.mixup_alpha=0.4", "semi.labelled_mixup=true")
+    mixed = _module("fixmatch", "augment.mixup_alpha=0.4", "semi.labelled_mixup=true")
     _, y, _ = mixed._labelled((x_l, y_l))
     assert not torch.equal(y, y_l)
 

@@ -17,8 +17,8 @@ from envsound.training.train import train_model
 
 @pytest.mark.parametrize("model, extra", [
     ("cnn", ()),
-    ("cnn", ("train.precision=32", "train.channels_last=false", "train.mixup_alpha=0.4", "train.spec_augment=true",
-             "train.time_roll=true", "train.monitor=loss")),
+    ("cnn", ("runtime.precision=32", "runtime.channels_last=false", "augment.mixup_alpha=0.4", "augment.spec_augment=true",
+             "augment.time_roll=true", "train.monitor=loss")),
     ("dtu", ()),
     ("piczak", ("features.n_mels=60", "features.deltas=true", "features.window_seconds=0.6")),
     ("knn", ()),
@@ -145,7 +145,7 @@ def test_same_seed_same_weights(tmp_path, synthetic_manifest, tiny_config):
     """Regression: the seed must be set before the weights are initialised, so a run is reproducible. On the CPU:
     cuDNN's backward kernels are not bitwise deterministic, so CUDA runs agree only to rounding."""
     tiny_config.train.max_epochs = 1
-    tiny_config.train.accelerator = "cpu"
+    tiny_config.runtime.accelerator = "cpu"
     torch.manual_seed(123)  # disturb the global generator between the runs: only train.seed may matter
     a = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path / "a", progress=False)
     torch.manual_seed(456)

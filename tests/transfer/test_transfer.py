@@ -156,7 +156,7 @@ def test_modes_a_source_cannot_train_in_are_refused(tmp_path, source, target, ca
 
     for extra, says in ((("transfer.mode=probe", "semi.method=fixmatch"), "probe fits on the labelled clips only"),
                         (("transfer.mode=probe", "train.ensemble=2"), "probe fits one logistic regression"),
-                        (("transfer.mode=gradual", "train.devices=2"), "gradual runs in one process")):
+                        (("transfer.mode=gradual", "runtime.devices=2"), "gradual runs in one process")):
         with pytest.raises(ConfigError, match=says):
             train_model(target, _config(*extra), out_dir=tmp_path / "run", init=source.checkpoint, progress=False)
     ensemble = load_checkpoint(source.checkpoint)

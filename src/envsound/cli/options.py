@@ -60,12 +60,12 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                        help="a named preset shipped with envsound, applied after the model's preset and before "
                             "--config and --set, e.g. dtu2018 (the original DTU study's features, model and training)")
     group.add_argument("--config", type=Path, metavar="FILE.yaml",
-                       help="YAML file with sections features/model/train/augment (unknown keys are an error)")
+                       help="YAML file with sections features/model/train/runtime/augment/... (unknown keys are an error)")
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one config key, e.g. --set train.max_epochs=30 (repeatable; "
                             "'envsound config' lists every key with its default)")
     group.add_argument("--devices", type=int, metavar="N",
-                       help="train on N processes (CPU) or N GPUs, data-parallel through Lightning (train.devices; "
+                       help="train on N processes (CPU) or N GPUs, data-parallel through Lightning (runtime.devices; "
                             "train and pretrain)")
     group.add_argument("--allow-overlap", action="store_true",
                        help="use background or unlabelled audio even where it sounds like a validation or test clip "
@@ -118,7 +118,7 @@ def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -
     preset = merge_sections(merge_sections(model_preset(name or Config().model.name), inherited), named)
     overrides = list(args.overrides if overrides is None else overrides)
     if getattr(args, "devices", None) is not None:
-        overrides.append(f"train.devices={args.devices}")
+        overrides.append(f"runtime.devices={args.devices}")
     if getattr(args, "allow_overlap", False):
         overrides.append("leakage.allow_overlap=true")
     for flag, key in (("transfer", "transfer.mode"), ("label_map", "transfer.label_map"), ("shots", "train.shots"),

@@ -64,10 +64,10 @@ def cross_validate(
     >>> summary = cross_validate(load_dataset("esc10", root), Config(), folds=[1, 2, 3, 4], out_dir="runs/cv")
     >>> summary["mean_accuracy"]
     """
-    if config.train.devices * config.train.num_nodes > 1:
-        raise ConfigError(f"train.devices={config.train.devices} (x {config.train.num_nodes} nodes): cross-validation "
-                          "trains one process per fold; run 'envsound train --devices N' per fold to spread a fold "
-                          "over processes, or set train.devices=1")
+    if config.runtime.processes > 1:
+        raise ConfigError(f"runtime.devices={config.runtime.devices} (x {config.runtime.num_nodes} nodes): "
+                          "cross-validation trains one process per fold; run 'envsound train --devices N' per fold to "
+                          "spread a fold over processes, or set runtime.devices=1")
     out_dir = Path(out_dir)
     folds = list(folds) if folds else manifest.folds
     if len(folds) < 2:

@@ -25,7 +25,9 @@ from envsound.task import Task
 FORMAT = "envsound-onnx"
 # 2: the config may hold features.trim_zeros and features.edge_pad (checkpoint format 12), which the Predictor
 #    applies before the graph; an envsound that reads only format 1 says "upgrade" instead of refusing the keys.
-FORMAT_VERSION = 2
+# 3: the config has a runtime section and the on-the-fly augmentation under augment (checkpoint format 13); format
+#    1-2 files load through config.RENAMED_KEYS.
+FORMAT_VERSION = 3
 METADATA = {name: f"envsound.{name}" for name in
             ("format", "format_version", "version", "labels", "config", "task", "meta")}
 """Our keys in the file's ``metadata_props``; every value is JSON."""

@@ -21,7 +21,7 @@ standard. The LLF widths (32, 64) are fixed: 64 is the height of the HLF image. 
 ``n_classes`` followed by average pooling equals average pooling followed by a linear layer (both are linear), which
 is what is used here, so :meth:`AclNet.embed` has a pooled embedding to return. Deviations from the paper: pooling
 uses ``ceil_mode`` so windows shorter than 1.28 s still work; no mixup/augmentation inside the model (the training
-loop's ``train.mixup_alpha`` and ``train.time_roll`` apply to waveforms too). Windows of 1.28 s (20480 samples -> 128
+loop's ``augment.mixup_alpha`` and ``augment.time_roll`` apply to waveforms too). Windows of 1.28 s (20480 samples -> 128
 frames at 16 kHz) as in the paper; a clip's prediction averages its windows (preset hop: half a window). The
 shortest input is :func:`min_samples` samples (one LLF frame; :data:`MIN_SAMPLES` at the default pool).
 """

@@ -67,7 +67,7 @@ def build_network(config: Config, n_classes: int) -> nn.Module:
 
 
 def inference_runtime(config: Config, build, *, device: str = "auto", precision: str = "auto") -> Runtime:
-    """Where and how a network built by ``build()`` scores windows: ``device`` as ``train.accelerator`` (``auto``:
+    """Where and how a network built by ``build()`` scores windows: ``device`` as ``runtime.accelerator`` (``auto``:
     CUDA, then MPS, else CPU), precision and memory format chosen by :func:`~envsound.hardware.resolve_runtime` with
     a probe of one-window batches (the latency a ``predict`` of a short clip sees), cached per machine; ``precision``
     other than ``auto`` (``32``: fp32) is taken as given."""

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from envsound.config import TrainConfig
+from envsound.config import AugmentConfig
 
 
 def mixup(x: torch.Tensor, y: torch.Tensor, *, alpha: float, per_example: bool = False
@@ -131,19 +131,19 @@ def time_roll(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.roll(example, int(shift), dims=-1) for example, shift in zip(x, shifts)])
 
 
-def batch_augment(x: torch.Tensor, y: torch.Tensor, train: TrainConfig, *, sample_rate: int
+def batch_augment(x: torch.Tensor, y: torch.Tensor, aug: AugmentConfig, *, sample_rate: int
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The augmentation ``train`` asks for, in a fixed order: time roll, SpecAugment (4-D log-mel batches only; a
-    waveform batch ``(batch, 1, samples)`` skips it), then mixup, or between-class mixing of waveform batches at
-    ``sample_rate`` when ``train.between_class`` is on (its gain: ``train.bc_gain``)."""
-    if train.time_roll:
+    """The on-the-fly augmentation ``aug`` asks for, in a fixed order: time roll, SpecAugment (4-D log-mel batches
+    only; a waveform batch ``(batch, 1, samples)`` skips it), then mixup, or between-class mixing of waveform batches
+    at ``sample_rate`` when ``aug.between_class`` is on (its gain: ``aug.bc_gain``)."""
+    if aug.time_roll:
         x = time_roll(x)
-    if train.spec_augment and x.dim() == 4:
+    if aug.spec_augment and x.dim() == 4:
         x = spec_augment(x)
-    if train.between_class and x.dim() == 3:
-        x, y = between_class(x, y, sample_rate=sample_rate, gain=train.bc_gain)
-    elif train.mixup_alpha > 0:
-        x, y = mixup(x, y, alpha=train.mixup_alpha)
+    if aug.between_class and x.dim() == 3:
+        x, y = between_class(x, y, sample_rate=sample_rate, gain=aug.bc_gain)
+    elif aug.mixup_alpha > 0:
+        x, y = mixup(x, y, alpha=aug.mixup_alpha)
     return x, y
 
 

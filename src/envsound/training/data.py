@@ -219,7 +219,7 @@ class ClipDataModule(L.LightningDataModule):
     windows per step and per epoch.
 
     Args:
-        config: the run's config (``train.batch_size``, ``num_workers``, ``seed``; ``semi.mu`` and ``semi.epoch``).
+        config: the run's config (``train.batch_size``, ``train.seed``, ``runtime.num_workers``; ``semi.mu`` and ``semi.epoch``).
         train_features, train_targets: training clips and their ``(n, K)`` targets.
         val_features, val_targets: validation clips (may be empty).
         train_variants: offline copies per training clip (see :class:`RandomWindowDataset`).
@@ -294,7 +294,7 @@ class ClipDataModule(L.LightningDataModule):
 
     def training_loader(self, processes: int):
         """The training loader of one of ``processes`` processes, before Lightning gives it a distributed sampler."""
-        train = self.config.train
+        workers = self.config.runtime.num_workers
         batch = self.per_process_batch(processes)
         n, drop_last = self._labelled_epoch()
         sampler = None
@@ -302,8 +302,7 @@ class ClipDataModule(L.LightningDataModule):
             sampler = WeightedRandomSampler(torch.as_tensor(self.sampler_weights, dtype=torch.double),
                                             num_samples=n, replacement=True)
         labelled = DataLoader(self.train_set, batch_size=batch, shuffle=sampler is None, sampler=sampler,
-                              drop_last=drop_last, num_workers=train.num_workers,
-                              persistent_workers=False)
+                              drop_last=drop_last, num_workers=workers, persistent_workers=False)
         if self.unlabelled_set is None:
             return labelled
         from lightning.pytorch.utilities import CombinedLoader
@@ -316,11 +315,11 @@ class ClipDataModule(L.LightningDataModule):
             order = {"sampler": PoolDraws(len(u_set), num_samples=steps * u_batch * processes)}
         else:
             order = {"shuffle": True, "drop_last": self._pool_drops_last()}
-        unlabelled = DataLoader(u_set, batch_size=u_batch, num_workers=train.num_workers, **order)
+        unlabelled = DataLoader(u_set, batch_size=u_batch, num_workers=workers, **order)
         return CombinedLoader({"labelled": labelled, "unlabelled": unlabelled}, mode="max_size_cycle")
 
     def val_dataloader(self):
         if self.val_set is None:
             return []
-        train = self.config.train
-        return DataLoader(self.val_set, batch_size=max(train.batch_size, 64), num_workers=train.num_workers)
+        return DataLoader(self.val_set, batch_size=max(self.config.train.batch_size, 64),
+                          num_workers=self.config.runtime.num_workers)

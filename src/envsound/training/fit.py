@@ -67,21 +67,21 @@ class LoopResult(NamedTuple):
 
 
 def training_runtime(config: Config, build: Callable[[], nn.Module]) -> Runtime:
-    """Resolve ``train.accelerator/devices/precision/channels_last`` for this machine and the network ``build()``
+    """Resolve ``runtime.accelerator/devices/precision/channels_last`` for this machine and the network ``build()``
     makes (probing it where :func:`~envsound.hardware.resolve_runtime` needs to), and set torch's CPU threads to the
     cores per process (oversubscribed threads made epochs about 15x slower on 2 cores)."""
-    train = config.train
-    processes = train.devices * train.num_nodes
+    train, wanted = config.train, config.runtime
+    processes = wanted.processes
     if train.batch_size % processes:
         raise ConfigError(f"train.batch_size={train.batch_size} is the global batch and must divide evenly over "
-                          f"{processes} processes (train.devices x train.num_nodes)")
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // train.devices))
+                          f"{processes} processes (runtime.devices x runtime.num_nodes)")
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // wanted.devices))
     shape = window_shape(config.features)
     probe = probe_candidates(build, shape, mode="train", batch=train.batch_size // processes,
                              identity={"name": config.model.name, **asdict(config.model),
                                        "kind": config.features.kind})
-    runtime = resolve_runtime(accelerator=train.accelerator, devices=train.devices, precision=train.precision,
-                              channels_last=train.channels_last, image_input=len(shape) == 3, probe=probe)
+    runtime = resolve_runtime(accelerator=wanted.accelerator, devices=wanted.devices, precision=wanted.precision,
+                              channels_last=wanted.channels_last, image_input=len(shape) == 3, probe=probe)
     log.info("runtime: %s", runtime.describe())
     return runtime
 
@@ -110,9 +110,9 @@ def with_step_budget(config: Config, steps_per_epoch: int) -> Config:
 
 def lightning_strategy(config: Config, runtime: Runtime):
     """Lightning's strategy: one process, or data-parallel (DDP; Lightning picks gloo on CPU, NCCL on CUDA)."""
-    if runtime.devices * config.train.num_nodes == 1:
+    if runtime.devices * config.runtime.num_nodes == 1:
         return "auto"
-    return "ddp" if config.train.strategy == "auto" else config.train.strategy
+    return "ddp" if config.runtime.strategy == "auto" else config.runtime.strategy
 
 
 def monitored(config: Config) -> tuple[str, str]:
@@ -168,7 +168,7 @@ def fit_network(
                           unlabelled_features=unlabelled_features if semi else None,
                           train_noisiness=train_noisiness)
     # before the module, so that its saved hyperparameters hold the epochs the run makes
-    config = with_step_budget(config, data.steps_per_epoch(runtime.devices * config.train.num_nodes))
+    config = with_step_budget(config, data.steps_per_epoch(runtime.devices * config.runtime.num_nodes))
     L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised
     if semi:
         from envsound.training.semi import SemiModule
@@ -219,7 +219,7 @@ def run_lightning(
     seeded just before building ``module``, so weights and data order follow from one seed). Early stopping waits
     for ``least_steps`` optimizer steps (Lightning's ``min_steps``, which never lengthens a run: the caller's
     ``train.max_epochs`` must allow them, see :func:`with_step_budget`).
-    With ``runtime.devices`` > 1 (or ``train.num_nodes`` > 1) Lightning runs DDP: every process fits its share of
+    With ``runtime.devices`` > 1 (or ``runtime.num_nodes`` > 1) Lightning runs DDP: every process fits its share of
     each epoch; the weights are the same in every process, and only process 0 writes Lightning's checkpoints.
     """
     train = config.train
@@ -248,7 +248,7 @@ def run_lightning(
     if ckpt_path is not None:
         all_callbacks.append(KeepHistory(*rows_before_resume(Path(logger.log_dir))))
     trainer = L.Trainer(
-        accelerator=runtime.accelerator, devices=runtime.devices, num_nodes=train.num_nodes,
+        accelerator=runtime.accelerator, devices=runtime.devices, num_nodes=config.runtime.num_nodes,
         strategy=lightning_strategy(config, runtime), precision=runtime.precision, max_epochs=train.max_epochs,
         min_steps=least_steps or None, callbacks=all_callbacks, logger=logger,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,

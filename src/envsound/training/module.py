@@ -30,7 +30,7 @@ class ClassifierModule(L.LightningModule):
         self.task = task or Task()
         self.save_hyperparameters({"config": config.to_dict(), "n_classes": n_classes, "task": self.task.to_dict()})
         self.config = config
-        self.channels_last = channels_last  # the runtime's choice (envsound.hardware), not train.channels_last
+        self.channels_last = channels_last  # the runtime's choice (envsound.hardware), not the runtime.channels_last setting
         self.model = build_network(config, n_classes)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -64,13 +64,13 @@ class ClassifierModule(L.LightningModule):
     def augmented(self, batch, *, mix: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """A training batch ``(x, y)`` or ``(x, y, noisiness)`` after :func:`batch_augment`; a clip's noisiness
         rides along as one more target column, so mixup blends it like the labels. ``mix=False`` leaves out mixup
-        and between-class mixing (the rest of ``train``'s augmentation stays)."""
+        and between-class mixing (the rest of ``augment``'s on-the-fly augmentation stays)."""
         x, y, *rest = batch
-        train = self.config.train if mix else replace(self.config.train, mixup_alpha=0.0, between_class=False)
+        aug = self.config.augment if mix else replace(self.config.augment, mixup_alpha=0.0, between_class=False)
         rate = self.config.features.sample_rate
         if not rest:
-            return (*batch_augment(x, y, train, sample_rate=rate), None)
-        x, mixed = batch_augment(x, torch.cat([y, rest[0].to(y.dtype)[:, None]], dim=1), train, sample_rate=rate)
+            return (*batch_augment(x, y, aug, sample_rate=rate), None)
+        x, mixed = batch_augment(x, torch.cat([y, rest[0].to(y.dtype)[:, None]], dim=1), aug, sample_rate=rate)
         return x, mixed[:, :-1], mixed[:, -1]
 
     def training_step(self, batch, batch_idx):

@@ -57,7 +57,7 @@ def resolve_mode(config: Config, plan: InitPlan | None) -> str | None:
     if mode == "probe" and config.semi.method != "none":
         raise ConfigError(f"transfer.mode=probe fits on the labelled clips only; semi.method={config.semi.method} "
                           "needs a trained network (use transfer.mode full or gradual)")
-    if mode == "gradual" and config.train.devices * config.train.num_nodes > 1:
+    if mode == "gradual" and config.runtime.processes > 1:
         raise ConfigError("transfer.mode=gradual runs in one process; use transfer.mode=full with several devices")
     return mode
 
