@@ -34,7 +34,7 @@ from envsound.config import OFFLINE_TRANSFORMS, resolve_config
 from envsound.data.records import ClipRecord
 from envsound.features.cache import FeatureCache
 from envsound.training.module import ClassifierModule
-from envsound.training.offline_augment import make_copies
+from envsound.augment.offline import make_copies
 
 
 def training_clips_per_s(*, batch: int, repeats: int) -> dict[str, float]:
@@ -96,7 +96,7 @@ def offline(records: list[ClipRecord], *, workers: int, kind: str, cache_root: P
                          "augment.time_stretch=1"]
     config = resolve_config(overrides=["augment.copies=1", f"augment.workers={workers}", *only_the_slow_two,
                                        f"features.kind={kind}"])
-    from envsound.training import offline_augment
+    from envsound.augment import offline as offline_augment
 
     saved = offline_augment.MIN_PARALLEL_JOBS
     offline_augment.MIN_PARALLEL_JOBS = 2  # time the process pool even for a small --clips

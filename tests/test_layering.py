@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
-ORDER = ["errors", "task", "config", "fileio", "hardware", "audio", "data", "features", "models", "transfer", "training", "evaluation", "inference",
+ORDER = ["errors", "task", "config", "fileio", "hardware", "audio", "data", "features", "augment", "models", "transfer", "training", "evaluation", "inference",
          "demo", "app", "cli"]
 BASE = {"errors", "task", "config", "fileio", "hardware", "__init__"}
 EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset

@@ -338,7 +338,7 @@ class AugmentConfig:
     features; each epoch a clip is drawn as its original or one of its copies. Each transform has a probability per
     copy (0 = off) and a range.
 
-    On the fly, on each training batch (``training/augment.py``): time roll, SpecAugment masks, then mixup or, for
+    On the fly, on each training batch (``augment/batch.py``): time roll, SpecAugment masks, then mixup or, for
     waveform models, between-class mixing.
     """
 

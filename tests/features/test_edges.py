@@ -75,7 +75,7 @@ def test_extracted_features_are_the_shaped_clip(tmp_path):
 def test_an_offline_copy_is_trimmed_before_its_noise_and_padded_after(tmp_path):
     """The original's silent ends are cut before augmentation: noise added first would leave nothing to trim."""
     from envsound.config import AugmentConfig
-    from envsound.training.offline_augment import make_copies
+    from envsound.augment.offline import make_copies
 
     wave = np.zeros(RATE, dtype=np.float32)
     wave[2000:3200] = 0.5  # longer than n_fft: no STFT padding

@@ -14,7 +14,7 @@ from envsound.errors import ConfigError
 from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.augment import gain_and_noise, speed_and_pitch, strong_view
+from envsound.augment.strong import gain_and_noise, speed_and_pitch, strong_view
 from envsound.training.semi import rampup
 from envsound.training.semi.losses import pseudo_label_loss
 from envsound.training.train import train_model

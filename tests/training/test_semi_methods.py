@@ -11,7 +11,7 @@ from envsound.errors import ConfigError
 from envsound.models.clip import window_shape
 from envsound.task import Task
 from envsound.training.semi import SemiModule
-from envsound.training.augment import mixup
+from envsound.augment.batch import mixup
 from envsound.training.semi.losses import (PRE_MIXUP_SHARE, DistributionAlignment, SelfAdaptiveThreshold,
                                            mixmatch_loss, pseudo_label_loss, remixmatch_loss, sharpen)
 

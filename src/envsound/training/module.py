@@ -10,7 +10,7 @@ from envsound.config import Config
 from envsound.models.clip import build_network
 from envsound.task import Task
 from envsound.transfer.modes import optimizer_groups
-from envsound.training.augment import batch_augment
+from envsound.augment.batch import batch_augment
 from envsound.training.losses import origin_loss
 from envsound.training.optim import configure_optimization
 

@@ -21,7 +21,7 @@ from envsound.features.cache import ClipFeatures, FeatureCache
 from envsound.features.extract import extract_features
 from envsound.features.fingerprint import guard_content
 from envsound.models.registry import is_torch_model
-from envsound.training.offline_augment import OfflineCopies, make_copies, noise_pool
+from envsound.augment.offline import OfflineCopies, make_copies, noise_pool
 
 log = logging.getLogger(__name__)
 

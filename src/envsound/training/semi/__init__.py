@@ -4,7 +4,7 @@ of, its guesses as labels (:mod:`~envsound.training.semi.self_training`; ``train
 
 - ``fixmatch`` (Sohn et al. 2020): each unlabelled window gives a *weak* view (random crop, done by the dataset, plus
   a random time roll) and a *strong* view (time roll, SpecAugment masks, random gain and noise:
-  :func:`~envsound.training.augment.strong_view`). Where the weak view's top class probability is at least
+  :func:`~envsound.augment.strong.strong_view`). Where the weak view's top class probability is at least
   ``semi.threshold``, its argmax is the pseudo-label the strong view is trained towards (cross-entropy):
   ``loss = supervised + lambda_u * mean(mask * CE(strong, pseudo))``. With ``semi.distribution_alignment`` the weak
   view's probabilities are first aligned to the labelled clips' class distribution (ReMixMatch's trick, as in

@@ -10,7 +10,8 @@ from torch.optim.swa_utils import AveragedModel
 from envsound.config import Config
 from envsound.errors import ConfigError
 from envsound.task import Task
-from envsound.training.augment import mixup, strong_view, time_roll
+from envsound.augment.batch import mixup, time_roll
+from envsound.augment.strong import strong_view
 from envsound.training.module import ClassifierModule
 from envsound.training.semi.losses import (DistributionAlignment, SelfAdaptiveThreshold, mixmatch_loss,
                                            pseudo_label_loss, remixmatch_loss, sharpen)

@@ -6,8 +6,8 @@ import torch
 from envsound.config import AugmentConfig, resolve_config
 from envsound.errors import ConfigError
 from envsound.models.registry import model_preset
-from envsound.training.augment import (batch_augment, between_class, mix_between_class, mixup, sound_gain_db, spec_augment,
-                                       time_roll)
+from envsound.augment.batch import batch_augment, mixup, spec_augment, time_roll
+from envsound.augment.between_class import between_class, mix_between_class, other_class_partners, sound_gain_db
 
 
 def test_mixup_keeps_targets_a_distribution_and_favours_the_original():
@@ -115,8 +115,6 @@ def test_between_class_needs_a_waveform_model():
 
 def test_between_class_partners_are_of_another_class():
     """EnvNet-v2's BC learning mixes two sounds of different classes (the authors' code redraws until they differ)."""
-    from envsound.training.augment import other_class_partners
-
     torch.manual_seed(0)
     labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 2])  # most rows share a class: a random partner would often too
     y = torch.eye(3)[labels]
