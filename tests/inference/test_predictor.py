@@ -76,7 +76,7 @@ def test_trimmed_and_padded_edges_predict_as_evaluation_does_in_the_file_time(tm
                                                                                synthetic_manifest):
     """EnvNet-v2's edges (features.trim_zeros, edge_pad): predict, in one block or many, scores the clip that
     evaluation scores, and its timeline counts in the file's seconds (0.25 s of leading silence, half a window
-    padded: the first window starts before the file)."""
+    padded: the first window starts before the file, the last ends after it)."""
     from envsound.features.edges import prepare_clip
     from envsound.features.extract import compute_features
 
@@ -101,3 +101,6 @@ def test_trimmed_and_padded_edges_predict_as_evaluation_does_in_the_file_time(tm
     sf.write(path, wave, rate, subtype="FLOAT")
     blocked = Predictor(model, block_seconds=3).predict_file(path, segments=True)
     assert [s["start"] for s in blocked.segments] == [s["start"] for s in whole.segments]
+    assert [s["end"] for s in blocked.segments] == [s["end"] for s in whole.segments]
+    assert whole.segments[-1]["end"] == pytest.approx(len(wave) / rate, abs=1e-3)  # padding after it not shown
+    assert all(s["end"] <= round(len(wave) / rate, 3) for s in whole.segments)

@@ -52,7 +52,7 @@ class EdgeStream:
     out again in pieces no longer than the longest block. ``shift`` is where sample 0 of the output lies in the
     input, in samples (trimmed lead minus padding); it is final once the first piece has been yielded, and
     :class:`~envsound.inference.predictor.Predictor` adds it to window starts so that a timeline speaks of the
-    file's own seconds.
+    file's own seconds. ``read`` counts the input samples taken so far (the waveform's length once iterated).
     """
 
     def __init__(self, blocks: Iterable[np.ndarray], cfg: FeatureConfig) -> None:
@@ -60,6 +60,7 @@ class EdgeStream:
         self.trim = cfg.trim_zeros
         self.pad = edge_pad_samples(cfg)
         self.shift = -self.pad
+        self.read = 0
 
     def __iter__(self) -> Iterator[np.ndarray]:
         started = False  # the padding and the first kept sample have gone out
@@ -67,6 +68,7 @@ class EdgeStream:
         piece = 1  # the longest block so far: the size zeros are given out in
         for block in self.blocks:
             block = np.asarray(block, dtype=np.float32)
+            self.read += len(block)
             piece = max(piece, len(block))
             if not self.trim:
                 if not started:

@@ -139,6 +139,9 @@ class Predictor:
                     timeline.append({"start": round(max(begin, 0.0), 3),
                                      "end": round(begin + feats.window_seconds, 3),
                                      "label": self.labels[best], "score": round(float(probs[best]), 4)})
+        length = stream.read / feats.sample_rate
+        for segment in timeline:  # a window reaching into the padding after the file is shown up to its end
+            segment["end"] = round(max(min(segment["end"], length), segment["start"]), 3)
         mean = total / max(n_windows, 1)
         ranked = np.argsort(-mean, kind="stable")
         top = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in ranked[:max(1, top_k)]]
