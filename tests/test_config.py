@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from envsound.config import Config, resolve_config
+from envsound.config import Config, check_same_input, resolve_config, write_config
 from envsound.errors import ConfigError
 
 
@@ -50,6 +50,34 @@ def test_keys_that_left_train_still_set_their_new_place(tmp_path):
     assert (config.train.lr, config.runtime.precision, config.runtime.num_workers) == (0.5, "32", 2)
     assert (config.augment.mixup_alpha, config.augment.time_roll, config.augment.spec_augment) == (0.4, False, False)
     assert not hasattr(config.train, "mixup_alpha") and "runtime" in config.to_dict()
+
+
+def test_a_key_under_its_old_and_new_name_is_refused():
+    with pytest.raises(ConfigError, match="train.mixup_alpha and augment.mixup_alpha are the same setting"):
+        Config.from_dict({"train": {"mixup_alpha": 0.2}, "augment": {"mixup_alpha": 0.4}})
+
+
+@pytest.mark.parametrize("between_class, gain", [(True, "rms"), (False, "a_weighting")])
+def test_an_old_layout_between_class_run_keeps_its_rms_gain(between_class, gain):
+    """A config.yaml (or a grid point's cv.json) written before augment.bc_gain existed mixed by RMS loudness."""
+    old = {"features": {"kind": "waveform", "sample_rate": 16000, "window_seconds": 1.5}, "model": {"name": "envnet2"},
+           "train": {"between_class": between_class, "mixup_alpha": 0.0}}
+    assert Config.from_dict(old).augment.bc_gain == gain
+    old["augment"] = {"bc_gain": "a_weighting"}  # written since: as it says
+    assert Config.from_dict(old).augment.bc_gain == "a_weighting"
+
+
+def test_a_resume_with_other_on_the_fly_augmentation_is_refused(tmp_path):
+    """The batches a run's epochs learned from: mixup, and between-class mixing's gain when it mixes."""
+    saved = write_config(tmp_path / "config.yaml", resolve_config())
+    check_same_input(saved, resolve_config(overrides=["augment.bc_gain=rms"]))  # no between-class mixing: same batches
+    with pytest.raises(ConfigError, match=r"augment.mixup_alpha 0.2 there, 0.0 here.*--set augment.mixup_alpha=0.2"):
+        check_same_input(saved, resolve_config(overrides=["augment.mixup_alpha=0"]))
+    bc = ["features.kind=waveform", "model.name=envnet2", "features.sample_rate=16000", "features.window_seconds=1.5",
+          "augment.between_class=true"]
+    saved = write_config(tmp_path / "bc.yaml", resolve_config(overrides=bc))
+    with pytest.raises(ConfigError, match=r"augment.bc_gain 'a_weighting' there, 'rms' here"):
+        check_same_input(saved, resolve_config(overrides=[*bc, "augment.bc_gain=rms"]))
 
 
 def test_round_trip_through_dict():

@@ -1,12 +1,13 @@
-"""The house follows the data: every import points upstream (audio -> data -> features -> models -> training ->
-evaluation -> inference -> demo/cli). Checked on the source text, so a wrong-way import fails here before review."""
+"""The house follows the data: every import points upstream (audio -> data -> features -> augment -> models ->
+transfer -> training -> evaluation -> inference -> demo/app/cli). Checked on the source text, so a wrong-way import
+fails here before review."""
 
 import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
-ORDER = ["errors", "task", "config", "fileio", "hardware", "audio", "data", "features", "augment", "models", "transfer", "training", "evaluation", "inference",
-         "demo", "app", "cli"]
+ORDER = ["errors", "task", "config", "fileio", "hardware", "audio", "data", "features", "augment", "models", "transfer",
+         "training", "evaluation", "inference", "demo", "app", "cli"]
 BASE = {"errors", "task", "config", "fileio", "hardware", "__init__"}
 EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset
 

@@ -485,7 +485,6 @@ class StagesConfig:
         _check(self.pseudo_label in STAGE_SEMI, "stages.pseudo_label", self.pseudo_label, ", ".join(STAGE_SEMI))
 
 
-# Keys that moved, for configs and checkpoints written before (format <= 2): old key -> new key.
 # Keys that moved (config files, --set, checkpoints and ONNX exports written before load with them): the transfer
 # section (checkpoint format 3), the runtime section and the on-the-fly augmentation (format 13).
 RUNTIME_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precision", "channels_last", "num_workers")
@@ -545,8 +544,17 @@ class Config:
         return config.validate()
 
     def update(self, data: Mapping[str, Any], *, source: str = "config") -> None:
+        """Set every ``section: {key: value}`` of ``data``. A key of :data:`RENAMED_KEYS` given together with its
+        new name is refused; a mapping written before checkpoint format 13 (``between_class: true`` under
+        ``train``, no ``bc_gain``) keeps the RMS gain it mixed with."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+        given = {f"{section}.{key}" for section, values in data.items() if isinstance(values, Mapping)
+                 for key in values}
+        for old in given & set(RENAMED_KEYS):
+            if RENAMED_KEYS[old] in given:
+                raise ConfigError(f"{source}: {old} and {RENAMED_KEYS[old]} are the same setting (the first is its "
+                                  "name before); give it once")
         for section, values in data.items():
             if section not in self._sections():
                 raise ConfigError(f"{source}: unknown section {section!r}; valid: {', '.join(self._sections())}")
@@ -554,6 +562,8 @@ class Config:
                 raise ConfigError(f"{source}: section {section!r} must be a mapping, got {values!r}")
             for key, value in values.items():
                 self.set(f"{section}.{key}", value, source=source)
+        if "train.between_class" in given and "augment.bc_gain" not in given and self.augment.between_class:
+            self.augment.bc_gain = "rms"
 
     def set(self, dotted_key: str, value: Any, *, source: str = "--set") -> None:
         """Set ``section.key`` to ``value`` (a string is parsed as YAML, then coerced to the field's type).
@@ -601,12 +611,13 @@ def write_config(path: str | Path, config: Config, *, note: str | None = None) -
 
 
 def check_same_input(saved: str | Path, config: Config) -> None:
-    """Refuse to resume the run whose ``config.yaml`` is ``saved`` with other features or another model than it was
-    started with (its epochs so far would have learned from other input); nothing to check when the file is absent
-    or no longer loads (written by an envsound whose keys are gone).
+    """Refuse to resume the run whose ``config.yaml`` is ``saved`` with other features, another model or other
+    on-the-fly augmentation than it was started with (its epochs so far would have learned from other input);
+    nothing to check when the file is absent or no longer loads (written by an envsound whose keys are gone).
 
     Raises:
-        ConfigError: naming every key of ``features`` and ``model`` that differs, and how to resume as started.
+        ConfigError: naming every key of ``features``, ``model`` and :data:`BATCH_AUGMENT_KEYS` that differs, and
+            how to resume as started.
     """
     path = Path(saved)
     if not path.exists():
@@ -618,6 +629,9 @@ def check_same_input(saved: str | Path, config: Config) -> None:
     changed = [(f"{section}.{key}", old, new) for section in ("features", "model")
                for key, old in dataclasses.asdict(getattr(before, section)).items()
                if (new := getattr(getattr(config, section), key)) != old]
+    mixing = before.augment.between_class or config.augment.between_class  # bc_gain only acts then
+    changed += [(f"augment.{key}", old, new) for key in BATCH_AUGMENT_KEYS if key != "bc_gain" or mixing
+                if (new := getattr(config.augment, key)) != (old := getattr(before.augment, key))]
     if changed:
         listed = "; ".join(f"{key} {old!r} there, {new!r} here" for key, old, new in changed)
         sets = " ".join(f"--set {key}={_yaml_scalar(old)}" for key, old, _ in changed)

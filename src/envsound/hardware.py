@@ -1,7 +1,7 @@
 """Where and how a network runs on the machine at hand: accelerator, device count, precision, memory format.
 
-``runtime.accelerator``, ``runtime.devices``, ``runtime.precision`` and ``runtime.channels_last`` default to ``auto``, resolved
-here into a :class:`Runtime`:
+The ``runtime`` section's ``accelerator``, ``devices``, ``precision`` and ``channels_last`` default to ``auto``,
+resolved here into a :class:`Runtime`:
 
 - accelerator ``auto``: CUDA when present, then Apple's MPS, else the CPU.
 - precision ``auto``: on a CPU, ``bf16-mixed`` only where oneDNN supports bf16 **and** a short probe finds it faster
@@ -175,7 +175,7 @@ def resolve_runtime(
     """Resolve the ``auto`` settings for this machine.
 
     Args:
-        accelerator, devices, precision, channels_last: the requested settings (``train.*``, or ``--device``).
+        accelerator, devices, precision, channels_last: the requested settings (``runtime.*``, or ``--device``).
         image_input: whether the network takes 4-D input, where channels-last can matter (log-mel models).
         setting: how errors name the accelerator setting (``runtime.accelerator`` or ``--device``); with
             ``--device`` they name the precision ``--precision`` too.

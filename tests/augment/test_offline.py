@@ -7,13 +7,13 @@ import logging
 import numpy as np
 import pytest
 
+from envsound.augment import offline as offline_augment
+from envsound.augment.offline import apply_params, draw_params, make_copies, noise_pool
 from envsound.config import Config, resolve_config
 from envsound.data.records import ClipRecord
 from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
-from envsound.augment import offline as offline_augment
-from envsound.augment.offline import apply_params, draw_params, make_copies, noise_pool
 from envsound.training.prepare import prepare_training_data
 from envsound.training.train import train_model
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import TINY_OVERRIDES
-from envsound.config import resolve_config
+from envsound.config import BATCH_AUGMENT_KEYS, resolve_config
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.evaluation.grid import grid_markdown, grid_search, point_dir_name, split_grid_overrides
 from envsound.features.cache import FeatureCache
@@ -52,6 +52,14 @@ def test_grid_runs_each_point_once_and_resumes(tmp_path, synthetic_manifest):
     again = grid_search(synthetic_manifest, config, axes, folds=[1, 2], out_dir=tmp_path / "g", cache=cache,
                         progress=False)
     assert again.n_run == 0 and again.points == result.points and (point / "cv.json").stat().st_mtime_ns == stamp
+
+    saved = summary["config"]  # as a grid of checkpoint format 12 wrote it: runtime and mixing keys under train
+    saved["train"].update(saved.pop("runtime"))
+    saved["train"].update({key: saved["augment"].pop(key) for key in BATCH_AUGMENT_KEYS if key != "bc_gain"})
+    (point / "cv.json").write_text(json.dumps(summary))
+    older = grid_search(synthetic_manifest, config, axes, folds=[1, 2], out_dir=tmp_path / "g", cache=cache,
+                        progress=False)
+    assert older.n_run == 0  # the same settings under their old names: reused
 
     other = resolve_config(overrides=BASE + ("train.lr=0.01",))
     with pytest.raises(EnvsoundError, match="other settings"):

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from conftest import TINY_OVERRIDES
+from envsound.augment.strong import gain_and_noise, speed_and_pitch, strong_view
 from envsound.config import resolve_config
 from envsound.data.registry import load_dataset
 from envsound.errors import ConfigError
 from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
-from envsound.augment.strong import gain_and_noise, speed_and_pitch, strong_view
 from envsound.training.semi import rampup
 from envsound.training.semi.losses import pseudo_label_loss
 from envsound.training.train import train_model

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from conftest import TINY_OVERRIDES
+from envsound.augment.batch import mixup
 from envsound.config import resolve_config
 from envsound.errors import ConfigError
 from envsound.models.clip import window_shape
 from envsound.task import Task
 from envsound.training.semi import SemiModule
-from envsound.augment.batch import mixup
 from envsound.training.semi.losses import (PRE_MIXUP_SHARE, DistributionAlignment, SelfAdaptiveThreshold,
                                            mixmatch_loss, pseudo_label_loss, remixmatch_loss, sharpen)
 

@@ -17,8 +17,8 @@ from envsound.training.train import train_model
 
 @pytest.mark.parametrize("model, extra", [
     ("cnn", ()),
-    ("cnn", ("runtime.precision=32", "runtime.channels_last=false", "augment.mixup_alpha=0.4", "augment.spec_augment=true",
-             "augment.time_roll=true", "train.monitor=loss")),
+    ("cnn", ("runtime.precision=32", "runtime.channels_last=false", "augment.mixup_alpha=0.4",
+             "augment.spec_augment=true", "augment.time_roll=true", "train.monitor=loss")),
     ("dtu", ()),
     ("piczak", ("features.n_mels=60", "features.deltas=true", "features.window_seconds=0.6")),
     ("knn", ()),

@@ -3,9 +3,12 @@ mixed at a ratio as heard, the target that ratio; loudness measured as the autho
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
+
+RMS_FRAME = 2048  # gain "rms": the frame envsound measured loudness over before the A-weighted gain
 
 
 def between_class(x: torch.Tensor, y: torch.Tensor, *, sample_rate: int, gain: str = "a_weighting"
@@ -51,26 +54,32 @@ def mix_between_class(a: torch.Tensor, b: torch.Tensor, r: torch.Tensor, *, samp
 
 def sound_gain_db(x: torch.Tensor, *, sample_rate: int, mode: str = "a_weighting", floor_db: float = -80.0
                   ) -> torch.Tensor:
-    """``(batch,)``: the loudest frame of each example of ``x`` ``(batch, ..., samples)``, in dB, as the BC authors'
-    ``compute_gain`` measures it: frames of about 0.1 s (a power of two: 2,048 samples at 16 kHz, 4,096 at
-    44.1 kHz), hop half a frame; "a_weighting" sums the A-weighted power spectrum of the Hann-windowed frame, "rms"
-    takes the mean square; floored at ``floor_db``. A clip shorter than a frame is one frame."""
+    """``(batch,)``: the loudest frame of each example of ``x`` ``(batch, ..., samples)``, in dB, hop half a frame,
+    floored at ``floor_db``; a clip shorter than a frame is one frame.
+
+    "a_weighting" is the BC authors' ``compute_gain``: frames of about 0.1 s (a power of two: 2,048 samples at
+    16 kHz, 4,096 at 44.1 kHz), the A-weighted power spectrum of the Hann-windowed frame summed over bins. "rms" is
+    what envsound used before checkpoint format 13: the mean square of 2,048-sample frames at any rate.
+    """
     flat = x.reshape(len(x), -1).float()
-    n_fft = min(2 ** round(math.log2(sample_rate * 0.1)), flat.shape[1])
+    n_fft = RMS_FRAME if mode == "rms" else 2 ** round(math.log2(sample_rate * 0.1))
+    n_fft = min(n_fft, flat.shape[1])
     frames = flat.unfold(1, n_fft, max(1, n_fft // 2))  # (batch, frames, n_fft)
     if mode == "rms":
         power = frames.pow(2).mean(dim=-1)
     else:
         window = torch.hann_window(n_fft, device=x.device)  # periodic, as numpy's hanning(n + 1)[:-1]
         spectrum = torch.fft.rfft(frames * window).abs().pow(2)
-        power = (spectrum * a_weighting(n_fft, sample_rate=sample_rate, device=x.device)).sum(dim=-1)
+        power = (spectrum * a_weighting(n_fft, sample_rate=sample_rate).to(x.device)).sum(dim=-1)
     return 10.0 * torch.log10(power.amax(dim=1).clamp(min=10.0 ** (floor_db / 10)))
 
 
-def a_weighting(n_fft: int, *, sample_rate: int, floor_db: float = -80.0, device=None) -> torch.Tensor:
-    """``(n_fft // 2 + 1,)`` power factors of the A-weighting curve (IEC 61672, +2 dB at 1 kHz normalisation as the
-    BC authors' ``a_weight``) at the bins of an ``n_fft``-point rFFT, floored at ``floor_db``."""
-    freq_sq = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, device=device, dtype=torch.float64) ** 2
+@functools.lru_cache(maxsize=8)
+def a_weighting(n_fft: int, *, sample_rate: int, floor_db: float = -80.0) -> torch.Tensor:
+    """``(n_fft // 2 + 1,)`` float32 power factors of the A-weighting curve (IEC 61672, +2 dB at 1 kHz normalisation
+    as the BC authors' ``a_weight``) at the bins of an ``n_fft``-point rFFT, floored at ``floor_db``. Computed in
+    float64 on the CPU (MPS has no float64), once per frame size and rate."""
+    freq_sq = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64) ** 2
     freq_sq[0] = 1.0  # the DC bin: the floor, not log(0)
     weight_db = 2.0 + 20.0 * (2 * math.log10(12194.0) + 2 * torch.log10(freq_sq)
                               - torch.log10(freq_sq + 12194.0 ** 2) - torch.log10(freq_sq + 20.6 ** 2)

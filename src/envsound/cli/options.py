@@ -60,7 +60,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                        help="a named preset shipped with envsound, applied after the model's preset and before "
                             "--config and --set, e.g. dtu2018 (the original DTU study's features, model and training)")
     group.add_argument("--config", type=Path, metavar="FILE.yaml",
-                       help="YAML file with sections features/model/train/runtime/augment/... (unknown keys are an error)")
+                       help="YAML file with sections features/model/train/runtime/augment/... (unknown keys are "
+                            "an error)")
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one config key, e.g. --set train.max_epochs=30 (repeatable; "
                             "'envsound config' lists every key with its default)")

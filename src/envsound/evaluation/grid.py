@@ -128,7 +128,7 @@ def grid_search(
         wanted = json.loads(json.dumps(point.to_dict()))
         if summary_path.exists():
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
-            if summary.get("config") != wanted:
+            if _as_today(summary.get("config")) != wanted:
                 raise EnvsoundError(f"{summary_path} was made with other settings than grid point {values}; "
                                     "delete that folder to rerun it, or choose another --out")
             log.info("grid point %s: reusing %s", values, summary_path)
@@ -170,3 +170,12 @@ def grid_markdown(keys: Sequence[str], axes: Axes, points: Sequence[Mapping[str,
         for p in points:
             lines.append("| " + " | ".join([p["values"][k] for k in keys] or ["base"]) + f" | {cell(p)} |")
     return "\n".join(lines) + f"\n\nCells: mean ± std of the fold {score} (%) in cross-validation.\n"
+
+
+def _as_today(saved: Any) -> Any:
+    """A point's saved config in today's layout (keys that moved since it was written, config.RENAMED_KEYS), or as
+    it was when it no longer loads."""
+    try:
+        return json.loads(json.dumps(Config.from_dict(saved).to_dict()))
+    except (ConfigError, AttributeError):
+        return saved

@@ -20,10 +20,11 @@ pointwise conv, BN, ReLU: MobileNet's block, the paper's low-cost variant); conv
 standard. The LLF widths (32, 64) are fixed: 64 is the height of the HLF image. The paper's final 1x1 convolution to
 ``n_classes`` followed by average pooling equals average pooling followed by a linear layer (both are linear), which
 is what is used here, so :meth:`AclNet.embed` has a pooled embedding to return. Deviations from the paper: pooling
-uses ``ceil_mode`` so windows shorter than 1.28 s still work; no mixup/augmentation inside the model (the training
-loop's ``augment.mixup_alpha`` and ``augment.time_roll`` apply to waveforms too). Windows of 1.28 s (20480 samples -> 128
-frames at 16 kHz) as in the paper; a clip's prediction averages its windows (preset hop: half a window). The
-shortest input is :func:`min_samples` samples (one LLF frame; :data:`MIN_SAMPLES` at the default pool).
+uses ``ceil_mode`` so windows shorter than 1.28 s still work; no mixup/augmentation inside the model (the
+training loop's ``augment.mixup_alpha`` and ``augment.time_roll`` apply to waveforms too). Windows of 1.28 s
+(20480 samples -> 128 frames at 16 kHz) as in the paper; a clip's prediction averages its windows (preset hop:
+half a window). The shortest input is :func:`min_samples` samples (one LLF frame; :data:`MIN_SAMPLES` at the default
+pool).
 """
 
 from __future__ import annotations

@@ -55,7 +55,8 @@ FORMAT = "envsound-checkpoint"
 # 13: train's 33 keys split by concern: accelerator, devices, num_nodes, strategy, precision, channels_last and
 #     num_workers move to a runtime section; time_roll, spec_augment, mixup_alpha and between_class to augment
 #     (config.RENAMED_KEYS reads the old places); augment gains bc_gain (a_weighting: between-class mixing weighs
-#     loudness as the BC paper). Version 12 files load with rms, the plain loudness they were trained with.
+#     loudness as the BC paper). Version 12 files load with rms, the plain loudness they were trained with (as any
+#     config in the old layout does: Config.update).
 FORMAT_VERSION = 13
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
@@ -150,7 +151,4 @@ def _upgraded(config: dict, version: int) -> dict:
     train = dict(config.get("train", {}))
     if version < 9:
         train.setdefault("min_steps", 0)
-    augment = dict(config.get("augment", {}))
-    if version < 13:
-        augment.setdefault("bc_gain", "rms")
-    return {**config, "semi": semi, "train": train, "augment": augment}
+    return {**config, "semi": semi, "train": train}

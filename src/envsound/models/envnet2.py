@@ -21,7 +21,7 @@ kernel spans twice the time and the last conv stage sees 2 steps instead of 8; a
 every conv width, fc 2048 instead of 4096). ``model.filters`` must be >= 10: the 8x8 convs and the 5x3 pool need
 >= 19 conv2 channels on the frequency axis. The input length is fixed by the fully connected layers: windows of the
 ``n_frames`` samples the model was built with (>= :data:`MIN_SAMPLES`; 23,642 = 1.07 s at 22.05 kHz). The paper's
-between-class mixing is the training loop's mixup (``augment.mixup_alpha``), applied to waveforms as to log-mels.
+between-class mixing is ``augment.between_class`` (loudness by ``augment.bc_gain``; ``augment/between_class.py``).
 """
 
 from __future__ import annotations

@@ -219,7 +219,8 @@ class ClipDataModule(L.LightningDataModule):
     windows per step and per epoch.
 
     Args:
-        config: the run's config (``train.batch_size``, ``train.seed``, ``runtime.num_workers``; ``semi.mu`` and ``semi.epoch``).
+        config: the run's config (``train.batch_size``, ``train.seed``, ``runtime.num_workers``; ``semi.mu`` and
+            ``semi.epoch``).
         train_features, train_targets: training clips and their ``(n, K)`` targets.
         val_features, val_targets: validation clips (may be empty).
         train_variants: offline copies per training clip (see :class:`RandomWindowDataset`).

@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import lightning as L
 import torch
+from envsound.augment.batch import batch_augment
 from envsound.config import Config
 from envsound.models.clip import build_network
 from envsound.task import Task
-from envsound.transfer.modes import optimizer_groups
-from envsound.augment.batch import batch_augment
 from envsound.training.losses import origin_loss
 from envsound.training.optim import configure_optimization
+from envsound.transfer.modes import optimizer_groups
 
 
 class ClassifierModule(L.LightningModule):
@@ -30,7 +30,7 @@ class ClassifierModule(L.LightningModule):
         self.task = task or Task()
         self.save_hyperparameters({"config": config.to_dict(), "n_classes": n_classes, "task": self.task.to_dict()})
         self.config = config
-        self.channels_last = channels_last  # the runtime's choice (envsound.hardware), not the runtime.channels_last setting
+        self.channels_last = channels_last  # the runtime's choice (envsound.hardware), not the setting ("auto")
         self.model = build_network(config, n_classes)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

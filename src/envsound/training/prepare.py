@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 
+from envsound.augment.offline import OfflineCopies, make_copies, noise_pool
 from envsound.config import Config
 from envsound.data.records import ClipRecord, Manifest
 from envsound.data.splits import (check_augmentation_leakage, exclude_clips_of, few_shot_subset, labelled_subset,
@@ -21,7 +22,6 @@ from envsound.features.cache import ClipFeatures, FeatureCache
 from envsound.features.extract import extract_features
 from envsound.features.fingerprint import guard_content
 from envsound.models.registry import is_torch_model
-from envsound.augment.offline import OfflineCopies, make_copies, noise_pool
 
 log = logging.getLogger(__name__)
 

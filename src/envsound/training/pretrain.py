@@ -82,7 +82,8 @@ def pretrain_autoencoder(
     Args:
         manifest_or_records: the clips; labels and folds are ignored (select or exclude folds before).
         config: resolved config; ``features`` must be log-mel, ``train`` sets the loop (epochs, batch, optimiser,
-            ``patience`` on the held-out reconstruction error, ``pretrain_val_fraction``, ``seed``, ``precision``).
+            ``patience`` on the held-out reconstruction error, ``pretrain_val_fraction``, ``seed``), ``runtime``
+            where it runs.
         decoder: ``"unpool"`` (``dtu`` only) or ``"upsample"``.
         out_dir: run folder.
         cache: feature cache, or ``None``.

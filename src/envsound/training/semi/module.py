@@ -7,11 +7,11 @@ import math
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from envsound.augment.batch import mixup, time_roll
+from envsound.augment.strong import strong_view
 from envsound.config import Config
 from envsound.errors import ConfigError
 from envsound.task import Task
-from envsound.augment.batch import mixup, time_roll
-from envsound.augment.strong import strong_view
 from envsound.training.module import ClassifierModule
 from envsound.training.semi.losses import (DistributionAlignment, SelfAdaptiveThreshold, mixmatch_loss,
                                            pseudo_label_loss, remixmatch_loss, sharpen)
@@ -66,8 +66,8 @@ class SemiModule(ClassifierModule):
         return loss
 
     def _labelled(self, batch):
-        """The labelled windows with ``train``'s augmentation; mixup only with ``semi.labelled_mixup`` (its soft
-        targets keep the network's confidence below FixMatch's threshold)."""
+        """The labelled windows with ``augment``'s on-the-fly augmentation; mixup only with ``semi.labelled_mixup``
+        (its soft targets keep the network's confidence below FixMatch's threshold)."""
         return self.augmented(batch, mix=self.config.semi.labelled_mixup)
 
     def _guess(self, probs: torch.Tensor, y_l: torch.Tensor) -> torch.Tensor:
