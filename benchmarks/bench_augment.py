@@ -34,7 +34,7 @@ from envsound.augment.offline import make_copies
 from envsound.config import OFFLINE_TRANSFORMS, resolve_config
 from envsound.data.records import ClipRecord
 from envsound.features.cache import FeatureCache
-from envsound.training.module import ClassifierModule
+from envsound.training.loop.module import ClassifierModule
 
 
 def training_clips_per_s(*, batch: int, repeats: int) -> dict[str, float]:

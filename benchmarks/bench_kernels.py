@@ -6,7 +6,7 @@
   weight gradients) as ``nn.Conv2d`` and as :class:`~envsound.models.blocks.BandConv2d` (a Conv1d per mel offset),
   in fp32 and under bf16 autocast (the latter only where oneDNN runs bf16 natively).
 - One SGD step (Nesterov momentum 0.9, weight decay) over ``piczak``'s 26.5 M parameters: the per-tensor loop torch
-  uses on the CPU by default, and ``fused=True``, which :mod:`envsound.training.optim` now asks for.
+  uses on the CPU by default, and ``fused=True``, which :mod:`envsound.training.loop.optim` now asks for.
 - A training window read from a stored clip (a 2 x 60 x 216 log-mel ``.npy``): ``np.load(mmap_mode="r")``, which parses
   the header on every read, and :func:`~envsound.features.cache.open_stored`, which parses it once.
 

@@ -24,8 +24,8 @@ import torch
 
 from envsound.config import load_preset, resolve_config
 from envsound.models.autoencoder import build_autoencoder
-from envsound.training.fit import training_runtime
-from envsound.training.optim import configure_optimization
+from envsound.training.loop.fit import training_runtime
+from envsound.training.loop.optim import configure_optimization
 from envsound.training.pretrain_module import AutoencoderModule
 
 CASES = [("dtu2018", "unpool"), ("dtu2018", "upsample"), ("cnn", "upsample")]

@@ -92,7 +92,7 @@ def label(precision: str, channels_last: bool) -> str:
 
 
 def training_steps(config, device: str, batch: int) -> dict:
-    from envsound.training.fit import training_runtime
+    from envsound.training.loop.fit import training_runtime
 
     runtime = training_runtime(config, lambda: build_network(config, 10))
     steps = {c: network_step(config, device, *c, batch=batch, train=True) for c in candidates(device)}
@@ -112,7 +112,7 @@ def whole_train(config_overrides: list[str], work: Path) -> dict:
     from envsound.data.synthetic import generate_synthetic, prepare_synthetic
     from envsound.features.cache import FeatureCache
     from envsound.features.extract import extract_features
-    from envsound.training.fit import training_runtime
+    from envsound.training.loop.fit import training_runtime
     from envsound.training.train import train_model
 
     manifest = prepare_synthetic(generate_synthetic(work / "data", clips_per_class_per_fold=2, seed=7))

@@ -23,7 +23,7 @@ import torch
 
 from envsound.config import resolve_config
 from envsound.models.clip import window_shape
-from envsound.training.module import ClassifierModule
+from envsound.training.loop.module import ClassifierModule
 from envsound.training.semi import SemiModule
 
 METHODS = ("supervised", "fixmatch", "mixmatch", "remixmatch", "mean_teacher")

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from envsound.config import resolve_config
-from envsound.training.balance import choose_class_balance, class_weights, sample_weights
-from envsound.training.module import ClassifierModule
+from envsound.training.loop.balance import choose_class_balance, class_weights, sample_weights
+from envsound.training.loop.module import ClassifierModule
 
 from conftest import TINY_OVERRIDES
 

@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 
 from envsound.config import FeatureConfig
 from envsound.features.windows import train_window
-from envsound.training.data import RandomWindowDataset
+from envsound.training.loop.data import RandomWindowDataset
 
 CFG = FeatureConfig(kind="waveform", sample_rate=8000, window_seconds=0.01)  # 80-sample windows
 
@@ -50,7 +50,7 @@ def test_ranks_draw_different_windows_even_inside_loader_workers():
 
 def test_an_epoch_of_every_window_visits_each_evaluation_window_once():
     from envsound.features.windows import eval_starts
-    from envsound.training.data import ClipDataModule, EveryWindowDataset
+    from envsound.training.loop.data import ClipDataModule, EveryWindowDataset
     from envsound.config import resolve_config
 
     config = resolve_config(overrides=["features.kind=waveform", "features.sample_rate=8000",
@@ -73,7 +73,7 @@ def test_an_epoch_of_every_window_visits_each_evaluation_window_once():
 
 
 def test_with_every_copy_an_epoch_visits_each_window_of_each_copy():
-    from envsound.training.data import EveryWindowDataset
+    from envsound.training.loop.data import EveryWindowDataset
 
     cfg = FeatureConfig(kind="waveform", sample_rate=8000, window_seconds=0.01, eval_hop_seconds=0.005)
     clip = np.arange(400, dtype=np.float32)[None, :]

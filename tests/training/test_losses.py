@@ -12,8 +12,8 @@ import torch
 from envsound.config import Config, resolve_config
 from envsound.errors import ConfigError
 from envsound.task import Task
-from envsound.training.data import ClipDataModule, origin_sampling
-from envsound.training.losses import origin_loss, per_clip_loss
+from envsound.training.loop.data import ClipDataModule, origin_sampling
+from envsound.training.loop.losses import origin_loss, per_clip_loss
 
 MULTI, SINGLE = Task("multi_label"), Task("single_label")
 

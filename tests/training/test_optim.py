@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from envsound.config import TrainConfig
-from envsound.training.optim import configure_optimization
+from envsound.training.loop.optim import configure_optimization
 
 
 @pytest.mark.parametrize("total_steps", [1, 2, 3, 10, 20, 40, 100])
@@ -64,7 +64,7 @@ def test_cosine_schedule_decays_from_the_rate_to_zero_without_warm_up():
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
 def test_cpu_optimisers_are_fused_and_update_as_the_unfused_ones(optimizer, monkeypatch):
     """The fused kernels (one pass per tensor; 6x faster for piczak's SGD step) must give the same update."""
-    from envsound.training import optim
+    from envsound.training.loop import optim
 
     train = TrainConfig(optimizer=optimizer, lr=0.01, weight_decay=1e-3, scheduler="none")
     torch.manual_seed(0)
@@ -113,7 +113,7 @@ def test_a_resumed_unfused_optimiser_state_stays_fused():
 
 
 def test_parameters_off_the_cpu_and_cuda_are_not_fused():
-    from envsound.training.optim import _fusable
+    from envsound.training.loop.optim import _fusable
 
     assert _fusable([torch.nn.Parameter(torch.zeros(2))])
     assert not _fusable([torch.nn.Parameter(torch.zeros(2, device="meta"))])

@@ -12,8 +12,8 @@ from conftest import TINY_OVERRIDES
 from envsound.config import resolve_config
 from envsound.errors import ConfigError
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.data import ClipDataModule
-from envsound.training.fit import SMALL_LABEL_MIN_STEPS, min_steps
+from envsound.training.loop.data import ClipDataModule
+from envsound.training.loop.fit import SMALL_LABEL_MIN_STEPS, min_steps
 from envsound.training.train import train_model
 
 SEMI = TINY_OVERRIDES + ("model.filters=4", "semi.threshold=0.2", "semi.mu=1", "train.batch_size=4",

@@ -91,7 +91,7 @@ def test_a_resumed_run_keeps_the_curve_it_logged_before(tmp_path, synthetic_mani
     after a resume that was killed between that deletion and the write-back (its copy is read then)."""
     import csv
 
-    from envsound.training.history import BEFORE_RESUME
+    from envsound.training.loop.history import BEFORE_RESUME
 
     tiny_config.train.max_epochs = 2
     tiny_config.train.scheduler = "none"  # a one-cycle schedule cannot be lengthened
@@ -128,13 +128,13 @@ def test_a_run_without_a_progress_bar_logs_its_progress(tmp_path, synthetic_mani
                                                         monkeypatch, lines_per_run, silence_s, expected):
     """About LINES_PER_RUN lines a run, at least one every MAX_SILENCE_S, and the last epoch: in a log file a long
     run says how far it is and how long it has left."""
-    import envsound.training.progress as progress
+    import envsound.training.loop.progress as progress
 
     monkeypatch.setattr(progress, "LINES_PER_RUN", lines_per_run)
     monkeypatch.setattr(progress, "MAX_SILENCE_S", silence_s)
-    with caplog.at_level("INFO", logger="envsound.training.progress"):
+    with caplog.at_level("INFO", logger="envsound.training.loop.progress"):
         train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, progress=False)
-    lines = [r.getMessage() for r in caplog.records if r.name == "envsound.training.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "envsound.training.loop.progress"]
     assert [int(line.split()[1].split("/")[0]) for line in lines] == expected
     assert all(line.startswith(f"epoch {e}/3: ") and "train_loss " in line and " s an epoch" in line
                for e, line in zip(expected, lines))
@@ -190,7 +190,7 @@ def test_a_run_without_validation_saves_its_final_weights_between_checkpoints(tm
                                                                               tiny_config, monkeypatch):
     """Without validation Lightning's checkpoint is written every few epochs (one-step epochs made writing it every
     epoch the larger cost); the end of the run is written all the same, and the model keeps the final weights."""
-    from envsound.training import fit
+    from envsound.training.loop import fit
 
     monkeypatch.setattr(fit, "CHECKPOINTS_PER_RUN", 2)  # 5 epochs: written after epochs 2 and 4, then at the end
     tiny_config.train.max_epochs, tiny_config.train.val_fraction = 5, 0.0

@@ -16,7 +16,7 @@ import torch
 
 from envsound.config import Config
 from envsound.fileio import atomic_path
-from envsound.training.fit import FitResult, saved_fit
+from envsound.training.loop.fit import FitResult, saved_fit
 
 log = logging.getLogger(__name__)
 

@@ -133,7 +133,7 @@ def pretrain_autoencoder(
         log.info("pre-training the %s autoencoder (%s) on %d clips, holding out %d", config.model.name, decoder,
                  len(train_feats), len(val_feats))
 
-        from envsound.training.fit import training_runtime  # Lightning only when training
+        from envsound.training.loop.fit import training_runtime  # Lightning only when training
         from envsound.training.pretrain_module import AutoencoderModule
 
         runtime = training_runtime(config, lambda: build_autoencoder(config, decoder=decoder))
@@ -166,8 +166,8 @@ def pretrain_autoencoder(
 def _fit(module, config: Config, train_feats: Sequence[np.ndarray], val_feats: Sequence[np.ndarray], *, runtime,
          out_dir: Path, resume: bool, progress: bool):
     """Run Lightning; load the best (lowest held-out error) weights into ``module``; return its LoopResult."""
-    from envsound.training.data import ClipDataModule, no_targets
-    from envsound.training.fit import run_lightning
+    from envsound.training.loop.data import ClipDataModule, no_targets
+    from envsound.training.loop.fit import run_lightning
 
     data = ClipDataModule(config, train_feats, no_targets(len(train_feats)), val_feats,
                           no_targets(len(val_feats)))

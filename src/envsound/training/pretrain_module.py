@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from envsound.config import Config
 from envsound.models.autoencoder import build_autoencoder
-from envsound.training.optim import configure_optimization
+from envsound.training.loop.optim import configure_optimization
 
 
 class AutoencoderModule(L.LightningModule):

@@ -22,7 +22,7 @@ from envsound.fileio import run_lock
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
 from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
 from envsound.task import Task, fit_class_thresholds
-from envsound.training.data import clip_noisiness, target_matrix
+from envsound.training.loop.data import clip_noisiness, target_matrix
 from envsound.training.prepare import prepare_training_data
 from envsound.transfer.guard import check_init_unseen
 from envsound.transfer.modes import resolve_mode
@@ -161,7 +161,7 @@ def train_model(
                                               task=task)
         elif is_torch_model(config.model.name):
             from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
-            from envsound.training.fit import FitResult, fit_network
+            from envsound.training.loop.fit import FitResult, fit_network
             from envsound.training.semi.self_training import ClipSet, fit_self_training
 
             labelled = ClipSet(train_feats, target_matrix(train_set),

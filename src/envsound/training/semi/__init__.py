@@ -24,7 +24,7 @@ of, its guesses as labels (:mod:`~envsound.training.semi.self_training`; ``train
   the run's optimizer steps (MixMatch's weight ramps up the same way).
 
 ``lambda_u`` is ``semi.lambda_u``, or the method's own default when it is unset (:attr:`SemiConfig.unlabelled_weight`).
-The labelled part is :class:`~envsound.training.module.ClassifierModule`'s loss on windows with ``augment``'s
+The labelled part is :class:`~envsound.training.loop.module.ClassifierModule`'s loss on windows with ``augment``'s
 on-the-fly augmentation, without mixup unless ``semi.labelled_mixup`` (mixup's soft targets keep the network from
 the confidence FixMatch's threshold asks for). Validation and the saved weights are the student's.
 

@@ -12,7 +12,7 @@ from envsound.augment.strong import strong_view
 from envsound.config import Config
 from envsound.errors import ConfigError
 from envsound.task import Task
-from envsound.training.module import ClassifierModule
+from envsound.training.loop.module import ClassifierModule
 from envsound.training.semi.losses import (DistributionAlignment, SelfAdaptiveThreshold, mixmatch_loss,
                                            pseudo_label_loss, remixmatch_loss, sharpen)
 

@@ -35,7 +35,7 @@ from envsound.fileio import atomic_path
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.clip import ClipModel
 from envsound.task import Task
-from envsound.training.fit import FitResult, min_steps, saved_fit
+from envsound.training.loop.fit import FitResult, min_steps, saved_fit
 
 log = logging.getLogger(__name__)
 

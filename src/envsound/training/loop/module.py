@@ -10,8 +10,8 @@ from envsound.augment.batch import batch_augment
 from envsound.config import Config
 from envsound.models.clip import build_network
 from envsound.task import Task
-from envsound.training.losses import origin_loss
-from envsound.training.optim import configure_optimization
+from envsound.training.loop.losses import origin_loss
+from envsound.training.loop.optim import configure_optimization
 from envsound.transfer.modes import optimizer_groups
 
 
@@ -52,7 +52,7 @@ class ClassifierModule(L.LightningModule):
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, noisiness: torch.Tensor | None = None
              ) -> torch.Tensor:
         """The task's loss; with per-origin losses (``noisy`` section) or clips of origin ``noisy``
-        (``noisiness`` per clip, 1 = noisy), :func:`~envsound.training.losses.origin_loss`."""
+        (``noisiness`` per clip, 1 = noisy), :func:`~envsound.training.loop.losses.origin_loss`."""
         noisy = self.config.noisy
         if noisiness is None and noisy.curated_loss == "default":
             return self.task.loss(logits, targets, weight=self.class_weights,

@@ -24,11 +24,11 @@ from envsound.errors import ConfigError
 from envsound.hardware import Runtime, probe_candidates, resolve_runtime
 from envsound.models.clip import build_network, window_shape
 from envsound.task import Task
-from envsound.training.balance import choose_class_balance, class_weights, sample_weights
-from envsound.training.data import ClipDataModule
-from envsound.training.history import KeepHistory, rows_before_resume
-from envsound.training.module import ClassifierModule
-from envsound.training.progress import ProgressLog
+from envsound.training.loop.balance import choose_class_balance, class_weights, sample_weights
+from envsound.training.loop.data import ClipDataModule
+from envsound.training.loop.history import KeepHistory, rows_before_resume
+from envsound.training.loop.module import ClassifierModule
+from envsound.training.loop.progress import ProgressLog
 from envsound.transfer.modes import transfer_callbacks, trunk_modules
 from envsound.transfer.source import InitPlan, apply_init
 
@@ -152,7 +152,7 @@ def fit_network(
     ``train_noisiness[i]``: 1.0 when clip ``i``'s labels may be wrong (origin ``noisy``): its loss is
     ``noisy.noisy_loss`` and ``noisy.noisy_share`` sets how often it is drawn.
     ``train.class_balance`` picks a class-weighted loss, a class-balanced sampler or neither
-    (:func:`~envsound.training.balance.choose_class_balance`). One network: ``train.ensemble`` N > 1 is
+    (:func:`~envsound.training.loop.balance.choose_class_balance`). One network: ``train.ensemble`` N > 1 is
     :func:`~envsound.training.ensemble.fit_ensemble` calling this once per member.
     """
     if config.train.ensemble > 1:
