@@ -13,7 +13,12 @@
     clips of ESC-50 with ``--root``.
 (c) Cache size on disk per 1,000 copies, MB (10^6 bytes), measured as the bytes of the ``.npy`` entries (b) wrote,
     for ``features.kind`` = ``--kind``.
+(d) Between-class mixing (EnvNet-v2's ``augment.between_class``) of a batch of 64 random 66,650-sample crops at
+    44.1 kHz (the ``envnet2-bc2018`` preset's), ms per batch, with ``augment.bc_gain`` rms and a_weighting (the
+    loudness each sound is measured by).
 The load average is recorded: other processes on the machine slow everything down.
+
+    .venv/bin/python benchmarks/bench_augment.py --skip-train --skip-offline      # (d) alone
 """
 
 from __future__ import annotations
@@ -115,6 +120,23 @@ def offline(records: list[ClipRecord], *, workers: int, kind: str, cache_root: P
             "cache_entries": len(entries), "cache_mb_per_1000": round(size / len(entries) * 1000 / 1e6, 1)}
 
 
+def between_class_ms(*, repeats: int) -> dict[str, float]:
+    """(d): best-of-``repeats`` ms of :func:`~envsound.augment.between_class.between_class` per batch, per gain."""
+    from envsound.augment.between_class import between_class
+
+    x, y = torch.randn(64, 1, 66650), torch.eye(10)[torch.randint(0, 10, (64,))]
+    timings = {}
+    for gain in ("rms", "a_weighting"):
+        between_class(x, y, sample_rate=44100, gain=gain)  # warm-up
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            between_class(x, y, sample_rate=44100, gain=gain)
+            runs.append(time.perf_counter() - start)
+        timings[gain] = round(min(runs) * 1000, 1)
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -126,6 +148,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs for (a), best kept (default 5)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for (a) (default 2)")
     parser.add_argument("--skip-train", action="store_true", help="skip (a)")
+    parser.add_argument("--skip-offline", action="store_true", help="skip (b) and (c)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -139,6 +162,13 @@ def main() -> None:
         results["train_clips_per_s"] = {"augment_on": round(on, 1), "augment_off": round(off, 1)}
         print(f"(a) training step, batch {args.batch}: {on:.1f} clips/s with on-the-fly augmentation, "
               f"{off:.1f} without ({100 * (off - on) / off:+.1f} % cost)", flush=True)
+    results["between_class_ms_per_batch"] = bc = between_class_ms(repeats=args.repeats)
+    print(f"(d) between-class mixing, 64 crops of 66,650 samples: {bc['rms']:.1f} ms (rms gain), "
+          f"{bc['a_weighting']:.1f} ms (A-weighted gain)", flush=True)
+    if args.skip_offline:
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        return
     with tempfile.TemporaryDirectory(prefix="bench_augment_") as tmp:
         tmp = Path(tmp)
         if args.root:
