@@ -142,9 +142,9 @@ class TrainConfig:
 
     max_epochs: int = 200
     # The run makes at least this many optimizer steps: max_epochs is raised when its epochs give fewer (a few
-    # labelled clips make one-step epochs). Unset: 1,500 with label_fraction < 1, semi or not (the budget where
-    # FixMatch's mask rate levels off on ESC-10; training/loop/fit.py SMALL_LABEL_MIN_STEPS), else 0 (max_epochs as
-    # given).
+    # labelled clips make one-step epochs). Unset: 1,500 with label_fraction < 1, semi or not (the budget
+    # where FixMatch's mask rate levels off on ESC-10; training/loop/fit.py SMALL_LABEL_MIN_STEPS), else 0
+    # (max_epochs as given).
     min_steps: int | None = None
     batch_size: int = 32
     lr: float = 1e-3
@@ -429,9 +429,10 @@ class NoisyConfig:
     cross-entropy for single-label); ``lsoft`` is soft bootstrapping (Reed et al. 2015; Fonseca et al. 2019 used it on
     FSDKaggle's noisy clips): the target becomes ``beta * label + (1 - beta) * prediction``, so a confident prediction
     can outvote a wrong label; ``lq`` is the generalised cross-entropy of Zhang & Sabuncu 2018, ``(1 - p^q) / q`` on the
-    labelled outcome, between cross-entropy (q -> 0) and the noise-tolerant mean absolute error (q = 1). ``noisy_share``
-    p > 0: each training window is drawn from a noisy clip with probability p (with replacement), ``epoch_clips``
-    windows per epoch (0: the number of training clips), so the two sets mix at a set rate whatever their sizes.
+    labelled outcome, between cross-entropy (q -> 0) and the noise-tolerant mean absolute error (q = 1).
+    ``noisy_share`` p > 0: each training window is drawn from a noisy clip with probability p (with replacement),
+    ``epoch_clips`` windows per epoch (0: the number of training clips), so the two sets mix at a set rate whatever
+    their sizes.
     """
 
     curated_loss: str = "default"  # default | lsoft | lq

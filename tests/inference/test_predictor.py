@@ -61,6 +61,7 @@ def test_segments_cover_a_clip_shorter_than_a_window(tmp_path, predictor):
     sf.write(path, (0.3 * np.sin(2 * np.pi * 700 * t)).astype(np.float32), rate)
     result = predictor.predict_file(path, segments=True)
     assert len(result.segments) == 1 and result.segments[0]["start"] == 0.0
+    assert result.segments[0]["end"] == pytest.approx(0.3, abs=1e-3)  # the file's end, not the padded window's
 
 
 def test_a_named_folder_without_audio_is_an_error_line(trained_run, tmp_path):
@@ -104,3 +105,5 @@ def test_trimmed_and_padded_edges_predict_as_evaluation_does_in_the_file_time(tm
     assert [s["end"] for s in blocked.segments] == [s["end"] for s in whole.segments]
     assert whole.segments[-1]["end"] == pytest.approx(len(wave) / rate, abs=1e-3)  # padding after it not shown
     assert all(s["end"] <= round(len(wave) / rate, 3) for s in whole.segments)
+    sound_only = Predictor(model, block_seconds=3).predict_waveform(sound, sample_rate=rate, segments=True)
+    assert sound_only.segments[-1]["end"] == pytest.approx(len(sound) / rate, abs=1e-3)  # not half a window after

@@ -140,7 +140,7 @@ class Predictor:
                                      "end": round(begin + feats.window_seconds, 3),
                                      "label": self.labels[best], "score": round(float(probs[best]), 4)})
         length = stream.read / feats.sample_rate
-        for segment in timeline:  # a window reaching into the padding after the file is shown up to its end
+        for segment in timeline:  # no window shown past the file's end (edge padding, a short clip, frame rounding)
             segment["end"] = round(max(min(segment["end"], length), segment["start"]), 3)
         mean = total / max(n_windows, 1)
         ranked = np.argsort(-mean, kind="stable")

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import lightning as L
 import torch
+
 from envsound.augment.batch import batch_augment
 from envsound.config import Config
 from envsound.models.clip import build_network
