@@ -137,6 +137,25 @@ def between_class_ms(*, repeats: int) -> dict[str, float]:
     return timings
 
 
+def offline_parts(args, results: dict) -> None:
+    """(b) and (c): copies made in 1 and ``args.workers`` processes, and their cache size."""
+    with tempfile.TemporaryDirectory(prefix="bench_augment_") as tmp:
+        tmp = Path(tmp)
+        if args.root:
+            records = esc50_clips(args.root, args.clips)
+        else:
+            (tmp / "audio").mkdir()
+            records = synthetic_clips(tmp / "audio", args.clips)
+        results["offline"] = []
+        for workers in sorted({1, args.workers}):
+            row = offline(records, workers=workers, kind=args.kind, cache_root=tmp / f"cache{workers}")
+            results["offline"].append(row)
+            print(f"(b) offline pitch shift + time stretch + {args.kind}, {workers} process(es): "
+                  f"{row['clips_per_s']:.2f} clips/s ({row['seconds']:.1f} s for {row['clips']} clips; "
+                  f"{row['s_per_clip_per_core']:.3f} s per clip per core)", flush=True)
+        print(f"(c) cache: {results['offline'][-1]['cache_mb_per_1000']:.1f} MB per 1,000 copies ({args.kind})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -165,25 +184,8 @@ def main() -> None:
     results["between_class_ms_per_batch"] = bc = between_class_ms(repeats=args.repeats)
     print(f"(d) between-class mixing, 64 crops of 66,650 samples: {bc['rms']:.1f} ms (rms gain), "
           f"{bc['a_weighting']:.1f} ms (A-weighted gain)", flush=True)
-    if args.skip_offline:
-        if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        return
-    with tempfile.TemporaryDirectory(prefix="bench_augment_") as tmp:
-        tmp = Path(tmp)
-        if args.root:
-            records = esc50_clips(args.root, args.clips)
-        else:
-            (tmp / "audio").mkdir()
-            records = synthetic_clips(tmp / "audio", args.clips)
-        results["offline"] = []
-        for workers in sorted({1, args.workers}):
-            row = offline(records, workers=workers, kind=args.kind, cache_root=tmp / f"cache{workers}")
-            results["offline"].append(row)
-            print(f"(b) offline pitch shift + time stretch + {args.kind}, {workers} process(es): "
-                  f"{row['clips_per_s']:.2f} clips/s ({row['seconds']:.1f} s for {row['clips']} clips; "
-                  f"{row['s_per_clip_per_core']:.3f} s per clip per core)", flush=True)
-        print(f"(c) cache: {results['offline'][-1]['cache_mb_per_1000']:.1f} MB per 1,000 copies ({args.kind})")
+    if not args.skip_offline:
+        offline_parts(args, results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
