@@ -153,3 +153,49 @@ def test_other_processes_of_a_machine_wait_for_local_rank_0s_probe_answer(tmp_pa
     again = probe()([("32", True), ("32", False)], "cpu")
     writer.join()
     assert again == answer and len(built) == n_built and time.monotonic() - start >= 0.5
+
+
+def test_waveform_models_that_make_images_are_probed_in_both_memory_formats(monkeypatch):
+    """EnvNet-v2 reshapes its waveform into an image for 2-D convolutions, where channels-last can be faster: its
+    training probe times both layouts. A 1-D network has nothing the layout would change."""
+    from envsound.config import resolve_config
+    from envsound.models.clip import build_network
+    from envsound.models.registry import model_preset
+    from envsound.training.loop.fit import training_runtime
+
+    assert not hardware.has_image_layers(nn.Sequential(nn.Conv1d(1, 8, 3), nn.Conv1d(8, 8, 3)))
+    assert not hardware.has_image_layers(nn.Conv2d(1, 8, 3))  # one input channel: no layout to choose
+    config = resolve_config(preset=model_preset("envnet2"), model="envnet2", overrides=[
+        "model.filters=10", "features.sample_rate=16000", "features.window_seconds=1.5", "train.batch_size=2",
+        "runtime.precision=32"])
+    asked = []
+    real = hardware.resolve_runtime
+
+    def recording(**kwargs):
+        asked.append(kwargs["image_input"])
+        return real(**{**kwargs, "probe": None})  # what it was asked is the point here, not the timing
+
+    monkeypatch.setattr("envsound.training.loop.fit.resolve_runtime", recording)
+    training_runtime(config, lambda: build_network(config, 3))
+    assert asked == [True] and hardware.has_image_layers(build_network(config, 3))
+
+
+def test_freed_memory_is_kept_for_the_next_allocation():
+    """glibc hands blocks over 32 MB back to the kernel on free, so a training step faulted every page of its
+    large activations in again (690,000 faults a step for EnvNet-v2). Once kept, the second 64 MB block reuses the
+    first's pages."""
+    import platform
+    import resource
+
+    import numpy as np
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's mallopt only")
+    assert hardware.keep_freed_memory() and hardware.keep_freed_memory()  # in force, and idempotent
+    pages = 64 * 2**20 // resource.getpagesize()
+    np.ones(64 * 2**20, dtype=np.uint8)  # the heap grows once (faults expected), then the block is freed
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    block = np.ones(64 * 2**20, dtype=np.uint8)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert block[-1] == 1 and faults < pages // 10, f"{faults} page faults for {pages} pages"

@@ -15,7 +15,7 @@ from torch import nn
 
 from envsound.config import Config, FeatureConfig
 from envsound.errors import CheckpointError, ConfigError
-from envsound.hardware import Runtime, probe_candidates, resolve_runtime
+from envsound.hardware import Runtime, has_image_layers, probe_candidates, resolve_runtime
 from envsound.features.extract import compute_features
 from envsound.features.mel import LogMel
 from envsound.features.mfcc import mfcc_summary
@@ -77,7 +77,8 @@ def inference_runtime(config: Config, build, *, device: str = "auto", precision:
                                        "options": config.model.options,
                                        "ensemble": config.train.ensemble, "kind": config.features.kind})
     runtime = resolve_runtime(accelerator=device, precision=precision, channels_last="auto",
-                              image_input=len(shape) == 3, setting="--device", probe=probe)
+                              image_input=len(shape) == 3 or has_image_layers(build()), setting="--device",
+                              probe=probe)
     log.debug("inference runtime: %s", runtime.describe())
     return runtime
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from envsound.config import Config
 from envsound.errors import ConfigError
-from envsound.hardware import Runtime, probe_candidates, resolve_runtime
+from envsound.hardware import Runtime, has_image_layers, keep_freed_memory, probe_candidates, resolve_runtime
 from envsound.models.clip import build_network, window_shape
 from envsound.task import Task
 from envsound.training.loop.balance import choose_class_balance, class_weights, sample_weights
@@ -69,7 +69,9 @@ class LoopResult(NamedTuple):
 def training_runtime(config: Config, build: Callable[[], nn.Module]) -> Runtime:
     """Resolve ``runtime.accelerator/devices/precision/channels_last`` for this machine and the network ``build()``
     makes (probing it where :func:`~envsound.hardware.resolve_runtime` needs to), and set torch's CPU threads to the
-    cores per process (oversubscribed threads made epochs about 15x slower on 2 cores)."""
+    cores per process (oversubscribed threads made epochs about 15x slower on 2 cores), and keep freed memory in the
+    process for the next step (:func:`~envsound.hardware.keep_freed_memory`)."""
+    keep_freed_memory()
     train, wanted = config.train, config.runtime
     processes = wanted.processes
     if train.batch_size % processes:
@@ -81,7 +83,8 @@ def training_runtime(config: Config, build: Callable[[], nn.Module]) -> Runtime:
                              identity={"name": config.model.name, **asdict(config.model),
                                        "kind": config.features.kind})
     runtime = resolve_runtime(accelerator=wanted.accelerator, devices=wanted.devices, precision=wanted.precision,
-                              channels_last=wanted.channels_last, image_input=len(shape) == 3, probe=probe)
+                              channels_last=wanted.channels_last,
+                              image_input=len(shape) == 3 or has_image_layers(build()), probe=probe)
     log.info("runtime: %s", runtime.describe())
     return runtime
 
