@@ -21,7 +21,8 @@ from torch import nn
 
 from envsound.config import Config
 from envsound.errors import ConfigError
-from envsound.hardware import Runtime, has_image_layers, keep_freed_memory, probe_candidates, resolve_runtime
+from envsound.hardware import (Runtime, has_image_layers, keep_freed_memory, probe_candidates, release_freed_memory,
+                               resolve_runtime)
 from envsound.models.clip import build_network, window_shape
 from envsound.task import Task
 from envsound.training.loop.balance import choose_class_balance, class_weights, sample_weights
@@ -85,6 +86,7 @@ def training_runtime(config: Config, build: Callable[[], nn.Module]) -> Runtime:
     runtime = resolve_runtime(accelerator=wanted.accelerator, devices=wanted.devices, precision=wanted.precision,
                               channels_last=wanted.channels_last,
                               image_input=len(shape) == 3 or has_image_layers(build()), probe=probe)
+    release_freed_memory()  # the probe's networks are gone: the run's heap grows to what training needs
     log.info("runtime: %s", runtime.describe())
     return runtime
 
