@@ -7,6 +7,7 @@ One optimizer step (forward, backward, AdamW) of ``SemiModule`` / ``ClassifierMo
 windows at the model's default features (one 5-s window, 128 x 216 for ``cnn`` and ``wrn28``): ``--labelled`` labelled
 windows and ``mu x 32`` unlabelled ones (``train.batch_size`` 32), each method with its defaults. Precision ``auto`` is
 bf16 autocast + channels-last where oneDNN has bf16 (what ``runtime.precision=auto`` picks on such CPUs), else fp32.
+Freed memory is kept for reuse, as in a training process (``ENVSOUND_KEEP_HEAP=0``: handed back, glibc's default).
 Reports the best of ``--repeats`` timed runs of ``--steps`` steps after one warm-up step, and each method's cost in
 supervised steps.
 """
@@ -22,6 +23,7 @@ import time
 import torch
 
 from envsound.config import resolve_config
+from envsound.hardware import keep_freed_memory
 from envsound.models.clip import window_shape
 from envsound.training.loop.module import ClassifierModule
 from envsound.training.semi import SemiModule
@@ -78,13 +80,14 @@ def main() -> None:
 
     warnings.filterwarnings("ignore", message=".*self.log.*")
     torch.set_num_threads(os.cpu_count() or 1)
+    kept = keep_freed_memory()  # as a training process does (ENVSOUND_KEEP_HEAP=0: glibc's default)
     bf16 = (args.precision == "bf16" or
             (args.precision == "auto" and torch.ops.mkldnn._is_mkldnn_bf16_supported()))
     print(f"{platform.processor() or platform.machine()}, threads {torch.get_num_threads()}, "
           f"torch {torch.__version__}, "
           f"oneDNN bf16 {torch.ops.mkldnn._is_mkldnn_bf16_supported()}, precision {'bf16+cl' if bf16 else 'fp32'}, "
           f"mu {args.mu}, {args.labelled} labelled + {args.mu * 32} unlabelled windows, "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"freed memory {'kept' if kept else 'handed back'}, load average {os.getloadavg()[0]:.2f}")
     print(f"{'model':8} {'method':14} {'s/step':>8} {'x supervised':>13}")
     for model in args.models:
         base = None
