@@ -128,9 +128,10 @@ def keep_freed_memory() -> bool:
 
     glibc serves every block over 32 MB with a fresh ``mmap`` and unmaps it on free, so each training step of a
     network with large activations (EnvNet-v2's first layers: 136 MB a batch, its fc11 weight in bf16: 168 MB) faulted
-    its pages in anew: 690,000 page faults and 1.8 s of kernel time a step on a 2-core EPYC, a third of the step
-    (docs/benchmarks.md, "Freed memory kept"). Served from the heap and never trimmed, the same blocks are reused
-    from the second step on. The cost: the process keeps its peak memory until it exits.
+    its pages in anew: 688,000 page faults and 2.6 s of kernel CPU time a step on a 2-core EPYC, whose steps then took
+    1.78x as long (docs/benchmarks.md, "Freed memory kept"). Served from the heap and never trimmed, the same blocks
+    are reused once the heap has grown to a step's needs. The cost: the process keeps its peak memory (a third more
+    for EnvNet-v2, fragmentation included) until it exits or :func:`release_freed_memory`.
     """
     global _KEPT_HEAP
     if _KEPT_HEAP or os.environ.get("ENVSOUND_KEEP_HEAP") == "0" or not platform.libc_ver()[0] == "glibc":
@@ -204,7 +205,7 @@ def check_devices(accelerator: str, devices: int) -> None:
 def has_image_layers(network: nn.Module) -> bool:
     """Whether ``network`` has a 2-D convolution over more than one channel, whose speed the memory format changes
     (EnvNet-v2 and AclNet turn the waveform into an image after their first layers: channels-last made an EnvNet-v2
-    training step about 10 % faster in bf16 on a 2-core EPYC)."""
+    training step 6 % faster in bf16 on a 2-core EPYC)."""
     return any(isinstance(m, nn.Conv2d) and m.in_channels > 1 for m in network.modules())
 
 
