@@ -66,19 +66,21 @@ def build_network(config: Config, n_classes: int) -> nn.Module:
     return network()
 
 
-def inference_runtime(config: Config, build, *, device: str = "auto", precision: str = "auto") -> Runtime:
+def inference_runtime(config: Config, build, *, device: str = "auto", precision: str = "auto",
+                      network: nn.Module | None = None) -> Runtime:
     """Where and how a network built by ``build()`` scores windows: ``device`` as ``runtime.accelerator`` (``auto``:
     CUDA, then MPS, else CPU), precision and memory format chosen by :func:`~envsound.hardware.resolve_runtime` with
     a probe of one-window batches (the latency a ``predict`` of a short clip sees), cached per machine; ``precision``
-    other than ``auto`` (``32``: fp32) is taken as given."""
+    other than ``auto`` (``32``: fp32) is taken as given. ``network``, the one that will run (if at hand), tells
+    whether a waveform model has 2-D layers without building another."""
     shape = window_shape(config.features)
     probe = probe_candidates(build, shape, mode="infer", batch=1,
                              identity={"name": config.model.name, "filters": config.model.filters,
                                        "options": config.model.options,
                                        "ensemble": config.train.ensemble, "kind": config.features.kind})
-    runtime = resolve_runtime(accelerator=device, precision=precision, channels_last="auto",
-                              image_input=len(shape) == 3 or has_image_layers(build()), setting="--device",
-                              probe=probe)
+    image_layers = len(shape) == 3 or has_image_layers(network if network is not None else build())
+    runtime = resolve_runtime(accelerator=device, precision=precision, channels_last="auto", image_input=image_layers,
+                              setting="--device", probe=probe)
     log.debug("inference runtime: %s", runtime.describe())
     return runtime
 
@@ -141,7 +143,7 @@ class ClipModel:
                                       f"{str(exc).splitlines()[0]}") from exc
             return cls(config=config, labels=checkpoint.labels, task=checkpoint.task, network=network,
                        runtime=inference_runtime(config, lambda: build_network(config, n_classes), device=device,
-                                                   precision=precision))
+                                                   precision=precision, network=network))
         if checkpoint.sklearn_bytes is None:
             raise CheckpointError(f"{source}: baseline {name!r} checkpoint holds no fitted estimator")
         baseline = get_model_class(name).from_bytes(checkpoint.sklearn_bytes, n_classes=n_classes)
