@@ -162,6 +162,8 @@ def train_model(
         elif is_torch_model(config.model.name):
             from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
             from envsound.training.loop.fit import FitResult, fit_network
+            from envsound.training.loop.module import ClassifierModule
+            from envsound.training.semi import SemiModule
             from envsound.training.semi.self_training import ClipSet, fit_self_training
 
             labelled = ClipSet(train_feats, target_matrix(train_set),
@@ -171,7 +173,8 @@ def train_model(
                 return fit_network(run_config, clips.features, clips.targets, val_feats, target_matrix(val_set),
                                    task=task, out_dir=run_dir, resume=resume, progress=progress,
                                    init=plan, transfer_mode=mode, unlabelled_features=data.unlabelled_features,
-                                   train_variants=clips.variants or None, train_noisiness=clip_noisiness(train_set))
+                                   train_variants=clips.variants or None, train_noisiness=clip_noisiness(train_set),
+                                   module_class=SemiModule if run_config.semi.method != "none" else ClassifierModule)
 
             if config.semi.method == "self_training":
                 pool = ClipSet(data.unlabelled_features, np.zeros((0, len(manifest.labels)), np.float32),

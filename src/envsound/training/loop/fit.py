@@ -144,6 +144,7 @@ def fit_network(
     unlabelled_features: Sequence[np.ndarray] | None = None,
     train_variants: Sequence[Sequence[np.ndarray]] | None = None,
     train_noisiness: np.ndarray | None = None,
+    module_class: type[ClassifierModule] = ClassifierModule,
 ) -> FitResult:
     """Fit with early stopping on the monitored validation metric (when there is a validation set) and return the
     best epoch's weights.
@@ -151,8 +152,9 @@ def fit_network(
     Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run.
     ``init`` (from :func:`~envsound.transfer.source.plan_init`) initialises the model; ``transfer_mode`` ``full``
     or ``gradual`` (:func:`~envsound.transfer.modes.resolve_mode`) says how its trunk trains.
-    With ``config.semi.method`` other than ``"none"``, :class:`~envsound.training.semi.SemiModule` trains on the
-    labelled clips and ``unlabelled_features`` (whole-clip features, labels unknown) together.
+    ``module_class`` is the LightningModule trained: a recipe's subclass of :class:`ClassifierModule`, e.g.
+    :class:`~envsound.training.semi.SemiModule`, which trains on the labelled clips and ``unlabelled_features``
+    (whole-clip features, labels unknown) together when ``config.semi.method`` is not ``"none"``.
     ``train_variants[i]``: offline augmented copies of training clip ``i`` (see :class:`RandomWindowDataset`).
     ``train_noisiness[i]``: 1.0 when clip ``i``'s labels may be wrong (origin ``noisy``): its loss is
     ``noisy.noisy_loss`` and ``noisy.noisy_share`` sets how often it is drawn.
@@ -167,6 +169,8 @@ def fit_network(
     balance = choose_class_balance(train_targets, config.train.class_balance)
     weights = torch.from_numpy(class_weights(train_targets)) if balance == "loss" else None
     semi = config.semi.method != "none"
+    if semi and module_class is ClassifierModule:
+        raise ValueError(f"semi.method={config.semi.method!r} needs its recipe's module_class (SemiModule)")
     data = ClipDataModule(config, train_features, train_targets, val_features, val_targets,
                           train_variants=train_variants,
                           sampler_weights=sample_weights(train_targets) if balance == "sampler" else None,
@@ -175,14 +179,7 @@ def fit_network(
     # before the module, so that its saved hyperparameters hold the epochs the run makes
     config = with_step_budget(config, data.steps_per_epoch(runtime.devices * config.runtime.num_nodes))
     L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised
-    if semi:
-        from envsound.training.semi import SemiModule
-
-        module = SemiModule(config, n_classes, task=task, class_weights=weights,
-                            channels_last=runtime.channels_last)
-    else:
-        module = ClassifierModule(config, n_classes, task=task, class_weights=weights,
-                                  channels_last=runtime.channels_last)
+    module = module_class(config, n_classes, task=task, class_weights=weights, channels_last=runtime.channels_last)
     apply_init(module.model, init)
     if init is not None:
         module.trunk = trunk_modules(module.model, init)
