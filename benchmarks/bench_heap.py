@@ -31,6 +31,7 @@ def one(preset: str, steps: int) -> dict:
     import torch
 
     from envsound.config import load_preset, resolve_config
+    from envsound.hardware import keep_freed_memory
     from envsound.models.clip import build_network, window_shape
     from envsound.training.loop.fit import training_runtime
     from envsound.training.loop.optim import configure_optimization
@@ -66,7 +67,7 @@ def one(preset: str, steps: int) -> dict:
     after = resource.getrusage(resource.RUSAGE_SELF)
     return {"preset": preset, "model": config.model.name, "batch": config.train.batch_size,
             "runtime": f"{runtime.precision}{' + channels-last' if runtime.channels_last else ''}",
-            "kept": os.environ.get("ENVSOUND_KEEP_HEAP") != "0", "s_per_step": statistics.median(seconds),
+            "kept": keep_freed_memory(), "s_per_step": statistics.median(seconds),
             "faults_per_step": (after.ru_minflt - before.ru_minflt) / steps,
             "sys_s_per_step": (after.ru_stime - before.ru_stime) / steps,
             "peak_rss_gib": after.ru_maxrss / 2**20}

@@ -220,7 +220,8 @@ class RuntimeConfig:
     num_nodes: int = 1  # machines of a multi-node run (launched by torchrun or SLURM; README)
     strategy: str = "auto"  # auto (ddp when devices > 1; gloo on CPU) | ddp | ddp_spawn
     precision: str = "auto"  # auto | 32 | bf16-mixed | 16-mixed (GPU); auto: bf16 on a CPU only where it is faster
-    channels_last: str = "auto"  # auto | true | false: channels-last memory format for log-mel models
+    channels_last: str = "auto"  # auto | true | false: channels-last memory format (log-mel models, and waveform
+    # models with 2-D layers: envnet2, aclnet)
     num_workers: int = 0  # DataLoader worker processes
 
     def validate(self) -> None:

@@ -9,7 +9,10 @@ resolved here into a :class:`Runtime`:
   slower than fp32 on an AVX2-only CPU (docs/benchmarks.md), so even a probe of it costs seconds for nothing. On CUDA
   the probe compares ``bf16-mixed`` (``16-mixed`` where the GPU lacks bf16) with fp32: a small network such as the
   default ``cnn`` trained 13 % faster in fp32 than in bf16 on an H100. On MPS ``32``.
-- channels-last ``auto``: for 4-D (log-mel) input the probe times both memory formats (on MPS: channels-last).
+- channels-last ``auto``: for 4-D (log-mel) input, and for waveform models with 2-D layers
+  (:func:`has_image_layers`), the probe times both memory formats (on MPS: channels-last, unprobed).
+
+A training process keeps the memory it frees for its next step (:func:`keep_freed_memory`, glibc only).
 
 A probe times a few steps of the real network (training steps or inference batches) per candidate; its answer is
 cached per CPU model, torch version, thread count, model settings and input shape in :func:`probe_cache_path`, so it is
@@ -123,36 +126,47 @@ _KEPT_HEAP = False
 
 def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for the process's next allocations instead of handing it back to the
-    kernel. Called once per training process; returns whether it is in force (glibc only; a no-op elsewhere, or
-    with ``ENVSOUND_KEEP_HEAP=0``).
+    kernel, for good in this process. Called by every training process; returns whether it is in force (glibc only;
+    a no-op elsewhere, or with ``ENVSOUND_KEEP_HEAP`` set to ``0``, ``false``, ``no`` or ``off``). Idempotent.
 
     glibc serves every block over 32 MB with a fresh ``mmap`` and unmaps it on free, so each training step of a
     network with large activations (EnvNet-v2's first layers: 136 MB a batch, its fc11 weight in bf16: 168 MB) faulted
     its pages in anew: 688,000 page faults and 2.6 s of kernel CPU time a step on a 2-core EPYC, whose steps then took
     1.78x as long (docs/benchmarks.md, "Freed memory kept"). Served from the heap and never trimmed, the same blocks
-    are reused once the heap has grown to a step's needs. The cost: the process keeps its peak memory (a third more
-    for EnvNet-v2, fragmentation included) until it exits or :func:`release_freed_memory`.
+    are reused once the heap has grown to a step's needs. The cost: the process holds its peak memory (a third more
+    for EnvNet-v2, fragmentation included) until :func:`release_freed_memory` (which ``fit_network`` calls at the
+    end of a run) or its exit. An allocator preloaded in glibc's place (jemalloc, tcmalloc) ignores it.
     """
     global _KEPT_HEAP
-    if _KEPT_HEAP or os.environ.get("ENVSOUND_KEEP_HEAP") == "0" or not platform.libc_ver()[0] == "glibc":
+    if _KEPT_HEAP or os.environ.get("ENVSOUND_KEEP_HEAP", "").strip().lower() in ("0", "false", "no", "off"):
         return _KEPT_HEAP
-    try:
-        libc = ctypes.CDLL(None)
-        _KEPT_HEAP = bool(libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-    except (OSError, AttributeError):
+    if not _glibc():
         return False
-    if _KEPT_HEAP:
+    libc = ctypes.CDLL(None)
+    if libc.mallopt(_M_MMAP_MAX, 0):
+        _KEPT_HEAP = True  # from here on large blocks come from the heap; the trim threshold keeps them there
+        libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
         log.debug("malloc: freed memory is kept for reuse (ENVSOUND_KEEP_HEAP=0 to hand it back to the kernel)")
     return _KEPT_HEAP
 
 
 def release_freed_memory() -> None:
-    """Hand the heap's free pages back to the kernel once (glibc's ``malloc_trim``), e.g. after a runtime probe whose
-    networks (four candidates, fp32 among them) needed more memory than the training that follows: without it a
-    process that keeps its freed memory would hold the probe's peak (10.9 GB for ``envnet2-bc2018`` on a 2-core EPYC)
-    for the whole run. A no-op where freed memory is not kept."""
+    """Hand the heap's free pages back to the kernel once (glibc's ``malloc_trim``): after a runtime probe, whose
+    networks (four candidates, fp32 among them) needed more memory than the training that follows (a run held the
+    probe's 10.9 GB of ``envnet2-bc2018`` on a 2-core EPYC without it), and at the end of a run, so that a notebook or
+    a long-lived process does not hold a run's peak. A no-op where freed memory is not kept."""
     if _KEPT_HEAP:
-        ctypes.CDLL(None).malloc_trim(0)
+        trim = ctypes.CDLL(None).malloc_trim
+        trim.argtypes = [ctypes.c_size_t]
+        trim(0)
+
+
+def _glibc() -> bool:
+    """Whether the running C library is glibc (``os.confstr`` asks it; musl and macOS have no such name)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError, AttributeError):
+        return False
 
 
 def resolve_accelerator(requested: str, *, setting: str = "runtime.accelerator") -> str:
@@ -202,10 +216,14 @@ def check_devices(accelerator: str, devices: int) -> None:
                           f"for accelerator {accelerator!r}; use 1..{have}")
 
 
-def has_image_layers(network: nn.Module) -> bool:
+def has_image_layers(network: nn.Module | Callable[[], nn.Module]) -> bool:
     """Whether ``network`` has a 2-D convolution over more than one channel, whose speed the memory format changes
     (EnvNet-v2 and AclNet turn the waveform into an image after their first layers: channels-last made an EnvNet-v2
-    training step 6 % faster in bf16 on a 2-core EPYC)."""
+    training step 6 % faster in bf16 on a 2-core EPYC). A builder is called on the meta device: no weights are
+    allocated or initialised."""
+    if not isinstance(network, nn.Module):
+        with torch.device("meta"):
+            network = network()
     return any(isinstance(m, nn.Conv2d) and m.in_channels > 1 for m in network.modules())
 
 
@@ -317,7 +335,8 @@ def probe_candidates(
                     "threads": torch.get_num_threads(), "accelerator": accelerator,
                     "gpu": torch.cuda.get_device_name() if accelerator == "cuda" else None, "mode": mode,
                     "batch": batch, "shape": list(item_shape), "identity": identity,
-                    "candidates": [list(c) for c in candidates], "version": PROBE_VERSION}
+                    "candidates": [list(c) for c in candidates], "version": PROBE_VERSION,
+                    "kept_heap": _KEPT_HEAP}  # steps time differently with freed memory kept (keep_freed_memory)
         key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:24]
         cache = _read_probe_cache()
         if key not in cache and launched_local_rank() > 0:  # the processes of one machine start together: local

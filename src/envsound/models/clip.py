@@ -72,13 +72,13 @@ def inference_runtime(config: Config, build, *, device: str = "auto", precision:
     CUDA, then MPS, else CPU), precision and memory format chosen by :func:`~envsound.hardware.resolve_runtime` with
     a probe of one-window batches (the latency a ``predict`` of a short clip sees), cached per machine; ``precision``
     other than ``auto`` (``32``: fp32) is taken as given. ``network``, the one that will run (if at hand), tells
-    whether a waveform model has 2-D layers without building another."""
+    whether a waveform model has 2-D layers (else ``build`` is called on the meta device)."""
     shape = window_shape(config.features)
     probe = probe_candidates(build, shape, mode="infer", batch=1,
                              identity={"name": config.model.name, "filters": config.model.filters,
                                        "options": config.model.options,
                                        "ensemble": config.train.ensemble, "kind": config.features.kind})
-    image_layers = len(shape) == 3 or has_image_layers(network if network is not None else build())
+    image_layers = len(shape) == 3 or has_image_layers(network if network is not None else build)
     runtime = resolve_runtime(accelerator=device, precision=precision, channels_last="auto", image_input=image_layers,
                               setting="--device", probe=probe)
     log.debug("inference runtime: %s", runtime.describe())

@@ -83,9 +83,9 @@ def training_runtime(config: Config, build: Callable[[], nn.Module]) -> Runtime:
     probe = probe_candidates(build, shape, mode="train", batch=train.batch_size // processes,
                              identity={"name": config.model.name, **asdict(config.model),
                                        "kind": config.features.kind})
+    image_layers = len(shape) == 3 or (wanted.channels_last == "auto" and has_image_layers(build))
     runtime = resolve_runtime(accelerator=wanted.accelerator, devices=wanted.devices, precision=wanted.precision,
-                              channels_last=wanted.channels_last,
-                              image_input=len(shape) == 3 or has_image_layers(build()), probe=probe)
+                              channels_last=wanted.channels_last, image_input=image_layers, probe=probe)
     release_freed_memory()  # the probe's networks are gone: the run's heap grows to what training needs
     log.info("runtime: %s", runtime.describe())
     return runtime
@@ -164,13 +164,13 @@ def fit_network(
     """
     if config.train.ensemble > 1:
         raise ValueError("fit_network fits one network; an ensemble is fitted member by member by fit_ensemble")
+    semi = config.semi.method != "none"
+    if semi and module_class is ClassifierModule:
+        raise ValueError(f"semi.method={config.semi.method!r} needs its recipe's module_class (SemiModule)")
     n_classes = train_targets.shape[1]
     runtime = training_runtime(config, lambda: build_network(config, n_classes))
     balance = choose_class_balance(train_targets, config.train.class_balance)
     weights = torch.from_numpy(class_weights(train_targets)) if balance == "loss" else None
-    semi = config.semi.method != "none"
-    if semi and module_class is ClassifierModule:
-        raise ValueError(f"semi.method={config.semi.method!r} needs its recipe's module_class (SemiModule)")
     data = ClipDataModule(config, train_features, train_targets, val_features, val_targets,
                           train_variants=train_variants,
                           sampler_weights=sample_weights(train_targets) if balance == "sampler" else None,
@@ -191,6 +191,7 @@ def fit_network(
                          reseed=False, least_steps=min_steps(config))
     weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
                if k.startswith("model.")}
+    release_freed_memory()  # the run's peak is not held after it (a notebook, the next fold's probe)
     return FitResult(state_dict=weights, epochs=loop.epochs, best_score=loop.best_score, runtime=runtime,
                      is_global_zero=loop.is_global_zero, steps=loop.steps)
 

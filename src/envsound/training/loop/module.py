@@ -9,6 +9,7 @@ import torch
 
 from envsound.augment.batch import batch_augment
 from envsound.config import Config
+from envsound.hardware import keep_freed_memory
 from envsound.models.clip import build_network
 from envsound.task import Task
 from envsound.training.loop.losses import origin_loss
@@ -41,6 +42,9 @@ class ClassifierModule(L.LightningModule):
         self._val_sum: torch.Tensor | None = None
         self._val_count: torch.Tensor | None = None
         self._val_targets: torch.Tensor | None = None
+
+    def setup(self, stage: str) -> None:
+        keep_freed_memory()  # in every process, also those runtime.strategy=ddp_spawn starts afresh
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # channels_last only for 4-D log-mel batches; waveform models (batch, 1, samples) that reshape into an image
