@@ -26,7 +26,7 @@ from envsound.config import load_preset, resolve_config
 from envsound.models.autoencoder import build_autoencoder
 from envsound.training.loop.fit import training_runtime
 from envsound.training.loop.optim import configure_optimization
-from envsound.training.pretrain_module import AutoencoderModule
+from envsound.training.pretrain.module import AutoencoderModule
 
 CASES = [("dtu2018", "unpool"), ("dtu2018", "upsample"), ("cnn", "upsample")]
 

@@ -134,7 +134,7 @@ def pretrain_autoencoder(
                  len(train_feats), len(val_feats))
 
         from envsound.training.loop.fit import training_runtime  # Lightning only when training
-        from envsound.training.pretrain_module import AutoencoderModule
+        from envsound.training.pretrain.module import AutoencoderModule
 
         runtime = training_runtime(config, lambda: build_autoencoder(config, decoder=decoder))
         module = AutoencoderModule(config, decoder=decoder, channels_last=runtime.channels_last)

@@ -1,4 +1,5 @@
-"""The Lightning module behind ``pretrain_autoencoder``: a convolutional autoencoder and its reconstruction loss."""
+"""The Lightning module behind :func:`~envsound.training.pretrain.run.pretrain_autoencoder`: a convolutional
+autoencoder and its reconstruction loss."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from envsound.config import Config
+from envsound.hardware import keep_freed_memory
 from envsound.models.autoencoder import build_autoencoder
 from envsound.training.loop.optim import configure_optimization
 
@@ -27,6 +29,9 @@ class AutoencoderModule(L.LightningModule):
         self.model = build_autoencoder(config, decoder=decoder)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    def setup(self, stage: str) -> None:
+        keep_freed_memory()  # in every process, also those runtime.strategy=ddp_spawn starts afresh
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
