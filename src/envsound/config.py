@@ -260,8 +260,9 @@ class SemiConfig:
     exponential moving average (``ema_decay``) of the student is the teacher; the student's probabilities on a
     strong view are pulled towards the teacher's on a weak view (mean squared error). ``self_training``: supervised
     rounds, each on the labelled clips plus the share ``rounds[r - 1]`` of the unlabelled pool the previous round's
-    model is surest of, class-balanced, with its guesses as labels; every round a fresh network for the run's step
-    budget or its share of it (``round_budget``; ``training/semi/self_training.py``). The unlabelled term weighs
+    model is surest of, class-balanced, with its guesses as labels; every round a fresh network (or the previous
+    round's, ``round_init``) for the run's step budget or its share of it (``round_budget``;
+    ``training/semi/self_training.py``). The unlabelled term weighs
     ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped up over the first ``rampup`` share
     of the run's optimizer steps for every method but FixMatch. Each step draws ``mu x train.batch_size`` unlabelled
     windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled clips (the unlabelled pool is sampled
@@ -296,6 +297,9 @@ class SemiConfig:
     # self_training: full = every round round 0's steps (the supervised run's: len(rounds) + 1 times them in all);
     # split = the run's step budget (train.min_steps) split evenly over its rounds, a supervised run's steps in all
     round_budget: str = "full"
+    # self_training: what a round after the first starts from: scratch = a fresh network (the paper's, so a round does
+    # not inherit its teacher's mistakes) | previous = the previous round's weights, trained on further
+    round_init: str = "scratch"
 
     DEFAULT_LAMBDA_U = {"fixmatch": 1.0, "mean_teacher": 1.0, "mixmatch": 75.0, "remixmatch": 1.5}
 
@@ -326,6 +330,7 @@ class SemiConfig:
         _check(bool(self.rounds) and all(0 < s <= 1 for s in self.rounds), "semi.rounds", self.rounds,
                "one or more pool shares 0 < s <= 1, e.g. [0.25, 0.5, 0.75, 1.0]")
         _check(self.round_budget in ("full", "split"), "semi.round_budget", self.round_budget, "full or split")
+        _check(self.round_init in ("scratch", "previous"), "semi.round_init", self.round_init, "scratch or previous")
 
 
 # The per-copy probability keys of AugmentConfig, one per offline transform: what "every transform off" means.

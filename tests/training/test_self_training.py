@@ -15,6 +15,7 @@ from envsound.errors import ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
 from envsound.training.semi.self_training import ROUND_STATE, ClipSet, confident_subset, round_config
+from envsound.training.loop import fit as fit_module
 from envsound.training.prepare import prepare_training_data
 from envsound.training.train import CHECKPOINT_NAME, train_model
 
@@ -148,3 +149,28 @@ def test_split_rounds_need_a_step_budget(tmp_path, synthetic_manifest):
     config = resolve_config(overrides=SELF + ("semi.round_budget=split", "train.min_steps=0"))
     with pytest.raises(ConfigError, match="round_budget=split.*train.min_steps"):
         train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+
+
+
+@pytest.mark.parametrize("round_init", ["scratch", "previous"])
+def test_a_later_round_starts_fresh_or_from_the_previous_rounds_weights(tmp_path, synthetic_manifest, monkeypatch,
+                                                                         round_init):
+    starts = []  # what each round's network was initialised from (the real fit, watched)
+    real_fit = fit_module.fit_network
+
+    def watched_fit(*args, init=None, **kwargs):
+        starts.append(init)
+        return real_fit(*args, init=init, **kwargs)
+
+    monkeypatch.setattr(fit_module, "fit_network", watched_fit)
+    config = resolve_config(overrides=SELF + (f"semi.round_init={round_init}",))
+    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    assert len(starts) == 3 and starts[0] is None
+    if round_init == "scratch":
+        assert starts[1:] == [None, None]
+        return
+    for r in (1, 2):  # round r starts from round r - 1's trained weights, head included
+        trained = torch.load(tmp_path / f"round_{r - 1}" / ROUND_STATE, weights_only=True)["fit"]["state_dict"]
+        given = {**starts[r].trunk, **starts[r].head}
+        assert given.keys() == trained.keys() and all(torch.equal(given[k], trained[k]) for k in trained)
+        assert starts[r].same_head

@@ -57,7 +57,9 @@ FORMAT = "envsound-checkpoint"
 #     (config.RENAMED_KEYS reads the old places); augment gains bc_gain (a_weighting: between-class mixing weighs
 #     loudness as the BC paper). Version 12 files load with rms, the plain loudness they were trained with (as any
 #     config in the old layout does: Config.update).
-FORMAT_VERSION = 13
+# 14: semi gains round_init (self_training: scratch = every round a fresh network, previous = a round goes on from the
+#     previous round's weights). Version 13 files load unchanged (scratch, what they were trained with).
+FORMAT_VERSION = 14
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 

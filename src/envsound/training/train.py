@@ -26,7 +26,7 @@ from envsound.training.loop.data import clip_noisiness, target_matrix
 from envsound.training.prepare import prepare_training_data
 from envsound.transfer.guard import check_init_unseen
 from envsound.transfer.modes import resolve_mode
-from envsound.transfer.source import plan_init
+from envsound.transfer.source import InitPlan, plan_init
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +169,10 @@ def train_model(
             labelled = ClipSet(train_feats, target_matrix(train_set),
                                data.train_variants if data.copies.copies else [])
 
-            def fit_on(run_config: Config, run_dir: Path, clips: ClipSet) -> FitResult:
+            def fit_on(run_config: Config, run_dir: Path, clips: ClipSet, start: InitPlan | None = None) -> FitResult:
                 return fit_network(run_config, clips.features, clips.targets, val_feats, target_matrix(val_set),
                                    task=task, out_dir=run_dir, resume=resume, progress=progress,
-                                   init=plan, transfer_mode=mode, unlabelled_features=data.unlabelled_features,
+                                   init=start or plan, transfer_mode=mode, unlabelled_features=data.unlabelled_features,
                                    train_variants=clips.variants or None, train_noisiness=clip_noisiness(train_set),
                                    module_class=SemiModule if run_config.semi.method != "none" else ClassifierModule)
 

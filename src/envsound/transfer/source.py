@@ -77,6 +77,14 @@ class InitPlan:
                 if self.kind == CLASSIFIER else []}
 
 
+def plan_from_weights(state_dict: dict[str, torch.Tensor], labels: Sequence[str], *, source: str) -> InitPlan:
+    """A plan that starts a network from weights of the same model and label set held in memory (e.g. the previous
+    round of self-training): every tensor, the head kept."""
+    return InitPlan(source=source, kind=CLASSIFIER, trunk={k: v for k, v in state_dict.items() if not _in_head(k)},
+                    head={k: v for k, v in state_dict.items() if _in_head(k)}, source_labels=list(labels),
+                    labels=list(labels))
+
+
 def read_source(path: str | Path) -> Checkpoint:
     """Load an ``--init`` checkpoint: a torch classifier or an autoencoder.
 

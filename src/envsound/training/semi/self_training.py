@@ -8,7 +8,8 @@ scores a test clip (its windows' probabilities averaged), and in each class it p
 share x pool / classes clips, so a class the model over-predicts cannot fill the set). Every round trains a fresh
 network for the run's step budget, the optimizer steps round 0 made (a round on more clips makes fewer epochs, not
 more steps; a run without ``train.min_steps`` trains every round ``train.max_epochs``): the paper restarts from
-scratch so that a round does not inherit its teacher's mistakes. With ``semi.round_budget=split`` the rounds share
+scratch so that a round does not inherit its teacher's mistakes; ``semi.round_init=previous`` goes on from the previous
+round's weights instead (with a fresh optimizer and schedule). With ``semi.round_budget=split`` the rounds share
 that budget instead (each its ``1 / (len(rounds) + 1)`` part), so the run makes a supervised run's optimizer steps,
 not ``len(rounds) + 1`` times as many. The last round's model is the run's. Pseudo-labelled clips bring their offline
 copies, as labelled ones do.
@@ -36,6 +37,7 @@ from envsound.models.checkpoint import Checkpoint
 from envsound.models.clip import ClipModel
 from envsound.task import Task
 from envsound.training.loop.fit import FitResult, min_steps, saved_fit
+from envsound.transfer.source import InitPlan, plan_from_weights
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +92,13 @@ def round_config(config: Config, *, rounds: int = 1, steps: int = 0) -> Config:
     return supervised
 
 
-def fit_self_training(config: Config, fit_round: Callable[[Config, Path, ClipSet], FitResult], *,
+def fit_self_training(config: Config, fit_round: Callable[[Config, Path, ClipSet, InitPlan | None], FitResult], *,
                       labelled: ClipSet, pool: ClipSet, labels: Sequence[str], task: Task, out_dir: Path,
                       resume: bool) -> tuple[FitResult, list[dict]]:
-    """Run round 0 and one round per share of ``config.semi.rounds`` with ``fit_round(config, round_dir, clips)``;
-    ``pool``'s targets are ignored (its features and copies are used). Returns the last round's fit and one summary
-    per round (``round``, ``share``, ``clips``, ``pseudo_labelled``, ``per_class``)."""
+    """Run round 0 and one round per share of ``config.semi.rounds`` with ``fit_round(config, round_dir, clips,
+    start)``, ``start`` the previous round's weights with ``semi.round_init=previous`` (else ``None``: the run's own
+    start); ``pool``'s targets are ignored (its features and copies are used). Returns the last round's fit and one
+    summary per round (``round``, ``share``, ``clips``, ``pseudo_labelled``, ``per_class``)."""
     rounds = [0.0, *config.semi.rounds]
     fit: FitResult | None = None
     steps = 0  # round 0's optimizer steps, every later round's with semi.round_budget=full
@@ -119,7 +122,9 @@ def fit_self_training(config: Config, fit_round: Callable[[Config, Path, ClipSet
             log.info("self-training round %d of %d: %d labelled + %d pseudo-labelled clips", index, len(rounds) - 1,
                      len(labelled.features), len(kept))
             round_dir.mkdir(parents=True, exist_ok=True)
-            fit = fit_round(round_config(config, rounds=len(rounds), steps=steps), round_dir, clips)
+            start = plan_from_weights(fit.state_dict, labels, source=f"self-training round {index - 1}") \
+                if index and config.semi.round_init == "previous" else None
+            fit = fit_round(round_config(config, rounds=len(rounds), steps=steps), round_dir, clips, start)
             guessed = guess[kept]
             if fit.is_global_zero:  # every process of a multi-process run scores the pool alike; one writes
                 with atomic_path(done) as tmp:
