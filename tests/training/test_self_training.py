@@ -14,8 +14,8 @@ from envsound.config import resolve_config
 from envsound.errors import ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.semi.self_training import ROUND_STATE, ClipSet, confident_subset, round_config
 from envsound.training.loop import fit as fit_module
+from envsound.training.semi.self_training import ROUND_STATE, ClipSet, confident_subset, round_config
 from envsound.training.prepare import prepare_training_data
 from envsound.training.train import CHECKPOINT_NAME, train_model
 
@@ -149,7 +149,6 @@ def test_split_rounds_need_a_step_budget(tmp_path, synthetic_manifest):
     config = resolve_config(overrides=SELF + ("semi.round_budget=split", "train.min_steps=0"))
     with pytest.raises(ConfigError, match="round_budget=split.*train.min_steps"):
         train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
-
 
 
 @pytest.mark.parametrize("round_init", ["scratch", "previous"])
