@@ -16,12 +16,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-from envsound.config import resolve_config
 from envsound.data.registry import load_dataset
 from envsound.data.splits import stratified_group_folds
 from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache, default_cache_root
-from envsound.models.registry import model_preset
+from envsound.models.registry import layered_config
 
 
 def main() -> None:
@@ -34,7 +33,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    config = resolve_config(preset=model_preset(args.model), model=args.model, overrides=args.overrides)
+    config = layered_config(model=args.model, overrides=args.overrides)
     manifest = load_dataset("esc50", args.root).select_folds([args.fold])
     sub_folds = stratified_group_folds(manifest.records, n_folds=args.splits, seed=config.train.seed)
     manifest = manifest.subset([dataclasses.replace(r, fold=k) for r, k in zip(manifest.records, sub_folds)])

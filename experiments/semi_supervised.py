@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from envsound.config import Config, load_preset, preset_names, resolve_config
+from envsound.config import Config, preset_names, resolve_config
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError
 from envsound.data.registry import load_dataset
@@ -50,7 +50,7 @@ from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic, write_text_atomic
 from envsound.models.autoencoder import CHECKPOINT_NAME, check_decoder
-from envsound.models.registry import model_preset
+from envsound.models.registry import layered_config
 from envsound.training.pretrain import pretrain_autoencoder
 
 log = logging.getLogger("semi_supervised")
@@ -62,12 +62,11 @@ POOLS = ("esc10", "esc50")
 
 
 def model_config(spec: str, overrides: list[str]) -> Config:
-    """The config of ``spec`` (a preset name such as ``dtu2018``, or a model name) with ``overrides`` on top."""
-    named = load_preset(spec) if spec in preset_names() else {"model": {"name": spec}}
-    sections = model_preset(named.get("model", {}).get("name", Config().model.name))
-    for section, values in named.items():
-        sections.setdefault(section, {}).update(values)
-    return resolve_config(preset=sections, overrides=overrides)
+    """The config of ``spec`` (a preset name such as ``dtu2018``, or a model name) with ``overrides`` on top, layered
+    as the CLI's ``--preset`` / ``--model`` are."""
+    if spec in preset_names():
+        return layered_config(preset=spec, overrides=overrides)
+    return layered_config(model=spec, overrides=overrides)
 
 
 def with_overrides(config: Config, overrides: list[str]) -> Config:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from envsound.config import SEMI_METHODS, Config, resolve_config
+from envsound.config import SEMI_METHODS, Config
 
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> None:
@@ -94,29 +94,18 @@ def parse_names(text: str) -> list[str]:
 
 
 def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -> Config:
-    """Defaults -> the model's preset -> the ``--init`` checkpoint's features and model -> --preset -> --config ->
-    --model -> --set (or ``overrides`` instead); a model given input it does not take (e.g. ``aclnet`` with
-    ``features.kind=logmel``) is a ConfigError here, before any data is listed. An override that makes the ``--init``
-    weights unusable is caught by ``train_model`` (every mismatch named) before anything is written."""
-    from envsound.config import load_preset
-    from envsound.models.registry import check_feature_kind, check_model_options, model_preset
+    """The command's config (:func:`~envsound.models.registry.layered_config`): defaults -> the model's preset -> the
+    ``--init`` checkpoint's features and model -> --preset -> --config -> --model -> --set (or ``overrides`` instead)
+    and the flags that stand for keys; a model given input it does not take is a ConfigError here, before any data is
+    listed. An override that makes the ``--init`` weights unusable is caught by ``train_model`` (every mismatch
+    named) before anything is written."""
+    from envsound.models.registry import layered_config
 
-    named = load_preset(args.preset) if getattr(args, "preset", None) else {}
     inherited = {}
     if getattr(args, "init", None) is not None:
         from envsound.transfer.source import read_source, source_sections
 
         inherited = source_sections(read_source(args.init))
-    name = args.model
-    if name is None and args.config is not None:
-        from envsound.config import load_yaml
-
-        name = load_yaml(args.config).get("model", {}).get("name")
-    if name is None:
-        name = (named.get("model") or {}).get("name")
-    if name is None:
-        name = (inherited.get("model") or {}).get("name")
-    preset = merge_sections(merge_sections(model_preset(name or Config().model.name), inherited), named)
     overrides = list(args.overrides if overrides is None else overrides)
     if getattr(args, "devices", None) is not None:
         overrides.append(f"runtime.devices={args.devices}")
@@ -126,18 +115,8 @@ def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -
                       ("freeze_encoder_epochs", "train.freeze_encoder_epochs")):
         if getattr(args, flag, None) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
-    config = resolve_config(preset=preset, config_file=args.config, model=args.model, overrides=overrides)
-    check_feature_kind(config.model.name, config.features.kind)
-    check_model_options(config.model.name, config.model.options)  # before any data is listed
-    return config
-
-
-def merge_sections(first: dict, second: dict) -> dict:
-    """``{section: {key: value}}`` of ``first`` updated key by key with ``second``."""
-    merged = {section: dict(values) for section, values in first.items()}
-    for section, values in second.items():
-        merged.setdefault(section, {}).update(values or {})
-    return merged
+    return layered_config(model=args.model, preset=getattr(args, "preset", None), inherited=inherited,
+                          config_file=args.config, overrides=overrides)
 
 
 def feature_cache(args: argparse.Namespace):
