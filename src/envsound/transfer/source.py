@@ -80,8 +80,8 @@ class InitPlan:
 def plan_from_weights(state_dict: dict[str, torch.Tensor], labels: Sequence[str], *, source: str) -> InitPlan:
     """A plan that starts a network from weights of the same model and label set held in memory (e.g. the previous
     round of self-training): every tensor, the head kept."""
-    return InitPlan(source=source, kind=CLASSIFIER, trunk={k: v for k, v in state_dict.items() if not _in_head(k)},
-                    head={k: v for k, v in state_dict.items() if _in_head(k)}, source_labels=list(labels),
+    trunk, head = _split_head(state_dict)
+    return InitPlan(source=source, kind=CLASSIFIER, trunk=trunk, head=head, source_labels=list(labels),
                     labels=list(labels))
 
 
@@ -168,10 +168,9 @@ def plan_init(init: str | Path, config: Config, labels: Sequence[str]) -> InitPl
                               "override (the model and features come from the checkpoint) or drop --init")
     mapping = read_label_map(config.transfer.label_map) if config.transfer.label_map else {}
     rows = match_labels(list(labels), checkpoint.labels, mapping)
-    return InitPlan(source=source, kind=CLASSIFIER,
-                    trunk={k: v for k, v in checkpoint.state_dict.items() if not _in_head(k)},
-                    head={k: v for k, v in checkpoint.state_dict.items() if _in_head(k)},
-                    source_labels=list(checkpoint.labels), rows=rows, labels=list(labels))
+    trunk, head = _split_head(checkpoint.state_dict)
+    return InitPlan(source=source, kind=CLASSIFIER, trunk=trunk, head=head, source_labels=list(checkpoint.labels),
+                    rows=rows, labels=list(labels))
 
 
 def apply_init(network: nn.Module, plan: InitPlan | None) -> None:
@@ -258,6 +257,12 @@ def _normal(name: str) -> str:
 
 def _in_head(key: str) -> bool:
     return key.startswith(HEAD + ".")
+
+
+def _split_head(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``state_dict`` as (every tensor but the head's, the head's)."""
+    return ({k: v for k, v in state_dict.items() if not _in_head(k)},
+            {k: v for k, v in state_dict.items() if _in_head(k)})
 
 
 def _head_tensors(head: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
