@@ -173,7 +173,9 @@ def train_model(
                 return fit_network(run_config, clips.features, clips.targets, val_feats, target_matrix(val_set),
                                    task=task, out_dir=run_dir, resume=resume, progress=progress,
                                    init=start or plan, transfer_mode=mode, unlabelled_features=data.unlabelled_features,
-                                   train_variants=clips.variants or None, train_noisiness=clip_noisiness(train_set),
+                                   train_variants=clips.variants or None,
+                                   train_noisiness=clip_noisiness(train_set) if clips.noisiness is None
+                                   else clips.noisiness,
                                    module_class=SemiModule if run_config.semi.method != "none" else ClassifierModule)
 
             if config.semi.method == "self_training":

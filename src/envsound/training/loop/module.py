@@ -59,7 +59,8 @@ class ClassifierModule(L.LightningModule):
         """The task's loss; with per-origin losses (``noisy`` section) or clips of origin ``noisy``
         (``noisiness`` per clip, 1 = noisy), :func:`~envsound.training.loop.losses.origin_loss`."""
         noisy = self.config.noisy
-        if noisiness is None and noisy.curated_loss == "default":
+        # one loss for both origins, the task's: the origin does not matter (self-training marks its pseudo-labels)
+        if noisy.curated_loss == "default" and (noisiness is None or noisy.noisy_loss == "default"):
             return self.task.loss(logits, targets, weight=self.class_weights,
                                   label_smoothing=self.config.train.label_smoothing)
         if noisiness is None:

@@ -12,7 +12,9 @@ scratch so that a round does not inherit its teacher's mistakes; ``semi.round_in
 round's weights instead (with a fresh optimizer and schedule). With ``semi.round_budget=split`` the rounds share
 that budget instead (each its ``1 / (len(rounds) + 1)`` part), so the run makes a supervised run's optimizer steps,
 not ``len(rounds) + 1`` times as many. The last round's model is the run's. Pseudo-labelled clips bring their offline
-copies, as labelled ones do.
+copies, as labelled ones do, and are clips of origin ``noisy``: the ``noisy`` section's loss (``noisy.noisy_loss``,
+e.g. ``lq``, a loss that tolerates wrong labels) and window share (``noisy.noisy_share``) apply to them, the labelled
+clips keep ``noisy.curated_loss``.
 
 A finished round's weights and pseudo-labels are kept in ``round_<r>/round.pt``, so ``--resume`` after an interruption
 goes on from the round that was running.
@@ -46,17 +48,24 @@ ROUND_STATE = "round.pt"
 
 @dataclass
 class ClipSet:
-    """Training clips of one round: features, target rows and each clip's offline copies."""
+    """Training clips of one round: features, target rows, each clip's offline copies and its noisiness."""
 
     features: Sequence[np.ndarray]
     targets: np.ndarray  # (n_clips, n_classes)
     variants: Sequence[Sequence[np.ndarray]] = ()  # empty: no clip has copies
+    # (n_clips,) 1.0 where the label may be wrong (a pseudo-label: origin noisy, the `noisy` section's loss and share
+    # apply), 0.0 where it is given; None: every label is given
+    noisiness: np.ndarray | None = None
 
     def plus(self, other: "ClipSet") -> "ClipSet":
         """Both sets in one; a clip without copies gets an empty list when the other set has some."""
         variants = [] if not (self.variants or other.variants) else \
             [*(self.variants or [()] * len(self.features)), *(other.variants or [()] * len(other.features))]
-        return ClipSet([*self.features, *other.features], np.concatenate([self.targets, other.targets]), variants)
+        noisiness = None if self.noisiness is None and other.noisiness is None else \
+            np.concatenate([s.noisiness if s.noisiness is not None else np.zeros(len(s.features), np.float32)
+                            for s in (self, other)])
+        return ClipSet([*self.features, *other.features], np.concatenate([self.targets, other.targets]), variants,
+                       noisiness)
 
 
 def confident_subset(probs: np.ndarray, share: float) -> np.ndarray:
@@ -72,8 +81,9 @@ def confident_subset(probs: np.ndarray, share: float) -> np.ndarray:
     return np.array(sorted(kept), dtype=np.int64)
 
 
-def round_config(config: Config, *, rounds: int = 1, steps: int = 0) -> Config:
-    """The config each of ``rounds`` rounds trains with: a supervised run of the same network. With
+def round_config(config: Config, *, rounds: int = 1, steps: int = 0, pseudo: bool = True) -> Config:
+    """The config each of ``rounds`` rounds trains with: a supervised run of the same network (``pseudo`` False:
+    round 0, which has no pseudo-labelled clips to draw ``noisy.noisy_share`` of its windows from). With
     ``semi.round_budget=full`` and a step budget (``train.min_steps``), a round after the first makes ``steps``
     optimizer steps, those of round 0 (0: as configured); with ``split`` every round makes the ``1 / rounds`` part of
     the run's step budget. Either way ``train.max_epochs`` is 1, raised to reach those steps in whole epochs, so that
@@ -81,6 +91,8 @@ def round_config(config: Config, *, rounds: int = 1, steps: int = 0) -> Config:
     early stopping decides, as in a supervised run)."""
     supervised = copy.deepcopy(config)
     supervised.semi.method = "none"
+    if not pseudo:
+        supervised.noisy.noisy_share = 0.0
     budget = min_steps(config)
     if config.semi.round_budget == "split":
         if not budget:
@@ -118,13 +130,15 @@ def fit_self_training(config: Config, fit_round: Callable[[Config, Path, ClipSet
                 kept, guess = confident_subset(probs, share), probs.argmax(axis=1)
                 clips = labelled.plus(ClipSet([pool.features[i] for i in kept],
                                               np.eye(len(labels), dtype=np.float32)[guess[kept]],
-                                              [pool.variants[i] for i in kept] if pool.variants else ()))
+                                              [pool.variants[i] for i in kept] if pool.variants else (),
+                                              np.ones(len(kept), np.float32)))
             log.info("self-training round %d of %d: %d labelled + %d pseudo-labelled clips", index, len(rounds) - 1,
                      len(labelled.features), len(kept))
             round_dir.mkdir(parents=True, exist_ok=True)
             start = plan_from_weights(fit.state_dict, labels, source=f"self-training round {index - 1}") \
                 if index and config.semi.round_init == "previous" else None
-            fit = fit_round(round_config(config, rounds=len(rounds), steps=steps), round_dir, clips, start)
+            fit = fit_round(round_config(config, rounds=len(rounds), steps=steps, pseudo=bool(index)), round_dir,
+                            clips, start)
             guessed = guess[kept]
             if fit.is_global_zero:  # every process of a multi-process run scores the pool alike; one writes
                 with atomic_path(done) as tmp:
