@@ -101,3 +101,18 @@ def test_noisy_clips_reach_the_loss_with_their_noisiness_and_the_epoch_size_is_s
     assert len(drawn) == 64 and len(next(iter(loader))) == 3
     assert 0.3 < float(drawn.mean()) < 0.7  # half the windows from a quarter of the clips (expected 0.5)
     assert math.isclose(float(np.asarray(data.sampler_weights)[noisiness > 0].sum()), 0.5)
+
+
+def test_the_module_loss_needs_an_origin_only_where_the_origins_losses_differ():
+    from envsound.training.loop.module import ClassifierModule
+
+    logits, _, single = batch(2)
+    noisiness = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0, 0.0])
+    smoothed = resolve_config(overrides=("model.filters=4", "train.label_smoothing=0.1"))
+    # one loss for both origins: the task's, label smoothing included, whatever the clips' origins
+    expected = SINGLE.loss(logits, single, label_smoothing=0.1)
+    assert float(ClassifierModule(smoothed, 4).loss(logits, single, noisiness)) == pytest.approx(float(expected))
+    robust = resolve_config(overrides=("model.filters=4", "noisy.noisy_loss=lq"))
+    blended = origin_loss(logits, single, noisiness, task=SINGLE, config=robust.noisy)
+    assert float(ClassifierModule(robust, 4).loss(logits, single, noisiness)) == pytest.approx(float(blended))
+    assert float(blended) != pytest.approx(float(SINGLE.loss(logits, single)))

@@ -48,6 +48,9 @@ def test_clip_sets_join_with_their_copies():
     assert len(joined.features) == 3 and joined.targets.argmax(1).tolist() == [0, 1, 1]
     assert [len(v) for v in joined.variants] == [1, 0, 0]
     assert b.plus(b).variants == []  # no copies anywhere: none listed
+    assert a.plus(b).noisiness is None  # every label given
+    noisy = a.plus(ClipSet(b.features, b.targets, noisiness=np.ones(2, np.float32)))
+    assert noisy.noisiness.tolist() == [0.0, 1.0, 1.0]
 
 
 def test_rounds_train_on_the_labelled_and_the_surest_pool_clips_and_resume(tmp_path, synthetic_manifest, monkeypatch):
@@ -173,3 +176,21 @@ def test_a_later_round_starts_fresh_or_from_the_previous_rounds_weights(tmp_path
         given = {**starts[r].trunk, **starts[r].head}
         assert given.keys() == trained.keys() and all(torch.equal(given[k], trained[k]) for k in trained)
         assert starts[r].same_head
+
+
+def test_pseudo_labelled_clips_train_as_noisy_ones(tmp_path, synthetic_manifest, monkeypatch):
+    noisiness = []  # each round's train_noisiness, as the real fit receives it
+    real_fit = fit_module.fit_network
+
+    def watched_fit(*args, train_noisiness=None, **kwargs):
+        noisiness.append(train_noisiness)
+        return real_fit(*args, train_noisiness=train_noisiness, **kwargs)
+
+    monkeypatch.setattr(fit_module, "fit_network", watched_fit)
+    # noisy_share: round 0 has no pseudo-labels to draw half its windows from, and trains as a supervised run
+    config = resolve_config(overrides=SELF + ("noisy.noisy_loss=lq", "noisy.noisy_share=0.5"))
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    rounds = load_checkpoint(result.checkpoint).meta["self_training"]
+    assert noisiness[0] is None
+    for r in rounds[1:]:  # the 20 labelled clips first, then the pseudo-labelled ones
+        assert noisiness[r["round"]].tolist() == [0.0] * 20 + [1.0] * r["pseudo_labelled"]
