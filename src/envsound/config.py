@@ -262,7 +262,7 @@ class SemiConfig:
     rounds, each on the labelled clips plus the share ``rounds[r - 1]`` of the unlabelled pool the previous round's
     model is surest of, class-balanced, with its guesses as labels; every round a fresh network (or the previous
     round's, ``round_init``) for the run's step budget or its share of it (``round_budget``;
-    ``training/semi/self_training.py``). The unlabelled term weighs
+    ``training/semi/self_training.py``); its pseudo-labelled clips are of origin ``noisy`` (the ``noisy`` section). The unlabelled term weighs
     ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped up over the first ``rampup`` share
     of the run's optimizer steps for every method but FixMatch. Each step draws ``mu x train.batch_size`` unlabelled
     windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled clips (the unlabelled pool is sampled
@@ -429,7 +429,8 @@ NOISY_LOSSES = ("default", "lsoft", "lq")
 @dataclass
 class NoisyConfig:
     """Training on clips whose labels may be wrong (``origin`` ``noisy``: FSDKaggle2019's noisy set, the noisy part of
-    ``envsound mix``) next to clips with trusted labels (``curated``, and every clip of a set without origins).
+    ``envsound mix``, self-training's pseudo-labelled clips) next to clips with trusted labels (``curated``, and every
+    clip of a set without origins).
 
     Losses (``training/loop/losses.py``), one per origin: ``default`` is the task's own (BCE for multi-label,
     cross-entropy for single-label); ``lsoft`` is soft bootstrapping (Reed et al. 2015; Fonseca et al. 2019 used it on
