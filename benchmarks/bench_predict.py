@@ -27,11 +27,12 @@ import soundfile as sf
 def make_checkpoint(work: Path) -> Path:
     from envsound.config import resolve_config
     from envsound.data.synthetic import prepare_synthetic
+    from envsound.training.context import RunContext
     from envsound.training.train import train_model
 
     manifest = prepare_synthetic(work / "data").select_folds([1])
     config = resolve_config(overrides=["train.max_epochs=1", "train.val_fraction=0"])
-    return train_model(manifest, config, out_dir=work / "run", progress=False).checkpoint
+    return train_model(manifest, config, out_dir=work / "run", context=RunContext(progress=False)).checkpoint
 
 
 def write_long_wav(path: Path, *, hours: float, rate: int = 44100) -> Path:

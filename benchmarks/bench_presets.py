@@ -38,6 +38,7 @@ def main() -> None:
     from envsound.features.cache import FeatureCache
     from envsound.features.windows import eval_starts
     from envsound.hardware import cpu_bf16_supported, cpu_model
+    from envsound.training.context import RunContext
     from envsound.training.loop import fit
     from envsound.training.train import train_model
 
@@ -46,16 +47,16 @@ def main() -> None:
     manifest = load_dataset("esc10", args.root).select_folds([1, 2, 3])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        cache = FeatureCache(Path(tmp) / "cache")
+        context = RunContext(cache=FeatureCache(Path(tmp) / "cache"), progress=False)
         for name in args.presets:
             def config(epochs: int):
                 return resolve_config(preset=load_preset(name), overrides=(f"train.max_epochs={epochs}",
                                                                            "augment.copies=0"))
 
-            train_model(manifest, config(1), out_dir=Path(tmp) / f"{name}-warm", cache=cache, progress=False)
+            train_model(manifest, config(1), out_dir=Path(tmp) / f"{name}-warm", context=context)
             cfg = config(args.epochs)
             start = time.perf_counter()
-            result = train_model(manifest, cfg, out_dir=Path(tmp) / name, cache=cache, progress=False)
+            result = train_model(manifest, cfg, out_dir=Path(tmp) / name, context=context)
             seconds = time.perf_counter() - start
             frames = 1 + round(5.0 * cfg.features.sample_rate) // cfg.features.hop_length  # a 5-s ESC clip
             windows = len(manifest.records) * (len(eval_starts(frames, cfg.features)) if cfg.train.windows != "random"

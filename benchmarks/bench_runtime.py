@@ -112,6 +112,7 @@ def whole_train(config_overrides: list[str], work: Path) -> dict:
     from envsound.data.synthetic import generate_synthetic, prepare_synthetic
     from envsound.features.cache import FeatureCache
     from envsound.features.extract import extract_features
+    from envsound.training.context import RunContext
     from envsound.training.loop.fit import training_runtime
     from envsound.training.train import train_model
 
@@ -125,7 +126,8 @@ def whole_train(config_overrides: list[str], work: Path) -> dict:
     for precision in ("auto", "32", "bf16-mixed"):
         config = resolve_config(overrides=[*config_overrides, f"runtime.precision={precision}"])
         start = time.perf_counter()
-        result = train_model(manifest, config, out_dir=work / f"run-{precision}", cache=cache, progress=False)
+        result = train_model(manifest, config, out_dir=work / f"run-{precision}",
+                             context=RunContext(cache=cache, progress=False))
         seconds[precision] = round(time.perf_counter() - start, 1)
         if precision == "auto":
             from envsound.models.checkpoint import load_checkpoint

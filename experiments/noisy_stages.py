@@ -36,6 +36,7 @@ from envsound.evaluation.stages import read_mixture_truth, run_stages
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic, write_text_atomic
 from envsound.hardware import describe_machine
+from envsound.training.context import RunContext
 
 
 def main() -> None:
@@ -60,13 +61,13 @@ def main() -> None:
                                                              noisy_factor=args.noisy_factor))
     manifest = load_dataset("fsdkaggle2019", mix_root, subset="all")
     truth = read_mixture_truth(mix_root)
-    cache = FeatureCache(args.out / "cache")
+    context = RunContext(cache=FeatureCache(args.out / "cache"), resume=True, progress=False)
     stage_epochs = [f"stages.{k}_epochs={v}" for k, v in (item.split("=", 1) for item in args.epochs)]
     results = {"machine": describe_machine(), "mix": json.loads((mix_root / "mix.json").read_text()), "models": {}}
     for model in args.models:
         config = resolve_config(model=model, overrides=[*stage_epochs, *args.overrides])
         summary = run_stages(manifest, config, folds=args.folds, test_folds=args.test_folds, out_dir=args.out / model,
-                             cache=cache, resume=True, progress=False, truth=truth)
+                             context=context, truth=truth)
         results["models"][model] = summary
         write_json_atomic(args.out / "results.json", results)
     write_text_atomic(args.out / "results.md", table(results))

@@ -51,6 +51,7 @@ from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic, write_text_atomic
 from envsound.models.autoencoder import CHECKPOINT_NAME, check_decoder
 from envsound.models.registry import layered_config
+from envsound.training.context import RunContext
 from envsound.training.pretrain import pretrain_autoencoder
 
 log = logging.getLogger("semi_supervised")
@@ -83,8 +84,8 @@ def pretrained_encoders(spec: str, config: Config, decoder: str, clips: Manifest
         if not (run / CHECKPOINT_NAME).exists():
             pool = clips.select_folds([f for f in folds if f != fold])
             log.info("%s: pre-training the %s autoencoder without fold %d (%d clips)", spec, decoder, fold, len(pool))
-            pretrain_autoencoder(pool, config, decoder=decoder, out_dir=run, cache=cache, resume=run.exists(),
-                                 progress=False)
+            pretrain_autoencoder(pool, config, decoder=decoder, out_dir=run,
+                                 context=RunContext(cache=cache, resume=run.exists(), progress=False))
         paths[fold] = run / CHECKPOINT_NAME
     return paths
 
@@ -123,8 +124,9 @@ def run_method(spec: str, method: str, p: float, config: Config, esc10: Manifest
     if (run / "cv.json").exists():
         return json.loads((run / "cv.json").read_text())
     log.info("%s, p=%g, %s%s: cross-validating", spec, p, method, suffix)
-    return cross_validate(esc10, config.validate(), folds=folds, out_dir=run, cache=cache, resume=run.exists(),
-                          progress=False, init=init, unlabelled=unlabelled)
+    return cross_validate(esc10, config.validate(), folds=folds, out_dir=run,
+                          context=RunContext(cache=cache, resume=run.exists(), progress=False), init=init,
+                          unlabelled=unlabelled)
 
 
 def paired(method_acc: list[float], base_acc: list[float]) -> dict:

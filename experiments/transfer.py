@@ -37,6 +37,7 @@ from envsound.data.registry import load_dataset
 from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic, write_text_atomic
+from envsound.training.context import RunContext
 from envsound.training.pretrain import pretrain_autoencoder
 from envsound.training.train import train_model
 
@@ -49,8 +50,8 @@ def source_model(esc40, overrides: list[str], out: Path, cache) -> Path:
     path = out / "source" / "model.ckpt"
     if not path.exists():
         log.info("training the source model on %d clips of %d classes", len(esc40), len(esc40.labels))
-        train_model(esc40, resolve_config(overrides=overrides), out_dir=path.parent, cache=cache,
-                    resume=path.parent.exists(), progress=False)
+        train_model(esc40, resolve_config(overrides=overrides), out_dir=path.parent,
+                    context=RunContext(cache=cache, resume=path.parent.exists(), progress=False))
     return path
 
 
@@ -59,7 +60,7 @@ def cae_model(esc40, overrides: list[str], out: Path, cache) -> Path:
     if not path.exists():
         log.info("pre-training the cnn autoencoder on the same %d clips", len(esc40))
         pretrain_autoencoder(esc40, resolve_config(overrides=overrides), decoder="upsample", out_dir=path.parent,
-                             cache=cache, resume=path.parent.exists(), progress=False)
+                             context=RunContext(cache=cache, resume=path.parent.exists(), progress=False))
     return path
 
 
@@ -141,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not (run / "cv.json").exists():
                     log.info("K=%d seed %d %s", k, seed, row)
                     start = time.perf_counter()
-                    cross_validate(esc10, config, folds=args.folds, out_dir=run, cache=cache, resume=run.exists(),
-                                   progress=False, init=init)
+                    cross_validate(esc10, config, folds=args.folds, out_dir=run, init=init,
+                                   context=RunContext(cache=cache, resume=run.exists(), progress=False))
                     log.info("K=%d seed %d %s: %.0f s", k, seed, row, time.perf_counter() - start)
                 summary = json.loads((run / "cv.json").read_text())
                 results.setdefault(f"k{k}", {}).setdefault(row, {})[str(seed)] = {

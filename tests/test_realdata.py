@@ -10,6 +10,7 @@ from envsound.evaluation.evaluate import evaluate_model
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
+from envsound.training.context import RunContext
 from envsound.training.train import train_model
 
 pytestmark = pytest.mark.realdata
@@ -26,8 +27,8 @@ def test_esc10_trains_evaluates_and_predicts_from_flac(tmp_path, esc50_root, env
                                        "augment.mixup_alpha=0",
                                        "augment.spec_augment=false", "augment.time_roll=false",
                                        "augment.copies=0"])
-    result = train_model(train, config, out_dir=tmp_path / "run", cache=FeatureCache(tmp_path / "cache"),
-                         progress=False)
+    result = train_model(train, config, out_dir=tmp_path / "run",
+                         context=RunContext(cache=FeatureCache(tmp_path / "cache"), progress=False))
     model = ClipModel.from_checkpoint(load_checkpoint(result.checkpoint))
     report = evaluate_model(model, test, cache=FeatureCache(tmp_path / "cache"), progress=False).report
     assert report["n_clips"] == 80

@@ -14,6 +14,7 @@ from envsound.data.synthetic import generate_synthetic, prepare_synthetic
 from envsound.evaluation.crossval import cross_validate, plot_run_curves
 from envsound.features.cache import FeatureCache
 from envsound.inference.predictor import Prediction, Predictor
+from envsound.training.context import RunContext
 from envsound.training.train import TrainResult, train_model
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,11 @@ def run_demo(out_dir: str | Path, *, progress: bool = True) -> DemoResult:
     """Run the demo in ``out_dir`` (``data/``, ``cv/``, ``model/``, ``fresh/``) and return its results."""
     out_dir = Path(out_dir)
     config = demo_config()
-    cache = FeatureCache(out_dir / "cache")
+    context = RunContext(cache=FeatureCache(out_dir / "cache"), overwrite=True, progress=progress)
     manifest = prepare_synthetic(out_dir / "data")
     log.info("demo: %d synthetic clips, %d classes, folds %s", len(manifest), len(manifest.labels), manifest.folds)
-    summary = cross_validate(manifest, config, out_dir=out_dir / "cv", cache=cache, overwrite=True, progress=progress)
-    final = train_model(manifest, config, out_dir=out_dir / "model", cache=cache, overwrite=True, progress=progress,
+    summary = cross_validate(manifest, config, out_dir=out_dir / "cv", context=context)
+    final = train_model(manifest, config, out_dir=out_dir / "model", context=context,
                         meta={"train_folds": manifest.folds})
     plot_run_curves(out_dir / "model")
     fresh_root = generate_synthetic(out_dir / "fresh", clips_per_class_per_fold=1, n_folds=1, seed=12345)

@@ -14,6 +14,7 @@ from envsound.data.records import ClipRecord
 from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
+from envsound.training.context import RunContext
 from envsound.training.prepare import prepare_training_data
 from envsound.training.train import train_model
 
@@ -191,7 +192,8 @@ def test_train_model_with_offline_copies_and_balanced_sampler(tmp_path, syntheti
     cache = FeatureCache(tmp_path / "cache")
     with caplog.at_level(logging.INFO, logger="envsound"):
         result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path / "run",
-                             cache=cache, held_out=[synthetic_manifest.select_folds([5])], progress=False)
+                             context=RunContext(cache=cache, progress=False),
+                             held_out=[synthetic_manifest.select_folds([5])])
     checkpoint = load_checkpoint(result.checkpoint)
     assert checkpoint.meta["augmented_copies"] == 2 * result.n_train
     assert checkpoint.config.augment.copies == 2
@@ -200,6 +202,6 @@ def test_train_model_with_offline_copies_and_balanced_sampler(tmp_path, syntheti
     entries = len(list((tmp_path / "cache").rglob("*.npy")))
     # features and fingerprints (what the checkpoint records it heard) of each clip, and the copies
     assert entries == 2 * (result.n_train + result.n_val) + 2 * result.n_train
-    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path / "run", cache=cache,
-                overwrite=True, progress=False)
+    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path / "run",
+                context=RunContext(cache=cache, overwrite=True, progress=False))
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == entries  # the rerun made no new copy

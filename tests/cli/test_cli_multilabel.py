@@ -198,12 +198,13 @@ def test_stages_warm_up_on_every_clip_and_hold_out_chosen_folds(tmp_path, mix_ro
     from envsound.data.registry import load_dataset
     from envsound.errors import DatasetLayoutError
     from envsound.evaluation.stages import run_stages
+    from envsound.training.context import RunContext
 
     manifest = load_dataset("fsdkaggle2019", mix_root, subset="all").select_folds([1, 2])
     config = resolve_config(overrides=[*TINY_OVERRIDES, *WINDOWS, "stages.warmup_on=all", "noisy.noisy_loss=lsoft",
                                        "stages.warmup_epochs=1", "stages.finetune_epochs=1", "stages.final_epochs=0",
                                        "stages.tune_lr_scale=0.5"])
-    summary = run_stages(manifest, config, test_folds=[2], out_dir=tmp_path, progress=False)
+    summary = run_stages(manifest, config, test_folds=[2], out_dir=tmp_path, context=RunContext(progress=False))
     assert summary["folds"] == [2] and not (tmp_path / "fold_1").exists()
     assert [s["name"] for s in summary["stages"]] == ["baseline", "naive", "warmup", "finetune"]
     warmup = torch_load_meta(tmp_path / "fold_2" / "warmup" / "model.ckpt")
@@ -211,7 +212,7 @@ def test_stages_warm_up_on_every_clip_and_hold_out_chosen_folds(tmp_path, mix_ro
     finetune = torch_load_checkpoint(tmp_path / "fold_2" / "finetune" / "model.ckpt").config
     assert finetune.train.lr == pytest.approx(config.train.lr * 0.5)  # it starts from a trained model
     with pytest.raises(DatasetLayoutError, match="test folds"):
-        run_stages(manifest, config, test_folds=[3], out_dir=tmp_path / "x", progress=False)
+        run_stages(manifest, config, test_folds=[3], out_dir=tmp_path / "x", context=RunContext(progress=False))
 
 
 def torch_load_checkpoint(path):

@@ -9,6 +9,7 @@ from envsound.config import BATCH_AUGMENT_KEYS, resolve_config
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.evaluation.grid import grid_markdown, grid_search, point_dir_name, split_grid_overrides
 from envsound.features.cache import FeatureCache
+from envsound.training.context import RunContext
 
 BASE = TINY_OVERRIDES + ("model.name=dtu", "train.max_epochs=1")
 
@@ -36,8 +37,8 @@ def test_grid_runs_each_point_once_and_resumes(tmp_path, synthetic_manifest):
     config = resolve_config(overrides=BASE)
     axes = [("model.filters", ["2", "4"]), ("train.batch_size", ["16"])]
     cache = FeatureCache(tmp_path / "cache")
-    result = grid_search(synthetic_manifest, config, axes, folds=[1, 2], out_dir=tmp_path / "g", cache=cache,
-                         progress=False)
+    result = grid_search(synthetic_manifest, config, axes, folds=[1, 2], out_dir=tmp_path / "g",
+                         context=RunContext(cache=cache, progress=False))
     assert result.n_run == 2 and [p["values"]["model.filters"] for p in result.points] == ["2", "4"]
     assert result.markdown.splitlines()[0] == "| model.filters \\ train.batch_size | 16 |"
     assert len(result.markdown.splitlines()) == 4 + 2  # header, rule, 2 rows, blank, caption
@@ -49,22 +50,23 @@ def test_grid_runs_each_point_once_and_resumes(tmp_path, synthetic_manifest):
     assert summary["config"]["model"]["filters"] == 2 and summary["n_folds"] == 2
     stamp = (point / "cv.json").stat().st_mtime_ns
 
-    again = grid_search(synthetic_manifest, config, axes, folds=[1, 2], out_dir=tmp_path / "g", cache=cache,
-                        progress=False)
+    again = grid_search(synthetic_manifest, config, axes, folds=[1, 2], out_dir=tmp_path / "g",
+                        context=RunContext(cache=cache, progress=False))
     assert again.n_run == 0 and again.points == result.points and (point / "cv.json").stat().st_mtime_ns == stamp
 
     saved = summary["config"]  # as a grid of checkpoint format 12 wrote it: runtime and mixing keys under train
     saved["train"].update(saved.pop("runtime"))
     saved["train"].update({key: saved["augment"].pop(key) for key in BATCH_AUGMENT_KEYS if key != "bc_gain"})
     (point / "cv.json").write_text(json.dumps(summary))
-    older = grid_search(synthetic_manifest, config, axes, folds=[1, 2], out_dir=tmp_path / "g", cache=cache,
-                        progress=False)
+    older = grid_search(synthetic_manifest, config, axes, folds=[1, 2], out_dir=tmp_path / "g",
+                        context=RunContext(cache=cache, progress=False))
     assert older.n_run == 0  # the same settings under their old names: reused
 
     other = resolve_config(overrides=BASE + ("train.lr=0.01",))
     with pytest.raises(EnvsoundError, match="other settings"):
-        grid_search(synthetic_manifest, other, axes, folds=[1, 2], out_dir=tmp_path / "g", progress=False)
+        grid_search(synthetic_manifest, other, axes, folds=[1, 2], out_dir=tmp_path / "g",
+                    context=RunContext(progress=False))
     with pytest.raises(ConfigError, match="model.filters"):
         grid_search(synthetic_manifest, config, [("model.filters", ["4", "0"])], folds=[1, 2],
-                    out_dir=tmp_path / "bad", progress=False)
+                    out_dir=tmp_path / "bad", context=RunContext(progress=False))
     assert not (tmp_path / "bad").exists()  # an invalid value fails before anything runs

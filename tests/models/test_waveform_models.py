@@ -19,6 +19,7 @@ from envsound.models import aclnet, envnet2
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel, build_network, input_shape
 from envsound.models.registry import build_model, check_feature_kind, feature_kind, model_names, model_preset
+from envsound.training.context import RunContext
 from envsound.training.train import train_model
 
 WAVEFORM = ("aclnet", "envnet2")
@@ -167,7 +168,7 @@ def test_kind_mismatch_is_a_config_error(tmp_path, synthetic_manifest):
         check_feature_kind("knn", "waveform")
     with pytest.raises(ConfigError, match="'envnet2' takes features.kind=waveform"):  # before any audio is decoded
         train_model(synthetic_manifest.select_folds([1]), tiny_config("envnet2", "features.kind=logmel"),
-                    out_dir=tmp_path / "run", progress=False)
+                    out_dir=tmp_path / "run", context=RunContext(progress=False))
     assert not (tmp_path / "run").exists()
 
 
@@ -175,7 +176,7 @@ def test_kind_mismatch_is_a_config_error(tmp_path, synthetic_manifest):
 def aclnet_run(tmp_path_factory, synthetic_manifest):
     out = tmp_path_factory.mktemp("aclnet")
     result = train_model(synthetic_manifest.select_folds([1, 2]), tiny_config("aclnet"), out_dir=out,
-                         cache=FeatureCache(out / "cache"), progress=False)
+                         context=RunContext(cache=FeatureCache(out / "cache"), progress=False))
     return result
 
 
@@ -185,7 +186,7 @@ def test_waveform_model_trains_reloads_and_evaluates(tmp_path, synthetic_manifes
         result = aclnet_run
     else:
         result = train_model(synthetic_manifest.select_folds([1, 2]), tiny_config(name), out_dir=tmp_path,
-                             cache=FeatureCache(tmp_path / "cache"), progress=False)
+                             context=RunContext(cache=FeatureCache(tmp_path / "cache"), progress=False))
     checkpoint = load_checkpoint(result.checkpoint)
     assert checkpoint.config.model.name == name and checkpoint.config.features.kind == "waveform"
     assert result.epochs == 2 and result.n_val > 0 and result.best_score is not None  # validated on waveform windows

@@ -13,6 +13,7 @@ import pytest
 from conftest import TINY_OVERRIDES
 from envsound.errors import EnvsoundError
 from envsound.models.checkpoint import load_checkpoint
+from envsound.training.context import RunContext
 from envsound.training.train import train_model
 
 pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPU cores for 2 processes")
@@ -67,7 +68,8 @@ def test_a_second_run_into_the_same_out_is_refused_and_a_killed_holder_blocks_no
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(EnvsoundError, match=rf"another envsound run \(process {holder.pid}\) is writing here"):
-            train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=out, progress=False)
+            train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=out,
+                        context=RunContext(progress=False))
         assert not (out / "model.ckpt").exists()
     finally:
         holder.send_signal(signal.SIGKILL)
@@ -75,7 +77,8 @@ def test_a_second_run_into_the_same_out_is_refused_and_a_killed_holder_blocks_no
     deadline = time.monotonic() + 10  # the OS releases the lock of a dead process
     while True:
         try:
-            result = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=out, progress=False)
+            result = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=out,
+                                 context=RunContext(progress=False))
             break
         except EnvsoundError:
             if time.monotonic() > deadline:

@@ -21,6 +21,7 @@ from envsound.data.splits import check_augmentation_leakage, cv_splits
 from envsound.data.synthetic import synthesize_clip
 from envsound.errors import DatasetLayoutError
 from envsound.features.cache import FeatureCache
+from envsound.training.context import RunContext
 from envsound.training.prepare import prepare_training_data
 from envsound.training.train import train_model
 from audiofactory import write_audio
@@ -123,7 +124,7 @@ def test_background_folder_holding_test_clips_is_refused_naming_them(tmp_path, t
     assert victim.clip_id in str(info.value)
     # train_model refuses before training (nothing written but the resolved config)
     with pytest.raises(DatasetLayoutError, match=victim.clip_id):
-        train_model(train, config, out_dir=tmp_path / "run", held_out=[test], progress=False)
+        train_model(train, config, out_dir=tmp_path / "run", held_out=[test], context=RunContext(progress=False))
     assert not (tmp_path / "run" / "model.ckpt").exists()
 
 
@@ -148,5 +149,6 @@ def test_cross_validation_refuses_a_leaky_background_folder(tmp_path, takes_mani
     folder = Path(takes_manifest.records[0].path).parent
     config = config_with(f"augment.background_folder={folder}", "model.name=cnn")
     with pytest.raises(DatasetLayoutError, match="validation or test clips"):
-        cross_validate(takes_manifest, config, folds=[1, 2], out_dir=tmp_path / "cv", progress=False)
+        cross_validate(takes_manifest, config, folds=[1, 2], out_dir=tmp_path / "cv",
+                       context=RunContext(progress=False))
     assert not (tmp_path / "cv" / "fold_1" / "model.ckpt").exists()

@@ -16,6 +16,7 @@ from envsound.models.autoencoder import load_autoencoder
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
 from envsound.models.dtu import DTUClassifier
+from envsound.training.context import RunContext
 from envsound.training.pretrain import pretrain_autoencoder
 from envsound.training.train import train_model
 from envsound.transfer.modes import optimizer_groups
@@ -32,7 +33,7 @@ def _config(*extra):
 def dtu_autoencoder(tmp_path_factory, synthetic_manifest):
     out = tmp_path_factory.mktemp("cae")
     result = pretrain_autoencoder(synthetic_manifest.select_folds([1, 2]), _config(), decoder="unpool", out_dir=out,
-                                  cache=FeatureCache(out / "cache"), progress=False)
+                                  context=RunContext(cache=FeatureCache(out / "cache"), progress=False))
     return result
 
 
@@ -56,7 +57,7 @@ def test_init_copies_the_encoder_and_freezing_keeps_it(tmp_path, synthetic_manif
     ae_state = load_checkpoint(dtu_autoencoder.checkpoint).state_dict
     config = _config("transfer.mode=gradual", "transfer.freeze_epochs=1")
     result = train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path / "frozen",
-                         init=dtu_autoencoder.checkpoint, progress=False)
+                         init=dtu_autoencoder.checkpoint, context=RunContext(progress=False))
     trained = load_checkpoint(result.checkpoint)
     assert trained.meta["transfer"]["source"] == str(dtu_autoencoder.checkpoint)
     assert trained.meta["transfer"]["mode"] == "gradual" and trained.config.transfer.freeze_epochs == 1
@@ -68,7 +69,7 @@ def test_init_copies_the_encoder_and_freezing_keeps_it(tmp_path, synthetic_manif
     assert not torch.equal(trained.state_dict["encoder.convs.0.weight"], fresh["encoder.convs.0.weight"])
 
     unfrozen = train_model(synthetic_manifest.select_folds([1]), _config(), out_dir=tmp_path / "unfrozen",
-                           init=dtu_autoencoder.checkpoint, progress=False)
+                           init=dtu_autoencoder.checkpoint, context=RunContext(progress=False))
     changed = load_checkpoint(unfrozen.checkpoint).state_dict["encoder.convs.0.weight"]
     assert not torch.equal(changed, ae_state["encoder.convs.0.weight"])  # trainable: fine-tuning moved it
     assert torch.allclose(changed, ae_state["encoder.convs.0.weight"], atol=0.05)  # ... from the copied start
@@ -85,26 +86,26 @@ def test_a_mismatching_encoder_is_refused_before_any_work(tmp_path, synthetic_ma
                                                          override, says):
     with pytest.raises(CheckpointError, match=says.replace("(", r"\(").replace(")", r"\)")):
         train_model(synthetic_manifest.select_folds([1]), _config(override), out_dir=tmp_path / "run",
-                    init=dtu_autoencoder.checkpoint, progress=False)
+                    init=dtu_autoencoder.checkpoint, context=RunContext(progress=False))
     assert not (tmp_path / "run").exists()
 
 
 def test_init_refuses_a_baseline_checkpoint_and_models_without_a_trunk(tmp_path, synthetic_manifest,
                                                                       dtu_autoencoder):
     knn = train_model(synthetic_manifest.select_folds([1]), _config("model.name=knn", "model.filters=null"),
-                      out_dir=tmp_path / "knn", progress=False)
+                      out_dir=tmp_path / "knn", context=RunContext(progress=False))
     with pytest.raises(CheckpointError, match="scikit-learn baseline with no network weights"):
         train_model(synthetic_manifest.select_folds([1]), _config(), out_dir=tmp_path / "a", init=knn.checkpoint,
-                    progress=False)
+                    context=RunContext(progress=False))
     with pytest.raises(CheckpointError, match="model 'piczak' has no encoder"):
         train_model(synthetic_manifest.select_folds([1]), _config("model.name=piczak"), out_dir=tmp_path / "b",
-                    init=dtu_autoencoder.checkpoint, progress=False)
+                    init=dtu_autoencoder.checkpoint, context=RunContext(progress=False))
 
 
 def test_freezing_without_init_and_bad_scales_are_config_errors(tmp_path, synthetic_manifest):
     with pytest.raises(ConfigError, match="transfer.mode=gradual trains from a source model, and there is none"):
         train_model(synthetic_manifest.select_folds([1]), _config("transfer.mode=gradual"),
-                    out_dir=tmp_path, progress=False)
+                    out_dir=tmp_path, context=RunContext(progress=False))
     for bad in ("transfer.trunk_lr_scale=0", "transfer.freeze_epochs=0", "train.freeze_encoder_epochs=-1"):
         with pytest.raises(ConfigError):
             _config(bad)
@@ -126,14 +127,14 @@ def test_encoder_learning_rate_scale_makes_two_groups():
 def test_cnn_unpool_is_refused_and_cnn_upsample_pretrains(tmp_path, synthetic_manifest):
     with pytest.raises(ConfigError, match="average-pools"):
         pretrain_autoencoder(synthetic_manifest, _config("model.name=cnn"), decoder="unpool", out_dir=tmp_path,
-                             progress=False)
+                             context=RunContext(progress=False))
     config = _config("model.name=cnn", "model.filters=2", "train.pretrain_val_fraction=0")
     result = pretrain_autoencoder(synthetic_manifest.select_folds([1]), config, decoder="upsample",
-                                  out_dir=tmp_path, progress=False)
+                                  out_dir=tmp_path, context=RunContext(progress=False))
     assert result.n_val == 0 and result.best_val_loss is None
     assert load_checkpoint(result.checkpoint).meta["trunk"] == "cnn"
     finetuned = train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path / "clf",
-                            init=result.checkpoint, progress=False)
+                            init=result.checkpoint, context=RunContext(progress=False))
     assert finetuned.checkpoint.exists()
 
 
@@ -141,18 +142,19 @@ def test_resume_continues_from_the_last_lightning_checkpoint(tmp_path, synthetic
     """A run whose autoencoder.ckpt is missing (interrupted) resumes from lightning/last.ckpt, not from scratch."""
     config = _config("train.pretrain_val_fraction=0")
     manifest = synthetic_manifest.select_folds([1])
-    pretrain_autoencoder(manifest, config, decoder="upsample", out_dir=tmp_path, progress=False)
+    pretrain_autoencoder(manifest, config, decoder="upsample", out_dir=tmp_path, context=RunContext(progress=False))
     last = tmp_path / "lightning" / "last.ckpt"
     state = torch.load(last, weights_only=False)
     state["state_dict"]["model.decoder.2.0.bias"] += 123.0  # a marker only a resumed run can carry over
     torch.save(state, last)
     (tmp_path / "autoencoder.ckpt").unlink()  # as if killed before the end
-    result = pretrain_autoencoder(manifest, config, decoder="upsample", out_dir=tmp_path, resume=True,
-                                  progress=False)
+    result = pretrain_autoencoder(manifest, config, decoder="upsample", out_dir=tmp_path,
+                                  context=RunContext(resume=True, progress=False))
     bias = load_checkpoint(result.checkpoint).state_dict["decoder.2.0.bias"]
     assert float(bias.mean()) > 100
     with pytest.raises(CheckpointError, match="decoder='upsample', not 'unpool'"):
-        pretrain_autoencoder(manifest, config, decoder="unpool", out_dir=tmp_path, resume=True, progress=False)
+        pretrain_autoencoder(manifest, config, decoder="unpool", out_dir=tmp_path,
+                             context=RunContext(resume=True, progress=False))
 
 
 def test_unlabelled_folder_refuses_a_broken_file_unless_asked(tmp_path):
@@ -200,13 +202,13 @@ def test_init_from_a_model_that_heard_the_test_clips_is_refused(tmp_path, synthe
     train, test = synthetic_manifest.select_folds([1, 3]), synthetic_manifest.select_folds([2])
     with pytest.raises(CheckpointError, match=r"was trained on 20 of this split's 20 validation/test clips"):
         train_model(train, _config(), out_dir=tmp_path / "a", init=dtu_autoencoder.checkpoint, held_out=[test],
-                    progress=False)
+                    context=RunContext(progress=False))
     assert not (tmp_path / "a" / "model.ckpt").exists()
     allowed = _config("leakage.allow_overlap=true", "train.max_epochs=1")
     with caplog.at_level("WARNING", logger="envsound"):
         train_model(train, allowed, out_dir=tmp_path / "b", init=dtu_autoencoder.checkpoint, held_out=[test],
-                    progress=False)
+                    context=RunContext(progress=False))
     assert "used anyway" in caplog.text
     clean = synthetic_manifest.select_folds([4])  # never heard: no objection
     train_model(train, _config("train.max_epochs=1"), out_dir=tmp_path / "c", init=dtu_autoencoder.checkpoint,
-                held_out=[clean], progress=False)
+                held_out=[clean], context=RunContext(progress=False))

@@ -14,6 +14,7 @@ from envsound.config import resolve_config
 from envsound.errors import ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
+from envsound.training.context import RunContext
 from envsound.training.loop import fit as fit_module
 from envsound.training.semi.self_training import ROUND_STATE, ClipSet, confident_subset, round_config
 from envsound.training.prepare import prepare_training_data
@@ -56,7 +57,8 @@ def test_clip_sets_join_with_their_copies():
 def test_rounds_train_on_the_labelled_and_the_surest_pool_clips_and_resume(tmp_path, synthetic_manifest, monkeypatch):
     config = resolve_config(overrides=SELF)
     run = tmp_path / "run"
-    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run, progress=False)
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run,
+                         context=RunContext(progress=False))
     assert (result.n_train, result.n_unlabelled) == (20, 20)
     rounds = load_checkpoint(result.checkpoint).meta["self_training"]
     assert [r["round"] for r in rounds] == [0, 1, 2] and rounds[0]["pseudo_labelled"] == 0
@@ -69,18 +71,20 @@ def test_rounds_train_on_the_labelled_and_the_surest_pool_clips_and_resume(tmp_p
 
     finished = (run / "round_1" / ROUND_STATE).stat().st_mtime_ns
     (run / "round_2" / ROUND_STATE).unlink()  # as if interrupted during the last round
-    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run, resume=True, progress=False)
+    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run,
+                context=RunContext(resume=True, progress=False))
     assert (run / "round_1" / ROUND_STATE).stat().st_mtime_ns == finished
     assert (run / "round_2" / ROUND_STATE).exists()
 
     # every round read back: in another process of a multi-process run (rank 1) nothing is written, process 0 writes
     (run / CHECKPOINT_NAME).unlink()
     monkeypatch.setattr(rank_zero_only, "rank", 1)
-    assert not train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run, resume=True,
-                           progress=False).written
+    assert not train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run,
+                           context=RunContext(resume=True, progress=False)).written
     assert not (run / CHECKPOINT_NAME).exists()
     monkeypatch.setattr(rank_zero_only, "rank", 0)
-    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run, resume=True, progress=False)
+    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run,
+                context=RunContext(resume=True, progress=False))
     assert (run / CHECKPOINT_NAME).exists()
 
 
@@ -98,7 +102,8 @@ def test_pool_clips_get_offline_copies_for_self_training_only(tmp_path, syntheti
 def test_what_self_training_refuses(tmp_path, synthetic_manifest, override):
     with pytest.raises(ConfigError, match="self_training|semi.rounds"):
         config = resolve_config(overrides=SELF + (override,))
-        train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+        train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
+                    context=RunContext(progress=False))
 
 
 def test_a_round_trains_for_the_run_budget_or_its_share():
@@ -115,7 +120,7 @@ def test_later_rounds_make_round_0s_steps_on_more_clips(tmp_path, synthetic_mani
     # round 0: 6 epochs of 20 // 4 = 30 steps, above train.min_steps; a later round makes those 30 in whole epochs
     config = resolve_config(overrides=SELF + ("train.max_epochs=6", "train.min_steps=10"))
     dataset = synthetic_manifest.select_folds([1, 2])
-    result = train_model(dataset, config, out_dir=tmp_path, progress=False)
+    result = train_model(dataset, config, out_dir=tmp_path, context=RunContext(progress=False))
     rounds = load_checkpoint(result.checkpoint).meta["self_training"]
     assert _logged_steps(tmp_path / "round_0")[-1] + 1 == 30
     last = rounds[-1]
@@ -127,7 +132,7 @@ def test_later_rounds_make_round_0s_steps_on_more_clips(tmp_path, synthetic_mani
 
     def rerun_last_round() -> int:  # its steps, trained again after round 0 and 1 are read back
         shutil.rmtree(tmp_path / f"round_{last['round']}")
-        train_model(dataset, config, out_dir=tmp_path, resume=True, progress=False)
+        train_model(dataset, config, out_dir=tmp_path, context=RunContext(resume=True, progress=False))
         return _logged_steps(tmp_path / f"round_{last['round']}")[-1] + 1
 
     assert rerun_last_round() == -(-30 // per_epoch) * per_epoch  # round 0's steps are read back with it
@@ -140,7 +145,8 @@ def test_later_rounds_make_round_0s_steps_on_more_clips(tmp_path, synthetic_mani
 
 def test_split_rounds_share_the_run_steps(tmp_path, synthetic_manifest):
     config = resolve_config(overrides=SELF + ("semi.round_budget=split", "train.min_steps=30"))
-    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
+                         context=RunContext(progress=False))
     rounds = load_checkpoint(result.checkpoint).meta["self_training"]
     for r in rounds:  # 10 steps a round, in whole epochs of (20 + pseudo-labelled) // 4 steps
         per_epoch = (20 + r["pseudo_labelled"]) // 4
@@ -151,7 +157,8 @@ def test_split_rounds_share_the_run_steps(tmp_path, synthetic_manifest):
 def test_split_rounds_need_a_step_budget(tmp_path, synthetic_manifest):
     config = resolve_config(overrides=SELF + ("semi.round_budget=split", "train.min_steps=0"))
     with pytest.raises(ConfigError, match="round_budget=split.*train.min_steps"):
-        train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+        train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
+                    context=RunContext(progress=False))
 
 
 @pytest.mark.parametrize("round_init", ["scratch", "previous"])
@@ -166,7 +173,7 @@ def test_a_later_round_starts_fresh_or_from_the_previous_rounds_weights(tmp_path
 
     monkeypatch.setattr(fit_module, "fit_network", watched_fit)
     config = resolve_config(overrides=SELF + (f"semi.round_init={round_init}",))
-    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, context=RunContext(progress=False))
     assert len(starts) == 3 and starts[0] is None
     if round_init == "scratch":
         assert starts[1:] == [None, None]
@@ -189,7 +196,8 @@ def test_pseudo_labelled_clips_train_as_noisy_ones(tmp_path, synthetic_manifest,
     monkeypatch.setattr(fit_module, "fit_network", watched_fit)
     # noisy_share: round 0 has no pseudo-labels to draw half its windows from, and trains as a supervised run
     config = resolve_config(overrides=SELF + ("noisy.noisy_loss=lq", "noisy.noisy_share=0.5"))
-    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
+                         context=RunContext(progress=False))
     rounds = load_checkpoint(result.checkpoint).meta["self_training"]
     assert noisiness[0] is None
     for r in rounds[1:]:  # the 20 labelled clips first, then the pseudo-labelled ones

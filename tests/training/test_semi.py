@@ -15,6 +15,7 @@ from envsound.errors import ConfigError
 from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
+from envsound.training.context import RunContext
 from envsound.training.semi import rampup
 from envsound.training.semi.losses import pseudo_label_loss
 from envsound.training.train import train_model
@@ -60,7 +61,8 @@ def test_semi_supervised_few_steps(tmp_path, synthetic_manifest, method):
     method, _, guesser = method.partition("+")
     config = resolve_config(overrides=SEMI + (f"semi.method={method}", "train.label_fraction=0.5",
                                               f"semi.guesser={'ema' if guesser else 'student'}"))
-    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
+                         context=RunContext(progress=False))
     assert result.n_train + result.n_val == 20 and result.n_unlabelled == 20  # half of 40 clips left unlabelled
     rows = _metrics(tmp_path)
     assert len([r for r in rows if r["unsup_loss"]]) == 2
@@ -81,7 +83,8 @@ def test_semi_epoch_is_a_pass_over_the_labelled_clips_or_the_pool(tmp_path, synt
     # 10 labelled clips in batches of 4 (last one dropped): 2 steps; 30 unlabelled clips, mu = 1: 7 steps
     config = resolve_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.25", "semi.mu=1",
                                               "train.batch_size=4", "train.val_fraction=0", f"semi.epoch={epoch}"))
-    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
+                         context=RunContext(progress=False))
     assert (result.n_train, result.n_unlabelled) == (10, 30)
     assert [int(r["step"]) + 1 for r in _metrics(tmp_path) if r["unsup_loss"]] == [steps_per_epoch,
                                                                                   2 * steps_per_epoch]
@@ -91,7 +94,7 @@ def test_the_ramp_up_is_a_share_of_the_run_s_steps(tmp_path, synthetic_manifest)
     # 2 epochs of 2 steps; the ramp takes half the run: steps 0 and 1 ramp up, steps 2 and 3 have the full weight
     config = resolve_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.25", "semi.mu=1",
                                               "train.batch_size=4", "train.val_fraction=0", "semi.rampup=0.5"))
-    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, context=RunContext(progress=False))
     weights = [float(r["unsup_weight"]) for r in _metrics(tmp_path) if r["unsup_weight"]]
     assert weights == pytest.approx([(np.exp(-5.0) + np.exp(-5.0 * 0.25)) / 2, 1.0])
 
@@ -99,15 +102,16 @@ def test_the_ramp_up_is_a_share_of_the_run_s_steps(tmp_path, synthetic_manifest)
 def test_semi_method_needs_unlabelled_clips(tmp_path, synthetic_manifest):
     config = resolve_config(overrides=SEMI + ("semi.method=fixmatch",))
     with pytest.raises(ConfigError, match="no unlabelled clips"):
-        train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path, progress=False)
+        train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path, context=RunContext(progress=False))
 
 
 def test_cv_pool_leaves_out_each_test_fold(tmp_path):
     root = make_tiny_esc50(tmp_path / "esc")  # 10 classes x 4 folds x 2 clips; classes 0-4 are "esc10"
     esc10, esc50 = load_dataset("esc10", root), load_dataset("esc50", root)
     config = resolve_config(overrides=SEMI + ("semi.method=fixmatch", "train.max_epochs=1", "train.val_fraction=0"))
-    summary = cross_validate(esc10, config, folds=[1, 2], out_dir=tmp_path / "cv", progress=False,
-                             cache=FeatureCache(tmp_path / "cache"), unlabelled=esc50)
+    summary = cross_validate(esc10, config, folds=[1, 2], out_dir=tmp_path / "cv",
+                             context=RunContext(cache=FeatureCache(tmp_path / "cache"), progress=False),
+                             unlabelled=esc50)
     assert [f["n_unlabelled_pool"] for f in summary["folds"]] == [60, 60]  # 80 clips minus the test fold's 20
     for fold in (1, 2):
         meta = load_checkpoint(tmp_path / "cv" / f"fold_{fold}" / "model.ckpt").meta
@@ -145,9 +149,10 @@ def test_fixmatch_pseudo_labels_each_class_of_a_multi_label_task():
 
 def test_a_mean_teacher_starts_from_an_init_checkpoint(tmp_path, synthetic_manifest):
     source = train_model(synthetic_manifest.select_folds([3]), resolve_config(overrides=SEMI),
-                         out_dir=tmp_path / "source", progress=False)
+                         out_dir=tmp_path / "source", context=RunContext(progress=False))
     config = resolve_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.5"))
-    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path / "t", progress=False,
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path / "t",
+                         context=RunContext(progress=False),
                          init=source.checkpoint)
     assert result.n_unlabelled == 20 and load_checkpoint(result.checkpoint).meta["transfer"]["source"]
 

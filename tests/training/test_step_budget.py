@@ -12,6 +12,7 @@ from conftest import TINY_OVERRIDES
 from envsound.config import resolve_config
 from envsound.errors import ConfigError
 from envsound.models.checkpoint import load_checkpoint
+from envsound.training.context import RunContext
 from envsound.training.loop.data import ClipDataModule
 from envsound.training.loop.fit import SMALL_LABEL_MIN_STEPS, min_steps
 from envsound.training.train import train_model
@@ -31,7 +32,8 @@ def test_a_run_on_few_labels_lasts_train_min_steps(tmp_path, synthetic_manifest,
     # 10 labelled clips in batches of 4: 2 steps an epoch, so at least 5 steps take 3 epochs; a pass over the pool
     # (30 clips, 7 steps) already makes them
     config = resolve_config(overrides=SEMI + (f"semi.method={method}", f"semi.epoch={epoch}", "train.min_steps=5"))
-    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
+                         context=RunContext(progress=False))
     assert load_checkpoint(result.checkpoint).meta["epochs"] == epochs == _epochs_logged(tmp_path)
 
 

@@ -12,6 +12,7 @@ from envsound.errors import EnvsoundError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
+from envsound.training.context import RunContext
 from envsound.training.train import train_model
 
 
@@ -32,7 +33,7 @@ def test_every_model_trains_and_reloads(tmp_path, synthetic_manifest, tiny_confi
         tiny_config.model.filters = None
     tiny_config.train.max_epochs = 2
     result = train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path,
-                         cache=FeatureCache(tmp_path / "cache"), progress=False)
+                         context=RunContext(cache=FeatureCache(tmp_path / "cache"), progress=False))
     assert result.checkpoint.exists() and (tmp_path / "config.yaml").exists()
     checkpoint = load_checkpoint(result.checkpoint)
     assert checkpoint.config.model.name == model and checkpoint.labels == synthetic_manifest.labels
@@ -55,10 +56,11 @@ def test_trained_model_learns_the_synthetic_classes(trained_run, synthetic_manif
 
 def test_existing_model_is_not_overwritten(tmp_path, synthetic_manifest, tiny_config):
     tiny_config.model.name, tiny_config.model.filters = "knn", None
-    train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path, progress=False)
+    train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path, context=RunContext(progress=False))
     before = (tmp_path / "model.ckpt").read_bytes()
     with pytest.raises(EnvsoundError, match="already exists"):
-        train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path, progress=False)
+        train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path,
+                    context=RunContext(progress=False))
     assert (tmp_path / "model.ckpt").read_bytes() == before
 
 
@@ -95,12 +97,14 @@ def test_a_resumed_run_keeps_the_curve_it_logged_before(tmp_path, synthetic_mani
 
     tiny_config.train.max_epochs = 2
     tiny_config.train.scheduler = "none"  # a one-cycle schedule cannot be lengthened
-    train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, progress=False)
+    train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path,
+                context=RunContext(progress=False))
     logs = tmp_path / "logs"
     if crashed_resume:
         (logs / "metrics.csv").rename(logs / BEFORE_RESUME)
     tiny_config.train.max_epochs = 4  # the same run, given two more epochs
-    train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, resume=True, progress=False)
+    train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path,
+                context=RunContext(resume=True, progress=False))
     with open(logs / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     epochs = [int(row["epoch"]) for row in rows if row["train_loss"]]
@@ -114,12 +118,13 @@ def test_a_resume_with_other_input_settings_is_refused_with_the_way_back(tmp_pat
     from envsound.errors import ConfigError
 
     tiny_config.train.max_epochs = 1
-    train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, progress=False)
+    train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path,
+                context=RunContext(progress=False))
     tiny_config.features.edge_pad, tiny_config.model.filters = 0.5, 4
     with pytest.raises(ConfigError, match=r"features.edge_pad 0.0 there, 0.5 here; model.filters 8 there, 4 here.*"
                                           r"--set features.edge_pad=0.0 --set model.filters=8"):
-        train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, resume=True,
-                    progress=False)
+        train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path,
+                    context=RunContext(resume=True, progress=False))
 
 
 @pytest.mark.parametrize("lines_per_run, silence_s, expected", [(20, 600.0, [1, 2, 3]), (1, 600.0, [3]),
@@ -133,7 +138,8 @@ def test_a_run_without_a_progress_bar_logs_its_progress(tmp_path, synthetic_mani
     monkeypatch.setattr(progress, "LINES_PER_RUN", lines_per_run)
     monkeypatch.setattr(progress, "MAX_SILENCE_S", silence_s)
     with caplog.at_level("INFO", logger="envsound.training.loop.progress"):
-        train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path, progress=False)
+        train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path,
+                    context=RunContext(progress=False))
     lines = [r.getMessage() for r in caplog.records if r.name == "envsound.training.loop.progress"]
     assert [int(line.split()[1].split("/")[0]) for line in lines] == expected
     assert all(line.startswith(f"epoch {e}/3: ") and "train_loss " in line and " s an epoch" in line
@@ -147,9 +153,11 @@ def test_same_seed_same_weights(tmp_path, synthetic_manifest, tiny_config):
     tiny_config.train.max_epochs = 1
     tiny_config.runtime.accelerator = "cpu"
     torch.manual_seed(123)  # disturb the global generator between the runs: only train.seed may matter
-    a = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path / "a", progress=False)
+    a = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path / "a",
+                    context=RunContext(progress=False))
     torch.manual_seed(456)
-    b = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path / "b", progress=False)
+    b = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path / "b",
+                    context=RunContext(progress=False))
     wa, wb = load_checkpoint(a.checkpoint).state_dict, load_checkpoint(b.checkpoint).state_dict
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
@@ -160,7 +168,7 @@ def test_the_piczak2015_preset_trains_on_every_segment(tmp_path, synthetic_manif
     config = resolve_config(preset=load_preset("piczak2015"), overrides=(
         "train.max_epochs=2", "augment.copies=0", "train.batch_size=50", "model.filters=8"))  # small and quick
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
-                         cache=FeatureCache(tmp_path / "cache"), progress=False)
+                         context=RunContext(cache=FeatureCache(tmp_path / "cache"), progress=False))
     saved = load_checkpoint(result.checkpoint).config
     assert result.epochs == 2 and saved.train.windows == "all_copies" and saved.train.optimizer == "sgd"
 
@@ -175,7 +183,8 @@ def test_the_envnet2_bc2018_preset_trains_and_predicts_on_trimmed_padded_clips(t
     config = resolve_config(preset=load_preset("envnet2-bc2018"), overrides=(
         "train.max_epochs=1", "train.lr_milestones=1", "model.filters=10", "features.sample_rate=16000",
         "features.window_seconds=1.5"))  # small and quick
-    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, progress=False)
+    result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
+                         context=RunContext(progress=False))
     model = ClipModel.from_checkpoint(load_checkpoint(result.checkpoint))
     features = model.config.features
     assert (features.trim_zeros, features.edge_pad, features.eval_crops) == (True, 0.5, 10)
@@ -194,7 +203,8 @@ def test_a_run_without_validation_saves_its_final_weights_between_checkpoints(tm
 
     monkeypatch.setattr(fit, "CHECKPOINTS_PER_RUN", 2)  # 5 epochs: written after epochs 2 and 4, then at the end
     tiny_config.train.max_epochs, tiny_config.train.val_fraction = 5, 0.0
-    result = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path, progress=False)
+    result = train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path,
+                         context=RunContext(progress=False))
     last = torch.load(tmp_path / "lightning" / "last.ckpt", weights_only=False)
     final = load_checkpoint(result.checkpoint)
     assert last["epoch"] == final.meta["epochs"] == 5  # written after the fifth epoch, not the fourth

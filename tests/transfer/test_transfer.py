@@ -14,6 +14,7 @@ from envsound.errors import CheckpointError, ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel, build_network
+from envsound.training.context import RunContext
 from envsound.training.train import train_model
 from envsound.transfer.source import apply_init, match_labels, plan_init, read_label_map, weight_mismatches
 
@@ -36,7 +37,7 @@ def source(tmp_path_factory, synthetic_manifest, cache):
     """The source: the default model trained on six classes of folds 1-4."""
     out = tmp_path_factory.mktemp("source")
     manifest = synthetic_manifest.select_classes(SOURCE_CLASSES).select_folds([1, 2, 3, 4])
-    return train_model(manifest, _config(), out_dir=out, cache=cache, progress=False)
+    return train_model(manifest, _config(), out_dir=out, context=RunContext(cache=cache, progress=False))
 
 
 @pytest.fixture
@@ -88,7 +89,8 @@ def test_gradual_keeps_the_trunk_and_its_statistics_frozen_then_trains_it(tmp_pa
     src = load_checkpoint(source.checkpoint).state_dict
     folds = target.select_folds([1, 2, 3])
     frozen = train_model(folds, _config("transfer.mode=gradual", "transfer.freeze_epochs=3", "train.max_epochs=3"),
-                         out_dir=tmp_path / "frozen", init=source.checkpoint, cache=cache, progress=False)
+                         out_dir=tmp_path / "frozen", init=source.checkpoint,
+                         context=RunContext(cache=cache, progress=False))
     state = load_checkpoint(frozen.checkpoint).state_dict
     trunk = [k for k in src if not k.startswith("head.")]
     assert any("running_mean" in k for k in trunk)
@@ -97,7 +99,8 @@ def test_gradual_keeps_the_trunk_and_its_statistics_frozen_then_trains_it(tmp_pa
     assert load_checkpoint(frozen.checkpoint).meta["transfer"]["mode"] == "gradual"
 
     thawed = train_model(folds, _config("transfer.mode=gradual", "transfer.freeze_epochs=1", "train.max_epochs=3"),
-                         out_dir=tmp_path / "thawed", init=source.checkpoint, cache=cache, progress=False)
+                         out_dir=tmp_path / "thawed", init=source.checkpoint,
+                         context=RunContext(cache=cache, progress=False))
     after = load_checkpoint(thawed.checkpoint).state_dict
     assert not torch.equal(after["blocks.0.convs.0.weight"], src["blocks.0.convs.0.weight"])
     assert not torch.equal(after["norm.bn.running_mean"], src["norm.bn.running_mean"])
@@ -106,7 +109,7 @@ def test_gradual_keeps_the_trunk_and_its_statistics_frozen_then_trains_it(tmp_pa
 def test_full_mode_trains_the_trunk_at_its_own_rate(tmp_path, source, target, cache):
     folds = target.select_folds([1, 2, 3])
     result = train_model(folds, _config("transfer.mode=full", "transfer.trunk_lr_scale=0.1"),
-                         out_dir=tmp_path, init=source.checkpoint, cache=cache, progress=False)
+                         out_dir=tmp_path, init=source.checkpoint, context=RunContext(cache=cache, progress=False))
     trained = load_checkpoint(result.checkpoint)
     assert trained.meta["transfer"]["copied_rows"] == {"rain": "rain", "wind": "wind"}
     assert trained.meta["transfer"]["new_rows"] == ["bird_chirp", "door_knock"]
@@ -117,7 +120,7 @@ def test_full_mode_trains_the_trunk_at_its_own_rate(tmp_path, source, target, ca
 def test_probe_is_a_logistic_regression_on_the_frozen_trunk(tmp_path, source, target, cache):
     folds = target.select_folds([1, 2, 3, 4])
     result = train_model(folds, _config("transfer.mode=probe"), out_dir=tmp_path, init=source.checkpoint,
-                         cache=cache, progress=False)
+                         context=RunContext(cache=cache, progress=False))
     assert result.epochs == 0 and result.seconds < 60
     trained = load_checkpoint(result.checkpoint)
     assert trained.meta["transfer"]["head"] == "logistic regression"
@@ -147,7 +150,8 @@ def test_auto_is_the_measured_winner_and_full_where_a_probe_cannot_run(source):
 def test_probe_and_freezing_need_a_source(tmp_path, target):
     for mode in ("probe", "gradual", "full"):
         with pytest.raises(ConfigError, match=f"transfer.mode={mode} trains from a source model"):
-            train_model(target, _config(f"transfer.mode={mode}"), out_dir=tmp_path / mode, progress=False)
+            train_model(target, _config(f"transfer.mode={mode}"), out_dir=tmp_path / mode,
+                        context=RunContext(progress=False))
     assert not any(tmp_path.iterdir())
 
 
@@ -158,13 +162,14 @@ def test_modes_a_source_cannot_train_in_are_refused(tmp_path, source, target, ca
                         (("transfer.mode=probe", "train.ensemble=2"), "probe fits one logistic regression"),
                         (("transfer.mode=gradual", "runtime.devices=2"), "gradual runs in one process")):
         with pytest.raises(ConfigError, match=says):
-            train_model(target, _config(*extra), out_dir=tmp_path / "run", init=source.checkpoint, progress=False)
+            train_model(target, _config(*extra), out_dir=tmp_path / "run", init=source.checkpoint,
+                        context=RunContext(progress=False))
     ensemble = load_checkpoint(source.checkpoint)
     ensemble.config.train.ensemble = 2
     path = save_checkpoint(tmp_path / "ensemble.ckpt", Checkpoint(config=ensemble.config, labels=ensemble.labels,
                                                                   state_dict=ensemble.state_dict))
     with pytest.raises(CheckpointError, match="an ensemble of 2 networks"):
-        train_model(target, _config(), out_dir=tmp_path / "run", init=path, progress=False)
+        train_model(target, _config(), out_dir=tmp_path / "run", init=path, context=RunContext(progress=False))
     assert not (tmp_path / "run").exists()
 
 
@@ -176,7 +181,8 @@ def test_modes_a_source_cannot_train_in_are_refused(tmp_path, source, target, ca
 ])
 def test_a_source_that_does_not_fit_is_refused_before_any_work(tmp_path, source, target, override, says):
     with pytest.raises(CheckpointError, match=says):
-        train_model(target, _config(override), out_dir=tmp_path / "run", init=source.checkpoint, progress=False)
+        train_model(target, _config(override), out_dir=tmp_path / "run", init=source.checkpoint,
+                    context=RunContext(progress=False))
     assert not (tmp_path / "run").exists()
 
 
@@ -215,10 +221,11 @@ def test_a_waveform_source_for_log_mel_features_is_refused(tmp_path, source, tar
     aclnet = tmp_path / "aclnet"
     config = resolve_config(model="aclnet", overrides=("features.kind=waveform", "features.sample_rate=16000",
                                                        "model.filters=2", "train.max_epochs=1", "augment.copies=0"))
-    wave = train_model(target.select_folds([1]), config, out_dir=aclnet, progress=False)
+    wave = train_model(target.select_folds([1]), config, out_dir=aclnet, context=RunContext(progress=False))
     with pytest.raises(CheckpointError, match="model.name 'aclnet' in the checkpoint, 'cnn' here.*features.kind "
                                               "'waveform' in the checkpoint, 'logmel' here"):
-        train_model(target, _config(), out_dir=tmp_path / "run", init=wave.checkpoint, progress=False)
+        train_model(target, _config(), out_dir=tmp_path / "run", init=wave.checkpoint,
+                    context=RunContext(progress=False))
 
 
 def test_embed_writes_embeddings_files_and_labels(tmp_path, source, synthetic_root, capsys):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from envsound.cli.options import build_config, feature_cache, on_error, semi_options, show_progress, with_threshold
+from envsound.cli.options import (build_config, feature_cache, on_error, run_context, semi_options, show_progress,
+                                  with_threshold)
 from envsound.errors import ConfigError
 
 log = logging.getLogger("envsound")
@@ -44,8 +45,7 @@ def train(args: argparse.Namespace) -> int:
         left_out = [f for f in manifest.folds if f not in set(args.folds)]
         held_out = [manifest.select_folds(left_out)] if left_out else []  # the folds you may test on
         manifest = manifest.select_folds(args.folds)
-    result = train_model(manifest, config, out_dir=args.out, cache=feature_cache(args), resume=args.resume,
-                         overwrite=args.overwrite, progress=show_progress(args), on_error=on_error(args),
+    result = train_model(manifest, config, out_dir=args.out, context=run_context(args),
                          meta={"train_folds": args.folds or manifest.folds}, init=init, unlabelled=unlabelled,
                          held_out=held_out)
     if not result.written:  # another process of a multi-process run: process 0 reports
@@ -64,9 +64,8 @@ def cv(args: argparse.Namespace) -> int:
     init = args.init
     unlabelled = semi_options(args, config)
     manifest = _dataset(args)
-    summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, cache=feature_cache(args),
-                             resume=args.resume, overwrite=args.overwrite, progress=show_progress(args),
-                             on_error=on_error(args), init=init, unlabelled=unlabelled)
+    summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, context=run_context(args),
+                             init=init, unlabelled=unlabelled)
     score = summary["score"]
     for fold in summary["folds"]:
         print(f"fold {fold['fold']}: {score} {fold[score]:.4f} ({fold['n_test']} clips)")
@@ -83,8 +82,8 @@ def grid(args: argparse.Namespace) -> int:
     init = args.init
     unlabelled = semi_options(args, config)
     manifest = _dataset(args)
-    result = grid_search(manifest, config, axes, folds=args.folds, out_dir=args.out, cache=feature_cache(args),
-                         progress=show_progress(args), on_error=on_error(args), init=init, unlabelled=unlabelled)
+    result = grid_search(manifest, config, axes, folds=args.folds, out_dir=args.out, context=run_context(args),
+                         init=init, unlabelled=unlabelled)
     print(result.markdown, end="")
     print(f"{len(result.points)} point(s) ({result.n_run} run now, {len(result.points) - result.n_run} reused) -> "
           f"{args.out / 'grid.md'}, {args.out / 'grid.json'}")
@@ -98,9 +97,8 @@ def stages(args: argparse.Namespace) -> int:
     config = build_config(args)
     args.subset = args.subset or "all"  # the stages use both origins
     manifest = _dataset(args)
-    summary = run_stages(manifest, config, folds=args.folds, out_dir=args.out, cache=feature_cache(args),
-                         resume=args.resume, overwrite=args.overwrite, progress=show_progress(args),
-                         on_error=on_error(args), truth=read_mixture_truth(dataset_root(args.dataset, args.root)))
+    summary = run_stages(manifest, config, folds=args.folds, out_dir=args.out, context=run_context(args),
+                         truth=read_mixture_truth(dataset_root(args.dataset, args.root)))
     for row in summary["stages"]:
         print(f"{row['title']:<34} lwlrap {row['lwlrap']:.4f} ± {row['std_lwlrap']:.4f}  mAP {row['mAP']:.4f}")
     for row in summary["filter"]:
@@ -121,9 +119,8 @@ def pretrain(args: argparse.Namespace) -> int:
     if args.exclude_folds:
         manifest.select_folds(args.exclude_folds)  # a fold the dataset does not have is an error
         manifest = manifest.subset([r for r in manifest.records if r.fold not in set(args.exclude_folds)])
-    result = pretrain_autoencoder(manifest, config, decoder=args.decoder, out_dir=args.out, cache=feature_cache(args),
-                                  resume=args.resume, overwrite=args.overwrite, progress=show_progress(args),
-                                  on_error=on_error(args))
+    result = pretrain_autoencoder(manifest, config, decoder=args.decoder, out_dir=args.out,
+                                  context=run_context(args))
     if result.examples is None:  # another process of a multi-process run: process 0 reports
         return 0
     figure = plot_reconstructions(result.checkpoint, result.examples, path=args.out / "reconstructions.png")

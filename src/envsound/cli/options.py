@@ -147,6 +147,14 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
+def run_context(args: argparse.Namespace):
+    """A recipe's RunContext from --cache-dir/--no-cache, --resume, --overwrite, --quiet and --skip-bad."""
+    from envsound.training.context import RunContext  # imported late, as the CLI's others are: --help stays fast
+
+    return RunContext(cache=feature_cache(args), resume=args.resume, overwrite=args.overwrite,
+                      progress=show_progress(args), on_error=on_error(args))
+
+
 def add_init_options(parser: argparse.ArgumentParser) -> None:
     """``--init`` and how to train from it (train, cv, grid)."""
     group = parser.add_argument_group("transfer: start from another model")

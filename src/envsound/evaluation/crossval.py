@@ -21,10 +21,10 @@ from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.evaluation.evaluate import Evaluation, evaluate_model
 from envsound.evaluation.metrics import summarize_folds, task_report
 from envsound.evaluation.plots import plot_class_scores, plot_confusion_matrix, plot_training_curves
-from envsound.features.cache import FeatureCache
 from envsound.fileio import run_lock, write_json_atomic, write_text_atomic
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
+from envsound.training.context import RunContext
 from envsound.training.train import CHECKPOINT_NAME, train_model
 
 log = logging.getLogger(__name__)
@@ -38,17 +38,14 @@ def cross_validate(
     *,
     folds: Sequence[int] | None = None,
     out_dir: str | Path,
-    cache: FeatureCache | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    on_error: str = "raise",
+    context: RunContext = RunContext(),
     init: str | Path | Mapping[int, str | Path] | None = None,
     unlabelled: Manifest | None = None,
 ) -> dict[str, Any]:
     """Run leave-one-fold-out CV over ``folds`` (default: every official fold) and return the ``cv.json`` dict.
 
-    With ``resume``, a fold whose ``fold_<k>/model.ckpt`` is complete is evaluated, not retrained. ``init``: an
+    ``context`` (:class:`~envsound.training.context.RunContext`) reaches every fold's :func:`train_model` as given.
+    With ``context.resume``, a fold whose ``fold_<k>/model.ckpt`` is complete is evaluated, not retrained. ``init``: an
     ``autoencoder.ckpt`` whose encoder initialises every fold's model (see :func:`train_model`); pre-train it
     without the test folds' clips (``envsound pretrain --exclude-folds``) or the comparison is not honest; a mapping
     ``{test_fold: path}`` gives each fold its own (pre-trained without that fold).
@@ -88,12 +85,11 @@ def cross_validate(
             fold_dir = out_dir / f"fold_{test_fold}"
             log.info("fold %d: training on %d clips, testing on %d", test_fold, len(train_set), len(test_set))
             fold_start = time.perf_counter()
-            if resume and (fold_dir / CHECKPOINT_NAME).exists():
+            if context.resume and (fold_dir / CHECKPOINT_NAME).exists():
                 log.info("fold %d: reusing finished %s", test_fold, fold_dir / CHECKPOINT_NAME)
                 epochs = None
             else:
-                result = train_model(train_set, config, out_dir=fold_dir, cache=cache, resume=resume,
-                                     overwrite=overwrite, progress=progress, on_error=on_error, init=fold_init,
+                result = train_model(train_set, config, out_dir=fold_dir, context=context, init=fold_init,
                                      unlabelled=pool, held_out=[test_set],
                                      meta={"train_folds": [f for f in folds if f != test_fold],
                                            "test_fold": test_fold})
@@ -101,7 +97,8 @@ def cross_validate(
                 skipped.update((str(path), reason) for path, reason in result.skipped)
                 plot_run_curves(fold_dir)
             model = ClipModel.from_checkpoint(load_checkpoint(fold_dir / CHECKPOINT_NAME))
-            evaluation = evaluate_model(model, test_set, cache=cache, on_error=on_error, progress=progress)
+            evaluation = evaluate_model(model, test_set, cache=context.cache, on_error=context.on_error,
+                                        progress=context.progress)
             evaluations.append(evaluation)
             skipped.update((str(path), reason) for path, reason in evaluation.skipped)
             fold_results.append({

@@ -17,7 +17,7 @@ import copy
 import itertools
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -25,8 +25,8 @@ from envsound.config import Config, parse_override
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.evaluation.crossval import cross_validate
-from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic, write_text_atomic
+from envsound.training.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,7 @@ def grid_search(
     *,
     folds: Sequence[int] | None = None,
     out_dir: str | Path,
-    cache: FeatureCache | None = None,
-    progress: bool = True,
-    on_error: str = "raise",
+    context: RunContext = RunContext(),
     init: str | Path | Mapping[int, str | Path] | None = None,
     unlabelled: Manifest | None = None,
 ) -> GridResult:
@@ -109,8 +107,11 @@ def grid_search(
         manifest: the dataset (with official folds).
         config: the resolved base config.
         axes: ``[(dotted key, [value, ...]), ...]`` (values as text, parsed like ``--set``).
-        folds, cache, progress, on_error, init, unlabelled: as for :func:`cross_validate`.
+        folds, init, unlabelled: as for :func:`cross_validate`.
         out_dir: grid folder; one sub-folder per point (:func:`point_dir_name`).
+        context: its ``cache``, ``progress`` and ``on_error`` reach every point's :func:`cross_validate`; its
+            ``resume`` and ``overwrite`` are not read: a point whose ``cv.json`` exists is reused, one whose folder
+            exists resumes its finished folds, and nothing is overwritten (delete a point's folder to rerun it).
 
     Raises:
         ConfigError: an unknown key or invalid value (before anything runs).
@@ -134,9 +135,10 @@ def grid_search(
             log.info("grid point %s: reusing %s", values, summary_path)
         else:
             log.info("grid point %s: cross-validating", values)
-            summary = cross_validate(manifest, point, folds=folds, out_dir=run_dir, cache=cache,
-                                     resume=run_dir.exists(),  # an interrupted point keeps its finished folds
-                                     progress=progress, on_error=on_error, init=init, unlabelled=unlabelled)
+            # the grid, not the caller, decides these per point: an interrupted point keeps its finished folds
+            point_context = replace(context, resume=run_dir.exists(), overwrite=False)
+            summary = cross_validate(manifest, point, folds=folds, out_dir=run_dir, context=point_context, init=init,
+                                     unlabelled=unlabelled)
             n_run += 1
         score = summary.get("score", "accuracy")
         points.append({"values": values, "dir": str(run_dir), "score": score,

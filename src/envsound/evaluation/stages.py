@@ -14,8 +14,8 @@ Per test fold, on the other folds' clips (tested on the test fold's curated clip
 4. ``final``: curated + kept noisy clips from the fine-tuned weights, ``stages.final_epochs``; with
    ``stages.pseudo_label`` a semi-supervised method also learns from the noisy clips not kept, their labels unused.
 
-Every stage's model is a ``model.ckpt`` in ``OUT/fold_<k>/<stage>/``; with ``resume`` a finished one is reused, so an
-interrupted run goes on stage by stage. Writes ``OUT/stages.json``.
+Every stage's model is a ``model.ckpt`` in ``OUT/fold_<k>/<stage>/``; with ``context.resume`` a finished one is reused,
+so an interrupted run goes on stage by stage. Writes ``OUT/stages.json``.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from envsound.data.splits import check_no_leakage, exclude_clips_of
 from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.evaluation.evaluate import evaluate_model
 from envsound.evaluation.metrics import summarize_folds
-from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
 from envsound.fileio import run_lock, write_json_atomic
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
+from envsound.training.context import RunContext
 from envsound.training.train import CHECKPOINT_NAME, train_model
 
 log = logging.getLogger(__name__)
@@ -51,15 +51,15 @@ TITLES = {"baseline": "curated only (same epochs)", "naive": "curated + noisy, B
 
 
 def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | None = None,
-               test_folds: Sequence[int] | None = None, out_dir: str | Path,
-               cache: FeatureCache | None = None, resume: bool = False, overwrite: bool = False,
-               progress: bool = True, on_error: str = "raise", truth: dict[str, set[str]] | None = None
-               ) -> dict[str, Any]:
+               test_folds: Sequence[int] | None = None, out_dir: str | Path, context: RunContext = RunContext(),
+               truth: dict[str, set[str]] | None = None) -> dict[str, Any]:
     """Run the schedule of ``config.stages`` over ``folds`` of ``manifest`` (curated and noisy clips, ``origin``
     set), holding out each of ``test_folds`` (default: every fold) in turn, and return the ``stages.json`` dict:
     ``{"stages": [{"name", "title", "lwlrap", "mAP", "std_lwlrap", "folds": [...]}, ...],
     "filter": [{"fold", "noisy", "kept", "label_precision"}], ...}``.
 
+    ``context`` (:class:`~envsound.training.context.RunContext`) reaches every stage's
+    :func:`~envsound.training.train.train_model` as given.
     ``truth``: ``{clip_id: true labels}`` of noisy clips (see :func:`read_mixture_truth`), for the filter's precision.
 
     Raises:
@@ -95,8 +95,7 @@ def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | Non
             curated = pool.subset([r for r in pool.records if r.origin == "curated"])
             noisy = pool.subset([r for r in pool.records if r.origin == "noisy"])
             fold_dir = out_dir / f"fold_{test_fold}"
-            common = {"cache": cache, "resume": resume, "overwrite": overwrite, "progress": progress,
-                      "on_error": on_error, "held_out": [test], "fold_dir": fold_dir}
+            common = {"context": context, "held_out": [test], "fold_dir": fold_dir}
             meta = {"train_folds": train_folds, "test_fold": test_fold}
 
             def stage(name: str, train_set: Manifest, epochs: int, *, init: Path | None = None,
@@ -110,8 +109,8 @@ def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | Non
             models = {"baseline": stage("baseline", curated, budget), "naive": stage("naive", pool, budget)}
             models["warmup"] = stage("warmup", noisy if stages.warmup_on == "noisy" else pool, stages.warmup_epochs)
             models["finetune"] = stage("finetune", curated, stages.finetune_epochs, init=models["warmup"])
-            kept, rest = _filter_noisy(models["finetune"], noisy, stages.keep_threshold, cache=cache,
-                                       on_error=on_error, progress=progress)
+            kept, rest = _filter_noisy(models["finetune"], noisy, stages.keep_threshold,
+                                       cache=context.cache, on_error=context.on_error, progress=context.progress)
             filters.append({"fold": test_fold, "noisy": len(noisy), "kept": len(kept),
                             **_label_precision(kept, truth)})
             log.info("fold %d: the filter kept %d of %d noisy clips", test_fold, len(kept), len(noisy))
@@ -122,7 +121,8 @@ def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | Non
                                         unlabelled=rest if semi != "none" else None, semi=semi)
             for name in names:
                 model = ClipModel.from_checkpoint(load_checkpoint(models[name]))
-                report = evaluate_model(model, test, cache=cache, on_error=on_error, progress=progress).report
+                report = evaluate_model(model, test, cache=context.cache, on_error=context.on_error,
+                                        progress=context.progress).report
                 per_stage[name].append({"fold": test_fold, "lwlrap": report["lwlrap"], "mAP": report["mAP"],
                                         "n_test": report["n_clips"]})
                 log.info("fold %d, %s: lwlrap %.4f, mAP %.4f", test_fold, name, report["lwlrap"], report["mAP"])
@@ -160,18 +160,16 @@ def _stage_config(config: Config, epochs: int, *, semi: str, init: bool) -> Conf
 
 
 def _train_stage(name: str, train_set: Manifest, config: Config, *, init: Path | None, unlabelled: Manifest | None,
-                 meta: dict[str, Any], fold_dir: Path, held_out: list[Manifest], cache, resume: bool,
-                 overwrite: bool, progress: bool, on_error: str) -> Path:
+                 meta: dict[str, Any], fold_dir: Path, held_out: list[Manifest], context: RunContext) -> Path:
     run_dir = fold_dir / name
-    if resume and (run_dir / CHECKPOINT_NAME).exists():
+    if context.resume and (run_dir / CHECKPOINT_NAME).exists():
         log.info("%s: reusing finished %s", name, run_dir / CHECKPOINT_NAME)
         return run_dir / CHECKPOINT_NAME
     if len(train_set) < 2:
         raise ConfigError(f"stage {name!r} has {len(train_set)} training clip(s); it needs at least 2")
     log.info("%s: training on %d clips for %d epochs", name, len(train_set), config.train.max_epochs)
-    return train_model(train_set, config, out_dir=run_dir, cache=cache, resume=resume, overwrite=overwrite,
-                       progress=progress, on_error=on_error, init=init, unlabelled=unlabelled, held_out=held_out,
-                       meta=meta).checkpoint
+    return train_model(train_set, config, out_dir=run_dir, context=context, init=init, unlabelled=unlabelled,
+                       held_out=held_out, meta=meta).checkpoint
 
 
 def _filter_noisy(checkpoint: Path, noisy: Manifest, threshold: float, *, cache, on_error: str,

@@ -16,12 +16,12 @@ import numpy as np
 from envsound.config import Config, check_same_input, write_config
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError, EnvsoundError
-from envsound.features.cache import FeatureCache
 from envsound.features.fingerprint import clip_fingerprints, exact_ids
 from envsound.fileio import run_lock
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
 from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
 from envsound.task import Task, fit_class_thresholds
+from envsound.training.context import RunContext
 from envsound.training.loop.data import clip_noisiness, target_matrix
 from envsound.training.prepare import prepare_training_data
 from envsound.transfer.guard import check_init_unseen
@@ -59,11 +59,7 @@ def train_model(
     config: Config,
     *,
     out_dir: str | Path,
-    cache: FeatureCache | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    on_error: str = "raise",
+    context: RunContext = RunContext(),
     meta: dict[str, Any] | None = None,
     init: str | Path | None = None,
     unlabelled: Manifest | None = None,
@@ -74,6 +70,8 @@ def train_model(
     A validation split (``config.train.val_fraction`` of the clips, grouped by source recording; none by default)
     is taken from ``manifest`` itself for early stopping and best-checkpoint selection of torch models (baselines fit
     on every clip): pass only training folds. Also writes ``config.yaml`` (the resolved config) and ``logs/metrics.csv``.
+    ``context``: the feature cache, resume / overwrite of ``out_dir``, progress bars and bad audio
+    (:class:`~envsound.training.context.RunContext`).
     ``init``: a classifier ``model.ckpt`` of envsound (every layer but the head is loaded; head rows of the classes
     both label sets share are copied) or an ``autoencoder.ckpt`` from ``envsound pretrain`` (its encoder, for
     ``dtu``/``cnn``); ``config.transfer`` says how the model trains from it (``full``, ``gradual``, ``probe``). The
@@ -92,8 +90,8 @@ def train_model(
             (every mismatch named), or its model was trained on this split's validation or test clips.
         ConfigError: ``features.kind`` is not the input kind of ``config.model`` (e.g. ``aclnet`` with log-mel).
         DatasetLayoutError: a leak through augmentation (see :func:`prepare_training_data`).
-        EnvsoundError: ``out_dir`` already holds a model (unless ``overwrite`` or ``resume``), bad audio with
-            ``on_error="raise"``, or fewer than two clips to train on.
+        EnvsoundError: ``out_dir`` already holds a model (unless ``context.overwrite`` or ``context.resume``), bad
+            audio with ``context.on_error="raise"``, or fewer than two clips to train on.
         ConfigError: ``semi.method`` set with no unlabelled clips, or ``semi.method`` or ``train.ensemble`` > 1 for a
             baseline model.
 
@@ -115,7 +113,7 @@ def train_model(
                           "is a baseline (set train.ensemble=1)")
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME
-    if ckpt_path.exists() and not (overwrite or resume):
+    if ckpt_path.exists() and not (context.overwrite or context.resume):
         raise EnvsoundError(f"{ckpt_path} already exists; pass --overwrite to replace it, --resume to continue, "
                             "or choose another --out")
     # checked before any work is done: the source fits, and the mode is one it can train in
@@ -123,17 +121,17 @@ def train_model(
     mode = resolve_mode(config, plan)
     task = manifest.task
     with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
-        if resume:
+        if context.resume:
             check_same_input(out_dir / "config.yaml", config)
         write_config(out_dir / "config.yaml", config)
 
         # baselines have no epochs to choose between: they fit on every training clip (prepare_training_data)
-        data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled, cache=cache,
-                                     on_error=on_error, progress=progress)
+        data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled,
+                                     cache=context.cache, on_error=context.on_error, progress=context.progress)
         train_set, val_set, skipped = data.train, data.val, data.skipped
         train_feats, val_feats = data.train_features, data.val_features
         if init is not None:
-            check_init_unseen(init, [r.path for m in (val_set, *held_out) for r in m.records], cache=cache,
+            check_init_unseen(init, [r.path for m in (val_set, *held_out) for r in m.records], cache=context.cache,
                               allow_overlap=config.leakage.allow_overlap)
         log.info("training %s on %d clips, validating on %d%s", config.model.name, len(train_set), len(val_set),
                  f", with {len(data.unlabelled_features)} unlabelled clips ({config.semi.method})"
@@ -150,7 +148,7 @@ def train_model(
                 checkpoint.meta["transfer"].update(copied_rows={}, new_rows=[], head="logistic regression")
         # what the model heard (validation clips chose its epoch): kept so --init and evaluate can check for leaks
         checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in train_set.records + val_set.records],
-                                                            cache=cache))
+                                                            cache=context.cache))
         result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
                              n_unlabelled=len(data.unlabelled_features), skipped=skipped)
         if mode == "probe":
@@ -171,7 +169,7 @@ def train_model(
 
             def fit_on(run_config: Config, run_dir: Path, clips: ClipSet, start: InitPlan | None = None) -> FitResult:
                 return fit_network(run_config, clips.features, clips.targets, val_feats, target_matrix(val_set),
-                                   task=task, out_dir=run_dir, resume=resume, progress=progress,
+                                   task=task, out_dir=run_dir, resume=context.resume, progress=context.progress,
                                    init=start or plan, transfer_mode=mode, unlabelled_features=data.unlabelled_features,
                                    train_variants=clips.variants or None,
                                    train_noisiness=clip_noisiness(train_set) if clips.noisiness is None
@@ -182,11 +180,11 @@ def train_model(
                 pool = ClipSet(data.unlabelled_features, np.zeros((0, len(manifest.labels)), np.float32),
                                data.unlabelled_variants if data.unlabelled_copies.copies else [])
                 fit, rounds = fit_self_training(config, fit_on, labelled=labelled, pool=pool, labels=manifest.labels,
-                                                task=task, out_dir=out_dir, resume=resume)
+                                                task=task, out_dir=out_dir, resume=context.resume)
                 checkpoint.meta["self_training"] = rounds
             elif config.train.ensemble > 1:
                 fit = fit_ensemble(config, lambda run_config, run_dir: fit_on(run_config, run_dir, labelled),
-                                   out_dir=out_dir, resume=resume)
+                                   out_dir=out_dir, resume=context.resume)
             else:
                 fit = fit_on(config, out_dir, labelled)
             checkpoint.state_dict = fit.state_dict

@@ -20,13 +20,13 @@ from envsound.config import Config, write_config
 from envsound.data.records import ClipRecord, Manifest
 from envsound.data.splits import train_val_split
 from envsound.errors import CheckpointError, ConfigError, EnvsoundError
-from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
 from envsound.features.fingerprint import clip_fingerprints, exact_ids
 from envsound.features.windows import eval_windows
 from envsound.fileio import run_lock, write_json_atomic
 from envsound.models.autoencoder import CHECKPOINT_NAME, autoencoder_checkpoint, build_autoencoder, check_decoder
 from envsound.models.checkpoint import save_checkpoint
+from envsound.training.context import RunContext
 from envsound.training.prepare import features_of
 
 log = logging.getLogger(__name__)
@@ -66,18 +66,14 @@ def pretrain_autoencoder(
     *,
     decoder: str,
     out_dir: str | Path,
-    cache: FeatureCache | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    on_error: str = "raise",
+    context: RunContext = RunContext(),
     n_examples: int = 6,
 ) -> PretrainResult:
     """Train the autoencoder of ``config.model`` (``dtu`` or ``cnn``) with ``decoder`` on the clips given.
 
     Writes ``out_dir/autoencoder.ckpt`` (self-describing: config, ``meta["kind"] = "autoencoder"``, ``decoder``,
     ``trunk``; written last, atomically), ``config.yaml``, ``pretrain.json``, ``logs/metrics.csv`` and Lightning's
-    ``lightning/last.ckpt`` (what ``resume=True`` continues from after an interruption).
+    ``lightning/last.ckpt`` (what ``context.resume`` continues from after an interruption).
 
     Args:
         manifest_or_records: the clips; labels and folds are ignored (select or exclude folds before).
@@ -86,18 +82,17 @@ def pretrain_autoencoder(
             where it runs.
         decoder: ``"unpool"`` (``dtu`` only) or ``"upsample"``.
         out_dir: run folder.
-        cache: feature cache, or ``None``.
-        resume: continue from ``out_dir/lightning/last.ckpt``.
-        overwrite: replace a finished ``autoencoder.ckpt``.
-        progress: progress bars.
-        on_error: ``"raise"`` or ``"skip"`` unusable audio (skipped files are listed in the result).
+        context: how it runs (:class:`~envsound.training.context.RunContext`): the feature cache; ``resume``
+            continues from ``out_dir/lightning/last.ckpt``; ``overwrite`` replaces a finished ``autoencoder.ckpt``;
+            progress bars; ``on_error`` ``"raise"`` or ``"skip"`` unusable audio (skipped files are listed in the
+            result).
         n_examples: held-out windows returned for :func:`~envsound.evaluation.reconstructions.plot_reconstructions`.
 
     Raises:
         ConfigError: a model without an autoencoder, a decoder it does not support, waveform features.
-        CheckpointError: ``resume`` from a run made with another decoder or model.
-        EnvsoundError: ``autoencoder.ckpt`` exists (without ``overwrite``/``resume``), fewer than 2 usable clips,
-            bad audio with ``on_error="raise"``.
+        CheckpointError: ``context.resume`` from a run made with another decoder or model.
+        EnvsoundError: ``autoencoder.ckpt`` exists (without ``context.overwrite``/``resume``), fewer than 2 usable
+            clips, bad audio with ``context.on_error="raise"``.
 
     >>> result = pretrain_autoencoder(load_dataset("unlabelled", "recordings"), config, decoder="unpool",
     ...                               out_dir="runs/cae")
@@ -110,7 +105,7 @@ def pretrain_autoencoder(
                           "set features.kind=logmel")
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME
-    if ckpt_path.exists() and not (overwrite or resume):
+    if ckpt_path.exists() and not (context.overwrite or context.resume):
         raise EnvsoundError(f"{ckpt_path} already exists; pass --overwrite to replace it, --resume to continue, "
                             "or choose another --out")
     if isinstance(manifest_or_records, Manifest):
@@ -124,8 +119,9 @@ def pretrain_autoencoder(
         write_config(out_dir / "config.yaml", config)
         train_set, val_set = train_val_split(unlabelled, val_fraction=config.train.pretrain_val_fraction,
                                              seed=config.train.seed)
-        kept, features, skipped = extract_features(train_set.records + val_set.records, config.features, cache=cache,
-                                                   on_error=on_error, progress=progress)
+        kept, features, skipped = extract_features(train_set.records + val_set.records, config.features,
+                                                   cache=context.cache, on_error=context.on_error,
+                                                   progress=context.progress)
         train_feats = features_of(train_set.records, kept, features)
         val_feats = features_of(val_set.records, kept, features)
         if len(train_feats) < 2:
@@ -139,8 +135,8 @@ def pretrain_autoencoder(
         runtime = training_runtime(config, lambda: build_autoencoder(config, decoder=decoder))
         module = AutoencoderModule(config, decoder=decoder, channels_last=runtime.channels_last)
         fit_start = time.perf_counter()
-        loop = _fit(module, config, train_feats, val_feats, runtime=runtime, out_dir=out_dir, resume=resume,
-                    progress=progress)
+        loop = _fit(module, config, train_feats, val_feats, runtime=runtime, out_dir=out_dir,
+                    resume=context.resume, progress=context.progress)
         epochs, best = loop.epochs, loop.best_score
         fit_seconds = time.perf_counter() - fit_start
         if not loop.is_global_zero:  # the other processes of a multi-process run: process 0 writes the results
@@ -150,7 +146,7 @@ def pretrain_autoencoder(
                 "best_val_loss": best, "runtime": runtime.to_dict()}
         write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {runtime.describe()}")
         checkpoint = autoencoder_checkpoint(module.model, config, meta=meta)
-        checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in kept], cache=cache))
+        checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in kept], cache=context.cache))
         save_checkpoint(ckpt_path, checkpoint)
         source = val_feats or train_feats
         picks = np.unique(np.linspace(0, len(source) - 1, num=min(n_examples, len(source))).round().astype(int))
