@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from envsound.audio.load import load_audio
 from envsound.config import FeatureConfig
 from envsound.data.records import ClipRecord
-from envsound.errors import AudioLoadError, ConfigError
+from envsound.data.validate import check_on_error
+from envsound.errors import AudioLoadError
 from envsound.features.cache import ClipFeatures, FeatureCache, cache_settings
 from envsound.features.edges import prepare_clip
 from envsound.features.mel import LogMel
@@ -25,9 +26,6 @@ from envsound.features.parallel import chunk_size, frontend_for, worker_count, w
 from envsound.fileio import launched_rank
 
 logger = logging.getLogger(__name__)
-
-ON_ERROR = ("raise", "skip")
-
 
 def compute_features(waveform: np.ndarray, cfg: FeatureConfig, *, frontend: LogMel | None = None) -> np.ndarray:
     """Features of one whole clip.
@@ -87,8 +85,7 @@ def extract_features(
     >>> kept, feats, skipped = extract_features(manifest.records, cfg, cache=FeatureCache(), on_error="skip")
     >>> feats[0].shape   # (1, 128, 216) for a 5 s clip at 22050 Hz
     """
-    if on_error not in ON_ERROR:
-        raise ConfigError(f"on_error={on_error!r} is not valid; use 'raise' or 'skip'")
+    check_on_error(on_error)
     cfg.validate()
     settings = cache_settings(cfg)
     entries: list[np.ndarray | Path | AudioLoadError | None] = [None] * len(records)
