@@ -262,12 +262,13 @@ class SemiConfig:
     rounds, each on the labelled clips plus the share ``rounds[r - 1]`` of the unlabelled pool the previous round's
     model is surest of, class-balanced, with its guesses as labels; every round a fresh network (or the previous
     round's, ``round_init``) for the run's step budget or its share of it (``round_budget``;
-    ``training/semi/self_training.py``); its pseudo-labelled clips are of origin ``noisy`` (the ``noisy`` section). The unlabelled term weighs
-    ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped up over the first ``rampup`` share
-    of the run's optimizer steps for every method but FixMatch. Each step draws ``mu x train.batch_size`` unlabelled
-    windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled clips (the unlabelled pool is sampled
-    for as many steps), so ``train.max_epochs`` gives exactly a supervised run's optimizer steps whatever the pool's
-    size; ``pool`` = one pass over the larger of the two (the labelled batches cycle), as before this key existed.
+    ``training/semi/self_training.py``); its pseudo-labelled clips are of origin ``noisy`` (the ``noisy`` section).
+    The unlabelled term weighs ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped up over
+    the first ``rampup`` share of the run's optimizer steps for every method but FixMatch. Each step draws
+    ``mu x train.batch_size`` unlabelled windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled
+    clips (the unlabelled pool is sampled for as many steps), so ``train.max_epochs`` gives exactly a supervised run's
+    optimizer steps whatever the pool's size; ``pool`` = one pass over the larger of the two (the labelled batches
+    cycle), as before this key existed.
     """
 
     method: str = "none"  # none | fixmatch | mixmatch | remixmatch | mean_teacher | self_training
