@@ -165,15 +165,13 @@ def train_model(
             from envsound.training.semi.self_training import ClipSet, fit_self_training
 
             labelled = ClipSet(train_feats, target_matrix(train_set),
-                               data.train_variants if data.copies.copies else [])
+                               data.train_variants if data.copies.copies else [], clip_noisiness(train_set))
 
             def fit_on(run_config: Config, run_dir: Path, clips: ClipSet, start: InitPlan | None = None) -> FitResult:
                 return fit_network(run_config, clips.features, clips.targets, val_feats, target_matrix(val_set),
                                    task=task, out_dir=run_dir, resume=context.resume, progress=context.progress,
                                    init=start or plan, transfer_mode=mode, unlabelled_features=data.unlabelled_features,
-                                   train_variants=clips.variants or None,
-                                   train_noisiness=clip_noisiness(train_set) if clips.noisiness is None
-                                   else clips.noisiness,
+                                   train_variants=clips.variants or None, train_noisiness=clips.noisiness,
                                    module_class=SemiModule if run_config.semi.method != "none" else ClassifierModule)
 
             if config.semi.method == "self_training":
