@@ -20,6 +20,7 @@ from envsound.errors import ConfigError
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 SWITCHES = ("auto", "true", "false")
+FRONTENDS = ("envsound", "efficientat")
 
 
 @dataclass
@@ -50,9 +51,19 @@ class FeatureConfig:
     # of zeros on each side of it, before its features, in training, evaluation and prediction alike
     trim_zeros: bool = False
     edge_pad: float = 0.0
+    # how a log-mel is computed: envsound (Slaney mel, dB; librosa's maths) | efficientat (EfficientAT's AudioSet
+    # frontend: pre-emphasis, Kaldi mel, natural log, fixed normalisation; what its pre-trained networks expect)
+    frontend: str = "envsound"
+    win_length: int | None = None  # efficientat: STFT window in samples, 1..n_fft (None = n_fft)
 
     def validate(self) -> None:
         _check(self.kind in ("logmel", "waveform"), "features.kind", self.kind, "'logmel' or 'waveform'")
+        _check(self.frontend in FRONTENDS, "features.frontend", self.frontend, " or ".join(map(repr, FRONTENDS)))
+        if self.frontend == "efficientat":
+            _check(self.kind == "logmel" and not self.deltas, "features.frontend", self.frontend,
+                   "efficientat with features.kind=logmel and deltas false")
+        _check(self.win_length is None or (self.frontend == "efficientat" and 1 <= self.win_length <= self.n_fft),
+               "features.win_length", self.win_length, "1..n_fft with features.frontend=efficientat, else unset")
         _check(4000 <= self.sample_rate <= 192000, "features.sample_rate", self.sample_rate, "4000..192000 Hz")
         _check(self.n_fft >= 16, "features.n_fft", self.n_fft, ">= 16")
         _check(1 <= self.hop_length <= self.n_fft, "features.hop_length", self.hop_length, "1..n_fft")
@@ -75,8 +86,15 @@ class FeatureConfig:
 
     @property
     def window_frames(self) -> int:
-        """Frames of a centred STFT over one window: ``1 + window_samples // hop_length``."""
-        return 1 + self.window_samples // self.hop_length
+        """Frames of a centred STFT over one window: ``1 + window_samples // hop_length`` (``efficientat``: the
+        pre-emphasised window is one sample shorter)."""
+        return self.frames(self.window_samples)
+
+    def frames(self, samples: int) -> int:
+        """Log-mel frames of a waveform of ``samples`` samples (``samples >= 1``)."""
+        if self.frontend == "efficientat":
+            return 1 + (max(samples, 2) - 1) // self.hop_length
+        return 1 + samples // self.hop_length
 
     @property
     def eval_hop_frames(self) -> int:

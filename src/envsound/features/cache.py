@@ -59,6 +59,8 @@ def cache_settings(cfg: FeatureConfig) -> dict[str, Any]:
     if cfg.kind == "logmel":
         settings.update(n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels, f_min=float(cfg.f_min),
                         f_max=float(cfg.sample_rate / 2 if cfg.f_max is None else cfg.f_max), deltas=cfg.deltas)
+    if cfg.frontend != "envsound":  # only then, as below
+        settings.update(frontend=cfg.frontend, win_length=cfg.win_length)
     if cfg.trim_zeros or cfg.edge_pad:  # only then, so that the keys of every other entry stay as they were
         settings.update(trim_zeros=cfg.trim_zeros, edge_pad_samples=edge_pad_samples(cfg))
     return settings

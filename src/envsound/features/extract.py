@@ -21,19 +21,20 @@ from envsound.data.validate import check_on_error
 from envsound.errors import AudioLoadError
 from envsound.features.cache import ClipFeatures, FeatureCache, cache_settings
 from envsound.features.edges import prepare_clip
-from envsound.features.mel import LogMel
+from envsound.features.mel import logmel_frontend
 from envsound.features.parallel import chunk_size, frontend_for, worker_count, worker_pool
 from envsound.fileio import launched_rank
 
 logger = logging.getLogger(__name__)
 
-def compute_features(waveform: np.ndarray, cfg: FeatureConfig, *, frontend: LogMel | None = None) -> np.ndarray:
+def compute_features(waveform: np.ndarray, cfg: FeatureConfig, *, frontend: torch.nn.Module | None = None) -> np.ndarray:
     """Features of one whole clip.
 
     Args:
         waveform: ``(samples,)`` float32 in [-1, 1] at ``cfg.sample_rate``.
         cfg: ``kind='logmel'`` -> log-mel; ``kind='waveform'`` -> the waveform itself.
-        frontend: a :class:`LogMel` built from ``cfg`` to reuse across clips (built here when ``None``).
+        frontend: the module :func:`~envsound.features.mel.logmel_frontend` builds from ``cfg``, reused across
+            clips (built here when ``None``).
 
     Returns:
         ``(C, n_mels, frames)`` float32 dB for log-mel (``C`` = 2 with deltas), ``(1, samples)`` float32 for waveform.
@@ -41,7 +42,7 @@ def compute_features(waveform: np.ndarray, cfg: FeatureConfig, *, frontend: LogM
     waveform = np.ascontiguousarray(waveform, dtype=np.float32)
     if cfg.kind == "waveform":
         return waveform[None, :]
-    frontend = frontend if frontend is not None else LogMel.from_config(cfg)
+    frontend = frontend if frontend is not None else logmel_frontend(cfg)
     with torch.inference_mode():
         return frontend(torch.from_numpy(waveform)[None, :])[0].numpy()
 

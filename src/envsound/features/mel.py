@@ -18,11 +18,12 @@ from torch import nn
 
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
+from envsound.features.efficientat import EfficientATMel
 from envsound.features.melbank import AMIN, DB_FLOOR, hz_to_mel, mel_to_hz, mel_weights, stft_frames
 
 __all__ = ["AMIN", "DB_FLOOR", "hz_to_mel", "mel_to_hz", "mel_filterbank", "hann_window", "power_spectrogram",
            "filterbank_blocks", "sparse_filterbank", "apply_filterbank", "power_to_db", "DELTA_WIDTH", "deltas",
-           "windowed_slope", "whole_clip_slope", "LogMel"]
+           "windowed_slope", "whole_clip_slope", "LogMel", "logmel_frontend"]
 
 
 def mel_filterbank(*, sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
@@ -281,3 +282,12 @@ class LogMel(nn.Module):
     def extra_repr(self) -> str:
         return (f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop_length={self.hop_length}, "
                 f"n_mels={self.n_mels}, with_deltas={self.with_deltas}")
+
+
+def logmel_frontend(cfg: FeatureConfig) -> nn.Module:
+    """The log-mel module ``cfg.frontend`` names: :class:`LogMel` (``envsound``) or
+    :class:`~envsound.features.efficientat.EfficientATMel` (``efficientat``); both map ``(batch, samples)`` to
+    ``(batch, C, n_mels, frames)`` and have ``frames(samples)``."""
+    if cfg.frontend == "efficientat":
+        return EfficientATMel.from_config(cfg)
+    return LogMel.from_config(cfg)

@@ -64,11 +64,11 @@ def frontend_for(cfg: FeatureConfig):
     """This process's :class:`~envsound.features.mel.LogMel` for ``cfg`` (built once), or ``None`` for waveforms."""
     if cfg.kind != "logmel":
         return None
-    from envsound.features.mel import LogMel
+    from envsound.features.mel import logmel_frontend
 
     key = repr(sorted(cache_settings(cfg).items()))
     if key not in _FRONTENDS:
-        _FRONTENDS[key] = LogMel.from_config(cfg)
+        _FRONTENDS[key] = logmel_frontend(cfg)
     return _FRONTENDS[key]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
+from envsound.features.efficientat import SILENCE as EFFICIENTAT_SILENCE
 from envsound.features.melbank import DB_FLOOR
 
 PadValue = float | Sequence[float]
@@ -27,9 +28,11 @@ PadValue = float | Sequence[float]
 
 def window_pad_value(cfg: FeatureConfig) -> tuple[float, ...]:
     """Per-channel pad values for the features ``cfg`` produces: ``(DB_FLOOR,)``, ``(DB_FLOOR, 0.0)`` with deltas
-    (silence has zero slope), or ``(0.0,)`` for waveforms."""
+    (silence has zero slope), silence as the EfficientAT frontend normalises it, or ``(0.0,)`` for waveforms."""
     if cfg.kind == "waveform":
         return (0.0,)
+    if cfg.frontend == "efficientat":
+        return (EFFICIENTAT_SILENCE,)
     return (DB_FLOOR, 0.0) if cfg.deltas else (DB_FLOOR,)
 
 

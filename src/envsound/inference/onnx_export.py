@@ -35,6 +35,7 @@ from torch import nn
 from envsound import __version__
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
+from envsound.features.efficientat import EfficientATMel
 from envsound.features.mel import DELTA_WIDTH, deltas, hann_window, mel_filterbank, power_to_db, whole_clip_slope
 from envsound.features.windows import window_length, window_pad_value
 from envsound.fileio import atomic_path
@@ -79,6 +80,18 @@ class OnnxFrontend(nn.Module):
         return logmel
 
 
+class OnnxEfficientATFrontend(nn.Module):
+    """:class:`~envsound.features.efficientat.EfficientATMel` with its DFT as a basis product, ``(1, samples)`` ->
+    ``(1, n_mels, frames)`` (the layout of :class:`OnnxFrontend`)."""
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        super().__init__()
+        self.mel = EfficientATMel.from_config(cfg, dft_matmul=True)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.mel(waveform)[0]
+
+
 def _windowed_slope(logmel: torch.Tensor) -> torch.Tensor:
     # deltas(), not windowed_slope(): the branch is traced for every length, and deltas' own length check keeps the
     # trace valid for short clips. (A torch.cond branch may not return a view of its input: hence the clones.)
@@ -94,7 +107,8 @@ class OnnxGraph(nn.Module):
 
     def __init__(self, network: nn.Module, features: FeatureConfig, *, multi_label: bool) -> None:
         super().__init__()
-        self.frontend = OnnxFrontend(features) if features.kind == "logmel" else None
+        self.frontend = None if features.kind != "logmel" else OnnxFrontend(features) \
+            if features.frontend == "envsound" else OnnxEfficientATFrontend(features)
         self.network = network
         self.multi_label = multi_label
         width = window_length(features)

@@ -18,7 +18,6 @@ import numpy as np
 
 from envsound.config import Config
 from envsound.errors import CheckpointError, ConfigError
-from envsound.features.melbank import stft_frames
 from envsound.features.windows import eval_starts
 from envsound.task import Task
 
@@ -110,8 +109,7 @@ class OnnxModel:
         window starts): the evaluation windows of the whole waveform that start before ``before`` (all: ``None``)."""
         features = self.config.features
         samples = np.ascontiguousarray(samples, dtype=np.float32)
-        length = len(samples) if features.kind == "waveform" else \
-            stft_frames(len(samples), n_fft=features.n_fft, hop_length=features.hop_length)
+        length = len(samples) if features.kind == "waveform" else features.frames(len(samples))
         starts = [s for s in eval_starts(length, features) if before is None or s < before]
         if not starts:
             return np.zeros((0, self.n_classes), dtype=np.float32), []

@@ -20,6 +20,7 @@ from envsound import __version__
 from envsound.config import Config
 from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import atomic_path
+from envsound.models.pretrained import is_official_state, official_checkpoint, resolve_name
 from envsound.task import Task
 
 FORMAT = "envsound-checkpoint"
@@ -59,7 +60,9 @@ FORMAT = "envsound-checkpoint"
 #     config in the old layout does: Config.update).
 # 14: semi gains round_init (self_training: scratch = every round a fresh network, previous = a round goes on from the
 #     previous round's weights). Version 13 files load unchanged (scratch, what they were trained with).
-FORMAT_VERSION = 14
+# 15: config.features gains frontend (envsound | efficientat: EfficientAT's AudioSet log-mel) and win_length;
+#     model.name may be efficientat. Version 14 files load unchanged (frontend envsound, what they were trained with).
+FORMAT_VERSION = 15
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 
@@ -105,13 +108,16 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+def load_checkpoint(path: str | Path, *, labels_required: bool = True) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`, or an official EfficientAT AudioSet weight file (or
+    the name of an installed one, e.g. ``efficientat-mn04``) as an AudioSet tagger
+    (:func:`~envsound.models.pretrained.official_checkpoint`; ``labels_required`` is passed to it).
 
     Raises:
-        CheckpointError: missing file, not a torch file, not an envsound checkpoint, a newer format, a bad config.
+        CheckpointError: missing file, not a torch file, not an envsound checkpoint, a newer format, a bad config;
+            weights of no known network; a tagger without its label names.
     """
-    path = Path(path)
+    path = resolve_name(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
@@ -119,6 +125,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not an envsound checkpoint (cannot be read: {reason[:160]})") from exc
+    if is_official_state(payload):
+        return official_checkpoint(payload, path=path, labels_required=labels_required)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an envsound checkpoint (no '{FORMAT}' marker); "
                               "pass the model.ckpt written by 'envsound train'")

@@ -17,7 +17,7 @@ from envsound.config import Config, FeatureConfig
 from envsound.errors import CheckpointError, ConfigError
 from envsound.hardware import Runtime, has_image_layers, probe_candidates, resolve_runtime
 from envsound.features.extract import compute_features
-from envsound.features.mel import LogMel
+from envsound.features.mel import logmel_frontend
 from envsound.features.mfcc import mfcc_summary
 from envsound.features.windows import eval_windows
 from envsound.models.checkpoint import Checkpoint
@@ -112,7 +112,7 @@ class ClipModel:
         self.batch_size = batch_size
         self.trained_on: np.ndarray | None = None  # exact ids of the training clips, when the checkpoint has them
         self.meta: dict = {}  # the checkpoint's meta: dataset, folds, versions, creation time, runtime
-        self._frontend: LogMel | None = None  # built on the first waveform_probs
+        self._frontend: nn.Module | None = None  # built on the first waveform_probs
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, *, source: str = "checkpoint",
@@ -173,7 +173,7 @@ class ClipModel:
         ``before`` (all: ``None``). What :class:`~envsound.inference.predictor.Predictor` scores each block with."""
         features = self.config.features
         if features.kind == "logmel" and self._frontend is None:
-            self._frontend = LogMel.from_config(features).eval()
+            self._frontend = logmel_frontend(features).eval()
         windows, starts = self.clip_windows(compute_features(samples, features, frontend=self._frontend))
         if before is not None:
             keep = [i for i, s in enumerate(starts) if s < before]

@@ -25,6 +25,7 @@ from envsound.models.blocks import OptionSpec, describe_options, resolve_options
 from envsound.models.cnn import CNN
 from envsound.models.crnn import CRNN
 from envsound.models.dtu import DTUClassifier
+from envsound.models.efficientat import EfficientAT
 from envsound.models.envnet2 import EnvNet2
 from envsound.models.piczak import Piczak
 from envsound.models.resnet import ResNet
@@ -41,6 +42,7 @@ MODELS: dict[str, type] = {
     "crnn": CRNN,
     "resnet": ResNet,
     "wrn28": WideResNet,
+    "efficientat": EfficientAT,
 }
 
 
