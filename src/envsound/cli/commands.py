@@ -246,7 +246,17 @@ def mix(args: argparse.Namespace) -> int:
 
 def download(args: argparse.Namespace) -> int:
     from envsound.data.download import download_dataset
+    from envsound.models.pretrained import by_download_name, install_pretrained
 
+    if by_download_name(args.dataset) is not None:
+        path = install_pretrained(args.dataset, source_file=args.from_file, url=args.url,
+                                  progress=show_progress(args))
+        print(f"{args.dataset} is installed at {path}; use it as MODEL ('envsound predict {args.dataset} FILE') "
+              f"or as --init {args.dataset}")
+        return 0
+    if args.root is None or args.from_file is not None:
+        raise ConfigError(f"download {args.dataset}: pass --root PATH (where the dataset goes); --from is for "
+                          "pre-trained models")
     root = download_dataset(args.dataset, args.root, url=args.url, sha256=args.sha256,
                             progress=show_progress(args))
     print(f"{args.dataset} is ready at {root}")
@@ -294,9 +304,15 @@ def list_datasets(args: argparse.Namespace) -> int:
 
 
 def list_models(args: argparse.Namespace) -> int:
+    from envsound.models.pretrained import models_dir, pretrained_table
     from envsound.models.registry import model_names
 
     print("\n".join(model_names()))
+    print(f"\npre-trained on AudioSet (EfficientAT; 'envsound download NAME', kept in {models_dir()}):")
+    for row in pretrained_table():
+        where = f"installed: {row['installed']}" if row["installed"] else "not installed"
+        print(f"  {row['name']:<16} {row['parameters'] / 1e6:5.2f} M parameters  {row['megabytes']:6.1f} MB  "
+              f"AudioSet mAP {row['audioset_map']:.3f}  {where}")
     return 0
 
 

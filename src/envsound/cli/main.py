@@ -171,9 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a mixture set already in --out")
     p.set_defaults(run=commands.mix)
 
-    p = command("download", "Download a dataset from its official archive (checksum, resume, progress bar).")
-    p.add_argument("dataset", help="esc50, urbansound8k, fsdkaggle2018 or fsdkaggle2019")
-    p.add_argument("--root", required=True, type=Path, metavar="PATH", help="where to put it")
+    p = command("download", "Download a dataset from its official archive, or a pre-trained AudioSet model "
+                            "(efficientat-mn04 ...) into the model cache (checksum, resume, progress bar).")
+    p.add_argument("dataset", metavar="NAME", help="esc50, urbansound8k, fsdkaggle2018, fsdkaggle2019, or a "
+                                                   "pre-trained model: efficientat-mn01 ... efficientat-mn40 "
+                                                   "('envsound models' lists them)")
+    p.add_argument("--root", type=Path, metavar="PATH", help="where to put a dataset (required for datasets)")
+    p.add_argument("--from", dest="from_file", type=Path, metavar="FILE",
+                   help="pre-trained models: install a copy you already have (checked like a download)")
     p.add_argument("--url", help="a mirror of the official archive (for fsdkaggle2018/2019: the folder holding its "
                                  "zips)")
     p.add_argument("--sha256", help="expected SHA-256 of the archive (the digest is logged either way)")

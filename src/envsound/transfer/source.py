@@ -91,7 +91,7 @@ def read_source(path: str | Path) -> Checkpoint:
     Raises:
         CheckpointError: not a checkpoint, a baseline (no network weights), or an ensemble.
     """
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, labels_required=False)
     if checkpoint.meta.get("kind") == AUTOENCODER:
         return checkpoint
     name = checkpoint.config.model.name
