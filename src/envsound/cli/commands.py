@@ -137,11 +137,16 @@ def evaluate(args: argparse.Namespace) -> int:
     from envsound.models.checkpoint import load_checkpoint
     from envsound.models.clip import ClipModel
 
-    model = with_threshold(ClipModel.from_checkpoint(load_checkpoint(args.checkpoint), source=str(args.checkpoint),
-                                                     device=args.device, precision=args.precision), args)
     manifest = _dataset(args)
     if args.folds:
         manifest = manifest.select_folds(args.folds)
+    checkpoint = load_checkpoint(args.checkpoint)
+    if args.label_map is not None:
+        from envsound.transfer.zero_shot import zero_shot_checkpoint
+
+        checkpoint = zero_shot_checkpoint(checkpoint, args.label_map, manifest.labels, task=manifest.task)
+    model = with_threshold(ClipModel.from_checkpoint(checkpoint, source=str(args.checkpoint), device=args.device,
+                                                     precision=args.precision), args)
     result = evaluate_model(model, manifest, cache=feature_cache(args), on_error=on_error(args),
                             progress=show_progress(args))
     if args.out:

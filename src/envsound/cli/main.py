@@ -82,8 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("evaluate", "Score a checkpoint on held-out folds: accuracy, per-class P/R/F1, confusion matrix "
                             "(multi-label: lwlrap, mAP, micro/macro F1, per-class AP).")
-    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a pre-trained AudioSet "
+                                                 "model (efficientat-mn04, or its .pt file)")
     add_dataset_options(p, folds_help="folds to evaluate on (default: all)")
+    p.add_argument("--label-map", type=Path, metavar="FILE.csv",
+                   help="zero-shot: score the model's classes paired with the dataset's by this CSV (source,target "
+                        "rows, e.g. Dog,dog; several sources of one target are averaged); every dataset class needs "
+                        "one")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="also write report.json, report.txt, predictions.csv and report_confusion.png (multi-label: "
