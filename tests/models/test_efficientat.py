@@ -19,7 +19,8 @@ from envsound.errors import CheckpointError, ConfigError
 from envsound.features.efficientat import SETTINGS, EfficientATMel, kaldi_mel_banks
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.efficientat import RENAMES, EfficientAT
-from envsound.models.pretrained import PRETRAINED, install_pretrained
+from envsound.models.pretrained import PRETRAINED
+from envsound.transfer.install import install_pretrained
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "pretrained" / "efficientat"

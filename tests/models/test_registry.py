@@ -15,9 +15,9 @@ from envsound.models.registry import (MODELS, build_model, get_model_class, is_t
 
 def test_names_and_classes():
     assert model_names() == ["cnn", "piczak", "dtu", "knn", "random_forest", "aclnet", "envnet2", "crnn", "resnet",
-                             "wrn28"]
+                             "wrn28", "efficientat"]
     assert get_model_class("cnn") is CNN and MODELS["knn"] is KNNBaseline
-    assert [is_torch_model(n) for n in model_names()] == [True, True, True, False, False, True, True, True, True, True]
+    assert [is_torch_model(n) for n in model_names()] == [True, True, True, False, False, True, True, True, True, True, True]
     for name in model_names():
         assert get_model_class(name).input_kind in ("logmel", "mfcc_stats", "waveform")
 

@@ -251,7 +251,8 @@ def mix(args: argparse.Namespace) -> int:
 
 def download(args: argparse.Namespace) -> int:
     from envsound.data.download import download_dataset
-    from envsound.models.pretrained import by_download_name, install_pretrained
+    from envsound.models.pretrained import by_download_name
+    from envsound.transfer.install import install_pretrained
 
     if by_download_name(args.dataset) is not None:
         path = install_pretrained(args.dataset, source_file=args.from_file, url=args.url,

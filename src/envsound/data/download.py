@@ -125,7 +125,7 @@ def download_dataset(name: str, root: str | os.PathLike | None, *, url: str | No
                         marker)
             continue
         path = _fetch(archive, root / DOWNLOAD_DIR, progress=progress)
-        digest = archive.sha256 or _sha256_of(path)
+        digest = archive.sha256 or sha256_of(path)
         if archive.sha256 is None:
             logger.warning("%s: no published SHA-256 to verify against; its SHA-256 is %s", path.name, digest)
         _unpack(path, root, strip=archive.strip)
@@ -167,7 +167,7 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
     dest = Path(dest)
     expected = sha256.lower().strip() if sha256 else None
     if dest.is_file():
-        if expected is None or _sha256_of(dest) == expected:
+        if expected is None or sha256_of(dest) == expected:
             logger.info("%s: already downloaded", dest)
             return dest
         logger.warning("%s: exists but its SHA-256 does not match; downloading it again", dest)
@@ -355,7 +355,7 @@ def _range_start(content_range: str | None) -> int | None:
     return int(start) if start.isdigit() else None
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
