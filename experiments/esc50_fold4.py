@@ -7,6 +7,9 @@ validation where the class allows it) and is tested on 2, so this is a check tha
 not a benchmark comparable to published 5-fold ESC-50 numbers.
 
     .venv/bin/python experiments/esc50_fold4.py --root ../shared/data/esc50 --out experiments/out/esc50-fold4
+    # the same from the AudioSet network (its fine-tuning recipe; --transfer probe for the frozen trunk)
+    .venv/bin/python experiments/esc50_fold4.py --root ../shared/data/esc50 --out experiments/out/esc50-fold4-mn04 \
+        --init ../shared/pretrained/efficientat/mn04_as_mAP_432.pt --set transfer.mode=full
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache, default_cache_root
 from envsound.models.registry import layered_config
 from envsound.training.context import RunContext
+from envsound.transfer.source import read_source, source_sections
 
 
 def main() -> None:
@@ -31,16 +35,19 @@ def main() -> None:
     parser.add_argument("--fold", type=int, default=4, help="the official fold to split")
     parser.add_argument("--splits", type=int, default=4, help="sub-folds inside it")
     parser.add_argument("--model", default="cnn")
+    parser.add_argument("--init", help="a checkpoint or an AudioSet weight file to start from (as train --init)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    config = layered_config(model=args.model, overrides=args.overrides)
+    inherited = source_sections(read_source(args.init)) if args.init else None
+    config = layered_config(model=None if args.init else args.model, inherited=inherited, overrides=args.overrides)
     manifest = load_dataset("esc50", args.root).select_folds([args.fold])
     sub_folds = stratified_group_folds(manifest.records, n_folds=args.splits, seed=config.train.seed)
     manifest = manifest.subset([dataclasses.replace(r, fold=k) for r, k in zip(manifest.records, sub_folds)])
     manifest.name = f"esc50-fold{args.fold}"
     summary = cross_validate(manifest, config, out_dir=args.out,
-                             context=RunContext(cache=FeatureCache(default_cache_root()), resume=True, progress=False))
+                             context=RunContext(cache=FeatureCache(default_cache_root()), resume=True, progress=False),
+                             init=args.init)
     folds = " / ".join(f"{f['accuracy'] * 100:.1f}" for f in summary["folds"])
     print(json.dumps({"mean_accuracy": summary["mean_accuracy"], "std_accuracy": summary["std_accuracy"],
                       "folds": folds, "minutes": round(summary["seconds"] / 60, 1)}))

@@ -101,8 +101,10 @@ def check_task(model: ClipModel, manifest: Manifest) -> None:
 def _seen_in_training(model: ClipModel, records: list[ClipRecord], cache: FeatureCache | None) -> int | None:
     """How many of ``records`` the model was trained on (warned about), or ``None`` when it does not record that."""
     if model.trained_on is None:
-        log.info("this checkpoint does not record the clips it was trained on (an older checkpoint): whether these "
-                 "clips were seen in training could not be checked")
+        why = "an AudioSet network: its training clips are not listed" if "pretrained" in model.meta \
+            else "an older checkpoint"
+        log.info("this checkpoint does not record the clips it was trained on (%s): whether these clips were seen "
+                 "in training could not be checked", why)
         return None
     seen = seen_in_training([r.path for r in records], model.trained_on, cache=cache)
     if seen:
