@@ -5,8 +5,9 @@
         [--rows zero_shot probe full gradual scratch] [--shots 0 5 1] [--seeds 0] [--folds 1 2 3 4] [--set k=v ...]
 
 Leave-one-fold-out over ``--folds`` (official folds), one cv folder per (K, seed, row) under ``OUT/k<K>/seed<s>/``:
-- ``zero_shot``: no training: the tagger scored on each test fold through ``audioset_to_esc10.csv`` (one AudioSet
-  class per ESC-10 class; the decision among the ten mapped classes); the same for every K and seed.
+- ``zero_shot``: no training: the tagger scored on each test fold through ``--label-map`` (default
+  ``audioset_to_esc10.csv``, one AudioSet class per ESC-10 class; ``audioset_to_esc10_multi.csv`` maps every AudioSet
+  class that names one, their logits averaged); the decision among the mapped classes; the same for every K and seed.
 - ``probe``, ``full``, ``gradual``: ``--init WEIGHTS`` with that ``transfer.mode`` and the network's fine-tuning
   recipe (its model preset: 30 epochs, lr 3e-4, mixup 0.3, SpecAugment, no offline copies).
 - ``scratch``: the default ``cnn`` at its own default schedule (no --init).
@@ -43,12 +44,12 @@ MAP = Path(__file__).with_name("audioset_to_esc10.csv")
 log = logging.getLogger("pretrained_esc10")
 
 
-def zero_shot(manifest, weights: str, folds: list[int], out: Path, cache) -> dict:
+def zero_shot(manifest, weights: str, label_map: Path, folds: list[int], out: Path, cache) -> dict:
     path = out / "cv.json"
     if path.exists():
         return json.loads(path.read_text())
     start = time.perf_counter()
-    checkpoint = zero_shot_checkpoint(load_checkpoint(weights), MAP, manifest.labels, task=manifest.task)
+    checkpoint = zero_shot_checkpoint(load_checkpoint(weights), label_map, manifest.labels, task=manifest.task)
     model = ClipModel.from_checkpoint(checkpoint, source=weights, device="cpu")
     scores = []
     for fold in folds:
@@ -63,7 +64,8 @@ def zero_shot(manifest, weights: str, folds: list[int], out: Path, cache) -> dic
 def run_row(row: str, manifest, args, k: int, seed: int, cache) -> dict:
     out = args.out / f"k{k}" / f"seed{seed}" / row
     if row == "zero_shot":
-        return zero_shot(manifest, args.weights, args.folds, args.out / "zero_shot", cache)
+        name = "zero_shot" if args.label_map == MAP else f"zero_shot_{args.label_map.stem}"
+        return zero_shot(manifest, args.weights, args.label_map, args.folds, args.out / name, cache)
     if (out / "cv.json").exists():
         return json.loads((out / "cv.json").read_text())
     sets = [f"train.shots={k}", f"train.seed={seed}"]
@@ -87,6 +89,7 @@ def main() -> None:
     parser.add_argument("--shots", nargs="+", type=int, default=[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--folds", nargs="+", type=int, default=[1, 2, 3, 4])
+    parser.add_argument("--label-map", type=Path, default=MAP, help="zero_shot: AudioSet -> ESC-10 pairs")
     parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -414,7 +414,7 @@ class AugmentConfig:
                "0 while every transform's probability is 0 (copies would equal their originals)")
 
 
-TRANSFER_MODES = ("auto", "full", "gradual", "probe")
+TRANSFER_MODES = ("auto", "full", "gradual", "probe", "probe_full")
 
 
 @dataclass
@@ -425,11 +425,12 @@ class TransferConfig:
     autoencoder checkpoint. ``full``: everything trains, the trunk at ``lr x trunk_lr_scale``. ``gradual``: the trunk
     is frozen (weights, batch-norm statistics and dropout: eval mode) for ``freeze_epochs`` epochs, then trains as in
     ``full``. ``probe``: the trunk stays fixed; a logistic regression (``probe_c``) is fitted on its embeddings and
-    becomes the head. ``auto``: the mode that won the few-shot experiment (docs/results.md): ``probe`` for a
+    becomes the head. ``probe_full``: the probe's head first, then everything trains as in ``full`` (LP-FT, Kumar et
+    al. 2022: a fitted head keeps the first steps from distorting the trunk's features). ``auto``: the mode that won the few-shot experiment (docs/results.md): ``probe`` for a
     classifier checkpoint (``full`` with a semi-supervised method or an ensemble), ``full`` for an autoencoder's.
     """
 
-    mode: str = "auto"  # auto | full | gradual | probe
+    mode: str = "auto"  # auto | full | gradual | probe | probe_full
     freeze_epochs: int = 20  # gradual: epochs with the trunk frozen, >= 1
     trunk_lr_scale: float = 1.0  # full and gradual: trunk learning rate = train.lr x this, 0 < scale <= 1
     probe_c: float = 1.0  # probe: inverse L2 strength of the logistic regression, > 0

@@ -190,12 +190,14 @@ def test_init_from_a_release_file_fine_tunes_a_classifier_that_predicts(tagger_f
     tiny = [o for o in TINY_OVERRIDES if not o.startswith(("features.", "model.filters"))]
     sets = [arg for o in tiny + ["features.window_seconds=1.0", "train.max_epochs=1"] for arg in ("--set", o)]
     ran = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
-                        "--init", tagger_file, "--transfer", "full", "--out", tmp_path / "run", *sets)
+                        "--init", tagger_file, "--transfer", "probe_full", "--out", tmp_path / "run", *sets)
     assert ran.returncode == 0, ran.stderr
-    assert "head: replaced (527 -> 10 classes)" in ran.stderr
+    assert "head: replaced (527 -> 10 classes)" in ran.stderr and "probe: logistic regression" in ran.stderr
     checkpoint = load_checkpoint(tmp_path / "run" / "model.ckpt")
     assert checkpoint.config.features.frontend == "efficientat" and not checkpoint.task.multi_label
     assert checkpoint.meta["transfer"]["source"] == str(tagger_file)
+    assert checkpoint.meta["transfer"]["head"] == "logistic regression, then fine-tuned"
+    assert checkpoint.meta["epochs"] == 1  # the fine-tuning ran after the probe
     ran = envsound_main("evaluate", tmp_path / "run" / "model.ckpt", "--dataset", "synthetic", "--root",
                         synthetic_root, "--folds", "5")
     assert ran.returncode == 0, ran.stderr

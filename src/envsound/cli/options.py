@@ -162,7 +162,7 @@ def add_init_options(parser: argparse.ArgumentParser) -> None:
                        help="start from an envsound classifier (every layer but the head; rows of classes both label "
                             "sets share are copied) or an autoencoder.ckpt from 'envsound pretrain' (its encoder); the "
                             "model and feature settings come from it")
-    group.add_argument("--transfer", choices=["auto", "full", "gradual", "probe"],
+    group.add_argument("--transfer", choices=["auto", "full", "gradual", "probe", "probe_full"],
                        help="how to train from --init (transfer.mode): full (everything trains), gradual (trunk "
                             "frozen for transfer.freeze_epochs, then trained), probe (logistic regression on the "
                             "frozen trunk's embeddings); auto: the best measured (README)")

@@ -26,7 +26,7 @@ from envsound.training.loop.data import clip_noisiness, target_matrix
 from envsound.training.prepare import prepare_training_data
 from envsound.transfer.guard import check_init_unseen
 from envsound.transfer.modes import resolve_mode
-from envsound.transfer.source import InitPlan, plan_init
+from envsound.transfer.source import InitPlan, plan_from_weights, plan_init
 
 log = logging.getLogger(__name__)
 
@@ -144,19 +144,24 @@ def train_model(
                                       "shots": config.train.shots, **(meta or {})})
         if plan is not None:
             checkpoint.meta["transfer"] = {"mode": mode, **plan.to_meta()}
-            if mode == "probe":  # the fitted regression replaces every head row
-                checkpoint.meta["transfer"].update(copied_rows={}, new_rows=[], head="logistic regression")
+            if mode in ("probe", "probe_full"):  # the fitted regression replaces every head row
+                checkpoint.meta["transfer"].update(copied_rows={}, new_rows=[], head="logistic regression" +
+                                                   (", then fine-tuned" if mode == "probe_full" else ""))
         # what the model heard (validation clips chose its epoch): kept so --init and evaluate can check for leaks
         checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in train_set.records + val_set.records],
                                                             cache=context.cache))
         result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
                              n_unlabelled=len(data.unlabelled_features), skipped=skipped)
-        if mode == "probe":
+        if mode in ("probe", "probe_full"):
             from envsound.transfer.probe import fit_probe
 
             checkpoint.state_dict = fit_probe(plan, config, train_feats, target_matrix(train_set),
                                               variants=data.train_variants if data.copies.copies else (),
                                               task=task)
+            if mode == "probe_full":  # LP-FT: fine-tune everything from the probed network, its head kept
+                plan = plan_from_weights(checkpoint.state_dict, manifest.labels, source=f"{plan.source} + probe")
+        if mode == "probe":
+            pass  # the probe's network is the model
         elif is_torch_model(config.model.name):
             from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
             from envsound.training.loop.fit import FitResult, fit_network
@@ -170,7 +175,7 @@ def train_model(
             def fit_on(run_config: Config, run_dir: Path, clips: ClipSet, start: InitPlan | None = None) -> FitResult:
                 return fit_network(run_config, clips.features, clips.targets, val_feats, target_matrix(val_set),
                                    task=task, out_dir=run_dir, resume=context.resume, progress=context.progress,
-                                   init=start or plan, transfer_mode=mode, unlabelled_features=data.unlabelled_features,
+                                   init=start or plan, transfer_mode="full" if mode == "probe_full" else mode, unlabelled_features=data.unlabelled_features,
                                    train_variants=clips.variants or None, train_noisiness=clips.noisiness,
                                    module_class=SemiModule if run_config.semi.method != "none" else ClassifierModule)
 

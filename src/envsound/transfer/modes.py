@@ -6,6 +6,7 @@ at which learning rate they train.
   ``transfer.freeze_epochs`` epochs - weights, and the frozen layers in eval mode so batch-norm statistics and dropout
   are frozen too - then trains it as ``full`` does.
 - ``probe``: no Lightning loop at all (:mod:`envsound.transfer.probe`).
+- ``probe_full``: ``probe``, then ``full`` from the network the probe made (LP-FT).
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def resolve_mode(config: Config, plan: InitPlan | None) -> str | None:
         if mode == "probe" and (config.semi.method != "none" or config.train.ensemble > 1):
             mode = "full"  # a probe fits one head on labelled clips: semi-supervised runs and ensembles train
         log.info("transfer.mode=auto: %s", mode)
+    if mode == "probe_full" and (plan.kind == AUTOENCODER or config.semi.method != "none"
+                                 or config.train.ensemble > 1):
+        raise ConfigError("transfer.mode=probe_full starts from a probe: it needs a classifier checkpoint, one "
+                          "network and no semi-supervised method (use full)")
     if mode == "probe" and plan.kind == AUTOENCODER:
         raise ConfigError("transfer.mode=probe needs a classifier checkpoint (an autoencoder's layers after its "
                           "encoder are untrained); use full or gradual with an autoencoder.ckpt")
