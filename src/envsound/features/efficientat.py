@@ -22,12 +22,9 @@ from torch import nn
 
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
+from envsound.features.melbank import EFFICIENTAT_SILENCE, LOG_OFFSET, NORM_SCALE, NORM_SHIFT, PREEMPHASIS
 
-PREEMPHASIS = 0.97
-LOG_OFFSET = 1e-5
-NORM_SHIFT = 4.5
-NORM_SCALE = 5.0
-SILENCE = (math.log(LOG_OFFSET) + NORM_SHIFT) / NORM_SCALE
+SILENCE = EFFICIENTAT_SILENCE
 """What digital silence becomes (about -1.40): the value a window shorter than the model's is padded with."""
 
 # What the official frontend is built with (AugmentMelSTFT's evaluation settings): :data:`FEATURES` of a model

@@ -16,6 +16,14 @@ from envsound.errors import ConfigError
 DB_FLOOR = -100.0  # dB: 10*log10(AMIN), the value of digital silence and of window padding
 AMIN = 1e-10  # power floor of power_to_db
 
+# The EfficientAT frontend's constants (envsound.features.efficientat): ln(mel + LOG_OFFSET), then
+# (x + NORM_SHIFT) / NORM_SCALE; digital silence (and window padding) becomes EFFICIENTAT_SILENCE, about -1.40.
+PREEMPHASIS = 0.97
+LOG_OFFSET = 1e-5
+NORM_SHIFT = 4.5
+NORM_SCALE = 5.0
+EFFICIENTAT_SILENCE = (math.log(LOG_OFFSET) + NORM_SHIFT) / NORM_SCALE
+
 # Slaney's mel scale (librosa htk=False): linear below 1 kHz, logarithmic above.
 _F_SP = 200.0 / 3.0  # Hz per mel in the linear part
 _MIN_LOG_HZ = 1000.0

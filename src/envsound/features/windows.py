@@ -20,8 +20,7 @@ import numpy as np
 
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
-from envsound.features.efficientat import SILENCE as EFFICIENTAT_SILENCE
-from envsound.features.melbank import DB_FLOOR
+from envsound.features.melbank import DB_FLOOR, EFFICIENTAT_SILENCE
 
 PadValue = float | Sequence[float]
 
