@@ -201,6 +201,15 @@ def test_init_from_a_release_file_fine_tunes_a_classifier_that_predicts(tagger_f
     ran = envsound_main("evaluate", tmp_path / "run" / "model.ckpt", "--dataset", "synthetic", "--root",
                         synthetic_root, "--folds", "5")
     assert ran.returncode == 0, ran.stderr
+    ran = envsound_main("export", tmp_path / "run" / "model.ckpt", "--out", tmp_path / "run" / "model.onnx")
+    assert ran.returncode == 0, ran.stderr
+    from envsound.inference.api import load_model
+
+    clip = next(Path(synthetic_root).rglob("*.wav"))
+    ours = load_model(tmp_path / "run" / "model.ckpt", device="cpu", precision="32").predict(clip, top_k=10).top
+    exported = load_model(tmp_path / "run" / "model.onnx").predict(clip, top_k=10).top
+    assert {t["label"]: round(t["score"], 3) for t in ours} == pytest.approx(
+        {t["label"]: round(t["score"], 3) for t in exported}, abs=2e-3)
 
 
 # ------------------------------------------------------------------------------------------------ getting the weights
@@ -249,3 +258,29 @@ def test_download_checks_the_network_and_keeps_nothing_that_fails(tmp_path, monk
         install_pretrained("efficientat-mn99")
     with pytest.raises(CheckpointError, match="not installed.*envsound download efficientat-mn10"):
         load_checkpoint("efficientat-mn10")
+
+
+def test_cli_download_from_a_file_and_models_lists_it(tmp_path, monkeypatch, tagger_file, envsound_main):
+    monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "models"))
+    ran = envsound_main("download", "efficientat-mn01", "--from", tagger_file)
+    assert ran.returncode == 0 and "efficientat-mn01 is installed at" in ran.stdout, ran.stderr
+    ran = envsound_main("models")
+    listed = {line.split()[0]: line for line in ran.stdout.splitlines() if line.startswith("  efficientat-")}
+    assert "installed: " in listed["efficientat-mn01"] and "not installed" in listed["efficientat-mn40"]
+    assert "AudioSet mAP 0.432" in listed["efficientat-mn04"]
+    ran = envsound_main("download", "esc50")  # a dataset still needs --root: one line, no traceback
+    assert ran.returncode == 1 and "pass --root PATH" in ran.stderr and "Traceback" not in ran.stderr
+
+
+def test_init_from_bad_weights_or_a_misspelt_map_writes_nothing(tmp_path, tagger_file, synthetic_root,
+                                                                envsound_main):
+    (tmp_path / "broken.pt").write_bytes(tagger_file.read_bytes()[:3000])
+    ran = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--init", tmp_path / "broken.pt",
+                        "--out", tmp_path / "a")
+    assert ran.returncode == 1 and "broken.pt: not an envsound checkpoint (cannot be read" in ran.stderr
+    (tmp_path / "map.csv").write_text("Chiken rooster,alarm\n")
+    ran = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--init", tagger_file,
+                        "--label-map", tmp_path / "map.csv", "--out", tmp_path / "b")
+    assert ran.returncode == 1 and "source 'Chiken rooster' (closest: 'Chicken, rooster')" in ran.stderr
+    assert "Sound 300" not in ran.stderr  # 527 names are not listed
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import difflib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -239,16 +240,22 @@ def match_labels(labels: Sequence[str], source_labels: Sequence[str], mapping: d
     Raises:
         ConfigError: ``mapping`` names a class that is not in the source's or the new label set.
     """
-    unknown = [f"source {s!r}" for s in mapping if s not in source_labels]
-    unknown += [f"target {t!r}" for t in mapping.values() if t not in labels]
+    unknown = [f"source {s!r}{_closest(s, source_labels)}" for s in mapping if s not in source_labels]
+    unknown += [f"target {t!r}{_closest(t, labels)}" for t in mapping.values() if t not in labels]
     if unknown:
-        raise ConfigError(f"transfer.label_map names classes the label sets lack: {', '.join(unknown)} (source "
-                          f"classes: {', '.join(source_labels)}; target classes: {', '.join(labels)})")
+        listed = f"source classes: {', '.join(source_labels)}; " if len(source_labels) <= 60 else ""
+        raise ConfigError(f"transfer.label_map names classes the label sets lack: {', '.join(unknown)} "
+                          f"({listed}target classes: {', '.join(labels)})")
     by_name = {_normal(name): j for j, name in enumerate(source_labels)}
     rows = {i: by_name[_normal(name)] for i, name in enumerate(labels) if _normal(name) in by_name}
     index = {name: i for i, name in enumerate(labels)}
     rows.update({index[t]: list(source_labels).index(s) for s, t in mapping.items()})
     return rows
+
+
+def _closest(name: str, names: Sequence[str]) -> str:
+    near = difflib.get_close_matches(name, list(names), n=3, cutoff=0.5)
+    return f" (closest: {', '.join(map(repr, near))})" if near else ""
 
 
 def _normal(name: str) -> str:
