@@ -98,7 +98,8 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except (sf.SoundFileError, OSError) as exc:
-        raise AudioLoadError(f"{path}: not a readable audio file ({_one_line(exc)}); "
+        reason = _one_line(exc).replace(f"Error opening {str(path)!r}: ", "")  # libsndfile names the path again
+        raise AudioLoadError(f"{path}: not a readable audio file ({reason}); "
                              "expected WAV, FLAC or OGG audio, re-download or remove it") from exc
     if info.frames <= 0:
         raise AudioLoadError(f"{path}: empty audio: the file holds 0 frames; remove it from the dataset")

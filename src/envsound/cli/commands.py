@@ -171,8 +171,9 @@ def predict(args: argparse.Namespace) -> int:
         failed += prediction.error is not None
         if args.json:
             print(json.dumps(prediction.to_dict()), flush=True)
-        elif prediction.error:
-            print(f"{prediction.file}: error: {prediction.error}", file=sys.stderr, flush=True)
+        elif prediction.error:  # the reason usually starts with the path already: name it once
+            reason = prediction.error.removeprefix(f"{prediction.file}: ")
+            print(f"{prediction.file}: error: {reason}", file=sys.stderr, flush=True)
         else:
             best = ", ".join(f"{t['label']} {t['score']:.3f}" for t in prediction.top)
             tagged = "" if prediction.labels is None else \

@@ -123,8 +123,8 @@ def load_checkpoint(path: str | Path, *, labels_required: bool = True) -> Checkp
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not an envsound checkpoint (cannot be read: {reason[:160]})") from exc
+        raise CheckpointError(f"{path}: not an envsound checkpoint ({_unreadable(path, exc)}); pass the model.ckpt "
+                              "written by 'envsound train', a model.onnx, or an EfficientAT .pt") from exc
     if is_official_state(payload):
         return official_checkpoint(payload, path=path, labels_required=labels_required)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -148,6 +148,20 @@ def load_checkpoint(path: str | Path, *, labels_required: bool = True) -> Checkp
         meta=dict(payload.get("meta", {})),
         trained_on=None if payload.get("trained_on") is None else payload["trained_on"].numpy(),
     )
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why torch could not read ``path``, in the user's terms: what the file looks like, not torch's internals."""
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # a torch zip or pickle: damaged
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"a damaged or truncated torch file, cannot be read: {reason[:120]}"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return f"a text file, starting {head.decode('ascii', 'replace')!r}"
+    return f"not a torch file (it starts with bytes {head.hex(' ')})"
 
 
 def _upgraded(config: dict, version: int) -> dict:

@@ -101,6 +101,7 @@ def train_model(
     start = time.perf_counter()
     config.validate()
     check_feature_kind(config.model.name, config.features.kind)  # before any audio is decoded
+    check_class_counts(manifest)
     if manifest.multi_label and not is_torch_model(config.model.name):
         raise ConfigError(f"model {config.model.name!r} is a single-label baseline; dataset {manifest.name!r} is "
                           "multi-label: choose a network (envsound models)")
@@ -208,6 +209,28 @@ def train_model(
                                 "monitor": config.train.monitor})
         save_checkpoint(ckpt_path, checkpoint)
         return _finished(result, start)
+
+
+MIN_CLIPS_PER_CLASS = 5  # below this a class's accuracy rests on a clip or two: warned about
+
+
+def check_class_counts(manifest: Manifest) -> None:
+    """Raise :class:`ConfigError` when the training clips hold fewer than 2 classes (a classifier of one class
+    learns nothing: its loss reaches 0 at once); warn about every class with fewer than :data:`MIN_CLIPS_PER_CLASS`
+    clips."""
+    counts: dict[str, int] = {}
+    for record in manifest.records:
+        for label in record.labels:
+            counts[label] = counts.get(label, 0) + 1
+    if len(counts) < 2:
+        raise ConfigError(f"dataset {manifest.name!r}: its training clips hold {len(counts)} class(es) "
+                          f"({', '.join(counts) or 'none'}); a classifier needs at least 2 (for a folder dataset: "
+                          "one sub-folder of clips per class)")
+    few = sorted((n, label) for label, n in counts.items() if n < MIN_CLIPS_PER_CLASS)
+    if few:
+        log.warning("%d class(es) of %s have fewer than %d training clips (%s): their scores will rest on a clip or "
+                    "two", len(few), manifest.name, MIN_CLIPS_PER_CLASS,
+                    ", ".join(f"{label} {n}" for n, label in few[:5]) + (" ..." if len(few) > 5 else ""))
 
 
 def _fitted_thresholds(checkpoint: Checkpoint, val_features: list[np.ndarray], val_targets: np.ndarray) -> Task:

@@ -1,0 +1,64 @@
+"""Findings of issue 40 ("the front door"), each fixed with a test that failed before: what a new user meets first."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from audiofactory import write_tone
+
+
+def test_the_package_exports_its_errors_and_public_api():
+    import envsound
+
+    assert {"load_model", "EnvsoundError", "CheckpointError", "__version__"} <= set(dir(envsound))
+    from envsound import AudioLoadError, EnvsoundError
+
+    assert issubclass(AudioLoadError, EnvsoundError)
+
+
+def test_python_dash_m_envsound_is_the_cli():
+    ran = subprocess.run([sys.executable, "-m", "envsound", "--help"], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0 and "usage: envsound" in ran.stdout
+
+
+def test_predict_names_a_bad_file_once(trained_run, tmp_path, envsound_main):
+    bad = tmp_path / "x.wav"
+    bad.write_text("not audio")
+    ran = envsound_main("predict", trained_run.checkpoint, bad)
+    line = next(line for line in ran.stderr.splitlines() if "error" in line)
+    assert ran.returncode == 1 and line.startswith(f"{bad}: error: ") and line.count(str(bad)) == 1, line
+
+
+def test_a_text_file_as_a_checkpoint_says_what_it_is(tmp_path, envsound_main):
+    notes = tmp_path / "notes.ckpt"
+    notes.write_text("my notes about the model\n")
+    ran = envsound_main("predict", notes, write_tone(tmp_path / "a.wav"))
+    assert ran.returncode == 1 and "a text file, starting 'my notes'" in ran.stderr
+    assert "pop from empty list" not in ran.stderr
+
+
+def test_one_class_is_an_error_and_a_class_of_few_clips_a_warning(tmp_path, envsound_main):
+    root = tmp_path / "sounds"
+    for i in range(3):
+        write_tone(root / "beep" / f"{i}.wav", freq=440 + 10 * i, seconds=0.5)
+    ran = envsound_main("train", "--dataset", "folder", "--root", root, "--out", tmp_path / "run")
+    assert ran.returncode == 1 and "a classifier needs at least 2" in ran.stderr
+    assert not (tmp_path / "run").exists()
+    from envsound.data.registry import load_dataset
+    from envsound.training.train import check_class_counts
+
+    for i in range(2):
+        write_tone(root / "hum" / f"{i}.wav", freq=110 + 10 * i, seconds=0.5)
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("envsound.training.train").addHandler(handler)
+    try:
+        check_class_counts(load_dataset("folder", root))
+    finally:
+        logging.getLogger("envsound.training.train").removeHandler(handler)
+    assert any("fewer than 5 training clips (hum 2, beep 3)" in r.getMessage() for r in records)
+
