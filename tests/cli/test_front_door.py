@@ -62,3 +62,43 @@ def test_one_class_is_an_error_and_a_class_of_few_clips_a_warning(tmp_path, envs
         logging.getLogger("envsound.training.train").removeHandler(handler)
     assert any("fewer than 5 training clips (hum 2, beep 3)" in r.getMessage() for r in records)
 
+
+
+def test_ctrl_c_during_training_says_how_to_go_on_and_exits_130(synthetic_root, tmp_path):
+    import signal
+    import time
+
+    from conftest import TINY_OVERRIDES
+
+    sets = [arg for o in TINY_OVERRIDES + ("train.max_epochs=5000",) for arg in ("--set", o)]
+    command = [sys.executable, "-m", "envsound", "train", "--dataset", "synthetic", "--root", str(synthetic_root),
+               "--folds", "1,2", "--out", str(tmp_path / "run"), *sets]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    lines = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        lines.append(line)
+        if line.startswith("class balance") or not line:  # the last line before the epochs begin
+            break
+    time.sleep(3)  # inside Lightning's loop
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=60) == 130, "".join(lines) + rest
+    last = rest.strip().splitlines()[-1]
+    assert last.startswith("envsound train: interrupted; finished files are complete; to go on: envsound train ")
+    assert last.endswith("--resume") and "Traceback" not in rest
+
+
+def test_train_reports_a_score_or_says_how_to_get_one(synthetic_root, tmp_path, envsound_main):
+    from conftest import TINY_OVERRIDES
+
+    sets = [arg for o in TINY_OVERRIDES for arg in ("--set", o)]
+    ran = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--out",
+                        tmp_path / "a", *sets)
+    assert ran.returncode == 0, ran.stderr
+    assert f"envsound evaluate {tmp_path / 'a' / 'model.ckpt'} --dataset synthetic" in ran.stdout
+    assert "--folds 3,4,5" in ran.stdout
+    ran = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--out",
+                        tmp_path / "b", *sets, "--set", "train.val_fraction=0.25")
+    assert ran.returncode == 0 and "validation accuracy 0." in ran.stdout, ran.stdout + ran.stderr

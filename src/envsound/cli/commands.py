@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -54,7 +55,23 @@ def train(args: argparse.Namespace) -> int:
     semi = f" and {result.n_unlabelled} unlabelled ({config.semi.method})" if result.n_unlabelled else ""
     print(f"trained {config.model.name} on {result.n_train} clips ({result.n_val} for validation){semi}, "
           f"{result.epochs} epochs, {result.seconds:.0f} s -> {result.checkpoint}")
+    print(_score_line(args, config, result, held_out))
     return _report_skipped(manifest.skipped + result.skipped)
+
+
+def _score_line(args: argparse.Namespace, config, result, held_out) -> str:
+    """The run's validation score when it took a validation split, else how to get an honest one."""
+    if result.n_val and result.best_score is not None:
+        return (f"validation {config.train.monitor} {result.best_score:.4f} on {result.n_val} held-out clips of the "
+                "training folds (the epoch kept); a test score needs folds the model never saw")
+    if held_out:
+        folds = ",".join(str(f) for f in held_out[0].folds)
+        return (f"no accuracy yet: nothing was held out for validation; score it on the folds it never saw: "
+                f"envsound evaluate {shlex.quote(str(result.checkpoint))} --dataset {args.dataset} --root "
+                f"{shlex.quote(str(args.root))} --folds {folds}")
+    return (f"no accuracy: every clip was used for training; for an honest estimate run 'envsound cv --dataset "
+            f"{args.dataset} --root {shlex.quote(str(args.root))} ...' (cross-validation), or take a validation "
+            "split: --set train.val_fraction=0.1")
 
 
 def cv(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -232,6 +233,7 @@ def configure_logging(*, debug: bool, quiet: bool, command: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     configure_logging(debug=args.debug, quiet=args.quiet, command=args.command)
     from envsound.errors import EnvsoundError
@@ -247,9 +249,17 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")
         return 141
     except KeyboardInterrupt:
-        print(f"envsound {args.command}: interrupted (finished files are complete; rerun with --resume)",
+        print(f"envsound {args.command}: interrupted; finished files are complete{_resume_hint(args, argv)}",
               file=sys.stderr)
         return 130
+
+
+def _resume_hint(args, argv: list[str]) -> str:
+    """``; to go on: envsound ... --resume`` for a command that can resume, else nothing."""
+    if not hasattr(args, "resume"):
+        return ""
+    again = [arg for arg in argv if arg != "--overwrite"] + ([] if args.resume else ["--resume"])
+    return "; to go on: envsound " + " ".join(shlex.quote(arg) for arg in again)
 
 
 if __name__ == "__main__":

@@ -261,7 +261,12 @@ def run_lightning(
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         if ckpt_path is not None:  # KeepHistory writes the old rows back
             warnings.filterwarnings("ignore", message="Experiment logs directory .* will be deleted.*")
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+        except SystemExit as exc:  # Lightning turns Ctrl-C into sys.exit(1) after its own shutdown: say what it was
+            if trainer.interrupted:
+                raise KeyboardInterrupt from exc
+            raise
     if every > 1:  # Lightning's save_last writes the end of the run only when nothing was written before it
         trainer.save_checkpoint(last)  # every process calls it; process 0 writes
 
