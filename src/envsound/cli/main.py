@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(run=run)
 
     training_command("train", "Train a model on the given folds; writes OUT/model.ckpt, config.yaml, logs, curves.png.",
-                     folds_help="folds to train on (default: all); a validation split is taken from inside them",
+                     folds_help="folds to train on (default: all); every clip trains unless train.val_fraction > 0 "
+                                "takes a validation split from inside them",
                      out_help="run folder", run=commands.train)
     training_command("cv", "Leave-one-fold-out cross-validation; writes OUT/cv.json, predictions.csv, confusion.png.",
                      folds_help="official folds to rotate over (default: all the dataset has)",
