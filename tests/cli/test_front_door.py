@@ -102,3 +102,16 @@ def test_train_reports_a_score_or_says_how_to_get_one(synthetic_root, tmp_path, 
     ran = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--out",
                         tmp_path / "b", *sets, "--set", "train.val_fraction=0.25")
     assert ran.returncode == 0 and "validation accuracy 0." in ran.stdout, ran.stdout + ran.stderr
+
+
+def test_serve_on_a_busy_port_is_one_line(trained_run, envsound_main):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = envsound_main("serve", trained_run.checkpoint, "--port", port)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stderr.strip().splitlines()[-1].startswith(f"envsound serve: error: --host 127.0.0.1 --port {port}: "
+                                                         "cannot listen there")
