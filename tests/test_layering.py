@@ -7,7 +7,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
 ORDER = ["errors", "task", "config", "fileio", "hardware", "audio", "data", "features", "augment", "models", "transfer",
-         "training", "evaluation", "inference", "demo", "app", "cli"]
+         "training", "evaluation", "inference", "demo", "app", "cli",
+         "__main__"]  # `python -m envsound`: the console entry point, above everything
 BASE = {"errors", "task", "config", "fileio", "hardware", "__init__"}
 EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset
 
