@@ -40,6 +40,8 @@ RESAMPLE_QUALITY = "HQ"
 AUDIO_EXTENSIONS = frozenset({
     ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf",
     ".w64", ".rf64", ".voc", ".sd2", ".nist", ".sph", ".ircam", ".sf", ".paf", ".svx", ".xi", ".htk", ".avr"})
+# How messages name them (CLI, API and server alike)
+FORMAT_NAMES = "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, AU, CAF or another format libsndfile reads"
 _PCM_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW", "DWVW_12", "DWVW_16",
                            "DWVW_24", "DPCM_8", "DPCM_16", "IMA_ADPCM", "MS_ADPCM", "GSM610", "G721_32"})
 _SCAN_BLOCK_SECONDS = 10.0  # decoding block of validate_audio
@@ -100,7 +102,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     except (sf.SoundFileError, OSError) as exc:
         reason = _one_line(exc).replace(f"Error opening {str(path)!r}: ", "")  # libsndfile names the path again
         raise AudioLoadError(f"{path}: not a readable audio file ({reason}); "
-                             "expected WAV, FLAC or OGG audio, re-download or remove it") from exc
+                             f"expected {FORMAT_NAMES}; re-download or remove it") from exc
     if info.frames <= 0:
         raise AudioLoadError(f"{path}: empty audio: the file holds 0 frames; remove it from the dataset")
     result = AudioInfo(path=path, sample_rate=int(info.samplerate), frames=int(info.frames),
