@@ -115,3 +115,20 @@ def test_serve_on_a_busy_port_is_one_line(trained_run, envsound_main):
     assert ran.returncode == 1, ran.stderr
     assert ran.stderr.strip().splitlines()[-1].startswith(f"envsound serve: error: --host 127.0.0.1 --port {port}: "
                                                          "cannot listen there")
+
+
+def test_a_folder_of_sounds_gets_folds_so_it_can_be_cross_validated(tmp_path, envsound_main):
+    from conftest import TINY_OVERRIDES
+
+    root = tmp_path / "sounds"
+    for i in range(6):
+        write_tone(root / "beep" / f"{i}.wav", freq=1500 + 40 * i, seconds=1.0, sample_rate=16000)
+        write_tone(root / "hum" / f"{i}.wav", freq=120 + 5 * i, seconds=1.0, sample_rate=16000)
+    sets = [arg for o in TINY_OVERRIDES for arg in ("--set", o)]
+    ran = envsound_main("cv", "--dataset", "folder", "--root", root, "--folds", "1,2", "--out", tmp_path / "cv", *sets)
+    assert ran.returncode == 0, ran.stderr
+    assert "has no folds: made 5, stratified by class and grouped by source recording" in ran.stderr
+    import json
+
+    summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert [f["fold"] for f in summary["folds"]] == [1, 2]

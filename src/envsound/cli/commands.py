@@ -20,9 +20,10 @@ log = logging.getLogger("envsound")
 
 def _dataset(args: argparse.Namespace):
     from envsound.data.registry import load_dataset
+    from envsound.data.splits import with_made_folds
 
     options = {"subset": args.subset} if getattr(args, "subset", None) else {}
-    manifest = load_dataset(args.dataset, args.root, on_error=on_error(args), **options)
+    manifest = with_made_folds(load_dataset(args.dataset, args.root, on_error=on_error(args), **options))
     if manifest.skipped:
         log.warning("left out %d unusable file(s) of %s (--skip-bad)", len(manifest.skipped), args.dataset)
     keep, exclude = getattr(args, "classes", None), getattr(args, "exclude_classes", None)

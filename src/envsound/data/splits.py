@@ -13,6 +13,7 @@ import logging
 import os
 import warnings
 from collections import Counter, defaultdict
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -420,3 +421,29 @@ def _file_identities(path: str | os.PathLike) -> list[object]:
     except OSError:
         return [resolved]
     return [resolved, (stat.st_dev, stat.st_ino)]
+
+
+DEFAULT_MADE_FOLDS = 5
+
+
+def with_made_folds(manifest: Manifest, *, n_folds: int = DEFAULT_MADE_FOLDS, seed: int = 0) -> Manifest:
+    """``manifest`` itself when its clips have folds; otherwise a copy with ``n_folds`` stratified folds grouped by
+    source recording (:func:`stratified_group_folds`; fewer when the data has fewer recordings), logged with how
+    they were made, so ``cv`` and ``--folds`` work on a folder of sounds. A set too small for 2 folds is returned
+    as it is (training on every clip still works).
+
+    >>> with_made_folds(load_dataset("folder", "my_sounds")).folds   # [1, 2, 3, 4, 5]
+    """
+    if manifest.folds or not manifest.records:
+        return manifest
+    n = min(n_folds, len({r.source_id for r in manifest.records}))
+    try:
+        folds = stratified_group_folds(manifest.records, n_folds=n, seed=seed) if n >= 2 else None
+    except (DatasetLayoutError, ValueError):
+        folds = None
+    if folds is None:
+        logger.info("dataset %s has no folds and too few recordings to make 2: every clip trains", manifest.name)
+        return manifest
+    logger.info("dataset %s has no folds: made %d, stratified by class and grouped by source recording (seed %d); "
+                "--folds names them", manifest.name, n, seed)
+    return manifest.subset([replace(r, fold=k) for r, k in zip(manifest.records, folds)])
