@@ -2,9 +2,9 @@
 
     root/<label>/**/<audio files>      e.g. root/dog/park/001.wav, root/siren/a.flac
 
-Labels are the class folder names, sorted. Every non-hidden file under a class folder is a clip: one whose extension is
-not an audio format soundfile reads (:data:`AUDIO_EXTENSIONS`) or whose header cannot be read is bad audio (an error,
-or left out and counted with ``on_error="skip"``). Files directly in ``root`` and hidden files/folders (``.name``) are
+Labels are the class folder names, sorted. Every non-hidden audio file under a class folder (an extension of
+:data:`AUDIO_EXTENSIONS`) is a clip; one whose header cannot be read is bad audio (an error, or left out and counted
+with ``on_error="skip"``); other files (notes, READMEs) are left out and counted, as ``predict`` does. Files directly in ``root`` and hidden files/folders (``.name``) are
 ignored. Each file is its own source recording; there are no folds unless ``n_folds`` asks for stratified ones.
 """
 
@@ -18,7 +18,7 @@ from envsound.audio.load import AUDIO_EXTENSIONS
 from envsound.data.records import ClipRecord, Manifest
 from envsound.data.splits import stratified_group_folds
 from envsound.data.validate import check_on_error, check_records, finish_manifest
-from envsound.errors import AudioLoadError, DatasetLayoutError
+from envsound.errors import DatasetLayoutError
 
 logger = logging.getLogger(__name__)
 
@@ -73,21 +73,18 @@ def prepare_folder(root: str | os.PathLike, *, on_error: str = "raise", n_folds:
         folds = stratified_group_folds(candidates, n_folds=n_folds, seed=seed)
         candidates = [ClipRecord(path=r.path, labels=r.labels, fold=f, source_id=r.source_id, clip_id=r.clip_id)
                       for r, f in zip(candidates, folds)]
-    audio, not_audio = [], []
-    for record in candidates:
-        if record.path.suffix.lower() in AUDIO_EXTENSIONS:
-            audio.append(record)
-            continue
-        reason = (f"{record.path}: not an audio file (extension {record.path.suffix or '(none)'!r}; expected one "
-                  f"of {', '.join(sorted(AUDIO_EXTENSIONS))}); remove it or pass on_error='skip' (--skip-bad)")
-        if on_error == "raise":
-            raise AudioLoadError(reason)
-        not_audio.append((record.path, reason))
+    # as `predict` does: a file that does not claim to be audio (README.md, notes.txt) is left out and counted; only a
+    # file that claims to be audio and is broken is an error (or, with on_error="skip", left out and reported)
+    audio = [r for r in candidates if r.path.suffix.lower() in AUDIO_EXTENSIONS]
+    not_audio = [r.path for r in candidates if r.path.suffix.lower() not in AUDIO_EXTENSIONS]
     if not_audio:
-        logger.warning("%s: left out %d file(s) that are not audio (on_error='skip'); first: %s",
-                       root, len(not_audio), not_audio[0][0])
+        logger.info("%s: left out %d file(s) that are not audio (e.g. %s); audio is %s", root, len(not_audio),
+                    not_audio[0].relative_to(root).as_posix(), ", ".join(sorted(AUDIO_EXTENSIONS)[:6]) + ", ...")
+    if not audio:
+        raise DatasetLayoutError(f"{root}: the class folders hold no audio files ({len(not_audio)} other files); "
+                                 f"expected {root}/<label>/<file>.wav")
     good, bad = check_records(audio, on_error=on_error)
-    return finish_manifest("folder", good, labels, skipped=not_audio + bad, where=root)
+    return finish_manifest("folder", good, labels, skipped=bad, where=root)
 
 
 def _files_under(folder: Path) -> list[Path]:
