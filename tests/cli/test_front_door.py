@@ -132,3 +132,10 @@ def test_a_folder_of_sounds_gets_folds_so_it_can_be_cross_validated(tmp_path, en
 
     summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
     assert [f["fold"] for f in summary["folds"]] == [1, 2]
+
+
+def test_a_missing_root_suggests_download_only_for_a_public_corpus(tmp_path, envsound_main):
+    ran = envsound_main("train", "--dataset", "folder", "--root", tmp_path / "nope", "--out", tmp_path / "run")
+    assert ran.returncode == 1 and "does not exist; check --root" in ran.stderr and "download" not in ran.stderr
+    ran = envsound_main("train", "--dataset", "esc50", "--root", tmp_path / "nope", "--out", tmp_path / "run")
+    assert ran.returncode == 1 and f"run 'envsound download esc50 --root {tmp_path / 'nope'}'" in ran.stderr

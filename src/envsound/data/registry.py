@@ -49,6 +49,8 @@ DATASETS: dict[str, _LazyLoader] = {
 _ROOT_ALIASES = {"esc10": ("esc10", "esc50")}
 
 
+DOWNLOADABLE = ("esc50", "esc10", "urbansound8k", "fsdkaggle2018", "fsdkaggle2019")  # envsound download NAME
+
 def dataset_names() -> list[str]:
     """The registered dataset names, sorted."""
     return sorted(DATASETS)
@@ -110,8 +112,10 @@ def dataset_root(name: str, root: str | os.PathLike | None = None, *, must_exist
                                  f"{_env_name(name)} or {ENV_DATA} (the folder holding {name}/)")
     root = Path(root).expanduser()
     if must_exist and not root.exists():
+        # only the public corpora can be downloaded: your own folder or CSV cannot
+        fetch = f", or run 'envsound download {name} --root {root}'" if name in DOWNLOADABLE else ""
         raise DatasetLayoutError(f"{root}: dataset root for {name!r} does not exist; check --root "
-                                 f"(or {_env_name(name)} / {ENV_DATA}), or run 'envsound download'")
+                                 f"(or {_env_name(name)} / {ENV_DATA}){fetch}")
     return root
 
 
