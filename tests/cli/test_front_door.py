@@ -139,3 +139,21 @@ def test_a_missing_root_suggests_download_only_for_a_public_corpus(tmp_path, env
     assert ran.returncode == 1 and "does not exist; check --root" in ran.stderr and "download" not in ran.stderr
     ran = envsound_main("train", "--dataset", "esc50", "--root", tmp_path / "nope", "--out", tmp_path / "run")
     assert ran.returncode == 1 and f"run 'envsound download esc50 --root {tmp_path / 'nope'}'" in ran.stderr
+
+
+def test_help_states_each_default_once_and_none_for_required_options():
+    import argparse
+
+    from envsound.cli.main import HelpFormatter, build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, command in commands.items():
+        formatter = HelpFormatter(name)
+        for action in command._actions:
+            text = (formatter._get_help_string(action) or "").replace("%(default)s", "X")
+            assert text.lower().count("default") <= 1, (name, action.option_strings, text)
+            if action.required:
+                assert "(default: X)" not in text, (name, action.option_strings)
+            if action.nargs == 0:  # a flag: on when given, nothing to say
+                assert "(default: X)" not in text, (name, action.option_strings)

@@ -23,10 +23,22 @@ from envsound.cli.options import (add_config_options, add_dataset_options, add_d
 log = logging.getLogger("envsound")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: X)", once: not for flags, unset (None) values, required options, positionals, or help
+    that already says its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or action.required or action.default in (None, False, argparse.SUPPRESS)
+                or action.nargs == 0 or "default" in text.lower()):
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="envsound", description="Environmental sound classification: train, cross-validate, evaluate, predict.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"envsound {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -35,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, parents=[common],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              formatter_class=HelpFormatter)
 
     def training_command(name: str, help_text: str, *, folds_help: str, out_help: str, run) -> None:
         """train, cv and grid share their options: data, config, --out, --init, semi-supervised."""

@@ -130,7 +130,7 @@ def feature_cache(args: argparse.Namespace):
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"],
                         help="where the model runs; auto: CUDA, then MPS, else the CPU (precision and memory format "
-                             "are chosen for it, see README)")
+                             "are chosen for it, see README); gpu: the same as cuda")
 
 
 def add_precision_option(parser: argparse.ArgumentParser) -> None:
