@@ -173,10 +173,13 @@ def train_model(
             labelled = ClipSet(train_feats, target_matrix(train_set),
                                data.train_variants if data.copies.copies else [], clip_noisiness(train_set))
 
+            loop_mode = "full" if mode == "probe_full" else mode  # probe_full's loop starts from the probe
+
             def fit_on(run_config: Config, run_dir: Path, clips: ClipSet, start: InitPlan | None = None) -> FitResult:
                 return fit_network(run_config, clips.features, clips.targets, val_feats, target_matrix(val_set),
                                    task=task, out_dir=run_dir, resume=context.resume, progress=context.progress,
-                                   init=start or plan, transfer_mode="full" if mode == "probe_full" else mode, unlabelled_features=data.unlabelled_features,
+                                   init=start or plan, transfer_mode=loop_mode,
+                                   unlabelled_features=data.unlabelled_features,
                                    train_variants=clips.variants or None, train_noisiness=clips.noisiness,
                                    module_class=SemiModule if run_config.semi.method != "none" else ClassifierModule)
 
