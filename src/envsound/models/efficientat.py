@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from envsound.errors import ConfigError
 from envsound.features.efficientat import SETTINGS
 from envsound.models.blocks import OptionSpec, check_input, check_model_args
 
@@ -147,8 +148,6 @@ class EfficientAT(nn.Module):
         check_model_args("efficientat", n_classes=n_classes, in_channels=in_channels, n_mels=n_mels,
                          n_frames=n_frames, filters=filters, dropout=dropout)
         if filters is not None:
-            from envsound.errors import ConfigError
-
             raise ConfigError("model 'efficientat': model.filters is not used; set model.options.width instead")
         self.in_channels = in_channels
         self.width = float(width)
