@@ -157,3 +157,36 @@ def test_help_states_each_default_once_and_none_for_required_options():
                 assert "(default: X)" not in text, (name, action.option_strings)
             if action.nargs == 0:  # a flag: on when given, nothing to say
                 assert "(default: X)" not in text, (name, action.option_strings)
+
+
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Block())
+from envsound.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+TRAIN_EXTRA = {"torch", "lightning", "torchmetrics", "sklearn", "scipy", "skops", "matplotlib", "audiomentations",
+               "librosa", "numba", "fastapi", "uvicorn", "multipart", "fastapi_offline", "onnx", "onnxscript"}
+
+
+def test_the_light_install_classifies_with_onnx_and_names_the_extra_it_lacks(trained_run, tmp_path, envsound_main):
+    # what `pip install envsound` (no extras) has: numpy, soundfile, soxr, onnxruntime, pyyaml, tqdm
+    assert envsound_main("export", trained_run.checkpoint, "--out", tmp_path / "m.onnx").returncode == 0
+    clip = write_tone(tmp_path / "a.wav")
+    light = [sys.executable, "-c", BLOCKER.format(blocked=TRAIN_EXTRA)]
+    ran = subprocess.run(light + ["predict", str(tmp_path / "m.onnx"), str(clip)], capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode == 0 and "a.wav: " in ran.stdout, ran.stderr
+    ran = subprocess.run(light + ["predict", str(trained_run.checkpoint), str(clip)], capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode == 1 and ran.stderr.strip().splitlines()[-1] == (
+        "envsound predict: error: this needs torch, which comes with the 'train' extra: pip install "
+        "'envsound[train]'"), ran.stderr
+    ran = subprocess.run(light + ["train", "--dataset", "folder", "--root", str(tmp_path), "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 1 and "comes with the 'train' extra: pip install 'envsound[train]'" in ran.stderr
+    assert "Traceback" not in ran.stderr

@@ -236,8 +236,10 @@ def configure_logging(*, debug: bool, quiet: bool, command: str) -> None:
     if command in TRAINING_COMMANDS:
         # Lightning installs its own INFO handler when first imported; import it now so our level sticks
         # (its start-up chatter about GPUs and cloud loggers is noise on a CPU tool).
-        import lightning.pytorch  # noqa: F401
-
+        try:
+            import lightning.pytorch  # noqa: F401
+        except ModuleNotFoundError:  # the light install: the command itself says which extra it needs
+            return
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
     if not debug:
@@ -258,6 +260,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"envsound {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as exc:
+        extra = extra_for(exc.name or "")
+        if extra is None or args.debug:
+            raise
+        print(f"envsound {args.command}: error: this needs {exc.name}, which comes with the {extra!r} extra: "
+              f"pip install 'envsound[{extra}]'", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # the reader went away (`envsound predict ... | head`): stop quietly, as Unix tools do
         sys.stdout = open(os.devnull, "w")
         return 141
@@ -265,6 +274,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"envsound {args.command}: interrupted; finished files are complete{_resume_hint(args, argv)}",
               file=sys.stderr)
         return 130
+
+
+# The optional dependencies' top-level modules, by the extra that installs them (pyproject.toml)
+EXTRAS = {"train": ("torch", "lightning", "torchmetrics", "sklearn", "scipy", "skops", "matplotlib",
+                    "audiomentations", "librosa"),
+          "serve": ("fastapi", "uvicorn", "multipart", "python_multipart", "fastapi_offline"),
+          "export": ("onnx", "onnxscript")}
+
+
+def extra_for(module: str) -> str | None:
+    """The extra whose packages provide ``module`` (``torch.nn`` -> ``train``), or None."""
+    top = module.split(".")[0]
+    return next((extra for extra, modules in EXTRAS.items() if top in modules), None)
 
 
 def _resume_hint(args, argv: list[str]) -> str:

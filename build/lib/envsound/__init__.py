@@ -1,0 +1,28 @@
+"""envsound: environmental sound classification.
+
+Data flows one way: audio -> data -> features -> models -> training -> evaluation -> inference -> cli.
+Nothing is read, downloaded or configured at import time: ``import envsound`` loads neither torch nor numpy, and
+``load_model`` is imported on first use.
+
+>>> from envsound import load_model, EnvsoundError
+>>> model = load_model("runs/esc50/model.ckpt")   # or a model.onnx, or efficientat-mn04
+"""
+
+from envsound.errors import (AudioLoadError, CheckpointError, ConfigError, DatasetLayoutError, DownloadError,
+                             EnvsoundError)
+
+__version__ = "0.1.0"
+__all__ = ["load_model", "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError", "DatasetLayoutError",
+           "DownloadError", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "load_model":  # imported on first use, so that `import envsound` stays light (no torch)
+        from envsound.inference.api import load_model
+
+        return load_model
+    raise AttributeError(f"module 'envsound' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

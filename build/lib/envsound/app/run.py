@@ -1,0 +1,93 @@
+"""``envsound serve``: load a model, build the app, run it under uvicorn and say where it listens."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import uvicorn
+
+from envsound.app.server import ServerLimits, create_app
+from envsound.errors import ConfigError
+from envsound.inference.api import load_model
+
+
+class AppServer(uvicorn.Server):
+    """A uvicorn server that knows the port it bound (``port=0`` picks a free one) and prints its address."""
+
+    def __init__(self, config: uvicorn.Config, *, announce: bool = True) -> None:
+        super().__init__(config)
+        self.announce = announce
+        self.port: int | None = None
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if self.servers:
+            self.port = self.servers[0].sockets[0].getsockname()[1]
+            if self.announce:
+                scheme = "https" if self.config.ssl_keyfile else "http"
+                print(f"envsound: serving at {scheme}://{self.config.host}:{self.port}/ (Ctrl+C stops)",
+                      file=sys.stderr, flush=True)
+
+
+def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, limits: ServerLimits = ServerLimits(),
+          device: str = "auto", precision: str = "auto", ssl_keyfile: str | None = None,
+          ssl_certfile: str | None = None, quiet: bool = False) -> int:
+    """Serve ``model_path`` until interrupted; returns the exit status (0).
+
+    Raises:
+        ConfigError: ``host:port`` cannot be bound (in use, or not an address of this machine); checked before the
+            model loads, so the error is one line and comes at once.
+    """
+    check_bindable(host, port)
+    app = create_app(load_model(model_path, device=device, precision=precision), limits=limits)
+    config = uvicorn.Config(app, host=host, port=port, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
+                            log_level="warning" if quiet else "info", timeout_graceful_shutdown=5)
+    # AppServer says where it listens (with the port it really bound); uvicorn's own line would say it twice
+    logging.getLogger("uvicorn.error").addFilter(lambda record: "Uvicorn running on" not in record.getMessage())
+    server = AppServer(config)
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits 3 when startup fails (e.g. the port was taken after the check)
+        raise ConfigError(f"the server could not start on {host}:{port}; choose another --port") from exc
+    return 0
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Raise :class:`ConfigError` unless a TCP socket can bind ``host:port`` now."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: not an address of this machine ({exc.strerror})") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there ({exc.strerror}); choose another "
+                              "--port (or --port 0 for a free one)") from exc
+
+
+@contextmanager
+def running(app, *, host: str = "127.0.0.1", timeout: float = 30.0) -> Iterator[str]:
+    """Run ``app`` on a free port in a background thread (tests, scripts, benchmarks); yields its base URL."""
+    server = AppServer(uvicorn.Config(app, host=host, port=0, log_level="warning"), announce=False)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while server.port is None:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{server.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,200 @@
+"""The web app: one page that classifies a sound, and a small REST API (``/v1/predict``, ``/v1/model``, ``/healthz``).
+
+Thin by design: every answer comes from :class:`envsound.inference.api.Model`. What the server adds is what a server
+facing any browser or script needs: size limits (:class:`~envsound.app.limits.BodyLimit`, ``max_seconds``), content
+sniffing before decoding, uploads in a private temporary file that is always removed, one JSON error shape
+(``{"error": "<one line>"}`` with a 4xx status, never a traceback), and a bounded pool of prediction threads, so slow
+requests queue instead of exhausting memory while the page and ``/healthz`` stay responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from envsound import __version__
+from envsound.errors import EnvsoundError
+from envsound.inference.api import Model, audio_duration
+from envsound.app.limits import SNIFF_BYTES, SUPPORTED, BodyLimit, sniff_audio
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one request may cost: upload size, decoded length, and how many predictions run at once."""
+
+    max_upload_mb: float = 50.0
+    max_seconds: float = 600.0
+    workers: int = 1
+
+
+class Score(BaseModel):
+    label: str
+    score: float
+
+
+class Segment(BaseModel):
+    start: float
+    end: float
+    label: str
+    score: float
+
+
+class PredictionOut(BaseModel):
+    """One line of ``envsound predict --json``; ``overview`` only when asked for."""
+
+    file: str
+    top: list[Score]
+    error: str | None = None
+    labels: list[Score] | None = None
+    segments: list[Segment] | None = None
+    overview: dict | None = None
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+class Health(BaseModel):
+    status: str
+    running: int
+    queued: int
+
+
+ERRORS = {code: {"model": ErrorOut} for code in (400, 404, 405, 413, 415, 422)}
+
+
+class _Pool:
+    """A fixed number of prediction threads; requests beyond them wait in line (counted for ``/healthz``)."""
+
+    def __init__(self, workers: int) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="envsound-predict")
+        self.lock = threading.Lock()
+        self.running = self.queued = 0
+
+    async def run(self, fn, *args):
+        with self.lock:
+            self.queued += 1
+
+        def job():
+            with self.lock:
+                self.queued -= 1
+                self.running += 1
+            try:
+                return fn(*args)
+            finally:
+                with self.lock:
+                    self.running -= 1
+
+        return await asyncio.wrap_future(self.executor.submit(job))
+
+
+class _Classifier:
+    """Copy an upload to a private temporary file, check it, classify it, remove it."""
+
+    def __init__(self, model: Model, limits: ServerLimits) -> None:
+        self.model = model
+        self.limits = limits
+
+    def __call__(self, upload, name: str, top_k: int, segments: bool, overview: bool) -> dict:
+        with tempfile.TemporaryDirectory(prefix="envsound-upload-") as private:  # mode 0700, removed on exit
+            path = Path(private) / "upload"
+            with open(path, "wb") as out:
+                shutil.copyfileobj(upload, out, length=1 << 20)
+            try:
+                seconds = audio_duration(path)
+                if seconds > self.limits.max_seconds:
+                    raise HTTPException(413, f"{name}: {seconds:.1f} s of audio is over the server's limit of "
+                                             f"{self.limits.max_seconds:g} s (serve --max-seconds)")
+                result = self.model.predict(path, top_k=top_k, segments=segments).to_dict()
+                if overview:
+                    result["overview"] = self.model.overview(path)
+            except EnvsoundError as exc:  # the same one-line reason `predict` gives, naming the upload, not the path
+                raise HTTPException(422, str(exc).replace(str(path), name)) from None
+        result["file"] = name
+        return result
+
+
+def create_app(model: Model, *, limits: ServerLimits = ServerLimits()) -> FastAPI:
+    """The ASGI app serving ``model``; run it with uvicorn (:func:`envsound.app.run.serve` does)."""
+    # FastAPIOffline serves /docs and /redoc from its own copies of their scripts: no CDN, the page works offline
+    app = FastAPIOffline(title="envsound", version=__version__, favicon_url="/static/favicon.svg",
+                  description=f"Classify a sound with the model {model.describe()['model']!r} "
+                              f"({len(model.labels)} labels). Errors are {{\"error\": \"<one line>\"}} with a 4xx.")
+    pool, classify = _Pool(limits.workers), _Classifier(model, limits)
+    app.state.pool = pool
+    app.add_middleware(BodyLimit, max_bytes=int(limits.max_upload_mb * 1e6), hint=" (serve --max-upload-mb)")
+    _add_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/healthz", response_model=Health)
+    async def healthz() -> dict:
+        """Liveness, with the number of predictions running and waiting."""
+        return {"status": "ok", "running": pool.running, "queued": pool.queued}
+
+    @app.get("/v1/model")
+    async def model_info() -> dict:
+        """The model's name, labels, task, feature settings, runtime and training metadata."""
+        return model.describe()
+
+    @app.post("/v1/predict", response_model=PredictionOut, responses=ERRORS)
+    async def predict(file: UploadFile = File(description="an audio file: " + SUPPORTED),
+                      top_k: int = Query(3, ge=1, le=1000, description="how many labels to rank"),
+                      segments: bool = Query(False, description="add the top label of every window"),
+                      overview: bool = Query(False, description="add the waveform envelope and spectrogram")):
+        """Classify one uploaded file: the same object as one line of ``envsound predict --json``."""
+        name = PurePath((file.filename or "upload").replace("\\", "/")).name or "upload"
+        head = await file.read(SNIFF_BYTES)
+        if not head:
+            raise HTTPException(422, f"{name}: file is empty (0 bytes)")
+        if sniff_audio(head) is None:
+            raise HTTPException(415, f"{name}: not an audio file (its first bytes match no audio format); "
+                                     f"send {SUPPORTED}")
+        await file.seek(0)
+        result = await pool.run(classify, file.file, name, top_k, segments, overview)
+        return JSONResponse(result)
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is ``{"error": "<one line>"}``: HTTP errors, validation errors, and (never expected) crashes."""
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": _one_line(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
+                            for e in exc.errors())
+        return JSONResponse({"error": _one_line(reasons or "invalid request")}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.error("request %s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"error": "internal error; the server's log has the details"}, status_code=500)
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())

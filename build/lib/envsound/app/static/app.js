@@ -1,0 +1,222 @@
+// The envsound page: send a file or a recording to /v1/predict and draw what comes back. No framework, no build step.
+"use strict";
+
+const TOP_K = 5;
+const MAX_RECORD_SECONDS = 60;
+const $ = (id) => document.getElementById(id);
+
+function setStatus(text, isError = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", isError);
+}
+
+async function showModel() {
+  try {
+    const answer = await fetch("/v1/model");
+    const model = await answer.json();
+    const kind = model.task && model.task.kind === "multi_label" ? "multi-label" : "single-label";
+    $("model-line").textContent = `Model ${model.model}: ${model.labels.length} labels, ${kind}` +
+      (model.training && model.training.dataset ? `, trained on ${model.training.dataset}` : "");
+  } catch (err) {
+    $("model-line").textContent = "the model's description could not be loaded";
+  }
+}
+
+async function classify(blob, name) {
+  $("top").replaceChildren();  // no top-label element exists until the new result is in
+  $("result").hidden = true;
+  setStatus(`Classifying ${name}…`);
+  const form = new FormData();
+  form.append("file", blob, name);
+  let answer, body;
+  try {
+    answer = await fetch(`/v1/predict?top_k=${TOP_K}&segments=true&overview=true`, { method: "POST", body: form });
+    body = await answer.json();
+  } catch (err) {
+    setStatus(`${name}: the server did not answer (${err.message})`, true);
+    return;
+  }
+  if (!answer.ok || body.error) {
+    setStatus(body.error || `${name}: the server answered ${answer.status}`, true);
+    return;
+  }
+  setStatus("");
+  render(body);
+}
+
+function render(result) {
+  $("result").hidden = false;
+  $("result-name").textContent = result.file;
+  const tagged = new Set((result.labels || []).map((entry) => entry.label));
+  $("labels-line").hidden = !result.labels;
+  if (result.labels) {
+    $("labels-line").textContent = result.labels.length
+      ? "Labels above threshold: " + result.labels.map((e) => `${e.label} (${e.score.toFixed(2)})`).join(", ")
+      : "No label above its threshold";
+  }
+  const rows = result.top.map((entry) => {
+    const row = document.createElement("li");
+    row.dataset.testid = "top-label";
+    row.classList.toggle("tagged", tagged.has(entry.label));
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    fill.style.width = `${Math.round(entry.score * 100)}%`;
+    const label = document.createElement("span");
+    label.textContent = entry.label;
+    const score = document.createElement("span");
+    score.textContent = entry.score.toFixed(3);
+    row.append(fill, label, score);
+    return row;
+  });
+  $("top").replaceChildren(...rows);
+  const overview = result.overview;
+  if (overview) {
+    drawWaveform($("waveform"), overview.envelope);
+    drawSpectrogram($("spectrogram"), overview.spectrogram);
+    $("caption").textContent = `${overview.seconds.toFixed(1)} s; log-mel spectrogram as the model sees it ` +
+      `(${overview.spectrogram.mels} mel bands, low frequencies at the bottom)`;
+  }
+  drawTimeline($("timeline"), result.segments || [], overview ? overview.seconds : 0);
+}
+
+function drawWaveform(canvas, envelope) {
+  const g = canvas.getContext("2d");
+  const { width, height } = canvas;
+  g.clearRect(0, 0, width, height);
+  g.fillStyle = "#2d6cdf";
+  const step = width / Math.max(envelope.length, 1);
+  envelope.forEach(([low, high], i) => {
+    const top = (1 - high) * height / 2;
+    const bottom = (1 - low) * height / 2;
+    g.fillRect(i * step, top, Math.max(step, 1), Math.max(bottom - top, 1));
+  });
+}
+
+// A perceptually ordered colour ramp (dark blue -> purple -> orange -> pale yellow), interpolated per byte value.
+const RAMP = [[13, 8, 60], [84, 15, 109], [160, 40, 110], [227, 89, 51], [249, 180, 50], [252, 253, 191]];
+const PALETTE = Array.from({ length: 256 }, (_, v) => {
+  const x = v / 255 * (RAMP.length - 1), i = Math.min(Math.floor(x), RAMP.length - 2), t = x - i;
+  return RAMP[i].map((c, k) => Math.round(c + (RAMP[i + 1][k] - c) * t));
+});
+
+function drawSpectrogram(canvas, spectrogram) {
+  const { mels, columns } = spectrogram;
+  const cells = Uint8Array.from(atob(spectrogram.values), (ch) => ch.charCodeAt(0));
+  const image = new ImageData(columns, mels);
+  for (let m = 0; m < mels; m++) {
+    for (let c = 0; c < columns; c++) {
+      const colour = PALETTE[cells[m * columns + c]];
+      const at = ((mels - 1 - m) * columns + c) * 4;  // low mel bands at the bottom
+      image.data.set([...colour, 255], at);
+    }
+  }
+  const scratch = document.createElement("canvas");
+  scratch.width = columns;
+  scratch.height = mels;
+  scratch.getContext("2d").putImageData(image, 0, 0);
+  const g = canvas.getContext("2d");
+  g.imageSmoothingEnabled = false;
+  g.clearRect(0, 0, canvas.width, canvas.height);
+  g.drawImage(scratch, 0, 0, canvas.width, canvas.height);
+}
+
+function labelColour(label) {
+  let hash = 0;
+  for (const ch of label) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+  return `hsl(${hash % 360}, 55%, 42%)`;
+}
+
+// One box per window, from its start to the next window's start: the top label of that stretch of the recording.
+function drawTimeline(box, segments, seconds) {
+  box.hidden = segments.length < 2;
+  const pieces = segments.map((segment, i) => {
+    const end = i + 1 < segments.length ? segments[i + 1].start : Math.max(seconds, segment.end);
+    const piece = document.createElement("div");
+    piece.dataset.testid = "segment";
+    piece.style.flexGrow = String(Math.max(end - segment.start, 0.01));
+    piece.style.background = labelColour(segment.label);
+    piece.textContent = segment.label;
+    piece.title = `${segment.start.toFixed(1)}–${end.toFixed(1)} s: ${segment.label} (${segment.score.toFixed(2)})`;
+    return piece;
+  });
+  box.replaceChildren(...pieces);
+}
+
+// Recording: the browser's MediaRecorder makes WebM/Opus, which the server does not decode, so the page takes the
+// raw samples from an AudioWorklet and writes a 16-bit PCM WAV file itself.
+let recording = null;
+
+async function startRecording() {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (err) {
+    setStatus(`No microphone: ${err.message} (browsers allow it only on localhost or HTTPS)`, true);
+    return;
+  }
+  const context = new AudioContext();
+  await context.audioWorklet.addModule("/static/recorder-worklet.js");
+  const source = context.createMediaStreamSource(stream);
+  const node = new AudioWorkletNode(context, "pcm-recorder");
+  const chunks = [];
+  node.port.onmessage = (event) => chunks.push(event.data);
+  const silent = context.createGain();
+  silent.gain.value = 0;
+  source.connect(node).connect(silent).connect(context.destination);
+  const timer = setTimeout(stopRecording, MAX_RECORD_SECONDS * 1000);
+  recording = { stream, context, chunks, timer };
+  $("record").textContent = "■ Stop";
+  $("record").setAttribute("aria-pressed", "true");
+  $("record-state").textContent = `recording… (at most ${MAX_RECORD_SECONDS} s)`;
+}
+
+async function stopRecording() {
+  if (!recording) return;
+  const { stream, context, chunks, timer } = recording;
+  recording = null;
+  clearTimeout(timer);
+  stream.getTracks().forEach((track) => track.stop());
+  await context.close();
+  $("record").textContent = "● Record";
+  $("record").setAttribute("aria-pressed", "false");
+  $("record-state").textContent = "from the microphone, in this page";
+  const samples = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) { samples.set(chunk, at); at += chunk.length; }
+  if (!samples.length) { setStatus("The recording is empty: nothing came from the microphone", true); return; }
+  await classify(encodeWav(samples, context.sampleRate), "recording.wav");
+}
+
+function encodeWav(samples, sampleRate) {
+  const view = new DataView(new ArrayBuffer(44 + samples.length * 2));
+  const text = (at, s) => [...s].forEach((ch, i) => view.setUint8(at + i, ch.charCodeAt(0)));
+  text(0, "RIFF"); view.setUint32(4, 36 + samples.length * 2, true); text(8, "WAVE");
+  text(12, "fmt "); view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+  view.setUint32(24, sampleRate, true); view.setUint32(28, sampleRate * 2, true);
+  view.setUint16(32, 2, true); view.setUint16(34, 16, true);
+  text(36, "data"); view.setUint32(40, samples.length * 2, true);
+  samples.forEach((x, i) => view.setInt16(44 + i * 2, Math.max(-1, Math.min(1, x)) * 0x7fff, true));
+  return new Blob([view], { type: "audio/wav" });
+}
+
+function wire() {
+  $("file").addEventListener("change", () => {
+    const file = $("file").files[0];
+    if (file) classify(file, file.name);
+  });
+  const drop = $("drop");
+  ["dragenter", "dragover"].forEach((type) => drop.addEventListener(type, (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  }));
+  ["dragleave", "drop"].forEach((type) => drop.addEventListener(type, () => drop.classList.remove("over")));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    const file = event.dataTransfer.files[0];
+    if (file) classify(file, file.name);
+  });
+  $("record").addEventListener("click", () => (recording ? stopRecording() : startRecording()));
+  showModel();
+}
+
+wire();

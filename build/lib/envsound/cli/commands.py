@@ -1,0 +1,353 @@
+"""Command handlers: each calls one library function and prints its result. Imports are lazy so --help is fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+
+from envsound.cli.options import (build_config, feature_cache, on_error, run_context, semi_options, show_progress,
+                                  with_threshold)
+from envsound.errors import ConfigError
+
+log = logging.getLogger("envsound")
+
+
+def _dataset(args: argparse.Namespace):
+    from envsound.data.registry import load_dataset
+    from envsound.data.splits import with_made_folds
+
+    options = {"subset": args.subset} if getattr(args, "subset", None) else {}
+    manifest = with_made_folds(load_dataset(args.dataset, args.root, on_error=on_error(args), **options))
+    if manifest.skipped:
+        log.warning("left out %d unusable file(s) of %s (--skip-bad)", len(manifest.skipped), args.dataset)
+    keep, exclude = getattr(args, "classes", None), getattr(args, "exclude_classes", None)
+    if keep or exclude:
+        manifest = manifest.select_classes(keep or (), exclude=exclude or ())
+        log.info("%d classes, %d clips of %s (--classes/--exclude-classes)", len(manifest.labels), len(manifest),
+                 args.dataset)
+    return manifest
+
+
+def train(args: argparse.Namespace) -> int:
+    from envsound.evaluation.crossval import plot_run_curves
+    from envsound.training.train import train_model
+
+    config = build_config(args)
+    init = args.init
+    unlabelled = semi_options(args, config)
+    manifest = _dataset(args)
+    held_out = []
+    if args.folds:
+        left_out = [f for f in manifest.folds if f not in set(args.folds)]
+        held_out = [manifest.select_folds(left_out)] if left_out else []  # the folds you may test on
+        manifest = manifest.select_folds(args.folds)
+    result = train_model(manifest, config, out_dir=args.out, context=run_context(args),
+                         meta={"train_folds": args.folds or manifest.folds}, init=init, unlabelled=unlabelled,
+                         held_out=held_out)
+    if not result.written:  # another process of a multi-process run: process 0 reports
+        return 0
+    plot_run_curves(args.out)
+    semi = f" and {result.n_unlabelled} unlabelled ({config.semi.method})" if result.n_unlabelled else ""
+    print(f"trained {config.model.name} on {result.n_train} clips ({result.n_val} for validation){semi}, "
+          f"{result.epochs} epochs, {result.seconds:.0f} s -> {result.checkpoint}")
+    print(_score_line(args, config, result, held_out))
+    return _report_skipped(manifest.skipped + result.skipped)
+
+
+def _score_line(args: argparse.Namespace, config, result, held_out) -> str:
+    """The run's validation score when it took a validation split, else how to get an honest one."""
+    if result.n_val and result.best_score is not None:
+        return (f"validation {config.train.monitor} {result.best_score:.4f} on {result.n_val} held-out clips of the "
+                "training folds (the epoch kept); a test score needs folds the model never saw")
+    if held_out:
+        folds = ",".join(str(f) for f in held_out[0].folds)
+        return (f"no accuracy yet: nothing was held out for validation; score it on the folds it never saw: "
+                f"envsound evaluate {shlex.quote(str(result.checkpoint))} --dataset {args.dataset} --root "
+                f"{shlex.quote(str(args.root))} --folds {folds}")
+    return (f"no accuracy: every clip was used for training; for an honest estimate run 'envsound cv --dataset "
+            f"{args.dataset} --root {shlex.quote(str(args.root))} ...' (cross-validation), or take a validation "
+            "split: --set train.val_fraction=0.1")
+
+
+def cv(args: argparse.Namespace) -> int:
+    from envsound.evaluation.crossval import cross_validate
+
+    config = build_config(args)
+    init = args.init
+    unlabelled = semi_options(args, config)
+    manifest = _dataset(args)
+    summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, context=run_context(args),
+                             init=init, unlabelled=unlabelled)
+    score = summary["score"]
+    for fold in summary["folds"]:
+        print(f"fold {fold['fold']}: {score} {fold[score]:.4f} ({fold['n_test']} clips)")
+    print(f"mean {score} {summary[f'mean_{score}']:.4f} ± {summary[f'std_{score}']:.4f} over "
+          f"{summary['n_folds']} folds ({summary['seconds']:.0f} s) -> {args.out / 'cv.json'}")
+    return _report_skipped([(s["file"], s["reason"]) for s in summary["skipped"]])
+
+
+def grid(args: argparse.Namespace) -> int:
+    from envsound.evaluation.grid import grid_search, split_grid_overrides
+
+    fixed, axes = split_grid_overrides(args.overrides)
+    config = build_config(args, overrides=fixed)
+    init = args.init
+    unlabelled = semi_options(args, config)
+    manifest = _dataset(args)
+    result = grid_search(manifest, config, axes, folds=args.folds, out_dir=args.out, context=run_context(args),
+                         init=init, unlabelled=unlabelled)
+    print(result.markdown, end="")
+    print(f"{len(result.points)} point(s) ({result.n_run} run now, {len(result.points) - result.n_run} reused) -> "
+          f"{args.out / 'grid.md'}, {args.out / 'grid.json'}")
+    return 0
+
+
+def stages(args: argparse.Namespace) -> int:
+    from envsound.data.registry import dataset_root
+    from envsound.evaluation.stages import read_mixture_truth, run_stages
+
+    config = build_config(args)
+    args.subset = args.subset or "all"  # the stages use both origins
+    manifest = _dataset(args)
+    summary = run_stages(manifest, config, folds=args.folds, out_dir=args.out, context=run_context(args),
+                         truth=read_mixture_truth(dataset_root(args.dataset, args.root)))
+    for row in summary["stages"]:
+        print(f"{row['title']:<34} lwlrap {row['lwlrap']:.4f} ± {row['std_lwlrap']:.4f}  mAP {row['mAP']:.4f}")
+    for row in summary["filter"]:
+        precision = "" if row["label_precision"] is None else f", {row['label_precision']:.1%} of their labels right"
+        print(f"fold {row['fold']}: kept {row['kept']} of {row['noisy']} noisy clips{precision}")
+    print(f"{summary['seconds']:.0f} s -> {args.out / 'stages.json'}")
+    return _report_skipped(manifest.skipped)
+
+
+def pretrain(args: argparse.Namespace) -> int:
+    from envsound.evaluation.reconstructions import plot_reconstructions
+    from envsound.training.pretrain import pretrain_autoencoder
+
+    config = build_config(args)
+    manifest = _dataset(args)
+    if args.folds:
+        manifest = manifest.select_folds(args.folds)
+    if args.exclude_folds:
+        manifest.select_folds(args.exclude_folds)  # a fold the dataset does not have is an error
+        manifest = manifest.subset([r for r in manifest.records if r.fold not in set(args.exclude_folds)])
+    result = pretrain_autoencoder(manifest, config, decoder=args.decoder, out_dir=args.out,
+                                  context=run_context(args))
+    if result.examples is None:  # another process of a multi-process run: process 0 reports
+        return 0
+    figure = plot_reconstructions(result.checkpoint, result.examples, path=args.out / "reconstructions.png")
+    best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
+    print(f"pre-trained the {config.model.name} autoencoder ({args.decoder}) on {result.n_train} clips "
+          f"({result.n_val} held out, reconstruction error {best}), {result.epochs} epochs, {result.seconds:.0f} s "
+          f"-> {result.checkpoint}, {figure}")
+    return _report_skipped(manifest.skipped + result.skipped)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from envsound.evaluation.evaluate import evaluate_model
+    from envsound.evaluation.metrics import format_report_text
+    from envsound.models.checkpoint import load_checkpoint
+    from envsound.models.clip import ClipModel
+
+    manifest = _dataset(args)
+    if args.folds:
+        manifest = manifest.select_folds(args.folds)
+    checkpoint = load_checkpoint(args.checkpoint)
+    if args.label_map is not None:
+        from envsound.transfer.zero_shot import zero_shot_checkpoint
+
+        checkpoint = zero_shot_checkpoint(checkpoint, args.label_map, manifest.labels, task=manifest.task)
+    model = with_threshold(ClipModel.from_checkpoint(checkpoint, source=str(args.checkpoint), device=args.device,
+                                                     precision=args.precision), args)
+    result = evaluate_model(model, manifest, cache=feature_cache(args), on_error=on_error(args),
+                            progress=show_progress(args))
+    if args.out:
+        from envsound.evaluation.report import write_report
+        from envsound.fileio import write_text_atomic
+
+        score = model.task.score_name
+        write_report(result.report, out_dir=args.out, stem="report",
+                     title=f"{manifest.name}: {score} {result.report[score]:.3f}")
+        write_text_atomic(args.out / "predictions.csv", result.predictions_csv(model.labels))
+    print(json.dumps(result.report) if args.json else format_report_text(result.report))
+    return _report_skipped(manifest.skipped + result.skipped)
+
+
+def predict(args: argparse.Namespace) -> int:
+    from envsound.inference.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+    with_threshold(predictor.model, args)
+    failed = 0
+    for prediction in predictor.predict_paths(args.inputs, top_k=args.top_k, segments=args.segments):
+        failed += prediction.error is not None
+        if args.json:
+            print(json.dumps(prediction.to_dict()), flush=True)
+        elif prediction.error:  # the reason usually starts with the path already: name it once
+            reason = prediction.error.removeprefix(f"{prediction.file}: ")
+            print(f"{prediction.file}: error: {reason}", file=sys.stderr, flush=True)
+        else:
+            best = ", ".join(f"{t['label']} {t['score']:.3f}" for t in prediction.top)
+            tagged = "" if prediction.labels is None else \
+                f"  [labels: {', '.join(t['label'] for t in prediction.labels) or 'none above threshold'}]"
+            print(f"{prediction.file}: {best}{tagged}", flush=True)
+            for seg in prediction.segments or []:
+                print(f"  {seg['start']:8.2f}-{seg['end']:8.2f} s  {seg['label']} {seg['score']:.3f}")
+    if failed:
+        print(f"envsound predict: {failed} input(s) could not be classified", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    from envsound.app.run import serve as run_server
+    from envsound.app.server import ServerLimits
+
+    if args.max_upload_mb <= 0 or args.max_seconds <= 0 or args.workers < 1:
+        raise ConfigError("--max-upload-mb and --max-seconds must be > 0, --workers >= 1")
+    if bool(args.ssl_keyfile) != bool(args.ssl_certfile):
+        raise ConfigError("HTTPS needs both --ssl-keyfile and --ssl-certfile")
+    limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, workers=args.workers)
+    return run_server(args.checkpoint, host=args.host, port=args.port, limits=limits, device=args.device,
+                      precision=args.precision, ssl_keyfile=args.ssl_keyfile, ssl_certfile=args.ssl_certfile,
+                      quiet=args.quiet)
+
+
+def export(args: argparse.Namespace) -> int:
+    from envsound.inference.onnx_export import export_onnx, parity_check
+
+    if args.out.suffix.lower() != ".onnx":
+        raise ConfigError(f"--out {args.out}: name the file *.onnx (predict, serve and load_model tell an exported "
+                          "model by that suffix)")
+    out = export_onnx(args.checkpoint, args.out)
+    size = out.stat().st_size / 2 ** 20
+    print(f"wrote {out} ({size:.1f} MiB): envsound predict {out} FILE, or envsound serve {out}")
+    if args.check:
+        diff = parity_check(args.checkpoint, out)
+        print(f"check: largest probability difference from the checkpoint in fp32 on noise: {diff:.2e}")
+    return 0
+
+
+def embed(args: argparse.Namespace) -> int:
+    from envsound.inference.embed import embed_inputs, save_embeddings
+
+    manifest = _dataset(args) if args.dataset else None
+    if manifest is not None and args.folds:
+        manifest = manifest.select_folds(args.folds)
+    if manifest is None and not args.inputs:
+        from envsound.errors import ConfigError
+
+        raise ConfigError("embed needs audio: FILES/FOLDERS, or --dataset NAME (with --root)")
+    result = embed_inputs(args.checkpoint, args.inputs, manifest=manifest, device=args.device,
+                          cache=feature_cache(args), progress=show_progress(args))
+    save_embeddings(args.out, result)
+    print(f"embedded {len(result.files)} clip(s) ({result.embeddings.shape[1]}-d) -> {args.out}")
+    return _report_skipped(result.skipped)
+
+
+def mix(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from envsound.data.mixtures import MixSettings, build_mixtures
+
+    manifest = _dataset(args)
+    if args.folds:
+        manifest = manifest.select_folds(args.folds)
+    given = {f.name: getattr(args, f.name) for f in fields(MixSettings)
+             if getattr(args, f.name, None) is not None}
+    if "background_folder" in given:
+        given["background_folder"] = str(given["background_folder"])
+    summary = build_mixtures(manifest, args.out, settings=MixSettings(**given), overwrite=args.overwrite,
+                             progress=show_progress(args))
+    print("\n".join(summary.lines()))
+    return _report_skipped(manifest.skipped)
+
+
+def download(args: argparse.Namespace) -> int:
+    from envsound.data.download import download_dataset
+    from envsound.models.pretrained import by_download_name
+    from envsound.transfer.install import install_pretrained
+
+    if by_download_name(args.dataset) is not None:
+        path = install_pretrained(args.dataset, source_file=args.from_file, url=args.url,
+                                  progress=show_progress(args))
+        print(f"{args.dataset} is installed at {path}; use it as MODEL ('envsound predict {args.dataset} FILE') "
+              f"or as --init {args.dataset}")
+        return 0
+    if args.root is None or args.from_file is not None:
+        raise ConfigError(f"download {args.dataset}: pass --root PATH (where the dataset goes); --from is for "
+                          "pre-trained models")
+    root = download_dataset(args.dataset, args.root, url=args.url, sha256=args.sha256,
+                            progress=show_progress(args))
+    print(f"{args.dataset} is ready at {root}")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from envsound.demo import run_demo
+
+    result = run_demo(args.out, progress=show_progress(args))
+    for fold in result.cv["folds"]:
+        print(f"fold {fold['fold']}: accuracy {fold['accuracy']:.4f}")
+    print(f"cross-validation: mean accuracy {result.cv['mean_accuracy']:.4f} ± {result.cv['std_accuracy']:.4f}; "
+          f"confusion matrix {args.out / 'cv' / 'confusion.png'}")
+    print(f"final model: {result.final.checkpoint}")
+    print("fresh clips it never saw:")
+    correct = 0
+    for truth, prediction in result.predictions:
+        best = prediction.top[0]
+        correct += best["label"] == truth
+        print(f"  {Path(prediction.file).name}: {best['label']} ({best['score']:.2f}), truly {truth}")
+    print(f"{correct}/{len(result.predictions)} fresh clips right")
+    return 0
+
+
+def list_datasets(args: argparse.Namespace) -> int:
+    from envsound.data.registry import dataset_names
+
+    if args.action == "list":
+        print("\n".join(dataset_names()))
+        return 0
+    from envsound.errors import ConfigError
+    from envsound.features.fingerprint import find_duplicates
+
+    if not args.dataset:
+        raise ConfigError("datasets check needs --dataset NAME (and --root PATH)")
+    manifest = _dataset(args)
+    duplicates = find_duplicates(manifest.records, cache=feature_cache(args))
+    for duplicate in duplicates:
+        print(duplicate.describe())
+    straddling = sum(d.straddles for d in duplicates)
+    print(f"{manifest.name}: {len(manifest)} clips, {len(duplicates)} pair(s) of copies or near copies, "
+          f"{straddling} straddling folds")
+    return 1 if straddling else 0
+
+
+def list_models(args: argparse.Namespace) -> int:
+    from envsound.models.pretrained import models_dir, pretrained_table
+    from envsound.models.registry import model_names
+
+    print("\n".join(model_names()))
+    print(f"\npre-trained on AudioSet (EfficientAT; 'envsound download NAME', kept in {models_dir()}):")
+    for row in pretrained_table():
+        where = f"installed: {row['installed']}" if row["installed"] else "not installed"
+        print(f"  {row['name']:<16} {row['parameters'] / 1e6:5.2f} M parameters  {row['megabytes']:6.1f} MB  "
+              f"AudioSet mAP {row['audioset_map']:.3f}  {where}")
+    return 0
+
+
+def show_config(args: argparse.Namespace) -> int:
+    print(yaml.safe_dump(build_config(args).to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def _report_skipped(skipped: list[tuple[Path, str]]) -> int:
+    """Name every file left out with --skip-bad; a run that left files out exits 1 so scripts notice."""
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    return 1 if skipped else 0

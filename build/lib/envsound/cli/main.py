@@ -1,0 +1,301 @@
+"""The ``envsound`` command: parse arguments, call one library function, print its result.
+
+Every user error (an :class:`EnvsoundError`) becomes one line on stderr and exit status 1; ``--debug`` shows the
+traceback. ``predict`` exits 1 when any input failed, after classifying all the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+import warnings
+from pathlib import Path
+
+from envsound import __version__
+from envsound.cli import commands
+from envsound.cli.options import (add_config_options, add_dataset_options, add_device_option, add_init_options,
+                                  add_precision_option, add_semi_options, add_threshold_option, parse_folds,
+                                  parse_names)
+
+log = logging.getLogger("envsound")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: X)", once: not for flags, unset (None) values, required options, positionals, or help
+    that already says its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or action.required or action.default in (None, False, argparse.SUPPRESS)
+                or action.nargs == 0 or "default" in text.lower()):
+            return text
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="envsound", description="Environmental sound classification: train, cross-validate, evaluate, predict.",
+        formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"envsound {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and results; no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, parents=[common],
+                              formatter_class=HelpFormatter)
+
+    def training_command(name: str, help_text: str, *, folds_help: str, out_help: str, run) -> None:
+        """train, cv and grid share their options: data, config, --out, --init, semi-supervised."""
+        p = command(name, help_text)
+        add_dataset_options(p, folds_help=folds_help)
+        add_config_options(p)
+        p.add_argument("--out", required=True, type=Path, metavar="DIR", help=out_help)
+        add_init_options(p)
+        add_semi_options(p)
+        p.set_defaults(run=run)
+
+    training_command("train", "Train a model on the given folds; writes OUT/model.ckpt, config.yaml, logs, curves.png.",
+                     folds_help="folds to train on (default: all); every clip trains unless train.val_fraction > 0 "
+                                "takes a validation split from inside them",
+                     out_help="run folder", run=commands.train)
+    training_command("cv", "Leave-one-fold-out cross-validation; writes OUT/cv.json, predictions.csv, confusion.png.",
+                     folds_help="official folds to rotate over (default: all the dataset has)",
+                     out_help="run folder", run=commands.cv)
+    training_command("grid", "Grid search: cross-validate every combination of the comma-separated --set values "
+                             "(e.g. --set model.filters=16,32,64 --set train.batch_size=16,32); writes OUT/grid.md, "
+                             "OUT/grid.json and one cv run per point (a point with a cv.json is not rerun).",
+                     folds_help="official folds to rotate over (default: all the dataset has)",
+                     out_help="grid folder", run=commands.grid)
+
+    p = command("stages", "The multi-stage schedule for curated + noisy multi-label sets (fsdkaggle2019, 'envsound "
+                          "mix' output), leave-one-fold-out: a curated-only baseline with the same epochs, a warm-up "
+                          "on the noisy clips, a fine-tune on the curated ones, a filter that keeps the noisy clips "
+                          "the model agrees with, a final stage on curated + kept (config section 'stages'); writes "
+                          "OUT/stages.json and each stage's model.ckpt (--resume goes on stage by stage).")
+    add_dataset_options(p, folds_help="folds to rotate over (default: all the dataset has)")
+    add_config_options(p)
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
+    p.set_defaults(run=commands.stages)
+
+    p = command("pretrain", "Pre-train a convolutional autoencoder on audio (labels ignored) for --init; writes "
+                            "OUT/autoencoder.ckpt and OUT/reconstructions.png.")
+    add_dataset_options(p, folds_help="folds to pre-train on (default: all); 'unlabelled' reads any folder of audio")
+    p.add_argument("--exclude-folds", type=parse_folds, metavar="4,5",
+                   help="leave these folds out, e.g. the test fold of the evaluation the encoder is meant for")
+    add_config_options(p)
+    p.add_argument("--decoder", required=True, choices=["unpool", "upsample"],
+                   help="unpool: max-unpooling at the encoder's switch positions (dtu only); upsample: each value "
+                        "repeated over its pooling window")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
+    p.set_defaults(run=commands.pretrain)
+
+    p = command("evaluate", "Score a checkpoint on held-out folds: accuracy, per-class P/R/F1, confusion matrix "
+                            "(multi-label: lwlrap, mAP, micro/macro F1, per-class AP).")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a pre-trained AudioSet "
+                                                 "model (efficientat-mn04, or its .pt file)")
+    add_dataset_options(p, folds_help="folds to evaluate on (default: all)")
+    p.add_argument("--label-map", type=Path, metavar="FILE.csv",
+                   help="zero-shot: score the model's classes paired with the dataset's by this CSV (source,target "
+                        "rows, e.g. Dog,dog; several sources of one target are averaged); every dataset class needs "
+                        "one")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="also write report.json, report.txt, predictions.csv and report_confusion.png (multi-label: "
+                        "report_per_class_ap.png) here")
+    add_threshold_option(p)
+    add_device_option(p)
+    add_precision_option(p)
+    p.set_defaults(run=commands.evaluate)
+
+    p = command("predict", "Classify audio files or folders (recursively) of any length and format.")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a model.onnx from export")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files or folders")
+    p.add_argument("--top-k", type=int, default=3, help="labels to show per file")
+    p.add_argument("--json", action="store_true",
+                   help='one JSON object per input: {"file", "top": [{"label", "score"}], "error"}; multi-label '
+                        'models add "labels": every label at or above the threshold')
+    p.add_argument("--segments", action="store_true",
+                   help="add a per-window timeline (start, end, top label, score)")
+    add_threshold_option(p)
+    add_device_option(p)
+    add_precision_option(p)
+    p.set_defaults(run=commands.predict)
+
+    p = command("serve", "Serve a model: a web page that classifies a sound (file, drag and drop, or microphone) and "
+                         "a REST API (POST /v1/predict, GET /v1/model, GET /healthz; schema at /docs).")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a model.onnx from export")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 opens the server to the network")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="larger request bodies get 413")
+    p.add_argument("--max-seconds", type=float, default=600.0, help="longer recordings get 413")
+    p.add_argument("--workers", type=int, default=1, help="predictions run at once; more requests wait in line")
+    p.add_argument("--ssl-keyfile", help="serve HTTPS (browsers allow the microphone only on localhost or HTTPS)")
+    p.add_argument("--ssl-certfile", help="certificate for --ssl-keyfile")
+    add_device_option(p)
+    add_precision_option(p)
+    p.set_defaults(run=commands.serve)
+
+    p = command("export", "Write a checkpoint as one ONNX file (log-mel frontend, windows and network inside; labels "
+                          "and feature settings in its metadata) that predict, serve and load_model run with "
+                          "onnxruntime, without PyTorch.")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt of a network written by train or cv")
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="file format")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE.onnx", help="where to write the model")
+    p.add_argument("--check", action="store_true",
+                   help="then score a few seconds of noise with both and report the largest probability difference")
+    p.set_defaults(run=commands.export)
+
+    p = command("embed", "Clip embeddings of a checkpoint (what its head sees, averaged over a clip's windows) for "
+                         "your own search, clustering or classifier: OUT.npz with embeddings (n, d), files and, for a "
+                         "dataset, labels.")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt of a network")
+    p.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER", help="audio files or folders (or use --dataset)")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE.npz", help="where to write the embeddings")
+    group = p.add_argument_group("a dataset instead of files")
+    group.add_argument("--dataset", metavar="NAME", help="embed this dataset's clips (their labels are saved too)")
+    group.add_argument("--root", type=Path, metavar="PATH", help="its root folder")
+    group.add_argument("--folds", type=parse_folds, metavar="1,2,3", help="only these folds")
+    group.add_argument("--classes", type=parse_names, metavar="a,b,c", help="only these classes")
+    group.add_argument("--exclude-classes", type=parse_names, metavar="a,b,c", help="leave these classes out")
+    group.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio (listed; exit 1)")
+    group.add_argument("--cache-dir", type=Path, metavar="DIR", help="feature store")
+    group.add_argument("--no-cache", action="store_true", help="do not store features")
+    add_device_option(p)
+    p.set_defaults(run=commands.embed)
+
+    p = command("mix", "Build a multi-label set in the FSDKaggle2019 layout from a single-label dataset with folds: "
+                       "clips of 1-3 events over a background, each made only of clips of one fold, a curated part "
+                       "with the true labels and a noisy part with corrupted ones (OUT/train_curated.csv, "
+                       "train_noisy.csv, strong_labels.csv, mix.json). Train on it with --dataset fsdkaggle2019.")
+    add_dataset_options(p, folds_help="folds to build from (default: all); each mixture stays in its fold")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="the new set's folder")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives byte-identical files")
+    p.add_argument("--curated", dest="n_curated", type=int, metavar="N", help="curated mixtures per fold (60)")
+    p.add_argument("--noisy-factor", type=float, metavar="X", help="noisy mixtures per curated one (4)")
+    p.add_argument("--min-seconds", type=float, metavar="S", help="shortest mixture (4)")
+    p.add_argument("--max-seconds", type=float, metavar="S", help="longest mixture (12)")
+    p.add_argument("--min-events", type=int, metavar="N", help="fewest events a mixture (1)")
+    p.add_argument("--max-events", type=int, metavar="N", help="most events a mixture, each of another class (3)")
+    p.add_argument("--sample-rate", type=int, metavar="HZ", help="of the WAV files written (22050)")
+    p.add_argument("--missing-rate", type=float, metavar="P", help="noisy part: a true label dropped (0.20)")
+    p.add_argument("--swap-rate", type=float, metavar="P", help="noisy part: a label swapped for a wrong one (0.15)")
+    p.add_argument("--extra-rate", type=float, metavar="P", help="noisy part: one wrong label added to a clip (0.15)")
+    p.add_argument("--background-folder", type=Path, metavar="DIR",
+                   help="audio laid under every mixture (default: coloured noise from the seed)")
+    p.add_argument("--overwrite", action="store_true", help="replace a mixture set already in --out")
+    p.set_defaults(run=commands.mix)
+
+    p = command("download", "Download a dataset from its official archive, or a pre-trained AudioSet model "
+                            "(efficientat-mn04 ...) into the model cache (checksum, resume, progress bar).")
+    p.add_argument("dataset", metavar="NAME", help="esc50, urbansound8k, fsdkaggle2018, fsdkaggle2019, or a "
+                                                   "pre-trained model: efficientat-mn01 ... efficientat-mn40 "
+                                                   "('envsound models' lists them)")
+    p.add_argument("--root", type=Path, metavar="PATH", help="where to put a dataset (required for datasets)")
+    p.add_argument("--from", dest="from_file", type=Path, metavar="FILE",
+                   help="pre-trained models: install a copy you already have (checked like a download)")
+    p.add_argument("--url", help="a mirror of the official archive (for fsdkaggle2018/2019: the folder holding its "
+                                 "zips)")
+    p.add_argument("--sha256", help="expected SHA-256 of the archive (the digest is logged either way)")
+    p.set_defaults(run=commands.download)
+
+    p = command("demo", "Generate the embedded synthetic dataset, cross-validate the default model on it, "
+                        "train a final model and classify a few files.")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR",
+                   help="demo folder (its previous demo results are replaced)")
+    p.set_defaults(run=commands.demo)
+
+    p = command("datasets", "List the dataset names, or (datasets check) list the clips of a dataset that are copies "
+                            "or near copies of each other; exit 1 when a pair straddles folds.")
+    p.add_argument("action", nargs="?", choices=["list", "check"], default="list")
+    p.add_argument("--dataset", metavar="NAME", help="for check: the dataset")
+    p.add_argument("--root", type=Path, metavar="PATH", help="for check: its root folder")
+    p.add_argument("--skip-bad", action="store_true", help="for check: leave out unreadable audio")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="feature store (fingerprints are kept there)")
+    p.add_argument("--no-cache", action="store_true", help="do not keep fingerprints")
+    p.set_defaults(run=commands.list_datasets)
+    p = command("models", "List the model names.")
+    p.set_defaults(run=commands.list_models)
+    p = command("config", "Print the resolved configuration (defaults, model preset, --config, --set) as YAML.")
+    add_config_options(p)
+    p.set_defaults(run=commands.show_config)
+    return parser
+
+
+TRAINING_COMMANDS = {"train", "cv", "demo", "pretrain", "grid"}
+
+
+def configure_logging(*, debug: bool, quiet: bool, command: str) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s" if not debug else "%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    if command in TRAINING_COMMANDS:
+        # Lightning installs its own INFO handler when first imported; import it now so our level sticks
+        # (its start-up chatter about GPUs and cloud loggers is noise on a CPU tool).
+        try:
+            import lightning.pytorch  # noqa: F401
+        except ModuleNotFoundError:  # the light install: the command itself says which extra it needs
+            return
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+    if not debug:
+        warnings.filterwarnings("ignore", module="lightning")
+        warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    configure_logging(debug=args.debug, quiet=args.quiet, command=args.command)
+    from envsound.errors import EnvsoundError
+
+    try:
+        return int(args.run(args) or 0)
+    except EnvsoundError as exc:
+        if args.debug:
+            raise
+        print(f"envsound {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        extra = extra_for(exc.name or "")
+        if extra is None or args.debug:
+            raise
+        print(f"envsound {args.command}: error: this needs {exc.name}, which comes with the {extra!r} extra: "
+              f"pip install 'envsound[{extra}]'", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (`envsound predict ... | head`): stop quietly, as Unix tools do
+        sys.stdout = open(os.devnull, "w")
+        return 141
+    except KeyboardInterrupt:
+        print(f"envsound {args.command}: interrupted; finished files are complete{_resume_hint(args, argv)}",
+              file=sys.stderr)
+        return 130
+
+
+# The optional dependencies' top-level modules, by the extra that installs them (pyproject.toml)
+EXTRAS = {"train": ("torch", "lightning", "torchmetrics", "sklearn", "scipy", "skops", "matplotlib",
+                    "audiomentations", "librosa"),
+          "serve": ("fastapi", "uvicorn", "multipart", "python_multipart", "fastapi_offline"),
+          "export": ("onnx", "onnxscript")}
+
+
+def extra_for(module: str) -> str | None:
+    """The extra whose packages provide ``module`` (``torch.nn`` -> ``train``), or None."""
+    top = module.split(".")[0]
+    return next((extra for extra, modules in EXTRAS.items() if top in modules), None)
+
+
+def _resume_hint(args, argv: list[str]) -> str:
+    """``; to go on: envsound ... --resume`` for a command that can resume, else nothing."""
+    if not hasattr(args, "resume"):
+        return ""
+    again = [arg for arg in argv if arg != "--overwrite"] + ([] if args.resume else ["--resume"])
+    return "; to go on: envsound " + " ".join(shlex.quote(arg) for arg in again)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Option groups shared by several commands, and the small helpers that turn them into library arguments."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from envsound.config import SEMI_METHODS, Config
+
+
+def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> None:
+    group = parser.add_argument_group("data")
+    from envsound.data.registry import dataset_names
+
+    group.add_argument("--dataset", required=True, metavar="NAME",
+                       help=f"dataset name: {', '.join(dataset_names())} (see 'envsound datasets')")
+    group.add_argument("--root", type=Path, metavar="PATH",
+                       help="dataset root folder (default: $ENVSOUND_DATA_<NAME> or $ENVSOUND_DATA/<name>)")
+    group.add_argument("--folds", type=parse_folds, metavar="1,2,3", help=folds_help)
+    group.add_argument("--skip-bad", action="store_true",
+                       help="leave out unreadable or invalid audio files (counted and reported) instead of stopping "
+                            "at the first one (default: stop)")
+    group.add_argument("--cache-dir", type=Path, metavar="DIR",
+                       help="feature cache (default: $ENVSOUND_CACHE or ~/.cache/envsound/features)")
+    group.add_argument("--no-cache", action="store_true", help="compute features afresh and do not store them")
+    group.add_argument("--classes", type=parse_names, metavar="a,b,c",
+                       help="only these classes (the label set narrows to them); a name the dataset lacks is an error")
+    group.add_argument("--exclude-classes", type=parse_names, metavar="a,b,c", help="leave these classes out")
+    group.add_argument("--subset", choices=["curated", "noisy", "all"],
+                       help="sets with curated and noisy labels (fsdkaggle2019, 'envsound mix' output): which clips "
+                            "(default curated; scoring against noisy labels measures nothing)")
+
+
+def add_threshold_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threshold", type=float, metavar="T",
+                        help="multi-label models: a label is predicted when its probability reaches T, for every "
+                             "class (default: the threshold saved in the checkpoint, 0.5 unless tuned)")
+
+
+def with_threshold(model, args: argparse.Namespace):
+    """``model`` (a ClipModel) with ``--threshold`` applied to its task, when given."""
+    if getattr(args, "threshold", None) is None:
+        return model
+    from dataclasses import replace
+
+    from envsound.task import check_threshold
+
+    model.task = replace(model.task, threshold=check_threshold(args.threshold, name="--threshold"),
+                         class_thresholds=None)
+    return model
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and training")
+    group.add_argument("--model", metavar="NAME",  # names from 'envsound models': the registry imports torch
+                       help="model name (default cnn; 'envsound models' lists them all); a model's own settings: "
+                            "--set model.options.KEY=VALUE")
+    group.add_argument("--preset", metavar="NAME",
+                       help="a named preset shipped with envsound, applied after the model's preset and before "
+                            "--config and --set, e.g. dtu2018 (the original DTU study's features, model and training)")
+    group.add_argument("--config", type=Path, metavar="FILE.yaml",
+                       help="YAML file with sections features/model/train/runtime/augment/... (unknown keys are "
+                            "an error)")
+    group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one config key, e.g. --set train.max_epochs=30 (repeatable; "
+                            "'envsound config' lists every key with its default)")
+    group.add_argument("--devices", type=int, metavar="N",
+                       help="train on N processes (CPU) or N GPUs, data-parallel through Lightning (runtime.devices; "
+                            "train and pretrain)")
+    group.add_argument("--allow-overlap", action="store_true",
+                       help="use background or unlabelled audio even where it sounds like a validation or test clip "
+                            "(leakage.allow_overlap; the overlaps are still listed in a warning)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run in --out from its last Lightning checkpoint")
+    group.add_argument("--overwrite", action="store_true", help="replace a finished model already in --out")
+
+
+def parse_folds(text: str) -> list[int]:
+    try:
+        folds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 1,2,3")
+    if not folds:
+        raise argparse.ArgumentTypeError("--folds: give at least one fold number")
+    return folds
+
+
+def parse_names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one class name, comma-separated")
+    return names
+
+
+def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -> Config:
+    """The command's config (:func:`~envsound.models.registry.layered_config`): defaults -> the model's preset -> the
+    ``--init`` checkpoint's features and model -> --preset -> --config -> --model -> --set (or ``overrides`` instead)
+    and the flags that stand for keys; a model given input it does not take is a ConfigError here, before any data is
+    listed. An override that makes the ``--init`` weights unusable is caught by ``train_model`` (every mismatch
+    named) before anything is written."""
+    from envsound.models.registry import layered_config
+
+    inherited = {}
+    if getattr(args, "init", None) is not None:
+        from envsound.transfer.source import read_source, source_sections
+
+        inherited = source_sections(read_source(args.init))
+    overrides = list(args.overrides if overrides is None else overrides)
+    if getattr(args, "devices", None) is not None:
+        overrides.append(f"runtime.devices={args.devices}")
+    if getattr(args, "allow_overlap", False):
+        overrides.append("leakage.allow_overlap=true")
+    for flag, key in (("transfer", "transfer.mode"), ("label_map", "transfer.label_map"), ("shots", "train.shots"),
+                      ("freeze_encoder_epochs", "train.freeze_encoder_epochs")):
+        if getattr(args, flag, None) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    return layered_config(model=args.model, preset=getattr(args, "preset", None), inherited=inherited,
+                          config_file=args.config, overrides=overrides)
+
+
+def feature_cache(args: argparse.Namespace):
+    from envsound.features.cache import FeatureCache
+
+    if args.no_cache:
+        return None
+    return FeatureCache(args.cache_dir)  # None: $ENVSOUND_CACHE or ~/.cache/envsound/features
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"],
+                        help="where the model runs; auto: CUDA, then MPS, else the CPU (precision and memory format "
+                             "are chosen for it, see README); gpu: the same as cuda")
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="auto", choices=["auto", "32", "bf16-mixed", "16-mixed"],
+                        help="numeric precision of the model; auto: what this machine runs fast (fp32 on a CPU "
+                             "without bf16), 32: fp32 everywhere")
+
+
+def on_error(args: argparse.Namespace) -> str:
+    return "skip" if args.skip_bad else "raise"
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def run_context(args: argparse.Namespace):
+    """A recipe's RunContext from --cache-dir/--no-cache, --resume, --overwrite, --quiet and --skip-bad."""
+    from envsound.training.context import RunContext  # imported late, as the CLI's others are: --help stays fast
+
+    return RunContext(cache=feature_cache(args), resume=args.resume, overwrite=args.overwrite,
+                      progress=show_progress(args), on_error=on_error(args))
+
+
+def add_init_options(parser: argparse.ArgumentParser) -> None:
+    """``--init`` and how to train from it (train, cv, grid)."""
+    group = parser.add_argument_group("transfer: start from another model")
+    group.add_argument("--init", type=Path, metavar="SOURCE/model.ckpt",
+                       help="start from an envsound classifier (every layer but the head; rows of classes both label "
+                            "sets share are copied) or an autoencoder.ckpt from 'envsound pretrain' (its encoder); the "
+                            "model and feature settings come from it")
+    group.add_argument("--transfer", choices=["auto", "full", "gradual", "probe", "probe_full"],
+                       help="how to train from --init (transfer.mode): full (everything trains), gradual (trunk "
+                            "frozen for transfer.freeze_epochs, then trained), probe (logistic regression on the "
+                            "frozen trunk's embeddings); auto: the best measured (README)")
+    group.add_argument("--label-map", type=Path, metavar="FILE.csv",
+                       help="two columns source,target: source classes whose head rows start the target classes "
+                            "(transfer.label_map; default: classes with the same name)")
+    group.add_argument("--freeze-encoder-epochs", type=int, metavar="N",
+                       help="older spelling of --transfer gradual --set transfer.freeze_epochs=N")
+
+
+def add_semi_options(parser: argparse.ArgumentParser) -> None:
+    """``--label-fraction``, ``--semi`` and the unlabelled data of a semi-supervised run (train, cv, grid)."""
+    group = parser.add_argument_group("labelled fraction and semi-supervised learning")
+    group.add_argument("--shots", type=int, metavar="K",
+                       help="keep K labelled clips per class of the training folds, grouped by source and chosen from "
+                            "train.seed (train.shots; excludes --label-fraction); the rest become unlabelled data")
+    group.add_argument("--label-fraction", type=float, metavar="P",
+                       help="keep a stratified share P (0 < P <= 1) of the training clips labelled, grouped by source "
+                            "and chosen from train.seed (train.label_fraction); the rest become unlabelled data. "
+                            "Such a run, with --semi or without, makes at least train.min_steps (1,500) optimizer steps")
+    group.add_argument("--semi", choices=SEMI_METHODS,
+                       help="semi-supervised method (semi.method; its settings are semi.*, see 'envsound config')")
+    group.add_argument("--unlabelled-dataset", metavar="NAME",
+                       help="extra unlabelled audio: any dataset name (labels ignored), e.g. esc50 or unlabelled "
+                            "(a folder of audio); in cv the test fold's clips and sources are left out of it")
+    group.add_argument("--unlabelled-root", type=Path, metavar="PATH", help="root of --unlabelled-dataset")
+    group.add_argument("--unlabelled-folds", type=parse_folds, metavar="1,2,3",
+                       help="only these folds of --unlabelled-dataset (default: all of it)")
+
+
+def semi_options(args: argparse.Namespace, config: Config):
+    """Apply ``--label-fraction`` / ``--semi`` to ``config`` (validated); return the unlabelled manifest or ``None``."""
+    if getattr(args, "label_fraction", None) is not None:
+        config.set("train.label_fraction", args.label_fraction, source="--label-fraction")
+    if getattr(args, "semi", None) is not None:
+        config.set("semi.method", args.semi, source="--semi")
+    config.validate()
+    name = getattr(args, "unlabelled_dataset", None)
+    if name is None:
+        if getattr(args, "unlabelled_root", None) or getattr(args, "unlabelled_folds", None):
+            from envsound.errors import ConfigError
+
+            raise ConfigError("--unlabelled-root/--unlabelled-folds need --unlabelled-dataset NAME")
+        return None
+    from envsound.data.registry import load_dataset
+
+    manifest = load_dataset(name, args.unlabelled_root, on_error=on_error(args))
+    if args.unlabelled_folds:
+        manifest = manifest.select_folds(args.unlabelled_folds)
+    return manifest

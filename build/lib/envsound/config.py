@@ -1,0 +1,784 @@
+"""Typed configuration: dataclasses, set by YAML files and ``--set section.key=value`` overrides.
+
+Resolution order (later wins): dataclass defaults -> the model's preset (``models.registry``) -> YAML file -> overrides.
+Unknown sections or keys are a :class:`ConfigError`. The resolved config is saved next to every run and inside
+every checkpoint, so a checkpoint loads with no flags retyped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from envsound.errors import ConfigError
+
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
+PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
+SWITCHES = ("auto", "true", "false")
+FRONTENDS = ("envsound", "efficientat")
+
+
+@dataclass
+class FeatureConfig:
+    """How a waveform becomes model input.
+
+    ``kind`` is ``"logmel"`` (input ``(batch, 1 or 2, n_mels, frames)``) or ``"waveform"`` (``(batch, samples)``).
+    Windows of ``window_seconds`` are what a model sees; at evaluation and prediction a clip is cut into windows
+    every ``eval_hop_seconds`` (short clips padded) and the window probabilities are averaged.
+    """
+
+    kind: str = "logmel"
+    sample_rate: int = 22050  # Hz, 4000..192000
+    n_fft: int = 1024  # samples, >= 16
+    hop_length: int = 512  # samples, 1..n_fft
+    n_mels: int = 128  # 1..n_fft//2+1
+    f_min: float = 0.0  # Hz
+    f_max: float | None = None  # Hz, None = sample_rate / 2
+    deltas: bool = False  # add a delta channel (Piczak 2015)
+    n_mfcc: int = 20  # MFCCs for the classical baselines
+    window_seconds: float = 5.0  # > 0
+    eval_hop_seconds: float = 1.0  # > 0
+    # N > 0: N windows evenly spaced over the clip instead of one every eval_hop_seconds (EnvNet-v2's 10-crop
+    # testing); predict spreads up to N over each 60-s block of a longer file.
+    eval_crops: int = 0
+    min_seconds: float = 0.1  # shorter clips are an AudioLoadError
+    # EnvNet-v2's input (features/edges.py): cut a clip's leading and trailing exact zeros, and pad edge_pad windows
+    # of zeros on each side of it, before its features, in training, evaluation and prediction alike
+    trim_zeros: bool = False
+    edge_pad: float = 0.0
+    # how a log-mel is computed: envsound (Slaney mel, dB; librosa's maths) | efficientat (EfficientAT's AudioSet
+    # frontend: pre-emphasis, Kaldi mel, natural log, fixed normalisation; what its pre-trained networks expect)
+    frontend: str = "envsound"
+    win_length: int | None = None  # efficientat: STFT window in samples, 1..n_fft (None = n_fft)
+
+    def validate(self) -> None:
+        _check(self.kind in ("logmel", "waveform"), "features.kind", self.kind, "'logmel' or 'waveform'")
+        _check(self.frontend in FRONTENDS, "features.frontend", self.frontend, " or ".join(map(repr, FRONTENDS)))
+        if self.frontend == "efficientat":
+            _check(self.kind == "logmel" and not self.deltas, "features.frontend", self.frontend,
+                   "efficientat with features.kind=logmel and deltas false")
+        _check(self.win_length is None or (self.frontend == "efficientat" and 1 <= self.win_length <= self.n_fft),
+               "features.win_length", self.win_length, "1..n_fft with features.frontend=efficientat, else unset")
+        _check(4000 <= self.sample_rate <= 192000, "features.sample_rate", self.sample_rate, "4000..192000 Hz")
+        _check(self.n_fft >= 16, "features.n_fft", self.n_fft, ">= 16")
+        _check(1 <= self.hop_length <= self.n_fft, "features.hop_length", self.hop_length, "1..n_fft")
+        _check(1 <= self.n_mels <= self.n_fft // 2 + 1, "features.n_mels", self.n_mels, "1..n_fft//2+1")
+        f_max = self.sample_rate / 2 if self.f_max is None else self.f_max
+        _check(0 <= self.f_min < f_max <= self.sample_rate / 2, "features.f_min/f_max", (self.f_min, self.f_max),
+               "0 <= f_min < f_max <= sample_rate/2")
+        _check(1 <= self.n_mfcc <= self.n_mels, "features.n_mfcc", self.n_mfcc, "1..n_mels")
+        _check(self.window_seconds > 0, "features.window_seconds", self.window_seconds, "> 0")
+        _check(self.eval_hop_seconds > 0, "features.eval_hop_seconds", self.eval_hop_seconds, "> 0")
+        _check(self.eval_crops >= 0, "features.eval_crops", self.eval_crops, ">= 0 (0: every eval_hop_seconds)")
+        _check(self.min_seconds >= 0, "features.min_seconds", self.min_seconds, ">= 0")
+        # below one window, every window holds some of the clip, and a timeline stays within the file
+        _check(0 <= self.edge_pad < 1, "features.edge_pad", self.edge_pad,
+               "0 <= edge_pad < 1 window of silence on each side of a clip (EnvNet-v2: 0.5)")
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def window_frames(self) -> int:
+        """Frames of a centred STFT over one window: ``1 + window_samples // hop_length`` (``efficientat``: the
+        pre-emphasised window is one sample shorter)."""
+        return self.frames(self.window_samples)
+
+    def frames(self, samples: int) -> int:
+        """Log-mel frames of a waveform of ``samples`` samples (``samples >= 1``)."""
+        if self.frontend == "efficientat":
+            return 1 + (max(samples, 2) - 1) // self.hop_length
+        return 1 + samples // self.hop_length
+
+    @property
+    def eval_hop_frames(self) -> int:
+        return max(1, int(round(self.eval_hop_seconds * self.sample_rate / self.hop_length)))
+
+
+@dataclass
+class ModelConfig:
+    """Which registered model, its width, and the options only that model has. ``None`` means the model's default.
+
+    ``options`` maps option names to numbers, strings or bools, e.g. YAML ``model: {name: crnn, options: {rnn: lstm,
+    hidden: 32}}`` or ``--set 'model.options={rnn: lstm, hidden: 32}'`` (the whole mapping). Each model declares the
+    options it takes (``envsound.models.registry.model_options``); building the model checks them, and an option the
+    model does not have, or a bad value, is a :class:`ConfigError` listing the valid ones. An option set to ``None``
+    means the model's default and is dropped by :meth:`validate`.
+    """
+
+    name: str = "cnn"
+    filters: int | None = None  # base number of convolution filters, >= 1
+    dropout: float | None = None  # 0..1
+    # option name -> scalar. A bare ``dict`` on purpose: Config.set passes a mapping through as it is, where the
+    # ``dict[str, Any]`` hint would be coerced to its first argument's type (str).
+    options: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _check(self.filters is None or self.filters >= 1, "model.filters", self.filters, ">= 1")
+        _check(self.dropout is None or 0 <= self.dropout < 1, "model.dropout", self.dropout, "0 <= dropout < 1")
+        _check(isinstance(self.options, Mapping), "model.options", self.options,
+               "a mapping of option: value, e.g. {hidden: 32}")
+        for key, value in self.options.items():
+            _check(isinstance(key, str) and key != "", "model.options", key, "option names are non-empty strings")
+            _check(value is None or isinstance(value, (bool, int, float, str)), f"model.options.{key}", value,
+                   "a number, a string or a bool")
+        self.options = {key: value for key, value in self.options.items() if value is not None}
+
+    def set_option(self, key: str, value: Any, *, source: str = "--set") -> None:
+        """Set ``model.options.<key>`` to ``value`` (``--set model.options.hidden=32``); a string is parsed as YAML
+        (``32`` -> 32, ``lstm`` -> 'lstm', ``none`` -> the model's default). Whether the model has that option, and
+        the value's range, are checked when the model is built.
+
+        Raises:
+            ConfigError: an empty key, or a value that is not a number, string or bool.
+        """
+        if not isinstance(key, str) or not key or "." in key:
+            raise ConfigError(f"{source}: model.options.{key} is not an option name; write model.options.NAME=VALUE")
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value) if value.strip() else value
+            except yaml.YAMLError:
+                pass
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            self.options = {k: v for k, v in self.options.items() if k != key}
+            return
+        _check(isinstance(value, (bool, int, float, str)), f"model.options.{key}", value,
+               "a number, a string or a bool")
+        self.options = {**self.options, key: value}
+
+
+@dataclass
+class TrainConfig:
+    """The training loop (Lightning). A validation split for early stopping, when asked for (``val_fraction`` > 0),
+    comes from the training folds."""
+
+    max_epochs: int = 200
+    # The run makes at least this many optimizer steps: max_epochs is raised when its epochs give fewer (a few
+    # labelled clips make one-step epochs). Unset: 1,500 with label_fraction < 1, semi or not (the budget
+    # where FixMatch's mask rate levels off on ESC-10; training/loop/fit.py SMALL_LABEL_MIN_STEPS), else 0
+    # (max_epochs as given).
+    min_steps: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    # onecycle (warm-up, then cosine decay to ~0) | cosine (cosine decay from lr to 0, no warm-up) | step (x lr_gamma
+    # after each of lr_milestones) | none
+    scheduler: str = "onecycle"
+    warmup_fraction: float = 0.05  # of all steps, for onecycle
+    lr_milestones: list[int] = field(default_factory=list)  # step: epochs after which lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1  # step: the factor at each milestone, 0 < gamma <= 1
+    # What an epoch visits: random = one random window per clip (a crop); all = every window of every clip, cut every
+    # features.eval_hop_seconds as evaluation cuts them, shuffled, each from the clip or a random offline copy;
+    # all_copies = every window of every clip and of every copy (copies count as clips: Piczak 2015's epoch).
+    windows: str = "random"
+    patience: int = 30  # epochs without improvement of the monitored metric before stopping; 0 = never stop early
+    monitor: str = "accuracy"  # what selects the best epoch: accuracy (clip accuracy, ties -> lower loss) | loss
+    # Validation split of the training clips (grouped by source recording) for early stopping and best-epoch choice.
+    # Default 0: train on every clip for the whole schedule and keep the last epoch. On ESC-10 (240 training clips)
+    # a 10 % split is too small to choose epochs, and stopping early under a one-cycle schedule keeps a model from
+    # its high-learning-rate phase (docs/results.md, "Toward 92 %").
+    val_fraction: float = 0.0
+    pretrain_val_fraction: float = 0.1  # autoencoder pre-training: held-out clips for early stopping on reconstruction
+    seed: int = 0
+    ensemble: int = 1  # networks trained from seeds seed, seed + 1, ...; their logits averaged (N x training time)
+    label_smoothing: float = 0.0
+    label_fraction: float = 1.0  # keep this stratified share of the training clips labelled (0 < p <= 1), by source
+    shots: int = 0  # keep K labelled clips per class (stratified, by source; 0 = all); excludes label_fraction < 1
+    class_balance: str = "auto"  # auto | sampler | loss | off (auto: loss weights when max/min class count > 1.5)
+
+    def validate(self) -> None:
+        _check(self.max_epochs >= 1, "train.max_epochs", self.max_epochs, ">= 1")
+        _check(self.min_steps is None or self.min_steps >= 0, "train.min_steps", self.min_steps,
+               ">= 0 (0 = max_epochs as given; unset = auto)")
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
+        _check(self.lr > 0, "train.lr", self.lr, "> 0")
+        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
+        _check(self.optimizer in ("adamw", "adam", "sgd"), "train.optimizer", self.optimizer, "adamw, adam or sgd")
+        _check(self.scheduler in ("onecycle", "cosine", "step", "none"), "train.scheduler", self.scheduler,
+               "onecycle, cosine, step or none")
+        _check(all(m >= 1 for m in self.lr_milestones) and self.lr_milestones == sorted(set(self.lr_milestones)),
+               "train.lr_milestones", self.lr_milestones, "increasing epochs >= 1, e.g. [300, 600, 900]")
+        _check(0 < self.lr_gamma <= 1, "train.lr_gamma", self.lr_gamma, "0 < gamma <= 1")
+        _check(self.windows in ("random", "all", "all_copies"), "train.windows", self.windows,
+               "random, all or all_copies")
+        _check(0 < self.warmup_fraction < 1, "train.warmup_fraction", self.warmup_fraction, "0 < fraction < 1")
+        _check(self.monitor in ("accuracy", "loss"), "train.monitor", self.monitor, "accuracy or loss")
+        _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
+        _check(0 <= self.val_fraction < 1, "train.val_fraction", self.val_fraction, "0 <= val_fraction < 1")
+        _check(0 <= self.pretrain_val_fraction < 1, "train.pretrain_val_fraction", self.pretrain_val_fraction,
+               "0 <= fraction < 1")
+        _check(1 <= self.ensemble <= 20, "train.ensemble", self.ensemble, "1..20")
+        _check(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing, "0..1")
+        _check(0 < self.label_fraction <= 1, "train.label_fraction", self.label_fraction, "0 < fraction <= 1")
+        _check(self.shots >= 0, "train.shots", self.shots, ">= 0 (0 = every labelled clip)")
+        if self.shots and self.label_fraction < 1:
+            raise ConfigError(f"train.shots={self.shots} (--shots) and train.label_fraction={self.label_fraction} "
+                              "(--label-fraction) both choose the labelled clips; give one of them")
+        if self.class_balance == "False":  # a YAML file's bare `off` reads as false
+            self.class_balance = "off"
+        _check(self.class_balance in ("auto", "sampler", "loss", "off"), "train.class_balance",
+               self.class_balance, "auto, sampler, loss or off")
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how the network runs (:mod:`envsound.hardware`): "auto" picks from the machine found, and the choice
+    is logged, written as a comment into the run's config.yaml and saved in the checkpoint's meta["runtime"]. None of
+    it changes what a run learns, only how fast (DDP aside: its global batch is ``train.batch_size``)."""
+
+    accelerator: str = "auto"  # auto (CUDA, then MPS, else CPU) | cpu | cuda | gpu | mps
+    devices: int = 1  # processes (CPU) or GPUs; > 1 trains data-parallel through Lightning (runtime.strategy)
+    num_nodes: int = 1  # machines of a multi-node run (launched by torchrun or SLURM; README)
+    strategy: str = "auto"  # auto (ddp when devices > 1; gloo on CPU) | ddp | ddp_spawn
+    precision: str = "auto"  # auto | 32 | bf16-mixed | 16-mixed (GPU); auto: bf16 on a CPU only where it is faster
+    channels_last: str = "auto"  # auto | true | false: channels-last memory format (log-mel models, and waveform
+    # models with 2-D layers: envnet2, aclnet)
+    num_workers: int = 0  # DataLoader worker processes
+
+    def validate(self) -> None:
+        _check(self.accelerator in ACCELERATORS, "runtime.accelerator", self.accelerator, ", ".join(ACCELERATORS))
+        _check(self.devices >= 1, "runtime.devices", self.devices, ">= 1")
+        _check(self.num_nodes >= 1, "runtime.num_nodes", self.num_nodes, ">= 1")
+        _check(self.strategy in ("auto", "ddp", "ddp_spawn"), "runtime.strategy", self.strategy,
+               "auto, ddp or ddp_spawn")
+        _check(self.precision in PRECISIONS, "runtime.precision", self.precision, ", ".join(PRECISIONS))
+        # older configs and checkpoints hold a YAML bool here (true/false before 'auto' existed)
+        self.channels_last = str(self.channels_last).lower()
+        _check(self.channels_last in SWITCHES, "runtime.channels_last", self.channels_last, "auto, true or false")
+        _check(self.num_workers >= 0, "runtime.num_workers", self.num_workers, ">= 0")
+
+    @property
+    def processes(self) -> int:
+        """Training processes in all: devices per node x nodes."""
+        return self.devices * self.num_nodes
+
+
+SEMI_METHODS = ("none", "fixmatch", "mixmatch", "remixmatch", "mean_teacher", "self_training")
+
+
+@dataclass
+class SemiConfig:
+    """Semi-supervised training on labelled and unlabelled batches together (``training/semi/``).
+
+    ``fixmatch``: pseudo-label = argmax of the weak view (random crop + time roll), aligned to the labelled class
+    distribution (``distribution_alignment``), where its top probability is at least ``threshold`` (or, with
+    ``threshold_mode=adaptive``, FreeMatch's self-adaptive threshold); with ``guesser=ema`` an exponential moving
+    average of the student (``ema_decay``) makes the weak-view guess; the strong view (speed / pitch change,
+    SpecAugment, gain, noise) is trained towards it. ``mixmatch`` (single-label): sharpened mean guess over
+    ``views`` weak views (``temperature``), everything mixed with mixup (``mix_alpha``), squared error on the
+    unlabelled rows. ``remixmatch`` (single-label): the weak view's aligned, sharpened guess is the target of
+    ``views`` strong views, mixed with the labelled windows; cross-entropy throughout. ``mean_teacher``: an
+    exponential moving average (``ema_decay``) of the student is the teacher; the student's probabilities on a
+    strong view are pulled towards the teacher's on a weak view (mean squared error). ``self_training``: supervised
+    rounds, each on the labelled clips plus the share ``rounds[r - 1]`` of the unlabelled pool the previous round's
+    model is surest of, class-balanced, with its guesses as labels; every round a fresh network (or the previous
+    round's, ``round_init``) for the run's step budget or its share of it (``round_budget``;
+    ``training/semi/self_training.py``); its pseudo-labelled clips are of origin ``noisy`` (the ``noisy`` section).
+    The unlabelled term weighs ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped up over
+    the first ``rampup`` share of the run's optimizer steps for every method but FixMatch. Each step draws
+    ``mu x train.batch_size`` unlabelled windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled
+    clips (the unlabelled pool is sampled for as many steps), so ``train.max_epochs`` gives exactly a supervised run's
+    optimizer steps whatever the pool's size; ``pool`` = one pass over the larger of the two (the labelled batches
+    cycle), as before this key existed.
+    """
+
+    method: str = "none"  # none | fixmatch | mixmatch | remixmatch | mean_teacher | self_training
+    threshold: float = 0.95  # fixmatch, threshold_mode fixed: confidence a pseudo-label needs, 0 < t <= 1
+    # fixmatch: fixed = threshold; adaptive = FreeMatch's self-adaptive threshold (single-label; threshold unused)
+    threshold_mode: str = "fixed"
+    lambda_u: float | None = None  # unlabelled loss weight, >= 0; unset: the method's (see unlabelled_weight)
+    mu: int = 2  # unlabelled : labelled batch size (FixMatch's paper 7, Cances et al. 1; 2 measured on ESC-10), >= 1
+    ema_decay: float = 0.999  # mean_teacher, guesser ema: teacher = decay x teacher + (1 - decay) x student, 0 < d < 1
+    # fixmatch: whose weak-view prediction is the pseudo-label: student (FixMatch's paper) | ema (an exponential moving
+    # average of the student, ema_decay, in eval mode: a teacher that changes slower than the student it labels for)
+    guesser: str = "student"
+    rampup: float = 0.4  # all but fixmatch: sigmoid ramp-up of lambda_u over this share of the steps, 0-1
+    strong_gain_db: float = 6.0  # strong view: random gain in +-dB per example, >= 0
+    strong_snr_db: float = 20.0  # strong view: noise added this many dB below the window's peak (random up to 2x)
+    strong_speed: float = 1.0  # strong view: speed changed by a factor in [1/s, s], >= 1 (1: no change)
+    strong_shift_bins: float = 0.0  # strong view: mel axis shifted up to this many bands either way, >= 0
+    epoch: str = "labelled"  # labelled | pool: what one epoch passes over (see above)
+    # Mixup on the labelled batch of fixmatch / mean_teacher (its soft targets hold the confidence down)
+    labelled_mixup: bool = False
+    distribution_alignment: bool = True  # single-label, all but mean_teacher: align guesses to the labelled classes
+    views: int = 2  # mixmatch: weak views averaged into each guess (K); remixmatch: strong views per window; >= 1
+    temperature: float = 0.5  # (re)mixmatch: sharpening temperature, 0 < T <= 1
+    mix_alpha: float = 0.75  # (re)mixmatch: Beta(alpha, alpha) of its mixup, > 0
+    # self_training: the pool share pseudo-labelled in each round after the first (labelled clips only), 0 < s <= 1
+    rounds: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
+    # self_training: full = every round round 0's steps (the supervised run's: len(rounds) + 1 times them in all);
+    # split = the run's step budget (train.min_steps) split evenly over its rounds, a supervised run's steps in all
+    round_budget: str = "full"
+    # self_training: what a round after the first starts from: scratch = a fresh network (the paper's, so a round does
+    # not inherit its teacher's mistakes) | previous = the previous round's weights, trained on further
+    round_init: str = "scratch"
+
+    DEFAULT_LAMBDA_U = {"fixmatch": 1.0, "mean_teacher": 1.0, "mixmatch": 75.0, "remixmatch": 1.5}
+
+    @property
+    def unlabelled_weight(self) -> float:
+        """``lambda_u``, or the method's default, its paper's: MixMatch's squared error is averaged over classes, hence
+        75 (for 10 classes); ReMixMatch 1.5 (its unmixed strong-view term gets a third of that)."""
+        return self.lambda_u if self.lambda_u is not None else self.DEFAULT_LAMBDA_U.get(self.method, 1.0)
+
+    def validate(self) -> None:
+        _check(self.method in SEMI_METHODS, "semi.method", self.method, ", ".join(SEMI_METHODS))
+        _check(0 < self.threshold <= 1, "semi.threshold", self.threshold, "0 < threshold <= 1")
+        _check(self.threshold_mode in ("fixed", "adaptive"), "semi.threshold_mode", self.threshold_mode,
+               "fixed or adaptive")
+        _check(self.lambda_u is None or self.lambda_u >= 0, "semi.lambda_u", self.lambda_u, ">= 0 (or unset)")
+        _check(self.mu >= 1, "semi.mu", self.mu, ">= 1")
+        _check(0 < self.ema_decay < 1, "semi.ema_decay", self.ema_decay, "0 < decay < 1")
+        _check(self.guesser in ("student", "ema"), "semi.guesser", self.guesser, "student or ema")
+        _check(0 <= self.rampup <= 1, "semi.rampup", self.rampup, "0 <= rampup <= 1 (a share of the run's steps)")
+        _check(self.strong_gain_db >= 0, "semi.strong_gain_db", self.strong_gain_db, ">= 0")
+        _check(self.strong_snr_db > 0, "semi.strong_snr_db", self.strong_snr_db, "> 0")
+        _check(self.strong_speed >= 1, "semi.strong_speed", self.strong_speed, ">= 1 (factors in [1/s, s])")
+        _check(self.strong_shift_bins >= 0, "semi.strong_shift_bins", self.strong_shift_bins, ">= 0")
+        _check(self.epoch in ("labelled", "pool"), "semi.epoch", self.epoch, "labelled or pool")
+        _check(self.views >= 1, "semi.views", self.views, ">= 1")
+        _check(0 < self.temperature <= 1, "semi.temperature", self.temperature, "0 < T <= 1")
+        _check(self.mix_alpha > 0, "semi.mix_alpha", self.mix_alpha, "> 0")
+        _check(bool(self.rounds) and all(0 < s <= 1 for s in self.rounds), "semi.rounds", self.rounds,
+               "one or more pool shares 0 < s <= 1, e.g. [0.25, 0.5, 0.75, 1.0]")
+        _check(self.round_budget in ("full", "split"), "semi.round_budget", self.round_budget, "full or split")
+        _check(self.round_init in ("scratch", "previous"), "semi.round_init", self.round_init, "scratch or previous")
+
+
+# The per-copy probability keys of AugmentConfig, one per offline transform: what "every transform off" means.
+OFFLINE_TRANSFORMS = ("pitch_shift", "time_stretch", "gain", "noise", "background", "shift")
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation of the training clips, in two parts.
+
+    Offline (audiomentations): ``copies`` augmented copies of every *training* clip, made once and cached as
+    features; each epoch a clip is drawn as its original or one of its copies. Each transform has a probability per
+    copy (0 = off) and a range.
+
+    On the fly, on each training batch (``augment/batch.py``): time roll, SpecAugment masks, then mixup or, for
+    waveform models, between-class mixing.
+    """
+
+    time_roll: bool = True  # rotate each training window by a random number of frames (samples)
+    spec_augment: bool = True  # time and frequency masks (log-mel models)
+    mixup_alpha: float = 0.2  # 0 = off
+    between_class: bool = False  # waveform models: gain-aware between-class mixing (EnvNet-v2) instead of mixup
+    bc_gain: str = "a_weighting"  # a_weighting (the BC paper's) | rms: how between-class mixing measures loudness
+    copies: int = 8  # augmented copies per training clip, 0..100; 0 = offline augmentation off
+    workers: int = 0  # processes making copies; 0 = one per CPU core
+    pitch_shift: float = 0.5  # probability, 0..1
+    pitch_semitones_min: float = -2.0  # -12..12
+    pitch_semitones_max: float = 2.0  # -12..12, >= min
+    time_stretch: float = 0.5  # probability, 0..1
+    stretch_rate_min: float = 0.8  # 0.1..10 (< 1 slower, > 1 faster)
+    stretch_rate_max: float = 1.25  # 0.1..10, >= min
+    gain: float = 0.5  # probability, 0..1
+    gain_db_min: float = -6.0  # -40..40 dB
+    gain_db_max: float = 6.0  # -40..40 dB, >= min
+    noise: float = 0.5  # probability of additive Gaussian noise, 0..1
+    noise_snr_db_min: float = 10.0  # -20..80 dB
+    noise_snr_db_max: float = 40.0  # -20..80 dB, >= min
+    background: float = 0.0  # probability of a mixed-in background sound, 0..1
+    background_snr_db_min: float = 3.0  # -20..80 dB
+    background_snr_db_max: float = 30.0  # -20..80 dB, >= min
+    background_folder: str | None = None  # audio to mix in; None = the split's own training clips
+    shift: float = 0.0  # probability of a circular time shift, 0..1
+    shift_max_fraction: float = 0.5  # largest shift as a fraction of the clip, 0..1
+
+    def validate(self) -> None:
+        _check(self.mixup_alpha >= 0, "augment.mixup_alpha", self.mixup_alpha, ">= 0")
+        _check(self.bc_gain in ("a_weighting", "rms"), "augment.bc_gain", self.bc_gain, "a_weighting or rms")
+        _check(0 <= self.copies <= 100, "augment.copies", self.copies, "0..100")
+        _check(self.workers >= 0, "augment.workers", self.workers, ">= 0 (0 = one per core)")
+        for name in OFFLINE_TRANSFORMS:
+            _check(0 <= getattr(self, name) <= 1, f"augment.{name}", getattr(self, name), "a probability 0..1")
+        for name, (least, most) in (("pitch_semitones", (-12, 12)), ("stretch_rate", (0.1, 10)),
+                                    ("gain_db", (-40, 40)), ("noise_snr_db", (-20, 80)),
+                                    ("background_snr_db", (-20, 80))):
+            low, high = getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
+            for end, value in (("min", low), ("max", high)):
+                _check(least <= value <= most, f"augment.{name}_{end}", value, f"{least}..{most}")
+            _check(low <= high, f"augment.{name}_min/max", (low, high), f"min <= max, within {least}..{most}")
+        _check(0 < self.shift_max_fraction <= 1, "augment.shift_max_fraction", self.shift_max_fraction, "0 < f <= 1")
+        any_on = any(getattr(self, name) for name in OFFLINE_TRANSFORMS)
+        _check(self.copies == 0 or any_on, "augment.copies", self.copies,
+               "0 while every transform's probability is 0 (copies would equal their originals)")
+
+
+TRANSFER_MODES = ("auto", "full", "gradual", "probe", "probe_full")
+
+
+@dataclass
+class TransferConfig:
+    """How a model started from another one (``--init``) is trained (``envsound.transfer``).
+
+    The *trunk* is what was transferred: every layer but the head of a classifier checkpoint, the encoder of an
+    autoencoder checkpoint. ``full``: everything trains, the trunk at ``lr x trunk_lr_scale``. ``gradual``: the trunk
+    is frozen (weights, batch-norm statistics and dropout: eval mode) for ``freeze_epochs`` epochs, then trains as in
+    ``full``. ``probe``: the trunk stays fixed; a logistic regression (``probe_c``) is fitted on its embeddings and
+    becomes the head. ``probe_full``: the probe's head first, then everything trains as in ``full`` (LP-FT, Kumar et
+    al. 2022: a fitted head keeps the first steps from distorting the trunk's features). ``auto``: the mode that won the few-shot experiment (docs/results.md): ``probe`` for a
+    classifier checkpoint (``full`` with a semi-supervised method or an ensemble), ``full`` for an autoencoder's.
+    """
+
+    mode: str = "auto"  # auto | full | gradual | probe | probe_full
+    freeze_epochs: int = 20  # gradual: epochs with the trunk frozen, >= 1
+    trunk_lr_scale: float = 1.0  # full and gradual: trunk learning rate = train.lr x this, 0 < scale <= 1
+    probe_c: float = 1.0  # probe: inverse L2 strength of the logistic regression, > 0
+    label_map: str | None = None  # CSV "source,target" class names whose head rows are copied (default: same names)
+
+    def validate(self) -> None:
+        _check(self.mode in TRANSFER_MODES, "transfer.mode", self.mode, ", ".join(TRANSFER_MODES))
+        _check(self.freeze_epochs >= 1, "transfer.freeze_epochs", self.freeze_epochs, ">= 1")
+        _check(0 < self.trunk_lr_scale <= 1, "transfer.trunk_lr_scale", self.trunk_lr_scale, "0 < scale <= 1")
+        _check(self.probe_c > 0, "transfer.probe_c", self.probe_c, "> 0")
+
+
+NOISY_LOSSES = ("default", "lsoft", "lq")
+
+
+@dataclass
+class NoisyConfig:
+    """Training on clips whose labels may be wrong (``origin`` ``noisy``: FSDKaggle2019's noisy set, the noisy part of
+    ``envsound mix``, self-training's pseudo-labelled clips) next to clips with trusted labels (``curated``, and every
+    clip of a set without origins).
+
+    Losses (``training/loop/losses.py``), one per origin: ``default`` is the task's own (BCE for multi-label,
+    cross-entropy for single-label); ``lsoft`` is soft bootstrapping (Reed et al. 2015; Fonseca et al. 2019 used it on
+    FSDKaggle's noisy clips): the target becomes ``beta * label + (1 - beta) * prediction``, so a confident prediction
+    can outvote a wrong label; ``lq`` is the generalised cross-entropy of Zhang & Sabuncu 2018, ``(1 - p^q) / q`` on the
+    labelled outcome, between cross-entropy (q -> 0) and the noise-tolerant mean absolute error (q = 1).
+    ``noisy_share`` p > 0: each training window is drawn from a noisy clip with probability p (with replacement),
+    ``epoch_clips`` windows per epoch (0: the number of training clips), so the two sets mix at a set rate whatever
+    their sizes.
+    """
+
+    curated_loss: str = "default"  # default | lsoft | lq
+    noisy_loss: str = "default"  # default | lsoft | lq
+    beta: float = 0.7  # lsoft: weight of the given label against the prediction, 0 < beta <= 1
+    q: float = 0.7  # lq: 0 < q <= 1
+    noisy_share: float = 0.0  # 0: clips drawn uniformly (shuffled); 0 < p < 1: share of windows from noisy clips
+    epoch_clips: int = 0  # windows per epoch when noisy_share > 0 (0: the number of training clips)
+
+    def validate(self) -> None:
+        for key in ("curated_loss", "noisy_loss"):
+            _check(getattr(self, key) in NOISY_LOSSES, f"noisy.{key}", getattr(self, key), ", ".join(NOISY_LOSSES))
+        _check(0 < self.beta <= 1, "noisy.beta", self.beta, "0 < beta <= 1")
+        _check(0 < self.q <= 1, "noisy.q", self.q, "0 < q <= 1")
+        _check(0 <= self.noisy_share < 1, "noisy.noisy_share", self.noisy_share, "0 <= share < 1")
+        _check(self.epoch_clips >= 0, "noisy.epoch_clips", self.epoch_clips, ">= 0")
+
+
+STAGE_SEMI = ("none", "fixmatch", "mean_teacher")
+WARMUP_SETS = ("noisy", "all")
+
+
+@dataclass
+class StagesConfig:
+    """The multi-stage schedule of ``envsound stages`` for curated + noisy sets (``evaluation/stages.py``).
+
+    Stage 0 warms up on the noisy clips (``warmup_on`` ``noisy``: the DCASE 2019 task 2 baseline) or on curated and
+    noisy clips together, each with its origin's loss (``all``: the competition's winners, L_soft on the noisy ones
+    via ``noisy.noisy_loss``); stage 1 fine-tunes on the curated clips from stage 0's
+    weights; the filter keeps each noisy clip whose every label stage 1 gives at least ``keep_threshold``; stage 2
+    trains on the curated plus kept noisy clips from stage 1's weights, with the noisy clips not kept as an unlabelled
+    pool for ``pseudo_label`` (a semi-supervised method) when set. The baseline trains on the curated clips alone for
+    as many epochs as the stages together.
+    """
+
+    warmup_epochs: int = 30  # stage 0, >= 1
+    warmup_on: str = "noisy"  # noisy | all: stage 0's clips
+    finetune_epochs: int = 30  # stage 1, >= 1
+    final_epochs: int = 30  # stage 2, >= 0 (0: no stage 2)
+    tune_lr_scale: float = 1.0  # stages 1 and 2 train at train.lr x this (they start from a trained model), 0 < s <= 1
+    keep_threshold: float = 0.5  # filter: a kept noisy clip's labels all reach this probability, 0 < t < 1
+    pseudo_label: str = "none"  # none | fixmatch | mean_teacher: stage 2's use of the noisy clips not kept
+
+    def validate(self) -> None:
+        _check(self.warmup_epochs >= 1, "stages.warmup_epochs", self.warmup_epochs, ">= 1")
+        _check(self.warmup_on in WARMUP_SETS, "stages.warmup_on", self.warmup_on, ", ".join(WARMUP_SETS))
+        _check(self.finetune_epochs >= 1, "stages.finetune_epochs", self.finetune_epochs, ">= 1")
+        _check(self.final_epochs >= 0, "stages.final_epochs", self.final_epochs, ">= 0")
+        _check(0 < self.tune_lr_scale <= 1, "stages.tune_lr_scale", self.tune_lr_scale, "0 < scale <= 1")
+        _check(0 < self.keep_threshold < 1, "stages.keep_threshold", self.keep_threshold, "0 < threshold < 1")
+        _check(self.pseudo_label in STAGE_SEMI, "stages.pseudo_label", self.pseudo_label, ", ".join(STAGE_SEMI))
+
+
+# Keys that moved (config files, --set, checkpoints and ONNX exports written before load with them): the transfer
+# section (checkpoint format 3), the runtime section and the on-the-fly augmentation (format 13).
+RUNTIME_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precision", "channels_last", "num_workers")
+BATCH_AUGMENT_KEYS = ("time_roll", "spec_augment", "mixup_alpha", "between_class", "bc_gain")
+RENAMED_KEYS = {"train.freeze_encoder_epochs": "transfer.freeze_epochs",
+                "train.encoder_lr_scale": "transfer.trunk_lr_scale",
+                **{f"train.{key}": f"runtime.{key}" for key in RUNTIME_KEYS},
+                **{f"train.{key}": f"augment.{key}" for key in BATCH_AUGMENT_KEYS}}
+
+
+@dataclass
+class LeakageConfig:
+    """The content guard (``features/fingerprint.py``): audio entering a run from outside its split (a background
+    folder, an unlabelled pool) that sounds like a validation or test clip is refused, unless ``allow_overlap``."""
+
+    allow_overlap: bool = False  # True: report such clips in a warning and go on (--allow-overlap)
+    match_ber: float = 0.30  # robust-fingerprint bit error rate below which two clips are the same sound, 0..0.5
+
+    def validate(self) -> None:
+        _check(0 < self.match_ber <= 0.5, "leakage.match_ber", self.match_ber, "0 < ber <= 0.5")
+
+
+@dataclass
+class Config:
+    """The whole resolved configuration of a run."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    semi: SemiConfig = field(default_factory=SemiConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    leakage: LeakageConfig = field(default_factory=LeakageConfig)
+    noisy: NoisyConfig = field(default_factory=NoisyConfig)
+    stages: StagesConfig = field(default_factory=StagesConfig)
+
+    def validate(self) -> "Config":
+        for section in self._sections():
+            getattr(self, section).validate()
+        _check(not self.augment.between_class or self.features.kind == "waveform", "augment.between_class",
+               self.augment.between_class, "false unless features.kind is 'waveform' (it mixes waveforms)")
+        if self.semi.guesser == "ema":  # the method of a semi run, or of the last stage of envsound stages
+            for key, method in (("semi.method", self.semi.method), ("stages.pseudo_label", self.stages.pseudo_label)):
+                if method not in ("none", "fixmatch"):
+                    raise ConfigError(f"semi.guesser=ema is for fixmatch; {key}={method} guesses by its own rule")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Config":
+        """Build a config from nested mappings; unknown sections or keys raise :class:`ConfigError`."""
+        config = cls()
+        config.update(data)
+        return config.validate()
+
+    def update(self, data: Mapping[str, Any], *, source: str = "config") -> None:
+        """Set every ``section: {key: value}`` of ``data``. A key of :data:`RENAMED_KEYS` given together with its
+        new name is refused; a mapping written before checkpoint format 13 (``between_class: true`` under
+        ``train``, no ``bc_gain``) keeps the RMS gain it mixed with."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+        given = {f"{section}.{key}" for section, values in data.items() if isinstance(values, Mapping)
+                 for key in values}
+        for old in given & set(RENAMED_KEYS):
+            if RENAMED_KEYS[old] in given:
+                raise ConfigError(f"{source}: {old} and {RENAMED_KEYS[old]} are the same setting (the first is its "
+                                  "name before); give it once")
+        for section, values in data.items():
+            if section not in self._sections():
+                raise ConfigError(f"{source}: unknown section {section!r}; valid: {', '.join(self._sections())}")
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"{source}: section {section!r} must be a mapping, got {values!r}")
+            for key, value in values.items():
+                self.set(f"{section}.{key}", value, source=source)
+        if "train.between_class" in given and "augment.bc_gain" not in given and self.augment.between_class:
+            self.augment.bc_gain = "rms"
+
+    def set(self, dotted_key: str, value: Any, *, source: str = "--set") -> None:
+        """Set ``section.key`` to ``value`` (a string is parsed as YAML, then coerced to the field's type).
+
+        A key of :data:`RENAMED_KEYS` sets its new key; ``train.freeze_encoder_epochs`` N > 0 (before the transfer
+        section) also means ``transfer.mode=gradual``, and 0 means what it always did (no freezing)."""
+        if dotted_key in RENAMED_KEYS:
+            if dotted_key == "train.freeze_encoder_epochs":
+                epochs = _coerce(value, int, dotted_key, source)
+                _check(epochs >= 0, dotted_key, epochs, ">= 0")
+                if epochs > 0:
+                    self.set("transfer.mode", "gradual", source=source)
+                    self.set("transfer.freeze_epochs", epochs, source=source)
+                return
+            dotted_key = RENAMED_KEYS[dotted_key]
+        if dotted_key == "semi.rampup_epochs":  # before checkpoint format 7; its meaning depends on train.max_epochs
+            raise ConfigError(f"{source}: semi.rampup_epochs is gone: set semi.rampup, the share of the run's "
+                              "optimizer steps the ramp-up takes (rampup_epochs / train.max_epochs)")
+        section, _, key = dotted_key.partition(".")
+        if section not in self._sections() or not key:
+            raise ConfigError(f"{source}: unknown key {dotted_key!r}; keys look like "
+                              f"'train.lr' with sections {', '.join(self._sections())}")
+        target = getattr(self, section)
+        if section == "model" and key.startswith("options."):  # one option of the model: model.options.hidden=32
+            target.set_option(key.removeprefix("options."), value, source=source)
+            return
+        hints = typing.get_type_hints(type(target))
+        if key not in hints:
+            valid = ", ".join(f"{section}.{f.name}" for f in dataclasses.fields(target))
+            raise ConfigError(f"{source}: unknown key {dotted_key!r}; valid keys: {valid}")
+        setattr(target, key, _coerce(value, hints[key], dotted_key, source))
+
+    @classmethod
+    def _sections(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def write_config(path: str | Path, config: Config, *, note: str | None = None) -> Path:
+    """Write ``config`` as YAML to ``path`` atomically; ``note`` becomes comment lines at the top (e.g. the runtime
+    chosen for ``auto`` settings), so the file still loads as ``--config``."""
+    from envsound.fileio import write_text_atomic
+
+    header = "".join(f"# {line}\n" for line in note.splitlines()) if note else ""
+    return write_text_atomic(path, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def check_same_input(saved: str | Path, config: Config) -> None:
+    """Refuse to resume the run whose ``config.yaml`` is ``saved`` with other features, another model or other
+    on-the-fly augmentation than it was started with (its epochs so far would have learned from other input);
+    nothing to check when the file is absent or no longer loads (written by an envsound whose keys are gone).
+
+    Raises:
+        ConfigError: naming every key of ``features``, ``model`` and :data:`BATCH_AUGMENT_KEYS` that differs, and
+            how to resume as started.
+    """
+    path = Path(saved)
+    if not path.exists():
+        return
+    try:
+        before = Config.from_dict(load_yaml(path))
+    except ConfigError:
+        return
+    changed = [(f"{section}.{key}", old, new) for section in ("features", "model")
+               for key, old in dataclasses.asdict(getattr(before, section)).items()
+               if (new := getattr(getattr(config, section), key)) != old]
+    mixing = before.augment.between_class or config.augment.between_class  # bc_gain only acts then
+    changed += [(f"augment.{key}", old, new) for key in BATCH_AUGMENT_KEYS if key != "bc_gain" or mixing
+                if (new := getattr(config.augment, key)) != (old := getattr(before.augment, key))]
+    if changed:
+        listed = "; ".join(f"{key} {old!r} there, {new!r} here" for key, old, new in changed)
+        sets = " ".join(f"--set {key}={_yaml_scalar(old)}" for key, old, _ in changed)
+        raise ConfigError(f"--resume: {path} was started with other input settings ({listed}); resume it as "
+                          f"started ({sets}), or train into another --out")
+
+
+def _yaml_scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """Split ``'train.lr=0.01'`` into ``('train.lr', '0.01')``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.lr=0.001")
+    return key.strip(), value.strip()
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file; a missing or malformed file raises :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def resolve_config(
+    *,
+    preset: Mapping[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    model: str | None = None,
+) -> Config:
+    """Defaults -> ``preset`` -> ``config_file`` -> ``model`` name -> ``overrides`` (``['train.lr=0.01', ...]``)."""
+    config = Config()
+    if preset:
+        config.update(preset, source="preset")
+    if config_file is not None:
+        config.update(load_yaml(config_file), source=str(config_file))
+    if model is not None:
+        config.model.name = model
+    for text in overrides:
+        key, value = parse_override(text)
+        config.set(key, value)
+    return config.validate()
+
+
+def preset_names() -> list[str]:
+    """The named presets shipped in ``envsound/presets/*.yaml`` (``--preset NAME``), sorted."""
+    from importlib import resources
+
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files("envsound").joinpath("presets").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The config sections of the named preset ``name``, e.g. ``load_preset("dtu2018")["features"]["n_mels"] == 28``.
+
+    Raises:
+        ConfigError: ``name`` is not a shipped preset (the message lists the valid names).
+    """
+    from importlib import resources
+
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(names) or 'none'}")
+    with resources.as_file(resources.files("envsound").joinpath("presets", f"{name}.yaml")) as path:
+        return load_yaml(path)
+
+
+def _check(ok: bool, key: str, value: Any, valid: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is out of range; valid: {valid}")
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    if hint is str and isinstance(value, str):  # as written: YAML would read "off" or "no" as a bool
+        return value
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) if value != "" else value
+        except yaml.YAMLError:
+            pass
+    if typing.get_origin(hint) is list:  # a YAML list, one item, or "a,b,c" (--set train.lr_milestones=300,600)
+        if isinstance(value, str):
+            value = [item for item in value.split(",") if item.strip()]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return [_coerce(item, typing.get_args(hint)[0], key, source) for item in items]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"{source}: {key} cannot be empty")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(f"{source}: {key}={value!r} is not a valid {getattr(base, '__name__', base)}")

@@ -1,0 +1,1 @@
+"""Datasets as small manifests of clip records (see :mod:`envsound.data.records`)."""

@@ -1,0 +1,96 @@
+"""Your own recordings, one folder per class::
+
+    root/<label>/**/<audio files>      e.g. root/dog/park/001.wav, root/siren/a.flac
+
+Labels are the class folder names, sorted. Every non-hidden audio file under a class folder (an extension of
+:data:`AUDIO_EXTENSIONS`) is a clip; one whose header cannot be read is bad audio (an error, or left out and counted
+with ``on_error="skip"``); other files (notes, READMEs) are left out and counted, as ``predict`` does. Files directly in ``root`` and hidden files/folders (``.name``) are
+ignored. Each file is its own source recording; there are no folds unless ``n_folds`` asks for stratified ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from envsound.audio.load import AUDIO_EXTENSIONS
+from envsound.data.records import ClipRecord, Manifest
+from envsound.data.splits import stratified_group_folds
+from envsound.data.validate import check_on_error, check_records, finish_manifest
+from envsound.errors import DatasetLayoutError
+
+logger = logging.getLogger(__name__)
+
+def prepare_folder(root: str | os.PathLike, *, on_error: str = "raise", n_folds: int | None = None,
+                   seed: int = 0) -> Manifest:
+    """List a folder-per-class dataset.
+
+    Args:
+        root: a folder whose sub-folders are the classes.
+        on_error: ``"raise"`` or ``"skip"``: what to do with a non-audio or unreadable file.
+        n_folds: ``None`` (every clip has fold ``None``) or >= 2: assign stratified folds 1..n_folds.
+        seed: seed of the fold assignment.
+
+    Returns:
+        A manifest named ``"folder"``; ``clip_id`` and ``source_id`` are the path relative to ``root``.
+
+    Raises:
+        DatasetLayoutError: ``root`` is not a folder, or it holds no class folder with files.
+        AudioLoadError: a non-audio or unreadable file (with ``on_error="raise"``).
+        ConfigError: ``on_error`` or ``n_folds`` out of range.
+
+    >>> manifest = prepare_folder("my_sounds", n_folds=5)
+    >>> manifest.labels  # ['dog', 'siren']
+    """
+    check_on_error(on_error)
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetLayoutError(f"{root}: not a folder; pass a folder with one sub-folder per class as --root")
+    candidates: list[ClipRecord] = []
+    labels: list[str] = []
+    loose = 0
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            loose += 1
+            continue
+        files = _files_under(entry)
+        if not files:
+            logger.warning("%s: class folder holds no files; class %r left out", entry, entry.name)
+            continue
+        labels.append(entry.name)
+        for path in files:
+            rel = path.relative_to(root).as_posix()
+            candidates.append(ClipRecord(path=path, labels=(entry.name,), fold=None, source_id=rel, clip_id=rel))
+    if loose:
+        logger.warning("%s: ignored %d file(s) directly in the root; put clips in a folder named after their class",
+                       root, loose)
+    if not candidates:
+        raise DatasetLayoutError(f"{root}: no class folders with audio files; expected {root}/<label>/<file>.wav")
+    if n_folds is not None:
+        folds = stratified_group_folds(candidates, n_folds=n_folds, seed=seed)
+        candidates = [ClipRecord(path=r.path, labels=r.labels, fold=f, source_id=r.source_id, clip_id=r.clip_id)
+                      for r, f in zip(candidates, folds)]
+    # as `predict` does: a file that does not claim to be audio (README.md, notes.txt) is left out and counted; only a
+    # file that claims to be audio and is broken is an error (or, with on_error="skip", left out and reported)
+    audio = [r for r in candidates if r.path.suffix.lower() in AUDIO_EXTENSIONS]
+    not_audio = [r.path for r in candidates if r.path.suffix.lower() not in AUDIO_EXTENSIONS]
+    if not_audio:
+        logger.info("%s: left out %d file(s) that are not audio (e.g. %s); audio is %s", root, len(not_audio),
+                    not_audio[0].relative_to(root).as_posix(), ", ".join(sorted(AUDIO_EXTENSIONS)[:6]) + ", ...")
+    if not audio:
+        raise DatasetLayoutError(f"{root}: the class folders hold no audio files ({len(not_audio)} other files); "
+                                 f"expected {root}/<label>/<file>.wav")
+    good, bad = check_records(audio, on_error=on_error)
+    return finish_manifest("folder", good, labels, skipped=bad, where=root)
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """Non-hidden files under ``folder`` at any depth (hidden folders are not entered), sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
+    return sorted(found)

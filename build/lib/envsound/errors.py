@@ -1,0 +1,27 @@
+"""One exception family. Every message names the offending file or value and says what to do."""
+
+from __future__ import annotations
+
+
+class EnvsoundError(Exception):
+    """Base of every error a user can cause; the CLI prints it as one line and exits non-zero."""
+
+
+class AudioLoadError(EnvsoundError):
+    """A file that cannot be used as audio: unreadable, empty, too short, non-finite or corrupt."""
+
+
+class DatasetLayoutError(EnvsoundError):
+    """A dataset root, metadata file or manifest that does not have the expected layout."""
+
+
+class ConfigError(EnvsoundError):
+    """An unknown key, a value of the wrong type or out of its valid range, an unknown registry name."""
+
+
+class CheckpointError(EnvsoundError):
+    """A file that is not an envsound checkpoint, or one that does not fit the model it is loaded into."""
+
+
+class DownloadError(EnvsoundError):
+    """A download that failed, or whose checksum does not match."""

@@ -1,0 +1,100 @@
+"""The Python entry point for programmers: load a checkpoint once, classify files or waveforms.
+
+    >>> from envsound import load_model
+    >>> model = load_model("runs/esc10/model.ckpt")
+    >>> model.predict("dog.wav").top                      # [{"label": "dog", "score": 0.97}, ...]
+    >>> model.predict(waveform, sample_rate=44100).to_dict()  # the object `envsound predict --json` prints
+    >>> load_model("model.onnx")  # made by `envsound export`: onnxruntime and numpy, torch is never imported
+
+A bad file or waveform raises an :class:`~envsound.errors.EnvsoundError` subclass with a one-line message;
+:meth:`Model.predict_many` goes on past bad files and returns their reason in ``Prediction.error``, as the CLI does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from envsound.audio.load import audio_info
+from envsound.errors import ConfigError
+from envsound.inference.overview import overview
+from envsound.inference.predictor import Prediction, Predictor
+from envsound.task import Task
+
+
+class Model:
+    """A trained classifier ready to predict (made by :func:`load_model`)."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self._predictor = predictor
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._predictor.labels)
+
+    @property
+    def task(self) -> Task:
+        return self._predictor.model.task
+
+    @property
+    def config(self):
+        """The resolved :class:`~envsound.config.Config` the model was trained with (features included)."""
+        return self._predictor.model.config
+
+    @property
+    def runtime(self):
+        """Where and how the model runs: :class:`~envsound.hardware.Runtime` (device, precision, memory format) for a
+        checkpoint, :class:`~envsound.inference.onnx_model.OnnxRuntime` for an exported model."""
+        return self._predictor.model.runtime
+
+    def predict(self, audio: str | os.PathLike | np.ndarray, *, sample_rate: int | None = None, top_k: int = 3,
+                segments: bool = False) -> Prediction:
+        """Classify one file (any length, any format ``envsound predict`` reads) or one waveform (``(frames,)`` or
+        ``(frames, channels)``, float or integer PCM, at ``sample_rate``)."""
+        if isinstance(audio, (str, os.PathLike)):
+            if sample_rate is not None:
+                raise ConfigError("sample_rate is for waveforms only: a file's own rate is read from the file")
+            return self._predictor.predict_file(Path(audio), top_k=top_k, segments=segments)
+        if sample_rate is None:
+            raise ConfigError("a waveform needs its sample_rate: model.predict(samples, sample_rate=44100)")
+        return self._predictor.predict_waveform(audio, sample_rate=sample_rate, top_k=top_k, segments=segments)
+
+    def describe(self) -> dict:
+        """What ``GET /v1/model`` answers: the model's name, labels, task, feature settings, where it runs and the
+        training metadata its checkpoint recorded (dataset, folds, versions, date)."""
+        model = self._predictor.model
+        return {"model": model.config.model.name, "labels": self.labels, "task": self.task.to_dict(),
+                "features": asdict(self.config.features), "runtime": self.runtime.to_dict(),
+                "training": dict(model.meta)}
+
+    def overview(self, path: str | os.PathLike, *, columns: int = 800) -> dict:
+        """The page's picture of a file: waveform envelope and log-mel spectrogram (see :func:`overview`)."""
+        return overview(path, self.config.features, columns=columns, block_seconds=self._predictor.block_seconds)
+
+    def predict_many(self, inputs: Iterable[str | os.PathLike], *, top_k: int = 3,
+                     segments: bool = False) -> Iterator[Prediction]:
+        """Classify files and folders (searched recursively); a bad file yields a Prediction with ``error`` set."""
+        return self._predictor.predict_paths(inputs, top_k=top_k, segments=segments)
+
+
+def audio_duration(path: str | os.PathLike) -> float:
+    """Seconds of audio in the file at ``path``, from its header (nothing decoded); raises AudioLoadError."""
+    return audio_info(path).duration
+
+
+def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str = "auto") -> Model:
+    """Load an envsound checkpoint (``model.ckpt``) on ``device`` (``auto``: CUDA, then MPS, else the CPU) at
+    ``precision`` (``auto``: what is fast on this machine; ``"32"``: fp32 everywhere).
+
+    A path ending in ``.onnx`` is a model written by ``envsound export``: it runs with onnxruntime in float32 (on
+    ``auto`` or ``cpu``; ``cuda`` with onnxruntime-gpu) and gives the same predictions without importing torch.
+
+    Raises:
+        CheckpointError: not an envsound checkpoint, or one it cannot use (the message says why).
+        ConfigError: ``device`` is not on this machine (or not one an ONNX model runs on).
+    """
+    return Model(Predictor.from_checkpoint(path, device=device, precision=precision))

@@ -1,0 +1,205 @@
+"""Export a trained checkpoint to one ONNX file that classifies raw audio without PyTorch.
+
+The graph takes one block of waveform and the starts of the evaluation windows to score in it, and returns their
+probabilities; everything between is inside: the log-mel frontend (the windowed DFT as a product with a fixed basis,
+see :class:`OnnxFrontend`, and the same mel filters), delta channel, padding of a clip shorter than a window, cutting
+the windows, the network and the task's activation (softmax, or sigmoid for multi-label models). Inputs and output:
+
+- ``waveform``: float32 ``(1, samples)``, mono, in [-1, 1], at the model's sample rate (at least one sample);
+- ``starts``: int64 ``(n,)``, window starts in frames (log-mel) or samples (waveform models), as
+  :func:`~envsound.features.windows.eval_starts` gives them for the block;
+- ``probs``: float32 ``(n, n_classes)``.
+
+Decoding, resampling, trimming and padding a clip's edges (``features.trim_zeros``, ``features.edge_pad``), cutting
+long files into blocks and averaging the windows stay outside, in the torch-free
+:class:`~envsound.inference.predictor.Predictor` (:class:`~envsound.inference.onnx_model.OnnxModel` feeds the graph),
+so a clip gets the same windows from the ``.onnx`` file as from the checkpoint. Labels, the config (feature settings
+included), the task and the checkpoint's training metadata travel in the file's ``metadata_props``
+(:data:`~envsound.inference.onnx_model.METADATA`): the ``.onnx`` file alone is enough.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from envsound import __version__
+from envsound.config import FeatureConfig
+from envsound.errors import ConfigError
+from envsound.features.efficientat import EfficientATMel
+from envsound.features.mel import DELTA_WIDTH, deltas, hann_window, mel_filterbank, power_to_db, whole_clip_slope
+from envsound.features.windows import window_length, window_pad_value
+from envsound.fileio import atomic_path
+from envsound.inference.onnx_model import FORMAT, FORMAT_VERSION, METADATA, OnnxModel
+from envsound.models.checkpoint import load_checkpoint
+from envsound.models.clip import ClipModel
+
+log = logging.getLogger(__name__)
+
+OPSET = 18  # the lowest torch's exporter writes
+
+
+class OnnxFrontend(nn.Module):
+    """:class:`~envsound.features.mel.LogMel` in exportable form, ``(1, samples)`` -> ``(C, n_mels, frames)``, equal
+    to LogMel within float32 rounding.
+
+    The windowed DFT is one product with a fixed ``(n_fft, 2 * n_freq)`` cosine / sine basis rather than the ONNX
+    ``STFT`` operator: onnxruntime's STFT took 6.3 ms per 5-s clip at 22.05 kHz (n_fft 1024) on the 2-core CPU of
+    docs/benchmarks.md, the product 3.7 ms, and it needs no particular opset.
+    """
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        super().__init__()
+        self.n_fft, self.hop_length, self.with_deltas = cfg.n_fft, cfg.hop_length, cfg.deltas
+        self.n_freq = cfg.n_fft // 2 + 1
+        time_index = torch.arange(cfg.n_fft, dtype=torch.float64)[:, None]
+        angle = 2 * torch.pi * time_index * torch.arange(self.n_freq, dtype=torch.float64)[None, :] / cfg.n_fft
+        window = hann_window(cfg.n_fft).double()[:, None]
+        self.register_buffer("basis", torch.cat([angle.cos() * window, -angle.sin() * window], dim=1).float())
+        self.register_buffer("filterbank", mel_filterbank(sample_rate=cfg.sample_rate, n_fft=cfg.n_fft,
+                                                          n_mels=cfg.n_mels, f_min=cfg.f_min, f_max=cfg.f_max))
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        padded = nn.functional.pad(waveform, (self.n_fft // 2, self.n_fft // 2))  # centred, zeros (librosa >= 0.10)
+        spectrum = padded.unfold(-1, self.n_fft, self.hop_length) @ self.basis  # (1, frames, 2 * n_freq): re, im
+        power = (spectrum[..., :self.n_freq].square() + spectrum[..., self.n_freq:].square()).mT
+        logmel = power_to_db(self.filterbank @ power)  # (1, n_mels, frames)
+        if self.with_deltas:
+            # A clip shorter than the delta width takes another formula (see deltas()): both branches are in the graph.
+            slopes = torch.cond(logmel.shape[-1] >= DELTA_WIDTH, _windowed_slope, _whole_clip_slope, (logmel,))
+            logmel = torch.cat([logmel, slopes])
+        return logmel
+
+
+class OnnxEfficientATFrontend(nn.Module):
+    """:class:`~envsound.features.efficientat.EfficientATMel` with its DFT as a basis product, ``(1, samples)`` ->
+    ``(1, n_mels, frames)`` (the layout of :class:`OnnxFrontend`)."""
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        super().__init__()
+        self.mel = EfficientATMel.from_config(cfg, dft_matmul=True)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.mel(waveform)[0]
+
+
+def _windowed_slope(logmel: torch.Tensor) -> torch.Tensor:
+    # deltas(), not windowed_slope(): the branch is traced for every length, and deltas' own length check keeps the
+    # trace valid for short clips. (A torch.cond branch may not return a view of its input: hence the clones.)
+    return deltas(logmel).clone()
+
+
+def _whole_clip_slope(logmel: torch.Tensor) -> torch.Tensor:
+    return whole_clip_slope(logmel).clone()
+
+
+class OnnxGraph(nn.Module):
+    """``(waveform (1, samples), starts (n,))`` -> window probabilities ``(n, n_classes)``: what the file holds."""
+
+    def __init__(self, network: nn.Module, features: FeatureConfig, *, multi_label: bool) -> None:
+        super().__init__()
+        self.frontend = None if features.kind != "logmel" else OnnxFrontend(features) \
+            if features.frontend == "envsound" else OnnxEfficientATFrontend(features)
+        self.network = network
+        self.multi_label = multi_label
+        width = window_length(features)
+        channels = 2 if self.frontend is not None and features.deltas else 1
+        rows = (features.n_mels,) if self.frontend is not None else ()
+        pad = torch.tensor(window_pad_value(features), dtype=torch.float32).reshape(channels, *[1] * len(rows), 1)
+        # A window past the end of the block reads this padding, as eval_windows pads a clip shorter than a window.
+        self.register_buffer("padding", pad.expand(channels, *rows, width).clone())
+        self.register_buffer("offsets", torch.arange(width))
+
+    def forward(self, waveform: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        features = self.frontend(waveform) if self.frontend is not None else waveform  # (C, n_mels, T) or (1, S)
+        features = torch.cat([features, self.padding], dim=-1)
+        windows = features[..., starts[:, None] + self.offsets].movedim(-2, 0)  # (n, C, n_mels, W) or (n, 1, W)
+        logits = self.network(windows).float()
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write ``checkpoint`` (an envsound ``model.ckpt``) as an ONNX file at ``out`` (atomically) and return ``out``.
+
+    Raises:
+        CheckpointError: ``checkpoint`` is not a usable envsound checkpoint.
+        ConfigError: the model cannot be exported (a scikit-learn baseline), or the ``onnx`` packages are missing.
+    """
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"ONNX export needs the {' and '.join(missing)} package(s): pip install {' '.join(missing)}")
+    source = str(checkpoint)
+    model = ClipModel.from_checkpoint(load_checkpoint(checkpoint), source=source, device="cpu", precision="32")
+    if model.network is None:
+        raise ConfigError(f"{source}: model {model.config.model.name!r} is a scikit-learn baseline; only neural "
+                          "networks export to ONNX")
+    features = model.config.features
+    graph = OnnxGraph(model.network.float().eval(), features, multi_label=model.task.multi_label).eval()
+    proto = _export(graph, features)
+    for key, value in metadata(model).items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name, proto.producer_version = "envsound", __version__
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(proto.SerializeToString())
+    return out
+
+
+def parity_check(checkpoint: str | Path, exported: str | Path, *, seconds: float = 3.0) -> float:
+    """The largest difference between the window probabilities of ``checkpoint`` (torch, fp32, CPU) and of
+    ``exported`` (onnxruntime) on ``seconds`` of seeded noise at the model's rate."""
+    model = ClipModel.from_checkpoint(load_checkpoint(checkpoint), source=str(checkpoint), device="cpu",
+                                      precision="32")
+    rate = model.config.features.sample_rate
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, int(seconds * rate)).astype(np.float32)
+    expected, _ = model.waveform_probs(noise)
+    got, _ = OnnxModel.load(exported, device="cpu").waveform_probs(noise)
+    return float(np.abs(expected - got).max())
+
+
+def metadata(model: ClipModel) -> dict[str, str]:
+    """The ``metadata_props`` of an exported model (JSON strings; keys in :data:`METADATA`)."""
+    values = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__, "labels": model.labels,
+              "config": model.config.to_dict(), "task": model.task.to_dict(), "meta": model.meta}
+    return {METADATA[name]: json.dumps(value, default=str) for name, value in values.items()}
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep the exporter's progress lines, optimizer notes and warnings (e.g. that torchvision is absent) off the
+    console: they describe torch's internals, not the user's model. Its errors still raise."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in loggers]
+    chatter = io.StringIO()
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        log.debug("torch.onnx.export said: %s", chatter.getvalue())
+
+
+def _export(graph: OnnxGraph, features: FeatureConfig):
+    """The ONNX ``ModelProto`` of ``graph``, with a dynamic number of samples and of windows."""
+    samples = features.window_samples * 2
+    example = (torch.zeros(1, samples), torch.tensor([0, 1], dtype=torch.int64))
+    dims = {"waveform": {1: torch.export.Dim("samples", min=2, max=2 ** 31 - 1)},
+            "starts": {0: torch.export.Dim("windows", min=1, max=2 ** 31 - 1)}}
+    with _quiet():
+        program = torch.onnx.export(graph, example, dynamo=True, opset_version=OPSET, dynamic_shapes=dims,
+                                    input_names=["waveform", "starts"], output_names=["probs"], verbose=False)
+    return program.model_proto

@@ -1,0 +1,147 @@
+"""A model exported by ``envsound export`` (an ``.onnx`` file), run by onnxruntime with numpy: no torch import.
+
+:class:`OnnxModel` answers what :class:`~envsound.inference.predictor.Predictor` asks of a
+:class:`~envsound.models.clip.ClipModel` (labels, task, config, ``waveform_probs``), so files, waveforms, long
+recordings, ``envsound predict``, ``envsound serve`` and :func:`envsound.load_model` work on either. The graph's inputs
+and output are described in :mod:`envsound.inference.onnx_export`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envsound.config import Config
+from envsound.errors import CheckpointError, ConfigError
+from envsound.features.windows import eval_starts
+from envsound.task import Task
+
+FORMAT = "envsound-onnx"
+# 2: the config may hold features.trim_zeros and features.edge_pad (checkpoint format 12), which the Predictor
+#    applies before the graph; an envsound that reads only format 1 says "upgrade" instead of refusing the keys.
+# 3: the config has a runtime section and the on-the-fly augmentation under augment (checkpoint format 13); format
+#    1-2 files load through config.RENAMED_KEYS.
+FORMAT_VERSION = 3
+METADATA = {name: f"envsound.{name}" for name in
+            ("format", "format_version", "version", "labels", "config", "task", "meta")}
+"""Our keys in the file's ``metadata_props``; every value is JSON."""
+
+
+def is_onnx_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an exported model (by its ``.onnx`` suffix) rather than a torch checkpoint."""
+    return Path(path).suffix.lower() == ".onnx"
+
+
+@dataclass(frozen=True)
+class OnnxRuntime:
+    """Where an ONNX model runs (what ``GET /v1/model`` and the page report); always float32."""
+
+    accelerator: str
+    provider: str
+    precision: str = "32"
+    engine: str = "onnxruntime"
+
+    def describe(self) -> str:
+        return f"{self.accelerator} through {self.engine} ({self.provider}), precision {self.precision}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class OnnxModel:
+    """An exported model ready to score waveforms (see :meth:`load`)."""
+
+    def __init__(self, session, *, config: Config, labels: list[str], task: Task, meta: dict[str, Any],
+                 runtime: OnnxRuntime) -> None:
+        self.session = session
+        self.config = config
+        self.labels = list(labels)
+        self.task = task
+        self.meta = meta
+        self.runtime = runtime
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str = "auto", precision: str = "auto") -> "OnnxModel":
+        """Open the ``.onnx`` file at ``path`` on ``device`` (``auto`` or ``cpu``; ``cuda`` with onnxruntime-gpu).
+
+        Raises:
+            CheckpointError: missing file, not an ONNX model, or one without envsound's metadata (or a newer format).
+            ConfigError: onnxruntime is not installed; ``device`` or ``precision`` this model cannot run at.
+        """
+        path = Path(path)
+        if precision not in ("auto", "32"):
+            raise ConfigError(f"--precision {precision}: an ONNX model runs in float32; use auto or 32")
+        if not path.is_file():
+            raise CheckpointError(f"{path}: ONNX model file not found")
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise ConfigError(f"{path}: running an ONNX model needs onnxruntime ({exc}); pip install onnxruntime") \
+                from exc
+        provider = _provider(device, onnxruntime.get_available_providers())
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: its warnings about unused initializers are not the user's
+        try:
+            session = onnxruntime.InferenceSession(str(path), options, providers=[provider])
+        except Exception as exc:  # onnxruntime raises its own exception types for a file that is not a model
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CheckpointError(f"{path}: not a readable ONNX model ({reason[:160]})") from exc
+        fields = _metadata(path, session.get_modelmeta().custom_metadata_map)
+        try:
+            config = Config.from_dict(fields["config"])
+            task = Task.from_dict(fields["task"])
+        except (ConfigError, TypeError, KeyError) as exc:
+            raise CheckpointError(f"{path}: the envsound metadata is invalid: {exc}") from exc
+        return cls(session, config=config, labels=fields["labels"], task=task, meta=dict(fields.get("meta") or {}),
+                   runtime=OnnxRuntime(accelerator="cuda" if provider.startswith("CUDA") else "cpu", provider=provider))
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+    def waveform_probs(self, samples: np.ndarray, *, before: int | None = None) -> tuple[np.ndarray, list[int]]:
+        """A waveform ``(samples,)`` float32 at ``config.features.sample_rate`` -> (window probabilities ``(n, K)``,
+        window starts): the evaluation windows of the whole waveform that start before ``before`` (all: ``None``)."""
+        features = self.config.features
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        length = len(samples) if features.kind == "waveform" else features.frames(len(samples))
+        starts = [s for s in eval_starts(length, features) if before is None or s < before]
+        if not starts:
+            return np.zeros((0, self.n_classes), dtype=np.float32), []
+        probs = self.session.run(["probs"], {"waveform": samples[None, :],
+                                             "starts": np.asarray(starts, dtype=np.int64)})[0]
+        return probs.astype(np.float32, copy=False), starts
+
+
+def _provider(device: str, available: list[str]) -> str:
+    wanted = {"auto": ["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu": ["CPUExecutionProvider"],
+              "cuda": ["CUDAExecutionProvider"]}.get(device)
+    if wanted is None:
+        raise ConfigError(f"--device {device}: an ONNX model runs on auto, cpu or cuda")
+    for name in wanted:
+        if name in available:
+            return name
+    raise ConfigError(f"--device {device}: this onnxruntime offers {', '.join(available)}; "
+                      "install onnxruntime-gpu for CUDA")
+
+
+def _metadata(path: Path, props: dict[str, str]) -> dict[str, Any]:
+    if props.get(METADATA["format"]) != json.dumps(FORMAT):
+        raise CheckpointError(f"{path}: an ONNX model without envsound's metadata; make one with "
+                              "'envsound export MODEL.ckpt --format onnx'")
+    try:
+        fields = {name: json.loads(props[key]) for name, key in METADATA.items() if key in props}
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: the envsound metadata is not valid JSON: {exc}") from exc
+    if fields.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: ONNX export format {fields['format_version']} is newer than this envsound "
+                              f"reads ({FORMAT_VERSION}); upgrade envsound")
+    missing = [name for name in ("labels", "config", "task") if name not in fields]
+    if missing:
+        raise CheckpointError(f"{path}: the envsound metadata lacks {', '.join(missing)}")
+    return fields

@@ -1,0 +1,200 @@
+"""Classify audio files of any length with a trained checkpoint.
+
+The model is a checkpoint's :class:`~envsound.models.clip.ClipModel` (torch) or an exported
+:class:`~envsound.inference.onnx_model.OnnxModel` (onnxruntime): this module imports neither torch nor onnxruntime
+until :meth:`Predictor.from_checkpoint` opens one, so an ONNX deployment runs without torch installed.
+
+A file is decoded and resampled in blocks (:func:`iter_audio_blocks`), so memory stays bounded by the block size
+however long the file is. Each block of ``block_seconds`` plus one window of overlap is turned into the checkpoint's
+features (log-mel, or the waveform itself for waveform models) and cut into windows exactly as evaluation cuts a
+whole clip, so a clip shorter than a block is scored identically by ``envsound evaluate`` and
+``envsound predict``. (Across block edges of longer files the first STFT frame of a block sees zero padding instead
+of the previous block's samples: a negligible difference, once a minute; waveform windows are exact.)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol
+
+import numpy as np
+
+from envsound.audio.load import AUDIO_EXTENSIONS, iter_audio_blocks, waveform_from_array
+from envsound.config import Config
+from envsound.errors import EnvsoundError
+from envsound.features.edges import EdgeStream
+from envsound.features.windows import eval_hop_length, samples_per_step
+from envsound.inference.onnx_model import OnnxModel, is_onnx_path
+from envsound.task import Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    """The result for one input file; ``error`` is a one-line reason when the file could not be used."""
+
+    file: str
+    top: list[dict] = field(default_factory=list)  # [{"label", "score"}], best first
+    segments: list[dict] | None = None  # [{"start", "end", "label", "score"}] in seconds
+    error: str | None = None
+    duration: float | None = None
+    labels: list[dict] | None = None  # multi-label models: [{"label", "score"}] at or above the threshold, best first
+
+    def to_dict(self) -> dict:
+        out = {"file": self.file, "top": self.top, "error": self.error}
+        if self.labels is not None:
+            out["labels"] = self.labels
+        if self.segments is not None:
+            out["segments"] = self.segments
+        return out
+
+
+class WindowScorer(Protocol):
+    """What a Predictor needs of a model: :class:`~envsound.models.clip.ClipModel` or
+    :class:`~envsound.inference.onnx_model.OnnxModel`."""
+
+    config: Config
+    labels: list[str]
+    task: Task
+    meta: dict[str, Any]
+    runtime: Any  # has describe() and to_dict()
+
+    @property
+    def n_classes(self) -> int: ...
+
+    def waveform_probs(self, samples: np.ndarray, *, before: int | None = None) -> tuple[np.ndarray, list[int]]: ...
+
+
+class Predictor:
+    """A checkpoint (or an exported ``.onnx`` model) ready to classify files.
+
+    >>> predictor = Predictor.from_checkpoint("runs/esc10/model.ckpt")
+    >>> predictor.predict_file("dog.wav", top_k=3).top
+    """
+
+    def __init__(self, model: WindowScorer, *, block_seconds: float = 60.0) -> None:
+        self.model = model
+        self.block_seconds = block_seconds
+        self.features = model.config.features
+        self.step = samples_per_step(self.features)  # samples per window-start unit (STFT hop, or 1 for waveforms)
+        hop_samples = eval_hop_length(self.features) * self.step
+        # Blocks start on window starts, so a block's windows line up with the whole file's.
+        self.block_step = max(1, int(block_seconds * self.features.sample_rate) // hop_samples) * hop_samples
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
+                        **kwargs) -> "Predictor":
+        """Load ``path`` onto ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``) at ``precision`` (``auto``: chosen for
+        the machine, ``32``: fp32); see :func:`~envsound.models.clip.inference_runtime`. A path ending in ``.onnx`` is
+        a model made by ``envsound export``, run by onnxruntime in float32 without importing torch.
+
+        Raises:
+            CheckpointError: ``path`` is not an envsound checkpoint (or exported model).
+            ConfigError: ``device`` is not on this machine, or a precision or device an ONNX model cannot run at.
+        """
+        if is_onnx_path(path):
+            return cls(OnnxModel.load(path, device=device, precision=precision), **kwargs)
+        from envsound.models.checkpoint import load_checkpoint  # torch: imported only for a checkpoint
+        from envsound.models.clip import ClipModel
+
+        model = ClipModel.from_checkpoint(load_checkpoint(path), source=str(path), device=device, precision=precision)
+        return cls(model, **kwargs)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.model.labels
+
+    def predict_file(self, path: str | Path, *, top_k: int = 3, segments: bool = False) -> Prediction:
+        """Classify one file: the ``top_k`` labels by clip probability and, for a multi-label model, every label at
+        or above the task's threshold (``labels``); raises :class:`EnvsoundError` subclasses for unusable audio."""
+        feats = self.features
+        blocks = iter_audio_blocks(path, sample_rate=feats.sample_rate, block_seconds=self.block_seconds,
+                                   min_seconds=feats.min_seconds)
+        return self._predict(blocks, name=str(path), top_k=top_k, segments=segments)
+
+    def predict_waveform(self, samples: np.ndarray, *, sample_rate: int, top_k: int = 3, segments: bool = False,
+                         name: str = "waveform") -> Prediction:
+        """Classify an in-memory waveform (``(frames,)`` or ``(frames, channels)`` at ``sample_rate``, see
+        :func:`waveform_from_array`) exactly as the same audio in a file; ``name`` becomes ``Prediction.file``."""
+        feats = self.features
+        wave = waveform_from_array(samples, sample_rate=sample_rate, target_rate=feats.sample_rate,
+                                   min_seconds=feats.min_seconds, name=name)
+        return self._predict(iter([wave]), name=name, top_k=top_k, segments=segments)
+
+    def _predict(self, blocks: Iterator[np.ndarray], *, name: str, top_k: int, segments: bool) -> Prediction:
+        feats = self.features
+        total = np.zeros(self.model.n_classes, dtype=np.float64)
+        n_windows, timeline = 0, []
+        stream = EdgeStream(blocks, feats)  # the clip's edges as the model was trained on them
+        for offset, window_probs, starts in self._windows(stream):
+            total += window_probs.sum(axis=0)
+            n_windows += len(window_probs)
+            if segments:
+                for start, probs in zip(starts, window_probs):
+                    best = int(probs.argmax())
+                    begin = (offset + start * self.step + stream.shift) / feats.sample_rate  # in the file's time
+                    timeline.append({"start": round(max(begin, 0.0), 3),
+                                     "end": round(begin + feats.window_seconds, 3),
+                                     "label": self.labels[best], "score": round(float(probs[best]), 4)})
+        length = stream.read / feats.sample_rate
+        for segment in timeline:  # no window shown past the file's end (edge padding, a short clip, frame rounding)
+            segment["end"] = round(max(min(segment["end"], length), segment["start"]), 3)
+        mean = total / max(n_windows, 1)
+        ranked = np.argsort(-mean, kind="stable")
+        top = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in ranked[:max(1, top_k)]]
+        labels = None
+        task = self.model.task
+        if task.multi_label:
+            chosen = task.decide(mean[None, :])[0]
+            labels = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in ranked if chosen[i]]
+        return Prediction(file=name, top=top, segments=timeline if segments else None, labels=labels)
+
+    def predict_paths(self, inputs: Iterable[str | Path], *, top_k: int = 3,
+                      segments: bool = False) -> Iterator[Prediction]:
+        """Classify every file (folders are searched recursively for audio); a bad file yields a Prediction with
+        ``error`` set and the others go on."""
+        for path in expand_inputs(inputs):
+            if path.is_dir():  # a folder named on the command line that holds no audio
+                yield Prediction(file=str(path), error=f"{path}: no audio files in this folder (looked for "
+                                                       f"{', '.join(sorted(AUDIO_EXTENSIONS))}, at any depth)")
+                continue
+            try:
+                yield self.predict_file(path, top_k=top_k, segments=segments)
+            except EnvsoundError as exc:
+                log.debug("cannot classify %s", path, exc_info=True)
+                yield Prediction(file=str(path), error=str(exc))
+
+    def _windows(self, blocks: Iterator[np.ndarray]) -> Iterator[tuple[int, np.ndarray, list[int]]]:
+        """Yield (block start sample, window probabilities ``(n, K)``, window starts within the block in frames or
+        samples, see :func:`samples_per_step`) for consecutive pieces of one waveform."""
+        overlap = self.features.window_samples
+        buffer = np.zeros(0, dtype=np.float32)
+        offset = 0
+        for block in blocks:
+            buffer = np.concatenate([buffer, block])
+            while len(buffer) >= self.block_step + overlap:
+                chunk = buffer[:self.block_step + overlap]
+                last_start = self.block_step // self.step  # windows starting here belong to the next block
+                yield offset, *self._score(chunk, final=False, limit=last_start)
+                buffer = buffer[self.block_step:]
+                offset += self.block_step
+        yield offset, *self._score(buffer, final=True, limit=None)
+
+    def _score(self, samples: np.ndarray, *, final: bool, limit: int | None) -> tuple[np.ndarray, list[int]]:
+        return self.model.waveform_probs(samples, before=None if final else limit)
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given; folders expanded recursively to their audio files (sorted). A missing path, or a folder without
+    audio, is yielded as is, so the caller reports it like any other bad input."""
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            yield from found or [path]
+        else:
+            yield path
+

@@ -1,0 +1,178 @@
+"""Self-describing checkpoints: weights plus the resolved config, label names and versions.
+
+A checkpoint is one ``torch.save`` file holding only plain containers and tensors, so it loads with
+``weights_only=True`` (no code runs on load). Scikit-learn baselines are stored as skops bytes in a uint8 tensor.
+Written atomically: an interrupted save never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from envsound import __version__
+from envsound.config import Config
+from envsound.errors import CheckpointError, ConfigError
+from envsound.fileio import atomic_path
+from envsound.models.pretrained import is_official_state, official_checkpoint, resolve_name
+from envsound.task import Task
+
+FORMAT = "envsound-checkpoint"
+# 2: config gains train.accelerator/devices/num_nodes/strategy and a leakage section, precision and channels_last
+#    may be "auto", meta["runtime"] records the choice they resolved to, and "trained_on" holds the exact ids of the
+#    clips the model was fitted on. Version 1 files load unchanged (their values stay valid; trained_on is None).
+# 3: config gains a transfer section (train.freeze_encoder_epochs and train.encoder_lr_scale moved into it; the old
+#    keys still load, see config.RENAMED_KEYS) and train.shots; meta["transfer"] records the source, mode and which
+#    head rows were copied. Version 2 files load unchanged.
+# 4: "task" (kind single_label | multi_label, decision threshold(s)) replaces the "multi_label" flag, which older
+#    files still load through; config.model gains per-model options (model.options) and config a noisy section
+#    (losses per label origin, noisy-clip sampling). Version 3 files load unchanged.
+# 5: config gains features.eval_crops (the test-time protocol of a paper preset) and train.windows,
+#    train.lr_milestones, train.lr_gamma (scheduler "step"). Version 4 files load unchanged (their defaults are the
+#    old behaviour); an older envsound refuses a version 5 file as newer instead of failing on an unknown key.
+# 6: config gains semi.labelled_mixup, distribution_alignment, views, temperature, mix_alpha (semi.method mixmatch),
+#    semi.lambda_u may be unset (the method's default) and train.scheduler may be "cosine". Version 5 files load
+#    with the semi behaviour they were trained with (labelled windows mixed, no alignment: OLD_SEMI).
+# 7: semi.rampup (a share of the run's optimizer steps) replaces semi.rampup_epochs, which was 5 steps when an epoch
+#    is one step; older files load with rampup = rampup_epochs / train.max_epochs, the same ramp. semi.method may be
+#    remixmatch; semi gains strong_speed and strong_shift_bins (their defaults are the old strong view).
+# 8: semi gains threshold_mode (fixed | adaptive: FreeMatch's self-adaptive threshold). Version 7 files load with
+#    fixed, the threshold they were trained with.
+# 9: train gains min_steps (unset: at least 1,500 optimizer steps for a run on a labelled share, semi or not),
+#    semi gains guesser (student | ema: who makes FixMatch's pseudo-labels). Version 8 files load with
+#    min_steps 0 (train.max_epochs as they were trained with) and the student guessing.
+# 10: semi.method may be self_training, semi gains rounds (its pool shares), meta["self_training"] holds each round's
+#    pseudo-labelled clips per class. Version 9 files load unchanged (rounds only matters to self_training).
+# 11: semi gains round_budget (self_training: full = each round the run's step budget, split = the budget shared by
+#    the rounds). Version 10 files load unchanged (full, what they were trained with).
+# 12: config.features gains trim_zeros and edge_pad (EnvNet-v2's trimmed and padded clip edges). Version 11 files
+#     load unchanged (off: the clip as read, what they were trained with).
+# 13: train's 33 keys split by concern: accelerator, devices, num_nodes, strategy, precision, channels_last and
+#     num_workers move to a runtime section; time_roll, spec_augment, mixup_alpha and between_class to augment
+#     (config.RENAMED_KEYS reads the old places); augment gains bc_gain (a_weighting: between-class mixing weighs
+#     loudness as the BC paper). Version 12 files load with rms, the plain loudness they were trained with (as any
+#     config in the old layout does: Config.update).
+# 14: semi gains round_init (self_training: scratch = every round a fresh network, previous = a round goes on from the
+#     previous round's weights). Version 13 files load unchanged (scratch, what they were trained with).
+# 15: config.features gains frontend (envsound | efficientat: EfficientAT's AudioSet log-mel) and win_length;
+#     model.name may be efficientat. Version 14 files load unchanged (frontend envsound, what they were trained with).
+FORMAT_VERSION = 15
+# What a semi section written before format 6 meant by the keys it did not have.
+OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds. ``state_dict`` for torch models, ``sklearn_bytes`` for baselines."""
+
+    config: Config
+    labels: list[str]
+    task: Task = field(default_factory=Task)
+    state_dict: dict[str, torch.Tensor] | None = None
+    sklearn_bytes: bytes | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    # int64 exact ids of the clips the model was fitted on (features.fingerprint.exact_ids); None: not recorded
+    trained_on: np.ndarray | None = None
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically; adds package/torch versions and a UTC timestamp to ``meta``."""
+    meta = {
+        "envsound_version": __version__,
+        "torch_version": str(torch.__version__),
+        "python_version": platform.python_version(),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **checkpoint.meta,
+    }
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": checkpoint.config.to_dict(),
+        "labels": list(checkpoint.labels),
+        "task": checkpoint.task.to_dict(),
+        "state_dict": checkpoint.state_dict,
+        "sklearn_skops": None if checkpoint.sklearn_bytes is None
+        else torch.frombuffer(bytearray(checkpoint.sklearn_bytes), dtype=torch.uint8),
+        "meta": meta,
+        "trained_on": None if checkpoint.trained_on is None
+        else torch.from_numpy(np.ascontiguousarray(checkpoint.trained_on, dtype=np.int64)),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path, *, labels_required: bool = True) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`, or an official EfficientAT AudioSet weight file (or
+    the name of an installed one, e.g. ``efficientat-mn04``) as an AudioSet tagger
+    (:func:`~envsound.models.pretrained.official_checkpoint`; ``labels_required`` is passed to it).
+
+    Raises:
+        CheckpointError: missing file, not a torch file, not an envsound checkpoint, a newer format, a bad config;
+            weights of no known network; a tagger without its label names.
+    """
+    path = resolve_name(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        raise CheckpointError(f"{path}: not an envsound checkpoint ({_unreadable(path, exc)}); pass the model.ckpt "
+                              "written by 'envsound train', a model.onnx, or an EfficientAT .pt") from exc
+    if is_official_state(payload):
+        return official_checkpoint(payload, path=path, labels_required=labels_required)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an envsound checkpoint (no '{FORMAT}' marker); "
+                              "pass the model.ckpt written by 'envsound train'")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} is newer than this envsound "
+                              f"({__version__}) reads; upgrade envsound")
+    try:
+        config = Config.from_dict(_upgraded(payload["config"], payload.get("format_version", 0)))
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: checkpoint config is invalid: {exc}") from exc
+    skops = payload.get("sklearn_skops")
+    return Checkpoint(
+        config=config,
+        labels=list(payload["labels"]),
+        task=Task.from_dict(payload["task"]) if "task" in payload
+        else Task.from_flag(bool(payload.get("multi_label", False))),  # format <= 3
+        state_dict=payload.get("state_dict"),
+        sklearn_bytes=None if skops is None else skops.numpy().tobytes(),
+        meta=dict(payload.get("meta", {})),
+        trained_on=None if payload.get("trained_on") is None else payload["trained_on"].numpy(),
+    )
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why torch could not read ``path``, in the user's terms: what the file looks like, not torch's internals."""
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # a torch zip or pickle: damaged
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"a damaged or truncated torch file, cannot be read: {reason[:120]}"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return f"a text file, starting {head.decode('ascii', 'replace')!r}"
+    return f"not a torch file (it starts with bytes {head.hex(' ')})"
+
+
+def _upgraded(config: dict, version: int) -> dict:
+    """A checkpoint's config dict with the keys an older format lacked set to what that format did."""
+    semi = dict(config.get("semi", {}))
+    if version < 6:
+        semi = {**OLD_SEMI, **semi}
+    if version < 7 and "rampup_epochs" in semi:
+        epochs = max(int(config.get("train", {}).get("max_epochs", 1)), 1)
+        semi["rampup"] = min(int(semi.pop("rampup_epochs")) / epochs, 1.0)
+    train = dict(config.get("train", {}))
+    if version < 9:
+        train.setdefault("min_steps", 0)
+    return {**config, "semi": semi, "train": train}

@@ -1,0 +1,245 @@
+"""A trained model together with its feature settings: windows in, class probabilities out.
+
+Clip-level predictions average the probabilities of the clip's windows (a clip shorter than a window is padded).
+Used by evaluation (on cached features) and by inference (on freshly decoded audio), so both score a clip the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from envsound.config import Config, FeatureConfig
+from envsound.errors import CheckpointError, ConfigError
+from envsound.hardware import Runtime, has_image_layers, probe_candidates, resolve_runtime
+from envsound.features.extract import compute_features
+from envsound.features.mel import logmel_frontend
+from envsound.features.mfcc import mfcc_summary
+from envsound.features.windows import eval_windows
+from envsound.models.checkpoint import Checkpoint
+from envsound.models.ensemble import Ensemble
+from envsound.models.registry import build_model, check_feature_kind, get_model_class, is_torch_model
+from envsound.task import Task
+
+log = logging.getLogger(__name__)
+
+
+def input_shape(features: FeatureConfig) -> tuple[int, int, int]:
+    """The ``(in_channels, n_mels, n_frames)`` a model is built with for these feature settings.
+
+    Log-mel: ``(1 or 2 with deltas, n_mels, window_frames)``. Waveform: ``(1, 1, window_samples)``, i.e. a waveform
+    model gets the window length in samples as ``n_frames`` (its input is ``(batch, samples)`` or
+    ``(batch, 1, samples)``).
+    """
+    if features.kind == "waveform":
+        return 1, 1, features.window_samples
+    return (2 if features.deltas else 1), features.n_mels, features.window_frames
+
+
+def window_shape(features: FeatureConfig) -> tuple[int, ...]:
+    """One model window as training and prediction feed it: ``(C, n_mels, window_frames)`` log-mel or
+    ``(1, window_samples)`` waveform (batched, a leading batch axis)."""
+    if features.kind == "waveform":
+        return 1, features.window_samples
+    return input_shape(features)
+
+
+def build_network(config: Config, n_classes: int) -> nn.Module:
+    """The torch model named by ``config.model`` sized for ``config.features``; with ``train.ensemble`` N > 1, an
+    :class:`~envsound.models.ensemble.Ensemble` of N of them.
+
+    Raises:
+        ConfigError: ``features.kind`` is not the kind of input the model takes (e.g. ``aclnet`` with log-mel).
+    """
+    check_feature_kind(config.model.name, config.features.kind)
+    channels, n_mels, n_frames = input_shape(config.features)
+
+    def network() -> nn.Module:
+        return build_model(config.model, n_classes=n_classes, in_channels=channels, n_mels=n_mels, n_frames=n_frames)
+
+    if config.train.ensemble > 1:
+        return Ensemble([network() for _ in range(config.train.ensemble)])
+    return network()
+
+
+def inference_runtime(config: Config, build, *, device: str = "auto", precision: str = "auto",
+                      network: nn.Module | None = None) -> Runtime:
+    """Where and how a network built by ``build()`` scores windows: ``device`` as ``runtime.accelerator`` (``auto``:
+    CUDA, then MPS, else CPU), precision and memory format chosen by :func:`~envsound.hardware.resolve_runtime` with
+    a probe of one-window batches (the latency a ``predict`` of a short clip sees), cached per machine; ``precision``
+    other than ``auto`` (``32``: fp32) is taken as given. ``network``, the one that will run (if at hand), tells
+    whether a waveform model has 2-D layers (else ``build`` is called on the meta device)."""
+    shape = window_shape(config.features)
+    probe = probe_candidates(build, shape, mode="infer", batch=1,
+                             identity={"name": config.model.name, "filters": config.model.filters,
+                                       "options": config.model.options,
+                                       "ensemble": config.train.ensemble, "kind": config.features.kind})
+    image_layers = len(shape) == 3 or has_image_layers(network if network is not None else build)
+    runtime = resolve_runtime(accelerator=device, precision=precision, channels_last="auto", image_input=image_layers,
+                              setting="--device", probe=probe)
+    log.debug("inference runtime: %s", runtime.describe())
+    return runtime
+
+
+class ClipModel:
+    """Scores windows ``(n, C, n_mels, window_frames)`` and whole clips ``(C, n_mels, frames)`` (log-mel), or windows
+    ``(n, 1, window_samples)`` and clips ``(1, samples)`` (waveform models, ``features.kind = "waveform"``).
+
+    Exactly one of ``network`` (a torch model returning logits) or ``baseline`` (an sklearn baseline on MFCC
+    statistics) is set. Probabilities follow ``task`` (:class:`~envsound.task.Task`): softmax outputs, or sigmoid
+    outputs for multi-label models.
+    """
+
+    def __init__(self, *, config: Config, labels: Sequence[str], task: Task | None = None,
+                 network: nn.Module | None = None, baseline=None, batch_size: int = 64,
+                 runtime: Runtime | None = None) -> None:
+        if (network is None) == (baseline is None):
+            raise ValueError("ClipModel needs exactly one of network or baseline")
+        self.config = config
+        self.labels = list(labels)
+        self.task = task or Task()
+        self.runtime = runtime or Runtime(accelerator="cpu", devices=1, precision="32", channels_last=False,
+                                          reason="as constructed")
+        self.network = None
+        if network is not None:
+            fmt = torch.channels_last if self.runtime.channels_last else torch.contiguous_format
+            self.network = network.eval().to(self.runtime.device, memory_format=fmt)
+        self.baseline = baseline
+        self.batch_size = batch_size
+        self.trained_on: np.ndarray | None = None  # exact ids of the training clips, when the checkpoint has them
+        self.meta: dict = {}  # the checkpoint's meta: dataset, folds, versions, creation time, runtime
+        self._frontend: nn.Module | None = None  # built on the first waveform_probs
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, *, source: str = "checkpoint",
+                        device: str = "auto", precision: str = "auto") -> "ClipModel":
+        model = cls._from_checkpoint(checkpoint, source=source, device=device, precision=precision)
+        model.trained_on = checkpoint.trained_on
+        model.meta = dict(checkpoint.meta)
+        return model
+
+    @classmethod
+    def _from_checkpoint(cls, checkpoint: Checkpoint, *, source: str, device: str, precision: str) -> "ClipModel":
+        """Rebuild the model a checkpoint describes, on ``device`` (``auto``: CUDA, then MPS, else CPU; precision
+        and memory format chosen as :func:`inference_runtime` does). A weight mismatch is a
+        :class:`CheckpointError`; a device this machine lacks, a :class:`ConfigError`."""
+        config, n_classes = checkpoint.config, len(checkpoint.labels)
+        name = config.model.name
+        if checkpoint.meta.get("kind") == "autoencoder":
+            raise CheckpointError(f"{source}: is a pre-trained autoencoder, not a classifier; use it as "
+                                  "'envsound train --init' and pass the resulting model.ckpt here")
+        if is_torch_model(name):
+            if checkpoint.state_dict is None:
+                raise CheckpointError(f"{source}: model {name!r} checkpoint holds no weights")
+            network = build_network(config, n_classes)
+            try:
+                network.load_state_dict(checkpoint.state_dict, strict=True)
+            except RuntimeError as exc:
+                raise CheckpointError(f"{source}: weights do not fit model {name!r}: "
+                                      f"{str(exc).splitlines()[0]}") from exc
+            return cls(config=config, labels=checkpoint.labels, task=checkpoint.task, network=network,
+                       runtime=inference_runtime(config, lambda: build_network(config, n_classes), device=device,
+                                                   precision=precision, network=network))
+        if checkpoint.sklearn_bytes is None:
+            raise CheckpointError(f"{source}: baseline {name!r} checkpoint holds no fitted estimator")
+        baseline = get_model_class(name).from_bytes(checkpoint.sklearn_bytes, n_classes=n_classes)
+        return cls(config=config, labels=checkpoint.labels, task=checkpoint.task, baseline=baseline)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+    def window_probs(self, windows: np.ndarray) -> np.ndarray:
+        """``(n, C, n_mels, window_frames)`` log-mel or ``(n, 1, window_samples)`` waveform windows (float32) ->
+        ``(n, n_classes)`` probabilities."""
+        if len(windows) == 0:
+            return np.zeros((0, self.n_classes), dtype=np.float32)
+        if self.baseline is not None:
+            stats = np.stack([mfcc_summary(w, n_mfcc=self.config.features.n_mfcc) for w in windows])
+            return self.baseline.predict_proba(stats).astype(np.float32)
+
+        def probabilities(batch: torch.Tensor) -> torch.Tensor:
+            return self.task.activation(self.network(batch).float())
+
+        return self._run_network(windows, probabilities)
+
+    def waveform_probs(self, samples: np.ndarray, *, before: int | None = None) -> tuple[np.ndarray, list[int]]:
+        """A waveform ``(samples,)`` float32 at ``config.features.sample_rate`` -> (window probabilities ``(n, K)``,
+        window starts in frames or samples): the evaluation windows of the whole waveform that start before
+        ``before`` (all: ``None``). What :class:`~envsound.inference.predictor.Predictor` scores each block with."""
+        features = self.config.features
+        if features.kind == "logmel" and self._frontend is None:
+            self._frontend = logmel_frontend(features).eval()
+        windows, starts = self.clip_windows(compute_features(samples, features, frontend=self._frontend))
+        if before is not None:
+            keep = [i for i, s in enumerate(starts) if s < before]
+            windows, starts = windows[keep], [starts[i] for i in keep]
+        return self.window_probs(windows), starts
+
+    def window_embeddings(self, windows: np.ndarray) -> np.ndarray:
+        """Windows (as :meth:`window_probs`) -> ``(n, d)`` embeddings: what the network's head sees
+        (``network.embed``)."""
+        if self.network is None or not hasattr(self.network, "embed"):
+            raise ConfigError(f"model {self.config.model.name!r} has no embedding (a baseline or an ensemble); "
+                              "embeddings come from one network")
+        return self._run_network(windows, lambda batch: self.network.embed(batch).float())
+
+    def embed_clips(self, features: Sequence[np.ndarray]) -> np.ndarray:
+        """``(n_clips, d)``: the mean embedding of each clip's evaluation windows."""
+        rows = [self.window_embeddings(self.clip_windows(clip)[0]).mean(axis=0) for clip in features]
+        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
+
+    def _run_network(self, windows: np.ndarray, fn) -> np.ndarray:
+        """``fn(batch)`` over ``windows`` in batches of ``batch_size`` on the runtime's device, concatenated."""
+        outputs = []
+        runtime = self.runtime
+        with torch.inference_mode(), runtime.autocast():
+            for start in range(0, len(windows), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(windows[start:start + self.batch_size], np.float32))
+                batch = batch.to(runtime.device, non_blocking=True)
+                if runtime.channels_last and batch.dim() == 4:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                outputs.append(fn(batch).cpu())
+        return torch.cat(outputs).numpy()
+
+    def clip_windows(self, features: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """Cut one clip's features (``(C, n_mels, frames)`` or ``(1, samples)``) into evaluation windows; returns
+        (windows, starts in frames or samples)."""
+        return eval_windows(features, self.config.features)
+
+    def clip_probs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """One clip -> (mean probabilities ``(K,)``, per-window probabilities ``(n, K)``, window start frames)."""
+        windows, starts = self.clip_windows(features)
+        probs = self.window_probs(windows)
+        return probs.mean(axis=0), probs, starts
+
+    def predict_clips(self, features: Sequence[np.ndarray]) -> np.ndarray:
+        """Clip-level probabilities ``(n_clips, n_classes)`` for a list of ``(C, n_mels, frames)`` arrays.
+
+        Windows of many clips go through the model together (batches of ``batch_size``), then are averaged per clip.
+        """
+        result = np.zeros((len(features), self.n_classes), dtype=np.float32)
+        pending: list[np.ndarray] = []
+        owners: list[int] = []
+
+        def flush() -> None:
+            probs = self.window_probs(np.concatenate(pending))
+            np.add.at(result, np.asarray(owners), probs)
+            pending.clear()
+            owners.clear()
+
+        counts = np.zeros(len(features), dtype=np.float32)
+        for i, clip in enumerate(features):
+            windows, _ = self.clip_windows(clip)
+            pending.append(windows)
+            owners.extend([i] * len(windows))
+            counts[i] = len(windows)
+            if len(owners) >= self.batch_size:
+                flush()
+        if owners:
+            flush()
+        return result / np.maximum(counts, 1)[:, None]

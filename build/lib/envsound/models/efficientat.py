@@ -1,0 +1,192 @@
+"""``efficientat``: EfficientAT's MobileNetV3 (Schmid, Koutini, Widmer, ICASSP 2023), the network behind its AudioSet
+weights (``mn01_as`` ... ``mn40_as``), written from the paper and the layer facts of its release.
+
+MobileNetV3-Large with every width scaled by ``width`` (channels rounded to multiples of 8), four stride-2 stages,
+squeeze-and-excitation over channels (mean over frequency and time, reduction 4, sigmoid) in the blocks MobileNetV3
+marks, batch norm with eps 1e-3; then a 1x1 conv to 6x the last width, global average pooling (the official
+"embedding"), a bottleneck ``Linear -> Hardswish`` of ``make_divisible(1280 width)`` units and the head
+``Dropout -> Linear``. Layer names follow the release (``features.*``), so an official state dict loads after two
+renames (:func:`official_key`); see :mod:`envsound.models.pretrained` for the files themselves.
+
+Input ``(batch, 1, 128, frames)`` from the EfficientAT frontend (``features.frontend: efficientat``, set by this
+model's preset); any number of frames works (global pooling). Returns logits; :meth:`EfficientAT.embed` is what the
+head sees, :meth:`EfficientAT.pooled` the official 6x-width embedding.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from envsound.errors import ConfigError
+from envsound.features.efficientat import SETTINGS
+from envsound.models.blocks import OptionSpec, check_input, check_model_args
+
+DEFAULT_WIDTH = 0.4
+DEFAULT_DROPOUT = 0.2
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01
+SE_REDUCTION = 4
+
+# MobileNetV3-Large: (in, kernel, expanded, out, squeeze-excite, hardswish, stride) before width scaling
+BLOCKS = (
+    (16, 3, 16, 16, False, False, 1),
+    (16, 3, 64, 24, False, False, 2),
+    (24, 3, 72, 24, False, False, 1),
+    (24, 5, 72, 40, True, False, 2),
+    (40, 5, 120, 40, True, False, 1),
+    (40, 5, 120, 40, True, False, 1),
+    (40, 3, 240, 80, False, True, 2),
+    (80, 3, 200, 80, False, True, 1),
+    (80, 3, 184, 80, False, True, 1),
+    (80, 3, 184, 80, False, True, 1),
+    (80, 3, 480, 112, True, True, 1),
+    (112, 3, 672, 112, True, True, 1),
+    (112, 5, 672, 160, True, True, 2),
+    (160, 5, 960, 160, True, True, 1),
+    (160, 5, 960, 160, True, True, 1),
+)
+LAST_CHANNEL = 1280
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor`` (at least ``divisor``), never more than 10% below."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def conv_norm(c_in: int, c_out: int, *, kernel: int = 1, stride: int = 1, groups: int = 1,
+              activation: type[nn.Module] | None = None) -> nn.Sequential:
+    """``Conv2d (no bias, 'same' padding) -> BatchNorm2d [-> activation]``: keys ``0.*``, ``1.*``."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+                               nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM)]
+    if activation is not None:
+        layers.append(activation(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention: ``x * sigmoid(fc2(relu(fc1(mean over frequency and time))))``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        squeezed = make_divisible(channels // SE_REDUCTION)
+        self.fc1 = nn.Linear(channels, squeezed)
+        self.fc2 = nn.Linear(squeezed, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3))))))
+        return x * scale[:, :, None, None]
+
+
+class ConcurrentSE(nn.Module):
+    """The release's wrapper around one :class:`SqueezeExcite` (its name is in the weight files' keys)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conc_se_layers = nn.ModuleList([SqueezeExcite(channels)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conc_se_layers[0](x)
+
+
+class InvertedResidual(nn.Module):
+    """``[1x1 expand ->] depthwise kxk [-> squeeze-excite] -> 1x1 project``, plus the input when shapes allow."""
+
+    def __init__(self, c_in: int, kernel: int, expanded: int, c_out: int, se: bool, hardswish: bool,
+                 stride: int) -> None:
+        super().__init__()
+        act = nn.Hardswish if hardswish else nn.ReLU
+        layers: list[nn.Module] = []
+        if expanded != c_in:
+            layers.append(conv_norm(c_in, expanded, activation=act))
+        layers.append(conv_norm(expanded, expanded, kernel=kernel, stride=stride, groups=expanded, activation=act))
+        if se:
+            layers.append(ConcurrentSE(expanded))
+        layers.append(conv_norm(expanded, c_out))
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        return out + x if self.residual else out
+
+
+class EfficientAT(nn.Module):
+    """EfficientAT's MobileNetV3 (``mn`` family) at ``width`` (0.4 = ``mn04``, 1.0 = ``mn10``, 4.0 = ``mn40``).
+
+    Args:
+        n_classes: logits, >= 1 (527 for the AudioSet taggers).
+        in_channels: 1 (the EfficientAT frontend has no delta channel).
+        n_mels, n_frames: the input size the model is built for (informational: global pooling takes any size).
+        filters: unused (the widths come from ``width``); must be unset.
+        dropout: before the head's linear layer, [0, 1); None = 0.2 (the release's).
+        width: width multiplier, 0.1..4.0.
+
+    >>> model = EfficientAT(n_classes=10, in_channels=1, n_mels=128, n_frames=500)
+    >>> model(torch.randn(2, 1, 128, 500)).shape   # torch.Size([2, 10])
+    """
+
+    preset: ClassVar[dict[str, Any]] = {
+        "features": dict(SETTINGS),
+        # fine-tuning a pre-trained network (the recipe `--init` from an official file takes; measured in
+        # docs/results.md): a low rate, few epochs, masking on the log-mel, no offline copies
+        "train": {"lr": 3e-4, "max_epochs": 30, "weight_decay": 1e-3, "batch_size": 32},
+        "augment": {"copies": 0, "mixup_alpha": 0.3},
+    }
+    input_kind: ClassVar[str] = "logmel"
+    options: ClassVar[dict[str, OptionSpec]] = {
+        "width": OptionSpec(DEFAULT_WIDTH, float, low=0.1, high=4.0,
+                            help="width multiplier (0.1 mn01 ... 0.4 mn04 ... 4.0 mn40)"),
+    }
+
+    def __init__(self, *, n_classes: int, in_channels: int, n_mels: int, n_frames: int, filters: int | None = None,
+                 dropout: float | None = None, width: float = DEFAULT_WIDTH) -> None:
+        super().__init__()
+        check_model_args("efficientat", n_classes=n_classes, in_channels=in_channels, n_mels=n_mels,
+                         n_frames=n_frames, filters=filters, dropout=dropout)
+        if filters is not None:
+            raise ConfigError("model 'efficientat': model.filters is not used; set model.options.width instead")
+        self.in_channels = in_channels
+        self.width = float(width)
+        layers: list[nn.Module] = [conv_norm(in_channels, make_divisible(16 * width), kernel=3, stride=2,
+                                             activation=nn.Hardswish)]
+        for c_in, kernel, expanded, c_out, se, hs, stride in BLOCKS:
+            layers.append(InvertedResidual(make_divisible(c_in * width), kernel, make_divisible(expanded * width),
+                                           make_divisible(c_out * width), se, hs, stride))
+        last = make_divisible(BLOCKS[-1][3] * width)
+        self.pooled_dim = 6 * last
+        layers.append(conv_norm(last, self.pooled_dim, activation=nn.Hardswish))
+        self.features = nn.Sequential(*layers)
+        self.embed_dim = make_divisible(LAST_CHANNEL * width)
+        self.bottleneck = nn.Sequential(nn.Linear(self.pooled_dim, self.embed_dim), nn.Hardswish(inplace=True))
+        self.head = nn.Sequential(nn.Dropout(DEFAULT_DROPOUT if dropout is None else dropout),
+                                  nn.Linear(self.embed_dim, n_classes))
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, 1, n_mels, frames) -> (batch, 6 x last width)``: the release's embedding (384 for ``mn04``)."""
+        check_input("efficientat", x, self.in_channels)
+        return self.features(x).mean(dim=(2, 3))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, 1, n_mels, frames) -> (batch, embed_dim)``: the bottleneck's output, what the head sees."""
+        return self.bottleneck(self.pooled(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, 1, n_mels, frames) -> logits (batch, n_classes)``."""
+        return self.head(self.embed(x))
+
+
+# The release's classifier (pool, flatten, Linear, Hardswish, Dropout, Linear) is split here into the bottleneck and
+# the head, the layer a new label set replaces (envsound's transfer convention).
+RENAMES = {"classifier.2.": "bottleneck.0.", "classifier.5.": "head.1."}
+
+
+def official_key(key: str) -> str:
+    """A release state-dict key as named here: ``classifier.5.weight`` -> ``head.1.weight``; others unchanged."""
+    for old, new in RENAMES.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key

@@ -1,0 +1,273 @@
+"""Train one model on the clips of a manifest: split off validation, extract features, fit, save a checkpoint.
+
+``train_model`` is what ``envsound train`` calls and what cross-validation calls once per fold.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from envsound.config import Config, check_same_input, write_config
+from envsound.data.records import Manifest
+from envsound.errors import ConfigError, EnvsoundError
+from envsound.features.fingerprint import clip_fingerprints, exact_ids
+from envsound.fileio import run_lock
+from envsound.models.checkpoint import Checkpoint, save_checkpoint
+from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
+from envsound.task import Task, fit_class_thresholds
+from envsound.training.context import RunContext
+from envsound.training.loop.data import clip_noisiness, target_matrix
+from envsound.training.prepare import prepare_training_data
+from envsound.transfer.guard import check_init_unseen
+from envsound.transfer.modes import resolve_mode
+from envsound.transfer.source import InitPlan, plan_from_weights, plan_init
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "model.ckpt"
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and how training ended."""
+
+    checkpoint: Path
+    n_train: int
+    n_val: int
+    n_unlabelled: int = 0  # clips in the unlabelled pool of a semi-supervised run
+    epochs: int = 0
+    best_score: float | None = None  # the monitored validation metric (train.monitor) at the kept epoch
+    seconds: float = 0.0
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    written: bool = True  # False in the other processes of a multi-process run (process 0 writes the checkpoint)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checkpoint": str(self.checkpoint), "n_train": self.n_train, "n_val": self.n_val,
+                "n_unlabelled": self.n_unlabelled,
+                "epochs": self.epochs, "best_score": self.best_score, "seconds": round(self.seconds, 1),
+                "skipped": [[str(p), reason] for p, reason in self.skipped]}
+
+
+def train_model(
+    manifest: Manifest,
+    config: Config,
+    *,
+    out_dir: str | Path,
+    context: RunContext = RunContext(),
+    meta: dict[str, Any] | None = None,
+    init: str | Path | None = None,
+    unlabelled: Manifest | None = None,
+    held_out: Sequence[Manifest] = (),
+) -> TrainResult:
+    """Train ``config.model`` on every clip of ``manifest`` and write ``out_dir/model.ckpt``.
+
+    A validation split (``config.train.val_fraction`` of the clips, grouped by source recording; none by default)
+    is taken from ``manifest`` itself for early stopping and best-checkpoint selection of torch models (baselines fit
+    on every clip): pass only training folds. Also writes ``config.yaml`` (the resolved config) and ``logs/metrics.csv``.
+    ``context``: the feature cache, resume / overwrite of ``out_dir``, progress bars and bad audio
+    (:class:`~envsound.training.context.RunContext`).
+    ``init``: a classifier ``model.ckpt`` of envsound (every layer but the head is loaded; head rows of the classes
+    both label sets share are copied) or an ``autoencoder.ckpt`` from ``envsound pretrain`` (its encoder, for
+    ``dtu``/``cnn``); ``config.transfer`` says how the model trains from it (``full``, ``gradual``, ``probe``). The
+    ``features`` and ``model`` sections must match the source's (the CLI inherits them from it).
+    ``held_out``: the clips this model will be tested on (test fold, folds left out); nothing of them may reach
+    training: ``config.augment`` copies come only from the training clips left after the validation split, and a
+    background-noise folder holding any validation or ``held_out`` clip is refused.
+
+    With ``train.label_fraction`` p < 1 only a stratified share p of ``manifest``'s clips (grouped by source,
+    chosen from ``train.seed``: :func:`~envsound.data.splits.labelled_subset`) keeps its labels; the validation split
+    comes from those. With ``semi.method`` other than ``"none"`` the clips left unlabelled plus ``unlabelled`` (any
+    manifest; labels ignored; clips sharing a source with the validation clips left out) are the unlabelled pool.
+
+    Raises:
+        CheckpointError: ``init`` is not a classifier or autoencoder checkpoint, its weights do not fit the model
+            (every mismatch named), or its model was trained on this split's validation or test clips.
+        ConfigError: ``features.kind`` is not the input kind of ``config.model`` (e.g. ``aclnet`` with log-mel).
+        DatasetLayoutError: a leak through augmentation (see :func:`prepare_training_data`).
+        EnvsoundError: ``out_dir`` already holds a model (unless ``context.overwrite`` or ``context.resume``), bad
+            audio with ``context.on_error="raise"``, or fewer than two clips to train on.
+        ConfigError: ``semi.method`` set with no unlabelled clips, or ``semi.method`` or ``train.ensemble`` > 1 for a
+            baseline model.
+
+    >>> result = train_model(load_dataset("esc10", root).select_folds([1, 2, 3]), Config(), out_dir="runs/esc10")
+    >>> result.checkpoint
+    """
+    start = time.perf_counter()
+    config.validate()
+    check_feature_kind(config.model.name, config.features.kind)  # before any audio is decoded
+    check_class_counts(manifest)
+    if manifest.multi_label and not is_torch_model(config.model.name):
+        raise ConfigError(f"model {config.model.name!r} is a single-label baseline; dataset {manifest.name!r} is "
+                          "multi-label: choose a network (envsound models)")
+    if config.semi.method == "self_training" and (manifest.multi_label or config.train.ensemble > 1
+                                                  or clip_noisiness(manifest) is not None):
+        raise ConfigError("semi.method=self_training trains single networks on single-label clips of one origin; "
+                          f"dataset {manifest.name!r} is multi-label or has noisy clips, or train.ensemble > 1")
+    if config.train.ensemble > 1 and not is_torch_model(config.model.name):
+        raise ConfigError(f"train.ensemble={config.train.ensemble} needs a network; model {config.model.name!r} "
+                          "is a baseline (set train.ensemble=1)")
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    if ckpt_path.exists() and not (context.overwrite or context.resume):
+        raise EnvsoundError(f"{ckpt_path} already exists; pass --overwrite to replace it, --resume to continue, "
+                            "or choose another --out")
+    # checked before any work is done: the source fits, and the mode is one it can train in
+    plan = plan_init(init, config, manifest.labels) if init is not None else None
+    mode = resolve_mode(config, plan)
+    task = manifest.task
+    with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
+        if context.resume:
+            check_same_input(out_dir / "config.yaml", config)
+        write_config(out_dir / "config.yaml", config)
+
+        # baselines have no epochs to choose between: they fit on every training clip (prepare_training_data)
+        data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled,
+                                     cache=context.cache, on_error=context.on_error, progress=context.progress)
+        train_set, val_set, skipped = data.train, data.val, data.skipped
+        train_feats, val_feats = data.train_features, data.val_features
+        if init is not None:
+            check_init_unseen(init, [r.path for m in (val_set, *held_out) for r in m.records], cache=context.cache,
+                              allow_overlap=config.leakage.allow_overlap)
+        log.info("training %s on %d clips, validating on %d%s", config.model.name, len(train_set), len(val_set),
+                 f", with {len(data.unlabelled_features)} unlabelled clips ({config.semi.method})"
+                 if data.unlabelled_features else "")
+
+        checkpoint = Checkpoint(config=config, labels=manifest.labels, task=task,
+                                meta={"dataset": manifest.name, "n_train_clips": len(train_set),
+                                      "label_fraction": config.train.label_fraction,
+                                      "n_unlabelled_clips": len(data.unlabelled_features),
+                                      "shots": config.train.shots, **(meta or {})})
+        if plan is not None:
+            checkpoint.meta["transfer"] = {"mode": mode, **plan.to_meta()}
+            if mode in ("probe", "probe_full"):  # the fitted regression replaces every head row
+                checkpoint.meta["transfer"].update(copied_rows={}, new_rows=[], head="logistic regression" +
+                                                   (", then fine-tuned" if mode == "probe_full" else ""))
+        # what the model heard (validation clips chose its epoch): kept so --init and evaluate can check for leaks
+        checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in train_set.records + val_set.records],
+                                                            cache=context.cache))
+        result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
+                             n_unlabelled=len(data.unlabelled_features), skipped=skipped)
+        if mode in ("probe", "probe_full"):
+            from envsound.transfer.probe import fit_probe
+
+            checkpoint.state_dict = fit_probe(plan, config, train_feats, target_matrix(train_set),
+                                              variants=data.train_variants if data.copies.copies else (),
+                                              task=task)
+            if mode == "probe_full":  # LP-FT: fine-tune everything from the probed network, its head kept
+                plan = plan_from_weights(checkpoint.state_dict, manifest.labels, source=f"{plan.source} + probe")
+        if mode == "probe":
+            pass  # the probe's network is the model
+        elif is_torch_model(config.model.name):
+            from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
+            from envsound.training.loop.fit import FitResult, fit_network
+            from envsound.training.loop.module import ClassifierModule
+            from envsound.training.semi import SemiModule
+            from envsound.training.semi.self_training import ClipSet, fit_self_training
+
+            labelled = ClipSet(train_feats, target_matrix(train_set),
+                               data.train_variants if data.copies.copies else [], clip_noisiness(train_set))
+
+            loop_mode = "full" if mode == "probe_full" else mode  # probe_full's loop starts from the probe
+
+            def fit_on(run_config: Config, run_dir: Path, clips: ClipSet, start: InitPlan | None = None) -> FitResult:
+                return fit_network(run_config, clips.features, clips.targets, val_feats, target_matrix(val_set),
+                                   task=task, out_dir=run_dir, resume=context.resume, progress=context.progress,
+                                   init=start or plan, transfer_mode=loop_mode,
+                                   unlabelled_features=data.unlabelled_features,
+                                   train_variants=clips.variants or None, train_noisiness=clips.noisiness,
+                                   module_class=SemiModule if run_config.semi.method != "none" else ClassifierModule)
+
+            if config.semi.method == "self_training":
+                pool = ClipSet(data.unlabelled_features, np.zeros((0, len(manifest.labels)), np.float32),
+                               data.unlabelled_variants if data.unlabelled_copies.copies else [])
+                fit, rounds = fit_self_training(config, fit_on, labelled=labelled, pool=pool, labels=manifest.labels,
+                                                task=task, out_dir=out_dir, resume=context.resume)
+                checkpoint.meta["self_training"] = rounds
+            elif config.train.ensemble > 1:
+                fit = fit_ensemble(config, lambda run_config, run_dir: fit_on(run_config, run_dir, labelled),
+                                   out_dir=out_dir, resume=context.resume)
+            else:
+                fit = fit_on(config, out_dir, labelled)
+            checkpoint.state_dict = fit.state_dict
+            result.epochs, result.best_score = fit.epochs, fit.best_score
+            if not fit.is_global_zero:  # another process of a multi-process run: process 0 writes the model
+                result.written = False
+                return _finished(result, start)
+            if task.multi_label and len(val_set):
+                checkpoint.task = _fitted_thresholds(checkpoint, val_feats, target_matrix(val_set))
+            if fit.runtime is not None:
+                checkpoint.meta["runtime"] = fit.runtime.to_dict()
+                write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {fit.runtime.describe()}")
+        else:
+            checkpoint.sklearn_bytes = fit_baseline(config, train_feats, target_matrix(train_set), len(manifest.labels))
+        if data.copies.copies:
+            checkpoint.meta["augmented_copies"] = len(data.copies.copies)
+        checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
+                                "monitor": config.train.monitor})
+        save_checkpoint(ckpt_path, checkpoint)
+        return _finished(result, start)
+
+
+MIN_CLIPS_PER_CLASS = 5  # below this a class's accuracy rests on a clip or two: warned about
+
+
+def check_class_counts(manifest: Manifest) -> None:
+    """Raise :class:`ConfigError` when the training clips hold fewer than 2 classes (a classifier of one class
+    learns nothing: its loss reaches 0 at once); warn about every class with fewer than :data:`MIN_CLIPS_PER_CLASS`
+    clips."""
+    counts: dict[str, int] = {}
+    for record in manifest.records:
+        for label in record.labels:
+            counts[label] = counts.get(label, 0) + 1
+    if len(counts) < 2:
+        raise ConfigError(f"dataset {manifest.name!r}: its training clips hold {len(counts)} class(es) "
+                          f"({', '.join(counts) or 'none'}); a classifier needs at least 2 (for a folder dataset: "
+                          "one sub-folder of clips per class)")
+    few = sorted((n, label) for label, n in counts.items() if n < MIN_CLIPS_PER_CLASS)
+    if few:
+        log.warning("%d class(es) of %s have fewer than %d training clips (%s): their scores will rest on a clip or "
+                    "two", len(few), manifest.name, MIN_CLIPS_PER_CLASS,
+                    ", ".join(f"{label} {n}" for n, label in few[:5]) + (" ..." if len(few) > 5 else ""))
+
+
+def _fitted_thresholds(checkpoint: Checkpoint, val_features: list[np.ndarray], val_targets: np.ndarray) -> Task:
+    """The checkpoint's multi-label task with per-class thresholds fitted on the validation clips (F1-optimal each);
+    ``--threshold`` at evaluate / predict still replaces them with one global threshold."""
+    from envsound.models.clip import ClipModel
+
+    probs = ClipModel.from_checkpoint(checkpoint, device="cpu").predict_clips(val_features)
+    thresholds = fit_class_thresholds(val_targets, probs, default=checkpoint.task.threshold)
+    log.info("per-class thresholds fitted on %d validation clips: %s", len(val_targets),
+             ", ".join(f"{label} {t:.2f}" for label, t in zip(checkpoint.labels, thresholds)))
+    return replace(checkpoint.task, class_thresholds=thresholds)
+
+
+def _finished(result: TrainResult, start: float) -> TrainResult:
+    result.seconds = time.perf_counter() - start
+    if result.written:
+        log.info("wrote %s (%.1f s)", result.checkpoint, result.seconds)
+    return result
+
+
+def fit_baseline(config: Config, features: list[np.ndarray], targets: np.ndarray, n_classes: int) -> bytes:
+    """Fit a scikit-learn baseline on the MFCC statistics of every evaluation window of the training clips."""
+    from envsound.features.mfcc import mfcc_summary
+    from envsound.features.windows import eval_windows
+
+    feats = config.features
+    rows, labels = [], []
+    for clip, target in zip(features, targets.argmax(axis=1)):
+        for window in eval_windows(clip, feats)[0]:
+            rows.append(mfcc_summary(window, n_mfcc=feats.n_mfcc))
+            labels.append(target)
+    baseline = get_model_class(config.model.name)(n_classes=n_classes, filters=config.model.filters,
+                                                   dropout=config.model.dropout)
+    baseline.fit(np.stack(rows), np.asarray(labels))
+    return baseline.to_bytes()
+

@@ -1,0 +1,63 @@
+"""Zero-shot: a tagger's classes paired with a dataset's by a label map (``source,target`` rows, e.g. ``Dog,dog``),
+so the untrained tagger scores the dataset.
+
+The new head has one row per target class: the mean of the rows of the source classes mapped to it (the mean of
+their logits), so the decision is taken among the mapped classes only. Every target class needs a source.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from envsound.errors import ConfigError
+from envsound.models.checkpoint import Checkpoint
+from envsound.models.pretrained import closest_labels
+from envsound.task import Task
+from envsound.transfer.source import HEAD, read_label_map
+
+
+def zero_shot_checkpoint(checkpoint: Checkpoint, label_map: str | Path, labels: Sequence[str], *,
+                         task: Task) -> Checkpoint:
+    """``checkpoint`` with its head cut down to ``labels`` through ``label_map`` (a CSV read by
+    :func:`~envsound.transfer.source.read_label_map`), predicting ``task`` (the dataset's).
+
+    >>> tagger = load_checkpoint("mn04_as_mAP_432.pt")
+    >>> esc10 = zero_shot_checkpoint(tagger, "audioset_to_esc10.csv", manifest.labels, task=manifest.task)
+
+    Raises:
+        ConfigError: the map names a source class the tagger lacks (the closest names are given) or a target the
+            dataset lacks, or leaves a dataset class without a source; the checkpoint has no linear head.
+    """
+    mapping = read_label_map(label_map)
+    source_labels = list(checkpoint.labels)
+    for source in mapping:
+        if source not in source_labels:
+            near = closest_labels(source, source_labels)
+            raise ConfigError(f"{label_map}: {source!r} is not a class of the model"
+                              f"{'; closest: ' + ', '.join(map(repr, near)) if near else ''}")
+    missing = [name for name in labels if name not in mapping.values()]
+    unknown = [t for t in mapping.values() if t not in labels]
+    if unknown:
+        raise ConfigError(f"{label_map}: target {unknown[0]!r} is not a class of the dataset "
+                          f"({', '.join(labels)})")
+    if missing:
+        raise ConfigError(f"{label_map}: no source class for {', '.join(map(repr, missing))}; zero-shot needs one "
+                          "for every class of the dataset")
+    state = dict(checkpoint.state_dict or {})
+    keys = sorted(k for k in state if k.startswith(HEAD + "."))
+    weight_key = next((k for k in reversed(keys) if k.endswith(".weight")), None)
+    bias_key = next((k for k in reversed(keys) if k.endswith(".bias")), None)
+    if weight_key is None or bias_key is None:
+        raise ConfigError(f"model {checkpoint.config.model.name!r} has no linear head; zero-shot needs one")
+    rows = [[source_labels.index(s) for s, t in mapping.items() if t == name] for name in labels]
+    state[weight_key] = torch.stack([state[weight_key][r].mean(0) for r in rows])
+    state[bias_key] = torch.stack([state[bias_key][r].mean(0) for r in rows])
+    meta = copy.deepcopy(checkpoint.meta)
+    meta["zero_shot"] = {"label_map": str(label_map), "pairs": {t: [s for s, u in mapping.items() if u == t]
+                                                                for t in labels}}
+    return Checkpoint(config=checkpoint.config, labels=list(labels), task=task, state_dict=state, meta=meta,
+                      trained_on=checkpoint.trained_on)
