@@ -190,3 +190,14 @@ def test_the_light_install_classifies_with_onnx_and_names_the_extra_it_lacks(tra
                          capture_output=True, text=True, timeout=120)
     assert ran.returncode == 1 and "comes with the 'train' extra: pip install 'envsound[train]'" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def test_the_page_offers_every_format_the_server_reads(trained_run):
+    from fastapi.testclient import TestClient
+
+    from envsound.app.server import create_app
+    from envsound.inference.api import SUPPORTED_EXTENSIONS, load_model
+
+    page = TestClient(create_app(load_model(trained_run.checkpoint, device="cpu"))).get("/").text
+    accept = page.split('accept="', 1)[1].split('"', 1)[0].split(",")
+    assert accept[0] == "audio/*" and tuple(accept[1:]) == SUPPORTED_EXTENSIONS and ".w64" in accept

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -20,7 +21,7 @@ from pathlib import Path, PurePath
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
@@ -28,7 +29,7 @@ from starlette.exceptions import HTTPException
 
 from envsound import __version__
 from envsound.errors import EnvsoundError
-from envsound.inference.api import Model, audio_duration
+from envsound.inference.api import SUPPORTED_EXTENSIONS, Model, audio_duration
 from envsound.app.limits import SNIFF_BYTES, SUPPORTED, BodyLimit, sniff_audio
 
 log = logging.getLogger(__name__)
@@ -143,9 +144,14 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits()) -> FastAP
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    # the file picker offers what the server reads: the one list of envsound.inference.api
+    accept = "audio/*," + ",".join(SUPPORTED_EXTENSIONS)
+    html = re.sub(r'accept="[^"]*"', f'accept="{accept}"', (STATIC / "index.html").read_text(encoding="utf-8"),
+                  count=1)
+
     @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+    async def page() -> HTMLResponse:
+        return HTMLResponse(html)
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> dict:

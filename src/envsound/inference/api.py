@@ -19,11 +19,14 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from envsound.audio.load import audio_info
+from envsound.audio.load import AUDIO_EXTENSIONS, audio_info
 from envsound.errors import ConfigError
 from envsound.inference.overview import overview
 from envsound.inference.predictor import Prediction, Predictor
 from envsound.task import Task
+
+SUPPORTED_EXTENSIONS = tuple(sorted(AUDIO_EXTENSIONS))
+"""The file suffixes every entry point reads (CLI, Python API, the page and REST API): libsndfile's formats."""
 
 
 class Model:
