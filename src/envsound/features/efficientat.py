@@ -10,7 +10,7 @@ evaluation, prediction, serving and the ONNX export all take them from there.
 
 Layouts: waveform ``(batch, samples)`` float32; output ``(batch, 1, n_mels, frames)`` with
 ``frames = 1 + (samples - 1) // hop_length``. Written here (torchaudio does not pair with this torch) and checked
-against the official outputs in ``tests/features/test_efficientat_frontend.py``.
+against the official outputs in ``tests/models/test_efficientat.py``.
 """
 
 from __future__ import annotations
