@@ -1,1 +1,0 @@
-"""audio stage of envsound."""

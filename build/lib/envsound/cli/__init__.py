@@ -1,1 +1,0 @@
-"""cli stage of envsound."""

@@ -1,1 +1,0 @@
-"""Datasets as small manifests of clip records (see :mod:`envsound.data.records`)."""

@@ -1,1 +1,0 @@
-"""features stage of envsound."""

@@ -1,1 +1,0 @@
-"""inference stage of envsound."""
