@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import shutil
 import subprocess
 import tarfile
-import threading
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -20,49 +18,6 @@ from envsound.data import download as download_module
 from envsound.data.download import ARCHIVES, download_dataset, download_file, extract_archive
 from envsound.data.registry import load_dataset
 from envsound.errors import ConfigError, DownloadError
-
-
-class RangeHandler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.files`` (name -> bytes) and honours ``Range: bytes=N-`` unless ``server.ignore_range``."""
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        self.server.requests.append((self.path, self.headers.get("Range")))
-        body = self.server.files.get(self.path.lstrip("/"))
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        start, status = 0, 200
-        wanted = self.headers.get("Range")
-        if wanted and not self.server.ignore_range:
-            start = int(wanted.removeprefix("bytes=").split("-")[0])
-            if start >= len(body):
-                self.send_error(416, "Range Not Satisfiable")
-                return
-            status = 206
-        self.send_response(status)
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        # counted before writing: the client may finish reading before this thread runs again
-        self.server.bytes_sent += len(body) - start
-        self.wfile.write(body[start:])
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-
-@pytest.fixture
-def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-    httpd.files, httpd.requests, httpd.ignore_range, httpd.bytes_sent = {}, [], False, 0
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
 
 
 def mini_esc50_zip(tmp_path: Path) -> bytes:

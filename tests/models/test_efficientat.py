@@ -5,9 +5,7 @@ the network at random weights (a release file is nothing but a state dict), so a
 from __future__ import annotations
 
 import csv
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ from envsound.config import FeatureConfig
 from envsound.errors import CheckpointError, ConfigError
 from envsound.features.efficientat import SETTINGS, EfficientATMel, kaldi_mel_banks
 from envsound.models.checkpoint import load_checkpoint
-from envsound.models.efficientat import RENAMES, EfficientAT
+from envsound.models.efficientat import EfficientAT, release_key
 from envsound.models.pretrained import PRETRAINED
 from envsound.transfer.install import install_pretrained
 
@@ -32,8 +30,7 @@ def release_state(width: float, *, n_classes: int = 527, seed: int = 0) -> dict[
     """A state dict named as the release names it, of the network at ``width`` with random weights."""
     torch.manual_seed(seed)
     state = EfficientAT(n_classes=n_classes, in_channels=1, n_mels=128, n_frames=100, width=width).state_dict()
-    back = {new: old for old, new in RENAMES.items()}
-    return {next((back[p] + k[len(p):] for p in back if k.startswith(p)), k): v for k, v in state.items()}
+    return {release_key(k): v for k, v in state.items()}
 
 
 def write_labels(folder: Path, n: int = 527) -> Path:
@@ -214,42 +211,16 @@ def test_init_from_a_release_file_fine_tunes_a_classifier_that_predicts(tagger_f
 
 # ------------------------------------------------------------------------------------------------ getting the weights
 
-@pytest.fixture
-def file_server():
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            body = self.server.files.get(self.path.lstrip("/"))
-            if body is None:
-                self.send_error(404, "Not Found")
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.files = {}
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def test_download_checks_the_network_and_keeps_nothing_that_fails(tmp_path, monkeypatch, file_server, tagger_file):
+def test_download_checks_the_network_and_keeps_nothing_that_fails(tmp_path, monkeypatch, server, tagger_file):
     monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "models"))
-    file_server.files["class_labels_indices.csv"] = (tagger_file.parent / "class_labels_indices.csv").read_bytes()
-    file_server.files["mn01_as_mAP_298.pt"] = tagger_file.read_bytes()
-    path = install_pretrained("efficientat-mn01", url=file_server.url, progress=False)
+    server.files["class_labels_indices.csv"] = (tagger_file.parent / "class_labels_indices.csv").read_bytes()
+    server.files["mn01_as_mAP_298.pt"] = tagger_file.read_bytes()
+    path = install_pretrained("efficientat-mn01", url=server.url, progress=False)
     assert path == tmp_path / "models" / "mn01_as_mAP_298.pt"
     assert load_checkpoint("efficientat-mn01").labels[0] == "Dog"  # an installed name is a MODEL
-    file_server.files["mn02_as_mAP_378.pt"] = tagger_file.read_bytes()  # mn01's network under mn02's name
+    server.files["mn02_as_mAP_378.pt"] = tagger_file.read_bytes()  # mn01's network under mn02's name
     with pytest.raises(CheckpointError, match="holds the width-0.1 network, not mn02_as"):
-        install_pretrained("efficientat-mn02", url=file_server.url, progress=False)
+        install_pretrained("efficientat-mn02", url=server.url, progress=False)
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["class_labels_indices.csv",
                                                                        "mn01_as_mAP_298.pt"]
     with pytest.raises(CheckpointError, match="sha256 is not that of the official mn04_as_mAP_432.pt"):

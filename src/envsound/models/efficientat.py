@@ -186,7 +186,13 @@ RENAMES = {"classifier.2.": "bottleneck.0.", "classifier.5.": "head.1."}
 
 def official_key(key: str) -> str:
     """A release state-dict key as named here: ``classifier.5.weight`` -> ``head.1.weight``; others unchanged."""
-    for old, new in RENAMES.items():
-        if key.startswith(old):
-            return new + key[len(old):]
-    return key
+    return _renamed(key, RENAMES)
+
+
+def release_key(key: str) -> str:
+    """A key named here as the release names it: ``head.1.weight`` -> ``classifier.5.weight`` (for messages)."""
+    return _renamed(key, {new: old for old, new in RENAMES.items()})
+
+
+def _renamed(key: str, renames: dict[str, str]) -> str:
+    return next((new + key[len(old):] for old, new in renames.items() if key.startswith(old)), key)

@@ -20,8 +20,7 @@ from typing import Any, Mapping
 import torch
 
 from envsound.errors import CheckpointError
-from envsound.models.efficientat import BLOCKS, EfficientAT, make_divisible, official_key
-from envsound.models.registry import layered_config
+from envsound.models.efficientat import BLOCKS, EfficientAT, make_divisible, official_key, release_key
 from envsound.task import MULTI_LABEL, Task
 
 log = logging.getLogger(__name__)
@@ -144,10 +143,10 @@ def check_official_state(state: Mapping[str, torch.Tensor], *, source: str) -> t
     given = {official_key(k): v for k, v in state.items()}
     for key, tensor in expected.items():
         if key not in given:
-            raise CheckpointError(f"{source}: not a known EfficientAT network: tensor {_release_name(key)} is missing "
+            raise CheckpointError(f"{source}: not a known EfficientAT network: tensor {release_key(key)} is missing "
                                   f"(compared with the width-{width} mn network; known: {known})")
         if tuple(given[key].shape) != tuple(tensor.shape):
-            raise CheckpointError(f"{source}: not a known EfficientAT network: tensor {_release_name(key)} has shape "
+            raise CheckpointError(f"{source}: not a known EfficientAT network: tensor {release_key(key)} has shape "
                                   f"{tuple(given[key].shape)}, the width-{width} mn network {tuple(tensor.shape)} "
                                   f"(known: {known})")
     extra = sorted(set(given) - set(expected))
@@ -169,6 +168,7 @@ def official_checkpoint(state: Mapping[str, torch.Tensor], *, path: Path, labels
             does not have one row per output.
     """
     from envsound.models.checkpoint import Checkpoint  # it imports this module
+    from envsound.models.registry import layered_config  # every model class: only when a release file is read
 
     width, n_classes = check_official_state(state, source=str(path))
     labels = read_labels(path, n_classes=n_classes, required=labels_required)
@@ -207,13 +207,6 @@ def closest_labels(name: str, labels: list[str], n: int = 3) -> list[str]:
     """The ``n`` label names closest to ``name`` (for messages about a misspelt class)."""
     folded = {label.casefold(): label for label in labels}
     return [folded[m] for m in difflib.get_close_matches(name.casefold(), list(folded), n=n, cutoff=0.5)]
-
-
-def _release_name(key: str) -> str:
-    for old, new in (("bottleneck.0.", "classifier.2."), ("head.1.", "classifier.5.")):
-        if key.startswith(old):
-            return new + key[len(old):]
-    return key
 
 
 def pretrained_table() -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import difflib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from envsound.models.autoencoder import (DEFAULT_FILTERS, KIND as AUTOENCODER, e
                                          load_encoder_state)
 from envsound.models.checkpoint import Checkpoint, load_checkpoint
 from envsound.models.clip import build_network
+from envsound.models.pretrained import closest_labels
 from envsound.models.registry import check_model_options, is_torch_model
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def match_labels(labels: Sequence[str], source_labels: Sequence[str], mapping: d
 
 
 def _closest(name: str, names: Sequence[str]) -> str:
-    near = difflib.get_close_matches(name, list(names), n=3, cutoff=0.5)
+    near = closest_labels(name, list(names))
     return f" (closest: {', '.join(map(repr, near))})" if near else ""
 
 
@@ -272,10 +272,23 @@ def _split_head(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Te
             {k: v for k, v in state_dict.items() if _in_head(k)})
 
 
-def _head_tensors(head: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    weight = next(v for k, v in sorted(head.items(), reverse=True) if k.endswith(".weight"))
-    bias = next(v for k, v in sorted(head.items(), reverse=True) if k.endswith(".bias"))
+def head_keys(state_dict: dict[str, torch.Tensor]) -> tuple[str, str]:
+    """The keys of the head's last linear layer (``head.1.weight``, ``head.1.bias``) in a network's state dict.
+
+    Raises:
+        ConfigError: the state dict has no linear head.
+    """
+    keys = sorted((k for k in state_dict if _in_head(k)), reverse=True)
+    weight = next((k for k in keys if k.endswith(".weight")), None)
+    bias = next((k for k in keys if k.endswith(".bias")), None)
+    if weight is None or bias is None:
+        raise ConfigError("the model has no linear 'head'; transfer needs one")
     return weight, bias
+
+
+def _head_tensors(head: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    weight, bias = head_keys(head)
+    return head[weight], head[bias]
 
 
 def _prefixes(state: dict[str, torch.Tensor]) -> str:

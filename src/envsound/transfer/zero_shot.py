@@ -17,7 +17,7 @@ from envsound.errors import ConfigError
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.pretrained import closest_labels
 from envsound.task import Task
-from envsound.transfer.source import HEAD, read_label_map
+from envsound.transfer.source import head_keys, read_label_map
 
 
 def zero_shot_checkpoint(checkpoint: Checkpoint, label_map: str | Path, labels: Sequence[str], *,
@@ -30,7 +30,7 @@ def zero_shot_checkpoint(checkpoint: Checkpoint, label_map: str | Path, labels: 
 
     Raises:
         ConfigError: the map names a source class the tagger lacks (the closest names are given) or a target the
-            dataset lacks, or leaves a dataset class without a source; the checkpoint has no linear head.
+            dataset lacks, or leaves a dataset class without a source; the model has no linear head.
     """
     mapping = read_label_map(label_map)
     source_labels = list(checkpoint.labels)
@@ -48,11 +48,7 @@ def zero_shot_checkpoint(checkpoint: Checkpoint, label_map: str | Path, labels: 
         raise ConfigError(f"{label_map}: no source class for {', '.join(map(repr, missing))}; zero-shot needs one "
                           "for every class of the dataset")
     state = dict(checkpoint.state_dict or {})
-    keys = sorted(k for k in state if k.startswith(HEAD + "."))
-    weight_key = next((k for k in reversed(keys) if k.endswith(".weight")), None)
-    bias_key = next((k for k in reversed(keys) if k.endswith(".bias")), None)
-    if weight_key is None or bias_key is None:
-        raise ConfigError(f"model {checkpoint.config.model.name!r} has no linear head; zero-shot needs one")
+    weight_key, bias_key = head_keys(state)
     rows = [[source_labels.index(s) for s, t in mapping.items() if t == name] for name in labels]
     state[weight_key] = torch.stack([state[weight_key][r].mean(0) for r in rows])
     state[bias_key] = torch.stack([state[bias_key][r].mean(0) for r in rows])
