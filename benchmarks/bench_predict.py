@@ -27,8 +27,8 @@ import soundfile as sf
 def make_checkpoint(work: Path) -> Path:
     from envsound.config import resolve_config
     from envsound.data.synthetic import prepare_synthetic
-    from envsound.training.context import RunContext
-    from envsound.training.train import train_model
+    from envsound.recipes.context import RunContext
+    from envsound.recipes.train import train_model
 
     manifest = prepare_synthetic(work / "data").select_folds([1])
     config = resolve_config(overrides=["train.max_epochs=1", "train.val_fraction=0"])

@@ -38,9 +38,9 @@ def main() -> None:
     from envsound.features.cache import FeatureCache
     from envsound.features.windows import eval_starts
     from envsound.hardware import cpu_bf16_supported, cpu_model
-    from envsound.training.context import RunContext
+    from envsound.recipes.context import RunContext
     from envsound.training.loop import fit
-    from envsound.training.train import train_model
+    from envsound.recipes.train import train_model
 
     fit.CHECKPOINTS_PER_RUN = 1  # see the docstring
 

@@ -112,9 +112,9 @@ def whole_train(config_overrides: list[str], work: Path) -> dict:
     from envsound.data.synthetic import generate_synthetic, prepare_synthetic
     from envsound.features.cache import FeatureCache
     from envsound.features.extract import extract_features
-    from envsound.training.context import RunContext
+    from envsound.recipes.context import RunContext
     from envsound.training.loop.fit import training_runtime
-    from envsound.training.train import train_model
+    from envsound.recipes.train import train_model
 
     manifest = prepare_synthetic(generate_synthetic(work / "data", clips_per_class_per_fold=2, seed=7))
     cache = FeatureCache(work / "cache")

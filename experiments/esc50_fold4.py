@@ -21,11 +21,10 @@ from pathlib import Path
 
 from envsound.data.registry import load_dataset
 from envsound.data.splits import stratified_group_folds
-from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache, default_cache_root
-from envsound.models.registry import layered_config
-from envsound.training.context import RunContext
-from envsound.transfer.source import read_source, source_sections
+from envsound.recipes.config import resolve
+from envsound.recipes.context import RunContext
+from envsound.recipes.crossval import cross_validate
 
 
 def main() -> None:
@@ -39,8 +38,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    inherited = source_sections(read_source(args.init)) if args.init else None
-    config = layered_config(model=None if args.init else args.model, inherited=inherited, overrides=args.overrides)
+    config = resolve(model=None if args.init else args.model, init=args.init, overrides=args.overrides)
     manifest = load_dataset("esc50", args.root).select_folds([args.fold])
     sub_folds = stratified_group_folds(manifest.records, n_folds=args.splits, seed=config.train.seed)
     manifest = manifest.subset([dataclasses.replace(r, fold=k) for r, k in zip(manifest.records, sub_folds)])

@@ -32,11 +32,11 @@ from envsound.config import resolve_config
 from envsound.data.mixtures import MixSettings, build_mixtures
 from envsound.data.registry import load_dataset
 from envsound.evaluation.metrics import paired_comparison
-from envsound.evaluation.stages import read_mixture_truth, run_stages
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic, write_text_atomic
 from envsound.hardware import describe_machine
-from envsound.training.context import RunContext
+from envsound.recipes.context import RunContext
+from envsound.recipes.stages import read_mixture_truth, run_stages
 
 
 def main() -> None:

@@ -29,15 +29,14 @@ import numpy as np
 from scipy import stats
 
 from envsound.data.registry import load_dataset
-from envsound.evaluation.crossval import cross_validate
 from envsound.evaluation.evaluate import evaluate_model
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_text_atomic
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
-from envsound.models.registry import layered_config
-from envsound.training.context import RunContext
-from envsound.transfer.source import read_source, source_sections
+from envsound.recipes.config import resolve
+from envsound.recipes.context import RunContext
+from envsound.recipes.crossval import cross_validate
 from envsound.transfer.zero_shot import zero_shot_checkpoint
 
 MAP = Path(__file__).with_name("audioset_to_esc10.csv")
@@ -70,10 +69,9 @@ def run_row(row: str, manifest, args, k: int, seed: int, cache) -> dict:
         return json.loads((out / "cv.json").read_text())
     sets = [f"train.shots={k}", f"train.seed={seed}"]
     if row == "scratch":
-        config, init = layered_config(overrides=sets), None
+        config, init = resolve(overrides=sets), None
     else:
-        config = layered_config(inherited=source_sections(read_source(args.weights)),
-                                overrides=[f"transfer.mode={row}", *sets, *args.overrides])
+        config = resolve(init=args.weights, transfer=row, overrides=[*sets, *args.overrides])
         init = args.weights
     log.info("K=%d seed %d %s", k, seed, row)
     return cross_validate(manifest, config, folds=args.folds, out_dir=out, init=init,

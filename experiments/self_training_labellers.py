@@ -28,8 +28,8 @@ import torch
 from envsound.data.registry import load_dataset
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
+from envsound.recipes.self_training import ROUND_STATE, confident_subset, round_model
 from envsound.training.prepare import prepare_training_data
-from envsound.training.semi.self_training import ROUND_STATE, confident_subset, round_model
 
 LABELLERS = ("last", "tta", "rounds", "rounds+tta")
 

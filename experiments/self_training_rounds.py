@@ -17,7 +17,6 @@ accuracies would be tuned on the test folds). Prints a Markdown table and writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from envsound.evaluation.evaluate import evaluate_model
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.semi.self_training import ROUND_STATE, round_model
+from envsound.recipes.self_training import ROUND_STATE, round_model
 
 
 def fold_rounds(cv: Path, fold: int, folds: list[int], manifest, cache: FeatureCache, extra=None) -> list[dict]:

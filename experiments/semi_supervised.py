@@ -44,15 +44,15 @@ from scipy import stats
 
 from envsound.config import Config, preset_names, resolve_config
 from envsound.data.records import Manifest
-from envsound.errors import ConfigError
 from envsound.data.registry import load_dataset
-from envsound.evaluation.crossval import cross_validate
+from envsound.errors import ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic, write_text_atomic
 from envsound.models.autoencoder import CHECKPOINT_NAME, check_decoder
-from envsound.models.registry import layered_config
-from envsound.training.context import RunContext
-from envsound.training.pretrain import pretrain_autoencoder
+from envsound.recipes.config import resolve
+from envsound.recipes.context import RunContext
+from envsound.recipes.crossval import cross_validate
+from envsound.recipes.pretrain import pretrain_autoencoder
 
 log = logging.getLogger("semi_supervised")
 
@@ -66,8 +66,8 @@ def model_config(spec: str, overrides: list[str]) -> Config:
     """The config of ``spec`` (a preset name such as ``dtu2018``, or a model name) with ``overrides`` on top, layered
     as the CLI's ``--preset`` / ``--model`` are."""
     if spec in preset_names():
-        return layered_config(preset=spec, overrides=overrides)
-    return layered_config(model=spec, overrides=overrides)
+        return resolve(preset=spec, overrides=overrides)
+    return resolve(model=spec, overrides=overrides)
 
 
 def with_overrides(config: Config, overrides: list[str]) -> Config:

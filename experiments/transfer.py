@@ -34,12 +34,12 @@ from scipy import stats
 
 from envsound.config import Config, resolve_config
 from envsound.data.registry import load_dataset
-from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic, write_text_atomic
-from envsound.training.context import RunContext
-from envsound.training.pretrain import pretrain_autoencoder
-from envsound.training.train import train_model
+from envsound.recipes.context import RunContext
+from envsound.recipes.crossval import cross_validate
+from envsound.recipes.pretrain import pretrain_autoencoder
+from envsound.recipes.train import train_model
 
 log = logging.getLogger("transfer")
 

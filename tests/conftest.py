@@ -103,8 +103,8 @@ def trained_run(tmp_path_factory, synthetic_manifest):
     """A model trained for 20 short epochs on folds 1-4 of the synthetic set (shared by inference and CLI tests)."""
     from envsound.config import resolve_config
     from envsound.features.cache import FeatureCache
-    from envsound.training.context import RunContext
-    from envsound.training.train import train_model
+    from envsound.recipes.context import RunContext
+    from envsound.recipes.train import train_model
 
     out = tmp_path_factory.mktemp("run")
     config = resolve_config(overrides=TINY_OVERRIDES + ("train.max_epochs=20", "train.lr=0.003"))

@@ -10,8 +10,8 @@ from envsound.evaluation.evaluate import evaluate_model
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
-from envsound.training.context import RunContext
-from envsound.training.train import train_model
+from envsound.recipes.context import RunContext
+from envsound.recipes.train import train_model
 
 pytestmark = pytest.mark.realdata
 

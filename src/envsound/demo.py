@@ -9,13 +9,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from envsound.config import Config, resolve_config
+from envsound.config import Config
 from envsound.data.synthetic import generate_synthetic, prepare_synthetic
-from envsound.evaluation.crossval import cross_validate, plot_run_curves
 from envsound.features.cache import FeatureCache
 from envsound.inference.predictor import Prediction, Predictor
-from envsound.training.context import RunContext
-from envsound.training.train import TrainResult, train_model
+from envsound.recipes.config import resolve
+from envsound.recipes.context import RunContext
+from envsound.recipes.crossval import cross_validate, plot_run_curves
+from envsound.recipes.train import TrainResult, train_model
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class DemoResult:
 
 
 def demo_config() -> Config:
-    return resolve_config(overrides=DEMO_OVERRIDES)
+    return resolve(overrides=DEMO_OVERRIDES)
 
 
 def run_demo(out_dir: str | Path, *, progress: bool = True) -> DemoResult:

@@ -25,3 +25,13 @@ class CheckpointError(EnvsoundError):
 
 class DownloadError(EnvsoundError):
     """A download that failed, or whose checksum does not match."""
+
+
+class RunExistsError(EnvsoundError):
+    """A run folder that already holds a finished model (``path``), and the run was asked neither to overwrite nor
+    to resume it. The message speaks the Python API's words; the CLI says the same with its flags."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+        super().__init__(f"{path} already exists; RunContext(overwrite=True) replaces it, RunContext(resume=True) "
+                         "continues it, or choose another out_dir")

@@ -14,9 +14,9 @@ from envsound.data.records import ClipRecord
 from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.context import RunContext
+from envsound.recipes.context import RunContext
+from envsound.recipes.train import train_model
 from envsound.training.prepare import prepare_training_data
-from envsound.training.train import train_model
 
 from audiofactory import write_not_audio, write_tone
 from conftest import TINY_OVERRIDES

@@ -58,7 +58,7 @@ def test_train_then_cv_from_the_command_line(tmp_path, synthetic_root, envsound_
     assert (tmp_path / "t" / "model.ckpt").exists() and (tmp_path / "t" / "curves.png").exists()
     again = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2",
                           "--out", tmp_path / "t", *sets)
-    assert again.returncode == 1 and "already exists" in again.stderr
+    assert again.returncode == 1 and "already exists; pass --overwrite to replace it" in again.stderr
     run = envsound_main("cv", "--dataset", "synthetic", "--root", synthetic_root, "--folds", "1,2", "--model", "knn",
                         "--out", tmp_path / "cv", "--cache-dir", tmp_path / "cache")
     assert run.returncode == 0, run.stderr

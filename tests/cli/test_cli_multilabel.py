@@ -197,8 +197,8 @@ def test_stages_warm_up_on_every_clip_and_hold_out_chosen_folds(tmp_path, mix_ro
     from envsound.config import resolve_config
     from envsound.data.registry import load_dataset
     from envsound.errors import DatasetLayoutError
-    from envsound.evaluation.stages import run_stages
-    from envsound.training.context import RunContext
+    from envsound.recipes.stages import run_stages
+    from envsound.recipes.context import RunContext
 
     manifest = load_dataset("fsdkaggle2019", mix_root, subset="all").select_folds([1, 2])
     config = resolve_config(overrides=[*TINY_OVERRIDES, *WINDOWS, "stages.warmup_on=all", "noisy.noisy_loss=lsoft",

@@ -46,7 +46,7 @@ def test_one_class_is_an_error_and_a_class_of_few_clips_a_warning(tmp_path, envs
     assert ran.returncode == 1 and "a classifier needs at least 2" in ran.stderr
     assert not (tmp_path / "run").exists()
     from envsound.data.registry import load_dataset
-    from envsound.training.train import check_class_counts
+    from envsound.recipes.train import check_class_counts
 
     for i in range(2):
         write_tone(root / "hum" / f"{i}.wav", freq=110 + 10 * i, seconds=0.5)
@@ -55,11 +55,11 @@ def test_one_class_is_an_error_and_a_class_of_few_clips_a_warning(tmp_path, envs
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append
-    logging.getLogger("envsound.training.train").addHandler(handler)
+    logging.getLogger("envsound.recipes.train").addHandler(handler)
     try:
         check_class_counts(load_dataset("folder", root))
     finally:
-        logging.getLogger("envsound.training.train").removeHandler(handler)
+        logging.getLogger("envsound.recipes.train").removeHandler(handler)
     assert any("fewer than 5 training clips (hum 2, beep 3)" in r.getMessage() for r in records)
 
 

@@ -156,8 +156,8 @@ def test_unusable_files_and_settings_are_one_clear_line(trained_run, exported, t
 def test_a_baseline_does_not_export(synthetic_manifest, tmp_path):
     from envsound.config import resolve_config
     from envsound.inference.onnx_export import export_onnx
-    from envsound.training.context import RunContext
-    from envsound.training.train import train_model
+    from envsound.recipes.context import RunContext
+    from envsound.recipes.train import train_model
 
     features_only = tuple(o for o in TINY_OVERRIDES if not o.startswith("model."))  # a baseline takes no filters
     config = resolve_config(overrides=features_only + ("model.name=knn",))

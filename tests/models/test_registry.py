@@ -9,7 +9,7 @@ from envsound.config import ModelConfig, resolve_config
 from envsound.errors import ConfigError
 from envsound.models.baselines import KNNBaseline, RandomForestBaseline
 from envsound.models.cnn import CNN
-from envsound.models.registry import (MODELS, build_model, get_model_class, is_torch_model, layered_config,
+from envsound.models.registry import (MODELS, build_model, get_model_class, is_torch_model,
                                       model_names, model_preset)
 
 
@@ -53,18 +53,3 @@ def test_build_model_passes_settings():
         build_model(ModelConfig(name="nope"), n_classes=4, in_channels=1, n_mels=32, n_frames=40)
 
 
-def test_layered_config_puts_each_layer_over_the_last(tmp_path):
-    # the model's own preset, then the named preset, then a config file, then --model, then overrides
-    assert layered_config(model="piczak").features.n_mels == 60  # piczak's own preset
-    dtu = layered_config(preset="dtu2018")
-    assert (dtu.model.name, dtu.features.n_mels) == ("dtu", 28)
-    assert layered_config(preset="dtu2018", overrides=["features.n_mels=40"]).features.n_mels == 40
-    yaml_file = tmp_path / "run.yaml"
-    yaml_file.write_text("model:\n  name: piczak\ntrain:\n  lr: 0.002\n")
-    from_file = layered_config(config_file=yaml_file)
-    assert (from_file.model.name, from_file.features.n_mels, from_file.train.lr) == ("piczak", 60, 0.002)
-    inherited = {"model": {"name": "cnn", "filters": 8}, "features": {"n_mels": 32}}
-    config = layered_config(inherited=inherited, overrides=["model.filters=16"])
-    assert (config.model.name, config.model.filters, config.features.n_mels) == ("cnn", 16, 32)
-    with pytest.raises(ConfigError, match="aclnet"):
-        layered_config(model="aclnet", overrides=["features.kind=logmel"])

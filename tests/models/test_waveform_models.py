@@ -19,8 +19,8 @@ from envsound.models import aclnet, envnet2
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel, build_network, input_shape
 from envsound.models.registry import build_model, check_feature_kind, feature_kind, model_names, model_preset
-from envsound.training.context import RunContext
-from envsound.training.train import train_model
+from envsound.recipes.context import RunContext
+from envsound.recipes.train import train_model
 
 WAVEFORM = ("aclnet", "envnet2")
 

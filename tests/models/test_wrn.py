@@ -55,8 +55,8 @@ def test_wrn28_trains_and_exports(tmp_path, synthetic_manifest):
     from conftest import TINY_OVERRIDES
     from envsound.config import resolve_config
     from envsound.inference.onnx_export import export_onnx, parity_check
-    from envsound.training.context import RunContext
-    from envsound.training.train import train_model
+    from envsound.recipes.context import RunContext
+    from envsound.recipes.train import train_model
 
     config = resolve_config(overrides=TINY_OVERRIDES + ("model.name=wrn28", "model.filters=4",
                                                         "model.options.depth=10", "train.max_epochs=2"))

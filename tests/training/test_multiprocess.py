@@ -13,8 +13,8 @@ import pytest
 from conftest import TINY_OVERRIDES
 from envsound.errors import EnvsoundError
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.context import RunContext
-from envsound.training.train import train_model
+from envsound.recipes.context import RunContext
+from envsound.recipes.train import train_model
 
 pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPU cores for 2 processes")
 

@@ -21,9 +21,9 @@ from envsound.data.splits import check_augmentation_leakage, cv_splits
 from envsound.data.synthetic import synthesize_clip
 from envsound.errors import DatasetLayoutError
 from envsound.features.cache import FeatureCache
-from envsound.training.context import RunContext
+from envsound.recipes.context import RunContext
+from envsound.recipes.train import train_model
 from envsound.training.prepare import prepare_training_data
-from envsound.training.train import train_model
 from audiofactory import write_audio
 from conftest import TINY_OVERRIDES
 
@@ -143,7 +143,7 @@ def test_background_folder_holding_validation_clips_is_refused(tmp_path, takes_m
 
 
 def test_cross_validation_refuses_a_leaky_background_folder(tmp_path, takes_manifest):
-    from envsound.evaluation.crossval import cross_validate
+    from envsound.recipes.crossval import cross_validate
 
     # the dataset's own audio folder: every fold's test clips are in it
     folder = Path(takes_manifest.records[0].path).parent

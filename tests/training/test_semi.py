@@ -12,13 +12,13 @@ from envsound.augment.strong import gain_and_noise, speed_and_pitch, strong_view
 from envsound.config import resolve_config
 from envsound.data.registry import load_dataset
 from envsound.errors import ConfigError
-from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.context import RunContext
+from envsound.recipes.context import RunContext
+from envsound.recipes.crossval import cross_validate
+from envsound.recipes.train import train_model
 from envsound.training.semi import rampup
 from envsound.training.semi.losses import pseudo_label_loss
-from envsound.training.train import train_model
 from semi_helpers import make_tiny_esc50
 
 SEMI = TINY_OVERRIDES + ("train.max_epochs=2", "model.filters=4", "semi.threshold=0.2", "semi.mu=2")

@@ -12,10 +12,10 @@ from conftest import TINY_OVERRIDES
 from envsound.config import resolve_config
 from envsound.errors import ConfigError
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.context import RunContext
+from envsound.recipes.context import RunContext
+from envsound.recipes.train import train_model
 from envsound.training.loop.data import ClipDataModule
 from envsound.training.loop.fit import SMALL_LABEL_MIN_STEPS, min_steps
-from envsound.training.train import train_model
 
 SEMI = TINY_OVERRIDES + ("model.filters=4", "semi.threshold=0.2", "semi.mu=1", "train.batch_size=4",
                          "train.val_fraction=0", "train.label_fraction=0.25", "train.max_epochs=1")

@@ -14,8 +14,8 @@ from envsound.errors import CheckpointError, ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel, build_network
-from envsound.training.context import RunContext
-from envsound.training.train import train_model
+from envsound.recipes.context import RunContext
+from envsound.recipes.train import train_model
 from envsound.transfer.source import apply_init, match_labels, plan_init, read_label_map, weight_mismatches
 
 SOURCE_CLASSES = ["siren", "dog_bark", "rain", "wind", "clock_tick", "engine"]

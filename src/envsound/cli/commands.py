@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from envsound.cli.options import (build_config, feature_cache, on_error, run_context, semi_options, show_progress,
-                                  with_threshold)
+from envsound.cli.options import (build_config, feature_cache, on_error, run_context, show_progress,
+                                  unlabelled_manifest, with_threshold)
 from envsound.errors import ConfigError
 
 log = logging.getLogger("envsound")
@@ -35,12 +35,12 @@ def _dataset(args: argparse.Namespace):
 
 
 def train(args: argparse.Namespace) -> int:
-    from envsound.evaluation.crossval import plot_run_curves
-    from envsound.training.train import train_model
+    from envsound.recipes.crossval import plot_run_curves
+    from envsound.recipes.train import train_model
 
     config = build_config(args)
     init = args.init
-    unlabelled = semi_options(args, config)
+    unlabelled = unlabelled_manifest(args)
     manifest = _dataset(args)
     held_out = []
     if args.folds:
@@ -76,11 +76,11 @@ def _score_line(args: argparse.Namespace, config, result, held_out) -> str:
 
 
 def cv(args: argparse.Namespace) -> int:
-    from envsound.evaluation.crossval import cross_validate
+    from envsound.recipes.crossval import cross_validate
 
     config = build_config(args)
     init = args.init
-    unlabelled = semi_options(args, config)
+    unlabelled = unlabelled_manifest(args)
     manifest = _dataset(args)
     summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, context=run_context(args),
                              init=init, unlabelled=unlabelled)
@@ -93,12 +93,12 @@ def cv(args: argparse.Namespace) -> int:
 
 
 def grid(args: argparse.Namespace) -> int:
-    from envsound.evaluation.grid import grid_search, split_grid_overrides
+    from envsound.recipes.grid import grid_search, split_grid_overrides
 
     fixed, axes = split_grid_overrides(args.overrides)
     config = build_config(args, overrides=fixed)
     init = args.init
-    unlabelled = semi_options(args, config)
+    unlabelled = unlabelled_manifest(args)
     manifest = _dataset(args)
     result = grid_search(manifest, config, axes, folds=args.folds, out_dir=args.out, context=run_context(args),
                          init=init, unlabelled=unlabelled)
@@ -110,7 +110,7 @@ def grid(args: argparse.Namespace) -> int:
 
 def stages(args: argparse.Namespace) -> int:
     from envsound.data.registry import dataset_root
-    from envsound.evaluation.stages import read_mixture_truth, run_stages
+    from envsound.recipes.stages import read_mixture_truth, run_stages
 
     config = build_config(args)
     args.subset = args.subset or "all"  # the stages use both origins
@@ -128,7 +128,7 @@ def stages(args: argparse.Namespace) -> int:
 
 def pretrain(args: argparse.Namespace) -> int:
     from envsound.evaluation.reconstructions import plot_reconstructions
-    from envsound.training.pretrain import pretrain_autoencoder
+    from envsound.recipes.pretrain import pretrain_autoencoder
 
     config = build_config(args)
     manifest = _dataset(args)

@@ -247,6 +247,15 @@ def configure_logging(*, debug: bool, quiet: bool, command: str) -> None:
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
 
 
+def _in_flags(exc: Exception) -> str:
+    """A library error in the CLI's words: the Python API's names for what a flag sets become the flag."""
+    from envsound.errors import RunExistsError
+
+    if isinstance(exc, RunExistsError):
+        return f"{exc.path} already exists; pass --overwrite to replace it, --resume to continue, or choose another --out"
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -258,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     except EnvsoundError as exc:
         if args.debug:
             raise
-        print(f"envsound {args.command}: error: {exc}", file=sys.stderr)
+        print(f"envsound {args.command}: error: {_in_flags(exc)}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as exc:
         extra = extra_for(exc.name or "")

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from envsound.config import SEMI_METHODS, Config
+from envsound.config import Config
+from envsound.config.flags import FLAGS
 
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> None:
@@ -65,12 +66,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one config key, e.g. --set train.max_epochs=30 (repeatable; "
                             "'envsound config' lists every key with its default)")
-    group.add_argument("--devices", type=int, metavar="N",
-                       help="train on N processes (CPU) or N GPUs, data-parallel through Lightning (runtime.devices; "
-                            "train and pretrain)")
-    group.add_argument("--allow-overlap", action="store_true",
-                       help="use background or unlabelled audio even where it sounds like a validation or test clip "
-                            "(leakage.allow_overlap; the overlaps are still listed in a warning)")
+    add_flags(group, "training")
     group.add_argument("--resume", action="store_true",
                        help="continue an interrupted run in --out from its last Lightning checkpoint")
     group.add_argument("--overwrite", action="store_true", help="replace a finished model already in --out")
@@ -93,30 +89,29 @@ def parse_names(text: str) -> list[str]:
     return names
 
 
+def add_flags(group, name: str) -> None:
+    """The options of :data:`~envsound.config.flags.FLAGS` in group ``name``, each with its key in the help, in brackets."""
+    for flag in FLAGS:
+        if flag.group != name:
+            continue
+        if flag.type is None:
+            group.add_argument(flag.option, action="store_true", help=f"{flag.help} [{flag.key}]")
+        else:
+            group.add_argument(flag.option, type=flag.type, choices=flag.choices, metavar=flag.metavar,
+                               help=f"{flag.help} [{flag.key}]")
+
+
 def build_config(args: argparse.Namespace, overrides: list[str] | None = None) -> Config:
-    """The command's config (:func:`~envsound.models.registry.layered_config`): defaults -> the model's preset -> the
-    ``--init`` checkpoint's features and model -> --preset -> --config -> --model -> --set (or ``overrides`` instead)
-    and the flags that stand for keys; a model given input it does not take is a ConfigError here, before any data is
-    listed. An override that makes the ``--init`` weights unusable is caught by ``train_model`` (every mismatch
-    named) before anything is written."""
-    from envsound.models.registry import layered_config
+    """The command's config: :func:`~envsound.recipes.config.resolve` with --model, --preset, --init, --config,
+    --set (or ``overrides`` instead) and the flags that stand for keys, as given; a model given input it does not
+    take is a ConfigError here, before any data is listed. An override that makes the ``--init`` weights unusable is
+    caught by ``train_model`` (every mismatch named) before anything is written."""
+    from envsound.recipes.config import resolve
 
-    inherited = {}
-    if getattr(args, "init", None) is not None:
-        from envsound.transfer.source import read_source, source_sections
-
-        inherited = source_sections(read_source(args.init))
-    overrides = list(args.overrides if overrides is None else overrides)
-    if getattr(args, "devices", None) is not None:
-        overrides.append(f"runtime.devices={args.devices}")
-    if getattr(args, "allow_overlap", False):
-        overrides.append("leakage.allow_overlap=true")
-    for flag, key in (("transfer", "transfer.mode"), ("label_map", "transfer.label_map"), ("shots", "train.shots"),
-                      ("freeze_encoder_epochs", "train.freeze_encoder_epochs")):
-        if getattr(args, flag, None) is not None:
-            overrides.append(f"{key}={getattr(args, flag)}")
-    return layered_config(model=args.model, preset=getattr(args, "preset", None), inherited=inherited,
-                          config_file=args.config, overrides=overrides)
+    flags = {flag.keyword: getattr(args, flag.keyword, None) for flag in FLAGS}
+    return resolve(model=args.model, preset=getattr(args, "preset", None), init=getattr(args, "init", None),
+                   config_file=args.config, overrides=list(args.overrides if overrides is None else overrides),
+                   **flags)
 
 
 def feature_cache(args: argparse.Namespace):
@@ -149,7 +144,7 @@ def show_progress(args: argparse.Namespace) -> bool:
 
 def run_context(args: argparse.Namespace):
     """A recipe's RunContext from --cache-dir/--no-cache, --resume, --overwrite, --quiet and --skip-bad."""
-    from envsound.training.context import RunContext  # imported late, as the CLI's others are: --help stays fast
+    from envsound.recipes.context import RunContext  # imported late, as the CLI's others are: --help stays fast
 
     return RunContext(cache=feature_cache(args), resume=args.resume, overwrite=args.overwrite,
                       progress=show_progress(args), on_error=on_error(args))
@@ -162,29 +157,13 @@ def add_init_options(parser: argparse.ArgumentParser) -> None:
                        help="start from an envsound classifier (every layer but the head; rows of classes both label "
                             "sets share are copied) or an autoencoder.ckpt from 'envsound pretrain' (its encoder); the "
                             "model and feature settings come from it")
-    group.add_argument("--transfer", choices=["auto", "full", "gradual", "probe", "probe_full"],
-                       help="how to train from --init (transfer.mode): full (everything trains), gradual (trunk "
-                            "frozen for transfer.freeze_epochs, then trained), probe (logistic regression on the "
-                            "frozen trunk's embeddings); auto: the best measured (README)")
-    group.add_argument("--label-map", type=Path, metavar="FILE.csv",
-                       help="two columns source,target: source classes whose head rows start the target classes "
-                            "(transfer.label_map; default: classes with the same name)")
-    group.add_argument("--freeze-encoder-epochs", type=int, metavar="N",
-                       help="older spelling of --transfer gradual --set transfer.freeze_epochs=N")
+    add_flags(group, "transfer")
 
 
 def add_semi_options(parser: argparse.ArgumentParser) -> None:
     """``--label-fraction``, ``--semi`` and the unlabelled data of a semi-supervised run (train, cv, grid)."""
     group = parser.add_argument_group("labelled fraction and semi-supervised learning")
-    group.add_argument("--shots", type=int, metavar="K",
-                       help="keep K labelled clips per class of the training folds, grouped by source and chosen from "
-                            "train.seed (train.shots; excludes --label-fraction); the rest become unlabelled data")
-    group.add_argument("--label-fraction", type=float, metavar="P",
-                       help="keep a stratified share P (0 < P <= 1) of the training clips labelled, grouped by source "
-                            "and chosen from train.seed (train.label_fraction); the rest become unlabelled data. "
-                            "Such a run, with --semi or without, makes at least train.min_steps (1,500) optimizer steps")
-    group.add_argument("--semi", choices=SEMI_METHODS,
-                       help="semi-supervised method (semi.method; its settings are semi.*, see 'envsound config')")
+    add_flags(group, "semi")
     group.add_argument("--unlabelled-dataset", metavar="NAME",
                        help="extra unlabelled audio: any dataset name (labels ignored), e.g. esc50 or unlabelled "
                             "(a folder of audio); in cv the test fold's clips and sources are left out of it")
@@ -193,13 +172,8 @@ def add_semi_options(parser: argparse.ArgumentParser) -> None:
                        help="only these folds of --unlabelled-dataset (default: all of it)")
 
 
-def semi_options(args: argparse.Namespace, config: Config):
-    """Apply ``--label-fraction`` / ``--semi`` to ``config`` (validated); return the unlabelled manifest or ``None``."""
-    if getattr(args, "label_fraction", None) is not None:
-        config.set("train.label_fraction", args.label_fraction, source="--label-fraction")
-    if getattr(args, "semi", None) is not None:
-        config.set("semi.method", args.semi, source="--semi")
-    config.validate()
+def unlabelled_manifest(args: argparse.Namespace):
+    """The manifest of ``--unlabelled-dataset`` (``--unlabelled-root``, ``--unlabelled-folds``), or ``None``."""
     name = getattr(args, "unlabelled_dataset", None)
     if name is None:
         if getattr(args, "unlabelled_root", None) or getattr(args, "unlabelled_folds", None):

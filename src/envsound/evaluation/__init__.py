@@ -1,1 +1,1 @@
-"""evaluation stage of envsound."""
+"""Scoring a trained model: metrics, reports and plots. No training here (that is :mod:`envsound.recipes`)."""

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import torch
 
+from envsound.config import resolve_config
 from envsound.errors import CheckpointError
 from envsound.models.efficientat import BLOCKS, EfficientAT, make_divisible, official_key, release_key
 from envsound.task import MULTI_LABEL, Task
@@ -168,11 +169,12 @@ def official_checkpoint(state: Mapping[str, torch.Tensor], *, path: Path, labels
             does not have one row per output.
     """
     from envsound.models.checkpoint import Checkpoint  # it imports this module
-    from envsound.models.registry import layered_config  # every model class: only when a release file is read
+    from envsound.models.registry import model_preset  # every model class: only when a release file is read
 
     width, n_classes = check_official_state(state, source=str(path))
     labels = read_labels(path, n_classes=n_classes, required=labels_required)
-    config = layered_config(model="efficientat", overrides=[f"model.options.width={width}"])
+    config = resolve_config(preset=model_preset("efficientat"), model="efficientat",
+                            overrides=[f"model.options.width={width}"])
     spec = next((p for p in PRETRAINED.values() if p.width == width), None)
     meta = {"kind": "classifier", "pretrained": {"name": spec.name if spec else None, "file": str(path),
                                                  "audioset_map": spec.audioset_map if spec else None}}

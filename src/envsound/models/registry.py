@@ -4,7 +4,7 @@ Torch models (``nn.Module``) take ``(batch, in_channels, n_mels, frames)`` log-m
 models (``aclnet``, ``envnet2``) ``(batch, samples)`` / ``(batch, 1, samples)``, and return logits; the baselines
 (:class:`~envsound.models.baselines.SklearnBaseline`) take MFCC summary statistics of log-mel windows. Each class
 carries ``input_kind`` (``"logmel"``, ``"waveform"`` or ``"mfcc_stats"``) and ``preset``: config sections it prefers,
-applied before the user's YAML and overrides (see :func:`layered_config`). A model with settings of
+applied before the user's YAML and overrides (see :func:`envsound.recipes.config.resolve`). A model with settings of
 its own (``model.options``) lists them in ``options: ClassVar[dict[str, OptionSpec]]`` and takes each as a keyword
 argument; :func:`build_model` checks ``model.options`` against that list (models without one take no options).
 """
@@ -12,12 +12,11 @@ argument; :func:`build_model` checks ``model.options`` against that list (models
 from __future__ import annotations
 
 import copy
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from torch import nn
 
-from envsound.config import Config, ModelConfig, load_preset, load_yaml, resolve_config
+from envsound.config import ModelConfig
 from envsound.errors import ConfigError
 from envsound.models.aclnet import AclNet
 from envsound.models.baselines import KNNBaseline, RandomForestBaseline, SklearnBaseline
@@ -66,48 +65,10 @@ def get_model_class(name: str) -> type:
 def model_preset(name: str) -> dict[str, Any]:
     """A deep copy of the config sections model ``name`` prefers, e.g. ``{"features": {"n_mels": 60, ...}}``.
 
-    >>> config = resolve_config(preset=model_preset("piczak"), model="piczak")
+    >>> model_preset("piczak")["features"]["n_mels"]
+    60
     """
     return copy.deepcopy(get_model_class(name).preset)
-
-
-def layered_config(*, model: str | None = None, preset: str | None = None,
-                   inherited: Mapping[str, Mapping[str, Any]] | None = None, config_file: str | Path | None = None,
-                   overrides: Sequence[str] = ()) -> Config:
-    """The config a run trains with, each layer over the last: the defaults, the model's own preset
-    (:func:`model_preset`), ``inherited`` (an ``--init`` checkpoint's features and model sections), the named
-    ``preset`` (``envsound/presets/<preset>.yaml``, e.g. ``dtu2018``), ``config_file``, ``model``, then ``overrides``
-    (``["train.lr=0.01", ...]``). The model whose preset is the first layer is ``model``, else the one ``config_file``,
-    the named preset or ``inherited`` names (in that order), else the default. The CLI resolves every command's
-    config here, so a script that does the same gets what ``envsound train`` would.
-
-    >>> layered_config(preset="dtu2018", overrides=["train.max_epochs=30"]).features.n_mels
-    28
-
-    Raises:
-        ConfigError: an invalid value or key, an unknown preset or model, a model given input it does not take
-            (e.g. ``aclnet`` with ``features.kind=logmel``), or options the model does not have.
-    """
-    named = load_preset(preset) if preset else {}
-    inherited = dict(inherited or {})
-    name = model
-    if name is None and config_file is not None:
-        name = load_yaml(config_file).get("model", {}).get("name")
-    for layer in (named, inherited):
-        name = name or (layer.get("model") or {}).get("name")
-    sections = _merged(_merged(model_preset(name or Config().model.name), inherited), named)
-    config = resolve_config(preset=sections, config_file=config_file, model=model, overrides=list(overrides))
-    check_feature_kind(config.model.name, config.features.kind)
-    check_model_options(config.model.name, config.model.options)
-    return config
-
-
-def _merged(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{section: {key: value}}`` of ``first`` updated key by key with ``second``."""
-    merged = {section: dict(values) for section, values in first.items()}
-    for section, values in second.items():
-        merged.setdefault(section, {}).update(values or {})
-    return merged
 
 
 def feature_kind(name: str) -> str:

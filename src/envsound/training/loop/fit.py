@@ -160,7 +160,7 @@ def fit_network(
     ``noisy.noisy_loss`` and ``noisy.noisy_share`` sets how often it is drawn.
     ``train.class_balance`` picks a class-weighted loss, a class-balanced sampler or neither
     (:func:`~envsound.training.loop.balance.choose_class_balance`). One network: ``train.ensemble`` N > 1 is
-    :func:`~envsound.training.ensemble.fit_ensemble` calling this once per member.
+    :func:`~envsound.recipes.ensemble.fit_ensemble` calling this once per member.
     """
     if config.train.ensemble > 1:
         raise ValueError("fit_network fits one network; an ensemble is fitted member by member by fit_ensemble")

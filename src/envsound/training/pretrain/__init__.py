@@ -1,6 +1,6 @@
-"""Autoencoder pre-training (``envsound pretrain``): the recipe (:func:`~.run.pretrain_autoencoder`: data, split,
-runtime, checkpoint) and its Lightning module (:class:`~.module.AutoencoderModule`: reconstruction loss)."""
+"""Autoencoder pre-training's Lightning module (:class:`~.module.AutoencoderModule`: reconstruction loss); the recipe
+that runs it is :func:`~envsound.recipes.pretrain.pretrain_autoencoder`."""
 
-from envsound.training.pretrain.run import pretrain_autoencoder
+from envsound.training.pretrain.module import AutoencoderModule
 
-__all__ = ["pretrain_autoencoder"]
+__all__ = ["AutoencoderModule"]

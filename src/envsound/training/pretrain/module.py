@@ -1,4 +1,4 @@
-"""The Lightning module behind :func:`~envsound.training.pretrain.run.pretrain_autoencoder`: a convolutional
+"""The Lightning module behind :func:`~envsound.recipes.pretrain.pretrain_autoencoder`: a convolutional
 autoencoder and its reconstruction loss."""
 
 from __future__ import annotations

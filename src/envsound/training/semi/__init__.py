@@ -1,6 +1,6 @@
 """Semi-supervised training (``semi.method``): labelled and unlabelled batches in every step (below), or
 ``self_training``: supervised rounds on the labelled clips plus the pool clips the previous round's model is surest
-of, its guesses as labels (:mod:`~envsound.training.semi.self_training`; ``train_model`` runs it, not this module).
+of, its guesses as labels (:mod:`~envsound.recipes.self_training`; ``train_model`` runs it, not this module).
 
 - ``fixmatch`` (Sohn et al. 2020): each unlabelled window gives a *weak* view (random crop, done by the dataset, plus
   a random time roll) and a *strong* view (time roll, SpecAugment masks, random gain and noise:

@@ -16,17 +16,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from envsound.config import Config, write_config
+from envsound.config import Config
 from envsound.data.records import ClipRecord, Manifest
 from envsound.data.splits import train_val_split
 from envsound.errors import CheckpointError, ConfigError, EnvsoundError
 from envsound.features.extract import extract_features
 from envsound.features.fingerprint import clip_fingerprints, exact_ids
 from envsound.features.windows import eval_windows
-from envsound.fileio import run_lock, write_json_atomic
+from envsound.fileio import write_json_atomic
 from envsound.models.autoencoder import CHECKPOINT_NAME, autoencoder_checkpoint, build_autoencoder, check_decoder
-from envsound.models.checkpoint import save_checkpoint
-from envsound.training.context import RunContext
+from envsound.recipes.context import RunContext
+from envsound.recipes.run_folder import RunFolder
 from envsound.training.prepare import features_of
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def pretrain_autoencoder(
             where it runs.
         decoder: ``"unpool"`` (``dtu`` only) or ``"upsample"``.
         out_dir: run folder.
-        context: how it runs (:class:`~envsound.training.context.RunContext`): the feature cache; ``resume``
+        context: how it runs (:class:`~envsound.recipes.context.RunContext`): the feature cache; ``resume``
             continues from ``out_dir/lightning/last.ckpt``; ``overwrite`` replaces a finished ``autoencoder.ckpt``;
             progress bars; ``on_error`` ``"raise"`` or ``"skip"`` unusable audio (skipped files are listed in the
             result).
@@ -104,10 +104,9 @@ def pretrain_autoencoder(
         raise ConfigError(f"features.kind={config.features.kind!r}: pre-training needs log-mel features; "
                           "set features.kind=logmel")
     out_dir = Path(out_dir)
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    if ckpt_path.exists() and not (context.overwrite or context.resume):
-        raise EnvsoundError(f"{ckpt_path} already exists; pass --overwrite to replace it, --resume to continue, "
-                            "or choose another --out")
+    folder = RunFolder(out_dir, checkpoint_name=CHECKPOINT_NAME, context=context)
+    folder.check_free()
+    ckpt_path = folder.checkpoint
     if isinstance(manifest_or_records, Manifest):
         name, records = manifest_or_records.name, manifest_or_records.records
     else:
@@ -115,8 +114,7 @@ def pretrain_autoencoder(
     unlabelled = Manifest(name=name, records=[replace(r, labels=()) for r in records], labels=[])
     if len(unlabelled) < 2:
         raise EnvsoundError(f"only {len(unlabelled)} clip(s) in {name!r} to pre-train on; need at least 2")
-    with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
-        write_config(out_dir / "config.yaml", config)
+    with folder.writing(config, same_input=False):  # a resumed run's input is checked on its Lightning checkpoint
         train_set, val_set = train_val_split(unlabelled, val_fraction=config.train.pretrain_val_fraction,
                                              seed=config.train.seed)
         kept, features, skipped = extract_features(train_set.records + val_set.records, config.features,
@@ -144,10 +142,10 @@ def pretrain_autoencoder(
                                   epochs=epochs, best_val_loss=best, skipped=skipped)
         meta = {"dataset": name, "n_train_clips": len(train_feats), "n_val_clips": len(val_feats), "epochs": epochs,
                 "best_val_loss": best, "runtime": runtime.to_dict()}
-        write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {runtime.describe()}")
+        folder.note_runtime(config, runtime)
         checkpoint = autoencoder_checkpoint(module.model, config, meta=meta)
         checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in kept], cache=context.cache))
-        save_checkpoint(ckpt_path, checkpoint)
+        folder.save(checkpoint)
         source = val_feats or train_feats
         picks = np.unique(np.linspace(0, len(source) - 1, num=min(n_examples, len(source))).round().astype(int))
         examples = np.stack([eval_windows(source[i], config.features)[0][0] for i in picks]).astype(np.float32)

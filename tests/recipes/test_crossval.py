@@ -3,8 +3,8 @@ import json
 import pytest
 
 from envsound.errors import DatasetLayoutError
-from envsound.evaluation.crossval import cross_validate
-from envsound.training.context import RunContext
+from envsound.recipes.context import RunContext
+from envsound.recipes.crossval import cross_validate
 
 
 def test_cross_validation_writes_summary_and_figures(tmp_path, synthetic_manifest, tiny_config):

@@ -12,8 +12,8 @@ from envsound.errors import EnvsoundError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
-from envsound.training.context import RunContext
-from envsound.training.train import train_model
+from envsound.recipes.context import RunContext
+from envsound.recipes.train import train_model
 
 
 @pytest.mark.parametrize("model, extra", [
@@ -58,7 +58,8 @@ def test_existing_model_is_not_overwritten(tmp_path, synthetic_manifest, tiny_co
     tiny_config.model.name, tiny_config.model.filters = "knn", None
     train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path, context=RunContext(progress=False))
     before = (tmp_path / "model.ckpt").read_bytes()
-    with pytest.raises(EnvsoundError, match="already exists"):
+    # the library speaks its own API's words (the CLI says --overwrite: tests/cli/test_cli.py)
+    with pytest.raises(EnvsoundError, match=r"already exists; RunContext\(overwrite=True\) replaces it"):
         train_model(synthetic_manifest.select_folds([1]), tiny_config, out_dir=tmp_path,
                     context=RunContext(progress=False))
     assert (tmp_path / "model.ckpt").read_bytes() == before

@@ -1,7 +1,7 @@
 """Grid search: the cartesian product of config values, each point scored by cross-validation.
 
 ``envsound grid --set model.filters=16,32,64 --set train.batch_size=16,32,64 ...`` calls :func:`grid_search`. Every
-point is one :func:`~envsound.evaluation.crossval.cross_validate` run in its own sub-folder
+point is one :func:`~envsound.recipes.crossval.cross_validate` run in its own sub-folder
 (``OUT/model.filters=16__train.batch_size=32/``); a point whose ``cv.json`` exists is read, not rerun (and a
 point interrupted half-way resumes its finished folds). The table goes to ``grid.md`` and ``grid.json``: with two
 keys, the first key's values are rows and the second's columns (like Table 1 of the DTU paper), cells
@@ -24,9 +24,9 @@ from typing import Any, Mapping, Sequence
 from envsound.config import Config, parse_override
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError, EnvsoundError
-from envsound.evaluation.crossval import cross_validate
 from envsound.fileio import write_json_atomic, write_text_atomic
-from envsound.training.context import RunContext
+from envsound.recipes.context import RunContext
+from envsound.recipes.crossval import cross_validate
 
 log = logging.getLogger(__name__)
 

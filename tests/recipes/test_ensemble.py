@@ -11,9 +11,9 @@ from envsound.features.extract import extract_features
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
 from envsound.models.ensemble import Ensemble
-from envsound.training.context import RunContext
-from envsound.training.ensemble import MEMBER_WEIGHTS
-from envsound.training.train import CHECKPOINT_NAME, train_model
+from envsound.recipes.context import RunContext
+from envsound.recipes.ensemble import MEMBER_WEIGHTS
+from envsound.recipes.train import CHECKPOINT_NAME, train_model
 
 
 def test_an_ensemble_trains_saves_and_scores_as_the_mean_of_its_members(tmp_path, synthetic_manifest, tiny_config):

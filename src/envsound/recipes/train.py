@@ -13,15 +13,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from envsound.config import Config, check_same_input, write_config
+from envsound.config import Config
 from envsound.data.records import Manifest
-from envsound.errors import ConfigError, EnvsoundError
+from envsound.errors import ConfigError
 from envsound.features.fingerprint import clip_fingerprints, exact_ids
-from envsound.fileio import run_lock
-from envsound.models.checkpoint import Checkpoint, save_checkpoint
+from envsound.models.checkpoint import Checkpoint
 from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
+from envsound.recipes.context import RunContext
+from envsound.recipes.run_folder import RunFolder
 from envsound.task import Task, fit_class_thresholds
-from envsound.training.context import RunContext
 from envsound.training.loop.data import clip_noisiness, target_matrix
 from envsound.training.prepare import prepare_training_data
 from envsound.transfer.guard import check_init_unseen
@@ -71,7 +71,7 @@ def train_model(
     is taken from ``manifest`` itself for early stopping and best-checkpoint selection of torch models (baselines fit
     on every clip): pass only training folds. Also writes ``config.yaml`` (the resolved config) and ``logs/metrics.csv``.
     ``context``: the feature cache, resume / overwrite of ``out_dir``, progress bars and bad audio
-    (:class:`~envsound.training.context.RunContext`).
+    (:class:`~envsound.recipes.context.RunContext`).
     ``init``: a classifier ``model.ckpt`` of envsound (every layer but the head is loaded; head rows of the classes
     both label sets share are copied) or an ``autoencoder.ckpt`` from ``envsound pretrain`` (its encoder, for
     ``dtu``/``cnn``); ``config.transfer`` says how the model trains from it (``full``, ``gradual``, ``probe``). The
@@ -113,19 +113,14 @@ def train_model(
         raise ConfigError(f"train.ensemble={config.train.ensemble} needs a network; model {config.model.name!r} "
                           "is a baseline (set train.ensemble=1)")
     out_dir = Path(out_dir)
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    if ckpt_path.exists() and not (context.overwrite or context.resume):
-        raise EnvsoundError(f"{ckpt_path} already exists; pass --overwrite to replace it, --resume to continue, "
-                            "or choose another --out")
+    folder = RunFolder(out_dir, checkpoint_name=CHECKPOINT_NAME, context=context)
+    folder.check_free()
+    ckpt_path = folder.checkpoint
     # checked before any work is done: the source fits, and the mode is one it can train in
     plan = plan_init(init, config, manifest.labels) if init is not None else None
     mode = resolve_mode(config, plan)
     task = manifest.task
-    with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
-        if context.resume:
-            check_same_input(out_dir / "config.yaml", config)
-        write_config(out_dir / "config.yaml", config)
-
+    with folder.writing(config):
         # baselines have no epochs to choose between: they fit on every training clip (prepare_training_data)
         data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled,
                                      cache=context.cache, on_error=context.on_error, progress=context.progress)
@@ -164,11 +159,11 @@ def train_model(
         if mode == "probe":
             pass  # the probe's network is the model
         elif is_torch_model(config.model.name):
-            from envsound.training.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
+            from envsound.recipes.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
             from envsound.training.loop.fit import FitResult, fit_network
             from envsound.training.loop.module import ClassifierModule
             from envsound.training.semi import SemiModule
-            from envsound.training.semi.self_training import ClipSet, fit_self_training
+            from envsound.recipes.self_training import ClipSet, fit_self_training
 
             labelled = ClipSet(train_feats, target_matrix(train_set),
                                data.train_variants if data.copies.copies else [], clip_noisiness(train_set))
@@ -203,14 +198,14 @@ def train_model(
                 checkpoint.task = _fitted_thresholds(checkpoint, val_feats, target_matrix(val_set))
             if fit.runtime is not None:
                 checkpoint.meta["runtime"] = fit.runtime.to_dict()
-                write_config(out_dir / "config.yaml", config, note=f"runtime chosen: {fit.runtime.describe()}")
+                folder.note_runtime(config, fit.runtime)
         else:
             checkpoint.sklearn_bytes = fit_baseline(config, train_feats, target_matrix(train_set), len(manifest.labels))
         if data.copies.copies:
             checkpoint.meta["augmented_copies"] = len(data.copies.copies)
         checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
                                 "monitor": config.train.monitor})
-        save_checkpoint(ckpt_path, checkpoint)
+        folder.save(checkpoint)
         return _finished(result, start)
 
 

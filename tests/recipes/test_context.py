@@ -7,11 +7,11 @@ import pytest
 
 from envsound.cli.options import run_context
 from envsound.errors import ConfigError, EnvsoundError
-from envsound.evaluation import crossval
-from envsound.evaluation.crossval import cross_validate
 from envsound.features.cache import FeatureCache
-from envsound.training.context import RunContext
-from envsound.training.train import train_model
+from envsound.recipes import crossval
+from envsound.recipes.context import RunContext
+from envsound.recipes.crossval import cross_validate
+from envsound.recipes.train import train_model
 
 
 def test_an_unknown_on_error_is_refused_naming_it():

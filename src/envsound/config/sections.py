@@ -1,20 +1,14 @@
-"""Typed configuration: dataclasses, set by YAML files and ``--set section.key=value`` overrides.
-
-Resolution order (later wins): dataclass defaults -> the model's preset (``models.registry``) -> YAML file -> overrides.
-Unknown sections or keys are a :class:`ConfigError`. The resolved config is saved next to every run and inside
-every checkpoint, so a checkpoint loads with no flags retyped.
-"""
+"""The sections of a run's config, one dataclass each: its fields (with the comment that documents each, read by
+``docs/config.md``), defaults and range checks."""
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from envsound.config.values import check_value
 from envsound.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
@@ -57,27 +51,27 @@ class FeatureConfig:
     win_length: int | None = None  # efficientat: STFT window in samples, 1..n_fft (None = n_fft)
 
     def validate(self) -> None:
-        _check(self.kind in ("logmel", "waveform"), "features.kind", self.kind, "'logmel' or 'waveform'")
-        _check(self.frontend in FRONTENDS, "features.frontend", self.frontend, " or ".join(map(repr, FRONTENDS)))
+        check_value(self.kind in ("logmel", "waveform"), "features.kind", self.kind, "'logmel' or 'waveform'")
+        check_value(self.frontend in FRONTENDS, "features.frontend", self.frontend, " or ".join(map(repr, FRONTENDS)))
         if self.frontend == "efficientat":
-            _check(self.kind == "logmel" and not self.deltas, "features.frontend", self.frontend,
+            check_value(self.kind == "logmel" and not self.deltas, "features.frontend", self.frontend,
                    "efficientat with features.kind=logmel and deltas false")
-        _check(self.win_length is None or (self.frontend == "efficientat" and 1 <= self.win_length <= self.n_fft),
+        check_value(self.win_length is None or (self.frontend == "efficientat" and 1 <= self.win_length <= self.n_fft),
                "features.win_length", self.win_length, "1..n_fft with features.frontend=efficientat, else unset")
-        _check(4000 <= self.sample_rate <= 192000, "features.sample_rate", self.sample_rate, "4000..192000 Hz")
-        _check(self.n_fft >= 16, "features.n_fft", self.n_fft, ">= 16")
-        _check(1 <= self.hop_length <= self.n_fft, "features.hop_length", self.hop_length, "1..n_fft")
-        _check(1 <= self.n_mels <= self.n_fft // 2 + 1, "features.n_mels", self.n_mels, "1..n_fft//2+1")
+        check_value(4000 <= self.sample_rate <= 192000, "features.sample_rate", self.sample_rate, "4000..192000 Hz")
+        check_value(self.n_fft >= 16, "features.n_fft", self.n_fft, ">= 16")
+        check_value(1 <= self.hop_length <= self.n_fft, "features.hop_length", self.hop_length, "1..n_fft")
+        check_value(1 <= self.n_mels <= self.n_fft // 2 + 1, "features.n_mels", self.n_mels, "1..n_fft//2+1")
         f_max = self.sample_rate / 2 if self.f_max is None else self.f_max
-        _check(0 <= self.f_min < f_max <= self.sample_rate / 2, "features.f_min/f_max", (self.f_min, self.f_max),
+        check_value(0 <= self.f_min < f_max <= self.sample_rate / 2, "features.f_min/f_max", (self.f_min, self.f_max),
                "0 <= f_min < f_max <= sample_rate/2")
-        _check(1 <= self.n_mfcc <= self.n_mels, "features.n_mfcc", self.n_mfcc, "1..n_mels")
-        _check(self.window_seconds > 0, "features.window_seconds", self.window_seconds, "> 0")
-        _check(self.eval_hop_seconds > 0, "features.eval_hop_seconds", self.eval_hop_seconds, "> 0")
-        _check(self.eval_crops >= 0, "features.eval_crops", self.eval_crops, ">= 0 (0: every eval_hop_seconds)")
-        _check(self.min_seconds >= 0, "features.min_seconds", self.min_seconds, ">= 0")
+        check_value(1 <= self.n_mfcc <= self.n_mels, "features.n_mfcc", self.n_mfcc, "1..n_mels")
+        check_value(self.window_seconds > 0, "features.window_seconds", self.window_seconds, "> 0")
+        check_value(self.eval_hop_seconds > 0, "features.eval_hop_seconds", self.eval_hop_seconds, "> 0")
+        check_value(self.eval_crops >= 0, "features.eval_crops", self.eval_crops, ">= 0 (0: every eval_hop_seconds)")
+        check_value(self.min_seconds >= 0, "features.min_seconds", self.min_seconds, ">= 0")
         # below one window, every window holds some of the clip, and a timeline stays within the file
-        _check(0 <= self.edge_pad < 1, "features.edge_pad", self.edge_pad,
+        check_value(0 <= self.edge_pad < 1, "features.edge_pad", self.edge_pad,
                "0 <= edge_pad < 1 window of silence on each side of a clip (EnvNet-v2: 0.5)")
 
     @property
@@ -120,13 +114,13 @@ class ModelConfig:
     options: dict = field(default_factory=dict)
 
     def validate(self) -> None:
-        _check(self.filters is None or self.filters >= 1, "model.filters", self.filters, ">= 1")
-        _check(self.dropout is None or 0 <= self.dropout < 1, "model.dropout", self.dropout, "0 <= dropout < 1")
-        _check(isinstance(self.options, Mapping), "model.options", self.options,
+        check_value(self.filters is None or self.filters >= 1, "model.filters", self.filters, ">= 1")
+        check_value(self.dropout is None or 0 <= self.dropout < 1, "model.dropout", self.dropout, "0 <= dropout < 1")
+        check_value(isinstance(self.options, Mapping), "model.options", self.options,
                "a mapping of option: value, e.g. {hidden: 32}")
         for key, value in self.options.items():
-            _check(isinstance(key, str) and key != "", "model.options", key, "option names are non-empty strings")
-            _check(value is None or isinstance(value, (bool, int, float, str)), f"model.options.{key}", value,
+            check_value(isinstance(key, str) and key != "", "model.options", key, "option names are non-empty strings")
+            check_value(value is None or isinstance(value, (bool, int, float, str)), f"model.options.{key}", value,
                    "a number, a string or a bool")
         self.options = {key: value for key, value in self.options.items() if value is not None}
 
@@ -148,7 +142,7 @@ class ModelConfig:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             self.options = {k: v for k, v in self.options.items() if k != key}
             return
-        _check(isinstance(value, (bool, int, float, str)), f"model.options.{key}", value,
+        check_value(isinstance(value, (bool, int, float, str)), f"model.options.{key}", value,
                "a number, a string or a bool")
         self.options = {**self.options, key: value}
 
@@ -194,36 +188,36 @@ class TrainConfig:
     class_balance: str = "auto"  # auto | sampler | loss | off (auto: loss weights when max/min class count > 1.5)
 
     def validate(self) -> None:
-        _check(self.max_epochs >= 1, "train.max_epochs", self.max_epochs, ">= 1")
-        _check(self.min_steps is None or self.min_steps >= 0, "train.min_steps", self.min_steps,
+        check_value(self.max_epochs >= 1, "train.max_epochs", self.max_epochs, ">= 1")
+        check_value(self.min_steps is None or self.min_steps >= 0, "train.min_steps", self.min_steps,
                ">= 0 (0 = max_epochs as given; unset = auto)")
-        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
-        _check(self.lr > 0, "train.lr", self.lr, "> 0")
-        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
-        _check(self.optimizer in ("adamw", "adam", "sgd"), "train.optimizer", self.optimizer, "adamw, adam or sgd")
-        _check(self.scheduler in ("onecycle", "cosine", "step", "none"), "train.scheduler", self.scheduler,
+        check_value(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
+        check_value(self.lr > 0, "train.lr", self.lr, "> 0")
+        check_value(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
+        check_value(self.optimizer in ("adamw", "adam", "sgd"), "train.optimizer", self.optimizer, "adamw, adam or sgd")
+        check_value(self.scheduler in ("onecycle", "cosine", "step", "none"), "train.scheduler", self.scheduler,
                "onecycle, cosine, step or none")
-        _check(all(m >= 1 for m in self.lr_milestones) and self.lr_milestones == sorted(set(self.lr_milestones)),
+        check_value(all(m >= 1 for m in self.lr_milestones) and self.lr_milestones == sorted(set(self.lr_milestones)),
                "train.lr_milestones", self.lr_milestones, "increasing epochs >= 1, e.g. [300, 600, 900]")
-        _check(0 < self.lr_gamma <= 1, "train.lr_gamma", self.lr_gamma, "0 < gamma <= 1")
-        _check(self.windows in ("random", "all", "all_copies"), "train.windows", self.windows,
+        check_value(0 < self.lr_gamma <= 1, "train.lr_gamma", self.lr_gamma, "0 < gamma <= 1")
+        check_value(self.windows in ("random", "all", "all_copies"), "train.windows", self.windows,
                "random, all or all_copies")
-        _check(0 < self.warmup_fraction < 1, "train.warmup_fraction", self.warmup_fraction, "0 < fraction < 1")
-        _check(self.monitor in ("accuracy", "loss"), "train.monitor", self.monitor, "accuracy or loss")
-        _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
-        _check(0 <= self.val_fraction < 1, "train.val_fraction", self.val_fraction, "0 <= val_fraction < 1")
-        _check(0 <= self.pretrain_val_fraction < 1, "train.pretrain_val_fraction", self.pretrain_val_fraction,
+        check_value(0 < self.warmup_fraction < 1, "train.warmup_fraction", self.warmup_fraction, "0 < fraction < 1")
+        check_value(self.monitor in ("accuracy", "loss"), "train.monitor", self.monitor, "accuracy or loss")
+        check_value(self.patience >= 0, "train.patience", self.patience, ">= 0")
+        check_value(0 <= self.val_fraction < 1, "train.val_fraction", self.val_fraction, "0 <= val_fraction < 1")
+        check_value(0 <= self.pretrain_val_fraction < 1, "train.pretrain_val_fraction", self.pretrain_val_fraction,
                "0 <= fraction < 1")
-        _check(1 <= self.ensemble <= 20, "train.ensemble", self.ensemble, "1..20")
-        _check(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing, "0..1")
-        _check(0 < self.label_fraction <= 1, "train.label_fraction", self.label_fraction, "0 < fraction <= 1")
-        _check(self.shots >= 0, "train.shots", self.shots, ">= 0 (0 = every labelled clip)")
+        check_value(1 <= self.ensemble <= 20, "train.ensemble", self.ensemble, "1..20")
+        check_value(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing, "0..1")
+        check_value(0 < self.label_fraction <= 1, "train.label_fraction", self.label_fraction, "0 < fraction <= 1")
+        check_value(self.shots >= 0, "train.shots", self.shots, ">= 0 (0 = every labelled clip)")
         if self.shots and self.label_fraction < 1:
             raise ConfigError(f"train.shots={self.shots} (--shots) and train.label_fraction={self.label_fraction} "
                               "(--label-fraction) both choose the labelled clips; give one of them")
         if self.class_balance == "False":  # a YAML file's bare `off` reads as false
             self.class_balance = "off"
-        _check(self.class_balance in ("auto", "sampler", "loss", "off"), "train.class_balance",
+        check_value(self.class_balance in ("auto", "sampler", "loss", "off"), "train.class_balance",
                self.class_balance, "auto, sampler, loss or off")
 
 
@@ -243,16 +237,16 @@ class RuntimeConfig:
     num_workers: int = 0  # DataLoader worker processes
 
     def validate(self) -> None:
-        _check(self.accelerator in ACCELERATORS, "runtime.accelerator", self.accelerator, ", ".join(ACCELERATORS))
-        _check(self.devices >= 1, "runtime.devices", self.devices, ">= 1")
-        _check(self.num_nodes >= 1, "runtime.num_nodes", self.num_nodes, ">= 1")
-        _check(self.strategy in ("auto", "ddp", "ddp_spawn"), "runtime.strategy", self.strategy,
+        check_value(self.accelerator in ACCELERATORS, "runtime.accelerator", self.accelerator, ", ".join(ACCELERATORS))
+        check_value(self.devices >= 1, "runtime.devices", self.devices, ">= 1")
+        check_value(self.num_nodes >= 1, "runtime.num_nodes", self.num_nodes, ">= 1")
+        check_value(self.strategy in ("auto", "ddp", "ddp_spawn"), "runtime.strategy", self.strategy,
                "auto, ddp or ddp_spawn")
-        _check(self.precision in PRECISIONS, "runtime.precision", self.precision, ", ".join(PRECISIONS))
+        check_value(self.precision in PRECISIONS, "runtime.precision", self.precision, ", ".join(PRECISIONS))
         # older configs and checkpoints hold a YAML bool here (true/false before 'auto' existed)
         self.channels_last = str(self.channels_last).lower()
-        _check(self.channels_last in SWITCHES, "runtime.channels_last", self.channels_last, "auto, true or false")
-        _check(self.num_workers >= 0, "runtime.num_workers", self.num_workers, ">= 0")
+        check_value(self.channels_last in SWITCHES, "runtime.channels_last", self.channels_last, "auto, true or false")
+        check_value(self.num_workers >= 0, "runtime.num_workers", self.num_workers, ">= 0")
 
     @property
     def processes(self) -> int:
@@ -280,7 +274,7 @@ class SemiConfig:
     rounds, each on the labelled clips plus the share ``rounds[r - 1]`` of the unlabelled pool the previous round's
     model is surest of, class-balanced, with its guesses as labels; every round a fresh network (or the previous
     round's, ``round_init``) for the run's step budget or its share of it (``round_budget``;
-    ``training/semi/self_training.py``); its pseudo-labelled clips are of origin ``noisy`` (the ``noisy`` section).
+    ``recipes/self_training.py``); its pseudo-labelled clips are of origin ``noisy`` (the ``noisy`` section).
     The unlabelled term weighs ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped up over
     the first ``rampup`` share of the run's optimizer steps for every method but FixMatch. Each step draws
     ``mu x train.batch_size`` unlabelled windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled
@@ -329,27 +323,27 @@ class SemiConfig:
         return self.lambda_u if self.lambda_u is not None else self.DEFAULT_LAMBDA_U.get(self.method, 1.0)
 
     def validate(self) -> None:
-        _check(self.method in SEMI_METHODS, "semi.method", self.method, ", ".join(SEMI_METHODS))
-        _check(0 < self.threshold <= 1, "semi.threshold", self.threshold, "0 < threshold <= 1")
-        _check(self.threshold_mode in ("fixed", "adaptive"), "semi.threshold_mode", self.threshold_mode,
+        check_value(self.method in SEMI_METHODS, "semi.method", self.method, ", ".join(SEMI_METHODS))
+        check_value(0 < self.threshold <= 1, "semi.threshold", self.threshold, "0 < threshold <= 1")
+        check_value(self.threshold_mode in ("fixed", "adaptive"), "semi.threshold_mode", self.threshold_mode,
                "fixed or adaptive")
-        _check(self.lambda_u is None or self.lambda_u >= 0, "semi.lambda_u", self.lambda_u, ">= 0 (or unset)")
-        _check(self.mu >= 1, "semi.mu", self.mu, ">= 1")
-        _check(0 < self.ema_decay < 1, "semi.ema_decay", self.ema_decay, "0 < decay < 1")
-        _check(self.guesser in ("student", "ema"), "semi.guesser", self.guesser, "student or ema")
-        _check(0 <= self.rampup <= 1, "semi.rampup", self.rampup, "0 <= rampup <= 1 (a share of the run's steps)")
-        _check(self.strong_gain_db >= 0, "semi.strong_gain_db", self.strong_gain_db, ">= 0")
-        _check(self.strong_snr_db > 0, "semi.strong_snr_db", self.strong_snr_db, "> 0")
-        _check(self.strong_speed >= 1, "semi.strong_speed", self.strong_speed, ">= 1 (factors in [1/s, s])")
-        _check(self.strong_shift_bins >= 0, "semi.strong_shift_bins", self.strong_shift_bins, ">= 0")
-        _check(self.epoch in ("labelled", "pool"), "semi.epoch", self.epoch, "labelled or pool")
-        _check(self.views >= 1, "semi.views", self.views, ">= 1")
-        _check(0 < self.temperature <= 1, "semi.temperature", self.temperature, "0 < T <= 1")
-        _check(self.mix_alpha > 0, "semi.mix_alpha", self.mix_alpha, "> 0")
-        _check(bool(self.rounds) and all(0 < s <= 1 for s in self.rounds), "semi.rounds", self.rounds,
+        check_value(self.lambda_u is None or self.lambda_u >= 0, "semi.lambda_u", self.lambda_u, ">= 0 (or unset)")
+        check_value(self.mu >= 1, "semi.mu", self.mu, ">= 1")
+        check_value(0 < self.ema_decay < 1, "semi.ema_decay", self.ema_decay, "0 < decay < 1")
+        check_value(self.guesser in ("student", "ema"), "semi.guesser", self.guesser, "student or ema")
+        check_value(0 <= self.rampup <= 1, "semi.rampup", self.rampup, "0 <= rampup <= 1 (a share of the run's steps)")
+        check_value(self.strong_gain_db >= 0, "semi.strong_gain_db", self.strong_gain_db, ">= 0")
+        check_value(self.strong_snr_db > 0, "semi.strong_snr_db", self.strong_snr_db, "> 0")
+        check_value(self.strong_speed >= 1, "semi.strong_speed", self.strong_speed, ">= 1 (factors in [1/s, s])")
+        check_value(self.strong_shift_bins >= 0, "semi.strong_shift_bins", self.strong_shift_bins, ">= 0")
+        check_value(self.epoch in ("labelled", "pool"), "semi.epoch", self.epoch, "labelled or pool")
+        check_value(self.views >= 1, "semi.views", self.views, ">= 1")
+        check_value(0 < self.temperature <= 1, "semi.temperature", self.temperature, "0 < T <= 1")
+        check_value(self.mix_alpha > 0, "semi.mix_alpha", self.mix_alpha, "> 0")
+        check_value(bool(self.rounds) and all(0 < s <= 1 for s in self.rounds), "semi.rounds", self.rounds,
                "one or more pool shares 0 < s <= 1, e.g. [0.25, 0.5, 0.75, 1.0]")
-        _check(self.round_budget in ("full", "split"), "semi.round_budget", self.round_budget, "full or split")
-        _check(self.round_init in ("scratch", "previous"), "semi.round_init", self.round_init, "scratch or previous")
+        check_value(self.round_budget in ("full", "split"), "semi.round_budget", self.round_budget, "full or split")
+        check_value(self.round_init in ("scratch", "previous"), "semi.round_init", self.round_init, "scratch or previous")
 
 
 # The per-copy probability keys of AugmentConfig, one per offline transform: what "every transform off" means.
@@ -395,22 +389,22 @@ class AugmentConfig:
     shift_max_fraction: float = 0.5  # largest shift as a fraction of the clip, 0..1
 
     def validate(self) -> None:
-        _check(self.mixup_alpha >= 0, "augment.mixup_alpha", self.mixup_alpha, ">= 0")
-        _check(self.bc_gain in ("a_weighting", "rms"), "augment.bc_gain", self.bc_gain, "a_weighting or rms")
-        _check(0 <= self.copies <= 100, "augment.copies", self.copies, "0..100")
-        _check(self.workers >= 0, "augment.workers", self.workers, ">= 0 (0 = one per core)")
+        check_value(self.mixup_alpha >= 0, "augment.mixup_alpha", self.mixup_alpha, ">= 0")
+        check_value(self.bc_gain in ("a_weighting", "rms"), "augment.bc_gain", self.bc_gain, "a_weighting or rms")
+        check_value(0 <= self.copies <= 100, "augment.copies", self.copies, "0..100")
+        check_value(self.workers >= 0, "augment.workers", self.workers, ">= 0 (0 = one per core)")
         for name in OFFLINE_TRANSFORMS:
-            _check(0 <= getattr(self, name) <= 1, f"augment.{name}", getattr(self, name), "a probability 0..1")
+            check_value(0 <= getattr(self, name) <= 1, f"augment.{name}", getattr(self, name), "a probability 0..1")
         for name, (least, most) in (("pitch_semitones", (-12, 12)), ("stretch_rate", (0.1, 10)),
                                     ("gain_db", (-40, 40)), ("noise_snr_db", (-20, 80)),
                                     ("background_snr_db", (-20, 80))):
             low, high = getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
             for end, value in (("min", low), ("max", high)):
-                _check(least <= value <= most, f"augment.{name}_{end}", value, f"{least}..{most}")
-            _check(low <= high, f"augment.{name}_min/max", (low, high), f"min <= max, within {least}..{most}")
-        _check(0 < self.shift_max_fraction <= 1, "augment.shift_max_fraction", self.shift_max_fraction, "0 < f <= 1")
+                check_value(least <= value <= most, f"augment.{name}_{end}", value, f"{least}..{most}")
+            check_value(low <= high, f"augment.{name}_min/max", (low, high), f"min <= max, within {least}..{most}")
+        check_value(0 < self.shift_max_fraction <= 1, "augment.shift_max_fraction", self.shift_max_fraction, "0 < f <= 1")
         any_on = any(getattr(self, name) for name in OFFLINE_TRANSFORMS)
-        _check(self.copies == 0 or any_on, "augment.copies", self.copies,
+        check_value(self.copies == 0 or any_on, "augment.copies", self.copies,
                "0 while every transform's probability is 0 (copies would equal their originals)")
 
 
@@ -437,10 +431,10 @@ class TransferConfig:
     label_map: str | None = None  # CSV "source,target" class names whose head rows are copied (default: same names)
 
     def validate(self) -> None:
-        _check(self.mode in TRANSFER_MODES, "transfer.mode", self.mode, ", ".join(TRANSFER_MODES))
-        _check(self.freeze_epochs >= 1, "transfer.freeze_epochs", self.freeze_epochs, ">= 1")
-        _check(0 < self.trunk_lr_scale <= 1, "transfer.trunk_lr_scale", self.trunk_lr_scale, "0 < scale <= 1")
-        _check(self.probe_c > 0, "transfer.probe_c", self.probe_c, "> 0")
+        check_value(self.mode in TRANSFER_MODES, "transfer.mode", self.mode, ", ".join(TRANSFER_MODES))
+        check_value(self.freeze_epochs >= 1, "transfer.freeze_epochs", self.freeze_epochs, ">= 1")
+        check_value(0 < self.trunk_lr_scale <= 1, "transfer.trunk_lr_scale", self.trunk_lr_scale, "0 < scale <= 1")
+        check_value(self.probe_c > 0, "transfer.probe_c", self.probe_c, "> 0")
 
 
 NOISY_LOSSES = ("default", "lsoft", "lq")
@@ -471,11 +465,11 @@ class NoisyConfig:
 
     def validate(self) -> None:
         for key in ("curated_loss", "noisy_loss"):
-            _check(getattr(self, key) in NOISY_LOSSES, f"noisy.{key}", getattr(self, key), ", ".join(NOISY_LOSSES))
-        _check(0 < self.beta <= 1, "noisy.beta", self.beta, "0 < beta <= 1")
-        _check(0 < self.q <= 1, "noisy.q", self.q, "0 < q <= 1")
-        _check(0 <= self.noisy_share < 1, "noisy.noisy_share", self.noisy_share, "0 <= share < 1")
-        _check(self.epoch_clips >= 0, "noisy.epoch_clips", self.epoch_clips, ">= 0")
+            check_value(getattr(self, key) in NOISY_LOSSES, f"noisy.{key}", getattr(self, key), ", ".join(NOISY_LOSSES))
+        check_value(0 < self.beta <= 1, "noisy.beta", self.beta, "0 < beta <= 1")
+        check_value(0 < self.q <= 1, "noisy.q", self.q, "0 < q <= 1")
+        check_value(0 <= self.noisy_share < 1, "noisy.noisy_share", self.noisy_share, "0 <= share < 1")
+        check_value(self.epoch_clips >= 0, "noisy.epoch_clips", self.epoch_clips, ">= 0")
 
 
 STAGE_SEMI = ("none", "fixmatch", "mean_teacher")
@@ -484,7 +478,7 @@ WARMUP_SETS = ("noisy", "all")
 
 @dataclass
 class StagesConfig:
-    """The multi-stage schedule of ``envsound stages`` for curated + noisy sets (``evaluation/stages.py``).
+    """The multi-stage schedule of ``envsound stages`` for curated + noisy sets (``recipes/stages.py``).
 
     Stage 0 warms up on the noisy clips (``warmup_on`` ``noisy``: the DCASE 2019 task 2 baseline) or on curated and
     noisy clips together, each with its origin's loss (``all``: the competition's winners, L_soft on the noisy ones
@@ -504,23 +498,14 @@ class StagesConfig:
     pseudo_label: str = "none"  # none | fixmatch | mean_teacher: stage 2's use of the noisy clips not kept
 
     def validate(self) -> None:
-        _check(self.warmup_epochs >= 1, "stages.warmup_epochs", self.warmup_epochs, ">= 1")
-        _check(self.warmup_on in WARMUP_SETS, "stages.warmup_on", self.warmup_on, ", ".join(WARMUP_SETS))
-        _check(self.finetune_epochs >= 1, "stages.finetune_epochs", self.finetune_epochs, ">= 1")
-        _check(self.final_epochs >= 0, "stages.final_epochs", self.final_epochs, ">= 0")
-        _check(0 < self.tune_lr_scale <= 1, "stages.tune_lr_scale", self.tune_lr_scale, "0 < scale <= 1")
-        _check(0 < self.keep_threshold < 1, "stages.keep_threshold", self.keep_threshold, "0 < threshold < 1")
-        _check(self.pseudo_label in STAGE_SEMI, "stages.pseudo_label", self.pseudo_label, ", ".join(STAGE_SEMI))
+        check_value(self.warmup_epochs >= 1, "stages.warmup_epochs", self.warmup_epochs, ">= 1")
+        check_value(self.warmup_on in WARMUP_SETS, "stages.warmup_on", self.warmup_on, ", ".join(WARMUP_SETS))
+        check_value(self.finetune_epochs >= 1, "stages.finetune_epochs", self.finetune_epochs, ">= 1")
+        check_value(self.final_epochs >= 0, "stages.final_epochs", self.final_epochs, ">= 0")
+        check_value(0 < self.tune_lr_scale <= 1, "stages.tune_lr_scale", self.tune_lr_scale, "0 < scale <= 1")
+        check_value(0 < self.keep_threshold < 1, "stages.keep_threshold", self.keep_threshold, "0 < threshold < 1")
+        check_value(self.pseudo_label in STAGE_SEMI, "stages.pseudo_label", self.pseudo_label, ", ".join(STAGE_SEMI))
 
-
-# Keys that moved (config files, --set, checkpoints and ONNX exports written before load with them): the transfer
-# section (checkpoint format 3), the runtime section and the on-the-fly augmentation (format 13).
-RUNTIME_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precision", "channels_last", "num_workers")
-BATCH_AUGMENT_KEYS = ("time_roll", "spec_augment", "mixup_alpha", "between_class", "bc_gain")
-RENAMED_KEYS = {"train.freeze_encoder_epochs": "transfer.freeze_epochs",
-                "train.encoder_lr_scale": "transfer.trunk_lr_scale",
-                **{f"train.{key}": f"runtime.{key}" for key in RUNTIME_KEYS},
-                **{f"train.{key}": f"augment.{key}" for key in BATCH_AUGMENT_KEYS}}
 
 
 @dataclass
@@ -532,253 +517,4 @@ class LeakageConfig:
     match_ber: float = 0.30  # robust-fingerprint bit error rate below which two clips are the same sound, 0..0.5
 
     def validate(self) -> None:
-        _check(0 < self.match_ber <= 0.5, "leakage.match_ber", self.match_ber, "0 < ber <= 0.5")
-
-
-@dataclass
-class Config:
-    """The whole resolved configuration of a run."""
-
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    semi: SemiConfig = field(default_factory=SemiConfig)
-    transfer: TransferConfig = field(default_factory=TransferConfig)
-    leakage: LeakageConfig = field(default_factory=LeakageConfig)
-    noisy: NoisyConfig = field(default_factory=NoisyConfig)
-    stages: StagesConfig = field(default_factory=StagesConfig)
-
-    def validate(self) -> "Config":
-        for section in self._sections():
-            getattr(self, section).validate()
-        _check(not self.augment.between_class or self.features.kind == "waveform", "augment.between_class",
-               self.augment.between_class, "false unless features.kind is 'waveform' (it mixes waveforms)")
-        if self.semi.guesser == "ema":  # the method of a semi run, or of the last stage of envsound stages
-            for key, method in (("semi.method", self.semi.method), ("stages.pseudo_label", self.stages.pseudo_label)):
-                if method not in ("none", "fixmatch"):
-                    raise ConfigError(f"semi.guesser=ema is for fixmatch; {key}={method} guesses by its own rule")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Config":
-        """Build a config from nested mappings; unknown sections or keys raise :class:`ConfigError`."""
-        config = cls()
-        config.update(data)
-        return config.validate()
-
-    def update(self, data: Mapping[str, Any], *, source: str = "config") -> None:
-        """Set every ``section: {key: value}`` of ``data``. A key of :data:`RENAMED_KEYS` given together with its
-        new name is refused; a mapping written before checkpoint format 13 (``between_class: true`` under
-        ``train``, no ``bc_gain``) keeps the RMS gain it mixed with."""
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
-        given = {f"{section}.{key}" for section, values in data.items() if isinstance(values, Mapping)
-                 for key in values}
-        for old in given & set(RENAMED_KEYS):
-            if RENAMED_KEYS[old] in given:
-                raise ConfigError(f"{source}: {old} and {RENAMED_KEYS[old]} are the same setting (the first is its "
-                                  "name before); give it once")
-        for section, values in data.items():
-            if section not in self._sections():
-                raise ConfigError(f"{source}: unknown section {section!r}; valid: {', '.join(self._sections())}")
-            if not isinstance(values, Mapping):
-                raise ConfigError(f"{source}: section {section!r} must be a mapping, got {values!r}")
-            for key, value in values.items():
-                self.set(f"{section}.{key}", value, source=source)
-        if "train.between_class" in given and "augment.bc_gain" not in given and self.augment.between_class:
-            self.augment.bc_gain = "rms"
-
-    def set(self, dotted_key: str, value: Any, *, source: str = "--set") -> None:
-        """Set ``section.key`` to ``value`` (a string is parsed as YAML, then coerced to the field's type).
-
-        A key of :data:`RENAMED_KEYS` sets its new key; ``train.freeze_encoder_epochs`` N > 0 (before the transfer
-        section) also means ``transfer.mode=gradual``, and 0 means what it always did (no freezing)."""
-        if dotted_key in RENAMED_KEYS:
-            if dotted_key == "train.freeze_encoder_epochs":
-                epochs = _coerce(value, int, dotted_key, source)
-                _check(epochs >= 0, dotted_key, epochs, ">= 0")
-                if epochs > 0:
-                    self.set("transfer.mode", "gradual", source=source)
-                    self.set("transfer.freeze_epochs", epochs, source=source)
-                return
-            dotted_key = RENAMED_KEYS[dotted_key]
-        if dotted_key == "semi.rampup_epochs":  # before checkpoint format 7; its meaning depends on train.max_epochs
-            raise ConfigError(f"{source}: semi.rampup_epochs is gone: set semi.rampup, the share of the run's "
-                              "optimizer steps the ramp-up takes (rampup_epochs / train.max_epochs)")
-        section, _, key = dotted_key.partition(".")
-        if section not in self._sections() or not key:
-            raise ConfigError(f"{source}: unknown key {dotted_key!r}; keys look like "
-                              f"'train.lr' with sections {', '.join(self._sections())}")
-        target = getattr(self, section)
-        if section == "model" and key.startswith("options."):  # one option of the model: model.options.hidden=32
-            target.set_option(key.removeprefix("options."), value, source=source)
-            return
-        hints = typing.get_type_hints(type(target))
-        if key not in hints:
-            valid = ", ".join(f"{section}.{f.name}" for f in dataclasses.fields(target))
-            raise ConfigError(f"{source}: unknown key {dotted_key!r}; valid keys: {valid}")
-        setattr(target, key, _coerce(value, hints[key], dotted_key, source))
-
-    @classmethod
-    def _sections(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-
-def write_config(path: str | Path, config: Config, *, note: str | None = None) -> Path:
-    """Write ``config`` as YAML to ``path`` atomically; ``note`` becomes comment lines at the top (e.g. the runtime
-    chosen for ``auto`` settings), so the file still loads as ``--config``."""
-    from envsound.fileio import write_text_atomic
-
-    header = "".join(f"# {line}\n" for line in note.splitlines()) if note else ""
-    return write_text_atomic(path, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
-
-
-def check_same_input(saved: str | Path, config: Config) -> None:
-    """Refuse to resume the run whose ``config.yaml`` is ``saved`` with other features, another model or other
-    on-the-fly augmentation than it was started with (its epochs so far would have learned from other input);
-    nothing to check when the file is absent or no longer loads (written by an envsound whose keys are gone).
-
-    Raises:
-        ConfigError: naming every key of ``features``, ``model`` and :data:`BATCH_AUGMENT_KEYS` that differs, and
-            how to resume as started.
-    """
-    path = Path(saved)
-    if not path.exists():
-        return
-    try:
-        before = Config.from_dict(load_yaml(path))
-    except ConfigError:
-        return
-    changed = [(f"{section}.{key}", old, new) for section in ("features", "model")
-               for key, old in dataclasses.asdict(getattr(before, section)).items()
-               if (new := getattr(getattr(config, section), key)) != old]
-    mixing = before.augment.between_class or config.augment.between_class  # bc_gain only acts then
-    changed += [(f"augment.{key}", old, new) for key in BATCH_AUGMENT_KEYS if key != "bc_gain" or mixing
-                if (new := getattr(config.augment, key)) != (old := getattr(before.augment, key))]
-    if changed:
-        listed = "; ".join(f"{key} {old!r} there, {new!r} here" for key, old, new in changed)
-        sets = " ".join(f"--set {key}={_yaml_scalar(old)}" for key, old, _ in changed)
-        raise ConfigError(f"--resume: {path} was started with other input settings ({listed}); resume it as "
-                          f"started ({sets}), or train into another --out")
-
-
-def _yaml_scalar(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-
-def parse_override(text: str) -> tuple[str, str]:
-    """Split ``'train.lr=0.01'`` into ``('train.lr', '0.01')``."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.lr=0.001")
-    return key.strip(), value.strip()
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file; a missing or malformed file raises :class:`ConfigError`."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    return data
-
-
-def resolve_config(
-    *,
-    preset: Mapping[str, Any] | None = None,
-    config_file: str | Path | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    model: str | None = None,
-) -> Config:
-    """Defaults -> ``preset`` -> ``config_file`` -> ``model`` name -> ``overrides`` (``['train.lr=0.01', ...]``)."""
-    config = Config()
-    if preset:
-        config.update(preset, source="preset")
-    if config_file is not None:
-        config.update(load_yaml(config_file), source=str(config_file))
-    if model is not None:
-        config.model.name = model
-    for text in overrides:
-        key, value = parse_override(text)
-        config.set(key, value)
-    return config.validate()
-
-
-def preset_names() -> list[str]:
-    """The named presets shipped in ``envsound/presets/*.yaml`` (``--preset NAME``), sorted."""
-    from importlib import resources
-
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files("envsound").joinpath("presets").iterdir()
-                  if p.name.endswith(".yaml"))
-
-
-def load_preset(name: str) -> dict[str, Any]:
-    """The config sections of the named preset ``name``, e.g. ``load_preset("dtu2018")["features"]["n_mels"] == 28``.
-
-    Raises:
-        ConfigError: ``name`` is not a shipped preset (the message lists the valid names).
-    """
-    from importlib import resources
-
-    names = preset_names()
-    if name not in names:
-        raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(names) or 'none'}")
-    with resources.as_file(resources.files("envsound").joinpath("presets", f"{name}.yaml")) as path:
-        return load_yaml(path)
-
-
-def _check(ok: bool, key: str, value: Any, valid: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is out of range; valid: {valid}")
-
-
-def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
-    if hint is str and isinstance(value, str):  # as written: YAML would read "off" or "no" as a bool
-        return value
-    if isinstance(value, str):
-        try:
-            value = yaml.safe_load(value) if value != "" else value
-        except yaml.YAMLError:
-            pass
-    if typing.get_origin(hint) is list:  # a YAML list, one item, or "a,b,c" (--set train.lr_milestones=300,600)
-        if isinstance(value, str):
-            value = [item for item in value.split(",") if item.strip()]
-        items = value if isinstance(value, (list, tuple)) else [value]
-        return [_coerce(item, typing.get_args(hint)[0], key, source) for item in items]
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
-    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
-        if optional:
-            return None
-        raise ConfigError(f"{source}: {key} cannot be empty")
-    try:
-        if base is bool:
-            if isinstance(value, bool):
-                return value
-            raise ValueError
-        if base is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if base is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if base is str:
-            return str(value)
-    except (TypeError, ValueError):
-        pass
-    else:
-        return value
-    raise ConfigError(f"{source}: {key}={value!r} is not a valid {getattr(base, '__name__', base)}")
+        check_value(0 < self.match_ber <= 0.5, "leakage.match_ber", self.match_ber, "0 < ber <= 0.5")

@@ -1,5 +1,5 @@
 """The multi-stage schedule for curated + noisy multi-label sets (FSDKaggle2019; ``envsound mix`` output), run as
-leave-one-fold-out like :func:`~envsound.evaluation.crossval.cross_validate`.
+leave-one-fold-out like :func:`~envsound.recipes.crossval.cross_validate`.
 
 Per test fold, on the other folds' clips (tested on the test fold's curated clips only: noisy labels measure nothing):
 
@@ -39,8 +39,8 @@ from envsound.features.extract import extract_features
 from envsound.fileio import run_lock, write_json_atomic
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
-from envsound.training.context import RunContext
-from envsound.training.train import CHECKPOINT_NAME, train_model
+from envsound.recipes.context import RunContext
+from envsound.recipes.train import CHECKPOINT_NAME, train_model
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,13 @@ def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | Non
     ``{"stages": [{"name", "title", "lwlrap", "mAP", "std_lwlrap", "folds": [...]}, ...],
     "filter": [{"fold", "noisy", "kept", "label_precision"}], ...}``.
 
-    ``context`` (:class:`~envsound.training.context.RunContext`) reaches every stage's
-    :func:`~envsound.training.train.train_model` as given.
+    ``context`` (:class:`~envsound.recipes.context.RunContext`) reaches every stage's
+    :func:`~envsound.recipes.train.train_model` as given.
     ``truth``: ``{clip_id: true labels}`` of noisy clips (see :func:`read_mixture_truth`), for the filter's precision.
 
     Raises:
         DatasetLayoutError: not a multi-label set with curated and noisy clips, fewer than two folds, a leak.
-        ConfigError: as :func:`~envsound.training.train.train_model`.
+        ConfigError: as :func:`~envsound.recipes.train.train_model`.
 
     >>> summary = run_stages(load_dataset("fsdkaggle2019", root, subset="all"), Config(), out_dir="runs/stages")
     """

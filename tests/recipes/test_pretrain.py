@@ -16,9 +16,9 @@ from envsound.models.autoencoder import load_autoencoder
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
 from envsound.models.dtu import DTUClassifier
-from envsound.training.context import RunContext
-from envsound.training.pretrain import pretrain_autoencoder
-from envsound.training.train import train_model
+from envsound.recipes.context import RunContext
+from envsound.recipes.pretrain import pretrain_autoencoder
+from envsound.recipes.train import train_model
 from envsound.transfer.modes import optimizer_groups
 from envsound.transfer.source import InitPlan
 

@@ -14,11 +14,11 @@ from envsound.config import resolve_config
 from envsound.errors import ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
-from envsound.training.context import RunContext
+from envsound.recipes.context import RunContext
+from envsound.recipes.self_training import ROUND_STATE, ClipSet, confident_subset, round_config
+from envsound.recipes.train import CHECKPOINT_NAME, train_model
 from envsound.training.loop import fit as fit_module
-from envsound.training.semi.self_training import ROUND_STATE, ClipSet, confident_subset, round_config
 from envsound.training.prepare import prepare_training_data
-from envsound.training.train import CHECKPOINT_NAME, train_model
 
 SELF = TINY_OVERRIDES + ("semi.method=self_training", "train.label_fraction=0.5", "train.max_epochs=2",
                          "train.batch_size=4", "train.val_fraction=0", "model.filters=4", "semi.rounds=0.5,1")

@@ -7,9 +7,9 @@ import pytest
 from conftest import TINY_OVERRIDES
 from envsound.config import BATCH_AUGMENT_KEYS, resolve_config
 from envsound.errors import ConfigError, EnvsoundError
-from envsound.evaluation.grid import grid_markdown, grid_search, point_dir_name, split_grid_overrides
 from envsound.features.cache import FeatureCache
-from envsound.training.context import RunContext
+from envsound.recipes.context import RunContext
+from envsound.recipes.grid import grid_markdown, grid_search, point_dir_name, split_grid_overrides
 
 BASE = TINY_OVERRIDES + ("model.name=dtu", "train.max_epochs=1")
 

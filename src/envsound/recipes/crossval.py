@@ -24,8 +24,8 @@ from envsound.evaluation.plots import plot_class_scores, plot_confusion_matrix, 
 from envsound.fileio import run_lock, write_json_atomic, write_text_atomic
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
-from envsound.training.context import RunContext
-from envsound.training.train import CHECKPOINT_NAME, train_model
+from envsound.recipes.context import RunContext
+from envsound.recipes.train import CHECKPOINT_NAME, train_model
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def cross_validate(
 ) -> dict[str, Any]:
     """Run leave-one-fold-out CV over ``folds`` (default: every official fold) and return the ``cv.json`` dict.
 
-    ``context`` (:class:`~envsound.training.context.RunContext`) reaches every fold's :func:`train_model` as given.
+    ``context`` (:class:`~envsound.recipes.context.RunContext`) reaches every fold's :func:`train_model` as given.
     With ``context.resume``, a fold whose ``fold_<k>/model.ckpt`` is complete is evaluated, not retrained. ``init``: an
     ``autoencoder.ckpt`` whose encoder initialises every fold's model (see :func:`train_model`); pre-train it
     without the test folds' clips (``envsound pretrain --exclude-folds``) or the comparison is not honest; a mapping

@@ -1,0 +1,64 @@
+"""The one way a run's config is made: :func:`resolve`, called by the CLI, the Python API, the demo and the
+experiments alike, so the same request gives the same config however it is made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from envsound.config import Config, load_preset, load_yaml, resolve_config
+from envsound.config.flags import FLAG_KEYWORDS, flag_overrides
+from envsound.errors import ConfigError
+from envsound.models.registry import check_feature_kind, check_model_options, model_preset
+
+
+def resolve(*, model: str | None = None, preset: str | None = None, init: str | Path | None = None,
+            config_file: str | Path | None = None, overrides: Sequence[str] = (), **flags: Any) -> Config:
+    """The config a run trains with, each layer over the last: the defaults, the model's own preset
+    (:func:`~envsound.models.registry.model_preset`), ``init``'s features and model sections (a checkpoint, an
+    AudioSet release file or an installed name, as ``--init`` takes), the named ``preset``
+    (``envsound/presets/<preset>.yaml``, e.g. ``dtu2018``), ``config_file``, ``model``, ``overrides``
+    (``["train.lr=0.01", ...]``), then ``flags``: the keywords of :data:`~envsound.config.flags.FLAGS`, each the
+    CLI flag of that name (``shots=5`` is ``--shots 5``, ``allow_overlap=True`` is ``--allow-overlap``). The model
+    whose preset is the first layer is ``model``, else the one ``config_file``, the named preset or ``init`` names (in
+    that order), else the default.
+
+    >>> resolve(preset="dtu2018", overrides=["train.max_epochs=30"]).features.n_mels
+    28
+    >>> resolve(model="piczak").features.n_mels   # piczak's own preset, as `envsound train --model piczak`
+    60
+
+    Raises:
+        ConfigError: an invalid value or key, an unknown preset, model or flag keyword, a model given input it does
+            not take (e.g. ``aclnet`` with ``features.kind=logmel``), or options the model does not have.
+        CheckpointError: ``init`` cannot be read.
+    """
+    unknown = sorted(set(flags) - set(FLAG_KEYWORDS))
+    if unknown:
+        raise ConfigError(f"resolve(): unknown keyword {unknown[0]!r}; the flags it takes: "
+                          f"{', '.join(FLAG_KEYWORDS)} (any other key: overrides=['section.key=value'])")
+    inherited: dict[str, Any] = {}
+    if init is not None:
+        from envsound.transfer.source import read_source, source_sections
+
+        inherited = source_sections(read_source(init))
+    named = load_preset(preset) if preset else {}
+    name = model
+    if name is None and config_file is not None:
+        name = load_yaml(config_file).get("model", {}).get("name")
+    for layer in (named, inherited):
+        name = name or (layer.get("model") or {}).get("name")
+    sections = _merged(_merged(model_preset(name or Config().model.name), inherited), named)
+    config = resolve_config(preset=sections, config_file=config_file, model=model,
+                            overrides=[*overrides, *flag_overrides(flags)])
+    check_feature_kind(config.model.name, config.features.kind)
+    check_model_options(config.model.name, config.model.options)
+    return config
+
+
+def _merged(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{section: {key: value}}`` of ``first`` updated key by key with ``second``."""
+    merged = {section: dict(values) for section, values in first.items()}
+    for section, values in second.items():
+        merged.setdefault(section, {}).update(values or {})
+    return merged

@@ -1,0 +1,55 @@
+"""A run's output folder, one object for what every recipe that writes a model does with it: refuse a finished
+model unless asked to overwrite or resume, hold the folder's lock, check that a resumed run keeps its input, write
+``config.yaml`` (again with the runtime chosen, once known) and save the checkpoint."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from envsound.config import Config, check_same_input, write_config
+from envsound.errors import RunExistsError
+from envsound.fileio import run_lock
+from envsound.models.checkpoint import Checkpoint, save_checkpoint
+from envsound.recipes.context import RunContext
+
+
+class RunFolder:
+    """``path``, where a run writes ``checkpoint_name`` (``model.ckpt``, ``autoencoder.ckpt``) and ``config.yaml``.
+
+    >>> folder = RunFolder("runs/x", checkpoint_name="model.ckpt", context=RunContext(resume=True))
+    >>> with folder.writing(config):
+    ...     folder.save(checkpoint)
+    """
+
+    def __init__(self, path: str | Path, *, checkpoint_name: str, context: RunContext) -> None:
+        self.path = Path(path)
+        self.checkpoint = self.path / checkpoint_name
+        self.config_path = self.path / "config.yaml"
+        self.context = context
+
+    def check_free(self) -> None:
+        """Raise :class:`~envsound.errors.RunExistsError` when the folder holds a finished model and the context
+        neither overwrites nor resumes it; cheap, so recipes call it before any other work."""
+        if self.checkpoint.exists() and not (self.context.overwrite or self.context.resume):
+            raise RunExistsError(self.checkpoint)
+
+    @contextmanager
+    def writing(self, config: Config, *, same_input: bool = True) -> Iterator["RunFolder"]:
+        """Hold the folder's lock for the block (a second run into it is refused while this one writes), having
+        checked it is free, that a resumed run keeps its input settings (``same_input``), and written ``config``."""
+        self.check_free()
+        with run_lock(self.path):
+            if self.context.resume and same_input:
+                check_same_input(self.config_path, config)
+            write_config(self.config_path, config)
+            yield self
+
+    def note_runtime(self, config: Config, runtime) -> None:
+        """Write ``config.yaml`` again with the runtime the ``auto`` settings chose, as a comment at its top."""
+        write_config(self.config_path, config, note=f"runtime chosen: {runtime.describe()}")
+
+    def save(self, checkpoint: Checkpoint) -> Path:
+        """Write the checkpoint atomically: the folder holds the finished model or none."""
+        return save_checkpoint(self.checkpoint, checkpoint)
