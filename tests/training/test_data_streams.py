@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader
 
 from envsound.config import FeatureConfig
 from envsound.features.windows import train_window
+from envsound.training.loop.clips import ClipSet, FitData
 from envsound.training.loop.data import RandomWindowDataset
 
 CFG = FeatureConfig(kind="waveform", sample_rate=8000, window_seconds=0.01)  # 80-sample windows
@@ -59,7 +60,7 @@ def test_an_epoch_of_every_window_visits_each_evaluation_window_once():
     lengths = [400, 250, 60]  # the last clip is shorter than a window: one padded window
     clips = [np.arange(n, dtype=np.float32)[None, :] for n in lengths]
     targets = np.eye(3, dtype=np.float32)
-    module = ClipDataModule(config, clips, targets, sampler_weights=np.array([1.0, 1.0, 4.0]))
+    module = ClipDataModule(config, FitData(ClipSet(clips, targets)), sampler_weights=np.array([1.0, 1.0, 4.0]))
     assert isinstance(module.train_set, EveryWindowDataset)
     expected = sorted((clip, start) for clip, n in enumerate(lengths) for start in eval_starts(n, config.features))
     assert len(module.train_set) == len(expected) > len(clips)

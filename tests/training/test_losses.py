@@ -12,6 +12,7 @@ import torch
 from envsound.config import Config, resolve_config
 from envsound.errors import ConfigError
 from envsound.task import Task
+from envsound.training.loop.clips import ClipSet, FitData
 from envsound.training.loop.data import ClipDataModule, origin_sampling
 from envsound.training.loop.losses import origin_loss, per_clip_loss
 
@@ -94,7 +95,7 @@ def test_noisy_clips_reach_the_loss_with_their_noisiness_and_the_epoch_size_is_s
     feats = [np.zeros((1, config.features.n_mels, 200), dtype=np.float32) for _ in range(20)]
     targets = np.eye(4, dtype=np.float32)[np.arange(20) % 4]
     noisiness = (np.arange(20) >= 15).astype(np.float32)  # 5 noisy clips of 20
-    data = ClipDataModule(config, feats, targets, train_noisiness=noisiness)
+    data = ClipDataModule(config, FitData(ClipSet(feats, targets, noisiness=noisiness)))
     loader = data.train_dataloader()
     torch.manual_seed(0)  # the sampler draws from torch's generator
     drawn = torch.cat([b[2] for b in loader])

@@ -161,10 +161,10 @@ def test_a_semi_run_without_its_module_is_refused_before_anything_runs(tmp_path)
     """The loop imports no recipe: fit_network trains the module class it is given, and a semi-supervised config
     with the plain classifier module (its unlabelled clips would be ignored) is refused before the runtime probe."""
     from envsound.task import Task
-    from envsound.training.loop.fit import fit_network
+    from envsound.training.loop.clips import ClipSet, FitData
+    from envsound.training.loop.fit import LoopRun, fit_network
 
     config = resolve_config(overrides=[*TINY_OVERRIDES, "semi.method=fixmatch"])
     with pytest.raises(ValueError, match="semi.method='fixmatch' needs its recipe's module_class"):
-        fit_network(config, [], np.zeros((0, 3), np.float32), [], np.zeros((0, 3), np.float32), task=Task(),
-                    out_dir=tmp_path, resume=False, progress=False)
+        fit_network(config, FitData(ClipSet([], np.zeros((0, 3), np.float32))), task=Task(), run=LoopRun(tmp_path))
     assert not any(tmp_path.iterdir())

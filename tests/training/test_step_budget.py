@@ -14,6 +14,7 @@ from envsound.errors import ConfigError
 from envsound.models.checkpoint import load_checkpoint
 from envsound.recipes.context import RunContext
 from envsound.recipes.train import train_model
+from envsound.training.loop.clips import ClipSet, FitData
 from envsound.training.loop.data import ClipDataModule
 from envsound.training.loop.fit import SMALL_LABEL_MIN_STEPS, min_steps
 
@@ -63,8 +64,9 @@ def test_steps_per_epoch_is_what_the_loaders_yield_on_one_process_and_under_ddp(
     config = resolve_config(overrides=("train.batch_size=8", "semi.method=fixmatch", "semi.mu=2",
                                        f"semi.epoch={epoch}"))
     clip = np.zeros((1, 8), dtype=np.float32)
-    data = ClipDataModule(config, [clip] * n_labelled, np.eye(2, dtype=np.float32)[np.arange(n_labelled) % 2],
-                          unlabelled_features=[clip] * 216)
+    data = ClipDataModule(config, FitData(ClipSet([clip] * n_labelled,
+                                                  np.eye(2, dtype=np.float32)[np.arange(n_labelled) % 2]),
+                                          pool=ClipSet.unlabelled([clip] * 216)))
     loaders = data.training_loader(processes).iterables
     batches = [_per_process_batches(loaders[name], processes) for name in ("labelled", "unlabelled")]
     # semi.epoch=labelled: one unlabelled batch for each labelled one, on every process

@@ -160,11 +160,11 @@ def pretrain_autoencoder(
 def _fit(module, config: Config, train_feats: Sequence[np.ndarray], val_feats: Sequence[np.ndarray], *, runtime,
          out_dir: Path, resume: bool, progress: bool):
     """Run Lightning; load the best (lowest held-out error) weights into ``module``; return its LoopResult."""
-    from envsound.training.loop.data import ClipDataModule, no_targets
+    from envsound.training.loop.clips import ClipSet, FitData
+    from envsound.training.loop.data import ClipDataModule
     from envsound.training.loop.fit import run_lightning
 
-    data = ClipDataModule(config, train_feats, no_targets(len(train_feats)), val_feats,
-                          no_targets(len(val_feats)))
+    data = ClipDataModule(config, FitData(ClipSet.unlabelled(train_feats), ClipSet.unlabelled(val_feats)))
     return run_lightning(module, config, data, runtime=runtime, monitor=("val_loss", "min"), out_dir=out_dir,
                          resume=resume, progress=progress, check_resumable=lambda last: _check_resumable(last, module))
 

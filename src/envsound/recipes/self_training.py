@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -38,34 +37,13 @@ from envsound.fileio import atomic_path
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.clip import ClipModel
 from envsound.task import Task
+from envsound.training.loop.clips import ClipSet
 from envsound.training.loop.fit import FitResult, min_steps, saved_fit
 from envsound.transfer.source import InitPlan, plan_from_weights
 
 log = logging.getLogger(__name__)
 
 ROUND_STATE = "round.pt"
-
-
-@dataclass
-class ClipSet:
-    """Training clips of one round: features, target rows, each clip's offline copies and its noisiness."""
-
-    features: Sequence[np.ndarray]
-    targets: np.ndarray  # (n_clips, n_classes)
-    variants: Sequence[Sequence[np.ndarray]] = ()  # empty: no clip has copies
-    # (n_clips,) 1.0 where the label may be wrong (a pseudo-label: origin noisy, the `noisy` section's loss and share
-    # apply), 0.0 where it is given; None: every label is given
-    noisiness: np.ndarray | None = None
-
-    def plus(self, other: "ClipSet") -> "ClipSet":
-        """Both sets in one; a clip without copies gets an empty list when the other set has some."""
-        variants = [] if not (self.variants or other.variants) else \
-            [*(self.variants or [()] * len(self.features)), *(other.variants or [()] * len(other.features))]
-        noisiness = None if self.noisiness is None and other.noisiness is None else \
-            np.concatenate([s.noisiness if s.noisiness is not None else np.zeros(len(s.features), np.float32)
-                            for s in (self, other)])
-        return ClipSet([*self.features, *other.features], np.concatenate([self.targets, other.targets]), variants,
-                       noisiness)
 
 
 def confident_subset(probs: np.ndarray, share: float) -> np.ndarray:

@@ -22,7 +22,8 @@ from envsound.models.registry import check_feature_kind, get_model_class, is_tor
 from envsound.recipes.context import RunContext
 from envsound.recipes.run_folder import RunFolder
 from envsound.task import Task, fit_class_thresholds
-from envsound.training.loop.data import clip_noisiness, target_matrix
+from envsound.training.loop.clips import ClipSet
+from envsound.training.loop.data import clip_noisiness
 from envsound.training.prepare import prepare_training_data
 from envsound.transfer.guard import check_init_unseen
 from envsound.transfer.modes import resolve_mode
@@ -125,7 +126,6 @@ def train_model(
         data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled,
                                      cache=context.cache, on_error=context.on_error, progress=context.progress)
         train_set, val_set, skipped = data.train, data.val, data.skipped
-        train_feats, val_feats = data.train_features, data.val_features
         if init is not None:
             check_init_unseen(init, [r.path for m in (val_set, *held_out) for r in m.records], cache=context.cache,
                               allow_overlap=config.leakage.allow_overlap)
@@ -148,59 +148,54 @@ def train_model(
                                                             cache=context.cache))
         result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
                              n_unlabelled=len(data.unlabelled_features), skipped=skipped)
+        clips = data.fit_data()
         if mode in ("probe", "probe_full"):
             from envsound.transfer.probe import fit_probe
 
-            checkpoint.state_dict = fit_probe(plan, config, train_feats, target_matrix(train_set),
-                                              variants=data.train_variants if data.copies.copies else (),
-                                              task=task)
+            checkpoint.state_dict = fit_probe(plan, config, clips.train.features, clips.train.targets,
+                                              variants=clips.train.variants, task=task)
             if mode == "probe_full":  # LP-FT: fine-tune everything from the probed network, its head kept
                 plan = plan_from_weights(checkpoint.state_dict, manifest.labels, source=f"{plan.source} + probe")
         if mode == "probe":
             pass  # the probe's network is the model
         elif is_torch_model(config.model.name):
             from envsound.recipes.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
-            from envsound.training.loop.fit import FitResult, fit_network
+            from envsound.recipes.self_training import fit_self_training
+            from envsound.training.loop.fit import FitResult, LoopRun, fit_network
             from envsound.training.loop.module import ClassifierModule
             from envsound.training.semi import SemiModule
-            from envsound.recipes.self_training import ClipSet, fit_self_training
-
-            labelled = ClipSet(train_feats, target_matrix(train_set),
-                               data.train_variants if data.copies.copies else [], clip_noisiness(train_set))
 
             loop_mode = "full" if mode == "probe_full" else mode  # probe_full's loop starts from the probe
 
-            def fit_on(run_config: Config, run_dir: Path, clips: ClipSet, start: InitPlan | None = None) -> FitResult:
-                return fit_network(run_config, clips.features, clips.targets, val_feats, target_matrix(val_set),
-                                   task=task, out_dir=run_dir, resume=context.resume, progress=context.progress,
+            def fit_on(run_config: Config, run_dir: Path, train: ClipSet, start: InitPlan | None = None) -> FitResult:
+                return fit_network(run_config, clips.with_train(train), task=task,
+                                   run=LoopRun(run_dir, resume=context.resume, progress=context.progress),
                                    init=start or plan, transfer_mode=loop_mode,
-                                   unlabelled_features=data.unlabelled_features,
-                                   train_variants=clips.variants or None, train_noisiness=clips.noisiness,
                                    module_class=SemiModule if run_config.semi.method != "none" else ClassifierModule)
 
             if config.semi.method == "self_training":
-                pool = ClipSet(data.unlabelled_features, np.zeros((0, len(manifest.labels)), np.float32),
-                               data.unlabelled_variants if data.unlabelled_copies.copies else [])
-                fit, rounds = fit_self_training(config, fit_on, labelled=labelled, pool=pool, labels=manifest.labels,
-                                                task=task, out_dir=out_dir, resume=context.resume)
+                fit, rounds = fit_self_training(config, fit_on, labelled=clips.train, pool=clips.pool,
+                                                labels=manifest.labels, task=task, out_dir=out_dir,
+                                                resume=context.resume)
                 checkpoint.meta["self_training"] = rounds
             elif config.train.ensemble > 1:
-                fit = fit_ensemble(config, lambda run_config, run_dir: fit_on(run_config, run_dir, labelled),
+                fit = fit_ensemble(config, lambda run_config, run_dir: fit_on(run_config, run_dir, clips.train),
                                    out_dir=out_dir, resume=context.resume)
             else:
-                fit = fit_on(config, out_dir, labelled)
+                fit = fit_on(config, out_dir, clips.train)
             checkpoint.state_dict = fit.state_dict
             result.epochs, result.best_score = fit.epochs, fit.best_score
             if not fit.is_global_zero:  # another process of a multi-process run: process 0 writes the model
                 result.written = False
                 return _finished(result, start)
-            if task.multi_label and len(val_set):
-                checkpoint.task = _fitted_thresholds(checkpoint, val_feats, target_matrix(val_set))
+            if task.multi_label and len(clips.val):
+                checkpoint.task = _fitted_thresholds(checkpoint, clips.val.features, clips.val.targets)
             if fit.runtime is not None:
                 checkpoint.meta["runtime"] = fit.runtime.to_dict()
                 folder.note_runtime(config, fit.runtime)
         else:
-            checkpoint.sklearn_bytes = fit_baseline(config, train_feats, target_matrix(train_set), len(manifest.labels))
+            checkpoint.sklearn_bytes = fit_baseline(config, clips.train.features, clips.train.targets,
+                                                    len(manifest.labels))
         if data.copies.copies:
             checkpoint.meta["augmented_copies"] = len(data.copies.copies)
         checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,

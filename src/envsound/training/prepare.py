@@ -22,6 +22,8 @@ from envsound.features.cache import ClipFeatures, FeatureCache
 from envsound.features.extract import extract_features
 from envsound.features.fingerprint import guard_content
 from envsound.models.registry import is_torch_model
+from envsound.training.loop.clips import ClipSet, FitData
+from envsound.training.loop.data import clip_noisiness, target_matrix
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,14 @@ class TrainingData:
     def unlabelled_variants(self) -> list[ClipFeatures]:
         """``[i]``: the features of the copies of unlabelled clip ``i`` (empty unless ``self_training`` made them)."""
         return self.unlabelled_copies.variants(self.unlabelled)
+
+    def fit_data(self) -> FitData:
+        """The clips as every fit takes them: training (targets, offline copies, noisiness), validation, pool."""
+        train = ClipSet(self.train_features, target_matrix(self.train),
+                        self.train_variants if self.copies.copies else (), clip_noisiness(self.train))
+        pool = ClipSet.unlabelled(self.unlabelled_features,
+                                  self.unlabelled_variants if self.unlabelled_copies.copies else ())
+        return FitData(train, ClipSet(self.val_features, target_matrix(self.val)), pool)
 
 
 def prepare_training_data(

@@ -22,6 +22,7 @@ from envsound.config import Config, FeatureConfig
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError
 from envsound.features.windows import eval_starts, eval_window_at, train_window, window_length
+from envsound.training.loop.clips import FitData
 
 
 def target_matrix(manifest: Manifest) -> np.ndarray:
@@ -221,40 +222,32 @@ class ClipDataModule(L.LightningDataModule):
     Args:
         config: the run's config (``train.batch_size``, ``train.seed``, ``runtime.num_workers``; ``semi.mu`` and
             ``semi.epoch``).
-        train_features, train_targets: training clips and their ``(n, K)`` targets.
-        val_features, val_targets: validation clips (may be empty).
-        train_variants: offline copies per training clip (see :class:`RandomWindowDataset`).
-        sampler_weights: per-clip weights for a class-balanced sampler (with replacement) instead of shuffling.
-        train_noisiness: per training clip 1.0 when its labels may be wrong (origin ``noisy``), else 0.0; given, a
-            training item is ``(x, y, noisiness)``, and with ``noisy.noisy_share`` p > 0 windows are drawn from the
-            noisy clips with probability p (``noisy.epoch_clips`` a epoch).
-        unlabelled_features: clips for the unlabelled stream; each batch is then
+        data: the clips (:class:`~envsound.training.clips.FitData`): ``train`` (with its offline copies, see
+            :class:`RandomWindowDataset`, and noisiness: given, a training item is ``(x, y, noisiness)``, and with
+            ``noisy.noisy_share`` p > 0 windows are drawn from the noisy clips with probability p,
+            ``noisy.epoch_clips`` a epoch), ``val`` (may be empty) and ``pool``: given, each batch is
             ``{"labelled": (x, y), "unlabelled": (x, _)}``.
+        sampler_weights: per-clip weights for a class-balanced sampler (with replacement) instead of shuffling.
     """
 
-    def __init__(self, config: Config, train_features: Sequence[np.ndarray], train_targets: np.ndarray,
-                 val_features: Sequence[np.ndarray] = (), val_targets: np.ndarray | None = None, *,
-                 train_variants: Sequence[Sequence[np.ndarray]] | None = None,
-                 sampler_weights: np.ndarray | None = None,
-                 unlabelled_features: Sequence[np.ndarray] | None = None,
-                 train_noisiness: np.ndarray | None = None) -> None:
+    def __init__(self, config: Config, data: FitData, *, sampler_weights: np.ndarray | None = None) -> None:
         super().__init__()
         self.config = config
         windows = config.train.windows
         epoch = {"random": RandomWindowDataset, "all": EveryWindowDataset,
                  "all_copies": functools.partial(EveryWindowDataset, every_copy=True)}[windows]
-        self.train_set = epoch(train_features, train_targets, cfg=config.features, seed=config.train.seed,
-                               variants=train_variants, noisiness=train_noisiness)
+        train = data.train
+        self.train_set = epoch(train.features, train.targets, cfg=config.features, seed=config.train.seed,
+                               variants=train.variants or None, noisiness=train.noisiness)
         self.val_set = None
-        if len(val_features):
-            targets = val_targets if val_targets is not None else no_targets(len(val_features))
-            self.val_set = AllWindowsDataset(val_features, targets, cfg=config.features)
-        self.sampler_weights, self.epoch_clips = origin_sampling(config, sampler_weights, train_noisiness)
+        if len(data.val):
+            self.val_set = AllWindowsDataset(data.val.features, data.val.targets, cfg=config.features)
+        self.sampler_weights, self.epoch_clips = origin_sampling(config, sampler_weights, train.noisiness)
         if self.sampler_weights is not None and isinstance(self.train_set, EveryWindowDataset):
             self.sampler_weights = self.train_set.per_window(self.sampler_weights)
         self.unlabelled_set = None
-        if unlabelled_features is not None and len(unlabelled_features):
-            self.unlabelled_set = RandomWindowDataset(unlabelled_features, no_targets(len(unlabelled_features)),
+        if len(data.pool):
+            self.unlabelled_set = RandomWindowDataset(data.pool.features, no_targets(len(data.pool)),
                                                       cfg=config.features, seed=config.train.seed + 1)
 
     @property

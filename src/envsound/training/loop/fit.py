@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -26,6 +25,7 @@ from envsound.hardware import (Runtime, has_image_layers, keep_freed_memory, pro
 from envsound.models.clip import build_network, window_shape
 from envsound.task import Task
 from envsound.training.loop.balance import choose_class_balance, class_weights, sample_weights
+from envsound.training.loop.clips import FitData
 from envsound.training.loop.data import ClipDataModule
 from envsound.training.loop.history import KeepHistory, rows_before_resume
 from envsound.training.loop.module import ClassifierModule
@@ -128,35 +128,37 @@ def monitored(config: Config) -> tuple[str, str]:
     return "val_loss", "min"
 
 
+@dataclass(frozen=True)
+class LoopRun:
+    """Where one fit writes (``out_dir/lightning/``, ``out_dir/logs/``) and how it runs: ``resume`` continues from
+    ``out_dir/lightning/last.ckpt``; ``progress`` shows a bar (else a line an epoch)."""
+
+    out_dir: Path
+    resume: bool = False
+    progress: bool = False
+
+
 def fit_network(
     config: Config,
-    train_features: Sequence[np.ndarray],
-    train_targets: np.ndarray,
-    val_features: Sequence[np.ndarray],
-    val_targets: np.ndarray,
+    data: FitData,
     *,
     task: Task,
-    out_dir: Path,
-    resume: bool,
-    progress: bool,
+    run: LoopRun,
     init: InitPlan | None = None,
     transfer_mode: str | None = None,
-    unlabelled_features: Sequence[np.ndarray] | None = None,
-    train_variants: Sequence[Sequence[np.ndarray]] | None = None,
-    train_noisiness: np.ndarray | None = None,
     module_class: type[ClassifierModule] = ClassifierModule,
 ) -> FitResult:
-    """Fit with early stopping on the monitored validation metric (when there is a validation set) and return the
-    best epoch's weights.
+    """Fit one network on ``data`` with early stopping on the monitored validation metric (when ``data.val`` has
+    clips) and return the best epoch's weights.
 
-    Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run.
+    Lightning's own checkpoints (``run.out_dir/lightning/last.ckpt``) make ``run.resume`` continue an interrupted run.
     ``init`` (from :func:`~envsound.transfer.source.plan_init`) initialises the model; ``transfer_mode`` ``full``
     or ``gradual`` (:func:`~envsound.transfer.modes.resolve_mode`) says how its trunk trains.
     ``module_class`` is the LightningModule trained: a recipe's subclass of :class:`ClassifierModule`, e.g.
-    :class:`~envsound.training.semi.SemiModule`, which trains on the labelled clips and ``unlabelled_features``
-    (whole-clip features, labels unknown) together when ``config.semi.method`` is not ``"none"``.
-    ``train_variants[i]``: offline augmented copies of training clip ``i`` (see :class:`RandomWindowDataset`).
-    ``train_noisiness[i]``: 1.0 when clip ``i``'s labels may be wrong (origin ``noisy``): its loss is
+    :class:`~envsound.training.semi.SemiModule`, which trains on ``data.train`` and ``data.pool`` (whole-clip
+    features, labels unknown) together when ``config.semi.method`` is not ``"none"`` (otherwise the pool is unused).
+    ``data.train.variants[i]``: offline augmented copies of training clip ``i`` (see :class:`RandomWindowDataset`);
+    ``data.train.noisiness[i]``: 1.0 when clip ``i``'s labels may be wrong (origin ``noisy``): its loss is
     ``noisy.noisy_loss`` and ``noisy.noisy_share`` sets how often it is drawn.
     ``train.class_balance`` picks a class-weighted loss, a class-balanced sampler or neither
     (:func:`~envsound.training.loop.balance.choose_class_balance`). One network: ``train.ensemble`` N > 1 is
@@ -167,17 +169,15 @@ def fit_network(
     semi = config.semi.method != "none"
     if semi and module_class is ClassifierModule:
         raise ValueError(f"semi.method={config.semi.method!r} needs its recipe's module_class (SemiModule)")
-    n_classes = train_targets.shape[1]
+    targets = data.train.targets
+    n_classes = targets.shape[1]
     runtime = training_runtime(config, lambda: build_network(config, n_classes))
-    balance = choose_class_balance(train_targets, config.train.class_balance)
-    weights = torch.from_numpy(class_weights(train_targets)) if balance == "loss" else None
-    data = ClipDataModule(config, train_features, train_targets, val_features, val_targets,
-                          train_variants=train_variants,
-                          sampler_weights=sample_weights(train_targets) if balance == "sampler" else None,
-                          unlabelled_features=unlabelled_features if semi else None,
-                          train_noisiness=train_noisiness)
+    balance = choose_class_balance(targets, config.train.class_balance)
+    weights = torch.from_numpy(class_weights(targets)) if balance == "loss" else None
+    loaders = ClipDataModule(config, data if semi else FitData(data.train, data.val),
+                             sampler_weights=sample_weights(targets) if balance == "sampler" else None)
     # before the module, so that its saved hyperparameters hold the epochs the run makes
-    config = with_step_budget(config, data.steps_per_epoch(runtime.devices * config.runtime.num_nodes))
+    config = with_step_budget(config, loaders.steps_per_epoch(runtime.devices * config.runtime.num_nodes))
     L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised
     module = module_class(config, n_classes, task=task, class_weights=weights, channels_last=runtime.channels_last)
     apply_init(module.model, init)
@@ -185,8 +185,8 @@ def fit_network(
         module.trunk = trunk_modules(module.model, init)
         if getattr(module, "teacher", None) is not None:  # an EMA teacher starts from the initialised student
             module.teacher.module.load_state_dict(module.model.state_dict())
-    loop = run_lightning(module, config, data, runtime=runtime, monitor=monitored(config),
-                         out_dir=out_dir, resume=resume, progress=progress,
+    loop = run_lightning(module, config, loaders, runtime=runtime, monitor=monitored(config),
+                         out_dir=run.out_dir, resume=run.resume, progress=run.progress,
                          callbacks=transfer_callbacks(transfer_mode, config, init),
                          reseed=False, least_steps=min_steps(config))
     weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()

@@ -12,6 +12,7 @@ from envsound.config import Config
 from envsound.hardware import keep_freed_memory
 from envsound.models.clip import build_network
 from envsound.task import Task
+from envsound.training.loop.clip_metric import ClipMeans
 from envsound.training.loop.losses import origin_loss
 from envsound.training.loop.optim import configure_optimization
 from envsound.transfer.modes import optimizer_groups
@@ -39,9 +40,7 @@ class ClassifierModule(L.LightningModule):
         # training-loss weights per class (train.class_balance=loss); not saved: they follow from the training set
         self.register_buffer("class_weights", class_weights, persistent=False)
         self.trunk: list[torch.nn.Module] | None = None  # the transferred layers of an --init run (their own lr)
-        self._val_sum: torch.Tensor | None = None
-        self._val_count: torch.Tensor | None = None
-        self._val_targets: torch.Tensor | None = None
+        self.val_clips: ClipMeans | None = None  # made for each validation epoch: its size is the number of clips
 
     def setup(self, stage: str) -> None:
         keep_freed_memory()  # in every process, also those runtime.strategy=ddp_spawn starts afresh
@@ -87,28 +86,15 @@ class ClassifierModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         n_clips = self.trainer.val_dataloaders.dataset.n_clips
-        n_classes = self.hparams["n_classes"]
-        self._val_sum = torch.zeros(n_clips, n_classes)
-        self._val_count = torch.zeros(n_clips)
-        self._val_targets = torch.zeros(n_clips, n_classes)
+        self.val_clips = ClipMeans(n_clips, self.hparams["n_classes"]).to(self.device)
 
     def validation_step(self, batch, batch_idx):
         x, y, clip = batch
-        logits = self(x).float()
-        probs = self.task.activation(logits)
-        clip = clip.cpu()  # the per-clip sums live on the CPU whatever device the batch came on
-        self._val_sum.index_add_(0, clip, probs.cpu())
-        self._val_count.index_add_(0, clip, torch.ones(len(clip)))
-        self._val_targets[clip] = y.cpu()
+        self.val_clips.update(self.task.activation(self(x).float()), y, clip)
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.world_size > 1:  # each process scored its share of the windows: add them up
-            self._val_sum, self._val_count, seen = (
-                self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum").cpu()
-                for t in (self._val_sum, self._val_count, self._val_targets))
-            self._val_targets = (seen > 0).float()
-        probs = self._val_sum / self._val_count.clamp(min=1)[:, None]
-        targets = self._val_targets
+        probs, targets = (t.cpu() for t in self.val_clips.compute())  # each process's windows added up (DDP)
+        self.val_clips = None
         loss = self.task.clip_loss(probs, targets)
         score = self.task.clip_score(probs.numpy(), targets.numpy())
         self.log("val_acc" if self.task.score_name == "accuracy" else f"val_{self.task.score_name}", score,
