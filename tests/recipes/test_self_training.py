@@ -186,12 +186,12 @@ def test_a_later_round_starts_fresh_or_from_the_previous_rounds_weights(tmp_path
 
 
 def test_pseudo_labelled_clips_train_as_noisy_ones(tmp_path, synthetic_manifest, monkeypatch):
-    noisiness = []  # each round's train_noisiness, as the real fit receives it
+    noisiness = []  # each round's training noisiness, as the real fit receives it
     real_fit = fit_module.fit_network
 
-    def watched_fit(*args, train_noisiness=None, **kwargs):
-        noisiness.append(train_noisiness)
-        return real_fit(*args, train_noisiness=train_noisiness, **kwargs)
+    def watched_fit(config, data, **kwargs):
+        noisiness.append(data.train.noisiness)
+        return real_fit(config, data, **kwargs)
 
     monkeypatch.setattr(fit_module, "fit_network", watched_fit)
     # noisy_share: round 0 has no pseudo-labels to draw half its windows from, and trains as a supervised run

@@ -1,6 +1,7 @@
-"""Train one model on the clips of a manifest: split off validation, extract features, fit, save a checkpoint.
+"""Train one model on the clips of a manifest: validate the request, prepare the clips, fit, save a checkpoint.
 
-``train_model`` is what ``envsound train`` calls and what cross-validation calls once per fold.
+``train_model`` is what ``envsound train`` calls and what cross-validation calls once per fold; the ways it fits
+(probe, baseline, one network, ensemble, self-training) are the table of :mod:`envsound.recipes.fit_paths`.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from envsound.data.records import Manifest
 from envsound.errors import ConfigError
 from envsound.features.fingerprint import clip_fingerprints, exact_ids
 from envsound.models.checkpoint import Checkpoint
-from envsound.models.registry import check_feature_kind, get_model_class, is_torch_model
+from envsound.models.registry import check_feature_kind, is_torch_model
 from envsound.recipes.context import RunContext
+from envsound.recipes.fit_paths import FitJob, Fitted, fit_model
 from envsound.recipes.run_folder import RunFolder
 from envsound.task import Task, fit_class_thresholds
-from envsound.training.loop.clips import ClipSet
+from envsound.training.loop.clips import FitData
 from envsound.training.loop.data import clip_noisiness
-from envsound.training.prepare import prepare_training_data
+from envsound.training.prepare import TrainingData, prepare_training_data
 from envsound.transfer.guard import check_init_unseen
 from envsound.transfer.modes import resolve_mode
-from envsound.transfer.source import InitPlan, plan_from_weights, plan_init
+from envsound.transfer.source import InitPlan, plan_init
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +102,45 @@ def train_model(
     >>> result.checkpoint
     """
     start = time.perf_counter()
+    check_request(manifest, config)
+    folder = RunFolder(out_dir, checkpoint_name=CHECKPOINT_NAME, context=context)
+    folder.check_free()
+    plan = plan_init(init, config, manifest.labels) if init is not None else None  # the source fits: checked first
+    mode = resolve_mode(config, plan)
+    with folder.writing(config):
+        data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled,
+                                     cache=context.cache, on_error=context.on_error, progress=context.progress)
+        if init is not None:
+            check_init_unseen(init, [r.path for m in (data.val, *held_out) for r in m.records], cache=context.cache,
+                              allow_overlap=config.leakage.allow_overlap)
+        log.info("training %s on %d clips, validating on %d%s", config.model.name, len(data.train), len(data.val),
+                 f", with {len(data.unlabelled_features)} unlabelled clips ({config.semi.method})"
+                 if data.unlabelled_features else "")
+        result = TrainResult(checkpoint=folder.checkpoint, n_train=len(data.train), n_val=len(data.val),
+                             n_unlabelled=len(data.unlabelled_features), skipped=data.skipped)
+        clips = data.fit_data()
+        fitted = fit_model(FitJob(config, clips, manifest.task, manifest.labels, plan, mode, folder.path, context))
+        if fitted.fit is not None:
+            result.epochs, result.best_score = fitted.fit.epochs, fitted.fit.best_score
+            result.written = fitted.fit.is_global_zero  # process 0 of a multi-process run writes the model
+        if result.written:
+            checkpoint = _checkpoint(manifest, config, data, clips, plan, mode, fitted, result, meta or {},
+                                     context)
+            if fitted.fit is not None and fitted.fit.runtime is not None:
+                folder.note_runtime(config, fitted.fit.runtime)
+            folder.save(checkpoint)
+        return _finished(result, start)
+
+
+def check_request(manifest: Manifest, config: Config) -> None:
+    """Refuse, before any audio is decoded, a request no fit path can serve: a model given input it does not take,
+    fewer than 2 classes, a baseline on multi-label clips or as an ensemble, self-training where it does not apply.
+
+    Raises:
+        ConfigError: naming the setting and what to choose instead.
+    """
     config.validate()
-    check_feature_kind(config.model.name, config.features.kind)  # before any audio is decoded
+    check_feature_kind(config.model.name, config.features.kind)
     check_class_counts(manifest)
     if manifest.multi_label and not is_torch_model(config.model.name):
         raise ConfigError(f"model {config.model.name!r} is a single-label baseline; dataset {manifest.name!r} is "
@@ -113,95 +152,37 @@ def train_model(
     if config.train.ensemble > 1 and not is_torch_model(config.model.name):
         raise ConfigError(f"train.ensemble={config.train.ensemble} needs a network; model {config.model.name!r} "
                           "is a baseline (set train.ensemble=1)")
-    out_dir = Path(out_dir)
-    folder = RunFolder(out_dir, checkpoint_name=CHECKPOINT_NAME, context=context)
-    folder.check_free()
-    ckpt_path = folder.checkpoint
-    # checked before any work is done: the source fits, and the mode is one it can train in
-    plan = plan_init(init, config, manifest.labels) if init is not None else None
-    mode = resolve_mode(config, plan)
-    task = manifest.task
-    with folder.writing(config):
-        # baselines have no epochs to choose between: they fit on every training clip (prepare_training_data)
-        data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled,
-                                     cache=context.cache, on_error=context.on_error, progress=context.progress)
-        train_set, val_set, skipped = data.train, data.val, data.skipped
-        if init is not None:
-            check_init_unseen(init, [r.path for m in (val_set, *held_out) for r in m.records], cache=context.cache,
-                              allow_overlap=config.leakage.allow_overlap)
-        log.info("training %s on %d clips, validating on %d%s", config.model.name, len(train_set), len(val_set),
-                 f", with {len(data.unlabelled_features)} unlabelled clips ({config.semi.method})"
-                 if data.unlabelled_features else "")
 
-        checkpoint = Checkpoint(config=config, labels=manifest.labels, task=task,
-                                meta={"dataset": manifest.name, "n_train_clips": len(train_set),
-                                      "label_fraction": config.train.label_fraction,
-                                      "n_unlabelled_clips": len(data.unlabelled_features),
-                                      "shots": config.train.shots, **(meta or {})})
-        if plan is not None:
-            checkpoint.meta["transfer"] = {"mode": mode, **plan.to_meta()}
-            if mode in ("probe", "probe_full"):  # the fitted regression replaces every head row
-                checkpoint.meta["transfer"].update(copied_rows={}, new_rows=[], head="logistic regression" +
-                                                   (", then fine-tuned" if mode == "probe_full" else ""))
-        # what the model heard (validation clips chose its epoch): kept so --init and evaluate can check for leaks
-        checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in train_set.records + val_set.records],
-                                                            cache=context.cache))
-        result = TrainResult(checkpoint=ckpt_path, n_train=len(train_set), n_val=len(val_set),
-                             n_unlabelled=len(data.unlabelled_features), skipped=skipped)
-        clips = data.fit_data()
-        if mode in ("probe", "probe_full"):
-            from envsound.transfer.probe import fit_probe
 
-            checkpoint.state_dict = fit_probe(plan, config, clips.train.features, clips.train.targets,
-                                              variants=clips.train.variants, task=task)
-            if mode == "probe_full":  # LP-FT: fine-tune everything from the probed network, its head kept
-                plan = plan_from_weights(checkpoint.state_dict, manifest.labels, source=f"{plan.source} + probe")
-        if mode == "probe":
-            pass  # the probe's network is the model
-        elif is_torch_model(config.model.name):
-            from envsound.recipes.ensemble import fit_ensemble  # Lightning is imported only when a network is trained
-            from envsound.recipes.self_training import fit_self_training
-            from envsound.training.loop.fit import FitResult, LoopRun, fit_network
-            from envsound.training.loop.module import ClassifierModule
-            from envsound.training.semi import SemiModule
-
-            loop_mode = "full" if mode == "probe_full" else mode  # probe_full's loop starts from the probe
-
-            def fit_on(run_config: Config, run_dir: Path, train: ClipSet, start: InitPlan | None = None) -> FitResult:
-                return fit_network(run_config, clips.with_train(train), task=task,
-                                   run=LoopRun(run_dir, resume=context.resume, progress=context.progress),
-                                   init=start or plan, transfer_mode=loop_mode,
-                                   module_class=SemiModule if run_config.semi.method != "none" else ClassifierModule)
-
-            if config.semi.method == "self_training":
-                fit, rounds = fit_self_training(config, fit_on, labelled=clips.train, pool=clips.pool,
-                                                labels=manifest.labels, task=task, out_dir=out_dir,
-                                                resume=context.resume)
-                checkpoint.meta["self_training"] = rounds
-            elif config.train.ensemble > 1:
-                fit = fit_ensemble(config, lambda run_config, run_dir: fit_on(run_config, run_dir, clips.train),
-                                   out_dir=out_dir, resume=context.resume)
-            else:
-                fit = fit_on(config, out_dir, clips.train)
-            checkpoint.state_dict = fit.state_dict
-            result.epochs, result.best_score = fit.epochs, fit.best_score
-            if not fit.is_global_zero:  # another process of a multi-process run: process 0 writes the model
-                result.written = False
-                return _finished(result, start)
-            if task.multi_label and len(clips.val):
-                checkpoint.task = _fitted_thresholds(checkpoint, clips.val.features, clips.val.targets)
-            if fit.runtime is not None:
-                checkpoint.meta["runtime"] = fit.runtime.to_dict()
-                folder.note_runtime(config, fit.runtime)
-        else:
-            checkpoint.sklearn_bytes = fit_baseline(config, clips.train.features, clips.train.targets,
-                                                    len(manifest.labels))
-        if data.copies.copies:
-            checkpoint.meta["augmented_copies"] = len(data.copies.copies)
-        checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
-                                "monitor": config.train.monitor})
-        folder.save(checkpoint)
-        return _finished(result, start)
+def _checkpoint(manifest: Manifest, config: Config, data: TrainingData, clips: FitData, plan: InitPlan | None,
+                mode: str | None, fitted: Fitted, result: TrainResult, meta: dict[str, Any],
+                context: RunContext) -> Checkpoint:
+    """The self-describing checkpoint of a finished fit: weights, labels, task (multi-label thresholds fitted on the
+    validation clips), the config, what the model heard, and the run's metadata."""
+    checkpoint = Checkpoint(config=config, labels=manifest.labels, task=manifest.task,
+                            state_dict=fitted.state_dict, sklearn_bytes=fitted.sklearn_bytes,
+                            meta={"dataset": manifest.name, "n_train_clips": len(data.train),
+                                  "label_fraction": config.train.label_fraction,
+                                  "n_unlabelled_clips": len(data.unlabelled_features),
+                                  "shots": config.train.shots, **meta, **fitted.meta})
+    if plan is not None:
+        checkpoint.meta["transfer"] = {"mode": mode, **plan.to_meta()}
+        if mode in ("probe", "probe_full"):  # the fitted regression replaces every head row
+            checkpoint.meta["transfer"].update(copied_rows={}, new_rows=[], head="logistic regression" +
+                                               (", then fine-tuned" if mode == "probe_full" else ""))
+    # what the model heard (validation clips chose its epoch): kept so --init and evaluate can check for leaks
+    checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in data.train.records + data.val.records],
+                                                        cache=context.cache))
+    if fitted.fit is not None:
+        if manifest.task.multi_label and len(data.val):
+            checkpoint.task = _fitted_thresholds(checkpoint, clips.val.features, clips.val.targets)
+        if fitted.fit.runtime is not None:
+            checkpoint.meta["runtime"] = fitted.fit.runtime.to_dict()
+    if data.copies.copies:
+        checkpoint.meta["augmented_copies"] = len(data.copies.copies)
+    checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
+                            "monitor": config.train.monitor})
+    return checkpoint
 
 
 MIN_CLIPS_PER_CLASS = 5  # below this a class's accuracy rests on a clip or two: warned about
@@ -243,21 +224,3 @@ def _finished(result: TrainResult, start: float) -> TrainResult:
     if result.written:
         log.info("wrote %s (%.1f s)", result.checkpoint, result.seconds)
     return result
-
-
-def fit_baseline(config: Config, features: list[np.ndarray], targets: np.ndarray, n_classes: int) -> bytes:
-    """Fit a scikit-learn baseline on the MFCC statistics of every evaluation window of the training clips."""
-    from envsound.features.mfcc import mfcc_summary
-    from envsound.features.windows import eval_windows
-
-    feats = config.features
-    rows, labels = [], []
-    for clip, target in zip(features, targets.argmax(axis=1)):
-        for window in eval_windows(clip, feats)[0]:
-            rows.append(mfcc_summary(window, n_mfcc=feats.n_mfcc))
-            labels.append(target)
-    baseline = get_model_class(config.model.name)(n_classes=n_classes, filters=config.model.filters,
-                                                   dropout=config.model.dropout)
-    baseline.fit(np.stack(rows), np.asarray(labels))
-    return baseline.to_bytes()
-

@@ -1,0 +1,156 @@
+"""The ways ``train_model`` fits a model, one function each, chosen from one table (:data:`FIT_PATHS`) by
+:func:`fit_path`: a frozen-trunk probe, a scikit-learn baseline, one network, an ensemble of networks, or
+self-training rounds. ``probe_full`` probes first, then fine-tunes through the network paths from the probed weights.
+Each path takes a :class:`FitJob` and returns a :class:`Fitted`; Lightning is imported only by the network paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from envsound.config import Config
+from envsound.models.registry import get_model_class, is_torch_model
+from envsound.recipes.context import RunContext
+from envsound.task import Task
+from envsound.training.loop.clips import ClipSet, FitData
+from envsound.transfer.source import InitPlan, plan_from_weights
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """What a fit path is given: the config, the clips, the task and label order, the ``--init`` plan with the
+    transfer mode it trains in (``None`` without one), the run folder and the run context."""
+
+    config: Config
+    clips: FitData
+    task: Task
+    labels: list[str]
+    plan: InitPlan | None
+    mode: str | None
+    out_dir: Path
+    context: RunContext
+
+
+@dataclass
+class Fitted:
+    """What a fit path made: a network's weights or a baseline's bytes; for networks, the loop's result (epochs,
+    best score, runtime, whether this process writes); what the checkpoint records of the path."""
+
+    state_dict: dict | None = None
+    sklearn_bytes: bytes | None = None
+    fit: Any = None  # training.loop.fit.FitResult of a network path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def fit_path(config: Config, mode: str | None) -> str:
+    """The name in :data:`FIT_PATHS` of the path a run with ``config`` trained in transfer ``mode`` takes."""
+    if mode == "probe":
+        return "probe"
+    if not is_torch_model(config.model.name):
+        return "baseline"
+    if config.semi.method == "self_training":
+        return "self_training"
+    return "ensemble" if config.train.ensemble > 1 else "network"
+
+
+def fit_model(job: FitJob) -> Fitted:
+    """Fit ``job`` by its path; ``probe_full`` (LP-FT) first fits the probe, then trains everything from the probed
+    network, its head kept."""
+    if job.mode == "probe_full":
+        probed = _probe_weights(job)
+        job = replace(job, mode="full",
+                      plan=plan_from_weights(probed, job.labels, source=f"{job.plan.source} + probe"))
+    return FIT_PATHS[fit_path(job.config, job.mode)](job)
+
+
+def _probe_weights(job: FitJob) -> dict:
+    from envsound.transfer.probe import fit_probe
+
+    train = job.clips.train
+    return fit_probe(job.plan, job.config, train.features, train.targets, variants=train.variants, task=job.task)
+
+
+def fit_probe_path(job: FitJob) -> Fitted:
+    """Logistic regression on the frozen trunk's embeddings: the probed network is the model."""
+    return Fitted(state_dict=_probe_weights(job))
+
+
+def fit_baseline_path(job: FitJob) -> Fitted:
+    """A scikit-learn baseline on the MFCC statistics of every window of the training clips."""
+    train = job.clips.train
+    return Fitted(sklearn_bytes=fit_baseline(job.config, train.features, train.targets, len(job.labels)))
+
+
+def fit_network_path(job: FitJob) -> Fitted:
+    """One network (a semi-supervised module when ``semi.method`` says so)."""
+    return _network(_fit_on(job)(job.config, job.out_dir, job.clips.train))
+
+
+def fit_ensemble_path(job: FitJob) -> Fitted:
+    """``train.ensemble`` networks, one after another (:func:`~envsound.recipes.ensemble.fit_ensemble`)."""
+    from envsound.recipes.ensemble import fit_ensemble
+
+    fit_on = _fit_on(job)
+    return _network(fit_ensemble(job.config, lambda config, run_dir: fit_on(config, run_dir, job.clips.train),
+                                 out_dir=job.out_dir, resume=job.context.resume))
+
+
+def fit_self_training_path(job: FitJob) -> Fitted:
+    """Rounds of supervised fits on the labelled clips plus pseudo-labelled pool clips
+    (:func:`~envsound.recipes.self_training.fit_self_training`)."""
+    from envsound.recipes.self_training import fit_self_training
+
+    fit, rounds = fit_self_training(job.config, _fit_on(job), labelled=job.clips.train, pool=job.clips.pool,
+                                    labels=job.labels, task=job.task, out_dir=job.out_dir, resume=job.context.resume)
+    fitted = _network(fit)
+    fitted.meta["self_training"] = rounds
+    return fitted
+
+
+FIT_PATHS: dict[str, Callable[[FitJob], Fitted]] = {
+    "probe": fit_probe_path,
+    "baseline": fit_baseline_path,
+    "network": fit_network_path,
+    "ensemble": fit_ensemble_path,
+    "self_training": fit_self_training_path,
+}
+
+
+def _network(fit) -> Fitted:
+    return Fitted(state_dict=fit.state_dict, fit=fit)
+
+
+def _fit_on(job: FitJob) -> Callable[..., Any]:
+    """``fit_on(config, run_dir, train, start=None)``: one network fitted on ``train`` with the job's validation
+    clips and pool, from ``start`` (a self-training round's previous weights) or the job's ``--init`` plan."""
+    from envsound.training.loop.fit import LoopRun, fit_network  # Lightning only when a network is trained
+    from envsound.training.loop.module import ClassifierModule
+    from envsound.training.semi import SemiModule
+
+    def fit_on(config: Config, run_dir: Path, train: ClipSet, start: InitPlan | None = None):
+        return fit_network(config, job.clips.with_train(train), task=job.task,
+                           run=LoopRun(run_dir, resume=job.context.resume, progress=job.context.progress),
+                           init=start or job.plan, transfer_mode=job.mode,
+                           module_class=SemiModule if config.semi.method != "none" else ClassifierModule)
+
+    return fit_on
+
+
+def fit_baseline(config: Config, features: list[np.ndarray], targets: np.ndarray, n_classes: int) -> bytes:
+    """Fit a scikit-learn baseline on the MFCC statistics of every evaluation window of the training clips."""
+    from envsound.features.mfcc import mfcc_summary
+    from envsound.features.windows import eval_windows
+
+    feats = config.features
+    rows, labels = [], []
+    for clip, target in zip(features, targets.argmax(axis=1)):
+        for window in eval_windows(clip, feats)[0]:
+            rows.append(mfcc_summary(window, n_mfcc=feats.n_mfcc))
+            labels.append(target)
+    baseline = get_model_class(config.model.name)(n_classes=n_classes, filters=config.model.filters,
+                                                   dropout=config.model.dropout)
+    baseline.fit(np.stack(rows), np.asarray(labels))
+    return baseline.to_bytes()
