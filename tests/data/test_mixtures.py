@@ -267,3 +267,25 @@ def test_trim_silence_finds_the_sound():
     start, stop = trim_silence(wave, sample_rate=SR, frame_seconds=0.01)
     assert (start, stop) == (1600, 2400)
     assert trim_silence(np.zeros(100), sample_rate=SR) == (0, 100)
+
+
+def test_the_mix_command_offers_every_setting_from_its_field(capsys):
+    """`envsound mix`'s options are generated from MixSettings' fields: each is there, shows the field's default, and
+    a value given reaches the settings (a pair too)."""
+    from dataclasses import fields
+
+    from envsound.cli.main import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["mix", "--dataset", "esc10", "--out", "x", "--snr-db", "3,9", "--curated", "5",
+                              "--background-folder", "noise"])
+    given = {f.name: getattr(args, f.name) for f in fields(MixSettings) if getattr(args, f.name) is not None}
+    settings = MixSettings(**given)
+    assert (settings.snr_db, settings.n_curated, settings.background_folder) == ((3.0, 9.0), 5, "noise")
+    assert {f.name for f in fields(MixSettings)} == {f.name for f in fields(MixSettings) if "cli" in f.metadata}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["mix", "--dataset", "esc10", "--out", "x", "--snr-db", "3"])
+    assert "expected two numbers, LOW,HIGH" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["mix", "--help"])
+    assert "--trim-top-db DB" in capsys.readouterr().out

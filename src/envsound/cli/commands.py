@@ -260,8 +260,6 @@ def mix(args: argparse.Namespace) -> int:
         manifest = manifest.select_folds(args.folds)
     given = {f.name: getattr(args, f.name) for f in fields(MixSettings)
              if getattr(args, f.name, None) is not None}
-    if "background_folder" in given:
-        given["background_folder"] = str(given["background_folder"])
     summary = build_mixtures(manifest, args.out, settings=MixSettings(**given), overwrite=args.overwrite,
                              progress=show_progress(args))
     print("\n".join(summary.lines()))

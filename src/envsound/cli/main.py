@@ -17,8 +17,8 @@ from pathlib import Path
 from envsound import __version__
 from envsound.cli import commands
 from envsound.cli.options import (add_config_options, add_dataset_options, add_device_option, add_init_options,
-                                  add_precision_option, add_semi_options, add_threshold_option, parse_folds,
-                                  parse_names)
+                                  add_mix_options, add_precision_option, add_semi_options, add_threshold_option,
+                                  parse_folds, parse_names)
 
 log = logging.getLogger("envsound")
 
@@ -174,19 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "train_noisy.csv, strong_labels.csv, mix.json). Train on it with --dataset fsdkaggle2019.")
     add_dataset_options(p, folds_help="folds to build from (default: all); each mixture stays in its fold")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="the new set's folder")
-    p.add_argument("--seed", type=int, default=0, help="the same seed gives byte-identical files")
-    p.add_argument("--curated", dest="n_curated", type=int, metavar="N", help="curated mixtures per fold (60)")
-    p.add_argument("--noisy-factor", type=float, metavar="X", help="noisy mixtures per curated one (4)")
-    p.add_argument("--min-seconds", type=float, metavar="S", help="shortest mixture (4)")
-    p.add_argument("--max-seconds", type=float, metavar="S", help="longest mixture (12)")
-    p.add_argument("--min-events", type=int, metavar="N", help="fewest events a mixture (1)")
-    p.add_argument("--max-events", type=int, metavar="N", help="most events a mixture, each of another class (3)")
-    p.add_argument("--sample-rate", type=int, metavar="HZ", help="of the WAV files written (22050)")
-    p.add_argument("--missing-rate", type=float, metavar="P", help="noisy part: a true label dropped (0.20)")
-    p.add_argument("--swap-rate", type=float, metavar="P", help="noisy part: a label swapped for a wrong one (0.15)")
-    p.add_argument("--extra-rate", type=float, metavar="P", help="noisy part: one wrong label added to a clip (0.15)")
-    p.add_argument("--background-folder", type=Path, metavar="DIR",
-                   help="audio laid under every mixture (default: coloured noise from the seed)")
+    add_mix_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace a mixture set already in --out")
     p.set_defaults(run=commands.mix)
 

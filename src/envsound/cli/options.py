@@ -187,3 +187,29 @@ def unlabelled_manifest(args: argparse.Namespace):
     if args.unlabelled_folds:
         manifest = manifest.select_folds(args.unlabelled_folds)
     return manifest
+
+
+def add_mix_options(parser: argparse.ArgumentParser) -> None:
+    """One option per field of :class:`~envsound.data.mix_settings.MixSettings` (its ``cli`` metadata), its default
+    read from the field; a value not given is left to the field's default."""
+    import dataclasses
+
+    from envsound.data.mix_settings import MixSettings
+
+    kinds = {"int": int, "float": float, "str | None": Path, "tuple[float, float]": parse_pair}
+    for f in dataclasses.fields(MixSettings):
+        spec = f.metadata.get("cli")
+        if spec is None:
+            continue
+        value = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        default = "" if value is None else f" ({value})"
+        parser.add_argument(spec["option"], dest=f.name, type=kinds[str(f.type)], metavar=spec["metavar"],
+                            help=spec["help"] + default)
+
+
+def parse_pair(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected two numbers, LOW,HIGH (e.g. 6,18)")
+    return low, high
