@@ -110,7 +110,7 @@ def run_lock(out_dir: str | os.PathLike) -> Iterator[None]:
         except OSError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             raise EnvsoundError(f"{out_dir}: another envsound run (process {holder}) is writing here; wait for it "
-                                "to finish or choose another --out") from None
+                                "to finish or choose another output folder") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

@@ -47,9 +47,9 @@ def check_same_input(saved: str | Path, config: Config) -> None:
                 if (new := getattr(config.augment, key)) != (old := getattr(before.augment, key))]
     if changed:
         listed = "; ".join(f"{key} {old!r} there, {new!r} here" for key, old, new in changed)
-        sets = " ".join(f"--set {key}={_yaml_scalar(old)}" for key, old, _ in changed)
-        raise ConfigError(f"--resume: {path} was started with other input settings ({listed}); resume it as "
-                          f"started ({sets}), or train into another --out")
+        sets = " ".join(f"{key}={_yaml_scalar(old)}" for key, old, _ in changed)
+        raise ConfigError(f"resume: {path} was started with other input settings ({listed}); resume it as started "
+                          f"(overrides {sets}; the CLI's --set), or train into another output folder")
 
 
 def _yaml_scalar(value: Any) -> str:

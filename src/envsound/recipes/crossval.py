@@ -69,7 +69,7 @@ def cross_validate(
     folds = list(folds) if folds else manifest.folds
     if len(folds) < 2:
         raise DatasetLayoutError(f"cross-validation needs at least 2 folds; dataset {manifest.name!r} "
-                                 f"gives {folds or 'none'} (pass --folds, or use a dataset with folds)")
+                                 f"gives {folds or 'none'} (give folds= (--folds), or use a dataset with folds)")
     with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
         start = time.perf_counter()
         fold_results, evaluations = [], []

@@ -42,8 +42,8 @@ def resolve_mode(config: Config, plan: InitPlan | None) -> str | None:
     mode = config.transfer.mode
     if plan is None:
         if mode != "auto":
-            raise ConfigError(f"transfer.mode={mode} trains from a source model, and there is none: pass --init "
-                              "SOURCE/model.ckpt (or autoencoder.ckpt), or leave transfer.mode=auto")
+            raise ConfigError(f"transfer.mode={mode} trains from a source model, and there is none: give init= "
+                              "(--init) SOURCE/model.ckpt (or autoencoder.ckpt), or leave transfer.mode=auto")
         return None
     if mode == "auto":
         mode = BEST_CLASSIFIER_MODE if plan.kind != AUTOENCODER else "full"

@@ -246,7 +246,7 @@ def run_lightning(
             check_resumable(last)
         ckpt_path = str(last)
     elif resume:
-        log.warning("--resume: no %s yet; starting from scratch", last)
+        log.warning("resume: no %s yet; starting from scratch", last)
     logger = CSVLogger(out_dir, name="logs", version="")
     if ckpt_path is not None:
         all_callbacks.append(KeepHistory(*rows_before_resume(Path(logger.log_dir))))
