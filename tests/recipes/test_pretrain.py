@@ -118,7 +118,8 @@ def test_encoder_learning_rate_scale_makes_two_groups():
     plan = InitPlan(source="ae", kind="autoencoder", trunk={})
     from envsound.transfer.modes import trunk_modules
 
-    encoder_group, rest = optimizer_groups(model, config, trunk_modules(model, plan))
+    encoder_group, rest = optimizer_groups(model, lr=config.train.lr, trunk_scale=config.transfer.trunk_lr_scale,
+                                           trunk=trunk_modules(model, plan))
     assert encoder_group["lr"] == pytest.approx(0.0002) and rest["lr"] == pytest.approx(0.002)
     assert {id(p) for p in encoder_group["params"]} == {id(p) for p in model.encoder.parameters()}
     assert len(encoder_group["params"]) + len(rest["params"]) == len(list(model.parameters()))

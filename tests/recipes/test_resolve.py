@@ -51,7 +51,8 @@ def test_flags_are_keywords_and_an_unknown_one_is_named():
 REQUESTS = [  # (CLI words after the command, the same request to resolve())
     ([], {}),
     (["--model", "piczak"], {"model": "piczak"}),
-    (["--preset", "dtu2018", "--set", "train.max_epochs=30"], {"preset": "dtu2018", "overrides": ["train.max_epochs=30"]}),
+    (["--preset", "dtu2018", "--set", "train.max_epochs=30"],
+     {"preset": "dtu2018", "overrides": ["train.max_epochs=30"]}),
     (["--model", "crnn", "--set", "model.options.hidden=32", "--set", "train.lr=0.01"],
      {"model": "crnn", "overrides": ["model.options.hidden=32", "train.lr=0.01"]}),
     (["--shots", "5", "--semi", "fixmatch", "--allow-overlap", "--devices", "2"],

@@ -112,7 +112,8 @@ def test_the_module_loss_needs_an_origin_only_where_the_origins_losses_differ():
     smoothed = resolve_config(overrides=("model.filters=4", "train.label_smoothing=0.1"))
     # one loss for both origins: the task's, label smoothing included, whatever the clips' origins
     expected = SINGLE.loss(logits, single, label_smoothing=0.1)
-    assert float(ClassifierModule(smoothed, 4).loss(logits, single, noisiness)) == pytest.approx(float(expected))
+    assert float(ClassifierModule.from_config(smoothed, 4).loss(
+        logits, single, noisiness)) == pytest.approx(float(expected))
     robust = resolve_config(overrides=("model.filters=4", "noisy.noisy_loss=lq"))
     blended = origin_loss(logits, single, noisiness, task=SINGLE, config=robust.noisy)
     assert float(ClassifierModule(robust, 4).loss(logits, single, noisiness)) == pytest.approx(float(blended))

@@ -23,11 +23,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\
 def _module(method: str, *extra: str) -> SemiModule:
     torch.manual_seed(0)
     config = resolve_config(overrides=TINY_OVERRIDES + (f"semi.method={method}", "model.filters=4", *extra))
-    return SemiModule(config, N_CLASSES)
+    return SemiModule.from_config(config, N_CLASSES)
 
 
 def _batch(module: SemiModule, n_labelled: int = 4, n_unlabelled: int = 8):
-    shape = window_shape(module.config.features)
+    shape = window_shape(resolve_config(overrides=TINY_OVERRIDES).features)  # every method's windows alike
     x_l = torch.randn(n_labelled, *shape) * 10 - 40  # dB-like log-mels
     y_l = torch.eye(N_CLASSES)[torch.arange(n_labelled) % N_CLASSES]
     return (x_l, y_l), torch.randn(n_unlabelled, *shape) * 10 - 40
@@ -43,7 +43,7 @@ def test_the_unlabelled_term_is_non_zero_and_trains_the_network(method):
             "mean_teacher": module._mean_teacher}[method]
     sup, unsup, weight, n_l = step(labelled, x_u)
     assert n_l == 4 and float(sup.detach()) > 0 and float(unsup.detach()) > 0
-    assert weight == module.config.semi.unlabelled_weight
+    assert weight == module.settings.semi.unlabelled_weight
     unsup.backward()
     grads = [p.grad.abs().sum() for p in module.model.parameters() if p.grad is not None]
     assert grads and float(sum(grads)) > 0  # the unlabelled term alone moves the weights
@@ -56,7 +56,7 @@ def test_a_ramped_method_steps_outside_a_trainer_at_full_weight(method):
     module = _module(method, "semi.rampup=0.4")
     module.train()
     _, _, weight, _ = getattr(module, f"_{method}")(*_batch(module))
-    assert weight == module.config.semi.unlabelled_weight
+    assert weight == module.settings.semi.unlabelled_weight
 
 
 def test_fixmatch_mask_opens_only_above_the_threshold():
@@ -99,7 +99,7 @@ def test_fixmatch_with_the_adaptive_threshold_opens_the_mask_of_an_untrained_net
 def test_the_adaptive_threshold_is_single_label_only():
     config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=fixmatch", "semi.threshold_mode=adaptive"))
     with pytest.raises(ConfigError, match="threshold_mode=adaptive is for single-label"):
-        SemiModule(config, N_CLASSES, task=Task("multi_label"))
+        SemiModule.from_config(config, N_CLASSES, task=Task("multi_label"))
     with pytest.raises(ConfigError, match="semi.threshold_mode"):
         resolve_config(overrides=TINY_OVERRIDES + ("semi.threshold_mode=freematch",))
 
@@ -169,7 +169,8 @@ def test_labelled_windows_are_not_mixed_unless_asked():
 @pytest.mark.parametrize("method", ["mixmatch", "remixmatch"])
 def test_mixmatch_is_single_label_and_lambda_u_follows_the_method(method):
     with pytest.raises(ConfigError, match="single-label"):
-        SemiModule(resolve_config(overrides=TINY_OVERRIDES + (f"semi.method={method}",)), 3, task=Task("multi_label"))
+        SemiModule.from_config(resolve_config(overrides=TINY_OVERRIDES + (f"semi.method={method}",)), 3,
+                               task=Task("multi_label"))
     config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=mixmatch",))
     assert config.semi.unlabelled_weight == 75.0
     assert resolve_config(overrides=("semi.method=fixmatch",)).semi.unlabelled_weight == 1.0

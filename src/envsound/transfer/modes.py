@@ -75,11 +75,13 @@ def trunk_modules(network: nn.Module, plan: InitPlan) -> list[nn.Module]:
     return [module for name, module in network.named_children() if name != HEAD]
 
 
-def optimizer_groups(model: nn.Module, config: Config, trunk: list[nn.Module] | None) -> list[dict[str, Any]]:
-    """Parameter groups ``[{"params", "lr"}, ...]``: one at ``train.lr``, or the ``trunk`` at ``lr x
-    transfer.trunk_lr_scale`` first and the rest at ``lr``. Frozen parameters stay in their group: they get no
-    gradient while frozen (the optimiser skips them), so unfreezing needs no new group under the one-cycle schedule."""
-    lr, scale = config.train.lr, config.transfer.trunk_lr_scale
+def optimizer_groups(model: nn.Module, *, lr: float, trunk_scale: float,
+                     trunk: list[nn.Module] | None) -> list[dict[str, Any]]:
+    """Parameter groups ``[{"params", "lr"}, ...]``: one at ``lr`` (``train.lr``), or the ``trunk`` at ``lr x
+    trunk_scale`` (``transfer.trunk_lr_scale``) first and the rest at ``lr``. Frozen parameters stay in their group:
+    they get no gradient while frozen (the optimiser skips them), so unfreezing needs no new group under the one-cycle
+    schedule."""
+    scale = trunk_scale
     if trunk is None or scale == 1.0:
         return [{"params": list(model.parameters()), "lr": lr}]
     trunk_ids = {id(p) for module in trunk for p in module.parameters()}

@@ -179,7 +179,8 @@ def fit_network(
     # before the module, so that its saved hyperparameters hold the epochs the run makes
     config = with_step_budget(config, loaders.steps_per_epoch(runtime.devices * config.runtime.num_nodes))
     L.seed_everything(config.train.seed, workers=True, verbose=False)  # before the weights are initialised
-    module = module_class(config, n_classes, task=task, class_weights=weights, channels_last=runtime.channels_last)
+    module = module_class.from_config(config, n_classes, task=task, class_weights=weights,
+                                      channels_last=runtime.channels_last)
     apply_init(module.model, init)
     if init is not None:
         module.trunk = trunk_modules(module.model, init)

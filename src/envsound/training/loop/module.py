@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 
 import lightning as L
 import torch
 
 from envsound.augment.batch import batch_augment
-from envsound.config import Config
+from envsound.config import AugmentConfig, Config, NoisyConfig, SemiConfig, TrainConfig, TransferConfig
 from envsound.hardware import keep_freed_memory
 from envsound.models.clip import build_network
 from envsound.task import Task
@@ -18,29 +18,56 @@ from envsound.training.loop.optim import configure_optimization
 from envsound.transfer.modes import optimizer_groups
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the training module reads of a run's config: the optimiser, schedule and label smoothing
+    (``train``), the on-the-fly augmentation (``augment``) at the features' ``sample_rate``, the per-origin losses
+    (``noisy``), the trunk's learning-rate scale of an ``--init`` run (``transfer``), and a semi-supervised module's
+    method (``semi``)."""
+
+    train: TrainConfig
+    augment: AugmentConfig
+    noisy: NoisyConfig
+    transfer: TransferConfig
+    semi: SemiConfig
+    sample_rate: int
+
+    @classmethod
+    def of(cls, config: Config) -> "LoopSettings":
+        return cls(train=config.train, augment=config.augment, noisy=config.noisy, transfer=config.transfer,
+                   semi=config.semi, sample_rate=config.features.sample_rate)
+
+
 class ClassifierModule(L.LightningModule):
-    """Trains ``config.model`` on windows; validates on whole clips (window probabilities averaged).
+    """Trains ``network`` on windows; validates on whole clips (window probabilities averaged).
 
     Logged per epoch: ``train_loss``, ``val_loss`` (cross-entropy / BCE of the clip-averaged probabilities),
     ``val_acc`` (clip accuracy) or ``val_lwlrap`` (multi-label), and ``val_score`` (that score with ties broken by
     lower loss: with mixup or label smoothing the loss is a poor judge of which epoch classifies best, and a small
-    validation set makes the score coarse). ``task`` (:class:`~envsound.task.Task`) gives the loss and activation.
+    validation set makes the score coarse). ``task`` (:class:`~envsound.task.Task`) gives the loss and activation;
+    ``n_classes`` is the width of ``network``'s logits. :meth:`from_config` builds the network a config names.
     """
 
-    def __init__(self, config: Config, n_classes: int, *, task: Task | None = None,
+    def __init__(self, network: torch.nn.Module, settings: LoopSettings, *, n_classes: int, task: Task | None = None,
                  class_weights: torch.Tensor | None = None, channels_last: bool = False) -> None:
         super().__init__()
         self.task = task or Task()
-        self.save_hyperparameters({"config": config.to_dict(), "n_classes": n_classes, "task": self.task.to_dict()})
-        self.config = config
+        self.save_hyperparameters({"settings": asdict(settings), "n_classes": n_classes, "task": self.task.to_dict()})
+        self.settings = settings
         self.channels_last = channels_last  # the runtime's choice (envsound.hardware), not the setting ("auto")
-        self.model = build_network(config, n_classes)
+        self.model = network
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # training-loss weights per class (train.class_balance=loss); not saved: they follow from the training set
         self.register_buffer("class_weights", class_weights, persistent=False)
         self.trunk: list[torch.nn.Module] | None = None  # the transferred layers of an --init run (their own lr)
         self.val_clips: ClipMeans | None = None  # made for each validation epoch: its size is the number of clips
+
+    @classmethod
+    def from_config(cls, config: Config, n_classes: int, **kwargs):
+        """The module training the network ``config.model`` names (sized for ``config.features``), with
+        ``config``'s loop settings; ``kwargs`` as the constructor's."""
+        return cls(build_network(config, n_classes), LoopSettings.of(config), n_classes=n_classes, **kwargs)
 
     def setup(self, stage: str) -> None:
         keep_freed_memory()  # in every process, also those runtime.strategy=ddp_spawn starts afresh
@@ -57,11 +84,11 @@ class ClassifierModule(L.LightningModule):
              ) -> torch.Tensor:
         """The task's loss; with per-origin losses (``noisy`` section) or clips of origin ``noisy``
         (``noisiness`` per clip, 1 = noisy), :func:`~envsound.training.loop.losses.origin_loss`."""
-        noisy = self.config.noisy
+        noisy = self.settings.noisy
         # one loss for both origins, the task's: the origin does not matter (self-training marks its pseudo-labels)
         if noisy.curated_loss == "default" and (noisiness is None or noisy.noisy_loss == "default"):
             return self.task.loss(logits, targets, weight=self.class_weights,
-                                  label_smoothing=self.config.train.label_smoothing)
+                                  label_smoothing=self.settings.train.label_smoothing)
         if noisiness is None:
             noisiness = torch.zeros(len(logits), device=logits.device)
         return origin_loss(logits, targets, noisiness, task=self.task, config=noisy, weight=self.class_weights)
@@ -71,8 +98,8 @@ class ClassifierModule(L.LightningModule):
         rides along as one more target column, so mixup blends it like the labels. ``mix=False`` leaves out mixup
         and between-class mixing (the rest of ``augment``'s on-the-fly augmentation stays)."""
         x, y, *rest = batch
-        aug = self.config.augment if mix else replace(self.config.augment, mixup_alpha=0.0, between_class=False)
-        rate = self.config.features.sample_rate
+        aug = self.settings.augment if mix else replace(self.settings.augment, mixup_alpha=0.0, between_class=False)
+        rate = self.settings.sample_rate
         if not rest:
             return (*batch_augment(x, y, aug, sample_rate=rate), None)
         x, mixed = batch_augment(x, torch.cat([y, rest[0].to(y.dtype)[:, None]], dim=1), aug, sample_rate=rate)
@@ -103,7 +130,8 @@ class ClassifierModule(L.LightningModule):
         self.log("val_loss", loss, prog_bar=True)
 
     def configure_optimizers(self):
-        train = self.config.train
+        train = self.settings.train
         # the trunk of an --init model trains at lr x transfer.trunk_lr_scale
-        return configure_optimization(optimizer_groups(self.model, self.config, self.trunk), train,
-                                      total_steps=int(self.trainer.estimated_stepping_batches))
+        groups = optimizer_groups(self.model, lr=train.lr, trunk_scale=self.settings.transfer.trunk_lr_scale,
+                                  trunk=self.trunk)
+        return configure_optimization(groups, train, total_steps=int(self.trainer.estimated_stepping_batches))

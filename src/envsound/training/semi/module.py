@@ -9,10 +9,9 @@ from torch.optim.swa_utils import AveragedModel
 
 from envsound.augment.batch import mixup, time_roll
 from envsound.augment.strong import strong_view
-from envsound.config import Config
 from envsound.errors import ConfigError
 from envsound.task import Task
-from envsound.training.loop.module import ClassifierModule
+from envsound.training.loop.module import ClassifierModule, LoopSettings
 from envsound.training.semi.losses import (DistributionAlignment, SelfAdaptiveThreshold, mixmatch_loss,
                                            pseudo_label_loss, remixmatch_loss, sharpen)
 
@@ -21,7 +20,7 @@ SINGLE_LABEL_ONLY = ("mixmatch", "remixmatch")
 
 
 class SemiModule(ClassifierModule):
-    """A :class:`ClassifierModule` whose ``training_step`` adds the unlabelled loss of ``config.semi.method``
+    """A :class:`ClassifierModule` whose ``training_step`` adds the unlabelled loss of ``settings.semi.method``
     (see :mod:`envsound.training.semi`).
 
     Logged per epoch besides ``train_loss`` (the total): ``sup_loss``, ``unsup_loss``, ``unsup_weight`` (lambda_u
@@ -34,32 +33,34 @@ class SemiModule(ClassifierModule):
         ConfigError: ``semi.method`` is not a semi-supervised method, or a single-label method on a multi-label task.
     """
 
-    def __init__(self, config: Config, n_classes: int, *, task: Task | None = None,
+    def __init__(self, network: torch.nn.Module, settings: LoopSettings, *, n_classes: int, task: Task | None = None,
                  class_weights: torch.Tensor | None = None, channels_last: bool = False) -> None:
-        method = config.semi.method
+        semi = settings.semi
+        method = semi.method
         if method not in METHODS:
             raise ConfigError(f"semi.method={method!r}: SemiModule needs one of {', '.join(METHODS)}")
         multi_label = task is not None and task.multi_label
         if method in SINGLE_LABEL_ONLY and multi_label:
             raise ConfigError(f"semi.method={method} is for single-label tasks; on a multi-label dataset use "
                               "fixmatch or mean_teacher")
-        if config.semi.threshold_mode == "adaptive" and multi_label:
+        if semi.threshold_mode == "adaptive" and multi_label:
             raise ConfigError("semi.threshold_mode=adaptive is for single-label tasks; on a multi-label dataset use "
                               "semi.threshold_mode=fixed")
-        super().__init__(config, n_classes, task=task, class_weights=class_weights, channels_last=channels_last)
+        super().__init__(network, settings, n_classes=n_classes, task=task, class_weights=class_weights,
+                         channels_last=channels_last)
         self.teacher = None
-        if method == "mean_teacher" or config.semi.guesser == "ema":  # weights and BatchNorm statistics averaged
-            self.teacher = AveragedModel(self.model, avg_fn=warmed_up_ema(config.semi.ema_decay), use_buffers=True)
+        if method == "mean_teacher" or semi.guesser == "ema":  # weights and BatchNorm statistics averaged
+            self.teacher = AveragedModel(self.model, avg_fn=warmed_up_ema(semi.ema_decay), use_buffers=True)
             self.teacher.requires_grad_(False)  # not trained: DDP would wait for its gradients
-        aligned = config.semi.distribution_alignment and method != "mean_teacher" and not multi_label
+        aligned = semi.distribution_alignment and method != "mean_teacher" and not multi_label
         self.align = DistributionAlignment(n_classes) if aligned else None
-        adaptive = method == "fixmatch" and config.semi.threshold_mode == "adaptive"
+        adaptive = method == "fixmatch" and semi.threshold_mode == "adaptive"
         self.adaptive_threshold = SelfAdaptiveThreshold(n_classes) if adaptive else None
 
     def training_step(self, batch, batch_idx):
         steps = {"fixmatch": self._fixmatch, "mean_teacher": self._mean_teacher, "mixmatch": self._mixmatch,
                  "remixmatch": self._remixmatch}
-        sup, unsup, weight, n_l = steps[self.config.semi.method](batch["labelled"], batch["unlabelled"][0])
+        sup, unsup, weight, n_l = steps[self.settings.semi.method](batch["labelled"], batch["unlabelled"][0])
         loss = sup + weight * unsup
         for name, value in (("train_loss", loss), ("sup_loss", sup), ("unsup_loss", unsup), ("unsup_weight", weight)):
             self.log(name, value, on_step=False, on_epoch=True, prog_bar=name == "train_loss", batch_size=n_l)
@@ -68,7 +69,7 @@ class SemiModule(ClassifierModule):
     def _labelled(self, batch):
         """The labelled windows with ``augment``'s on-the-fly augmentation; mixup only with ``semi.labelled_mixup``
         (its soft targets keep the network's confidence below FixMatch's threshold)."""
-        return self.augmented(batch, mix=self.config.semi.labelled_mixup)
+        return self.augmented(batch, mix=self.settings.semi.labelled_mixup)
 
     def _guess(self, probs: torch.Tensor, y_l: torch.Tensor) -> torch.Tensor:
         """The unlabelled guesses after distribution alignment, when it is on."""
@@ -85,7 +86,7 @@ class SemiModule(ClassifierModule):
         reference implementation: a weak view guessed in a batch of its own (without gradients, a third cheaper)
         opened the mask to 18 % instead of 49 % after 500 steps on ESC-10 fold 1 (docs/results.md). With
         ``semi.guesser=ema`` the EMA teacher guesses instead, and the student's batch is labelled + strong."""
-        semi = self.config.semi
+        semi = self.settings.semi
         x_l, y_l, noisiness = self._labelled(labelled)
         n_l, n_u = len(x_l), len(x_u)
         if self.teacher is None:
@@ -105,7 +106,7 @@ class SemiModule(ClassifierModule):
     def _mean_teacher(self, labelled, x_u):
         """Tarvainen & Valpola 2017: the student's probabilities on a strong view pulled towards the EMA teacher's on
         a weak view (squared error summed over classes, averaged over windows), weight ramped up."""
-        semi = self.config.semi
+        semi = self.settings.semi
         x_l, y_l, noisiness = self._labelled(labelled)
         n_l, n_u = len(x_l), len(x_u)
         logits = self(torch.cat([x_l, self._strong(x_u)])).float()
@@ -119,7 +120,7 @@ class SemiModule(ClassifierModule):
         window, sharpened (``semi.temperature``); labelled and unlabelled windows with their targets / guesses are
         mixed together (``semi.mix_alpha``); soft cross-entropy on the labelled rows, squared error on the others.
         Class-balance loss weights and per-origin losses do not apply: every row's target is a blend."""
-        semi = self.config.semi
+        semi = self.settings.semi
         x_l, y_l, _ = self.augmented(labelled, mix=False)  # MixMatch does its own mixing, below
         views = [time_roll(x_u) for _ in range(semi.views)]
         with torch.no_grad():
@@ -137,7 +138,7 @@ class SemiModule(ClassifierModule):
         ``semi.views`` strong views of each unlabelled window take it as their target (augmentation anchoring);
         labelled and strong windows are mixed together (``semi.mix_alpha``), and one strong view also counts unmixed
         (:func:`~envsound.training.semi.losses.remixmatch_loss`)."""
-        semi = self.config.semi
+        semi = self.settings.semi
         x_l, y_l, _ = self.augmented(labelled, mix=False)  # mixed below, with the strong views
         n_l, n_u = len(x_l), len(x_u)
         strong = [self._strong(x_u) for _ in range(semi.views)]
@@ -161,12 +162,12 @@ class SemiModule(ClassifierModule):
         """The ramp-up factor of mean teacher's and MixMatch's weight at this step: ``semi.rampup`` is a share of the
         run's optimizer steps, so the ramp keeps its shape whether an epoch is one step or a hundred; 1 outside a
         Trainer (a step called on its own, as in benchmarks)."""
-        if self.config.semi.rampup == 0 or self._trainer is None:  # no run, no length to ramp over: full weight
+        if self.settings.semi.rampup == 0 or self._trainer is None:  # no run, no length to ramp over: full weight
             return 1.0
-        return rampup(self.global_step / self.trainer.estimated_stepping_batches, self.config.semi.rampup)
+        return rampup(self.global_step / self.trainer.estimated_stepping_batches, self.settings.semi.rampup)
 
     def _strong(self, x_u: torch.Tensor) -> torch.Tensor:
-        semi = self.config.semi
+        semi = self.settings.semi
         return strong_view(x_u, gain_db=semi.strong_gain_db, snr_db=semi.strong_snr_db, max_speed=semi.strong_speed,
                            max_shift_bins=semi.strong_shift_bins).to(x_u.dtype)
 
