@@ -54,7 +54,7 @@ def fold_labellers(cv: Path, fold: int, folds: list[int], manifest, cache: Featu
     label_of = {os.path.abspath(r.path): r.labels[0] for r in train.records}
     truth = np.array([checkpoint.labels.index(label_of[os.path.abspath(r.path)]) for r in data.unlabelled])
     plain, augmented, counts = [], [], {}
-    for index, share in enumerate([0.0, *config.semi.rounds]):
+    for index, share in enumerate([0.0, *config.semi.self_training.rounds]):
         if index:
             scores = {"last": plain[-1], "tta": augmented[-1], "rounds": np.mean(plain, axis=0),
                       "rounds+tta": np.mean(augmented, axis=0)}

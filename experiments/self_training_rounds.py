@@ -51,7 +51,7 @@ def fold_rounds(cv: Path, fold: int, folds: list[int], manifest, cache: FeatureC
     label_of = {os.path.abspath(r.path): r.labels[0] for m in reversed(pools) for r in m.records}
     truth = [label_of[os.path.abspath(r.path)] for r in pool.records]
     rows = []
-    for index in range(len(config.semi.rounds) + 1):
+    for index in range(len(config.semi.self_training.rounds) + 1):
         path = cv / f"fold_{fold}" / f"round_{index}" / ROUND_STATE
         if not path.exists():
             break

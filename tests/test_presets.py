@@ -69,9 +69,9 @@ def test_cances2022_is_the_authors_esc10_semi_supervised_set_up():
     assert (t.batch_size, s.mu, s.epoch) == (30, 1, "pool")  # 30 labelled + 30 unlabelled, epochs over the pool
     a = config.augment
     assert (a.mixup_alpha, a.spec_augment, s.labelled_mixup, t.val_fraction) == (0.0, False, False, 0.0)
-    assert (s.threshold, s.unlabelled_weight, s.distribution_alignment) == (0.8, 1.0, False)
+    assert (s.fixmatch.threshold, s.unlabelled_weight, s.distribution_alignment) == (0.8, 1.0, False)
     mixmatch = resolve_config(preset=load_preset("cances2022"), overrides=["semi.method=mixmatch"]).semi
-    assert (mixmatch.views, mixmatch.temperature, mixmatch.mix_alpha) == (2, 0.5, 0.75)
+    assert (mixmatch.mixmatch.views, mixmatch.mixmatch.temperature, mixmatch.mixmatch.mix_alpha) == (2, 0.5, 0.75)
     assert mixmatch.rampup * t.max_epochs == pytest.approx(50, abs=0.1)  # their ramp: the first 50 epochs
 
 

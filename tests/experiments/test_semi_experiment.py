@@ -26,14 +26,15 @@ def test_semi_supervised_experiment_end_to_end(tmp_path, capsys):
     script = _script()
     args = ["--root", str(root), "--out", str(tmp_path / "out"), "--models", "dtu2018", "cnn", "--fractions", "0.5",
             "--folds", "1", "2", "--methods", "supervised", "cae_unpool", "fixmatch",
-            "--pool", "esc50", "--cache-dir", str(tmp_path / "cache"), "--semi-set", "semi.threshold=0.5",
+            "--pool", "esc50", "--cache-dir", str(tmp_path / "cache"), "--semi-set", "semi.fixmatch.threshold=0.5",
             "--pretrain-set", "train.patience=1"] + [a for o in TINY for a in ("--set", o)]
     assert script.main(args) == 0
     printed = capsys.readouterr().out
     assert "cnn has no cae_unpool row" in printed
     assert "| dtu2018 | cae_unpool | " in printed and "| cnn | fixmatch | " in printed
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert results["semi_overrides"] == ["semi.threshold=0.5"] and results["pretrain_overrides"] == ["train.patience=1"]
+    assert results["semi_overrides"] == ["semi.fixmatch.threshold=0.5"]
+    assert results["pretrain_overrides"] == ["train.patience=1"]
     rows = {(r["model"], r["method"]): r for r in results["rows"]}
     assert set(rows) == {("dtu2018", "supervised"), ("dtu2018", "cae_unpool"), ("dtu2018", "fixmatch"),
                          ("cnn", "supervised"), ("cnn", "fixmatch")}
@@ -47,9 +48,9 @@ def test_semi_supervised_experiment_end_to_end(tmp_path, capsys):
     assert [f["n_unlabelled_pool"] for f in cv["folds"]] == [20, 20]
     assert cv["config"]["model"]["name"] == "dtu" and cv["config"]["train"]["label_fraction"] == 0.5
     assert cv["config"]["features"]["n_mels"] == 32  # --set over the preset
-    assert cv["config"]["semi"]["threshold"] == 0.5  # --semi-set: the semi rows only
+    assert cv["config"]["semi"]["fixmatch"]["threshold"] == 0.5  # --semi-set: the semi rows only
     supervised = json.loads((out / "dtu2018" / "p0.5" / "supervised" / "cv.json").read_text())
-    assert supervised["config"]["semi"]["threshold"] == 0.95
+    assert supervised["config"]["semi"]["fixmatch"]["threshold"] == 0.95
 
     stamp = (out / "dtu2018" / "p0.5" / "supervised" / "cv.json").stat().st_mtime_ns
     assert script.main(args) == 0  # resumable: every part finished, nothing reruns
@@ -77,7 +78,7 @@ def test_self_training_row_and_its_rounds(tmp_path, capsys, pool):
     root = make_tiny_esc50(tmp_path / "esc", clips=4)  # 2 recordings a class and fold: half stay unlabelled
     args = ["--root", str(root), "--out", str(tmp_path / "out"), "--models", "cnn", "--fractions", "0.5",
             "--folds", "1", "2", "--methods", "supervised", "self_training", "--cache-dir", str(tmp_path / "cache"),
-            "--semi-set", "semi.rounds=1", "--pool", pool] + [a for o in TINY for a in ("--set", o)]
+            "--semi-set", "semi.self_training.rounds=1", "--pool", pool] + [a for o in TINY for a in ("--set", o)]
     assert _script().main(args) == 0
     assert "| cnn | self_training | " in capsys.readouterr().out
     run = tmp_path / "out" / "cnn" / "p0.5" / ("self_training" if pool == "esc10" else "self_training-esc50")

@@ -107,7 +107,7 @@ def test_a_format_5_checkpoint_keeps_the_semi_behaviour_it_was_trained_with(tmp_
     config = resolve_config(overrides=["model.filters=8", "features.n_mels=32", "semi.method=fixmatch"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=build_network(config, 2).state_dict()))
-    payload = torch.load(path, weights_only=True)
+    payload = _flat_semi(torch.load(path, weights_only=True))
     assert payload["format_version"] == FORMAT_VERSION
     payload["format_version"] = 5
     for key in ("labelled_mixup", "distribution_alignment", "views", "temperature", "mix_alpha", "rampup"):
@@ -126,7 +126,7 @@ def test_a_format_6_checkpoint_keeps_its_ramp_up_as_a_share_of_the_run(tmp_path)
     config = resolve_config(overrides=["model.filters=8", "features.n_mels=32", "semi.method=mixmatch",
                                        "train.max_epochs=500"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
-    payload = torch.load(path, weights_only=True)
+    payload = _flat_semi(torch.load(path, weights_only=True))
     payload["format_version"] = 6
     del payload["config"]["semi"]["rampup"]
     payload["config"]["semi"]["rampup_epochs"] = 5
@@ -134,16 +134,36 @@ def test_a_format_6_checkpoint_keeps_its_ramp_up_as_a_share_of_the_run(tmp_path)
     assert load_checkpoint(path).config.semi.rampup == pytest.approx(0.01)  # 5 of 500 epochs
 
 
+def _flat_semi(payload: dict) -> dict:
+    """The semi section as formats before 16 wrote it: each method's sub-section's keys directly under semi."""
+    semi = payload["config"]["semi"]
+    for method in ("fixmatch", "mixmatch", "self_training"):
+        semi.update(semi.pop(method))
+    return payload
+
+
+def test_a_format_15_checkpoint_loads_its_flat_semi_keys_into_their_sub_sections(tmp_path):
+    config = resolve_config(overrides=["model.filters=8", "semi.method=self_training", "semi.fixmatch.threshold=0.8",
+                                       "semi.mixmatch.views=3", "semi.self_training.rounds=0.5,1"])
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
+    payload = _flat_semi(torch.load(path, weights_only=True))
+    payload["format_version"] = 15
+    assert payload["config"]["semi"]["threshold"] == 0.8 and "fixmatch" not in payload["config"]["semi"]
+    torch.save(payload, path)
+    assert load_checkpoint(path).config == config
+
+
 def test_a_format_7_checkpoint_keeps_the_fixed_threshold(tmp_path):
     """Version 7 had no semi.threshold_mode: FixMatch's threshold was semi.threshold."""
-    config = resolve_config(overrides=["model.filters=8", "semi.method=fixmatch", "semi.threshold_mode=adaptive"])
+    config = resolve_config(overrides=["model.filters=8", "semi.method=fixmatch",
+                                       "semi.fixmatch.threshold_mode=adaptive"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
-    assert load_checkpoint(path).config.semi.threshold_mode == "adaptive"
-    payload = torch.load(path, weights_only=True)
+    assert load_checkpoint(path).config.semi.fixmatch.threshold_mode == "adaptive"
+    payload = _flat_semi(torch.load(path, weights_only=True))
     payload["format_version"] = 7
     del payload["config"]["semi"]["threshold_mode"]
     torch.save(payload, path)
-    assert load_checkpoint(path).config.semi.threshold_mode == "fixed"
+    assert load_checkpoint(path).config.semi.fixmatch.threshold_mode == "fixed"
 
 
 def test_a_format_8_checkpoint_keeps_its_epochs(tmp_path):
@@ -163,23 +183,23 @@ def test_a_format_9_checkpoint_without_self_training_rounds_loads(tmp_path):
     """Version 9 had no semi.rounds (self_training did not exist): such a file loads with the default."""
     config = resolve_config(overrides=["model.filters=8", "semi.method=fixmatch", "train.label_fraction=0.1"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
-    payload = torch.load(path, weights_only=True)
+    payload = _flat_semi(torch.load(path, weights_only=True))
     payload["format_version"] = 9
     del payload["config"]["semi"]["rounds"]
     torch.save(payload, path)
     loaded = load_checkpoint(path).config
-    assert loaded.semi.method == "fixmatch" and loaded.semi.rounds == [0.25, 0.5, 0.75, 1.0]
+    assert loaded.semi.method == "fixmatch" and loaded.semi.self_training.rounds == [0.25, 0.5, 0.75, 1.0]
 
 
 def test_a_format_10_self_training_checkpoint_loads_with_full_rounds(tmp_path):
     """Version 10 had no semi.round_budget: every round took the run's whole step budget."""
     config = resolve_config(overrides=["model.filters=8", "semi.method=self_training", "train.label_fraction=0.1"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
-    payload = torch.load(path, weights_only=True)
+    payload = _flat_semi(torch.load(path, weights_only=True))
     payload["format_version"] = 10
     del payload["config"]["semi"]["round_budget"]
     torch.save(payload, path)
-    assert load_checkpoint(path).config.semi.round_budget == "full"
+    assert load_checkpoint(path).config.semi.self_training.round_budget == "full"
 
 
 def test_a_format_11_checkpoint_loads_with_its_clip_edges_as_read(tmp_path):

@@ -21,7 +21,8 @@ from envsound.training.loop import fit as fit_module
 from envsound.training.prepare import prepare_training_data
 
 SELF = TINY_OVERRIDES + ("semi.method=self_training", "train.label_fraction=0.5", "train.max_epochs=2",
-                         "train.batch_size=4", "train.val_fraction=0", "model.filters=4", "semi.rounds=0.5,1")
+                         "train.batch_size=4", "train.val_fraction=0", "model.filters=4",
+                         "semi.self_training.rounds=0.5,1")
 
 
 def _logged_steps(run_dir) -> list[int]:
@@ -98,9 +99,10 @@ def test_pool_clips_get_offline_copies_for_self_training_only(tmp_path, syntheti
     assert {c.source_clip_id for c in data.unlabelled_copies.copies} <= {r.clip_id for r in data.unlabelled}
 
 
-@pytest.mark.parametrize("override", ["train.ensemble=2", "semi.rounds=[]", "semi.rounds=0,1", "semi.rounds=1.5"])
+@pytest.mark.parametrize("override", ["train.ensemble=2", "semi.self_training.rounds=[]",
+                                      "semi.self_training.rounds=0,1", "semi.rounds=1.5"])  # the old key, too
 def test_what_self_training_refuses(tmp_path, synthetic_manifest, override):
-    with pytest.raises(ConfigError, match="self_training|semi.rounds"):
+    with pytest.raises(ConfigError, match="self_training|semi.self_training.rounds"):
         config = resolve_config(overrides=SELF + (override,))
         train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                     context=RunContext(progress=False))
@@ -112,7 +114,7 @@ def test_a_round_trains_for_the_run_budget_or_its_share():
     later = round_config(full, rounds=5, steps=1504)  # a round after the first: round 0's steps, in as many epochs
     assert (later.train.min_steps, later.train.max_epochs) == (1504, 1)
     split = round_config(resolve_config(overrides=("semi.method=self_training", "train.label_fraction=0.1",
-                                                   "semi.round_budget=split")), rounds=5)
+                                                   "semi.self_training.round_budget=split")), rounds=5)
     assert (split.train.min_steps, split.train.max_epochs) == (300, 1)  # the 1,500 default steps over 5 rounds
 
 
@@ -144,18 +146,18 @@ def test_later_rounds_make_round_0s_steps_on_more_clips(tmp_path, synthetic_mani
 
 
 def test_split_rounds_share_the_run_steps(tmp_path, synthetic_manifest):
-    config = resolve_config(overrides=SELF + ("semi.round_budget=split", "train.min_steps=30"))
+    config = resolve_config(overrides=SELF + ("semi.self_training.round_budget=split", "train.min_steps=30"))
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                          context=RunContext(progress=False))
     rounds = load_checkpoint(result.checkpoint).meta["self_training"]
     for r in rounds:  # 10 steps a round, in whole epochs of (20 + pseudo-labelled) // 4 steps
         per_epoch = (20 + r["pseudo_labelled"]) // 4
         assert _logged_steps(tmp_path / f"round_{r['round']}")[-1] + 1 == -(-10 // per_epoch) * per_epoch
-    assert load_checkpoint(result.checkpoint).config.semi.round_budget == "split"
+    assert load_checkpoint(result.checkpoint).config.semi.self_training.round_budget == "split"
 
 
 def test_split_rounds_need_a_step_budget(tmp_path, synthetic_manifest):
-    config = resolve_config(overrides=SELF + ("semi.round_budget=split", "train.min_steps=0"))
+    config = resolve_config(overrides=SELF + ("semi.self_training.round_budget=split", "train.min_steps=0"))
     with pytest.raises(ConfigError, match="round_budget=split.*train.min_steps"):
         train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                     context=RunContext(progress=False))
@@ -172,7 +174,7 @@ def test_a_later_round_starts_fresh_or_from_the_previous_rounds_weights(tmp_path
         return real_fit(*args, init=init, **kwargs)
 
     monkeypatch.setattr(fit_module, "fit_network", watched_fit)
-    config = resolve_config(overrides=SELF + (f"semi.round_init={round_init}",))
+    config = resolve_config(overrides=SELF + (f"semi.self_training.round_init={round_init}",))
     train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, context=RunContext(progress=False))
     assert len(starts) == 3 and starts[0] is None
     if round_init == "scratch":

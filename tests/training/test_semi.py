@@ -21,7 +21,7 @@ from envsound.training.semi import rampup
 from envsound.training.semi.losses import pseudo_label_loss
 from semi_helpers import make_tiny_esc50
 
-SEMI = TINY_OVERRIDES + ("train.max_epochs=2", "model.filters=4", "semi.threshold=0.2", "semi.mu=2")
+SEMI = TINY_OVERRIDES + ("train.max_epochs=2", "model.filters=4", "semi.fixmatch.threshold=0.2", "semi.mu=2")
 
 
 def _metrics(run_dir):
@@ -60,7 +60,7 @@ def test_speed_changes_only_the_time_axis_and_pitch_only_the_mel_axis():
 def test_semi_supervised_few_steps(tmp_path, synthetic_manifest, method):
     method, _, guesser = method.partition("+")
     config = resolve_config(overrides=SEMI + (f"semi.method={method}", "train.label_fraction=0.5",
-                                              f"semi.guesser={'ema' if guesser else 'student'}"))
+                                              f"semi.fixmatch.guesser={'ema' if guesser else 'student'}"))
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                          context=RunContext(progress=False))
     assert result.n_train + result.n_val == 20 and result.n_unlabelled == 20  # half of 40 clips left unlabelled

@@ -36,7 +36,7 @@ def _batch(module: SemiModule, n_labelled: int = 4, n_unlabelled: int = 8):
 @pytest.mark.parametrize("method", ["fixmatch", "mixmatch", "remixmatch", "mean_teacher"])
 def test_the_unlabelled_term_is_non_zero_and_trains_the_network(method):
     # threshold 0.01: every window's top probability is above it, so FixMatch's mask is fully open
-    module = _module(method, "semi.threshold=0.01", "semi.rampup=0")
+    module = _module(method, "semi.fixmatch.threshold=0.01", "semi.rampup=0")
     module.train()
     labelled, x_u = _batch(module)
     step = {"fixmatch": module._fixmatch, "mixmatch": module._mixmatch, "remixmatch": module._remixmatch,
@@ -60,7 +60,7 @@ def test_a_ramped_method_steps_outside_a_trainer_at_full_weight(method):
 
 
 def test_fixmatch_mask_opens_only_above_the_threshold():
-    module = _module("fixmatch", "semi.threshold=0.999", "semi.distribution_alignment=false")
+    module = _module("fixmatch", "semi.fixmatch.threshold=0.999", "semi.distribution_alignment=false")
     module.train()
     _, unsup, _, _ = module._fixmatch(*_batch(module))
     assert float(unsup.detach()) == 0.0  # an untrained network is nowhere near 0.999 confident: no pseudo-label
@@ -89,7 +89,7 @@ def test_the_adaptive_threshold_follows_the_models_confidence_and_is_lower_for_r
 
 
 def test_fixmatch_with_the_adaptive_threshold_opens_the_mask_of_an_untrained_network():
-    module = _module("fixmatch", "semi.threshold_mode=adaptive", "semi.distribution_alignment=false")
+    module = _module("fixmatch", "semi.fixmatch.threshold_mode=adaptive", "semi.distribution_alignment=false")
     module.train()
     _, unsup, _, _ = module._fixmatch(*_batch(module))
     assert float(unsup.detach()) > 0  # the fixed 0.95 gives 0 here (test above); 1 / K does not
@@ -97,11 +97,12 @@ def test_fixmatch_with_the_adaptive_threshold_opens_the_mask_of_an_untrained_net
 
 
 def test_the_adaptive_threshold_is_single_label_only():
-    config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=fixmatch", "semi.threshold_mode=adaptive"))
+    config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=fixmatch",
+                                                        "semi.fixmatch.threshold_mode=adaptive"))
     with pytest.raises(ConfigError, match="threshold_mode=adaptive is for single-label"):
         SemiModule.from_config(config, N_CLASSES, task=Task("multi_label"))
-    with pytest.raises(ConfigError, match="semi.threshold_mode"):
-        resolve_config(overrides=TINY_OVERRIDES + ("semi.threshold_mode=freematch",))
+    with pytest.raises(ConfigError, match="semi.fixmatch.threshold_mode"):
+        resolve_config(overrides=TINY_OVERRIDES + ("semi.fixmatch.threshold_mode=freematch",))
 
 
 def test_distribution_alignment_spreads_guesses_that_crowd_into_one_class():
@@ -175,13 +176,14 @@ def test_mixmatch_is_single_label_and_lambda_u_follows_the_method(method):
     assert config.semi.unlabelled_weight == 75.0
     assert resolve_config(overrides=("semi.method=fixmatch",)).semi.unlabelled_weight == 1.0
     assert resolve_config(overrides=("semi.method=mixmatch", "semi.lambda_u=2")).semi.unlabelled_weight == 2.0
-    with pytest.raises(ConfigError, match="semi.temperature"):
-        resolve_config(overrides=("semi.temperature=0",)).validate()
+    with pytest.raises(ConfigError, match="semi.mixmatch.temperature"):
+        resolve_config(overrides=("semi.mixmatch.temperature=0",)).validate()
 
 
 def test_fixmatch_with_an_ema_guesser_takes_the_teachers_pseudo_labels():
     # the untrained student is nowhere near 0.999 confident (test above); a teacher sure of class 2 opens the mask
-    module = _module("fixmatch", "semi.threshold=0.999", "semi.distribution_alignment=false", "semi.guesser=ema")
+    module = _module("fixmatch", "semi.fixmatch.threshold=0.999", "semi.distribution_alignment=false",
+                     "semi.fixmatch.guesser=ema")
     module.train()
     head = [m for m in module.teacher.module.modules() if isinstance(m, torch.nn.Linear)][-1]
     with torch.no_grad():
@@ -193,8 +195,8 @@ def test_fixmatch_with_an_ema_guesser_takes_the_teachers_pseudo_labels():
     assert all(p.grad is None for p in module.teacher.parameters())  # the teacher is not trained
     assert sum(float(p.grad.abs().sum()) for p in module.model.parameters() if p.grad is not None) > 0
     for method in ("semi.method=mixmatch", "stages.pseudo_label=mean_teacher"):
-        with pytest.raises(ConfigError, match="semi.guesser=ema is for fixmatch"):
-            resolve_config(overrides=(method, "semi.guesser=ema"))
+        with pytest.raises(ConfigError, match="semi.fixmatch.guesser=ema is for fixmatch"):
+            resolve_config(overrides=(method, "semi.fixmatch.guesser=ema"))
 
 
 def test_the_mean_teacher_is_a_warmed_up_average_of_the_student():

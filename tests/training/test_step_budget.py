@@ -18,7 +18,7 @@ from envsound.training.loop.clips import ClipSet, FitData
 from envsound.training.loop.data import ClipDataModule
 from envsound.training.loop.fit import SMALL_LABEL_MIN_STEPS, min_steps
 
-SEMI = TINY_OVERRIDES + ("model.filters=4", "semi.threshold=0.2", "semi.mu=1", "train.batch_size=4",
+SEMI = TINY_OVERRIDES + ("model.filters=4", "semi.fixmatch.threshold=0.2", "semi.mu=1", "train.batch_size=4",
                          "train.val_fraction=0", "train.label_fraction=0.25", "train.max_epochs=1")
 
 

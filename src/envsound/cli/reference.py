@@ -43,14 +43,23 @@ def config_markdown() -> str:
         comments = field_comments(cls)
         parts.append(f"\n## `{section.name}`\n\n{doc.split(chr(10) + chr(10))[0]}\n\n"
                      "| key | type | default | meaning |\n|---|---|---|---|\n")
-        instance = cls()
-        for field in dataclasses.fields(cls):
-            kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
-            default = getattr(instance, field.name)
-            meaning = comments.get(field.name, "").replace("|", "\\|")
-            kind = str(kind).replace("|", "\\|")
-            parts.append(f"| `{section.name}.{field.name}` | `{kind}` | `{default!r}` | {meaning} |\n")
+        parts += _field_rows(cls(), section.name, comments)
     return "".join(parts)
+
+
+def _field_rows(instance, prefix: str, comments: dict[str, str]) -> list[str]:
+    """One table row per key of ``instance``; a sub-section (``semi.fixmatch``) gives its own keys' rows."""
+    rows = []
+    for field in dataclasses.fields(instance):
+        default = getattr(instance, field.name)
+        if dataclasses.is_dataclass(default):
+            rows += _field_rows(default, f"{prefix}.{field.name}", field_comments(type(default)))
+            continue
+        kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+        meaning = comments.get(field.name, "").replace("|", "\\|")
+        kind = str(kind).replace("|", "\\|")
+        rows.append(f"| `{prefix}.{field.name}` | `{kind}` | `{default!r}` | {meaning} |\n")
+    return rows
 
 
 def field_comments(cls: type) -> dict[str, str]:

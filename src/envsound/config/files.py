@@ -49,7 +49,7 @@ def check_same_input(saved: str | Path, config: Config) -> None:
         listed = "; ".join(f"{key} {old!r} there, {new!r} here" for key, old, new in changed)
         sets = " ".join(f"{key}={_yaml_scalar(old)}" for key, old, _ in changed)
         raise ConfigError(f"resume: {path} was started with other input settings ({listed}); resume it as started "
-                          f"(overrides {sets}; the CLI's --set), or train into another output folder")
+                          f"({sets}, as overrides or --set), or train into another output folder")
 
 
 def _yaml_scalar(value: Any) -> str:

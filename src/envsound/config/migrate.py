@@ -9,13 +9,19 @@ from envsound.config.values import check_value, coerce_value
 from envsound.errors import ConfigError
 
 # Keys that moved (config files, --set, checkpoints and ONNX exports written before load with them): the transfer
-# section (checkpoint format 3), the runtime section and the on-the-fly augmentation (format 13).
+# section (checkpoint format 3), the runtime section and the on-the-fly augmentation (format 13), the semi-supervised
+# methods' own settings (format 16).
 RUNTIME_KEYS = ("accelerator", "devices", "num_nodes", "strategy", "precision", "channels_last", "num_workers")
 BATCH_AUGMENT_KEYS = ("time_roll", "spec_augment", "mixup_alpha", "between_class", "bc_gain")
+# Each method's own semi settings moved into its sub-section (format 16).
+SEMI_METHOD_KEYS = {"fixmatch": ("threshold", "threshold_mode", "guesser"),
+                    "mixmatch": ("views", "temperature", "mix_alpha"),
+                    "self_training": ("rounds", "round_budget", "round_init")}
 RENAMED_KEYS = {"train.freeze_encoder_epochs": "transfer.freeze_epochs",
                 "train.encoder_lr_scale": "transfer.trunk_lr_scale",
                 **{f"train.{key}": f"runtime.{key}" for key in RUNTIME_KEYS},
-                **{f"train.{key}": f"augment.{key}" for key in BATCH_AUGMENT_KEYS}}
+                **{f"train.{key}": f"augment.{key}" for key in BATCH_AUGMENT_KEYS},
+                **{f"semi.{key}": f"semi.{method}.{key}" for method, keys in SEMI_METHOD_KEYS.items() for key in keys}}
 
 
 def check_given_once(given: set[str], *, source: str) -> None:

@@ -34,11 +34,12 @@ class Config:
         for section in self._sections():
             getattr(self, section).validate()
         check_value(not self.augment.between_class or self.features.kind == "waveform", "augment.between_class",
-               self.augment.between_class, "false unless features.kind is 'waveform' (it mixes waveforms)")
-        if self.semi.guesser == "ema":  # the method of a semi run, or of the last stage of envsound stages
+                    self.augment.between_class, "false unless features.kind is 'waveform' (it mixes waveforms)")
+        if self.semi.fixmatch.guesser == "ema":  # the method of a semi run, or of the last stage of envsound stages
             for key, method in (("semi.method", self.semi.method), ("stages.pseudo_label", self.stages.pseudo_label)):
                 if method not in ("none", "fixmatch"):
-                    raise ConfigError(f"semi.guesser=ema is for fixmatch; {key}={method} guesses by its own rule")
+                    raise ConfigError(f"semi.fixmatch.guesser=ema is for fixmatch; {key}={method} guesses by its own "
+                                      "rule")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,13 +53,13 @@ class Config:
         return config.validate()
 
     def update(self, data: Mapping[str, Any], *, source: str = "config") -> None:
-        """Set every ``section: {key: value}`` of ``data``. A renamed key (:data:`~envsound.config.migrate.RENAMED_KEYS`) given with its
-        new name is refused; a mapping written before checkpoint format 13 (``between_class: true`` under
-        ``train``, no ``bc_gain``) keeps the RMS gain it mixed with."""
+        """Set every ``section: {key: value}`` of ``data`` (a sub-section, e.g. ``semi: {fixmatch: {...}}``, as a
+        mapping). A renamed key (:data:`~envsound.config.migrate.RENAMED_KEYS`) given with its new name is refused; a
+        mapping written before checkpoint format 13 (``between_class: true`` under ``train``, no ``bc_gain``) keeps
+        the RMS gain it mixed with."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
-        given = {f"{section}.{key}" for section, values in data.items() if isinstance(values, Mapping)
-                 for key in values}
+        given = set(_dotted_keys(data))
         check_given_once(given, source=source)
         for section, values in data.items():
             if section not in self._sections():
@@ -84,12 +85,34 @@ class Config:
         if section == "model" and key.startswith("options."):  # one option of the model: model.options.hidden=32
             target.set_option(key.removeprefix("options."), value, source=source)
             return
+        prefix = section
+        while "." in key and dataclasses.is_dataclass(getattr(target, key.split(".")[0], None)):
+            part, _, key = key.partition(".")  # a sub-section: semi.fixmatch.threshold
+            target, prefix = getattr(target, part), f"{prefix}.{part}"
         hints = typing.get_type_hints(type(target))
         if key not in hints:
-            valid = ", ".join(f"{section}.{f.name}" for f in dataclasses.fields(target))
+            valid = ", ".join(f"{prefix}.{f.name}" for f in dataclasses.fields(target))
             raise ConfigError(f"{source}: unknown key {dotted_key!r}; valid keys: {valid}")
+        if dataclasses.is_dataclass(getattr(target, key)):  # a whole sub-section given as a mapping
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {dotted_key} is a section; give its keys ({dotted_key}.KEY=VALUE)")
+            for sub, sub_value in value.items():
+                self.set(f"{prefix}.{key}.{sub}", sub_value, source=source)
+            return
         setattr(target, key, coerce_value(value, hints[key], dotted_key, source))
 
     @classmethod
     def _sections(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _dotted_keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every ``section.key`` (and ``section.sub.key``) a nested mapping gives."""
+    keys = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if prefix:
+            keys.append(dotted)
+        if isinstance(value, Mapping):
+            keys += _dotted_keys(value, f"{dotted}.")
+    return keys

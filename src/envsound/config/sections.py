@@ -57,14 +57,14 @@ class FeatureConfig:
             check_value(self.kind == "logmel" and not self.deltas, "features.frontend", self.frontend,
                    "efficientat with features.kind=logmel and deltas false")
         check_value(self.win_length is None or (self.frontend == "efficientat" and 1 <= self.win_length <= self.n_fft),
-               "features.win_length", self.win_length, "1..n_fft with features.frontend=efficientat, else unset")
+                    "features.win_length", self.win_length, "1..n_fft with features.frontend=efficientat, else unset")
         check_value(4000 <= self.sample_rate <= 192000, "features.sample_rate", self.sample_rate, "4000..192000 Hz")
         check_value(self.n_fft >= 16, "features.n_fft", self.n_fft, ">= 16")
         check_value(1 <= self.hop_length <= self.n_fft, "features.hop_length", self.hop_length, "1..n_fft")
         check_value(1 <= self.n_mels <= self.n_fft // 2 + 1, "features.n_mels", self.n_mels, "1..n_fft//2+1")
         f_max = self.sample_rate / 2 if self.f_max is None else self.f_max
         check_value(0 <= self.f_min < f_max <= self.sample_rate / 2, "features.f_min/f_max", (self.f_min, self.f_max),
-               "0 <= f_min < f_max <= sample_rate/2")
+                    "0 <= f_min < f_max <= sample_rate/2")
         check_value(1 <= self.n_mfcc <= self.n_mels, "features.n_mfcc", self.n_mfcc, "1..n_mels")
         check_value(self.window_seconds > 0, "features.window_seconds", self.window_seconds, "> 0")
         check_value(self.eval_hop_seconds > 0, "features.eval_hop_seconds", self.eval_hop_seconds, "> 0")
@@ -72,7 +72,7 @@ class FeatureConfig:
         check_value(self.min_seconds >= 0, "features.min_seconds", self.min_seconds, ">= 0")
         # below one window, every window holds some of the clip, and a timeline stays within the file
         check_value(0 <= self.edge_pad < 1, "features.edge_pad", self.edge_pad,
-               "0 <= edge_pad < 1 window of silence on each side of a clip (EnvNet-v2: 0.5)")
+                    "0 <= edge_pad < 1 window of silence on each side of a clip (EnvNet-v2: 0.5)")
 
     @property
     def window_samples(self) -> int:
@@ -117,7 +117,7 @@ class ModelConfig:
         check_value(self.filters is None or self.filters >= 1, "model.filters", self.filters, ">= 1")
         check_value(self.dropout is None or 0 <= self.dropout < 1, "model.dropout", self.dropout, "0 <= dropout < 1")
         check_value(isinstance(self.options, Mapping), "model.options", self.options,
-               "a mapping of option: value, e.g. {hidden: 32}")
+                    "a mapping of option: value, e.g. {hidden: 32}")
         for key, value in self.options.items():
             check_value(isinstance(key, str) and key != "", "model.options", key, "option names are non-empty strings")
             check_value(value is None or isinstance(value, (bool, int, float, str)), f"model.options.{key}", value,
@@ -143,7 +143,7 @@ class ModelConfig:
             self.options = {k: v for k, v in self.options.items() if k != key}
             return
         check_value(isinstance(value, (bool, int, float, str)), f"model.options.{key}", value,
-               "a number, a string or a bool")
+                    "a number, a string or a bool")
         self.options = {**self.options, key: value}
 
 
@@ -190,24 +190,24 @@ class TrainConfig:
     def validate(self) -> None:
         check_value(self.max_epochs >= 1, "train.max_epochs", self.max_epochs, ">= 1")
         check_value(self.min_steps is None or self.min_steps >= 0, "train.min_steps", self.min_steps,
-               ">= 0 (0 = max_epochs as given; unset = auto)")
+                    ">= 0 (0 = max_epochs as given; unset = auto)")
         check_value(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         check_value(self.lr > 0, "train.lr", self.lr, "> 0")
         check_value(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, ">= 0")
         check_value(self.optimizer in ("adamw", "adam", "sgd"), "train.optimizer", self.optimizer, "adamw, adam or sgd")
         check_value(self.scheduler in ("onecycle", "cosine", "step", "none"), "train.scheduler", self.scheduler,
-               "onecycle, cosine, step or none")
+                    "onecycle, cosine, step or none")
         check_value(all(m >= 1 for m in self.lr_milestones) and self.lr_milestones == sorted(set(self.lr_milestones)),
-               "train.lr_milestones", self.lr_milestones, "increasing epochs >= 1, e.g. [300, 600, 900]")
+                    "train.lr_milestones", self.lr_milestones, "increasing epochs >= 1, e.g. [300, 600, 900]")
         check_value(0 < self.lr_gamma <= 1, "train.lr_gamma", self.lr_gamma, "0 < gamma <= 1")
         check_value(self.windows in ("random", "all", "all_copies"), "train.windows", self.windows,
-               "random, all or all_copies")
+                    "random, all or all_copies")
         check_value(0 < self.warmup_fraction < 1, "train.warmup_fraction", self.warmup_fraction, "0 < fraction < 1")
         check_value(self.monitor in ("accuracy", "loss"), "train.monitor", self.monitor, "accuracy or loss")
         check_value(self.patience >= 0, "train.patience", self.patience, ">= 0")
         check_value(0 <= self.val_fraction < 1, "train.val_fraction", self.val_fraction, "0 <= val_fraction < 1")
         check_value(0 <= self.pretrain_val_fraction < 1, "train.pretrain_val_fraction", self.pretrain_val_fraction,
-               "0 <= fraction < 1")
+                    "0 <= fraction < 1")
         check_value(1 <= self.ensemble <= 20, "train.ensemble", self.ensemble, "1..20")
         check_value(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing, "0..1")
         check_value(0 < self.label_fraction <= 1, "train.label_fraction", self.label_fraction, "0 < fraction <= 1")
@@ -218,7 +218,7 @@ class TrainConfig:
         if self.class_balance == "False":  # a YAML file's bare `off` reads as false
             self.class_balance = "off"
         check_value(self.class_balance in ("auto", "sampler", "loss", "off"), "train.class_balance",
-               self.class_balance, "auto, sampler, loss or off")
+                    self.class_balance, "auto, sampler, loss or off")
 
 
 @dataclass
@@ -241,7 +241,7 @@ class RuntimeConfig:
         check_value(self.devices >= 1, "runtime.devices", self.devices, ">= 1")
         check_value(self.num_nodes >= 1, "runtime.num_nodes", self.num_nodes, ">= 1")
         check_value(self.strategy in ("auto", "ddp", "ddp_spawn"), "runtime.strategy", self.strategy,
-               "auto, ddp or ddp_spawn")
+                    "auto, ddp or ddp_spawn")
         check_value(self.precision in PRECISIONS, "runtime.precision", self.precision, ", ".join(PRECISIONS))
         # older configs and checkpoints hold a YAML bool here (true/false before 'auto' existed)
         self.channels_last = str(self.channels_last).lower()
@@ -258,23 +258,81 @@ SEMI_METHODS = ("none", "fixmatch", "mixmatch", "remixmatch", "mean_teacher", "s
 
 
 @dataclass
+class FixMatchConfig:
+    """``semi.method=fixmatch``: whose guess is the pseudo-label, and how confident it must be."""
+
+    threshold: float = 0.95  # threshold_mode fixed: confidence a pseudo-label needs, 0 < t <= 1
+    # fixed = threshold; adaptive = FreeMatch's self-adaptive threshold (single-label; threshold unused)
+    threshold_mode: str = "fixed"
+    # whose weak-view prediction is the pseudo-label: student (FixMatch's paper) | ema (an exponential moving average
+    # of the student, semi.ema_decay, in eval mode: a teacher that changes slower than the student it labels for)
+    guesser: str = "student"
+
+    def validate(self) -> None:
+        check_value(0 < self.threshold <= 1, "semi.fixmatch.threshold", self.threshold, "0 < threshold <= 1")
+        check_value(self.threshold_mode in ("fixed", "adaptive"), "semi.fixmatch.threshold_mode",
+                    self.threshold_mode, "fixed or adaptive")
+        check_value(self.guesser in ("student", "ema"), "semi.fixmatch.guesser", self.guesser, "student or ema")
+
+
+@dataclass
+class MixMatchConfig:
+    """``semi.method=mixmatch`` and ``remixmatch``: views, sharpening and their mixup."""
+
+    views: int = 2  # mixmatch: weak views averaged into each guess (K); remixmatch: strong views per window; >= 1
+    temperature: float = 0.5  # sharpening temperature, 0 < T <= 1
+    mix_alpha: float = 0.75  # Beta(alpha, alpha) of their mixup, > 0
+
+    def validate(self) -> None:
+        check_value(self.views >= 1, "semi.mixmatch.views", self.views, ">= 1")
+        check_value(0 < self.temperature <= 1, "semi.mixmatch.temperature", self.temperature, "0 < T <= 1")
+        check_value(self.mix_alpha > 0, "semi.mixmatch.mix_alpha", self.mix_alpha, "> 0")
+
+
+@dataclass
+class SelfTrainingConfig:
+    """``semi.method=self_training``: the rounds, their step budget and where each starts."""
+
+    # the pool share pseudo-labelled in each round after the first (labelled clips only), 0 < s <= 1
+    rounds: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
+    # full = every round round 0's steps (the supervised run's: len(rounds) + 1 times them in all);
+    # split = the run's step budget (train.min_steps) split evenly over its rounds, a supervised run's steps in all
+    round_budget: str = "full"
+    # what a round after the first starts from: scratch = a fresh network (the paper's, so a round does not inherit
+    # its teacher's mistakes) | previous = the previous round's weights, trained on further
+    round_init: str = "scratch"
+
+    def validate(self) -> None:
+        check_value(bool(self.rounds) and all(0 < s <= 1 for s in self.rounds), "semi.self_training.rounds",
+                    self.rounds, "one or more pool shares 0 < s <= 1, e.g. [0.25, 0.5, 0.75, 1.0]")
+        check_value(self.round_budget in ("full", "split"), "semi.self_training.round_budget", self.round_budget,
+                    "full or split")
+        check_value(self.round_init in ("scratch", "previous"), "semi.self_training.round_init", self.round_init,
+                    "scratch or previous")
+
+
+@dataclass
 class SemiConfig:
     """Semi-supervised training on labelled and unlabelled batches together (``training/semi/``).
 
+    The settings every method shares are here; each method's own are its sub-section (``semi.fixmatch.*``,
+    ``semi.mixmatch.*`` for MixMatch and ReMixMatch, ``semi.self_training.*``). Keys written before the
+    sub-sections (``semi.threshold``, ``semi.views``, ``semi.rounds``, ...) still load, into their sub-section.
     ``fixmatch``: pseudo-label = argmax of the weak view (random crop + time roll), aligned to the labelled class
-    distribution (``distribution_alignment``), where its top probability is at least ``threshold`` (or, with
-    ``threshold_mode=adaptive``, FreeMatch's self-adaptive threshold); with ``guesser=ema`` an exponential moving
-    average of the student (``ema_decay``) makes the weak-view guess; the strong view (speed / pitch change,
-    SpecAugment, gain, noise) is trained towards it. ``mixmatch`` (single-label): sharpened mean guess over
-    ``views`` weak views (``temperature``), everything mixed with mixup (``mix_alpha``), squared error on the
-    unlabelled rows. ``remixmatch`` (single-label): the weak view's aligned, sharpened guess is the target of
-    ``views`` strong views, mixed with the labelled windows; cross-entropy throughout. ``mean_teacher``: an
-    exponential moving average (``ema_decay``) of the student is the teacher; the student's probabilities on a
-    strong view are pulled towards the teacher's on a weak view (mean squared error). ``self_training``: supervised
-    rounds, each on the labelled clips plus the share ``rounds[r - 1]`` of the unlabelled pool the previous round's
-    model is surest of, class-balanced, with its guesses as labels; every round a fresh network (or the previous
-    round's, ``round_init``) for the run's step budget or its share of it (``round_budget``;
-    ``recipes/self_training.py``); its pseudo-labelled clips are of origin ``noisy`` (the ``noisy`` section).
+    distribution (``distribution_alignment``), where its top probability is at least ``fixmatch.threshold`` (or,
+    with ``fixmatch.threshold_mode=adaptive``, FreeMatch's self-adaptive threshold); with ``fixmatch.guesser=ema``
+    an exponential moving average of the student (``ema_decay``) makes the weak-view guess; the strong view (speed /
+    pitch change, SpecAugment, gain, noise) is trained towards it. ``mixmatch`` (single-label): sharpened mean guess
+    over ``mixmatch.views`` weak views (``mixmatch.temperature``), everything mixed with mixup
+    (``mixmatch.mix_alpha``), squared error on the unlabelled rows. ``remixmatch`` (single-label): the weak view's
+    aligned, sharpened guess is the target of ``mixmatch.views`` strong views, mixed with the labelled windows;
+    cross-entropy throughout. ``mean_teacher``: an exponential moving average (``ema_decay``) of the student is the
+    teacher; the student's probabilities on a strong view are pulled towards the teacher's on a weak view (mean
+    squared error). ``self_training``: supervised rounds, each on the labelled clips plus the share
+    ``self_training.rounds[r - 1]`` of the unlabelled pool the previous round's model is surest of, class-balanced,
+    with its guesses as labels; every round a fresh network (or the previous round's, ``self_training.round_init``)
+    for the run's step budget or its share of it (``self_training.round_budget``; ``recipes/self_training.py``);
+    its pseudo-labelled clips are of origin ``noisy`` (the ``noisy`` section).
     The unlabelled term weighs ``lambda_u`` (unset: the method's own, see :attr:`unlabelled_weight`), ramped up over
     the first ``rampup`` share of the run's optimizer steps for every method but FixMatch. Each step draws
     ``mu x train.batch_size`` unlabelled windows. ``epoch``: ``labelled`` = an epoch is one pass over the labelled
@@ -284,15 +342,10 @@ class SemiConfig:
     """
 
     method: str = "none"  # none | fixmatch | mixmatch | remixmatch | mean_teacher | self_training
-    threshold: float = 0.95  # fixmatch, threshold_mode fixed: confidence a pseudo-label needs, 0 < t <= 1
-    # fixmatch: fixed = threshold; adaptive = FreeMatch's self-adaptive threshold (single-label; threshold unused)
-    threshold_mode: str = "fixed"
     lambda_u: float | None = None  # unlabelled loss weight, >= 0; unset: the method's (see unlabelled_weight)
     mu: int = 2  # unlabelled : labelled batch size (FixMatch's paper 7, Cances et al. 1; 2 measured on ESC-10), >= 1
-    ema_decay: float = 0.999  # mean_teacher, guesser ema: teacher = decay x teacher + (1 - decay) x student, 0 < d < 1
-    # fixmatch: whose weak-view prediction is the pseudo-label: student (FixMatch's paper) | ema (an exponential moving
-    # average of the student, ema_decay, in eval mode: a teacher that changes slower than the student it labels for)
-    guesser: str = "student"
+    # mean_teacher, and fixmatch's guesser ema: teacher = decay x teacher + (1 - decay) x student, 0 < d < 1
+    ema_decay: float = 0.999
     rampup: float = 0.4  # all but fixmatch: sigmoid ramp-up of lambda_u over this share of the steps, 0-1
     strong_gain_db: float = 6.0  # strong view: random gain in +-dB per example, >= 0
     strong_snr_db: float = 20.0  # strong view: noise added this many dB below the window's peak (random up to 2x)
@@ -302,17 +355,9 @@ class SemiConfig:
     # Mixup on the labelled batch of fixmatch / mean_teacher (its soft targets hold the confidence down)
     labelled_mixup: bool = False
     distribution_alignment: bool = True  # single-label, all but mean_teacher: align guesses to the labelled classes
-    views: int = 2  # mixmatch: weak views averaged into each guess (K); remixmatch: strong views per window; >= 1
-    temperature: float = 0.5  # (re)mixmatch: sharpening temperature, 0 < T <= 1
-    mix_alpha: float = 0.75  # (re)mixmatch: Beta(alpha, alpha) of its mixup, > 0
-    # self_training: the pool share pseudo-labelled in each round after the first (labelled clips only), 0 < s <= 1
-    rounds: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
-    # self_training: full = every round round 0's steps (the supervised run's: len(rounds) + 1 times them in all);
-    # split = the run's step budget (train.min_steps) split evenly over its rounds, a supervised run's steps in all
-    round_budget: str = "full"
-    # self_training: what a round after the first starts from: scratch = a fresh network (the paper's, so a round does
-    # not inherit its teacher's mistakes) | previous = the previous round's weights, trained on further
-    round_init: str = "scratch"
+    fixmatch: FixMatchConfig = field(default_factory=FixMatchConfig)  # semi.fixmatch.*
+    mixmatch: MixMatchConfig = field(default_factory=MixMatchConfig)  # semi.mixmatch.* (mixmatch and remixmatch)
+    self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)  # semi.self_training.*
 
     DEFAULT_LAMBDA_U = {"fixmatch": 1.0, "mean_teacher": 1.0, "mixmatch": 75.0, "remixmatch": 1.5}
 
@@ -324,26 +369,17 @@ class SemiConfig:
 
     def validate(self) -> None:
         check_value(self.method in SEMI_METHODS, "semi.method", self.method, ", ".join(SEMI_METHODS))
-        check_value(0 < self.threshold <= 1, "semi.threshold", self.threshold, "0 < threshold <= 1")
-        check_value(self.threshold_mode in ("fixed", "adaptive"), "semi.threshold_mode", self.threshold_mode,
-               "fixed or adaptive")
         check_value(self.lambda_u is None or self.lambda_u >= 0, "semi.lambda_u", self.lambda_u, ">= 0 (or unset)")
         check_value(self.mu >= 1, "semi.mu", self.mu, ">= 1")
         check_value(0 < self.ema_decay < 1, "semi.ema_decay", self.ema_decay, "0 < decay < 1")
-        check_value(self.guesser in ("student", "ema"), "semi.guesser", self.guesser, "student or ema")
         check_value(0 <= self.rampup <= 1, "semi.rampup", self.rampup, "0 <= rampup <= 1 (a share of the run's steps)")
         check_value(self.strong_gain_db >= 0, "semi.strong_gain_db", self.strong_gain_db, ">= 0")
         check_value(self.strong_snr_db > 0, "semi.strong_snr_db", self.strong_snr_db, "> 0")
         check_value(self.strong_speed >= 1, "semi.strong_speed", self.strong_speed, ">= 1 (factors in [1/s, s])")
         check_value(self.strong_shift_bins >= 0, "semi.strong_shift_bins", self.strong_shift_bins, ">= 0")
         check_value(self.epoch in ("labelled", "pool"), "semi.epoch", self.epoch, "labelled or pool")
-        check_value(self.views >= 1, "semi.views", self.views, ">= 1")
-        check_value(0 < self.temperature <= 1, "semi.temperature", self.temperature, "0 < T <= 1")
-        check_value(self.mix_alpha > 0, "semi.mix_alpha", self.mix_alpha, "> 0")
-        check_value(bool(self.rounds) and all(0 < s <= 1 for s in self.rounds), "semi.rounds", self.rounds,
-               "one or more pool shares 0 < s <= 1, e.g. [0.25, 0.5, 0.75, 1.0]")
-        check_value(self.round_budget in ("full", "split"), "semi.round_budget", self.round_budget, "full or split")
-        check_value(self.round_init in ("scratch", "previous"), "semi.round_init", self.round_init, "scratch or previous")
+        for method in (self.fixmatch, self.mixmatch, self.self_training):
+            method.validate()
 
 
 # The per-copy probability keys of AugmentConfig, one per offline transform: what "every transform off" means.
@@ -402,10 +438,11 @@ class AugmentConfig:
             for end, value in (("min", low), ("max", high)):
                 check_value(least <= value <= most, f"augment.{name}_{end}", value, f"{least}..{most}")
             check_value(low <= high, f"augment.{name}_min/max", (low, high), f"min <= max, within {least}..{most}")
-        check_value(0 < self.shift_max_fraction <= 1, "augment.shift_max_fraction", self.shift_max_fraction, "0 < f <= 1")
+        check_value(0 < self.shift_max_fraction <= 1, "augment.shift_max_fraction", self.shift_max_fraction,
+                    "0 < f <= 1")
         any_on = any(getattr(self, name) for name in OFFLINE_TRANSFORMS)
         check_value(self.copies == 0 or any_on, "augment.copies", self.copies,
-               "0 while every transform's probability is 0 (copies would equal their originals)")
+                    "0 while every transform's probability is 0 (copies would equal their originals)")
 
 
 TRANSFER_MODES = ("auto", "full", "gradual", "probe", "probe_full")
@@ -420,8 +457,9 @@ class TransferConfig:
     is frozen (weights, batch-norm statistics and dropout: eval mode) for ``freeze_epochs`` epochs, then trains as in
     ``full``. ``probe``: the trunk stays fixed; a logistic regression (``probe_c``) is fitted on its embeddings and
     becomes the head. ``probe_full``: the probe's head first, then everything trains as in ``full`` (LP-FT, Kumar et
-    al. 2022: a fitted head keeps the first steps from distorting the trunk's features). ``auto``: the mode that won the few-shot experiment (docs/results.md): ``probe`` for a
-    classifier checkpoint (``full`` with a semi-supervised method or an ensemble), ``full`` for an autoencoder's.
+    al. 2022: a fitted head keeps the first steps from distorting the trunk's features). ``auto``: the mode that won
+    the few-shot experiment (docs/results.md): ``probe`` for a classifier checkpoint (``full`` with a
+    semi-supervised method or an ensemble), ``full`` for an autoencoder's.
     """
 
     mode: str = "auto"  # auto | full | gradual | probe | probe_full

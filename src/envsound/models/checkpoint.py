@@ -62,7 +62,11 @@ FORMAT = "envsound-checkpoint"
 #     previous round's weights). Version 13 files load unchanged (scratch, what they were trained with).
 # 15: config.features gains frontend (envsound | efficientat: EfficientAT's AudioSet log-mel) and win_length;
 #     model.name may be efficientat. Version 14 files load unchanged (frontend envsound, what they were trained with).
-FORMAT_VERSION = 15
+# 16: each semi-supervised method's own settings move into a sub-section of semi: semi.fixmatch (threshold,
+#     threshold_mode, guesser), semi.mixmatch (views, temperature, mix_alpha: mixmatch and remixmatch) and
+#     semi.self_training (rounds, round_budget, round_init). Version 15 files load unchanged (config.RENAMED_KEYS
+#     reads the flat keys into their sub-sections, as any config in the old layout does).
+FORMAT_VERSION = 16
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 

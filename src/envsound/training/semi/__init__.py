@@ -2,20 +2,22 @@
 ``self_training``: supervised rounds on the labelled clips plus the pool clips the previous round's model is surest
 of, its guesses as labels (:mod:`~envsound.recipes.self_training`; ``train_model`` runs it, not this module).
 
-- ``fixmatch`` (Sohn et al. 2020): each unlabelled window gives a *weak* view (random crop, done by the dataset, plus
-  a random time roll) and a *strong* view (time roll, SpecAugment masks, random gain and noise:
+- ``fixmatch`` (Sohn et al. 2020): each unlabelled window gives a *weak* view (random crop, done by the dataset, plus a
+  random time roll) and a *strong* view (time roll, SpecAugment masks, random gain and noise:
   :func:`~envsound.augment.strong.strong_view`). Where the weak view's top class probability is at least
-  ``semi.threshold``, its argmax is the pseudo-label the strong view is trained towards (cross-entropy):
-  ``loss = supervised + lambda_u * mean(mask * CE(strong, pseudo))``. With ``semi.distribution_alignment`` the weak
-  view's probabilities are first aligned to the labelled clips' class distribution (ReMixMatch's trick, as in
-  "FixMatch + DA"), which spreads pseudo-labels over the classes while the network is still unsure. Labelled, weak and
-  strong windows go through the network in one batch, so BatchNorm normalises them together. With
-  ``semi.threshold_mode=adaptive`` the fixed threshold gives way to FreeMatch's self-adaptive one (a running mean of
-  the model's confidence, lowered for the classes it predicts less often: :class:`~.losses.SelfAdaptiveThreshold`);
-  off by default, as it let wrong pseudo-labels in on ESC-10 (docs/results.md).
+  ``semi.fixmatch.threshold``, its argmax is the pseudo-label the strong view is trained towards (cross-entropy): ``loss
+  = supervised + lambda_u * mean(mask * CE(strong, pseudo))``. With ``semi.distribution_alignment`` the weak view's
+  probabilities are first aligned to the labelled clips' class distribution (ReMixMatch's trick, as in "FixMatch + DA"),
+  which spreads pseudo-labels over the classes while the network is still unsure. Labelled, weak and strong windows go
+  through the network in one batch, so BatchNorm normalises them together. With
+  ``semi.fixmatch.threshold_mode=adaptive`` the fixed threshold gives way to FreeMatch's self-adaptive one (a running
+  mean of the model's confidence, lowered for the classes it predicts less often:
+  :class:`~.losses.SelfAdaptiveThreshold`); off by default, as it let wrong pseudo-labels in on ESC-10
+  (docs/results.md).
 - ``mixmatch`` (Berthelot et al. 2019, single-label): the guess for an unlabelled window is its mean prediction over
-  ``semi.views`` weak views, sharpened (``semi.temperature``); labelled and unlabelled windows are mixed together
-  (mixup, ``semi.mix_alpha``); soft cross-entropy on the labelled rows plus ``lambda_u`` x squared error on the rest.
+  ``semi.mixmatch.views`` weak views, sharpened (``semi.mixmatch.temperature``); labelled and unlabelled windows are
+  mixed together (mixup, ``semi.mixmatch.mix_alpha``); soft cross-entropy on the labelled rows plus ``lambda_u`` x
+  squared error on the rest.
 - ``mean_teacher`` (Tarvainen & Valpola 2017): the teacher is an exponential moving average of the student's weights
   and BatchNorm statistics (torch's ``AveragedModel``; ``semi.ema_decay``, warmed up as
   ``min(decay, 1 - 1/(step + 1))``); the student's class probabilities on the strong
@@ -29,9 +31,9 @@ on-the-fly augmentation, without mixup unless ``semi.labelled_mixup`` (mixup's s
 the confidence FixMatch's threshold asks for). Validation and the saved weights are the student's.
 
 Multi-label tasks (FixMatch and mean teacher): FixMatch pseudo-labels each class on its own (1 where the weak view's
-sigmoid is at least ``semi.threshold``, 0 where it is at most ``1 - semi.threshold``, no target in between) and trains
-the strong view with BCE on the confident (window, class) pairs; ``mask_rate`` is their share. Mean teacher compares
-sigmoid outputs. Distribution alignment is single-label only.
+sigmoid is at least ``semi.fixmatch.threshold``, 0 where it is at most ``1 - semi.fixmatch.threshold``, no target in
+between) and trains the strong view with BCE on the confident (window, class) pairs; ``mask_rate`` is their share. Mean
+teacher compares sigmoid outputs. Distribution alignment is single-label only.
 
 Batches come from a :class:`~lightning.pytorch.utilities.CombinedLoader`: a dict ``{"labelled": (x, y),
 "unlabelled": (x, _)}`` per step, the unlabelled part ``semi.mu x train.batch_size`` windows. With ``semi.epoch``

@@ -26,7 +26,7 @@ class SemiModule(ClassifierModule):
     Logged per epoch besides ``train_loss`` (the total): ``sup_loss``, ``unsup_loss``, ``unsup_weight`` (lambda_u
     after the ramp-up) and, for FixMatch,
     ``mask_rate`` (share of unlabelled windows confident enough to get a pseudo-label) and, with
-    ``semi.threshold_mode=adaptive``, ``threshold`` (the windows' mean threshold); with distribution
+    ``semi.fixmatch.threshold_mode=adaptive``, ``threshold`` (the windows' mean threshold); with distribution
     alignment, ``guess_entropy`` (of the aligned guesses' mean: log K when they are spread evenly over K classes).
 
     Raises:
@@ -43,18 +43,18 @@ class SemiModule(ClassifierModule):
         if method in SINGLE_LABEL_ONLY and multi_label:
             raise ConfigError(f"semi.method={method} is for single-label tasks; on a multi-label dataset use "
                               "fixmatch or mean_teacher")
-        if semi.threshold_mode == "adaptive" and multi_label:
-            raise ConfigError("semi.threshold_mode=adaptive is for single-label tasks; on a multi-label dataset use "
-                              "semi.threshold_mode=fixed")
+        if semi.fixmatch.threshold_mode == "adaptive" and multi_label:
+            raise ConfigError("semi.fixmatch.threshold_mode=adaptive is for single-label tasks; on a multi-label "
+                              "dataset use semi.fixmatch.threshold_mode=fixed")
         super().__init__(network, settings, n_classes=n_classes, task=task, class_weights=class_weights,
                          channels_last=channels_last)
         self.teacher = None
-        if method == "mean_teacher" or semi.guesser == "ema":  # weights and BatchNorm statistics averaged
+        if method == "mean_teacher" or semi.fixmatch.guesser == "ema":  # weights and BatchNorm statistics averaged
             self.teacher = AveragedModel(self.model, avg_fn=warmed_up_ema(semi.ema_decay), use_buffers=True)
             self.teacher.requires_grad_(False)  # not trained: DDP would wait for its gradients
         aligned = semi.distribution_alignment and method != "mean_teacher" and not multi_label
         self.align = DistributionAlignment(n_classes) if aligned else None
-        adaptive = method == "fixmatch" and semi.threshold_mode == "adaptive"
+        adaptive = method == "fixmatch" and semi.fixmatch.threshold_mode == "adaptive"
         self.adaptive_threshold = SelfAdaptiveThreshold(n_classes) if adaptive else None
 
     def training_step(self, batch, batch_idx):
@@ -85,18 +85,18 @@ class SemiModule(ClassifierModule):
         strong windows go through the network in one batch, so BatchNorm normalises them together, as in the
         reference implementation: a weak view guessed in a batch of its own (without gradients, a third cheaper)
         opened the mask to 18 % instead of 49 % after 500 steps on ESC-10 fold 1 (docs/results.md). With
-        ``semi.guesser=ema`` the EMA teacher guesses instead, and the student's batch is labelled + strong."""
+        ``semi.fixmatch.guesser=ema`` the EMA teacher guesses instead, and the student's batch is labelled + strong."""
         semi = self.settings.semi
         x_l, y_l, noisiness = self._labelled(labelled)
         n_l, n_u = len(x_l), len(x_u)
         if self.teacher is None:
             logits = self(torch.cat([x_l, time_roll(x_u), self._strong(x_u)])).float()
             l_logits, w_logits, s_logits = logits.split([n_l, n_u, n_u])
-        else:  # semi.guesser=ema: the teacher guesses with its running statistics, as it would at test time
+        else:  # semi.fixmatch.guesser=ema: the teacher guesses with its running statistics, as it would at test time
             l_logits, s_logits = self(torch.cat([x_l, self._strong(x_u)])).float().split([n_l, n_u])
             w_logits = self._teacher_logits(time_roll(x_u))
         probs = self._guess(self.task.activation(w_logits.detach()), y_l)
-        threshold = semi.threshold if self.adaptive_threshold is None else self.adaptive_threshold(probs)
+        threshold = semi.fixmatch.threshold if self.adaptive_threshold is None else self.adaptive_threshold(probs)
         unsup, mask = pseudo_label_loss(probs, s_logits, threshold=threshold, multi_label=self.task.multi_label)
         self.log("mask_rate", mask.mean(), on_step=False, on_epoch=True, batch_size=n_u)
         if self.adaptive_threshold is not None:
@@ -116,37 +116,38 @@ class SemiModule(ClassifierModule):
         return self.loss(l_logits, y_l, noisiness), unsup, semi.unlabelled_weight * self._ramp(), n_l
 
     def _mixmatch(self, labelled, x_u):
-        """Berthelot et al. 2019: the guess is the mean prediction over ``semi.views`` weak views of each unlabelled
-        window, sharpened (``semi.temperature``); labelled and unlabelled windows with their targets / guesses are
-        mixed together (``semi.mix_alpha``); soft cross-entropy on the labelled rows, squared error on the others.
-        Class-balance loss weights and per-origin losses do not apply: every row's target is a blend."""
+        """Berthelot et al. 2019: the guess is the mean prediction over ``semi.mixmatch.views`` weak views of each
+        unlabelled window, sharpened (``semi.mixmatch.temperature``); labelled and unlabelled windows with their targets
+        / guesses are mixed together (``semi.mixmatch.mix_alpha``); soft cross-entropy on the labelled rows, squared
+        error on the others. Class-balance loss weights and per-origin losses do not apply: every row's target is a
+        blend."""
         semi = self.settings.semi
         x_l, y_l, _ = self.augmented(labelled, mix=False)  # MixMatch does its own mixing, below
-        views = [time_roll(x_u) for _ in range(semi.views)]
+        views = [time_roll(x_u) for _ in range(semi.mixmatch.views)]
         with torch.no_grad():
             probs = torch.stack([torch.softmax(self(v).float(), dim=-1) for v in views]).mean(dim=0)
-            guess = sharpen(self._guess(probs, y_l), temperature=semi.temperature)
+            guess = sharpen(self._guess(probs, y_l), temperature=semi.mixmatch.temperature)
         x = torch.cat([x_l, *views])
-        y = torch.cat([y_l.float(), guess.repeat(semi.views, 1)])
-        x_mixed, y_mixed = mixup(x, y, alpha=semi.mix_alpha, per_example=True)
+        y = torch.cat([y_l.float(), guess.repeat(semi.mixmatch.views, 1)])
+        x_mixed, y_mixed = mixup(x, y, alpha=semi.mixmatch.mix_alpha, per_example=True)
         sup, unsup = mixmatch_loss(self(x_mixed).float(), y_mixed, len(x_l))
         return sup, unsup, semi.unlabelled_weight * self._ramp(), len(x_l)
 
     def _remixmatch(self, labelled, x_u):
         """Berthelot et al. 2020, without its rotation loss (images) and CTAugment (our strong view instead): the guess
-        is the weak view's prediction, aligned to the labelled classes and sharpened (``semi.temperature``);
-        ``semi.views`` strong views of each unlabelled window take it as their target (augmentation anchoring);
-        labelled and strong windows are mixed together (``semi.mix_alpha``), and one strong view also counts unmixed
-        (:func:`~envsound.training.semi.losses.remixmatch_loss`)."""
+        is the weak view's prediction, aligned to the labelled classes and sharpened (``semi.mixmatch.temperature``);
+        ``semi.mixmatch.views`` strong views of each unlabelled window take it as their target (augmentation anchoring);
+        labelled and strong windows are mixed together (``semi.mixmatch.mix_alpha``), and one strong view also counts
+        unmixed (:func:`~envsound.training.semi.losses.remixmatch_loss`)."""
         semi = self.settings.semi
         x_l, y_l, _ = self.augmented(labelled, mix=False)  # mixed below, with the strong views
         n_l, n_u = len(x_l), len(x_u)
-        strong = [self._strong(x_u) for _ in range(semi.views)]
+        strong = [self._strong(x_u) for _ in range(semi.mixmatch.views)]
         with torch.no_grad():  # guessed beside labelled and strong windows, for FixMatch's reason (BatchNorm)
             weak_logits = self(torch.cat([x_l, time_roll(x_u), strong[0]])).float()[n_l:n_l + n_u]
-            guess = sharpen(self._guess(torch.softmax(weak_logits, dim=-1), y_l), temperature=semi.temperature)
-        x_mixed, y_mixed = mixup(torch.cat([x_l, *strong]), torch.cat([y_l.float(), guess.repeat(semi.views, 1)]),
-                                 alpha=semi.mix_alpha, per_example=True)
+            guess = sharpen(self._guess(torch.softmax(weak_logits, dim=-1), y_l), temperature=semi.mixmatch.temperature)
+        targets = torch.cat([y_l.float(), guess.repeat(semi.mixmatch.views, 1)])
+        x_mixed, y_mixed = mixup(torch.cat([x_l, *strong]), targets, alpha=semi.mixmatch.mix_alpha, per_example=True)
         logits = self(torch.cat([x_mixed, strong[0]])).float()
         mixed_logits, strong_logits = logits.split([len(x_mixed), n_u])
         sup, unsup = remixmatch_loss(mixed_logits, y_mixed, n_l, strong_logits, guess)
