@@ -50,7 +50,7 @@ def training_clips_per_s(*, batch: int, repeats: int) -> dict[str, float]:
     for name, overrides in (("augment_on", []), ("augment_off", off)):
         config = resolve_config(overrides=overrides)
         torch.manual_seed(0)
-        module = ClassifierModule(config, 10).train()
+        module = ClassifierModule.from_config(config, 10).train()
         opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
         x = torch.randn(batch, 1, config.features.n_mels, config.features.window_frames)
         y = torch.nn.functional.one_hot(torch.randint(0, 10, (batch,)), 10).float()

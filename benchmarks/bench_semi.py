@@ -38,7 +38,7 @@ def step_seconds(model: str, method: str, *, mu: int, labelled: int, steps: int,
     config = resolve_config(overrides=overrides)
     torch.manual_seed(0)
     cls = ClassifierModule if method == "supervised" else SemiModule
-    module = cls(config, 10, channels_last=bf16)
+    module = cls.from_config(config, 10, channels_last=bf16)
     module.train()
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
     shape = window_shape(config.features)
