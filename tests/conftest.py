@@ -70,6 +70,23 @@ def envsound_main(capsys):
     return run
 
 
+def kill_after_first_checkpoint(args: list[str], out_dir: Path, *, timeout: float = 120) -> Path:
+    """Start ``args`` (an envsound training command writing into ``out_dir``) and SIGKILL it once its first Lightning
+    checkpoint exists, as a crash or a pulled plug would; return that checkpoint's path."""
+    import subprocess
+    import time
+
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = out_dir / "lightning" / "last.ckpt"
+    deadline = time.monotonic() + timeout
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert last.exists(), "no epoch finished before the deadline"
+    return last
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_probe_cache(tmp_path_factory):
     """Runtime probes (envsound.hardware) keep their answers in a file of this test session, not the user's."""

@@ -71,7 +71,7 @@ def test_a_resume_with_other_on_the_fly_augmentation_is_refused(tmp_path):
     """The batches a run's epochs learned from: mixup, and between-class mixing's gain when it mixes."""
     saved = write_config(tmp_path / "config.yaml", resolve_config())
     check_same_input(saved, resolve_config(overrides=["augment.bc_gain=rms"]))  # no between-class mixing: same batches
-    as_started = r"\(augment.mixup_alpha=0.2, as overrides or --set\)"
+    as_started = r"\(overrides=\['augment.mixup_alpha=0.2'\]; on the command line --set augment.mixup_alpha=0.2\)"
     with pytest.raises(ConfigError, match=r"augment.mixup_alpha 0.2 there, 0.0 here.*" + as_started):
         check_same_input(saved, resolve_config(overrides=["augment.mixup_alpha=0"]))
     bc = ["features.kind=waveform", "model.name=envnet2", "features.sample_rate=16000", "features.window_seconds=1.5",

@@ -4,13 +4,12 @@ fixture), and as a real process where one is killed and resumed."""
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from conftest import TINY_OVERRIDES
+from conftest import TINY_OVERRIDES, kill_after_first_checkpoint
 from envsound.models.checkpoint import load_checkpoint
 
 SETS = [arg for o in TINY_OVERRIDES + ("model.name=dtu", "model.filters=4", "train.max_epochs=1")
@@ -85,14 +84,7 @@ def test_killed_pretraining_resumes(tmp_path, synthetic_root):
     args = [sys.executable, "-m", "envsound.cli.main", "pretrain", "--dataset", "synthetic", "--root",
             str(synthetic_root), "--folds", "1,2", "--decoder", "unpool", "--out", str(tmp_path), "--no-cache",
             *SETS, "--set", "train.max_epochs=8"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = tmp_path / "lightning" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    assert last.exists(), "no epoch finished before the deadline"
+    last = kill_after_first_checkpoint(args, tmp_path)
     assert not (tmp_path / "autoencoder.ckpt").exists(), "a killed run must not leave an autoencoder"
     assert torch.load(last, weights_only=False)["epoch"] < 7
     resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)

@@ -2,12 +2,12 @@
 
 import subprocess
 import sys
-import time
 
 import numpy as np
 import torch
 import pytest
 
+from conftest import kill_after_first_checkpoint
 from envsound.errors import EnvsoundError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
@@ -72,14 +72,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
     sets = [arg for o in TINY_OVERRIDES + ("train.max_epochs=8",) for arg in ("--set", o)]
     args = [sys.executable, "-m", "envsound.cli.main", "train", "--dataset", "synthetic", "--root", str(synthetic_root),
             "--folds", "1,2", "--out", str(tmp_path), "--no-cache", *sets]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = tmp_path / "lightning" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    assert last.exists(), "no epoch finished before the deadline"
+    last = kill_after_first_checkpoint(args, tmp_path)
     assert not (tmp_path / "model.ckpt").exists(), "a killed run must not leave a model that looks complete"
     done_before = torch.load(last, weights_only=False)["epoch"]
     assert done_before < 7
@@ -123,7 +116,7 @@ def test_a_resume_with_other_input_settings_is_refused_with_the_way_back(tmp_pat
                 context=RunContext(progress=False))
     tiny_config.features.edge_pad, tiny_config.model.filters = 0.5, 4
     with pytest.raises(ConfigError, match=r"features.edge_pad 0.0 there, 0.5 here; model.filters 8 there, 4 here.*"
-                                          r"--set features.edge_pad=0.0 --set model.filters=8"):
+                                          r"--set features.edge_pad=0.0 --set model.filters=8"):  # the CLI's words too
         train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=tmp_path,
                     context=RunContext(resume=True, progress=False))
 

@@ -47,9 +47,10 @@ def check_same_input(saved: str | Path, config: Config) -> None:
                 if (new := getattr(config.augment, key)) != (old := getattr(before.augment, key))]
     if changed:
         listed = "; ".join(f"{key} {old!r} there, {new!r} here" for key, old, new in changed)
-        sets = " ".join(f"{key}={_yaml_scalar(old)}" for key, old, _ in changed)
+        sets = [f"{key}={_yaml_scalar(old)}" for key, old, _ in changed]
+        flags = " ".join(f"--set {text}" for text in sets)
         raise ConfigError(f"resume: {path} was started with other input settings ({listed}); resume it as started "
-                          f"({sets}, as overrides or --set), or train into another output folder")
+                          f"(overrides={sets}; on the command line {flags}), or train into another output folder")
 
 
 def _yaml_scalar(value: Any) -> str:
