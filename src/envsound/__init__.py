@@ -14,8 +14,8 @@ from envsound.errors import (AudioLoadError, CheckpointError, ConfigError, Datas
                              EnvsoundError)
 
 __version__ = "0.1.0"
-__all__ = ["load_model", "resolve", "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError", "DatasetLayoutError",
-           "DownloadError", "__version__"]
+__all__ = ["load_model", "resolve", "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError",
+           "DatasetLayoutError", "DownloadError", "__version__"]
 
 
 def __getattr__(name: str):

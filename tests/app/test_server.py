@@ -41,6 +41,9 @@ def test_a_prediction_is_one_line_of_predict_json(served, clip):
     assert answer.status_code == 200
     expected = served.model.predict(clip, top_k=4, segments=True).to_dict()
     assert answer.json() == {**expected, "file": clip.name}
+    with_events = post(served, clip, params={"events": "true"}).json()  # as predict --events --json
+    assert with_events == {**served.model.predict(clip, events=True).to_dict(), "file": clip.name}
+    assert isinstance(with_events["events"], list)
     picture = post(served, clip, params={"overview": "true"}).json()["overview"]
     spectrogram = picture["spectrogram"]
     assert picture["seconds"] == pytest.approx(sf.info(str(clip)).duration, abs=0.01)

@@ -57,6 +57,13 @@ class Segment(BaseModel):
     score: float
 
 
+class EventOut(BaseModel):
+    label: str
+    onset: float  # seconds
+    offset: float
+    score: float
+
+
 class PredictionOut(BaseModel):
     """One line of ``envsound predict --json``; ``overview`` only when asked for."""
 
@@ -65,6 +72,7 @@ class PredictionOut(BaseModel):
     error: str | None = None
     labels: list[Score] | None = None
     segments: list[Segment] | None = None
+    events: list[EventOut] | None = None
     overview: dict | None = None
 
 
@@ -113,7 +121,7 @@ class _Classifier:
         self.model = model
         self.limits = limits
 
-    def __call__(self, upload, name: str, top_k: int, segments: bool, overview: bool) -> dict:
+    def __call__(self, upload, name: str, top_k: int, segments: bool, overview: bool, events: bool = False) -> dict:
         with tempfile.TemporaryDirectory(prefix="envsound-upload-") as private:  # mode 0700, removed on exit
             path = Path(private) / "upload"
             with open(path, "wb") as out:
@@ -123,7 +131,7 @@ class _Classifier:
                 if seconds > self.limits.max_seconds:
                     raise HTTPException(413, f"{name}: {seconds:.1f} s of audio is over the server's limit of "
                                              f"{self.limits.max_seconds:g} s (serve --max-seconds)")
-                result = self.model.predict(path, top_k=top_k, segments=segments).to_dict()
+                result = self.model.predict(path, top_k=top_k, segments=segments, events=events).to_dict()
                 if overview:
                     result["overview"] = self.model.overview(path)
             except EnvsoundError as exc:  # the same one-line reason `predict` gives, naming the upload, not the path
@@ -167,7 +175,9 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits()) -> FastAP
     async def predict(file: UploadFile = File(description="an audio file: " + SUPPORTED),
                       top_k: int = Query(3, ge=1, le=1000, description="how many labels to rank"),
                       segments: bool = Query(False, description="add the top label of every window"),
-                      overview: bool = Query(False, description="add the waveform envelope and spectrogram")):
+                      overview: bool = Query(False, description="add the waveform envelope and spectrogram"),
+                      events: bool = Query(False, description="add when each class sounds: label, onset, offset, "
+                                                              "score (seconds)")):
         """Classify one uploaded file: the same object as one line of ``envsound predict --json``."""
         name = PurePath((file.filename or "upload").replace("\\", "/")).name or "upload"
         head = await file.read(SNIFF_BYTES)
@@ -177,7 +187,7 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits()) -> FastAP
             raise HTTPException(415, f"{name}: not an audio file (its first bytes match no audio format); "
                                      f"send {SUPPORTED}")
         await file.seek(0)
-        result = await pool.run(classify, file.file, name, top_k, segments, overview)
+        result = await pool.run(classify, file.file, name, top_k, segments, overview, events)
         return JSONResponse(result)
 
     return app

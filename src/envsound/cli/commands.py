@@ -185,7 +185,8 @@ def predict(args: argparse.Namespace) -> int:
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     with_threshold(predictor.model, args)
     failed = 0
-    for prediction in predictor.predict_paths(args.inputs, top_k=args.top_k, segments=args.segments):
+    for prediction in predictor.predict_paths(args.inputs, top_k=args.top_k, segments=args.segments,
+                                              events=args.events):
         failed += prediction.error is not None
         if args.json:
             print(json.dumps(prediction.to_dict()), flush=True)
@@ -199,6 +200,8 @@ def predict(args: argparse.Namespace) -> int:
             print(f"{prediction.file}: {best}{tagged}", flush=True)
             for seg in prediction.segments or []:
                 print(f"  {seg['start']:8.2f}-{seg['end']:8.2f} s  {seg['label']} {seg['score']:.3f}")
+            for event in prediction.events or []:
+                print(f"  event {event['onset']:8.2f}-{event['offset']:8.2f} s  {event['label']} {event['score']:.3f}")
     if failed:
         print(f"envsound predict: {failed} input(s) could not be classified", file=sys.stderr)
     return 1 if failed else 0

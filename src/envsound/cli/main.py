@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
                         'models add "labels": every label at or above the threshold')
     p.add_argument("--segments", action="store_true",
                    help="add a per-window timeline (start, end, top label, score)")
+    p.add_argument("--events", action="store_true",
+                   help='add when each class sounds: events (label, onset, offset, score; --json: "events") from the '
+                        "window timeline, median-filtered and thresholded (events.* of the checkpoint's config; the "
+                        "time resolution is features.eval_hop_seconds)")
     add_threshold_option(p)
     add_device_option(p)
     add_precision_option(p)
@@ -240,7 +244,8 @@ def _in_flags(exc: Exception) -> str:
     from envsound.errors import RunExistsError
 
     if isinstance(exc, RunExistsError):
-        return f"{exc.path} already exists; pass --overwrite to replace it, --resume to continue, or choose another --out"
+        return (f"{exc.path} already exists; pass --overwrite to replace it, --resume to continue, or choose another "
+                "--out")
     return str(exc)
 
 

@@ -90,7 +90,8 @@ def parse_names(text: str) -> list[str]:
 
 
 def add_flags(group, name: str) -> None:
-    """The options of :data:`~envsound.config.flags.FLAGS` in group ``name``, each with its key in the help, in brackets."""
+    """The options of :data:`~envsound.config.flags.FLAGS` in group ``name``, each with its key in the help, in
+    brackets."""
     for flag in FLAGS:
         if flag.group != name:
             continue

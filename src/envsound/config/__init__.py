@@ -18,11 +18,11 @@ from envsound.config.migrate import BATCH_AUGMENT_KEYS, RENAMED_KEYS, RUNTIME_KE
 from envsound.config.schema import Config
 from envsound.config.sections import (ACCELERATORS, FRONTENDS, NOISY_LOSSES, OFFLINE_TRANSFORMS, PRECISIONS,
                                       SEMI_METHODS, STAGE_SEMI, SWITCHES, TRANSFER_MODES, WARMUP_SETS, AugmentConfig,
-                                      FeatureConfig, LeakageConfig, ModelConfig, NoisyConfig, RuntimeConfig,
-                                      SemiConfig, StagesConfig, TrainConfig, TransferConfig)
+                                      EventsConfig, FeatureConfig, LeakageConfig, ModelConfig, NoisyConfig,
+                                      RuntimeConfig, SemiConfig, StagesConfig, TrainConfig, TransferConfig)
 
 __all__ = ["ACCELERATORS", "BATCH_AUGMENT_KEYS", "FRONTENDS", "NOISY_LOSSES", "OFFLINE_TRANSFORMS", "PRECISIONS",
            "RENAMED_KEYS", "RUNTIME_KEYS", "SEMI_METHODS", "STAGE_SEMI", "SWITCHES", "TRANSFER_MODES", "WARMUP_SETS",
-           "AugmentConfig", "Config", "FeatureConfig", "LeakageConfig", "ModelConfig", "NoisyConfig", "RuntimeConfig",
-           "SemiConfig", "StagesConfig", "TrainConfig", "TransferConfig", "check_same_input", "load_preset",
-           "load_yaml", "parse_override", "preset_names", "resolve_config", "write_config"]
+           "AugmentConfig", "Config", "EventsConfig", "FeatureConfig", "LeakageConfig", "ModelConfig", "NoisyConfig",
+           "RuntimeConfig", "SemiConfig", "StagesConfig", "TrainConfig", "TransferConfig", "check_same_input",
+           "load_preset", "load_yaml", "parse_override", "preset_names", "resolve_config", "write_config"]

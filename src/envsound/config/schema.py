@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from envsound.config.migrate import check_given_once, current_key, keep_old_meanings
-from envsound.config.sections import (AugmentConfig, FeatureConfig, LeakageConfig, ModelConfig, NoisyConfig,
-                                      RuntimeConfig, SemiConfig, StagesConfig, TrainConfig, TransferConfig)
+from envsound.config.sections import (AugmentConfig, EventsConfig, FeatureConfig, LeakageConfig, ModelConfig,
+                                      NoisyConfig, RuntimeConfig, SemiConfig, StagesConfig, TrainConfig,
+                                      TransferConfig)
 from envsound.config.values import check_value, coerce_value
 from envsound.errors import ConfigError
 
@@ -29,6 +30,7 @@ class Config:
     leakage: LeakageConfig = field(default_factory=LeakageConfig)
     noisy: NoisyConfig = field(default_factory=NoisyConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
 
     def validate(self) -> "Config":
         for section in self._sections():

@@ -556,3 +556,20 @@ class LeakageConfig:
 
     def validate(self) -> None:
         check_value(0 < self.match_ber <= 0.5, "leakage.match_ber", self.match_ber, "0 < ber <= 0.5")
+
+
+@dataclass
+class EventsConfig:
+    """Sound events from the window timeline (``predict --events``, :mod:`envsound.inference.events`): each class's
+    window probabilities, median-filtered, above a threshold, make its events (onset, offset, score)."""
+
+    threshold: float | None = None  # a class is active at or above it, 0 < t <= 1; unset: the task's (0.5, or fitted)
+    median_seconds: float = 3.0  # median filter over the windows' probabilities, in seconds (0: none), >= 0
+    min_seconds: float = 0.0  # shorter events are dropped, >= 0
+
+    def validate(self) -> None:
+        check_value(self.threshold is None or 0 < self.threshold <= 1, "events.threshold", self.threshold,
+                    "0 < threshold <= 1 (or unset)")
+        check_value(self.median_seconds >= 0, "events.median_seconds", self.median_seconds, ">= 0")
+        check_value(self.min_seconds >= 0, "events.min_seconds", self.min_seconds, ">= 0")
+

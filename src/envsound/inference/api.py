@@ -55,16 +55,18 @@ class Model:
         return self._predictor.model.runtime
 
     def predict(self, audio: str | os.PathLike | np.ndarray, *, sample_rate: int | None = None, top_k: int = 3,
-                segments: bool = False) -> Prediction:
+                segments: bool = False, events: bool = False) -> Prediction:
         """Classify one file (any length, any format ``envsound predict`` reads) or one waveform (``(frames,)`` or
-        ``(frames, channels)``, float or integer PCM, at ``sample_rate``)."""
+        ``(frames, channels)``, float or integer PCM, at ``sample_rate``); ``events``: when each class sounds
+        (``Prediction.events``)."""
         if isinstance(audio, (str, os.PathLike)):
             if sample_rate is not None:
                 raise ConfigError("sample_rate is for waveforms only: a file's own rate is read from the file")
-            return self._predictor.predict_file(Path(audio), top_k=top_k, segments=segments)
+            return self._predictor.predict_file(Path(audio), top_k=top_k, segments=segments, events=events)
         if sample_rate is None:
             raise ConfigError("a waveform needs its sample_rate: model.predict(samples, sample_rate=44100)")
-        return self._predictor.predict_waveform(audio, sample_rate=sample_rate, top_k=top_k, segments=segments)
+        return self._predictor.predict_waveform(audio, sample_rate=sample_rate, top_k=top_k, segments=segments,
+                                                events=events)
 
     def describe(self) -> dict:
         """What ``GET /v1/model`` answers: the model's name, labels, task, feature settings, where it runs and the
@@ -78,10 +80,10 @@ class Model:
         """The page's picture of a file: waveform envelope and log-mel spectrogram (see :func:`overview`)."""
         return overview(path, self.config.features, columns=columns, block_seconds=self._predictor.block_seconds)
 
-    def predict_many(self, inputs: Iterable[str | os.PathLike], *, top_k: int = 3,
-                     segments: bool = False) -> Iterator[Prediction]:
+    def predict_many(self, inputs: Iterable[str | os.PathLike], *, top_k: int = 3, segments: bool = False,
+                     events: bool = False) -> Iterator[Prediction]:
         """Classify files and folders (searched recursively); a bad file yields a Prediction with ``error`` set."""
-        return self._predictor.predict_paths(inputs, top_k=top_k, segments=segments)
+        return self._predictor.predict_paths(inputs, top_k=top_k, segments=segments, events=events)
 
 
 def audio_duration(path: str | os.PathLike) -> float:

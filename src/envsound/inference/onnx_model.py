@@ -26,7 +26,9 @@ FORMAT = "envsound-onnx"
 #    applies before the graph; an envsound that reads only format 1 says "upgrade" instead of refusing the keys.
 # 3: the config has a runtime section and the on-the-fly augmentation under augment (checkpoint format 13); format
 #    1-2 files load through config.RENAMED_KEYS.
-FORMAT_VERSION = 3
+# 4: the config's semi section has a sub-section per method (checkpoint format 16) and the config an events section
+#    (format 17); format 1-3 files load through config.RENAMED_KEYS and the events defaults.
+FORMAT_VERSION = 4
 METADATA = {name: f"envsound.{name}" for name in
             ("format", "format_version", "version", "labels", "config", "task", "meta")}
 """Our keys in the file's ``metadata_props``; every value is JSON."""

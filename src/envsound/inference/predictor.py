@@ -42,6 +42,7 @@ class Prediction:
     error: str | None = None
     duration: float | None = None
     labels: list[dict] | None = None  # multi-label models: [{"label", "score"}] at or above the threshold, best first
+    events: list[dict] | None = None  # [{"label", "onset", "offset", "score"}] in seconds (envsound.inference.events)
 
     def to_dict(self) -> dict:
         out = {"file": self.file, "top": self.top, "error": self.error}
@@ -49,6 +50,8 @@ class Prediction:
             out["labels"] = self.labels
         if self.segments is not None:
             out["segments"] = self.segments
+        if self.events is not None:
+            out["events"] = self.events
         return out
 
 
@@ -107,31 +110,39 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.model.labels
 
-    def predict_file(self, path: str | Path, *, top_k: int = 3, segments: bool = False) -> Prediction:
+    def predict_file(self, path: str | Path, *, top_k: int = 3, segments: bool = False,
+                     events: bool = False) -> Prediction:
         """Classify one file: the ``top_k`` labels by clip probability and, for a multi-label model, every label at
-        or above the task's threshold (``labels``); raises :class:`EnvsoundError` subclasses for unusable audio."""
+        or above the task's threshold (``labels``); ``segments``: each window's top label; ``events``: when each class
+        sounds (:func:`~envsound.inference.events.detect_events`, settings ``events.*`` of the checkpoint's config).
+        Raises :class:`EnvsoundError` subclasses for unusable audio."""
         feats = self.features
         blocks = iter_audio_blocks(path, sample_rate=feats.sample_rate, block_seconds=self.block_seconds,
                                    min_seconds=feats.min_seconds)
-        return self._predict(blocks, name=str(path), top_k=top_k, segments=segments)
+        return self._predict(blocks, name=str(path), top_k=top_k, segments=segments, events=events)
 
     def predict_waveform(self, samples: np.ndarray, *, sample_rate: int, top_k: int = 3, segments: bool = False,
-                         name: str = "waveform") -> Prediction:
+                         events: bool = False, name: str = "waveform") -> Prediction:
         """Classify an in-memory waveform (``(frames,)`` or ``(frames, channels)`` at ``sample_rate``, see
         :func:`waveform_from_array`) exactly as the same audio in a file; ``name`` becomes ``Prediction.file``."""
         feats = self.features
         wave = waveform_from_array(samples, sample_rate=sample_rate, target_rate=feats.sample_rate,
                                    min_seconds=feats.min_seconds, name=name)
-        return self._predict(iter([wave]), name=name, top_k=top_k, segments=segments)
+        return self._predict(iter([wave]), name=name, top_k=top_k, segments=segments, events=events)
 
-    def _predict(self, blocks: Iterator[np.ndarray], *, name: str, top_k: int, segments: bool) -> Prediction:
+    def _predict(self, blocks: Iterator[np.ndarray], *, name: str, top_k: int, segments: bool,
+                 events: bool = False) -> Prediction:
         feats = self.features
         total = np.zeros(self.model.n_classes, dtype=np.float64)
         n_windows, timeline = 0, []
+        begins, tracks = [], []  # events: every window's start (s) and probabilities, float32 (K floats a hop)
         stream = EdgeStream(blocks, feats)  # the clip's edges as the model was trained on them
         for offset, window_probs, starts in self._windows(stream):
             total += window_probs.sum(axis=0)
             n_windows += len(window_probs)
+            if events:
+                begins += [(offset + start * self.step + stream.shift) / feats.sample_rate for start in starts]
+                tracks.append(np.asarray(window_probs, dtype=np.float32))
             if segments:
                 for start, probs in zip(starts, window_probs):
                     best = int(probs.argmax())
@@ -150,10 +161,24 @@ class Predictor:
         if task.multi_label:
             chosen = task.decide(mean[None, :])[0]
             labels = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in ranked if chosen[i]]
-        return Prediction(file=name, top=top, segments=timeline if segments else None, labels=labels)
+        found = None
+        if events:
+            found = [e.to_dict() for e in self._events(begins, tracks, length)]
+        return Prediction(file=name, top=top, segments=timeline if segments else None, labels=labels, events=found)
 
-    def predict_paths(self, inputs: Iterable[str | Path], *, top_k: int = 3,
-                      segments: bool = False) -> Iterator[Prediction]:
+    def _events(self, begins: list[float], tracks: list[np.ndarray], length: float):
+        from envsound.inference.events import detect_events
+
+        settings, task, feats = self.model.config.events, self.model.task, self.features
+        thresholds = settings.threshold if settings.threshold is not None else \
+            np.asarray(task.class_thresholds or [task.threshold] * self.model.n_classes)
+        probs = np.concatenate(tracks) if tracks else np.zeros((0, self.model.n_classes), np.float32)
+        return detect_events(begins, probs, self.labels, window_seconds=feats.window_seconds,
+                             hop_seconds=feats.eval_hop_seconds, duration=length, thresholds=thresholds,
+                             median_seconds=settings.median_seconds, min_seconds=settings.min_seconds)
+
+    def predict_paths(self, inputs: Iterable[str | Path], *, top_k: int = 3, segments: bool = False,
+                      events: bool = False) -> Iterator[Prediction]:
         """Classify every file (folders are searched recursively for audio); a bad file yields a Prediction with
         ``error`` set and the others go on."""
         for path in expand_inputs(inputs):
@@ -162,7 +187,7 @@ class Predictor:
                                                        f"{', '.join(sorted(AUDIO_EXTENSIONS))}, at any depth)")
                 continue
             try:
-                yield self.predict_file(path, top_k=top_k, segments=segments)
+                yield self.predict_file(path, top_k=top_k, segments=segments, events=events)
             except EnvsoundError as exc:
                 log.debug("cannot classify %s", path, exc_info=True)
                 yield Prediction(file=str(path), error=str(exc))

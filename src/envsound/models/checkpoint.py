@@ -66,7 +66,9 @@ FORMAT = "envsound-checkpoint"
 #     threshold_mode, guesser), semi.mixmatch (views, temperature, mix_alpha: mixmatch and remixmatch) and
 #     semi.self_training (rounds, round_budget, round_init). Version 15 files load unchanged (config.RENAMED_KEYS
 #     reads the flat keys into their sub-sections, as any config in the old layout does).
-FORMAT_VERSION = 16
+# 17: config gains an events section (threshold, median_seconds, min_seconds: predict --events). Version 16 files
+#     load with its defaults.
+FORMAT_VERSION = 17
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 
