@@ -140,13 +140,15 @@ class Predictor:
         for offset, window_probs, starts in self._windows(stream):
             total += window_probs.sum(axis=0)
             n_windows += len(window_probs)
+            if not (segments or events):
+                continue
+            here = [(offset + start * self.step + stream.shift) / feats.sample_rate for start in starts]  # file time
             if events:
-                begins += [(offset + start * self.step + stream.shift) / feats.sample_rate for start in starts]
+                begins += here
                 tracks.append(np.asarray(window_probs, dtype=np.float32))
             if segments:
-                for start, probs in zip(starts, window_probs):
+                for begin, probs in zip(here, window_probs):
                     best = int(probs.argmax())
-                    begin = (offset + start * self.step + stream.shift) / feats.sample_rate  # in the file's time
                     timeline.append({"start": round(max(begin, 0.0), 3),
                                      "end": round(begin + feats.window_seconds, 3),
                                      "label": self.labels[best], "score": round(float(probs[best]), 4)})
@@ -170,8 +172,7 @@ class Predictor:
         from envsound.inference.events import detect_events
 
         settings, task, feats = self.model.config.events, self.model.task, self.features
-        thresholds = settings.threshold if settings.threshold is not None else \
-            np.asarray(task.class_thresholds or [task.threshold] * self.model.n_classes)
+        thresholds = settings.threshold if settings.threshold is not None else task.thresholds(self.model.n_classes)
         probs = np.concatenate(tracks) if tracks else np.zeros((0, self.model.n_classes), np.float32)
         return detect_events(begins, probs, self.labels, window_seconds=feats.window_seconds,
                              hop_seconds=feats.eval_hop_seconds, duration=length, thresholds=thresholds,

@@ -10,6 +10,11 @@ from typing import Sequence
 import numpy as np
 
 
+def no_targets(n: int) -> np.ndarray:
+    """Targets for clips whose labels are not used (pre-training, unlabelled pools): ``(n, 0)``."""
+    return np.zeros((n, 0), dtype=np.float32)
+
+
 @dataclass
 class ClipSet:
     """Clips ready for a fit: one feature array per clip, their target rows, each clip's offline copies and its
@@ -28,7 +33,7 @@ class ClipSet:
     @classmethod
     def unlabelled(cls, features: Sequence[np.ndarray], variants: Sequence[Sequence[np.ndarray]] = ()) -> "ClipSet":
         """Clips whose labels are unknown (a semi-supervised pool, pre-training clips): targets with no columns."""
-        return cls(features, np.zeros((len(features), 0), np.float32), variants)
+        return cls(features, no_targets(len(features)), variants)
 
     def plus(self, other: "ClipSet") -> "ClipSet":
         """Both sets in one; a clip without copies gets an empty list when the other set has some."""

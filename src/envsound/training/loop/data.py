@@ -22,7 +22,7 @@ from envsound.config import Config, FeatureConfig
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError
 from envsound.features.windows import eval_starts, eval_window_at, train_window, window_length
-from envsound.training.loop.clips import FitData
+from envsound.training.loop.clips import FitData, no_targets
 
 
 def target_matrix(manifest: Manifest) -> np.ndarray:
@@ -181,11 +181,6 @@ def origin_sampling(config: Config, weights: np.ndarray | None, noisiness: np.nd
     base = np.ones(len(noisy)) if weights is None else np.asarray(weights, dtype=np.float64)
     per_clip = np.where(noisy, share / base[noisy].sum(), (1 - share) / base[~noisy].sum()) * base
     return per_clip, config.noisy.epoch_clips
-
-
-def no_targets(n: int) -> np.ndarray:
-    """Targets for clips whose labels are not used (pre-training, unlabelled pools): ``(n, 0)``."""
-    return np.zeros((n, 0), dtype=np.float32)
 
 
 def _batches_per_process(n: int, drop_last: bool, *, processes: int, batch: int) -> int:
