@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from envsound.inference.events import detect_events, median_smooth
+from envsound.inference.events import EventTracker, detect_events, median_smooth
 
 WINDOWS = dict(window_seconds=5.0, hop_seconds=1.0, duration=14.0)
 BEGINS = np.arange(10.0)  # windows [0, 5), [1, 6), ... [9, 14): centres 2.5 ... 11.5
@@ -53,6 +53,29 @@ def test_events_never_reach_past_the_file():
 def test_a_timeline_that_does_not_fit_its_labels_is_refused():
     with pytest.raises(ValueError, match="does not fit"):
         detect_events(BEGINS, np.zeros((10, 3)), ["dog", "cat"], thresholds=0.5, **WINDOWS)
+
+
+@pytest.mark.parametrize("median_seconds, min_seconds", [(0, 0), (3, 0), (5, 1.5)])
+def test_the_live_tracker_finds_the_events_of_the_whole_track_one_window_at_a_time(median_seconds, min_seconds):
+    rng = np.random.default_rng(int(median_seconds * 10 + min_seconds))
+    for trial in range(20):
+        n = int(rng.integers(1, 30))
+        probs = (rng.random((n, 2)) < rng.uniform(0.2, 0.8)) * rng.uniform(0.5, 1.0, (n, 2))
+        settings = dict(window_seconds=5.0, hop_seconds=1.0, thresholds=np.array([0.5, 0.7]),
+                        median_seconds=median_seconds, min_seconds=min_seconds)
+        whole = detect_events(np.arange(n, dtype=float), probs, ["dog", "cat"], duration=n + 3.6, **settings)
+        tracker = EventTracker(["dog", "cat"], **settings)
+        live = [e for i, row in enumerate(probs) for e in tracker.push(float(i), row)]
+        live += tracker.finish(n + 3.6)
+        assert sorted(live, key=lambda e: (e.onset, e.label)) == whole, (trial, probs)
+        assert len(tracker.recent) <= max(1, int(median_seconds)) + 1  # memory: one filter's windows
+
+
+def test_the_live_tracker_shows_an_event_under_way_before_it_ends():
+    tracker = EventTracker(["dog"], window_seconds=5.0, hop_seconds=1.0, thresholds=0.5, median_seconds=3)
+    assert tracker.push(0.0, np.array([0.9])) == [] and tracker.active() == []  # window 0 waits for window 1
+    assert tracker.push(1.0, np.array([0.8])) == []
+    assert [(e.label, e.onset, e.offset) for e in tracker.active()] == [("dog", 2.0, 3.0)]
 
 
 def test_predict_events_places_the_sound_between_silences(tmp_path, trained_run, synthetic_manifest, envsound_main):

@@ -12,6 +12,7 @@ are dropped. numpy only: the exported ONNX model's predictions get events too.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -73,3 +74,78 @@ def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[s
                 events.append(Event(label, round(onset, 3), round(offset, 3),
                                     round(float(track[first:stop].max()), 4)))
     return sorted(events, key=lambda e: (e.onset, e.label))
+
+
+class EventTracker:
+    """:func:`detect_events` one window at a time, for a live stream: the same events, each given out as soon as it
+    is known. A window's smoothed value needs the median filter's half-width of windows after it, so an event shows
+    in :meth:`active` and is given out ended that many hops after the windows that decide it. Memory: one median
+    filter's windows, whatever the stream's length.
+
+    >>> tracker = EventTracker(["dog"], window_seconds=1.0, hop_seconds=1.0, thresholds=0.5)
+    >>> [tracker.push(t, np.array([p])) for t, p in [(0.0, 0.9), (1.0, 0.8), (2.0, 0.1)]][-1]
+    [Event(label='dog', onset=0.0, offset=2.0, score=0.9)]
+    """
+
+    def __init__(self, labels: Sequence[str], *, window_seconds: float, hop_seconds: float,
+                 thresholds: np.ndarray | float, median_seconds: float = 0.0, min_seconds: float = 0.0) -> None:
+        self.labels = list(labels)
+        self.window_seconds, self.hop_seconds, self.min_seconds = window_seconds, hop_seconds, min_seconds
+        self.limits = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(self.labels),))
+        width = max(1, int(round(median_seconds / hop_seconds)))
+        self.half = (width + 1 - width % 2) // 2
+        self.recent: deque[tuple[float, np.ndarray]] = deque(maxlen=2 * self.half + 1)  # (begin, probs)
+        self.pushed = 0  # windows pushed
+        self.decided = 0  # windows whose smoothed value is known
+        self.open: dict[int, tuple[float, float]] = {}  # class -> (onset, highest smoothed value so far)
+        self.last_end = 0.0
+
+    def push(self, begin: float, probs: np.ndarray) -> list[Event]:
+        """Window ``begin`` (seconds) with its probabilities ``(K,)`` -> the events that ended with the window now
+        decided."""
+        self.recent.append((begin, np.asarray(probs, dtype=np.float64)))
+        self.pushed += 1
+        if self.pushed <= self.half:
+            return []
+        return self._decide(self.pushed - 1 - self.half, last=self.pushed - 1)
+
+    def active(self) -> list[Event]:
+        """The events under way, by label, each with its ``offset`` so far (the last decided window's end)."""
+        return [Event(self.labels[k], round(onset, 3), round(self.last_end, 3), round(score, 4))
+                for k, (onset, score) in sorted(self.open.items())]
+
+    def finish(self, duration: float) -> list[Event]:
+        """Decide the windows still waiting for their right-hand neighbours and close every open event at the
+        stream's end (``duration`` seconds), as :func:`detect_events` clips to the file."""
+        ended = []
+        while self.decided < self.pushed:
+            ended += self._decide(self.decided, last=self.pushed - 1, duration=duration)
+        for k in sorted(self.open):
+            ended += self._close(k, min(self.last_end, duration))
+        return ended
+
+    def _decide(self, index: int, *, last: int, duration: float = float("inf")) -> list[Event]:
+        first_kept = self.pushed - len(self.recent)  # the window index of recent[0]
+        rows = [self.recent[min(max(i, 0), last) - first_kept][1] for i in range(index - self.half,
+                                                                                  index + self.half + 1)]
+        smoothed = np.median(np.stack(rows), axis=0) if len(rows) > 1 else rows[0]
+        begin = self.recent[index - first_kept][0]
+        centre = begin + self.window_seconds / 2
+        start = min(max(centre - self.hop_seconds / 2, 0.0), duration)
+        end = min(max(centre + self.hop_seconds / 2, 0.0), duration)
+        ended = []
+        for k, value in enumerate(smoothed):
+            if value >= self.limits[k]:
+                onset, score = self.open.get(k, (start, float(value)))
+                self.open[k] = (onset, max(score, float(value)))
+            elif k in self.open:
+                ended += self._close(k, self.last_end)
+        self.decided = index + 1
+        self.last_end = end
+        return ended
+
+    def _close(self, k: int, offset: float) -> list[Event]:
+        onset, score = self.open.pop(k)
+        if offset - onset < max(self.min_seconds, 1e-9):
+            return []
+        return [Event(self.labels[k], round(onset, 3), round(offset, 3), round(score, 4))]

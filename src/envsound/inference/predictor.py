@@ -196,21 +196,48 @@ class Predictor:
     def _windows(self, blocks: Iterator[np.ndarray]) -> Iterator[tuple[int, np.ndarray, list[int]]]:
         """Yield (block start sample, window probabilities ``(n, K)``, window starts within the block in frames or
         samples, see :func:`samples_per_step`) for consecutive pieces of one waveform."""
-        overlap = self.features.window_samples
-        buffer = np.zeros(0, dtype=np.float32)
-        offset = 0
+        windows = self.window_buffer()
         for block in blocks:
-            buffer = np.concatenate([buffer, block])
-            while len(buffer) >= self.block_step + overlap:
-                chunk = buffer[:self.block_step + overlap]
-                last_start = self.block_step // self.step  # windows starting here belong to the next block
-                yield offset, *self._score(chunk, final=False, limit=last_start)
-                buffer = buffer[self.block_step:]
-                offset += self.block_step
-        yield offset, *self._score(buffer, final=True, limit=None)
+            yield from windows.push(block)
+        yield from windows.finish()
 
-    def _score(self, samples: np.ndarray, *, final: bool, limit: int | None) -> tuple[np.ndarray, list[int]]:
-        return self.model.waveform_probs(samples, before=None if final else limit)
+    def window_buffer(self, *, block_step: int | None = None, overlap: int | None = None) -> "WindowBuffer":
+        """A :class:`WindowBuffer` scoring with this model: ``block_step`` samples a chunk (default: the block) plus
+        ``overlap`` (default: one window)."""
+        overlap = self.features.window_samples if overlap is None else overlap
+        return WindowBuffer(self.model.waveform_probs, block_step=block_step or self.block_step, overlap=overlap,
+                            step=self.step)
+
+
+class WindowBuffer:
+    """A waveform pushed in pieces of any size -> the evaluation windows of the whole waveform, scored as soon as the
+    samples they need are in: whenever ``block_step`` samples plus one window (``overlap``) are held, that chunk is
+    scored and the windows starting in its first ``block_step`` samples are given out; :meth:`finish` scores the
+    rest. Blocks start on window starts (``block_step`` is a whole number of hops), so the windows are the whole
+    waveform's. Memory: one chunk plus the last piece pushed. Files (:class:`Predictor`, a minute a chunk) and live
+    streams (:class:`~envsound.inference.live.LiveListener`, a hop a chunk) are cut by this one buffer."""
+
+    def __init__(self, score, *, block_step: int, overlap: int, step: int) -> None:
+        self.score = score  # WindowScorer.waveform_probs
+        self.block_step, self.overlap, self.step = block_step, overlap, step
+        self.buffer = np.zeros(0, dtype=np.float32)
+        self.offset = 0  # the buffer's first sample in the waveform
+
+    def push(self, block: np.ndarray) -> Iterator[tuple[int, np.ndarray, list[int]]]:
+        """Yield (chunk start sample, window probabilities ``(n, K)``, window starts within the chunk in frames or
+        samples, see :func:`samples_per_step`) for every chunk ``block`` completes."""
+        self.buffer = np.concatenate([self.buffer, np.asarray(block, dtype=np.float32)])
+        while len(self.buffer) >= self.block_step + self.overlap:
+            chunk = self.buffer[:self.block_step + self.overlap]
+            # windows starting at or after block_step belong to the next chunk
+            yield self.offset, *self.score(chunk, before=self.block_step // self.step)
+            self.buffer = self.buffer[self.block_step:]
+            self.offset += self.block_step
+
+    def finish(self) -> Iterator[tuple[int, np.ndarray, list[int]]]:
+        """The windows of what is left (at least one window, as a whole clip shorter than a window gets)."""
+        yield self.offset, *self.score(self.buffer, before=None)
+        self.buffer = np.zeros(0, dtype=np.float32)
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> Iterator[Path]:

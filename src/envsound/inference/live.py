@@ -1,0 +1,124 @@
+"""Classify a stream as it arrives: audio pushed in pieces of any size, one result a hop.
+
+A :class:`LiveListener` resamples what it is given to the model's rate (soxr's streaming resampler), and as soon as
+one window (``features.window_seconds``) of new audio is in, scores it and moves on by the model's evaluation hop
+(``features.eval_hop_seconds``). So a result describes the last ``window_seconds`` heard and comes ``hop + model
+time`` after the sound: the latency of a live reading. Events are :class:`~envsound.inference.events.EventTracker`'s:
+the same as ``predict --events`` on the recording, each reported half a median filter (``events.median_seconds / 2``)
+after the windows that decide it.
+
+Every window is scored alone, so its last STFT frames see zero padding where ``predict`` on the whole recording sees
+the next samples (one frame of ``window_frames`` differs a little; waveform models are exact), and a stream has no
+clip edges: ``features.trim_zeros`` and ``edge_pad`` do not apply. The tail shorter than a hop when the stream ends
+is not scored unless no window was (a stream shorter than a window is scored padded, as a short clip is). Memory:
+one window plus the last piece pushed, however long the stream.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from envsound.errors import AudioLoadError
+from envsound.features.windows import eval_hop_length
+from envsound.inference.events import EventTracker
+from envsound.inference.predictor import Predictor
+
+
+@dataclass
+class Hop:
+    """One scored window of a stream."""
+
+    time: float  # seconds from the stream's start to the window's end: what has been heard when this is known
+    start: float  # the window's start (seconds)
+    top: list[dict]  # [{"label", "score"}], best first
+    model_ms: float  # the model's time for this window (features included)
+    active: list[dict] = field(default_factory=list)  # events under way: [{"label", "onset", "score"}]
+    ended: list[dict] = field(default_factory=list)  # events that ended: [{"label", "onset", "offset", "score"}]
+    end: bool = False  # the stream's end: no window (``top`` empty), the events still open closed in ``ended``
+
+    def to_dict(self) -> dict:
+        return {"time": self.time, "start": self.start, "top": self.top, "active": self.active,
+                "events": self.ended, "model_ms": self.model_ms, "end": self.end}
+
+
+class LiveListener:
+    """Push audio as it arrives (:meth:`push`), get a :class:`Hop` per evaluation hop; :meth:`finish` at the end.
+
+    >>> listener = LiveListener(Predictor.from_checkpoint("model.ckpt"), sample_rate=16000)
+    >>> for hop in listener.push(samples):  # float32 (frames,) or (frames, channels), any number of frames
+    ...     print(hop.time, hop.top[0])
+    """
+
+    def __init__(self, predictor: Predictor, *, sample_rate: int, top_k: int = 3) -> None:
+        import soxr
+
+        feats = predictor.features
+        if not 1 <= sample_rate <= 768_000:
+            raise AudioLoadError(f"sample rate {sample_rate} Hz is out of range (1 .. 768000)")
+        self.predictor, self.top_k, self.rate = predictor, max(1, top_k), feats.sample_rate
+        self.resampler = (soxr.ResampleStream(sample_rate, self.rate, 1, dtype="float32", quality="HQ")
+                          if sample_rate != self.rate else None)
+        hop = eval_hop_length(feats) * predictor.step
+        # a chunk is exactly one window, and the next starts one hop later
+        self.windows = predictor.window_buffer(block_step=hop, overlap=max(feats.window_samples - hop, 0))
+        model, settings = predictor.model, predictor.model.config.events
+        thresholds = settings.threshold if settings.threshold is not None else model.task.thresholds(model.n_classes)
+        self.events = EventTracker(model.labels, window_seconds=feats.window_seconds, hop_seconds=hop / self.rate,
+                                   thresholds=thresholds, median_seconds=settings.median_seconds,
+                                   min_seconds=settings.min_seconds)
+        self.heard = 0  # samples at the model's rate
+        self.scored = 0  # windows
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of audio heard so far."""
+        return self.heard / self.rate
+
+    def push(self, samples: np.ndarray) -> list[Hop]:
+        """``samples`` at the stream's rate (float, -1..1; several channels are averaged) -> the hops they complete."""
+        mono = np.asarray(samples, dtype=np.float32)
+        if mono.ndim == 2:
+            mono = mono.mean(axis=1, dtype=np.float32)
+        return self._take(mono, last=False)
+
+    def finish(self) -> list[Hop]:
+        """The end of the stream: the hops of the resampler's tail (a padded window when none was scored), then one
+        ``end`` record that closes every open event."""
+        hops = self._take(np.zeros(0, np.float32), last=True)
+        if not self.scored and self.heard:
+            hops += self._hops(self.windows.finish())
+        ended = [e.to_dict() for e in self.events.finish(self.seconds)]
+        now = round(self.seconds, 3)
+        return hops + [Hop(time=now, start=now, top=[], model_ms=0.0, ended=ended, end=True)]
+
+    def _take(self, mono: np.ndarray, *, last: bool) -> list[Hop]:
+        if self.resampler is not None:
+            mono = self.resampler.resample_chunk(mono, last=last)
+        self.heard += len(mono)
+        return self._hops(self.windows.push(mono))
+
+    def _hops(self, pieces) -> list[Hop]:
+        began = time.perf_counter()
+        scored = list(pieces)  # (chunk offset, probabilities, starts): a push's worth, so bounded by its size
+        n_windows = sum(len(starts) for _, _, starts in scored)
+        model_ms = round((time.perf_counter() - began) * 1000 / max(n_windows, 1), 2)
+        labels, feats, step = self.predictor.labels, self.predictor.features, self.predictor.step
+        hops = []
+        for offset, probs, starts in scored:
+            for start, row in zip(starts, probs):
+                begin = (offset + start * step) / self.rate
+                ended = self.events.push(begin, row)
+                ranked = np.argsort(-row, kind="stable")[:self.top_k]
+                hops.append(Hop(time=round(min(begin + feats.window_seconds, self.seconds), 3), start=round(begin, 3),
+                                top=[{"label": labels[i], "score": round(float(row[i]), 4)} for i in ranked],
+                                model_ms=model_ms, ended=[e.to_dict() for e in ended],
+                                active=[{"label": e.label, "onset": e.onset, "score": e.score}
+                                        for e in self.events.active()]))
+                self.scored += 1
+        return hops
+
+
+__all__ = ["Hop", "LiveListener"]

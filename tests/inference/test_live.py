@@ -1,0 +1,84 @@
+"""A stream classified as it arrives (LiveListener): one result a hop, the same whatever the pieces, close to
+`predict` on the whole recording, bounded memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from audiofactory import noise, tone
+
+from envsound.errors import AudioLoadError
+from envsound.inference.live import LiveListener
+from envsound.inference.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_run):
+    return Predictor.from_checkpoint(trained_run.checkpoint)
+
+
+def stream(rate: int) -> np.ndarray:
+    """4 s of a tone then 3 s of noise, mono float32 at ``rate``."""
+    return np.concatenate([tone(seconds=4, sample_rate=rate, freq=660)[:, 0],
+                           noise(seconds=3, sample_rate=rate)[:, 0]]).astype(np.float32)
+
+
+def listen(predictor, samples, rate, pieces) -> list[dict]:
+    listener = LiveListener(predictor, sample_rate=rate)
+    hops = [hop for piece in np.array_split(samples, pieces) for hop in listener.push(piece)]
+    return [{**hop.to_dict(), "model_ms": 0} for hop in hops + listener.finish()]
+
+
+def test_one_hop_per_hop_of_audio_whatever_the_pieces(predictor):
+    samples = stream(16000)  # the model's rate: window 1 s, hop 0.5 s
+    whole = listen(predictor, samples, 16000, 1)
+    hop = 31 * 256 / 16000  # eval_hop_seconds 0.5 is 31 STFT hops of 256 samples
+    assert [h["time"] for h in whole] == [round(1.0 + hop * i, 3) for i in range(13)] + [7.0]  # windows [0, 1) ...
+    assert [h["end"] for h in whole] == [False] * 13 + [True] and whole[-1]["top"] == []
+    assert listen(predictor, samples, 16000, 97) == whole
+    assert all(len(h["top"]) == 3 and h["top"][0]["score"] >= h["top"][1]["score"] for h in whole[:-1])
+
+
+def test_a_live_reading_agrees_with_predict_on_the_recording(predictor):
+    rate = 44100
+    samples = stream(rate)
+    live = listen(predictor, samples, rate, 70)[:-1]
+    offline = predictor.predict_waveform(samples, sample_rate=rate, segments=True, top_k=1).segments
+    # predict adds a last window that ends with the recording; a stream's tail shorter than a hop is not scored
+    assert len(offline) == len(live) + 1 and offline[-1]["end"] == 7.0
+    offline = offline[:-1]
+    assert [h["start"] for h in live] == [s["start"] for s in offline]
+    # each window alone sees zero padding in its last STFT frames: the same label, nearly the same score
+    assert [h["top"][0]["label"] for h in live] == [s["label"] for s in offline]
+    assert max(abs(h["top"][0]["score"] - s["score"]) for h, s in zip(live, offline)) < 0.1
+
+
+def test_events_of_a_stream_end_with_it(predictor):
+    samples = stream(16000)
+    hops = listen(predictor, samples, 16000, 5)
+    ended = [e for h in hops for e in h["events"]]
+    assert ended, "the tone and the noise are different classes: at least one event"
+    assert all(0 <= e["onset"] < e["offset"] <= 7.0 for e in ended)
+    assert hops[-1]["active"] == []
+
+
+def test_a_stream_shorter_than_a_window_is_scored_padded_at_its_end(predictor):
+    listener = LiveListener(predictor, sample_rate=8000)
+    assert listener.push(tone(seconds=0.4, sample_rate=8000)[:, 0]) == []
+    hop, end = listener.finish()
+    assert hop.start == 0.0 and hop.time == 0.4 and hop.top and end.end
+
+
+def test_memory_stays_one_window_however_long_the_stream(predictor):
+    listener = LiveListener(predictor, sample_rate=16000)
+    piece = noise(seconds=0.25, sample_rate=16000)[:, 0].astype(np.float32)
+    for _ in range(4 * 120):  # 2 minutes
+        listener.push(piece)
+        assert len(listener.windows.buffer) <= 16000 + len(piece)
+        assert len(listener.events.recent) <= 8
+    assert listener.scored == (120 * 16000 - 16000) // (31 * 256) + 1  # every window that fits
+
+
+def test_a_rate_out_of_range_is_refused(predictor):
+    with pytest.raises(AudioLoadError, match="sample rate 0 Hz"):
+        LiveListener(predictor, sample_rate=0)
