@@ -207,6 +207,51 @@ def predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def listen(args: argparse.Namespace) -> int:
+    from envsound.audio.stream import open_input
+    from envsound.inference.live import LiveListener
+    from envsound.inference.predictor import Predictor
+
+    if args.rate is not None and args.input != "-":
+        raise ConfigError("--rate describes raw PCM on stdin: use it with --input -")
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+    rate, blocks = open_input(args.input, rate=args.rate, channels=args.channels, encoding=args.encoding,
+                              realtime=args.realtime, idle_seconds=args.idle_seconds or None)
+    listener = LiveListener(predictor, sample_rate=rate, top_k=args.top_k)
+    show = (lambda hop: print(json.dumps(hop.to_dict()), flush=True)) if args.json else _LiveLines()
+    try:
+        for block in blocks:
+            for hop in listener.push(block):
+                show(hop)
+    except KeyboardInterrupt:  # Ctrl-C ends a live session: what was heard is still reported
+        pass
+    finally:  # a stream that broke off (AudioLoadError) still gets its end, then its one-line error
+        for hop in listener.finish():
+            show(hop)
+    return 0
+
+
+class _LiveLines:
+    """``listen``'s text: a line when the top label changes, an event starts or one ends."""
+
+    def __init__(self) -> None:
+        self.top, self.active = None, set()
+
+    def __call__(self, hop) -> None:
+        if hop.top and hop.top[0]["label"] != self.top:
+            self.top = hop.top[0]["label"]
+            print(f"{hop.time:9.2f} s  {self.top} {hop.top[0]['score']:.3f}", flush=True)
+        for event in hop.active:
+            if event["label"] not in self.active:
+                print(f"{hop.time:9.2f} s  event {event['label']} from {event['onset']:.2f} s", flush=True)
+        for event in hop.ended:
+            print(f"{hop.time:9.2f} s  event {event['label']} {event['onset']:.2f}-{event['offset']:.2f} s "
+                  f"{event['score']:.3f}", flush=True)
+        self.active = {event["label"] for event in hop.active}
+        if hop.end:
+            print(f"{hop.time:9.2f} s  end of stream", flush=True)
+
+
 def serve(args: argparse.Namespace) -> int:
     from envsound.app.run import serve as run_server
     from envsound.app.server import ServerLimits

@@ -130,6 +130,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_precision_option(p)
     p.set_defaults(run=commands.predict)
 
+    p = command("listen", "Classify audio as it arrives (stdin, the microphone, or a file played in real time): a line "
+                          "whenever the top label changes or an event starts or ends, each with its time.")
+    p.add_argument("checkpoint", type=Path, help="model.ckpt, a model.onnx, or an installed AudioSet model")
+    p.add_argument("--input", default="mic", metavar="-|mic|FILE",
+                   help="-: stdin (a WAV stream, or raw PCM with --rate); mic: the default microphone (needs "
+                        "sounddevice); FILE: an audio file (with --realtime: at the speed it plays)")
+    p.add_argument("--rate", type=int, metavar="HZ", help="stdin is raw PCM at this sample rate (no WAV header)")
+    p.add_argument("--channels", type=int, default=1, help="channels of raw PCM on stdin")
+    p.add_argument("--encoding", default="pcm16", choices=["pcm8", "pcm16", "pcm24", "pcm32", "float32"],
+                   help="samples of raw PCM on stdin (little-endian)")
+    p.add_argument("--realtime", action="store_true", help="play --input FILE at its own speed, as a live source")
+    p.add_argument("--idle-seconds", type=float, default=30.0,
+                   help="give up on stdin after this long without audio (0: wait for ever)")
+    p.add_argument("--top-k", type=int, default=3, help="labels in each --json object")
+    p.add_argument("--json", action="store_true",
+                   help='one JSON object a hop: {"time" (s heard so far), "start", "top": [{"label", "score"}], '
+                        '"active": events under way, "events": events that ended, "model_ms", "end"}')
+    add_device_option(p)
+    add_precision_option(p)
+    p.set_defaults(run=commands.listen)
+
     p = command("serve", "Serve a model: a web page that classifies a sound (file, drag and drop, or microphone) and "
                          "a REST API (POST /v1/predict, GET /v1/model, GET /healthz; schema at /docs).")
     p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a model.onnx from export")
