@@ -1,4 +1,5 @@
-"""The web app: one page that classifies a sound, and a small REST API (``/v1/predict``, ``/v1/model``, ``/healthz``).
+"""The web app: one page that classifies a sound, and a small REST API (``/v1/predict``, ``/v1/model``, ``/healthz``;
+``/v1/listen``, a WebSocket for live audio: :mod:`envsound.app.live`).
 
 Thin by design: every answer comes from :class:`envsound.inference.api.Model`. What the server adds is what a server
 facing any browser or script needs: size limits (:class:`~envsound.app.limits.BodyLimit`, ``max_seconds``), content
@@ -31,6 +32,7 @@ from envsound import __version__
 from envsound.errors import EnvsoundError
 from envsound.inference.api import SUPPORTED_EXTENSIONS, Model, audio_duration
 from envsound.app.limits import SNIFF_BYTES, SUPPORTED, BodyLimit, sniff_audio
+from envsound.app.live import add_live_route
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -43,6 +45,9 @@ class ServerLimits:
     max_upload_mb: float = 50.0
     max_seconds: float = 600.0
     workers: int = 1
+    max_streams: int = 16  # live streams (/v1/listen) at once
+    idle_seconds: float = 30.0  # a live stream silent this long is closed
+    max_message_bytes: int = 1 << 20  # one WebSocket message of PCM (a second of 48 kHz float32 is 192 KB)
 
 
 class Score(BaseModel):
@@ -189,6 +194,8 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits()) -> FastAP
         await file.seek(0)
         result = await pool.run(classify, file.file, name, top_k, segments, overview, events)
         return JSONResponse(result)
+
+    add_live_route(app, model, pool, limits)
 
     return app
 

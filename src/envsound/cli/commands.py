@@ -256,11 +256,13 @@ def serve(args: argparse.Namespace) -> int:
     from envsound.app.run import serve as run_server
     from envsound.app.server import ServerLimits
 
-    if args.max_upload_mb <= 0 or args.max_seconds <= 0 or args.workers < 1:
-        raise ConfigError("--max-upload-mb and --max-seconds must be > 0, --workers >= 1")
+    if min(args.max_upload_mb, args.max_seconds, args.idle_seconds) <= 0 or min(args.workers, args.max_streams) < 1:
+        raise ConfigError("--max-upload-mb, --max-seconds and --idle-seconds must be > 0, --workers and --max-streams "
+                          ">= 1")
     if bool(args.ssl_keyfile) != bool(args.ssl_certfile):
         raise ConfigError("HTTPS needs both --ssl-keyfile and --ssl-certfile")
-    limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, workers=args.workers)
+    limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, workers=args.workers,
+                          max_streams=args.max_streams, idle_seconds=args.idle_seconds)
     return run_server(args.checkpoint, host=args.host, port=args.port, limits=limits, device=args.device,
                       precision=args.precision, ssl_keyfile=args.ssl_keyfile, ssl_certfile=args.ssl_certfile,
                       quiet=args.quiet)

@@ -152,13 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=commands.listen)
 
     p = command("serve", "Serve a model: a web page that classifies a sound (file, drag and drop, or microphone) and "
-                         "a REST API (POST /v1/predict, GET /v1/model, GET /healthz; schema at /docs).")
+                         "a REST API (POST /v1/predict, GET /v1/model, GET /healthz; schema at /docs), and live "
+                         "classification of a stream (WebSocket /v1/listen; the page's Live button).")
     p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a model.onnx from export")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 opens the server to the network")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="larger request bodies get 413")
     p.add_argument("--max-seconds", type=float, default=600.0, help="longer recordings get 413")
     p.add_argument("--workers", type=int, default=1, help="predictions run at once; more requests wait in line")
+    p.add_argument("--max-streams", type=int, default=16, help="live streams at once; more are refused")
+    p.add_argument("--idle-seconds", type=float, default=30.0, help="close a live stream silent this long")
     p.add_argument("--ssl-keyfile", help="serve HTTPS (browsers allow the microphone only on localhost or HTTPS)")
     p.add_argument("--ssl-certfile", help="certificate for --ssl-keyfile")
     add_device_option(p)

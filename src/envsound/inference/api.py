@@ -68,6 +68,13 @@ class Model:
         return self._predictor.predict_waveform(audio, sample_rate=sample_rate, top_k=top_k, segments=segments,
                                                 events=events)
 
+    def listen(self, *, sample_rate: int, top_k: int = 3):
+        """A :class:`~envsound.inference.live.LiveListener` for a stream at ``sample_rate``: push audio as it
+        arrives, get a result a hop (``listener.push(samples)``, ``listener.finish()``)."""
+        from envsound.inference.live import LiveListener
+
+        return LiveListener(self._predictor, sample_rate=sample_rate, top_k=top_k)
+
     def describe(self) -> dict:
         """What ``GET /v1/model`` answers: the model's name, labels, task, feature settings, where it runs and the
         training metadata its checkpoint recorded (dataset, folds, versions, date)."""
