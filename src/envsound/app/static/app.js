@@ -1,4 +1,5 @@
-// The envsound page: send a file or a recording to /v1/predict and draw what comes back. No framework, no build step.
+// The envsound page: send a file or a recording to /v1/predict and draw what comes back (live.js streams the
+// microphone). No framework, no build step.
 "use strict";
 
 const TOP_K = 5;
@@ -30,7 +31,8 @@ async function classify(blob, name) {
   form.append("file", blob, name);
   let answer, body;
   try {
-    answer = await fetch(`/v1/predict?top_k=${TOP_K}&segments=true&overview=true`, { method: "POST", body: form });
+    answer = await fetch(`/v1/predict?top_k=${TOP_K}&segments=true&overview=true&events=true`,
+                         { method: "POST", body: form });
     body = await answer.json();
   } catch (err) {
     setStatus(`${name}: the server did not answer (${err.message})`, true);
@@ -54,7 +56,27 @@ function render(result) {
       ? "Labels above threshold: " + result.labels.map((e) => `${e.label} (${e.score.toFixed(2)})`).join(", ")
       : "No label above its threshold";
   }
-  const rows = result.top.map((entry) => {
+  renderTop(result.top, tagged);
+  const overview = result.overview;
+  showPictures(Boolean(overview));
+  if (overview) {
+    drawWaveform($("waveform"), overview.envelope);
+    drawSpectrogram($("spectrogram"), overview.spectrogram);
+    $("caption").textContent = `${overview.seconds.toFixed(1)} s; log-mel spectrogram as the model sees it ` +
+      `(${overview.spectrogram.mels} mel bands, low frequencies at the bottom)`;
+  }
+  const seconds = overview ? overview.seconds : 0;
+  drawTimeline($("timeline"), result.segments || [], seconds);
+  drawEvents($("events"), result.events || [], 0, seconds);
+}
+
+function showPictures(shown) {
+  $("waveform").hidden = $("spectrogram").hidden = !shown;
+  if (!shown) $("caption").textContent = "";
+}
+
+function renderTop(top, tagged = new Set()) {
+  const rows = top.map((entry) => {
     const row = document.createElement("li");
     row.dataset.testid = "top-label";
     row.classList.toggle("tagged", tagged.has(entry.label));
@@ -69,14 +91,6 @@ function render(result) {
     return row;
   });
   $("top").replaceChildren(...rows);
-  const overview = result.overview;
-  if (overview) {
-    drawWaveform($("waveform"), overview.envelope);
-    drawSpectrogram($("spectrogram"), overview.spectrogram);
-    $("caption").textContent = `${overview.seconds.toFixed(1)} s; log-mel spectrogram as the model sees it ` +
-      `(${overview.spectrogram.mels} mel bands, low frequencies at the bottom)`;
-  }
-  drawTimeline($("timeline"), result.segments || [], overview ? overview.seconds : 0);
 }
 
 function drawWaveform(canvas, envelope) {
@@ -140,6 +154,26 @@ function drawTimeline(box, segments, seconds) {
     return piece;
   });
   box.replaceChildren(...pieces);
+}
+
+// Events (label, onset, offset) as bars over the seconds from..to, one lane a label, under the timeline.
+function drawEvents(box, events, from, to) {
+  box.hidden = events.length === 0;
+  const span = Math.max(to - from, 1e-3);
+  const lanes = [...new Set(events.map((e) => e.label))];
+  box.style.height = `${lanes.length * 1.5}rem`;
+  box.replaceChildren(...events.map((event) => {
+    const bar = document.createElement("div");
+    bar.dataset.testid = "event";
+    const onset = Math.max(event.onset, from);
+    bar.style.left = `${(onset - from) / span * 100}%`;
+    bar.style.width = `${Math.max(event.offset - onset, 0) / span * 100}%`;
+    bar.style.top = `${lanes.indexOf(event.label) * 1.5}rem`;
+    bar.style.background = labelColour(event.label);
+    bar.textContent = event.label;
+    bar.title = `${event.label}: ${event.onset.toFixed(1)}–${event.offset.toFixed(1)} s (${event.score.toFixed(2)})`;
+    return bar;
+  }));
 }
 
 // Recording: the browser's MediaRecorder makes WebM/Opus, which the server does not decode, so the page takes the
