@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from envsound.audio.load import AUDIO_EXTENSIONS, load_audio
 from envsound.data.mix_settings import MixSettings
 from envsound.data.records import ClipRecord, Manifest
+from envsound.data.strong_labels import STRONG_NAME
 from envsound.errors import ConfigError, DatasetLayoutError, EnvsoundError
 from envsound.fileio import run_lock, write_json_atomic, write_text_atomic
 
@@ -59,7 +60,6 @@ CURATED, NOISY = "curated", "noisy"
 SUBSETS = (CURATED, NOISY)
 CSV_NAMES = {CURATED: "train_curated.csv", NOISY: "train_noisy.csv"}
 AUDIO_DIRS = {CURATED: "train_curated", NOISY: "train_noisy"}
-STRONG_NAME = "strong_labels.csv"
 MARKER_NAME = "mix.json"
 CSV_HEADER = ("fname", "labels", "fold")
 STRONG_HEADER = ("fname", "subset", "label", "onset", "offset", "source_clip", "snr_db")

@@ -20,7 +20,6 @@ so an interrupted run goes on stage by stage. Writes ``OUT/stages.json``.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import time
@@ -32,6 +31,7 @@ import numpy as np
 from envsound.config import Config, NoisyConfig
 from envsound.data.records import Manifest
 from envsound.data.splits import check_no_leakage, exclude_clips_of
+from envsound.data.strong_labels import read_strong_labels
 from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.evaluation.evaluate import evaluate_model
 from envsound.evaluation.metrics import summarize_folds
@@ -137,14 +137,8 @@ def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | Non
 def read_mixture_truth(root: str | Path) -> dict[str, set[str]] | None:
     """``{clip_id: true labels}`` of the noisy clips of an ``envsound mix`` set (its ``strong_labels.csv``), or
     ``None`` when ``root`` has none (a real FSDKaggle2019 copy: its noisy labels' truth is unknown)."""
-    path = Path(root) / "strong_labels.csv"
-    if not path.is_file():
-        return None
-    truth: dict[str, set[str]] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            truth.setdefault(f"train_{row['subset']}/{row['fname']}", set()).add(row["label"])
-    return truth
+    events = read_strong_labels(root)
+    return None if events is None else {clip: {e.label for e in found} for clip, found in events.items()}
 
 
 def _stage_config(config: Config, epochs: int, *, semi: str, init: bool) -> Config:

@@ -1,0 +1,93 @@
+"""Segment- and event-based F1 against hand-worked cases and against sed_eval itself (when it imports: the `sed`
+extra needs setuptools < 81 for its dcase_util); PSDS through psds_eval at its extremes."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from envsound.evaluation.sed_metrics import event_f1, psds, segment_f1
+
+LABELS = ["cat", "dog"]
+REFERENCE = {"a.wav": [("dog", 1.0, 3.0), ("cat", 4.0, 6.0)]}
+SYSTEM = {"a.wav": [("dog", 1.1, 3.2), ("cat", 5.0, 6.0)]}
+
+
+def test_a_hand_worked_file():
+    # segments of 1 s: dog 1-3 vs 1-4 (2 TP, 1 FP), cat 4-6 vs 5-6 (1 TP, 1 FN): F1 = 2*3 / (4 + 4) = 0.75
+    assert segment_f1(REFERENCE, SYSTEM, LABELS, durations={"a.wav": 6.0})["f1"] == 0.75
+    # dog is within the collars (onset 0.1 s, offset 0.2 s); cat's onset is 1 s late: F1 = 2*1 / (2 + 2)
+    scores = event_f1(REFERENCE, SYSTEM, LABELS)
+    assert scores["f1"] == 0.5 and scores["per_class"]["dog"]["f1"] == 1.0 and scores["per_class"]["cat"]["f1"] == 0
+    assert event_f1(REFERENCE, {}, LABELS)["precision"] is None  # nothing detected: no precision, as sed_eval's NaN
+    # a long event's offset may be off by 20 % of its length (10-s event: 2 s), a short one's by the 200-ms collar
+    long_ref, long_sys = {"b": [("dog", 0.0, 10.0)]}, {"b": [("dog", 0.15, 11.9)]}
+    assert event_f1(long_ref, long_sys, LABELS)["f1"] == 1.0
+    assert event_f1({"c": [("dog", 0.0, 0.5)]}, {"c": [("dog", 0.0, 0.75)]}, LABELS)["f1"] == 0.0
+
+
+def test_matching_is_one_to_one_and_the_best_there_is():
+    # two system events could both match the first reference event; only a one-to-one pairing counts both refs
+    reference = {"f": [("dog", 1.0, 2.0), ("dog", 1.3, 2.2)]}
+    system = {"f": [("dog", 1.15, 2.1), ("dog", 1.45, 2.25)]}
+    assert event_f1(reference, system, LABELS)["f1"] == 1.0
+    assert event_f1(reference, {"f": [("dog", 1.15, 2.1)]}, LABELS)["f1"] == pytest.approx(2 / 3)
+
+
+def random_events(rng, n_files: int) -> dict:
+    events = {}
+    for f in range(n_files):
+        found = []
+        for _ in range(rng.integers(0, 5)):
+            onset = round(float(rng.uniform(0, 9)), 2)
+            found.append((str(rng.choice(LABELS + ["bird"])), onset, round(onset + float(rng.uniform(0.1, 3)), 2)))
+        events[f"{f}.wav"] = found
+    return events
+
+
+def jitter(rng, events: dict) -> dict:
+    return {name: [(label, round(max(0.0, on + float(rng.normal(0, 0.2))), 2), round(off + float(rng.normal(0, 0.4)), 2))
+                   for label, on, off in found if rng.random() < 0.8 and off > on + 0.05] for name, found in events.items()}
+
+
+def test_both_f1s_equal_sed_evals_on_random_files():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dcase_util's pkg_resources deprecation
+        sed_eval = pytest.importorskip("sed_eval", reason="sed_eval does not import (pip install 'envsound[sed]')")
+    labels = LABELS + ["bird"]
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        reference = random_events(rng, 4)
+        system = jitter(rng, reference)
+        system["0.wav"] = system["0.wav"] + random_events(rng, 1)["0.wav"]  # some false alarms
+        durations = {name: 12.0 for name in reference}
+        segment = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels, time_resolution=1.0)
+        event = sed_eval.sound_event.EventBasedMetrics(event_label_list=labels, t_collar=0.2,
+                                                       percentage_of_length=0.2)
+        for name in reference:
+            as_dicts = [[{"filename": name, "event_label": l, "onset": a, "offset": b} for l, a, b in found]
+                        for found in (reference[name], system.get(name, []))]
+            segment.evaluate(*as_dicts, evaluated_length_seconds=durations[name])
+            event.evaluate(*as_dicts)
+        ours_segment = segment_f1(reference, system, labels, durations=durations)
+        ours_event = event_f1(reference, system, labels)
+        assert ours_segment["f1"] == pytest.approx(segment.results_overall_metrics()["f_measure"]["f_measure"])
+        assert ours_event["f1"] == pytest.approx(event.results_overall_metrics()["f_measure"]["f_measure"])
+        for label in labels:
+            theirs = event.results_class_wise_metrics()[label]["f_measure"]["f_measure"]
+            ours = ours_event["per_class"][label]["f1"]
+            # sed_eval's 2PR / (P + R) is NaN when nothing is correct; ours is 0 then (None: no event at all)
+            assert ours in (None, 0.0) if np.isnan(theirs) else ours == pytest.approx(theirs), (trial, label)
+
+
+def test_psds_is_one_for_a_perfect_system_and_zero_for_a_silent_one():
+    pytest.importorskip("psds_eval", reason="psds_eval is not installed (pip install 'envsound[sed]')")
+    reference = {"a.wav": [("dog", 1.0, 3.0), ("cat", 4.0, 6.0)], "b.wav": [("cat", 0.5, 2.0)]}
+    durations = {"a.wav": 10.0, "b.wav": 10.0}
+    assert psds(reference, [reference, reference], durations=durations) == pytest.approx(1.0)
+    silent = {"a.wav": [], "b.wav": []}
+    assert psds(reference, [silent], durations=durations) == 0.0
+    half = {"a.wav": [("dog", 1.0, 3.0)], "b.wav": []}
+    assert 0.0 < psds(reference, [half, reference], durations=durations) <= 1.0
