@@ -48,6 +48,7 @@ from pathlib import Path
 
 from envsound.data.records import ClipRecord, Manifest
 from envsound.data.splits import stratified_group_folds
+from envsound.data.strong_labels import read_strong_labels
 from envsound.data.validate import check_on_error, check_records, drop_missing, finish_manifest, parse_int, read_table
 from envsound.errors import ConfigError, DatasetLayoutError
 
@@ -155,8 +156,10 @@ def prepare_fsdkaggle2019(root: str | os.PathLike, *, on_error: str = "raise", s
         present += found
         skipped += missing
     good, bad = check_records(present, on_error=on_error)
-    return finish_manifest("fsdkaggle2019", good, labels, skipped=skipped + bad, where=parts[wanted[0]].csv,
-                           multi_label=True)
+    manifest = finish_manifest("fsdkaggle2019", good, labels, skipped=skipped + bad, where=parts[wanted[0]].csv,
+                               multi_label=True)
+    manifest.strong = read_strong_labels(root, labels=labels)  # an `envsound mix` set's events: None elsewhere
+    return manifest
 
 
 def _read_part(part: _Part) -> list[tuple[int, ClipRecord]]:

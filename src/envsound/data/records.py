@@ -49,6 +49,8 @@ class Manifest:
     labels: list[str]
     multi_label: bool = False
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason) left out with on_error="skip"
+    # strong labels, {clip_id: events}, when the dataset has them (strong_labels.csv): evaluate adds event metrics
+    strong: dict[str, list] | None = None
 
     def __len__(self) -> int:
         return len(self.records)

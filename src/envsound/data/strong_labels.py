@@ -56,13 +56,13 @@ def read_strong_labels(root: str | Path, *, labels: Iterable[str] | None = None)
     return {clip: sorted(found, key=lambda e: (e.onset, e.label)) for clip, found in events.items()}
 
 
-def check_within(events: dict[str, list[StrongEvent]], durations: dict[str, float], *, root: str | Path) -> None:
+def check_within(events: dict[str, list[StrongEvent]], durations: dict[str, float]) -> None:
     """Refuse events that end after their clip (``durations``: seconds by clip_id; 10 ms of rounding allowed)."""
     for clip, seconds in durations.items():
         for event in events.get(clip, ()):
             if event.offset > seconds + 0.01:
-                raise DatasetLayoutError(f"{Path(root) / STRONG_NAME}: {clip}: {event.label} ends at {event.offset:g} "
-                                         f"s, after the clip's end ({seconds:.2f} s)")
+                raise DatasetLayoutError(f"{STRONG_NAME}: {clip}: {event.label} ends at {event.offset:g} s, after the "
+                                         f"clip's end ({seconds:.2f} s)")
 
 
 def _seconds(text: str | None, where: str, column: str) -> float:

@@ -56,7 +56,8 @@ class Evaluation:
 def evaluate_model(model: ClipModel, manifest: Manifest, *, cache: FeatureCache | None = None,
                    on_error: str = "raise", progress: bool = True) -> Evaluation:
     """Predict every clip of ``manifest`` (window probabilities averaged) and score them against their labels with
-    the model's task (accuracy and confusion matrix, or lwlrap, mAP and F1).
+    the model's task (accuracy and confusion matrix, or lwlrap, mAP and F1); a manifest with strong labels adds the
+    event metrics of :func:`~envsound.evaluation.sed.sed_report` (``segment_f1``, ``event_f1``, ``psds``).
 
     The model's label list must contain every label of ``manifest`` (class indices follow the model).
 
@@ -78,6 +79,11 @@ def evaluate_model(model: ClipModel, manifest: Manifest, *, cache: FeatureCache 
     targets = model.task.targets([r.labels for r in records], model.labels)
     report = task_report(model.task, targets, y_prob, labels=model.labels)
     report["seen_in_training"] = _seen_in_training(model, records, cache)
+    if manifest.strong is not None:  # strong labels: when each sound is, too
+        from envsound.evaluation.sed import sed_report
+        from envsound.inference.predictor import Predictor
+
+        report.update(sed_report(Predictor(model), records, manifest.strong, progress=progress))
     return Evaluation(report=report, records=list(records), targets=targets, y_prob=y_prob, task=model.task,
                       skipped=skipped)
 

@@ -311,6 +311,12 @@ def _format_multilabel_text(report: dict[str, Any]) -> str:
         ap = "     -" if row["average_precision"] is None else f"{row['average_precision']:>6.3f}"
         lines.append(f"{i:>{idx_w}}  {_abbrev(str(row['label']), label_w):<{label_w}}  {ap}  {row['precision']:>9.3f}  "
                      f"{row['recall']:>6.3f}  {row['f1']:>6.3f}  {row['support']:>7d}")
+    if "event_f1" in report:  # strong labels: evaluation/sed.py
+        sed = report["sed"]
+        lines += ["", f"events: segment F1 {report['segment_f1']:.4f}  event F1 {report['event_f1']:.4f}  PSDS "
+                      f"{report['psds']:.4f} (scenario 2: {report['psds2']:.4f})  {sed['reference_events']} reference "
+                      f"and {sed['system_events']} detected events; the --segments baseline: segment F1 "
+                      f"{sed['baseline']['segment_f1']:.4f}, event F1 {sed['baseline']['event_f1']:.4f}"]
     return "\n".join(lines) + "\n"
 
 

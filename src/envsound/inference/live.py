@@ -64,10 +64,9 @@ class LiveListener:
         hop = eval_hop_length(feats) * predictor.step
         # a chunk is exactly one window, and the next starts one hop later
         self.windows = predictor.window_buffer(block_step=hop, overlap=max(feats.window_samples - hop, 0))
-        model, settings = predictor.model, predictor.model.config.events
-        thresholds = settings.threshold if settings.threshold is not None else model.task.thresholds(model.n_classes)
-        self.events = EventTracker(model.labels, window_seconds=feats.window_seconds, hop_seconds=hop / self.rate,
-                                   thresholds=thresholds, median_seconds=settings.median_seconds,
+        settings = predictor.model.config.events
+        self.events = EventTracker(predictor.labels, window_seconds=feats.window_seconds, hop_seconds=hop / self.rate,
+                                   thresholds=predictor.event_thresholds(), median_seconds=settings.median_seconds,
                                    min_seconds=settings.min_seconds)
         self.heard = 0  # samples at the model's rate
         self.scored = 0  # windows

@@ -55,6 +55,15 @@ class Prediction:
         return out
 
 
+@dataclass
+class Timeline:
+    """A file's evaluation windows: starts in the file's seconds ``(n,)``, probabilities ``(n, K)``, its length."""
+
+    begins: np.ndarray
+    probs: np.ndarray
+    duration: float
+
+
 class WindowScorer(Protocol):
     """What a Predictor needs of a model: :class:`~envsound.models.clip.ClipModel` or
     :class:`~envsound.inference.onnx_model.OnnxModel`."""
@@ -142,7 +151,7 @@ class Predictor:
             n_windows += len(window_probs)
             if not (segments or events):
                 continue
-            here = [(offset + start * self.step + stream.shift) / feats.sample_rate for start in starts]  # file time
+            here = self._file_seconds(offset, starts, stream)
             if events:
                 begins += here
                 tracks.append(np.asarray(window_probs, dtype=np.float32))
@@ -165,18 +174,43 @@ class Predictor:
             labels = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in ranked if chosen[i]]
         found = None
         if events:
-            found = [e.to_dict() for e in self._events(begins, tracks, length)]
+            probs = np.concatenate(tracks) if tracks else np.zeros((0, self.model.n_classes), np.float32)
+            found = [e.to_dict() for e in self.timeline_events(Timeline(np.asarray(begins), probs, length))]
         return Prediction(file=name, top=top, segments=timeline if segments else None, labels=labels, events=found)
 
-    def _events(self, begins: list[float], tracks: list[np.ndarray], length: float):
+    def window_timeline(self, path: str | Path) -> "Timeline":
+        """Every evaluation window of the file at ``path``: its start in the file's seconds and its probabilities
+        (what ``--segments`` and ``--events`` are read from), and the file's length."""
+        feats = self.features
+        blocks = iter_audio_blocks(path, sample_rate=feats.sample_rate, block_seconds=self.block_seconds,
+                                   min_seconds=feats.min_seconds)
+        stream = EdgeStream(blocks, feats)
+        begins, tracks = [], []
+        for offset, window_probs, starts in self._windows(stream):
+            begins += self._file_seconds(offset, starts, stream)
+            tracks.append(np.asarray(window_probs, dtype=np.float32))
+        return Timeline(np.asarray(begins, dtype=np.float64), np.concatenate(tracks), stream.read / feats.sample_rate)
+
+    def timeline_events(self, timeline: "Timeline", *, threshold: float | None = None):
+        """The events of a :class:`Timeline` (:func:`~envsound.inference.events.detect_events`) at the checkpoint's
+        ``events.*`` settings; ``threshold`` replaces ``events.threshold`` (one for every class)."""
         from envsound.inference.events import detect_events
 
-        settings, task, feats = self.model.config.events, self.model.task, self.features
-        thresholds = settings.threshold if settings.threshold is not None else task.thresholds(self.model.n_classes)
-        probs = np.concatenate(tracks) if tracks else np.zeros((0, self.model.n_classes), np.float32)
-        return detect_events(begins, probs, self.labels, window_seconds=feats.window_seconds,
-                             hop_seconds=feats.eval_hop_seconds, duration=length, thresholds=thresholds,
+        settings, feats = self.model.config.events, self.features
+        return detect_events(timeline.begins, timeline.probs, self.labels, window_seconds=feats.window_seconds,
+                             hop_seconds=feats.eval_hop_seconds, duration=timeline.duration,
+                             thresholds=self.event_thresholds() if threshold is None else threshold,
                              median_seconds=settings.median_seconds, min_seconds=settings.min_seconds)
+
+    def event_thresholds(self) -> np.ndarray | float:
+        """``events.threshold``, or unset, the task's decision thresholds (per class where the checkpoint fitted
+        them)."""
+        threshold = self.model.config.events.threshold
+        return threshold if threshold is not None else self.model.task.thresholds(self.model.n_classes)
+
+    def _file_seconds(self, offset: int, starts: list[int], stream: EdgeStream) -> list[float]:
+        """Window starts within a chunk -> seconds of the file (edge trimming and padding undone)."""
+        return [(offset + start * self.step + stream.shift) / self.features.sample_rate for start in starts]
 
     def predict_paths(self, inputs: Iterable[str | Path], *, top_k: int = 3, segments: bool = False,
                       events: bool = False) -> Iterator[Prediction]:
