@@ -24,9 +24,9 @@ import logging
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from envsound.audio.stream import PcmFormat, decode_pcm
 from envsound.errors import EnvsoundError
 from envsound.inference.api import Model
+from envsound.inference.live import PcmFormat, decode_pcm
 
 log = logging.getLogger(__name__)
 

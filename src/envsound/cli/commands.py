@@ -86,10 +86,21 @@ def cv(args: argparse.Namespace) -> int:
                              init=init, unlabelled=unlabelled)
     score = summary["score"]
     for fold in summary["folds"]:
-        print(f"fold {fold['fold']}: {score} {fold[score]:.4f} ({fold['n_test']} clips)")
+        print(f"fold {fold['fold']}: {score} {fold[score]:.4f} ({fold['n_test']} clips){_event_scores(fold)}")
     print(f"mean {score} {summary[f'mean_{score}']:.4f} ± {summary[f'std_{score}']:.4f} over "
           f"{summary['n_folds']} folds ({summary['seconds']:.0f} s) -> {args.out / 'cv.json'}")
+    if "mean_event_f1" in summary:
+        print("mean " + ", ".join(f"{name} {summary[f'mean_{name}']:.4f} ± {summary[f'std_{name}']:.4f}"
+                                  for name in ("segment_f1", "event_f1", "psds")))
     return _report_skipped([(s["file"], s["reason"]) for s in summary["skipped"]])
+
+
+def _event_scores(fold: dict) -> str:
+    """A fold's event metrics, when its set has strong labels."""
+    if "event_f1" not in fold:
+        return ""
+    return (f"; segment F1 {fold['segment_f1']:.4f}, event F1 {fold['event_f1']:.4f}, PSDS {fold['psds']:.4f} "
+            f"(--segments baseline: event F1 {fold['sed']['baseline']['event_f1']:.4f})")
 
 
 def grid(args: argparse.Namespace) -> int:

@@ -560,7 +560,7 @@ class LeakageConfig:
 
 @dataclass
 class EventsConfig:
-    """Sound events from the window timeline (``predict --events``, :mod:`envsound.inference.events`): each class's
+    """Sound events from the window timeline (``predict --events``, :mod:`envsound.evaluation.events`): each class's
     window probabilities, median-filtered, above a threshold, make its events (onset, offset, score)."""
 
     threshold: float | None = None  # a class is active at or above it, 0 < t <= 1; unset: the task's (0.5, or fitted)

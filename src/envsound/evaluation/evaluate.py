@@ -81,9 +81,8 @@ def evaluate_model(model: ClipModel, manifest: Manifest, *, cache: FeatureCache 
     report["seen_in_training"] = _seen_in_training(model, records, cache)
     if manifest.strong is not None:  # strong labels: when each sound is, too
         from envsound.evaluation.sed import sed_report
-        from envsound.inference.predictor import Predictor
 
-        report.update(sed_report(Predictor(model), records, manifest.strong, progress=progress))
+        report.update(sed_report(model, records, features, manifest.strong))
     return Evaluation(report=report, records=list(records), targets=targets, y_prob=y_prob, task=model.task,
                       skipped=skipped)
 

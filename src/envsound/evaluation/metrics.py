@@ -126,8 +126,9 @@ def summarize_folds(fold_results: list[dict[str, Any]], *, key: str = "accuracy"
 
     ``std_<key>`` is the *sample* standard deviation (``ddof=1``) when there are at least two folds, and 0.0
     (``ddof=0``) for a single fold; ``std_<key>_ddof`` records which. The other scores every fold has
-    (``balanced_accuracy``, ``macro_f1``, ``top3_accuracy``, ``mAP``, ``micro_f1``, and ``accuracy`` / ``lwlrap``
-    when not ``key``) get ``mean_<name>`` and ``std_<name>`` too; when every fold has a ``confusion_matrix`` of one
+    (``balanced_accuracy``, ``macro_f1``, ``top3_accuracy``, ``mAP``, ``micro_f1``, the event metrics ``segment_f1``,
+    ``event_f1``, ``psds``, ``psds2``, and ``accuracy`` / ``lwlrap`` when not ``key``) get ``mean_<name>`` and
+    ``std_<name>`` too; when every fold has a ``confusion_matrix`` of one
     size, their sum is added as ``pooled_confusion_matrix``.
 
     Args:
@@ -152,7 +153,8 @@ def summarize_folds(fold_results: list[dict[str, Any]], *, key: str = "accuracy"
             raise ValueError(f"summarize_folds: fold result #{i} lacks {missing}; keys are {sorted(res)}")
     ddof = 1 if len(fold_results) >= 2 else 0
     summary: dict[str, Any] = {"folds": list(fold_results), "n_folds": len(fold_results), "score": key}
-    for name in (key, "accuracy", "lwlrap", "balanced_accuracy", "macro_f1", "top3_accuracy", "mAP", "micro_f1"):
+    for name in (key, "accuracy", "lwlrap", "balanced_accuracy", "macro_f1", "top3_accuracy", "mAP", "micro_f1",
+                 "segment_f1", "event_f1", "psds", "psds2"):
         if f"mean_{name}" in summary or not all(r.get(name) is not None for r in fold_results):
             continue
         values = np.array([float(r[name]) for r in fold_results], dtype=np.float64)

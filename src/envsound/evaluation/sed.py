@@ -1,7 +1,7 @@
 """Score *when* a model hears each sound: its events on clips with strong labels (``strong_labels.csv``).
 
-Each clip's window timeline (what ``predict --events`` decodes) gives its events at the checkpoint's ``events.*``
-settings: segment-based F1 (1-s segments) and event-based F1 (onset collar 200 ms, offset 200 ms or 20 % of the
+Each clip's window timeline (the windows ``predict --events`` decodes, here from the clip's cached features) gives
+its events at the checkpoint's ``events.*`` settings: segment-based F1 (1-s segments) and event-based F1 (onset collar 200 ms, offset 200 ms or 20 % of the
 event) against the reference events (:mod:`envsound.evaluation.sed_metrics`). PSDS needs the system at many
 operating points: the same timelines decoded at every threshold of ``PSDS_THRESHOLDS`` (the median filter and
 minimum length kept), scored by psds_eval in DCASE 2021's two scenarios (``psds``: 1, strict localisation;
@@ -16,56 +16,67 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from envsound.audio.load import audio_info
 from envsound.data.records import ClipRecord
 from envsound.data.strong_labels import check_within
+from envsound.evaluation.events import Timeline, detect_events, event_thresholds, timeline_events
 from envsound.evaluation.sed_metrics import event_f1, psds, segment_f1
-from envsound.inference.events import detect_events
-from envsound.inference.predictor import Predictor
+from envsound.features.edges import edge_pad_samples
+from envsound.features.windows import samples_per_step
+from envsound.models.clip import ClipModel
 
 PSDS_THRESHOLDS = tuple(np.round(np.linspace(0.05, 0.95, 19), 2))
 
 
-def sed_report(predictor: Predictor, records: Sequence[ClipRecord], strong: dict, *, progress: bool = False) -> dict:
-    """``{"segment_f1", "event_f1", "psds", "psds2", "sed": {details}}`` of ``predictor`` on ``records``
-    (a clip without strong labels has no events). Raises DatasetLayoutError for a strong label past its clip."""
-    timelines = {r.clip_id: predictor.window_timeline(r.path)
-                 for r in tqdm(records, desc="events", unit="clip", disable=not progress)}
+def clip_timeline(model: ClipModel, record: ClipRecord, features: np.ndarray) -> Timeline:
+    """A clip's evaluation windows from its features (as ``predict`` reads the file: the same windows). Edge padding
+    is undone; a ``features.trim_zeros`` model's leading zeros are not known here, so its times are off by them."""
+    feats = model.config.features
+    windows, starts = model.clip_windows(features)
+    begins = (np.asarray(starts, dtype=np.float64) * samples_per_step(feats) - edge_pad_samples(feats)) \
+        / feats.sample_rate
+    return Timeline(begins, model.window_probs(windows).astype(np.float32), audio_info(record.path).duration)
+
+
+def sed_report(model: ClipModel, records: Sequence[ClipRecord], features: Sequence[np.ndarray], strong: dict) -> dict:
+    """``{"segment_f1", "event_f1", "psds", "psds2", "sed": {details}}`` of ``model`` on ``records`` (their
+    ``features``; a clip without strong labels has no events). Raises DatasetLayoutError for a strong label past
+    its clip."""
+    timelines = {r.clip_id: clip_timeline(model, r, f) for r, f in zip(records, features)}
     durations = {clip: timeline.duration for clip, timeline in timelines.items()}
     check_within(strong, durations)
     reference = {clip: [(e.label, e.onset, e.offset) for e in strong.get(clip, ())] for clip in timelines}
-    labels = predictor.labels
+    labels = model.labels
 
-    def decoded(threshold=None) -> dict:
-        return {clip: [(e.label, e.onset, e.offset) for e in predictor.timeline_events(t, threshold=threshold)]
+    def decoded(thresholds) -> dict:
+        return {clip: [(e.label, e.onset, e.offset) for e in timeline_events(t, labels, model.config,
+                                                                             thresholds=thresholds)]
                 for clip, t in timelines.items()}
 
-    system = decoded()
+    system = decoded(event_thresholds(model.config, model.task, len(labels)))
     segments, events = segment_f1(reference, system, labels, durations=durations), event_f1(reference, system, labels)
     points = [decoded(threshold) for threshold in PSDS_THRESHOLDS]
-    baseline = {clip: _top_label_runs(t, labels, predictor) for clip, t in timelines.items()}
-    base_segments = segment_f1(reference, baseline, labels, durations=durations)
-    settings = predictor.model.config.events
+    baseline = {clip: _top_label_runs(t, labels, model) for clip, t in timelines.items()}
+    settings, feats = model.config.events, model.config.features
     return {"segment_f1": segments["f1"], "event_f1": events["f1"],
             "psds": psds(reference, points, durations=durations),
             "psds2": psds(reference, points, durations=durations, dtc=0.1, gtc=0.1, cttc=0.3, alpha_ct=0.5),
             "sed": {"clips": len(timelines), "reference_events": sum(len(v) for v in reference.values()),
                     "system_events": sum(len(v) for v in system.values()), "segment": segments, "event": events,
-                    "baseline": {"segment_f1": base_segments["f1"],
+                    "baseline": {"segment_f1": segment_f1(reference, baseline, labels, durations=durations)["f1"],
                                  "event_f1": event_f1(reference, baseline, labels)["f1"]},
                     "settings": {"median_seconds": settings.median_seconds, "threshold": settings.threshold,
-                                 "min_seconds": settings.min_seconds,
-                                 "hop_seconds": predictor.features.eval_hop_seconds,
-                                 "window_seconds": predictor.features.window_seconds}}}
+                                 "min_seconds": settings.min_seconds, "hop_seconds": feats.eval_hop_seconds,
+                                 "window_seconds": feats.window_seconds}}}
 
 
-def _top_label_runs(timeline, labels: Sequence[str], predictor: Predictor) -> list[tuple[str, float, float]]:
+def _top_label_runs(timeline: Timeline, labels: Sequence[str], model: ClipModel) -> list[tuple[str, float, float]]:
     """The ``--segments`` baseline: each window's top label is active there (one-hot tracks, no filter)."""
     top = np.zeros_like(timeline.probs)
     if len(top):
         top[np.arange(len(top)), timeline.probs.argmax(axis=1)] = 1.0
-    feats = predictor.features
+    feats = model.config.features
     return [(e.label, e.onset, e.offset) for e in detect_events(
         timeline.begins, top, labels, window_seconds=feats.window_seconds, hop_seconds=feats.eval_hop_seconds,
         duration=timeline.duration, thresholds=0.5)]

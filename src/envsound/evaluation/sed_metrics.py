@@ -86,6 +86,7 @@ def psds(reference: Events, operating_points: Sequence[Events], *, durations: Ma
     with warnings.catch_warnings():  # pandas' notice of fillna(method=), which psds_eval uses (pandas < 3)
         warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", "A similar operating point exists")  # equal outputs at two thresholds
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)  # its NaN cross-trigger diagonal
         evaluator = Evaluator(dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc,
                               ground_truth=table(reference), metadata=metadata)
         for events in operating_points:

@@ -3,7 +3,7 @@
 A :class:`LiveListener` resamples what it is given to the model's rate (soxr's streaming resampler), and as soon as
 one window (``features.window_seconds``) of new audio is in, scores it and moves on by the model's evaluation hop
 (``features.eval_hop_seconds``). So a result describes the last ``window_seconds`` heard and comes ``hop + model
-time`` after the sound: the latency of a live reading. Events are :class:`~envsound.inference.events.EventTracker`'s:
+time`` after the sound: the latency of a live reading. Events are :class:`~envsound.evaluation.events.EventTracker`'s:
 the same as ``predict --events`` on the recording, each reported half a median filter (``events.median_seconds / 2``)
 after the windows that decide it.
 
@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from envsound.audio.stream import PcmFormat, decode_pcm
 from envsound.errors import AudioLoadError
 from envsound.features.windows import eval_hop_length
-from envsound.inference.events import EventTracker
+from envsound.evaluation.events import EventTracker
 from envsound.inference.predictor import Predictor
 
 
@@ -120,4 +121,4 @@ class LiveListener:
         return hops
 
 
-__all__ = ["Hop", "LiveListener"]
+__all__ = ["Hop", "LiveListener", "PcmFormat", "decode_pcm"]  # the last two: for the server's stream

@@ -24,6 +24,7 @@ import numpy as np
 from envsound.audio.load import AUDIO_EXTENSIONS, iter_audio_blocks, waveform_from_array
 from envsound.config import Config
 from envsound.errors import EnvsoundError
+from envsound.evaluation.events import Timeline, event_thresholds, timeline_events
 from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
 from envsound.inference.onnx_model import OnnxModel, is_onnx_path
@@ -42,7 +43,7 @@ class Prediction:
     error: str | None = None
     duration: float | None = None
     labels: list[dict] | None = None  # multi-label models: [{"label", "score"}] at or above the threshold, best first
-    events: list[dict] | None = None  # [{"label", "onset", "offset", "score"}] in seconds (envsound.inference.events)
+    events: list[dict] | None = None  # [{"label", "onset", "offset", "score"}] in seconds (envsound.evaluation.events)
 
     def to_dict(self) -> dict:
         out = {"file": self.file, "top": self.top, "error": self.error}
@@ -53,15 +54,6 @@ class Prediction:
         if self.events is not None:
             out["events"] = self.events
         return out
-
-
-@dataclass
-class Timeline:
-    """A file's evaluation windows: starts in the file's seconds ``(n,)``, probabilities ``(n, K)``, its length."""
-
-    begins: np.ndarray
-    probs: np.ndarray
-    duration: float
 
 
 class WindowScorer(Protocol):
@@ -123,7 +115,7 @@ class Predictor:
                      events: bool = False) -> Prediction:
         """Classify one file: the ``top_k`` labels by clip probability and, for a multi-label model, every label at
         or above the task's threshold (``labels``); ``segments``: each window's top label; ``events``: when each class
-        sounds (:func:`~envsound.inference.events.detect_events`, settings ``events.*`` of the checkpoint's config).
+        sounds (:func:`~envsound.evaluation.events.detect_events`, settings ``events.*`` of the checkpoint's config).
         Raises :class:`EnvsoundError` subclasses for unusable audio."""
         feats = self.features
         blocks = iter_audio_blocks(path, sample_rate=feats.sample_rate, block_seconds=self.block_seconds,
@@ -178,7 +170,7 @@ class Predictor:
             found = [e.to_dict() for e in self.timeline_events(Timeline(np.asarray(begins), probs, length))]
         return Prediction(file=name, top=top, segments=timeline if segments else None, labels=labels, events=found)
 
-    def window_timeline(self, path: str | Path) -> "Timeline":
+    def window_timeline(self, path: str | Path) -> Timeline:
         """Every evaluation window of the file at ``path``: its start in the file's seconds and its probabilities
         (what ``--segments`` and ``--events`` are read from), and the file's length."""
         feats = self.features
@@ -191,22 +183,13 @@ class Predictor:
             tracks.append(np.asarray(window_probs, dtype=np.float32))
         return Timeline(np.asarray(begins, dtype=np.float64), np.concatenate(tracks), stream.read / feats.sample_rate)
 
-    def timeline_events(self, timeline: "Timeline", *, threshold: float | None = None):
-        """The events of a :class:`Timeline` (:func:`~envsound.inference.events.detect_events`) at the checkpoint's
-        ``events.*`` settings; ``threshold`` replaces ``events.threshold`` (one for every class)."""
-        from envsound.inference.events import detect_events
-
-        settings, feats = self.model.config.events, self.features
-        return detect_events(timeline.begins, timeline.probs, self.labels, window_seconds=feats.window_seconds,
-                             hop_seconds=feats.eval_hop_seconds, duration=timeline.duration,
-                             thresholds=self.event_thresholds() if threshold is None else threshold,
-                             median_seconds=settings.median_seconds, min_seconds=settings.min_seconds)
+    def timeline_events(self, timeline: Timeline) -> list:
+        """The events of a :class:`~envsound.evaluation.events.Timeline` at the checkpoint's ``events.*`` settings."""
+        return timeline_events(timeline, self.labels, self.model.config, thresholds=self.event_thresholds())
 
     def event_thresholds(self) -> np.ndarray | float:
-        """``events.threshold``, or unset, the task's decision thresholds (per class where the checkpoint fitted
-        them)."""
-        threshold = self.model.config.events.threshold
-        return threshold if threshold is not None else self.model.task.thresholds(self.model.n_classes)
+        """See :func:`~envsound.evaluation.events.event_thresholds`."""
+        return event_thresholds(self.model.config, self.model.task, self.model.n_classes)
 
     def _file_seconds(self, offset: int, starts: list[int], stream: EdgeStream) -> list[float]:
         """Window starts within a chunk -> seconds of the file (edge trimming and padding undone)."""

@@ -30,6 +30,7 @@ from envsound.recipes.train import CHECKPOINT_NAME, train_model
 log = logging.getLogger(__name__)
 
 FOLD_SCORES = {"single_label": ("accuracy", "macro_f1"), "multi_label": ("lwlrap", "mAP", "micro_f1", "macro_f1")}
+SED_SCORES = ("segment_f1", "event_f1", "psds", "psds2", "sed")  # a set with strong labels (evaluation/sed.py)
 
 
 def cross_validate(
@@ -103,6 +104,7 @@ def cross_validate(
             skipped.update((str(path), reason) for path, reason in evaluation.skipped)
             fold_results.append({
                 "fold": test_fold, **{k: evaluation.report[k] for k in FOLD_SCORES[task.kind]},
+                **{k: evaluation.report[k] for k in SED_SCORES if k in evaluation.report},
                 "n_train": len(train_set), "n_test": len(evaluation.records), "epochs": epochs,
                 "n_unlabelled_pool": None if pool is None else len(pool),
                 "seconds": round(time.perf_counter() - fold_start, 1)})

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from envsound.inference.events import EventTracker, detect_events, median_smooth
+from envsound.evaluation.events import EventTracker, detect_events, median_smooth
 
 WINDOWS = dict(window_seconds=5.0, hop_seconds=1.0, duration=14.0)
 BEGINS = np.arange(10.0)  # windows [0, 5), [1, 6), ... [9, 14): centres 2.5 ... 11.5

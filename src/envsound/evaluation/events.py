@@ -19,6 +19,15 @@ from typing import Sequence
 import numpy as np
 
 
+@dataclass
+class Timeline:
+    """A file's evaluation windows: starts in the file's seconds ``(n,)``, probabilities ``(n, K)``, its length."""
+
+    begins: np.ndarray
+    probs: np.ndarray
+    duration: float
+
+
 @dataclass(frozen=True)
 class Event:
     label: str
@@ -74,6 +83,21 @@ def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[s
                 events.append(Event(label, round(onset, 3), round(offset, 3),
                                     round(float(track[first:stop].max()), 4)))
     return sorted(events, key=lambda e: (e.onset, e.label))
+
+
+def timeline_events(timeline: Timeline, labels: Sequence[str], config, *, thresholds: np.ndarray | float
+                    ) -> list[Event]:
+    """:func:`detect_events` of a :class:`Timeline` with a checkpoint's ``config``: its windows (``features``) and
+    ``events.*`` settings (median filter, minimum length), at ``thresholds``."""
+    settings, feats = config.events, config.features
+    return detect_events(timeline.begins, timeline.probs, labels, window_seconds=feats.window_seconds,
+                         hop_seconds=feats.eval_hop_seconds, duration=timeline.duration, thresholds=thresholds,
+                         median_seconds=settings.median_seconds, min_seconds=settings.min_seconds)
+
+
+def event_thresholds(config, task, n_classes: int) -> np.ndarray | float:
+    """``events.threshold``, or unset, the task's decision thresholds (per class where the checkpoint fitted them)."""
+    return config.events.threshold if config.events.threshold is not None else task.thresholds(n_classes)
 
 
 class EventTracker:
