@@ -48,8 +48,11 @@ def random_events(rng, n_files: int) -> dict:
 
 
 def jitter(rng, events: dict) -> dict:
-    return {name: [(label, round(max(0.0, on + float(rng.normal(0, 0.2))), 2), round(off + float(rng.normal(0, 0.4)), 2))
-                   for label, on, off in found if rng.random() < 0.8 and off > on + 0.05] for name, found in events.items()}
+    def moved(on: float, off: float) -> tuple[float, float]:
+        return round(max(0.0, on + float(rng.normal(0, 0.2))), 2), round(off + float(rng.normal(0, 0.4)), 2)
+
+    return {name: [(label, *moved(on, off)) for label, on, off in found if rng.random() < 0.8 and off > on + 0.05]
+            for name, found in events.items()}
 
 
 def test_both_f1s_equal_sed_evals_on_random_files():

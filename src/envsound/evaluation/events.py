@@ -21,11 +21,14 @@ import numpy as np
 
 @dataclass
 class Timeline:
-    """A file's evaluation windows: starts in the file's seconds ``(n,)``, probabilities ``(n, K)``, its length."""
+    """What a file's events are decoded from: the starts of its windows in the file's seconds ``(n,)``, their
+    probabilities ``(n, K)``, the file's length, and how long each window is and how far apart they are."""
 
     begins: np.ndarray
     probs: np.ndarray
     duration: float
+    window_seconds: float
+    hop_seconds: float
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,11 @@ def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[s
 
 def timeline_events(timeline: Timeline, labels: Sequence[str], config, *, thresholds: np.ndarray | float
                     ) -> list[Event]:
-    """:func:`detect_events` of a :class:`Timeline` with a checkpoint's ``config``: its windows (``features``) and
-    ``events.*`` settings (median filter, minimum length), at ``thresholds``."""
-    settings, feats = config.events, config.features
-    return detect_events(timeline.begins, timeline.probs, labels, window_seconds=feats.window_seconds,
-                         hop_seconds=feats.eval_hop_seconds, duration=timeline.duration, thresholds=thresholds,
+    """:func:`detect_events` of a :class:`Timeline` with a checkpoint's ``events.*`` settings (median filter, minimum
+    length), at ``thresholds``."""
+    settings = config.events
+    return detect_events(timeline.begins, timeline.probs, labels, window_seconds=timeline.window_seconds,
+                         hop_seconds=timeline.hop_seconds, duration=timeline.duration, thresholds=thresholds,
                          median_seconds=settings.median_seconds, min_seconds=settings.min_seconds)
 
 

@@ -1,14 +1,14 @@
 """Score *when* a model hears each sound: its events on clips with strong labels (``strong_labels.csv``).
 
 Each clip's window timeline (the windows ``predict --events`` decodes, here from the clip's cached features) gives
-its events at the checkpoint's ``events.*`` settings: segment-based F1 (1-s segments) and event-based F1 (onset collar 200 ms, offset 200 ms or 20 % of the
-event) against the reference events (:mod:`envsound.evaluation.sed_metrics`). PSDS needs the system at many
-operating points: the same timelines decoded at every threshold of ``PSDS_THRESHOLDS`` (the median filter and
-minimum length kept), scored by psds_eval in DCASE 2021's two scenarios (``psds``: 1, strict localisation;
-``psds2``: 2, tolerant localisation, cross-triggers counted).
+its events at the checkpoint's ``events.*`` settings: segment-based F1 (1-s segments) and event-based F1 (onset
+collar 200 ms, offset 200 ms or 20 % of the event) against the reference events
+(:mod:`envsound.evaluation.sed_metrics`). PSDS needs the system at many operating points: the same timelines decoded
+at every threshold of ``PSDS_THRESHOLDS`` (the median filter and minimum length kept), scored by psds_eval in DCASE
+2021's two scenarios (``psds``: 1, strict localisation; ``psds2``: 2, tolerant localisation, cross-triggers counted).
 
-``baseline``: today's ``--segments`` read as events, every window labelled with its top label and runs of one
-label merged (what the issue measures detection against).
+``baseline``: today's ``--segments`` read as events, every window labelled with its top label and runs of one label
+merged (what the issue measures detection against).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def clip_timeline(model: ClipModel, record: ClipRecord, features: np.ndarray) ->
     windows, starts = model.clip_windows(features)
     begins = (np.asarray(starts, dtype=np.float64) * samples_per_step(feats) - edge_pad_samples(feats)) \
         / feats.sample_rate
-    return Timeline(begins, model.window_probs(windows).astype(np.float32), audio_info(record.path).duration)
+    return Timeline(begins, model.window_probs(windows).astype(np.float32), audio_info(record.path).duration,
+                    feats.window_seconds, feats.eval_hop_seconds)
 
 
 def sed_report(model: ClipModel, records: Sequence[ClipRecord], features: Sequence[np.ndarray], strong: dict) -> dict:
@@ -57,7 +58,7 @@ def sed_report(model: ClipModel, records: Sequence[ClipRecord], features: Sequen
     system = decoded(event_thresholds(model.config, model.task, len(labels)))
     segments, events = segment_f1(reference, system, labels, durations=durations), event_f1(reference, system, labels)
     points = [decoded(threshold) for threshold in PSDS_THRESHOLDS]
-    baseline = {clip: _top_label_runs(t, labels, model) for clip, t in timelines.items()}
+    baseline = {clip: _top_label_runs(t, labels) for clip, t in timelines.items()}
     settings, feats = model.config.events, model.config.features
     return {"segment_f1": segments["f1"], "event_f1": events["f1"],
             "psds": psds(reference, points, durations=durations),
@@ -71,12 +72,11 @@ def sed_report(model: ClipModel, records: Sequence[ClipRecord], features: Sequen
                                  "window_seconds": feats.window_seconds}}}
 
 
-def _top_label_runs(timeline: Timeline, labels: Sequence[str], model: ClipModel) -> list[tuple[str, float, float]]:
+def _top_label_runs(timeline: Timeline, labels: Sequence[str]) -> list[tuple[str, float, float]]:
     """The ``--segments`` baseline: each window's top label is active there (one-hot tracks, no filter)."""
     top = np.zeros_like(timeline.probs)
     if len(top):
         top[np.arange(len(top)), timeline.probs.argmax(axis=1)] = 1.0
-    feats = model.config.features
     return [(e.label, e.onset, e.offset) for e in detect_events(
-        timeline.begins, top, labels, window_seconds=feats.window_seconds, hop_seconds=feats.eval_hop_seconds,
+        timeline.begins, top, labels, window_seconds=timeline.window_seconds, hop_seconds=timeline.hop_seconds,
         duration=timeline.duration, thresholds=0.5)]

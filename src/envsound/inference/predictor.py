@@ -167,7 +167,8 @@ class Predictor:
         found = None
         if events:
             probs = np.concatenate(tracks) if tracks else np.zeros((0, self.model.n_classes), np.float32)
-            found = [e.to_dict() for e in self.timeline_events(Timeline(np.asarray(begins), probs, length))]
+            found = [e.to_dict() for e in self.timeline_events(Timeline(np.asarray(begins), probs, length,
+                                                                        feats.window_seconds, feats.eval_hop_seconds))]
         return Prediction(file=name, top=top, segments=timeline if segments else None, labels=labels, events=found)
 
     def window_timeline(self, path: str | Path) -> Timeline:
@@ -181,7 +182,8 @@ class Predictor:
         for offset, window_probs, starts in self._windows(stream):
             begins += self._file_seconds(offset, starts, stream)
             tracks.append(np.asarray(window_probs, dtype=np.float32))
-        return Timeline(np.asarray(begins, dtype=np.float64), np.concatenate(tracks), stream.read / feats.sample_rate)
+        return Timeline(np.asarray(begins, dtype=np.float64), np.concatenate(tracks), stream.read / feats.sample_rate,
+                        feats.window_seconds, feats.eval_hop_seconds)
 
     def timeline_events(self, timeline: Timeline) -> list:
         """The events of a :class:`~envsound.evaluation.events.Timeline` at the checkpoint's ``events.*`` settings."""
