@@ -112,3 +112,9 @@ def test_config_command_prints_the_preset_and_refuses_unknown_ones(envsound_main
     bad = envsound_main("config", "--preset", "nope")
     assert bad.returncode == 1 and "unknown preset 'nope'; valid: aclnet2018, cances2022, dtu2018" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_sed_is_short_windows_for_a_finer_event_timeline():
+    config = resolve_config(preset=load_preset("sed"))
+    assert (config.features.window_seconds, config.features.eval_hop_seconds, config.events.median_seconds) == \
+        (1.0, 0.25, 1.0)
