@@ -7,7 +7,8 @@ Builds (once) ``OUT/mix``: ``envsound mix`` of ESC-10 folds 1-4 at 32 kHz, seed 
 s, 1-3 events of different classes over noise; ``strong_labels.csv`` holds every event). Then, per window length W,
 ``envsound cv --dataset fsdkaggle2019 --root OUT/mix --folds 1,2,3,4 --init efficientat-mn04`` (the default
 ``transfer.mode=auto``: a probe on the frozen AudioSet network, multi-label), with ``features.window_seconds=W``; for
-W < 5 the hop is 0.25 s and the median filter 1 s (W = 5: the defaults, hop 1 s, filter 3 s). Each fold's test clips
+W < 5 the hop is 0.25 s and the median filter 1 s (W = 1 is ``--preset sed``; W = 5: the defaults, hop 1 s, filter
+3 s). Each fold's test clips
 are scored by ``evaluate``'s event metrics (segment F1 at 1 s, event F1 with a 200-ms collar, PSDS scenarios 1 and 2)
 and by the baseline "every window labelled with its top label" (``--segments``). Writes ``OUT/results.md``: mean ±
 std over the 4 folds of each, and the paired difference in event F1 to the baseline. A finished cv is read back.
@@ -32,8 +33,9 @@ def run(*args: str) -> None:
 
 def cv(mix: Path, out: Path, window: float) -> dict:
     if not (out / "cv.json").exists():
-        sets = [] if window == 5 else ["--set", f"features.window_seconds={window:g}", "--set",
-                                       "features.eval_hop_seconds=0.25", "--set", "events.median_seconds=1"]
+        sets = [] if window == 5 else ["--preset", "sed"] if window == 1 else [
+            "--set", f"features.window_seconds={window:g}", "--set", "features.eval_hop_seconds=0.25", "--set",
+            "events.median_seconds=1"]
         run("cv", "--dataset", "fsdkaggle2019", "--root", str(mix), "--folds", "1,2,3,4", "--init",
             "efficientat-mn04", "--out", str(out), *sets)
     return json.loads((out / "cv.json").read_text())
