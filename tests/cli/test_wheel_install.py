@@ -37,5 +37,7 @@ def test_the_base_wheel_in_a_fresh_environment_predicts_with_onnx(trained_run, t
     clip = write_tone(tmp_path / "a.wav")
     ran = _run(cli, "predict", tmp_path / "m.onnx", clip, "--json", cwd=tmp_path)
     assert ran.returncode == 0 and '"top"' in ran.stdout, ran.stderr
+    ran = _run(cli, "listen", tmp_path / "m.onnx", "--input", clip, "--json", cwd=tmp_path)  # live, without torch
+    assert ran.returncode == 0 and '"end": true' in ran.stdout.splitlines()[-1], ran.stderr
     ran = _run(cli, "train", "--dataset", "folder", "--root", tmp_path, "--out", tmp_path / "r", cwd=tmp_path)
     assert ran.returncode == 1 and ran.stderr.strip().splitlines()[-1].endswith("pip install 'envsound[train]'")

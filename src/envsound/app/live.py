@@ -55,7 +55,7 @@ def add_live_route(app: FastAPI, model: Model, pool, limits) -> None:
         streams["open"] += 1
         try:
             fmt = PcmFormat(rate, channels, encoding).check(f"rate={rate}, encoding={encoding}")
-            listener = await pool.run(lambda: model.listen(sample_rate=fmt.sample_rate, top_k=top_k))
+            listener = model.listen(sample_rate=fmt.sample_rate, top_k=top_k)
             await _stream(socket, listener, fmt, pool, limits)
         except _Refused as exc:
             await _close(socket, exc.code, str(exc))

@@ -3,9 +3,9 @@
 A :class:`LiveListener` resamples what it is given to the model's rate (soxr's streaming resampler), and as soon as
 one window (``features.window_seconds``) of new audio is in, scores it and moves on by the model's evaluation hop
 (``features.eval_hop_seconds``). So a result describes the last ``window_seconds`` heard and comes ``hop + model
-time`` after the sound: the latency of a live reading. Events are :class:`~envsound.evaluation.events.EventTracker`'s:
-the same as ``predict --events`` on the recording, each reported half a median filter (``events.median_seconds / 2``)
-after the windows that decide it.
+time`` after the sound: the latency of a live reading. Events are :class:`~envsound.evaluation.events.EventTracker`'s,
+decoded as ``predict --events`` decodes a recording's windows, each reported half a median filter
+(``events.median_seconds / 2``) after the windows that decide it.
 
 Every window is scored alone, so its last STFT frames see zero padding where ``predict`` on the whole recording sees
 the next samples (one frame of ``window_frames`` differs a little; waveform models are exact), and a stream has no
@@ -23,8 +23,8 @@ import numpy as np
 
 from envsound.audio.stream import PcmFormat, decode_pcm
 from envsound.errors import AudioLoadError
-from envsound.features.windows import eval_hop_length
 from envsound.evaluation.events import EventTracker
+from envsound.features.windows import eval_hop_length
 from envsound.inference.predictor import Predictor
 
 

@@ -171,20 +171,6 @@ class Predictor:
                                                                         feats.window_seconds, feats.eval_hop_seconds))]
         return Prediction(file=name, top=top, segments=timeline if segments else None, labels=labels, events=found)
 
-    def window_timeline(self, path: str | Path) -> Timeline:
-        """Every evaluation window of the file at ``path``: its start in the file's seconds and its probabilities
-        (what ``--segments`` and ``--events`` are read from), and the file's length."""
-        feats = self.features
-        blocks = iter_audio_blocks(path, sample_rate=feats.sample_rate, block_seconds=self.block_seconds,
-                                   min_seconds=feats.min_seconds)
-        stream = EdgeStream(blocks, feats)
-        begins, tracks = [], []
-        for offset, window_probs, starts in self._windows(stream):
-            begins += self._file_seconds(offset, starts, stream)
-            tracks.append(np.asarray(window_probs, dtype=np.float32))
-        return Timeline(np.asarray(begins, dtype=np.float64), np.concatenate(tracks), stream.read / feats.sample_rate,
-                        feats.window_seconds, feats.eval_hop_seconds)
-
     def timeline_events(self, timeline: Timeline) -> list:
         """The events of a :class:`~envsound.evaluation.events.Timeline` at the checkpoint's ``events.*`` settings."""
         return timeline_events(timeline, self.labels, self.model.config, thresholds=self.event_thresholds())

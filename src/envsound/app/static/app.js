@@ -180,23 +180,31 @@ function drawEvents(box, events, from, to) {
 // raw samples from an AudioWorklet and writes a 16-bit PCM WAV file itself.
 let recording = null;
 
-async function startRecording() {
+// The microphone's mono samples, block by block, to onBlock (Float32Array); null (and a status line) when the page
+// may not have it. Recording and Live (live.js) both listen through this.
+async function openMicrophone(onBlock) {
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   } catch (err) {
     setStatus(`No microphone: ${err.message} (browsers allow it only on localhost or HTTPS)`, true);
-    return;
+    return null;
   }
   const context = new AudioContext();
   await context.audioWorklet.addModule("/static/recorder-worklet.js");
-  const source = context.createMediaStreamSource(stream);
   const node = new AudioWorkletNode(context, "pcm-recorder");
-  const chunks = [];
-  node.port.onmessage = (event) => chunks.push(event.data);
+  node.port.onmessage = (event) => onBlock(event.data);
   const silent = context.createGain();
   silent.gain.value = 0;
-  source.connect(node).connect(silent).connect(context.destination);
+  context.createMediaStreamSource(stream).connect(node).connect(silent).connect(context.destination);
+  return { stream, context };
+}
+
+async function startRecording() {
+  const chunks = [];
+  const microphone = await openMicrophone((block) => chunks.push(block));
+  if (!microphone) return;
+  const { stream, context } = microphone;
   const timer = setTimeout(stopRecording, MAX_RECORD_SECONDS * 1000);
   recording = { stream, context, chunks, timer };
   $("record").textContent = "■ Stop";

@@ -7,31 +7,21 @@ const KEEP_SECONDS = 60;  // the live timeline shows the last minute, so a long 
 let live = null;
 
 async function startLive() {
-  let stream;
-  try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-  } catch (err) {
-    setStatus(`No microphone: ${err.message} (browsers allow it only on localhost or HTTPS)`, true);
-    return;
-  }
-  const context = new AudioContext();
-  await context.audioWorklet.addModule("/static/recorder-worklet.js");
+  const state = { blocks: [], held: 0, segments: [], events: [] };
+  const microphone = await openMicrophone((block) => send(state, block));
+  if (!microphone) return;
+  const { stream, context } = microphone;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/v1/listen?rate=${Math.round(context.sampleRate)}` +
                                `&encoding=float32&top_k=${TOP_K}`);
   socket.binaryType = "arraybuffer";
-  const state = { stream, context, socket, blocks: [], held: 0, segments: [], events: [] };
-  const node = new AudioWorkletNode(context, "pcm-recorder");
-  node.port.onmessage = (event) => send(state, event.data);
+  Object.assign(state, { stream, context, socket });
   socket.onmessage = (event) => showHop(state, JSON.parse(event.data));
   socket.onclose = (event) => {
     if (event.code !== 1000) setStatus(event.reason || `the live stream closed (${event.code})`, true);
     stopLive(false);
     $("live-state").textContent = `stopped after ${(state.heard || 0).toFixed(1)} s`;
   };
-  const silent = context.createGain();
-  silent.gain.value = 0;
-  context.createMediaStreamSource(stream).connect(node).connect(silent).connect(context.destination);
   live = state;
   setStatus("");
   $("live").textContent = "■ Stop live";
@@ -49,7 +39,8 @@ async function startLive() {
 function send(state, block) {
   state.blocks.push(block);
   state.held += block.length;
-  if (state.held < state.context.sampleRate * SEND_SECONDS || state.socket.readyState !== WebSocket.OPEN) return;
+  if (!state.socket || state.held < state.context.sampleRate * SEND_SECONDS ||
+      state.socket.readyState !== WebSocket.OPEN) return;
   const message = new Float32Array(state.held);
   let at = 0;
   for (const b of state.blocks) { message.set(b, at); at += b.length; }
