@@ -40,7 +40,7 @@ def test_a_missing_column_and_an_event_past_its_clip_are_refused(tmp_path):
     (tmp_path / "strong_labels.csv").write_text("fname,label,onset,offset\na.wav,dog,0,1\n", encoding="utf-8")
     with pytest.raises(DatasetLayoutError, match="no column subset"):
         read_strong_labels(tmp_path)
-    events = {"train_curated/a.wav": [StrongEvent("dog", 1.0, 5.5)]}
+    events = {"train_curated/a.wav": [StrongEvent("dog", 1.0, 5.5, row=7)]}
     check_within(events, {"train_curated/a.wav": 5.505})
-    with pytest.raises(DatasetLayoutError, match="train_curated/a.wav: dog ends at 5.5 s, after the clip's end"):
+    with pytest.raises(DatasetLayoutError, match="row 7: train_curated/a.wav: dog ends at 5.5 s, after the clip's end"):
         check_within(events, {"train_curated/a.wav": 5.0})

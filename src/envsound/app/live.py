@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from envsound.errors import EnvsoundError
 from envsound.inference.api import Model
 from envsound.inference.live import PcmFormat, decode_pcm
-
-log = logging.getLogger(__name__)
 
 POLICY, UNSUPPORTED, TOO_BIG, BUSY = 1008, 1003, 1009, 1013  # RFC 6455 close codes
 

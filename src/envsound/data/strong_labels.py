@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -24,6 +24,7 @@ class StrongEvent:
     label: str
     onset: float  # seconds from the clip's start
     offset: float
+    row: int = field(default=0, compare=False)  # its row in strong_labels.csv (the header is row 1), for messages
 
 
 def read_strong_labels(root: str | Path, *, labels: Iterable[str] | None = None) -> dict[str, list[StrongEvent]] | None:
@@ -52,7 +53,7 @@ def read_strong_labels(root: str | Path, *, labels: Iterable[str] | None = None)
             if known is not None and row["label"] not in known:
                 raise DatasetLayoutError(f"{where}: label {row['label']!r} is not one of the dataset's labels")
             events.setdefault(f"train_{row['subset']}/{row['fname']}", []).append(
-                StrongEvent(row["label"], onset, offset))
+                StrongEvent(row["label"], onset, offset, row_number))
     return {clip: sorted(found, key=lambda e: (e.onset, e.label)) for clip, found in events.items()}
 
 
@@ -61,8 +62,8 @@ def check_within(events: dict[str, list[StrongEvent]], durations: dict[str, floa
     for clip, seconds in durations.items():
         for event in events.get(clip, ()):
             if event.offset > seconds + 0.01:
-                raise DatasetLayoutError(f"{STRONG_NAME}: {clip}: {event.label} ends at {event.offset:g} s, after the "
-                                         f"clip's end ({seconds:.2f} s)")
+                raise DatasetLayoutError(f"{STRONG_NAME}: row {event.row}: {clip}: {event.label} ends at "
+                                         f"{event.offset:g} s, after the clip's end ({seconds:.2f} s)")
 
 
 def _seconds(text: str | None, where: str, column: str) -> float:
