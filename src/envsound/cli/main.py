@@ -49,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, parents=[common],
                               formatter_class=HelpFormatter)
 
+    _training_commands(command)
+    _use_commands(command)
+    _data_commands(command)
+    return parser
+
+
+def _training_commands(command) -> None:
+    """train, cv, grid, stages, pretrain (``command(name, help)`` makes a sub-parser)."""
+
     def training_command(name: str, help_text: str, *, folds_help: str, out_help: str, run) -> None:
         """train, cv and grid share their options: data, config, --out, --init, semi-supervised."""
         p = command(name, help_text)
@@ -94,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
     p.set_defaults(run=commands.pretrain)
 
+
+def _use_commands(command) -> None:
+    """evaluate, predict, listen, serve, export, embed: what is done with a trained model."""
     p = command("evaluate", "Score a checkpoint on held-out folds: accuracy, per-class P/R/F1, confusion matrix "
                             "(multi-label: lwlrap, mAP, micro/macro F1, per-class AP).")
     p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a pre-trained AudioSet "
@@ -196,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_option(p)
     p.set_defaults(run=commands.embed)
 
+
+def _data_commands(command) -> None:
+    """mix, download, demo, datasets, models, config."""
     p = command("mix", "Build a multi-label set in the FSDKaggle2019 layout from a single-label dataset with folds: "
                        "clips of 1-3 events over a background, each made only of clips of one fold, a curated part "
                        "with the true labels and a noisy part with corrupted ones (OUT/train_curated.csv, "
@@ -239,7 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("config", "Print the resolved configuration (defaults, model preset, --config, --set) as YAML.")
     add_config_options(p)
     p.set_defaults(run=commands.show_config)
-    return parser
 
 
 TRAINING_COMMANDS = {"train", "cv", "demo", "pretrain", "grid"}
