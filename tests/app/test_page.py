@@ -107,6 +107,7 @@ def test_live_streams_the_microphone_and_the_labels_follow_the_sound(served, dri
                 seen.append(rows[0].split()[0])
         assert set(seen) == labels, seen
         assert "s heard" in page.get_by_test_id("live-state").inner_text()
+        assert page.get_by_test_id("waveform").is_hidden()  # no file's picture under a live reading
         assert page.get_by_test_id("segment").count() >= 2
         page.get_by_test_id("live").click()
         page.get_by_test_id("live-state").filter(has_text="stopped after").wait_for(timeout=10_000)
