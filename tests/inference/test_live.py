@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from audiofactory import noise, tone
@@ -10,6 +12,11 @@ from audiofactory import noise, tone
 from envsound.errors import AudioLoadError
 from envsound.inference.live import LiveListener
 from envsound.inference.predictor import Predictor
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+TAGGER = SHARED / "pretrained" / "efficientat" / "mn04_as_mAP_432.pt"
+DOG = SHARED / "data" / "esc50" / "audio" / "1-100032-A-0.flac"
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +89,18 @@ def test_memory_stays_one_window_however_long_the_stream(predictor):
 def test_a_rate_out_of_range_is_refused(predictor):
     with pytest.raises(AudioLoadError, match="sample rate 0 Hz"):
         LiveListener(predictor, sample_rate=0)
+
+
+@pytest.mark.skipif(not (TAGGER.exists() and DOG.exists()), reason=f"the AudioSet weights or ESC-50 not in {SHARED}")
+def test_the_audioset_tagger_live_names_the_tags_on_now():
+    import soundfile as sf
+
+    dog, rate = sf.read(DOG, dtype="float32")
+    tagger = Predictor.from_checkpoint(TAGGER)
+    listener = LiveListener(tagger, sample_rate=rate)
+    hops = listener.push(np.concatenate([dog, np.zeros(5 * rate, np.float32)])) + listener.finish()[:-1]
+    threshold = float(np.min(tagger.model.task.thresholds(tagger.model.n_classes)))
+    for hop in hops:  # a multi-label model: every tag at or above its threshold now, best first
+        scores = [tag["score"] for tag in hop.to_dict()["labels"]]
+        assert scores == sorted(scores, reverse=True) and all(score >= threshold for score in scores)
+    assert {"Dog", "Animal"} & {tag["label"] for tag in hops[0].labels}, hops[0].labels

@@ -158,7 +158,8 @@ def _use_commands(command) -> None:
     p.add_argument("--top-k", type=int, default=3, help="labels in each --json object")
     p.add_argument("--json", action="store_true",
                    help='one JSON object a hop: {"time" (s heard so far), "start", "top": [{"label", "score"}], '
-                        '"active": events under way, "events": events that ended, "model_ms", "end"}')
+                        '"active": events under way, "events": events that ended, "model_ms", "end"}; multi-label '
+                        'models add "labels": every label at or above its threshold')
     add_device_option(p)
     add_precision_option(p)
     p.set_defaults(run=commands.listen)

@@ -39,10 +39,14 @@ class Hop:
     active: list[dict] = field(default_factory=list)  # events under way: [{"label", "onset", "score"}]
     ended: list[dict] = field(default_factory=list)  # events that ended: [{"label", "onset", "offset", "score"}]
     end: bool = False  # the stream's end: no window (``top`` empty), the events still open closed in ``ended``
+    labels: list[dict] | None = None  # multi-label models: every label at or above its threshold, best first
 
     def to_dict(self) -> dict:
-        return {"time": self.time, "start": self.start, "top": self.top, "active": self.active,
-                "events": self.ended, "model_ms": self.model_ms, "end": self.end}
+        out = {"time": self.time, "start": self.start, "top": self.top, "active": self.active,
+               "events": self.ended, "model_ms": self.model_ms, "end": self.end}
+        if self.labels is not None:
+            out["labels"] = self.labels
+        return out
 
 
 class LiveListener:
@@ -105,20 +109,25 @@ class LiveListener:
         scored = list(pieces)  # (chunk offset, probabilities, starts): a push's worth, so bounded by its size
         n_windows = sum(len(starts) for _, _, starts in scored)
         model_ms = round((time.perf_counter() - began) * 1000 / max(n_windows, 1), 2)
-        labels, feats, step = self.predictor.labels, self.predictor.features, self.predictor.step
         hops = []
         for offset, probs, starts in scored:
             for start, row in zip(starts, probs):
-                begin = (offset + start * step) / self.rate
-                ended = self.events.push(begin, row)
-                ranked = np.argsort(-row, kind="stable")[:self.top_k]
-                hops.append(Hop(time=round(min(begin + feats.window_seconds, self.seconds), 3), start=round(begin, 3),
-                                top=[{"label": labels[i], "score": round(float(row[i]), 4)} for i in ranked],
-                                model_ms=model_ms, ended=[e.to_dict() for e in ended],
-                                active=[{"label": e.label, "onset": e.onset, "score": e.score}
-                                        for e in self.events.active()]))
+                hops.append(self._hop((offset + start * self.predictor.step) / self.rate, row, model_ms))
                 self.scored += 1
         return hops
+
+    def _hop(self, begin: float, row: np.ndarray, model_ms: float) -> Hop:
+        """The result of the window starting at ``begin`` seconds with probabilities ``row``."""
+        labels, task = self.predictor.labels, self.predictor.model.task
+        ranked = np.argsort(-row, kind="stable")
+        scores = [{"label": labels[i], "score": round(float(row[i]), 4)} for i in ranked]
+        chosen = task.decide(row[None, :])[0][ranked] if task.multi_label else None
+        ended = self.events.push(begin, row)
+        return Hop(time=round(min(begin + self.predictor.features.window_seconds, self.seconds), 3),
+                   start=round(begin, 3), top=scores[:self.top_k], model_ms=model_ms,
+                   labels=None if chosen is None else [s for s, on in zip(scores, chosen) if on],
+                   ended=[e.to_dict() for e in ended],
+                   active=[{"label": e.label, "onset": e.onset, "score": e.score} for e in self.events.active()])
 
 
 __all__ = ["Hop", "LiveListener", "PcmFormat", "decode_pcm"]  # the last two: for the server's stream

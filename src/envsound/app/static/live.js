@@ -53,7 +53,7 @@ function showHop(state, hop) {
   if (hop.error) { setStatus(hop.error, true); return; }
   state.heard = hop.time;
   if (!hop.end) {
-    renderTop(hop.top);
+    renderTop(hop.top, new Set((hop.labels || []).map((entry) => entry.label)));  // multi-label: the tags on now
     state.segments.push({ start: hop.start, end: hop.time, label: hop.top[0].label, score: hop.top[0].score });
   }
   const from = Math.max(0, hop.time - KEEP_SECONDS);
