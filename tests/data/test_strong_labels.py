@@ -44,3 +44,15 @@ def test_a_missing_column_and_an_event_past_its_clip_are_refused(tmp_path):
     check_within(events, {"train_curated/a.wav": 5.505})
     with pytest.raises(DatasetLayoutError, match="row 7: train_curated/a.wav: dog ends at 5.5 s, after the clip's end"):
         check_within(events, {"train_curated/a.wav": 5.0})
+
+
+def test_narrowing_the_classes_narrows_the_events_to_find():
+    from pathlib import Path
+
+    from envsound.data.records import ClipRecord, Manifest
+
+    record = ClipRecord(path=Path("a.wav"), labels=("cat", "dog"), fold=1, source_id="a", clip_id="train_curated/a.wav")
+    strong = {"train_curated/a.wav": [StrongEvent("cat", 0.5, 1.0), StrongEvent("dog", 2.0, 3.5)]}
+    manifest = Manifest(name="mix", records=[record], labels=["cat", "dog"], multi_label=True, strong=strong)
+    assert manifest.select_classes(["dog"]).strong == {"train_curated/a.wav": [StrongEvent("dog", 2.0, 3.5)]}
+    assert manifest.select_folds([1]).strong == strong

@@ -105,4 +105,6 @@ class Manifest:
             kept = tuple(label for label in record.labels if label in wanted)
             if kept:
                 records.append(replace(record, labels=kept) if kept != record.labels else record)
-        return replace(self, records=records, labels=labels, skipped=list(self.skipped))
+        strong = None if self.strong is None else {  # the other classes' events are not there to be found
+            clip: [event for event in events if event.label in wanted] for clip, events in self.strong.items()}
+        return replace(self, records=records, labels=labels, skipped=list(self.skipped), strong=strong)
