@@ -66,7 +66,8 @@ def test_raw_pcm_with_its_rate_reads_as_the_same_wav(trained_run, stdin_from, en
 
 @pytest.mark.parametrize("data, args, reason", [
     (b"", [], "stdin: no audio (the stream was empty)"),
-    (b"hello, this is text\n", [], "stdin: not a WAV stream (it starts with b'hell'); raw 16-bit PCM needs --rate"),
+    (b"hello, this is text\n", [], "stdin: not a WAV stream (it starts with b'hell'); raw PCM needs its sample rate "
+                                     "given (envsound listen --rate)"),
     (b"\x00\x01" * 4000 + b"\x07", ["--rate", "8000"],
      "stdin: the stream stopped inside a frame (1 stray byte(s); a frame is 2 bytes: 1 channel(s) of pcm16)"),
     (b"\x00" * 16, ["--rate", "0"], "stdin: 0 Hz, 1 channel(s), pcm16 is not a stream envsound reads"),
@@ -116,7 +117,7 @@ def test_the_microphone_without_sounddevice_names_the_install(trained_run, envso
     except (ImportError, OSError):
         pass
     ran = envsound_main("listen", trained_run.checkpoint)
-    assert ran.returncode == 1 and "pip install sounddevice, or pipe audio in with --input -" in ran.stderr
+    assert ran.returncode == 1 and "pip install sounddevice, or pipe audio in (envsound listen --input -)" in ran.stderr
 
 
 def test_the_console_script_reads_a_pipe_as_it_arrives(trained_run):

@@ -62,7 +62,8 @@ def read_wav_header(stream: BinaryIO, *, name: str) -> PcmFormat:
     """Read a WAV stream's header up to its ``data`` chunk; the stream is then at the first sample."""
     head = _exactly(stream, 12, name, "a WAV header")
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        raise AudioLoadError(f"{name}: not a WAV stream (it starts with {head[:4]!r}); raw 16-bit PCM needs --rate")
+        raise AudioLoadError(f"{name}: not a WAV stream (it starts with {head[:4]!r}); raw PCM needs its sample rate "
+                             "given (envsound listen --rate)")
     fmt, seen = None, 12
     while True:
         chunk_id, size = struct.unpack("<4sI", _exactly(stream, 8, name, "a WAV chunk header"))
@@ -177,7 +178,7 @@ def _microphone(*, block_seconds: float) -> tuple[int, Iterator[np.ndarray]]:
         import sounddevice
     except (ImportError, OSError) as exc:  # OSError: the package is there but not the PortAudio library
         raise ConfigError(f"listening to the microphone needs sounddevice and PortAudio ({exc}): pip install "
-                          "sounddevice, or pipe audio in with --input -") from None
+                          "sounddevice, or pipe audio in (envsound listen --input -)") from None
     try:
         rate = int(sounddevice.query_devices(kind="input")["default_samplerate"])
     except Exception as exc:  # PortAudioError or ValueError: no input device
