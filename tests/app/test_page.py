@@ -99,13 +99,15 @@ def test_live_streams_the_microphone_and_the_labels_follow_the_sound(served, dri
     try:
         page.get_by_test_id("live").click()
         seen, deadline = [], 40_000
-        while set(seen) != labels and deadline > 0:  # a hop every 0.5 s: the top row as it changes
+        while not labels <= set(seen) and deadline > 0:  # a hop every 0.5 s: the top row's label as it changes
             page.wait_for_timeout(100)
             deadline -= 100
-            rows = page.get_by_test_id("top-label").all_inner_texts()
-            if rows and (not seen or seen[-1] != rows[0].split()[0]):
-                seen.append(rows[0].split()[0])
-        assert set(seen) == labels, seen
+            # a row is (bar, label, score): read the label's own element; between the two sounds a window holds
+            # both, and a third class may lead it for a hop
+            top = page.evaluate("document.querySelector('[data-testid=top-label] span')?.textContent ?? null")
+            if top and (not seen or seen[-1] != top):
+                seen.append(top)
+        assert labels <= set(seen) <= set(served.model.labels), seen
         assert "s heard" in page.get_by_test_id("live-state").inner_text()
         assert page.get_by_test_id("waveform").is_hidden()  # no file's picture under a live reading
         assert page.get_by_test_id("segment").count() >= 2
