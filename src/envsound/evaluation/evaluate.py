@@ -75,14 +75,21 @@ def evaluate_model(model: ClipModel, manifest: Manifest, *, cache: FeatureCache 
                                                   on_error=on_error, progress=progress)
     if not records:
         raise DatasetLayoutError(f"dataset {manifest.name!r}: no usable clip to evaluate")
-    y_prob = model.predict_clips(features)
+    timelines = None
+    if manifest.strong is not None:  # strong labels: each clip's windows are kept for its events, and averaged
+        from envsound.evaluation.sed import clip_timeline
+
+        timelines = [clip_timeline(model, r, f) for r, f in zip(records, features)]
+        y_prob = np.stack([t.probs.mean(axis=0) for t in timelines])
+    else:
+        y_prob = model.predict_clips(features)
     targets = model.task.targets([r.labels for r in records], model.labels)
     report = task_report(model.task, targets, y_prob, labels=model.labels)
     report["seen_in_training"] = _seen_in_training(model, records, cache)
-    if manifest.strong is not None:  # strong labels: when each sound is, too
+    if timelines is not None:  # when each sound is, too
         from envsound.evaluation.sed import sed_report
 
-        report.update(sed_report(model, records, features, manifest.strong))
+        report.update(sed_report(model, records, timelines, manifest.strong))
     return Evaluation(report=report, records=list(records), targets=targets, y_prob=y_prob, task=model.task,
                       skipped=skipped)
 

@@ -40,11 +40,11 @@ def clip_timeline(model: ClipModel, record: ClipRecord, features: np.ndarray) ->
                     feats.window_seconds, feats.eval_hop_seconds)
 
 
-def sed_report(model: ClipModel, records: Sequence[ClipRecord], features: Sequence[np.ndarray], strong: dict) -> dict:
+def sed_report(model: ClipModel, records: Sequence[ClipRecord], timelines: Sequence[Timeline], strong: dict) -> dict:
     """``{"segment_f1", "event_f1", "psds", "psds2", "sed": {details}}`` of ``model`` on ``records`` (their
-    ``features``; a clip without strong labels has no events). Raises DatasetLayoutError for a strong label past
-    its clip."""
-    timelines = {r.clip_id: clip_timeline(model, r, f) for r, f in zip(records, features)}
+    :func:`clip_timeline`; a clip without strong labels has no events). Raises DatasetLayoutError for a strong label
+    past its clip."""
+    timelines = {r.clip_id: t for r, t in zip(records, timelines)}
     durations = {clip: timeline.duration for clip, timeline in timelines.items()}
     check_within(strong, durations)
     reference = {clip: [(e.label, e.onset, e.offset) for e in strong.get(clip, ())] for clip in timelines}
