@@ -114,7 +114,8 @@ def test_config_command_prints_the_preset_and_refuses_unknown_ones(envsound_main
     assert "Traceback" not in bad.stderr
 
 
-def test_sed_is_short_windows_for_a_finer_event_timeline():
+def test_sed_is_a_frame_head_on_efficientat():
     config = resolve_config(preset=load_preset("sed"))
+    assert config.model.name == "efficientat" and config.model.options["frame_head"] == 64
     assert (config.features.window_seconds, config.features.eval_hop_seconds, config.events.median_seconds) == \
-        (1.0, 0.25, 1.0)
+        (10.0, 5.0, 1.0)

@@ -561,13 +561,19 @@ class LeakageConfig:
 @dataclass
 class EventsConfig:
     """Sound events from the window timeline (``predict --events``, :mod:`envsound.evaluation.events`): each class's
-    window probabilities, median-filtered, above a threshold, make its events (onset, offset, score)."""
+    window probabilities (a frame model's: frame probabilities), median-filtered, above a threshold, make its events
+    (onset, offset, score)."""
 
     threshold: float | None = None  # a class is active at or above it, 0 < t <= 1; unset: the task's (0.5, or fitted)
     median_seconds: float = 3.0  # median filter over the windows' probabilities, in seconds (0: none), >= 0
     min_seconds: float = 0.0  # shorter events are dropped, >= 0
+    # what a frame head (model.options.frame_head) trains on: auto (the set's strong labels where it has a
+    # strong_labels.csv, else its clip labels) | strong | clip (clip labels through linear-softmax pooling)
+    train_on: str = "auto"
 
     def validate(self) -> None:
+        check_value(self.train_on in ("auto", "strong", "clip"), "events.train_on", self.train_on,
+                    "one of auto, strong, clip")
         check_value(self.threshold is None or 0 < self.threshold <= 1, "events.threshold", self.threshold,
                     "0 < threshold <= 1 (or unset)")
         check_value(self.median_seconds >= 0, "events.median_seconds", self.median_seconds, ">= 0")

@@ -79,8 +79,8 @@ def evaluate_model(model: ClipModel, manifest: Manifest, *, cache: FeatureCache 
     if manifest.strong is not None:  # strong labels: each clip's windows are kept for its events, and averaged
         from envsound.evaluation.sed import clip_timeline
 
-        timelines = [clip_timeline(model, r, f) for r, f in zip(records, features)]
-        y_prob = np.stack([t.probs.mean(axis=0) for t in timelines])
+        timelines, clip_probs = zip(*[clip_timeline(model, r, f) for r, f in zip(records, features)])
+        y_prob = np.stack(clip_probs)
     else:
         y_prob = model.predict_clips(features)
     targets = model.task.targets([r.labels for r in records], model.labels)

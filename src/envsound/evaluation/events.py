@@ -8,6 +8,10 @@ is placed on the hop-long stretch at its centre, so consecutive windows tile the
 centre stretch of its first window to that of its last, clipped to the file, and its score is the highest smoothed
 probability inside it. The time resolution is the hop (1 s by default); events shorter than ``events.min_seconds``
 are dropped. numpy only: the exported ONNX model's predictions get events too.
+
+A model with frame output (``model.options.frame_head``, ``--preset sed``) scores a frame every few tens of
+milliseconds inside each window instead: :class:`FrameTrack` joins the windows' frames into one :class:`Timeline`
+whose "windows" are the frames, decoded the same way at the frames' resolution.
 """
 
 from __future__ import annotations
@@ -29,6 +33,48 @@ class Timeline:
     duration: float
     window_seconds: float
     hop_seconds: float
+
+
+class FrameTrack:
+    """Overlapping windows' frame probabilities -> one :class:`Timeline` of frames. Each window's frames are kept
+    between the midpoints of its centre and its neighbours' (the first window's from the file's start, the last's to
+    its end), so every frame comes from the window that sees most around it; frames outside the file are dropped.
+    Windows are pushed in order; memory: the track so far and one window.
+
+    >>> track = FrameTrack(window_seconds=10.0, step_seconds=0.08, n_classes=10)
+    >>> track.push(0.0, frames)           # (steps, K), frame m centred at m x 0.08 s
+    >>> timeline = track.finish(duration=12.0)
+    """
+
+    def __init__(self, *, window_seconds: float, step_seconds: float, n_classes: int) -> None:
+        self.window_seconds, self.step, self.n_classes = window_seconds, step_seconds, n_classes
+        self.centres: list[np.ndarray] = []
+        self.rows: list[np.ndarray] = []
+        self.pending: tuple[float, np.ndarray, float] | None = None  # (begin, frames, lower bound of its centres)
+
+    def push(self, begin: float, frames: np.ndarray) -> None:
+        """The window starting at ``begin`` seconds, its frames ``(steps, K)``."""
+        low = -np.inf
+        if self.pending is not None:
+            low = (self.pending[0] + begin) / 2 + self.window_seconds / 2
+            self._keep(*self.pending, high=low)
+        self.pending = (begin, np.asarray(frames, dtype=np.float32), low)
+
+    def finish(self, duration: float) -> Timeline:
+        """The track of a file ``duration`` seconds long."""
+        if self.pending is not None:
+            self._keep(*self.pending, high=np.inf)
+            self.pending = None
+        centres = np.concatenate(self.centres) if self.centres else np.zeros(0)
+        probs = np.concatenate(self.rows) if self.rows else np.zeros((0, self.n_classes), np.float32)
+        inside = (centres >= 0) & (centres < duration)
+        return Timeline(centres[inside] - self.step / 2, probs[inside], duration, self.step, self.step)
+
+    def _keep(self, begin: float, frames: np.ndarray, low: float, *, high: float) -> None:
+        centres = begin + np.arange(len(frames)) * self.step
+        kept = (centres >= low) & (centres < high)
+        self.centres.append(centres[kept])
+        self.rows.append(frames[kept])
 
 
 @dataclass(frozen=True)

@@ -20,24 +20,34 @@ import numpy as np
 from envsound.audio.load import audio_info
 from envsound.data.records import ClipRecord
 from envsound.data.strong_labels import check_within
-from envsound.evaluation.events import Timeline, detect_events, event_thresholds, timeline_events
+from envsound.evaluation.events import FrameTrack, Timeline, detect_events, event_thresholds, timeline_events
 from envsound.evaluation.sed_metrics import event_f1, psds, segment_f1
 from envsound.features.edges import edge_pad_samples
 from envsound.features.windows import samples_per_step
-from envsound.models.clip import ClipModel
+from envsound.models.clip import ClipModel, pooled_probs
 
 PSDS_THRESHOLDS = tuple(np.round(np.linspace(0.05, 0.95, 19), 2))
 
 
-def clip_timeline(model: ClipModel, record: ClipRecord, features: np.ndarray) -> Timeline:
-    """A clip's evaluation windows from its features (as ``predict`` reads the file: the same windows). Edge padding
-    is undone; a ``features.trim_zeros`` model's leading zeros are not known here, so its times are off by them."""
+def clip_timeline(model: ClipModel, record: ClipRecord, features: np.ndarray) -> tuple[Timeline, np.ndarray]:
+    """(timeline, clip probabilities ``(K,)``): a clip's evaluation windows from its features (as ``predict`` reads
+    the file: the same windows), or for a frame model their frames (:class:`~envsound.evaluation.events.FrameTrack`),
+    and the mean of its windows' probabilities, each window scored once. Edge padding is undone; a
+    ``features.trim_zeros`` model's leading zeros are not known here, so its times are off by them."""
     feats = model.config.features
     windows, starts = model.clip_windows(features)
     begins = (np.asarray(starts, dtype=np.float64) * samples_per_step(feats) - edge_pad_samples(feats)) \
         / feats.sample_rate
-    return Timeline(begins, model.window_probs(windows).astype(np.float32), audio_info(record.path).duration,
-                    feats.window_seconds, feats.eval_hop_seconds)
+    duration = audio_info(record.path).duration
+    if model.has_frames:
+        track = FrameTrack(window_seconds=feats.window_seconds, step_seconds=model.frame_seconds,
+                           n_classes=model.n_classes)
+        framed = model.frame_probs(windows)
+        for begin, frames in zip(begins, framed):
+            track.push(float(begin), frames)
+        return track.finish(duration), pooled_probs(framed).mean(axis=0)
+    probs = model.window_probs(windows).astype(np.float32)
+    return Timeline(begins, probs, duration, feats.window_seconds, feats.eval_hop_seconds), probs.mean(axis=0)
 
 
 def sed_report(model: ClipModel, records: Sequence[ClipRecord], timelines: Sequence[Timeline], strong: dict) -> dict:

@@ -142,6 +142,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     if model.network is None:
         raise ConfigError(f"{source}: model {model.config.model.name!r} is a scikit-learn baseline; only neural "
                           "networks export to ONNX")
+    if model.has_frames:
+        log.warning("%s: the export gives clip and window probabilities; its frame output is not exported, so the "
+                    "ONNX model's events come from its windows (the checkpoint's: from its frames)", source)
     features = model.config.features
     graph = OnnxGraph(model.network.float().eval(), features, multi_label=model.task.multi_label).eval()
     proto = _export(graph, features)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol
 
@@ -24,7 +25,7 @@ import numpy as np
 from envsound.audio.load import AUDIO_EXTENSIONS, iter_audio_blocks, waveform_from_array
 from envsound.config import Config
 from envsound.errors import EnvsoundError
-from envsound.evaluation.events import Timeline, event_thresholds, timeline_events
+from envsound.evaluation.events import FrameTrack, Timeline, event_thresholds, timeline_events
 from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
 from envsound.inference.onnx_model import OnnxModel, is_onnx_path
@@ -137,14 +138,19 @@ class Predictor:
         total = np.zeros(self.model.n_classes, dtype=np.float64)
         n_windows, timeline = 0, []
         begins, tracks = [], []  # events: every window's start (s) and probabilities, float32 (K floats a hop)
+        frames = FrameTrack(window_seconds=feats.window_seconds, step_seconds=self.model.frame_seconds,
+                            n_classes=self.model.n_classes) if events and self.has_frames else None
         stream = EdgeStream(blocks, feats)  # the clip's edges as the model was trained on them
-        for offset, window_probs, starts in self._windows(stream):
+        for offset, window_probs, starts, *framed in self._windows(stream, frames=frames is not None):
             total += window_probs.sum(axis=0)
             n_windows += len(window_probs)
             if not (segments or events):
                 continue
             here = self._file_seconds(offset, starts, stream)
-            if events:
+            if frames is not None:
+                for begin, window_frames in zip(here, framed[0]):
+                    frames.push(begin, window_frames)
+            elif events:
                 begins += here
                 tracks.append(np.asarray(window_probs, dtype=np.float32))
             if segments:
@@ -165,11 +171,18 @@ class Predictor:
             chosen = task.decide(mean[None, :])[0]
             labels = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in ranked if chosen[i]]
         found = None
-        if events:
+        if frames is not None:
+            found = [e.to_dict() for e in self.timeline_events(frames.finish(length))]
+        elif events:
             probs = np.concatenate(tracks) if tracks else np.zeros((0, self.model.n_classes), np.float32)
             found = [e.to_dict() for e in self.timeline_events(Timeline(np.asarray(begins), probs, length,
                                                                         feats.window_seconds, feats.eval_hop_seconds))]
         return Prediction(file=name, top=top, segments=timeline if segments else None, labels=labels, events=found)
+
+    @property
+    def has_frames(self) -> bool:
+        """True when the model scores frames (``model.options.frame_head``): its events come from them."""
+        return bool(getattr(self.model, "has_frames", False))
 
     def timeline_events(self, timeline: Timeline) -> list:
         """The events of a :class:`~envsound.evaluation.events.Timeline` at the checkpoint's ``events.*`` settings."""
@@ -198,20 +211,22 @@ class Predictor:
                 log.debug("cannot classify %s", path, exc_info=True)
                 yield Prediction(file=str(path), error=str(exc))
 
-    def _windows(self, blocks: Iterator[np.ndarray]) -> Iterator[tuple[int, np.ndarray, list[int]]]:
+    def _windows(self, blocks: Iterator[np.ndarray], *, frames: bool = False) -> Iterator[tuple]:
         """Yield (block start sample, window probabilities ``(n, K)``, window starts within the block in frames or
-        samples, see :func:`samples_per_step`) for consecutive pieces of one waveform."""
-        windows = self.window_buffer()
+        samples, see :func:`samples_per_step`[, with ``frames`` the windows' frame probabilities]) for consecutive
+        pieces of one waveform."""
+        windows = self.window_buffer(frames=frames)
         for block in blocks:
             yield from windows.push(block)
         yield from windows.finish()
 
-    def window_buffer(self, *, block_step: int | None = None, overlap: int | None = None) -> "WindowBuffer":
+    def window_buffer(self, *, block_step: int | None = None, overlap: int | None = None,
+                      frames: bool = False) -> "WindowBuffer":
         """A :class:`WindowBuffer` scoring with this model: ``block_step`` samples a chunk (default: the block) plus
-        ``overlap`` (default: one window)."""
+        ``overlap`` (default: one window); ``frames``: each window's frame probabilities too (a frame model)."""
         overlap = self.features.window_samples if overlap is None else overlap
-        return WindowBuffer(self.model.waveform_probs, block_step=block_step or self.block_step, overlap=overlap,
-                            step=self.step)
+        score = partial(self.model.waveform_probs, frames=True) if frames else self.model.waveform_probs
+        return WindowBuffer(score, block_step=block_step or self.block_step, overlap=overlap, step=self.step)
 
 
 class WindowBuffer:

@@ -68,7 +68,9 @@ FORMAT = "envsound-checkpoint"
 #     reads the flat keys into their sub-sections, as any config in the old layout does).
 # 17: config gains an events section (threshold, median_seconds, min_seconds: predict --events). Version 16 files
 #     load with its defaults.
-FORMAT_VERSION = 17
+# 18: events gains train_on (what a frame head trains on), and efficientat's model.options frame_head (a frame-level
+#     event head: frame_head.* tensors, --preset sed). Version 17 files load unchanged (no frame head).
+FORMAT_VERSION = 18
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 

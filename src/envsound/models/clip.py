@@ -19,13 +19,21 @@ from envsound.hardware import Runtime, has_image_layers, probe_candidates, resol
 from envsound.features.extract import compute_features
 from envsound.features.mel import logmel_frontend
 from envsound.features.mfcc import mfcc_summary
-from envsound.features.windows import eval_windows
+from envsound.features.windows import eval_windows, samples_per_step
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.ensemble import Ensemble
+from envsound.models.frames import EPS
 from envsound.models.registry import build_model, check_feature_kind, get_model_class, is_torch_model
 from envsound.task import Task
 
 log = logging.getLogger(__name__)
+
+
+def pooled_probs(frame_probs: np.ndarray) -> np.ndarray:
+    """``(n, steps, K)`` frame probabilities -> ``(n, K)``: their linear-softmax pooling, what a frame model's
+    ``forward`` gives (:func:`~envsound.models.frames.linear_softmax_logit`)."""
+    pooled = (frame_probs ** 2).sum(axis=1) / np.maximum(frame_probs.sum(axis=1), EPS)
+    return np.clip(pooled, EPS, 1 - EPS).astype(np.float32)
 
 
 def input_shape(features: FeatureConfig) -> tuple[int, int, int]:
@@ -153,6 +161,24 @@ class ClipModel:
     def n_classes(self) -> int:
         return len(self.labels)
 
+    @property
+    def has_frames(self) -> bool:
+        """True for a network with frame-level output (``model.options.frame_head``): events come from its frames."""
+        return self.network is not None and bool(getattr(self.network, "has_frames", False))
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between two frames of :meth:`frame_probs` (a frame model only)."""
+        features = self.config.features
+        return self.network.frame_step_frames * samples_per_step(features) / features.sample_rate
+
+    def frame_probs(self, windows: np.ndarray) -> np.ndarray:
+        """Windows (as :meth:`window_probs`) -> ``(n, steps, K)`` frame probabilities, frame ``m`` centred
+        ``m x frame_seconds`` after its window's start (a frame model only)."""
+        if len(windows) == 0:
+            return np.zeros((0, 0, self.n_classes), dtype=np.float32)
+        return self.run_network(windows, lambda batch: torch.sigmoid(self.network.frame_logits(batch).float()))
+
     def window_probs(self, windows: np.ndarray) -> np.ndarray:
         """``(n, C, n_mels, window_frames)`` log-mel or ``(n, 1, window_samples)`` waveform windows (float32) ->
         ``(n, n_classes)`` probabilities."""
@@ -165,12 +191,13 @@ class ClipModel:
         def probabilities(batch: torch.Tensor) -> torch.Tensor:
             return self.task.activation(self.network(batch).float())
 
-        return self._run_network(windows, probabilities)
+        return self.run_network(windows, probabilities)
 
-    def waveform_probs(self, samples: np.ndarray, *, before: int | None = None) -> tuple[np.ndarray, list[int]]:
+    def waveform_probs(self, samples: np.ndarray, *, before: int | None = None, frames: bool = False) -> tuple:
         """A waveform ``(samples,)`` float32 at ``config.features.sample_rate`` -> (window probabilities ``(n, K)``,
         window starts in frames or samples): the evaluation windows of the whole waveform that start before
-        ``before`` (all: ``None``). What :class:`~envsound.inference.predictor.Predictor` scores each block with."""
+        ``before`` (all: ``None``). What :class:`~envsound.inference.predictor.Predictor` scores each block with.
+        ``frames`` (a frame model): a third item, the windows' frame probabilities ``(n, steps, K)``."""
         features = self.config.features
         if features.kind == "logmel" and self._frontend is None:
             self._frontend = logmel_frontend(features).eval()
@@ -178,6 +205,9 @@ class ClipModel:
         if before is not None:
             keep = [i for i, s in enumerate(starts) if s < before]
             windows, starts = windows[keep], [starts[i] for i in keep]
+        if frames:
+            framed = self.frame_probs(windows)
+            return pooled_probs(framed), starts, framed
         return self.window_probs(windows), starts
 
     def window_embeddings(self, windows: np.ndarray) -> np.ndarray:
@@ -186,14 +216,14 @@ class ClipModel:
         if self.network is None or not hasattr(self.network, "embed"):
             raise ConfigError(f"model {self.config.model.name!r} has no embedding (a baseline or an ensemble); "
                               "embeddings come from one network")
-        return self._run_network(windows, lambda batch: self.network.embed(batch).float())
+        return self.run_network(windows, lambda batch: self.network.embed(batch).float())
 
     def embed_clips(self, features: Sequence[np.ndarray]) -> np.ndarray:
         """``(n_clips, d)``: the mean embedding of each clip's evaluation windows."""
         rows = [self.window_embeddings(self.clip_windows(clip)[0]).mean(axis=0) for clip in features]
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
 
-    def _run_network(self, windows: np.ndarray, fn) -> np.ndarray:
+    def run_network(self, windows: np.ndarray, fn) -> np.ndarray:
         """``fn(batch)`` over ``windows`` in batches of ``batch_size`` on the runtime's device, concatenated."""
         outputs = []
         runtime = self.runtime

@@ -11,6 +11,11 @@ renames (:func:`official_key`); see :mod:`envsound.models.pretrained` for the fi
 Input ``(batch, 1, 128, frames)`` from the EfficientAT frontend (``features.frontend: efficientat``, set by this
 model's preset); any number of frames works (global pooling). Returns logits; :meth:`EfficientAT.embed` is what the
 head sees, :meth:`EfficientAT.pooled` the official 6x-width embedding.
+
+With ``model.options.frame_head`` H > 0 the model detects events too: :meth:`EfficientAT.frame_logits` scores a step
+every 8 input frames (the trunk's 32-frame stride, shift-and-stitched 4 times, :mod:`envsound.models.frames`) with a
+bidirectional GRU of H units, and the clip logits are those frames' linear-softmax pooling; the release's
+bottleneck and head are then kept (an ``--init`` loads them) but unused.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from torch import nn
 from envsound.errors import ConfigError
 from envsound.features.efficientat import SETTINGS
 from envsound.models.blocks import OptionSpec, check_input, check_model_args
+from envsound.models.frames import FrameHead, linear_softmax_logit, stitched_steps
 
 DEFAULT_WIDTH = 0.4
 DEFAULT_DROPOUT = 0.2
@@ -49,6 +55,8 @@ BLOCKS = (
     (160, 5, 960, 160, True, True, 1),
 )
 LAST_CHANNEL = 1280
+TIME_STRIDE = 32  # five stride-2 layers
+FRAME_SHIFTS = 4  # frame output: one step every TIME_STRIDE / FRAME_SHIFTS = 8 input frames (80 ms at a 10-ms hop)
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -124,6 +132,7 @@ class EfficientAT(nn.Module):
         filters: unused (the widths come from ``width``); must be unset.
         dropout: before the head's linear layer, [0, 1); None = 0.2 (the release's).
         width: width multiplier, 0.1..4.0.
+        frame_head: GRU units per direction of the frame-level head, 0 (none: clip output only) .. 1024.
 
     >>> model = EfficientAT(n_classes=10, in_channels=1, n_mels=128, n_frames=500)
     >>> model(torch.randn(2, 1, 128, 500)).shape   # torch.Size([2, 10])
@@ -140,10 +149,15 @@ class EfficientAT(nn.Module):
     options: ClassVar[dict[str, OptionSpec]] = {
         "width": OptionSpec(DEFAULT_WIDTH, float, low=0.1, high=4.0,
                             help="width multiplier (0.1 mn01 ... 0.4 mn04 ... 4.0 mn40)"),
+        "frame_head": OptionSpec(0, int, low=0, high=1024,
+                                 help="GRU units of a frame-level event head (0: none; --preset sed: 64)"),
     }
+    # options that only shape layers a new label set replaces: an --init source may differ in them
+    head_options: ClassVar[tuple[str, ...]] = ("frame_head",)
+    frame_step_frames: ClassVar[int] = TIME_STRIDE // FRAME_SHIFTS
 
     def __init__(self, *, n_classes: int, in_channels: int, n_mels: int, n_frames: int, filters: int | None = None,
-                 dropout: float | None = None, width: float = DEFAULT_WIDTH) -> None:
+                 dropout: float | None = None, width: float = DEFAULT_WIDTH, frame_head: int = 0) -> None:
         super().__init__()
         check_model_args("efficientat", n_classes=n_classes, in_channels=in_channels, n_mels=n_mels,
                          n_frames=n_frames, filters=filters, dropout=dropout)
@@ -164,6 +178,11 @@ class EfficientAT(nn.Module):
         self.bottleneck = nn.Sequential(nn.Linear(self.pooled_dim, self.embed_dim), nn.Hardswish(inplace=True))
         self.head = nn.Sequential(nn.Dropout(DEFAULT_DROPOUT if dropout is None else dropout),
                                   nn.Linear(self.embed_dim, n_classes))
+        self.frame_head = FrameHead(self.pooled_dim, n_classes, hidden=frame_head) if frame_head else None
+
+    @property
+    def has_frames(self) -> bool:
+        return self.frame_head is not None
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, n_mels, frames) -> (batch, 6 x last width)``: the release's embedding (384 for ``mn04``)."""
@@ -174,8 +193,24 @@ class EfficientAT(nn.Module):
         """``(batch, 1, n_mels, frames) -> (batch, embed_dim)``: the bottleneck's output, what the head sees."""
         return self.bottleneck(self.pooled(x))
 
+    def frame_steps(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, 1, n_mels, frames) -> (batch, steps, 6 x last width)``: the trunk's frequency-averaged output
+        every :attr:`frame_step_frames` input frames (what the frame head reads)."""
+        check_input("efficientat", x, self.in_channels)
+        return stitched_steps(self.features, x, stride=TIME_STRIDE, shifts=FRAME_SHIFTS)
+
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, 1, n_mels, frames) -> (batch, steps, n_classes)``; step ``m`` is centred on input frame
+        ``m x frame_step_frames``. Only with ``frame_head`` > 0."""
+        if self.frame_head is None:
+            raise ConfigError("model 'efficientat' has no frame output; set model.options.frame_head (--preset sed)")
+        return self.frame_head(self.frame_steps(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, 1, n_mels, frames) -> logits (batch, n_classes)``."""
+        """``(batch, 1, n_mels, frames) -> logits (batch, n_classes)``: the head's, or with a frame head the
+        linear-softmax pooling of its frames."""
+        if self.frame_head is not None:
+            return linear_softmax_logit(self.frame_logits(x))
         return self.head(self.embed(x))
 
 

@@ -57,8 +57,12 @@ def resolve(*, model: str | None = None, preset: str | None = None, init: str | 
 
 
 def _merged(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{section: {key: value}}`` of ``first`` updated key by key with ``second``."""
+    """``{section: {key: value}}`` of ``first`` updated key by key with ``second`` (``model.options`` too, so a preset
+    that adds an option keeps the ones ``--init`` gave)."""
     merged = {section: dict(values) for section, values in first.items()}
     for section, values in second.items():
-        merged.setdefault(section, {}).update(values or {})
+        target = merged.setdefault(section, {})
+        for key, value in (values or {}).items():
+            both = isinstance(value, Mapping) and isinstance(target.get(key), Mapping)
+            target[key] = {**target[key], **value} if both and key == "options" else value
     return merged

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from envsound.config import Config
+from envsound.errors import ConfigError
 from envsound.models.registry import get_model_class, is_torch_model
 from envsound.recipes.context import RunContext
 from envsound.task import Task
@@ -58,7 +59,17 @@ def fit_path(config: Config, mode: str | None) -> str:
 
 def fit_model(job: FitJob) -> Fitted:
     """Fit ``job`` by its path; ``probe_full`` (LP-FT) first fits the probe, then trains everything from the probed
-    network, its head kept."""
+    network, its head kept.
+
+    Raises:
+        ConfigError: a frame head asked to train on strong labels (``events.train_on=strong``) other than on a
+            frozen trunk (the network paths train on clip labels).
+    """
+    if job.config.model.options.get("frame_head") and job.config.events.train_on == "strong" \
+            and job.mode not in ("probe", "probe_full"):
+        raise ConfigError("events.train_on=strong trains a frame head on a frozen trunk: start from a network "
+                          "(--init efficientat-mn04) with transfer.mode probe (auto picks it); trained whole, the "
+                          "network learns from clip labels (events.train_on=auto or clip)")
     if job.mode == "probe_full":
         probed = _probe_weights(job)
         job = replace(job, mode="full",
@@ -67,15 +78,37 @@ def fit_model(job: FitJob) -> Fitted:
 
 
 def _probe_weights(job: FitJob) -> dict:
+    train = job.clips.train
+    if job.config.model.options.get("frame_head"):
+        from envsound.transfer.frame_probe import fit_frame_head
+
+        return fit_frame_head(job.plan, job.config, train.features, train.targets, labels=job.labels, task=job.task,
+                              strong=frame_labels(job.config, train))
     from envsound.transfer.probe import fit_probe
 
-    train = job.clips.train
     return fit_probe(job.plan, job.config, train.features, train.targets, variants=train.variants, task=job.task)
 
 
 def fit_probe_path(job: FitJob) -> Fitted:
-    """Logistic regression on the frozen trunk's embeddings: the probed network is the model."""
-    return Fitted(state_dict=_probe_weights(job))
+    """Logistic regression on the frozen trunk's embeddings (a frame model: its frame head trained on the trunk's
+    frames, :mod:`envsound.transfer.frame_probe`): the probed network is the model."""
+    fitted = Fitted(state_dict=_probe_weights(job))
+    if job.config.model.options.get("frame_head"):
+        strong = frame_labels(job.config, job.clips.train) is not None
+        fitted.meta["frame_head"] = {"labels": "strong" if strong else "clip"}
+    return fitted
+
+
+def frame_labels(config: Config, train: ClipSet):
+    """The training clips' events a frame head trains on (``events.train_on``), or ``None``: their clip labels.
+
+    Raises:
+        ConfigError: ``events.train_on=strong`` on a set without strong labels.
+    """
+    if config.events.train_on == "strong" and train.strong is None:
+        raise ConfigError("events.train_on=strong: this set has no strong labels (a strong_labels.csv with each "
+                          "event's onset and offset, as envsound mix writes); use events.train_on=clip")
+    return None if config.events.train_on == "clip" else train.strong
 
 
 def fit_baseline_path(job: FitJob) -> Fitted:

@@ -56,8 +56,10 @@ class TrainingData:
 
     def fit_data(self) -> FitData:
         """The clips as every fit takes them: training (targets, offline copies, noisiness), validation, pool."""
+        strong = self.train.strong
         train = ClipSet(self.train_features, target_matrix(self.train),
-                        self.train_variants if self.copies.copies else (), clip_noisiness(self.train))
+                        self.train_variants if self.copies.copies else (), clip_noisiness(self.train),
+                        None if strong is None else [strong.get(r.clip_id, []) for r in self.train.records])
         pool = ClipSet.unlabelled(self.unlabelled_features,
                                   self.unlabelled_variants if self.unlabelled_copies.copies else ())
         return FitData(train, ClipSet(self.val_features, target_matrix(self.val)), pool)

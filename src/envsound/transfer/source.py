@@ -29,12 +29,13 @@ from envsound.models.autoencoder import (DEFAULT_FILTERS, KIND as AUTOENCODER, e
 from envsound.models.checkpoint import Checkpoint, load_checkpoint
 from envsound.models.clip import build_network
 from envsound.models.pretrained import closest_labels
-from envsound.models.registry import check_model_options, is_torch_model
+from envsound.models.registry import check_model_options, get_model_class, is_torch_model
 
 log = logging.getLogger(__name__)
 
 CLASSIFIER = "classifier"
 HEAD = "head"  # every registered network ends in ``head = Sequential(Dropout, Linear)``: the layer a new label set replaces
+FRAME_HEAD = "frame_head"  # a frame-level event head (efficientat's model.options.frame_head): new for every label set
 
 
 @dataclass
@@ -131,8 +132,9 @@ def weight_mismatches(config: Config, source: Config) -> list[str]:
             problems.append(f"model.filters {theirs.filters or default} in the checkpoint, {mine.filters or default} "
                             "here")
         ours, other = check_model_options(mine.name, mine.options), check_model_options(mine.name, theirs.options)
+        head_only = getattr(get_model_class(mine.name), "head_options", ())
         problems += [f"model.options.{key} {other[key]!r} in the checkpoint, {ours[key]!r} here"
-                     for key in ours if ours[key] != other[key]]
+                     for key in ours if ours[key] != other[key] and key not in head_only]
     for key, ours, other in input_settings(config, source):
         if ours != other and not key.startswith("input frames"):  # a window length only matters through shapes
             problems.append(f"{key} {other!r} in the checkpoint, {ours!r} here")
@@ -156,8 +158,8 @@ def plan_init(init: str | Path, config: Config, labels: Sequence[str]) -> InitPl
     if not problems:  # same model and input: compare the tensors themselves (a window length can change shapes)
         single = copy.deepcopy(config)
         single.train.ensemble = 1  # each member of an ensemble starts from the source
-        expected = {k: v for k, v in build_network(single, len(labels)).state_dict().items() if not _in_head(k)}
-        given = {k: v for k, v in checkpoint.state_dict.items() if not _in_head(k)}
+        expected = {k: v for k, v in build_network(single, len(labels)).state_dict().items() if not _replaced(k)}
+        given = {k: v for k, v in checkpoint.state_dict.items() if not _replaced(k)}
         missing, extra = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
         shapes = [f"{k} {tuple(given[k].shape)} in the checkpoint, {tuple(v.shape)} here" for k, v in expected.items()
                   if k in given and given[k].shape != v.shape]
@@ -170,6 +172,7 @@ def plan_init(init: str | Path, config: Config, labels: Sequence[str]) -> InitPl
     mapping = read_label_map(config.transfer.label_map) if config.transfer.label_map else {}
     rows = match_labels(list(labels), checkpoint.labels, mapping)
     trunk, head = _split_head(checkpoint.state_dict)
+    trunk = {k: v for k, v in trunk.items() if not _replaced(k)}
     return InitPlan(source=source, kind=CLASSIFIER, trunk=trunk, head=head, source_labels=list(checkpoint.labels),
                     rows=rows, labels=list(labels))
 
@@ -183,7 +186,7 @@ def apply_init(network: nn.Module, plan: InitPlan | None) -> None:
         load_encoder_state(network, plan.trunk, source=plan.source)
     else:
         result = network.load_state_dict(plan.trunk, strict=False)
-        if result.unexpected_keys or any(not _in_head(k) for k in result.missing_keys):  # plan_init checked this
+        if result.unexpected_keys or any(not _replaced(k) for k in result.missing_keys):  # plan_init checked this
             raise CheckpointError(f"{plan.source}: weights do not fit ({result})")
         linear = head_linear(network)
         with torch.no_grad():
@@ -264,6 +267,11 @@ def _normal(name: str) -> str:
 
 def _in_head(key: str) -> bool:
     return key.startswith(HEAD + ".")
+
+
+def _replaced(key: str) -> bool:
+    """A tensor a run from ``--init`` never loads: the head's, or a frame head's (its classes are the source's)."""
+    return key.startswith((HEAD + ".", FRAME_HEAD + "."))
 
 
 def _split_head(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

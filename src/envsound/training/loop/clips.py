@@ -26,6 +26,8 @@ class ClipSet:
     # (n_clips,) 1.0 where the label may be wrong (origin noisy, or a pseudo-label: the `noisy` section's loss and share
     # apply), 0.0 where it is given; None: every label is given
     noisiness: np.ndarray | None = None
+    # [i]: clip i's events (envsound.data.strong_labels.StrongEvent) when the set has strong labels; None: it has none
+    strong: Sequence[Sequence] | None = None
 
     def __len__(self) -> int:
         return len(self.features)

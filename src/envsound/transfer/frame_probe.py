@@ -1,0 +1,128 @@
+"""``transfer.mode=probe`` for a model with a frame head (``model.options.frame_head``, ``--preset sed``): the
+source's trunk frozen, only the frame head trained, on when each sound is (strong labels) or, without them, on what
+each clip holds (weak labels).
+
+The trunk's frame steps (:meth:`~envsound.models.efficientat.EfficientAT.frame_steps`) of every evaluation window of
+the training clips are computed once. With strong labels (``strong_labels.csv``) a step's target is 1 for each class
+with an event over the step's centre, and the loss is the binary cross-entropy of every step; without them the
+frames' linear-softmax pooling is trained towards the clip's labels (what SED systems learn from weak labels). The
+head trains in a small Lightning loop (``train.max_epochs``, ``train.lr``, ``train.weight_decay``,
+``train.batch_size`` windows a batch); a minute or two on a CPU for a few hundred clips.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from envsound.config import Config
+from envsound.errors import ConfigError
+from envsound.features.edges import edge_pad_samples
+from envsound.features.windows import eval_windows, samples_per_step
+from envsound.models.clip import ClipModel, build_network, inference_runtime
+from envsound.models.frames import FrameHead, linear_softmax_logit
+from envsound.task import Task
+from envsound.transfer.source import InitPlan, apply_init
+
+log = logging.getLogger(__name__)
+
+
+def step_seconds(config: Config, network: nn.Module) -> float:
+    """Seconds between two frame steps of ``network`` (0.08 s for EfficientAT at a 10-ms hop)."""
+    feats = config.features
+    return network.frame_step_frames * samples_per_step(feats) / feats.sample_rate
+
+
+def window_begin_seconds(config: Config, start: int) -> float:
+    """An evaluation window's start (frames of the clip's features) in the clip's seconds, edge padding undone."""
+    feats = config.features
+    return (start * samples_per_step(feats) - edge_pad_samples(feats)) / feats.sample_rate
+
+
+def frame_targets(events: Sequence, labels: Sequence[str], *, begin: float, steps: int, step: float) -> np.ndarray:
+    """``(steps, K)``: 1 where an event of the class covers the step's centre (``begin + m x step`` seconds)."""
+    index = {label: k for k, label in enumerate(labels)}
+    centres = begin + np.arange(steps) * step
+    target = np.zeros((steps, len(labels)), dtype=np.float32)
+    for event in events:
+        if event.label in index:
+            target[(centres >= event.onset) & (centres < event.offset), index[event.label]] = 1.0
+    return target
+
+
+def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.ndarray], targets: np.ndarray, *,
+                   labels: Sequence[str], task: Task, strong: Sequence[Sequence] | None = None
+                   ) -> dict[str, torch.Tensor]:
+    """The state dict of a network whose trunk is ``plan``'s and whose frame head is trained on the frozen trunk's
+    steps of ``features``: on ``strong[i]`` (clip ``i``'s events) when given, else on ``targets`` (clip labels).
+
+    Raises:
+        ConfigError: a single-label task (events are found per class, as a multi-label set labels them).
+    """
+    if not task.multi_label:
+        raise ConfigError("model.options.frame_head finds events of a multi-label set (--dataset fsdkaggle2019, "
+                          "a set made by envsound mix); this set is single-label: set model.options.frame_head=0")
+    start_time = time.perf_counter()
+    n_classes = len(labels)
+    network = build_network(config, n_classes)
+    apply_init(network, plan)
+    model = ClipModel(config=config, labels=list(labels), task=task, network=network,
+                      runtime=inference_runtime(config, lambda: build_network(config, n_classes), network=network))
+    step = step_seconds(config, network)
+    inputs, outputs = [], []
+    for i, clip in enumerate(features):
+        windows, starts = eval_windows(clip, config.features)
+        steps = model.run_network(windows, network.frame_steps)
+        inputs.append(steps)
+        for begin in starts:
+            outputs.append(frame_targets(strong[i], labels, begin=window_begin_seconds(config, begin),
+                                         steps=steps.shape[1], step=step)
+                           if strong is not None else targets[i])
+    x, y = torch.from_numpy(np.concatenate(inputs)), torch.from_numpy(np.stack(outputs).astype(np.float32))
+    head = network.frame_head.cpu()
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=config.train.batch_size,
+                                         shuffle=True, generator=torch.Generator().manual_seed(config.train.seed))
+    trainer = L.Trainer(max_epochs=config.train.max_epochs, accelerator=_accelerator(config), devices=1,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, deterministic=False)
+    trainer.fit(FrameHeadFit(head, strong=strong is not None, lr=config.train.lr,
+                             weight_decay=config.train.weight_decay), loader)
+    network.frame_head = head.cpu().eval()
+    log.info("frame head: %d windows (%d steps of %.2f s) of %d clips on %s labels, %d epochs, %.1f s", len(x),
+             x.shape[1], step, len(features), "strong" if strong is not None else "clip", config.train.max_epochs,
+             time.perf_counter() - start_time)
+    return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+
+
+def _accelerator(config: Config) -> str:
+    wanted = config.runtime.accelerator
+    return "cpu" if wanted == "auto" and not torch.cuda.is_available() else wanted
+
+
+class FrameHeadFit(L.LightningModule):
+    """A :class:`~envsound.models.frames.FrameHead` trained on precomputed trunk steps ``(batch, steps, D)``:
+    against frame targets ``(batch, steps, K)`` (``strong``) or clip targets ``(batch, K)`` through linear-softmax
+    pooling."""
+
+    def __init__(self, head: FrameHead, *, strong: bool, lr: float, weight_decay: float) -> None:
+        super().__init__()
+        self.head, self.strong, self.lr, self.weight_decay = head, strong, lr, weight_decay
+
+    def training_step(self, batch, batch_index: int) -> torch.Tensor:
+        steps, target = batch
+        logits = self.head(steps)
+        if not self.strong:
+            logits = linear_softmax_logit(logits)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
+        self.log("train_loss", loss, on_epoch=True, on_step=False, prog_bar=False)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.head.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -1,0 +1,169 @@
+"""Frame-level event detection (``model.options.frame_head``, ``--preset sed``): shift-and-stitch steps, pooling,
+joining windows' frames into one track, frame targets from strong labels, and the whole path from a release-format
+file through ``train --preset sed`` to ``evaluate`` and ``predict --events`` on a mixture set with strong labels."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from envsound.config import resolve_config
+from envsound.errors import ConfigError
+from envsound.evaluation.events import FrameTrack
+from envsound.models.efficientat import EfficientAT, release_key
+from envsound.models.frames import linear_softmax_logit, stitched_steps
+from envsound.recipes.config import resolve
+from envsound.task import Task
+from envsound.transfer.frame_probe import fit_frame_head, frame_targets
+
+from test_efficientat import release_state, write_labels
+
+
+def calibrated_release_state(width: float) -> dict[str, torch.Tensor]:
+    """A release-format state dict at random weights whose batch-norm statistics are those of its own activations on
+    noise: random convolutions then pass on what they see (with the initial statistics the trunk's output is ~1e-8,
+    too flat to learn from)."""
+    torch.manual_seed(0)
+    model = EfficientAT(n_classes=527, in_channels=1, n_mels=128, n_frames=400, width=width)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # a cumulative average: one batch sets the statistics
+            module.reset_running_stats()
+    with torch.no_grad():
+        model.train()(torch.randn(8, 1, 128, 400))
+    return {release_key(k): v for k, v in model.state_dict().items()}
+
+
+def test_stitched_steps_interleave_the_shifted_runs_in_time_order():
+    ramp = torch.arange(200, dtype=torch.float32).expand(1, 1, 2, 200)  # each frame's value is its index
+
+    def trunk(x):  # stride 32, each step reads the frame it is centred on
+        return x[..., ::32]
+
+    steps = stitched_steps(trunk, ramp, stride=32, shifts=4)
+    runs = [len(range(0, 200 - 8 * k, 32)) for k in range(4)]
+    assert steps.shape == (1, 4 * min(runs), 1)
+    assert steps[0, :, 0].tolist() == [8.0 * m for m in range(4 * min(runs))]  # step m centred on frame 8 m
+    with pytest.raises(ValueError, match="must divide"):
+        stitched_steps(trunk, ramp, stride=32, shifts=3)
+
+
+def test_linear_softmax_pooling_by_hand():
+    logit = torch.logit(torch.tensor([[[0.9], [0.1]], [[0.5], [0.5]]]))  # (2 clips, 2 steps, 1 class)
+    pooled = torch.sigmoid(linear_softmax_logit(logit))[:, 0]
+    assert pooled.tolist() == pytest.approx([(0.81 + 0.01) / 1.0, 0.5], abs=1e-6)
+
+
+def test_frame_track_keeps_each_window_around_its_centre_and_drops_frames_past_the_file():
+    track = FrameTrack(window_seconds=10.0, step_seconds=1.0, n_classes=1)
+    track.push(0.0, np.full((10, 1), 0.1))  # centres 0 .. 9
+    track.push(5.0, np.full((10, 1), 0.9))  # centres 5 .. 14; the windows meet at (5 + 10) / 2 = 7.5
+    timeline = track.finish(duration=12.0)
+    assert timeline.begins.tolist() == [c - 0.5 for c in range(12)]
+    assert timeline.probs[:, 0].tolist() == pytest.approx([0.1] * 8 + [0.9] * 4)
+    assert (timeline.window_seconds, timeline.hop_seconds, timeline.duration) == (1.0, 1.0, 12.0)
+    assert FrameTrack(window_seconds=1.0, step_seconds=0.1, n_classes=3).finish(2.0).probs.shape == (0, 3)
+
+
+def test_frame_targets_mark_the_steps_whose_centre_an_event_covers():
+    events = [SimpleNamespace(label="dog", onset=0.3, offset=0.7), SimpleNamespace(label="rain", onset=0.0,
+                                                                                   offset=0.15)]
+    target = frame_targets(events, ["dog", "rain", "siren"], begin=-0.1, steps=9, step=0.1)  # centres -0.1 .. 0.7
+    assert target[:, 0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0]  # 0.3, 0.4, 0.5, 0.6
+    assert target[:, 1].tolist() == [0, 1, 1, 0, 0, 0, 0, 0, 0]  # 0.0, 0.1
+    assert not target[:, 2].any()
+
+
+def test_efficientat_frame_head_pools_its_frames_into_the_clip_logits():
+    torch.manual_seed(0)
+    model = EfficientAT(n_classes=3, in_channels=1, n_mels=128, n_frames=250, width=0.1, frame_head=8).eval()
+    x = torch.randn(2, 1, 128, 250)
+    frames = model.frame_logits(x)
+    assert frames.shape == (2, 4 * min(len(range(0, 250 - 8 * k, 32)) for k in range(4)), 3)
+    assert torch.allclose(model(x), linear_softmax_logit(frames), atol=1e-5)
+    plain = EfficientAT(n_classes=3, in_channels=1, n_mels=128, n_frames=250, width=0.1)
+    assert not plain.has_frames and model.has_frames
+    with pytest.raises(ConfigError, match="no frame output"):
+        plain.frame_logits(x)
+
+
+def test_the_sed_preset_adds_a_frame_head_and_keeps_the_sources_width(tmp_path):
+    torch.save(release_state(0.1), tmp_path / "mn01_as_mAP_298.pt")
+    write_labels(tmp_path)
+    config = resolve(preset="sed", init=tmp_path / "mn01_as_mAP_298.pt")
+    assert config.model.name == "efficientat" and config.model.options == {"width": 0.1, "frame_head": 64}
+    assert (config.features.window_seconds, config.features.eval_hop_seconds, config.events.median_seconds) == \
+        (10.0, 5.0, 1.0)
+
+
+def test_a_frame_head_refuses_a_single_label_task():
+    config = resolve_config(preset={"model": {"name": "efficientat", "options": {"width": 0.1, "frame_head": 4}}})
+    with pytest.raises(ConfigError, match="multi-label set"):
+        fit_frame_head(None, config, [], np.zeros((0, 2)), labels=["a", "b"], task=Task())
+
+
+@pytest.fixture(scope="module")
+def sed_run(tmp_path_factory, synthetic_root):
+    """A mixture set with strong labels, a release-format file at random weights, and ``train --preset sed`` from
+    it on folds 1-2 (its frame head trained on the strong labels)."""
+    from envsound.cli.main import main
+
+    root = tmp_path_factory.mktemp("sed")
+    mix = root / "mix"
+    assert main(["mix", "--quiet", "--dataset", "synthetic", "--root", str(synthetic_root), "--folds", "1,2,3",
+                 "--out", str(mix), "--curated", "16", "--noisy-factor", "0", "--min-seconds", "3",
+                 "--max-seconds", "4", "--max-events", "2", "--sample-rate", "32000", "--seed", "1"]) == 0
+    torch.save(calibrated_release_state(0.1), root / "mn01_as_mAP_298.pt")
+    write_labels(root)
+    out = root / "run"
+    assert main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix), "--folds", "1,2", "--init",
+                 str(root / "mn01_as_mAP_298.pt"), "--preset", "sed", "--out", str(out), "--cache-dir",
+                 str(root / "cache"), "--set", "features.window_seconds=4", "--set", "features.eval_hop_seconds=2",
+                 "--set", "train.max_epochs=200", "--set", "train.lr=0.01"]) == 0
+    return SimpleNamespace(mix=mix, out=out, cache=root / "cache")
+
+
+def test_sed_preset_trains_a_frame_head_on_strong_labels_that_evaluate_and_predict_use(sed_run, capsys):
+    from envsound.cli.main import main
+    from envsound.inference.api import load_model
+
+    checkpoint = torch.load(sed_run.out / "model.ckpt", weights_only=False, map_location="cpu")
+    assert checkpoint["meta"]["frame_head"] == {"labels": "strong"}
+    model = load_model(sed_run.out / "model.ckpt", device="cpu")
+    clip = sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[0]
+    found = model.predict(clip, events=True)
+    assert found.events and all(round(e["onset"] / 0.08, 6) % 1 in (0.0, 0.5) or e["onset"] == 0
+                                for e in found.events)  # frame edges: centres every 80 ms +- half a step
+    capsys.readouterr()
+    assert main(["evaluate", "--quiet", str(sed_run.out / "model.ckpt"), "--dataset", "fsdkaggle2019", "--root",
+                 str(sed_run.mix), "--folds", "1", "--cache-dir", str(sed_run.cache), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # the training clips: the head learnt where their events are, far above the --segments baseline
+    assert report["event_f1"] > report["sed"]["baseline"]["event_f1"] + 0.2
+    assert report["segment_f1"] > 0.7
+
+
+def test_what_a_frame_head_trains_on_follows_events_train_on():
+    from envsound.recipes.fit_paths import frame_labels
+    from envsound.training.loop.clips import ClipSet
+
+    events = [[SimpleNamespace(label="a", onset=0.0, offset=1.0)]]
+    with_strong = ClipSet([np.zeros((1, 4, 4))], np.ones((1, 1)), strong=events)
+    without = ClipSet([np.zeros((1, 4, 4))], np.ones((1, 1)))
+    assert frame_labels(resolve_config(), with_strong) is events  # auto: the strong labels where there are some
+    assert frame_labels(resolve_config(), without) is None
+    assert frame_labels(resolve_config(overrides=["events.train_on=clip"]), with_strong) is None
+    with pytest.raises(ConfigError, match="this set has no strong labels"):
+        frame_labels(resolve_config(overrides=["events.train_on=strong"]), without)
+
+
+def test_a_frame_model_exports_its_clip_output_and_says_its_frames_stay_behind(sed_run, tmp_path, caplog):
+    from envsound.inference.onnx_export import export_onnx, parity_check
+
+    exported = export_onnx(sed_run.out / "model.ckpt", tmp_path / "model.onnx")
+    assert "its frame output is not exported" in caplog.text
+    assert parity_check(sed_run.out / "model.ckpt", exported) < 1e-4
