@@ -94,3 +94,19 @@ def test_psds_is_one_for_a_perfect_system_and_zero_for_a_silent_one():
     assert psds(reference, [silent], durations=durations) == 0.0
     half = {"a.wav": [("dog", 1.0, 3.0)], "b.wav": []}
     assert 0.0 < psds(reference, [half, reference], durations=durations) <= 1.0
+
+
+def test_our_psds_step_curve_equals_psds_evals_own():
+    """psds_eval's step_curve forward-fills with fillna(method=), gone in pandas 3: ours is numpy, and equal."""
+    psds_eval = pytest.importorskip("psds_eval", reason="psds_eval is not installed (pip install 'envsound[sed]')")
+    from envsound.evaluation.sed_metrics import _step_curve
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        xp = rng.choice(np.linspace(0, 50, 11), size=rng.integers(1, 9))  # repeated x values too
+        yp = rng.uniform(0, 1, xp.size)
+        x = np.unique(np.concatenate([rng.uniform(0, 60, 9), rng.choice(xp, 2)]))  # some of xp's points, not all
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            expected = psds_eval.PSDSEval.step_curve(x, xp, yp)
+        assert _step_curve(x, xp, yp) == pytest.approx(expected)

@@ -77,6 +77,7 @@ def psds(reference: Events, operating_points: Sequence[Events], *, durations: Ma
 
     class Evaluator(PSDSEval):
         _auc = staticmethod(_step_area)  # psds_eval 0.5.3's own fails on numpy >= 2.3 (int() of a 2-D array)
+        step_curve = staticmethod(_step_curve)  # its own calls fillna(method=), gone in pandas 3
 
     def table(events: Events) -> "pd.DataFrame":
         rows = [(name, onset, offset, label) for name, found in events.items() for label, onset, offset in found]
@@ -92,6 +93,21 @@ def psds(reference: Events, operating_points: Sequence[Events], *, durations: Ma
         for events in operating_points:
             evaluator.add_operating_point(table(events))
         return float(evaluator.psds(alpha_ct=alpha_ct, alpha_st=alpha_st, max_efpr=max_efpr).value)
+
+
+def _step_curve(x: np.ndarray, xp: np.ndarray, yp: np.ndarray) -> np.ndarray:
+    """psds_eval's ``PSDSEval.step_curve`` in numpy: the ROC ``(xp, yp)`` (the highest ``y`` of each ``x``, made
+    non-decreasing) read at the sorted union of ``x`` and ``xp``, each value held until the next point of the ROC
+    and 0 before its first (its own: an outer pandas merge, forward-filled)."""
+    xs = np.unique(xp)
+    if x.size < xs.size:
+        raise ValueError(f"x: {x.size}, xp: {xp.size}")
+    highest = np.full(xs.size, -np.inf)
+    np.maximum.at(highest, np.searchsorted(xs, xp), yp)
+    highest = np.maximum.accumulate(highest)
+    keys = np.sort(np.concatenate([x, np.setdiff1d(xs, x)]), kind="stable")
+    below = np.searchsorted(xs, keys, side="right") - 1
+    return np.where(below >= 0, highest[np.maximum(below, 0)], 0.0)
 
 
 def _step_area(x: np.ndarray, y: np.ndarray, max_x: float | None = None, decreasing_y: bool = False) -> float:

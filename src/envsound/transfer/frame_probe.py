@@ -85,7 +85,7 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
                                          steps=steps.shape[1], step=step)
                            if strong is not None else targets[i])
     x, y = torch.from_numpy(np.concatenate(inputs)), torch.from_numpy(np.stack(outputs).astype(np.float32))
-    head = network.frame_head.cpu()
+    head = network.frame_head.cpu().train()  # Lightning keeps a module's mode (cuDNN's GRU backward needs train)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=config.train.batch_size,
                                          shuffle=True, generator=torch.Generator().manual_seed(config.train.seed))
