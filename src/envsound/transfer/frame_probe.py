@@ -78,7 +78,7 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
     inputs, outputs = [], []
     for i, clip in enumerate(features):
         windows, starts = eval_windows(clip, config.features)
-        steps = model.run_network(windows, network.frame_steps)
+        steps = model.run_network(windows, lambda batch: network.frame_steps(batch).float())  # bf16 autocast
         inputs.append(steps)
         for begin in starts:
             outputs.append(frame_targets(strong[i], labels, begin=window_begin_seconds(config, begin),
