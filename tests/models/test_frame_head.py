@@ -115,7 +115,7 @@ def sed_run(tmp_path_factory, synthetic_root):
     root = tmp_path_factory.mktemp("sed")
     mix = root / "mix"
     assert main(["mix", "--quiet", "--dataset", "synthetic", "--root", str(synthetic_root), "--folds", "1,2,3",
-                 "--out", str(mix), "--curated", "16", "--noisy-factor", "0", "--min-seconds", "3",
+                 "--out", str(mix), "--curated", "10", "--noisy-factor", "0", "--min-seconds", "3",
                  "--max-seconds", "4", "--max-events", "2", "--sample-rate", "32000", "--seed", "1"]) == 0
     torch.save(calibrated_release_state(0.1), root / "mn01_as_mAP_298.pt")
     write_labels(root)
@@ -123,7 +123,7 @@ def sed_run(tmp_path_factory, synthetic_root):
     assert main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix), "--folds", "1,2", "--init",
                  str(root / "mn01_as_mAP_298.pt"), "--preset", "sed", "--out", str(out), "--cache-dir",
                  str(root / "cache"), "--set", "features.window_seconds=4", "--set", "features.eval_hop_seconds=2",
-                 "--set", "train.max_epochs=200", "--set", "train.lr=0.01"]) == 0
+                 "--set", "train.max_epochs=50", "--set", "train.lr=0.01", "--set", "train.batch_size=4"]) == 0
     return SimpleNamespace(mix=mix, out=out, cache=root / "cache")
 
 
@@ -160,10 +160,3 @@ def test_what_a_frame_head_trains_on_follows_events_train_on():
     with pytest.raises(ConfigError, match="this set has no strong labels"):
         frame_labels(resolve_config(overrides=["events.train_on=strong"]), without)
 
-
-def test_a_frame_model_exports_its_clip_output_and_says_its_frames_stay_behind(sed_run, tmp_path, caplog):
-    from envsound.inference.onnx_export import export_onnx, parity_check
-
-    exported = export_onnx(sed_run.out / "model.ckpt", tmp_path / "model.onnx")
-    assert "its frame output is not exported" in caplog.text
-    assert parity_check(sed_run.out / "model.ckpt", exported) < 1e-4
