@@ -18,7 +18,16 @@ from typing import Callable
 import torch
 from torch import nn
 
+from envsound.errors import ConfigError
+
 EPS = 1e-6
+
+
+def check_frame_task(multi_label: bool) -> None:
+    """Refuse a frame head for a single-label set: events are found per class, as a multi-label set labels them."""
+    if not multi_label:
+        raise ConfigError("model.options.frame_head finds events of a multi-label set (--dataset fsdkaggle2019, "
+                          "a set made by envsound mix); this set is single-label: set model.options.frame_head=0")
 
 
 class FrameHead(nn.Module):

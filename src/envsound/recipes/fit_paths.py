@@ -13,6 +13,7 @@ import numpy as np
 
 from envsound.config import Config
 from envsound.errors import ConfigError
+from envsound.models.frames import check_frame_task
 from envsound.models.registry import get_model_class, is_torch_model
 from envsound.recipes.context import RunContext
 from envsound.task import Task
@@ -62,9 +63,11 @@ def fit_model(job: FitJob) -> Fitted:
     network, its head kept.
 
     Raises:
-        ConfigError: a frame head asked to train on strong labels (``events.train_on=strong``) other than on a
-            frozen trunk (the network paths train on clip labels).
+        ConfigError: a frame head on a single-label set, or asked to train on strong labels
+            (``events.train_on=strong``) other than on a frozen trunk (the network paths train on clip labels).
     """
+    if job.config.model.options.get("frame_head"):
+        check_frame_task(job.task.multi_label)
     if job.config.model.options.get("frame_head") and job.config.events.train_on == "strong" \
             and job.mode not in ("probe", "probe_full"):
         raise ConfigError("events.train_on=strong trains a frame head on a frozen trunk: start from a network "

@@ -22,11 +22,10 @@ import torch
 from torch import nn
 
 from envsound.config import Config
-from envsound.errors import ConfigError
 from envsound.features.edges import edge_pad_samples
 from envsound.features.windows import eval_windows, samples_per_step
 from envsound.models.clip import ClipModel, build_network, inference_runtime
-from envsound.models.frames import FrameHead, linear_softmax_logit
+from envsound.models.frames import FrameHead, check_frame_task, linear_softmax_logit
 from envsound.task import Task
 from envsound.transfer.source import InitPlan, apply_init
 
@@ -65,9 +64,7 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
     Raises:
         ConfigError: a single-label task (events are found per class, as a multi-label set labels them).
     """
-    if not task.multi_label:
-        raise ConfigError("model.options.frame_head finds events of a multi-label set (--dataset fsdkaggle2019, "
-                          "a set made by envsound mix); this set is single-label: set model.options.frame_head=0")
+    check_frame_task(task.multi_label)
     start_time = time.perf_counter()
     n_classes = len(labels)
     network = build_network(config, n_classes)
