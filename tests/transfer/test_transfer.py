@@ -220,7 +220,8 @@ def test_cli_inherits_the_sources_settings_and_names_every_mismatch(tmp_path, so
 def test_a_waveform_source_for_log_mel_features_is_refused(tmp_path, source, target):
     aclnet = tmp_path / "aclnet"
     config = resolve_config(model="aclnet", overrides=("features.kind=waveform", "features.sample_rate=16000",
-                                                       "model.filters=2", "train.max_epochs=1", "augment.copies=0"))
+                                                       "model.filters=2", "train.max_epochs=1", "augment.copies=0",
+                                                       "features.window_seconds=0.5", "features.eval_hop_seconds=0.5"))
     wave = train_model(target.select_folds([1]), config, out_dir=aclnet, context=RunContext(progress=False))
     with pytest.raises(CheckpointError, match="model.name 'aclnet' in the checkpoint, 'cnn' here.*features.kind "
                                               "'waveform' in the checkpoint, 'logmel' here"):
