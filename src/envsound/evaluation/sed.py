@@ -22,8 +22,7 @@ from envsound.data.records import ClipRecord
 from envsound.data.strong_labels import check_within
 from envsound.evaluation.events import FrameTrack, Timeline, detect_events, event_thresholds, timeline_events
 from envsound.evaluation.sed_metrics import event_f1, psds, segment_f1
-from envsound.features.edges import edge_pad_samples
-from envsound.features.windows import samples_per_step
+from envsound.features.windows import start_seconds
 from envsound.models.clip import ClipModel, pooled_probs
 
 PSDS_THRESHOLDS = tuple(np.round(np.linspace(0.05, 0.95, 19), 2))
@@ -36,8 +35,7 @@ def clip_timeline(model: ClipModel, record: ClipRecord, features: np.ndarray) ->
     ``features.trim_zeros`` model's leading zeros are not known here, so its times are off by them."""
     feats = model.config.features
     windows, starts = model.clip_windows(features)
-    begins = (np.asarray(starts, dtype=np.float64) * samples_per_step(feats) - edge_pad_samples(feats)) \
-        / feats.sample_rate
+    begins = start_seconds(starts, feats)
     duration = audio_info(record.path).duration
     if model.has_frames:
         track = FrameTrack(window_seconds=feats.window_seconds, step_seconds=model.frame_seconds,

@@ -20,6 +20,7 @@ import numpy as np
 
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
+from envsound.features.edges import edge_pad_samples
 from envsound.features.melbank import DB_FLOOR, EFFICIENTAT_SILENCE
 
 PadValue = float | Sequence[float]
@@ -155,6 +156,11 @@ def eval_hop_length(cfg: FeatureConfig) -> int:
 def samples_per_step(cfg: FeatureConfig) -> int:
     """Waveform samples per step of the last axis: ``hop_length`` (log-mel frames) or 1 (waveform samples)."""
     return 1 if cfg.kind == "waveform" else cfg.hop_length
+
+
+def start_seconds(starts: Sequence[int], cfg: FeatureConfig) -> np.ndarray:
+    """Window starts (frames of a clip's features, or samples) -> seconds of the clip, its edge padding undone."""
+    return (np.asarray(starts, dtype=np.float64) * samples_per_step(cfg) - edge_pad_samples(cfg)) / cfg.sample_rate
 
 
 def eval_windows(features: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, list[int]]:

@@ -22,26 +22,13 @@ import torch
 from torch import nn
 
 from envsound.config import Config
-from envsound.features.edges import edge_pad_samples
-from envsound.features.windows import eval_windows, samples_per_step
+from envsound.features.windows import eval_windows, start_seconds
 from envsound.models.clip import ClipModel, build_network, inference_runtime
 from envsound.models.frames import FrameHead, check_frame_task, linear_softmax_logit
 from envsound.task import Task
 from envsound.transfer.source import InitPlan, apply_init
 
 log = logging.getLogger(__name__)
-
-
-def step_seconds(config: Config, network: nn.Module) -> float:
-    """Seconds between two frame steps of ``network`` (0.08 s for EfficientAT at a 10-ms hop)."""
-    feats = config.features
-    return network.frame_step_frames * samples_per_step(feats) / feats.sample_rate
-
-
-def window_begin_seconds(config: Config, start: int) -> float:
-    """An evaluation window's start (frames of the clip's features) in the clip's seconds, edge padding undone."""
-    feats = config.features
-    return (start * samples_per_step(feats) - edge_pad_samples(feats)) / feats.sample_rate
 
 
 def frame_targets(events: Sequence, labels: Sequence[str], *, begin: float, steps: int, step: float) -> np.ndarray:
@@ -71,22 +58,21 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
     apply_init(network, plan)
     model = ClipModel(config=config, labels=list(labels), task=task, network=network,
                       runtime=inference_runtime(config, lambda: build_network(config, n_classes), network=network))
-    step = step_seconds(config, network)
+    step = model.frame_seconds
     inputs, outputs = [], []
     for i, clip in enumerate(features):
         windows, starts = eval_windows(clip, config.features)
         steps = model.run_network(windows, lambda batch: network.frame_steps(batch).float())  # bf16 autocast
         inputs.append(steps)
-        for begin in starts:
-            outputs.append(frame_targets(strong[i], labels, begin=window_begin_seconds(config, begin),
-                                         steps=steps.shape[1], step=step)
+        for begin in start_seconds(starts, config.features):
+            outputs.append(frame_targets(strong[i], labels, begin=begin, steps=steps.shape[1], step=step)
                            if strong is not None else targets[i])
     x, y = torch.from_numpy(np.concatenate(inputs)), torch.from_numpy(np.stack(outputs).astype(np.float32))
     head = network.frame_head.cpu().train()  # Lightning keeps a module's mode (cuDNN's GRU backward needs train)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=config.train.batch_size,
                                          shuffle=True, generator=torch.Generator().manual_seed(config.train.seed))
-    trainer = L.Trainer(max_epochs=config.train.max_epochs, accelerator=_accelerator(config), devices=1,
+    trainer = L.Trainer(max_epochs=config.train.max_epochs, accelerator=model.runtime.accelerator, devices=1,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, deterministic=False)
     trainer.fit(FrameHeadFit(head, strong=strong is not None, lr=config.train.lr,
@@ -96,11 +82,6 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
              x.shape[1], step, len(features), "strong" if strong is not None else "clip", config.train.max_epochs,
              time.perf_counter() - start_time)
     return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-
-
-def _accelerator(config: Config) -> str:
-    wanted = config.runtime.accelerator
-    return "cpu" if wanted == "auto" and not torch.cuda.is_available() else wanted
 
 
 class FrameHeadFit(L.LightningModule):
