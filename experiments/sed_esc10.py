@@ -1,7 +1,7 @@
 """Sound event detection on mixtures of ESC-10 clips: window timelines and a frame-level head, against --segments.
 
     ENVSOUND_MODELS=DIR .venv/bin/python experiments/sed_esc10.py --root ../shared/data/esc50 \
-        --out experiments/out/sed-esc10 [--runs w5 w1 clip strong]
+        --out experiments/out/sed-esc10 [--runs w5 w1 clip strong skips]
 
 Builds (once) ``OUT/mix``: ``envsound mix`` of ESC-10 folds 1-4 at 32 kHz, seed 0 (60 curated mixtures a fold, 4-12
 s, 1-3 events of different classes over noise; ``strong_labels.csv`` holds every event). Then each run is
@@ -10,9 +10,10 @@ s, 1-3 events of different classes over noise; ``strong_labels.csv`` holds every
 
 - ``w5``: the defaults (a logistic-regression probe on 5-s windows every 1 s, 3-s median filter): the window timeline;
 - ``w2``, ``w1``: the same probe on 2-s or 1-s windows every 0.25 s, 1-s median filter;
-- ``clip``: ``--preset sed --set events.train_on=clip``: the frame head (a GRU over the trunk's 80-ms frames)
-  trained on the mixtures' clip labels only, through linear-softmax pooling (weak labels);
-- ``strong``: ``--preset sed``: the same head trained on the strong labels.
+- ``clip``: ``--preset sed --set events.train_on=clip --set model.options.frame_skips=false``: the frame head (a
+  GRU over the trunk's 80-ms frames) trained on the mixtures' clip labels only, through linear-softmax pooling;
+- ``strong``: ``--preset sed --set model.options.frame_skips=false``: the same head trained on the strong labels;
+- ``skips``: ``--preset sed``: that head reading two early layers too (time strides 8 and 16, frequency bins kept).
 
 Each fold's test clips are scored by ``evaluate``'s event metrics (segment F1 at 1 s, event F1 with a 200-ms collar,
 PSDS scenarios 1 and 2) and by the baseline "every window labelled with its top label" (``--segments``, of the
@@ -36,9 +37,13 @@ RUNS = {  # name: (folder, what the row says, cv arguments)
     "w5": ("probe-w5", "window probe, 5-s windows (1-s hop)", []),
     "w2": ("probe-w2", "window probe, 2-s windows (0.25-s hop)", ["--set", "features.window_seconds=2", *FINE]),
     "w1": ("probe-w1", "window probe, 1-s windows (0.25-s hop)", ["--set", "features.window_seconds=1", *FINE]),
-    "clip": ("frames-clip", "frame head, clip labels (`--preset sed --set events.train_on=clip`)",
-             ["--preset", "sed", "--set", "events.train_on=clip"]),
-    "strong": ("frames-strong", "frame head, strong labels (`--preset sed`)", ["--preset", "sed"]),
+    "clip": ("frames-clip", "frame head on the last layer, clip labels (`--preset sed --set events.train_on=clip "
+             "--set model.options.frame_skips=false`)",
+             ["--preset", "sed", "--set", "events.train_on=clip", "--set", "model.options.frame_skips=false"]),
+    "strong": ("frames-strong", "frame head on the last layer, strong labels (`--preset sed --set "
+               "model.options.frame_skips=false`)", ["--preset", "sed", "--set", "model.options.frame_skips=false"]),
+    "skips": ("frames-skips", "frame head on the last and two early layers, strong labels (`--preset sed`)",
+              ["--preset", "sed"]),
 }
 
 
@@ -62,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", required=True, help="the ESC-50 folder")
     parser.add_argument("--out", type=Path, default=Path("experiments/out/sed-esc10"))
-    parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=["w5", "w1", "clip", "strong"])
+    parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=["w5", "w1", "clip", "strong", "skips"])
     args = parser.parse_args()
     mix = args.out / "mix"
     if not (mix / "mix.json").exists():

@@ -14,8 +14,10 @@ import torch
 from envsound.config import resolve_config
 from envsound.errors import ConfigError
 from envsound.evaluation.events import FrameTrack
+from envsound.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from envsound.models.clip import ClipModel
 from envsound.models.efficientat import EfficientAT, release_key
-from envsound.models.frames import linear_softmax_logit, stitched_steps
+from envsound.models.frames import Tap, linear_softmax_logit, stitched_steps
 from envsound.recipes.config import resolve
 from envsound.task import Task
 from envsound.transfer.frame_probe import fit_frame_head, frame_targets
@@ -38,18 +40,23 @@ def calibrated_release_state(width: float) -> dict[str, torch.Tensor]:
     return {release_key(k): v for k, v in model.state_dict().items()}
 
 
-def test_stitched_steps_interleave_the_shifted_runs_in_time_order():
+class Halve(torch.nn.Module):
+    """A stride-2 layer whose output step j reads input frame 2 j (the frame a centred kernel is centred on)."""
+
+    def forward(self, x):
+        return x[..., ::2]
+
+
+def test_stitched_steps_interleave_the_shifted_runs_of_every_tap_in_time_order():
     ramp = torch.arange(200, dtype=torch.float32).expand(1, 1, 2, 200)  # each frame's value is its index
-
-    def trunk(x):  # stride 32, each step reads the frame it is centred on
-        return x[..., ::32]
-
-    steps = stitched_steps(trunk, ramp, stride=32, shifts=4)
+    layers = torch.nn.Sequential(*[Halve() for _ in range(5)])  # layer i has stride 2 ** (i + 1)
+    steps = stitched_steps(layers, ramp, taps=[Tap(2, 8, keep_bins=True), Tap(3, 16), Tap(4, 32)], step=8)
     runs = [len(range(0, 200 - 8 * k, 32)) for k in range(4)]
-    assert steps.shape == (1, 4 * min(runs), 1)
-    assert steps[0, :, 0].tolist() == [8.0 * m for m in range(4 * min(runs))]  # step m centred on frame 8 m
+    assert steps.shape == (1, 4 * min(runs), 2 + 1 + 1)  # stride 8 keeps its 2 bins; the others average them
+    for column in range(4):
+        assert steps[0, :, column].tolist() == [8.0 * m for m in range(4 * min(runs))]  # step m centred on 8 m
     with pytest.raises(ValueError, match="must divide"):
-        stitched_steps(trunk, ramp, stride=32, shifts=3)
+        stitched_steps(layers, ramp, taps=[Tap(4, 32)], step=12)
 
 
 def test_linear_softmax_pooling_by_hand():
@@ -67,6 +74,12 @@ def test_frame_track_keeps_each_window_around_its_centre_and_drops_frames_past_t
     assert timeline.probs[:, 0].tolist() == pytest.approx([0.1] * 8 + [0.9] * 4)
     assert (timeline.window_seconds, timeline.hop_seconds, timeline.duration) == (1.0, 1.0, 12.0)
     assert FrameTrack(window_seconds=1.0, step_seconds=0.1, n_classes=3).finish(2.0).probs.shape == (0, 3)
+    live = FrameTrack(window_seconds=10.0, step_seconds=1.0, n_classes=1, collect=False, hop_seconds=5.0)
+    centres, probs = live.push(0.0, np.full((10, 1), 0.1))  # a live stream: final up to half a hop past the centre
+    assert centres.tolist() == list(range(8)) and probs[:, 0].tolist() == pytest.approx([0.1] * 8)
+    centres, probs = live.push(5.0, np.full((10, 1), 0.9))
+    assert centres.tolist() == [8, 9, 10, 11, 12] and probs[:, 0].tolist() == pytest.approx([0.9] * 5)
+    assert live.flush()[0].tolist() == [13, 14] and live.centres == []  # the rest at the end; nothing collected
 
 
 def test_frame_targets_mark_the_steps_whose_centre_an_event_covers():
@@ -160,3 +173,43 @@ def test_what_a_frame_head_trains_on_follows_events_train_on():
     with pytest.raises(ConfigError, match="this set has no strong labels"):
         frame_labels(resolve_config(overrides=["events.train_on=strong"]), without)
 
+
+def test_live_listening_to_a_frame_model_decodes_its_frames_as_predict_does(sed_run):
+    import soundfile as sf
+
+    from envsound.inference.live import LiveListener
+    from envsound.inference.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(sed_run.out / "model.ckpt", device="cpu")
+    clips = sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[:3]
+    wave = np.concatenate([sf.read(clip, dtype="float32")[0] for clip in clips])
+    listener = LiveListener(predictor, sample_rate=32000)
+    hops = [hop for piece in np.array_split(wave, 7) for hop in listener.push(piece)] + listener.finish()
+    live = [(e["label"], e["onset"], e["offset"]) for hop in hops for e in hop.ended]
+    offline = [(e["label"], e["onset"], e["offset"])
+               for e in predictor.predict_waveform(wave, sample_rate=32000, events=True).events]
+    # the stream's last window (starting at 6 s of 11 s: the tail shorter than a hop is not scored) is not predict's
+    # last (which ends with the recording): the same events up to the live one's centre
+    centre = max(hop.start for hop in hops if not hop.end) + 2.0
+    assert live and live == [e for e in offline if e[2] <= centre]
+
+
+def test_a_format_18_frame_model_loads_with_the_head_it_was_trained_with(tmp_path):
+    """Format 18 heads read the last layer only (no model.options.frame_skips then): they load as that."""
+    config = resolve_config(overrides=["model.name=efficientat", "features.frontend=efficientat",
+                                       "model.options.width=0.1", "model.options.frame_head=4",
+                                       "model.options.frame_skips=false"])
+    network = EfficientAT(n_classes=2, in_channels=1, n_mels=128, n_frames=100, width=0.1, frame_head=4,
+                          frame_skips=False)
+    assert network.frame_head.norm.normalized_shape == (network.pooled_dim,)
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
+                                                           state_dict=network.state_dict()))
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 18
+    del payload["config"]["model"]["options"]["frame_skips"]
+    torch.save(payload, path)
+    model = ClipModel.from_checkpoint(load_checkpoint(path), device="cpu")
+    assert model.config.model.options["frame_skips"] is False and model.has_frames
+    assert model.frame_probs(torch.randn(1, 1, 128, 100).numpy()).shape[-1] == 2
+    wider = EfficientAT(n_classes=2, in_channels=1, n_mels=128, n_frames=100, width=0.1, frame_head=4)
+    assert wider.frame_head.norm.normalized_shape[0] > network.pooled_dim  # frame_skips: early layers beside it

@@ -36,45 +36,68 @@ class Timeline:
 
 
 class FrameTrack:
-    """Overlapping windows' frame probabilities -> one :class:`Timeline` of frames. Each window's frames are kept
-    between the midpoints of its centre and its neighbours' (the first window's from the file's start, the last's to
-    its end), so every frame comes from the window that sees most around it; frames outside the file are dropped.
-    Windows are pushed in order; memory: the track so far and one window.
+    """Overlapping windows' frame probabilities -> one track of frames. Each window's frames are kept between the
+    midpoints of its centre and its neighbours' (the first window's from the file's start, the last's to its end),
+    so every frame comes from the window that sees most around it. Windows are pushed in order; each push gives
+    the frames it made final: the previous window's, or with ``hop_seconds`` (windows that far apart, as a live
+    stream's are) the pushed window's own up to half a hop past its centre, a hop sooner. :meth:`finish` gives the
+    whole :class:`Timeline`, frames outside the file dropped. ``collect=False`` keeps nothing (a stream of any
+    length): memory one window.
 
     >>> track = FrameTrack(window_seconds=10.0, step_seconds=0.08, n_classes=10)
     >>> track.push(0.0, frames)           # (steps, K), frame m centred at m x 0.08 s
     >>> timeline = track.finish(duration=12.0)
     """
 
-    def __init__(self, *, window_seconds: float, step_seconds: float, n_classes: int) -> None:
-        self.window_seconds, self.step, self.n_classes = window_seconds, step_seconds, n_classes
+    def __init__(self, *, window_seconds: float, step_seconds: float, n_classes: int, collect: bool = True,
+                 hop_seconds: float | None = None) -> None:
+        self.window_seconds, self.step, self.n_classes, self.collect = window_seconds, step_seconds, n_classes, collect
+        self.hop = hop_seconds
         self.centres: list[np.ndarray] = []
         self.rows: list[np.ndarray] = []
-        self.pending: tuple[float, np.ndarray, float] | None = None  # (begin, frames, lower bound of its centres)
+        self.pending: tuple[float, np.ndarray, float] | None = None  # (begin, frames, first centre not given yet)
 
-    def push(self, begin: float, frames: np.ndarray) -> None:
-        """The window starting at ``begin`` seconds, its frames ``(steps, K)``."""
-        low = -np.inf
+    def push(self, begin: float, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The window starting at ``begin`` seconds, its frames ``(steps, K)`` -> the frames now final: their
+        centres in seconds ``(n,)`` and probabilities ``(n, K)``."""
+        frames = np.asarray(frames, dtype=np.float32)
+        low, final = -np.inf, (np.zeros(0), np.zeros((0, self.n_classes), np.float32))
         if self.pending is not None:
-            low = (self.pending[0] + begin) / 2 + self.window_seconds / 2
-            self._keep(*self.pending, high=low)
-        self.pending = (begin, np.asarray(frames, dtype=np.float32), low)
+            last_begin, last_frames, last_low = self.pending
+            if self.hop is None:
+                low = (last_begin + begin) / 2 + self.window_seconds / 2
+                final = self._keep(last_begin, last_frames, last_low, high=low)
+            else:  # the previous window's frames were given up to where this one's start
+                low = last_low
+        if self.hop is not None:
+            high = begin + (self.window_seconds + self.hop) / 2
+            final, low = self._keep(begin, frames, low, high=high), high
+        self.pending = (begin, frames, low)
+        return final
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        """The last window's frames (the stream ended): centres ``(n,)`` and probabilities ``(n, K)``."""
+        final = (np.zeros(0), np.zeros((0, self.n_classes), np.float32))
+        if self.pending is not None:
+            final = self._keep(*self.pending, high=np.inf)
+            self.pending = None
+        return final
 
     def finish(self, duration: float) -> Timeline:
-        """The track of a file ``duration`` seconds long."""
-        if self.pending is not None:
-            self._keep(*self.pending, high=np.inf)
-            self.pending = None
+        """The track of a file ``duration`` seconds long (every frame pushed: ``collect``)."""
+        self.flush()
         centres = np.concatenate(self.centres) if self.centres else np.zeros(0)
         probs = np.concatenate(self.rows) if self.rows else np.zeros((0, self.n_classes), np.float32)
         inside = (centres >= 0) & (centres < duration)
         return Timeline(centres[inside] - self.step / 2, probs[inside], duration, self.step, self.step)
 
-    def _keep(self, begin: float, frames: np.ndarray, low: float, *, high: float) -> None:
+    def _keep(self, begin: float, frames: np.ndarray, low: float, *, high: float) -> tuple[np.ndarray, np.ndarray]:
         centres = begin + np.arange(len(frames)) * self.step
         kept = (centres >= low) & (centres < high)
-        self.centres.append(centres[kept])
-        self.rows.append(frames[kept])
+        if self.collect:
+            self.centres.append(centres[kept])
+            self.rows.append(frames[kept])
+        return centres[kept], frames[kept]
 
 
 @dataclass(frozen=True)

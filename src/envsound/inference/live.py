@@ -7,6 +7,11 @@ time`` after the sound: the latency of a live reading. Events are :class:`~envso
 decoded as ``predict --events`` decodes a recording's windows, each reported half a median filter
 (``events.median_seconds / 2``) after the windows that decide it.
 
+A frame model (``--preset sed``) decodes its frames instead, as ``predict --events`` does
+(:class:`~envsound.evaluation.events.FrameTrack`): a window's frames up to half a hop past its centre are final
+when it is scored, so a frame is decided ``window_seconds / 2`` +- ``hop / 2`` (plus half the median filter) after
+it sounds, at the frames' resolution (80 ms) rather than the hop's.
+
 Every window is scored alone, so its last STFT frames see zero padding where ``predict`` on the whole recording sees
 the next samples (one frame of ``window_frames`` differs a little; waveform models are exact), and a stream has no
 clip edges: ``features.trim_zeros`` and ``edge_pad`` do not apply. The tail shorter than a hop when the stream ends
@@ -23,7 +28,7 @@ import numpy as np
 
 from envsound.audio.stream import PcmFormat, decode_pcm
 from envsound.errors import AudioLoadError
-from envsound.evaluation.events import EventTracker
+from envsound.evaluation.events import EventTracker, FrameTrack
 from envsound.features.windows import eval_hop_length
 from envsound.inference.predictor import Predictor
 
@@ -68,9 +73,17 @@ class LiveListener:
                           if sample_rate != self.rate else None)
         hop = eval_hop_length(feats) * predictor.step
         # a chunk is exactly one window, and the next starts one hop later
-        self.windows = predictor.window_buffer(block_step=hop, overlap=max(feats.window_samples - hop, 0))
+        self.windows = predictor.window_buffer(block_step=hop, overlap=max(feats.window_samples - hop, 0),
+                                               frames=predictor.has_frames)
         settings = predictor.model.config.events
-        self.events = EventTracker(predictor.labels, window_seconds=feats.window_seconds, hop_seconds=hop / self.rate,
+        # events from each window, or a frame model's from its frames: each "window" of the events one frame
+        window, spacing = feats.window_seconds, hop / self.rate
+        self.frames = None
+        if predictor.has_frames:
+            window = spacing = predictor.model.frame_seconds
+            self.frames = FrameTrack(window_seconds=feats.window_seconds, step_seconds=window,
+                                     n_classes=predictor.model.n_classes, collect=False, hop_seconds=hop / self.rate)
+        self.events = EventTracker(predictor.labels, window_seconds=window, hop_seconds=spacing,
                                    thresholds=predictor.event_thresholds(), median_seconds=settings.median_seconds,
                                    min_seconds=settings.min_seconds)
         self.heard = 0  # samples at the model's rate
@@ -94,7 +107,8 @@ class LiveListener:
         hops = self._take(np.zeros(0, np.float32), last=True)
         if not self.scored and self.heard:
             hops += self._hops(self.windows.finish())
-        ended = [e.to_dict() for e in self.events.finish(self.seconds)]
+        ended = [] if self.frames is None else [e.to_dict() for e in self._frame_events(*self.frames.flush())]
+        ended += [e.to_dict() for e in self.events.finish(self.seconds)]
         now = round(self.seconds, 3)
         return hops + [Hop(time=now, start=now, top=[], model_ms=0.0, ended=ended, end=True)]
 
@@ -106,23 +120,35 @@ class LiveListener:
 
     def _hops(self, pieces) -> list[Hop]:
         began = time.perf_counter()
-        scored = list(pieces)  # (chunk offset, probabilities, starts): a push's worth, so bounded by its size
-        n_windows = sum(len(starts) for _, _, starts in scored)
+        scored = list(pieces)  # (chunk offset, probabilities, starts[, frames]): a push's worth, bounded by its size
+        n_windows = sum(len(piece[2]) for piece in scored)
         model_ms = round((time.perf_counter() - began) * 1000 / max(n_windows, 1), 2)
         hops = []
-        for offset, probs, starts in scored:
-            for start, row in zip(starts, probs):
-                hops.append(self._hop((offset + start * self.predictor.step) / self.rate, row, model_ms))
+        for offset, probs, starts, *framed in scored:
+            for i, (start, row) in enumerate(zip(starts, probs)):
+                frames = framed[0][i] if framed else None
+                hops.append(self._hop((offset + start * self.predictor.step) / self.rate, row, model_ms, frames))
                 self.scored += 1
         return hops
 
-    def _hop(self, begin: float, row: np.ndarray, model_ms: float) -> Hop:
-        """The result of the window starting at ``begin`` seconds with probabilities ``row``."""
+    def _frame_events(self, centres: np.ndarray, rows: np.ndarray) -> list:
+        """Frames made final -> the events they end; frames past the stream's end are not pushed (as
+        ``predict`` drops them), nor frames before its start."""
+        step, ended = self.frames.step, []
+        for centre, row in zip(centres, rows):
+            if 0 <= centre < self.seconds:
+                ended += self.events.push(float(centre) - step / 2, row)
+        return ended
+
+    def _hop(self, begin: float, row: np.ndarray, model_ms: float, frames: np.ndarray | None = None) -> Hop:
+        """The result of the window starting at ``begin`` seconds with probabilities ``row`` (and a frame model's
+        frames ``(steps, K)``)."""
         labels, task = self.predictor.labels, self.predictor.model.task
         ranked = np.argsort(-row, kind="stable")
         scores = [{"label": labels[i], "score": round(float(row[i]), 4)} for i in ranked]
         chosen = task.decide(row[None, :])[0][ranked] if task.multi_label else None
-        ended = self.events.push(begin, row)
+        ended = self.events.push(begin, row) if frames is None else self._frame_events(*self.frames.push(begin,
+                                                                                                          frames))
         return Hop(time=round(min(begin + self.predictor.features.window_seconds, self.seconds), 3),
                    start=round(begin, 3), top=scores[:self.top_k], model_ms=model_ms,
                    labels=None if chosen is None else [s for s, on in zip(scores, chosen) if on],

@@ -70,7 +70,9 @@ FORMAT = "envsound-checkpoint"
 #     load with its defaults.
 # 18: events gains train_on (what a frame head trains on), and efficientat's model.options frame_head (a frame-level
 #     event head: frame_head.* tensors, --preset sed). Version 17 files load unchanged (no frame head).
-FORMAT_VERSION = 18
+# 19: efficientat's model.options gains frame_skips (the frame head also reads two early layers; its input is wider).
+#     Version 18 files load unchanged (frame_skips false: a head that reads the last layer only).
+FORMAT_VERSION = 19
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 
@@ -183,4 +185,7 @@ def _upgraded(config: dict, version: int) -> dict:
     train = dict(config.get("train", {}))
     if version < 9:
         train.setdefault("min_steps", 0)
-    return {**config, "semi": semi, "train": train}
+    model = dict(config.get("model", {}))
+    if version < 19 and model.get("name") == "efficientat":
+        model["options"] = {"frame_skips": False, **model.get("options", {})}
+    return {**config, "semi": semi, "train": train, "model": model}

@@ -2,9 +2,11 @@
 the pooling that turns those frame probabilities into one clip logit.
 
 A CNN trunk that downsamples time by ``stride`` gives one step every ``stride`` input frames (0.32 s for EfficientAT:
-too coarse for a 200-ms onset collar). :func:`stitched_steps` runs the trunk on ``shifts`` copies of the input, each
-started ``stride / shifts`` frames later, and interleaves their steps ("shift and stitch"): step ``m`` is centred on
-input frame ``m * stride / shifts`` at ``shifts`` times the trunk's cost. :class:`FrameHead` (layer norm, dropout,
+too coarse for a 200-ms onset collar). :func:`stitched_steps` runs the trunk on copies of the input, each started
+``step`` frames later, and interleaves their steps ("shift and stitch"): step ``m`` is centred on input frame
+``m * step`` at ``stride / step`` times the trunk's cost. It can read earlier layers too (:class:`Tap`): their
+smaller receptive fields place a sound's start and end more sharply than the last layer's seconds-wide view, and
+they come from the same runs at no extra cost. :class:`FrameHead` (layer norm, dropout,
 a bidirectional GRU, a linear layer) reads the whole sequence, so each step's decision sees its neighbours: what
 turns a frame classifier into a detector of where an event starts and stops. Clip logits come from the frame
 probabilities by linear-softmax pooling (Wang et al. 2019: ``sum p^2 / sum p``), the pooling that localises best
@@ -13,7 +15,8 @@ when a head is trained on clip labels only.
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -46,17 +49,41 @@ class FrameHead(nn.Module):
         return self.out(hidden)
 
 
-def stitched_steps(trunk: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, stride: int,
-                   shifts: int) -> torch.Tensor:
-    """``trunk`` ((batch, C, n_mels, frames) -> (batch, D, F', frames / stride)) over ``x`` started at ``shifts``
-    offsets -> ``(batch, steps, D)``, the frequency axis averaged, step ``m`` centred on input frame
-    ``m * stride / shifts``; as many steps as the shortest shifted run gives."""
-    if stride % shifts:
-        raise ValueError(f"shifts {shifts} must divide the trunk's stride {stride}")
-    runs = [trunk(x[..., k * (stride // shifts):]).mean(dim=2) for k in range(shifts)]  # (batch, D, T_k)
-    length = min(run.shape[-1] for run in runs)
-    interleaved = torch.stack([run[..., :length] for run in runs], dim=-1)  # (batch, D, T, shifts)
-    return interleaved.flatten(2).transpose(1, 2)
+@dataclass(frozen=True)
+class Tap:
+    """A layer of a trunk the frame head reads: its index in the trunk's layers, its time stride (input frames per
+    output step), and whether its frequency bins are kept (flattened with the channels: where in the spectrum, for an
+    early layer) or averaged (the last layer's summary)."""
+
+    layer: int
+    stride: int
+    keep_bins: bool = False
+
+
+def stitched_steps(layers: Sequence[nn.Module], x: torch.Tensor, *, taps: Sequence[Tap], step: int) -> torch.Tensor:
+    """The outputs of ``taps`` of ``layers`` (each ``(batch, C, F, T)``) over ``x`` ``(batch, C, n_mels, frames)``,
+    one step every ``step`` input frames -> ``(batch, steps, D)``, the taps' features side by side, step ``m``
+    centred on input frame ``m x step``. The layers run on copies of ``x`` started ``0, step, 2 step, ...`` frames
+    later (as many as the largest stride needs); a tap of stride ``s`` interleaves the first ``s / step`` copies'
+    outputs. As many steps as the shortest tap gives."""
+    for tap in taps:
+        if tap.stride % step:
+            raise ValueError(f"step {step} must divide every tap's stride (layer {tap.layer}: {tap.stride})")
+    outputs: list[list[torch.Tensor]] = [[] for _ in taps]
+    for k in range(max(tap.stride for tap in taps) // step):
+        wanted = [i for i, tap in enumerate(taps) if k < tap.stride // step]
+        hidden = x[..., k * step:]
+        for index, layer in enumerate(layers[:max(taps[i].layer for i in wanted) + 1]):
+            hidden = layer(hidden)
+            for i in wanted:
+                if taps[i].layer == index:
+                    outputs[i].append(hidden.flatten(1, 2) if taps[i].keep_bins else hidden.mean(dim=2))
+    stitched = []
+    for runs in outputs:  # each (batch, D, T_k), k = 0 .. s / step - 1
+        length = min(run.shape[-1] for run in runs)
+        stitched.append(torch.stack([run[..., :length] for run in runs], dim=-1).flatten(2))
+    length = min(tap.shape[-1] for tap in stitched)
+    return torch.cat([tap[..., :length] for tap in stitched], dim=1).transpose(1, 2)
 
 
 def linear_softmax_logit(frame_logits: torch.Tensor) -> torch.Tensor:
