@@ -138,6 +138,13 @@ def test_probe_is_a_logistic_regression_on_the_frozen_trunk(tmp_path, source, ta
     assert (predicted == truth).mean() >= 0.5  # 4 classes, chance 0.25; the trunk never saw two of them
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asks for CUDA where there is none")
+def test_a_probe_runs_its_trunk_where_runtime_accelerator_says(tmp_path, source, target, cache):
+    with pytest.raises(ConfigError, match="runtime.accelerator='cuda' is not available"):
+        train_model(target.select_folds([1, 2]), _config("transfer.mode=probe", "runtime.accelerator=cuda"),
+                    out_dir=tmp_path, init=source.checkpoint, context=RunContext(cache=cache, progress=False))
+
+
 def test_auto_is_the_measured_winner_and_full_where_a_probe_cannot_run(source):
     from envsound.transfer.modes import resolve_mode
 

@@ -67,7 +67,7 @@ class FrameTrack:
             if self.hop is None:
                 low = (last_begin + begin) / 2 + self.window_seconds / 2
                 final = self._keep(last_begin, last_frames, last_low, high=low)
-            else:  # the previous window's frames were given up to where this one's start
+            else:  # the previous window gave its frames up to where this window's begin
                 low = last_low
         if self.hop is not None:
             high = begin + (self.window_seconds + self.hop) / 2

@@ -147,8 +147,10 @@ class LiveListener:
         ranked = np.argsort(-row, kind="stable")
         scores = [{"label": labels[i], "score": round(float(row[i]), 4)} for i in ranked]
         chosen = task.decide(row[None, :])[0][ranked] if task.multi_label else None
-        ended = self.events.push(begin, row) if frames is None else self._frame_events(*self.frames.push(begin,
-                                                                                                          frames))
+        if frames is None:
+            ended = self.events.push(begin, row)
+        else:
+            ended = self._frame_events(*self.frames.push(begin, frames))
         return Hop(time=round(min(begin + self.predictor.features.window_seconds, self.seconds), 3),
                    start=round(begin, 3), top=scores[:self.top_k], model_ms=model_ms,
                    labels=None if chosen is None else [s for s, on in zip(scores, chosen) if on],

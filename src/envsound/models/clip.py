@@ -75,12 +75,13 @@ def build_network(config: Config, n_classes: int) -> nn.Module:
 
 
 def inference_runtime(config: Config, build, *, device: str = "auto", precision: str = "auto",
-                      network: nn.Module | None = None) -> Runtime:
+                      network: nn.Module | None = None, setting: str = "--device") -> Runtime:
     """Where and how a network built by ``build()`` scores windows: ``device`` as ``runtime.accelerator`` (``auto``:
     CUDA, then MPS, else CPU), precision and memory format chosen by :func:`~envsound.hardware.resolve_runtime` with
     a probe of one-window batches (the latency a ``predict`` of a short clip sees), cached per machine; ``precision``
     other than ``auto`` (``32``: fp32) is taken as given. ``network``, the one that will run (if at hand), tells
-    whether a waveform model has 2-D layers (else ``build`` is called on the meta device)."""
+    whether a waveform model has 2-D layers (else ``build`` is called on the meta device); ``setting`` is how an
+    error names ``device`` (a probe's trunk runs on ``runtime.accelerator``)."""
     shape = window_shape(config.features)
     probe = probe_candidates(build, shape, mode="infer", batch=1,
                              identity={"name": config.model.name, "filters": config.model.filters,
@@ -88,7 +89,7 @@ def inference_runtime(config: Config, build, *, device: str = "auto", precision:
                                        "ensemble": config.train.ensemble, "kind": config.features.kind})
     image_layers = len(shape) == 3 or has_image_layers(network if network is not None else build)
     runtime = resolve_runtime(accelerator=device, precision=precision, channels_last="auto", image_input=image_layers,
-                              setting="--device", probe=probe)
+                              setting=setting, probe=probe)
     log.debug("inference runtime: %s", runtime.describe())
     return runtime
 

@@ -6,9 +6,9 @@ too coarse for a 200-ms onset collar). :func:`stitched_steps` runs the trunk on 
 ``step`` frames later, and interleaves their steps ("shift and stitch"): step ``m`` is centred on input frame
 ``m * step`` at ``stride / step`` times the trunk's cost. It can read earlier layers too (:class:`Tap`): their
 smaller receptive fields place a sound's start and end more sharply than the last layer's seconds-wide view, and
-they come from the same runs at no extra cost. :class:`FrameHead` (layer norm, dropout,
-a bidirectional GRU, a linear layer) reads the whole sequence, so each step's decision sees its neighbours: what
-turns a frame classifier into a detector of where an event starts and stops. Clip logits come from the frame
+they come from the same runs at no extra cost. :class:`FrameHead` (layer norm, dropout, a bidirectional GRU, a
+linear layer) reads the whole sequence, so each step's decision sees its neighbours: what turns a frame classifier
+into a detector of where an event starts and stops. Clip logits come from the frame
 probabilities by linear-softmax pooling (Wang et al. 2019: ``sum p^2 / sum p``), the pooling that localises best
 when a head is trained on clip labels only.
 """

@@ -57,7 +57,9 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
     network = build_network(config, n_classes)
     apply_init(network, plan)
     model = ClipModel(config=config, labels=list(labels), task=task, network=network,
-                      runtime=inference_runtime(config, lambda: build_network(config, n_classes), network=network))
+                      runtime=inference_runtime(config, lambda: build_network(config, n_classes),
+                                                device=config.runtime.accelerator, network=network,
+                                                setting="runtime.accelerator"))
     step = model.frame_seconds
     inputs, outputs = [], []
     for i, clip in enumerate(features):

@@ -37,9 +37,10 @@ def fit_probe(plan: InitPlan, config: Config, features: Sequence[np.ndarray], ta
     n_classes = targets.shape[1]
     network = build_network(config, n_classes)
     apply_init(network, plan)
-    model = ClipModel(config=config, labels=[str(i) for i in range(n_classes)], task=task,
-                      network=network, runtime=inference_runtime(config, lambda: build_network(config, n_classes),
-                                                                 network=network))
+    runtime = inference_runtime(config, lambda: build_network(config, n_classes), device=config.runtime.accelerator,
+                                network=network, setting="runtime.accelerator")
+    model = ClipModel(config=config, labels=[str(i) for i in range(n_classes)], task=task, network=network,
+                      runtime=runtime)
     rows, owners = [], []
     for i, clip in enumerate(features):
         for version in [clip, *(variants[i] if i < len(variants) else [])]:
