@@ -72,7 +72,14 @@ def bench_stream(checkpoint: Path, hours: float) -> dict:
     seconds = time.perf_counter() - began
     feats = predictor.features
     first, last = memory[1], memory[max(memory)]
-    return {"windows": len(model_ms), "hop_seconds": feats.eval_hop_seconds, "window_seconds": feats.window_seconds,
+    frames = {}
+    if predictor.has_frames:  # a frame is decided when the window whose kept stretch holds it is scored
+        half, hop = feats.window_seconds / 2, feats.eval_hop_seconds
+        frames = {"frame_seconds": predictor.model.frame_seconds,
+                  "event_latency_s": f"{half - hop / 2:.1f} .. {half + hop / 2:.1f} + half the median filter "
+                                     f"({predictor.model.config.events.median_seconds / 2}) + model time"}
+    return {**frames, "windows": len(model_ms), "hop_seconds": feats.eval_hop_seconds,
+            "window_seconds": feats.window_seconds,
             "model_ms": {"median": statistics.median(model_ms), "p95": float(np.percentile(model_ms, 95)),
                          "max": max(model_ms)},
             "latency_s": f"<= hop + model time = {feats.eval_hop_seconds} + {np.percentile(model_ms, 95) / 1000:.3f}"

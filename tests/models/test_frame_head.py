@@ -213,3 +213,42 @@ def test_a_format_18_frame_model_loads_with_the_head_it_was_trained_with(tmp_pat
     assert model.frame_probs(torch.randn(1, 1, 128, 100).numpy()).shape[-1] == 2
     wider = EfficientAT(n_classes=2, in_channels=1, n_mels=128, n_frames=100, width=0.1, frame_head=4)
     assert wider.frame_head.norm.normalized_shape[0] > network.pooled_dim  # frame_skips: early layers beside it
+
+
+def test_the_cnn_frame_head_places_each_step_on_its_frame_and_pools_its_frames_into_the_clip_logits():
+    from envsound.models.cnn import CNN
+
+    torch.manual_seed(0)
+    model = CNN(n_classes=3, in_channels=1, n_mels=32, n_frames=160, filters=4, frame_head=8).eval()
+    x = torch.zeros(1, 1, 32, 160)
+    with torch.no_grad():
+        quiet = model.frame_steps(x)
+        for frame in (80, 88, 120):  # a click at one frame moves the trunk most at the step centred on it
+            click = x.clone()
+            click[..., frame] = 10.0
+            change = (model.frame_steps(click) - quiet).norm(dim=-1)[0]
+            assert int(change.argmax()) == frame // 8
+        assert torch.allclose(model(x), linear_softmax_logit(model.frame_logits(x)), atol=1e-5)
+    plain = CNN(n_classes=3, in_channels=1, n_mels=32, n_frames=160)
+    assert not plain.has_frames and model.has_frames
+    with pytest.raises(ConfigError, match="no frame output"):
+        plain.frame_logits(x)
+
+
+def test_a_cnn_with_a_frame_head_learns_from_clip_labels_and_gives_events_from_its_frames(sed_run, tmp_path):
+    from conftest import TINY_OVERRIDES
+    from envsound.cli.main import main
+    from envsound.inference.api import audio_duration
+    from envsound.inference.predictor import Predictor
+
+    tiny = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
+    args = ["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(sed_run.mix), "--folds", "1,2",
+            "--cache-dir", str(tmp_path / "cache"), *tiny, "--set", "model.options.frame_head=8", "--set",
+            "features.window_seconds=2", "--set", "features.eval_hop_seconds=1"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    predictor = Predictor.from_checkpoint(tmp_path / "run" / "model.ckpt", device="cpu")
+    clip = sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[0]
+    assert predictor.has_frames and predictor.model.frame_seconds == pytest.approx(8 * 256 / 16000)
+    events = predictor.predict_file(clip, events=True).events  # decoded from its frames (Predictor.has_frames)
+    assert events and all(0 <= e["onset"] < e["offset"] <= audio_duration(clip) for e in events)
+    assert main([*args, "--out", str(tmp_path / "strong"), "--set", "events.train_on=strong"]) == 1  # no frozen trunk

@@ -4,6 +4,11 @@ Input ``(batch, in_channels, n_mels, frames)`` -> per-mel-bin BatchNorm (no fitt
 widths ``filters x (1, 2, 4, 8)`` (block 1 one 3x3 conv, blocks 2-4 two; BN + ReLU after each; 2x2 average pool)
 -> mean over frequency, max + mean over time (PANNs) -> dropout -> FC + ReLU (the embedding) -> dropout -> logits.
 
+With ``model.options.frame_head`` H > 0 it scores frames too (events, ``predict --events``): the last block's map,
+one step every 16 frames, run twice 8 frames apart and interleaved (:mod:`envsound.models.frames`), read by a
+bidirectional GRU of H units; the clip logits are then the frames' linear-softmax pooling, so the usual training on
+clip labels teaches it where each class is (weak labels).
+
 Block 1 has a single conv because it runs at full resolution: its second conv cost as much as a whole later block
 (and its BN/ReLU passes were the largest memory traffic) for no measurable gain. Numbers: ``benchmarks/bench_models.py``.
 """
@@ -15,11 +20,15 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from envsound.models.blocks import ConvBlock, MelBatchNorm, check_input, check_model_args, global_pool
+from envsound.errors import ConfigError
+from envsound.models.blocks import ConvBlock, MelBatchNorm, OptionSpec, check_input, check_model_args, global_pool
+from envsound.models.frames import FrameHead, Tap, linear_softmax_logit, stitched_steps
 
 DEFAULT_FILTERS = 16
 DEFAULT_DROPOUT = 0.3
 CONVS_PER_BLOCK = (1, 2, 2, 2)
+TIME_STRIDE = 16  # four 2x2 pools
+FRAME_STEP = 8  # frame output: one step every 8 frames, 2 shifted runs
 
 
 class CNN(nn.Module):
@@ -42,9 +51,15 @@ class CNN(nn.Module):
 
     preset: ClassVar[dict[str, Any]] = {}
     input_kind: ClassVar[str] = "logmel"
+    options: ClassVar[dict[str, OptionSpec]] = {
+        "frame_head": OptionSpec(0, int, low=0, high=1024,
+                                 help="GRU units of a frame-level event head (0: none), trained on clip labels"),
+    }
+    head_options: ClassVar[tuple[str, ...]] = ("frame_head",)  # an --init source may differ in it
+    frame_step_frames: ClassVar[int] = FRAME_STEP
 
     def __init__(self, *, n_classes: int, in_channels: int, n_mels: int, n_frames: int, filters: int | None = None,
-                 dropout: float | None = None) -> None:
+                 dropout: float | None = None, frame_head: int = 0) -> None:
         super().__init__()
         check_model_args("cnn", n_classes=n_classes, in_channels=in_channels, n_mels=n_mels, n_frames=n_frames,
                          filters=filters, dropout=dropout)
@@ -59,6 +74,11 @@ class CNN(nn.Module):
         self.embed_dim = widths[-1]
         self.fc = nn.Sequential(nn.Dropout(p), nn.Linear(widths[-1], self.embed_dim), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Dropout(p), nn.Linear(self.embed_dim, n_classes))
+        self.frame_head = FrameHead(widths[-1], n_classes, hidden=frame_head) if frame_head else None
+
+    @property
+    def has_frames(self) -> bool:
+        return self.frame_head is not None
 
     @property
     def encoder(self) -> "CNNEncoder":
@@ -71,8 +91,28 @@ class CNN(nn.Module):
         check_input("cnn", x, self.in_channels)
         return self.fc(global_pool(self.blocks(self.norm(x))))
 
+    def frame_steps(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, in_channels, n_mels, frames) -> (batch, steps, 8 x filters)``: the last block's map averaged
+        over frequency every 8 input frames, step ``m`` centred on input frame ``m x 8`` (half a frame before: the
+        input is padded by half a stride at its start, as a 2x2 average pool's step is centred between the frames
+        it reads)."""
+        check_input("cnn", x, self.in_channels)
+        x = nn.functional.pad(x, (TIME_STRIDE // 2, 0, 0, 0), mode="replicate")
+        return stitched_steps([self.norm, *self.blocks], x, taps=[Tap(len(self.blocks), TIME_STRIDE)],
+                              step=FRAME_STEP)
+
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, in_channels, n_mels, frames) -> (batch, steps, n_classes)`` (steps as :meth:`frame_steps`).
+        Only with ``frame_head`` > 0."""
+        if self.frame_head is None:
+            raise ConfigError("model 'cnn' has no frame output; set model.options.frame_head")
+        return self.frame_head(self.frame_steps(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, in_channels, n_mels, frames) -> logits (batch, n_classes)``."""
+        """``(batch, in_channels, n_mels, frames) -> logits (batch, n_classes)``: the head's, or with a frame head
+        the linear-softmax pooling of its frames."""
+        if self.frame_head is not None:
+            return linear_softmax_logit(self.frame_logits(x))
         return self.head(self.embed(x))
 
 
