@@ -41,6 +41,7 @@ class CNN(nn.Module):
         n_frames: frames the model is built for (informational; any length works at run time).
         filters: width of block 1, >= 1 (blocks are ``filters x 1, 2, 4, 8``); None = 16.
         dropout: dropout before both linear layers, [0, 1); None = 0.3.
+        frame_head: GRU units per direction of a frame-level event head, 0 (none) .. 1024.
 
     Raises:
         ConfigError: an argument out of range.
