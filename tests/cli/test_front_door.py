@@ -73,7 +73,9 @@ def test_ctrl_c_during_training_says_how_to_go_on_and_exits_130(synthetic_root, 
     sets = [arg for o in TINY_OVERRIDES + ("train.max_epochs=5000",) for arg in ("--set", o)]
     command = [sys.executable, "-m", "envsound", "train", "--dataset", "synthetic", "--root", str(synthetic_root),
                "--folds", "1,2", "--out", str(tmp_path / "run"), *sets]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    # a runner started in the background hands SIGINT on ignored, and Python then never raises KeyboardInterrupt
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
