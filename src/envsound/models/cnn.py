@@ -20,9 +20,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from envsound.errors import ConfigError
 from envsound.models.blocks import ConvBlock, MelBatchNorm, OptionSpec, check_input, check_model_args, global_pool
-from envsound.models.frames import FrameHead, Tap, linear_softmax_logit, stitched_steps
+from envsound.models.frames import FrameHead, FrameOutput, Tap, linear_softmax_logit, stitched_steps
 
 DEFAULT_FILTERS = 16
 DEFAULT_DROPOUT = 0.3
@@ -31,7 +30,7 @@ TIME_STRIDE = 16  # four 2x2 pools
 FRAME_STEP = 8  # frame output: one step every 8 frames, 2 shifted runs
 
 
-class CNN(nn.Module):
+class CNN(FrameOutput, nn.Module):
     """Compact CNN; accepts any ``n_frames`` (and any ``n_mels`` >= 1) thanks to global pooling.
 
     Args:
@@ -58,6 +57,7 @@ class CNN(nn.Module):
     }
     head_options: ClassVar[tuple[str, ...]] = ("frame_head",)  # an --init source may differ in it
     frame_step_frames: ClassVar[int] = FRAME_STEP
+    frame_name = "cnn"
 
     def __init__(self, *, n_classes: int, in_channels: int, n_mels: int, n_frames: int, filters: int | None = None,
                  dropout: float | None = None, frame_head: int = 0) -> None:
@@ -76,10 +76,6 @@ class CNN(nn.Module):
         self.fc = nn.Sequential(nn.Dropout(p), nn.Linear(widths[-1], self.embed_dim), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Dropout(p), nn.Linear(self.embed_dim, n_classes))
         self.frame_head = FrameHead(widths[-1], n_classes, hidden=frame_head) if frame_head else None
-
-    @property
-    def has_frames(self) -> bool:
-        return self.frame_head is not None
 
     @property
     def encoder(self) -> "CNNEncoder":
@@ -101,13 +97,6 @@ class CNN(nn.Module):
         x = nn.functional.pad(x, (TIME_STRIDE // 2, 0, 0, 0), mode="replicate")
         return stitched_steps([self.norm, *self.blocks], x, taps=[Tap(len(self.blocks), TIME_STRIDE)],
                               step=FRAME_STEP)
-
-    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, in_channels, n_mels, frames) -> (batch, steps, n_classes)`` (steps as :meth:`frame_steps`).
-        Only with ``frame_head`` > 0."""
-        if self.frame_head is None:
-            raise ConfigError("model 'cnn' has no frame output; set model.options.frame_head")
-        return self.frame_head(self.frame_steps(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, in_channels, n_mels, frames) -> logits (batch, n_classes)``: the head's, or with a frame head

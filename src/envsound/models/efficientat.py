@@ -29,7 +29,7 @@ from torch import nn
 from envsound.errors import ConfigError
 from envsound.features.efficientat import SETTINGS
 from envsound.models.blocks import OptionSpec, check_input, check_model_args
-from envsound.models.frames import FrameHead, Tap, linear_softmax_logit, stitched_steps
+from envsound.models.frames import FrameHead, FrameOutput, Tap, linear_softmax_logit, stitched_steps
 
 DEFAULT_WIDTH = 0.4
 DEFAULT_DROPOUT = 0.2
@@ -126,7 +126,7 @@ class InvertedResidual(nn.Module):
         return out + x if self.residual else out
 
 
-class EfficientAT(nn.Module):
+class EfficientAT(FrameOutput, nn.Module):
     """EfficientAT's MobileNetV3 (``mn`` family) at ``width`` (0.4 = ``mn04``, 1.0 = ``mn10``, 4.0 = ``mn40``).
 
     Args:
@@ -161,6 +161,7 @@ class EfficientAT(nn.Module):
     # options that only shape layers a new label set replaces: an --init source may differ in them
     head_options: ClassVar[tuple[str, ...]] = ("frame_head", "frame_skips")
     frame_step_frames: ClassVar[int] = FRAME_STEP
+    frame_name, frame_hint = "efficientat", " (--preset sed)"
 
     def __init__(self, *, n_classes: int, in_channels: int, n_mels: int, n_frames: int, filters: int | None = None,
                  dropout: float | None = None, width: float = DEFAULT_WIDTH, frame_head: int = 0,
@@ -190,10 +191,6 @@ class EfficientAT(nn.Module):
                                           for tap in self.frame_taps[:-1])
         self.frame_head = FrameHead(frame_dim, n_classes, hidden=frame_head) if frame_head else None
 
-    @property
-    def has_frames(self) -> bool:
-        return self.frame_head is not None
-
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, n_mels, frames) -> (batch, 6 x last width)``: the release's embedding (384 for ``mn04``)."""
         check_input("efficientat", x, self.in_channels)
@@ -209,13 +206,6 @@ class EfficientAT(nn.Module):
         frame head reads)."""
         check_input("efficientat", x, self.in_channels)
         return stitched_steps(self.features, x, taps=self.frame_taps, step=FRAME_STEP)
-
-    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, 1, n_mels, frames) -> (batch, steps, n_classes)``; step ``m`` is centred on input frame
-        ``m x frame_step_frames``. Only with ``frame_head`` > 0."""
-        if self.frame_head is None:
-            raise ConfigError("model 'efficientat' has no frame output; set model.options.frame_head (--preset sed)")
-        return self.frame_head(self.frame_steps(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, n_mels, frames) -> logits (batch, n_classes)``: the head's, or with a frame head the

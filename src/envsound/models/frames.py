@@ -33,6 +33,26 @@ def check_frame_task(multi_label: bool) -> None:
                           "a set made by envsound mix); this set is single-label: set model.options.frame_head=0")
 
 
+class FrameOutput:
+    """What a network with an optional frame head (``self.frame_head``, ``self.frame_steps(x)``) shares:
+    :attr:`has_frames` and :meth:`frame_logits`. ``frame_name`` names the model in the error, ``frame_hint`` ends it."""
+
+    frame_name, frame_hint = "this model", ""
+    frame_head: "FrameHead | None"
+
+    @property
+    def has_frames(self) -> bool:
+        return self.frame_head is not None
+
+    def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, C, n_mels, frames) -> (batch, steps, n_classes)``, steps as ``frame_steps`` gives them. Only with
+        ``model.options.frame_head`` > 0."""
+        if self.frame_head is None:
+            raise ConfigError(f"model {self.frame_name!r} has no frame output; set model.options.frame_head"
+                              f"{self.frame_hint}")
+        return self.frame_head(self.frame_steps(x))
+
+
 class FrameHead(nn.Module):
     """``(batch, steps, dim) -> (batch, steps, n_classes)`` frame logits: ``LayerNorm -> Dropout -> BiGRU(hidden)
     -> Linear``."""
