@@ -1,10 +1,11 @@
 """Sound event detection on mixtures of ESC-10 clips: window timelines and a frame-level head, against --segments.
 
     ENVSOUND_MODELS=DIR .venv/bin/python experiments/sed_esc10.py --root ../shared/data/esc50 \
-        --out experiments/out/sed-esc10 [--runs w5 w1 clip strong skips]
+        --out experiments/out/sed-esc10 [--runs w5 w1 clip strong skips] [--curated 60]
 
-Builds (once) ``OUT/mix``: ``envsound mix`` of ESC-10 folds 1-4 at 32 kHz, seed 0 (60 curated mixtures a fold, 4-12
-s, 1-3 events of different classes over noise; ``strong_labels.csv`` holds every event). Then each run is
+Builds (once) ``OUT/mix``: ``envsound mix`` of ESC-10 folds 1-4 at 32 kHz, seed 0 (``--curated`` mixtures a fold,
+60 unless told, 4-12 s, 1-3 events of different classes over noise; ``strong_labels.csv`` holds every event). Then
+each run is
 ``envsound cv --dataset fsdkaggle2019 --root OUT/mix --folds 1,2,3,4 --init efficientat-mn04`` with the default
 ``transfer.mode=auto`` (the AudioSet network frozen) and:
 
@@ -68,11 +69,12 @@ def main() -> None:
     parser.add_argument("--root", required=True, help="the ESC-50 folder")
     parser.add_argument("--out", type=Path, default=Path("experiments/out/sed-esc10"))
     parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=["w5", "w1", "clip", "strong", "skips"])
+    parser.add_argument("--curated", type=int, default=60, help="mixtures a fold (envsound mix --curated)")
     args = parser.parse_args()
     mix = args.out / "mix"
     if not (mix / "mix.json").exists():
         run("mix", "--dataset", "esc10", "--root", args.root, "--folds", "1,2,3,4", "--out", str(mix),
-            "--sample-rate", "32000", "--seed", "0", "--noisy-factor", "0.25")
+            "--sample-rate", "32000", "--seed", "0", "--noisy-factor", "0.25", "--curated", str(args.curated))
     lines = ["| run | lwlrap | segment F1 | event F1 | PSDS 1 | PSDS 2 | its --segments event F1 | event F1 - "
              "default's baseline | min |", "|---|---|---|---|---|---|---|---|---|"]
     reference = None

@@ -6,9 +6,11 @@ import torch
 
 from envsound.augment.batch import batch_augment, mixup, spec_augment, time_roll
 from envsound.augment.between_class import between_class, mix_between_class, other_class_partners, sound_gain_db
-from envsound.config import AugmentConfig, resolve_config
+from envsound.config import AugmentConfig, FeatureConfig, resolve_config
 from envsound.errors import ConfigError
 from envsound.models.registry import model_preset
+
+AT_16K = FeatureConfig(sample_rate=16000)
 
 
 def test_mixup_keeps_targets_a_distribution_and_favours_the_original():
@@ -43,7 +45,7 @@ def test_time_roll_moves_content_without_changing_it():
 
 def test_batch_augment_is_identity_when_everything_is_off():
     x, y = torch.randn(2, 1, 8, 8), torch.eye(2)
-    ox, oy = batch_augment(x, y, AugmentConfig(mixup_alpha=0, spec_augment=False, time_roll=False), sample_rate=16000)
+    ox, oy = batch_augment(x, y, AugmentConfig(mixup_alpha=0, spec_augment=False, time_roll=False), features=AT_16K)
     assert torch.equal(ox, x) and torch.equal(oy, y)
 
 
@@ -52,11 +54,11 @@ def test_batch_augment_on_waveform_batches_skips_spec_augment():
     torch.manual_seed(3)
     x = torch.randn(6, 1, 800)
     y = torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
-    ox, oy = batch_augment(x, y, AugmentConfig(mixup_alpha=0, spec_augment=True, time_roll=True), sample_rate=16000)
+    ox, oy = batch_augment(x, y, AugmentConfig(mixup_alpha=0, spec_augment=True, time_roll=True), features=AT_16K)
     assert ox.shape == x.shape and torch.equal(oy, y)
     assert torch.equal(ox.sort(dim=-1).values, x.sort(dim=-1).values)  # only rotated: no masked (mean-filled) runs
     mx, my = batch_augment(x, y, AugmentConfig(mixup_alpha=0.4, spec_augment=True, time_roll=False),
-                           sample_rate=16000)
+                           features=AT_16K)
     assert mx.shape == x.shape and torch.allclose(my.sum(dim=1), torch.ones(6))
 
 
@@ -121,11 +123,11 @@ def test_between_class_targets_are_the_mixing_ratio():
     assert mx.shape == x.shape and torch.allclose(my.sum(dim=1), torch.ones(6))
     assert not torch.equal(mx, x)
     bx, by = batch_augment(x, y, AugmentConfig(mixup_alpha=0, between_class=True, spec_augment=False, time_roll=False),
-                           sample_rate=16000)
+                           features=AT_16K)
     assert not torch.equal(by, y)  # between-class mixing runs even with mixup off
     lx, ly = batch_augment(torch.randn(2, 1, 8, 8), torch.eye(2), AugmentConfig(mixup_alpha=0, between_class=True,
                                                                               spec_augment=False, time_roll=False),
-                           sample_rate=16000)
+                           features=AT_16K)
     assert torch.equal(ly, torch.eye(2))  # log-mel batches are never between-class mixed
 
 

@@ -1,7 +1,7 @@
-"""On-the-fly batch augmentation of windows: mixup (soft targets), time roll and SpecAugment masks.
+"""On-the-fly batch augmentation of windows: mixup (soft targets), time roll, mel band jitter and SpecAugment masks.
 
 Log-mel batches are ``(batch, C, n_mels, frames)``, waveform batches ``(batch, 1, samples)``: time roll and mixup work
-on both (along the last axis / on whole examples), SpecAugment only on 4-D log-mel batches.
+on both (along the last axis / on whole examples), band jitter and SpecAugment only on 4-D log-mel batches.
 
 Applied in ``training_step`` to training batches only; never inside a model's ``forward``.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from envsound.augment.band_shift import band_shift
 from envsound.augment.between_class import between_class
-from envsound.config import AugmentConfig
+from envsound.config import AugmentConfig, FeatureConfig
 
 
 def mixup(x: torch.Tensor, y: torch.Tensor, *, alpha: float, per_example: bool = False
@@ -59,17 +60,20 @@ def time_roll(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.roll(example, int(shift), dims=-1) for example, shift in zip(x, shifts)])
 
 
-def batch_augment(x: torch.Tensor, y: torch.Tensor, aug: AugmentConfig, *, sample_rate: int
+def batch_augment(x: torch.Tensor, y: torch.Tensor, aug: AugmentConfig, *, features: FeatureConfig
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The on-the-fly augmentation ``aug`` asks for, in a fixed order: time roll, SpecAugment (4-D log-mel batches
-    only; a waveform batch ``(batch, 1, samples)`` skips it), then mixup, or between-class mixing of waveform batches
-    at ``sample_rate`` when ``aug.between_class`` is on (its gain: ``aug.bc_gain``)."""
+    """The on-the-fly augmentation ``aug`` asks for, in a fixed order: time roll, the mel bank's edge jitter and
+    SpecAugment (4-D log-mel batches of the bank ``features`` describes; a waveform batch ``(batch, 1, samples)``
+    skips them), then mixup, or between-class mixing of waveform batches at ``features.sample_rate`` when
+    ``aug.between_class`` is on (its gain: ``aug.bc_gain``)."""
     if aug.time_roll:
         x = time_roll(x)
+    if (aug.fmin_shift_hz or aug.fmax_shift_hz) and x.dim() == 4:
+        x = band_shift(x, features, fmin_range=aug.fmin_shift_hz, fmax_range=aug.fmax_shift_hz)
     if aug.spec_augment and x.dim() == 4:
         x = spec_augment(x)
     if aug.between_class and x.dim() == 3:
-        x, y = between_class(x, y, sample_rate=sample_rate, gain=aug.bc_gain)
+        x, y = between_class(x, y, sample_rate=features.sample_rate, gain=aug.bc_gain)
     elif aug.mixup_alpha > 0:
         x, y = mixup(x, y, alpha=aug.mixup_alpha)
     return x, y

@@ -37,6 +37,9 @@ class Config:
             getattr(self, section).validate()
         check_value(not self.augment.between_class or self.features.kind == "waveform", "augment.between_class",
                     self.augment.between_class, "false unless features.kind is 'waveform' (it mixes waveforms)")
+        for name in ("fmin_shift_hz", "fmax_shift_hz"):
+            check_value(getattr(self.augment, name) == 0 or self.features.kind == "logmel", f"augment.{name}",
+                        getattr(self.augment, name), "0 unless features.kind is 'logmel' (it moves mel bands)")
         if self.semi.fixmatch.guesser == "ema":  # the method of a semi run, or of the last stage of envsound stages
             for key, method in (("semi.method", self.semi.method), ("stages.pseudo_label", self.stages.pseudo_label)):
                 if method not in ("none", "fixmatch"):

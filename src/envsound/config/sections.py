@@ -394,12 +394,16 @@ class AugmentConfig:
     features; each epoch a clip is drawn as its original or one of its copies. Each transform has a probability per
     copy (0 = off) and a range.
 
-    On the fly, on each training batch (``augment/batch.py``): time roll, SpecAugment masks, then mixup or, for
-    waveform models, between-class mixing.
+    On the fly, on each training batch (``augment/batch.py``): time roll, mel band edge jitter, SpecAugment masks,
+    then mixup or, for waveform models, between-class mixing.
     """
 
     time_roll: bool = True  # rotate each training window by a random number of frames (samples)
     spec_augment: bool = True  # time and frequency masks (log-mel models)
+    # the mel bank's edges jittered per training window (log-mel models; EfficientAT's fmin/fmax augmentation, made
+    # on the cached bands: augment/band_shift.py); 0 = off
+    fmin_shift_hz: float = 0.0  # f_min drawn from f_min + [0, this) Hz (efficientat: 10)
+    fmax_shift_hz: float = 0.0  # f_max drawn from f_max ± this / 2 Hz (efficientat: 2000)
     mixup_alpha: float = 0.2  # 0 = off
     between_class: bool = False  # waveform models: gain-aware between-class mixing (EnvNet-v2) instead of mixup
     bc_gain: str = "a_weighting"  # a_weighting (the BC paper's) | rms: how between-class mixing measures loudness
@@ -426,6 +430,8 @@ class AugmentConfig:
 
     def validate(self) -> None:
         check_value(self.mixup_alpha >= 0, "augment.mixup_alpha", self.mixup_alpha, ">= 0")
+        for name in ("fmin_shift_hz", "fmax_shift_hz"):
+            check_value(0 <= getattr(self, name) <= 8000, f"augment.{name}", getattr(self, name), "0..8000 Hz")
         check_value(self.bc_gain in ("a_weighting", "rms"), "augment.bc_gain", self.bc_gain, "a_weighting or rms")
         check_value(0 <= self.copies <= 100, "augment.copies", self.copies, "0..100")
         check_value(self.workers >= 0, "augment.workers", self.workers, ">= 0 (0 = one per core)")

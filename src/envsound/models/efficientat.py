@@ -145,9 +145,10 @@ class EfficientAT(FrameOutput, nn.Module):
     preset: ClassVar[dict[str, Any]] = {
         "features": dict(SETTINGS),
         # fine-tuning a pre-trained network (the recipe `--init` from an official file takes; measured in
-        # docs/results.md): a low rate, few epochs, masking on the log-mel, no offline copies
+        # docs/results.md): a low rate, few epochs, masking on the log-mel and the mel bank's edges jittered as
+        # EfficientAT's training frontend does (10 Hz and 2 kHz), no offline copies
         "train": {"lr": 3e-4, "max_epochs": 30, "weight_decay": 1e-3, "batch_size": 32},
-        "augment": {"copies": 0, "mixup_alpha": 0.3},
+        "augment": {"copies": 0, "mixup_alpha": 0.3, "fmin_shift_hz": 10.0, "fmax_shift_hz": 2000.0},
     }
     input_kind: ClassVar[str] = "logmel"
     options: ClassVar[dict[str, OptionSpec]] = {

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from envsound.augment.batch import batch_augment
-from envsound.config import AugmentConfig, Config, NoisyConfig, SemiConfig, TrainConfig, TransferConfig
+from envsound.config import AugmentConfig, Config, FeatureConfig, NoisyConfig, SemiConfig, TrainConfig, TransferConfig
 from envsound.hardware import keep_freed_memory
 from envsound.models.clip import build_network
 from envsound.task import Task
@@ -21,7 +21,7 @@ from envsound.transfer.modes import optimizer_groups
 @dataclass(frozen=True)
 class LoopSettings:
     """What the training module reads of a run's config: the optimiser, schedule and label smoothing
-    (``train``), the on-the-fly augmentation (``augment``) at the features' ``sample_rate``, the per-origin losses
+    (``train``), the on-the-fly augmentation (``augment``) of the inputs ``features`` describes, the per-origin losses
     (``noisy``), the trunk's learning-rate scale of an ``--init`` run (``transfer``), and a semi-supervised module's
     method (``semi``)."""
 
@@ -30,12 +30,12 @@ class LoopSettings:
     noisy: NoisyConfig
     transfer: TransferConfig
     semi: SemiConfig
-    sample_rate: int
+    features: FeatureConfig
 
     @classmethod
     def of(cls, config: Config) -> "LoopSettings":
         return cls(train=config.train, augment=config.augment, noisy=config.noisy, transfer=config.transfer,
-                   semi=config.semi, sample_rate=config.features.sample_rate)
+                   semi=config.semi, features=config.features)
 
 
 class ClassifierModule(L.LightningModule):
@@ -99,10 +99,10 @@ class ClassifierModule(L.LightningModule):
         and between-class mixing (the rest of ``augment``'s on-the-fly augmentation stays)."""
         x, y, *rest = batch
         aug = self.settings.augment if mix else replace(self.settings.augment, mixup_alpha=0.0, between_class=False)
-        rate = self.settings.sample_rate
+        features = self.settings.features
         if not rest:
-            return (*batch_augment(x, y, aug, sample_rate=rate), None)
-        x, mixed = batch_augment(x, torch.cat([y, rest[0].to(y.dtype)[:, None]], dim=1), aug, sample_rate=rate)
+            return (*batch_augment(x, y, aug, features=features), None)
+        x, mixed = batch_augment(x, torch.cat([y, rest[0].to(y.dtype)[:, None]], dim=1), aug, features=features)
         return x, mixed[:, :-1], mixed[:, -1]
 
     def training_step(self, batch, batch_idx):
