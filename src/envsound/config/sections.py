@@ -401,9 +401,9 @@ class AugmentConfig:
     time_roll: bool = True  # rotate each training window by a random number of frames (samples)
     spec_augment: bool = True  # time and frequency masks (log-mel models)
     # the mel bank's edges jittered per training window (log-mel models; EfficientAT's fmin/fmax augmentation, made
-    # on the cached bands: augment/band_shift.py); 0 = off
-    fmin_shift_hz: float = 0.0  # f_min drawn from f_min + [0, this) Hz (efficientat: 10)
-    fmax_shift_hz: float = 0.0  # f_max drawn from f_max ± this / 2 Hz (efficientat: 2000)
+    # on the cached bands: augment/band_shift.py):
+    fmin_shift_hz: float = 0.0  # f_min drawn from f_min + [0, this) Hz (efficientat: 10; 0 = off)
+    fmax_shift_hz: float = 0.0  # f_max drawn from f_max ± this / 2 Hz (efficientat: 2000; 0 = off)
     mixup_alpha: float = 0.2  # 0 = off
     between_class: bool = False  # waveform models: gain-aware between-class mixing (EnvNet-v2) instead of mixup
     bc_gain: str = "a_weighting"  # a_weighting (the BC paper's) | rms: how between-class mixing measures loudness
