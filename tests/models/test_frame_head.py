@@ -235,7 +235,55 @@ def test_the_cnn_frame_head_places_each_step_on_its_frame_and_pools_its_frames_i
         plain.frame_logits(x)
 
 
-def test_a_cnn_with_a_frame_head_learns_from_clip_labels_and_gives_events_from_its_frames(sed_run, tmp_path):
+def test_the_crnn_frame_head_places_each_step_on_its_frame_and_pools_its_frames_into_the_clip_logits():
+    """With symmetric kernels a click's effect on the recurrent layer's input is centred on the step centred on it:
+    step m on frame 4 m (half a frame before); without the half-step padding it sits 1.5 frames late."""
+    from envsound.models.crnn import CRNN
+
+    torch.manual_seed(0)
+    model = CRNN(n_classes=3, in_channels=1, n_mels=32, n_frames=160, filters=4, frame_head=8).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.constant_(module.weight, 0.1)
+    x = torch.zeros(1, 1, 32, 160)
+    centred = lambda v: model.conv_steps(torch.nn.functional.pad(v, (2, 0, 0, 0), mode="replicate"))  # noqa: E731
+    with torch.no_grad():
+        quiet = centred(x)
+        for frame in range(80, 88):
+            click = x.clone()
+            click[..., frame] = 10.0
+            change = (centred(click) - quiet).norm(dim=-1)[0]
+            centre = float((change * torch.arange(len(change))).sum() / change.sum()) * 4
+            assert abs(centre - frame) <= 1.0
+        frames = model.frame_logits(x)
+        assert frames.shape == (1, 41, 3)  # (160 + 2) / 4 steps
+        assert torch.allclose(model(x), linear_softmax_logit(frames), atol=1e-5)
+    assert not CRNN(n_classes=3, in_channels=1, n_mels=32, n_frames=160).has_frames and model.has_frames
+
+
+def test_the_resnet_frame_head_places_each_step_on_its_frame():
+    """Symmetric kernels (and residual branches switched on): a click's effect on the steps is centred within a
+    frame of it (half a frame: the stem's pool)."""
+    from envsound.models.resnet import ResNet
+
+    model = ResNet(n_classes=3, in_channels=1, n_mels=32, n_frames=160, filters=4, frame_head=8).eval()
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.BatchNorm2d)):
+            torch.nn.init.constant_(module.weight, 0.1 if isinstance(module, torch.nn.Conv2d) else 1.0)
+    x = torch.zeros(1, 1, 32, 160)
+    with torch.no_grad():
+        quiet = model.frame_steps(x)
+        for frame in range(80, 96, 3):
+            click = x.clone()
+            click[..., frame] = 10.0
+            change = (model.frame_steps(click) - quiet).norm(dim=-1)[0]
+            assert abs(float((change * torch.arange(len(change))).sum() / change.sum()) * 8 - frame) <= 1.0
+        assert torch.allclose(model(x), linear_softmax_logit(model.frame_logits(x)), atol=1e-5)
+
+
+@pytest.mark.parametrize("name,step", [("cnn", 8), ("crnn", 4), ("resnet", 8)])
+def test_a_network_with_a_frame_head_learns_from_clip_labels_and_gives_events_from_its_frames(sed_run, tmp_path,
+                                                                                             name, step):
     from conftest import TINY_OVERRIDES
     from envsound.cli.main import main
     from envsound.inference.api import audio_duration
@@ -243,12 +291,12 @@ def test_a_cnn_with_a_frame_head_learns_from_clip_labels_and_gives_events_from_i
 
     tiny = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
     args = ["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(sed_run.mix), "--folds", "1,2",
-            "--cache-dir", str(tmp_path / "cache"), *tiny, "--set", "model.options.frame_head=8", "--set",
-            "features.window_seconds=2", "--set", "features.eval_hop_seconds=1"]
+            "--cache-dir", str(tmp_path / "cache"), *tiny, "--set", f"model.name={name}", "--set",
+            "model.options.frame_head=8", "--set", "features.window_seconds=2", "--set", "features.eval_hop_seconds=1"]
     assert main([*args, "--out", str(tmp_path / "run")]) == 0
     predictor = Predictor.from_checkpoint(tmp_path / "run" / "model.ckpt", device="cpu")
     clip = sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[0]
-    assert predictor.has_frames and predictor.model.frame_seconds == pytest.approx(8 * 256 / 16000)
+    assert predictor.has_frames and predictor.model.frame_seconds == pytest.approx(step * 256 / 16000)
     events = predictor.predict_file(clip, events=True).events  # decoded from its frames (Predictor.has_frames)
     assert events and all(0 <= e["onset"] < e["offset"] <= audio_duration(clip) for e in events)
     assert main([*args, "--out", str(tmp_path / "strong"), "--set", "events.train_on=strong"]) == 1  # no frozen trunk

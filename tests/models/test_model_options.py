@@ -30,7 +30,7 @@ def test_every_model_declares_valid_defaults():
     assert describe_model_options("cnn") == "frame_head (int 0..1024, default 0)"
     assert describe_model_options("crnn") == ("rnn (gru|lstm, default gru), hidden (int 8..1024, default 64), "
                                               "layers (int 1..4, default 1), pool (attention|mean|max, default "
-                                              "attention)")
+                                              "attention), frame_head (int 0..1024, default 0)")
 
 
 def test_unknown_option_names_the_model_the_key_and_the_valid_ones():

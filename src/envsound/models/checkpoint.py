@@ -73,7 +73,8 @@ FORMAT = "envsound-checkpoint"
 # 19: efficientat's model.options gains frame_skips (the frame head also reads two early layers; its input is wider).
 #     Version 18 files load unchanged (frame_skips false: a head that reads the last layer only).
 # 20: augment gains fmin_shift_hz and fmax_shift_hz (the mel bank's edges jittered in training; efficientat's preset
-#     sets 10 and 2000). Version 19 files load unchanged (0: no jitter, what they were trained with).
+#     sets 10 and 2000); crnn and resnet gain model.options frame_head (frame_head.* tensors). Version 19 files load
+#     unchanged (0: no jitter and no frame head, what they were trained with).
 FORMAT_VERSION = 20
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}

@@ -7,6 +7,11 @@ per 4 frames (93 ms at the default 22.05 kHz / hop 512) -> the channels x remain
 -> bidirectional GRU or LSTM (``rnn``, ``hidden`` units per direction, ``layers``) -> pooling over time (``pool``:
 attention, mean or max) -> dropout -> FC + ReLU (the embedding, ``2 x hidden``) -> dropout -> logits.
 
+With ``model.options.frame_head`` H > 0 it scores frames too (events, ``predict --events``): the recurrent outputs,
+one step every 4 frames (the input padded by half a step at its start, so step ``m`` is centred on frame ``4 m``),
+read by a frame head (a bidirectional GRU of H units, :mod:`envsound.models.frames`); the clip logits are then the
+frames' linear-softmax pooling, so training on clip labels teaches it where each class is (weak labels).
+
 Cost: about half the cnn's convolution work (the two last cnn blocks are replaced by one block at low frequency
 resolution) plus a small recurrent layer; numbers from ``benchmarks/bench_models.py --models cnn crnn``.
 """
@@ -20,12 +25,14 @@ from torch import nn
 
 from envsound.models.blocks import (ConvBlock, MelBatchNorm, OptionSpec, check_input, check_model_args,
                                     resolve_options)
+from envsound.models.frames import FrameHead, FrameOutput, linear_softmax_logit
 
 DEFAULT_FILTERS = 16
 DEFAULT_DROPOUT = 0.3
 CONVS_PER_BLOCK = (1, 2, 2)
 WIDTHS = (1, 2, 4)  # x filters
 POOLS = ((2, 2), (4, 2), (4, 1))  # (frequency, time) per block: frequency pooled more, time kept fine
+TIME_STRIDE = 4  # input frames per recurrent step
 
 
 def pooled_size(size: int, kernels: list[int] | tuple[int, ...]) -> int:
@@ -35,7 +42,7 @@ def pooled_size(size: int, kernels: list[int] | tuple[int, ...]) -> int:
     return size
 
 
-class CRNN(nn.Module):
+class CRNN(FrameOutput, nn.Module):
     """CNN front + bidirectional RNN over time; accepts any ``frames`` >= 1 (``n_mels`` is fixed at construction).
 
     Args:
@@ -50,6 +57,7 @@ class CRNN(nn.Module):
         layers: stacked recurrent layers, 1..4.
         pool: how the recurrent outputs become one vector per clip: ``"attention"`` (softmax-weighted mean, the
             weights from a linear layer), ``"mean"`` or ``"max"`` over time.
+        frame_head: GRU units per direction of a frame-level event head, 0 (none) .. 1024.
 
     Raises:
         ConfigError: an argument out of range.
@@ -65,15 +73,21 @@ class CRNN(nn.Module):
         "hidden": OptionSpec(64, int, low=8, high=1024, help="recurrent units per direction"),
         "layers": OptionSpec(1, int, low=1, high=4, help="stacked recurrent layers"),
         "pool": OptionSpec("attention", str, choices=("attention", "mean", "max"), help="pooling over time"),
+        "frame_head": OptionSpec(0, int, low=0, high=1024,
+                                 help="GRU units of a frame-level event head (0: none), trained on clip labels"),
     }
+    head_options: ClassVar[tuple[str, ...]] = ("frame_head",)  # an --init source may differ in it
+    frame_step_frames: ClassVar[int] = TIME_STRIDE
+    frame_name = "crnn"
 
     def __init__(self, *, n_classes: int, in_channels: int, n_mels: int, n_frames: int, filters: int | None = None,
                  dropout: float | None = None, rnn: str = "gru", hidden: int = 64, layers: int = 1,
-                 pool: str = "attention") -> None:
+                 pool: str = "attention", frame_head: int = 0) -> None:
         super().__init__()
         check_model_args("crnn", n_classes=n_classes, in_channels=in_channels, n_mels=n_mels, n_frames=n_frames,
                          filters=filters, dropout=dropout)
-        opts = resolve_options("crnn", self.options, {"rnn": rnn, "hidden": hidden, "layers": layers, "pool": pool})
+        opts = resolve_options("crnn", self.options, {"rnn": rnn, "hidden": hidden, "layers": layers, "pool": pool,
+                                                      "frame_head": frame_head})
         f = DEFAULT_FILTERS if filters is None else filters
         p = DEFAULT_DROPOUT if dropout is None else dropout
         self.in_channels = in_channels
@@ -95,15 +109,26 @@ class CRNN(nn.Module):
         self.embed_dim = width
         self.fc = nn.Sequential(nn.Dropout(p), nn.Linear(width, self.embed_dim), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Dropout(p), nn.Linear(self.embed_dim, n_classes))
+        hidden_frames = opts["frame_head"]
+        self.frame_head = FrameHead(width, n_classes, hidden=hidden_frames) if hidden_frames else None
 
-    def sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """The recurrent outputs: ``(batch, in_channels, n_mels, frames) -> (batch, ceil(frames / 4), 2 x hidden)``."""
+    def conv_steps(self, x: torch.Tensor) -> torch.Tensor:
+        """What the recurrent layer reads: ``(batch, in_channels, n_mels, frames) -> (batch, ceil(frames / 4),
+        channels x remaining mel bins)``, step ``m`` reading frames ``4 m .. 4 m + 3``."""
         check_input("crnn", x, self.in_channels)
         x = self.blocks(self.norm(x))  # (batch, C, F', T')
         batch, channels, mels, steps = x.shape
-        x = x.permute(0, 3, 1, 2).reshape(batch, steps, channels * mels)
-        out, _ = self.rnn(x)
+        return x.permute(0, 3, 1, 2).reshape(batch, steps, channels * mels)
+
+    def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """The recurrent outputs: ``(batch, in_channels, n_mels, frames) -> (batch, ceil(frames / 4), 2 x hidden)``."""
+        out, _ = self.rnn(self.conv_steps(x))
         return out
+
+    def frame_steps(self, x: torch.Tensor) -> torch.Tensor:
+        """The recurrent outputs with step ``m`` centred on input frame ``4 m`` (half a frame before): the input is
+        padded by half a step at its start, as the time pools centre a step between the frames it reads."""
+        return self.sequence(nn.functional.pad(x, (TIME_STRIDE // 2, 0, 0, 0), mode="replicate"))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, in_channels, n_mels, frames) -> (batch, 2 x hidden)``, non-negative."""
@@ -118,5 +143,8 @@ class CRNN(nn.Module):
         return self.fc(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, in_channels, n_mels, frames) -> logits (batch, n_classes)``."""
+        """``(batch, in_channels, n_mels, frames) -> logits (batch, n_classes)``: the head's, or with a frame head
+        the linear-softmax pooling of its frames."""
+        if self.frame_head is not None:
+            return linear_softmax_logit(self.frame_logits(x))
         return self.head(self.embed(x))

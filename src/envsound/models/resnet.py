@@ -5,6 +5,10 @@ resolution, 2x2 average pool) -> 4 stages of widths ``filters x (1, 2, 4, 8)``, 
 (``depth`` 10: 1 per stage, 18: 2, 34: 3-4-6-3); stages 2-4 start with a stride-2 block -> mean over frequency, max +
 mean over time (as ``cnn``) -> dropout -> FC + ReLU (the embedding, ``8 x filters``) -> dropout -> logits.
 
+With ``model.options.frame_head`` H > 0 it scores frames too (events, ``predict --events``): the last stage's map,
+one step every 16 frames, run twice 8 frames apart and interleaved (:mod:`envsound.models.frames`), read by a
+bidirectional GRU of H units; the clip logits are then the frames' linear-softmax pooling (weak labels, as ``cnn``).
+
 A basic block is conv3x3-BN-ReLU-conv3x3-BN plus a shortcut (identity, or a 1x1 conv + BN where the width or the
 stride changes), then ReLU. The last BN of each block starts at zero, so every block starts as the identity (Goyal et
 al. 2017): deep stacks train from the first step. The stem pools before the first stage because a 3x3 conv of
@@ -20,11 +24,14 @@ from torch import nn
 
 from envsound.models.blocks import (MelBatchNorm, OptionSpec, check_input, check_model_args, global_pool,
                                     resolve_options)
+from envsound.models.frames import FrameHead, FrameOutput, Tap, linear_softmax_logit, stitched_steps
 
 DEFAULT_FILTERS = 16
 DEFAULT_DROPOUT = 0.3
 WIDTHS = (1, 2, 4, 8)  # x filters
 BLOCKS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}  # residual blocks per stage for each depth
+TIME_STRIDE = 16  # the stem's pool and three stride-2 stages
+FRAME_STEP = 8  # frame output: one step every 8 frames, 2 shifted runs
 
 
 class BasicBlock(nn.Module):
@@ -53,7 +60,7 @@ class BasicBlock(nn.Module):
         return self.relu(y + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(FrameOutput, nn.Module):
     """Residual CNN; accepts any ``frames`` >= 1 (and any ``n_mels`` >= 1) thanks to global pooling.
 
     Args:
@@ -65,6 +72,7 @@ class ResNet(nn.Module):
         dropout: dropout before both linear layers, [0, 1); None = 0.3.
         depth: 10, 18 or 34: residual blocks per stage (1, 1, 1, 1), (2, 2, 2, 2) or (3, 4, 6, 3), as the ImageNet
             ResNets of those depths.
+        frame_head: GRU units per direction of a frame-level event head, 0 (none) .. 1024.
 
     Raises:
         ConfigError: an argument out of range.
@@ -78,14 +86,19 @@ class ResNet(nn.Module):
     options: ClassVar[dict[str, OptionSpec]] = {
         "depth": OptionSpec(10, int, choices=tuple(BLOCKS), help="residual blocks per stage 1-1-1-1, 2-2-2-2 or "
                                                                  "3-4-6-3"),
+        "frame_head": OptionSpec(0, int, low=0, high=1024,
+                                 help="GRU units of a frame-level event head (0: none), trained on clip labels"),
     }
+    head_options: ClassVar[tuple[str, ...]] = ("frame_head",)  # an --init source may differ in it
+    frame_step_frames: ClassVar[int] = FRAME_STEP
+    frame_name = "resnet"
 
     def __init__(self, *, n_classes: int, in_channels: int, n_mels: int, n_frames: int, filters: int | None = None,
-                 dropout: float | None = None, depth: int = 10) -> None:
+                 dropout: float | None = None, depth: int = 10, frame_head: int = 0) -> None:
         super().__init__()
         check_model_args("resnet", n_classes=n_classes, in_channels=in_channels, n_mels=n_mels, n_frames=n_frames,
                          filters=filters, dropout=dropout)
-        opts = resolve_options("resnet", self.options, {"depth": depth})
+        opts = resolve_options("resnet", self.options, {"depth": depth, "frame_head": frame_head})
         f = DEFAULT_FILTERS if filters is None else filters
         p = DEFAULT_DROPOUT if dropout is None else dropout
         self.in_channels = in_channels
@@ -104,12 +117,25 @@ class ResNet(nn.Module):
         self.embed_dim = widths[-1]
         self.fc = nn.Sequential(nn.Dropout(p), nn.Linear(widths[-1], self.embed_dim), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Dropout(p), nn.Linear(self.embed_dim, n_classes))
+        hidden = opts["frame_head"]
+        self.frame_head = FrameHead(widths[-1], n_classes, hidden=hidden) if hidden else None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, in_channels, n_mels, frames) -> (batch, 8 * filters)``, non-negative."""
         check_input("resnet", x, self.in_channels)
         return self.fc(global_pool(self.stages(self.stem(self.norm(x)))))
 
+    def frame_steps(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, in_channels, n_mels, frames) -> (batch, steps, 8 x filters)``: the last stage's map averaged
+        over frequency every 8 input frames, step ``m`` centred on input frame ``m x 8`` (half a frame after: the
+        stem's 2x2 pool centres its step between two frames; the strided convs, padded on both sides, keep that)."""
+        check_input("resnet", x, self.in_channels)
+        return stitched_steps([self.norm, self.stem, *self.stages], x, taps=[Tap(len(self.stages) + 1, TIME_STRIDE)],
+                              step=FRAME_STEP)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, in_channels, n_mels, frames) -> logits (batch, n_classes)``."""
+        """``(batch, in_channels, n_mels, frames) -> logits (batch, n_classes)``: the head's, or with a frame head
+        the linear-softmax pooling of its frames."""
+        if self.frame_head is not None:
+            return linear_softmax_logit(self.frame_logits(x))
         return self.head(self.embed(x))
