@@ -112,23 +112,26 @@ class CRNN(FrameOutput, nn.Module):
         hidden_frames = opts["frame_head"]
         self.frame_head = FrameHead(width, n_classes, hidden=hidden_frames) if hidden_frames else None
 
-    def conv_steps(self, x: torch.Tensor) -> torch.Tensor:
-        """What the recurrent layer reads: ``(batch, in_channels, n_mels, frames) -> (batch, ceil(frames / 4),
-        channels x remaining mel bins)``, step ``m`` reading frames ``4 m .. 4 m + 3``."""
+    def conv_steps(self, x: torch.Tensor, *, centred: bool = False) -> torch.Tensor:
+        """What the recurrent layer reads: ``(batch, in_channels, n_mels, frames) -> (batch, steps, channels x
+        remaining mel bins)``, step ``m`` reading frames ``4 m .. 4 m + 3`` (``ceil(frames / 4)`` steps). ``centred``:
+        step ``m`` centred on frame ``4 m`` (half a frame before) instead, the input padded by half a step at its
+        start, as the time pools centre a step between the frames it reads (``ceil((frames + 2) / 4)`` steps)."""
         check_input("crnn", x, self.in_channels)
+        if centred:
+            x = nn.functional.pad(x, (TIME_STRIDE // 2, 0, 0, 0), mode="replicate")
         x = self.blocks(self.norm(x))  # (batch, C, F', T')
         batch, channels, mels, steps = x.shape
         return x.permute(0, 3, 1, 2).reshape(batch, steps, channels * mels)
 
-    def sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """The recurrent outputs: ``(batch, in_channels, n_mels, frames) -> (batch, ceil(frames / 4), 2 x hidden)``."""
-        out, _ = self.rnn(self.conv_steps(x))
+    def sequence(self, x: torch.Tensor, *, centred: bool = False) -> torch.Tensor:
+        """The recurrent outputs ``(batch, steps, 2 x hidden)`` over :meth:`conv_steps`."""
+        out, _ = self.rnn(self.conv_steps(x, centred=centred))
         return out
 
     def frame_steps(self, x: torch.Tensor) -> torch.Tensor:
-        """The recurrent outputs with step ``m`` centred on input frame ``4 m`` (half a frame before): the input is
-        padded by half a step at its start, as the time pools centre a step between the frames it reads."""
-        return self.sequence(nn.functional.pad(x, (TIME_STRIDE // 2, 0, 0, 0), mode="replicate"))
+        """The recurrent outputs with step ``m`` centred on input frame ``4 m`` (what the frame head reads)."""
+        return self.sequence(x, centred=True)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, in_channels, n_mels, frames) -> (batch, 2 x hidden)``, non-negative."""
