@@ -7,6 +7,8 @@
         experiments/out/sed-esc10/frames-strong experiments/out/sed-esc10/mix t816
     ENVSOUND_MODELS=DIR .venv/bin/python experiments/sed_esc10_head_prototype.py \
         experiments/out/sed-esc10/frames-skips experiments/out/sed-esc10/mix B,E15,D50
+    ENVSOUND_MODELS=DIR .venv/bin/python experiments/sed_esc10_head_prototype.py \
+        experiments/out/sed-esc10/frames-skips experiments/out/sed-esc10/mix B,MIX,ROLL,MIXROLL
 
 For each fold K the checkpoint's network gives every fold's windows' ``frame_steps`` ("trunk": the last layer for
 a ``frame_skips=false`` run, last + early layers for a ``--preset sed`` run of format 19) and, computed here,
@@ -14,7 +16,10 @@ layer 6's and layer 12's outputs (``t8``, ``t16``: frequency bins kept; t16 repe
 mean over each 8-frame step (``mel``). A new head (64 GRU units, AdamW 1e-3, weight decay 0.01, batch 16, seed 0)
 trains on the other folds' strong frame targets and is scored on fold K (FrameTrack, threshold 0.5, 1-s median
 filter; event F1 and segment F1). Variants: ``base`` / ``B`` (40 epochs, dropout 0.3), ``t8``, ``t16``, ``t816``,
-``mel`` (those inputs beside the trunk's), ``E15`` (15 epochs), ``D50`` (dropout 0.5). Results: docs/results.md.
+``mel`` (those inputs beside the trunk's), ``E15`` (15 epochs), ``D50`` (dropout 0.5); added 2026-11-27, variety in
+the training batches: ``MIX`` (each batch's sequences mixed with another's of the batch, lam ~ Beta(0.5, 0.5) on the
+inputs, targets joined by their maximum), ``ROLL`` (each sequence and its targets rotated in time by a random number
+of steps), ``MIXROLL`` (both). Results: docs/results.md.
 """
 import argparse
 import time, numpy as np, torch  # noqa: E401
@@ -29,10 +34,13 @@ from envsound.evaluation.events import FrameTrack, detect_events
 from envsound.evaluation.sed_metrics import event_f1, segment_f1
 from envsound.transfer.frame_probe import frame_targets
 torch.set_num_threads(2)
-VARIANTS = {  # name: (inputs of the head, epochs, dropout)
+VARIANTS = {  # name: (inputs of the head, epochs, dropout[, mix, roll])
     "base": (["trunk"], 40, 0.3), "t8": (["trunk", "t8"], 40, 0.3), "t16": (["trunk", "t16"], 40, 0.3),
     "t816": (["trunk", "t8", "t16"], 40, 0.3), "mel": (["trunk", "mel"], 40, 0.3),
-    "E15": (["trunk"], 15, 0.3), "D50": (["trunk"], 40, 0.5)}
+    "E15": (["trunk"], 15, 0.3), "D50": (["trunk"], 40, 0.5),
+    "MIX": (["trunk"], 40, 0.3, True, False), "ROLL": (["trunk"], 40, 0.3, False, True),
+    "MIXROLL": (["trunk"], 40, 0.3, True, True)}
+VARIANTS["B"] = VARIANTS["base"]
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("run", help="a finished cv folder of experiments/sed_esc10.py (fold_K/model.ckpt)")
 parser.add_argument("mix", help="its envsound mix folder")
@@ -76,7 +84,8 @@ for fold in (1, 2, 3, 4):
         for c in o: c["strong"] = strong.get(c["rec"].clip_id, [])
         (test if f == fold else train).extend(o)
     print("fold", fold, "features %.0f s" % (time.time() - t0), flush=True)
-    for name, (keys, epochs, dropout) in variants.items():
+    for name, (keys, epochs, dropout, *variety) in variants.items():
+        mixing, rolling = variety or (False, False)
         torch.manual_seed(0)
         X = torch.cat([torch.cat([c[k] for k in keys], -1) for c in train])
         Y = torch.from_numpy(np.stack([frame_targets(c["strong"], labels, begin=b, steps=c["trunk"].shape[1], step=step) for c in train for b in c["begins"]]))
@@ -87,7 +96,16 @@ for fold in (1, 2, 3, 4):
             perm = torch.randperm(len(X), generator=g)
             for s in range(0, len(X), 16):
                 i = perm[s:s + 16]
-                loss = nn.functional.binary_cross_entropy_with_logits(head(X[i]), Y[i])
+                xb, yb = X[i], Y[i]
+                if rolling:
+                    shifts = torch.randint(0, xb.shape[1], (len(xb),), generator=g)
+                    xb = torch.stack([torch.roll(a, int(k), dims=0) for a, k in zip(xb, shifts)])
+                    yb = torch.stack([torch.roll(a, int(k), dims=0) for a, k in zip(yb, shifts)])
+                if mixing:
+                    other = torch.randperm(len(xb), generator=g)
+                    lam = torch.distributions.Beta(0.5, 0.5).sample((len(xb), 1, 1))
+                    xb, yb = lam * xb + (1 - lam) * xb[other], torch.maximum(yb, yb[other])
+                loss = nn.functional.binary_cross_entropy_with_logits(head(xb), yb)
                 opt.zero_grad(); loss.backward(); opt.step()
         head.eval(); ref, sy, dur = {}, {}, {}
         for c in test:
