@@ -138,6 +138,12 @@ def test_unusable_files_and_settings_are_one_clear_line(trained_run, exported, t
     onnx.save(future, tmp_path / "future.onnx")
     with pytest.raises(CheckpointError, match="newer"):
         envsound.load_model(tmp_path / "future.onnx")
+    framed = onnx.load(exported)  # a frame model's metadata on a graph without frame_probs
+    framed.metadata_props.add(key="envsound.frames", value='{"frame_seconds": 0.08}')
+    onnx.save(framed, tmp_path / "framed.onnx")
+    with pytest.raises(CheckpointError, match="framed.onnx: the envsound metadata announces frames but the graph "
+                                              "has no frame_probs output"):
+        envsound.load_model(tmp_path / "framed.onnx")
     with pytest.raises(CheckpointError, match="not found"):
         envsound.load_model(tmp_path / "missing.onnx")
     with pytest.raises(ConfigError, match="float32"):

@@ -300,3 +300,35 @@ def test_a_network_with_a_frame_head_learns_from_clip_labels_and_gives_events_fr
     events = predictor.predict_file(clip, events=True).events  # decoded from its frames (Predictor.has_frames)
     assert events and all(0 <= e["onset"] < e["offset"] <= audio_duration(clip) for e in events)
     assert main([*args, "--out", str(tmp_path / "strong"), "--set", "events.train_on=strong"]) == 1  # no frozen trunk
+
+
+
+def test_an_exported_frame_model_gives_the_checkpoints_frames_and_events(sed_run, tmp_path):
+    """The ONNX file carries the frame output (``frame_probs``) and the frame step: its events are the checkpoint's,
+    read from its frames, not from its windows. (A ``cnn`` frame model: the export traces the same frame head and
+    shift-and-stitch as ``--preset sed``'s, which takes a minute to export on 2 cores for its four trunk copies.)"""
+    from conftest import TINY_OVERRIDES
+    from envsound.cli.main import main
+    from envsound.inference.onnx_export import parity_check
+    from envsound.inference.predictor import Predictor
+
+    tiny = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
+    assert main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(sed_run.mix), "--folds", "1,2",
+                 "--cache-dir", str(tmp_path / "cache"), *tiny, "--set", "model.name=cnn", "--set",
+                 "model.options.frame_head=8", "--set", "features.window_seconds=2", "--set",
+                 "features.eval_hop_seconds=1", "--out", str(tmp_path / "run")]) == 0
+    checkpoint = tmp_path / "run" / "model.ckpt"
+    assert main(["export", "--quiet", str(checkpoint), "--out", str(tmp_path / "model.onnx")]) == 0
+    assert parity_check(checkpoint, tmp_path / "model.onnx") < 1e-3  # window and frame probabilities
+    torch_model = Predictor.from_checkpoint(checkpoint, device="cpu", precision="32")
+    onnx_model = Predictor.from_checkpoint(tmp_path / "model.onnx")
+    assert onnx_model.has_frames and onnx_model.model.frame_seconds == torch_model.model.frame_seconds
+    found = 0
+    for clip in sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[:3]:
+        want = torch_model.predict_file(clip, events=True).events
+        got = onnx_model.predict_file(clip, events=True).events
+        assert [(e["label"], e["onset"], e["offset"]) for e in got] == \
+            [(e["label"], e["onset"], e["offset"]) for e in want]
+        assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=1e-3)
+        found += len(want)
+    assert found

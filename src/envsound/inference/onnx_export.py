@@ -8,7 +8,10 @@ the windows, the network and the task's activation (softmax, or sigmoid for mult
 - ``waveform``: float32 ``(1, samples)``, mono, in [-1, 1], at the model's sample rate (at least one sample);
 - ``starts``: int64 ``(n,)``, window starts in frames (log-mel) or samples (waveform models), as
   :func:`~envsound.features.windows.eval_starts` gives them for the block;
-- ``probs``: float32 ``(n, n_classes)``.
+- ``probs``: float32 ``(n, n_classes)``;
+- ``frame_probs`` (a frame model, ``model.options.frame_head``, only): float32 ``(n, steps, n_classes)``, each
+  window's frame probabilities, step ``m`` centred ``m x frame_seconds`` after the window's start (the metadata's
+  ``frames`` says ``frame_seconds``); ``probs`` is then their linear-softmax pooling, as the checkpoint computes it.
 
 Decoding, resampling, trimming and padding a clip's edges (``features.trim_zeros``, ``features.edge_pad``), cutting
 long files into blocks and averaging the windows stay outside, in the torch-free
@@ -39,9 +42,10 @@ from envsound.features.efficientat import EfficientATMel
 from envsound.features.mel import DELTA_WIDTH, deltas, hann_window, mel_filterbank, power_to_db, whole_clip_slope
 from envsound.features.windows import window_length, window_pad_value
 from envsound.fileio import atomic_path
-from envsound.inference.onnx_model import FORMAT, FORMAT_VERSION, METADATA, OnnxModel
+from envsound.inference.onnx_model import FORMAT, FORMAT_VERSION, METADATA, OUTPUTS, OnnxModel
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
+from envsound.models.frames import linear_softmax_logit
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +107,8 @@ def _whole_clip_slope(logmel: torch.Tensor) -> torch.Tensor:
 
 
 class OnnxGraph(nn.Module):
-    """``(waveform (1, samples), starts (n,))`` -> window probabilities ``(n, n_classes)``: what the file holds."""
+    """``(waveform (1, samples), starts (n,))`` -> window probabilities ``(n, n_classes)``, and for a frame model
+    (``network.has_frames``) their frame probabilities ``(n, steps, n_classes)`` too: what the file holds."""
 
     def __init__(self, network: nn.Module, features: FeatureConfig, *, multi_label: bool) -> None:
         super().__init__()
@@ -111,6 +116,7 @@ class OnnxGraph(nn.Module):
             if features.frontend == "envsound" else OnnxEfficientATFrontend(features)
         self.network = network
         self.multi_label = multi_label
+        self.frames = bool(getattr(network, "has_frames", False))
         width = window_length(features)
         channels = 2 if self.frontend is not None and features.deltas else 1
         rows = (features.n_mels,) if self.frontend is not None else ()
@@ -119,10 +125,13 @@ class OnnxGraph(nn.Module):
         self.register_buffer("padding", pad.expand(channels, *rows, width).clone())
         self.register_buffer("offsets", torch.arange(width))
 
-    def forward(self, waveform: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    def forward(self, waveform: torch.Tensor, starts: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         features = self.frontend(waveform) if self.frontend is not None else waveform  # (C, n_mels, T) or (1, S)
         features = torch.cat([features, self.padding], dim=-1)
         windows = features[..., starts[:, None] + self.offsets].movedim(-2, 0)  # (n, C, n_mels, W) or (n, 1, W)
+        if self.frames:  # the network once: its frames, and the clip probabilities pooled from them
+            frame_logits = self.network.frame_logits(windows).float()
+            return torch.sigmoid(linear_softmax_logit(frame_logits)), torch.sigmoid(frame_logits)
         logits = self.network(windows).float()
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
@@ -142,9 +151,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     if model.network is None:
         raise ConfigError(f"{source}: model {model.config.model.name!r} is a scikit-learn baseline; only neural "
                           "networks export to ONNX")
-    if model.has_frames:
-        log.warning("%s: the export gives clip and window probabilities; its frame output is not exported, so the "
-                    "ONNX model's events come from its windows (the checkpoint's: from its frames)", source)
     features = model.config.features
     graph = OnnxGraph(model.network.float().eval(), features, multi_label=model.task.multi_label).eval()
     proto = _export(graph, features)
@@ -159,21 +165,23 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
 
 
 def parity_check(checkpoint: str | Path, exported: str | Path, *, seconds: float = 3.0) -> float:
-    """The largest difference between the window probabilities of ``checkpoint`` (torch, fp32, CPU) and of
-    ``exported`` (onnxruntime) on ``seconds`` of seeded noise at the model's rate."""
+    """The largest difference between the window probabilities (and a frame model's frame probabilities) of
+    ``checkpoint`` (torch, fp32, CPU) and of ``exported`` (onnxruntime) on ``seconds`` of seeded noise at the model's
+    rate."""
     model = ClipModel.from_checkpoint(load_checkpoint(checkpoint), source=str(checkpoint), device="cpu",
                                       precision="32")
     rate = model.config.features.sample_rate
     noise = np.random.default_rng(0).uniform(-0.5, 0.5, int(seconds * rate)).astype(np.float32)
-    expected, _ = model.waveform_probs(noise)
-    got, _ = OnnxModel.load(exported, device="cpu").waveform_probs(noise)
-    return float(np.abs(expected - got).max())
+    expected = model.waveform_probs(noise, frames=model.has_frames)
+    got = OnnxModel.load(exported, device="cpu").waveform_probs(noise, frames=model.has_frames)
+    return max(float(np.abs(want - have).max()) for want, have in zip(expected[::2], got[::2]))
 
 
 def metadata(model: ClipModel) -> dict[str, str]:
     """The ``metadata_props`` of an exported model (JSON strings; keys in :data:`METADATA`)."""
     values = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__, "labels": model.labels,
-              "config": model.config.to_dict(), "task": model.task.to_dict(), "meta": model.meta}
+              "config": model.config.to_dict(), "task": model.task.to_dict(), "meta": model.meta,
+              "frames": {"frame_seconds": model.frame_seconds} if model.has_frames else None}
     return {METADATA[name]: json.dumps(value, default=str) for name, value in values.items()}
 
 
@@ -204,5 +212,6 @@ def _export(graph: OnnxGraph, features: FeatureConfig):
             "starts": {0: torch.export.Dim("windows", min=1, max=2 ** 31 - 1)}}
     with _quiet():
         program = torch.onnx.export(graph, example, dynamo=True, opset_version=OPSET, dynamic_shapes=dims,
-                                    input_names=["waveform", "starts"], output_names=["probs"], verbose=False)
+                                    input_names=["waveform", "starts"], output_names=OUTPUTS[:1 + graph.frames],
+                                    verbose=False)
     return program.model_proto

@@ -28,10 +28,14 @@ FORMAT = "envsound-onnx"
 #    1-2 files load through config.RENAMED_KEYS.
 # 4: the config's semi section has a sub-section per method (checkpoint format 16) and the config an events section
 #    (format 17); format 1-3 files load through config.RENAMED_KEYS and the events defaults.
-FORMAT_VERSION = 4
+# 5: a frame model's file has a second output, frame_probs, and the metadata key frames (its frame_seconds); an
+#    envsound that reads only format 4 says "upgrade" rather than decode its events from windows.
+FORMAT_VERSION = 5
 METADATA = {name: f"envsound.{name}" for name in
-            ("format", "format_version", "version", "labels", "config", "task", "meta")}
+            ("format", "format_version", "version", "labels", "config", "task", "meta", "frames")}
 """Our keys in the file's ``metadata_props``; every value is JSON."""
+OUTPUTS = ["probs", "frame_probs"]
+"""The graph's outputs: window probabilities, and (a frame model only) the windows' frame probabilities."""
 
 
 def is_onnx_path(path: str | os.PathLike) -> bool:
@@ -59,8 +63,9 @@ class OnnxModel:
     """An exported model ready to score waveforms (see :meth:`load`)."""
 
     def __init__(self, session, *, config: Config, labels: list[str], task: Task, meta: dict[str, Any],
-                 runtime: OnnxRuntime) -> None:
+                 runtime: OnnxRuntime, frames: dict[str, float] | None = None) -> None:
         self.session = session
+        self.frames = frames  # {"frame_seconds": s} for a frame model's file (format 5), else None
         self.config = config
         self.labels = list(labels)
         self.task = task
@@ -99,25 +104,43 @@ class OnnxModel:
             task = Task.from_dict(fields["task"])
         except (ConfigError, TypeError, KeyError) as exc:
             raise CheckpointError(f"{path}: the envsound metadata is invalid: {exc}") from exc
+        frames = fields.get("frames")
+        if frames is not None and OUTPUTS[1] not in [output.name for output in session.get_outputs()]:
+            raise CheckpointError(f"{path}: the envsound metadata announces frames but the graph has no "
+                                  f"{OUTPUTS[1]} output")
         return cls(session, config=config, labels=fields["labels"], task=task, meta=dict(fields.get("meta") or {}),
-                   runtime=OnnxRuntime(accelerator="cuda" if provider.startswith("CUDA") else "cpu", provider=provider))
+                   runtime=OnnxRuntime(accelerator="cuda" if provider.startswith("CUDA") else "cpu", provider=provider),
+                   frames=frames)
 
     @property
     def n_classes(self) -> int:
         return len(self.labels)
 
-    def waveform_probs(self, samples: np.ndarray, *, before: int | None = None) -> tuple[np.ndarray, list[int]]:
+    @property
+    def has_frames(self) -> bool:
+        """True for an exported frame model: its events come from its frames, as the checkpoint's do."""
+        return self.frames is not None
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between two frames of ``frame_probs`` (a frame model only)."""
+        return float(self.frames["frame_seconds"])
+
+    def waveform_probs(self, samples: np.ndarray, *, before: int | None = None, frames: bool = False) -> tuple:
         """A waveform ``(samples,)`` float32 at ``config.features.sample_rate`` -> (window probabilities ``(n, K)``,
-        window starts): the evaluation windows of the whole waveform that start before ``before`` (all: ``None``)."""
+        window starts): the evaluation windows of the whole waveform that start before ``before`` (all: ``None``).
+        ``frames`` (a frame model): a third item, the windows' frame probabilities ``(n, steps, K)``."""
         features = self.config.features
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         length = len(samples) if features.kind == "waveform" else features.frames(len(samples))
         starts = [s for s in eval_starts(length, features) if before is None or s < before]
         if not starts:
-            return np.zeros((0, self.n_classes), dtype=np.float32), []
-        probs = self.session.run(["probs"], {"waveform": samples[None, :],
-                                             "starts": np.asarray(starts, dtype=np.int64)})[0]
-        return probs.astype(np.float32, copy=False), starts
+            empty = np.zeros((0, self.n_classes), dtype=np.float32)
+            return (empty, [], np.zeros((0, 0, self.n_classes), dtype=np.float32)) if frames else (empty, [])
+        outputs = self.session.run(OUTPUTS[:1 + frames], {"waveform": samples[None, :],
+                                                         "starts": np.asarray(starts, dtype=np.int64)})
+        outputs = [output.astype(np.float32, copy=False) for output in outputs]
+        return (outputs[0], starts, outputs[1]) if frames else (outputs[0], starts)
 
 
 def _provider(device: str, available: list[str]) -> str:

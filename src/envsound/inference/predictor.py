@@ -70,7 +70,14 @@ class WindowScorer(Protocol):
     @property
     def n_classes(self) -> int: ...
 
-    def waveform_probs(self, samples: np.ndarray, *, before: int | None = None) -> tuple[np.ndarray, list[int]]: ...
+    @property
+    def has_frames(self) -> bool: ...  # a frame model: its events come from its frames
+
+    @property
+    def frame_seconds(self) -> float: ...  # a frame model's frame step
+
+    def waveform_probs(self, samples: np.ndarray, *, before: int | None = None, frames: bool = False) -> tuple:
+        """(window probabilities, window starts[, with ``frames`` the windows' frame probabilities])."""
 
 
 class Predictor:
@@ -182,7 +189,7 @@ class Predictor:
     @property
     def has_frames(self) -> bool:
         """True when the model scores frames (``model.options.frame_head``): its events come from them."""
-        return bool(getattr(self.model, "has_frames", False))
+        return self.model.has_frames
 
     def timeline_events(self, timeline: Timeline) -> list:
         """The events of a :class:`~envsound.evaluation.events.Timeline` at the checkpoint's ``events.*`` settings."""
