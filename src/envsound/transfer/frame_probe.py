@@ -3,11 +3,10 @@ source's trunk frozen, only the frame head trained, on when each sound is (stron
 each clip holds (weak labels).
 
 The trunk's frame steps (:meth:`~envsound.models.efficientat.EfficientAT.frame_steps`) of every evaluation window of
-the training clips are computed once, and kept for the process's next fit on the same trunk and clips (a CV's other
-folds, a grid's other points: :mod:`envsound.transfer.step_cache`). With strong labels (``strong_labels.csv``) a
-step's target is 1 for each class with an event over the step's centre, and the loss is the binary cross-entropy of
-every step; without them the frames' linear-softmax pooling is trained towards the clip's labels (what SED systems
-learn from weak labels). The head trains in a small Lightning loop (``train.max_epochs``, ``train.lr``, ``train.weight_decay``,
+the training clips are computed once. With strong labels (``strong_labels.csv``) a step's target is 1 for each class
+with an event over the step's centre, and the loss is the binary cross-entropy of every step; without them the
+frames' linear-softmax pooling is trained towards the clip's labels (what SED systems learn from weak labels). The
+head trains in a small Lightning loop (``train.max_epochs``, ``train.lr``, ``train.weight_decay``,
 ``train.batch_size`` windows a batch); a minute or two on a CPU for a few hundred clips.
 """
 
@@ -28,7 +27,6 @@ from envsound.models.clip import ClipModel, build_network, inference_runtime
 from envsound.models.frames import FrameHead, check_frame_task, linear_softmax_logit
 from envsound.task import Task
 from envsound.transfer.source import InitPlan, apply_init
-from envsound.transfer.step_cache import STEPS, clip_key, trunk_key
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +61,10 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
                                                 device=config.runtime.accelerator, network=network,
                                                 setting="runtime.accelerator"))
     step = model.frame_seconds
-    trunk = trunk_key(plan.trunk, config, precision=model.runtime.precision) if plan is not None else None
-    hits = STEPS.hits
     inputs, outputs = [], []
     for i, clip in enumerate(features):
         windows, starts = eval_windows(clip, config.features)
-
-        def compute(windows=windows) -> np.ndarray:
-            return model.run_network(windows, lambda batch: network.frame_steps(batch).float())  # bf16 autocast
-
-        steps = STEPS.get(clip_key(trunk, clip), compute) if trunk is not None else compute()
+        steps = model.run_network(windows, lambda batch: network.frame_steps(batch).float())  # bf16 autocast
         inputs.append(steps)
         for begin in start_seconds(starts, config.features):
             outputs.append(frame_targets(strong[i], labels, begin=begin, steps=steps.shape[1], step=step)
@@ -88,9 +80,9 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
     trainer.fit(FrameHeadFit(head, strong=strong is not None, lr=config.train.lr,
                              weight_decay=config.train.weight_decay), loader)
     network.frame_head = head.cpu().eval()
-    log.info("frame head: %d windows (%d steps of %.2f s) of %d clips (%d clips' steps from earlier fits) on %s "
-             "labels, %d epochs, %.1f s", len(x), x.shape[1], step, len(features), STEPS.hits - hits,
-             "strong" if strong is not None else "clip", config.train.max_epochs, time.perf_counter() - start_time)
+    log.info("frame head: %d windows (%d steps of %.2f s) of %d clips on %s labels, %d epochs, %.1f s", len(x),
+             x.shape[1], step, len(features), "strong" if strong is not None else "clip", config.train.max_epochs,
+             time.perf_counter() - start_time)
     return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
 
 
