@@ -1,6 +1,6 @@
 """Does the frame head learn more from more mixtures? Two ``--preset sed`` cvs of experiments/sed_esc10.py, one on
-the 60-a-fold set and one on a set with more mixtures of the same clips (``--curated 240``), scored on the *same*
-test mixtures: each fold's model of the larger set is evaluated on the smaller set's test fold, so the comparison is
+the 60-a-fold set and one on a set with more mixtures of the same clips (``--curated 240`` or 480), scored on the
+*same* test mixtures: each fold's model of the larger set is evaluated on the smaller set's test fold, so the comparison is
 paired mixture for mixture (the mixtures of a fold are made of that fold's clips only: no clip crosses folds).
 
     ENVSOUND_MODELS=DIR .venv/bin/python experiments/sed_esc10.py --root ../shared/data/esc50 \
@@ -9,8 +9,9 @@ paired mixture for mixture (the mixtures of a fold are made of that fold's clips
         --small experiments/out/sed-esc10/frames-skips --large experiments/out/sed-esc10-x4/frames-skips \
         --mix experiments/out/sed-esc10/mix
 
-Prints a markdown table: per fold and mean ± std, segment F1, event F1 and PSDS 1 of both, and the paired difference
-in event F1 (t-test over the folds). Evaluations are kept in ``LARGE/on-small-fold_K.json`` and read back.
+The 480-a-fold run: ``--out experiments/out/sed-esc10-x8 --curated 480`` and ``--large`` its ``frames-skips``.
+Prints a markdown table ("small / large" in each cell): per fold and mean ± std, segment F1, event F1 and PSDS 1 of
+both, and the paired difference in event F1 (t-test over the folds). Evaluations are kept in ``LARGE/on-small-fold_K.json`` and read back.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main() -> None:
     small = json.loads((args.small / "cv.json").read_text())["folds"]
     folds = [int(f["fold"]) for f in small]
     large = [on_small(args.large, args.mix, fold) for fold in folds]
-    lines = ["| fold | " + " | ".join(f"{k} 60 / 240" for k in KEYS) + " |", "|---" * (len(KEYS) + 1) + "|"]
+    lines = ["| fold | " + " | ".join(f"{k} small / large" for k in KEYS) + " |", "|---" * (len(KEYS) + 1) + "|"]
     for fold, a, b in zip(folds, small, large):
         lines.append(f"| {fold} | " + " | ".join(f"{a[k]:.3f} / {b[k]:.3f}" for k in KEYS) + " |")
     cells = []
@@ -56,7 +57,7 @@ def main() -> None:
     lines.append("| mean ± std | " + " | ".join(cells) + " |")
     gain = np.array([b["event_f1"] - a["event_f1"] for a, b in zip(small, large)])
     p = stats.ttest_rel([b["event_f1"] for b in large], [a["event_f1"] for a in small]).pvalue
-    lines.append(f"\nevent F1, 240 - 60 a fold: {gain.mean():+.3f} ± {gain.std(ddof=1):.3f} "
+    lines.append(f"\nevent F1, large - small: {gain.mean():+.3f} ± {gain.std(ddof=1):.3f} "
                  f"({', '.join(f'{g:+.3f}' for g in gain)}), paired t-test p = {p:.3f}")
     print("\n".join(lines))
 
