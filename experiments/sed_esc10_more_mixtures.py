@@ -1,7 +1,8 @@
 """Does the frame head learn more from more mixtures? Two ``--preset sed`` cvs of experiments/sed_esc10.py, one on
 the 60-a-fold set and one on a set with more mixtures of the same clips (``--curated 240`` or 480), scored on the
-*same* test mixtures: each fold's model of the larger set is evaluated on the smaller set's test fold, so the comparison is
-paired mixture for mixture (the mixtures of a fold are made of that fold's clips only: no clip crosses folds).
+*same* test mixtures: each fold's model of the larger set is evaluated on the smaller set's test fold, so the
+comparison is paired mixture for mixture (the mixtures of a fold are made of that fold's clips only: no clip crosses
+folds).
 
     ENVSOUND_MODELS=DIR .venv/bin/python experiments/sed_esc10.py --root ../shared/data/esc50 \
         --out experiments/out/sed-esc10-x4 --curated 240 --runs w5 skips
@@ -11,7 +12,8 @@ paired mixture for mixture (the mixtures of a fold are made of that fold's clips
 
 The 480-a-fold run: ``--out experiments/out/sed-esc10-x8 --curated 480`` and ``--large`` its ``frames-skips``.
 Prints a markdown table ("small / large" in each cell): per fold and mean ± std, segment F1, event F1 and PSDS 1 of
-both, and the paired difference in event F1 (t-test over the folds). Evaluations are kept in ``LARGE/on-small-fold_K.json`` and read back.
+both, and the paired difference in event F1 (t-test over the folds). Evaluations are kept in
+``LARGE/on-small-fold_K.json`` and read back.
 """
 
 from __future__ import annotations

@@ -302,11 +302,11 @@ def test_a_network_with_a_frame_head_learns_from_clip_labels_and_gives_events_fr
     assert main([*args, "--out", str(tmp_path / "strong"), "--set", "events.train_on=strong"]) == 1  # no frozen trunk
 
 
-
 def test_an_exported_frame_model_gives_the_checkpoints_frames_and_events(sed_run, tmp_path):
     """The ONNX file carries the frame output (``frame_probs``) and the frame step: its events are the checkpoint's,
     read from its frames, not from its windows. (A ``cnn`` frame model: the export traces the same frame head and
-    shift-and-stitch as ``--preset sed``'s, which takes a minute to export on 2 cores for its four trunk copies.)"""
+    shift-and-stitch as the fixture's ``--preset sed`` model, which takes a minute to export on 2 cores: its graph
+    holds four copies of the trunk.)"""
     from conftest import TINY_OVERRIDES
     from envsound.cli.main import main
     from envsound.inference.onnx_export import parity_check

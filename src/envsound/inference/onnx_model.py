@@ -1,9 +1,10 @@
 """A model exported by ``envsound export`` (an ``.onnx`` file), run by onnxruntime with numpy: no torch import.
 
 :class:`OnnxModel` answers what :class:`~envsound.inference.predictor.Predictor` asks of a
-:class:`~envsound.models.clip.ClipModel` (labels, task, config, ``waveform_probs``), so files, waveforms, long
-recordings, ``envsound predict``, ``envsound serve`` and :func:`envsound.load_model` work on either. The graph's inputs
-and output are described in :mod:`envsound.inference.onnx_export`.
+:class:`~envsound.models.clip.ClipModel` (labels, task, config, ``waveform_probs``; a frame model's ``has_frames``,
+``frame_seconds`` and frame probabilities), so files, waveforms, long recordings, ``envsound predict``, ``envsound
+serve`` and :func:`envsound.load_model` work on either. The graph's inputs and outputs are described in
+:mod:`envsound.inference.onnx_export`.
 """
 
 from __future__ import annotations
