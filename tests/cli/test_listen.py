@@ -1,5 +1,5 @@
-"""`envsound listen`: a stream on stdin (WAV or raw PCM), a file in real time; one JSON object a hop; a stream that
-breaks off, says nothing or is not audio ends with one line."""
+"""`envsound listen`: a stream on stdin (WAV, FLAC or raw PCM), a file in real time; one JSON object a hop; a stream
+that breaks off, says nothing or is not audio ends with one line."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ def stream_samples() -> np.ndarray:
     return np.concatenate([tone(seconds=3, sample_rate=RATE, freq=660), noise(seconds=2, sample_rate=RATE)])
 
 
-def wav_bytes(samples: np.ndarray, rate: int = RATE) -> bytes:
+def wav_bytes(samples: np.ndarray, rate: int = RATE, fmt: str = "WAV") -> bytes:
     out = io.BytesIO()
-    sf.write(out, samples, rate, format="WAV", subtype="PCM_16")
+    sf.write(out, samples, rate, format=fmt, subtype="PCM_16")
     return out.getvalue()
 
 
@@ -64,10 +64,20 @@ def test_raw_pcm_with_its_rate_reads_as_the_same_wav(trained_run, stdin_from, en
     assert strip[0] == strip[1]
 
 
+def test_flac_on_stdin_hears_what_the_same_wav_gives(trained_run, stdin_from, envsound_main):
+    """The same 16-bit samples as WAV and as FLAC (decoded as it arrives, in other pieces): the same hops."""
+    samples = np.round(stream_samples() * 2 ** 15) / 2 ** 15  # exact in 16 bits: both writers store the same values
+    stdin_from(wav_bytes(samples))
+    from_wav = hops(envsound_main("listen", trained_run.checkpoint, "--input", "-", "--json"))
+    stdin_from(wav_bytes(samples, fmt="FLAC"))
+    from_flac = hops(envsound_main("listen", trained_run.checkpoint, "--input", "-", "--json"))
+    assert len(from_wav) == 10 and [{**o, "model_ms": 0} for o in from_flac] == [{**o, "model_ms": 0} for o in from_wav]
+
+
 @pytest.mark.parametrize("data, args, reason", [
     (b"", [], "stdin: no audio (the stream was empty)"),
-    (b"hello, this is text\n", [], "stdin: not a WAV stream (it starts with b'hell'); raw PCM needs its sample rate "
-                                     "given (envsound listen --rate)"),
+    (b"hello, this is text\n", [], "stdin: not a WAV, FLAC, Ogg Vorbis or MP3 stream (it starts with b'hell'); raw "
+                                     "PCM needs its sample rate given (envsound listen --rate)"),
     (b"\x00\x01" * 4000 + b"\x07", ["--rate", "8000"],
      "stdin: the stream stopped inside a frame (1 stray byte(s); a frame is 2 bytes: 1 channel(s) of pcm16)"),
     (b"\x00" * 16, ["--rate", "0"], "stdin: 0 Hz, 1 channel(s), pcm16 is not a stream envsound reads"),

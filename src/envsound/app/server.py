@@ -30,8 +30,8 @@ from starlette.exceptions import HTTPException
 
 from envsound import __version__
 from envsound.errors import EnvsoundError
-from envsound.inference.api import SUPPORTED_EXTENSIONS, Model, audio_duration
-from envsound.app.limits import SNIFF_BYTES, SUPPORTED, BodyLimit, sniff_audio
+from envsound.inference.api import SNIFF_BYTES, SUPPORTED, SUPPORTED_EXTENSIONS, Model, audio_duration, sniff_audio
+from envsound.app.limits import BodyLimit
 from envsound.app.live import add_live_route
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Audio as it arrives on a byte stream (a pipe, stdin, a socket): a WAV stream or raw PCM, decoded piece by piece.
+"""Audio as it arrives on a byte stream (a pipe, stdin, a socket): a WAV stream or raw PCM, decoded piece by piece
+(FLAC, Ogg Vorbis and MP3: :mod:`envsound.audio.compressed_stream`).
 
 A WAV written to a pipe cannot be seeked, and its writer often does not know the length (``ffmpeg ... -f wav -``,
 ``arecord``, ``sox ... -t wav -`` write 0 or 0xFFFFFFFF as sizes), so the header is read here, chunk by chunk, up to
@@ -18,6 +19,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
+from envsound.audio.sniff import SNIFF_BYTES, sniff_audio
 from envsound.errors import AudioLoadError, ConfigError
 
 # encoding -> (numpy dtype of one sample as stored, scale to -1..1)
@@ -62,8 +64,7 @@ def read_wav_header(stream: BinaryIO, *, name: str) -> PcmFormat:
     """Read a WAV stream's header up to its ``data`` chunk; the stream is then at the first sample."""
     head = _exactly(stream, 12, name, "a WAV header")
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        raise AudioLoadError(f"{name}: not a WAV stream (it starts with {head[:4]!r}); raw PCM needs its sample rate "
-                             "given (envsound listen --rate)")
+        raise AudioLoadError(f"{name}: not a WAV stream (it starts with {head[:4]!r})")
     fmt, seen = None, 12
     while True:
         chunk_id, size = struct.unpack("<4sI", _exactly(stream, 8, name, "a WAV chunk header"))
@@ -102,8 +103,7 @@ def iter_pcm(stream: BinaryIO, fmt: PcmFormat, *, name: str, max_bytes: int = 1 
     ``idle_seconds`` (``None``: wait for ever), raises :class:`AudioLoadError` after the frames before it."""
     pending = b""
     while True:
-        if idle_seconds is not None and not _ready(stream, idle_seconds):
-            raise AudioLoadError(f"{name}: no audio for {idle_seconds:g} s; the stream was closed")
+        wait_for_data(stream, idle_seconds, name)
         data = stream.read(max_bytes)
         if not data:
             break
@@ -117,23 +117,21 @@ def iter_pcm(stream: BinaryIO, fmt: PcmFormat, *, name: str, max_bytes: int = 1 
                              f"{fmt.frame_bytes} bytes: {fmt.channels} channel(s) of {fmt.encoding})")
 
 
-def _ready(stream: BinaryIO, seconds: float) -> bool:
-    """Whether ``stream`` has something to read (or has ended) within ``seconds``; streams without a file
-    descriptor (in memory) always have."""
+def wait_for_data(stream: BinaryIO, idle_seconds: float | None, name: str) -> None:
+    """Return when ``stream`` has something to read (or has ended); raise :class:`AudioLoadError` when nothing came
+    for ``idle_seconds`` (``None``: wait for ever). Streams without a file descriptor (in memory) always have."""
+    if idle_seconds is None:
+        return
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):
-        return True
-    return bool(select.select([fd], [], [], seconds)[0])
+        return
+    if not select.select([fd], [], [], idle_seconds)[0]:
+        raise AudioLoadError(f"{name}: no audio for {idle_seconds:g} s; the stream was closed")
 
 
 def _exactly(stream: BinaryIO, n: int, name: str, what: str) -> bytes:
-    data = b""
-    while len(data) < n:  # an unbuffered read returns what has arrived, maybe less
-        piece = stream.read(n - len(data))
-        if not piece:
-            break
-        data += piece
+    data = _up_to(stream, n)
     if not data and what == "a WAV header":
         raise AudioLoadError(f"{name}: no audio (the stream was empty)")
     if len(data) < n:
@@ -146,15 +144,12 @@ def open_input(source: str, *, rate: int | None = None, channels: int = 1, encod
                block_seconds: float = 0.1) -> tuple[int, Iterator[np.ndarray]]:
     """Where ``envsound listen`` hears from -> (sample rate, blocks ``(frames,)`` or ``(frames, channels)`` float32).
 
-    ``-``: stdin, a WAV stream, or raw PCM of ``rate`` Hz, ``channels`` and ``encoding`` when ``rate`` is given;
-    ``mic``: the default input device (needs ``sounddevice``); anything else: an audio file, as fast as it decodes
-    or, with ``realtime``, at the speed it would play.
+    ``-``: stdin (:func:`open_stream`); ``mic``: the default input device (needs ``sounddevice``); anything else: an
+    audio file, as fast as it decodes or, with ``realtime``, at the speed it would play.
     """
-    if source == "-":
-        stdin = sys.stdin.buffer.raw  # unbuffered: a read gives what has arrived
-        fmt = (PcmFormat(rate, channels, encoding).check("stdin") if rate is not None
-               else read_wav_header(stdin, name="stdin"))
-        return fmt.sample_rate, iter_pcm(stdin, fmt, name="stdin", idle_seconds=idle_seconds)
+    if source == "-":  # unbuffered: a read gives what has arrived
+        return open_stream(sys.stdin.buffer.raw, name="stdin", rate=rate, channels=channels, encoding=encoding,
+                           idle_seconds=idle_seconds, block_seconds=block_seconds)
     if source == "mic":
         return _microphone(block_seconds=block_seconds)
     from envsound.audio.load import audio_info, iter_audio_blocks
@@ -162,6 +157,58 @@ def open_input(source: str, *, rate: int | None = None, channels: int = 1, encod
     native = audio_info(source).sample_rate
     blocks = iter_audio_blocks(source, sample_rate=native, block_seconds=block_seconds)
     return native, (_paced(blocks, native) if realtime else blocks)
+
+
+def open_stream(stream: BinaryIO, *, name: str, rate: int | None = None, channels: int = 1, encoding: str = "pcm16",
+                idle_seconds: float | None = None, block_seconds: float = 0.1) -> tuple[int, Iterator[np.ndarray]]:
+    """An unbuffered byte stream -> (sample rate, float32 ``(frames, channels)`` blocks as they arrive): raw PCM of
+    ``rate`` Hz, ``channels`` and ``encoding`` when ``rate`` is given, else whatever its first bytes announce: a WAV
+    stream, or FLAC, Ogg Vorbis or MP3 (:mod:`envsound.audio.compressed_stream`)."""
+    if rate is not None:
+        return rate, iter_pcm(stream, PcmFormat(rate, channels, encoding).check(name), name=name,
+                              idle_seconds=idle_seconds)
+    head = _up_to(stream, SNIFF_BYTES)
+    if not head:
+        raise AudioLoadError(f"{name}: no audio (the stream was empty)")
+    kind = sniff_audio(head)
+    if kind in ("FLAC", "OGG", "MP3"):
+        from envsound.audio.compressed_stream import open_compressed  # miniaudio, loaded only for these
+
+        return open_compressed(stream, head, kind, name=name, idle_seconds=idle_seconds, block_seconds=block_seconds)
+    if kind != "WAV":
+        raise AudioLoadError(f"{name}: not a WAV, FLAC, Ogg Vorbis or MP3 stream (it starts with {head[:4]!r}); raw "
+                             "PCM needs its sample rate given (envsound listen --rate)")
+    stream = _Peeked(head, stream)
+    fmt = read_wav_header(stream, name=name)
+    return fmt.sample_rate, iter_pcm(stream, fmt, name=name, idle_seconds=idle_seconds)
+
+
+class _Peeked:
+    """``stream`` with the bytes already read off it put back in front."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head, self.stream = head, stream
+
+    def read(self, n: int) -> bytes:
+        if self.head:
+            data, self.head = self.head[:n], self.head[n:]
+            return data
+        return self.stream.read(n)
+
+    def fileno(self) -> int:
+        if self.head:  # what is put back is there to read now: no descriptor to wait on
+            raise OSError("bytes are waiting")
+        return self.stream.fileno()
+
+
+def _up_to(stream: BinaryIO, n: int) -> bytes:
+    data = b""
+    while len(data) < n:  # an unbuffered read returns what has arrived, maybe less
+        piece = stream.read(n - len(data))
+        if not piece:
+            break
+        data += piece
+    return data
 
 
 def _paced(blocks: Iterator[np.ndarray], rate: int) -> Iterator[np.ndarray]:

@@ -146,8 +146,8 @@ def _use_commands(command) -> None:
                           "whenever the top label changes or an event starts or ends, each with its time.")
     p.add_argument("checkpoint", type=Path, help="model.ckpt, a model.onnx, or an installed AudioSet model")
     p.add_argument("--input", default="mic", metavar="-|mic|FILE",
-                   help="-: stdin (a WAV stream, or raw PCM with --rate); mic: the default microphone (needs "
-                        "sounddevice); FILE: an audio file (with --realtime: at the speed it plays)")
+                   help="-: stdin (a WAV, FLAC, Ogg Vorbis or MP3 stream, or raw PCM with --rate); mic: the default "
+                        "microphone (needs sounddevice); FILE: an audio file (with --realtime: at the speed it plays)")
     p.add_argument("--rate", type=int, metavar="HZ", help="stdin is raw PCM at this sample rate (no WAV header)")
     p.add_argument("--channels", type=int, default=1, help="channels of raw PCM on stdin")
     p.add_argument("--encoding", default="pcm16", choices=["pcm8", "pcm16", "pcm24", "pcm32", "float32"],

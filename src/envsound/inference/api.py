@@ -20,11 +20,14 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from envsound.audio.load import AUDIO_EXTENSIONS, audio_info
+from envsound.audio.sniff import SNIFF_BYTES, SUPPORTED, sniff_audio
 from envsound.errors import ConfigError
 from envsound.inference.overview import overview
 from envsound.inference.predictor import Prediction, Predictor
 from envsound.task import Task
 
+# public names; sniff_audio and its constants are for the app (what an upload is): it imports nothing below inference
+__all__ = ["Model", "load_model", "audio_duration", "SUPPORTED_EXTENSIONS", "SNIFF_BYTES", "SUPPORTED", "sniff_audio"]
 SUPPORTED_EXTENSIONS = tuple(sorted(AUDIO_EXTENSIONS))
 """The file suffixes every entry point reads (CLI, Python API, the page and REST API): libsndfile's formats."""
 

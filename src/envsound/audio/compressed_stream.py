@@ -1,0 +1,128 @@
+"""FLAC, Ogg Vorbis and MP3 as they arrive on a byte stream (stdin), decoded forward only, piece by piece.
+
+libsndfile, which decodes every audio *file* envsound reads, looks for the length of a FLAC, Ogg or MP3 file by
+seeking to its end, so it cannot read one from a pipe (``flac -c``, ``sox ... -t flac -``, a radio stream through
+``curl``). miniaudio's decoders (dr_flac, stb_vorbis, dr_mp3) read forward only once they are told the format, in
+bounded memory: the format comes from the stream's magic number, its sample rate and channels from its header, and
+the audio is decoded at its own rate (envsound resamples it as it does any source). Ogg Opus is not among them.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Iterator
+
+import miniaudio
+import numpy as np
+
+from envsound.audio.stream import wait_for_data
+from envsound.errors import AudioLoadError
+
+_FORMATS = {"FLAC": miniaudio.FileFormat.FLAC, "OGG": miniaudio.FileFormat.VORBIS, "MP3": miniaudio.FileFormat.MP3}
+_INFO = {"FLAC": miniaudio.flac_get_info, "OGG": miniaudio.vorbis_get_info, "MP3": miniaudio.mp3_get_info}
+COMPRESSED = tuple(_FORMATS)  # what sniff_audio names that this module decodes
+_NAMES = {"FLAC": "FLAC", "OGG": "Ogg Vorbis", "MP3": "MP3"}
+# A read handed to a decoder holds at least this much (or the stream's end): dr_flac takes a short read for the end.
+# At 128 kbit/s it is a quarter of a second of audio, so it adds little to the latency of a live stream.
+_LEAST_READ = 4096
+_MAX_HEADER = 1 << 20  # metadata before the first audio frame (a FLAC picture, an ID3 tag) is smaller than this
+
+
+class _Reader:
+    """A stream read forward only: what was peeked at first, then the stream; a wait longer than ``idle_seconds``
+    for the next bytes raises :class:`AudioLoadError`."""
+
+    def __init__(self, stream: BinaryIO, peeked: bytes, *, name: str, idle_seconds: float | None) -> None:
+        self.stream, self.pending, self.name, self.idle_seconds = stream, peeked, name, idle_seconds
+        self.ended = False
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes, and at least ``min(n, _LEAST_READ)`` unless the stream ends first."""
+        data = b""
+        while len(data) < min(n, _LEAST_READ) and not self.ended:
+            if self.pending:
+                data, self.pending = data + self.pending[:n - len(data)], self.pending[n - len(data):]
+                continue
+            wait_for_data(self.stream, self.idle_seconds, self.name)
+            piece = self.stream.read(n - len(data))
+            self.ended = not piece
+            data += piece
+        return data
+
+    def skip_id3(self) -> None:
+        """Step over ID3v2 tags (an MP3's title, cover art ...), which dr_mp3 cannot read from a stream."""
+        while True:
+            head = self.read(10)
+            if len(head) < 10 or head[:3] != b"ID3":
+                self.pending = head + self.pending
+                return
+            size = int.from_bytes(bytes(b & 0x7F for b in head[6:10]), "big") + (10 if head[5] & 0x10 else 0)
+            if size > _MAX_HEADER:
+                raise AudioLoadError(f"{self.name}: an ID3 tag of {size} bytes before the audio; over "
+                                     f"{_MAX_HEADER} bytes is not an MP3 stream envsound reads")
+            while size > 0:
+                skipped = self.read(min(size, 1 << 16))
+                if not skipped:
+                    raise AudioLoadError(f"{self.name}: the stream ended inside its ID3 tag")
+                size -= len(skipped)
+
+
+class _Source(miniaudio.StreamableSource):
+    def __init__(self, reader: _Reader) -> None:
+        self.reader = reader
+
+    def read(self, num_bytes: int) -> bytes:
+        return self.reader.read(num_bytes)
+
+
+def open_compressed(stream: BinaryIO, peeked: bytes, kind: str, *, name: str, idle_seconds: float | None,
+                    block_seconds: float = 0.1) -> tuple[int, Iterator[np.ndarray]]:
+    """A FLAC, Ogg Vorbis or MP3 stream (``kind`` as :func:`~envsound.audio.sniff.sniff_audio` names it, from the
+    ``peeked`` bytes already read off ``stream``) -> (sample rate, float32 ``(frames, channels)`` blocks of about
+    ``block_seconds`` as the stream arrives). Its header is read before this returns."""
+    reader = _Reader(stream, peeked, name=name, idle_seconds=idle_seconds)
+    if kind == "MP3":
+        reader.skip_id3()
+    header = b""
+    while True:  # the header is read as it arrives, until the decoder can tell the rate and channels from it
+        header += reader.read(_LEAST_READ)
+        if kind == "OGG":
+            _check_ogg_codec(header, name)
+        try:
+            info = _INFO[kind](header)
+            break
+        except miniaudio.DecodeError:
+            if reader.ended or len(header) > _MAX_HEADER:
+                raise AudioLoadError(f"{name}: not a {_NAMES[kind]} stream envsound can decode (its first "
+                                     f"{len(header)} bytes hold no valid header)") from None
+    reader.pending = header + reader.pending
+    source = _Source(reader)
+    frames = max(256, int(info.sample_rate * block_seconds))
+    decoded = miniaudio.stream_any(source, _FORMATS[kind], miniaudio.SampleFormat.FLOAT32, info.nchannels,
+                                   info.sample_rate, frames)
+    return info.sample_rate, _blocks(decoded, source, info.nchannels, name=name, kind=kind)
+
+
+def _blocks(decoded, source: _Source, channels: int, *, name: str, kind: str) -> Iterator[np.ndarray]:
+    try:
+        for samples in decoded:
+            yield np.frombuffer(samples, dtype=np.float32).reshape(-1, channels).copy()
+    except miniaudio.MiniaudioError as exc:
+        if isinstance(source.error_in_readcallback, AudioLoadError):
+            raise source.error_in_readcallback from None
+        raise AudioLoadError(f"{name}: the {_NAMES[kind]} stream could not be decoded further ({exc})") from None
+    if isinstance(source.error_in_readcallback, AudioLoadError):  # a wait that timed out ends the decoder quietly
+        raise source.error_in_readcallback
+
+
+
+def _check_ogg_codec(header: bytes, name: str) -> None:
+    """The first Ogg page holds the codec's identification header: refuse what is not Vorbis in one line."""
+    if len(header) < 27 or len(header) < 27 + header[26] + 8:
+        return
+    body = header[27 + header[26]:]  # after the page header (27 bytes) and its segment table
+    if body[:7] == b"\x01vorbis":
+        return
+    codec = "Opus" if body[:8] == b"OpusHead" else "FLAC" if body[:5] == b"\x7fFLAC" else "an unknown codec"
+    raise AudioLoadError(f"{name}: an Ogg stream of {codec}; envsound decodes Ogg Vorbis, FLAC, MP3, WAV and raw PCM "
+                         "as they arrive: convert it on the way (ffmpeg -i - -f wav -), or give the file (--input "
+                         "FILE --realtime)")
