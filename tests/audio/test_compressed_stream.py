@@ -65,6 +65,15 @@ def test_a_compressed_stream_decodes_as_it_arrives(fmt, subtype, prefix):
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("fmt", ["FLAC", "MP3"])
+def test_a_stream_shorter_than_a_read_decodes_whole(fmt):
+    data = ID3 + encoded(fmt, seconds=0.05) if fmt == "MP3" else encoded(fmt, seconds=0.05)
+    assert len(data) < 4096  # all of it arrives in the read that finds the header
+    rate, blocks = open_stream(io.BytesIO(data), name="s")
+    got = np.concatenate(list(blocks))
+    assert len(got) >= 0.05 * RATE
+
+
 def test_an_ogg_opus_stream_is_refused_with_the_ways_round():
     pipe = Pipe(encoded("OGG", "OPUS", rate=48000), first=1 << 20)
     with pytest.raises(AudioLoadError, match=r"^s: an Ogg stream of Opus; envsound decodes .* \(ffmpeg -i - -f wav -"):

@@ -38,7 +38,7 @@ class _Reader:
     def read(self, n: int) -> bytes:
         """Up to ``n`` bytes, and at least ``min(n, _LEAST_READ)`` unless the stream ends first."""
         data = b""
-        while len(data) < min(n, _LEAST_READ) and not self.ended:
+        while len(data) < min(n, _LEAST_READ) and (self.pending or not self.ended):
             if self.pending:
                 data, self.pending = data + self.pending[:n - len(data)], self.pending[n - len(data):]
                 continue
