@@ -6,7 +6,10 @@ Ogg Vorbis and MP3 stream.
 Each format: ``--minutes`` of 44.1-kHz stereo audio (a tone over noise) encoded by libsndfile in memory, written to
 a real pipe by a thread as fast as the pipe takes it, read by :func:`~envsound.audio.stream.open_stream` as ``listen``
 reads stdin. Reported: the seconds to decode it all, the real-time factor (decode time / audio time), the bytes a
-second of the stream, and the process's resident memory after the first minute decoded and at the end.
+second of the stream, and the process's resident memory after the first minute decoded and at the end. Then the
+latency decoding adds: ``--paced-seconds`` of the same audio written at the speed it plays (in twentieths of a
+second), and for each block decoded how long after its last sample was written it came out (median and largest,
+the first and last five blocks left out).
 """
 
 from __future__ import annotations
@@ -66,14 +69,41 @@ def decode(data: bytes) -> dict:
             "resident_mb_after_1_min_and_at_end": [round(after_minute or 0.0, 1), round(resident_mb(), 1)]}
 
 
+def paced_lag(data: bytes, seconds: float) -> dict:
+    """Median and largest time from a sample's arrival (written at the speed it plays) to its decoding."""
+    read_end, write_end = os.pipe()
+    per_second = len(data) / seconds
+    began = time.monotonic()
+
+    def write() -> None:
+        piece = max(1, int(per_second / 20))
+        with os.fdopen(write_end, "wb") as pipe:
+            for at in range(0, len(data), piece):
+                pipe.write(data[at:at + piece])
+                pipe.flush()
+                time.sleep(max(0.0, began + (at + piece) / per_second - time.monotonic()))
+
+    threading.Thread(target=write, daemon=True).start()
+    rate, blocks = open_stream(io.FileIO(read_end, "rb"), name="bench")
+    decoded, lags = 0, []
+    for block in blocks:
+        decoded += len(block)
+        lags.append(time.monotonic() - began - decoded / rate)
+    lags = np.array(lags[5:-5])
+    return {"median_seconds": round(float(np.median(lags)), 2), "max_seconds": round(float(lags.max()), 2),
+            "kbit_a_second": round(per_second * 8 / 1000)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--paced-seconds", type=float, default=20.0)
     args = parser.parse_args()
     result = {"minutes": args.minutes, "machine": describe_machine(), "date": date.today().isoformat()}
     for name, fmt, subtype in [("WAV", "WAV", "PCM_16"), ("FLAC", "FLAC", "PCM_16"), ("Ogg Vorbis", "OGG", "VORBIS"),
                                ("MP3", "MP3", None)]:
         result[name] = decode(encoded(fmt, subtype, args.minutes))
+        result[name]["added_latency"] = paced_lag(encoded(fmt, subtype, args.paced_seconds / 60), args.paced_seconds)
         print(name, result[name], flush=True)
     print(json.dumps(result, indent=2))
 

@@ -2,8 +2,9 @@
 
 libsndfile, which decodes every audio *file* envsound reads, looks for the length of a FLAC, Ogg or MP3 file by
 seeking to its end, so it cannot read one from a pipe (``flac -c``, ``sox ... -t flac -``, a radio stream through
-``curl``). miniaudio's decoders (dr_flac, stb_vorbis, dr_mp3) read forward only once they are told the format, in
-bounded memory: the format comes from the stream's magic number, its sample rate and channels from its header, and
+``curl``). miniaudio's decoders (dr_flac, stb_vorbis, dr_mp3) read a stream forward once told its format, in
+bounded memory; the few seeks they make while opening it (over metadata, back to the start) are served here from
+what was read. The format comes from the stream's magic number, its sample rate and channels from its header, and
 the audio is decoded at its own rate (envsound resamples it as it does any source). Ogg Opus is not among them.
 """
 
@@ -19,12 +20,13 @@ from envsound.errors import AudioLoadError
 
 _FORMATS = {"FLAC": miniaudio.FileFormat.FLAC, "OGG": miniaudio.FileFormat.VORBIS, "MP3": miniaudio.FileFormat.MP3}
 _INFO = {"FLAC": miniaudio.flac_get_info, "OGG": miniaudio.vorbis_get_info, "MP3": miniaudio.mp3_get_info}
-COMPRESSED = tuple(_FORMATS)  # what sniff_audio names that this module decodes
 _NAMES = {"FLAC": "FLAC", "OGG": "Ogg Vorbis", "MP3": "MP3"}
 # A read handed to a decoder holds at least this much (or the stream's end): dr_flac takes a short read for the end.
 # At 128 kbit/s it is a quarter of a second of audio, so it adds little to the latency of a live stream.
 _LEAST_READ = 4096
-_MAX_HEADER = 1 << 20  # metadata before the first audio frame (a FLAC picture, an ID3 tag) is smaller than this
+_CHUNK = 1 << 16  # bytes a read of the stream may take at most, beyond what was asked
+_REWIND = 1 << 20  # the stream's first bytes kept for a decoder to read again
+_MAX_HEADER = 1 << 24  # metadata before the first audio frame (cover art in FLAC or ID3) is smaller than this
 
 
 class _Reader:
@@ -32,19 +34,27 @@ class _Reader:
     for the next bytes raises :class:`AudioLoadError`."""
 
     def __init__(self, stream: BinaryIO, peeked: bytes, *, name: str, idle_seconds: float | None) -> None:
-        self.stream, self.pending, self.name, self.idle_seconds = stream, peeked, name, idle_seconds
+        self.stream, self.name, self.idle_seconds = stream, name, idle_seconds
+        self.pending, self.taken = peeked, 0  # bytes put back, and how many of them were read again
         self.ended = False
+
+    def put_back(self, data: bytes) -> None:
+        self.pending, self.taken = data + self.pending[self.taken:], 0
 
     def read(self, n: int) -> bytes:
         """Up to ``n`` bytes, and at least ``min(n, _LEAST_READ)`` unless the stream ends first."""
         data = b""
-        while len(data) < min(n, _LEAST_READ) and (self.pending or not self.ended):
-            if self.pending:
-                data, self.pending = data + self.pending[:n - len(data)], self.pending[n - len(data):]
-                continue
-            wait_for_data(self.stream, self.idle_seconds, self.name)
-            piece = self.stream.read(n - len(data))
-            self.ended = not piece
+        while len(data) < min(n, _LEAST_READ) and (self.taken < len(self.pending) or not self.ended):
+            if self.taken < len(self.pending):  # an offset, not a slice of the rest: megabytes put back stay cheap
+                piece = self.pending[self.taken:self.taken + n - len(data)]
+                self.taken += len(piece)
+            else:  # whatever has arrived, up to a chunk: decoders ask for a few bytes at a time too
+                wait_for_data(self.stream, self.idle_seconds, self.name)
+                arrived = self.stream.read(max(n - len(data), _CHUNK))
+                self.ended = not arrived
+                piece, rest = arrived[:n - len(data)], arrived[n - len(data):]
+                if rest:
+                    self.put_back(rest)
             data += piece
         return data
 
@@ -53,9 +63,12 @@ class _Reader:
         while True:
             head = self.read(10)
             if len(head) < 10 or head[:3] != b"ID3":
-                self.pending = head + self.pending
+                self.put_back(head)
                 return
-            size = int.from_bytes(bytes(b & 0x7F for b in head[6:10]), "big") + (10 if head[5] & 0x10 else 0)
+            size = 0
+            for byte in head[6:10]:  # a "syncsafe" integer: 7 bits a byte
+                size = size << 7 | byte & 0x7F
+            size += 10 if head[5] & 0x10 else 0  # a footer
             if size > _MAX_HEADER:
                 raise AudioLoadError(f"{self.name}: an ID3 tag of {size} bytes before the audio; over "
                                      f"{_MAX_HEADER} bytes is not an MP3 stream envsound reads")
@@ -67,11 +80,37 @@ class _Reader:
 
 
 class _Source(miniaudio.StreamableSource):
+    """What the decoder reads: the stream, with the seeks decoders make on it. Forward is done by reading (dr_flac
+    steps over metadata blocks so); back, to a place within the stream's first :data:`_REWIND` bytes, by reading those
+    again (dr_mp3 goes back to the start while it opens the stream); further back raises, which stops the decoder
+    rather than have it read from the wrong place. A seek to the end answers False: miniaudio then lets the decoder
+    go on from where it is (dr_mp3 looks for a length there, and does without)."""
+
     def __init__(self, reader: _Reader) -> None:
-        self.reader = reader
+        self.reader, self.position, self.start = reader, 0, bytearray()
 
     def read(self, num_bytes: int) -> bytes:
-        return self.reader.read(num_bytes)
+        data = self.reader.read(num_bytes)
+        new = len(self.start) - self.position  # where in data the bytes not kept yet begin
+        if len(self.start) < _REWIND and new < len(data):
+            self.start += data[new:new + _REWIND - len(self.start)]
+        self.position += len(data)
+        return data
+
+    def seek(self, offset: int, origin: miniaudio.SeekOrigin) -> bool:
+        if origin == miniaudio.SeekOrigin.END:
+            return False
+        target = offset if origin == miniaudio.SeekOrigin.START else self.position + offset
+        if target < self.position:
+            if target < 0 or self.position > len(self.start):
+                raise AudioLoadError(f"{self.reader.name}: the decoder went back past the stream's first {_REWIND} "
+                                     "bytes, which a pipe cannot")
+            self.reader.put_back(bytes(self.start[target:self.position]))
+            self.position = target
+        while self.position < target:
+            if not self.read(min(target - self.position, _CHUNK)):
+                return False
+        return True
 
 
 def open_compressed(stream: BinaryIO, peeked: bytes, kind: str, *, name: str, idle_seconds: float | None,
@@ -84,7 +123,7 @@ def open_compressed(stream: BinaryIO, peeked: bytes, kind: str, *, name: str, id
         reader.skip_id3()
     header = b""
     while True:  # the header is read as it arrives, until the decoder can tell the rate and channels from it
-        header += reader.read(_LEAST_READ)
+        header += reader.read(max(_LEAST_READ, len(header)))  # doubling: few tries for large metadata
         if kind == "OGG":
             _check_ogg_codec(header, name)
         try:
@@ -94,7 +133,7 @@ def open_compressed(stream: BinaryIO, peeked: bytes, kind: str, *, name: str, id
             if reader.ended or len(header) > _MAX_HEADER:
                 raise AudioLoadError(f"{name}: not a {_NAMES[kind]} stream envsound can decode (its first "
                                      f"{len(header)} bytes hold no valid header)") from None
-    reader.pending = header + reader.pending
+    reader.put_back(header)
     source = _Source(reader)
     frames = max(256, int(info.sample_rate * block_seconds))
     decoded = miniaudio.stream_any(source, _FORMATS[kind], miniaudio.SampleFormat.FLOAT32, info.nchannels,
@@ -112,7 +151,6 @@ def _blocks(decoded, source: _Source, channels: int, *, name: str, kind: str) ->
         raise AudioLoadError(f"{name}: the {_NAMES[kind]} stream could not be decoded further ({exc})") from None
     if isinstance(source.error_in_readcallback, AudioLoadError):  # a wait that timed out ends the decoder quietly
         raise source.error_in_readcallback
-
 
 
 def _check_ogg_codec(header: bytes, name: str) -> None:

@@ -27,6 +27,7 @@ ENCODINGS = {"pcm16": ("<i2", 2.0 ** 15), "pcm24": (None, 2.0 ** 23), "pcm32": (
              "float32": ("<f4", 1.0), "pcm8": ("u1", 2.0 ** 7)}
 _WAVE_FORMATS = {1: "pcm", 3: "float", 0xFFFE: "extensible"}
 _MAX_HEADER = 1 << 20  # chunks before "data" (LIST, bext ...) are small; more is not a WAV stream
+COMPRESSED = ("FLAC", "OGG", "MP3")  # what sniff_audio names that compressed_stream decodes (with miniaudio)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def open_stream(stream: BinaryIO, *, name: str, rate: int | None = None, channel
     if not head:
         raise AudioLoadError(f"{name}: no audio (the stream was empty)")
     kind = sniff_audio(head)
-    if kind in ("FLAC", "OGG", "MP3"):
+    if kind in COMPRESSED:
         from envsound.audio.compressed_stream import open_compressed  # miniaudio, loaded only for these
 
         return open_compressed(stream, head, kind, name=name, idle_seconds=idle_seconds, block_seconds=block_seconds)
