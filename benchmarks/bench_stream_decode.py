@@ -88,7 +88,7 @@ def paced_lag(data: bytes, seconds: float) -> dict:
     decoded, lags = 0, []
     for block in blocks:
         decoded += len(block)
-        lags.append(time.monotonic() - began - decoded / rate)
+        lags.append(time.monotonic() - began - (decoded / rate - 1 / 20))  # its piece was written 1/20 s early
     lags = np.array(lags[5:-5])
     return {"median_seconds": round(float(np.median(lags)), 2), "max_seconds": round(float(lags.max()), 2),
             "kbit_a_second": round(per_second * 8 / 1000)}
