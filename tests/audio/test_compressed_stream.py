@@ -93,6 +93,7 @@ def test_an_ogg_opus_stream_is_refused_with_the_ways_round():
     pipe = Pipe(encoded("OGG", "OPUS", rate=48000), first=1 << 20)
     with pytest.raises(AudioLoadError, match=r"^s: an Ogg stream of Opus; envsound decodes .* \(ffmpeg -i - -f wav -"):
         open_stream(pipe.reader, name="s")
+    pipe.release()
 
 
 @pytest.mark.parametrize("data, reason", [

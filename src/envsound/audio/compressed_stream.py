@@ -73,7 +73,7 @@ class _Reader:
                 raise AudioLoadError(f"{self.name}: an ID3 tag of {size} bytes before the audio; over "
                                      f"{_MAX_HEADER} bytes is not an MP3 stream envsound reads")
             while size > 0:
-                skipped = self.read(min(size, 1 << 16))
+                skipped = self.read(min(size, _CHUNK))
                 if not skipped:
                     raise AudioLoadError(f"{self.name}: the stream ended inside its ID3 tag")
                 size -= len(skipped)
