@@ -1,7 +1,7 @@
 """Audio on a pipe, decoded as it arrives (``envsound listen --input -``): decoding speed and memory of a WAV, FLAC,
 Ogg Vorbis and MP3 stream.
 
-    .venv/bin/python benchmarks/bench_stream_decode.py [--minutes 10]
+    .venv/bin/python benchmarks/bench_stream_decode.py [--minutes 10] [--paced-seconds 20]
 
 Each format: ``--minutes`` of 44.1-kHz stereo audio (a tone over noise) encoded by libsndfile in memory, written to
 a real pipe by a thread as fast as the pipe takes it, read by :func:`~envsound.audio.stream.open_stream` as ``listen``
