@@ -49,10 +49,10 @@ def windows_and_targets(model: ClipModel, manifest, cache) -> tuple[torch.Tensor
     return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.stack(ys))
 
 
-def test_scores(model: ClipModel, manifest, cache) -> dict:
-    records, features, _ = extract_features(manifest.records, model.config.features, cache=cache, progress=False)
+def test_scores(model: ClipModel, test: tuple, strong: dict) -> dict:
+    records, features = test  # the test fold's log-mels, extracted once
     timelines = [clip_timeline(model, r, f)[0] for r, f in zip(records, features)]
-    report = sed_report(model, records, timelines, manifest.strong)
+    report = sed_report(model, records, timelines, strong)
     return {"event_f1": report["event_f1"], "segment_f1": report["segment_f1"], "psds": report["psds"]}
 
 
@@ -109,14 +109,15 @@ def main() -> None:
     for fold in args.folds:
         began = time.perf_counter()
         model = ClipModel.from_checkpoint(load_checkpoint(args.run / f"fold_{fold}" / "model.ckpt"), source="cv")
-        test = data.select_folds([fold])
+        test_set = data.select_folds([fold])
+        test = extract_features(test_set.records, model.config.features, cache=cache, progress=False)[:2]
         x, y = windows_and_targets(model, data.select_folds([f for f in args.folds if f != fold]), cache)
-        scores[fold] = [test_scores(model, test, cache)]
+        scores[fold] = [test_scores(model, test, test_set.strong)]
         print(f"fold {fold}: {len(x)} training windows, epoch 0 event F1 {scores[fold][0]['event_f1']:.3f} "
               f"({time.perf_counter() - began:.0f} s)", flush=True)
 
         def after_epoch(epoch: int, loss: float, seconds: float, fold=fold) -> None:
-            scores[fold].append(test_scores(model, test, cache))
+            scores[fold].append(test_scores(model, test, test_set.strong))
             s = scores[fold][-1]
             print(f"fold {fold} epoch {epoch}: loss {loss:.4f}, event F1 {s['event_f1']:.3f}, segment F1 "
                   f"{s['segment_f1']:.3f}, PSDS {s['psds']:.3f} ({seconds:.0f} s training)", flush=True)

@@ -61,9 +61,11 @@ def decode_pcm(data: bytes, fmt: PcmFormat) -> np.ndarray:
     return (values.astype(np.float32) / np.float32(scale)).reshape(-1, fmt.channels)
 
 
-def read_wav_header(stream: BinaryIO, *, name: str) -> PcmFormat:
-    """Read a WAV stream's header up to its ``data`` chunk; the stream is then at the first sample."""
-    head = _exactly(stream, 12, name, "a WAV header")
+def read_wav_header(stream: BinaryIO, *, name: str, head: bytes = b"") -> PcmFormat:
+    """Read a WAV stream's header up to its ``data`` chunk; the stream is then at the first sample. ``head``: the 12
+    bytes of its RIFF header when they were already read off it (to see what the stream is)."""
+    if not head:
+        head = _exactly(stream, 12, name, "a WAV header")
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise AudioLoadError(f"{name}: not a WAV stream (it starts with {head[:4]!r})")
     fmt, seen = None, 12
@@ -179,27 +181,8 @@ def open_stream(stream: BinaryIO, *, name: str, rate: int | None = None, channel
     if kind != "WAV":
         raise AudioLoadError(f"{name}: not a WAV, FLAC, Ogg Vorbis or MP3 stream (it starts with {head[:4]!r}); raw "
                              "PCM needs its sample rate given (envsound listen --rate)")
-    stream = _Peeked(head, stream)
-    fmt = read_wav_header(stream, name=name)
+    fmt = read_wav_header(stream, name=name, head=head)  # sniff_audio's "WAV" has read the 12-byte RIFF header
     return fmt.sample_rate, iter_pcm(stream, fmt, name=name, idle_seconds=idle_seconds)
-
-
-class _Peeked:
-    """``stream`` with the bytes already read off it put back in front."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self.head, self.stream = head, stream
-
-    def read(self, n: int) -> bytes:
-        if self.head:
-            data, self.head = self.head[:n], self.head[n:]
-            return data
-        return self.stream.read(n)
-
-    def fileno(self) -> int:
-        if self.head:  # what is put back is there to read now: no descriptor to wait on
-            raise OSError("bytes are waiting")
-        return self.stream.fileno()
 
 
 def _up_to(stream: BinaryIO, n: int) -> bytes:
