@@ -3,13 +3,14 @@ transfer -> training -> evaluation -> recipes -> inference -> demo/app/cli). Che
 wrong-way import fails here before review."""
 
 import ast
+import tomllib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
 ORDER = ["errors", "task", "config", "fileio", "hardware", "audio", "data", "features", "augment", "models", "transfer",
          "training", "evaluation", "recipes", "inference", "demo", "app", "cli",
          "__main__"]  # `python -m envsound`: the console entry point, above everything
-BASE = {"errors", "task", "config", "fileio", "hardware", "__init__"}
+BASE = {"errors", "task", "config", "fileio", "hardware", "_version", "__init__"}
 EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset
 
 
@@ -75,3 +76,62 @@ def test_the_training_loop_imports_no_recipe():
                 if parts[:2] == ["envsound", "training"] and len(parts) > 2 and parts[2] != "loop":
                     wrong.append(f"{path.relative_to(PACKAGE)}:{node.lineno} imports {name}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_no_stage_imports_the_top_package():
+    """``envsound/__init__.py`` sits above every stage (it re-exports load_model and resolve): a stage that imported it
+    for ``__version__`` made an arrow back up the layers (three did); the version lives in ``envsound._version``."""
+    wrong = [f"{path.relative_to(PACKAGE)}:{node.lineno}" for path in PACKAGE.rglob("*.py")
+             if path != PACKAGE / "__init__.py" for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "envsound"
+             or isinstance(node, ast.Import) and any(alias.name == "envsound" for alias in node.names)]
+    assert not wrong, "imports of the top package envsound:\n" + "\n".join(wrong)
+
+
+def test_the_version_in_pyproject_is_the_packages():
+    from envsound._version import __version__
+
+    with open(PACKAGE.parents[1] / "pyproject.toml", "rb") as handle:
+        assert tomllib.load(handle)["project"]["version"] == __version__
+
+
+def module_imports(path: Path) -> set[str]:
+    """Every ``envsound`` module ``path`` imports, at its top or inside a function (``from envsound.x import y`` names
+    ``envsound.x`` and, when that is a package, ``envsound.x.y``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+    return {name for name in names if name.startswith("envsound.")}
+
+
+def source_of(module: str) -> Path | None:
+    base = PACKAGE.parent.joinpath(*module.split("."))
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+
+
+def test_inference_reaches_no_training_or_recipe():
+    """Serving a model needs no training code: nothing inference imports, directly or through the modules it imports
+    (lazy imports included), is in ``envsound.training`` or ``envsound.recipes``. Loading a model file goes through
+    ``envsound.models.files``, which ``resolve(init=)`` (recipes) and ``--init`` (transfer) share."""
+    start = [f"envsound.inference.{p.stem}" for p in (PACKAGE / "inference").glob("*.py")]
+    seen, todo, via = set(start), list(start), {}
+    while todo:
+        module = todo.pop()
+        path = source_of(module)
+        for name in module_imports(path) if path else ():
+            if name not in seen and source_of(name) is not None:
+                seen.add(name)
+                via[name] = module
+                todo.append(name)
+    wrong = []
+    for name in sorted(seen):
+        if name.split(".")[1] in ("training", "recipes"):
+            chain, here = [name], name
+            while here in via:
+                here = via[here]
+                chain.append(here)
+            wrong.append(" <- ".join(chain))
+    assert not wrong, "inference reaches training or recipes:\n" + "\n".join(wrong)

@@ -13,7 +13,7 @@ Nothing is read, downloaded or configured at import time: ``import envsound`` lo
 from envsound.errors import (AudioLoadError, CheckpointError, ConfigError, DatasetLayoutError, DownloadError,
                              EnvsoundError)
 
-__version__ = "0.1.0"
+from envsound._version import __version__
 __all__ = ["load_model", "resolve", "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError",
            "DatasetLayoutError", "DownloadError", "__version__"]
 

@@ -28,7 +28,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from envsound import __version__
+from envsound._version import __version__
 from envsound.errors import EnvsoundError
 from envsound.inference.api import SNIFF_BYTES, SUPPORTED, SUPPORTED_EXTENSIONS, Model, audio_duration, sniff_audio
 from envsound.app.limits import BodyLimit

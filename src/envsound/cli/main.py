@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from envsound import __version__
+from envsound._version import __version__
 from envsound.cli import commands
 from envsound.cli.options import (add_config_options, add_dataset_options, add_device_option, add_init_options,
                                   add_mix_options, add_precision_option, add_semi_options, add_threshold_option,

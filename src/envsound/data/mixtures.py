@@ -518,7 +518,7 @@ def _package_version() -> str:
     try:
         return version("envsound")
     except PackageNotFoundError:
-        from envsound import __version__
+        from envsound._version import __version__
 
         return __version__
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from envsound import __version__
+from envsound._version import __version__
 from envsound.config import FeatureConfig
 from envsound.errors import ConfigError
 from envsound.features.efficientat import EfficientATMel

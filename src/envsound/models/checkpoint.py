@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from envsound import __version__
+from envsound._version import __version__
 from envsound.config import Config
 from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import atomic_path
