@@ -1,5 +1,5 @@
-"""Sound events from the window timeline: median filter, thresholds, runs of windows placed at their centres; and
-`predict --events` end to end on a file whose silence and sound are known."""
+"""Sound events from the window timeline: median filter, thresholds, a moment in an event when every window holding
+it is active; and `predict --events` end to end on a file whose silence and sound are known."""
 
 import json
 
@@ -10,7 +10,7 @@ import soundfile as sf
 from envsound.evaluation.events import EventTracker, detect_events, median_smooth
 
 WINDOWS = dict(window_seconds=5.0, hop_seconds=1.0, duration=14.0)
-BEGINS = np.arange(10.0)  # windows [0, 5), [1, 6), ... [9, 14): centres 2.5 ... 11.5
+BEGINS = np.arange(10.0)  # windows [0, 5), [1, 6), ... [9, 14): a moment inside is held by up to 5 of them
 
 
 def track(*active: int, value: float = 0.9) -> np.ndarray:
@@ -24,30 +24,34 @@ def events(probs, **kwargs):
     return [(e.label, e.onset, e.offset) for e in detect_events(BEGINS, probs, ["dog", "cat"], **settings)]
 
 
-def test_a_run_of_windows_is_one_event_from_its_first_centre_to_its_last():
-    # windows 2-4 are centred at 4.5, 5.5, 6.5: each stands for the hop-long stretch around its centre
-    assert events(track(2, 3, 4)) == [("dog", 4.0, 7.0)]
-    assert events(track(2, 6)) == [("dog", 4.0, 5.0), ("dog", 8.0, 9.0)]
-    assert events(track(0, 9)) == [("dog", 2.0, 3.0), ("dog", 11.0, 12.0)]
+def test_a_moment_is_in_an_event_when_every_window_holding_it_is_active():
+    # [6, 7) is held by windows 2-6 only; [5, 6) also by window 1 and [7, 8) by window 7, which are not active
+    assert events(track(2, 3, 4, 5, 6)) == [("dog", 6.0, 7.0)]
+    # the file's first second is held by window 0 alone, its last by window 9 alone
+    assert events(track(0, 1, 2, 3, 4)) == [("dog", 0.0, 5.0)]
+    assert events(track(5, 6, 7, 8, 9)) == [("dog", 9.0, 14.0)]
+    assert events(track(2, 3, 4)) == []  # no moment that only active windows hold: a window alone claims no moment
     assert events(track()) == []
     assert detect_events([], np.zeros((0, 2)), ["dog", "cat"], thresholds=0.5, **WINDOWS) == []
 
 
-def test_the_median_filter_fills_a_gap_and_removes_a_blip():
-    assert events(track(2, 3, 5, 6), median_seconds=3) == [("dog", 4.0, 9.0)]  # window 4 is filled in
-    assert events(track(7), median_seconds=3) == []  # one window alone
+def test_the_median_filter_fills_a_gap_that_would_cut_a_window_long_hole():
+    dip = track(0, 1, 2, 3, 5, 6, 7, 8, 9)  # window 4 below the threshold clears all of [4, 9)
+    assert events(dip) == [("dog", 0.0, 4.0), ("dog", 9.0, 14.0)]
+    assert events(dip, median_seconds=3) == [("dog", 0.0, 14.0)]  # window 4 is filled in
+    assert events(track(*range(10)), median_seconds=3) == [("dog", 0.0, 14.0)]
     assert np.array_equal(median_smooth(np.array([0.0, 1.0, 0.0, 1.0, 1.0]), 3), [0.0, 0.0, 1.0, 1.0, 1.0])
 
 
 def test_thresholds_are_per_class_and_short_events_can_be_dropped():
-    probs = track(2, 3, value=0.6)
-    probs[5, 1] = 0.6
-    assert events(probs, thresholds=np.array([0.7, 0.5])) == [("cat", 7.0, 8.0)]
-    assert events(probs, min_seconds=1.5) == [("dog", 4.0, 6.0)]
+    probs = track(0, 1, 2, 3, 4, value=0.6)
+    probs[7:, 1] = 0.6  # cat: windows 7-9, alone holding [11, 14)
+    assert events(probs, thresholds=np.array([0.7, 0.5])) == [("cat", 11.0, 14.0)]
+    assert events(probs, min_seconds=4) == [("dog", 0.0, 5.0)]
 
 
 def test_events_never_reach_past_the_file():
-    assert events(track(9), duration=11.8) == [("dog", 11.0, 11.8)]
+    assert events(track(5, 6, 7, 8, 9), duration=11.8) == [("dog", 9.0, 11.8)]
 
 
 def test_a_timeline_that_does_not_fit_its_labels_is_refused():
@@ -68,14 +72,15 @@ def test_the_live_tracker_finds_the_events_of_the_whole_track_one_window_at_a_ti
         live = [e for i, row in enumerate(probs) for e in tracker.push(float(i), row)]
         live += tracker.finish(n + 3.6)
         assert sorted(live, key=lambda e: (e.onset, e.label)) == whole, (trial, probs)
-        assert len(tracker.recent) <= max(1, int(median_seconds)) + 1  # memory: one filter's windows
+        assert len(tracker.recent) <= max(1, int(median_seconds)) + 1  # memory: one filter's windows ...
+        assert len(tracker.held) <= 6  # ... and the windows holding an undecided moment (window / hop + 1)
 
 
 def test_the_live_tracker_shows_an_event_under_way_before_it_ends():
     tracker = EventTracker(["dog"], window_seconds=5.0, hop_seconds=1.0, thresholds=0.5, median_seconds=3)
     assert tracker.push(0.0, np.array([0.9])) == [] and tracker.active() == []  # window 0 waits for window 1
-    assert tracker.push(1.0, np.array([0.8])) == []
-    assert [(e.label, e.onset, e.offset) for e in tracker.active()] == [("dog", 2.0, 3.0)]
+    assert tracker.push(1.0, np.array([0.8])) == []  # window 0 is decided: [0, 1), held by it alone, is dog
+    assert [(e.label, e.onset, e.offset) for e in tracker.active()] == [("dog", 0.0, 1.0)]
 
 
 def test_predict_events_places_the_sound_between_silences(tmp_path, trained_run, synthetic_manifest, envsound_main):

@@ -2,16 +2,25 @@
 
 A model trained on clip labels scores overlapping windows (``features.window_seconds`` long, one every
 ``features.eval_hop_seconds``). Each class's probability track over those windows is smoothed by a median filter
-(``events.median_seconds``), compared with its threshold (``events.threshold``, unset: the task's decision threshold,
-per class where the checkpoint fitted them), and every run of windows above it becomes one event. A window's decision
-is placed on the hop-long stretch at its centre, so consecutive windows tile the file; an event is then from the
-centre stretch of its first window to that of its last, clipped to the file, and its score is the highest smoothed
-probability inside it. The time resolution is the hop (1 s by default); events shorter than ``events.min_seconds``
-are dropped. numpy only: the exported ONNX model's predictions get events too.
+(``events.median_seconds``) and compared with its threshold (``events.threshold``, unset: the task's decision
+threshold, per class where the checkpoint fitted them).
+
+What a window's score says is "the sound is somewhere in these seconds", not where: a window holding one second of
+a dog is a dog window. So a moment is placed in an event only when *every* window holding it is at or above the
+threshold (its value is the lowest of those windows' smoothed probabilities: no window can say more about that
+moment than the least sure window around it). A window below the threshold clears all of its seconds; a window
+above it claims none alone. The time axis is cut at every window's start and end (hop-long stretches for the usual
+windows), each stretch takes that lowest value, and every run of stretches at or above the threshold is one event,
+its score the highest value inside it. So a sound at 0-5 s, held at the file's start by the first window alone, is
+an event from 0 s; one at the end runs to the file's end; a silence of a hop or more between two sounds clears the
+windows that hold only it and stays a gap. Boundaries land within about a hop of the sound's (more when the model
+needs much of a window filled before it answers); a window that dips below the threshold inside a long sound cuts
+a window-long hole, which the median filter is there to prevent. Events shorter than ``events.min_seconds`` are
+dropped. numpy only: the exported ONNX model's predictions get events too.
 
 A model with frame output (``model.options.frame_head``, ``--preset sed``) scores a frame every few tens of
 milliseconds inside each window instead: :class:`FrameTrack` joins the windows' frames into one :class:`Timeline`
-whose "windows" are the frames, decoded the same way at the frames' resolution.
+whose "windows" are the frames (each holding only its own step), decoded the same way at the frames' resolution.
 """
 
 from __future__ import annotations
@@ -120,14 +129,48 @@ def median_smooth(track: np.ndarray, width: int) -> np.ndarray:
     return np.median(np.lib.stride_tricks.sliding_window_view(padded, width), axis=-1)
 
 
+# Window edges closer than this (seconds) are one point: starts are sums of sample counts, frames float multiples.
+EDGE_TOLERANCE = 1e-6
+
+
+def _stretches(begins: np.ndarray, window_seconds: float, start: float, stop: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``[start, stop)`` cut at every window's start and end: ``(a, b, lo, hi)``, stretch ``i`` being ``[a[i],
+    b[i])`` and held whole by windows ``lo[i] .. hi[i] - 1`` (none where ``lo >= hi``). ``begins`` increasing."""
+    tol = EDGE_TOLERANCE
+    edges = np.concatenate([begins, begins + window_seconds])
+    edges = np.sort(edges[(edges > start + tol) & (edges < stop - tol)])
+    if len(edges):
+        edges = edges[np.concatenate([[True], np.diff(edges) > tol])]
+    points = np.concatenate([[start], edges, [max(stop, start)]])
+    a, b = points[:-1], points[1:]
+    lo = np.searchsorted(begins + window_seconds, b - tol)  # windows ending at or after the stretch's end ...
+    hi = np.searchsorted(begins, a + tol, side="right")  # ... and starting at or before its start
+    return a, b, lo, hi
+
+
+def _lowest(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``(stretches, K)``: each stretch's lowest value over the windows ``lo .. hi - 1`` holding it (rows of
+    ``values``); ``-inf`` where no window holds it (never part of an event)."""
+    count = hi - lo
+    out = np.full((len(lo), values.shape[1]), np.inf)
+    out[count <= 0] = -np.inf
+    for j in range(int(count.max(initial=0))):  # a few windows hold each stretch (window / hop)
+        has = count > j
+        out[has] = np.minimum(out[has], values[(lo + j)[has]])
+    return out
+
+
 def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[str], *, window_seconds: float,
                   hop_seconds: float, duration: float, thresholds: np.ndarray | float, median_seconds: float = 0.0,
                   min_seconds: float = 0.0) -> list[Event]:
-    """The events of one file, sorted by onset (then label).
+    """The events of one file, sorted by onset (then label): each a run of time where every window holding it is
+    at or above its class's threshold (see the module docstring).
 
     Args:
         begins: start of each window in seconds, increasing; ``probs`` ``(windows, classes)`` its probabilities.
-        window_seconds, hop_seconds: the windows' length and spacing; ``duration``: the file's length in seconds.
+        window_seconds, hop_seconds: the windows' length and spacing; ``duration``: the file's length in seconds
+            (events lie in ``[0, duration]``).
         thresholds: one per class (or one for all); a class is active in a window at or above it.
         median_seconds: the median filter's length (rounded to an odd number of windows; 0 or one window: none).
         min_seconds: shorter events are dropped.
@@ -141,19 +184,18 @@ def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[s
     limits = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(labels),))
     width = max(1, int(round(median_seconds / hop_seconds)))
     width += 1 - width % 2  # odd: centred
-    centre = begins + window_seconds / 2
-    starts = np.clip(centre - hop_seconds / 2, 0.0, duration)
-    ends = np.clip(centre + hop_seconds / 2, 0.0, duration)
+    smoothed = np.stack([median_smooth(probs[:, k], width) for k in range(len(labels))], axis=1)
+    a, b, lo, hi = _stretches(begins, window_seconds, 0.0, duration)
+    values = _lowest(smoothed, lo, hi)
     events = []
     for k, label in enumerate(labels):
-        track = median_smooth(probs[:, k], width)
-        active = np.concatenate([[False], track >= limits[k], [False]])
+        active = np.concatenate([[False], values[:, k] >= limits[k], [False]])
         edges = np.flatnonzero(np.diff(active.astype(np.int8)))
-        for first, stop in zip(edges[::2], edges[1::2]):  # windows first .. stop - 1 are active
-            onset, offset = float(starts[first]), float(ends[stop - 1])
+        for first, stop in zip(edges[::2], edges[1::2]):  # stretches first .. stop - 1 are active
+            onset, offset = float(a[first]), float(b[stop - 1])
             if offset - onset >= max(min_seconds, 1e-9):
                 events.append(Event(label, round(onset, 3), round(offset, 3),
-                                    round(float(track[first:stop].max()), 4)))
+                                    round(float(values[first:stop, k].max()), 4)))
     return sorted(events, key=lambda e: (e.onset, e.label))
 
 
@@ -174,9 +216,11 @@ def event_thresholds(config, task, n_classes: int) -> np.ndarray | float:
 
 class EventTracker:
     """:func:`detect_events` one window at a time, for a live stream: the same events, each given out as soon as it
-    is known. A window's smoothed value needs the median filter's half-width of windows after it, so an event shows
-    in :meth:`active` and is given out ended that many hops after the windows that decide it. Memory: one median
-    filter's windows, whatever the stream's length.
+    is known. A moment is decided once every window holding it is decided, i.e. once the next window has started
+    after it; a window's smoothed value needs the median filter's half-width of windows after it. So a moment shows
+    in :meth:`active` (and an event is given out ended) about one window plus half the median filter after it
+    sounds. Memory: one median filter's windows and the few windows holding the undecided moments, whatever the
+    stream's length.
 
     >>> tracker = EventTracker(["dog"], window_seconds=1.0, hop_seconds=1.0, thresholds=0.5)
     >>> [tracker.push(t, np.array([p])) for t, p in [(0.0, 0.9), (1.0, 0.8), (2.0, 0.1)]][-1]
@@ -191,13 +235,14 @@ class EventTracker:
         width = max(1, int(round(median_seconds / hop_seconds)))
         self.half = (width + 1 - width % 2) // 2
         self.recent: deque[tuple[float, np.ndarray]] = deque(maxlen=2 * self.half + 1)  # (begin, probs)
+        self.held: deque[tuple[float, np.ndarray]] = deque()  # decided windows reaching past the frontier
         self.pushed = 0  # windows pushed
         self.decided = 0  # windows whose smoothed value is known
-        self.open: dict[int, tuple[float, float]] = {}  # class -> (onset, highest smoothed value so far)
-        self.last_end = 0.0
+        self.frontier = 0.0  # every moment before it is decided
+        self.open: dict[int, tuple[float, float]] = {}  # class -> (onset, highest value so far)
 
     def push(self, begin: float, probs: np.ndarray) -> list[Event]:
-        """Window ``begin`` (seconds) with its probabilities ``(K,)`` -> the events that ended with the window now
+        """Window ``begin`` (seconds) with its probabilities ``(K,)`` -> the events that ended with the moments now
         decided."""
         self.recent.append((begin, np.asarray(probs, dtype=np.float64)))
         self.pushed += 1
@@ -206,18 +251,19 @@ class EventTracker:
         return self._decide(self.pushed - 1 - self.half, last=self.pushed - 1)
 
     def active(self) -> list[Event]:
-        """The events under way, by label, each with its ``offset`` so far (the last decided window's end)."""
-        return [Event(self.labels[k], round(onset, 3), round(self.last_end, 3), round(score, 4))
+        """The events under way, by label, each with its ``offset`` so far (the last decided moment)."""
+        return [Event(self.labels[k], round(onset, 3), round(self.frontier, 3), round(score, 4))
                 for k, (onset, score) in sorted(self.open.items())]
 
     def finish(self, duration: float) -> list[Event]:
-        """Decide the windows still waiting for their right-hand neighbours and close every open event at the
-        stream's end (``duration`` seconds), as :func:`detect_events` clips to the file."""
+        """Decide the windows still waiting for their right-hand neighbours and the moments up to the stream's end
+        (``duration`` seconds), and close every open event there, as :func:`detect_events` clips to the file."""
         ended = []
         while self.decided < self.pushed:
             ended += self._decide(self.decided, last=self.pushed - 1, duration=duration)
+        ended += self._advance(duration)
         for k in sorted(self.open):
-            ended += self._close(k, min(self.last_end, duration))
+            ended += self._close(k, min(self.frontier, duration))
         return ended
 
     def _decide(self, index: int, *, last: int, duration: float = float("inf")) -> list[Event]:
@@ -226,18 +272,30 @@ class EventTracker:
                                                                                   index + self.half + 1)]
         smoothed = np.median(np.stack(rows), axis=0) if len(rows) > 1 else rows[0]
         begin = self.recent[index - first_kept][0]
-        centre = begin + self.window_seconds / 2
-        start = min(max(centre - self.hop_seconds / 2, 0.0), duration)
-        end = min(max(centre + self.hop_seconds / 2, 0.0), duration)
-        ended = []
-        for k, value in enumerate(smoothed):
-            if value >= self.limits[k]:
-                onset, score = self.open.get(k, (start, float(value)))
-                self.open[k] = (onset, max(score, float(value)))
-            elif k in self.open:
-                ended += self._close(k, self.last_end)
+        self.held.append((begin, smoothed))
         self.decided = index + 1
-        self.last_end = end
+        # a moment before the next window's start is held only by decided windows (starts only increase)
+        upto = self.recent[index + 1 - first_kept][0] if index + 1 < self.pushed else begin
+        return self._advance(min(upto, duration))
+
+    def _advance(self, upto: float) -> list[Event]:
+        """Decide the moments from the frontier to ``upto``: the stretches :func:`detect_events` cuts there."""
+        if upto <= self.frontier or not self.held:
+            return []
+        begins = np.array([begin for begin, _ in self.held])
+        a, _, lo, hi = _stretches(begins, self.window_seconds, self.frontier, upto)
+        values = _lowest(np.stack([value for _, value in self.held]), lo, hi)
+        ended = []
+        for start, row in zip(a, values):
+            for k, value in enumerate(row):
+                if value >= self.limits[k]:
+                    onset, score = self.open.get(k, (float(start), float(value)))
+                    self.open[k] = (onset, max(score, float(value)))
+                elif k in self.open:
+                    ended += self._close(k, float(start))
+        self.frontier = upto
+        while self.held and self.held[0][0] + self.window_seconds <= upto + EDGE_TOLERANCE:
+            self.held.popleft()  # holds nothing after the frontier
         return ended
 
     def _close(self, k: int, offset: float) -> list[Event]:
