@@ -4,8 +4,9 @@ A :class:`LiveListener` resamples what it is given to the model's rate (soxr's s
 one window (``features.window_seconds``) of new audio is in, scores it and moves on by the model's evaluation hop
 (``features.eval_hop_seconds``). So a result describes the last ``window_seconds`` heard and comes ``hop + model
 time`` after the sound: the latency of a live reading. Events are :class:`~envsound.evaluation.events.EventTracker`'s,
-decoded as ``predict --events`` decodes a recording's windows, each reported half a median filter
-(``events.median_seconds / 2``) after the windows that decide it.
+decoded as ``predict --events`` decodes a recording's windows: a moment is decided once every window holding it
+is, so an event's edges are reported about a window, a hop and half a median filter (``events.median_seconds / 2``)
+after they sound.
 
 A frame model (``--preset sed``) decodes its frames instead, as ``predict --events`` does
 (:class:`~envsound.evaluation.events.FrameTrack`): a window's frames up to half a hop past its centre are final
