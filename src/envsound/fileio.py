@@ -80,19 +80,21 @@ LOCK_NAME = ".envsound.lock"
 
 
 @contextmanager
-def run_lock(out_dir: str | os.PathLike) -> Iterator[None]:
+def run_lock(out_dir: str | os.PathLike, *, scratch: tuple[str, ...] = ()) -> Iterator[None]:
     """Hold ``out_dir``'s lock for the block, so that a second run writing into the same folder refuses at once.
 
     The lock is an ``flock`` on ``out_dir/.envsound.lock``: the operating system releases it when its holder exits,
-    however it exits (a ``kill -9`` leaves no stale lock to block ``--resume``). Only process 0 of a multi-process
-    run takes it (the others are launched by it, or by torchrun/SLURM with a rank in the environment). Where the
-    platform has no ``flock`` the block runs unlocked.
+    however it exits (a ``kill -9`` leaves no stale lock to block ``--resume``). The file is removed when the block
+    ends (while still locked; a run that opened it meanwhile sees it replaced and locks the new one). When the block
+    fails in a folder this call created, and the folder holds nothing but the files named in ``scratch`` (written
+    before any work, such as the run's config) and empty folders, it is removed, with the parents this call created
+    that are left empty: a failed run leaves no folder that holds nothing. A folder that existed before is never
+    removed. Only process 0 of a multi-process run takes the lock (the others are launched by it, or by
+    torchrun/SLURM with a rank in the environment). Where the platform has no ``flock`` the block runs unlocked.
 
     Raises:
         EnvsoundError: another live run holds the lock (the message names its process id).
     """
-    from envsound.errors import EnvsoundError
-
     try:
         import fcntl
     except ImportError:  # Windows
@@ -101,21 +103,84 @@ def run_lock(out_dir: str | os.PathLike) -> Iterator[None]:
     if launched_rank() != 0:
         yield
         return
-    path = Path(out_dir) / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    out_dir = Path(out_dir)
+    created = _missing_folders(out_dir)
+    fd = _locked(out_dir / LOCK_NAME, fcntl)
+    ok = False
     try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+        ok = True
+    finally:
+        try:  # still locked: no other run can be using the folder while it is tidied
+            (out_dir / LOCK_NAME).unlink(missing_ok=True)
+            if not ok and created:
+                _remove_if_nothing_in(created, scratch)
+        finally:
+            os.close(fd)  # releases the flock
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and the parents of it that do not exist yet, innermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _locked(path: Path, fcntl) -> int:
+    """An open descriptor of ``path`` holding its exclusive flock, the file being the one now at ``path``."""
+    from envsound.errors import EnvsoundError
+
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # a failed run removed its empty folder just now: make it again
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise EnvsoundError(f"{out_dir}: another envsound run (process {holder}) is writing here; wait for it "
-                                "to finish or choose another output folder") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
+            os.close(fd)
+            raise EnvsoundError(f"{path.parent}: another envsound run (process {holder}) is writing here; wait for "
+                                "it to finish or choose another output folder") from None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the run that held it removed it as it finished: lock the file now there
+
+
+def _remove_if_nothing_in(created: list[Path], scratch: tuple[str, ...]) -> None:
+    """Remove ``created[0]`` when it holds only ``scratch`` files and empty folders, then each further folder of
+    ``created`` (its parents) left empty."""
+    folder = created[0]
+    try:
+        entries = list(folder.iterdir())
+        if any(not (e.name in scratch and e.is_file() and not e.is_symlink()) and not _empty_tree(e)
+               for e in entries):
+            return  # the run produced something: keep it
+        for entry in entries:
+            entry.unlink() if entry.is_file() else _remove_tree_of_folders(entry)
+        for folder in created:
+            folder.rmdir()
+    except OSError:  # not empty after all (another run began), or gone: leave it
+        return
+
+
+def _empty_tree(path: Path) -> bool:
+    """A folder (not a link) holding no file at any depth."""
+    return path.is_dir() and not path.is_symlink() and all(_empty_tree(e) for e in path.iterdir())
+
+
+def _remove_tree_of_folders(path: Path) -> None:
+    for entry in path.iterdir():
+        _remove_tree_of_folders(entry)
+    path.rmdir()
 
 
 def launched_rank() -> int:

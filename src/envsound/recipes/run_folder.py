@@ -1,6 +1,7 @@
 """A run's output folder, one object for what every recipe that writes a model does with it: refuse a finished
-model unless asked to overwrite or resume, hold the folder's lock, check that a resumed run keeps its input, write
-``config.yaml`` (again with the runtime chosen, once known) and save the checkpoint."""
+model unless asked to overwrite or resume, hold the folder's lock (no lock file is left behind, nor a folder that a
+failed run made and left empty), check that a resumed run keeps its input, write ``config.yaml`` (again with the
+runtime chosen, once known) and save the checkpoint."""
 
 from __future__ import annotations
 
@@ -38,9 +39,11 @@ class RunFolder:
     @contextmanager
     def writing(self, config: Config, *, same_input: bool = True) -> Iterator["RunFolder"]:
         """Hold the folder's lock for the block (a second run into it is refused while this one writes), having
-        checked it is free, that a resumed run keeps its input settings (``same_input``), and written ``config``."""
+        checked it is free, that a resumed run keeps its input settings (``same_input``), and written ``config``.
+        A block that fails in a folder it created, having written nothing but ``config.yaml``, removes the folder
+        (:func:`~envsound.fileio.run_lock`)."""
         self.check_free()
-        with run_lock(self.path):
+        with run_lock(self.path, scratch=(self.config_path.name,)):
             if self.context.resume and same_input:
                 check_same_input(self.config_path, config)
             write_config(self.config_path, config)
