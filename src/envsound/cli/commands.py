@@ -18,20 +18,42 @@ from envsound.errors import ConfigError
 log = logging.getLogger("envsound")
 
 
-def _dataset(args: argparse.Namespace):
+def _dataset(args: argparse.Namespace, *, rotate: bool = False):
+    """The dataset the flags name, its classes narrowed, then folds made where it has none (of the classes kept).
+    ``rotate`` (cv, grid): a set that cannot be given folds stops here, naming the classes too small. Files left out
+    with --skip-bad are reported once, at the end, by :func:`_report_skipped`."""
     from envsound.data.registry import load_dataset
     from envsound.data.splits import with_made_folds
 
     options = {"subset": args.subset} if getattr(args, "subset", None) else {}
-    manifest = with_made_folds(load_dataset(args.dataset, args.root, on_error=on_error(args), **options))
-    if manifest.skipped:
-        log.warning("left out %d unusable file(s) of %s (--skip-bad)", len(manifest.skipped), args.dataset)
+    manifest = load_dataset(args.dataset, args.root, on_error=on_error(args), **options)
+    args.listed = len(manifest) + len(manifest.skipped)  # the "of N files" of the closing summary
     keep, exclude = getattr(args, "classes", None), getattr(args, "exclude_classes", None)
     if keep or exclude:
         manifest = manifest.select_classes(keep or (), exclude=exclude or ())
         log.info("%d classes, %d clips of %s (--classes/--exclude-classes)", len(manifest.labels), len(manifest),
                  args.dataset)
+    manifest = with_made_folds(manifest)
+    if not manifest.folds and (rotate or getattr(args, "folds", None)):
+        _refuse_too_small_classes(args, manifest)
     return manifest
+
+
+def _refuse_too_small_classes(args: argparse.Namespace, manifest) -> None:
+    """A set without folds whose classes are too small to make 2 (one recording to test, one to train): name them,
+    their counts and the way to leave them out. Anything else falls through to the recipe's own error."""
+    from envsound.data.splits import recordings_per_class
+    from envsound.errors import DatasetLayoutError
+
+    small = {label: n for label, n in recordings_per_class(manifest).items() if n < 2}
+    if not small:
+        return
+    where = args.root if args.root is not None else f"dataset {args.dataset!r}"
+    counts = ", ".join(f"{label!r} has {n} recording{'' if n == 1 else 's'}" for label, n in small.items())
+    raise DatasetLayoutError(
+        f"{where}: class {counts}; folds need at least 2 recordings (files) in every class, one to test and one to "
+        f"train: add recordings, or leave {'it' if len(small) == 1 else 'them'} out with --exclude-classes "
+        f"{','.join(small)}")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -57,7 +79,7 @@ def train(args: argparse.Namespace) -> int:
     print(f"trained {config.model.name} on {result.n_train} clips ({result.n_val} for validation){semi}, "
           f"{result.epochs} epochs, {result.seconds:.0f} s -> {result.checkpoint}")
     print(_score_line(args, config, result, held_out))
-    return _report_skipped(manifest.skipped + result.skipped)
+    return _report_skipped(args, manifest.skipped + result.skipped)
 
 
 def _score_line(args: argparse.Namespace, config, result, held_out) -> str:
@@ -81,7 +103,7 @@ def cv(args: argparse.Namespace) -> int:
     config = build_config(args)
     init = args.init
     unlabelled = unlabelled_manifest(args)
-    manifest = _dataset(args)
+    manifest = _dataset(args, rotate=True)
     summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, context=run_context(args),
                              init=init, unlabelled=unlabelled)
     score = summary["score"]
@@ -92,7 +114,7 @@ def cv(args: argparse.Namespace) -> int:
     if "mean_event_f1" in summary:
         print("mean " + ", ".join(f"{name} {summary[f'mean_{name}']:.4f} ± {summary[f'std_{name}']:.4f}"
                                   for name in ("segment_f1", "event_f1", "psds")))
-    return _report_skipped([(s["file"], s["reason"]) for s in summary["skipped"]])
+    return _report_skipped(args, [(s["file"], s["reason"]) for s in summary["skipped"]])
 
 
 def _event_scores(fold: dict) -> str:
@@ -110,13 +132,17 @@ def grid(args: argparse.Namespace) -> int:
     config = build_config(args, overrides=fixed)
     init = args.init
     unlabelled = unlabelled_manifest(args)
-    manifest = _dataset(args)
+    manifest = _dataset(args, rotate=True)
     result = grid_search(manifest, config, axes, folds=args.folds, out_dir=args.out, context=run_context(args),
                          init=init, unlabelled=unlabelled)
     print(result.markdown, end="")
     print(f"{len(result.points)} point(s) ({result.n_run} run now, {len(result.points) - result.n_run} reused) -> "
           f"{args.out / 'grid.md'}, {args.out / 'grid.json'}")
-    return 0
+    skipped = list(manifest.skipped)
+    for point in result.points:  # each point's cv.json lists what its folds left out (decoding happens there)
+        summary = json.loads((Path(point["dir"]) / "cv.json").read_text(encoding="utf-8"))
+        skipped += [(s["file"], s["reason"]) for s in summary.get("skipped", [])]
+    return _report_skipped(args, skipped)
 
 
 def stages(args: argparse.Namespace) -> int:
@@ -134,7 +160,7 @@ def stages(args: argparse.Namespace) -> int:
         precision = "" if row["label_precision"] is None else f", {row['label_precision']:.1%} of their labels right"
         print(f"fold {row['fold']}: kept {row['kept']} of {row['noisy']} noisy clips{precision}")
     print(f"{summary['seconds']:.0f} s -> {args.out / 'stages.json'}")
-    return _report_skipped(manifest.skipped)
+    return _report_skipped(args, manifest.skipped)
 
 
 def pretrain(args: argparse.Namespace) -> int:
@@ -157,7 +183,7 @@ def pretrain(args: argparse.Namespace) -> int:
     print(f"pre-trained the {config.model.name} autoencoder ({args.decoder}) on {result.n_train} clips "
           f"({result.n_val} held out, reconstruction error {best}), {result.epochs} epochs, {result.seconds:.0f} s "
           f"-> {result.checkpoint}, {figure}")
-    return _report_skipped(manifest.skipped + result.skipped)
+    return _report_skipped(args, manifest.skipped + result.skipped)
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -187,7 +213,7 @@ def evaluate(args: argparse.Namespace) -> int:
                      title=f"{manifest.name}: {score} {result.report[score]:.3f}")
         write_text_atomic(args.out / "predictions.csv", result.predictions_csv(model.labels))
     print(json.dumps(result.report) if args.json else format_report_text(result.report))
-    return _report_skipped(manifest.skipped + result.skipped)
+    return _report_skipped(args, manifest.skipped + result.skipped)
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -308,7 +334,8 @@ def embed(args: argparse.Namespace) -> int:
                           cache=feature_cache(args), progress=show_progress(args))
     save_embeddings(args.out, result)
     print(f"embedded {len(result.files)} clip(s) ({result.embeddings.shape[1]}-d) -> {args.out}")
-    return _report_skipped(result.skipped)
+    skipped = (manifest.skipped if manifest is not None else []) + result.skipped
+    return _report_skipped(args, skipped, listed=len(result.files) + len(skipped))
 
 
 def mix(args: argparse.Namespace) -> int:
@@ -324,7 +351,7 @@ def mix(args: argparse.Namespace) -> int:
     summary = build_mixtures(manifest, args.out, settings=MixSettings(**given), overwrite=args.overwrite,
                              progress=show_progress(args))
     print("\n".join(summary.lines()))
-    return _report_skipped(manifest.skipped)
+    return _report_skipped(args, manifest.skipped)
 
 
 def download(args: argparse.Namespace) -> int:
@@ -384,7 +411,7 @@ def list_datasets(args: argparse.Namespace) -> int:
     straddling = sum(d.straddles for d in duplicates)
     print(f"{manifest.name}: {len(manifest)} clips, {len(duplicates)} pair(s) of copies or near copies, "
           f"{straddling} straddling folds")
-    return 1 if straddling else 0
+    return max(_report_skipped(args, manifest.skipped), 1 if straddling else 0)
 
 
 def list_models(args: argparse.Namespace) -> int:
@@ -405,8 +432,19 @@ def show_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_skipped(skipped: list[tuple[Path, str]]) -> int:
-    """Name every file left out with --skip-bad; a run that left files out exits 1 so scripts notice."""
+def _report_skipped(args: argparse.Namespace, skipped: list[tuple[Path, str]], *, listed: int | None = None) -> int:
+    """The exit status of every command that reads a dataset: 0 when nothing was left out; else each file left out
+    (--skip-bad) named once, though listing and every fold's decoding may each have met it, then one summary as
+    the last line, and 1, so that scripts notice."""
+    reasons: dict[str, str] = {}
     for path, reason in skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
-    return 1 if skipped else 0
+        reasons.setdefault(str(path), reason)
+    if not reasons:
+        return 0
+    for path, reason in reasons.items():  # a reason usually starts with its path already: name it once
+        print(f"skipped {path}: {reason.removeprefix(f'{path}: ')}", file=sys.stderr)
+    listed = getattr(args, "listed", None) if listed is None else listed
+    of = f" of {listed}" if listed else ""
+    print(f"envsound {args.command}: {len(reasons)}{of} file(s) left out as unusable (--skip-bad; each named above); "
+          "the rest ran: exit status 1", file=sys.stderr)
+    return 1

@@ -1,7 +1,9 @@
 """The ``envsound`` command: parse arguments, call one library function, print its result.
 
 Every user error (an :class:`EnvsoundError`) becomes one line on stderr and exit status 1; ``--debug`` shows the
-traceback. ``predict`` exits 1 when any input failed, after classifying all the others.
+traceback. ``predict`` exits 1 when any input failed, after classifying all the others. Every command that reads a
+dataset (train, cv, grid, stages, pretrain, evaluate, embed, mix, datasets check) exits 0 when nothing was left out
+and 1 when ``--skip-bad`` left files out: each named once, then a one-line summary last.
 """
 
 from __future__ import annotations
@@ -203,7 +205,9 @@ def _use_commands(command) -> None:
     group.add_argument("--folds", type=parse_folds, metavar="1,2,3", help="only these folds")
     group.add_argument("--classes", type=parse_names, metavar="a,b,c", help="only these classes")
     group.add_argument("--exclude-classes", type=parse_names, metavar="a,b,c", help="leave these classes out")
-    group.add_argument("--skip-bad", action="store_true", help="leave out unreadable audio (listed; exit 1)")
+    group.add_argument("--skip-bad", action="store_true",
+                       help="leave out unreadable audio of the dataset instead of stopping (each named once, then a "
+                            "summary; exit status 1 when any was left out, as for unreadable FILES)")
     group.add_argument("--cache-dir", type=Path, metavar="DIR", help="feature store")
     group.add_argument("--no-cache", action="store_true", help="do not store features")
     add_device_option(p)
@@ -246,7 +250,8 @@ def _data_commands(command) -> None:
     p.add_argument("action", nargs="?", choices=["list", "check"], default="list")
     p.add_argument("--dataset", metavar="NAME", help="for check: the dataset")
     p.add_argument("--root", type=Path, metavar="PATH", help="for check: its root folder")
-    p.add_argument("--skip-bad", action="store_true", help="for check: leave out unreadable audio")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="for check: leave out unreadable audio (each named once; exit status 1)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="feature store (fingerprints are kept there)")
     p.add_argument("--no-cache", action="store_true", help="do not keep fingerprints")
     p.set_defaults(run=commands.list_datasets)
@@ -278,13 +283,15 @@ def configure_logging(*, debug: bool, quiet: bool, command: str) -> None:
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
 
 
-def _in_flags(exc: Exception) -> str:
+def _in_flags(exc: Exception, args: argparse.Namespace) -> str:
     """A library error in the CLI's words: the Python API's names for what a flag sets become the flag."""
-    from envsound.errors import RunExistsError
+    from envsound.errors import AudioLoadError, RunExistsError
 
     if isinstance(exc, RunExistsError):
         return (f"{exc.path} already exists; pass --overwrite to replace it, --resume to continue, or choose another "
                 "--out")
+    if isinstance(exc, AudioLoadError) and getattr(args, "skip_bad", True) is False:
+        return f"{exc}; or pass --skip-bad to leave out every unusable file (each is named, and the exit status is 1)"
     return str(exc)
 
 
@@ -299,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     except EnvsoundError as exc:
         if args.debug:
             raise
-        print(f"envsound {args.command}: error: {_in_flags(exc)}", file=sys.stderr)
+        print(f"envsound {args.command}: error: {_in_flags(exc, args)}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as exc:
         extra = extra_for(exc.name or "")

@@ -20,8 +20,9 @@ def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> 
                        help="dataset root folder (default: $ENVSOUND_DATA_<NAME> or $ENVSOUND_DATA/<name>)")
     group.add_argument("--folds", type=parse_folds, metavar="1,2,3", help=folds_help)
     group.add_argument("--skip-bad", action="store_true",
-                       help="leave out unreadable or invalid audio files (counted and reported) instead of stopping "
-                            "at the first one (default: stop)")
+                       help="leave out unreadable or invalid audio files instead of stopping at the first one "
+                            "(default: stop); each is named once, a summary line comes last and the exit status is 1 "
+                            "(0: nothing was left out)")
     group.add_argument("--cache-dir", type=Path, metavar="DIR",
                        help="feature cache (default: $ENVSOUND_CACHE or ~/.cache/envsound/features)")
     group.add_argument("--no-cache", action="store_true", help="compute features afresh and do not store them")

@@ -426,24 +426,46 @@ def _file_identities(path: str | os.PathLike) -> list[object]:
 DEFAULT_MADE_FOLDS = 5
 
 
+def recordings_per_class(manifest: Manifest) -> dict[str, int]:
+    """How many source recordings (distinct ``source_id``) hold each class of ``manifest``, in label order; a
+    multi-label clip counts for each of its labels. A class of the vocabulary with no clip counts 0.
+
+    >>> recordings_per_class(load_dataset("folder", "my_sounds"))   # {'dog': 4, 'siren': 1}
+    """
+    sources: dict[str, set[str]] = defaultdict(set)
+    for record in manifest.records:
+        for label in record.labels:
+            sources[label].add(record.source_id)
+    labels = list(manifest.labels) or sorted(sources)
+    return {label: len(sources[label]) for label in labels}
+
+
+def smallest_class(manifest: Manifest) -> tuple[str, int] | None:
+    """The class with the fewest source recordings and that number (ties: the first in label order), or ``None``
+    for a manifest without labels."""
+    counts = recordings_per_class(manifest)
+    return min(counts.items(), key=lambda item: item[1]) if counts else None
+
+
 def with_made_folds(manifest: Manifest, *, n_folds: int = DEFAULT_MADE_FOLDS, seed: int = 0) -> Manifest:
-    """``manifest`` itself when its clips have folds; otherwise a copy with ``n_folds`` stratified folds grouped by
-    source recording (:func:`stratified_group_folds`; fewer when the data has fewer recordings), logged with how
-    they were made, so ``cv`` and ``--folds`` work on a folder of sounds. A set too small for 2 folds is returned
-    as it is (training on every clip still works).
+    """``manifest`` itself when its clips have folds; otherwise a copy with ``k = min(n_folds, recordings in its
+    smallest class)`` folds, stratified by class and grouped by source recording (:func:`stratified_group_folds`),
+    logged with how they were made, so ``cv`` and ``--folds`` work on a small folder of sounds (3 classes of 4 clips
+    get 4 folds). Every class then has a recording in every fold. When some class has fewer than 2 recordings no
+    folds are made and the manifest is returned as it is (training on every clip still works; cross-validation
+    cannot: :func:`smallest_class` names the class).
 
     >>> with_made_folds(load_dataset("folder", "my_sounds")).folds   # [1, 2, 3, 4, 5]
     """
     if manifest.folds or not manifest.records:
         return manifest
-    n = min(n_folds, len({r.source_id for r in manifest.records}))
-    try:
-        folds = stratified_group_folds(manifest.records, n_folds=n, seed=seed) if n >= 2 else None
-    except (DatasetLayoutError, ValueError):
-        folds = None
-    if folds is None:
-        logger.info("dataset %s has no folds and too few recordings to make 2: every clip trains", manifest.name)
+    smallest = smallest_class(manifest)
+    n = min(n_folds, smallest[1]) if smallest else min(n_folds, len({r.source_id for r in manifest.records}))
+    if n < 2:
+        why = f"class {smallest[0]!r} has {smallest[1]} recording(s)" if smallest else "it has 1 recording"
+        logger.info("dataset %s has no folds and %s, too few to make 2: every clip trains", manifest.name, why)
         return manifest
+    folds = stratified_group_folds(manifest.records, n_folds=n, seed=seed)
     logger.info("dataset %s has no folds: made %d, stratified by class and grouped by source recording (seed %d); "
                 "--folds names them", manifest.name, n, seed)
     return manifest.subset([replace(r, fold=k) for r, k in zip(manifest.records, folds)])

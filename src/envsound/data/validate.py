@@ -2,7 +2,8 @@
 
 ``on_error="raise"`` (the default) stops at the first problem with a one-line message naming the file;
 ``on_error="skip"`` leaves the bad clips out, returns them as ``(path, reason)`` pairs (they end up in
-:attr:`Manifest.skipped <envsound.data.records.Manifest.skipped>`) and logs one warning with the count.
+:attr:`Manifest.skipped <envsound.data.records.Manifest.skipped>`) and logs one warning with the count (not the
+files: the caller names each once, so that a file met by listing and again by each fold is not named many times).
 """
 
 from __future__ import annotations
@@ -65,9 +66,8 @@ def check_records(records: Sequence[ClipRecord], *, on_error: str = "raise",
             skipped.append((Path(record.path), str(exc)))
             continue
         good.append(record)
-    if skipped:
-        logger.warning("left out %d unusable audio file(s) of %d (on_error='skip'); first: %s",
-                       len(skipped), len(records), skipped[0][1])
+    if skipped:  # a count: the caller names each file once (they are returned), however many steps meet them
+        logger.warning("left out %d unusable audio file(s) of %d (on_error='skip')", len(skipped), len(records))
     return good, skipped
 
 
@@ -99,8 +99,8 @@ def drop_missing(listed: Iterable[tuple[int, ClipRecord]], *, csv_path: str | os
             raise DatasetLayoutError(f"{reason}; restore the file, fix the CSV, or pass on_error='skip' (--skip-bad)")
         skipped.append((Path(record.path), reason))
     if skipped:
-        logger.warning("left out %d clip(s) listed in %s whose audio file is missing (on_error='skip'); first: %s",
-                       len(skipped), csv_path, skipped[0][0])
+        logger.warning("left out %d clip(s) listed in %s whose audio file is missing (on_error='skip')",
+                       len(skipped), csv_path)
     return present, skipped
 
 

@@ -132,8 +132,8 @@ def extract_features(
         kept.append(record)
         features.append(entry)
     if skipped:
-        logger.warning("skipped %d of %d clips with unusable audio (on_error='skip'); first: %s",
-                       len(skipped), len(records), skipped[0][1])
+        logger.warning("skipped %d of %d clips with unusable audio (on_error='skip')",  # the caller names them
+                       len(skipped), len(records))
     return kept, features, skipped
 
 

@@ -1,0 +1,112 @@
+"""Rough edges a new user hit with a folder of their own clips (issue 55): cross-validating a small folder, one
+broken file, and the lock file every run folder kept. Real WAV files, real (tiny) training through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audiofactory import write_tone
+from conftest import TINY_OVERRIDES
+
+from envsound.fileio import LOCK_NAME
+
+# one epoch, fp32 without channels-last: a single runtime candidate, so no runtime probe
+SETS = [part for o in (*TINY_OVERRIDES, "train.max_epochs=1", "runtime.precision=32", "runtime.channels_last=false")
+        for part in ("--set", o)]
+QUICK = ["--model", "knn", "--no-cache",  # cv over every fold in seconds (a baseline takes no model.filters)
+         *[part for o in TINY_OVERRIDES if not o.startswith("model.") for part in ("--set", o)]]
+
+
+def make_folder(root: Path, sizes: dict[str, int], *, broken: bool = False) -> Path:
+    """``root/<label>/<i>.wav``, ``sizes[label]`` tones a class; ``broken``: and ``dog/broken.wav`` of random bytes."""
+    for k, (label, n) in enumerate(sizes.items()):
+        for i in range(n):
+            write_tone(root / label / f"{i}.wav", seconds=1.0, sample_rate=16000, freq=300 * (k + 1) + 40 * i, seed=i)
+    if broken:
+        (root / "dog" / "broken.wav").write_bytes(np.random.default_rng(0).bytes(4000))
+    return root
+
+
+THREE_BY_FOUR = {"dog": 4, "rain": 4, "siren": 4}
+
+
+def test_cv_on_a_folder_of_3_classes_of_4_clips_runs_over_4_folds(tmp_path, envsound_main):
+    root = make_folder(tmp_path / "clips", THREE_BY_FOUR)
+    run = envsound_main("cv", "--dataset", "folder", "--root", root, "--out", tmp_path / "cv", *QUICK)
+    assert run.returncode == 0, run.stderr
+    assert "over 4 folds" in run.stdout and run.stdout.count("(3 clips)") == 4
+    run = envsound_main("cv", "--dataset", "folder", "--root", root, "--folds", "1,2", "--out", tmp_path / "two",
+                        *QUICK)
+    assert run.returncode == 0, run.stderr
+    assert "over 2 folds" in run.stdout
+
+
+def test_cv_on_a_folder_with_a_class_of_one_clip_names_the_class_and_how_to_leave_it_out(tmp_path, envsound_main):
+    root = make_folder(tmp_path / "clips", {**THREE_BY_FOUR, "cat": 1})
+    run = envsound_main("cv", "--dataset", "folder", "--root", root, "--out", tmp_path / "cv", *QUICK)
+    assert run.returncode == 1
+    error = run.stderr.strip().splitlines()[-1]
+    assert error.startswith("envsound cv: error: ") and "class 'cat' has 1 recording" in error
+    assert "--exclude-classes cat" in error and not (tmp_path / "cv").exists()
+    run = envsound_main("cv", "--dataset", "folder", "--root", root, "--exclude-classes", "cat",
+                        "--out", tmp_path / "cv", *QUICK)
+    assert run.returncode == 0, run.stderr
+    assert "over 4 folds" in run.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_a_broken_file_stops_the_run_and_the_error_names_skip_bad(tmp_path, envsound_main, command):
+    root = make_folder(tmp_path / "clips", THREE_BY_FOUR, broken=True)
+    run = envsound_main(command, "--dataset", "folder", "--root", root, "--out", tmp_path / "out", *QUICK)
+    assert run.returncode == 1
+    error = run.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"envsound {command}: error: ") and "broken.wav" in error and "--skip-bad" in error
+
+
+def _summary(run) -> str:
+    return run.stderr.strip().splitlines()[-1]
+
+
+def test_every_dataset_command_exits_1_after_one_summary_when_files_were_left_out_else_0(tmp_path, envsound_main):
+    """train, cv, evaluate and embed: 0 when nothing was left out; with --skip-bad and a broken file, 1, the file
+    named once in the whole output, and a summary as the last line."""
+    clean = make_folder(tmp_path / "clean", THREE_BY_FOUR)
+    broken = make_folder(tmp_path / "broken", THREE_BY_FOUR, broken=True)
+    run = envsound_main("train", "--dataset", "folder", "--root", clean, "--out", tmp_path / "model", "--no-cache",
+                        *SETS)
+    assert run.returncode == 0, run.stderr
+    model = tmp_path / "model" / "model.ckpt"
+    runs = {
+        "train": ["train", "--dataset", "folder", "--out", tmp_path / "t", "--no-cache", *SETS],
+        "cv": ["cv", "--dataset", "folder", "--out", tmp_path / "c", *QUICK],
+        "evaluate": ["evaluate", model, "--dataset", "folder", "--no-cache"],
+        "embed": ["embed", model, "--dataset", "folder", "--out", tmp_path / "e.npz", "--no-cache"],
+    }
+    for command, args in runs.items():
+        run = envsound_main(*args, "--root", broken, "--skip-bad")
+        assert run.returncode == 1, (command, run.stderr)
+        assert (run.stdout + run.stderr).count("broken.wav") == 1, (command, run.stdout + run.stderr)
+        assert _summary(run) == (f"envsound {command}: 1 of 13 file(s) left out as unusable (--skip-bad; each named "
+                                 "above); the rest ran: exit status 1"), command
+    for command in ("evaluate", "embed"):  # nothing left out: 0 (train and cv were 0 above, on clean clips)
+        run = envsound_main(*runs[command], "--root", clean, "--skip-bad")
+        assert run.returncode == 0 and "left out" not in run.stderr, (command, run.stderr)
+
+
+def test_a_run_folder_keeps_no_lock_file_and_a_failed_run_leaves_no_folder(tmp_path, synthetic_root, envsound_main):
+    data = ["--dataset", "synthetic", "--root", synthetic_root, *QUICK]
+    assert envsound_main("train", *data, "--folds", "1", "--out", tmp_path / "train").returncode == 0
+    assert envsound_main("cv", *data, "--folds", "1,2", "--out", tmp_path / "cv").returncode == 0
+    assert (tmp_path / "train" / "model.ckpt").exists() and (tmp_path / "cv" / "cv.json").exists()
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob(LOCK_NAME)] == []
+    # fold 9 does not exist: the run fails after it took its folder, having written nothing
+    run = envsound_main("cv", *data, "--folds", "1,9", "--out", tmp_path / "new" / "x")
+    assert run.returncode == 1 and "9" in run.stderr
+    assert not (tmp_path / "new").exists(), "a failed run that wrote nothing must take the folders it made with it"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    assert envsound_main("cv", *data, "--folds", "1,9", "--out", mine).returncode == 1
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
