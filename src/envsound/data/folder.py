@@ -5,7 +5,9 @@
 Labels are the class folder names, sorted. Every non-hidden audio file under a class folder (an extension of
 :data:`AUDIO_EXTENSIONS`) is a clip; one whose header cannot be read is bad audio (an error, or left out and counted
 with ``on_error="skip"``); other files (notes, READMEs) are left out and counted, as ``predict`` does. Files directly in ``root`` and hidden files/folders (``.name``) are
-ignored. Each file is its own source recording; there are no folds unless ``n_folds`` asks for stratified ones.
+ignored. Each file is its own source recording; there are no folds unless ``n_folds`` asks for stratified ones (the
+commands make them with :func:`~envsound.data.splits.with_made_folds`: as many as the smallest class has recordings,
+up to 5).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 - :func:`cv_splits` - leave-one-fold-out over the official folds.
 - :func:`train_val_split` - a validation split carved from the training clips, stratified by label, grouped by source.
 - :func:`stratified_group_folds` - folds for datasets that have none (FSDKaggle2018, a folder of files).
+- :func:`with_made_folds` - those folds, as many as the smallest class has recordings (up to 5), for ``cv`` and
+  ``--folds`` on a set without any (:func:`recordings_per_class` says which class limits them).
 - :func:`check_no_leakage` - the guard every train/test pair passes through.
 - :func:`labelled_subset` / :func:`few_shot_subset` - which training clips keep their labels (a share, or K a class).
 """
