@@ -86,6 +86,9 @@ def evaluate_model(model: ClipModel, manifest: Manifest, *, cache: FeatureCache 
     targets = model.task.targets([r.labels for r in records], model.labels)
     report = task_report(model.task, targets, y_prob, labels=model.labels)
     report["seen_in_training"] = _seen_in_training(model, records, cache)
+    if report["seen_in_training"]:  # in the report itself (text and JSON), not only in a log line on stderr
+        report["leakage"] = {"seen_in_training": report["seen_in_training"], "clips": len(records),
+                             "note": leakage_note(report["seen_in_training"], len(records))}
     if timelines is not None:  # when each sound is, too
         from envsound.evaluation.sed import sed_report
 
@@ -110,16 +113,27 @@ def check_task(model: ClipModel, manifest: Manifest) -> None:
                       "score it on a multi-label dataset, or train a single-label model for this one")
 
 
+def leakage_note(seen: int, clips: int) -> str:
+    """The one line a report carries when ``seen`` of its ``clips`` were in the model's training data."""
+    return (f"LEAKAGE: {seen} of the {clips} clips evaluated were in this model's training data (the same audio, "
+            "re-encoded or resampled copies included), so this is not a test score")
+
+
 def _seen_in_training(model: ClipModel, records: list[ClipRecord], cache: FeatureCache | None) -> int | None:
-    """How many of ``records`` the model was trained on (warned about), or ``None`` when it does not record that."""
+    """How many of ``records`` the model was trained on (warned about), or ``None`` when it does not record that.
+    The content check of training's guard: exact copies, and re-encoded, resampled or re-levelled ones where the
+    checkpoint kept its clips' robust fingerprints (:func:`~envsound.features.fingerprint.seen_in_training`)."""
     if model.trained_on is None:
         why = "an AudioSet network: its training clips are not listed" if "pretrained" in model.meta \
             else "an older checkpoint"
         log.info("this checkpoint does not record the clips it was trained on (%s): whether these clips were seen "
                  "in training could not be checked", why)
         return None
-    seen = seen_in_training([r.path for r in records], model.trained_on, cache=cache)
+    if model.trained_prints is None:
+        log.info("this checkpoint records its training clips' exact content only (an older checkpoint): re-encoded "
+                 "or resampled copies of them cannot be recognised")
+    seen = seen_in_training([r.path for r in records], model.trained_on, excerpts=model.trained_prints, cache=cache,
+                            threshold=model.config.leakage.match_ber)  # the bit error rate its training's guard used
     if seen:
-        log.warning("%d of the %d clips evaluated were in this model's training data, so this is not a test score "
-                    "(e.g. %s)", len(seen), len(records), seen[0])
+        log.warning("%s (e.g. %s)", leakage_note(len(seen), len(records)), seen[0])
     return len(seen)

@@ -246,6 +246,10 @@ def format_report_text(report: dict[str, Any], *, max_matrix_classes: int = 20, 
 
     >>> print(format_report_text(classification_report(y_true, y_prob, labels=names)))  # doctest: +SKIP
     """
+    leak = (report.get("leakage") or {}).get("note")  # first, where no one reads past the headline without it
+    if leak:
+        return f"{leak}\n\n" + format_report_text({**report, "leakage": None}, max_matrix_classes=max_matrix_classes,
+                                                   top_confusions=top_confusions)
     if report.get("task") == "multi_label":
         return _format_multilabel_text(report)
     labels = list(report["labels"])

@@ -92,6 +92,9 @@ class Checkpoint:
     meta: dict[str, Any] = field(default_factory=dict)
     # int64 exact ids of the clips the model was fitted on (features.fingerprint.exact_ids); None: not recorded
     trained_on: np.ndarray | None = None
+    # (n, 1 + 64) uint32 robust-fingerprint excerpts of the same clips (features.fingerprint.trained_excerpts), so
+    # evaluate finds re-encoded copies too; None: not recorded (an older envsound ignores the payload key)
+    trained_prints: np.ndarray | None = None
 
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
@@ -115,6 +118,9 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         "meta": meta,
         "trained_on": None if checkpoint.trained_on is None
         else torch.from_numpy(np.ascontiguousarray(checkpoint.trained_on, dtype=np.int64)),
+        # int32 view: torch keeps no uint32 tensors in every version
+        "trained_prints": None if checkpoint.trained_prints is None
+        else torch.from_numpy(np.ascontiguousarray(checkpoint.trained_prints, dtype=np.uint32).view(np.int32)),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -160,6 +166,8 @@ def load_checkpoint(path: str | Path, *, labels_required: bool = True) -> Checkp
         sklearn_bytes=None if skops is None else skops.numpy().tobytes(),
         meta=dict(payload.get("meta", {})),
         trained_on=None if payload.get("trained_on") is None else payload["trained_on"].numpy(),
+        trained_prints=None if payload.get("trained_prints") is None
+        else payload["trained_prints"].numpy().view(np.uint32),
     )
 
 

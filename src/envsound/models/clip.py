@@ -120,6 +120,7 @@ class ClipModel:
         self.baseline = baseline
         self.batch_size = batch_size
         self.trained_on: np.ndarray | None = None  # exact ids of the training clips, when the checkpoint has them
+        self.trained_prints: np.ndarray | None = None  # and their robust-fingerprint excerpts (re-encoded copies)
         self.meta: dict = {}  # the checkpoint's meta: dataset, folds, versions, creation time, runtime
         self._frontend: nn.Module | None = None  # built on the first waveform_probs
 
@@ -127,7 +128,7 @@ class ClipModel:
     def from_checkpoint(cls, checkpoint: Checkpoint, *, source: str = "checkpoint",
                         device: str = "auto", precision: str = "auto") -> "ClipModel":
         model = cls._from_checkpoint(checkpoint, source=source, device=device, precision=precision)
-        model.trained_on = checkpoint.trained_on
+        model.trained_on, model.trained_prints = checkpoint.trained_on, checkpoint.trained_prints
         model.meta = dict(checkpoint.meta)
         return model
 

@@ -21,7 +21,7 @@ from envsound.data.records import ClipRecord, Manifest
 from envsound.data.splits import train_val_split
 from envsound.errors import CheckpointError, ConfigError, EnvsoundError
 from envsound.features.extract import extract_features
-from envsound.features.fingerprint import clip_fingerprints, exact_ids
+from envsound.features.fingerprint import clip_fingerprints, exact_ids, trained_excerpts
 from envsound.features.windows import eval_windows
 from envsound.fileio import write_json_atomic
 from envsound.models.autoencoder import CHECKPOINT_NAME, autoencoder_checkpoint, build_autoencoder, check_decoder
@@ -144,7 +144,8 @@ def pretrain_autoencoder(
                 "best_val_loss": best, "runtime": runtime.to_dict()}
         folder.note_runtime(config, runtime)
         checkpoint = autoencoder_checkpoint(module.model, config, meta=meta)
-        checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in kept], cache=context.cache))
+        prints = clip_fingerprints([r.path for r in kept], cache=context.cache)
+        checkpoint.trained_on, checkpoint.trained_prints = exact_ids(prints), trained_excerpts(prints)
         folder.save(checkpoint)
         source = val_feats or train_feats
         picks = np.unique(np.linspace(0, len(source) - 1, num=min(n_examples, len(source))).round().astype(int))

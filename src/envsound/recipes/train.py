@@ -17,7 +17,7 @@ import numpy as np
 from envsound.config import Config
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError
-from envsound.features.fingerprint import clip_fingerprints, exact_ids
+from envsound.features.fingerprint import clip_fingerprints, exact_ids, trained_excerpts
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.registry import check_feature_kind, is_torch_model
 from envsound.recipes.context import RunContext
@@ -171,8 +171,8 @@ def _checkpoint(manifest: Manifest, config: Config, data: TrainingData, clips: F
             checkpoint.meta["transfer"].update(copied_rows={}, new_rows=[], head="logistic regression" +
                                                (", then fine-tuned" if mode == "probe_full" else ""))
     # what the model heard (validation clips chose its epoch): kept so --init and evaluate can check for leaks
-    checkpoint.trained_on = exact_ids(clip_fingerprints([r.path for r in data.train.records + data.val.records],
-                                                        cache=context.cache))
+    prints = clip_fingerprints([r.path for r in data.train.records + data.val.records], cache=context.cache)
+    checkpoint.trained_on, checkpoint.trained_prints = exact_ids(prints), trained_excerpts(prints)
     if fitted.fit is not None:
         if manifest.task.multi_label and len(data.val):
             checkpoint.task = _fitted_thresholds(checkpoint, clips.val.features, clips.val.targets)

@@ -56,4 +56,4 @@ def zero_shot_checkpoint(checkpoint: Checkpoint, label_map: str | Path, labels: 
     meta["zero_shot"] = {"label_map": str(label_map), "pairs": {t: [s for s, u in mapping.items() if u == t]
                                                                 for t in labels}}
     return Checkpoint(config=checkpoint.config, labels=list(labels), task=task, state_dict=state, meta=meta,
-                      trained_on=checkpoint.trained_on)
+                      trained_on=checkpoint.trained_on, trained_prints=checkpoint.trained_prints)
