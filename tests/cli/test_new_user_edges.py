@@ -110,3 +110,19 @@ def test_a_run_folder_keeps_no_lock_file_and_a_failed_run_leaves_no_folder(tmp_p
     (mine / "notes.txt").write_text("the user's")
     assert envsound_main("cv", *data, "--folds", "1,9", "--out", mine).returncode == 1
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_classes_chosen_by_flag_keep_the_folds_their_clips_have_among_every_class(tmp_path):
+    """train --folds 1,2,3 --classes dog,rain then evaluate --folds 4 must test clips that training never saw."""
+    from envsound.cli import commands
+    from envsound.cli.main import build_parser
+
+    root = make_folder(tmp_path / "clips", {"dog": 5, "rain": 5, "siren": 6})
+
+    def folds_of(*flags) -> dict[str, int]:
+        args = build_parser().parse_args(["cv", "--dataset", "folder", "--root", str(root), "--out", "x", *flags])
+        return {r.clip_id: r.fold for r in commands._dataset(args, rotate=True).records}
+
+    every = folds_of()
+    chosen = folds_of("--classes", "dog,rain")
+    assert set(every.values()) == {1, 2, 3, 4, 5} and chosen == {c: every[c] for c in chosen}

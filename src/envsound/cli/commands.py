@@ -19,21 +19,23 @@ log = logging.getLogger("envsound")
 
 
 def _dataset(args: argparse.Namespace, *, rotate: bool = False):
-    """The dataset the flags name, its classes narrowed, then folds made where it has none (of the classes kept).
-    ``rotate`` (cv, grid): a set that cannot be given folds stops here, naming the classes too small. Files left out
-    with --skip-bad are reported once, at the end, by :func:`_report_skipped`."""
+    """The dataset the flags name, with folds made where it has none, its classes narrowed. ``rotate`` (cv, grid): a
+    set that cannot be given folds stops here, naming the classes too small. Files left out with --skip-bad are
+    reported once, at the end, by :func:`_report_skipped`."""
     from envsound.data.registry import load_dataset
     from envsound.data.splits import with_made_folds
 
     options = {"subset": args.subset} if getattr(args, "subset", None) else {}
     manifest = load_dataset(args.dataset, args.root, on_error=on_error(args), **options)
     args.listed = len(manifest) + len(manifest.skipped)  # the "of N files" of the closing summary
+    # folds of every class, so that --classes never moves a clip to another fold (train --folds 1,2,3 --classes a,b
+    # then evaluate --folds 4 tests unseen clips); of the kept classes only where some class was too small for them
+    manifest = with_made_folds(manifest)
     keep, exclude = getattr(args, "classes", None), getattr(args, "exclude_classes", None)
     if keep or exclude:
-        manifest = manifest.select_classes(keep or (), exclude=exclude or ())
+        manifest = with_made_folds(manifest.select_classes(keep or (), exclude=exclude or ()))
         log.info("%d classes, %d clips of %s (--classes/--exclude-classes)", len(manifest.labels), len(manifest),
                  args.dataset)
-    manifest = with_made_folds(manifest)
     if not manifest.folds and (rotate or getattr(args, "folds", None)):
         _refuse_too_small_classes(args, manifest)
     return manifest
