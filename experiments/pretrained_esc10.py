@@ -32,8 +32,8 @@ from envsound.data.registry import load_dataset
 from envsound.evaluation.evaluate import evaluate_model
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_text_atomic
-from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
+from envsound.models.files import open_model_file
 from envsound.recipes.config import resolve
 from envsound.recipes.context import RunContext
 from envsound.recipes.crossval import cross_validate
@@ -48,7 +48,7 @@ def zero_shot(manifest, weights: str, label_map: Path, folds: list[int], out: Pa
     if path.exists():
         return json.loads(path.read_text())
     start = time.perf_counter()
-    checkpoint = zero_shot_checkpoint(load_checkpoint(weights), label_map, manifest.labels, task=manifest.task)
+    checkpoint = zero_shot_checkpoint(open_model_file(weights).checkpoint, label_map, manifest.labels, task=manifest.task)
     model = ClipModel.from_checkpoint(checkpoint, source=weights, device="cpu")
     scores = []
     for fold in folds:

@@ -85,7 +85,7 @@ def test_checkpoint_that_is_not_one(tmp_path, envsound_main):
     fake = tmp_path / "model.ckpt"
     fake.write_text("hello")
     run = envsound_main("predict", fake, fake)
-    assert run.returncode == 1 and "not an envsound checkpoint" in run.stderr
+    assert run.returncode == 1 and "model.ckpt: not a model file (a text file" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
 
 

@@ -154,7 +154,7 @@ def test_unusable_files_and_settings_are_one_clear_line(trained_run, exported, t
     assert main(["export", "--quiet", str(trained_run.checkpoint), "--out", str(tmp_path / "model.bin")]) != 0
     assert main(["export", "--quiet", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "m.onnx")]) != 0
     errors = capsys.readouterr().err.splitlines()
-    assert any("*.onnx" in line for line in errors) and any("missing.ckpt: checkpoint file not found" in line
+    assert any("*.onnx" in line for line in errors) and any("missing.ckpt: model file not found" in line
                                                              for line in errors)
     assert not (tmp_path / "model.bin").exists() and not (tmp_path / "m.onnx").exists()
 

@@ -29,7 +29,7 @@ def test_checkpoint_round_trip_describes_itself(tmp_path):
 def test_not_a_checkpoint(tmp_path):
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.ckpt: not an envsound checkpoint"):
+    with pytest.raises(CheckpointError, match="junk.ckpt: not a model file \\(a text file"):
         load_checkpoint(junk)
     plain = tmp_path / "plain.ckpt"
     torch.save({"state_dict": {}}, plain)

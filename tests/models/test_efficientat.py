@@ -16,6 +16,7 @@ from envsound.config import FeatureConfig
 from envsound.errors import CheckpointError, ConfigError
 from envsound.features.efficientat import SETTINGS, EfficientATMel, kaldi_mel_banks
 from envsound.models.checkpoint import load_checkpoint
+from envsound.models.files import open_model_file
 from envsound.models.efficientat import EfficientAT, release_key
 from envsound.models.pretrained import PRETRAINED
 from envsound.transfer.install import install_pretrained
@@ -97,7 +98,7 @@ def test_every_official_width_builds_the_releases_state_dict_shapes():
 def test_parity_with_the_official_code_on_its_16_reference_inputs():
     reference = np.load(SHARED / "reference-mn04.npz")
     top5 = json.loads((SHARED / "reference-mn04-top5.json").read_text())["top5"]
-    checkpoint = load_checkpoint(SHARED / "mn04_as_mAP_432.pt")
+    checkpoint = open_model_file(SHARED / "mn04_as_mAP_432.pt").checkpoint
     network = EfficientAT(n_classes=527, in_channels=1, n_mels=128, n_frames=500).eval()
     network.load_state_dict(checkpoint.state_dict)
     frontend = EfficientATMel.from_config(checkpoint.config.features)
@@ -120,7 +121,7 @@ def test_parity_with_the_official_code_on_its_16_reference_inputs():
 # ------------------------------------------------------------------------------------------------ release files
 
 def test_a_release_file_loads_as_an_audioset_tagger(tagger_file):
-    checkpoint = load_checkpoint(tagger_file)
+    checkpoint = open_model_file(tagger_file).checkpoint
     assert checkpoint.task.multi_label and len(checkpoint.labels) == 527 and checkpoint.labels[0] == "Dog"
     assert checkpoint.config.model.name == "efficientat" and checkpoint.config.model.options == {"width": 0.1}
     assert checkpoint.config.features.frontend == "efficientat" and checkpoint.config.features.sample_rate == 32000
@@ -132,16 +133,16 @@ def test_bad_release_files_are_one_line_errors_naming_the_problem(tmp_path, tagg
     state["features.3.block.0.0.weight"] = torch.zeros(5, 5, 1, 1)
     torch.save(state, tmp_path / "wrong.pt")
     with pytest.raises(CheckpointError, match=r"features\.3\.block\.0\.0\.weight has shape \(5, 5, 1, 1\)"):
-        load_checkpoint(tmp_path / "wrong.pt")
+        open_model_file(tmp_path / "wrong.pt")
     (tmp_path / "truncated.pt").write_bytes(tagger_file.read_bytes()[:4000])
     with pytest.raises(CheckpointError, match="a damaged or truncated torch file, cannot be read") as info:
-        load_checkpoint(tmp_path / "truncated.pt")
+        open_model_file(tmp_path / "truncated.pt")
     assert "\n" not in str(info.value)
     alone = tmp_path / "alone"
     alone.mkdir()
     torch.save(release_state(0.1), alone / "mn01.pt")
     with pytest.raises(CheckpointError, match="label names are missing: put AudioSet's class_labels_indices.csv"):
-        load_checkpoint(alone / "mn01.pt")
+        open_model_file(alone / "mn01.pt")
 
 
 def test_predict_and_export_take_a_release_file(tagger_file, tmp_path, envsound_main):
@@ -217,7 +218,7 @@ def test_download_checks_the_network_and_keeps_nothing_that_fails(tmp_path, monk
     server.files["mn01_as_mAP_298.pt"] = tagger_file.read_bytes()
     path = install_pretrained("efficientat-mn01", url=server.url, progress=False)
     assert path == tmp_path / "models" / "mn01_as_mAP_298.pt"
-    assert load_checkpoint("efficientat-mn01").labels[0] == "Dog"  # an installed name is a MODEL
+    assert open_model_file("efficientat-mn01").checkpoint.labels[0] == "Dog"  # an installed name is a MODEL
     server.files["mn02_as_mAP_378.pt"] = tagger_file.read_bytes()  # mn01's network under mn02's name
     with pytest.raises(CheckpointError, match="holds the width-0.1 network, not mn02_as"):
         install_pretrained("efficientat-mn02", url=server.url, progress=False)
@@ -228,7 +229,7 @@ def test_download_checks_the_network_and_keeps_nothing_that_fails(tmp_path, monk
     with pytest.raises(ConfigError, match="known: efficientat-mn01"):
         install_pretrained("efficientat-mn99")
     with pytest.raises(CheckpointError, match="not installed.*envsound download efficientat-mn10"):
-        load_checkpoint("efficientat-mn10")
+        open_model_file("efficientat-mn10")
 
 
 def test_cli_download_from_a_file_and_models_lists_it(tmp_path, monkeypatch, tagger_file, envsound_main):
@@ -249,7 +250,7 @@ def test_init_from_bad_weights_or_a_misspelt_map_writes_nothing(tmp_path, tagger
     ran = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--init", tmp_path / "broken.pt",
                         "--out", tmp_path / "a")
     assert ran.returncode == 1
-    assert "broken.pt: not an envsound checkpoint (a damaged or truncated torch file" in ran.stderr
+    assert "broken.pt: not a model file (a damaged or truncated torch file" in ran.stderr
     (tmp_path / "map.csv").write_text("Chiken rooster,alarm\n")
     ran = envsound_main("train", "--dataset", "synthetic", "--root", synthetic_root, "--init", tagger_file,
                         "--label-map", tmp_path / "map.csv", "--out", tmp_path / "b")

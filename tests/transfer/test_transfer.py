@@ -220,7 +220,7 @@ def test_cli_inherits_the_sources_settings_and_names_every_mismatch(tmp_path, so
     not_a_checkpoint = tmp_path / "notes.ckpt"
     not_a_checkpoint.write_text("hello")
     assert main(["train", *common, "--init", str(not_a_checkpoint), "--out", str(tmp_path / "bad")]) == 1
-    assert "not an envsound checkpoint" in capsys.readouterr().err
+    assert "notes.ckpt: not a model file (a text file" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 

@@ -191,13 +191,13 @@ def pretrain(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     from envsound.evaluation.evaluate import evaluate_model
     from envsound.evaluation.metrics import format_report_text
-    from envsound.models.checkpoint import load_checkpoint
     from envsound.models.clip import ClipModel
+    from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
 
     manifest = _dataset(args)
     if args.folds:
         manifest = manifest.select_folds(args.folds)
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = open_model_file(args.checkpoint).require(CLASSIFIER, RELEASE, purpose="evaluate").checkpoint
     if args.label_map is not None:
         from envsound.transfer.zero_shot import zero_shot_checkpoint
 
@@ -358,7 +358,7 @@ def mix(args: argparse.Namespace) -> int:
 
 def download(args: argparse.Namespace) -> int:
     from envsound.data.download import download_dataset
-    from envsound.models.pretrained import by_download_name
+    from envsound.models.releases import by_download_name
     from envsound.transfer.install import install_pretrained
 
     if by_download_name(args.dataset) is not None:
@@ -417,7 +417,8 @@ def list_datasets(args: argparse.Namespace) -> int:
 
 
 def list_models(args: argparse.Namespace) -> int:
-    from envsound.models.pretrained import models_dir, pretrained_table
+    from envsound.models.pretrained import pretrained_table
+    from envsound.models.releases import models_dir
     from envsound.models.registry import model_names
 
     print("\n".join(model_names()))

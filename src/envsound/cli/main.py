@@ -19,8 +19,8 @@ from pathlib import Path
 from envsound._version import __version__
 from envsound.cli import commands
 from envsound.cli.options import (add_config_options, add_dataset_options, add_device_option, add_init_options,
-                                  add_mix_options, add_precision_option, add_semi_options, add_threshold_option,
-                                  parse_folds, parse_names)
+                                  add_mix_options, add_model_argument, add_precision_option, add_semi_options,
+                                  add_threshold_option, parse_folds, parse_names)
 
 log = logging.getLogger("envsound")
 
@@ -110,8 +110,7 @@ def _use_commands(command) -> None:
     """evaluate, predict, listen, serve, export, embed: what is done with a trained model."""
     p = command("evaluate", "Score a checkpoint on held-out folds: accuracy, per-class P/R/F1, confusion matrix "
                             "(multi-label: lwlrap, mAP, micro/macro F1, per-class AP).")
-    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a pre-trained AudioSet "
-                                                 "model (efficientat-mn04, or its .pt file)")
+    add_model_argument(p, onnx=False, note=" (with --label-map: zero-shot)")
     add_dataset_options(p, folds_help="folds to evaluate on (default: all)")
     p.add_argument("--label-map", type=Path, metavar="FILE.csv",
                    help="zero-shot: score the model's classes paired with the dataset's by this CSV (source,target "
@@ -127,7 +126,7 @@ def _use_commands(command) -> None:
     p.set_defaults(run=commands.evaluate)
 
     p = command("predict", "Classify audio files or folders (recursively) of any length and format.")
-    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a model.onnx from export")
+    add_model_argument(p, onnx=True)
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files or folders")
     p.add_argument("--top-k", type=int, default=3, help="labels to show per file")
     p.add_argument("--json", action="store_true",
@@ -146,7 +145,7 @@ def _use_commands(command) -> None:
 
     p = command("listen", "Classify audio as it arrives (stdin, the microphone, or a file played in real time): a line "
                           "whenever the top label changes or an event starts or ends, each with its time.")
-    p.add_argument("checkpoint", type=Path, help="model.ckpt, a model.onnx, or an installed AudioSet model")
+    add_model_argument(p, onnx=True)
     p.add_argument("--input", default="mic", metavar="-|mic|FILE",
                    help="-: stdin (a WAV, FLAC, Ogg Vorbis or MP3 stream, or raw PCM with --rate); mic: the default "
                         "microphone (needs sounddevice); FILE: an audio file (with --realtime: at the speed it plays)")
@@ -169,7 +168,7 @@ def _use_commands(command) -> None:
     p = command("serve", "Serve a model: a web page that classifies a sound (file, drag and drop, or microphone) and "
                          "a REST API (POST /v1/predict, GET /v1/model, GET /healthz; schema at /docs), and live "
                          "classification of a stream (WebSocket /v1/listen; the page's Live button).")
-    p.add_argument("checkpoint", type=Path, help="model.ckpt written by train or cv, or a model.onnx from export")
+    add_model_argument(p, onnx=True)
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 opens the server to the network")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="larger request bodies get 413")
@@ -186,7 +185,7 @@ def _use_commands(command) -> None:
     p = command("export", "Write a checkpoint as one ONNX file (log-mel frontend, windows and network inside; labels "
                           "and feature settings in its metadata) that predict, serve and load_model run with "
                           "onnxruntime, without PyTorch.")
-    p.add_argument("checkpoint", type=Path, help="model.ckpt of a network written by train or cv")
+    add_model_argument(p, onnx=False, network=True)
     p.add_argument("--format", default="onnx", choices=["onnx"], help="file format")
     p.add_argument("--out", required=True, type=Path, metavar="FILE.onnx", help="where to write the model")
     p.add_argument("--check", action="store_true",
@@ -196,7 +195,8 @@ def _use_commands(command) -> None:
     p = command("embed", "Clip embeddings of a checkpoint (what its head sees, averaged over a clip's windows) for "
                          "your own search, clustering or classifier: OUT.npz with embeddings (n, d), files and, for a "
                          "dataset, labels.")
-    p.add_argument("checkpoint", type=Path, help="model.ckpt of a network")
+    add_model_argument(p, onnx=False, network=True,
+                       note="; not a model.onnx: an export's graph carries no embedding output")
     p.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER", help="audio files or folders (or use --dataset)")
     p.add_argument("--out", required=True, type=Path, metavar="FILE.npz", help="where to write the embeddings")
     group = p.add_argument_group("a dataset instead of files")

@@ -152,13 +152,26 @@ def run_context(args: argparse.Namespace):
                       progress=show_progress(args), on_error=on_error(args))
 
 
+# An AudioSet network, as every model argument names it (the kinds: envsound.models.files)
+AUDIOSET_MODEL = ("an AudioSet network: an installed name such as efficientat-mn04 ('envsound models' lists them) or "
+                  "its release .pt (mn04_as_mAP_432.pt)")
+
+
+def add_model_argument(parser: argparse.ArgumentParser, *, onnx: bool, network: bool = False, note: str = "") -> None:
+    """The model argument of predict, listen, serve, evaluate, export and embed, its help naming every kind it takes:
+    a model.ckpt (``network``: of a network, not a baseline), a model.onnx where ``onnx``, an AudioSet network."""
+    ckpt = f"a model.ckpt{' of a network' if network else ''} written by train or cv"
+    kinds = f"{ckpt}, a model.onnx from export, or {AUDIOSET_MODEL}" if onnx else f"{ckpt}, or {AUDIOSET_MODEL}"
+    parser.add_argument("checkpoint", type=Path, metavar="MODEL", help=f"the model: {kinds}{note}")
+
+
 def add_init_options(parser: argparse.ArgumentParser) -> None:
     """``--init`` and how to train from it (train, cv, grid)."""
     group = parser.add_argument_group("transfer: start from another model")
-    group.add_argument("--init", type=Path, metavar="SOURCE/model.ckpt",
-                       help="start from an envsound classifier (every layer but the head; rows of classes both label "
-                            "sets share are copied) or an autoencoder.ckpt from 'envsound pretrain' (its encoder); the "
-                            "model and feature settings come from it")
+    group.add_argument("--init", type=Path, metavar="MODEL",
+                       help="start from an envsound model.ckpt (every layer but the head; rows of classes both label "
+                            "sets share are copied), an autoencoder.ckpt from 'envsound pretrain' (its encoder), or "
+                            f"{AUDIOSET_MODEL}; the model and feature settings come from it")
     add_flags(group, "transfer")
 
 

@@ -16,8 +16,9 @@ from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
 from envsound.fileio import atomic_path
 from envsound.inference.predictor import expand_inputs
-from envsound.models.checkpoint import load_checkpoint
+from envsound.errors import CheckpointError
 from envsound.models.clip import ClipModel
+from envsound.models.files import CLASSIFIER, ONNX, RELEASE, open_model_file
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,16 @@ def embed_inputs(checkpoint: str | Path, inputs: Sequence[str | Path] = (), *, m
     cannot be read is listed in ``skipped`` and the others go on.
 
     Raises:
-        CheckpointError: not a checkpoint of one network.
+        CheckpointError: not a checkpoint of one network (an ONNX export has no embedding output).
         ConfigError: the model has no embedding (a baseline, an ensemble).
     """
-    model = ClipModel.from_checkpoint(load_checkpoint(checkpoint), source=str(checkpoint), device=device)
+    source = open_model_file(checkpoint)
+    if source.kind == ONNX:  # its graph's outputs are probabilities (onnx_model.OUTPUTS): there is nothing to embed
+        raise CheckpointError(f"{checkpoint}: an ONNX export carries no embedding output, only probabilities; "
+                              "embeddings need the model.ckpt it was exported from (or an AudioSet release such as "
+                              "efficientat-mn04)")
+    source.require(CLASSIFIER, RELEASE, purpose="embedding")
+    model = ClipModel.from_checkpoint(source.checkpoint, source=str(checkpoint), device=device)
     records, skipped = [], []
     for path in expand_inputs(inputs):
         if path.is_dir():

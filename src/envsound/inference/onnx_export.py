@@ -43,7 +43,7 @@ from envsound.features.mel import DELTA_WIDTH, deltas, hann_window, mel_filterba
 from envsound.features.windows import window_length, window_pad_value
 from envsound.fileio import atomic_path
 from envsound.inference.onnx_model import FORMAT, FORMAT_VERSION, METADATA, OUTPUTS, OnnxModel
-from envsound.models.checkpoint import load_checkpoint
+from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
 from envsound.models.clip import ClipModel
 from envsound.models.frames import linear_softmax_logit
 
@@ -137,17 +137,18 @@ class OnnxGraph(nn.Module):
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
-    """Write ``checkpoint`` (an envsound ``model.ckpt``) as an ONNX file at ``out`` (atomically) and return ``out``.
+    """Write ``checkpoint`` (an envsound ``model.ckpt``, an AudioSet release ``.pt`` or installed name) as an ONNX file
+    at ``out`` (atomically) and return ``out``.
 
     Raises:
-        CheckpointError: ``checkpoint`` is not a usable envsound checkpoint.
+        CheckpointError: ``checkpoint`` is not a usable model file (an ONNX file is already exported).
         ConfigError: the model cannot be exported (a scikit-learn baseline), or the ``onnx`` packages are missing.
     """
     missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
     if missing:
         raise ConfigError(f"ONNX export needs the {' and '.join(missing)} package(s): pip install {' '.join(missing)}")
     source = str(checkpoint)
-    model = ClipModel.from_checkpoint(load_checkpoint(checkpoint), source=source, device="cpu", precision="32")
+    model = _fp32_model(checkpoint)
     if model.network is None:
         raise ConfigError(f"{source}: model {model.config.model.name!r} is a scikit-learn baseline; only neural "
                           "networks export to ONNX")
@@ -164,12 +165,16 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     return out
 
 
+def _fp32_model(checkpoint: str | Path) -> ClipModel:
+    opened = open_model_file(checkpoint).require(CLASSIFIER, RELEASE, purpose="ONNX export")
+    return ClipModel.from_checkpoint(opened.checkpoint, source=str(checkpoint), device="cpu", precision="32")
+
+
 def parity_check(checkpoint: str | Path, exported: str | Path, *, seconds: float = 3.0) -> float:
     """The largest difference between the window probabilities (and a frame model's frame probabilities) of
     ``checkpoint`` (torch, fp32, CPU) and of ``exported`` (onnxruntime) on ``seconds`` of seeded noise at the model's
     rate."""
-    model = ClipModel.from_checkpoint(load_checkpoint(checkpoint), source=str(checkpoint), device="cpu",
-                                      precision="32")
+    model = _fp32_model(checkpoint)
     rate = model.config.features.sample_rate
     noise = np.random.default_rng(0).uniform(-0.5, 0.5, int(seconds * rate)).astype(np.float32)
     frames = model.has_frames

@@ -39,11 +39,6 @@ OUTPUTS = ["probs", "frame_probs"]
 """The graph's outputs: window probabilities, and (a frame model only) the windows' frame probabilities."""
 
 
-def is_onnx_path(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names an exported model (by its ``.onnx`` suffix) rather than a torch checkpoint."""
-    return Path(path).suffix.lower() == ".onnx"
-
-
 @dataclass(frozen=True)
 class OnnxRuntime:
     """Where an ONNX model runs (what ``GET /v1/model`` and the page report); always float32."""

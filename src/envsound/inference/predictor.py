@@ -28,7 +28,8 @@ from envsound.errors import EnvsoundError
 from envsound.evaluation.events import FrameTrack, Timeline, event_thresholds, timeline_events
 from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
-from envsound.inference.onnx_model import OnnxModel, is_onnx_path
+from envsound.inference.onnx_model import OnnxModel
+from envsound.models.files import CLASSIFIER, ONNX, RELEASE, open_model_file
 from envsound.task import Task
 
 log = logging.getLogger(__name__)
@@ -100,19 +101,21 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
                         **kwargs) -> "Predictor":
         """Load ``path`` onto ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``) at ``precision`` (``auto``: chosen for
-        the machine, ``32``: fp32); see :func:`~envsound.models.clip.inference_runtime`. A path ending in ``.onnx`` is
-        a model made by ``envsound export``, run by onnxruntime in float32 without importing torch.
+        the machine, ``32``: fp32); see :func:`~envsound.models.clip.inference_runtime`. ``path``: any model file
+        :func:`~envsound.models.files.open_model_file` recognises but an autoencoder: an envsound ``model.ckpt``, an
+        AudioSet release ``.pt`` or installed name (``efficientat-mn04``), or a ``model.onnx`` made by
+        ``envsound export``, run by onnxruntime in float32 without importing torch.
 
         Raises:
-            CheckpointError: ``path`` is not an envsound checkpoint (or exported model).
+            CheckpointError: ``path`` is not a model file this can run (the message says what it is).
             ConfigError: ``device`` is not on this machine, or a precision or device an ONNX model cannot run at.
         """
-        if is_onnx_path(path):
-            return cls(OnnxModel.load(path, device=device, precision=precision), **kwargs)
-        from envsound.models.checkpoint import load_checkpoint  # torch: imported only for a checkpoint
-        from envsound.models.clip import ClipModel
+        source = open_model_file(path).require(CLASSIFIER, RELEASE, ONNX, purpose="prediction")
+        if source.kind == ONNX:
+            return cls(OnnxModel.load(source.path, device=device, precision=precision), **kwargs)
+        from envsound.models.clip import ClipModel  # torch: imported only for a checkpoint
 
-        model = ClipModel.from_checkpoint(load_checkpoint(path), source=str(path), device=device, precision=precision)
+        model = ClipModel.from_checkpoint(source.checkpoint, source=str(path), device=device, precision=precision)
         return cls(model, **kwargs)
 
     @property

@@ -33,16 +33,17 @@ from envsound.config import Config
 from envsound.errors import CheckpointError, ConfigError
 from envsound.models import cnn as cnn_module
 from envsound.models import dtu as dtu_module
-from envsound.models.checkpoint import Checkpoint, load_checkpoint
+from envsound.models.checkpoint import Checkpoint
 from envsound.models.cnn import CNNEncoder
 from envsound.models.dtu import DTUEncoder
+from envsound.models.files import AUTOENCODER, KINDS, open_model_file
 
 log = logging.getLogger(__name__)
 
 DECODERS = ("unpool", "upsample")
 TRUNKS = {"dtu": DTUEncoder, "cnn": CNNEncoder}
 DEFAULT_FILTERS = {"dtu": dtu_module.DEFAULT_FILTERS, "cnn": cnn_module.DEFAULT_FILTERS}
-KIND = "autoencoder"  # Checkpoint.meta["kind"] of a pre-trained autoencoder
+KIND = AUTOENCODER  # Checkpoint.meta["kind"] of a pre-trained autoencoder
 CHECKPOINT_NAME = "autoencoder.ckpt"
 
 
@@ -201,11 +202,15 @@ def read_autoencoder_checkpoint(path: str | Checkpoint, *, source: str | None = 
     Raises:
         CheckpointError: unreadable, or a classifier (or other) checkpoint instead of an autoencoder.
     """
-    checkpoint = path if isinstance(path, Checkpoint) else load_checkpoint(path)
-    source = source or str(path if not isinstance(path, Checkpoint) else "checkpoint")
-    if checkpoint.meta.get("kind") != KIND or checkpoint.state_dict is None:
-        raise CheckpointError(f"{source}: not an autoencoder checkpoint (kind={checkpoint.meta.get('kind')!r}); "
-                              f"pass the {CHECKPOINT_NAME} written by 'envsound pretrain'")
+    if isinstance(path, Checkpoint):
+        checkpoint, source, kind = path, source or "checkpoint", path.meta.get("kind")
+    else:
+        opened = open_model_file(path)
+        checkpoint, source, kind = opened.checkpoint, source or str(path), opened.kind
+    if kind != KIND or checkpoint.state_dict is None:
+        what = KINDS.get(kind, f"kind={kind!r}")
+        raise CheckpointError(f"{source}: not an autoencoder checkpoint ({what}); pass the {CHECKPOINT_NAME} written "
+                              "by 'envsound pretrain'")
     return checkpoint
 
 

@@ -11,7 +11,7 @@ import datetime as _dt
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -20,7 +20,6 @@ from envsound._version import __version__
 from envsound.config import Config
 from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import atomic_path
-from envsound.models.pretrained import is_official_state, official_checkpoint, resolve_name
 from envsound.task import Task
 
 FORMAT = "envsound-checkpoint"
@@ -127,28 +126,52 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path, *, labels_required: bool = True) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`, or an official EfficientAT AudioSet weight file (or
-    the name of an installed one, e.g. ``efficientat-mn04``) as an AudioSet tagger
-    (:func:`~envsound.models.pretrained.official_checkpoint`; ``labels_required`` is passed to it).
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (envsound's own format: a ``model.ckpt`` or an
+    ``autoencoder.ckpt``). Any other model file - an AudioSet release ``.pt``, an installed name such as
+    ``efficientat-mn04``, a ``model.onnx`` - opens with :func:`envsound.models.files.open_model_file`.
 
     Raises:
-        CheckpointError: missing file, not a torch file, not an envsound checkpoint, a newer format, a bad config;
-            weights of no known network; a tagger without its label names.
+        CheckpointError: missing file, not a torch file, not an envsound checkpoint, a newer format, a bad config.
     """
-    path = resolve_name(path)
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    expected = (f"load_checkpoint reads envsound's own {FORMAT} (a model.ckpt or autoencoder.ckpt); any other model "
+                "file opens with envsound.models.files.open_model_file")
+    return checkpoint_from_payload(read_payload(path, expected=expected), path, expected=expected)
+
+
+def read_payload(path: Path, *, expected: str) -> Any:
+    """What ``torch.load`` finds in ``path`` (``weights_only``: no code runs), for :func:`load_checkpoint` and
+    :func:`envsound.models.files.open_model_file`, the two readers of torch model files.
+
+    Raises:
+        CheckpointError: ``path`` cannot be read as a torch file: the message says what it looks like (empty, text,
+            truncated, other bytes), then ``expected``.
+    """
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise CheckpointError(f"{path}: not an envsound checkpoint ({_unreadable(path, exc)}); pass the model.ckpt "
-                              "written by 'envsound train', a model.onnx, or an EfficientAT .pt") from exc
-    if is_official_state(payload):
-        return official_checkpoint(payload, path=path, labels_required=labels_required)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an envsound checkpoint (no '{FORMAT}' marker); "
-                              "pass the model.ckpt written by 'envsound train'")
+        raise CheckpointError(f"{path}: not a model file ({_unreadable(path, exc)}); {expected}") from exc
+
+
+def is_envsound_payload(payload: Any) -> bool:
+    """Whether a loaded torch file carries this format's marker (``format: envsound-checkpoint``)."""
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def checkpoint_from_payload(payload: Any, path: Path, *, expected: str) -> Checkpoint:
+    """The :class:`Checkpoint` a loaded envsound file holds (older formats upgraded).
+
+    Raises:
+        CheckpointError: no envsound marker (``expected`` ends the message), a newer format, a bad config.
+    """
+    if not is_envsound_payload(payload):
+        bare = isinstance(payload, Mapping) and bool(payload) and all(isinstance(v, torch.Tensor)
+                                                                      for v in payload.values())
+        what = "bare weights, such as an EfficientAT AudioSet release" if bare else f"no '{FORMAT}' marker"
+        raise CheckpointError(f"{path}: not an envsound checkpoint ({what}); {expected}")
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} is newer than this envsound "
                               f"({__version__}) reads; upgrade envsound")

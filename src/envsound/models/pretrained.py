@@ -4,7 +4,8 @@ tagger: 527 classes, multi-label), so ``predict``, ``evaluate``, ``serve``, ``em
 and ``--init`` take one wherever they take a ``model.ckpt``.
 
 A file's label names are AudioSet's ``class_labels_indices.csv`` (index, mid, display_name), read from beside the
-weights; ``envsound download efficientat-mn04`` puts both in :func:`models_dir`. Nothing here downloads.
+weights; ``envsound download efficientat-mn04`` puts both in :func:`~envsound.models.releases.models_dir`. Nothing
+here downloads; :func:`envsound.models.files.open_model_file` is what opens such a file (or an installed name).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import csv
 import difflib
 import logging
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,86 +20,12 @@ import torch
 
 from envsound.config import resolve_config
 from envsound.errors import CheckpointError
+from envsound.models.checkpoint import Checkpoint
 from envsound.models.efficientat import BLOCKS, EfficientAT, make_divisible, official_key, release_key
+from envsound.models.releases import LABELS_FILE, PRETRAINED, installed_path, models_dir
 from envsound.task import MULTI_LABEL, Task
 
 log = logging.getLogger(__name__)
-
-RELEASE_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
-LABELS_FILE = "class_labels_indices.csv"
-LABELS_URL = "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/class_labels_indices.csv"
-MODELS_ENV = "ENVSOUND_MODELS"
-
-
-@dataclass(frozen=True)
-class Pretrained:
-    """One official file: its width multiplier, release file name, AudioSet mAP, parameter count and sha256
-    (``None``: not known here; the file is then checked by its tensor shapes alone)."""
-
-    name: str
-    width: float
-    file: str
-    audioset_map: float
-    parameters: int
-    sha256: str | None = None
-
-    @property
-    def url(self) -> str:
-        return RELEASE_URL + self.file
-
-    @property
-    def download_name(self) -> str:
-        """``efficientat-mn04``: the name ``envsound download`` and ``--init`` accept."""
-        return "efficientat-" + self.name.removesuffix("_as")
-
-
-PRETRAINED = {p.name: p for p in (
-    Pretrained("mn01_as", 0.1, "mn01_as_mAP_298.pt", 0.298, 126_402),
-    Pretrained("mn02_as", 0.2, "mn02_as_mAP_378.pt", 0.378, 329_733),
-    Pretrained("mn04_as", 0.4, "mn04_as_mAP_432.pt", 0.432, 993_485,
-               "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"),
-    Pretrained("mn05_as", 0.5, "mn05_as_mAP_443.pt", 0.443, 1_443_637),
-    Pretrained("mn10_as", 1.0, "mn10_as_mAP_471.pt", 0.471, 4_901_277),
-    Pretrained("mn20_as", 2.0, "mn20_as_mAP_478.pt", 0.478, 17_958_133),
-    Pretrained("mn30_as", 3.0, "mn30_as_mAP_482.pt", 0.482, 39_159_613),
-    Pretrained("mn40_as", 4.0, "mn40_as_mAP_484.pt", 0.484, 68_524_949),
-)}
-"""The ``mn`` family's AudioSet files (EfficientAT release v0.0.1); ``parameters`` counts every tensor of the file."""
-
-
-def models_dir() -> Path:
-    """``$ENVSOUND_MODELS`` if set, else ``~/.cache/envsound/models`` (read when called)."""
-    env = os.environ.get(MODELS_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "envsound" / "models"
-
-
-def by_download_name(name: str) -> Pretrained | None:
-    """The file ``efficientat-mn04`` (or ``mn04_as``, ``mn04``) names; ``None`` for any other string."""
-    key = name.removeprefix("efficientat-")
-    key = key if key.endswith("_as") else key + "_as"
-    return PRETRAINED.get(key)
-
-
-def installed_path(spec: Pretrained) -> Path | None:
-    """Where ``envsound download`` put ``spec``'s file, when it did."""
-    path = models_dir() / spec.file
-    return path if path.is_file() else None
-
-
-def resolve_name(path: str | Path) -> Path:
-    """``path`` itself, or for a name such as ``efficientat-mn04`` that is not a file, the installed weights.
-
-    Raises:
-        CheckpointError: a known name whose weights are not installed (the message gives the download command).
-    """
-    spec = None if Path(path).exists() else by_download_name(str(path))
-    if spec is None:
-        return Path(path)
-    found = installed_path(spec)
-    if found is None:
-        raise CheckpointError(f"{path}: the weights are not installed in {models_dir()}; run 'envsound download "
-                              f"{spec.download_name}' (or 'envsound download {spec.download_name} --from FILE')")
-    return found
 
 
 def is_official_state(payload: Any) -> bool:
@@ -157,7 +82,8 @@ def check_official_state(state: Mapping[str, torch.Tensor], *, source: str) -> t
     return width, n_classes
 
 
-def official_checkpoint(state: Mapping[str, torch.Tensor], *, path: Path, labels_required: bool = True):
+def official_checkpoint(state: Mapping[str, torch.Tensor], *, path: Path, labels_required: bool = True
+                        ) -> Checkpoint:
     """An official weight file as a :class:`~envsound.models.checkpoint.Checkpoint`: an AudioSet tagger
     (multi-label) whose config is this network at the file's width with the EfficientAT frontend.
 
@@ -168,7 +94,6 @@ def official_checkpoint(state: Mapping[str, torch.Tensor], *, path: Path, labels
         CheckpointError: the tensors fit no official network, or (``labels_required``) the label file is missing or
             does not have one row per output.
     """
-    from envsound.models.checkpoint import Checkpoint  # it imports this module
     from envsound.models.registry import model_preset  # every model class: only when a release file is read
 
     width, n_classes = check_official_state(state, source=str(path))

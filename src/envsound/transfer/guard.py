@@ -10,7 +10,7 @@ from typing import Sequence
 from envsound.errors import CheckpointError
 from envsound.features.cache import FeatureCache
 from envsound.features.fingerprint import seen_in_training
-from envsound.models.checkpoint import load_checkpoint
+from envsound.transfer.source import read_source
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def check_init_unseen(init: str | Path, protected: Sequence[str | Path], *, cach
     Raises:
         CheckpointError: the overlap (its size and the first files), unless ``allow_overlap`` (then a warning).
     """
-    source = load_checkpoint(init, labels_required=False)
+    source = read_source(init)  # the source plan_init opened: read once per run
     if "pretrained" in source.meta:
         log.info("%s: an AudioSet network (trained on YouTube clips the file does not list): overlap with this "
                  "split cannot be checked", init)

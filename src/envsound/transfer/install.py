@@ -15,9 +15,9 @@ import torch
 from envsound.data.download import download_file, sha256_of
 from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import atomic_path
-from envsound.models.pretrained import (LABELS_FILE, LABELS_URL, PRETRAINED, RELEASE_URL, Pretrained,
-                                        by_download_name, check_official_state, is_official_state, models_dir,
-                                        read_labels)
+from envsound.models.pretrained import check_official_state, is_official_state, read_labels
+from envsound.models.releases import (LABELS_FILE, LABELS_URL, PRETRAINED, RELEASE_URL, Pretrained, by_download_name,
+                                      models_dir)
 
 log = logging.getLogger(__name__)
 

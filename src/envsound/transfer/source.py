@@ -1,6 +1,8 @@
 """What ``--init`` starts from: an envsound classifier or autoencoder checkpoint, checked against the new model.
 
-- :func:`read_source` loads the checkpoint and says what it is (a baseline or an ensemble cannot be a source);
+- :func:`read_source` opens the source through :func:`~envsound.models.files.open_model_file` (a classifier, an
+  autoencoder, an AudioSet release or installed name; a baseline, an ensemble or an ONNX export cannot be one), once
+  per file and modification time however many times a run asks;
 - :func:`source_sections` are the config sections the new run inherits from it (features and model);
 - :func:`plan_init` checks every weight-relevant setting in one pass and decides what is loaded: the trunk (a
   classifier's every layer but its head, an autoencoder's encoder), and which head rows are copied (classes the two
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -24,16 +27,15 @@ from torch import nn
 
 from envsound.config import Config
 from envsound.errors import CheckpointError, ConfigError
-from envsound.models.autoencoder import (DEFAULT_FILTERS, KIND as AUTOENCODER, encoder_init_state, input_settings,
-                                         load_encoder_state)
-from envsound.models.checkpoint import Checkpoint, load_checkpoint
+from envsound.models.autoencoder import DEFAULT_FILTERS, encoder_init_state, input_settings, load_encoder_state
+from envsound.models.checkpoint import Checkpoint
 from envsound.models.clip import build_network
+from envsound.models.files import AUTOENCODER, CLASSIFIER, RELEASE, model_path, open_model_file
 from envsound.models.pretrained import closest_labels
-from envsound.models.registry import check_model_options, get_model_class, is_torch_model
+from envsound.models.registry import check_model_options, get_model_class, is_torch_model, model_names
 
 log = logging.getLogger(__name__)
 
-CLASSIFIER = "classifier"
 HEAD = "head"  # every registered network ends in ``head = Sequential(Dropout, Linear)``: the layer a new label set replaces
 FRAME_HEAD = "frame_head"  # a frame-level event head (efficientat's model.options.frame_head): new for every label set
 
@@ -88,22 +90,39 @@ def plan_from_weights(state_dict: dict[str, torch.Tensor], labels: Sequence[str]
 
 
 def read_source(path: str | Path) -> Checkpoint:
-    """Load an ``--init`` checkpoint: a torch classifier or an autoencoder.
+    """Open an ``--init`` source: an envsound classifier of one network, an autoencoder checkpoint, an AudioSet release
+    file or an installed name (e.g. ``efficientat-mn04``).
+
+    The opened file is kept per path, modification time and size (:func:`_opened`): ``resolve(init=)``, then every
+    fold's :func:`plan_init` and leakage check read one source, and a cross-validation would otherwise load and check
+    it 11 times (1 + 2 per fold); a file rewritten in between is read again. The checkpoint returned is that shared
+    one: read it, do not change it.
 
     Raises:
-        CheckpointError: not a checkpoint, a baseline (no network weights), or an ensemble.
+        CheckpointError: not a model file, an ONNX export, a baseline (no network weights), or an ensemble.
     """
-    checkpoint = load_checkpoint(path, labels_required=False)
-    if checkpoint.meta.get("kind") == AUTOENCODER:
+    file = model_path(path)
+    stat = file.stat() if file.is_file() else None
+    source = _opened(str(path), stat.st_mtime_ns if stat else None, stat.st_size if stat else None)
+    source.require(CLASSIFIER, AUTOENCODER, RELEASE, purpose="init (--init)")
+    checkpoint = source.checkpoint
+    if source.kind == AUTOENCODER:
         return checkpoint
     name = checkpoint.config.model.name
     if not is_torch_model(name) or checkpoint.state_dict is None:
+        networks = [n for n in model_names() if is_torch_model(n)]
         raise CheckpointError(f"{path}: model {name!r} is a scikit-learn baseline with no network weights; --init "
-                              "takes a network (cnn, piczak, dtu, aclnet, envnet2) or an autoencoder.ckpt")
+                              f"takes a network ({', '.join(networks)}) or an autoencoder.ckpt")
     if checkpoint.config.train.ensemble > 1:
         raise CheckpointError(f"{path}: an ensemble of {checkpoint.config.train.ensemble} networks "
                               "(train.ensemble); --init takes one network")
     return checkpoint
+
+
+@functools.lru_cache(maxsize=2)  # one source per run; a second for a caller that alternates two
+def _opened(path: str, mtime_ns: int | None, size: int | None):
+    """:func:`~envsound.models.files.open_model_file` once per (path, modification time, size)."""
+    return open_model_file(path, labels_required=False)
 
 
 def source_kind(checkpoint: Checkpoint) -> str:

@@ -25,7 +25,7 @@ def zero_shot_checkpoint(checkpoint: Checkpoint, label_map: str | Path, labels: 
     """``checkpoint`` with its head cut down to ``labels`` through ``label_map`` (a CSV read by
     :func:`~envsound.transfer.source.read_label_map`), predicting ``task`` (the dataset's).
 
-    >>> tagger = load_checkpoint("mn04_as_mAP_432.pt")
+    >>> tagger = open_model_file("mn04_as_mAP_432.pt").checkpoint  # or "efficientat-mn04"
     >>> esc10 = zero_shot_checkpoint(tagger, "audioset_to_esc10.csv", manifest.labels, task=manifest.task)
 
     Raises:

@@ -1,0 +1,136 @@
+"""One door for model files: whatever a user passes as a model - a path or an installed name - becomes a
+:class:`ModelFile` of one kind, sniffed once, here and nowhere else:
+
+- ``classifier``: an envsound ``model.ckpt`` (``envsound train`` / ``cv``: a network, a baseline or an ensemble);
+- ``autoencoder``: an envsound ``autoencoder.ckpt`` (``envsound pretrain``);
+- ``release``: an EfficientAT AudioSet release file (``mn04_as_mAP_432.pt``), or an installed name such as
+  ``efficientat-mn04`` (``envsound download``) that stands for one; it opens as an AudioSet tagger
+  (:func:`~envsound.models.pretrained.official_checkpoint`);
+- ``onnx``: a ``model.onnx`` from ``envsound export``, recognised by its suffix or its first bytes and run by
+  :class:`~envsound.inference.onnx_model.OnnxModel`.
+
+Predict, serve, evaluate, embed, export, ``load_model``, ``resolve(init=)`` and ``--init`` all open their model
+here and then say which kinds they take (:meth:`ModelFile.require`). torch is imported only to read a torch file, so
+an ONNX model never imports it. :func:`~envsound.models.checkpoint.load_checkpoint` reads envsound's own format only.
+
+>>> source = open_model_file("efficientat-mn04")
+>>> source.kind, source.checkpoint.labels[:2]      # ('release', ['Speech', 'Male speech, man speaking'])
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envsound.errors import CheckpointError
+from envsound.models.releases import by_download_name, installed_names, installed_path, models_dir
+
+if TYPE_CHECKING:
+    from envsound.models.checkpoint import Checkpoint
+
+CLASSIFIER, AUTOENCODER, RELEASE, ONNX = "classifier", "autoencoder", "release", "onnx"
+KINDS = {CLASSIFIER: "an envsound model.ckpt", AUTOENCODER: "an autoencoder.ckpt from 'envsound pretrain'",
+         RELEASE: "an EfficientAT AudioSet release .pt (or its installed name)",
+         ONNX: "a model.onnx from 'envsound export'"}
+"""Each kind as a message names it. An envsound autoencoder checkpoint says so in ``meta["kind"]``, by this name."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file, recognised: ``given`` as the caller wrote it (a path or an installed name), ``path`` the file
+    read, ``kind`` one of :data:`KINDS`, ``checkpoint`` what a torch file holds (``None`` for ONNX, which
+    :class:`~envsound.inference.onnx_model.OnnxModel` opens). The checkpoint may be shared (see
+    :func:`~envsound.transfer.source.read_source`): read it, do not change it."""
+
+    given: str
+    path: Path
+    kind: str
+    checkpoint: Checkpoint | None = None
+
+    def require(self, *kinds: str, purpose: str) -> "ModelFile":
+        """``self`` when its kind is one of ``kinds``.
+
+        Raises:
+            CheckpointError: naming the file, what it is and what ``purpose`` (e.g. ``"prediction"``) takes.
+        """
+        if self.kind not in kinds:
+            raise CheckpointError(f"{self.given}: {KINDS[self.kind]}; {purpose} takes "
+                                  f"{_listed([KINDS[k] for k in kinds])}")
+        return self
+
+
+def accepted() -> str:
+    """Every kind of model argument, the installed names from the release table (for messages)."""
+    return (f"an envsound model.ckpt or autoencoder.ckpt, an EfficientAT AudioSet release .pt (e.g. "
+            f"mn04_as_mAP_432.pt), an installed name ({', '.join(installed_names())}), or a model.onnx")
+
+
+def open_model_file(path_or_name: str | Path, *, labels_required: bool = True) -> ModelFile:
+    """Recognise the model file ``path_or_name`` (a path, or an installed name such as ``efficientat-mn04``) and,
+    for a torch file, read it (once, ``weights_only``). ``labels_required=False`` (``--init``): a release file with
+    no AudioSet label file beside it opens with classes ``class_0`` ... instead of failing.
+
+    Raises:
+        CheckpointError: one line naming the file: not found (nor an installed name; the closest names given), a
+            known name not installed (the download command), empty, text, truncated or foreign bytes, a torch file
+            of no known kind, a release file whose tensors fit no known network, a newer envsound format.
+    """
+    given = str(path_or_name)
+    path = model_path(path_or_name)
+    if not path.is_file():
+        what = "a folder, not a model file" if path.is_dir() else "model file not found"
+        near = difflib.get_close_matches(given, installed_names(), n=2, cutoff=0.75)
+        hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+        raise CheckpointError(f"{given}: {what}{hint}; expected {accepted()}")
+    if _is_onnx(path):
+        return ModelFile(given=given, path=path, kind=ONNX)
+    from envsound.models.checkpoint import checkpoint_from_payload, is_envsound_payload, read_payload  # torch
+    from envsound.models.pretrained import is_official_state, official_checkpoint
+
+    payload = read_payload(path, expected=f"expected {accepted()}")
+    if is_official_state(payload):
+        return ModelFile(given=given, path=path, kind=RELEASE,
+                         checkpoint=official_checkpoint(payload, path=path, labels_required=labels_required))
+    if not is_envsound_payload(payload):
+        raise CheckpointError(f"{given}: a torch file that is neither an envsound checkpoint (no 'format' marker) "
+                              f"nor EfficientAT weights; expected {accepted()}")
+    checkpoint = checkpoint_from_payload(payload, path, expected=f"expected {accepted()}")
+    kind = AUTOENCODER if checkpoint.meta.get("kind") == AUTOENCODER else CLASSIFIER
+    return ModelFile(given=given, path=path, kind=kind, checkpoint=checkpoint)
+
+
+def model_path(path_or_name: str | Path) -> Path:
+    """The file ``path_or_name`` names: itself, or for an installed name that is not a path, the installed weights.
+
+    Raises:
+        CheckpointError: a known name whose weights are not installed (the message gives the download command).
+    """
+    spec = None if Path(path_or_name).exists() else by_download_name(str(path_or_name))
+    if spec is None:
+        return Path(path_or_name)
+    found = installed_path(spec)
+    if found is None:
+        raise CheckpointError(f"{path_or_name}: the weights are not installed in {models_dir()}; run 'envsound "
+                              f"download {spec.download_name}' (or 'envsound download {spec.download_name} --from "
+                              "FILE')")
+    return found
+
+
+# An ONNX file is a protobuf ModelProto: field 1 (ir_version, a one-byte varint) comes first, then a string or
+# varint field of 2..7 (producer name, version, domain, model version, doc string, graph). No torch file starts so
+# (a zip starts "PK", a legacy pickle 0x80), so a model.onnx renamed is still recognised.
+_ONNX_SECOND_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A}
+
+
+def _is_onnx(path: Path) -> bool:
+    if path.suffix.lower() == ".onnx":
+        return True
+    with path.open("rb") as handle:
+        head = handle.read(3)
+    return len(head) == 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] in _ONNX_SECOND_TAGS
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
