@@ -14,9 +14,10 @@ resolved here into a :class:`Runtime`:
 
 A training process keeps the memory it frees for its next step (:func:`keep_freed_memory`, glibc only).
 
-A probe times a few steps of the real network (training steps or inference batches) per candidate; its answer is
-cached per CPU model, torch version, thread count, model settings and input shape in :func:`probe_cache_path`, so it is
-paid once per machine; the processes of a multi-process run take their machine's local rank 0's answer.
+A probe times a few steps of the real network (training steps of :data:`PROBE_TRAIN_BATCH` examples, or one-window
+inference batches) per candidate, within :data:`PROBE_SECONDS`; its answer is cached per CPU model, torch version,
+thread count, model settings and input shape in :func:`probe_cache_path`, so it is paid once per machine; the
+processes of a multi-process run take their machine's local rank 0's answer.
 ``ENVSOUND_NO_PROBE=1`` skips probing and takes the first candidate (CPU: fp32 and channels-last; CUDA: bf16-mixed or
 16-mixed, channels-last).
 """
@@ -45,7 +46,18 @@ from envsound.fileio import launched_local_rank, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-PROBE_VERSION = 3  # bump when what a probe times changes, to drop cached answers
+PROBE_VERSION = 4  # bump when what a probe times changes, to drop cached answers
+# A probe's time on first use, building and warming up its candidates included (it stops timing once this is spent,
+# after one timed step of each). Timing 0.4 s a candidate after two warm-up steps at the run's batch took 48.7 s of a
+# 63-s first `train` from efficientat-mn04 on a 2-core EPYC. With this budget and PROBE_TRAIN_BATCH, on 2 cores of a
+# quiet Xeon with AMX: 4.1-5.8 s (cnn training, the first torch work of the process), 2.0-2.4 s (cnn inference),
+# 4.0-4.2 s (mn04 training and inference) at a budget of 4 s, each picking what a probe at batch 32 (training) or
+# of 8 s (inference) picked (2026-11-28); 3 s leaves room for slower CPUs.
+PROBE_SECONDS = 3.0
+# Training steps are timed on this many examples (fewer if the run's batch is smaller): what is compared is how
+# fast each precision and memory format runs the same network, and a log-mel window already makes every
+# convolution a large matrix product; 2, not 1, as batch norm needs two values a channel in training mode.
+PROBE_TRAIN_BATCH = 2
 # Measured on 2-core AMD EPYCs with AVX2 and no avx512_bf16 (docs/benchmarks.md): emulated bf16 against fp32, a
 # default training step (9x in one session, 12x in another) and a whole small `train` (15x). Quoted by the warning
 # for an explicit bf16 on such a CPU.
@@ -316,7 +328,7 @@ def probe_candidates(
     mode: str,
     batch: int,
     identity: dict,
-    seconds: float = 0.4,
+    seconds: float = PROBE_SECONDS,
 ) -> Callable[[Sequence[tuple[str, bool]], str], dict[tuple[str, bool], float]]:
     """A probe for :func:`resolve_runtime` that times ``build()``'s network on random input.
 
@@ -324,20 +336,29 @@ def probe_candidates(
         build: makes a fresh network (returns logits).
         item_shape: one example's shape, e.g. ``(1, 128, 216)`` log-mel or ``(1, 110250)`` waveform.
         mode: ``"train"`` (forward + backward + SGD step) or ``"infer"`` (forward under ``inference_mode``).
-        batch: examples per step (the per-process training batch, or 1 for prediction).
+        batch: the per-process training batch (timed at most :data:`PROBE_TRAIN_BATCH` examples a step), or 1 for
+            prediction.
         identity: what makes the answer specific (model settings); added to the cache key.
-        seconds: time spent per candidate after two warm-up steps, in 5 interleaved rounds (at least 1 step each).
+        seconds: the probe's time, building and one warm-up step of every candidate included; the timed steps
+            take turns over up to 5 rounds and stop once it is spent (at least one step each).
 
     Returns a function ``(candidates, accelerator) -> {candidate: median seconds per step}``, cached on disk.
     """
+    if mode == "train":
+        batch = min(batch, PROBE_TRAIN_BATCH)  # every training batch size of a model shares one answer
+
     def run(candidates: Sequence[tuple[str, bool]], accelerator: str = "cpu") -> dict[tuple[str, bool], float]:
         key_data = {"cpu": cpu_model(), "flags": cpu_flags(), "torch": str(torch.__version__),
                     "threads": torch.get_num_threads(), "accelerator": accelerator,
                     "gpu": torch.cuda.get_device_name() if accelerator == "cuda" else None, "mode": mode,
                     "batch": batch, "shape": list(item_shape), "identity": identity,
-                    "candidates": [list(c) for c in candidates], "version": PROBE_VERSION,
-                    "kept_heap": _KEPT_HEAP}  # steps time differently with freed memory kept (keep_freed_memory)
-        key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:24]
+                    "candidates": [list(c) for c in candidates], "version": PROBE_VERSION}
+        # A training step's large activations time differently with freed memory kept (keep_freed_memory); a
+        # one-window inference batch has none, so the evaluation inside a `cv` (a process that keeps freed memory)
+        # and a later `predict` (one that does not) share one answer instead of probing twice.
+        if mode == "train":
+            key_data["kept_heap"] = _KEPT_HEAP
+        key = _probe_key(key_data)
         cache = _read_probe_cache()
         if key not in cache and launched_local_rank() > 0:  # the processes of one machine start together: local
             cache = _wait_for_probe(key)                      # rank 0 probes, the others take its answer
@@ -346,10 +367,12 @@ def probe_candidates(
         start = time.perf_counter()
         timings = _time_candidates(build, item_shape, candidates, mode=mode, batch=batch, device=accelerator,
                                    seconds=seconds)
-        log.info("runtime probe (%s on %s, batch %d, %s): %s in %.1f s", mode, accelerator, batch,
-                 identity.get("name", "model"),
+        what = f"training steps of {batch}" if mode == "train" else f"batches of {batch}"
+        log.info("runtime probe: timed %s %s in %d ways on this %s to run it the fastest: %s (%.1f s; once per model "
+                 "and input shape, kept in %s)", identity.get("name", "model"), what, len(candidates),
+                 "CPU" if accelerator == "cpu" else accelerator,
                  ", ".join(f"{p}{'+cl' if cl else ''} {t * 1e3:.1f} ms" for (p, cl), t in timings.items()),
-                 time.perf_counter() - start)
+                 time.perf_counter() - start, probe_cache_path())
         cache = _read_probe_cache()  # another process may have written meanwhile
         cache[key] = {**key_data, "timings": [[p, cl, t] for (p, cl), t in timings.items()]}
         try:
@@ -359,6 +382,10 @@ def probe_candidates(
         return timings
 
     return run
+
+
+def _probe_key(key_data: dict) -> str:
+    return hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def _wait_for_probe(key: str, *, timeout: float = 120.0) -> dict:
@@ -382,18 +409,24 @@ def _read_probe_cache() -> dict:
 def _time_candidates(build: Callable[[], nn.Module], item_shape: Sequence[int],
                      candidates: Sequence[tuple[str, bool]], *, mode: str, batch: int, device: str,
                      seconds: float, rounds: int = 5) -> dict[tuple[str, bool], float]:
-    """Median seconds per step of each candidate. Every candidate is warmed up first, then they take turns over
-    ``rounds`` rounds: timing one after the other let a GPU's clocks ramp up during the first candidate and made
-    whichever came first look slower (seen on an H100)."""
-    steps = {c: _candidate_step(build, item_shape, mode=mode, batch=batch, device=device, precision=c[0],
-                                channels_last=c[1]) for c in candidates}
-    for step in steps.values():
-        for _ in range(2):  # oneDNN and cuDNN pick their kernels on the first calls
-            step()
+    """Median seconds per step of each candidate, within about ``seconds`` from the start. Every candidate is built
+    and warmed up first, then they take turns over up to ``rounds`` rounds (each round's share of the time left split
+    between them; at least one step each, at most 20): timing one after the other let a GPU's clocks ramp up during
+    the first candidate and made whichever came first look slower (seen on an H100)."""
+    start = time.perf_counter()
+    steps = {}
+    for candidate in candidates:
+        steps[candidate] = _candidate_step(build, item_shape, mode=mode, batch=batch, device=device,
+                                           precision=candidate[0], channels_last=candidate[1])
+        steps[candidate]()  # oneDNN and cuDNN pick and build their kernels on the first call
     times: dict[tuple[str, bool], list[float]] = {c: [] for c in candidates}
-    for _ in range(rounds):
+    for done_rounds in range(rounds):
+        left = seconds - (time.perf_counter() - start)
+        if done_rounds and left <= 0:
+            break
+        share = max(left, 0.0) / ((rounds - done_rounds) * len(steps))
         for candidate, step in steps.items():
-            deadline = time.perf_counter() + seconds / rounds
+            deadline = time.perf_counter() + share
             done = 0
             while done < 1 or (time.perf_counter() < deadline and done < 20):
                 begin = time.perf_counter()
