@@ -115,19 +115,43 @@ def tiny_config():
     return resolve_config(overrides=TINY_OVERRIDES)
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, synthetic_manifest):
-    """A model trained for 20 short epochs on folds 1-4 of the synthetic set (shared by inference and CLI tests)."""
+def _train_shared_model(tmp_path_factory, manifest, precision: str):
     from envsound.config import resolve_config
     from envsound.features.cache import FeatureCache
     from envsound.recipes.context import RunContext
     from envsound.recipes.train import train_model
 
-    out = tmp_path_factory.mktemp("run")
-    config = resolve_config(overrides=TINY_OVERRIDES + ("train.max_epochs=20", "train.lr=0.003"))
-    result = train_model(synthetic_manifest.select_folds([1, 2, 3, 4]), config, out_dir=out,
-                         context=RunContext(cache=FeatureCache(out / "cache"), progress=False))
-    return result
+    out = tmp_path_factory.mktemp(f"run-{precision}")
+    config = resolve_config(overrides=TINY_OVERRIDES + ("train.max_epochs=20", "train.lr=0.003",
+                                                        f"runtime.precision={precision}"))
+    return train_model(manifest.select_folds([1, 2, 3, 4]), config, out_dir=out,
+                       context=RunContext(cache=FeatureCache(out / "cache"), progress=False))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, synthetic_manifest):
+    """A model trained for 20 short epochs on folds 1-4 of the synthetic set (shared by inference and CLI tests).
+
+    Trained in fp32 on every CPU: ``auto`` picks bf16 where the CPU has it and the probe finds it faster, and a
+    weakly trained model's near-ties then fall on other windows, so tests that compare labels would hold on one CPU
+    kind only. The bf16 numerics are :func:`trained_run_bf16`'s, under the ``bf16`` marker."""
+    return _train_shared_model(tmp_path_factory, synthetic_manifest, "32")
+
+
+@pytest.fixture(scope="session")
+def trained_run_bf16(tmp_path_factory, synthetic_manifest):
+    """:func:`trained_run` trained with bf16 autocast forced (``runtime.precision=bf16-mixed``), on any CPU: the
+    numerics a CPU with native bf16 gives under ``auto``, emulated (and slower) on one without. For ``bf16`` tests."""
+    return _train_shared_model(tmp_path_factory, synthetic_manifest, "bf16-mixed")
+
+
+# the precisions a test of numerical agreement runs at: fp32, and bf16 forced (the `bf16` part of the suite)
+PRECISIONS = ["32", pytest.param("bf16-mixed", marks=pytest.mark.bf16)]
+
+
+def shared_run(request, precision: str):
+    """The shared trained model of ``precision``: :func:`trained_run` or :func:`trained_run_bf16`."""
+    return request.getfixturevalue("trained_run" if precision == "32" else "trained_run_bf16")
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audiofactory import noise, tone
+from conftest import PRECISIONS, shared_run
 
 from envsound.errors import AudioLoadError
 from envsound.inference.live import LiveListener
@@ -19,9 +20,11 @@ TAGGER = SHARED / "pretrained" / "efficientat" / "mn04_as_mAP_432.pt"
 DOG = SHARED / "data" / "esc50" / "audio" / "1-100032-A-0.flac"
 
 
-@pytest.fixture(scope="module")
-def predictor(trained_run):
-    return Predictor.from_checkpoint(trained_run.checkpoint)
+@pytest.fixture(scope="module", params=PRECISIONS)
+def predictor(request):
+    """The shared model, trained and run at one stated precision (fp32, or bf16 forced: the ``bf16`` part)."""
+    return Predictor.from_checkpoint(shared_run(request, request.param).checkpoint, device="cpu",
+                                     precision=request.param)
 
 
 def stream(rate: int) -> np.ndarray:
@@ -55,9 +58,15 @@ def test_a_live_reading_agrees_with_predict_on_the_recording(predictor):
     assert len(offline) == len(live) + 1 and offline[-1]["end"] == 7.0
     offline = offline[:-1]
     assert [h["start"] for h in live] == [s["start"] for s in offline]
-    # each window alone sees zero padding in its last STFT frames: the same label, nearly the same score
-    assert [h["top"][0]["label"] for h in live] == [s["label"] for s in offline]
-    assert max(abs(h["top"][0]["score"] - s["score"]) for h, s in zip(live, offline)) < 0.1
+    # each window alone sees zero padding in its last STFT frames: nearly the same scores (measured on an AMX Xeon:
+    # 0.014 apart at most in fp32, 0.016 in bf16), so the same label wherever the best leads the second by more than
+    # twice that promise; a near-tie may fall either way (on an EPYC with avx512_bf16, a bf16-trained model's first
+    # window did), whatever the precision
+    promise = 0.05
+    assert max(abs(h["top"][0]["score"] - s["score"]) for h, s in zip(live, offline)) < promise
+    clear = [(h, s) for h, s in zip(live, offline) if h["top"][0]["score"] - h["top"][1]["score"] > 2 * promise]
+    assert len(clear) >= len(live) - 2, "the tone and the noise are learnt: near-ties are rare"
+    assert [h["top"][0]["label"] for h, _ in clear] == [s["label"] for _, s in clear]
 
 
 def test_events_of_a_stream_end_with_it(predictor):
