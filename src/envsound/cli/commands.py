@@ -106,11 +106,14 @@ def cv(args: argparse.Namespace) -> int:
     init = args.init
     unlabelled = unlabelled_manifest(args)
     manifest = _dataset(args, rotate=True)
+
+    def show(fold: dict, score: str) -> None:  # each fold's result once, on stdout, as it finishes
+        print(f"fold {fold['fold']}: {score} {fold[score]:.4f} ({fold['n_test']} clips){_event_scores(fold)}",
+              flush=True)
+
     summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, context=run_context(args),
-                             init=init, unlabelled=unlabelled)
+                             init=init, unlabelled=unlabelled, on_fold=show)
     score = summary["score"]
-    for fold in summary["folds"]:
-        print(f"fold {fold['fold']}: {score} {fold[score]:.4f} ({fold['n_test']} clips){_event_scores(fold)}")
     print(f"mean {score} {summary[f'mean_{score}']:.4f} ± {summary[f'std_{score}']:.4f} over "
           f"{summary['n_folds']} folds ({summary['seconds']:.0f} s) -> {args.out / 'cv.json'}")
     if "mean_event_f1" in summary:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
 from envsound.recipes.context import RunContext
 from envsound.recipes.train import CHECKPOINT_NAME, train_model
+from envsound.transfer.notes import once_per_run
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def cross_validate(
     context: RunContext = RunContext(),
     init: str | Path | Mapping[int, str | Path] | None = None,
     unlabelled: Manifest | None = None,
+    on_fold: Callable[[dict[str, Any], str], None] | None = None,
 ) -> dict[str, Any]:
     """Run leave-one-fold-out CV over ``folds`` (default: every official fold) and return the ``cv.json`` dict.
 
@@ -55,6 +57,10 @@ def cross_validate(
     clips, any clip sharing a file or source recording with them, and any clip whose fold number is the test fold's
     (the same numbering when it is the same corpus, e.g. ESC-50 beside ESC-10); checked with
     :func:`check_no_leakage`. The training folds' clips left unlabelled by ``train.label_fraction`` join it.
+
+    ``on_fold(fold, score)`` is called with each fold's entry of ``cv.json`` and the name of its main score as the
+    fold finishes (the CLI prints it); without it the fold's score is logged. What ``init`` loads is logged once, not
+    for every fold.
 
     Raises:
         DatasetLayoutError: fewer than two folds, a fold the dataset does not have, or a train/test leak.
@@ -71,7 +77,7 @@ def cross_validate(
     if len(folds) < 2:
         raise DatasetLayoutError(f"cross-validation needs at least 2 folds; dataset {manifest.name!r} "
                                  f"gives {folds or 'none'} (give folds= (--folds), or use a dataset with folds)")
-    with run_lock(out_dir):  # a second run into the same out_dir is refused while this one writes
+    with run_lock(out_dir), once_per_run():  # a second run into the same out_dir is refused while this one writes
         start = time.perf_counter()
         fold_results, evaluations = [], []
         skipped: dict[str, str] = {str(path): reason for path, reason in manifest.skipped}
@@ -108,7 +114,10 @@ def cross_validate(
                 "n_train": len(train_set), "n_test": len(evaluation.records), "epochs": epochs,
                 "n_unlabelled_pool": None if pool is None else len(pool),
                 "seconds": round(time.perf_counter() - fold_start, 1)})
-            log.info("fold %d: %s %.4f", test_fold, task.score_name, evaluation.report[task.score_name])
+            if on_fold is not None:
+                on_fold(fold_results[-1], task.score_name)
+            else:
+                log.info("fold %d: %s %.4f", test_fold, task.score_name, evaluation.report[task.score_name])
 
         summary = summarize_folds(fold_results, key=task.score_name)
         pooled = task_report(task, np.concatenate([e.targets for e in evaluations]),

@@ -10,6 +10,7 @@ from typing import Sequence
 from envsound.errors import CheckpointError
 from envsound.features.cache import FeatureCache
 from envsound.features.fingerprint import seen_in_training
+from envsound.transfer.notes import note
 from envsound.transfer.source import read_source
 
 log = logging.getLogger(__name__)
@@ -25,11 +26,11 @@ def check_init_unseen(init: str | Path, protected: Sequence[str | Path], *, cach
     """
     source = read_source(init)  # the source plan_init opened: read once per run
     if "pretrained" in source.meta:
-        log.info("%s: an AudioSet network (trained on YouTube clips the file does not list): overlap with this "
+        note(log, "%s: an AudioSet network (trained on YouTube clips the file does not list): overlap with this "
                  "split cannot be checked", init)
         return
     if source.trained_on is None:
-        log.info("%s does not record the clips it was trained on (an older checkpoint): whether it saw this split's "
+        note(log, "%s does not record the clips it was trained on (an older checkpoint): whether it saw this split's "
                  "test clips could not be checked", init)
         return
     seen = seen_in_training(protected, source.trained_on, cache=cache)

@@ -21,6 +21,7 @@ from torch import nn
 from envsound.config import Config
 from envsound.errors import ConfigError
 from envsound.models.autoencoder import KIND as AUTOENCODER, encoder_of
+from envsound.transfer.notes import note
 from envsound.transfer.source import HEAD, InitPlan
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def resolve_mode(config: Config, plan: InitPlan | None) -> str | None:
         mode = BEST_CLASSIFIER_MODE if plan.kind != AUTOENCODER else "full"
         if mode == "probe" and (config.semi.method != "none" or config.train.ensemble > 1):
             mode = "full"  # a probe fits one head on labelled clips: semi-supervised runs and ensembles train
-        log.info("transfer.mode=auto: %s", mode)
+        note(log, "transfer.mode=auto: %s", mode)
     if mode == "probe_full" and (plan.kind == AUTOENCODER or config.semi.method != "none"
                                  or config.train.ensemble > 1):
         raise ConfigError("transfer.mode=probe_full starts from a probe: it needs a classifier checkpoint, one "

@@ -33,6 +33,7 @@ from envsound.models.clip import build_network
 from envsound.models.files import AUTOENCODER, CLASSIFIER, RELEASE, model_path, open_model_file
 from envsound.models.pretrained import closest_labels
 from envsound.models.registry import check_model_options, get_model_class, is_torch_model, model_names
+from envsound.transfer.notes import note
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def apply_init(network: nn.Module, plan: InitPlan | None) -> None:
                     linear.weight[i] = weight[j]
                     linear.bias[i] = bias[j]
     for line in plan.describe():
-        log.info("%s", line)
+        note(log, "%s", line)  # once per run: a cross-validation applies one plan to every fold
 
 
 def head_linear(network: nn.Module) -> nn.Linear:
