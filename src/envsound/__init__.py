@@ -1,32 +1,34 @@
 """envsound: environmental sound classification.
 
 Data flows one way: audio -> data -> features -> models -> training -> evaluation -> recipes -> inference -> cli.
-Nothing is read, downloaded or configured at import time: ``import envsound`` loads neither torch nor numpy, and
-``load_model`` is imported on first use.
+Nothing is read, downloaded or configured at import time: ``import envsound`` loads neither torch nor numpy; the
+functions below are imported on first use.
 
->>> from envsound import load_model, EnvsoundError
->>> model = load_model("runs/esc50/model.ckpt")   # or a model.onnx, or efficientat-mn04
->>> from envsound import resolve                  # the config `envsound train --model piczak --shots 5` trains with
->>> config = resolve(model="piczak", shots=5)
+>>> import envsound
+>>> run = envsound.train(dataset="folder", root="my_sounds", init="efficientat-mn04", out="runs/mine")
+>>> envsound.cross_validate(dataset="folder", root="my_sounds", init="efficientat-mn04", out="runs/cv").metrics
+>>> model = envsound.load_model(run.model_path)   # or a model.onnx, or efficientat-mn04
+>>> model.predict("new_recording.wav", top_k=3).top
+>>> config = envsound.resolve(model="piczak", shots=5)  # the config `envsound train --model piczak --shots 5` uses
 """
 
+from envsound._version import __version__
 from envsound.errors import (AudioLoadError, CheckpointError, ConfigError, DatasetLayoutError, DownloadError,
                              EnvsoundError)
 
-from envsound._version import __version__
-__all__ = ["load_model", "resolve", "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError",
-           "DatasetLayoutError", "DownloadError", "__version__"]
+# name -> the module that defines it, imported on first use (torch and the registries load then, not at import)
+_LAZY = {"load_model": "envsound.inference.api", "resolve": "envsound.recipes.config",
+         "train": "envsound.recipes.api", "cross_validate": "envsound.recipes.api", "evaluate": "envsound.recipes.api",
+         "RunResult": "envsound.recipes.api"}
+__all__ = [*_LAZY, "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError", "DatasetLayoutError",
+           "DownloadError", "__version__"]
 
 
 def __getattr__(name: str):
-    if name == "load_model":  # imported on first use, so that `import envsound` stays light (no torch)
-        from envsound.inference.api import load_model
+    if name in _LAZY:
+        import importlib
 
-        return load_model
-    if name == "resolve":  # likewise: it reads the model registry, which imports torch
-        from envsound.recipes.config import resolve
-
-        return resolve
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'envsound' has no attribute {name!r}")
 
 
