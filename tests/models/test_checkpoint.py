@@ -2,6 +2,8 @@ import torch
 
 import pytest
 
+from conftest import TINY_OVERRIDES
+
 from envsound.config import resolve_config
 from envsound.errors import CheckpointError
 from envsound.models.checkpoint import FORMAT_VERSION, Checkpoint, load_checkpoint, save_checkpoint
@@ -245,14 +247,23 @@ def test_a_newer_format_says_to_upgrade(tmp_path):
         load_checkpoint(path)
 
 
-def test_a_trained_checkpoint_records_the_runtime_it_chose(trained_run):
-    runtime = load_checkpoint(trained_run.checkpoint).meta["runtime"]
+def test_a_trained_checkpoint_records_the_runtime_it_chose(tmp_path, synthetic_manifest):
+    """``auto`` is what the config keeps (the request); the choice is in the checkpoint and config.yaml's comment.
+    (The shared trained_run states precision 32, so this test trains its own one-epoch model at auto.)"""
+    from envsound.recipes.context import RunContext
+    from envsound.recipes.train import train_model
+
+    config = resolve_config(overrides=TINY_OVERRIDES + ("train.max_epochs=1",))
+    assert config.runtime.precision == "auto"
+    run = train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path / "run",
+                      context=RunContext(progress=False))
+    runtime = load_checkpoint(run.checkpoint).meta["runtime"]
     assert runtime["accelerator"] in ("cpu", "cuda", "mps") and runtime["devices"] == 1
     assert runtime["precision"] in ("32", "bf16-mixed", "16-mixed") and runtime["reason"]
-    first_line = (trained_run.checkpoint.parent / "config.yaml").read_text().splitlines()[0]
+    first_line = (run.checkpoint.parent / "config.yaml").read_text().splitlines()[0]
     assert first_line.startswith(f"# runtime chosen: {runtime['accelerator']} (1 device), "
                                  f"precision {runtime['precision']}")
-    assert resolve_config(config_file=trained_run.checkpoint.parent / "config.yaml").runtime.precision == "auto"
+    assert resolve_config(config_file=run.checkpoint.parent / "config.yaml").runtime.precision == "auto"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
