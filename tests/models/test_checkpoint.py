@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 import pytest
@@ -274,3 +275,18 @@ def test_predict_on_a_device_the_machine_lacks_is_one_clear_line(trained_run, tm
     err = capsys.readouterr().err.strip()
     assert err == ("envsound predict: error: --device='cuda' is not available on this machine; available: cpu "
                    "(use --device=auto)")
+
+
+def test_a_format_20_checkpoint_loads_without_training_prints(tmp_path):
+    """Format 21 adds the training clips' robust fingerprints; a format 20 file (none) loads, its prints None."""
+    config = resolve_config(overrides=TINY_OVERRIDES)
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
+                                                           trained_on=np.arange(3, dtype=np.int64),
+                                                           trained_prints=np.ones((3, 65), np.uint32)))
+    assert load_checkpoint(path).trained_prints.shape == (3, 65)
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 20
+    del payload["trained_prints"]
+    torch.save(payload, path)
+    old = load_checkpoint(path)
+    assert old.trained_prints is None and list(old.trained_on) == [0, 1, 2]

@@ -74,7 +74,10 @@ FORMAT = "envsound-checkpoint"
 # 20: augment gains fmin_shift_hz and fmax_shift_hz (the mel bank's edges jittered in training; efficientat's preset
 #     sets 10 and 2000); crnn and resnet gain model.options frame_head (frame_head.* tensors). Version 19 files load
 #     unchanged (0: no jitter and no frame head, what they were trained with).
-FORMAT_VERSION = 20
+# 21: "trained_prints" (64 robust fingerprint words of each training clip, 260 bytes a clip) beside "trained_on", so
+#     evaluate counts re-encoded, resampled or re-levelled copies of training clips too. Version 20 files load
+#     unchanged (no prints: evaluate finds the exact copies only).
+FORMAT_VERSION = 21
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 
