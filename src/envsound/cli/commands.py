@@ -19,43 +19,20 @@ log = logging.getLogger("envsound")
 
 
 def _dataset(args: argparse.Namespace, *, rotate: bool = False):
-    """The dataset the flags name, with folds made where it has none, its classes narrowed. ``rotate`` (cv, grid): a
-    set that cannot be given folds stops here, naming the classes too small. Files left out with --skip-bad are
-    reported once, at the end, by :func:`_report_skipped`."""
-    from envsound.data.registry import load_dataset
-    from envsound.data.splits import with_made_folds
+    """The dataset the flags name (:func:`~envsound.recipes.api.load_run_dataset`): folds made where it has none, its
+    classes narrowed; ``rotate`` (cv, grid): a set that cannot be given folds stops there, naming the classes too
+    small. Files left out with --skip-bad are reported once, at the end, by :func:`_report_skipped`."""
+    from envsound.recipes.api import load_run_dataset
 
-    options = {"subset": args.subset} if getattr(args, "subset", None) else {}
-    manifest = load_dataset(args.dataset, args.root, on_error=on_error(args), **options)
-    args.listed = len(manifest) + len(manifest.skipped)  # the "of N files" of the closing summary
-    # folds of every class, so that --classes never moves a clip to another fold (train --folds 1,2,3 --classes a,b
-    # then evaluate --folds 4 tests unseen clips); of the kept classes only where some class was too small for them
-    manifest = with_made_folds(manifest)
     keep, exclude = getattr(args, "classes", None), getattr(args, "exclude_classes", None)
+    manifest = load_run_dataset(args.dataset, args.root, on_error=on_error(args), subset=getattr(args, "subset", None),
+                                classes=keep, exclude_classes=exclude, folds=getattr(args, "folds", None),
+                                rotate=rotate)
+    args.listed = len(manifest) + len(manifest.skipped)  # the "of N files" of the closing summary
     if keep or exclude:
-        manifest = with_made_folds(manifest.select_classes(keep or (), exclude=exclude or ()))
         log.info("%d classes, %d clips of %s (--classes/--exclude-classes)", len(manifest.labels), len(manifest),
                  args.dataset)
-    if not manifest.folds and (rotate or getattr(args, "folds", None)):
-        _refuse_too_small_classes(args, manifest)
     return manifest
-
-
-def _refuse_too_small_classes(args: argparse.Namespace, manifest) -> None:
-    """A set without folds whose classes are too small to make 2 (one recording to test, one to train): name them,
-    their counts and the way to leave them out. Anything else falls through to the recipe's own error."""
-    from envsound.data.splits import recordings_per_class
-    from envsound.errors import DatasetLayoutError
-
-    small = {label: n for label, n in recordings_per_class(manifest).items() if n < 2}
-    if not small:
-        return
-    where = args.root if args.root is not None else f"dataset {args.dataset!r}"
-    counts = ", ".join(f"{label!r} has {n} recording{'' if n == 1 else 's'}" for label, n in small.items())
-    raise DatasetLayoutError(
-        f"{where}: class {counts}; folds need at least 2 recordings (files) in every class, one to test and one to "
-        f"train: add recordings, or leave {'it' if len(small) == 1 else 'them'} out with --exclude-classes "
-        f"{','.join(small)}")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -361,12 +338,21 @@ def mix(args: argparse.Namespace) -> int:
 
 def download(args: argparse.Namespace) -> int:
     from envsound.data.download import download_dataset
-    from envsound.models.releases import by_download_name
+    from envsound.errors import DownloadError
+    from envsound.models.releases import LABELS_URL, by_download_name
     from envsound.transfer.install import install_pretrained
 
-    if by_download_name(args.dataset) is not None:
-        path = install_pretrained(args.dataset, source_file=args.from_file, url=args.url,
-                                  progress=show_progress(args))
+    spec = by_download_name(args.dataset)
+    if spec is not None:
+        try:
+            path = install_pretrained(args.dataset, source_file=args.from_file, url=args.url,
+                                      progress=show_progress(args))
+        except DownloadError as exc:
+            if args.from_file is not None or "cannot connect" not in str(exc):
+                raise
+            raise DownloadError(f"{exc}; without a network here: fetch {spec.url} (and {LABELS_URL}) on a machine "
+                                f"that has one, then 'envsound download {args.dataset} --from {spec.file}' (the "
+                                "labels file beside it)") from exc
         print(f"{args.dataset} is installed at {path}; use it as MODEL ('envsound predict {args.dataset} FILE') "
               f"or as --init {args.dataset}")
         return 0
