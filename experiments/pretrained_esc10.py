@@ -5,8 +5,8 @@
         [--rows zero_shot probe full gradual scratch] [--shots 0 5 1] [--seeds 0] [--folds 1 2 3 4] [--set k=v ...]
 
 Leave-one-fold-out over ``--folds`` (official folds), one cv folder per (K, seed, row) under ``OUT/k<K>/seed<s>/``:
-- ``zero_shot``: no training: the tagger scored on each test fold through ``--label-map`` (default
-  ``audioset_to_esc10.csv``, one AudioSet class per ESC-10 class; ``audioset_to_esc10_multi.csv`` maps every AudioSet
+- ``zero_shot``: no training: the tagger scored on each test fold through ``--label-map`` (default the package's
+  ``audioset-esc10`` map, one AudioSet class per ESC-10 class; ``audioset_to_esc10_multi.csv`` maps every AudioSet
   class that names one, their logits averaged); the decision among the mapped classes; the same for every K and seed.
 - ``probe``, ``full``, ``gradual``: ``--init WEIGHTS`` with that ``transfer.mode`` and the network's fine-tuning
   recipe (its model preset: 30 epochs, lr 3e-4, mixup 0.3, SpecAugment, no offline copies).
@@ -37,9 +37,10 @@ from envsound.models.files import open_model_file
 from envsound.recipes.config import resolve
 from envsound.recipes.context import RunContext
 from envsound.recipes.crossval import cross_validate
+from envsound.transfer.maps import label_map_path
 from envsound.transfer.zero_shot import zero_shot_checkpoint
 
-MAP = Path(__file__).with_name("audioset_to_esc10.csv")
+MAP = label_map_path("audioset-esc10")  # shipped in the package (src/envsound/transfer/maps)
 log = logging.getLogger("pretrained_esc10")
 
 

@@ -81,7 +81,7 @@ def test_label_map_pairs_differently_named_classes(tmp_path):
     with pytest.raises(ConfigError, match="label sets lack: source 'Meow'"):
         match_labels(["a"], ["b"], {"Meow": "a"})
     (tmp_path / "bad.csv").write_text("only-one-column\n")
-    with pytest.raises(ConfigError, match="row 1 .*expected two class names"):
+    with pytest.raises(ConfigError, match="line 1 .*expected two class names"):
         read_label_map(tmp_path / "bad.csv")
 
 

@@ -33,6 +33,7 @@ from envsound.models.clip import build_network
 from envsound.models.files import AUTOENCODER, CLASSIFIER, RELEASE, model_path, open_model_file
 from envsound.models.pretrained import closest_labels
 from envsound.models.registry import check_model_options, get_model_class, is_torch_model, model_names
+from envsound.transfer.maps import SHIPPED, label_map_path
 from envsound.transfer.notes import note
 
 log = logging.getLogger(__name__)
@@ -232,23 +233,29 @@ def head_linear(network: nn.Module) -> nn.Linear:
 
 
 def read_label_map(path: str | Path) -> dict[str, str]:
-    """``source class -> target class`` from a two-column CSV (an optional header ``source,target``).
+    """``source class -> target class`` from a two-column CSV (an optional header ``source,target``), or from a map
+    shipped with envsound by its short name (``"audioset-esc10"``, see :mod:`envsound.transfer.maps`). A name with a
+    comma (AudioSet's ``Chicken, rooster``) is quoted, as CSV requires: ``"Chicken, rooster",rooster``.
 
     Raises:
-        ConfigError: unreadable, a row without two names, or a source class mapped twice.
+        ConfigError: unreadable, a row without two names (its line named), or a source class mapped twice.
     """
-    path = Path(path)
+    path = label_map_path(path)
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+            reader = csv.reader(handle)
+            rows = [(reader.line_num, row) for row in reader if row and any(cell.strip() for cell in row)]
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the label map ({exc.strerror or exc})") from exc
-    if rows and [c.strip().lower() for c in rows[0]] == ["source", "target"]:
+        raise ConfigError(f"{path}: cannot read the label map ({exc.strerror or exc}); give a CSV file or a "
+                          f"shipped map: {', '.join(SHIPPED)}") from exc
+    if rows and [c.strip().lower() for c in rows[0][1]] == ["source", "target"]:
         rows = rows[1:]
     mapping: dict[str, str] = {}
-    for number, row in enumerate(rows, 1):
+    for line, row in rows:
         if len(row) != 2 or not all(cell.strip() for cell in row):
-            raise ConfigError(f"{path}: row {number} {row!r}: expected two class names, source,target")
+            quote = "; a name with a comma is quoted, e.g. \"Chicken, rooster\",rooster" if len(row) > 2 else ""
+            raise ConfigError(f"{path}: line {line} {','.join(row)!r}: expected two class names, source,target"
+                              f"{quote}")
         src, dst = (cell.strip() for cell in row)
         if src in mapping:
             raise ConfigError(f"{path}: source class {src!r} is mapped twice")

@@ -26,7 +26,7 @@ def zero_shot_checkpoint(checkpoint: Checkpoint, label_map: str | Path, labels: 
     :func:`~envsound.transfer.source.read_label_map`), predicting ``task`` (the dataset's).
 
     >>> tagger = open_model_file("mn04_as_mAP_432.pt").checkpoint  # or "efficientat-mn04"
-    >>> esc10 = zero_shot_checkpoint(tagger, "audioset_to_esc10.csv", manifest.labels, task=manifest.task)
+    >>> esc10 = zero_shot_checkpoint(tagger, "audioset-esc10", manifest.labels, task=manifest.task)  # the shipped map
 
     Raises:
         ConfigError: the map names a source class the tagger lacks (the closest names are given) or a target the
