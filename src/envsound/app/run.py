@@ -47,8 +47,10 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     """
     check_bindable(host, port)
     app = create_app(load_model(model_path, device=device, precision=precision), limits=limits)
+    # log_config=None: uvicorn's records go through the handlers the caller set up (the CLI's one format), not
+    # through its own "INFO:     ..." handlers, which mixed two formats on one console
     config = uvicorn.Config(app, host=host, port=port, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
-                            log_level="warning" if quiet else "info", timeout_graceful_shutdown=5)
+                            log_level="warning" if quiet else "info", log_config=None, timeout_graceful_shutdown=5)
     # AppServer says where it listens (with the port it really bound); uvicorn's own line would say it twice
     logging.getLogger("uvicorn.error").addFilter(lambda record: "Uvicorn running on" not in record.getMessage())
     server = AppServer(config)

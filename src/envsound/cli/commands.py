@@ -99,6 +99,12 @@ def cv(args: argparse.Namespace) -> int:
     return _report_skipped(args, [(s["file"], s["reason"]) for s in summary["skipped"]])
 
 
+def _listed(label: str) -> str:
+    """A label as an item of a comma-separated list: quoted (CSV-style) when it holds a comma itself, as AudioSet's
+    "Domestic animals, pets" does, so that `Dog, "Domestic animals, pets", Bark` reads as three labels."""
+    return '"' + label.replace('"', '""') + '"' if "," in label or '"' in label else label
+
+
 def _event_scores(fold: dict) -> str:
     """A fold's event metrics, when its set has strong labels."""
     if "event_f1" not in fold:
@@ -213,9 +219,9 @@ def predict(args: argparse.Namespace) -> int:
             reason = prediction.error.removeprefix(f"{prediction.file}: ")
             print(f"{prediction.file}: error: {reason}", file=sys.stderr, flush=True)
         else:
-            best = ", ".join(f"{t['label']} {t['score']:.3f}" for t in prediction.top)
+            best = ", ".join(f"{_listed(t['label'])} {t['score']:.3f}" for t in prediction.top)
             tagged = "" if prediction.labels is None else \
-                f"  [labels: {', '.join(t['label'] for t in prediction.labels) or 'none above threshold'}]"
+                f"  [labels: {', '.join(_listed(t['label']) for t in prediction.labels) or 'none above threshold'}]"
             print(f"{prediction.file}: {best}{tagged}", flush=True)
             for seg in prediction.segments or []:
                 print(f"  {seg['start']:8.2f}-{seg['end']:8.2f} s  {seg['label']} {seg['score']:.3f}")

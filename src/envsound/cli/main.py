@@ -70,7 +70,9 @@ def _training_commands(command) -> None:
         add_semi_options(p)
         p.set_defaults(run=run)
 
-    training_command("train", "Train a model on the given folds; writes OUT/model.ckpt, config.yaml, logs, curves.png.",
+    training_command("train", "Train a model on the given folds; writes OUT/model.ckpt and config.yaml, and for a "
+                              "network trained over epochs logs/ and curves.png (not for a baseline or a "
+                              "transfer.mode=probe run, which fit no epochs).",
                      folds_help="folds to train on (default: all); every clip trains unless train.val_fraction > 0 "
                                 "takes a validation split from inside them",
                      out_help="run folder", run=commands.train)
@@ -269,6 +271,8 @@ def configure_logging(*, debug: bool, quiet: bool, command: str) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s" if not debug else "%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    if not debug:  # matplotlib says "generated new fontManager" at INFO the first time it runs on a machine
+        logging.getLogger("matplotlib").setLevel(logging.WARNING)
     if command in TRAINING_COMMANDS:
         # Lightning installs its own INFO handler when first imported; import it now so our level sticks
         # (its start-up chatter about GPUs and cloud loggers is noise on a CPU tool).

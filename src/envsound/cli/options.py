@@ -126,8 +126,10 @@ def feature_cache(args: argparse.Namespace):
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"],
-                        help="where the model runs; auto: CUDA, then MPS, else the CPU (precision and memory format "
-                             "are chosen for it, see README); gpu: the same as cuda")
+                        help="where the model runs: cpu; cuda (the first CUDA GPU: CUDA_VISIBLE_DEVICES=N picks "
+                             "another); mps (Apple silicon); gpu: cuda, else mps; auto: cuda, then mps, else cpu. "
+                             "Precision and memory format are then chosen by timing the model for a few seconds, "
+                             "once per model on this machine; --precision sets the precision")
 
 
 def add_precision_option(parser: argparse.ArgumentParser) -> None:
