@@ -36,40 +36,33 @@ def _dataset(args: argparse.Namespace, *, rotate: bool = False):
 
 
 def train(args: argparse.Namespace) -> int:
-    from envsound.recipes.crossval import plot_run_curves
-    from envsound.recipes.train import train_model
+    from envsound.recipes.api import train_on
 
     config = build_config(args)
-    init = args.init
     unlabelled = unlabelled_manifest(args)
     manifest = _dataset(args)
-    held_out = []
-    if args.folds:
-        left_out = [f for f in manifest.folds if f not in set(args.folds)]
-        held_out = [manifest.select_folds(left_out)] if left_out else []  # the folds you may test on
-        manifest = manifest.select_folds(args.folds)
-    result = train_model(manifest, config, out_dir=args.out, context=run_context(args),
-                         meta={"train_folds": args.folds or manifest.folds}, init=init, unlabelled=unlabelled,
-                         held_out=held_out)
-    if not result.written:  # another process of a multi-process run: process 0 reports
+    run = train_on(manifest, config, out=args.out, folds=args.folds, init=args.init, context=run_context(args),
+                   unlabelled=unlabelled)
+    if run.model_path is None:  # another process of a multi-process run: process 0 reports
         return 0
-    plot_run_curves(args.out)
-    semi = f" and {result.n_unlabelled} unlabelled ({config.semi.method})" if result.n_unlabelled else ""
-    print(f"trained {config.model.name} on {result.n_train} clips ({result.n_val} for validation){semi}, "
-          f"{result.epochs} epochs, {result.seconds:.0f} s -> {result.checkpoint}")
-    print(_score_line(args, config, result, held_out))
-    return _report_skipped(args, manifest.skipped + result.skipped)
+    metrics = run.metrics
+    semi = f" and {metrics['n_unlabelled']} unlabelled ({config.semi.method})" if metrics["n_unlabelled"] else ""
+    print(f"trained {config.model.name} on {metrics['n_train']} clips ({metrics['n_val']} for validation){semi}, "
+          f"{metrics['epochs']} epochs, {metrics['seconds']:.0f} s -> {run.model_path}")
+    print(_score_line(args, config, run))
+    return _report_skipped(args, run.skipped)
 
 
-def _score_line(args: argparse.Namespace, config, result, held_out) -> str:
+def _score_line(args: argparse.Namespace, config, run) -> str:
     """The run's validation score when it took a validation split, else how to get an honest one."""
-    if result.n_val and result.best_score is not None:
-        return (f"validation {config.train.monitor} {result.best_score:.4f} on {result.n_val} held-out clips of the "
-                "training folds (the epoch kept); a test score needs folds the model never saw")
-    if held_out:
-        folds = ",".join(str(f) for f in held_out[0].folds)
+    metrics = run.metrics
+    if metrics["n_val"] and metrics["best_score"] is not None:
+        return (f"validation {config.train.monitor} {metrics['best_score']:.4f} on {metrics['n_val']} held-out clips "
+                "of the training folds (the epoch kept); a test score needs folds the model never saw")
+    if metrics["held_out_folds"]:
+        folds = ",".join(str(f) for f in metrics["held_out_folds"])
         return (f"no accuracy yet: nothing was held out for validation; score it on the folds it never saw: "
-                f"envsound evaluate {shlex.quote(str(result.checkpoint))} --dataset {args.dataset} --root "
+                f"envsound evaluate {shlex.quote(str(run.model_path))} --dataset {args.dataset} --root "
                 f"{shlex.quote(str(args.root))} --folds {folds}")
     return (f"no accuracy: every clip was used for training; for an honest estimate run 'envsound cv --dataset "
             f"{args.dataset} --root {shlex.quote(str(args.root))} ...' (cross-validation), or take a validation "
@@ -175,33 +168,19 @@ def pretrain(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from envsound.evaluation.evaluate import evaluate_model
     from envsound.evaluation.metrics import format_report_text
-    from envsound.models.clip import ClipModel
-    from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
+    from envsound.recipes.api import evaluate_on
+    from envsound.recipes.context import RunContext
 
     manifest = _dataset(args)
     if args.folds:
         manifest = manifest.select_folds(args.folds)
-    checkpoint = open_model_file(args.checkpoint).require(CLASSIFIER, RELEASE, purpose="evaluate").checkpoint
-    if args.label_map is not None:
-        from envsound.transfer.zero_shot import zero_shot_checkpoint
-
-        checkpoint = zero_shot_checkpoint(checkpoint, args.label_map, manifest.labels, task=manifest.task)
-    model = with_threshold(ClipModel.from_checkpoint(checkpoint, source=str(args.checkpoint), device=args.device,
-                                                     precision=args.precision), args)
-    result = evaluate_model(model, manifest, cache=feature_cache(args), on_error=on_error(args),
-                            progress=show_progress(args))
-    if args.out:
-        from envsound.evaluation.report import write_report
-        from envsound.fileio import write_text_atomic
-
-        score = model.task.score_name
-        write_report(result.report, out_dir=args.out, stem="report",
-                     title=f"{manifest.name}: {score} {result.report[score]:.3f}")
-        write_text_atomic(args.out / "predictions.csv", result.predictions_csv(model.labels))
-    print(json.dumps(result.report) if args.json else format_report_text(result.report))
-    return _report_skipped(args, manifest.skipped + result.skipped)
+    run = evaluate_on(args.checkpoint, manifest, label_map=args.label_map, out=args.out, threshold=args.threshold,
+                      device=args.device, precision=args.precision,
+                      context=RunContext(cache=feature_cache(args), progress=show_progress(args),
+                                         on_error=on_error(args)))
+    print(json.dumps(run.metrics) if args.json else format_report_text(run.metrics))
+    return _report_skipped(args, run.skipped)
 
 
 def predict(args: argparse.Namespace) -> int:

@@ -67,20 +67,28 @@ def train(*, dataset: str, out: str | Path, root: str | Path | None = None, fold
         EnvsoundError: a bad setting (ConfigError), dataset (DatasetLayoutError), audio file (AudioLoadError) or
             ``init`` (CheckpointError), or ``out`` already holding a model (unless ``overwrite`` or ``resume``).
     """
-    from envsound.recipes.crossval import plot_run_curves
-    from envsound.recipes.train import train_model
-
     resolved = _config(model=model, preset=preset, init=init, config=config, settings=settings, flags=flags)
     context = _context(skip_bad=skip_bad, cache_dir=cache_dir, cache=cache, resume=resume, overwrite=overwrite,
                        progress=progress)
     manifest = load_run_dataset(dataset, root, on_error=context.on_error, subset=subset, classes=classes,
-                               exclude_classes=exclude_classes, folds=folds)
+                                exclude_classes=exclude_classes, folds=folds)
+    return train_on(manifest, resolved, out=out, folds=folds, init=init, context=context, unlabelled=unlabelled)
+
+
+def train_on(manifest: Manifest, config: Config, *, out: str | Path, folds: Sequence[int] | None = None,
+             init: str | Path | None = None, context: RunContext = RunContext(),
+             unlabelled: Manifest | None = None) -> RunResult:
+    """:func:`train` on a listed dataset and a resolved config (what the CLI builds from its flags): trains on
+    ``folds`` (every clip when ``None``), keeps the others as the clips it must never see, plots the run's curves."""
+    from envsound.recipes.crossval import plot_run_curves
+    from envsound.recipes.train import train_model
+
     held_out = []
     if folds:
         left_out = [f for f in manifest.folds if f not in set(folds)]
         held_out = [manifest.select_folds(left_out)] if left_out else []  # the folds to test it on
         manifest = manifest.select_folds(folds)
-    result = train_model(manifest, resolved, out_dir=out, context=context,
+    result = train_model(manifest, config, out_dir=out, context=context,
                          meta={"train_folds": list(folds or manifest.folds)}, init=init, held_out=held_out,
                          unlabelled=unlabelled)
     if result.written:  # not in the other processes of a multi-process run
@@ -88,7 +96,7 @@ def train(*, dataset: str, out: str | Path, root: str | Path | None = None, fold
     metrics = {key: value for key, value in result.to_dict().items() if key not in ("checkpoint", "skipped")}
     metrics["held_out_folds"] = held_out[0].folds if held_out else []
     return RunResult(model_path=result.checkpoint if result.written else None, metrics=metrics, out=Path(out),
-                     skipped=_files(manifest.skipped + result.skipped), config=resolved)
+                     skipped=_dedup(_files(manifest.skipped + result.skipped)), config=config)
 
 
 def cross_validate(*, dataset: str, out: str | Path, root: str | Path | None = None,
@@ -140,14 +148,23 @@ def evaluate(model: str | Path, *, dataset: str, root: str | Path | None = None,
         CheckpointError: ``model`` is not a classifier or AudioSet network (an ONNX file cannot be evaluated).
         EnvsoundError: as :func:`train`.
     """
+    manifest = load_run_dataset(dataset, root, on_error="skip" if skip_bad else "raise", subset=subset,
+                                classes=classes, exclude_classes=exclude_classes, folds=folds)
+    if folds:
+        manifest = manifest.select_folds(folds)
+    context = _context(skip_bad=skip_bad, cache_dir=cache_dir, cache=cache, progress=progress)
+    return evaluate_on(model, manifest, label_map=label_map, out=out, threshold=threshold, device=device,
+                       precision=precision, context=context)
+
+
+def evaluate_on(model: str | Path, manifest: Manifest, *, label_map: str | Path | None = None,
+                out: str | Path | None = None, threshold: float | None = None, device: str = "auto",
+                precision: str = "auto", context: RunContext = RunContext()) -> RunResult:
+    """:func:`evaluate` on a listed dataset (every clip of ``manifest``): what the CLI calls after its flags."""
     from envsound.evaluation.evaluate import evaluate_model
     from envsound.models.clip import ClipModel
     from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
 
-    manifest = load_run_dataset(dataset, root, on_error="skip" if skip_bad else "raise", subset=subset,
-                               classes=classes, exclude_classes=exclude_classes, folds=folds)
-    if folds:
-        manifest = manifest.select_folds(folds)
     checkpoint = open_model_file(model).require(CLASSIFIER, RELEASE, purpose="evaluate").checkpoint
     if label_map is not None:
         from envsound.transfer.zero_shot import zero_shot_checkpoint
@@ -161,9 +178,8 @@ def evaluate(model: str | Path, *, dataset: str, root: str | Path | None = None,
 
         clip_model.task = replace(clip_model.task, threshold=check_threshold(threshold, name="threshold"),
                                   class_thresholds=None)
-    result = evaluate_model(clip_model, manifest, cache=_context(skip_bad=skip_bad, cache_dir=cache_dir,
-                                                                 cache=cache).cache,
-                            on_error="skip" if skip_bad else "raise", progress=progress)
+    result = evaluate_model(clip_model, manifest, cache=context.cache, on_error=context.on_error,
+                            progress=context.progress)
     if out is not None:
         from envsound.evaluation.report import write_report
         from envsound.fileio import write_text_atomic
