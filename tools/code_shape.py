@@ -1,7 +1,8 @@
 """The shape of the source tree, for issue notes and docs/architecture.md: longest functions, the parameters of the
-fit entry points, the functions that return a Config, files per package.
+fit entry points, the functions that return a Config, files per package, imports of the top package and import
+circles (lazy imports included).
 
-    .venv/bin/python tools/code_shape.py [--top 10]
+    .venv/bin/python tools/code_shape.py [--top 10] [--src OTHER_CHECKOUT/src/envsound]
 """
 
 from __future__ import annotations
@@ -31,13 +32,71 @@ def parameter_count(node: ast.FunctionDef) -> int:
     return len(names) + bool(args.vararg) + bool(args.kwarg)
 
 
+def module_name(path: Path, src: Path) -> str:
+    parts = list(path.relative_to(src.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(src: Path) -> tuple[dict[str, set[str]], list[str]]:
+    """Module -> the envsound modules it imports (anywhere in it), and the lines that import the top package."""
+    paths = {module_name(path, src): path for path in src.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in paths}
+    top = []
+    for name, path in paths.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("envsound"):
+                targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+                if node.module == "envsound" and name != "envsound":
+                    top.append(f"{path.relative_to(src)}:{node.lineno}")
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names if alias.name.startswith("envsound")]
+            graph[name] |= {target for target in targets if target in paths and target != name}
+    return graph, top
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles: strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--src", type=Path, default=SRC, help="the package to read (default: this checkout's)")
     args = parser.parse_args()
+    src = args.src.resolve()
     lengths, entries, builders, files = [], [], [], Counter()
-    for path in sorted(SRC.rglob("*.py")):
-        rel = path.relative_to(SRC)
+    for path in sorted(src.rglob("*.py")):
+        rel = path.relative_to(src)
         files[rel.parts[0] if len(rel.parts) > 1 else "(top)"] += 1
         tree = ast.parse(path.read_text())
         for name, node in functions(tree):
@@ -60,6 +119,14 @@ def main() -> None:
         print(f"- {where}")
     print("## Files per package")
     print(", ".join(f"{name} {count}" for name, count in sorted(files.items())))
+    graph, top = import_graph(src)
+    print(f"## Imports of the top package from inside it ({len(top)})")
+    for where in top:
+        print(f"- {where}")
+    found = circles(graph)
+    print(f"## Import circles, lazy imports included ({len(found)})")
+    for circle in found:
+        print(f"- {' <-> '.join(circle)}")
 
 
 if __name__ == "__main__":
