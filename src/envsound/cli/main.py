@@ -116,8 +116,9 @@ def _use_commands(command) -> None:
     add_dataset_options(p, folds_help="folds to evaluate on (default: all)")
     p.add_argument("--label-map", type=Path, metavar="FILE.csv",
                    help="zero-shot: score the model's classes paired with the dataset's by this CSV (source,target "
-                        "rows, e.g. Dog,dog; several sources of one target are averaged); every dataset class needs "
-                        "one")
+                        "rows, e.g. Dog,dog; quote a name holding a comma; several sources of one target are "
+                        "averaged), or audioset-esc10: the ESC-10 map shipped with envsound; every dataset class "
+                        "needs one")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="also write report.json, report.txt, predictions.csv and report_confusion.png (multi-label: "
