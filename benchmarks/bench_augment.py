@@ -12,7 +12,8 @@
     in one process. Clips: ``--clips`` synthetic 5-s 44.1 kHz WAV files (ESC-50's format), or the first ``--clips``
     clips of ESC-50 with ``--root``.
 (c) Cache size on disk per 1,000 copies, MB (10^6 bytes), measured as the bytes of the ``.npy`` entries (b) wrote,
-    for ``features.kind`` = ``--kind``.
+    for ``features.kind`` = ``--kind`` (``logmel``: the default ``cnn``'s features; ``waveform``: ``envnet2``'s,
+    22.05 kHz).
 (d) Between-class mixing (EnvNet-v2's ``augment.between_class``) of a batch of 64 random 66,650-sample crops at
     44.1 kHz (the ``envnet2-bc2018`` preset's), ms per batch, with ``augment.bc_gain`` rms and a_weighting (the
     loudness each sound is measured by).
@@ -36,9 +37,10 @@ import numpy as np
 import torch
 
 from envsound.augment.offline import make_copies
-from envsound.config import OFFLINE_TRANSFORMS, resolve_config
+from envsound.config import OFFLINE_TRANSFORMS
 from envsound.data.records import ClipRecord
 from envsound.features.cache import FeatureCache
+from envsound.recipes.config import resolve
 from envsound.training.loop.module import ClassifierModule
 
 
@@ -48,7 +50,7 @@ def training_clips_per_s(*, batch: int, repeats: int) -> dict[str, float]:
     steps = {}
     off = ["augment.time_roll=false", "augment.spec_augment=false", "augment.mixup_alpha=0"]
     for name, overrides in (("augment_on", []), ("augment_off", off)):
-        config = resolve_config(overrides=overrides)
+        config = resolve(overrides=overrides)
         torch.manual_seed(0)
         module = ClassifierModule.from_config(config, 10).train()
         opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
@@ -99,8 +101,8 @@ def offline(records: list[ClipRecord], *, workers: int, kind: str, cache_root: P
     """(b) and (c) for one worker count: clips/s and the bytes of the cache entries written."""
     only_the_slow_two = [*(f"augment.{name}=0" for name in OFFLINE_TRANSFORMS), "augment.pitch_shift=1",
                          "augment.time_stretch=1"]
-    config = resolve_config(overrides=["augment.copies=1", f"augment.workers={workers}", *only_the_slow_two,
-                                       f"features.kind={kind}"])
+    model = "envnet2" if kind == "waveform" else "cnn"  # cnn takes log-mels only
+    config = resolve(model=model, overrides=["augment.copies=1", f"augment.workers={workers}", *only_the_slow_two])
     from envsound.augment import offline as offline_augment
 
     saved = offline_augment.MIN_PARALLEL_JOBS

@@ -30,13 +30,13 @@ def one(preset: str, steps: int) -> dict:
     """Time ``steps`` training steps of ``preset``'s network in this process."""
     import torch
 
-    from envsound.config import load_preset, resolve_config
     from envsound.hardware import keep_freed_memory
     from envsound.models.clip import build_network, window_shape
+    from envsound.recipes.config import resolve
     from envsound.training.loop.fit import training_runtime
     from envsound.training.loop.optim import configure_optimization
 
-    config = resolve_config(preset=None if preset == "default" else load_preset(preset))
+    config = resolve(preset=None if preset == "default" else preset)
     runtime = training_runtime(config, lambda: build_network(config, 10))  # keeps the heap unless told not to
     torch.manual_seed(0)
     network = build_network(config, 10)

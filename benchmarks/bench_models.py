@@ -28,17 +28,18 @@ import time
 import torch
 from torch import nn
 
-from envsound.config import ModelConfig, resolve_config
+from envsound.config import ModelConfig
 from envsound.features.windows import eval_hop_length, window_length, window_starts
 from envsound.models.clip import input_shape
 from envsound.models.registry import build_model, model_preset
+from envsound.recipes.config import resolve
 
 CLIP_SECONDS = 5.0
 
 
 def preset_shape(name: str) -> tuple[tuple[int, ...], int]:
     """(one window's shape without the batch axis, windows evaluation cuts from a 5-s clip) at ``name``'s preset."""
-    feats = resolve_config(preset=model_preset(name), model=name).features
+    feats = resolve(model=name).features
     channels, n_mels, n_frames = input_shape(feats)
     shape = (1, n_frames) if feats.kind == "waveform" else (channels, n_mels, n_frames)
     clip_samples = int(CLIP_SECONDS * feats.sample_rate)

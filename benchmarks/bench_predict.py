@@ -25,13 +25,13 @@ import soundfile as sf
 
 
 def make_checkpoint(work: Path) -> Path:
-    from envsound.config import resolve_config
     from envsound.data.synthetic import prepare_synthetic
+    from envsound.recipes.config import resolve
     from envsound.recipes.context import RunContext
     from envsound.recipes.train import train_model
 
     manifest = prepare_synthetic(work / "data").select_folds([1])
-    config = resolve_config(overrides=["train.max_epochs=1", "train.val_fraction=0"])
+    config = resolve(overrides=["train.max_epochs=1", "train.val_fraction=0"])
     return train_model(manifest, config, out_dir=work / "run", context=RunContext(progress=False)).checkpoint
 
 

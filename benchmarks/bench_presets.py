@@ -33,11 +33,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
 
-    from envsound.config import load_preset, resolve_config
     from envsound.data.registry import load_dataset
     from envsound.features.cache import FeatureCache
     from envsound.features.windows import eval_starts
     from envsound.hardware import cpu_bf16_supported, cpu_model
+    from envsound.recipes.config import resolve
     from envsound.recipes.context import RunContext
     from envsound.training.loop import fit
     from envsound.recipes.train import train_model
@@ -50,8 +50,7 @@ def main() -> None:
         context = RunContext(cache=FeatureCache(Path(tmp) / "cache"), progress=False)
         for name in args.presets:
             def config(epochs: int):
-                return resolve_config(preset=load_preset(name), overrides=(f"train.max_epochs={epochs}",
-                                                                           "augment.copies=0"))
+                return resolve(preset=name, overrides=(f"train.max_epochs={epochs}", "augment.copies=0"))
 
             train_model(manifest, config(1), out_dir=Path(tmp) / f"{name}-warm", context=context)
             cfg = config(args.epochs)

@@ -22,8 +22,9 @@ import time
 
 import torch
 
-from envsound.config import load_preset, resolve_config
+from envsound.config import preset_names
 from envsound.models.autoencoder import build_autoencoder
+from envsound.recipes.config import resolve
 from envsound.training.loop.fit import training_runtime
 from envsound.training.loop.optim import configure_optimization
 from envsound.training.pretrain.module import AutoencoderModule
@@ -32,7 +33,7 @@ CASES = [("dtu2018", "unpool"), ("dtu2018", "upsample"), ("cnn", "upsample")]
 
 
 def config_of(name: str):
-    return resolve_config(preset=load_preset(name)) if name == "dtu2018" else resolve_config(model=name)
+    return resolve(preset=name) if name in preset_names() else resolve(model=name)
 
 
 def throughput(name: str, decoder: str, *, steps: int, repeats: int) -> dict:

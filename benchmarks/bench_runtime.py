@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envsound.config import resolve_config
 from envsound.hardware import describe_machine, resolve_accelerator
 from envsound.models.clip import build_network, window_shape
+from envsound.recipes.config import resolve
 
 
 def timed(fn, *, device: str, seconds: float = 2.0, min_calls: int = 5) -> float:
@@ -118,13 +118,13 @@ def whole_train(config_overrides: list[str], work: Path) -> dict:
 
     manifest = prepare_synthetic(generate_synthetic(work / "data", clips_per_class_per_fold=2, seed=7))
     cache = FeatureCache(work / "cache")
-    base = resolve_config(overrides=config_overrides)
+    base = resolve(overrides=config_overrides)
     extract_features(manifest.records, base.features, cache=cache, progress=False)
     start = time.perf_counter()
     training_runtime(base, lambda: build_network(base, len(manifest.labels)))
     seconds = {"probe_once": round(time.perf_counter() - start, 1)}
     for precision in ("auto", "32", "bf16-mixed"):
-        config = resolve_config(overrides=[*config_overrides, f"runtime.precision={precision}"])
+        config = resolve(overrides=[*config_overrides, f"runtime.precision={precision}"])
         start = time.perf_counter()
         result = train_model(manifest, config, out_dir=work / f"run-{precision}",
                              context=RunContext(cache=cache, progress=False))
@@ -166,7 +166,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     device = resolve_accelerator(args.device)
-    config = resolve_config()
+    config = resolve()
     machine = {**describe_machine(), "threads": torch.get_num_threads(), "device": device,
                "gpu": torch.cuda.get_device_name() if device == "cuda" else None, "date": date.today().isoformat(),
                "python": platform.python_version()}

@@ -4,9 +4,10 @@
         [--precision auto|32|bf16]
 
 One optimizer step (forward, backward, AdamW) of ``SemiModule`` / ``ClassifierModule`` on random dB-like log-mel
-windows at the model's default features (one 5-s window, 128 x 216 for ``cnn`` and ``wrn28``): ``--labelled`` labelled
-windows and ``mu x 32`` unlabelled ones (``train.batch_size`` 32), each method with its defaults. Precision ``auto`` is
-bf16 autocast + channels-last where oneDNN has bf16 (what ``runtime.precision=auto`` picks on such CPUs), else fp32.
+windows at the model's features, its own preset included as ``envsound train --model`` takes it (one 5-s window,
+128 x 216 for ``cnn`` and ``wrn28``): ``--labelled`` labelled windows and ``mu x 32`` unlabelled ones
+(``train.batch_size`` 32), each method with its defaults. Precision ``auto`` is bf16 autocast + channels-last where
+oneDNN has bf16 (what ``runtime.precision=auto`` picks on such CPUs), else fp32.
 Freed memory is kept for reuse, as in a training process (``ENVSOUND_KEEP_HEAP=0``: handed back, glibc's default).
 Reports the best of ``--repeats`` timed runs of ``--steps`` steps after one warm-up step, and each method's cost in
 supervised steps.
@@ -22,9 +23,9 @@ import time
 
 import torch
 
-from envsound.config import resolve_config
 from envsound.hardware import keep_freed_memory
 from envsound.models.clip import window_shape
+from envsound.recipes.config import resolve
 from envsound.training.loop.module import ClassifierModule
 from envsound.training.semi import SemiModule
 
@@ -32,10 +33,10 @@ METHODS = ("supervised", "fixmatch", "mixmatch", "remixmatch", "mean_teacher")
 
 
 def step_seconds(model: str, method: str, *, mu: int, labelled: int, steps: int, repeats: int, bf16: bool) -> float:
-    overrides = [f"model.name={model}", f"semi.mu={mu}", "train.batch_size=32"]
+    overrides = [f"semi.mu={mu}", "train.batch_size=32"]
     if method != "supervised":
         overrides.append(f"semi.method={method}")
-    config = resolve_config(overrides=overrides)
+    config = resolve(model=model, overrides=overrides)
     torch.manual_seed(0)
     cls = ClassifierModule if method == "supervised" else SemiModule
     module = cls.from_config(config, 10, channels_last=bf16)

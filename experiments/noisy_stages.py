@@ -28,13 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from envsound.config import resolve_config
+from envsound.config import Config
 from envsound.data.mixtures import MixSettings, build_mixtures
 from envsound.data.registry import load_dataset
 from envsound.evaluation.metrics import paired_comparison
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic, write_text_atomic
 from envsound.hardware import describe_machine
+from envsound.recipes.config import resolve
 from envsound.recipes.context import RunContext
 from envsound.recipes.stages import read_mixture_truth, run_stages
 
@@ -62,16 +63,22 @@ def main() -> None:
     manifest = load_dataset("fsdkaggle2019", mix_root, subset="all")
     truth = read_mixture_truth(mix_root)
     context = RunContext(cache=FeatureCache(args.out / "cache"), resume=True, progress=False)
-    stage_epochs = [f"stages.{k}_epochs={v}" for k, v in (item.split("=", 1) for item in args.epochs)]
     results = {"machine": describe_machine(), "mix": json.loads((mix_root / "mix.json").read_text()), "models": {}}
     for model in args.models:
-        config = resolve_config(model=model, overrides=[*stage_epochs, *args.overrides])
+        config = stage_config(model, args.epochs, args.overrides)
         summary = run_stages(manifest, config, folds=args.folds, test_folds=args.test_folds, out_dir=args.out / model,
                              context=context, truth=truth)
         results["models"][model] = summary
         write_json_atomic(args.out / "results.json", results)
     write_text_atomic(args.out / "results.md", table(results))
     print(table(results))
+
+
+def stage_config(model: str, epochs: list[str], overrides: list[str]) -> Config:
+    """The config of one model's runs, as ``envsound stages --model MODEL --set ...`` makes it (the model's own
+    preset included); ``epochs``: ``["warmup=30", ...]``, each ``stages.<stage>_epochs``, before ``overrides``."""
+    stage_epochs = [f"stages.{k}_epochs={v}" for k, v in (item.split("=", 1) for item in epochs)]
+    return resolve(model=model, overrides=[*stage_epochs, *overrides])
 
 
 def table(results: dict) -> str:

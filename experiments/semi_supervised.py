@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from envsound.config import Config, preset_names, resolve_config
+from envsound.config import Config, preset_names
 from envsound.data.records import Manifest
 from envsound.data.registry import load_dataset
 from envsound.errors import ConfigError
@@ -70,11 +70,6 @@ def model_config(spec: str, overrides: list[str]) -> Config:
     return resolve(model=spec, overrides=overrides)
 
 
-def with_overrides(config: Config, overrides: list[str]) -> Config:
-    """A copy of ``config`` with ``overrides`` (``['train.max_epochs=30', ...]``) applied."""
-    return resolve_config(preset=config.to_dict(), overrides=overrides)
-
-
 def pretrained_encoders(spec: str, config: Config, decoder: str, clips: Manifest, folds: list[int], out: Path,
                         cache: FeatureCache | None, *, suffix: str = "") -> dict[int, Path]:
     """``{test fold: autoencoder.ckpt}``, each pre-trained on ``clips`` of the other folds (resumable)."""
@@ -100,7 +95,7 @@ def run_method(spec: str, method: str, p: float, config: Config, esc10: Manifest
     only. ``pool``: ``esc10`` = the clips of the training folds left unlabelled; ``esc50`` = every clip of the other
     folds (autoencoders pre-train on the same clips).
     """
-    config = with_overrides(config, [f"train.label_fraction={p}"])
+    config = config.with_overrides([f"train.label_fraction={p}"])
     init = unlabelled = None
     suffix = "" if pool == "esc10" or method == "supervised" else f"-{pool}"
     if method.startswith("cae_"):
@@ -110,13 +105,13 @@ def run_method(spec: str, method: str, p: float, config: Config, esc10: Manifest
         except ConfigError as exc:  # cnn + unpool: the trunk average-pools
             log.warning("%s: skipping %s (%s)", spec, method, exc)
             return None
-        init = pretrained_encoders(spec, with_overrides(config, list(pretrain_overrides)), decoder,
+        init = pretrained_encoders(spec, config.with_overrides(pretrain_overrides), decoder,
                                    esc10 if pool == "esc10" else esc50, folds, out, cache, suffix=suffix)
     elif method in SEMI_METHODS:
         if pool == "esc10" and p >= 1:
             log.warning("%s: no %s row at p=%g: nothing is left unlabelled in the esc10 pool", spec, method, p)
             return None
-        config = with_overrides(config, [*semi_overrides, f"semi.method={method}"])
+        config = config.with_overrides([*semi_overrides, f"semi.method={method}"])
         # esc10: the training folds' clips left unlabelled by train.label_fraction are the pool; esc50 adds the other
         # 40 classes (cross_validate leaves out each test fold's clips and sources)
         unlabelled = esc50 if pool == "esc50" else None

@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from envsound.config import Config, resolve_config
+from envsound.config import Config
 from envsound.data.registry import load_dataset
 from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic, write_text_atomic
+from envsound.recipes.config import resolve
 from envsound.recipes.context import RunContext
 from envsound.recipes.crossval import cross_validate
 from envsound.recipes.pretrain import pretrain_autoencoder
@@ -50,7 +51,7 @@ def source_model(esc40, overrides: list[str], out: Path, cache) -> Path:
     path = out / "source" / "model.ckpt"
     if not path.exists():
         log.info("training the source model on %d clips of %d classes", len(esc40), len(esc40.labels))
-        train_model(esc40, resolve_config(overrides=overrides), out_dir=path.parent,
+        train_model(esc40, resolve(overrides=overrides), out_dir=path.parent,
                     context=RunContext(cache=cache, resume=path.parent.exists(), progress=False))
     return path
 
@@ -59,18 +60,20 @@ def cae_model(esc40, overrides: list[str], out: Path, cache) -> Path:
     path = out / "cae" / "autoencoder.ckpt"
     if not path.exists():
         log.info("pre-training the cnn autoencoder on the same %d clips", len(esc40))
-        pretrain_autoencoder(esc40, resolve_config(overrides=overrides), decoder="upsample", out_dir=path.parent,
-                             context=RunContext(cache=cache, resume=path.parent.exists(), progress=False))
+        context = RunContext(cache=cache, resume=path.parent.exists(), progress=False)
+        pretrain_autoencoder(esc40, resolve(model="cnn", overrides=overrides), decoder="upsample",
+                             out_dir=path.parent, context=context)
     return path
 
 
 def row_config(row: str, source: Path, cae: Path, base: list[str]) -> tuple[Config, Path | None]:
-    """The config and --init of one row; the features and model are the source's (both sources share them)."""
+    """The config and --init of one row, as ``envsound cv [--init SOURCE] --set ...`` makes them: from a source, the
+    features and model are the source's."""
     if row == "scratch":
-        return resolve_config(overrides=base), None
+        return resolve(overrides=base), None
     if row == "cae":
-        return resolve_config(overrides=base + ["transfer.mode=full"]), cae
-    return resolve_config(overrides=base + [f"transfer.mode={row}"]), source
+        return resolve(init=cae, overrides=base + ["transfer.mode=full"]), cae
+    return resolve(init=source, overrides=base + [f"transfer.mode={row}"]), source
 
 
 def summarise(results: dict, shots: list[int], rows: list[str]) -> tuple[str, dict]:
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     esc40 = esc50.select_classes(exclude=esc10_labels)
     esc10 = esc50.select_classes(esc10_labels)
     source = source_model(esc40, args.source_set, args.out, cache)
-    cae = cae_model(esc40, ["model.name=cnn", *args.pretrain_set], args.out, cache) if "cae" in args.rows else None
+    cae = cae_model(esc40, args.pretrain_set, args.out, cache) if "cae" in args.rows else None
 
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text())["runs"] if results_path.exists() else {}

@@ -133,3 +133,17 @@ def test_each_semi_method_has_its_own_sub_section_and_the_old_flat_keys_still_lo
         resolve_config(overrides=["semi.fixmatch=1"])
     with pytest.raises(ConfigError, match=r"semi.mixmatch.temperature=2.0 is out of range"):
         resolve_config(overrides=["semi.temperature=2"])
+
+
+def test_with_overrides_is_a_checked_copy_of_a_config():
+    config = Config().with_overrides(["model.name=crnn", "model.options.hidden=32", "train.lr=0.5"])
+    copied = config.with_overrides(["train.lr=0.01", "semi.fixmatch.threshold=0.8"])
+    assert (copied.train.lr, copied.semi.fixmatch.threshold, copied.model.options) == (0.01, 0.8, {"hidden": 32})
+    assert (config.train.lr, config.semi.fixmatch.threshold) == (0.5, 0.95)  # the original is left as it was
+    copied.model.options["hidden"] = 64
+    assert config.model.options == {"hidden": 32}  # nothing shared
+    assert config.with_overrides([]) == config
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        config.with_overrides(["train.lr"])
+    with pytest.raises(ConfigError, match="train.lr"):
+        config.with_overrides(["train.lr=-1"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from envsound.config import resolve_config
+from envsound.recipes.config import resolve
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "augment_ablation.py"
 OFFLINE = ("pitch_shift", "time_stretch", "gain", "noise", "background", "shift")
@@ -22,7 +22,7 @@ def _rows() -> dict[str, list[str]]:
 
 
 def _switched_on(overrides: list[str]) -> set[str]:
-    config = resolve_config(overrides=overrides)
+    config = resolve(overrides=overrides)  # as `envsound cv --set ...` makes it
     on = {name for name in OFFLINE if config.augment.copies > 0 and getattr(config.augment, name) > 0}
     aug = config.augment
     on |= {name for name, active in (("time_roll", aug.time_roll), ("spec_augment", aug.spec_augment),

@@ -1,10 +1,10 @@
 """Typed configuration: dataclasses, set by YAML files and ``--set section.key=value`` overrides.
 
 The package: :mod:`.sections` (one dataclass per section: fields, defaults, range checks), :mod:`.schema` (the whole
-:class:`Config`), :mod:`.migrate` (keys that moved or went away), :mod:`.files` (YAML, presets, ``--set`` text, the
-copy beside every run), :mod:`.values` (one value checked and coerced), :mod:`.flags` (the command-line flags that
-stand for keys). Unknown sections or keys are a :class:`~envsound.errors.ConfigError`. The resolved config is saved
-next to every run and inside every checkpoint, so a checkpoint loads with no flags retyped.
+:class:`Config` and the ``--set`` text it takes), :mod:`.migrate` (keys that moved or went away), :mod:`.files`
+(YAML, presets, the copy beside every run), :mod:`.values` (one value checked and coerced), :mod:`.flags` (the
+command-line flags that stand for keys). Unknown sections or keys are a :class:`~envsound.errors.ConfigError`. The
+resolved config is saved next to every run and inside every checkpoint, so a checkpoint loads with no flags retyped.
 
 What a run trains with is made in one place, :func:`envsound.recipes.config.resolve` (also ``envsound.resolve``):
 defaults -> the model's preset -> an ``init`` checkpoint's features and model -> a named preset -> a YAML file ->
@@ -12,10 +12,10 @@ the model name -> ``--set`` overrides -> flags; :func:`resolve_config` below is 
 preset, for callers that hold every layer themselves.
 """
 
-from envsound.config.files import (check_same_input, load_preset, load_yaml, parse_override, preset_names,
-                                   resolve_config, write_config)
+from envsound.config.files import (check_same_input, load_preset, load_yaml, preset_names, resolve_config,
+                                   write_config)
 from envsound.config.migrate import BATCH_AUGMENT_KEYS, RENAMED_KEYS, RUNTIME_KEYS
-from envsound.config.schema import Config
+from envsound.config.schema import Config, parse_override
 from envsound.config.sections import (ACCELERATORS, FRONTENDS, NOISY_LOSSES, OFFLINE_TRANSFORMS, PRECISIONS,
                                       SEMI_METHODS, STAGE_SEMI, SWITCHES, TRANSFER_MODES, WARMUP_SETS, AugmentConfig,
                                       EventsConfig, FeatureConfig, LeakageConfig, ModelConfig, NoisyConfig,

@@ -1,5 +1,5 @@
-"""Configs on disk: YAML files, the shipped presets, ``--set`` text, the copy written beside every run, and the
-check that a resumed run keeps its input settings."""
+"""Configs on disk: YAML files, the shipped presets, the copy written beside every run, and the check that a resumed
+run keeps its input settings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import yaml
 
 from envsound.config.migrate import BATCH_AUGMENT_KEYS
-from envsound.config.schema import Config
+from envsound.config.schema import Config, parse_override
 from envsound.errors import ConfigError
 
 
@@ -55,14 +55,6 @@ def check_same_input(saved: str | Path, config: Config) -> None:
 
 def _yaml_scalar(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-
-def parse_override(text: str) -> tuple[str, str]:
-    """Split ``'train.lr=0.01'`` into ``('train.lr', '0.01')``."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.lr=0.001")
-    return key.strip(), value.strip()
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -3,10 +3,11 @@ validated as a whole."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from envsound.config.migrate import check_given_once, current_key, keep_old_meanings
 from envsound.config.sections import (AugmentConfig, EventsConfig, FeatureConfig, LeakageConfig, ModelConfig,
@@ -106,6 +107,21 @@ class Config:
             return
         setattr(target, key, coerce_value(value, hints[key], dotted_key, source))
 
+    def with_overrides(self, overrides: Sequence[str]) -> "Config":
+        """A validated copy with ``overrides`` (``['train.lr=0.01', ...]``, as ``--set`` takes them) set over this
+        config's values; this one is left as it was.
+
+        >>> Config().with_overrides(["train.lr=0.01"]).train.lr
+        0.01
+
+        Raises:
+            ConfigError: an override that is not ``section.key=value``, an unknown key or an invalid value.
+        """
+        config = copy.deepcopy(self)
+        for text in overrides:
+            config.set(*parse_override(text))
+        return config.validate()
+
     @classmethod
     def _sections(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
@@ -121,3 +137,11 @@ def _dotted_keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
         if isinstance(value, Mapping):
             keys += _dotted_keys(value, f"{dotted}.")
     return keys
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """Split ``'train.lr=0.01'`` into ``('train.lr', '0.01')``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.lr=0.001")
+    return key.strip(), value.strip()
