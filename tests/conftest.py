@@ -110,20 +110,20 @@ def synthetic_manifest(synthetic_root):
 
 @pytest.fixture
 def tiny_config():
-    from envsound.config import resolve_config
+    from envsound.config.files import bare_config
 
-    return resolve_config(overrides=TINY_OVERRIDES)
+    return bare_config(overrides=TINY_OVERRIDES)
 
 
 def _train_shared_model(tmp_path_factory, manifest, precision: str):
-    from envsound.config import resolve_config
+    from envsound.config.files import bare_config
     from envsound.features.cache import FeatureCache
     from envsound.recipes.context import RunContext
     from envsound.recipes.train import train_model
 
     out = tmp_path_factory.mktemp(f"run-{precision}")
-    config = resolve_config(overrides=TINY_OVERRIDES + ("train.max_epochs=20", "train.lr=0.003",
-                                                        f"runtime.precision={precision}"))
+    config = bare_config(overrides=TINY_OVERRIDES + ("train.max_epochs=20", "train.lr=0.003",
+                                                     f"runtime.precision={precision}"))
     return train_model(manifest.select_folds([1, 2, 3, 4]), config, out_dir=out,
                        context=RunContext(cache=FeatureCache(out / "cache"), progress=False))
 

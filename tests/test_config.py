@@ -1,15 +1,16 @@
 import pytest
 import yaml
 
-from envsound.config import Config, check_same_input, resolve_config, write_config
+from envsound.config import Config, check_same_input, write_config
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 
 
 def test_overrides_are_typed_and_win_over_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"train": {"lr": 0.5, "max_epochs": 7}, "features": {"n_mels": 64}}))
-    config = resolve_config(config_file=path, overrides=["train.lr=0.01", "features.f_max=none",
-                                                         "runtime.channels_last=false"])
+    config = bare_config(config_file=path, overrides=["train.lr=0.01", "features.f_max=none",
+                                                      "runtime.channels_last=false"])
     assert config.train.lr == 0.01 and config.train.max_epochs == 7 and config.features.n_mels == 64
     assert config.features.f_max is None and config.runtime.channels_last == "false"
 
@@ -31,14 +32,14 @@ def test_overrides_are_typed_and_win_over_file(tmp_path):
 ])
 def test_bad_keys_and_values_name_themselves(override, fragment):
     with pytest.raises(ConfigError, match=fragment):
-        resolve_config(overrides=[override])
+        bare_config(overrides=[override])
 
 
 def test_unknown_yaml_key_is_an_error(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  learning_rate: 0.1\n")
     with pytest.raises(ConfigError, match="train.learning_rate"):
-        resolve_config(config_file=path)
+        bare_config(config_file=path)
 
 
 def test_keys_that_left_train_still_set_their_new_place(tmp_path):
@@ -46,7 +47,7 @@ def test_keys_that_left_train_still_set_their_new_place(tmp_path):
     and run directories written before still mean what they meant."""
     path = tmp_path / "old.yaml"
     path.write_text("train:\n  lr: 0.5\n  devices: 1\n  precision: '32'\n  num_workers: 2\n  mixup_alpha: 0.4\n")
-    config = resolve_config(config_file=path, overrides=["train.time_roll=false", "train.spec_augment=false"])
+    config = bare_config(config_file=path, overrides=["train.time_roll=false", "train.spec_augment=false"])
     assert (config.train.lr, config.runtime.precision, config.runtime.num_workers) == (0.5, "32", 2)
     assert (config.augment.mixup_alpha, config.augment.time_roll, config.augment.spec_augment) == (0.4, False, False)
     assert not hasattr(config.train, "mixup_alpha") and "runtime" in config.to_dict()
@@ -69,25 +70,25 @@ def test_an_old_layout_between_class_run_keeps_its_rms_gain(between_class, gain)
 
 def test_a_resume_with_other_on_the_fly_augmentation_is_refused(tmp_path):
     """The batches a run's epochs learned from: mixup, and between-class mixing's gain when it mixes."""
-    saved = write_config(tmp_path / "config.yaml", resolve_config())
-    check_same_input(saved, resolve_config(overrides=["augment.bc_gain=rms"]))  # no between-class mixing: same batches
+    saved = write_config(tmp_path / "config.yaml", bare_config())
+    check_same_input(saved, bare_config(overrides=["augment.bc_gain=rms"]))  # no between-class mixing: same batches
     as_started = r"\(overrides=\['augment.mixup_alpha=0.2'\]; on the command line --set augment.mixup_alpha=0.2\)"
     with pytest.raises(ConfigError, match=r"augment.mixup_alpha 0.2 there, 0.0 here.*" + as_started):
-        check_same_input(saved, resolve_config(overrides=["augment.mixup_alpha=0"]))
+        check_same_input(saved, bare_config(overrides=["augment.mixup_alpha=0"]))
     bc = ["features.kind=waveform", "model.name=envnet2", "features.sample_rate=16000", "features.window_seconds=1.5",
           "augment.between_class=true"]
-    saved = write_config(tmp_path / "bc.yaml", resolve_config(overrides=bc))
+    saved = write_config(tmp_path / "bc.yaml", bare_config(overrides=bc))
     with pytest.raises(ConfigError, match=r"augment.bc_gain 'a_weighting' there, 'rms' here"):
-        check_same_input(saved, resolve_config(overrides=[*bc, "augment.bc_gain=rms"]))
+        check_same_input(saved, bare_config(overrides=[*bc, "augment.bc_gain=rms"]))
 
 
 def test_round_trip_through_dict():
-    config = resolve_config(overrides=["model.name=dtu", "model.filters=16"])
+    config = bare_config(overrides=["model.name=dtu", "model.filters=16"])
     assert Config.from_dict(config.to_dict()) == config
 
 
 def test_window_geometry():
-    feats = resolve_config().features
+    feats = bare_config().features
     assert feats.window_frames == 1 + feats.window_samples // feats.hop_length
     assert feats.window_samples == round(feats.window_seconds * feats.sample_rate)
 
@@ -103,19 +104,19 @@ def test_bool_channels_last_of_older_configs_still_loads():
 
 def test_model_options_round_trip_and_default_to_empty():
     assert Config().model.options == {}
-    config = resolve_config(overrides=["model.name=crnn", "model.options={rnn: lstm, hidden: 32, pool: mean}"])
+    config = bare_config(overrides=["model.name=crnn", "model.options={rnn: lstm, hidden: 32, pool: mean}"])
     assert config.model.options == {"rnn": "lstm", "hidden": 32, "pool": "mean"}
     assert Config.from_dict(config.to_dict()) == config
     old = Config().to_dict()
     del old["model"]["options"]  # configs and checkpoints written before model.options existed
     assert Config.from_dict(old).model.options == {}
     with pytest.raises(ConfigError, match="model.options"):
-        resolve_config(overrides=["model.options=[hidden]"])
+        bare_config(overrides=["model.options=[hidden]"])
 
 
 def test_each_semi_method_has_its_own_sub_section_and_the_old_flat_keys_still_load(tmp_path):
-    config = resolve_config(overrides=["semi.fixmatch.threshold=0.8", "semi.mixmatch.views=3",
-                                       "semi.rounds=0.5,1"])  # an old flat key: into its sub-section
+    config = bare_config(overrides=["semi.fixmatch.threshold=0.8", "semi.mixmatch.views=3",
+                                    "semi.rounds=0.5,1"])  # an old flat key: into its sub-section
     assert (config.semi.fixmatch.threshold, config.semi.mixmatch.views, config.semi.self_training.rounds) == (
         0.8, 3, [0.5, 1.0])
     assert config.to_dict()["semi"]["fixmatch"] == {"threshold": 0.8, "threshold_mode": "fixed", "guesser": "student"}
@@ -124,15 +125,15 @@ def test_each_semi_method_has_its_own_sub_section_and_the_old_flat_keys_still_lo
     old_file.write_text("semi:\n  method: fixmatch\n  threshold: 0.7\n  guesser: ema\n")
     new_file = tmp_path / "new.yaml"
     new_file.write_text("semi:\n  method: fixmatch\n  fixmatch:\n    threshold: 0.7\n    guesser: ema\n")
-    assert resolve_config(config_file=old_file) == resolve_config(config_file=new_file)
+    assert bare_config(config_file=old_file) == bare_config(config_file=new_file)
     with pytest.raises(ConfigError, match="semi.threshold and semi.fixmatch.threshold are the same setting"):
         Config.from_dict({"semi": {"threshold": 0.7, "fixmatch": {"threshold": 0.8}}})
     with pytest.raises(ConfigError, match="unknown key 'semi.fixmatch.views'; valid keys: semi.fixmatch.threshold"):
-        resolve_config(overrides=["semi.fixmatch.views=2"])
+        bare_config(overrides=["semi.fixmatch.views=2"])
     with pytest.raises(ConfigError, match="semi.fixmatch is a section"):
-        resolve_config(overrides=["semi.fixmatch=1"])
+        bare_config(overrides=["semi.fixmatch=1"])
     with pytest.raises(ConfigError, match=r"semi.mixmatch.temperature=2.0 is out of range"):
-        resolve_config(overrides=["semi.temperature=2"])
+        bare_config(overrides=["semi.temperature=2"])
 
 
 def test_with_overrides_is_a_checked_copy_of_a_config():
@@ -147,3 +148,11 @@ def test_with_overrides_is_a_checked_copy_of_a_config():
         config.with_overrides(["train.lr"])
     with pytest.raises(ConfigError, match="train.lr"):
         config.with_overrides(["train.lr=-1"])
+
+
+def test_resolve_config_is_not_public_a_run_config_comes_from_resolve():
+    """Issue 55: beside resolve() it made configs the CLI would not (no model preset, no model/input check)."""
+    import envsound.config
+
+    assert "resolve_config" not in envsound.config.__all__ and not hasattr(envsound.config, "resolve_config")
+    assert not hasattr(envsound.config, "bare_config")

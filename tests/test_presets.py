@@ -5,13 +5,14 @@ import yaml
 
 from envsound.cli.main import build_parser
 from envsound.cli.options import build_config
-from envsound.config import load_preset, preset_names, resolve_config
+from envsound.config import load_preset, preset_names
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 
 
 def test_dtu2018_reproduces_the_original_study():
     assert "dtu2018" in preset_names()
-    config = resolve_config(preset=load_preset("dtu2018"))
+    config = bare_config(preset=load_preset("dtu2018"))
     f, m, t = config.features, config.model, config.train
     assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels) == (44100, 12288, 6144, 28)
     assert (f.n_mels, f.window_frames) == (28, 36)  # a 5-s clip is one 28 x 36 input
@@ -23,7 +24,7 @@ def test_dtu2018_reproduces_the_original_study():
 
 
 def test_piczak2015_is_the_authors_short_segment_set_up():
-    config = resolve_config(preset=load_preset("piczak2015"))
+    config = bare_config(preset=load_preset("piczak2015"))
     f, m, t, a = config.features, config.model, config.train, config.augment
     assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels, f.deltas) == (22050, 1024, 512, 60, True)
     assert (f.window_frames, f.eval_hop_frames) == (41, 20)  # 41-frame segments, 50 % overlap
@@ -35,7 +36,7 @@ def test_piczak2015_is_the_authors_short_segment_set_up():
 
 
 def test_envnet2_bc2018_is_the_authors_esc10_bc_set_up():
-    config = resolve_config(preset=load_preset("envnet2-bc2018"))
+    config = bare_config(preset=load_preset("envnet2-bc2018"))
     f, m, t = config.features, config.model, config.train
     assert (f.kind, f.sample_rate, f.window_samples, f.eval_crops) == ("waveform", 44100, 66650, 10)
     assert (f.trim_zeros, f.edge_pad) == (True, 0.5)  # esc_gen.py's cut zeros; dataset.py's inputLength // 2 padding
@@ -49,7 +50,7 @@ def test_envnet2_bc2018_is_the_authors_esc10_bc_set_up():
 
 
 def test_aclnet2018_is_what_the_paper_states():
-    config = resolve_config(preset=load_preset("aclnet2018"))
+    config = bare_config(preset=load_preset("aclnet2018"))
     f, m = config.features, config.model
     assert (f.kind, f.sample_rate, f.window_samples) == ("waveform", 44100, 56448)  # 1.28 s
     assert (m.name, m.filters, m.options) == ("aclnet", 32, {"llf_pool": 110, "separable": False})  # m = 1
@@ -60,7 +61,7 @@ def test_aclnet2018_is_what_the_paper_states():
 
 
 def test_cances2022_is_the_authors_esc10_semi_supervised_set_up():
-    config = resolve_config(preset=load_preset("cances2022"), overrides=["semi.method=fixmatch"])
+    config = bare_config(preset=load_preset("cances2022"), overrides=["semi.method=fixmatch"])
     f, m, t, s = config.features, config.model, config.train, config.semi
     assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels, f.window_frames) == (44100, 2048, 512, 64, 431)
     assert m.name == "wrn28"
@@ -70,14 +71,14 @@ def test_cances2022_is_the_authors_esc10_semi_supervised_set_up():
     a = config.augment
     assert (a.mixup_alpha, a.spec_augment, s.labelled_mixup, t.val_fraction) == (0.0, False, False, 0.0)
     assert (s.fixmatch.threshold, s.unlabelled_weight, s.distribution_alignment) == (0.8, 1.0, False)
-    mixmatch = resolve_config(preset=load_preset("cances2022"), overrides=["semi.method=mixmatch"]).semi
+    mixmatch = bare_config(preset=load_preset("cances2022"), overrides=["semi.method=mixmatch"]).semi
     assert (mixmatch.mixmatch.views, mixmatch.mixmatch.temperature, mixmatch.mixmatch.mix_alpha) == (2, 0.5, 0.75)
     assert mixmatch.rampup * t.max_epochs == pytest.approx(50, abs=0.1)  # their ramp: the first 50 epochs
 
 
 def test_words_yaml_reads_as_booleans_stay_words():
-    assert resolve_config(overrides=["train.class_balance=off"]).train.class_balance == "off"
-    assert resolve_config(overrides=["train.windows=all"]).train.windows == "all"
+    assert bare_config(overrides=["train.class_balance=off"]).train.class_balance == "off"
+    assert bare_config(overrides=["train.windows=all"]).train.windows == "all"
 
 
 def test_unknown_preset_lists_the_valid_names():
@@ -99,8 +100,8 @@ def test_preset_order_model_preset_then_preset_then_config_then_set(tmp_path):
 
 def test_scheduler_none_can_be_set_on_the_command_line():
     # regression: 'none' was read as an empty value even for a key that cannot be None
-    assert resolve_config(overrides=["train.scheduler=none"]).train.scheduler == "none"
-    assert resolve_config(overrides=["features.f_max=none"]).features.f_max is None
+    assert bare_config(overrides=["train.scheduler=none"]).train.scheduler == "none"
+    assert bare_config(overrides=["features.f_max=none"]).features.f_max is None
 
 
 def test_config_command_prints_the_preset_and_refuses_unknown_ones(envsound_main):
@@ -115,7 +116,7 @@ def test_config_command_prints_the_preset_and_refuses_unknown_ones(envsound_main
 
 
 def test_sed_is_a_frame_head_on_efficientat():
-    config = resolve_config(preset=load_preset("sed"))
+    config = bare_config(preset=load_preset("sed"))
     assert config.model.name == "efficientat" and config.model.options["frame_head"] == 64
     assert (config.features.window_seconds, config.features.eval_hop_seconds, config.events.median_seconds) == \
         (10.0, 5.0, 1.0)

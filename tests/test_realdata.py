@@ -17,16 +17,16 @@ pytestmark = pytest.mark.realdata
 
 
 def test_esc10_trains_evaluates_and_predicts_from_flac(tmp_path, esc50_root, envsound_main):
-    from envsound.config import resolve_config
+    from envsound.config.files import bare_config
 
     esc10 = load_dataset("esc10", esc50_root)
     train, test = esc10.select_folds([1, 2]), esc10.select_folds([4])
     check_no_leakage(train, test)
     # the real pipeline with the default features and model, trained briefly (augmentation off: it needs long runs)
-    config = resolve_config(overrides=["train.max_epochs=15", "train.batch_size=16", "train.lr=0.003", "train.patience=0",
-                                       "augment.mixup_alpha=0",
-                                       "augment.spec_augment=false", "augment.time_roll=false",
-                                       "augment.copies=0"])
+    config = bare_config(overrides=["train.max_epochs=15", "train.batch_size=16", "train.lr=0.003", "train.patience=0",
+                                    "augment.mixup_alpha=0",
+                                    "augment.spec_augment=false", "augment.time_roll=false",
+                                    "augment.copies=0"])
     result = train_model(train, config, out_dir=tmp_path / "run",
                          context=RunContext(cache=FeatureCache(tmp_path / "cache"), progress=False))
     model = ClipModel.from_checkpoint(load_checkpoint(result.checkpoint))

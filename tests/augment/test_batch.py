@@ -6,7 +6,8 @@ import torch
 
 from envsound.augment.batch import batch_augment, mixup, spec_augment, time_roll
 from envsound.augment.between_class import between_class, mix_between_class, other_class_partners, sound_gain_db
-from envsound.config import AugmentConfig, FeatureConfig, resolve_config
+from envsound.config import AugmentConfig, FeatureConfig
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 from envsound.models.registry import model_preset
 
@@ -133,8 +134,8 @@ def test_between_class_targets_are_the_mixing_ratio():
 
 def test_between_class_needs_a_waveform_model():
     with pytest.raises(ConfigError, match="augment.between_class=True is out of range; valid: false unless "):
-        resolve_config(overrides=["augment.between_class=true"])
-    config = resolve_config(preset=model_preset("envnet2"), model="envnet2", overrides=["augment.between_class=true"])
+        bare_config(overrides=["augment.between_class=true"])
+    config = bare_config(preset=model_preset("envnet2"), model="envnet2", overrides=["augment.between_class=true"])
     assert config.augment.between_class
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from envsound.augment import offline as offline_augment
 from envsound.augment.offline import apply_params, draw_params, make_copies, noise_pool
-from envsound.config import Config, resolve_config
+from envsound.config import Config
+from envsound.config.files import bare_config
 from envsound.data.records import ClipRecord
 from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.features.cache import FeatureCache
@@ -40,18 +41,18 @@ from conftest import TINY_OVERRIDES
 ])
 def test_out_of_range_augment_settings_name_the_valid_range(override, message):
     with pytest.raises(ConfigError) as info:
-        resolve_config(overrides=override.split())
+        bare_config(overrides=override.split())
     assert message in str(info.value)
 
 
 def test_augment_section_defaults_to_eight_copies_with_noise_and_round_trips():
-    config = resolve_config(overrides=["augment.copies=3", "augment.background_folder=/noise"])
+    config = bare_config(overrides=["augment.copies=3", "augment.background_folder=/noise"])
     defaults = Config().augment  # the measured ESC-10 default (docs/results.md)
     assert defaults.copies == 8 and defaults.noise == 0.5
     again = Config.from_dict(config.to_dict())
     assert again.augment == config.augment and again.augment.background_folder == "/noise"
     with pytest.raises(ConfigError, match="unknown key 'augment.semitones'"):
-        resolve_config(overrides=["augment.semitones=2"])
+        bare_config(overrides=["augment.semitones=2"])
 
 
 def test_background_folder_without_usable_audio_is_an_error_naming_it(tmp_path):
@@ -59,7 +60,7 @@ def test_background_folder_without_usable_audio_is_an_error_naming_it(tmp_path):
     folder.mkdir()
     write_not_audio(folder / "broken.wav")
     (folder / "notes.txt").write_text("no audio here")
-    config = resolve_config(overrides=["augment.background=0.5", f"augment.background_folder={folder}"])
+    config = bare_config(overrides=["augment.background=0.5", f"augment.background_folder={folder}"])
     with pytest.raises(DatasetLayoutError, match=str(folder)) as info:
         noise_pool([], config.augment)
     assert "no usable audio" in str(info.value)
@@ -79,7 +80,7 @@ def _records(tmp_path, n=4, seconds=1.0):
 
 
 def _tiny(*extra):
-    return resolve_config(overrides=TINY_OVERRIDES + ("augment.copies=2", "augment.workers=1") + extra)
+    return bare_config(overrides=TINY_OVERRIDES + ("augment.copies=2", "augment.workers=1") + extra)
 
 
 def test_copy_parameters_depend_only_on_seed_clip_and_index(tmp_path):

@@ -200,16 +200,16 @@ def test_stages_run_leave_one_fold_out_and_resume_stage_by_stage(tmp_path, mix_r
 
 
 def test_stages_warm_up_on_every_clip_and_hold_out_chosen_folds(tmp_path, mix_root):
-    from envsound.config import resolve_config
+    from envsound.config.files import bare_config
     from envsound.data.registry import load_dataset
     from envsound.errors import DatasetLayoutError
     from envsound.recipes.stages import run_stages
     from envsound.recipes.context import RunContext
 
     manifest = load_dataset("fsdkaggle2019", mix_root, subset="all").select_folds([1, 2])
-    config = resolve_config(overrides=[*TINY_OVERRIDES, *WINDOWS, "stages.warmup_on=all", "noisy.noisy_loss=lsoft",
-                                       "stages.warmup_epochs=1", "stages.finetune_epochs=1", "stages.final_epochs=0",
-                                       "stages.tune_lr_scale=0.5"])
+    config = bare_config(overrides=[*TINY_OVERRIDES, *WINDOWS, "stages.warmup_on=all", "noisy.noisy_loss=lsoft",
+                                    "stages.warmup_epochs=1", "stages.finetune_epochs=1", "stages.final_epochs=0",
+                                    "stages.tune_lr_scale=0.5"])
     summary = run_stages(manifest, config, test_folds=[2], out_dir=tmp_path, context=RunContext(progress=False))
     assert summary["folds"] == [2] and not (tmp_path / "fold_1").exists()
     assert [s["name"] for s in summary["stages"]] == ["baseline", "naive", "warmup", "finetune"]

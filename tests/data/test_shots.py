@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.data.splits import check_no_leakage, few_shot_subset
 from envsound.errors import ConfigError
 from test_splits import make_manifest
@@ -49,4 +49,4 @@ def test_too_many_shots_name_the_class_and_its_count():
 def test_shots_and_label_fraction_exclude_each_other():
     with pytest.raises(ConfigError, match=r"train.shots=5 \(--shots\) and train.label_fraction=0.5 "
                                           r"\(--label-fraction\) both choose"):
-        resolve_config(overrides=["train.shots=5", "train.label_fraction=0.5"])
+        bare_config(overrides=["train.shots=5", "train.label_fraction=0.5"])

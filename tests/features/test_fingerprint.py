@@ -10,7 +10,7 @@ import soundfile as sf
 import soxr
 
 from conftest import TINY_OVERRIDES
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.errors import DatasetLayoutError
 from envsound.features.cache import FeatureCache, cache_settings
 from envsound.features.fingerprint import (FINGERPRINT_VERSION, clip_fingerprints, fingerprint_file, find_overlaps,
@@ -64,7 +64,7 @@ def test_fingerprints_are_cached_and_a_damaged_entry_is_rebuilt(originals, tmp_p
     cache = FeatureCache(tmp_path / "cache")
     first = clip_fingerprints(originals[:1], cache=cache)[0]
     entry = cache.path_for(cache.key(originals[0], {"fingerprint": FINGERPRINT_VERSION}))
-    features_key = cache.key(originals[0], cache_settings(resolve_config().features))
+    features_key = cache.key(originals[0], cache_settings(bare_config().features))
     assert entry.exists() and entry != cache.path_for(features_key)  # beside the features, not in their place
     again = clip_fingerprints(originals[:1], cache=cache)[0]
     assert again.exact == first.exact and np.array_equal(again.words, first.words)
@@ -80,8 +80,8 @@ def test_a_background_folder_holding_a_reencoded_test_clip_is_refused(synthetic_
     folder.mkdir()
     mp3 = altered(test.records[3].path, folder, "mp3")
     altered(train.records[0].path, folder, "flac")  # a training clip: allowed
-    config = resolve_config(overrides=TINY_OVERRIDES + ("augment.copies=1", "augment.background=1.0",
-                                                        f"augment.background_folder={folder}"))
+    config = bare_config(overrides=TINY_OVERRIDES + ("augment.copies=1", "augment.background=1.0",
+                                                     f"augment.background_folder={folder}"))
     with pytest.raises(DatasetLayoutError, match=rf"1 background sounds sound like .*{mp3.name} is a near copy "
                                                  rf".* of {test.records[3].path}"):
         prepare_training_data(train, config, held_out=[test], cache=FeatureCache(tmp_path / "c"), progress=False)
@@ -101,7 +101,7 @@ def test_an_unlabelled_pool_holding_a_copy_of_a_test_clip_is_refused(synthetic_m
     for record in synthetic_manifest.select_folds([5]).records[:4]:
         shutil.copy(record.path, folder)
     copied = altered(test.records[0].path, folder, "byte-copy")
-    config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=fixmatch",))
+    config = bare_config(overrides=TINY_OVERRIDES + ("semi.method=fixmatch",))
     with pytest.raises(DatasetLayoutError, match=rf"1 unlabelled clips sound like .*{copied.name} is an exact copy"):
         prepare_training_data(train, config, held_out=[test], unlabelled=prepare_unlabelled(folder), progress=False)
 

@@ -160,13 +160,13 @@ def test_unusable_files_and_settings_are_one_clear_line(trained_run, exported, t
 
 
 def test_a_baseline_does_not_export(synthetic_manifest, tmp_path):
-    from envsound.config import resolve_config
+    from envsound.config.files import bare_config
     from envsound.inference.onnx_export import export_onnx
     from envsound.recipes.context import RunContext
     from envsound.recipes.train import train_model
 
     features_only = tuple(o for o in TINY_OVERRIDES if not o.startswith("model."))  # a baseline takes no filters
-    config = resolve_config(overrides=features_only + ("model.name=knn",))
+    config = bare_config(overrides=features_only + ("model.name=knn",))
     result = train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path,
                          context=RunContext(progress=False))
     with pytest.raises(ConfigError, match="scikit-learn baseline"):
@@ -187,7 +187,7 @@ ARCHITECTURES = {  # every input path of the graph: deltas (and clips shorter th
 def test_every_input_path_exports_faithfully(name, tmp_path):
     import torch
 
-    from envsound.config import resolve_config
+    from envsound.config.files import bare_config
     from envsound.inference.onnx_export import export_onnx
     from envsound.inference.predictor import Predictor
     from envsound.models.checkpoint import Checkpoint, save_checkpoint
@@ -195,7 +195,7 @@ def test_every_input_path_exports_faithfully(name, tmp_path):
     from envsound.task import Task
 
     overrides, multi_label = ARCHITECTURES[name]
-    config = resolve_config(overrides=TINY_OVERRIDES + overrides)
+    config = bare_config(overrides=TINY_OVERRIDES + overrides)
     torch.manual_seed(0)
     network = build_network(config, 4)
     checkpoint = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import TINY_OVERRIDES
 
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.errors import CheckpointError
 from envsound.models.checkpoint import FORMAT_VERSION, Checkpoint, load_checkpoint, save_checkpoint
 from envsound.models.clip import ClipModel, build_network
@@ -13,7 +13,7 @@ from envsound.models.registry import model_preset
 
 
 def test_checkpoint_round_trip_describes_itself(tmp_path):
-    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32"])
+    config = bare_config(overrides=["model.filters=8", "features.n_mels=32"])
     net = build_network(config, 3)
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b", "c"],
                                                            state_dict=net.state_dict(), meta={"dataset": "x"}))
@@ -43,8 +43,8 @@ def test_not_a_checkpoint(tmp_path):
 
 
 def test_weights_that_do_not_fit_are_refused(tmp_path):
-    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32"])
-    other = resolve_config(overrides=["model.filters=16", "features.n_mels=32"])
+    config = bare_config(overrides=["model.filters=8", "features.n_mels=32"])
+    other = bare_config(overrides=["model.filters=16", "features.n_mels=32"])
     state = build_network(other, 3).state_dict()
     save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b", "c"], state_dict=state))
     with pytest.raises(CheckpointError, match="do not fit"):
@@ -54,7 +54,7 @@ def test_weights_that_do_not_fit_are_refused(tmp_path):
 def test_a_format_1_checkpoint_still_loads_and_predicts(tmp_path):
     """Version 1 (before the runtime settings): no train.accelerator/devices/num_nodes/strategy keys, precision
     'bf16-mixed' and channels_last a YAML bool in train, as the default wrote them."""
-    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32"])
+    config = bare_config(overrides=["model.filters=8", "features.n_mels=32"])
     net = build_network(config, 2)
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=net.state_dict()))
@@ -73,7 +73,7 @@ def test_a_format_1_checkpoint_still_loads_and_predicts(tmp_path):
 
 def test_a_format_2_checkpoint_with_the_old_freezing_keys_loads(tmp_path):
     """Version 2 (before the transfer section): train.freeze_encoder_epochs and train.encoder_lr_scale."""
-    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32"])
+    config = bare_config(overrides=["model.filters=8", "features.n_mels=32"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=build_network(config, 2).state_dict()))
     payload = torch.load(path, weights_only=True)
@@ -89,7 +89,7 @@ def test_a_format_2_checkpoint_with_the_old_freezing_keys_loads(tmp_path):
 
 def test_a_format_4_checkpoint_without_the_window_and_schedule_keys_loads(tmp_path):
     """Version 4 (before features.eval_crops, train.windows, train.lr_milestones, train.lr_gamma)."""
-    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32"])
+    config = bare_config(overrides=["model.filters=8", "features.n_mels=32"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=build_network(config, 2).state_dict()))
     payload = torch.load(path, weights_only=True)
@@ -107,7 +107,7 @@ def test_a_format_4_checkpoint_without_the_window_and_schedule_keys_loads(tmp_pa
 def test_a_format_5_checkpoint_keeps_the_semi_behaviour_it_was_trained_with(tmp_path):
     """Version 5 (before semi.labelled_mixup, distribution_alignment and MixMatch's keys): FixMatch mixed the
     labelled windows and did not align its guesses."""
-    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32", "semi.method=fixmatch"])
+    config = bare_config(overrides=["model.filters=8", "features.n_mels=32", "semi.method=fixmatch"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=build_network(config, 2).state_dict()))
     payload = _flat_semi(torch.load(path, weights_only=True))
@@ -126,8 +126,8 @@ def test_a_format_5_checkpoint_keeps_the_semi_behaviour_it_was_trained_with(tmp_
 
 def test_a_format_6_checkpoint_keeps_its_ramp_up_as_a_share_of_the_run(tmp_path):
     """Version 6 ramped mean teacher's and MixMatch's weight over semi.rampup_epochs epochs."""
-    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32", "semi.method=mixmatch",
-                                       "train.max_epochs=500"])
+    config = bare_config(overrides=["model.filters=8", "features.n_mels=32", "semi.method=mixmatch",
+                                    "train.max_epochs=500"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
     payload = _flat_semi(torch.load(path, weights_only=True))
     payload["format_version"] = 6
@@ -146,8 +146,8 @@ def _flat_semi(payload: dict) -> dict:
 
 
 def test_a_format_15_checkpoint_loads_its_flat_semi_keys_into_their_sub_sections(tmp_path):
-    config = resolve_config(overrides=["model.filters=8", "semi.method=self_training", "semi.fixmatch.threshold=0.8",
-                                       "semi.mixmatch.views=3", "semi.self_training.rounds=0.5,1"])
+    config = bare_config(overrides=["model.filters=8", "semi.method=self_training", "semi.fixmatch.threshold=0.8",
+                                    "semi.mixmatch.views=3", "semi.self_training.rounds=0.5,1"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
     payload = _flat_semi(torch.load(path, weights_only=True))
     payload["format_version"] = 15
@@ -158,8 +158,8 @@ def test_a_format_15_checkpoint_loads_its_flat_semi_keys_into_their_sub_sections
 
 def test_a_format_7_checkpoint_keeps_the_fixed_threshold(tmp_path):
     """Version 7 had no semi.threshold_mode: FixMatch's threshold was semi.threshold."""
-    config = resolve_config(overrides=["model.filters=8", "semi.method=fixmatch",
-                                       "semi.fixmatch.threshold_mode=adaptive"])
+    config = bare_config(overrides=["model.filters=8", "semi.method=fixmatch",
+                                    "semi.fixmatch.threshold_mode=adaptive"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
     assert load_checkpoint(path).config.semi.fixmatch.threshold_mode == "adaptive"
     payload = _flat_semi(torch.load(path, weights_only=True))
@@ -172,7 +172,7 @@ def test_a_format_7_checkpoint_keeps_the_fixed_threshold(tmp_path):
 def test_a_format_8_checkpoint_keeps_its_epochs(tmp_path):
     """Version 8 had no train.min_steps: a run on a labelled share trained train.max_epochs epochs, however few steps
     they made; a retrained copy of its config does the same."""
-    config = resolve_config(overrides=["model.filters=8", "semi.method=fixmatch", "train.label_fraction=0.1"])
+    config = bare_config(overrides=["model.filters=8", "semi.method=fixmatch", "train.label_fraction=0.1"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
     assert load_checkpoint(path).config.train.min_steps is None
     payload = torch.load(path, weights_only=True)
@@ -184,7 +184,7 @@ def test_a_format_8_checkpoint_keeps_its_epochs(tmp_path):
 
 def test_a_format_9_checkpoint_without_self_training_rounds_loads(tmp_path):
     """Version 9 had no semi.rounds (self_training did not exist): such a file loads with the default."""
-    config = resolve_config(overrides=["model.filters=8", "semi.method=fixmatch", "train.label_fraction=0.1"])
+    config = bare_config(overrides=["model.filters=8", "semi.method=fixmatch", "train.label_fraction=0.1"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
     payload = _flat_semi(torch.load(path, weights_only=True))
     payload["format_version"] = 9
@@ -196,7 +196,7 @@ def test_a_format_9_checkpoint_without_self_training_rounds_loads(tmp_path):
 
 def test_a_format_10_self_training_checkpoint_loads_with_full_rounds(tmp_path):
     """Version 10 had no semi.round_budget: every round took the run's whole step budget."""
-    config = resolve_config(overrides=["model.filters=8", "semi.method=self_training", "train.label_fraction=0.1"])
+    config = bare_config(overrides=["model.filters=8", "semi.method=self_training", "train.label_fraction=0.1"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
     payload = _flat_semi(torch.load(path, weights_only=True))
     payload["format_version"] = 10
@@ -207,7 +207,7 @@ def test_a_format_10_self_training_checkpoint_loads_with_full_rounds(tmp_path):
 
 def test_a_format_11_checkpoint_loads_with_its_clip_edges_as_read(tmp_path):
     """Version 11 had no features.trim_zeros or edge_pad: its clips were neither trimmed nor padded."""
-    config = resolve_config(overrides=["model.filters=8"])
+    config = bare_config(overrides=["model.filters=8"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
     payload = torch.load(path, weights_only=True)
     payload["format_version"] = 11
@@ -220,8 +220,8 @@ def test_a_format_11_checkpoint_loads_with_its_clip_edges_as_read(tmp_path):
 def test_a_format_12_checkpoint_loads_its_runtime_and_mixing_from_train_and_the_rms_gain(tmp_path):
     """Version 12 kept the runtime and the on-the-fly augmentation in train, and had no bc_gain: between-class
     mixing weighed plain RMS, where the default is now A-weighted."""
-    config = resolve_config(preset=model_preset("envnet2"), model="envnet2",
-                            overrides=["augment.between_class=true", "runtime.precision=32", "augment.time_roll=false"])
+    config = bare_config(preset=model_preset("envnet2"), model="envnet2",
+                         overrides=["augment.between_class=true", "runtime.precision=32", "augment.time_roll=false"])
     assert config.augment.bc_gain == "a_weighting"
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"], state_dict={}))
     payload = torch.load(path, weights_only=True)
@@ -239,7 +239,7 @@ def test_a_format_12_checkpoint_loads_its_runtime_and_mixing_from_train_and_the_
 
 
 def test_a_newer_format_says_to_upgrade(tmp_path):
-    config = resolve_config(overrides=["model.filters=8"])
+    config = bare_config(overrides=["model.filters=8"])
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a"], state_dict={}))
     payload = torch.load(path, weights_only=True)
     payload["format_version"] = 99
@@ -254,7 +254,7 @@ def test_a_trained_checkpoint_records_the_runtime_it_chose(tmp_path, synthetic_m
     from envsound.recipes.context import RunContext
     from envsound.recipes.train import train_model
 
-    config = resolve_config(overrides=TINY_OVERRIDES + ("train.max_epochs=1",))
+    config = bare_config(overrides=TINY_OVERRIDES + ("train.max_epochs=1",))
     assert config.runtime.precision == "auto"
     run = train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path / "run",
                       context=RunContext(progress=False))
@@ -264,7 +264,7 @@ def test_a_trained_checkpoint_records_the_runtime_it_chose(tmp_path, synthetic_m
     first_line = (run.checkpoint.parent / "config.yaml").read_text().splitlines()[0]
     assert first_line.startswith(f"# runtime chosen: {runtime['accelerator']} (1 device), "
                                  f"precision {runtime['precision']}")
-    assert resolve_config(config_file=run.checkpoint.parent / "config.yaml").runtime.precision == "auto"
+    assert bare_config(config_file=run.checkpoint.parent / "config.yaml").runtime.precision == "auto"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -279,7 +279,7 @@ def test_predict_on_a_device_the_machine_lacks_is_one_clear_line(trained_run, tm
 
 def test_a_format_20_checkpoint_loads_without_training_prints(tmp_path):
     """Format 21 adds the training clips' robust fingerprints; a format 20 file (none) loads, its prints None."""
-    config = resolve_config(overrides=TINY_OVERRIDES)
+    config = bare_config(overrides=TINY_OVERRIDES)
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            trained_on=np.arange(3, dtype=np.int64),
                                                            trained_prints=np.ones((3, 65), np.uint32)))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 from envsound.evaluation.events import FrameTrack
 from envsound.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -115,7 +115,7 @@ def test_the_sed_preset_adds_a_frame_head_and_keeps_the_sources_width(tmp_path):
 
 
 def test_a_frame_head_refuses_a_single_label_task():
-    config = resolve_config(preset={"model": {"name": "efficientat", "options": {"width": 0.1, "frame_head": 4}}})
+    config = bare_config(preset={"model": {"name": "efficientat", "options": {"width": 0.1, "frame_head": 4}}})
     with pytest.raises(ConfigError, match="multi-label set"):
         fit_frame_head(None, config, [], np.zeros((0, 2)), labels=["a", "b"], task=Task())
 
@@ -169,11 +169,11 @@ def test_what_a_frame_head_trains_on_follows_events_train_on():
     events = [[SimpleNamespace(label="a", onset=0.0, offset=1.0)]]
     with_strong = ClipSet([np.zeros((1, 4, 4))], np.ones((1, 1)), strong=events)
     without = ClipSet([np.zeros((1, 4, 4))], np.ones((1, 1)))
-    assert frame_labels(resolve_config(), with_strong) is events  # auto: the strong labels where there are some
-    assert frame_labels(resolve_config(), without) is None
-    assert frame_labels(resolve_config(overrides=["events.train_on=clip"]), with_strong) is None
+    assert frame_labels(bare_config(), with_strong) is events  # auto: the strong labels where there are some
+    assert frame_labels(bare_config(), without) is None
+    assert frame_labels(bare_config(overrides=["events.train_on=clip"]), with_strong) is None
     with pytest.raises(ConfigError, match="this set has no strong labels"):
-        frame_labels(resolve_config(overrides=["events.train_on=strong"]), without)
+        frame_labels(bare_config(overrides=["events.train_on=strong"]), without)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -208,9 +208,9 @@ def test_live_listening_to_a_frame_model_decodes_its_frames_as_predict_does(sed_
 
 def test_a_format_18_frame_model_loads_with_the_head_it_was_trained_with(tmp_path):
     """Format 18 heads read the last layer only (no model.options.frame_skips then): they load as that."""
-    config = resolve_config(overrides=["model.name=efficientat", "features.frontend=efficientat",
-                                       "model.options.width=0.1", "model.options.frame_head=4",
-                                       "model.options.frame_skips=false"])
+    config = bare_config(overrides=["model.name=efficientat", "features.frontend=efficientat",
+                                    "model.options.width=0.1", "model.options.frame_head=4",
+                                    "model.options.frame_skips=false"])
     network = EfficientAT(n_classes=2, in_channels=1, n_mels=128, n_frames=100, width=0.1, frame_head=4,
                           frame_skips=False)
     assert network.frame_head.norm.normalized_shape == (network.pooled_dim,)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.errors import CheckpointError
 from envsound.models.autoencoder import autoencoder_checkpoint, build_autoencoder
 from envsound.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -42,7 +42,7 @@ def release_file(folder: Path, name: str = "mn01_as_mAP_298.pt") -> Path:
 
 
 def classifier_file(path: Path, *, model: str = "cnn") -> Path:
-    config = resolve_config(overrides=TINY)
+    config = bare_config(overrides=TINY)
     if model == "cnn":
         return save_checkpoint(path, Checkpoint(config=config, labels=["a", "b"],
                                                 state_dict=build_network(config, 2).state_dict()))
@@ -62,7 +62,7 @@ def onnx_file(path: Path) -> Path:
 def test_each_kind_of_model_file_is_recognised(tmp_path, monkeypatch):
     classifier = open_model_file(classifier_file(tmp_path / "model.ckpt"))
     assert classifier.kind == CLASSIFIER and classifier.checkpoint.labels == ["a", "b"]
-    config = resolve_config(overrides=TINY)
+    config = bare_config(overrides=TINY)
     save_checkpoint(tmp_path / "autoencoder.ckpt",
                     autoencoder_checkpoint(build_autoencoder(config, decoder="upsample"), config))
     assert open_model_file(tmp_path / "autoencoder.ckpt").kind == AUTOENCODER

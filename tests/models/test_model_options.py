@@ -6,7 +6,8 @@ import pytest
 import torch
 import yaml
 
-from envsound.config import Config, ModelConfig, resolve_config
+from envsound.config import Config, ModelConfig
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 from envsound.models.blocks import OptionSpec, resolve_options
 from envsound.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -85,17 +86,17 @@ def test_option_spec_alone():
 def test_config_options_from_yaml_and_set_round_trip(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"model": {"name": "crnn", "options": {"rnn": "lstm", "hidden": 32}}}))
-    config = resolve_config(config_file=path)
+    config = bare_config(config_file=path)
     assert config.model.options == {"rnn": "lstm", "hidden": 32}
     assert Config.from_dict(config.to_dict()) == config
     # --set replaces the whole mapping
-    config = resolve_config(config_file=path, overrides=["model.options={pool: mean}"])
+    config = bare_config(config_file=path, overrides=["model.options={pool: mean}"])
     assert config.model.options == {"pool": "mean"}
-    assert resolve_config(config_file=path, overrides=["model.options={}"]).model.options == {}
+    assert bare_config(config_file=path, overrides=["model.options={}"]).model.options == {}
     with pytest.raises(ConfigError, match="model.options"):
-        resolve_config(overrides=["model.options=32"])
+        bare_config(overrides=["model.options=32"])
     with pytest.raises(ConfigError, match="model.options.hidden"):
-        resolve_config(overrides=["model.options={hidden: [1, 2]}"])
+        bare_config(overrides=["model.options={hidden: [1, 2]}"])
 
 
 def test_set_option_one_key():
@@ -110,13 +111,13 @@ def test_set_option_one_key():
 
 
 def test_set_one_option_on_the_command_line():
-    config = resolve_config(overrides=["model.name=crnn", "model.options.hidden=32", "model.options.rnn=lstm"])
+    config = bare_config(overrides=["model.name=crnn", "model.options.hidden=32", "model.options.rnn=lstm"])
     assert config.model.options == {"hidden": 32, "rnn": "lstm"}
 
 
 def test_checkpoint_keeps_the_options_and_older_configs_load_without_them(tmp_path):
-    config = resolve_config(overrides=["model.name=crnn", "model.filters=4", "features.n_mels=32",
-                                       "model.options={rnn: lstm, hidden: 8}"])
+    config = bare_config(overrides=["model.name=crnn", "model.filters=4", "features.n_mels=32",
+                                    "model.options={rnn: lstm, hidden: 8}"])
     net = build_network(config, 2)
     path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
                                                            state_dict=net.state_dict()))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from envsound.config import ModelConfig, resolve_config
+from envsound.config import ModelConfig
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 from envsound.models.baselines import KNNBaseline, RandomForestBaseline
 from envsound.models.cnn import CNN
@@ -35,7 +36,7 @@ def test_presets_are_copies_and_resolve():
     preset["features"]["n_mels"] = 1
     assert model_preset("piczak")["features"]["n_mels"] == 60
     for name in model_names():
-        resolve_config(preset=model_preset(name), model=name)  # every preset is valid config
+        bare_config(preset=model_preset(name), model=name)  # every preset is valid config
 
 
 def test_build_model_passes_settings():

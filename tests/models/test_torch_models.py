@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from envsound.config import FeatureConfig, resolve_config
+from envsound.config import FeatureConfig
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 from envsound.models.cnn import CNN
 from envsound.models.dtu import DTUClassifier, DTUEncoder
@@ -28,7 +29,7 @@ CASES = [
 
 
 def _build(name: str, in_channels: int, n_mels: int, n_frames: int, n_classes: int = 7) -> torch.nn.Module:
-    cfg = resolve_config(model=name).model
+    cfg = bare_config(model=name).model
     return build_model(cfg, n_classes=n_classes, in_channels=in_channels, n_mels=n_mels, n_frames=n_frames)
 
 
@@ -107,7 +108,7 @@ def test_input_of_wrong_channels_or_mels_is_config_error():
 
 
 def test_piczak_matches_the_paper(capsys):
-    cfg = resolve_config(preset=model_preset("piczak"), model="piczak")
+    cfg = bare_config(preset=model_preset("piczak"), model="piczak")
     features = cfg.features
     assert features.n_mels == 60 and features.deltas and features.window_frames == 41
     assert features.eval_hop_frames == 20

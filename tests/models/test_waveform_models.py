@@ -8,7 +8,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from envsound.config import ModelConfig, resolve_config
+from envsound.config import ModelConfig
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 from envsound.evaluation.evaluate import evaluate_model
 from envsound.features.cache import FeatureCache
@@ -37,7 +38,7 @@ TRAIN = ("train.max_epochs=2", "train.patience=0", "train.batch_size=16", "train
 
 
 def tiny_config(name: str, *extra: str):
-    return resolve_config(preset=model_preset(name), model=name, overrides=TINY[name] + TRAIN + extra)
+    return bare_config(preset=model_preset(name), model=name, overrides=TINY[name] + TRAIN + extra)
 
 
 def build(name: str, n_samples: int, filters: int | None = None, n_classes: int = 7):
@@ -50,12 +51,12 @@ def test_registry_lists_the_waveform_models_with_waveform_presets():
     for name in WAVEFORM:
         assert name in names
         assert feature_kind(name) == "waveform"
-        config = resolve_config(preset=model_preset(name), model=name)
+        config = bare_config(preset=model_preset(name), model=name)
         assert config.features.kind == "waveform"
         assert input_shape(config.features) == (1, 1, config.features.window_samples)
     assert [feature_kind(n) for n in ("cnn", "piczak", "dtu", "knn", "random_forest")] == ["logmel"] * 5
-    assert resolve_config(preset=model_preset("aclnet"), model="aclnet").features.window_samples == 20480
-    assert resolve_config(preset=model_preset("envnet2"), model="envnet2").features.window_samples == 33325
+    assert bare_config(preset=model_preset("aclnet"), model="aclnet").features.window_samples == 20480
+    assert bare_config(preset=model_preset("envnet2"), model="envnet2").features.window_samples == 33325
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -161,7 +162,7 @@ def test_bf16_channels_last_training_step(name, n_samples):
 def test_kind_mismatch_is_a_config_error(tmp_path, synthetic_manifest):
     with pytest.raises(ConfigError, match="'aclnet' takes features.kind=waveform.*features.kind=logmel"):
         build_network(tiny_config("aclnet", "features.kind=logmel"), 10)
-    mel_with_waveform = resolve_config(overrides=("model.name=cnn", "features.kind=waveform"))
+    mel_with_waveform = bare_config(overrides=("model.name=cnn", "features.kind=waveform"))
     with pytest.raises(ConfigError, match="'cnn' takes features.kind=logmel"):
         build_network(mel_with_waveform, 10)
     with pytest.raises(ConfigError, match="'knn' takes features.kind=logmel"):

@@ -53,13 +53,13 @@ def test_options_and_bad_values():
 
 def test_wrn28_trains_and_exports(tmp_path, synthetic_manifest):
     from conftest import TINY_OVERRIDES
-    from envsound.config import resolve_config
+    from envsound.config.files import bare_config
     from envsound.inference.onnx_export import export_onnx, parity_check
     from envsound.recipes.context import RunContext
     from envsound.recipes.train import train_model
 
-    config = resolve_config(overrides=TINY_OVERRIDES + ("model.name=wrn28", "model.filters=4",
-                                                        "model.options.depth=10", "train.max_epochs=2"))
+    config = bare_config(overrides=TINY_OVERRIDES + ("model.name=wrn28", "model.filters=4",
+                                                     "model.options.depth=10", "train.max_epochs=2"))
     result = train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path,
                          context=RunContext(progress=False))
     assert parity_check(result.checkpoint, export_onnx(result.checkpoint, tmp_path / "m.onnx")) < 1e-3

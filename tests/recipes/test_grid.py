@@ -5,7 +5,8 @@ import json
 import pytest
 
 from conftest import TINY_OVERRIDES
-from envsound.config import BATCH_AUGMENT_KEYS, resolve_config
+from envsound.config import BATCH_AUGMENT_KEYS
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.features.cache import FeatureCache
 from envsound.recipes.context import RunContext
@@ -34,7 +35,7 @@ def test_two_keys_make_rows_and_columns():
 
 
 def test_grid_runs_each_point_once_and_resumes(tmp_path, synthetic_manifest):
-    config = resolve_config(overrides=BASE)
+    config = bare_config(overrides=BASE)
     axes = [("model.filters", ["2", "4"]), ("train.batch_size", ["16"])]
     cache = FeatureCache(tmp_path / "cache")
     result = grid_search(synthetic_manifest, config, axes, folds=[1, 2], out_dir=tmp_path / "g",
@@ -62,7 +63,7 @@ def test_grid_runs_each_point_once_and_resumes(tmp_path, synthetic_manifest):
                         context=RunContext(cache=cache, progress=False))
     assert older.n_run == 0  # the same settings under their old names: reused
 
-    other = resolve_config(overrides=BASE + ("train.lr=0.01",))
+    other = bare_config(overrides=BASE + ("train.lr=0.01",))
     with pytest.raises(EnvsoundError, match="other settings"):
         grid_search(synthetic_manifest, other, axes, folds=[1, 2], out_dir=tmp_path / "g",
                     context=RunContext(progress=False))

@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from conftest import TINY_OVERRIDES
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.data.unlabelled import prepare_unlabelled
 from envsound.errors import AudioLoadError, CheckpointError, ConfigError
 from envsound.features.cache import FeatureCache
@@ -26,7 +26,7 @@ PRETRAIN = TINY_OVERRIDES + ("model.name=dtu", "model.filters=4", "train.max_epo
 
 
 def _config(*extra):
-    return resolve_config(overrides=PRETRAIN + extra)
+    return bare_config(overrides=PRETRAIN + extra)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import pytest
 
 from envsound.cli.main import build_parser
 from envsound.cli.options import build_config
-from envsound.config import Config, resolve_config
+from envsound.config import Config
+from envsound.config.files import bare_config
 from envsound.config.flags import FLAGS
 from envsound.errors import ConfigError
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
@@ -16,7 +17,7 @@ from envsound.recipes.config import resolve
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """A small cnn checkpoint (8 filters, 32 mel bands) to start from."""
-    config = resolve_config(overrides=["model.filters=8", "features.n_mels=32"])
+    config = bare_config(overrides=["model.filters=8", "features.n_mels=32"])
     net = build_model(config.model, n_classes=2, in_channels=1, n_mels=32, n_frames=40)
     path = tmp_path_factory.mktemp("source") / "model.ckpt"
     return save_checkpoint(path, Checkpoint(config=config, labels=["a", "b"], state_dict=net.state_dict()))
@@ -25,7 +26,7 @@ def source(tmp_path_factory):
 def test_each_layer_goes_over_the_last(tmp_path, source):
     # the model's own preset, an init's features and model, the named preset, a config file, --model, overrides
     assert resolve(model="piczak").features.n_mels == 60  # piczak's own preset
-    assert resolve_config(model="piczak").features.n_mels == 128  # the bare layering knows no model preset
+    assert bare_config(model="piczak").features.n_mels == 128  # the bare layering knows no model preset
     dtu = resolve(preset="dtu2018")
     assert (dtu.model.name, dtu.features.n_mels) == ("dtu", 28)
     assert resolve(preset="dtu2018", overrides=["features.n_mels=40"]).features.n_mels == 40

@@ -10,7 +10,7 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from conftest import TINY_OVERRIDES
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
@@ -56,7 +56,7 @@ def test_clip_sets_join_with_their_copies():
 
 
 def test_rounds_train_on_the_labelled_and_the_surest_pool_clips_and_resume(tmp_path, synthetic_manifest, monkeypatch):
-    config = resolve_config(overrides=SELF)
+    config = bare_config(overrides=SELF)
     run = tmp_path / "run"
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=run,
                          context=RunContext(progress=False))
@@ -91,7 +91,7 @@ def test_rounds_train_on_the_labelled_and_the_surest_pool_clips_and_resume(tmp_p
 
 @pytest.mark.parametrize("method", ["self_training", "fixmatch"])
 def test_pool_clips_get_offline_copies_for_self_training_only(tmp_path, synthetic_manifest, method):
-    config = resolve_config(overrides=SELF + ("augment.copies=1", f"semi.method={method}"))
+    config = bare_config(overrides=SELF + ("augment.copies=1", f"semi.method={method}"))
     data = prepare_training_data(synthetic_manifest.select_folds([1, 2]), config, progress=False,
                                  cache=FeatureCache(tmp_path / "cache"))
     assert len(data.unlabelled) == len(data.unlabelled_features) == 20
@@ -103,24 +103,24 @@ def test_pool_clips_get_offline_copies_for_self_training_only(tmp_path, syntheti
                                       "semi.self_training.rounds=0,1", "semi.rounds=1.5"])  # the old key, too
 def test_what_self_training_refuses(tmp_path, synthetic_manifest, override):
     with pytest.raises(ConfigError, match="self_training|semi.self_training.rounds"):
-        config = resolve_config(overrides=SELF + (override,))
+        config = bare_config(overrides=SELF + (override,))
         train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                     context=RunContext(progress=False))
 
 
 def test_a_round_trains_for_the_run_budget_or_its_share():
-    full = resolve_config(overrides=("semi.method=self_training", "train.label_fraction=0.1"))
+    full = bare_config(overrides=("semi.method=self_training", "train.label_fraction=0.1"))
     assert round_config(full, rounds=5).train == full.train and round_config(full).semi.method == "none"
     later = round_config(full, rounds=5, steps=1504)  # a round after the first: round 0's steps, in as many epochs
     assert (later.train.min_steps, later.train.max_epochs) == (1504, 1)
-    split = round_config(resolve_config(overrides=("semi.method=self_training", "train.label_fraction=0.1",
-                                                   "semi.self_training.round_budget=split")), rounds=5)
+    split = round_config(bare_config(overrides=("semi.method=self_training", "train.label_fraction=0.1",
+                                                "semi.self_training.round_budget=split")), rounds=5)
     assert (split.train.min_steps, split.train.max_epochs) == (300, 1)  # the 1,500 default steps over 5 rounds
 
 
 def test_later_rounds_make_round_0s_steps_on_more_clips(tmp_path, synthetic_manifest):
     # round 0: 6 epochs of 20 // 4 = 30 steps, above train.min_steps; a later round makes those 30 in whole epochs
-    config = resolve_config(overrides=SELF + ("train.max_epochs=6", "train.min_steps=10"))
+    config = bare_config(overrides=SELF + ("train.max_epochs=6", "train.min_steps=10"))
     dataset = synthetic_manifest.select_folds([1, 2])
     result = train_model(dataset, config, out_dir=tmp_path, context=RunContext(progress=False))
     rounds = load_checkpoint(result.checkpoint).meta["self_training"]
@@ -146,7 +146,7 @@ def test_later_rounds_make_round_0s_steps_on_more_clips(tmp_path, synthetic_mani
 
 
 def test_split_rounds_share_the_run_steps(tmp_path, synthetic_manifest):
-    config = resolve_config(overrides=SELF + ("semi.self_training.round_budget=split", "train.min_steps=30"))
+    config = bare_config(overrides=SELF + ("semi.self_training.round_budget=split", "train.min_steps=30"))
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                          context=RunContext(progress=False))
     rounds = load_checkpoint(result.checkpoint).meta["self_training"]
@@ -157,7 +157,7 @@ def test_split_rounds_share_the_run_steps(tmp_path, synthetic_manifest):
 
 
 def test_split_rounds_need_a_step_budget(tmp_path, synthetic_manifest):
-    config = resolve_config(overrides=SELF + ("semi.self_training.round_budget=split", "train.min_steps=0"))
+    config = bare_config(overrides=SELF + ("semi.self_training.round_budget=split", "train.min_steps=0"))
     with pytest.raises(ConfigError, match="round_budget=split.*train.min_steps"):
         train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                     context=RunContext(progress=False))
@@ -174,7 +174,7 @@ def test_a_later_round_starts_fresh_or_from_the_previous_rounds_weights(tmp_path
         return real_fit(*args, init=init, **kwargs)
 
     monkeypatch.setattr(fit_module, "fit_network", watched_fit)
-    config = resolve_config(overrides=SELF + (f"semi.self_training.round_init={round_init}",))
+    config = bare_config(overrides=SELF + (f"semi.self_training.round_init={round_init}",))
     train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, context=RunContext(progress=False))
     assert len(starts) == 3 and starts[0] is None
     if round_init == "scratch":
@@ -197,7 +197,7 @@ def test_pseudo_labelled_clips_train_as_noisy_ones(tmp_path, synthetic_manifest,
 
     monkeypatch.setattr(fit_module, "fit_network", watched_fit)
     # noisy_share: round 0 has no pseudo-labels to draw half its windows from, and trains as a supervised run
-    config = resolve_config(overrides=SELF + ("noisy.noisy_loss=lq", "noisy.noisy_share=0.5"))
+    config = bare_config(overrides=SELF + ("noisy.noisy_loss=lq", "noisy.noisy_share=0.5"))
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                          context=RunContext(progress=False))
     rounds = load_checkpoint(result.checkpoint).meta["self_training"]

@@ -157,9 +157,10 @@ def test_same_seed_same_weights(tmp_path, synthetic_manifest, tiny_config):
 
 
 def test_the_piczak2015_preset_trains_on_every_segment(tmp_path, synthetic_manifest):
-    from envsound.config import load_preset, resolve_config
+    from envsound.config import load_preset
+    from envsound.config.files import bare_config
 
-    config = resolve_config(preset=load_preset("piczak2015"), overrides=(
+    config = bare_config(preset=load_preset("piczak2015"), overrides=(
         "train.max_epochs=2", "augment.copies=0", "train.batch_size=50", "model.filters=8"))  # small and quick
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                          context=RunContext(cache=FeatureCache(tmp_path / "cache"), progress=False))
@@ -170,11 +171,12 @@ def test_the_piczak2015_preset_trains_on_every_segment(tmp_path, synthetic_manif
 def test_the_envnet2_bc2018_preset_trains_and_predicts_on_trimmed_padded_clips(tmp_path, synthetic_manifest):
     """The preset end to end, small: between-class batches of padded crops; the checkpoint keeps the edges, so
     evaluation and predict score the same trimmed and padded clip with 10 crops."""
-    from envsound.config import load_preset, resolve_config
+    from envsound.config import load_preset
+    from envsound.config.files import bare_config
     from envsound.evaluation.evaluate import evaluate_model
     from envsound.inference.predictor import Predictor
 
-    config = resolve_config(preset=load_preset("envnet2-bc2018"), overrides=(
+    config = bare_config(preset=load_preset("envnet2-bc2018"), overrides=(
         "train.max_epochs=1", "train.lr_milestones=1", "model.filters=10", "features.sample_rate=16000",
         "features.window_seconds=1.5"))  # small and quick
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,

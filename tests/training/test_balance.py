@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.training.loop.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.loop.module import ClassifierModule
 
@@ -52,7 +52,7 @@ def test_weights_keep_the_loss_scale_and_equalise_sampling():
 
 
 def test_module_loss_uses_the_class_weights():
-    config = resolve_config(overrides=TINY_OVERRIDES)
+    config = bare_config(overrides=TINY_OVERRIDES)
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     targets = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     plain = ClassifierModule.from_config(config, 2).loss(logits, targets)

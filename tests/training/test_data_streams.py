@@ -52,11 +52,11 @@ def test_ranks_draw_different_windows_even_inside_loader_workers():
 def test_an_epoch_of_every_window_visits_each_evaluation_window_once():
     from envsound.features.windows import eval_starts
     from envsound.training.loop.data import ClipDataModule, EveryWindowDataset
-    from envsound.config import resolve_config
+    from envsound.config.files import bare_config
 
-    config = resolve_config(overrides=["features.kind=waveform", "features.sample_rate=8000",
-                                       "features.window_seconds=0.01", "features.eval_hop_seconds=0.005",
-                                       "model.name=aclnet", "train.windows=all", "train.batch_size=7"])
+    config = bare_config(overrides=["features.kind=waveform", "features.sample_rate=8000",
+                                    "features.window_seconds=0.01", "features.eval_hop_seconds=0.005",
+                                    "model.name=aclnet", "train.windows=all", "train.batch_size=7"])
     lengths = [400, 250, 60]  # the last clip is shorter than a window: one padded window
     clips = [np.arange(n, dtype=np.float32)[None, :] for n in lengths]
     targets = np.eye(3, dtype=np.float32)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from envsound.config import Config, resolve_config
+from envsound.config import Config
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 from envsound.task import Task
 from envsound.training.loop.clips import ClipSet, FitData
@@ -76,7 +77,7 @@ def test_origin_loss_blends_by_noisiness():
 
 
 def test_noisy_share_sets_how_often_noisy_clips_are_drawn():
-    config = resolve_config(overrides=["noisy.noisy_share=0.25", "noisy.epoch_clips=400"])
+    config = bare_config(overrides=["noisy.noisy_share=0.25", "noisy.epoch_clips=400"])
     noisiness = np.array([0.0] * 10 + [1.0] * 90, dtype=np.float32)  # 90 % of the clips are noisy
     weights, epoch = origin_sampling(config, None, noisiness)
     assert epoch == 400 and weights[noisiness > 0].sum() == pytest.approx(0.25)
@@ -86,12 +87,12 @@ def test_noisy_share_sets_how_often_noisy_clips_are_drawn():
     assert weights[11] / weights[10] == pytest.approx(balanced[11] / balanced[10])
     with pytest.raises(ConfigError, match="all of one origin"):
         origin_sampling(config, None, np.zeros(5, dtype=np.float32))
-    assert origin_sampling(resolve_config(), None, noisiness) == (None, 0)
+    assert origin_sampling(bare_config(), None, noisiness) == (None, 0)
 
 
 def test_noisy_clips_reach_the_loss_with_their_noisiness_and_the_epoch_size_is_set():
-    config = resolve_config(overrides=["noisy.noisy_share=0.5", "noisy.epoch_clips=64", "train.batch_size=16",
-                                       "features.window_seconds=0.5"])
+    config = bare_config(overrides=["noisy.noisy_share=0.5", "noisy.epoch_clips=64", "train.batch_size=16",
+                                    "features.window_seconds=0.5"])
     feats = [np.zeros((1, config.features.n_mels, 200), dtype=np.float32) for _ in range(20)]
     targets = np.eye(4, dtype=np.float32)[np.arange(20) % 4]
     noisiness = (np.arange(20) >= 15).astype(np.float32)  # 5 noisy clips of 20
@@ -109,12 +110,12 @@ def test_the_module_loss_needs_an_origin_only_where_the_origins_losses_differ():
 
     logits, _, single = batch(2)
     noisiness = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0, 0.0])
-    smoothed = resolve_config(overrides=("model.filters=4", "train.label_smoothing=0.1"))
+    smoothed = bare_config(overrides=("model.filters=4", "train.label_smoothing=0.1"))
     # one loss for both origins: the task's, label smoothing included, whatever the clips' origins
     expected = SINGLE.loss(logits, single, label_smoothing=0.1)
     assert float(ClassifierModule.from_config(smoothed, 4).loss(
         logits, single, noisiness)) == pytest.approx(float(expected))
-    robust = resolve_config(overrides=("model.filters=4", "noisy.noisy_loss=lq"))
+    robust = bare_config(overrides=("model.filters=4", "noisy.noisy_loss=lq"))
     blended = origin_loss(logits, single, noisiness, task=SINGLE, config=robust.noisy)
     robust_loss = ClassifierModule.from_config(robust, 4).loss(logits, single, noisiness)
     assert float(robust_loss) == pytest.approx(float(blended))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.data.esc50 import prepare_esc50
 from envsound.data.records import Manifest
 from envsound.data.splits import check_augmentation_leakage, cv_splits
@@ -57,7 +57,7 @@ def takes_manifest(tmp_path_factory) -> Manifest:
 
 
 def config_with(*extra: str):
-    return resolve_config(overrides=TINY_OVERRIDES + ("train.val_fraction=0.25",) + AUGMENT + extra)
+    return bare_config(overrides=TINY_OVERRIDES + ("train.val_fraction=0.25",) + AUGMENT + extra)
 
 
 def assert_no_leak(data, test: Manifest) -> None:

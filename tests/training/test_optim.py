@@ -24,10 +24,10 @@ def test_one_cycle_schedule_builds_and_steps_for_any_number_of_steps(total_steps
 
 
 def test_step_schedule_multiplies_the_rate_after_each_milestone_epoch():
-    from envsound.config import resolve_config
+    from envsound.config.files import bare_config
 
-    train = resolve_config(overrides=["train.optimizer=sgd", "train.lr=0.1", "train.scheduler=step",
-                                      "train.lr_milestones=2,4", "train.lr_gamma=0.5"]).train
+    train = bare_config(overrides=["train.optimizer=sgd", "train.lr=0.1", "train.scheduler=step",
+                                   "train.lr_milestones=2,4", "train.lr_gamma=0.5"]).train
     setup = configure_optimization([torch.nn.Parameter(torch.zeros(2))], train, total_steps=100)
     optimizer, schedule = setup["optimizer"], setup["lr_scheduler"]
     assert schedule["interval"] == "epoch" and optimizer.defaults["nesterov"] and optimizer.defaults["momentum"] == 0.9
@@ -41,11 +41,11 @@ def test_step_schedule_multiplies_the_rate_after_each_milestone_epoch():
 
 @pytest.mark.parametrize("value", ["4,2", "0", "2,2"])
 def test_milestones_must_be_increasing_epochs(value):
-    from envsound.config import resolve_config
+    from envsound.config.files import bare_config
     from envsound.errors import ConfigError
 
     with pytest.raises(ConfigError, match="train.lr_milestones"):
-        resolve_config(overrides=[f"train.lr_milestones={value}"])
+        bare_config(overrides=[f"train.lr_milestones={value}"])
 
 
 def test_cosine_schedule_decays_from_the_rate_to_zero_without_warm_up():

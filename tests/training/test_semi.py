@@ -9,7 +9,7 @@ import torch
 
 from conftest import TINY_OVERRIDES
 from envsound.augment.strong import gain_and_noise, speed_and_pitch, strong_view
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.data.registry import load_dataset
 from envsound.errors import ConfigError
 from envsound.features.cache import FeatureCache
@@ -59,8 +59,8 @@ def test_speed_changes_only_the_time_axis_and_pitch_only_the_mel_axis():
 @pytest.mark.parametrize("method", ["fixmatch", "fixmatch+ema", "mixmatch", "remixmatch", "mean_teacher"])
 def test_semi_supervised_few_steps(tmp_path, synthetic_manifest, method):
     method, _, guesser = method.partition("+")
-    config = resolve_config(overrides=SEMI + (f"semi.method={method}", "train.label_fraction=0.5",
-                                              f"semi.fixmatch.guesser={'ema' if guesser else 'student'}"))
+    config = bare_config(overrides=SEMI + (f"semi.method={method}", "train.label_fraction=0.5",
+                                           f"semi.fixmatch.guesser={'ema' if guesser else 'student'}"))
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                          context=RunContext(progress=False))
     assert result.n_train + result.n_val == 20 and result.n_unlabelled == 20  # half of 40 clips left unlabelled
@@ -81,8 +81,8 @@ def test_semi_supervised_few_steps(tmp_path, synthetic_manifest, method):
 def test_semi_epoch_is_a_pass_over_the_labelled_clips_or_the_pool(tmp_path, synthetic_manifest, epoch,
                                                                    steps_per_epoch):
     # 10 labelled clips in batches of 4 (last one dropped): 2 steps; 30 unlabelled clips, mu = 1: 7 steps
-    config = resolve_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.25", "semi.mu=1",
-                                              "train.batch_size=4", "train.val_fraction=0", f"semi.epoch={epoch}"))
+    config = bare_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.25", "semi.mu=1",
+                                           "train.batch_size=4", "train.val_fraction=0", f"semi.epoch={epoch}"))
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                          context=RunContext(progress=False))
     assert (result.n_train, result.n_unlabelled) == (10, 30)
@@ -92,15 +92,15 @@ def test_semi_epoch_is_a_pass_over_the_labelled_clips_or_the_pool(tmp_path, synt
 
 def test_the_ramp_up_is_a_share_of_the_run_s_steps(tmp_path, synthetic_manifest):
     # 2 epochs of 2 steps; the ramp takes half the run: steps 0 and 1 ramp up, steps 2 and 3 have the full weight
-    config = resolve_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.25", "semi.mu=1",
-                                              "train.batch_size=4", "train.val_fraction=0", "semi.rampup=0.5"))
+    config = bare_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.25", "semi.mu=1",
+                                           "train.batch_size=4", "train.val_fraction=0", "semi.rampup=0.5"))
     train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path, context=RunContext(progress=False))
     weights = [float(r["unsup_weight"]) for r in _metrics(tmp_path) if r["unsup_weight"]]
     assert weights == pytest.approx([(np.exp(-5.0) + np.exp(-5.0 * 0.25)) / 2, 1.0])
 
 
 def test_semi_method_needs_unlabelled_clips(tmp_path, synthetic_manifest):
-    config = resolve_config(overrides=SEMI + ("semi.method=fixmatch",))
+    config = bare_config(overrides=SEMI + ("semi.method=fixmatch",))
     with pytest.raises(ConfigError, match="no unlabelled clips"):
         train_model(synthetic_manifest.select_folds([1]), config, out_dir=tmp_path, context=RunContext(progress=False))
 
@@ -108,7 +108,7 @@ def test_semi_method_needs_unlabelled_clips(tmp_path, synthetic_manifest):
 def test_cv_pool_leaves_out_each_test_fold(tmp_path):
     root = make_tiny_esc50(tmp_path / "esc")  # 10 classes x 4 folds x 2 clips; classes 0-4 are "esc10"
     esc10, esc50 = load_dataset("esc10", root), load_dataset("esc50", root)
-    config = resolve_config(overrides=SEMI + ("semi.method=fixmatch", "train.max_epochs=1", "train.val_fraction=0"))
+    config = bare_config(overrides=SEMI + ("semi.method=fixmatch", "train.max_epochs=1", "train.val_fraction=0"))
     summary = cross_validate(esc10, config, folds=[1, 2], out_dir=tmp_path / "cv",
                              context=RunContext(cache=FeatureCache(tmp_path / "cache"), progress=False),
                              unlabelled=esc50)
@@ -148,9 +148,9 @@ def test_fixmatch_pseudo_labels_each_class_of_a_multi_label_task():
 
 
 def test_a_mean_teacher_starts_from_an_init_checkpoint(tmp_path, synthetic_manifest):
-    source = train_model(synthetic_manifest.select_folds([3]), resolve_config(overrides=SEMI),
-                         out_dir=tmp_path / "source", context=RunContext(progress=False))
-    config = resolve_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.5"))
+    source = train_model(synthetic_manifest.select_folds([3]), bare_config(overrides=SEMI),
+                      out_dir=tmp_path / "source", context=RunContext(progress=False))
+    config = bare_config(overrides=SEMI + ("semi.method=mean_teacher", "train.label_fraction=0.5"))
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path / "t",
                          context=RunContext(progress=False),
                          init=source.checkpoint)
@@ -164,7 +164,7 @@ def test_a_semi_run_without_its_module_is_refused_before_anything_runs(tmp_path)
     from envsound.training.loop.clips import ClipSet, FitData
     from envsound.training.loop.fit import LoopRun, fit_network
 
-    config = resolve_config(overrides=[*TINY_OVERRIDES, "semi.method=fixmatch"])
+    config = bare_config(overrides=[*TINY_OVERRIDES, "semi.method=fixmatch"])
     with pytest.raises(ValueError, match="semi.method='fixmatch' needs its recipe's module_class"):
         fit_network(config, FitData(ClipSet([], np.zeros((0, 3), np.float32))), task=Task(), run=LoopRun(tmp_path))
     assert not any(tmp_path.iterdir())

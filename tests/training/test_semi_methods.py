@@ -7,7 +7,7 @@ import torch
 
 from conftest import TINY_OVERRIDES
 from envsound.augment.batch import mixup
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 from envsound.models.clip import window_shape
 from envsound.task import Task
@@ -22,12 +22,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\
 
 def _module(method: str, *extra: str) -> SemiModule:
     torch.manual_seed(0)
-    config = resolve_config(overrides=TINY_OVERRIDES + (f"semi.method={method}", "model.filters=4", *extra))
+    config = bare_config(overrides=TINY_OVERRIDES + (f"semi.method={method}", "model.filters=4", *extra))
     return SemiModule.from_config(config, N_CLASSES)
 
 
 def _batch(module: SemiModule, n_labelled: int = 4, n_unlabelled: int = 8):
-    shape = window_shape(resolve_config(overrides=TINY_OVERRIDES).features)  # every method's windows alike
+    shape = window_shape(bare_config(overrides=TINY_OVERRIDES).features)  # every method's windows alike
     x_l = torch.randn(n_labelled, *shape) * 10 - 40  # dB-like log-mels
     y_l = torch.eye(N_CLASSES)[torch.arange(n_labelled) % N_CLASSES]
     return (x_l, y_l), torch.randn(n_unlabelled, *shape) * 10 - 40
@@ -97,12 +97,12 @@ def test_fixmatch_with_the_adaptive_threshold_opens_the_mask_of_an_untrained_net
 
 
 def test_the_adaptive_threshold_is_single_label_only():
-    config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=fixmatch",
-                                                        "semi.fixmatch.threshold_mode=adaptive"))
+    config = bare_config(overrides=TINY_OVERRIDES + ("semi.method=fixmatch",
+                                                     "semi.fixmatch.threshold_mode=adaptive"))
     with pytest.raises(ConfigError, match="threshold_mode=adaptive is for single-label"):
         SemiModule.from_config(config, N_CLASSES, task=Task("multi_label"))
     with pytest.raises(ConfigError, match="semi.fixmatch.threshold_mode"):
-        resolve_config(overrides=TINY_OVERRIDES + ("semi.fixmatch.threshold_mode=freematch",))
+        bare_config(overrides=TINY_OVERRIDES + ("semi.fixmatch.threshold_mode=freematch",))
 
 
 def test_distribution_alignment_spreads_guesses_that_crowd_into_one_class():
@@ -142,7 +142,7 @@ def test_the_remixmatch_loss_is_cross_entropy_on_mixed_rows_plus_a_third_on_one_
     flat = float(torch.log(torch.tensor(float(N_CLASSES))))  # cross-entropy of a uniform prediction
     sup, unsup = remixmatch_loss(torch.zeros(3, N_CLASSES), targets, 1, torch.zeros(1, N_CLASSES), guess)
     assert float(sup) == pytest.approx(flat) and float(unsup) == pytest.approx(flat * (1 + PRE_MIXUP_SHARE))
-    assert PRE_MIXUP_SHARE * resolve_config(overrides=("semi.method=remixmatch",)).semi.unlabelled_weight == 0.5
+    assert PRE_MIXUP_SHARE * bare_config(overrides=("semi.method=remixmatch",)).semi.unlabelled_weight == 0.5
 
 
 @pytest.mark.parametrize(("method", "guess_rows"), [("fixmatch", 4 + 8 + 8), ("remixmatch", 4 + 8 + 8)])
@@ -170,14 +170,14 @@ def test_labelled_windows_are_not_mixed_unless_asked():
 @pytest.mark.parametrize("method", ["mixmatch", "remixmatch"])
 def test_mixmatch_is_single_label_and_lambda_u_follows_the_method(method):
     with pytest.raises(ConfigError, match="single-label"):
-        SemiModule.from_config(resolve_config(overrides=TINY_OVERRIDES + (f"semi.method={method}",)), 3,
-                               task=Task("multi_label"))
-    config = resolve_config(overrides=TINY_OVERRIDES + ("semi.method=mixmatch",))
+        SemiModule.from_config(bare_config(overrides=TINY_OVERRIDES + (f"semi.method={method}",)), 3,
+                            task=Task("multi_label"))
+    config = bare_config(overrides=TINY_OVERRIDES + ("semi.method=mixmatch",))
     assert config.semi.unlabelled_weight == 75.0
-    assert resolve_config(overrides=("semi.method=fixmatch",)).semi.unlabelled_weight == 1.0
-    assert resolve_config(overrides=("semi.method=mixmatch", "semi.lambda_u=2")).semi.unlabelled_weight == 2.0
+    assert bare_config(overrides=("semi.method=fixmatch",)).semi.unlabelled_weight == 1.0
+    assert bare_config(overrides=("semi.method=mixmatch", "semi.lambda_u=2")).semi.unlabelled_weight == 2.0
     with pytest.raises(ConfigError, match="semi.mixmatch.temperature"):
-        resolve_config(overrides=("semi.mixmatch.temperature=0",)).validate()
+        bare_config(overrides=("semi.mixmatch.temperature=0",)).validate()
 
 
 def test_fixmatch_with_an_ema_guesser_takes_the_teachers_pseudo_labels():
@@ -196,7 +196,7 @@ def test_fixmatch_with_an_ema_guesser_takes_the_teachers_pseudo_labels():
     assert sum(float(p.grad.abs().sum()) for p in module.model.parameters() if p.grad is not None) > 0
     for method in ("semi.method=mixmatch", "stages.pseudo_label=mean_teacher"):
         with pytest.raises(ConfigError, match="semi.fixmatch.guesser=ema is for fixmatch"):
-            resolve_config(overrides=(method, "semi.fixmatch.guesser=ema"))
+            bare_config(overrides=(method, "semi.fixmatch.guesser=ema"))
 
 
 def test_the_mean_teacher_is_a_warmed_up_average_of_the_student():

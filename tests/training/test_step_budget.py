@@ -9,7 +9,7 @@ from lightning.pytorch.trainer.connectors.data_connector import _get_distributed
 from torch.utils.data import DataLoader
 
 from conftest import TINY_OVERRIDES
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 from envsound.models.checkpoint import load_checkpoint
 from envsound.recipes.context import RunContext
@@ -32,7 +32,7 @@ def _epochs_logged(run_dir) -> int:
 def test_a_run_on_few_labels_lasts_train_min_steps(tmp_path, synthetic_manifest, method, epoch, epochs):
     # 10 labelled clips in batches of 4: 2 steps an epoch, so at least 5 steps take 3 epochs; a pass over the pool
     # (30 clips, 7 steps) already makes them
-    config = resolve_config(overrides=SEMI + (f"semi.method={method}", f"semi.epoch={epoch}", "train.min_steps=5"))
+    config = bare_config(overrides=SEMI + (f"semi.method={method}", f"semi.epoch={epoch}", "train.min_steps=5"))
     result = train_model(synthetic_manifest.select_folds([1, 2]), config, out_dir=tmp_path,
                          context=RunContext(progress=False))
     assert load_checkpoint(result.checkpoint).meta["epochs"] == epochs == _epochs_logged(tmp_path)
@@ -40,14 +40,14 @@ def test_a_run_on_few_labels_lasts_train_min_steps(tmp_path, synthetic_manifest,
 
 def test_min_steps_defaults_to_the_measured_budget_for_label_shares_semi_or_not():
     def least(*overrides):
-        return min_steps(resolve_config(overrides=overrides))
+        return min_steps(bare_config(overrides=overrides))
 
     assert least() == least("train.shots=2") == least("train.max_epochs=3") == least("semi.method=fixmatch") == 0
     assert least("train.label_fraction=0.1") == least("train.label_fraction=0.1", "semi.method=fixmatch") == 1500
     assert SMALL_LABEL_MIN_STEPS == 1500
     assert least("train.label_fraction=0.1", "train.min_steps=0") == 0 and least("train.min_steps=40") == 40
     with pytest.raises(ConfigError, match="train.min_steps"):
-        resolve_config(overrides=("train.min_steps=-1",))
+        bare_config(overrides=("train.min_steps=-1",))
 
 
 def _per_process_batches(loader: DataLoader, processes: int) -> int:
@@ -61,8 +61,8 @@ def _per_process_batches(loader: DataLoader, processes: int) -> int:
 @pytest.mark.parametrize("processes", [1, 2])
 @pytest.mark.parametrize(("n_labelled", "epoch"), [(24, "labelled"), (100, "labelled"), (24, "pool")])
 def test_steps_per_epoch_is_what_the_loaders_yield_on_one_process_and_under_ddp(processes, n_labelled, epoch):
-    config = resolve_config(overrides=("train.batch_size=8", "semi.method=fixmatch", "semi.mu=2",
-                                       f"semi.epoch={epoch}"))
+    config = bare_config(overrides=("train.batch_size=8", "semi.method=fixmatch", "semi.mu=2",
+                                    f"semi.epoch={epoch}"))
     clip = np.zeros((1, 8), dtype=np.float32)
     data = ClipDataModule(config, FitData(ClipSet([clip] * n_labelled,
                                                   np.eye(2, dtype=np.float32)[np.arange(n_labelled) % 2]),

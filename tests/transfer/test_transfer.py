@@ -9,7 +9,8 @@ import torch
 
 from conftest import TINY_OVERRIDES
 from envsound.cli.main import main
-from envsound.config import Config, resolve_config
+from envsound.config import Config
+from envsound.config.files import bare_config
 from envsound.errors import CheckpointError, ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
@@ -24,7 +25,7 @@ CNN = TINY_OVERRIDES + ("train.max_epochs=8", "train.lr=0.003")
 
 
 def _config(*extra):
-    return resolve_config(overrides=CNN + extra)
+    return bare_config(overrides=CNN + extra)
 
 
 @pytest.fixture(scope="module")
@@ -226,9 +227,9 @@ def test_cli_inherits_the_sources_settings_and_names_every_mismatch(tmp_path, so
 
 def test_a_waveform_source_for_log_mel_features_is_refused(tmp_path, source, target):
     aclnet = tmp_path / "aclnet"
-    config = resolve_config(model="aclnet", overrides=("features.kind=waveform", "features.sample_rate=16000",
-                                                       "model.filters=2", "train.max_epochs=1", "augment.copies=0",
-                                                       "features.window_seconds=0.5", "features.eval_hop_seconds=0.5"))
+    config = bare_config(model="aclnet", overrides=("features.kind=waveform", "features.sample_rate=16000",
+                                                    "model.filters=2", "train.max_epochs=1", "augment.copies=0",
+                                                    "features.window_seconds=0.5", "features.eval_hop_seconds=0.5"))
     wave = train_model(target.select_folds([1]), config, out_dir=aclnet, context=RunContext(progress=False))
     with pytest.raises(CheckpointError, match="model.name 'aclnet' in the checkpoint, 'cnn' here.*features.kind "
                                               "'waveform' in the checkpoint, 'logmel' here"):
@@ -282,11 +283,11 @@ def test_a_model_option_that_differs_from_the_sources_is_a_mismatch():
     # regression: model.options were not compared, so an option that keeps the tensor shapes (aclnet's LLF pool,
     # which sets the frame rate the weights learnt) loaded silently
     def aclnet(*options):
-        return resolve_config(model="aclnet", overrides=("features.kind=waveform", *options))
+        return bare_config(model="aclnet", overrides=("features.kind=waveform", *options))
 
     assert weight_mismatches(aclnet(), aclnet("model.options.llf_pool=40")) == []  # the default, spelt out
     assert weight_mismatches(aclnet("model.options.llf_pool=110"), aclnet()) == [
         "model.options.llf_pool 40 in the checkpoint, 110 here"]
-    crnn = resolve_config(model="crnn", overrides=("model.options.rnn=lstm", "model.options.hidden=32"))
-    assert weight_mismatches(crnn, resolve_config(model="crnn")) == [
+    crnn = bare_config(model="crnn", overrides=("model.options.rnn=lstm", "model.options.hidden=32"))
+    assert weight_mismatches(crnn, bare_config(model="crnn")) == [
         "model.options.rnn 'gru' in the checkpoint, 'lstm' here", "model.options.hidden 64 in the checkpoint, 32 here"]

@@ -8,12 +8,12 @@ resolved config is saved next to every run and inside every checkpoint, so a che
 
 What a run trains with is made in one place, :func:`envsound.recipes.config.resolve` (also ``envsound.resolve``):
 defaults -> the model's preset -> an ``init`` checkpoint's features and model -> a named preset -> a YAML file ->
-the model name -> ``--set`` overrides -> flags; :func:`resolve_config` below is the layering without the model's
-preset, for callers that hold every layer themselves.
+the model name -> ``--set`` overrides -> flags. The layering under it (``files.bare_config``: no model preset, no
+check of the model against its input) is not exported: a config made without ``resolve`` is not one the CLI would
+build. :meth:`Config.with_overrides` gives a copy of a config with ``--set`` overrides on top.
 """
 
-from envsound.config.files import (check_same_input, load_preset, load_yaml, preset_names, resolve_config,
-                                   write_config)
+from envsound.config.files import check_same_input, load_preset, load_yaml, preset_names, write_config
 from envsound.config.migrate import BATCH_AUGMENT_KEYS, RENAMED_KEYS, RUNTIME_KEYS
 from envsound.config.schema import Config, parse_override
 from envsound.config.sections import (ACCELERATORS, FRONTENDS, NOISY_LOSSES, OFFLINE_TRANSFORMS, PRECISIONS,
@@ -25,4 +25,4 @@ __all__ = ["ACCELERATORS", "BATCH_AUGMENT_KEYS", "FRONTENDS", "NOISY_LOSSES", "O
            "RENAMED_KEYS", "RUNTIME_KEYS", "SEMI_METHODS", "STAGE_SEMI", "SWITCHES", "TRANSFER_MODES", "WARMUP_SETS",
            "AugmentConfig", "Config", "EventsConfig", "FeatureConfig", "LeakageConfig", "ModelConfig", "NoisyConfig",
            "RuntimeConfig", "SemiConfig", "StagesConfig", "TrainConfig", "TransferConfig", "check_same_input",
-           "load_preset", "load_yaml", "parse_override", "preset_names", "resolve_config", "write_config"]
+           "load_preset", "load_yaml", "parse_override", "preset_names", "write_config"]

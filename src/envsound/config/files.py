@@ -1,5 +1,5 @@
-"""Configs on disk: YAML files, the shipped presets, the copy written beside every run, and the check that a resumed
-run keeps its input settings."""
+"""Configs on disk: YAML files, the shipped presets, the copy written beside every run, the check that a resumed run
+keeps its input settings, and the bare layering of them under :func:`envsound.recipes.config.resolve`."""
 
 from __future__ import annotations
 
@@ -71,14 +71,19 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def resolve_config(
+def bare_config(
     *,
     preset: Mapping[str, Any] | None = None,
     config_file: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     model: str | None = None,
 ) -> Config:
-    """Defaults -> ``preset`` -> ``config_file`` -> ``model`` name -> ``overrides`` (``['train.lr=0.01', ...]``)."""
+    """Defaults -> ``preset`` (config sections) -> ``config_file`` -> ``model`` name -> ``overrides``
+    (``['train.lr=0.01', ...]``), validated: the layering alone, without the model's own preset or any check of the
+    model against its input. Not public (``envsound.config`` does not export it): a run's config is made by
+    :func:`envsound.recipes.config.resolve`, which calls this with the model's preset merged in. Also used where
+    ``resolve`` cannot be (an AudioSet release file's config, in ``models``, below ``recipes``) and by tests that
+    want a config with exactly the keys they set."""
     config = Config()
     if preset:
         config.update(preset, source="preset")

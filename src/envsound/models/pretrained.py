@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import torch
 
-from envsound.config import resolve_config
+from envsound.config.files import bare_config
 from envsound.errors import CheckpointError
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.efficientat import BLOCKS, EfficientAT, make_divisible, official_key, release_key
@@ -98,8 +98,8 @@ def official_checkpoint(state: Mapping[str, torch.Tensor], *, path: Path, labels
 
     width, n_classes = check_official_state(state, source=str(path))
     labels = read_labels(path, n_classes=n_classes, required=labels_required)
-    config = resolve_config(preset=model_preset("efficientat"), model="efficientat",
-                            overrides=[f"model.options.width={width}"])
+    config = bare_config(preset=model_preset("efficientat"), model="efficientat",
+                         overrides=[f"model.options.width={width}"])
     spec = next((p for p in PRETRAINED.values() if p.width == width), None)
     meta = {"kind": "classifier", "pretrained": {"name": spec.name if spec else None, "file": str(path),
                                                  "audioset_map": spec.audioset_map if spec else None}}

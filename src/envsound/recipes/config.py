@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from envsound.config import Config, load_preset, load_yaml, resolve_config
+from envsound.config import Config, load_preset, load_yaml
+from envsound.config.files import bare_config
 from envsound.config.flags import FLAG_KEYWORDS, flag_overrides
 from envsound.errors import ConfigError
 from envsound.models.registry import check_feature_kind, check_model_options, model_preset
@@ -49,8 +50,8 @@ def resolve(*, model: str | None = None, preset: str | None = None, init: str | 
     for layer in (named, inherited):
         name = name or (layer.get("model") or {}).get("name")
     sections = _merged(_merged(model_preset(name or Config().model.name), inherited), named)
-    config = resolve_config(preset=sections, config_file=config_file, model=model,
-                            overrides=[*overrides, *flag_overrides(flags)])
+    config = bare_config(preset=sections, config_file=config_file, model=model,
+                         overrides=[*overrides, *flag_overrides(flags)])
     check_feature_kind(config.model.name, config.features.kind)
     check_model_options(config.model.name, config.model.options)
     return config
