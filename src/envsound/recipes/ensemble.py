@@ -54,7 +54,7 @@ def fit_ensemble(config: Config, fit_member: Callable[[Config, Path], FitResult]
         results.append(fit)
     state = {f"members.{i}.{key}": value for i, fit in enumerate(results) for key, value in fit.state_dict.items()}
     scores = [fit.best_score for fit in results]
-    return FitResult(state_dict=state, epochs=max(fit.epochs for fit in results),
+    return FitResult(state_dict=state, from_loop=True, epochs=max(fit.epochs for fit in results),
                      best_score=None if None in scores else sum(scores) / len(scores),
                      runtime=next((fit.runtime for fit in results if fit.runtime is not None), None),
                      is_global_zero=results[-1].is_global_zero, steps=max(fit.steps for fit in results))

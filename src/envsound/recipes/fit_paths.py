@@ -1,13 +1,14 @@
 """The ways ``train_model`` fits a model, one function each, chosen from one table (:data:`FIT_PATHS`) by
 :func:`fit_path`: a frozen-trunk probe, a scikit-learn baseline, one network, an ensemble of networks, or
 self-training rounds. ``probe_full`` probes first, then fine-tunes through the network paths from the probed weights.
-Each path takes a :class:`FitJob` and returns a :class:`Fitted`; Lightning is imported only by the network paths."""
+Each path takes a :class:`FitJob` and returns a :class:`~envsound.training.loop.result.FitResult`; Lightning is
+imported only by the network paths."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from envsound.models.registry import get_model_class, is_torch_model
 from envsound.recipes.context import RunContext
 from envsound.task import Task
 from envsound.training.loop.clips import ClipSet, FitData
+from envsound.training.loop.result import FitResult
 from envsound.transfer.source import InitPlan, plan_from_weights
 
 
@@ -36,17 +38,6 @@ class FitJob:
     context: RunContext
 
 
-@dataclass
-class Fitted:
-    """What a fit path made: a network's weights or a baseline's bytes; for networks, the loop's result (epochs,
-    best score, runtime, whether this process writes); what the checkpoint records of the path."""
-
-    state_dict: dict | None = None
-    sklearn_bytes: bytes | None = None
-    fit: Any = None  # training.loop.fit.FitResult of a network path
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
 def fit_path(config: Config, mode: str | None) -> str:
     """The name in :data:`FIT_PATHS` of the path a run with ``config`` trained in transfer ``mode`` takes."""
     if mode == "probe":
@@ -58,7 +49,7 @@ def fit_path(config: Config, mode: str | None) -> str:
     return "ensemble" if config.train.ensemble > 1 else "network"
 
 
-def fit_model(job: FitJob) -> Fitted:
+def fit_model(job: FitJob) -> FitResult:
     """Fit ``job`` by its path; ``probe_full`` (LP-FT) first fits the probe, then trains everything from the probed
     network, its head kept.
 
@@ -92,10 +83,10 @@ def _probe_weights(job: FitJob) -> dict:
     return fit_probe(job.plan, job.config, train.features, train.targets, variants=train.variants, task=job.task)
 
 
-def fit_probe_path(job: FitJob) -> Fitted:
+def fit_probe_path(job: FitJob) -> FitResult:
     """Logistic regression on the frozen trunk's embeddings (a frame model: its frame head trained on the trunk's
     frames, :mod:`envsound.transfer.frame_probe`): the probed network is the model."""
-    fitted = Fitted(state_dict=_probe_weights(job))
+    fitted = FitResult(state_dict=_probe_weights(job))
     if job.config.model.options.get("frame_head"):
         strong = frame_labels(job.config, job.clips.train) is not None
         fitted.meta["frame_head"] = {"labels": "strong" if strong else "clip"}
@@ -114,39 +105,38 @@ def frame_labels(config: Config, train: ClipSet):
     return None if config.events.train_on == "clip" else train.strong
 
 
-def fit_baseline_path(job: FitJob) -> Fitted:
+def fit_baseline_path(job: FitJob) -> FitResult:
     """A scikit-learn baseline on the MFCC statistics of every window of the training clips."""
     train = job.clips.train
-    return Fitted(sklearn_bytes=fit_baseline(job.config, train.features, train.targets, len(job.labels)))
+    return FitResult(sklearn_bytes=fit_baseline(job.config, train.features, train.targets, len(job.labels)))
 
 
-def fit_network_path(job: FitJob) -> Fitted:
+def fit_network_path(job: FitJob) -> FitResult:
     """One network (a semi-supervised module when ``semi.method`` says so)."""
-    return _network(_fit_on(job)(job.config, job.out_dir, job.clips.train))
+    return _fit_on(job)(job.config, job.out_dir, job.clips.train)
 
 
-def fit_ensemble_path(job: FitJob) -> Fitted:
+def fit_ensemble_path(job: FitJob) -> FitResult:
     """``train.ensemble`` networks, one after another (:func:`~envsound.recipes.ensemble.fit_ensemble`)."""
     from envsound.recipes.ensemble import fit_ensemble
 
     fit_on = _fit_on(job)
-    return _network(fit_ensemble(job.config, lambda config, run_dir: fit_on(config, run_dir, job.clips.train),
-                                 out_dir=job.out_dir, resume=job.context.resume))
+    return fit_ensemble(job.config, lambda config, run_dir: fit_on(config, run_dir, job.clips.train),
+                        out_dir=job.out_dir, resume=job.context.resume)
 
 
-def fit_self_training_path(job: FitJob) -> Fitted:
+def fit_self_training_path(job: FitJob) -> FitResult:
     """Rounds of supervised fits on the labelled clips plus pseudo-labelled pool clips
     (:func:`~envsound.recipes.self_training.fit_self_training`)."""
     from envsound.recipes.self_training import fit_self_training
 
     fit, rounds = fit_self_training(job.config, _fit_on(job), labelled=job.clips.train, pool=job.clips.pool,
                                     labels=job.labels, task=job.task, out_dir=job.out_dir, resume=job.context.resume)
-    fitted = _network(fit)
-    fitted.meta["self_training"] = rounds
-    return fitted
+    fit.meta["self_training"] = rounds
+    return fit
 
 
-FIT_PATHS: dict[str, Callable[[FitJob], Fitted]] = {
+FIT_PATHS: dict[str, Callable[[FitJob], FitResult]] = {
     "probe": fit_probe_path,
     "baseline": fit_baseline_path,
     "network": fit_network_path,
@@ -155,11 +145,7 @@ FIT_PATHS: dict[str, Callable[[FitJob], Fitted]] = {
 }
 
 
-def _network(fit) -> Fitted:
-    return Fitted(state_dict=fit.state_dict, fit=fit)
-
-
-def _fit_on(job: FitJob) -> Callable[..., Any]:
+def _fit_on(job: FitJob) -> Callable[..., FitResult]:
     """``fit_on(config, run_dir, train, start=None)``: one network fitted on ``train`` with the job's validation
     clips and pool, from ``start`` (a self-training round's previous weights) or the job's ``--init`` plan."""
     from envsound.training.loop.fit import LoopRun, fit_network  # Lightning only when a network is trained

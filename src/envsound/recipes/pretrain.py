@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PretrainResult:
-    """Where the autoencoder went, how training ended, and a few held-out windows to show reconstructions of.
+    """What ``pretrain_autoencoder`` returns (and writes to ``pretrain.json``): where the autoencoder went, how
+    training ended, and a few held-out windows to show reconstructions of. Kept apart from
+    :class:`~envsound.recipes.train.TrainResult`: another checkpoint kind, a decoder, a reconstruction error
+    (``best_val_loss``) rather than a classifier's score, and example windows.
 
     ``examples``: ``(n, C, n_mels, window_frames)`` float32, the first evaluation window of up to ``n_examples``
     held-out clips (training clips when nothing is held out).
@@ -160,14 +163,16 @@ def pretrain_autoencoder(
 
 def _fit(module, config: Config, train_feats: Sequence[np.ndarray], val_feats: Sequence[np.ndarray], *, runtime,
          out_dir: Path, resume: bool, progress: bool):
-    """Run Lightning; load the best (lowest held-out error) weights into ``module``; return its LoopResult."""
+    """Run Lightning; load the best (lowest held-out error) weights into ``module``; return how the loop ran (a
+    :class:`~envsound.training.loop.result.FitResult` without weights: they are ``module``'s)."""
     from envsound.training.loop.clips import ClipSet, FitData
     from envsound.training.loop.data import ClipDataModule
-    from envsound.training.loop.fit import run_lightning
+    from envsound.training.loop.fit import LoopRun, run_lightning
 
     data = ClipDataModule(config, FitData(ClipSet.unlabelled(train_feats), ClipSet.unlabelled(val_feats)))
-    return run_lightning(module, config, data, runtime=runtime, monitor=("val_loss", "min"), out_dir=out_dir,
-                         resume=resume, progress=progress, check_resumable=lambda last: _check_resumable(last, module))
+    return run_lightning(module, config, data, runtime=runtime, monitor=("val_loss", "min"),
+                         run=LoopRun(out_dir, resume=resume, progress=progress),
+                         check_resumable=lambda last: _check_resumable(last, module))
 
 
 def _check_resumable(last: Path, module) -> None:

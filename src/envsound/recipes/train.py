@@ -21,15 +21,15 @@ from envsound.features.fingerprint import clip_fingerprints, exact_ids, trained_
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.registry import check_feature_kind, is_torch_model
 from envsound.recipes.context import RunContext
-from envsound.recipes.fit_paths import FitJob, Fitted, fit_model
+from envsound.recipes.fit_paths import FitJob, fit_model
 from envsound.recipes.run_folder import RunFolder
 from envsound.task import Task, fit_class_thresholds
-from envsound.training.loop.clips import FitData
 from envsound.training.loop.data import clip_noisiness
+from envsound.training.loop.result import FitResult
 from envsound.training.prepare import TrainingData, prepare_training_data
 from envsound.transfer.guard import check_init_unseen
 from envsound.transfer.modes import resolve_mode
-from envsound.transfer.source import InitPlan, plan_init
+from envsound.transfer.source import plan_init
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ CHECKPOINT_NAME = "model.ckpt"
 
 @dataclass
 class TrainResult:
-    """Where the model went and how training ended."""
+    """What ``train_model`` returns: where the model went (``checkpoint``), the clips it saw and how training ended
+    (epochs, best monitored score, seconds, files left out). The weights themselves are in the checkpoint; what a fit
+    made in memory before it was written is a :class:`~envsound.training.loop.result.FitResult`."""
 
     checkpoint: Path
     n_train: int
@@ -118,16 +120,14 @@ def train_model(
                  if data.unlabelled_features else "")
         result = TrainResult(checkpoint=folder.checkpoint, n_train=len(data.train), n_val=len(data.val),
                              n_unlabelled=len(data.unlabelled_features), skipped=data.skipped)
-        clips = data.fit_data()
-        fitted = fit_model(FitJob(config, clips, manifest.task, manifest.labels, plan, mode, folder.path, context))
-        if fitted.fit is not None:
-            result.epochs, result.best_score = fitted.fit.epochs, fitted.fit.best_score
-            result.written = fitted.fit.is_global_zero  # process 0 of a multi-process run writes the model
+        job = FitJob(config, data.fit_data(), manifest.task, manifest.labels, plan, mode, folder.path, context)
+        fit = fit_model(job)
+        result.epochs, result.best_score = fit.epochs, fit.best_score
+        result.written = fit.is_global_zero  # process 0 of a multi-process run writes the model
         if result.written:
-            checkpoint = _checkpoint(manifest, config, data, clips, plan, mode, fitted, result, meta or {},
-                                     context)
-            if fitted.fit is not None and fitted.fit.runtime is not None:
-                folder.note_runtime(config, fitted.fit.runtime)
+            checkpoint = _checkpoint(job, manifest.name, data, fit, result, meta or {})
+            if fit.runtime is not None:
+                folder.note_runtime(config, fit.runtime)
             folder.save(checkpoint)
         return _finished(result, start)
 
@@ -154,30 +154,30 @@ def check_request(manifest: Manifest, config: Config) -> None:
                           "is a baseline (set train.ensemble=1)")
 
 
-def _checkpoint(manifest: Manifest, config: Config, data: TrainingData, clips: FitData, plan: InitPlan | None,
-                mode: str | None, fitted: Fitted, result: TrainResult, meta: dict[str, Any],
-                context: RunContext) -> Checkpoint:
+def _checkpoint(job: FitJob, dataset: str, data: TrainingData, fit: FitResult, result: TrainResult,
+                meta: dict[str, Any]) -> Checkpoint:
     """The self-describing checkpoint of a finished fit: weights, labels, task (multi-label thresholds fitted on the
     validation clips), the config, what the model heard, and the run's metadata."""
-    checkpoint = Checkpoint(config=config, labels=manifest.labels, task=manifest.task,
-                            state_dict=fitted.state_dict, sklearn_bytes=fitted.sklearn_bytes,
-                            meta={"dataset": manifest.name, "n_train_clips": len(data.train),
+    config, plan, mode = job.config, job.plan, job.mode
+    checkpoint = Checkpoint(config=config, labels=job.labels, task=job.task,
+                            state_dict=fit.state_dict, sklearn_bytes=fit.sklearn_bytes,
+                            meta={"dataset": dataset, "n_train_clips": len(data.train),
                                   "label_fraction": config.train.label_fraction,
                                   "n_unlabelled_clips": len(data.unlabelled_features),
-                                  "shots": config.train.shots, **meta, **fitted.meta})
+                                  "shots": config.train.shots, **meta, **fit.meta})
     if plan is not None:
         checkpoint.meta["transfer"] = {"mode": mode, **plan.to_meta()}
         if mode in ("probe", "probe_full"):  # the fitted regression replaces every head row
             checkpoint.meta["transfer"].update(copied_rows={}, new_rows=[], head="logistic regression" +
                                                (", then fine-tuned" if mode == "probe_full" else ""))
     # what the model heard (validation clips chose its epoch): kept so --init and evaluate can check for leaks
-    prints = clip_fingerprints([r.path for r in data.train.records + data.val.records], cache=context.cache)
+    prints = clip_fingerprints([r.path for r in data.train.records + data.val.records], cache=job.context.cache)
     checkpoint.trained_on, checkpoint.trained_prints = exact_ids(prints), trained_excerpts(prints)
-    if fitted.fit is not None:
-        if manifest.task.multi_label and len(data.val):
-            checkpoint.task = _fitted_thresholds(checkpoint, clips.val.features, clips.val.targets)
-        if fitted.fit.runtime is not None:
-            checkpoint.meta["runtime"] = fitted.fit.runtime.to_dict()
+    if fit.from_loop:
+        if job.task.multi_label and len(data.val):
+            checkpoint.task = _fitted_thresholds(checkpoint, job.clips.val.features, job.clips.val.targets)
+        if fit.runtime is not None:
+            checkpoint.meta["runtime"] = fit.runtime.to_dict()
     if data.copies.copies:
         checkpoint.meta["augmented_copies"] = len(data.copies.copies)
     checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,

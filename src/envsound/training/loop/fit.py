@@ -9,7 +9,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 import lightning as L
 import torch
@@ -30,6 +30,7 @@ from envsound.training.loop.data import ClipDataModule
 from envsound.training.loop.history import KeepHistory, rows_before_resume
 from envsound.training.loop.module import ClassifierModule
 from envsound.training.loop.progress import ProgressLog
+from envsound.training.loop.result import FitResult
 from envsound.transfer.modes import transfer_callbacks, trunk_modules
 from envsound.transfer.source import InitPlan, apply_init
 
@@ -43,28 +44,11 @@ CHECKPOINTS_PER_RUN = 50
 SMALL_LABEL_MIN_STEPS = 1500
 
 
-@dataclass
-class FitResult:
-    state_dict: dict[str, torch.Tensor]
-    epochs: int
-    best_score: float | None  # the monitored metric at the best epoch
-    runtime: Runtime | None = None
-    is_global_zero: bool = True  # False in the other processes of a multi-process run: they write nothing
-    steps: int = 0  # optimizer steps made; 0 where not known (a result saved before this field)
-
-
 def saved_fit(state: dict) -> FitResult:
     """A :class:`FitResult` read back from a finished part of a run (an ensemble member, a self-training round), as
     the process reading it: only process 0 of a multi-process run writes what follows (the rank is Lightning's, from
     the launcher's environment)."""
-    return FitResult(**state, is_global_zero=rank_zero_only.rank == 0)
-
-
-class LoopResult(NamedTuple):
-    epochs: int
-    best_score: float | None
-    is_global_zero: bool
-    steps: int
+    return FitResult(**state, from_loop=True, is_global_zero=rank_zero_only.rank == 0)
 
 
 def training_runtime(config: Config, build: Callable[[], nn.Module]) -> Runtime:
@@ -186,15 +170,13 @@ def fit_network(
         module.trunk = trunk_modules(module.model, init)
         if getattr(module, "teacher", None) is not None:  # an EMA teacher starts from the initialised student
             module.teacher.module.load_state_dict(module.model.state_dict())
-    loop = run_lightning(module, config, loaders, runtime=runtime, monitor=monitored(config),
-                         out_dir=run.out_dir, resume=run.resume, progress=run.progress,
-                         callbacks=transfer_callbacks(transfer_mode, config, init),
-                         reseed=False, least_steps=min_steps(config))
-    weights = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
-               if k.startswith("model.")}
+    fit = run_lightning(module, config, loaders, runtime=runtime, monitor=monitored(config), run=run,
+                        callbacks=transfer_callbacks(transfer_mode, config, init),
+                        reseed=False, least_steps=min_steps(config))
+    fit.state_dict = {k.removeprefix("model."): v.contiguous() for k, v in module.state_dict().items()
+                      if k.startswith("model.")}
     release_freed_memory()  # the run's peak is not held after it (a notebook, the next fold's probe)
-    return FitResult(state_dict=weights, epochs=loop.epochs, best_score=loop.best_score, runtime=runtime,
-                     is_global_zero=loop.is_global_zero, steps=loop.steps)
+    return fit
 
 
 def run_lightning(
@@ -204,20 +186,18 @@ def run_lightning(
     *,
     runtime: Runtime,
     monitor: tuple[str, str],
-    out_dir: Path,
-    resume: bool,
-    progress: bool,
+    run: LoopRun,
     callbacks: Sequence[L.Callback] = (),
     check_resumable: Callable[[Path], None] | None = None,
     reseed: bool = True,
     least_steps: int = 0,
-) -> LoopResult:
+) -> FitResult:
     """Fit ``module`` on ``data`` (random training windows; every window of the validation clips) on ``runtime``;
     early stopping and best-epoch selection on ``monitor = (logged metric, "min" | "max")``. Loads the best epoch's
-    weights into ``module`` and returns (epochs run, best monitored value, whether this is process 0, optimizer
-    steps made).
+    weights into ``module`` and returns how the loop ran (a :class:`FitResult` of epochs run, best monitored value,
+    ``runtime``, optimizer steps made, whether this is process 0; no ``state_dict``: the weights are ``module``'s).
 
-    Lightning's own checkpoints (``out_dir/lightning/last.ckpt``) make ``resume=True`` continue an interrupted run;
+    Lightning's own checkpoints (``run.out_dir/lightning/last.ckpt``) make ``run.resume`` continue an interrupted run;
     ``check_resumable(last_ckpt)`` may refuse one made with other settings. Shared by classifier training and
     autoencoder pre-training. ``reseed`` seeds the data order with ``train.seed`` here (pass False when the caller
     seeded just before building ``module``, so weights and data order follow from one seed). Early stopping waits
@@ -230,6 +210,7 @@ def run_lightning(
     if reseed:
         L.seed_everything(train.seed, workers=True, verbose=False)
     has_val = data.has_val
+    out_dir = run.out_dir
     ckpt_dir = out_dir / "lightning"
     metric, mode = monitor
     # Without validation only the last weights matter; with one-step epochs (a few labelled clips) writing them every
@@ -237,16 +218,16 @@ def run_lightning(
     every = 1 if has_val else max(1, train.max_epochs // CHECKPOINTS_PER_RUN)
     keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=metric if has_val else None,
                              mode=mode, save_top_k=1, save_last=True, every_n_epochs=every)
-    all_callbacks = [keeper, *callbacks] if progress else [keeper, ProgressLog(), *callbacks]  # a bar, or lines
+    all_callbacks = [keeper, *callbacks] if run.progress else [keeper, ProgressLog(), *callbacks]  # a bar, or lines
     if has_val and train.patience > 0:
         all_callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=train.patience))
     last = ckpt_dir / "last.ckpt"
     ckpt_path = None
-    if resume and last.exists():
+    if run.resume and last.exists():
         if check_resumable is not None:
             check_resumable(last)
         ckpt_path = str(last)
-    elif resume:
+    elif run.resume:
         log.warning("resume: no %s yet; starting from scratch", last)
     logger = CSVLogger(out_dir, name="logs", version="")
     if ckpt_path is not None:
@@ -255,7 +236,7 @@ def run_lightning(
         accelerator=runtime.accelerator, devices=runtime.devices, num_nodes=config.runtime.num_nodes,
         strategy=lightning_strategy(config, runtime), precision=runtime.precision, max_epochs=train.max_epochs,
         min_steps=least_steps or None, callbacks=all_callbacks, logger=logger,
-        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+        enable_progress_bar=run.progress, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=1, limit_val_batches=1.0 if has_val else 0, deterministic=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -277,5 +258,5 @@ def run_lightning(
         best_path = trainer.strategy.broadcast(best_path)
     module.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"], strict=True)
     best = keeper.best_model_score
-    return LoopResult(trainer.current_epoch, float(best) if best is not None else None, trainer.is_global_zero,
-                      trainer.global_step)
+    return FitResult(from_loop=True, epochs=trainer.current_epoch, best_score=float(best) if best is not None else None,
+                     runtime=runtime, is_global_zero=trainer.is_global_zero, steps=trainer.global_step)
