@@ -39,7 +39,8 @@ def config_of(name: str):
 def throughput(name: str, decoder: str, *, steps: int, repeats: int) -> dict:
     config = config_of(name)
     runtime = training_runtime(config, lambda: build_autoencoder(config, decoder=decoder))
-    module = AutoencoderModule(config, decoder=decoder, channels_last=runtime.channels_last)
+    module = AutoencoderModule(build_autoencoder(config, decoder=decoder), config.train, features=config.features,
+                               model=config.model, channels_last=runtime.channels_last)
     feats, train = config.features, config.train
     x = torch.randn(train.batch_size, 2 if feats.deltas else 1, feats.n_mels, feats.window_frames) * 10 - 40
     optimizer = configure_optimization(module.model.parameters(), train, total_steps=10_000)

@@ -134,7 +134,8 @@ def pretrain_autoencoder(
         from envsound.training.pretrain.module import AutoencoderModule
 
         runtime = training_runtime(config, lambda: build_autoencoder(config, decoder=decoder))
-        module = AutoencoderModule(config, decoder=decoder, channels_last=runtime.channels_last)
+        module = AutoencoderModule(build_autoencoder(config, decoder=decoder), config.train, features=config.features,
+                                   model=config.model, channels_last=runtime.channels_last)
         fit_start = time.perf_counter()
         loop = _fit(module, config, train_feats, val_feats, runtime=runtime, out_dir=out_dir,
                     resume=context.resume, progress=context.progress)
@@ -184,12 +185,11 @@ def _check_resumable(last: Path, module) -> None:
     except Exception as exc:  # a damaged Lightning checkpoint
         raise CheckpointError(f"{last}: cannot be read to resume ({exc}); delete it to start afresh") from exc
     mine = module.hparams
-    theirs_cfg = saved.get("config", {})
-    for key in ("decoder",):
-        if saved.get(key) != mine[key]:
-            raise CheckpointError(f"{last}: the interrupted run used decoder={saved.get(key)!r}, not "
-                                  f"{mine[key]!r}; resume with the same --decoder or use another --out")
+    theirs = saved.get("config", saved)  # runs interrupted before the module took its settings kept the whole config
+    if saved.get("decoder") != mine["decoder"]:
+        raise CheckpointError(f"{last}: the interrupted run used decoder={saved.get('decoder')!r}, not "
+                              f"{mine['decoder']!r}; resume with the same --decoder or use another --out")
     for section in ("features", "model"):
-        if theirs_cfg.get(section) != mine["config"][section]:
+        if theirs.get(section) != mine[section]:
             raise CheckpointError(f"{last}: the interrupted run used other {section} settings; resume with the same "
                                   "settings or use another --out")

@@ -3,30 +3,38 @@ autoencoder and its reconstruction loss."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import lightning as L
 import torch
 import torch.nn.functional as F
 
-from envsound.config import Config
+from envsound.config import FeatureConfig, ModelConfig, TrainConfig
 from envsound.hardware import keep_freed_memory
-from envsound.models.autoencoder import build_autoencoder
+from envsound.models.autoencoder import ConvAutoencoder
 from envsound.training.loop.optim import configure_optimization
 
 
 class AutoencoderModule(L.LightningModule):
-    """Trains :class:`~envsound.models.autoencoder.ConvAutoencoder` on windows ``(batch, C, n_mels, frames)``.
+    """Trains ``network`` (a :class:`~envsound.models.autoencoder.ConvAutoencoder`) on windows
+    ``(batch, C, n_mels, frames)`` with the optimiser and schedule of ``train``.
 
     Loss: mean squared error between the reconstruction and ``model.target(x)`` (the input standardised per mel bin),
     the whole network at once. Logged per epoch: ``train_loss`` and, on held-out windows, ``val_loss``.
     Batches are ``(x, ...)``: anything after the windows (targets, clip indices) is ignored.
+    ``features`` and ``model``: the settings ``network`` was built from (as
+    :func:`~envsound.models.autoencoder.build_autoencoder` reads them); with its decoder and ``train`` they are the
+    module's hyperparameters, kept in Lightning's checkpoint so that a resumed run can be checked against them.
     """
 
-    def __init__(self, config: Config, *, decoder: str, channels_last: bool = False) -> None:
+    def __init__(self, network: ConvAutoencoder, train: TrainConfig, *, features: FeatureConfig, model: ModelConfig,
+                 channels_last: bool = False) -> None:
         super().__init__()
-        self.save_hyperparameters({"config": config.to_dict(), "decoder": decoder})
-        self.config = config
+        self.save_hyperparameters({"decoder": network.decoder_kind, "features": asdict(features),
+                                   "model": asdict(model), "train": asdict(train)})
+        self.train_settings = train
         self.channels_last = channels_last  # the runtime's choice (envsound.hardware)
-        self.model = build_autoencoder(config, decoder=decoder)
+        self.model = network
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
@@ -54,6 +62,5 @@ class AutoencoderModule(L.LightningModule):
                  batch_size=len(x), sync_dist=True)
 
     def configure_optimizers(self):
-        train = self.config.train
-        return configure_optimization(self.model.parameters(), train,
+        return configure_optimization(self.model.parameters(), self.train_settings,
                                       total_steps=int(self.trainer.estimated_stepping_batches))
