@@ -73,6 +73,18 @@ def write_noise(path: str | Path, *, seconds: float = 1.0, sample_rate: int = 22
     return write_audio(path, data, sample_rate=sample_rate, subtype=_subtype(path, subtype, fmt), fmt=fmt)
 
 
+def write_my_sounds(root: str | Path = ".") -> Path:
+    """The README's example folder under ``root``: ``my_sounds/`` with doorbell (tones near 900 Hz), kettle (noise)
+    and alarm (quiet 2.5-kHz tones), 5 clips of 1.5 s each, and ``new_recording.wav`` (a 900-Hz tone, 3 s)."""
+    root = Path(root)
+    for i in range(5):
+        write_tone(root / "my_sounds" / "doorbell" / f"{i:03d}.wav", freq=880 + 20 * i, seconds=1.5)
+        write_noise(root / "my_sounds" / "kettle" / f"{i:03d}.wav", seconds=1.5, seed=i)
+        write_tone(root / "my_sounds" / "alarm" / f"{i:03d}.wav", freq=2500 + 50 * i, seconds=1.5, amplitude=0.2)
+    write_tone(root / "new_recording.wav", freq=900, seconds=3.0)
+    return root / "my_sounds"
+
+
 def write_silence(path: str | Path, *, seconds: float = 1.0, sample_rate: int = 22050, channels: int = 1,
                   subtype: str | None = "PCM_16", fmt: str | None = None) -> Path:
     """A file of digital zeros (every sample exactly 0): "silent by corruption" for the loader."""

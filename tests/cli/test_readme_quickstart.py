@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from audiofactory import write_noise, write_tone
+from audiofactory import write_my_sounds
 
 REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO.parent / "shared" / "pretrained" / "efficientat" / "mn04_as_mAP_432.pt"
@@ -26,11 +26,7 @@ def test_the_readme_quickstart_runs_as_written(tmp_path, monkeypatch, envsound_m
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("ENVSOUND_CACHE", str(tmp_path / "cache"))
-    for i in range(5):
-        write_tone(Path("my_sounds/doorbell") / f"{i:03d}.wav", freq=880 + 20 * i, seconds=1.5)
-        write_noise(Path("my_sounds/kettle") / f"{i:03d}.wav", seconds=1.5, seed=i)
-        write_tone(Path("my_sounds/alarm") / f"{i:03d}.wav", freq=2500 + 50 * i, seconds=1.5, amplitude=0.2)
-    write_tone("new_recording.wav", freq=900, seconds=3.0)
+    write_my_sounds()
     commands = quickstart_commands()
     assert [c[:2] for c in commands] == [["envsound", "download"], ["envsound", "cv"], ["envsound", "train"],
                                          ["envsound", "predict"], ["envsound", "serve"]]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from audiofactory import write_noise, write_tone
+from audiofactory import write_my_sounds
 
 import envsound
 from envsound.transfer.install import install_pretrained
@@ -28,11 +28,7 @@ def my_sounds(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("ENVSOUND_CACHE", str(tmp_path / "cache"))
-    for i in range(5):
-        write_tone(Path("my_sounds/doorbell") / f"{i:03d}.wav", freq=880 + 20 * i, seconds=1.5)
-        write_noise(Path("my_sounds/kettle") / f"{i:03d}.wav", seconds=1.5, seed=i)
-        write_tone(Path("my_sounds/alarm") / f"{i:03d}.wav", freq=2500 + 50 * i, seconds=1.5, amplitude=0.2)
-    write_tone("new_recording.wav", freq=900, seconds=3.0)
+    write_my_sounds()
     if WEIGHTS.exists():
         install_pretrained("efficientat-mn04", source_file=WEIGHTS, progress=False)
     else:
