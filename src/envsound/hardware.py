@@ -49,10 +49,10 @@ log = logging.getLogger(__name__)
 PROBE_VERSION = 4  # bump when what a probe times changes, to drop cached answers
 # A probe's time on first use, building and warming up its candidates included (it stops timing once this is spent,
 # after one timed step of each). Timing 0.4 s a candidate after two warm-up steps at the run's batch took 48.7 s of a
-# 63-s first `train` from efficientat-mn04 on a 2-core EPYC. With this budget and PROBE_TRAIN_BATCH, on 2 cores of a
-# quiet Xeon with AMX: 4.1-5.8 s (cnn training, the first torch work of the process), 2.0-2.4 s (cnn inference),
-# 4.0-4.2 s (mn04 training and inference) at a budget of 4 s, each picking what a probe at batch 32 (training) or
-# of 8 s (inference) picked (2026-11-28); 3 s leaves room for slower CPUs.
+# 63-s first `train` from efficientat-mn04 on a 2-core EPYC. With PROBE_TRAIN_BATCH and a budget of 4 s, on 2 pinned
+# cores of the lent H100 host's Xeon: 4.1-5.8 s (cnn training, the first torch work of the process), 2.0-2.4 s (cnn
+# inference), 4.0-4.2 s (mn04 training and inference), each picking what a probe at batch 32 (training) or of 8 s
+# (inference) picked (2026-11-27); 3 s leaves room for slower CPUs (not remeasured at 3 s).
 PROBE_SECONDS = 3.0
 # Training steps are timed on this many examples (fewer if the run's batch is smaller): what is compared is how
 # fast each precision and memory format runs the same network, and a log-mel window already makes every
