@@ -124,7 +124,7 @@ def cross_validate(*, dataset: str, out: str | Path, root: str | Path | None = N
     context = _context(skip_bad=skip_bad, cache_dir=cache_dir, cache=cache, resume=resume, overwrite=overwrite,
                        progress=progress)
     manifest = load_run_dataset(dataset, root, on_error=context.on_error, subset=subset, classes=classes,
-                               exclude_classes=exclude_classes, folds=folds, rotate=True)
+                                exclude_classes=exclude_classes, folds=folds, rotate=True)
     summary = crossval.cross_validate(manifest, resolved, folds=folds, out_dir=out, context=context, init=init,
                                       unlabelled=unlabelled, on_fold=on_fold)
     skipped = _files(manifest.skipped) + [(s["file"], s["reason"]) for s in summary.get("skipped", [])]
