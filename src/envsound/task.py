@@ -18,7 +18,7 @@ A base module: numpy at import, torch only inside the functions that need it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -142,6 +142,14 @@ class Task:
         if len(self.class_thresholds) != n_classes:
             raise CheckpointError(f"task has {len(self.class_thresholds)} class thresholds for {n_classes} classes")
         return np.asarray(self.class_thresholds, dtype=np.float64)
+
+    def with_threshold(self, value: float, *, name: str = "threshold") -> "Task":
+        """This task deciding at ``value`` for every class (any fitted per-class thresholds dropped).
+
+        Raises:
+            ConfigError: ``value`` not in (0, 1) (the message calls it ``name``).
+        """
+        return replace(self, threshold=check_threshold(value, name=name), class_thresholds=None)
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """Boolean ``(n, C)`` predictions: the arg-max class (single-label), or every class at or above its

@@ -42,14 +42,8 @@ def add_threshold_option(parser: argparse.ArgumentParser) -> None:
 
 def with_threshold(model, args: argparse.Namespace):
     """``model`` (a ClipModel) with ``--threshold`` applied to its task, when given."""
-    if getattr(args, "threshold", None) is None:
-        return model
-    from dataclasses import replace
-
-    from envsound.task import check_threshold
-
-    model.task = replace(model.task, threshold=check_threshold(args.threshold, name="--threshold"),
-                         class_thresholds=None)
+    if getattr(args, "threshold", None) is not None:
+        model.task = model.task.with_threshold(args.threshold, name="--threshold")
     return model
 
 
