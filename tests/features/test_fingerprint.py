@@ -124,3 +124,17 @@ def test_datasets_check_lists_copies_and_flags_a_pair_that_straddles_folds(synth
     assert f"{records[0].path} ~ {mp3}: a near copy" in out and "folds 1 and 3: STRADDLES FOLDS" in out
     assert out.strip().endswith("7 clips, 1 pair(s) of copies or near copies, 1 straddling folds")
     assert main(["datasets"]) == 0 and "esc50" in capsys.readouterr().out
+
+
+def test_excerpt_ber_gives_the_numbers_of_ber_matrix():
+    """The content check's matrix-product form (evaluate against thousands of training clips) and the word loop of
+    training's guard are one rule: the same bit error rates on excerpts with quiet frames and shifted copies."""
+    from envsound.features.fingerprint import ber_matrix, excerpt_ber
+
+    rng = np.random.default_rng(3)
+    rows = rng.integers(1, 2 ** 32, size=(5, 64), dtype=np.uint32)
+    rows[:, :7] = 0  # quiet frames are never compared
+    cols = np.concatenate([rng.integers(1, 2 ** 32, size=(3, 64), dtype=np.uint32),
+                           np.roll(rows[:2], 2, axis=1) ^ np.uint32(1)])  # two shifted near-copies
+    np.testing.assert_allclose(excerpt_ber(rows, cols), ber_matrix(list(rows), list(cols)), atol=1e-6)
+    assert (excerpt_ber(rows, cols)[[0, 1], [3, 4]] < 0.05).all()
