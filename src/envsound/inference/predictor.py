@@ -144,50 +144,11 @@ class Predictor:
 
     def _predict(self, blocks: Iterator[np.ndarray], *, name: str, top_k: int, segments: bool,
                  events: bool = False) -> Prediction:
-        feats = self.features
-        total = np.zeros(self.model.n_classes, dtype=np.float64)
-        n_windows, timeline = 0, []
-        begins, tracks = [], []  # events: every window's start (s) and probabilities, float32 (K floats a hop)
-        frames = FrameTrack(window_seconds=feats.window_seconds, step_seconds=self.model.frame_seconds,
-                            n_classes=self.model.n_classes) if events and self.has_frames else None
-        stream = EdgeStream(blocks, feats)  # the clip's edges as the model was trained on them
-        for offset, window_probs, starts, *framed in self._windows(stream, frames=frames is not None):
-            total += window_probs.sum(axis=0)
-            n_windows += len(window_probs)
-            if not (segments or events):
-                continue
-            here = self._file_seconds(offset, starts, stream)
-            if frames is not None:
-                for begin, window_frames in zip(here, framed[0]):
-                    frames.push(begin, window_frames)
-            elif events:
-                begins += here
-                tracks.append(np.asarray(window_probs, dtype=np.float32))
-            if segments:
-                for begin, probs in zip(here, window_probs):
-                    best = int(probs.argmax())
-                    timeline.append({"start": round(max(begin, 0.0), 3),
-                                     "end": round(begin + feats.window_seconds, 3),
-                                     "label": self.labels[best], "score": round(float(probs[best]), 4)})
-        length = stream.read / feats.sample_rate
-        for segment in timeline:  # no window shown past the file's end (edge padding, a short clip, frame rounding)
-            segment["end"] = round(max(min(segment["end"], length), segment["start"]), 3)
-        mean = total / max(n_windows, 1)
-        ranked = np.argsort(-mean, kind="stable")
-        top = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in ranked[:max(1, top_k)]]
-        labels = None
-        task = self.model.task
-        if task.multi_label:
-            chosen = task.decide(mean[None, :])[0]
-            labels = [{"label": self.labels[i], "score": round(float(mean[i]), 4)} for i in ranked if chosen[i]]
-        found = None
-        if frames is not None:
-            found = [e.to_dict() for e in self.timeline_events(frames.finish(length))]
-        elif events:
-            probs = np.concatenate(tracks) if tracks else np.zeros((0, self.model.n_classes), np.float32)
-            found = [e.to_dict() for e in self.timeline_events(Timeline(np.asarray(begins), probs, length,
-                                                                        feats.window_seconds, feats.eval_hop_seconds))]
-        return Prediction(file=name, top=top, segments=timeline if segments else None, labels=labels, events=found)
+        scores = FileScores(self, segments=segments, events=events)
+        stream = EdgeStream(blocks, self.features)  # the clip's edges as the model was trained on them
+        for offset, *scored in self._windows(stream, frames=scores.frames is not None):
+            scores.add(offset, stream.shift, *scored)
+        return scores.finish(name, stream.read, top_k=top_k)
 
     @property
     def has_frames(self) -> bool:
@@ -201,10 +162,6 @@ class Predictor:
     def event_thresholds(self) -> np.ndarray | float:
         """See :func:`~envsound.evaluation.events.event_thresholds`."""
         return event_thresholds(self.model.config, self.model.task, self.model.n_classes)
-
-    def _file_seconds(self, offset: int, starts: list[int], stream: EdgeStream) -> list[float]:
-        """Window starts within a chunk -> seconds of the file (edge trimming and padding undone)."""
-        return [(offset + start * self.step + stream.shift) / self.features.sample_rate for start in starts]
 
     def predict_paths(self, inputs: Iterable[str | Path], *, top_k: int = 3, segments: bool = False,
                       events: bool = False) -> Iterator[Prediction]:
@@ -237,6 +194,83 @@ class Predictor:
         overlap = self.features.window_samples if overlap is None else overlap
         score = partial(self.model.waveform_probs, frames=True) if frames else self.model.waveform_probs
         return WindowBuffer(score, block_step=block_step or self.block_step, overlap=overlap, step=self.step)
+
+
+class FileScores:
+    """One file's window probabilities, added chunk by chunk in order -> its :class:`Prediction`: the mean over
+    windows ranks the labels; ``segments`` keeps each window's top label (``window_scores``: and every class's
+    probability, for :mod:`envsound.inference.scan`), ``events`` the track the events are decoded from (a frame
+    model's frames, else the windows'). Used by :class:`Predictor` file by file and by the archive scan, which scores
+    the windows of many files in one batch."""
+
+    def __init__(self, predictor: Predictor, *, segments: bool = False, events: bool = False,
+                 window_scores: bool = False) -> None:
+        self.predictor, self.features = predictor, predictor.features
+        self.segments, self.events, self.window_scores = segments or window_scores, events, window_scores
+        self.total = np.zeros(predictor.model.n_classes, dtype=np.float64)
+        self.n_windows = 0
+        self.timeline: list[dict] = []
+        self.probs: list[np.ndarray] = []  # window_scores: each chunk's window probabilities
+        self.begins: list[float] = []  # events: every window's start (s) and probabilities, float32 (K floats a hop)
+        self.tracks: list[np.ndarray] = []
+        self.frames = FrameTrack(window_seconds=self.features.window_seconds, step_seconds=predictor.model.frame_seconds,
+                                 n_classes=predictor.model.n_classes) if events and predictor.has_frames else None
+
+    def add(self, offset: int, shift: int, window_probs: np.ndarray, starts: list[int],
+            framed: np.ndarray | None = None) -> None:
+        """The windows of one chunk: ``offset``, the chunk's first sample in the edge-shaped stream, ``shift`` the
+        stream's :attr:`~envsound.features.edges.EdgeStream.shift`, ``starts`` within the chunk (frames or samples);
+        ``framed``, a frame model's frame probabilities of those windows (when ``events``)."""
+        self.total += window_probs.sum(axis=0)
+        self.n_windows += len(window_probs)
+        if not (self.segments or self.events):
+            return
+        rate, step = self.features.sample_rate, self.predictor.step
+        here = [(offset + start * step + shift) / rate for start in starts]  # seconds of the file
+        if self.frames is not None:
+            for begin, window_frames in zip(here, framed):
+                self.frames.push(begin, window_frames)
+        elif self.events:
+            self.begins += here
+            self.tracks.append(np.asarray(window_probs, dtype=np.float32))
+        if self.window_scores:
+            self.probs.append(np.asarray(window_probs, dtype=np.float32))
+        if self.segments:
+            labels, length = self.predictor.labels, self.features.window_seconds
+            for begin, probs in zip(here, window_probs):
+                best = int(probs.argmax())
+                self.timeline.append({"start": round(max(begin, 0.0), 3), "end": round(begin + length, 3),
+                                      "label": labels[best], "score": round(float(probs[best]), 4)})
+
+    def finish(self, name: str, read: int, *, top_k: int) -> Prediction:
+        """The file's :class:`Prediction`; ``read``: the samples the file held (its length)."""
+        predictor, feats = self.predictor, self.features
+        labels = predictor.labels
+        length = read / feats.sample_rate
+        for segment in self.timeline:  # no window shown past the file's end (edge padding, a short clip, rounding)
+            segment["end"] = round(max(min(segment["end"], length), segment["start"]), 3)
+        mean = self.total / max(self.n_windows, 1)
+        ranked = np.argsort(-mean, kind="stable")
+        top = [{"label": labels[i], "score": round(float(mean[i]), 4)} for i in ranked[:max(1, top_k)]]
+        chosen_labels = None
+        task = predictor.model.task
+        if task.multi_label:
+            chosen = task.decide(mean[None, :])[0]
+            chosen_labels = [{"label": labels[i], "score": round(float(mean[i]), 4)} for i in ranked if chosen[i]]
+        found = None
+        if self.frames is not None:
+            found = [e.to_dict() for e in predictor.timeline_events(self.frames.finish(length))]
+        elif self.events:
+            probs = np.concatenate(self.tracks) if self.tracks else np.zeros((0, len(labels)), np.float32)
+            found = [e.to_dict() for e in predictor.timeline_events(
+                Timeline(np.asarray(self.begins), probs, length, feats.window_seconds, feats.eval_hop_seconds))]
+        return Prediction(file=name, top=top, segments=self.timeline if self.segments else None,
+                          labels=chosen_labels, events=found, duration=length)
+
+    def window_probs(self) -> np.ndarray:
+        """``(n_windows, K)``: every window's probabilities in the order of the timeline (``window_scores``)."""
+        n = len(self.predictor.labels)
+        return np.concatenate(self.probs) if self.probs else np.zeros((0, n), np.float32)
 
 
 class WindowBuffer:
