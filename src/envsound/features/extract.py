@@ -22,6 +22,7 @@ from envsound.errors import AudioLoadError
 from envsound.features.cache import ClipFeatures, FeatureCache, cache_settings
 from envsound.features.edges import prepare_clip
 from envsound.features.mel import logmel_frontend
+from envsound.features.windows import eval_windows
 from envsound.features.parallel import chunk_size, frontend_for, worker_count, worker_pool
 from envsound.fileio import launched_rank
 
@@ -45,6 +46,18 @@ def compute_features(waveform: np.ndarray, cfg: FeatureConfig, *, frontend: torc
     frontend = frontend if frontend is not None else logmel_frontend(cfg)
     with torch.inference_mode():
         return frontend(torch.from_numpy(waveform)[None, :])[0].numpy()
+
+
+def waveform_windows(samples: np.ndarray, cfg: FeatureConfig, *, frontend: torch.nn.Module | None = None,
+                     before: int | None = None) -> tuple[np.ndarray, list[int]]:
+    """A waveform ``(samples,)`` at ``cfg.sample_rate`` -> its evaluation windows and their starts (frames or samples,
+    :func:`~envsound.features.windows.eval_windows`) that start before ``before`` (all: ``None``): what a model
+    scores of each block of a file."""
+    windows, starts = eval_windows(compute_features(samples, cfg, frontend=frontend), cfg)
+    if before is not None:
+        keep = [i for i, s in enumerate(starts) if s < before]
+        windows, starts = windows[keep], [starts[i] for i in keep]
+    return windows, starts
 
 
 def extract_features(

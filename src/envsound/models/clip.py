@@ -16,7 +16,7 @@ from torch import nn
 from envsound.config import Config, FeatureConfig
 from envsound.errors import CheckpointError, ConfigError
 from envsound.hardware import Runtime, has_image_layers, probe_candidates, resolve_runtime
-from envsound.features.extract import compute_features
+from envsound.features.extract import waveform_windows
 from envsound.features.mel import logmel_frontend
 from envsound.features.mfcc import mfcc_summary
 from envsound.features.windows import eval_windows, samples_per_step
@@ -203,10 +203,7 @@ class ClipModel:
         features = self.config.features
         if features.kind == "logmel" and self._frontend is None:
             self._frontend = logmel_frontend(features).eval()
-        windows, starts = self.clip_windows(compute_features(samples, features, frontend=self._frontend))
-        if before is not None:
-            keep = [i for i, s in enumerate(starts) if s < before]
-            windows, starts = windows[keep], [starts[i] for i in keep]
+        windows, starts = waveform_windows(samples, features, frontend=self._frontend, before=before)
         if frames:
             framed = self.frame_probs(windows)
             return pooled_probs(framed), starts, framed

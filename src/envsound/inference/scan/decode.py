@@ -1,0 +1,112 @@
+"""The decoding side of a scan, run in worker processes: a file -> its evaluation windows, chunk by chunk.
+
+A worker takes ``(file id, path)`` tasks from a queue and puts messages on a results queue: ``("start", id, pid)``,
+then ``("chunk", id, (offset, shift, windows, starts))`` for each chunk of the file (a minute of audio plus one window,
+:class:`~envsound.inference.predictor.WindowBuffer`), then ``("done", id, samples read)``, or ``("error", id,
+reason)`` for a file it cannot use. The windows are the log-mel (or waveform) windows the model scores
+(:func:`~envsound.features.extract.waveform_windows`), so the scoring process batches the windows of many files in
+one forward. For a model that computes its own features (an exported ``.onnx``) a chunk carries the waveform and the
+``before`` of :meth:`~envsound.inference.predictor.WindowScorer.waveform_probs` instead.
+
+Each worker runs torch on one thread (the log-mel of one clip is faster on one thread than two, docs/benchmarks.md)
+and asks the kernel to kill it when its parent dies, so a ``kill -9`` of the scan leaves no orphan.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from envsound.audio.load import iter_audio_blocks
+from envsound.config import FeatureConfig
+from envsound.errors import EnvsoundError
+from envsound.features.edges import EdgeStream
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    """What every worker needs to cut files as the model's :class:`~envsound.inference.predictor.Predictor` does."""
+
+    features: FeatureConfig
+    block_seconds: float
+    block_step: int  # samples a chunk gives out (a whole number of window hops)
+    overlap: int  # samples past it a chunk holds: one window
+    step: int  # samples per window-start unit
+    windows: bool  # True: send feature windows; False: send waveform chunks (the model computes its own features)
+    credits: int  # windows (or chunks) decoded ahead of the model at most: what bounds the memory in flight
+
+
+def chunk_credits(job: DecodeJob, chunk: tuple) -> int:
+    """Credits a chunk takes until it is scored: its windows (a waveform chunk: one), at most all there are."""
+    return min(len(chunk[3]) if job.windows else 1, job.credits) or 1
+
+
+def decode_worker(job: DecodeJob, tasks, results, credits) -> None:
+    """The loop of one worker process: until a ``None`` task, decode each file and report it on ``results``;
+    before it puts a chunk it takes :func:`chunk_credits` from the semaphore ``credits`` (the scoring process gives
+    them back once the chunk is scored), so workers wait while the model is behind."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scan's to handle: it stops the workers itself
+    frontend = None
+    if job.windows:
+        import torch
+
+        torch.set_num_threads(1)
+        from envsound.features.parallel import frontend_for
+
+        frontend = frontend_for(job.features)
+    while (task := tasks.get()) is not None:
+        file_id, path = task
+        results.put(("start", file_id, os.getpid()))
+        try:
+            read = 0
+            for read, chunk in decode_file(job, path, frontend):
+                for _ in range(chunk_credits(job, chunk)):
+                    credits.acquire()
+                results.put(("chunk", file_id, chunk))
+            results.put(("done", file_id, read))
+        except EnvsoundError as exc:
+            results.put(("error", file_id, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one file's surprise must not end a million-file run
+            results.put(("error", file_id, f"{path}: {type(exc).__name__}: {exc}"))
+    results.put(("exit", None, os.getpid()))
+
+
+def decode_file(job: DecodeJob, path: str, frontend) -> Iterator[tuple[int, tuple]]:
+    """Yield (samples read so far, chunk message) for each chunk of ``path``; the last ``read`` is the file's length.
+    Raises :class:`~envsound.errors.EnvsoundError` subclasses for unusable audio."""
+    from envsound.inference.predictor import WindowBuffer
+
+    features = job.features
+    blocks = iter_audio_blocks(path, sample_rate=features.sample_rate, block_seconds=job.block_seconds,
+                               min_seconds=features.min_seconds)
+    stream = EdgeStream(blocks, features)
+
+    def cut(chunk: np.ndarray, *, before: int | None) -> tuple:
+        if not job.windows:
+            return chunk.copy(), before
+        from envsound.features.extract import waveform_windows
+
+        return waveform_windows(chunk, features, frontend=frontend, before=before)
+
+    buffer = WindowBuffer(cut, block_step=job.block_step, overlap=job.overlap, step=job.step)
+    for block in stream:
+        for offset, windows, starts in buffer.push(block):
+            yield stream.read, (offset, stream.shift, windows, starts)
+    for offset, windows, starts in buffer.finish():
+        yield stream.read, (offset, stream.shift, windows, starts)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the process that started it dies (prctl PR_SET_PDEATHSIG); elsewhere the
+    worker notices at its next task instead."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass

@@ -1,0 +1,232 @@
+"""``scan``: classify an archive into a results folder, batched, resumable, crash-safe (see :mod:`.tables` for the
+folder, :mod:`.journal` for resuming, :mod:`.engine` for the local engine)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from envsound.errors import ConfigError
+from envsound.fileio import run_lock
+from envsound.inference.predictor import Predictor
+from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, PART_FILES,
+                                            PART_WINDOWS, Finished, LocalEngine, default_batch_size,
+                                            default_workers)
+from envsound.inference.scan.journal import Journal, file_digest
+from envsound.inference.scan.listing import iter_inputs
+from envsound.inference.scan.progress import ScanProgress
+from envsound.inference.scan.tables import EVENT_TABLES, TABLES, Part, check_format
+from envsound.models.files import open_model_file
+
+ENGINES = ("local",)
+
+
+@dataclass
+class ScanSummary:
+    """What a scan did: ``files`` classified or failed in this run (``failed`` of them), ``skipped`` as already done
+    (or named twice), ``seconds`` of audio classified, ``wall_seconds``; ``total_files`` and ``total_failed`` over
+    the whole results folder; ``interrupted`` when Ctrl-C or SIGTERM stopped it (run it again to go on)."""
+
+    out: str
+    files: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    wall_seconds: float = 0.0
+    total_files: int = 0
+    total_failed: int = 0
+    interrupted: bool = False
+    startup_seconds: float = 0.0
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def real_time_factor(self) -> float:
+        """Seconds of audio classified per second of wall time."""
+        return self.seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+    def line(self) -> str:
+        """The last line a scan prints."""
+        text = (f"{self.files} files ({self.seconds / 3600:.2f} h of audio) in {self.wall_seconds:.1f} s, "
+                f"{self.real_time_factor:.0f}x real time; {self.failed} failed")
+        if self.skipped:
+            text += f"; {self.skipped} already done"
+        text += f"; results in {self.out}"
+        if self.total_failed:
+            text += f" ({self.total_failed} failed files listed in {Path(self.out) / 'errors'})"
+        return text
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "real_time_factor": self.real_time_factor}
+
+
+def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: str | os.PathLike,
+         files_from: str | os.PathLike | None = None, engine: str = "local", format: str = "parquet",
+         top_k: int = 3, events: bool = False, window_scores: bool = False, event_tables: Iterable[str] = (),
+         threshold: float | None = None, workers: int | None = None, batch_size: int | None = None,
+         device: str = "auto",
+         precision: str = "auto", progress: bool = True) -> ScanSummary:
+    """Classify every audio file ``inputs`` name (files, folders at any depth, globs; and the lines of
+    ``files_from``) into the results folder ``out`` and return the :class:`ScanSummary`.
+
+    Running it again with the same model and settings skips the files already done, so a killed run goes on where
+    it stopped. ``workers`` (decoding processes) and ``batch_size`` (windows a forward) change the speed, never the
+    results (default: chosen for the machine, :func:`~envsound.inference.scan.engine.default_batch_size`); the model, ``top_k``, ``events``, ``window_scores``, ``event_tables`` (``raven``, ``audacity``: a table
+    per file with events), ``threshold``, ``format`` (``parquet``, ``csv``, ``jsonl``) and ``precision`` shape them,
+    and a folder written with others is refused.
+
+    Raises:
+        ConfigError: a setting out of range, ``out`` holding other results, ``files_from`` unreadable.
+        CheckpointError: ``model`` is not a classifier this can run.
+    """
+    started = time.monotonic()
+    fmt = check_format(format)
+    kinds = tuple(dict.fromkeys(event_tables))
+    _check_settings(engine=engine, kinds=kinds, events=events, top_k=top_k, batch_size=batch_size, workers=workers,
+                    files_from=files_from)
+    predictor = Predictor.from_checkpoint(model, device=device, precision=precision)
+    if threshold is not None:
+        predictor.model.task = predictor.model.task.with_threshold(threshold)
+    source = open_model_file(model)
+    fingerprint = {"model": {"name": str(model), "sha256": file_digest(source.path)}, "labels": predictor.labels,
+                   "task": predictor.model.task.to_dict(), "top_k": top_k, "events": events,
+                   "window_scores": window_scores, "event_tables": list(kinds), "format": fmt,
+                   "precision": precision}
+    workers = workers or default_workers(predictor.model.runtime.accelerator)
+    batch_size = batch_size or default_batch_size(predictor.model.runtime)
+    out = Path(out)
+    summary = ScanSummary(out=str(out), settings={"workers": workers, "batch_size": batch_size,
+                                                  "runtime": predictor.model.runtime.describe()})
+    with run_lock(out), _model_threads(predictor, workers), _stop_on_sigterm():
+        journal = Journal.open(out, fingerprint, tables=TABLES)
+        try:
+            summary.startup_seconds = time.monotonic() - started
+            _run(LocalEngine(predictor, workers=workers, batch_size=batch_size, top_k=top_k, events=events,
+                             window_scores=window_scores),
+                 journal, summary, inputs=list(inputs), files_from=files_from, fmt=fmt, kinds=kinds,
+                 progress=progress)
+            totals = journal.totals()
+            summary.total_files, summary.total_failed = totals["files"], totals["failed"]
+        finally:
+            journal.close()
+    summary.wall_seconds = time.monotonic() - started
+    return summary
+
+
+def _run(engine: LocalEngine, journal: Journal, summary: ScanSummary, *, inputs: list, files_from, fmt: str,
+         kinds: tuple[str, ...], progress: bool) -> None:
+    """Scan, committing parts as they fill; on Ctrl-C or SIGTERM commit what is finished and say so."""
+    predictor = engine.predictor
+    meter = ScanProgress(lambda: iter_inputs(inputs, files_from=files_from), enabled=progress)
+    in_flight: set[str] = set()  # names handed out and not yet committed: a name listed twice is scanned once
+    lock = threading.Lock()
+    part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores)
+    state = {"number": journal.next_part(), "since": time.monotonic()}
+
+    def todo() -> Iterator[str]:  # runs in the lister thread
+        done = journal.reader()
+        try:
+            for name in iter_inputs(inputs, files_from=files_from):
+                with lock:
+                    fresh = name not in in_flight and name not in done
+                    if fresh:
+                        in_flight.add(name)
+                if fresh:
+                    yield name
+                else:
+                    meter.skip()
+        finally:
+            done.close()
+
+    def commit() -> None:
+        nonlocal part
+        if not part.finished:
+            return
+        part.write(journal.out, state["number"], fmt)
+        if kinds:
+            part.write_event_tables(journal.out, kinds, high_hz=predictor.features.sample_rate / 2)
+        journal.commit(state["number"], part.finished)
+        with lock:
+            in_flight.difference_update(name for name, _, _ in part.finished)
+        state["number"] += 1
+        state["since"] = time.monotonic()
+        part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores)
+
+    def on_file(finished: Finished) -> None:
+        if finished.error is not None:
+            part.add_error(finished.name, finished.error)
+            meter.file(0.0, failed=True)
+        else:
+            part.add(finished.prediction, finished.window_probs)
+            meter.file(finished.prediction.duration or 0.0, failed=False)
+        due = min(COMMIT_MAX_SECONDS, max(COMMIT_MIN_SECONDS, COMMIT_FRACTION * meter.elapsed))
+        if (time.monotonic() - state["since"] >= due or len(part.finished) >= PART_FILES
+                or part.rows("windows") >= PART_WINDOWS):
+            commit()
+
+    stop = threading.Event()
+    try:
+        engine.run(todo(), on_file, stop=stop)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        stop.set()
+        meter.close()
+        commit()
+        summary.files, summary.failed = meter.files, meter.failed
+        summary.skipped, summary.seconds = meter.skipped, meter.seconds
+
+
+def _check_settings(*, engine: str, kinds: tuple[str, ...], events: bool, top_k: int, batch_size: int,
+                    workers: int | None, files_from) -> None:
+    if engine not in ENGINES:
+        raise ConfigError(f"engine {engine!r} is unknown; valid: {', '.join(ENGINES)}")
+    unknown = [kind for kind in kinds if kind not in EVENT_TABLES]
+    if unknown:
+        raise ConfigError(f"event table {unknown[0]!r} is unknown; valid: {', '.join(EVENT_TABLES)}")
+    if kinds and not events:
+        raise ConfigError("event tables list events: ask for the events too")
+    if top_k < 1 or (batch_size is not None and batch_size < 1) or (workers is not None and workers < 1):
+        raise ConfigError(f"top_k, batch_size and workers must be >= 1 (got {top_k}, {batch_size}, {workers})")
+    if files_from is not None and os.fspath(files_from) != "-" and not os.access(files_from, os.R_OK):
+        raise ConfigError(f"{files_from}: cannot read this file list (missing or not readable)")
+
+
+@contextlib.contextmanager
+def _model_threads(predictor: Predictor, workers: int) -> Iterator[None]:
+    """On a CPU the model gets the cores the decoding workers leave (they and it must not fight over cores)."""
+    runtime = predictor.model.runtime
+    if runtime.accelerator != "cpu" or not hasattr(predictor.model, "window_probs"):
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, cores - workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM stops a scan as Ctrl-C does (finished files committed), where a handler can be set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,159 @@
+"""The results of a scan: tables written in parts, and per-file event tables for Raven and Audacity.
+
+A results folder holds one sub-folder per table, each a set of parts (``files/part-000001.parquet``, ...):
+
+- ``files``: one row per classified file: ``file``, ``duration`` (s), ``label`` and ``score`` (the top label by mean
+  window probability), ``label_2``, ``score_2`` ... up to ``top_k``, and for a multi-label model ``labels`` (every
+  label at or above its threshold, ``;``-separated);
+- ``windows``: ``file``, ``start``, ``end`` (s), ``label``, ``score`` of every evaluation window, and with
+  ``window_scores`` one column per class, ``p:LABEL``, holding its probability;
+- ``events`` (with ``events``): ``file``, ``label``, ``onset``, ``offset`` (s), ``score``;
+- ``errors``: ``file``, ``error`` (a one-line reason).
+
+Parquet (pyarrow) by default; CSV or JSON lines on request. Every part is written under a temporary name and renamed,
+so a part is whole or absent; the journal (:mod:`envsound.inference.scan.journal`) says which parts are committed.
+Read them with ``pandas.read_parquet("scan/files")`` or DuckDB's ``SELECT * FROM 'scan/files/*.parquet'``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from envsound.errors import ConfigError
+from envsound.fileio import atomic_open
+from envsound.inference.predictor import Prediction
+
+TABLES = ("files", "windows", "events", "errors")
+FORMATS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
+EVENT_TABLES = {"raven": ".Table.1.selections.txt", "audacity": ".labels.txt"}
+RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
+                 "Annotation", "Score"]
+
+
+def check_format(name: str) -> str:
+    """``name`` if it is a format a scan writes; Parquet needs pyarrow (``pip install 'envsound[scan]'``)."""
+    if name not in FORMATS:
+        raise ConfigError(f"results format {name!r} is unknown; valid: {', '.join(FORMATS)}")
+    if name == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ConfigError("Parquet results need pyarrow: pip install 'envsound[scan]', or choose the format "
+                              "csv or jsonl") from None
+    return name
+
+
+@dataclass
+class Part:
+    """The rows of the files finished since the last commit, column by column (a part of 10,000 files, or of a
+    10-hour file's 72,000 windows, stays small)."""
+
+    labels: list[str]
+    top_k: int
+    window_scores: bool = False
+    columns: dict[str, dict[str, list]] = field(default_factory=lambda: {name: {} for name in TABLES})
+    finished: list[tuple[str, bool, float]] = field(default_factory=list)  # (file, classified, seconds of audio)
+    predictions: list[Prediction] = field(default_factory=list)  # those with events, for per-file event tables
+
+    def add(self, prediction: Prediction, window_probs: np.ndarray | None = None) -> None:
+        """A classified file (``window_probs``: its windows' probabilities, with ``window_scores``)."""
+        name = prediction.file
+        row = {"file": name, "duration": prediction.duration}
+        for rank, best in enumerate(prediction.top[:self.top_k], start=1):
+            suffix = "" if rank == 1 else f"_{rank}"
+            row[f"label{suffix}"], row[f"score{suffix}"] = best["label"], best["score"]
+        if prediction.labels is not None:
+            row["labels"] = ";".join(item["label"] for item in prediction.labels)
+        self._append("files", row)
+        windows = self.columns["windows"]
+        segments = prediction.segments or []
+        for key in ("start", "end", "label", "score"):
+            windows.setdefault(key, []).extend(segment[key] for segment in segments)
+        windows.setdefault("file", []).extend([name] * len(segments))
+        if self.window_scores and window_probs is not None:
+            for k, label in enumerate(self.labels):
+                windows.setdefault(f"p:{label}", []).extend(window_probs[:, k].round(4).tolist())
+        for event in prediction.events or []:
+            self._append("events", {"file": name, "label": event["label"], "onset": event["onset"],
+                                    "offset": event["offset"], "score": event["score"]})
+        if prediction.events is not None:
+            self.predictions.append(prediction)
+        self.finished.append((name, True, prediction.duration or 0.0))
+
+    def add_error(self, name: str, reason: str) -> None:
+        self._append("errors", {"file": name, "error": reason})
+        self.finished.append((name, False, 0.0))
+
+    def _append(self, table: str, row: dict) -> None:
+        columns = self.columns[table]
+        for key, value in row.items():
+            columns.setdefault(key, []).append(value)
+
+    def rows(self, table: str) -> int:
+        return len(self.columns[table].get("file", ()))
+
+    def write(self, out: Path, number: int, fmt: str) -> None:
+        """Each table's rows as ``out/TABLE/part-NNNNNN.EXT`` (tables without rows write nothing)."""
+        for table in TABLES:
+            if self.rows(table):
+                path = out / table / f"part-{number:06d}{FORMATS[fmt]}"
+                with atomic_open(path) as fh:
+                    _WRITERS[fmt](self.columns[table], fh)
+
+    def write_event_tables(self, out: Path, kinds: tuple[str, ...], *, high_hz: float) -> None:
+        """Per classified file with events: a Raven selection table and/or an Audacity label track, named after the
+        file's path under ``out/raven`` and ``out/audacity``."""
+        for prediction in self.predictions:
+            for kind in kinds:
+                path = out / kind / (safe_relative(prediction.file) + EVENT_TABLES[kind])
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_open(path) as fh:
+                    fh.write(_event_table(kind, prediction.events, high_hz).encode("utf-8"))
+
+
+def safe_relative(name: str) -> str:
+    """A file's name as a relative path that stays inside a folder (``/a/../b.wav`` -> ``a/__/b.wav``)."""
+    parts = [("__" if part == ".." else part) for part in Path(name).parts if part not in ("/", ".", "")]
+    return os.path.join(*parts) if parts else "_"
+
+
+def _event_table(kind: str, events: list[dict], high_hz: float) -> str:
+    if kind == "audacity":  # Audacity's label track: start, end, label, tab-separated
+        return "".join(f"{e['onset']:.3f}\t{e['offset']:.3f}\t{e['label']}\n" for e in events)
+    lines = ["\t".join(RAVEN_COLUMNS)]
+    for number, e in enumerate(events, start=1):
+        lines.append("\t".join(str(v) for v in (number, "Spectrogram 1", 1, f"{e['onset']:.3f}", f"{e['offset']:.3f}",
+                                                0, f"{high_hz:.1f}", e["label"], f"{e['score']:.4f}")))
+    return "\n".join(lines) + "\n"
+
+
+def _write_parquet(columns: dict[str, list], fh) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), fh, compression="zstd")
+
+
+def _write_csv(columns: dict[str, list], fh) -> None:
+    text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+    writer = csv.writer(text)
+    writer.writerow(columns)
+    writer.writerows(zip(*columns.values()))
+    text.flush()
+    text.detach()
+
+
+def _write_jsonl(columns: dict[str, list], fh) -> None:
+    keys = list(columns)
+    for values in zip(*columns.values()):
+        fh.write((json.dumps(dict(zip(keys, values))) + "\n").encode("utf-8"))
+
+
+_WRITERS = {"parquet": _write_parquet, "csv": _write_csv, "jsonl": _write_jsonl}
