@@ -9,6 +9,7 @@ functions below are imported on first use.
 >>> envsound.cross_validate(dataset="folder", root="my_sounds", init="efficientat-mn04", out="runs/cv").metrics
 >>> model = envsound.load_model(run.model_path)   # or a model.onnx, or efficientat-mn04
 >>> model.predict("new_recording.wav", top_k=3).top
+>>> envsound.scan(run.model_path, ["archive/"], out="scan").line()  # an archive into a results folder, resumable
 >>> config = envsound.resolve(model="piczak", shots=5)  # the config `envsound train --model piczak --shots 5` uses
 """
 
@@ -19,7 +20,7 @@ from envsound.errors import (AudioLoadError, CheckpointError, ConfigError, Datas
 # name -> the module that defines it, imported on first use (torch and the registries load then, not at import)
 _LAZY = {"load_model": "envsound.inference.api", "resolve": "envsound.recipes.config",
          "train": "envsound.recipes.api", "cross_validate": "envsound.recipes.api", "evaluate": "envsound.recipes.api",
-         "RunResult": "envsound.recipes.api"}
+         "RunResult": "envsound.recipes.api", "scan": "envsound.inference.scan", "ScanSummary": "envsound.inference.scan"}
 __all__ = [*_LAZY, "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError", "DatasetLayoutError",
            "DownloadError", "__version__"]
 

@@ -186,6 +186,13 @@ def evaluate(args: argparse.Namespace) -> int:
 def predict(args: argparse.Namespace) -> int:
     from envsound.inference.predictor import Predictor
 
+    if args.out is not None:
+        return _scan(args)
+    if args.files_from or args.resume:
+        raise ConfigError("--files-from and --resume write a results folder: add --out DIR")
+    if not args.inputs:
+        raise ConfigError("name the audio files or folders to classify")
+
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     with_threshold(predictor.model, args)
     failed = 0
@@ -209,6 +216,26 @@ def predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"envsound predict: {failed} input(s) could not be classified", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from envsound.inference.scan import scan
+    from envsound.inference.scan.journal import JOURNAL_NAME
+
+    if args.json or args.segments:
+        raise ConfigError("--out writes every window to DIR/windows/: --json and --segments are for printed results")
+    if not args.inputs and not args.files_from:
+        raise ConfigError("name the audio files, folders or globs to classify, or --files-from LIST")
+    if args.resume and not (args.out / JOURNAL_NAME).exists():
+        raise ConfigError(f"--resume: {args.out} holds no results to resume (no {JOURNAL_NAME}); drop --resume to "
+                          "start")
+    summary = scan(args.checkpoint, args.inputs, out=args.out, files_from=args.files_from, format=args.format,
+                   top_k=args.top_k, events=args.events, window_scores=args.window_scores,
+                   event_tables=args.event_tables, threshold=args.threshold, workers=args.workers,
+                   batch_size=args.batch_size, device=args.device, precision=args.precision,
+                   progress=not args.quiet)
+    print(summary.line())
+    return 1 if summary.total_failed else 0
 
 
 def listen(args: argparse.Namespace) -> int:

@@ -108,6 +108,30 @@ def _training_commands(command) -> None:
     p.set_defaults(run=commands.pretrain)
 
 
+def add_scan_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("archives (--out)")
+    group.add_argument("--out", type=Path, metavar="DIR",
+                       help="write the results to DIR instead of printing them: tables files/ (one row per file), "
+                            "windows/, events/ (with --events) and errors/, in parts; running the same command "
+                            "again resumes, skipping the files already done (docs/guide/archives.md)")
+    group.add_argument("--files-from", metavar="LIST",
+                       help="also classify the files, folders or globs listed in LIST, one per line (-: stdin)")
+    group.add_argument("--format", default="parquet", choices=["parquet", "csv", "jsonl"],
+                       help="the tables' format (parquet needs pyarrow: pip install 'envsound[scan]')")
+    group.add_argument("--window-scores", action="store_true",
+                       help="windows/ gets one column per class (p:LABEL) with its probability")
+    group.add_argument("--event-tables", metavar="raven,audacity", type=lambda v: [k for k in v.split(",") if k],
+                       default=[], help="with --events, per-file event tables: Raven selection tables (DIR/raven/) "
+                                        "and/or Audacity label tracks (DIR/audacity/)")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="decoding processes (default: half the cores on a CPU, all but one beside a GPU)")
+    group.add_argument("--batch-size", type=int, metavar="N",
+                       help="windows scored in one forward (default: 16 in fp32 and 64 in bf16 on a CPU, 256 on a "
+                            "GPU); neither this nor --workers changes the results")
+    group.add_argument("--resume", action="store_true",
+                       help="say that DIR is expected to hold results already (the same command resumes anyway)")
+
+
 def _use_commands(command) -> None:
     """evaluate, predict, listen, serve, export, embed: what is done with a trained model."""
     p = command("evaluate", "Score a checkpoint on held-out folds: accuracy, per-class P/R/F1, confusion matrix "
@@ -128,9 +152,10 @@ def _use_commands(command) -> None:
     add_precision_option(p)
     p.set_defaults(run=commands.evaluate)
 
-    p = command("predict", "Classify audio files or folders (recursively) of any length and format.")
+    p = command("predict", "Classify audio files or folders (recursively) of any length and format; with --out, an "
+                           "archive into a results folder, batched and resumable.")
     add_model_argument(p, onnx=True)
-    p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="audio files or folders")
+    p.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER", help="audio files, folders or globs")
     p.add_argument("--top-k", type=int, default=3, help="labels to show per file")
     p.add_argument("--json", action="store_true",
                    help='one JSON object per input: {"file", "top": [{"label", "score"}], "error"}; multi-label '
@@ -144,6 +169,7 @@ def _use_commands(command) -> None:
     add_threshold_option(p)
     add_device_option(p)
     add_precision_option(p)
+    add_scan_options(p)
     p.set_defaults(run=commands.predict)
 
     p = command("listen", "Classify audio as it arrives (stdin, the microphone, or a file played in real time): a line "
@@ -344,7 +370,7 @@ def extra_for(module: str) -> str | None:
 
 def _resume_hint(args, argv: list[str]) -> str:
     """``; to go on: envsound ... --resume`` for a command that can resume, else nothing."""
-    if not hasattr(args, "resume"):
+    if not hasattr(args, "resume") or getattr(args, "out", True) is None:  # predict resumes with --out only
         return ""
     again = [arg for arg in argv if arg != "--overwrite"] + ([] if args.resume else ["--resume"])
     return "; to go on: envsound " + " ".join(shlex.quote(arg) for arg in again)

@@ -31,7 +31,7 @@ ENGINES = ("local",)
 class ScanSummary:
     """What a scan did: ``files`` classified or failed in this run (``failed`` of them), ``skipped`` as already done
     (or named twice), ``seconds`` of audio classified, ``wall_seconds``; ``total_files`` and ``total_failed`` over
-    the whole results folder; ``interrupted`` when Ctrl-C or SIGTERM stopped it (run it again to go on)."""
+    the whole results folder."""
 
     out: str
     files: int = 0
@@ -41,7 +41,6 @@ class ScanSummary:
     wall_seconds: float = 0.0
     total_files: int = 0
     total_failed: int = 0
-    interrupted: bool = False
     startup_seconds: float = 0.0
     settings: dict = field(default_factory=dict)
 
@@ -70,15 +69,16 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
          top_k: int = 3, events: bool = False, window_scores: bool = False, event_tables: Iterable[str] = (),
          threshold: float | None = None, workers: int | None = None, batch_size: int | None = None,
          device: str = "auto",
-         precision: str = "auto", progress: bool = True) -> ScanSummary:
+         precision: str = "auto", progress: bool = True, part_files: int = PART_FILES) -> ScanSummary:
     """Classify every audio file ``inputs`` name (files, folders at any depth, globs; and the lines of
     ``files_from``) into the results folder ``out`` and return the :class:`ScanSummary`.
 
     Running it again with the same model and settings skips the files already done, so a killed run goes on where
-    it stopped. ``workers`` (decoding processes) and ``batch_size`` (windows a forward) change the speed, never the
+    it stopped; Ctrl-C (and SIGTERM, as KeyboardInterrupt) commits the finished files before it propagates. ``workers`` (decoding processes) and ``batch_size`` (windows a forward) change the speed, never the
     results (default: chosen for the machine, :func:`~envsound.inference.scan.engine.default_batch_size`); the model, ``top_k``, ``events``, ``window_scores``, ``event_tables`` (``raven``, ``audacity``: a table
     per file with events), ``threshold``, ``format`` (``parquet``, ``csv``, ``jsonl``) and ``precision`` shape them,
-    and a folder written with others is refused.
+    and a folder written with others is refused. A part of the tables is committed every ``part_files`` files, or
+    sooner (every 5 s at first, then every 5 % of the run's time, at most every 2 minutes): what a crash can lose.
 
     Raises:
         ConfigError: a setting out of range, ``out`` holding other results, ``files_from`` unreadable.
@@ -109,7 +109,7 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
             _run(LocalEngine(predictor, workers=workers, batch_size=batch_size, top_k=top_k, events=events,
                              window_scores=window_scores),
                  journal, summary, inputs=list(inputs), files_from=files_from, fmt=fmt, kinds=kinds,
-                 progress=progress)
+                 progress=progress, part_files=part_files)
             totals = journal.totals()
             summary.total_files, summary.total_failed = totals["files"], totals["failed"]
         finally:
@@ -119,8 +119,8 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
 
 
 def _run(engine: LocalEngine, journal: Journal, summary: ScanSummary, *, inputs: list, files_from, fmt: str,
-         kinds: tuple[str, ...], progress: bool) -> None:
-    """Scan, committing parts as they fill; on Ctrl-C or SIGTERM commit what is finished and say so."""
+         kinds: tuple[str, ...], progress: bool, part_files: int) -> None:
+    """Scan, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
     predictor = engine.predictor
     meter = ScanProgress(lambda: iter_inputs(inputs, files_from=files_from), enabled=progress)
     in_flight: set[str] = set()  # names handed out and not yet committed: a name listed twice is scanned once
@@ -165,16 +165,14 @@ def _run(engine: LocalEngine, journal: Journal, summary: ScanSummary, *, inputs:
             part.add(finished.prediction, finished.window_probs)
             meter.file(finished.prediction.duration or 0.0, failed=False)
         due = min(COMMIT_MAX_SECONDS, max(COMMIT_MIN_SECONDS, COMMIT_FRACTION * meter.elapsed))
-        if (time.monotonic() - state["since"] >= due or len(part.finished) >= PART_FILES
+        if (time.monotonic() - state["since"] >= due or len(part.finished) >= part_files
                 or part.rows("windows") >= PART_WINDOWS):
             commit()
 
     stop = threading.Event()
     try:
         engine.run(todo(), on_file, stop=stop)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    finally:
+    finally:  # Ctrl-C or SIGTERM too: the finished files are committed, then the interrupt goes on
         stop.set()
         meter.close()
         commit()

@@ -74,9 +74,9 @@ class Part:
         self._append("files", row)
         windows = self.columns["windows"]
         segments = prediction.segments or []
+        windows.setdefault("file", []).extend([name] * len(segments))
         for key in ("start", "end", "label", "score"):
             windows.setdefault(key, []).extend(segment[key] for segment in segments)
-        windows.setdefault("file", []).extend([name] * len(segments))
         if self.window_scores and window_probs is not None:
             for k, label in enumerate(self.labels):
                 windows.setdefault(f"p:{label}", []).extend(window_probs[:, k].round(4).tolist())

@@ -1,0 +1,204 @@
+"""Archives into a results folder (`envsound predict MODEL INPUTS --out DIR`, `envsound.scan`): the same results as
+`predict` file by file, resumable, crash-safe, bad files in an errors table."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+import envsound
+from envsound.errors import ConfigError
+from envsound.inference.predictor import Predictor
+from envsound.inference.scan.journal import JOURNAL_NAME
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, synthetic_manifest) -> Path:
+    """Nested folders of synthetic clips, one 40-s file made of them, and bad files of every kind."""
+    root = tmp_path_factory.mktemp("archive")
+    for i, record in enumerate(synthetic_manifest.records[:24]):
+        target = root / f"site{i % 3}" / f"day{i % 2}" / f"clip{i:02d}.wav"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(record.path, target)
+    clips = [sf.read(r.path, dtype="float32")[0] for r in synthetic_manifest.records[:27]]
+    sf.write(root / "long.flac", np.concatenate(clips), sf.info(synthetic_manifest.records[0].path).samplerate)
+    bad = root / "bad"
+    bad.mkdir()
+    (bad / "notes.wav").write_text("not audio at all")
+    (bad / "empty.wav").write_bytes(b"")
+    wav = (root / "site0" / "day0" / "clip00.wav").read_bytes()
+    (bad / "truncated.wav").write_bytes(wav[:60])
+    return root
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory, archive) -> Path:
+    """192 files: 8 folders of the archive's clips (hard links)."""
+    root = tmp_path_factory.mktemp("many")
+    for copy in range(8):
+        for i, clip in enumerate(sorted(archive.rglob("clip*.wav"))):
+            (root / f"copy{copy}").mkdir(parents=True, exist_ok=True)
+            os.link(clip, root / f"copy{copy}" / f"{i:02d}.wav")
+    return root
+
+
+def _table(out: Path, name: str) -> pd.DataFrame:
+    return pd.read_parquet(out / name).sort_values(["file"] + (["start"] if name == "windows" else []),
+                                                  kind="stable").reset_index(drop=True)
+
+
+def test_a_scan_gives_predict_s_results_and_lists_bad_files(tmp_path, trained_run, archive):
+    out = tmp_path / "scan"
+    summary = envsound.scan(trained_run.checkpoint, [archive], out=out, precision="32", progress=False)
+    files, errors, windows = _table(out, "files"), _table(out, "errors"), _table(out, "windows")
+    assert summary.files == 28 and summary.failed == 3 == summary.total_failed
+    assert sorted(Path(name).name for name in errors.file) == ["empty.wav", "notes.wav", "truncated.wav"]
+    assert all(name in reason and "\n" not in reason for name, reason in zip(errors.file, errors.error))
+    assert len(files) == 25 and files.file.is_unique
+    assert set(files.file) == {str(p) for p in archive.rglob("*") if p.parent.name != "bad" and p.is_file()}
+    predictor = Predictor.from_checkpoint(trained_run.checkpoint, precision="32")
+    for row in files.itertuples():  # the batched scan scores every file as predict does, one by one
+        alone = predictor.predict_file(row.file, top_k=3, segments=True)
+        assert [row.label, row.label_2, row.label_3] == [t["label"] for t in alone.top]
+        assert [row.score, row.score_2, row.score_3] == pytest.approx([t["score"] for t in alone.top], abs=2e-4)
+        mine = windows[windows.file == row.file]
+        assert mine.start.tolist() == [s["start"] for s in alone.segments]
+        assert mine.label.tolist() == [s["label"] for s in alone.segments]
+    long = files[files.file.str.endswith("long.flac")].iloc[0]
+    assert long.duration == pytest.approx(27 * 1.5, abs=0.01)
+
+    again = envsound.scan(trained_run.checkpoint, [archive], out=out, precision="32", progress=False)
+    assert (again.files, again.skipped, again.total_files) == (0, 28, 28)  # nothing done twice
+    assert len(list((out / "files").iterdir())) == len(list((out / "files").iterdir()))
+    assert _table(out, "files").equals(files)
+
+
+def test_a_folder_of_other_results_is_refused_in_one_line(tmp_path, trained_run, archive):
+    out = tmp_path / "scan"
+    clip = next(archive.rglob("clip00.wav"))
+    envsound.scan(trained_run.checkpoint, [clip], out=out, progress=False)
+    with pytest.raises(ConfigError, match="top_k 3, not top_k 5") as caught:
+        envsound.scan(trained_run.checkpoint, [clip], out=out, top_k=5, progress=False)
+    assert "\n" not in str(caught.value)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not a results folder"):
+        envsound.scan(trained_run.checkpoint, [clip], out=tmp_path / "mine", progress=False)
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "keep me"
+
+
+def test_csv_tables_events_raven_and_audacity(tmp_path, trained_run, archive):
+    out = tmp_path / "scan"
+    envsound.scan(trained_run.checkpoint, [archive / "long.flac", archive / "site1"], out=out, format="csv",
+                  events=True, event_tables=["raven", "audacity"], window_scores=True, progress=False)
+    files = pd.concat(pd.read_csv(p) for p in (out / "files").glob("part-*.csv"))
+    windows = pd.concat(pd.read_csv(p) for p in (out / "windows").glob("part-*.csv"))
+    events = pd.concat(pd.read_csv(p) for p in (out / "events").glob("part-*.csv"))
+    assert len(files) == 9
+    labels = Predictor.from_checkpoint(trained_run.checkpoint).labels
+    scores = windows[[f"p:{label}" for label in labels]].to_numpy()
+    assert np.allclose(scores.sum(axis=1), 1, atol=0.01)  # softmax: every class's probability is there
+    assert (windows.label.to_numpy() == np.asarray(labels)[scores.argmax(axis=1)]).all()
+    assert {"file", "label", "onset", "offset", "score"} <= set(events.columns) and len(events)
+    long = str(archive / "long.flac")
+    mine = events[events.file == long].sort_values("onset")
+    raven = (out / "raven" / (long.lstrip("/") + ".Table.1.selections.txt")).read_text().splitlines()
+    assert raven[0].split("\t")[:5] == ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)"]
+    assert [line.split("\t")[7] for line in raven[1:]] == mine.label.tolist()
+    audacity = (out / "audacity" / (long.lstrip("/") + ".labels.txt")).read_text().splitlines()
+    assert [float(line.split("\t")[0]) for line in audacity] == pytest.approx(mine.onset.tolist(), abs=1e-3)
+
+
+def test_a_file_list_streams_and_a_name_listed_twice_is_scanned_once(tmp_path, trained_run, archive):
+    listing = tmp_path / "list.txt"
+    clips = sorted(str(p) for p in archive.rglob("clip*.wav"))[:5]
+    listing.write_text("# my recordings\n" + "\n".join(clips + clips[:2]) + "\n\n" + str(archive / "site2") + "\n")
+    out = tmp_path / "scan"
+    summary = envsound.scan(trained_run.checkpoint, [], files_from=listing, out=out, format="jsonl", progress=False)
+    files = pd.concat(pd.read_json(p, lines=True) for p in (out / "files").glob("*.jsonl"))
+    expected = set(clips) | {str(p) for p in (archive / "site2").rglob("*.wav")}
+    assert sorted(files.file) == sorted(expected)
+    assert summary.skipped == 2 + len(set(clips) & expected) - len(set(clips))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="reads process parents from /proc")
+def test_kill_9_loses_only_the_uncommitted_part_and_the_same_command_completes(tmp_path, trained_run, many):
+    """The CLI killed with SIGKILL once parts are committed: no worker left behind; the same command then finishes
+    with the results an uninterrupted run gives, nothing lost or duplicated."""
+    out = tmp_path / "scan"
+    script = ("import sys, envsound; s = envsound.scan(sys.argv[1], [sys.argv[2]], out=sys.argv[3], precision='32', "
+              "workers=2, batch_size=1, part_files=10, progress=False); print(s.files, s.skipped)")
+    command = [sys.executable, "-c", script, str(trained_run.checkpoint), str(many), str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list((out / "files").glob("part-*.parquet"))) < 2 and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    process.kill()
+    process.wait()
+    assert process.returncode == -signal.SIGKILL and len(workers) == 2
+    time.sleep(0.5)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+    resumed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    done, skipped = map(int, resumed.stdout.split())
+    assert skipped >= 10 and done + skipped == 192
+    whole = tmp_path / "whole"
+    envsound.scan(trained_run.checkpoint, [many], out=whole, precision="32", progress=False)
+    assert _table(out, "files").equals(_table(whole, "files"))
+    assert _table(out, "windows").equals(_table(whole, "windows"))
+
+
+def test_the_cli_exit_code_says_whether_a_file_failed_and_sigterm_keeps_the_finished(tmp_path, trained_run,
+                                                                                    archive, many, envsound_main):
+    good = tmp_path / "good"
+    assert envsound_main("predict", trained_run.checkpoint, archive / "site0", "--out", good, "-q").returncode == 0
+    some_bad = envsound_main("predict", trained_run.checkpoint, archive / "bad", archive / "site0", "--out",
+                             tmp_path / "some-bad")
+    assert some_bad.returncode == 1 and "3 failed" in some_bad.stdout.splitlines()[-1]
+    other = envsound_main("predict", trained_run.checkpoint, archive / "site0", "--out", good, "--top-k", "4")
+    assert other.returncode == 1 and other.stderr.strip().splitlines() == [other.stderr.strip()]  # refused, one line
+    assert "holds results of top_k 3, not top_k 4" in other.stderr
+    out = tmp_path / "termed"  # names come on stdin: the scan waits for more while the test sends SIGTERM
+    command = [sys.executable, "-m", "envsound", "predict", str(trained_run.checkpoint), "--files-from", "-",
+               "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    first = sorted(str(p) for p in many.rglob("*.wav"))[:20]
+    process.stdin.write("\n".join(first) + "\n")
+    process.stdin.flush()
+    deadline = time.monotonic() + 120
+    while not (out / JOURNAL_NAME).exists() and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(3)  # the 20 files finish; a part would be committed after 5 s
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err.strip().endswith("--resume") and "finished files are complete" in err
+    assert sorted(_table(out, "files").file) == first  # committed on the way out
+    resumed = subprocess.run(command, input="\n".join(str(p) for p in many.rglob("*.wav")), capture_output=True,
+                             text=True)
+    assert resumed.returncode == 0 and "20 already done" in resumed.stdout
+    assert len(_table(out, "files")) == 192 and _table(out, "files").file.is_unique
