@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from sklearn.base import ClassifierMixin
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from envsound.errors import CheckpointError, ConfigError, EnvsoundError
 
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
 logger = logging.getLogger(__name__)
+# scikit-learn is imported where a baseline is built or loaded: importing it (and scipy.stats) took 2.8 s of a 3.5-s
+# start-up of `envsound predict` with a network checkpoint on a 2-core Xeon, which never uses it
 
 _FORMAT = "envsound-sklearn-baseline-1"
 # Everything a saved KNN or random-forest pipeline contains beyond skops' builtin/numpy primitives; nothing else
@@ -134,6 +136,8 @@ class SklearnBaseline:
         if state.get("model") != cls.name or state.get("n_classes") != n_classes:
             raise CheckpointError(f"model {cls.name!r}: saved model is {state.get('model')!r} with "
                                   f"{state.get('n_classes')} classes, expected {cls.name!r} with {n_classes}")
+        from sklearn.pipeline import Pipeline
+
         if not isinstance(state.get("estimator"), Pipeline):
             raise CheckpointError(f"model {cls.name!r}: saved estimator is not a scikit-learn Pipeline")
         model = cls(n_classes=n_classes)
@@ -160,6 +164,10 @@ class KNNBaseline(SklearnBaseline):
     n_neighbors: ClassVar[int] = 5
 
     def _make_estimator(self) -> Pipeline:
+        from sklearn.neighbors import KNeighborsClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=self.n_neighbors))
 
     def _adapt_to(self, n_rows: int) -> None:
@@ -175,5 +183,9 @@ class RandomForestBaseline(SklearnBaseline):
     n_estimators: ClassVar[int] = 500
 
     def _make_estimator(self) -> Pipeline:
-        forest: ClassifierMixin = RandomForestClassifier(n_estimators=self.n_estimators, n_jobs=-1, random_state=0)
-        return make_pipeline(StandardScaler(), forest)
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=self.n_estimators, n_jobs=-1,
+                                                                      random_state=0))
