@@ -210,3 +210,22 @@ def test_every_input_path_exports_faithfully(name, tmp_path):
         assert onnx_starts == starts
         assert np.abs(got - expected).max() < TOLERANCE and (got.argmax(1) == expected.argmax(1)).all()
     assert onnx_model.task.multi_label == multi_label
+
+
+def test_an_archive_scan_runs_the_exported_model_as_predict_does(exported, clips, tmp_path):
+    """`predict model.onnx --out DIR`: the model cuts its own windows (a chunk a call), the results are predict's."""
+    import pandas as pd
+
+    from envsound.inference.predictor import Predictor
+
+    summary = envsound.scan(exported, clips, out=tmp_path / "scan", events=True, progress=False)
+    assert summary.files == len(clips) and summary.failed == 0
+    files = pd.read_parquet(tmp_path / "scan" / "files").set_index("file")
+    windows = pd.read_parquet(tmp_path / "scan" / "windows")
+    predictor = Predictor.from_checkpoint(exported)
+    for path in clips:
+        alone = predictor.predict_file(path, segments=True)
+        row = files.loc[str(path)]
+        assert [row.label, row.label_2] == [t["label"] for t in alone.top[:2]]
+        assert [row.score, row.score_2] == pytest.approx([t["score"] for t in alone.top[:2]], abs=1e-4)
+        assert windows[windows.file == str(path)].start.tolist() == [s["start"] for s in alone.segments]

@@ -4,6 +4,7 @@
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -202,3 +203,76 @@ def test_the_cli_exit_code_says_whether_a_file_failed_and_sigterm_keeps_the_fini
                              text=True)
     assert resumed.returncode == 0 and "20 already done" in resumed.stdout
     assert len(_table(out, "files")) == 192 and _table(out, "files").file.is_unique
+
+
+def _ray_workers(pattern: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if pattern in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def two_node_ray():
+    """A local Ray cluster of two nodes on 127.0.0.1 (Ray's own cluster utilities), one CPU each."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 200 * 2**20})
+    cluster.add_node(num_cpus=1, object_store_memory=200 * 2**20)
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def test_the_ray_engine_gives_the_local_results_though_a_worker_is_killed(tmp_path, trained_run, many, archive,
+                                                                         two_node_ray):
+    """`--engine ray` on a two-node cluster: the local engine's rows and labels, scores within 1e-5 in fp32, bad
+    files in errors/; a model actor killed mid-run is restarted and nothing is lost or duplicated."""
+    inputs = [many, archive / "bad", archive / "long.flac"]
+    local = envsound.scan(trained_run.checkpoint, inputs, out=tmp_path / "local", precision="32", progress=False)
+    killed = []
+
+    def kill_an_actor():
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            actors = _ray_workers("_Scorer")
+            if actors and (tmp_path / "ray" / JOURNAL_NAME).exists():
+                time.sleep(0.5)
+                os.kill(actors[0], signal.SIGKILL)
+                killed.append(actors[0])
+            time.sleep(0.05)
+
+    import threading
+
+    killer = threading.Thread(target=kill_an_actor)
+    killer.start()
+    summary = envsound.scan(trained_run.checkpoint, inputs, out=tmp_path / "ray", engine="ray",
+                            address=two_node_ray.address, precision="32", progress=False)
+    killer.join()
+    assert killed, "no model actor was seen to kill"
+    assert (summary.files, summary.failed) == (local.files, local.failed) == (196, 3)
+    for table in ("files", "windows", "errors"):
+        mine, theirs = _table(tmp_path / "ray", table), _table(tmp_path / "local", table)
+        assert len(mine) == len(theirs) and mine.file.is_unique == theirs.file.is_unique
+        for column in mine.columns:
+            if mine[column].dtype.kind == "f":  # stored rounded to 4 decimals: 1e-5 apart may round 1e-4 apart
+                assert np.allclose(mine[column], theirs[column], rtol=0, atol=1e-4 + 1e-5, equal_nan=True), column
+            else:
+                assert (mine[column] == theirs[column]).all(), column
+
+
+def test_a_ray_address_that_does_not_answer_is_one_line_and_exit_1(tmp_path, trained_run, archive, envsound_main):
+    pytest.importorskip("ray")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ran = envsound_main("predict", trained_run.checkpoint, archive / "site0", "--out", tmp_path / "scan",
+                        "--engine", "ray", "--address", f"127.0.0.1:{port}")
+    assert ran.returncode == 1 and ran.stderr.strip().splitlines() == [ran.stderr.strip()]
+    assert f"127.0.0.1:{port} does not answer" in ran.stderr and not (tmp_path / "scan").exists()

@@ -188,8 +188,8 @@ def predict(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         return _scan(args)
-    if args.files_from or args.resume:
-        raise ConfigError("--files-from and --resume write a results folder: add --out DIR")
+    if args.files_from or args.resume or args.engine != "local" or args.address:
+        raise ConfigError("--files-from, --resume, --engine and --address are for a results folder: add --out DIR")
     if not args.inputs:
         raise ConfigError("name the audio files or folders to classify")
 
@@ -233,7 +233,7 @@ def _scan(args: argparse.Namespace) -> int:
                    top_k=args.top_k, events=args.events, window_scores=args.window_scores,
                    event_tables=args.event_tables, threshold=args.threshold, workers=args.workers,
                    batch_size=args.batch_size, device=args.device, precision=args.precision,
-                   progress=not args.quiet)
+                   progress=not args.quiet, engine=args.engine, address=args.address)
     print(summary.line())
     return 1 if summary.total_failed else 0
 

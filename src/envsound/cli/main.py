@@ -130,6 +130,13 @@ def add_scan_options(p: argparse.ArgumentParser) -> None:
                             "GPU); neither this nor --workers changes the results")
     group.add_argument("--resume", action="store_true",
                        help="say that DIR is expected to hold results already (the same command resumes anyway)")
+    group.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help="local: this machine; ray: a Ray cluster (pip install 'envsound[cluster]'): the same "
+                            "results folder, Ray Data decoding on CPU tasks and a pool of model actors (GPUs where "
+                            "the cluster has them)")
+    group.add_argument("--address", metavar="ADDR",
+                       help="--engine ray: the cluster (auto, HOST:PORT, ray://HOST:10001); default RAY_ADDRESS, "
+                            "else a Ray instance started for this job")
 
 
 def _use_commands(command) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from envsound.errors import ConfigError
 
 JOURNAL_NAME = "journal.sqlite"
+DESCRIPTIVE = {"model_file"}  # kept for the reader, not compared: the same model may be named by another path
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS parts (part INTEGER PRIMARY KEY, files INTEGER NOT NULL, committed REAL NOT NULL);
@@ -60,7 +61,7 @@ class Journal:
         db.executescript(SCHEMA)
         stored = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM settings")}
         if stored:
-            for key in sorted(set(stored) | set(fingerprint)):
+            for key in sorted((set(stored) | set(fingerprint)) - DESCRIPTIVE):
                 if stored.get(key) != fingerprint.get(key):
                     db.close()
                     raise ConfigError(f"{out}: holds results of {_describe(key, stored.get(key))}, not "
@@ -88,7 +89,8 @@ class Journal:
     def commit(self, part: int, finished: list[tuple[str, bool, float]]) -> None:
         """Record ``finished`` (file, classified, seconds of audio) as done in ``part``, in one transaction."""
         with self.db:
-            self.db.execute("INSERT INTO parts VALUES (?, ?, ?)", (part, len(finished), time.time()))
+            # OR REPLACE: an interrupt between this commit and the caller's bookkeeping commits the part again
+            self.db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?)", (part, len(finished), time.time()))
             self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
                                 [(name, part, int(ok), seconds) for name, ok, seconds in finished])
 
@@ -136,6 +138,6 @@ def _part_number(name: str) -> int | None:
 def _describe(key: str, value) -> str:
     if value is None:
         return f"no {key}"
-    if key == "model" and isinstance(value, dict):
-        return f"model {value.get('name')} (sha256 {str(value.get('sha256'))[:12]})"
+    if key == "model":
+        return f"the model with sha256 {str(value)[:12]}"
     return f"{key} {json.dumps(value)}"

@@ -24,7 +24,7 @@ from envsound.inference.scan.progress import ScanProgress
 from envsound.inference.scan.tables import EVENT_TABLES, TABLES, Part, check_format
 from envsound.models.files import open_model_file
 
-ENGINES = ("local",)
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -69,7 +69,8 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
          top_k: int = 3, events: bool = False, window_scores: bool = False, event_tables: Iterable[str] = (),
          threshold: float | None = None, workers: int | None = None, batch_size: int | None = None,
          device: str = "auto",
-         precision: str = "auto", progress: bool = True, part_files: int = PART_FILES) -> ScanSummary:
+         precision: str = "auto", progress: bool = True, part_files: int = PART_FILES,
+         address: str | None = None) -> ScanSummary:
     """Classify every audio file ``inputs`` name (files, folders at any depth, globs; and the lines of
     ``files_from``) into the results folder ``out`` and return the :class:`ScanSummary`.
 
@@ -77,7 +78,9 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
     it stopped; Ctrl-C (and SIGTERM, as KeyboardInterrupt) commits the finished files before it propagates. ``workers`` (decoding processes) and ``batch_size`` (windows a forward) change the speed, never the
     results (default: chosen for the machine, :func:`~envsound.inference.scan.engine.default_batch_size`); the model, ``top_k``, ``events``, ``window_scores``, ``event_tables`` (``raven``, ``audacity``: a table
     per file with events), ``threshold``, ``format`` (``parquet``, ``csv``, ``jsonl``) and ``precision`` shape them,
-    and a folder written with others is refused. A part of the tables is committed every ``part_files`` files, or
+    and a folder written with others is refused. ``engine="ray"`` runs the scan on a Ray cluster (``address``:
+    ``auto``, ``host:port`` or ``ray://...``; default ``RAY_ADDRESS``, else a Ray instance started for the job) with
+    the same results, so either engine may resume the other's folder. A part of the tables is committed every ``part_files`` files, or
     sooner (every 5 s at first, then every 5 % of the run's time, at most every 2 minutes): what a crash can lose.
 
     Raises:
@@ -93,7 +96,7 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
     if threshold is not None:
         predictor.model.task = predictor.model.task.with_threshold(threshold)
     source = open_model_file(model)
-    fingerprint = {"model": {"name": str(model), "sha256": file_digest(source.path)}, "labels": predictor.labels,
+    fingerprint = {"model": file_digest(source.path), "model_file": str(source.path), "labels": predictor.labels,
                    "task": predictor.model.task.to_dict(), "top_k": top_k, "events": events,
                    "window_scores": window_scores, "event_tables": list(kinds), "format": fmt,
                    "precision": precision}
@@ -102,13 +105,21 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
     out = Path(out)
     summary = ScanSummary(out=str(out), settings={"workers": workers, "batch_size": batch_size,
                                                   "runtime": predictor.model.runtime.describe()})
-    with run_lock(out), _model_threads(predictor, workers), _stop_on_sigterm():
+    if engine == "ray":
+        from envsound.inference.scan.ray_engine import RayEngine
+
+        runner = RayEngine(predictor, source.path, address=address, batch_size=batch_size, top_k=top_k,
+                           events=events, window_scores=window_scores)
+        summary.settings["engine"] = runner.describe()
+    else:
+        runner = LocalEngine(predictor, workers=workers, batch_size=batch_size, top_k=top_k, events=events,
+                             window_scores=window_scores)
+    threads = _model_threads(predictor, workers) if engine == "local" else contextlib.nullcontext()
+    with run_lock(out), threads, _stop_on_sigterm():
         journal = Journal.open(out, fingerprint, tables=TABLES)
         try:
             summary.startup_seconds = time.monotonic() - started
-            _run(LocalEngine(predictor, workers=workers, batch_size=batch_size, top_k=top_k, events=events,
-                             window_scores=window_scores),
-                 journal, summary, inputs=list(inputs), files_from=files_from, fmt=fmt, kinds=kinds,
+            _run(runner, journal, summary, inputs=list(inputs), files_from=files_from, fmt=fmt, kinds=kinds,
                  progress=progress, part_files=part_files)
             totals = journal.totals()
             summary.total_files, summary.total_failed = totals["files"], totals["failed"]
@@ -118,7 +129,7 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
     return summary
 
 
-def _run(engine: LocalEngine, journal: Journal, summary: ScanSummary, *, inputs: list, files_from, fmt: str,
+def _run(engine, journal: Journal, summary: ScanSummary, *, inputs: list, files_from, fmt: str,
          kinds: tuple[str, ...], progress: bool, part_files: int) -> None:
     """Scan, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
     predictor = engine.predictor
