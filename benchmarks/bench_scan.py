@@ -12,7 +12,8 @@ peak memory of the process tree (the scan and its workers: their proportional se
 0.1 s). Start-up is the
 same command run again on the finished folder (it lists the inputs, finds every file done and does nothing). The
 resume: (b) killed with SIGKILL at half way, then the same command, against an uninterrupted run; identical results.
-The list: ``--list-lines`` paths (the folder's names repeated) through ``--files-from``: peak memory.
+The list: ``--list-lines`` paths (the folder's names repeated) through ``--files-from``: peak memory. Ray: the
+folder through a two-node local Ray cluster (half the cores each) against the local engine, in fp32.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=10)
     parser.add_argument("--hours", type=int, default=10)
     parser.add_argument("--list-lines", type=int, default=10_000_000)
-    parser.add_argument("--only", default="a,b,c,resume,list")
+    parser.add_argument("--only", default="a,b,c,resume,list,ray")
     args = parser.parse_args()
     only = set(args.only.split(","))
     files = sorted(glob.glob(os.path.join(args.audio, "*")))
@@ -192,6 +193,9 @@ def main() -> None:
             write_hours(files, one, args.hours, per_file_hours=args.hours)
             rows.append(measure("d", args.checkpoint, [str(one)], work / "d", args.hours * 3600.0, 1, limit))
             print(json.dumps(rows[-1]), flush=True)
+        if "ray" in only:
+            report["ray"] = ray_against_local(args.checkpoint, args.audio, work, clip_s, len(files))
+            print(json.dumps(report["ray"]), flush=True)
         if "list" in only:
             listing = work / "list.txt"
             with open(listing, "w") as fh:
@@ -204,6 +208,31 @@ def main() -> None:
             print(json.dumps(report["list"]), flush=True)
     report["archives"] = rows
     print(json.dumps(report, indent=1))
+
+
+def ray_against_local(checkpoint: str, audio: str, work: Path, audio_s: float, files: int) -> dict:
+    """The folder through a two-node local Ray cluster (half the cores each) against the local engine, both fp32."""
+    import pandas as pd
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cores = len(os.sched_getaffinity(0))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": max(1, cores // 2)})
+    cluster.add_node(num_cpus=max(1, cores - cores // 2))
+    cluster.wait_for_nodes()
+    try:
+        local = run(scan_command(checkpoint, [audio], work / "local32", ["--precision", "32"]))
+        on_ray = run(scan_command(checkpoint, [audio], work / "ray32", ["--precision", "32", "--engine", "ray",
+                                                                         "--address", cluster.address]))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    mine, theirs = (pd.read_parquet(work / name / "files").sort_values("file").reset_index(drop=True)
+                    for name in ("ray32", "local32"))
+    return {"local_s": local["wall_s"], "ray_s": on_ray["wall_s"], "ray_over_local": on_ray["wall_s"] / local["wall_s"],
+            "ray_x_real_time": audio_s / on_ray["wall_s"], "ray_line": on_ray["stdout"] or on_ray["stderr_tail"],
+            "same_labels": bool((mine.label == theirs.label).all()) and len(mine) == len(theirs) == files,
+            "max_score_difference": float((mine.score - theirs.score).abs().max())}
 
 
 def resume(checkpoint: str, copies: Path, work: Path, total: int) -> dict:

@@ -26,6 +26,7 @@ from envsound.audio.load import iter_audio_blocks
 from envsound.config import FeatureConfig
 from envsound.errors import EnvsoundError
 from envsound.features.edges import EdgeStream
+from envsound.inference.predictor import WindowBuffer
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,6 @@ def decode_worker(job: DecodeJob, tasks, results, credits) -> None:
 def decode_file(job: DecodeJob, path: str, frontend) -> Iterator[tuple[int, tuple]]:
     """Yield (samples read so far, chunk message) for each chunk of ``path``; the last ``read`` is the file's length.
     Raises :class:`~envsound.errors.EnvsoundError` subclasses for unusable audio."""
-    from envsound.inference.predictor import WindowBuffer
-
     features = job.features
     blocks = iter_audio_blocks(path, sample_rate=features.sample_rate, block_seconds=job.block_seconds,
                                min_seconds=features.min_seconds)
