@@ -82,6 +82,22 @@ def test_a_scan_gives_predict_s_results_and_lists_bad_files(tmp_path, trained_ru
     assert _table(out, "files").equals(files)
 
 
+def test_a_file_that_fails_after_some_windows_is_an_error_row_and_the_run_goes_on(tmp_path, trained_run, archive):
+    """150 s of digital silence in 16-bit PCM: only known at the end of the stream, after two minutes of windows
+    were sent to the model; the file becomes an error row and its windows are dropped, the run goes on."""
+    silent = tmp_path / "silent" / "silent.wav"
+    silent.parent.mkdir()
+    sf.write(silent, np.zeros(150 * 16000, np.int16), 16000, subtype="PCM_16")
+    clip = next(archive.rglob("clip00.wav"))
+    summary = envsound.scan(trained_run.checkpoint, [silent, clip], out=tmp_path / "scan", workers=1,
+                            batch_size=4096, progress=False)
+    assert (summary.files, summary.failed) == (2, 1)
+    errors = _table(tmp_path / "scan", "errors")
+    assert errors.file.tolist() == [str(silent)] and "silen" in errors.error[0]
+    assert _table(tmp_path / "scan", "files").file.tolist() == [str(clip)]
+    assert set(_table(tmp_path / "scan", "windows").file) == {str(clip)}
+
+
 def test_a_folder_of_other_results_is_refused_in_one_line(tmp_path, trained_run, archive):
     out = tmp_path / "scan"
     clip = next(archive.rglob("clip00.wav"))

@@ -120,8 +120,9 @@ class LocalEngine:
                     pending.done.append((file_id, payload))
                     if not pending.chunks:
                         self._score(pending, scores, files, on_file)
-                elif kind == "error":
+                elif kind == "error":  # at the header, or after some chunks (a PCM file cut short)
                     _forget(current, file_id)
+                    self._drop(pending, file_id)
                     scores.pop(file_id, None)
                     on_file(Finished(files.pop(file_id), error=payload))
                 elif kind == "exit":
@@ -164,6 +165,15 @@ class LocalEngine:
             on_file(Finished(prediction.file, prediction,
                              file_scores.window_probs() if self.window_scores else None))
         pending.chunks, pending.windows, pending.done = [], 0, []
+
+    def _drop(self, pending: _Pending, file_id: int) -> None:
+        """Forget the unscored chunks of a file that failed, giving their credits back."""
+        dropped = [chunk for owner, chunk in pending.chunks if owner == file_id]
+        for chunk in dropped:
+            for _ in range(chunk_credits(self.job, chunk)):
+                self.credits.release()
+        pending.chunks = [(owner, chunk) for owner, chunk in pending.chunks if owner != file_id]
+        pending.windows -= sum(len(chunk[2]) for chunk in dropped)
 
     def _probabilities(self, chunks: list[tuple[int, tuple]]) -> list[tuple]:
         """(window probabilities, starts[, frame probabilities]) of each chunk; windows of all chunks in one batch."""
