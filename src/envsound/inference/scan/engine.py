@@ -71,6 +71,9 @@ class LocalEngine:
                              block_step=predictor.block_step, overlap=predictor.features.window_samples,
                              step=predictor.step, windows=self.by_windows, credits=4 * batch_size + 64)
 
+    def describe(self) -> str:
+        return f"local: {self.workers} decoding process(es), the model in this one"
+
     def run(self, names: Iterator[str], on_file: Callable[[Finished], None], *, stop: threading.Event) -> None:
         """Scan every name ``names`` yields, calling ``on_file`` (in this thread) as each file finishes, until the
         names run out or ``stop`` is set (then in-flight files are dropped unfinished)."""

@@ -15,7 +15,10 @@ LOG_EVERY_SECONDS = 30.0
 
 
 class ScanProgress:
+    """Counts what a scan did (files, failures, skipped, seconds of audio) and shows it (see the module)."""
+
     def __init__(self, count_names: Callable[[], Iterator[str]] | None, *, enabled: bool = True) -> None:
+        self.enabled = enabled
         self.started = time.monotonic()
         self.files = self.skipped = self.failed = 0
         self.seconds = 0.0  # audio classified
@@ -29,7 +32,6 @@ class ScanProgress:
         if enabled and count_names is not None:
             threading.Thread(target=self._count, args=(count_names,), daemon=True,
                              name="envsound-scan-counter").start()
-        self.enabled = enabled
 
     def _count(self, count_names: Callable[[], Iterator[str]]) -> None:
         self.total = sum(1 for _ in count_names())

@@ -65,26 +65,29 @@ class ScanSummary:
 
 
 def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: str | os.PathLike,
-         files_from: str | os.PathLike | None = None, engine: str = "local", format: str = "parquet",
-         top_k: int = 3, events: bool = False, window_scores: bool = False, event_tables: Iterable[str] = (),
-         threshold: float | None = None, workers: int | None = None, batch_size: int | None = None,
-         device: str = "auto",
-         precision: str = "auto", progress: bool = True, part_files: int = PART_FILES,
-         address: str | None = None) -> ScanSummary:
+         files_from: str | os.PathLike | None = None, engine: str = "local", address: str | None = None,
+         format: str = "parquet", top_k: int = 3, events: bool = False, window_scores: bool = False,
+         event_tables: Iterable[str] = (), threshold: float | None = None, workers: int | None = None,
+         batch_size: int | None = None, device: str = "auto", precision: str = "auto", progress: bool = True,
+         part_files: int = PART_FILES) -> ScanSummary:
     """Classify every audio file ``inputs`` name (files, folders at any depth, globs; and the lines of
     ``files_from``) into the results folder ``out`` and return the :class:`ScanSummary`.
 
-    Running it again with the same model and settings skips the files already done, so a killed run goes on where
-    it stopped; Ctrl-C (and SIGTERM, as KeyboardInterrupt) commits the finished files before it propagates. ``workers`` (decoding processes) and ``batch_size`` (windows a forward) change the speed, never the
-    results (default: chosen for the machine, :func:`~envsound.inference.scan.engine.default_batch_size`); the model, ``top_k``, ``events``, ``window_scores``, ``event_tables`` (``raven``, ``audacity``: a table
-    per file with events), ``threshold``, ``format`` (``parquet``, ``csv``, ``jsonl``) and ``precision`` shape them,
-    and a folder written with others is refused. ``engine="ray"`` runs the scan on a Ray cluster (``address``:
-    ``auto``, ``host:port`` or ``ray://...``; default ``RAY_ADDRESS``, else a Ray instance started for the job) with
-    the same results, so either engine may resume the other's folder. A part of the tables is committed every ``part_files`` files, or
-    sooner (every 5 s at first, then every 5 % of the run's time, at most every 2 minutes): what a crash can lose.
+    Running it again with the same model and settings skips the files already done, so a killed run goes on where it
+    stopped; Ctrl-C (and SIGTERM, as KeyboardInterrupt) commits the finished files before it propagates.
+
+    The model, ``top_k``, ``events``, ``window_scores``, ``event_tables`` (``raven``, ``audacity``: a table per file
+    with events), ``threshold``, ``format`` (``parquet``, ``csv``, ``jsonl``) and ``precision`` shape the results,
+    and a folder written with others is refused. ``workers`` (decoding processes), ``batch_size`` (windows a forward;
+    default :func:`~envsound.inference.scan.engine.default_batch_size`) and ``engine`` change the speed, never the
+    results: ``engine="ray"`` runs on a Ray cluster (``address``: ``auto``, ``host:port`` or ``ray://...``; default
+    ``RAY_ADDRESS``, else a Ray instance started for the job), and either engine resumes the other's folder. A part
+    of the tables is committed every ``part_files`` files, or sooner (every 5 s at first, then every 5 % of the run's
+    time, at most every 2 minutes): what a crash can lose.
 
     Raises:
-        ConfigError: a setting out of range, ``out`` holding other results, ``files_from`` unreadable.
+        ConfigError: a setting out of range, ``out`` holding other results, ``files_from`` unreadable, a Ray address
+            that does not answer.
         CheckpointError: ``model`` is not a classifier this can run.
     """
     started = time.monotonic()
@@ -95,26 +98,24 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
     predictor = Predictor.from_checkpoint(model, device=device, precision=precision)
     if threshold is not None:
         predictor.model.task = predictor.model.task.with_threshold(threshold)
-    source = open_model_file(model)
-    fingerprint = {"model": file_digest(source.path), "model_file": str(source.path), "labels": predictor.labels,
+    model_path = open_model_file(model).path
+    fingerprint = {"model": file_digest(model_path), "model_file": str(model_path), "labels": predictor.labels,
                    "task": predictor.model.task.to_dict(), "top_k": top_k, "events": events,
                    "window_scores": window_scores, "event_tables": list(kinds), "format": fmt,
                    "precision": precision}
     workers = workers or default_workers(predictor.model.runtime.accelerator)
     batch_size = batch_size or default_batch_size(predictor.model.runtime)
-    out = Path(out)
-    summary = ScanSummary(out=str(out), settings={"workers": workers, "batch_size": batch_size,
-                                                  "runtime": predictor.model.runtime.describe()})
+    shape = {"batch_size": batch_size, "top_k": top_k, "events": events, "window_scores": window_scores}
     if engine == "ray":
         from envsound.inference.scan.ray_engine import RayEngine
 
-        runner = RayEngine(predictor, source.path, address=address, batch_size=batch_size, top_k=top_k,
-                           events=events, window_scores=window_scores)
-        summary.settings["engine"] = runner.describe()
+        runner = RayEngine(predictor, model_path, address=address, **shape)
+        threads = contextlib.nullcontext()
     else:
-        runner = LocalEngine(predictor, workers=workers, batch_size=batch_size, top_k=top_k, events=events,
-                             window_scores=window_scores)
-    threads = _model_threads(predictor, workers) if engine == "local" else contextlib.nullcontext()
+        runner = LocalEngine(predictor, workers=workers, **shape)
+        threads = _model_threads(predictor, workers)
+    summary = ScanSummary(out=str(out), settings={"engine": runner.describe(), "batch_size": batch_size,
+                                                  "runtime": predictor.model.runtime.describe()})
     with run_lock(out), threads, _stop_on_sigterm():
         journal = Journal.open(out, fingerprint, tables=TABLES)
         try:
