@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 
 import envsound
+from conftest import PRECISIONS, shared_run
 from envsound.errors import ConfigError
 from envsound.inference.predictor import Predictor
 from envsound.inference.scan.journal import JOURNAL_NAME
@@ -56,16 +57,20 @@ def _table(out: Path, name: str) -> pd.DataFrame:
                                                   kind="stable").reset_index(drop=True)
 
 
-def test_a_scan_gives_predict_s_results_and_lists_bad_files(tmp_path, trained_run, archive):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_scan_gives_predict_s_results_and_lists_bad_files(tmp_path, request, precision, archive):
+    """Windows of many files in one batch score as each file alone: in fp32, and in bf16 forced (the numerics `auto`
+    gives on a CPU with native bf16)."""
+    trained_run = shared_run(request, precision)
     out = tmp_path / "scan"
-    summary = envsound.scan(trained_run.checkpoint, [archive], out=out, precision="32", progress=False)
+    summary = envsound.scan(trained_run.checkpoint, [archive], out=out, precision=precision, progress=False)
     files, errors, windows = _table(out, "files"), _table(out, "errors"), _table(out, "windows")
     assert summary.files == 28 and summary.failed == 3 == summary.total_failed
     assert sorted(Path(name).name for name in errors.file) == ["empty.wav", "notes.wav", "truncated.wav"]
     assert all(name in reason and "\n" not in reason for name, reason in zip(errors.file, errors.error))
     assert len(files) == 25 and files.file.is_unique
     assert set(files.file) == {str(p) for p in archive.rglob("*") if p.parent.name != "bad" and p.is_file()}
-    predictor = Predictor.from_checkpoint(trained_run.checkpoint, precision="32")
+    predictor = Predictor.from_checkpoint(trained_run.checkpoint, precision=precision)
     for row in files.itertuples():  # the batched scan scores every file as predict does, one by one
         alone = predictor.predict_file(row.file, top_k=3, segments=True)
         assert [row.label, row.label_2, row.label_3] == [t["label"] for t in alone.top]
@@ -76,9 +81,10 @@ def test_a_scan_gives_predict_s_results_and_lists_bad_files(tmp_path, trained_ru
     long = files[files.file.str.endswith("long.flac")].iloc[0]
     assert long.duration == pytest.approx(27 * 1.5, abs=0.01)
 
-    again = envsound.scan(trained_run.checkpoint, [archive], out=out, precision="32", progress=False)
-    assert (again.files, again.skipped, again.total_files) == (0, 28, 28)  # nothing done twice
-    assert len(list((out / "files").iterdir())) == len(list((out / "files").iterdir()))
+    parts = sorted(path.name for path in out.rglob("part-*"))
+    again = envsound.scan(trained_run.checkpoint, [archive], out=out, precision=precision, progress=False)
+    assert (again.files, again.skipped, again.total_files) == (0, 28, 28)  # nothing done twice, nothing written
+    assert sorted(path.name for path in out.rglob("part-*")) == parts
     assert _table(out, "files").equals(files)
 
 
