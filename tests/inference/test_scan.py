@@ -295,6 +295,6 @@ def test_a_ray_address_that_does_not_answer_is_one_line_and_exit_1(tmp_path, tra
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     ran = envsound_main("predict", trained_run.checkpoint, archive / "site0", "--out", tmp_path / "scan",
-                        "--engine", "ray", "--address", f"127.0.0.1:{port}")
+                        "--engine", "ray", "--address", f"127.0.0.1:{port}", "--quiet")
     assert ran.returncode == 1 and ran.stderr.strip().splitlines() == [ran.stderr.strip()]
     assert f"127.0.0.1:{port} does not answer" in ran.stderr and not (tmp_path / "scan").exists()

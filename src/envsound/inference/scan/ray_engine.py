@@ -154,7 +154,9 @@ class _Gathering:
             if file_id not in self.files:
                 continue  # a copy of a row of a file already finished (a retried task)
             error = str(batch["error"][i])
-            if error:
+            if error:  # the rows of its chunks that came before are dropped with it
+                for held in (self.rows, self.expected, self.chunks):
+                    held.pop(file_id, None)
                 self.on_file(Finished(self.files.pop(file_id), error=error))
                 continue
             chunk = int(batch["chunk"][i])

@@ -95,6 +95,10 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
     kinds = tuple(dict.fromkeys(event_tables))
     _check_settings(engine=engine, kinds=kinds, events=events, top_k=top_k, batch_size=batch_size, workers=workers,
                     files_from=files_from)
+    if engine == "ray":  # a cluster that does not answer is said before the model loads
+        from envsound.inference.scan.ray_engine import RayEngine, connect
+
+        connect(address)
     predictor = Predictor.from_checkpoint(model, device=device, precision=precision)
     if threshold is not None:
         predictor.model.task = predictor.model.task.with_threshold(threshold)
@@ -107,8 +111,6 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
     batch_size = batch_size or default_batch_size(predictor.model.runtime)
     shape = {"batch_size": batch_size, "top_k": top_k, "events": events, "window_scores": window_scores}
     if engine == "ray":
-        from envsound.inference.scan.ray_engine import RayEngine
-
         runner = RayEngine(predictor, model_path, address=address, **shape)
         threads = contextlib.nullcontext()
     else:
