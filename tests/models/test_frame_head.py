@@ -162,6 +162,29 @@ def test_sed_preset_trains_a_frame_head_on_strong_labels_that_evaluate_and_predi
     assert report["segment_f1"] > 0.7
 
 
+def test_an_archive_scan_of_a_frame_model_gives_predict_s_events(sed_run, tmp_path):
+    """`predict --out DIR --events` with a frame model: the frames of windows batched across files decode to the
+    events `predict --events` gives file by file."""
+    import envsound
+    import pandas as pd
+    from envsound.inference.predictor import Predictor
+
+    clips = sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[:6]
+    envsound.scan(sed_run.out / "model.ckpt", clips, out=tmp_path / "scan", events=True, precision="32",
+                  batch_size=4, progress=False)
+    events = pd.read_parquet(tmp_path / "scan" / "events")
+    predictor = Predictor.from_checkpoint(sed_run.out / "model.ckpt", precision="32")
+    assert predictor.has_frames
+    for clip in clips:
+        want = predictor.predict_file(clip, events=True).events
+        got = events[events.file == str(clip)].sort_values(["onset", "label"]).to_dict("records")
+        want = sorted(want, key=lambda e: (e["onset"], e["label"]))
+        assert [(e["label"], e["onset"], e["offset"]) for e in got] == \
+            [(e["label"], e["onset"], e["offset"]) for e in want]
+        assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=2e-4)
+    assert len(events)
+
+
 def test_what_a_frame_head_trains_on_follows_events_train_on():
     from envsound.recipes.fit_paths import frame_labels
     from envsound.training.loop.clips import ClipSet
