@@ -1,19 +1,20 @@
 """Archives: the whole `envsound predict MODEL INPUTS --out DIR` against the pipeline's limit measured in the same run.
 
-    .venv/bin/python benchmarks/bench_scan.py --checkpoint runs/esc10-mn04/model.ckpt --audio ../shared/data/esc50/audio \
-        [--copies 10] [--hours 10] [--list-lines 10000000] [--only a,b,c,resume,list]
+    .venv/bin/python benchmarks/bench_scan.py --checkpoint runs/esc10-mn04/model.ckpt \
+        --audio ../shared/data/esc50/audio [--copies 10] [--hours 10] [--list-lines 10000000] \
+        [--only a,b,c,d,resume,list,ray]
 
-The limit: the bare network's best batched throughput on log-mels already computed (all cores, the runtime the
-scan itself chooses, batch 16 and 64), and the plain per-clip cost of decoding, resampling and log-mel on one core
-(one thread) spread over every core: limit = cores / (cores / network rate + decode seconds a clip). Archives:
-(a) the folder given, (b) its files ``--copies`` times under other names (hard links), (c) ``--hours`` of 1-hour FLAC
-files made of its clips, (d) one FLAC file of ``--hours`` (``--only d``: not in the default run), end to end. Each run is a fresh `envsound predict` process; wall time, x real time, and the
-peak memory of the process tree (the scan and its workers: their proportional set sizes summed, sampled every
-0.1 s). Start-up is the
-same command run again on the finished folder (it lists the inputs, finds every file done and does nothing). The
-resume: (b) killed with SIGKILL at half way, then the same command, against an uninterrupted run; identical results.
-The list: ``--list-lines`` paths (the folder's names repeated) through ``--files-from``: peak memory. Ray: the
-folder through a two-node local Ray cluster (half the cores each) against the local engine, in fp32.
+The limit: the bare network's best batched throughput on log-mels already computed (all cores, the runtime the scan
+itself chooses, batch 16 and 64), and the plain cost of decoding, resampling and log-mel on one core (one thread),
+spread over every core: in x real time, cores / (cores x windows a second of audio / network rate + decode seconds
+a second of audio). Archives: (a) the folder given, (b) its files ``--copies`` times under other names (hard links),
+(c) ``--hours`` of 1-hour FLAC files made of its clips, (d) one FLAC file of ``--hours``, end to end. Each run is a
+fresh `envsound predict` process; wall time, x real time, and the peak memory of the process tree (the scan and its
+workers: their proportional set sizes summed, sampled every 0.1 s). Start-up is the same command run again on the
+finished folder (it lists the inputs, finds every file done and does nothing). The resume: (b) killed with SIGKILL at
+half way, then the same command, against an uninterrupted run; identical results. The list: ``--list-lines`` paths
+(the folder's names repeated) through ``--files-from``: peak memory. Ray: the folder through a two-node local Ray
+cluster (half the cores each) against the local engine, in fp32.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def pipeline_limit(checkpoint: str, files: list[str]) -> dict:
     clip_s = sum(sf.info(path).duration for path in sample) / len(sample)
     per_clip_windows = len(batch) / len(sample)
     limit = cores / (cores * per_clip_windows / network + decode_s)
-    return {"runtime": predictor.model.runtime.describe(), "cores": cores, "decode_ms_per_clip_one_core": decode_s * 1e3,
+    return {"runtime": predictor.model.runtime.describe(), "cores": cores,
+            "decode_ms_per_clip_one_core": decode_s * 1e3,
             "decode_ms_per_audio_s_one_core": decode_s / clip_s * 1e3, "network_windows_per_s_best": network,
             "network_windows_per_s": {str(k): round(v, 1) for k, v in rates.items()},
             "limit_clips_per_s": limit}
@@ -151,7 +153,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=10)
     parser.add_argument("--hours", type=int, default=10)
     parser.add_argument("--list-lines", type=int, default=10_000_000)
-    parser.add_argument("--only", default="a,b,c,resume,list,ray")
+    parser.add_argument("--only", default="a,b,c,d,resume,list,ray")
     args = parser.parse_args()
     only = set(args.only.split(","))
     files = sorted(glob.glob(os.path.join(args.audio, "*")))

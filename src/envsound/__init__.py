@@ -20,7 +20,8 @@ from envsound.errors import (AudioLoadError, CheckpointError, ConfigError, Datas
 # name -> the module that defines it, imported on first use (torch and the registries load then, not at import)
 _LAZY = {"load_model": "envsound.inference.api", "resolve": "envsound.recipes.config",
          "train": "envsound.recipes.api", "cross_validate": "envsound.recipes.api", "evaluate": "envsound.recipes.api",
-         "RunResult": "envsound.recipes.api", "scan": "envsound.inference.scan", "ScanSummary": "envsound.inference.scan"}
+         "RunResult": "envsound.recipes.api", "scan": "envsound.inference.scan",
+         "ScanSummary": "envsound.inference.scan"}
 __all__ = [*_LAZY, "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError", "DatasetLayoutError",
            "DownloadError", "__version__"]
 

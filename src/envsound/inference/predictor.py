@@ -213,8 +213,9 @@ class FileScores:
         self.probs: list[np.ndarray] = []  # window_scores: each chunk's window probabilities
         self.begins: list[float] = []  # events: every window's start (s) and probabilities, float32 (K floats a hop)
         self.tracks: list[np.ndarray] = []
-        self.frames = FrameTrack(window_seconds=self.features.window_seconds, step_seconds=predictor.model.frame_seconds,
-                                 n_classes=predictor.model.n_classes) if events and predictor.has_frames else None
+        model = predictor.model
+        self.frames = FrameTrack(window_seconds=self.features.window_seconds, step_seconds=model.frame_seconds,
+                                 n_classes=model.n_classes) if events and predictor.has_frames else None
 
     def add(self, offset: int, shift: int, window_probs: np.ndarray, starts: list[int],
             framed: np.ndarray | None = None) -> None:
