@@ -231,7 +231,7 @@ def _scan(args: argparse.Namespace) -> int:
                           "start")
     summary = scan(args.checkpoint, args.inputs, out=args.out, files_from=args.files_from, format=args.format,
                    top_k=args.top_k, events=args.events, window_scores=args.window_scores,
-                   event_tables=args.event_tables, threshold=args.threshold, workers=args.workers,
+                   event_tables=args.event_tables or (), threshold=args.threshold, workers=args.workers,
                    batch_size=args.batch_size, device=args.device, precision=args.precision,
                    progress=not args.quiet, engine=args.engine, address=args.address)
     print(summary.line())

@@ -121,7 +121,7 @@ def add_scan_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--window-scores", action="store_true",
                        help="windows/ gets one column per class (p:LABEL) with its probability")
     group.add_argument("--event-tables", metavar="raven,audacity", type=lambda v: [k for k in v.split(",") if k],
-                       default=[], help="with --events, per-file event tables: Raven selection tables (DIR/raven/) "
+                       help="with --events, per-file event tables: Raven selection tables (DIR/raven/) "
                                         "and/or Audacity label tracks (DIR/audacity/)")
     group.add_argument("--workers", type=int, metavar="N",
                        help="decoding processes (default: half the cores on a CPU, all but one beside a GPU)")
