@@ -84,8 +84,7 @@ def pipeline_limit(checkpoint: str, files: list[str]) -> dict:
     from envsound.inference.scan.decode import DecodeJob, decode_file
 
     predictor = Predictor.from_checkpoint(checkpoint)
-    job = DecodeJob(features=predictor.features, block_seconds=predictor.block_seconds, block_step=predictor.block_step,
-                    overlap=predictor.features.window_samples, step=predictor.step, windows=True, credits=1)
+    job = DecodeJob.of(predictor)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     frontend = frontend_for(predictor.features)

@@ -204,10 +204,16 @@ class ClipModel:
         if features.kind == "logmel" and self._frontend is None:
             self._frontend = logmel_frontend(features).eval()
         windows, starts = waveform_windows(samples, features, frontend=self._frontend, before=before)
+        probs, framed = self.scored_windows(windows, frames=frames)
+        return (probs, starts, framed) if frames else (probs, starts)
+
+    def scored_windows(self, windows: np.ndarray, *, frames: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """(window probabilities ``(n, K)``, with ``frames`` the frame probabilities ``(n, steps, K)`` they pool,
+        else ``None``): what every caller that scores windows (files, archives) asks of the model."""
         if frames:
             framed = self.frame_probs(windows)
-            return pooled_probs(framed), starts, framed
-        return self.window_probs(windows), starts
+            return pooled_probs(framed), framed
+        return self.window_probs(windows), None
 
     def window_embeddings(self, windows: np.ndarray) -> np.ndarray:
         """Windows (as :meth:`window_probs`) -> ``(n, d)`` embeddings: what the network's head sees

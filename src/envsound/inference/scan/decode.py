@@ -41,6 +41,13 @@ class DecodeJob:
     windows: bool  # True: send feature windows; False: send waveform chunks (the model computes its own features)
     credits: int  # windows (or chunks) decoded ahead of the model at most: what bounds the memory in flight
 
+    @classmethod
+    def of(cls, predictor, *, windows: bool = True, credits: int = 1) -> "DecodeJob":
+        """The job that cuts files as ``predictor`` (a :class:`~envsound.inference.predictor.Predictor`) does."""
+        return cls(features=predictor.features, block_seconds=predictor.block_seconds,
+                   block_step=predictor.block_step, overlap=predictor.features.window_samples, step=predictor.step,
+                   windows=windows, credits=credits)
+
 
 def chunk_credits(job: DecodeJob, chunk: tuple) -> int:
     """Credits a chunk takes until it is scored: its windows (a waveform chunk: one), at most all there are."""
@@ -99,6 +106,11 @@ def decode_file(job: DecodeJob, path: str, frontend) -> Iterator[tuple[int, tupl
             yield stream.read, (offset, stream.shift, windows, starts)
     for offset, windows, starts in buffer.finish():
         yield stream.read, (offset, stream.shift, windows, starts)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS says, else every core)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _die_with_parent() -> None:

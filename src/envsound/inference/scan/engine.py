@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import queue
 import threading
 import time
@@ -23,7 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from envsound.inference.predictor import FileScores, Predictor
-from envsound.inference.scan.decode import DecodeJob, chunk_credits, decode_worker
+from envsound.inference.scan.decode import DecodeJob, chunk_credits, decode_worker, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +66,7 @@ class LocalEngine:
         self.by_windows = hasattr(self.model, "window_probs")  # a ClipModel: features cut by the workers
         if self.by_windows:
             self.model.batch_size = batch_size
-        self.job = DecodeJob(features=predictor.features, block_seconds=predictor.block_seconds,
-                             block_step=predictor.block_step, overlap=predictor.features.window_samples,
-                             step=predictor.step, windows=self.by_windows, credits=4 * batch_size + 64)
+        self.job = DecodeJob.of(predictor, windows=self.by_windows, credits=4 * batch_size + 64)
 
     def describe(self) -> str:
         return f"local: {self.workers} decoding process(es), the model in this one"
@@ -183,14 +180,8 @@ class LocalEngine:
         if not self.by_windows:  # the model cuts its own windows: one call a chunk
             return [self.model.waveform_probs(chunk, before=before, frames=self.frames)
                     for _, (_, _, chunk, before) in chunks]
-        windows = np.concatenate([chunk[2] for _, chunk in chunks])
-        if self.frames:
-            from envsound.models.clip import pooled_probs
-
-            framed = self.model.frame_probs(windows)
-            probs, extra = pooled_probs(framed), framed
-        else:
-            probs, extra = self.model.window_probs(windows), None
+        probs, extra = self.model.scored_windows(np.concatenate([chunk[2] for _, chunk in chunks]),
+                                                 frames=self.frames)
         out, at = [], 0
         for _, (_, _, chunk_windows, starts) in chunks:
             end = at + len(chunk_windows)
@@ -231,7 +222,7 @@ def _put(tasks, item, stop: threading.Event) -> bool:
 
 def default_workers(accelerator: str) -> int:
     """Decoding processes: half the cores on a CPU (the model takes the other half), all but one beside a GPU."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     return max(1, cores - 1) if accelerator != "cpu" else max(1, cores // 2)
 
 

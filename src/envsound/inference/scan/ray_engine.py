@@ -93,9 +93,7 @@ class RayEngine:
         self.frames = events and predictor.has_frames
         self.batch_size = batch_size
         self.ray = connect(address)
-        self.job = DecodeJob(features=predictor.features, block_seconds=predictor.block_seconds,
-                             block_step=predictor.block_step, overlap=predictor.features.window_samples,
-                             step=predictor.step, windows=True, credits=1)
+        self.job = DecodeJob.of(predictor)
         self.model_ref = self.ray.put(Path(checkpoint).read_bytes())  # in a list below: the actor gets it itself
         resources = self.ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
@@ -259,16 +257,13 @@ class _Scorer:
         windows = batch.pop("windows")
         good = np.asarray([not error for error in batch["error"]])
         probs = np.zeros((len(windows), self.model.n_classes), np.float32)
+        framed = None
+        if good.any():
+            probs[good], framed = self.model.scored_windows(windows[good], frames=self.frames)
         if self.frames:
-            from envsound.models.clip import pooled_probs
-
-            framed = self.model.frame_probs(windows[good]) if good.any() else None
-            frames = np.zeros((len(windows), *(framed.shape[1:] if framed is not None else (0, probs.shape[1]))),
-                              np.float32)
+            batch["frames"] = np.zeros((len(windows), *(framed.shape[1:] if framed is not None
+                                                        else (0, probs.shape[1]))), np.float32)
             if framed is not None:
-                frames[good], probs[good] = framed, pooled_probs(framed)
-            batch["frames"] = frames
-        elif good.any():
-            probs[good] = self.model.window_probs(windows[good])
+                batch["frames"][good] = framed
         batch["probs"] = probs
         return batch

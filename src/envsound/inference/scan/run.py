@@ -18,6 +18,7 @@ from envsound.inference.predictor import Predictor
 from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, PART_FILES,
                                             PART_WINDOWS, Finished, LocalEngine, default_batch_size,
                                             default_workers)
+from envsound.inference.scan.decode import usable_cores
 from envsound.inference.scan.journal import Journal, file_digest
 from envsound.inference.scan.listing import iter_inputs
 from envsound.inference.scan.progress import ScanProgress
@@ -219,8 +220,7 @@ def _model_threads(predictor: Predictor, workers: int) -> Iterator[None]:
     import torch
 
     before = torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, cores - workers))
+    torch.set_num_threads(max(1, usable_cores() - workers))
     try:
         yield
     finally:
