@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/envsound demo --out runs/demo
 
-# The browser tests drive Debian's chromium: installed here when missing and allowed (root), else they skip.
+# The browser tests drive Debian's chromium, the store's tests start Debian's PostgreSQL server: each installed here
+# when missing and allowed (root), else those tests skip and say why.
 test: $(STAMP)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q chromium) \
 	  >/dev/null 2>&1); } || echo "chromium could not be installed: the browser tests will skip"
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get install -y -q postgresql >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q \
+	  postgresql) >/dev/null 2>&1); } || echo "postgresql could not be installed: the PostgreSQL tests will skip"
 	$(BIN)/python -m pytest -q
 
 # The prediction and serving figures (each makes its own throwaway model); the other benchmarks take the options

@@ -35,3 +35,8 @@ class RunExistsError(EnvsoundError):
         self.path = path
         super().__init__(f"{path} already exists; RunContext(overwrite=True) replaces it, RunContext(resume=True) "
                          "continues it, or choose another out_dir")
+
+
+class StoreError(EnvsoundError):
+    """A detections store (SQLite file or PostgreSQL URL) that cannot be opened, migrated or written, or a report
+    that a server refused."""

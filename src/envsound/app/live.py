@@ -9,6 +9,12 @@ The protocol (the page's Live button speaks it; so can any client):
   (:meth:`~envsound.inference.live.Hop.to_dict`);
 - send the text ``end`` (or close): the remaining hops and the ``"end": true`` record come, then the server closes.
 
+Before the audio, a text message ``{"token": ..., "sensor": ..., "start": ...}`` (every key optional) says who is
+streaming: ``token`` is required when the server requires tokens (the first message, never the URL); ``sensor``
+makes the server store what it detects as that sensor's events and heartbeats (a sensor token may only stream as
+its own sensor), with times counted from ``start`` (ISO 8601, the sensor's clock when it recorded the first sample;
+the server's clock when the stream was accepted if absent).
+
 A client that sends something else (text, a message over ``max_message_bytes``, a stream ending inside a frame),
 announces a format envsound does not read, or sends nothing for ``idle_seconds`` gets ``{"error": "<one line>"}``
 and a close with that reason; so does one over ``max_streams``. Each stream holds one listener (one window of audio)
@@ -20,14 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from datetime import datetime, timedelta, timezone
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from starlette.exceptions import HTTPException
 
+from envsound.app.auth import Caller, Guard, check_sensor
 from envsound.errors import EnvsoundError
 from envsound.inference.api import Model
 from envsound.inference.live import PcmFormat, decode_pcm
 
-POLICY, UNSUPPORTED, TOO_BIG, BUSY = 1008, 1003, 1009, 1013  # RFC 6455 close codes
+POLICY, UNSUPPORTED, TOO_BIG, BUSY, FAILED = 1008, 1003, 1009, 1013, 1011  # RFC 6455 close codes
+HEARTBEAT_SECONDS = 30.0  # of a sensor's stream, between the heartbeats stored
 
 
 class _Refused(Exception):
@@ -36,8 +47,9 @@ class _Refused(Exception):
         self.code = code
 
 
-def add_live_route(app: FastAPI, model: Model, pool, limits) -> None:
-    """Register ``/v1/listen`` on ``app``; ``pool`` runs the model, ``limits`` is the server's ServerLimits."""
+def add_live_route(app: FastAPI, model: Model, pool, limits, *, guard: Guard, writer=None) -> None:
+    """Register ``/v1/listen`` on ``app``; ``pool`` runs the model, ``limits`` is the server's ServerLimits,
+    ``guard`` checks tokens, ``writer`` (a :class:`~envsound.app.monitor.Writer`) stores a sensor's detections."""
     streams = {"open": 0}
     app.state.live_streams = streams
 
@@ -50,10 +62,15 @@ def add_live_route(app: FastAPI, model: Model, pool, limits) -> None:
                                        "(serve --max-streams); try again later")
             return
         streams["open"] += 1
+        caller = None
         try:
+            first = await _receive(socket, limits)
+            hello = _hello(first)
+            caller = await _admit(guard, hello)
             fmt = PcmFormat(rate, channels, encoding).check(f"rate={rate}, encoding={encoding}")
             listener = model.listen(sample_rate=fmt.sample_rate, top_k=top_k)
-            await _stream(socket, listener, fmt, pool, limits)
+            keep = _Recorder.of(hello, caller, writer, model)
+            await _stream(socket, listener, fmt, pool, limits, None if hello else first, keep)
         except _Refused as exc:
             await _close(socket, exc.code, str(exc))
         except EnvsoundError as exc:
@@ -62,16 +79,110 @@ def add_live_route(app: FastAPI, model: Model, pool, limits) -> None:
             pass  # the client went away: its listener goes with this frame
         finally:
             streams["open"] -= 1
+            if caller is not None:
+                guard.close_stream(caller)
 
 
-async def _stream(socket: WebSocket, listener, fmt: PcmFormat, pool, limits) -> None:
+def _hello(message: dict) -> dict | None:
+    """The opening ``{"token", "sensor", "start"}`` message, or None when the stream starts with audio."""
+    text = message.get("text")
+    if text is None or not text.lstrip().startswith("{"):
+        return None
+    try:
+        hello = json.loads(text)
+    except ValueError:
+        hello = None
+    if not isinstance(hello, dict) or not set(hello) <= {"token", "sensor", "start"}:
+        raise _Refused(POLICY, 'the first message is {"token": ..., "sensor": ..., "start": ...} (each optional)')
+    return hello
+
+
+async def _admit(guard: Guard, hello: dict | None) -> Caller:
+    """The caller, if its token lets it stream (as the sensor it names); a refusal closes with its reason."""
+    try:
+        caller = await guard.admit((hello or {}).get("token"), "stream")
+        if hello and hello.get("sensor") is not None:
+            check_sensor(caller, str(hello["sensor"]))
+        guard.open_stream(caller)
+    except HTTPException as exc:
+        raise _Refused(BUSY if exc.status_code == 429 else POLICY, f"{exc.status_code}: {exc.detail}") from None
+    return caller
+
+
+class _Recorder:
+    """Stores a sensor's stream as its reports would be: each ended event (key: the stream's id and the event's
+    number) and a heartbeat every HEARTBEAT_SECONDS of audio, timed from the stream's ``start``."""
+
+    def __init__(self, sensor: str, start: datetime, writer, model: Model) -> None:
+        described = model.describe()
+        self.sensor, self.start, self.writer = sensor, start, writer
+        self.model, self.fingerprint = described["model"], None
+        self.stream, self.count, self.beat = uuid.uuid4().hex[:16], 0, float("-inf")
+
+    @classmethod
+    def of(cls, hello: dict | None, caller: Caller, writer, model: Model) -> "_Recorder | None":
+        from envsound.app.monitor import check_times
+        from envsound.deploy.tokens import check_name
+
+        sensor = (hello or {}).get("sensor")
+        if sensor is None:
+            return None
+        if writer is None:
+            raise _Refused(POLICY, "this server keeps no store: stream without a sensor name")
+        start = datetime.now(timezone.utc)
+        if hello.get("start") is not None:
+            try:
+                start = datetime.fromisoformat(str(hello["start"]))
+            except ValueError:
+                raise _Refused(POLICY, f"start {hello['start']!r} is not an ISO 8601 time") from None
+            if start.tzinfo is None:
+                raise _Refused(POLICY, f"start {hello['start']!r}: give the time's zone (Z for UTC)")
+        try:
+            check_times(start)
+        except HTTPException as exc:
+            raise _Refused(POLICY, exc.detail) from None
+        return cls(check_name(str(sensor)), start, writer, model)
+
+    async def hops(self, hops) -> None:
+        from envsound.deploy.store import Detection, Heartbeat
+
+        events = []
+        for hop in hops:
+            for event in hop.ended:
+                self.count += 1
+                events.append(Detection(f"{self.stream}-{self.count}", event["label"], self._at(event["onset"]),
+                                        self._at(event["offset"]), event["score"]))
+        last = hops[-1] if hops else None
+        beat = None
+        if last is not None and (last.time - self.beat >= HEARTBEAT_SECONDS or last.end):
+            top = last.top[0] if last.top else {}
+            beat, self.beat = Heartbeat(self._at(last.time), top.get("label"), top.get("score")), last.time
+        if events or beat:
+            try:
+                await self.writer.report(self.sensor, events, heartbeat=beat, model=self.model)
+            except HTTPException as exc:
+                raise _Refused(FAILED, exc.detail) from None
+
+    def _at(self, seconds: float) -> datetime:
+        return self.start + timedelta(seconds=float(seconds))
+
+
+async def _receive(socket: WebSocket, limits) -> dict:
+    try:
+        return await asyncio.wait_for(socket.receive(), timeout=limits.idle_seconds)
+    except asyncio.TimeoutError:
+        raise _Refused(POLICY, f"no audio for {limits.idle_seconds:g} s; the stream was closed") from None
+
+
+async def _stream(socket: WebSocket, listener, fmt: PcmFormat, pool, limits, first: dict | None,
+                  recorder: _Recorder | None) -> None:
+    """``first``: a message received already (the stream began with audio, not a hello)."""
     pending = b""
     while True:
-        try:
-            message = await asyncio.wait_for(socket.receive(), timeout=limits.idle_seconds)
-        except asyncio.TimeoutError:
-            raise _Refused(POLICY, f"no audio for {limits.idle_seconds:g} s; the stream was closed") from None
+        message, first = first or await _receive(socket, limits), None
         if message["type"] == "websocket.disconnect":
+            if recorder is not None:  # a sensor that went away: the events it had open end where its audio did
+                await recorder.hops(await pool.run(listener.finish))
             return
         if message.get("text") is not None:
             if message["text"].strip() != "end":
@@ -85,15 +196,17 @@ async def _stream(socket: WebSocket, listener, fmt: PcmFormat, pool, limits) -> 
         whole = len(pending) - len(pending) % fmt.frame_bytes
         if whole:
             samples, pending = decode_pcm(pending[:whole], fmt), pending[whole:]
-            await _send(socket, await pool.run(listener.push, samples))
+            await _send(socket, await pool.run(listener.push, samples), recorder)
     if pending:
         raise _Refused(POLICY, f"the stream stopped inside a frame ({len(pending)} stray byte(s); a frame is "
                                f"{fmt.frame_bytes} bytes)")
-    await _send(socket, await pool.run(listener.finish))
+    await _send(socket, await pool.run(listener.finish), recorder)
     await socket.close(1000)
 
 
-async def _send(socket: WebSocket, hops) -> None:
+async def _send(socket: WebSocket, hops, recorder: _Recorder | None = None) -> None:
+    if recorder is not None:  # stored before they are sent: what the client saw is in the store
+        await recorder.hops(hops)
     for hop in hops:
         await socket.send_text(json.dumps(hop.to_dict()))
 

@@ -13,6 +13,7 @@ from typing import Iterator
 
 import uvicorn
 
+from envsound.app.auth import Guard
 from envsound.app.server import ServerLimits, create_app
 from envsound.errors import ConfigError
 from envsound.inference.api import load_model
@@ -38,15 +39,35 @@ class AppServer(uvicorn.Server):
 
 def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, limits: ServerLimits = ServerLimits(),
           device: str = "auto", precision: str = "auto", ssl_keyfile: str | None = None,
-          ssl_certfile: str | None = None, quiet: bool = False) -> int:
-    """Serve ``model_path`` until interrupted; returns the exit status (0).
+          ssl_certfile: str | None = None, quiet: bool = False, store: str | Path | None = None,
+          auth: bool = False, keep_days: float | None = None, rate: float = 20.0, streams_per_token: int = 4) -> int:
+    """Serve ``model_path`` until interrupted, keeping what sensors report in ``store`` (a path or URL; None: the
+    default file in the user's data folder, see :func:`envsound.deploy.store.default_store_path`); returns the exit
+    status (0). Tokens are required with ``auth`` and on any address beyond loopback.
 
     Raises:
-        ConfigError: ``host:port`` cannot be bound (in use, or not an address of this machine); checked before the
-            model loads, so the error is one line and comes at once.
+        ConfigError: ``host:port`` cannot be bound (in use, or not an address of this machine), or tokens are
+            required and the store holds none; checked before the model loads, so the error is one line and comes
+            at once.
+        StoreError: the store cannot be opened or migrated.
     """
+    from envsound.deploy.store import Store
+
     check_bindable(host, port)
-    app = create_app(load_model(model_path, device=device, precision=precision), limits=limits)
+    opened = Store.open(store)
+    auth = auth or not is_loopback(host)
+    if auth and not opened.has_tokens():
+        where = "" if store is None else f" --store {opened.shown}"
+        why = "--auth" if is_loopback(host) else f"serving on {host} (beyond this machine)"
+        raise ConfigError(f"{why} needs tokens and {opened.shown} holds none: make one with `envsound token create "
+                          f"NAME --role admin{where}`")
+    if keep_days is not None:
+        opened.prune(keep_days)
+    print(f"envsound: detections store {opened.shown}{' (tokens required)' if auth else ''}", file=sys.stderr,
+          flush=True)
+    guard = Guard(opened, required=auth, rate=rate, streams=streams_per_token)
+    app = create_app(load_model(model_path, device=device, precision=precision), limits=limits, store=opened,
+                     guard=guard, keep_days=keep_days)
     # log_config=None: uvicorn's records go through the handlers the caller set up (the CLI's one format), not
     # through its own "INFO:     ..." handlers, which mixed two formats on one console
     config = uvicorn.Config(app, host=host, port=port, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
@@ -59,6 +80,18 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     except SystemExit as exc:  # uvicorn exits 3 when startup fails (e.g. the port was taken after the check)
         raise ConfigError(f"the server could not start on {host}:{port}; choose another --port") from exc
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve to anything
+        return False
 
 
 def check_bindable(host: str, port: int) -> None:

@@ -1,5 +1,7 @@
 """The web app: one page that classifies a sound, and a small REST API (``/v1/predict``, ``/v1/model``, ``/healthz``;
-``/v1/listen``, a WebSocket for live audio: :mod:`envsound.app.live`).
+``/v1/listen``, a WebSocket for live audio: :mod:`envsound.app.live`). Given a detections store, also a deployment's
+API (``/v1/report``, ``/v1/events``, ``/v1/sensors``: :mod:`envsound.app.monitor`) and tokens
+(:mod:`envsound.app.auth`).
 
 Thin by design: every answer comes from :class:`envsound.inference.api.Model`. What the server adds is what a server
 facing any browser or script needs: size limits (:class:`~envsound.app.limits.BodyLimit`, ``max_seconds``), content
@@ -20,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -31,6 +33,7 @@ from starlette.exceptions import HTTPException
 from envsound._version import __version__
 from envsound.errors import EnvsoundError
 from envsound.inference.api import SNIFF_BYTES, SUPPORTED, SUPPORTED_EXTENSIONS, Model, audio_duration, sniff_audio
+from envsound.app.auth import Guard
 from envsound.app.limits import BodyLimit
 from envsound.app.live import add_live_route
 
@@ -89,9 +92,10 @@ class Health(BaseModel):
     status: str
     running: int
     queued: int
+    auth: bool  # whether calls need a token (the page asks for one)
 
 
-ERRORS = {code: {"model": ErrorOut} for code in (400, 404, 405, 413, 415, 422)}
+ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 405, 413, 415, 422, 429)}
 
 
 class _Pool:
@@ -156,14 +160,21 @@ def model_summary(described: dict) -> dict:
     return {**described, "training": {**described["training"], "transfer": counted}}
 
 
-def create_app(model: Model, *, limits: ServerLimits = ServerLimits()) -> FastAPI:
-    """The ASGI app serving ``model``; run it with uvicorn (:func:`envsound.app.run.serve` does)."""
+def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=None, guard: Guard | None = None,
+               keep_days: float | None = None, online_seconds: float = 120.0) -> FastAPI:
+    """The ASGI app serving ``model``; run it with uvicorn (:func:`envsound.app.run.serve` does).
+
+    ``store`` (an :class:`envsound.deploy.store.Store`) adds the deployment's routes and keeps what sensors report and
+    stream; ``guard`` says who may call what (default: anyone, no tokens); ``keep_days`` prunes older events;
+    a sensor is ``online`` while it reported within ``online_seconds``.
+    """
+    guard = guard or Guard(store)
     # FastAPIOffline serves /docs and /redoc from its own copies of their scripts: no CDN, the page works offline
     app = FastAPIOffline(title="envsound", version=__version__, favicon_url="/static/favicon.svg",
                   description=f"Classify a sound with the model {model.describe()['model']!r} "
                               f"({len(model.labels)} labels). Errors are {{\"error\": \"<one line>\"}} with a 4xx.")
     pool, classify = _Pool(limits.workers), _Classifier(model, limits)
-    app.state.pool = pool
+    app.state.pool, app.state.guard = pool, guard
     app.add_middleware(BodyLimit, max_bytes=int(limits.max_upload_mb * 1e6), hint=" (serve --max-upload-mb)")
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -180,15 +191,17 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits()) -> FastAP
     @app.get("/healthz", response_model=Health)
     async def healthz() -> dict:
         """Liveness, with the number of predictions running and waiting."""
-        return {"status": "ok", "running": pool.running, "queued": pool.queued}
+        return {"status": "ok", "running": pool.running, "queued": pool.queued, "auth": guard.required}
 
-    @app.get("/v1/model")
+    reader = Depends(guard.needs("read"))
+
+    @app.get("/v1/model", dependencies=[reader], responses=ERRORS)
     async def model_info() -> dict:
         """The model's name, labels, task, feature settings, runtime and training metadata (a transfer's loaded
         tensors counted, not named)."""
         return model_summary(model.describe())
 
-    @app.post("/v1/predict", response_model=PredictionOut, responses=ERRORS)
+    @app.post("/v1/predict", response_model=PredictionOut, responses=ERRORS, dependencies=[reader])
     async def predict(file: UploadFile = File(description="an audio file: " + SUPPORTED),
                       top_k: int = Query(3, ge=1, le=1000, description="how many labels to rank"),
                       segments: bool = Query(False, description="add the top label of every window"),
@@ -207,8 +220,13 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits()) -> FastAP
         result = await pool.run(classify, file.file, name, top_k, segments, overview, events)
         return JSONResponse(result)
 
-    add_live_route(app, model, pool, limits)
+    writer = None
+    if store is not None:
+        from envsound.app.monitor import Writer, add_monitor_routes
 
+        writer = Writer(store, keep_days)
+        add_monitor_routes(app, store, guard, writer, online_seconds=online_seconds)
+    add_live_route(app, model, pool, limits, guard=guard, writer=writer)
     return app
 
 

@@ -245,21 +245,47 @@ def listen(args: argparse.Namespace) -> int:
 
     if args.rate is not None and args.input != "-":
         raise ConfigError("--rate describes raw PCM on stdin: use it with --input -")
+    if args.report and not args.sensor:
+        raise ConfigError("--report needs --sensor NAME (and --token T when the server requires tokens)")
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     rate, blocks = open_input(args.input, rate=args.rate, channels=args.channels, encoding=args.encoding,
                               realtime=args.realtime, idle_seconds=args.idle_seconds or None)
     listener = LiveListener(predictor, sample_rate=rate, top_k=args.top_k)
     show = (lambda hop: print(json.dumps(hop.to_dict()), flush=True)) if args.json else _LiveLines()
+    reporting = _reporting(args, predictor) if args.report else None
     try:
         for block in blocks:
             for hop in listener.push(block):
                 show(hop)
+                if reporting:
+                    reporting.hop(hop.to_dict())
     except KeyboardInterrupt:  # Ctrl-C ends a live session: what was heard is still reported
         pass
     finally:  # a stream that broke off (AudioLoadError) still gets its end, then its one-line error
         for hop in listener.finish():
             show(hop)
-    return 0
+            if reporting:
+                reporting.hop(hop.to_dict())
+        if reporting:
+            heard, delivered, queued = reporting.finish(args.deliver_seconds)
+            print(f"{heard} events: {delivered} delivered, {queued} queued", flush=True)
+    return 1 if reporting and queued else 0
+
+
+def _reporting(args: argparse.Namespace, predictor):
+    """``listen --report``'s outbox and delivery thread for ``args.sensor``."""
+    from envsound.deploy.outbox import Outbox, default_queue_path
+    from envsound.deploy.reporter import Reporting
+    from envsound.deploy.tokens import check_name
+    from envsound.inference.scan.journal import file_digest
+
+    check_name(args.sensor)
+    model_file = Path(args.checkpoint)
+    fingerprint = file_digest(model_file)[:16] if model_file.is_file() else None
+    outbox = Outbox(args.queue or default_queue_path(args.sensor))
+    return Reporting(outbox, args.report, sensor=args.sensor, token=args.token,
+                     model=predictor.model.config.model.name, fingerprint=fingerprint,
+                     heartbeat_seconds=args.heartbeat_seconds)
 
 
 class _LiveLines:
@@ -292,11 +318,40 @@ def serve(args: argparse.Namespace) -> int:
                           ">= 1")
     if bool(args.ssl_keyfile) != bool(args.ssl_certfile):
         raise ConfigError("HTTPS needs both --ssl-keyfile and --ssl-certfile")
+    if args.rate_limit <= 0 or args.streams_per_token < 1 or (args.keep_days is not None and args.keep_days <= 0):
+        raise ConfigError("--rate-limit and --keep-days must be > 0, --streams-per-token >= 1")
     limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, workers=args.workers,
                           max_streams=args.max_streams, idle_seconds=args.idle_seconds)
     return run_server(args.checkpoint, host=args.host, port=args.port, limits=limits, device=args.device,
                       precision=args.precision, ssl_keyfile=args.ssl_keyfile, ssl_certfile=args.ssl_certfile,
-                      quiet=args.quiet)
+                      quiet=args.quiet, store=args.store, auth=args.auth, keep_days=args.keep_days,
+                      rate=args.rate_limit, streams_per_token=args.streams_per_token)
+
+
+def token(args: argparse.Namespace) -> int:
+    from envsound.deploy.store import Store
+
+    if args.action != "list" and not args.name:
+        raise ConfigError(f"token {args.action} needs a NAME")
+    if args.action == "create" and not args.role:
+        raise ConfigError("token create needs --role sensor|viewer|admin")
+    store = Store.open(args.store)
+    if args.action == "create":
+        made, secret = store.create_token(args.name, args.role)
+        print(f"token {made.id} for {made.name} ({made.role}) in {store.shown}; it is shown this once:", flush=True)
+        print(secret)
+    elif args.action == "list":
+        for made in store.tokens():
+            state = f"revoked {made.revoked:%Y-%m-%d %H:%M}" if made.revoked else "active"
+            print(f"{made.id:5d}  {made.name:24s} {made.role:7s} created {made.created:%Y-%m-%d %H:%M}  {state}")
+    else:
+        revoked = store.revoke(args.name, args.id)
+        if not revoked:
+            raise ConfigError(f"{args.name}: no active token{'' if args.id is None else f' {args.id}'} to revoke in "
+                              f"{store.shown}")
+        print(f"{revoked} token(s) of {args.name} revoked")
+    store.close()
+    return 0
 
 
 def export(args: argparse.Namespace) -> int:

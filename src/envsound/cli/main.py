@@ -197,6 +197,18 @@ def _use_commands(command) -> None:
                    help='one JSON object a hop: {"time" (s heard so far), "start", "top": [{"label", "score"}], '
                         '"active": events under way, "events": events that ended, "model_ms", "end"}; multi-label '
                         'models add "labels": every label at or above its threshold')
+    group = p.add_argument_group("a sensor of a deployment: send what it hears to a server (no audio leaves)")
+    group.add_argument("--report", metavar="URL", help="the server's base address, e.g. http://127.0.0.1:8000: each "
+                                                       "event and a heartbeat go to its POST /v1/report")
+    group.add_argument("--token", metavar="T", default=os.environ.get("ENVSOUND_TOKEN"),
+                       help="a sensor token for --sensor (default: $ENVSOUND_TOKEN)")
+    group.add_argument("--sensor", metavar="NAME", help="this sensor's name (its token's name)")
+    group.add_argument("--queue", type=Path, metavar="PATH",
+                       help="what could not be delivered yet waits here, for this run or the next (default: "
+                            "queue-NAME.sqlite in the user's data folder)")
+    group.add_argument("--deliver-seconds", type=float, default=60.0,
+                       help="at the end of the input, keep trying to deliver what is queued this long")
+    group.add_argument("--heartbeat-seconds", type=float, default=30.0, help="between two heartbeats")
     add_device_option(p)
     add_precision_option(p)
     p.set_defaults(run=commands.listen)
@@ -214,9 +226,28 @@ def _use_commands(command) -> None:
     p.add_argument("--idle-seconds", type=float, default=30.0, help="close a live stream silent this long")
     p.add_argument("--ssl-keyfile", help="serve HTTPS (browsers allow the microphone only on localhost or HTTPS)")
     p.add_argument("--ssl-certfile", help="certificate for --ssl-keyfile")
+    group = p.add_argument_group("a deployment: sensors' reports kept, tokens")
+    group.add_argument("--store", metavar="PATH_OR_URL",
+                       help="where events and tokens are kept: a SQLite file, or postgresql://USER@HOST/DB (default: "
+                            "events.sqlite in the user's data folder, printed at start)")
+    group.add_argument("--auth", action="store_true",
+                       help="require tokens on 127.0.0.1 too (always required on any other address)")
+    group.add_argument("--keep-days", type=float, metavar="DAYS", help="delete events older than this")
+    group.add_argument("--rate-limit", type=float, default=20.0, help="requests a second a token may make")
+    group.add_argument("--streams-per-token", type=int, default=4, help="live streams one token may hold at once")
     add_device_option(p)
     add_precision_option(p)
     p.set_defaults(run=commands.serve)
+
+    p = command("token", "Tokens of a server's deployment: create (the token is shown once, last line; stored "
+                         "hashed), list, revoke (a running server refuses it at its next request).")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("name", nargs="?", metavar="NAME", help="a sensor token's name is its sensor's (create, revoke)")
+    p.add_argument("--role", choices=["sensor", "viewer", "admin"],
+                   help="create: sensor (reports and streams as NAME), viewer (reads), admin (both)")
+    p.add_argument("--id", type=int, help="revoke: only this token of NAME's (token list shows ids)")
+    p.add_argument("--store", metavar="PATH_OR_URL", help="the server's --store (default: its default file)")
+    p.set_defaults(run=commands.token)
 
     p = command("export", "Write a checkpoint as one ONNX file (log-mel frontend, windows and network inside; labels "
                           "and feature settings in its metadata) that predict, serve and load_model run with "
@@ -307,6 +338,7 @@ def configure_logging(*, debug: bool, quiet: bool, command: str) -> None:
                         stream=sys.stderr)
     if not debug:  # matplotlib says "generated new fontManager" at INFO the first time it runs on a machine
         logging.getLogger("matplotlib").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # eleven lines of plugins at each store opened
     if command in TRAINING_COMMANDS:
         # Lightning installs its own INFO handler when first imported; import it now so our level sticks
         # (its start-up chatter about GPUs and cloud loggers is noise on a CPU tool).

@@ -1,0 +1,113 @@
+"""Tokens at the door: who may call what, how often, and how many streams each token holds.
+
+With tokens required (``serve --auth``, and always on an address beyond loopback) every route but the page, its
+static files, ``/healthz`` and the API's schema takes ``Authorization: Bearer <token>``; the WebSocket takes the
+token in its first message instead (a browser cannot set headers there, and a URL ends up in logs). A token is
+looked up in the store at each request, so a revoked one stops working at its next request on a running server.
+A sensor token reports and streams only as the sensor it names; a viewer reads; an admin does both
+(:data:`envsound.deploy.tokens.MAY`).
+
+Answers: **401** no token, or an unknown or revoked one; **403** a role that may not do this; **429** over the
+token's rate (``Retry-After`` says when to come back) or over its streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+
+from envsound.deploy.tokens import MAY
+
+PUBLIC = ("/", "/healthz", "/static", "/docs", "/redoc", "/openapi.json")  # what anyone may fetch
+VERBS = {"report": "report events", "stream": "stream audio", "read": "read results"}
+bearer = HTTPBearer(auto_error=False, description="a token from `envsound token create NAME --role ROLE`")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a token's name and role (``name`` None and role ``admin`` when tokens are not required)."""
+
+    name: str | None
+    role: str
+    token_id: int | None = None
+
+
+OPEN = Caller(None, "admin")
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float = field(default_factory=time.monotonic)
+
+
+class Guard:
+    """Checks tokens against ``store`` when ``required``; ``rate`` requests a second (bursts of ``2 * rate``) and
+    ``streams`` live streams at once per token."""
+
+    def __init__(self, store=None, *, required: bool = False, rate: float = 20.0, streams: int = 4) -> None:
+        if required and store is None:
+            raise ValueError("tokens need a store")
+        self.store, self.required, self.rate, self.streams = store, required, rate, streams
+        self.buckets: dict[int, _Bucket] = {}
+        self.open_streams: dict[int, int] = {}
+
+    def needs(self, action: str):
+        """A FastAPI dependency admitting callers who may do ``action`` (``report``, ``stream``, ``read``)."""
+
+        async def admitted(request: Request,
+                           credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
+            return await self.admit(credentials.credentials if credentials else None, action)
+
+        return admitted
+
+    async def admit(self, secret: str | None, action: str) -> Caller:
+        """The caller holding ``secret``, if it may do ``action`` now; raises HTTPException 401, 403 or 429."""
+        if not self.required:
+            return OPEN
+        if not secret:
+            raise HTTPException(401, "this server needs a token: send 'Authorization: Bearer <token>' (make one with "
+                                     "envsound token create NAME --role ROLE)", headers={"WWW-Authenticate": "Bearer"})
+        token = await asyncio.to_thread(self.store.token_for, secret)
+        if token is None:
+            raise HTTPException(401, "the token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
+        if token.role not in MAY[action]:
+            raise HTTPException(403, f"a {token.role} token may not {VERBS[action]}")
+        self._spend(token.id)
+        return Caller(token.name, token.role, token.id)
+
+    def _spend(self, token_id: int) -> None:
+        bucket = self.buckets.setdefault(token_id, _Bucket(2 * self.rate))
+        now = time.monotonic()
+        bucket.tokens = min(2 * self.rate, bucket.tokens + (now - bucket.stamp) * self.rate)
+        bucket.stamp = now
+        if bucket.tokens < 1:
+            wait = max(1, round((1 - bucket.tokens) / self.rate + 0.5))
+            raise HTTPException(429, f"over this token's {self.rate:g} requests a second; retry in {wait} s",
+                                headers={"Retry-After": str(wait)})
+        bucket.tokens -= 1
+
+    def open_stream(self, caller: Caller) -> None:
+        """Count a live stream of ``caller``; raises HTTPException 429 over the cap (release with close_stream)."""
+        if caller.token_id is None:
+            return
+        held = self.open_streams.get(caller.token_id, 0)
+        if held >= self.streams:
+            raise HTTPException(429, f"this token holds {self.streams} live streams already (serve "
+                                     "--streams-per-token)")
+        self.open_streams[caller.token_id] = held + 1
+
+    def close_stream(self, caller: Caller) -> None:
+        if caller.token_id is not None:
+            self.open_streams[caller.token_id] -= 1
+
+
+def check_sensor(caller: Caller, sensor: str) -> None:
+    """A sensor token speaks only for the sensor it names: 403 otherwise."""
+    if caller.role == "sensor" and caller.name != sensor:
+        raise HTTPException(403, f"this token belongs to sensor {caller.name!r}: it may not speak as {sensor!r}")

@@ -1,0 +1,88 @@
+"""A sensor's outbox: the events and the last heartbeat it has not delivered yet, in a SQLite file of its own, so
+that what it heard while the server was away (or while it was itself stopped) is sent when it can be.
+
+Each event gets its key (a UUID) when it is queued, and keeps it through every retry: the server stores an event
+once however many times it arrives. The standard library's sqlite3, not SQLAlchemy: a sensor runs on the light
+install. Shared by the listening thread and the delivering one, behind one lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+
+from envsound.errors import StoreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS heartbeat (one INTEGER PRIMARY KEY CHECK (one = 1), body TEXT NOT NULL);
+"""
+
+
+def default_queue_path(sensor: str) -> Path:
+    """``queue-SENSOR.sqlite`` in the user's data folder: one outbox a sensor."""
+    import platformdirs
+
+    return platformdirs.user_data_path("envsound") / f"queue-{sensor}.sqlite"
+
+
+class Outbox:
+    """The undelivered reports of one sensor at ``path`` (made when missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{self.path}: cannot open the sensor's queue ({exc})") from None
+        self.lock = threading.Lock()
+
+    def put_events(self, events: list[dict]) -> None:
+        """Queue ``events`` (``label``, ``onset``, ``offset`` as ISO UTC times, ``score``), each with a new key."""
+        keys = [uuid.uuid4().hex for _ in events]
+        rows = [(key, json.dumps({**event, "key": key})) for key, event in zip(keys, events)]
+        with self.lock, self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT INTO events (key, body) VALUES (?, ?)", rows)
+
+    def put_heartbeat(self, heartbeat: dict) -> None:
+        """Keep ``heartbeat`` as the one to send (an older undelivered one is replaced: only the last matters)."""
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO heartbeat (one, body) VALUES (1, ?)", (json.dumps(heartbeat),))
+
+    def take(self, limit: int) -> tuple[list[int], list[dict], dict | None]:
+        """The oldest ``limit`` events (their row ids, their bodies) and the heartbeat, left queued until
+        :meth:`delivered`."""
+        with self.lock:
+            rows = self.db.execute("SELECT id, body FROM events ORDER BY id LIMIT ?", (limit,)).fetchall()
+            beat = self.db.execute("SELECT body FROM heartbeat").fetchone()
+        return [row[0] for row in rows], [json.loads(row[1]) for row in rows], json.loads(beat[0]) if beat else None
+
+    def delivered(self, ids: list[int], heartbeat: dict | None) -> None:
+        """Forget what the server stored: the events ``ids`` and ``heartbeat`` unless a newer one came since."""
+        with self.lock, self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
+            if heartbeat is not None:
+                self.db.execute("DELETE FROM heartbeat WHERE body = ?", (json.dumps(heartbeat),))
+
+    def queued(self) -> int:
+        """Events waiting to be delivered."""
+        with self.lock:
+            return self.db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def pending(self) -> bool:
+        """Anything to send: events or a heartbeat."""
+        with self.lock:
+            return bool(self.db.execute("SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM heartbeat)")
+                        .fetchone()[0])
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()

@@ -1,0 +1,161 @@
+"""A sensor's side of a deployment: turn what :class:`~envsound.inference.live.LiveListener` hears into events with
+UTC times from this machine's clock, queue them (:class:`~envsound.deploy.outbox.Outbox`) and deliver them to the
+server's ``POST /v1/report`` from a thread of their own, so listening never waits for the network. No audio leaves
+the device: only events and heartbeats.
+
+Delivery retries with back-off while the server cannot be reached or answers 5xx, and waits what ``Retry-After``
+says on 429 and 503. A 401, 403, 413 or 422 will not change by retrying: the sensor stops sending, keeps everything
+queued and says why. The standard library only (urllib, sqlite3): a sensor runs on the light install.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+from envsound.deploy.outbox import Outbox
+
+log = logging.getLogger(__name__)
+BATCH = 500  # events a report (the server takes up to 1000)
+PERMANENT = {400, 401, 403, 404, 405, 413, 415, 422}
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Delivery(threading.Thread):
+    """Sends the outbox to ``url`` (the server's base address) as ``sensor`` with ``token``, until :meth:`stop`."""
+
+    def __init__(self, outbox: Outbox, url: str, *, sensor: str, token: str | None, model: str | None = None,
+                 fingerprint: str | None = None, timeout: float = 10.0) -> None:
+        super().__init__(name="envsound-report", daemon=True)
+        self.outbox, self.endpoint = outbox, url.rstrip("/") + "/v1/report"
+        self.sensor, self.token, self.model, self.fingerprint, self.timeout = sensor, token, model, fingerprint, timeout
+        self.delivered = 0  # events the server acknowledged (new or already stored)
+        self.refused: str | None = None  # the server's reason, once it refused for good
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.backoff = 0.0
+        self.problem: str | None = None  # the last trouble logged, so a long outage is one line, not one a try
+
+    def run(self) -> None:
+        while not self.stopping.is_set() and self.refused is None:
+            if not self.outbox.pending():
+                self.wake.wait(1.0)
+                self.wake.clear()
+                continue
+            pause = self.send_once()
+            if pause:
+                self.stopping.wait(pause)
+
+    def send_once(self) -> float:
+        """Deliver one batch; returns how long to wait before the next try (0: go on)."""
+        ids, events, beat = self.outbox.take(BATCH)
+        body = {"sensor": self.sensor, "model": self.model, "fingerprint": self.fingerprint, "events": events,
+                "heartbeat": beat}
+        request = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  **({"Authorization": f"Bearer {self.token}"} if self.token else {})})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                json.load(answer)
+        except urllib.error.HTTPError as exc:
+            reason = _reason(exc)
+            if exc.code in PERMANENT:
+                self.refused = f"{self.endpoint} refused the report ({exc.code}: {reason})"
+                log.error("%s; %d event(s) stay queued in %s", self.refused, self.outbox.queued(), self.outbox.path)
+                return 0.0
+            wait = _retry_after(exc.headers.get("Retry-After")) if exc.code in (429, 503) else None
+            return self._trouble(f"{self.endpoint} answered {exc.code} ({reason})", wait)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            return self._trouble(f"cannot reach {self.endpoint} ({getattr(exc, 'reason', exc)})", None)
+        self.outbox.delivered(ids, beat)
+        self.delivered += len(ids)
+        if self.problem:
+            log.info("%s reached again: %d event(s) delivered", self.endpoint, len(ids))
+        self.backoff, self.problem = 0.0, None
+        return 0.0
+
+    def _trouble(self, problem: str, wait: float | None) -> float:
+        self.backoff = min(max(self.backoff * 2, 0.5), 30.0)
+        pause = wait if wait is not None else self.backoff
+        if problem != self.problem:
+            log.warning("%s; %d event(s) queued, trying again in %.1f s", problem, self.outbox.queued(), pause)
+            self.problem = problem
+        return pause
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        self.join(timeout=self.timeout + 5)
+
+
+class Reporting:
+    """What ``listen --report`` adds to listening: each hop's ended events and a heartbeat every
+    ``heartbeat_seconds`` into the outbox, delivered in the background; :meth:`finish` waits for the rest.
+
+    The stream's second 0 is this machine's UTC time when listening began: an event's onset is that time plus its
+    onset in the stream, as the sensor's clock tells it.
+    """
+
+    def __init__(self, outbox: Outbox, url: str, *, sensor: str, token: str | None, model: str | None,
+                 fingerprint: str | None, heartbeat_seconds: float = 30.0) -> None:
+        self.outbox = outbox
+        self.delivery = Delivery(outbox, url, sensor=sensor, token=token, model=model, fingerprint=fingerprint)
+        self.started = datetime.now(timezone.utc)
+        self.heartbeat_seconds, self.last_beat = heartbeat_seconds, float("-inf")
+        self.hearing: dict = {}  # the last hop's top label: what a heartbeat says the sensor hears
+        self.heard = 0  # events of this run
+        self.delivery.start()
+
+    def hop(self, hop: dict) -> None:
+        """One of :class:`~envsound.inference.live.Hop`'s ``to_dict()``."""
+        ended = [{"label": e["label"], "onset": self._at(e["onset"]), "offset": self._at(e["offset"]),
+                  "score": e["score"]} for e in hop.get("events", ())]
+        if ended:
+            self.outbox.put_events(ended)
+            self.heard += len(ended)
+        if hop.get("top"):
+            self.hearing = hop["top"][0]
+        if time.monotonic() - self.last_beat >= self.heartbeat_seconds or hop.get("end"):
+            self.outbox.put_heartbeat({"time": utc_iso(datetime.now(timezone.utc)),
+                                       "label": self.hearing.get("label"), "score": self.hearing.get("score")})
+            self.last_beat = time.monotonic()
+        if ended or hop.get("end"):
+            self.delivery.wake.set()
+
+    def finish(self, deliver_seconds: float) -> tuple[int, int, int]:
+        """Wait up to ``deliver_seconds`` for the outbox to empty, then stop; returns (events heard this run,
+        delivered this run, queued now)."""
+        deadline = time.monotonic() + deliver_seconds
+        self.delivery.wake.set()
+        while self.outbox.pending() and self.delivery.refused is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.delivery.stop()
+        queued = self.outbox.queued()
+        self.outbox.close()
+        return self.heard, self.delivery.delivered, queued
+
+    def _at(self, seconds: float) -> str:
+        return utc_iso(self.started + timedelta(seconds=float(seconds)))
+
+
+def _reason(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(exc.read() or b"{}").get("error") or exc.reason)
+    except (ValueError, AttributeError, OSError):
+        return str(exc.reason)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (the HTTP-date form is not used by envsound's server), at most a minute."""
+    try:
+        return min(max(float(value), 0.0), 60.0) if value else None
+    except ValueError:
+        return None

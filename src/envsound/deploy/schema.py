@@ -1,0 +1,56 @@
+"""The detections store's tables (SQLAlchemy Core). Alembic's migrations (``deploy/migrations``) create them; a test
+checks that the migrations and these tables agree, so a change here needs a new migration.
+
+Times are UTC. ``onset``/``offset``/``last_heard`` come from the sensor's clock; ``received`` is the server's.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table,
+                        UniqueConstraint)
+
+NAME_LENGTH = 64  # sensor and token names
+LABEL_LENGTH = 200
+
+metadata = MetaData()
+# SQLite's rowid is a 64-bit INTEGER PRIMARY KEY; BIGINT would not alias it (and so would not autoincrement there)
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(NAME_LENGTH), nullable=False),  # a sensor token's name is the sensor's
+    Column("role", String(16), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),  # SHA-256 of the secret: the secret is never stored
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("revoked", DateTime(timezone=True)),
+)
+
+sensors = Table(
+    "sensors", metadata,
+    Column("name", String(NAME_LENGTH), primary_key=True),
+    Column("first_received", DateTime(timezone=True), nullable=False),
+    Column("last_received", DateTime(timezone=True), nullable=False),  # server's clock: is it online?
+    Column("last_heard", DateTime(timezone=True)),  # sensor's clock, from its last heartbeat
+    Column("label", String(LABEL_LENGTH)),  # what it heard then
+    Column("score", Float),
+    Column("model", String(LABEL_LENGTH)),
+    Column("fingerprint", String(64)),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("sensor", String(NAME_LENGTH), nullable=False),
+    Column("key", String(64), nullable=False),  # the sensor's idempotency key: a retried report stores nothing twice
+    Column("label", String(LABEL_LENGTH), nullable=False),
+    Column("onset", DateTime(timezone=True), nullable=False),
+    Column("offset", DateTime(timezone=True), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("model", String(LABEL_LENGTH)),
+    Column("fingerprint", String(64)),
+    Column("received", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("sensor", "key", name="uq_events_sensor_key"),
+    Index("ix_events_onset", "onset"),
+    Index("ix_events_sensor_onset", "sensor", "onset"),
+)

@@ -1,0 +1,316 @@
+"""The detections store: every event a sensor reported, each sensor's last heartbeat, and the server's tokens, in
+one database through SQLAlchemy, its tables made and kept current by Alembic (:mod:`envsound.deploy.schema`).
+
+**SQLite by default** (a file: WAL, so readers never wait for the writer, and a busy timeout, so a second process
+waits instead of failing), **PostgreSQL by URL** (``postgresql://user@host/db``; psycopg 3). A report is one
+transaction: its events and its heartbeat are stored together or not at all. Inserts are idempotent: an event's key
+is ``(sensor, key)``, and ``ON CONFLICT DO NOTHING`` makes a retried report store nothing twice.
+
+>>> store = Store.open("events.sqlite")
+>>> store.add_report("lab", [Detection("k1", "dog", onset, offset, 0.9)], model="cnn", fingerprint="ab12")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from envsound.deploy import schema
+from envsound.deploy.tokens import ROLES, check_name
+from envsound.errors import StoreError
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+UTC = timezone.utc
+
+
+def default_store_path() -> Path:
+    """``events.sqlite`` in the user's data folder (``~/.local/share/envsound`` on Linux)."""
+    import platformdirs
+
+    return platformdirs.user_data_path("envsound") / "events.sqlite"
+
+
+def store_url(spec: str | Path | None) -> str:
+    """A ``--store`` value (a path, or a URL) -> SQLAlchemy's URL. ``postgresql://`` means psycopg 3."""
+    text = str(default_store_path() if spec is None else spec)
+    for prefix in ("postgresql://", "postgres://"):
+        if text.startswith(prefix):
+            return "postgresql+psycopg://" + text[len(prefix):]
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser().absolute()}"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One event as a sensor reports it: ``key`` unique for the sensor; times UTC, from the sensor's clock."""
+
+    key: str
+    label: str
+    onset: datetime
+    offset: datetime
+    score: float
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A sensor's sign of life: its clock's time and what it hears then (``label`` None: nothing yet)."""
+
+    time: datetime
+    label: str | None = None
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    name: str
+    role: str
+    created: datetime
+    revoked: datetime | None = None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "role": self.role, "created": iso(self.created),
+                "revoked": iso(self.revoked) if self.revoked else None}
+
+
+def iso(moment: datetime) -> str:
+    """``2026-11-27T19:00:00.000Z``: the store's times as the API writes them."""
+    return as_utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A time read back (SQLite keeps no zone: its times are UTC) or given (any zone) -> aware UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class Store:
+    """One detections store (see the module's docstring); open it with :meth:`open`."""
+
+    def __init__(self, engine: sa.Engine, shown: str) -> None:
+        self.engine = engine
+        self.shown = shown  # the URL without its password: what messages and `serve` print
+        self.dialect = engine.dialect.name
+        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+
+    @classmethod
+    def open(cls, spec: str | Path | None = None) -> "Store":
+        """Open the store at ``spec`` (a path, ``sqlite:///...`` or ``postgresql://...``; None: the default file),
+        creating or upgrading its tables.
+
+        Raises:
+            StoreError: it cannot be opened, reached or migrated (one line naming it and why).
+        """
+        url = sa.engine.make_url(store_url(spec))
+        shown = url.render_as_string(hide_password=True)
+        if url.get_backend_name() == "sqlite" and url.database:
+            try:
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{url.database}: cannot make its folder ({exc.strerror})") from None
+        try:
+            engine = sa.create_engine(url, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StoreError(f"--store {shown}: not a store this can open ({exc})") from None
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine, shown)
+        store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        """Create the tables, or bring an older store's up to date (Alembic's ``upgrade head``)."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.util.exc import CommandError
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except CommandError as exc:  # e.g. a store written by a newer envsound
+            raise StoreError(f"{self.shown}: cannot migrate the store ({_one_line(exc)})") from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"{self.shown}: cannot open the store ({_reason(exc)})") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ reports
+
+    def add_report(self, sensor: str, events: list[Detection], *, heartbeat: Heartbeat | None = None,
+                   model: str | None = None, fingerprint: str | None = None,
+                   received: datetime | None = None) -> int:
+        """Store ``events`` and ``heartbeat`` from ``sensor`` in one transaction; returns how many events were new
+        (the rest were stored before: a retry).
+
+        Raises:
+            StoreError: the database refused the write (full disk, lost connection): nothing of it was stored.
+        """
+        received = self._bind(received or datetime.now(UTC))
+        sensor_row = {"name": sensor, "first_received": received, "last_received": received}
+        try:
+            with self.engine.begin() as connection:
+                upsert = self._insert(schema.sensors).values(sensor_row)
+                connection.execute(upsert.on_conflict_do_update(index_elements=["name"],
+                                                                set_={"last_received": received}))
+                if heartbeat is not None:
+                    self._heartbeat(connection, sensor, heartbeat, model, fingerprint)
+                if not events:
+                    return 0
+                rows = [{"sensor": sensor, "key": e.key, "label": e.label, "onset": self._bind(e.onset),
+                         "offset": self._bind(e.offset), "score": float(e.score), "model": model,
+                         "fingerprint": fingerprint, "received": received} for e in events]
+                insert = self._insert(schema.events).on_conflict_do_nothing(index_elements=["sensor", "key"])
+                return len(connection.execute(insert.returning(schema.events.c.id), rows).all())
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"{self.shown}: the report could not be stored ({_reason(exc)})") from None
+
+    def _heartbeat(self, connection, sensor: str, beat: Heartbeat, model, fingerprint) -> None:
+        """A heartbeat older than the one stored (a queue delivered late) leaves the sensor's row as it is."""
+        table, heard = schema.sensors, self._bind(beat.time)
+        connection.execute(
+            table.update().where(table.c.name == sensor)
+            .where(sa.or_(table.c.last_heard.is_(None), table.c.last_heard <= heard))
+            .values(last_heard=heard, label=beat.label, score=beat.score, model=model, fingerprint=fingerprint))
+
+    # ------------------------------------------------------------------ reads
+
+    def events(self, *, sensor: str | None = None, label: str | None = None, since: datetime | None = None,
+               until: datetime | None = None, min_score: float | None = None, limit: int = 100,
+               after: tuple[datetime, int] | None = None) -> list[dict]:
+        """Events newest first (by onset): those of ``sensor`` and ``label`` sounding at some time in
+        ``[since, until)``, scored ``min_score`` or more; ``after``: the ``(onset, id)`` of the last one of the
+        previous page."""
+        table = schema.events
+        query = sa.select(table).order_by(table.c.onset.desc(), table.c.id.desc()).limit(limit)
+        if sensor is not None:
+            query = query.where(table.c.sensor == sensor)
+        if label is not None:
+            query = query.where(table.c.label == label)
+        if since is not None:
+            query = query.where(table.c.offset >= self._bind(since))
+        if until is not None:
+            query = query.where(table.c.onset < self._bind(until))
+        if min_score is not None:
+            query = query.where(table.c.score >= min_score)
+        if after is not None:
+            onset, last = self._bind(after[0]), after[1]
+            query = query.where(sa.or_(table.c.onset < onset, sa.and_(table.c.onset == onset, table.c.id < last)))
+        with self.engine.connect() as connection:
+            return [self._event(row._mapping) for row in connection.execute(query)]
+
+    @staticmethod
+    def _event(row) -> dict:
+        return {"id": row["id"], "sensor": row["sensor"], "label": row["label"], "onset": iso(row["onset"]),
+                "offset": iso(row["offset"]), "score": row["score"], "model": row["model"],
+                "fingerprint": row["fingerprint"], "key": row["key"], "received": iso(row["received"])}
+
+    def sensors(self) -> list[dict]:
+        """Every sensor that ever reported, by name: when the server last heard from it and what it heard then."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(schema.sensors).order_by(schema.sensors.c.name)).all()
+        out = []
+        for row in rows:
+            item = dict(row._mapping)
+            for key in ("first_received", "last_received", "last_heard"):
+                item[key] = iso(item[key]) if item[key] is not None else None
+            out.append(item)
+        return out
+
+    def count_events(self, sensor: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(schema.events)
+        if sensor is not None:
+            query = query.where(schema.events.c.sensor == sensor)
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar_one()
+
+    def prune(self, keep_days: float, *, now: datetime | None = None) -> int:
+        """Delete the events that ended more than ``keep_days`` ago; returns how many."""
+        cutoff = self._bind((now or datetime.now(UTC)) - timedelta(days=keep_days))
+        with self.engine.begin() as connection:
+            return connection.execute(schema.events.delete().where(schema.events.c.offset < cutoff)).rowcount
+
+    # ------------------------------------------------------------------ tokens
+
+    def create_token(self, name: str, role: str) -> tuple[Token, str]:
+        """A new token: its record and its secret (``es_...``), which is shown once and stored only hashed."""
+        check_name(name)
+        if role not in ROLES:
+            raise StoreError(f"role {role!r}: choose one of {', '.join(ROLES)}")
+        secret = "es_" + secrets.token_urlsafe(32)
+        created = datetime.now(UTC)
+        with self.engine.begin() as connection:
+            new_id = connection.execute(schema.tokens.insert().values(
+                name=name, role=role, digest=_digest(secret), created=self._bind(created))).inserted_primary_key[0]
+        return Token(new_id, name, role, created), secret
+
+    def tokens(self) -> list[Token]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(schema.tokens).order_by(schema.tokens.c.id)).all()
+        return [self._token(row._mapping) for row in rows]
+
+    def revoke(self, name: str, token_id: int | None = None) -> int:
+        """Revoke ``name``'s tokens (only ``token_id`` when given); returns how many were active."""
+        table = schema.tokens
+        where = sa.and_(table.c.name == name, table.c.revoked.is_(None))
+        if token_id is not None:
+            where = sa.and_(where, table.c.id == token_id)
+        with self.engine.begin() as connection:
+            return connection.execute(table.update().where(where)
+                                      .values(revoked=self._bind(datetime.now(UTC)))).rowcount
+
+    def token_for(self, secret: str) -> Token | None:
+        """The active token whose secret this is, or None (unknown, or revoked)."""
+        table = schema.tokens
+        query = sa.select(table).where(table.c.digest == _digest(secret), table.c.revoked.is_(None))
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else self._token(row._mapping)
+
+    def has_tokens(self) -> bool:
+        query = sa.select(sa.func.count()).select_from(schema.tokens).where(schema.tokens.c.revoked.is_(None))
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar_one() > 0
+
+    @staticmethod
+    def _token(row) -> Token:
+        return Token(row["id"], row["name"], row["role"], as_utc(row["created"]),
+                     as_utc(row["revoked"]) if row["revoked"] is not None else None)
+
+    def _bind(self, moment: datetime) -> datetime:
+        """SQLite keeps times as text without a zone: they are written in UTC, and compare as text in order."""
+        moment = as_utc(moment)
+        return moment.replace(tzinfo=None) if self.dialect == "sqlite" else moment
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")  # another writer (a `token create` beside the server) waits
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL's safe setting: a crash loses no committed report
+    cursor.close()
+
+
+def _digest(secret: str) -> str:
+    # the secret holds 256 random bits, so a plain hash cannot be guessed back: no slow password hash needed
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _reason(exc: sa.exc.SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    return _one_line(original if original is not None else exc)
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())[:300]
