@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import os
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,3 +230,25 @@ def server():
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=5)
+
+
+# ------------------------------------------------------------------ the detections store (tests/deploy, tests/app)
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on 127.0.0.1 for the session (tests/pgcluster.py); skips, saying why, without one."""
+    from pgcluster import PostgresServer, postgres_bin
+
+    if postgres_bin() is None:
+        pytest.skip("no PostgreSQL server binaries: apt-get install postgresql (make test does, as root)")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_spec(request, tmp_path):
+    """A new, empty store's ``--store`` value: a SQLite file, then a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "events.sqlite")
+    server = request.getfixturevalue("postgres")
+    return server.create_database(f"t{uuid.uuid4().hex[:12]}")

@@ -118,6 +118,7 @@ class _Recorder:
         self.sensor, self.start, self.writer = sensor, start, writer
         self.model, self.fingerprint = described["model"], None
         self.stream, self.count, self.beat = uuid.uuid4().hex[:16], 0, float("-inf")
+        self.hearing: dict = {}  # the last window's top label (the end record has none)
 
     @classmethod
     def of(cls, hello: dict | None, caller: Caller, writer, model: Model) -> "_Recorder | None":
@@ -152,11 +153,12 @@ class _Recorder:
                 self.count += 1
                 events.append(Detection(f"{self.stream}-{self.count}", event["label"], self._at(event["onset"]),
                                         self._at(event["offset"]), event["score"]))
-        last = hops[-1] if hops else None
-        beat = None
+            if hop.top:
+                self.hearing = hop.top[0]
+        last, beat = hops[-1] if hops else None, None
         if last is not None and (last.time - self.beat >= HEARTBEAT_SECONDS or last.end):
-            top = last.top[0] if last.top else {}
-            beat, self.beat = Heartbeat(self._at(last.time), top.get("label"), top.get("score")), last.time
+            beat = Heartbeat(self._at(last.time), self.hearing.get("label"), self.hearing.get("score"))
+            self.beat = last.time
         if events or beat:
             try:
                 await self.writer.report(self.sensor, events, heartbeat=beat, model=self.model)

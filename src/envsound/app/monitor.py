@@ -28,7 +28,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 CLOCK_SLACK = timedelta(hours=1)  # a sensor's clock may run ahead of the server's this much
 MAX_EVENTS = 1000  # a report
 MAX_PAGE = 10_000
-SensorName = Annotated[str, Field(pattern=NAME.pattern, max_length=64, description="the sensor's name")]
+SensorName = Annotated[str, Field(pattern=f"^{NAME.pattern}$", max_length=64, description="the sensor's name")]
 
 
 class EventIn(BaseModel):

@@ -57,7 +57,7 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     opened = Store.open(store)
     auth = auth or not is_loopback(host)
     if auth and not opened.has_tokens():
-        where = "" if store is None else f" --store {opened.shown}"
+        where = "" if store is None else f" --store {store}"
         why = "--auth" if is_loopback(host) else f"serving on {host} (beyond this machine)"
         raise ConfigError(f"{why} needs tokens and {opened.shown} holds none: make one with `envsound token create "
                           f"NAME --role admin{where}`")

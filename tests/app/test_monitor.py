@@ -1,0 +1,136 @@
+"""The deployment's REST API over a real server, on SQLite and on a real PostgreSQL server: reports stored once and
+read back newest first in pages; sensors with their heartbeat; a sensor's audio stream stored as its events; every
+bad request a 4xx with one line; a store that cannot write answers 503 and keeps nothing of the report."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from audiofactory import noise, tone
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from envsound.app.run import running
+from envsound.app.server import create_app
+from envsound.deploy.store import Store
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def event(i: int, label: str = "dog", score: float = 0.7) -> dict:
+    onset = NOW - timedelta(minutes=60 - i)
+    return {"key": f"e{i}", "label": label, "onset": onset.isoformat(), "offset": (onset + timedelta(seconds=3))
+            .isoformat().replace("+00:00", "Z"), "score": score}
+
+
+@pytest.fixture
+def api(served, store_spec):
+    store = Store.open(store_spec)
+    with running(create_app(served.model, store=store)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        client.store = store
+        yield client
+    store.close()
+
+
+def test_reports_are_stored_once_and_read_newest_first(api):
+    first = api.post("/v1/report", json={"sensor": "lab", "model": "cnn", "fingerprint": "f00d",
+                                          "events": [event(i) for i in range(30)],
+                                          "heartbeat": {"time": NOW.isoformat(), "label": "dog", "score": 0.7}})
+    assert first.status_code == 200 and first.json() == {"stored": 30, "duplicates": 0}
+    again = api.post("/v1/report", json={"sensor": "lab", "events": [event(i) for i in range(25, 35)]})
+    assert again.json() == {"stored": 5, "duplicates": 5}
+    api.post("/v1/report", json={"sensor": "yard", "events": [event(0, "siren", 0.2)]})
+
+    page = api.get("/v1/events", params={"sensor": "lab", "limit": 20}).json()
+    assert [e["key"] for e in page["events"]] == [f"e{i}" for i in range(34, 14, -1)]
+    rest = api.get("/v1/events", params={"sensor": "lab", "limit": 20, "cursor": page["next"]}).json()
+    assert [e["key"] for e in rest["events"]] == [f"e{i}" for i in range(14, -1, -1)] and rest["next"] is None
+    newest = page["events"][0]
+    assert set(newest) >= {"label", "onset", "offset", "score", "sensor", "model", "fingerprint"}
+    assert newest["onset"] == (NOW - timedelta(minutes=26)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert [e["sensor"] for e in api.get("/v1/events", params={"label": "siren"}).json()["events"]] == ["yard"]
+    assert len(api.get("/v1/events", params={"min_score": 0.5, "limit": 10_000}).json()["events"]) == 35
+    since = (NOW - timedelta(minutes=28)).isoformat()  # e32 sounds until 27:57 before now, e31 until 28:57
+    assert [e["key"] for e in api.get("/v1/events", params={"since": since}).json()["events"]] == [
+        "e34", "e33", "e32"]
+
+    sensors = {s["name"]: s for s in api.get("/v1/sensors").json()["sensors"]}
+    assert set(sensors) == {"lab", "yard"} and sensors["lab"]["online"]
+    assert (sensors["lab"]["label"], sensors["lab"]["model"], sensors["yard"]["label"]) == ("dog", "cnn", None)
+
+
+@pytest.mark.parametrize("body, status, reason", [
+    ({"sensor": "lab", "events": [{"key": "a", "label": "dog", "onset": "yesterday"}]}, 422, "events.0.onset"),
+    ({"sensor": "lab", "events": [{**event(1), "onset": "2026-11-27T10:00:00"}]}, 422, "timezone"),
+    ({"sensor": "lab", "events": [{**event(1), "score": 7}]}, 422, "score"),
+    ({"sensor": "lab", "events": [{**event(1), "offset": event(0)["onset"]}]}, 422, "is before onset"),
+    ({"sensor": "lab", "events": [{**event(1), "onset": "2999-01-01T00:00:00Z",
+                                   "offset": "2999-01-01T00:00:01Z"}]}, 422, "is out of range"),
+    ({"sensor": "lab", "events": [event(0)] * 1001}, 422, "at most 1000"),
+    ({"sensor": "no such/sensor", "events": []}, 422, "sensor"),
+    ({"events": []}, 422, "sensor: Field required"),
+])
+def test_a_bad_report_gets_a_4xx_with_one_line(served, tmp_path, body, status, reason):
+    store = Store.open(tmp_path / "events.sqlite")
+    with running(create_app(served.model, store=store)) as url:
+        answer = httpx.post(f"{url}/v1/report", json=body, timeout=30)
+    assert answer.status_code == status and reason in answer.json()["error"], answer.text
+    assert "\n" not in answer.json()["error"] and store.count_events() == 0
+
+
+@pytest.mark.parametrize("params, reason", [
+    ({"since": "last tuesday"}, "since"), ({"until": "2026-11-27T10:00:00"}, "give the time's zone"),
+    ({"limit": 1_000_000}, "limit"), ({"limit": 0}, "limit"), ({"min_score": 2}, "min_score"),
+    ({"cursor": "garbage"}, "cursor 'garbage' is not one this server gave"),
+])
+def test_a_bad_query_gets_422_with_one_line(api, params, reason):
+    answer = api.get("/v1/events", params=params)
+    assert answer.status_code == 422 and reason in answer.json()["error"], answer.text
+
+
+def test_a_sensor_streaming_audio_gets_its_events_stored(api, served):
+    rate = 8000
+    audio = np.concatenate([tone(seconds=3, sample_rate=rate, freq=660)[:, 0],
+                            noise(seconds=3, sample_rate=rate)[:, 0]]).astype("<f4")
+    start = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
+    ws = str(api.base_url).replace("http://", "ws://").rstrip("/")
+    hops = []
+    with connect(f"{ws}/v1/listen?rate={rate}&encoding=float32") as socket:
+        socket.send(json.dumps({"sensor": "mic1", "start": start.isoformat()}))
+        socket.send(audio.tobytes())
+        socket.send("end")
+        try:
+            while True:
+                hops.append(json.loads(socket.recv(timeout=30)))
+        except ConnectionClosed:
+            pass
+    heard = [e for hop in hops for e in hop["events"]]
+    assert heard, "the stream's two sounds end as events"
+    stored = api.get("/v1/events", params={"sensor": "mic1"}).json()["events"]
+    expected = sorted(((start + timedelta(seconds=e["onset"])).isoformat(timespec="milliseconds"), e["label"])
+                      for e in heard)
+    assert sorted((e["onset"].replace("Z", "+00:00"), e["label"]) for e in stored) == expected
+    (sensor,) = api.get("/v1/sensors").json()["sensors"]
+    assert sensor["name"] == "mic1" and sensor["label"] == hops[-2]["top"][0]["label"]
+    assert sensor["model"] == served.model.describe()["model"]
+
+
+def test_a_store_that_cannot_write_answers_503_and_keeps_nothing(served, tmp_path):
+    path = tmp_path / "events.sqlite"
+    store = Store.open(path)
+    pages = sqlite3.connect(path).execute("PRAGMA page_count").fetchone()[0]
+    sa.event.listen(store.engine, "connect",  # the file may not grow: SQLite's "database or disk is full"
+                    lambda connection, _record: connection.execute(f"PRAGMA max_page_count = {pages + 1}"))
+    store.engine.dispose()
+    report = {"sensor": "lab", "events": [{**event(0), "key": f"big{i}", "label": "x" * 200} for i in range(1000)]}
+    with running(create_app(served.model, store=store)) as url:
+        answer = httpx.post(f"{url}/v1/report", json=report, timeout=30)
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    assert "full" in answer.json()["error"] and "nothing of it was kept, retry" in answer.json()["error"]
+    assert store.count_events() == 0
