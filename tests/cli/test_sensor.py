@@ -1,0 +1,159 @@
+"""A deployment end to end, as the issue's "done when" runs it: tokens made with `envsound token`, `envsound serve
+--auth` as its own process, a sensor `envsound listen model.onnx --input - --report ... --sensor lab` on a recording
+piped in; the viewer reads the events back. The server is killed with SIGKILL while the sensor listens and started
+again: every event arrives, none twice. A sensor that cannot reach its server keeps its events for the next run."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+ENVSOUND = [sys.executable, "-m", "envsound"]
+LAST_LINE = re.compile(r"^(\d+) events: (\d+) delivered, (\d+) queued$")
+
+
+@pytest.fixture(scope="module")
+def onnx_model(trained_run, tmp_path_factory) -> Path:
+    from envsound.cli.main import main
+
+    out = tmp_path_factory.mktemp("sensor") / "model.onnx"
+    assert main(["export", "--quiet", str(trained_run.checkpoint), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def recording(synthetic_manifest, tmp_path_factory) -> Path:
+    """Test clips of each class, one after another, twice over: a recording of many events."""
+    first = {}
+    for record in synthetic_manifest.select_folds([5]).records:
+        first.setdefault(record.label, record.path)
+    parts, rate = [], None
+    for path in list(first.values()) * 2:
+        samples, rate = sf.read(path, dtype="float32", always_2d=True)
+        parts.append(samples.mean(axis=1))
+    path = tmp_path_factory.mktemp("recording") / "recording.wav"
+    sf.write(path, np.concatenate(parts), rate, subtype="PCM_16")
+    return path
+
+
+def token(store: Path, name: str, role: str) -> str:
+    ran = subprocess.run([*ENVSOUND, "token", "create", name, "--role", role, "--store", str(store)],
+                         capture_output=True, text=True, timeout=60, check=True)
+    return ran.stdout.strip().splitlines()[-1]
+
+
+class Server:
+    """``envsound serve MODEL --auth --store STORE`` as its own process, on ``port`` (0: any)."""
+
+    def __init__(self, model: Path, store: Path, port: int = 0) -> None:
+        self.process = subprocess.Popen([*ENVSOUND, "serve", str(model), "--auth", "--store", str(store),
+                                         "--port", str(port), "--quiet"],
+                                        stderr=subprocess.PIPE, text=True)
+        for line in self.process.stderr:
+            if "serving at" in line:
+                self.url = re.search(r"(http://[^/]+)/", line).group(1)
+                self.port = int(self.url.rsplit(":", 1)[1])
+                return
+        raise AssertionError(f"serve did not start (exit {self.process.wait(10)})")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+
+def listen(model: Path, url: str, secret: str, queue: Path, **popen) -> subprocess.Popen:
+    return subprocess.Popen([*ENVSOUND, "listen", str(model), "--input", "-", "--report", url, "--token", secret,
+                             "--sensor", "lab", "--queue", str(queue), "--deliver-seconds", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def summary(stdout: str) -> tuple[int, int, int]:
+    return tuple(int(n) for n in LAST_LINE.match(stdout.strip().splitlines()[-1]).groups())
+
+
+def stored(url: str, viewer: str) -> list[dict]:
+    answer = httpx.get(f"{url}/v1/events", params={"sensor": "lab", "limit": 10_000},
+                       headers={"Authorization": f"Bearer {viewer}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["events"]
+
+
+def test_a_sensor_reports_what_it_hears_and_the_viewer_reads_it(onnx_model, recording, tmp_path):
+    store = tmp_path / "events.sqlite"
+    sensor, viewer = token(store, "lab", "sensor"), token(store, "me", "viewer")
+    server = Server(onnx_model, store)
+    try:
+        with open(recording, "rb") as audio:
+            run = listen(onnx_model, server.url, sensor, tmp_path / "queue.sqlite", stdin=audio)
+            out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        heard, delivered, queued = summary(out)
+        assert heard >= 3 and (delivered, queued) == (heard, 0)
+        events = stored(server.url, viewer)
+        assert len(events) == heard and {e["sensor"] for e in events} == {"lab"}
+        labels = re.findall(r"event (\S+) [\d.]+-[\d.]+ s", out)
+        assert sorted(e["label"] for e in events) == sorted(labels)
+        assert all(len(e["fingerprint"]) == 16 and e["model"] for e in events)
+    finally:
+        server.kill()
+
+
+def test_events_survive_a_server_killed_mid_stream_and_arrive_once(onnx_model, recording, tmp_path):
+    store, queue = tmp_path / "events.sqlite", tmp_path / "queue.sqlite"
+    sensor, viewer = token(store, "lab", "sensor"), token(store, "me", "viewer")
+    server = Server(onnx_model, store)
+    data = recording.read_bytes()
+    run = listen(onnx_model, server.url, sensor, queue, stdin=subprocess.PIPE)
+    try:
+        half = len(data) // 2
+        os.write(run.stdin.fileno(), data[:half])
+        deadline = time.monotonic() + 60
+        while not stored(server.url, viewer):  # the first events are in
+            assert time.monotonic() < deadline, "no event arrived"
+            time.sleep(0.2)
+        server.kill()
+        os.write(run.stdin.fileno(), data[half:])
+        run.stdin.close()
+        time.sleep(2)  # the sensor finds the server gone and queues
+        server = Server(onnx_model, store, port=server.port)
+        assert run.wait(120) == 0
+        out, err = run.stdout.read(), run.stderr.read()
+        heard, delivered, queued = summary(out)
+        assert (delivered, queued) == (heard, 0) and "cannot reach" in err
+        events = stored(server.url, viewer)
+        assert len(events) == heard and len({e["key"] for e in events}) == heard
+    finally:
+        run.kill()
+        server.kill()
+
+
+def test_a_sensor_without_its_server_keeps_the_events_for_its_next_run(onnx_model, recording, tmp_path):
+    store, queue = tmp_path / "events.sqlite", tmp_path / "queue.sqlite"
+    sensor, viewer = token(store, "lab", "sensor"), token(store, "me", "viewer")
+    with open(recording, "rb") as audio:
+        run = subprocess.run([*ENVSOUND, "listen", str(onnx_model), "--input", "-", "--report", "http://127.0.0.1:9",
+                              "--token", sensor, "--sensor", "lab", "--queue", str(queue), "--deliver-seconds", "1"],
+                             stdin=audio, capture_output=True, text=True, timeout=120)
+    heard, delivered, queued = summary(run.stdout)
+    assert run.returncode == 1 and heard >= 3 and (delivered, queued) == (0, heard)
+    assert "cannot reach http://127.0.0.1:9/v1/report" in run.stderr
+    server = Server(onnx_model, store)
+    try:
+        with open(recording, "rb") as audio:
+            again = listen(onnx_model, server.url, sensor, queue, stdin=audio)
+            out, err = again.communicate(timeout=120)
+        assert again.returncode == 0, err
+        assert summary(out) == (heard, 2 * heard, 0)  # this run's events and the last run's
+        assert len(stored(server.url, viewer)) == 2 * heard
+    finally:
+        server.kill()
