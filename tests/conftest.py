@@ -89,6 +89,13 @@ def kill_after_first_checkpoint(args: list[str], out_dir: Path, *, timeout: floa
 
 
 @pytest.fixture(scope="session", autouse=True)
+def isolated_data_folder(tmp_path_factory):
+    """The user's data folder (the default detections store, a sensor's default queue) is a temporary one: no test
+    writes to the home of whoever runs them."""
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data-home"))
+
+
+@pytest.fixture(scope="session", autouse=True)
 def isolated_probe_cache(tmp_path_factory):
     """Runtime probes (envsound.hardware) keep their answers in a file of this test session, not the user's."""
     os.environ["ENVSOUND_PROBE_CACHE"] = str(tmp_path_factory.mktemp("probes") / "runtime-probes.json")

@@ -1,5 +1,5 @@
 """The house follows the data: every import points upstream (audio -> data -> features -> augment -> models ->
-transfer -> training -> evaluation -> recipes -> inference -> demo/app/cli). Checked on the source text, so a
+transfer -> training -> evaluation -> recipes -> inference -> deploy -> demo/app/cli). Checked on the source text, so a
 wrong-way import fails here before review."""
 
 import ast
@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
 ORDER = ["errors", "task", "config", "fileio", "hardware", "audio", "data", "features", "augment", "models", "transfer",
-         "training", "evaluation", "recipes", "inference", "demo", "app", "cli",
+         "training", "evaluation", "recipes", "inference", "deploy", "demo", "app", "cli",
          "__main__"]  # `python -m envsound`: the console entry point, above everything
 BASE = {"errors", "task", "config", "fileio", "hardware", "_version", "__init__"}
 EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset
@@ -47,9 +47,15 @@ def test_imports_flow_one_way():
     assert not wrong, "imports against the data flow:\n" + "\n".join(wrong)
 
 
-def test_the_app_imports_only_inference():
+def test_the_app_imports_only_inference_and_the_deployment():
     targets = {t for path in (PACKAGE / "app").rglob("*.py") for t, _ in imported_stages(path)}
-    assert targets - BASE <= {"inference", "app"}, targets
+    assert targets - BASE <= {"inference", "deploy", "app"}, targets
+
+
+def test_the_deployment_imports_nothing_but_the_base():
+    """A sensor (deploy.outbox, deploy.reporter) runs on the light install: no stage of training below it."""
+    targets = {t for path in (PACKAGE / "deploy").rglob("*.py") for t, _ in imported_stages(path)}
+    assert targets - BASE <= {"deploy"}, targets
 
 
 def test_base_modules_import_no_stage():

@@ -55,7 +55,7 @@ def test_model_and_health(served):
     assert described["labels"] == served.model.labels and described["model"] == served.model.config.model.name
     assert described["features"]["sample_rate"] == served.model.config.features.sample_rate
     assert described["training"]["dataset"] == "synthetic"
-    assert httpx.get(f"{served.url}/healthz").json() == {"status": "ok", "running": 0, "queued": 0}
+    assert httpx.get(f"{served.url}/healthz").json() == {"status": "ok", "running": 0, "queued": 0, "auth": False}
     page = httpx.get(f"{served.url}/")
     assert page.status_code == 200 and 'data-testid="file-input"' in page.text
     assert "cdn" not in httpx.get(f"{served.url}/docs").text.lower()  # the API docs work offline too
@@ -147,7 +147,8 @@ def test_envsound_serve_says_where_it_listens(trained_run):
     command = [sys.executable, "-m", "envsound.cli.main", "serve", str(trained_run.checkpoint), "--port", "0", "-q"]
     server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
-        line = server.stderr.readline()
+        store_line, line = server.stderr.readline(), server.stderr.readline()
+        assert store_line.startswith("envsound: detections store sqlite:///") and "events.sqlite" in store_line
         address = re.search(r"serving at (http://127\.0\.0\.1:\d+)/", line)
         assert address, line
         assert httpx.get(f"{address.group(1)}/healthz", timeout=10).json()["status"] == "ok"

@@ -17,7 +17,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
@@ -58,10 +58,15 @@ class Guard:
         self.open_streams: dict[int, int] = {}
 
     def needs(self, action: str):
-        """A FastAPI dependency admitting callers who may do ``action`` (``report``, ``stream``, ``read``)."""
+        """A FastAPI dependency admitting callers who may do ``action`` (``report``, ``stream``, ``read``). Without
+        tokens required it takes no credentials, so the API's schema says truly that none are needed."""
+        if not self.required:
+            async def anyone() -> Caller:
+                return OPEN
 
-        async def admitted(request: Request,
-                           credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
+            return anyone
+
+        async def admitted(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
             return await self.admit(credentials.credentials if credentials else None, action)
 
         return admitted

@@ -64,10 +64,10 @@ def add_live_route(app: FastAPI, model: Model, pool, limits, *, guard: Guard, wr
         streams["open"] += 1
         caller = None
         try:
+            fmt = PcmFormat(rate, channels, encoding).check(f"rate={rate}, encoding={encoding}")
             first = await _receive(socket, limits)
             hello = _hello(first)
             caller = await _admit(guard, hello)
-            fmt = PcmFormat(rate, channels, encoding).check(f"rate={rate}, encoding={encoding}")
             listener = model.listen(sample_rate=fmt.sample_rate, top_k=top_k)
             keep = _Recorder.of(hello, caller, writer, model)
             await _stream(socket, listener, fmt, pool, limits, None if hello else first, keep)

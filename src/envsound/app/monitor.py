@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Query
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from starlette.exceptions import HTTPException
 
+from envsound.app.answers import ERRORS, STORE_ERRORS
 from envsound.app.auth import Caller, Guard, check_sensor
 from envsound.deploy.store import Detection, Heartbeat, Store
 from envsound.deploy.tokens import NAME
@@ -102,7 +103,7 @@ def check_times(*moments: datetime) -> None:
 def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer, *, online_seconds: float) -> None:
     """Register ``/v1/report``, ``/v1/events`` and ``/v1/sensors`` on ``app``."""
 
-    @app.post("/v1/report", response_model=ReportOut)
+    @app.post("/v1/report", response_model=ReportOut, responses=STORE_ERRORS)
     async def report(body: ReportIn, caller: Caller = Depends(guard.needs("report"))) -> dict:
         """A sensor's events (each with its key) and heartbeat; a sensor token reports only as its own sensor."""
         check_sensor(caller, body.sensor)
@@ -114,7 +115,7 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
                                      fingerprint=body.fingerprint)
         return {"stored": stored, "duplicates": len(events) - stored}
 
-    @app.get("/v1/events")
+    @app.get("/v1/events", responses=ERRORS)
     async def events(caller: Caller = Depends(guard.needs("read")),
                      sensor: str | None = Query(None, max_length=64, description="only this sensor's"),
                      label: str | None = Query(None, max_length=200, description="only this label"),
@@ -132,7 +133,7 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
         last = found[-1] if len(found) == limit else None
         return {"events": found, "next": f"{last['onset']}~{last['id']}" if last else None}
 
-    @app.get("/v1/sensors")
+    @app.get("/v1/sensors", responses=ERRORS)
     async def sensors(caller: Caller = Depends(guard.needs("read"))) -> dict:
         """Every sensor that reported: when it was last heard from (``online`` within the last
         ``online_seconds``), and what it heard then."""

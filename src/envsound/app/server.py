@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException
 from envsound._version import __version__
 from envsound.errors import EnvsoundError
 from envsound.inference.api import SNIFF_BYTES, SUPPORTED, SUPPORTED_EXTENSIONS, Model, audio_duration, sniff_audio
+from envsound.app.answers import ERRORS
 from envsound.app.auth import Guard
 from envsound.app.limits import BodyLimit
 from envsound.app.live import add_live_route
@@ -84,18 +85,11 @@ class PredictionOut(BaseModel):
     overview: dict | None = None
 
 
-class ErrorOut(BaseModel):
-    error: str
-
-
 class Health(BaseModel):
     status: str
     running: int
     queued: int
     auth: bool  # whether calls need a token (the page asks for one)
-
-
-ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 405, 413, 415, 422, 429)}
 
 
 class _Pool:

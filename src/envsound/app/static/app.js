@@ -11,10 +11,44 @@ function setStatus(text, isError = false) {
   $("status").classList.toggle("error", isError);
 }
 
+// A server that requires tokens: the page asks for one and keeps it for this tab (sessionStorage), never in a URL.
+const TOKEN_KEY = "envsound-token";
+const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
+const authHeaders = () => (token() ? { Authorization: `Bearer ${token()}` } : {});
+
+async function api(path, options = {}) {
+  const answer = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
+  if (answer.status === 401) askForToken(token() ? "this token was refused: paste another" : "this server needs a token");
+  return answer;
+}
+
+function askForToken(reason) {
+  $("token-bar").hidden = false;
+  $("token-reason").textContent = reason;
+}
+
+function wireToken() {
+  $("token-bar").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
+    $("token-input").value = "";
+    $("token-bar").hidden = true;
+    showModel();
+    document.dispatchEvent(new Event("envsound-token"));
+  });
+  fetch("/healthz").then((answer) => answer.json()).then((health) => {
+    if (health.auth && !token()) askForToken("this server needs a token");
+  }).catch(() => {});
+}
+
+let modelLabels = [];
+
 async function showModel() {
   try {
-    const answer = await fetch("/v1/model");
+    const answer = await api("/v1/model");
     const model = await answer.json();
+    if (!answer.ok) throw new Error(model.error);
+    modelLabels = model.labels;
     const kind = model.task && model.task.kind === "multi_label" ? "multi-label" : "single-label";
     $("model-line").textContent = `Model ${model.model}: ${model.labels.length} labels, ${kind}` +
       (model.training && model.training.dataset ? `, trained on ${model.training.dataset}` : "");
@@ -31,8 +65,8 @@ async function classify(blob, name) {
   form.append("file", blob, name);
   let answer, body;
   try {
-    answer = await fetch(`/v1/predict?top_k=${TOP_K}&segments=true&overview=true&events=true`,
-                         { method: "POST", body: form });
+    answer = await api(`/v1/predict?top_k=${TOP_K}&segments=true&overview=true&events=true`,
+                       { method: "POST", body: form });
     body = await answer.json();
   } catch (err) {
     setStatus(`${name}: the server did not answer (${err.message})`, true);
@@ -258,7 +292,18 @@ function wire() {
     if (file) classify(file, file.name);
   });
   $("record").addEventListener("click", () => (recording ? stopRecording() : startRecording()));
+  document.querySelectorAll("nav button").forEach((tab) => tab.addEventListener("click", () => showView(tab)));
+  wireToken();
   showModel();
+}
+
+// Two views: Classify (a file, a recording, live) and Monitor (monitor.js: the deployment's sensors and events).
+function showView(tab) {
+  document.querySelectorAll("nav button").forEach((other) => {
+    other.setAttribute("aria-selected", String(other === tab));
+    $(other.dataset.view).hidden = other !== tab;
+  });
+  document.dispatchEvent(new CustomEvent("envsound-view", { detail: tab.dataset.view }));
 }
 
 wire();

@@ -15,6 +15,7 @@ async function startLive() {
   const socket = new WebSocket(`${scheme}://${location.host}/v1/listen?rate=${Math.round(context.sampleRate)}` +
                                `&encoding=float32&top_k=${TOP_K}`);
   socket.binaryType = "arraybuffer";
+  socket.onopen = () => { if (token()) socket.send(JSON.stringify({ token: token() })); };  // before any audio
   Object.assign(state, { stream, context, socket });
   socket.onmessage = (event) => showHop(state, JSON.parse(event.data));
   socket.onclose = (event) => {

@@ -1,0 +1,99 @@
+// Monitor: the deployment's sensors (online, last heard from, what they hear now) and a timeline of their events
+// over the chosen hours or days, filtered by label; polled every few seconds, so new events appear without a reload.
+// Reads GET /v1/sensors and GET /v1/events with the tab's token (app.js's api()).
+"use strict";
+
+const POLL_MS = 3000;
+const PAGE = 10000;  // the API's largest page: a busy week beyond it shows its newest events, and says so
+let monitorTimer = null;
+
+async function refreshMonitor() {
+  const seconds = Number($("monitor-range").value);
+  const until = new Date();
+  const from = new Date(until.getTime() - seconds * 1000);
+  const label = $("monitor-label").value;
+  const query = new URLSearchParams({ since: from.toISOString(), limit: String(PAGE) });
+  if (label) query.set("label", label);
+  let sensors, events;
+  try {
+    const [sensorAnswer, eventAnswer] = await Promise.all([api("/v1/sensors"), api(`/v1/events?${query}`)]);
+    sensors = await sensorAnswer.json();
+    events = await eventAnswer.json();
+    if (!sensorAnswer.ok || !eventAnswer.ok) throw new Error(sensors.error || events.error);
+  } catch (err) {
+    $("monitor-state").textContent = `could not read the store: ${err.message}`;
+    return;
+  }
+  const full = events.events.length === PAGE ? ` (the newest ${PAGE})` : "";
+  $("monitor-state").textContent = `${events.events.length} events${full}; updated ${until.toLocaleTimeString()}`;
+  drawSensors(sensors.sensors, events.events);
+  drawMonitorTimeline(sensors.sensors, events.events, from, until);
+}
+
+function drawSensors(sensors, events) {
+  const counts = {};
+  events.forEach((e) => { counts[e.sensor] = (counts[e.sensor] || 0) + 1; });
+  $("sensors").querySelector("tbody").replaceChildren(...sensors.map((sensor) => {
+    const row = document.createElement("tr");
+    row.dataset.testid = "sensor";
+    row.dataset.sensor = sensor.name;
+    const cells = [sensor.name, "", new Date(sensor.last_received).toLocaleString(),
+                   sensor.label ? `${sensor.label} ${sensor.score.toFixed(2)}` : "–", String(counts[sensor.name] || 0)];
+    cells.forEach((text) => {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    });
+    const dot = document.createElement("span");
+    dot.className = sensor.online ? "dot online" : "dot";
+    dot.title = sensor.online ? "online" : "not heard from lately";
+    row.children[1].append(dot);
+    return row;
+  }));
+}
+
+function drawMonitorTimeline(sensors, events, from, until) {
+  $("axis-from").textContent = from.toLocaleString();
+  $("axis-to").textContent = until.toLocaleString();
+  const span = until - from;
+  $("monitor-timeline").replaceChildren(...sensors.map((sensor) => {
+    const row = document.createElement("div");
+    row.className = "sensor-row";
+    const name = document.createElement("span");
+    name.textContent = sensor.name;
+    const track = document.createElement("div");
+    track.className = "sensor-track";
+    track.dataset.sensor = sensor.name;
+    events.filter((e) => e.sensor === sensor.name).forEach((e) => {
+      const onset = Math.max(new Date(e.onset) - from, 0);
+      const offset = Math.min(new Date(e.offset) - from, span);
+      const bar = document.createElement("div");
+      bar.dataset.testid = "monitor-event";
+      bar.style.left = `${(100 * onset) / span}%`;
+      bar.style.width = `${(100 * Math.max(offset - onset, 0)) / span}%`;
+      bar.style.background = labelColour(e.label);
+      bar.textContent = e.label;
+      bar.title = `${e.label} ${e.score.toFixed(2)}: ${new Date(e.onset).toLocaleString()} – ` +
+                  `${new Date(e.offset).toLocaleTimeString()}`;
+      track.append(bar);
+    });
+    row.append(name, track);
+    return row;
+  }));
+}
+
+function fillLabels() {
+  const select = $("monitor-label");
+  if (select.options.length > 1) return;
+  modelLabels.forEach((label) => select.add(new Option(label, label)));
+}
+
+document.addEventListener("envsound-view", (event) => {
+  clearInterval(monitorTimer);
+  if (event.detail !== "monitor") return;
+  fillLabels();
+  refreshMonitor();
+  monitorTimer = setInterval(refreshMonitor, POLL_MS);
+});
+document.addEventListener("envsound-token", () => { if (!$("monitor").hidden) refreshMonitor(); });
+["monitor-range", "monitor-label"].forEach((id) => $(id).addEventListener("change", refreshMonitor));
