@@ -35,13 +35,18 @@ from bench_predict import make_checkpoint, write_long_wav  # noqa: E402
 @contextmanager
 def server(checkpoint: Path, *, workers: int):
     command = [sys.executable, "-m", "envsound.cli.main", "serve", str(checkpoint), "--port", "0", "-q",
+               "--store", str(Path(tempfile.mkdtemp(prefix="envsound-bench-")) / "events.sqlite"),
                "--workers", str(workers), "--max-upload-mb", "400", "--max-seconds", "4000"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
-        line = process.stderr.readline()
-        address = re.search(r"serving at (\S+)/", line)
+        lines = []
+        for line in process.stderr:  # the store's line, then where it serves
+            lines.append(line)
+            if "serving at" in line:
+                break
+        address = re.search(r"serving at (\S+)/", lines[-1] if lines else "")
         if not address:
-            raise SystemExit(f"the server did not start: {line}")
+            raise SystemExit(f"the server did not start: {''.join(lines)}")
         yield address.group(1), process.pid
     finally:
         process.terminate()

@@ -59,10 +59,13 @@ class PostgresServer:
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "envsound", "--auth=trust", "-E", "UTF8",
                   "--no-sync")
+        self.start()
+        return self
+
+    def start(self) -> None:
         options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"),
                   "-w", "-t", "60", "start")
-        return self
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://envsound@127.0.0.1:{self.port}/{database}"
@@ -79,7 +82,8 @@ class PostgresServer:
 
     def __exit__(self, *exc) -> None:
         try:
-            self.stop("immediate")
+            if (self.data / "postmaster.pid").exists():
+                self.stop("immediate")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -139,3 +139,19 @@ def test_serving_beyond_loopback_needs_tokens(envsound_main, trained_run, tmp_pa
         f"none: make one with `envsound token create NAME --role admin --store {store}`")
     ran = envsound_main("serve", trained_run.checkpoint, "--auth", "--port", "0", "--store", store)
     assert ran.returncode == 1 and "--auth needs tokens" in ran.stderr
+
+
+def test_a_token_holds_at_most_its_streams(deployed):
+    ws = deployed.url.replace("http://", "ws://") + "/v1/listen?rate=8000&encoding=pcm16"
+    hello = json.dumps({"token": deployed.tokens["viewer"]})
+    with connect(ws) as first:
+        first.send(hello)
+        first.send(b"\0\0" * 16000)  # two seconds of silence: the stream is open, counted, answering
+        first.recv(timeout=30)
+        code, reason = socket_refusal(deployed.url, {"token": deployed.tokens["viewer"]})
+        assert code == 1013 and reason == "429: this token holds 1 live streams already (serve --streams-per-token)"
+        assert socket_refusal(deployed.url, {"token": deployed.tokens["admin"], "secret": 1})[0] == 1008
+    with connect(ws) as again:  # the first stream closed: its place is free
+        again.send(hello)
+        again.send(b"\0\0" * 16000)
+        assert "top" in json.loads(again.recv(timeout=30))

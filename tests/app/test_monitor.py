@@ -134,3 +134,24 @@ def test_a_store_that_cannot_write_answers_503_and_keeps_nothing(served, tmp_pat
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
     assert "full" in answer.json()["error"] and "nothing of it was kept, retry" in answer.json()["error"]
     assert store.count_events() == 0
+
+
+def test_a_database_gone_away_answers_503_and_the_server_goes_on(served, postgres):
+    """A PostgreSQL server of its own, stopped under the running app: reads and writes answer 503 with one line,
+    the page and /healthz still answer, and everything works again once the database is back."""
+    from pgcluster import PostgresServer
+
+    with PostgresServer() as database:
+        store = Store.open(database.url())
+        with running(create_app(served.model, store=store)) as url, httpx.Client(base_url=url, timeout=60) as api:
+            assert api.post("/v1/report", json={"sensor": "lab", "events": [event(1)]}).status_code == 200
+            database.stop()
+            for answer in (api.get("/v1/events"), api.get("/v1/sensors"),
+                           api.post("/v1/report", json={"sensor": "lab", "events": [event(2)]})):
+                assert answer.status_code == 503 and answer.headers["Retry-After"] == "5", answer.text
+                assert "\n" not in answer.json()["error"] and database.url().split("@")[1] in answer.json()["error"]
+            assert api.get("/healthz").status_code == 200
+            database.start()
+            assert api.post("/v1/report", json={"sensor": "lab", "events": [event(2)]}).json()["stored"] == 1
+            assert len(api.get("/v1/events").json()["events"]) == 2
+        store.close()

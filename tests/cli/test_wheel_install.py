@@ -3,6 +3,7 @@ fresh virtual environment (no torch, no extras), classifies a clip with an expor
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import venv
@@ -30,7 +31,7 @@ def test_the_base_wheel_in_a_fresh_environment_predicts_with_onnx(trained_run, t
     assert installed.returncode == 0, installed.stderr
     # the light runtime is what the issue says, and nothing more
     missing = _run(python, "-c", "import importlib.util as u; print([m for m in ('torch', 'lightning', 'fastapi', "
-                   "'sklearn', 'librosa') if u.find_spec(m)])")
+                   "'sklearn', 'librosa', 'sqlalchemy') if u.find_spec(m)])")
     assert missing.stdout.strip() == "[]", missing.stdout
 
     assert envsound_main("export", trained_run.checkpoint, "--out", tmp_path / "m.onnx").returncode == 0
@@ -39,5 +40,10 @@ def test_the_base_wheel_in_a_fresh_environment_predicts_with_onnx(trained_run, t
     assert ran.returncode == 0 and '"top"' in ran.stdout, ran.stderr
     ran = _run(cli, "listen", tmp_path / "m.onnx", "--input", clip, "--json", cwd=tmp_path)  # live, without torch
     assert ran.returncode == 0 and '"end": true' in ran.stdout.splitlines()[-1], ran.stderr
+    sensor = _run(cli, "listen", tmp_path / "m.onnx", "--input", clip, "--report", "http://127.0.0.1:9", "--sensor",
+                  "lab", "--queue", tmp_path / "queue.sqlite", "--deliver-seconds", "0", cwd=tmp_path)
+    # a sensor without torch or SQLAlchemy: what it heard waits in its queue for the server
+    heard = re.fullmatch(r"(\d+) events: 0 delivered, (\d+) queued", sensor.stdout.strip().splitlines()[-1])
+    assert sensor.returncode == 1 and heard and heard[1] == heard[2] != "0", sensor.stderr
     ran = _run(cli, "train", "--dataset", "folder", "--root", tmp_path, "--out", tmp_path / "r", cwd=tmp_path)
     assert ran.returncode == 1 and ran.stderr.strip().splitlines()[-1].endswith("pip install 'envsound[train]'")

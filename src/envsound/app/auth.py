@@ -13,7 +13,6 @@ token's rate (``Retry-After`` says when to come back) or over its streams.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -21,6 +20,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
+from envsound.app.answers import read
 from envsound.deploy.tokens import MAY
 
 PUBLIC = ("/", "/healthz", "/static", "/docs", "/redoc", "/openapi.json")  # what anyone may fetch
@@ -78,7 +78,7 @@ class Guard:
         if not secret:
             raise HTTPException(401, "this server needs a token: send 'Authorization: Bearer <token>' (make one with "
                                      "envsound token create NAME --role ROLE)", headers={"WWW-Authenticate": "Bearer"})
-        token = await asyncio.to_thread(self.store.token_for, secret)
+        token = await read(self.store.token_for, secret)
         if token is None:
             raise HTTPException(401, "the token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
         if token.role not in MAY[action]:

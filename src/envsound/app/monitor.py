@@ -10,6 +10,7 @@ keeps it and tries again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -19,12 +20,13 @@ from fastapi import Depends, FastAPI, Query
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from starlette.exceptions import HTTPException
 
-from envsound.app.answers import ERRORS, STORE_ERRORS
+from envsound.app.answers import STORE_ERRORS, read
 from envsound.app.auth import Caller, Guard, check_sensor
 from envsound.deploy.store import Detection, Heartbeat, Store
 from envsound.deploy.tokens import NAME
 from envsound.errors import StoreError
 
+log = logging.getLogger(__name__)
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 CLOCK_SLACK = timedelta(hours=1)  # a sensor's clock may run ahead of the server's this much
 MAX_EVENTS = 1000  # a report
@@ -79,8 +81,11 @@ class Writer:
 
     def _call(self, fn, *args, **kwargs):
         if self.keep_days is not None and time.monotonic() - self.pruned > 3600:
-            self.store.prune(self.keep_days)
             self.pruned = time.monotonic()
+            try:
+                self.store.prune(self.keep_days)
+            except StoreError as exc:  # the report itself may still be stored; pruning tries again in an hour
+                log.warning("%s", exc)
         return fn(*args, **kwargs)
 
     async def report(self, sensor: str, events: list[Detection], **kwargs) -> int:
@@ -115,7 +120,7 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
                                      fingerprint=body.fingerprint)
         return {"stored": stored, "duplicates": len(events) - stored}
 
-    @app.get("/v1/events", responses=ERRORS)
+    @app.get("/v1/events", responses=STORE_ERRORS)
     async def events(caller: Caller = Depends(guard.needs("read")),
                      sensor: str | None = Query(None, max_length=64, description="only this sensor's"),
                      label: str | None = Query(None, max_length=200, description="only this label"),
@@ -128,16 +133,16 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
         """Stored events, newest onset first; ``next`` is the cursor of the following page (null: the last)."""
         after = _parse_cursor(cursor) if cursor else None
         since, until = (_aware(t, name) for t, name in ((since, "since"), (until, "until")))
-        found = await asyncio.to_thread(store.events, sensor=sensor, label=label, since=since, until=until,
-                                        min_score=min_score, limit=limit, after=after)
+        found = await read(store.events, sensor=sensor, label=label, since=since, until=until,
+                           min_score=min_score, limit=limit, after=after)
         last = found[-1] if len(found) == limit else None
         return {"events": found, "next": f"{last['onset']}~{last['id']}" if last else None}
 
-    @app.get("/v1/sensors", responses=ERRORS)
+    @app.get("/v1/sensors", responses=STORE_ERRORS)
     async def sensors(caller: Caller = Depends(guard.needs("read"))) -> dict:
         """Every sensor that reported: when it was last heard from (``online`` within the last
         ``online_seconds``), and what it heard then."""
-        found = await asyncio.to_thread(store.sensors)
+        found = await read(store.sensors)
         now = datetime.now(timezone.utc)
         for item in found:
             item["online"] = (now - datetime.fromisoformat(item["last_received"])).total_seconds() <= online_seconds

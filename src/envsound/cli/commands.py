@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -247,6 +248,8 @@ def listen(args: argparse.Namespace) -> int:
         raise ConfigError("--rate describes raw PCM on stdin: use it with --input -")
     if args.report and not args.sensor:
         raise ConfigError("--report needs --sensor NAME (and --token T when the server requires tokens)")
+    if args.deliver_seconds < 0 or args.heartbeat_seconds <= 0:
+        raise ConfigError("--deliver-seconds must be >= 0 and --heartbeat-seconds > 0")
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     rate, blocks = open_input(args.input, rate=args.rate, channels=args.channels, encoding=args.encoding,
                               realtime=args.realtime, idle_seconds=args.idle_seconds or None)
@@ -268,7 +271,9 @@ def listen(args: argparse.Namespace) -> int:
                 reporting.hop(hop.to_dict())
         if reporting:
             heard, delivered, queued = reporting.finish(args.deliver_seconds)
-            print(f"{heard} events: {delivered} delivered, {queued} queued", flush=True)
+            # with --json, stdout stays one JSON object a line: the summary goes with the log lines
+            print(f"{heard} events: {delivered} delivered, {queued} queued", flush=True,
+                  file=sys.stderr if args.json else sys.stdout)
     return 1 if reporting and queued else 0
 
 
@@ -277,13 +282,13 @@ def _reporting(args: argparse.Namespace, predictor):
     from envsound.deploy.outbox import Outbox, default_queue_path
     from envsound.deploy.reporter import Reporting
     from envsound.deploy.tokens import check_name
-    from envsound.inference.scan.journal import file_digest
+    from envsound.fileio import file_digest
 
     check_name(args.sensor)
     model_file = Path(args.checkpoint)
     fingerprint = file_digest(model_file)[:16] if model_file.is_file() else None
     outbox = Outbox(args.queue or default_queue_path(args.sensor))
-    return Reporting(outbox, args.report, sensor=args.sensor, token=args.token,
+    return Reporting(outbox, args.report, sensor=args.sensor, token=args.token or os.environ.get("ENVSOUND_TOKEN"),
                      model=predictor.model.config.model.name, fingerprint=fingerprint,
                      heartbeat_seconds=args.heartbeat_seconds)
 

@@ -197,11 +197,13 @@ def _use_commands(command) -> None:
                    help='one JSON object a hop: {"time" (s heard so far), "start", "top": [{"label", "score"}], '
                         '"active": events under way, "events": events that ended, "model_ms", "end"}; multi-label '
                         'models add "labels": every label at or above its threshold')
-    group = p.add_argument_group("a sensor of a deployment: send what it hears to a server (no audio leaves)")
+    group = p.add_argument_group("a sensor of a deployment: send what it hears to a server (no audio leaves); the "
+                                 "last line says 'N events: D delivered, Q queued' (on stderr with --json); exit 1 "
+                                 "while any is queued")
     group.add_argument("--report", metavar="URL", help="the server's base address, e.g. http://127.0.0.1:8000: each "
                                                        "event and a heartbeat go to its POST /v1/report")
-    group.add_argument("--token", metavar="T", default=os.environ.get("ENVSOUND_TOKEN"),
-                       help="a sensor token for --sensor (default: $ENVSOUND_TOKEN)")
+    group.add_argument("--token", metavar="T", help="a sensor token for --sensor (default: $ENVSOUND_TOKEN, which "
+                                                    "keeps it out of the process list)")
     group.add_argument("--sensor", metavar="NAME", help="this sensor's name (its token's name)")
     group.add_argument("--queue", type=Path, metavar="PATH",
                        help="what could not be delivered yet waits here, for this run or the next (default: "

@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -116,8 +118,10 @@ class Store:
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"{url.database}: cannot make its folder ({exc.strerror})") from None
+        # a PostgreSQL host that does not answer is an error in seconds, not after the system's TCP timeout
+        connect_args = {"connect_timeout": 10} if url.get_backend_name() == "postgresql" else {}
         try:
-            engine = sa.create_engine(url, pool_pre_ping=True)
+            engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"--store {shown}: not a store this can open ({exc})") from None
         if engine.dialect.name == "sqlite":
@@ -207,7 +211,7 @@ class Store:
         if after is not None:
             onset, last = self._bind(after[0]), after[1]
             query = query.where(sa.or_(table.c.onset < onset, sa.and_(table.c.onset == onset, table.c.id < last)))
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             return [self._event(row._mapping) for row in connection.execute(query)]
 
     @staticmethod
@@ -218,7 +222,7 @@ class Store:
 
     def sensors(self) -> list[dict]:
         """Every sensor that ever reported, by name: when the server last heard from it and what it heard then."""
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             rows = connection.execute(sa.select(schema.sensors).order_by(schema.sensors.c.name)).all()
         out = []
         for row in rows:
@@ -238,8 +242,11 @@ class Store:
     def prune(self, keep_days: float, *, now: datetime | None = None) -> int:
         """Delete the events that ended more than ``keep_days`` ago; returns how many."""
         cutoff = self._bind((now or datetime.now(UTC)) - timedelta(days=keep_days))
-        with self.engine.begin() as connection:
-            return connection.execute(schema.events.delete().where(schema.events.c.offset < cutoff)).rowcount
+        try:
+            with self.engine.begin() as connection:
+                return connection.execute(schema.events.delete().where(schema.events.c.offset < cutoff)).rowcount
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"{self.shown}: old events could not be pruned ({_reason(exc)})") from None
 
     # ------------------------------------------------------------------ tokens
 
@@ -274,7 +281,7 @@ class Store:
         """The active token whose secret this is, or None (unknown, or revoked)."""
         table = schema.tokens
         query = sa.select(table).where(table.c.digest == _digest(secret), table.c.revoked.is_(None))
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             row = connection.execute(query).first()
         return None if row is None else self._token(row._mapping)
 
@@ -287,6 +294,15 @@ class Store:
     def _token(row) -> Token:
         return Token(row["id"], row["name"], row["role"], as_utc(row["created"]),
                      as_utc(row["revoked"]) if row["revoked"] is not None else None)
+
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        """A connection for reads; a database gone away is a StoreError (the server answers 503), not a crash."""
+        try:
+            with self.engine.connect() as connection:
+                yield connection
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"{self.shown}: the store cannot be read ({_reason(exc)})") from None
 
     def _bind(self, moment: datetime) -> datetime:
         """SQLite keeps times as text without a zone: they are written in UTC, and compare as text in order."""

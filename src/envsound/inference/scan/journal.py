@@ -9,7 +9,6 @@ not list is an orphan: :meth:`Journal.open` removes it (its files are scanned ag
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
@@ -25,15 +24,6 @@ CREATE TABLE IF NOT EXISTS parts (part INTEGER PRIMARY KEY, files INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, part INTEGER NOT NULL, ok INTEGER NOT NULL,
                                   seconds REAL NOT NULL);
 """
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (the model's identity in the fingerprint: a retrained model is another model)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Journal:

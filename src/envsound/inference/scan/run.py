@@ -19,7 +19,8 @@ from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS,
                                             PART_WINDOWS, Finished, LocalEngine, default_batch_size,
                                             default_workers)
 from envsound.inference.scan.decode import usable_cores
-from envsound.inference.scan.journal import Journal, file_digest
+from envsound.fileio import file_digest
+from envsound.inference.scan.journal import Journal
 from envsound.inference.scan.listing import iter_inputs
 from envsound.inference.scan.progress import ScanProgress
 from envsound.inference.scan.tables import EVENT_TABLES, TABLES, Part, check_format
