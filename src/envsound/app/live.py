@@ -47,9 +47,12 @@ class _Refused(Exception):
         self.code = code
 
 
-def add_live_route(app: FastAPI, model: Model, pool, limits, *, guard: Guard, writer=None) -> None:
+def add_live_route(app: FastAPI, model: Model, pool, limits, *, guard: Guard, writer=None,
+                   fingerprint: str | None = None) -> None:
     """Register ``/v1/listen`` on ``app``; ``pool`` runs the model, ``limits`` is the server's ServerLimits,
-    ``guard`` checks tokens, ``writer`` (a :class:`~envsound.app.monitor.Writer`) stores a sensor's detections."""
+    ``guard`` checks tokens, ``writer`` (a :class:`~envsound.app.monitor.Writer`) stores a sensor's detections,
+    marked with the model's name and ``fingerprint``."""
+    model_name = model.describe()["model"]
     streams = {"open": 0}
     app.state.live_streams = streams
 
@@ -69,7 +72,7 @@ def add_live_route(app: FastAPI, model: Model, pool, limits, *, guard: Guard, wr
             hello = _hello(first)
             caller = await _admit(guard, hello)
             listener = model.listen(sample_rate=fmt.sample_rate, top_k=top_k)
-            keep = _Recorder.of(hello, caller, writer, model)
+            keep = _Recorder.of(hello, writer, model_name, fingerprint)
             await _stream(socket, listener, fmt, pool, limits, None if hello else first, keep)
         except _Refused as exc:
             await _close(socket, exc.code, str(exc))
@@ -113,15 +116,15 @@ class _Recorder:
     """Stores a sensor's stream as its reports would be: each ended event (key: the stream's id and the event's
     number) and a heartbeat every HEARTBEAT_SECONDS of audio, timed from the stream's ``start``."""
 
-    def __init__(self, sensor: str, start: datetime, writer, model: Model) -> None:
-        described = model.describe()
+    def __init__(self, sensor: str, start: datetime, writer, model: str, fingerprint: str | None) -> None:
         self.sensor, self.start, self.writer = sensor, start, writer
-        self.model, self.fingerprint = described["model"], None
+        self.model, self.fingerprint = model, fingerprint
         self.stream, self.count, self.beat = uuid.uuid4().hex[:16], 0, float("-inf")
         self.hearing: dict = {}  # the last window's top label (the end record has none)
 
     @classmethod
-    def of(cls, hello: dict | None, caller: Caller, writer, model: Model) -> "_Recorder | None":
+    def of(cls, hello: dict | None, writer, model: str, fingerprint: str | None) -> "_Recorder | None":
+        """The recorder of a stream whose hello names a sensor (None without one); refuses a bad ``start``."""
         from envsound.app.monitor import check_times
         from envsound.deploy.tokens import check_name
 
@@ -142,7 +145,7 @@ class _Recorder:
             check_times(start)
         except HTTPException as exc:
             raise _Refused(POLICY, exc.detail) from None
-        return cls(check_name(str(sensor)), start, writer, model)
+        return cls(check_name(str(sensor)), start, writer, model, fingerprint)
 
     async def hops(self, hops) -> None:
         from envsound.deploy.store import Detection, Heartbeat
@@ -161,7 +164,8 @@ class _Recorder:
             self.beat = last.time
         if events or beat:
             try:
-                await self.writer.report(self.sensor, events, heartbeat=beat, model=self.model)
+                await self.writer.report(self.sensor, events, heartbeat=beat, model=self.model,
+                                         fingerprint=self.fingerprint)
             except HTTPException as exc:
                 raise _Refused(FAILED, exc.detail) from None
 

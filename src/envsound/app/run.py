@@ -16,6 +16,7 @@ import uvicorn
 from envsound.app.auth import Guard
 from envsound.app.server import ServerLimits, create_app
 from envsound.errors import ConfigError
+from envsound.fileio import file_digest
 from envsound.inference.api import load_model
 
 
@@ -66,8 +67,9 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     print(f"envsound: detections store {opened.shown}{' (tokens required)' if auth else ''}", file=sys.stderr,
           flush=True)
     guard = Guard(opened, required=auth, rate=rate, streams=streams_per_token)
+    fingerprint = file_digest(model_path)[:16] if Path(model_path).is_file() else None  # an installed name: none
     app = create_app(load_model(model_path, device=device, precision=precision), limits=limits, store=opened,
-                     guard=guard, keep_days=keep_days)
+                     guard=guard, keep_days=keep_days, fingerprint=fingerprint)
     # log_config=None: uvicorn's records go through the handlers the caller set up (the CLI's one format), not
     # through its own "INFO:     ..." handlers, which mixed two formats on one console
     config = uvicorn.Config(app, host=host, port=port, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,

@@ -155,12 +155,14 @@ def model_summary(described: dict) -> dict:
 
 
 def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=None, guard: Guard | None = None,
-               keep_days: float | None = None, online_seconds: float = 120.0) -> FastAPI:
+               keep_days: float | None = None, online_seconds: float = 120.0,
+               fingerprint: str | None = None) -> FastAPI:
     """The ASGI app serving ``model``; run it with uvicorn (:func:`envsound.app.run.serve` does).
 
     ``store`` (an :class:`envsound.deploy.store.Store`) adds the deployment's routes and keeps what sensors report and
     stream; ``guard`` says who may call what (default: anyone, no tokens); ``keep_days`` prunes older events;
-    a sensor is ``online`` while it reported within ``online_seconds``.
+    a sensor is ``online`` while it reported within ``online_seconds``; ``fingerprint`` (of the model file) marks
+    the events the server itself detects in a sensor's stream.
     """
     guard = guard or Guard(store)
     # FastAPIOffline serves /docs and /redoc from its own copies of their scripts: no CDN, the page works offline
@@ -220,7 +222,7 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
 
         writer = Writer(store, keep_days)
         add_monitor_routes(app, store, guard, writer, online_seconds=online_seconds)
-    add_live_route(app, model, pool, limits, guard=guard, writer=writer)
+    add_live_route(app, model, pool, limits, guard=guard, writer=writer, fingerprint=fingerprint)
     return app
 
 
