@@ -248,7 +248,8 @@ def _use_commands(command) -> None:
     p.add_argument("--role", choices=["sensor", "viewer", "admin"],
                    help="create: sensor (reports and streams as NAME), viewer (reads), admin (both)")
     p.add_argument("--id", type=int, help="revoke: only this token of NAME's (token list shows ids)")
-    p.add_argument("--store", metavar="PATH_OR_URL", help="the server's --store (omitted: the file serve uses when it is given none)")
+    p.add_argument("--store", metavar="PATH_OR_URL",
+                   help="the server's --store (omitted: the file serve uses when it is given none)")
     p.set_defaults(run=commands.token)
 
     p = command("export", "Write a checkpoint as one ONNX file (log-mel frontend, windows and network inside; labels "
