@@ -65,8 +65,9 @@ function drawMonitorTimeline(sensors, events, from, until) {
     track.className = "sensor-track";
     track.dataset.sensor = sensor.name;
     events.filter((e) => e.sensor === sensor.name).forEach((e) => {
-      const onset = Math.max(new Date(e.onset) - from, 0);
-      const offset = Math.min(new Date(e.offset) - from, span);
+      // clamped to the range: an event may start before it, or end after now by the sensor's clock
+      const onset = Math.min(Math.max(new Date(e.onset) - from, 0), span);
+      const offset = Math.min(Math.max(new Date(e.offset) - from, onset), span);
       const bar = document.createElement("div");
       bar.dataset.testid = "monitor-event";
       bar.style.left = `${(100 * onset) / span}%`;
