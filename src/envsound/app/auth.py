@@ -47,7 +47,8 @@ class _Bucket:
 
 
 class Guard:
-    """Checks tokens against ``store`` when ``required``; ``rate`` requests a second (bursts of ``2 * rate``) and
+    """Checks tokens against ``store`` when ``required``; ``rate`` requests a second (bursts of ``2 * rate``, at
+    least one) and
     ``streams`` live streams at once per token."""
 
     def __init__(self, store=None, *, required: bool = False, rate: float = 20.0, streams: int = 4) -> None:
@@ -87,9 +88,10 @@ class Guard:
         return Caller(token.name, token.role, token.id)
 
     def _spend(self, token_id: int) -> None:
-        bucket = self.buckets.setdefault(token_id, _Bucket(2 * self.rate))
+        burst = max(2 * self.rate, 1.0)  # a rate under one a second still lets one request through
+        bucket = self.buckets.setdefault(token_id, _Bucket(burst))
         now = time.monotonic()
-        bucket.tokens = min(2 * self.rate, bucket.tokens + (now - bucket.stamp) * self.rate)
+        bucket.tokens = min(burst, bucket.tokens + (now - bucket.stamp) * self.rate)
         bucket.stamp = now
         if bucket.tokens < 1:
             wait = max(1, round((1 - bucket.tokens) / self.rate + 0.5))
