@@ -48,8 +48,7 @@ class _Bucket:
 
 class Guard:
     """Checks tokens against ``store`` when ``required``; ``rate`` requests a second (bursts of ``2 * rate``, at
-    least one) and
-    ``streams`` live streams at once per token."""
+    least one) and ``streams`` live streams at once per token."""
 
     def __init__(self, store=None, *, required: bool = False, rate: float = 20.0, streams: int = 4) -> None:
         if required and store is None:
