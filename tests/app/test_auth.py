@@ -6,6 +6,7 @@ serving beyond loopback without tokens refuses to start."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -54,6 +55,11 @@ def http_routes(app):
             continue
         for method in sorted(route.methods - {"HEAD"}):
             yield method, route.path
+
+
+def test_the_one_socket_is_the_guarded_listen(deployed):
+    """Sockets are not HTTP routes: the socket tests below check /v1/listen; a new one must get tests of its own."""
+    assert [route.path for route in deployed.app.routes if isinstance(route, WebSocketRoute)] == ["/v1/listen"]
 
 
 def test_every_route_but_the_public_ones_needs_the_right_token(deployed):
@@ -107,6 +113,18 @@ def test_the_socket_takes_the_token_in_its_first_message(deployed):
     assert code == 1008 and "belongs to sensor 'lab'" in reason
     code, reason = socket_refusal(deployed.url, {"token": deployed.tokens["viewer"], "secret": 1})
     assert code == 1008 and "the first message is" in reason
+    code, reason = socket_refusal(deployed.url, {"token": 12345})
+    assert code == 1008 and "each a string" in reason
+    code, reason = socket_refusal(deployed.url, {"token": deployed.tokens["viewer"], "sensor": "yard"})
+    assert code == 1008 and reason.startswith("403: a viewer token may not stream as a sensor")
+
+
+def test_a_silent_socket_gives_up_its_place_within_seconds(deployed):
+    ws = deployed.url.replace("http://", "ws://") + "/v1/listen?rate=8000&encoding=pcm16"
+    began = time.monotonic()
+    with connect(ws) as socket:  # says nothing: no token
+        message = json.loads(socket.recv(timeout=30))
+    assert message["error"] == "no token for 5 s; the stream was closed" and time.monotonic() - began < 10
 
 
 def test_a_revoked_token_stops_working_on_the_running_server(deployed):
@@ -150,7 +168,12 @@ def test_a_token_holds_at_most_its_streams(deployed):
         first.recv(timeout=30)
         code, reason = socket_refusal(deployed.url, {"token": deployed.tokens["viewer"]})
         assert code == 1013 and reason == "429: this token holds 1 live streams already (serve --streams-per-token)"
-        assert socket_refusal(deployed.url, {"token": deployed.tokens["admin"], "secret": 1})[0] == 1008
+        first.send("end")  # the place is given back when the stream ends
+        while True:
+            try:
+                first.recv(timeout=30)
+            except ConnectionClosed:
+                break
     with connect(ws) as again:  # the first stream closed: its place is free
         again.send(hello)
         again.send(b"\0\0" * 16000)

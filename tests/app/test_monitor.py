@@ -53,7 +53,7 @@ def test_reports_are_stored_once_and_read_newest_first(api):
     assert [e["key"] for e in rest["events"]] == [f"e{i}" for i in range(14, -1, -1)] and rest["next"] is None
     newest = page["events"][0]
     assert set(newest) >= {"label", "onset", "offset", "score", "sensor", "model", "fingerprint"}
-    assert newest["onset"] == (NOW - timedelta(minutes=26)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert newest["onset"] == (NOW - timedelta(minutes=26)).isoformat(timespec="microseconds").replace("+00:00", "Z")
     assert [e["sensor"] for e in api.get("/v1/events", params={"label": "siren"}).json()["events"]] == ["yard"]
     assert len(api.get("/v1/events", params={"min_score": 0.5, "limit": 10_000}).json()["events"]) == 35
     since = (NOW - timedelta(minutes=28)).isoformat()  # e32 sounds until 27:57 before now, e31 until 28:57
@@ -88,6 +88,7 @@ def test_a_bad_report_gets_a_4xx_with_one_line(served, tmp_path, body, status, r
     ({"since": "last tuesday"}, "since"), ({"until": "2026-11-27T10:00:00"}, "give the time's zone"),
     ({"limit": 1_000_000}, "limit"), ({"limit": 0}, "limit"), ({"min_score": 2}, "min_score"),
     ({"cursor": "garbage"}, "cursor 'garbage' is not one this server gave"),
+    ({"since": "0001-01-01T00:00:00+05:00"}, "since: 0001-01-01T00:00:00+05:00 is out of range in UTC"),
 ])
 def test_a_bad_query_gets_422_with_one_line(api, params, reason):
     answer = api.get("/v1/events", params=params)
@@ -113,7 +114,7 @@ def test_a_sensor_streaming_audio_gets_its_events_stored(api, served):
     heard = [e for hop in hops for e in hop["events"]]
     assert heard, "the stream's two sounds end as events"
     stored = api.get("/v1/events", params={"sensor": "mic1"}).json()["events"]
-    expected = sorted(((start + timedelta(seconds=e["onset"])).isoformat(timespec="milliseconds"), e["label"])
+    expected = sorted(((start + timedelta(seconds=e["onset"])).isoformat(timespec="microseconds"), e["label"])
                       for e in heard)
     assert sorted((e["onset"].replace("Z", "+00:00"), e["label"]) for e in stored) == expected
     (sensor,) = api.get("/v1/sensors").json()["sensors"]
@@ -155,3 +156,19 @@ def test_a_database_gone_away_answers_503_and_the_server_goes_on(served, postgre
             assert api.post("/v1/report", json={"sensor": "lab", "events": [event(2)]}).json()["stored"] == 1
             assert len(api.get("/v1/events").json()["events"]) == 2
         store.close()
+
+
+def test_pages_hold_every_event_of_an_onset_shared_to_the_microsecond(api):
+    """A stream's onsets are its start plus seconds: microseconds matter, and ties are broken by id."""
+    onset = "2026-11-27T08:00:00.123456Z"
+    events = [{"key": f"t{i}", "label": "dog", "onset": onset, "offset": "2026-11-27T08:00:01Z", "score": 0.5}
+              for i in range(5)]
+    assert api.post("/v1/report", json={"sensor": "lab", "events": events}).json()["stored"] == 5
+    keys, cursor = [], None
+    while True:
+        page = api.get("/v1/events", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        keys += [e["key"] for e in page["events"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert sorted(keys) == [f"t{i}" for i in range(5)] and len(keys) == 5

@@ -52,7 +52,7 @@ def test_events_come_newest_first_in_pages_and_filtered(store):
     window = store.events(since=T0 + timedelta(seconds=21), until=T0 + timedelta(seconds=40), limit=100)
     assert [e["key"] for e in window] == ["k3", "k2"]  # k2 sounds until 22 s; k4 starts at 40 s
     first = store.events(limit=1)[0]
-    assert first["onset"] == "2026-11-27T12:04:50.000Z" and first["sensor"] == "lab" and first["score"] == 0.3
+    assert first["onset"] == "2026-11-27T12:04:50.000000Z" and first["sensor"] == "lab" and first["score"] == 0.3
 
 
 def test_a_late_heartbeat_does_not_undo_a_newer_one(store):
@@ -60,7 +60,7 @@ def test_a_late_heartbeat_does_not_undo_a_newer_one(store):
     store.add_report("lab", [], heartbeat=Heartbeat(T0, "dog", 0.5))  # queued earlier, delivered later
     (sensor,) = store.sensors()
     assert (sensor["name"], sensor["label"], sensor["score"]) == ("lab", "siren", 0.9)
-    assert sensor["last_heard"] == "2026-11-27T12:05:00.000Z" and sensor["model"] == "cnn"
+    assert sensor["last_heard"] == "2026-11-27T12:05:00.000000Z" and sensor["model"] == "cnn"
 
 
 def test_prune_keeps_what_ended_within_the_days(store):

@@ -33,12 +33,14 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.exceptions import HTTPException
 
 from envsound.app.auth import Caller, Guard, check_sensor
+from envsound.deploy.tokens import MAY
 from envsound.errors import EnvsoundError
 from envsound.inference.api import Model
 from envsound.inference.live import PcmFormat, decode_pcm
 
 POLICY, UNSUPPORTED, TOO_BIG, BUSY, FAILED = 1008, 1003, 1009, 1013, 1011  # RFC 6455 close codes
 HEARTBEAT_SECONDS = 30.0  # of a sensor's stream, between the heartbeats stored
+HELLO_SECONDS = 5.0  # for the first message when tokens are required
 
 
 class _Refused(Exception):
@@ -68,7 +70,8 @@ def add_live_route(app: FastAPI, model: Model, pool, limits, *, guard: Guard, wr
         caller = None
         try:
             fmt = PcmFormat(rate, channels, encoding).check(f"rate={rate}, encoding={encoding}")
-            first = await _receive(socket, limits)
+            # a client must show its token soon: a silent one would hold a stream's place for idle_seconds
+            first = await _receive(socket, limits, HELLO_SECONDS if guard.required else None)
             hello = _hello(first)
             caller = await _admit(guard, hello)
             listener = model.listen(sample_rate=fmt.sample_rate, top_k=top_k)
@@ -95,8 +98,10 @@ def _hello(message: dict) -> dict | None:
         hello = json.loads(text)
     except ValueError:
         hello = None
-    if not isinstance(hello, dict) or not set(hello) <= {"token", "sensor", "start"}:
-        raise _Refused(POLICY, 'the first message is {"token": ..., "sensor": ..., "start": ...} (each optional)')
+    if (not isinstance(hello, dict) or not set(hello) <= {"token", "sensor", "start"}
+            or not all(isinstance(value, str) or value is None for value in hello.values())):
+        raise _Refused(POLICY, 'the first message is {"token": ..., "sensor": ..., "start": ...} (each optional, '
+                               'each a string)')
     return hello
 
 
@@ -104,8 +109,11 @@ async def _admit(guard: Guard, hello: dict | None) -> Caller:
     """The caller, if its token lets it stream (as the sensor it names); a refusal closes with its reason."""
     try:
         caller = await guard.admit((hello or {}).get("token"), "stream")
-        if hello and hello.get("sensor") is not None:
-            check_sensor(caller, str(hello["sensor"]))
+        if hello and hello.get("sensor") is not None:  # storing as a sensor is reporting: sensor or admin only
+            if caller.role not in MAY["report"]:
+                raise HTTPException(403, f"a {caller.role} token may not stream as a sensor (its events would be "
+                                         "stored); stream without a sensor name")
+            check_sensor(caller, hello["sensor"])
         guard.open_stream(caller)
     except HTTPException as exc:
         raise _Refused(BUSY if exc.status_code == 429 else POLICY, f"{exc.status_code}: {exc.detail}") from None
@@ -126,6 +134,7 @@ class _Recorder:
     def of(cls, hello: dict | None, writer, model: str, fingerprint: str | None) -> "_Recorder | None":
         """The recorder of a stream whose hello names a sensor (None without one); refuses a bad ``start``."""
         from envsound.app.monitor import check_times
+        from envsound.deploy.store import parse_time
         from envsound.deploy.tokens import check_name
 
         sensor = (hello or {}).get("sensor")
@@ -136,7 +145,7 @@ class _Recorder:
         start = datetime.now(timezone.utc)
         if hello.get("start") is not None:
             try:
-                start = datetime.fromisoformat(str(hello["start"]))
+                start = parse_time(hello["start"])
             except ValueError:
                 raise _Refused(POLICY, f"start {hello['start']!r} is not an ISO 8601 time") from None
             if start.tzinfo is None:
@@ -173,11 +182,13 @@ class _Recorder:
         return self.start + timedelta(seconds=float(seconds))
 
 
-async def _receive(socket: WebSocket, limits) -> dict:
+async def _receive(socket: WebSocket, limits, timeout: float | None = None) -> dict:
+    wait = min(timeout or limits.idle_seconds, limits.idle_seconds)
     try:
-        return await asyncio.wait_for(socket.receive(), timeout=limits.idle_seconds)
+        return await asyncio.wait_for(socket.receive(), timeout=wait)
     except asyncio.TimeoutError:
-        raise _Refused(POLICY, f"no audio for {limits.idle_seconds:g} s; the stream was closed") from None
+        what = "audio" if timeout is None else "token"
+        raise _Refused(POLICY, f"no {what} for {wait:g} s; the stream was closed") from None
 
 
 async def _stream(socket: WebSocket, listener, fmt: PcmFormat, pool, limits, first: dict | None,

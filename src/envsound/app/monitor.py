@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from envsound.app.answers import STORE_ERRORS, read
 from envsound.app.auth import Caller, Guard, check_sensor
-from envsound.deploy.store import Detection, Heartbeat, Store
+from envsound.deploy.store import Detection, Heartbeat, Store, as_utc, parse_time
 from envsound.deploy.tokens import NAME
 from envsound.errors import StoreError
 
@@ -96,13 +96,17 @@ class Writer:
             raise HTTPException(503, f"{exc}; nothing of it was kept, retry", headers={"Retry-After": "5"}) from None
 
 
-def check_times(*moments: datetime) -> None:
+def check_times(*moments: datetime, name: str = "time") -> None:
     """422 for a time before 2000 or more than an hour ahead of the server's clock (a sensor's clock gone wrong)."""
     latest = datetime.now(timezone.utc) + CLOCK_SLACK
     for moment in moments:
-        if not EARLIEST <= moment <= latest:
-            raise HTTPException(422, f"time {moment.isoformat()} is out of range (2000 .. an hour past the server's "
-                                     "clock): is the sensor's clock set?")
+        try:
+            inside = EARLIEST <= moment <= latest
+        except OverflowError:  # an offset that moves year 1 or 9999 out of range
+            inside = False
+        if not inside:
+            raise HTTPException(422, f"{name} {moment.isoformat()} is out of range (2000 .. an hour past the "
+                                     "server's clock): is the sensor's clock set?")
 
 
 def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer, *, online_seconds: float) -> None:
@@ -136,7 +140,7 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
         found = await read(store.events, sensor=sensor, label=label, since=since, until=until,
                            min_score=min_score, limit=limit, after=after)
         last = found[-1] if len(found) == limit else None
-        return {"events": found, "next": f"{last['onset']}~{last['id']}" if last else None}
+        return {"events": found, "next": _cursor(last) if last else None}
 
     @app.get("/v1/sensors", responses=STORE_ERRORS)
     async def sensors(caller: Caller = Depends(guard.needs("read"))) -> dict:
@@ -145,19 +149,32 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
         found = await read(store.sensors)
         now = datetime.now(timezone.utc)
         for item in found:
-            item["online"] = (now - datetime.fromisoformat(item["last_received"])).total_seconds() <= online_seconds
+            item["online"] = (now - parse_time(item["last_received"])).total_seconds() <= online_seconds
         return {"sensors": found, "online_seconds": online_seconds}
 
 
 def _aware(moment: datetime | None, name: str) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         raise HTTPException(422, f"{name}: give the time's zone (e.g. {moment.isoformat()}Z for UTC)")
+    if moment is not None:
+        try:
+            as_utc(moment)
+        except OverflowError:
+            raise HTTPException(422, f"{name}: {moment.isoformat()} is out of range in UTC") from None
     return moment
+
+
+def _cursor(event: dict) -> str:
+    """The next page's cursor: the last event's onset (to the microsecond; ties are broken by id) and id."""
+    return f"{event['onset']}~{event['id']}"
 
 
 def _parse_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         onset, _, last = cursor.rpartition("~")
-        return datetime.fromisoformat(onset), int(last)
-    except ValueError:
+        moment = parse_time(onset)
+        if moment.tzinfo is None:
+            raise ValueError(onset)
+        return moment, int(last)
+    except (ValueError, OverflowError):
         raise HTTPException(422, f"cursor {cursor!r} is not one this server gave") from None

@@ -270,11 +270,11 @@ def listen(args: argparse.Namespace) -> int:
             if reporting:
                 reporting.hop(hop.to_dict())
         if reporting:
-            heard, delivered, queued = reporting.finish(args.deliver_seconds)
+            heard, delivered, queued, aside = reporting.finish(args.deliver_seconds)
             # with --json, stdout stays one JSON object a line: the summary goes with the log lines
-            print(f"{heard} events: {delivered} delivered, {queued} queued", flush=True,
-                  file=sys.stderr if args.json else sys.stdout)
-    return 1 if reporting and queued else 0
+            print(f"{heard} events: {delivered} delivered, {queued} queued" + (f", {aside} set aside (refused by "
+                  "the server)" if aside else ""), flush=True, file=sys.stderr if args.json else sys.stdout)
+    return 1 if reporting and (queued or aside) else 0
 
 
 def _reporting(args: argparse.Namespace, predictor):

@@ -19,6 +19,7 @@ from envsound.errors import StoreError
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS heartbeat (one INTEGER PRIMARY KEY CHECK (one = 1), body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS set_aside (key TEXT PRIMARY KEY, body TEXT NOT NULL, reason TEXT NOT NULL);
 """
 
 
@@ -71,6 +72,16 @@ class Outbox:
             self.db.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in ids])
             if heartbeat is not None:
                 self.db.execute("DELETE FROM heartbeat WHERE body = ?", (json.dumps(heartbeat),))
+
+    def set_aside(self, ids: list[int], reason: str) -> None:
+        """Move the events ``ids`` that the server refused as malformed out of the queue, with the server's reason:
+        kept for a person to look at (``SELECT * FROM set_aside``), never resent."""
+        with self.lock, self.db:
+            self.db.execute("BEGIN")
+            for row in ids:
+                self.db.execute("INSERT OR REPLACE INTO set_aside (key, body, reason) SELECT key, body, ? FROM events "
+                                "WHERE id = ?", (reason, row))
+                self.db.execute("DELETE FROM events WHERE id = ?", (row,))
 
     def queued(self) -> int:
         """Events waiting to be delivered."""

@@ -4,12 +4,15 @@ server's ``POST /v1/report`` from a thread of their own, so listening never wait
 the device: only events and heartbeats.
 
 Delivery retries with back-off while the server cannot be reached or answers 5xx, and waits what ``Retry-After``
-says on 429 and 503. A 401, 403, 413 or 422 will not change by retrying: the sensor stops sending, keeps everything
-queued and says why. The standard library only (urllib, sqlite3): a sensor runs on the light install.
+says on 429 and 503. A 401, 403 or 413 will not change by retrying: the sensor stops sending, keeps everything queued
+and says why. A 422 is about the events themselves (a time out of range: a clock gone wrong): the batch is sent again
+one event at a time, and an event refused alone is set aside in the outbox (kept, not resent), so it does not hold up
+the rest. The standard library only (urllib, sqlite3): a sensor runs on the light install.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -22,7 +25,7 @@ from envsound.deploy.outbox import Outbox
 
 log = logging.getLogger(__name__)
 BATCH = 500  # events a report (the server takes up to 1000)
-PERMANENT = {400, 401, 403, 404, 405, 413, 415, 422}
+PERMANENT = {400, 401, 403, 404, 405, 413, 415}  # a 422 is about single events: see _malformed
 
 
 def utc_iso(moment: datetime) -> str:
@@ -38,6 +41,7 @@ class Delivery(threading.Thread):
         self.outbox, self.endpoint = outbox, url.rstrip("/") + "/v1/report"
         self.sensor, self.token, self.model, self.fingerprint, self.timeout = sensor, token, model, fingerprint, timeout
         self.delivered = 0  # events the server acknowledged (new or already stored)
+        self.set_aside = 0  # events the server refused as malformed (422): kept apart in the outbox, not resent
         self.refused: str | None = None  # the server's reason, once it refused for good
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -50,13 +54,18 @@ class Delivery(threading.Thread):
                 self.wake.wait(1.0)
                 self.wake.clear()
                 continue
-            pause = self.send_once()
+            try:
+                pause = self.send_once()
+            except Exception as exc:  # never die quietly: what is queued stays queued, and the next try comes
+                pause = self._trouble(f"delivery failed ({type(exc).__name__}: {exc})", None)
             if pause:
                 self.stopping.wait(pause)
 
     def send_once(self) -> float:
         """Deliver one batch; returns how long to wait before the next try (0: go on)."""
-        ids, events, beat = self.outbox.take(BATCH)
+        return self._post(*self.outbox.take(BATCH))
+
+    def _post(self, ids: list[int], events: list[dict], beat: dict | None) -> float:
         body = {"sensor": self.sensor, "model": self.model, "fingerprint": self.fingerprint, "events": events,
                 "heartbeat": beat}
         request = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(), method="POST",
@@ -67,13 +76,15 @@ class Delivery(threading.Thread):
                 json.load(answer)
         except urllib.error.HTTPError as exc:
             reason = _reason(exc)
+            if exc.code == 422:
+                return self._malformed(ids, events, beat, reason)
             if exc.code in PERMANENT:
                 self.refused = f"{self.endpoint} refused the report ({exc.code}: {reason})"
                 log.error("%s; %d event(s) stay queued in %s", self.refused, self.outbox.queued(), self.outbox.path)
                 return 0.0
             wait = _retry_after(exc.headers.get("Retry-After")) if exc.code in (429, 503) else None
             return self._trouble(f"{self.endpoint} answered {exc.code} ({reason})", wait)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             return self._trouble(f"cannot reach {self.endpoint} ({getattr(exc, 'reason', exc)})", None)
         self.outbox.delivered(ids, beat)
         self.delivered += len(ids)
@@ -81,6 +92,26 @@ class Delivery(threading.Thread):
             log.info("%s reached again: %d event(s) delivered", self.endpoint, len(ids))
         self.backoff, self.problem = 0.0, None
         return 0.0
+
+    def _malformed(self, ids: list[int], events: list[dict], beat: dict | None, reason: str) -> float:
+        """A report refused as malformed (422): the heartbeat alone, then each event alone, so that only what is bad
+        is set aside (an event) or dropped (a heartbeat) and the rest goes on."""
+        if len(ids) + (beat is not None) == 1:  # one item: it is the bad one
+            if ids:
+                self.outbox.set_aside(ids, reason)
+                self.set_aside += len(ids)
+                log.error("%s refused an event for good: set aside in %s (%s)", self.endpoint, self.outbox.path,
+                          reason)
+            else:
+                self.outbox.delivered([], beat)
+                log.error("%s refused a heartbeat for good: dropped (%s)", self.endpoint, reason)
+            return 0.0
+        pause = self._post([], [], beat) if beat is not None else 0.0
+        for row, event in zip(ids, events):
+            if pause:
+                break
+            pause = self._post([row], [event], None)
+        return pause
 
     def _trouble(self, problem: str, wait: float | None) -> float:
         self.backoff = min(max(self.backoff * 2, 0.5), 30.0)
@@ -130,17 +161,18 @@ class Reporting:
         if ended or hop.get("end"):
             self.delivery.wake.set()
 
-    def finish(self, deliver_seconds: float) -> tuple[int, int, int]:
+    def finish(self, deliver_seconds: float) -> tuple[int, int, int, int]:
         """Wait up to ``deliver_seconds`` for the outbox to empty, then stop; returns (events heard this run,
-        delivered this run, queued now)."""
+        delivered this run, queued now, set aside this run)."""
         deadline = time.monotonic() + deliver_seconds
         self.delivery.wake.set()
         while self.outbox.pending() and self.delivery.refused is None and time.monotonic() < deadline:
             time.sleep(0.05)
         self.delivery.stop()
         queued = self.outbox.queued()
-        self.outbox.close()
-        return self.heard, self.delivery.delivered, queued
+        if not self.delivery.is_alive():  # a send still waiting on the network would find it closed
+            self.outbox.close()
+        return self.heard, self.delivery.delivered, queued, self.delivery.set_aside
 
     def _at(self, seconds: float) -> str:
         return utc_iso(self.started + timedelta(seconds=float(seconds)))

@@ -85,8 +85,16 @@ class Token:
 
 
 def iso(moment: datetime) -> str:
-    """``2026-11-27T19:00:00.000Z``: the store's times as the API writes them."""
-    return as_utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-11-27T19:00:00.000000Z``: the store's times as the API writes them (to the microsecond, as stored:
+    a page's cursor is the last onset, and a shorter one would skip events that share its millisecond)."""
+    return as_utc(moment).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time as the API writes and takes it (``...Z`` included, which Python 3.10's parser refuses);
+    raises ValueError."""
+    text = str(text).strip()
+    return datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -38,7 +38,8 @@ function drawSensors(sensors, events) {
     row.dataset.testid = "sensor";
     row.dataset.sensor = sensor.name;
     const cells = [sensor.name, "", new Date(sensor.last_received).toLocaleString(),
-                   sensor.label ? `${sensor.label} ${sensor.score.toFixed(2)}` : "–", String(counts[sensor.name] || 0)];
+                   sensor.label ? `${sensor.label} ${sensor.score != null ? sensor.score.toFixed(2) : ""}` : "–",
+                   String(counts[sensor.name] || 0)];
     cells.forEach((text) => {
       const cell = document.createElement("td");
       cell.textContent = text;
