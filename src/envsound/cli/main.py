@@ -198,8 +198,9 @@ def _use_commands(command) -> None:
                         '"active": events under way, "events": events that ended, "model_ms", "end"}; multi-label '
                         'models add "labels": every label at or above its threshold')
     group = p.add_argument_group("a sensor of a deployment: send what it hears to a server (no audio leaves); the "
-                                 "last line says 'N events: D delivered, Q queued' (on stderr with --json); exit 1 "
-                                 "while any is queued")
+                                 "last line says 'N events: D delivered, Q queued' (on stderr with --json; ', S set "
+                                 "aside' when the server refused some as malformed); exit 1 while any is queued or "
+                                 "set aside")
     group.add_argument("--report", metavar="URL", help="the server's base address, e.g. http://127.0.0.1:8000: each "
                                                        "event and a heartbeat go to its POST /v1/report")
     group.add_argument("--token", metavar="T", help="a sensor token for --sensor (default: $ENVSOUND_TOKEN, which "
