@@ -21,6 +21,7 @@ from envsound.cli import commands
 from envsound.cli.options import (add_config_options, add_dataset_options, add_device_option, add_init_options,
                                   add_mix_options, add_model_argument, add_precision_option, add_semi_options,
                                   add_threshold_option, parse_folds, parse_names)
+from envsound.cli.serving_options import add_listen_options, add_serve_options, add_token_options
 
 log = logging.getLogger("envsound")
 
@@ -182,36 +183,7 @@ def _use_commands(command) -> None:
     p = command("listen", "Classify audio as it arrives (stdin, the microphone, or a file played in real time): a line "
                           "whenever the top label changes or an event starts or ends, each with its time.")
     add_model_argument(p, onnx=True)
-    p.add_argument("--input", default="mic", metavar="-|mic|FILE",
-                   help="-: stdin (a WAV, FLAC, Ogg Vorbis or MP3 stream, or raw PCM with --rate); mic: the default "
-                        "microphone (needs sounddevice); FILE: an audio file (with --realtime: at the speed it plays)")
-    p.add_argument("--rate", type=int, metavar="HZ", help="stdin is raw PCM at this sample rate (no WAV header)")
-    p.add_argument("--channels", type=int, default=1, help="channels of raw PCM on stdin")
-    p.add_argument("--encoding", default="pcm16", choices=["pcm8", "pcm16", "pcm24", "pcm32", "float32"],
-                   help="samples of raw PCM on stdin (little-endian)")
-    p.add_argument("--realtime", action="store_true", help="play --input FILE at its own speed, as a live source")
-    p.add_argument("--idle-seconds", type=float, default=30.0,
-                   help="give up on stdin after this long without audio (0: wait for ever)")
-    p.add_argument("--top-k", type=int, default=3, help="labels in each --json object")
-    p.add_argument("--json", action="store_true",
-                   help='one JSON object a hop: {"time" (s heard so far), "start", "top": [{"label", "score"}], '
-                        '"active": events under way, "events": events that ended, "model_ms", "end"}; multi-label '
-                        'models add "labels": every label at or above its threshold')
-    group = p.add_argument_group("a sensor of a deployment: send what it hears to a server (no audio leaves); the "
-                                 "last line says 'N events: D delivered, Q queued' (on stderr with --json; ', S set "
-                                 "aside' when the server refused some as malformed); exit 1 while any is queued or "
-                                 "set aside")
-    group.add_argument("--report", metavar="URL", help="the server's base address, e.g. http://127.0.0.1:8000: each "
-                                                       "event and a heartbeat go to its POST /v1/report")
-    group.add_argument("--token", metavar="T", help="a sensor token for --sensor (default: $ENVSOUND_TOKEN, which "
-                                                    "keeps it out of the process list)")
-    group.add_argument("--sensor", metavar="NAME", help="this sensor's name (its token's name)")
-    group.add_argument("--queue", type=Path, metavar="PATH",
-                       help="what could not be delivered yet waits here, for this run or the next (default: "
-                            "queue-NAME.sqlite in the user's data folder)")
-    group.add_argument("--deliver-seconds", type=float, default=60.0,
-                       help="at the end of the input, keep trying to deliver what is queued this long")
-    group.add_argument("--heartbeat-seconds", type=float, default=30.0, help="between two heartbeats")
+    add_listen_options(p)
     add_device_option(p)
     add_precision_option(p)
     p.set_defaults(run=commands.listen)
@@ -220,37 +192,14 @@ def _use_commands(command) -> None:
                          "a REST API (POST /v1/predict, GET /v1/model, GET /healthz; schema at /docs), and live "
                          "classification of a stream (WebSocket /v1/listen; the page's Live button).")
     add_model_argument(p, onnx=True)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 opens the server to the network")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
-    p.add_argument("--max-upload-mb", type=float, default=50.0, help="larger request bodies get 413")
-    p.add_argument("--max-seconds", type=float, default=600.0, help="longer recordings get 413")
-    p.add_argument("--workers", type=int, default=1, help="predictions run at once; more requests wait in line")
-    p.add_argument("--max-streams", type=int, default=16, help="live streams at once; more are refused")
-    p.add_argument("--idle-seconds", type=float, default=30.0, help="close a live stream silent this long")
-    p.add_argument("--ssl-keyfile", help="serve HTTPS (browsers allow the microphone only on localhost or HTTPS)")
-    p.add_argument("--ssl-certfile", help="certificate for --ssl-keyfile")
-    group = p.add_argument_group("a deployment: sensors' reports kept, tokens")
-    group.add_argument("--store", metavar="PATH_OR_URL",
-                       help="where events and tokens are kept: a SQLite file, or postgresql://USER@HOST/DB (default: "
-                            "events.sqlite in the user's data folder, printed at start)")
-    group.add_argument("--auth", action="store_true",
-                       help="require tokens on 127.0.0.1 too (always required on any other address)")
-    group.add_argument("--keep-days", type=float, metavar="DAYS", help="delete events older than this")
-    group.add_argument("--rate-limit", type=float, default=20.0, help="requests a second a token may make")
-    group.add_argument("--streams-per-token", type=int, default=4, help="live streams one token may hold at once")
+    add_serve_options(p)
     add_device_option(p)
     add_precision_option(p)
     p.set_defaults(run=commands.serve)
 
     p = command("token", "Tokens of a server's deployment: create (the token is shown once, last line; stored "
                          "hashed), list, revoke (a running server refuses it at its next request).")
-    p.add_argument("action", choices=["create", "list", "revoke"])
-    p.add_argument("name", nargs="?", metavar="NAME", help="a sensor token's name is its sensor's (create, revoke)")
-    p.add_argument("--role", choices=["sensor", "viewer", "admin"],
-                   help="create: sensor (reports and streams as NAME), viewer (reads), admin (both)")
-    p.add_argument("--id", type=int, help="revoke: only this token of NAME's (token list shows ids)")
-    p.add_argument("--store", metavar="PATH_OR_URL",
-                   help="the server's --store (omitted: the file serve uses when it is given none)")
+    add_token_options(p)
     p.set_defaults(run=commands.token)
 
     p = command("export", "Write a checkpoint as one ONNX file (log-mel frontend, windows and network inside; labels "
