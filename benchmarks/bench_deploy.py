@@ -65,7 +65,8 @@ class Server:
 
 def reporter(name: str, secret: str, url: str, folder: Path, until: float, emitted: list) -> None:
     from envsound.deploy.outbox import Outbox
-    from envsound.deploy.reporter import Delivery, utc_iso
+    from envsound.deploy.reporter import Delivery
+    from envsound.deploy.times import iso
 
     outbox = Outbox(folder / f"queue-{name}.sqlite")
     delivery = Delivery(outbox, url, sensor=name, token=secret, model="bench")
@@ -73,7 +74,7 @@ def reporter(name: str, secret: str, url: str, folder: Path, until: float, emitt
     rng = random.Random(name)
     while time.monotonic() < until:
         now = datetime.now(timezone.utc)
-        events = [{"label": f"label{rng.randrange(10)}", "onset": utc_iso(now), "offset": utc_iso(now),
+        events = [{"label": f"label{rng.randrange(10)}", "onset": iso(now), "offset": iso(now),
                    "score": round(rng.random(), 3)} for _ in range(rng.randint(1, 3))]
         outbox.put_events(events)
         emitted.append(len(events))
@@ -188,7 +189,7 @@ def main() -> None:
     with store.engine.connect() as connection:
         rows = connection.execute(sa.select(schema.events.c.sensor, schema.events.c.offset,
                                             schema.events.c.received)).all()
-    from envsound.deploy.store import as_utc
+    from envsound.deploy.times import as_utc
 
     reported = [r for r in rows if r.sensor.startswith("r")]
     latency = np.array([(as_utc(r.received) - as_utc(r.offset)).total_seconds() for r in reported])

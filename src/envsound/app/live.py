@@ -27,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.exceptions import HTTPException
 
 from envsound.app.auth import Caller, Guard, check_sensor
+from envsound.deploy.times import StreamClock
 from envsound.deploy.tokens import MAY
 from envsound.errors import EnvsoundError
 from envsound.inference.api import Model
@@ -125,16 +126,15 @@ class _Recorder:
     number) and a heartbeat every HEARTBEAT_SECONDS of audio, timed from the stream's ``start``."""
 
     def __init__(self, sensor: str, start: datetime, writer, model: str, fingerprint: str | None) -> None:
-        self.sensor, self.start, self.writer = sensor, start, writer
+        self.sensor, self.clock, self.writer = sensor, StreamClock(start), writer
         self.model, self.fingerprint = model, fingerprint
         self.stream, self.count, self.beat = uuid.uuid4().hex[:16], 0, float("-inf")
-        self.hearing: dict = {}  # the last window's top label (the end record has none)
 
     @classmethod
     def of(cls, hello: dict | None, writer, model: str, fingerprint: str | None) -> "_Recorder | None":
         """The recorder of a stream whose hello names a sensor (None without one); refuses a bad ``start``."""
         from envsound.app.monitor import check_times
-        from envsound.deploy.store import parse_time
+        from envsound.deploy.times import parse_time
         from envsound.deploy.tokens import check_name
 
         sensor = (hello or {}).get("sensor")
@@ -161,15 +161,14 @@ class _Recorder:
 
         events = []
         for hop in hops:
-            for event in hop.ended:
+            for event in self.clock.ended(hop.to_dict()):
                 self.count += 1
-                events.append(Detection(f"{self.stream}-{self.count}", event["label"], self._at(event["onset"]),
-                                        self._at(event["offset"]), event["score"]))
-            if hop.top:
-                self.hearing = hop.top[0]
+                events.append(Detection(f"{self.stream}-{self.count}", event["label"], event["onset"],
+                                        event["offset"], event["score"]))
         last, beat = hops[-1] if hops else None, None
         if last is not None and (last.time - self.beat >= HEARTBEAT_SECONDS or last.end):
-            beat = Heartbeat(self._at(last.time), self.hearing.get("label"), self.hearing.get("score"))
+            hearing = self.clock.hearing
+            beat = Heartbeat(self.clock.at(last.time), hearing.get("label"), hearing.get("score"))
             self.beat = last.time
         if events or beat:
             try:
@@ -177,9 +176,6 @@ class _Recorder:
                                          fingerprint=self.fingerprint)
             except HTTPException as exc:
                 raise _Refused(FAILED, exc.detail) from None
-
-    def _at(self, seconds: float) -> datetime:
-        return self.start + timedelta(seconds=float(seconds))
 
 
 async def _receive(socket: WebSocket, limits, timeout: float | None = None) -> dict:

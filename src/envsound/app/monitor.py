@@ -22,7 +22,8 @@ from starlette.exceptions import HTTPException
 
 from envsound.app.answers import STORE_ERRORS, read
 from envsound.app.auth import Caller, Guard, check_sensor
-from envsound.deploy.store import Detection, Heartbeat, Store, as_utc, parse_time
+from envsound.deploy.store import Detection, Heartbeat, Store
+from envsound.deploy.times import as_utc, parse_time
 from envsound.deploy.tokens import NAME
 from envsound.errors import StoreError
 

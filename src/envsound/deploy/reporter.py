@@ -19,17 +19,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from envsound.deploy.outbox import Outbox
+from envsound.deploy.times import UTC, StreamClock, iso
 
 log = logging.getLogger(__name__)
 BATCH = 500  # events a report (the server takes up to 1000)
 PERMANENT = {400, 401, 403, 404, 405, 413, 415}  # a 422 is about single events: see _malformed
-
-
-def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Delivery(threading.Thread):
@@ -139,24 +136,21 @@ class Reporting:
                  fingerprint: str | None, heartbeat_seconds: float = 30.0) -> None:
         self.outbox = outbox
         self.delivery = Delivery(outbox, url, sensor=sensor, token=token, model=model, fingerprint=fingerprint)
-        self.started = datetime.now(timezone.utc)
+        self.clock = StreamClock(datetime.now(UTC))
         self.heartbeat_seconds, self.last_beat = heartbeat_seconds, float("-inf")
-        self.hearing: dict = {}  # the last hop's top label: what a heartbeat says the sensor hears
         self.heard = 0  # events of this run
         self.delivery.start()
 
     def hop(self, hop: dict) -> None:
         """One of :class:`~envsound.inference.live.Hop`'s ``to_dict()``."""
-        ended = [{"label": e["label"], "onset": self._at(e["onset"]), "offset": self._at(e["offset"]),
-                  "score": e["score"]} for e in hop.get("events", ())]
+        ended = [{**e, "onset": iso(e["onset"]), "offset": iso(e["offset"])} for e in self.clock.ended(hop)]
         if ended:
             self.outbox.put_events(ended)
             self.heard += len(ended)
-        if hop.get("top"):
-            self.hearing = hop["top"][0]
         if time.monotonic() - self.last_beat >= self.heartbeat_seconds or hop.get("end"):
-            self.outbox.put_heartbeat({"time": utc_iso(datetime.now(timezone.utc)),
-                                       "label": self.hearing.get("label"), "score": self.hearing.get("score")})
+            hearing = self.clock.hearing
+            self.outbox.put_heartbeat({"time": iso(datetime.now(UTC)), "label": hearing.get("label"),
+                                       "score": hearing.get("score")})
             self.last_beat = time.monotonic()
         if ended or hop.get("end"):
             self.delivery.wake.set()
@@ -173,9 +167,6 @@ class Reporting:
         if not self.delivery.is_alive():  # a send still waiting on the network would find it closed
             self.outbox.close()
         return self.heard, self.delivery.delivered, queued, self.delivery.set_aside
-
-    def _at(self, seconds: float) -> str:
-        return utc_iso(self.started + timedelta(seconds=float(seconds)))
 
 
 def _reason(exc: urllib.error.HTTPError) -> str:

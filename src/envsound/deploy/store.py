@@ -17,7 +17,7 @@ import logging
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
@@ -25,12 +25,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from envsound.deploy import schema
+from envsound.deploy.times import UTC, as_utc, iso
 from envsound.deploy.tokens import ROLES, check_name
 from envsound.errors import StoreError
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
-UTC = timezone.utc
 
 
 def default_store_path() -> Path:
@@ -82,24 +82,6 @@ class Token:
     def to_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "role": self.role, "created": iso(self.created),
                 "revoked": iso(self.revoked) if self.revoked else None}
-
-
-def iso(moment: datetime) -> str:
-    """``2026-11-27T19:00:00.000000Z``: the store's times as the API writes them (to the microsecond, as stored:
-    a page's cursor is the last onset, and a shorter one would skip events that share its millisecond)."""
-    return as_utc(moment).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 time as the API writes and takes it (``...Z`` included, which Python 3.10's parser refuses);
-    raises ValueError."""
-    text = str(text).strip()
-    return datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """A time read back (SQLite keeps no zone: its times are UTC) or given (any zone) -> aware UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Store:
