@@ -118,5 +118,6 @@ def test_config_command_prints_the_preset_and_refuses_unknown_ones(envsound_main
 def test_sed_is_a_frame_head_on_efficientat():
     config = bare_config(preset=load_preset("sed"))
     assert config.model.name == "efficientat" and config.model.options["frame_head"] == 64
+    assert (config.model.options["frame_step"], config.events.finetune_epochs, config.events.tune) == (4, 20, True)
     assert (config.features.window_seconds, config.features.eval_hop_seconds, config.events.median_seconds) == \
         (10.0, 5.0, 1.0)

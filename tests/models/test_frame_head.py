@@ -17,7 +17,7 @@ from envsound.evaluation.events import FrameTrack
 from envsound.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from envsound.models.clip import ClipModel
 from envsound.models.efficientat import EfficientAT, release_key
-from envsound.models.frames import Tap, linear_softmax_logit, stitched_steps
+from envsound.models.frames import Tap, linear_softmax_logit, stitched_steps, upsampled_steps
 from envsound.recipes.config import resolve
 from envsound.task import Task
 from envsound.transfer.frame_probe import fit_frame_head, frame_targets
@@ -58,6 +58,31 @@ def test_stitched_steps_interleave_the_shifted_runs_of_every_tap_in_time_order()
         assert steps[0, :, column].tolist() == [8.0 * m for m in range(4 * min(runs))]  # step m centred on 8 m
     with pytest.raises(ValueError, match="must divide"):
         stitched_steps(layers, ramp, taps=[Tap(4, 32)], step=12)
+
+
+def test_upsampled_steps_read_every_tap_at_the_steps_frames_from_one_run():
+    ramp = torch.arange(200, dtype=torch.float32).expand(1, 1, 2, 200)  # each frame's value is its index
+    layers = torch.nn.Sequential(*[Halve() for _ in range(5)])
+    steps = upsampled_steps(layers, ramp, taps=[Tap(1, 4, keep_bins=True), Tap(3, 16), Tap(4, 32)], step=4)
+    assert steps.shape == (1, 50, 2 + 1 + 1)
+    last = 32.0 * (len(range(0, 200, 32)) - 1)  # the stride-32 tap's last step is centred on frame 192
+    for column in range(4):  # a ramp interpolates to itself: step m reads frame 4 m, held at each tap's last step
+        limit = {0: 196.0, 1: 196.0, 2: 192.0, 3: last}[column]
+        assert steps[0, :, column].tolist() == [min(4.0 * m, limit) for m in range(50)]
+
+
+def test_efficientat_frames_every_40_ms_from_one_run_match_the_stitched_ones_of_the_fine_layer():
+    torch.manual_seed(0)
+    model = EfficientAT(n_classes=3, in_channels=1, n_mels=128, n_frames=256, width=0.1, frame_head=4,
+                        frame_step=4, frame_stitch=False).eval()
+    assert [tap.stride for tap in model.frame_taps] == [4, 8, 16, 32]
+    x = torch.randn(2, 1, 128, 256)
+    steps = model.frame_steps(x)
+    assert steps.shape[:2] == (2, 64) and model.frame_logits(x).shape == (2, 64, 3)
+    fine = stitched_steps(model.features, x, taps=model.frame_taps[:1], step=4)  # the stride-4 layer: exact
+    assert torch.allclose(steps[:, :, :fine.shape[2]], fine, atol=1e-5)
+    with pytest.raises(ConfigError, match="frame_step=6"):
+        EfficientAT(n_classes=3, in_channels=1, n_mels=128, n_frames=256, width=0.1, frame_head=4, frame_step=6)
 
 
 def test_linear_softmax_pooling_by_hand():
@@ -109,7 +134,9 @@ def test_the_sed_preset_adds_a_frame_head_and_keeps_the_sources_width(tmp_path):
     torch.save(release_state(0.1), tmp_path / "mn01_as_mAP_298.pt")
     write_labels(tmp_path)
     config = resolve(preset="sed", init=tmp_path / "mn01_as_mAP_298.pt")
-    assert config.model.name == "efficientat" and config.model.options == {"width": 0.1, "frame_head": 64}
+    assert config.model.name == "efficientat" and config.model.options == {"width": 0.1, "frame_head": 64,
+                                                                            "frame_step": 4, "frame_stitch": False}
+    assert (config.events.finetune_epochs, config.events.tune, config.train.val_fraction) == (20, True, 0.2)
     assert (config.features.window_seconds, config.features.eval_hop_seconds, config.events.median_seconds) == \
         (10.0, 5.0, 1.0)
 
@@ -148,11 +175,15 @@ def test_sed_preset_trains_a_frame_head_on_strong_labels_that_evaluate_and_predi
 
     checkpoint = torch.load(sed_run.out / "model.ckpt", weights_only=False, map_location="cpu")
     assert checkpoint["meta"]["frame_head"] == {"labels": "strong"}
+    tuned = checkpoint["meta"]["events_tuned"]  # chosen on the validation mixtures, written into the config
+    assert tuned["clips"] == 6 and 0 <= tuned["event_f1"] <= 1
+    assert {key: checkpoint["config"]["events"][key] for key in ("threshold", "median_seconds", "min_seconds")} == \
+        {key: tuned[key] for key in ("threshold", "median_seconds", "min_seconds")}
     model = load_model(sed_run.out / "model.ckpt", device="cpu")
     clip = sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[0]
     found = model.predict(clip, events=True)
-    assert found.events and all(round(e["onset"] / 0.08, 6) % 1 in (0.0, 0.5) or e["onset"] == 0
-                                for e in found.events)  # frame edges: centres every 80 ms +- half a step
+    assert found.events and all(round(e["onset"] / 0.04, 6) % 1 in (0.0, 0.5) or e["onset"] == 0
+                                for e in found.events)  # frame edges: centres every 40 ms +- half a step
     capsys.readouterr()
     assert main(["evaluate", "--quiet", str(sed_run.out / "model.ckpt"), "--dataset", "fsdkaggle2019", "--root",
                  str(sed_run.mix), "--folds", "1", "--cache-dir", str(sed_run.cache), "--json"]) == 0

@@ -577,10 +577,18 @@ class EventsConfig:
     # strong_labels.csv and the head trains on a frozen trunk, transfer.mode probe; else its clip labels) | strong |
     # clip (clip labels through linear-softmax pooling)
     train_on: str = "auto"
+    # a frame head trained on strong labels (transfer.mode probe): then trunk and head trained together for this many
+    # epochs at train.lr x transfer.trunk_lr_scale, with time shifts, mixing and masks (transfer/frame_finetune.py);
+    # 0: the head alone
+    finetune_epochs: int = 0
+    # threshold, median_seconds and min_seconds chosen for the best event F1 on the validation clips
+    # (train.val_fraction > 0, a set with strong labels), never on a test fold, and saved in the checkpoint
+    tune: bool = False
 
     def validate(self) -> None:
         check_value(self.train_on in ("auto", "strong", "clip"), "events.train_on", self.train_on,
                     "one of auto, strong, clip")
+        check_value(self.finetune_epochs >= 0, "events.finetune_epochs", self.finetune_epochs, ">= 0")
         check_value(self.threshold is None or 0 < self.threshold <= 1, "events.threshold", self.threshold,
                     "0 < threshold <= 1 (or unset)")
         check_value(self.median_seconds >= 0, "events.median_seconds", self.median_seconds, ">= 0")

@@ -13,7 +13,7 @@ merged (what the issue measures detection against).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from envsound.audio.load import audio_info
 from envsound.data.records import ClipRecord
 from envsound.data.strong_labels import check_within
 from envsound.evaluation.events import FrameTrack, Timeline, detect_events, event_thresholds, timeline_events
-from envsound.evaluation.sed_metrics import event_f1, psds, segment_f1
+from envsound.evaluation.sed_metrics import Events, event_f1, psds, segment_f1
 from envsound.features.windows import start_seconds
 from envsound.models.clip import ClipModel, pooled_probs
 
@@ -78,6 +78,32 @@ def sed_report(model: ClipModel, records: Sequence[ClipRecord], timelines: Seque
                     "settings": {"median_seconds": settings.median_seconds, "threshold": settings.threshold,
                                  "min_seconds": settings.min_seconds, "hop_seconds": feats.eval_hop_seconds,
                                  "window_seconds": feats.window_seconds}}}
+
+
+# events.tune's grid (docs/guide/events.md): thresholds, median filters and minimum lengths tried on the
+# validation clips
+TUNE_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+TUNE_MEDIANS = (0.0, 0.2, 0.4, 0.6, 1.0)
+TUNE_MIN_SECONDS = (0.0, 0.2, 0.4)
+
+
+def tune_decoding(timelines: Mapping[str, Timeline], reference: Events, labels: Sequence[str]) -> dict:
+    """The ``events`` settings (threshold, median_seconds, min_seconds) of the grid above with the best event F1 on
+    ``timelines`` (``{clip: timeline}`` of validation clips, :func:`clip_timeline`) against their ``reference``
+    events (ties: the earlier grid point) -> ``{"threshold", "median_seconds", "min_seconds", "event_f1", "clips"}``."""
+    best: dict = {"event_f1": -1.0}
+    for median in TUNE_MEDIANS:
+        for shortest in TUNE_MIN_SECONDS:
+            for threshold in TUNE_THRESHOLDS:
+                system = {clip: [(e.label, e.onset, e.offset) for e in detect_events(
+                    t.begins, t.probs, labels, window_seconds=t.window_seconds, hop_seconds=t.hop_seconds,
+                    duration=t.duration, thresholds=threshold, median_seconds=median, min_seconds=shortest)]
+                    for clip, t in timelines.items()}
+                score = float(event_f1(reference, system, labels)["f1"] or 0.0)
+                if score > best["event_f1"]:
+                    best = {"threshold": threshold, "median_seconds": median, "min_seconds": shortest,
+                            "event_f1": score}
+    return {**best, "clips": len(timelines)}
 
 
 def _top_label_runs(timeline: Timeline, labels: Sequence[str]) -> list[tuple[str, float, float]]:

@@ -77,7 +77,11 @@ FORMAT = "envsound-checkpoint"
 # 21: "trained_prints" (64 robust fingerprint words of each training clip, 260 bytes a clip) beside "trained_on", so
 #     evaluate counts re-encoded, resampled or re-levelled copies of training clips too. Version 20 files load
 #     unchanged (no prints: evaluate finds the exact copies only).
-FORMAT_VERSION = 21
+# 22: events gains finetune_epochs (a frame head's trunk trained too) and tune (its decoding chosen on the validation
+#     clips; meta["events_tuned"] records the choice); efficientat's model.options gain frame_step (4: 40-ms frames,
+#     a stride-4 layer read too) and frame_stitch (false: one run of the trunk, coarse layers interpolated). Version 21
+#     files load unchanged (0, false, 8 and true: what they were trained with).
+FORMAT_VERSION = 22
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 

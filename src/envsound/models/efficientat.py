@@ -29,7 +29,7 @@ from torch import nn
 from envsound.errors import ConfigError
 from envsound.features.efficientat import SETTINGS
 from envsound.models.blocks import OptionSpec, check_input, check_model_args
-from envsound.models.frames import FrameHead, FrameOutput, Tap, linear_softmax_logit, stitched_steps
+from envsound.models.frames import FrameHead, FrameOutput, Tap, linear_softmax_logit, stitched_steps, upsampled_steps
 
 DEFAULT_WIDTH = 0.4
 DEFAULT_DROPOUT = 0.2
@@ -61,6 +61,8 @@ FRAME_STEP = 8  # frame output: one step every 8 input frames (80 ms at a 10-ms 
 # model.options.frame_skips: the frame head also reads the last layers at time strides 8 and 16 (their frequency bins
 # kept): event F1 0.300 -> 0.362 on ESC-10 mixtures (docs/results.md)
 SKIP_TAPS = (Tap(layer=6, stride=8, keep_bins=True), Tap(layer=12, stride=16, keep_bins=True))
+# a frame step of 4 input frames (40 ms) reads the last stride-4 layer too: the only one as fine as its steps
+FINE_TAP = Tap(layer=3, stride=4, keep_bins=True)
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -158,15 +160,20 @@ class EfficientAT(FrameOutput, nn.Module):
                                  help="GRU units of a frame-level event head (0: none; --preset sed: 64)"),
         "frame_skips": OptionSpec(True, bool, help="the frame head also reads two early layers (strides 8 and 16): "
                                                    "sharper onsets"),
+        "frame_step": OptionSpec(FRAME_STEP, int, low=4, high=32,
+                                 help="input frames per frame-head step: 8 (80 ms) or 4 (40 ms, reads a stride-4 "
+                                      "layer too)"),
+        "frame_stitch": OptionSpec(True, bool, help="frame steps from shifted runs of the trunk (exact, stride / "
+                                                    "step runs); false: one run, coarse layers interpolated (the "
+                                                    "way to train the trunk too)"),
     }
     # options that only shape layers a new label set replaces: an --init source may differ in them
-    head_options: ClassVar[tuple[str, ...]] = ("frame_head", "frame_skips")
-    frame_step_frames: ClassVar[int] = FRAME_STEP
+    head_options: ClassVar[tuple[str, ...]] = ("frame_head", "frame_skips", "frame_step", "frame_stitch")
     frame_name, frame_hint = "efficientat", " (--preset sed)"
 
     def __init__(self, *, n_classes: int, in_channels: int, n_mels: int, n_frames: int, filters: int | None = None,
                  dropout: float | None = None, width: float = DEFAULT_WIDTH, frame_head: int = 0,
-                 frame_skips: bool = True) -> None:
+                 frame_skips: bool = True, frame_step: int = FRAME_STEP, frame_stitch: bool = True) -> None:
         super().__init__()
         check_model_args("efficientat", n_classes=n_classes, in_channels=in_channels, n_mels=n_mels,
                          n_frames=n_frames, filters=filters, dropout=dropout)
@@ -187,7 +194,12 @@ class EfficientAT(FrameOutput, nn.Module):
         self.bottleneck = nn.Sequential(nn.Linear(self.pooled_dim, self.embed_dim), nn.Hardswish(inplace=True))
         self.head = nn.Sequential(nn.Dropout(DEFAULT_DROPOUT if dropout is None else dropout),
                                   nn.Linear(self.embed_dim, n_classes))
-        self.frame_taps = (*(SKIP_TAPS if frame_skips else ()), Tap(len(layers) - 1, TIME_STRIDE))
+        if frame_step not in (4, 8):
+            raise ConfigError(f"model 'efficientat': model.options.frame_step={frame_step} is not valid; valid: 4 "
+                              "(40 ms), 8 (80 ms)")
+        skips = (*((FINE_TAP,) if frame_step == 4 else ()), *SKIP_TAPS) if frame_skips else ()
+        self.frame_taps = (*skips, Tap(len(layers) - 1, TIME_STRIDE))
+        self.frame_step_frames, self.frame_stitch = frame_step, frame_stitch
         frame_dim = self.pooled_dim + sum(make_divisible(BLOCKS[tap.layer - 1][3] * width) * _bins(n_mels, tap.stride)
                                           for tap in self.frame_taps[:-1])
         self.frame_head = FrameHead(frame_dim, n_classes, hidden=frame_head) if frame_head else None
@@ -203,10 +215,11 @@ class EfficientAT(FrameOutput, nn.Module):
 
     def frame_steps(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, n_mels, frames) -> (batch, steps, D)``: every :attr:`frame_step_frames` input frames, the
-        trunk's frequency-averaged output (6 x last width) and with ``frame_skips`` the two early layers' (what the
-        frame head reads)."""
+        trunk's frequency-averaged output (6 x last width) and with ``frame_skips`` the early layers' (what the
+        frame head reads), shift-and-stitched or, without ``frame_stitch``, interpolated from one run."""
         check_input("efficientat", x, self.in_channels)
-        return stitched_steps(self.features, x, taps=self.frame_taps, step=FRAME_STEP)
+        steps = stitched_steps if self.frame_stitch else upsampled_steps
+        return steps(self.features, x, taps=self.frame_taps, step=self.frame_step_frames)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, n_mels, frames) -> logits (batch, n_classes)``: the head's, or with a frame head the

@@ -106,6 +106,33 @@ def stitched_steps(layers: Sequence[nn.Module], x: torch.Tensor, *, taps: Sequen
     return torch.cat([tap[..., :length] for tap in stitched], dim=1).transpose(1, 2)
 
 
+def upsampled_steps(layers: Sequence[nn.Module], x: torch.Tensor, *, taps: Sequence[Tap], step: int) -> torch.Tensor:
+    """What :func:`stitched_steps` gives, from **one** run of ``layers``: each tap's output read at input frames
+    ``0, step, 2 step, ...`` by linear interpolation between its own steps (step ``j`` of a tap of stride ``s`` is
+    centred on input frame ``j x s``) -> ``(batch, ceil(frames / step), D)``. The cheap way to a fine frame rate when
+    the trunk trains too (a stitched step costs ``stride / step`` runs, each with its backward pass): the frame head
+    sees coarse layers smoothly resampled and a fine early layer (stride ``step``) at its own rate."""
+    steps = -(-x.shape[-1] // step)
+    wanted = {tap.layer for tap in taps}
+    outputs: dict[int, torch.Tensor] = {}
+    hidden = x
+    for index, layer in enumerate(layers[:max(wanted) + 1]):
+        hidden = layer(hidden)
+        if index in wanted:
+            outputs[index] = hidden
+    parts = []
+    for tap in taps:
+        out = outputs[tap.layer]
+        out = out.flatten(1, 2) if tap.keep_bins else out.mean(dim=2)  # (batch, D, T_tap)
+        position = torch.arange(steps, device=x.device, dtype=torch.float32) * (step / tap.stride)
+        position = position.clamp(max=out.shape[-1] - 1)
+        low = position.floor().long()
+        high = (low + 1).clamp(max=out.shape[-1] - 1)
+        share = (position - low).to(out.dtype)
+        parts.append(out[..., low] * (1 - share) + out[..., high] * share)
+    return torch.cat(parts, dim=1).transpose(1, 2)
+
+
 def linear_softmax_logit(frame_logits: torch.Tensor) -> torch.Tensor:
     """``(batch, steps, K)`` frame logits -> ``(batch, K)`` clip logits: the logit of ``sum p^2 / sum p`` over the
     steps, ``p`` the frames' sigmoid probabilities."""

@@ -59,6 +59,12 @@ def fit_model(job: FitJob) -> FitResult:
     """
     if job.config.model.options.get("frame_head"):
         check_frame_task(job.task.multi_label)
+    if job.config.model.options.get("frame_head") and job.plan is None and job.config.events.train_on == "auto" \
+            and job.clips.train.strong is not None:
+        raise ConfigError("a frame head learns where each sound is from the strong labels on a pre-trained trunk: "
+                          "add --init efficientat-mn04 (trained from scratch on clip labels instead, --preset sed "
+                          "scored event F1 0.12 on clips it never heard: docs/results.md); or set "
+                          "events.train_on=clip to train the whole network on clip labels anyway")
     if job.config.model.options.get("frame_head") and job.config.events.train_on == "strong" \
             and job.mode not in ("probe", "probe_full"):
         raise ConfigError("events.train_on=strong trains a frame head on a frozen trunk: start from a network "

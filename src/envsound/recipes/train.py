@@ -178,6 +178,8 @@ def _checkpoint(job: FitJob, dataset: str, data: TrainingData, fit: FitResult, r
             checkpoint.task = _fitted_thresholds(checkpoint, job.clips.val.features, job.clips.val.targets)
         if fit.runtime is not None:
             checkpoint.meta["runtime"] = fit.runtime.to_dict()
+    if config.events.tune and len(data.val) and data.val.strong is not None:
+        checkpoint.config = _tuned_decoding(checkpoint, data.val, job.clips.val.features)
     if data.copies.copies:
         checkpoint.meta["augmented_copies"] = len(data.copies.copies)
     checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
@@ -217,6 +219,25 @@ def _fitted_thresholds(checkpoint: Checkpoint, val_features: list[np.ndarray], v
     log.info("per-class thresholds fitted on %d validation clips: %s", len(val_targets),
              ", ".join(f"{label} {t:.2f}" for label, t in zip(checkpoint.labels, thresholds)))
     return replace(checkpoint.task, class_thresholds=thresholds)
+
+
+def _tuned_decoding(checkpoint: Checkpoint, val: Manifest, val_features: list[np.ndarray]) -> Config:
+    """``events.tune``: the checkpoint's config with the events settings best on the validation clips (their strong
+    labels), recorded in ``meta["events_tuned"]``."""
+    from envsound.evaluation.sed import clip_timeline, tune_decoding
+    from envsound.models.clip import ClipModel
+
+    model = ClipModel.from_checkpoint(checkpoint, device="cpu")
+    timelines = {r.clip_id: clip_timeline(model, r, clip)[0] for r, clip in zip(val.records, val_features)}
+    reference = {r.clip_id: [(e.label, e.onset, e.offset) for e in val.strong.get(r.clip_id, ())]
+                 for r in val.records}
+    tuned = tune_decoding(timelines, reference, model.labels)
+    checkpoint.meta["events_tuned"] = tuned
+    log.info("events tuned on %d validation clips: threshold %.2f, median filter %.1f s, shortest %.1f s "
+             "(event F1 %.3f there)", tuned["clips"], tuned["threshold"], tuned["median_seconds"],
+             tuned["min_seconds"], tuned["event_f1"])
+    return checkpoint.config.with_overrides([f"events.{key}={tuned[key]}"
+                                             for key in ("threshold", "median_seconds", "min_seconds")])
 
 
 def _finished(result: TrainResult, start: float) -> TrainResult:

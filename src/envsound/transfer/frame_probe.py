@@ -83,6 +83,11 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
     log.info("frame head: %d windows (%d steps of %.2f s) of %d clips on %s labels, %d epochs, %.1f s", len(x),
              x.shape[1], step, len(features), "strong" if strong is not None else "clip", config.train.max_epochs,
              time.perf_counter() - start_time)
+    if strong is not None and config.events.finetune_epochs:
+        from envsound.transfer.frame_finetune import finetune_frames
+
+        network = finetune_frames(network, config, features, strong, labels=labels,
+                                  accelerator=model.runtime.accelerator, precision=model.runtime.precision)
     return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
 
 

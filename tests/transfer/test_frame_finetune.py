@@ -1,0 +1,96 @@
+"""The frame detector's second stage and its decoding (issue 54): crops with their frame targets, mixing of windows
+in mel power, decoding chosen on validation clips, and the refusal of a frame head with no pre-trained trunk."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from envsound.config.files import bare_config
+from envsound.errors import ConfigError
+from envsound.evaluation.events import Timeline
+from envsound.features.efficientat import SETTINGS
+from envsound.transfer.frame_finetune import LOG_OFFSET, LOG_SCALE, FrameCrops, mix_windows
+
+SED = {"features": dict(SETTINGS, window_seconds=1.0)}  # 100 frames of 10 ms a window
+
+
+def event(label, onset, offset):
+    return SimpleNamespace(label=label, onset=onset, offset=offset)
+
+
+def test_a_crop_is_its_clip_from_a_random_start_with_the_targets_of_that_start():
+    config = bare_config(preset=SED)
+    clips = [np.arange(250, dtype=np.float32).reshape(1, 1, 250).repeat(2, axis=1),  # longer than the window
+             np.arange(40, dtype=np.float32).reshape(1, 1, 40).repeat(2, axis=1)]  # shorter: placed inside it
+    strong = [[event("a", 1.005, 1.505)], [event("b", 0.105, 0.205)]]  # off the 10-ms grid
+    crops = FrameCrops(clips, strong, ["a", "b"], config=config, step_frames=4)
+    torch.manual_seed(0)
+    starts = set()
+    for _ in range(30):
+        window, target = crops[0]
+        start = int(window[0, 0, 0])  # the ramp's value is the frame's index
+        starts.add(start)
+        assert window.shape == (1, 2, 100) and window[0, 0].tolist() == list(range(start, start + 100))
+        centres = (start + 4 * np.arange(25)) / 100  # seconds
+        assert target[:, 0].tolist() == ((centres >= 1.005) & (centres < 1.505)).astype(float).tolist()
+        assert not target[:, 1].any()
+        short, short_target = crops[1]
+        where = np.flatnonzero(short[0, 0].numpy() != crops.pad)
+        offset = int(where[1]) - 1  # frame 0 of the clip holds 0.0, as may the padding: read frame 1's place
+        assert short[0, 0, offset:offset + 40].tolist() == list(range(40))
+        centres = (-offset + 4 * np.arange(25)) / 100
+        assert short_target[:, 1].tolist() == ((centres >= 0.105) & (centres < 0.205)).astype(float).tolist()
+    assert len(starts) > 10  # the start changes from one reading to the next
+
+
+def test_mixing_adds_mel_power_and_joins_the_targets():
+    torch.manual_seed(0)
+    power = torch.rand(8, 1, 4, 6) + 0.1
+    x = (torch.log(power) + LOG_OFFSET) / LOG_SCALE
+    y = torch.zeros(8, 6, 8)
+    for i in range(8):
+        y[i, :, i] = 1
+    mixed, joined = mix_windows(x, y)
+    changed = [i for i in range(8) if not torch.equal(mixed[i], x[i])]
+    assert 0 < len(changed) < 8
+    for i in range(8):
+        active = joined[i, 0].nonzero().flatten().tolist()
+        if i not in changed:
+            assert active == [i] and torch.equal(joined[i], y[i])
+            continue
+        assert len(active) == 2 and i in active
+        j = next(k for k in active if k != i)
+        added = torch.exp(mixed[i] * LOG_SCALE - LOG_OFFSET) - power[i]  # what came from the partner
+        ratio = (added / power[j]).flatten()
+        assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-4)  # the partner, at one level
+        assert 10 ** -0.6 - 1e-4 <= float(ratio[0]) <= 1 + 1e-4  # 0-6 dB below
+
+
+def test_decoding_is_tuned_on_the_validation_clips_to_the_best_event_f1():
+    """A track that is 0.45 inside its event with one 0.9 spike outside: only a threshold under 0.45 finds the
+    event, and only a minimum length over the spike's 0.1 s drops the spike."""
+    from envsound.evaluation.sed import tune_decoding
+
+    probs = np.full((100, 1), 0.05)
+    probs[20:60, 0] = 0.45  # an event from 0.2 s to 0.6 s at 10-ms steps
+    probs[80:90, 0] = 0.9  # a 0.1-s false alarm
+    timeline = Timeline(np.arange(100) * 0.01, probs, 1.0, 0.01, 0.01)
+    tuned = tune_decoding({"c": timeline}, {"c": [("a", 0.2, 0.6)]}, ["a"])
+    assert tuned["event_f1"] == 1.0 and tuned["threshold"] < 0.45 and tuned["min_seconds"] >= 0.2
+    assert tuned["clips"] == 1
+
+
+def test_a_frame_head_on_strong_labels_needs_a_pre_trained_trunk():
+    from envsound.recipes.fit_paths import FitJob, fit_model
+    from envsound.task import Task
+    from envsound.training.loop.clips import ClipSet, FitData
+
+    config = bare_config(preset={"model": {"name": "efficientat", "options": {"width": 0.1, "frame_head": 4}}})
+    clips = FitData(ClipSet([np.zeros((1, 128, 100))], np.ones((1, 2)), strong=[[event("a", 0.0, 0.5)]]))
+    job = FitJob(config, clips, Task.from_flag(True), ["a", "b"], None, None, None, None)
+    with pytest.raises(ConfigError, match="--init efficientat-mn04"):
+        fit_model(job)
