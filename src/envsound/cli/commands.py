@@ -62,7 +62,8 @@ def _score_line(args: argparse.Namespace, config, run) -> str:
                 "of the training folds (the epoch kept); a test score needs folds the model never saw")
     if metrics["held_out_folds"]:
         folds = ",".join(str(f) for f in metrics["held_out_folds"])
-        return (f"no accuracy yet: nothing was held out for validation; score it on the folds it never saw: "
+        kept = "the validation clips chose no epoch" if metrics["n_val"] else "nothing was held out for validation"
+        return (f"no accuracy yet: {kept}; score it on the folds it never saw: "
                 f"envsound evaluate {shlex.quote(str(run.model_path))} --dataset {args.dataset} --root "
                 f"{shlex.quote(str(args.root))} --folds {folds}")
     return (f"no accuracy: every clip was used for training; for an honest estimate run 'envsound cv --dataset "

@@ -13,10 +13,11 @@ model's preset); any number of frames works (global pooling). Returns logits; :m
 head sees, :meth:`EfficientAT.pooled` the official 6x-width embedding.
 
 With ``model.options.frame_head`` H > 0 the model detects events too: :meth:`EfficientAT.frame_logits` scores a step
-every 8 input frames (the trunk's 32-frame stride, shift-and-stitched 4 times, :mod:`envsound.models.frames`; with
-``frame_skips``, the default, two early layers' outputs beside it) with a bidirectional GRU of H units, and the clip
-logits are those frames' linear-softmax pooling; the release's bottleneck and head are then kept (an ``--init`` loads
-them) but unused.
+every ``frame_step`` input frames (8: the trunk's 32-frame stride shift-and-stitched 4 times,
+:mod:`envsound.models.frames`; with ``frame_skips``, the default, two early layers' outputs beside it; 4 with
+``frame_stitch`` false, ``--preset sed``: one run of the trunk, its coarse layers interpolated, a stride-4 layer read
+too) with a bidirectional GRU of H units, and the clip logits are those frames' linear-softmax pooling; the release's
+bottleneck and head are then kept (an ``--init`` loads them) but unused.
 """
 
 from __future__ import annotations
