@@ -1,5 +1,6 @@
 """Segment- and event-based F1 against hand-worked cases and against sed_eval itself (when it imports: the `sed`
-extra needs setuptools < 81 for its dcase_util); PSDS through psds_eval at its extremes."""
+extra needs setuptools < 81 for its dcase_util); PSDS through psds_eval at its extremes and against sed_scores_eval
+on a frozen example."""
 
 from __future__ import annotations
 
@@ -110,3 +111,55 @@ def test_our_psds_step_curve_equals_psds_evals_own():
             warnings.simplefilter("ignore", FutureWarning)
             expected = psds_eval.PSDSEval.step_curve(x, xp, yp)
         assert _step_curve(x, xp, yp) == pytest.approx(expected)
+
+
+def frozen_example():
+    """Eight 500-s files of three classes, two events a class each, and frame scores (every 0.5 s) that are 0.6
+    inside an event and 0.05 outside plus noise, rounded to the PSDS thresholds: every system the thresholds make is
+    one a score-based evaluator makes too."""
+    from envsound.evaluation.sed import PSDS_THRESHOLDS
+
+    rng, labels, step, n = np.random.default_rng(0), ["a", "b", "c"], 0.5, 1000
+    levels = np.array(PSDS_THRESHOLDS)
+    scores, reference, durations = {}, {}, {}
+    for f in range(8):
+        clean, events = np.full((n, 3), 0.05), []
+        for k, label in enumerate(labels):
+            for first in (int(rng.integers(0, 400)), int(rng.integers(500, 900))):
+                last = first + int(rng.integers(5, 40))
+                events.append((label, first * step, last * step))
+                clean[first:last, k] = 0.6
+        noisy = np.clip(clean + rng.normal(0, 0.2, clean.shape), 0.05, 0.95)
+        scores[f"f{f}"] = levels[np.abs(noisy[..., None] - levels).argmin(-1)]
+        reference[f"f{f}"], durations[f"f{f}"] = events, n * step
+    return labels, step, scores, reference, durations
+
+
+@pytest.mark.parametrize("scenario", [dict(dtc=0.7, gtc=0.7, alpha_ct=0.0), dict(dtc=0.1, gtc=0.1, alpha_ct=0.5)])
+def test_psds_equals_sed_scores_evals_on_a_frozen_example(scenario):
+    """DCASE's two scenarios as `evaluate` computes them (psds_eval over the thresholds' outputs of our decoding)
+    against sed_scores_eval's PSDS of the frame scores themselves (another reference implementation, reading no
+    decoding of ours): 0.106 and 0.961 here."""
+    pytest.importorskip("psds_eval", reason="psds_eval is not installed (pip install 'envsound[sed]')")
+    with warnings.catch_warnings():  # its dcase_util imports pkg_resources
+        warnings.simplefilter("ignore")
+        sed_scores_eval = pytest.importorskip("sed_scores_eval", reason="sed_scores_eval does not import")
+    from sed_scores_eval.base_modules.scores import create_score_dataframe
+
+    from envsound.evaluation.events import detect_events
+    from envsound.evaluation.sed import PSDS_THRESHOLDS
+
+    labels, step, scores, reference, durations = frozen_example()
+    points = [{name: [(e.label, e.onset, e.offset) for e in detect_events(
+        np.arange(len(track)) * step, track, labels, window_seconds=step, hop_seconds=step, duration=durations[name],
+        thresholds=threshold)] for name, track in scores.items()} for threshold in PSDS_THRESHOLDS]
+    ours = psds(reference, points, durations=durations, cttc=0.3, **scenario)
+    theirs = sed_scores_eval.intersection_based.psds(
+        scores={name: create_score_dataframe(track, np.arange(len(track) + 1) * step, labels)
+                for name, track in scores.items()},
+        ground_truth={name: [(on, off, label) for label, on, off in events] for name, events in reference.items()},
+        audio_durations=durations, dtc_threshold=scenario["dtc"], gtc_threshold=scenario["gtc"],
+        cttc_threshold=0.3 if scenario["alpha_ct"] else None, alpha_ct=scenario["alpha_ct"], alpha_st=1.0,
+        max_efpr=100.0)[0]
+    assert ours == pytest.approx(theirs, abs=1e-9)
+    assert ours == pytest.approx(0.105663 if scenario["dtc"] == 0.7 else 0.960690, abs=1e-6)
