@@ -83,7 +83,7 @@ def sed_report(model: ClipModel, records: Sequence[ClipRecord], timelines: Seque
 # events.tune's grid (docs/guide/events.md): thresholds, median filters and minimum lengths tried on the
 # validation clips
 TUNE_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-TUNE_MEDIANS = (0.0, 0.2, 0.4, 0.6, 1.0)
+TUNE_MEDIANS = (0.0, 0.2, 0.5, 1.0, 1.5, 2.0)
 TUNE_MIN_SECONDS = (0.0, 0.2, 0.4)
 
 

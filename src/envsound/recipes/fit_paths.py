@@ -96,6 +96,8 @@ def fit_probe_path(job: FitJob) -> FitResult:
     if job.config.model.options.get("frame_head"):
         strong = frame_labels(job.config, job.clips.train) is not None
         fitted.meta["frame_head"] = {"labels": "strong" if strong else "clip"}
+        # the head's epochs on the frozen trunk, then the whole network's (events.finetune_epochs, strong labels)
+        fitted.epochs = job.config.train.max_epochs + (job.config.events.finetune_epochs if strong else 0)
     return fitted
 
 

@@ -140,6 +140,6 @@ def finetune_frames(network: nn.Module, config: Config, features: Sequence[np.nd
     module = FrameFinetune(network, lr=config.train.lr * config.transfer.trunk_lr_scale,
                            weight_decay=config.train.weight_decay)
     trainer.fit(module, loader)
-    log.info("frame network fine-tuned: %d clips, %d epochs of %d windows, %.1f s", len(crops), epochs, len(loader),
+    log.info("frame network fine-tuned: %d clips, %d epochs of %d batches, %.1f s", len(crops), epochs, len(loader),
              time.perf_counter() - start_time)
     return network.cpu().eval()
