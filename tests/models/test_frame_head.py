@@ -20,7 +20,8 @@ from envsound.models.efficientat import EfficientAT, release_key
 from envsound.models.frames import Tap, linear_softmax_logit, stitched_steps, upsampled_steps
 from envsound.recipes.config import resolve
 from envsound.task import Task
-from envsound.transfer.frame_probe import fit_frame_head, frame_targets
+from envsound.data.strong_labels import frame_targets
+from envsound.transfer.frame_probe import fit_frame_head
 
 from conftest import PRECISIONS
 from test_efficientat import release_state, write_labels

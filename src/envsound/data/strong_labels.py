@@ -12,7 +12,9 @@ import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
+
+import numpy as np
 
 from envsound.errors import DatasetLayoutError
 
@@ -74,3 +76,14 @@ def _seconds(text: str | None, where: str, column: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise DatasetLayoutError(f"{where}: {column} {value:g} is not a time in the clip (>= 0)")
     return value
+
+
+def frame_targets(events: Sequence, labels: Sequence[str], *, begin: float, steps: int, step: float) -> np.ndarray:
+    """``(steps, K)``: 1 where an event of the class covers the step's centre (``begin + m x step`` seconds)."""
+    index = {label: k for k, label in enumerate(labels)}
+    centres = begin + np.arange(steps) * step
+    target = np.zeros((steps, len(labels)), dtype=np.float32)
+    for event in events:
+        if event.label in index:
+            target[(centres >= event.onset) & (centres < event.offset), index[event.label]] = 1.0
+    return target

@@ -30,8 +30,8 @@ from torch import nn
 
 from envsound.augment.batch import spec_augment
 from envsound.config import Config
+from envsound.data.strong_labels import frame_targets
 from envsound.features.windows import samples_per_step, window_length, window_pad_value
-from envsound.transfer.frame_probe import frame_targets
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from envsound.config import Config
+from envsound.data.strong_labels import frame_targets
 from envsound.features.windows import eval_windows, start_seconds
 from envsound.models.clip import ClipModel, build_network, inference_runtime
 from envsound.models.frames import FrameHead, check_frame_task, linear_softmax_logit
@@ -29,17 +30,6 @@ from envsound.task import Task
 from envsound.transfer.source import InitPlan, apply_init
 
 log = logging.getLogger(__name__)
-
-
-def frame_targets(events: Sequence, labels: Sequence[str], *, begin: float, steps: int, step: float) -> np.ndarray:
-    """``(steps, K)``: 1 where an event of the class covers the step's centre (``begin + m x step`` seconds)."""
-    index = {label: k for k, label in enumerate(labels)}
-    centres = begin + np.arange(steps) * step
-    target = np.zeros((steps, len(labels)), dtype=np.float32)
-    for event in events:
-        if event.label in index:
-            target[(centres >= event.onset) & (centres < event.offset), index[event.label]] = 1.0
-    return target
 
 
 def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.ndarray], targets: np.ndarray, *,
