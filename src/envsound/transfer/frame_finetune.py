@@ -119,6 +119,11 @@ class FrameFinetune(L.LightningModule):
         self.log("train_loss", loss, on_epoch=True, on_step=False, prog_bar=False)
         return loss
 
+    def on_train_epoch_end(self) -> None:  # minutes on a CPU: say how far it is
+        loss = self.trainer.callback_metrics.get("train_loss")
+        log.info("fine-tuning the frame network: epoch %d of %d%s", self.current_epoch + 1, self.trainer.max_epochs,
+                 "" if loss is None else f", loss {float(loss):.4f}")
+
     def configure_optimizers(self):
         return torch.optim.AdamW(self.network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
