@@ -91,7 +91,7 @@ def main() -> None:
         each = ", ".join(f"{r['event_f1']:.3f}" for r in reports)
         lines.append(f"| {title} | {', '.join(map(str, seeds))} ({each}) | {' | '.join(cells)} | "
                      f"{mean_std(gain) if name != 'window' else ''} | "
-                     f"{mean_std([r['train_minutes'] for r in reports])} |")
+                     f"{min(r['train_minutes'] for r in reports):.1f}-{max(r['train_minutes'] for r in reports):.1f} |")
     (mix / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

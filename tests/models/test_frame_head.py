@@ -282,6 +282,27 @@ def test_a_format_18_frame_model_loads_with_the_head_it_was_trained_with(tmp_pat
     assert wider.frame_head.norm.normalized_shape[0] > network.pooled_dim  # frame_skips: early layers beside it
 
 
+def test_a_format_21_frame_model_loads_with_the_80_ms_stitched_frames_it_was_trained_with(tmp_path):
+    """Format 21 had no frame_step, frame_stitch, events.finetune_epochs or events.tune: it loads as it ran."""
+    config = bare_config(overrides=["model.name=efficientat", "features.frontend=efficientat",
+                                    "model.options.width=0.1", "model.options.frame_head=4"])
+    network = EfficientAT(n_classes=2, in_channels=1, n_mels=128, n_frames=100, width=0.1, frame_head=4)
+    path = save_checkpoint(tmp_path / "m.ckpt", Checkpoint(config=config, labels=["a", "b"],
+                                                           state_dict=network.state_dict()))
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 21
+    for key in ("frame_step", "frame_stitch"):
+        payload["config"]["model"]["options"].pop(key, None)
+    for key in ("finetune_epochs", "tune"):
+        del payload["config"]["events"][key]
+    torch.save(payload, path)
+    model = ClipModel.from_checkpoint(load_checkpoint(path), device="cpu")
+    options = model.config.model.options
+    assert (options["frame_step"], options["frame_stitch"]) == (8, True)
+    assert (model.config.events.finetune_epochs, model.config.events.tune) == (0, False)
+    assert model.network.frame_step_frames == 8 and model.network.frame_stitch
+
+
 def test_the_cnn_frame_head_places_each_step_on_its_frame_and_pools_its_frames_into_the_clip_logits():
     from envsound.models.cnn import CNN
 

@@ -84,13 +84,48 @@ def test_decoding_is_tuned_on_the_validation_clips_to_the_best_event_f1():
     assert tuned["clips"] == 1
 
 
-def test_a_frame_head_on_strong_labels_needs_a_pre_trained_trunk():
-    from envsound.recipes.fit_paths import FitJob, fit_model
-    from envsound.task import Task
-    from envsound.training.loop.clips import ClipSet, FitData
+def test_an_efficientat_frame_head_on_strong_labels_needs_a_pre_trained_trunk():
+    from envsound.recipes.fit_paths import check_frame_start
 
     config = bare_config(preset={"model": {"name": "efficientat", "options": {"width": 0.1, "frame_head": 4}}})
-    clips = FitData(ClipSet([np.zeros((1, 128, 100))], np.ones((1, 2)), strong=[[event("a", 0.0, 0.5)]]))
-    job = FitJob(config, clips, Task.from_flag(True), ["a", "b"], None, None, None, None)
     with pytest.raises(ConfigError, match="--init efficientat-mn04"):
-        fit_model(job)
+        check_frame_start(config, None, True)
+    check_frame_start(config, None, False)  # clip labels only: the network learns them
+    check_frame_start(bare_config(preset={"model": {"name": "efficientat", "options": {"frame_head": 4}},
+                                          "events": {"train_on": "clip"}}), None, True)  # asked for
+    check_frame_start(bare_config(overrides=["model.options.frame_head=4"]), None, True)  # cnn: clip labels
+
+
+def test_augmentations_keep_every_tensor_on_the_batch_s_device():
+    """Random draws on the batch's device (a GPU's batch must not meet CPU tensors): the meta device has no data,
+    so a tensor made elsewhere fails loudly there."""
+    from envsound.transfer.frame_finetune import augment_windows
+
+    x, y = torch.zeros(4, 1, 128, 50, device="meta"), torch.zeros(4, 13, 3, device="meta")
+    mixed, joined = augment_windows(x, y)
+    assert mixed.device.type == "meta" and joined.shape == (4, 13, 3)
+
+
+def test_fine_tuning_trains_the_trunk_and_keeps_its_batchnorm_statistics():
+    from envsound.models.efficientat import EfficientAT
+    from envsound.transfer.frame_finetune import finetune_frames
+
+    torch.manual_seed(0)
+    network = EfficientAT(n_classes=2, in_channels=1, n_mels=128, n_frames=100, width=0.1, frame_head=4,
+                          frame_step=4, frame_stitch=False)
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    config = bare_config(preset={**SED, "events": {"finetune_epochs": 2}, "train": {"batch_size": 2, "lr": 0.01}})
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(size=(1, 128, n)).astype(np.float32) for n in (60, 100, 140, 90)]
+    strong = [[event("a", 0.1, 0.4)], [event("b", 0.5, 0.9)], [event("a", 0.0, 1.2)], []]
+    tuned = finetune_frames(network, config, clips, strong, labels=["a", "b"], accelerator="cpu", precision="32")
+    after = tuned.state_dict()
+    assert not tuned.training
+    assert not torch.equal(before["features.1.block.0.0.weight"], after["features.1.block.0.0.weight"])  # trunk
+    assert not torch.equal(before["frame_head.out.weight"], after["frame_head.out.weight"])  # head
+    for key in before:
+        if key.endswith(("running_mean", "running_var")):
+            assert torch.equal(before[key], after[key]), key
+    with pytest.raises(ConfigError, match="features.frontend=envsound"):
+        finetune_frames(network, bare_config(overrides=["events.finetune_epochs=1"]), clips, strong,
+                        labels=["a", "b"], accelerator="cpu", precision="32")

@@ -43,7 +43,9 @@ def add_threshold_option(parser: argparse.ArgumentParser) -> None:
 def with_threshold(model, args: argparse.Namespace):
     """``model`` (a ClipModel) with ``--threshold`` applied to its task, when given."""
     if getattr(args, "threshold", None) is not None:
-        model.task = model.task.with_threshold(args.threshold, name="--threshold")
+        from envsound.evaluation.events import use_threshold
+
+        use_threshold(model, args.threshold, name="--threshold")
     return model
 
 

@@ -574,8 +574,8 @@ class EventsConfig:
     median_seconds: float = 3.0  # median filter over the windows' probabilities, in seconds (0: none), >= 0
     min_seconds: float = 0.0  # shorter events are dropped, >= 0
     # what a frame head (model.options.frame_head) trains on: auto (the set's strong labels where it has a
-    # strong_labels.csv and the head trains on a frozen trunk, transfer.mode probe; else its clip labels) | strong |
-    # clip (clip labels through linear-softmax pooling)
+    # strong_labels.csv and the head trains on a frozen trunk, transfer.mode probe; an efficientat head without --init
+    # on such a set is refused; else its clip labels) | strong | clip (clip labels through linear-softmax pooling)
     train_on: str = "auto"
     # a frame head trained on strong labels (transfer.mode probe): then trunk and head trained together for this many
     # epochs at train.lr x transfer.trunk_lr_scale, with time shifts, mixing and masks (transfer/frame_finetune.py);

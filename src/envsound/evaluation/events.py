@@ -209,6 +209,13 @@ def timeline_events(timeline: Timeline, labels: Sequence[str], config, *, thresh
                          median_seconds=settings.median_seconds, min_seconds=settings.min_seconds)
 
 
+def use_threshold(model, value: float, *, name: str = "threshold") -> None:
+    """``model`` (a checkpoint's or an ONNX model, with ``task`` and ``config``) deciding at ``value``: its labels and,
+    over a threshold ``events.tune`` saved, its events too (as before tuning, when events followed the task's)."""
+    model.task = model.task.with_threshold(value, name=name)
+    model.config.events.threshold = None
+
+
 def event_thresholds(config, task, n_classes: int) -> np.ndarray | float:
     """``events.threshold``, or unset, the task's decision thresholds (per class where the checkpoint fitted them)."""
     return config.events.threshold if config.events.threshold is not None else task.thresholds(n_classes)

@@ -229,4 +229,9 @@ def _upgraded(config: dict, version: int) -> dict:
     model = dict(config.get("model", {}))
     if version < 19 and model.get("name") == "efficientat":
         model["options"] = {"frame_skips": False, **model.get("options", {})}
-    return {**config, "semi": semi, "train": train, "model": model}
+    if version < 22 and model.get("name") == "efficientat":
+        model["options"] = {"frame_step": 8, "frame_stitch": True, **model.get("options", {})}
+    events = dict(config.get("events", {}))
+    if version < 22:
+        events = {"finetune_epochs": 0, "tune": False, **events}
+    return {**config, "semi": semi, "train": train, "model": model, "events": events}

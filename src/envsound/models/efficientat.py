@@ -161,9 +161,9 @@ class EfficientAT(FrameOutput, nn.Module):
                                  help="GRU units of a frame-level event head (0: none; --preset sed: 64)"),
         "frame_skips": OptionSpec(True, bool, help="the frame head also reads two early layers (strides 8 and 16): "
                                                    "sharper onsets"),
-        "frame_step": OptionSpec(FRAME_STEP, int, low=4, high=32,
-                                 help="input frames per frame-head step: 8 (80 ms) or 4 (40 ms, reads a stride-4 "
-                                      "layer too)"),
+        "frame_step": OptionSpec(FRAME_STEP, int, low=4, high=8,
+                                 help="input frames per frame-head step: 8 (80 ms) or 4 (40 ms; with frame_skips "
+                                      "a stride-4 layer is read too)"),
         "frame_stitch": OptionSpec(True, bool, help="frame steps from shifted runs of the trunk (exact, stride / "
                                                     "step runs); false: one run, coarse layers interpolated (the "
                                                     "way to train the trunk too)"),

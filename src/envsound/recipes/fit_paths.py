@@ -49,6 +49,22 @@ def fit_path(config: Config, mode: str | None) -> str:
     return "ensemble" if config.train.ensemble > 1 else "network"
 
 
+def check_frame_start(config: Config, plan: InitPlan | None, has_strong: bool) -> None:
+    """Refuse, before any audio is decoded, ``--preset sed`` (an ``efficientat`` frame head) on a set with strong labels
+    and no ``--init``: the head learns strong labels on a pre-trained trunk only, and trained whole from random
+    weights on clip labels the preset found events of unseen clips at event F1 0.124 (issue 54; docs/results.md).
+
+    Raises:
+        ConfigError: naming ``--init efficientat-mn04`` and ``events.train_on=clip``.
+    """
+    if config.model.name == "efficientat" and config.model.options.get("frame_head") and plan is None \
+            and config.events.train_on == "auto" and has_strong:
+        raise ConfigError("a frame head learns where each sound is from the strong labels on a pre-trained trunk: "
+                          "add --init efficientat-mn04 (trained from scratch on clip labels instead, it found events "
+                          "of unseen clips at event F1 0.12: docs/results.md); or set events.train_on=clip to "
+                          "train the whole network on clip labels anyway")
+
+
 def fit_model(job: FitJob) -> FitResult:
     """Fit ``job`` by its path; ``probe_full`` (LP-FT) first fits the probe, then trains everything from the probed
     network, its head kept.
@@ -59,12 +75,6 @@ def fit_model(job: FitJob) -> FitResult:
     """
     if job.config.model.options.get("frame_head"):
         check_frame_task(job.task.multi_label)
-    if job.config.model.options.get("frame_head") and job.plan is None and job.config.events.train_on == "auto" \
-            and job.clips.train.strong is not None:
-        raise ConfigError("a frame head learns where each sound is from the strong labels on a pre-trained trunk: "
-                          "add --init efficientat-mn04 (trained from scratch on clip labels instead, --preset sed "
-                          "scored event F1 0.12 on clips it never heard: docs/results.md); or set "
-                          "events.train_on=clip to train the whole network on clip labels anyway")
     if job.config.model.options.get("frame_head") and job.config.events.train_on == "strong" \
             and job.mode not in ("probe", "probe_full"):
         raise ConfigError("events.train_on=strong trains a frame head on a frozen trunk: start from a network "
@@ -91,13 +101,16 @@ def _probe_weights(job: FitJob) -> dict:
 
 def fit_probe_path(job: FitJob) -> FitResult:
     """Logistic regression on the frozen trunk's embeddings (a frame model: its frame head trained on the trunk's
-    frames, :mod:`envsound.transfer.frame_probe`): the probed network is the model."""
+    frames, then with ``events.finetune_epochs`` the whole network, :mod:`envsound.transfer.frame_probe`): the
+    probed network is the model."""
     fitted = FitResult(state_dict=_probe_weights(job))
     if job.config.model.options.get("frame_head"):
         strong = frame_labels(job.config, job.clips.train) is not None
         fitted.meta["frame_head"] = {"labels": "strong" if strong else "clip"}
         # the head's epochs on the frozen trunk, then the whole network's (events.finetune_epochs, strong labels)
-        fitted.epochs = job.config.train.max_epochs + (job.config.events.finetune_epochs if strong else 0)
+        finetuned = job.config.events.finetune_epochs if strong else 0
+        fitted.epochs = job.config.train.max_epochs + finetuned
+        fitted.meta["frame_head"]["finetune_epochs"] = finetuned  # the trunk trained too when > 0
     return fitted
 
 

@@ -53,6 +53,10 @@ class RunFolder:
         """Write ``config.yaml`` again with the runtime the ``auto`` settings chose, as a comment at its top."""
         write_config(self.config_path, config, note=f"runtime chosen: {runtime.describe()}")
 
+    def rewrite_config(self, config: Config) -> None:
+        """Write ``config.yaml`` again with what the run settled after training (``events.tune``'s choice)."""
+        write_config(self.config_path, config, note="events chosen on the validation clips (events.tune)")
+
     def save(self, checkpoint: Checkpoint) -> Path:
         """Write the checkpoint atomically: the folder holds the finished model or none."""
         return save_checkpoint(self.checkpoint, checkpoint)

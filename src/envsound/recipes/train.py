@@ -21,7 +21,7 @@ from envsound.features.fingerprint import clip_fingerprints, exact_ids, trained_
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.registry import check_feature_kind, is_torch_model
 from envsound.recipes.context import RunContext
-from envsound.recipes.fit_paths import FitJob, fit_model
+from envsound.recipes.fit_paths import FitJob, check_frame_start, fit_model
 from envsound.recipes.run_folder import RunFolder
 from envsound.task import Task, fit_class_thresholds
 from envsound.training.loop.data import clip_noisiness
@@ -109,6 +109,7 @@ def train_model(
     folder.check_free()
     plan = plan_init(init, config, manifest.labels) if init is not None else None  # the source fits: checked first
     mode = resolve_mode(config, plan)
+    check_frame_start(config, plan, manifest.strong is not None)
     with folder.writing(config):
         data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled,
                                      cache=context.cache, on_error=context.on_error, progress=context.progress)
@@ -127,7 +128,9 @@ def train_model(
         if result.written:
             checkpoint = _checkpoint(job, manifest.name, data, fit, result, meta or {})
             if fit.runtime is not None:
-                folder.note_runtime(config, fit.runtime)
+                folder.note_runtime(checkpoint.config, fit.runtime)
+            elif checkpoint.config is not config:  # events.tune's choice: config.yaml says what the model decodes with
+                folder.rewrite_config(checkpoint.config)
             folder.save(checkpoint)
         return _finished(result, start)
 
@@ -168,7 +171,10 @@ def _checkpoint(job: FitJob, dataset: str, data: TrainingData, fit: FitResult, r
     if plan is not None:
         checkpoint.meta["transfer"] = {"mode": mode, **plan.to_meta()}
         if mode in ("probe", "probe_full"):  # the fitted regression replaces every head row
-            checkpoint.meta["transfer"].update(copied_rows={}, new_rows=[], head="logistic regression" +
+            head = "frame head" + (", then the whole network fine-tuned on strong labels"
+                                   if fit.meta.get("frame_head", {}).get("finetune_epochs") else "") \
+                if config.model.options.get("frame_head") else "logistic regression"
+            checkpoint.meta["transfer"].update(copied_rows={}, new_rows=[], head=head +
                                                (", then fine-tuned" if mode == "probe_full" else ""))
     # what the model heard (validation clips chose its epoch): kept so --init and evaluate can check for leaks
     prints = clip_fingerprints([r.path for r in data.train.records + data.val.records], cache=job.context.cache)
@@ -180,6 +186,9 @@ def _checkpoint(job: FitJob, dataset: str, data: TrainingData, fit: FitResult, r
             checkpoint.meta["runtime"] = fit.runtime.to_dict()
     if config.events.tune and len(data.val) and data.val.strong is not None:
         checkpoint.config = _tuned_decoding(checkpoint, data.val, job.clips.val.features)
+    elif config.events.tune:
+        log.warning("events.tune: no validation clips with strong labels (train.val_fraction > 0 on a set with a "
+                    "strong_labels.csv): the events settings are kept as given")
     if data.copies.copies:
         checkpoint.meta["augmented_copies"] = len(data.copies.copies)
     checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,

@@ -13,7 +13,8 @@ not seen, drawn anew every epoch, each with its frame targets:
   (mel power added, as two sounds add), their targets joined (a class is active where either is);
 - **gain** of +-6 dB and **frequency masks** (one band of up to 24 mel bins set to the window's mean).
 
-BatchNorm keeps the AudioSet statistics (a batch of 8 mixtures is too few to estimate them).
+BatchNorm keeps the AudioSet statistics (a batch of 16 mixtures is too few to estimate them). Mixing and gain read
+the EfficientAT frontend's log-mel scale: another frontend is refused.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from torch import nn
 from envsound.augment.batch import spec_augment
 from envsound.config import Config
 from envsound.data.strong_labels import frame_targets
-from envsound.features.windows import samples_per_step, window_length, window_pad_value
+from envsound.errors import ConfigError
+from envsound.features.windows import start_seconds, window_length, window_pad_value
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,8 @@ class FrameCrops(torch.utils.data.Dataset):
         self.features, self.strong, self.labels = features, strong, list(labels)
         self.window = window_length(feats)
         self.pad = float(window_pad_value(feats)[0])
-        self.frame_seconds = samples_per_step(feats) / feats.sample_rate
-        self.step_frames = step_frames
+        self.feats, self.step_frames = feats, step_frames
+        self.step_seconds = step_frames * feats.hop_length / feats.sample_rate
         self.steps = math.ceil(self.window / step_frames)
 
     def __len__(self) -> int:
@@ -68,8 +70,8 @@ class FrameCrops(torch.utils.data.Dataset):
         window = np.full((*clip.shape[:-1], self.window), self.pad, dtype=np.float32)
         first, last = max(start, 0), min(start + self.window, n)
         window[..., first - start:last - start] = clip[..., first:last]
-        target = frame_targets(self.strong[index], self.labels, begin=start * self.frame_seconds, steps=self.steps,
-                               step=self.step_frames * self.frame_seconds)
+        begin = float(start_seconds([start], self.feats)[0])  # edge padding undone, as evaluation reads a window
+        target = frame_targets(self.strong[index], self.labels, begin=begin, steps=self.steps, step=self.step_seconds)
         return torch.from_numpy(window), torch.from_numpy(target)
 
 
@@ -80,9 +82,10 @@ def mix_windows(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.T
     batch = len(x)
     if batch < 2:
         return x, y
-    partner = (torch.arange(batch) + torch.randint(1, batch, (batch,))) % batch  # never the window itself
-    mixed = torch.rand(batch) < MIX_SHARE
-    below = torch.rand(batch) * MIX_BELOW_DB * math.log(10) / 10  # dB as a natural-log power ratio
+    device = x.device
+    partner = (torch.arange(batch, device=device) + torch.randint(1, batch, (batch,), device=device)) % batch
+    mixed = torch.rand(batch, device=device) < MIX_SHARE  # partner: never the window itself
+    below = torch.rand(batch, device=device) * MIX_BELOW_DB * math.log(10) / 10  # dB as a natural-log power ratio
     a, b = x * LOG_SCALE - LOG_OFFSET, x[partner] * LOG_SCALE - LOG_OFFSET - below.view(-1, 1, 1, 1).to(x.dtype)
     together = (torch.logaddexp(a, b) + LOG_OFFSET) / LOG_SCALE
     keep = mixed.view(-1, 1, 1, 1)
@@ -92,7 +95,7 @@ def mix_windows(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.T
 def augment_windows(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The module docstring's batch augmentations: mixing, gain, a frequency mask."""
     x, y = mix_windows(x, y)
-    gain = (torch.rand(len(x)) * 2 - 1) * GAIN_DB * math.log(10) / 10 / LOG_SCALE
+    gain = (torch.rand(len(x), device=x.device) * 2 - 1) * GAIN_DB * math.log(10) / 10 / LOG_SCALE
     x = x + gain.view(-1, 1, 1, 1).to(x.dtype)
     return spec_augment(x, freq_mask=FREQ_MASK_BINS, time_mask=0, n_masks=1), y
 
@@ -132,6 +135,9 @@ def finetune_frames(network: nn.Module, config: Config, features: Sequence[np.nd
                     *, labels: Sequence[str], accelerator: str, precision: str) -> nn.Module:
     """``network`` (its frame head fitted) trained whole on ``features`` against ``strong`` (clip ``i``'s events)
     for ``events.finetune_epochs`` epochs; returned in eval mode."""
+    if config.features.frontend != "efficientat":
+        raise ConfigError(f"events.finetune_epochs mixes windows on EfficientAT's log-mel scale; features.frontend="
+                          f"{config.features.frontend}: set events.finetune_epochs=0")
     start_time = time.perf_counter()
     epochs = config.events.finetune_epochs
     crops = FrameCrops(features, strong, labels, config=config, step_frames=network.frame_step_frames)

@@ -1,6 +1,7 @@
 """``transfer.mode=probe`` for a model with a frame head (``model.options.frame_head``, ``--preset sed``): the
 source's trunk frozen, only the frame head trained, on when each sound is (strong labels) or, without them, on what
-each clip holds (weak labels).
+each clip holds (weak labels); then, on strong labels with ``events.finetune_epochs`` > 0, trunk and head trained
+together (:mod:`envsound.transfer.frame_finetune`).
 
 The trunk's frame steps (:meth:`~envsound.models.efficientat.EfficientAT.frame_steps`) of every evaluation window of
 the training clips are computed once. With strong labels (``strong_labels.csv``) a step's target is 1 for each class
@@ -76,8 +77,9 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
     if strong is not None and config.events.finetune_epochs:
         from envsound.transfer.frame_finetune import finetune_frames
 
+        precision = config.runtime.precision if config.runtime.precision != "auto" else model.runtime.precision
         network = finetune_frames(network, config, features, strong, labels=labels,
-                                  accelerator=model.runtime.accelerator, precision=model.runtime.precision)
+                                  accelerator=model.runtime.accelerator, precision=precision)
     return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
 
 

@@ -103,7 +103,9 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
         connect(address)
     predictor = Predictor.from_checkpoint(model, device=device, precision=precision)
     if threshold is not None:
-        predictor.model.task = predictor.model.task.with_threshold(threshold)
+        from envsound.evaluation.events import use_threshold
+
+        use_threshold(predictor.model, threshold)
     model_path = open_model_file(model).path
     fingerprint = {"model": file_digest(model_path), "model_file": str(model_path), "labels": predictor.labels,
                    "task": predictor.model.task.to_dict(), "top_k": top_k, "events": events,
