@@ -180,6 +180,12 @@ def test_sed_preset_trains_a_frame_head_on_strong_labels_that_evaluate_and_predi
     assert tuned["clips"] == 6 and 0 <= tuned["event_f1"] <= 1
     assert {key: checkpoint["config"]["events"][key] for key in ("threshold", "median_seconds", "min_seconds")} == \
         {key: tuned[key] for key in ("threshold", "median_seconds", "min_seconds")}
+    from envsound.evaluation.events import event_thresholds, use_threshold
+
+    tuned_model = ClipModel.from_checkpoint(load_checkpoint(sed_run.out / "model.ckpt"), device="cpu")
+    assert event_thresholds(tuned_model.config, tuned_model.task, 2) == tuned["threshold"]
+    use_threshold(tuned_model, 0.83)  # --threshold: one threshold for labels and events, over the tuned one
+    assert list(event_thresholds(tuned_model.config, tuned_model.task, 2)) == pytest.approx([0.83, 0.83])
     model = load_model(sed_run.out / "model.ckpt", device="cpu")
     clip = sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[0]
     found = model.predict(clip, events=True)
