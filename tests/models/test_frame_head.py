@@ -175,7 +175,7 @@ def test_sed_preset_trains_a_frame_head_on_strong_labels_that_evaluate_and_predi
     from envsound.inference.api import load_model
 
     checkpoint = torch.load(sed_run.out / "model.ckpt", weights_only=False, map_location="cpu")
-    assert checkpoint["meta"]["frame_head"] == {"labels": "strong"}
+    assert checkpoint["meta"]["frame_head"] == {"labels": "strong", "finetune_epochs": 20}
     tuned = checkpoint["meta"]["events_tuned"]  # chosen on the validation mixtures, written into the config
     assert tuned["clips"] == 6 and 0 <= tuned["event_f1"] <= 1
     assert {key: checkpoint["config"]["events"][key] for key in ("threshold", "median_seconds", "min_seconds")} == \
@@ -197,7 +197,7 @@ def test_sed_preset_trains_a_frame_head_on_strong_labels_that_evaluate_and_predi
     report = json.loads(capsys.readouterr().out)
     # the training clips: the head learnt where their events are, far above the --segments baseline
     assert report["event_f1"] > report["sed"]["baseline"]["event_f1"] + 0.2
-    assert report["segment_f1"] > 0.7
+    assert report["segment_f1"] > 0.6  # a fifth of the clips chose the decoding, unheard: not all in-sample
 
 
 def test_an_archive_scan_of_a_frame_model_gives_predict_s_events(sed_run, tmp_path):
@@ -245,6 +245,10 @@ def test_live_listening_to_a_frame_model_decodes_its_frames_as_predict_does(sed_
     from envsound.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(sed_run.out / "model.ckpt", device="cpu", precision=precision)
+    # the decoding this test was worked out for (events.tune chose the fixture's on 6 clips: a filter of up to 2 s
+    # moves a crossing near the threshold by more than the frame the two sides may differ by)
+    events = predictor.model.config.events
+    events.threshold, events.median_seconds, events.min_seconds = 0.5, 1.0, 0.0
     clips = sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[:3]
     wave = np.concatenate([sf.read(clip, dtype="float32")[0] for clip in clips])
     listener = LiveListener(predictor, sample_rate=32000)
@@ -259,7 +263,8 @@ def test_live_listening_to_a_frame_model_decodes_its_frames_as_predict_does(sed_
     # The same up to a frame (80 ms): a window scored alone sees zero padding in its last STFT frames, which the
     # bidirectional GRU carries to all its frames, so a frame near the threshold may cross it one frame apart.
     centre = max(hop.start for hop in hops if not hop.end) + 2.0
-    decided, expected = [e for e in live if e[2] <= centre], [e for e in offline if e[2] <= centre]
+    decided = sorted((e for e in live if e[2] <= centre), key=lambda e: (e[1], e[0]))  # live: in the order they end
+    expected = [e for e in offline if e[2] <= centre]
     assert decided and [e[0] for e in decided] == [e[0] for e in expected], (live, offline)
     frame = predictor.model.frame_seconds
     assert all(abs(a - b) <= frame + 1e-6 for d, e in zip(decided, expected) for a, b in zip(d[1:], e[1:])), \
