@@ -55,7 +55,7 @@ def sed_report(model: ClipModel, records: Sequence[ClipRecord], timelines: Seque
     timelines = {r.clip_id: t for r, t in zip(records, timelines)}
     durations = {clip: timeline.duration for clip, timeline in timelines.items()}
     check_within(strong, durations)
-    reference = {clip: [(e.label, e.onset, e.offset) for e in strong.get(clip, ())] for clip in timelines}
+    reference = reference_events(strong, timelines)
     labels = model.labels
 
     def decoded(thresholds) -> dict:
@@ -104,6 +104,11 @@ def tune_decoding(timelines: Mapping[str, Timeline], reference: Events, labels: 
                     best = {"threshold": threshold, "median_seconds": median, "min_seconds": shortest,
                             "event_f1": score}
     return {**best, "clips": len(timelines)}
+
+
+def reference_events(strong: dict, clips) -> Events:
+    """``{clip: [(label, onset, offset), ...]}`` of ``clips`` (ids) from their strong labels (none: no events)."""
+    return {clip: [(e.label, e.onset, e.offset) for e in strong.get(clip, ())] for clip in clips}
 
 
 def _top_label_runs(timeline: Timeline, labels: Sequence[str]) -> list[tuple[str, float, float]]:

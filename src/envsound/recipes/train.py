@@ -233,14 +233,12 @@ def _fitted_thresholds(checkpoint: Checkpoint, val_features: list[np.ndarray], v
 def _tuned_decoding(checkpoint: Checkpoint, val: Manifest, val_features: list[np.ndarray]) -> Config:
     """``events.tune``: the checkpoint's config with the events settings best on the validation clips (their strong
     labels), recorded in ``meta["events_tuned"]``."""
-    from envsound.evaluation.sed import clip_timeline, tune_decoding
+    from envsound.evaluation.sed import clip_timeline, reference_events, tune_decoding
     from envsound.models.clip import ClipModel
 
     model = ClipModel.from_checkpoint(checkpoint, device="cpu")
     timelines = {r.clip_id: clip_timeline(model, r, clip)[0] for r, clip in zip(val.records, val_features)}
-    reference = {r.clip_id: [(e.label, e.onset, e.offset) for e in val.strong.get(r.clip_id, ())]
-                 for r in val.records}
-    tuned = tune_decoding(timelines, reference, model.labels)
+    tuned = tune_decoding(timelines, reference_events(val.strong, timelines), model.labels)
     checkpoint.meta["events_tuned"] = tuned
     log.info("events tuned on %d validation clips: threshold %.2f, median filter %.1f s, shortest %.1f s "
              "(event F1 %.3f there)", tuned["clips"], tuned["threshold"], tuned["median_seconds"],
