@@ -96,6 +96,33 @@ def test_an_efficientat_frame_head_on_strong_labels_needs_a_pre_trained_trunk():
     check_frame_start(bare_config(overrides=["model.options.frame_head=4"]), None, True)  # cnn: clip labels
 
 
+def test_a_frame_head_on_curated_clips_hears_of_the_noisy_part_s_true_events(caplog):
+    from pathlib import Path
+
+    from envsound.data.records import ClipRecord, Manifest
+    from envsound.data.strong_labels import StrongEvent
+    from envsound.recipes.fit_paths import hint_noisy_strong
+
+    config = bare_config(preset={"model": {"name": "efficientat", "options": {"frame_head": 4}}})
+    events = [StrongEvent("dog", 0.0, 1.0)]
+    curated = ClipRecord(path=Path("a.wav"), labels=("dog",), fold=1, source_id="a", clip_id="train_curated/a.wav",
+                         origin="curated")
+    noisy = ClipRecord(path=Path("b.wav"), labels=("dog",), fold=1, source_id="b", clip_id="train_noisy/b.wav",
+                       origin="noisy")
+    strong = {"train_curated/a.wav": events, "train_noisy/b.wav": events, "train_noisy/c.wav": events}
+
+    def warned(records, config=config) -> str:
+        caplog.clear()
+        hint_noisy_strong(config, Manifest(name="mix", records=records, labels=["dog"], multi_label=True,
+                                           strong=strong))
+        return caplog.text
+
+    with caplog.at_level("WARNING", logger="envsound.recipes.fit_paths"):
+        assert "true events of 2 clips of the noisy part" in warned([curated]) and "--subset all" in caplog.text
+        assert warned([curated, noisy]) == ""  # --subset all: they are there
+        assert warned([curated], bare_config(preset={"model": {"name": "efficientat"}})) == ""  # no frame head
+
+
 def test_augmentations_keep_every_tensor_on_the_batch_s_device():
     """Random draws on the batch's device (a GPU's batch must not meet CPU tensors): the meta device has no data,
     so a tensor made elsewhere fails loudly there."""

@@ -6,6 +6,7 @@ imported only by the network paths."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -13,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from envsound.config import Config
+from envsound.data.records import Manifest
 from envsound.errors import ConfigError
 from envsound.models.frames import check_frame_task
 from envsound.models.registry import get_model_class, is_torch_model
@@ -21,6 +23,8 @@ from envsound.task import Task
 from envsound.training.loop.clips import ClipSet, FitData
 from envsound.training.loop.result import FitResult
 from envsound.transfer.source import InitPlan, plan_from_weights
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,20 @@ def check_frame_start(config: Config, plan: InitPlan | None, has_strong: bool) -
                           "add --init efficientat-mn04 (trained from scratch on clip labels instead, it found events "
                           "of unseen clips at event F1 0.12: docs/results.md); or set events.train_on=clip to "
                           "train the whole network on clip labels anyway")
+
+
+def hint_noisy_strong(config: Config, manifest: Manifest) -> None:
+    """Warn when a frame head is about to learn from the strong labels of the curated clips alone while
+    ``strong_labels.csv`` holds the true events of the noisy part too (an ``envsound mix`` set: only its clip labels
+    are corrupted): five times the audio, and on mixtures of unseen clips event F1 0.37 -> 0.47 (docs/results.md)."""
+    if not (config.model.options.get("frame_head") and config.events.train_on != "clip" and manifest.strong):
+        return
+    if any(r.origin == "noisy" for r in manifest.records):
+        return
+    noisy = sum(clip.startswith("train_noisy/") for clip in manifest.strong)
+    if noisy:
+        log.warning("strong_labels.csv gives the true events of %d clips of the noisy part too (only their clip "
+                    "labels are noisy): --subset all (subset='all') trains the frame detector on them as well", noisy)
 
 
 def fit_model(job: FitJob) -> FitResult:
