@@ -14,6 +14,8 @@ from pathlib import Path
 import soundfile as sf
 import soxr
 
+from envsound.data.esc50 import esc50_root, prepare_esc10
+
 RATE = 22050
 
 
@@ -21,22 +23,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, required=True, help="the ESC-50 folder (meta/esc50.csv, audio/)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--folds", nargs="+", default=["1", "2", "3", "4"])
+    parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4])
     args = parser.parse_args()
-    with open(args.root / "meta" / "esc50.csv", newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    kept = [r for r in rows if r["esc10"].lower() in ("true", "1") and r["fold"] in args.folds]
+    root = esc50_root(args.root)
+    wanted = {r.path.name: r.path for r in prepare_esc10(root).records if r.fold in args.folds}  # as the loader reads
+    with open(root / "meta" / "esc50.csv", newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["filename"] in wanted]
     (args.out / "meta").mkdir(parents=True, exist_ok=True)
     (args.out / "audio").mkdir(exist_ok=True)
+    for row in rows:
+        audio, rate = sf.read(wanted[row["filename"]], dtype="float32")
+        row["filename"] = str(Path(row["filename"]).with_suffix(".flac"))  # FLAC, named so
+        sf.write(args.out / "audio" / row["filename"], soxr.resample(audio, rate, RATE), RATE, subtype="PCM_16",
+                 format="FLAC")
     with open(args.out / "meta" / "esc50.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(kept)
-    for row in kept:
-        audio, rate = sf.read(args.root / "audio" / row["filename"], dtype="float32")
-        sf.write(args.out / "audio" / row["filename"], soxr.resample(audio, rate, RATE), RATE, subtype="PCM_16",
-                 format="FLAC")
-    print(f"{len(kept)} clips -> {args.out}")
+        writer.writerows(rows)
+    print(f"{len(rows)} clips -> {args.out}")
 
 
 if __name__ == "__main__":

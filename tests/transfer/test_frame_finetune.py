@@ -111,16 +111,20 @@ def test_a_frame_head_on_curated_clips_hears_of_the_noisy_part_s_true_events(cap
                        origin="noisy")
     strong = {"train_curated/a.wav": events, "train_noisy/b.wav": events, "train_noisy/c.wav": events}
 
-    def warned(records, config=config) -> str:
+    def warned(records, config=config, init="mn04.pt") -> str:
         caplog.clear()
         hint_noisy_strong(config, Manifest(name="mix", records=records, labels=["dog"], multi_label=True,
-                                           strong=strong))
+                                           strong=strong), init=init)
         return caplog.text
 
     with caplog.at_level("WARNING", logger="envsound.recipes.fit_paths"):
-        assert "true events of 2 clips of the noisy part" in warned([curated]) and "--subset all" in caplog.text
+        assert "true events of the noisy part's clips" in warned([curated]) and "--subset all" in caplog.text
         assert warned([curated, noisy]) == ""  # --subset all: they are there
         assert warned([curated], bare_config(preset={"model": {"name": "efficientat"}})) == ""  # no frame head
+        assert warned([curated], init=None) == ""  # trained whole on clip labels: the noisy ones would mislead it
+        for setting in ("transfer.mode=full", "train.ensemble=2", "events.train_on=clip"):
+            assert warned([curated], bare_config(preset={"model": {"name": "efficientat", "options": {
+                "frame_head": 4}}}, overrides=[setting])) == "", setting
 
 
 def test_augmentations_keep_every_tensor_on_the_batch_s_device():

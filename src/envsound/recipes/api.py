@@ -81,8 +81,10 @@ def train_on(manifest: Manifest, config: Config, *, out: str | Path, folds: Sequ
     """:func:`train` on a listed dataset and a resolved config (what the CLI builds from its flags): trains on
     ``folds`` (every clip when ``None``), keeps the others as the clips it must never see, plots the run's curves."""
     from envsound.recipes.crossval import plot_run_curves
+    from envsound.recipes.fit_paths import hint_noisy_strong
     from envsound.recipes.train import train_model
 
+    hint_noisy_strong(config, manifest, init=init)
     held_out = []
     if folds:
         left_out = [f for f in manifest.folds if f not in set(folds)]

@@ -69,18 +69,22 @@ def check_frame_start(config: Config, plan: InitPlan | None, has_strong: bool) -
                           "train the whole network on clip labels anyway")
 
 
-def hint_noisy_strong(config: Config, manifest: Manifest) -> None:
-    """Warn when a frame head is about to learn from the strong labels of the curated clips alone while
-    ``strong_labels.csv`` holds the true events of the noisy part too (an ``envsound mix`` set: only its clip labels
-    are corrupted): five times the audio, and on mixtures of unseen clips event F1 0.37 -> 0.47 (docs/results.md)."""
-    if not (config.model.options.get("frame_head") and config.events.train_on != "clip" and manifest.strong):
+def hint_noisy_strong(config: Config, manifest: Manifest, *, init) -> None:
+    """Warn when a frame head is about to learn strong labels (a probe from ``init``: the only path that reads them)
+    from the curated clips alone while ``strong_labels.csv`` holds the true events of the noisy part too (an
+    ``envsound mix`` set: only its clip labels are corrupted): five times the audio, and on mixtures of unseen clips
+    event F1 0.37 -> 0.47 (docs/results.md). ``train`` says it, not ``cv``: there ``--subset all`` would test on the
+    noisy mixtures as well."""
+    probe = init is not None and config.transfer.mode in ("auto", "probe") and config.semi.method == "none" \
+        and config.train.ensemble <= 1
+    if not (probe and config.model.options.get("frame_head") and config.events.train_on != "clip"
+            and manifest.strong):
         return
     if any(r.origin == "noisy" for r in manifest.records):
         return
-    noisy = sum(clip.startswith("train_noisy/") for clip in manifest.strong)
-    if noisy:
-        log.warning("strong_labels.csv gives the true events of %d clips of the noisy part too (only their clip "
-                    "labels are noisy): --subset all (subset='all') trains the frame detector on them as well", noisy)
+    if any(clip.startswith("train_noisy/") for clip in manifest.strong):
+        log.warning("strong_labels.csv also gives the true events of the noisy part's clips (only their clip labels "
+                    "are noisy): --subset all (subset='all') trains the frame detector on them as well")
 
 
 def fit_model(job: FitJob) -> FitResult:

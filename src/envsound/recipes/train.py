@@ -21,7 +21,7 @@ from envsound.features.fingerprint import clip_fingerprints, exact_ids, trained_
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.registry import check_feature_kind, is_torch_model
 from envsound.recipes.context import RunContext
-from envsound.recipes.fit_paths import FitJob, check_frame_start, fit_model, hint_noisy_strong
+from envsound.recipes.fit_paths import FitJob, check_frame_start, fit_model
 from envsound.recipes.run_folder import RunFolder
 from envsound.task import Task, fit_class_thresholds
 from envsound.training.loop.data import clip_noisiness
@@ -110,7 +110,6 @@ def train_model(
     plan = plan_init(init, config, manifest.labels) if init is not None else None  # the source fits: checked first
     mode = resolve_mode(config, plan)
     check_frame_start(config, plan, manifest.strong is not None)
-    hint_noisy_strong(config, manifest)
     with folder.writing(config):
         data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled,
                                      cache=context.cache, on_error=context.on_error, progress=context.progress)
