@@ -69,7 +69,7 @@ def check_frame_start(config: Config, plan: InitPlan | None, has_strong: bool) -
                           "train the whole network on clip labels anyway")
 
 
-def hint_noisy_strong(config: Config, manifest: Manifest, *, init) -> None:
+def hint_noisy_strong(config: Config, manifest: Manifest, *, init: str | Path | None) -> None:
     """Warn when a frame head is about to learn strong labels (a probe from ``init``: the only path that reads them)
     from the curated clips alone while ``strong_labels.csv`` holds the true events of the noisy part too (an
     ``envsound mix`` set: only its clip labels are corrupted): five times the audio, and on mixtures of unseen clips
