@@ -19,21 +19,12 @@ from pathlib import Path
 from envsound.data.registry import load_dataset
 from envsound.data.splits import train_val_split
 from envsound.evaluation import sed
-from envsound.evaluation.events import detect_events
-from envsound.evaluation.sed_metrics import event_f1
 from envsound.features.extract import extract_features
 from envsound.models.clip import ClipModel
 from envsound.models.files import open_model_file
 
 GRIDS = {"tuning grid": (sed.TUNE_MEDIANS, sed.TUNE_MIN_SECONDS),
          "wider grid": ((0.0, 0.2, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0), (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.5))}
-
-
-def score(timelines, reference, labels, threshold, median, shortest) -> float:
-    system = {clip: [(e.label, e.onset, e.offset) for e in detect_events(
-        t.begins, t.probs, labels, window_seconds=t.window_seconds, hop_seconds=t.hop_seconds, duration=t.duration,
-        thresholds=threshold, median_seconds=median, min_seconds=shortest)] for clip, t in timelines.items()}
-    return float(event_f1(reference, system, labels)["f1"] or 0.0)
 
 
 def decoded(model: ClipModel, manifest, strong):
@@ -57,7 +48,9 @@ def main() -> None:
                 for name, part in (("validation", val), ("fold 4", manifest.select_folds([4])))}
         for grid, (medians, shortest) in GRIDS.items():
             # (median, shortest, threshold): tune_decoding's order, so a tie goes to the same first point
-            table = {point: {name: score(*sets[name], model.labels, point[2], point[0], point[1]) for name in sets}
+            table = {point: {name: sed.decoded_event_f1(*sets[name], model.labels, threshold=point[2],
+                                                        median_seconds=point[0], min_seconds=point[1])
+                             for name in sets}
                      for point in itertools.product(medians, shortest, sed.TUNE_THRESHOLDS)}
             chosen = max(table, key=lambda p: table[p]["validation"])
             best = max(table, key=lambda p: table[p]["fold 4"])

@@ -95,15 +95,21 @@ def tune_decoding(timelines: Mapping[str, Timeline], reference: Events, labels: 
     for median in TUNE_MEDIANS:
         for shortest in TUNE_MIN_SECONDS:
             for threshold in TUNE_THRESHOLDS:
-                system = {clip: [(e.label, e.onset, e.offset) for e in detect_events(
-                    t.begins, t.probs, labels, window_seconds=t.window_seconds, hop_seconds=t.hop_seconds,
-                    duration=t.duration, thresholds=threshold, median_seconds=median, min_seconds=shortest)]
-                    for clip, t in timelines.items()}
-                score = float(event_f1(reference, system, labels)["f1"] or 0.0)
+                score = decoded_event_f1(timelines, reference, labels, threshold=threshold, median_seconds=median,
+                                         min_seconds=shortest)
                 if score > best["event_f1"]:
                     best = {"threshold": threshold, "median_seconds": median, "min_seconds": shortest,
                             "event_f1": score}
     return {**best, "clips": len(timelines)}
+
+
+def decoded_event_f1(timelines: Mapping[str, Timeline], reference: Events, labels: Sequence[str], *,
+                     threshold: float, median_seconds: float, min_seconds: float) -> float:
+    """The event F1 of ``timelines`` decoded with these settings against ``reference`` (0 where undefined)."""
+    system = {clip: [(e.label, e.onset, e.offset) for e in detect_events(
+        t.begins, t.probs, labels, window_seconds=t.window_seconds, hop_seconds=t.hop_seconds, duration=t.duration,
+        thresholds=threshold, median_seconds=median_seconds, min_seconds=min_seconds)] for clip, t in timelines.items()}
+    return float(event_f1(reference, system, labels)["f1"] or 0.0)
 
 
 def reference_events(strong: dict, clips) -> Events:
