@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/envsound demo --out runs/demo
 
+# One pytest worker per core, each pinned to its core (tests/conftest.py); a test file stays on one worker, so its module
+# fixtures are built once. Two workers halved the suite's time on 2 cores (docs/results.md); more were not tried.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 2 ] && echo 2 || echo $$n)
+
 # The browser tests drive Debian's chromium, the store's tests start Debian's PostgreSQL server: each installed here
 # when missing and allowed (root), else those tests skip and say why.
 test: $(STAMP)
@@ -28,7 +32,7 @@ test: $(STAMP)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && (apt-get install -y -q postgresql >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q \
 	  postgresql) >/dev/null 2>&1); } || echo "postgresql could not be installed: the PostgreSQL tests will skip"
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The prediction and serving figures (each makes its own throwaway model); the other benchmarks take the options
 # docs/benchmarks.md gives with their results.

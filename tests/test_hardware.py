@@ -109,6 +109,20 @@ def test_more_devices_than_cores_is_a_config_error():
         resolve_runtime(accelerator="cpu", devices=cores + 1)
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_the_usable_cores_are_the_process_affinity_not_the_machine():
+    """Under taskset, a container's cpuset or a batch scheduler, the cores are the process's affinity, not the
+    machine's: training sets torch's threads to these (more contend for the same cores)."""
+    import subprocess
+    import sys
+
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); import torch; "
+            "from envsound.hardware import usable_cores; print(usable_cores())")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert ran.stdout.split() == ["1"], ran.stderr
+    assert hardware.usable_cores() == len(os.sched_getaffinity(0))
+
+
 def test_sixteen_bit_on_a_cpu_is_refused_naming_the_setting_the_user_gave():
     with pytest.raises(ConfigError, match="^runtime.precision='16-mixed' is for GPUs"):
         resolve_runtime(accelerator="cpu", precision="16-mixed")

@@ -125,6 +125,12 @@ def cpu_flags() -> list[str]:
     return [flag for flag in ("avx512_bf16", "amx_bf16") if flag in words]
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity where the OS says (taskset, a container's cpuset, a batch
+    scheduler's allocation), else every core."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def describe_machine() -> dict:
     """What every benchmark figure must name: CPU model, its bf16 flags, oneDNN's bf16 support, cores, torch."""
     return {"cpu": cpu_model(), "bf16_flags": cpu_flags(), "onednn_bf16": cpu_bf16_supported(),

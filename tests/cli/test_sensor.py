@@ -33,9 +33,10 @@ def onnx_model(trained_run, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def recording(synthetic_manifest, tmp_path_factory) -> Path:
-    """Test clips of each class, one after another, twice over: a recording of many events."""
+    """Clips of each class, one after another, twice over: a recording of many events. The clips are ones the shared
+    model trained on, so that it hears them whatever the CPU's numerics (this tests the deployment, not the model)."""
     first = {}
-    for record in synthetic_manifest.select_folds([5]).records:
+    for record in synthetic_manifest.select_folds([1]).records:
         first.setdefault(record.label, record.path)
     parts, rate = [], None
     for path in list(first.values()) * 2:

@@ -7,13 +7,13 @@ The log-mel of one clip is a chain of small FFTs and element-wise ops: two torch
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Iterator
 
 from envsound.config import FeatureConfig
 from envsound.features.cache import cache_settings
+from envsound.hardware import usable_cores
 
 MIN_PARALLEL_JOBS = 32  # fewer jobs run in this process: starting workers costs about a second
 _FRONTENDS: dict[str, object] = {}  # one log-mel frontend per feature setting, per process
@@ -24,7 +24,7 @@ def worker_count(requested: int, jobs: int, *, min_jobs: int = MIN_PARALLEL_JOBS
     ``min_jobs`` jobs, too few to pay for starting workers (they then run in this process)."""
     if jobs < min_jobs:
         return 0
-    return min(requested or (os.cpu_count() or 1), jobs)
+    return min(requested or usable_cores(), jobs)
 
 
 @contextmanager

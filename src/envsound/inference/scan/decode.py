@@ -108,11 +108,6 @@ def decode_file(job: DecodeJob, path: str, frontend) -> Iterator[tuple[int, tupl
         yield stream.read, (offset, stream.shift, windows, starts)
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity where the OS says, else every core)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _die_with_parent() -> None:
     """Linux: SIGKILL this process when the process that started it dies (prctl PR_SET_PDEATHSIG); elsewhere the
     worker notices at its next task instead."""

@@ -21,8 +21,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from envsound.hardware import usable_cores
 from envsound.inference.predictor import FileScores, Predictor
-from envsound.inference.scan.decode import DecodeJob, chunk_credits, decode_worker, usable_cores
+from envsound.inference.scan.decode import DecodeJob, chunk_credits, decode_worker
 
 log = logging.getLogger(__name__)
 

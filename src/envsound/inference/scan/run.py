@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from envsound.errors import ConfigError
-from envsound.fileio import run_lock
+from envsound.fileio import file_digest, run_lock
+from envsound.hardware import usable_cores
 from envsound.inference.predictor import Predictor
 from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, PART_FILES,
                                             PART_WINDOWS, Finished, LocalEngine, default_batch_size,
                                             default_workers)
-from envsound.inference.scan.decode import usable_cores
-from envsound.fileio import file_digest
 from envsound.inference.scan.journal import Journal
 from envsound.inference.scan.listing import iter_inputs
 from envsound.inference.scan.progress import ScanProgress

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from torch import nn
 from envsound.config import Config
 from envsound.errors import ConfigError
 from envsound.hardware import (Runtime, has_image_layers, keep_freed_memory, probe_candidates, release_freed_memory,
-                               resolve_runtime)
+                               resolve_runtime, usable_cores)
 from envsound.models.clip import build_network, window_shape
 from envsound.task import Task
 from envsound.training.loop.balance import choose_class_balance, class_weights, sample_weights
@@ -62,7 +61,7 @@ def training_runtime(config: Config, build: Callable[[], nn.Module]) -> Runtime:
     if train.batch_size % processes:
         raise ConfigError(f"train.batch_size={train.batch_size} is the global batch and must divide evenly over "
                           f"{processes} processes (runtime.devices x runtime.num_nodes)")
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // wanted.devices))
+    torch.set_num_threads(max(1, usable_cores() // wanted.devices))
     shape = window_shape(config.features)
     probe = probe_candidates(build, shape, mode="train", batch=train.batch_size // processes,
                              identity={"name": config.model.name, **asdict(config.model),
