@@ -3,20 +3,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: venv demo test bench clean
 
 venv: $(STAMP)
 
-# torch is pinned in pyproject.toml; installing it first keeps pip on the CPU wheel.
-$(STAMP): pyproject.toml
+# torch is pinned in pyproject.toml; installing it first keeps pip on the CPU wheel. The demo needs envsound[all]; the
+# suite adds the dev tools (test runner, browser driver, reference metrics, API fuzzer) on top.
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[all]"
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/envsound demo --out runs/demo
 
 # One pytest worker per core, each pinned to its core (tests/conftest.py); a test file stays on one worker, so its module

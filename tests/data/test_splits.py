@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,16 @@ def test_cv_splits_leave_one_fold_out():
         assert {r.fold for r in test.records} == {test_fold}
         assert {r.fold for r in train.records} == {1, 2, 3} - {test_fold}  # folds 4 and 5 unused
         check_no_leakage(train, test)
+
+
+def test_cv_splits_train_on_noisy_clips_but_never_score_them():
+    manifest = make_manifest()
+    records = [replace(r, origin="noisy" if i % 3 == 0 else "curated") for i, r in enumerate(manifest.records)]
+    for test_fold, train, test in cv_splits(manifest.subset(records), [1, 2, 3]):
+        assert {r.origin for r in train.records} == {"curated", "noisy"}
+        assert {r.origin for r in test.records} == {"curated"} and {r.fold for r in test.records} == {test_fold}
+    noisy_only = manifest.subset([replace(r, origin="noisy") for r in manifest.records])  # --subset noisy
+    assert all(len(test.records) == 16 for _, _, test in cv_splits(noisy_only, [1, 2]))  # all it has
 
 
 def test_cv_splits_errors():

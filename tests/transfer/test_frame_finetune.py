@@ -126,6 +126,15 @@ def test_a_frame_head_on_curated_clips_hears_of_the_noisy_part_s_true_events(cap
             assert warned([curated], bare_config(preset={"model": {"name": "efficientat", "options": {
                 "frame_head": 4}}}, overrides=[setting])) == "", setting
 
+    from envsound.recipes.crossval import cross_validate
+
+    with caplog.at_level("WARNING", logger="envsound.recipes.fit_paths"), pytest.raises(ConfigError, match="devices"):
+        caplog.clear()  # cv says it too, first (it scores the curated clips alone): stopped here by the next check
+        cross_validate(Manifest(name="mix", records=[curated], labels=["dog"], multi_label=True, strong=strong),
+                       bare_config(preset={"model": {"name": "efficientat", "options": {"frame_head": 4}}},
+                                   overrides=["runtime.devices=2"]), out_dir=Path("unused"), init="mn04.pt")
+    assert "--subset all" in caplog.text
+
 
 def test_augmentations_keep_every_tensor_on_the_batch_s_device():
     """Random draws on the batch's device (a GPU's batch must not meet CPU tensors): the meta device has no data,

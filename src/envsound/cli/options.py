@@ -31,8 +31,9 @@ def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> 
     group.add_argument("--exclude-classes", type=parse_names, metavar="a,b,c", help="leave these classes out")
     group.add_argument("--subset", choices=["curated", "noisy", "all"],
                        help="sets with curated and noisy labels (fsdkaggle2019, 'envsound mix' output): which clips "
-                            "(default curated; scoring against noisy labels measures nothing; training a detector, "
-                            "--preset sed, gains from all: a mix set's strong labels are true for the noisy part too)")
+                            "(default curated; scoring against noisy labels measures nothing, so cv scores only the "
+                            "curated clips of each test fold; training a detector, --preset sed, gains from all: a mix "
+                            "set's strong labels are true for the noisy part too)")
 
 
 def add_threshold_option(parser: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ from envsound.fileio import run_lock, write_json_atomic, write_text_atomic
 from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
 from envsound.recipes.context import RunContext
+from envsound.recipes.fit_paths import hint_noisy_strong
 from envsound.recipes.train import CHECKPOINT_NAME, train_model
 from envsound.transfer.notes import once_per_run
 
@@ -68,6 +69,7 @@ def cross_validate(
     >>> summary = cross_validate(load_dataset("esc10", root), Config(), folds=[1, 2, 3, 4], out_dir="runs/cv")
     >>> summary["mean_accuracy"]
     """
+    hint_noisy_strong(config, manifest, init=init)
     if config.runtime.processes > 1:
         raise ConfigError(f"runtime.devices={config.runtime.devices} (x {config.runtime.num_nodes} nodes): "
                           "cross-validation trains one process per fold; run 'envsound train --devices N' per fold to "

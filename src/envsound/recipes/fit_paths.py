@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -69,12 +69,13 @@ def check_frame_start(config: Config, plan: InitPlan | None, has_strong: bool) -
                           "train the whole network on clip labels anyway")
 
 
-def hint_noisy_strong(config: Config, manifest: Manifest, *, init: str | Path | None) -> None:
+def hint_noisy_strong(config: Config, manifest: Manifest, *,
+                      init: str | Path | Mapping[int, str | Path] | None) -> None:
     """Warn when a frame head is about to learn strong labels (a probe from ``init``: the only path that reads them)
     from the curated clips alone while ``strong_labels.csv`` holds the true events of the noisy part too (an
     ``envsound mix`` set: only its clip labels are corrupted): five times the audio, and on mixtures of unseen clips
-    event F1 0.37 -> 0.47 (docs/results.md). ``train`` says it, not ``cv``: there ``--subset all`` would test on the
-    noisy mixtures as well."""
+    event F1 0.37 -> 0.47 (docs/results.md). ``train`` and ``cv`` say it (``cv`` scores the curated clips alone,
+    :func:`~envsound.data.splits.cv_splits`)."""
     probe = init is not None and config.transfer.mode in ("auto", "probe") and config.semi.method == "none" \
         and config.train.ensemble <= 1
     if not (probe and config.model.options.get("frame_head") and config.events.train_on != "clip"

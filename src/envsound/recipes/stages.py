@@ -30,7 +30,7 @@ import numpy as np
 
 from envsound.config import Config, NoisyConfig
 from envsound.data.records import Manifest
-from envsound.data.splits import check_no_leakage, exclude_clips_of
+from envsound.data.splits import check_no_leakage, exclude_clips_of, scored_clips
 from envsound.data.strong_labels import read_strong_labels
 from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.evaluation.evaluate import evaluate_model
@@ -88,8 +88,7 @@ def run_stages(manifest: Manifest, config: Config, *, folds: Sequence[int] | Non
     with run_lock(out_dir):
         for test_fold in test_folds or folds:
             train_folds = [f for f in folds if f != test_fold]
-            test = manifest.select_folds([test_fold])
-            test = test.subset([r for r in test.records if r.origin == "curated"])
+            test = scored_clips(manifest.select_folds([test_fold]))
             pool = exclude_clips_of(manifest.select_folds(train_folds), test)
             check_no_leakage(pool, test)
             curated = pool.subset([r for r in pool.records if r.origin == "curated"])
