@@ -223,6 +223,37 @@ def test_an_archive_scan_of_a_frame_model_gives_predict_s_events(sed_run, tmp_pa
     assert len(events)
 
 
+def test_an_ensemble_of_detectors_averages_its_members_frames_and_tunes_their_decoding(sed_run, tmp_path):
+    """`--preset sed --set train.ensemble=2`: two probes of the frame head (and their fine-tuning) from seeds 0 and 1,
+    one checkpoint whose frames are the mean of the members' frame logits, its decoding tuned on the validation
+    mixtures the members shared."""
+    from envsound.cli.main import main
+    from envsound.inference.api import load_model
+
+    out = tmp_path / "ensemble"
+    assert main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(sed_run.mix), "--folds", "1,2",
+                 "--init", str(sed_run.mix.parent / "mn01_as_mAP_298.pt"), "--preset", "sed", "--out", str(out),
+                 "--cache-dir", str(sed_run.cache), "--set", "features.window_seconds=4", "--set",
+                 "features.eval_hop_seconds=2", "--set", "train.max_epochs=5", "--set", "events.finetune_epochs=1",
+                 "--set", "train.batch_size=4", "--set", "runtime.precision=32", "--set", "train.ensemble=2"]) == 0
+    checkpoint = torch.load(out / "model.ckpt", weights_only=False, map_location="cpu")
+    assert checkpoint["meta"]["transfer"]["mode"] == "probe" and checkpoint["meta"]["events_tuned"]["clips"] == 6
+    assert checkpoint["meta"]["frame_head"] == {"labels": "strong", "finetune_epochs": 1}
+    heads = [{k: v for k, v in checkpoint["state_dict"].items() if k.startswith(f"members.{i}.frame_head.")}
+             for i in (0, 1)]
+    assert heads[0] and not torch.equal(*(next(iter(head.values())) for head in heads))  # two seeds, two heads
+    model = ClipModel.from_checkpoint(load_checkpoint(out / "model.ckpt"), device="cpu")
+    assert model.has_frames
+    x = torch.randn(2, 1, model.config.features.n_mels, 400)
+    with torch.no_grad():
+        frames = model.network.frame_logits(x)
+        assert torch.allclose(frames, (model.network.members[0].frame_logits(x)
+                                       + model.network.members[1].frame_logits(x)) / 2, atol=1e-6)
+        assert torch.allclose(model.network(x), linear_softmax_logit(frames), atol=1e-6)  # what and when agree
+    clip = sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[0]
+    assert load_model(out / "model.ckpt", device="cpu").predict(clip, events=True).events is not None
+
+
 def test_what_a_frame_head_trains_on_follows_events_train_on():
     from envsound.recipes.fit_paths import frame_labels
     from envsound.training.loop.clips import ClipSet

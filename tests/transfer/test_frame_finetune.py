@@ -122,7 +122,9 @@ def test_a_frame_head_on_curated_clips_hears_of_the_noisy_part_s_true_events(cap
         assert warned([curated, noisy]) == ""  # --subset all: they are there
         assert warned([curated], bare_config(preset={"model": {"name": "efficientat"}})) == ""  # no frame head
         assert warned([curated], init=None) == ""  # trained whole on clip labels: the noisy ones would mislead it
-        for setting in ("transfer.mode=full", "train.ensemble=2", "events.train_on=clip"):
+        assert "--subset all" in warned([curated], bare_config(preset={"model": {"name": "efficientat", "options": {
+            "frame_head": 4}}}, overrides=["train.ensemble=2"]))  # an ensemble of detectors reads them too
+        for setting in ("transfer.mode=full", "events.train_on=clip"):
             assert warned([curated], bare_config(preset={"model": {"name": "efficientat", "options": {
                 "frame_head": 4}}}, overrides=[setting])) == "", setting
 

@@ -81,7 +81,10 @@ FORMAT = "envsound-checkpoint"
 #     clips; meta["events_tuned"] records the choice); efficientat's model.options gain frame_step (4: 40-ms frames,
 #     a stride-4 layer read too) and frame_stitch (false: one run of the trunk, coarse layers interpolated). Version 21
 #     files load unchanged (0, false, 8 and true: what they were trained with).
-FORMAT_VERSION = 22
+# 23: an ensemble of frame models (train.ensemble > 1 with model.options.frame_head: a detector's probes, members.<i>.*
+#     tensors) scores its frames as the mean of its members' frame logits; an envsound of format 22 would build it
+#     without frames. Version 22 files load unchanged (no such ensemble could be trained).
+FORMAT_VERSION = 23
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 

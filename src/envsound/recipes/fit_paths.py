@@ -76,8 +76,7 @@ def hint_noisy_strong(config: Config, manifest: Manifest, *,
     ``envsound mix`` set: only its clip labels are corrupted): five times the audio, and on mixtures of unseen clips
     event F1 0.37 -> 0.47 (docs/results.md). ``train`` and ``cv`` say it (``cv`` scores the curated clips alone,
     :func:`~envsound.data.splits.cv_splits`)."""
-    probe = init is not None and config.transfer.mode in ("auto", "probe") and config.semi.method == "none" \
-        and config.train.ensemble <= 1
+    probe = init is not None and config.transfer.mode in ("auto", "probe") and config.semi.method == "none"
     if not (probe and config.model.options.get("frame_head") and config.events.train_on != "clip"
             and manifest.strong):
         return
@@ -125,8 +124,16 @@ def _probe_weights(job: FitJob) -> dict:
 def fit_probe_path(job: FitJob) -> FitResult:
     """Logistic regression on the frozen trunk's embeddings (a frame model: its frame head trained on the trunk's
     frames, then with ``events.finetune_epochs`` the whole network, :mod:`envsound.transfer.frame_probe`): the
-    probed network is the model."""
-    fitted = FitResult(state_dict=_probe_weights(job))
+    probed network is the model; with ``train.ensemble`` N > 1 (frame models), N of them from seeds ``seed ..
+    seed + N - 1``, their frame logits averaged (:class:`~envsound.models.ensemble.Ensemble`)."""
+    if job.config.train.ensemble > 1:  # frame heads only (transfer/modes.py): a probe, fine-tuned, a member
+        from envsound.recipes.ensemble import fit_ensemble
+
+        members = fit_ensemble(job.config, lambda config, run_dir: FitResult(
+            state_dict=_probe_weights(replace(job, config=config))), out_dir=job.out_dir, resume=job.context.resume)
+        fitted = FitResult(state_dict=members.state_dict)  # as one probe: no loop's thresholds or runtime
+    else:
+        fitted = FitResult(state_dict=_probe_weights(job))
     if job.config.model.options.get("frame_head"):
         strong = frame_labels(job.config, job.clips.train) is not None
         fitted.meta["frame_head"] = {"labels": "strong" if strong else "clip"}

@@ -36,11 +36,13 @@ def resolve_mode(config: Config, plan: InitPlan | None) -> str | None:
 
     Raises:
         ConfigError: a mode other than ``auto`` without ``--init`` (it would freeze or probe a random trunk),
-            ``probe`` from an autoencoder (its layers after the encoder are untrained), ``probe`` for an ensemble or
+            ``probe`` from an autoencoder (its layers after the encoder are untrained), ``probe`` for an ensemble (but of
+            frame heads) or
             with a semi-supervised method, or
             ``gradual`` on several processes (DDP cannot start synchronising layers it was built without).
     """
     mode = config.transfer.mode
+    frame_head = bool(config.model.options.get("frame_head"))  # a detector's probes make an ensemble too
     if plan is None:
         if mode != "auto":
             raise ConfigError(f"transfer.mode={mode} trains from a source model, and there is none: give init= "
@@ -48,7 +50,7 @@ def resolve_mode(config: Config, plan: InitPlan | None) -> str | None:
         return None
     if mode == "auto":
         mode = BEST_CLASSIFIER_MODE if plan.kind != AUTOENCODER else "full"
-        if mode == "probe" and (config.semi.method != "none" or config.train.ensemble > 1):
+        if mode == "probe" and (config.semi.method != "none" or (config.train.ensemble > 1 and not frame_head)):
             mode = "full"  # a probe fits one head on labelled clips: semi-supervised runs and ensembles train
         note(log, "transfer.mode=auto: %s", mode)
     if mode == "probe_full" and (plan.kind == AUTOENCODER or config.semi.method != "none"
@@ -58,8 +60,9 @@ def resolve_mode(config: Config, plan: InitPlan | None) -> str | None:
     if mode == "probe" and plan.kind == AUTOENCODER:
         raise ConfigError("transfer.mode=probe needs a classifier checkpoint (an autoencoder's layers after its "
                           "encoder are untrained); use full or gradual with an autoencoder.ckpt")
-    if mode == "probe" and config.train.ensemble > 1:
-        raise ConfigError("transfer.mode=probe fits one logistic regression; set train.ensemble=1")
+    if mode == "probe" and config.train.ensemble > 1 and not frame_head:
+        raise ConfigError("transfer.mode=probe fits one logistic regression; set train.ensemble=1 (an ensemble of "
+                          "probes is for frame heads: model.options.frame_head)")
     if mode == "probe" and config.semi.method != "none":
         raise ConfigError(f"transfer.mode=probe fits on the labelled clips only; semi.method={config.semi.method} "
                           "needs a trained network (use transfer.mode full or gradual)")
