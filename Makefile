@@ -25,8 +25,9 @@ $(STAMP): $(RUN_STAMP)
 demo: $(RUN_STAMP)
 	$(BIN)/envsound demo --out runs/demo
 
-# One pytest worker per core, each pinned to its core (tests/conftest.py); a test file stays on one worker, so its
-# module fixtures are built once. Two workers halved the suite's time on 2 cores (docs/results.md); more were not tried.
+# Two pytest workers (one on a 1-core machine), each pinned to its share of the cores (tests/conftest.py); a test file
+# stays on one worker, so its module fixtures are built once. Two workers halved the suite's time on 2 cores
+# (docs/results.md); more were not tried.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 2 ] && echo 2 || echo $$n)
 
 # The browser tests drive Debian's chromium, the store's tests start Debian's PostgreSQL server: each installed here

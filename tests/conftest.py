@@ -13,12 +13,13 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 if os.environ.get("PYTEST_XDIST_WORKER") and hasattr(os, "sched_setaffinity"):
-    # `make test` runs one worker per core: each keeps to its own core (as the code counts cores by affinity), so two
-    # workers' torch threads never contend for both cores; the processes a test starts inherit that core.
+    # `make test` runs pytest-xdist workers: each keeps to its share of the cores (the code counts cores by affinity),
+    # so the workers' torch threads never contend for the same core; the processes a test starts inherit the share.
     _cores = sorted(os.sched_getaffinity(0))
     _worker = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
-    os.sched_setaffinity(0, {_cores[_worker % len(_cores)]})
-    os.environ["OMP_NUM_THREADS"] = "1"
+    _share = _cores[_worker::int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))] or [_cores[_worker % len(_cores)]]
+    os.sched_setaffinity(0, set(_share))
+    os.environ["OMP_NUM_THREADS"] = str(len(_share))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ESC50 = REPO.parent / "shared" / "data" / "esc50"

@@ -126,14 +126,15 @@ def test_cv_splits_leave_one_fold_out():
         check_no_leakage(train, test)
 
 
-def test_cv_splits_train_on_noisy_clips_but_never_score_them():
+def test_cv_splits_train_on_noisy_clips_but_never_score_them(caplog):
     manifest = make_manifest()
     records = [replace(r, origin="noisy" if i % 3 == 0 else "curated") for i, r in enumerate(manifest.records)]
     for test_fold, train, test in cv_splits(manifest.subset(records), [1, 2, 3]):
         assert {r.origin for r in train.records} == {"curated", "noisy"}
         assert {r.origin for r in test.records} == {"curated"} and {r.fold for r in test.records} == {test_fold}
     noisy_only = manifest.subset([replace(r, origin="noisy") for r in manifest.records])  # --subset noisy
-    assert all(len(test.records) == 16 for _, _, test in cv_splits(noisy_only, [1, 2]))  # all it has
+    assert all(len(test.records) == 16 for _, _, test in cv_splits(noisy_only, [1, 2]))  # all it has: said
+    assert "hold only clips of origin noisy" in caplog.text
 
 
 def test_cv_splits_errors():

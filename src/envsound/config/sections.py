@@ -181,7 +181,9 @@ class TrainConfig:
     val_fraction: float = 0.0
     pretrain_val_fraction: float = 0.1  # autoencoder pre-training: held-out clips for early stopping on reconstruction
     seed: int = 0
-    ensemble: int = 1  # networks trained from seeds seed, seed + 1, ...; their logits averaged (N x training time)
+    # networks trained from seeds seed, seed + 1, ...; their logits averaged (N x training time); a frame head's
+    # (--preset sed): N probes, each fine-tuned, their frame logits averaged, the decoding tuned on the shared split
+    ensemble: int = 1
     label_smoothing: float = 0.0
     label_fraction: float = 1.0  # keep this stratified share of the training clips labelled (0 < p <= 1), by source
     shots: int = 0  # keep K labelled clips per class (stratified, by source; 0 = all); excludes label_fraction < 1
@@ -465,7 +467,7 @@ class TransferConfig:
     becomes the head. ``probe_full``: the probe's head first, then everything trains as in ``full`` (LP-FT, Kumar et
     al. 2022: a fitted head keeps the first steps from distorting the trunk's features). ``auto``: the mode that won
     the few-shot experiment (docs/results.md): ``probe`` for a classifier checkpoint (``full`` with a
-    semi-supervised method or an ensemble), ``full`` for an autoencoder's.
+    semi-supervised method or an ensemble, but an ensemble of frame heads: N probes), ``full`` for an autoencoder's.
     """
 
     mode: str = "auto"  # auto | full | gradual | probe | probe_full

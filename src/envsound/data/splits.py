@@ -117,9 +117,14 @@ def cv_splits(manifest: Manifest, folds: Sequence[int]) -> list[tuple[int, Manif
 
 
 def scored_clips(test: Manifest) -> Manifest:
-    """``test`` without its clips of origin ``noisy`` (labels that may be wrong), unless they are all it has."""
+    """``test`` without its clips of origin ``noisy`` (labels that may be wrong), unless they are all it has (then
+    said in a warning: its score rests on such labels)."""
     kept = [r for r in test.records if r.origin != "noisy"]
-    return test.subset(kept) if kept and len(kept) < len(test.records) else test
+    if not kept and test.records:
+        logger.warning("fold(s) %s hold only clips of origin noisy: scored against labels that may be wrong",
+                    test.folds)
+        return test
+    return test.subset(kept) if len(kept) < len(test.records) else test
 
 
 def check_no_leakage(train: Manifest, test: Manifest) -> None:

@@ -81,9 +81,11 @@ FORMAT = "envsound-checkpoint"
 #     clips; meta["events_tuned"] records the choice); efficientat's model.options gain frame_step (4: 40-ms frames,
 #     a stride-4 layer read too) and frame_stitch (false: one run of the trunk, coarse layers interpolated). Version 21
 #     files load unchanged (0, false, 8 and true: what they were trained with).
-# 23: an ensemble of frame models (train.ensemble > 1 with model.options.frame_head: a detector's probes, members.<i>.*
-#     tensors) scores its frames as the mean of its members' frame logits; an envsound of format 22 would build it
-#     without frames. Version 22 files load unchanged (no such ensemble could be trained).
+# 23: an ensemble of frame models (train.ensemble > 1 with model.options.frame_head: now a detector's N probes,
+#     members.<i>.*) scores frames, the mean of its members' frame logits, and pools its clip logits from them; an
+#     envsound of format 22 would build it without frames. Version 22 files load; the rare format-22 ensemble of frame
+#     models (trained whole: auto chose full for ensembles then) now scores that way too, its clip scores pooled from
+#     the mean frames rather than the mean of its members' pooled logits, and its events from frames.
 FORMAT_VERSION = 23
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}

@@ -36,10 +36,9 @@ def resolve_mode(config: Config, plan: InitPlan | None) -> str | None:
 
     Raises:
         ConfigError: a mode other than ``auto`` without ``--init`` (it would freeze or probe a random trunk),
-            ``probe`` from an autoencoder (its layers after the encoder are untrained), ``probe`` for an ensemble (but of
-            frame heads) or
-            with a semi-supervised method, or
-            ``gradual`` on several processes (DDP cannot start synchronising layers it was built without).
+            ``probe`` from an autoencoder (its layers after the encoder are untrained), ``probe`` for an ensemble
+            (but of frame heads: N probes) or with a semi-supervised method, or ``gradual`` on several processes (DDP
+            cannot start synchronising layers it was built without).
     """
     mode = config.transfer.mode
     frame_head = bool(config.model.options.get("frame_head"))  # a detector's probes make an ensemble too
