@@ -122,7 +122,7 @@ def scored_clips(test: Manifest) -> Manifest:
     kept = [r for r in test.records if r.origin != "noisy"]
     if not kept and test.records:
         logger.warning("fold(s) %s hold only clips of origin noisy: scored against labels that may be wrong",
-                    test.folds)
+                       test.folds)
         return test
     return test.subset(kept) if len(kept) < len(test.records) else test
 

@@ -20,7 +20,8 @@ from envsound.models.frames import linear_softmax_logit
 
 
 class Ensemble(nn.Module):
-    """``len(members)`` >= 2 networks taking the same input; ``forward`` returns the mean of their logits."""
+    """``len(members)`` >= 2 networks taking the same input; ``forward`` returns the mean of their logits (of frame
+    models: pooled from the mean of their frame logits)."""
 
     def __init__(self, members: Sequence[nn.Module]) -> None:
         super().__init__()
