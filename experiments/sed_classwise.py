@@ -14,29 +14,17 @@ overall validation F1, from the one-for-all choice.
 
 from __future__ import annotations
 
-import argparse
 import itertools
-from pathlib import Path
 
 import numpy as np
 
-from envsound.data.registry import load_dataset
-from envsound.data.splits import train_val_split
 from envsound.evaluation import sed
 from envsound.evaluation.events import detect_events
 from envsound.evaluation.sed_metrics import event_f1
-from envsound.features.extract import extract_features
-from envsound.models.clip import ClipModel
-from envsound.models.files import open_model_file
+from sed_decoding_grid import decoded_runs  # experiments/ is the script's folder: on sys.path
 
 # (median, shortest, threshold): events.tune's order, so a tie goes to the same first point
 SETTINGS = list(itertools.product(sed.TUNE_MEDIANS, sed.TUNE_MIN_SECONDS, sed.TUNE_THRESHOLDS))
-
-
-def decoded(model: ClipModel, manifest, strong):
-    records, features, _ = extract_features(manifest.records, model.config.features, cache=None, progress=False)
-    timelines = {r.clip_id: sed.clip_timeline(model, r, f)[0] for r, f in zip(records, features)}
-    return timelines, sed.reference_events(strong, timelines)
 
 
 def class_counts(timelines, reference, labels) -> np.ndarray:
@@ -71,20 +59,9 @@ def per_class(counts: np.ndarray, start: list[int], allowed) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mix", type=Path, required=True, help="the mixture set the runs trained on")
-    parser.add_argument("--subset", default=None, help="the subset the runs trained on (all: curated and noisy)")
-    parser.add_argument("runs", type=Path, nargs="+")
-    args = parser.parse_args()
-    manifest = load_dataset("fsdkaggle2019", args.mix)  # fold 4: its curated mixtures, as sed_unseen.py tests
-    trained = load_dataset("fsdkaggle2019", args.mix, **({"subset": args.subset} if args.subset else {}))
-    for run in args.runs:
-        checkpoint = open_model_file(run / "model.ckpt").checkpoint
-        model = ClipModel.from_checkpoint(checkpoint, device="cpu")
-        _, val = train_val_split(trained.select_folds([1, 2, 3]), val_fraction=checkpoint.config.train.val_fraction,
-                                 seed=checkpoint.config.train.seed)
-        val_counts = class_counts(*decoded(model, val, trained.strong), model.labels)
-        test_counts = class_counts(*decoded(model, manifest.select_folds([4]), manifest.strong), model.labels)
+    for run, model, sets in decoded_runs(__doc__.split("\n\n")[0]):
+        val_counts = class_counts(*sets["validation"], model.labels)
+        test_counts = class_counts(*sets["fold 4"], model.labels)
         n = len(model.labels)
         one = max(range(len(SETTINGS)), key=lambda s: f1(val_counts, [s] * n))  # ties: the first, as events.tune
         same_threshold = per_class(val_counts, [one] * n,

@@ -33,21 +33,28 @@ def decoded(model: ClipModel, manifest, strong):
     return timelines, sed.reference_events(strong, timelines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def decoded_runs(description: str):
+    """The command line these diagnoses share (``--mix``, ``--subset``, runs) -> for each run ``(run, model, sets)``,
+    ``sets`` ``{"validation": (timelines, reference), "fold 4": ...}``: the run's validation split drawn again as
+    ``train`` drew it (same seed), and fold 4's curated mixtures, as experiments/sed_unseen.py tests."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--mix", type=Path, required=True, help="the mixture set the runs trained on")
     parser.add_argument("--subset", default=None, help="the subset the runs trained on (all: curated and noisy)")
     parser.add_argument("runs", type=Path, nargs="+")
     args = parser.parse_args()
-    manifest = load_dataset("fsdkaggle2019", args.mix)  # fold 4: its curated mixtures, as sed_unseen.py tests
+    manifest = load_dataset("fsdkaggle2019", args.mix)
     trained = load_dataset("fsdkaggle2019", args.mix, **({"subset": args.subset} if args.subset else {}))
     for run in args.runs:
         checkpoint = open_model_file(run / "model.ckpt").checkpoint
         model = ClipModel.from_checkpoint(checkpoint, device="cpu")
         _, val = train_val_split(trained.select_folds([1, 2, 3]), val_fraction=checkpoint.config.train.val_fraction,
                                  seed=checkpoint.config.train.seed)
-        sets = {"validation": decoded(model, val, trained.strong),
-                "fold 4": decoded(model, manifest.select_folds([4]), manifest.strong)}
+        yield run, model, {"validation": decoded(model, val, trained.strong),
+                           "fold 4": decoded(model, manifest.select_folds([4]), manifest.strong)}
+
+
+def main() -> None:
+    for run, model, sets in decoded_runs(__doc__.split("\n\n")[0]):
         for grid, (medians, shortest) in GRIDS.items():
             # (median, shortest, threshold): tune_decoding's order, so a tie goes to the same first point
             table = {point: {name: sed.decoded_event_f1(*sets[name], model.labels, threshold=point[2],

@@ -20,9 +20,14 @@ import numpy as np
 
 from envsound.data.registry import load_dataset
 from envsound.evaluation import sed
-from envsound.features.extract import extract_features
 from envsound.models.clip import ClipModel
 from envsound.models.files import open_model_file
+from sed_decoding_grid import decoded  # experiments/ is the script's folder: on sys.path
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
 
 
 def main() -> None:
@@ -35,15 +40,9 @@ def main() -> None:
     for run in args.runs:
         checkpoint = open_model_file(run / "model.ckpt").checkpoint
         model = ClipModel.from_checkpoint(checkpoint, device="cpu")
-        records, features, _ = extract_features(test.records, model.config.features, cache=None, progress=False)
-        timelines = {r.clip_id: sed.clip_timeline(model, r, f)[0] for r, f in zip(records, features)}
+        timelines, reference = decoded(model, test, test.strong)
         members.append((run, model, timelines, checkpoint.meta["events_tuned"]))
     labels = members[0][1].labels
-    reference = sed.reference_events(test.strong, members[0][2])
-    def logit(p):
-        p = np.clip(p, 1e-7, 1 - 1e-7)
-        return np.log(p / (1 - p))
-
     average = {clip: replace(t, probs=np.mean([m[2][clip].probs for m in members], axis=0))
                for clip, t in members[0][2].items()}
     # what models/ensemble.py does: the mean of the members' logits
