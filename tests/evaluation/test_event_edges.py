@@ -67,9 +67,10 @@ def test_the_live_decoder_equals_the_whole_files_on_uneven_windows():
         begins = np.arange(n) * 0.5 - float(rng.choice([0.0, 0.25]))
         duration = float(begins[-1] + 1.0 + rng.uniform(0.0, 0.4))
         begins = np.append(begins, duration - 1.0) if rng.random() < 0.5 and duration - 1.0 > begins[-1] else begins
-        probs = (rng.random((len(begins), 2)) < 0.6) * rng.uniform(0.5, 1.0, (len(begins), 2))
+        probs = (rng.random((len(begins), 2)) < 0.6) * rng.uniform(0.3, 1.0, (len(begins), 2))
         settings = dict(window_seconds=1.0, hop_seconds=0.5, thresholds=np.array([0.5, 0.7]),
-                        median_seconds=float(rng.choice([0.0, 1.5])), min_seconds=float(rng.choice([0.0, 0.6])))
+                        median_seconds=float(rng.choice([0.0, 1.5])), min_seconds=float(rng.choice([0.0, 0.6])),
+                        gap_seconds=float(rng.choice([0.0, 0.5, 1.25])), hysteresis=float(rng.choice([1.0, 0.6])))
         whole = detect_events(begins, probs, ["a", "b"], duration=duration, **settings)
         tracker = EventTracker(["a", "b"], **settings)
         found = [e for begin, row in zip(begins, probs) for e in tracker.push(float(begin), row)]

@@ -50,6 +50,31 @@ def test_thresholds_are_per_class_and_short_events_can_be_dropped():
     assert events(probs, min_seconds=4) == [("dog", 0.0, 5.0)]
 
 
+def frame_events(dog, **kwargs):
+    """The dog's events of a track of 1-s frames (each window holds its own second only, as a frame model's)."""
+    probs = np.stack([np.asarray(dog, dtype=float), np.zeros(len(dog))], axis=1)
+    return [(e.label, e.onset, e.offset, e.score) for e in detect_events(
+        np.arange(len(dog), dtype=float), probs, ["dog", "cat"], window_seconds=1.0, hop_seconds=1.0,
+        duration=float(len(dog)), **{"thresholds": 0.5, **kwargs})]
+
+
+def test_events_at_most_the_gap_apart_become_one_and_the_shortest_is_measured_after_joining():
+    barks = [0.9, 0, 0, 0.8, 0, 0.7, 0, 0, 0]  # barks at 0, 3 and 5 s, pauses of 2 and 1 s
+    assert frame_events(barks) == [("dog", 0.0, 1.0, 0.9), ("dog", 3.0, 4.0, 0.8), ("dog", 5.0, 6.0, 0.7)]
+    assert frame_events(barks, gap_seconds=1.0) == [("dog", 0.0, 1.0, 0.9), ("dog", 3.0, 6.0, 0.8)]
+    assert frame_events(barks, gap_seconds=2.0) == [("dog", 0.0, 6.0, 0.9)]  # its score: the highest inside
+    assert frame_events(barks, min_seconds=2.0) == []
+    assert frame_events(barks, gap_seconds=1.0, min_seconds=2.0) == [("dog", 3.0, 6.0, 0.8)]
+
+
+def test_hysteresis_holds_an_event_down_to_the_lower_threshold_once_it_reached_the_threshold():
+    dog = [0.3, 0.6, 0.4, 0.3, 0.1, 0.4, 0.45, 0.2]
+    assert frame_events(dog) == [("dog", 1.0, 2.0, 0.6)]
+    assert frame_events(dog, hysteresis=0.5) == [("dog", 0.0, 4.0, 0.6)]  # >= 0.25 around its 0.6; 0.4-0.45 never
+    assert frame_events(dog, hysteresis=0.5, gap_seconds=1.0) == [("dog", 0.0, 4.0, 0.6)]  # joins only events
+    assert frame_events(dog, thresholds=0.45, hysteresis=0.5, gap_seconds=1.0) == [("dog", 0.0, 7.0, 0.6)]
+
+
 def test_events_never_reach_past_the_file():
     assert events(track(5, 6, 7, 8, 9), duration=11.8) == [("dog", 9.0, 11.8)]
 
@@ -59,14 +84,17 @@ def test_a_timeline_that_does_not_fit_its_labels_is_refused():
         detect_events(BEGINS, np.zeros((10, 3)), ["dog", "cat"], thresholds=0.5, **WINDOWS)
 
 
-@pytest.mark.parametrize("median_seconds, min_seconds", [(0, 0), (3, 0), (5, 1.5)])
-def test_the_live_tracker_finds_the_events_of_the_whole_track_one_window_at_a_time(median_seconds, min_seconds):
-    rng = np.random.default_rng(int(median_seconds * 10 + min_seconds))
+@pytest.mark.parametrize("median_seconds, min_seconds, gap_seconds, hysteresis",
+                         [(0, 0, 0, 1), (3, 0, 0, 1), (5, 1.5, 0, 1), (0, 0, 2, 1), (0, 1.5, 1, 0.5), (3, 0, 3, 0.6)])
+def test_the_live_tracker_finds_the_events_of_the_whole_track_one_window_at_a_time(median_seconds, min_seconds,
+                                                                                  gap_seconds, hysteresis):
+    rng = np.random.default_rng(int(median_seconds * 10 + min_seconds + gap_seconds * 100 + hysteresis * 1000))
     for trial in range(20):
         n = int(rng.integers(1, 30))
-        probs = (rng.random((n, 2)) < rng.uniform(0.2, 0.8)) * rng.uniform(0.5, 1.0, (n, 2))
+        probs = (rng.random((n, 2)) < rng.uniform(0.2, 0.8)) * rng.uniform(0.2, 1.0, (n, 2))
         settings = dict(window_seconds=5.0, hop_seconds=1.0, thresholds=np.array([0.5, 0.7]),
-                        median_seconds=median_seconds, min_seconds=min_seconds)
+                        median_seconds=median_seconds, min_seconds=min_seconds, gap_seconds=gap_seconds,
+                        hysteresis=hysteresis)
         whole = detect_events(np.arange(n, dtype=float), probs, ["dog", "cat"], duration=n + 3.6, **settings)
         tracker = EventTracker(["dog", "cat"], **settings)
         live = [e for i, row in enumerate(probs) for e in tracker.push(float(i), row)]

@@ -14,6 +14,7 @@ import torch
 from envsound.config.files import bare_config
 from envsound.errors import ConfigError
 from envsound.evaluation.events import FrameTrack
+from envsound.evaluation.sed import TUNED
 from envsound.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from envsound.models.clip import ClipModel
 from envsound.models.efficientat import EfficientAT, release_key
@@ -178,8 +179,7 @@ def test_sed_preset_trains_a_frame_head_on_strong_labels_that_evaluate_and_predi
     assert checkpoint["meta"]["frame_head"] == {"labels": "strong", "finetune_epochs": 20}
     tuned = checkpoint["meta"]["events_tuned"]  # chosen on the validation mixtures, written into the config
     assert tuned["clips"] == 6 and 0 <= tuned["event_f1"] <= 1
-    assert {key: checkpoint["config"]["events"][key] for key in ("threshold", "median_seconds", "min_seconds")} == \
-        {key: tuned[key] for key in ("threshold", "median_seconds", "min_seconds")}
+    assert {key: checkpoint["config"]["events"][key] for key in TUNED} == {key: tuned[key] for key in TUNED}
     from envsound.evaluation.events import event_thresholds, use_threshold
 
     tuned_model = ClipModel.from_checkpoint(load_checkpoint(sed_run.out / "model.ckpt"), device="cpu")

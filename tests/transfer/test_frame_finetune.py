@@ -82,6 +82,29 @@ def test_decoding_is_tuned_on_the_validation_clips_to_the_best_event_f1():
     tuned = tune_decoding({"c": timeline}, {"c": [("a", 0.2, 0.6)]}, ["a"])
     assert tuned["event_f1"] == 1.0 and tuned["threshold"] < 0.45 and tuned["min_seconds"] >= 0.2
     assert tuned["clips"] == 1
+    assert (tuned["gap_seconds"], tuned["hysteresis"]) == (0.0, 1.0)  # of equal points, the plainest
+
+
+def test_the_tuning_joins_barks_across_their_pauses_and_holds_an_event_that_sags():
+    """Clip "bark": a dog barking 0.3 s of every second from 0 to 4 s, one event in the reference: only joining
+    gaps of 0.7 s or more (the median filters of the grid erase the barks or keep the holes) scores it. Clip "sag":
+    an event at 0.8 that sags to 0.3 for 2.5 s (longer than any gap joined), beside a 0.6-s false alarm at 0.5: only
+    hysteresis (threshold 0.6, held down to 0.3) keeps it whole without the false alarm."""
+    from envsound.evaluation.sed import tune_decoding
+
+    bark = np.full((600, 1), 0.05)
+    for second in range(4):
+        bark[second * 100:second * 100 + 30, 0] = 0.9
+    sag = np.full((600, 1), 0.05)
+    sag[50:450, 0] = 0.8
+    sag[150:400, 0] = 0.3  # the sag
+    sag[500:560, 0] = 0.5  # the false alarm
+    reference = {"bark": [("dog", 0.0, 3.3)], "sag": [("dog", 0.5, 4.5)]}
+    timelines = {clip: Timeline(np.arange(600) * 0.01, probs, 6.0, 0.01, 0.01)
+                 for clip, probs in (("bark", bark), ("sag", sag))}
+    tuned = tune_decoding(timelines, reference, ["dog"])
+    assert tuned["event_f1"] == 1.0 and tuned["gap_seconds"] >= 1.0
+    assert (tuned["threshold"], tuned["hysteresis"]) == (0.6, 0.5)
 
 
 def test_an_efficientat_frame_head_on_strong_labels_needs_a_pre_trained_trunk():

@@ -570,11 +570,15 @@ class LeakageConfig:
 class EventsConfig:
     """Sound events from the window timeline (``predict --events``, :mod:`envsound.evaluation.events`): each class's
     window probabilities (a frame model's: frame probabilities), median-filtered, above a threshold, make its events
-    (onset, offset, score)."""
+    (onset, offset, score); events close together joined, short ones dropped."""
 
     threshold: float | None = None  # a class is active at or above it, 0 < t <= 1; unset: the task's (0.5, or fitted)
     median_seconds: float = 3.0  # median filter over the windows' probabilities, in seconds (0: none), >= 0
-    min_seconds: float = 0.0  # shorter events are dropped, >= 0
+    min_seconds: float = 0.0  # shorter events are dropped (after joining), >= 0
+    gap_seconds: float = 0.0  # two events of one class at most this far apart become one (0: none), >= 0
+    # an event lasts while its class stays at or above threshold x this (double thresholding: it starts at the
+    # threshold, ends below the lower one), 0 < h <= 1 (1: one threshold)
+    hysteresis: float = 1.0
     # what a frame head (model.options.frame_head) trains on: auto (the set's strong labels where it has a
     # strong_labels.csv and the head trains on a frozen trunk, transfer.mode probe; an efficientat head without --init
     # on such a set is refused; else its clip labels) | strong | clip (clip labels through linear-softmax pooling)
@@ -583,8 +587,8 @@ class EventsConfig:
     # epochs at train.lr x transfer.trunk_lr_scale, with time shifts, mixing and masks (transfer/frame_finetune.py);
     # 0: the head alone
     finetune_epochs: int = 0
-    # threshold, median_seconds and min_seconds chosen for the best event F1 on the validation clips
-    # (train.val_fraction > 0, a set with strong labels), never on a test fold, and saved in the checkpoint
+    # threshold, median_seconds, min_seconds, gap_seconds and hysteresis chosen for the best event F1 on the
+    # validation clips (train.val_fraction > 0, a set with strong labels), never on a test fold, saved in the checkpoint
     tune: bool = False
 
     def validate(self) -> None:
@@ -595,4 +599,6 @@ class EventsConfig:
                     "0 < threshold <= 1 (or unset)")
         check_value(self.median_seconds >= 0, "events.median_seconds", self.median_seconds, ">= 0")
         check_value(self.min_seconds >= 0, "events.min_seconds", self.min_seconds, ">= 0")
+        check_value(self.gap_seconds >= 0, "events.gap_seconds", self.gap_seconds, ">= 0")
+        check_value(0 < self.hysteresis <= 1, "events.hysteresis", self.hysteresis, "0 < hysteresis <= 1")
 

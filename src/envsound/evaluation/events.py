@@ -3,7 +3,8 @@
 A model trained on clip labels scores overlapping windows (``features.window_seconds`` long, one every
 ``features.eval_hop_seconds``). Each class's probability track over those windows is smoothed by a median filter
 (``events.median_seconds``) and compared with its threshold (``events.threshold``, unset: the task's decision
-threshold, per class where the checkpoint fitted them).
+threshold, per class where the checkpoint fitted them); with ``events.hysteresis`` below 1 (double thresholding, as
+DCASE systems decode) a class stays active down to the threshold x that factor once it has reached the threshold.
 
 What a window's score says is "the sound is somewhere in these seconds", not where: a window holding one second of
 a dog is a dog window. So a moment is placed in an event only when *every* window holding it is at or above the
@@ -15,8 +16,11 @@ its score the highest value inside it. So a sound at 0-5 s, held at the file's s
 an event from 0 s; one at the end runs to the file's end; a silence of a hop or more between two sounds clears the
 windows that hold only it and stays a gap. Boundaries land within about a hop of the sound's (more when the model
 needs much of a window filled before it answers); a window that dips below the threshold inside a long sound cuts
-a window-long hole, which the median filter is there to prevent. Events shorter than ``events.min_seconds`` are
-dropped. numpy only: the exported ONNX model's predictions get events too.
+a window-long hole, which the median filter is there to prevent. Two events of one class at most
+``events.gap_seconds`` apart are then one (a dog's barks with their pauses, a clock's ticks: a sound that stops and
+starts again; the median filter bridges such pauses too, but also blurs the edges and erases short sounds), and
+events shorter than ``events.min_seconds`` are dropped. numpy only: the exported ONNX model's predictions get events
+too.
 
 A model with frame output (``model.options.frame_head``, ``--preset sed``) scores a frame every few tens of
 milliseconds inside each window instead: :class:`FrameTrack` joins the windows' frames into one :class:`Timeline`
@@ -163,9 +167,10 @@ def _lowest(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[str], *, window_seconds: float,
                   hop_seconds: float, duration: float, thresholds: np.ndarray | float, median_seconds: float = 0.0,
-                  min_seconds: float = 0.0) -> list[Event]:
+                  min_seconds: float = 0.0, gap_seconds: float = 0.0, hysteresis: float = 1.0) -> list[Event]:
     """The events of one file, sorted by onset (then label): each a run of time where every window holding it is
-    at or above its class's threshold (see the module docstring).
+    at or above its class's threshold (see the module docstring), or with ``hysteresis`` < 1 at or above that
+    threshold x ``hysteresis`` and somewhere at or above the threshold.
 
     Args:
         begins: start of each window in seconds, increasing; ``probs`` ``(windows, classes)`` its probabilities.
@@ -173,7 +178,10 @@ def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[s
             (events lie in ``[0, duration]``).
         thresholds: one per class (or one for all); a class is active in a window at or above it.
         median_seconds: the median filter's length (rounded to an odd number of windows; 0 or one window: none).
-        min_seconds: shorter events are dropped.
+        min_seconds: shorter events are dropped (after joining).
+        gap_seconds: two events of one class at most this far apart are joined (0: none).
+        hysteresis: an event lasts while its class stays at or above its threshold x this, ``(0, 1]`` (1: one
+            threshold).
     """
     probs = np.asarray(probs, dtype=np.float64)
     begins = np.asarray(begins, dtype=np.float64)
@@ -181,32 +189,62 @@ def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[s
         raise ValueError(f"probs {probs.shape} does not fit {len(begins)} windows of {len(labels)} classes")
     if not len(begins):
         return []
-    limits = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(labels),))
+    stretches = smoothed_stretches(begins, probs, window_seconds=window_seconds, hop_seconds=hop_seconds,
+                                   duration=duration, median_seconds=median_seconds)
+    return stretch_events(stretches, labels, thresholds=thresholds, min_seconds=min_seconds, gap_seconds=gap_seconds,
+                          hysteresis=hysteresis)
+
+
+def median_width(median_seconds: float, hop_seconds: float) -> int:
+    """The median filter's length in windows: ``median_seconds`` rounded to an odd number (1: none)."""
     width = max(1, int(round(median_seconds / hop_seconds)))
-    width += 1 - width % 2  # odd: centred
-    smoothed = np.stack([median_smooth(probs[:, k], width) for k in range(len(labels))], axis=1)
+    return width + 1 - width % 2  # odd: centred
+
+
+def smoothed_stretches(begins: np.ndarray, probs: np.ndarray, *, window_seconds: float, hop_seconds: float,
+                       duration: float, median_seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`detect_events`' first half, what does not depend on the thresholds: ``(a, b, values)``, stretch ``i``
+    being ``[a[i], b[i])`` and ``values[i]`` ``(K,)`` the lowest median-filtered probability of the windows holding
+    it (``begins``, ``probs`` ``(windows, K)`` float64, at least one window)."""
+    width = median_width(median_seconds, hop_seconds)
+    smoothed = np.stack([median_smooth(probs[:, k], width) for k in range(probs.shape[1])], axis=1)
     a, b, lo, hi = _stretches(begins, window_seconds, 0.0, duration)
-    values = _lowest(smoothed, lo, hi)
+    return a, b, _lowest(smoothed, lo, hi)
+
+
+def stretch_events(stretches: tuple[np.ndarray, np.ndarray, np.ndarray], labels: Sequence[str], *,
+                   thresholds: np.ndarray | float, min_seconds: float = 0.0, gap_seconds: float = 0.0,
+                   hysteresis: float = 1.0) -> list[Event]:
+    """:func:`detect_events`' second half: the events of :func:`smoothed_stretches`' ``(a, b, values)``."""
+    a, b, values = stretches
+    limits = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(labels),))
     events = []
     for k, label in enumerate(labels):
-        active = np.concatenate([[False], values[:, k] >= limits[k], [False]])
+        active = np.concatenate([[False], values[:, k] >= limits[k] * hysteresis, [False]])
         edges = np.flatnonzero(np.diff(active.astype(np.int8)))
+        runs: list[list[float]] = []  # [onset, offset, score], joined across gaps of at most gap_seconds
         for first, stop in zip(edges[::2], edges[1::2]):  # stretches first .. stop - 1 are active
-            onset, offset = float(a[first]), float(b[stop - 1])
-            if offset - onset >= max(min_seconds, 1e-9):
-                events.append(Event(label, round(onset, 3), round(offset, 3),
-                                    round(float(values[first:stop, k].max()), 4)))
+            onset, offset, score = float(a[first]), float(b[stop - 1]), float(values[first:stop, k].max())
+            if score < limits[k]:
+                continue  # held above the low threshold only: never reached the threshold
+            if runs and onset - runs[-1][1] <= gap_seconds:
+                runs[-1][1:] = [offset, max(runs[-1][2], score)]
+            else:
+                runs.append([onset, offset, score])
+        events += [Event(label, round(onset, 3), round(offset, 3), round(score, 4)) for onset, offset, score in runs
+                   if offset - onset >= max(min_seconds, 1e-9)]
     return sorted(events, key=lambda e: (e.onset, e.label))
 
 
 def timeline_events(timeline: Timeline, labels: Sequence[str], config, *, thresholds: np.ndarray | float
                     ) -> list[Event]:
     """:func:`detect_events` of a :class:`Timeline` with a checkpoint's ``events.*`` settings (median filter, minimum
-    length), at ``thresholds``."""
+    length, gap, hysteresis), at ``thresholds``."""
     settings = config.events
     return detect_events(timeline.begins, timeline.probs, labels, window_seconds=timeline.window_seconds,
                          hop_seconds=timeline.hop_seconds, duration=timeline.duration, thresholds=thresholds,
-                         median_seconds=settings.median_seconds, min_seconds=settings.min_seconds)
+                         median_seconds=settings.median_seconds, min_seconds=settings.min_seconds,
+                         gap_seconds=settings.gap_seconds, hysteresis=settings.hysteresis)
 
 
 def use_threshold(model, value: float, *, name: str = "threshold") -> None:
@@ -226,8 +264,9 @@ class EventTracker:
     is known. A moment is decided once every window holding it is decided, i.e. once the next window has started
     after it; a window's smoothed value needs the median filter's half-width of windows after it. So a moment shows
     in :meth:`active` (and an event is given out ended) about one window plus half the median filter after it
-    sounds. Memory: one median filter's windows and the few windows holding the undecided moments, whatever the
-    stream's length.
+    sounds; with ``gap_seconds``, an event is given out once that much more has passed without its class coming
+    back (else the two are one). Memory: one median filter's windows and the few windows holding the undecided
+    moments, whatever the stream's length.
 
     >>> tracker = EventTracker(["dog"], window_seconds=1.0, hop_seconds=1.0, thresholds=0.5)
     >>> [tracker.push(t, np.array([p])) for t, p in [(0.0, 0.9), (1.0, 0.8), (2.0, 0.1)]][-1]
@@ -235,18 +274,22 @@ class EventTracker:
     """
 
     def __init__(self, labels: Sequence[str], *, window_seconds: float, hop_seconds: float,
-                 thresholds: np.ndarray | float, median_seconds: float = 0.0, min_seconds: float = 0.0) -> None:
+                 thresholds: np.ndarray | float, median_seconds: float = 0.0, min_seconds: float = 0.0,
+                 gap_seconds: float = 0.0, hysteresis: float = 1.0) -> None:
         self.labels = list(labels)
         self.window_seconds, self.hop_seconds, self.min_seconds = window_seconds, hop_seconds, min_seconds
+        self.gap_seconds = gap_seconds
         self.limits = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(self.labels),))
-        width = max(1, int(round(median_seconds / hop_seconds)))
-        self.half = (width + 1 - width % 2) // 2
+        self.lows = self.limits * hysteresis
+        self.half = median_width(median_seconds, hop_seconds) // 2
         self.recent: deque[tuple[float, np.ndarray]] = deque(maxlen=2 * self.half + 1)  # (begin, probs)
         self.held: deque[tuple[float, np.ndarray]] = deque()  # decided windows reaching past the frontier
         self.pushed = 0  # windows pushed
         self.decided = 0  # windows whose smoothed value is known
         self.frontier = 0.0  # every moment before it is decided
-        self.open: dict[int, tuple[float, float]] = {}  # class -> (onset, highest value so far)
+        # class -> (onset, highest value so far, whether it reached the threshold): a run at or above the low one
+        self.open: dict[int, tuple[float, float, bool]] = {}
+        self.ended: dict[int, tuple[float, float, float]] = {}  # class -> (onset, offset, score): its gap not yet over
 
     def push(self, begin: float, probs: np.ndarray) -> list[Event]:
         """Window ``begin`` (seconds) with its probabilities ``(K,)`` -> the events that ended with the moments now
@@ -260,7 +303,7 @@ class EventTracker:
     def active(self) -> list[Event]:
         """The events under way, by label, each with its ``offset`` so far (the last decided moment)."""
         return [Event(self.labels[k], round(onset, 3), round(self.frontier, 3), round(score, 4))
-                for k, (onset, score) in sorted(self.open.items())]
+                for k, (onset, score, sure) in sorted(self.open.items()) if sure]
 
     def finish(self, duration: float) -> list[Event]:
         """Decide the windows still waiting for their right-hand neighbours and the moments up to the stream's end
@@ -270,8 +313,8 @@ class EventTracker:
             ended += self._decide(self.decided, last=self.pushed - 1, duration=duration)
         ended += self._advance(duration)
         for k in sorted(self.open):
-            ended += self._close(k, min(self.frontier, duration))
-        return ended
+            self._close(k, min(self.frontier, duration))
+        return ended + self._give_out(float("inf"))
 
     def _decide(self, index: int, *, last: int, duration: float = float("inf")) -> list[Event]:
         first_kept = self.pushed - len(self.recent)  # the window index of recent[0]
@@ -295,18 +338,37 @@ class EventTracker:
         ended = []
         for start, row in zip(a, values):
             for k, value in enumerate(row):
-                if value >= self.limits[k]:
-                    onset, score = self.open.get(k, (float(start), float(value)))
-                    self.open[k] = (onset, max(score, float(value)))
+                value, start = float(value), float(start)
+                if value >= self.lows[k]:
+                    if k not in self.open:
+                        ended += self._give_out(start, {k})  # its last event, unless this run may join it
+                        self.open[k] = (start, value, False)
+                    onset, score, sure = self.open[k]
+                    if not sure and value >= self.limits[k]:  # the run counts; back within the gap: one event
+                        sure = True
+                        onset, _, last = self.ended.pop(k, (onset, 0.0, score))
+                        score = max(score, last)
+                    self.open[k] = (onset, max(score, value), sure)
                 elif k in self.open:
-                    ended += self._close(k, float(start))
+                    self._close(k, start)
         self.frontier = upto
         while self.held and self.held[0][0] + self.window_seconds <= upto + EDGE_TOLERANCE:
             self.held.popleft()  # holds nothing after the frontier
-        return ended
+        return ended + self._give_out(upto)
 
-    def _close(self, k: int, offset: float) -> list[Event]:
-        onset, score = self.open.pop(k)
-        if offset - onset < max(self.min_seconds, 1e-9):
-            return []
-        return [Event(self.labels[k], round(onset, 3), round(offset, 3), round(score, 4))]
+    def _close(self, k: int, offset: float) -> None:
+        onset, score, sure = self.open.pop(k)
+        if sure:  # a run that never reached the threshold is no event
+            self.ended[k] = (onset, offset, score)
+
+    def _give_out(self, now: float, classes: set[int] | None = None) -> list[Event]:
+        """The ended events (of ``classes``, else all) that nothing can join any more at ``now`` (their gap over, no
+        run of their class under way), those long enough as events."""
+        out = []
+        for k in sorted(k for k in self.ended if classes is None or k in classes):
+            onset, offset, score = self.ended[k]
+            if now - offset > self.gap_seconds and k not in self.open:
+                del self.ended[k]
+                if offset - onset >= max(self.min_seconds, 1e-9):
+                    out.append(Event(self.labels[k], round(onset, 3), round(offset, 3), round(score, 4)))
+        return out

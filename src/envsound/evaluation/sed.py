@@ -13,6 +13,7 @@ merged (what the issue measures detection against).
 
 from __future__ import annotations
 
+import itertools
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -20,7 +21,8 @@ import numpy as np
 from envsound.audio.load import audio_info
 from envsound.data.records import ClipRecord
 from envsound.data.strong_labels import check_within
-from envsound.evaluation.events import FrameTrack, Timeline, detect_events, event_thresholds, timeline_events
+from envsound.evaluation.events import (FrameTrack, Timeline, detect_events, event_thresholds, smoothed_stretches,
+                                        stretch_events, timeline_events)
 from envsound.evaluation.sed_metrics import Events, event_f1, psds, segment_f1
 from envsound.features.windows import start_seconds
 from envsound.models.clip import ClipModel, pooled_probs
@@ -75,40 +77,53 @@ def sed_report(model: ClipModel, records: Sequence[ClipRecord], timelines: Seque
                     "system_events": sum(len(v) for v in system.values()), "segment": segments, "event": events,
                     "baseline": {"segment_f1": segment_f1(reference, baseline, labels, durations=durations)["f1"],
                                  "event_f1": event_f1(reference, baseline, labels)["f1"]},
-                    "settings": {"median_seconds": settings.median_seconds, "threshold": settings.threshold,
-                                 "min_seconds": settings.min_seconds, "hop_seconds": feats.eval_hop_seconds,
-                                 "window_seconds": feats.window_seconds}}}
+                    "settings": {**{key: getattr(settings, key) for key in TUNED},
+                                 "hop_seconds": feats.eval_hop_seconds, "window_seconds": feats.window_seconds}}}
 
 
-# events.tune's grid (docs/guide/events.md): thresholds, median filters and minimum lengths tried on the
-# validation clips
+# events.tune's grid (docs/guide/events.md): thresholds, median filters, minimum lengths, gaps joined and hysteresis
+# factors tried on the validation clips
 TUNE_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 TUNE_MEDIANS = (0.0, 0.2, 0.5, 1.0, 1.5, 2.0)
 TUNE_MIN_SECONDS = (0.0, 0.2, 0.4)
+TUNE_GAPS = (0.0, 0.5, 1.0, 1.5, 2.0)
+TUNE_HYSTERESIS = (1.0, 0.75, 0.5)
+TUNED = ("threshold", "median_seconds", "min_seconds", "gap_seconds", "hysteresis")
 
 
 def tune_decoding(timelines: Mapping[str, Timeline], reference: Events, labels: Sequence[str]) -> dict:
-    """The ``events`` settings (threshold, median_seconds, min_seconds) of the grid above with the best event F1 on
-    ``timelines`` (``{clip: timeline}`` of validation clips, :func:`clip_timeline`) against their ``reference``
-    events (ties: the earlier grid point) -> ``{"threshold", "median_seconds", "min_seconds", "event_f1", "clips"}``."""
-    best: dict = {"event_f1": -1.0}
+    """The ``events`` settings (:data:`TUNED`) of the grid above with the best event F1 on ``timelines`` (``{clip:
+    timeline}`` of validation clips, :func:`clip_timeline`) against their ``reference`` events; of equal ones, the
+    plainest (one threshold before hysteresis, no gap joined before one, then the earlier median filter, shortest
+    event and threshold) -> ``{**settings, "event_f1", "clips"}``."""
+    scores = {}
     for median in TUNE_MEDIANS:
-        for shortest in TUNE_MIN_SECONDS:
-            for threshold in TUNE_THRESHOLDS:
-                score = decoded_event_f1(timelines, reference, labels, threshold=threshold, median_seconds=median,
-                                         min_seconds=shortest)
-                if score > best["event_f1"]:
-                    best = {"threshold": threshold, "median_seconds": median, "min_seconds": shortest,
-                            "event_f1": score}
-    return {**best, "clips": len(timelines)}
+        stretches = {clip: smoothed_stretches(np.asarray(t.begins, dtype=np.float64),
+                                              np.asarray(t.probs, dtype=np.float64), window_seconds=t.window_seconds,
+                                              hop_seconds=t.hop_seconds, duration=t.duration, median_seconds=median)
+                     for clip, t in timelines.items() if len(t.begins)}
+        for threshold, shortest, gap, hysteresis in itertools.product(TUNE_THRESHOLDS, TUNE_MIN_SECONDS, TUNE_GAPS,
+                                                                      TUNE_HYSTERESIS):
+            system = {clip: [] for clip in timelines}
+            system.update({clip: [(e.label, e.onset, e.offset) for e in stretch_events(
+                parts, labels, thresholds=threshold, min_seconds=shortest, gap_seconds=gap, hysteresis=hysteresis)]
+                for clip, parts in stretches.items()})
+            scores[threshold, median, shortest, gap, hysteresis] = float(event_f1(reference, system, labels)["f1"]
+                                                                         or 0.0)
+    order = [(threshold, median, shortest, gap, hysteresis) for hysteresis, gap, median, shortest, threshold in
+             itertools.product(TUNE_HYSTERESIS, TUNE_GAPS, TUNE_MEDIANS, TUNE_MIN_SECONDS, TUNE_THRESHOLDS)]
+    best = max(order, key=scores.__getitem__)  # the first of equal ones
+    return {**dict(zip(TUNED, best)), "event_f1": scores[best], "clips": len(timelines)}
 
 
 def decoded_event_f1(timelines: Mapping[str, Timeline], reference: Events, labels: Sequence[str], *,
-                     threshold: float, median_seconds: float, min_seconds: float) -> float:
+                     threshold: float, median_seconds: float, min_seconds: float, gap_seconds: float = 0.0,
+                     hysteresis: float = 1.0) -> float:
     """The event F1 of ``timelines`` decoded with these settings against ``reference`` (0 where undefined)."""
     system = {clip: [(e.label, e.onset, e.offset) for e in detect_events(
         t.begins, t.probs, labels, window_seconds=t.window_seconds, hop_seconds=t.hop_seconds, duration=t.duration,
-        thresholds=threshold, median_seconds=median_seconds, min_seconds=min_seconds)] for clip, t in timelines.items()}
+        thresholds=threshold, median_seconds=median_seconds, min_seconds=min_seconds, gap_seconds=gap_seconds,
+        hysteresis=hysteresis)] for clip, t in timelines.items()}
     return float(event_f1(reference, system, labels)["f1"] or 0.0)
 
 

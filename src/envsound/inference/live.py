@@ -6,7 +6,7 @@ one window (``features.window_seconds``) of new audio is in, scores it and moves
 time`` after the sound: the latency of a live reading. Events are :class:`~envsound.evaluation.events.EventTracker`'s,
 decoded as ``predict --events`` decodes a recording's windows: a moment is decided once every window holding it
 is, so an event's edges are reported about a window, a hop and half a median filter (``events.median_seconds / 2``)
-after they sound.
+after they sound, and an ended event once ``events.gap_seconds`` more have passed without its class.
 
 A frame model (``--preset sed``) decodes its frames instead, as ``predict --events`` does
 (:class:`~envsound.evaluation.events.FrameTrack`): a window's frames up to half a hop past its centre are final
@@ -86,7 +86,8 @@ class LiveListener:
                                      n_classes=predictor.model.n_classes, collect=False, hop_seconds=hop / self.rate)
         self.events = EventTracker(predictor.labels, window_seconds=window, hop_seconds=spacing,
                                    thresholds=predictor.event_thresholds(), median_seconds=settings.median_seconds,
-                                   min_seconds=settings.min_seconds)
+                                   min_seconds=settings.min_seconds, gap_seconds=settings.gap_seconds,
+                                   hysteresis=settings.hysteresis)
         self.heard = 0  # samples at the model's rate
         self.scored = 0  # windows
 

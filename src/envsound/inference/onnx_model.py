@@ -31,7 +31,9 @@ FORMAT = "envsound-onnx"
 #    (format 17); format 1-3 files load through config.RENAMED_KEYS and the events defaults.
 # 5: a frame model's file has a second output, frame_probs, and the metadata key frames (its frame_seconds); an
 #    envsound that reads only format 4 says "upgrade" rather than decode its events from windows.
-FORMAT_VERSION = 5
+# 6: the config's events section may hold gap_seconds and hysteresis (checkpoint format 24); an envsound that reads
+#    only format 5 says "upgrade" instead of refusing the keys. Format 1-5 files load with their defaults.
+FORMAT_VERSION = 6
 METADATA = {name: f"envsound.{name}" for name in
             ("format", "format_version", "version", "labels", "config", "task", "meta", "frames")}
 """Our keys in the file's ``metadata_props``; every value is JSON."""

@@ -86,7 +86,9 @@ FORMAT = "envsound-checkpoint"
 #     envsound of format 22 would build it without frames. Version 22 files load; the rare format-22 ensemble of frame
 #     models (trained whole: auto chose full for ensembles then) now scores that way too, its clip scores pooled from
 #     the mean frames rather than the mean of its members' pooled logits, and its events from frames.
-FORMAT_VERSION = 23
+# 24: config.events gains gap_seconds (events of one class this close joined) and hysteresis (an event held down to
+#     threshold x this), both tuned by events.tune. Version 23 files load with 0 and 1: how they decoded.
+FORMAT_VERSION = 24
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 

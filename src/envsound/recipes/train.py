@@ -185,7 +185,7 @@ def _checkpoint(job: FitJob, dataset: str, data: TrainingData, fit: FitResult, r
         if fit.runtime is not None:
             checkpoint.meta["runtime"] = fit.runtime.to_dict()
     if config.events.tune and len(data.val) and data.val.strong is not None:
-        checkpoint.config = _tuned_decoding(checkpoint, data.val, job.clips.val.features)
+        checkpoint.config = tuned_decoding(checkpoint, data.val, job.clips.val.features)
     elif config.events.tune:
         log.warning("events.tune: no validation clips with strong labels (train.val_fraction > 0 on a set with a "
                     "strong_labels.csv): the events settings are kept as given")
@@ -230,21 +230,21 @@ def _fitted_thresholds(checkpoint: Checkpoint, val_features: list[np.ndarray], v
     return replace(checkpoint.task, class_thresholds=thresholds)
 
 
-def _tuned_decoding(checkpoint: Checkpoint, val: Manifest, val_features: list[np.ndarray]) -> Config:
+def tuned_decoding(checkpoint: Checkpoint, val: Manifest, val_features: list[np.ndarray]) -> Config:
     """``events.tune``: the checkpoint's config with the events settings best on the validation clips (their strong
     labels), recorded in ``meta["events_tuned"]``."""
-    from envsound.evaluation.sed import clip_timeline, reference_events, tune_decoding
+    from envsound.evaluation.sed import TUNED, clip_timeline, reference_events, tune_decoding
     from envsound.models.clip import ClipModel
 
     model = ClipModel.from_checkpoint(checkpoint, device="cpu")
     timelines = {r.clip_id: clip_timeline(model, r, clip)[0] for r, clip in zip(val.records, val_features)}
     tuned = tune_decoding(timelines, reference_events(val.strong, timelines), model.labels)
     checkpoint.meta["events_tuned"] = tuned
-    log.info("events tuned on %d validation clips: threshold %.2f, median filter %.1f s, shortest %.1f s "
-             "(event F1 %.3f there)", tuned["clips"], tuned["threshold"], tuned["median_seconds"],
-             tuned["min_seconds"], tuned["event_f1"])
-    return checkpoint.config.with_overrides([f"events.{key}={tuned[key]}"
-                                             for key in ("threshold", "median_seconds", "min_seconds")])
+    log.info("events tuned on %d validation clips: threshold %.2f, median filter %.1f s, shortest %.1f s, gaps up "
+             "to %.1f s joined, hysteresis %.2f (event F1 %.3f there)", tuned["clips"], tuned["threshold"],
+             tuned["median_seconds"], tuned["min_seconds"], tuned["gap_seconds"], tuned["hysteresis"],
+             tuned["event_f1"])
+    return checkpoint.config.with_overrides([f"events.{key}={tuned[key]}" for key in TUNED])
 
 
 def _finished(result: TrainResult, start: float) -> TrainResult:
