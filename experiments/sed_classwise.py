@@ -1,5 +1,6 @@
 """Decoding per class against one decoding for all (issue 54): each run's validation mixtures choose, and fold 4's
-unseen clips score, (a) one threshold, median filter and shortest event for every class (``events.tune`` as it is),
+unseen clips score, (a) one threshold, median filter and shortest event for every class (``events.tune`` as it was
+before gaps and hysteresis),
 (b) the same threshold but a median filter and shortest event per class, (c) all three per class; plus, as a
 diagnosis never a choice, fold 4's own best per-class settings.
 

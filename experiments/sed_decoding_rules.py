@@ -3,8 +3,11 @@ run's validation mixtures and scored on fold 4's unseen clips:
 
 - **hysteresis** (double thresholding, as DCASE systems decode): an event is a run at or above a low threshold
   that reaches the high one somewhere (low = high x ``factor``);
-- **gap filling**: two events of one class closer than ``gap`` seconds become one (ESC-10's events are whole clips,
-  pauses included: a dog's barks, a clock's ticks).
+- **gap filling**: two events of one class at most ``gap`` seconds apart become one (ESC-10's events are whole
+  clips, pauses included: a dog's barks, a clock's ticks).
+
+The product's own decoding (``evaluation/events.py``: ``events.gap_seconds``, ``events.hysteresis``) on a finer gap
+grid than ``events.tune``'s.
 
     .venv/bin/python experiments/sed_decoding_rules.py --mix experiments/out/sed-unseen/mix60 [--subset all] RUN ...
 
@@ -19,7 +22,7 @@ import itertools
 import numpy as np
 
 from envsound.evaluation import sed
-from envsound.evaluation.events import _lowest, _stretches, median_smooth
+from envsound.evaluation.events import smoothed_stretches, stretch_events
 from envsound.evaluation.sed_metrics import event_f1
 from sed_decoding_grid import decoded_runs  # experiments/ is the script's folder: on sys.path
 
@@ -29,45 +32,23 @@ RULES = {"events.tune's grid": ((1.0,), (0.0,)), "+ hysteresis": (FACTORS, (0.0,
          "+ both": (FACTORS, GAPS)}
 
 
-def smoothed_values(t, median: float):
-    """The per-stretch values :func:`detect_events` thresholds, for one median filter: ``(a, b, values)``."""
-    width = max(1, int(round(median / t.hop_seconds)))
-    width += 1 - width % 2
-    probs = np.asarray(t.probs, dtype=np.float64)
-    smoothed = np.stack([median_smooth(probs[:, k], width) for k in range(probs.shape[1])], axis=1)
-    a, b, lo, hi = _stretches(np.asarray(t.begins, dtype=np.float64), t.window_seconds, 0.0, t.duration)
-    return a, b, _lowest(smoothed, lo, hi)
-
-
-def events_of(a, b, values, labels, *, high: float, low: float, gap: float, shortest: float):
-    events = []
-    for k, label in enumerate(labels):
-        active = np.concatenate([[False], values[:, k] >= low, [False]])
-        edges = np.flatnonzero(np.diff(active.astype(np.int8)))
-        runs = [(float(a[first]), float(b[stop - 1])) for first, stop in zip(edges[::2], edges[1::2])
-                if values[first:stop, k].max() >= high]
-        joined: list[list[float]] = []
-        for onset, offset in runs:
-            if joined and onset - joined[-1][1] <= gap:
-                joined[-1][1] = offset
-            else:
-                joined.append([onset, offset])
-        events += [(label, onset, offset) for onset, offset in joined if offset - onset >= max(shortest, 1e-9)]
-    return events
-
-
 def scores(sets, labels, factors, gaps) -> dict:
     table: dict = {}
     for median in sed.TUNE_MEDIANS:
-        values = {name: {clip: smoothed_values(t, median) for clip, t in timelines.items()}
+        values = {name: {clip: smoothed_stretches(np.asarray(t.begins, dtype=np.float64),
+                                                  np.asarray(t.probs, dtype=np.float64),
+                                                  window_seconds=t.window_seconds, hop_seconds=t.hop_seconds,
+                                                  duration=t.duration, median_seconds=median)
+                         for clip, t in timelines.items()}
                   for name, (timelines, _) in sets.items()}
         for shortest, threshold, factor, gap in itertools.product(sed.TUNE_MIN_SECONDS, sed.TUNE_THRESHOLDS,
                                                                   factors, gaps):
             point = (median, shortest, threshold, factor, gap)
             table[point] = {}
             for name, (_, reference) in sets.items():
-                system = {clip: events_of(*v, labels, high=threshold, low=threshold * factor, gap=gap,
-                                          shortest=shortest) for clip, v in values[name].items()}
+                system = {clip: [(e.label, e.onset, e.offset) for e in stretch_events(
+                    v, labels, thresholds=threshold, min_seconds=shortest, gap_seconds=gap, hysteresis=factor)]
+                    for clip, v in values[name].items()}
                 table[point][name] = float(event_f1(reference, system, labels)["f1"] or 0.0)
     return table
 

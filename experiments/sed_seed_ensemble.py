@@ -49,7 +49,7 @@ def main() -> None:
     mean_logit = {clip: replace(t, probs=1 / (1 + np.exp(-np.mean([logit(m[2][clip].probs) for m in members], axis=0))))
                   for clip, t in members[0][2].items()}
     for run, _, timelines, tuned in members:
-        settings = {key: tuned[key] for key in ("threshold", "median_seconds", "min_seconds")}
+        settings = {key: tuned[key] for key in sed.TUNED if key in tuned}  # a format-23 run tuned three of them
         alone = sed.decoded_event_f1(timelines, reference, labels, **settings)
         together = sed.decoded_event_f1(average, reference, labels, **settings)
         logits = sed.decoded_event_f1(mean_logit, reference, labels, **settings)

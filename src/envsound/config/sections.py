@@ -576,8 +576,8 @@ class EventsConfig:
     median_seconds: float = 3.0  # median filter over the windows' probabilities, in seconds (0: none), >= 0
     min_seconds: float = 0.0  # shorter events are dropped (after joining), >= 0
     gap_seconds: float = 0.0  # two events of one class at most this far apart become one (0: none), >= 0
-    # an event lasts while its class stays at or above threshold x this (double thresholding: it starts at the
-    # threshold, ends below the lower one), 0 < h <= 1 (1: one threshold)
+    # double thresholding: an event is a run at or above threshold x this that reaches the threshold somewhere
+    # (from where it rises above the lower one to where it falls below it), 0 < h <= 1 (1: one threshold)
     hysteresis: float = 1.0
     # what a frame head (model.options.frame_head) trains on: auto (the set's strong labels where it has a
     # strong_labels.csv and the head trains on a frozen trunk, transfer.mode probe; an efficientat head without --init

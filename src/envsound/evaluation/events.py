@@ -4,7 +4,8 @@ A model trained on clip labels scores overlapping windows (``features.window_sec
 ``features.eval_hop_seconds``). Each class's probability track over those windows is smoothed by a median filter
 (``events.median_seconds``) and compared with its threshold (``events.threshold``, unset: the task's decision
 threshold, per class where the checkpoint fitted them); with ``events.hysteresis`` below 1 (double thresholding, as
-DCASE systems decode) a class stays active down to the threshold x that factor once it has reached the threshold.
+DCASE systems decode) an event is a run at or above the threshold x that factor that reaches the threshold
+somewhere.
 
 What a window's score says is "the sound is somewhere in these seconds", not where: a window holding one second of
 a dog is a dog window. So a moment is placed in an event only when *every* window holding it is at or above the
@@ -180,8 +181,8 @@ def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[s
         median_seconds: the median filter's length (rounded to an odd number of windows; 0 or one window: none).
         min_seconds: shorter events are dropped (after joining).
         gap_seconds: two events of one class at most this far apart are joined (0: none).
-        hysteresis: an event lasts while its class stays at or above its threshold x this, ``(0, 1]`` (1: one
-            threshold).
+        hysteresis: an event is a run at or above its class's threshold x this that reaches the threshold,
+            ``(0, 1]`` (1: one threshold).
     """
     probs = np.asarray(probs, dtype=np.float64)
     begins = np.asarray(begins, dtype=np.float64)
@@ -265,11 +266,12 @@ class EventTracker:
     after it; a window's smoothed value needs the median filter's half-width of windows after it. So a moment shows
     in :meth:`active` (and an event is given out ended) about one window plus half the median filter after it
     sounds; with ``gap_seconds``, an event is given out once that much more has passed without its class coming
-    back (else the two are one). Memory: one median filter's windows and the few windows holding the undecided
-    moments, whatever the stream's length.
+    back (else the two are one), and with ``hysteresis`` not while a run of its class above the lower threshold that
+    began within the gap is under way (it may still reach the threshold and join it). Memory: one median filter's
+    windows and the few windows holding the undecided moments, whatever the stream's length.
 
     >>> tracker = EventTracker(["dog"], window_seconds=1.0, hop_seconds=1.0, thresholds=0.5)
-    >>> [tracker.push(t, np.array([p])) for t, p in [(0.0, 0.9), (1.0, 0.8), (2.0, 0.1)]][-1]
+    >>> [tracker.push(t, np.array([p])) for t, p in [(0.0, 0.9), (1.0, 0.8), (2.0, 0.1), (3.0, 0.1)]][-1]
     [Event(label='dog', onset=0.0, offset=2.0, score=0.9)]
     """
 
@@ -301,9 +303,10 @@ class EventTracker:
         return self._decide(self.pushed - 1 - self.half, last=self.pushed - 1)
 
     def active(self) -> list[Event]:
-        """The events under way, by label, each with its ``offset`` so far (the last decided moment)."""
+        """The events under way, by label, each with its ``offset`` so far (the last decided moment). An event waiting
+        out its gap is not among them; if its class comes back within the gap it shows again, from its onset."""
         return [Event(self.labels[k], round(onset, 3), round(self.frontier, 3), round(score, 4))
-                for k, (onset, score, sure) in sorted(self.open.items()) if sure]
+                for k, (onset, score, confirmed) in sorted(self.open.items()) if confirmed]
 
     def finish(self, duration: float) -> list[Event]:
         """Decide the windows still waiting for their right-hand neighbours and the moments up to the stream's end
@@ -343,12 +346,12 @@ class EventTracker:
                     if k not in self.open:
                         ended += self._give_out(start, {k})  # its last event, unless this run may join it
                         self.open[k] = (start, value, False)
-                    onset, score, sure = self.open[k]
-                    if not sure and value >= self.limits[k]:  # the run counts; back within the gap: one event
-                        sure = True
+                    onset, score, confirmed = self.open[k]
+                    if not confirmed and value >= self.limits[k]:  # the run counts; back within the gap: one event
+                        confirmed = True
                         onset, _, last = self.ended.pop(k, (onset, 0.0, score))
                         score = max(score, last)
-                    self.open[k] = (onset, max(score, value), sure)
+                    self.open[k] = (onset, max(score, value), confirmed)
                 elif k in self.open:
                     self._close(k, start)
         self.frontier = upto
@@ -357,8 +360,8 @@ class EventTracker:
         return ended + self._give_out(upto)
 
     def _close(self, k: int, offset: float) -> None:
-        onset, score, sure = self.open.pop(k)
-        if sure:  # a run that never reached the threshold is no event
+        onset, score, confirmed = self.open.pop(k)
+        if confirmed:  # a run that never reached the threshold is no event
             self.ended[k] = (onset, offset, score)
 
     def _give_out(self, now: float, classes: set[int] | None = None) -> list[Event]:

@@ -6,7 +6,8 @@ one window (``features.window_seconds``) of new audio is in, scores it and moves
 time`` after the sound: the latency of a live reading. Events are :class:`~envsound.evaluation.events.EventTracker`'s,
 decoded as ``predict --events`` decodes a recording's windows: a moment is decided once every window holding it
 is, so an event's edges are reported about a window, a hop and half a median filter (``events.median_seconds / 2``)
-after they sound, and an ended event once ``events.gap_seconds`` more have passed without its class.
+after they sound, and an ended event once ``events.gap_seconds`` more have passed without its class (nor a run of
+it above threshold x ``events.hysteresis`` under way).
 
 A frame model (``--preset sed``) decodes its frames instead, as ``predict --events`` does
 (:class:`~envsound.evaluation.events.FrameTrack`): a window's frames up to half a hop past its centre are final
