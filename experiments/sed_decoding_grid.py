@@ -53,6 +53,15 @@ def decoded_runs(description: str):
                            "fold 4": decoded(model, manifest.select_folds([4]), manifest.strong)}
 
 
+def print_choice(title: str, point_names: str, table: dict, points: list) -> None:
+    """The point of ``points`` the validation chose (the first of equal ones) with its event F1 there and on fold 4,
+    and fold 4's own best point (``table[point]`` is ``{"validation": f1, "fold 4": f1}``)."""
+    chosen = max(points, key=lambda p: table[p]["validation"])
+    best = max(points, key=lambda p: table[p]["fold 4"])
+    print(f"{title}: validation chose {point_names} {chosen}: event F1 {table[chosen]['validation']:.3f} there, "
+          f"{table[chosen]['fold 4']:.3f} on fold 4; fold 4's best {best}: {table[best]['fold 4']:.3f}", flush=True)
+
+
 def main() -> None:
     for run, model, sets in decoded_runs(__doc__.split("\n\n")[0]):
         for grid, (medians, shortest) in GRIDS.items():
@@ -61,11 +70,7 @@ def main() -> None:
                                                         median_seconds=point[0], min_seconds=point[1])
                              for name in sets}
                      for point in itertools.product(medians, shortest, sed.TUNE_THRESHOLDS)}
-            chosen = max(table, key=lambda p: table[p]["validation"])
-            best = max(table, key=lambda p: table[p]["fold 4"])
-            print(f"{run} {grid}: validation chose (median, shortest, threshold) {chosen}: event F1 "
-                  f"{table[chosen]['validation']:.3f} there, {table[chosen]['fold 4']:.3f} on fold 4; fold 4's best "
-                  f"{best}: {table[best]['fold 4']:.3f}", flush=True)
+            print_choice(f"{run} {grid}", "(median, shortest, threshold)", table, list(table))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 from envsound.evaluation import sed
 from envsound.evaluation.events import smoothed_stretches, stretch_events
 from envsound.evaluation.sed_metrics import event_f1
-from sed_decoding_grid import decoded_runs  # experiments/ is the script's folder: on sys.path
+from sed_decoding_grid import decoded_runs, print_choice  # experiments/ is the script's folder: on sys.path
 
 FACTORS = (1.0, 0.75, 0.5)
 GAPS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
@@ -58,11 +58,7 @@ def main() -> None:
         table = scores(sets, model.labels, FACTORS, GAPS)
         for rule, (factors, gaps) in RULES.items():
             points = [p for p in table if p[3] in factors and p[4] in gaps]
-            chosen = max(points, key=lambda p: table[p]["validation"])  # ties: the first (the plainest) point
-            best = max(points, key=lambda p: table[p]["fold 4"])
-            print(f"{run} {rule}: validation chose (median, shortest, threshold, low factor, gap) {chosen}: event F1 "
-                  f"{table[chosen]['validation']:.3f} there, {table[chosen]['fold 4']:.3f} on fold 4; fold 4's best "
-                  f"{best}: {table[best]['fold 4']:.3f}", flush=True)
+            print_choice(f"{run} {rule}", "(median, shortest, threshold, low factor, gap)", table, points)
 
 
 if __name__ == "__main__":
