@@ -73,9 +73,9 @@ def hint_noisy_strong(config: Config, manifest: Manifest, *,
                       init: str | Path | Mapping[int, str | Path] | None) -> None:
     """Warn when a frame head is about to learn strong labels (a probe from ``init``: the only path that reads them)
     from the curated clips alone while ``strong_labels.csv`` holds the true events of the noisy part too (an
-    ``envsound mix`` set: only its clip labels are corrupted): five times the audio, and on mixtures of unseen clips
-    event F1 0.37 -> 0.47 (docs/results.md). ``train`` and ``cv`` say it (``cv`` scores the curated clips alone,
-    :func:`~envsound.data.splits.cv_splits`)."""
+    ``envsound mix`` set: only its clip labels are corrupted): five times the audio, and event F1 0.47 -> 0.51 on
+    mixtures of unseen clips (docs/results.md, three seeds). ``train`` and ``cv`` say it (``cv`` scores the curated
+    clips alone, :func:`~envsound.data.splits.cv_splits`)."""
     probe = init is not None and config.transfer.mode in ("auto", "probe") and config.semi.method == "none"
     if not (probe and config.model.options.get("frame_head") and config.events.train_on != "clip"
             and manifest.strong):
