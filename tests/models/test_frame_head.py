@@ -4,6 +4,8 @@ file through ``train --preset sed`` to ``evaluate`` and ``predict --events`` on 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from types import SimpleNamespace
 
@@ -163,12 +165,15 @@ def sed_run(tmp_path_factory, synthetic_root):
     torch.save(calibrated_release_state(0.1), root / "mn01_as_mAP_298.pt")
     write_labels(root)
     out = root / "run"
-    assert main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix), "--folds", "1,2", "--init",
-                 str(root / "mn01_as_mAP_298.pt"), "--preset", "sed", "--out", str(out), "--cache-dir",
-                 str(root / "cache"), "--set", "features.window_seconds=4", "--set", "features.eval_hop_seconds=2",
-                 "--set", "train.max_epochs=50", "--set", "train.lr=0.01", "--set", "train.batch_size=4",
-                 "--set", "runtime.precision=32"]) == 0  # the same model on every CPU (auto may pick bf16)
-    return SimpleNamespace(mix=mix, out=out, cache=root / "cache")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["train", "--quiet", "--dataset", "fsdkaggle2019", "--root", str(mix), "--folds", "1,2",
+                     "--init", str(root / "mn01_as_mAP_298.pt"), "--preset", "sed", "--out", str(out),
+                     "--cache-dir", str(root / "cache"), "--set", "features.window_seconds=4",
+                     "--set", "features.eval_hop_seconds=2", "--set", "train.max_epochs=50", "--set", "train.lr=0.01",
+                     "--set", "train.batch_size=4",
+                     "--set", "runtime.precision=32"]) == 0  # the same model on every CPU (auto may pick bf16)
+    return SimpleNamespace(mix=mix, out=out, cache=root / "cache", printed=printed.getvalue())
 
 
 def test_sed_preset_trains_a_frame_head_on_strong_labels_that_evaluate_and_predict_use(sed_run, capsys):
@@ -180,6 +185,10 @@ def test_sed_preset_trains_a_frame_head_on_strong_labels_that_evaluate_and_predi
     tuned = checkpoint["meta"]["events_tuned"]  # chosen on the validation mixtures, written into the config
     assert tuned["clips"] == 6 and 0 <= tuned["event_f1"] <= 1
     assert {key: checkpoint["config"]["events"][key] for key in TUNED} == {key: tuned[key] for key in TUNED}
+    # train's last line gives that choice's score, not "no accuracy yet", and how to get an honest one
+    assert f"validation event F1 {tuned['event_f1']:.4f} on 6 held-out clips" in sed_run.printed
+    assert f"envsound evaluate {sed_run.out / 'model.ckpt'} --dataset fsdkaggle2019" in sed_run.printed
+    assert "--folds 3" in sed_run.printed and "no accuracy" not in sed_run.printed
     from envsound.evaluation.events import event_thresholds, use_threshold
 
     tuned_model = ClipModel.from_checkpoint(load_checkpoint(sed_run.out / "model.ckpt"), device="cpu")

@@ -60,15 +60,23 @@ def _score_line(args: argparse.Namespace, config, run) -> str:
     if metrics["n_val"] and metrics["best_score"] is not None:
         return (f"validation {config.train.monitor} {metrics['best_score']:.4f} on {metrics['n_val']} held-out clips "
                 "of the training folds (the epoch kept); a test score needs folds the model never saw")
+    tuned = metrics.get("events_tuned")
+    if tuned:  # a frame model's validation clips chose how its frames become events, not an epoch
+        return (f"validation event F1 {tuned['event_f1']:.4f} on {tuned['clips']} held-out clips of the training "
+                "folds, which chose the events' decoding (so it flatters); a test score needs folds the model never "
+                "saw" + (f": {_evaluate_command(args, run)}" if metrics["held_out_folds"] else ""))
     if metrics["held_out_folds"]:
-        folds = ",".join(str(f) for f in metrics["held_out_folds"])
         kept = "the validation clips chose no epoch" if metrics["n_val"] else "nothing was held out for validation"
-        return (f"no accuracy yet: {kept}; score it on the folds it never saw: "
-                f"envsound evaluate {shlex.quote(str(run.model_path))} --dataset {args.dataset} --root "
-                f"{shlex.quote(str(args.root))} --folds {folds}")
+        return f"no accuracy yet: {kept}; score it on the folds it never saw: {_evaluate_command(args, run)}"
     return (f"no accuracy: every clip was used for training; for an honest estimate run 'envsound cv --dataset "
             f"{args.dataset} --root {shlex.quote(str(args.root))} ...' (cross-validation), or take a validation "
             "split: --set train.val_fraction=0.1")
+
+
+def _evaluate_command(args: argparse.Namespace, run) -> str:
+    folds = ",".join(str(f) for f in run.metrics["held_out_folds"])
+    return (f"envsound evaluate {shlex.quote(str(run.model_path))} --dataset {args.dataset} --root "
+            f"{shlex.quote(str(args.root))} --folds {folds}")
 
 
 def cv(args: argparse.Namespace) -> int:

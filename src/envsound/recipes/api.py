@@ -61,7 +61,8 @@ def train(*, dataset: str, out: str | Path, root: str | Path | None = None, fold
         flags: the keywords of the CLI's flags that stand for keys (``shots=5``, ``transfer="full"`` ...).
 
     ``metrics``: ``n_train``, ``n_val``, ``n_unlabelled``, ``epochs``, ``seconds``, ``best_score`` (the validation
-    metric at the kept epoch when ``train.val_fraction`` > 0, else ``None``).
+    metric at the kept epoch when ``train.val_fraction`` > 0, else ``None``), ``events_tuned`` (a frame model's
+    ``events.tune`` choice on the validation clips, with its event F1 there, else ``None``).
 
     Raises:
         EnvsoundError: a bad setting (ConfigError), dataset (DatasetLayoutError), audio file (AudioLoadError) or

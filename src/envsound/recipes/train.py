@@ -48,6 +48,7 @@ class TrainResult:
     n_unlabelled: int = 0  # clips in the unlabelled pool of a semi-supervised run
     epochs: int = 0
     best_score: float | None = None  # the monitored validation metric (train.monitor) at the kept epoch
+    events_tuned: dict[str, Any] | None = None  # events.tune's choice on the validation clips (meta["events_tuned"])
     seconds: float = 0.0
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     written: bool = True  # False in the other processes of a multi-process run (process 0 writes the checkpoint)
@@ -55,7 +56,8 @@ class TrainResult:
     def to_dict(self) -> dict[str, Any]:
         return {"checkpoint": str(self.checkpoint), "n_train": self.n_train, "n_val": self.n_val,
                 "n_unlabelled": self.n_unlabelled,
-                "epochs": self.epochs, "best_score": self.best_score, "seconds": round(self.seconds, 1),
+                "epochs": self.epochs, "best_score": self.best_score, "events_tuned": self.events_tuned,
+                "seconds": round(self.seconds, 1),
                 "skipped": [[str(p), reason] for p, reason in self.skipped]}
 
 
@@ -127,6 +129,7 @@ def train_model(
         result.written = fit.is_global_zero  # process 0 of a multi-process run writes the model
         if result.written:
             checkpoint = _checkpoint(job, manifest.name, data, fit, result, meta or {})
+            result.events_tuned = checkpoint.meta.get("events_tuned")
             if fit.runtime is not None:
                 folder.note_runtime(checkpoint.config, fit.runtime)
             elif checkpoint.config is not config:  # events.tune's choice: config.yaml says what the model decodes with
