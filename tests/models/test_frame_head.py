@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -27,7 +26,7 @@ from envsound.task import Task
 from envsound.data.strong_labels import frame_targets
 from envsound.transfer.frame_probe import fit_frame_head
 
-from conftest import PRECISIONS
+from conftest import PRECISIONS, one_thread
 from test_efficientat import release_state, write_labels
 
 
@@ -150,22 +149,6 @@ def test_a_frame_head_refuses_a_single_label_task():
     config = bare_config(preset={"model": {"name": "efficientat", "options": {"width": 0.1, "frame_head": 4}}})
     with pytest.raises(ConfigError, match="multi-label set"):
         fit_frame_head(None, config, [], np.zeros((0, 2)), labels=["a", "b"], task=Task())
-
-
-@contextlib.contextmanager
-def one_thread():
-    """One core and one torch thread, as each worker of `make test` has: with two, the same seed trains another model
-    (on a 2-core AMD EPYC, event F1 0.30 against 0.61 on its training folds), so the file alone would test another."""
-    threads, cores = torch.get_num_threads(), os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    if cores:
-        os.sched_setaffinity(0, {min(cores)})
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        if cores:
-            os.sched_setaffinity(0, cores)
 
 
 @pytest.fixture(scope="module")
