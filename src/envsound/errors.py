@@ -33,10 +33,20 @@ class RunExistsError(EnvsoundError):
 
     def __init__(self, path) -> None:
         self.path = path
-        super().__init__(f"{path} already exists; RunContext(overwrite=True) replaces it, RunContext(resume=True) "
-                         "continues it, or choose another out_dir")
+        super().__init__(f"{path} already exists; overwrite=True replaces it, resume=True continues it, or choose "
+                         "another out folder")
 
 
 class StoreError(EnvsoundError):
     """A detections store (SQLite file or PostgreSQL URL) that cannot be opened, migrated or written, or a report
     that a server refused."""
+
+
+class NoStoreError(StoreError):
+    """A detections store asked for that is not there (``where``: its path, or its URL without the password), and
+    the caller did not ask for a new one. The message speaks the Python API's words; the CLI says the same with its
+    flags."""
+
+    def __init__(self, where) -> None:
+        self.where = where
+        super().__init__(f"{where}: no store there; Store.open(..., create=True) makes one")

@@ -298,3 +298,60 @@ def test_a_ray_address_that_does_not_answer_is_one_line_and_exit_1(tmp_path, tra
                         "--engine", "ray", "--address", f"127.0.0.1:{port}", "--quiet")
     assert ran.returncode == 1 and ran.stderr.strip().splitlines() == [ran.stderr.strip()]
     assert f"127.0.0.1:{port} does not answer" in ran.stderr and not (tmp_path / "scan").exists()
+
+
+def test_one_path_as_a_string_is_one_input_not_its_letters(tmp_path, trained_run, archive):
+    """Issue 69: `envsound.scan(model, "archive/site1", out=...)` scanned "a", "r", "c" ... as missing files (and "/"
+    walked the whole filesystem)."""
+    summary = envsound.scan(trained_run.checkpoint, str(archive / "site1"), out=tmp_path / "scan", progress=False)
+    expected = sorted(str(p) for p in (archive / "site1").rglob("*.wav"))
+    assert (summary.files, summary.failed) == (len(expected), 0)
+    assert sorted(_table(tmp_path / "scan", "files").file) == expected
+    assert summary.audio_seconds == summary.seconds == pytest.approx(1.5 * len(expected), abs=0.1)
+    model = envsound.load_model(trained_run.checkpoint)
+    assert [Path(p.file) for p in model.predict_many(archive / "site1")] == [Path(p) for p in expected]
+
+
+def test_standard_input_as_the_file_list_is_read_whole_with_the_progress_shown(tmp_path, trained_run, archive):
+    """Issue 69: without --quiet, `--files-from -` ended with 0 files: the progress counter read the same stdin."""
+    clips = sorted(str(p) for p in archive.rglob("clip*.wav"))[:5]
+    command = [sys.executable, "-m", "envsound", "predict", str(trained_run.checkpoint), "--files-from", "-",
+               "--out", str(tmp_path / "scan")]
+    ran = subprocess.run(command, input="\n".join(clips) + "\n", capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines()[-1].startswith("5 files")
+    assert sorted(_table(tmp_path / "scan", "files").file) == clips
+
+
+def test_event_tables_are_written_for_the_files_with_events_only(tmp_path, trained_run, archive):
+    """Issue 69: `--event-tables raven,audacity` wrote a header-only Raven table and an empty Audacity file for every
+    file without events, where the guide says "per file with events"."""
+    out = tmp_path / "scan"
+    envsound.scan(trained_run.checkpoint, [archive / "site1", archive / "long.flac"], out=out, events=True,
+                  event_tables=["raven", "audacity"], threshold=0.9, progress=False)
+    with_events = set(_table(out, "events").file)
+    files = set(_table(out, "files").file)
+    assert with_events and files - with_events  # some files have events and some have none: both cases are seen
+    for kind, suffix in (("raven", ".Table.1.selections.txt"), ("audacity", ".labels.txt")):
+        written = {"/" + str(p.relative_to(out / kind))[:-len(suffix)] for p in (out / kind).rglob(f"*{suffix}")}
+        assert written == with_events, kind
+
+
+def test_a_folder_of_another_model_is_refused_in_one_short_line(tmp_path):
+    """Issue 69: a folder made by another model printed all 527 AudioSet label names (the labels were compared
+    before the model); the model's file name and digest come first now, and a long value is cut."""
+    from envsound.inference.scan.journal import Journal
+    from envsound.inference.scan.tables import TABLES
+
+    mine = {"model": "a" * 64, "model_file": "/models/mine/model.ckpt", "labels": ["dog", "rain"], "top_k": 3}
+    tagger = {"model": "b" * 64, "model_file": "/cache/mn04_as_mAP_432.pt",
+              "labels": [f"AudioSet class {i}" for i in range(527)], "top_k": 3}
+    Journal.open(tmp_path, tagger, tables=TABLES).close()
+    with pytest.raises(ConfigError) as caught:
+        Journal.open(tmp_path, mine, tables=TABLES)
+    message = str(caught.value)
+    assert "mn04_as_mAP_432.pt (sha256 bbbbbbbbbbbb)" in message and "model.ckpt (sha256 aaaaaaaaaaaa)" in message
+    assert len(message) < 300 and "AudioSet class" not in message
+    with pytest.raises(ConfigError) as caught:  # the same digest with other labels: the list is cut, its size said
+        Journal.open(tmp_path, {**tagger, "labels": tagger["labels"][::-1]}, tables=TABLES)
+    assert "527 in all" in str(caught.value) and len(str(caught.value)) < 400

@@ -90,9 +90,9 @@ class Model:
         """The page's picture of a file: waveform envelope and log-mel spectrogram (see :func:`overview`)."""
         return overview(path, self.config.features, columns=columns, block_seconds=self._predictor.block_seconds)
 
-    def predict_many(self, inputs: Iterable[str | os.PathLike], *, top_k: int = 3, segments: bool = False,
+    def predict_many(self, inputs: str | os.PathLike | Iterable[str | os.PathLike], *, top_k: int = 3, segments: bool = False,
                      events: bool = False) -> Iterator[Prediction]:
-        """Classify files and folders (searched recursively); a bad file yields a Prediction with ``error`` set."""
+        """Classify one path or a list of files, folders (searched recursively) and globs; a bad file yields a Prediction with ``error`` set."""
         return self._predictor.predict_paths(inputs, top_k=top_k, segments=segments, events=events)
 
 

@@ -33,7 +33,7 @@ class Embeddings:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def embed_inputs(checkpoint: str | Path, inputs: Sequence[str | Path] = (), *, manifest: Manifest | None = None,
+def embed_inputs(checkpoint: str | Path, inputs: str | Path | Sequence[str | Path] = (), *, manifest: Manifest | None = None,
                  device: str = "auto", cache: FeatureCache | None = None, progress: bool = True) -> Embeddings:
     """Embed audio files or folders (searched recursively), or the clips of ``manifest`` (labels kept). A file that
     cannot be read is listed in ``skipped`` and the others go on.

@@ -28,6 +28,7 @@ from envsound.errors import EnvsoundError
 from envsound.evaluation.events import FrameTrack, Timeline, event_thresholds, timeline_events
 from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
+from envsound.inference.listing import iter_inputs
 from envsound.inference.onnx_model import OnnxModel
 from envsound.models.files import CLASSIFIER, ONNX, RELEASE, open_model_file
 from envsound.task import Task
@@ -163,9 +164,10 @@ class Predictor:
         """See :func:`~envsound.evaluation.events.event_thresholds`."""
         return event_thresholds(self.model.config, self.model.task, self.model.n_classes)
 
-    def predict_paths(self, inputs: Iterable[str | Path], *, top_k: int = 3, segments: bool = False,
+    def predict_paths(self, inputs: str | Path | Iterable[str | Path], *, top_k: int = 3, segments: bool = False,
                       events: bool = False) -> Iterator[Prediction]:
-        """Classify every file (folders are searched recursively for audio); a bad file yields a Prediction with
+        """Classify every file ``inputs`` name (one path or a list; folders searched recursively for audio, globs
+        expanded: :func:`~envsound.inference.listing.iter_inputs`); a bad file yields a Prediction with
         ``error`` set and the others go on."""
         for path in expand_inputs(inputs):
             if path.is_dir():  # a folder named on the command line that holds no audio
@@ -305,14 +307,9 @@ class WindowBuffer:
         self.buffer = np.zeros(0, dtype=np.float32)
 
 
-def expand_inputs(inputs: Iterable[str | Path]) -> Iterator[Path]:
-    """Files as given; folders expanded recursively to their audio files (sorted). A missing path, or a folder without
-    audio, is yielded as is, so the caller reports it like any other bad input."""
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-            yield from found or [path]
-        else:
-            yield path
+def expand_inputs(inputs: str | Path | Iterable[str | Path]) -> Iterator[Path]:
+    """:func:`~envsound.inference.listing.iter_inputs` as paths: one path or a list of them; folders expanded to
+    their audio at any depth, globs to their matches. A missing path, or a folder without audio, is yielded as is,
+    so the caller reports it like any other bad input."""
+    return (Path(name) for name in iter_inputs(inputs))
 

@@ -3,6 +3,7 @@ experiments alike, so the same request gives the same config however it is made.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -11,6 +12,19 @@ from envsound.config.files import bare_config
 from envsound.config.flags import FLAG_KEYWORDS, flag_overrides
 from envsound.errors import ConfigError
 from envsound.models.registry import check_feature_kind, check_model_options, model_preset
+
+
+def check_keywords(function: str, flags: Mapping[str, Any], *, own: Sequence[str],
+                   other: str = "settings={'section.key': value}") -> None:
+    """Raise ConfigError for a keyword of ``flags`` that is neither a flag's (:data:`FLAG_KEYWORDS`) nor one of
+    ``function``'s ``own``: the message offers the nearest name (``inti`` -> ``init``) and lists the valid ones."""
+    unknown = sorted(set(flags) - set(FLAG_KEYWORDS))
+    if not unknown:
+        return
+    near = difflib.get_close_matches(unknown[0], [*own, *FLAG_KEYWORDS], n=1)
+    hint = f" (did you mean {near[0]}=?)" if near else ""
+    raise ConfigError(f"{function}(): unknown keyword {unknown[0]!r}{hint}; it takes {', '.join(own)}, the flags' "
+                      f"keywords {', '.join(FLAG_KEYWORDS)}, and any other config key as {other}")
 
 
 def resolve(*, model: str | None = None, preset: str | None = None, init: str | Path | None = None,
@@ -34,10 +48,8 @@ def resolve(*, model: str | None = None, preset: str | None = None, init: str | 
             not take (e.g. ``aclnet`` with ``features.kind=logmel``), or options the model does not have.
         CheckpointError: ``init`` cannot be read.
     """
-    unknown = sorted(set(flags) - set(FLAG_KEYWORDS))
-    if unknown:
-        raise ConfigError(f"resolve(): unknown keyword {unknown[0]!r}; the flags it takes: "
-                          f"{', '.join(FLAG_KEYWORDS)} (any other key: overrides=['section.key=value'])")
+    check_keywords("resolve", flags, own=("model", "preset", "init", "config_file", "overrides"),
+                   other="overrides=['section.key=value']")
     inherited: dict[str, Any] = {}
     if init is not None:
         from envsound.transfer.source import read_source, source_sections

@@ -26,6 +26,7 @@ from envsound.models.checkpoint import load_checkpoint
 from envsound.models.clip import ClipModel
 from envsound.recipes.context import RunContext
 from envsound.recipes.fit_paths import hint_noisy_strong
+from envsound.recipes.run_folder import CV_SUMMARY, check_no_single_run
 from envsound.recipes.train import CHECKPOINT_NAME, train_model
 from envsound.transfer.notes import once_per_run
 
@@ -75,6 +76,7 @@ def cross_validate(
                           "cross-validation trains one process per fold; run 'envsound train --devices N' per fold to "
                           "spread a fold over processes, or set runtime.devices=1")
     out_dir = Path(out_dir)
+    check_no_single_run(out_dir)
     folds = list(folds) if folds else manifest.folds
     if len(folds) < 2:
         raise DatasetLayoutError(f"cross-validation needs at least 2 folds; dataset {manifest.name!r} "
@@ -138,7 +140,7 @@ def cross_validate(
         else:
             plot_confusion_matrix(np.asarray(pooled["confusion_matrix"]), labels=manifest.labels,
                                   path=out_dir / "confusion.png", title=title)
-        write_json_atomic(out_dir / "cv.json", summary)
+        write_json_atomic(out_dir / CV_SUMMARY, summary)
         return summary
 
 

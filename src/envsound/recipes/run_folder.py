@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Iterator
 
 from envsound.config import Config, check_same_input, write_config
-from envsound.errors import RunExistsError
+from envsound.errors import ConfigError, RunExistsError
 from envsound.fileio import run_lock
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
 from envsound.recipes.context import RunContext
+
+CV_SUMMARY = "cv.json"  # what marks a folder as a cross-validation's
 
 
 class RunFolder:
@@ -35,6 +37,9 @@ class RunFolder:
         neither overwrites nor resumes it; cheap, so recipes call it before any other work."""
         if self.checkpoint.exists() and not (self.context.overwrite or self.context.resume):
             raise RunExistsError(self.checkpoint)
+        if (self.path / CV_SUMMARY).exists():
+            raise ConfigError(f"{self.path}: holds a cross-validation ({CV_SUMMARY}, fold_<k>/); a model trained here "
+                              "would sit among its folds: choose another out folder")
 
     @contextmanager
     def writing(self, config: Config, *, same_input: bool = True) -> Iterator["RunFolder"]:
@@ -60,3 +65,12 @@ class RunFolder:
     def save(self, checkpoint: Checkpoint) -> Path:
         """Write the checkpoint atomically: the folder holds the finished model or none."""
         return save_checkpoint(self.checkpoint, checkpoint)
+
+
+def check_no_single_run(path: str | Path) -> None:
+    """Raise ConfigError when ``path`` holds the model of one training run (``model.ckpt``, ``autoencoder.ckpt``):
+    a cross-validation would write its ``fold_<k>/`` beside it (and a later train there would be refused)."""
+    for name in ("model.ckpt", "autoencoder.ckpt"):
+        if (Path(path) / name).exists():
+            raise ConfigError(f"{path}: holds the model of one training run ({name}); a cross-validation writes "
+                              f"fold_<k>/ and {CV_SUMMARY} into its own folder: choose another out folder")

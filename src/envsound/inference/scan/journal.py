@@ -51,11 +51,13 @@ class Journal:
         db.executescript(SCHEMA)
         stored = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM settings")}
         if stored:
-            for key in sorted((set(stored) | set(fingerprint)) - DESCRIPTIVE):
+            # The model first: another model's labels differ too, and are not what a user needs to read.
+            keys = sorted((set(stored) | set(fingerprint)) - DESCRIPTIVE, key=lambda key: (key != "model", key))
+            for key in keys:
                 if stored.get(key) != fingerprint.get(key):
                     db.close()
-                    raise ConfigError(f"{out}: holds results of {_describe(key, stored.get(key))}, not "
-                                      f"{_describe(key, fingerprint.get(key))}; resume with the same model and "
+                    raise ConfigError(f"{out}: holds results of {_describe(key, stored)}, not "
+                                      f"{_describe(key, fingerprint)}; resume with the same model and "
                                       "settings, or write to another folder")
         else:
             with db:
@@ -125,9 +127,16 @@ def _part_number(name: str) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def _describe(key: str, value) -> str:
+def _describe(key: str, fingerprint: dict, *, width: int = 80) -> str:
+    """One setting of ``fingerprint`` in a few words: the model by its file's name and digest, a long value cut."""
+    value = fingerprint.get(key)
     if value is None:
         return f"no {key}"
     if key == "model":
-        return f"the model with sha256 {str(value)[:12]}"
-    return f"{key} {json.dumps(value)}"
+        named = f"the model {Path(fingerprint['model_file']).name} " if fingerprint.get("model_file") else "the model "
+        return f"{named}(sha256 {str(value)[:12]})"
+    text = json.dumps(value)
+    if len(text) > width:
+        count = f", {len(value)} in all" if isinstance(value, (list, dict)) else ""
+        text = f"{text[:width - 20]}...{count}"
+    return f"{key} {text}"

@@ -20,7 +20,7 @@ from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS,
                                             PART_WINDOWS, Finished, LocalEngine, default_batch_size,
                                             default_workers)
 from envsound.inference.scan.journal import Journal
-from envsound.inference.scan.listing import iter_inputs
+from envsound.inference.listing import as_inputs, iter_inputs
 from envsound.inference.scan.progress import ScanProgress
 from envsound.inference.scan.tables import EVENT_TABLES, TABLES, Part, check_format
 from envsound.models.files import open_model_file
@@ -31,14 +31,14 @@ ENGINES = ("local", "ray")
 @dataclass
 class ScanSummary:
     """What a scan did: ``files`` classified or failed in this run (``failed`` of them), ``skipped`` as already done
-    (or named twice), ``seconds`` of audio classified, ``wall_seconds``; ``total_files`` and ``total_failed`` over
-    the whole results folder."""
+    (or named twice), ``audio_seconds`` classified, ``wall_seconds`` of run time; ``total_files`` and
+    ``total_failed`` over the whole results folder."""
 
     out: str
     files: int = 0
     failed: int = 0
     skipped: int = 0
-    seconds: float = 0.0
+    audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     total_files: int = 0
     total_failed: int = 0
@@ -46,13 +46,18 @@ class ScanSummary:
     settings: dict = field(default_factory=dict)
 
     @property
+    def seconds(self) -> float:
+        """Deprecated name of :attr:`audio_seconds` (it read as run time beside ``RunResult.metrics["seconds"]``)."""
+        return self.audio_seconds
+
+    @property
     def real_time_factor(self) -> float:
         """Seconds of audio classified per second of wall time."""
-        return self.seconds / self.wall_seconds if self.wall_seconds else 0.0
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
 
     def line(self) -> str:
         """The last line a scan prints."""
-        text = (f"{self.files} files ({self.seconds / 3600:.2f} h of audio) in {self.wall_seconds:.1f} s, "
+        text = (f"{self.files} files ({self.audio_seconds / 3600:.2f} h of audio) in {self.wall_seconds:.1f} s, "
                 f"{self.real_time_factor:.0f}x real time; {self.failed} failed")
         if self.skipped:
             text += f"; {self.skipped} already done"
@@ -65,14 +70,14 @@ class ScanSummary:
         return {**asdict(self), "real_time_factor": self.real_time_factor}
 
 
-def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: str | os.PathLike,
+def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os.PathLike], *, out: str | os.PathLike,
          files_from: str | os.PathLike | None = None, engine: str = "local", address: str | None = None,
          format: str = "parquet", top_k: int = 3, events: bool = False, window_scores: bool = False,
          event_tables: Iterable[str] = (), threshold: float | None = None, workers: int | None = None,
          batch_size: int | None = None, device: str = "auto", precision: str = "auto", progress: bool = True,
          part_files: int = PART_FILES) -> ScanSummary:
-    """Classify every audio file ``inputs`` name (files, folders at any depth, globs; and the lines of
-    ``files_from``) into the results folder ``out`` and return the :class:`ScanSummary`.
+    """Classify every audio file ``inputs`` name (one path or a list of them: files, folders at any depth, globs;
+    then the lines of ``files_from``, in the order of :func:`~envsound.inference.listing.iter_inputs`) into the results folder ``out`` and return the :class:`ScanSummary`.
 
     Running it again with the same model and settings skips the files already done, so a killed run goes on where it
     stopped; Ctrl-C (and SIGTERM, as KeyboardInterrupt) commits the finished files before it propagates.
@@ -125,7 +130,7 @@ def scan(model: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, out: 
         journal = Journal.open(out, fingerprint, tables=TABLES)
         try:
             summary.startup_seconds = time.monotonic() - started
-            _run(runner, journal, summary, inputs=list(inputs), files_from=files_from, fmt=fmt, kinds=kinds,
+            _run(runner, journal, summary, inputs=as_inputs(inputs), files_from=files_from, fmt=fmt, kinds=kinds,
                  progress=progress, part_files=part_files)
             totals = journal.totals()
             summary.total_files, summary.total_failed = totals["files"], totals["failed"]
@@ -139,7 +144,11 @@ def _run(engine, journal: Journal, summary: ScanSummary, *, inputs: list, files_
          kinds: tuple[str, ...], progress: bool, part_files: int) -> None:
     """Scan, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
     predictor = engine.predictor
-    meter = ScanProgress(lambda: iter_inputs(inputs, files_from=files_from), enabled=progress)
+    # The counter lists the inputs a second time, beside the scan: a file list it cannot read twice (standard input,
+    # a pipe) would be read half by each, so then the total stays unknown.
+    countable = files_from is None or (os.fspath(files_from) != "-" and os.path.isfile(files_from))
+    meter = ScanProgress((lambda: iter_inputs(inputs, files_from=files_from)) if countable else None,
+                         enabled=progress)
     in_flight: set[str] = set()  # names handed out and not yet committed: a name listed twice is scanned once
     lock = threading.Lock()
     part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores)
@@ -194,7 +203,7 @@ def _run(engine, journal: Journal, summary: ScanSummary, *, inputs: list, files_
         meter.close()
         commit()
         summary.files, summary.failed = meter.files, meter.failed
-        summary.skipped, summary.seconds = meter.skipped, meter.seconds
+        summary.skipped, summary.audio_seconds = meter.skipped, meter.seconds
 
 
 def _check_settings(*, engine: str, kinds: tuple[str, ...], events: bool, top_k: int, batch_size: int,

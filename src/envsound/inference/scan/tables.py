@@ -109,8 +109,11 @@ class Part:
 
     def write_event_tables(self, out: Path, kinds: tuple[str, ...], *, high_hz: float) -> None:
         """Per classified file with events: a Raven selection table and/or an Audacity label track, named after the
-        file's path under ``out/raven`` and ``out/audacity``."""
+        file's path under ``out/raven`` and ``out/audacity``; a file without events gets none (the ``events``
+        table lists every file's)."""
         for prediction in self.predictions:
+            if not prediction.events:
+                continue
             for kind in kinds:
                 path = out / kind / (safe_relative(prediction.file) + EVENT_TABLES[kind])
                 path.parent.mkdir(parents=True, exist_ok=True)
