@@ -126,3 +126,20 @@ def test_classes_chosen_by_flag_keep_the_folds_their_clips_have_among_every_clas
     every = folds_of()
     chosen = folds_of("--classes", "dog,rain")
     assert set(every.values()) == {1, 2, 3, 4, 5} and chosen == {c: every[c] for c in chosen}
+
+
+def test_event_tables_without_events_name_the_events_flag(tmp_path, envsound_main):
+    """Issue 69: `--event-tables` without `--events` was refused with "ask for the events too", naming no flag."""
+    write_tone(tmp_path / "a.wav", seconds=1.0, sample_rate=16000, freq=440, seed=0)
+    ran = envsound_main("predict", "efficientat-mn04", tmp_path / "a.wav", "--out", tmp_path / "scan",
+                        "--event-tables", "raven")
+    assert ran.returncode == 1 and "--event-tables lists each file's events: add --events" in ran.stderr, ran.stderr
+    ran = envsound_main("predict", "efficientat-mn04", tmp_path / "a.wav", "--event-tables", "raven", "--events")
+    assert ran.returncode == 1 and "add --out DIR" in ran.stderr, ran.stderr  # tables go into a results folder
+    assert not (tmp_path / "scan").exists()
+
+
+def test_a_misspelt_dataset_name_gets_the_name_it_meant(tmp_path, envsound_main):
+    """Issue 69: `--dataset esc-50` listed the valid names without saying which was meant."""
+    ran = envsound_main("cv", "--dataset", "esc-50", "--root", tmp_path, "--out", tmp_path / "cv", *QUICK)
+    assert ran.returncode == 1 and "unknown dataset 'esc-50' (did you mean 'esc50'?)" in ran.stderr, ran.stderr

@@ -96,7 +96,8 @@ def test_unusable_model_files_are_one_line_naming_the_file_and_what_is_accepted(
             open_model_file(given)
         message = str(info.value)
         assert message.startswith(f"{given}: ") and problem in message and "\n" not in message, message
-        assert all(spec.download_name in message for spec in PRETRAINED.values()), message  # from the table
+        assert "none is installed" in message and "'envsound download efficientat-mn04'" in message, message
+        assert not [spec for spec in PRETRAINED.values() if f"{spec.download_name}," in message], message
         assert "model.ckpt" in message and "model.onnx" in message and ".pt" in message, message
     with pytest.raises(CheckpointError, match=r"efficientat-mn1: model file not found \(did you mean efficientat-mn10 or efficientat-mn01\?\)"):
         open_model_file("efficientat-mn1")
@@ -112,6 +113,20 @@ def test_predict_on_a_text_file_names_every_kind_of_model(tmp_path, envsound_mai
     ran = envsound_main("predict", tmp_path / "notes.txt", tmp_path / "notes.txt")
     assert ran.returncode == 1 and len(ran.stderr.strip().splitlines()) == 1, ran.stderr
     assert "notes.txt: " in ran.stderr and "efficientat-mn04" in ran.stderr and "model.onnx" in ran.stderr
+
+
+def test_a_text_file_as_a_model_lists_only_the_names_installed(tmp_path, monkeypatch):
+    """Issue 69: the message listed efficientat-mn01 ... mn40 as installed names though only mn04 was."""
+    installed = tmp_path / "models"
+    installed.mkdir()
+    release_file(installed)
+    monkeypatch.setenv("ENVSOUND_MODELS", str(installed))
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(CheckpointError) as info:
+        open_model_file(tmp_path / "notes.txt")
+    assert "an installed name (efficientat-mn01)" in str(info.value), str(info.value)
+    assert not [spec for spec in PRETRAINED.values() if spec.download_name != "efficientat-mn01"
+                and spec.download_name in str(info.value)]
 
 
 def test_load_checkpoint_refuses_a_release_file_and_names_the_door(tmp_path):

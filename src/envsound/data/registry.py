@@ -5,6 +5,8 @@ Loaders are imported on first use, so importing this module (and ``envsound --he
 
 from __future__ import annotations
 
+import difflib
+
 import importlib
 import os
 from pathlib import Path
@@ -127,4 +129,6 @@ def _loader(name: str) -> _LazyLoader:
     try:
         return DATASETS[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(dataset_names())}") from None
+        near = difflib.get_close_matches(str(name), dataset_names(), n=1, cutoff=0.6)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"unknown dataset {name!r}{hint}; valid: {', '.join(dataset_names())}") from None

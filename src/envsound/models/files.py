@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envsound.errors import CheckpointError
-from envsound.models.releases import by_download_name, installed_names, installed_path, models_dir
+from envsound.models.releases import PRETRAINED, by_download_name, installed_names, installed_path, models_dir
 
 if TYPE_CHECKING:
     from envsound.models.checkpoint import Checkpoint
@@ -62,9 +62,14 @@ class ModelFile:
 
 
 def accepted() -> str:
-    """Every kind of model argument, the installed names from the release table (for messages)."""
+    """Every kind of model argument, with the names installed here (not every name the release table knows: those
+    are downloadable, not installed), for messages."""
+    here = [spec.download_name for spec in PRETRAINED.values() if installed_path(spec) is not None]
+    names = (f"an installed name ({', '.join(here)})" if here else
+             f"the name of an installed one (none is installed in {models_dir()}: 'envsound download "
+             "efficientat-mn04')")
     return (f"an envsound model.ckpt or autoencoder.ckpt, an EfficientAT AudioSet release .pt (e.g. "
-            f"mn04_as_mAP_432.pt), an installed name ({', '.join(installed_names())}), or a model.onnx")
+            f"mn04_as_mAP_432.pt), {names}, or a model.onnx")
 
 
 def open_model_file(path_or_name: str | Path, *, labels_required: bool = True) -> ModelFile:

@@ -214,7 +214,7 @@ def _check_settings(*, engine: str, kinds: tuple[str, ...], events: bool, top_k:
     if unknown:
         raise ConfigError(f"event table {unknown[0]!r} is unknown; valid: {', '.join(EVENT_TABLES)}")
     if kinds and not events:
-        raise ConfigError("event tables list events: ask for the events too")
+        raise ConfigError("event_tables list events: pass events=True too")
     if top_k < 1 or (batch_size is not None and batch_size < 1) or (workers is not None and workers < 1):
         raise ConfigError(f"top_k, batch_size and workers must be >= 1 (got {top_k}, {batch_size}, {workers})")
     if files_from is not None and os.fspath(files_from) != "-" and not os.access(files_from, os.R_OK):
