@@ -1,7 +1,8 @@
 """A deployment end to end, as the issue's "done when" runs it: tokens made with `envsound token`, `envsound serve
 --auth` as its own process, a sensor `envsound listen model.onnx --input - --report ... --sensor lab` on a recording
 piped in; the viewer reads the events back. The server is killed with SIGKILL while the sensor listens and started
-again: every event arrives, none twice. A sensor that cannot reach its server keeps its events for the next run."""
+again: every event arrives, none twice. A sensor that cannot reach its server keeps its events for the next run,
+and that run's last line counts them. `envsound token` makes a store only when asked to."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from envsound.deploy.store import Store
+
 ENVSOUND = [sys.executable, "-m", "envsound"]
-LAST_LINE = re.compile(r"^(\d+) events: (\d+) delivered, (\d+) queued$")
+LAST_LINE = re.compile(r"^(\d+) events(?: and (\d+) queued before)?: (\d+) delivered, (\d+) queued$")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +51,7 @@ def recording(synthetic_manifest, tmp_path_factory) -> Path:
 
 
 def token(store: Path, name: str, role: str) -> str:
-    ran = subprocess.run([*ENVSOUND, "token", "create", name, "--role", role, "--store", str(store)],
+    ran = subprocess.run([*ENVSOUND, "token", "create", name, "--role", role, "--store", str(store), "--new-store"],
                          capture_output=True, text=True, timeout=60, check=True)
     return ran.stdout.strip().splitlines()[-1]
 
@@ -79,7 +82,10 @@ def listen(model: Path, url: str, secret: str, queue: Path, **popen) -> subproce
 
 
 def summary(stdout: str) -> tuple[int, int, int]:
-    return tuple(int(n) for n in LAST_LINE.match(stdout.strip().splitlines()[-1]).groups())
+    """(heard, delivered, queued) of the last line, which counts an earlier run's events too: they add up."""
+    heard, before, delivered, queued = (int(n or 0) for n in LAST_LINE.match(stdout.strip().splitlines()[-1]).groups())
+    assert heard + before == delivered + queued, stdout
+    return heard, delivered, queued
 
 
 def stored(url: str, viewer: str) -> list[dict]:
@@ -155,6 +161,48 @@ def test_a_sensor_without_its_server_keeps_the_events_for_its_next_run(onnx_mode
             out, err = again.communicate(timeout=120)
         assert again.returncode == 0, err
         assert summary(out) == (heard, 2 * heard, 0)  # this run's events and the last run's
+        last = out.strip().splitlines()[-1]
+        assert last == f"{heard} events and {heard} queued before: {2 * heard} delivered, 0 queued"
         assert len(stored(server.url, viewer)) == 2 * heard
     finally:
         server.kill()
+
+
+def test_token_list_and_revoke_without_a_store_make_none_and_say_so(tmp_path, monkeypatch, capsys):
+    """Issue 69: `envsound token list` without --store printed nothing, exited 0 and made the default store."""
+    from envsound.cli.main import main
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the user's data folder: the default store's
+    for argv, where in ((["token", "list"], tmp_path / "data" / "envsound" / "events.sqlite"),
+                        (["token", "list", "--store", str(tmp_path / "events.sqlite")], tmp_path / "events.sqlite"),
+                        (["token", "revoke", "lab", "--store", str(tmp_path / "events.sqlite")],
+                         tmp_path / "events.sqlite")):
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.strip().splitlines()) == 1 and f"{where}" in err and "no store there" in err, err
+        assert not where.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_token_create_on_a_mistyped_store_is_refused_unless_new_store(tmp_path, capsys):
+    """Issue 69: `token create --store event.sqlite` (a typo for events.sqlite) silently made a second store; and
+    `token list` of a store without tokens printed nothing."""
+    from envsound.cli.main import main
+
+    store = tmp_path / "events.sqlite"
+    assert main(["token", "create", "lab", "--role", "sensor", "--store", str(store), "--new-store"]) == 0
+    assert f"in a new store, sqlite:///{store};" in capsys.readouterr().out
+    assert main(["token", "create", "me", "--role", "viewer", "--store", str(tmp_path / "event.sqlite")]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'event.sqlite'}: no store there; add --new-store" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "event.sqlite").exists()
+    assert main(["token", "create", "me", "--role", "viewer", "--store", str(store)]) == 0  # the store is there
+    assert "a new store" not in capsys.readouterr().out
+    assert main(["token", "revoke", "lab", "--store", str(store)]) == 0
+    assert main(["token", "revoke", "me", "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert main(["token", "list", "--store", str(store)]) == 0
+    assert "no tokens" not in capsys.readouterr().out  # revoked tokens are listed
+    Store.open(tmp_path / "served.sqlite").close()  # a store of no tokens: the one serve made before any token
+    assert main(["token", "list", "--store", str(tmp_path / "served.sqlite")]) == 0
+    assert capsys.readouterr().out == f"no tokens in sqlite:///{tmp_path / 'served.sqlite'}\n"

@@ -1,14 +1,18 @@
 """A sensor's delivery against a real server: what the server refuses as malformed (a time from a clock gone wrong)
-is set aside, one event at a time, and does not hold up the rest; a heartbeat refused is dropped."""
+is set aside, one event at a time, and does not hold up the rest; a heartbeat refused is dropped. A sensor refused for
+good counts its events the same way in its error and in its last line."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 
+from envsound.app.auth import Guard
 from envsound.app.run import running
 from envsound.app.server import create_app
 from envsound.deploy.outbox import Outbox
-from envsound.deploy.reporter import Delivery
+from envsound.deploy.reporter import Delivery, Reporting
 from envsound.deploy.store import Store
 
 
@@ -29,3 +33,28 @@ def test_a_refused_event_is_set_aside_and_the_rest_is_delivered(served, tmp_path
     outbox.close()
     (reason,) = sqlite3.connect(tmp_path / "queue.sqlite").execute("SELECT reason FROM set_aside").fetchone()
     assert "2999-01-01" in reason and "out of range" in reason
+
+
+def test_a_refused_sensor_counts_its_queued_events_the_same_way_in_its_error_and_its_last_line(served, tmp_path,
+                                                                                                caplog):
+    """Issue 69: a refused sensor said `9 event(s) stay queued`, then `3 events: 0 delivered, 12 queued`."""
+    store = Store.open(tmp_path / "events.sqlite")
+    store.create_token("lab", "sensor")
+    outbox = Outbox(tmp_path / "queue.sqlite")
+    event = {"label": "dog", "onset": "2026-11-27T08:00:00Z", "offset": "2026-11-27T08:00:02Z", "score": 0.9}
+    outbox.put_events([event] * 9)  # an earlier run's
+    app = create_app(served.model, store=store, guard=Guard(store, required=True, rate=1000, streams=1))
+    with running(app) as url, caplog.at_level(logging.ERROR, logger="envsound.deploy.reporter"):
+        reporting = Reporting(outbox, url, sensor="lab", token="es_not_a_token", model=None, fingerprint=None)
+        deadline = time.monotonic() + 30
+        while reporting.delivery.refused is None:  # the earlier run's events are refused (401) first
+            assert time.monotonic() < deadline, "the server never refused the report"
+            time.sleep(0.05)
+        heard = [{"label": "dog", "onset": 0.5 * i, "offset": 0.5 * i + 0.4, "score": 0.9} for i in range(3)]
+        reporting.hop({"time": 2.0, "top": [{"label": "dog", "score": 0.9}], "events": heard, "end": True})
+        summary = reporting.finish(1.0)
+    (refusal,) = [r.getMessage() for r in caplog.records if "refused the report" in r.getMessage()]
+    assert "401" in refusal and "the 9 event(s) queued so far stay in" in refusal, refusal
+    assert summary.line() == "3 events and 9 queued before: 0 delivered, 12 queued"
+    assert summary.before + summary.heard == summary.delivered + summary.queued + summary.set_aside
+    store.close()

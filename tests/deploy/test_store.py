@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from envsound.deploy.store import Detection, Heartbeat, Store, store_url
-from envsound.errors import ConfigError, StoreError
+from envsound.errors import ConfigError, NoStoreError, StoreError
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
@@ -118,7 +118,35 @@ def test_stores_that_cannot_be_opened_say_which_and_why(tmp_path, postgres):
     with pytest.raises(StoreError, match="cannot open the store .*does not exist"):
         Store.open(postgres.url("no_such_database"))
     with pytest.raises(StoreError, match=r"not a store this can open"):
-        Store.open("mysql+nosuchdriver://x/y")
+        Store.open("postgresql+nosuchdriver://x/y")
+
+
+def test_a_mysql_store_says_which_databases_are_supported_not_no_module_named_mysqldb(tmp_path):
+    """Issue 69: `--store mysql://...` said `No module named 'MySQLdb'`, which reads as a missing install."""
+    for url in ("mysql://me:secret@db.example.org/envsound", "mysql+pymysql://me@db/envsound", "duckdb:///x.db"):
+        with pytest.raises(ConfigError) as caught:
+            Store.open(url)
+        message = str(caught.value)
+        assert f"{url.split('://')[0]}://" in message and "sqlite or postgresql" in message, message
+        assert "\n" not in message and "secret" not in message and "MySQLdb" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_store_asked_for_but_not_there_is_not_made(store_spec, tmp_path):
+    """Issue 69: `token list` without its store made an empty one (and a typo in `token create --store` a second)."""
+    with pytest.raises(NoStoreError, match="no store there") as caught:
+        Store.open(store_spec, create=False)
+    assert "\n" not in str(caught.value)
+    missing = tmp_path / "no" / "such" / "folder" / "events.sqlite"
+    with pytest.raises(NoStoreError):
+        Store.open(missing, create=False)
+    assert not (tmp_path / "no").exists()
+    made = Store.open(store_spec)
+    assert made.new
+    made.close()
+    again = Store.open(store_spec, create=False)
+    assert not again.new and again.tokens() == []
+    again.close()
 
 
 def test_a_full_disk_stores_nothing_of_the_report(tmp_path):

@@ -279,11 +279,10 @@ def listen(args: argparse.Namespace) -> int:
             if reporting:
                 reporting.hop(hop.to_dict())
         if reporting:
-            heard, delivered, queued, aside = reporting.finish(args.deliver_seconds)
+            summary = reporting.finish(args.deliver_seconds)
             # with --json, stdout stays one JSON object a line: the summary goes with the log lines
-            print(f"{heard} events: {delivered} delivered, {queued} queued" + (f", {aside} set aside (refused by "
-                  "the server)" if aside else ""), flush=True, file=sys.stderr if args.json else sys.stdout)
-    return 1 if reporting and (queued or aside) else 0
+            print(summary.line(), flush=True, file=sys.stderr if args.json else sys.stdout)
+    return 1 if reporting and (summary.queued or summary.set_aside) else 0
 
 
 def _reporting(args: argparse.Namespace, predictor):
@@ -344,18 +343,31 @@ def serve(args: argparse.Namespace) -> int:
 
 def token(args: argparse.Namespace) -> int:
     from envsound.deploy.store import Store
+    from envsound.errors import NoStoreError
 
     if args.action != "list" and not args.name:
         raise ConfigError(f"token {args.action} needs a NAME")
     if args.action == "create" and not args.role:
         raise ConfigError("token create needs --role sensor|viewer|admin")
-    store = Store.open(args.store)
+    if args.new_store and args.action != "create":
+        raise ConfigError(f"--new-store is for token create: token {args.action} reads the store that is there")
+    try:  # only `create --new-store` makes a store: a mistyped --store is not a second, empty one
+        store = Store.open(args.store, create=args.new_store)
+    except NoStoreError as exc:
+        where = f"{exc.where}{' (the default store)' if args.store is None else ''}: no store there"
+        if args.action == "create":
+            raise ConfigError(f"{where}; add --new-store to make one (or give the --store the server uses)") from None
+        raise ConfigError(f"{where}, so no tokens; give the --store the server uses") from None
     if args.action == "create":
         made, secret = store.create_token(args.name, args.role)
-        print(f"token {made.id} for {made.name} ({made.role}) in {store.shown}; it is shown this once:", flush=True)
+        print(f"token {made.id} for {made.name} ({made.role}) in {'a new store, ' if store.new else ''}{store.shown}; "
+              "it is shown this once:", flush=True)
         print(secret)
     elif args.action == "list":
-        for made in store.tokens():
+        tokens = store.tokens()
+        if not tokens:
+            print(f"no tokens in {store.shown}")
+        for made in tokens:
             state = f"revoked {made.revoked:%Y-%m-%d %H:%M}" if made.revoked else "active"
             print(f"{made.id:5d}  {made.name:24s} {made.role:7s} created {made.created:%Y-%m-%d %H:%M}  {state}")
     else:

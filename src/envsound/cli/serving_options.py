@@ -27,6 +27,7 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
                              'models add "labels": every label at or above its threshold')
     group = parser.add_argument_group("a sensor of a deployment: send what it hears to a server (no audio leaves); "
                                       "the last line says 'N events: D delivered, Q queued' (on stderr with --json; "
+                                      "'N events and B queued before: ...' when an earlier run left B in the queue; "
                                       "', S set aside' when the server refused some as malformed); exit 1 while any "
                                       "is queued or set aside")
     group.add_argument("--report", metavar="URL", help="the server's base address, e.g. http://127.0.0.1:8000: each "
@@ -73,4 +74,7 @@ def add_token_options(parser: argparse.ArgumentParser) -> None:
                         help="create: sensor (reports and streams as NAME), viewer (reads), admin (both)")
     parser.add_argument("--id", type=int, help="revoke: only this token of NAME's (token list shows ids)")
     parser.add_argument("--store", metavar="PATH_OR_URL",
-                        help="the server's --store (omitted: the file serve uses when it is given none)")
+                        help="the server's --store (omitted: the file serve uses when it is given none); it must "
+                             "exist: a missing one is an error, never made")
+    parser.add_argument("--new-store", action="store_true",
+                        help="create: make the store when --store names none yet (the first token of a deployment)")

@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import datetime
 
 from envsound.deploy.outbox import Outbox
@@ -77,7 +78,9 @@ class Delivery(threading.Thread):
                 return self._malformed(ids, events, beat, reason)
             if exc.code in PERMANENT:
                 self.refused = f"{self.endpoint} refused the report ({exc.code}: {reason})"
-                log.error("%s; %d event(s) stay queued in %s", self.refused, self.outbox.queued(), self.outbox.path)
+                # "so far": what is heard from now on joins them, and the summary's "queued" counts them all
+                log.error("%s; sending stops: the %d event(s) queued so far stay in %s", self.refused,
+                          self.outbox.queued(), self.outbox.path)
                 return 0.0
             wait = _retry_after(exc.headers.get("Retry-After")) if exc.code in (429, 503) else None
             return self._trouble(f"{self.endpoint} answered {exc.code} ({reason})", wait)
@@ -124,6 +127,26 @@ class Delivery(threading.Thread):
         self.join(timeout=self.timeout + 5)
 
 
+@dataclass(frozen=True)
+class ReportSummary:
+    """What a sensor's run did with its events: ``before`` were queued when it began (an earlier run's), ``heard`` it
+    queued itself; of these ``delivered`` reached the server, ``set_aside`` were refused as malformed and ``queued``
+    still wait. With one process on the queue, ``before + heard == delivered + queued + set_aside``."""
+
+    heard: int
+    before: int
+    delivered: int
+    queued: int
+    set_aside: int
+
+    def line(self) -> str:
+        """``N events: D delivered, Q queued``, with ``and B queued before`` after N when an earlier run left some
+        (so that the counts add up) and ``, S set aside (refused by the server)`` when some were."""
+        return (f"{self.heard} events" + (f" and {self.before} queued before" if self.before else "")
+                + f": {self.delivered} delivered, {self.queued} queued"
+                + (f", {self.set_aside} set aside (refused by the server)" if self.set_aside else ""))
+
+
 class Reporting:
     """What ``listen --report`` adds to listening: each hop's ended events and a heartbeat every
     ``heartbeat_seconds`` into the outbox, delivered in the background; :meth:`finish` waits for the rest.
@@ -135,6 +158,7 @@ class Reporting:
     def __init__(self, outbox: Outbox, url: str, *, sensor: str, token: str | None, model: str | None,
                  fingerprint: str | None, heartbeat_seconds: float = 30.0) -> None:
         self.outbox = outbox
+        self.before = outbox.queued()  # an earlier run's events, sent first
         self.delivery = Delivery(outbox, url, sensor=sensor, token=token, model=model, fingerprint=fingerprint)
         self.clock = StreamClock(datetime.now(UTC))
         self.heartbeat_seconds, self.last_beat = heartbeat_seconds, float("-inf")
@@ -155,9 +179,8 @@ class Reporting:
         if ended or hop.get("end"):
             self.delivery.wake.set()
 
-    def finish(self, deliver_seconds: float) -> tuple[int, int, int, int]:
-        """Wait up to ``deliver_seconds`` for the outbox to empty, then stop; returns (events heard this run,
-        delivered this run, queued now, set aside this run)."""
+    def finish(self, deliver_seconds: float) -> ReportSummary:
+        """Wait up to ``deliver_seconds`` for the outbox to empty, then stop; returns what became of the events."""
         deadline = time.monotonic() + deliver_seconds
         self.delivery.wake.set()
         while self.outbox.pending() and self.delivery.refused is None and time.monotonic() < deadline:
@@ -166,7 +189,8 @@ class Reporting:
         queued = self.outbox.queued()
         if not self.delivery.is_alive():  # a send still waiting on the network would find it closed
             self.outbox.close()
-        return self.heard, self.delivery.delivered, queued, self.delivery.set_aside
+        return ReportSummary(heard=self.heard, before=self.before, delivered=self.delivery.delivered, queued=queued,
+                             set_aside=self.delivery.set_aside)
 
 
 def _reason(exc: urllib.error.HTTPError) -> str:

@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from envsound.deploy import schema
 from envsound.deploy.times import UTC, as_utc, iso
 from envsound.deploy.tokens import ROLES, check_name
-from envsound.errors import StoreError
+from envsound.errors import ConfigError, NoStoreError, StoreError
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -40,13 +40,24 @@ def default_store_path() -> Path:
     return platformdirs.user_data_path("envsound") / "events.sqlite"
 
 
+SUPPORTED = ("sqlite", "postgresql")  # the databases a store can be kept in
+
+
 def store_url(spec: str | Path | None) -> str:
-    """A ``--store`` value (a path, or a URL) -> SQLAlchemy's URL. ``postgresql://`` means psycopg 3."""
+    """A ``--store`` value (a path, or a URL) -> SQLAlchemy's URL. ``postgresql://`` means psycopg 3.
+
+    Raises:
+        ConfigError: a URL of another database (``mysql://...``): only SQLite and PostgreSQL are supported.
+    """
     text = str(default_store_path() if spec is None else spec)
     for prefix in ("postgresql://", "postgres://"):
         if text.startswith(prefix):
             return "postgresql+psycopg://" + text[len(prefix):]
     if "://" in text:
+        scheme = text.split("://", 1)[0]
+        if scheme.split("+", 1)[0].lower() not in SUPPORTED:  # e.g. mysql: not "No module named 'MySQLdb'"
+            raise ConfigError(f"a store URL of {scheme}://: envsound keeps its store in {' or '.join(SUPPORTED)} "
+                              "only (a path, sqlite:///PATH or postgresql://USER@HOST/DB)")
         return text
     return f"sqlite:///{Path(text).expanduser().absolute()}"
 
@@ -91,19 +102,28 @@ class Store:
         self.engine = engine
         self.shown = shown  # the URL without its password: what messages and `serve` print
         self.dialect = engine.dialect.name
+        self.new = False  # made by the Store.open that opened it
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
 
     @classmethod
-    def open(cls, spec: str | Path | None = None) -> "Store":
+    def open(cls, spec: str | Path | None = None, *, create: bool = True) -> "Store":
         """Open the store at ``spec`` (a path, ``sqlite:///...`` or ``postgresql://...``; None: the default file),
-        creating or upgrading its tables.
+        creating (``create``) or upgrading its tables. ``create=False`` opens only a store that exists: a SQLite
+        file that is there, a PostgreSQL database that holds a store's tables. :attr:`new` says whether this call
+        made it.
 
         Raises:
             StoreError: it cannot be opened, reached or migrated (one line naming it and why).
+            NoStoreError: it is not there and ``create`` is False.
+            ConfigError: ``spec`` is a URL of a database other than SQLite and PostgreSQL.
         """
         url = sa.engine.make_url(store_url(spec))
         shown = url.render_as_string(hide_password=True)
-        if url.get_backend_name() == "sqlite" and url.database:
+        a_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        existed = a_file and Path(url.database).exists()
+        if a_file and not existed and not create:  # asked for a store, not for a new one: make no file
+            raise NoStoreError(url.database)
+        if a_file and create:
             try:
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -117,6 +137,15 @@ class Store:
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine, shown)
+        if not a_file:  # a database: a store is there when its tables are
+            try:
+                existed = sa.inspect(engine).has_table("alembic_version")
+            except sa.exc.SQLAlchemyError as exc:
+                raise StoreError(f"{shown}: cannot open the store ({_reason(exc)})") from None
+            if not existed and not create:
+                engine.dispose()
+                raise NoStoreError(shown)
+        store.new = not existed
         store.migrate()
         return store
 
