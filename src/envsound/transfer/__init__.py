@@ -6,4 +6,5 @@
 - :mod:`~envsound.transfer.modes` - ``full`` / ``gradual`` (trunk frozen, then trained) and the trunk's learning rate;
 - :mod:`~envsound.transfer.probe` - ``probe``: a logistic regression on the frozen trunk's embeddings;
 - :mod:`~envsound.transfer.guard` - a source model that heard this split's validation or test clips is refused.
+- :mod:`~envsound.transfer.progress` - lines of progress of its own loops (the frame head's epochs, the trunk's pass).
 """

@@ -34,6 +34,7 @@ from envsound.config import Config
 from envsound.data.strong_labels import frame_targets
 from envsound.errors import ConfigError
 from envsound.features.windows import start_seconds, window_length, window_pad_value
+from envsound.transfer.progress import EpochLines
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +123,6 @@ class FrameFinetune(L.LightningModule):
         self.log("train_loss", loss, on_epoch=True, on_step=False, prog_bar=False)
         return loss
 
-    def on_train_epoch_end(self) -> None:  # minutes on a CPU: say how far it is
-        loss = self.trainer.callback_metrics.get("train_loss")
-        log.info("fine-tuning the frame network: epoch %d of %d%s", self.current_epoch + 1, self.trainer.max_epochs,
-                 "" if loss is None else f", loss {float(loss):.4f}")
-
     def configure_optimizers(self):
         return torch.optim.AdamW(self.network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
@@ -147,7 +143,7 @@ def finetune_frames(network: nn.Module, config: Config, features: Sequence[np.nd
                                          generator=torch.Generator().manual_seed(config.train.seed + 1))
     trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        deterministic=False)
+                        deterministic=False, callbacks=[EpochLines("fine-tuning the frame network")])  # minutes a CPU
     module = FrameFinetune(network, lr=config.train.lr * config.transfer.trunk_lr_scale,
                            weight_decay=config.train.weight_decay)
     trainer.fit(module, loader)

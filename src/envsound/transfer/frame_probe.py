@@ -28,6 +28,7 @@ from envsound.features.windows import eval_windows, start_seconds
 from envsound.models.clip import ClipModel, build_network, inference_runtime
 from envsound.models.frames import FrameHead, check_frame_task, linear_softmax_logit
 from envsound.task import Task
+from envsound.transfer.progress import CountLines, EpochLines
 from envsound.transfer.source import InitPlan, apply_init
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
                                                 setting="runtime.accelerator"))
     step = model.frame_seconds
     inputs, outputs = [], []
+    lines = CountLines("frame head: the trunk's steps", len(features), unit="clips")
     for i, clip in enumerate(features):
         windows, starts = eval_windows(clip, config.features)
         steps = model.run_network(windows, lambda batch: network.frame_steps(batch).float())  # bf16 autocast
@@ -60,6 +62,7 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
         for begin in start_seconds(starts, config.features):
             outputs.append(frame_targets(strong[i], labels, begin=begin, steps=steps.shape[1], step=step)
                            if strong is not None else targets[i])
+        lines.step()
     x, y = torch.from_numpy(np.concatenate(inputs)), torch.from_numpy(np.stack(outputs).astype(np.float32))
     head = network.frame_head.cpu().train()  # Lightning keeps a module's mode (cuDNN's GRU backward needs train)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
@@ -67,7 +70,7 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
                                          shuffle=True, generator=torch.Generator().manual_seed(config.train.seed))
     trainer = L.Trainer(max_epochs=config.train.max_epochs, accelerator=model.runtime.accelerator, devices=1,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, deterministic=False)
+                        enable_model_summary=False, deterministic=False, callbacks=[EpochLines("frame head")])
     trainer.fit(FrameHeadFit(head, strong=strong is not None, lr=config.train.lr,
                              weight_decay=config.train.weight_decay), loader)
     network.frame_head = head.cpu().eval()

@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from envsound.config import Config
 from envsound.models.clip import ClipModel, build_network, inference_runtime
 from envsound.task import Task
+from envsound.transfer.progress import CountLines
 from envsound.transfer.source import InitPlan, apply_init, head_linear
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,13 @@ def fit_probe(plan: InitPlan, config: Config, features: Sequence[np.ndarray], ta
     model = ClipModel(config=config, labels=[str(i) for i in range(n_classes)], task=task, network=network,
                       runtime=runtime)
     rows, owners = [], []
+    lines = CountLines("probe: the trunk's embeddings", len(features), unit="clips")
     for i, clip in enumerate(features):
         for version in [clip, *(variants[i] if i < len(variants) else [])]:
             embedded = model.window_embeddings(model.clip_windows(version)[0])
             rows.append(embedded)
             owners += [i] * len(embedded)
+        lines.step()
     x = np.concatenate(rows).astype(np.float64)
     y = targets[np.asarray(owners)]
     mean, scale = x.mean(axis=0), x.std(axis=0)
