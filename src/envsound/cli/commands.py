@@ -28,7 +28,7 @@ def _dataset(args: argparse.Namespace, *, rotate: bool = False):
     keep, exclude = getattr(args, "classes", None), getattr(args, "exclude_classes", None)
     manifest = load_run_dataset(args.dataset, args.root, on_error=on_error(args), subset=getattr(args, "subset", None),
                                 classes=keep, exclude_classes=exclude, folds=getattr(args, "folds", None),
-                                rotate=rotate)
+                                rotate=rotate, group_by=getattr(args, "group_by", None))
     args.listed = len(manifest) + len(manifest.skipped)  # the "of N files" of the closing summary
     if keep or exclude:
         log.info("%d classes, %d clips of %s (--classes/--exclude-classes)", len(manifest.labels), len(manifest),

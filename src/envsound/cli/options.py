@@ -34,6 +34,11 @@ def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> 
                             "(default curated; scoring against noisy labels measures nothing, so cv scores only the "
                             "curated clips of each test fold; training a detector, --preset sed, gains from all: a mix "
                             "set's strong labels are true for the noisy part too)")
+    group.add_argument("--group-by", metavar="REGEX",
+                       help="folder: the takes of one recording share a fold; a file's recording is the first group "
+                            "of REGEX searched in its name without extension, e.g. '^(.+)_take[0-9]+$' (default: "
+                            "ESC-50's fold-source-take names, 4-125825-A and 4-125825-B are one recording; a file "
+                            "not matched is its own recording)")
 
 
 def add_threshold_option(parser: argparse.ArgumentParser) -> None:

@@ -51,6 +51,9 @@ class Manifest:
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason) left out with on_error="skip"
     # strong labels, {clip_id: events}, when the dataset has them (strong_labels.csv): evaluate adds event metrics
     strong: dict[str, list] | None = None
+    # how source_id was found, in words, when the dataset infers it (a folder: from file names); said where folds
+    # are made (:func:`~envsound.data.splits.with_made_folds`). Empty: the dataset's own source ids
+    grouping: str = ""
 
     def __len__(self) -> int:
         return len(self.records)

@@ -468,7 +468,8 @@ def with_made_folds(manifest: Manifest, *, n_folds: int = DEFAULT_MADE_FOLDS, se
     logged with how they were made, so ``cv`` and ``--folds`` work on a small folder of sounds (3 classes of 4 clips
     get 4 folds). Every class then has a recording in every fold. When some class has fewer than 2 recordings no
     folds are made and the manifest is returned as it is (training on every clip still works; cross-validation
-    cannot: :func:`smallest_class` names the class).
+    cannot: :func:`smallest_class` names the class). The log line counts the files and recordings and says how the
+    recordings were found (``manifest.grouping``).
 
     >>> with_made_folds(load_dataset("folder", "my_sounds")).folds   # [1, 2, 3, 4, 5]
     """
@@ -481,6 +482,8 @@ def with_made_folds(manifest: Manifest, *, n_folds: int = DEFAULT_MADE_FOLDS, se
         logger.info("dataset %s has no folds and %s, too few to make 2: every clip trains", manifest.name, why)
         return manifest
     folds = stratified_group_folds(manifest.records, n_folds=n, seed=seed)
-    logger.info("dataset %s has no folds: made %d, stratified by class and grouped by source recording (seed %d); "
-                "--folds names them", manifest.name, n, seed)
+    recordings = len({r.source_id for r in manifest.records})
+    logger.info("dataset %s has no folds: made %d, stratified by class and grouped by source recording (seed %d): "
+                "%d files in %d recordings%s; --folds names them", manifest.name, n, seed, len(manifest), recordings,
+                f", {manifest.grouping}" if manifest.grouping else "")
     return manifest.subset([replace(r, fold=k) for r, k in zip(manifest.records, folds)])

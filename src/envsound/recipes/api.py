@@ -42,9 +42,9 @@ def train(*, dataset: str, out: str | Path, root: str | Path | None = None, fold
           init: str | Path | None = None, model: str | None = None, preset: str | None = None,
           config: str | Path | None = None, settings: Settings | None = None, skip_bad: bool = False,
           classes: Sequence[str] | None = None, exclude_classes: Sequence[str] | None = None,
-          subset: str | None = None, cache_dir: str | Path | None = None, cache: bool = True,
-          resume: bool = False, overwrite: bool = False, progress: bool = False, unlabelled: Manifest | None = None,
-          **flags: Any) -> RunResult:
+          subset: str | None = None, group_by: str | None = None, cache_dir: str | Path | None = None,
+          cache: bool = True, resume: bool = False, overwrite: bool = False, progress: bool = False,
+          unlabelled: Manifest | None = None, **flags: Any) -> RunResult:
     """Train one model on ``folds`` of ``dataset`` (every clip when ``None``) and write ``out/model.ckpt``, as
     ``envsound train`` does; the folds left out are the ones to test it on (:func:`evaluate`).
 
@@ -57,6 +57,8 @@ def train(*, dataset: str, out: str | Path, root: str | Path | None = None, fold
         model, preset, config: a model name, a shipped preset (``sed``, ``dtu2018`` ...), a YAML file.
         settings: config keys, ``{"train.max_epochs": 30}`` or ``{"train": {"max_epochs": 30}}`` (``--set``).
         skip_bad: leave out unreadable audio (listed in ``skipped``) instead of raising :class:`AudioLoadError`.
+        group_by: ``folder``: a regular expression whose first group, searched in a file's name, is its recording
+            (takes of one recording share a fold); default ESC-50's ``fold-source-take`` names (``--group-by``).
         unlabelled: extra unlabelled clips for ``semi.method`` (``envsound.data.registry.load_dataset(...)``).
         flags: the keywords of the CLI's flags that stand for keys (``shots=5``, ``transfer="full"`` ...).
 
@@ -72,7 +74,7 @@ def train(*, dataset: str, out: str | Path, root: str | Path | None = None, fold
     context = _context(skip_bad=skip_bad, cache_dir=cache_dir, cache=cache, resume=resume, overwrite=overwrite,
                        progress=progress)
     manifest = load_run_dataset(dataset, root, on_error=context.on_error, subset=subset, classes=classes,
-                                exclude_classes=exclude_classes, folds=folds)
+                                exclude_classes=exclude_classes, folds=folds, group_by=group_by)
     return train_on(manifest, resolved, out=out, folds=folds, init=init, context=context, unlabelled=unlabelled)
 
 
@@ -107,8 +109,9 @@ def cross_validate(*, dataset: str, out: str | Path, root: str | Path | None = N
                    preset: str | None = None, config: str | Path | None = None, settings: Settings | None = None,
                    skip_bad: bool = False, classes: Sequence[str] | None = None,
                    exclude_classes: Sequence[str] | None = None, subset: str | None = None,
-                   cache_dir: str | Path | None = None, cache: bool = True, resume: bool = False,
-                   overwrite: bool = False, progress: bool = False, unlabelled: Manifest | None = None,
+                   group_by: str | None = None, cache_dir: str | Path | None = None, cache: bool = True,
+                   resume: bool = False, overwrite: bool = False, progress: bool = False,
+                   unlabelled: Manifest | None = None,
                    on_fold: Callable[[dict[str, Any], str], None] | None = None, **flags: Any) -> RunResult:
     """Leave-one-fold-out cross-validation over ``folds`` (default: every fold; a set without folds gets
     ``min(5, recordings in its smallest class)``, stratified and grouped by recording), as ``envsound cv`` does.
@@ -127,7 +130,7 @@ def cross_validate(*, dataset: str, out: str | Path, root: str | Path | None = N
     context = _context(skip_bad=skip_bad, cache_dir=cache_dir, cache=cache, resume=resume, overwrite=overwrite,
                        progress=progress)
     manifest = load_run_dataset(dataset, root, on_error=context.on_error, subset=subset, classes=classes,
-                                exclude_classes=exclude_classes, folds=folds, rotate=True)
+                                exclude_classes=exclude_classes, folds=folds, rotate=True, group_by=group_by)
     summary = crossval.cross_validate(manifest, resolved, folds=folds, out_dir=out, context=context, init=init,
                                       unlabelled=unlabelled, on_fold=on_fold)
     skipped = _files(manifest.skipped) + [(s["file"], s["reason"]) for s in summary.get("skipped", [])]
@@ -137,7 +140,7 @@ def cross_validate(*, dataset: str, out: str | Path, root: str | Path | None = N
 def evaluate(model: str | Path, *, dataset: str, root: str | Path | None = None,
              folds: Sequence[int] | None = None, label_map: str | Path | None = None, out: str | Path | None = None,
              skip_bad: bool = False, classes: Sequence[str] | None = None,
-             exclude_classes: Sequence[str] | None = None, subset: str | None = None,
+             exclude_classes: Sequence[str] | None = None, subset: str | None = None, group_by: str | None = None,
              threshold: float | None = None, device: str = "auto", precision: str = "auto",
              cache_dir: str | Path | None = None, cache: bool = True, progress: bool = False) -> RunResult:
     """Score ``model`` (a model.ckpt, an AudioSet release ``.pt`` or installed name; with ``label_map`` a CSV of
@@ -152,7 +155,7 @@ def evaluate(model: str | Path, *, dataset: str, root: str | Path | None = None,
         EnvsoundError: as :func:`train`.
     """
     manifest = load_run_dataset(dataset, root, on_error="skip" if skip_bad else "raise", subset=subset,
-                                classes=classes, exclude_classes=exclude_classes, folds=folds)
+                                classes=classes, exclude_classes=exclude_classes, folds=folds, group_by=group_by)
     if folds:
         manifest = manifest.select_folds(folds)
     context = _context(skip_bad=skip_bad, cache_dir=cache_dir, cache=cache, progress=progress)
@@ -195,10 +198,12 @@ def evaluate_on(model: str | Path, manifest: Manifest, *, label_map: str | Path 
 def load_run_dataset(dataset: str, root: str | Path | None = None, *, on_error: str = "raise",
                      subset: str | None = None, classes: Sequence[str] | None = None,
                      exclude_classes: Sequence[str] | None = None, folds: Sequence[int] | None = None,
-                     rotate: bool = False) -> Manifest:
+                     rotate: bool = False, group_by: str | None = None) -> Manifest:
     """The dataset a run reads: listed (bad files raised, or left out and kept in ``manifest.skipped``), given folds
     where it has none (:func:`~envsound.data.splits.with_made_folds`), its classes narrowed. ``rotate`` (a
     cross-validation) or ``folds`` on a set that cannot be given folds stops here, naming the classes too small.
+    ``subset`` and ``group_by`` (a ``folder``'s recordings, :func:`~envsound.data.folder.prepare_folder`) are passed
+    to the dataset when given.
 
     Raises:
         DatasetLayoutError: a class with fewer than 2 recordings where folds are needed; the dataset's own errors.
@@ -206,7 +211,8 @@ def load_run_dataset(dataset: str, root: str | Path | None = None, *, on_error: 
     from envsound.data.registry import load_dataset
     from envsound.data.splits import recordings_per_class, with_made_folds
 
-    manifest = load_dataset(dataset, root, on_error=on_error, **({"subset": subset} if subset else {}))
+    options = {key: value for key, value in (("subset", subset), ("group_by", group_by)) if value is not None}
+    manifest = load_dataset(dataset, root, on_error=on_error, **options)
     # folds of every class, so that narrowing never moves a clip to another fold (train on folds 1-3 of classes
     # a and b, then evaluate fold 4: unseen clips); of the kept classes only where some class was too small for them
     manifest = with_made_folds(manifest)
@@ -219,7 +225,7 @@ def load_run_dataset(dataset: str, root: str | Path | None = None, *, on_error: 
             counts = ", ".join(f"{label!r} has {n} recording{'' if n == 1 else 's'}" for label, n in small.items())
             names = ",".join(small)
             raise DatasetLayoutError(
-                f"{where}: class {counts}; folds need at least 2 recordings (files) in every class, one to test and "
+                f"{where}: class {counts}; folds need at least 2 recordings in every class, one to test and "
                 f"one to train: add recordings, or leave {'it' if len(small) == 1 else 'them'} out (--exclude-classes "
                 f"{names}; exclude_classes={list(small)!r} from Python)")
     return manifest
