@@ -198,8 +198,9 @@ def predict(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         return _scan(args)
-    if args.files_from or args.resume or args.engine != "local" or args.address:
-        raise ConfigError("--files-from, --resume, --engine and --address are for a results folder: add --out DIR")
+    if args.files_from or args.resume or args.engine != "local" or args.address or args.event_tables:
+        raise ConfigError("--files-from, --resume, --engine, --address and --event-tables are for a results folder: "
+                          "add --out DIR")
     if not args.inputs:
         raise ConfigError("name the audio files or folders to classify")
 
@@ -236,6 +237,8 @@ def _scan(args: argparse.Namespace) -> int:
         raise ConfigError("--out writes every window to DIR/windows/: --json and --segments are for printed results")
     if not args.inputs and not args.files_from:
         raise ConfigError("name the audio files, folders or globs to classify, or --files-from LIST")
+    if args.event_tables and not args.events:
+        raise ConfigError("--event-tables lists each file's events: add --events")
     if args.resume and not (args.out / JOURNAL_NAME).exists():
         raise ConfigError(f"--resume: {args.out} holds no results to resume (no {JOURNAL_NAME}); drop --resume to "
                           "start")

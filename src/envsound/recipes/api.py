@@ -10,6 +10,7 @@ of ``envsound train``, ``cv`` and ``evaluate`` and do what those commands do (th
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from envsound.config import Config
 from envsound.data.records import Manifest
 from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.features.cache import FeatureCache
-from envsound.recipes.config import resolve
+from envsound.recipes.config import check_keywords, resolve
 from envsound.recipes.context import RunContext
 
 Settings = Mapping[str, Any]
@@ -70,7 +71,7 @@ def train(*, dataset: str, out: str | Path, root: str | Path | None = None, fold
         EnvsoundError: a bad setting (ConfigError), dataset (DatasetLayoutError), audio file (AudioLoadError) or
             ``init`` (CheckpointError), or ``out`` already holding a model (unless ``overwrite`` or ``resume``).
     """
-    resolved = _config(model=model, preset=preset, init=init, config=config, settings=settings, flags=flags)
+    resolved = _config(train, model=model, preset=preset, init=init, config=config, settings=settings, flags=flags)
     context = _context(skip_bad=skip_bad, cache_dir=cache_dir, cache=cache, resume=resume, overwrite=overwrite,
                        progress=progress)
     manifest = load_run_dataset(dataset, root, on_error=context.on_error, subset=subset, classes=classes,
@@ -126,7 +127,8 @@ def cross_validate(*, dataset: str, out: str | Path, root: str | Path | None = N
     """
     from envsound.recipes import crossval
 
-    resolved = _config(model=model, preset=preset, init=init, config=config, settings=settings, flags=flags)
+    resolved = _config(cross_validate, model=model, preset=preset, init=init, config=config, settings=settings,
+                       flags=flags)
     context = _context(skip_bad=skip_bad, cache_dir=cache_dir, cache=cache, resume=resume, overwrite=overwrite,
                        progress=progress)
     manifest = load_run_dataset(dataset, root, on_error=context.on_error, subset=subset, classes=classes,
@@ -249,7 +251,10 @@ def settings_overrides(settings: Settings | None) -> list[str]:
     return flat
 
 
-def _config(*, model, preset, init, config, settings, flags) -> Config:
+def _config(function: Callable, *, model, preset, init, config, settings, flags) -> Config:
+    """resolve() for ``function`` (train, cross_validate): a keyword it does not take is named in its words."""
+    own = [name for name, p in inspect.signature(function).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    check_keywords(function.__name__, flags, own=own)
     return resolve(model=model, preset=preset, init=init, config_file=config,
                    overrides=settings_overrides(settings), **flags)
 
