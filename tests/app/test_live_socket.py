@@ -80,7 +80,9 @@ def test_a_bad_client_is_closed_with_one_line(live, query, send, code, reason):
         messages, closed_code, closed_reason = received(socket)
     assert closed_code == code and reason in closed_reason
     assert reason in messages[-1]["error"] and "\n" not in messages[-1]["error"]
-    time.sleep(0.1)  # the handler's finally runs after the close frame went out
+    deadline = time.monotonic() + 5  # the handler's finally runs after the close frame went out
+    while app.state.live_streams["open"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert app.state.live_streams["open"] == 0
 
 

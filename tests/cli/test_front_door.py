@@ -70,7 +70,8 @@ def test_ctrl_c_during_training_says_how_to_go_on_and_exits_130(synthetic_root, 
 
     from conftest import TINY_OVERRIDES
 
-    sets = [arg for o in TINY_OVERRIDES + ("train.max_epochs=5000",) for arg in ("--set", o)]
+    # 1000 epochs: Lightning's last.ckpt every 20 (fit.CHECKPOINTS_PER_RUN), the run far longer than the wait below
+    sets = [arg for o in TINY_OVERRIDES + ("train.max_epochs=1000",) for arg in ("--set", o)]
     command = [sys.executable, "-m", "envsound", "train", "--dataset", "synthetic", "--root", str(synthetic_root),
                "--folds", "1,2", "--out", str(tmp_path / "run"), *sets]
     # a runner started in the background hands SIGINT on ignored, and Python then never raises KeyboardInterrupt
@@ -83,7 +84,11 @@ def test_ctrl_c_during_training_says_how_to_go_on_and_exits_130(synthetic_root, 
         lines.append(line)
         if line.startswith("class balance") or not line:  # the last line before the epochs begin
             break
-    time.sleep(3)  # inside Lightning's loop
+    resumable = tmp_path / "run" / "lightning" / "last.ckpt"  # written inside Lightning's loop, after the first epochs
+    deadline = time.monotonic() + 120
+    while not resumable.exists() and process.poll() is None:
+        assert time.monotonic() < deadline, "no epoch finished before the deadline"
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     rest = process.stderr.read()
     assert process.wait(timeout=60) == 130, "".join(lines) + rest

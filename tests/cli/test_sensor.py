@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -129,12 +130,24 @@ def test_events_survive_a_server_killed_mid_stream_and_arrive_once(onnx_model, r
             assert time.monotonic() < deadline, "no event arrived"
             time.sleep(0.2)
         server.kill()
+        said = []  # the sensor's stderr, line by line as it comes
+
+        def read_stderr():
+            for line in run.stderr:
+                said.append(line)
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
         os.write(run.stdin.fileno(), data[half:])
         run.stdin.close()
-        time.sleep(2)  # the sensor finds the server gone and queues
+        deadline = time.monotonic() + 60
+        while not any("cannot reach" in line for line in said):  # the sensor finds the server gone and queues
+            assert time.monotonic() < deadline and run.poll() is None, "".join(said)
+            time.sleep(0.05)
         server = Server(onnx_model, store, port=server.port)
         assert run.wait(120) == 0
-        out, err = run.stdout.read(), run.stderr.read()
+        reader.join(10)
+        out, err = run.stdout.read(), "".join(said)
         heard, delivered, queued = summary(out)
         assert (delivered, queued) == (heard, 0) and "cannot reach" in err
         events = stored(server.url, viewer)

@@ -106,9 +106,17 @@ def test_an_unlabelled_pool_holding_a_copy_of_a_test_clip_is_refused(synthetic_m
         prepare_training_data(train, config, held_out=[test], unlabelled=prepare_unlabelled(folder), progress=False)
 
 
-def test_the_guard_does_nothing_without_candidates_or_protected_clips(originals):
-    guard_content([], originals, what="background sounds", cache=None)
-    guard_content(originals, [], what="background sounds", cache=None)
+def test_the_guard_does_nothing_without_candidates_or_protected_clips(originals, monkeypatch, caplog):
+    """Nothing to guard or nothing to guard against: no clip is decoded or fingerprinted, nothing is logged or
+    refused."""
+    import envsound.features.fingerprint as fingerprint
+
+    decoded = []
+    monkeypatch.setattr(fingerprint, "clip_fingerprints", lambda paths, **_: decoded.append(list(paths)) or [])
+    with caplog.at_level("DEBUG", logger="envsound"):
+        assert guard_content([], originals, what="background sounds", cache=None) is None
+        assert guard_content(originals, [], what="background sounds", cache=None) is None
+    assert decoded == [] and not caplog.records
 
 
 def test_datasets_check_lists_copies_and_flags_a_pair_that_straddles_folds(synthetic_manifest, tmp_path, capsys):

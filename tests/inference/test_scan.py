@@ -206,16 +206,23 @@ def test_the_cli_exit_code_says_whether_a_file_failed_and_sigterm_keeps_the_fini
     out = tmp_path / "termed"  # names come on stdin: the scan waits for more while the test sends SIGTERM
     command = [sys.executable, "-m", "envsound", "predict", str(trained_run.checkpoint), "--files-from", "-",
                "--out", str(out), "--quiet"]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    # the same command, whose progress meter also says on stdout each file it counts as finished
+    counting = ("import sys\nfrom envsound.cli.main import main\nfrom envsound.inference.scan.progress import "
+                "ScanProgress\ncounted = ScanProgress.file\ndef file(self, *args, **kwargs):\n"
+                "    counted(self, *args, **kwargs)\n    print('finished', self.files, flush=True)\n"
+                "ScanProgress.file = file\nsys.exit(main())\n")
+    process = subprocess.Popen([sys.executable, "-c", counting, *command[3:]], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = sorted(str(p) for p in many.rglob("*.wav"))[:20]
     process.stdin.write("\n".join(first) + "\n")
     process.stdin.flush()
-    deadline = time.monotonic() + 120
-    while not (out / JOURNAL_NAME).exists() and process.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    time.sleep(3)  # the 20 files finish; a part would be committed after 5 s
+    import select
+
+    said, deadline = b"", time.monotonic() + 120
+    while b"finished 20\n" not in said:  # the 20 files finish, uncommitted unless they took 5 s
+        assert time.monotonic() < deadline and process.poll() is None, said
+        if select.select([process.stdout], [], [], 0.1)[0]:
+            said += os.read(process.stdout.fileno(), 4096)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
