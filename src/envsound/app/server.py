@@ -62,7 +62,7 @@ class Score(BaseModel):
 class Segment(BaseModel):
     start: float
     end: float
-    label: str
+    label: str | None  # None: none of the model's classes (its open-set gate)
     score: float
 
 
@@ -77,7 +77,7 @@ class PredictionOut(BaseModel):
     """One line of ``envsound predict --json``; ``overview`` only when asked for."""
 
     file: str
-    top: list[Score]
+    top: list[Score]  # empty: a model with an open-set gate heard none of its classes
     error: str | None = None
     labels: list[Score] | None = None
     segments: list[Segment] | None = None
@@ -222,8 +222,26 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
 
         writer = Writer(store, keep_days)
         add_monitor_routes(app, store, guard, writer, online_seconds=online_seconds)
+    else:
+        _add_storeless_routes(app)
     add_live_route(app, model, pool, limits, guard=guard, writer=writer, fingerprint=fingerprint)
     return app
+
+
+NO_STORE = ("this server runs without a detections store, so it keeps no sensors' reports or events; start it "
+            "with 'envsound serve MODEL --store PATH' (or --auth) for a deployment")
+
+
+def _add_storeless_routes(app: FastAPI) -> None:
+    """Without a store, the deployment's routes answer 404 with :data:`NO_STORE` (not a bare "Not Found"), so a
+    sensor pointed at a plain page, or the page's Monitor view, says why; they stay out of the schema."""
+
+    async def no_store() -> None:
+        raise HTTPException(404, NO_STORE)
+
+    app.add_api_route("/v1/report", no_store, methods=["POST"], include_in_schema=False)
+    for path in ("/v1/events", "/v1/sensors"):
+        app.add_api_route(path, no_store, methods=["GET"], include_in_schema=False)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

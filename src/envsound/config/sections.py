@@ -579,6 +579,10 @@ class EventsConfig:
     # double thresholding: an event is a run at or above threshold x this that reaches the threshold somewhere
     # (from where it rises above the lower one to where it falls below it), 0 < h <= 1 (1: one threshold)
     hysteresis: float = 1.0
+    # "none of these" (a single-label network): the share of its own classes' windows the open-set gate may reject,
+    # calibrated on the training clips (envsound.models.open_set); a window below every class's gate gets no label
+    # and makes no event. 0 <= share < 0.5 (0: off, every window is one of the classes)
+    open_set: float = 0.05
     # what a frame head (model.options.frame_head) trains on: auto (the set's strong labels where it has a
     # strong_labels.csv and the head trains on a frozen trunk, transfer.mode probe; an efficientat head without --init
     # on such a set is refused; else its clip labels) | strong | clip (clip labels through linear-softmax pooling)
@@ -601,4 +605,5 @@ class EventsConfig:
         check_value(self.min_seconds >= 0, "events.min_seconds", self.min_seconds, ">= 0")
         check_value(self.gap_seconds >= 0, "events.gap_seconds", self.gap_seconds, ">= 0")
         check_value(0 < self.hysteresis <= 1, "events.hysteresis", self.hysteresis, "0 < hysteresis <= 1")
+        check_value(0 <= self.open_set < 0.5, "events.open_set", self.open_set, "0 <= open_set < 0.5 (0: off)")
 

@@ -46,6 +46,7 @@ from envsound.inference.onnx_model import FORMAT, FORMAT_VERSION, METADATA, OUTP
 from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
 from envsound.models.clip import ClipModel
 from envsound.models.frames import linear_softmax_logit
+from envsound.models.open_set import OpenSet
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,13 @@ class OnnxGraph(nn.Module):
     """``(waveform (1, samples), starts (n,))`` -> window probabilities ``(n, n_classes)``, and for a frame model
     (``network.has_frames``) their frame probabilities ``(n, steps, n_classes)`` too: what the file holds."""
 
-    def __init__(self, network: nn.Module, features: FeatureConfig, *, multi_label: bool) -> None:
+    def __init__(self, network: nn.Module, features: FeatureConfig, *, multi_label: bool,
+                 open_set: OpenSet | None = None) -> None:
         super().__init__()
+        self.open_set = open_set is not None  # the "none of these" gate, as ClipModel.scored_windows applies it
+        if open_set is not None:
+            self.register_buffer("prototypes", torch.from_numpy(open_set.prototypes.T.copy()))
+            self.register_buffer("gates", torch.from_numpy(open_set.thresholds.copy()))
         self.frontend = None if features.kind != "logmel" else OnnxFrontend(features) \
             if features.frontend == "envsound" else OnnxEfficientATFrontend(features)
         self.network = network
@@ -132,6 +138,11 @@ class OnnxGraph(nn.Module):
         if self.frames:  # the network once: its frames, and the clip probabilities pooled from them
             frame_logits = self.network.frame_logits(windows).float()
             return torch.sigmoid(linear_softmax_logit(frame_logits)), torch.sigmoid(frame_logits)
+        if self.open_set:
+            embedding = self.network.embed(windows).float()
+            probs = torch.softmax(self.network.head(embedding).float(), dim=-1)
+            unit = embedding / embedding.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            return torch.where(unit @ self.prototypes >= self.gates, probs, torch.zeros_like(probs))
         logits = self.network(windows).float()
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
@@ -153,7 +164,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
         raise ConfigError(f"{source}: model {model.config.model.name!r} is a scikit-learn baseline; only neural "
                           "networks export to ONNX")
     features = model.config.features
-    graph = OnnxGraph(model.network.float().eval(), features, multi_label=model.task.multi_label).eval()
+    graph = OnnxGraph(model.network.float().eval(), features, multi_label=model.task.multi_label,
+                      open_set=model.open_set).eval()
     proto = _export(graph, features)
     for key, value in metadata(model).items():
         proto.metadata_props.add(key=key, value=value)
@@ -188,7 +200,8 @@ def metadata(model: ClipModel) -> dict[str, str]:
     """The ``metadata_props`` of an exported model (JSON strings; keys in :data:`METADATA`)."""
     values = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__, "labels": model.labels,
               "config": model.config.to_dict(), "task": model.task.to_dict(), "meta": model.meta,
-              "frames": {"frame_seconds": model.frame_seconds} if model.has_frames else None}
+              "frames": {"frame_seconds": model.frame_seconds} if model.has_frames else None,
+              "open_set": None if model.open_set is None else {"share": model.open_set.share}}
     return {METADATA[name]: json.dumps(value, default=str) for name, value in values.items()}
 
 

@@ -33,9 +33,12 @@ FORMAT = "envsound-onnx"
 #    envsound that reads only format 4 says "upgrade" rather than decode its events from windows.
 # 6: the config's events section may hold gap_seconds and hysteresis (checkpoint format 24); an envsound that reads
 #    only format 5 says "upgrade" instead of refusing the keys. Format 1-5 files load with their defaults.
-FORMAT_VERSION = 6
+# 7: a single-label model's graph may gate its probabilities ("none of these": checkpoint format 25), said by the
+#    metadata key open_set ({"share": s}), and the config's events section holds open_set; an envsound that reads
+#    only format 6 says "upgrade" instead of refusing the key. Format 1-6 files load with no gate.
+FORMAT_VERSION = 7
 METADATA = {name: f"envsound.{name}" for name in
-            ("format", "format_version", "version", "labels", "config", "task", "meta", "frames")}
+            ("format", "format_version", "version", "labels", "config", "task", "meta", "frames", "open_set")}
 """Our keys in the file's ``metadata_props``; every value is JSON."""
 OUTPUTS = ["probs", "frame_probs"]
 """The graph's outputs: window probabilities, and (a frame model only) the windows' frame probabilities."""
@@ -61,8 +64,10 @@ class OnnxModel:
     """An exported model ready to score waveforms (see :meth:`load`)."""
 
     def __init__(self, session, *, config: Config, labels: list[str], task: Task, meta: dict[str, Any],
-                 runtime: OnnxRuntime, frames: dict[str, float] | None = None) -> None:
+                 runtime: OnnxRuntime, frames: dict[str, float] | None = None,
+                 open_set: dict[str, float] | None = None) -> None:
         self.session = session
+        self.open_set = open_set  # {"share": s} when the graph gates its probabilities (a class may be 0), else None
         self.frames = frames  # {"frame_seconds": s} for a frame model's file (format 5), else None
         self.config = config
         self.labels = list(labels)
@@ -108,7 +113,7 @@ class OnnxModel:
                                   f"{OUTPUTS[1]} output")
         return cls(session, config=config, labels=fields["labels"], task=task, meta=dict(fields.get("meta") or {}),
                    runtime=OnnxRuntime(accelerator="cuda" if provider.startswith("CUDA") else "cpu", provider=provider),
-                   frames=frames)
+                   frames=frames, open_set=fields.get("open_set"))
 
     @property
     def n_classes(self) -> int:

@@ -15,7 +15,7 @@ of the previous block's samples: a negligible difference, once a minute; wavefor
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol
@@ -30,7 +30,7 @@ from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
 from envsound.inference.listing import iter_inputs
 from envsound.inference.onnx_model import OnnxModel
-from envsound.models.files import CLASSIFIER, ONNX, RELEASE, open_model_file
+from envsound.models.files import CLASSIFIER, ONNX, RELEASE, ModelFile, open_model_file
 from envsound.task import Task
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ class Prediction:
     """The result for one input file; ``error`` is a one-line reason when the file could not be used."""
 
     file: str
-    top: list[dict] = field(default_factory=list)  # [{"label", "score"}], best first
+    # [{"label", "score"}], best first; empty when a model with an open-set gate heard none of its classes
+    top: list[dict] = field(default_factory=list)
     segments: list[dict] | None = None  # [{"start", "end", "label", "score"}] in seconds
     error: str | None = None
     duration: float | None = None
@@ -91,6 +92,7 @@ class Predictor:
 
     def __init__(self, model: WindowScorer, *, block_seconds: float = 60.0) -> None:
         self.model = model
+        self.source: ModelFile | None = None  # the file from_checkpoint loaded (path, kind, digest), else None
         self.block_seconds = block_seconds
         self.features = model.config.features
         self.step = samples_per_step(self.features)  # samples per window-start unit (STFT hop, or 1 for waveforms)
@@ -113,11 +115,14 @@ class Predictor:
         """
         source = open_model_file(path).require(CLASSIFIER, RELEASE, ONNX, purpose="prediction")
         if source.kind == ONNX:
-            return cls(OnnxModel.load(source.path, device=device, precision=precision), **kwargs)
-        from envsound.models.clip import ClipModel  # torch: imported only for a checkpoint
+            predictor = cls(OnnxModel.load(source.path, device=device, precision=precision), **kwargs)
+        else:
+            from envsound.models.clip import ClipModel  # torch: imported only for a checkpoint
 
-        model = ClipModel.from_checkpoint(source.checkpoint, source=str(path), device=device, precision=precision)
-        return cls(model, **kwargs)
+            predictor = cls(ClipModel.from_checkpoint(source.checkpoint, source=str(path), device=device,
+                                                      precision=precision), **kwargs)
+        predictor.source = replace(source, checkpoint=None)  # the file, not its tensors: the model holds those
+        return predictor
 
     @property
     def labels(self) -> list[str]:
@@ -216,6 +221,7 @@ class FileScores:
         self.begins: list[float] = []  # events: every window's start (s) and probabilities, float32 (K floats a hop)
         self.tracks: list[np.ndarray] = []
         model = predictor.model
+        self.rejects = bool(getattr(model, "open_set", None) is not None)  # a class may be ruled out (zero)
         self.frames = FrameTrack(window_seconds=self.features.window_seconds, step_seconds=model.frame_seconds,
                                  n_classes=model.n_classes) if events and predictor.has_frames else None
 
@@ -242,8 +248,9 @@ class FileScores:
             labels, length = self.predictor.labels, self.features.window_seconds
             for begin, probs in zip(here, window_probs):
                 best = int(probs.argmax())
+                none = self.rejects and probs[best] <= 0  # the open-set gate: none of the classes
                 self.timeline.append({"start": round(max(begin, 0.0), 3), "end": round(begin + length, 3),
-                                      "label": labels[best], "score": round(float(probs[best]), 4)})
+                                      "label": None if none else labels[best], "score": round(float(probs[best]), 4)})
 
     def finish(self, name: str, read: int, *, top_k: int) -> Prediction:
         """The file's :class:`Prediction`; ``read``: the samples the file held (its length)."""
@@ -254,7 +261,9 @@ class FileScores:
             segment["end"] = round(max(min(segment["end"], length), segment["start"]), 3)
         mean = self.total / max(self.n_windows, 1)
         ranked = np.argsort(-mean, kind="stable")
-        top = [{"label": labels[i], "score": round(float(mean[i]), 4)} for i in ranked[:max(1, top_k)]]
+        # with an open-set gate, a class no window was close enough to is not ranked: none at all is "none of these"
+        top = [{"label": labels[i], "score": round(float(mean[i]), 4)} for i in ranked[:max(1, top_k)]
+               if not (self.rejects and mean[i] <= 0)]
         chosen_labels = None
         task = predictor.model.task
         if task.multi_label:

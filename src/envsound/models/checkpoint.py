@@ -88,7 +88,11 @@ FORMAT = "envsound-checkpoint"
 #     the mean frames rather than the mean of its members' pooled logits, and its events from frames.
 # 24: config.events gains gap_seconds (events of one class this close joined) and hysteresis (an event held down to
 #     threshold x this), both tuned by events.tune. Version 23 files load with 0 and 1: how they decoded.
-FORMAT_VERSION = 24
+# 25: config.events gains open_set (the share of its classes' windows a single-label network's "none of these" gate
+#     rejects) and the checkpoint "open_set" (each class's embedding prototype and similarity threshold, calibrated on
+#     the training clips: envsound.models.open_set). Version 24 files load with open_set 0 and none: every window is
+#     one of their classes, as they predicted.
+FORMAT_VERSION = 25
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 
@@ -108,6 +112,8 @@ class Checkpoint:
     # (n, 1 + 64) uint32 robust-fingerprint excerpts of the same clips (features.fingerprint.trained_excerpts), so
     # evaluate finds re-encoded copies too; None: not recorded (an older envsound ignores the payload key)
     trained_prints: np.ndarray | None = None
+    # the single-label network's "none of these" gate (envsound.models.open_set.OpenSet.to_payload); None: none
+    open_set: dict | None = None
 
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
@@ -134,6 +140,9 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
         # int32 view: torch keeps no uint32 tensors in every version
         "trained_prints": None if checkpoint.trained_prints is None
         else torch.from_numpy(np.ascontiguousarray(checkpoint.trained_prints, dtype=np.uint32).view(np.int32)),
+        "open_set": None if checkpoint.open_set is None else
+        {key: torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+         for key, value in checkpoint.open_set.items()},
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -205,6 +214,8 @@ def checkpoint_from_payload(payload: Any, path: Path, *, expected: str) -> Check
         trained_on=None if payload.get("trained_on") is None else payload["trained_on"].numpy(),
         trained_prints=None if payload.get("trained_prints") is None
         else payload["trained_prints"].numpy().view(np.uint32),
+        open_set=None if payload.get("open_set") is None else
+        {key: value.numpy() if isinstance(value, torch.Tensor) else value for key, value in payload["open_set"].items()},
     )
 
 
@@ -241,4 +252,6 @@ def _upgraded(config: dict, version: int) -> dict:
     events = dict(config.get("events", {}))
     if version < 22:
         events = {"finetune_epochs": 0, "tune": False, **events}
+    if version < 25:
+        events = {"open_set": 0.0, **events}
     return {**config, "semi": semi, "train": train, "model": model, "events": events}

@@ -23,6 +23,7 @@ from envsound.features.windows import eval_windows, samples_per_step
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.ensemble import Ensemble
 from envsound.models.frames import EPS
+from envsound.models.open_set import OpenSet
 from envsound.models.registry import build_model, check_feature_kind, get_model_class, is_torch_model
 from envsound.task import Task
 
@@ -34,6 +35,16 @@ def pooled_probs(frame_probs: np.ndarray) -> np.ndarray:
     ``forward`` gives (:func:`~envsound.models.frames.linear_softmax_logit`)."""
     pooled = (frame_probs ** 2).sum(axis=1) / np.maximum(frame_probs.sum(axis=1), EPS)
     return np.clip(pooled, EPS, 1 - EPS).astype(np.float32)
+
+
+def splits_at_embedding(network: nn.Module, windows: torch.Tensor) -> bool:
+    """Whether ``network``'s logits are its ``head`` applied to its ``embed`` (checked on ``windows``, in eval mode):
+    then a prediction can read both from one pass (:meth:`ClipModel.embedded_probs`)."""
+    if not (hasattr(network, "embed") and hasattr(network, "head")) or getattr(network, "has_frames", False):
+        return False
+    with torch.inference_mode():
+        whole, split = network(windows).float(), network.head(network.embed(windows)).float()
+    return bool(torch.allclose(whole, split, atol=1e-4, rtol=1e-4))
 
 
 def input_shape(features: FeatureConfig) -> tuple[int, int, int]:
@@ -122,6 +133,7 @@ class ClipModel:
         self.trained_on: np.ndarray | None = None  # exact ids of the training clips, when the checkpoint has them
         self.trained_prints: np.ndarray | None = None  # and their robust-fingerprint excerpts (re-encoded copies)
         self.meta: dict = {}  # the checkpoint's meta: dataset, folds, versions, creation time, runtime
+        self.open_set: OpenSet | None = None  # the "none of these" gate of prediction (scored_windows), if calibrated
         self._frontend: nn.Module | None = None  # built on the first waveform_probs
 
     @classmethod
@@ -130,6 +142,8 @@ class ClipModel:
         model = cls._from_checkpoint(checkpoint, source=source, device=device, precision=precision)
         model.trained_on, model.trained_prints = checkpoint.trained_on, checkpoint.trained_prints
         model.meta = dict(checkpoint.meta)
+        if checkpoint.open_set is not None and model.network is not None:
+            model.open_set = OpenSet.from_payload(checkpoint.open_set, n_classes=model.n_classes, source=source)
         return model
 
     @classmethod
@@ -209,11 +223,30 @@ class ClipModel:
 
     def scored_windows(self, windows: np.ndarray, *, frames: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """(window probabilities ``(n, K)``, with ``frames`` the frame probabilities ``(n, steps, K)`` they pool,
-        else ``None``): what every caller that scores windows (files, archives) asks of the model."""
+        else ``None``): what every caller that scores windows for prediction (files, archives, live) asks of the
+        model. A model with an :attr:`open_set` gate has a class's probability set to 0 in the windows that are not
+        close enough to its training clips (a row of zeros: none of the classes); evaluation reads
+        :meth:`window_probs`, the closed-set probabilities."""
         if frames:
             framed = self.frame_probs(windows)
             return pooled_probs(framed), framed
-        return self.window_probs(windows), None
+        if self.open_set is None or len(windows) == 0:
+            return self.window_probs(windows), None
+        embeddings, probs = self.embedded_probs(windows)
+        return self.open_set.gate(probs, embeddings), None
+
+    def embedded_probs(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows -> (embeddings ``(n, d)``, probabilities ``(n, K)``) in one pass: the head of the network applied
+        to its embedding (the networks an open-set gate is calibrated for: :func:`splits_at_embedding`)."""
+        width = []
+
+        def both(batch: torch.Tensor) -> torch.Tensor:
+            embedding = self.network.embed(batch)
+            width[:] = [embedding.shape[1]]
+            return torch.cat([embedding.float(), self.task.activation(self.network.head(embedding).float())], dim=1)
+
+        out = self.run_network(windows, both)
+        return out[:, :width[0]], out[:, width[0]:]
 
     def window_embeddings(self, windows: np.ndarray) -> np.ndarray:
         """Windows (as :meth:`window_probs`) -> ``(n, d)`` embeddings: what the network's head sees

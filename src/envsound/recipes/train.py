@@ -192,6 +192,8 @@ def _checkpoint(job: FitJob, dataset: str, data: TrainingData, fit: FitResult, r
     elif config.events.tune:
         log.warning("events.tune: no validation clips with strong labels (train.val_fraction > 0 on a set with a "
                     "strong_labels.csv): the events settings are kept as given")
+    if config.events.open_set > 0 and not job.task.multi_label and fit.state_dict is not None:
+        checkpoint.open_set = _open_set(checkpoint, job.clips.train.features, job.clips.train.targets)
     if data.copies.copies:
         checkpoint.meta["augmented_copies"] = len(data.copies.copies)
     checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
@@ -231,6 +233,31 @@ def _fitted_thresholds(checkpoint: Checkpoint, val_features: list[np.ndarray], v
     log.info("per-class thresholds fitted on %d validation clips: %s", len(val_targets),
              ", ".join(f"{label} {t:.2f}" for label, t in zip(checkpoint.labels, thresholds)))
     return replace(checkpoint.task, class_thresholds=thresholds)
+
+
+def _open_set(checkpoint: Checkpoint, features: list[np.ndarray], targets: np.ndarray) -> dict | None:
+    """The "none of these" gate of a single-label network, calibrated on its training clips
+    (:func:`envsound.models.open_set.calibrate`); ``None`` for a network whose logits are not a head over an
+    embedding (a frame model, an ensemble)."""
+    import torch
+
+    from envsound.models.clip import ClipModel, splits_at_embedding
+    from envsound.models.open_set import calibrate
+
+    model = ClipModel.from_checkpoint(checkpoint, device="cpu", precision="32")
+    if not len(features) or not splits_at_embedding(model.network,
+                                                      torch.from_numpy(model.clip_windows(features[0])[0][:2])):
+        log.info("open set: model %s has no embedding its head reads alone: every window is one of its classes",
+                 checkpoint.config.model.name)
+        return None
+    share = checkpoint.config.events.open_set
+    window = model.clip_windows(features[0])[0].shape[-1]
+    gate = calibrate(features, np.asarray(targets).argmax(axis=1), embed=model.window_embeddings,
+                     cut=model.clip_windows, window=window, share=share, n_classes=model.n_classes)
+    log.info("open set: a window counts as a class when its embedding is as close to the class's training clips as "
+             "%.0f%% of theirs were (cosine thresholds %s); below every class: none of them", 100 * (1 - share),
+             gate.describe(model.labels))
+    return gate.to_payload()
 
 
 def tuned_decoding(checkpoint: Checkpoint, val: Manifest, val_features: list[np.ndarray]) -> Config:

@@ -124,6 +124,12 @@ function renderTop(top, tagged = new Set()) {
     row.append(fill, label, score);
     return row;
   });
+  if (!rows.length) {  // a model with an open-set gate that heard none of its classes
+    const none = document.createElement("li");
+    none.dataset.testid = "top-none";
+    none.textContent = "none of the model's classes";
+    rows.push(none);
+  }
   $("top").replaceChildren(...rows);
 }
 
@@ -182,9 +188,10 @@ function drawTimeline(box, segments, seconds) {
     const piece = document.createElement("div");
     piece.dataset.testid = "segment";
     piece.style.flexGrow = String(Math.max(end - segment.start, 0.01));
-    piece.style.background = labelColour(segment.label);
-    piece.textContent = segment.label;
-    piece.title = `${segment.start.toFixed(1)}–${end.toFixed(1)} s: ${segment.label} (${segment.score.toFixed(2)})`;
+    const label = segment.label ?? "none";  // null: none of the model's classes (its open-set gate)
+    piece.style.background = segment.label === null ? "transparent" : labelColour(segment.label);
+    piece.textContent = label;
+    piece.title = `${segment.start.toFixed(1)}–${end.toFixed(1)} s: ${label} (${segment.score.toFixed(2)})`;
     return piece;
   });
   box.replaceChildren(...pieces);

@@ -55,7 +55,8 @@ function showHop(state, hop) {
   state.heard = hop.time;
   if (!hop.end) {
     renderTop(hop.top, new Set((hop.labels || []).map((entry) => entry.label)));  // multi-label: the tags on now
-    state.segments.push({ start: hop.start, end: hop.time, label: hop.top[0].label, score: hop.top[0].score });
+    const best = hop.top[0] || { label: null, score: 0 };  // none: the open-set gate heard none of the classes
+    if (best.label !== null) state.segments.push({ start: hop.start, end: hop.time, label: best.label, score: best.score });
   }
   const from = Math.max(0, hop.time - KEEP_SECONDS);
   state.segments = state.segments.filter((s) => s.end > from);

@@ -4,8 +4,10 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
 
 - ``files``: one row per classified file: ``file``, ``duration`` (s), ``label`` and ``score`` (the top label by mean
   window probability), ``label_2``, ``score_2`` ... up to ``top_k``, and for a multi-label model ``labels`` (every
-  label at or above its threshold, ``;``-separated);
-- ``windows``: ``file``, ``start``, ``end`` (s), ``label``, ``score`` of every evaluation window, and with
+  label at or above its threshold, ``;``-separated); a model with an open-set gate leaves ``label`` null (empty in
+  CSV) for a file that is none of its classes;
+- ``windows``: ``file``, ``start``, ``end`` (s), ``label`` (null: none of the classes), ``score`` of every evaluation
+  window, and with
   ``window_scores`` one column per class, ``p:LABEL``, holding its probability;
 - ``events`` (with ``events``): ``file``, ``label``, ``onset``, ``offset`` (s), ``score``;
 - ``errors``: ``file``, ``error`` (a one-line reason).
@@ -66,7 +68,8 @@ class Part:
         """A classified file (``window_probs``: its windows' probabilities, with ``window_scores``)."""
         name = prediction.file
         row = {"file": name, "duration": prediction.duration}
-        for rank, best in enumerate(prediction.top[:self.top_k], start=1):
+        for rank in range(1, min(self.top_k, len(self.labels)) + 1):  # a rank the open-set gate left empty: null
+            best = prediction.top[rank - 1] if rank <= len(prediction.top) else {"label": None, "score": None}
             suffix = "" if rank == 1 else f"_{rank}"
             row[f"label{suffix}"], row[f"score{suffix}"] = best["label"], best["score"]
         if prediction.labels is not None:
@@ -141,7 +144,14 @@ def _write_parquet(columns: dict[str, list], fh) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table(columns), fh, compression="zstd")
+    # a column of nulls only (no file of the part was one of the classes) is typed as what it holds elsewhere, so
+    # the parts of one table read as one dataset
+    arrays = {key: pa.array(values, type=_NULL_TYPES.get(key.split("_")[0])) if all(v is None for v in values)
+              else pa.array(values) for key, values in columns.items()}
+    pq.write_table(pa.table(arrays), fh, compression="zstd")
+
+
+_NULL_TYPES = {"label": "string", "score": "float64"}
 
 
 def _write_csv(columns: dict[str, list], fh) -> None:
