@@ -216,7 +216,8 @@ def predict(args: argparse.Namespace) -> int:
             reason = prediction.error.removeprefix(f"{prediction.file}: ")
             print(f"{prediction.file}: error: {reason}", file=sys.stderr, flush=True)
         else:
-            best = ", ".join(f"{_listed(t['label'])} {t['score']:.3f}" for t in prediction.top)
+            best = ", ".join(f"{_listed(t['label'])} {t['score']:.3f}" for t in prediction.top) or \
+                "none of the model's classes"
             tagged = "" if prediction.labels is None else \
                 f"  [labels: {', '.join(_listed(t['label']) for t in prediction.labels) or 'none above threshold'}]"
             print(f"{prediction.file}: {best}{tagged}", flush=True)
@@ -473,7 +474,7 @@ def demo(args: argparse.Namespace) -> int:
     print("fresh clips it never saw:")
     correct = 0
     for truth, prediction in result.predictions:
-        best = prediction.top[0]
+        best = prediction.top[0] if prediction.top else {"label": "none of the classes", "score": 0.0}
         correct += best["label"] == truth
         print(f"  {Path(prediction.file).name}: {best['label']} ({best['score']:.2f}), truly {truth}")
     print(f"{correct}/{len(result.predictions)} fresh clips right")
