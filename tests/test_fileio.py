@@ -44,3 +44,25 @@ def test_an_atomic_write_gets_the_mode_a_plain_write_gets(tmp_path, opener):
         with atomic_open(target) as fh:
             fh.write(b"x")
     assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+def test_every_sqlite_database_is_opened_one_way(tmp_path):
+    """The scan's journal, a sensor's queue and the detections store share one helper (they set WAL three ways)."""
+    import sqlite3
+
+    from envsound.deploy.outbox import Outbox
+    from envsound.fileio import connect_sqlite, use_wal
+    from envsound.inference.scan.journal import _connect
+
+    def settings(db):
+        return tuple(db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("journal_mode", "busy_timeout",
+                                                                             "synchronous"))
+
+    assert settings(connect_sqlite(tmp_path / "a.sqlite")) == ("wal", 30000, 1)  # synchronous 1: NORMAL
+    assert settings(_connect(tmp_path / "journal.sqlite")) == ("wal", 60000, 1)
+    assert settings(Outbox(tmp_path / "queue.sqlite").db) == ("wal", 30000, 2)  # FULL: a queue outlives a power cut
+    plain = sqlite3.connect(tmp_path / "b.sqlite")
+    use_wal(plain)
+    assert settings(plain) == ("wal", 30000, 1)
+    with pytest.raises(ValueError, match="OFF"):
+        use_wal(plain, synchronous="OFF")

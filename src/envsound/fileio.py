@@ -1,4 +1,5 @@
-"""Atomic writes: a result or checkpoint is either complete on disk or absent, never half-written."""
+"""Atomic writes: a result or checkpoint is either complete on disk or absent, never half-written. Also the other
+small file helpers every stage shares: a results folder's lock, a file's digest, SQLite connections set one way."""
 
 from __future__ import annotations
 
@@ -209,3 +210,41 @@ def file_digest(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def use_wal(connection, *, timeout: float = 30.0, synchronous: str = "NORMAL") -> None:
+    """Set a SQLite connection (:mod:`sqlite3`'s, or the DB-API one SQLAlchemy hands its ``connect`` event) as every
+    envsound database runs: write-ahead logging, so readers never wait for the writer; a busy timeout of ``timeout``
+    seconds (> 0), so a second writer waits instead of failing; ``synchronous`` ``NORMAL`` (WAL's safe setting: a
+    crash of the process loses no commit; a power cut may lose the last ones) or ``FULL`` (not even those).
+
+    >>> db = sqlite3.connect("journal.sqlite")
+    >>> use_wal(db)
+    """
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ValueError(f"synchronous={synchronous!r}: NORMAL or FULL")
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
+    cursor.close()
+
+
+def connect_sqlite(path: str | os.PathLike, *, timeout: float = 30.0, synchronous: str = "NORMAL",
+                   autocommit: bool = False):
+    """A :class:`sqlite3.Connection` to ``path`` (made when missing), usable from any thread, set by
+    :func:`use_wal`; ``autocommit``: no implicit transactions (``isolation_level=None``), the caller says ``BEGIN``.
+
+    Raises:
+        sqlite3.Error: the file cannot be opened as a database (the caller names it in its own error).
+    """
+    import sqlite3
+
+    options = {"isolation_level": None} if autocommit else {}
+    connection = sqlite3.connect(path, timeout=timeout, check_same_thread=False, **options)
+    try:
+        use_wal(connection, timeout=timeout, synchronous=synchronous)
+    except BaseException:
+        connection.close()
+        raise
+    return connection

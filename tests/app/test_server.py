@@ -139,22 +139,38 @@ def test_long_files_queue_while_health_answers(served, tmp_path):
     assert (1, 1) in seen  # one classified while the other waited in line
 
 
-def test_envsound_serve_says_where_it_listens(trained_run):
+def test_serve_without_store_opens_no_database(trained_run, clip, tmp_path):
+    """A plain ``serve MODEL`` (no --store, --auth or --keep-days) makes no database anywhere, says so, classifies,
+    and answers the deployment's routes with a 404 that says why; it used to make the default events.sqlite."""
+    import os
     import re
     import subprocess
     import sys
 
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "cfg")}
     command = [sys.executable, "-m", "envsound.cli.main", "serve", str(trained_run.checkpoint), "--port", "0", "-q"]
-    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         store_line, line = server.stderr.readline(), server.stderr.readline()
-        assert store_line.startswith("envsound: detections store sqlite:///") and "events.sqlite" in store_line
+        assert store_line.startswith("envsound: no detections store"), store_line
         address = re.search(r"serving at (http://127\.0\.0\.1:\d+)/", line)
         assert address, line
-        assert httpx.get(f"{address.group(1)}/healthz", timeout=10).json()["status"] == "ok"
+        url = address.group(1)
+        assert httpx.get(f"{url}/healthz", timeout=10).json()["status"] == "ok"
+        assert httpx.get(f"{url}/v1/model", timeout=10).status_code == 200
+        with open(clip, "rb") as handle:
+            answer = httpx.post(f"{url}/v1/predict", files={"file": (clip.name, handle)}, timeout=60)
+        assert answer.status_code == 200 and answer.json()["top"], answer.text
+        for method, path in [("GET", "/v1/events"), ("GET", "/v1/sensors"), ("POST", "/v1/report")]:
+            refused = httpx.request(method, f"{url}{path}", json={}, timeout=10)
+            assert "runs without a detections store" in error_of(refused, 404), path
+        assert "/v1/events" not in httpx.get(f"{url}/openapi.json", timeout=10).json()["paths"]
     finally:
         server.terminate()
         server.wait(timeout=20)
+    made = [p for p in tmp_path.rglob("*") if p.suffix in (".sqlite", ".sqlite-wal") or p.name == "events.sqlite"]
+    assert not made, made
 
 
 @pytest.mark.parametrize("flags", [["--workers", "0"], ["--max-upload-mb", "-1"], ["--ssl-keyfile", "key.pem"]])

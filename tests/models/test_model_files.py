@@ -196,3 +196,22 @@ def test_the_init_help_names_every_kind(command, envsound_main):
     text = " ".join(envsound_main(command, "--help").stdout.split())
     init = text[text.index("--init"):]
     assert all(kind in init for kind in ("model.ckpt", "autoencoder.ckpt", "efficientat-mn04", "release .pt")), init
+
+
+def test_a_model_files_digest_is_read_once_and_shared_by_predict_scan_and_serve(trained_run, monkeypatch):
+    """One digest, on ModelFile: the server, a sensor and a scan's fingerprint used to hash the file each their own
+    way (and an installed name got none)."""
+    import hashlib
+
+    import envsound
+    from envsound.models import files
+
+    reads = []
+    monkeypatch.setattr(files, "file_digest", lambda path: reads.append(path) or "ab" * 32)
+    source = open_model_file(trained_run.checkpoint)
+    assert (source.digest, source.short_digest, source.digest) == ("ab" * 32, "ab" * 8, "ab" * 32)
+    assert len(reads) == 1
+    monkeypatch.undo()
+    model = envsound.load_model(trained_run.checkpoint)
+    expected = hashlib.sha256(Path(trained_run.checkpoint).read_bytes()).hexdigest()
+    assert model.file.kind == CLASSIFIER and model.file.digest == expected and model.file.checkpoint is None

@@ -16,7 +16,6 @@ import uvicorn
 from envsound.app.auth import Guard
 from envsound.app.server import ServerLimits, create_app
 from envsound.errors import ConfigError
-from envsound.fileio import file_digest
 from envsound.inference.api import load_model
 
 
@@ -42,9 +41,12 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
           device: str = "auto", precision: str = "auto", ssl_keyfile: str | None = None,
           ssl_certfile: str | None = None, quiet: bool = False, store: str | Path | None = None,
           auth: bool = False, keep_days: float | None = None, rate: float = 20.0, streams_per_token: int = 4) -> int:
-    """Serve ``model_path`` until interrupted, keeping what sensors report in ``store`` (a path or URL; None: the
-    default file in the user's data folder, see :func:`envsound.deploy.store.default_store_path`); returns the exit
-    status (0). Tokens are required with ``auth`` and on any address beyond loopback.
+    """Serve ``model_path`` until interrupted; returns the exit status (0).
+
+    A plain page and REST API opens no database. A deployment keeps what sensors report in a detections store:
+    ``store`` (a path or URL), or with ``auth``, ``keep_days`` or a ``host`` beyond loopback (which requires tokens)
+    and no ``store``, the default file in the user's data folder (see
+    :func:`envsound.deploy.store.default_store_path`).
 
     Raises:
         ConfigError: ``host:port`` cannot be bound (in use, or not an address of this machine), or tokens are
@@ -52,24 +54,18 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
             at once.
         StoreError: the store cannot be opened or migrated.
     """
-    from envsound.deploy.store import Store
-
     check_bindable(host, port)
-    opened = Store.open(store)
     auth = auth or not is_loopback(host)
-    if auth and not opened.has_tokens():
-        where = "" if store is None else f" --store {store}"
-        why = "--auth" if is_loopback(host) else f"serving on {host} (beyond this machine)"
-        raise ConfigError(f"{why} needs tokens and {opened.shown} holds none: make one with `envsound token create "
-                          f"NAME --role admin{where}`")
-    if keep_days is not None:
-        opened.prune(keep_days)
-    print(f"envsound: detections store {opened.shown}{' (tokens required)' if auth else ''}", file=sys.stderr,
-          flush=True)
-    guard = Guard(opened, required=auth, rate=rate, streams=streams_per_token)
-    fingerprint = file_digest(model_path)[:16] if Path(model_path).is_file() else None  # an installed name: none
-    app = create_app(load_model(model_path, device=device, precision=precision), limits=limits, store=opened,
-                     guard=guard, keep_days=keep_days, fingerprint=fingerprint)
+    opened = None
+    if store is not None or auth or keep_days is not None:
+        opened = _open_store(store, auth=auth, host=host, keep_days=keep_days)
+    else:
+        print("envsound: no detections store: the page and REST API only (--store PATH keeps sensors' reports)",
+              file=sys.stderr, flush=True)
+    model = load_model(model_path, device=device, precision=precision)
+    app = create_app(model, limits=limits, store=opened, guard=Guard(opened, required=auth, rate=rate,
+                                                                     streams=streams_per_token),
+                     keep_days=keep_days, fingerprint=model.file.short_digest)
     # log_config=None: uvicorn's records go through the handlers the caller set up (the CLI's one format), not
     # through its own "INFO:     ..." handlers, which mixed two formats on one console
     config = uvicorn.Config(app, host=host, port=port, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
@@ -82,6 +78,24 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     except SystemExit as exc:  # uvicorn exits 3 when startup fails (e.g. the port was taken after the check)
         raise ConfigError(f"the server could not start on {host}:{port}; choose another --port") from exc
     return 0
+
+
+def _open_store(store: str | Path | None, *, auth: bool, host: str, keep_days: float | None):
+    """The deployment's store (``store``, None: the default file), checked to hold tokens when ``auth``, pruned to
+    ``keep_days``; its address printed."""
+    from envsound.deploy.store import Store
+
+    opened = Store.open(store)
+    if auth and not opened.has_tokens():
+        where = "" if store is None else f" --store {store}"
+        why = "--auth" if is_loopback(host) else f"serving on {host} (beyond this machine)"
+        raise ConfigError(f"{why} needs tokens and {opened.shown} holds none: make one with `envsound token create "
+                          f"NAME --role admin{where}`")
+    if keep_days is not None:
+        opened.prune(keep_days)
+    print(f"envsound: detections store {opened.shown}{' (tokens required)' if auth else ''}", file=sys.stderr,
+          flush=True)
+    return opened
 
 
 def is_loopback(host: str) -> bool:

@@ -294,14 +294,11 @@ def _reporting(args: argparse.Namespace, predictor):
     from envsound.deploy.outbox import Outbox, default_queue_path
     from envsound.deploy.reporter import Reporting
     from envsound.deploy.tokens import check_name
-    from envsound.fileio import file_digest
 
     check_name(args.sensor)
-    model_file = Path(args.checkpoint)
-    fingerprint = file_digest(model_file)[:16] if model_file.is_file() else None
     outbox = Outbox(args.queue or default_queue_path(args.sensor))
     return Reporting(outbox, args.report, sensor=args.sensor, token=args.token or os.environ.get("ENVSOUND_TOKEN"),
-                     model=predictor.model.config.model.name, fingerprint=fingerprint,
+                     model=predictor.model.config.model.name, fingerprint=predictor.source.short_digest,
                      heartbeat_seconds=args.heartbeat_seconds)
 
 

@@ -22,6 +22,8 @@ from envsound.cli.options import (add_config_options, add_dataset_options, add_d
                                   add_mix_options, add_model_argument, add_precision_option, add_semi_options,
                                   add_threshold_option, parse_folds, parse_names)
 from envsound.cli.serving_options import add_listen_options, add_serve_options, add_token_options
+from envsound.inference.scan import ENGINES
+from envsound.inference.scan.tables import FORMATS
 
 log = logging.getLogger("envsound")
 
@@ -117,7 +119,7 @@ def add_scan_options(p: argparse.ArgumentParser) -> None:
                             "again resumes, skipping the files already done (docs/guide/archives.md)")
     group.add_argument("--files-from", metavar="LIST",
                        help="also classify the files, folders or globs listed in LIST, one per line (-: stdin)")
-    group.add_argument("--format", default="parquet", choices=["parquet", "csv", "jsonl"],
+    group.add_argument("--format", default="parquet", choices=list(FORMATS),
                        help="the tables' format (parquet needs pyarrow: pip install 'envsound[scan]')")
     group.add_argument("--window-scores", action="store_true",
                        help="windows/ gets one column per class (p:LABEL) with its probability")
@@ -131,7 +133,7 @@ def add_scan_options(p: argparse.ArgumentParser) -> None:
                             "GPU); neither this nor --workers changes the results")
     group.add_argument("--resume", action="store_true",
                        help="say that DIR is expected to hold results already (the same command resumes anyway)")
-    group.add_argument("--engine", default="local", choices=["local", "ray"],
+    group.add_argument("--engine", default="local", choices=ENGINES,
                        help="local: this machine; ray: a Ray cluster (pip install 'envsound[cluster]'): the same "
                             "results folder, Ray Data decoding on CPU tasks and a pool of model actors (GPUs where "
                             "the cluster has them)")
@@ -332,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"envsound {args.command}: error: {_in_flags(exc, args)}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as exc:
+        from envsound.cli.extras import extra_for
+
         extra = extra_for(exc.name or "")
         if extra is None or args.debug:
             raise
@@ -345,19 +349,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"envsound {args.command}: interrupted; finished files are complete{_resume_hint(args, argv)}",
               file=sys.stderr)
         return 130
-
-
-# The optional dependencies' top-level modules, by the extra that installs them (pyproject.toml)
-EXTRAS = {"train": ("torch", "lightning", "torchmetrics", "sklearn", "scipy", "skops", "matplotlib",
-                    "audiomentations", "librosa"),
-          "serve": ("fastapi", "uvicorn", "multipart", "python_multipart", "fastapi_offline"),
-          "export": ("onnx", "onnxscript")}
-
-
-def extra_for(module: str) -> str | None:
-    """The extra whose packages provide ``module`` (``torch.nn`` -> ``train``), or None."""
-    top = module.split(".")[0]
-    return next((extra for extra, modules in EXTRAS.items() if top in modules), None)
 
 
 def _resume_hint(args, argv: list[str]) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from envsound.config import Config
 from envsound.config.flags import FLAGS
+from envsound.config.sections import ACCELERATORS, PRECISIONS
 
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> None:
@@ -128,7 +129,7 @@ def feature_cache(args: argparse.Namespace):
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "gpu", "mps"],
+    parser.add_argument("--device", default="auto", choices=ACCELERATORS,
                         help="where the model runs: cpu; cuda (the first CUDA GPU: CUDA_VISIBLE_DEVICES=N picks "
                              "another); mps (Apple silicon); gpu: cuda, else mps; auto: cuda, then mps, else cpu. "
                              "Precision and memory format are then chosen by timing the model for a few seconds, "
@@ -136,7 +137,7 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_precision_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--precision", default="auto", choices=["auto", "32", "bf16-mixed", "16-mixed"],
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="numeric precision of the model; auto: what this machine runs fast (fp32 on a CPU "
                              "without bf16), 32: fp32 everywhere")
 

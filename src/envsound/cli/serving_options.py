@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from envsound.audio.stream import ENCODINGS
+from envsound.deploy.tokens import ROLES
+
 
 def add_listen_options(parser: argparse.ArgumentParser) -> None:
     """``listen``'s input, output and sensor options (the model, device and precision are added by the caller)."""
@@ -15,7 +18,7 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
                              "speed it plays)")
     parser.add_argument("--rate", type=int, metavar="HZ", help="stdin is raw PCM at this sample rate (no WAV header)")
     parser.add_argument("--channels", type=int, default=1, help="channels of raw PCM on stdin")
-    parser.add_argument("--encoding", default="pcm16", choices=["pcm8", "pcm16", "pcm24", "pcm32", "float32"],
+    parser.add_argument("--encoding", default="pcm16", choices=list(ENCODINGS),
                         help="samples of raw PCM on stdin (little-endian)")
     parser.add_argument("--realtime", action="store_true", help="play --input FILE at its own speed, as a live source")
     parser.add_argument("--idle-seconds", type=float, default=30.0,
@@ -56,8 +59,9 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ssl-certfile", help="certificate for --ssl-keyfile")
     group = parser.add_argument_group("a deployment: sensors' reports kept, tokens")
     group.add_argument("--store", metavar="PATH_OR_URL",
-                       help="where events and tokens are kept: a SQLite file, or postgresql://USER@HOST/DB (default: "
-                            "events.sqlite in the user's data folder, printed at start)")
+                       help="where events and tokens are kept: a SQLite file, or postgresql://USER@HOST/DB; omitted, "
+                            "a plain page and REST API open no store, while --auth, --keep-days or a --host beyond "
+                            "loopback use events.sqlite in the user's data folder (printed at start)")
     group.add_argument("--auth", action="store_true",
                        help="require tokens on 127.0.0.1 too (always required on any other address)")
     group.add_argument("--keep-days", type=float, metavar="DAYS", help="delete events older than this")
@@ -70,7 +74,7 @@ def add_token_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["create", "list", "revoke"])
     parser.add_argument("name", nargs="?", metavar="NAME",
                         help="a sensor token's name is its sensor's (create, revoke)")
-    parser.add_argument("--role", choices=["sensor", "viewer", "admin"],
+    parser.add_argument("--role", choices=ROLES,
                         help="create: sensor (reports and streams as NAME), viewer (reads), admin (both)")
     parser.add_argument("--id", type=int, help="revoke: only this token of NAME's (token list shows ids)")
     parser.add_argument("--store", metavar="PATH_OR_URL",

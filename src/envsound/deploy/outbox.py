@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from envsound.errors import StoreError
+from envsound.fileio import connect_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL, body TEXT NOT NULL);
@@ -37,8 +38,8 @@ class Outbox:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a queued event outlives a power cut too (a sensor's power is the first thing to fail)
+            self.db = connect_sqlite(self.path, synchronous="FULL", autocommit=True)
             self.db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open the sensor's queue ({exc})") from None

@@ -28,6 +28,7 @@ from envsound.deploy import schema
 from envsound.deploy.times import UTC, as_utc, iso
 from envsound.deploy.tokens import ROLES, check_name
 from envsound.errors import ConfigError, NoStoreError, StoreError
+from envsound.fileio import use_wal
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -330,11 +331,7 @@ class Store:
 
 
 def _sqlite_pragmas(connection, _record) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")  # another writer (a `token create` beside the server) waits
-    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL's safe setting: a crash loses no committed report
-    cursor.close()
+    use_wal(connection)  # another writer (a `token create` beside the server) waits; a crash loses no report
 
 
 def _digest(secret: str) -> str:

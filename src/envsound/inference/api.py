@@ -24,6 +24,7 @@ from envsound.audio.sniff import SNIFF_BYTES, SUPPORTED, sniff_audio
 from envsound.errors import ConfigError
 from envsound.inference.overview import overview
 from envsound.inference.predictor import Prediction, Predictor
+from envsound.models.files import ModelFile
 from envsound.task import Task
 
 # public names; sniff_audio and its constants are for the app (what an upload is): it imports nothing below inference
@@ -50,6 +51,12 @@ class Model:
     def config(self):
         """The resolved :class:`~envsound.config.Config` the model was trained with (features included)."""
         return self._predictor.model.config
+
+    @property
+    def file(self) -> ModelFile | None:
+        """The model file it was loaded from (:class:`~envsound.models.files.ModelFile`: ``path``, ``kind`` and the
+        cached ``digest``), None for a model built in memory."""
+        return self._predictor.source
 
     @property
     def runtime(self):

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envsound.errors import CheckpointError
+from envsound.fileio import file_digest
 from envsound.models.releases import PRETRAINED, by_download_name, installed_names, installed_path, models_dir
 
 if TYPE_CHECKING:
@@ -48,6 +50,18 @@ class ModelFile:
     path: Path
     kind: str
     checkpoint: Checkpoint | None = None
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the file's bytes, hex (64 digits): the model's identity (a retrained model is another model),
+        in a scan's fingerprint. Read once, on first use. :attr:`short_digest` is its first 16 digits."""
+        return file_digest(self.path)
+
+    @property
+    def short_digest(self) -> str:
+        """The first 16 hex digits of :attr:`digest`: what a sensor reports beside its events and what the server
+        marks the events it detects with."""
+        return self.digest[:16]
 
     def require(self, *kinds: str, purpose: str) -> "ModelFile":
         """``self`` when its kind is one of ``kinds``.

@@ -1,5 +1,16 @@
 """Archives at scale: ``envsound predict MODEL INPUTS... --out DIR`` and :func:`envsound.scan`."""
 
-from envsound.inference.scan.run import ScanSummary, scan
+ENGINES = ("local", "ray")
+"""Where a scan runs: ``local`` (:class:`~.engine.LocalEngine`, this machine), ``ray`` (:class:`~.ray_engine.RayEngine`,
+a Ray cluster)."""
 
-__all__ = ["ScanSummary", "scan"]
+__all__ = ["ENGINES", "ScanSummary", "scan"]
+
+
+def __getattr__(name: str):
+    # imported on first use: the scan loads torch, and the CLI's parser reads ENGINES and tables.FORMATS without it
+    if name in ("ScanSummary", "scan"):
+        from envsound.inference.scan import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

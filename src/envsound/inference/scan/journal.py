@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from envsound.errors import ConfigError
+from envsound.fileio import connect_sqlite
 
 JOURNAL_NAME = "journal.sqlite"
 DESCRIPTIVE = {"model_file"}  # kept for the reader, not compared: the same model may be named by another path
@@ -114,10 +115,7 @@ class DoneIndex:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=60, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")  # the lister reads while the scan commits
-    db.execute("PRAGMA synchronous=NORMAL")
-    return db
+    return connect_sqlite(path, timeout=60)  # WAL: the lister reads while the scan commits
 
 
 def _part_number(name: str) -> int | None:

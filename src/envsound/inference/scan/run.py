@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from envsound.errors import ConfigError
-from envsound.fileio import file_digest, run_lock
+from envsound.fileio import run_lock
 from envsound.hardware import usable_cores
 from envsound.inference.predictor import Predictor
 from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, PART_FILES,
@@ -22,10 +22,8 @@ from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS,
 from envsound.inference.scan.journal import Journal
 from envsound.inference.listing import as_inputs, iter_inputs
 from envsound.inference.scan.progress import ScanProgress
+from envsound.inference.scan import ENGINES
 from envsound.inference.scan.tables import EVENT_TABLES, TABLES, Part, check_format
-from envsound.models.files import open_model_file
-
-ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -110,8 +108,8 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
         from envsound.evaluation.events import use_threshold
 
         use_threshold(predictor.model, threshold)
-    model_path = open_model_file(model).path
-    fingerprint = {"model": file_digest(model_path), "model_file": str(model_path), "labels": predictor.labels,
+    model_path = predictor.source.path  # opened once, by the predictor
+    fingerprint = {"model": predictor.source.digest, "model_file": str(model_path), "labels": predictor.labels,
                    "task": predictor.model.task.to_dict(), "top_k": top_k, "events": events,
                    "window_scores": window_scores, "event_tables": list(kinds), "format": fmt,
                    "precision": precision}
