@@ -4,7 +4,8 @@ Every waveform this module returns has shape ``(samples,)``, dtype float32, valu
 to mono and the signal is resampled with soxr (quality ``"HQ"``). Anything that makes a file unusable as audio raises
 :class:`~envsound.errors.AudioLoadError` with a one-line message ``"<path>: <problem>; <what to do>"``:
 
-- missing file, directory, 0-byte file, not audio (libsndfile cannot open it), 0 frames;
+- missing file, directory, not a regular file (a FIFO, a device), 0-byte file, a file this user may not read
+  ("permission denied"), not audio (libsndfile cannot open it), 0 frames;
 - truncated: a WAV ``data`` chunk shorter than its header declares (detected from the chunk headers, because libsndfile
   silently shortens such files), or fewer frames decoded than the header promises, or a decoder error part-way;
 - non-finite samples (NaN or inf, possible in float WAV files);
@@ -45,6 +46,8 @@ FORMAT_NAMES = "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, AU, CAF or another for
 _PCM_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW", "DWVW_12", "DWVW_16",
                            "DWVW_24", "DPCM_8", "DPCM_16", "IMA_ADPCM", "MS_ADPCM", "GSM610", "G721_32"})
 _SCAN_BLOCK_SECONDS = 10.0  # decoding block of validate_audio
+_SPECIAL = {stat.S_IFIFO: "named pipe (FIFO)", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
+            stat.S_IFSOCK: "socket"}
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,8 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     that lies about its length) is caught here, which makes this check enough for listing a dataset quickly.
 
     Raises:
-        AudioLoadError: missing file, directory, 0-byte file, not audio / unreadable, 0 frames ("empty"), or a
-            truncated WAV ``data`` chunk.
+        AudioLoadError: missing file, directory, FIFO or device, 0-byte file, permission denied, not audio /
+            unreadable, 0 frames ("empty"), or a truncated WAV ``data`` chunk.
 
     >>> info = audio_info("dog.wav")
     >>> info.sample_rate, info.channels, round(info.duration, 2)
@@ -95,11 +98,15 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         raise AudioLoadError(f"{path}: cannot read file ({exc.strerror or exc}); check its permissions") from exc
     if stat.S_ISDIR(status.st_mode):
         raise AudioLoadError(f"{path}: is a directory, not an audio file; pass an audio file path")
+    if not stat.S_ISREG(status.st_mode):  # reading a FIFO would wait for a writer; each of these stats as 0 bytes
+        kind = _SPECIAL.get(stat.S_IFMT(status.st_mode), "special file")
+        raise AudioLoadError(f"{path}: is a {kind}, not a regular file; audio is read from files, leave it out")
     if status.st_size == 0:
         raise AudioLoadError(f"{path}: file is empty (0 bytes); re-download or remove it")
     try:
         info = sf.info(str(path))
     except (sf.SoundFileError, OSError) as exc:
+        _check_opens(path)  # libsndfile says only "System error." of a file it may not open
         reason = _one_line(exc).replace(f"Error opening {str(path)!r}: ", "")  # libsndfile names the path again
         raise AudioLoadError(f"{path}: not a readable audio file ({reason}); "
                              f"expected {FORMAT_NAMES}; re-download or remove it") from exc
@@ -277,6 +284,18 @@ def _checked_info(path: str | os.PathLike, *, min_seconds: float) -> AudioInfo:
             f"{info.path}: too short: {info.duration:.3f} s is below the minimum of {min_seconds:g} s "
             f"(features.min_seconds); remove the clip or lower features.min_seconds")
     return info
+
+
+def _check_opens(path: Path) -> None:
+    """Raise the reason a file cannot be opened for reading (permission denied, ...), if it cannot."""
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise AudioLoadError(f"{path}: permission denied: this user may not read the file; give it read permission "
+                             "(chmod a+r) or leave it out") from None
+    except OSError as exc:
+        raise AudioLoadError(f"{path}: cannot read file ({exc.strerror or exc}); check it and its disk") from None
 
 
 def _check_wav_chunk(info: AudioInfo) -> None:

@@ -1,12 +1,14 @@
 """The decoding side of a scan, run in worker processes: a file -> its evaluation windows, chunk by chunk.
 
-A worker takes ``(file id, path)`` tasks from a queue and puts messages on a results queue: ``("start", id, pid)``,
-then ``("chunk", id, (offset, shift, windows, starts))`` for each chunk of the file (a minute of audio plus one window,
-:class:`~envsound.inference.predictor.WindowBuffer`), then ``("done", id, samples read)``, or ``("error", id,
-reason)`` for a file it cannot use. The windows are the log-mel (or waveform) windows the model scores
-(:func:`~envsound.features.extract.waveform_windows`), so the scoring process batches the windows of many files in
-one forward. For a model that computes its own features (an exported ``.onnx``) a chunk carries the waveform and the
-``before`` of :meth:`~envsound.inference.predictor.WindowScorer.waveform_probs` instead.
+A worker takes ``(file id, path)`` tasks from its end of a pipe (``None``: stop) and sends messages back on it:
+``("start", id, pid)``, then ``("chunk", id, (offset, shift, windows, starts))`` for each chunk of the file (a minute
+of audio plus one window, :class:`~envsound.inference.predictor.WindowBuffer`), then ``("done", id, samples read)``,
+or ``("error", id, reason)`` for a file it cannot use (a sender thread writes them, so decoding goes on while the
+scan is busy with the model). A pipe of the worker's own (no queue shared by all, no lock) is what lets the scan
+survive a worker killed mid-message: only that pipe is cut. The windows are the log-mel (or waveform) windows the
+model scores (:func:`~envsound.features.extract.waveform_windows`), so the scoring process batches the windows of
+many files in one forward. For a model that computes its own features (an exported ``.onnx``) a chunk carries the
+waveform and the ``before`` of :meth:`~envsound.inference.predictor.WindowScorer.waveform_probs` instead.
 
 Each worker runs torch on one thread (the log-mel of one clip is faster on one thread than two, docs/benchmarks.md)
 and asks the kernel to kill it when its parent dies, so a ``kill -9`` of the scan leaves no orphan.
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import signal
+import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -54,10 +58,11 @@ def chunk_credits(job: DecodeJob, chunk: tuple) -> int:
     return min(len(chunk[3]) if job.windows else 1, job.credits) or 1
 
 
-def decode_worker(job: DecodeJob, tasks, results, credits) -> None:
-    """The loop of one worker process: until a ``None`` task, decode each file and report it on ``results``;
-    before it puts a chunk it takes :func:`chunk_credits` from the semaphore ``credits`` (the scoring process gives
-    them back once the chunk is scored), so workers wait while the model is behind."""
+def decode_worker(job: DecodeJob, conn, credits) -> None:
+    """The loop of one worker process: until a ``None`` task on ``conn`` (a
+    :class:`multiprocessing.connection.Connection`), decode each file and report it on ``conn``; before it sends a
+    chunk it takes :func:`chunk_credits` from the semaphore ``credits`` (the scoring process gives them back once the
+    chunk is scored), so the worker waits while the model is behind."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scan's to handle: it stops the workers itself
     frontend = None
@@ -68,21 +73,39 @@ def decode_worker(job: DecodeJob, tasks, results, credits) -> None:
         from envsound.features.parallel import frontend_for
 
         frontend = frontend_for(job.features)
-    while (task := tasks.get()) is not None:
-        file_id, path = task
-        results.put(("start", file_id, os.getpid()))
+    outbox: queue.SimpleQueue = queue.SimpleQueue()  # what the sender thread writes, while this one decodes on
+    sender = threading.Thread(target=_send_all, args=(conn, outbox), daemon=True, name="envsound-decode-sender")
+    sender.start()
+    try:
+        while (task := conn.recv()) is not None:
+            file_id, path = task
+            outbox.put(("start", file_id, os.getpid()))
+            try:
+                read = 0
+                for read, chunk in decode_file(job, path, frontend):
+                    for _ in range(chunk_credits(job, chunk)):
+                        credits.acquire()
+                    outbox.put(("chunk", file_id, chunk))
+                outbox.put(("done", file_id, read))
+            except EnvsoundError as exc:
+                outbox.put(("error", file_id, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one file's surprise must not end a million-file run
+                outbox.put(("error", file_id, f"{path}: {type(exc).__name__}: {exc}"))
+    except (EOFError, OSError):
+        pass  # the scan is gone (on Linux the kernel ends its workers with it)
+    finally:
+        outbox.put(None)
+        sender.join()
+
+
+def _send_all(conn, outbox: queue.SimpleQueue) -> None:
+    """A worker's sender thread: pickle and write each message (as a Queue's feeder thread does), so that decoding
+    goes on while the scan's process is busy with the model and not reading."""
+    while (message := outbox.get()) is not None:
         try:
-            read = 0
-            for read, chunk in decode_file(job, path, frontend):
-                for _ in range(chunk_credits(job, chunk)):
-                    credits.acquire()
-                results.put(("chunk", file_id, chunk))
-            results.put(("done", file_id, read))
-        except EnvsoundError as exc:
-            results.put(("error", file_id, str(exc)))
-        except Exception as exc:  # noqa: BLE001 - one file's surprise must not end a million-file run
-            results.put(("error", file_id, f"{path}: {type(exc).__name__}: {exc}"))
-    results.put(("exit", None, os.getpid()))
+            conn.send(message)
+        except OSError:  # the scan is gone
+            return
 
 
 def decode_file(job: DecodeJob, path: str, frontend) -> Iterator[tuple[int, tuple]]:

@@ -1,26 +1,35 @@
 """The local engine of a scan: decoding workers feed one scoring process that batches windows across files.
 
-Three kinds of work run at once: a lister thread walks the inputs and hands the files not yet done to the workers
-(:mod:`~envsound.inference.scan.decode`, one process each, one torch thread each); the workers decode, resample and
-cut windows; this process stacks the windows of many files into one forward of the model (``batch_size`` windows),
-gathers each file's results (:class:`~envsound.inference.predictor.FileScores`) and commits them in parts
-(:class:`~envsound.inference.scan.tables.Part`, :class:`~envsound.inference.scan.journal.Journal`). Queues are
-bounded, so the listing, the decoded windows and the uncommitted part all stay small whatever the archive's size.
+Three kinds of work run at once: a lister thread walks the inputs for the files not yet done, which this process
+hands to the workers (:mod:`~envsound.inference.scan.decode`, one process each, one torch thread each, two files
+each at most); the workers decode, resample and cut windows; this process stacks the windows of many files into
+one forward of the model (``batch_size`` windows), gathers each file's results
+(:class:`~envsound.inference.predictor.FileScores`) and commits them in parts
+(:class:`~envsound.inference.scan.tables.Part`, :class:`~envsound.inference.scan.journal.Journal`). Queues and
+credits are bounded, so the listing, the decoded windows and the uncommitted part all stay small whatever the
+archive's size.
+
+Each worker has a pipe of its own (files go in, messages come out) and a share of the credits of its own, so a
+worker that dies, even in the middle of a message, leaves the others' pipes and credits whole: its death is seen
+at once (its process sentinel), the file it was reading is tried once more, then becomes an error row.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import multiprocessing
 import queue
+import signal
+import sys
 import threading
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import wait
 from typing import Callable, Iterator
 
 import numpy as np
 
+from envsound.errors import EnvsoundError
 from envsound.hardware import usable_cores
 from envsound.inference.predictor import FileScores, Predictor
 from envsound.inference.scan.decode import DecodeJob, chunk_credits, decode_worker
@@ -46,11 +55,59 @@ class Finished:
 
 @dataclass
 class _Pending:
-    """Chunks waiting to be scored together, and the files whose last chunk is among them."""
+    """Chunks waiting to be scored together (with the semaphore their credits go back to, and how many), and the
+    files whose last chunk is among them."""
 
-    chunks: list[tuple[int, tuple]] = field(default_factory=list)
+    chunks: list[tuple[int, tuple, object, int]] = field(default_factory=list)  # (file id, chunk, credits, taken)
     windows: int = 0
     done: list[tuple[int, int]] = field(default_factory=list)  # (file id, samples read)
+
+
+@dataclass
+class _State:
+    """What one run keeps while it goes: the files handed out and not finished, their scores, the pending batch."""
+
+    on_file: Callable[[Finished], None]
+    files: dict[int, str] = field(default_factory=dict)  # file id -> name
+    scores: dict[int, FileScores] = field(default_factory=dict)
+    pending: _Pending = field(default_factory=_Pending)
+    retry: collections.deque = field(default_factory=collections.deque)  # file ids to hand out again, first
+    deaths: dict[int, int] = field(default_factory=dict)  # file id -> workers that died reading it
+    next_id: int = 0
+    listing: bool = True  # the lister has more names to come
+    deaths_in_a_row: int = 0  # workers that died since a file last finished
+
+
+@dataclass
+class _Worker:
+    """One decoding process, its end of their pipe, its credits, and the files handed to it and not finished."""
+
+    process: multiprocessing.Process
+    conn: object  # multiprocessing.connection.Connection
+    credits: object  # its semaphore
+    job: DecodeJob
+    tasks: list[int] = field(default_factory=list)  # file ids, in the order it reads them: the first is the one
+
+    @classmethod
+    def start(cls, context, job: DecodeJob) -> "_Worker":
+        mine, theirs = context.Pipe()
+        credits = context.Semaphore(job.credits)
+        process = context.Process(target=decode_worker, args=(job, theirs, credits), daemon=True,
+                                  name="envsound-decode")
+        process.start()
+        theirs.close()  # the worker's end lives in the worker alone: its death ends the pipe
+        return cls(process, mine, credits, job)
+
+    def send(self, task) -> bool:
+        """Hand it a task (``None``: stop); False when it is gone."""
+        try:
+            self.conn.send(task)
+            return True
+        except OSError:
+            return False
+
+    def finished(self, file_id: int) -> None:
+        self.tasks.remove(file_id)
 
 
 class LocalEngine:
@@ -74,147 +131,215 @@ class LocalEngine:
 
     def run(self, names: Iterator[str], on_file: Callable[[Finished], None], *, stop: threading.Event) -> None:
         """Scan every name ``names`` yields, calling ``on_file`` (in this thread) as each file finishes, until the
-        names run out or ``stop`` is set (then in-flight files are dropped unfinished)."""
+        names run out or ``stop`` is set (then in-flight files are dropped unfinished).
+
+        A worker that dies (the kernel's out-of-memory killer, say) is replaced at once; the file it was reading is
+        tried once more by another worker, then is an error row saying how the worker died; the files it had not
+        begun go to the others, its unscored windows are dropped."""
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        tasks = context.Queue(maxsize=2 * self.workers)
-        results = context.Queue()  # bounded by the credits: a chunk is put only with its windows' credits taken
-        self.credits = context.Semaphore(self.job.credits)
-        processes: dict[int, multiprocessing.Process] = {}
-
-        def start_worker() -> None:
-            process = context.Process(target=decode_worker, args=(self.job, tasks, results, self.credits),
-                                      daemon=True)
-            process.start()
-            processes[process.pid] = process
-
-        for _ in range(self.workers):
-            start_worker()
-        files: dict[int, str] = {}  # file id -> name, for the files handed out and not yet finished
-        lister = threading.Thread(target=self._list, args=(names, files, tasks, stop), daemon=True,
+        listed: queue.Queue = queue.Queue(maxsize=2 * self.workers)
+        failure: list[BaseException] = []
+        lister = threading.Thread(target=_list, args=(names, listed, stop, failure), daemon=True,
                                   name="envsound-scan-lister")
-        lister.start()
-        scores: dict[int, FileScores] = {}
-        current: dict[int, int] = {}  # worker pid -> the file id it decodes
-        pending = _Pending()
-        exited = 0
+        state = _State(on_file=on_file)
+        # each worker gets its share of the windows decoded ahead of the model, on a semaphore of its own: a dead
+        # worker's credits go with it, and its replacement starts with a whole share
+        job = replace(self.job, credits=max(1, self.job.credits // self.workers))
+        workers: list[_Worker] = []
         try:
-            while exited < len(processes) and not stop.is_set():
-                try:
-                    kind, file_id, payload = results.get(timeout=0.02 if pending.chunks else 1.0)
-                except queue.Empty:
-                    if pending.chunks:
-                        self._score(pending, scores, files, on_file)
-                    else:
-                        self._replace_dead(processes, current, files, scores, on_file, start_worker)
-                    continue
-                if kind == "start":
-                    current[payload] = file_id
-                    scores[file_id] = FileScores(self.predictor, segments=True, events=self.events,
-                                                 window_scores=self.window_scores)
-                elif kind == "chunk":
-                    pending.chunks.append((file_id, payload))
-                    pending.windows += len(payload[2])
-                    if pending.windows >= self.batch_size or not self.by_windows:
-                        self._score(pending, scores, files, on_file)
-                elif kind == "done":
-                    _forget(current, file_id)
-                    pending.done.append((file_id, payload))
-                    if not pending.chunks:
-                        self._score(pending, scores, files, on_file)
-                elif kind == "error":  # at the header, or after some chunks (a PCM file cut short)
-                    _forget(current, file_id)
-                    self._drop(pending, file_id)
-                    scores.pop(file_id, None)
-                    on_file(Finished(files.pop(file_id), error=payload))
-                elif kind == "exit":
-                    exited += 1
+            workers.extend(_Worker.start(context, job) for _ in range(self.workers))
+            lister.start()
+            while not stop.is_set():
+                self._hand_out(workers, listed, state)
+                if failure:
+                    raise failure[0]
+                if not (state.listing or state.retry or any(worker.tasks for worker in workers)):
+                    break
+                hungry = state.listing and any(len(worker.tasks) < 2 for worker in workers)  # names may come
+                ready = wait([worker.conn for worker in workers] + [worker.process.sentinel for worker in workers],
+                             timeout=0.02 if state.pending.chunks or hungry else 0.2)
+                if not ready and state.pending.chunks:
+                    self._score(state)
+                for worker in [worker for worker in workers if worker.process.sentinel in ready]:
+                    self._receive(worker, state, most=sys.maxsize)  # what it said before it died counts
+                    workers.remove(worker)
+                    self._bury(worker, state)
+                    workers.append(_Worker.start(context, job))
+                for worker in [worker for worker in workers if worker.conn in ready]:
+                    self._receive(worker, state)
             if not stop.is_set():
-                self._score(pending, scores, files, on_file)
+                self._score(state)
+                for worker in workers:  # each waits for a file: this one ends it
+                    worker.send(None)
+                for worker in workers:
+                    worker.process.join(timeout=5)
         finally:
             stop.set()
-            for process in processes.values():
-                if process.is_alive():
-                    process.kill()
-            for process in processes.values():
-                process.join()
+            for worker in workers:  # stopped or failed: what they hold is dropped
+                if worker.process.is_alive():
+                    worker.process.kill()
+                worker.process.join()
+                worker.conn.close()
             lister.join(timeout=5)
-            tasks.cancel_join_thread()
-            results.cancel_join_thread()
 
-    def _list(self, names: Iterator[str], files: dict[int, str], tasks, stop: threading.Event) -> None:
-        """The lister thread: hand each name to the workers (waiting while they are busy), then one ``None`` each."""
-        try:
-            for file_id, name in enumerate(names):
-                files[file_id] = name
-                if not _put(tasks, (file_id, name), stop):
-                    return
-        finally:
-            for _ in range(self.workers):
-                if not _put(tasks, None, stop):
-                    return
+    def _hand_out(self, workers: list[_Worker], listed: queue.Queue, state: _State) -> None:
+        """Give each worker up to two files (the one it reads and the next), files to try again first."""
+        for worker in workers:
+            while len(worker.tasks) < 2:
+                if state.retry:
+                    file_id = state.retry.popleft()
+                elif not state.listing:
+                    break
+                else:
+                    try:
+                        name = listed.get_nowait()
+                    except queue.Empty:
+                        break
+                    if name is _END:
+                        state.listing = False
+                        break
+                    file_id, state.next_id = state.next_id, state.next_id + 1
+                    state.files[file_id] = name
+                if not worker.send((file_id, state.files[file_id])):
+                    state.retry.appendleft(file_id)  # it is gone: its sentinel says so at the next wait
+                    break
+                worker.tasks.append(file_id)
 
-    def _score(self, pending: _Pending, scores: dict[int, FileScores], files: dict[int, str], on_file) -> None:
+    def _receive(self, worker: _Worker, state: _State, *, most: int = 64) -> None:
+        """Handle the messages ``worker`` has sent so far, ``most`` of them (then the others' turn); a dead worker's
+        last message, cut off, is dropped."""
+        pending = state.pending
+        for _ in range(most):
+            try:
+                if not worker.conn.poll():
+                    return
+                kind, file_id, payload = worker.conn.recv()
+            except (EOFError, OSError):
+                return
+            if kind == "start":
+                state.scores[file_id] = FileScores(self.predictor, segments=True, events=self.events,
+                                                   window_scores=self.window_scores)
+            elif kind == "chunk":
+                pending.chunks.append((file_id, payload, worker.credits, chunk_credits(worker.job, payload)))
+                pending.windows += len(payload[2])
+                if pending.windows >= self.batch_size or not self.by_windows:
+                    self._score(state)
+            elif kind == "done":
+                worker.finished(file_id)
+                state.deaths_in_a_row = 0
+                pending.done.append((file_id, payload))
+                if not pending.chunks:
+                    self._score(state)
+            elif kind == "error":  # at the header, or after some chunks (a PCM file cut short)
+                worker.finished(file_id)
+                state.deaths_in_a_row = 0
+                self._drop(state, file_id)
+                state.deaths.pop(file_id, None)
+                state.on_file(Finished(state.files.pop(file_id), error=payload))
+
+    def _bury(self, worker: _Worker, state: _State) -> None:
+        """A worker died: the file it was reading is tried once more, then is an error row saying how it died; the
+        files it had not begun go back to the front of the line."""
+        worker.process.join(timeout=5)
+        worker.conn.close()
+        how = _how_it_died(worker.process.exitcode)
+        state.deaths_in_a_row += 1
+        if state.deaths_in_a_row > 2 * self.workers + 2:  # more than each worker's file twice: not the files' doing
+            raise EnvsoundError(f"the decoding workers keep dying ({state.deaths_in_a_row} in a row, the last "
+                                f"{how}) and no file finishes; check the machine's free memory")
+        if not worker.tasks:
+            log.warning("a decoding worker %s between files; another takes its place", how)
+            return
+        # the first of its files is the one it was reading (or about to: its "start" may not have come), the others
+        # it had not begun
+        file_id = worker.tasks[0]
+        state.retry.extendleft(reversed(worker.tasks[1:]))
+        self._drop(state, file_id)
+        name = state.files[file_id]
+        state.deaths[file_id] = state.deaths.get(file_id, 0) + 1
+        if state.deaths[file_id] < 2:
+            log.warning("%s: the decoding worker %s while reading it; trying the file once more", name, how)
+            state.retry.appendleft(file_id)
+            return
+        del state.files[file_id], state.deaths[file_id]
+        state.on_file(Finished(name, error=f"{name}: the decoding worker {how} while reading it, twice; if the "
+                                           "machine is short of memory, scan it with fewer decoding workers, else "
+                                           "leave it out"))
+
+    def _score(self, state: _State) -> None:
         """Score the pending chunks in one batch, add them to their files, finish the files that are complete."""
+        pending = state.pending
         if pending.chunks:
-            for (file_id, chunk), scored in zip(pending.chunks, self._probabilities(pending.chunks)):
-                scores[file_id].add(chunk[0], chunk[1], *scored)
-                for _ in range(chunk_credits(self.job, chunk)):
-                    self.credits.release()
+            for (file_id, chunk, credits, taken), scored in zip(pending.chunks, self._probabilities(pending.chunks)):
+                state.scores[file_id].add(chunk[0], chunk[1], *scored)
+                for _ in range(taken):
+                    credits.release()
         for file_id, read in pending.done:
-            file_scores = scores.pop(file_id)
-            prediction = file_scores.finish(files.pop(file_id), read, top_k=self.top_k)
-            on_file(Finished(prediction.file, prediction,
-                             file_scores.window_probs() if self.window_scores else None))
+            file_scores = state.scores.pop(file_id)
+            prediction = file_scores.finish(state.files.pop(file_id), read, top_k=self.top_k)
+            state.deaths.pop(file_id, None)
+            state.on_file(Finished(prediction.file, prediction,
+                                   file_scores.window_probs() if self.window_scores else None))
         pending.chunks, pending.windows, pending.done = [], 0, []
 
-    def _drop(self, pending: _Pending, file_id: int) -> None:
-        """Forget the unscored chunks of a file that failed, giving their credits back."""
-        dropped = [chunk for owner, chunk in pending.chunks if owner == file_id]
-        for chunk in dropped:
-            for _ in range(chunk_credits(self.job, chunk)):
-                self.credits.release()
-        pending.chunks = [(owner, chunk) for owner, chunk in pending.chunks if owner != file_id]
-        pending.windows -= sum(len(chunk[2]) for chunk in dropped)
+    def _drop(self, state: _State, file_id: int) -> None:
+        """Forget the scores and unscored chunks of a file that failed, giving their credits back."""
+        pending = state.pending
+        state.scores.pop(file_id, None)
+        mine = [entry for entry in pending.chunks if entry[0] == file_id]
+        for _, chunk, credits, taken in mine:
+            for _ in range(taken):
+                credits.release()
+            pending.windows -= len(chunk[2])
+        pending.chunks = [entry for entry in pending.chunks if entry[0] != file_id]
 
-    def _probabilities(self, chunks: list[tuple[int, tuple]]) -> list[tuple]:
+    def _probabilities(self, chunks: list[tuple]) -> list[tuple]:
         """(window probabilities, starts[, frame probabilities]) of each chunk; windows of all chunks in one batch."""
         if not self.by_windows:  # the model cuts its own windows: one call a chunk
             return [self.model.waveform_probs(chunk, before=before, frames=self.frames)
-                    for _, (_, _, chunk, before) in chunks]
-        probs, extra = self.model.scored_windows(np.concatenate([chunk[2] for _, chunk in chunks]),
+                    for _, (_, _, chunk, before), *_ in chunks]
+        probs, extra = self.model.scored_windows(np.concatenate([entry[1][2] for entry in chunks]),
                                                  frames=self.frames)
         out, at = [], 0
-        for _, (_, _, chunk_windows, starts) in chunks:
+        for _, (_, _, chunk_windows, starts), *_ in chunks:
             end = at + len(chunk_windows)
             out.append((probs[at:end], starts) + ((extra[at:end],) if extra is not None else ()))
             at = end
         return out
 
-    def _replace_dead(self, processes, current, files, scores, on_file, start_worker) -> None:
-        """A worker that died (killed, out of memory) fails the file it held and is replaced."""
-        for pid, process in list(processes.items()):
-            if process.is_alive() or process.exitcode == 0:
-                continue
-            del processes[pid]
-            file_id = current.pop(pid, None)
-            if file_id is not None and file_id in files:
-                scores.pop(file_id, None)
-                on_file(Finished(files[file_id], error=f"{files.pop(file_id)}: the decoding process died "
-                                                       f"(exit code {process.exitcode}; out of memory?)"))
-            start_worker()
+
+_END = object()  # what the lister puts after the last name
 
 
-def _forget(current: dict[int, int], file_id: int) -> None:
-    for pid, held in list(current.items()):
-        if held == file_id:
-            del current[pid]
+def _list(names: Iterator[str], listed: queue.Queue, stop: threading.Event, failure: list) -> None:
+    """The lister thread: put each name on ``listed`` (waiting while it is full), then ``_END``; an exception from
+    the listing goes to ``failure`` for the scan's thread to raise."""
+    try:
+        for name in names:
+            if not _put(listed, name, stop):
+                return
+    except BaseException as exc:  # noqa: BLE001 - raised again in the scan's thread
+        failure.append(exc)
+    _put(listed, _END, stop)
 
 
-def _put(tasks, item, stop: threading.Event) -> bool:
+def _how_it_died(code: int | None) -> str:
+    """``"was killed (signal 9, SIGKILL, maybe out of memory)"`` and the like, from a process's exit code."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "unknown"
+        oom = ", maybe out of memory" if -code == signal.SIGKILL else ""  # what the kernel's OOM killer sends
+        return f"was killed (signal {-code}, {name}{oom})"
+    return f"died (exit code {code})"
+
+
+def _put(target: queue.Queue, item, stop: threading.Event) -> bool:
     """Put ``item`` on a bounded queue, giving up when ``stop`` is set."""
     while not stop.is_set():
         try:
-            tasks.put(item, timeout=0.2)
+            target.put(item, timeout=0.2)
             return True
         except queue.Full:
             continue
