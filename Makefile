@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench docs clean
 
 venv: $(STAMP)
 
@@ -48,5 +48,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_predict.py
 	$(BIN)/python benchmarks/bench_server.py
 
+# The documentation site with the API reference from the docstrings (mkdocs.yml), into site/; strict: any warning
+# fails, as in the suite (tests/test_docs_build.py). `$(BIN)/mkdocs serve` shows it while you edit.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

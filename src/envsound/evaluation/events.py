@@ -175,8 +175,9 @@ def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[s
 
     Args:
         begins: start of each window in seconds, increasing; ``probs`` ``(windows, classes)`` its probabilities.
-        window_seconds, hop_seconds: the windows' length and spacing; ``duration``: the file's length in seconds
-            (events lie in ``[0, duration]``).
+        window_seconds: the windows' length in seconds.
+        hop_seconds: the windows' spacing in seconds.
+        duration: the file's length in seconds (events lie in ``[0, duration]``).
         thresholds: one per class (or one for all); a class is active in a window at or above it.
         median_seconds: the median filter's length (rounded to an odd number of windows; 0 or one window: none).
         min_seconds: shorter events are dropped (after joining).

@@ -55,7 +55,9 @@ def train(*, dataset: str, out: str | Path, root: str | Path | None = None, fold
         root: the dataset's folder (default: ``$ENVSOUND_DATA_<NAME>`` or ``$ENVSOUND_DATA/<name>``).
         init: anything ``--init`` takes: a model.ckpt, an autoencoder.ckpt, an AudioSet release ``.pt`` or an
             installed name such as ``efficientat-mn04``.
-        model, preset, config: a model name, a shipped preset (``sed``, ``dtu2018`` ...), a YAML file.
+        model: a model name (``cnn``, ``piczak`` ...).
+        preset: a shipped preset (``sed``, ``dtu2018`` ...).
+        config: a YAML file of config keys (``--config``).
         settings: config keys, ``{"train.max_epochs": 30}`` or ``{"train": {"max_epochs": 30}}`` (``--set``).
         skip_bad: leave out unreadable audio (listed in ``skipped``) instead of raising :class:`AudioLoadError`.
         group_by: ``folder``: a regular expression whose first group, searched in a file's name, is its recording
