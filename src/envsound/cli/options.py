@@ -44,8 +44,10 @@ def add_dataset_options(parser: argparse.ArgumentParser, *, folds_help: str) -> 
 
 def add_threshold_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, metavar="T",
-                        help="multi-label models: a label is predicted when its probability reaches T, for every "
-                             "class (default: the threshold saved in the checkpoint, 0.5 unless tuned)")
+                        help="a class is decided when its probability reaches T, for every class: a multi-label "
+                             "model's labels, and any model's events (default: the threshold saved in the checkpoint, "
+                             "0.5 unless tuned). A single-label model's 'none of its classes' is its open-set gate "
+                             "(events.open_set), not T")
 
 
 def with_threshold(model, args: argparse.Namespace):

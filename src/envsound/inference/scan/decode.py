@@ -1,14 +1,15 @@
 """The decoding side of a scan, run in worker processes: a file -> its evaluation windows, chunk by chunk.
 
 A worker takes ``(file id, path)`` tasks from its end of a pipe (``None``: stop) and sends messages back on it:
-``("start", id, pid)``, then ``("chunk", id, (offset, shift, windows, starts))`` for each chunk of the file (a minute
-of audio plus one window, :class:`~envsound.inference.predictor.WindowBuffer`), then ``("done", id, samples read)``,
+``("start", id, pid)``, then ``("chunk", id, Chunk)`` for each chunk of the file (a minute of audio plus one window,
+:class:`~envsound.inference.predictor.WindowBuffer`; :class:`Chunk`), then ``("done", id, samples read)``,
 or ``("error", id, reason)`` for a file it cannot use (a sender thread writes them, so decoding goes on while the
 scan is busy with the model). A pipe of the worker's own (no queue shared by all, no lock) is what lets the scan
 survive a worker killed mid-message: only that pipe is cut. The windows are the log-mel (or waveform) windows the
 model scores (:func:`~envsound.features.extract.waveform_windows`), so the scoring process batches the windows of
 many files in one forward. For a model that computes its own features (an exported ``.onnx``) a chunk carries the
-waveform and the ``before`` of :meth:`~envsound.inference.predictor.WindowScorer.waveform_probs` instead.
+waveform and the ``before`` of :meth:`~envsound.inference.predictor.WindowScorer.waveform_probs` instead. The Ray
+engine's decoding tasks cut files with the same :func:`decode_file`.
 
 Each worker runs torch on one thread (the log-mel of one clip is faster on one thread than two, docs/benchmarks.md)
 and asks the kernel to kill it when its parent dies, so a ``kill -9`` of the scan leaves no orphan.
@@ -21,7 +22,7 @@ import os
 import queue
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -31,6 +32,27 @@ from envsound.config import FeatureConfig
 from envsound.errors import EnvsoundError
 from envsound.features.edges import EdgeStream
 from envsound.inference.predictor import WindowBuffer
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of a file, cut as the model scores it: ``offset``, its first sample in the edge-shaped stream,
+    ``shift`` the stream's :attr:`~envsound.features.edges.EdgeStream.shift`; then either ``windows`` (the feature
+    windows, ``(n, C, n_mels, window_frames)`` or ``(n, 1, window_samples)`` float32) and their ``starts`` within the
+    chunk (frames or samples), or, for a model that cuts its own windows, ``samples`` (the waveform ``(samples,)``
+    float32) and ``before`` (its windows are those starting before it; ``None``: all)."""
+
+    offset: int
+    shift: int
+    windows: np.ndarray | None = None
+    starts: list[int] = field(default_factory=list)
+    samples: np.ndarray | None = None
+    before: int | None = None
+
+    @property
+    def n_windows(self) -> int:
+        """Windows it holds; a waveform chunk counts as one (its windows are known once the model cuts them)."""
+        return len(self.windows) if self.windows is not None else 1
 
 
 @dataclass(frozen=True)
@@ -53,9 +75,9 @@ class DecodeJob:
                    windows=windows, credits=credits)
 
 
-def chunk_credits(job: DecodeJob, chunk: tuple) -> int:
+def chunk_credits(job: DecodeJob, chunk: Chunk) -> int:
     """Credits a chunk takes until it is scored: its windows (a waveform chunk: one), at most all there are."""
-    return min(len(chunk[3]) if job.windows else 1, job.credits) or 1
+    return min(chunk.n_windows, job.credits) or 1
 
 
 def decode_worker(job: DecodeJob, conn, credits) -> None:
@@ -73,7 +95,7 @@ def decode_worker(job: DecodeJob, conn, credits) -> None:
         from envsound.features.parallel import frontend_for
 
         frontend = frontend_for(job.features)
-    outbox: queue.SimpleQueue = queue.SimpleQueue()  # what the sender thread writes, while this one decodes on
+    outbox: queue.Queue = queue.Queue()  # what the sender thread writes, while this one decodes on
     sender = threading.Thread(target=_send_all, args=(conn, outbox), daemon=True, name="envsound-decode-sender")
     sender.start()
     try:
@@ -91,6 +113,9 @@ def decode_worker(job: DecodeJob, conn, credits) -> None:
                 outbox.put(("error", file_id, str(exc)))
             except Exception as exc:  # noqa: BLE001 - one file's surprise must not end a million-file run
                 outbox.put(("error", file_id, f"{path}: {type(exc).__name__}: {exc}"))
+            # a file's last message is in the pipe before the next file is opened: a worker killed while reading a
+            # file is then never charged to the one before it (whose "done" it still held)
+            outbox.join()
     except (EOFError, OSError):
         pass  # the scan is gone (on Linux the kernel ends its workers with it)
     finally:
@@ -98,19 +123,28 @@ def decode_worker(job: DecodeJob, conn, credits) -> None:
         sender.join()
 
 
-def _send_all(conn, outbox: queue.SimpleQueue) -> None:
+def _send_all(conn, outbox: queue.Queue) -> None:
     """A worker's sender thread: pickle and write each message (as a Queue's feeder thread does), so that decoding
-    goes on while the scan's process is busy with the model and not reading."""
-    while (message := outbox.get()) is not None:
+    goes on while the scan's process is busy with the model and not reading. Every message taken is marked done,
+    sent or not (the scan gone), so that ``outbox.join()`` never waits for ever."""
+    gone = False
+    while True:
+        message = outbox.get()
         try:
-            conn.send(message)
-        except OSError:  # the scan is gone
-            return
+            if message is None:
+                return
+            if not gone:
+                try:
+                    conn.send(message)
+                except OSError:  # the scan is gone
+                    gone = True
+        finally:
+            outbox.task_done()
 
 
-def decode_file(job: DecodeJob, path: str, frontend) -> Iterator[tuple[int, tuple]]:
-    """Yield (samples read so far, chunk message) for each chunk of ``path``; the last ``read`` is the file's length.
-    Raises :class:`~envsound.errors.EnvsoundError` subclasses for unusable audio."""
+def decode_file(job: DecodeJob, path: str, frontend) -> Iterator[tuple[int, Chunk]]:
+    """Yield (samples read so far, :class:`Chunk`) for each chunk of ``path``; the last ``read`` is the file's
+    length. Raises :class:`~envsound.errors.EnvsoundError` subclasses for unusable audio."""
     features = job.features
     blocks = iter_audio_blocks(path, sample_rate=features.sample_rate, block_seconds=job.block_seconds,
                                min_seconds=features.min_seconds)
@@ -123,12 +157,17 @@ def decode_file(job: DecodeJob, path: str, frontend) -> Iterator[tuple[int, tupl
 
         return waveform_windows(chunk, features, frontend=frontend, before=before)
 
+    def chunk(offset: int, cut_out, starts_or_before) -> Chunk:
+        if job.windows:
+            return Chunk(offset, stream.shift, windows=cut_out, starts=list(starts_or_before))
+        return Chunk(offset, stream.shift, samples=cut_out, before=starts_or_before)
+
     buffer = WindowBuffer(cut, block_step=job.block_step, overlap=job.overlap, step=job.step)
     for block in stream:
-        for offset, windows, starts in buffer.push(block):
-            yield stream.read, (offset, stream.shift, windows, starts)
-    for offset, windows, starts in buffer.finish():
-        yield stream.read, (offset, stream.shift, windows, starts)
+        for piece in buffer.push(block):
+            yield stream.read, chunk(*piece)
+    for piece in buffer.finish():
+        yield stream.read, chunk(*piece)
 
 
 def _die_with_parent() -> None:
