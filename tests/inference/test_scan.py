@@ -20,6 +20,7 @@ from conftest import PRECISIONS, shared_run
 from envsound.errors import ConfigError
 from envsound.inference.predictor import Predictor
 from envsound.inference.scan.journal import JOURNAL_NAME
+from modelfiles import release_file
 
 
 @pytest.fixture(scope="module")
@@ -286,14 +287,67 @@ def test_the_ray_engine_gives_the_local_results_though_a_worker_is_killed(tmp_pa
     killer.join()
     assert killed, "no model actor was seen to kill"
     assert (summary.files, summary.failed) == (local.files, local.failed) == (196, 3)
+    _assert_same_rows(tmp_path / "ray", tmp_path / "local")
+
+
+def _assert_same_rows(mine: Path, theirs: Path) -> None:
+    """The results folders ``mine`` and ``theirs`` hold the same rows: labels identical, scores within 1e-5 (fp32)."""
     for table in ("files", "windows", "errors"):
-        mine, theirs = _table(tmp_path / "ray", table), _table(tmp_path / "local", table)
-        assert len(mine) == len(theirs) and mine.file.is_unique == theirs.file.is_unique
-        for column in mine.columns:
-            if mine[column].dtype.kind == "f":  # stored rounded to 4 decimals: 1e-5 apart may round 1e-4 apart
-                assert np.allclose(mine[column], theirs[column], rtol=0, atol=1e-4 + 1e-5, equal_nan=True), column
+        ours, others = _table(mine, table), _table(theirs, table)
+        assert len(ours) == len(others) and ours.file.is_unique == others.file.is_unique
+        assert list(ours.columns) == list(others.columns), table
+        for column in ours.columns:
+            if ours[column].dtype.kind == "f":  # stored rounded to 4 decimals: 1e-5 apart may round 1e-4 apart
+                assert np.allclose(ours[column], others[column], rtol=0, atol=1e-4 + 1e-5, equal_nan=True), column
             else:
-                assert (mine[column] == theirs[column]).all(), column
+                assert (ours[column] == others[column]).all(), column
+
+
+@pytest.fixture(scope="module")
+def few(tmp_path_factory, archive) -> Path:
+    """A few clips, a 2-minute file (three chunks of a minute) and a file that is not audio."""
+    root = tmp_path_factory.mktemp("few")
+    for clip in sorted(archive.rglob("clip*.wav"))[:3]:
+        os.link(clip, root / clip.name)
+    audio, rate = sf.read(archive / "long.flac", dtype="float32")
+    sf.write(root / "long.flac", np.concatenate([audio] * 3), rate)
+    (root / "notes.wav").write_text("not audio at all")
+    return root
+
+
+def test_the_ray_engine_runs_an_installed_audioset_release_with_the_local_rows(tmp_path, monkeypatch, few,
+                                                                               two_node_ray, envsound_main):
+    """Issue 66: the actors reloaded the model with load_checkpoint, so `envsound predict efficientat-mn04 FOLDER
+    --out R --engine ray` (the README's AudioSet tagger over an archive) died with an actor traceback and exit 1.
+    Now each actor opens the file the driver opened, as it did: an installed name resolved on the driver (the
+    workers were started without this ENVSOUND_MODELS) and its label names, the local engine's rows."""
+    models = tmp_path / "models"
+    models.mkdir()
+    release_file(models)
+    monkeypatch.setenv("ENVSOUND_MODELS", str(models))
+    for engine in (["local"], ["ray", "--address", two_node_ray.address]):
+        ran = envsound_main("predict", "efficientat-mn01", few, "--out", tmp_path / engine[0], "--engine", *engine,
+                            "--precision", "32", "--top-k", "5", "--quiet")
+        assert ran.returncode == 1, ran.stderr  # 1: a file failed (notes.wav), the others classified
+    files = _table(tmp_path / "ray", "files")
+    assert len(files) == 4 and files.label.str.fullmatch(r"Dog|Sound \d+").all()  # the driver's label names
+    assert _table(tmp_path / "ray", "errors").file.tolist() == [str(few / "notes.wav")]
+    _assert_same_rows(tmp_path / "ray", tmp_path / "local")
+
+
+def test_the_ray_engine_runs_an_onnx_export_with_the_local_rows(tmp_path, trained_run, few, two_node_ray):
+    """An exported model, which cuts its own windows from each chunk's waveform, runs on Ray too (it was refused)."""
+    pytest.importorskip("onnxruntime")
+    from envsound.cli.main import main
+
+    exported = tmp_path / "model.onnx"
+    assert main(["export", "--quiet", str(trained_run.checkpoint), "--format", "onnx", "--out", str(exported)]) == 0
+    summaries = [envsound.scan(exported, few, out=tmp_path / engine, engine=engine, address=two_node_ray.address,
+                               events=True, progress=False) for engine in ("local", "ray")]
+    assert [(s.files, s.failed) for s in summaries] == [(5, 1)] * 2
+    windows = _table(tmp_path / "ray", "windows")
+    assert windows[windows.file == str(few / "long.flac")].end.max() > 115  # its three chunks are all there
+    _assert_same_rows(tmp_path / "ray", tmp_path / "local")
 
 
 def test_a_ray_address_that_does_not_answer_is_one_line_and_exit_1(tmp_path, trained_run, archive, envsound_main):

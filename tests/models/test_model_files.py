@@ -5,7 +5,6 @@ cannot be embedded; the model arguments' help names every kind."""
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -20,25 +19,12 @@ from envsound.errors import CheckpointError
 from envsound.models.autoencoder import autoencoder_checkpoint, build_autoencoder
 from envsound.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from envsound.models.clip import build_network
-from envsound.models.efficientat import EfficientAT, release_key
 from envsound.models.files import AUTOENCODER, CLASSIFIER, ONNX, RELEASE, open_model_file
 from envsound.models.registry import model_names
 from envsound.models.releases import PRETRAINED
+from modelfiles import release_file
 
 TINY = ["model.filters=8", "features.n_mels=32"]
-
-
-def release_file(folder: Path, name: str = "mn01_as_mAP_298.pt") -> Path:
-    """An EfficientAT release file (a bare state dict named as the release names it; random weights) and AudioSet's
-    label file beside it."""
-    torch.manual_seed(0)
-    state = EfficientAT(n_classes=527, in_channels=1, n_mels=128, n_frames=100, width=0.1).state_dict()
-    torch.save({release_key(k): v for k, v in state.items()}, folder / name)
-    with (folder / "class_labels_indices.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["index", "mid", "display_name"])
-        writer.writerows([i, f"/m/{i}", "Dog" if i == 0 else f"Sound {i}"] for i in range(527))
-    return folder / name
 
 
 def classifier_file(path: Path, *, model: str = "cnn") -> Path:

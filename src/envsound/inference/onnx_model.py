@@ -63,6 +63,8 @@ class OnnxRuntime:
 class OnnxModel:
     """An exported model ready to score waveforms (see :meth:`load`)."""
 
+    scores_windows = False  # cuts its own windows from the waveform (the graph holds the frontend)
+
     def __init__(self, session, *, config: Config, labels: list[str], task: Task, meta: dict[str, Any],
                  runtime: OnnxRuntime, frames: dict[str, float] | None = None,
                  open_set: dict[str, float] | None = None) -> None:

@@ -69,6 +69,9 @@ class WindowScorer(Protocol):
     task: Task
     meta: dict[str, Any]
     runtime: Any  # has describe() and to_dict()
+    # True: also scores feature windows cut elsewhere (``scored_windows``; a scan's workers cut them), False: takes
+    # only the waveform (``waveform_probs``)
+    scores_windows: bool
 
     @property
     def n_classes(self) -> int: ...

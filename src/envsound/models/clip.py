@@ -114,6 +114,8 @@ class ClipModel:
     outputs for multi-label models.
     """
 
+    scores_windows = True  # takes feature windows cut elsewhere (scored_windows): the scan's workers cut them
+
     def __init__(self, *, config: Config, labels: Sequence[str], task: Task | None = None,
                  network: nn.Module | None = None, baseline=None, batch_size: int = 64,
                  runtime: Runtime | None = None) -> None:

@@ -25,14 +25,14 @@ import sys
 import threading
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
 from envsound.errors import EnvsoundError
 from envsound.hardware import usable_cores
-from envsound.inference.predictor import FileScores, Predictor
-from envsound.inference.scan.decode import DecodeJob, chunk_credits, decode_worker
+from envsound.inference.predictor import FileScores, Prediction, Predictor
+from envsound.inference.scan.decode import Chunk, DecodeJob, chunk_credits, decode_worker
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,26 @@ class Finished:
     """What the engine hands back for each file: its prediction (and window probabilities), or its error."""
 
     name: str
-    prediction: object | None = None  # a Prediction
+    prediction: Prediction | None = None
     window_probs: np.ndarray | None = None
     error: str | None = None
+
+
+class Engine(Protocol):
+    """What a scan asks of an engine (:class:`LocalEngine`, :class:`~envsound.inference.scan.ray_engine.RayEngine`):
+    each is built from the one :class:`~envsound.inference.predictor.Predictor` the scan opened, classifies the names
+    it is given and hands each file back as a :class:`Finished`, in any order; the results do not depend on which."""
+
+    predictor: Predictor
+    top_k: int
+    window_scores: bool
+
+    def describe(self) -> str:
+        """One line for the run's settings: where it runs (e.g. ``local: 3 decoding process(es), ...``)."""
+
+    def run(self, names: Iterator[str], on_file: Callable[[Finished], None], *, stop: threading.Event) -> None:
+        """Classify every name ``names`` yields, calling ``on_file`` in the calling thread as each file finishes,
+        until the names run out or ``stop`` is set (then the files in flight are dropped unfinished)."""
 
 
 @dataclass
@@ -58,7 +75,7 @@ class _Pending:
     """Chunks waiting to be scored together (with the semaphore their credits go back to, and how many), and the
     files whose last chunk is among them."""
 
-    chunks: list[tuple[int, tuple, object, int]] = field(default_factory=list)  # (file id, chunk, credits, taken)
+    chunks: list[tuple[int, Chunk, object, int]] = field(default_factory=list)  # (file id, chunk, credits, taken)
     windows: int = 0
     done: list[tuple[int, int]] = field(default_factory=list)  # (file id, samples read)
 
@@ -121,7 +138,7 @@ class LocalEngine:
         self.batch_size = batch_size
         self.top_k, self.events, self.window_scores = top_k, events, window_scores
         self.frames = events and predictor.has_frames
-        self.by_windows = hasattr(self.model, "window_probs")  # a ClipModel: features cut by the workers
+        self.by_windows = self.model.scores_windows  # a ClipModel: features cut by the workers
         if self.by_windows:
             self.model.batch_size = batch_size
         self.job = DecodeJob.of(predictor, windows=self.by_windows, credits=4 * batch_size + 64)
@@ -221,7 +238,7 @@ class LocalEngine:
                                                    window_scores=self.window_scores)
             elif kind == "chunk":
                 pending.chunks.append((file_id, payload, worker.credits, chunk_credits(worker.job, payload)))
-                pending.windows += len(payload[2])
+                pending.windows += payload.n_windows
                 if pending.windows >= self.batch_size or not self.by_windows:
                     self._score(state)
             elif kind == "done":
@@ -271,7 +288,7 @@ class LocalEngine:
         pending = state.pending
         if pending.chunks:
             for (file_id, chunk, credits, taken), scored in zip(pending.chunks, self._probabilities(pending.chunks)):
-                state.scores[file_id].add(chunk[0], chunk[1], *scored)
+                state.scores[file_id].add(chunk.offset, chunk.shift, *scored)
                 for _ in range(taken):
                     credits.release()
         for file_id, read in pending.done:
@@ -290,20 +307,20 @@ class LocalEngine:
         for _, chunk, credits, taken in mine:
             for _ in range(taken):
                 credits.release()
-            pending.windows -= len(chunk[2])
+            pending.windows -= chunk.n_windows
         pending.chunks = [entry for entry in pending.chunks if entry[0] != file_id]
 
-    def _probabilities(self, chunks: list[tuple]) -> list[tuple]:
+    def _probabilities(self, chunks: list[tuple[int, Chunk, object, int]]) -> list[tuple]:
         """(window probabilities, starts[, frame probabilities]) of each chunk; windows of all chunks in one batch."""
         if not self.by_windows:  # the model cuts its own windows: one call a chunk
-            return [self.model.waveform_probs(chunk, before=before, frames=self.frames)
-                    for _, (_, _, chunk, before), *_ in chunks]
-        probs, extra = self.model.scored_windows(np.concatenate([entry[1][2] for entry in chunks]),
+            return [self.model.waveform_probs(chunk.samples, before=chunk.before, frames=self.frames)
+                    for _, chunk, *_ in chunks]
+        probs, extra = self.model.scored_windows(np.concatenate([chunk.windows for _, chunk, *_ in chunks]),
                                                  frames=self.frames)
         out, at = [], 0
-        for _, (_, _, chunk_windows, starts), *_ in chunks:
-            end = at + len(chunk_windows)
-            out.append((probs[at:end], starts) + ((extra[at:end],) if extra is not None else ()))
+        for _, chunk, *_ in chunks:
+            end = at + len(chunk.windows)
+            out.append((probs[at:end], chunk.starts) + ((extra[at:end],) if extra is not None else ()))
             at = end
         return out
 

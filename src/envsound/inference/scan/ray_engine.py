@@ -8,19 +8,26 @@ windows (:class:`~envsound.inference.predictor.FileScores`) and hands the finish
 journal as the local engine. A file is finished when every window of every chunk is back, counted from the rows
 themselves, so a task Ray retries after a worker died may send a row twice: the second copy is dropped.
 
-The actors run at the precision the driver chose (``runtime.precision`` of its model), from the checkpoint's bytes
-sent with them (the model file need not be on the workers); the audio must be readable at the same path on every
-node (a shared file system), the results folder only on the driver.
+Every model the local engine runs, runs here with the same rows: an envsound checkpoint, an AudioSet release file or
+its installed name (resolved on the driver, so ``ENVSOUND_MODELS`` need not be set on the workers), an exported
+``.onnx``. Each actor opens the very file the driver opened (:class:`_ModelCopy`: its bytes, kind and, for a release
+file, the label names the driver read) through :meth:`~envsound.inference.predictor.Predictor.from_checkpoint`, on
+``device`` at the precision the driver chose (``runtime.precision`` of its model); the model file need not be on the
+workers. A model that scores feature windows (a checkpoint) gets them from the decoding tasks, a row each; one that
+cuts its own (an ``.onnx``) gets each chunk's waveform, a row a chunk, and gives back a row a window. The audio must
+be readable at the same path on every node (a shared file system), the results folder only on the driver.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import socket
 import tempfile
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterator
@@ -29,8 +36,10 @@ import numpy as np
 
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.inference.predictor import FileScores, Predictor
-from envsound.inference.scan.decode import DecodeJob, decode_file
+from envsound.inference.scan.decode import Chunk, DecodeJob, decode_file
 from envsound.inference.scan.engine import Finished
+from envsound.models.files import RELEASE
+from envsound.models.releases import LABELS_FILE
 
 log = logging.getLogger(__name__)
 GROUP_FILES = 10_000  # names handed to Ray Data at a time
@@ -80,23 +89,55 @@ def _check_answers(address: str | None, *, timeout: float = 5.0) -> None:
                           "'ray start --head' or check the address") from None
 
 
-class RayEngine:
-    """Runs :meth:`run` on a Ray cluster; see the module's docstring."""
+@dataclass(frozen=True)
+class _ModelCopy:
+    """The model file the driver opened, for an actor to open the same way: its name, kind and bytes, and for a
+    release file the label names the driver read (beside the file or in its models folder: a worker may have
+    neither)."""
 
-    def __init__(self, predictor: Predictor, checkpoint: Path, *, address: str | None, batch_size: int, top_k: int,
-                 events: bool, window_scores: bool) -> None:
-        if not hasattr(predictor.model, "window_probs"):
-            raise ConfigError("the Ray engine runs envsound checkpoints (model.ckpt); an exported .onnx model runs "
-                              "with the local engine")
+    name: str
+    kind: str
+    data: bytes
+    labels: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, predictor: Predictor) -> "_ModelCopy":
+        source = predictor.source
+        if source is None:
+            raise ConfigError("the Ray engine runs a model opened from its file (Predictor.from_checkpoint)")
+        return cls(name=source.path.name, kind=source.kind, data=source.path.read_bytes(),
+                   labels=tuple(predictor.labels) if source.kind == RELEASE else ())
+
+    def open(self, *, device: str, precision: str) -> Predictor:
+        """The :class:`~envsound.inference.predictor.Predictor` the driver built, built again here."""
+        with tempfile.TemporaryDirectory(prefix="envsound-model-") as folder:
+            path = Path(folder) / self.name
+            path.write_bytes(self.data)
+            if self.kind == RELEASE:
+                with (path.parent / LABELS_FILE).open("w", newline="", encoding="utf-8") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(["index", "mid", "display_name"])
+                    writer.writerows([i, "", label] for i, label in enumerate(self.labels))
+            return Predictor.from_checkpoint(path, device=device, precision=precision)
+
+
+class RayEngine:
+    """Runs :meth:`run` on a Ray cluster; see the module's docstring. ``device``: where the actors run the model
+    (``auto``: a GPU each where the cluster has them, else the CPU; ``cpu``: the CPU even so)."""
+
+    def __init__(self, predictor: Predictor, *, address: str | None, device: str = "auto", batch_size: int,
+                 top_k: int, events: bool, window_scores: bool) -> None:
         self.predictor = predictor
         self.top_k, self.events, self.window_scores = top_k, events, window_scores
         self.frames = events and predictor.has_frames
         self.batch_size = batch_size
+        self.device = device
         self.ray = connect(address)
-        self.job = DecodeJob.of(predictor)
-        self.model_ref = self.ray.put(Path(checkpoint).read_bytes())  # in a list below: the actor gets it itself
+        self.by_windows = predictor.model.scores_windows  # else a row a chunk: the model cuts its own windows
+        self.job = DecodeJob.of(predictor, windows=self.by_windows)
+        self.model_ref = self.ray.put(_ModelCopy.of(predictor))  # in a list below: the actor gets it itself
         resources = self.ray.cluster_resources()
-        self.gpus = int(resources.get("GPU", 0))
+        self.gpus = 0 if device == "cpu" else int(resources.get("GPU", 0))
         self.actors = self.gpus or max(1, int(resources.get("CPU", 1)) // 4)
 
     def describe(self) -> str:
@@ -125,10 +166,11 @@ class RayEngine:
                                       memory=DECODE_MEMORY)
         precision = str(self.predictor.model.runtime.precision)
         scored = decoded.map_batches(
-            _Scorer, batch_size=self.batch_size, compute=ray.data.ActorPoolStrategy(size=self.actors),
-            num_gpus=1 if self.gpus else 0, num_cpus=0 if self.gpus else 1,
-            fn_constructor_kwargs={"model": [self.model_ref], "precision": precision, "frames": self.frames,
-                                   "batch_size": self.batch_size})
+            _Scorer, batch_size=self.batch_size if self.by_windows else FILES_A_TASK,  # windows, or chunks
+            compute=ray.data.ActorPoolStrategy(size=self.actors), num_gpus=1 if self.gpus else 0,
+            num_cpus=0 if self.gpus else 1,
+            fn_constructor_kwargs={"model": [self.model_ref], "device": self.device, "precision": precision,
+                                   "frames": self.frames, "batch_size": self.batch_size})
         gathering = _Gathering(self, files, on_file)
         for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
             if stop.is_set():
@@ -137,14 +179,27 @@ class RayEngine:
         gathering.check_done()
 
 
+@dataclass(frozen=True)
+class _Window:
+    """One scored window as it comes back: its chunk's ``offset`` and ``shift``, its ``start`` within the chunk, its
+    probabilities ``(K,)`` and (a frame model, with events) its frames' ``(steps, K)``."""
+
+    offset: int
+    shift: int
+    start: int
+    probs: np.ndarray
+    frames: np.ndarray | None
+
+
 class _Gathering:
     """The rows of a group's files coming back in any order -> each file's Prediction once all of its are in."""
 
     def __init__(self, engine: RayEngine, files: dict[int, str], on_file) -> None:
         self.engine, self.files, self.on_file = engine, files, on_file
-        self.rows: dict[int, dict[tuple[int, int], tuple]] = defaultdict(dict)  # file -> (chunk, index) -> row
+        self.rows: dict[int, dict[tuple[int, int], _Window]] = defaultdict(dict)  # file -> (chunk, index) -> row
         self.expected: dict[int, dict[int, int]] = defaultdict(dict)  # file -> chunk -> its windows
         self.chunks: dict[int, int] = {}  # file -> its number of chunks, once its last chunk is seen
+        self.read: dict[int, int] = defaultdict(int)  # file -> samples read, as far as its rows say
 
     def add(self, batch: dict[str, np.ndarray]) -> None:
         frames = batch.get("frames")
@@ -153,7 +208,7 @@ class _Gathering:
                 continue  # a copy of a row of a file already finished (a retried task)
             error = str(batch["error"][i])
             if error:  # the rows of its chunks that came before are dropped with it
-                for held in (self.rows, self.expected, self.chunks):
+                for held in (self.rows, self.expected, self.chunks, self.read):
                     held.pop(file_id, None)
                 self.on_file(Finished(self.files.pop(file_id), error=error))
                 continue
@@ -161,9 +216,13 @@ class _Gathering:
             self.expected[file_id][chunk] = int(batch["chunk_windows"][i])
             if batch["last"][i]:
                 self.chunks[file_id] = chunk + 1
-            self.rows[file_id][(chunk, int(batch["index"][i]))] = (
-                int(batch["offset"][i]), int(batch["shift"][i]), int(batch["start"][i]), int(batch["read"][i]),
-                batch["probs"][i], None if frames is None else frames[i])
+            self.read[file_id] = max(self.read[file_id], int(batch["read"][i]))
+            if batch["chunk_windows"][i] == 0:  # a chunk of no window (its one row says so): nothing to keep
+                self._finish_if_complete(file_id)
+                continue
+            self.rows[file_id][(chunk, int(batch["index"][i]))] = _Window(
+                int(batch["offset"][i]), int(batch["shift"][i]), int(batch["start"][i]), batch["probs"][i],
+                None if frames is None else frames[i])
             self._finish_if_complete(file_id)
 
     def _finish_if_complete(self, file_id: int) -> None:
@@ -174,16 +233,14 @@ class _Gathering:
         engine = self.engine
         scores = FileScores(engine.predictor, segments=True, events=engine.events, window_scores=engine.window_scores)
         rows = self.rows.pop(file_id)
-        read = 0
         for chunk in range(chunks):
             mine = [rows[(chunk, index)] for index in range(expected[chunk])]
             if not mine:
                 continue
-            offset, shift = mine[0][0], mine[0][1]
-            read = max(read, *(row[3] for row in mine))
-            probs = np.stack([row[4] for row in mine])
-            framed = (np.stack([row[5] for row in mine]),) if engine.frames else ()
-            scores.add(offset, shift, probs, [row[2] for row in mine], *framed)
+            probs = np.stack([window.probs for window in mine])
+            framed = (np.stack([window.frames for window in mine]),) if engine.frames else ()
+            scores.add(mine[0].offset, mine[0].shift, probs, [window.start for window in mine], *framed)
+        read = self.read.pop(file_id)
         del self.expected[file_id], self.chunks[file_id]
         prediction = scores.finish(self.files.pop(file_id), read, top_k=engine.top_k)
         self.on_file(Finished(prediction.file, prediction, scores.window_probs() if engine.window_scores else None))
@@ -196,13 +253,16 @@ class _Gathering:
 
 
 def _decode_rows(batch: dict[str, np.ndarray], *, job: DecodeJob) -> Iterator[dict[str, np.ndarray]]:
-    """A Ray Data task: each file of ``batch`` -> one batch of rows per chunk (a window each), or one error row."""
-    import torch
+    """A Ray Data task: each file of ``batch`` -> one batch of rows per chunk (a window each, or with
+    ``job.windows`` False the chunk's waveform in one row), or one error row."""
+    frontend = None
+    if job.windows:
+        import torch
 
-    from envsound.features.parallel import frontend_for
+        from envsound.features.parallel import frontend_for
 
-    torch.set_num_threads(1)
-    frontend = frontend_for(job.features)
+        torch.set_num_threads(1)
+        frontend = frontend_for(job.features)
     for file_id, path in zip(batch["file_id"].tolist(), batch["file"].tolist()):
         held = None  # each chunk is given out once the next one (or the end) says whether it is the last
         try:
@@ -217,43 +277,54 @@ def _decode_rows(batch: dict[str, np.ndarray], *, job: DecodeJob) -> Iterator[di
             yield _error_row(file_id, f"{path}: {type(exc).__name__}: {exc}", job)
 
 
-def _chunk_rows(file_id: int, chunk_number: int, read: int, chunk: tuple, *, last: bool) -> dict[str, np.ndarray]:
-    offset, shift, windows, starts = chunk
-    n = len(windows)
-    return {"file_id": np.full(n, file_id, np.int64), "chunk": np.full(n, chunk_number, np.int32),
+def _chunk_rows(file_id: int, chunk_number: int, read: int, chunk: Chunk, *, last: bool) -> dict[str, np.ndarray]:
+    """A chunk's rows: a window each (``start``, ``windows``), or a waveform chunk in one row (``samples`` as float32
+    bytes, ``before``, -1 for all); ``chunk_windows`` counts the rows of the chunk the scorer gives back."""
+    n = len(chunk.windows) if chunk.windows is not None else 1
+    rows = {"file_id": np.full(n, file_id, np.int64), "chunk": np.full(n, chunk_number, np.int32),
             "index": np.arange(n, dtype=np.int32), "chunk_windows": np.full(n, n, np.int32),
-            "last": np.full(n, last), "offset": np.full(n, offset, np.int64), "shift": np.full(n, shift, np.int64),
-            "read": np.full(n, read, np.int64), "start": np.asarray(starts, np.int64),
-            "windows": np.ascontiguousarray(windows, np.float32), "error": np.full(n, "", dtype=object)}
+            "last": np.full(n, last), "offset": np.full(n, chunk.offset, np.int64),
+            "shift": np.full(n, chunk.shift, np.int64), "read": np.full(n, read, np.int64),
+            "error": np.full(n, "", dtype=object)}
+    if chunk.windows is not None:
+        rows["start"] = np.asarray(chunk.starts, np.int64)
+        rows["windows"] = np.ascontiguousarray(chunk.windows, np.float32)
+    else:
+        rows["before"] = np.full(1, -1 if chunk.before is None else chunk.before, np.int64)
+        rows["samples"] = np.asarray([np.asarray(chunk.samples, np.float32).tobytes()], dtype=object)
+    return rows
 
 
 def _error_row(file_id: int, reason: str, job: DecodeJob) -> dict[str, np.ndarray]:
-    from envsound.models.clip import window_shape
+    """A row saying ``reason``, with the columns of the rows of ``job``'s chunks."""
+    if job.windows:
+        from envsound.models.clip import window_shape
 
-    row = _chunk_rows(file_id, 0, 0, (0, 0, np.zeros((1, *window_shape(job.features)), np.float32), [0]), last=True)
+        chunk = Chunk(0, 0, windows=np.zeros((1, *window_shape(job.features)), np.float32), starts=[0])
+    else:
+        chunk = Chunk(0, 0, samples=np.zeros(0, np.float32))
+    row = _chunk_rows(file_id, 0, 0, chunk, last=True)
     row["error"] = np.asarray([reason], dtype=object)
     return row
 
 
 class _Scorer:
-    """A Ray Data actor: one model, loaded once from the checkpoint's bytes; windows -> probabilities. ``model`` is
-    ``[ObjectRef]``: a reference inside a list is not resolved by Ray, so the constructor's arguments stay small and a
-    restarted actor fetches the bytes again from the driver's object."""
+    """A Ray Data actor: the driver's model (:class:`_ModelCopy`), opened once; windows -> probabilities, or a model
+    that cuts its own windows: chunks -> a row a window. ``model`` is ``[ObjectRef]``: a reference inside a list is
+    not resolved by Ray, so the constructor's arguments stay small and a restarted actor fetches the model again from
+    the driver's object."""
 
-    def __init__(self, *, model: list, precision: str, frames: bool, batch_size: int) -> None:
+    def __init__(self, *, model: list, device: str, precision: str, frames: bool, batch_size: int) -> None:
         import ray
 
-        from envsound.models.checkpoint import load_checkpoint
-        from envsound.models.clip import ClipModel
-
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "model.ckpt"
-            path.write_bytes(ray.get(model[0]))
-            self.model = ClipModel.from_checkpoint(load_checkpoint(path), precision=precision)
-        self.model.batch_size = batch_size
+        self.model = ray.get(model[0]).open(device=device, precision=precision).model
+        if self.model.scores_windows:
+            self.model.batch_size = batch_size
         self.frames = frames
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if "samples" in batch:
+            return self._score_chunks(batch)
         windows = batch.pop("windows")
         good = np.asarray([not error for error in batch["error"]])
         probs = np.zeros((len(windows), self.model.n_classes), np.float32)
@@ -267,3 +338,39 @@ class _Scorer:
                 batch["frames"][good] = framed
         batch["probs"] = probs
         return batch
+
+    def _score_chunks(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Waveform chunks -> the rows of their windows, as the decoding tasks give them for a checkpoint: the
+        windows' ``start``, ``index`` and ``chunk_windows`` (a chunk of no window: one row with 0), ``probs``
+        (``frames``); an error row stays one row."""
+        samples, before = batch.pop("samples"), batch.pop("before")
+        n_classes = self.model.n_classes
+        if not len(samples):
+            empty = {"start": np.zeros(0, np.int64), "probs": np.zeros((0, n_classes), np.float32)}
+            return {**batch, **empty, **({"frames": np.zeros((0, 0, n_classes), np.float32)} if self.frames else {})}
+        pieces = []  # per chunk: (its row in batch, its chunk_windows, starts, probs, frames or None)
+        for i, error in enumerate(batch["error"]):
+            if error:
+                pieces.append((i, 1, [0], np.zeros((1, n_classes), np.float32), None))
+                continue
+            scored = self.model.waveform_probs(np.frombuffer(samples[i], np.float32),
+                                               before=None if before[i] < 0 else int(before[i]), frames=self.frames)
+            probs, starts = scored[0], list(scored[1])
+            if not starts:
+                pieces.append((i, 0, [0], np.zeros((1, n_classes), np.float32), None))
+                continue
+            pieces.append((i, len(starts), starts, np.asarray(probs, np.float32),
+                           np.asarray(scored[2], np.float32) if self.frames else None))
+        rows = [i for i, n, starts, *_ in pieces for _ in starts]
+        out = {key: batch[key][rows] for key in ("file_id", "chunk", "last", "offset", "shift", "read", "error")}
+        out["index"] = np.concatenate([np.arange(len(starts)) for _, _, starts, *_ in pieces]).astype(np.int32)
+        out["chunk_windows"] = np.concatenate([np.full(len(starts), n) for _, n, starts, *_ in pieces]
+                                              ).astype(np.int32)
+        out["start"] = np.concatenate([np.asarray(starts) for _, _, starts, *_ in pieces]).astype(np.int64)
+        out["probs"] = np.concatenate([probs for *_, probs, _ in pieces])
+        if self.frames:
+            steps = next((framed.shape[1] for *_, framed in pieces if framed is not None), 0)
+            out["frames"] = np.concatenate([framed if framed is not None else np.zeros((1, steps, n_classes),
+                                                                                        np.float32)
+                                            for *_, framed in pieces])
+        return out

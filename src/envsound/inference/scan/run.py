@@ -17,7 +17,7 @@ from envsound.fileio import run_lock
 from envsound.hardware import usable_cores
 from envsound.inference.predictor import Predictor
 from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, PART_FILES,
-                                            PART_WINDOWS, Finished, LocalEngine, default_batch_size,
+                                            PART_WINDOWS, Engine, Finished, LocalEngine, default_batch_size,
                                             default_workers)
 from envsound.inference.scan.journal import Journal
 from envsound.inference.listing import as_inputs, iter_inputs
@@ -117,7 +117,7 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
     batch_size = batch_size or default_batch_size(predictor.model.runtime)
     shape = {"batch_size": batch_size, "top_k": top_k, "events": events, "window_scores": window_scores}
     if engine == "ray":
-        runner = RayEngine(predictor, model_path, address=address, **shape)
+        runner: Engine = RayEngine(predictor, address=address, device=device, **shape)
         threads = contextlib.nullcontext()
     else:
         runner = LocalEngine(predictor, workers=workers, **shape)
@@ -138,7 +138,7 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
     return summary
 
 
-def _run(engine, journal: Journal, summary: ScanSummary, *, inputs: list, files_from, fmt: str,
+def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list, files_from, fmt: str,
          kinds: tuple[str, ...], progress: bool, part_files: int) -> None:
     """Scan, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
     predictor = engine.predictor
@@ -223,7 +223,7 @@ def _check_settings(*, engine: str, kinds: tuple[str, ...], events: bool, top_k:
 def _model_threads(predictor: Predictor, workers: int) -> Iterator[None]:
     """On a CPU the model gets the cores the decoding workers leave (they and it must not fight over cores)."""
     runtime = predictor.model.runtime
-    if runtime.accelerator != "cpu" or not hasattr(predictor.model, "window_probs"):
+    if runtime.accelerator != "cpu" or not predictor.model.scores_windows:
         yield
         return
     import torch
