@@ -20,7 +20,7 @@ import itertools
 import numpy as np
 
 from envsound.evaluation import sed
-from envsound.evaluation.events import detect_events
+from envsound.events import Decoding, detect_events
 from envsound.evaluation.sed_metrics import event_f1
 from sed_decoding_grid import decoded_runs  # experiments/ is the script's folder: on sys.path
 
@@ -36,7 +36,7 @@ def class_counts(timelines, reference, labels) -> np.ndarray:
         for s, (median, shortest, threshold) in enumerate(SETTINGS):
             system = {clip: [(e.label, e.onset, e.offset) for e in detect_events(
                 t.begins, t.probs[:, [k]], [label], window_seconds=t.window_seconds, hop_seconds=t.hop_seconds,
-                duration=t.duration, thresholds=threshold, median_seconds=median, min_seconds=shortest)]
+                duration=t.duration, decoding=Decoding(threshold=threshold, median_seconds=median, min_seconds=shortest))]
                 for clip, t in timelines.items()}
             scores = event_f1(ref, system, [label])
             n_ref, n_sys = sum(map(len, ref.values())), sum(map(len, system.values()))

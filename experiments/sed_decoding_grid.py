@@ -19,6 +19,7 @@ from pathlib import Path
 from envsound.data.registry import load_dataset
 from envsound.data.splits import train_val_split
 from envsound.evaluation import sed
+from envsound.events import Decoding
 from envsound.features.extract import extract_features
 from envsound.models.clip import ClipModel
 from envsound.models.files import open_model_file
@@ -66,8 +67,8 @@ def main() -> None:
     for run, model, sets in decoded_runs(__doc__.split("\n\n")[0]):
         for grid, (medians, shortest) in GRIDS.items():
             # (median, shortest, threshold): tune_decoding's order, so a tie goes to the same first point
-            table = {point: {name: sed.decoded_event_f1(*sets[name], model.labels, threshold=point[2],
-                                                        median_seconds=point[0], min_seconds=point[1])
+            table = {point: {name: sed.decoded_event_f1(*sets[name], model.labels, Decoding(
+                                 threshold=point[2], median_seconds=point[0], min_seconds=point[1]))
                              for name in sets}
                      for point in itertools.product(medians, shortest, sed.TUNE_THRESHOLDS)}
             print_choice(f"{run} {grid}", "(median, shortest, threshold)", table, list(table))

@@ -6,7 +6,7 @@ run's validation mixtures and scored on fold 4's unseen clips:
 - **gap filling**: two events of one class at most ``gap`` seconds apart become one (ESC-10's events are whole
   clips, pauses included: a dog's barks, a clock's ticks).
 
-The product's own decoding (``evaluation/events.py``: ``events.gap_seconds``, ``events.hysteresis``) on a finer gap
+The product's own decoding (``events/detect.py``: ``events.gap_seconds``, ``events.hysteresis``) on a finer gap
 grid than ``events.tune``'s.
 
     .venv/bin/python experiments/sed_decoding_rules.py --mix experiments/out/sed-unseen/mix60 [--subset all] RUN ...
@@ -22,7 +22,8 @@ import itertools
 import numpy as np
 
 from envsound.evaluation import sed
-from envsound.evaluation.events import smoothed_stretches, stretch_events
+from envsound.events import Decoding
+from envsound.events.detect import smoothed_stretches, stretch_events
 from envsound.evaluation.sed_metrics import event_f1
 from sed_decoding_grid import decoded_runs, print_choice  # experiments/ is the script's folder: on sys.path
 
@@ -47,7 +48,8 @@ def scores(sets, labels, factors, gaps) -> dict:
             table[point] = {}
             for name, (_, reference) in sets.items():
                 system = {clip: [(e.label, e.onset, e.offset) for e in stretch_events(
-                    v, labels, thresholds=threshold, min_seconds=shortest, gap_seconds=gap, hysteresis=factor)]
+                    v, labels, Decoding(threshold=threshold, median_seconds=median, min_seconds=shortest,
+                                        gap_seconds=gap, hysteresis=factor))]
                     for clip, v in values[name].items()}
                 table[point][name] = float(event_f1(reference, system, labels)["f1"] or 0.0)
     return table

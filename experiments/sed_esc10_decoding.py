@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from envsound.data.registry import load_dataset
-from envsound.evaluation.events import detect_events, event_thresholds
+from envsound.events import Decoding, detect_events
 from envsound.evaluation.sed import clip_timeline
 from envsound.evaluation.sed_metrics import event_f1
 from envsound.features.extract import extract_features
@@ -38,7 +38,7 @@ def timelines(model: ClipModel, manifest) -> tuple[dict, dict]:
 def score(found: dict, truth: dict, labels, threshold, median: float) -> float:
     system = {clip: [(e.label, e.onset, e.offset) for e in detect_events(
         t.begins, t.probs, labels, window_seconds=t.window_seconds, hop_seconds=t.hop_seconds, duration=t.duration,
-        thresholds=threshold, median_seconds=median)] for clip, t in found.items()}
+        decoding=Decoding(threshold=threshold, median_seconds=median))] for clip, t in found.items()}
     return event_f1(truth, system, labels)["f1"]
 
 
@@ -53,8 +53,8 @@ def main() -> None:
           "| test fold at those |\n|---|---|---|---|---|")
     for fold in folds:
         model = ClipModel.from_checkpoint(load_checkpoint(args.run / f"fold_{fold}" / "model.ckpt"), source="cv")
-        labels, own = model.labels, (event_thresholds(model.config, model.task, model.n_classes),
-                                     model.config.events.median_seconds)
+        decoding = Decoding.of(model.config.events).resolved(model.task, model.n_classes)
+        labels, own = model.labels, (decoding.threshold, decoding.median_seconds)
         train = timelines(model, data.select_folds([f for f in folds if f != fold]))
         test = timelines(model, data.select_folds([fold]))
         grid = {(t, m): score(*train, labels, t, m) for t in THRESHOLDS for m in MEDIANS}

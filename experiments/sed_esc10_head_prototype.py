@@ -30,7 +30,7 @@ from envsound.models.frames import FrameHead
 from envsound.data.registry import load_dataset
 from envsound.features.extract import extract_features
 from envsound.features.windows import eval_windows, start_seconds
-from envsound.evaluation.events import FrameTrack, detect_events
+from envsound.events import Decoding, FrameTrack, detect_events
 from envsound.evaluation.sed_metrics import event_f1, segment_f1
 from envsound.transfer.frame_probe import frame_targets
 torch.set_num_threads(2)
@@ -119,7 +119,7 @@ for fold in (1, 2, 3, 4):
             tl.duration = sf.info(str(c["rec"].path)).duration
             ref[cid] = [(e.label, e.onset, e.offset) for e in c["strong"]]
             dur[cid] = tl.duration
-            sy[cid] = [(e.label, e.onset, e.offset) for e in detect_events(tl.begins, tl.probs, labels, window_seconds=tl.window_seconds, hop_seconds=tl.hop_seconds, duration=tl.duration, thresholds=0.5, median_seconds=1.0)]
+            sy[cid] = [(e.label, e.onset, e.offset) for e in detect_events(tl.begins, tl.probs, labels, window_seconds=tl.window_seconds, hop_seconds=tl.hop_seconds, duration=tl.duration, decoding=Decoding(threshold=0.5, median_seconds=1.0))]
         ev, sg = event_f1(ref, sy, labels)["f1"], segment_f1(ref, sy, labels, durations=dur)["f1"]
         res[name].append((ev, sg))
         print(f"  {name}: dim {X.shape[-1]} event {ev:.3f} segment {sg:.3f}  ({time.time() - t0:.0f} s)", flush=True)

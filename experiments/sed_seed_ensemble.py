@@ -20,6 +20,7 @@ import numpy as np
 
 from envsound.data.registry import load_dataset
 from envsound.evaluation import sed
+from envsound.events import Decoding
 from envsound.models.clip import ClipModel
 from envsound.models.files import open_model_file
 from sed_decoding_grid import decoded  # experiments/ is the script's folder: on sys.path
@@ -49,10 +50,11 @@ def main() -> None:
     mean_logit = {clip: replace(t, probs=1 / (1 + np.exp(-np.mean([logit(m[2][clip].probs) for m in members], axis=0))))
                   for clip, t in members[0][2].items()}
     for run, _, timelines, tuned in members:
-        settings = {key: tuned[key] for key in sed.TUNED if key in tuned}  # a format-23 run tuned three of them
-        alone = sed.decoded_event_f1(timelines, reference, labels, **settings)
-        together = sed.decoded_event_f1(average, reference, labels, **settings)
-        logits = sed.decoded_event_f1(mean_logit, reference, labels, **settings)
+        # a format-23 run tuned three of them (the others: how it decoded then)
+        settings = Decoding(**{"median_seconds": 0.0, **{key: tuned[key] for key in sed.TUNED if key in tuned}})
+        alone = sed.decoded_event_f1(timelines, reference, labels, settings)
+        together = sed.decoded_event_f1(average, reference, labels, settings)
+        logits = sed.decoded_event_f1(mean_logit, reference, labels, settings)
         print(f"{run} settings {settings}: alone {alone:.3f}, the {len(members)} runs' mean probability "
               f"{together:.3f}, mean logit {logits:.3f}", flush=True)
 

@@ -1,4 +1,5 @@
-"""The house follows the data: every import points upstream (audio -> data -> features -> augment -> models ->
+"""The house follows the data: every import points upstream (events, the decoding of scores, below them all;
+audio -> data -> features -> augment -> models ->
 transfer -> training -> evaluation -> recipes -> inference -> deploy -> demo/app/cli). Checked on the source text, so a
 wrong-way import fails here before review."""
 
@@ -7,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
-ORDER = ["errors", "task", "config", "fileio", "hardware", "audio", "data", "features", "augment", "models", "transfer",
+ORDER = ["errors", "task", "config", "fileio", "hardware", "events", "audio", "data", "features", "augment", "models", "transfer",
          "training", "evaluation", "recipes", "inference", "deploy", "demo", "app", "cli",
          "__main__"]  # `python -m envsound`: the console entry point, above everything
 BASE = {"errors", "task", "config", "fileio", "hardware", "_version", "__init__"}

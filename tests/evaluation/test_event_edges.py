@@ -6,12 +6,12 @@ must lie within one hop of the sound's, 0 s and the file's end included, offline
 import numpy as np
 import pytest
 
-from envsound.evaluation.events import EventTracker, detect_events
+from envsound.events import Decoding, EventTracker, detect_events
 
 LAYOUT = {"dog": (0.0, 5.0), "siren": (8.0, 13.0), "rooster": (16.0, 21.0), "rain": (24.0, 29.0)}
 LABELS = list(LAYOUT)
 WINDOW, HOP, DURATION = 5.0, 1.0, 29.0  # features.window_seconds and eval_hop_seconds by default
-SETTINGS = dict(window_seconds=WINDOW, hop_seconds=HOP, thresholds=0.5, median_seconds=3.0)  # events.* defaults
+SETTINGS = dict(window_seconds=WINDOW, hop_seconds=HOP, decoding=Decoding(threshold=0.5))  # events.* defaults
 
 
 def window_probs(begins: np.ndarray, needs: float) -> np.ndarray:
@@ -68,9 +68,10 @@ def test_the_live_decoder_equals_the_whole_files_on_uneven_windows():
         duration = float(begins[-1] + 1.0 + rng.uniform(0.0, 0.4))
         begins = np.append(begins, duration - 1.0) if rng.random() < 0.5 and duration - 1.0 > begins[-1] else begins
         probs = (rng.random((len(begins), 2)) < 0.6) * rng.uniform(0.3, 1.0, (len(begins), 2))
-        settings = dict(window_seconds=1.0, hop_seconds=0.5, thresholds=np.array([0.5, 0.7]),
-                        median_seconds=float(rng.choice([0.0, 1.5])), min_seconds=float(rng.choice([0.0, 0.6])),
-                        gap_seconds=float(rng.choice([0.0, 0.5, 1.25])), hysteresis=float(rng.choice([1.0, 0.6])))
+        settings = dict(window_seconds=1.0, hop_seconds=0.5, decoding=Decoding(
+            threshold=(0.5, 0.7), median_seconds=float(rng.choice([0.0, 1.5])),
+            min_seconds=float(rng.choice([0.0, 0.6])), gap_seconds=float(rng.choice([0.0, 0.5, 1.25])),
+            hysteresis=float(rng.choice([1.0, 0.6]))))
         whole = detect_events(begins, probs, ["a", "b"], duration=duration, **settings)
         tracker = EventTracker(["a", "b"], **settings)
         found = [e for begin, row in zip(begins, probs) for e in tracker.push(float(begin), row)]

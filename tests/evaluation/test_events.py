@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from envsound.evaluation.events import EventTracker, detect_events, median_smooth
+from envsound.events import Decoding, EventTracker, detect_events
+from envsound.events.detect import median_smooth
 
 WINDOWS = dict(window_seconds=5.0, hop_seconds=1.0, duration=14.0)
 BEGINS = np.arange(10.0)  # windows [0, 5), [1, 6), ... [9, 14): a moment inside is held by up to 5 of them
@@ -19,9 +20,16 @@ def track(*active: int, value: float = 0.9) -> np.ndarray:
     return probs
 
 
-def events(probs, **kwargs):
-    settings = {**WINDOWS, "thresholds": 0.5, **kwargs}
-    return [(e.label, e.onset, e.offset) for e in detect_events(BEGINS, probs, ["dog", "cat"], **settings)]
+def rules(thresholds=0.5, **settings) -> Decoding:
+    """A Decoding of these settings (no median filter unless given); ``thresholds`` one, or one per class."""
+    threshold = tuple(float(t) for t in thresholds) if np.ndim(thresholds) else thresholds
+    return Decoding(threshold=threshold, **{"median_seconds": 0.0, **settings})
+
+
+def events(probs, duration=14.0, **kwargs):
+    windows = {**WINDOWS, "duration": duration}
+    return [(e.label, e.onset, e.offset) for e in detect_events(BEGINS, probs, ["dog", "cat"], **windows,
+                                                                decoding=rules(**kwargs))]
 
 
 def test_a_moment_is_in_an_event_when_every_window_holding_it_is_active():
@@ -32,7 +40,7 @@ def test_a_moment_is_in_an_event_when_every_window_holding_it_is_active():
     assert events(track(5, 6, 7, 8, 9)) == [("dog", 9.0, 14.0)]
     assert events(track(2, 3, 4)) == []  # no moment that only active windows hold: a window alone claims no moment
     assert events(track()) == []
-    assert detect_events([], np.zeros((0, 2)), ["dog", "cat"], thresholds=0.5, **WINDOWS) == []
+    assert detect_events([], np.zeros((0, 2)), ["dog", "cat"], decoding=rules(), **WINDOWS) == []
 
 
 def test_the_median_filter_fills_a_gap_that_would_cut_a_window_long_hole():
@@ -55,7 +63,7 @@ def frame_events(dog, **kwargs):
     probs = np.stack([np.asarray(dog, dtype=float), np.zeros(len(dog))], axis=1)
     return [(e.label, e.onset, e.offset, e.score) for e in detect_events(
         np.arange(len(dog), dtype=float), probs, ["dog", "cat"], window_seconds=1.0, hop_seconds=1.0,
-        duration=float(len(dog)), **{"thresholds": 0.5, **kwargs})]
+        duration=float(len(dog)), decoding=rules(**kwargs))]
 
 
 def test_events_at_most_the_gap_apart_become_one_and_the_shortest_is_measured_after_joining():
@@ -81,7 +89,7 @@ def test_events_never_reach_past_the_file():
 
 def test_a_timeline_that_does_not_fit_its_labels_is_refused():
     with pytest.raises(ValueError, match="does not fit"):
-        detect_events(BEGINS, np.zeros((10, 3)), ["dog", "cat"], thresholds=0.5, **WINDOWS)
+        detect_events(BEGINS, np.zeros((10, 3)), ["dog", "cat"], decoding=rules(), **WINDOWS)
 
 
 @pytest.mark.parametrize("median_seconds, min_seconds, gap_seconds, hysteresis",
@@ -92,9 +100,9 @@ def test_the_live_tracker_finds_the_events_of_the_whole_track_one_window_at_a_ti
     for trial in range(20):
         n = int(rng.integers(1, 30))
         probs = (rng.random((n, 2)) < rng.uniform(0.2, 0.8)) * rng.uniform(0.2, 1.0, (n, 2))
-        settings = dict(window_seconds=5.0, hop_seconds=1.0, thresholds=np.array([0.5, 0.7]),
-                        median_seconds=median_seconds, min_seconds=min_seconds, gap_seconds=gap_seconds,
-                        hysteresis=hysteresis)
+        settings = dict(window_seconds=5.0, hop_seconds=1.0, decoding=rules(
+            np.array([0.5, 0.7]), median_seconds=median_seconds, min_seconds=min_seconds, gap_seconds=gap_seconds,
+            hysteresis=hysteresis))
         whole = detect_events(np.arange(n, dtype=float), probs, ["dog", "cat"], duration=n + 3.6, **settings)
         tracker = EventTracker(["dog", "cat"], **settings)
         live = [e for i, row in enumerate(probs) for e in tracker.push(float(i), row)]
@@ -105,7 +113,7 @@ def test_the_live_tracker_finds_the_events_of_the_whole_track_one_window_at_a_ti
 
 
 def test_the_live_tracker_shows_an_event_under_way_before_it_ends():
-    tracker = EventTracker(["dog"], window_seconds=5.0, hop_seconds=1.0, thresholds=0.5, median_seconds=3)
+    tracker = EventTracker(["dog"], window_seconds=5.0, hop_seconds=1.0, decoding=rules(median_seconds=3))
     assert tracker.push(0.0, np.array([0.9])) == [] and tracker.active() == []  # window 0 waits for window 1
     assert tracker.push(1.0, np.array([0.8])) == []  # window 0 is decided: [0, 1), held by it alone, is dog
     assert [(e.label, e.onset, e.offset) for e in tracker.active()] == [("dog", 0.0, 1.0)]

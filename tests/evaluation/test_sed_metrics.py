@@ -146,13 +146,14 @@ def test_psds_equals_sed_scores_evals_on_a_frozen_example(scenario):
         sed_scores_eval = pytest.importorskip("sed_scores_eval", reason="sed_scores_eval does not import")
     from sed_scores_eval.base_modules.scores import create_score_dataframe
 
-    from envsound.evaluation.events import detect_events
+    from envsound.events import Decoding, detect_events
     from envsound.evaluation.sed import PSDS_THRESHOLDS
 
     labels, step, scores, reference, durations = frozen_example()
     points = [{name: [(e.label, e.onset, e.offset) for e in detect_events(
         np.arange(len(track)) * step, track, labels, window_seconds=step, hop_seconds=step, duration=durations[name],
-        thresholds=threshold)] for name, track in scores.items()} for threshold in PSDS_THRESHOLDS]
+        decoding=Decoding(threshold=threshold, median_seconds=0.0))] for name, track in scores.items()}
+        for threshold in PSDS_THRESHOLDS]
     ours = psds(reference, points, durations=durations, cttc=0.3, **scenario)
     theirs = sed_scores_eval.intersection_based.psds(
         scores={name: create_score_dataframe(track, np.arange(len(track) + 1) * step, labels)

@@ -15,7 +15,7 @@ import torch
 
 from envsound.config.files import bare_config
 from envsound.errors import ConfigError
-from envsound.evaluation.events import FrameTrack
+from envsound.events import FrameTrack
 from envsound.evaluation.sed import TUNED
 from envsound.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from envsound.models.clip import ClipModel
@@ -189,12 +189,14 @@ def test_sed_preset_trains_a_frame_head_on_strong_labels_that_evaluate_and_predi
     assert f"validation event F1 {tuned['event_f1']:.4f} on 6 held-out clips" in sed_run.printed
     assert f"envsound evaluate {sed_run.out / 'model.ckpt'} --dataset fsdkaggle2019" in sed_run.printed
     assert "--folds 3" in sed_run.printed and "no accuracy" not in sed_run.printed
-    from envsound.evaluation.events import event_thresholds, use_threshold
+    from envsound.inference.predictor import Predictor
 
-    tuned_model = ClipModel.from_checkpoint(load_checkpoint(sed_run.out / "model.ckpt"), device="cpu")
-    assert event_thresholds(tuned_model.config, tuned_model.task, 2) == tuned["threshold"]
-    use_threshold(tuned_model, 0.83)  # --threshold: one threshold for labels and events, over the tuned one
-    assert list(event_thresholds(tuned_model.config, tuned_model.task, 2)) == pytest.approx([0.83, 0.83])
+    loaded = Predictor.from_checkpoint(sed_run.out / "model.ckpt", device="cpu")
+    n = loaded.model.n_classes
+    assert loaded.decoding.threshold == (tuned["threshold"],) * n
+    over = Predictor(loaded.model, threshold=0.83)  # --threshold: one threshold for labels and events, over the tuned
+    assert over.decoding.threshold == pytest.approx((0.83,) * n) and over.task.threshold == 0.83
+    assert loaded.model.config.events.threshold == tuned["threshold"]  # the model is left as loaded
     model = load_model(sed_run.out / "model.ckpt", device="cpu")
     clip = sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[0]
     found = model.predict(clip, events=True)

@@ -11,7 +11,7 @@ import torch
 
 from envsound.config.files import bare_config
 from envsound.errors import ConfigError
-from envsound.evaluation.events import Timeline
+from envsound.events import Timeline
 from envsound.features.efficientat import SETTINGS
 from envsound.transfer.frame_finetune import LOG_OFFSET, LOG_SCALE, FrameCrops, mix_windows
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from envsound.cli.options import (build_config, feature_cache, on_error, run_context, show_progress,
-                                  unlabelled_manifest, with_threshold)
+                                  unlabelled_manifest)
 from envsound.errors import ConfigError
 
 log = logging.getLogger("envsound")
@@ -204,8 +204,8 @@ def predict(args: argparse.Namespace) -> int:
     if not args.inputs:
         raise ConfigError("name the audio files or folders to classify")
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
-    with_threshold(predictor.model, args)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
+                                          threshold=args.threshold)
     failed = 0
     for prediction in predictor.predict_paths(args.inputs, top_k=args.top_k, segments=args.segments,
                                               events=args.events):

@@ -50,15 +50,6 @@ def add_threshold_option(parser: argparse.ArgumentParser) -> None:
                              "(events.open_set), not T")
 
 
-def with_threshold(model, args: argparse.Namespace):
-    """``model`` (a ClipModel) with ``--threshold`` applied to its task, when given."""
-    if getattr(args, "threshold", None) is not None:
-        from envsound.evaluation.events import use_threshold
-
-        use_threshold(model, args.threshold, name="--threshold")
-    return model
-
-
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and training")
     group.add_argument("--model", metavar="NAME",  # names from 'envsound models': the registry imports torch

@@ -568,7 +568,7 @@ class LeakageConfig:
 
 @dataclass
 class EventsConfig:
-    """Sound events from the window timeline (``predict --events``, :mod:`envsound.evaluation.events`): each class's
+    """Sound events from the window timeline (``predict --events``, :mod:`envsound.events`): each class's
     window probabilities (a frame model's: frame probabilities), median-filtered, above a threshold, make its events
     (onset, offset, score); events close together joined, short ones dropped."""
 

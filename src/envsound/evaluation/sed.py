@@ -21,8 +21,8 @@ import numpy as np
 from envsound.audio.load import audio_info
 from envsound.data.records import ClipRecord
 from envsound.data.strong_labels import check_within
-from envsound.evaluation.events import (FrameTrack, Timeline, detect_events, event_thresholds, smoothed_stretches,
-                                        stretch_events, timeline_events)
+from envsound.events import Decoding, FrameTrack, Timeline, decode, detect_events
+from envsound.events.detect import smoothed_stretches, stretch_events
 from envsound.evaluation.sed_metrics import Events, event_f1, psds, segment_f1
 from envsound.features.windows import start_seconds
 from envsound.models.clip import ClipModel, pooled_probs
@@ -32,8 +32,8 @@ PSDS_THRESHOLDS = tuple(np.round(np.linspace(0.05, 0.95, 19), 2))
 
 def clip_timeline(model: ClipModel, record: ClipRecord, features: np.ndarray) -> tuple[Timeline, np.ndarray]:
     """(timeline, clip probabilities ``(K,)``): a clip's evaluation windows from its features (as ``predict`` reads
-    the file: the same windows), or for a frame model their frames (:class:`~envsound.evaluation.events.FrameTrack`),
-    and the mean of its windows' probabilities, each window scored once. Edge padding is undone; a
+    the file: the same windows), or for a frame model their frames (:class:`~envsound.events.detect.FrameTrack`),
+    and the mean of its windows' probabilities, each window scored once (closed-set: no open-set gate). Edge padding is undone; a
     ``features.trim_zeros`` model's leading zeros are not known here, so its times are off by them."""
     feats = model.config.features
     windows, starts = model.clip_windows(features)
@@ -60,16 +60,16 @@ def sed_report(model: ClipModel, records: Sequence[ClipRecord], timelines: Seque
     reference = reference_events(strong, timelines)
     labels = model.labels
 
-    def decoded(thresholds) -> dict:
-        return {clip: [(e.label, e.onset, e.offset) for e in timeline_events(t, labels, model.config,
-                                                                             thresholds=thresholds)]
-                for clip, t in timelines.items()}
+    decoding = Decoding.of(model.config.events).resolved(model.task, len(labels))
 
-    system = decoded(event_thresholds(model.config, model.task, len(labels)))
+    def decoded(rules: Decoding) -> dict:
+        return {clip: [(e.label, e.onset, e.offset) for e in decode(t, labels, rules)] for clip, t in timelines.items()}
+
+    system = decoded(decoding)
     segments, events = segment_f1(reference, system, labels, durations=durations), event_f1(reference, system, labels)
-    points = [decoded(threshold) for threshold in PSDS_THRESHOLDS]
+    points = [decoded(decoding.with_threshold(threshold)) for threshold in PSDS_THRESHOLDS]
     baseline = {clip: _top_label_runs(t, labels) for clip, t in timelines.items()}
-    settings, feats = model.config.events, model.config.features
+    feats = model.config.features
     return {"segment_f1": segments["f1"], "event_f1": events["f1"],
             "psds": psds(reference, points, durations=durations),
             "psds2": psds(reference, points, durations=durations, dtc=0.1, gtc=0.1, cttc=0.3, alpha_ct=0.5),
@@ -77,7 +77,7 @@ def sed_report(model: ClipModel, records: Sequence[ClipRecord], timelines: Seque
                     "system_events": sum(len(v) for v in system.values()), "segment": segments, "event": events,
                     "baseline": {"segment_f1": segment_f1(reference, baseline, labels, durations=durations)["f1"],
                                  "event_f1": event_f1(reference, baseline, labels)["f1"]},
-                    "settings": {**{key: getattr(settings, key) for key in TUNED},
+                    "settings": {**{key: getattr(model.config.events, key) for key in TUNED},
                                  "hop_seconds": feats.eval_hop_seconds, "window_seconds": feats.window_seconds}}}
 
 
@@ -88,7 +88,7 @@ TUNE_MEDIANS = (0.0, 0.2, 0.5, 1.0, 1.5, 2.0)
 TUNE_MIN_SECONDS = (0.0, 0.2, 0.4)
 TUNE_GAPS = (0.0, 0.5, 1.0, 1.5, 2.0)
 TUNE_HYSTERESIS = (1.0, 0.75, 0.5)
-TUNED = ("threshold", "median_seconds", "min_seconds", "gap_seconds", "hysteresis")
+TUNED = Decoding.keys()  # every decoding setting is tuned
 
 
 def tune_decoding(timelines: Mapping[str, Timeline], reference: Events, labels: Sequence[str]) -> dict:
@@ -104,26 +104,24 @@ def tune_decoding(timelines: Mapping[str, Timeline], reference: Events, labels: 
                      for clip, t in timelines.items() if len(t.begins)}
         for threshold, shortest, gap, hysteresis in itertools.product(TUNE_THRESHOLDS, TUNE_MIN_SECONDS, TUNE_GAPS,
                                                                       TUNE_HYSTERESIS):
+            rules = Decoding(threshold=threshold, median_seconds=median, min_seconds=shortest, gap_seconds=gap,
+                             hysteresis=hysteresis)
             system = {clip: [] for clip in timelines}
-            system.update({clip: [(e.label, e.onset, e.offset) for e in stretch_events(
-                parts, labels, thresholds=threshold, min_seconds=shortest, gap_seconds=gap, hysteresis=hysteresis)]
-                for clip, parts in stretches.items()})
-            scores[threshold, median, shortest, gap, hysteresis] = float(event_f1(reference, system, labels)["f1"]
-                                                                         or 0.0)
-    order = [(threshold, median, shortest, gap, hysteresis) for hysteresis, gap, median, shortest, threshold in
+            system.update({clip: [(e.label, e.onset, e.offset) for e in stretch_events(parts, labels, rules)]
+                           for clip, parts in stretches.items()})
+            scores[rules] = float(event_f1(reference, system, labels)["f1"] or 0.0)
+    order = [Decoding(threshold=threshold, median_seconds=median, min_seconds=shortest, gap_seconds=gap,
+                      hysteresis=hysteresis) for hysteresis, gap, median, shortest, threshold in
              itertools.product(TUNE_HYSTERESIS, TUNE_GAPS, TUNE_MEDIANS, TUNE_MIN_SECONDS, TUNE_THRESHOLDS)]
     best = max(order, key=scores.__getitem__)  # the first of equal ones
-    return {**dict(zip(TUNED, best)), "event_f1": scores[best], "clips": len(timelines)}
+    return {**best.to_dict(), "event_f1": scores[best], "clips": len(timelines)}
 
 
-def decoded_event_f1(timelines: Mapping[str, Timeline], reference: Events, labels: Sequence[str], *,
-                     threshold: float, median_seconds: float, min_seconds: float, gap_seconds: float = 0.0,
-                     hysteresis: float = 1.0) -> float:
-    """The event F1 of ``timelines`` decoded with these settings against ``reference`` (0 where undefined)."""
-    system = {clip: [(e.label, e.onset, e.offset) for e in detect_events(
-        t.begins, t.probs, labels, window_seconds=t.window_seconds, hop_seconds=t.hop_seconds, duration=t.duration,
-        thresholds=threshold, median_seconds=median_seconds, min_seconds=min_seconds, gap_seconds=gap_seconds,
-        hysteresis=hysteresis)] for clip, t in timelines.items()}
+def decoded_event_f1(timelines: Mapping[str, Timeline], reference: Events, labels: Sequence[str],
+                     decoding: Decoding) -> float:
+    """The event F1 of ``timelines`` decoded with ``decoding`` (its thresholds set) against ``reference`` (0 where
+    undefined)."""
+    system = {clip: [(e.label, e.onset, e.offset) for e in decode(t, labels, decoding)] for clip, t in timelines.items()}
     return float(event_f1(reference, system, labels)["f1"] or 0.0)
 
 
@@ -139,4 +137,4 @@ def _top_label_runs(timeline: Timeline, labels: Sequence[str]) -> list[tuple[str
         top[np.arange(len(top)), timeline.probs.argmax(axis=1)] = 1.0
     return [(e.label, e.onset, e.offset) for e in detect_events(
         timeline.begins, top, labels, window_seconds=timeline.window_seconds, hop_seconds=timeline.hop_seconds,
-        duration=timeline.duration, thresholds=0.5)]
+        duration=timeline.duration, decoding=Decoding(threshold=0.5, median_seconds=0.0))]

@@ -3,14 +3,14 @@
 A :class:`LiveListener` resamples what it is given to the model's rate (soxr's streaming resampler), and as soon as
 one window (``features.window_seconds``) of new audio is in, scores it and moves on by the model's evaluation hop
 (``features.eval_hop_seconds``). So a result describes the last ``window_seconds`` heard and comes ``hop + model
-time`` after the sound: the latency of a live reading. Events are :class:`~envsound.evaluation.events.EventTracker`'s,
+time`` after the sound: the latency of a live reading. Events are :class:`~envsound.events.detect.EventTracker`'s,
 decoded as ``predict --events`` decodes a recording's windows: a moment is decided once every window holding it
 is, so an event's edges are reported about a window, a hop and half a median filter (``events.median_seconds / 2``)
 after they sound, and an ended event once ``events.gap_seconds`` more have passed without its class (nor a run of
 it above threshold x ``events.hysteresis`` under way).
 
 A frame model (``--preset sed``) decodes its frames instead, as ``predict --events`` does
-(:class:`~envsound.evaluation.events.FrameTrack`): a window's frames up to half a hop past its centre are final
+(:class:`~envsound.events.detect.FrameTrack`): a window's frames up to half a hop past its centre are final
 when it is scored, so a frame is decided ``window_seconds / 2`` +- ``hop / 2`` (plus half the median filter) after
 it sounds, at the frames' resolution (80 ms) rather than the hop's.
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from envsound.audio.stream import PcmFormat, decode_pcm
 from envsound.errors import AudioLoadError
-from envsound.evaluation.events import EventTracker, FrameTrack
+from envsound.events import EventTracker, FrameTrack
 from envsound.features.windows import eval_hop_length
 from envsound.inference.predictor import Predictor
 
@@ -77,7 +77,6 @@ class LiveListener:
         # a chunk is exactly one window, and the next starts one hop later
         self.windows = predictor.window_buffer(block_step=hop, overlap=max(feats.window_samples - hop, 0),
                                                frames=predictor.has_frames)
-        settings = predictor.model.config.events
         # events from each window, or a frame model's from its frames: each "window" of the events one frame
         window, spacing = feats.window_seconds, hop / self.rate
         self.frames = None
@@ -86,9 +85,7 @@ class LiveListener:
             self.frames = FrameTrack(window_seconds=feats.window_seconds, step_seconds=window,
                                      n_classes=predictor.model.n_classes, collect=False, hop_seconds=hop / self.rate)
         self.events = EventTracker(predictor.labels, window_seconds=window, hop_seconds=spacing,
-                                   thresholds=predictor.event_thresholds(), median_seconds=settings.median_seconds,
-                                   min_seconds=settings.min_seconds, gap_seconds=settings.gap_seconds,
-                                   hysteresis=settings.hysteresis)
+                                   decoding=predictor.decoding)
         self.heard = 0  # samples at the model's rate
         self.scored = 0  # windows
 
@@ -146,7 +143,7 @@ class LiveListener:
     def _hop(self, begin: float, row: np.ndarray, model_ms: float, frames: np.ndarray | None = None) -> Hop:
         """The result of the window starting at ``begin`` seconds with probabilities ``row`` (and a frame model's
         frames ``(steps, K)``)."""
-        labels, task = self.predictor.labels, self.predictor.model.task
+        labels, task = self.predictor.labels, self.predictor.task
         ranked = np.argsort(-row, kind="stable")
         rejects = getattr(self.predictor.model, "open_set", None) is not None  # a 0 is a class ruled out: not shown
         scores = [{"label": labels[i], "score": round(float(row[i]), 4)} for i in ranked

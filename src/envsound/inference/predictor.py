@@ -25,7 +25,7 @@ import numpy as np
 from envsound.audio.load import AUDIO_EXTENSIONS, iter_audio_blocks, waveform_from_array
 from envsound.config import Config
 from envsound.errors import EnvsoundError
-from envsound.evaluation.events import FrameTrack, Timeline, event_thresholds, timeline_events
+from envsound.events import Decoding, FrameTrack, Timeline, decode
 from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
 from envsound.inference.listing import iter_inputs
@@ -47,7 +47,7 @@ class Prediction:
     error: str | None = None
     duration: float | None = None
     labels: list[dict] | None = None  # multi-label models: [{"label", "score"}] at or above the threshold, best first
-    events: list[dict] | None = None  # [{"label", "onset", "offset", "score"}] in seconds (envsound.evaluation.events)
+    events: list[dict] | None = None  # [{"label", "onset", "offset", "score"}] in seconds (envsound.events)
 
     def to_dict(self) -> dict:
         out = {"file": self.file, "top": self.top, "error": self.error}
@@ -89,12 +89,20 @@ class WindowScorer(Protocol):
 class Predictor:
     """A checkpoint (or an exported ``.onnx`` model) ready to classify files.
 
+    ``threshold`` (``--threshold``): one decision threshold for every class, for a multi-label model's labels and any
+    model's events, over the checkpoint's own (tuned or per class); the model itself is left as loaded.
+    :attr:`task` and :attr:`decoding` are what this predictor decides with.
+
     >>> predictor = Predictor.from_checkpoint("runs/esc10/model.ckpt")
     >>> predictor.predict_file("dog.wav", top_k=3).top
     """
 
-    def __init__(self, model: WindowScorer, *, block_seconds: float = 60.0) -> None:
+    def __init__(self, model: WindowScorer, *, block_seconds: float = 60.0, threshold: float | None = None) -> None:
         self.model = model
+        self.task: Task = model.task if threshold is None else model.task.with_threshold(threshold, name="threshold")
+        decoding = Decoding.of(model.config.events)
+        decoding = decoding if threshold is None else decoding.with_threshold(self.task.threshold)
+        self.decoding: Decoding = decoding.resolved(self.task, model.n_classes)
         self.source: ModelFile | None = None  # the file from_checkpoint loaded (path, kind, digest), else None
         self.block_seconds = block_seconds
         self.features = model.config.features
@@ -135,7 +143,7 @@ class Predictor:
                      events: bool = False) -> Prediction:
         """Classify one file: the ``top_k`` labels by clip probability and, for a multi-label model, every label at
         or above the task's threshold (``labels``); ``segments``: each window's top label; ``events``: when each class
-        sounds (:func:`~envsound.evaluation.events.detect_events`, settings ``events.*`` of the checkpoint's config).
+        sounds (:func:`~envsound.events.detect.detect_events` at :attr:`decoding`).
         Raises :class:`EnvsoundError` subclasses for unusable audio."""
         feats = self.features
         blocks = iter_audio_blocks(path, sample_rate=feats.sample_rate, block_seconds=self.block_seconds,
@@ -165,12 +173,8 @@ class Predictor:
         return self.model.has_frames
 
     def timeline_events(self, timeline: Timeline) -> list:
-        """The events of a :class:`~envsound.evaluation.events.Timeline` at the checkpoint's ``events.*`` settings."""
-        return timeline_events(timeline, self.labels, self.model.config, thresholds=self.event_thresholds())
-
-    def event_thresholds(self) -> np.ndarray | float:
-        """See :func:`~envsound.evaluation.events.event_thresholds`."""
-        return event_thresholds(self.model.config, self.model.task, self.model.n_classes)
+        """The events of a :class:`~envsound.events.detect.Timeline` at :attr:`decoding`."""
+        return decode(timeline, self.labels, self.decoding)
 
     def predict_paths(self, inputs: str | Path | Iterable[str | Path], *, top_k: int = 3, segments: bool = False,
                       events: bool = False) -> Iterator[Prediction]:
@@ -268,7 +272,7 @@ class FileScores:
         top = [{"label": labels[i], "score": round(float(mean[i]), 4)} for i in ranked[:max(1, top_k)]
                if not (self.rejects and mean[i] <= 0)]
         chosen_labels = None
-        task = predictor.model.task
+        task = predictor.task
         if task.multi_label:
             chosen = task.decide(mean[None, :])[0]
             chosen_labels = [{"label": labels[i], "score": round(float(mean[i]), 4)} for i in ranked if chosen[i]]

@@ -6,6 +6,7 @@ Used by evaluation (on cached features) and by inference (on freshly decoded aud
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Sequence
 
@@ -178,6 +179,18 @@ class ClipModel:
     @property
     def n_classes(self) -> int:
         return len(self.labels)
+
+    def deciding_at(self, threshold: float) -> "ClipModel":
+        """A copy of this model deciding at ``threshold`` for every class (a multi-label model's labels, any model's
+        events), over the checkpoint's tuned or per-class thresholds; this one is left as loaded.
+
+        Raises:
+            ConfigError: ``threshold`` not in (0, 1).
+        """
+        other = copy.copy(self)
+        other.task = self.task.with_threshold(threshold)
+        other.config = self.config.with_overrides(["events.threshold=null"])  # the events follow the task's
+        return other
 
     @property
     def has_frames(self) -> bool:

@@ -182,9 +182,7 @@ def evaluate_on(model: str | Path, manifest: Manifest, *, label_map: str | Path 
         checkpoint = zero_shot_checkpoint(checkpoint, label_map, manifest.labels, task=manifest.task)
     clip_model = ClipModel.from_checkpoint(checkpoint, source=str(model), device=device, precision=precision)
     if threshold is not None:
-        from envsound.evaluation.events import use_threshold
-
-        use_threshold(clip_model, threshold)
+        clip_model = clip_model.deciding_at(threshold)
     result = evaluate_model(clip_model, manifest, cache=context.cache, on_error=context.on_error,
                             progress=context.progress)
     if out is not None:

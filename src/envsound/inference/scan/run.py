@@ -103,14 +103,10 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
         from envsound.inference.scan.ray_engine import RayEngine, connect
 
         connect(address)
-    predictor = Predictor.from_checkpoint(model, device=device, precision=precision)
-    if threshold is not None:
-        from envsound.evaluation.events import use_threshold
-
-        use_threshold(predictor.model, threshold)
+    predictor = Predictor.from_checkpoint(model, device=device, precision=precision, threshold=threshold)
     model_path = predictor.source.path  # opened once, by the predictor
     fingerprint = {"model": predictor.source.digest, "model_file": str(model_path), "labels": predictor.labels,
-                   "task": predictor.model.task.to_dict(), "top_k": top_k, "events": events,
+                   "task": predictor.task.to_dict(), "top_k": top_k, "events": events,
                    "window_scores": window_scores, "event_tables": list(kinds), "format": fmt,
                    "precision": precision}
     workers = workers or default_workers(predictor.model.runtime.accelerator)

@@ -1,9 +1,10 @@
 """Sound events from a clip model's window timeline: *when* each class sounds, as ``{label, onset, offset, score}``.
 
 A model trained on clip labels scores overlapping windows (``features.window_seconds`` long, one every
-``features.eval_hop_seconds``). Each class's probability track over those windows is smoothed by a median filter
-(``events.median_seconds``) and compared with its threshold (``events.threshold``, unset: the task's decision
-threshold, per class where the checkpoint fitted them); with ``events.hysteresis`` below 1 (double thresholding, as
+``features.eval_hop_seconds``). The rules are one :class:`~envsound.events.decoding.Decoding` value (a checkpoint's
+``events.*`` settings). Each class's probability track over those windows is smoothed by a median filter
+(``median_seconds``) and compared with its threshold (``threshold``, unset: the task's decision threshold, per
+class where the checkpoint fitted them); with ``hysteresis`` below 1 (double thresholding, as
 DCASE systems decode) an event is a run at or above the threshold x that factor that reaches the threshold
 somewhere.
 
@@ -18,9 +19,9 @@ an event from 0 s; one at the end runs to the file's end; a silence of a hop or 
 windows that hold only it and stays a gap. Boundaries land within about a hop of the sound's (more when the model
 needs much of a window filled before it answers); a window that dips below the threshold inside a long sound cuts
 a window-long hole, which the median filter is there to prevent. Two events of one class at most
-``events.gap_seconds`` apart are then one (a dog's barks with their pauses, a clock's ticks: a sound that stops and
+``gap_seconds`` apart are then one (a dog's barks with their pauses, a clock's ticks: a sound that stops and
 starts again; the median filter bridges such pauses too, but also blurs the edges and erases short sounds), and
-events shorter than ``events.min_seconds`` are dropped. numpy only: the exported ONNX model's predictions get events
+events shorter than ``min_seconds`` are dropped. numpy only: the exported ONNX model's predictions get events
 too.
 
 A model with frame output (``model.options.frame_head``, ``--preset sed``) scores a frame every few tens of
@@ -35,6 +36,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+from envsound.events.decoding import Decoding
 
 
 @dataclass
@@ -167,23 +170,21 @@ def _lowest(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[str], *, window_seconds: float,
-                  hop_seconds: float, duration: float, thresholds: np.ndarray | float, median_seconds: float = 0.0,
-                  min_seconds: float = 0.0, gap_seconds: float = 0.0, hysteresis: float = 1.0) -> list[Event]:
+                  hop_seconds: float, duration: float, decoding: Decoding) -> list[Event]:
     """The events of one file, sorted by onset (then label): each a run of time where every window holding it is
-    at or above its class's threshold (see the module docstring), or with ``hysteresis`` < 1 at or above that
-    threshold x ``hysteresis`` and somewhere at or above the threshold.
+    at or above its class's threshold (see the module docstring), or with ``decoding.hysteresis`` < 1 at or above
+    that threshold x ``hysteresis`` and somewhere at or above the threshold.
 
     Args:
         begins: start of each window in seconds, increasing; ``probs`` ``(windows, classes)`` its probabilities.
-        window_seconds: the windows' length in seconds.
-        hop_seconds: the windows' spacing in seconds.
-        duration: the file's length in seconds (events lie in ``[0, duration]``).
-        thresholds: one per class (or one for all); a class is active in a window at or above it.
-        median_seconds: the median filter's length (rounded to an odd number of windows; 0 or one window: none).
-        min_seconds: shorter events are dropped (after joining).
-        gap_seconds: two events of one class at most this far apart are joined (0: none).
-        hysteresis: an event is a run at or above its class's threshold x this that reaches the threshold,
-            ``(0, 1]`` (1: one threshold).
+        window_seconds, hop_seconds: the windows' length and spacing; ``duration``: the file's length in seconds
+            (events lie in ``[0, duration]``).
+        decoding: the rules, its thresholds set (one for every class, or one per class:
+            :meth:`Decoding.resolved <envsound.events.decoding.Decoding.resolved>`).
+
+    >>> detect_events([0.0, 1.0, 2.0], [[0.9], [0.8], [0.1]], ["dog"], window_seconds=1.0, hop_seconds=1.0,
+    ...               duration=3.0, decoding=Decoding(threshold=0.5, median_seconds=0.0))
+    [Event(label='dog', onset=0.0, offset=2.0, score=0.9)]
     """
     probs = np.asarray(probs, dtype=np.float64)
     begins = np.asarray(begins, dtype=np.float64)
@@ -192,9 +193,8 @@ def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[s
     if not len(begins):
         return []
     stretches = smoothed_stretches(begins, probs, window_seconds=window_seconds, hop_seconds=hop_seconds,
-                                   duration=duration, median_seconds=median_seconds)
-    return stretch_events(stretches, labels, thresholds=thresholds, min_seconds=min_seconds, gap_seconds=gap_seconds,
-                          hysteresis=hysteresis)
+                                   duration=duration, median_seconds=decoding.median_seconds)
+    return stretch_events(stretches, labels, decoding)
 
 
 def median_width(median_seconds: float, hop_seconds: float) -> int:
@@ -214,12 +214,13 @@ def smoothed_stretches(begins: np.ndarray, probs: np.ndarray, *, window_seconds:
     return a, b, _lowest(smoothed, lo, hi)
 
 
-def stretch_events(stretches: tuple[np.ndarray, np.ndarray, np.ndarray], labels: Sequence[str], *,
-                   thresholds: np.ndarray | float, min_seconds: float = 0.0, gap_seconds: float = 0.0,
-                   hysteresis: float = 1.0) -> list[Event]:
-    """:func:`detect_events`' second half: the events of :func:`smoothed_stretches`' ``(a, b, values)``."""
+def stretch_events(stretches: tuple[np.ndarray, np.ndarray, np.ndarray], labels: Sequence[str],
+                   decoding: Decoding) -> list[Event]:
+    """:func:`detect_events`' second half: the events of :func:`smoothed_stretches`' ``(a, b, values)`` (the median
+    filter of ``decoding`` already applied there)."""
     a, b, values = stretches
-    limits = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(labels),))
+    limits = decoding.limits(len(labels))
+    gap_seconds, hysteresis, min_seconds = decoding.gap_seconds, decoding.hysteresis, decoding.min_seconds
     events = []
     for k, label in enumerate(labels):
         active = np.concatenate([[False], values[:, k] >= limits[k] * hysteresis, [False]])
@@ -238,27 +239,10 @@ def stretch_events(stretches: tuple[np.ndarray, np.ndarray, np.ndarray], labels:
     return sorted(events, key=lambda e: (e.onset, e.label))
 
 
-def timeline_events(timeline: Timeline, labels: Sequence[str], config, *, thresholds: np.ndarray | float
-                    ) -> list[Event]:
-    """:func:`detect_events` of a :class:`Timeline` with a checkpoint's ``events.*`` settings (median filter, minimum
-    length, gap, hysteresis), at ``thresholds``."""
-    settings = config.events
+def decode(timeline: Timeline, labels: Sequence[str], decoding: Decoding) -> list[Event]:
+    """:func:`detect_events` of a :class:`Timeline`."""
     return detect_events(timeline.begins, timeline.probs, labels, window_seconds=timeline.window_seconds,
-                         hop_seconds=timeline.hop_seconds, duration=timeline.duration, thresholds=thresholds,
-                         median_seconds=settings.median_seconds, min_seconds=settings.min_seconds,
-                         gap_seconds=settings.gap_seconds, hysteresis=settings.hysteresis)
-
-
-def use_threshold(model, value: float, *, name: str = "threshold") -> None:
-    """``model`` (a checkpoint's or an ONNX model, with ``task`` and ``config``) deciding at ``value``: its labels and,
-    over a threshold ``events.tune`` saved, its events too (as before tuning, when events followed the task's)."""
-    model.task = model.task.with_threshold(value, name=name)
-    model.config.events.threshold = None
-
-
-def event_thresholds(config, task, n_classes: int) -> np.ndarray | float:
-    """``events.threshold``, or unset, the task's decision thresholds (per class where the checkpoint fitted them)."""
-    return config.events.threshold if config.events.threshold is not None else task.thresholds(n_classes)
+                         hop_seconds=timeline.hop_seconds, duration=timeline.duration, decoding=decoding)
 
 
 class EventTracker:
@@ -266,25 +250,25 @@ class EventTracker:
     is known. A moment is decided once every window holding it is decided, i.e. once the next window has started
     after it; a window's smoothed value needs the median filter's half-width of windows after it. So a moment shows
     in :meth:`active` (and an event is given out ended) about one window plus half the median filter after it
-    sounds; with ``gap_seconds``, an event is given out once that much more has passed without its class coming
-    back (else the two are one), and with ``hysteresis`` not while a run of its class above the lower threshold that
+    sounds; with ``decoding.gap_seconds``, an event is given out once that much more has passed without its class
+    coming back (else the two are one), and with ``decoding.hysteresis`` not while a run of its class above the lower threshold that
     began within the gap is under way (it may still reach the threshold and join it). Memory: one median filter's
     windows and the few windows holding the undecided moments, whatever the stream's length.
 
-    >>> tracker = EventTracker(["dog"], window_seconds=1.0, hop_seconds=1.0, thresholds=0.5)
+    >>> tracker = EventTracker(["dog"], window_seconds=1.0, hop_seconds=1.0,
+    ...                        decoding=Decoding(threshold=0.5, median_seconds=0.0))
     >>> [tracker.push(t, np.array([p])) for t, p in [(0.0, 0.9), (1.0, 0.8), (2.0, 0.1), (3.0, 0.1)]][-1]
     [Event(label='dog', onset=0.0, offset=2.0, score=0.9)]
     """
 
     def __init__(self, labels: Sequence[str], *, window_seconds: float, hop_seconds: float,
-                 thresholds: np.ndarray | float, median_seconds: float = 0.0, min_seconds: float = 0.0,
-                 gap_seconds: float = 0.0, hysteresis: float = 1.0) -> None:
+                 decoding: Decoding) -> None:
         self.labels = list(labels)
-        self.window_seconds, self.hop_seconds, self.min_seconds = window_seconds, hop_seconds, min_seconds
-        self.gap_seconds = gap_seconds
-        self.limits = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(self.labels),))
-        self.lows = self.limits * hysteresis
-        self.half = median_width(median_seconds, hop_seconds) // 2
+        self.window_seconds, self.hop_seconds, self.min_seconds = window_seconds, hop_seconds, decoding.min_seconds
+        self.gap_seconds = decoding.gap_seconds
+        self.limits = decoding.limits(len(self.labels))
+        self.lows = self.limits * decoding.hysteresis
+        self.half = median_width(decoding.median_seconds, hop_seconds) // 2
         self.recent: deque[tuple[float, np.ndarray]] = deque(maxlen=2 * self.half + 1)  # (begin, probs)
         self.held: deque[tuple[float, np.ndarray]] = deque()  # decided windows reaching past the frontier
         self.pushed = 0  # windows pushed
