@@ -3,6 +3,7 @@ small file helpers every stage shares: a results folder's lock, a file's digest,
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -61,9 +62,28 @@ def _replacing(tmp: Path, path: Path) -> Iterator[None]:
     try:
         yield
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:  # a write through an open file names none (a full disk): name the file it was for
+            exc.filename = str(path)
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """What ``exc`` says, in a few words, when it is a full disk or an exceeded quota, else None: an ``OSError``
+    ``ENOSPC`` ("no space left on device") or ``EDQUOT`` ("disk quota exceeded"), or SQLite's ``SQLITE_FULL``.
+
+    >>> disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    'no space left on device'
+    """
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return os.strerror(exc.errno).lower()
+    if type(exc).__module__ == "sqlite3" and ((getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == 13  # SQLITE_FULL
+                                              or str(exc) == "database or disk is full"):  # Python < 3.11
+        return "no space left on device"
+    return None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -5,6 +5,10 @@ by its name, so that resuming a ten-million-file run checks each name in microse
 back; the parts committed; and the fingerprint of the model and of the settings that shape the results. A part is
 committed in one transaction after its files are renamed into place, so after a crash a part file the journal does
 not list is an orphan: :meth:`Journal.open` removes it (its files are scanned again) with any temporary file.
+
+A journal damaged on disk (SQLite's quick check fails, or it was emptied while parts remain) is refused, never
+rebuilt: the part files do not record the model and settings they were made with, so a journal rebuilt from them
+could let a resumed run mix two runs' rows.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ class Journal:
         """Open (or start) the journal of ``out`` for a scan whose results depend on ``fingerprint`` (JSON values).
 
         Raises:
-            ConfigError: ``out`` holds results of another model or other settings (the first difference named), or
-                files but no journal (not a results folder).
+            ConfigError: ``out`` holds results of another model or other settings (the first difference named),
+                files but no journal (not a results folder), or a damaged journal (see the module's docstring).
         """
         out = Path(out)
         path = out / JOURNAL_NAME
@@ -48,9 +52,7 @@ class Journal:
             raise ConfigError(f"{out}: holds files but no {JOURNAL_NAME}: not a results folder of envsound predict "
                               "--out; name an empty or new folder")
         out.mkdir(parents=True, exist_ok=True)
-        db = _connect(path)
-        db.executescript(SCHEMA)
-        stored = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM settings")}
+        db, stored = _open_whole(out, tables)
         if stored:
             # The model first: another model's labels differ too, and are not what a user needs to read.
             keys = sorted((set(stored) | set(fingerprint)) - DESCRIPTIVE, key=lambda key: (key != "model", key))
@@ -65,10 +67,11 @@ class Journal:
                 db.executemany("INSERT INTO settings VALUES (?, ?)",
                                [(key, json.dumps(value)) for key, value in fingerprint.items()])
         journal = cls(out, db)
-        journal._remove_orphans(tables)
+        journal.remove_orphans(tables)
         return journal
 
-    def _remove_orphans(self, tables: tuple[str, ...]) -> None:
+    def remove_orphans(self, tables: tuple[str, ...]) -> None:
+        """Remove the part files of ``tables`` that no committed part lists, and temporary files."""
         committed = {row[0] for row in self.db.execute("SELECT part FROM parts")}
         for table in tables:
             for path in (self.out / table).glob("*"):
@@ -112,6 +115,69 @@ class DoneIndex:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _open_whole(out: Path, tables: tuple[str, ...]) -> tuple[sqlite3.Connection, dict]:
+    """The journal of ``out``, opened, checked whole (SQLite's quick check: a tenth of a second a million files) and
+    with its tables made, and the settings it holds ({} in a new one).
+
+    Raises:
+        ConfigError: the journal is damaged, or holds no settings while ``out`` holds parts (emptied or truncated).
+    """
+    path = out / JOURNAL_NAME
+    has_parts = any(any((out / table).glob("part-*")) for table in tables)
+    emptied = "it lists no model and no part, yet the folder holds parts: it was emptied or truncated"
+    if has_parts and _size(path) == 0 and _size(path.with_name(f"{JOURNAL_NAME}-wal")) == 0:
+        raise ConfigError(damaged_message(out, emptied))  # said before SQLite writes a header into it
+    db = None
+    try:
+        db = _connect(path)
+        problems = [" ".join(str(row[0]).split()) for row in db.execute("PRAGMA quick_check(1)")]
+        if problems != ["ok"]:
+            raise ConfigError(damaged_message(out, f"SQLite: {problems[0]}"))
+        stored = {}
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'").fetchone():
+            stored = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM settings")}
+        if not stored and has_parts:
+            raise ConfigError(damaged_message(out, emptied))
+        db.executescript(SCHEMA)
+        return db, stored
+    except (sqlite3.DatabaseError, ValueError) as exc:  # ValueError: a setting that is no longer JSON
+        if db is not None:
+            db.close()
+        if isinstance(exc, ValueError):
+            raise ConfigError(damaged_message(out, f"a setting is not JSON: {exc}")) from None
+        if damaged(exc) is None:
+            raise
+        raise ConfigError(damaged_message(out, f"SQLite: {damaged(exc)}")) from None
+    except BaseException:
+        if db is not None:
+            db.close()
+        raise
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def damaged(exc: BaseException) -> str | None:
+    """SQLite's words when ``exc`` says a database file is damaged (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``), else
+    None."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # Python < 3.11
+        return str(exc) if str(exc) in ("database disk image is malformed", "file is not a database") else None
+    return str(exc) if code & 0xFF in (11, 26) else None
+
+
+def damaged_message(out: Path, reason: str) -> str:
+    """One line: ``out``'s journal is damaged (``reason``), and what to do."""
+    return (f"{out / JOURNAL_NAME} is damaged ({reason}), so the results in {out} cannot be resumed: write to a new "
+            "out folder (the tables already there stay readable)")
 
 
 def _connect(path: Path) -> sqlite3.Connection:

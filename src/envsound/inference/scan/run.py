@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from envsound.errors import ConfigError
-from envsound.fileio import run_lock
+from envsound.errors import ConfigError, EnvsoundError
+from envsound.fileio import disk_full, run_lock
 from envsound.hardware import usable_cores
 from envsound.inference.predictor import Predictor
 from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, PART_FILES,
                                             PART_WINDOWS, Engine, Finished, LocalEngine, default_batch_size,
                                             default_workers)
-from envsound.inference.scan.journal import Journal
+from envsound.inference.scan.journal import JOURNAL_NAME, Journal, damaged, damaged_message
 from envsound.inference.listing import as_inputs, iter_inputs
 from envsound.inference.scan.progress import ScanProgress
 from envsound.inference.scan import ENGINES
@@ -120,7 +122,7 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
         threads = _model_threads(predictor, workers)
     summary = ScanSummary(out=str(out), settings={"engine": runner.describe(), "batch_size": batch_size,
                                                   "runtime": predictor.model.runtime.describe()})
-    with run_lock(out), threads, _stop_on_sigterm():
+    with _in_one_line(Path(out)), run_lock(out), threads, _stop_on_sigterm():
         journal = Journal.open(out, fingerprint, tables=TABLES)
         try:
             summary.startup_seconds = time.monotonic() - started
@@ -146,7 +148,7 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
     in_flight: set[str] = set()  # names handed out and not yet committed: a name listed twice is scanned once
     lock = threading.Lock()
     part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores)
-    state = {"number": journal.next_part(), "since": time.monotonic()}
+    state = {"number": journal.next_part(), "since": time.monotonic(), "full": False}
 
     def todo() -> Iterator[str]:  # runs in the lister thread
         done = journal.reader()
@@ -165,12 +167,19 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
 
     def commit() -> None:
         nonlocal part
-        if not part.finished:
+        if not part.finished or state["full"]:
             return
-        part.write(journal.out, state["number"], fmt)
-        if kinds:
-            part.write_event_tables(journal.out, kinds, high_hz=predictor.features.sample_rate / 2)
-        journal.commit(state["number"], part.finished)
+        try:
+            part.write(journal.out, state["number"], fmt)
+            if kinds:
+                part.write_event_tables(journal.out, kinds, high_hz=predictor.features.sample_rate / 2)
+            journal.commit(state["number"], part.finished)
+        except (OSError, sqlite3.Error) as exc:
+            if disk_full(exc) is None:
+                raise
+            state["full"] = True  # not tried again on the way out
+            journal.remove_orphans(TABLES)  # what this part wrote before the disk filled: uncommitted, so removed
+            raise _disk_error(exc, journal.out, committed=journal.totals()["files"], need=part.size(fmt)) from exc
         with lock:
             in_flight.difference_update(name for name, _, _ in part.finished)
         state["number"] += 1
@@ -213,6 +222,44 @@ def _check_settings(*, engine: str, kinds: tuple[str, ...], events: bool, top_k:
         raise ConfigError(f"top_k, batch_size and workers must be >= 1 (got {top_k}, {batch_size}, {workers})")
     if files_from is not None and os.fspath(files_from) != "-" and not os.access(files_from, os.R_OK):
         raise ConfigError(f"{files_from}: cannot read this file list (missing or not readable)")
+
+
+@contextlib.contextmanager
+def _in_one_line(out: Path) -> Iterator[None]:
+    """A full results disk (before the first part: the lock, a new journal) or a journal found damaged mid-run
+    raised as one line (:func:`_disk_error`) instead of a traceback."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        error = _disk_error(exc, out)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _disk_error(exc: BaseException, out: Path, *, committed: int = 0, need: int = 0) -> EnvsoundError | None:
+    """``exc`` in one line when it is a full disk (naming the file, the free space and the ``need`` bytes of the
+    part being written) or a damaged journal, else None. ``committed``: the files the journal holds."""
+    if disk_full(exc) is None:
+        return ConfigError(damaged_message(out, f"SQLite: {damaged(exc)}")) if damaged(exc) else None
+    where = (exc.filename or out) if isinstance(exc, OSError) else out / JOURNAL_NAME
+    existing = next((folder for folder in (out, *out.parents) if folder.exists()), out)  # out may be removed
+    try:
+        space = f"{_in_units(shutil.disk_usage(existing).free)} free there"
+    except OSError:
+        space = "free space unknown"
+    if need:
+        space += f"; the part being written needs {_in_units(need)}"
+    kept = f", which goes on from the {committed} files committed so far (they are kept)" if committed else ""
+    return EnvsoundError(f"{disk_full(exc)} while writing {where} ({space}): free space there and run the same scan "
+                         f"again{kept}, or write to another out folder")
+
+
+def _in_units(size: int) -> str:
+    for unit, scale in (("GB", 2**30), ("MB", 2**20)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size / 1024:.0f} KB"
 
 
 @contextlib.contextmanager

@@ -110,6 +110,17 @@ class Part:
                 with atomic_open(path) as fh:
                     _WRITERS[fmt](self.columns[table], fh)
 
+    def size(self, fmt: str) -> int:
+        """Bytes :meth:`write` takes on disk for these rows in ``fmt`` (written to memory to count them): what a full
+        results disk is told it needs."""
+        total = 0
+        for table in TABLES:
+            if self.rows(table):
+                buffer = io.BytesIO()
+                _WRITERS[fmt](self.columns[table], buffer)
+                total += buffer.getbuffer().nbytes
+        return total
+
     def write_event_tables(self, out: Path, kinds: tuple[str, ...], *, high_hz: float) -> None:
         """Per classified file with events: a Raven selection table and/or an Audacity label track, named after the
         file's path under ``out/raven`` and ``out/audacity``; a file without events gets none (the ``events``
