@@ -191,6 +191,18 @@ def test_overrange_float_is_scaled_by_peak_with_a_warning(tmp_path, caplog):
     np.testing.assert_allclose(wave, expected, atol=1e-5)
 
 
+def test_a_file_over_full_scale_is_warned_about_once_however_often_it_is_decoded(tmp_path, caplog):
+    """Issue 69: training decodes a file for its features, then for its fingerprint: two warnings per file."""
+    from envsound.features.fingerprint import clip_fingerprints
+
+    path = write_overrange_float_wav(tmp_path / "hot.wav", peak=2.0)
+    with caplog.at_level(logging.WARNING, logger="envsound.audio.load"):
+        load_audio(path, sample_rate=16000)
+        clip_fingerprints([path], cache=None)
+        list(iter_audio_blocks(path, sample_rate=16000, block_seconds=0.5))
+    assert caplog.text.count("peak amplitude 2.000") == 1, caplog.text
+
+
 def test_clipped_pcm_loads_within_unit_range_after_resampling(tmp_path):
     path = write_clipped(tmp_path / "clip.wav", gain=8.0)
     wave = load_audio(path, sample_rate=48000)  # upsampling a square-ish wave overshoots; the loader clips it

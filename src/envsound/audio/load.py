@@ -395,7 +395,16 @@ def _check_finite(info: AudioInfo, mono: np.ndarray, *, start_frame: int) -> Non
                              f"(frame {first}); the file is corrupt, re-export or remove it")
 
 
+_PEAKS_WARNED: set[tuple[str, float]] = set()  # one warning a file: a run decodes it for features, then fingerprints
+
+
 def _warn_peak(name: str | Path, peak: float) -> None:
+    key = (str(name), round(peak, 3))
+    if key in _PEAKS_WARNED:
+        return
+    if len(_PEAKS_WARNED) >= 100_000:  # a long-running server: bounded memory, a repeat warning at worst
+        _PEAKS_WARNED.clear()
+    _PEAKS_WARNED.add(key)
     logger.warning("%s: peak amplitude %.3f exceeds 1.0; scaling the waveform down by its peak", name, peak)
 
 

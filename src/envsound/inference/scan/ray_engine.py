@@ -59,6 +59,9 @@ def connect(address: str | None):
     _check_answers(address)
     if ray.is_initialized():
         return ray
+    # Ray's notice that a local instance has token authentication on reads as an error among the scan's lines; a
+    # real authentication problem still raises below
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False,
                  configure_logging=False)

@@ -14,7 +14,8 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
 
 Parquet (pyarrow) by default; CSV or JSON lines on request. Every part is written under a temporary name and renamed,
 so a part is whole or absent; the journal (:mod:`envsound.inference.scan.journal`) says which parts are committed.
-Read them with ``pandas.read_parquet("scan/files")`` or DuckDB's ``SELECT * FROM 'scan/files/*.parquet'``.
+Read them with ``pandas.read_parquet("scan/files")`` or DuckDB's ``SELECT * FROM 'scan/files/*.parquet'`` (DuckDB is
+not an envsound dependency: ``pip install duckdb``).
 """
 
 from __future__ import annotations
