@@ -22,6 +22,7 @@ _LAZY = {"load_model": "envsound.inference.api", "resolve": "envsound.recipes.co
          "train": "envsound.recipes.api", "cross_validate": "envsound.recipes.api", "evaluate": "envsound.recipes.api",
          "RunResult": "envsound.recipes.api", "scan": "envsound.inference.scan",
          "ScanSummary": "envsound.inference.scan"}
+_LAZY.update({"embed_archive": "envsound.inference.embeddings", "search": "envsound.inference.embeddings"})
 __all__ = [*_LAZY, "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError", "DatasetLayoutError",
            "DownloadError", "__version__"]
 

@@ -397,7 +397,11 @@ def export(args: argparse.Namespace) -> int:
 
 
 def embed(args: argparse.Namespace) -> int:
+    from envsound.cli.embeddings import embed_store, is_store
     from envsound.inference.embed import embed_inputs, save_embeddings
+
+    if is_store(args.out):
+        return embed_store(args)
 
     manifest = _dataset(args) if args.dataset else None
     if manifest is not None and args.folds:

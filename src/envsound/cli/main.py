@@ -21,6 +21,7 @@ from envsound.cli import commands
 from envsound.cli.options import (add_config_options, add_dataset_options, add_device_option, add_init_options,
                                   add_mix_options, add_model_argument, add_precision_option, add_semi_options,
                                   add_threshold_option, parse_folds, parse_names)
+from envsound.cli.embeddings import add_search_command
 from envsound.cli.serving_options import add_listen_options, add_serve_options, add_token_options
 from envsound.inference.scan import ENGINES
 from envsound.inference.scan.tables import FORMATS
@@ -214,13 +215,20 @@ def _use_commands(command) -> None:
                    help="then score a few seconds of noise with both and report the largest probability difference")
     p.set_defaults(run=commands.export)
 
-    p = command("embed", "Clip embeddings of a checkpoint (what its head sees, averaged over a clip's windows) for "
-                         "your own search, clustering or classifier: OUT.npz with embeddings (n, d), files and, for a "
-                         "dataset, labels.")
+    p = command("embed", "Embeddings of a checkpoint (what its head sees): with --out DB (a folder), every window "
+                         "of an archive into a store that search reads, batched and resumable; with --out OUT.npz, "
+                         "clip embeddings (averaged over a clip's windows) with files and, for a dataset, labels.")
     add_model_argument(p, onnx=False, network=True,
                        note="; not a model.onnx: an export's graph carries no embedding output")
     p.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER", help="audio files or folders (or use --dataset)")
-    p.add_argument("--out", required=True, type=Path, metavar="FILE.npz", help="where to write the embeddings")
+    p.add_argument("--out", required=True, type=Path, metavar="DB|FILE.npz",
+                   help="a store folder (created, or resumed: the files done are skipped), or an .npz file of clip "
+                        "embeddings")
+    group = p.add_argument_group("a store (--out DB)")
+    group.add_argument("--files-from", metavar="LIST", help="also embed the files listed in LIST, one a line (-: stdin)")
+    group.add_argument("--workers", type=int, metavar="N", help="decoding processes (default: half the cores on a CPU)")
+    group.add_argument("--batch-size", type=int, metavar="N", help="windows a forward of the network")
+    add_precision_option(group)
     group = p.add_argument_group("a dataset instead of files")
     group.add_argument("--dataset", metavar="NAME", help="embed this dataset's clips (their labels are saved too)")
     group.add_argument("--root", type=Path, metavar="PATH", help="its root folder")
@@ -234,6 +242,7 @@ def _use_commands(command) -> None:
     group.add_argument("--no-cache", action="store_true", help="do not store features")
     add_device_option(p)
     p.set_defaults(run=commands.embed)
+    add_search_command(command, add_device_option)
 
 
 def _data_commands(command) -> None:

@@ -177,8 +177,9 @@ def detect_events(begins: Sequence[float], probs: np.ndarray, labels: Sequence[s
 
     Args:
         begins: start of each window in seconds, increasing; ``probs`` ``(windows, classes)`` its probabilities.
-        window_seconds, hop_seconds: the windows' length and spacing; ``duration``: the file's length in seconds
-            (events lie in ``[0, duration]``).
+        window_seconds: the windows' length in seconds.
+        hop_seconds: their spacing in seconds; ``duration``: the file's length in seconds (events lie in
+            ``[0, duration]``).
         decoding: the rules, its thresholds set (one for every class, or one per class:
             :meth:`Decoding.resolved <envsound.events.decoding.Decoding.resolved>`).
 

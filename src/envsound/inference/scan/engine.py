@@ -234,8 +234,7 @@ class LocalEngine:
             except (EOFError, OSError):
                 return
             if kind == "start":
-                state.scores[file_id] = FileScores(self.predictor, segments=True, events=self.events,
-                                                   window_scores=self.window_scores)
+                state.scores[file_id] = self._file_scores()
             elif kind == "chunk":
                 pending.chunks.append((file_id, payload, worker.credits, chunk_credits(worker.job, payload)))
                 pending.windows += payload.n_windows
@@ -253,6 +252,10 @@ class LocalEngine:
                 self._drop(state, file_id)
                 state.deaths.pop(file_id, None)
                 state.on_file(Finished(state.files.pop(file_id), error=payload))
+
+    def _file_scores(self) -> FileScores:
+        """What gathers one file's scored windows (the embeddings store gathers embeddings instead)."""
+        return FileScores(self.predictor, segments=True, events=self.events, window_scores=self.window_scores)
 
     def _bury(self, worker: _Worker, state: _State) -> None:
         """A worker died: the file it was reading is tried once more, then is an error row saying how it died; the

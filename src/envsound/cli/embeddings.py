@@ -1,0 +1,71 @@
+"""``envsound embed MODEL INPUTS --out DB`` (a store folder) and ``envsound search DB --example FILE``: thin calls of
+:mod:`envsound.inference.embeddings`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from envsound.cli.options import show_progress
+from envsound.errors import ConfigError
+
+
+def is_store(out) -> bool:
+    """``--out`` names a store folder (anything but a ``.npz`` file, which keeps the clip-level embeddings)."""
+    return out is not None and not str(out).lower().endswith(".npz")
+
+
+def embed_store(args: argparse.Namespace) -> int:
+    from envsound.inference.embeddings import embed_archive
+
+    if args.dataset:
+        raise ConfigError(f"--dataset writes clip embeddings to an .npz file, not a store folder ({args.out}); "
+                          "give FILES/FOLDERS for a store, or --out FILE.npz")
+    if not args.inputs and not args.files_from:
+        raise ConfigError("embed needs audio: FILES/FOLDERS (or --files-from LIST)")
+    summary = embed_archive(args.checkpoint, args.inputs, out=args.out, files_from=args.files_from,
+                            workers=args.workers, batch_size=args.batch_size, device=args.device,
+                            precision=args.precision, progress=show_progress(args))
+    print(summary.line())
+    return 1 if summary.failed else 0
+
+
+def search(args: argparse.Namespace) -> int:
+    from envsound.inference.embeddings import search as search_store
+
+    hits = search_store(args.db, args.example, top=args.top, start=args.start, end=args.end,
+                        collapse=not args.no_collapse, device=args.device, model=args.model)
+    if args.json:
+        for hit in hits:
+            print(json.dumps(hit.to_dict()))
+        return 0
+    width = max([len(hit.file) for hit in hits] + [4])
+    print(f"{'window':>8}  {'file':<{width}}  {'start':>8}  {'end':>8}  score")
+    for hit in hits:
+        print(f"{hit.window:>8}  {hit.file:<{width}}  {hit.start:>8.2f}  {hit.end:>8.2f}  {hit.score:.4f}")
+    if not hits:
+        print(f"{args.db}: the store holds no windows", file=sys.stderr)
+    return 0
+
+
+def add_search_command(command, add_device_option) -> None:
+    """The ``search`` sub-command."""
+    p = command("search", "Search an embeddings store (made by embed MODEL INPUTS --out DB) by example: the windows "
+                          "most like one or more example sounds, by cosine similarity over every stored window "
+                          "(exact), best first.")
+    p.add_argument("db", metavar="DB", help="the store folder")
+    p.add_argument("--example", action="append", required=True, metavar="FILE",
+                   help="an example audio file (repeat for several: their windows are averaged)")
+    p.add_argument("--start", type=float, metavar="S",
+                   help="only the example's windows whose centre lies at or after S seconds")
+    p.add_argument("--end", type=float, metavar="E", help="only the example's windows whose centre lies before E s")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="windows to list (default 10)")
+    p.add_argument("--no-collapse", action="store_true",
+                   help="keep windows within one window length of a better window of the same file")
+    p.add_argument("--model", metavar="MODEL",
+                   help="the store's model file, when it has moved (checked against the digest the store records)")
+    p.add_argument("--json", action="store_true",
+                   help='one JSON object a line: {"window", "file", "start", "end", "score"}')
+    add_device_option(p)
+    p.set_defaults(run=search)

@@ -1,0 +1,264 @@
+"""``embed_archive``: every evaluation window of an archive and its embedding into a store folder (:mod:`.store`),
+through the scan's machinery: the one listing, the local engine's decoding workers (each file cut into the windows
+``predict`` scores), the journal (a second run skips the files done, a killed run resumes), an errors table.
+
+The engine is :class:`~envsound.inference.scan.engine.LocalEngine` asked for the network's embedding
+(``network.embed``, what its head sees) instead of probabilities; a part is committed as ``predict --out`` commits
+its parts (every few seconds at first, at most every 2 minutes), or at :data:`PART_WINDOWS` windows, so a part's
+embeddings stay ~100 MB at 1,000 dimensions.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from envsound.errors import CheckpointError, ConfigError
+from envsound.fileio import atomic_open, run_lock
+from envsound.inference.listing import as_inputs, iter_inputs
+from envsound.inference.predictor import Prediction, Predictor
+from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, PART_FILES,
+                                            Finished, LocalEngine, default_batch_size, default_workers)
+from envsound.inference.scan.journal import Journal
+from envsound.inference.scan.progress import ScanProgress
+from envsound.inference.scan.run import ScanSummary, _in_one_line, _model_threads, _stop_on_sigterm
+from envsound.inference.embeddings.store import STORE_KIND, TABLES
+
+PART_WINDOWS = 50_000  # windows a part at most: 100 MB of float16 at 1,000 dimensions
+
+
+@dataclass
+class StoreSummary(ScanSummary):
+    """A :class:`~envsound.inference.scan.run.ScanSummary` with the ``windows`` embedded in this run, the store's
+    ``total_windows`` and the embedding's ``width``."""
+
+    windows: int = 0
+    total_windows: int = 0
+    width: int = 0
+
+    def line(self) -> str:
+        text = (f"{self.files} files ({self.audio_seconds / 3600:.2f} h of audio), {self.windows} windows embedded "
+                f"in {self.wall_seconds:.1f} s; {self.failed} failed")
+        if self.skipped:
+            text += f"; {self.skipped} already done"
+        text += f"; {self.total_windows} windows in {self.out}"
+        if self.total_failed:
+            text += f" ({self.total_failed} failed files listed in {Path(self.out) / 'errors'})"
+        return text
+
+
+def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os.PathLike], *,
+                  out: str | os.PathLike, files_from: str | os.PathLike | None = None, workers: int | None = None,
+                  batch_size: int | None = None, device: str = "auto", precision: str = "auto",
+                  progress: bool = True) -> StoreSummary:
+    """Embed every evaluation window of the files ``inputs`` name (one path or a list: files, folders at any depth,
+    globs; then the lines of ``files_from``) into the store folder ``out`` (:mod:`.store`) and return what was done.
+
+    Running it again with the same model and precision skips the files done (a killed run goes on where it
+    stopped); a file that cannot be read becomes a row of ``errors`` and the others go on. ``workers`` (decoding
+    processes) and ``batch_size`` (windows a forward) change the speed, never the rows.
+
+    >>> summary = embed_archive("efficientat-mn04", "recordings/", out="recordings.db")
+    >>> summary.total_windows
+
+    Raises:
+        CheckpointError: ``model`` is an ONNX export (no embedding output) or not a classifier.
+        ConfigError: the model has no embedding (a baseline, an ensemble), ``out`` holds another model's store or
+            other results, a setting out of range.
+    """
+    started = time.monotonic()
+    if (workers is not None and workers < 1) or (batch_size is not None and batch_size < 1):
+        raise ConfigError(f"workers and batch_size must be >= 1 (got {workers}, {batch_size})")
+    predictor = Predictor.from_checkpoint(model, device=device, precision=precision)
+    network = getattr(predictor.model, "network", None)
+    if not hasattr(predictor.model, "window_embeddings"):
+        raise CheckpointError(f"{model}: an ONNX export carries no embedding output; embed with the model.ckpt it "
+                              "was exported from (or an AudioSet release such as efficientat-mn04)")
+    if network is None or not hasattr(network, "embed"):
+        raise ConfigError(f"{model}: model {predictor.model.config.model.name!r} has no embedding (a baseline or an "
+                          "ensemble); embeddings come from one network")
+    fingerprint = {"store": STORE_KIND, "model": predictor.source.digest, "model_file": str(predictor.source.path),
+                   "precision": precision, "layer": "embed",
+                   "window_seconds": predictor.features.window_seconds}
+    workers = workers or default_workers(predictor.model.runtime.accelerator)
+    batch_size = batch_size or default_batch_size(predictor.model.runtime)
+    engine = _EmbeddingEngine(predictor, workers=workers, batch_size=batch_size)
+    summary = StoreSummary(out=str(out), settings={"engine": engine.describe(), "batch_size": batch_size,
+                                                   "runtime": predictor.model.runtime.describe()})
+    with _in_one_line(Path(out)), run_lock(out), _model_threads(predictor, workers), _stop_on_sigterm():
+        journal = Journal.open(out, fingerprint, tables=TABLES)
+        try:
+            summary.startup_seconds = time.monotonic() - started
+            _run(engine, journal, summary, inputs=as_inputs(inputs), files_from=files_from, progress=progress)
+            totals = journal.totals()
+            summary.total_files, summary.total_failed = totals["files"], totals["failed"]
+        finally:
+            journal.close()
+    from envsound.inference.embeddings.store import EmbeddingsStore
+
+    summary.total_windows = EmbeddingsStore(out).windows
+    summary.wall_seconds = time.monotonic() - started
+    return summary
+
+
+class _FileEmbeddings:
+    """One file's windows, chunk by chunk: their times (as :class:`~envsound.inference.predictor.FileScores` gives a
+    window's) and embeddings (float16); what the engine asks of a file's scores."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.features, self.step = predictor.features, predictor.step
+        self.begins: list[float] = []
+        self.vectors: list[np.ndarray] = []
+
+    def add(self, offset: int, shift: int, embeddings: np.ndarray, starts: list[int]) -> None:
+        rate = self.features.sample_rate
+        self.begins += [(offset + start * self.step + shift) / rate for start in starts]
+        self.vectors.append(np.asarray(embeddings, dtype=np.float16))
+
+    def finish(self, name: str, read: int, *, top_k: int) -> Prediction:
+        """The windows as a Prediction's ``segments`` (``start``, ``end`` in seconds, within the file)."""
+        length = read / self.features.sample_rate
+        window = self.features.window_seconds
+        segments = []
+        for begin in self.begins:
+            start = round(max(begin, 0.0), 3)
+            segments.append({"start": start, "end": round(max(min(begin + window, length), start), 3)})
+        return Prediction(file=name, segments=segments, duration=length)
+
+    def window_probs(self) -> np.ndarray:
+        """``(n_windows, d)`` float16: the embeddings, in the order of the segments."""
+        return np.concatenate(self.vectors) if self.vectors else np.zeros((0, 0), np.float16)
+
+
+class _EmbeddingEngine(LocalEngine):
+    """The local engine with the network's embedding of each window in place of its probabilities."""
+
+    def __init__(self, predictor: Predictor, *, workers: int, batch_size: int) -> None:
+        super().__init__(predictor, workers=workers, batch_size=batch_size, top_k=1, events=False,
+                         window_scores=True)
+
+    def _file_scores(self) -> _FileEmbeddings:
+        return _FileEmbeddings(self.predictor)
+
+    def _probabilities(self, chunks: list) -> list[tuple]:
+        embedded = self.model.window_embeddings(np.concatenate([chunk.windows for _, chunk, *_ in chunks]))
+        out, at = [], 0
+        for _, chunk, *_ in chunks:
+            out.append((embedded[at:at + len(chunk.windows)], chunk.starts))
+            at += len(chunk.windows)
+        return out
+
+
+@dataclass
+class _Part:
+    """The rows of the files finished since the last commit."""
+
+    files: list[str] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)
+    ends: list[float] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    finished: list[tuple[str, bool, float]] = field(default_factory=list)
+
+    def add(self, prediction: Prediction, embeddings: np.ndarray) -> None:
+        segments = prediction.segments or []
+        self.files += [prediction.file] * len(segments)
+        self.starts += [segment["start"] for segment in segments]
+        self.ends += [segment["end"] for segment in segments]
+        if len(segments):
+            self.vectors.append(embeddings)
+        self.finished.append((prediction.file, True, prediction.duration or 0.0))
+
+    def add_error(self, name: str, reason: str) -> None:
+        self.errors.append((name, reason))
+        self.finished.append((name, False, 0.0))
+
+    def write(self, out: Path, number: int, first: int) -> None:
+        """``windows``, ``embeddings`` and ``errors`` parts (those with rows), each renamed into place whole."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        name = f"part-{number:06d}"
+        if self.files:
+            with atomic_open(out / "embeddings" / f"{name}.npy") as fh:
+                np.save(fh, np.concatenate(self.vectors).astype(np.float16, copy=False))
+            table = pa.table({"window": pa.array(np.arange(first, first + len(self.files)), pa.int64()),
+                              "file": pa.array(self.files, pa.string()),
+                              "start": pa.array(self.starts, pa.float64()), "end": pa.array(self.ends, pa.float64())})
+            with atomic_open(out / "windows" / f"{name}.parquet") as fh:
+                pq.write_table(table, fh)
+        if self.errors:
+            table = pa.table({"file": [e[0] for e in self.errors], "error": [e[1] for e in self.errors]})
+            with atomic_open(out / "errors" / f"{name}.parquet") as fh:
+                pq.write_table(table, fh)
+
+
+def _run(engine: _EmbeddingEngine, journal: Journal, summary: StoreSummary, *, inputs: list, files_from,
+         progress: bool) -> None:
+    """Embed, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
+    from envsound.inference.embeddings.store import EmbeddingsStore
+
+    countable = files_from is None or (os.fspath(files_from) != "-" and os.path.isfile(files_from))
+    meter = ScanProgress((lambda: iter_inputs(inputs, files_from=files_from)) if countable else None,
+                         enabled=progress)
+    in_flight: set[str] = set()
+    lock = threading.Lock()
+    state = {"number": journal.next_part(), "since": time.monotonic(), "part": _Part(),
+             "first": EmbeddingsStore(journal.out).windows}
+
+    def todo() -> Iterator[str]:  # runs in the lister thread
+        done = journal.reader()
+        try:
+            for name in iter_inputs(inputs, files_from=files_from):
+                with lock:
+                    fresh = name not in in_flight and name not in done
+                    if fresh:
+                        in_flight.add(name)
+                if fresh:
+                    yield name
+                else:
+                    meter.skip()
+        finally:
+            done.close()
+
+    def commit() -> None:
+        part = state["part"]
+        if not part.finished:
+            return
+        part.write(journal.out, state["number"], state["first"])
+        journal.commit(state["number"], part.finished)
+        with lock:
+            in_flight.difference_update(name for name, _, _ in part.finished)
+        summary.windows += len(part.files)
+        state.update(number=state["number"] + 1, since=time.monotonic(), part=_Part(),
+                     first=state["first"] + len(part.files))
+
+    def on_file(finished: Finished) -> None:
+        part = state["part"]
+        if finished.error is not None:
+            part.add_error(finished.name, finished.error)
+            meter.file(0.0, failed=True)
+        else:
+            part.add(finished.prediction, finished.window_probs)
+            summary.width = summary.width or int(finished.window_probs.shape[1])
+            meter.file(finished.prediction.duration or 0.0, failed=False)
+        due = min(COMMIT_MAX_SECONDS, max(COMMIT_MIN_SECONDS, COMMIT_FRACTION * meter.elapsed))
+        if (time.monotonic() - state["since"] >= due or len(part.finished) >= PART_FILES
+                or len(part.files) >= PART_WINDOWS):
+            commit()
+
+    stop = threading.Event()
+    try:
+        engine.run(todo(), on_file, stop=stop)
+    finally:  # Ctrl-C or SIGTERM too: the finished files are committed, then the interrupt goes on
+        stop.set()
+        meter.close()
+        commit()
+        summary.files, summary.failed = meter.files, meter.failed
+        summary.skipped, summary.audio_seconds = meter.skipped, meter.seconds

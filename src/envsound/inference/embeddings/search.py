@@ -1,0 +1,164 @@
+"""Search by example in an embeddings store: the windows most like one or more example sounds, by cosine similarity,
+exact (every stored window is scored, a memory-mapped chunk at a time, with numpy)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from envsound.errors import ConfigError, EnvsoundError
+from envsound.fileio import file_digest
+from envsound.inference.embeddings.store import EmbeddingsStore
+from envsound.inference.listing import as_inputs
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 65_536  # stored windows scored at once: 64 Ki x 1,000 dims x 4 bytes = 256 MB of float32 at most
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One window found: ``window`` (the store's id), ``file`` (as ``embed`` listed it), ``start``, ``end``
+    (seconds in that file) and ``score`` (cosine similarity in [-1, 1]: higher is closer)."""
+
+    window: int
+    file: str
+    start: float
+    end: float
+    score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def search(db: str | os.PathLike, examples: str | os.PathLike | Iterable[str | os.PathLike], *, top: int = 10,
+           start: float | None = None, end: float | None = None, collapse: bool = True, device: str = "auto",
+           model: str | os.PathLike | None = None) -> list[Hit]:
+    """The ``top`` windows of the store ``db`` most like ``examples`` (one audio file or a list), best first.
+
+    Each example is cut into the store's windows and embedded by the store's model (the file it records, or
+    ``model``: it must be the same file, by digest); with ``start``/``end`` (seconds) only the example windows whose
+    centre lies in ``[start, end)`` count (the nearest one when none does). The query is the mean of the examples'
+    unit-length window embeddings. ``collapse``: a window within one window length of a better one of the same file
+    is left out, so one long sound does not fill the list. Fewer than ``top`` only when the store holds fewer.
+
+    >>> hits = search("recordings.db", "chainsaw.wav", top=20)
+    >>> hits[0].file, hits[0].start, hits[0].score
+
+    Raises:
+        ConfigError: ``db`` is not an embeddings store, its model file is missing or changed, ``top`` < 1, a range
+            outside an example.
+        AudioLoadError: an example cannot be read.
+    """
+    if top < 1:
+        raise ConfigError(f"top must be >= 1 (got {top})")
+    store = EmbeddingsStore(db)
+    names = [os.fspath(example) for example in as_inputs(examples)]
+    if not names:
+        raise ConfigError("search needs at least one example file")
+    query = _query(store, names, start=start, end=end, device=device, model=model)
+    if store.windows == 0:
+        return []
+    window = float(store.settings.get("window_seconds") or 0.0)
+    pool = min(store.windows, top * 8 + 64)
+    while True:
+        scores, ids = _nearest(store, query, pool)
+        rows = store.rows(ids)
+        hits = [Hit(row["window"], row["file"], row["start"], row["end"], round(float(score), 6))
+                for row, score in zip(rows, scores)]
+        if collapse:
+            hits = _collapsed(hits, window)
+        if len(hits) >= top or pool >= store.windows:
+            return hits[:top]
+        pool = min(store.windows, pool * 4)  # collapsing left too few: score again with a larger pool
+
+
+def _query(store: EmbeddingsStore, names: list[str], *, start, end, device: str, model) -> np.ndarray:
+    """The unit-length mean of the examples' unit-length window embeddings, ``(d,)`` float32."""
+    from envsound.features.parallel import frontend_for
+    from envsound.inference.predictor import Predictor
+    from envsound.inference.scan.decode import DecodeJob, decode_file
+
+    stored = store.settings
+    path = Path(model if model is not None else stored["model_file"])
+    if not path.is_file():
+        raise ConfigError(f"{store.path}: its model {path} is missing; pass the same model file (model=, --model)")
+    if file_digest(path) != stored["model"]:
+        raise ConfigError(f"{store.path} was embedded by another model (sha256 {stored['model'][:12]}) than {path} "
+                          f"(sha256 {file_digest(path)[:12]}); search it with the model that made it")
+    predictor = Predictor.from_checkpoint(path, device=device, precision=stored.get("precision", "auto"))
+    job = DecodeJob.of(predictor)
+    frontend = frontend_for(predictor.features)
+    rate, window = predictor.features.sample_rate, predictor.features.window_seconds
+    rows = []
+    for name in names:
+        begins, vectors, read = [], [], 0
+        for read, chunk in decode_file(job, name, frontend):
+            begins += [(chunk.offset + s * job.step + chunk.shift) / rate for s in chunk.starts]
+            vectors.append(predictor.model.window_embeddings(chunk.windows))
+        embedded = np.concatenate(vectors).astype(np.float32)
+        chosen = _in_range(name, np.asarray(begins) + window / 2, read / rate, start=start, end=end)
+        unit = embedded[chosen] / np.maximum(np.linalg.norm(embedded[chosen], axis=1, keepdims=True), 1e-12)
+        rows.append(unit)
+    mean = np.concatenate(rows).mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+def _in_range(name: str, centres: np.ndarray, length: float, *, start, end) -> np.ndarray:
+    """Indices of the windows whose centre lies in ``[start, end)`` (all without a range; the nearest if none)."""
+    if start is None and end is None:
+        return np.arange(len(centres))
+    low = 0.0 if start is None else float(start)
+    high = length if end is None else float(end)
+    if not (0 <= low < high) or low >= length:
+        raise ConfigError(f"{name}: the range {low:g}-{high:g} s is outside the file (0-{length:.3f} s) or empty; "
+                          "give a start below its length and an end after the start")
+    inside = np.flatnonzero((centres >= low) & (centres < high))
+    return inside if len(inside) else np.array([int(np.argmin(np.abs(centres - (low + high) / 2)))])
+
+
+def _nearest(store: EmbeddingsStore, query: np.ndarray, pool: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``pool`` highest cosine similarities to ``query`` over the whole store and their window ids, best first."""
+    best_scores = np.zeros(0, np.float32)
+    best_ids = np.zeros(0, np.int64)
+    for part in store.parts:
+        if not part.rows:
+            continue
+        stored = store.embeddings(part)
+        if stored.shape[1] != len(query):
+            raise EnvsoundError(f"{store.path}: part {part.number} holds {stored.shape[1]}-d embeddings, the model "
+                                f"gives {len(query)}-d; the store is damaged, embed again into a new folder")
+        for at in range(0, part.rows, CHUNK_ROWS):
+            block = np.asarray(stored[at:at + CHUNK_ROWS], dtype=np.float32)
+            scores = block @ query / np.maximum(np.linalg.norm(block, axis=1), 1e-12)
+            if len(scores) > pool:
+                keep = np.argpartition(-scores, pool - 1)[:pool]
+                scores, ids = scores[keep], keep
+            else:
+                ids = np.arange(len(scores))
+            best_scores = np.concatenate([best_scores, scores])
+            best_ids = np.concatenate([best_ids, ids + part.first + at])
+            if len(best_scores) > pool:
+                keep = np.argpartition(-best_scores, pool - 1)[:pool]
+                best_scores, best_ids = best_scores[keep], best_ids[keep]
+    order = np.lexsort((best_ids, -best_scores))  # best first; ties by window id, so the order is stable
+    return best_scores[order], best_ids[order]
+
+
+def _collapsed(hits: list[Hit], window: float) -> list[Hit]:
+    """Hits (best first) less those that start within ``window`` seconds of a better hit of the same file."""
+    kept: dict[str, list[float]] = {}
+    out = []
+    for hit in hits:
+        starts = kept.setdefault(hit.file, [])
+        if any(math.isclose(hit.start, other) or abs(hit.start - other) < window for other in starts):
+            continue
+        starts.append(hit.start)
+        out.append(hit)
+    return out

@@ -1,0 +1,113 @@
+"""The embeddings store: a folder of a scan's kind (a journal, parts written whole or not at all) holding one row per
+evaluation window of every file and its embedding.
+
+- ``journal.sqlite``: the scan's journal (:mod:`envsound.inference.scan.journal`): files done, parts committed, and
+  the settings: ``store`` (``"embeddings"``), ``model`` (the model file's SHA-256), ``model_file`` (its path, which
+  :func:`~envsound.inference.embeddings.search.search` loads), ``precision``, ``layer``, ``window_seconds``;
+- ``windows/part-NNNNNN.parquet``: ``window`` (the store's id of the window, from 0, int64), ``file`` (as the
+  listing named it: the ``file`` of ``predict --out``), ``start``, ``end`` (seconds in that file);
+- ``embeddings/part-NNNNNN.npy``: ``(n, d)`` float16, row ``i`` the embedding of the part's ``i``-th window;
+- ``errors/part-NNNNNN.parquet``: ``file``, ``error`` (one line), for each file that could not be embedded.
+
+Window ids run on from one committed part to the next, so a part's first id is the number of windows in the parts
+before it. The ``.npy`` parts open memory-mapped (:meth:`EmbeddingsStore.embeddings`): searching ten million
+windows reads them a chunk at a time and never holds them all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from envsound.errors import ConfigError
+from envsound.inference.scan.journal import JOURNAL_NAME
+
+STORE_KIND = "embeddings"
+TABLES = ("windows", "embeddings", "errors")
+
+
+@dataclass(frozen=True)
+class StorePart:
+    """One committed part: its number, its first window id and its number of windows."""
+
+    number: int
+    first: int
+    rows: int
+
+
+class EmbeddingsStore:
+    """A store folder opened for reading (see the module's docstring); it changes nothing in the folder.
+
+    >>> store = EmbeddingsStore("archive.db")
+    >>> store.settings["model_file"], store.windows
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        journal = self.path / JOURNAL_NAME
+        if not journal.is_file():
+            raise ConfigError(f"{self.path}: not an embeddings store (no {JOURNAL_NAME}); make one with "
+                              "envsound embed MODEL INPUTS --out DB")
+        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=60)
+        try:
+            self.settings = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM settings")}
+            numbers = [row[0] for row in db.execute("SELECT part FROM parts ORDER BY part")]
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: cannot read its {JOURNAL_NAME} ({exc})") from None
+        finally:
+            db.close()
+        if self.settings.get("store") != STORE_KIND:
+            raise ConfigError(f"{self.path}: a results folder of envsound predict --out, not an embeddings store; "
+                              "make one with envsound embed MODEL INPUTS --out DB")
+        self.parts: list[StorePart] = []
+        first = 0
+        for number in numbers:
+            path = self.embeddings_path(number)
+            rows = int(np.load(path, mmap_mode="r").shape[0]) if path.exists() else 0
+            self.parts.append(StorePart(number, first, rows))
+            first += rows
+        self.windows = first  # windows in the store
+
+    def embeddings_path(self, number: int) -> Path:
+        return self.path / "embeddings" / f"part-{number:06d}.npy"
+
+    def windows_path(self, number: int) -> Path:
+        return self.path / "windows" / f"part-{number:06d}.parquet"
+
+    def embeddings(self, part: StorePart) -> np.ndarray:
+        """The part's ``(rows, d)`` float16 embeddings, memory-mapped (read-only)."""
+        return np.load(self.embeddings_path(part.number), mmap_mode="r")
+
+    def rows(self, ids: np.ndarray) -> list[dict]:
+        """``{"window", "file", "start", "end"}`` of each window id in ``ids`` (in that order); reads only the parts
+        that hold them."""
+        import pyarrow.parquet as pq
+
+        ids = np.asarray(ids, dtype=np.int64)
+        firsts = np.array([part.first for part in self.parts], dtype=np.int64)
+        where = np.searchsorted(firsts, ids, side="right") - 1
+        out: list[dict | None] = [None] * len(ids)
+        for index in np.unique(where):
+            part = self.parts[index]
+            table = pq.read_table(self.windows_path(part.number), columns=["window", "file", "start", "end"])
+            columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+            for at in np.flatnonzero(where == index):
+                row = int(ids[at] - part.first)
+                out[at] = {"window": int(columns["window"][row]), "file": str(columns["file"][row]),
+                           "start": float(columns["start"][row]), "end": float(columns["end"][row])}
+        return out  # type: ignore[return-value]
+
+    def errors(self) -> list[dict]:
+        """``{"file", "error"}`` of every file the store could not embed."""
+        import pyarrow.parquet as pq
+
+        rows = []
+        for part in self.parts:
+            path = self.path / "errors" / f"part-{part.number:06d}.parquet"
+            if path.exists():
+                rows += pq.read_table(path).to_pylist()
+        return rows
