@@ -150,3 +150,16 @@ def test_npz_out_keeps_the_clip_embeddings(tmp_path, trained_run, archive, envso
     ran = envsound_main("embed", trained_run.checkpoint, archive / "site0", "--out", tmp_path / "e.npz", "-q")
     assert ran.returncode == 0, ran.stderr
     assert np.load(tmp_path / "e.npz")["embeddings"].shape[0] == 6
+
+
+def test_a_window_of_the_store_is_an_example_without_the_model(store, archive, envsound_main):
+    out, _ = store
+    windows = pd.read_parquet(out / "windows")
+    chosen = windows[windows["file"] == str(archive / "long.wav")].iloc[5]
+    hits = search(out, windows=[int(chosen["window"])], top=3, model="no such model: not needed")
+    assert hits[0].window == chosen["window"] and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ConfigError, match="window 100000 is not in this store"):
+        search(out, windows=[100000])
+    ran = envsound_main("search", out, "--window", str(int(chosen["window"])), "--top", "2", "--json")
+    assert ran.returncode == 0 and json.loads(ran.stdout.splitlines()[0])["window"] == chosen["window"]
+    assert envsound_main("search", out).returncode == 1  # no example at all: one line

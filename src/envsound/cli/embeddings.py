@@ -34,8 +34,9 @@ def embed_store(args: argparse.Namespace) -> int:
 def search(args: argparse.Namespace) -> int:
     from envsound.inference.embeddings import search as search_store
 
-    hits = search_store(args.db, args.example, top=args.top, start=args.start, end=args.end,
-                        collapse=not args.no_collapse, device=args.device, model=args.model)
+    hits = search_store(args.db, args.example or (), top=args.top, start=args.start, end=args.end,
+                        windows=args.window or (), collapse=not args.no_collapse, device=args.device,
+                        model=args.model)
     if args.json:
         for hit in hits:
             print(json.dumps(hit.to_dict()))
@@ -55,8 +56,10 @@ def add_search_command(command, add_device_option) -> None:
                           "most like one or more example sounds, by cosine similarity over every stored window "
                           "(exact), best first.")
     p.add_argument("db", metavar="DB", help="the store folder")
-    p.add_argument("--example", action="append", required=True, metavar="FILE",
+    p.add_argument("--example", action="append", metavar="FILE",
                    help="an example audio file (repeat for several: their windows are averaged)")
+    p.add_argument("--window", action="append", type=int, metavar="ID",
+                   help="a window of the store as an example, by its id (repeat for several; with --example too)")
     p.add_argument("--start", type=float, metavar="S",
                    help="only the example's windows whose centre lies at or after S seconds")
     p.add_argument("--end", type=float, metavar="E", help="only the example's windows whose centre lies before E s")

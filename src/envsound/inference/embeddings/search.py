@@ -37,16 +37,18 @@ class Hit:
         return asdict(self)
 
 
-def search(db: str | os.PathLike, examples: str | os.PathLike | Iterable[str | os.PathLike], *, top: int = 10,
-           start: float | None = None, end: float | None = None, collapse: bool = True, device: str = "auto",
-           model: str | os.PathLike | None = None) -> list[Hit]:
-    """The ``top`` windows of the store ``db`` most like ``examples`` (one audio file or a list), best first.
+def search(db: str | os.PathLike, examples: str | os.PathLike | Iterable[str | os.PathLike] = (), *, top: int = 10,
+           start: float | None = None, end: float | None = None, windows: Iterable[int] = (), collapse: bool = True,
+           device: str = "auto", model: str | os.PathLike | None = None) -> list[Hit]:
+    """The ``top`` windows of the store ``db`` most like ``examples`` (one audio file or a list) and the stored
+    ``windows`` (ids of the store), best first.
 
     Each example is cut into the store's windows and embedded by the store's model (the file it records, or
     ``model``: it must be the same file, by digest); with ``start``/``end`` (seconds) only the example windows whose
-    centre lies in ``[start, end)`` count (the nearest one when none does). The query is the mean of the examples'
-    unit-length window embeddings. ``collapse``: a window within one window length of a better one of the same file
-    is left out, so one long sound does not fill the list. Fewer than ``top`` only when the store holds fewer.
+    centre lies in ``[start, end)`` count (the nearest one when none does). A stored window needs no model: its
+    embedding is read from the store. The query is the mean of all these unit-length embeddings. ``collapse``: a
+    window within one window length of a better one of the same file is left out, so one long sound does not fill
+    the list. Fewer than ``top`` only when the store holds fewer.
 
     >>> hits = search("recordings.db", "chainsaw.wav", top=20)
     >>> hits[0].file, hits[0].start, hits[0].score
@@ -60,9 +62,14 @@ def search(db: str | os.PathLike, examples: str | os.PathLike | Iterable[str | o
         raise ConfigError(f"top must be >= 1 (got {top})")
     store = EmbeddingsStore(db)
     names = [os.fspath(example) for example in as_inputs(examples)]
-    if not names:
-        raise ConfigError("search needs at least one example file")
-    query = _query(store, names, start=start, end=end, device=device, model=model)
+    ids = list(windows)
+    if not names and not ids:
+        raise ConfigError("search needs an example: an audio file, or the id of a window of the store")
+    units = [_unit(store.vectors(ids))] if ids else []
+    if names:
+        units += _example_windows(store, names, start=start, end=end, device=device, model=model)
+    mean = np.concatenate(units).mean(axis=0)
+    query = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
     if store.windows == 0:
         return []
     window = float(store.settings.get("window_seconds") or 0.0)
@@ -79,8 +86,13 @@ def search(db: str | os.PathLike, examples: str | os.PathLike | Iterable[str | o
         pool = min(store.windows, pool * 4)  # collapsing left too few: score again with a larger pool
 
 
-def _query(store: EmbeddingsStore, names: list[str], *, start, end, device: str, model) -> np.ndarray:
-    """The unit-length mean of the examples' unit-length window embeddings, ``(d,)`` float32."""
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _example_windows(store: EmbeddingsStore, names: list[str], *, start, end, device: str,
+                     model) -> list[np.ndarray]:
+    """Each example's chosen windows as unit-length embeddings, ``(n, d)`` float32 an example."""
     from envsound.features.parallel import frontend_for
     from envsound.inference.predictor import Predictor
     from envsound.inference.scan.decode import DecodeJob, decode_file
@@ -104,10 +116,8 @@ def _query(store: EmbeddingsStore, names: list[str], *, start, end, device: str,
             vectors.append(predictor.model.window_embeddings(chunk.windows))
         embedded = np.concatenate(vectors).astype(np.float32)
         chosen = _in_range(name, np.asarray(begins) + window / 2, read / rate, start=start, end=end)
-        unit = embedded[chosen] / np.maximum(np.linalg.norm(embedded[chosen], axis=1, keepdims=True), 1e-12)
-        rows.append(unit)
-    mean = np.concatenate(rows).mean(axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+        rows.append(_unit(embedded[chosen]))
+    return rows
 
 
 def _in_range(name: str, centres: np.ndarray, length: float, *, start, end) -> np.ndarray:

@@ -101,6 +101,22 @@ class EmbeddingsStore:
                            "start": float(columns["start"][row]), "end": float(columns["end"][row])}
         return out  # type: ignore[return-value]
 
+    def vectors(self, ids) -> np.ndarray:
+        """``(len(ids), d)`` float32: the stored embeddings of window ids ``ids``.
+
+        Raises:
+            ConfigError: an id that is not a window of this store.
+        """
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        outside = ids[(ids < 0) | (ids >= self.windows)]
+        if len(outside):
+            raise ConfigError(f"{self.path}: window {int(outside[0])} is not in this store (its windows are "
+                              f"0-{self.windows - 1})")
+        firsts = np.array([part.first for part in self.parts], dtype=np.int64)
+        where = np.searchsorted(firsts, ids, side="right") - 1
+        return np.stack([np.asarray(self.embeddings(self.parts[index])[int(i - self.parts[index].first)],
+                                    dtype=np.float32) for i, index in zip(ids, where)])
+
     def errors(self) -> list[dict]:
         """``{"file", "error"}`` of every file the store could not embed."""
         import pyarrow.parquet as pq
