@@ -24,7 +24,7 @@ from envsound.data.splits import stratified_group_folds
 from envsound.features.cache import FeatureCache, default_cache_root
 from envsound.recipes.config import resolve
 from envsound.recipes.context import RunContext
-from envsound.recipes.crossval import cross_validate
+from envsound.recipes.crossval import run_cv
 
 
 def main() -> None:
@@ -43,9 +43,9 @@ def main() -> None:
     sub_folds = stratified_group_folds(manifest.records, n_folds=args.splits, seed=config.train.seed)
     manifest = manifest.subset([dataclasses.replace(r, fold=k) for r, k in zip(manifest.records, sub_folds)])
     manifest.name = f"esc50-fold{args.fold}"
-    summary = cross_validate(manifest, config, out_dir=args.out,
-                             context=RunContext(cache=FeatureCache(default_cache_root()), resume=True, progress=False),
-                             init=args.init)
+    summary = run_cv(manifest, config, out_dir=args.out,
+                     context=RunContext(cache=FeatureCache(default_cache_root()), resume=True, progress=False),
+                     init=args.init)
     folds = " / ".join(f"{f['accuracy'] * 100:.1f}" for f in summary["folds"])
     print(json.dumps({"mean_accuracy": summary["mean_accuracy"], "std_accuracy": summary["std_accuracy"],
                       "folds": folds, "minutes": round(summary["seconds"] / 60, 1)}))

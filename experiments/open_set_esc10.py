@@ -85,8 +85,8 @@ def main() -> None:
         run = args.out / f"fold_{fold}"
         if not (run / "model.ckpt").exists():
             settings = {} if args.share is None else {"events.open_set": args.share}
-            envsound.train(dataset="esc10", root=args.root, folds=train_folds, classes=CLASSES, init=args.init,
-                           out=run, settings=settings)
+            envsound.train(envsound.dataset("esc10", root=args.root, folds=train_folds, classes=CLASSES),
+                           init=args.init, out=run, settings=settings)
         wave, truth = recording(meta, args.root, fold, args.seed + fold)
         path = run / "recording.wav"
         sf.write(path, wave, RATE, subtype="FLOAT")

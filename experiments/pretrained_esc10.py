@@ -36,7 +36,7 @@ from envsound.models.clip import ClipModel
 from envsound.models.files import open_model_file
 from envsound.recipes.config import resolve
 from envsound.recipes.context import RunContext
-from envsound.recipes.crossval import cross_validate
+from envsound.recipes.crossval import run_cv
 from envsound.transfer.maps import label_map_path
 from envsound.transfer.zero_shot import zero_shot_checkpoint
 
@@ -75,8 +75,8 @@ def run_row(row: str, manifest, args, k: int, seed: int, cache) -> dict:
         config = resolve(init=args.weights, transfer=row, overrides=[*sets, *args.overrides])
         init = args.weights
     log.info("K=%d seed %d %s", k, seed, row)
-    return cross_validate(manifest, config, folds=args.folds, out_dir=out, init=init,
-                          context=RunContext(cache=cache, resume=out.exists(), progress=False))
+    return run_cv(manifest, config, folds=args.folds, out_dir=out, init=init,
+                  context=RunContext(cache=cache, resume=out.exists(), progress=False))
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ from envsound.fileio import write_json_atomic, write_text_atomic
 from envsound.models.autoencoder import CHECKPOINT_NAME, check_decoder
 from envsound.recipes.config import resolve
 from envsound.recipes.context import RunContext
-from envsound.recipes.crossval import cross_validate
+from envsound.recipes.crossval import run_cv
 from envsound.recipes.pretrain import pretrain_autoencoder
 
 log = logging.getLogger("semi_supervised")
@@ -119,9 +119,9 @@ def run_method(spec: str, method: str, p: float, config: Config, esc10: Manifest
     if (run / "cv.json").exists():
         return json.loads((run / "cv.json").read_text())
     log.info("%s, p=%g, %s%s: cross-validating", spec, p, method, suffix)
-    return cross_validate(esc10, config.validate(), folds=folds, out_dir=run,
-                          context=RunContext(cache=cache, resume=run.exists(), progress=False), init=init,
-                          unlabelled=unlabelled)
+    return run_cv(esc10, config.validate(), folds=folds, out_dir=run,
+                  context=RunContext(cache=cache, resume=run.exists(), progress=False), init=init,
+                  unlabelled=unlabelled)
 
 
 def paired(method_acc: list[float], base_acc: list[float]) -> dict:

@@ -38,7 +38,7 @@ from envsound.features.cache import FeatureCache
 from envsound.fileio import write_json_atomic, write_text_atomic
 from envsound.recipes.config import resolve
 from envsound.recipes.context import RunContext
-from envsound.recipes.crossval import cross_validate
+from envsound.recipes.crossval import run_cv
 from envsound.recipes.pretrain import pretrain_autoencoder
 from envsound.recipes.train import train_model
 
@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not (run / "cv.json").exists():
                     log.info("K=%d seed %d %s", k, seed, row)
                     start = time.perf_counter()
-                    cross_validate(esc10, config, folds=args.folds, out_dir=run, init=init,
-                                   context=RunContext(cache=cache, resume=run.exists(), progress=False))
+                    run_cv(esc10, config, folds=args.folds, out_dir=run, init=init,
+                           context=RunContext(cache=cache, resume=run.exists(), progress=False))
                     log.info("K=%d seed %d %s: %.0f s", k, seed, row, time.perf_counter() - start)
                 summary = json.loads((run / "cv.json").read_text())
                 results.setdefault(f"k{k}", {}).setdefault(row, {})[str(seed)] = {

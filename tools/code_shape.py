@@ -13,7 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "envsound"
-ENTRY_POINTS = {"fit_network", "train_model", "cross_validate", "grid_search", "run_stages", "pretrain_autoencoder"}
+ENTRY_POINTS = {"fit_network", "train_model", "run_cv", "cross_validate", "grid_search", "run_stages",
+                "pretrain_autoencoder"}
 ENTRY_CLASSES = {"ClipDataModule", "ClipClassifier"}
 
 

@@ -19,16 +19,16 @@ tiny = {"features.sample_rate": 16000, "features.n_fft": 512, "features.hop_leng
         "features.window_seconds": 1.0, "features.eval_hop_seconds": 0.5, "model.filters": 8,
         "train.max_epochs": 5, "augment.copies": 0}
 t = time.perf_counter()
-run = envsound.train(dataset="synthetic", root=root, folds=[1, 2, 3, 4], out=out / "run", settings=tiny)
+data = envsound.dataset("synthetic", root=root)
+run = envsound.train(data.with_folds([1, 2, 3, 4]), out=out / "run", settings=tiny)
 print("train", round(time.perf_counter() - t, 1), "s", run.metrics, run.model_path)
 print("runtime", torch.load(run.model_path, weights_only=True)["meta"]["runtime"])
-test = envsound.evaluate(run.model_path, dataset="synthetic", root=root, folds=[5])
+test = envsound.evaluate(run.model_path, data.with_folds([5]))
 print("evaluate on cuda: accuracy", test.metrics["accuracy"], "leakage", test.metrics.get("leakage"))
 from test_efficientat import release_state, write_labels
 torch.save(release_state(0.4), out / "mn04_as_mAP_432.pt"); write_labels(out)
 t = time.perf_counter()
-cv = envsound.cross_validate(dataset="synthetic", root=root, folds=[1, 2], init=out / "mn04_as_mAP_432.pt",
-                             out=out / "cv")
+cv = envsound.cross_validate(data.with_folds([1, 2]), init=out / "mn04_as_mAP_432.pt", out=out / "cv")
 print("cv from a release file", round(time.perf_counter() - t, 1), "s", cv.metrics["mean_accuracy"])
 model = envsound.load_model(run.model_path)
 wav = sorted(Path(root).rglob("*.wav"))[0]

@@ -5,8 +5,10 @@ Nothing is read, downloaded or configured at import time: ``import envsound`` lo
 functions below are imported on first use.
 
 >>> import envsound
->>> run = envsound.train(dataset="folder", root="my_sounds", init="efficientat-mn04", out="runs/mine")
->>> envsound.cross_validate(dataset="folder", root="my_sounds", init="efficientat-mn04", out="runs/cv").metrics
+>>> data = envsound.dataset("folder", root="my_sounds")  # a value: nothing is read until a run needs the clips
+>>> envsound.cross_validate(data, init="efficientat-mn04", out="runs/cv").metrics
+>>> run = envsound.train(data, init="efficientat-mn04", out="runs/mine")
+>>> envsound.evaluate(run.model_path, envsound.dataset("folder", root="new_sounds")).metrics["accuracy"]
 >>> model = envsound.load_model(run.model_path)   # or a model.onnx, or efficientat-mn04
 >>> model.predict("new_recording.wav", top_k=3).top
 >>> envsound.scan(run.model_path, ["archive/"], out="scan").line()  # an archive into a results folder, resumable
@@ -19,9 +21,10 @@ from envsound.errors import (AudioLoadError, CheckpointError, ConfigError, Datas
 
 # name -> the module that defines it, imported on first use (torch and the registries load then, not at import)
 _LAZY = {"load_model": "envsound.inference.api", "resolve": "envsound.recipes.config",
+         "dataset": "envsound.recipes.dataset", "Dataset": "envsound.recipes.dataset",
          "train": "envsound.recipes.api", "cross_validate": "envsound.recipes.api", "evaluate": "envsound.recipes.api",
-         "RunResult": "envsound.recipes.api", "scan": "envsound.inference.scan",
-         "ScanSummary": "envsound.inference.scan"}
+         "RunOptions": "envsound.recipes.context", "RunResult": "envsound.recipes.api",
+         "scan": "envsound.inference.scan", "ScanSummary": "envsound.inference.scan"}
 _LAZY.update({"embed_archive": "envsound.inference.embeddings", "search": "envsound.inference.embeddings"})
 __all__ = [*_LAZY, "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError", "DatasetLayoutError",
            "DownloadError", "__version__"]

@@ -15,7 +15,7 @@ from envsound.features.cache import FeatureCache
 from envsound.inference.predictor import Prediction, Predictor
 from envsound.recipes.config import resolve
 from envsound.recipes.context import RunContext
-from envsound.recipes.crossval import cross_validate, plot_run_curves
+from envsound.recipes.crossval import plot_run_curves, run_cv
 from envsound.recipes.train import TrainResult, train_model
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def run_demo(out_dir: str | Path, *, progress: bool = True) -> DemoResult:
     context = RunContext(cache=FeatureCache(out_dir / "cache"), overwrite=True, progress=progress)
     manifest = prepare_synthetic(out_dir / "data")
     log.info("demo: %d synthetic clips, %d classes, folds %s", len(manifest), len(manifest.labels), manifest.folds)
-    summary = cross_validate(manifest, config, out_dir=out_dir / "cv", context=context)
+    summary = run_cv(manifest, config, out_dir=out_dir / "cv", context=context)
     final = train_model(manifest, config, out_dir=out_dir / "model", context=context,
                         meta={"train_folds": manifest.folds})
     plot_run_curves(out_dir / "model")

@@ -122,8 +122,8 @@ def test_a_4_class_model_finds_its_classes_among_32_others_at_precision_0_9(tmp_
     spec = importlib.util.spec_from_file_location("open_set_esc10", REPO / "experiments" / "open_set_esc10.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    run = envsound.train(dataset="esc10", root=SHARED_ESC50, folds=[1, 2, 3], classes=script.CLASSES, init=RELEASE,
-                         out=tmp_path / "run")
+    run = envsound.train(envsound.dataset("esc10", root=SHARED_ESC50, folds=[1, 2, 3], classes=script.CLASSES),
+                         init=RELEASE, out=tmp_path / "run")
     wave, truth = script.recording(pd.read_csv(SHARED_ESC50 / "meta" / "esc50.csv"), SHARED_ESC50, 4, 4)
     sf.write(tmp_path / "recording.wav", wave, script.RATE, subtype="FLOAT")
     predictor = Predictor.from_checkpoint(run.model_path, precision="32")

@@ -10,7 +10,7 @@ from envsound.errors import ConfigError, EnvsoundError
 from envsound.features.cache import FeatureCache
 from envsound.recipes import crossval
 from envsound.recipes.context import RunContext
-from envsound.recipes.crossval import cross_validate
+from envsound.recipes.crossval import run_cv
 from envsound.recipes.train import train_model
 
 
@@ -30,19 +30,19 @@ def test_cross_validation_hands_its_context_to_every_fold_unchanged(tmp_path, sy
 
     monkeypatch.setattr(crossval, "train_model", noting_train_model)
     context = RunContext(cache=FeatureCache(tmp_path / "cache"), progress=False, on_error="skip")
-    cross_validate(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path / "cv", context=context)
+    run_cv(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path / "cv", context=context)
     assert len(seen) == 2 and all(c is context for c in seen)
 
 
 def test_overwrite_reaches_every_fold(tmp_path, synthetic_manifest, tiny_config):
     tiny_config.model.name, tiny_config.model.filters = "knn", None
-    cross_validate(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path, context=RunContext(progress=False))
+    run_cv(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path, context=RunContext(progress=False))
     stamp = (tmp_path / "fold_1" / "model.ckpt").stat().st_mtime_ns
     with pytest.raises(EnvsoundError, match="already exists"):
-        cross_validate(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path,
-                       context=RunContext(progress=False))
-    cross_validate(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path,
-                   context=RunContext(overwrite=True, progress=False))
+        run_cv(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path,
+               context=RunContext(progress=False))
+    run_cv(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path,
+           context=RunContext(overwrite=True, progress=False))
     assert (tmp_path / "fold_1" / "model.ckpt").stat().st_mtime_ns != stamp
 
 
@@ -57,11 +57,11 @@ def test_cv_into_a_folder_holding_a_train_run_is_refused(tmp_path, synthetic_man
     mine = tmp_path / "mine"
     train_model(synthetic_manifest.select_folds([1, 2]), tiny_config, out_dir=mine, context=RunContext(progress=False))
     with pytest.raises(ConfigError, match="holds the model of one training run") as caught:
-        cross_validate(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=mine,
-                       context=RunContext(overwrite=True, progress=False))
+        run_cv(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=mine,
+               context=RunContext(overwrite=True, progress=False))
     assert sorted(p.name for p in mine.iterdir() if p.name.startswith("fold_")) == []
-    cross_validate(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path / "cv",
-                   context=RunContext(progress=False))
+    run_cv(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path / "cv",
+           context=RunContext(progress=False))
     with pytest.raises(ConfigError, match="holds a cross-validation"):  # and the reverse
         train_model(synthetic_manifest, tiny_config, out_dir=tmp_path / "cv", context=RunContext(progress=False))
     assert "\n" not in str(caught.value)
@@ -82,8 +82,11 @@ def test_a_misspelt_keyword_of_train_offers_the_keyword_it_meant(tmp_path):
     """Issue 69: `envsound.train(inti=...)` was refused as `resolve(): unknown keyword`, listing flags without init."""
     import envsound
 
+    data = envsound.dataset("folder", root=tmp_path)
     with pytest.raises(ConfigError, match=r"train\(\): unknown keyword 'inti' \(did you mean init=\?\)") as caught:
-        envsound.train(dataset="folder", root=tmp_path, out=tmp_path / "run", inti="efficientat-mn04")
+        envsound.train(data, out=tmp_path / "run", inti="efficientat-mn04")
     assert "resolve()" not in str(caught.value) and not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match=r"cross_validate\(\): unknown keyword 'shot' \(did you mean shots=\?\)"):
-        envsound.cross_validate(dataset="folder", root=tmp_path, out=tmp_path / "cv", shot=5)
+        envsound.cross_validate(data, out=tmp_path / "cv", shot=5)
+    with pytest.raises(ConfigError, match=r"train\(\): unknown keyword 'inti'"), pytest.warns(DeprecationWarning):
+        envsound.train(dataset="folder", root=tmp_path, out=tmp_path / "run", inti="efficientat-mn04")  # the old form

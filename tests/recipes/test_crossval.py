@@ -4,13 +4,13 @@ import pytest
 
 from envsound.errors import DatasetLayoutError
 from envsound.recipes.context import RunContext
-from envsound.recipes.crossval import cross_validate
+from envsound.recipes.crossval import run_cv
 
 
 def test_cross_validation_writes_summary_and_figures(tmp_path, synthetic_manifest, tiny_config):
     tiny_config.model.name, tiny_config.model.filters = "knn", None  # fast: the loop is what is tested here
-    summary = cross_validate(synthetic_manifest, tiny_config, folds=[1, 2, 3], out_dir=tmp_path,
-                             context=RunContext(progress=False))
+    summary = run_cv(synthetic_manifest, tiny_config, folds=[1, 2, 3], out_dir=tmp_path,
+                     context=RunContext(progress=False))
     written = json.loads((tmp_path / "cv.json").read_text())
     assert written["mean_accuracy"] == pytest.approx(summary["mean_accuracy"])
     assert [f["fold"] for f in written["folds"]] == [1, 2, 3]
@@ -26,13 +26,13 @@ def test_cross_validation_writes_summary_and_figures(tmp_path, synthetic_manifes
 
 def test_resume_reuses_finished_folds(tmp_path, synthetic_manifest, tiny_config):
     tiny_config.model.name, tiny_config.model.filters = "knn", None
-    cross_validate(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path, context=RunContext(progress=False))
+    run_cv(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path, context=RunContext(progress=False))
     stamp = (tmp_path / "fold_1" / "model.ckpt").stat().st_mtime_ns
-    cross_validate(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path,
-                   context=RunContext(resume=True, progress=False))
+    run_cv(synthetic_manifest, tiny_config, folds=[1, 2], out_dir=tmp_path,
+           context=RunContext(resume=True, progress=False))
     assert (tmp_path / "fold_1" / "model.ckpt").stat().st_mtime_ns == stamp
 
 
 def test_one_fold_is_not_cross_validation(tmp_path, synthetic_manifest, tiny_config):
     with pytest.raises(DatasetLayoutError, match="at least 2 folds"):
-        cross_validate(synthetic_manifest, tiny_config, folds=[1], out_dir=tmp_path, context=RunContext(progress=False))
+        run_cv(synthetic_manifest, tiny_config, folds=[1], out_dir=tmp_path, context=RunContext(progress=False))

@@ -143,12 +143,12 @@ def test_background_folder_holding_validation_clips_is_refused(tmp_path, takes_m
 
 
 def test_cross_validation_refuses_a_leaky_background_folder(tmp_path, takes_manifest):
-    from envsound.recipes.crossval import cross_validate
+    from envsound.recipes.crossval import run_cv
 
     # the dataset's own audio folder: every fold's test clips are in it
     folder = Path(takes_manifest.records[0].path).parent
     config = config_with(f"augment.background_folder={folder}", "model.name=cnn")
     with pytest.raises(DatasetLayoutError, match="validation or test clips"):
-        cross_validate(takes_manifest, config, folds=[1, 2], out_dir=tmp_path / "cv",
-                       context=RunContext(progress=False))
+        run_cv(takes_manifest, config, folds=[1, 2], out_dir=tmp_path / "cv",
+               context=RunContext(progress=False))
     assert not (tmp_path / "cv" / "fold_1" / "model.ckpt").exists()

@@ -15,7 +15,7 @@ from envsound.errors import ConfigError
 from envsound.features.cache import FeatureCache
 from envsound.models.checkpoint import load_checkpoint
 from envsound.recipes.context import RunContext
-from envsound.recipes.crossval import cross_validate
+from envsound.recipes.crossval import run_cv
 from envsound.recipes.train import train_model
 from envsound.training.semi import rampup
 from envsound.training.semi.losses import pseudo_label_loss
@@ -109,9 +109,9 @@ def test_cv_pool_leaves_out_each_test_fold(tmp_path):
     root = make_tiny_esc50(tmp_path / "esc")  # 10 classes x 4 folds x 2 clips; classes 0-4 are "esc10"
     esc10, esc50 = load_dataset("esc10", root), load_dataset("esc50", root)
     config = bare_config(overrides=SEMI + ("semi.method=fixmatch", "train.max_epochs=1", "train.val_fraction=0"))
-    summary = cross_validate(esc10, config, folds=[1, 2], out_dir=tmp_path / "cv",
-                             context=RunContext(cache=FeatureCache(tmp_path / "cache"), progress=False),
-                             unlabelled=esc50)
+    summary = run_cv(esc10, config, folds=[1, 2], out_dir=tmp_path / "cv",
+                     context=RunContext(cache=FeatureCache(tmp_path / "cache"), progress=False),
+                     unlabelled=esc50)
     assert [f["n_unlabelled_pool"] for f in summary["folds"]] == [60, 60]  # 80 clips minus the test fold's 20
     for fold in (1, 2):
         meta = load_checkpoint(tmp_path / "cv" / f"fold_{fold}" / "model.ckpt").meta

@@ -151,13 +151,13 @@ def test_a_frame_head_on_curated_clips_hears_of_the_noisy_part_s_true_events(cap
             assert warned([curated], bare_config(preset={"model": {"name": "efficientat", "options": {
                 "frame_head": 4}}}, overrides=[setting])) == "", setting
 
-    from envsound.recipes.crossval import cross_validate
+    from envsound.recipes.crossval import run_cv
 
     with caplog.at_level("WARNING", logger="envsound.recipes.fit_paths"), pytest.raises(ConfigError, match="devices"):
         caplog.clear()  # cv says it too, first (it scores the curated clips alone): stopped here by the next check
-        cross_validate(Manifest(name="mix", records=[curated], labels=["dog"], multi_label=True, strong=strong),
-                       bare_config(preset={"model": {"name": "efficientat", "options": {"frame_head": 4}}},
-                                   overrides=["runtime.devices=2"]), out_dir=Path("unused"), init="mn04.pt")
+        run_cv(Manifest(name="mix", records=[curated], labels=["dog"], multi_label=True, strong=strong),
+               bare_config(preset={"model": {"name": "efficientat", "options": {"frame_head": 4}}},
+                           overrides=["runtime.devices=2"]), out_dir=Path("unused"), init="mn04.pt")
     assert "--subset all" in caplog.text
 
 

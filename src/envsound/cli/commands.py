@@ -12,38 +12,45 @@ from pathlib import Path
 
 import yaml
 
-from envsound.cli.options import (build_config, feature_cache, on_error, run_context, show_progress,
+from envsound.cli.options import (build_config, feature_cache, run_context, run_options, show_progress,
                                   unlabelled_manifest)
 from envsound.errors import ConfigError
 
 log = logging.getLogger("envsound")
 
 
-def _dataset(args: argparse.Namespace, *, rotate: bool = False):
-    """The dataset the flags name (:func:`~envsound.recipes.api.load_run_dataset`): folds made where it has none, its
-    classes narrowed; ``rotate`` (cv, grid): a set that cannot be given folds stops there, naming the classes too
-    small. Files left out with --skip-bad are reported once, at the end, by :func:`_report_skipped`."""
-    from envsound.recipes.api import load_run_dataset
+def _data(args: argparse.Namespace, *, rotate: bool = False):
+    """The :class:`~envsound.recipes.dataset.Dataset` the flags name (--dataset, --root, --classes,
+    --exclude-classes, --subset, --group-by, --skip-bad, --folds), listed here (it keeps the listing for the run):
+    folds made where it has none, its classes narrowed; ``rotate`` (cv, grid): a set that cannot be given folds
+    stops here, naming the classes too small. Files left out with --skip-bad are reported once, at the end, by
+    :func:`_report_skipped`."""
+    from envsound.recipes.dataset import dataset
 
     keep, exclude = getattr(args, "classes", None), getattr(args, "exclude_classes", None)
-    manifest = load_run_dataset(args.dataset, args.root, on_error=on_error(args), subset=getattr(args, "subset", None),
-                                classes=keep, exclude_classes=exclude, folds=getattr(args, "folds", None),
-                                rotate=rotate, group_by=getattr(args, "group_by", None))
+    data = dataset(args.dataset, root=args.root, classes=keep, exclude_classes=exclude,
+                   subset=getattr(args, "subset", None), group_by=getattr(args, "group_by", None),
+                   skip_bad=args.skip_bad, folds=getattr(args, "folds", None))
+    manifest = data.load(rotate=rotate)
     args.listed = len(manifest) + len(manifest.skipped)  # the "of N files" of the closing summary
     if keep or exclude:
         log.info("%d classes, %d clips of %s (--classes/--exclude-classes)", len(manifest.labels), len(manifest),
                  args.dataset)
-    return manifest
+    return data
+
+
+def _dataset(args: argparse.Namespace, *, rotate: bool = False):
+    """The clips of :func:`_data`, every fold (the commands that take a Manifest)."""
+    return _data(args, rotate=rotate).load()
 
 
 def train(args: argparse.Namespace) -> int:
-    from envsound.recipes.api import train_on
+    from envsound.recipes import api
 
     config = build_config(args)
     unlabelled = unlabelled_manifest(args)
-    manifest = _dataset(args)
-    run = train_on(manifest, config, out=args.out, folds=args.folds, init=args.init, context=run_context(args),
-                   unlabelled=unlabelled)
+    run = api.train(_data(args), out=args.out, init=args.init, config=config, options=run_options(args),
+                    unlabelled=unlabelled)
     if run.model_path is None:  # another process of a multi-process run: process 0 reports
         return 0
     metrics = run.metrics
@@ -80,26 +87,26 @@ def _evaluate_command(args: argparse.Namespace, run) -> str:
 
 
 def cv(args: argparse.Namespace) -> int:
-    from envsound.recipes.crossval import cross_validate
+    from envsound.recipes import api
 
     config = build_config(args)
-    init = args.init
     unlabelled = unlabelled_manifest(args)
-    manifest = _dataset(args, rotate=True)
+    data = _data(args, rotate=True)
 
     def show(fold: dict, score: str) -> None:  # each fold's result once, on stdout, as it finishes
         print(f"fold {fold['fold']}: {score} {fold[score]:.4f} ({fold['n_test']} clips){_event_scores(fold)}",
               flush=True)
 
-    summary = cross_validate(manifest, config, folds=args.folds, out_dir=args.out, context=run_context(args),
-                             init=init, unlabelled=unlabelled, on_fold=show)
+    run = api.cross_validate(data, out=args.out, init=args.init, config=config, options=run_options(args),
+                             unlabelled=unlabelled, on_fold=show)
+    summary = run.metrics
     score = summary["score"]
     print(f"mean {score} {summary[f'mean_{score}']:.4f} ± {summary[f'std_{score}']:.4f} over "
           f"{summary['n_folds']} folds ({summary['seconds']:.0f} s) -> {args.out / 'cv.json'}")
     if "mean_event_f1" in summary:
         print("mean " + ", ".join(f"{name} {summary[f'mean_{name}']:.4f} ± {summary[f'std_{name}']:.4f}"
                                   for name in ("segment_f1", "event_f1", "psds")))
-    return _report_skipped(args, [(s["file"], s["reason"]) for s in summary["skipped"]])
+    return _report_skipped(args, run.skipped)
 
 
 def _listed(label: str) -> str:
@@ -179,16 +186,10 @@ def pretrain(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     from envsound.evaluation.metrics import format_report_text
-    from envsound.recipes.api import evaluate_on
-    from envsound.recipes.context import RunContext
+    from envsound.recipes import api
 
-    manifest = _dataset(args)
-    if args.folds:
-        manifest = manifest.select_folds(args.folds)
-    run = evaluate_on(args.checkpoint, manifest, label_map=args.label_map, out=args.out, threshold=args.threshold,
-                      device=args.device, precision=args.precision,
-                      context=RunContext(cache=feature_cache(args), progress=show_progress(args),
-                                         on_error=on_error(args)))
+    run = api.evaluate(args.checkpoint, _data(args), out=args.out, label_map=args.label_map, threshold=args.threshold,
+                       device=args.device, precision=args.precision, options=run_options(args))
     print(json.dumps(run.metrics) if args.json else format_report_text(run.metrics))
     return _report_skipped(args, run.skipped)
 

@@ -151,6 +151,16 @@ def run_context(args: argparse.Namespace):
                       progress=show_progress(args), on_error=on_error(args))
 
 
+def run_options(args: argparse.Namespace):
+    """The Python API's RunOptions from --cache-dir/--no-cache, --resume, --overwrite and --quiet (those the command
+    has)."""
+    from envsound.recipes.context import RunOptions
+
+    return RunOptions(cache=False if args.no_cache else (args.cache_dir or True),
+                      resume=getattr(args, "resume", False), overwrite=getattr(args, "overwrite", False),
+                      progress=show_progress(args))
+
+
 # An AudioSet network, as every model argument names it (the kinds: envsound.models.files)
 AUDIOSET_MODEL = ("an AudioSet network: an installed name such as efficientat-mn04 ('envsound models' lists them) or "
                   "its release .pt (mn04_as_mAP_432.pt)")

@@ -58,6 +58,16 @@ def dataset_names() -> list[str]:
     return sorted(DATASETS)
 
 
+def check_dataset_name(name: str) -> str:
+    """``name`` when it is a registered dataset, without importing its loader.
+
+    Raises:
+        ConfigError: an unknown ``name`` (the nearest is offered and the valid ones listed).
+    """
+    _loader(name)
+    return name
+
+
 def load_dataset(name: str, root: str | os.PathLike | None = None, *, on_error: str = "raise",
                  **options: Any) -> Manifest:
     """List dataset ``name`` under ``root`` (see :func:`dataset_root` for the default).

@@ -1,4 +1,6 @@
-"""Leave-one-fold-out cross-validation over official folds.
+"""Leave-one-fold-out cross-validation over official folds: :func:`run_cv`, the engine of
+:func:`envsound.cross_validate` (which lists the dataset and resolves the config first) on a listed Manifest and a
+resolved Config.
 
 For each test fold: train on the other folds (validation split taken from inside them), evaluate on the test fold.
 Writes ``cv.json`` (per fold and mean ± std), ``predictions.csv`` and ``confusion.png`` (single-label) or
@@ -36,7 +38,7 @@ FOLD_SCORES = {"single_label": ("accuracy", "macro_f1"), "multi_label": ("lwlrap
 SED_SCORES = ("segment_f1", "event_f1", "psds", "psds2", "sed")  # a set with strong labels (evaluation/sed.py)
 
 
-def cross_validate(
+def run_cv(
     manifest: Manifest,
     config: Config,
     *,
@@ -67,7 +69,7 @@ def cross_validate(
     Raises:
         DatasetLayoutError: fewer than two folds, a fold the dataset does not have, or a train/test leak.
 
-    >>> summary = cross_validate(load_dataset("esc10", root), Config(), folds=[1, 2, 3, 4], out_dir="runs/cv")
+    >>> summary = run_cv(load_dataset("esc10", root), Config(), folds=[1, 2, 3, 4], out_dir="runs/cv")
     >>> summary["mean_accuracy"]
     """
     hint_noisy_strong(config, manifest, init=init)

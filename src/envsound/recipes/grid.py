@@ -1,7 +1,7 @@
 """Grid search: the cartesian product of config values, each point scored by cross-validation.
 
 ``envsound grid --set model.filters=16,32,64 --set train.batch_size=16,32,64 ...`` calls :func:`grid_search`. Every
-point is one :func:`~envsound.recipes.crossval.cross_validate` run in its own sub-folder
+point is one :func:`~envsound.recipes.crossval.run_cv` run in its own sub-folder
 (``OUT/model.filters=16__train.batch_size=32/``); a point whose ``cv.json`` exists is read, not rerun (and a
 point interrupted half-way resumes its finished folds). The table goes to ``grid.md`` and ``grid.json``: with two
 keys, the first key's values are rows and the second's columns (like Table 1 of the DTU paper), cells
@@ -26,7 +26,7 @@ from envsound.data.records import Manifest
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.fileio import write_json_atomic, write_text_atomic
 from envsound.recipes.context import RunContext
-from envsound.recipes.crossval import cross_validate
+from envsound.recipes.crossval import run_cv
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +107,16 @@ def grid_search(
         manifest: the dataset (with official folds).
         config: the resolved base config.
         axes: ``[(dotted key, [value, ...]), ...]`` (values as text, parsed like ``--set``).
-        folds, init, unlabelled: as for :func:`cross_validate`.
+        folds, init, unlabelled: as for :func:`run_cv`.
         out_dir: grid folder; one sub-folder per point (:func:`point_dir_name`).
-        context: its ``cache``, ``progress`` and ``on_error`` reach every point's :func:`cross_validate`; its
+        context: its ``cache``, ``progress`` and ``on_error`` reach every point's :func:`run_cv`; its
             ``resume`` and ``overwrite`` are not read: a point whose ``cv.json`` exists is reused, one whose folder
             exists resumes its finished folds, and nothing is overwritten (delete a point's folder to rerun it).
 
     Raises:
         ConfigError: an unknown key or invalid value (before anything runs).
         EnvsoundError: a point's existing ``cv.json`` was made with other settings (delete it or use another out).
-        DatasetLayoutError: as :func:`cross_validate`.
+        DatasetLayoutError: as :func:`run_cv`.
 
     >>> result = grid_search(load_dataset("esc10", root), config, [("model.filters", ["16", "32"])], out_dir="g")
     >>> print(result.markdown)
@@ -137,8 +137,8 @@ def grid_search(
             log.info("grid point %s: cross-validating", values)
             # the grid, not the caller, decides these per point: an interrupted point keeps its finished folds
             point_context = replace(context, resume=run_dir.exists(), overwrite=False)
-            summary = cross_validate(manifest, point, folds=folds, out_dir=run_dir, context=point_context, init=init,
-                                     unlabelled=unlabelled)
+            summary = run_cv(manifest, point, folds=folds, out_dir=run_dir, context=point_context, init=init,
+                             unlabelled=unlabelled)
             n_run += 1
         score = summary.get("score", "accuracy")
         points.append({"values": values, "dir": str(run_dir), "score": score,

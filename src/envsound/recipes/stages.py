@@ -1,5 +1,5 @@
 """The multi-stage schedule for curated + noisy multi-label sets (FSDKaggle2019; ``envsound mix`` output), run as
-leave-one-fold-out like :func:`~envsound.recipes.crossval.cross_validate`.
+leave-one-fold-out like :func:`~envsound.recipes.crossval.run_cv`.
 
 Per test fold, on the other folds' clips (tested on the test fold's curated clips only: noisy labels measure nothing):
 
