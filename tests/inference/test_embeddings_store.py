@@ -163,3 +163,15 @@ def test_a_window_of_the_store_is_an_example_without_the_model(store, archive, e
     ran = envsound_main("search", out, "--window", str(int(chosen["window"])), "--top", "2", "--json")
     assert ran.returncode == 0 and json.loads(ran.stdout.splitlines()[0])["window"] == chosen["window"]
     assert envsound_main("search", out).returncode == 1  # no example at all: one line
+
+
+def test_the_windows_are_those_predict_out_writes(store, trained_run, archive, tmp_path):
+    import envsound
+
+    out, _ = store
+    envsound.scan(trained_run.checkpoint, archive, out=tmp_path / "scan", workers=1, progress=False)
+    scanned = pd.read_parquet(tmp_path / "scan" / "windows")[["file", "start", "end"]]
+    stored = pd.read_parquet(out / "windows")[["file", "start", "end"]]
+    key = ["file", "start"]
+    pd.testing.assert_frame_equal(scanned.sort_values(key).reset_index(drop=True),
+                                  stored.sort_values(key).reset_index(drop=True))
