@@ -175,3 +175,7 @@ def test_the_windows_are_those_predict_out_writes(store, trained_run, archive, t
     key = ["file", "start"]
     pd.testing.assert_frame_equal(scanned.sort_values(key).reset_index(drop=True),
                                   stored.sort_values(key).reset_index(drop=True))
+    with pytest.raises(ConfigError, match="not an embeddings store"):  # a results folder is neither written nor read
+        embed_archive(trained_run.checkpoint, archive, out=tmp_path / "scan", workers=1, progress=False)
+    with pytest.raises(ConfigError, match="not an embeddings store"):
+        search(tmp_path / "scan", archive / "site0" / "clip00.wav")

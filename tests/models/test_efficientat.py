@@ -89,7 +89,7 @@ def test_mn04_has_the_tensors_of_the_release():
 def test_every_official_width_builds_the_releases_state_dict_shapes():
     shapes = json.loads((SHARED / "state-dict-shapes.json").read_text())
     for name, spec in PRETRAINED.items():
-        built = {k: list(v.shape) for k, v in release_state(spec.width).items()}
+        built = {k: list(v.shape) for k, v in release_state(spec.options["width"]).items()}
         assert built == shapes[name], name
         assert sum(int(np.prod(s)) for s in shapes[name].values()) == spec.parameters
 

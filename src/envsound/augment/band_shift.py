@@ -16,12 +16,14 @@ import numpy as np
 import torch
 
 from envsound.config import FeatureConfig
+from envsound.config.frontends import frontend_spec
 from envsound.features.melbank import hz_to_mel
 
 
 def mel_scale(frontend: str):
-    """Hz -> mel of the bank ``frontend`` builds: Kaldi's ``1127 ln(1 + f / 700)`` (efficientat) or Slaney's."""
-    if frontend == "efficientat":
+    """Hz -> mel of the bank ``frontend`` builds: Kaldi's ``1127 ln(1 + f / 700)`` (efficientat) or Slaney's
+    (its :attr:`~envsound.config.frontends.Frontend.mel_scale`)."""
+    if frontend_spec(frontend).mel_scale == "kaldi":
         return lambda hz: 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
     return hz_to_mel
 

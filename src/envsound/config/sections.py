@@ -8,13 +8,13 @@ from typing import Any, Mapping
 
 import yaml
 
+from envsound.config.frontends import FRONTENDS, frontend_spec
 from envsound.config.values import check_value
 from envsound.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 SWITCHES = ("auto", "true", "false")
-FRONTENDS = ("envsound", "efficientat")
 
 
 @dataclass
@@ -53,11 +53,14 @@ class FeatureConfig:
     def validate(self) -> None:
         check_value(self.kind in ("logmel", "waveform"), "features.kind", self.kind, "'logmel' or 'waveform'")
         check_value(self.frontend in FRONTENDS, "features.frontend", self.frontend, " or ".join(map(repr, FRONTENDS)))
-        if self.frontend == "efficientat":
+        spec = frontend_spec(self.frontend)
+        if not spec.deltas:
             check_value(self.kind == "logmel" and not self.deltas, "features.frontend", self.frontend,
-                   "efficientat with features.kind=logmel and deltas false")
-        check_value(self.win_length is None or (self.frontend == "efficientat" and 1 <= self.win_length <= self.n_fft),
-                    "features.win_length", self.win_length, "1..n_fft with features.frontend=efficientat, else unset")
+                        f"{self.frontend} with features.kind=logmel and deltas false")
+        windowed = [name for name, other in FRONTENDS.items() if other.win_length]
+        check_value(self.win_length is None or (spec.win_length and 1 <= self.win_length <= self.n_fft),
+                    "features.win_length", self.win_length,
+                    f"1..n_fft with features.frontend={' or '.join(windowed)}, else unset")
         check_value(4000 <= self.sample_rate <= 192000, "features.sample_rate", self.sample_rate, "4000..192000 Hz")
         check_value(self.n_fft >= 16, "features.n_fft", self.n_fft, ">= 16")
         check_value(1 <= self.hop_length <= self.n_fft, "features.hop_length", self.hop_length, "1..n_fft")
@@ -81,14 +84,12 @@ class FeatureConfig:
     @property
     def window_frames(self) -> int:
         """Frames of a centred STFT over one window: ``1 + window_samples // hop_length`` (``efficientat``: the
-        pre-emphasised window is one sample shorter)."""
+        pre-emphasised window is one sample shorter; see :meth:`~envsound.config.frontends.Frontend.frames`)."""
         return self.frames(self.window_samples)
 
     def frames(self, samples: int) -> int:
         """Log-mel frames of a waveform of ``samples`` samples (``samples >= 1``)."""
-        if self.frontend == "efficientat":
-            return 1 + (max(samples, 2) - 1) // self.hop_length
-        return 1 + samples // self.hop_length
+        return frontend_spec(self.frontend).frames(samples, hop_length=self.hop_length)
 
     @property
     def eval_hop_frames(self) -> int:

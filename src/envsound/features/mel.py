@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from envsound.config import FeatureConfig
+from envsound.config.frontends import frontend_spec, resolve
 from envsound.errors import ConfigError
-from envsound.features.efficientat import EfficientATMel
 from envsound.features.melbank import AMIN, DB_FLOOR, hz_to_mel, mel_to_hz, mel_weights, stft_frames
 
 __all__ = ["AMIN", "DB_FLOOR", "hz_to_mel", "mel_to_hz", "mel_filterbank", "hann_window", "power_spectrogram",
@@ -285,9 +285,11 @@ class LogMel(nn.Module):
 
 
 def logmel_frontend(cfg: FeatureConfig) -> nn.Module:
-    """The log-mel module ``cfg.frontend`` names: :class:`LogMel` (``envsound``) or
-    :class:`~envsound.features.efficientat.EfficientATMel` (``efficientat``); both map ``(batch, samples)`` to
-    ``(batch, C, n_mels, frames)`` and have ``frames(samples)``."""
-    if cfg.frontend == "efficientat":
-        return EfficientATMel.from_config(cfg)
-    return LogMel.from_config(cfg)
+    """The log-mel module ``cfg.frontend`` names in :data:`~envsound.config.frontends.FRONTENDS`: :class:`LogMel`
+    (``envsound``), :class:`~envsound.features.efficientat.EfficientATMel` (``efficientat``) or a registered one; each
+    maps ``(batch, samples)`` to ``(batch, C, n_mels, frames)`` and has ``frames(samples)``.
+
+    Raises:
+        ConfigError: ``cfg.frontend`` is not registered.
+    """
+    return resolve(frontend_spec(cfg.frontend).module)(cfg)

@@ -19,21 +19,22 @@ from typing import Sequence
 import numpy as np
 
 from envsound.config import FeatureConfig
+from envsound.config.frontends import frontend_spec
 from envsound.errors import ConfigError
 from envsound.features.edges import edge_pad_samples
-from envsound.features.melbank import DB_FLOOR, EFFICIENTAT_SILENCE
+from envsound.features.melbank import DB_FLOOR
 
 PadValue = float | Sequence[float]
 
 
 def window_pad_value(cfg: FeatureConfig) -> tuple[float, ...]:
     """Per-channel pad values for the features ``cfg`` produces: ``(DB_FLOOR,)``, ``(DB_FLOOR, 0.0)`` with deltas
-    (silence has zero slope), silence as the EfficientAT frontend normalises it, or ``(0.0,)`` for waveforms."""
+    (silence has zero slope), silence as another frontend makes it (``efficientat``: about -1.40; the frontend's
+    :attr:`~envsound.config.frontends.Frontend.silence`), or ``(0.0,)`` for waveforms."""
     if cfg.kind == "waveform":
         return (0.0,)
-    if cfg.frontend == "efficientat":
-        return (EFFICIENTAT_SILENCE,)
-    return (DB_FLOOR, 0.0) if cfg.deltas else (DB_FLOOR,)
+    silence = frontend_spec(cfg.frontend).silence_value()
+    return (silence, 0.0) if cfg.deltas else (silence,)
 
 
 def window_starts(n_frames: int, *, window: int, hop: int) -> list[int]:

@@ -37,6 +37,7 @@ from torch import nn
 
 from envsound._version import __version__
 from envsound.config import FeatureConfig
+from envsound.config.frontends import frontend_spec, resolve
 from envsound.errors import ConfigError
 from envsound.features.efficientat import EfficientATMel
 from envsound.features.mel import DELTA_WIDTH, deltas, hann_window, mel_filterbank, power_to_db, whole_clip_slope
@@ -118,8 +119,8 @@ class OnnxGraph(nn.Module):
         if open_set is not None:
             self.register_buffer("prototypes", torch.from_numpy(open_set.prototypes.T.copy()))
             self.register_buffer("gates", torch.from_numpy(open_set.thresholds.copy()))
-        self.frontend = None if features.kind != "logmel" else OnnxFrontend(features) \
-            if features.frontend == "envsound" else OnnxEfficientATFrontend(features)
+        self.frontend = None if features.kind != "logmel" else resolve(frontend_spec(features.frontend).onnx_module)(
+            features)
         self.network = network
         self.multi_label = multi_label
         self.frames = bool(getattr(network, "has_frames", False))

@@ -3,9 +3,10 @@
 
 - ``classifier``: an envsound ``model.ckpt`` (``envsound train`` / ``cv``: a network, a baseline or an ensemble);
 - ``autoencoder``: an envsound ``autoencoder.ckpt`` (``envsound pretrain``);
-- ``release``: an EfficientAT AudioSet release file (``mn04_as_mAP_432.pt``), or an installed name such as
-  ``efficientat-mn04`` (``envsound download``) that stands for one; it opens as an AudioSet tagger
-  (:func:`~envsound.models.pretrained.official_checkpoint`);
+- ``release``: a pre-trained family's official file, such as an EfficientAT AudioSet release
+  (``mn04_as_mAP_432.pt``), or an installed name such as ``efficientat-mn04`` (``envsound download``) that stands
+  for one; its family (:mod:`envsound.models.families`) recognises it and opens it as an AudioSet tagger
+  (EfficientAT's: :func:`~envsound.models.pretrained.official_checkpoint`);
 - ``onnx``: a ``model.onnx`` from ``envsound export``, recognised by its suffix or its first bytes and run by
   :class:`~envsound.inference.onnx_model.OnnxModel`.
 
@@ -25,9 +26,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from envsound.config.frontends import resolve
 from envsound.errors import CheckpointError
 from envsound.fileio import file_digest
-from envsound.models.releases import PRETRAINED, by_download_name, installed_names, installed_path, models_dir
+from envsound.models.families import FAMILIES, by_download_name, installed_names, installed_releases, recognise
+from envsound.models.releases import installed_path, models_dir
 
 if TYPE_CHECKING:
     from envsound.models.checkpoint import Checkpoint
@@ -78,12 +81,12 @@ class ModelFile:
 def accepted() -> str:
     """Every kind of model argument, with the names installed here (not every name the release table knows: those
     are downloadable, not installed), for messages."""
-    here = [spec.download_name for spec in PRETRAINED.values() if installed_path(spec) is not None]
+    here = [spec.download_name for spec in installed_releases()]
     names = (f"an installed name ({', '.join(here)})" if here else
              f"the name of an installed one (none is installed in {models_dir()}: 'envsound download "
              "efficientat-mn04')")
-    return (f"an envsound model.ckpt or autoencoder.ckpt, an EfficientAT AudioSet release .pt (e.g. "
-            f"mn04_as_mAP_432.pt), {names}, or a model.onnx")
+    return (f"an envsound model.ckpt or autoencoder.ckpt, {', '.join(f.describe for f in FAMILIES.values())}, "
+            f"{names}, or a model.onnx")
 
 
 def open_model_file(path_or_name: str | Path, *, labels_required: bool = True) -> ModelFile:
@@ -106,15 +109,15 @@ def open_model_file(path_or_name: str | Path, *, labels_required: bool = True) -
     if _is_onnx(path):
         return ModelFile(given=given, path=path, kind=ONNX)
     from envsound.models.checkpoint import checkpoint_from_payload, is_envsound_payload, read_payload  # torch
-    from envsound.models.pretrained import is_official_state, official_checkpoint
-
     payload = read_payload(path, expected=f"expected {accepted()}")
-    if is_official_state(payload):
-        return ModelFile(given=given, path=path, kind=RELEASE,
-                         checkpoint=official_checkpoint(payload, path=path, labels_required=labels_required))
+    family = recognise(payload)
+    if family is not None:
+        return ModelFile(given=given, path=path, kind=RELEASE, checkpoint=resolve(family.checkpoint)(
+            payload, path=path, labels_required=labels_required))
     if not is_envsound_payload(payload):
         raise CheckpointError(f"{given}: a torch file that is neither an envsound checkpoint (no 'format' marker) "
-                              f"nor EfficientAT weights; expected {accepted()}")
+                              f"nor {_listed([f.name + ' weights' for f in FAMILIES.values()])}; expected "
+                              f"{accepted()}")
     checkpoint = checkpoint_from_payload(payload, path, expected=f"expected {accepted()}")
     kind = AUTOENCODER if checkpoint.meta.get("kind") == AUTOENCODER else CLASSIFIER
     return ModelFile(given=given, path=path, kind=kind, checkpoint=checkpoint)

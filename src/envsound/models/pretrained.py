@@ -22,6 +22,7 @@ from envsound.config.files import bare_config
 from envsound.errors import CheckpointError
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.efficientat import BLOCKS, EfficientAT, make_divisible, official_key, release_key
+from envsound.models.families import family_releases
 from envsound.models.releases import LABELS_FILE, PRETRAINED, installed_path, models_dir
 from envsound.task import MULTI_LABEL, Task
 
@@ -45,8 +46,8 @@ def width_of(state: Mapping[str, torch.Tensor]) -> float | None:
     if last is None or last.dim() != 4:
         return None
     for spec in PRETRAINED.values():
-        if make_divisible(BLOCKS[-1][3] * spec.width) == last.shape[1]:
-            return spec.width
+        if make_divisible(BLOCKS[-1][3] * spec.options["width"]) == last.shape[1]:
+            return spec.options["width"]
     return None
 
 
@@ -100,7 +101,7 @@ def official_checkpoint(state: Mapping[str, torch.Tensor], *, path: Path, labels
     labels = read_labels(path, n_classes=n_classes, required=labels_required)
     config = bare_config(preset=model_preset("efficientat"), model="efficientat",
                          overrides=[f"model.options.width={width}"])
-    spec = next((p for p in PRETRAINED.values() if p.width == width), None)
+    spec = next((p for p in PRETRAINED.values() if p.options["width"] == width), None)
     meta = {"kind": "classifier", "pretrained": {"name": spec.name if spec else None, "file": str(path),
                                                  "audioset_map": spec.audioset_map if spec else None}}
     return Checkpoint(config=config, labels=labels, task=Task(MULTI_LABEL),
@@ -137,6 +138,7 @@ def closest_labels(name: str, labels: list[str], n: int = 3) -> list[str]:
 
 
 def pretrained_table() -> list[dict[str, Any]]:
-    """One row per official file: name, parameters, size in MB (float32), AudioSet mAP, installed path or None."""
+    """One row per official file of every family (:mod:`envsound.models.families`): name, parameters, size in MB
+    (float32), AudioSet mAP, installed path or None."""
     return [{"name": spec.download_name, "parameters": spec.parameters, "megabytes": round(spec.parameters * 4 / 1e6, 1),
-             "audioset_map": spec.audioset_map, "installed": installed_path(spec)} for spec in PRETRAINED.values()]
+             "audioset_map": spec.audioset_map, "installed": installed_path(spec)} for spec in family_releases()]

@@ -1,4 +1,5 @@
-"""Model name -> class. A new model is one new file plus one line in :data:`MODELS`.
+"""Model name -> class. A new model is one new file plus one line in :data:`MODELS` (a pre-trained family's network
+may instead be named by its family: :attr:`envsound.models.families.Family.networks`).
 
 Torch models (``nn.Module``) take ``(batch, in_channels, n_mels, frames)`` log-mel input, or for the raw-waveform
 models (``aclnet``, ``envnet2``) ``(batch, samples)`` / ``(batch, 1, samples)``, and return logits; the baselines
@@ -25,6 +26,7 @@ from envsound.models.cnn import CNN
 from envsound.models.crnn import CRNN
 from envsound.models.dtu import DTUClassifier
 from envsound.models.efficientat import EfficientAT
+from envsound.models.families import network_class, network_names
 from envsound.models.envnet2 import EnvNet2
 from envsound.models.piczak import Piczak
 from envsound.models.resnet import ResNet
@@ -46,8 +48,8 @@ MODELS: dict[str, type] = {
 
 
 def model_names() -> list[str]:
-    """The registered model names, in registry order (``cnn`` first: the default)."""
-    return list(MODELS)
+    """The registered model names, in registry order (``cnn`` first: the default), then the families' networks."""
+    return list(MODELS) + network_names()
 
 
 def get_model_class(name: str) -> type:
@@ -56,10 +58,11 @@ def get_model_class(name: str) -> type:
     Raises:
         ConfigError: unknown name; the message lists the valid names.
     """
-    try:
-        return MODELS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(f"model.name={name!r} is not a registered model; valid: {', '.join(MODELS)}") from None
+    found = MODELS.get(name) if isinstance(name, str) else None
+    found = found or (network_class(name) if isinstance(name, str) else None)
+    if found is None:
+        raise ConfigError(f"model.name={name!r} is not a registered model; valid: {', '.join(model_names())}")
+    return found
 
 
 def model_preset(name: str) -> dict[str, Any]:

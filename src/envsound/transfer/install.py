@@ -91,7 +91,7 @@ def _check_installed(path: Path, spec: Pretrained) -> None:
     if not is_official_state(state):
         raise CheckpointError(f"{path.name.removesuffix('.unverified')}: not an EfficientAT state dict")
     width, _ = check_official_state(state, source=path.name.removesuffix(".unverified"))
-    if width != spec.width:
+    if width != spec.options["width"]:
         raise CheckpointError(f"{path.name.removesuffix('.unverified')}: holds the width-{width} network, not "
-                              f"{spec.name} (width {spec.width})")
+                              f"{spec.name} (width {spec.options['width']})")
 

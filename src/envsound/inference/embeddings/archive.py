@@ -25,10 +25,10 @@ from envsound.inference.listing import as_inputs, iter_inputs
 from envsound.inference.predictor import Prediction, Predictor
 from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, PART_FILES,
                                             Finished, LocalEngine, default_batch_size, default_workers)
-from envsound.inference.scan.journal import Journal
+from envsound.inference.scan.journal import JOURNAL_NAME, Journal
 from envsound.inference.scan.progress import ScanProgress
 from envsound.inference.scan.run import ScanSummary, _in_one_line, _model_threads, _stop_on_sigterm
-from envsound.inference.embeddings.store import STORE_KIND, TABLES
+from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 
 PART_WINDOWS = 50_000  # windows a part at most: 100 MB of float16 at 1,000 dimensions
 
@@ -75,6 +75,8 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     started = time.monotonic()
     if (workers is not None and workers < 1) or (batch_size is not None and batch_size < 1):
         raise ConfigError(f"workers and batch_size must be >= 1 (got {workers}, {batch_size})")
+    if (Path(out) / JOURNAL_NAME).is_file():
+        EmbeddingsStore(out)  # a results folder of predict --out is refused in these words, before the model loads
     predictor = Predictor.from_checkpoint(model, device=device, precision=precision)
     network = getattr(predictor.model, "network", None)
     if not hasattr(predictor.model, "window_embeddings"):
@@ -100,8 +102,6 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
             summary.total_files, summary.total_failed = totals["files"], totals["failed"]
         finally:
             journal.close()
-    from envsound.inference.embeddings.store import EmbeddingsStore
-
     summary.total_windows = EmbeddingsStore(out).windows
     summary.wall_seconds = time.monotonic() - started
     return summary
@@ -202,8 +202,6 @@ class _Part:
 def _run(engine: _EmbeddingEngine, journal: Journal, summary: StoreSummary, *, inputs: list, files_from,
          progress: bool) -> None:
     """Embed, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
-    from envsound.inference.embeddings.store import EmbeddingsStore
-
     countable = files_from is None or (os.fspath(files_from) != "-" and os.path.isfile(files_from))
     meter = ScanProgress((lambda: iter_inputs(inputs, files_from=files_from)) if countable else None,
                          enabled=progress)

@@ -62,7 +62,7 @@ class EmbeddingsStore:
             db.close()
         if self.settings.get("store") != STORE_KIND:
             raise ConfigError(f"{self.path}: a results folder of envsound predict --out, not an embeddings store; "
-                              "make one with envsound embed MODEL INPUTS --out DB")
+                              "make one with envsound embed MODEL INPUTS --out DB, in another folder")
         self.parts: list[StorePart] = []
         first = 0
         for number in numbers:

@@ -1,0 +1,100 @@
+"""Pre-trained model families as plug-ins: family name -> what envsound needs to take its official files as they
+are. A :class:`Family` is its release table (:class:`~envsound.models.releases.Pretrained` rows), how its files are
+recognised (a loaded payload -> bool), how one becomes a :class:`~envsound.models.checkpoint.Checkpoint` (an
+AudioSet tagger), the frontend its networks expect (``features.frontend``, a name in
+:data:`~envsound.config.frontends.FRONTENDS`) and the networks it adds to :mod:`envsound.models.registry`.
+
+Pure data, no torch: the callables are named ``"package.module:attribute"`` and imported only when a file is read,
+so naming the installed models costs nothing. :func:`envsound.models.files.open_model_file` and the model registry
+ask here; a new family is its own module (network, recogniser, checkpoint builder), its frontend's record and one
+record in :data:`FAMILIES` (or :func:`register_family` from code outside the package).
+
+>>> [spec.download_name for spec in family_releases()][:2]
+['efficientat-mn01', 'efficientat-mn02']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+from envsound.config.frontends import Ref, resolve
+from envsound.models.releases import Pretrained, installed_path
+
+
+@dataclass(frozen=True)
+class Family:
+    """One pre-trained family.
+
+    ``releases``: its table, name -> :class:`~envsound.models.releases.Pretrained`; ``recognise``: ``(payload) ->
+    bool``, whether a loaded torch file is one of its files; ``checkpoint``: ``(payload, *, path, labels_required)
+    -> Checkpoint``, raising :class:`~envsound.errors.CheckpointError` for a file it recognises but cannot take;
+    ``frontend``: the ``features.frontend`` its checkpoints set; ``networks``: model name -> class, for networks not
+    in :data:`~envsound.models.registry.MODELS`; ``describe``: how a message names its files."""
+
+    name: str
+    describe: str
+    releases: Ref
+    recognise: Ref
+    checkpoint: Ref
+    frontend: str
+    networks: Mapping[str, Ref] = field(default_factory=dict)
+
+    def table(self) -> Mapping[str, Pretrained]:
+        return resolve(self.releases)
+
+
+FAMILIES: dict[str, Family] = {
+    "efficientat": Family("efficientat", "an EfficientAT AudioSet release .pt (e.g. mn04_as_mAP_432.pt)",
+                          releases="envsound.models.releases:PRETRAINED",
+                          recognise="envsound.models.pretrained:is_official_state",
+                          checkpoint="envsound.models.pretrained:official_checkpoint", frontend="efficientat"),
+}
+
+
+def register_family(family: Family) -> None:
+    """Add ``family`` under its name (a family from outside the package; a name taken is replaced)."""
+    FAMILIES[family.name] = family
+
+
+def family_releases() -> Iterator[Pretrained]:
+    """Every release of every family, in registry and table order."""
+    for family in FAMILIES.values():
+        yield from family.table().values()
+
+
+def by_download_name(name: str) -> Pretrained | None:
+    """The release ``name`` names: its download name (``efficientat-mn04``), its table name (``mn04_as``) or that
+    without ``_as`` (``mn04``); ``None`` for any other string."""
+    for family in FAMILIES.values():
+        key = name.removeprefix(family.name + "-")
+        for spec in family.table().values():
+            if key in (spec.name, spec.name.removesuffix("_as")) or name == spec.download_name:
+                return spec
+    return None
+
+
+def installed_names() -> list[str]:
+    """Every name ``envsound download`` and a model argument accept, from the tables."""
+    return [spec.download_name for spec in family_releases()]
+
+
+def installed_releases() -> list[Pretrained]:
+    """The releases whose files are installed here."""
+    return [spec for spec in family_releases() if installed_path(spec) is not None]
+
+
+def recognise(payload: Any) -> Family | None:
+    """The family whose files look like ``payload`` (a loaded torch file), or ``None``."""
+    return next((family for family in FAMILIES.values() if resolve(family.recognise)(payload)), None)
+
+
+def network_class(name: str) -> type | None:
+    """The network class a family registers as model ``name``, or ``None``."""
+    ref = next((family.networks[name] for family in FAMILIES.values() if name in family.networks), None)
+    return None if ref is None else resolve(ref)
+
+
+def network_names() -> list[str]:
+    """The model names the families add."""
+    return [name for family in FAMILIES.values() for name in family.networks]
