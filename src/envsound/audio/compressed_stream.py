@@ -126,6 +126,7 @@ def open_compressed(stream: BinaryIO, peeked: bytes, kind: str, *, name: str, id
         header += reader.read(max(_LEAST_READ, len(header)))  # doubling: few tries for large metadata
         if kind == "OGG":
             _check_ogg_codec(header, name)
+            _check_vorbis_comments(header, name)
         try:
             info = _INFO[kind](header)
             break
@@ -136,8 +137,14 @@ def open_compressed(stream: BinaryIO, peeked: bytes, kind: str, *, name: str, id
     reader.put_back(header)
     source = _Source(reader)
     frames = max(256, int(info.sample_rate * block_seconds))
-    decoded = miniaudio.stream_any(source, _FORMATS[kind], miniaudio.SampleFormat.FLOAT32, info.nchannels,
-                                   info.sample_rate, frames)
+    try:
+        decoded = miniaudio.stream_any(source, _FORMATS[kind], miniaudio.SampleFormat.FLOAT32, info.nchannels,
+                                       info.sample_rate, frames)
+    except miniaudio.MiniaudioError as exc:  # a header its info reader took, but not the decoder (found by fuzzing)
+        if isinstance(source.error_in_readcallback, AudioLoadError):
+            raise source.error_in_readcallback from None
+        raise AudioLoadError(f"{name}: not a {_NAMES[kind]} stream envsound can decode (the decoder refused its "
+                             f"header: {exc})") from None
     return info.sample_rate, _blocks(decoded, source, info.nchannels, name=name, kind=kind)
 
 
@@ -164,3 +171,39 @@ def _check_ogg_codec(header: bytes, name: str) -> None:
     raise AudioLoadError(f"{name}: an Ogg stream of {codec}; envsound decodes Ogg Vorbis, FLAC, MP3, WAV and raw PCM "
                          "as they arrive: convert it on the way (ffmpeg -i - -f wav -), or give the file (--input "
                          "FILE --realtime)")
+
+
+def _check_vorbis_comments(header: bytes, name: str) -> None:
+    """Refuse a Vorbis comment header (the second packet) whose lengths overrun it. stb_vorbis, which reads the
+    stream's header, loops once a byte over such a length, past the packet's end: 4 GB, 10 s a try (found by
+    fuzzing, issue 68). The packet may not have arrived whole yet: then only lengths over :data:`_MAX_HEADER` are."""
+    packets, partial, pos = [], b"", 0
+    while len(packets) < 2 and pos + 27 <= len(header) and header[pos:pos + 4] == b"OggS":
+        count = header[pos + 26]
+        lacing, body = header[pos + 27:pos + 27 + count], pos + 27 + count
+        for size in lacing:
+            partial += header[body:body + size]
+            body += size
+            if size < 255:
+                packets.append(partial)
+                partial = b""
+        pos = body
+    whole = len(packets) >= 2
+    packet = packets[1] if whole else partial if packets else b""
+    if packet[:7] != b"\x03vorbis":
+        return
+    limit = len(packet) if whole else _MAX_HEADER
+    at, lengths = 7, 0
+    while at + 4 <= len(packet):
+        value = int.from_bytes(packet[at:at + 4], "little")
+        at += 4
+        if lengths == 1:  # the number of comments, each at least its 4-byte length
+            if value * 4 > limit - at:
+                raise AudioLoadError(f"{name}: a damaged Ogg Vorbis comment header ({value} comments in "
+                                     f"{len(packet)} bytes); not a stream envsound can decode")
+        elif value > limit - at:
+            raise AudioLoadError(f"{name}: a damaged Ogg Vorbis comment header (a length of {value} bytes, over "
+                                 "what the header holds); not a stream envsound can decode")
+        else:
+            at += value
+        lengths += 1

@@ -46,6 +46,7 @@ FORMAT_NAMES = "WAV, FLAC, OGG (Vorbis, Opus), MP3, AIFF, AU, CAF or another for
 _PCM_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW", "DWVW_12", "DWVW_16",
                            "DWVW_24", "DPCM_8", "DPCM_16", "IMA_ADPCM", "MS_ADPCM", "GSM610", "G721_32"})
 _SCAN_BLOCK_SECONDS = 10.0  # decoding block of validate_audio
+_LOAD_BLOCK_FRAMES = 1 << 20  # decoding block of load_audio (4 MB a channel)
 _SPECIAL = {stat.S_IFIFO: "named pipe (FIFO)", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
             stat.S_IFSOCK: "socket"}
 
@@ -139,18 +140,17 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int, min_seconds: float 
     """
     _check_rate(sample_rate)
     info = _checked_info(path, min_seconds=min_seconds)
-    try:
-        with sf.SoundFile(str(info.path)) as fh:
-            data = fh.read(dtype="float32", always_2d=True)
-    except (sf.SoundFileError, OSError) as exc:
-        raise _decode_error(info, None, exc) from exc
-    if len(data) < info.frames:
-        raise _short_read(info, len(data))
-    mono = _to_mono(data)
+    # Block by block, not one read of the header's frame count: a damaged header can promise billions of frames,
+    # which one read would allocate up front (MemoryError) before finding the file short.
+    pieces, nonzero = [], False
+    for _, data in _decode_blocks(info, min(info.frames, _LOAD_BLOCK_FRAMES)):
+        nonzero = nonzero or bool(np.any(data))
+        pieces.append(_to_mono(data))
+    mono = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+    del pieces
     _check_finite(info, mono, start_frame=0)
-    if not np.any(data):
+    if not nonzero:
         raise _digital_zeros(info)
-    del data
     if info.may_exceed_unity:
         peak = float(np.max(np.abs(mono)))
         if peak > 1.0:

@@ -248,6 +248,9 @@ def read_label_map(path: str | Path) -> dict[str, str]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the label map ({exc.strerror or exc}); give a CSV file or a "
                           f"shipped map: {', '.join(SHIPPED)}") from exc
+    except (UnicodeDecodeError, csv.Error) as exc:  # found by fuzzing (issue 68): raised as they were
+        raise ConfigError(f"{path}: not a UTF-8 CSV label map ({exc}); save it as UTF-8 text, two columns "
+                          "source,target") from None
     if rows and [c.strip().lower() for c in rows[0][1]] == ["source", "target"]:
         rows = rows[1:]
     mapping: dict[str, str] = {}

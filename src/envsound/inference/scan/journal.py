@@ -168,6 +168,8 @@ def damaged(exc: BaseException) -> str | None:
     None."""
     if not isinstance(exc, sqlite3.DatabaseError):
         return None
+    if str(exc) == "unsupported file format":  # a header's schema format damaged (SQLITE_ERROR; found by fuzzing)
+        return str(exc)
     code = getattr(exc, "sqlite_errorcode", None)
     if code is None:  # Python < 3.11
         return str(exc) if str(exc) in ("database disk image is malformed", "file is not a database") else None

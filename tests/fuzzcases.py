@@ -1,0 +1,349 @@
+"""What the fuzz tests feed envsound's parsers, and what each parser may answer (issue 68, item 4).
+
+Shared by ``tests/test_fuzz.py`` (a fixed, derandomized budget of examples) and ``benchmarks/bench_fuzz.py`` (a long
+run). Every ``check_*`` function hands one input to a parser and lets through only success or the parser's own
+errors (:class:`~envsound.errors.EnvsoundError` subclasses); any other exception, or a call that runs past
+:data:`HANG_SECONDS`, propagates, and hypothesis reports the input. The inputs:
+
+- audio files: small real WAV (PCM and float), FLAC, Ogg Vorbis and MP3 files written with soundfile, then bytes
+  flipped, set, inserted, deleted or cut off; and random bytes, bare or behind a format's magic number;
+- the same bytes as a stream on stdin (``envsound listen --input -``), with and without ``--rate`` (raw PCM);
+- CSV manifests (the ``csv`` dataset), label maps (``--label-map``) and ``--set`` values;
+- the scan journal (``journal.sqlite``) of a results folder handed to a resume, damaged or replaced by random bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from hypothesis import strategies as st
+
+from envsound.audio.load import audio_info, iter_audio_blocks, load_audio, validate_audio
+from envsound.audio.stream import open_stream
+from envsound.config import Config
+from envsound.config.schema import parse_override
+from envsound.data.csv_manifest import prepare_csv
+from envsound.errors import AudioLoadError, ConfigError, DatasetLayoutError
+from envsound.inference.scan.journal import JOURNAL_NAME, Journal
+from envsound.inference.scan.tables import TABLES
+from envsound.transfer.source import match_labels, read_label_map
+
+HANG_SECONDS = 10  # one input to one parser; the real files take milliseconds
+
+
+class Hang(Exception):
+    """A parser ran past :data:`HANG_SECONDS` on one input."""
+
+
+@contextlib.contextmanager
+def no_hang(seconds: int = HANG_SECONDS):
+    """Raise :class:`Hang` in the main thread when the block runs past ``seconds`` (SIGALRM: a loop in C is stopped
+    when it returns to Python; pytest's own timeout is the backstop for one that never does)."""
+    def alarm(signum, frame):
+        raise Hang(f"a parser ran past {seconds} s on one input")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# ------------------------------------------------------------------------------------------------------ audio bytes
+
+@lru_cache(maxsize=None)
+def seed_files() -> dict[str, bytes]:
+    """Small real files (a 0.1-s stereo tone at 8 kHz) by suffix: what the mutations start from."""
+    t = np.arange(800)[:, None] / 8000
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t + np.array([[0.0, 1.0]]))
+    seeds = {}
+    for name, fmt, subtype in (("pcm.wav", "WAV", "PCM_16"), ("float.wav", "WAV", "FLOAT"), ("a.flac", "FLAC", None),
+                               ("a.ogg", "OGG", "VORBIS"), ("a.mp3", "MP3", None), ("a.aiff", "AIFF", "PCM_16")):
+        buffer = io.BytesIO()
+        try:
+            sf.write(buffer, tone, 8000, format=fmt, subtype=subtype)
+        except (sf.LibsndfileError, TypeError, ValueError):  # a libsndfile built without MP3
+            continue
+        seeds[name] = buffer.getvalue()
+    return seeds
+
+
+MAGIC = [b"RIFF\x24\x00\x00\x00WAVEfmt ", b"fLaC", b"OggS\x00\x02", b"ID3\x04\x00\x00", b"\xff\xfb\x90\x00",
+         b"FORM\x00\x00\x00\x00AIFF", b".snd", b"caff", b"RF64\xff\xff\xff\xffWAVE"]
+_INTERESTING = [b"\x00", b"\xff", b"\x7f", b"\x80", b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\xff\xff\xff\x7f",
+                b"\x00\x00\x00\x80", b"\x01\x00", b"data", b"fmt ", b"OggS", b"\xff\xfb"]
+
+
+@st.composite
+def mutated_audio(draw) -> tuple[str, bytes]:
+    """(a file name whose suffix is the seed's, the seed's bytes with 1-8 mutations); positions favour the header."""
+    seeds = seed_files()
+    name = draw(st.sampled_from(sorted(seeds)))
+    data = bytearray(seeds[name])
+    for _ in range(draw(st.integers(1, 8))):
+        end = max(1, len(data))
+        at = draw(st.integers(0, min(end, 96) - 1) | st.integers(0, end - 1))
+        op = draw(st.sampled_from(("flip", "set", "insert", "delete", "truncate")))
+        if op == "flip":
+            if data:
+                data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set":
+            value = draw(st.sampled_from(_INTERESTING) | st.binary(min_size=1, max_size=4))
+            data[at:at + len(value)] = value
+        elif op == "insert":
+            data[at:at] = draw(st.sampled_from(_INTERESTING) | st.binary(min_size=1, max_size=64))
+        elif op == "delete":
+            del data[at:at + draw(st.integers(1, 64))]
+        else:
+            del data[at:]
+    return name, bytes(data)
+
+
+@st.composite
+def random_audio(draw) -> tuple[str, bytes]:
+    """Random bytes, bare or behind a format's magic number, with a random audio suffix."""
+    head = draw(st.sampled_from([b""] + MAGIC))
+    suffix = draw(st.sampled_from([".wav", ".flac", ".ogg", ".mp3", ".aiff", ".au", ".bin"]))
+    return f"r{suffix}", head + draw(st.binary(max_size=2048))
+
+
+audio_inputs = mutated_audio() | random_audio()
+
+
+def check_audio_file(folder: Path, name: str, data: bytes) -> None:
+    """Every file reader on ``data`` written as ``folder/name``: success or :class:`AudioLoadError`."""
+    path = folder / name
+    path.write_bytes(data)
+    readers = (audio_info, validate_audio, lambda p: load_audio(p, sample_rate=16000),
+               lambda p: sum(len(block) for block in iter_audio_blocks(p, sample_rate=11025, block_seconds=0.05)))
+    for read in readers:
+        with no_hang():
+            try:
+                read(path)
+            except AudioLoadError:
+                pass
+
+
+def check_audio_stream(data: bytes, rate: int | None = None, channels: int = 1, encoding: str = "pcm16") -> None:
+    """``data`` as stdin to ``listen`` (read to its end): success or :class:`AudioLoadError`."""
+    with no_hang():
+        try:
+            _, blocks = open_stream(io.BytesIO(data), name="stdin", rate=rate, channels=channels, encoding=encoding)
+            for _ in blocks:
+                pass
+        except AudioLoadError:
+            pass
+
+
+raw_pcm = st.tuples(st.binary(max_size=4096), st.integers(-10, 800_000), st.integers(-2, 70),
+                    st.sampled_from(["pcm8", "pcm16", "pcm24", "pcm32", "float32", "pcm12", ""]))
+
+
+# --------------------------------------------------------------------------------------------------------- manifests
+
+_COLUMNS = ["path", "label", "fold", "source_id", "Path", "", "extra"]
+_CELL = st.sampled_from(["a.wav", "b.wav", "gone.wav", "", "manifest.csv", ".", "..", "dog", "dog;cat", ";", "1",
+                         "-3", "2.0", "1e9", "nan", "x"]) | st.text(max_size=12)
+
+
+@st.composite
+def manifests(draw) -> bytes:
+    """A CSV manifest: a header from real and wrong column names, rows of plausible and random cells, random
+    quoting; or random bytes."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(st.binary(max_size=512))
+    columns = draw(st.lists(st.sampled_from(_COLUMNS) | st.text(max_size=6), min_size=0, max_size=5))
+    rows = draw(st.lists(st.lists(_CELL, min_size=0, max_size=len(columns) + 1), max_size=6))
+    sep = draw(st.sampled_from([",", ";", "\t", ",\"", "\""]))
+    newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    text = newline.join(sep.join(row) for row in [columns, *rows])
+    return text.encode(draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "latin-1"])), errors="replace")
+
+
+def manifest_folder(folder: Path) -> Path:
+    """``folder`` with two real clips (a.wav, b.wav) a manifest may name."""
+    from audiofactory import write_tone
+
+    for name in ("a.wav", "b.wav"):
+        if not (folder / name).exists():
+            write_tone(folder / name, seconds=0.2, sample_rate=8000)
+    return folder
+
+
+def check_manifest(folder: Path, data: bytes) -> None:
+    """The ``csv`` dataset listed from ``data``: success or DatasetLayoutError / ConfigError (AudioLoadError for a
+    row naming a file that is not audio, such as the manifest itself)."""
+    (folder / "manifest.csv").write_bytes(data)
+    with no_hang():
+        try:
+            prepare_csv(folder)
+        except (DatasetLayoutError, ConfigError, AudioLoadError):
+            pass
+
+
+# -------------------------------------------------------------------------------------------------------- label maps
+
+_CLASS = st.sampled_from(["dog", "cat", "Dog", "rooster", "Chicken, rooster", "source", "target", "", " "]) \
+    | st.text(max_size=8)
+
+
+@st.composite
+def label_maps(draw) -> bytes:
+    """A label map CSV: rows of 0-3 class names, quoted or not; or random bytes."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(st.binary(max_size=256))
+    rows = draw(st.lists(st.lists(_CLASS, max_size=3), max_size=6))
+    quote = draw(st.booleans())
+    lines = [",".join(f'"{cell}"' if quote else cell for cell in row) for row in rows]
+    return "\n".join(lines).encode("utf-8", errors="replace")
+
+
+def check_label_map(folder: Path, data: bytes) -> None:
+    """``data`` read as ``--label-map`` and matched to two label sets: success or :class:`ConfigError`."""
+    path = folder / "map.csv"
+    path.write_bytes(data)
+    with no_hang():
+        try:
+            mapping = read_label_map(path)
+            match_labels(["dog", "rooster"], ["Dog", "Chicken, rooster", "cat"], mapping)
+        except ConfigError:
+            pass
+
+
+# ------------------------------------------------------------------------------------------------------ --set values
+
+@lru_cache(maxsize=None)
+def config_keys() -> tuple[str, ...]:
+    """Every ``section.key`` of the default config, sub-sections included."""
+    def walk(data, prefix):
+        for key, value in data.items():
+            if isinstance(value, dict) and value:
+                yield from walk(value, f"{prefix}{key}.")
+            yield f"{prefix}{key}"
+
+    return tuple(walk(Config().to_dict(), ""))
+
+
+_VALUE = st.sampled_from(["", "0", "-1", "1e400", "-.inf", ".nan", "nan", "true", "null", "~", "[]", "{}", "[1, 2]",
+                          "{a: 1}", "a,b", ",", "0x10", "1_000", "'", "\"", "[", "{", ": ", "- a", "!!python/none",
+                          "&a [*a]", "2026-11-28", "9" * 40, "1.5", "auto", "none", "cpu", "logmel"]) \
+    | st.text(max_size=16)
+
+
+@st.composite
+def set_values(draw) -> list[str]:
+    """One to three ``--set`` texts: a real key (or a near miss, or random text) ``=`` a random value."""
+    texts = []
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from(config_keys()) | st.sampled_from(["train", "train.", ".lr", "model.options.x",
+                                                                   "semi.fixmatch", "a.b.c", ""]) | st.text(max_size=8))
+        texts.append(f"{key}{draw(st.sampled_from(['=', '==', ' = ', '']))}{draw(_VALUE)}")
+    return texts
+
+
+def check_set(texts: list[str]) -> None:
+    """``--set`` with ``texts``: a validated config or :class:`ConfigError`."""
+    with no_hang():
+        try:
+            for text in texts:
+                parse_override(text)
+            Config().with_overrides(texts)
+        except ConfigError:
+            pass
+
+
+# -------------------------------------------------------------------------------------------------------- journals
+
+@lru_cache(maxsize=None)
+def seed_journal() -> bytes:
+    """The bytes of a real journal: settings, two committed parts, three files."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = Journal.open(Path(tmp), {"model": "ab" * 32, "hop": 0.5}, tables=TABLES)
+        journal.commit(1, [("a.wav", True, 5.0), ("b.wav", False, 0.0)])
+        journal.commit(2, [("c.wav", True, 5.0)])
+        journal.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        journal.close()
+        return (Path(tmp) / JOURNAL_NAME).read_bytes()
+
+
+@st.composite
+def journals(draw) -> tuple[bytes, bool]:
+    """(a journal's bytes: the real one mutated, cut short, or random; whether the folder holds a part file)."""
+    choice = draw(st.integers(0, 3))
+    data = bytearray(seed_journal())
+    if choice == 0:
+        data = bytearray(draw(st.binary(max_size=4096)))
+    elif choice == 1:
+        del data[draw(st.integers(0, len(data))):]
+    else:
+        for _ in range(draw(st.integers(1, 6))):
+            at = draw(st.integers(0, 99) | st.integers(0, len(data) - 1))
+            data[at:at + 4] = draw(st.sampled_from(_INTERESTING) | st.binary(min_size=1, max_size=4))
+    return bytes(data), draw(st.booleans())
+
+
+def check_journal(out: Path, data: bytes, with_part: bool) -> None:
+    """A results folder whose journal holds ``data`` handed to a resume: opened, or :class:`ConfigError` (one line)."""
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "files").mkdir(parents=True)
+    (out / JOURNAL_NAME).write_bytes(data)
+    if with_part:
+        (out / "files" / "part-000001.parquet").write_bytes(b"PAR1")
+    with no_hang():
+        try:
+            journal = Journal.open(out, {"model": "ab" * 32, "hop": 0.5}, tables=TABLES)
+        except ConfigError as exc:
+            assert "\n" not in str(exc), str(exc)
+        else:
+            journal.next_part()
+            journal.totals()
+            journal.close()
+
+
+
+# ----------------------------------------------------------------------------- failures found, kept as @example inputs
+
+def flac_promising(frames: int) -> bytes:
+    """The seed FLAC whose STREAMINFO promises ``frames`` frames (36 bits): load_audio allocated them all up front
+    (a MemoryError of 70 GiB) before finding the file short."""
+    data = bytearray(seed_files()["a.flac"])
+    data[21] = data[21] & 0xF0 | frames >> 32 & 0x0F  # STREAMINFO starts at byte 8; its sample count at bit 108
+    data[22:26] = (frames & 0xFFFFFFFF).to_bytes(4, "big")
+    return bytes(data)
+
+
+def ogg_with_comments(count: int, first_length: int) -> bytes:
+    """The seed Ogg Vorbis file whose comment header claims ``count`` comments, the first of ``first_length`` bytes.
+    stb_vorbis (the stream decoder) looped over such a length past the packet's end (2 GB: 20 s), and crashed the
+    process (SIGSEGV) on some counts."""
+    data = bytearray(seed_files()["a.ogg"])
+    at = data.index(b"\x03vorbis") + 7
+    at += 4 + int.from_bytes(data[at:at + 4], "little")  # past the vendor string, to the number of comments
+    data[at:at + 8] = count.to_bytes(4, "little") + first_length.to_bytes(4, "little")
+    return bytes(data)
+
+
+def journal_of_schema_format(number: int) -> bytes:
+    """The seed journal with its header's schema format number (bytes 44-47) set: SQLite says "unsupported file
+    format", which the journal took for an error of its own, not damage."""
+    data = bytearray(seed_journal())
+    data[44:48] = number.to_bytes(4, "big")
+    return bytes(data)
+def seed_without(name: str, start: int, end: int) -> bytes:
+    """A seed file with bytes ``start:end`` deleted. ``("a.flac", 26, 42)``: STREAMINFO without its MD5, which
+    miniaudio's header reader takes and its decoder refuses (``miniaudio.DecodeError`` escaped ``listen``)."""
+    data = bytearray(seed_files()[name])
+    del data[start:end]
+    return bytes(data)
