@@ -8,10 +8,10 @@ import tomllib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
-ORDER = ["errors", "task", "config", "fileio", "hardware", "events", "audio", "data", "features", "augment", "models", "transfer",
+ORDER = ["errors", "task", "config", "fileio", "stopping", "hardware", "events", "audio", "data", "features", "augment", "models", "transfer",
          "training", "evaluation", "recipes", "inference", "deploy", "demo", "app", "cli",
          "__main__"]  # `python -m envsound`: the console entry point, above everything
-BASE = {"errors", "task", "config", "fileio", "hardware", "_version", "__init__"}
+BASE = {"errors", "task", "config", "fileio", "stopping", "hardware", "_version", "__init__"}
 EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset
 
 

@@ -115,7 +115,7 @@ def _probe_weights(job: FitJob) -> dict:
         from envsound.transfer.frame_probe import fit_frame_head
 
         return fit_frame_head(job.plan, job.config, train.features, train.targets, labels=job.labels, task=job.task,
-                              strong=frame_labels(job.config, train))
+                              strong=frame_labels(job.config, train), out_dir=job.out_dir, resume=job.context.resume)
     from envsound.transfer.probe import fit_probe
 
     return fit_probe(job.plan, job.config, train.features, train.targets, variants=train.variants, task=job.task)
@@ -130,7 +130,8 @@ def fit_probe_path(job: FitJob) -> FitResult:
         from envsound.recipes.ensemble import fit_ensemble
 
         members = fit_ensemble(job.config, lambda config, run_dir: FitResult(
-            state_dict=_probe_weights(replace(job, config=config))), out_dir=job.out_dir, resume=job.context.resume)
+            state_dict=_probe_weights(replace(job, config=config, out_dir=run_dir))), out_dir=job.out_dir,
+            resume=job.context.resume)
         fitted = FitResult(state_dict=members.state_dict)  # as one probe: no loop's thresholds or runtime
     else:
         fitted = FitResult(state_dict=_probe_weights(job))

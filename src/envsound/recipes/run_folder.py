@@ -14,6 +14,7 @@ from envsound.errors import ConfigError, RunExistsError
 from envsound.fileio import run_lock
 from envsound.models.checkpoint import Checkpoint, save_checkpoint
 from envsound.recipes.context import RunContext
+from envsound.stopping import sigterm_as_interrupt
 
 CV_SUMMARY = "cv.json"  # what marks a folder as a cross-validation's
 
@@ -46,9 +47,11 @@ class RunFolder:
         """Hold the folder's lock for the block (a second run into it is refused while this one writes), having
         checked it is free, that a resumed run keeps its input settings (``same_input``), and written ``config``.
         A block that fails in a folder it created, having written nothing but ``config.yaml``, removes the folder
-        (:func:`~envsound.fileio.run_lock`)."""
+        (:func:`~envsound.fileio.run_lock`); one that wrote a stage's resumable state (``lightning/last.ckpt``,
+        ``frame_head/last.ckpt``, ...) keeps it. SIGTERM stops the block as Ctrl-C does (:class:`KeyboardInterrupt`,
+        :func:`~envsound.stopping.sigterm_as_interrupt`), so a cluster's time limit keeps what is done."""
         self.check_free()
-        with run_lock(self.path, scratch=(self.config_path.name,)):
+        with sigterm_as_interrupt(), run_lock(self.path, scratch=(self.config_path.name,)):
             if self.context.resume and same_input:
                 check_same_input(self.config_path, config)
             write_config(self.config_path, config)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
 from typing import Sequence
 
 import lightning as L
@@ -34,7 +35,7 @@ from envsound.config import Config
 from envsound.data.strong_labels import frame_targets
 from envsound.errors import ConfigError
 from envsound.features.windows import start_seconds, window_length, window_pad_value
-from envsound.transfer.progress import EpochLines
+from envsound.transfer.stages import fit_stage
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +129,16 @@ class FrameFinetune(L.LightningModule):
 
 
 def finetune_frames(network: nn.Module, config: Config, features: Sequence[np.ndarray], strong: Sequence[Sequence],
-                    *, labels: Sequence[str], accelerator: str, precision: str) -> nn.Module:
+                    *, labels: Sequence[str], accelerator: str, precision: str, state: Path | None = None,
+                    resume: bool = False) -> nn.Module:
     """``network`` (its frame head fitted) trained whole on ``features`` against ``strong`` (clip ``i``'s events)
-    for ``events.finetune_epochs`` epochs; returned in eval mode."""
+    for ``events.finetune_epochs`` epochs; returned in eval mode. ``state``: where the fit keeps its state at every
+    epoch's end (weights of the whole network, optimizer, epoch); ``resume`` goes on from it when it exists.
+
+    Raises:
+        ConfigError: a frontend other than EfficientAT's.
+        KeyboardInterrupt: Ctrl-C or SIGTERM stopped the fit (``state`` holds its finished epochs).
+    """
     if config.features.frontend != "efficientat":
         raise ConfigError(f"events.finetune_epochs mixes windows on EfficientAT's log-mel scale; features.frontend="
                           f"{config.features.frontend}: set events.finetune_epochs=0")
@@ -141,12 +149,10 @@ def finetune_frames(network: nn.Module, config: Config, features: Sequence[np.nd
     loader = torch.utils.data.DataLoader(crops, batch_size=config.train.batch_size, shuffle=True,
                                          drop_last=len(crops) > config.train.batch_size,
                                          generator=torch.Generator().manual_seed(config.train.seed + 1))
-    trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        deterministic=False, callbacks=[EpochLines("fine-tuning the frame network")])  # minutes a CPU
     module = FrameFinetune(network, lr=config.train.lr * config.transfer.trunk_lr_scale,
                            weight_decay=config.train.weight_decay)
-    trainer.fit(module, loader)
+    fit_stage(module, loader, what="fine-tuning the frame network", state=state, resume=resume,  # minutes a CPU
+              max_epochs=epochs, accelerator=accelerator, precision=precision)
     log.info("frame network fine-tuned: %d clips, %d epochs of %d batches, %.1f s", len(crops), epochs, len(loader),
              time.perf_counter() - start_time)
     return network.cpu().eval()

@@ -8,13 +8,17 @@ the training clips are computed once. With strong labels (``strong_labels.csv``)
 with an event over the step's centre, and the loss is the binary cross-entropy of every step; without them the
 frames' linear-softmax pooling is trained towards the clip's labels (what SED systems learn from weak labels). The
 head trains in a small Lightning loop (``train.max_epochs``, ``train.lr``, ``train.weight_decay``,
-``train.batch_size`` windows a batch); a minute or two on a CPU for a few hundred clips.
+``train.batch_size`` windows a batch); a minute or two on a CPU for a few hundred clips, an hour for 1,200
+mixtures. Given the run folder, each stage keeps its state at every epoch's end (``frame_head/last.ckpt``,
+``frame_finetune/last.ckpt``: :mod:`envsound.transfer.stages`), and ``resume`` continues it from there; a resumed
+run whose fine-tuning has begun does not train the head again (the fine-tuning's state holds the whole network).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Sequence
 
 import lightning as L
@@ -28,20 +32,24 @@ from envsound.features.windows import eval_windows, start_seconds
 from envsound.models.clip import ClipModel, build_network, inference_runtime
 from envsound.models.frames import FrameHead, check_frame_task, linear_softmax_logit
 from envsound.task import Task
-from envsound.transfer.progress import CountLines, EpochLines
+from envsound.transfer.progress import CountLines
 from envsound.transfer.source import InitPlan, apply_init
+from envsound.transfer.stages import FRAME_FINETUNE, FRAME_HEAD, fit_stage, stage_state
 
 log = logging.getLogger(__name__)
 
 
 def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.ndarray], targets: np.ndarray, *,
-                   labels: Sequence[str], task: Task, strong: Sequence[Sequence] | None = None
-                   ) -> dict[str, torch.Tensor]:
+                   labels: Sequence[str], task: Task, strong: Sequence[Sequence] | None = None,
+                   out_dir: str | Path | None = None, resume: bool = False) -> dict[str, torch.Tensor]:
     """The state dict of a network whose trunk is ``plan``'s and whose frame head is trained on the frozen trunk's
     steps of ``features``: on ``strong[i]`` (clip ``i``'s events) when given, else on ``targets`` (clip labels).
+    ``out_dir``: the run folder, where each stage keeps its state at every epoch's end; ``resume`` continues the
+    stages from those states.
 
     Raises:
         ConfigError: a single-label task (events are found per class, as a multi-label set labels them).
+        KeyboardInterrupt: Ctrl-C or SIGTERM stopped a stage (its state in ``out_dir`` holds its finished epochs).
     """
     check_frame_task(task.multi_label)
     start_time = time.perf_counter()
@@ -52,6 +60,31 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
                       runtime=inference_runtime(config, lambda: build_network(config, n_classes),
                                                 device=config.runtime.accelerator, network=network,
                                                 setting="runtime.accelerator"))
+    finetune = strong is not None and config.events.finetune_epochs > 0
+    finetune_state = stage_state(out_dir, FRAME_FINETUNE)
+    if resume and finetune and finetune_state is not None and finetune_state.exists():
+        log.info("frame head: trained before; the fine-tuning goes on from %s (it holds the whole network)",
+                 finetune_state)
+    else:
+        _fit_head(model, config, features, targets, labels=labels, strong=strong,
+                  state=stage_state(out_dir, FRAME_HEAD), resume=resume)
+        log.info("frame head: %d clips on %s labels, %d epochs, %.1f s", len(features),
+                 "strong" if strong is not None else "clip", config.train.max_epochs, time.perf_counter() - start_time)
+    network = model.network
+    if finetune:
+        from envsound.transfer.frame_finetune import finetune_frames
+
+        precision = config.runtime.precision if config.runtime.precision != "auto" else model.runtime.precision
+        network = finetune_frames(network, config, features, strong, labels=labels,
+                                  accelerator=model.runtime.accelerator, precision=precision,
+                                  state=finetune_state, resume=resume)
+    return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+
+
+def _fit_head(model: ClipModel, config: Config, features: Sequence[np.ndarray], targets: np.ndarray, *,
+              labels: Sequence[str], strong: Sequence[Sequence] | None, state: Path | None, resume: bool) -> None:
+    """Train ``model.network``'s frame head in place on the frozen trunk's steps of every evaluation window."""
+    network = model.network
     step = model.frame_seconds
     inputs, outputs = [], []
     lines = CountLines("frame head: the trunk's steps", len(features), unit="clips")
@@ -64,26 +97,15 @@ def fit_frame_head(plan: InitPlan | None, config: Config, features: Sequence[np.
                            if strong is not None else targets[i])
         lines.step()
     x, y = torch.from_numpy(np.concatenate(inputs)), torch.from_numpy(np.stack(outputs).astype(np.float32))
+    log.info("frame head: %d windows (%d steps of %.2f s)", len(x), x.shape[1], step)
     head = network.frame_head.cpu().train()  # Lightning keeps a module's mode (cuDNN's GRU backward needs train)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=config.train.batch_size,
                                          shuffle=True, generator=torch.Generator().manual_seed(config.train.seed))
-    trainer = L.Trainer(max_epochs=config.train.max_epochs, accelerator=model.runtime.accelerator, devices=1,
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, deterministic=False, callbacks=[EpochLines("frame head")])
-    trainer.fit(FrameHeadFit(head, strong=strong is not None, lr=config.train.lr,
-                             weight_decay=config.train.weight_decay), loader)
+    fit_stage(FrameHeadFit(head, strong=strong is not None, lr=config.train.lr, weight_decay=config.train.weight_decay),
+              loader, what="frame head", state=state, resume=resume, max_epochs=config.train.max_epochs,
+              accelerator=model.runtime.accelerator)
     network.frame_head = head.cpu().eval()
-    log.info("frame head: %d windows (%d steps of %.2f s) of %d clips on %s labels, %d epochs, %.1f s", len(x),
-             x.shape[1], step, len(features), "strong" if strong is not None else "clip", config.train.max_epochs,
-             time.perf_counter() - start_time)
-    if strong is not None and config.events.finetune_epochs:
-        from envsound.transfer.frame_finetune import finetune_frames
-
-        precision = config.runtime.precision if config.runtime.precision != "auto" else model.runtime.precision
-        network = finetune_frames(network, config, features, strong, labels=labels,
-                                  accelerator=model.runtime.accelerator, precision=precision)
-    return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
 
 
 class FrameHeadFit(L.LightningModule):

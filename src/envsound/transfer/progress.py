@@ -31,16 +31,19 @@ def duration(seconds: float) -> str:
 
 class EpochLines(L.Callback):
     """Logs ``<what>: epoch k/N, loss L, S elapsed, about M left`` at the end of every training epoch (process 0
-    only); ``L`` is the epoch's ``train_loss`` where the module logs one.
+    only); ``L`` is the epoch's ``train_loss`` where the module logs one. A fit resumed from a checkpoint first says
+    ``<what>: resumed after epoch k/N``.
 
     >>> trainer = L.Trainer(max_epochs=40, callbacks=[EpochLines("frame head")], enable_progress_bar=False)
     """
 
     def __init__(self, what: str) -> None:
-        self.what, self.started = what, 0.0
+        self.what, self.started, self.first = what, 0.0, 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.started = time.monotonic()
+        self.started, self.first = time.monotonic(), trainer.current_epoch  # > 0: resumed from a checkpoint
+        if self.first and trainer.is_global_zero:
+            log.info("%s: resumed after epoch %d/%d", self.what, self.first, trainer.max_epochs)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -49,7 +52,8 @@ class EpochLines(L.Callback):
         elapsed = time.monotonic() - self.started
         loss = trainer.callback_metrics.get("train_loss")
         said = "" if loss is None or torch.as_tensor(loss).numel() != 1 else f", loss {float(loss):.4f}"
-        left = f", about {duration(elapsed / done * (total - done))} left" if total > done else ""
+        ran = done - self.first  # epochs of this process: a resumed run's time is theirs
+        left = f", about {duration(elapsed / ran * (total - done))} left" if total > done and ran > 0 else ""
         log.info("%s: epoch %d/%d%s, %s elapsed%s", self.what, done, total, said, duration(elapsed), left)
 
 

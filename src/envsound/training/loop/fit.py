@@ -22,6 +22,7 @@ from envsound.errors import ConfigError
 from envsound.hardware import (Runtime, has_image_layers, keep_freed_memory, probe_candidates, release_freed_memory,
                                resolve_runtime, usable_cores)
 from envsound.models.clip import build_network, window_shape
+from envsound.stopping import fit_until_stopped
 from envsound.task import Task
 from envsound.training.loop.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.loop.clips import FitData
@@ -242,12 +243,7 @@ def run_lightning(
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         if ckpt_path is not None:  # KeepHistory writes the old rows back
             warnings.filterwarnings("ignore", message="Experiment logs directory .* will be deleted.*")
-        try:
-            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-        except SystemExit as exc:  # Lightning turns Ctrl-C into sys.exit(1) after its own shutdown: say what it was
-            if trainer.interrupted:
-                raise KeyboardInterrupt from exc
-            raise
+        fit_until_stopped(trainer, module, datamodule=data, ckpt_path=ckpt_path)  # Ctrl-C, SIGTERM: KeyboardInterrupt
     if every > 1:  # Lightning's save_last writes the end of the run only when nothing was written before it
         trainer.save_checkpoint(last)  # every process calls it; process 0 writes
 
