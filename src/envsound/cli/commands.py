@@ -188,15 +188,25 @@ def evaluate(args: argparse.Namespace) -> int:
     from envsound.evaluation.metrics import format_report_text
     from envsound.recipes import api
 
+    _check_threshold(args)
     run = api.evaluate(args.checkpoint, _data(args), out=args.out, label_map=args.label_map, threshold=args.threshold,
                        device=args.device, precision=args.precision, options=run_options(args))
     print(json.dumps(run.metrics) if args.json else format_report_text(run.metrics))
     return _report_skipped(args, run.skipped)
 
 
+def _check_threshold(args: argparse.Namespace) -> None:
+    """--threshold out of (0, 1) refused in the flag's own name, before a model loads."""
+    if args.threshold is not None:
+        from envsound.task import check_threshold
+
+        check_threshold(args.threshold, name="--threshold")
+
+
 def predict(args: argparse.Namespace) -> int:
     from envsound.inference.predictor import Predictor
 
+    _check_threshold(args)
     if args.out is not None:
         return _scan(args)
     if args.files_from or args.resume or args.engine != "local" or args.address or args.event_tables:
