@@ -93,12 +93,10 @@ class EmbeddingsStore:
         out: list[dict | None] = [None] * len(ids)
         for index in np.unique(where):
             part = self.parts[index]
+            wanted = np.flatnonzero(where == index)
             table = pq.read_table(self.windows_path(part.number), columns=["window", "file", "start", "end"])
-            columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
-            for at in np.flatnonzero(where == index):
-                row = int(ids[at] - part.first)
-                out[at] = {"window": int(columns["window"][row]), "file": str(columns["file"][row]),
-                           "start": float(columns["start"][row]), "end": float(columns["end"][row])}
+            for at, row in zip(wanted, table.take(ids[wanted] - part.first).to_pylist()):
+                out[at] = row
         return out  # type: ignore[return-value]
 
     def vectors(self, ids) -> np.ndarray:
