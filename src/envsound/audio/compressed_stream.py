@@ -15,7 +15,7 @@ from typing import BinaryIO, Iterator
 import miniaudio
 import numpy as np
 
-from envsound.audio.stream import wait_for_data
+from envsound.audio.idle import wait_for_data
 from envsound.errors import AudioLoadError
 
 _FORMATS = {"FLAC": miniaudio.FileFormat.FLAC, "OGG": miniaudio.FileFormat.VORBIS, "MP3": miniaudio.FileFormat.MP3}

@@ -10,7 +10,6 @@ channels and encoding are announced by the caller. stdlib and numpy only.
 from __future__ import annotations
 
 import queue
-import select
 import struct
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
+from envsound.audio.idle import wait_for_data
 from envsound.audio.sniff import SNIFF_BYTES, sniff_audio
 from envsound.errors import AudioLoadError, ConfigError
 
@@ -118,19 +118,6 @@ def iter_pcm(stream: BinaryIO, fmt: PcmFormat, *, name: str, max_bytes: int = 1 
     if pending:
         raise AudioLoadError(f"{name}: the stream stopped inside a frame ({len(pending)} stray byte(s); a frame is "
                              f"{fmt.frame_bytes} bytes: {fmt.channels} channel(s) of {fmt.encoding})")
-
-
-def wait_for_data(stream: BinaryIO, idle_seconds: float | None, name: str) -> None:
-    """Return when ``stream`` has something to read (or has ended); raise :class:`AudioLoadError` when nothing came
-    for ``idle_seconds`` (``None``: wait for ever). Streams without a file descriptor (in memory) always have."""
-    if idle_seconds is None:
-        return
-    try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return
-    if not select.select([fd], [], [], idle_seconds)[0]:
-        raise AudioLoadError(f"{name}: no audio for {idle_seconds:g} s; the stream was closed")
 
 
 def _exactly(stream: BinaryIO, n: int, name: str, what: str) -> bytes:

@@ -1,8 +1,6 @@
 """Archives at scale: ``envsound predict MODEL INPUTS... --out DIR`` and :func:`envsound.scan`."""
 
-ENGINES = ("local", "ray")
-"""Where a scan runs: ``local`` (:class:`~.engine.LocalEngine`, this machine), ``ray`` (:class:`~.ray_engine.RayEngine`,
-a Ray cluster)."""
+from envsound.inference.scan.engines import ENGINES
 
 __all__ = ["ENGINES", "ScanSummary", "scan"]
 

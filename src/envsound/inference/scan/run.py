@@ -21,10 +21,10 @@ from envsound.inference.predictor import Predictor
 from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, PART_FILES,
                                             PART_WINDOWS, Engine, Finished, LocalEngine, default_batch_size,
                                             default_workers)
+from envsound.inference.scan.engines import ENGINES
 from envsound.inference.scan.journal import JOURNAL_NAME, Journal, damaged, damaged_message
 from envsound.inference.listing import as_inputs, iter_inputs
 from envsound.inference.scan.progress import ScanProgress
-from envsound.inference.scan import ENGINES
 from envsound.inference.scan.tables import EVENT_TABLES, TABLES, Part, check_format
 
 
