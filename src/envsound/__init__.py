@@ -24,7 +24,8 @@ _LAZY = {"load_model": "envsound.inference.api", "resolve": "envsound.recipes.co
          "dataset": "envsound.recipes.dataset", "Dataset": "envsound.recipes.dataset",
          "train": "envsound.recipes.api", "cross_validate": "envsound.recipes.api", "evaluate": "envsound.recipes.api",
          "RunOptions": "envsound.recipes.context", "RunResult": "envsound.recipes.api",
-         "scan": "envsound.inference.scan", "ScanSummary": "envsound.inference.scan"}
+         "scan": "envsound.inference.scan", "ScanSummary": "envsound.inference.scan",
+         "Tables": "envsound.inference.scan", "ScanOptions": "envsound.inference.scan"}
 _LAZY.update({"embed_archive": "envsound.inference.embeddings", "search": "envsound.inference.embeddings"})
 __all__ = [*_LAZY, "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError", "DatasetLayoutError",
            "DownloadError", "__version__"]

@@ -169,7 +169,8 @@ def test_the_windows_are_those_predict_out_writes(store, trained_run, archive, t
     import envsound
 
     out, _ = store
-    envsound.scan(trained_run.checkpoint, archive, out=tmp_path / "scan", workers=1, progress=False)
+    envsound.scan(trained_run.checkpoint, archive, out=tmp_path / "scan",
+                  options=envsound.ScanOptions(workers=1, progress=False))
     scanned = pd.read_parquet(tmp_path / "scan" / "windows")[["file", "start", "end"]]
     stored = pd.read_parquet(out / "windows")[["file", "start", "end"]]
     key = ["file", "start"]

@@ -218,7 +218,8 @@ def test_an_archive_scan_runs_the_exported_model_as_predict_does(exported, clips
 
     from envsound.inference.predictor import Predictor
 
-    summary = envsound.scan(exported, clips, out=tmp_path / "scan", events=True, progress=False)
+    summary = envsound.scan(exported, clips, out=tmp_path / "scan", tables=envsound.Tables(events=True),
+                            options=envsound.ScanOptions(progress=False))
     assert summary.files == len(clips) and summary.failed == 0
     files = pd.read_parquet(tmp_path / "scan" / "files").set_index("file")
     windows = pd.read_parquet(tmp_path / "scan" / "windows")

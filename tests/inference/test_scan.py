@@ -64,7 +64,8 @@ def test_a_scan_gives_predict_s_results_and_lists_bad_files(tmp_path, request, p
     gives on a CPU with native bf16)."""
     trained_run = shared_run(request, precision)
     out = tmp_path / "scan"
-    summary = envsound.scan(trained_run.checkpoint, [archive], out=out, precision=precision, progress=False)
+    summary = envsound.scan(trained_run.checkpoint, [archive], out=out,
+                            options=envsound.ScanOptions(precision=precision, progress=False))
     files, errors, windows = _table(out, "files"), _table(out, "errors"), _table(out, "windows")
     assert summary.files == 28 and summary.failed == 3 == summary.total_failed
     assert sorted(Path(name).name for name in errors.file) == ["empty.wav", "notes.wav", "truncated.wav"]
@@ -83,7 +84,8 @@ def test_a_scan_gives_predict_s_results_and_lists_bad_files(tmp_path, request, p
     assert long.duration == pytest.approx(27 * 1.5, abs=0.01)
 
     parts = sorted(path.name for path in out.rglob("part-*"))
-    again = envsound.scan(trained_run.checkpoint, [archive], out=out, precision=precision, progress=False)
+    again = envsound.scan(trained_run.checkpoint, [archive], out=out,
+                          options=envsound.ScanOptions(precision=precision, progress=False))
     assert (again.files, again.skipped, again.total_files) == (0, 28, 28)  # nothing done twice, nothing written
     assert sorted(path.name for path in out.rglob("part-*")) == parts
     assert _table(out, "files").equals(files)
@@ -96,8 +98,8 @@ def test_a_file_that_fails_after_some_windows_is_an_error_row_and_the_run_goes_o
     silent.parent.mkdir()
     sf.write(silent, np.zeros(150 * 16000, np.int16), 16000, subtype="PCM_16")
     clip = next(archive.rglob("clip00.wav"))
-    summary = envsound.scan(trained_run.checkpoint, [silent, clip], out=tmp_path / "scan", workers=1,
-                            batch_size=4096, progress=False)
+    summary = envsound.scan(trained_run.checkpoint, [silent, clip], out=tmp_path / "scan",
+                            options=envsound.ScanOptions(workers=1, batch_size=4096, progress=False))
     assert (summary.files, summary.failed) == (2, 1)
     errors = _table(tmp_path / "scan", "errors")
     assert errors.file.tolist() == [str(silent)] and "silen" in errors.error[0]
@@ -108,21 +110,24 @@ def test_a_file_that_fails_after_some_windows_is_an_error_row_and_the_run_goes_o
 def test_a_folder_of_other_results_is_refused_in_one_line(tmp_path, trained_run, archive):
     out = tmp_path / "scan"
     clip = next(archive.rglob("clip00.wav"))
-    envsound.scan(trained_run.checkpoint, [clip], out=out, progress=False)
+    envsound.scan(trained_run.checkpoint, [clip], out=out, options=envsound.ScanOptions(progress=False))
     with pytest.raises(ConfigError, match="top_k 3, not top_k 5") as caught:
-        envsound.scan(trained_run.checkpoint, [clip], out=out, top_k=5, progress=False)
+        envsound.scan(trained_run.checkpoint, [clip], out=out, tables=envsound.Tables(top_k=5),
+                      options=envsound.ScanOptions(progress=False))
     assert "\n" not in str(caught.value)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.txt").write_text("keep me")
     with pytest.raises(ConfigError, match="not a results folder"):
-        envsound.scan(trained_run.checkpoint, [clip], out=tmp_path / "mine", progress=False)
+        envsound.scan(trained_run.checkpoint, [clip], out=tmp_path / "mine",
+                      options=envsound.ScanOptions(progress=False))
     assert (tmp_path / "mine" / "thesis.txt").read_text() == "keep me"
 
 
 def test_csv_tables_events_raven_and_audacity(tmp_path, trained_run, archive):
     out = tmp_path / "scan"
-    envsound.scan(trained_run.checkpoint, [archive / "long.flac", archive / "site1"], out=out, format="csv",
-                  events=True, event_tables=["raven", "audacity"], window_scores=True, progress=False)
+    envsound.scan(trained_run.checkpoint, [archive / "long.flac", archive / "site1"], out=out,
+                  tables=envsound.Tables(format="csv", events=True, event_tables=["raven", "audacity"], window_scores=True),
+                  options=envsound.ScanOptions(progress=False))
     files = pd.concat(pd.read_csv(p) for p in (out / "files").glob("part-*.csv"))
     windows = pd.concat(pd.read_csv(p) for p in (out / "windows").glob("part-*.csv"))
     events = pd.concat(pd.read_csv(p) for p in (out / "events").glob("part-*.csv"))
@@ -146,7 +151,9 @@ def test_a_file_list_streams_and_a_name_listed_twice_is_scanned_once(tmp_path, t
     clips = sorted(str(p) for p in archive.rglob("clip*.wav"))[:5]
     listing.write_text("# my recordings\n" + "\n".join(clips + clips[:2]) + "\n\n" + str(archive / "site2") + "\n")
     out = tmp_path / "scan"
-    summary = envsound.scan(trained_run.checkpoint, [], files_from=listing, out=out, format="jsonl", progress=False)
+    summary = envsound.scan(trained_run.checkpoint, [], files_from=listing, out=out,
+                            tables=envsound.Tables(format="jsonl"),
+                            options=envsound.ScanOptions(progress=False))
     files = pd.concat(pd.read_json(p, lines=True) for p in (out / "files").glob("*.jsonl"))
     expected = set(clips) | {str(p) for p in (archive / "site2").rglob("*.wav")}
     assert sorted(files.file) == sorted(expected)
@@ -170,8 +177,9 @@ def test_kill_9_loses_only_the_uncommitted_part_and_the_same_command_completes(t
     """The CLI killed with SIGKILL once parts are committed: no worker left behind; the same command then finishes
     with the results an uninterrupted run gives, nothing lost or duplicated."""
     out = tmp_path / "scan"
-    script = ("import sys, envsound; s = envsound.scan(sys.argv[1], [sys.argv[2]], out=sys.argv[3], precision='32', "
-              "workers=2, batch_size=1, part_files=10, progress=False); print(s.files, s.skipped)")
+    script = ("import sys, envsound; s = envsound.scan(sys.argv[1], [sys.argv[2]], out=sys.argv[3], options="
+              "envsound.ScanOptions(precision='32', workers=2, batch_size=1, part_files=10, progress=False)); "
+              "print(s.files, s.skipped)")
     command = [sys.executable, "-c", script, str(trained_run.checkpoint), str(many), str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -189,7 +197,8 @@ def test_kill_9_loses_only_the_uncommitted_part_and_the_same_command_completes(t
     done, skipped = map(int, resumed.stdout.split())
     assert skipped >= 10 and done + skipped == 192
     whole = tmp_path / "whole"
-    envsound.scan(trained_run.checkpoint, [many], out=whole, precision="32", progress=False)
+    envsound.scan(trained_run.checkpoint, [many], out=whole,
+                  options=envsound.ScanOptions(precision="32", progress=False))
     assert _table(out, "files").equals(_table(whole, "files"))
     assert _table(out, "windows").equals(_table(whole, "windows"))
 
@@ -265,7 +274,8 @@ def test_the_ray_engine_gives_the_local_results_though_a_worker_is_killed(tmp_pa
     """`--engine ray` on a two-node cluster: the local engine's rows and labels, scores within 1e-5 in fp32, bad
     files in errors/; a model actor killed mid-run is restarted and nothing is lost or duplicated."""
     inputs = [many, archive / "bad", archive / "long.flac"]
-    local = envsound.scan(trained_run.checkpoint, inputs, out=tmp_path / "local", precision="32", progress=False)
+    local = envsound.scan(trained_run.checkpoint, inputs, out=tmp_path / "local",
+                          options=envsound.ScanOptions(precision="32", progress=False))
     killed = []
 
     def kill_an_actor():
@@ -282,8 +292,8 @@ def test_the_ray_engine_gives_the_local_results_though_a_worker_is_killed(tmp_pa
 
     killer = threading.Thread(target=kill_an_actor)
     killer.start()
-    summary = envsound.scan(trained_run.checkpoint, inputs, out=tmp_path / "ray", engine="ray",
-                            address=two_node_ray.address, precision="32", progress=False)
+    summary = envsound.scan(trained_run.checkpoint, inputs, out=tmp_path / "ray",
+                            options=envsound.ScanOptions(engine="ray", address=two_node_ray.address, precision="32", progress=False))
     killer.join()
     assert killed, "no model actor was seen to kill"
     assert (summary.files, summary.failed) == (local.files, local.failed) == (196, 3)
@@ -342,8 +352,8 @@ def test_the_ray_engine_runs_an_onnx_export_with_the_local_rows(tmp_path, traine
 
     exported = tmp_path / "model.onnx"
     assert main(["export", "--quiet", str(trained_run.checkpoint), "--format", "onnx", "--out", str(exported)]) == 0
-    summaries = [envsound.scan(exported, few, out=tmp_path / engine, engine=engine, address=two_node_ray.address,
-                               events=True, progress=False) for engine in ("local", "ray")]
+    summaries = [envsound.scan(exported, few, out=tmp_path / engine, tables=envsound.Tables(events=True),
+                               options=envsound.ScanOptions(engine=engine, address=two_node_ray.address, progress=False)) for engine in ("local", "ray")]
     assert [(s.files, s.failed) for s in summaries] == [(5, 1)] * 2
     windows = _table(tmp_path / "ray", "windows")
     assert windows[windows.file == str(few / "long.flac")].end.max() > 115  # its three chunks are all there
@@ -364,7 +374,8 @@ def test_a_ray_address_that_does_not_answer_is_one_line_and_exit_1(tmp_path, tra
 def test_one_path_as_a_string_is_one_input_not_its_letters(tmp_path, trained_run, archive):
     """Issue 69: `envsound.scan(model, "archive/site1", out=...)` scanned "a", "r", "c" ... as missing files (and "/"
     walked the whole filesystem)."""
-    summary = envsound.scan(trained_run.checkpoint, str(archive / "site1"), out=tmp_path / "scan", progress=False)
+    summary = envsound.scan(trained_run.checkpoint, str(archive / "site1"), out=tmp_path / "scan",
+                            options=envsound.ScanOptions(progress=False))
     expected = sorted(str(p) for p in (archive / "site1").rglob("*.wav"))
     assert (summary.files, summary.failed) == (len(expected), 0)
     assert sorted(_table(tmp_path / "scan", "files").file) == expected
@@ -388,8 +399,9 @@ def test_event_tables_are_written_for_the_files_with_events_only(tmp_path, train
     """Issue 69: `--event-tables raven,audacity` wrote a header-only Raven table and an empty Audacity file for every
     file without events, where the guide says "per file with events"."""
     out = tmp_path / "scan"
-    envsound.scan(trained_run.checkpoint, [archive / "site1", archive / "long.flac"], out=out, events=True,
-                  event_tables=["raven", "audacity"], threshold=0.9, progress=False)
+    envsound.scan(trained_run.checkpoint, [archive / "site1", archive / "long.flac"], out=out,
+                  tables=envsound.Tables(events=True, event_tables=["raven", "audacity"], threshold=0.9),
+                  options=envsound.ScanOptions(progress=False))
     with_events = set(_table(out, "events").file)
     files = set(_table(out, "files").file)
     assert with_events and files - with_events  # some files have events and some have none: both cases are seen
@@ -416,3 +428,17 @@ def test_a_folder_of_another_model_is_refused_in_one_short_line(tmp_path):
     with pytest.raises(ConfigError) as caught:  # the same digest with other labels: the list is cut, its size said
         Journal.open(tmp_path, {**tagger, "labels": tagger["labels"][::-1]}, tables=TABLES)
     assert "527 in all" in str(caught.value) and len(str(caught.value)) < 400
+
+
+def test_the_old_keywords_of_scan_still_work_for_a_release_and_a_misspelt_one_is_named(tmp_path, trained_run,
+                                                                                      archive):
+    """Issue 66: scan took 18 keywords; its tables and its run settings are values now (Tables, ScanOptions), the
+    old keywords go through them with a DeprecationWarning."""
+    clip = next(archive.rglob("clip00.wav"))
+    with pytest.warns(DeprecationWarning, match="tables=Tables"):
+        old = envsound.scan(trained_run.checkpoint, clip, out=tmp_path / "old", top_k=2, progress=False)
+    new = envsound.scan(trained_run.checkpoint, clip, out=tmp_path / "new", tables=envsound.Tables(top_k=2),
+                        options=envsound.ScanOptions(progress=False))
+    assert _table(tmp_path / "old", "files").equals(_table(tmp_path / "new", "files")) and old.files == new.files == 1
+    with pytest.raises(ConfigError, match=r"unknown keyword 'event' \(did you mean events=\?\)"):
+        envsound.scan(trained_run.checkpoint, clip, out=tmp_path / "typo", event=True)

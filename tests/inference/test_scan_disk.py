@@ -21,7 +21,8 @@ from envsound.errors import EnvsoundError
 from envsound.inference.scan import tables
 from envsound.inference.scan.journal import JOURNAL_NAME
 
-SETTINGS = {"precision": "32", "events": True, "event_tables": ["raven"], "part_files": 6, "progress": False}
+SETTINGS = {"tables": envsound.Tables(events=True, event_tables=("raven",)),
+            "options": envsound.ScanOptions(precision="32", part_files=6, progress=False)}
 
 
 @pytest.fixture(scope="module")

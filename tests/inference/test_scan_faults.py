@@ -112,8 +112,8 @@ def test_a_decoding_worker_killed_by_the_kernel_costs_its_file_one_retry_then_an
     windows = _table(out, "windows")
     assert str(inputs / "twice.wav") not in set(windows.file)
     alone = tmp_path / "alone"  # the file read twice has the rows of a run that read it once: none twice
-    envsound.scan(trained_run.checkpoint, [inputs / "once.wav"], out=alone, workers=1, precision="32",
-                  progress=False)
+    envsound.scan(trained_run.checkpoint, [inputs / "once.wav"], out=alone,
+                  options=envsound.ScanOptions(workers=1, precision="32", progress=False))
     mine = windows[windows.file == str(inputs / "once.wav")].reset_index(drop=True)
     assert len(mine) > 500 and mine.start.is_unique and mine.equals(_table(alone, "windows"))
     assert files[files.file == str(inputs / "once.wav")].reset_index(drop=True).equals(_table(alone, "files"))
@@ -160,7 +160,8 @@ def test_a_named_pipe_among_the_recordings_is_an_error_row_that_says_so(tmp_path
     folder.mkdir()
     shutil.copy(inputs / "clip00.wav", folder / "clip00.wav")
     os.mkfifo(folder / "pipe.wav")
-    summary = envsound.scan(trained_run.checkpoint, folder, out=tmp_path / "scan", workers=1, progress=False)
+    summary = envsound.scan(trained_run.checkpoint, folder, out=tmp_path / "scan",
+                            options=envsound.ScanOptions(workers=1, progress=False))
     assert (summary.files, summary.failed) == (2, 1)
     errors = _table(tmp_path / "scan", "errors")
     assert errors.file.tolist() == [str(folder / "pipe.wav")]

@@ -219,8 +219,8 @@ def test_an_archive_scan_of_a_frame_model_gives_predict_s_events(sed_run, tmp_pa
     from envsound.inference.predictor import Predictor
 
     clips = sorted((sed_run.mix / "train_curated").glob("curated_f1_*.wav"))[:6]
-    envsound.scan(sed_run.out / "model.ckpt", clips, out=tmp_path / "scan", events=True, precision="32",
-                  batch_size=4, progress=False)
+    envsound.scan(sed_run.out / "model.ckpt", clips, out=tmp_path / "scan", tables=envsound.Tables(events=True),
+                  options=envsound.ScanOptions(precision="32", batch_size=4, progress=False))
     events = pd.read_parquet(tmp_path / "scan" / "events")
     predictor = Predictor.from_checkpoint(sed_run.out / "model.ckpt", precision="32")
     assert predictor.has_frames

@@ -101,7 +101,8 @@ def test_none_of_the_classes_is_no_label_no_event_and_null_in_every_table(gated_
     assert ran.returncode == 0 and json.loads(ran.stdout.splitlines()[-1])["top"] == []
     ran = envsound_main("predict", closed, clip, "--precision", "32")
     assert "none of the model's classes" in ran.stdout
-    envsound.scan(closed, clip, out=tmp_path / "scan", events=True, precision="32", progress=False)
+    envsound.scan(closed, clip, out=tmp_path / "scan", tables=envsound.Tables(events=True),
+                  options=envsound.ScanOptions(precision="32", progress=False))
     files = pd.read_parquet(tmp_path / "scan" / "files")
     assert files.label.isna().all() and files.file.tolist() == [str(clip)]
     assert pd.read_parquet(tmp_path / "scan" / "windows").label.isna().all()

@@ -242,7 +242,7 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from envsound.inference.scan import scan
+    from envsound.inference.scan import ScanOptions, Tables, scan
     from envsound.inference.scan.journal import JOURNAL_NAME
 
     if args.json or args.segments:
@@ -254,11 +254,12 @@ def _scan(args: argparse.Namespace) -> int:
     if args.resume and not (args.out / JOURNAL_NAME).exists():
         raise ConfigError(f"--resume: {args.out} holds no results to resume (no {JOURNAL_NAME}); drop --resume to "
                           "start")
-    summary = scan(args.checkpoint, args.inputs, out=args.out, files_from=args.files_from, format=args.format,
-                   top_k=args.top_k, events=args.events, window_scores=args.window_scores,
-                   event_tables=args.event_tables or (), threshold=args.threshold, workers=args.workers,
-                   batch_size=args.batch_size, device=args.device, precision=args.precision,
-                   progress=not args.quiet, engine=args.engine, address=args.address)
+    tables = Tables(format=args.format, top_k=args.top_k, events=args.events, window_scores=args.window_scores,
+                    event_tables=args.event_tables or (), threshold=args.threshold)
+    options = ScanOptions(engine=args.engine, address=args.address, workers=args.workers, batch_size=args.batch_size,
+                          device=args.device, precision=args.precision, progress=not args.quiet)
+    summary = scan(args.checkpoint, args.inputs, out=args.out, files_from=args.files_from, tables=tables,
+                   options=options)
     print(summary.line())
     return 1 if summary.total_failed else 0
 

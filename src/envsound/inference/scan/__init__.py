@@ -2,12 +2,12 @@
 
 from envsound.inference.scan.engines import ENGINES
 
-__all__ = ["ENGINES", "ScanSummary", "scan"]
+__all__ = ["ENGINES", "ScanOptions", "ScanSummary", "Tables", "scan"]
 
 
 def __getattr__(name: str):
     # imported on first use: the scan loads torch, and the CLI's parser reads ENGINES and tables.FORMATS without it
-    if name in ("ScanSummary", "scan"):
+    if name in ("ScanOptions", "ScanSummary", "Tables", "scan"):
         from envsound.inference.scan import run
 
         return getattr(run, name)

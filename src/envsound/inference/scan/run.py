@@ -4,15 +4,17 @@ folder, :mod:`.journal` for resuming, :mod:`.engine` for the local engine)."""
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import shutil
 import signal
 import sqlite3
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.fileio import disk_full, run_lock
@@ -70,42 +72,93 @@ class ScanSummary:
         return {**asdict(self), "real_time_factor": self.real_time_factor}
 
 
+@dataclass(frozen=True)
+class Tables:
+    """What a scan writes: the results' shape (a results folder written with other tables is refused).
+
+    Args:
+        format: ``parquet``, ``csv`` or ``jsonl``.
+        top_k: labels a file in ``files/``, >= 1.
+        events: an ``events/`` table (the model's decoding, :mod:`envsound.events`).
+        window_scores: every class's probability in ``windows/`` (``p:LABEL`` columns).
+        event_tables: ``raven``, ``audacity``: a table per file with events (with ``events``).
+        threshold: one decision threshold for every class (labels of a multi-label model, events), 0 < t < 1.
+    """
+
+    format: str = "parquet"
+    top_k: int = 3
+    events: bool = False
+    window_scores: bool = False
+    event_tables: tuple[str, ...] = ()
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "event_tables", tuple(dict.fromkeys(self.event_tables)))  # a list given: kept once
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How a scan runs: where, how fast and what it shows, never which rows it writes (``precision`` excepted: it
+    is part of a results folder's settings).
+
+    Args:
+        engine: ``local`` or ``ray`` (a Ray cluster at ``address``: ``auto``, ``host:port``, ``ray://...``; default
+            ``RAY_ADDRESS``, else a Ray instance started for the job); either engine resumes the other's folder.
+        workers: decoding processes (default: :func:`~envsound.inference.scan.engine.default_workers`), >= 1.
+        batch_size: windows a forward (default :func:`~envsound.inference.scan.engine.default_batch_size`), >= 1.
+        device: ``auto``, ``cpu``, ``cuda``, ``mps``, as
+            :meth:`Predictor.from_checkpoint <envsound.inference.predictor.Predictor.from_checkpoint>` takes it.
+        precision: ``auto`` (chosen for the machine) or as ``runtime.precision``.
+        progress: a progress bar (a terminal) or a log line every few seconds.
+        part_files: commit a part of the tables every this many files, or sooner (every 5 s at first, then every 5 %
+            of the run's time, at most every 2 minutes): what a crash can lose.
+    """
+
+    engine: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    batch_size: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    progress: bool = True
+    part_files: int = PART_FILES
+
+
 def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os.PathLike], *, out: str | os.PathLike,
-         files_from: str | os.PathLike | None = None, engine: str = "local", address: str | None = None,
-         format: str = "parquet", top_k: int = 3, events: bool = False, window_scores: bool = False,
-         event_tables: Iterable[str] = (), threshold: float | None = None, workers: int | None = None,
-         batch_size: int | None = None, device: str = "auto", precision: str = "auto", progress: bool = True,
-         part_files: int = PART_FILES) -> ScanSummary:
+         files_from: str | os.PathLike | None = None, tables: Tables = Tables(), options: ScanOptions = ScanOptions(),
+         **legacy: Any) -> ScanSummary:
     """Classify every audio file ``inputs`` name (one path or a list of them: files, folders at any depth, globs;
-    then the lines of ``files_from``, in the order of :func:`~envsound.inference.listing.iter_inputs`) into the results folder ``out`` and return the :class:`ScanSummary`.
+    then the lines of ``files_from``, ``-`` for standard input, in the order of
+    :func:`~envsound.inference.listing.iter_inputs`) into the results folder ``out`` and return the
+    :class:`ScanSummary`. ``tables`` says what it writes (:class:`Tables`), ``options`` how it runs
+    (:class:`ScanOptions`).
 
-    Running it again with the same model and settings skips the files already done, so a killed run goes on where it
-    stopped; Ctrl-C (and SIGTERM, as KeyboardInterrupt) commits the finished files before it propagates.
+    Running it again with the same model and tables skips the files already done, so a killed run goes on where it
+    stopped; Ctrl-C (and SIGTERM, as KeyboardInterrupt) commits the finished files before it propagates. The keywords
+    of each value given to ``scan`` itself (``events=True``, ``workers=2`` ...) still work for a release, with a
+    DeprecationWarning.
 
-    The model, ``top_k``, ``events``, ``window_scores``, ``event_tables`` (``raven``, ``audacity``: a table per file
-    with events), ``threshold``, ``format`` (``parquet``, ``csv``, ``jsonl``) and ``precision`` shape the results,
-    and a folder written with others is refused. ``workers`` (decoding processes), ``batch_size`` (windows a forward;
-    default :func:`~envsound.inference.scan.engine.default_batch_size`) and ``engine`` change the speed, never the
-    results: ``engine="ray"`` runs on a Ray cluster (``address``: ``auto``, ``host:port`` or ``ray://...``; default
-    ``RAY_ADDRESS``, else a Ray instance started for the job), and either engine resumes the other's folder. A part
-    of the tables is committed every ``part_files`` files, or sooner (every 5 s at first, then every 5 % of the run's
-    time, at most every 2 minutes): what a crash can lose.
+    >>> envsound.scan("runs/mine/model.ckpt", "archive/", out="scan", tables=Tables(events=True, format="csv"))
 
     Raises:
-        ConfigError: a setting out of range, ``out`` holding other results, ``files_from`` unreadable, a Ray address
-            that does not answer.
+        ConfigError: a setting out of range or unknown, ``out`` holding other results, ``files_from`` unreadable, a
+            Ray address that does not answer.
         CheckpointError: ``model`` is not a classifier this can run.
     """
+    tables, options = _with_legacy(tables, options, legacy)
+    fmt, kinds, top_k, events, window_scores = (tables.format, tables.event_tables, tables.top_k, tables.events,
+                                                tables.window_scores)
+    engine, address, workers, batch_size = options.engine, options.address, options.workers, options.batch_size
+    device, precision, progress = options.device, options.precision, options.progress
     started = time.monotonic()
-    fmt = check_format(format)
-    kinds = tuple(dict.fromkeys(event_tables))
+    fmt = check_format(fmt)
     _check_settings(engine=engine, kinds=kinds, events=events, top_k=top_k, batch_size=batch_size, workers=workers,
                     files_from=files_from)
     if engine == "ray":  # a cluster that does not answer is said before the model loads
         from envsound.inference.scan.ray_engine import RayEngine, connect
 
         connect(address)
-    predictor = Predictor.from_checkpoint(model, device=device, precision=precision, threshold=threshold)
+    predictor = Predictor.from_checkpoint(model, device=device, precision=precision, threshold=tables.threshold)
     model_path = predictor.source.path  # opened once, by the predictor
     fingerprint = {"model": predictor.source.digest, "model_file": str(model_path), "labels": predictor.labels,
                    "task": predictor.task.to_dict(), "top_k": top_k, "events": events,
@@ -127,13 +180,33 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
         try:
             summary.startup_seconds = time.monotonic() - started
             _run(runner, journal, summary, inputs=as_inputs(inputs), files_from=files_from, fmt=fmt, kinds=kinds,
-                 progress=progress, part_files=part_files)
+                 progress=progress, part_files=options.part_files)
             totals = journal.totals()
             summary.total_files, summary.total_failed = totals["files"], totals["failed"]
         finally:
             journal.close()
     summary.wall_seconds = time.monotonic() - started
     return summary
+
+
+def _with_legacy(tables: Tables, options: ScanOptions, legacy: dict[str, Any]) -> tuple[Tables, ScanOptions]:
+    """``scan``'s old keywords (``events=True``, ``workers=2`` ...) into its two values, with a DeprecationWarning;
+    an unknown one is a ConfigError offering the nearest name."""
+    if not legacy:
+        return tables, options
+    names = {field.name: "tables" for field in fields(Tables)} | {field.name: "options" for field in fields(ScanOptions)}
+    unknown = sorted(set(legacy) - set(names))
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], ["out", "files_from", "tables", "options", *names], n=1)
+        hint = f" (did you mean {near[0]}=?)" if near else ""
+        raise ConfigError(f"scan(): unknown keyword {unknown[0]!r}{hint}; it takes out, files_from, tables=Tables(...) "
+                          f"({', '.join(f.name for f in fields(Tables))}) and options=ScanOptions(...) "
+                          f"({', '.join(f.name for f in fields(ScanOptions))})")
+    warnings.warn(f"scan({', '.join(f'{key}=' for key in legacy)}): give them as tables=Tables(...) and "
+                  "options=ScanOptions(...); the keywords go in a later release", DeprecationWarning, stacklevel=3)
+    tables = replace(tables, **{key: value for key, value in legacy.items() if names[key] == "tables"})
+    options = replace(options, **{key: value for key, value in legacy.items() if names[key] == "options"})
+    return tables, options
 
 
 def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list, files_from, fmt: str,
