@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import signal
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,17 +45,21 @@ class Hang(Exception):
 @contextlib.contextmanager
 def no_hang(seconds: int = HANG_SECONDS):
     """Raise :class:`Hang` in the main thread when the block runs past ``seconds`` (SIGALRM: a loop in C is stopped
-    when it returns to Python; pytest's own timeout is the backstop for one that never does)."""
+    when it returns to Python; pytest's own timeout is the backstop for one that never does). A timer already set
+    (pytest-timeout's, which uses the same signal) is set again afterwards with the time it had left."""
     def alarm(signum, frame):
         raise Hang(f"a parser ran past {seconds} s on one input")
 
     previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(seconds)
+    left, interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    began = time.monotonic()
     try:
         yield
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if left:
+            signal.setitimer(signal.ITIMER_REAL, max(left - (time.monotonic() - began), 0.001), interval)
 
 
 # ------------------------------------------------------------------------------------------------------ audio bytes
@@ -346,4 +351,12 @@ def seed_without(name: str, start: int, end: int) -> bytes:
     miniaudio's header reader takes and its decoder refuses (``miniaudio.DecodeError`` escaped ``listen``)."""
     data = bytearray(seed_files()[name])
     del data[start:end]
+    return bytes(data)
+
+
+def journal_with_bad_text() -> bytes:
+    """The seed journal with one byte of a stored setting made invalid UTF-8: SQLite's check passes (it does not
+    read text), and Python's sqlite3 raised ``OperationalError: Could not decode to UTF-8`` reading it."""
+    data = bytearray(seed_journal())
+    data[data.index(b'"abab') + 1] = 0xFF
     return bytes(data)

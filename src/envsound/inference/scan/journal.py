@@ -170,6 +170,8 @@ def damaged(exc: BaseException) -> str | None:
         return None
     if str(exc) == "unsupported file format":  # a header's schema format damaged (SQLITE_ERROR; found by fuzzing)
         return str(exc)
+    if str(exc).startswith("Could not decode to UTF-8"):  # Python's sqlite3 reading damaged text (found by fuzzing)
+        return "a stored text is not UTF-8"
     code = getattr(exc, "sqlite_errorcode", None)
     if code is None:  # Python < 3.11
         return str(exc) if str(exc) in ("database disk image is malformed", "file is not a database") else None
