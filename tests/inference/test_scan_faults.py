@@ -2,12 +2,14 @@
 Each test runs the scan as a user meets it, `envsound predict MODEL INPUTS --out DIR` in a process of its own, and
 waits on it with a deadline, so that a scan that hangs fails the test instead of hanging the suite."""
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +168,64 @@ def test_a_named_pipe_among_the_recordings_is_an_error_row_that_says_so(tmp_path
     errors = _table(tmp_path / "scan", "errors")
     assert errors.file.tolist() == [str(folder / "pipe.wav")]
     assert "pipe.wav: is a named pipe (FIFO), not a regular file" in errors.error[0]
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="finds the decoding worker and its open files in /proc")
+def test_a_read_that_never_returns_is_an_error_row_after_the_file_timeout_and_the_scan_goes_on(tmp_path, trained_run,
+                                                                                             inputs):
+    """Issue 68: a read that never returns (a stalled network mount) held its decoding worker, and so the scan, for
+    ever. The stand-in for the stalled read: the worker is stopped (SIGSTOP) while it has `stalled.wav` open; seen
+    from the scan this is what a worker stuck in `read` on a hung mount is (no message, no CPU time, no bytes read),
+    and it needs neither root, FUSE nor a hook in the library. With `--file-timeout 2` the worker is ended after
+    2 s without progress, `stalled.wav` is one errors row saying so (not retried), every other file is classified,
+    exit status 1."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for name in ("clip00.wav", "clip01.wav", "clip02.wav"):
+        shutil.copy(inputs / name, folder / name)
+    shutil.copy(inputs / "once.wav", folder / "stalled.wav")  # 5 minutes: long enough to be caught reading
+    out = tmp_path / "scan"
+    deadline_s = 120
+    process = subprocess.Popen(_scan_command(trained_run.checkpoint, folder, out=out) + ["--file-timeout", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopped: list[int] = []
+    deadline = time.monotonic() + deadline_s
+    try:
+        while process.poll() is None and time.monotonic() < deadline and not stopped:
+            for pid in _children(process.pid):
+                if "stalled.wav" in _open_files(pid):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+                    break
+            time.sleep(0.002)
+        stdout, stderr = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        pytest.fail(f"the scan did not end within {deadline_s} s with its worker stuck on stalled.wav: {stderr}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for pid in stopped:  # ended by the scan; should it not be, it must not stay stopped
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert len(stopped) == 1, "the worker was not seen reading stalled.wav"
+    assert process.returncode == 1, stderr
+    assert stdout.splitlines()[-1].startswith("4 files") and "; 1 failed" in stdout.splitlines()[-1]
+    errors = _table(out, "errors")
+    assert errors.file.tolist() == [str(folder / "stalled.wav")]
+    assert "stalled.wav: no data for 2 s while reading it (a stalled mount?)" in errors.error[0]
+    assert sorted(_table(out, "files").file) == [str(folder / f"clip0{i}.wav") for i in range(3)]
+    assert str(folder / "stalled.wav") not in set(_table(out, "windows").file)
+
+
+def test_a_long_file_that_keeps_being_read_never_trips_the_file_timeout(tmp_path, trained_run, inputs):
+    """The timeout counts time without progress, not a file's length: two 5-minute recordings, each read for
+    longer than a 1-s `file_timeout` (about 2 s each on a 2-core CPU), are classified as with no limit."""
+    options = envsound.ScanOptions(workers=1, precision="32", progress=False)
+    summary = envsound.scan(trained_run.checkpoint, [inputs / "once.wav", inputs / "twice.wav"], out=tmp_path / "a",
+                            options=replace(options, file_timeout=1.0))
+    assert (summary.files, summary.failed) == (2, 0)
+    envsound.scan(trained_run.checkpoint, [inputs / "once.wav", inputs / "twice.wav"], out=tmp_path / "b",
+                  options=replace(options, file_timeout=None))
+    assert _table(tmp_path / "a", "windows").equals(_table(tmp_path / "b", "windows"))

@@ -242,6 +242,8 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from envsound.inference.scan import ScanOptions, Tables, scan
     from envsound.inference.scan.journal import JOURNAL_NAME
 
@@ -258,6 +260,8 @@ def _scan(args: argparse.Namespace) -> int:
                     event_tables=args.event_tables or (), threshold=args.threshold)
     options = ScanOptions(engine=args.engine, address=args.address, workers=args.workers, batch_size=args.batch_size,
                           device=args.device, precision=args.precision, progress=not args.quiet)
+    if args.file_timeout is not None:
+        options = replace(options, file_timeout=args.file_timeout)
     summary = scan(args.checkpoint, args.inputs, out=args.out, files_from=args.files_from, tables=tables,
                    options=options)
     print(summary.line())

@@ -12,6 +12,13 @@ archive's size.
 Each worker has a pipe of its own (files go in, messages come out) and a share of the credits of its own, so a
 worker that dies, even in the middle of a message, leaves the others' pipes and credits whole: its death is seen
 at once (its process sentinel), the file it was reading is tried once more, then becomes an error row.
+
+A read that never returns (a stalled network mount) is caught by a per-file timeout: a worker counts as progressing
+on its file while its messages arrive, its credits come back, or its CPU time or bytes read grow (``/proc/<pid>/stat``
+and ``/proc/<pid>/io`` on Linux; the first pass over a long MP3 or Ogg file sends no message for a while); after
+``file_timeout`` seconds without any of these this process kills it (SIGKILL), the file becomes an error row at once
+(no retry: the mount would stall again) and a new worker takes its place. Time is what counts, not the file's
+length: a 10-hour file that keeps being read never trips it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 from typing import Callable, Iterator, Protocol
@@ -41,6 +49,8 @@ COMMIT_FRACTION = 0.05  # a crash loses at most that much work, and a long run m
 COMMIT_MAX_SECONDS = 120.0
 PART_FILES = 20_000  # or sooner, when this many files or windows wait
 PART_WINDOWS = 500_000
+FILE_TIMEOUT = 300.0  # seconds without progress on one file before its worker is ended: far above a spun-down disk
+# waking (~10-30 s) or an NFS server's retransmission (60 s by default), so only a read that is stuck trips it
 
 
 @dataclass
@@ -72,10 +82,10 @@ class Engine(Protocol):
 
 @dataclass
 class _Pending:
-    """Chunks waiting to be scored together (with the semaphore their credits go back to, and how many), and the
+    """Chunks waiting to be scored together (with the worker their credits go back to, and how many), and the
     files whose last chunk is among them."""
 
-    chunks: list[tuple[int, Chunk, object, int]] = field(default_factory=list)  # (file id, chunk, credits, taken)
+    chunks: list[tuple[int, Chunk, "_Worker", int]] = field(default_factory=list)  # (file id, chunk, worker, taken)
     windows: int = 0
     done: list[tuple[int, int]] = field(default_factory=list)  # (file id, samples read)
 
@@ -104,6 +114,10 @@ class _Worker:
     credits: object  # its semaphore
     job: DecodeJob
     tasks: list[int] = field(default_factory=list)  # file ids, in the order it reads them: the first is the one
+    reading: int | None = None  # the file its progress is watched on (its first task when last looked at)
+    moved: float = 0.0  # when it last made progress on that file (time.monotonic())
+    activity: tuple | None = None  # its CPU time and bytes read when last looked at
+    stalled: float | None = None  # the seconds without progress it was killed for
 
     @classmethod
     def start(cls, context, job: DecodeJob) -> "_Worker":
@@ -113,7 +127,27 @@ class _Worker:
                                   name="envsound-decode")
         process.start()
         theirs.close()  # the worker's end lives in the worker alone: its death ends the pipe
-        return cls(process, mine, credits, job)
+        return cls(process, mine, credits, job, moved=time.monotonic())
+
+    def give_back(self, taken: int) -> None:
+        """Return ``taken`` credits (its chunks were scored or dropped): it may decode on, which counts as progress."""
+        for _ in range(taken):
+            self.credits.release()
+        self.moved = time.monotonic()
+
+    def stuck(self, now: float, timeout: float) -> bool:
+        """True when it has shown no progress on its current file for ``timeout`` seconds (see the module)."""
+        if not self.tasks:
+            self.reading = None
+            return False
+        activity = _activity(self.process.pid)
+        if self.tasks[0] != self.reading:  # a file begun since the last look: its clock starts now
+            self.reading, self.activity, self.moved = self.tasks[0], activity, now
+            return False
+        if activity != self.activity:
+            self.activity, self.moved = activity, now
+            return False
+        return now - self.moved >= timeout
 
     def send(self, task) -> bool:
         """Hand it a task (``None``: stop); False when it is gone."""
@@ -131,8 +165,9 @@ class LocalEngine:
     """Runs :meth:`run` over the names the lister gives; see the module's docstring."""
 
     def __init__(self, predictor: Predictor, *, workers: int, batch_size: int, top_k: int, events: bool,
-                 window_scores: bool) -> None:
+                 window_scores: bool, file_timeout: float | None = None) -> None:
         self.predictor = predictor
+        self.file_timeout = file_timeout or None  # seconds without progress on a file; None (or 0): no limit
         self.model = predictor.model
         self.workers = workers
         self.batch_size = batch_size
@@ -144,7 +179,8 @@ class LocalEngine:
         self.job = DecodeJob.of(predictor, windows=self.by_windows, credits=4 * batch_size + 64)
 
     def describe(self) -> str:
-        return f"local: {self.workers} decoding process(es), the model in this one"
+        limit = f", {self.file_timeout:g} s per file without progress" if self.file_timeout else ""
+        return f"local: {self.workers} decoding process(es), the model in this one{limit}"
 
     def run(self, names: Iterator[str], on_file: Callable[[Finished], None], *, stop: threading.Event) -> None:
         """Scan every name ``names`` yields, calling ``on_file`` (in this thread) as each file finishes, until the
@@ -152,7 +188,8 @@ class LocalEngine:
 
         A worker that dies (the kernel's out-of-memory killer, say) is replaced at once; the file it was reading is
         tried once more by another worker, then is an error row saying how the worker died; the files it had not
-        begun go to the others, its unscored windows are dropped."""
+        begun go to the others, its unscored windows are dropped. A worker with no progress on its file for
+        ``file_timeout`` seconds is killed: its file is an error row at once, the rest goes as for a death."""
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         listed: queue.Queue = queue.Queue(maxsize=2 * self.workers)
         failure: list[BaseException] = []
@@ -163,6 +200,7 @@ class LocalEngine:
         # worker's credits go with it, and its replacement starts with a whole share
         job = replace(self.job, credits=max(1, self.job.credits // self.workers))
         workers: list[_Worker] = []
+        looked = time.monotonic()  # when the workers' progress was last looked at
         try:
             workers.extend(_Worker.start(context, job) for _ in range(self.workers))
             lister.start()
@@ -184,6 +222,8 @@ class LocalEngine:
                     workers.append(_Worker.start(context, job))
                 for worker in [worker for worker in workers if worker.conn in ready]:
                     self._receive(worker, state)
+                if self.file_timeout and time.monotonic() - looked >= min(1.0, self.file_timeout / 4):
+                    looked = self._watch(workers, looked)
             if not stop.is_set():
                 self._score(state)
                 for worker in workers:  # each waits for a file: this one ends it
@@ -198,6 +238,20 @@ class LocalEngine:
                 worker.process.join()
                 worker.conn.close()
             lister.join(timeout=5)
+
+    def _watch(self, workers: list[_Worker], looked: float) -> float:
+        """Kill each worker stuck on its file for ``file_timeout`` seconds (its sentinel then brings it to
+        :meth:`_bury`); returns the time it looked. Time this process spent away from the loop (a slow commit)
+        counts for no worker: none could be seen progressing meanwhile."""
+        now = time.monotonic()
+        away = now - looked > max(5.0, self.file_timeout / 2)
+        for worker in workers:
+            if away:
+                worker.moved = max(worker.moved, now)
+            if worker.stalled is None and worker.stuck(now, self.file_timeout):
+                worker.stalled = self.file_timeout
+                worker.process.kill()
+        return now
 
     def _hand_out(self, workers: list[_Worker], listed: queue.Queue, state: _State) -> None:
         """Give each worker up to two files (the one it reads and the next), files to try again first."""
@@ -233,10 +287,11 @@ class LocalEngine:
                 kind, file_id, payload = worker.conn.recv()
             except (EOFError, OSError):
                 return
+            worker.moved = time.monotonic()
             if kind == "start":
                 state.scores[file_id] = self._file_scores()
             elif kind == "chunk":
-                pending.chunks.append((file_id, payload, worker.credits, chunk_credits(worker.job, payload)))
+                pending.chunks.append((file_id, payload, worker, chunk_credits(worker.job, payload)))
                 pending.windows += payload.n_windows
                 if pending.windows >= self.batch_size or not self.by_windows:
                     self._score(state)
@@ -263,7 +318,9 @@ class LocalEngine:
         worker.process.join(timeout=5)
         worker.conn.close()
         how = _how_it_died(worker.process.exitcode)
-        state.deaths_in_a_row += 1
+        # killed by this process for a file that stalled (and still on that file): the file's doing, not the machine's
+        stalled = worker.stalled is not None and bool(worker.tasks) and worker.tasks[0] == worker.reading
+        state.deaths_in_a_row += 0 if stalled else 1
         if state.deaths_in_a_row > 2 * self.workers + 2:  # more than each worker's file twice: not the files' doing
             raise EnvsoundError(f"the decoding workers keep dying ({state.deaths_in_a_row} in a row, the last "
                                 f"{how}) and no file finishes; check the machine's free memory")
@@ -276,6 +333,16 @@ class LocalEngine:
         state.retry.extendleft(reversed(worker.tasks[1:]))
         self._drop(state, file_id)
         name = state.files[file_id]
+        if stalled:  # no retry: the mount that stalled would stall the next worker too
+            log.warning("%s: no progress for %g s while reading it; its decoding worker was ended", name,
+                        worker.stalled)
+            del state.files[file_id]
+            state.deaths.pop(file_id, None)
+            state.on_file(Finished(name, error=f"{name}: no data for {worker.stalled:g} s while reading it (a "
+                                               "stalled mount?); its decoding worker was ended and the scan went on; "
+                                               "check the disk or network mount it is on, or allow more time "
+                                               "(file_timeout, --file-timeout; 0: no limit)"))
+            return
         state.deaths[file_id] = state.deaths.get(file_id, 0) + 1
         if state.deaths[file_id] < 2:
             log.warning("%s: the decoding worker %s while reading it; trying the file once more", name, how)
@@ -290,10 +357,9 @@ class LocalEngine:
         """Score the pending chunks in one batch, add them to their files, finish the files that are complete."""
         pending = state.pending
         if pending.chunks:
-            for (file_id, chunk, credits, taken), scored in zip(pending.chunks, self._probabilities(pending.chunks)):
+            for (file_id, chunk, worker, taken), scored in zip(pending.chunks, self._probabilities(pending.chunks)):
                 state.scores[file_id].add(chunk.offset, chunk.shift, *scored)
-                for _ in range(taken):
-                    credits.release()
+                worker.give_back(taken)
         for file_id, read in pending.done:
             file_scores = state.scores.pop(file_id)
             prediction = file_scores.finish(state.files.pop(file_id), read, top_k=self.top_k)
@@ -307,13 +373,12 @@ class LocalEngine:
         pending = state.pending
         state.scores.pop(file_id, None)
         mine = [entry for entry in pending.chunks if entry[0] == file_id]
-        for _, chunk, credits, taken in mine:
-            for _ in range(taken):
-                credits.release()
+        for _, chunk, worker, taken in mine:
+            worker.give_back(taken)
             pending.windows -= chunk.n_windows
         pending.chunks = [entry for entry in pending.chunks if entry[0] != file_id]
 
-    def _probabilities(self, chunks: list[tuple[int, Chunk, object, int]]) -> list[tuple]:
+    def _probabilities(self, chunks: list[tuple[int, Chunk, _Worker, int]]) -> list[tuple]:
         """(window probabilities, starts[, frame probabilities]) of each chunk; windows of all chunks in one batch."""
         if not self.by_windows:  # the model cuts its own windows: one call a chunk
             return [self.model.waveform_probs(chunk.samples, before=chunk.before, frames=self.frames)
@@ -353,6 +418,23 @@ def _how_it_died(code: int | None) -> str:
         oom = ", maybe out of memory" if -code == signal.SIGKILL else ""  # what the kernel's OOM killer sends
         return f"was killed (signal {-code}, {name}{oom})"
     return f"died (exit code {code})"
+
+
+def _activity(pid: int) -> tuple | None:
+    """A process's CPU time (clock ticks, all its threads) and bytes read (any file, a network mount's too), from
+    ``/proc``; None where they cannot be read (not Linux): then only messages and credits count as progress."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()  # after the command's name, which may hold spaces
+        cpu = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        with open(f"/proc/{pid}/io", "rb") as io:
+            read = next((int(line.split()[1]) for line in io if line.startswith(b"rchar:")), None)
+    except (OSError, ValueError, IndexError):
+        read = None  # /proc/<pid>/io needs ptrace access, which a hardened kernel may refuse
+    return cpu, read
 
 
 def _put(target: queue.Queue, item, stop: threading.Event) -> bool:

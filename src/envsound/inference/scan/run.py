@@ -20,8 +20,8 @@ from envsound.errors import ConfigError, EnvsoundError
 from envsound.fileio import disk_full, run_lock
 from envsound.hardware import usable_cores
 from envsound.inference.predictor import Predictor
-from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, PART_FILES,
-                                            PART_WINDOWS, Engine, Finished, LocalEngine, default_batch_size,
+from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, FILE_TIMEOUT,
+                                            PART_FILES, PART_WINDOWS, Engine, Finished, LocalEngine, default_batch_size,
                                             default_workers)
 from envsound.inference.scan.engines import ENGINES
 from envsound.inference.scan.journal import JOURNAL_NAME, Journal, damaged, damaged_message
@@ -112,6 +112,10 @@ class ScanOptions:
         progress: a progress bar (a terminal) or a log line every few seconds.
         part_files: commit a part of the tables every this many files, or sooner (every 5 s at first, then every 5 %
             of the run's time, at most every 2 minutes): what a crash can lose.
+        file_timeout: seconds a decoding worker may go without progress on one file (no data read, no CPU time, no
+            windows sent) before it is ended and the file becomes an error row (a stalled network mount); a long
+            file that keeps being read never trips it. Default 300, far above a spun-down disk waking or an NFS
+            retransmission; ``None`` or 0: no limit. The local engine only (the Ray engine does not watch its tasks).
     """
 
     engine: str = "local"
@@ -122,6 +126,7 @@ class ScanOptions:
     precision: str = "auto"
     progress: bool = True
     part_files: int = PART_FILES
+    file_timeout: float | None = FILE_TIMEOUT
 
 
 def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os.PathLike], *, out: str | os.PathLike,
@@ -153,7 +158,7 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
     started = time.monotonic()
     fmt = check_format(fmt)
     _check_settings(engine=engine, kinds=kinds, events=events, top_k=top_k, batch_size=batch_size, workers=workers,
-                    files_from=files_from)
+                    files_from=files_from, file_timeout=options.file_timeout)
     if engine == "ray":  # a cluster that does not answer is said before the model loads
         from envsound.inference.scan.ray_engine import RayEngine, connect
 
@@ -171,7 +176,7 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
         runner: Engine = RayEngine(predictor, address=address, device=device, **shape)
         threads = contextlib.nullcontext()
     else:
-        runner = LocalEngine(predictor, workers=workers, **shape)
+        runner = LocalEngine(predictor, workers=workers, file_timeout=options.file_timeout, **shape)
         threads = _model_threads(predictor, workers)
     summary = ScanSummary(out=str(out), settings={"engine": runner.describe(), "batch_size": batch_size,
                                                   "runtime": predictor.model.runtime.describe()})
@@ -283,7 +288,7 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
 
 
 def _check_settings(*, engine: str, kinds: tuple[str, ...], events: bool, top_k: int, batch_size: int,
-                    workers: int | None, files_from) -> None:
+                    workers: int | None, files_from, file_timeout: float | None = None) -> None:
     if engine not in ENGINES:
         raise ConfigError(f"engine {engine!r} is unknown; valid: {', '.join(ENGINES)}")
     unknown = [kind for kind in kinds if kind not in EVENT_TABLES]
@@ -293,6 +298,8 @@ def _check_settings(*, engine: str, kinds: tuple[str, ...], events: bool, top_k:
         raise ConfigError("event_tables list events: pass events=True too")
     if top_k < 1 or (batch_size is not None and batch_size < 1) or (workers is not None and workers < 1):
         raise ConfigError(f"top_k, batch_size and workers must be >= 1 (got {top_k}, {batch_size}, {workers})")
+    if file_timeout is not None and not file_timeout >= 0:  # NaN too
+        raise ConfigError(f"file_timeout must be >= 0 seconds (0 or None: no limit), got {file_timeout}")
     if files_from is not None and os.fspath(files_from) != "-" and not os.access(files_from, os.R_OK):
         raise ConfigError(f"{files_from}: cannot read this file list (missing or not readable)")
 
