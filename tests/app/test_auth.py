@@ -1,6 +1,7 @@
 """Tokens at the door of a real server: every route (enumerated from the app, so a new route without a guard fails
 here) and the WebSocket answer 401 without a token or with a wrong one and 403 for a role that may not; a revoked
-token stops working at its next request on the running server; a token over its rate gets 429 with Retry-After;
+token stops working at its next request on the running server; a token over its rate gets 429 with Retry-After,
+and so does an address that sent too many wrong tokens (a 401 flood), while other addresses go on;
 serving beyond loopback without tokens refuses to start."""
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def deployed(served, tmp_path_factory):
     store = Store.open(tmp_path_factory.mktemp("auth") / "events.sqlite")
     tokens = {role: store.create_token("lab" if role == "sensor" else role, role)[1]
               for role in ("sensor", "viewer", "admin")}
-    app = create_app(served.model, store=store, guard=Guard(store, required=True, rate=1000, streams=1))
+    # failures: these tests send wrong tokens on purpose, more than a minute's default from one address
+    app = create_app(served.model, store=store, guard=Guard(store, required=True, rate=1000, streams=1,
+                                                            failures=1000))
     with running(app) as url:
         yield Deployed(url, app, store, tokens)
     store.close()
@@ -146,6 +149,32 @@ def test_over_its_rate_a_token_gets_429_with_retry_after(served, tmp_path):
     refused = [c for c in codes if c.status_code == 429]
     assert refused and "over this token's 2 requests a second" in refused[0].json()["error"]
     assert int(refused[0].headers["Retry-After"]) >= 1
+
+
+def test_a_401_flood_is_limited_per_client_address_and_other_addresses_go_on(served, tmp_path):
+    """Issue 68: the rate was per token, so unknown tokens were never limited. A wrong token counts against the
+    address it came from: past ``failures`` in the window every request from there gets 429 with Retry-After,
+    before its token is looked up, over HTTP and on the socket; another address (here named by X-Forwarded-For,
+    which uvicorn takes from a proxy on 127.0.0.1) is unaffected."""
+    store = Store.open(tmp_path / "events.sqlite")
+    _, secret = store.create_token("me", "viewer")
+    app = create_app(served.model, store=store, guard=Guard(store, required=True, failures=3, failure_window=60))
+    with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        assert client.get("/v1/sensors", headers=bearer(secret)).status_code == 200
+        flood = [client.get("/v1/sensors", headers=bearer(f"es_guess{i}")) for i in range(6)]
+        assert [a.status_code for a in flood] == [401] * 3 + [429] * 3
+        assert "3 unknown or revoked tokens from 127.0.0.1 within 60 s" in flood[3].json()["error"]
+        assert 1 <= int(flood[3].headers["Retry-After"]) <= 61
+        assert client.get("/v1/sensors", headers=bearer(secret)).status_code == 429  # the address waits
+        assert client.get("/v1/sensors").status_code == 429  # with no token too
+        code, reason = socket_refusal(url, {"token": secret})
+        assert code == 1013 and reason.startswith("429: 3 unknown or revoked tokens from 127.0.0.1")
+        elsewhere = {**bearer(secret), "X-Forwarded-For": "192.0.2.7"}
+        assert client.get("/v1/sensors", headers=elsewhere).status_code == 200
+        assert client.get("/v1/sensors", headers={**bearer("es_guess"), "X-Forwarded-For": "192.0.2.7"}
+                          ).status_code == 401  # counted for that address, one of its three
+        assert client.get("/healthz").status_code == 200  # public routes need no token and are not counted
+    store.close()
 
 
 def test_serving_beyond_loopback_needs_tokens(envsound_main, trained_run, tmp_path):

@@ -172,3 +172,54 @@ def test_pages_hold_every_event_of_an_onset_shared_to_the_microsecond(api):
         if cursor is None:
             break
     assert sorted(keys) == [f"t{i}" for i in range(5)] and len(keys) == 5
+
+
+def test_a_sensor_whose_clock_is_an_hour_off_is_said_to_be_off(api):
+    """Issue 68: events keep the sensor's times and the server's receive time; GET /v1/sensors says whose clock is
+    off (the sensor's time of sending against the server's time of receiving)."""
+    behind = datetime.now(timezone.utc) - timedelta(hours=1)  # the sensor's clock now
+    shifted = [{**event(i), "onset": (behind - timedelta(seconds=30 - i)).isoformat(),
+                "offset": (behind - timedelta(seconds=29 - i)).isoformat()} for i in range(3)]
+    late = api.post("/v1/report", json={"sensor": "late", "events": shifted, "sent": behind.isoformat()})
+    right = api.post("/v1/report", json={"sensor": "right", "events": [event(5)],
+                                         "sent": datetime.now(timezone.utc).isoformat()})
+    old = api.post("/v1/report", json={"sensor": "older", "events": [event(6)]})  # a sensor that does not say
+    assert late.status_code == right.status_code == old.status_code == 200, (late.text, right.text, old.text)
+
+    stored = api.get("/v1/events", params={"sensor": "late"}).json()["events"]
+    assert len(stored) == 3
+    for item in stored:
+        lag = datetime.fromisoformat(item["received"].replace("Z", "+00:00")) - \
+            datetime.fromisoformat(item["onset"].replace("Z", "+00:00"))
+        assert timedelta(minutes=59) < lag < timedelta(minutes=70), item
+    sensors = {s["name"]: s for s in api.get("/v1/sensors").json()["sensors"]}
+    assert sensors["late"]["clock"] == "clock off by about 60 min, behind the server's"
+    assert -3700 < sensors["late"]["clock_offset"] < -3500
+    assert sensors["right"]["clock"] is None and abs(sensors["right"]["clock_offset"]) < 60
+    assert sensors["older"]["clock"] is None and sensors["older"]["clock_offset"] is None
+
+
+def test_a_report_body_over_the_limit_gets_413_and_nothing_is_stored(served, tmp_path):
+    """Issue 68: /v1/report is under the same body limit as /v1/predict, declared or streamed."""
+    from envsound.app.server import ServerLimits
+
+    store = Store.open(tmp_path / "events.sqlite")
+    limits = ServerLimits(max_upload_mb=0.05)  # 50 KB: a report of ~300 events
+    big = {"sensor": "lab", "events": [{**event(i % 60), "key": f"k{i}"} for i in range(1000)]}
+    content = json.dumps(big).encode()
+    assert len(content) > 100_000
+    with running(create_app(served.model, store=store, limits=limits)) as url, \
+            httpx.Client(base_url=url, timeout=30) as client:
+        declared = client.post("/v1/report", content=content, headers={"content-type": "application/json"})
+        assert declared.status_code == 413 and "--max-upload-mb" in declared.json()["error"]
+
+        def chunks():
+            for start in range(0, len(content), 8192):
+                yield content[start:start + 8192]
+
+        streamed = client.post("/v1/report", content=chunks(), headers={"content-type": "application/json"})
+        assert streamed.status_code == 413 and "--max-upload-mb" in streamed.json()["error"]
+        small = client.post("/v1/report", json={"sensor": "lab", "events": [event(1)]})
+        assert small.status_code == 200
+    assert store.count_events() == 1
+    store.close()

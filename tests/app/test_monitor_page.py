@@ -66,3 +66,31 @@ def test_the_monitor_shows_sensors_and_their_events_as_they_come(served, tmp_pat
     store.close()
     refused = [u for u in failed if "/v1/" in u]  # before the token: the page's first calls are refused (401)
     assert set(u.split("?")[0].rsplit("/", 1)[1] for u in refused) <= {"model"}, failed
+
+
+def test_the_monitor_says_whose_clock_is_off(served, tmp_path):
+    """Issue 68: a sensor whose clock is an hour behind (its report says when it was sent, by that clock) is shown
+    with "clock off by about 60 min"; a sensor with the right time is not."""
+    from playwright.sync_api import sync_playwright
+
+    store = Store.open(tmp_path / "events.sqlite")
+    with running(create_app(served.model, store=store)) as url, sync_playwright() as driver:
+        now = datetime.now(timezone.utc)
+        for sensor, clock in (("late", now - timedelta(hours=1)), ("right", now)):
+            body = {"sensor": sensor, "sent": clock.isoformat(), "events": [
+                {"key": "a", "label": served.model.labels[0], "onset": (clock - timedelta(minutes=2)).isoformat(),
+                 "offset": (clock - timedelta(minutes=1)).isoformat(), "score": 0.9}]}
+            assert httpx.post(f"{url}/v1/report", json=body, timeout=30).status_code == 200
+        browser, page, failed = open_page(driver, url)
+        try:
+            page.get_by_test_id("model").filter(has_text="synthetic").wait_for(timeout=10_000)
+            page.get_by_test_id("tab-monitor").click()
+            rows = page.get_by_test_id("sensor")
+            rows.nth(1).wait_for(timeout=10_000)
+            page.get_by_test_id("clock-off").first.wait_for(timeout=10_000)
+            assert page.get_by_test_id("clock-off").count() == 1
+            assert "clock off by about 60 min, behind the server's" in rows.nth(0).inner_text()
+            assert "clock off" not in rows.nth(1).inner_text()
+        finally:
+            browser.close()
+    store.close()

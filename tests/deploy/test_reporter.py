@@ -8,6 +8,8 @@ import logging
 import sqlite3
 import time
 
+import pytest
+
 from envsound.app.auth import Guard
 from envsound.app.run import running
 from envsound.app.server import create_app
@@ -57,4 +59,33 @@ def test_a_refused_sensor_counts_its_queued_events_the_same_way_in_its_error_and
     assert "401" in refusal and "the 9 event(s) queued so far stay in" in refusal, refusal
     assert summary.line() == "3 events and 9 queued before: 0 delivered, 12 queued"
     assert summary.before + summary.heard == summary.delivered + summary.queued + summary.set_aside
+    store.close()
+
+
+def test_a_sensor_whose_clock_is_an_hour_behind_is_shown_off_with_its_times_kept(served, tmp_path, monkeypatch):
+    """Issue 68: the real delivery says when it sent each report, by its clock; an hour behind, the server keeps the
+    events' times as the sensor gave them, its own receive time beside them, and says the clock is off."""
+    from datetime import datetime, timedelta, timezone
+
+    from envsound.deploy import reporter
+
+    class HourBehind(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) - timedelta(hours=1)
+
+    monkeypatch.setattr(reporter, "datetime", HourBehind)
+    store = Store.open(tmp_path / "events.sqlite")
+    outbox = Outbox(tmp_path / "queue.sqlite")
+    onset = HourBehind.now(timezone.utc)
+    outbox.put_events([{"label": "dog", "onset": onset.isoformat(), "offset": (onset + timedelta(seconds=2))
+                        .isoformat(), "score": 0.9}])
+    with running(create_app(served.model, store=store)) as url:
+        assert Delivery(outbox, url, sensor="lab", token=None).send_once() == 0.0
+        (sensor,) = store.sensors()
+        (stored,) = store.events()
+    assert sensor["clock_offset"] == pytest.approx(-3600, abs=60)
+    received, heard = (datetime.fromisoformat(stored[k].replace("Z", "+00:00")) for k in ("received", "onset"))
+    assert heard == onset and received - heard > timedelta(minutes=59)
+    outbox.close()
     store.close()

@@ -164,3 +164,28 @@ def test_a_full_disk_stores_nothing_of_the_report(tmp_path):
         store.add_report("lab", [Detection(f"big{i}", "x" * 200, T0, T0, 0.5) for i in range(2000)],
                          heartbeat=Heartbeat(T0 + timedelta(hours=1), "x", 0.5))
     assert store.count_events() == 3 and store.sensors()[0]["last_heard"] is None
+
+
+def test_a_store_made_before_clock_offsets_keeps_its_sensors_with_none(store_spec):
+    """Migration 0002 adds sensors.clock_offset: an older store's rows keep NULL, a new report sets it."""
+    from alembic import command
+    from alembic.config import Config
+
+    from envsound.deploy.store import MIGRATIONS
+
+    engine = sa.create_engine(store_url(store_spec))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(sa.text("INSERT INTO sensors (name, first_received, last_received) "
+                                   "VALUES ('old', '2026-11-01 00:00:00', '2026-11-01 00:00:00')"))
+    engine.dispose()
+    store = Store.open(store_spec)
+    try:
+        store.add_report("new", detections(1), clock_offset=-3600.0)
+        store.add_report("new", detections(1, start=1))  # no offset said: the one known stays
+        assert {s["name"]: s["clock_offset"] for s in store.sensors()} == {"new": -3600.0, "old": None}
+    finally:
+        store.close()

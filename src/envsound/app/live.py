@@ -74,7 +74,7 @@ def add_live_route(app: FastAPI, model: Model, pool, limits, *, guard: Guard, wr
             # a client must show its token soon: a silent one would hold a stream's place for idle_seconds
             first = await _receive(socket, limits, HELLO_SECONDS if guard.required else None)
             hello = _hello(first)
-            caller = await _admit(guard, hello)
+            caller = await _admit(guard, hello, socket.client.host if socket.client else None)
             listener = model.listen(sample_rate=fmt.sample_rate, top_k=top_k)
             keep = _Recorder.of(hello, writer, model_name, fingerprint)
             await _stream(socket, listener, fmt, pool, limits, None if hello else first, keep)
@@ -106,10 +106,10 @@ def _hello(message: dict) -> dict | None:
     return hello
 
 
-async def _admit(guard: Guard, hello: dict | None) -> Caller:
+async def _admit(guard: Guard, hello: dict | None, client: str | None) -> Caller:
     """The caller, if its token lets it stream (as the sensor it names); a refusal closes with its reason."""
     try:
-        caller = await guard.admit((hello or {}).get("token"), "stream")
+        caller = await guard.admit((hello or {}).get("token"), "stream", client=client)
         if hello and hello.get("sensor") is not None:  # storing as a sensor is reporting: sensor or admin only
             if caller.role not in MAY["report"]:
                 raise HTTPException(403, f"a {caller.role} token may not stream as a sensor (its events would be "

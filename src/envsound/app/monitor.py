@@ -1,6 +1,11 @@
 """The deployment's REST API: sensors report (``POST /v1/report``), people read (``GET /v1/events``,
 ``GET /v1/sensors``); the page's Monitor view reads the same two.
 
+Each event keeps the sensor's times (``onset``, ``offset``) and the server's (``received``). A report that says when
+it was sent (``sent``, by the sensor's clock) sets the sensor's ``clock_offset`` (its clock minus the server's, in
+seconds); past :data:`CLOCK_WARN` ``GET /v1/sensors`` gives the sensor a ``clock`` line ("clock off by about 60 min,
+ahead of the server's"), which the Monitor view shows.
+
 Every write goes through one writer thread (:class:`Writer`): SQLite takes one writer at a time anyway, and a
 queue in front of it keeps the event loop free and the order of a sensor's reports. A store that fails a write
 (full disk, lost database) answers **503** with ``Retry-After``: nothing of that report was stored, and the sensor
@@ -30,6 +35,7 @@ from envsound.errors import StoreError
 log = logging.getLogger(__name__)
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 CLOCK_SLACK = timedelta(hours=1)  # a sensor's clock may run ahead of the server's this much
+CLOCK_WARN = 120.0  # seconds: a sensor's clock off by more is shown as off (network delay is far less)
 MAX_EVENTS = 1000  # a report
 MAX_PAGE = 10_000
 SensorName = Annotated[str, Field(pattern=f"^{NAME.pattern}$", max_length=64, description="the sensor's name")]
@@ -61,6 +67,9 @@ class ReportIn(BaseModel):
     fingerprint: str | None = Field(None, max_length=64)
     events: list[EventIn] = Field(default_factory=list, max_length=MAX_EVENTS)
     heartbeat: HeartbeatIn | None = None
+    sent: AwareDatetime | None = Field(None, description="when the sensor sent this report, by its clock: the "
+                                                         "server compares it with its own to say whether the "
+                                                         "sensor's clock is off")
 
 
 class ReportOut(BaseModel):
@@ -116,13 +125,15 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
     @app.post("/v1/report", response_model=ReportOut, responses=STORE_ERRORS)
     async def report(body: ReportIn, caller: Caller = Depends(guard.needs("report"))) -> dict:
         """A sensor's events (each with its key) and heartbeat; a sensor token reports only as its own sensor."""
+        received = datetime.now(timezone.utc)
         check_sensor(caller, body.sensor)
         check_times(*(t for e in body.events for t in (e.onset, e.offset)),
                     *([body.heartbeat.time] if body.heartbeat else []))
         events = [Detection(e.key, e.label, e.onset, e.offset, e.score) for e in body.events]
         beat = body.heartbeat and Heartbeat(body.heartbeat.time, body.heartbeat.label, body.heartbeat.score)
         stored = await writer.report(body.sensor, events, heartbeat=beat, model=body.model,
-                                     fingerprint=body.fingerprint)
+                                     fingerprint=body.fingerprint, received=received,
+                                     clock_offset=_offset(body.sent, received))
         return {"stored": stored, "duplicates": len(events) - stored}
 
     @app.get("/v1/events", responses=STORE_ERRORS)
@@ -151,7 +162,28 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
         now = datetime.now(timezone.utc)
         for item in found:
             item["online"] = (now - parse_time(item["last_received"])).total_seconds() <= online_seconds
+            item["clock"] = clock_line(item.get("clock_offset"))
         return {"sensors": found, "online_seconds": online_seconds}
+
+
+def clock_line(offset: float | None) -> str | None:
+    """``"clock off by about 60 min, ahead of the server's"`` for a sensor whose clock is off by more than
+    :data:`CLOCK_WARN` seconds (``offset``: its clock minus the server's); None otherwise or when not known."""
+    if offset is None or abs(offset) <= CLOCK_WARN:
+        return None
+    minutes = abs(offset) / 60
+    size = f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+    return f"clock off by about {size}, {'ahead of' if offset > 0 else 'behind'} the server's"
+
+
+def _offset(sent: datetime | None, received: datetime) -> float | None:
+    """The sensor's clock minus the server's, in seconds (None: the report did not say when it was sent)."""
+    if sent is None:
+        return None
+    try:
+        return (as_utc(sent) - received).total_seconds()
+    except OverflowError:  # a zone that moves the time out of range: nothing to compare
+        return None
 
 
 def _aware(moment: datetime | None, name: str) -> datetime | None:

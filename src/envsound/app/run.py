@@ -40,8 +40,10 @@ class AppServer(uvicorn.Server):
 def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, limits: ServerLimits = ServerLimits(),
           device: str = "auto", precision: str = "auto", ssl_keyfile: str | None = None,
           ssl_certfile: str | None = None, quiet: bool = False, store: str | Path | None = None,
-          auth: bool = False, keep_days: float | None = None, rate: float = 20.0, streams_per_token: int = 4) -> int:
-    """Serve ``model_path`` until interrupted; returns the exit status (0).
+          auth: bool = False, keep_days: float | None = None, rate: float = 20.0, streams_per_token: int = 4,
+          auth_failures: int = 10) -> int:
+    """Serve ``model_path`` until interrupted; returns the exit status (0). ``rate``, ``streams_per_token`` and
+    ``auth_failures`` (a client address's unknown or revoked tokens a minute) are :class:`Guard`'s limits.
 
     A plain page and REST API opens no database. A deployment keeps what sensors report in a detections store:
     ``store`` (a path or URL), or with ``auth``, ``keep_days`` or a ``host`` beyond loopback (which requires tokens)
@@ -64,7 +66,8 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
               file=sys.stderr, flush=True)
     model = load_model(model_path, device=device, precision=precision)
     app = create_app(model, limits=limits, store=opened, guard=Guard(opened, required=auth, rate=rate,
-                                                                     streams=streams_per_token),
+                                                                     streams=streams_per_token,
+                                                                     failures=auth_failures),
                      keep_days=keep_days, fingerprint=model.file.short_digest)
     # log_config=None: uvicorn's records go through the handlers the caller set up (the CLI's one format), not
     # through its own "INFO:     ..." handlers, which mixed two formats on one console

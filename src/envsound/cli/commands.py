@@ -348,14 +348,16 @@ def serve(args: argparse.Namespace) -> int:
                           ">= 1")
     if bool(args.ssl_keyfile) != bool(args.ssl_certfile):
         raise ConfigError("HTTPS needs both --ssl-keyfile and --ssl-certfile")
-    if args.rate_limit <= 0 or args.streams_per_token < 1 or (args.keep_days is not None and args.keep_days <= 0):
-        raise ConfigError("--rate-limit and --keep-days must be > 0, --streams-per-token >= 1")
+    if (args.rate_limit <= 0 or min(args.streams_per_token, args.auth_failures) < 1
+            or (args.keep_days is not None and args.keep_days <= 0)):
+        raise ConfigError("--rate-limit and --keep-days must be > 0, --streams-per-token and --auth-failures >= 1")
     limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, workers=args.workers,
                           max_streams=args.max_streams, idle_seconds=args.idle_seconds)
     return run_server(args.checkpoint, host=args.host, port=args.port, limits=limits, device=args.device,
                       precision=args.precision, ssl_keyfile=args.ssl_keyfile, ssl_certfile=args.ssl_certfile,
                       quiet=args.quiet, store=args.store, auth=args.auth, keep_days=args.keep_days,
-                      rate=args.rate_limit, streams_per_token=args.streams_per_token)
+                      rate=args.rate_limit, streams_per_token=args.streams_per_token,
+                      auth_failures=args.auth_failures)
 
 
 def token(args: argparse.Namespace) -> int:

@@ -67,6 +67,9 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--keep-days", type=float, metavar="DAYS", help="delete events older than this")
     group.add_argument("--rate-limit", type=float, default=20.0, help="requests a second a token may make")
     group.add_argument("--streams-per-token", type=int, default=4, help="live streams one token may hold at once")
+    group.add_argument("--auth-failures", type=int, default=10, metavar="N",
+                       help="unknown or revoked tokens one client address may send a minute; beyond them all its "
+                            "requests get 429 until the minute has passed")
 
 
 def add_token_options(parser: argparse.ArgumentParser) -> None:

@@ -64,8 +64,9 @@ class Delivery(threading.Thread):
         return self._post(*self.outbox.take(BATCH))
 
     def _post(self, ids: list[int], events: list[dict], beat: dict | None) -> float:
+        # sent: this machine's time now, so the server can tell when this clock is off (an older server ignores it)
         body = {"sensor": self.sensor, "model": self.model, "fingerprint": self.fingerprint, "events": events,
-                "heartbeat": beat}
+                "heartbeat": beat, "sent": iso(datetime.now(UTC))}
         request = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(), method="POST",
                                          headers={"Content-Type": "application/json",
                                                   **({"Authorization": f"Bearer {self.token}"} if self.token else {})})

@@ -1,7 +1,8 @@
 """The detections store's tables (SQLAlchemy Core). Alembic's migrations (``deploy/migrations``) create them; a test
 checks that the migrations and these tables agree, so a change here needs a new migration.
 
-Times are UTC. ``onset``/``offset``/``last_heard`` come from the sensor's clock; ``received`` is the server's.
+Times are UTC. ``onset``/``offset``/``last_heard`` come from the sensor's clock; ``received`` is the server's;
+``clock_offset`` is the sensor's clock minus the server's, in seconds, at its last report that said when it was sent.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ sensors = Table(
     Column("score", Float),
     Column("model", String(LABEL_LENGTH)),
     Column("fingerprint", String(64)),
+    Column("clock_offset", Float),  # seconds, sensor's clock - server's; NULL: not known (older sensors and rows)
 )
 
 events = Table(

@@ -174,20 +174,23 @@ class Store:
 
     def add_report(self, sensor: str, events: list[Detection], *, heartbeat: Heartbeat | None = None,
                    model: str | None = None, fingerprint: str | None = None,
-                   received: datetime | None = None) -> int:
+                   received: datetime | None = None, clock_offset: float | None = None) -> int:
         """Store ``events`` and ``heartbeat`` from ``sensor`` in one transaction; returns how many events were new
-        (the rest were stored before: a retry).
+        (the rest were stored before: a retry). ``received``: the server's time (default now); ``clock_offset``:
+        the sensor's clock minus the server's, in seconds, kept on the sensor's row (None leaves it as it was).
 
         Raises:
             StoreError: the database refused the write (full disk, lost connection): nothing of it was stored.
         """
         received = self._bind(received or datetime.now(UTC))
         sensor_row = {"name": sensor, "first_received": received, "last_received": received}
+        changed = {"last_received": received}
+        if clock_offset is not None:
+            sensor_row["clock_offset"] = changed["clock_offset"] = float(clock_offset)
         try:
             with self.engine.begin() as connection:
                 upsert = self._insert(schema.sensors).values(sensor_row)
-                connection.execute(upsert.on_conflict_do_update(index_elements=["name"],
-                                                                set_={"last_received": received}))
+                connection.execute(upsert.on_conflict_do_update(index_elements=["name"], set_=changed))
                 if heartbeat is not None:
                     self._heartbeat(connection, sensor, heartbeat, model, fingerprint)
                 if not events:

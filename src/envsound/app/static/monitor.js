@@ -49,6 +49,14 @@ function drawSensors(sensors, events) {
     dot.className = sensor.online ? "dot online" : "dot";
     dot.title = sensor.online ? "online" : "not heard from lately";
     row.children[1].append(dot);
+    if (sensor.clock) {  // the server compares the sensor's clock with its own at each report
+      const clock = document.createElement("span");
+      clock.className = "clock-off";
+      clock.dataset.testid = "clock-off";
+      clock.textContent = ` ${sensor.clock}`;
+      clock.title = "this sensor's event times come from its clock; each event's received time is the server's";
+      row.children[2].append(clock);
+    }
     return row;
   }));
 }
