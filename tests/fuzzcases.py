@@ -360,3 +360,12 @@ def journal_with_bad_text() -> bytes:
     data = bytearray(seed_journal())
     data[data.index(b'"abab') + 1] = 0xFF
     return bytes(data)
+
+
+def journal_renaming(column: bytes, to: bytes) -> bytes:
+    """The seed journal with a column renamed in its stored schema (``b"key TEXT"`` -> ``b"kex TEXT"``): a resume
+    ended in ``sqlite3.OperationalError: no such column: key``."""
+    data = bytearray(seed_journal())
+    at = data.index(column)
+    data[at:at + len(to)] = to
+    return bytes(data)

@@ -147,9 +147,10 @@ def _open_whole(out: Path, tables: tuple[str, ...]) -> tuple[sqlite3.Connection,
             db.close()
         if isinstance(exc, ValueError):
             raise ConfigError(damaged_message(out, f"a setting is not JSON: {exc}")) from None
-        if damaged(exc) is None:
+        # SQLITE_ERROR here: the schema is not the journal's ("no such column: key"; found by fuzzing)
+        if damaged(exc) is None and (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF != 1:
             raise
-        raise ConfigError(damaged_message(out, f"SQLite: {damaged(exc)}")) from None
+        raise ConfigError(damaged_message(out, f"SQLite: {' '.join(str(damaged(exc) or exc).split())}")) from None
     except BaseException:
         if db is not None:
             db.close()
