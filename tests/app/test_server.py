@@ -179,3 +179,61 @@ def test_serve_refuses_bad_settings(trained_run, flags, capsys):
 
     assert main(["serve", "--quiet", str(trained_run.checkpoint), *flags]) == 1
     assert "error" in capsys.readouterr().err
+
+
+def test_slow_bodies_are_cut_off_at_the_deadline_and_other_clients_go_on(served, tmp_path):
+    """Issue 68: many requests whose bodies come a byte at a time (a "slowloris") each get 408 within
+    ``body_seconds`` and their connections are closed; meanwhile another client's report and the page answer at
+    once."""
+    import socket
+    import time
+
+    from envsound.app.run import running
+    from envsound.app.server import ServerLimits, create_app
+    from envsound.deploy.store import Store
+
+    FORM = "multipart/form-data; boundary=x"
+    store = Store.open(tmp_path / "events.sqlite")
+    with running(create_app(served.model, store=store, limits=ServerLimits(body_seconds=2))) as url:
+        host, port = url.removeprefix("http://").split(":")
+        slow = []
+        upload = '--x\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\nRIFF'
+        for path, kind, start in [("/v1/report", "application/json", "{")] * 10 + [("/v1/predict", FORM, upload)] * 10:
+            conn = socket.create_connection((host, int(port)), timeout=10)
+            conn.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\n"
+                         f"Content-Length: 1000\r\n\r\n{start}".encode())
+            slow.append(conn)
+        began = time.monotonic()
+        answers = [b""] * len(slow)
+        other = []
+        while time.monotonic() - began < 10 and not all(a.endswith(b"}") for a in answers):
+            for conn in slow:
+                try:
+                    conn.sendall(b" ")  # a byte every quarter second, on each of them
+                except OSError:  # closed by the server: its answer is there to read
+                    pass
+            t0 = time.monotonic()
+            ok = httpx.post(f"{url}/v1/report", json={"sensor": "quick", "events": []}, timeout=5)
+            other.append((ok.status_code, time.monotonic() - t0))
+            time.sleep(0.25)
+            for i, conn in enumerate(slow):
+                conn.setblocking(False)
+                try:
+                    answers[i] += conn.recv(65536)
+                except (BlockingIOError, OSError):
+                    pass
+        took = time.monotonic() - began
+        for conn in slow:
+            conn.setblocking(True)
+            conn.settimeout(5)
+            try:  # closed by the server after its answer: reading gives b"" (or a reset), never blocks
+                assert conn.recv(65536) == b""
+            except ConnectionResetError:
+                pass
+            conn.close()
+    store.close()
+    assert [a for a in answers if not a.startswith(b"HTTP/1.1 408")] == []
+    assert all(b"did not arrive within 2 s (serve --body-seconds)" in a for a in answers)
+    assert all(b"connection: close" in a.lower() for a in answers)
+    assert took < 8, took  # the deadline is 2 s
+    assert other and all(code == 200 and seconds < 2.0 for code, seconds in other), other

@@ -52,6 +52,7 @@ class ServerLimits:
     max_streams: int = 16  # live streams (/v1/listen) at once
     idle_seconds: float = 30.0  # a live stream silent this long is closed
     max_message_bytes: int = 1 << 20  # one WebSocket message of PCM (a second of 48 kHz float32 is 192 KB)
+    body_seconds: float | None = 300.0  # a request body not all there this long after the request began: 408
 
 
 class Score(BaseModel):
@@ -171,7 +172,8 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
                               f"({len(model.labels)} labels). Errors are {{\"error\": \"<one line>\"}} with a 4xx.")
     pool, classify = _Pool(limits.workers), _Classifier(model, limits)
     app.state.pool, app.state.guard = pool, guard
-    app.add_middleware(BodyLimit, max_bytes=int(limits.max_upload_mb * 1e6), hint=" (serve --max-upload-mb)")
+    app.add_middleware(BodyLimit, max_bytes=int(limits.max_upload_mb * 1e6), hint=" (serve --max-upload-mb)",
+                       body_seconds=limits.body_seconds, time_hint=" (serve --body-seconds)")
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

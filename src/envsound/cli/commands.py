@@ -343,16 +343,18 @@ def serve(args: argparse.Namespace) -> int:
     from envsound.app.run import serve as run_server
     from envsound.app.server import ServerLimits
 
-    if min(args.max_upload_mb, args.max_seconds, args.idle_seconds) <= 0 or min(args.workers, args.max_streams) < 1:
-        raise ConfigError("--max-upload-mb, --max-seconds and --idle-seconds must be > 0, --workers and --max-streams "
-                          ">= 1")
+    if (min(args.max_upload_mb, args.max_seconds, args.idle_seconds, args.body_seconds) <= 0
+            or min(args.workers, args.max_streams) < 1):
+        raise ConfigError("--max-upload-mb, --max-seconds, --idle-seconds and --body-seconds must be > 0, --workers "
+                          "and --max-streams >= 1")
     if bool(args.ssl_keyfile) != bool(args.ssl_certfile):
         raise ConfigError("HTTPS needs both --ssl-keyfile and --ssl-certfile")
     if (args.rate_limit <= 0 or min(args.streams_per_token, args.auth_failures) < 1
             or (args.keep_days is not None and args.keep_days <= 0)):
         raise ConfigError("--rate-limit and --keep-days must be > 0, --streams-per-token and --auth-failures >= 1")
     limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, workers=args.workers,
-                          max_streams=args.max_streams, idle_seconds=args.idle_seconds)
+                          max_streams=args.max_streams, idle_seconds=args.idle_seconds,
+                          body_seconds=args.body_seconds)
     return run_server(args.checkpoint, host=args.host, port=args.port, limits=limits, device=args.device,
                       precision=args.precision, ssl_keyfile=args.ssl_keyfile, ssl_certfile=args.ssl_certfile,
                       quiet=args.quiet, store=args.store, auth=args.auth, keep_days=args.keep_days,

@@ -52,6 +52,10 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="larger request bodies get 413")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="longer recordings get 413")
+    parser.add_argument("--body-seconds", type=float, default=300.0, metavar="SECONDS",
+                        help="a request body not all there this long after the request began gets 408 and its "
+                             "connection is closed (a body sent a byte at a time); raise it for large uploads over "
+                             "slow links")
     parser.add_argument("--workers", type=int, default=1, help="predictions run at once; more requests wait in line")
     parser.add_argument("--max-streams", type=int, default=16, help="live streams at once; more are refused")
     parser.add_argument("--idle-seconds", type=float, default=30.0, help="close a live stream silent this long")
