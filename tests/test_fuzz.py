@@ -71,5 +71,6 @@ def test_set_values_raise_only_config_error(texts):
 @example(case=(fz.journal_of_schema_format(9), True))  # sqlite3.OperationalError: unsupported file format
 @example(case=(fz.journal_with_bad_text(), False))  # sqlite3.OperationalError: Could not decode to UTF-8
 @example(case=(fz.journal_renaming(b"key TEXT", b"kex TEXT"), True))  # sqlite3.OperationalError: no such column
+@example(case=(fz.journal_renaming(b"seconds REAL", b"secondz REAL"), False))  # no such column, at totals()
 def test_damaged_journals_are_refused_in_one_line(folder, case):
     fz.check_journal(folder / "out", *case)

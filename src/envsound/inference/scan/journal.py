@@ -13,6 +13,7 @@ could let a resumed run mix two runs' rows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -141,6 +142,10 @@ def _open_whole(out: Path, tables: tuple[str, ...]) -> tuple[sqlite3.Connection,
         if not stored and has_parts:
             raise ConfigError(damaged_message(out, emptied))
         db.executescript(SCHEMA)
+        for table, columns in _schema_columns().items():  # a table the schema made, with columns lost: damaged
+            found = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if missing := [column for column in columns if column not in found]:
+                raise ConfigError(damaged_message(out, f"its {table} table lacks {', '.join(missing)}"))
         return db, stored
     except (sqlite3.DatabaseError, ValueError) as exc:  # ValueError: a setting that is no longer JSON
         if db is not None:
@@ -155,6 +160,14 @@ def _open_whole(out: Path, tables: tuple[str, ...]) -> tuple[sqlite3.Connection,
         if db is not None:
             db.close()
         raise
+
+
+def _schema_columns() -> dict[str, list[str]]:
+    """The columns of each table of :data:`SCHEMA` (read from an in-memory database made by it)."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as memory:
+        memory.executescript(SCHEMA)
+        tables = [row[0] for row in memory.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {table: [row[1] for row in memory.execute(f"PRAGMA table_info({table})")] for table in tables}
 
 
 def _size(path: Path) -> int:
