@@ -50,6 +50,14 @@ def test_a_prediction_is_one_line_of_predict_json(served, clip):
     assert spectrogram["mels"] == served.model.config.features.n_mels and len(picture["envelope"]) >= 10
 
 
+def test_the_page_s_static_files_are_served_under_the_body_deadline(served):
+    """The slow-body deadline read a bodyless GET's body beside StaticFiles' own wait for a disconnect: every
+    /static/ file hung (the page never loaded in the browser tests)."""
+    for path in ("/static/app.js", "/static/app.css", "/static/live.js", "/static/monitor.js"):
+        answer = httpx.get(f"{served.url}{path}", timeout=10)
+        assert answer.status_code == 200 and answer.content, path
+
+
 def test_model_and_health(served):
     described = httpx.get(f"{served.url}/v1/model").json()
     assert described["labels"] == served.model.labels and described["model"] == served.model.config.model.name

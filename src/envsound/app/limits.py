@@ -34,7 +34,12 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = {"received": 0, "done": False, "over": False, "started": False, "slow": False}
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
+        # a request without a body (a GET: no Content-Length, not chunked) is done from the start: drain() must not
+        # read it, or it would wait beside an app that listens for the disconnect (a FileResponse), for ever
+        bodyless = "chunked" not in headers.get("transfer-encoding", "").lower() and declared in ("", "0")
+        state = {"received": 0, "done": bodyless, "over": False, "started": False, "slow": False}
         message_413 = f"request body is over the server's limit of {self.max_bytes / 1e6:g} MB{self.hint}"
         message_408 = f"the request body did not arrive within {self.body_seconds or 0:g} s{self.time_hint}"
         loop = asyncio.get_running_loop()
@@ -79,7 +84,6 @@ class BodyLimit:
                     message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)
 
-        declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             state["over"] = True
         else:
