@@ -11,7 +11,7 @@ which would fail a slow but finite example on a loaded machine.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
 
 import fuzzcases as fz
 

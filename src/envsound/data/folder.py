@@ -132,7 +132,7 @@ def _grouping(manifest: Manifest, group_by: str | None) -> str:
     others = len(manifest.records) - grouped
     rule = "ESC-50's fold-source-take names (4-125825-A and -B: one)" if group_by is None else repr(group_by)
     if not grouped:
-        return (f"each file its own recording (no name like ESC-50's fold-source-take; --group-by REGEX groups takes)"
+        return ("each file its own recording (no name like ESC-50's fold-source-take; --group-by REGEX groups takes)"
                 if group_by is None else f"each file its own recording: group_by {rule} matched no file name")
     return (f"recordings from {'the first group of ' if group_by else ''}{rule} for {grouped} file(s)"
             + (", each other file its own" if others else "")
