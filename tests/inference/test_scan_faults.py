@@ -71,6 +71,28 @@ def _open_files(pid: int) -> set[str]:
     return names
 
 
+def _watched(command: list[str], watch, *, deadline_s: float, failing) -> tuple[int, str, str]:
+    """Run ``command``, calling ``watch(worker pid)`` for each of its decoding workers until it returns True or the
+    run ends; -> (exit status, stdout, stderr). A run not over within ``deadline_s`` fails the test with
+    ``failing()`` (a hang is what these tests exist to catch)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + deadline_s
+    try:
+        watching = True
+        while watching and process.poll() is None and time.monotonic() < deadline:
+            watching = not any([watch(pid) for pid in _children(process.pid)])
+            time.sleep(0.002)
+        stdout, stderr = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        pytest.fail(f"{failing()}: {stderr}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stdout, stderr
+
+
 @pytest.mark.skipif(not Path("/proc").exists(), reason="finds the decoding worker and its open files in /proc")
 def test_a_decoding_worker_killed_by_the_kernel_costs_its_file_one_retry_then_an_error_row(tmp_path, trained_run,
                                                                                           inputs):
@@ -79,30 +101,20 @@ def test_a_decoding_worker_killed_by_the_kernel_costs_its_file_one_retry_then_an
     (each time it is read): `once.wav` is read again and classified, `twice.wav` gets an errors row saying the worker
     was killed, every other file is classified, nothing twice, exit status 1 (a file failed)."""
     out = tmp_path / "scan"
-    process = subprocess.Popen(_scan_command(trained_run.checkpoint, inputs, out=out), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
     wanted, killed = {"once.wav": 1, "twice.wav": 2}, {}  # killed: worker pid -> the file it was reading
-    deadline = time.monotonic() + DEADLINE_S
-    try:
-        while process.poll() is None and time.monotonic() < deadline:
-            for pid in _children(process.pid):
-                if pid in killed:
-                    continue
-                for name in _open_files(pid) & set(wanted):
-                    if list(killed.values()).count(name) < wanted[name]:
-                        os.kill(pid, signal.SIGKILL)
-                        killed[pid] = name
-            time.sleep(0.002)
-        stdout, stderr = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        pytest.fail(f"the scan did not end within {DEADLINE_S} s after its worker was killed ({killed}): {stderr}")
-    finally:
-        if process.poll() is None:
-            process.kill()
+
+    def kill_while_reading(pid: int) -> bool:
+        for name in (_open_files(pid) & set(wanted)) if pid not in killed else ():
+            if list(killed.values()).count(name) < wanted[name]:
+                os.kill(pid, signal.SIGKILL)
+                killed[pid] = name
+        return False  # every worker is watched to the end
+
+    returncode, stdout, stderr = _watched(
+        _scan_command(trained_run.checkpoint, inputs, out=out), kill_while_reading, deadline_s=DEADLINE_S,
+        failing=lambda: f"the scan did not end within {DEADLINE_S} s after its worker was killed ({killed})")
     assert sorted(killed.values()) == ["once.wav", "twice.wav", "twice.wav"], "a worker was not seen reading"
-    assert process.returncode == 1, stderr
+    assert returncode == 1, stderr
     assert stdout.splitlines()[-1].startswith("26 files") and "; 1 failed" in stdout.splitlines()[-1]
     errors = _table(out, "errors")
     assert errors.file.tolist() == [str(inputs / "twice.wav")]
@@ -186,31 +198,26 @@ def test_a_read_that_never_returns_is_an_error_row_after_the_file_timeout_and_th
     shutil.copy(inputs / "once.wav", folder / "stalled.wav")  # 5 minutes: long enough to be caught reading
     out = tmp_path / "scan"
     deadline_s = 120
-    process = subprocess.Popen(_scan_command(trained_run.checkpoint, folder, out=out) + ["--file-timeout", "2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stopped: list[int] = []
-    deadline = time.monotonic() + deadline_s
+
+    def stop_while_reading(pid: int) -> bool:
+        if stopped or "stalled.wav" not in _open_files(pid):
+            return bool(stopped)
+        os.kill(pid, signal.SIGSTOP)
+        stopped.append(pid)
+        return True
+
     try:
-        while process.poll() is None and time.monotonic() < deadline and not stopped:
-            for pid in _children(process.pid):
-                if "stalled.wav" in _open_files(pid):
-                    os.kill(pid, signal.SIGSTOP)
-                    stopped.append(pid)
-                    break
-            time.sleep(0.002)
-        stdout, stderr = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        pytest.fail(f"the scan did not end within {deadline_s} s with its worker stuck on stalled.wav: {stderr}")
+        returncode, stdout, stderr = _watched(
+            _scan_command(trained_run.checkpoint, folder, out=out) + ["--file-timeout", "2"], stop_while_reading,
+            deadline_s=deadline_s,
+            failing=lambda: f"the scan did not end within {deadline_s} s with its worker stuck on stalled.wav")
     finally:
-        if process.poll() is None:
-            process.kill()
         for pid in stopped:  # ended by the scan; should it not be, it must not stay stopped
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     assert len(stopped) == 1, "the worker was not seen reading stalled.wav"
-    assert process.returncode == 1, stderr
+    assert returncode == 1, stderr
     assert stdout.splitlines()[-1].startswith("4 files") and "; 1 failed" in stdout.splitlines()[-1]
     errors = _table(out, "errors")
     assert errors.file.tolist() == [str(folder / "stalled.wav")]

@@ -15,18 +15,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
 from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import atomic_open, run_lock
-from envsound.inference.listing import as_inputs, iter_inputs
+from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import Prediction, Predictor
-from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, PART_FILES,
-                                            Finished, LocalEngine, default_batch_size, default_workers)
+from envsound.inference.scan.engine import PART_FILES, Finished, LocalEngine, default_batch_size, default_workers
+from envsound.inference.scan.handout import Handout
 from envsound.inference.scan.journal import JOURNAL_NAME, Journal
-from envsound.inference.scan.progress import ScanProgress
 from envsound.inference.scan.run import ScanSummary, _in_one_line, _model_threads, _stop_on_sigterm
 from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 
@@ -202,28 +201,8 @@ class _Part:
 def _run(engine: _EmbeddingEngine, journal: Journal, summary: StoreSummary, *, inputs: list, files_from,
          progress: bool) -> None:
     """Embed, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
-    countable = files_from is None or (os.fspath(files_from) != "-" and os.path.isfile(files_from))
-    meter = ScanProgress((lambda: iter_inputs(inputs, files_from=files_from)) if countable else None,
-                         enabled=progress)
-    in_flight: set[str] = set()
-    lock = threading.Lock()
-    state = {"number": journal.next_part(), "since": time.monotonic(), "part": _Part(),
-             "first": EmbeddingsStore(journal.out).windows}
-
-    def todo() -> Iterator[str]:  # runs in the lister thread
-        done = journal.reader()
-        try:
-            for name in iter_inputs(inputs, files_from=files_from):
-                with lock:
-                    fresh = name not in in_flight and name not in done
-                    if fresh:
-                        in_flight.add(name)
-                if fresh:
-                    yield name
-                else:
-                    meter.skip()
-        finally:
-            done.close()
+    handout = Handout(journal, inputs, files_from=files_from, progress=progress)
+    state = {"number": journal.next_part(), "part": _Part(), "first": EmbeddingsStore(journal.out).windows}
 
     def commit() -> None:
         part = state["part"]
@@ -231,32 +210,26 @@ def _run(engine: _EmbeddingEngine, journal: Journal, summary: StoreSummary, *, i
             return
         part.write(journal.out, state["number"], state["first"])
         journal.commit(state["number"], part.finished)
-        with lock:
-            in_flight.difference_update(name for name, _, _ in part.finished)
+        handout.committed(name for name, _, _ in part.finished)
         summary.windows += len(part.files)
-        state.update(number=state["number"] + 1, since=time.monotonic(), part=_Part(),
-                     first=state["first"] + len(part.files))
+        state.update(number=state["number"] + 1, part=_Part(), first=state["first"] + len(part.files))
 
     def on_file(finished: Finished) -> None:
         part = state["part"]
         if finished.error is not None:
             part.add_error(finished.name, finished.error)
-            meter.file(0.0, failed=True)
         else:
             part.add(finished.prediction, finished.window_probs)
             summary.width = summary.width or int(finished.window_probs.shape[1])
-            meter.file(finished.prediction.duration or 0.0, failed=False)
-        due = min(COMMIT_MAX_SECONDS, max(COMMIT_MIN_SECONDS, COMMIT_FRACTION * meter.elapsed))
-        if (time.monotonic() - state["since"] >= due or len(part.finished) >= PART_FILES
-                or len(part.files) >= PART_WINDOWS):
+        handout.count(finished)
+        if handout.due() or len(part.finished) >= PART_FILES or len(part.files) >= PART_WINDOWS:
             commit()
 
     stop = threading.Event()
     try:
-        engine.run(todo(), on_file, stop=stop)
+        engine.run(handout.names(), on_file, stop=stop)
     finally:  # Ctrl-C or SIGTERM too: the finished files are committed, then the interrupt goes on
         stop.set()
-        meter.close()
+        handout.meter.close()
         commit()
-        summary.files, summary.failed = meter.files, meter.failed
-        summary.skipped, summary.audio_seconds = meter.skipped, meter.seconds
+        handout.report(summary)

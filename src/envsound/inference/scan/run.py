@@ -19,14 +19,13 @@ from typing import Any, Iterable, Iterator
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.fileio import disk_full, run_lock
 from envsound.hardware import usable_cores
+from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import Predictor
-from envsound.inference.scan.engine import (COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, FILE_TIMEOUT,
-                                            PART_FILES, PART_WINDOWS, Engine, Finished, LocalEngine, default_batch_size,
-                                            default_workers)
+from envsound.inference.scan.engine import (FILE_TIMEOUT, PART_FILES, PART_WINDOWS, Engine, Finished, LocalEngine,
+                                            default_batch_size, default_workers)
 from envsound.inference.scan.engines import ENGINES
+from envsound.inference.scan.handout import Handout
 from envsound.inference.scan.journal import JOURNAL_NAME, Journal, damaged, damaged_message
-from envsound.inference.listing import as_inputs, iter_inputs
-from envsound.inference.scan.progress import ScanProgress
 from envsound.inference.scan.tables import EVENT_TABLES, TABLES, Part, check_format
 
 
@@ -218,30 +217,9 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
          kinds: tuple[str, ...], progress: bool, part_files: int) -> None:
     """Scan, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
     predictor = engine.predictor
-    # The counter lists the inputs a second time, beside the scan: a file list it cannot read twice (standard input,
-    # a pipe) would be read half by each, so then the total stays unknown.
-    countable = files_from is None or (os.fspath(files_from) != "-" and os.path.isfile(files_from))
-    meter = ScanProgress((lambda: iter_inputs(inputs, files_from=files_from)) if countable else None,
-                         enabled=progress)
-    in_flight: set[str] = set()  # names handed out and not yet committed: a name listed twice is scanned once
-    lock = threading.Lock()
+    handout = Handout(journal, inputs, files_from=files_from, progress=progress)
     part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores)
-    state = {"number": journal.next_part(), "since": time.monotonic(), "full": False}
-
-    def todo() -> Iterator[str]:  # runs in the lister thread
-        done = journal.reader()
-        try:
-            for name in iter_inputs(inputs, files_from=files_from):
-                with lock:
-                    fresh = name not in in_flight and name not in done
-                    if fresh:
-                        in_flight.add(name)
-                if fresh:
-                    yield name
-                else:
-                    meter.skip()
-        finally:
-            done.close()
+    state = {"number": journal.next_part(), "full": False}
 
     def commit() -> None:
         nonlocal part
@@ -258,33 +236,27 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
             state["full"] = True  # not tried again on the way out
             journal.remove_orphans(TABLES)  # what this part wrote before the disk filled: uncommitted, so removed
             raise _disk_error(exc, journal.out, committed=journal.totals()["files"], need=part.size(fmt)) from exc
-        with lock:
-            in_flight.difference_update(name for name, _, _ in part.finished)
+        handout.committed(name for name, _, _ in part.finished)
         state["number"] += 1
-        state["since"] = time.monotonic()
         part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores)
 
     def on_file(finished: Finished) -> None:
         if finished.error is not None:
             part.add_error(finished.name, finished.error)
-            meter.file(0.0, failed=True)
         else:
             part.add(finished.prediction, finished.window_probs)
-            meter.file(finished.prediction.duration or 0.0, failed=False)
-        due = min(COMMIT_MAX_SECONDS, max(COMMIT_MIN_SECONDS, COMMIT_FRACTION * meter.elapsed))
-        if (time.monotonic() - state["since"] >= due or len(part.finished) >= part_files
-                or part.rows("windows") >= PART_WINDOWS):
+        handout.count(finished)
+        if handout.due() or len(part.finished) >= part_files or part.rows("windows") >= PART_WINDOWS:
             commit()
 
     stop = threading.Event()
     try:
-        engine.run(todo(), on_file, stop=stop)
+        engine.run(handout.names(), on_file, stop=stop)
     finally:  # Ctrl-C or SIGTERM too: the finished files are committed, then the interrupt goes on
         stop.set()
-        meter.close()
+        handout.meter.close()
         commit()
-        summary.files, summary.failed = meter.files, meter.failed
-        summary.skipped, summary.audio_seconds = meter.skipped, meter.seconds
+        handout.report(summary)
 
 
 def _check_settings(*, engine: str, kinds: tuple[str, ...], events: bool, top_k: int, batch_size: int,

@@ -1,0 +1,71 @@
+"""What a scan and the embeddings store share around their engine: the names handed out, each once (the inputs, then
+the file list; a name the journal has done, or one still in flight, is skipped), the progress meter, and when the
+finished files are due to be committed as a part."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Iterable, Iterator
+
+from envsound.inference.listing import iter_inputs
+from envsound.inference.scan.engine import COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, Finished
+from envsound.inference.scan.journal import Journal
+from envsound.inference.scan.progress import ScanProgress
+
+
+class Handout:
+    """The names of ``inputs`` and ``files_from`` for ``journal``'s run, and its meter (``progress``: shown)."""
+
+    def __init__(self, journal: Journal, inputs: list, *, files_from, progress: bool) -> None:
+        self.journal, self.inputs, self.files_from = journal, inputs, files_from
+        # The counter lists the inputs a second time, beside the run: a file list it cannot read twice (standard
+        # input, a pipe) would be read half by each, so then the total stays unknown.
+        countable = files_from is None or (os.fspath(files_from) != "-" and os.path.isfile(files_from))
+        self.meter = ScanProgress(self._listed if countable else None, enabled=progress)
+        self.in_flight: set[str] = set()  # handed out, not yet committed: a name listed twice is done once
+        self.lock = threading.Lock()
+        self.since = time.monotonic()  # the last commit
+
+    def _listed(self) -> Iterator[str]:
+        return iter_inputs(self.inputs, files_from=self.files_from)
+
+    def names(self) -> Iterator[str]:
+        """The names to do, in the listing's order (runs in the engine's lister thread)."""
+        done = self.journal.reader()
+        try:
+            for name in self._listed():
+                with self.lock:
+                    fresh = name not in self.in_flight and name not in done
+                    if fresh:
+                        self.in_flight.add(name)
+                if fresh:
+                    yield name
+                else:
+                    self.meter.skip()
+        finally:
+            done.close()
+
+    def count(self, finished: Finished) -> None:
+        """A file finished, classified or failed."""
+        if finished.error is not None:
+            self.meter.file(0.0, failed=True)
+        else:
+            self.meter.file(finished.prediction.duration or 0.0, failed=False)
+
+    def due(self) -> bool:
+        """Whether the finished files have waited long enough for a commit: 5 s at first, then 5 % of the run's time,
+        at most 2 minutes (what a crash can lose)."""
+        wait = min(COMMIT_MAX_SECONDS, max(COMMIT_MIN_SECONDS, COMMIT_FRACTION * self.meter.elapsed))
+        return time.monotonic() - self.since >= wait
+
+    def committed(self, names: Iterable[str]) -> None:
+        with self.lock:
+            self.in_flight.difference_update(names)
+        self.since = time.monotonic()
+
+    def report(self, summary) -> None:
+        """The run's counts into ``summary`` (a ScanSummary or a StoreSummary)."""
+        summary.files, summary.failed = self.meter.files, self.meter.failed
+        summary.skipped, summary.audio_seconds = self.meter.skipped, self.meter.seconds
