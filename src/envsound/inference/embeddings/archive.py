@@ -11,7 +11,6 @@ embeddings stay ~100 MB at 1,000 dimensions.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,11 +224,4 @@ def _run(engine: _EmbeddingEngine, journal: Journal, summary: StoreSummary, *, i
         if handout.due() or len(part.finished) >= PART_FILES or len(part.files) >= PART_WINDOWS:
             commit()
 
-    stop = threading.Event()
-    try:
-        engine.run(handout.names(), on_file, stop=stop)
-    finally:  # Ctrl-C or SIGTERM too: the finished files are committed, then the interrupt goes on
-        stop.set()
-        handout.meter.close()
-        commit()
-        handout.report(summary)
+    handout.run(engine, on_file, commit=commit, summary=summary)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from envsound.inference.listing import iter_inputs
 from envsound.inference.scan.engine import COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, Finished
@@ -65,7 +65,16 @@ class Handout:
             self.in_flight.difference_update(names)
         self.since = time.monotonic()
 
-    def report(self, summary) -> None:
-        """The run's counts into ``summary`` (a ScanSummary or a StoreSummary)."""
-        summary.files, summary.failed = self.meter.files, self.meter.failed
-        summary.skipped, summary.audio_seconds = self.meter.skipped, self.meter.seconds
+    def run(self, engine, on_file: Callable[[Finished], None], *, commit: Callable[[], None], summary) -> None:
+        """``engine`` over :meth:`names`, ``on_file`` called as each file finishes; then (Ctrl-C or SIGTERM too: the
+        finished files are committed, then the interrupt goes on) the last ``commit`` and the run's counts into
+        ``summary`` (a ScanSummary or a StoreSummary)."""
+        stop = threading.Event()
+        try:
+            engine.run(self.names(), on_file, stop=stop)
+        finally:
+            stop.set()
+            self.meter.close()
+            commit()
+            summary.files, summary.failed = self.meter.files, self.meter.failed
+            summary.skipped, summary.audio_seconds = self.meter.skipped, self.meter.seconds

@@ -249,14 +249,7 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
         if handout.due() or len(part.finished) >= part_files or part.rows("windows") >= PART_WINDOWS:
             commit()
 
-    stop = threading.Event()
-    try:
-        engine.run(handout.names(), on_file, stop=stop)
-    finally:  # Ctrl-C or SIGTERM too: the finished files are committed, then the interrupt goes on
-        stop.set()
-        handout.meter.close()
-        commit()
-        handout.report(summary)
+    handout.run(engine, on_file, commit=commit, summary=summary)
 
 
 def _check_settings(*, engine: str, kinds: tuple[str, ...], events: bool, top_k: int, batch_size: int,
