@@ -41,7 +41,7 @@ def test_the_gate_rejects_the_share_it_was_calibrated_to_and_a_sound_of_no_class
     directions = np.eye(3, dtype=np.float32)
     clips = [directions[k][:, None] + rng.normal(0, 0.3, (3, 12)).astype(np.float32) for k in (0, 1) for _ in range(20)]
     classes = np.repeat([0, 1], 20)
-    gate = calibrate(clips, classes, embed=_embed, cut=_cut, window=WIDTH, share=0.1, n_classes=2)
+    gate = calibrate(clips, classes, embed=_embed, cut=_cut, share=0.1, n_classes=2)
     assert gate.prototypes.shape == (2, 3) and np.allclose(np.linalg.norm(gate.prototypes, axis=1), 1)
     assert np.argmax(gate.prototypes[0]) == 0 and np.argmax(gate.prototypes[1]) == 1
     fresh = [directions[0][:, None] + rng.normal(0, 0.3, (3, 12)).astype(np.float32) for _ in range(50)]

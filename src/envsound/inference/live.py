@@ -145,7 +145,7 @@ class LiveListener:
         frames ``(steps, K)``)."""
         labels, task = self.predictor.labels, self.predictor.task
         ranked = np.argsort(-row, kind="stable")
-        rejects = getattr(self.predictor.model, "open_set", None) is not None  # a 0 is a class ruled out: not shown
+        rejects = self.predictor.rejects
         scores = [{"label": labels[i], "score": round(float(row[i]), 4)} for i in ranked
                   if not (rejects and row[i] <= 0)]
         chosen = task.decide(row[None, :])[0][ranked] if task.multi_label else None

@@ -139,6 +139,12 @@ class Predictor:
     def labels(self) -> list[str]:
         return self.model.labels
 
+    @property
+    def rejects(self) -> bool:
+        """True when the model has an open-set gate: a probability of 0 is a class ruled out (not shown), a window
+        or file with none left is none of the classes."""
+        return getattr(self.model, "open_set", None) is not None
+
     def predict_file(self, path: str | Path, *, top_k: int = 3, segments: bool = False,
                      events: bool = False) -> Prediction:
         """Classify one file: the ``top_k`` labels by clip probability and, for a multi-label model, every label at
@@ -228,7 +234,7 @@ class FileScores:
         self.begins: list[float] = []  # events: every window's start (s) and probabilities, float32 (K floats a hop)
         self.tracks: list[np.ndarray] = []
         model = predictor.model
-        self.rejects = bool(getattr(model, "open_set", None) is not None)  # a class may be ruled out (zero)
+        self.rejects = predictor.rejects
         self.frames = FrameTrack(window_seconds=self.features.window_seconds, step_seconds=model.frame_seconds,
                                  n_classes=model.n_classes) if events and predictor.has_frames else None
 

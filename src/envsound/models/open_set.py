@@ -71,8 +71,8 @@ class OpenSet:
 
 
 def calibrate(features: Sequence[np.ndarray], classes: np.ndarray, *, embed: Callable[[np.ndarray], np.ndarray],
-              cut: Callable[[np.ndarray], tuple[np.ndarray, list[int]]], window: int, share: float,
-              n_classes: int, seed: int = 0) -> OpenSet:
+              cut: Callable[[np.ndarray], tuple[np.ndarray, list[int]]], share: float, n_classes: int,
+              seed: int = 0) -> OpenSet:
     """The :class:`OpenSet` of a model from its training clips (see the module).
 
     Args:
@@ -80,7 +80,6 @@ def calibrate(features: Sequence[np.ndarray], classes: np.ndarray, *, embed: Cal
         classes: ``(n_clips,)`` each clip's class index.
         embed: windows -> ``(n, d)`` embeddings (the network's).
         cut: one clip's features -> (evaluation windows, their starts along the last axis), as prediction cuts.
-        window: a window's length along the last axis.
         share: the share of training windows the gate may reject, ``0 < share < 0.5``.
         n_classes: K; a class without clips gets a threshold of -1 (never rejected).
     """
@@ -94,6 +93,7 @@ def calibrate(features: Sequence[np.ndarray], classes: np.ndarray, *, embed: Cal
     np.add.at(sums, classes[order], own)
     ends = np.cumsum([clip.shape[-1] for clip in clips])
     windows, starts = cut(np.concatenate(clips, axis=-1))  # the clips end to end, as a recording
+    window = windows.shape[-1]  # a window's length along the clips' last axis
     emb = embed(windows)
     sims: list[list[float]] = [[] for _ in range(n_classes)]
     for row, start in enumerate(starts):

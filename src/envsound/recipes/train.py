@@ -245,15 +245,14 @@ def _open_set(checkpoint: Checkpoint, features: list[np.ndarray], targets: np.nd
     from envsound.models.open_set import calibrate
 
     model = ClipModel.from_checkpoint(checkpoint, device="cpu", precision="32")
-    if not len(features) or not splits_at_embedding(model.network,
-                                                      torch.from_numpy(model.clip_windows(features[0])[0][:2])):
+    sample = model.clip_windows(features[0])[0][:2] if len(features) else None
+    if sample is None or not splits_at_embedding(model.network, torch.from_numpy(sample)):
         log.info("open set: model %s has no embedding its head reads alone: every window is one of its classes",
                  checkpoint.config.model.name)
         return None
     share = checkpoint.config.events.open_set
-    window = model.clip_windows(features[0])[0].shape[-1]
     gate = calibrate(features, np.asarray(targets).argmax(axis=1), embed=model.window_embeddings,
-                     cut=model.clip_windows, window=window, share=share, n_classes=model.n_classes)
+                     cut=model.clip_windows, share=share, n_classes=model.n_classes)
     log.info("open set: a window counts as a class when its embedding is as close to the class's training clips as "
              "%.0f%% of theirs were (cosine thresholds %s); below every class: none of them", 100 * (1 - share),
              gate.describe(model.labels))
