@@ -1,6 +1,6 @@
 """The house follows the data: every import points upstream (events, the decoding of scores, below them all;
 audio -> data -> features -> augment -> models ->
-transfer -> training -> evaluation -> recipes -> inference -> deploy -> demo/app/cli). Checked on the source text, so a
+transfer -> training -> evaluation -> recipes -> inference -> deploy -> agile -> demo/app/cli). Checked on the source text, so a
 wrong-way import fails here before review."""
 
 import ast
@@ -9,7 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
 ORDER = ["errors", "task", "config", "fileio", "stopping", "hardware", "events", "audio", "data", "features", "augment", "models", "transfer",
-         "training", "evaluation", "recipes", "inference", "deploy", "demo", "app", "cli",
+         "training", "evaluation", "recipes", "inference", "deploy", "agile", "demo", "app", "cli",
          "__main__"]  # `python -m envsound`: the console entry point, above everything
 BASE = {"errors", "task", "config", "fileio", "stopping", "hardware", "_version", "__init__"}
 EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset
@@ -48,9 +48,9 @@ def test_imports_flow_one_way():
     assert not wrong, "imports against the data flow:\n" + "\n".join(wrong)
 
 
-def test_the_app_imports_only_inference_and_the_deployment():
+def test_the_app_imports_only_inference_the_deployment_and_the_agile_loop():
     targets = {t for path in (PACKAGE / "app").rglob("*.py") for t, _ in imported_stages(path)}
-    assert targets - BASE <= {"inference", "deploy", "app"}, targets
+    assert targets - BASE <= {"inference", "deploy", "agile", "app"}, targets
 
 
 def test_the_deployment_imports_nothing_but_the_base():
