@@ -92,7 +92,10 @@ FORMAT = "envsound-checkpoint"
 #     rejects) and the checkpoint "open_set" (each class's embedding prototype and similarity threshold, calibrated on
 #     the training clips: envsound.models.open_set). Version 24 files load with open_set 0 and none: every window is
 #     one of their classes, as they predicted.
-FORMAT_VERSION = 25
+# 26: meta["trunk"] ({"digest": the SHA-256 of the model file whose network.embed the head reads, "layer": "embed"})
+#     marks a head learned on an embeddings store (envsound learn: envsound.agile.learn), and meta["learned"] what it
+#     learned from and its calibrated thresholds. Version 25 files load unchanged (no trunk: a model trained whole).
+FORMAT_VERSION = 26
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 

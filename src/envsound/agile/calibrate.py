@@ -1,0 +1,256 @@
+"""Thresholds that mean something: precision and recall of a learned label against the decision threshold, from
+out-of-fold scores of the reviewed windows, and the threshold that holds a target precision.
+
+The reviewed windows (``yes`` = 1, ``no`` = 0) are split into :data:`FOLDS` folds grouped by file
+(:class:`sklearn.model_selection.StratifiedGroupKFold`: windows of one recording never straddle a training and a
+held-out fold, as clips of one source never do in envsound's splits). Each fold is scored by a classifier fitted on
+the others (and on the weak negatives, which are never scored), so every reviewed window gets one score from a model
+that did not see it. At each threshold ``t`` (each distinct out-of-fold score), the windows scoring ``>= t`` give the
+precision and recall; their 95 % intervals are Wilson score intervals of those counts (a binomial interval: it
+treats the windows as independent, which windows of one recording are not, so it is a lower bound on the
+uncertainty). The threshold kept is the lowest whose precision reaches the target (the most recall at that
+precision); when none does, the one of highest precision, and the result says the target was not reached.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from envsound.errors import ConfigError
+from envsound.fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+FOLDS = 5  # at most: fewer when fewer files hold reviewed windows
+MIN_REVIEWED = 5  # yes and no windows each, below which no cross-validation is tried
+Z95 = 1.959964  # the normal quantile of a two-sided 95 % interval
+UNCALIBRATED = 0.5  # the threshold of a label too few reviewed windows calibrate
+CURVE_COLUMNS = ("threshold", "precision", "precision_low", "precision_high", "recall", "n_above")
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Precision and recall against the threshold: one row per distinct out-of-fold score, thresholds ascending;
+    each array ``(n,)``. ``precision_low``/``precision_high``: its 95 % Wilson interval; ``n_above``: the reviewed
+    windows scoring at or above the threshold."""
+
+    threshold: np.ndarray
+    precision: np.ndarray
+    precision_low: np.ndarray
+    precision_high: np.ndarray
+    recall: np.ndarray
+    n_above: np.ndarray
+    positives: int  # reviewed yes windows (the recall's denominator)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A label's decision threshold and what is expected of it on windows like the reviewed ones.
+
+    ``calibrated``: False when too few windows were reviewed (then ``threshold`` is 0.5 and the expectations are
+    None); ``reached``: whether the out-of-fold precision reached ``target``. ``precision``/``recall`` and their
+    ``(low, high)`` 95 % intervals are at ``threshold``.
+    """
+
+    label: str
+    threshold: float
+    target: float
+    positives: int
+    negatives: int
+    calibrated: bool
+    reached: bool = False
+    precision: float | None = None
+    precision_interval: tuple[float, float] | None = None
+    recall: float | None = None
+    recall_interval: tuple[float, float] | None = None
+    folds: int = 0
+    curve: Curve | None = None
+
+    def line(self) -> str:
+        """One line: the threshold and its expected precision and recall, or why there are none."""
+        if not self.calibrated:
+            return (f"{self.label}: threshold {self.threshold:g}, not calibrated ({self.positives} yes, "
+                    f"{self.negatives} no reviewed; {MIN_REVIEWED} of each calibrate it)")
+        low, high = self.precision_interval
+        text = (f"{self.label}: threshold {self.threshold:.3f}, precision {self.precision:.2f} ({low:.2f}-{high:.2f}), "
+                f"recall {self.recall:.2f} ({self.recall_interval[0]:.2f}-{self.recall_interval[1]:.2f}) over "
+                f"{self.positives} yes and {self.negatives} no reviewed, {self.folds}-fold")
+        if not self.reached:
+            text += f"; the target precision {self.target:g} was not reached: this is the highest found"
+        return text
+
+    def to_dict(self) -> dict:
+        """The plain values (no curve), for ``meta["learned"]`` and ``--json``."""
+        return {"threshold": self.threshold, "target": self.target, "positives": self.positives,
+                "negatives": self.negatives, "calibrated": self.calibrated, "reached": self.reached,
+                "precision": self.precision, "precision_interval": _listed(self.precision_interval),
+                "recall": self.recall, "recall_interval": _listed(self.recall_interval), "folds": self.folds,
+                "interval": "wilson 95%"}
+
+
+def wilson(successes, trials, *, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """The Wilson score interval of a proportion ``successes / trials`` (arrays or numbers, trials >= 0; 0 trials
+    give ``(0, 1)``), at the normal quantile ``z`` (95 %: 1.96).
+
+    >>> wilson(9, 10)        # (array(0.596), array(0.982))
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    safe = np.maximum(n, 1.0)
+    p = k / safe
+    centre = (p + z * z / (2 * safe)) / (1 + z * z / safe)
+    half = z * np.sqrt(p * (1 - p) / safe + z * z / (4 * safe * safe)) / (1 + z * z / safe)
+    low = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), 0.0)
+    high = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), 1.0)
+    return low, high
+
+
+def precision_curve(scores: np.ndarray, truth: np.ndarray) -> Curve:
+    """Precision (with its Wilson interval) and recall of ``scores >= t`` against ``truth`` at every distinct score
+    ``t``, thresholds ascending. ``scores`` ``(n,)`` in [0, 1], ``truth`` ``(n,)`` bool (True: a yes).
+
+    >>> curve = precision_curve(np.array([0.9, 0.8, 0.3]), np.array([True, False, True]))
+    >>> curve.threshold, curve.precision     # [0.3, 0.8, 0.9], [0.667, 0.5, 1.0]
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    truth = np.asarray(truth, dtype=bool)
+    order = np.argsort(-scores, kind="stable")
+    ranked, hits = scores[order], truth[order]
+    true_above = np.cumsum(hits)
+    n_above = np.arange(1, len(ranked) + 1)
+    last = np.r_[ranked[1:] != ranked[:-1], True]  # the last of a run of tied scores: all ties are above together
+    thresholds, tp, n = ranked[last][::-1], true_above[last][::-1], n_above[last][::-1]
+    low, high = wilson(tp, n)
+    positives = int(truth.sum())
+    return Curve(threshold=thresholds, precision=tp / n, precision_low=low, precision_high=high,
+                 recall=tp / max(positives, 1), n_above=n, positives=positives)
+
+
+def choose_threshold(curve: Curve, target: float) -> tuple[int, bool]:
+    """The row of ``curve`` whose threshold is kept for precision ``target`` in (0, 1): the lowest threshold whose
+    precision reaches it (``(row, True)``), else the lowest of the highest precision (``(row, False)``).
+
+    >>> choose_threshold(precision_curve(scores, truth), 0.9)   # (3, True)
+    """
+    if not len(curve.threshold):
+        raise ConfigError("a precision curve needs at least one scored window")
+    reaching = np.flatnonzero(curve.precision >= target - 1e-12)
+    if len(reaching):
+        return int(reaching[0]), True
+    return int(np.flatnonzero(curve.precision == curve.precision.max())[0]), False
+
+
+def out_of_fold_scores(x: np.ndarray, truth: np.ndarray, files: np.ndarray,
+                       fit: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]], *,
+                       seed: int = 0) -> tuple[np.ndarray, int]:
+    """Each reviewed window's score from a classifier that did not see it, and the number of folds.
+
+    ``x`` ``(n, d)`` the reviewed windows' embeddings, ``truth`` ``(n,)`` bool, ``files`` ``(n,)`` the file of each
+    (the groups); ``fit(x_train, truth_train)`` returns a scorer ``x -> (m,)`` probabilities (it adds its own weak
+    negatives). Folds: :data:`FOLDS`, or fewer when fewer files hold reviewed windows (at least 2). Returns
+    ``(scores (n,), folds)``; ``folds`` 0 when fewer than 2 files hold reviewed windows (scores all NaN).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups = np.unique(files, return_inverse=True)[1]
+    folds = min(FOLDS, int(groups.max()) + 1 if len(groups) else 0)
+    scores = np.full(len(truth), np.nan)
+    if folds < 2:
+        return scores, 0
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train, held in splitter.split(x, truth, groups):
+        scores[held] = fit(x[train], truth[train])(x[held])
+    return scores, folds
+
+
+def calibrate(label: str, x: np.ndarray, truth: np.ndarray, files: np.ndarray,
+              fit: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]], *, target: float = 0.9,
+              seed: int = 0) -> Calibration:
+    """The decision threshold of ``label`` for precision ``target`` (0 < target < 1), from the out-of-fold scores of
+    its reviewed windows (:func:`out_of_fold_scores`: ``x``, ``truth``, ``files``, ``fit``); 0.5, not calibrated,
+    when fewer than :data:`MIN_REVIEWED` yes or no windows were reviewed or they lie in one file.
+
+    >>> calibration = calibrate("chainsaw", x, truth, files, fit, target=0.9)
+    >>> calibration.threshold, calibration.precision_interval
+    """
+    if not 0.0 < target < 1.0:
+        raise ConfigError(f"precision={target!r} is out of range; valid: 0 < precision < 1")
+    truth = np.asarray(truth, dtype=bool)
+    positives, negatives = int(truth.sum()), int((~truth).sum())
+    plain = Calibration(label=label, threshold=UNCALIBRATED, target=target, positives=positives,
+                        negatives=negatives, calibrated=False)
+    if positives < MIN_REVIEWED or negatives < MIN_REVIEWED:
+        return plain
+    scores, folds = out_of_fold_scores(x, truth, files, fit, seed=seed)
+    if not folds:
+        return plain
+    curve = precision_curve(scores, truth)
+    row, reached = choose_threshold(curve, target)
+    found = int(round(curve.recall[row] * positives))
+    recall_low, recall_high = wilson(found, positives)
+    if not reached:
+        log.warning("%s: no threshold reaches precision %g on the reviewed windows (the highest is %.2f at %.3f)",
+                    label, target, curve.precision[row], curve.threshold[row])
+    # a probability of exactly 0 or 1 is no threshold a Task holds (0 < threshold < 1)
+    threshold = float(np.clip(curve.threshold[row], 1e-6, 1 - 1e-6))
+    return Calibration(label=label, threshold=threshold, target=target, positives=positives, negatives=negatives,
+                       calibrated=True, reached=reached, precision=float(curve.precision[row]),
+                       precision_interval=(float(curve.precision_low[row]), float(curve.precision_high[row])),
+                       recall=float(curve.recall[row]), recall_interval=(float(recall_low), float(recall_high)),
+                       folds=folds, curve=curve)
+
+
+def write_curve(calibration: Calibration, out: str | os.PathLike) -> list[Path]:
+    """``out/<label>.curve.csv`` (:data:`CURVE_COLUMNS`, thresholds ascending) and ``out/<label>.curve.png``
+    (precision with its interval and recall against the threshold, the chosen threshold marked); nothing for a
+    label that is not calibrated. Returns the paths written.
+
+    >>> write_curve(calibration, "chainsaw.model")   # [.../chainsaw.curve.csv, .../chainsaw.curve.png]
+    """
+    curve = calibration.curve
+    if curve is None:
+        return []
+    out = Path(out)
+    csv_path, png_path = out / f"{calibration.label}.curve.csv", out / f"{calibration.label}.curve.png"
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CURVE_COLUMNS)
+        for row in zip(curve.threshold, curve.precision, curve.precision_low, curve.precision_high, curve.recall,
+                       curve.n_above):
+            writer.writerow([f"{value:.6g}" for value in row[:-1]] + [int(row[-1])])
+    _plot(calibration, png_path)
+    return [csv_path, png_path]
+
+
+def _plot(calibration: Calibration, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    curve = calibration.curve
+    fig = Figure(figsize=(6.0, 4.0), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.fill_between(curve.threshold, curve.precision_low, curve.precision_high, step="post", alpha=0.25,
+                    color="tab:blue", label="precision, 95 % interval")
+    ax.step(curve.threshold, curve.precision, where="post", color="tab:blue", label="precision")
+    ax.step(curve.threshold, curve.recall, where="post", color="tab:orange", label="recall")
+    ax.axhline(calibration.target, color="grey", linestyle=":", label=f"target {calibration.target:g}")
+    ax.axvline(calibration.threshold, color="black", linestyle="--",
+               label=f"threshold {calibration.threshold:.3f}")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="threshold (score >= t)", ylabel="share",
+           title=f"{calibration.label}: out-of-fold, {calibration.positives} yes / {calibration.negatives} no, "
+                 f"{calibration.folds}-fold")
+    ax.legend(loc="lower left", fontsize="small")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def _listed(pair) -> list[float] | None:
+    return None if pair is None else [float(value) for value in pair]

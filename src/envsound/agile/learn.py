@@ -1,0 +1,322 @@
+"""Learn a detector from reviewed windows of an embeddings store: per label a logistic regression on the stored
+embeddings (no audio decoded), written as an ordinary envsound model (the store's network with a new head).
+
+A label's training windows are its reviewed ones (``yes`` = 1, ``no`` = 0, ``unsure`` left out) and, with
+``negatives="weak"``, a seeded sample of the store's windows not reviewed for it as negatives of weight
+:data:`WEAK_WEIGHT` (most windows of an archive are not the sound sought, but some are: a reviewed ``no`` outweighs
+ten of them, so a few dozen reviews steer the head and one ``yes`` is enough to start). The two sides are weighted
+to equal totals, so an uncalibrated threshold of 0.5 sits between them. The embeddings are standardised and the
+standardisation folded into the coefficients (as :mod:`envsound.transfer.probe` does), which become the rows of the
+network's head: ``network.head`` (a dropout and one linear layer) reads ``network.embed``'s output, the vector the
+store holds, so ``predict`` with the learned model on audio gives the scores the head gives the stored windows.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from envsound.agile.calibrate import Calibration, calibrate, write_curve
+from envsound.agile.suggest import Suggestion, suggest as suggest_windows
+from envsound.errors import ConfigError
+from envsound.inference.embeddings.store import EmbeddingsStore
+
+log = logging.getLogger(__name__)
+
+NEGATIVES = ("weak", "none")
+WEAK_WEIGHT = 0.1  # an unreviewed window as a negative: a tenth of a reviewed "no"
+WEAK_MIN, WEAK_PER_YES = 1_000, 10  # weak negatives a label: max(1,000, 10 x its yes), at most the unreviewed
+C = 1.0  # the logistic regression's inverse regularisation (scikit-learn's default) on standardised embeddings
+MODEL_NAME = "model.ckpt"
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """What one label was learned from and what its threshold is expected to give (``calibration``)."""
+
+    label: str
+    positives: int
+    negatives: int
+    unsure: int
+    weak_negatives: int
+    calibration: Calibration
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "positives": self.positives, "negatives": self.negatives,
+                "unsure": self.unsure, "weak_negatives": self.weak_negatives, **self.calibration.to_dict()}
+
+
+@dataclass
+class LearnResult:
+    """A learned model: its file (``model``), per label what it learned from and its calibrated threshold
+    (``labels``, in the order given), the windows to review next (``suggestions``) and the curves written."""
+
+    model: Path
+    labels: list[LabelResult]
+    suggestions: list[Suggestion] = field(default_factory=list)
+    curves: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        """One line: where the model is, and per label its threshold and expected precision."""
+        parts = []
+        for result in self.labels:
+            c = result.calibration
+            text = f"{result.label} at {c.threshold:.3f}"
+            if c.calibrated:
+                text += f" (precision {c.precision:.2f}, {c.precision_interval[0]:.2f}-{c.precision_interval[1]:.2f})"
+            else:
+                text += " (not calibrated)"
+            parts.append(text)
+        return f"{self.model}: learned {', '.join(parts)} in {self.seconds:.1f} s"
+
+    def lines(self) -> list[str]:
+        """:meth:`line`, then each label's calibration line (counts, precision and recall with intervals)."""
+        return [self.line()] + [result.calibration.line() for result in self.labels]
+
+    def to_dict(self) -> dict:
+        return {"model": str(self.model), "labels": [r.to_dict() for r in self.labels],
+                "suggestions": [s.to_dict() for s in self.suggestions], "curves": [str(p) for p in self.curves]}
+
+
+def learn(db: str | os.PathLike, labels: str | Sequence[str], *, out: str | os.PathLike, store: str | None = None,
+          suggest: int = 0, precision: float = 0.9, negatives: str = "weak", seed: int = 0,
+          progress: bool = True) -> LearnResult:
+    """Learn ``labels`` (one name or a list) from the windows of the embeddings store ``db`` reviewed for them and
+    write ``out/model.ckpt``: the store's network with a head of one sigmoid output a label, in that order, each
+    deciding at the threshold that held ``precision`` on its reviewed windows (cross-validated by file,
+    :mod:`envsound.agile.calibrate`; its curve in ``out/<label>.curve.csv`` and ``.png``).
+
+    Args:
+        db: the store folder (``envsound embed MODEL INPUTS --out DB``).
+        labels: label names; no comma, none twice.
+        out: the folder to write (made if missing; a model already there is replaced).
+        store: the labels store's URL or path (default ``db/review.sqlite``: :func:`envsound.agile.labels.store_of`).
+        suggest: the number of windows to suggest for review next (>= 0), shared among the labels.
+        precision: the target precision, 0 < precision < 1.
+        negatives: ``"weak"``: unreviewed windows count as negatives of weight :data:`WEAK_WEIGHT`; ``"none"``:
+            only the reviewed windows.
+        seed: seeds the weak negatives' sample and the folds.
+        progress: log each label as it is learned.
+
+    >>> result = learn("recordings.db", "chainsaw", out="chainsaw.model", suggest=10)
+    >>> result.labels[0].threshold, result.suggestions[0].file
+
+    Raises:
+        ConfigError: ``db`` is not a store, or its model file is missing or changed; a label with no ``yes``
+            (or, with ``negatives="none"``, no ``no``); a bad name or setting.
+    """
+    from envsound.agile.labels import labelled
+
+    names = _names(labels)
+    if negatives not in NEGATIVES:
+        raise ConfigError(f"negatives={negatives!r} is not valid; valid: {', '.join(NEGATIVES)}")
+    if suggest < 0:
+        raise ConfigError(f"suggest must be >= 0 (got {suggest})")
+    if not 0.0 < precision < 1.0:
+        raise ConfigError(f"precision={precision!r} is out of range; valid: 0 < precision < 1")
+    windows = EmbeddingsStore(db)
+    verdicts = labelled(db, names, store=store)
+    return learn_verdicts(windows, {name: (verdicts[name].windows, verdicts[name].verdicts) for name in names},
+                          out=out, suggest=suggest, precision=precision, negatives=negatives, seed=seed,
+                          progress=progress)
+
+
+def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarray, np.ndarray]], *,
+                   out: str | os.PathLike, suggest: int = 0, precision: float = 0.9, negatives: str = "weak",
+                   seed: int = 0, progress: bool = True) -> LearnResult:
+    """:func:`learn` from verdicts already read: ``verdicts[label] = (window ids (n,) int64, verdicts (n,) of
+    "yes"/"no"/"unsure")``, the labels in the model's order.
+
+    >>> learn_verdicts(EmbeddingsStore("recordings.db"), {"chainsaw": (np.array([17]), np.array(["yes"]))},
+    ...                out="chainsaw.model")
+    """
+    started = time.perf_counter()
+    names = _names(list(verdicts))
+    source = _source(windows)
+    rng = np.random.default_rng(seed)
+    results, rows, reviewed = [], [], {}
+    for name in names:
+        ids, said = (np.asarray(a) for a in verdicts[name])
+        ids = ids.astype(np.int64)
+        yes, no = ids[said == "yes"], ids[said == "no"]
+        if not len(yes):
+            raise ConfigError(f"{windows.path}: label {name!r} has no window reviewed yes ({len(no)} no); label at "
+                              "least one of its windows yes before learning it")
+        if negatives == "none" and not len(no):
+            raise ConfigError(f"{windows.path}: label {name!r} has no window reviewed no, and negatives='none' "
+                              "learns from reviewed windows only; review some no, or use negatives='weak'")
+        reviewed[name] = ids
+        weak = _weak_sample(windows, ids, len(yes), rng) if negatives == "weak" else np.zeros(0, np.int64)
+        x = windows.vectors(np.concatenate([yes, no]))
+        truth = np.r_[np.ones(len(yes), bool), np.zeros(len(no), bool)]
+        weak_x = windows.vectors(weak) if len(weak) else np.zeros((0, x.shape[1]), np.float32)
+        files = np.array([row["file"] for row in windows.rows(np.concatenate([yes, no]))], dtype=object)
+
+        def fit(x_train, truth_train, weak_x=weak_x):
+            weight, bias = fit_head(x_train, truth_train, weak_x)
+            return lambda x_held: 1.0 / (1.0 + np.exp(-(x_held @ weight + bias)))
+
+        calibration = calibrate(name, x, truth, files, fit, target=precision, seed=seed)
+        rows.append(fit_head(x, truth, weak_x))
+        results.append(LabelResult(name, len(yes), len(no), int((said == "unsure").sum()), len(weak), calibration))
+        if progress:
+            log.info("learn: %s", calibration.line())
+    weights = np.stack([w for w, _ in rows])
+    bias = np.array([b for _, b in rows])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    curves = [path for result in results for path in write_curve(result.calibration, out)]
+    meta = {"trunk": {"digest": windows.settings["model"], "layer": "embed"},
+            "learned": {"store": str(windows.path), "negatives": negatives, "weak_weight": WEAK_WEIGHT,
+                        "target_precision": precision, "seed": seed,
+                        "labels": {r.label: r.to_dict() for r in results}}}
+    model = write_model(source, names, weights, bias, [r.threshold for r in results], out / MODEL_NAME, meta=meta)
+    thresholds = [r.threshold for r in results]
+    suggestions = suggest_windows(windows, weights, bias, names, thresholds=thresholds, labelled=reviewed,
+                                  top=suggest) if suggest else []
+    return LearnResult(model=model, labels=results, suggestions=suggestions, curves=curves,
+                       seconds=time.perf_counter() - started)
+
+
+def fit_head(x: np.ndarray, truth: np.ndarray, weak: np.ndarray) -> tuple[np.ndarray, float]:
+    """A logistic regression of ``truth`` ``(n,)`` bool on ``x`` ``(n, d)`` with ``weak`` ``(m, d)`` as negatives of
+    weight :data:`WEAK_WEIGHT`, the two classes weighted to equal totals; returns ``(w (d,), b)`` in the raw
+    embedding's units (score = sigmoid(w . x + b)). One class only: a constant (score ~0 or ~1).
+
+    >>> w, b = fit_head(x, truth, weak)
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(x, dtype=np.float64).reshape(len(truth), -1)
+    weak = np.asarray(weak, dtype=np.float64)
+    d = x.shape[1] if x.size else weak.shape[1]
+    data = np.concatenate([x.reshape(-1, d), weak.reshape(-1, d)])
+    target = np.r_[np.asarray(truth, bool), np.zeros(len(weak), bool)]
+    if target.all() or not target.any():
+        return np.zeros(d), 30.0 if target.all() else -30.0
+    weight = np.r_[np.ones(len(truth)), np.full(len(weak), WEAK_WEIGHT)]
+    positive, negative = weight[target].sum(), weight[~target].sum()
+    weight[target] *= negative / positive  # equal totals: the prior is even, 0.5 between them
+    mean, scale = data.mean(axis=0), data.std(axis=0)
+    scale[scale < 1e-6] = 1.0  # a unit that never fires (ReLU) carries nothing
+    regression = LogisticRegression(C=C, max_iter=2000)
+    regression.fit((data - mean) / scale, target, sample_weight=weight / weight.mean())
+    coef = regression.coef_[0] / scale  # the standardisation folded in: w (x - m) / s + b = (w / s) x + b - w.m / s
+    return coef, float(regression.intercept_[0] - coef @ mean)
+
+
+def write_model(source, labels: Sequence[str], weights: np.ndarray, bias: np.ndarray, thresholds: Sequence[float],
+                path: Path, *, meta: dict) -> Path:
+    """``path``: ``source`` (an opened :class:`~envsound.models.files.ModelFile` with a network) with its head's
+    last linear layer replaced by ``weights`` ``(n_labels, d)`` and ``bias`` ``(n_labels,)``, multi-label with
+    ``thresholds``; a frame head, an open-set gate and tuned event decoding of the source are dropped (the new
+    head scores windows only). Checks that the head reads ``network.embed`` (its forward is ``head(embed(x))``).
+
+    Raises:
+        ConfigError: the source's head does not read its embedding as a linear layer of width ``d``.
+    """
+    import torch
+
+    from envsound.models.checkpoint import Checkpoint, save_checkpoint
+    from envsound.task import MULTI_LABEL, Task
+    from envsound.transfer.source import head_keys
+
+    checkpoint = source.checkpoint
+    state = {k: v for k, v in (checkpoint.state_dict or {}).items() if not k.startswith("frame_head.")}
+    weight_key, bias_key = head_keys(state)
+    if state[weight_key].shape[1] != weights.shape[1]:
+        raise ConfigError(f"{source.given}: its head reads {state[weight_key].shape[1]}-d vectors, the store holds "
+                          f"{weights.shape[1]}-d embeddings; embed the archive again with this model")
+    dtype = state[weight_key].dtype
+    state[weight_key] = torch.from_numpy(np.ascontiguousarray(weights)).to(dtype)
+    state[bias_key] = torch.from_numpy(np.ascontiguousarray(bias)).to(dtype)
+    config = copy.deepcopy(checkpoint.config)
+    config.model.options = {k: v for k, v in config.model.options.items() if k != "frame_head"}
+    config.events.open_set = 0.0
+    _check_head_reads_embedding(config, state, len(labels), source.given)
+    learned = Checkpoint(config=config, labels=list(labels),
+                         task=Task(MULTI_LABEL, class_thresholds=tuple(float(t) for t in thresholds)),
+                         state_dict=state, meta={**{k: v for k, v in checkpoint.meta.items()
+                                                    if k not in ("events_tuned", "open_set")}, **meta},
+                         trained_on=checkpoint.trained_on, trained_prints=checkpoint.trained_prints)
+    return save_checkpoint(path, learned)
+
+
+def _check_head_reads_embedding(config, state: dict, n_labels: int, given: str) -> None:
+    """Build the learned network and check that its logits are ``head(embed(x))`` with a head of dropout and one
+    linear layer: then the head sees what the store holds."""
+    import torch
+    from torch import nn
+
+    from envsound.models.clip import build_network, input_shape
+
+    network = build_network(config, n_labels)
+    network.load_state_dict(state)
+    network.eval()
+    head = getattr(network, "head", None)
+    parts = [m for m in head.modules() if m is not head] if isinstance(head, nn.Module) else []
+    linear = [m for m in parts if isinstance(m, nn.Linear)]
+    if not hasattr(network, "embed") or len(linear) != 1 or any(
+            not isinstance(m, (nn.Linear, nn.Dropout, nn.Identity)) for m in parts):
+        raise ConfigError(f"{given}: its network's head is not one linear layer over network.embed; a learned "
+                          "head needs one")
+    probe = torch.randn(2, *input_shape(config.features), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        if not torch.allclose(network(probe), head(network.embed(probe)), atol=1e-4):
+            raise ConfigError(f"{given}: its network's output is not its head applied to network.embed; a learned "
+                              "head would not see the stored embeddings")
+
+
+def _source(windows: EmbeddingsStore):
+    """The store's model file, opened; the same file the store was made with (by digest)."""
+    from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
+
+    stored = windows.settings
+    given = stored.get("model_file")
+    if not given or not Path(given).is_file():
+        raise ConfigError(f"{windows.path}: its model {given} is missing; learning needs the model file the store "
+                          "was embedded with (its network becomes the learned model's trunk)")
+    source = open_model_file(given).require(CLASSIFIER, RELEASE, purpose="learning a head on its embeddings")
+    if source.digest != stored["model"]:
+        raise ConfigError(f"{windows.path} was embedded by another model (sha256 {stored['model'][:12]}) than "
+                          f"{given} (sha256 {source.digest[:12]}) now holds; learn with the model that made it")
+    return source
+
+
+def _weak_sample(windows: EmbeddingsStore, reviewed: np.ndarray, yes: int, rng: np.random.Generator) -> np.ndarray:
+    """A seeded sample of window ids not in ``reviewed``: max(:data:`WEAK_MIN`, :data:`WEAK_PER_YES` x ``yes``), or
+    all of them when fewer; sorted."""
+    free = windows.windows - len(np.unique(reviewed))
+    wanted = min(max(WEAK_MIN, WEAK_PER_YES * yes), free)
+    if wanted <= 0:
+        return np.zeros(0, np.int64)
+    # drawn with room for the reviewed ones, which are then left out: at least `wanted` remain
+    draw = rng.choice(windows.windows, size=min(windows.windows, wanted + len(reviewed)), replace=False)
+    picked = np.setdiff1d(draw, reviewed)
+    return np.sort(rng.choice(picked, size=wanted, replace=False)) if len(picked) > wanted else picked
+
+
+def _names(labels: str | Sequence[str]) -> list[str]:
+    names = [labels] if isinstance(labels, str) else list(labels)
+    if not names:
+        raise ConfigError("learn needs at least one label name")
+    for name in names:
+        if not isinstance(name, str) or not name.strip() or "," in name or name != name.strip():
+            raise ConfigError(f"label name {name!r} is not valid; a name is non-empty text without a comma or "
+                              "surrounding spaces")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f"label {twice[0]!r} is given twice; give each label once")
+    return names

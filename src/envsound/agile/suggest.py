@@ -1,0 +1,126 @@
+"""The next windows to review for a learned label: those whose score lies nearest the label's threshold (where the
+classifier is least sure), spread out so that a round is not ten seconds of one recording.
+
+Scoring every stored window reads the memory-mapped parts :data:`~envsound.inference.embeddings.search.CHUNK_ROWS`
+rows at a time and keeps only a pool of the most uncertain ones (as search keeps its best), so ten million windows
+need no more memory than a chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from envsound.errors import ConfigError
+from envsound.inference.embeddings.search import CHUNK_ROWS
+from envsound.inference.embeddings.store import EmbeddingsStore
+
+MAX_POOL = 262_144  # uncertain windows looked at, at most, to find one a file: 2 MB of ids and scores, and their rows
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A window to review: ``window`` (the store's id), ``file``, ``start``, ``end`` (seconds), the ``label`` asked
+    about and the learned head's ``score`` (probability in [0, 1]) of it."""
+
+    window: int
+    file: str
+    start: float
+    end: float
+    label: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, labels: Sequence[str], *,
+            thresholds: Sequence[float], labelled: Mapping[str, np.ndarray], top: int) -> list[Suggestion]:
+    """``top`` windows of ``store`` to review next, shared among ``labels`` in turn (the first label gets the odd
+    ones), each label's most uncertain first.
+
+    ``weights`` ``(n_labels, d)`` and ``bias`` ``(n_labels,)``: the learned head (score = sigmoid(w . x + b));
+    ``thresholds`` ``(n_labels,)``: uncertainty is ``|score - threshold|``; ``labelled[label]``: window ids already
+    reviewed for that label, never suggested for it. Diversity, loosened only as far as needed to give ``top``: at
+    most one window a file per label in a round and none within one window length of another suggestion of the same
+    file; then several a file (when the store has fewer files than asked), still a window length apart; then any
+    unreviewed window. Fewer than ``top`` only when fewer windows are unreviewed.
+
+    >>> suggest(store, w, b, ["chainsaw"], thresholds=[0.62], labelled={"chainsaw": ids}, top=10)[0].file
+
+    Raises:
+        ConfigError: ``top`` < 0, or the head's width is not the store's.
+    """
+    if top < 0:
+        raise ConfigError(f"suggest must be >= 0 (got {top})")
+    shares = [top // len(labels) + (i < top % len(labels)) for i in range(len(labels))]
+    out: list[Suggestion] = []
+    window = float(store.settings.get("window_seconds") or 0.0)
+    for i, (label, share) in enumerate(zip(labels, shares)):
+        if not share:
+            continue
+        reviewed = np.unique(np.asarray(labelled.get(label, ()), dtype=np.int64))
+        pool = min(store.windows, share * 8 + 64)
+        while True:
+            ids, scores = _uncertain(store, weights[i], float(bias[i]), float(thresholds[i]), reviewed, pool)
+            rows = store.rows(ids)
+            spread = len(_diverse(rows, share, window, strict=True)) >= share
+            if spread or pool >= min(store.windows, MAX_POOL) or len(ids) < pool:
+                chosen = _diverse(rows, share, window)
+                break
+            pool = min(store.windows, MAX_POOL, pool * 4)  # too few files in the pool for one a file: a larger one
+        out += [Suggestion(rows[j]["window"], rows[j]["file"], rows[j]["start"], rows[j]["end"], label,
+                           round(float(scores[j]), 6)) for j in chosen]
+    return out
+
+
+def score_chunks(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray):
+    """Yield ``(first window id, (rows, n_labels) probabilities)`` over the whole store, a chunk of stored rows at a
+    time; ``weights`` ``(n_labels, d)``, ``bias`` ``(n_labels,)``."""
+    weights = np.asarray(weights, dtype=np.float32).reshape(-1, np.shape(weights)[-1])
+    bias = np.asarray(bias, dtype=np.float32).reshape(-1)
+    for part in store.parts:
+        if not part.rows:
+            continue
+        stored = store.embeddings(part)
+        if stored.shape[1] != weights.shape[1]:
+            raise ConfigError(f"{store.path}: part {part.number} holds {stored.shape[1]}-d embeddings, the head "
+                              f"reads {weights.shape[1]}-d; learn from this store again")
+        for at in range(0, part.rows, CHUNK_ROWS):
+            block = np.asarray(stored[at:at + CHUNK_ROWS], dtype=np.float32)
+            yield part.first + at, 1.0 / (1.0 + np.exp(-(block @ weights.T + bias)))
+
+
+def _uncertain(store: EmbeddingsStore, weight: np.ndarray, bias: float, threshold: float, reviewed: np.ndarray,
+               pool: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``pool`` unreviewed window ids whose score is nearest ``threshold``, most uncertain first, and scores."""
+    best_ids, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+    for first, probs in score_chunks(store, weight[None, :], np.array([bias])):
+        ids = first + np.arange(len(probs), dtype=np.int64)
+        keep = ~np.isin(ids, reviewed)
+        ids, scores = ids[keep], probs[keep, 0]
+        best_ids, best_scores = np.concatenate([best_ids, ids]), np.concatenate([best_scores, scores])
+        if len(best_ids) > pool:
+            nearest = np.argpartition(np.abs(best_scores - threshold), pool - 1)[:pool]
+            best_ids, best_scores = best_ids[nearest], best_scores[nearest]
+    order = np.lexsort((best_ids, np.abs(best_scores - threshold)))  # ties by window id: a stable order
+    return best_ids[order], best_scores[order]
+
+
+def _diverse(rows: list[dict], share: int, window: float, *, strict: bool = False) -> list[int]:
+    """Indices into ``rows`` (most uncertain first) of up to ``share`` windows, as spread out as the rows allow
+    (``strict``: one a file, a window length apart, or fewer)."""
+    chosen: list[int] = []
+    for one_a_file, apart in ((True, True),) if strict else ((True, True), (False, True), (False, False)):
+        for j, row in enumerate(rows):
+            if len(chosen) >= share:
+                return chosen
+            if j in chosen:
+                continue
+            same = [rows[k] for k in chosen if rows[k]["file"] == row["file"]]
+            if (one_a_file and same) or (apart and any(abs(row["start"] - o["start"]) < window for o in same)):
+                continue
+            chosen.append(j)
+    return chosen

@@ -1,0 +1,217 @@
+"""Learning a detector from reviewed windows of an embeddings store (`envsound learn`, `envsound.learn`), its
+calibrated thresholds (agile/calibrate.py) and the windows it suggests to review next (agile/suggest.py): a store of
+synthetic clips embedded by the shared trained model, the reviews given from the clips' known classes."""
+
+import inspect
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import envsound
+from envsound.agile.calibrate import Calibration, calibrate, choose_threshold, precision_curve, wilson
+from envsound.agile.learn import LearnResult, learn_verdicts
+from envsound.errors import ConfigError
+from envsound.inference.embeddings import EmbeddingsStore, embed_archive
+from envsound.models.checkpoint import FORMAT_VERSION, load_checkpoint
+
+TARGET = "siren"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, synthetic_manifest) -> Path:
+    """24 synthetic clips (1.5 s, two windows each), one a file: 6 sirens and 2 of each other class."""
+    root = tmp_path_factory.mktemp("learn-archive")
+    taken: dict[str, int] = {}
+    for record in synthetic_manifest.records:
+        wanted = 6 if record.label == TARGET else 2
+        if taken.get(record.label, 0) < wanted:
+            taken[record.label] = taken.get(record.label, 0) + 1
+            shutil.copy(record.path, root / f"{record.label}-{taken[record.label]}.wav")
+    return root
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory, trained_run, archive) -> Path:
+    out = tmp_path_factory.mktemp("learn-stores") / "archive.db"
+    embed_archive(trained_run.checkpoint, archive, out=out, workers=1, precision="32", progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def windows(db) -> pd.DataFrame:
+    """The store's windows with the class of their file (``kind``)."""
+    table = pd.read_parquet(db / "windows").sort_values("window").reset_index(drop=True)
+    table["kind"] = [Path(f).stem.rsplit("-", 1)[0] for f in table["file"]]
+    return table
+
+
+def reviews(windows: pd.DataFrame, label: str, *, yes: int, no: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``yes`` windows of ``label``'s files reviewed yes and the first ``no`` of the others no."""
+    positive = windows[windows["kind"] == label]["window"].to_numpy()[:yes]
+    negative = windows[windows["kind"] != label]["window"].to_numpy()[:no]
+    return np.r_[positive, negative], np.array(["yes"] * len(positive) + ["no"] * len(negative))
+
+
+def head_of(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    state = load_checkpoint(path).state_dict
+    return state["head.1.weight"].numpy(), state["head.1.bias"].numpy()
+
+
+def test_one_yes_is_enough_to_learn_with_the_unreviewed_as_weak_negatives(tmp_path, db, windows):
+    result = learn_verdicts(EmbeddingsStore(db), {TARGET: reviews(windows, TARGET, yes=1, no=0)}, out=tmp_path)
+    assert isinstance(result, LearnResult) and result.model == tmp_path / "model.ckpt"
+    (only,) = result.labels
+    assert (only.positives, only.negatives, only.weak_negatives) == (1, 0, len(windows) - 1)
+    assert not only.calibration.calibrated and only.threshold == 0.5
+    assert "not calibrated (1 yes, 0 no reviewed" in only.calibration.line() and "\n" not in result.line()
+    weight, bias = head_of(result.model)
+    scores = 1 / (1 + np.exp(-(EmbeddingsStore(db).vectors(windows["window"]) @ weight.T + bias)))[:, 0]
+    truth = (windows["kind"] == TARGET).to_numpy()
+    assert scores[truth].mean() > scores[~truth].mean()  # one siren window already ranks the sirens higher
+    assert not list(tmp_path.glob("*.curve.*"))  # nothing calibrated, no curve
+
+
+def test_a_label_without_a_yes_is_refused_in_one_line_naming_it(tmp_path, db, windows):
+    with pytest.raises(ConfigError, match="label 'siren' has no window reviewed yes") as caught:
+        learn_verdicts(EmbeddingsStore(db), {TARGET: reviews(windows, TARGET, yes=0, no=4)}, out=tmp_path)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "model.ckpt").exists()
+    with pytest.raises(ConfigError, match="no window reviewed no"):
+        learn_verdicts(EmbeddingsStore(db), {TARGET: reviews(windows, TARGET, yes=2, no=0)}, out=tmp_path,
+                       negatives="none")
+    with pytest.raises(ConfigError, match="without a comma"):
+        learn_verdicts(EmbeddingsStore(db), {"siren, far": reviews(windows, TARGET, yes=2, no=0)}, out=tmp_path)
+
+
+def test_the_learned_model_loads_and_predicts_audio_with_exactly_the_label_names(tmp_path, db, windows, archive):
+    verdicts = {"rain": reviews(windows, "rain", yes=2, no=6), TARGET: reviews(windows, TARGET, yes=8, no=8)}
+    result = learn_verdicts(EmbeddingsStore(db), verdicts, out=tmp_path)
+    model = envsound.load_model(result.model, precision="32")
+    assert model.labels == ["rain", TARGET] and model.task.multi_label
+    assert model.task.thresholds(2).tolist() == [r.threshold for r in result.labels]
+    prediction = model.predict(archive / "siren-6.wav")
+    assert prediction is not None
+    saved = load_checkpoint(result.model)
+    assert saved.meta["trunk"] == {"digest": EmbeddingsStore(db).settings["model"], "layer": "embed"}
+    learned = saved.meta["learned"]
+    assert learned["negatives"] == "weak" and learned["target_precision"] == 0.9
+    assert learned["labels"][TARGET]["positives"] == 8 and learned["labels"]["rain"]["negatives"] == 6
+
+
+def test_predict_with_the_learned_model_gives_the_head_of_the_stored_embeddings(tmp_path, db, windows, archive):
+    """`predict DIR/model.ckpt FILES --window-scores`: p:NAME = sigmoid(head(stored embedding)) of the same window."""
+    result = learn_verdicts(EmbeddingsStore(db), {TARGET: reviews(windows, TARGET, yes=3, no=3)}, out=tmp_path)
+    files = sorted(str(p) for p in archive.glob("*.wav"))[:6]
+    envsound.scan(result.model, files, out=tmp_path / "scan",
+                  tables=envsound.Tables(format="csv", window_scores=True),
+                  options=envsound.ScanOptions(progress=False, precision="32", workers=1))
+    scanned = pd.concat(pd.read_csv(p) for p in (tmp_path / "scan" / "windows").glob("part-*.csv"))
+    weight, bias = head_of(result.model)
+    stored = windows.assign(expected=1 / (1 + np.exp(-(EmbeddingsStore(db).vectors(windows["window"])
+                                                          @ weight.T + bias)))[:, 0])
+    both = scanned.assign(start=scanned["start"].round(3)).merge(stored.assign(start=stored["start"].round(3)),
+                                                                 on=["file", "start"])
+    assert len(both) == len(scanned) == len(stored[stored["file"].isin(files)]) > 0
+    assert np.abs(both[f"p:{TARGET}"] - both["expected"]).max() < 1e-3
+
+
+def test_suggestions_are_k_unreviewed_windows_of_different_files(tmp_path, db, windows):
+    ids, said = reviews(windows, TARGET, yes=3, no=5)
+    result = learn_verdicts(EmbeddingsStore(db), {TARGET: (ids, said)}, out=tmp_path, suggest=7)
+    suggested = result.suggestions
+    assert len(suggested) == 7
+    assert not {s.window for s in suggested} & set(ids.tolist())
+    assert len({s.file for s in suggested}) == 7  # 24 files: one a file
+    assert all(s.label == TARGET and 0 <= s.score <= 1 for s in suggested)
+    json.loads(json.dumps(suggested[0].to_dict()))
+    # the least certain: no unreviewed window of another file lies nearer the threshold than the last one suggested
+    weight, bias = head_of(result.model)
+    free = windows[~windows["window"].isin(ids) & ~windows["file"].isin({s.file for s in suggested})]
+    others = 1 / (1 + np.exp(-(EmbeddingsStore(db).vectors(free["window"]) @ weight.T + bias)))[:, 0]
+    gap = max(abs(s.score - result.labels[0].threshold) for s in suggested)
+    assert np.all(np.abs(others - result.labels[0].threshold) >= gap - 1e-6)
+
+
+def test_more_suggestions_than_files_stay_a_window_length_apart_then_fill_up(tmp_path, db, windows):
+    ids, said = reviews(windows, TARGET, yes=1, no=0)
+    result = learn_verdicts(EmbeddingsStore(db), {TARGET: (ids, said)}, out=tmp_path, suggest=len(windows))
+    assert len(result.suggestions) == len(windows) - 1  # every unreviewed window, none twice
+    assert len({s.window for s in result.suggestions}) == len(windows) - 1
+    first = result.suggestions[:24]  # a file's two windows (0.5 s apart) only once every file has one
+    assert len({s.file for s in first}) == len(first)
+
+
+def test_calibration_keeps_the_lowest_threshold_that_holds_the_precision():
+    scores = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    truth = np.array([1, 1, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0], bool)
+    curve = precision_curve(scores, truth)
+    assert curve.threshold.tolist() == sorted(scores.tolist())
+    # at 0.5: 6 of the 7 above are yes (0.857); at 0.6: 5 of 6 (0.833); at 0.8: 4 of 4
+    assert dict(zip(curve.threshold, curve.precision))[0.5] == pytest.approx(6 / 7)
+    row, reached = choose_threshold(curve, 0.85)
+    assert (curve.threshold[row], reached) == (0.5, True)
+    row, reached = choose_threshold(curve, 0.9)
+    assert (curve.threshold[row], curve.recall[row], reached) == (0.8, pytest.approx(4 / 7), True)
+    row, reached = choose_threshold(precision_curve(scores, ~truth), 0.9)
+    assert not reached and row == 0  # "no" as the label: its best precision is 5 of 12, at the lowest score
+    # calibrate() with a classifier that scores a window by its only feature: the out-of-fold scores are these
+    files = np.array([f"f{i % 6}" for i in range(len(scores))])
+    identity = lambda x, t: (lambda held: held[:, 0])  # noqa: E731
+    calibration = calibrate("s", scores[:, None], truth, files, identity, target=0.9)
+    assert isinstance(calibration, Calibration) and calibration.calibrated and calibration.folds == 5
+    assert (calibration.threshold, calibration.precision, calibration.recall) == (0.8, 1.0, pytest.approx(4 / 7))
+    low, high = wilson(4, 4)
+    assert calibration.precision_interval == (pytest.approx(float(low)), pytest.approx(float(high)))
+    assert 0.5 < low < 0.6 and high == pytest.approx(1.0)  # Wilson 95 % of 4 of 4: 0.510-1.0
+    strict = calibrate("s", scores[:, None], truth, files, identity, target=0.99)
+    assert strict.reached and strict.threshold == 0.8  # 4 of 4 above 0.8
+    few = calibrate("s", scores[:4, None], truth[:4], files[:4], identity)
+    assert (few.calibrated, few.threshold) == (False, 0.5)
+    assert "not calibrated (4 yes, 0 no reviewed" in few.line()
+
+
+def test_an_unreachable_precision_keeps_the_best_threshold_and_says_so():
+    scores = np.linspace(0.05, 0.95, 12)
+    truth = np.array([0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0], bool)  # the best: 4 of the top 7
+    files = np.array([f"f{i % 6}" for i in range(12)])
+    calibration = calibrate("s", scores[:, None], truth, files, lambda x, t: (lambda held: held[:, 0]), target=0.9)
+    curve = calibration.curve
+    assert not calibration.reached and calibration.precision == pytest.approx(4 / 7) == curve.precision.max()
+    assert calibration.threshold == pytest.approx(scores[5])
+    assert "target precision 0.9 was not reached" in calibration.line()
+
+
+def test_learning_with_reviews_in_many_files_writes_the_curve_csv_and_png(tmp_path, db, windows):
+    result = learn_verdicts(EmbeddingsStore(db), {TARGET: reviews(windows, TARGET, yes=12, no=20)}, out=tmp_path)
+    (only,) = result.labels
+    assert only.calibration.calibrated and only.calibration.folds == 5
+    curve = pd.read_csv(tmp_path / f"{TARGET}.curve.csv")
+    assert list(curve.columns) == ["threshold", "precision", "precision_low", "precision_high", "recall", "n_above"]
+    assert curve["threshold"].is_monotonic_increasing and curve["n_above"].iloc[0] == 32
+    assert (curve["precision_low"] <= curve["precision"]).all() and (curve["precision"] <= curve["precision_high"]).all()
+    assert (tmp_path / f"{TARGET}.curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in result.curves) == [f"{TARGET}.curve.csv", f"{TARGET}.curve.png"]
+    row = curve[np.isclose(curve["threshold"], only.threshold, atol=1e-6)]
+    assert len(row) == 1 and row["precision"].iloc[0] == pytest.approx(only.calibration.precision, abs=1e-5)
+
+
+def test_format_26_carries_the_trunk_and_a_format_25_file_still_loads(tmp_path, db, windows, trained_run):
+    result = learn_verdicts(EmbeddingsStore(db), {TARGET: reviews(windows, TARGET, yes=1, no=1)}, out=tmp_path)
+    payload = torch.load(result.model, weights_only=True)
+    assert FORMAT_VERSION == 26 and payload["format_version"] == 26 and payload["meta"]["trunk"]["layer"] == "embed"
+    old = torch.load(trained_run.checkpoint, weights_only=True)
+    old["format_version"] = 25
+    torch.save(old, tmp_path / "old.ckpt")
+    loaded = load_checkpoint(tmp_path / "old.ckpt")
+    assert "trunk" not in loaded.meta and loaded.labels == load_checkpoint(trained_run.checkpoint).labels
+    assert envsound.load_model(tmp_path / "old.ckpt").labels == loaded.labels
+
+
+def test_the_python_api_takes_at_most_ten_named_parameters():
+    assert len(inspect.signature(envsound.learn).parameters) <= 10
+    assert envsound.LearnResult is LearnResult
