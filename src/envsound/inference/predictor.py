@@ -243,12 +243,16 @@ class FileScores:
         """The windows of one chunk: ``offset``, the chunk's first sample in the edge-shaped stream, ``shift`` the
         stream's :attr:`~envsound.features.edges.EdgeStream.shift`, ``starts`` within the chunk (frames or samples);
         ``framed``, a frame model's frame probabilities of those windows (when ``events``)."""
+        rate, step = self.features.sample_rate, self.predictor.step
+        self.add_at([(offset + start * step + shift) / rate for start in starts], window_probs, framed)
+
+    def add_at(self, here: list[float], window_probs: np.ndarray, framed: np.ndarray | None = None) -> None:
+        """As :meth:`add`, the windows given by their starts ``here`` in seconds of the file (an embeddings store's
+        ``start``)."""
         self.total += window_probs.sum(axis=0)
         self.n_windows += len(window_probs)
         if not (self.segments or self.events):
             return
-        rate, step = self.features.sample_rate, self.predictor.step
-        here = [(offset + start * step + shift) / rate for start in starts]  # seconds of the file
         if self.frames is not None:
             for begin, window_frames in zip(here, framed):
                 self.frames.push(begin, window_frames)

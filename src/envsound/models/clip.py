@@ -30,6 +30,8 @@ from envsound.task import Task
 
 log = logging.getLogger(__name__)
 
+HEAD_ROWS = 8192  # embeddings a batch of head_probs: 32 MB of float32 at 1,000 dimensions
+
 
 def pooled_probs(frame_probs: np.ndarray) -> np.ndarray:
     """``(n, steps, K)`` frame probabilities -> ``(n, K)``: their linear-softmax pooling, what a frame model's
@@ -263,6 +265,34 @@ class ClipModel:
         out = self.run_network(windows, both)
         return out[:, :width[0]], out[:, width[0]:]
 
+    def head_probs(self, embeddings: np.ndarray) -> np.ndarray:
+        """``(n, d)`` embeddings (what :meth:`window_embeddings` gives, ``network.embed``'s output; any float dtype,
+        e.g. an embeddings store's float16) -> ``(n, n_classes)`` probabilities: the network's head, the task's
+        activation and the open-set gate, so the same windows score as :meth:`scored_windows` scores them
+        (:meth:`window_probs` for a model without a gate). Runs on the runtime's device and precision, in batches of
+        :data:`HEAD_ROWS` rows (a head is cheap: the windows' batch size would leave it waiting on Python).
+
+        >>> probs = model.head_probs(model.window_embeddings(windows))
+        >>> probs.shape  # (len(windows), model.n_classes)
+
+        Raises:
+            ConfigError: the model's probabilities are not a head over its embedding (a baseline, an ensemble, a
+                frame model, whose windows score from their frames).
+        """
+        network = self.network
+        if network is None or not (hasattr(network, "embed") and hasattr(network, "head")) or self.has_frames:
+            kind = "a frame model (it scores windows from their frames)" if self.has_frames else \
+                "a baseline or an ensemble"
+            raise ConfigError(f"model {self.config.model.name!r} is {kind}: its probabilities are not a head over one "
+                              "network's embedding; score its windows with window_probs")
+        if len(embeddings) == 0:
+            return np.zeros((0, self.n_classes), dtype=np.float32)
+        probs = self.run_network(embeddings, lambda batch: self.task.activation(network.head(batch).float()),
+                                 batch_size=HEAD_ROWS)
+        if self.open_set is None:
+            return probs
+        return self.open_set.gate(probs, np.asarray(embeddings, dtype=np.float32))
+
     def window_embeddings(self, windows: np.ndarray) -> np.ndarray:
         """Windows (as :meth:`window_probs`) -> ``(n, d)`` embeddings: what the network's head sees
         (``network.embed``)."""
@@ -276,13 +306,15 @@ class ClipModel:
         rows = [self.window_embeddings(self.clip_windows(clip)[0]).mean(axis=0) for clip in features]
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
 
-    def run_network(self, windows: np.ndarray, fn) -> np.ndarray:
-        """``fn(batch)`` over ``windows`` in batches of ``batch_size`` on the runtime's device, concatenated."""
+    def run_network(self, windows: np.ndarray, fn, *, batch_size: int | None = None) -> np.ndarray:
+        """``fn(batch)`` over ``windows`` in batches of ``batch_size`` (default :attr:`batch_size`) on the runtime's
+        device, concatenated."""
         outputs = []
         runtime = self.runtime
+        size = batch_size or self.batch_size
         with torch.inference_mode(), runtime.autocast():
-            for start in range(0, len(windows), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(windows[start:start + self.batch_size], np.float32))
+            for start in range(0, len(windows), size):
+                batch = torch.from_numpy(np.ascontiguousarray(windows[start:start + size], np.float32))
                 batch = batch.to(runtime.device, non_blocking=True)
                 if runtime.channels_last and batch.dim() == 4:
                     batch = batch.contiguous(memory_format=torch.channels_last)

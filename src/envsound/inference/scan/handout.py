@@ -16,10 +16,14 @@ from envsound.inference.scan.progress import ScanProgress
 
 
 class Handout:
-    """The names of ``inputs`` and ``files_from`` for ``journal``'s run, and its meter (``progress``: shown)."""
+    """The names of ``inputs`` and ``files_from`` for ``journal``'s run (or those ``listing()`` gives: an embeddings
+    store's files), and its meter (``progress``: shown)."""
 
-    def __init__(self, journal: Journal, inputs: list, *, files_from, progress: bool) -> None:
+    def __init__(self, journal: Journal, inputs: list, *, files_from, progress: bool,
+                 listing: Callable[[], Iterator[str]] | None = None) -> None:
         self.journal, self.inputs, self.files_from = journal, inputs, files_from
+        if listing is not None:
+            self._listed = listing
         # The counter lists the inputs a second time, beside the run: a file list it cannot read twice (standard
         # input, a pipe) would be read half by each, so then the total stays unknown.
         countable = files_from is None or (os.fspath(files_from) != "-" and os.path.isfile(files_from))

@@ -135,7 +135,8 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
     then the lines of ``files_from``, ``-`` for standard input, in the order of
     :func:`~envsound.inference.listing.iter_inputs`) into the results folder ``out`` and return the
     :class:`ScanSummary`. ``tables`` says what it writes (:class:`Tables`), ``options`` how it runs
-    (:class:`ScanOptions`).
+    (:class:`ScanOptions`). ``inputs`` one embeddings store folder (``envsound embed``): its files are ranked from
+    their stored embeddings, no audio decoded (:mod:`envsound.inference.embeddings.rank`).
 
     Running it again with the same model and tables skips the files already done, so a killed run goes on where it
     stopped; Ctrl-C (and SIGTERM, as KeyboardInterrupt) commits the finished files before it propagates. The keywords
@@ -146,8 +147,9 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
 
     Raises:
         ConfigError: a setting out of range or unknown, ``out`` holding other results, ``files_from`` unreadable, a
-            Ray address that does not answer.
-        CheckpointError: ``model`` is not a classifier this can run.
+            Ray address that does not answer; an embeddings store embedded by another network than ``model``'s, or
+            with other inputs or the Ray engine.
+        CheckpointError: ``model`` is not a classifier this can run (an ONNX export, for a store).
     """
     tables, options = _with_legacy(tables, options, legacy)
     fmt, kinds, top_k, events, window_scores = (tables.format, tables.event_tables, tables.top_k, tables.events,
@@ -158,6 +160,9 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
     fmt = check_format(fmt)
     _check_settings(engine=engine, kinds=kinds, events=events, top_k=top_k, batch_size=batch_size, workers=workers,
                     files_from=files_from, file_timeout=options.file_timeout)
+    from envsound.inference.embeddings.rank import StoredEngine, check_reads, embeddings_store_in  # (a cycle)
+
+    store = embeddings_store_in(inputs, files_from=files_from, engine=engine)  # a DB: its embeddings are ranked
     if engine == "ray":  # a cluster that does not answer is said before the model loads
         from envsound.inference.scan.ray_engine import RayEngine, connect
 
@@ -168,11 +173,19 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
                    "task": predictor.task.to_dict(), "top_k": top_k, "events": events,
                    "window_scores": window_scores, "event_tables": list(kinds), "format": fmt,
                    "precision": precision}
+    if store is not None:  # its rows come from the store's float16 embeddings: not to be mixed with the audio's
+        check_reads(predictor, store, model)
+        fingerprint["embeddings"] = {key: store.settings.get(key) for key in ("model", "layer", "precision")}
     workers = workers or default_workers(predictor.model.runtime.accelerator)
     batch_size = batch_size or default_batch_size(predictor.model.runtime)
     shape = {"batch_size": batch_size, "top_k": top_k, "events": events, "window_scores": window_scores}
-    if engine == "ray":
-        runner: Engine = RayEngine(predictor, address=address, device=device, **shape)
+    listing = None  # the inputs' names
+    if store is not None:
+        stored = StoredEngine(predictor, store, top_k=top_k, events=events, window_scores=window_scores)
+        runner: Engine = stored
+        listing, threads = stored.names, contextlib.nullcontext()
+    elif engine == "ray":
+        runner = RayEngine(predictor, address=address, device=device, **shape)
         threads = contextlib.nullcontext()
     else:
         runner = LocalEngine(predictor, workers=workers, file_timeout=options.file_timeout, **shape)
@@ -184,7 +197,7 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
         try:
             summary.startup_seconds = time.monotonic() - started
             _run(runner, journal, summary, inputs=as_inputs(inputs), files_from=files_from, fmt=fmt, kinds=kinds,
-                 progress=progress, part_files=options.part_files)
+                 progress=progress, part_files=options.part_files, listing=listing)
             totals = journal.totals()
             summary.total_files, summary.total_failed = totals["files"], totals["failed"]
         finally:
@@ -214,10 +227,11 @@ def _with_legacy(tables: Tables, options: ScanOptions, legacy: dict[str, Any]) -
 
 
 def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list, files_from, fmt: str,
-         kinds: tuple[str, ...], progress: bool, part_files: int) -> None:
-    """Scan, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
+         kinds: tuple[str, ...], progress: bool, part_files: int, listing=None) -> None:
+    """Scan, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished. ``listing()``: the names
+    to scan in place of the inputs' (an embeddings store's files)."""
     predictor = engine.predictor
-    handout = Handout(journal, inputs, files_from=files_from, progress=progress)
+    handout = Handout(journal, inputs, files_from=files_from, progress=progress, listing=listing)
     part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores)
     state = {"number": journal.next_part(), "full": False}
 
