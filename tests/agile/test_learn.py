@@ -215,3 +215,23 @@ def test_format_26_carries_the_trunk_and_a_format_25_file_still_loads(tmp_path, 
 def test_the_python_api_takes_at_most_ten_named_parameters():
     assert len(inspect.signature(envsound.learn).parameters) <= 10
     assert envsound.LearnResult is LearnResult
+
+
+def test_one_file_of_reviews_is_not_calibrated_and_says_why():
+    scores = np.linspace(0.1, 0.9, 12)
+    truth = np.arange(12) % 2 == 0
+    one = calibrate("s", scores[:, None], truth, np.array(["a.wav"] * 12), lambda x, t: (lambda h: h[:, 0]))
+    assert not one.calibrated and "all in one file" in one.line()
+
+
+def test_a_store_whose_model_file_changed_is_refused(tmp_path, db, windows):
+    import sqlite3
+
+    copy = tmp_path / "copy.db"
+    shutil.copytree(db, copy)
+    with sqlite3.connect(copy / "journal.sqlite") as journal:
+        journal.execute("UPDATE settings SET value = ? WHERE key = 'model'", (json.dumps("0" * 64),))
+    with pytest.raises(ConfigError, match="embedded by another model"):
+        learn_verdicts(EmbeddingsStore(copy), {TARGET: reviews(windows, TARGET, yes=1, no=0)}, out=tmp_path / "m")
+    assert not (tmp_path / "m" / "model.ckpt").exists()
+

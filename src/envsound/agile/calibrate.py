@@ -76,8 +76,10 @@ class Calibration:
     def line(self) -> str:
         """One line: the threshold and its expected precision and recall, or why there are none."""
         if not self.calibrated:
+            why = ("all in one file; windows of two files or more calibrate it" if min(self.positives, self.negatives)
+                   >= MIN_REVIEWED else f"{MIN_REVIEWED} of each calibrate it")
             return (f"{self.label}: threshold {self.threshold:g}, not calibrated ({self.positives} yes, "
-                    f"{self.negatives} no reviewed; {MIN_REVIEWED} of each calibrate it)")
+                    f"{self.negatives} no reviewed; {why})")
         low, high = self.precision_interval
         text = (f"{self.label}: threshold {self.threshold:.3f}, precision {self.precision:.2f} ({low:.2f}-{high:.2f}), "
                 f"recall {self.recall:.2f} ({self.recall_interval[0]:.2f}-{self.recall_interval[1]:.2f}) over "
