@@ -364,12 +364,13 @@ def serve(args: argparse.Namespace) -> int:
 
 def token(args: argparse.Namespace) -> int:
     from envsound.deploy.store import Store
+    from envsound.deploy.tokens import ROLES
     from envsound.errors import NoStoreError
 
     if args.action != "list" and not args.name:
         raise ConfigError(f"token {args.action} needs a NAME")
     if args.action == "create" and not args.role:
-        raise ConfigError("token create needs --role sensor|viewer|admin")
+        raise ConfigError(f"token create needs --role {'|'.join(ROLES)}")
     if args.new_store and args.action != "create":
         raise ConfigError(f"--new-store is for token create: token {args.action} reads the store that is there")
     try:  # only `create --new-store` makes a store: a mistyped --store is not a second, empty one

@@ -22,6 +22,7 @@ from envsound.cli.options import (add_config_options, add_dataset_options, add_d
                                   add_mix_options, add_model_argument, add_precision_option, add_semi_options,
                                   add_threshold_option, parse_folds, parse_names)
 from envsound.cli.embeddings import add_search_command
+from envsound.cli.labels import add_label_command
 from envsound.cli.learn import add_learn_command
 from envsound.cli.serving_options import add_listen_options, add_serve_options, add_token_options
 from envsound.inference.scan import ENGINES
@@ -248,6 +249,7 @@ def _use_commands(command) -> None:
     add_device_option(p)
     p.set_defaults(run=commands.embed)
     add_search_command(command, add_device_option)
+    add_label_command(command)
     add_learn_command(command)
 
 

@@ -82,7 +82,8 @@ def add_token_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", metavar="NAME",
                         help="a sensor token's name is its sensor's (create, revoke)")
     parser.add_argument("--role", choices=ROLES,
-                        help="create: sensor (reports and streams as NAME), viewer (reads), admin (both)")
+                        help="create: sensor (reports and streams as NAME), viewer (reads), reviewer (reads and "
+                             "labels an embeddings store's windows), admin (all of it)")
     parser.add_argument("--id", type=int, help="revoke: only this token of NAME's (token list shows ids)")
     parser.add_argument("--store", metavar="PATH_OR_URL",
                         help="the server's --store (omitted: the file serve uses when it is given none); it must "

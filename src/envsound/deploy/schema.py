@@ -3,6 +3,10 @@ checks that the migrations and these tables agree, so a change here needs a new 
 
 Times are UTC. ``onset``/``offset``/``last_heard`` come from the sensor's clock; ``received`` is the server's;
 ``clock_offset`` is the sensor's clock minus the server's, in seconds, at its last report that said when it was sent.
+
+``labels`` holds every verdict a reviewer gave a window of an embeddings store (``envsound label``): the window's id in
+the store it was given in, and its ``file``, ``start`` and ``end`` (seconds), by which another store of the same files
+finds it; ``given`` is the server's clock. No verdict replaces another: the latest given is the current one.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 from sqlalchemy import (BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table,
                         UniqueConstraint)
 
-NAME_LENGTH = 64  # sensor and token names
+NAME_LENGTH = 64  # sensor, token and reviewer names
 LABEL_LENGTH = 200
+FILE_LENGTH = 4096  # an audio file's path, as the embeddings store lists it (Linux's PATH_MAX)
+VERDICTS = ("yes", "no", "unsure")  # what a reviewer says of a window and a label
 
 metadata = MetaData()
 # SQLite's rowid is a 64-bit INTEGER PRIMARY KEY; BIGINT would not alias it (and so would not autoincrement there)
@@ -55,4 +61,18 @@ events = Table(
     UniqueConstraint("sensor", "key", name="uq_events_sensor_key"),
     Index("ix_events_onset", "onset"),
     Index("ix_events_sensor_onset", "sensor", "onset"),
+)
+
+labels = Table(
+    "labels", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("window", BigInteger),  # the window's id in the store it was given in (None: given by file and times)
+    Column("file", String(FILE_LENGTH), nullable=False),
+    Column("start", Float, nullable=False),  # seconds in the file
+    Column("end", Float, nullable=False),
+    Column("label", String(LABEL_LENGTH), nullable=False),
+    Column("verdict", String(8), nullable=False),  # one of VERDICTS
+    Column("reviewer", String(NAME_LENGTH), nullable=False),
+    Column("given", DateTime(timezone=True), nullable=False),  # the server's clock, UTC
+    Index("ix_labels_label_given", "label", "given"),
 )

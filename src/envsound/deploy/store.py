@@ -1,5 +1,6 @@
-"""The detections store: every event a sensor reported, each sensor's last heartbeat, and the server's tokens, in
-one database through SQLAlchemy, its tables made and kept current by Alembic (:mod:`envsound.deploy.schema`).
+"""The detections store: every event a sensor reported, each sensor's last heartbeat, the server's tokens and the
+labels reviewers gave (:mod:`envsound.agile.labels`), in one database through SQLAlchemy, its tables made and kept
+current by Alembic (:mod:`envsound.deploy.schema`).
 
 **SQLite by default** (a file: WAL, so readers never wait for the writer, and a busy timeout, so a second process
 waits instead of failing), **PostgreSQL by URL** (``postgresql://user@host/db``; psycopg 3). A report is one
@@ -15,11 +16,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,6 +34,9 @@ from envsound.fileio import use_wal
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Alembic's `context` and `op` are module globals: two threads migrating at once (two reviewers' labels opening one
+# store) failed with KeyError: 'config', so one thread of a process migrates at a time
+_MIGRATING = threading.Lock()
 
 
 def default_store_path() -> Path:
@@ -159,7 +164,7 @@ class Store:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.begin() as connection:
+            with _MIGRATING, self.engine.begin() as connection:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except CommandError as exc:  # e.g. a store written by a newer envsound
@@ -270,6 +275,59 @@ class Store:
                 return connection.execute(schema.events.delete().where(schema.events.c.offset < cutoff)).rowcount
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"{self.shown}: old events could not be pruned ({_reason(exc)})") from None
+
+    # ------------------------------------------------------------------ labels
+
+    def add_labels(self, rows: Iterable[Mapping], *, reviewer: str, given: datetime | None = None) -> int:
+        """Store verdicts on windows of an embeddings store in one transaction; returns how many. Each row is a
+        mapping with ``window`` (the window's id in its store, or None), ``file``, ``start``, ``end`` (seconds),
+        ``label`` and ``verdict`` (``yes``, ``no`` or ``unsure``). Every verdict is kept: a second one on the same
+        window and label (another reviewer's, or a change of mind) is the current one from then on. ``given``: the
+        server's time (default now).
+
+        Raises:
+            ConfigError: a verdict other than yes/no/unsure, a label or reviewer name empty or too long, a file name
+                longer than 4,096 characters: nothing was stored.
+            StoreError: the database refused the write: nothing was stored.
+        """
+        if not reviewer or len(reviewer) > schema.NAME_LENGTH or not reviewer.isprintable():
+            raise ConfigError(f"reviewer {reviewer!r}: a reviewer's name is 1-{schema.NAME_LENGTH} printable "
+                              "characters")
+        given = self._bind(given or datetime.now(UTC))
+        values = []
+        for row in rows:
+            if row["verdict"] not in schema.VERDICTS:
+                raise ConfigError(f"verdict {row['verdict']!r}: a verdict is one of {', '.join(schema.VERDICTS)}")
+            if not row["label"] or len(row["label"]) > schema.LABEL_LENGTH:
+                raise ConfigError(f"label {row['label']!r}: a label is 1-{schema.LABEL_LENGTH} characters")
+            if len(row["file"]) > schema.FILE_LENGTH:
+                raise ConfigError(f"{row['file'][:80]}...: a file name of over {schema.FILE_LENGTH} characters")
+            window = row.get("window")
+            values.append({"window": None if window is None else int(window), "file": row["file"],
+                           "start": float(row["start"]), "end": float(row["end"]), "label": row["label"],
+                           "verdict": row["verdict"], "reviewer": reviewer, "given": given})
+        if not values:
+            return 0
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(schema.labels.insert(), values)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"{self.shown}: the labels could not be stored ({_reason(exc)})") from None
+        return len(values)
+
+    def labels(self, *, label: str | None = None) -> list[dict]:
+        """Every verdict stored (of ``label`` only, when given), oldest first (by ``given``, then by ``id``: the
+        order they were stored in): ``id``, ``window``, ``file``, ``start``, ``end``, ``label``, ``verdict``,
+        ``reviewer``, ``given`` (a UTC datetime)."""
+        table = schema.labels
+        query = sa.select(table).order_by(table.c.given, table.c.id)
+        if label is not None:
+            query = query.where(table.c.label == label)
+        with self._reading() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        for row in rows:
+            row["given"] = as_utc(row["given"])
+        return rows
 
     # ------------------------------------------------------------------ tokens
 

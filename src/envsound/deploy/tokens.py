@@ -6,9 +6,11 @@ import re
 
 from envsound.errors import ConfigError
 
-ROLES = ("sensor", "viewer", "admin")
-# what each role may do: a sensor reports and streams (as the sensor it names), a viewer reads, an admin does both
-MAY = {"report": {"sensor", "admin"}, "stream": {"sensor", "viewer", "admin"}, "read": {"viewer", "admin"}}
+ROLES = ("sensor", "viewer", "reviewer", "admin")
+# what each role may do: a sensor reports and streams (as the sensor it names), a viewer reads, a reviewer reads and
+# labels windows of an embeddings store, an admin does all of it
+MAY = {"report": {"sensor", "admin"}, "stream": {"sensor", "viewer", "admin"}, "read": {"viewer", "reviewer", "admin"},
+       "review": {"reviewer", "admin"}}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
