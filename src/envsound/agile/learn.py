@@ -149,6 +149,9 @@ def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarra
     results, rows, reviewed = [], [], {}
     for name in names:
         ids, said = (np.asarray(a) for a in verdicts[name])
+        if ids.shape != said.shape or ids.ndim != 1:
+            raise ConfigError(f"label {name!r}: {ids.size} window ids and {said.size} verdicts; give one verdict a "
+                              "window")
         ids = ids.astype(np.int64)
         yes, no = ids[said == "yes"], ids[said == "no"]
         if not len(yes):
