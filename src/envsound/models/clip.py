@@ -284,7 +284,7 @@ class ClipModel:
             kind = "a frame model (it scores windows from their frames)" if self.has_frames else \
                 "a baseline or an ensemble"
             raise ConfigError(f"model {self.config.model.name!r} is {kind}: its probabilities are not a head over one "
-                              "network's embedding; score its windows with window_probs")
+                              "network's embedding")
         if len(embeddings) == 0:
             return np.zeros((0, self.n_classes), dtype=np.float32)
         probs = self.run_network(embeddings, lambda batch: self.task.activation(network.head(batch).float()),

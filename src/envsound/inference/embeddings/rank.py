@@ -107,7 +107,11 @@ def check_reads(predictor: Predictor, store: EmbeddingsStore, model: str | os.Pa
     if embedded != digest and layer != stored_layer:
         raise ConfigError(f"{store.path}: holds the network's {stored_layer!r} embeddings, the head of {model} reads "
                           f"its {layer!r} ones; predict on the audio files instead")
-    predictor.model.head_probs(np.zeros((0, 1), np.float32))  # no head over an embedding: its ConfigError
+    try:
+        predictor.model.head_probs(np.zeros((0, 1), np.float32))  # a model with no head over an embedding says so
+    except ConfigError as exc:
+        raise ConfigError(f"{store.path}: {exc}, so {model} cannot rank its stored embeddings; predict on the audio "
+                          "files instead") from None
 
 
 def store_files(store: EmbeddingsStore) -> Iterator[str]:
