@@ -235,3 +235,58 @@ def test_a_store_whose_model_file_changed_is_refused(tmp_path, db, windows):
         learn_verdicts(EmbeddingsStore(copy), {TARGET: reviews(windows, TARGET, yes=1, no=0)}, out=tmp_path / "m")
     assert not (tmp_path / "m" / "model.ckpt").exists()
 
+
+# ------------------------------------------------------------------ through the labels store: envsound.learn, the CLI
+
+def reviewed_csv(path: Path, windows: pd.DataFrame, *, yes: int, no: int) -> Path:
+    ids, said = reviews(windows, TARGET, yes=yes, no=no)
+    pd.DataFrame({"window": ids, "label": TARGET, "verdict": said}).to_csv(path, index=False)
+    return path
+
+
+def test_learn_reads_the_current_verdicts_of_the_labels_store(tmp_path, db, windows):
+    from envsound.agile.labels import label
+
+    store = tmp_path / "review.sqlite"
+    label(db, reviewed_csv(tmp_path / "first.csv", windows, yes=1, no=2), store=store)
+    result = envsound.learn(db, TARGET, out=tmp_path / "model", store=str(store), suggest=3, progress=False)
+    assert [(r.label, r.positives, r.negatives) for r in result.labels] == [(TARGET, 1, 2)]
+    assert len(result.suggestions) == 3
+
+
+def test_cli_learn_suggest_json_prints_exactly_k_unreviewed_windows(tmp_path, db, windows, capsys):
+    from envsound.agile.labels import label
+    from envsound.cli.main import main
+
+    store = tmp_path / "review.sqlite"
+    label(db, reviewed_csv(tmp_path / "reviews.csv", windows, yes=3, no=5), store=store)
+    capsys.readouterr()
+    code = main(["learn", str(db), "--label", TARGET, "--out", str(tmp_path / "model"), "--suggest", "4", "--json",
+                 "--store", str(store), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0 and (tmp_path / "model" / "model.ckpt").is_file()
+    lines = out.splitlines()
+    assert len(lines) == 4
+    rows = [json.loads(line) for line in lines]
+    assert all({"window", "file", "start", "end", "label", "score"} <= set(row) for row in rows)
+    reviewed = set(reviews(windows, TARGET, yes=3, no=5)[0].tolist())
+    assert not {row["window"] for row in rows} & reviewed and len({row["file"] for row in rows}) == 4
+    assert "model.ckpt: learned siren at 0.500 (not calibrated)" in err
+    code = main(["learn", str(db), "--label", TARGET, "--out", str(tmp_path / "table"), "--suggest", "2",
+                 "--store", str(store), "--quiet"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and out.splitlines()[2].split()[0] == "window" and len(out.splitlines()) == 5
+
+
+def test_cli_learn_without_a_yes_refuses_in_one_line(tmp_path, db, windows, capsys):
+    from envsound.agile.labels import label
+    from envsound.cli.main import main
+
+    store = tmp_path / "review.sqlite"
+    label(db, reviewed_csv(tmp_path / "reviews.csv", windows, yes=0, no=3), store=store)
+    capsys.readouterr()
+    code = main(["learn", str(db), "--label", TARGET, "--out", str(tmp_path / "model"), "--store", str(store)])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == [f"envsound learn: error: {db}: label 'siren' has no window reviewed yes (3 no); "
+                                        "label at least one of its windows yes before learning it"]
