@@ -172,7 +172,9 @@ def _use_commands(command) -> None:
     p = command("predict", "Classify audio files or folders (recursively) of any length and format; with --out, an "
                            "archive into a results folder, batched and resumable.")
     add_model_argument(p, onnx=True)
-    p.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER", help="audio files, folders or globs")
+    p.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER",
+                   help="audio files, folders or globs; with --out, also one embeddings store folder (envsound "
+                        "embed --out DB), ranked from its stored embeddings: no audio decoded")
     p.add_argument("--top-k", type=int, default=3, help="labels to show per file")
     p.add_argument("--json", action="store_true",
                    help='one JSON object per input: {"file", "top": [{"label", "score"}], "error"}; multi-label '
