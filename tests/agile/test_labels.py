@@ -306,3 +306,37 @@ def test_a_reviewer_token_can_be_made_and_may_read_and_review_only(tmp_path, env
 def test_export_refuses_an_unknown_format(db, tmp_path):
     with pytest.raises(ConfigError, match="labels export format 'xlsx' is unknown; valid: csv, raven"):
         export_labels(db, tmp_path / "x", format="xlsx", store=tmp_path / "review.sqlite")
+
+
+def test_windows_of_files_that_interleave_in_a_store_are_matched(tmp_path):
+    """embed writes a file's windows together; a store whose files interleave (and whose ids are not in part order)
+    is matched all the same: by the window's own times, by centres and by id."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from envsound.inference.embeddings.store import STORE_KIND, TABLES
+    from envsound.inference.scan.journal import Journal
+
+    out = tmp_path / "mixed.db"
+    journal = Journal.open(out, {"store": STORE_KIND, "model": "x", "model_file": "x", "precision": "auto",
+                                 "layer": "embed", "window_seconds": 1.0}, tables=TABLES)
+    parts = [(["a.wav", "b.wav", "a.wav", "b.wav"], [0.5, 0.0, 0.0, 0.5], [3, 2, 1, 0]),
+             (["b.wav", "a.wav"], [1.0, 1.0], [5, 4])]
+    for number, (files, starts, ids) in enumerate(parts, start=1):
+        for folder in ("windows", "embeddings"):
+            (out / folder).mkdir(exist_ok=True)
+        pq.write_table(pa.table({"window": pa.array(ids, pa.int64()), "file": files, "start": starts,
+                                 "end": [s + 1.0 for s in starts]}), out / "windows" / f"part-{number:06d}.parquet")
+        np.save(out / "embeddings" / f"part-{number:06d}.npy", np.zeros((len(ids), 4), np.float16))
+        journal.commit(number, [(name, True, 2.0) for name in set(files)])
+    journal.close()
+    source = write_csv(tmp_path / "l.csv", "file,start,end,label,verdict",
+                       ["a.wav,0.5,1.5,dog,yes", "b.wav,0.9,2.0,dog,no", "a.wav,0.0,0.9,cat,yes"])
+    summary = label(out, source, store=tmp_path / "review.sqlite", reviewer="ana")
+    assert summary.problems == [] and summary.stored == 4
+    assert current(out, ["dog", "cat"], tmp_path / "review.sqlite") == {"dog": {3: "yes", 0: "no", 5: "no"},
+                                                                        "cat": {1: "yes"}}
+    by_id = write_csv(tmp_path / "ids.csv", "window,label,verdict", ["4,cat,no"])
+    label(out, by_id, store=tmp_path / "review.sqlite", reviewer="ana")
+    stored = Store.open(tmp_path / "review.sqlite").labels(label="cat")[-1]
+    assert (stored["window"], stored["file"], stored["start"]) == (4, "a.wav", 1.0)

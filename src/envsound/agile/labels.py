@@ -190,8 +190,8 @@ def export_labels(db: str | os.PathLike, out: str | os.PathLike, *, format: str 
 # ---------------------------------------------------------------------------------------------------------- reading
 
 class _Windows:
-    """Every window of a store as numpy arrays sorted by file, then start: read once (pyarrow, the committed parts'
-    ``file``, ``start``, ``end`` and ``window`` columns), then matched a file's slice at a time. A file's windows are
+    """Every window of a store as numpy arrays grouped by file: read once (pyarrow, the committed parts' ``file``,
+    ``start``, ``end`` and ``window`` columns), then matched a file's slice at a time. A file's windows are
     the positions ``bounds[code]:bounds[code + 1]``; methods answer positions (``ids[position]`` is the window's id)."""
 
     def __init__(self, store: EmbeddingsStore) -> None:
@@ -199,23 +199,33 @@ class _Windows:
         import pyarrow.parquet as pq
 
         columns = ["window", "file", "start", "end"]
-        tables = [pq.read_table(store.windows_path(part.number), columns=columns) for part in store.parts if part.rows]
-        table = pa.concat_tables(tables) if tables else pa.table(
-            {"window": pa.array([], pa.int64()), "file": pa.array([], pa.string()),
-             "start": pa.array([], pa.float64()), "end": pa.array([], pa.float64())})
-        files = table.column("file").combine_chunks().dictionary_encode()
-        self.names = files.dictionary.to_pylist()
+        # `file` read as Parquet stores it, dictionary-encoded: ten million windows' paths never become strings
+        tables = [pq.read_table(store.windows_path(part.number), columns=columns, read_dictionary=["file"])
+                  for part in store.parts if part.rows]
+        if not tables:
+            tables = [pa.table({"window": pa.array([], pa.int64()),
+                                "file": pa.array([], pa.string()).dictionary_encode(),
+                                "start": pa.array([], pa.float64()), "end": pa.array([], pa.float64())})]
+        table = pa.concat_tables(tables).unify_dictionaries().combine_chunks()
+        files = table.column("file").chunk(0) if table.column("file").num_chunks else None
+        self.names = files.dictionary.to_pylist() if files is not None else []
         self.code = {name: code for code, name in enumerate(self.names)}
-        codes = files.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        starts = table.column("start").to_numpy().astype(np.float64)
-        order = np.lexsort((starts, codes))
-        self.codes, self.starts = codes[order], starts[order]
-        self.ends = table.column("end").to_numpy().astype(np.float64)[order]
-        self.ids = table.column("window").to_numpy().astype(np.int64)[order]
-        self.bounds = np.searchsorted(self.codes, np.arange(len(self.names) + 1))
-        self.by_id = np.argsort(self.ids)
-        self.sorted_ids = self.ids[self.by_id]
-        self.count = len(self.ids)
+        codes = files.indices.to_numpy(zero_copy_only=False) if files is not None else np.zeros(0, np.int32)
+        ids = table.column("window").to_numpy().astype(np.int64, copy=False)
+        starts = table.column("start").to_numpy().astype(np.float64, copy=False)
+        ends = table.column("end").to_numpy().astype(np.float64, copy=False)
+        self.count = len(ids)
+        if np.all(codes[1:] >= codes[:-1]):  # as embed writes a store: a file's windows together, codes in order
+            self.codes, self.ids, self.starts, self.ends = codes, ids, starts, ends
+        else:
+            order = np.argsort(codes, kind="stable")  # a file's windows together (matching needs no other order)
+            self.codes, self.ids, self.starts, self.ends = codes[order], ids[order], starts[order], ends[order]
+        self.bounds = np.searchsorted(self.codes, np.arange(len(self.names) + 1, dtype=self.codes.dtype))
+        if np.array_equal(self.ids, np.arange(self.count)):  # a position is its window's id
+            self.by_id = self.sorted_ids = self.ids
+        else:
+            self.by_id = np.argsort(self.ids)
+            self.sorted_ids = self.ids[self.by_id]
 
     def of_id(self, window: int) -> int:
         """The position of the window with id ``window``, or -1."""
