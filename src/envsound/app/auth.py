@@ -4,8 +4,8 @@ With tokens required (``serve --auth``, and always on an address beyond loopback
 static files, ``/healthz`` and the API's schema takes ``Authorization: Bearer <token>``; the WebSocket takes the
 token in its first message instead (a browser cannot set headers there, and a URL ends up in logs). A token is
 looked up in the store at each request, so a revoked one stops working at its next request on a running server.
-A sensor token reports and streams only as the sensor it names; a viewer reads; an admin does both
-(:data:`envsound.deploy.tokens.MAY`).
+A sensor token reports and streams only as the sensor it names; a viewer reads; a reviewer reads and labels windows
+(``review``); an admin does all of it (:data:`envsound.deploy.tokens.MAY`).
 
 Answers: **401** no token, or an unknown or revoked one; **403** a role that may not do this; **429** over the
 token's rate (``Retry-After`` says when to come back) or over its streams, and for a client address that sent more
