@@ -86,6 +86,10 @@ def test_a_label_without_a_yes_is_refused_in_one_line_naming_it(tmp_path, db, wi
                        negatives="none")
     with pytest.raises(ConfigError, match="without a comma"):
         learn_verdicts(EmbeddingsStore(db), {"siren, far": reviews(windows, TARGET, yes=2, no=0)}, out=tmp_path)
+    for bad, match in (({"precision": 1.0}, "precision=1.0 is out of range"),
+                       ({"negatives": "all"}, "negatives='all' is not valid"), ({"suggest": -1}, "suggest=-1")):
+        with pytest.raises(ConfigError, match=match):
+            learn_verdicts(EmbeddingsStore(db), {TARGET: reviews(windows, TARGET, yes=2, no=0)}, out=tmp_path, **bad)
 
 
 def test_the_learned_model_loads_and_predicts_audio_with_exactly_the_label_names(tmp_path, db, windows, archive):

@@ -120,12 +120,7 @@ def learn(db: str | os.PathLike, labels: str | Sequence[str], *, out: str | os.P
     from envsound.agile.labels import labelled
 
     names = _names(labels)
-    if negatives not in NEGATIVES:
-        raise ConfigError(f"negatives={negatives!r} is not valid; valid: {', '.join(NEGATIVES)}")
-    if suggest < 0:
-        raise ConfigError(f"suggest must be >= 0 (got {suggest})")
-    if not 0.0 < precision < 1.0:
-        raise ConfigError(f"precision={precision!r} is out of range; valid: 0 < precision < 1")
+    _check(suggest=suggest, precision=precision, negatives=negatives)
     windows = EmbeddingsStore(db)
     verdicts = labelled(db, names, store=store)
     return learn_verdicts(windows, {name: (verdicts[name].windows, verdicts[name].verdicts) for name in names},
@@ -144,6 +139,7 @@ def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarra
     """
     started = time.perf_counter()
     names = _names(list(verdicts))
+    _check(suggest=suggest, precision=precision, negatives=negatives)
     source = _source(windows)
     rng = np.random.default_rng(seed)
     results, rows, reviewed = [], [], {}
@@ -309,6 +305,15 @@ def _weak_sample(windows: EmbeddingsStore, reviewed: np.ndarray, yes: int, rng: 
     draw = rng.choice(windows.windows, size=min(windows.windows, wanted + len(reviewed)), replace=False)
     picked = np.setdiff1d(draw, reviewed)
     return np.sort(rng.choice(picked, size=wanted, replace=False)) if len(picked) > wanted else picked
+
+
+def _check(*, suggest: int, precision: float, negatives: str) -> None:
+    if negatives not in NEGATIVES:
+        raise ConfigError(f"negatives={negatives!r} is not valid; valid: {', '.join(NEGATIVES)}")
+    if isinstance(suggest, bool) or not isinstance(suggest, int) or suggest < 0:
+        raise ConfigError(f"suggest={suggest!r} is not valid; valid: a whole number >= 0")
+    if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0.0 < precision < 1.0:
+        raise ConfigError(f"precision={precision!r} is out of range; valid: 0 < precision < 1")
 
 
 def _names(labels: str | Sequence[str]) -> list[str]:
