@@ -197,7 +197,8 @@ def test_learning_with_reviews_in_many_files_writes_the_curve_csv_and_png(tmp_pa
     curve = pd.read_csv(tmp_path / f"{TARGET}.curve.csv")
     assert list(curve.columns) == ["threshold", "precision", "precision_low", "precision_high", "recall", "n_above"]
     assert curve["threshold"].is_monotonic_increasing and curve["n_above"].iloc[0] == 32
-    assert (curve["precision_low"] <= curve["precision"]).all() and (curve["precision"] <= curve["precision_high"]).all()
+    assert (curve["precision_low"] <= curve["precision"]).all()
+    assert (curve["precision"] <= curve["precision_high"]).all()
     assert (tmp_path / f"{TARGET}.curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in result.curves) == [f"{TARGET}.curve.csv", f"{TARGET}.curve.png"]
     row = curve[np.isclose(curve["threshold"], only.threshold, atol=1e-6)]
@@ -292,5 +293,5 @@ def test_cli_learn_without_a_yes_refuses_in_one_line(tmp_path, db, windows, caps
     code = main(["learn", str(db), "--label", TARGET, "--out", str(tmp_path / "model"), "--store", str(store)])
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
-    assert err.strip().splitlines() == [f"envsound learn: error: {db}: label 'siren' has no window reviewed yes (3 no); "
-                                        "label at least one of its windows yes before learning it"]
+    assert err.strip().splitlines() == [f"envsound learn: error: {db}: label 'siren' has no window reviewed yes "
+                                        "(3 no); label at least one of its windows yes before learning it"]
