@@ -66,6 +66,15 @@ def write_csv(path: Path, header: str, rows: list[str]) -> Path:
     return path
 
 
+def in_store(store, call: str, *args, **kwargs):
+    """``Store.open(store).<call>(...)``, the store closed after."""
+    opened = Store.open(store)
+    try:
+        return getattr(opened, call)(*args, **kwargs)
+    finally:
+        opened.close()
+
+
 def current(db, names, store) -> dict[str, dict[int, str]]:
     return {name: dict(zip(v.windows.tolist(), v.verdicts.tolist()))
             for name, v in labelled(db, names, store=store).items()}
@@ -90,7 +99,7 @@ def test_a_row_within_10_ms_of_a_window_labels_it_and_any_other_row_the_windows_
     expected.setdefault(int(one["window"]), "yes")
     assert got == expected
     # the window keeps its own times (not the row's), so another store finds it by them
-    stored = Store.open(tmp_path / "review.sqlite").labels(label="saw")
+    stored = in_store(tmp_path / "review.sqlite", "labels", label="saw")
     first = stored[0]
     assert (first["window"], first["file"], first["start"], first["end"], first["reviewer"]) == (
         int(one["window"]), one["file"], one["start"], one["end"], "ana")
@@ -216,12 +225,12 @@ def test_labels_given_in_one_store_are_found_in_another_of_the_same_files(db, ot
     assert current(other_db, ["dog"], store) == {"dog": {theirs[0]: "yes", theirs[1]: "no"}}
     assert current(db, ["dog"], store) == {"dog": {ids[0]: "yes", ids[1]: "no"}}
     # a label of a window that the other store does not hold is left out there
-    Store.open(store).add_labels([{"window": ids[0], "file": clip, "start": 0.2, "end": 1.2, "label": "dog",
-                                   "verdict": "unsure"}], reviewer="ben")
+    in_store(store, "add_labels", [{"window": ids[0], "file": clip, "start": 0.2, "end": 1.2, "label": "dog",
+                                    "verdict": "unsure"}], reviewer="ben")
     assert current(other_db, ["dog"], store)["dog"] == {theirs[0]: "yes", theirs[1]: "no"}
 
 
-def test_an_exported_csv_labels_the_same_windows_again_and_raven_tables_hold_the_verdicts(db, windows, archive, tmp_path,
+def test_an_exported_csv_labels_the_same_windows_again_and_raven_tables_hold_the_verdicts(db, archive, tmp_path,
                                                                                           envsound_main):
     store = tmp_path / "review.sqlite"
     long = str(archive / "long.wav")
@@ -244,7 +253,7 @@ def test_an_exported_csv_labels_the_same_windows_again_and_raven_tables_hold_the
 
     history = envsound_main("label", db, "--export", tmp_path / "all.csv", "--history", "--store", store)
     assert history.returncode == 0
-    assert len(pd.read_csv(tmp_path / "all.csv")) == len(Store.open(store).labels())
+    assert len(pd.read_csv(tmp_path / "all.csv")) == len(in_store(store, "labels"))
 
     raven = tmp_path / "raven"
     assert envsound_main("label", db, "--export", raven, "--raven", "--store", store).returncode == 0
@@ -297,7 +306,7 @@ def test_a_reviewer_token_can_be_made_and_may_read_and_review_only(tmp_path, env
     ran = envsound_main("token", "create", "ana", "--role", "reviewer", "--store", store, "--new-store")
     assert ran.returncode == 0, ran.stderr
     secret = ran.stdout.strip().splitlines()[-1]
-    made = Store.open(store).token_for(secret)
+    made = in_store(store, "token_for", secret)
     assert made.role == "reviewer"
     assert {action for action, roles in MAY.items() if "reviewer" in roles} == {"read", "review"}
     assert MAY["review"] == {"reviewer", "admin"}
@@ -338,5 +347,5 @@ def test_windows_of_files_that_interleave_in_a_store_are_matched(tmp_path):
                                                                         "cat": {1: "yes"}}
     by_id = write_csv(tmp_path / "ids.csv", "window,label,verdict", ["4,cat,no"])
     label(out, by_id, store=tmp_path / "review.sqlite", reviewer="ana")
-    stored = Store.open(tmp_path / "review.sqlite").labels(label="cat")[-1]
+    stored = in_store(tmp_path / "review.sqlite", "labels", label="cat")[-1]
     assert (stored["window"], stored["file"], stored["start"]) == (4, "a.wav", 1.0)

@@ -132,6 +132,7 @@ def labelled(db: str | os.PathLike, names: list[str], *, store: str | os.PathLik
         ConfigError: ``db`` is not an embeddings store.
         StoreError: the store cannot be opened or read.
     """
+    names = [names] if isinstance(names, str) else names
     embeddings = EmbeddingsStore(db)
     with _opened(db, store) as opened:
         given = {name: opened.labels(label=name) for name in dict.fromkeys(names)}
