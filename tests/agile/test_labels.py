@@ -349,3 +349,30 @@ def test_windows_of_files_that_interleave_in_a_store_are_matched(tmp_path):
     label(out, by_id, store=tmp_path / "review.sqlite", reviewer="ana")
     stored = in_store(tmp_path / "review.sqlite", "labels", label="cat")[-1]
     assert (stored["window"], stored["file"], stored["start"]) == (4, "a.wav", 1.0)
+
+
+def test_a_store_made_before_labels_gets_the_labels_table_and_keeps_its_tokens(store_spec):
+    """Migration 0003 adds the labels table to a store of 0002 (a deployment's, with its tokens)."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from envsound.deploy.store import MIGRATIONS, store_url
+
+    engine = sa.create_engine(store_url(store_spec))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        assert not sa.inspect(connection).has_table("labels")
+        connection.execute(sa.text("INSERT INTO tokens (name, role, digest, created) "
+                                   "VALUES ('me', 'viewer', 'ab', '2026-11-01 00:00:00')"))
+    engine.dispose()
+    store = Store.open(store_spec)
+    try:
+        assert [t.name for t in store.tokens()] == ["me"]
+        row = {"window": 1, "file": "a.wav", "start": 0.0, "end": 1.0, "label": "dog", "verdict": "no"}
+        assert store.add_labels([row], reviewer="ana") == 1 and store.labels()[0]["verdict"] == "no"
+    finally:
+        store.close()
