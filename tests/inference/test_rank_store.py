@@ -126,6 +126,28 @@ def test_a_learned_model_whose_trunk_embedded_the_db_is_accepted(tmp_path, db, t
     assert _table(tmp_path / "ranked", "files").label.tolist() == _table(tmp_path / "by-trunk", "files").label.tolist()
 
 
+def test_a_learned_multi_label_model_gives_p_columns_and_decides_labels_at_its_thresholds(tmp_path, db, trained_run):
+    """What `envsound learn` writes: its own label names, each a sigmoid, a threshold a label (the network's head
+    stands in for the learned one)."""
+    from envsound.task import Task
+
+    checkpoint = load_checkpoint(trained_run.checkpoint)
+    names = [f"sound{k}" for k in range(len(checkpoint.labels))]
+    thresholds = tuple(0.2 + 0.6 * k / max(len(names) - 1, 1) for k in range(len(names)))
+    checkpoint.labels, checkpoint.task = names, Task(kind="multi_label", class_thresholds=thresholds)
+    checkpoint.meta["trunk"] = {"digest": file_digest(trained_run.checkpoint), "layer": "embed"}
+    learned = save_checkpoint(tmp_path / "learned.ckpt", checkpoint)
+    envsound.scan(learned, db, out=tmp_path / "ranked", tables=envsound.Tables(window_scores=True), options=FP32)
+    files, windows = _table(tmp_path / "ranked", "files"), _table(tmp_path / "ranked", "windows")
+    columns = [f"p:{name}" for name in names]
+    assert [c for c in windows.columns if c.startswith("p:")] == columns
+    for row in files.itertuples():
+        means = windows.loc[windows.file == row.file, columns].mean().to_numpy()
+        decided = {name for name, mean, t in zip(names, means, thresholds) if mean >= t + 1e-4}
+        assert decided <= set(filter(None, (row.labels or "").split(";"))) <= decided | {
+            name for name, mean, t in zip(names, means, thresholds) if abs(mean - t) <= 1e-4}
+
+
 def test_a_db_of_another_network_is_refused_in_one_line(tmp_path, db, trained_run):
     checkpoint = load_checkpoint(trained_run.checkpoint)
     checkpoint.meta["trunk"] = {"digest": "0" * 64, "layer": "embed"}  # learned on another network's DB
