@@ -26,7 +26,8 @@ _LAZY = {"load_model": "envsound.inference.api", "resolve": "envsound.recipes.co
          "RunOptions": "envsound.recipes.context", "RunResult": "envsound.recipes.api",
          "scan": "envsound.inference.scan", "ScanSummary": "envsound.inference.scan",
          "Tables": "envsound.inference.scan", "ScanOptions": "envsound.inference.scan"}
-_LAZY.update({"embed_archive": "envsound.inference.embeddings", "search": "envsound.inference.embeddings"})
+_LAZY.update({"embed": "envsound.inference.embeddings", "embed_archive": "envsound.inference.embeddings",
+              "search": "envsound.inference.embeddings"})
 _LAZY.update({"label": "envsound.agile.labels"})
 _LAZY.update({"learn": "envsound.agile.learn", "LearnResult": "envsound.agile.learn"})
 __all__ = [*_LAZY, "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError", "DatasetLayoutError",
