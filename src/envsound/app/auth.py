@@ -27,7 +27,7 @@ from envsound.app.answers import read
 from envsound.deploy.tokens import MAY
 
 PUBLIC = ("/", "/healthz", "/static", "/docs", "/redoc", "/openapi.json")  # what anyone may fetch
-VERBS = {"report": "report events", "stream": "stream audio", "read": "read results"}
+VERBS = {"report": "report events", "stream": "stream audio", "read": "read results", "review": "label windows"}
 bearer = HTTPBearer(auto_error=False, description="a token from `envsound token create NAME --role ROLE`")
 
 
@@ -67,8 +67,9 @@ class Guard:
         self.failed: dict[str, deque[float]] = {}  # client address -> when its recent failed tokens came
 
     def needs(self, action: str):
-        """A FastAPI dependency admitting callers who may do ``action`` (``report``, ``stream``, ``read``). Without
-        tokens required it takes no credentials, so the API's schema says truly that none are needed."""
+        """A FastAPI dependency admitting callers who may do ``action`` (``report``, ``stream``, ``read``,
+        ``review``). Without tokens required it takes no credentials, so the API's schema says truly that none are
+        needed."""
         if not self.required:
             async def anyone() -> Caller:
                 return OPEN

@@ -17,6 +17,8 @@ from envsound.app.auth import Guard
 from envsound.app.server import ServerLimits, create_app
 from envsound.errors import ConfigError
 from envsound.inference.api import load_model
+from envsound.inference.embeddings.store import EmbeddingsStore
+from envsound.inference.scan.journal import JOURNAL_NAME
 
 
 class AppServer(uvicorn.Server):
@@ -50,25 +52,40 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     and no ``store``, the default file in the user's data folder (see
     :func:`envsound.deploy.store.default_store_path`).
 
+    ``model_path`` may be an embeddings store folder (``envsound embed MODEL INPUTS --out DB``): the page then has a
+    Review view of its windows (:mod:`envsound.app.review`) and runs the store's model; labels and tokens are kept in
+    ``store``, by default ``DB/review.sqlite`` (:func:`envsound.agile.labels.store_of`).
+
     Raises:
         ConfigError: ``host:port`` cannot be bound (in use, or not an address of this machine), or tokens are
             required and the store holds none; checked before the model loads, so the error is one line and comes
-            at once.
+            at once. An embeddings store whose model file is not the one it was made with.
         StoreError: the store cannot be opened or migrated.
     """
     check_bindable(host, port)
     auth = auth or not is_loopback(host)
-    opened = None
-    if store is not None or auth or keep_days is not None:
+    opened = review = None
+    db = model_path if is_embeddings_store(model_path) else None
+    if db is not None:
+        opened, model_path = _open_review_store(db, store, auth=auth, host=host, keep_days=keep_days)
+    elif store is not None or auth or keep_days is not None:
         opened = _open_store(store, auth=auth, host=host, keep_days=keep_days)
     else:
         print("envsound: no detections store: the page and REST API only (--store PATH keeps sensors' reports)",
               file=sys.stderr, flush=True)
     model = load_model(model_path, device=device, precision=precision)
+    if db is not None:
+        from envsound.agile.review import Review
+
+        review = Review(db, store=opened, spec=store, device=device)
+        if model.file.digest != review.windows.settings["model"]:
+            raise ConfigError(f"{db} was embedded by another model (sha256 {review.windows.settings['model'][:12]}) "
+                              f"than {model_path} (sha256 {model.file.digest[:12]}) now holds; serve it with the "
+                              "model that made it")
     app = create_app(model, limits=limits, store=opened, guard=Guard(opened, required=auth, rate=rate,
                                                                      streams=streams_per_token,
                                                                      failures=auth_failures),
-                     keep_days=keep_days, fingerprint=model.file.short_digest)
+                     keep_days=keep_days, fingerprint=model.file.short_digest, review=review)
     # log_config=None: uvicorn's records go through the handlers the caller set up (the CLI's one format), not
     # through its own "INFO:     ..." handlers, which mixed two formats on one console
     config = uvicorn.Config(app, host=host, port=port, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
@@ -99,6 +116,33 @@ def _open_store(store: str | Path | None, *, auth: bool, host: str, keep_days: f
     print(f"envsound: detections store {opened.shown}{' (tokens required)' if auth else ''}", file=sys.stderr,
           flush=True)
     return opened
+
+
+def is_embeddings_store(path: str | Path) -> bool:
+    """Whether ``path`` is a folder with a scan's journal: an embeddings store (``envsound embed ... --out DB``), or
+    a results folder, which :class:`~envsound.inference.embeddings.store.EmbeddingsStore` refuses in one line."""
+    return Path(path).is_dir() and (Path(path) / JOURNAL_NAME).is_file()
+
+
+def _open_review_store(db: str | Path, store: str | Path | None, *, auth: bool, host: str,
+                       keep_days: float | None):
+    """The labels and tokens of the embeddings store ``db`` (``store``, None: ``db/review.sqlite``), checked to
+    hold tokens when ``auth``; its address printed. Returns it and the store's model file."""
+    from envsound.agile.labels import REVIEW_STORE, store_of
+
+    windows = EmbeddingsStore(db)  # a results folder of predict --out is refused here, in one line
+    opened = store_of(db, store)
+    if auth and not opened.has_tokens():
+        why = "--auth" if is_loopback(host) else f"serving on {host} (beyond this machine)"
+        where = str(Path(db) / REVIEW_STORE) if store is None else store
+        opened.close()
+        raise ConfigError(f"{why} needs tokens and {opened.shown} holds none: make one with `envsound token create "
+                          f"NAME --role reviewer --store {where}`")
+    if keep_days is not None:
+        opened.prune(keep_days)
+    print(f"envsound: reviewing {db} ({windows.windows} windows); labels and tokens in {opened.shown}"
+          f"{' (tokens required)' if auth else ''}", file=sys.stderr, flush=True)
+    return opened, windows.settings["model_file"]
 
 
 def is_loopback(host: str) -> bool:

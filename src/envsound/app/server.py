@@ -157,13 +157,15 @@ def model_summary(described: dict) -> dict:
 
 def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=None, guard: Guard | None = None,
                keep_days: float | None = None, online_seconds: float = 120.0,
-               fingerprint: str | None = None) -> FastAPI:
+               fingerprint: str | None = None, review=None) -> FastAPI:
     """The ASGI app serving ``model``; run it with uvicorn (:func:`envsound.app.run.serve` does).
 
     ``store`` (an :class:`envsound.deploy.store.Store`) adds the deployment's routes and keeps what sensors report and
     stream; ``guard`` says who may call what (default: anyone, no tokens); ``keep_days`` prunes older events;
     a sensor is ``online`` while it reported within ``online_seconds``; ``fingerprint`` (of the model file) marks
-    the events the server itself detects in a sensor's stream.
+    the events the server itself detects in a sensor's stream; ``review`` (an
+    :class:`envsound.agile.review.Review` of an embeddings store) adds the Review view's routes
+    (:mod:`envsound.app.review`).
     """
     guard = guard or Guard(store)
     # FastAPIOffline serves /docs and /redoc from its own copies of their scripts: no CDN, the page works offline
@@ -181,6 +183,8 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
     accept = "audio/*," + ",".join(SUPPORTED_EXTENSIONS)
     html = re.sub(r'accept="[^"]*"', f'accept="{accept}"', (STATIC / "index.html").read_text(encoding="utf-8"),
                   count=1)
+    if review is not None:  # the Review tab shows on a server of an embeddings store only
+        html = html.replace('data-testid="tab-review" hidden', 'data-testid="tab-review"', 1)
 
     @app.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -226,6 +230,10 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
         add_monitor_routes(app, store, guard, writer, online_seconds=online_seconds)
     else:
         _add_storeless_routes(app)
+    if review is not None:
+        from envsound.app.review import add_review_routes
+
+        add_review_routes(app, review, guard, features=model.config.features)
     add_live_route(app, model, pool, limits, guard=guard, writer=writer, fingerprint=fingerprint)
     return app
 

@@ -201,8 +201,11 @@ def _use_commands(command) -> None:
 
     p = command("serve", "Serve a model: a web page that classifies a sound (file, drag and drop, or microphone) and "
                          "a REST API (POST /v1/predict, GET /v1/model, GET /healthz; schema at /docs), and live "
-                         "classification of a stream (WebSocket /v1/listen; the page's Live button).")
-    add_model_argument(p, onnx=True)
+                         "classification of a stream (WebSocket /v1/listen; the page's Live button). Given an "
+                         "embeddings store (envsound embed MODEL INPUTS --out DB), the page also has a Review view: "
+                         "one key a verdict on its windows, a learning round every 10 (REST under /api/review).")
+    add_model_argument(p, onnx=True, note="; or an embeddings store folder DB (its model is served, its labels and "
+                                          "tokens kept in DB/review.sqlite unless --store names another)")
     add_serve_options(p)
     add_device_option(p)
     add_precision_option(p)

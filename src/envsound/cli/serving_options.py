@@ -65,7 +65,8 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--store", metavar="PATH_OR_URL",
                        help="where events and tokens are kept: a SQLite file, or postgresql://USER@HOST/DB; omitted, "
                             "a plain page and REST API open no store, while --auth, --keep-days or a --host beyond "
-                            "loopback use events.sqlite in the user's data folder (printed at start)")
+                            "loopback use events.sqlite in the user's data folder (printed at start); serving an "
+                            "embeddings store DB: its labels and tokens (default DB/review.sqlite)")
     group.add_argument("--auth", action="store_true",
                        help="require tokens on 127.0.0.1 too (always required on any other address)")
     group.add_argument("--keep-days", type=float, metavar="DAYS", help="delete events older than this")

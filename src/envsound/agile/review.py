@@ -1,0 +1,318 @@
+"""The loop behind the page's Review view (``envsound serve DB``): the candidates of a label to review next, a verdict
+given on one, the counts toward the next round, a learning round, and a window's sound and picture.
+
+Where candidates come from, in this order: the suggestions of the label's last learning round (:meth:`Review.learn`:
+:func:`envsound.agile.learn.learn` into ``DB/learned/<label>/``, the least certain windows spread over files, each with
+the learned head's score); the windows found by an example (:meth:`Review.search`: an audio file or a window of the
+store, :func:`envsound.inference.embeddings.search.search`, each with its cosine similarity); when those run out, the
+windows most like the label's ``yes`` windows (their stored embeddings, no model run). A label with no ``yes`` and no
+candidates left needs an example first. Windows already reviewed for the label are never candidates.
+
+A round is :data:`ROUND` verdicts: the counts say how many were given since the label was last learned (by anyone,
+from the labels store, so two pages or a restarted server agree) and how many are left to the next round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import threading
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from envsound.agile.labels import default_reviewer, labelled
+from envsound.deploy.schema import LABEL_LENGTH, VERDICTS
+from envsound.deploy.store import Store
+from envsound.errors import AudioLoadError, ConfigError
+from envsound.inference.embeddings.store import EmbeddingsStore
+
+log = logging.getLogger(__name__)
+
+ROUND = 10  # verdicts a round: then the page learns and asks for the next round's suggestions
+LEARNED = "learned"  # DB/learned/<label>/model.ckpt: a label's last learning round
+MAX_CANDIDATES = 100  # candidates one request may ask for
+DB_RANGE = 80.0  # dB below the loudest cell drawn in a spectrogram; quieter cells are the floor
+
+
+class NotFound(ConfigError):
+    """A window that is not in the store, or the audio file of a window that is not there (the page: 404)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A window to review for a label: ``window`` (the store's id), ``file``, ``start``, ``end`` (seconds), ``score``
+    (the learned head's probability for ``source="learned"``, a cosine similarity for ``"search"``)."""
+
+    window: int
+    file: str
+    start: float
+    end: float
+    score: float
+    source: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A label's current verdicts (``yes``, ``no``, ``unsure``: windows whose latest verdict it is), the verdicts
+    given since it was last learned (``since_learn``; all of them before a first learning) and whether it was."""
+
+    label: str
+    yes: int
+    no: int
+    unsure: int
+    since_learn: int
+    learned: bool
+
+    @property
+    def to_next(self) -> int:
+        """Verdicts left to the next round (0: learn now)."""
+        return max(ROUND - self.since_learn, 0)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "round": ROUND, "to_next": self.to_next}
+
+
+def check_label(name) -> str:
+    """``name`` if it can name a label: 1-200 printable characters, no comma, no surrounding spaces; raises
+    ConfigError (naming it) otherwise."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"label {name!r}: give a label's name (1-{LABEL_LENGTH} characters)")
+    if "," in name:
+        raise ConfigError(f"label {name!r} holds a comma: a label's name cannot")
+    if name != name.strip() or len(name) > LABEL_LENGTH or not name.isprintable():
+        raise ConfigError(f"label {name[:60]!r}: a label is 1-{LABEL_LENGTH} printable characters without "
+                          "surrounding spaces")
+    return name
+
+
+def learned_folder(db: str | os.PathLike, label: str) -> Path:
+    """``db/learned/<label>``: where :meth:`Review.learn` writes a label's model; a name that is not a safe folder
+    name (a slash, a space, a leading dot) gets its unsafe characters replaced and 8 hex digits of its hash added."""
+    if re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", label):
+        return Path(db) / LEARNED / label
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", label).lstrip(".") or "label"
+    return Path(db) / LEARNED / f"{safe[:60]}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
+
+
+class Review:
+    """The review of one embeddings store ``db`` with its labels in ``store`` (an opened
+    :class:`~envsound.deploy.store.Store`; ``spec``: its path or URL as given, None: ``db/review.sqlite``);
+    ``device`` runs an example through the store's model. Safe to call from several threads.
+
+    >>> review = Review("archive.db", store=store_of("archive.db"))
+    >>> review.candidates("chainsaw", 10)
+    """
+
+    def __init__(self, db: str | os.PathLike, *, store: Store, spec: str | os.PathLike | None = None,
+                 device: str = "auto") -> None:
+        self.db = Path(db)
+        self.windows = EmbeddingsStore(db)
+        self.store, self.spec, self.device = store, spec, device
+        self.queues: dict[str, list[Candidate]] = {}  # a label's candidates, best first
+        self.summaries: dict[str, dict] = {}  # a label's last learning round, as learn() answered it
+        self.lock = threading.Lock()
+        self.learning = threading.Lock()  # one learning round at a time
+
+    # ------------------------------------------------------------------ windows
+
+    def row(self, window: int) -> dict:
+        """``{"window", "file", "start", "end"}`` of window ``window``; raises NotFound for an id not in the store."""
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or not (
+                0 <= window < self.windows.windows):
+            raise NotFound(f"window {window} is not in {self.db} (its windows are 0-{self.windows.windows - 1})")
+        return self.windows.rows(np.array([window]))[0]
+
+    def samples(self, window: int) -> tuple[np.ndarray, int]:
+        """The window's audio, ``(samples,)`` float32 mono (channels averaged) at the file's own rate, and that
+        rate: only the window's span is read from its file.
+
+        Raises:
+            NotFound: the window is not in the store, or its file is not there (moved or deleted since embedding).
+            AudioLoadError: the file cannot be read, or it ends before the window starts.
+        """
+        import soundfile as sf
+
+        row = self.row(window)
+        path = Path(row["file"])
+        if not path.is_file():
+            raise NotFound(f"{row['file']}: the audio file of window {window} is missing (moved or deleted since "
+                           f"{self.db} was embedded; the store keeps embeddings, not sound)")
+        try:
+            info = sf.info(path)
+            first = max(int(round(row["start"] * info.samplerate)), 0)
+            last = min(int(round(row["end"] * info.samplerate)), info.frames)
+            if first >= last:
+                raise AudioLoadError(f"{row['file']}: window {window} at {row['start']:g}-{row['end']:g} s lies past "
+                                     f"its end ({info.frames / info.samplerate:.3f} s); it changed since it was "
+                                     "embedded")
+            data, rate = sf.read(path, start=first, stop=last, dtype="float32", always_2d=True)
+        except (RuntimeError, OSError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+            raise AudioLoadError(f"{row['file']}: cannot read window {window} ({' '.join(str(exc).split())})") from None
+        return data.mean(axis=1), int(rate)
+
+    def wav(self, window: int) -> bytes:
+        """The window's audio as a 16-bit mono WAV file at the file's rate (raises as :meth:`samples`)."""
+        import soundfile as sf
+
+        samples, rate = self.samples(window)
+        out = io.BytesIO()
+        sf.write(out, samples, rate, format="WAV", subtype="PCM_16")
+        return out.getvalue()
+
+    def spectrogram(self, window: int, features) -> bytes:
+        """The window's log-mel spectrogram as a small PNG (one pixel a mel band and frame, low bands at the bottom,
+        :data:`DB_RANGE` dB shown), drawn with ``features``' mel settings (a
+        :class:`~envsound.config.FeatureConfig`: the store's model's) at its sample rate; raises as :meth:`samples`."""
+        import soxr
+        from matplotlib.image import imsave
+
+        from envsound.inference.overview import display_features
+        from envsound.features.melbank import picture_logmel
+
+        samples, rate = self.samples(window)
+        settings = display_features(features)
+        if rate != settings.sample_rate:
+            samples = soxr.resample(samples, rate, settings.sample_rate).astype(np.float32)
+        decibels = picture_logmel(samples, settings)
+        cells = np.clip((decibels - (float(decibels.max()) - DB_RANGE)) / DB_RANGE, 0.0, 1.0)
+        out = io.BytesIO()
+        imsave(out, cells, cmap="magma", vmin=0.0, vmax=1.0, origin="lower", format="png")
+        return out.getvalue()
+
+    # ------------------------------------------------------------------ candidates
+
+    def candidates(self, label: str, k: int = ROUND) -> list[Candidate]:
+        """The next ``k`` (1-100) windows to review for ``label``, none reviewed for it yet (the module says where
+        they come from); an empty list: the label needs an example (:meth:`search`)."""
+        name = check_label(label)
+        if not 1 <= k <= MAX_CANDIDATES:
+            raise ConfigError(f"k={k}: ask for 1-{MAX_CANDIDATES} candidates")
+        verdicts = labelled(self.db, name, store=self.spec)[name]
+        reviewed = set(verdicts.windows.tolist())
+        with self.lock:
+            queue = [c for c in self.queues.get(name, []) if c.window not in reviewed]
+        yes = verdicts.windows[verdicts.verdicts == "yes"]
+        if len(queue) < k and len(yes):
+            from envsound.inference.embeddings.search import search
+
+            hits = search(self.db, windows=yes, top=k + len(reviewed) + len(queue), device=self.device)
+            have = reviewed | {c.window for c in queue}
+            queue += [Candidate(h.window, h.file, h.start, h.end, h.score, "search") for h in hits
+                      if h.window not in have]
+        with self.lock:
+            self.queues[name] = queue
+        return queue[:k]
+
+    def search(self, label: str, *, example: str | os.PathLike | None = None, window: int | None = None,
+               k: int = ROUND) -> list[Candidate]:
+        """The ``k`` windows most like ``example`` (an audio file, run through the store's model) or the stored
+        ``window``, not yet reviewed for ``label``: they become the label's candidates (before any other).
+
+        Raises:
+            ConfigError: neither or both of ``example`` and ``window``; a bad label or ``k``.
+            NotFound: ``window`` is not in the store.
+            AudioLoadError: the example cannot be read.
+        """
+        from envsound.inference.embeddings.search import search
+
+        name = check_label(label)
+        if (example is None) == (window is None):
+            raise ConfigError("search by an example: give an audio file or a window of the store (one of them)")
+        if not 1 <= k <= MAX_CANDIDATES:
+            raise ConfigError(f"k={k}: ask for 1-{MAX_CANDIDATES} candidates")
+        if window is not None:
+            self.row(window)
+        reviewed = set(labelled(self.db, name, store=self.spec)[name].windows.tolist())
+        hits = search(self.db, () if example is None else example, windows=() if window is None else [window],
+                      top=k + len(reviewed), device=self.device)
+        found = [Candidate(h.window, h.file, h.start, h.end, h.score, "search") for h in hits
+                 if h.window not in reviewed][:k]
+        with self.lock:
+            chosen = {c.window for c in found}
+            self.queues[name] = found + [c for c in self.queues.get(name, []) if c.window not in chosen]
+        return found
+
+    # ------------------------------------------------------------------ verdicts, counts, rounds
+
+    def give(self, window: int, label: str, verdict: str, *, reviewer: str | None = None) -> Counts:
+        """Store ``verdict`` (yes, no, unsure) on ``window`` for ``label``, given by ``reviewer`` (default: the
+        operating system's user name) now; returns the label's counts.
+
+        Raises:
+            ConfigError: a bad label, verdict or reviewer name.
+            NotFound: the window is not in the store.
+            StoreError: the store refused the write (nothing stored).
+        """
+        name = check_label(label)
+        if verdict not in VERDICTS:
+            raise ConfigError(f"verdict {verdict!r} is not {', '.join(VERDICTS[:-1])} or {VERDICTS[-1]}")
+        row = self.row(window)
+        self.store.add_labels([{**row, "label": name, "verdict": verdict}], reviewer=reviewer or default_reviewer())
+        with self.lock:
+            self.queues[name] = [c for c in self.queues.get(name, []) if c.window != window]
+        return self.counts(name)
+
+    def counts(self, label: str) -> Counts:
+        """``label``'s verdicts now and since its last learning round (:class:`Counts`)."""
+        name = check_label(label)
+        current = labelled(self.db, name, store=self.spec)[name].verdicts
+        model = learned_folder(self.db, name) / "model.ckpt"
+        since = datetime.fromtimestamp(model.stat().st_mtime, timezone.utc) if model.is_file() else None
+        given = self.store.labels(label=name)
+        after = sum(1 for row in given if since is None or row["given"] > since)
+        return Counts(name, int((current == "yes").sum()), int((current == "no").sum()),
+                      int((current == "unsure").sum()), after, since is not None)
+
+    def learn(self, label: str) -> dict:
+        """A learning round: :func:`envsound.agile.learn.learn` of ``label`` into :func:`learned_folder`, whose
+        :data:`ROUND` suggestions become the label's next candidates. Returns its summary: ``label``,
+        ``positives``, ``negatives``, ``unsure``, ``threshold``, ``calibrated``, ``precision`` (None when not
+        calibrated), ``expected`` (one line: the expected precision, or "not calibrated" and why), ``model``,
+        ``seconds`` and the ``counts`` after it.
+
+        Raises:
+            ConfigError: the label has no ``yes``; the store's model file is missing or changed.
+        """
+        from envsound.agile.learn import learn
+
+        name = check_label(label)
+        with self.learning:
+            result = learn(self.db, name, out=learned_folder(self.db, name), store=self.spec, suggest=ROUND,
+                           progress=False)
+        found = result.labels[0]
+        calibration = found.calibration
+        with self.lock:
+            self.queues[name] = [Candidate(s.window, s.file, s.start, s.end, s.score, "learned")
+                                 for s in result.suggestions]
+        summary = {**found.to_dict(), "expected": _expected(calibration), "model": str(result.model),
+                   "seconds": round(result.seconds, 2)}
+        self.summaries[name] = summary
+        log.info("review: %s", result.line())
+        return {**summary, "counts": self.counts(name).to_dict()}
+
+    def labels(self) -> list[str]:
+        """The names of the labels given on this store's windows, in the order they were first given."""
+        return list(dict.fromkeys(row["label"] for row in self.store.labels()))
+
+
+def page_reviewer() -> str:
+    """Who gives a verdict from the page without tokens: the operating system's user name, else ``"page"``."""
+    name = default_reviewer()
+    return "page" if name == "unknown" else name
+
+
+def _expected(calibration) -> str:
+    if not calibration.calibrated:
+        return "not calibrated (" + calibration.line().split("not calibrated (", 1)[-1]
+    low, high = calibration.precision_interval
+    return (f"precision {calibration.precision:.2f} ({low:.2f}-{high:.2f}) at threshold {calibration.threshold:.3f}"
+            f"{'' if calibration.reached else f', below the target {calibration.target:.2f}'}")

@@ -1,0 +1,141 @@
+"""The Review view's REST API (``envsound serve DB``, DB an embeddings store): thin routes over
+:class:`envsound.agile.review.Review`.
+
+- ``GET /api/review``: the store (windows, model, labels given so far, the round's size);
+- ``GET /api/review/next?label=NAME&k=K``: the next K candidates (``needs_example`` when there are none);
+- ``POST /api/review/search``: form fields ``label``, ``k`` and an example: ``file`` (audio) or ``window`` (an id);
+- ``GET /api/review/audio/{window}`` (WAV of the window's span) and ``GET /api/review/spectrogram/{window}`` (PNG);
+- ``POST /api/review/label`` ``{window, label, verdict}``: stored with the reviewer (the token's name, without tokens
+  the operating system's user name) and the time;
+- ``POST /api/review/learn`` ``{label}``: a learning round, its summary; ``GET /api/review/counts?label=NAME``.
+
+Reading (``next``, ``counts``, the sound and the picture) needs a token that may ``read``; giving verdicts, searching
+and learning one that may ``review`` (a reviewer or an admin). A window not in the store, or whose audio file is
+missing, answers 404; a bad label or verdict, or a file that cannot be read, 422; a store that refuses a write, 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path, PurePath
+
+from fastapi import Depends, FastAPI, File, Form, Query, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from envsound.agile.review import MAX_CANDIDATES, ROUND, NotFound, Review, page_reviewer
+from envsound.app.answers import STORE_ERRORS
+from envsound.app.auth import Caller, Guard
+from envsound.errors import EnvsoundError, StoreError
+from envsound.inference.api import SNIFF_BYTES, SUPPORTED, sniff_audio
+
+class VerdictIn(BaseModel):
+    window: int = Field(description="the store's id of the window")
+    label: str = Field(max_length=200)
+    verdict: str = Field(description="yes, no or unsure")
+
+
+class LearnIn(BaseModel):
+    label: str = Field(max_length=200)
+
+
+async def _call(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` off the event loop; envsound's errors as one-line answers (404, 422, 503)."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except StoreError as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
+    except EnvsoundError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features) -> None:
+    """Register the Review view's routes on ``app``; ``features``: the store's model's feature settings (its
+    spectrograms are drawn with them)."""
+    reader, reviewer = Depends(guard.needs("read")), Depends(guard.needs("review"))
+
+    @app.get("/api/review", dependencies=[reader], responses=STORE_ERRORS)
+    async def about() -> dict:
+        """The embeddings store under review: its folder, windows, model file, the labels given so far and the
+        number of verdicts a round."""
+        labels = await _call(review.labels)
+        return {"db": str(review.db), "windows": review.windows.windows,
+                "model": review.windows.settings.get("model_file"), "labels": labels, "round": ROUND}
+
+    @app.get("/api/review/next", dependencies=[reader], responses=STORE_ERRORS)
+    async def next_candidates(label: str = Query(max_length=200),
+                              k: int = Query(ROUND, ge=1, le=MAX_CANDIDATES)) -> dict:
+        """The next ``k`` windows to review for ``label`` (from its last learning round's suggestions, then from
+        search), none reviewed for it yet, and its counts; ``needs_example``: none to offer until an example is
+        searched for."""
+        found = await _call(review.candidates, label, k)
+        counts = await _call(review.counts, label)
+        return {"label": label, "candidates": [c.to_dict() for c in found], "needs_example": not found,
+                "counts": counts.to_dict()}
+
+    @app.post("/api/review/search", dependencies=[reviewer], responses=STORE_ERRORS)
+    async def search(label: str = Form(max_length=200), k: int = Form(ROUND, ge=1, le=MAX_CANDIDATES),
+                     window: int | None = Form(None, description="a window of the store as the example"),
+                     file: UploadFile | None = File(None, description="an example: " + SUPPORTED)) -> dict:
+        """The ``k`` windows most like the example (an uploaded audio file or a stored ``window``), not yet reviewed
+        for ``label``: they become its first candidates."""
+        if file is None or window is not None:
+            found = await _call(review.search, label, window=window, k=k)
+            return {"label": label, "candidates": [c.to_dict() for c in found]}
+        name = PurePath((file.filename or "example").replace("\\", "/")).name or "example"
+        head = await file.read(SNIFF_BYTES)
+        if not head:
+            raise HTTPException(422, f"{name}: file is empty (0 bytes)")
+        if sniff_audio(head) is None:
+            raise HTTPException(415, f"{name}: not an audio file (its first bytes match no audio format); send "
+                                     f"{SUPPORTED}")
+        await file.seek(0)
+        with tempfile.TemporaryDirectory(prefix="envsound-example-") as private:
+            path = Path(private) / "example"
+            with open(path, "wb") as out:
+                shutil.copyfileobj(file.file, out, length=1 << 20)
+            try:
+                found = await _call(review.search, label, example=path, k=k)
+            except HTTPException as exc:  # the message names the upload, not the private path
+                raise HTTPException(exc.status_code, str(exc.detail).replace(str(path), name)) from None
+        return {"label": label, "candidates": [c.to_dict() for c in found]}
+
+    @app.get("/api/review/audio/{window}", dependencies=[reader], responses=STORE_ERRORS,
+             response_class=Response)
+    async def audio(window: int) -> Response:
+        """The window's sound: a 16-bit mono WAV of its span of the file (only that span is read)."""
+        return Response(await _call(review.wav, window), media_type="audio/wav",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/review/spectrogram/{window}", dependencies=[reader], responses=STORE_ERRORS,
+             response_class=Response)
+    async def spectrogram(window: int) -> Response:
+        """The window's log-mel spectrogram as a PNG (one pixel a mel band and frame; low bands at the bottom)."""
+        return Response(await _call(review.spectrogram, window, features), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.post("/api/review/label", responses=STORE_ERRORS)
+    async def give(body: VerdictIn, caller: Caller = Depends(guard.needs("review"))) -> dict:
+        """Store a verdict (yes, no, unsure) on a window for a label, with who gave it (the token's name; without
+        tokens, the operating system's user name) and when; the label's counts after it."""
+        counts = await _call(review.give, body.window, body.label, body.verdict,
+                             reviewer=caller.name or page_reviewer())
+        return {"stored": 1, "counts": counts.to_dict()}
+
+    @app.post("/api/review/learn", dependencies=[reviewer], responses=STORE_ERRORS)
+    async def learn(body: LearnIn) -> dict:
+        """A learning round of the label (seconds): its model in DB/learned/<label>/, its summary (yes and no
+        reviewed, threshold, expected precision or "not calibrated"), and its suggestions as the next candidates."""
+        return await _call(review.learn, body.label)
+
+    @app.get("/api/review/counts", dependencies=[reader], responses=STORE_ERRORS)
+    async def counts(label: str = Query(max_length=200)) -> dict:
+        """A label's yes, no and unsure windows, the verdicts since it was last learned and those left to the next
+        round (a round is 10 verdicts)."""
+        return (await _call(review.counts, label)).to_dict()
+

@@ -1,0 +1,213 @@
+// Review: one key a verdict on the windows of an embeddings store (envsound serve DB). Choose a label; the page shows
+// a candidate's spectrogram (a PNG the server draws) and plays its sound; y / n / u give a verdict and move on, space
+// plays it again, → or j moves on without one. Every 10 verdicts (a round) the page learns the label and asks about
+// the windows the learned model is least sure of. A label with no candidates asks for an example first.
+// Reads and writes /api/review/* with the tab's token (app.js's api()).
+"use strict";
+
+const review = { label: "", queue: [], at: 0, round: 10, skipped: new Set(), urls: [], chain: Promise.resolve() };
+
+async function reviewJson(path, options = {}) {
+  const answer = await api(path, options);
+  const body = await answer.json().catch(() => ({}));
+  if (!answer.ok) throw new Error(body.error || `the server answered ${answer.status}`);
+  return body;
+}
+
+function reviewStatus(text, isError = false) {
+  $("review-status").textContent = text;
+  $("review-status").classList.toggle("error", isError);
+}
+
+async function openReview() {
+  try {
+    const about = await reviewJson("/api/review");
+    review.round = about.round;
+    $("review-round").textContent = String(about.round);
+    $("review-store").textContent = `${about.db}: ${about.windows} windows`;
+    $("review-labels").replaceChildren(...about.labels.map((label) => new Option(label, label)));
+  } catch (err) {
+    reviewStatus(err.message, true);
+  }
+}
+
+async function loadCandidates() {
+  const k = Math.min(100, review.round + review.skipped.size);
+  let body;
+  try {
+    body = await reviewJson(`/api/review/next?${new URLSearchParams({ label: review.label, k: String(k) })}`);
+  } catch (err) {
+    reviewStatus(err.message, true);
+    return;
+  }
+  showCounts(body.counts);
+  review.queue = body.candidates.filter((c) => !review.skipped.has(c.window));
+  $("review-example").hidden = !body.needs_example;
+  if (!review.queue.length) {
+    $("review-card").hidden = true;
+    reviewStatus(body.needs_example ? "" : "No window left to review for this label.");
+    return;
+  }
+  reviewStatus("");
+  await showCandidate(0);
+}
+
+async function blobUrl(path) {
+  const answer = await api(path);
+  if (!answer.ok) {
+    const body = await answer.json().catch(() => ({}));
+    throw new Error(body.error || `the server answered ${answer.status}`);
+  }
+  const url = URL.createObjectURL(await answer.blob());
+  review.urls.push(url);
+  return url;
+}
+
+async function showCandidate(at) {
+  review.at = at;
+  const c = review.queue[at];
+  const old = review.urls;  // revoked once the new sound and picture replace them
+  review.urls = [];
+  $("review-card").hidden = false;
+  $("review-card").dataset.window = String(c.window);
+  $("review-where").textContent = `${c.file}  ${c.start.toFixed(2)}–${c.end.toFixed(2)} s`;
+  $("review-score").textContent = c.source === "learned"
+    ? `score ${c.score.toFixed(3)} (the learned model's; window ${c.window})`
+    : `similarity ${c.score.toFixed(3)} (search by example; window ${c.window})`;
+  try {
+    const [sound, picture] = await Promise.all([blobUrl(`/api/review/audio/${c.window}`),
+                                                blobUrl(`/api/review/spectrogram/${c.window}`)]);
+    $("review-spectrogram").src = picture;
+    $("review-audio").src = sound;
+    $("review-audio").play().catch(() => {});  // a browser may refuse to play before the first key or click
+    reviewStatus("");
+  } catch (err) {
+    $("review-spectrogram").removeAttribute("src");
+    $("review-audio").removeAttribute("src");
+    reviewStatus(err.message, true);  // e.g. the window's audio file is missing: a verdict can still be given
+  }
+  old.forEach((url) => URL.revokeObjectURL(url));
+}
+
+function showCounts(counts) {
+  $("review-counts").textContent = `${counts.label}: ${counts.yes} yes · ${counts.no} no · ${counts.unsure} unsure; ` +
+    `${counts.since_learn} since the last learning round, ${counts.to_next} to the next (a round is ${counts.round})`;
+  $("review-learn").disabled = counts.yes === 0;
+}
+
+function advance() {
+  return review.at + 1 < review.queue.length ? showCandidate(review.at + 1) : loadCandidates();
+}
+
+async function giveVerdict(verdict) {
+  const c = review.queue[review.at];
+  if (!c || $("review-card").hidden) return;
+  let body;
+  try {
+    body = await reviewJson("/api/review/label", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ window: c.window, label: review.label, verdict }),
+    });
+  } catch (err) {
+    reviewStatus(err.message, true);
+    return;
+  }
+  showCounts(body.counts);
+  if (body.counts.to_next === 0 && body.counts.yes > 0) {
+    await learnRound();
+  } else {
+    await advance();
+  }
+}
+
+async function learnRound() {
+  reviewStatus(`Learning ${review.label} from its verdicts…`);
+  $("review-learn").disabled = true;
+  try {
+    const summary = await reviewJson("/api/review/learn", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ label: review.label }),
+    });
+    $("review-summary").textContent = `Learned ${summary.label} from ${summary.positives} yes and ` +
+      `${summary.negatives} no: threshold ${summary.threshold.toFixed(3)}, ${summary.expected}`;
+    review.skipped.clear();
+  } catch (err) {
+    reviewStatus(err.message, true);
+    $("review-learn").disabled = false;
+    return;
+  }
+  await loadCandidates();
+}
+
+async function searchExample() {
+  const form = new FormData();
+  form.append("label", review.label);
+  form.append("k", String(review.round));
+  const file = $("review-example-file").files[0];
+  const windowId = $("review-example-window").value.trim();
+  if (file) form.append("file", file, file.name);
+  else if (windowId) form.append("window", windowId);
+  else { reviewStatus("Choose an audio file or give a window id", true); return; }
+  reviewStatus("Searching for windows like the example…");
+  try {
+    await reviewJson("/api/review/search", { method: "POST", body: form });
+  } catch (err) {
+    reviewStatus(err.message, true);
+    return;
+  }
+  $("review-example").hidden = true;
+  review.skipped.clear();
+  await loadCandidates();
+}
+
+// One action at a time, in the order the keys were pressed: three quick keys give three verdicts to three windows.
+function queueAction(action) {
+  review.chain = review.chain.then(action).catch((err) => reviewStatus(err.message, true));
+}
+
+function replay() {
+  const audio = $("review-audio");
+  audio.currentTime = 0;
+  audio.play().catch(() => {});
+}
+
+const REVIEW_KEYS = { y: "yes", n: "no", u: "unsure" };
+
+document.addEventListener("keydown", (event) => {
+  if ($("review").hidden || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName)) return;
+  const key = event.key.toLowerCase();
+  if (REVIEW_KEYS[key]) queueAction(() => giveVerdict(REVIEW_KEYS[key]));
+  else if (event.key === " ") replay();
+  else if (event.key === "ArrowRight" || key === "j") queueAction(skip);
+  else return;
+  event.preventDefault();
+});
+
+function skip() {
+  const c = review.queue[review.at];
+  if (!c || $("review-card").hidden) return undefined;
+  review.skipped.add(c.window);
+  return advance();
+}
+
+$("review-start").addEventListener("submit", (event) => {
+  event.preventDefault();
+  review.label = $("review-label").value.trim();
+  review.skipped.clear();
+  $("review-summary").textContent = "";
+  $("review-label").blur();  // the keys are the reviewer's now
+  queueAction(loadCandidates);
+});
+$("review-example").addEventListener("submit", (event) => { event.preventDefault(); queueAction(searchExample); });
+document.querySelectorAll("#review-buttons [data-verdict]").forEach((button) => button.addEventListener("click", () => {
+  button.blur();
+  queueAction(() => giveVerdict(button.dataset.verdict));
+}));
+$("review-replay").addEventListener("click", (event) => { event.currentTarget.blur(); replay(); });
+$("review-skip").addEventListener("click", (event) => { event.currentTarget.blur(); queueAction(skip); });
+$("review-learn").addEventListener("click", (event) => { event.currentTarget.blur(); queueAction(learnRound); });
+// the server shows the tab when it serves an embeddings store (a server of a model has no /api/review)
+if (!$("tab-review").hidden) {
+  document.addEventListener("envsound-token", openReview);
+  openReview();
+}

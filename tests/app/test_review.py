@@ -1,0 +1,235 @@
+"""The Review view of `envsound serve DB` (agile/review.py, app/review.py, static/review.js): its REST routes on a
+real server over a small embeddings store of synthetic clips (embedded by the shared trained model), bad requests
+answered in one line, reviewer and viewer tokens, and Chromium driving the view with its keys (y, n, u store three
+verdicts, space plays the window again, the counts follow)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from test_page import CHROMIUM, open_page
+
+from envsound.agile.labels import labelled
+from envsound.agile.review import ROUND, Review, learned_folder
+from envsound.app.auth import Guard
+from envsound.app.run import running
+from envsound.app.server import create_app
+from envsound.deploy.store import Store
+from envsound.inference.embeddings import embed_archive
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, synthetic_manifest) -> Path:
+    """8 synthetic clips (1.5 s, two windows each), one a file, and gone.wav, removed once embedded."""
+    root = tmp_path_factory.mktemp("review-archive")
+    for i, record in enumerate(synthetic_manifest.records[:8]):
+        shutil.copy(record.path, root / f"{record.label}-{i}.wav")
+    shutil.copy(synthetic_manifest.records[8].path, root / "gone.wav")
+    return root
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory, trained_run, archive) -> Path:
+    out = tmp_path_factory.mktemp("review-db") / "archive.db"
+    embed_archive(trained_run.checkpoint, archive, out=out, workers=1, progress=False)
+    (archive / "gone.wav").unlink()
+    return out
+
+
+@pytest.fixture(scope="module")
+def windows(db) -> pd.DataFrame:
+    return pd.read_parquet(db / "windows").sort_values("window").reset_index(drop=True)
+
+
+def serving(served, db, store_path: Path, *, required: bool = False):
+    """``running(app)`` of the store ``db`` with its labels (and tokens) in ``store_path``; the store is returned too."""
+    store = Store.open(store_path)
+    review = Review(db, store=store, spec=store_path)
+    app = create_app(served.model, store=store, guard=Guard(store, required=required, rate=1000), review=review)
+    return running(app), store
+
+
+def one_line(answer: httpx.Response, status: int, *words: str) -> str:
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert "\n" not in error and all(word in error for word in words), error
+    return error
+
+
+def test_the_routes_search_label_learn_and_answer_bad_requests_in_one_line(served, db, windows, archive, tmp_path):
+    live, store = serving(served, db, tmp_path / "review.sqlite")
+    with live as url, httpx.Client(base_url=url, timeout=60) as client:
+        about = client.get("/api/review").json()
+        assert (about["windows"], about["labels"], about["round"]) == (len(windows), [], ROUND)
+
+        first = client.get("/api/review/next", params={"label": "siren", "k": 5}).json()
+        assert first["candidates"] == [] and first["needs_example"] is True  # no labels: an example first
+
+        clip = next(p for p in sorted(archive.glob("*.wav")))
+        with open(clip, "rb") as fh:
+            found = client.post("/api/review/search", data={"label": "siren", "k": "4"},
+                                files={"file": (clip.name, fh, "audio/wav")}).json()["candidates"]
+        assert len(found) == 4 and found[0]["file"] == str(clip) and found[0]["source"] == "search"
+        assert found[0]["score"] >= found[-1]["score"]
+        assert client.get("/api/review/next", params={"label": "siren", "k": 4}).json()["candidates"] == found
+
+        # the window's sound: only its span, at the file's rate; its picture: a PNG
+        w = found[0]["window"]
+        sound, rate = sf.read(io.BytesIO(client.get(f"/api/review/audio/{w}").content))
+        assert rate == sf.info(clip).samplerate
+        assert len(sound) == round((found[0]["end"] - found[0]["start"]) * rate)
+        picture = client.get(f"/api/review/spectrogram/{w}")
+        assert picture.headers["content-type"] == "image/png" and picture.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+        answer = client.post("/api/review/label", json={"window": w, "label": "siren", "verdict": "yes"})
+        assert answer.json()["counts"] == {"label": "siren", "yes": 1, "no": 0, "unsure": 0, "since_learn": 1,
+                                           "learned": False, "round": ROUND, "to_next": ROUND - 1}
+        after = client.get("/api/review/next", params={"label": "siren", "k": 10}).json()["candidates"]
+        assert w not in [c["window"] for c in after] and after  # reviewed: never again a candidate
+
+        # bad requests, one line each
+        one_line(client.get(f"/api/review/audio/{len(windows)}"), 404, f"window {len(windows)} is not in")
+        one_line(client.get("/api/review/spectrogram/-1"), 404, "window -1 is not in")
+        one_line(client.post("/api/review/label", json={"window": len(windows) + 5, "label": "siren",
+                                                        "verdict": "yes"}), 404, "is not in")
+        one_line(client.post("/api/review/label", json={"window": w, "label": "siren", "verdict": "maybe"}), 422,
+                 "verdict 'maybe' is not yes, no or unsure")
+        one_line(client.post("/api/review/label", json={"window": w, "label": "a,b", "verdict": "no"}), 422,
+                 "label 'a,b' holds a comma")
+        one_line(client.get("/api/review/next", params={"label": "a,b"}), 422, "holds a comma")
+        one_line(client.get("/api/review/next", params={"label": "siren", "k": 0}), 422, "k")
+        one_line(client.post("/api/review/search", data={"label": "siren"}), 422, "an audio file or a window")
+        one_line(client.post("/api/review/search", data={"label": "siren"},
+                             files={"file": ("notes.wav", b"just text, not audio", "audio/wav")}), 415,
+                 "notes.wav: not an audio file")
+        gone = int(windows[windows["file"] == str(archive / "gone.wav")]["window"].iloc[0])
+        error = one_line(client.get(f"/api/review/audio/{gone}"), 404, "gone.wav", f"window {gone} is missing")
+        assert "gone.wav" in one_line(client.get(f"/api/review/spectrogram/{gone}"), 404)
+        one_line(client.post("/api/review/learn", json={"label": "dog"}), 422, "no window reviewed yes")
+    store.close()
+    assert "the store keeps embeddings, not sound" in error
+
+
+def test_a_learning_round_summarises_the_label_and_its_suggestions_become_the_candidates(served, db, windows,
+                                                                                        tmp_path):
+    spec = tmp_path / "review.sqlite"
+    live, store = serving(served, db, spec)
+    kinds = windows["file"].map(lambda f: Path(f).stem.rsplit("-", 1)[0])
+    target = kinds.iloc[0]
+    with live as url, httpx.Client(base_url=url, timeout=120) as client:
+        for w, kind in zip(windows["window"], kinds):
+            if kind == target or w % 3 == 0:
+                client.post("/api/review/label", json={"window": int(w), "label": "round",
+                                                       "verdict": "yes" if kind == target else "no"})
+        summary = client.post("/api/review/learn", json={"label": "round"}).json()
+        assert summary["positives"] == int((kinds == target).sum()) and summary["negatives"] > 0
+        assert 0 < summary["threshold"] < 1 and summary["expected"].startswith(("precision", "not calibrated ("))
+        assert summary["counts"]["since_learn"] == 0 and summary["counts"]["learned"] is True
+        assert Path(summary["model"]) == learned_folder(db, "round") / "model.ckpt"
+        suggested = client.get("/api/review/next", params={"label": "round", "k": 3}).json()["candidates"]
+        assert suggested and {c["source"] for c in suggested} == {"learned"}
+        reviewed = set(labelled(db, "round", store=spec)["round"].windows.tolist())
+        assert not reviewed & {c["window"] for c in suggested}
+        counts = client.post("/api/review/label", json={"window": suggested[0]["window"], "label": "round",
+                                                        "verdict": "unsure"}).json()["counts"]
+        assert (counts["since_learn"], counts["to_next"]) == (1, ROUND - 1)
+    store.close()
+
+
+def test_a_reviewer_token_labels_and_a_viewer_token_only_reads(served, db, windows, tmp_path):
+    spec = tmp_path / "review.sqlite"
+    live, store = serving(served, db, spec, required=True)
+    reviewer, viewer = (store.create_token(name, role)[1] for name, role in (("ana", "reviewer"), ("vic", "viewer")))
+    w = int(windows[~windows["file"].str.endswith("gone.wav")]["window"].iloc[0])
+    routes = [("GET", "/api/review", None), ("GET", "/api/review/next?label=dog", None),
+              ("GET", "/api/review/counts?label=dog", None), ("GET", f"/api/review/audio/{w}", None),
+              ("GET", f"/api/review/spectrogram/{w}", None),
+              ("POST", "/api/review/label", {"window": w, "label": "dog", "verdict": "no"}),
+              ("POST", "/api/review/learn", {"label": "nothing-yet"})]
+    with live as url, httpx.Client(base_url=url, timeout=60) as client:
+        for method, path, body in routes:
+            assert client.request(method, path, json=body).status_code == 401, path
+            as_viewer = client.request(method, path, json=body, headers={"Authorization": f"Bearer {viewer}"})
+            if method == "GET":
+                assert as_viewer.status_code == 200, (path, as_viewer.text)
+            else:
+                one_line(as_viewer, 403, "a viewer token may not label windows")
+        answer = client.post("/api/review/label", json={"window": w, "label": "dog", "verdict": "yes"},
+                             headers={"Authorization": f"Bearer {reviewer}"})
+        assert answer.status_code == 200, answer.text
+        searched = client.post("/api/review/search", data={"label": "dog", "window": str(w), "k": "2"},
+                               headers={"Authorization": f"Bearer {viewer}"})
+        one_line(searched, 403, "a viewer token may not")
+    given = store.labels(label="dog")
+    store.close()
+    assert [(r["window"], r["verdict"], r["reviewer"]) for r in given] == [(w, "yes", "ana")]
+
+
+def test_serve_db_with_auth_and_no_token_says_how_to_make_a_reviewer_token(db, tmp_path, envsound_main):
+    spec = tmp_path / "labels.sqlite"
+    ran = envsound_main("serve", db, "--auth", "--port", "0", "--store", spec)
+    assert ran.returncode != 0
+    line = ran.stderr.strip().splitlines()[-1]
+    assert f"envsound token create NAME --role reviewer --store {spec}" in line, ran.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: apt-get install chromium (as root)")
+def test_the_view_takes_a_verdict_a_key_replays_with_space_and_counts(served, db, windows, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    spec = tmp_path / "review.sqlite"
+    live, store = serving(served, db, spec)
+    with live as url, sync_playwright() as driver:
+        browser, page, failed = open_page(driver, url, "--autoplay-policy=no-user-gesture-required")
+        try:
+            page.get_by_test_id("tab-review").click()
+            page.get_by_test_id("review-label").fill("bird")
+            page.get_by_test_id("review-go").click()
+            page.get_by_test_id("review-example").wait_for(timeout=10_000)  # no labels yet: an example first
+            page.get_by_test_id("review-example-window").fill("2")
+            page.get_by_test_id("review-search").click()
+            card = page.get_by_test_id("review-card")
+            card.wait_for(timeout=30_000)
+            page.wait_for_function("document.getElementById('review-audio').readyState >= 1", timeout=10_000)
+            first = int(card.get_attribute("data-window"))
+            assert first == 2  # the example window itself is the most like it
+
+            # space: back to the start, and played
+            page.evaluate("""() => { const a = document.getElementById('review-audio'); window.plays = 0;
+                a.play = () => { window.plays += 1; return Promise.resolve(); }; a.currentTime = 0.5; }""")
+            page.keyboard.press(" ")
+            assert page.evaluate("document.getElementById('review-audio').currentTime") == 0
+            assert page.evaluate("window.plays") == 1
+
+            shown = []
+            for key in ("y", "n", "u"):
+                page.wait_for_function(f"document.getElementById('review-card').dataset.window !== "
+                                       f"'{shown[-1] if shown else ''}'", timeout=10_000)
+                shown.append(card.get_attribute("data-window"))
+                page.keyboard.press(key)
+            counts = page.get_by_test_id("review-counts")
+            page.wait_for_function("document.getElementById('review-counts').textContent.includes('1 unsure')",
+                                   timeout=10_000)
+            assert "bird: 1 yes · 1 no · 1 unsure; 3 since the last learning round, 7 to the next" in \
+                counts.inner_text()
+            page.keyboard.press("j")  # next without a verdict
+            page.wait_for_function(f"document.getElementById('review-card').dataset.window !== '{shown[-1]}'",
+                                   timeout=10_000)
+            page.wait_for_function("document.getElementById('review-audio').readyState >= 1 && "
+                                   "document.getElementById('review-spectrogram').complete", timeout=10_000)
+        finally:
+            browser.close()
+    store.close()
+    verdicts = labelled(db, "bird", store=spec)["bird"]
+    assert dict(zip(verdicts.windows.tolist(), verdicts.verdicts.tolist())) == {
+        int(shown[0]): "yes", int(shown[1]): "no", int(shown[2]): "unsure"}
+    assert len(set(shown)) == 3 and int(shown[0]) == first
+    gone = {int(w) for w in windows[windows["file"].str.endswith("gone.wav")]["window"]}  # its audio was removed
+    assert not [u for u in failed if not any(u.endswith(f"/{w}") for w in gone)], failed
