@@ -172,6 +172,36 @@ def test_a_reviewer_token_labels_and_a_viewer_token_only_reads(served, db, windo
     assert [(r["window"], r["verdict"], r["reviewer"]) for r in given] == [(w, "yes", "ana")]
 
 
+def test_serve_db_serves_the_stores_model_and_the_review_tab_and_keeps_labels_in_the_db(db, windows, tmp_path):
+    """``envsound serve DB`` as a console runs it: the store's model answers /v1/model, the page shows its Review
+    tab, and a verdict lands in DB/review.sqlite."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    copy = tmp_path / "copy.db"  # its own review.sqlite, beside the module's store
+    shutil.copytree(db, copy, ignore=shutil.ignore_patterns("review.sqlite*", "learned"))
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "cfg")}
+    command = [sys.executable, "-m", "envsound.cli.main", "serve", str(copy), "--port", "0", "-q"]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        store_line, line = server.stderr.readline(), server.stderr.readline()
+        assert store_line.startswith(f"envsound: reviewing {copy} ({len(windows)} windows)"), store_line
+        url = re.search(r"serving at (http://127\.0\.0\.1:\d+)/", line).group(1)
+        assert httpx.get(f"{url}/v1/model", timeout=10).json()["model"]
+        assert 'data-testid="tab-review" hidden' not in httpx.get(url, timeout=10).text
+        answer = httpx.post(f"{url}/api/review/label", json={"window": 3, "label": "dog", "verdict": "no"},
+                            timeout=30)
+        assert answer.status_code == 200, answer.text
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    verdicts = labelled(copy, "dog")["dog"]
+    assert (verdicts.windows.tolist(), verdicts.verdicts.tolist()) == ([3], ["no"])
+
+
 def test_serve_db_with_auth_and_no_token_says_how_to_make_a_reviewer_token(db, tmp_path, envsound_main):
     spec = tmp_path / "labels.sqlite"
     ran = envsound_main("serve", db, "--auth", "--port", "0", "--store", spec)
