@@ -73,14 +73,17 @@ def _replacing(tmp: Path, path: Path) -> Iterator[None]:
 
 def disk_full(exc: BaseException) -> str | None:
     """What ``exc`` says, in a few words, when it is a full disk or an exceeded quota, else None: an ``OSError``
-    ``ENOSPC`` ("no space left on device") or ``EDQUOT`` ("disk quota exceeded"), or SQLite's ``SQLITE_FULL``.
+    ``ENOSPC`` ("no space left on device") or ``EDQUOT`` ("disk quota exceeded"), or SQLite's ``SQLITE_FULL`` or
+    ``SQLITE_IOERR_SHMSIZE`` (its write-ahead log's shared-memory file, beside the database, could not grow: a
+    "disk I/O error" that on a full disk is the first thing a new database in WAL mode meets).
 
     >>> disk_full(OSError(errno.ENOSPC, "No space left on device"))
     'no space left on device'
     """
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return os.strerror(exc.errno).lower()
-    if type(exc).__module__ == "sqlite3" and ((getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == 13  # SQLITE_FULL
+    code = getattr(exc, "sqlite_errorcode", 0) or 0
+    if type(exc).__module__ == "sqlite3" and (code & 0xFF == 13 or code == 4874  # SQLITE_FULL, SQLITE_IOERR_SHMSIZE
                                               or str(exc) == "database or disk is full"):  # Python < 3.11
         return "no space left on device"
     return None
