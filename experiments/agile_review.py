@@ -1,0 +1,287 @@
+"""From one example to a detector: the agile loop (search, review, learn, suggest) measured with a simulated reviewer
+who answers from known labels, on an archive of ESC-50 clips joined into long recordings (issue 67, "Measured").
+
+The archive: every clip of the ESC-50 checkout (686 here) except one held-out example of each ESC-10 class, in a
+seeded order, joined 10 clips a recording (5 s each, 32 kHz, 16-bit WAVs under ``--out``/archive; the last
+recording shorter), embedded once by ``envsound.embed_archive`` with the release's defaults (mn04: 5-s windows at a
+1-s hop). A window's truth is the class of the clip under its centre.
+
+For each ESC-10 class, the held-out example is searched (``envsound.search``, cosine) and its top 10 reviewed; then,
+round after round (10 windows a round, 5 rounds):
+
+- ``loop``: ``learn_verdicts`` on the verdicts so far, its ``suggest`` gives the next 10 (uncertainty with
+  diversity, the learner's defaults);
+- ``random``: the same first 10 (from search), then 10 random unreviewed windows a round, learned the same way;
+- ``search``: the ranking by similarity to the example alone (it does not change with the rounds: the issue's
+  "top-K of search alone");
+- ``search+yes``: the next 10 unreviewed windows of that ranking a round, each reviewed yes window added to the
+  query as another example.
+
+Each learned variant runs with the unreviewed windows as weak negatives (``weak``, the default) and without
+(``none``). Until a round has given a yes (or, for ``none``, also a no), nothing can be learned: that round's
+method reviews the next search hits and its AP is the search's. After each round: the average precision of the
+learned head's scores (the written model.ckpt's head over every stored embedding) over all archive windows against
+the truth. After the last round: the threshold ``learn`` calibrated for precision ``--precision``, and the
+precision it reaches on the windows not reviewed.
+
+    ENVSOUND_MODELS=DIR .venv/bin/python experiments/agile_review.py --root ../shared/data/esc50 \\
+        --out experiments/out/agile-review
+
+Figures: docs/results.md, "From one example to a detector (issue 67)".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from sklearn.metrics import average_precision_score
+
+import envsound
+import envsound.agile.learn as learn_module
+from envsound.agile.learn import learn_verdicts
+from envsound.audio.load import load_audio
+from envsound.errors import ConfigError
+from envsound.inference.embeddings import EmbeddingsStore
+from envsound.models.checkpoint import load_checkpoint
+from envsound.transfer.source import head_keys
+
+CLIP_SECONDS = 5.0
+RATE = 32000
+PER_RECORDING = 10
+LEARNED = ("loop", "random")
+
+
+def archive(meta: pd.DataFrame, root: Path, out: Path, seed: int) -> tuple[dict[str, str], pd.DataFrame]:
+    """Hold out one clip of each ESC-10 class (seeded), write the others as recordings of 10 clips in a seeded
+    order; the held-out clips' paths by class and the truth ``(file, clip, start, end, category)``."""
+    rng = np.random.default_rng(seed)
+    classes = sorted(meta[meta.esc10].category.unique())
+    held = {c: str(root / "audio" / meta[meta.category == c].sample(1, random_state=seed + i).filename.iloc[0])
+            for i, c in enumerate(classes)}
+    clips = meta[~meta.filename.isin([Path(p).name for p in held.values()])].reset_index(drop=True)
+    clips = clips.iloc[rng.permutation(len(clips))].reset_index(drop=True)
+    (out / "archive").mkdir(parents=True, exist_ok=True)
+    size = int(CLIP_SECONDS * RATE)
+    rows = []
+    for n, at in enumerate(range(0, len(clips), PER_RECORDING)):
+        group = clips.iloc[at:at + PER_RECORDING]
+        name = f"rec-{n:03d}.wav"
+        path = out / "archive" / name
+        if not path.exists():
+            wave = np.concatenate([np.pad(c := load_audio(root / "audio" / f, sample_rate=RATE)[:size],
+                                          (0, size - len(c))) for f in group.filename])
+            sf.write(path, wave, RATE, subtype="PCM_16")
+        rows += [{"file": name, "clip": i, "start": i * CLIP_SECONDS, "end": (i + 1) * CLIP_SECONDS,
+                  "category": r.category, "filename": r.filename} for i, r in enumerate(group.itertuples())]
+    return held, pd.DataFrame(rows)
+
+
+def window_truth(store: EmbeddingsStore, truth: pd.DataFrame) -> pd.DataFrame:
+    """The store's windows (sorted by id) with the category of the clip under each window's centre."""
+    windows = pd.read_parquet(store.path / "windows").sort_values("window").reset_index(drop=True)
+    windows["recording"] = [Path(f).name for f in windows.file]
+    windows["clip"], windows["category"] = centre_truth(windows["recording"], windows["start"],
+                                                        float(store.settings["window_seconds"]), truth)
+    return windows
+
+
+def centre_truth(recordings, starts, window: float, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The clip (index in its recording) and category under the centre of each window (``recordings`` its file's
+    name, ``starts`` seconds, ``window`` its length); a centre past the last clip is the last clip's."""
+    clips = truth.groupby("file")["clip"].max()
+    centre = np.asarray(starts, dtype=np.float64) + window / 2
+    clip = np.minimum((centre // CLIP_SECONDS).astype(int), clips.loc[list(recordings)].to_numpy())
+    lookup = truth.set_index(["file", "clip"])["category"]
+    return clip, lookup.loc[list(zip(recordings, clip))].to_numpy()
+
+
+def similarity(db: Path, example: str, n: int, yes: np.ndarray = np.zeros(0, np.int64)) -> np.ndarray:
+    """``(n,)`` cosine similarity of every window to the query (the example, and the stored ``yes`` windows)."""
+    scores = np.full(n, -np.inf)
+    for hit in envsound.search(db, example, top=n, collapse=False, windows=[int(i) for i in yes], device="cpu"):
+        scores[hit.window] = hit.score
+    return scores
+
+
+def head_scores(model: Path, vectors: np.ndarray) -> np.ndarray:
+    """The learned model's one label scored on every stored embedding ``(n, d)``: ``(n,)`` in [0, 1]."""
+    state = load_checkpoint(model).state_dict
+    weight_key, bias_key = head_keys(state)
+    weight, bias = state[weight_key].double().numpy(), state[bias_key].double().numpy()
+    return (1.0 / (1.0 + np.exp(-(vectors @ weight.T + bias))))[:, 0]
+
+
+def next_unreviewed(ranking: np.ndarray, reviewed: set, k: int) -> list[int]:
+    return [int(i) for i in ranking if int(i) not in reviewed][:k]
+
+
+def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.ndarray, truth: np.ndarray,
+            search_scores: np.ndarray, label: str, rounds: int, k: int, precision: float, seed: int,
+            work: Path) -> dict:
+    """One class, one learned method: AP after each round and, at the end, the calibrated threshold and the
+    precision it reaches on unreviewed windows."""
+    rng = np.random.default_rng(seed)
+    ranking = np.argsort(-search_scores, kind="stable")
+    reviewed: list[int] = next_unreviewed(ranking, set(), k)
+    aps, result, scores, seconds = [], None, search_scores, []
+    for _ in range(rounds):
+        ids = np.array(reviewed, dtype=np.int64)
+        said = np.where(truth[ids], "yes", "no")
+        started = time.perf_counter()
+        try:
+            result = learn_verdicts(store, {label: (ids, said)}, out=work, negatives=negatives, precision=precision,
+                                    suggest=k if method == "loop" else 0, seed=seed, progress=False)
+        except ConfigError:  # no yes yet (or, for negatives="none", no no): the next search hits
+            result, scores = None, search_scores
+            suggested = next_unreviewed(ranking, set(reviewed), k)
+        else:
+            scores = head_scores(result.model, vectors)
+            if method == "loop":
+                suggested = [s.window for s in result.suggestions]
+            else:
+                free = np.setdiff1d(np.arange(len(truth)), ids)
+                suggested = [int(i) for i in rng.choice(free, size=min(k, len(free)), replace=False)]
+        seconds.append(time.perf_counter() - started)
+        aps.append(float(average_precision_score(truth, scores)))
+        if len(aps) < rounds:
+            reviewed += suggested
+    ids = np.array(reviewed, dtype=np.int64)
+    out = {"ap": aps, "reviewed": len(ids), "yes": int(truth[ids].sum()), "learn_seconds": seconds}
+    if result is not None:
+        label_result = result.labels[0]
+        calibration = label_result.calibration
+        unreviewed = np.ones(len(truth), bool)
+        unreviewed[ids] = False
+        above = unreviewed & (scores >= label_result.threshold)
+        out.update(threshold=label_result.threshold, calibrated=calibration.calibrated, reached=calibration.reached,
+                   expected_precision=calibration.precision, expected_interval=calibration.precision_interval,
+                   above=int(above.sum()), precision_unreviewed=float(truth[above].mean()) if above.any() else None,
+                   recall_unreviewed=float(truth[above].sum() / max(truth[unreviewed].sum(), 1)))
+    return out
+
+
+def searched(*, db: Path, example: str, truth: np.ndarray, search_scores: np.ndarray, rounds: int, k: int) -> dict:
+    """Search alone, and search with the reviewed yes windows as more examples (the next k of its ranking a round)."""
+    reviewed: list[int] = []
+    scores, aps = search_scores, []
+    for _ in range(rounds):
+        reviewed += next_unreviewed(np.argsort(-scores, kind="stable"), set(reviewed), k)
+        aps.append(float(average_precision_score(truth, scores)))
+        yes = np.array([i for i in reviewed if truth[i]], dtype=np.int64)
+        scores = similarity(db, example, len(truth), yes) if len(yes) else search_scores
+    return {"ap": aps}
+
+
+def report(rows: pd.DataFrame, finals: pd.DataFrame, rounds: int) -> list[str]:
+    """Markdown lines: AP per round (mean ± std over the classes) a method, paired loop - random, per-class APs at
+    the last round, the precision-at-threshold figures."""
+    methods = list(dict.fromkeys(rows.method))
+    lines = ["| reviewed a class | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for r in range(rounds):
+        cells = [f"{rows[(rows.method == m) & (rows['round'] == r + 1)].ap.mean():.3f} ± "
+                 f"{rows[(rows.method == m) & (rows['round'] == r + 1)].ap.std():.3f}" for m in methods]
+        lines.append(f"| {(r + 1) * 10} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for negatives in ("weak", "none"):
+        loop, rand = f"loop/{negatives}", f"random/{negatives}"
+        if loop not in methods or rand not in methods:
+            continue
+        cells = []
+        for r in range(rounds):
+            a = rows[(rows.method == loop) & (rows["round"] == r + 1)].set_index("class").ap
+            b = rows[(rows.method == rand) & (rows["round"] == r + 1)].set_index("class").ap
+            d = (a - b.loc[a.index])
+            cells.append(f"round {r + 1}: {d.mean():+.3f} ± {d.std():.3f} ({int((d > 0).sum())}/{len(d)} classes)")
+        lines.append(f"- {loop} - {rand}, paired: " + "; ".join(cells))
+    lines.append("")
+    last = rows[rows["round"] == rounds].pivot(index="class", columns="method", values="ap")[methods]
+    lines += ["| class | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    lines += [f"| {c} | " + " | ".join(f"{v:.3f}" for v in last.loc[c]) + " |" for c in last.index]
+    lines.append("")
+    if len(finals):
+        lines += ["| class | method | threshold | calibrated (reached) | expected precision | windows above, "
+                  "unreviewed | precision there | recall there |", "|---" * 8 + "|"]
+        for f in finals.itertuples():
+            expected = "-" if f.expected_precision is None or pd.isna(f.expected_precision) else \
+                f"{f.expected_precision:.2f}"
+            reached = "-" if f.precision_unreviewed is None or pd.isna(f.precision_unreviewed) else \
+                f"{f.precision_unreviewed:.2f}"
+            lines.append(f"| {f._1} | {f.method} | {f.threshold:.3f} | {f.calibrated} ({f.reached}) | {expected} | "
+                         f"{f.above} | {reached} | {f.recall_unreviewed:.2f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, required=True, help="an ESC-50 checkout (meta/esc50.csv, audio/)")
+    parser.add_argument("--model", default="efficientat-mn04", help="the network to embed with")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--per-round", type=int, default=10)
+    parser.add_argument("--precision", type=float, default=0.9)
+    parser.add_argument("--classes", nargs="*", help="ESC-10 classes to run (default: all ten)")
+    parser.add_argument("--methods", nargs="*", default=["loop/weak", "random/weak", "loop/none", "random/none"],
+                        help="learned methods, METHOD/NEGATIVES (search and search+yes always run)")
+    parser.add_argument("--C", type=float, default=None, help="the learner's C (default: envsound's, learn.C)")
+    parser.add_argument("--name", default="default", help="the results' folder under --out (the archive is shared)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.C is not None:
+        learn_module.C = args.C  # a module setting of the learner, read at each fit
+    started = time.monotonic()
+    meta = pd.read_csv(args.root / "meta" / "esc50.csv")
+    held, truth_table = archive(meta, args.root, args.out, args.seed)
+    truth_table.to_csv(args.out / "truth.csv", index=False)
+    pd.DataFrame({"category": list(held), "example": list(held.values())}).to_csv(args.out / "held_out.csv",
+                                                                                  index=False)
+    db = args.out / "archive.db"
+    summary = envsound.embed_archive(args.model, args.out / "archive", out=db, device="cpu", progress=False)
+    print(summary.line(), flush=True)
+    store = EmbeddingsStore(db)
+    windows = window_truth(store, truth_table)
+    vectors = store.vectors(windows.window.to_numpy()).astype(np.float64)
+    print(f"{len(truth_table)} clips in {truth_table.file.nunique()} recordings, {store.windows} windows "
+          f"({store.settings['window_seconds']} s), {vectors.shape[1]} dims; held out: "
+          f"{', '.join(Path(p).name for p in held.values())}", flush=True)
+    rows, finals = [], []
+    for c, example in held.items():
+        if args.classes and c not in args.classes:
+            continue
+        truth = (windows.category == c).to_numpy()
+        base = similarity(db, example, len(truth))
+        found = searched(db=db, example=example, truth=truth, search_scores=base, rounds=args.rounds,
+                         k=args.per_round)
+        rows += [{"class": c, "method": "search", "round": r + 1, "ap": found["ap"][0]} for r in range(args.rounds)]
+        rows += [{"class": c, "method": "search+yes", "round": r + 1, "ap": ap} for r, ap in enumerate(found["ap"])]
+        for spec in args.methods:
+            method, negatives = spec.split("/")
+            got = learned(method, negatives, store=store, vectors=vectors, truth=truth, search_scores=base, label=c,
+                          rounds=args.rounds, k=args.per_round, precision=args.precision, seed=args.seed,
+                          work=args.out / args.name / "models" / c / spec.replace("/", "-"))
+            rows += [{"class": c, "method": spec, "round": r + 1, "ap": ap} for r, ap in enumerate(got["ap"])]
+            if "threshold" in got:
+                finals.append({"class": c, "method": spec, **{k: v for k, v in got.items() if k != "ap"}})
+            print(json.dumps({"class": c, "method": spec, "ap": [round(a, 3) for a in got["ap"]],
+                              "search": round(found["ap"][0], 3), "search+yes": round(found["ap"][-1], 3),
+                              **{k: v for k, v in got.items() if k not in ("ap", "learn_seconds")},
+                              "learn_seconds": round(float(np.mean(got["learn_seconds"])), 2)}, default=str),
+                  flush=True)
+    table, final = pd.DataFrame(rows), pd.DataFrame(finals)
+    table.to_csv(args.out / args.name / "ap_rounds.csv", index=False)
+    final.to_csv(args.out / args.name / "thresholds.csv", index=False)
+    lines = report(table, final, args.rounds)
+    (args.out / args.name / "report.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wall {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
