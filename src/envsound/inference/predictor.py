@@ -263,9 +263,12 @@ class FileScores:
             self.probs.append(np.asarray(window_probs, dtype=np.float32))
         if self.segments:
             labels, length = self.predictor.labels, self.features.window_seconds
-            for begin, probs in zip(here, window_probs):
-                best = int(probs.argmax())
-                none = self.rejects and probs[best] <= 0  # the open-set gate: none of the classes
+            # a multi-label model's window is the best of the classes at or above their thresholds, or none of them
+            passed = self.predictor.task.decide(window_probs) if self.predictor.task.multi_label else None
+            for at, (begin, probs) in enumerate(zip(here, window_probs)):
+                best = int(probs.argmax() if passed is None else np.where(passed[at], probs, -1.0).argmax())
+                # the open-set gate, or no class past its threshold: none of the classes
+                none = (self.rejects and probs[best] <= 0) or (passed is not None and not passed[at, best])
                 self.timeline.append({"start": round(max(begin, 0.0), 3), "end": round(begin + length, 3),
                                       "label": None if none else labels[best], "score": round(float(probs[best]), 4)})
 
