@@ -35,3 +35,18 @@ def test_a_header_that_is_not_a_stream_envsound_reads_is_named():
         read_wav_header(io.BytesIO(data.getvalue()[:14]), name="s")
     with pytest.raises(AudioLoadError, match="1-64 channels"):
         PcmFormat(16000, 0).check("s")
+
+
+def test_raw_float32_samples_that_are_not_numbers_are_set_to_0_and_said_once(caplog):
+    """Issue 68: NaN or infinity in a float32 stream (`listen --input - --encoding float32`, a float WAV on stdin, the
+    server's socket) went into the model as they were: every window they fell in scored NaN and its hops vanished
+    from listen's output, silently. They are now 0, said in one line with the time of the first."""
+    samples = tone(seconds=2.0, sample_rate=8000, channels=2).astype("<f4")
+    samples[8000, 1], samples[12000:12100, 0], samples[15000, 0] = np.nan, np.inf, -np.inf
+    with caplog.at_level("WARNING", logger="envsound.audio.stream"):
+        got = np.concatenate(list(iter_pcm(io.BytesIO(samples.tobytes()), PcmFormat(8000, 2, "float32"),
+                                           name="stdin", max_bytes=4096)))
+    expected = np.where(np.isfinite(samples), samples, 0)
+    assert np.isfinite(got).all() and np.array_equal(got, expected)
+    assert [r.getMessage() for r in caplog.records] == [
+        "stdin: samples that are not numbers (NaN or infinity) from 1.00 s, set to 0 (said once a stream)"]

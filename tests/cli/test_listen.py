@@ -89,6 +89,24 @@ def test_a_bad_stream_ends_with_one_line(trained_run, stdin_from, envsound_main,
     assert ran.stderr.strip().splitlines()[-1].startswith(f"envsound listen: error: {reason}"), ran.stderr
 
 
+def test_raw_float32_with_nan_and_infinity_hears_every_hop_and_says_so_once(trained_run, stdin_from, envsound_main):
+    """Issue 68: NaN or infinity in raw float32 on stdin made every hop whose window held one vanish from the
+    output, silently; they are now heard as 0 (the hops of the same stream with zeros there), with one line."""
+    samples = stream_samples().astype("<f4")
+    samples[RATE], samples[2 * RATE:2 * RATE + 50], samples[4 * RATE] = np.nan, np.inf, -np.inf
+    stdin_from(samples.tobytes())
+    bad = envsound_main("listen", trained_run.checkpoint, "--input", "-", "--json", "--rate", str(RATE),
+                        "--encoding", "float32")
+    stdin_from(np.where(np.isfinite(samples), samples, 0).astype("<f4").tobytes())
+    zeros = envsound_main("listen", trained_run.checkpoint, "--input", "-", "--json", "--rate", str(RATE),
+                          "--encoding", "float32")
+    assert bad.returncode == zeros.returncode == 0, bad.stderr
+    strip = lambda ran: [{**o, "model_ms": 0} for o in hops(ran)]  # noqa: E731
+    assert len(strip(bad)) == 10 and strip(bad) == strip(zeros)
+    assert bad.stderr.count("not numbers") == 1 and "stdin: samples that are not numbers (NaN or infinity) from " \
+        "1.00 s, set to 0" in bad.stderr
+
+
 def test_a_stream_that_breaks_off_still_reports_what_was_heard(trained_run, stdin_from, envsound_main):
     stdin_from(wav_bytes(stream_samples())[:-1])  # the last sample cut in half
     ran = envsound_main("listen", trained_run.checkpoint, "--input", "-", "--json")

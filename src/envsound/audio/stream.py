@@ -9,6 +9,7 @@ channels and encoding are announced by the caller. stdlib and numpy only.
 
 from __future__ import annotations
 
+import logging
 import queue
 import struct
 import sys
@@ -21,6 +22,8 @@ import numpy as np
 from envsound.audio.idle import wait_for_data
 from envsound.audio.sniff import SNIFF_BYTES, sniff_audio
 from envsound.errors import AudioLoadError, ConfigError
+
+logger = logging.getLogger(__name__)
 
 # encoding -> (numpy dtype of one sample as stored, scale to -1..1)
 ENCODINGS = {"pcm16": ("<i2", 2.0 ** 15), "pcm24": (None, 2.0 ** 23), "pcm32": ("<i4", 2.0 ** 31),
@@ -48,7 +51,12 @@ class PcmFormat:
 
 
 def decode_pcm(data: bytes, fmt: PcmFormat) -> np.ndarray:
-    """Whole frames of ``fmt`` -> float32 ``(frames, channels)`` in -1..1."""
+    """Whole frames of ``fmt`` -> float32 ``(frames, channels)`` in -1..1. A float32 sample that is not a number (NaN,
+    infinity) becomes 0: left as it is, every window it falls in scores NaN and those hops vanish from the output.
+
+    >>> decode_pcm(np.array([0.5, np.nan], "<f4").tobytes(), PcmFormat(16000, 1, "float32")).ravel().tolist()
+    [0.5, 0.0]
+    """
     dtype, scale = ENCODINGS[fmt.encoding]
     if fmt.encoding == "pcm24":
         raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3)
@@ -58,7 +66,18 @@ def decode_pcm(data: bytes, fmt: PcmFormat) -> np.ndarray:
         values = np.frombuffer(data, dtype=dtype)
         if fmt.encoding == "pcm8":
             values = values.astype(np.int16) - 128
-    return (values.astype(np.float32) / np.float32(scale)).reshape(-1, fmt.channels)
+    samples = (values.astype(np.float32) / np.float32(scale)).reshape(-1, fmt.channels)  # a copy: writable
+    if fmt.encoding == "float32" and not np.isfinite(samples).all():
+        samples[~np.isfinite(samples)] = 0.0
+    return samples
+
+
+def _non_finite_at(data: bytes, fmt: PcmFormat) -> int | None:
+    """The frame of the first float32 sample of ``data`` that is not a number (NaN, infinity), else None."""
+    if fmt.encoding != "float32":
+        return None
+    bad = np.flatnonzero(~np.isfinite(np.frombuffer(data, dtype="<f4")))
+    return int(bad[0]) // fmt.channels if len(bad) else None
 
 
 def read_wav_header(stream: BinaryIO, *, name: str, head: bytes = b"") -> PcmFormat:
@@ -104,7 +123,7 @@ def iter_pcm(stream: BinaryIO, fmt: PcmFormat, *, name: str, max_bytes: int = 1 
     ``max_bytes`` a read), until it ends. ``stream`` should be unbuffered (``sys.stdin.buffer.raw``), so that a read
     returns what is there now and waiting is seen. A stream that ends inside a frame, or sends nothing for
     ``idle_seconds`` (``None``: wait for ever), raises :class:`AudioLoadError` after the frames before it."""
-    pending = b""
+    pending, frames, said = b"", 0, False
     while True:
         wait_for_data(stream, idle_seconds, name)
         data = stream.read(max_bytes)
@@ -113,7 +132,12 @@ def iter_pcm(stream: BinaryIO, fmt: PcmFormat, *, name: str, max_bytes: int = 1 
         pending += data
         whole = len(pending) - len(pending) % fmt.frame_bytes
         if whole:
+            if not said and (at := _non_finite_at(pending[:whole], fmt)) is not None:
+                logger.warning("%s: samples that are not numbers (NaN or infinity) from %.2f s, set to 0 (said once "
+                               "a stream)", name, (frames + at) / fmt.sample_rate)
+                said = True
             yield decode_pcm(pending[:whole], fmt)
+            frames += whole // fmt.frame_bytes
             pending = pending[whole:]
     if pending:
         raise AudioLoadError(f"{name}: the stream stopped inside a frame ({len(pending)} stray byte(s); a frame is "
