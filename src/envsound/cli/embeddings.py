@@ -26,7 +26,8 @@ def embed_store(args: argparse.Namespace) -> int:
         raise ConfigError("embed needs audio: FILES/FOLDERS (or --files-from LIST)")
     summary = embed_archive(args.checkpoint, args.inputs, out=args.out, files_from=args.files_from,
                             workers=args.workers, batch_size=args.batch_size, device=args.device,
-                            precision=args.precision, progress=show_progress(args))
+                            precision=args.precision, progress=show_progress(args), engine=args.engine,
+                            address=args.address)
     print(summary.line())
     return 1 if summary.failed else 0
 

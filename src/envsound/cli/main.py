@@ -240,6 +240,12 @@ def _use_commands(command) -> None:
     group.add_argument("--workers", type=int, metavar="N", help="decoding processes (default: half the cores on a CPU)")
     group.add_argument("--batch-size", type=int, metavar="N", help="windows a forward of the network")
     add_precision_option(group)
+    group.add_argument("--engine", default="local", choices=ENGINES,
+                       help="local: this machine; ray: a Ray cluster (pip install 'envsound[cluster]'): the same "
+                            "store, Ray Data decoding on CPU tasks and a pool of model actors")
+    group.add_argument("--address", metavar="ADDR",
+                       help="--engine ray: the cluster (auto, HOST:PORT, ray://HOST:10001); default RAY_ADDRESS, "
+                            "else a Ray instance started for this job")
     group = p.add_argument_group("a dataset instead of files")
     group.add_argument("--dataset", metavar="NAME", help="embed this dataset's clips (their labels are saved too)")
     group.add_argument("--root", type=Path, metavar="PATH", help="its root folder")

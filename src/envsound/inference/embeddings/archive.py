@@ -2,8 +2,9 @@
 through the scan's machinery: the one listing, the local engine's decoding workers (each file cut into the windows
 ``predict`` scores), the journal (a second run skips the files done, a killed run resumes), an errors table.
 
-The engine is :class:`~envsound.inference.scan.engine.LocalEngine` asked for the network's embedding
-(``network.embed``, what its head sees) instead of probabilities; a part is committed as ``predict --out`` commits
+The engine is :class:`~envsound.inference.scan.engine.LocalEngine` (or, ``engine="ray"``,
+:class:`~envsound.inference.scan.ray_engine.RayEngine`) asked for the network's embedding (``network.embed``, what its
+head sees) instead of probabilities; a part is committed as ``predict --out`` commits
 its parts (every few seconds at first, at most every 2 minutes), or at :data:`PART_WINDOWS` windows, so a part's
 embeddings stay ~100 MB at 1,000 dimensions.
 """
@@ -22,7 +23,9 @@ from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import atomic_open, run_lock
 from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import Prediction, Predictor
-from envsound.inference.scan.engine import PART_FILES, Finished, LocalEngine, default_batch_size, default_workers
+from envsound.inference.scan.engine import (PART_FILES, Engine, Finished, LocalEngine, default_batch_size,
+                                            default_workers)
+from envsound.inference.scan.engines import ENGINES
 from envsound.inference.scan.handout import Handout
 from envsound.inference.scan.journal import JOURNAL_NAME, Journal
 from envsound.inference.scan.run import ScanSummary, _in_one_line, _model_threads, _stop_on_sigterm
@@ -54,13 +57,15 @@ class StoreSummary(ScanSummary):
 def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os.PathLike], *,
                   out: str | os.PathLike, files_from: str | os.PathLike | None = None, workers: int | None = None,
                   batch_size: int | None = None, device: str = "auto", precision: str = "auto",
-                  progress: bool = True) -> StoreSummary:
+                  progress: bool = True, engine: str = "local", address: str | None = None) -> StoreSummary:
     """Embed every evaluation window of the files ``inputs`` name (one path or a list: files, folders at any depth,
     globs; then the lines of ``files_from``) into the store folder ``out`` (:mod:`.store`) and return what was done.
 
     Running it again with the same model and precision skips the files done (a killed run goes on where it
     stopped); a file that cannot be read becomes a row of ``errors`` and the others go on. ``workers`` (decoding
-    processes) and ``batch_size`` (windows a forward) change the speed, never the rows.
+    processes) and ``batch_size`` (windows a forward) change the speed, never the rows. ``engine``: ``local`` or
+    ``ray`` (a Ray cluster at ``address``, as :class:`~envsound.inference.scan.ScanOptions` takes it: the same rows,
+    and either engine resumes the other's store).
 
     >>> summary = embed_archive("efficientat-mn04", "recordings/", out="recordings.db")
     >>> summary.total_windows
@@ -68,11 +73,17 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     Raises:
         CheckpointError: ``model`` is an ONNX export (no embedding output) or not a classifier.
         ConfigError: the model has no embedding (a baseline, an ensemble), ``out`` holds another model's store or
-            other results, a setting out of range.
+            other results, a setting out of range, an unknown engine, Ray missing or its address not answering.
     """
     started = time.monotonic()
     if (workers is not None and workers < 1) or (batch_size is not None and batch_size < 1):
         raise ConfigError(f"workers and batch_size must be >= 1 (got {workers}, {batch_size})")
+    if engine not in ENGINES:
+        raise ConfigError(f"engine {engine!r} is unknown; valid: {', '.join(ENGINES)}")
+    if engine == "ray":  # a cluster that does not answer is said before the model loads
+        from envsound.inference.scan.ray_engine import connect
+
+        connect(address)
     if (Path(out) / JOURNAL_NAME).is_file():
         EmbeddingsStore(out)  # a results folder of predict --out is refused in these words, before the model loads
     predictor = Predictor.from_checkpoint(model, device=device, precision=precision)
@@ -88,14 +99,17 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
                    "window_seconds": predictor.features.window_seconds}
     workers = workers or default_workers(predictor.model.runtime.accelerator)
     batch_size = batch_size or default_batch_size(predictor.model.runtime)
-    engine = _EmbeddingEngine(predictor, workers=workers, batch_size=batch_size)
-    summary = StoreSummary(out=str(out), settings={"engine": engine.describe(), "batch_size": batch_size,
+    if engine == "ray":
+        runner = _ray_engine(predictor, address=address, device=device, batch_size=batch_size)
+    else:
+        runner = _EmbeddingEngine(predictor, workers=workers, batch_size=batch_size)
+    summary = StoreSummary(out=str(out), settings={"engine": runner.describe(), "batch_size": batch_size,
                                                    "runtime": predictor.model.runtime.describe()})
     with _in_one_line(Path(out)), run_lock(out), _model_threads(predictor, workers), _stop_on_sigterm():
         journal = Journal.open(out, fingerprint, tables=TABLES)
         try:
             summary.startup_seconds = time.monotonic() - started
-            _run(engine, journal, summary, inputs=as_inputs(inputs), files_from=files_from, progress=progress)
+            _run(runner, journal, summary, inputs=as_inputs(inputs), files_from=files_from, progress=progress)
             totals = journal.totals()
             summary.total_files, summary.total_failed = totals["files"], totals["failed"]
         finally:
@@ -132,6 +146,21 @@ class _FileEmbeddings:
     def window_probs(self) -> np.ndarray:
         """``(n_windows, d)`` float16: the embeddings, in the order of the segments."""
         return np.concatenate(self.vectors) if self.vectors else np.zeros((0, 0), np.float16)
+
+
+def _ray_engine(predictor: Predictor, *, address: str | None, device: str, batch_size: int):
+    """The Ray engine with the actors asked for embeddings and each file's windows gathered as :class:`_FileEmbeddings`
+    (Ray imported only here: the local engine does not need it)."""
+    from envsound.inference.scan.ray_engine import RayEngine
+
+    class _RayEmbeddingEngine(RayEngine):
+        embed = True
+
+        def _file_scores(self) -> _FileEmbeddings:
+            return _FileEmbeddings(self.predictor)
+
+    return _RayEmbeddingEngine(predictor, address=address, device=device, batch_size=batch_size, top_k=1,
+                               events=False, window_scores=True)
 
 
 class _EmbeddingEngine(LocalEngine):
@@ -197,7 +226,7 @@ class _Part:
                 pq.write_table(table, fh)
 
 
-def _run(engine: _EmbeddingEngine, journal: Journal, summary: StoreSummary, *, inputs: list, files_from,
+def _run(engine: Engine, journal: Journal, summary: StoreSummary, *, inputs: list, files_from,
          progress: bool) -> None:
     """Embed, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
     handout = Handout(journal, inputs, files_from=files_from, progress=progress)

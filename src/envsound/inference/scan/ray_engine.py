@@ -16,6 +16,8 @@ file, the label names the driver read) through :meth:`~envsound.inference.predic
 workers. A model that scores feature windows (a checkpoint) gets them from the decoding tasks, a row each; one that
 cuts its own (an ``.onnx``) gets each chunk's waveform, a row a chunk, and gives back a row a window. The audio must
 be readable at the same path on every node (a shared file system), the results folder only on the driver.
+``envsound embed --engine ray`` (:func:`~envsound.inference.embeddings.embed_archive`) asks the actors for each window's
+embedding in place of its probabilities (:attr:`RayEngine.embed`), float16 as the store keeps them.
 """
 
 from __future__ import annotations
@@ -157,6 +159,12 @@ class RayEngine:
             self._run_group({first_id + i: name for i, name in enumerate(group)}, on_file, stop)
             first_id += len(group)
 
+    embed = False  # True: the actors give each window's embedding (``network.embed``) in place of probabilities
+
+    def _file_scores(self):
+        """What gathers one file's windows (``add``, ``finish``, ``window_probs``); the embedding engine's differ."""
+        return FileScores(self.predictor, segments=True, events=self.events, window_scores=self.window_scores)
+
     def _run_group(self, files: dict[int, str], on_file, stop: threading.Event) -> None:
         ray = self.ray
         items = [{"file_id": file_id, "file": name} for file_id, name in files.items()]
@@ -173,7 +181,7 @@ class RayEngine:
             compute=ray.data.ActorPoolStrategy(size=self.actors), num_gpus=1 if self.gpus else 0,
             num_cpus=0 if self.gpus else 1,
             fn_constructor_kwargs={"model": [self.model_ref], "device": self.device, "precision": precision,
-                                   "frames": self.frames, "batch_size": self.batch_size})
+                                   "frames": self.frames, "batch_size": self.batch_size, "embed": self.embed})
         gathering = _Gathering(self, files, on_file)
         for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
             if stop.is_set():
@@ -234,7 +242,7 @@ class _Gathering:
         if chunks is None or len(expected) < chunks or len(self.rows[file_id]) < sum(expected.values()):
             return
         engine = self.engine
-        scores = FileScores(engine.predictor, segments=True, events=engine.events, window_scores=engine.window_scores)
+        scores = engine._file_scores()
         rows = self.rows.pop(file_id)
         for chunk in range(chunks):
             mine = [rows[(chunk, index)] for index in range(expected[chunk])]
@@ -317,19 +325,30 @@ class _Scorer:
     not resolved by Ray, so the constructor's arguments stay small and a restarted actor fetches the model again from
     the driver's object."""
 
-    def __init__(self, *, model: list, device: str, precision: str, frames: bool, batch_size: int) -> None:
+    def __init__(self, *, model: list, device: str, precision: str, frames: bool, batch_size: int,
+                 embed: bool = False) -> None:
         import ray
 
         self.model = ray.get(model[0]).open(device=device, precision=precision).model
         if self.model.scores_windows:
             self.model.batch_size = batch_size
-        self.frames = frames
+        self.frames, self.embed = frames, embed
+        if embed:  # the width, so that a batch of error rows alone has the others' shape
+            from envsound.models.clip import window_shape
+
+            self.width = self.model.window_embeddings(np.zeros((1, *window_shape(self.model.config.features)),
+                                                               np.float32)).shape[1]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if "samples" in batch:
             return self._score_chunks(batch)
         windows = batch.pop("windows")
         good = np.asarray([not error for error in batch["error"]])
+        if self.embed:  # float16, as the store keeps them (half the bytes back to the driver)
+            batch["probs"] = np.zeros((len(windows), self.width), np.float16)
+            if good.any():
+                batch["probs"][good] = self.model.window_embeddings(windows[good])
+            return batch
         probs = np.zeros((len(windows), self.model.n_classes), np.float32)
         framed = None
         if good.any():
