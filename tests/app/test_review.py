@@ -1,7 +1,7 @@
 """The Review view of `envsound serve DB` (agile/review.py, app/review.py, static/review.js): its REST routes on a
 real server over a small embeddings store of synthetic clips (embedded by the shared trained model), bad requests
 answered in one line, reviewer and viewer tokens, and Chromium driving the view with its keys (y, n, u store three
-verdicts, space plays the window again, the counts follow)."""
+verdicts, space plays the window again, the counts follow, the tenth verdict starts a learning round)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,12 @@ def db(tmp_path_factory, trained_run, archive) -> Path:
 @pytest.fixture(scope="module")
 def windows(db) -> pd.DataFrame:
     return pd.read_parquet(db / "windows").sort_values("window").reset_index(drop=True)
+
+
+# a candidate is shown: its sound and picture loaded, or the page says why not (gone.wav's windows)
+SHOWN = ("document.getElementById('review-audio').readyState >= 1 && "
+         "document.getElementById('review-spectrogram').complete || "
+         "document.getElementById('review-status').classList.contains('error')")
 
 
 def serving(served, db, store_path: Path, *, required: bool = False):
@@ -143,6 +149,26 @@ def test_a_learning_round_summarises_the_label_and_its_suggestions_become_the_ca
     store.close()
 
 
+def test_a_store_of_few_files_offers_every_unreviewed_window_not_one_a_file(db, windows, tmp_path):
+    """Search collapses a file's neighbouring windows into one; once those are reviewed the other windows are still
+    candidates (a 9-file store ran out of them after 9 verdicts, with 9 windows unreviewed)."""
+    store = Store.open(tmp_path / "review.sqlite")
+    review = Review(db, store=store, spec=tmp_path / "review.sqlite")
+    assert review.candidates("every", 3) == []  # nothing reviewed: an example first
+    assert review.search("every", window=0, k=3)[0].window == 0
+    given = 0
+    while True:
+        found = review.candidates("every", 3)
+        if not found:
+            break
+        for c in found:
+            review.give(c.window, "every", "yes" if given == 0 else "no", reviewer="ana")
+            given += 1
+    counts = review.counts("every")
+    store.close()
+    assert given == len(windows) and (counts.yes, counts.no) == (1, len(windows) - 1)
+
+
 def test_a_reviewer_token_labels_and_a_viewer_token_only_reads(served, db, windows, tmp_path):
     spec = tmp_path / "review.sqlite"
     live, store = serving(served, db, spec, required=True)
@@ -233,6 +259,7 @@ def test_the_view_takes_a_verdict_a_key_replays_with_space_and_counts(served, db
 
             # space: back to the start, and played
             page.evaluate("""() => { const a = document.getElementById('review-audio'); window.plays = 0;
+                a.pause();
                 a.play = () => { window.plays += 1; return Promise.resolve(); }; a.currentTime = 0.5; }""")
             page.keyboard.press(" ")
             assert page.evaluate("document.getElementById('review-audio').currentTime") == 0
@@ -252,14 +279,27 @@ def test_the_view_takes_a_verdict_a_key_replays_with_space_and_counts(served, db
             page.keyboard.press("j")  # next without a verdict
             page.wait_for_function(f"document.getElementById('review-card').dataset.window !== '{shown[-1]}'",
                                    timeout=10_000)
-            page.wait_for_function("document.getElementById('review-audio').readyState >= 1 && "
-                                   "document.getElementById('review-spectrogram').complete", timeout=10_000)
+            page.wait_for_function(SHOWN, timeout=10_000)
+
+            # the tenth verdict ends the round: the page learns the label and shows what it expects of it
+            for i in range(ROUND - 3):
+                page.wait_for_function(f"document.getElementById('review-counts').textContent.includes("
+                                       f"'{3 + i} since the last')", timeout=10_000)
+                page.keyboard.press("n")
+            page.get_by_test_id("review-summary").filter(has_text="Learned bird from 1 yes and 8 no").wait_for(
+                timeout=60_000)
+            assert "not calibrated (1 yes, 8 no reviewed" in page.get_by_test_id("review-summary").inner_text()
+            page.wait_for_function("document.getElementById('review-counts').textContent.includes("
+                                   "'0 since the last learning round, 10 to the next')", timeout=10_000)
+            assert "learned model" in page.get_by_test_id("review-score").inner_text()
+            page.wait_for_function(SHOWN, timeout=10_000)
         finally:
             browser.close()
     store.close()
     verdicts = labelled(db, "bird", store=spec)["bird"]
-    assert dict(zip(verdicts.windows.tolist(), verdicts.verdicts.tolist())) == {
-        int(shown[0]): "yes", int(shown[1]): "no", int(shown[2]): "unsure"}
+    given = dict(zip(verdicts.windows.tolist(), verdicts.verdicts.tolist()))
+    assert {int(w): given[int(w)] for w in shown} == {int(shown[0]): "yes", int(shown[1]): "no", int(shown[2]): "unsure"}
+    assert len(given) == ROUND and list(given.values()).count("no") == ROUND - 2
     assert len(set(shown)) == 3 and int(shown[0]) == first
     gone = {int(w) for w in windows[windows["file"].str.endswith("gone.wav")]["window"]}  # its audio was removed
     assert not [u for u in failed if not any(u.endswith(f"/{w}") for w in gone)], failed

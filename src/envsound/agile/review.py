@@ -204,10 +204,14 @@ class Review:
         if len(queue) < k and len(yes):
             from envsound.inference.embeddings.search import search
 
-            hits = search(self.db, windows=yes, top=k + len(reviewed) + len(queue), device=self.device)
             have = reviewed | {c.window for c in queue}
-            queue += [Candidate(h.window, h.file, h.start, h.end, h.score, "search") for h in hits
-                      if h.window not in have]
+            for collapse in (True, False):  # one window a stretch of a file, then any (a store of few files)
+                hits = search(self.db, windows=yes, top=k + len(have), collapse=collapse, device=self.device)
+                new = [h for h in hits if h.window not in have][:k - len(queue)]
+                queue += [Candidate(h.window, h.file, h.start, h.end, h.score, "search") for h in new]
+                have |= {h.window for h in new}
+                if len(queue) >= k:
+                    break
         with self.lock:
             self.queues[name] = queue
         return queue[:k]
