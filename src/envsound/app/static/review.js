@@ -90,8 +90,9 @@ async function showCandidate(at) {
 }
 
 function showCounts(counts) {
-  $("review-counts").textContent = `${counts.label}: ${counts.yes} yes · ${counts.no} no · ${counts.unsure} unsure; ` +
-    `${counts.since_learn} since the last learning round, ${counts.to_next} to the next (a round is ${counts.round})`;
+  $("review-counts").textContent =
+    `${counts.label}: ${counts.yes} yes · ${counts.no} no · ${counts.unsure} unsure; ${counts.since_learn} since ` +
+    `the last learning round, ${counts.to_next} to the next (a round is ${counts.round})`;
   $("review-learn").disabled = counts.yes === 0;
 }
 
