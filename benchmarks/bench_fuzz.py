@@ -2,7 +2,11 @@
 inputs tried and the distinct failures (an exception outside the parser's own errors, or a hang), each kept with
 its first input.
 
-    .venv/bin/python benchmarks/bench_fuzz.py [--examples 20000] [--only audio_file,set] [--seed 0] [--keep DIR]
+    .venv/bin/python benchmarks/bench_fuzz.py [--examples 20000] [--only audio_file,set] [--seed 0] [--keep DIR] \
+        [--checkpoint MODEL]
+
+``--checkpoint`` (any model ``serve`` takes) adds the server's parsers: ``report`` (``POST /v1/report`` bodies) and
+``hello`` (a ``/v1/listen`` socket's first message), against a real server with tokens over a SQLite store.
 
 The suite runs the same checks with a fixed budget (``tests/test_fuzz.py``); a failure found here is fixed in the
 parser and added there as an ``@example``. A failure is "distinct" by its exception type and the place it was raised
@@ -12,6 +16,7 @@ parser and added there as an ``@example``. A failure is "distinct" by its except
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -27,8 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import fuzzcases as fz  # noqa: E402
 
 
-def targets(folder: Path) -> dict:
-    """name -> (strategy, check taking one drawn input)."""
+def targets(folder: Path, deployed=None) -> dict:
+    """name -> (strategy, check taking one drawn input); ``deployed``: a :class:`fuzzcases.Deployment`, for the
+    server's parsers."""
+    server = {} if deployed is None else {
+        "report": (fz.report_bodies(), lambda body: fz.check_report(deployed, body)),
+        "hello": (fz.hellos(), lambda message: fz.check_hello(deployed, message)),
+    }
     return {
         "audio_file": (fz.audio_inputs, lambda case: fz.check_audio_file(folder, *case)),
         "audio_stream": (fz.audio_inputs, lambda case: fz.check_audio_stream(case[1])),
@@ -38,6 +48,7 @@ def targets(folder: Path) -> dict:
         "label_map": (fz.label_maps(), lambda data: fz.check_label_map(folder, data)),
         "set": (fz.set_values(), fz.check_set),
         "journal": (fz.journals(), lambda case: fz.check_journal(folder / "out", *case)),
+        **server,
     }
 
 
@@ -75,10 +86,16 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated parsers (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="write each distinct failure's whole input into this folder")
+    parser.add_argument("--checkpoint", help="a model to serve: adds the server's parsers (report, hello)")
     args = parser.parse_args()
     report = {"date": date.today().isoformat(), "examples": args.examples, "seed": args.seed, "parsers": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        chosen = targets(Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        deployed = None
+        if args.checkpoint:
+            import envsound
+
+            deployed = stack.enter_context(fz.deployment(envsound.load_model(args.checkpoint), Path(tmp)))
+        chosen = targets(Path(tmp), deployed)
         for name in (args.only.split(",") if args.only else chosen):
             began = time.perf_counter()
             keep = args.keep / name if args.keep else None

@@ -9,15 +9,18 @@ errors (:class:`~envsound.errors.EnvsoundError` subclasses); any other exception
   flipped, set, inserted, deleted or cut off; and random bytes, bare or behind a format's magic number;
 - the same bytes as a stream on stdin (``envsound listen --input -``), with and without ``--rate`` (raw PCM);
 - CSV manifests (the ``csv`` dataset), label maps (``--label-map``) and ``--set`` values;
-- the scan journal (``journal.sqlite``) of a results folder handed to a resume, damaged or replaced by random bytes.
+- the scan journal (``journal.sqlite``) of a results folder handed to a resume, damaged or replaced by random bytes;
+- a real server's ``POST /v1/report`` bodies and ``/v1/listen`` first messages (:class:`Deployment`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import signal
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -316,6 +319,160 @@ def check_journal(out: Path, data: bytes, with_part: bool) -> None:
             journal.totals()
             journal.close()
 
+
+
+# ----------------------------------------------------------------------- the server: report bodies, a socket's hello
+
+@dataclass
+class Deployment:
+    """A real server (uvicorn in a thread) over a SQLite store with tokens required: ``url``, its ``store``, a sensor
+    token ``lab`` (``secret``) and a client. The per-token rate and the per-address failure limits are set beyond
+    reach, so that every input reaches the parser under test instead of a 429."""
+
+    url: str
+    store: object
+    secret: str
+    client: object
+
+
+@contextlib.contextmanager
+def deployment(model, folder: Path):
+    """A :class:`Deployment` serving ``model`` (an ``envsound.load_model`` model) with its store in ``folder``."""
+    import httpx
+
+    from envsound.app.auth import Guard
+    from envsound.app.run import running
+    from envsound.app.server import create_app
+    from envsound.deploy.store import Store
+
+    store = Store.open(folder / "events.sqlite")
+    _, secret = store.create_token("lab", "sensor")
+    guard = Guard(store, required=True, rate=1e9, failures=10**9)
+    try:
+        with running(create_app(model, store=store, guard=guard)) as url, \
+                httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {secret}"}) as client:
+            yield Deployment(url, store, secret, client)
+    finally:
+        store.close()
+
+
+def _store_rows(store) -> tuple[int, list[dict]]:
+    return store.count_events(), store.sensors()
+
+
+def _times() -> dict:
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    return {"onset": (now - timedelta(minutes=5)).isoformat(), "offset": (now - timedelta(minutes=4)).isoformat(),
+            "now": now.isoformat()}
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=8)
+_REPORT_KEYS = ["sensor", "model", "fingerprint", "events", "heartbeat", "sent", "key", "label", "onset", "offset",
+                "score", "time"]
+
+
+@st.composite
+def report_bodies(draw) -> bytes:
+    """A ``POST /v1/report`` body: a valid report (sensor ``lab``, an event, a heartbeat, ``sent``) with fields
+    removed, replaced by random JSON (NaN and infinities included) or added; its text with bytes changed; random
+    JSON; or random bytes."""
+    choice = draw(st.integers(0, 5))
+    if choice == 0:
+        return draw(st.binary(max_size=512))
+    if choice == 1:
+        return json.dumps(draw(_JSON)).encode()
+    times = _times()
+    event = {"key": draw(st.text(min_size=1, max_size=8)), "label": "dog", "onset": times["onset"],
+             "offset": times["offset"], "score": 0.5}
+    heartbeat = {"time": times["now"], "label": "dog", "score": 0.5}
+    report = {"sensor": "lab", "model": "m", "fingerprint": "0123456789abcdef", "events": [event],
+              "heartbeat": heartbeat, "sent": times["now"]}
+    for _ in range(draw(st.integers(1, 3))):
+        where = draw(st.sampled_from([report, event, heartbeat]))
+        key = draw(st.sampled_from(_REPORT_KEYS) | st.text(max_size=6))
+        if draw(st.booleans()):
+            where.pop(key, None)
+        else:
+            where[key] = draw(_JSON | st.sampled_from(["lab", "x" * 65, "2026-13-01T00:00:00Z", "1999-01-01T00:00:00Z",
+                                                       "2099-01-01T00:00:00Z", "2026-11-28T10:00:00", "", "\u0000"]))
+    if choice == 5:  # the event repeated: a large report, or none
+        report["events"] = [event] * draw(st.integers(0, 1200))
+    data = bytearray(json.dumps(report).encode())
+    if choice == 4:
+        for _ in range(draw(st.integers(1, 4))):
+            at = draw(st.integers(0, len(data) - 1))
+            data[at:at + 1] = draw(st.binary(min_size=0, max_size=2))
+    return bytes(data)
+
+
+def check_report(deployed: Deployment, body: bytes) -> None:
+    """``body`` posted to ``/v1/report`` with the sensor's token: 200 (the store holds what it says it stored) or a
+    4xx with one line and the store unchanged; never a 5xx, a dropped connection or a hang."""
+    before = _store_rows(deployed.store)
+    with no_hang():
+        answer = deployed.client.post("/v1/report", content=body, headers={"content-type": "application/json"})
+    if answer.status_code == 200:
+        assert deployed.store.count_events() == before[0] + answer.json()["stored"], answer.text
+        return
+    assert 400 <= answer.status_code < 500 and answer.status_code != 429, (answer.status_code, answer.text)
+    error = answer.json()["error"]
+    assert isinstance(error, str) and "\n" not in error, error
+    assert _store_rows(deployed.store) == before, "a refused report changed the store"
+
+
+@st.composite
+def hellos(draw) -> str | bytes:
+    """A WebSocket's first message: a hello (``token``, ``sensor``, ``start``, or other keys, with good or random
+    values; ``{token}`` stands for the real token), random JSON or text, or binary bytes."""
+    choice = draw(st.integers(0, 4))
+    if choice == 0:
+        return draw(st.binary(max_size=64))
+    if choice == 1:
+        return draw(st.text(max_size=32))
+    if choice == 2:
+        return json.dumps(draw(_JSON))
+    good = {"token": "{token}", "sensor": "lab", "start": _times()["onset"]}
+    hello = {key: value for key, value in good.items() if draw(st.integers(0, 3))}  # each kept 3 times in 4
+    for key in draw(st.lists(st.sampled_from(["token", "sensor", "start", "other"]), max_size=2, unique=True)):
+        hello[key] = draw(st.sampled_from(["", "lab ", "es_guess", "other", "x" * 65, "2099-01-01T00:00Z",
+                                           "2026-11-28T10:00:00", "{token}", "lab"]) | _JSON)
+    text = json.dumps(hello)
+    if choice == 4 and text:
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] + draw(st.text(max_size=2)) + text[at + 1:]
+    return text
+
+
+CLOSE_CODES = {1000, 1003, 1008, 1009, 1013}  # normal, unsupported, policy, too big, try later: never 1011 (a crash)
+
+
+def check_hello(deployed: Deployment, message: str | bytes) -> None:
+    """``message`` as the first message of ``/v1/listen`` (then the text ``end``): the socket closed with one of
+    :data:`CLOSE_CODES`, no events stored, and the store unchanged unless the stream was let in (1000)."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    if isinstance(message, str):
+        message = message.replace("{token}", deployed.secret)
+    before = _store_rows(deployed.store)
+    with no_hang():
+        with connect(deployed.url.replace("http://", "ws://") + "/v1/listen?rate=8000&encoding=pcm16",
+                     open_timeout=5) as socket:
+            try:
+                socket.send(message)
+                socket.send("end")
+                while True:
+                    socket.recv(timeout=8)
+            except ConnectionClosed as closed:
+                code, said = (closed.rcvd.code if closed.rcvd is not None else None), str(closed)
+    assert code in CLOSE_CODES, (code, said)
+    assert deployed.store.count_events() == before[0]
+    if code != 1000:
+        assert _store_rows(deployed.store) == before, "a refused stream changed the store"
 
 
 # ----------------------------------------------------------------------------- failures found, kept as @example inputs

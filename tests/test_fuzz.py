@@ -1,5 +1,6 @@
 """Fuzzed input (issue 68): random and mutated bytes into the audio file readers and the stdin stream reader, random
-CSV manifests, label maps, ``--set`` values and scan journals. Each parser answers with success or its own error
+CSV manifests, label maps, ``--set`` values and scan journals, report bodies and WebSocket first messages to a real
+server. Each parser answers with success or its own error
 (:mod:`fuzzcases` says which), never another exception or a hang.
 
 A fixed, derandomized budget of examples per parser keeps the suite deterministic and within seconds; the long run
@@ -74,3 +75,22 @@ def test_set_values_raise_only_config_error(texts):
 @example(case=(fz.journal_renaming(b"seconds REAL", b"secondz REAL"), False))  # no such column, at totals()
 def test_damaged_journals_are_refused_in_one_line(folder, case):
     fz.check_journal(folder / "out", *case)
+
+
+@pytest.fixture(scope="module")
+def deployed(served, tmp_path_factory):
+    """A real server with tokens required over a SQLite store (:func:`fuzzcases.deployment`)."""
+    with fz.deployment(served.model, tmp_path_factory.mktemp("deployed")) as deployment:
+        yield deployment
+
+
+@BUDGET
+@given(body=fz.report_bodies())
+def test_report_bodies_get_200_or_a_4xx_and_a_refused_one_leaves_the_store_as_it_was(deployed, body):
+    fz.check_report(deployed, body)
+
+
+@settings(BUDGET, max_examples=100)
+@given(message=fz.hellos())
+def test_a_socket_s_first_message_gets_a_close_code_and_stores_no_event(deployed, message):
+    fz.check_hello(deployed, message)
