@@ -37,7 +37,7 @@ def search(args: argparse.Namespace) -> int:
 
     hits = search_store(args.db, args.example or (), top=args.top, start=args.start, end=args.end,
                         windows=args.window or (), collapse=not args.no_collapse, device=args.device,
-                        model=args.model)
+                        model=args.model, exact=args.exact)
     if args.json:
         for hit in hits:
             print(json.dumps(hit.to_dict()))
@@ -54,8 +54,8 @@ def search(args: argparse.Namespace) -> int:
 def add_search_command(command, add_device_option) -> None:
     """The ``search`` sub-command."""
     p = command("search", "Search an embeddings store (made by embed MODEL INPUTS --out DB) by example: the windows "
-                          "most like one or more example sounds, by cosine similarity over every stored window "
-                          "(exact), best first.")
+                          "most like one or more example sounds, by cosine similarity, best first: every stored "
+                          "window scored (exact), or from 200,000 windows on, the candidates of the store's index.")
     p.add_argument("db", metavar="DB", help="the store folder")
     p.add_argument("--example", action="append", metavar="FILE",
                    help="an example audio file (repeat for several: their windows are averaged)")
@@ -69,6 +69,9 @@ def add_search_command(command, add_device_option) -> None:
                    help="keep windows within one window length of a better window of the same file")
     p.add_argument("--model", metavar="MODEL",
                    help="the store's model file, when it has moved (checked against the digest the store records)")
+    p.add_argument("--exact", action="store_true",
+                   help="score every stored window, not through the store's index (a store of 200,000 windows or "
+                        "more has one): to check the index's recall")
     p.add_argument("--json", action="store_true",
                    help='one JSON object a line: {"window", "file", "start", "end", "score"}')
     add_device_option(p)

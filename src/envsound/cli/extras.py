@@ -14,7 +14,7 @@ from pathlib import Path
 
 # Distributions whose top-level modules are not their names (normalised); audiomentations pulls in librosa at run time
 MODULES = {"scikit-learn": ("sklearn",), "python-multipart": ("multipart", "python_multipart"),
-           "audiomentations": ("audiomentations", "librosa")}
+           "audiomentations": ("audiomentations", "librosa"), "faiss-cpu": ("faiss",)}
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
 

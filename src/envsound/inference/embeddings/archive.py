@@ -29,6 +29,7 @@ from envsound.inference.scan.engines import ENGINES
 from envsound.inference.scan.handout import Handout
 from envsound.inference.scan.journal import JOURNAL_NAME, Journal
 from envsound.inference.scan.run import ScanSummary, _in_one_line, _model_threads, _stop_on_sigterm
+from envsound.inference.embeddings.index import INDEX_MIN_WINDOWS, faiss_or_none, update_index
 from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 
 PART_WINDOWS = 50_000  # windows a part at most: 100 MB of float16 at 1,000 dimensions
@@ -65,7 +66,9 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     stopped); a file that cannot be read becomes a row of ``errors`` and the others go on. ``workers`` (decoding
     processes) and ``batch_size`` (windows a forward) change the speed, never the rows. ``engine``: ``local`` or
     ``ray`` (a Ray cluster at ``address``, as :class:`~envsound.inference.scan.ScanOptions` takes it: the same rows,
-    and either engine resumes the other's store).
+    and either engine resumes the other's store). A store of
+    :data:`~envsound.inference.embeddings.index.INDEX_MIN_WINDOWS` windows or more gets its search index brought up
+    to date at the end (where faiss is installed).
 
     >>> summary = embed_archive("efficientat-mn04", "recordings/", out="recordings.db")
     >>> summary.total_windows
@@ -114,7 +117,10 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
             summary.total_files, summary.total_failed = totals["files"], totals["failed"]
         finally:
             journal.close()
-    summary.total_windows = EmbeddingsStore(out).windows
+    store = EmbeddingsStore(out)
+    summary.total_windows = store.windows
+    if store.windows >= INDEX_MIN_WINDOWS and faiss_or_none() is not None:
+        update_index(store)  # new parts added to the search index (or it built): search need not do it
     summary.wall_seconds = time.monotonic() - started
     return summary
 

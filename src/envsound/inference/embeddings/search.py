@@ -1,5 +1,7 @@
-"""Search by example in an embeddings store: the windows most like one or more example sounds, by cosine similarity,
-exact (every stored window is scored, a memory-mapped chunk at a time, with numpy)."""
+"""Search by example in an embeddings store: the windows most like one or more example sounds, by cosine similarity:
+exact (every stored window is scored, a memory-mapped chunk at a time, with numpy) below
+:data:`~envsound.inference.embeddings.index.INDEX_MIN_WINDOWS` windows or when asked, else through the store's index
+(:mod:`.index`: its candidates re-scored exactly, so the scores are the same)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.fileio import file_digest
+from envsound.inference.embeddings.index import index_for
 from envsound.inference.embeddings.store import EmbeddingsStore
 from envsound.inference.listing import as_inputs
 
@@ -39,7 +42,7 @@ class Hit:
 
 def search(db: str | os.PathLike, examples: str | os.PathLike | Iterable[str | os.PathLike] = (), *, top: int = 10,
            start: float | None = None, end: float | None = None, windows: Iterable[int] = (), collapse: bool = True,
-           device: str = "auto", model: str | os.PathLike | None = None) -> list[Hit]:
+           device: str = "auto", model: str | os.PathLike | None = None, exact: bool = False) -> list[Hit]:
     """The ``top`` windows of the store ``db`` most like ``examples`` (one audio file or a list) and the stored
     ``windows`` (ids of the store), best first.
 
@@ -48,7 +51,9 @@ def search(db: str | os.PathLike, examples: str | os.PathLike | Iterable[str | o
     centre lies in ``[start, end)`` count (the nearest one when none does). A stored window needs no model: its
     embedding is read from the store. The query is the mean of all these unit-length embeddings. ``collapse``: a
     window within one window length of a better one of the same file is left out, so one long sound does not fill
-    the list. Fewer than ``top`` only when the store holds fewer.
+    the list. Fewer than ``top`` only when the store holds fewer. A store of
+    :data:`~envsound.inference.embeddings.index.INDEX_MIN_WINDOWS` windows or more is searched through its index
+    (:mod:`.index`, brought up to date first), unless ``exact``: every window scored, to check the index's recall.
 
     >>> hits = search("recordings.db", "chainsaw.wav", top=20)
     >>> hits[0].file, hits[0].start, hits[0].score
@@ -74,8 +79,9 @@ def search(db: str | os.PathLike, examples: str | os.PathLike | Iterable[str | o
         return []
     window = float(store.settings.get("window_seconds") or 0.0)
     pool = min(store.windows, top * 8 + 64)
+    index = None if exact else index_for(store)
     while True:
-        scores, ids = _nearest(store, query, pool)
+        scores, ids = _nearest(store, query, pool) if index is None else index.nearest(store, query, pool)
         rows = store.rows(ids)
         hits = [Hit(row["window"], row["file"], row["start"], row["end"], round(float(score), 6))
                 for row, score in zip(rows, scores)]

@@ -1,0 +1,196 @@
+"""The vector index of an embeddings store: FAISS IVF-PQ over the stored windows, kept in the store folder, so that
+search by example over millions of windows takes milliseconds instead of a scan of every stored window.
+
+Chosen by measurement (docs/benchmarks.md, "Search by example"): on mn04's embeddings of ESC-50 recordings an
+IVF-PQ index (64 bytes a window) whose candidates are re-scored exactly from the store's float16 vectors keeps 0.997
+of the exact top 100 in under a millisecond a query; USearch's and FAISS's HNSW graphs match its recall but hold 2.3-2.5
+kB a window in memory (23 GB for 10 million windows) and took 377 s to build 200,000; below
+:data:`INDEX_MIN_WINDOWS` windows exact search is fast enough and the index is neither built nor read.
+
+- ``DB/index.npz`` (written whole or not at all): ``index`` (the serialized FAISS index, ids = the store's window
+  ids, vectors unit length so inner product is cosine), ``parts`` (the part numbers it covers, in order), ``windows``
+  (the windows of those parts) and ``trained`` (the windows it was trained on).
+- The store grows by parts; the index follows: windows of parts it does not cover are added to its lists (no new
+  training) until the store holds :data:`RETRAIN_GROWTH` times the windows it was trained on, then it is built anew.
+- ``embed`` brings the index up to date at the end of a run that leaves the store at or above
+  :data:`INDEX_MIN_WINDOWS`; a search that finds it missing, unreadable or behind the store brings it up to date
+  first (one log line says which), so the answer never misses a window.
+
+Needs ``faiss`` (``pip install 'envsound[index]'``); without it every search is exact (one log line says so).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from envsound.errors import ConfigError
+from envsound.fileio import atomic_open
+from envsound.inference.embeddings.store import EmbeddingsStore
+
+log = logging.getLogger(__name__)
+
+INDEX_MIN_WINDOWS = 200_000  # exact search below: ~0.2-0.6 s a query at 200,000 windows of 512 dims (benchmarks)
+INDEX_NAME = "index.npz"
+NPROBE = 32  # lists searched a query: recall@100 0.997 on mn04's ESC-50 windows (0.954 at 8, 1.000 at 128)
+RESCORE = 4  # candidates a wanted row, re-scored exactly from the store's float16 vectors
+RETRAIN_GROWTH = 8  # the lists are trained anew when the store has grown this many times since training
+TRAIN_PER_LIST = 64  # k-means training vectors a list
+CHUNK_ROWS = 65_536
+
+
+def faiss_or_none():
+    """The ``faiss`` module, or None where it is not installed."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
+@dataclass
+class StoreIndex:
+    """An index loaded from (or built for) a store: the FAISS index, the part numbers and windows it covers, and the
+    windows it was trained on."""
+
+    index: object
+    parts: list[int]
+    windows: int
+    trained: int
+
+    def nearest(self, store: EmbeddingsStore, query: np.ndarray, pool: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``pool`` windows most like the unit ``query`` ``(d,)`` float32 and their exact cosine similarities,
+        best first (ties by window id), as exact search gives them: the index proposes ``RESCORE * pool``
+        candidates, whose stored vectors are scored exactly."""
+        self.index.nprobe = NPROBE
+        wanted = min(self.windows, RESCORE * pool)
+        ids = self.index.search(query[None].astype(np.float32), wanted)[1][0]
+        ids = np.unique(ids[ids >= 0])
+        vectors = store.vectors(ids)
+        scores = vectors @ query / np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors)), 1e-12)
+        order = np.lexsort((ids, -scores))[:pool]
+        return scores[order].astype(np.float32), ids[order]
+
+
+def index_for(store: EmbeddingsStore) -> StoreIndex | None:
+    """The store's index, brought up to date with its parts (built, extended or rebuilt, one log line a change);
+    None where the store is below :data:`INDEX_MIN_WINDOWS` windows or faiss is not installed (exact search).
+
+    >>> index = index_for(EmbeddingsStore("archive.db"))
+    >>> index.windows if index else "exact"
+    """
+    if store.windows < INDEX_MIN_WINDOWS:
+        return None
+    if faiss_or_none() is None:
+        log.info("%s: exact search over %d windows (faiss is not installed; pip install 'envsound[index]' for an "
+                 "index)", store.path, store.windows)
+        return None
+    return update_index(store)
+
+
+def update_index(store: EmbeddingsStore) -> StoreIndex:
+    """Bring ``DB/index.npz`` up to date with the store's committed parts and return it: windows of new parts added,
+    or the index built anew when it is missing, unreadable, of other parts, or trained on under
+    1/:data:`RETRAIN_GROWTH` of the store. Writes the file whole or not at all.
+
+    >>> update_index(EmbeddingsStore("archive.db")).windows
+
+    Raises:
+        ConfigError: faiss is not installed.
+    """
+    if faiss_or_none() is None:
+        raise ConfigError(f"{store.path}: its search index needs faiss: pip install 'envsound[index]'")
+
+    path = store.path / INDEX_NAME
+    loaded, why = _load(store)
+    numbers = [part.number for part in store.parts]
+    if loaded is not None and loaded.parts == numbers[:len(loaded.parts)] and \
+            store.windows <= RETRAIN_GROWTH * loaded.trained:
+        if loaded.parts == numbers:
+            return loaded
+        started = time.monotonic()
+        new = store.parts[len(loaded.parts):]
+        added = _add(store, loaded, new)
+        _save(path, loaded)
+        log.info("%s: %d windows of %d new part(s) added to its index in %.1f s", store.path, added, len(new),
+                 time.monotonic() - started)
+        return loaded
+    if loaded is not None:
+        why = (f"the store has grown {store.windows / loaded.trained:.0f}-fold since it was trained"
+               if loaded.parts == numbers[:len(loaded.parts)] else "it covers other parts than the store's")
+    started = time.monotonic()
+    built = _build(store)
+    _save(path, built)
+    log.info("%s: %s; built anew over %d windows in %.1f s", path, why, built.windows, time.monotonic() - started)
+    return built
+
+
+def _load(store: EmbeddingsStore) -> tuple[StoreIndex | None, str]:
+    """The saved index, or None and why not (missing, unreadable)."""
+    import faiss
+
+    path = store.path / INDEX_NAME
+    if not path.exists():
+        return None, "no index yet"
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            index = faiss.deserialize_index(saved["index"])
+            loaded = StoreIndex(index, [int(n) for n in saved["parts"]], int(saved["windows"]), int(saved["trained"]))
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails in numpy, zipfile or faiss, each its own way
+        return None, f"the index cannot be read ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:120]})"
+    if loaded.index.ntotal != loaded.windows or loaded.index.d != _width(store):
+        return None, f"the index holds {loaded.index.ntotal} {loaded.index.d}-d vectors, not its {loaded.windows}"
+    return loaded, ""
+
+
+def _save(path, index: StoreIndex) -> None:
+    import faiss
+
+    with atomic_open(path) as fh:
+        np.savez(fh, index=faiss.serialize_index(index.index), parts=np.asarray(index.parts, np.int64),
+                 windows=np.int64(index.windows), trained=np.int64(index.trained))
+
+
+def _width(store: EmbeddingsStore) -> int:
+    return next((int(store.embeddings(part).shape[1]) for part in store.parts if part.rows), 0)
+
+
+def _build(store: EmbeddingsStore) -> StoreIndex:
+    """A new IVF-PQ index of every stored window: ``nlist`` = 4 sqrt(N) (a power of two, at most N/39), 64-byte codes
+    (fewer sub-quantisers where the width does not divide by 64, fewer bits a code for a small store), trained on
+    windows spread evenly over the store."""
+    import faiss
+
+    n, dim = store.windows, _width(store)
+    nlist = int(min(2 ** max(0, round(math.log2(4 * math.sqrt(n)))), max(1, n // 39)))
+    sample = np.unique(np.linspace(0, n - 1, min(n, TRAIN_PER_LIST * max(nlist, 256))).astype(np.int64))
+    codes = next(m for m in (64, 32, 16, 8, 4, 2, 1) if dim % m == 0 and m <= max(1, dim // 4))
+    bits = int(min(8, max(1, math.floor(math.log2(max(2, len(sample) / 39))))))
+    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, codes, bits, faiss.METRIC_INNER_PRODUCT)
+    index.train(_unit(store.vectors(sample)))
+    built = StoreIndex(index, [], 0, n)
+    _add(store, built, store.parts)
+    return built
+
+
+def _add(store: EmbeddingsStore, index: StoreIndex, parts) -> int:
+    """Add the windows of ``parts`` (in order, after those the index covers) and return how many."""
+    added = 0
+    for part in parts:
+        stored = store.embeddings(part) if part.rows else np.zeros((0, 0), np.float16)
+        for at in range(0, part.rows, CHUNK_ROWS):
+            block = _unit(np.asarray(stored[at:at + CHUNK_ROWS], np.float32))
+            index.index.add_with_ids(block, np.arange(part.first + at, part.first + at + len(block), dtype=np.int64))
+        index.parts.append(part.number)
+        index.windows += part.rows
+        added += part.rows
+    return added
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12),
+                                np.float32)
