@@ -243,8 +243,11 @@ def test_the_view_takes_a_verdict_a_key_replays_with_space_and_counts(served, db
     live, store = serving(served, db, spec)
     with live as url, sync_playwright() as driver:
         browser, page, failed = open_page(driver, url, "--autoplay-policy=no-user-gesture-required")
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))  # review.js once stopped at its first line
         try:
             page.get_by_test_id("tab-review").click()
+            page.get_by_test_id("review-store").filter(has_text=f"{len(windows)} windows").wait_for(timeout=10_000)
             page.get_by_test_id("review-label").fill("bird")
             page.get_by_test_id("review-go").click()
             page.get_by_test_id("review-example").wait_for(timeout=10_000)  # no labels yet: an example first
@@ -300,5 +303,6 @@ def test_the_view_takes_a_verdict_a_key_replays_with_space_and_counts(served, db
     assert [given[int(w)] for w in shown] == ["yes", "no", "unsure"]
     assert len(given) == ROUND and list(given.values()).count("no") == ROUND - 2
     assert len(set(shown)) == 3 and int(shown[0]) == first
+    assert not errors, errors
     gone = {int(w) for w in windows[windows["file"].str.endswith("gone.wav")]["window"]}  # its audio was removed
     assert not [u for u in failed if not any(u.endswith(f"/{w}") for w in gone)], failed
