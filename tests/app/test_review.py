@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
@@ -19,7 +20,7 @@ from envsound.agile.labels import labelled
 from envsound.agile.review import ROUND, Review, learned_folder
 from envsound.app.auth import Guard
 from envsound.app.run import running
-from envsound.app.server import create_app
+from envsound.app.server import ServerLimits, create_app
 from envsound.deploy.store import Store
 from envsound.inference.embeddings import embed_archive
 
@@ -57,7 +58,8 @@ def serving(served, db, store_path: Path, *, required: bool = False):
     """``running(app)`` of the store ``db`` with its labels (and tokens) in ``store_path``, and that store."""
     store = Store.open(store_path)
     review = Review(db, store=store, spec=store_path)
-    app = create_app(served.model, store=store, guard=Guard(store, required=required, rate=1000), review=review)
+    app = create_app(served.model, store=store, guard=Guard(store, required=required, rate=1000), review=review,
+                     limits=ServerLimits(max_seconds=5))
     return running(app), store
 
 
@@ -114,6 +116,11 @@ def test_the_routes_search_label_learn_and_answer_bad_requests_in_one_line(serve
         one_line(client.post("/api/review/search", data={"label": "siren"},
                              files={"file": ("notes.wav", b"just text, not audio", "audio/wav")}), 415,
                  "notes.wav: not an audio file")
+        long = tmp_path / "long.wav"
+        sf.write(long, np.zeros(6 * 8000, np.float32), 8000)
+        with open(long, "rb") as fh:
+            one_line(client.post("/api/review/search", data={"label": "siren"}, files={"file": ("long.wav", fh)}),
+                     413, "long.wav: 6.0 s of audio is over the server's limit of 5 s")
         gone = int(windows[windows["file"] == str(archive / "gone.wav")]["window"].iloc[0])
         error = one_line(client.get(f"/api/review/audio/{gone}"), 404, "gone.wav", f"window {gone} is missing")
         assert "gone.wav" in one_line(client.get(f"/api/review/spectrogram/{gone}"), 404)

@@ -30,7 +30,7 @@ from envsound.agile.review import MAX_CANDIDATES, ROUND, NotFound, Review, page_
 from envsound.app.answers import STORE_ERRORS
 from envsound.app.auth import Caller, Guard
 from envsound.errors import EnvsoundError, StoreError
-from envsound.inference.api import SNIFF_BYTES, SUPPORTED, sniff_audio
+from envsound.inference.api import SNIFF_BYTES, SUPPORTED, audio_duration, sniff_audio
 
 class VerdictIn(BaseModel):
     window: int = Field(description="the store's id of the window")
@@ -54,9 +54,9 @@ async def _call(fn, *args, **kwargs):
         raise HTTPException(422, str(exc)) from None
 
 
-def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features) -> None:
+def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, max_seconds: float) -> None:
     """Register the Review view's routes on ``app``; ``features``: the store's model's feature settings (its
-    spectrograms are drawn with them)."""
+    spectrograms are drawn with them); an example longer than ``max_seconds`` is refused (413)."""
     reader, reviewer = Depends(guard.needs("read")), Depends(guard.needs("review"))
 
     @app.get("/api/review", dependencies=[reader], responses=STORE_ERRORS)
@@ -100,6 +100,10 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features) -
             with open(path, "wb") as out:
                 shutil.copyfileobj(file.file, out, length=1 << 20)
             try:
+                seconds = await _call(audio_duration, path)
+                if seconds > max_seconds:
+                    raise HTTPException(413, f"{name}: {seconds:.1f} s of audio is over the server's limit of "
+                                             f"{max_seconds:g} s (serve --max-seconds)")
                 found = await _call(review.search, label, example=path, k=k)
             except HTTPException as exc:  # the message names the upload, not the private path
                 raise HTTPException(exc.status_code, str(exc.detail).replace(str(path), name)) from None

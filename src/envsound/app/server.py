@@ -233,7 +233,7 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
     if review is not None:
         from envsound.app.review import add_review_routes
 
-        add_review_routes(app, review, guard, features=model.config.features)
+        add_review_routes(app, review, guard, features=model.config.features, max_seconds=limits.max_seconds)
     add_live_route(app, model, pool, limits, guard=guard, writer=writer, fingerprint=fingerprint)
     return app
 
