@@ -48,6 +48,7 @@ def targets(folder: Path, deployed=None) -> dict:
         "label_map": (fz.label_maps(), lambda data: fz.check_label_map(folder, data)),
         "set": (fz.set_values(), fz.check_set),
         "journal": (fz.journals(), lambda case: fz.check_journal(folder / "out", *case)),
+        "results_folder": (fz.results_folders(), lambda case: fz.check_results_folder(folder / "results", *case)),
         **server,
     }
 

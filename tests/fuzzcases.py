@@ -9,7 +9,8 @@ errors (:class:`~envsound.errors.EnvsoundError` subclasses); any other exception
   flipped, set, inserted, deleted or cut off; and random bytes, bare or behind a format's magic number;
 - the same bytes as a stream on stdin (``envsound listen --input -``), with and without ``--rate`` (raw PCM);
 - CSV manifests (the ``csv`` dataset), label maps (``--label-map``) and ``--set`` values;
-- the scan journal (``journal.sqlite``) of a results folder handed to a resume, damaged or replaced by random bytes;
+- the scan journal (``journal.sqlite``) of a results folder handed to a resume, damaged or replaced by random bytes,
+  and results folders of random entries (part files of random bytes, folders, links, pipes named like parts);
 - a real server's ``POST /v1/report`` bodies and ``/v1/listen`` first messages (:class:`Deployment`).
 """
 
@@ -319,6 +320,59 @@ def check_journal(out: Path, data: bytes, with_part: bool) -> None:
             journal.totals()
             journal.close()
 
+
+
+_ENTRY_NAMES = (st.sampled_from(["part-000001.parquet", "part-000002.parquet", "part-000009.parquet", "part-000001.csv",
+                                 "part-000003.parquet.tmp", "x.tmp", "part-", "part-.parquet", "part-0000001",
+                                 "part-\u00b2.parquet", "part-\u0663.parquet", "notes.txt", ""])
+                | st.text(min_size=1, max_size=10).map(lambda t: f"part-{t}") | st.text(min_size=1, max_size=10)) \
+    .filter(lambda name: "/" not in name and "\0" not in name and name not in (".", ".."))
+
+
+@st.composite
+def results_folders(draw) -> tuple[list[tuple[str, str, str, bytes]], bool]:
+    """(what a results folder holds beside its journal: (table folder, name, kind, bytes) each, the name "" for the
+    table's own path; whether the folder has the real journal of two committed parts). Kinds: a file of random bytes
+    or Parquet's magic, a folder, a symbolic link to nowhere or to the journal, a named pipe."""
+    entries = draw(st.lists(st.tuples(st.sampled_from([*TABLES, "raven", "audacity", "other"]), _ENTRY_NAMES,
+                                      st.sampled_from(["file", "dir", "link", "journal link", "fifo"]),
+                                      st.sampled_from([b"", b"PAR1", b"PAR1" * 3]) | st.binary(max_size=64)),
+                            max_size=6))
+    return entries, draw(st.booleans())
+
+
+def check_results_folder(out: Path, entries: list[tuple[str, str, str, bytes]], with_journal: bool) -> None:
+    """A results folder holding ``entries`` handed to a resume: opened (orphans removed), or :class:`ConfigError`
+    in one line."""
+    import os
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    if with_journal:
+        (out / JOURNAL_NAME).write_bytes(seed_journal())
+    for table, name, kind, data in entries:
+        path = out / table / name if name else out / table
+        if os.path.lexists(path) or (os.path.lexists(path.parent) and not path.parent.is_dir()):
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "file":
+            path.write_bytes(data)
+        elif kind == "dir":
+            path.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.symlink_to(out / JOURNAL_NAME if kind == "journal link" else out / "nowhere")
+    with no_hang():
+        try:
+            journal = Journal.open(out, {"model": "ab" * 32, "hop": 0.5}, tables=TABLES)
+        except ConfigError as exc:
+            assert "\n" not in str(exc), str(exc)
+        else:
+            journal.next_part()
+            journal.totals()
+            journal.close()
 
 
 # ----------------------------------------------------------------------- the server: report bodies, a socket's hello

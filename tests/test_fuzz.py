@@ -94,3 +94,12 @@ def test_report_bodies_get_200_or_a_4xx_and_a_refused_one_leaves_the_store_as_it
 @given(message=fz.hellos())
 def test_a_socket_s_first_message_gets_a_close_code_and_stores_no_event(deployed, message):
     fz.check_hello(deployed, message)
+
+
+@BUDGET
+@given(case=fz.results_folders())
+@example(case=([("files", "part-000009.parquet", "dir", b"")], True))  # IsADirectoryError: an orphan's name
+@example(case=([("windows", "x.tmp", "dir", b"")], False))  # IsADirectoryError: a temporary file's name
+@example(case=([("files", "part-\u00b2.parquet", "file", b"PAR1")], True))  # ValueError: int("²")
+def test_results_folders_of_random_entries_are_resumed_or_refused_in_one_line(folder, case):
+    fz.check_results_folder(folder / "results", *case)

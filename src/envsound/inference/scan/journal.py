@@ -72,10 +72,13 @@ class Journal:
         return journal
 
     def remove_orphans(self, tables: tuple[str, ...]) -> None:
-        """Remove the part files of ``tables`` that no committed part lists, and temporary files."""
+        """Remove the part files of ``tables`` that no committed part lists, and temporary files. A folder named like
+        one is not envsound's: it is left alone (unlinking it failed with IsADirectoryError; found by fuzzing)."""
         committed = {row[0] for row in self.db.execute("SELECT part FROM parts")}
         for table in tables:
             for path in (self.out / table).glob("*"):
+                if path.is_dir() and not path.is_symlink():
+                    continue
                 number = _part_number(path.name)
                 if path.name.endswith(".tmp") or (number is not None and number not in committed):
                     path.unlink(missing_ok=True)
@@ -206,7 +209,7 @@ def _part_number(name: str) -> int | None:
     if not name.startswith("part-"):
         return None
     digits = name[5:].split(".", 1)[0]
-    return int(digits) if digits.isdigit() else None
+    return int(digits) if digits.isascii() and digits.isdigit() else None  # "²".isdigit(), yet int("²") fails
 
 
 def _describe(key: str, fingerprint: dict, *, width: int = 80) -> str:
