@@ -142,12 +142,13 @@ def check_audio_file(folder: Path, name: str, data: bytes) -> None:
 
 
 def check_audio_stream(data: bytes, rate: int | None = None, channels: int = 1, encoding: str = "pcm16") -> None:
-    """``data`` as stdin to ``listen`` (read to its end): success or :class:`AudioLoadError`."""
+    """``data`` as stdin to ``listen`` (read to its end): success or :class:`AudioLoadError`; every sample it gives a
+    number (a NaN or infinity made the hops around it vanish)."""
     with no_hang():
         try:
             _, blocks = open_stream(io.BytesIO(data), name="stdin", rate=rate, channels=channels, encoding=encoding)
-            for _ in blocks:
-                pass
+            for block in blocks:
+                assert np.isfinite(block).all(), "a sample that is not a number"
         except AudioLoadError:
             pass
 

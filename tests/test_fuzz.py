@@ -43,6 +43,7 @@ def test_audio_streams_raise_only_audio_load_error(case):
 
 @BUDGET
 @given(case=fz.raw_pcm)
+@example(case=(b"\x00\x00\x00\x3f\x00\x00\xc0\x7f\x00\x00\x80\xff", 8000, 1, "float32"))  # 0.5, NaN, -inf: kept
 def test_raw_pcm_streams_raise_only_audio_load_error(case):
     data, rate, channels, encoding = case
     fz.check_audio_stream(data, rate=rate, channels=channels, encoding=encoding)
