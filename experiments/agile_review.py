@@ -25,7 +25,14 @@ the truth. After the last round: the threshold ``learn`` calibrated for precisio
 precision it reaches on the windows not reviewed.
 
     ENVSOUND_MODELS=DIR .venv/bin/python experiments/agile_review.py --root ../shared/data/esc50 \\
-        --out experiments/out/agile-review
+        --out experiments/out/agile-review [--classes ...] [--methods loop/weak random/weak ...] \\
+        [--C 0.1] [--suggest-at half] [--name NAME]
+    .venv/bin/python experiments/agile_review.py ... --merge NAME[=SUFFIX] ...    # one report of several runs
+
+``--C`` sets the learner's C (``envsound.agile.learn.C``, 1.0 by default) for the run; ``--suggest-at half`` makes
+the loop suggest (``suggest``, the same diversity) the windows nearest 0.5 instead of nearest the calibrated
+threshold. A run's tables go to ``--out``/NAME (ap_rounds.csv, thresholds.csv, report.md); the archive and the store
+are shared by the runs (one embedding at a time: the store's lock refuses a second).
 
 Figures: docs/results.md, "From one example to a detector (issue 67)".
 """
@@ -46,6 +53,7 @@ from sklearn.metrics import average_precision_score
 import envsound
 import envsound.agile.learn as learn_module
 from envsound.agile.learn import learn_verdicts
+from envsound.agile.suggest import suggest
 from envsound.audio.load import load_audio
 from envsound.errors import ConfigError
 from envsound.inference.embeddings import EmbeddingsStore
@@ -110,11 +118,16 @@ def similarity(db: Path, example: str, n: int, yes: np.ndarray = np.zeros(0, np.
     return scores
 
 
-def head_scores(model: Path, vectors: np.ndarray) -> np.ndarray:
-    """The learned model's one label scored on every stored embedding ``(n, d)``: ``(n,)`` in [0, 1]."""
+def head_of(model: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The learned model's head: weights ``(n_labels, d)`` and bias ``(n_labels,)``, float64."""
     state = load_checkpoint(model).state_dict
     weight_key, bias_key = head_keys(state)
-    weight, bias = state[weight_key].double().numpy(), state[bias_key].double().numpy()
+    return state[weight_key].double().numpy(), state[bias_key].double().numpy()
+
+
+def head_scores(model: Path, vectors: np.ndarray) -> np.ndarray:
+    """The learned model's one label scored on every stored embedding ``(n, d)``: ``(n,)`` in [0, 1]."""
+    weight, bias = head_of(model)
     return (1.0 / (1.0 + np.exp(-(vectors @ weight.T + bias))))[:, 0]
 
 
@@ -124,7 +137,7 @@ def next_unreviewed(ranking: np.ndarray, reviewed: set, k: int) -> list[int]:
 
 def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.ndarray, truth: np.ndarray,
             search_scores: np.ndarray, label: str, rounds: int, k: int, precision: float, seed: int,
-            work: Path) -> dict:
+            work: Path, suggest_at: str = "threshold") -> dict:
     """One class, one learned method: AP after each round and, at the end, the calibrated threshold and the
     precision it reaches on unreviewed windows."""
     rng = np.random.default_rng(seed)
@@ -136,14 +149,19 @@ def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.
         said = np.where(truth[ids], "yes", "no")
         started = time.perf_counter()
         try:
+            ask = k if method == "loop" and suggest_at == "threshold" else 0
             result = learn_verdicts(store, {label: (ids, said)}, out=work, negatives=negatives, precision=precision,
-                                    suggest=k if method == "loop" else 0, seed=seed, progress=False)
+                                    suggest=ask, seed=seed, progress=False)
         except ConfigError:  # no yes yet (or, for negatives="none", no no): the next search hits
             result, scores = None, search_scores
             suggested = next_unreviewed(ranking, set(reviewed), k)
         else:
             scores = head_scores(result.model, vectors)
-            if method == "loop":
+            if method == "loop" and suggest_at == "half":  # nearest 0.5, the learner's balanced boundary
+                weight, bias = head_of(result.model)
+                hits = suggest(store, weight, bias, [label], thresholds=[0.5], labelled={label: ids}, top=k)
+                suggested = [hit.window for hit in hits]
+            elif method == "loop":
                 suggested = [s.window for s in result.suggestions]
             else:
                 free = np.setdiff1d(np.arange(len(truth)), ids)
@@ -218,6 +236,34 @@ def report(rows: pd.DataFrame, finals: pd.DataFrame, rounds: int) -> list[str]:
     return lines
 
 
+def merged(out: Path, specs: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of several runs: each ``SOURCE[=SUFFIX]``, SOURCE a ``--name`` folder under ``out`` (its
+    ap_rounds.csv and thresholds.csv) or a file of this script's printed JSON lines (a run stopped before its
+    tables: its learned methods only); SUFFIX is appended to the learned methods' names. Search rows: the first
+    source's of each class."""
+    tables, finals = [], []
+    for spec in specs:
+        source, _, suffix = spec.partition("=")
+        path = out / source
+        if path.is_dir():
+            table = pd.read_csv(path / "ap_rounds.csv")
+            final = pd.read_csv(path / "thresholds.csv")
+        else:
+            lines = [json.loads(line) for line in Path(source).read_text().splitlines() if line.startswith("{")]
+            table = pd.DataFrame([{"class": r["class"], "method": r["method"], "round": i + 1, "ap": ap}
+                                  for r in lines for i, ap in enumerate(r["ap"])])
+            final = pd.DataFrame([{k: v for k, v in r.items() if k not in ("ap", "search", "search+yes")}
+                                  for r in lines if "threshold" in r])
+        learned_rows = ~table.method.isin(["search", "search+yes"])
+        table.loc[learned_rows, "method"] = table.loc[learned_rows, "method"] + suffix
+        if len(final):
+            final["method"] = final["method"] + suffix
+        tables.append(table)
+        finals.append(final)
+    table = pd.concat(tables).drop_duplicates(["class", "method", "round"]).reset_index(drop=True)
+    return table, pd.concat(finals).reset_index(drop=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, required=True, help="an ESC-50 checkout (meta/esc50.csv, audio/)")
@@ -231,9 +277,17 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=["loop/weak", "random/weak", "loop/none", "random/none"],
                         help="learned methods, METHOD/NEGATIVES (search and search+yes always run)")
     parser.add_argument("--C", type=float, default=None, help="the learner's C (default: envsound's, learn.C)")
+    parser.add_argument("--suggest-at", choices=("threshold", "half"), default="threshold",
+                        help="the loop's uncertainty: nearest the calibrated threshold (learn's suggest) or 0.5")
     parser.add_argument("--name", default="default", help="the results' folder under --out (the archive is shared)")
+    parser.add_argument("--merge", nargs="+", metavar="SOURCE[=SUFFIX]",
+                        help="only report: the tables of runs already made (see merged())")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.merge:
+        table, final = merged(args.out, args.merge)
+        print("\n".join(report(table, final, args.rounds)))
+        return
     if args.C is not None:
         learn_module.C = args.C  # a module setting of the learner, read at each fit
     started = time.monotonic()
@@ -265,7 +319,8 @@ def main() -> None:
             method, negatives = spec.split("/")
             got = learned(method, negatives, store=store, vectors=vectors, truth=truth, search_scores=base, label=c,
                           rounds=args.rounds, k=args.per_round, precision=args.precision, seed=args.seed,
-                          work=args.out / args.name / "models" / c / spec.replace("/", "-"))
+                          work=args.out / args.name / "models" / c / spec.replace("/", "-"),
+                          suggest_at=args.suggest_at)
             rows += [{"class": c, "method": spec, "round": r + 1, "ap": ap} for r, ap in enumerate(got["ap"])]
             if "threshold" in got:
                 finals.append({"class": c, "method": spec, **{k: v for k, v in got.items() if k != "ap"}})
