@@ -189,3 +189,46 @@ def test_a_file_longer_than_a_batch_is_scored_in_pieces_as_whole(db, trained_run
     assert [f.name for f in small] == [f.name for f in large] == list(store_files(store))
     for a, b in zip(small, large):
         assert a.prediction.top == b.prediction.top and np.allclose(a.window_probs, b.window_probs, atol=1e-6)
+
+
+def test_counts_per_file_and_hour_carry_the_calibrated_precision(tmp_path, db, trained_run):
+    """Issue 67 (5): the counts table holds, per file, hour and class, the windows decided as the class, and for a
+    class whose threshold `envsound learn` calibrated, the precision expected there and the windows expected true;
+    a threshold other than the calibrated one (`threshold=`) carries no precision."""
+    from envsound.task import Task
+
+    checkpoint = load_checkpoint(trained_run.checkpoint)
+    names = [f"sound{k}" for k in range(len(checkpoint.labels))]
+    checkpoint.labels, checkpoint.task = names, Task(kind="multi_label", class_thresholds=(0.3,) * len(names))
+    checkpoint.meta["trunk"] = {"digest": file_digest(trained_run.checkpoint), "layer": "embed"}
+    checkpoint.meta["learned"] = {"labels": {"sound0": {"calibrated": True, "precision": 0.92,
+                                                        "precision_interval": [0.8, 0.97]}}}
+    learned = save_checkpoint(tmp_path / "learned.ckpt", checkpoint)
+    envsound.scan(learned, db, out=tmp_path / "ranked", tables=envsound.Tables(window_scores=True), options=FP32)
+    counts, windows = _table(tmp_path / "ranked", "counts"), _table(tmp_path / "ranked", "windows")
+    for name in names:
+        above = windows[windows[f"p:{name}"] >= 0.3].groupby("file").size()  # p: columns are rounded to 1e-4
+        mine = counts[counts.label == name].set_index("file")["windows"]
+        assert (mine.reindex(above.index, fill_value=0) - above).abs().max() <= 1, name
+    assert (counts.hour == 0).all() and counts.windows.gt(0).all()
+    files = _table(tmp_path / "ranked", "files").set_index("file")["duration"]
+    assert np.allclose(counts.seconds, files[counts.file].to_numpy(), atol=1e-3)
+    calibrated = counts[counts.label == "sound0"]
+    assert len(calibrated) and (calibrated.precision == 0.92).all() and (calibrated.precision_low == 0.8).all()
+    assert np.allclose(calibrated.expected, calibrated.windows * 0.92)
+    assert counts[counts.label != "sound0"].precision.isna().all()
+    envsound.scan(learned, db, out=tmp_path / "other", tables=envsound.Tables(threshold=0.5), options=FP32)
+    assert _table(tmp_path / "other", "counts").precision.isna().all()
+
+
+def test_counts_go_by_the_hour_of_the_file_a_window_starts_in(trained_run):
+    from envsound.inference.predictor import FileScores
+
+    predictor = Predictor.from_checkpoint(trained_run.checkpoint, precision="32")
+    scores = FileScores(predictor)
+    probs = np.zeros((4, len(predictor.labels)), np.float32)
+    probs[:, 1] = 0.9  # a single-label model: each window is its best class
+    probs[3, 2] = 0.95
+    scores.add_at([10.0, 3599.0, 3600.0, 7300.0], probs)
+    assert scores.finish("long.wav", 8000 * predictor.features.sample_rate, top_k=1).counts == {
+        (0, 1): 2, (1, 1): 1, (2, 2): 1}

@@ -48,6 +48,8 @@ class Prediction:
     duration: float | None = None
     labels: list[dict] | None = None  # multi-label models: [{"label", "score"}] at or above the threshold, best first
     events: list[dict] | None = None  # [{"label", "onset", "offset", "score"}] in seconds (envsound.events)
+    # {(hour of the file, class index): windows of that hour decided as that class} (the scan's counts table)
+    counts: dict[tuple[int, int], int] | None = None
 
     def to_dict(self) -> dict:
         out = {"file": self.file, "top": self.top, "error": self.error}
@@ -138,6 +140,24 @@ class Predictor:
     @property
     def labels(self) -> list[str]:
         return self.model.labels
+
+    @property
+    def expected_precision(self) -> list[dict | None]:
+        """Per class, the precision its decision threshold was calibrated to give (``envsound learn``:
+        ``{"precision", "low", "high"}``, a 95 % interval), or ``None``: not calibrated, or decided at another
+        threshold than the calibrated one (``threshold=``)."""
+        learned = (getattr(self.model, "meta", None) or {}).get("learned", {}).get("labels", {})
+        stored = self.model.task.thresholds(self.model.n_classes)
+        used = self.task.thresholds(self.model.n_classes)
+        out: list[dict | None] = []
+        for k, name in enumerate(self.labels):
+            known = learned.get(name)
+            if not known or not known.get("calibrated") or abs(float(used[k]) - float(stored[k])) > 1e-9:
+                out.append(None)
+                continue
+            low, high = known.get("precision_interval") or (None, None)
+            out.append({"precision": known["precision"], "low": low, "high": high})
+        return out
 
     @property
     def rejects(self) -> bool:
@@ -233,6 +253,7 @@ class FileScores:
         self.probs: list[np.ndarray] = []  # window_scores: each chunk's window probabilities
         self.begins: list[float] = []  # events: every window's start (s) and probabilities, float32 (K floats a hop)
         self.tracks: list[np.ndarray] = []
+        self.counts: dict[tuple[int, int], int] = {}  # (hour of the file, class) -> windows decided as that class
         model = predictor.model
         self.rejects = predictor.rejects
         self.frames = FrameTrack(window_seconds=self.features.window_seconds, step_seconds=model.frame_seconds,
@@ -251,6 +272,7 @@ class FileScores:
         ``start``)."""
         self.total += window_probs.sum(axis=0)
         self.n_windows += len(window_probs)
+        self._count(here, window_probs)
         if not (self.segments or self.events):
             return
         if self.frames is not None:
@@ -271,6 +293,26 @@ class FileScores:
                 none = (self.rejects and probs[best] <= 0) or (passed is not None and not passed[at, best])
                 self.timeline.append({"start": round(max(begin, 0.0), 3), "end": round(begin + length, 3),
                                       "label": None if none else labels[best], "score": round(float(probs[best]), 4)})
+
+    def _count(self, here: list[float], window_probs: np.ndarray) -> None:
+        """Count each window under the classes it is decided as (a multi-label model's: every class at or above its
+        threshold; a single-label model's: its best class, unless the open-set gate ruled that out), by the hour of
+        the file it starts in."""
+        if not len(window_probs):
+            return
+        task = self.predictor.task
+        if task.multi_label:
+            decided = task.decide(window_probs)
+        else:
+            best = window_probs.argmax(axis=1)
+            decided = np.zeros(window_probs.shape, dtype=bool)
+            decided[np.arange(len(best)), best] = True
+            if self.rejects:
+                decided &= window_probs > 0
+        hours = np.floor(np.maximum(np.asarray(here, dtype=np.float64), 0.0) / 3600.0).astype(np.int64)
+        rows, classes = np.nonzero(decided)
+        for (hour, k), n in zip(*np.unique(np.stack([hours[rows], classes], axis=1), axis=0, return_counts=True)):
+            self.counts[(int(hour), int(k))] = self.counts.get((int(hour), int(k)), 0) + int(n)
 
     def finish(self, name: str, read: int, *, top_k: int) -> Prediction:
         """The file's :class:`Prediction`; ``read``: the samples the file held (its length)."""
@@ -297,7 +339,7 @@ class FileScores:
             found = [e.to_dict() for e in predictor.timeline_events(
                 Timeline(np.asarray(self.begins), probs, length, feats.window_seconds, feats.eval_hop_seconds))]
         return Prediction(file=name, top=top, segments=self.timeline if self.segments else None,
-                          labels=chosen_labels, events=found, duration=length)
+                          labels=chosen_labels, events=found, duration=length, counts=dict(self.counts))
 
     def window_probs(self) -> np.ndarray:
         """``(n_windows, K)``: every window's probabilities in the order of the timeline (``window_scores``)."""

@@ -232,7 +232,9 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
     to scan in place of the inputs' (an embeddings store's files)."""
     predictor = engine.predictor
     handout = Handout(journal, inputs, files_from=files_from, progress=progress, listing=listing)
-    part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores)
+    precision = predictor.expected_precision
+    part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores,
+                precision=precision)
     state = {"number": journal.next_part(), "full": False}
 
     def commit() -> None:
@@ -252,7 +254,8 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
             raise _disk_error(exc, journal.out, committed=journal.totals()["files"], need=part.size(fmt)) from exc
         handout.committed(name for name, _, _ in part.finished)
         state["number"] += 1
-        part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores)
+        part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores,
+                    precision=precision)
 
     def on_file(finished: Finished) -> None:
         if finished.error is not None:

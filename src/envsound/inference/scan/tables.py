@@ -10,7 +10,13 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
   window, and with
   ``window_scores`` one column per class, ``p:LABEL``, holding its probability;
 - ``events`` (with ``events``): ``file``, ``label``, ``onset``, ``offset`` (s), ``score``;
-- ``errors``: ``file``, ``error`` (a one-line reason).
+- ``errors``: ``file``, ``error`` (a one-line reason);
+- ``counts``: per file, hour of the file (``hour``, from 0: the windows starting in ``[3600 h, 3600 (h + 1))`` s)
+  and class, the ``windows`` decided as that class (a multi-label model's: at or above the class's threshold; a
+  single-label model's: its best class), only where there are any; ``seconds``, the audio in that hour of the file;
+  ``per_hour``, windows per hour of audio; and, for a class whose threshold was calibrated to a precision
+  (``envsound learn``), that ``precision`` with its 95 % interval (``precision_low``, ``precision_high``) and
+  ``expected`` = windows x precision, the windows expected to hold the class (null otherwise).
 
 Parquet (pyarrow) by default; CSV or JSON lines on request. Every part is written under a temporary name and renamed,
 so a part is whole or absent; the journal (:mod:`envsound.inference.scan.journal`) says which parts are committed.
@@ -33,7 +39,7 @@ from envsound.errors import ConfigError
 from envsound.fileio import atomic_open
 from envsound.inference.predictor import Prediction
 
-TABLES = ("files", "windows", "events", "errors")
+TABLES = ("files", "windows", "events", "errors", "counts")
 FORMATS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
 EVENT_TABLES = {"raven": ".Table.1.selections.txt", "audacity": ".labels.txt"}
 RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
@@ -61,6 +67,7 @@ class Part:
     labels: list[str]
     top_k: int
     window_scores: bool = False
+    precision: list[dict | None] | None = None  # per class, the calibrated precision (Predictor.expected_precision)
     columns: dict[str, dict[str, list]] = field(default_factory=lambda: {name: {} for name in TABLES})
     finished: list[tuple[str, bool, float]] = field(default_factory=list)  # (file, classified, seconds of audio)
     predictions: list[Prediction] = field(default_factory=list)  # those with events, for per-file event tables
@@ -89,7 +96,20 @@ class Part:
                                     "offset": event["offset"], "score": event["score"]})
         if prediction.events is not None:
             self.predictions.append(prediction)
+        self._add_counts(prediction)
         self.finished.append((name, True, prediction.duration or 0.0))
+
+    def _add_counts(self, prediction: Prediction) -> None:
+        duration = prediction.duration or 0.0
+        for (hour, k), windows in sorted((prediction.counts or {}).items()):
+            seconds = round(max(min(3600.0, duration - 3600.0 * hour), 0.0), 3)
+            known = self.precision[k] if self.precision else None
+            self._append("counts", {
+                "file": prediction.file, "hour": hour, "label": self.labels[k], "windows": windows,
+                "seconds": seconds, "per_hour": round(windows * 3600.0 / seconds, 3) if seconds > 0 else None,
+                "precision": known and known["precision"], "precision_low": known and known["low"],
+                "precision_high": known and known["high"],
+                "expected": round(windows * known["precision"], 3) if known else None})
 
     def add_error(self, name: str, reason: str) -> None:
         self._append("errors", {"file": name, "error": reason})
@@ -163,7 +183,8 @@ def _write_parquet(columns: dict[str, list], fh) -> None:
     pq.write_table(pa.table(arrays), fh, compression="zstd")
 
 
-_NULL_TYPES = {"label": "string", "score": "float64"}
+_NULL_TYPES = {"label": "string", "score": "float64", "per": "float64", "precision": "float64",
+               "expected": "float64"}
 
 
 def _write_csv(columns: dict[str, list], fh) -> None:
