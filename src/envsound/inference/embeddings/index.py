@@ -41,6 +41,7 @@ RESCORE = 4  # candidates a wanted row, re-scored exactly from the store's float
 RETRAIN_GROWTH = 8  # the lists are trained anew when the store has grown this many times since training
 TRAIN_PER_LIST = 64  # k-means training vectors a list
 CHUNK_ROWS = 65_536
+_LOADED: dict = {}  # index file -> ((its mtime, size), StoreIndex): a server searching again does not read it again
 
 
 def faiss_or_none():
@@ -114,6 +115,7 @@ def update_index(store: EmbeddingsStore) -> StoreIndex:
             return loaded
         started = time.monotonic()
         new = store.parts[len(loaded.parts):]
+        _LOADED.pop(path, None)  # extended in place: the file alone says what it holds until saved
         added = _add(store, loaded, new)
         _save(path, loaded)
         log.info("%s: %d windows of %d new part(s) added to its index in %.1f s", store.path, added, len(new),
@@ -136,6 +138,10 @@ def _load(store: EmbeddingsStore) -> tuple[StoreIndex | None, str]:
     path = store.path / INDEX_NAME
     if not path.exists():
         return None, "no index yet"
+    stat = path.stat()
+    cached = _LOADED.get(path)
+    if cached is not None and cached[0] == (stat.st_mtime_ns, stat.st_size):
+        return cached[1], ""
     try:
         with np.load(path, allow_pickle=False) as saved:
             index = faiss.deserialize_index(saved["index"])
@@ -144,6 +150,7 @@ def _load(store: EmbeddingsStore) -> tuple[StoreIndex | None, str]:
         return None, f"the index cannot be read ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:120]})"
     if loaded.index.ntotal != loaded.windows or loaded.index.d != _width(store):
         return None, f"the index holds {loaded.index.ntotal} {loaded.index.d}-d vectors, not its {loaded.windows}"
+    _LOADED[path] = ((stat.st_mtime_ns, stat.st_size), loaded)
     return loaded, ""
 
 
@@ -153,6 +160,8 @@ def _save(path, index: StoreIndex) -> None:
     with atomic_open(path) as fh:
         np.savez(fh, index=faiss.serialize_index(index.index), parts=np.asarray(index.parts, np.int64),
                  windows=np.int64(index.windows), trained=np.int64(index.trained))
+    stat = path.stat()
+    _LOADED[path] = ((stat.st_mtime_ns, stat.st_size), index)
 
 
 def _width(store: EmbeddingsStore) -> int:
