@@ -7,7 +7,8 @@ evaluation window of every file and its embedding.
 - ``windows/part-NNNNNN.parquet``: ``window`` (the store's id of the window, from 0, int64), ``file`` (as the
   listing named it: the ``file`` of ``predict --out``), ``start``, ``end`` (seconds in that file);
 - ``embeddings/part-NNNNNN.npy``: ``(n, d)`` float16, row ``i`` the embedding of the part's ``i``-th window;
-- ``errors/part-NNNNNN.parquet``: ``file``, ``error`` (one line), for each file that could not be embedded.
+- ``errors/part-NNNNNN.parquet``: ``file``, ``error`` (one line), for each file that could not be embedded;
+- ``index.npz``: the search index of a store of 200,000 windows or more (:mod:`.index`), rebuilt when missing.
 
 Window ids run on from one committed part to the next, so a part's first id is the number of windows in the parts
 before it. The ``.npy`` parts open memory-mapped (:meth:`EmbeddingsStore.embeddings`): searching ten million
