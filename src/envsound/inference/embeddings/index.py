@@ -14,7 +14,8 @@ kB a window in memory (23 GB for 10 million windows) and took 377 s to build 200
   training) until the store holds :data:`RETRAIN_GROWTH` times the windows it was trained on, then it is built anew.
 - ``embed`` brings the index up to date at the end of a run that leaves the store at or above
   :data:`INDEX_MIN_WINDOWS`; a search that finds it missing, unreadable or behind the store brings it up to date
-  first (one log line says which), so the answer never misses a window.
+  first (one log line says which), so no stored window is left out of the candidates. The index is approximate:
+  ``search(exact=True)`` (``search --exact``) scores every window, to check its recall.
 
 Needs ``faiss`` (``pip install 'envsound[index]'``); without it every search is exact (one log line says so).
 """
