@@ -144,7 +144,8 @@ def main() -> None:
                                                                   "offset": datetime.now(timezone.utc).isoformat(),
                                                                   "score": 0.5}] * 1}, timeout=60)
             faults["full"] = {"at_s": round(elapsed, 1), "wal_checkpoint": list(wal), "probe": answer.status_code,
-                              "retry_after": answer.headers.get("Retry-After"), "free_bytes": shutil.disk_usage(disk).free}
+                              "retry_after": answer.headers.get("Retry-After"),
+                              "free_bytes": shutil.disk_usage(disk).free}
             time.sleep(args.full_seconds)
             filler.unlink()
             faults["full"]["freed_at_s"] = round(time.monotonic() - began, 1)
@@ -154,7 +155,8 @@ def main() -> None:
         if "oversize" not in faults and elapsed >= args.oversize_at * args.seconds:
             body = b'{"sensor": "r2", "events": [' + b" " * 60_000_000 + b"]}"
             answer = httpx.post(f"{server.url}/v1/report", content=body, timeout=120,
-                                headers={"Authorization": f"Bearer {secrets['r2']}", "content-type": "application/json"})
+                                headers={"Authorization": f"Bearer {secrets['r2']}",
+                                         "content-type": "application/json"})
             faults["oversize"] = {"at_s": round(elapsed, 1), "status": answer.status_code,
                                   "error": answer.json().get("error", "")[:80]}
         time.sleep(5)
@@ -189,7 +191,8 @@ def main() -> None:
         "latency_p50_ms": round(float(np.percentile(latency, 50)) * 1000, 1),
         "latency_p99_ms": round(float(np.percentile(latency, 99)) * 1000, 1),
         "latency_max_s": round(float(latency.max()), 2),
-        "rss_first_fifth_mib": round(max(s[1] for s in first), 1), "rss_last_fifth_mib": round(max(s[1] for s in last), 1),
+        "rss_first_fifth_mib": round(max(s[1] for s in first), 1),
+        "rss_last_fifth_mib": round(max(s[1] for s in last), 1),
         "fds_first": samples[0][2], "fds_last": samples[-1][2], "fds_max": max(s[2] for s in samples),
         "faults": faults, "cpu": _cpu(), "date": str(date.today()),
     }

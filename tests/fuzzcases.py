@@ -424,8 +424,8 @@ def _times() -> dict:
 
 
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                     max_leaves=8)
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
 _REPORT_KEYS = ["sensor", "model", "fingerprint", "events", "heartbeat", "sent", "key", "label", "onset", "offset",
                 "score", "time"]
 
