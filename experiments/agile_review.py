@@ -29,7 +29,7 @@ precision it reaches on the windows not reviewed.
         [--C 0.1] [--suggest-at half] [--name NAME]
     .venv/bin/python experiments/agile_review.py ... --merge NAME[=SUFFIX] ...    # one report of several runs
 
-``--C`` sets the learner's C (``envsound.agile.learn.C``, 1.0 by default) for the run; ``--suggest-at half`` makes
+``--C`` sets the learner's C for the run (``envsound.agile.learn.C``, 1.0 by default); ``--suggest-at half`` makes
 the loop suggest (``suggest``, the same diversity) the windows nearest 0.5 instead of nearest the calibrated
 threshold. A run's tables go to ``--out``/NAME (ap_rounds.csv, thresholds.csv, report.md); the archive and the store
 are shared by the runs (one embedding at a time: the store's lock refuses a second).
