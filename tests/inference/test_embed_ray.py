@@ -63,3 +63,10 @@ def test_embed_engine_ray_at_an_address_that_does_not_answer_is_one_line_and_exi
     assert ran.returncode == 1 and not (tmp_path / "db").exists()
     assert ran.stderr.strip().splitlines() == [ran.stderr.strip()]
     assert f"127.0.0.1:{port} does not answer" in ran.stderr
+
+
+def test_engine_ray_with_clip_embeddings_to_npz_is_refused_in_one_line(tmp_path, trained_run, archive, envsound_main):
+    ran = envsound_main("embed", trained_run.checkpoint, archive / "site0", "--out", tmp_path / "clips.npz",
+                        "--engine", "ray", "--quiet")
+    assert ran.returncode == 1 and not (tmp_path / "clips.npz").exists()
+    assert ran.stderr.strip().splitlines() == [ran.stderr.strip()] and "a store folder" in ran.stderr

@@ -423,7 +423,10 @@ def embed(args: argparse.Namespace) -> int:
 
     if is_store(args.out):
         return embed_store(args)
+    if args.engine != "local" or args.address:
+        from envsound.errors import ConfigError
 
+        raise ConfigError(f"--engine and --address are for a store folder, not {args.out}: give --out DB (a folder)")
     manifest = _dataset(args) if args.dataset else None
     if manifest is not None and args.folds:
         manifest = manifest.select_folds(args.folds)
