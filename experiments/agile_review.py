@@ -207,8 +207,11 @@ def report(rows: pd.DataFrame, finals: pd.DataFrame, rounds: int) -> list[str]:
                  f"{rows[(rows.method == m) & (rows['round'] == r + 1)].ap.std():.3f}" for m in methods]
         lines.append(f"| {(r + 1) * 10} | " + " | ".join(cells) + " |")
     lines.append("")
-    for negatives in ("weak", "none"):
-        loop, rand = f"loop/{negatives}", f"random/{negatives}"
+    pairs = [(m, m.replace("loop", "random", 1)) for m in methods if m.startswith("loop")]
+    pairs += [(m, other) for m in methods if m.startswith("loop") for other in ("search+yes", "search")]
+    pairs += [(a, b) for i, a in enumerate(methods) for b in methods[i + 1:] if a.startswith("loop")
+              and b.startswith("loop") and a.split(" ")[0] == b.split(" ")[0]]  # the same loop, other settings
+    for loop, rand in pairs:
         if loop not in methods or rand not in methods:
             continue
         cells = []
