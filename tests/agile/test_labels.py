@@ -43,7 +43,7 @@ def archive(tmp_path_factory, synthetic_manifest) -> Path:
 @pytest.fixture(scope="module")
 def db(tmp_path_factory, trained_run, archive) -> Path:
     out = tmp_path_factory.mktemp("labels-db") / "archive.db"
-    embed_archive(trained_run.checkpoint, archive, out=out, workers=1, progress=False)
+    embed_archive(trained_run.checkpoint, archive, out=out, options=envsound.ScanOptions(workers=1, progress=False))
     return out
 
 
@@ -51,8 +51,9 @@ def db(tmp_path_factory, trained_run, archive) -> Path:
 def other_db(tmp_path_factory, trained_run, archive) -> Path:
     """The same files embedded in another order (site1 first), so their windows have other ids."""
     out = tmp_path_factory.mktemp("labels-db") / "other.db"
-    embed_archive(trained_run.checkpoint, archive / "site1", out=out, workers=1, progress=False)
-    embed_archive(trained_run.checkpoint, archive, out=out, workers=1, progress=False)
+    embed_archive(trained_run.checkpoint, archive / "site1", out=out,
+                  options=envsound.ScanOptions(workers=1, progress=False))
+    embed_archive(trained_run.checkpoint, archive, out=out, options=envsound.ScanOptions(workers=1, progress=False))
     return out
 
 

@@ -38,7 +38,8 @@ def archive(tmp_path_factory, synthetic_manifest) -> Path:
 @pytest.fixture(scope="module")
 def db(tmp_path_factory, trained_run, archive) -> Path:
     out = tmp_path_factory.mktemp("learn-stores") / "archive.db"
-    embed_archive(trained_run.checkpoint, archive, out=out, workers=1, precision="32", progress=False)
+    embed_archive(trained_run.checkpoint, archive, out=out,
+                  options=envsound.ScanOptions(workers=1, precision="32", progress=False))
     return out
 
 

@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 from test_page import CHROMIUM, open_page
 
+import envsound
 from envsound.agile.labels import labelled
 from envsound.agile.review import ROUND, Review, learned_folder
 from envsound.app.auth import Guard
@@ -38,7 +39,7 @@ def archive(tmp_path_factory, synthetic_manifest) -> Path:
 @pytest.fixture(scope="module")
 def db(tmp_path_factory, trained_run, archive) -> Path:
     out = tmp_path_factory.mktemp("review-db") / "archive.db"
-    embed_archive(trained_run.checkpoint, archive, out=out, workers=1, progress=False)
+    embed_archive(trained_run.checkpoint, archive, out=out, options=envsound.ScanOptions(workers=1, progress=False))
     (archive / "gone.wav").unlink()
     return out
 

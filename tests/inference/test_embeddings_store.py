@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+import envsound
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.inference.embeddings import EmbeddingsStore, embed_archive, search
 
@@ -34,8 +35,10 @@ def store(tmp_path_factory, trained_run, archive) -> tuple[Path, list]:
     """The archive embedded in two runs: one folder first, then the whole archive (the first folder's files skipped);
     returns the store and the two summaries."""
     out = tmp_path_factory.mktemp("stores") / "archive.db"
-    first = embed_archive(trained_run.checkpoint, archive / "site0", out=out, workers=1, progress=False)
-    second = embed_archive(trained_run.checkpoint, [archive], out=out, workers=1, progress=False)
+    first = embed_archive(trained_run.checkpoint, archive / "site0", out=out,
+                          options=envsound.ScanOptions(workers=1, progress=False))
+    second = embed_archive(trained_run.checkpoint, [archive], out=out,
+                           options=envsound.ScanOptions(workers=1, progress=False))
     return out, [first, second]
 
 
@@ -67,7 +70,8 @@ def test_the_same_command_again_embeds_nothing_and_drops_an_uncommitted_part(sto
     # what a run killed between writing a part and committing it leaves: parts the journal does not list
     np.save(out / "embeddings" / "part-000099.npy", np.ones((3, second.width), np.float16))
     shutil.copy(next((out / "windows").glob("part-*.parquet")), out / "windows" / "part-000099.parquet")
-    again = embed_archive(trained_run.checkpoint, archive, out=out, workers=1, progress=False)
+    again = embed_archive(trained_run.checkpoint, archive, out=out,
+                          options=envsound.ScanOptions(workers=1, progress=False))
     assert (again.files, again.skipped, again.windows) == (0, 14, 0)
     assert again.total_windows == second.total_windows
     assert not any(out.glob("*/part-000099.*"))
@@ -179,6 +183,19 @@ def test_the_windows_are_those_predict_out_writes(store, trained_run, archive, t
     pd.testing.assert_frame_equal(scanned.sort_values(key).reset_index(drop=True),
                                   stored.sort_values(key).reset_index(drop=True))
     with pytest.raises(ConfigError, match="not an embeddings store"):  # a results folder is neither written nor read
-        embed_archive(trained_run.checkpoint, archive, out=tmp_path / "scan", workers=1, progress=False)
+        embed_archive(trained_run.checkpoint, archive, out=tmp_path / "scan",
+                      options=envsound.ScanOptions(workers=1, progress=False))
     with pytest.raises(ConfigError, match="not an embeddings store"):
         search(tmp_path / "scan", archive / "site0" / "clip00.wav")
+
+
+def test_embed_takes_its_run_settings_as_scan_options_and_the_old_keywords_with_a_warning(tmp_path, trained_run,
+                                                                                        archive):
+    """Issue 67 (6): every public function takes at most 10 parameters; embed's run settings are scan's
+    ScanOptions (engine, workers, precision ...), its keywords of last release still work, with a warning."""
+    with pytest.warns(DeprecationWarning, match=r"options=ScanOptions"):
+        old = envsound.embed(trained_run.checkpoint, archive / "site0", out=tmp_path / "db", workers=1,
+                             progress=False)
+    assert old.files > 0
+    with pytest.raises(envsound.ConfigError, match=r"unknown keyword 'worker' \(did you mean workers=\?\)"):
+        envsound.embed(trained_run.checkpoint, archive, out=tmp_path / "db", worker=1)

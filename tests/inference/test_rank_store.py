@@ -30,7 +30,8 @@ FP32 = envsound.ScanOptions(precision="32", progress=False)
 def db(tmp_path_factory, trained_run, archive) -> Path:
     """The archive embedded in fp32 by the shared model (one file that is not audio: an error row of the store)."""
     out = tmp_path_factory.mktemp("rank") / "archive.db"
-    embed_archive(trained_run.checkpoint, archive, out=out, workers=1, precision="32", progress=False)
+    embed_archive(trained_run.checkpoint, archive, out=out,
+                  options=envsound.ScanOptions(workers=1, precision="32", progress=False))
     return out
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import test_embeddings_store
 
+import envsound
 from envsound.inference.embeddings import EmbeddingsStore, embed_archive, search
 from envsound.inference.embeddings import archive as archive_module
 from envsound.inference.embeddings import index as index_module
@@ -58,12 +59,13 @@ def test_a_tiny_store_searched_through_its_index_gives_the_exact_hits(store, tmp
 
 def test_the_index_follows_a_resumed_embed_adding_only_the_new_parts(tmp_path, trained_run, archive, indexed, caplog):
     out = tmp_path / "db"
-    embed_archive(trained_run.checkpoint, archive / "site0", out=out, workers=1, progress=False)
+    embed_archive(trained_run.checkpoint, archive / "site0", out=out,
+                  options=envsound.ScanOptions(workers=1, progress=False))
     first = index_module.update_index(EmbeddingsStore(out))  # embed brought it up to date: nothing to do
     assert first.windows == EmbeddingsStore(out).windows
     windows, parts, trained = first.windows, len(first.parts), first.trained  # the index is extended in place
     caplog.set_level(logging.INFO, logger=index_module.__name__)
-    embed_archive(trained_run.checkpoint, archive, out=out, workers=1, progress=False)
+    embed_archive(trained_run.checkpoint, archive, out=out, options=envsound.ScanOptions(workers=1, progress=False))
     db = EmbeddingsStore(out)
     assert [r.message.split(": ", 1)[1].split(" in ")[0] for r in caplog.records] == [
         f"{db.windows - windows} windows of {len(db.parts) - parts} new part(s) added to its index"]

@@ -18,16 +18,16 @@ def is_store(out) -> bool:
 
 def embed_store(args: argparse.Namespace) -> int:
     from envsound.inference.embeddings import embed_archive
+    from envsound.inference.scan import ScanOptions
 
     if args.dataset:
         raise ConfigError(f"--dataset writes clip embeddings to an .npz file, not a store folder ({args.out}); "
                           "give FILES/FOLDERS for a store, or --out FILE.npz")
     if not args.inputs and not args.files_from:
         raise ConfigError("embed needs audio: FILES/FOLDERS (or --files-from LIST)")
-    summary = embed_archive(args.checkpoint, args.inputs, out=args.out, files_from=args.files_from,
-                            workers=args.workers, batch_size=args.batch_size, device=args.device,
-                            precision=args.precision, progress=show_progress(args), engine=args.engine,
-                            address=args.address)
+    options = ScanOptions(engine=args.engine, address=args.address, workers=args.workers, batch_size=args.batch_size,
+                          device=args.device, precision=args.precision, progress=show_progress(args))
+    summary = embed_archive(args.checkpoint, args.inputs, out=args.out, files_from=args.files_from, options=options)
     print(summary.line())
     return 1 if summary.failed else 0
 

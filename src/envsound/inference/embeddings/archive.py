@@ -11,9 +11,11 @@ embeddings stay ~100 MB at 1,000 dimensions.
 
 from __future__ import annotations
 
+import difflib
 import os
 import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -23,12 +25,13 @@ from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import atomic_open, run_lock
 from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import Prediction, Predictor
-from envsound.inference.scan.engine import (PART_FILES, Engine, Finished, LocalEngine, default_batch_size,
+from envsound.inference.scan.engine import (Engine, Finished, LocalEngine, default_batch_size,
                                             default_workers)
 from envsound.inference.scan.engines import ENGINES
 from envsound.inference.scan.handout import Handout
 from envsound.inference.scan.journal import JOURNAL_NAME, Journal
-from envsound.inference.scan.run import ScanSummary, _in_one_line, _model_threads, _stop_on_sigterm
+from envsound.inference.scan.run import (ScanOptions, ScanSummary, _in_one_line, _model_threads,
+                                        _stop_on_sigterm)
 from envsound.inference.embeddings.index import INDEX_MIN_WINDOWS, faiss_or_none, update_index
 from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 
@@ -56,21 +59,23 @@ class StoreSummary(ScanSummary):
 
 
 def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os.PathLike], *,
-                  out: str | os.PathLike, files_from: str | os.PathLike | None = None, workers: int | None = None,
-                  batch_size: int | None = None, device: str = "auto", precision: str = "auto",
-                  progress: bool = True, engine: str = "local", address: str | None = None) -> StoreSummary:
+                  out: str | os.PathLike, files_from: str | os.PathLike | None = None,
+                  options: ScanOptions | None = None, **legacy) -> StoreSummary:
     """Embed every evaluation window of the files ``inputs`` name (one path or a list: files, folders at any depth,
     globs; then the lines of ``files_from``) into the store folder ``out`` (:mod:`.store`) and return what was done.
 
     Running it again with the same model and precision skips the files done (a killed run goes on where it
-    stopped); a file that cannot be read becomes a row of ``errors`` and the others go on. ``workers`` (decoding
-    processes) and ``batch_size`` (windows a forward) change the speed, never the rows. ``engine``: ``local`` or
-    ``ray`` (a Ray cluster at ``address``, as :class:`~envsound.inference.scan.ScanOptions` takes it: the same rows,
-    and either engine resumes the other's store). A store of
+    stopped); a file that cannot be read becomes a row of ``errors`` and the others go on. ``options`` is how it
+    runs, as :func:`~envsound.inference.scan.scan` takes it (:class:`~envsound.inference.scan.ScanOptions`: the
+    engine, ``local`` or ``ray``, either resuming the other's store; decoding workers and batch size, which change
+    the speed, never the rows; device, precision, progress, how often a part is committed and the per-file
+    timeout of the local engine); its fields given as keywords (``workers=1``) still work, with a
+    DeprecationWarning. A store of
     :data:`~envsound.inference.embeddings.index.INDEX_MIN_WINDOWS` windows or more gets its search index brought up
     to date at the end (where faiss is installed).
 
-    >>> summary = embed_archive("efficientat-mn04", "recordings/", out="recordings.db")
+    >>> summary = embed_archive("efficientat-mn04", "recordings/", out="recordings.db",
+    ...                         options=ScanOptions(workers=2))
     >>> summary.total_windows
 
     Raises:
@@ -79,6 +84,9 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
             other results, a setting out of range, an unknown engine, Ray missing or its address not answering.
     """
     started = time.monotonic()
+    options = _options(options or ScanOptions(), legacy)
+    engine, address, device, precision = options.engine, options.address, options.device, options.precision
+    workers, batch_size = options.workers, options.batch_size
     if (workers is not None and workers < 1) or (batch_size is not None and batch_size < 1):
         raise ConfigError(f"workers and batch_size must be >= 1 (got {workers}, {batch_size})")
     if engine not in ENGINES:
@@ -105,14 +113,15 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     if engine == "ray":
         runner = _ray_engine(predictor, address=address, device=device, batch_size=batch_size)
     else:
-        runner = _EmbeddingEngine(predictor, workers=workers, batch_size=batch_size)
+        runner = _EmbeddingEngine(predictor, workers=workers, batch_size=batch_size,
+                                  file_timeout=options.file_timeout)
     summary = StoreSummary(out=str(out), settings={"engine": runner.describe(), "batch_size": batch_size,
                                                    "runtime": predictor.model.runtime.describe()})
     with _in_one_line(Path(out)), run_lock(out), _model_threads(predictor, workers), _stop_on_sigterm():
         journal = Journal.open(out, fingerprint, tables=TABLES)
         try:
             summary.startup_seconds = time.monotonic() - started
-            _run(runner, journal, summary, inputs=as_inputs(inputs), files_from=files_from, progress=progress)
+            _run(runner, journal, summary, inputs=as_inputs(inputs), files_from=files_from, options=options)
             totals = journal.totals()
             summary.total_files, summary.total_failed = totals["files"], totals["failed"]
         finally:
@@ -172,9 +181,9 @@ def _ray_engine(predictor: Predictor, *, address: str | None, device: str, batch
 class _EmbeddingEngine(LocalEngine):
     """The local engine with the network's embedding of each window in place of its probabilities."""
 
-    def __init__(self, predictor: Predictor, *, workers: int, batch_size: int) -> None:
+    def __init__(self, predictor: Predictor, *, workers: int, batch_size: int, file_timeout: float | None) -> None:
         super().__init__(predictor, workers=workers, batch_size=batch_size, top_k=1, events=False,
-                         window_scores=True)
+                         window_scores=True, file_timeout=file_timeout)
 
     def _file_scores(self) -> _FileEmbeddings:
         return _FileEmbeddings(self.predictor)
@@ -233,9 +242,9 @@ class _Part:
 
 
 def _run(engine: Engine, journal: Journal, summary: StoreSummary, *, inputs: list, files_from,
-         progress: bool) -> None:
+         options: ScanOptions) -> None:
     """Embed, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
-    handout = Handout(journal, inputs, files_from=files_from, progress=progress)
+    handout = Handout(journal, inputs, files_from=files_from, progress=options.progress)
     state = {"number": journal.next_part(), "part": _Part(), "first": EmbeddingsStore(journal.out).windows}
 
     def commit() -> None:
@@ -256,7 +265,24 @@ def _run(engine: Engine, journal: Journal, summary: StoreSummary, *, inputs: lis
             part.add(finished.prediction, finished.window_probs)
             summary.width = summary.width or int(finished.window_probs.shape[1])
         handout.count(finished)
-        if handout.due() or len(part.finished) >= PART_FILES or len(part.files) >= PART_WINDOWS:
+        if handout.due() or len(part.finished) >= options.part_files or len(part.files) >= PART_WINDOWS:
             commit()
 
     handout.run(engine, on_file, commit=commit, summary=summary)
+
+
+def _options(options: ScanOptions, legacy: dict) -> ScanOptions:
+    """``embed_archive``'s old keywords (``workers=1`` ...) into its :class:`ScanOptions`, with a DeprecationWarning;
+    an unknown one is a ConfigError offering the nearest name."""
+    if not legacy:
+        return options
+    names = [f.name for f in fields(ScanOptions)]
+    unknown = sorted(set(legacy) - set(names))
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], ["out", "files_from", "options", *names], n=1)
+        hint = f" (did you mean {near[0]}=?)" if near else ""
+        raise ConfigError(f"embed(): unknown keyword {unknown[0]!r}{hint}; it takes out, files_from and "
+                          f"options=ScanOptions(...) ({', '.join(names)})")
+    warnings.warn(f"embed({', '.join(f'{key}=' for key in legacy)}): give them as options=ScanOptions(...); the "
+                  "keywords go in a later release", DeprecationWarning, stacklevel=3)
+    return replace(options, **legacy)
