@@ -377,3 +377,29 @@ def test_a_store_made_before_labels_gets_the_labels_table_and_keeps_its_tokens(s
         assert store.add_labels([row], reviewer="ana") == 1 and store.labels()[0]["verdict"] == "no"
     finally:
         store.close()
+
+
+def test_a_label_name_never_becomes_a_path(tmp_path):
+    """Found in review: a curve's file was named after the label as given, so a reviewer's label `../../x` (or an
+    absolute one) wrote outside the learned model's folder. One check of a name (labels, learn, the page) and one
+    safe file name for what is written after it."""
+    from envsound.agile.calibrate import calibrate, write_curve
+    from envsound.agile.labels import check_label, file_name
+    from envsound.agile.review import learned_folder
+
+    assert file_name("chainsaw") == "chainsaw" and learned_folder("db", "dog_bark") == Path("db/learned/dog_bark")
+    for name in ("../../x", "/tmp/x", ".hidden", "a/b", "Chicken rooster"):
+        safe = file_name(name)
+        assert "/" not in safe and not safe.startswith(".") and safe != file_name(name + "2"), name
+    scores = np.linspace(0.05, 0.95, 12)
+    truth = scores > 0.5
+    files = np.array([f"f{i % 6}" for i in range(12)])
+    calibration = calibrate("../../outside", scores[:, None], truth, files, lambda x, t: (lambda held: held[:, 0]))
+    out = tmp_path / "model"
+    out.mkdir()
+    written = write_curve(calibration, out)
+    assert written and all(path.parent == out for path in written)
+    assert not (tmp_path.parent / "outside.curve.csv").exists()
+    for bad in ("a,b", " padded", "", "x" * 201, "bell\x07"):
+        with pytest.raises(ConfigError):
+            check_label(bad)

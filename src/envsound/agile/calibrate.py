@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from envsound.agile.labels import file_name
 from envsound.errors import ConfigError
 from envsound.fileio import atomic_path
 
@@ -212,7 +213,8 @@ def calibrate(label: str, x: np.ndarray, truth: np.ndarray, files: np.ndarray,
 def write_curve(calibration: Calibration, out: str | os.PathLike) -> list[Path]:
     """``out/<label>.curve.csv`` (:data:`CURVE_COLUMNS`, thresholds ascending) and ``out/<label>.curve.png``
     (precision with its interval and recall against the threshold, the chosen threshold marked); nothing for a
-    label that is not calibrated. Returns the paths written.
+    label that is not calibrated. ``<label>`` is :func:`~envsound.agile.labels.file_name`'s: never a path. Returns
+    the paths written.
 
     >>> write_curve(calibration, "chainsaw.model")   # [.../chainsaw.curve.csv, .../chainsaw.curve.png]
     """
@@ -220,7 +222,8 @@ def write_curve(calibration: Calibration, out: str | os.PathLike) -> list[Path]:
     if curve is None:
         return []
     out = Path(out)
-    csv_path, png_path = out / f"{calibration.label}.curve.csv", out / f"{calibration.label}.curve.png"
+    name = file_name(calibration.label)  # a label is what a reviewer typed: never a path
+    csv_path, png_path = out / f"{name}.curve.csv", out / f"{name}.curve.png"
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(CURVE_COLUMNS)

@@ -14,11 +14,9 @@ from the labels store, so two pages or a restarted server agree) and how many ar
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
-import re
 import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -26,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from envsound.agile.labels import default_reviewer, labelled
-from envsound.deploy.schema import LABEL_LENGTH, VERDICTS
+from envsound.agile.labels import check_label, default_reviewer, file_name, labelled
+from envsound.deploy.schema import VERDICTS
 from envsound.deploy.store import Store
 from envsound.errors import AudioLoadError, ConfigError
 from envsound.inference.embeddings.store import EmbeddingsStore
@@ -81,26 +79,10 @@ class Counts:
         return {**asdict(self), "round": ROUND, "to_next": self.to_next}
 
 
-def check_label(name) -> str:
-    """``name`` if it can name a label: 1-200 printable characters, no comma, no surrounding spaces; raises
-    ConfigError (naming it) otherwise."""
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"label {name!r}: give a label's name (1-{LABEL_LENGTH} characters)")
-    if "," in name:
-        raise ConfigError(f"label {name!r} holds a comma: a label's name cannot")
-    if name != name.strip() or len(name) > LABEL_LENGTH or not name.isprintable():
-        raise ConfigError(f"label {name[:60]!r}: a label is 1-{LABEL_LENGTH} printable characters without "
-                          "surrounding spaces")
-    return name
-
-
 def learned_folder(db: str | os.PathLike, label: str) -> Path:
-    """``db/learned/<label>``: where :meth:`Review.learn` writes a label's model; a name that is not a safe folder
-    name (a slash, a space, a leading dot) gets its unsafe characters replaced and 8 hex digits of its hash added."""
-    if re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", label):
-        return Path(db) / LEARNED / label
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", label).lstrip(".") or "label"
-    return Path(db) / LEARNED / f"{safe[:60]}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
+    """``db/learned/<label>``: where :meth:`Review.learn` writes a label's model (the label made a safe folder name:
+    :func:`~envsound.agile.labels.file_name`)."""
+    return Path(db) / LEARNED / file_name(label)
 
 
 class Review:
@@ -201,20 +183,23 @@ class Review:
         with self.lock:
             queue = [c for c in self.queues.get(name, []) if c.window not in reviewed]
         yes = verdicts.windows[verdicts.verdicts == "yes"]
+        found: list[Candidate] = []
         if len(queue) < k and len(yes):
             from envsound.inference.embeddings.search import search
 
             have = reviewed | {c.window for c in queue}
             for collapse in (True, False):  # one window a stretch of a file, then any (a store of few files)
                 hits = search(self.db, windows=yes, top=k + len(have), collapse=collapse, device=self.device)
-                new = [h for h in hits if h.window not in have][:k - len(queue)]
-                queue += [Candidate(h.window, h.file, h.start, h.end, h.score, "search") for h in new]
+                new = [h for h in hits if h.window not in have][:k - len(queue) - len(found)]
+                found += [Candidate(h.window, h.file, h.start, h.end, h.score, "search") for h in new]
                 have |= {h.window for h in new}
-                if len(queue) >= k:
+                if len(queue) + len(found) >= k:
                     break
-        with self.lock:
-            self.queues[name] = queue
-        return queue[:k]
+        with self.lock:  # the queue as it is now (a learning round or a search may have set it meanwhile), then these
+            current = [c for c in self.queues.get(name, []) if c.window not in reviewed]
+            known = {c.window for c in current}
+            self.queues[name] = current + [c for c in found if c.window not in known]
+            return self.queues[name][:k]
 
     def search(self, label: str, *, example: str | os.PathLike | None = None, window: int | None = None,
                k: int = ROUND) -> list[Candidate]:

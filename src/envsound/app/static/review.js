@@ -114,9 +114,8 @@ async function giveVerdict(verdict) {
     return;
   }
   showCounts(body.counts);
-  if (body.counts.to_next === 0 && body.counts.yes > 0) {
-    await learnRound();
-  } else {
+  // a round that fails to learn (the message stays shown; the button tries again) must not hold the reviewer
+  if (!(body.counts.to_next === 0 && body.counts.yes > 0 && await learnRound())) {
     await advance();
   }
 }
@@ -134,9 +133,10 @@ async function learnRound() {
   } catch (err) {
     reviewStatus(err.message, true);
     $("review-learn").disabled = false;
-    return;
+    return false;
   }
   await loadCandidates();
+  return true;
 }
 
 async function searchExample() {

@@ -82,6 +82,9 @@ def search(db: str | os.PathLike, examples: str | os.PathLike | Iterable[str | o
     index = None if exact else index_for(store)
     while True:
         scores, ids = _nearest(store, query, pool) if index is None else index.nearest(store, query, pool)
+        if index is not None and len(ids) < pool:  # the probed lists hold fewer: every window scored from here on
+            index = None
+            scores, ids = _nearest(store, query, pool)
         rows = store.rows(ids)
         hits = [Hit(row["window"], row["file"], row["start"], row["end"], round(float(score), 6))
                 for row, score in zip(rows, scores)]
