@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 
@@ -43,6 +44,9 @@ RETRAIN_GROWTH = 8  # the lists are trained anew when the store has grown this m
 TRAIN_PER_LIST = 64  # k-means training vectors a list
 CHUNK_ROWS = 65_536
 _LOADED: dict = {}  # index file -> ((its mtime, size), StoreIndex): a server searching again does not read it again
+# one build or extension at a time in a process (the page's requests run in threads): two requests on a store without
+# an index would each build it
+_UPDATING = threading.Lock()
 
 
 def faiss_or_none():
@@ -104,9 +108,14 @@ def update_index(store: EmbeddingsStore) -> StoreIndex:
     Raises:
         ConfigError: faiss is not installed.
     """
-    if faiss_or_none() is None:
+    faiss = faiss_or_none()
+    if faiss is None:
         raise ConfigError(f"{store.path}: its search index needs faiss: pip install 'envsound[index]'")
+    with _UPDATING:
+        return _updated(store, faiss)
 
+
+def _updated(store: EmbeddingsStore, faiss) -> StoreIndex:
     path = store.path / INDEX_NAME
     loaded, why = _load(store)
     numbers = [part.number for part in store.parts]
@@ -116,12 +125,13 @@ def update_index(store: EmbeddingsStore) -> StoreIndex:
             return loaded
         started = time.monotonic()
         new = store.parts[len(loaded.parts):]
-        _LOADED.pop(path, None)  # extended in place: the file alone says what it holds until saved
-        added = _add(store, loaded, new)
-        _save(path, loaded)
+        # a copy extended: another thread may be searching the loaded one
+        extended = StoreIndex(faiss.clone_index(loaded.index), list(loaded.parts), loaded.windows, loaded.trained)
+        added = _add(store, extended, new)
+        _save(path, extended)
         log.info("%s: %d windows of %d new part(s) added to its index in %.1f s", store.path, added, len(new),
                  time.monotonic() - started)
-        return loaded
+        return extended
     if loaded is not None:
         why = (f"the store has grown {store.windows / loaded.trained:.0f}-fold since it was trained"
                if loaded.parts == numbers[:len(loaded.parts)] else "it covers other parts than the store's")
