@@ -29,10 +29,11 @@ precision it reaches on the windows not reviewed.
         [--C 0.1] [--suggest-at half] [--name NAME]
     .venv/bin/python experiments/agile_review.py ... --merge NAME[=SUFFIX] ...    # one report of several runs
 
-``--C`` sets the learner's C for the run (``envsound.agile.learn.C``, 1.0 by default); ``--suggest-at half`` makes
-the loop suggest (``suggest``, the same diversity) the windows nearest 0.5 instead of nearest the calibrated
-threshold. A run's tables go to ``--out``/NAME (ap_rounds.csv, thresholds.csv, report.md); the archive and the store
-are shared by the runs (one embedding at a time: the store's lock refuses a second).
+``--C`` sets the learner's C for the run (``envsound.agile.learn.C``, 0.1 by default, 1.0 when these figures were
+first made); ``--suggest-at half`` makes the loop suggest (``suggest``, the same diversity) the windows nearest 0.5
+(learn's suggestions now) instead of nearest the calibrated threshold (then learn's). A run's tables go to
+``--out``/NAME (ap_rounds.csv, thresholds.csv, report.md); the archive and the store are shared by the runs (one
+embedding at a time: the store's lock refuses a second).
 
 Figures: docs/results.md, "From one example to a detector (issue 67)".
 """
@@ -149,20 +150,18 @@ def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.
         said = np.where(truth[ids], "yes", "no")
         started = time.perf_counter()
         try:
-            ask = k if method == "loop" and suggest_at == "threshold" else 0
             result = learn_verdicts(store, {label: (ids, said)}, out=work, negatives=negatives, precision=precision,
-                                    suggest=ask, seed=seed, progress=False)
+                                    seed=seed, progress=False)
         except ConfigError:  # no yes yet (or, for negatives="none", no no): the next search hits
             result, scores = None, search_scores
             suggested = next_unreviewed(ranking, set(reviewed), k)
         else:
             scores = head_scores(result.model, vectors)
-            if method == "loop" and suggest_at == "half":  # nearest 0.5, the learner's balanced boundary
+            if method == "loop":  # nearest 0.5 (learn's suggest since C=0.1) or nearest the calibrated threshold
                 weight, bias = head_of(result.model)
-                hits = suggest(store, weight, bias, [label], thresholds=[0.5], labelled={label: ids}, top=k)
+                at = [0.5] if suggest_at == "half" else [result.labels[0].threshold]
+                hits = suggest(store, weight, bias, [label], thresholds=at, labelled={label: ids}, top=k)
                 suggested = [hit.window for hit in hits]
-            elif method == "loop":
-                suggested = [s.window for s in result.suggestions]
             else:
                 free = np.setdiff1d(np.arange(len(truth)), ids)
                 suggested = [int(i) for i in rng.choice(free, size=min(k, len(free)), replace=False)]
@@ -281,7 +280,7 @@ def main() -> None:
                         help="learned methods, METHOD/NEGATIVES (search and search+yes always run)")
     parser.add_argument("--C", type=float, default=None, help="the learner's C (default: envsound's, learn.C)")
     parser.add_argument("--suggest-at", choices=("threshold", "half"), default="threshold",
-                        help="the loop's uncertainty: nearest the calibrated threshold (learn's suggest) or 0.5")
+                        help="the loop's uncertainty: nearest the calibrated threshold or 0.5 (learn's suggest)")
     parser.add_argument("--name", default="default", help="the results' folder under --out (the archive is shared)")
     parser.add_argument("--merge", nargs="+", metavar="SOURCE[=SUFFIX]",
                         help="only report: the tables of runs already made (see merged())")

@@ -67,7 +67,10 @@ def test_one_yes_is_enough_to_learn_with_the_unreviewed_as_weak_negatives(tmp_pa
     result = learn_verdicts(EmbeddingsStore(db), {TARGET: reviews(windows, TARGET, yes=1, no=0)}, out=tmp_path)
     assert isinstance(result, LearnResult) and result.model == tmp_path / "model.ckpt"
     (only,) = result.labels
-    assert (only.positives, only.negatives, only.weak_negatives) == (1, 0, len(windows) - 1)
+    (yes,) = windows[windows["window"] == reviews(windows, TARGET, yes=1, no=0)[0][0]].itertuples()
+    inside = windows[(windows["file"] == yes.file) & (windows["start"] + windows["end"] >= 2 * yes.start)
+                     & (windows["start"] + windows["end"] < 2 * yes.end)]  # centres inside it: never weak negatives
+    assert (only.positives, only.negatives, only.weak_negatives) == (1, 0, len(windows) - len(inside))
     assert not only.calibration.calibrated and only.threshold == 0.5
     assert "not calibrated (1 yes, 0 no reviewed" in only.calibration.line() and "\n" not in result.line()
     weight, bias = head_of(result.model)
@@ -134,12 +137,39 @@ def test_suggestions_are_k_unreviewed_windows_of_different_files(tmp_path, db, w
     assert len({s.file for s in suggested}) == 7  # 24 files: one a file
     assert all(s.label == TARGET and 0 <= s.score <= 1 for s in suggested)
     json.loads(json.dumps(suggested[0].to_dict()))
-    # the least certain: no unreviewed window of another file lies nearer the threshold than the last one suggested
+    # the least certain: no unreviewed window of another file lies nearer 0.5 than the last one suggested
+    assert_nearest_half(result, ids, db, windows)
+
+
+def assert_nearest_half(result, ids, db, windows):
     weight, bias = head_of(result.model)
-    free = windows[~windows["window"].isin(ids) & ~windows["file"].isin({s.file for s in suggested})]
+    free = windows[~windows["window"].isin(ids) & ~windows["file"].isin({s.file for s in result.suggestions})]
     others = 1 / (1 + np.exp(-(EmbeddingsStore(db).vectors(free["window"]) @ weight.T + bias)))[:, 0]
-    gap = max(abs(s.score - result.labels[0].threshold) for s in suggested)
-    assert np.all(np.abs(others - result.labels[0].threshold) >= gap - 1e-6)
+    gap = max(abs(s.score - 0.5) for s in result.suggestions)
+    assert np.all(np.abs(others - 0.5) >= gap - 1e-6)
+
+
+def test_suggestions_are_nearest_half_whatever_the_calibrated_threshold(tmp_path, db, windows):
+    # with C=1 a few reviews calibrated thresholds near 0 (1e-6), and the windows nearest them were sure negatives
+    ids, said = reviews(windows, TARGET, yes=12, no=20)
+    result = learn_verdicts(EmbeddingsStore(db), {TARGET: (ids, said)}, out=tmp_path, suggest=5)
+    assert result.labels[0].calibration.calibrated and result.labels[0].threshold != 0.5
+    assert len(result.suggestions) == 5
+    assert_nearest_half(result, ids, db, windows)
+
+
+def test_weak_negatives_leave_out_windows_centred_inside_a_yes_window(tmp_path, db, windows):
+    # the guide's archive at C=0.1: its unreviewed buzz windows, weak negatives, held the head under 0.5 on new buzz
+    yes = windows[windows["kind"] == TARGET].sort_values("start").groupby("file").head(1)  # one window a siren file
+    ids = yes["window"].to_numpy()
+    result = learn_verdicts(EmbeddingsStore(db), {TARGET: (ids, np.array(["yes"] * len(ids)))}, out=tmp_path)
+    centre = (windows["start"] + windows["end"]) / 2
+    inside = np.zeros(len(windows), bool)
+    for row in yes.itertuples():
+        inside |= ((windows["file"] == row.file) & (centre >= row.start) & (centre < row.end)).to_numpy()
+    inside &= ~windows["window"].isin(ids).to_numpy()
+    assert inside.any()  # windows overlap (0.5-s hop): some neighbours are left out
+    assert result.labels[0].weak_negatives == len(windows) - len(ids) - inside.sum()
 
 
 def test_more_suggestions_than_files_stay_a_window_length_apart_then_fill_up(tmp_path, db, windows):

@@ -4,9 +4,11 @@ embeddings (no audio decoded), written as an ordinary envsound model (the store'
 A label's training windows are its reviewed ones (``yes`` = 1, ``no`` = 0, ``unsure`` left out) and, with
 ``negatives="weak"``, a seeded sample of the store's windows not reviewed for it as negatives of weight
 :data:`WEAK_WEIGHT` (most windows of an archive are not the sound sought, but some are: a reviewed ``no`` outweighs
-ten of them, so a few dozen reviews steer the head and one ``yes`` is enough to start). The two sides are weighted
-to equal totals, so an uncalibrated threshold of 0.5 sits between them. The embeddings are standardised and the
-standardisation folded into the coefficients (as :mod:`envsound.transfer.probe` does), which become the rows of the
+ten of them, so a few dozen reviews steer the head and one ``yes`` is enough to start). A window whose centre lies
+inside a window reviewed ``yes`` (of the same file) is never a weak negative: it holds most of the same sound, and
+as a negative it would contradict the reviewer. The two sides are weighted to equal totals, so an uncalibrated
+threshold of 0.5 sits between them. The embeddings are standardised and the standardisation folded into the
+coefficients (as :mod:`envsound.transfer.probe` does), which become the rows of the
 network's head: ``network.head`` (a dropout and one linear layer) reads ``network.embed``'s output, the vector the
 store holds, so ``predict`` with the learned model on audio gives the scores the head gives the stored windows.
 """
@@ -33,7 +35,14 @@ log = logging.getLogger(__name__)
 NEGATIVES = ("weak", "none")
 WEAK_WEIGHT = 0.1  # an unreviewed window as a negative: a tenth of a reviewed "no"
 WEAK_MIN, WEAK_PER_YES = 1_000, 10  # weak negatives a label: max(1,000, 10 x its yes), at most the unreviewed
-C = 1.0  # the logistic regression's inverse regularisation (scikit-learn's default) on standardised embeddings
+# The logistic regression's inverse regularisation on standardised embeddings. 0.1 by measurement (docs/results.md,
+# "From one example to a detector (issue 67)": experiments/agile_review_tune.py on 4 ESC-50 classes outside ESC-10,
+# then experiments/agile_review.py --C 0.1 --suggest-at half on the 10 ESC-10 classes): mean AP after 50 reviews
+# 0.912 against 0.852 for C=1 (scikit-learn's default, ours until then) on the 4, 0.789 +- 0.059 against 0.743 on
+# ESC-10, higher for all 10 classes (both with suggestions nearest 0.5 against nearest the calibrated threshold).
+# With C=1 the head fits a few reviews so tightly that the calibrated threshold can collapse (1e-6 for chainsaw,
+# 2,129 windows above it).
+C = 0.1
 MODEL_NAME = "model.ckpt"
 
 
@@ -157,7 +166,7 @@ def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarra
             raise ConfigError(f"{windows.path}: label {name!r} has no window reviewed no, and negatives='none' "
                               "learns from reviewed windows only; review some no, or use negatives='weak'")
         reviewed[name] = ids
-        weak = _weak_sample(windows, ids, len(yes), rng) if negatives == "weak" else np.zeros(0, np.int64)
+        weak = _weak_sample(windows, ids, yes, rng) if negatives == "weak" else np.zeros(0, np.int64)
         x = windows.vectors(np.concatenate([yes, no]))
         truth = np.r_[np.ones(len(yes), bool), np.zeros(len(no), bool)]
         weak_x = windows.vectors(weak) if len(weak) else np.zeros((0, x.shape[1]), np.float32)
@@ -182,9 +191,7 @@ def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarra
                         "target_precision": precision, "seed": seed,
                         "labels": {r.label: r.to_dict() for r in results}}}
     model = write_model(source, names, weights, bias, [r.threshold for r in results], out / MODEL_NAME, meta=meta)
-    thresholds = [r.threshold for r in results]
-    suggestions = suggest_windows(windows, weights, bias, names, thresholds=thresholds, labelled=reviewed,
-                                  top=suggest) if suggest else []
+    suggestions = suggest_windows(windows, weights, bias, names, labelled=reviewed, top=suggest) if suggest else []
     return LearnResult(model=model, labels=results, suggestions=suggestions, curves=curves,
                        seconds=time.perf_counter() - started)
 
@@ -294,17 +301,33 @@ def _source(windows: EmbeddingsStore):
     return source
 
 
-def _weak_sample(windows: EmbeddingsStore, reviewed: np.ndarray, yes: int, rng: np.random.Generator) -> np.ndarray:
-    """A seeded sample of window ids not in ``reviewed``: max(:data:`WEAK_MIN`, :data:`WEAK_PER_YES` x ``yes``), or
-    all of them when fewer; sorted."""
+def _weak_sample(windows: EmbeddingsStore, reviewed: np.ndarray, yes: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+    """A seeded sample of window ids not in ``reviewed``: max(:data:`WEAK_MIN`, :data:`WEAK_PER_YES` x yes windows),
+    or all of them when fewer; sorted. Left out: the windows whose centre lies inside a window of ``yes`` (of the
+    same file; at mn04's 5-s windows and a 1-s hop, a yes window's 4 nearest neighbours), so fewer when the sample
+    drew them."""
     free = windows.windows - len(np.unique(reviewed))
-    wanted = min(max(WEAK_MIN, WEAK_PER_YES * yes), free)
+    wanted = min(max(WEAK_MIN, WEAK_PER_YES * len(yes)), free)
     if wanted <= 0:
         return np.zeros(0, np.int64)
-    # drawn with room for the reviewed ones, which are then left out: at least `wanted` remain
-    draw = rng.choice(windows.windows, size=min(windows.windows, wanted + len(reviewed)), replace=False)
-    picked = np.setdiff1d(draw, reviewed)
+    # drawn with room for the reviewed ones and the yes windows' neighbours, which are then left out
+    draw = rng.choice(windows.windows, size=min(windows.windows, 2 * (wanted + len(reviewed))), replace=False)
+    picked = _outside(windows, np.setdiff1d(draw, reviewed), yes)
     return np.sort(rng.choice(picked, size=wanted, replace=False)) if len(picked) > wanted else picked
+
+
+def _outside(windows: EmbeddingsStore, ids: np.ndarray, yes: np.ndarray) -> np.ndarray:
+    """``ids`` (sorted) less those whose centre lies in ``[start, end)`` of a ``yes`` window of the same file (the
+    rule by which ``envsound label`` gives an event's verdict to the windows in it)."""
+    if not len(ids) or not len(yes):
+        return ids
+    inside: dict[str, list[tuple[float, float]]] = {}
+    for row in windows.rows(yes):
+        inside.setdefault(row["file"], []).append((row["start"], row["end"]))
+    keep = [not any(a <= (row["start"] + row["end"]) / 2 < b for a, b in inside.get(row["file"], ()))
+            for row in windows.rows(ids)]
+    return ids[np.array(keep, dtype=bool)]
 
 
 def _check(*, suggest: int, precision: float, negatives: str) -> None:
