@@ -1,6 +1,8 @@
 """What a scan and the embeddings store share around their engine: the names handed out, each once (the inputs, then
 the file list; a name the journal has done, or one still in flight, is skipped), the progress meter, and when the
-finished files are due to be committed as a part."""
+finished files are due to be committed as a part. With ``watch``, a name the journal has done is handed out again
+when its size or modification time changed since (a recorder still writing), and each name's are kept for the
+journal."""
 
 from __future__ import annotations
 
@@ -11,17 +13,18 @@ from typing import Callable, Iterable, Iterator
 
 from envsound.inference.listing import iter_inputs
 from envsound.inference.scan.engine import COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, Finished
-from envsound.inference.scan.journal import Journal
+from envsound.inference.scan.journal import Journal, Stat
 from envsound.inference.scan.progress import ScanProgress
 
 
 class Handout:
     """The names of ``inputs`` and ``files_from`` for ``journal``'s run (or those ``listing()`` gives: an embeddings
-    store's files), and its meter (``progress``: shown)."""
+    store's files), and its meter (``progress``: shown); ``watch``: changed files are handed out again (see the
+    module's docstring)."""
 
     def __init__(self, journal: Journal, inputs: list, *, files_from, progress: bool,
-                 listing: Callable[[], Iterator[str]] | None = None) -> None:
-        self.journal, self.inputs, self.files_from = journal, inputs, files_from
+                 listing: Callable[[], Iterator[str]] | None = None, watch: bool = False) -> None:
+        self.journal, self.inputs, self.files_from, self.watch = journal, inputs, files_from, watch
         if listing is not None:
             self._listed = listing
         # The counter lists the inputs a second time, beside the run: a file list it cannot read twice (standard
@@ -29,6 +32,8 @@ class Handout:
         countable = files_from is None or (os.fspath(files_from) != "-" and os.path.isfile(files_from))
         self.meter = ScanProgress(self._listed if countable else None, enabled=progress)
         self.in_flight: set[str] = set()  # handed out, not yet committed: a name listed twice is done once
+        self.stats: dict[str, Stat] = {}  # of the names in flight, with watch
+        self.changed: set[str] = set()  # names done before, handed out again as changed since
         self.lock = threading.Lock()
         self.since = time.monotonic()  # the last commit
 
@@ -40,10 +45,16 @@ class Handout:
         done = self.journal.reader()
         try:
             for name in self._listed():
+                now = _stat(name) if self.watch else None
+                was = done.changed(name, now)  # None: not done
                 with self.lock:
-                    fresh = name not in self.in_flight and name not in done
+                    fresh = name not in self.in_flight and was is not False
                     if fresh:
                         self.in_flight.add(name)
+                        if now is not None:
+                            self.stats[name] = now
+                        if was:
+                            self.changed.add(name)
                 if fresh:
                     yield name
                 else:
@@ -66,7 +77,9 @@ class Handout:
 
     def committed(self, names: Iterable[str]) -> None:
         with self.lock:
-            self.in_flight.difference_update(names)
+            for name in names:
+                self.in_flight.discard(name)
+                self.stats.pop(name, None)
         self.since = time.monotonic()
 
     def run(self, engine, on_file: Callable[[Finished], None], *, commit: Callable[[], None], summary) -> None:
@@ -82,3 +95,12 @@ class Handout:
             commit()
             summary.files, summary.failed = self.meter.files, self.meter.failed
             summary.skipped, summary.audio_seconds = self.meter.skipped, self.meter.seconds
+
+
+def _stat(name: str) -> Stat | None:
+    """``name``'s size in bytes and modification time in ns; None when it cannot be read (gone, not a path)."""
+    try:
+        info = os.stat(name)
+    except (OSError, ValueError):  # ValueError: a name with a NUL byte
+        return None
+    return info.st_size, info.st_mtime_ns

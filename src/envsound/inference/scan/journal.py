@@ -9,6 +9,12 @@ not list is an orphan: :meth:`Journal.open` removes it (its files are scanned ag
 A journal damaged on disk (SQLite's quick check fails, or it was emptied while parts remain) is refused, never
 rebuilt: the part files do not record the model and settings they were made with, so a journal rebuilt from them
 could let a resumed run mix two runs' rows.
+
+Each finished file's size (bytes) and modification time (ns) when it was handed out are kept, so a file that grew or
+changed since (a recorder still writing) is classified again; its new rows go in a new part and each committed part
+holding its older rows is rewritten without them under a new number, all committed in one transaction with the new
+part (:meth:`Journal.commit`): a crash before it leaves the old parts listed (the new ones are orphans), after it the
+old ones are orphans, so a file's rows are in the tables once, whole, at every moment the journal describes.
 """
 
 from __future__ import annotations
@@ -28,8 +34,12 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS parts (part INTEGER PRIMARY KEY, files INTEGER NOT NULL, committed REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, part INTEGER NOT NULL, ok INTEGER NOT NULL,
-                                  seconds REAL NOT NULL);
+                                  seconds REAL NOT NULL, size INTEGER, mtime_ns INTEGER);
 """
+# Added to the files table of a journal written before them (ALTER TABLE). Its files keep NULL there, read as
+# "unchanged": they are skipped as before, since what they were when classified is not known.
+ADDED_COLUMNS = {"files": {"size": "INTEGER", "mtime_ns": "INTEGER"}}
+Stat = tuple[int, int]  # (size in bytes, modification time in ns) of a file when it was handed out
 
 
 class Journal:
@@ -86,13 +96,37 @@ class Journal:
     def next_part(self) -> int:
         return (self.db.execute("SELECT MAX(part) FROM parts").fetchone()[0] or 0) + 1
 
-    def commit(self, part: int, finished: list[tuple[str, bool, float]]) -> None:
-        """Record ``finished`` (file, classified, seconds of audio) as done in ``part``, in one transaction."""
+    def commit(self, part: int, finished: list[tuple[str, bool, float]], *, stats: dict[str, Stat] | None = None,
+               rewritten: dict[int, int | None] | None = None) -> None:
+        """Record ``finished`` (file, classified, seconds of audio) as done in ``part``, in one transaction, with each
+        file's :data:`Stat` in ``stats`` (none given: unknown, never seen as changed). ``rewritten``: each committed
+        part that held older rows of files in ``finished``, and the part written with its other rows (None: it held
+        no other); the old one is dropped from the journal, its files left to be removed
+        (:meth:`remove_orphans`)."""
+        stats = stats or {}
         with self.db:
             # OR REPLACE: an interrupt between this commit and the caller's bookkeeping commits the part again
             self.db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?)", (part, len(finished), time.time()))
-            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
-                                [(name, part, int(ok), seconds) for name, ok, seconds in finished])
+            for old, new in (rewritten or {}).items():
+                if new is not None:
+                    self.db.execute("UPDATE files SET part = ? WHERE part = ?", (new, old))
+                self.db.execute("DELETE FROM parts WHERE part = ?", (old,))
+            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
+                                [(name, part, int(ok), seconds, *stats.get(name, (None, None)))
+                                 for name, ok, seconds in finished])
+            for new in (rewritten or {}).values():
+                if new is not None:
+                    count = self.db.execute("SELECT COUNT(*) FROM files WHERE part = ?", (new,)).fetchone()[0]
+                    self.db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?)", (new, count, time.time()))
+
+    def parts_holding(self, names: list[str], *, besides: int) -> dict[int, list[str]]:
+        """The committed parts other than ``besides`` that hold rows of ``names``: part -> those names."""
+        held: dict[int, list[str]] = {}
+        for name in names:
+            row = self.db.execute("SELECT part FROM files WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] != besides:
+                held.setdefault(row[0], []).append(name)
+        return held
 
     def totals(self) -> dict:
         """``{"files", "failed", "seconds"}`` over the whole journal."""
@@ -116,6 +150,14 @@ class DoneIndex:
 
     def __contains__(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM files WHERE name = ?", (name,)).fetchone() is not None
+
+    def changed(self, name: str, now: Stat | None) -> bool | None:
+        """None: ``name`` is not done; else whether its :data:`Stat` ``now`` differs from the one kept (False when
+        either is unknown: a file no longer there, a journal written before they were kept)."""
+        row = self.db.execute("SELECT size, mtime_ns FROM files WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        return now is not None and row[0] is not None and tuple(row) != tuple(now)
 
     def close(self) -> None:
         self.db.close()
@@ -147,8 +189,13 @@ def _open_whole(out: Path, tables: tuple[str, ...]) -> tuple[sqlite3.Connection,
         db.executescript(SCHEMA)
         for table, columns in _schema_columns().items():  # a table the schema made, with columns lost: damaged
             found = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-            if missing := [column for column in columns if column not in found]:
+            added = ADDED_COLUMNS.get(table, {})
+            if missing := [column for column in columns if column not in found and column not in added]:
                 raise ConfigError(damaged_message(out, f"its {table} table lacks {', '.join(missing)}"))
+            with db:  # a journal written before these columns: they are added (see ADDED_COLUMNS)
+                for column, kind in added.items():
+                    if column not in found:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         return db, stored
     except (sqlite3.DatabaseError, ValueError) as exc:  # ValueError: a setting that is no longer JSON
         if db is not None:

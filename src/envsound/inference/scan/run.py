@@ -26,14 +26,15 @@ from envsound.inference.scan.engine import (FILE_TIMEOUT, PART_FILES, PART_WINDO
 from envsound.inference.scan.engines import ENGINES
 from envsound.inference.scan.handout import Handout
 from envsound.inference.scan.journal import JOURNAL_NAME, Journal, damaged, damaged_message
-from envsound.inference.scan.tables import EVENT_TABLES, TABLES, Part, check_format
+from envsound.inference.scan.tables import EVENT_TABLES, TABLES, Part, check_format, rewrite_part
 
 
 @dataclass
 class ScanSummary:
-    """What a scan did: ``files`` classified or failed in this run (``failed`` of them), ``skipped`` as already done
-    (or named twice), ``audio_seconds`` classified, ``wall_seconds`` of run time; ``total_files`` and
-    ``total_failed`` over the whole results folder."""
+    """What a scan did: ``files`` classified or failed in this run (``failed`` of them; ``changed`` of them done by
+    an earlier run but changed since, so classified again), ``skipped`` as already done (or named twice),
+    ``audio_seconds`` classified, ``wall_seconds`` of run time; ``total_files`` and ``total_failed`` over the whole
+    results folder."""
 
     out: str
     files: int = 0
@@ -45,6 +46,7 @@ class ScanSummary:
     total_failed: int = 0
     startup_seconds: float = 0.0
     settings: dict = field(default_factory=dict)
+    changed: int = 0
 
     @property
     def seconds(self) -> float:
@@ -60,6 +62,8 @@ class ScanSummary:
         """The last line a scan prints."""
         text = (f"{self.files} files ({self.audio_seconds / 3600:.2f} h of audio) in {self.wall_seconds:.1f} s, "
                 f"{self.real_time_factor:.0f}x real time; {self.failed} failed")
+        if self.changed:
+            text += f"; {self.changed} changed since the last run, classified again"
         if self.skipped:
             text += f"; {self.skipped} already done"
         text += f"; results in {self.out}"
@@ -231,7 +235,9 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
     """Scan, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished. ``listing()``: the names
     to scan in place of the inputs' (an embeddings store's files)."""
     predictor = engine.predictor
-    handout = Handout(journal, inputs, files_from=files_from, progress=progress, listing=listing)
+    # a store's files are ranked from its embeddings: a change to the audio since is not theirs
+    handout = Handout(journal, inputs, files_from=files_from, progress=progress, listing=listing,
+                      watch=listing is None)
     precision = predictor.expected_precision
     part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores,
                 precision=precision)
@@ -241,19 +247,32 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
         nonlocal part
         if not part.finished or state["full"]:
             return
+        names = [name for name, _, _ in part.finished]
         try:
             part.write(journal.out, state["number"], fmt)
             if kinds:
                 part.write_event_tables(journal.out, kinds, high_hz=predictor.features.sample_rate / 2)
-            journal.commit(state["number"], part.finished)
+            # the parts holding older rows of changed files, written again without them under new numbers; all
+            # committed at once with this part, then the old ones removed (see the journal's docstring)
+            held = journal.parts_holding([name for name in names if name in handout.changed],
+                                         besides=state["number"])
+            rewritten: dict[int, int | None] = {}
+            fresh = state["number"] + 1
+            for old, dropped in sorted(held.items()):
+                rewritten[old] = fresh if rewrite_part(journal.out, old, fresh, fmt, set(dropped)) else None
+                fresh += rewritten[old] is not None
+            journal.commit(state["number"], part.finished, stats={name: handout.stats[name] for name in names
+                                                                 if name in handout.stats}, rewritten=rewritten)
+            if rewritten:
+                journal.remove_orphans(TABLES)
         except (OSError, sqlite3.Error) as exc:
             if disk_full(exc) is None:
                 raise
             state["full"] = True  # not tried again on the way out
             journal.remove_orphans(TABLES)  # what this part wrote before the disk filled: uncommitted, so removed
             raise _disk_error(exc, journal.out, committed=journal.totals()["files"], need=part.size(fmt)) from exc
-        handout.committed(name for name, _, _ in part.finished)
-        state["number"] += 1
+        handout.committed(names)
+        state["number"] = journal.next_part()
         part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores,
                     precision=precision)
 
@@ -261,12 +280,15 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
         if finished.error is not None:
             part.add_error(finished.name, finished.error)
         else:
-            part.add(finished.prediction, finished.window_probs)
+            part.add(finished.prediction, finished.window_probs, stat=handout.stats.get(finished.name))
         handout.count(finished)
         if handout.due() or len(part.finished) >= part_files or part.rows("windows") >= PART_WINDOWS:
             commit()
 
-    handout.run(engine, on_file, commit=commit, summary=summary)
+    try:
+        handout.run(engine, on_file, commit=commit, summary=summary)
+    finally:
+        summary.changed = len(handout.changed)
 
 
 def _check_settings(*, engine: str, kinds: tuple[str, ...], events: bool, top_k: int, batch_size: int,

@@ -2,7 +2,9 @@
 
 A results folder holds one sub-folder per table, each a set of parts (``files/part-000001.parquet``, ...):
 
-- ``files``: one row per classified file: ``file``, ``duration`` (s), ``label`` and ``score`` (the top label by mean
+- ``files``: one row per classified file: ``file``, ``duration`` (s), ``size`` (bytes) and ``mtime`` (modification
+  time, float seconds since 1970-01-01 UTC, as ``os.stat`` gives it) of the file when it was classified (null when
+  not known: a run over an embeddings store), ``label`` and ``score`` (the top label by mean
   window probability), ``label_2``, ``score_2`` ... up to ``top_k``, and for a multi-label model ``labels`` (every
   label at or above its threshold, ``;``-separated); a model with an open-set gate leaves ``label`` null (empty in
   CSV) for a file that is none of its classes;
@@ -19,7 +21,9 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
   ``expected`` = windows x precision, the windows expected to hold the class (null otherwise).
 
 Parquet (pyarrow) by default; CSV or JSON lines on request. Every part is written under a temporary name and renamed,
-so a part is whole or absent; the journal (:mod:`envsound.inference.scan.journal`) says which parts are committed.
+so a part is whole or absent; the journal (:mod:`envsound.inference.scan.journal`) says which parts are committed. A
+file that changed after it was classified is classified again by the next run, and the parts holding its older rows are
+written again without them under new numbers (:func:`rewrite_part`), so each file's rows are in the tables once.
 Read them with ``pandas.read_parquet("scan/files")`` or DuckDB's ``SELECT * FROM 'scan/files/*.parquet'`` (DuckDB is
 not an envsound dependency: ``pip install duckdb``).
 """
@@ -72,10 +76,13 @@ class Part:
     finished: list[tuple[str, bool, float]] = field(default_factory=list)  # (file, classified, seconds of audio)
     predictions: list[Prediction] = field(default_factory=list)  # those with events, for per-file event tables
 
-    def add(self, prediction: Prediction, window_probs: np.ndarray | None = None) -> None:
-        """A classified file (``window_probs``: its windows' probabilities, with ``window_scores``)."""
+    def add(self, prediction: Prediction, window_probs: np.ndarray | None = None, *,
+            stat: tuple[int, int] | None = None) -> None:
+        """A classified file (``window_probs``: its windows' probabilities, with ``window_scores``; ``stat``: its size
+        in bytes and modification time in ns when it was handed out, None if not known)."""
         name = prediction.file
-        row = {"file": name, "duration": prediction.duration}
+        row = {"file": name, "duration": prediction.duration, "size": stat and stat[0],
+               "mtime": stat and stat[1] / 1e9}
         for rank in range(1, min(self.top_k, len(self.labels)) + 1):  # a rank the open-set gate left empty: null
             best = prediction.top[rank - 1] if rank <= len(prediction.top) else {"label": None, "score": None}
             suffix = "" if rank == 1 else f"_{rank}"
@@ -156,6 +163,56 @@ class Part:
                     fh.write(_event_table(kind, prediction.events, high_hz).encode("utf-8"))
 
 
+def rewrite_part(out: Path, old: int, new: int, fmt: str, drop: set[str]) -> bool:
+    """Part ``old`` of every table written again as part ``new`` (under a temporary name, renamed: whole or absent)
+    without the rows of the files ``drop``; part ``old`` itself is left as it is, for the journal to drop. True when
+    any row is left (a table left without rows writes nothing)."""
+    kept = False
+    for table in TABLES:
+        path = out / table / f"part-{old:06d}{FORMATS[fmt]}"
+        if not path.exists():
+            continue
+        left = _FILTERS[fmt](path.read_bytes(), drop)
+        if left is not None:
+            with atomic_open(out / table / f"part-{new:06d}{FORMATS[fmt]}") as fh:
+                fh.write(left)
+            kept = True
+    return kept
+
+
+def _filter_parquet(data: bytes, drop: set[str]) -> bytes | None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data))
+    table = table.filter(pc.invert(pc.is_in(table["file"], value_set=pa.array(sorted(drop), type=pa.string()))))
+    if not table.num_rows:
+        return None
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _filter_csv(data: bytes, drop: set[str]) -> bytes | None:
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    column = rows[0].index("file")
+    kept = [row for row in rows[1:] if row[column] not in drop]
+    if not kept:
+        return None
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows([rows[0], *kept])
+    return text.getvalue().encode("utf-8")
+
+
+def _filter_jsonl(data: bytes, drop: set[str]) -> bytes | None:
+    kept = [line for line in data.splitlines(keepends=True) if json.loads(line)["file"] not in drop]
+    return b"".join(kept) or None
+
+
+_FILTERS = {"parquet": _filter_parquet, "csv": _filter_csv, "jsonl": _filter_jsonl}
+
+
 def safe_relative(name: str) -> str:
     """A file's name as a relative path that stays inside a folder (``/a/../b.wav`` -> ``a/__/b.wav``)."""
     parts = [("__" if part == ".." else part) for part in Path(name).parts if part not in ("/", ".", "")]
@@ -184,7 +241,7 @@ def _write_parquet(columns: dict[str, list], fh) -> None:
 
 
 _NULL_TYPES = {"label": "string", "score": "float64", "per": "float64", "precision": "float64",
-               "expected": "float64"}
+               "expected": "float64", "size": "int64", "mtime": "float64"}
 
 
 def _write_csv(columns: dict[str, list], fh) -> None:
