@@ -68,13 +68,13 @@ def learned_model(path: Path, *, dim: int, labels: int) -> Path:
     """A learned-like checkpoint (see the module's docstring)."""
     import torch
 
-    from envsound.config.files import bare_config
     from envsound.models.checkpoint import Checkpoint, save_checkpoint
+    from envsound.recipes.config import resolve
     from envsound.models.clip import build_network
     from envsound.task import Task
 
     torch.manual_seed(0)
-    config = bare_config(overrides=["model.name=efficientat", f"model.options.width={dim / 1280}",
+    config = resolve(overrides=["model.name=efficientat", f"model.options.width={dim / 1280}",
                                     "features.n_mels=128", "features.window_seconds=5.0",
                                     "features.eval_hop_seconds=1.0"])
     names = [f"sound{k}" for k in range(labels)]
