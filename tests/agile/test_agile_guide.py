@@ -68,7 +68,8 @@ def recording(path: Path, seconds: float, buzzes: list[tuple[float, float]], rng
 
 @pytest.fixture
 def archive(tmp_path, monkeypatch) -> dict[str, list[tuple[float, float]]]:
-    """``recordings/`` (6 files of 60 s at two sites; the buzz in 4 of them, 8-18 s at a time: mn04's windows are 5 s), ``chainsaw.wav`` (the one example) and
+    """``recordings/`` (6 files of 60 s at two sites; the buzz in 4 of them, 8-18 s at a time: mn04's windows are
+    5 s), ``chainsaw.wav`` (the one example) and
     ``new_recordings/one.wav``; returns where the buzz is in each archive file."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "models"))
