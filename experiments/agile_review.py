@@ -299,7 +299,8 @@ def main() -> None:
     pd.DataFrame({"category": list(held), "example": list(held.values())}).to_csv(args.out / "held_out.csv",
                                                                                   index=False)
     db = args.out / "archive.db"
-    summary = envsound.embed_archive(args.model, args.out / "archive", out=db, device="cpu", progress=False)
+    summary = envsound.embed(args.model, args.out / "archive", out=db,
+                             options=envsound.ScanOptions(device="cpu", progress=False))
     print(summary.line(), flush=True)
     store = EmbeddingsStore(db)
     windows = window_truth(store, truth_table)

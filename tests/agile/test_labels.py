@@ -384,7 +384,7 @@ def test_a_label_name_never_becomes_a_path(tmp_path):
     absolute one) wrote outside the learned model's folder. One check of a name (labels, learn, the page) and one
     safe file name for what is written after it."""
     from envsound.agile.calibrate import calibrate, write_curve
-    from envsound.agile.labels import check_label, file_name
+    from envsound.agile.names import check_label, file_name
     from envsound.agile.review import learned_folder
 
     assert file_name("chainsaw") == "chainsaw" and learned_folder("db", "dog_bark") == Path("db/learned/dog_bark")

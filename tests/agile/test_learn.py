@@ -88,7 +88,7 @@ def test_a_label_without_a_yes_is_refused_in_one_line_naming_it(tmp_path, db, wi
     with pytest.raises(ConfigError, match="no window reviewed no"):
         learn_verdicts(EmbeddingsStore(db), {TARGET: reviews(windows, TARGET, yes=2, no=0)}, out=tmp_path,
                        negatives="none")
-    with pytest.raises(ConfigError, match="without a comma"):
+    with pytest.raises(ConfigError, match="holds a comma"):
         learn_verdicts(EmbeddingsStore(db), {"siren, far": reviews(windows, TARGET, yes=2, no=0)}, out=tmp_path)
     for bad, match in (({"precision": 1.0}, "precision=1.0 is out of range"),
                        ({"negatives": "all"}, "negatives='all' is not valid"), ({"suggest": -1}, "suggest=-1")):

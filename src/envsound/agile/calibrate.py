@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from envsound.agile.labels import file_name
+from envsound.agile.names import file_name
 from envsound.errors import ConfigError
 from envsound.fileio import atomic_path
 
@@ -213,7 +213,7 @@ def calibrate(label: str, x: np.ndarray, truth: np.ndarray, files: np.ndarray,
 def write_curve(calibration: Calibration, out: str | os.PathLike) -> list[Path]:
     """``out/<label>.curve.csv`` (:data:`CURVE_COLUMNS`, thresholds ascending) and ``out/<label>.curve.png``
     (precision with its interval and recall against the threshold, the chosen threshold marked); nothing for a
-    label that is not calibrated. ``<label>`` is :func:`~envsound.agile.labels.file_name`'s: never a path. Returns
+    label that is not calibrated. ``<label>`` is :func:`~envsound.agile.names.file_name`'s: never a path. Returns
     the paths written.
 
     >>> write_curve(calibration, "chainsaw.model")   # [.../chainsaw.curve.csv, .../chainsaw.curve.png]

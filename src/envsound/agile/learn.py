@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from envsound.agile.calibrate import Calibration, calibrate, write_curve
+from envsound.agile.names import check_label
 from envsound.agile.suggest import Suggestion, suggest as suggest_windows
 from envsound.errors import ConfigError
 from envsound.inference.embeddings.store import EmbeddingsStore
@@ -344,9 +345,7 @@ def _names(labels: str | Sequence[str]) -> list[str]:
     if not names:
         raise ConfigError("learn needs at least one label name")
     for name in names:
-        if not isinstance(name, str) or not name.strip() or "," in name or name != name.strip():
-            raise ConfigError(f"label name {name!r} is not valid; a name is non-empty text without a comma or "
-                              "surrounding spaces")
+        check_label(name)  # the one check of a label's name (CSV rows, the page, here)
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ConfigError(f"label {twice[0]!r} is given twice; give each label once")

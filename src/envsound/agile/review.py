@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from envsound.agile.labels import check_label, default_reviewer, file_name, labelled
+from envsound.agile.labels import default_reviewer, labelled
+from envsound.agile.names import check_label, file_name
 from envsound.deploy.schema import VERDICTS
 from envsound.deploy.store import Store
 from envsound.errors import AudioLoadError, ConfigError
@@ -81,7 +82,7 @@ class Counts:
 
 def learned_folder(db: str | os.PathLike, label: str) -> Path:
     """``db/learned/<label>``: where :meth:`Review.learn` writes a label's model (the label made a safe folder name:
-    :func:`~envsound.agile.labels.file_name`)."""
+    :func:`~envsound.agile.names.file_name`)."""
     return Path(db) / LEARNED / file_name(label)
 
 
