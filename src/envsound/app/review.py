@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import Response
@@ -27,10 +27,10 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from envsound.agile.review import MAX_CANDIDATES, ROUND, NotFound, Review, page_reviewer
-from envsound.app.answers import STORE_ERRORS
+from envsound.app.answers import STORE_ERRORS, audio_upload
 from envsound.app.auth import Caller, Guard
 from envsound.errors import EnvsoundError, StoreError
-from envsound.inference.api import SNIFF_BYTES, SUPPORTED, audio_duration, sniff_audio
+from envsound.inference.api import SUPPORTED, audio_duration
 
 class VerdictIn(BaseModel):
     window: int = Field(description="the store's id of the window")
@@ -87,14 +87,7 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
         if file is None or window is not None:
             found = await _call(review.search, label, window=window, k=k)
             return {"label": label, "candidates": [c.to_dict() for c in found]}
-        name = PurePath((file.filename or "example").replace("\\", "/")).name or "example"
-        head = await file.read(SNIFF_BYTES)
-        if not head:
-            raise HTTPException(422, f"{name}: file is empty (0 bytes)")
-        if sniff_audio(head) is None:
-            raise HTTPException(415, f"{name}: not an audio file (its first bytes match no audio format); send "
-                                     f"{SUPPORTED}")
-        await file.seek(0)
+        name = await audio_upload(file, "example")
         with tempfile.TemporaryDirectory(prefix="envsound-example-") as private:
             path = Path(private) / "example"
             with open(path, "wb") as out:

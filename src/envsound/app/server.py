@@ -20,7 +20,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -32,8 +32,8 @@ from starlette.exceptions import HTTPException
 
 from envsound._version import __version__
 from envsound.errors import EnvsoundError
-from envsound.inference.api import SNIFF_BYTES, SUPPORTED, SUPPORTED_EXTENSIONS, Model, audio_duration, sniff_audio
-from envsound.app.answers import ERRORS
+from envsound.inference.api import SUPPORTED, SUPPORTED_EXTENSIONS, Model, audio_duration
+from envsound.app.answers import ERRORS, audio_upload
 from envsound.app.auth import Guard
 from envsound.app.limits import BodyLimit
 from envsound.app.live import add_live_route
@@ -211,14 +211,7 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
                       events: bool = Query(False, description="add when each class sounds: label, onset, offset, "
                                                               "score (seconds)")):
         """Classify one uploaded file: the same object as one line of ``envsound predict --json``."""
-        name = PurePath((file.filename or "upload").replace("\\", "/")).name or "upload"
-        head = await file.read(SNIFF_BYTES)
-        if not head:
-            raise HTTPException(422, f"{name}: file is empty (0 bytes)")
-        if sniff_audio(head) is None:
-            raise HTTPException(415, f"{name}: not an audio file (its first bytes match no audio format); "
-                                     f"send {SUPPORTED}")
-        await file.seek(0)
+        name = await audio_upload(file, "upload")
         result = await pool.run(classify, file.file, name, top_k, segments, overview, events)
         return JSONResponse(result)
 
