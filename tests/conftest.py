@@ -83,6 +83,41 @@ def envsound_main(capsys):
     return run
 
 
+def stopped_when_saved(args: list[str], state: Path | None, *, deadline_s: float,
+                       gave_up=lambda said: False) -> tuple[int, str]:
+    """Run ``args`` (one torch thread, as make test's workers) and send it SIGTERM once ``state`` exists (``None``:
+    never); -> (exit status, stderr). Fails at once when the run ends, or ``gave_up(stderr so far)`` says its chance
+    went by, with no ``state`` on disk, and after ``deadline_s`` without one."""
+    import os
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + deadline_s
+        while state is not None and not state.exists():
+            said = "".join(lines)
+            assert process.poll() is None, f"the run ended with no {state}:\n{said}"
+            assert not gave_up(said), f"the run went past its chance of a {state}:\n{said}"
+            assert time.monotonic() < deadline, f"no {state} within {deadline_s} s:\n{said}"
+            time.sleep(0.02)
+        if state is not None:
+            process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=deadline_s)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reader.join(timeout=10)
+    return code, "".join(lines)
+
+
 def kill_after_first_checkpoint(args: list[str], out_dir: Path, *, timeout: float = 120) -> Path:
     """Start ``args`` (an envsound training command writing into ``out_dir``) and SIGKILL it once its first Lightning
     checkpoint exists, as a crash or a pulled plug would; return that checkpoint's path."""

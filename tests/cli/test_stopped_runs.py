@@ -4,17 +4,13 @@ with the `--resume` line, its folder and that checkpoint kept; the same command 
 there. The frame head and the fine-tuning of `--preset sed`: tests/transfer/test_stages.py."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import torch
 
-from conftest import TINY_OVERRIDES
+from conftest import TINY_OVERRIDES, stopped_when_saved
 from envsound.models.checkpoint import load_checkpoint
 
 DEADLINE_S = 240
@@ -22,25 +18,7 @@ DEADLINE_S = 240
 
 def stopped_at(args: list[str], state: Path) -> tuple[int, str]:
     """Run ``args``, send it SIGTERM once ``state`` exists; -> (exit status, stderr)."""
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + DEADLINE_S
-        while not state.exists():
-            assert process.poll() is None, f"the run ended with no {state}:\n{''.join(lines)}"
-            assert time.monotonic() < deadline, f"no {state} within {DEADLINE_S} s:\n{''.join(lines)}"
-            time.sleep(0.02)
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=DEADLINE_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    reader.join(timeout=10)
-    return code, "".join(lines)
+    return stopped_when_saved(args, state, deadline_s=DEADLINE_S)
 
 
 def sets(*overrides: str) -> list[str]:

@@ -5,15 +5,11 @@ epoch after the saved one."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import threading
-import time
 
 import torch
 
+from conftest import stopped_when_saved
 from modelfiles import release_file
 
 DEADLINE_S = 90  # for a state to appear: the run's start, its features and the trunk's pass; seconds when alone
@@ -22,28 +18,7 @@ DEADLINE_S = 90  # for a state to appear: the run's start, its features and the 
 def run_until(command: list[str], *, state, stage: str) -> tuple[int, str]:
     """Run ``command``; when ``state`` exists (``None``: never), send it SIGTERM; its exit code and stderr. Fails at
     once when the run ends, or when ``stage`` logs its third epoch, with no ``state`` on disk."""
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})  # one torch thread, as make test's workers
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + DEADLINE_S
-        while state is not None and not state.exists():
-            said = "".join(lines)
-            assert process.poll() is None, f"the run ended with no {state}:\n{said}"
-            assert f"{stage}: epoch 3/" not in said, f"epochs ended with no {state}:\n{said}"
-            assert time.monotonic() < deadline, f"no {state} within {DEADLINE_S} s:\n{said}"
-            time.sleep(0.02)
-        if state is not None:
-            process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=DEADLINE_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    reader.join(timeout=10)
-    return code, "".join(lines)
+    return stopped_when_saved(command, state, deadline_s=DEADLINE_S, gave_up=lambda said: f"{stage}: epoch 3/" in said)
 
 
 def saved_epochs(state) -> int:
