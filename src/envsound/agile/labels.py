@@ -120,11 +120,13 @@ def label(db: str | os.PathLike, source: str | os.PathLike, *, store: str | os.P
         return LabelSummary(str(source), opened.shown, read, stored, problems)
 
 
-def labelled(db: str | os.PathLike, names: list[str], *, store: str | os.PathLike | None = None) -> dict[str, Verdicts]:
+def labelled(db: str | os.PathLike, names: list[str], *,
+             store: str | os.PathLike | Store | None = None) -> dict[str, Verdicts]:
     """The current verdict of each window of ``db`` labelled for each of ``names``: the latest given, whoever gave it
     (at the same time: the one stored last). A label given in another store of the same files counts for the window
     of ``db`` whose file is its file and whose start and end are within 0.01 s of its own; a label that names no window
-    of ``db`` is left out. Every name is a key (a name without labels: empty arrays).
+    of ``db`` is left out. Every name is a key (a name without labels: empty arrays). ``store``: where the labels
+    are (:func:`store_of`), or a :class:`Store` already opened (left open: a server opens it once).
 
     >>> verdicts = labelled("archive.db", ["chainsaw"])["chainsaw"]
     >>> verdicts.windows[verdicts.verdicts == "yes"]
@@ -390,6 +392,11 @@ def _seconds(text: str, name: str) -> float:
 
 @contextmanager
 def _opened(db, store) -> Iterator[Store]:
+    """``store`` when it is an opened :class:`Store` (the caller's to close: a server's, opened once), else
+    :func:`store_of`'s, closed after."""
+    if isinstance(store, Store):
+        yield store
+        return
     opened = store_of(db, store)
     try:
         yield opened

@@ -179,7 +179,7 @@ class Review:
         name = check_label(label)
         if not 1 <= k <= MAX_CANDIDATES:
             raise ConfigError(f"k={k}: ask for 1-{MAX_CANDIDATES} candidates")
-        verdicts = labelled(self.db, name, store=self.spec)[name]
+        verdicts = labelled(self.db, name, store=self.store)[name]
         reviewed = set(verdicts.windows.tolist())
         with self.lock:
             queue = [c for c in self.queues.get(name, []) if c.window not in reviewed]
@@ -221,7 +221,7 @@ class Review:
             raise ConfigError(f"k={k}: ask for 1-{MAX_CANDIDATES} candidates")
         if window is not None:
             self.row(window)
-        reviewed = set(labelled(self.db, name, store=self.spec)[name].windows.tolist())
+        reviewed = set(labelled(self.db, name, store=self.store)[name].windows.tolist())
         hits = search(self.db, () if example is None else example, windows=() if window is None else [window],
                       top=k + len(reviewed), device=self.device)
         found = [Candidate(h.window, h.file, h.start, h.end, h.score, "search") for h in hits
@@ -254,7 +254,7 @@ class Review:
     def counts(self, label: str) -> Counts:
         """``label``'s verdicts now and since its last learning round (:class:`Counts`)."""
         name = check_label(label)
-        current = labelled(self.db, name, store=self.spec)[name].verdicts
+        current = labelled(self.db, name, store=self.store)[name].verdicts
         model = learned_folder(self.db, name) / "model.ckpt"
         since = datetime.fromtimestamp(model.stat().st_mtime, timezone.utc) if model.is_file() else None
         given = self.store.labels(label=name)
