@@ -63,7 +63,9 @@ class Server:
         return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
 
 
-def reporter(name: str, secret: str, url: str, folder: Path, until: float, emitted: list) -> None:
+def reporter(name: str, secret: str, url: str, folder: Path, until: float, emitted: list) -> int:
+    """A sensor reporting 1-3 events every 0.5-2 s until ``until`` through the real outbox and delivery thread
+    (``emitted``: the count of each report); -> the events still queued at the end (a revoked sensor keeps its own)."""
     from envsound.deploy.outbox import Outbox
     from envsound.deploy.reporter import Delivery
     from envsound.deploy.times import iso
@@ -81,10 +83,12 @@ def reporter(name: str, secret: str, url: str, folder: Path, until: float, emitt
         delivery.wake.set()
         time.sleep(rng.uniform(0.5, 2.0))
     deadline = time.monotonic() + 120
-    while outbox.queued() and time.monotonic() < deadline:
+    while outbox.queued() and time.monotonic() < deadline and delivery.is_alive():
         time.sleep(0.2)
     delivery.stop()
+    left = outbox.queued()
     outbox.close()
+    return left
 
 
 def streamer(name: str, secret: str, server: dict, until: float, heard: list, ws_errors: list) -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -45,33 +44,15 @@ import numpy as np
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from bench_deploy import Server, _cpu, streamer  # noqa: E402
+from bench_deploy import reporter as deploy_reporter  # noqa: E402
 
 
 def reporter(name: str, secret: str, url: str, folder: Path, until: float, emitted: Counter, left: dict) -> None:
-    """bench_deploy's reporter, which also says how many events it still holds at the end (a revoked one keeps its
-    events queued)."""
-    from envsound.deploy.outbox import Outbox
-    from envsound.deploy.reporter import Delivery
-    from envsound.deploy.times import iso
-
-    outbox = Outbox(folder / f"queue-{name}.sqlite")
-    delivery = Delivery(outbox, url, sensor=name, token=secret, model="bench")
-    delivery.start()
-    rng = random.Random(name)
-    while time.monotonic() < until:
-        now = datetime.now(timezone.utc)
-        events = [{"label": f"label{rng.randrange(10)}", "onset": iso(now), "offset": iso(now),
-                   "score": round(rng.random(), 3)} for _ in range(rng.randint(1, 3))]
-        outbox.put_events(events)
-        emitted[name] += len(events)
-        delivery.wake.set()
-        time.sleep(rng.uniform(0.5, 2.0))
-    deadline = time.monotonic() + 120
-    while outbox.queued() and time.monotonic() < deadline and delivery.is_alive():
-        time.sleep(0.2)
-    delivery.stop()
-    left[name] = outbox.queued()
-    outbox.close()
+    """bench_deploy's reporter, its events counted by sensor and what it still holds at the end kept in ``left`` (a
+    revoked one keeps its events queued)."""
+    counts: list[int] = []
+    left[name] = deploy_reporter(name, secret, url, folder, until, counts)
+    emitted[name] += sum(counts)
 
 
 def fill(path: Path) -> None:
