@@ -1,18 +1,23 @@
-"""The soak (issue 68): 100 reporting sensors and 8 audio streams against one `envsound serve --auth` (SQLite), with
-faults under that load: the store's disk full, a sensor's token revoked, an oversized report.
+"""The soak (issue 68): 100 reporting sensors and 8 audio streams against one `envsound serve --auth` (SQLite or
+PostgreSQL), with faults under that load: the store's disk full (or its server stopped), a sensor's token revoked, an
+oversized report.
 
     .venv/bin/python benchmarks/bench_soak.py --checkpoint runs/demo/model/model.ckpt [--seconds 1800] \
-        [--reporters 100] [--streamers 8] [--full-at 0.4] [--full-seconds 20] [--revoke-at 0.6] [--oversize-at 0.7]
+        [--store sqlite|postgresql] [--reporters 100] [--streamers 8] [--full-at 0.4] [--full-seconds 20] \
+        [--revoke-at 0.6] [--oversize-at 0.7]
 
 The sensors are bench_deploy.py's (the real `Outbox` + `Delivery` of `listen --report`, 1-3 events every 0.5-2 s;
-16 kHz float32 PCM at the pace it plays to `/v1/listen`). The store is a SQLite file on a 512 MB tmpfs mounted for
-the run (root; without it the disk-full fault is skipped). The faults, at fractions of the run:
+16 kHz float32 PCM at the pace it plays to `/v1/listen`). The SQLite store is a file on a 512 MB tmpfs mounted for
+the run (root; without it the disk-full fault is skipped); the PostgreSQL store is a database of a real server this
+script starts (tests/pgcluster.py, Debian's binaries, 127.0.0.1), whose fault in place of the full disk is the
+database server stopped (``pg_ctl stop -m fast``) for ``--full-seconds`` and started again: what a team's database
+restarted for maintenance does. The faults, at fractions of the run:
 
 - full: the store's write-ahead log checkpointed and emptied (``PRAGMA wal_checkpoint(TRUNCATE)``: else SQLite
   writes on into the log's pages already there and meets no full disk for megabytes), then a file fills the tmpfs
   to its last byte for ``--full-seconds`` and is removed: reports answer 503 with
   Retry-After, the sensors keep their events and send them when space returns; a stream whose events cannot be
-  stored is closed (1011) and reconnects;
+  stored is closed (1011) and reconnects (PostgreSQL: the same, from the server's stop to its start);
 - revoke: one reporting sensor's token is revoked (``Store.revoke``): its next report gets 401, it stops sending and
   keeps what it queued (counted as kept, not lost);
 - oversize: a report of 60 MB (over the 50-MB `--max-upload-mb`) with another sensor's token: 413, nothing stored.
@@ -43,6 +48,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # pgcluster: the PostgreSQL server the store's tests start
 from bench_deploy import Server, _cpu, streamer  # noqa: E402
 from bench_deploy import reporter as deploy_reporter  # noqa: E402
 
@@ -78,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--seconds", type=float, default=1800)
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--reporters", type=int, default=100)
     parser.add_argument("--streamers", type=int, default=8)
     parser.add_argument("--full-at", type=float, default=0.4)
@@ -91,9 +98,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="envsound-soak-"))
     disk = work / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", str(disk)],
-                             capture_output=True).returncode == 0
-    spec = str(disk / "events.sqlite")
+    postgres = None
+    if args.store == "postgresql":
+        from pgcluster import PostgresServer
+
+        postgres = PostgresServer().__enter__()
+        spec, mounted = postgres.create_database("soak"), False
+    else:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", str(disk)],
+                                 capture_output=True).returncode == 0
+        spec = str(disk / "events.sqlite")
     store = Store.open(spec)
     names = [f"r{i}" for i in range(args.reporters)] + [f"s{i}" for i in range(args.streamers)]
     secrets = {name: store.create_token(name, "sensor")[1] for name in names}
@@ -115,20 +129,27 @@ def main() -> None:
         elapsed = time.monotonic() - began
         if server.process.poll() is None:
             samples.append((elapsed, server.rss_mib(), fds(server.process.pid)))
-        if mounted and "full" not in faults and elapsed >= args.full_at * args.seconds:
-            with store.engine.connect() as connection:  # an empty write-ahead log: the next write must grow it
-                wal = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            fill(filler)
+        if (mounted or postgres) and "full" not in faults and elapsed >= args.full_at * args.seconds:
+            if postgres:
+                postgres.stop("fast")
+                faults["full"] = {"at_s": round(elapsed, 1), "fault": "database server stopped"}
+            else:
+                with store.engine.connect() as connection:  # an empty write-ahead log: the next write must grow it
+                    wal = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                fill(filler)
+                faults["full"] = {"at_s": round(elapsed, 1), "fault": "disk full", "wal_checkpoint": list(wal),
+                                  "free_bytes": shutil.disk_usage(disk).free}
             answer = httpx.post(f"{server.url}/v1/report", headers={"Authorization": f"Bearer {secrets['r1']}"},
                                 json={"sensor": "r1", "events": [{"key": "probe", "label": "x",
                                                                   "onset": datetime.now(timezone.utc).isoformat(),
                                                                   "offset": datetime.now(timezone.utc).isoformat(),
                                                                   "score": 0.5}] * 1}, timeout=60)
-            faults["full"] = {"at_s": round(elapsed, 1), "wal_checkpoint": list(wal), "probe": answer.status_code,
-                              "retry_after": answer.headers.get("Retry-After"),
-                              "free_bytes": shutil.disk_usage(disk).free}
+            faults["full"].update(probe=answer.status_code, retry_after=answer.headers.get("Retry-After"))
             time.sleep(args.full_seconds)
-            filler.unlink()
+            if postgres:
+                postgres.start()
+            else:
+                filler.unlink()
             faults["full"]["freed_at_s"] = round(time.monotonic() - began, 1)
         if "revoke" not in faults and elapsed >= args.revoke_at * args.seconds:
             store.revoke(revoked)
@@ -161,7 +182,7 @@ def main() -> None:
     first = [s for s in samples if s[0] <= fifth]
     last = [s for s in samples if s[0] >= samples[-1][0] - fifth]
     result = {
-        "seconds": args.seconds, "reporters": args.reporters, "streamers": args.streamers, "store_on_tmpfs": mounted,
+        "seconds": args.seconds, "store": args.store, "reporters": args.reporters, "streamers": args.streamers, "store_on_tmpfs": mounted,
         "reported_emitted": sum(emitted.values()), "reported_stored": len(reported),
         "reported_left_queued": sum(left.values()), "revoked_sensor": {"emitted": emitted[revoked],
                                                                        "stored": stored[revoked],
@@ -181,6 +202,8 @@ def main() -> None:
     store.close()
     if mounted:
         subprocess.run(["umount", "--lazy", str(disk)], check=False)
+    if postgres:
+        postgres.__exit__(None, None, None)
 
 
 if __name__ == "__main__":
