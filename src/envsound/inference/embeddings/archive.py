@@ -107,7 +107,7 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
                           "ensemble); embeddings come from one network")
     fingerprint = {"store": STORE_KIND, "model": predictor.source.digest, "model_file": str(predictor.source.path),
                    "precision": precision, "layer": "embed",
-                   "window_seconds": predictor.features.window_seconds}
+                   "window_seconds": predictor.features.window_seconds, "cwd": os.getcwd()}
     workers = workers or default_workers(predictor.model.runtime.accelerator)
     batch_size = batch_size or default_batch_size(predictor.model.runtime)
     if engine == "ray":

@@ -15,6 +15,8 @@ changed since (a recorder still writing) is classified again; its new rows go in
 holding its older rows is rewritten without them under a new number, all committed in one transaction with the new
 part (:meth:`Journal.commit`): a crash before it leaves the old parts listed (the new ones are orphans), after it the
 old ones are orphans, so a file's rows are in the tables once, whole, at every moment the journal describes.
+A journal written before sizes and times were kept has none for its files: a run over it records each listed done
+file's as they are then (:meth:`DoneIndex.record`), so a change from there on is seen.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from envsound.errors import ConfigError
 from envsound.fileio import connect_sqlite
 
 JOURNAL_NAME = "journal.sqlite"
-DESCRIPTIVE = {"model_file"}  # kept for the reader, not compared: the same model may be named by another path
+DESCRIPTIVE = {"model_file", "cwd"}  # kept for the reader, not compared: the same model may be named by another path
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS parts (part INTEGER PRIMARY KEY, files INTEGER NOT NULL, committed REAL NOT NULL);
@@ -143,7 +145,8 @@ class Journal:
 
 
 class DoneIndex:
-    """``name in index``: whether the journal lists ``name`` as finished (a read-only connection, any thread)."""
+    """``name in index``: whether the journal lists ``name`` as finished (a connection of its own, any thread; it
+    writes only the stats :meth:`record` fills in)."""
 
     def __init__(self, path: Path) -> None:
         self.db = _connect(path)
@@ -151,13 +154,22 @@ class DoneIndex:
     def __contains__(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM files WHERE name = ?", (name,)).fetchone() is not None
 
-    def changed(self, name: str, now: Stat | None) -> bool | None:
-        """None: ``name`` is not done; else whether its :data:`Stat` ``now`` differs from the one kept (False when
-        either is unknown: a file no longer there, a journal written before they were kept)."""
+    def kept(self, name: str) -> Stat | None | bool:
+        """The :data:`Stat` kept for ``name``: None when it is done but its stat is unknown (a journal written before
+        they were kept, a run over an embeddings store), False when it is not done."""
         row = self.db.execute("SELECT size, mtime_ns FROM files WHERE name = ?", (name,)).fetchone()
         if row is None:
-            return None
-        return now is not None and row[0] is not None and tuple(row) != tuple(now)
+            return False
+        return None if row[0] is None or row[1] is None else (row[0], row[1])
+
+    def record(self, stats: dict[str, Stat]) -> int:
+        """Keep ``stats`` for done files whose stat is unknown (see :meth:`kept`), in one transaction; returns how
+        many were recorded. A file's kept stat is never replaced here: only a commit of it does that."""
+        with self.db:
+            before = self.db.total_changes
+            self.db.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE name = ? AND size IS NULL",
+                                [(size, mtime, name) for name, (size, mtime) in stats.items()])
+            return self.db.total_changes - before
 
     def close(self) -> None:
         self.db.close()
