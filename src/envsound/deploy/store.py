@@ -315,19 +315,30 @@ class Store:
             raise StoreError(f"{self.shown}: the labels could not be stored ({_reason(exc)})") from None
         return len(values)
 
-    def labels(self, *, label: str | None = None) -> list[dict]:
-        """Every verdict stored (of ``label`` only, when given), oldest first (by ``given``, then by ``id``: the
-        order they were stored in): ``id``, ``window``, ``file``, ``start``, ``end``, ``label``, ``verdict``,
-        ``reviewer``, ``given`` (a UTC datetime)."""
+    def labels(self, *, label: str | None = None, after: int | None = None) -> list[dict]:
+        """Every verdict stored (of ``label`` only, when given; with an ``id`` over ``after`` only, when given),
+        oldest first (by ``given``, then by ``id``: the order they were stored in): ``id``, ``window``, ``file``,
+        ``start``, ``end``, ``label``, ``verdict``, ``reviewer``, ``given`` (a UTC datetime)."""
         table = schema.labels
         query = sa.select(table).order_by(table.c.given, table.c.id)
         if label is not None:
             query = query.where(table.c.label == label)
+        if after is not None:
+            query = query.where(table.c.id > after)
         with self._reading() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
         for row in rows:
             row["given"] = as_utc(row["given"])
         return rows
+
+    def label_mark(self, label: str) -> tuple[int, int]:
+        """``(verdicts stored of label, their highest id; 0 when none)``: one indexed query that changes whenever a
+        verdict of ``label`` is stored, by this process or another (a reader keeps what it read until it does)."""
+        table = schema.labels
+        query = sa.select(sa.func.count(), sa.func.max(table.c.id)).where(table.c.label == label)
+        with self._reading() as connection:
+            count, last = connection.execute(query).one()
+        return int(count), int(last or 0)
 
     # ------------------------------------------------------------------ tokens
 

@@ -10,7 +10,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from envsound.fileio import file_digest
 from envsound.inference.embeddings.index import index_for
 from envsound.inference.embeddings.store import EmbeddingsStore
 from envsound.inference.listing import as_inputs
+
+if TYPE_CHECKING:  # loaded only where an example is embedded (torch)
+    from envsound.inference.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +45,14 @@ class Hit:
 
 def search(db: str | os.PathLike, examples: str | os.PathLike | Iterable[str | os.PathLike] = (), *, top: int = 10,
            start: float | None = None, end: float | None = None, windows: Iterable[int] = (), collapse: bool = True,
-           device: str = "auto", model: str | os.PathLike | None = None, exact: bool = False) -> list[Hit]:
+           device: str = "auto", model: str | os.PathLike | Predictor | None = None,
+           exact: bool = False) -> list[Hit]:
     """The ``top`` windows of the store ``db`` most like ``examples`` (one audio file or a list) and the stored
     ``windows`` (ids of the store), best first.
 
     Each example is cut into the store's windows and embedded by the store's model (the file it records, or
-    ``model``: it must be the same file, by digest); with ``start``/``end`` (seconds) only the example windows whose
+    ``model``: it must be the same file, by digest, or a :class:`~envsound.inference.predictor.Predictor` loaded
+    from it, which a server keeps); with ``start``/``end`` (seconds) only the example windows whose
     centre lies in ``[start, end)`` count (the nearest one when none does). A stored window needs no model: its
     embedding is read from the store. The query is the mean of all these unit-length embeddings. ``collapse``: a
     window within one window length of a better one of the same file is left out, so one long sound does not fill
@@ -107,13 +112,15 @@ def _example_windows(store: EmbeddingsStore, names: list[str], *, start, end, de
     from envsound.inference.scan.decode import DecodeJob, decode_file
 
     stored = store.settings
-    path = Path(model if model is not None else stored["model_file"])
-    if not path.is_file():
+    loaded = model if isinstance(model, Predictor) else None  # a caller's model, loaded once (a server's)
+    path = loaded.source.path if loaded is not None else Path(model if model is not None else stored["model_file"])
+    if loaded is None and not path.is_file():
         raise ConfigError(f"{store.path}: its model {path} is missing; pass the same model file (model=, --model)")
-    if file_digest(path) != stored["model"]:
+    digest = loaded.source.digest if loaded is not None else file_digest(path)
+    if digest != stored["model"]:
         raise ConfigError(f"{store.path} was embedded by another model (sha256 {stored['model'][:12]}) than {path} "
-                          f"(sha256 {file_digest(path)[:12]}); search it with the model that made it")
-    predictor = Predictor.from_checkpoint(path, device=device, precision=stored.get("precision", "auto"))
+                          f"(sha256 {digest[:12]}); search it with the model that made it")
+    predictor = loaded or Predictor.from_checkpoint(path, device=device, precision=stored.get("precision", "auto"))
     job = DecodeJob.of(predictor)
     frontend = frontend_for(predictor.features)
     rate, window = predictor.features.sample_rate, predictor.features.window_seconds
