@@ -147,3 +147,16 @@ def test_search_exact_forces_every_window_scored(store, tmp_path, indexed, envso
     hits = [json.loads(line) for line in ran.stdout.splitlines()]
     assert hits == [hit.to_dict() for hit in search(db, windows=[4], top=3)]  # through the index: the same lines
     assert (db / index_module.INDEX_NAME).exists()
+
+
+def test_the_index_of_10_million_windows_trains_on_262144_windows_in_4096_lists(tmp_path, indexed, monkeypatch):
+    """4 sqrt(N) gave 16,384 lists at 10 million windows, trained on 1,048,576 of them (2 GB; about an hour of
+    k-means on 2 cores): the lists stop at NLIST_MAX, and so does the training sample. Stores up to ~2M: as before."""
+    shape = index_module.index_shape
+    assert shape(10_000_000, 512) == index_module.IndexShape(nlist=4096, train=262_144, codes=64, bits=8)
+    assert shape(1_000_000, 512) == index_module.IndexShape(nlist=4096, train=262_144, codes=64, bits=8)
+    assert shape(26_760, 512) == index_module.IndexShape(nlist=512, train=26_760, codes=64, bits=8)
+    monkeypatch.setattr(index_module, "NLIST_MAX", 16)  # the build takes its lists from the shape
+    out = tmp_path / "db"
+    _clustered_store(out, 3_000, 32, 30)
+    assert index_module.update_index(EmbeddingsStore(out)).index.nlist == 16

@@ -41,7 +41,11 @@ INDEX_NAME = "index.npz"
 NPROBE = 32  # lists searched a query: recall@100 0.997 on mn04's ESC-50 windows (0.954 at 8, 1.000 at 128)
 RESCORE = 4  # candidates a wanted row, re-scored exactly from the store's float16 vectors
 RETRAIN_GROWTH = 8  # the lists are trained anew when the store has grown this many times since training
-TRAIN_PER_LIST = 64  # k-means training vectors a list
+TRAIN_PER_LIST = 64  # k-means training vectors a list (FAISS asks for 39-256)
+# lists at most: reached at ~1M windows. At 10M the lists hold ~2,400 windows each and nprobe 32 scans ~78,000 codes
+# (milliseconds), where 4 sqrt(N) = 16,384 lists would train k-means on 1M windows (2 GB, about an hour on 2 cores)
+# and assign each added window against 4 times the centroids
+NLIST_MAX = 4_096
 CHUNK_ROWS = 65_536
 _LOADED: dict = {}  # index file -> ((its mtime, size), StoreIndex): a server searching again does not read it again
 # one build or extension at a time in a process (the page's requests run in threads): two requests on a store without
@@ -179,18 +183,43 @@ def _width(store: EmbeddingsStore) -> int:
     return next((int(store.embeddings(part).shape[1]) for part in store.parts if part.rows), 0)
 
 
+@dataclass(frozen=True)
+class IndexShape:
+    """The sizes of a new index: ``nlist`` k-means lists, trained on ``train`` windows; ``codes`` sub-quantisers of
+    ``bits`` bits a window."""
+
+    nlist: int
+    train: int
+    codes: int
+    bits: int
+
+
+def index_shape(windows: int, dim: int) -> IndexShape:
+    """The sizes of a new IVF-PQ index of ``windows`` (>= 1) vectors of ``dim`` (>= 1) dimensions: ``nlist`` = 4
+    sqrt(N) as a power of two, at most :data:`NLIST_MAX` and N/39; trained on :data:`TRAIN_PER_LIST` windows a list
+    (all of them below that), so at most 262,144 whatever the store's size; 64-byte codes (fewer sub-quantisers where
+    the width does not divide by 64, fewer bits a code for a small store).
+
+    >>> index_shape(10_000_000, 512)
+    IndexShape(nlist=4096, train=262144, codes=64, bits=8)
+    """
+    nlist = int(min(2 ** max(0, round(math.log2(4 * math.sqrt(windows)))), NLIST_MAX, max(1, windows // 39)))
+    train = min(windows, TRAIN_PER_LIST * max(nlist, 256))
+    codes = next(m for m in (64, 32, 16, 8, 4, 2, 1) if dim % m == 0 and m <= max(1, dim // 4))
+    bits = int(min(8, max(1, math.floor(math.log2(max(2, train / 39))))))
+    return IndexShape(nlist, train, codes, bits)
+
+
 def _build(store: EmbeddingsStore) -> StoreIndex:
-    """A new IVF-PQ index of every stored window: ``nlist`` = 4 sqrt(N) (a power of two, at most N/39), 64-byte codes
-    (fewer sub-quantisers where the width does not divide by 64, fewer bits a code for a small store), trained on
-    windows spread evenly over the store."""
+    """A new IVF-PQ index of every stored window (:func:`index_shape`), trained on windows spread evenly over the
+    store, then the windows added part by part, :data:`CHUNK_ROWS` at a time."""
     import faiss
 
     n, dim = store.windows, _width(store)
-    nlist = int(min(2 ** max(0, round(math.log2(4 * math.sqrt(n)))), max(1, n // 39)))
-    sample = np.unique(np.linspace(0, n - 1, min(n, TRAIN_PER_LIST * max(nlist, 256))).astype(np.int64))
-    codes = next(m for m in (64, 32, 16, 8, 4, 2, 1) if dim % m == 0 and m <= max(1, dim // 4))
-    bits = int(min(8, max(1, math.floor(math.log2(max(2, len(sample) / 39))))))
-    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, codes, bits, faiss.METRIC_INNER_PRODUCT)
+    shape = index_shape(n, dim)
+    sample = np.unique(np.linspace(0, n - 1, shape.train).astype(np.int64))
+    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, shape.nlist, shape.codes, shape.bits,
+                             faiss.METRIC_INNER_PRODUCT)
     index.train(_unit(store.vectors(sample)))
     built = StoreIndex(index, [], 0, n)
     _add(store, built, store.parts)
@@ -203,7 +232,7 @@ def _add(store: EmbeddingsStore, index: StoreIndex, parts) -> int:
     for part in parts:
         stored = store.embeddings(part) if part.rows else np.zeros((0, 0), np.float16)
         for at in range(0, part.rows, CHUNK_ROWS):
-            block = _unit(np.asarray(stored[at:at + CHUNK_ROWS], np.float32))
+            block = _unit(np.array(stored[at:at + CHUNK_ROWS], np.float32))
             index.index.add_with_ids(block, np.arange(part.first + at, part.first + at + len(block), dtype=np.int64))
         index.parts.append(part.number)
         index.windows += part.rows
@@ -212,5 +241,7 @@ def _add(store: EmbeddingsStore, index: StoreIndex, parts) -> int:
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12),
-                                np.float32)
+    """``vectors`` (a float32 array of the caller's own) scaled to unit length in place: no copy of a training sample
+    of 262,144 x 512 (512 MB)."""
+    vectors /= np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors)), 1e-12)[:, None]
+    return np.ascontiguousarray(vectors, np.float32)
