@@ -54,6 +54,26 @@ async def _call(fn, *args, **kwargs):
         raise HTTPException(422, str(exc)) from None
 
 
+def _search_upload(review: Review, upload, name: str, *, label: str, k: int, max_seconds: float) -> list:
+    """Copy the uploaded example ``upload`` (a file object) to a private temporary file, refuse it over
+    ``max_seconds`` (413), search by it; messages name the upload ``name``, not the private path."""
+    with tempfile.TemporaryDirectory(prefix="envsound-example-") as private:  # mode 0700, removed on exit
+        path = Path(private) / "example"
+        with open(path, "wb") as out:
+            shutil.copyfileobj(upload, out, length=1 << 20)
+        try:
+            seconds = audio_duration(path)
+            if seconds > max_seconds:
+                raise HTTPException(413, f"{name}: {seconds:.1f} s of audio is over the server's limit of "
+                                         f"{max_seconds:g} s (serve --max-seconds)")
+            return review.search(label, example=path, k=k)
+        except EnvsoundError as exc:  # AudioLoadError, ...: answered as before (_call), naming the upload
+            exc.args = (str(exc).replace(str(path), name),)
+            raise exc from None
+        except HTTPException as exc:
+            raise HTTPException(exc.status_code, str(exc.detail).replace(str(path), name)) from None
+
+
 def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, max_seconds: float) -> None:
     """Register the Review view's routes on ``app``; ``features``: the store's model's feature settings (its
     spectrograms are drawn with them); an example longer than ``max_seconds`` is refused (413)."""
@@ -73,8 +93,7 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
         """The next ``k`` windows to review for ``label`` (from its last learning round's suggestions, then from
         search), none reviewed for it yet, and its counts; ``needs_example``: none to offer until an example is
         searched for."""
-        found = await _call(review.candidates, label, k)
-        counts = await _call(review.counts, label)
+        found, counts = await _call(review.next, label, k)
         return {"label": label, "candidates": [c.to_dict() for c in found], "needs_example": not found,
                 "counts": counts.to_dict()}
 
@@ -88,18 +107,9 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
             found = await _call(review.search, label, window=window, k=k)
             return {"label": label, "candidates": [c.to_dict() for c in found]}
         name = await audio_upload(file, "example")
-        with tempfile.TemporaryDirectory(prefix="envsound-example-") as private:
-            path = Path(private) / "example"
-            with open(path, "wb") as out:
-                shutil.copyfileobj(file.file, out, length=1 << 20)
-            try:
-                seconds = await _call(audio_duration, path)
-                if seconds > max_seconds:
-                    raise HTTPException(413, f"{name}: {seconds:.1f} s of audio is over the server's limit of "
-                                             f"{max_seconds:g} s (serve --max-seconds)")
-                found = await _call(review.search, label, example=path, k=k)
-            except HTTPException as exc:  # the message names the upload, not the private path
-                raise HTTPException(exc.status_code, str(exc.detail).replace(str(path), name)) from None
+        # copied, checked and searched off the event loop (as /v1/predict's upload): a large example does not stall
+        # the other requests
+        found = await _call(_search_upload, review, file.file, name, label=label, k=k, max_seconds=max_seconds)
         return {"label": label, "candidates": [c.to_dict() for c in found]}
 
     @app.get("/api/review/audio/{window}", dependencies=[reader], responses=STORE_ERRORS,
