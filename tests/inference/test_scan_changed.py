@@ -106,10 +106,13 @@ def test_a_journal_written_before_sizes_were_kept_still_resumes_and_skips_its_fi
     assert (third.files, third.total_files) == (1, 6)
     files = _read(out, "files", "parquet").set_index("file")
     assert files.loc[str(recordings / "new.wav"), "size"] == (recordings / "new.wav").stat().st_size
-    with sqlite3.connect(out / JOURNAL_NAME) as db:  # the columns added: unknown for the files done before
-        sizes = dict(db.execute("SELECT name, size FROM files"))
-    assert sizes[str(recordings / "growing.wav")] is None
+    with sqlite3.connect(out / JOURNAL_NAME) as db:  # the columns added; the older files' sizes recorded as they
+        sizes = dict(db.execute("SELECT name, size FROM files"))  # were at the first run over the older journal
+    assert sizes[str(recordings / "growing.wav")] == (recordings / "growing.wav").stat().st_size
     assert sizes[str(recordings / "new.wav")] == (recordings / "new.wav").stat().st_size
+    _grow(recordings / "growing.wav", recordings / "a.wav")  # so a change from then on is seen
+    fourth = envsound.scan(trained_run.checkpoint, recordings, out=out, options=FAST)
+    assert (fourth.files, fourth.changed, fourth.total_files) == (1, 1, 6)
 
 
 def test_a_crash_before_the_rewritten_parts_are_committed_keeps_the_old_rows_and_the_next_run_completes(

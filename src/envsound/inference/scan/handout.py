@@ -2,10 +2,12 @@
 the file list; a name the journal has done, or one still in flight, is skipped), the progress meter, and when the
 finished files are due to be committed as a part. With ``watch``, a name the journal has done is handed out again
 when its size or modification time changed since (a recorder still writing), and each name's are kept for the
-journal."""
+journal; a done name whose size and time the journal lacks (written before they were kept) has them recorded as
+they are now, so that a change from this run on is seen."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -15,6 +17,10 @@ from envsound.inference.listing import iter_inputs
 from envsound.inference.scan.engine import COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, Finished
 from envsound.inference.scan.journal import Journal, Stat
 from envsound.inference.scan.progress import ScanProgress
+
+log = logging.getLogger(__name__)
+
+RECORD_BATCH = 10_000  # stats of an older journal's files recorded a transaction (the lister's memory stays small)
 
 
 class Handout:
@@ -34,6 +40,7 @@ class Handout:
         self.in_flight: set[str] = set()  # handed out, not yet committed: a name listed twice is done once
         self.stats: dict[str, Stat] = {}  # of the names in flight, with watch
         self.changed: set[str] = set()  # names done before, handed out again as changed since
+        self.recorded = 0  # done names of an older journal whose size and time were recorded in this run
         self.lock = threading.Lock()
         self.since = time.monotonic()  # the last commit
 
@@ -43,10 +50,17 @@ class Handout:
     def names(self) -> Iterator[str]:
         """The names to do, in the listing's order (runs in the engine's lister thread)."""
         done = self.journal.reader()
+        unknown: dict[str, Stat] = {}  # done names whose stat the journal lacks: theirs now, to be recorded
         try:
             for name in self._listed():
                 now = _stat(name) if self.watch else None
-                was = done.changed(name, now)  # None: not done
+                kept = done.kept(name)  # False: not done; None: done, its stat unknown
+                was = None if kept is False else (now is not None and kept is not None and kept != now)
+                if kept is None and now is not None and name not in self.in_flight:
+                    unknown[name] = now
+                    if len(unknown) >= RECORD_BATCH:
+                        self.recorded += done.record(unknown)
+                        unknown.clear()
                 with self.lock:
                     fresh = name not in self.in_flight and was is not False
                     if fresh:
@@ -59,6 +73,10 @@ class Handout:
                     yield name
                 else:
                     self.meter.skip()
+            self.recorded += done.record(unknown)
+            if self.recorded:
+                log.info("%d files from an older journal: their size and time are recorded now; changes from "
+                         "here on are seen", self.recorded)
         finally:
             done.close()
 
