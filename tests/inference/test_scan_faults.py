@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import test_embed_ray
 
 import envsound
 
 DEADLINE_S = 240
+ray_cluster = test_embed_ray.ray_cluster  # a local one-node Ray cluster on 127.0.0.1, a fixture of this module too
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +238,54 @@ def test_a_long_file_that_keeps_being_read_never_trips_the_file_timeout(tmp_path
     envsound.scan(trained_run.checkpoint, [inputs / "once.wav", inputs / "twice.wav"], out=tmp_path / "b",
                   options=replace(options, file_timeout=None))
     assert _table(tmp_path / "a", "windows").equals(_table(tmp_path / "b", "windows"))
+
+
+@contextlib.contextmanager
+def _open_blocks(path: Path):
+    """Any other process's ``open`` of ``path`` blocks (for /proc/sys/fs/lease-break-time seconds) while ``stat``
+    works: a write lease held by this process, a stalled read's stand-in that needs neither root, FUSE nor a hook in
+    the library; skips the test where the kernel or file system grants no lease, or breaks one too soon."""
+    with contextlib.suppress(OSError, ValueError):
+        if int(Path("/proc/sys/fs/lease-break-time").read_text()) < 30:
+            pytest.skip("/proc/sys/fs/lease-break-time is under 30 s: an open would not block long enough")
+    fcntl = pytest.importorskip("fcntl")
+    handler = signal.signal(signal.SIGIO, signal.SIG_IGN)  # the lease holder is sent SIGIO when the file is opened
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        except OSError as exc:
+            pytest.skip(f"no write lease on {path} ({exc.strerror})")
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        os.close(fd)
+        signal.signal(signal.SIGIO, handler)
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_a_file_whose_open_never_returns_is_an_error_row_after_the_file_timeout_on_either_engine(
+        request, tmp_path, trained_run, inputs, engine):
+    """Issue 68: under `--engine ray` a read that never returns held its decoding task, and so the run, for ever
+    (`--file-timeout` was the local engine's only). The stall here is the kernel's own: a write lease held by the
+    test makes the scan's `open` of `stalled.wav` block for 45 s (the lease-break time). With `--file-timeout 2`
+    either engine gives `stalled.wav` one errors row saying so, well before the 45 s (read, it would be classified),
+    classifies every other file and exits 1."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for name in ("clip00.wav", "clip01.wav", "clip02.wav"):
+        shutil.copy(inputs / name, folder / name)
+    shutil.copy(inputs / "clip03.wav", folder / "stalled.wav")
+    out = tmp_path / "scan"
+    command = _scan_command(trained_run.checkpoint, folder, out=out) + ["--file-timeout", "2"]
+    if engine == "ray":
+        command += ["--engine", "ray", "--address", request.getfixturevalue("ray_cluster").address]
+    with _open_blocks(folder / "stalled.wav"):
+        ran = subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE_S)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stdout.splitlines()[-1].startswith("4 files") and "; 1 failed" in ran.stdout.splitlines()[-1]
+    errors = _table(out, "errors")
+    assert errors.file.tolist() == [str(folder / "stalled.wav")]
+    assert f"{folder / 'stalled.wav'}: no data for 2 s while reading it (a stalled mount?)" in errors.error[0]
+    assert sorted(_table(out, "files").file) == [str(folder / f"clip0{i}.wav") for i in range(3)]

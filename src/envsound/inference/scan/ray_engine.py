@@ -18,6 +18,12 @@ cuts its own (an ``.onnx``) gets each chunk's waveform, a row a chunk, and gives
 be readable at the same path on every node (a shared file system), the results folder only on the driver.
 ``envsound embed --engine ray`` (:func:`~envsound.inference.embeddings.embed_archive`) asks the actors for each window's
 embedding in place of its probabilities (:attr:`RayEngine.embed`), float16 as the store keeps them.
+
+A read that never returns (a stalled network mount) is caught as the local engine catches it, by time without
+progress on one file (``file_timeout``): a decoding task decodes each file in a thread of its own and counts as
+progress each chunk it hands over and the growth of that thread's CPU time or bytes read (``/proc``); after
+``file_timeout`` seconds without any, the file is an error row at once (no retry) and the task goes on to its next
+file. The thread is left behind: see :func:`_decoded_in_a_thread`.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import queue
 import socket
 import tempfile
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from itertools import islice
@@ -39,7 +47,7 @@ import numpy as np
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.inference.predictor import FileScores, Predictor
 from envsound.inference.scan.decode import Chunk, DecodeJob, decode_file
-from envsound.inference.scan.engine import Finished
+from envsound.inference.scan.engine import FILE_TIMEOUT, Finished
 from envsound.models.files import RELEASE
 from envsound.models.releases import LABELS_FILE
 
@@ -128,11 +136,13 @@ class _ModelCopy:
 
 class RayEngine:
     """Runs :meth:`run` on a Ray cluster; see the module's docstring. ``device``: where the actors run the model
-    (``auto``: a GPU each where the cluster has them, else the CPU; ``cpu``: the CPU even so)."""
+    (``auto``: a GPU each where the cluster has them, else the CPU; ``cpu``: the CPU even so); ``file_timeout``:
+    seconds without progress on one file before it is an error row (``None`` or 0: no limit), as the local engine's."""
 
     def __init__(self, predictor: Predictor, *, address: str | None, device: str = "auto", batch_size: int,
-                 top_k: int, events: bool, window_scores: bool) -> None:
+                 top_k: int, events: bool, window_scores: bool, file_timeout: float | None = FILE_TIMEOUT) -> None:
         self.predictor = predictor
+        self.file_timeout = file_timeout or None
         self.top_k, self.events, self.window_scores = top_k, events, window_scores
         self.frames = events and predictor.has_frames
         self.batch_size = batch_size
@@ -147,7 +157,8 @@ class RayEngine:
 
     def describe(self) -> str:
         kind = f"{self.gpus} GPU actor(s)" if self.gpus else f"{self.actors} CPU actor(s)"
-        return f"Ray {self.ray.__version__}, {int(self.ray.cluster_resources().get('CPU', 0))} CPUs, {kind}"
+        limit = f", {self.file_timeout:g} s per file without progress" if self.file_timeout else ""
+        return f"Ray {self.ray.__version__}, {int(self.ray.cluster_resources().get('CPU', 0))} CPUs, {kind}{limit}"
 
     def run(self, names: Iterator[str], on_file: Callable[[Finished], None], *, stop: threading.Event) -> None:
         """Scan every name ``names`` yields, group by group, calling ``on_file`` as each file finishes."""
@@ -173,7 +184,8 @@ class RayEngine:
         # Ray Data's defaults retry a task whose worker died, and restart a dead actor and retry its batch, forever.
         # The decoding tasks state their memory (a minute of audio and its windows, torch): besides being true, the
         # differing resources keep Ray Data from fusing them into the actors, where they would not run in parallel.
-        decoded = dataset.map_batches(_decode_rows, batch_size=None, fn_kwargs={"job": self.job}, num_cpus=1,
+        decoded = dataset.map_batches(_decode_rows, batch_size=None,
+                                      fn_kwargs={"job": self.job, "file_timeout": self.file_timeout}, num_cpus=1,
                                       memory=DECODE_MEMORY)
         precision = str(self.predictor.model.runtime.precision)
         scored = decoded.map_batches(
@@ -263,9 +275,11 @@ class _Gathering:
                                 f"{next(iter(self.files.values()))}; run the same command again to scan them")
 
 
-def _decode_rows(batch: dict[str, np.ndarray], *, job: DecodeJob) -> Iterator[dict[str, np.ndarray]]:
+def _decode_rows(batch: dict[str, np.ndarray], *, job: DecodeJob,
+                 file_timeout: float | None = None) -> Iterator[dict[str, np.ndarray]]:
     """A Ray Data task: each file of ``batch`` -> one batch of rows per chunk (a window each, or with
-    ``job.windows`` False the chunk's waveform in one row), or one error row."""
+    ``job.windows`` False the chunk's waveform in one row), or one error row (among them a file with no progress for
+    ``file_timeout`` seconds, :func:`_decoded_in_a_thread`; ``None``: no limit)."""
     frontend = None
     if job.windows:
         import torch
@@ -277,15 +291,106 @@ def _decode_rows(batch: dict[str, np.ndarray], *, job: DecodeJob) -> Iterator[di
     for file_id, path in zip(batch["file_id"].tolist(), batch["file"].tolist()):
         held = None  # each chunk is given out once the next one (or the end) says whether it is the last
         try:
-            for chunk_number, (read, chunk) in enumerate(decode_file(job, path, frontend)):
+            chunks = _decoded_in_a_thread(job, path, frontend, file_timeout) if file_timeout else \
+                decode_file(job, path, frontend)
+            for chunk_number, (read, chunk) in enumerate(chunks):
                 if held is not None:
                     yield _chunk_rows(file_id, *held, last=False)
                 held = (chunk_number, read, chunk)
             yield _chunk_rows(file_id, *held, last=True)
+        except _Stalled as exc:  # no retry: the mount that stalled would stall the next task too
+            yield _error_row(file_id, f"{path}: no data for {exc.seconds:g} s while reading it (a stalled mount?); "
+                                      "its decoding task went on to its next file and the scan went on; check the "
+                                      "disk or network mount it is on, or allow more time (file_timeout, "
+                                      "--file-timeout; 0: no limit)", job)
         except EnvsoundError as exc:
             yield _error_row(file_id, str(exc), job)
         except Exception as exc:  # noqa: BLE001 - one file's surprise must not end the job
             yield _error_row(file_id, f"{path}: {type(exc).__name__}: {exc}", job)
+
+
+class _Stalled(Exception):
+    """No progress on a file for ``seconds``: see :func:`_decoded_in_a_thread`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no progress for {seconds:g} s")
+        self.seconds = seconds
+
+
+def _decoded_in_a_thread(job: DecodeJob, path: str, frontend, timeout: float) -> Iterator[tuple[int, Chunk]]:
+    """:func:`~envsound.inference.scan.decode.decode_file` of ``path``, decoded in a daemon thread that hands each
+    chunk over (two ahead at most); raises :class:`_Stalled` once the thread shows no progress for ``timeout``
+    seconds: no chunk handed over, and neither its CPU time nor its bytes read grown (the first pass over a long MP3
+    hands over nothing for a while). Time spent by the caller between chunks (Ray consuming the rows) never counts.
+
+    A thread blocked in the kernel (a read on a hung mount) cannot be ended from Python, nor this Ray worker process
+    killed for it (it runs other tasks): the thread is left behind, told to stop, and ends when its read returns (at
+    most one chunk later, which may use ``frontend`` beside the next file's thread: a stateless module)."""
+    handed: queue.Queue = queue.Queue(maxsize=2)
+    abandoned = threading.Event()
+    thread = threading.Thread(target=_decode_into, args=(job, path, frontend, handed, abandoned), daemon=True,
+                              name="envsound-decode-file")
+    thread.start()
+    try:
+        activity, moved = _thread_activity(thread.native_id), time.monotonic()
+        while True:
+            try:
+                kind, item = handed.get(timeout=min(1.0, timeout / 4))
+            except queue.Empty:
+                now, seen = time.monotonic(), _thread_activity(thread.native_id)
+                if seen != activity:
+                    activity, moved = seen, now
+                elif now - moved >= timeout:
+                    raise _Stalled(timeout) from None
+                continue
+            if kind == "error":
+                raise item
+            if kind == "end":
+                return
+            yield item
+            moved = time.monotonic()
+    finally:
+        abandoned.set()
+
+
+def _decode_into(job: DecodeJob, path: str, frontend, handed: queue.Queue, abandoned: threading.Event) -> None:
+    """The thread of :func:`_decoded_in_a_thread`: ``("chunk", (read, Chunk))`` for each chunk, then ``("end",
+    None)``, or ``("error", exception)``; it stops once ``abandoned`` is set."""
+    def hand(message) -> bool:
+        while not abandoned.is_set():
+            try:
+                handed.put(message, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        for item in decode_file(job, path, frontend):
+            if abandoned.is_set() or not hand(("chunk", item)):
+                return
+        hand(("end", None))
+    except Exception as exc:  # noqa: BLE001 - raised again in the task's thread
+        hand(("error", exc))
+
+
+def _thread_activity(tid: int | None) -> tuple | None:
+    """A thread's CPU time (clock ticks) and bytes read, from ``/proc/self/task/<tid>``; None where they cannot be
+    read (not Linux): then only the chunks handed over count as progress."""
+    if tid is None:
+        return None
+    try:
+        with open(f"/proc/self/task/{tid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        cpu = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)'s stat
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        with open(f"/proc/self/task/{tid}/io", "rb") as io:
+            read = next((int(line.split()[1]) for line in io if line.startswith(b"rchar:")), None)
+    except (OSError, ValueError, IndexError):
+        read = None
+    return cpu, read
 
 
 def _chunk_rows(file_id: int, chunk_number: int, read: int, chunk: Chunk, *, last: bool) -> dict[str, np.ndarray]:

@@ -118,7 +118,7 @@ class ScanOptions:
         file_timeout: seconds a decoding worker may go without progress on one file (no data read, no CPU time, no
             windows sent) before it is ended and the file becomes an error row (a stalled network mount); a long
             file that keeps being read never trips it. Default 300, far above a spun-down disk waking or an NFS
-            retransmission; ``None`` or 0: no limit. The local engine only (the Ray engine does not watch its tasks).
+            retransmission; ``None`` or 0: no limit. Either engine (Ray's decoding tasks go on to their next file).
     """
 
     engine: str = "local"
@@ -189,7 +189,7 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
         runner: Engine = stored
         listing, threads = stored.names, contextlib.nullcontext()
     elif engine == "ray":
-        runner = RayEngine(predictor, address=address, device=device, **shape)
+        runner = RayEngine(predictor, address=address, device=device, file_timeout=options.file_timeout, **shape)
         threads = contextlib.nullcontext()
     else:
         runner = LocalEngine(predictor, workers=workers, file_timeout=options.file_timeout, **shape)
