@@ -30,6 +30,7 @@ _LAZY.update({"embed": "envsound.inference.embeddings", "embed_archive": "envsou
               "search": "envsound.inference.embeddings"})
 _LAZY.update({"label": "envsound.agile.labels"})
 _LAZY.update({"learn": "envsound.agile.learn", "LearnResult": "envsound.agile.learn"})
+_LAZY.update({"check": "envsound.agile.check", "CheckResult": "envsound.agile.check"})
 __all__ = [*_LAZY, "EnvsoundError", "AudioLoadError", "CheckpointError", "ConfigError", "DatasetLayoutError",
            "DownloadError", "__version__"]
 

@@ -105,6 +105,14 @@ def write_verdicts(jsonl: Path, csv_path: Path, truth) -> int:
     return sum(is_buzz(truth, h["file"], h["start"], h["end"]) for h in hits)
 
 
+def fill_sheet(sheet: Path, truth) -> None:
+    """``envsound check``'s sheet with every verdict given from the truth."""
+    table = pd.read_csv(sheet, keep_default_na=False)
+    table["verdict"] = ["yes" if is_buzz(truth, f, s, e) else "no"
+                        for f, s, e in zip(table["file"], table["start"], table["end"])]
+    table.to_csv(sheet, index=False)
+
+
 def test_the_agile_guide_runs_as_written(archive, envsound_main):
     first, *others = blocks("bash")
     steps = commands(first)
@@ -119,6 +127,8 @@ def test_the_agile_guide_runs_as_written(archive, envsound_main):
             continue
         if args[1:3] == ["predict", "chainsaw/model.ckpt"] and args[3] == "recordings.db":
             shutil.move("recordings", "recordings-away")  # the store is ranked without its audio
+        if args[1] == "label" and args[-1].endswith(".check.csv"):  # the reviewer fills in the random sample
+            fill_sheet(Path(args[-1]), archive)
         ran = envsound_main(*args[1:])
         assert ran.returncode == 0, (step, ran.stderr[-2000:])
         said[args[1]] = ran.stdout + ran.stderr
@@ -132,6 +142,12 @@ def test_the_agile_guide_runs_as_written(archive, envsound_main):
             if WEIGHTS.exists() and target == "round1.jsonl":
                 assert yes >= 5, "the search from one example finds the buzz"
     assert Path("chainsaw/model.ckpt").is_file()
+    checked = said["check"]  # the second check: the sample's precision over the whole store
+    assert "drawn at random into chainsaw/chainsaw.check.csv" in checked or "no window of the store" in checked
+    if WEIGHTS.exists():
+        sheet = pd.read_csv("chainsaw/chainsaw.check.csv", keep_default_na=False)
+        yes = int((sheet["verdict"] == "yes").sum())
+        assert len(sheet) == 20 and f"({yes} yes, {20 - yes} no): precision {yes / 20:.2f}" in checked, checked
     # 20 reviews: calibrated (a curve) once they hold 5 yes and 5 no, else the line says why not
     assert Path("chainsaw/chainsaw.curve.csv").is_file() or "not calibrated" in said["learn"], said["learn"]
     ranked = pd.read_parquet("ranked/windows")

@@ -9,7 +9,8 @@ A CSV has a header and one of two forms (other columns are ignored; with both, `
   window; any other row labels every window of that file whose centre lies in ``[start, end)``;
 - ``window,label,verdict``: the window of this store with that id.
 
-A verdict is ``yes``, ``no`` or ``unsure``; a label is any name without a comma. Every verdict given is kept, with
+A verdict is ``yes``, ``no`` or ``unsure``; a row whose verdict is empty is not reviewed yet and is left out (a sheet
+to fill in, as ``envsound check`` writes, can be given half done); a label is any name without a comma. Every verdict given is kept, with
 its reviewer and the time; the current one of a window and label is the latest given, whoever gave it. A label keeps
 the window's id, file, start and end, so another store of the same files finds the window by file and times.
 """
@@ -65,9 +66,12 @@ class LabelSummary:
     rows: int
     stored: int
     problems: list[str] = field(default_factory=list)
+    unanswered: int = 0
 
     def line(self) -> str:
         text = f"{self.stored} verdicts from {self.rows} rows of {self.source} stored in {self.store}"
+        if self.unanswered:
+            text += f"; {self.unanswered} rows without a verdict left out"
         if self.problems:
             text += f"; {len(self.problems)} rows refused"
         return text
@@ -114,10 +118,10 @@ def label(db: str | os.PathLike, source: str | os.PathLike, *, store: str | os.P
     """
     embeddings = EmbeddingsStore(db)
     windows = _Windows(embeddings)
-    rows, problems, read = _read_csv(Path(source), windows, db)
+    rows, problems, read, unanswered = _read_csv(Path(source), windows, db)
     with _opened(db, store) as opened:
         stored = opened.add_labels(rows, reviewer=reviewer or default_reviewer())
-        return LabelSummary(str(source), opened.shown, read, stored, problems)
+        return LabelSummary(str(source), opened.shown, read, stored, problems, unanswered)
 
 
 def labelled(db: str | os.PathLike, names: list[str], *,
@@ -294,9 +298,9 @@ class _Resolver:
         return out
 
 
-def _read_csv(source: Path, windows: _Windows, db) -> tuple[list[dict], list[str], int]:
+def _read_csv(source: Path, windows: _Windows, db) -> tuple[list[dict], list[str], int, int]:
     """The CSV's rows as labels of ``windows`` (a row by a file's range: one for each window centred in it), a
-    problem line for each row refused, and the number of rows read."""
+    problem line for each row refused, the number of rows read and of those without a verdict (left out)."""
     try:
         with open(source, encoding="utf-8-sig", newline="") as fh:
             records = list(_records(fh))
@@ -316,7 +320,7 @@ def _read_csv(source: Path, windows: _Windows, db) -> tuple[list[dict], list[str
         raise ConfigError(f"{source}:{records[0][0]}: the header must be {','.join(FILE_FORM)} or "
                           f"{','.join(WINDOW_FORM)} (got {','.join(records[0][1])[:200]})")
     where = {name: header.index(name) for name in form}
-    rows, problems, read = [], [], 0
+    rows, problems, read, unanswered = [], [], 0, 0
     for line, record in records[1:]:
         if not any(cell.strip() for cell in record):
             continue
@@ -325,10 +329,13 @@ def _read_csv(source: Path, windows: _Windows, db) -> tuple[list[dict], list[str
             if len(record) != len(header):
                 raise _Refused(f"{len(record)} fields where the header has {len(header)}")
             values = {name: record[at].strip() for name, at in where.items()}
+            if not values["verdict"]:  # not reviewed yet: a sheet given half filled in
+                unanswered += 1
+                continue
             rows += _row(values, windows, db)
         except _Refused as refused:
             problems.append(f"{source}:{line}: {refused}")
-    return rows, problems, read
+    return rows, problems, read, unanswered
 
 
 def _records(fh) -> Iterator[tuple[int, list[str]]]:

@@ -1,4 +1,5 @@
-"""``envsound learn DB --label NAME --out DIR``: a thin call of :func:`envsound.agile.learn.learn`."""
+"""``envsound learn DB --label NAME --out DIR`` and ``envsound check MODEL DB``: thin calls of
+:func:`envsound.agile.learn.learn` and :func:`envsound.agile.check.check`."""
 
 from __future__ import annotations
 
@@ -52,3 +53,35 @@ def add_learn_command(command) -> None:
                    help='the suggestions as JSON, one a line: {"window", "file", "start", "end", "label", "score"} '
                         "(the summary goes to stderr)")
     p.set_defaults(run=learn)
+
+
+def check(args: argparse.Namespace) -> int:
+    from envsound.agile.check import check as check_model
+
+    result = check_model(args.model, args.db, labels=args.label, sample=args.sample, seed=args.seed,
+                         store=args.store)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        for line in result.lines():
+            print(line)
+    return 0
+
+
+def add_check_command(command) -> None:
+    """The ``check`` sub-command."""
+    p = command("check", "Check a learned detector's precision over a whole embeddings store: per label, draw windows "
+                         "at random from those at or above its threshold into a sheet beside the model "
+                         "(DIR/LABEL.check.csv, kept while the threshold is the same), and once they are reviewed "
+                         "(envsound label DB --from the sheet, or the page) say the precision they show, with its "
+                         "interval, and how many of the label's windows the store holds.")
+    p.add_argument("model", metavar="MODEL", help="the learned model (envsound learn's DIR/model.ckpt)")
+    p.add_argument("db", metavar="DB", help="the store folder it was learned from (envsound embed ... --out DB)")
+    p.add_argument("--label", action="append", metavar="NAME",
+                   help="a label to check (repeat for several; default: all the model's)")
+    p.add_argument("--sample", type=int, default=50, metavar="K", help="windows drawn a label (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the draw (default 0)")
+    p.add_argument("--store", metavar="URL",
+                   help="the labels store: a SQLite path or a PostgreSQL URL (default DB/review.sqlite)")
+    p.add_argument("--json", action="store_true", help="the checks as one JSON object")
+    p.set_defaults(run=check)

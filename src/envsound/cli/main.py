@@ -23,7 +23,7 @@ from envsound.cli.options import (add_config_options, add_dataset_options, add_d
                                   add_threshold_option, parse_folds, parse_names)
 from envsound.cli.embeddings import add_search_command
 from envsound.cli.labels import add_label_command
-from envsound.cli.learn import add_learn_command
+from envsound.cli.learn import add_check_command, add_learn_command
 from envsound.cli.serving_options import add_listen_options, add_serve_options, add_token_options
 from envsound.inference.scan import ENGINES
 from envsound.inference.scan.tables import FORMATS
@@ -262,6 +262,7 @@ def _use_commands(command) -> None:
     add_search_command(command, add_device_option)
     add_label_command(command)
     add_learn_command(command)
+    add_check_command(command)
 
 
 def _data_commands(command) -> None:

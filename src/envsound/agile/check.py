@@ -1,0 +1,229 @@
+"""How precise a learned detector is over the whole store, from a random sample of what it finds (``envsound check
+MODEL DB``): the precision ``learn`` calibrates leans on the reviewed windows, which a loop chose because they were
+uncertain or found, not at random, so it is a little optimistic (docs/results.md, "From one example to a detector").
+A sample drawn uniformly at random from the windows at or above a label's threshold and then reviewed gives the
+precision a user can report: ``yes / (yes + no)`` of the sample, with its Wilson interval, and the number of the
+label's windows in the store (the windows above the threshold times that precision).
+
+The sample is a sheet, ``<model's folder>/<label>.check.csv`` (``window,file,start,end,score,label,verdict,
+threshold``; the verdict filled in where one is known), drawn once, seeded, and kept while the threshold is the same:
+checking again, after the sheet was filled in and given to ``envsound label DB --from SHEET`` (or its windows were
+reviewed in the page), counts the verdicts of those windows. Verdicts on other windows never count here. A new
+threshold (the label learned again) draws a new sheet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from envsound.agile.calibrate import wilson
+from envsound.agile.names import file_name
+from envsound.errors import ConfigError
+from envsound.fileio import atomic_open
+from envsound.inference.embeddings.store import EmbeddingsStore
+
+SAMPLE = 50  # windows a sheet: the interval of a precision near 0.9 from 50 answers is about +-0.09
+CHUNK_ROWS = 65_536
+SHEET_COLUMNS = ("window", "file", "start", "end", "score", "label", "verdict", "threshold")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One label's check: ``above`` windows of the store score at or above ``threshold``; ``sheet`` holds the
+    ``drawn`` windows sampled from them, of which ``yes``, ``no`` and ``unsure`` are reviewed so far."""
+
+    label: str
+    threshold: float
+    above: int
+    sheet: Path
+    drawn: int
+    yes: int
+    no: int
+    unsure: int
+    new_sheet: bool = False
+
+    @property
+    def answered(self) -> int:
+        return self.yes + self.no
+
+    @property
+    def precision(self) -> float | None:
+        return self.yes / self.answered if self.answered else None
+
+    @property
+    def precision_interval(self) -> tuple[float, float] | None:
+        if not self.answered:
+            return None
+        low, high = wilson(self.yes, self.answered)
+        return float(low), float(high)
+
+    @property
+    def expected(self) -> tuple[float, float, float] | None:
+        """The label's windows in the store: ``above`` times the precision and its interval."""
+        if not self.answered:
+            return None
+        low, high = self.precision_interval
+        return self.above * self.precision, self.above * low, self.above * high
+
+    def line(self) -> str:
+        if not self.above:
+            return f"{self.label}: no window of the store scores at or above its threshold {self.threshold:.3f}"
+        head = (f"{self.label}: {self.drawn} of the {self.above:,} windows at or above {self.threshold:.3f} drawn at "
+                f"random into {self.sheet}")
+        if not self.answered:
+            return (f"{head}; none reviewed yet: give each a verdict (yes, no or unsure) and store them with envsound "
+                    f"label DB --from {self.sheet}, then check again")
+        low, high = self.precision_interval
+        mid, few, many = self.expected
+        text = (f"{head}; {self.answered} reviewed ({self.yes} yes, {self.no} no): precision {self.precision:.2f} "
+                f"({low:.2f}-{high:.2f}, Wilson 95 %), about {mid:,.0f} ({few:,.0f}-{many:,.0f}) {self.label} "
+                "windows in the store")
+        left = self.drawn - self.answered - self.unsure
+        return text + (f"; {left} of the sheet still to review" if left else "")
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "threshold": self.threshold, "above": self.above, "sheet": str(self.sheet),
+                "drawn": self.drawn, "yes": self.yes, "no": self.no, "unsure": self.unsure,
+                "precision": self.precision,
+                "precision_interval": list(self.precision_interval) if self.answered else None,
+                "expected": list(self.expected) if self.answered else None, "interval": "wilson 95%"}
+
+
+@dataclass
+class CheckResult:
+    """Each checked label's :class:`Check`, in the model's order."""
+
+    model: Path
+    checks: list[Check] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [check.line() for check in self.checks]
+
+    def to_dict(self) -> dict:
+        return {"model": str(self.model), "checks": [check.to_dict() for check in self.checks]}
+
+
+def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequence[str] | None = None,
+          sample: int = SAMPLE, seed: int = 0, store: str | None = None) -> CheckResult:
+    """Check each of ``labels`` (default: all of ``model``'s) of the learned ``model`` over the embeddings store
+    ``db``: draw ``sample`` windows at random from those at or above its threshold into a sheet beside the model (kept
+    while the threshold stays), and count the verdicts its windows have in the labels store (see the module).
+
+    Args:
+        model: a model whose head reads ``db``'s embeddings (``envsound learn``'s ``model.ckpt``).
+        db: the store folder (``envsound embed MODEL INPUTS --out DB``).
+        labels: the labels to check; each must be one of the model's.
+        sample: windows a sheet (>= 1); a kept sheet of another size is drawn again.
+        seed: seeds the draw.
+        store: the labels store's URL or path (default ``db/review.sqlite``).
+
+    >>> result = check("chainsaw.model/model.ckpt", "recordings.db")
+    >>> result.checks[0].precision, result.checks[0].expected
+
+    Raises:
+        ConfigError: ``db`` is not a store, ``model`` cannot read its embeddings, a label not the model's, a bad
+            sample size.
+        CheckpointError: ``model`` cannot be loaded.
+    """
+    from envsound.agile.labels import labelled
+    from envsound.inference.embeddings.rank import check_reads
+    from envsound.inference.predictor import Predictor
+
+    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
+        raise ConfigError(f"sample must be a whole number of windows >= 1, got {sample!r}")
+    windows = EmbeddingsStore(db)
+    predictor = Predictor.from_checkpoint(model, device="cpu", precision="32")
+    check_reads(predictor, windows, model)
+    names = list(predictor.labels)
+    chosen = names if labels is None else ([labels] if isinstance(labels, str) else list(labels))
+    for name in chosen:
+        if name not in names:
+            raise ConfigError(f"{model}: has no label {name!r} (its labels: {', '.join(names)})")
+    thresholds = predictor.model.task.thresholds(len(names))
+    folder = Path(predictor.source.path).parent
+    verdicts = labelled(db, chosen, store=store)
+    result = CheckResult(Path(model))
+    for name in chosen:
+        at = names.index(name)
+        threshold = float(thresholds[at])
+        sheet = folder / f"{file_name(name)}.check.csv"
+        drawn, above = _draw(windows, predictor, at, threshold, sample, seed)
+        kept = _kept(sheet, name, threshold, min(sample, above))
+        given = verdicts[name]
+        current = dict(zip(given.windows.tolist(), given.verdicts.tolist()))
+        ids, scores = kept if kept is not None else drawn
+        _write_sheet(sheet, windows, ids, scores, name, threshold, current)
+        answers = [current.get(window) for window in ids.tolist()]
+        result.checks.append(Check(name, threshold, above, sheet, len(ids), answers.count("yes"),
+                                   answers.count("no"), answers.count("unsure"), new_sheet=kept is None))
+    return result
+
+
+def _scores(windows: EmbeddingsStore, predictor, at: int):
+    """``(first window id, scores of label ``at``)`` over the store, a chunk of stored rows at a time."""
+    for part in windows.parts:
+        if not part.rows:
+            continue
+        stored = windows.embeddings(part)
+        for start in range(0, part.rows, CHUNK_ROWS):
+            probs = predictor.model.head_probs(np.asarray(stored[start:start + CHUNK_ROWS]))
+            yield part.first + start, probs[:, at]
+
+
+def _draw(windows: EmbeddingsStore, predictor, at: int, threshold: float, sample: int,
+          seed: int) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """``sample`` windows drawn uniformly from those at or above ``threshold`` (each gets a seeded random key; the
+    smallest keys are kept, one chunk at a time: no list of every window above is held), as ``(ids, scores)`` in
+    window order, and the number above."""
+    rng = np.random.default_rng(seed)
+    ids, scores, keys = np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0)
+    above = 0
+    for first, chunk in _scores(windows, predictor, at):
+        hit = np.flatnonzero(chunk >= threshold)
+        above += len(hit)
+        ids = np.concatenate([ids, first + hit.astype(np.int64)])
+        scores = np.concatenate([scores, chunk[hit].astype(np.float32)])
+        keys = np.concatenate([keys, rng.random(len(hit))])
+        if len(keys) > sample:
+            keep = np.argpartition(keys, sample - 1)[:sample]
+            ids, scores, keys = ids[keep], scores[keep], keys[keep]
+    order = np.argsort(ids)
+    return (ids[order], scores[order]), above
+
+
+def _kept(sheet: Path, label: str, threshold: float, size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The windows and scores of a sheet drawn before for this label at this threshold, of this size, or None (none,
+    another, or unreadable: drawn again)."""
+    try:
+        with open(sheet, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        ids = np.array([int(row["window"]) for row in rows], dtype=np.int64)
+        scores = np.array([float(row["score"]) for row in rows], dtype=np.float32)
+        same = all(row["label"] == label and float(row["threshold"]) == threshold for row in rows)
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError):
+        return None
+    return (ids, scores) if same and len(rows) == size and size else None
+
+
+def _write_sheet(sheet: Path, windows: EmbeddingsStore, ids: np.ndarray, scores: np.ndarray, label: str,
+                 threshold: float, current: dict[int, str]) -> None:
+    """The sheet, the verdicts known so far filled in (a CSV ``envsound label --from`` reads: its empty verdicts are
+    left out, the other columns ignored)."""
+    rows = windows.rows(ids) if len(ids) else []
+    sheet.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(sheet) as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+        writer = csv.writer(text)
+        writer.writerow(SHEET_COLUMNS)
+        for window, score, row in zip(ids.tolist(), scores.tolist(), rows):
+            writer.writerow([window, row["file"], float(row["start"]), float(row["end"]), round(score, 6), label,
+                             current.get(window, ""), repr(threshold)])
+        text.flush()
+        text.detach()

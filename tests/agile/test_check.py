@@ -1,0 +1,90 @@
+"""Checking a learned detector on a random sample of what it finds (`envsound check`, `envsound.check`): the sheet
+drawn from the windows at or above the threshold, kept while the threshold stays, read back by `envsound label`
+half filled in, and the precision and count it gives against the store's known classes."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from envsound.agile.check import check
+from envsound.agile.labels import label
+from envsound.agile.learn import learn_verdicts
+from envsound.errors import ConfigError
+from envsound.inference.embeddings import EmbeddingsStore
+
+TARGET = "siren"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, db, windows):
+    """A siren detector learned from 2 siren windows and 4 others (not calibrated: it decides at 0.5)."""
+    positive = windows[windows["kind"] == TARGET]["window"].to_numpy()[:2]
+    negative = windows[windows["kind"] != TARGET]["window"].to_numpy()[:4]
+    out = tmp_path_factory.mktemp("check-model")
+    learn_verdicts(EmbeddingsStore(db), {TARGET: (np.r_[positive, negative], np.array(["yes"] * 2 + ["no"] * 4))},
+                   out=out, progress=False)
+    return out / "model.ckpt"
+
+
+def scores(model, db, windows) -> np.ndarray:
+    from envsound.inference.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(model, device="cpu", precision="32")
+    return predictor.model.head_probs(EmbeddingsStore(db).vectors(windows["window"].to_numpy()))[:, 0]
+
+
+def test_a_sheet_is_drawn_at_random_from_the_windows_above_the_threshold_and_kept(tmp_path, model, db, windows):
+    store = tmp_path / "labels.sqlite"
+    first = check(model, db, sample=4, store=str(store)).checks[0]
+    above = windows["window"].to_numpy()[scores(model, db, windows) >= first.threshold]
+    assert first.threshold == 0.5 and first.above == len(above) and first.above > 4
+    sheet = pd.read_csv(first.sheet, keep_default_na=False)
+    assert first.sheet == model.parent / "siren.check.csv" and first.new_sheet and first.drawn == 4
+    assert len(sheet) == 4 and set(sheet["window"]) <= set(above) and (sheet["verdict"] == "").all()
+    assert (sheet["score"] >= 0.5).all() and (sheet["label"] == TARGET).all()
+    assert first.precision is None and "none reviewed yet" in first.line() and "\n" not in first.line()
+    again = check(model, db, sample=4, store=str(store), seed=7).checks[0]  # another seed, the same sheet
+    assert not again.new_sheet and pd.read_csv(again.sheet, keep_default_na=False).equals(sheet)
+    other = check(model, db, sample=3, store=str(store)).checks[0]  # another size: drawn again
+    assert other.new_sheet and other.drawn == 3
+
+
+def test_the_sheet_filled_in_and_labelled_gives_the_precision_and_the_count(tmp_path, model, db, windows):
+    store = tmp_path / "labels.sqlite"
+    drawn = check(model, db, sample=6, store=str(store)).checks[0]
+    sheet = pd.read_csv(drawn.sheet, keep_default_na=False)
+    kinds = windows.set_index("window").loc[sheet["window"], "kind"].to_numpy()
+    sheet["verdict"] = np.where(kinds == TARGET, "yes", "no")
+    sheet.loc[0, "verdict"] = ""  # a sheet given half done: the empty row is left out, not refused
+    sheet.to_csv(tmp_path / "filled.csv", index=False)
+    summary = label(db, tmp_path / "filled.csv", store=store)
+    assert summary.problems == [] and summary.unanswered == 1 and "1 rows without a verdict left out" in summary.line()
+    result = check(model, db, sample=6, store=str(store)).checks[0]
+    yes = int((kinds[1:] == TARGET).sum())
+    assert not result.new_sheet and (result.yes, result.no, result.unsure) == (yes, 5 - yes, 0)
+    assert result.precision == pytest.approx(yes / 5)
+    low, high = result.precision_interval
+    assert low <= result.precision <= high and result.expected[0] == pytest.approx(result.above * yes / 5)
+    assert f"precision {yes / 5:.2f}" in result.line() and "1 of the sheet still to review" in result.line()
+    refilled = pd.read_csv(result.sheet, keep_default_na=False)
+    assert refilled["verdict"].tolist() == [""] + sheet["verdict"].tolist()[1:]  # what is known, filled in
+
+
+def test_a_label_the_model_does_not_have_is_refused_in_one_line(model, db):
+    with pytest.raises(ConfigError, match=r"has no label 'dog' \(its labels: siren\)"):
+        check(model, db, labels="dog")
+    with pytest.raises(ConfigError, match="sample must be a whole number of windows >= 1"):
+        check(model, db, sample=0)
+
+
+def test_cli_check_json(tmp_path, model, db, capsys):
+    from envsound.cli.main import main
+
+    code = main(["check", str(model), str(db), "--sample", "2", "--store", str(tmp_path / "labels.sqlite"),
+                 "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    (row,) = json.loads(out)["checks"]
+    assert row["label"] == TARGET and row["drawn"] == 2 and row["precision"] is None and row["above"] > 2
