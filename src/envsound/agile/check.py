@@ -7,8 +7,9 @@ label's windows in the store (the windows above the threshold times that precisi
 
 The sample is a sheet, ``<model's folder>/<label>.check.csv`` (``window,file,start,end,score,label,verdict,
 threshold``; the verdict filled in where one is known), drawn once, seeded, and kept while the threshold is the same:
-checking again, after the sheet was filled in and given to ``envsound label DB --from SHEET`` (or its windows were
-reviewed in the page), counts the verdicts of those windows. Verdicts on other windows never count here. A new
+checking again, after the sheet was filled in and given to ``envsound label DB --from SHEET``, counts the current
+verdicts of those windows, however given (one reviewed earlier in the loop counts too: a verdict is the truth of its
+window whoever chose it). Verdicts on other windows never count here. A new
 threshold (the label learned again) draws a new sheet.
 """
 

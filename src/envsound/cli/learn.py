@@ -73,7 +73,7 @@ def add_check_command(command) -> None:
     p = command("check", "Check a learned detector's precision over a whole embeddings store: per label, draw windows "
                          "at random from those at or above its threshold into a sheet beside the model "
                          "(DIR/LABEL.check.csv, kept while the threshold is the same), and once they are reviewed "
-                         "(envsound label DB --from the sheet, or the page) say the precision they show, with its "
+                         "(envsound label DB --from the sheet) say the precision they show, with its "
                          "interval, and how many of the label's windows the store holds.")
     p.add_argument("model", metavar="MODEL", help="the learned model (envsound learn's DIR/model.ckpt)")
     p.add_argument("db", metavar="DB", help="the store folder it was learned from (envsound embed ... --out DB)")
