@@ -7,12 +7,22 @@ The engine is :class:`~envsound.inference.scan.engine.LocalEngine` (or, ``engine
 head sees) instead of probabilities; a part is committed as ``predict --out`` commits
 its parts (every few seconds at first, at most every 2 minutes), or at :data:`PART_WINDOWS` windows, so a part's
 embeddings stay ~100 MB at 1,000 dimensions.
+
+A file that changed since it was embedded (its size or modification time differs from the journal's: a recorder
+still writing) is embedded again, as ``predict --out`` classifies it again: its new windows go in the new part, and
+every committed part from the first that holds its older rows on is written again under a new number
+(:func:`_renumbered`): its windows without the changed files' (their embeddings dropped with them, ``errors`` rows
+too), the window ids renumbered so that they still run 0, 1, ... over the parts in order. All of it is committed in
+the new part's one journal transaction, then the old part files are removed: a crash before it leaves the old parts
+and ids, after it the new, each file's windows in the store once. The windows of the parts before the first one
+rewritten keep their ids; the changed files' old ids name no window any more (a later window may take the number).
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field, fields, replace
@@ -50,6 +60,8 @@ class StoreSummary(ScanSummary):
     def line(self) -> str:
         text = (f"{self.files} files ({self.audio_seconds / 3600:.2f} h of audio), {self.windows} windows embedded "
                 f"in {self.wall_seconds:.1f} s; {self.failed} failed")
+        if self.changed:
+            text += f"; {self.changed} changed since the last run, embedded again"
         if self.skipped:
             text += f"; {self.skipped} already done"
         text += f"; {self.total_windows} windows in {self.out}"
@@ -65,7 +77,8 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     globs; then the lines of ``files_from``) into the store folder ``out`` (:mod:`.store`) and return what was done.
 
     Running it again with the same model and precision skips the files done (a killed run goes on where it
-    stopped); a file that cannot be read becomes a row of ``errors`` and the others go on. ``options`` is how it
+    stopped) and embeds again a file whose size or modification time changed since, its older windows dropped (see
+    the module's docstring); a file that cannot be read becomes a row of ``errors`` and the others go on. ``options`` is how it
     runs, as :func:`~envsound.inference.scan.scan` takes it (:class:`~envsound.inference.scan.ScanOptions`: the
     engine, ``local`` or ``ray``, either resuming the other's store; decoding workers and batch size, which change
     the speed, never the rows; device, precision, progress, how often a part is committed and the per-file
@@ -243,19 +256,32 @@ class _Part:
 
 def _run(engine: Engine, journal: Journal, summary: StoreSummary, *, inputs: list, files_from,
          options: ScanOptions) -> None:
-    """Embed, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished."""
-    handout = Handout(journal, inputs, files_from=files_from, progress=options.progress)
+    """Embed, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished. A changed file's older
+    windows are dropped as its new ones are committed (see the module's docstring)."""
+    handout = Handout(journal, inputs, files_from=files_from, progress=options.progress, watch=True)
     state = {"number": journal.next_part(), "part": _Part(), "first": EmbeddingsStore(journal.out).windows}
 
     def commit() -> None:
         part = state["part"]
         if not part.finished:
             return
-        part.write(journal.out, state["number"], state["first"])
-        journal.commit(state["number"], part.finished)
-        handout.committed(name for name, _, _ in part.finished)
+        number = state["number"]
+        names = [name for name, _, _ in part.finished]
+        held = journal.parts_holding([name for name in names if name in handout.changed], besides=number)
+        drop = {name for dropped in held.values() for name in dropped}
+        # the committed parts, in order, from the first holding a changed file's older rows: renumbered after this one
+        later = [old for old, in journal.db.execute("SELECT part FROM parts WHERE part >= ? AND part != ? ORDER BY "
+                                                    "part", (min(held, default=number), number))] if held else []
+        first = state["first"] - sum(_rows(journal.out, old) for old in later)
+        part.write(journal.out, number, first)
+        rewritten, end = _renumbered(journal.out, later, drop, number=number + 1, first=first + len(part.files))
+        journal.commit(number, part.finished, stats={name: handout.stats[name] for name in names
+                                                     if name in handout.stats}, rewritten=rewritten)
+        if rewritten:
+            journal.remove_orphans(TABLES)
+        handout.committed(names)
         summary.windows += len(part.files)
-        state.update(number=state["number"] + 1, part=_Part(), first=state["first"] + len(part.files))
+        state.update(number=journal.next_part(), part=_Part(), first=end)
 
     def on_file(finished: Finished) -> None:
         part = state["part"]
@@ -268,7 +294,74 @@ def _run(engine: Engine, journal: Journal, summary: StoreSummary, *, inputs: lis
         if handout.due() or len(part.finished) >= options.part_files or len(part.files) >= PART_WINDOWS:
             commit()
 
-    handout.run(engine, on_file, commit=commit, summary=summary)
+    try:
+        handout.run(engine, on_file, commit=commit, summary=summary)
+    finally:
+        summary.changed = len(handout.changed)
+
+
+def _rows(out: Path, number: int) -> int:
+    """The windows of committed part ``number`` (its embeddings' rows; 0 when it holds only errors)."""
+    path = out / "embeddings" / f"part-{number:06d}.npy"
+    return int(np.load(path, mmap_mode="r").shape[0]) if path.exists() else 0
+
+
+def _renumbered(out: Path, parts: list[int], drop: set[str], *, number: int, first: int) -> tuple[dict, int]:
+    """The committed ``parts`` (in order) written again as parts ``number``, ``number + 1`` ... without the rows of
+    the files ``drop``, their windows numbered on from ``first``; each file whole or absent (written under a temporary
+    name and renamed; an embeddings part with no row dropped is linked, not copied). A part left with no row is not
+    written. Returns ``{old part: its new number, or None}`` for :meth:`Journal.commit` and the id after the last
+    window."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    rewritten: dict[int, int | None] = {}
+    for old in parts:
+        new = number
+        windows, vectors, errors = (out / table / f"part-{old:06d}{suffix}" for table, suffix in
+                                    (("windows", ".parquet"), ("embeddings", ".npy"), ("errors", ".parquet")))
+        kept_errors = None
+        if errors.exists():
+            table = pq.read_table(errors)
+            kept_errors = table.filter(pc.invert(pc.is_in(table["file"], value_set=pa.array(sorted(drop),
+                                                                                          pa.string()))))
+        table, keep = None, None
+        if windows.exists():
+            table = pq.read_table(windows)
+            keep = pc.invert(pc.is_in(table["file"], value_set=pa.array(sorted(drop), pa.string())))
+            table = table.filter(keep)
+        rows = 0 if table is None else table.num_rows
+        if not rows and not (kept_errors is not None and kept_errors.num_rows):
+            rewritten[old] = None
+            continue
+        if rows:
+            ids = pa.array(np.arange(first, first + rows), pa.int64())
+            with atomic_open(out / "windows" / f"part-{new:06d}.parquet") as fh:
+                pq.write_table(table.set_column(table.schema.get_field_index("window"), "window", ids), fh)
+            keep = keep.to_numpy(zero_copy_only=False)
+            if keep.all():
+                _link(vectors, out / "embeddings" / f"part-{new:06d}.npy")
+            else:
+                with atomic_open(out / "embeddings" / f"part-{new:06d}.npy") as fh:
+                    np.save(fh, np.load(vectors)[keep])
+        if kept_errors is not None and kept_errors.num_rows:
+            with atomic_open(out / "errors" / f"part-{new:06d}.parquet") as fh:
+                pq.write_table(kept_errors, fh)
+        rewritten[old] = new
+        number, first = number + 1, first + rows
+    return rewritten, first
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` made the same file as ``source`` (a hard link; a copy, renamed into place, where the file system
+    has none: FAT, exFAT)."""
+    target.unlink(missing_ok=True)  # an orphan of an interrupted commit
+    try:
+        os.link(source, target)
+    except OSError:
+        with open(source, "rb") as src, atomic_open(target) as fh:
+            shutil.copyfileobj(src, fh)
 
 
 def _options(options: ScanOptions, legacy: dict) -> ScanOptions:

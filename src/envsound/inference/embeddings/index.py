@@ -12,6 +12,9 @@ kB a window in memory (23 GB for 10 million windows) and took 377 s to build 200
   (the windows of those parts) and ``trained`` (the windows it was trained on).
 - The store grows by parts; the index follows: windows of parts it does not cover are added to its lists (no new
   training) until the store holds :data:`RETRAIN_GROWTH` times the windows it was trained on, then it is built anew.
+  A part it covers that the store no longer lists (written again when a changed file was embedded again, its window
+  ids renumbered) empties its lists, which are refilled with every stored window (kept training): a removed window
+  or an old id is never returned.
 - ``embed`` brings the index up to date at the end of a run that leaves the store at or above
   :data:`INDEX_MIN_WINDOWS`; a search that finds it missing, unreadable or behind the store brings it up to date
   first (one log line says which), so no stored window is left out of the candidates. The index is approximate:
@@ -136,6 +139,18 @@ def _updated(store: EmbeddingsStore, faiss) -> StoreIndex:
         log.info("%s: %d windows of %d new part(s) added to its index in %.1f s", store.path, added, len(new),
                  time.monotonic() - started)
         return extended
+    if loaded is not None and loaded.parts != numbers[:len(loaded.parts)] and \
+            store.windows <= RETRAIN_GROWTH * loaded.trained:
+        # parts it covers were written again (files embedded again, their windows renumbered): every window is added
+        # anew to a copy of its trained lists, so no removed window and no old id is ever a candidate
+        started = time.monotonic()
+        refilled = StoreIndex(faiss.clone_index(loaded.index), [], 0, loaded.trained)
+        refilled.index.reset()
+        _add(store, refilled, store.parts)
+        _save(path, refilled)
+        log.info("%s: it covers parts the store has written again (files embedded again); its lists refilled with "
+                 "%d windows in %.1f s", path, refilled.windows, time.monotonic() - started)
+        return refilled
     if loaded is not None:
         why = (f"the store has grown {store.windows / loaded.trained:.0f}-fold since it was trained"
                if loaded.parts == numbers[:len(loaded.parts)] else "it covers other parts than the store's")

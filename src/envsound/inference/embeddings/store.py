@@ -12,7 +12,10 @@ evaluation window of every file and its embedding.
 - ``index.npz``: the search index of a store of 200,000 windows or more (:mod:`.index`), rebuilt when missing.
 
 Window ids run on from one committed part to the next, so a part's first id is the number of windows in the parts
-before it. The ``.npy`` parts open memory-mapped (:meth:`EmbeddingsStore.embeddings`): searching ten million
+before it. A file embedded again because it changed (:mod:`.archive`) has its older windows dropped: the parts from
+the first that held them on are written again under new numbers with their ids renumbered, so the ids still run
+0 ... ``windows - 1`` and the ``window`` column says them; labels keep their file, start and end and find their
+window again by those. The ``.npy`` parts open memory-mapped (:meth:`EmbeddingsStore.embeddings`): searching ten million
 windows reads them a chunk at a time and never holds them all.
 """
 
