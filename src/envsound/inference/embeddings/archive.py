@@ -78,12 +78,12 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
 
     Running it again with the same model and precision skips the files done (a killed run goes on where it
     stopped) and embeds again a file whose size or modification time changed since, its older windows dropped (see
-    the module's docstring); a file that cannot be read becomes a row of ``errors`` and the others go on. ``options`` is how it
-    runs, as :func:`~envsound.inference.scan.scan` takes it (:class:`~envsound.inference.scan.ScanOptions`: the
-    engine, ``local`` or ``ray``, either resuming the other's store; decoding workers and batch size, which change
-    the speed, never the rows; device, precision, progress, how often a part is committed and the per-file
-    timeout of the local engine); its fields given as keywords (``workers=1``) still work, with a
-    DeprecationWarning. A store of
+    the module's docstring); a file that cannot be read becomes a row of ``errors`` and the others go on.
+    ``options`` is how it runs, as :func:`~envsound.inference.scan.scan` takes it
+    (:class:`~envsound.inference.scan.ScanOptions`: the engine, ``local`` or ``ray``, either resuming the other's
+    store; decoding workers and batch size, which change the speed, never the rows; device, precision, progress, how
+    often a part is committed and the per-file timeout of the local engine); its fields given as keywords
+    (``workers=1``) still work, with a DeprecationWarning. A store of
     :data:`~envsound.inference.embeddings.index.INDEX_MIN_WINDOWS` windows or more gets its search index brought up
     to date at the end (where faiss is installed).
 
