@@ -135,9 +135,9 @@ def add_scan_options(p: argparse.ArgumentParser) -> None:
                        help="windows scored in one forward (default: 16 in fp32 and 64 in bf16 on a CPU, 256 on a "
                             "GPU); neither this nor --workers changes the results")
     group.add_argument("--file-timeout", type=float, metavar="SECONDS",
-                       help="end a decoding worker that makes no progress on a file (no data read, no CPU time) for "
-                            "this long and list the file in errors/ (a stalled network mount); a long file that keeps "
-                            "being read never trips it (default 300; 0: no limit; the local engine)")
+                       help="list a file in errors/ once reading it makes no progress (no data read, no CPU time) "
+                            "for this long (a stalled network mount), on either engine; a long file that keeps being "
+                            "read never trips it (default 300; 0: no limit)")
     group.add_argument("--resume", action="store_true",
                        help="say that DIR is expected to hold results already (the same command resumes anyway)")
     group.add_argument("--engine", default="local", choices=ENGINES,

@@ -124,7 +124,8 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     workers = workers or default_workers(predictor.model.runtime.accelerator)
     batch_size = batch_size or default_batch_size(predictor.model.runtime)
     if engine == "ray":
-        runner = _ray_engine(predictor, address=address, device=device, batch_size=batch_size)
+        runner = _ray_engine(predictor, address=address, device=device, batch_size=batch_size,
+                             file_timeout=options.file_timeout)
     else:
         runner = _EmbeddingEngine(predictor, workers=workers, batch_size=batch_size,
                                   file_timeout=options.file_timeout)
@@ -176,7 +177,8 @@ class _FileEmbeddings:
         return np.concatenate(self.vectors) if self.vectors else np.zeros((0, 0), np.float16)
 
 
-def _ray_engine(predictor: Predictor, *, address: str | None, device: str, batch_size: int):
+def _ray_engine(predictor: Predictor, *, address: str | None, device: str, batch_size: int,
+                file_timeout: float | None):
     """The Ray engine with the actors asked for embeddings and each file's windows gathered as :class:`_FileEmbeddings`
     (Ray imported only here: the local engine does not need it)."""
     from envsound.inference.scan.ray_engine import RayEngine
@@ -188,7 +190,7 @@ def _ray_engine(predictor: Predictor, *, address: str | None, device: str, batch
             return _FileEmbeddings(self.predictor)
 
     return _RayEmbeddingEngine(predictor, address=address, device=device, batch_size=batch_size, top_k=1,
-                               events=False, window_scores=True)
+                               events=False, window_scores=True, file_timeout=file_timeout)
 
 
 class _EmbeddingEngine(LocalEngine):
