@@ -1,7 +1,7 @@
 """The archive scan under faults (issue 68): what each fault costs a run, in rows and in time to recover.
 
     .venv/bin/python benchmarks/bench_scan_faults.py --checkpoint runs/demo/model/model.ckpt \
-        --audio ../shared/data/esc50/audio [--clips 686] [--only kill,stall,term,disk]
+        --audio ../shared/data/esc50/audio [--clips 686] [--only kill,stall,stall-ray,term,disk]
 
 The archive: the first ``--clips`` files of the folder (hard links) and one 5-minute WAV made of them (long enough for
 a decoding worker to be caught reading it). Each run is `envsound predict CHECKPOINT ARCHIVE --out DIR --workers 1
@@ -14,6 +14,9 @@ not here), rows twice (a file, or a file's window start, more than once).
 - stall: the worker stopped (SIGSTOP: a read that never returns, as on a stalled mount) while it reads the long file,
   ``--file-timeout 5``; recovery is the time from the stop to the stopped worker being ended by the scan (the long
   file is then an errors row, not a loss: it is listed apart).
+- stall-ray: the same under ``--engine ray`` (a Ray instance started for the run): the long file held by a write
+  lease of this process, so that the scan's ``open`` of it blocks for /proc/sys/fs/lease-break-time (45 s), and
+  ``--file-timeout 5``; then the same command without the lease, for the time the stall cost.
 - term: SIGTERM once the first part is committed; recovery is the time from the signal to the exit (the finished
   files committed on the way out), then the same command goes on; work redone = files classified twice over the
   two runs.
@@ -25,6 +28,8 @@ not here), rows twice (a file, or a file's window start, more than once).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import platform
 import shutil
@@ -189,7 +194,35 @@ def fault_disk(checkpoint, archive, work, reference) -> dict:
         subprocess.run(["umount", "--lazy", str(disk)], check=False)
 
 
-FAULTS = {"kill": fault_kill, "stall": fault_stall, "term": fault_term, "disk": fault_disk}
+@contextlib.contextmanager
+def open_blocks(path: Path):
+    """Another process's ``open`` of ``path`` blocks (for the lease-break time) while this holds a write lease."""
+    handler = signal.signal(signal.SIGIO, signal.SIG_IGN)  # the lease holder is sent SIGIO when the file is opened
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        os.close(fd)
+        signal.signal(signal.SIGIO, handler)
+
+
+def fault_stall_ray(checkpoint, archive, work, reference) -> dict:
+    ray = ["--engine", "ray", "--file-timeout", "5"]
+    with open_blocks(archive / "long.wav"):
+        began = time.monotonic()
+        code = subprocess.run(command(checkpoint, archive, work / "stall-ray", *ray)).returncode
+        took = time.monotonic() - began
+    began = time.monotonic()
+    subprocess.run(command(checkpoint, archive, work / "ray", *ray), check=True)
+    return {"exit": code, "seconds": round(took, 1), "without the lease s": round(time.monotonic() - began, 1),
+            **compare(work / "stall-ray", reference, apart={str(archive / "long.wav")})}
+
+
+FAULTS = {"kill": fault_kill, "stall": fault_stall, "stall-ray": fault_stall_ray, "term": fault_term,
+          "disk": fault_disk}
 
 
 def main() -> None:
