@@ -389,7 +389,7 @@ class Review:
             known = self._labels.get(name)
             if known is None or known.mark != mark:
                 rows = self.store.labels(label=name, after=known.mark[1]) if known is not None else []
-                if known is None or known.mark[0] + len(rows) < mark[0]:
+                if known is None or known.mark[0] + len(rows) != mark[0] or mark[1] < known.mark[1]:
                     known, rows = _Label(), self.store.labels(label=name)
                 self._add(known, rows)
                 self._labels[name] = known
