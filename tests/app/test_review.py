@@ -314,3 +314,47 @@ def test_the_view_takes_a_verdict_a_key_replays_with_space_and_counts(served, db
     assert not errors, errors
     gone = {int(w) for w in windows[windows["file"].str.endswith("gone.wav")]["window"]}  # its audio was removed
     assert not [u for u in failed if not any(u.endswith(f"/{w}") for w in gone)], failed
+
+
+def test_embed_records_the_directory_it_ran_in_so_relative_names_resolve_elsewhere(db):
+    from envsound.inference.embeddings.store import EmbeddingsStore
+
+    assert EmbeddingsStore(db).settings["cwd"] == str(Path.cwd())
+
+
+def test_an_example_is_copied_off_the_event_loop_and_the_stores_model_loaded_once(served, db, archive, tmp_path,
+                                                                                   monkeypatch):
+    """An uploaded example was copied to disk on the event loop (every other request waited for it) and the
+    store's model loaded again for each search by example."""
+    import asyncio
+
+    from envsound.inference.predictor import Predictor
+
+    copies, loads = [], []
+    copy, load = shutil.copyfileobj, Predictor.from_checkpoint
+
+    def copied(source, target, *args, **kwargs):
+        if "envsound-example-" in str(getattr(target, "name", "")):
+            try:
+                asyncio.get_running_loop()
+                copies.append("on the event loop")
+            except RuntimeError:
+                copies.append("in a worker thread")
+        return copy(source, target, *args, **kwargs)
+
+    def loaded(*args, **kwargs):
+        loads.append(args[0])
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(shutil, "copyfileobj", copied)
+    monkeypatch.setattr(Predictor, "from_checkpoint", loaded)
+    live, store = serving(served, db, tmp_path / "review.sqlite")
+    clip = sorted(archive.glob("*.wav"))[0]
+    with live as url, httpx.Client(base_url=url, timeout=60) as client:
+        for label in ("siren", "dog"):
+            with open(clip, "rb") as fh:
+                answer = client.post("/api/review/search", data={"label": label, "k": "2"},
+                                     files={"file": (clip.name, fh, "audio/wav")})
+            assert answer.status_code == 200 and answer.json()["candidates"][0]["file"] == str(clip), answer.text
+    store.close()
+    assert copies == ["in a worker thread"] * 2 and len(loads) == 1
