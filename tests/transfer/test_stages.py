@@ -22,8 +22,9 @@ def run_until(command: list[str], *, state, stage: str) -> tuple[int, str]:
 
 
 def saved_epochs(state) -> int:
-    """Epochs a stage's state holds (Lightning saves the 0-based epoch it was written at the end of)."""
-    return torch.load(state, map_location="cpu", weights_only=True)["epoch"] + 1
+    """Whole epochs a stage's state holds (a stop keeps it at the batch it stopped after: often inside an epoch)."""
+    loops = torch.load(state, map_location="cpu", weights_only=True)["loops"]
+    return loops["fit_loop"]["epoch_progress"]["current"]["completed"]
 
 
 def test_a_sed_run_stopped_in_either_frame_stage_keeps_its_epochs_and_resumes_from_the_next(synthetic_root, tmp_path):

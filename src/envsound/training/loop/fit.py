@@ -22,7 +22,7 @@ from envsound.errors import ConfigError
 from envsound.hardware import (Runtime, has_image_layers, keep_freed_memory, probe_candidates, release_freed_memory,
                                resolve_runtime, usable_cores)
 from envsound.models.clip import build_network, window_shape
-from envsound.stopping import fit_until_stopped
+from envsound.stopping import KeepState, fit_until_stopped
 from envsound.task import Task
 from envsound.training.loop.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.loop.clips import FitData
@@ -197,12 +197,13 @@ def run_lightning(
     weights into ``module`` and returns how the loop ran (a :class:`FitResult` of epochs run, best monitored value,
     ``runtime``, optimizer steps made, whether this is process 0; no ``state_dict``: the weights are ``module``'s).
 
-    Lightning's own checkpoints (``run.out_dir/lightning/last.ckpt``) make ``run.resume`` continue an interrupted run;
-    ``check_resumable(last_ckpt)`` may refuse one made with other settings. Shared by classifier training and
-    autoencoder pre-training. ``reseed`` seeds the data order with ``train.seed`` here (pass False when the caller
-    seeded just before building ``module``, so weights and data order follow from one seed). Early stopping waits
-    for ``least_steps`` optimizer steps (Lightning's ``min_steps``, which never lengthens a run: the caller's
-    ``train.max_epochs`` must allow them, see :func:`with_step_budget`).
+    Lightning's own checkpoints (``run.out_dir/lightning/last.ckpt``: at epochs' ends, every
+    :data:`~envsound.stopping.CHECKPOINT_EVERY_S` inside one, at a stop) make ``run.resume`` continue an interrupted
+    run where it was saved; ``check_resumable(last_ckpt)`` may refuse one made with other settings. Shared by
+    classifier training and autoencoder pre-training. ``reseed`` seeds the data order with ``train.seed`` here (pass
+    False when the caller seeded just before building ``module``, so weights and data order follow from one seed).
+    Early stopping waits for ``least_steps`` optimizer steps (Lightning's ``min_steps``, which never lengthens a run:
+    the caller's ``train.max_epochs`` must allow them, see :func:`with_step_budget`).
     With ``runtime.devices`` > 1 (or ``runtime.num_nodes`` > 1) Lightning runs DDP: every process fits its share of
     each epoch; the weights are the same in every process, and only process 0 writes Lightning's checkpoints.
     """
@@ -216,12 +217,18 @@ def run_lightning(
     # Without validation only the last weights matter; with one-step epochs (a few labelled clips) writing them every
     # epoch cost more than the step, so they are written about CHECKPOINTS_PER_RUN times a run, and at its end.
     every = 1 if has_val else max(1, train.max_epochs // CHECKPOINTS_PER_RUN)
+    # enable_version_counter=False: a last.ckpt KeepState wrote is replaced, not kept beside a last-v1.ckpt
     keeper = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=metric if has_val else None,
-                             mode=mode, save_top_k=1, save_last=True, every_n_epochs=every)
-    all_callbacks = [keeper, *callbacks] if run.progress else [keeper, ProgressLog(), *callbacks]  # a bar, or lines
+                             mode=mode, save_top_k=1, save_last=not has_val, every_n_epochs=every,
+                             enable_version_counter=False)
+    last = ckpt_dir / "last.ckpt"
+    # KeepState writes it inside the epochs every few minutes and at a stop (Ctrl-C, SIGTERM): an hour's epoch is not
+    # lost whole; and with validation at every epoch's end, where ModelCheckpoint's save_last (Lightning 2.6) writes
+    # it only with a better best.ckpt: a resume went back to the best epoch and trained the epochs after it again
+    kept = [keeper, KeepState(last, epochs=has_val)]
+    all_callbacks = [*kept, *callbacks] if run.progress else [*kept, ProgressLog(), *callbacks]  # a bar, or lines
     if has_val and train.patience > 0:
         all_callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=train.patience))
-    last = ckpt_dir / "last.ckpt"
     ckpt_path = None
     if run.resume and last.exists():
         if check_resumable is not None:
