@@ -109,6 +109,24 @@ class _Label:
     verdicts: Verdicts | None = None
 
 
+def stored_path(db: str | os.PathLike, name: str, settings: dict) -> Path:
+    """Where a file that the store ``db`` names (a window's ``file``, its ``model_file``) is: the name as ``embed``
+    listed it, a relative one resolved against the directory ``embed`` ran in (``settings["cwd"]``); in an older store
+    that does not record it, the folder above the store when the file is there (embed is usually run beside the
+    store), else the working directory.
+
+    >>> store = EmbeddingsStore("archive.db")
+    >>> stored_path("archive.db", store.settings["model_file"], store.settings)
+    """
+    path = Path(name)
+    if path.is_absolute():
+        return path
+    if settings.get("cwd"):
+        return Path(settings["cwd"]) / path
+    beside = Path(db).absolute().parent / path
+    return beside if beside.exists() else path
+
+
 def learned_folder(db: str | os.PathLike, label: str) -> Path:
     """``db/learned/<label>``: where :meth:`Review.learn` writes a label's model (the label made a safe folder name:
     :func:`~envsound.agile.names.file_name`)."""
@@ -183,17 +201,8 @@ class Review:
             self._kept_rows.popitem(last=False)
 
     def audio_path(self, file: str) -> Path:
-        """Where the audio of a window's ``file`` is: the name as ``embed`` listed it, a relative one resolved as the
-        module says (the directory ``embed`` ran in; an older store's: the folder above it, else the working
-        directory)."""
-        path = Path(file)
-        if path.is_absolute():
-            return path
-        ran = self.windows.settings.get("cwd")
-        if ran:
-            return Path(ran) / path
-        beside = self.db.absolute().parent / path  # embed is usually run in the folder that holds the store
-        return beside if beside.exists() else path
+        """Where the audio of a window's ``file`` is (:func:`stored_path`)."""
+        return stored_path(self.db, file, self.windows.settings)
 
     def samples(self, window: int) -> tuple[np.ndarray, int]:
         """The window's audio, ``(samples,)`` float32 mono (channels averaged) at the file's own rate, and that
