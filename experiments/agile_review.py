@@ -30,7 +30,8 @@ precision it reaches on the windows not reviewed.
     .venv/bin/python experiments/agile_review.py ... --merge NAME[=SUFFIX] ...    # one report of several runs
 
 ``--C`` sets the learner's C for the run (``envsound.agile.learn.C``, 0.1 by default, 1.0 when these figures were
-first made); ``--suggest-at half`` makes the loop suggest (``suggest``, the same diversity) the windows nearest 0.5
+first made), ``--weak-weight`` and ``--weak-min`` its weak negatives' weight and least number (``WEAK_WEIGHT``,
+``WEAK_MIN``); ``--suggest-at half`` makes the loop suggest (``suggest``, the same diversity) the windows nearest 0.5
 (learn's suggestions now) instead of nearest the calibrated threshold (then learn's). A run's tables go to
 ``--out``/NAME (ap_rounds.csv, thresholds.csv, report.md); the archive and the store are shared by the runs (one
 embedding at a time: the store's lock refuses a second).
@@ -111,6 +112,31 @@ def centre_truth(recordings, starts, window: float, truth: pd.DataFrame) -> tupl
     return clip, lookup.loc[list(zip(recordings, clip))].to_numpy()
 
 
+def neighbours(windows: pd.DataFrame, seconds: float):
+    """A sparse ``(n, n)`` row-normalised mean over each window's file's windows (``windows``: ``file``, ``start``,
+    indexed 0..n-1) starting within ``seconds`` of it, or None for 0: ``smoother @ logits`` smooths a window's score
+    with its neighbours' (a window's truth, the clip under its centre, is shared by the overlapping windows)."""
+    if not seconds:
+        return None
+    from scipy.sparse import csr_matrix
+
+    rows, cols = [], []
+    for _, group in windows.groupby("file"):
+        ids, starts = group.index.to_numpy(), group.start.to_numpy()
+        a, b = np.nonzero(np.abs(starts[:, None] - starts[None, :]) <= seconds + 1e-6)
+        rows.append(ids[a])
+        cols.append(ids[b])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    counts = np.bincount(rows, minlength=len(windows))
+    return csr_matrix((1.0 / counts[rows], (rows, cols)), shape=(len(windows), len(windows)))
+
+
+def smoothed(scores: np.ndarray, smoother) -> np.ndarray:
+    """Probabilities ``(n,)`` whose logits are averaged by ``smoother`` (:func:`neighbours`)."""
+    logits = np.log(np.clip(scores, 1e-12, None)) - np.log(np.clip(1 - scores, 1e-12, None))
+    return 1.0 / (1.0 + np.exp(-(smoother @ logits)))
+
+
 def similarity(db: Path, example: str, n: int, yes: np.ndarray = np.zeros(0, np.int64)) -> np.ndarray:
     """``(n,)`` cosine similarity of every window to the query (the example, and the stored ``yes`` windows)."""
     scores = np.full(n, -np.inf)
@@ -138,13 +164,13 @@ def next_unreviewed(ranking: np.ndarray, reviewed: set, k: int) -> list[int]:
 
 def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.ndarray, truth: np.ndarray,
             search_scores: np.ndarray, label: str, rounds: int, k: int, precision: float, seed: int,
-            work: Path, suggest_at: str = "threshold") -> dict:
+            work: Path, suggest_at: str = "threshold", smoother=None) -> dict:
     """One class, one learned method: AP after each round and, at the end, the calibrated threshold and the
     precision it reaches on unreviewed windows."""
     rng = np.random.default_rng(seed)
     ranking = np.argsort(-search_scores, kind="stable")
     reviewed: list[int] = next_unreviewed(ranking, set(), k)
-    aps, result, scores, seconds = [], None, search_scores, []
+    aps, smooth_aps, result, scores, seconds = [], [], None, search_scores, []
     for _ in range(rounds):
         ids = np.array(reviewed, dtype=np.int64)
         said = np.where(truth[ids], "yes", "no")
@@ -167,10 +193,13 @@ def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.
                 suggested = [int(i) for i in rng.choice(free, size=min(k, len(free)), replace=False)]
         seconds.append(time.perf_counter() - started)
         aps.append(float(average_precision_score(truth, scores)))
+        if smoother is not None:  # the same head's scores smoothed over neighbouring windows, not its suggestions
+            smooth_aps.append(float(average_precision_score(truth, smoothed(scores, smoother))))
         if len(aps) < rounds:
             reviewed += suggested
     ids = np.array(reviewed, dtype=np.int64)
-    out = {"ap": aps, "reviewed": len(ids), "yes": int(truth[ids].sum()), "learn_seconds": seconds}
+    out = {"ap": aps, "ap_smoothed": smooth_aps, "reviewed": len(ids), "yes": int(truth[ids].sum()),
+           "learn_seconds": seconds}
     if result is not None:
         label_result = result.labels[0]
         calibration = label_result.calibration
@@ -279,8 +308,15 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=["loop/weak", "random/weak", "loop/none", "random/none"],
                         help="learned methods, METHOD/NEGATIVES (search and search+yes always run)")
     parser.add_argument("--C", type=float, default=None, help="the learner's C (default: envsound's, learn.C)")
+    parser.add_argument("--weak-weight", type=float, default=None,
+                        help="the weak negatives' weight (default: envsound's, learn.WEAK_WEIGHT)")
+    parser.add_argument("--weak-min", type=int, default=None,
+                        help="weak negatives a label at least (default: envsound's, learn.WEAK_MIN)")
     parser.add_argument("--suggest-at", choices=("threshold", "half"), default="threshold",
                         help="the loop's uncertainty: nearest the calibrated threshold or 0.5 (learn's suggest)")
+    parser.add_argument("--smooth", type=float, default=0.0,
+                        help="also score each learned method with a window's logit averaged over its file's windows "
+                             "starting within this many seconds (method NAME smoothed S s); 0: not")
     parser.add_argument("--name", default="default", help="the results' folder under --out (the archive is shared)")
     parser.add_argument("--merge", nargs="+", metavar="SOURCE[=SUFFIX]",
                         help="only report: the tables of runs already made (see merged())")
@@ -292,6 +328,10 @@ def main() -> None:
         return
     if args.C is not None:
         learn_module.C = args.C  # a module setting of the learner, read at each fit
+    if args.weak_weight is not None:
+        learn_module.WEAK_WEIGHT = args.weak_weight
+    if args.weak_min is not None:
+        learn_module.WEAK_MIN = args.weak_min
     started = time.monotonic()
     meta = pd.read_csv(args.root / "meta" / "esc50.csv")
     held, truth_table = archive(meta, args.root, args.out, args.seed)
@@ -305,6 +345,7 @@ def main() -> None:
     store = EmbeddingsStore(db)
     windows = window_truth(store, truth_table)
     vectors = store.vectors(windows.window.to_numpy()).astype(np.float64)
+    smoother = neighbours(windows, args.smooth)
     print(f"{len(truth_table)} clips in {truth_table.file.nunique()} recordings, {store.windows} windows "
           f"({store.settings['window_seconds']} s), {vectors.shape[1]} dims; held out: "
           f"{', '.join(Path(p).name for p in held.values())}", flush=True)
@@ -323,11 +364,15 @@ def main() -> None:
             got = learned(method, negatives, store=store, vectors=vectors, truth=truth, search_scores=base, label=c,
                           rounds=args.rounds, k=args.per_round, precision=args.precision, seed=args.seed,
                           work=args.out / args.name / "models" / c / spec.replace("/", "-"),
-                          suggest_at=args.suggest_at)
+                          suggest_at=args.suggest_at, smoother=smoother)
             rows += [{"class": c, "method": spec, "round": r + 1, "ap": ap} for r, ap in enumerate(got["ap"])]
+            smooth_aps = got.pop("ap_smoothed")
+            rows += [{"class": c, "method": f"{spec} smoothed {args.smooth:g} s", "round": r + 1, "ap": ap}
+                     for r, ap in enumerate(smooth_aps)]
             if "threshold" in got:
                 finals.append({"class": c, "method": spec, **{k: v for k, v in got.items() if k != "ap"}})
             print(json.dumps({"class": c, "method": spec, "ap": [round(a, 3) for a in got["ap"]],
+                              "ap_smoothed": [round(a, 3) for a in smooth_aps],
                               "search": round(found["ap"][0], 3), "search+yes": round(found["ap"][-1], 3),
                               **{k: v for k, v in got.items() if k not in ("ap", "learn_seconds")},
                               "learn_seconds": round(float(np.mean(got["learn_seconds"])), 2)}, default=str),

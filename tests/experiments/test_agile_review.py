@@ -54,3 +54,15 @@ def test_a_window_is_the_class_of_the_clip_under_its_centre(tmp_path):
     clip, category = module.centre_truth(["a.wav"] * 5, [0.0, 2.4, 2.5, 7.5, 12.0], 5.0, truth)
     assert clip.tolist() == [0, 0, 1, 2, 2]  # centres 2.5, 4.9, 5.0, 10.0, 14.5 (past the end: the last clip)
     assert category.tolist() == ["dog", "dog", "rain", "cow", "cow"]
+
+
+def test_smoothing_averages_a_windows_logit_with_its_files_neighbours_only(tmp_path):
+    module = _module()
+    windows = pd.DataFrame({"file": ["a.wav"] * 3 + ["b.wav"], "start": [0.0, 1.0, 2.0, 1.0]})
+    smoother = module.neighbours(windows, 1.0)
+    dense = smoother.toarray()
+    assert np.allclose(dense[1], [1 / 3, 1 / 3, 1 / 3, 0]) and np.allclose(dense[0], [0.5, 0.5, 0, 0])
+    assert dense[3].tolist() == [0, 0, 0, 1]
+    scores = module.smoothed(np.array([0.5, 0.5, 0.5, 0.9]), smoother)  # logits 0, 0, 0: b's window is alone
+    assert np.allclose(scores, [0.5, 0.5, 0.5, 0.9])
+    assert module.neighbours(windows, 0.0) is None
