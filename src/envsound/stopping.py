@@ -25,7 +25,6 @@ envsound does not use, is not: its metrics are not in the checkpoint).
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -74,12 +73,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
-def checkpoint_every_s() -> float:
-    """:data:`CHECKPOINT_EVERY_S`, or the seconds in ``ENVSOUND_CHECKPOINT_EVERY_S`` where a test sets it for the run
-    it starts (a child process, which a patched constant would not reach)."""
-    return float(os.environ.get("ENVSOUND_CHECKPOINT_EVERY_S", CHECKPOINT_EVERY_S))
 
 
 def fit_until_stopped(trainer, *args: Any, **kwargs: Any) -> None:
@@ -138,18 +131,19 @@ def _first_ctrl_c_at_batch_end(trainer) -> Iterator[None]:
 
 class KeepState(Checkpoint):
     """Write the fit's Lightning checkpoint to ``path`` (replacing the one before; Lightning writes it whole or not
-    at all) every ``every_s`` seconds of training (default :func:`checkpoint_every_s`), at the end of the batch a stop
+    at all) every ``every_s`` seconds of training (default :data:`CHECKPOINT_EVERY_S`), at the end of the batch a stop
     (SIGTERM, a first Ctrl-C) arrived in, and, with ``epochs``, at every training epoch's end. The seconds count
     from the last checkpoint any callback wrote. ``ModelCheckpoint(save_last=True)`` writes ``last.ckpt`` only beside
     a top-k copy: two files an epoch where one resumes the fit. A ``Checkpoint``, so Lightning calls it after the
-    other callbacks and adds no ``ModelCheckpoint`` of its own.
+    other callbacks and adds no ``ModelCheckpoint`` of its own. A stop that arrives during validation ends the fit
+    at a validation batch (Lightning's), where no state is written: the one before it is kept.
 
     >>> trainer = L.Trainer(max_epochs=40, callbacks=[KeepState(Path("run/frame_head/last.ckpt"))])
     """
 
     def __init__(self, path: Path, *, epochs: bool = True, every_s: float | None = None) -> None:
         self.path, self.epochs = Path(path), epochs
-        self.every_s = checkpoint_every_s() if every_s is None else every_s
+        self.every_s = CHECKPOINT_EVERY_S if every_s is None else every_s
         self.saved_at = time.monotonic()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
