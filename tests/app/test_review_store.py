@@ -162,3 +162,28 @@ def test_a_store_embedded_from_another_directory_plays_its_relative_files(tmp_pa
     os.rename(origin / "rec1-0.wav", elsewhere / "rec1-0.wav")
     assert Review(older, store=store).samples(3)[1] == 8000
     store.close()
+
+
+def test_a_rounds_search_asks_for_a_few_more_hits_than_it_offers_not_one_a_reviewed_window(tmp_path, monkeypatch):
+    """Each round's search asked for k + every reviewed window's worth of hits (1,000 verdicts: 8,000 rows read from
+    the parts a round); now 4 k first, more only while the reviewed ones crowd the top."""
+    import importlib
+
+    searching = importlib.import_module("envsound.inference.embeddings.search")  # the package names a function so
+    db = write_store(tmp_path / "archive.db")
+    store = Store.open(tmp_path / "review.sqlite")
+    given = EmbeddingsStore(db).rows(np.arange(0, PARTS * PART_WINDOWS, 2))
+    store.add_labels([{**row, "label": "dog", "verdict": "yes" if i % 5 == 0 else "no"}
+                      for i, row in enumerate(given)], reviewer="ana")
+    asked, search = [], searching.search
+    monkeypatch.setattr(searching, "search", lambda *args, **kwargs: asked.append(kwargs["top"]) or search(*args,
+                                                                                                       **kwargs))
+    review = Review(db, store=store)
+    found = review.candidates("dog", 5)
+    assert len(found) == 5 and not {c.window for c in found} & {row["window"] for row in given}
+    assert asked and max(asked) <= 20, asked
+    while review.candidates("dog", 5):  # the last unreviewed windows are still found (the search asks for more)
+        for c in review.candidates("dog", 5):
+            review.give(c.window, "dog", "no", reviewer="ana")
+    assert review.counts("dog").no == PARTS * PART_WINDOWS - 20 and max(asked) > 20
+    store.close()

@@ -281,12 +281,9 @@ class Review:
         yes = verdicts.windows[verdicts.verdicts == "yes"]
         found: list[Candidate] = []
         if len(queue) < k and len(yes):
-            from envsound.inference.embeddings.search import search
-
             have = reviewed | {c.window for c in queue}
             for collapse in (True, False):  # one window a stretch of a file, then any (a store of few files)
-                hits = search(self.db, windows=yes, top=k + len(have), collapse=collapse, device=self.device)
-                new = [h for h in hits if h.window not in have][:k - len(queue) - len(found)]
+                new = self._unreviewed(have, k - len(queue) - len(found), windows=yes, collapse=collapse)
                 found += [Candidate(h.window, h.file, h.start, h.end, h.score, "search") for h in new]
                 have |= {h.window for h in new}
                 if len(queue) + len(found) >= k:
@@ -320,8 +317,8 @@ class Review:
             self.row(window)
         reviewed = set(self._state(name)[0].windows.tolist())
         if example is None:
-            hits = search(self.db, windows=[window], top=k + len(reviewed), device=self.device)
-        else:
+            hits = self._unreviewed(reviewed, k, windows=[window])
+        else:  # asked once (each search runs the example through the model): as many as may be reviewed, and k
             predictor = self.predictor()
             with self.loading:  # one example through the model at a time
                 hits = search(self.db, example, top=k + len(reviewed), device=self.device, model=predictor)
@@ -332,6 +329,22 @@ class Review:
             chosen = {c.window for c in found}
             self.queues[name] = found + [c for c in self.queues.get(name, []) if c.window not in chosen]
         return found
+
+    def _unreviewed(self, have: set[int], k: int, **query) -> list:
+        """The best ``k`` hits of :func:`~envsound.inference.embeddings.search.search` ``(db, **query)`` whose
+        windows are not in ``have``: asked for ``4 k`` first, then four times as many while too many of those are in
+        ``have``, up to ``k + len(have)``, which always holds ``k`` others (a search's cost grows with the hits it
+        reads: a thousand reviewed windows made every round's search read ten thousand rows)."""
+        from envsound.inference.embeddings.search import search
+
+        most = k + len(have)
+        top = min(4 * k, most)
+        while True:
+            hits = search(self.db, top=top, device=self.device, **query)
+            new = [h for h in hits if h.window not in have]
+            if len(new) >= k or top >= most or len(hits) < top:
+                return new[:k]
+            top = min(4 * top, most)
 
     def predictor(self):
         """The store's model (:class:`~envsound.inference.predictor.Predictor`), loaded on first use and kept: its
