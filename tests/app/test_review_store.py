@@ -85,7 +85,7 @@ class Reads:
         return out
 
 
-def current(db: Path, spec: Path, review: Review, label: str) -> dict:
+def current(db: Path, spec: str, review: Review, label: str) -> dict:
     """The review's current verdicts of ``label``, checked against labelled()'s reading of the whole store."""
     verdicts = review._state(label)[0]
     mine = dict(zip(verdicts.windows.tolist(), verdicts.verdicts.tolist()))
@@ -94,11 +94,12 @@ def current(db: Path, spec: Path, review: Review, label: str) -> dict:
     return mine
 
 
-def test_a_request_reads_only_the_verdicts_stored_since_and_the_rows_it_needs(tmp_path, monkeypatch):
+def test_a_request_reads_only_the_verdicts_stored_since_and_the_rows_it_needs(tmp_path, monkeypatch, store_spec):
     """/next read every verdict of the label twice and every part of windows/ holding one (20 parts of a 1M-window
-    store, 200 of 10M) on each request; now one indexed question, the verdicts stored since, and no part."""
+    store, 200 of 10M) on each request; now one indexed question, the verdicts stored since, and no part. On SQLite
+    and on PostgreSQL (two servers of one team's store)."""
     db = write_store(tmp_path / "archive.db")
-    spec = tmp_path / "review.sqlite"
+    spec = store_spec
     store, other = Store.open(spec), Store.open(spec)  # this server's, and another reviewer's server
     given = EmbeddingsStore(db).rows(np.arange(0, PARTS * PART_WINDOWS, 2))
     store.add_labels([{**row, "label": "dog", "verdict": "yes" if i % 5 == 0 else "no"}
