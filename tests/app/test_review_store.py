@@ -26,9 +26,10 @@ from envsound.inference.scan.journal import Journal
 PARTS, PART_WINDOWS, FILE_WINDOWS = 4, 50, 10
 
 
-def write_store(out: Path, *, cwd: Path | None = None) -> Path:
+def write_store(out: Path, *, cwd: Path | None = None, numbers=range(1, PARTS + 1)) -> Path:
     """A store of 4 parts of 50 windows (1-s windows, 10 a file named ``recP-F.wav``, relative), each part's windows
-    in row groups of 16; ``cwd``: the directory it records that ``embed`` ran in (None: an older store's none)."""
+    in row groups of 16; ``cwd``: the directory it records that ``embed`` ran in (None: an older store's none);
+    ``numbers``: the parts written (more of them added to a store, as a resumed ``embed`` adds them)."""
     settings = {"store": STORE_KIND, "model": "0" * 64, "model_file": "none.ckpt", "precision": "32",
                 "layer": "embed", "window_seconds": 1.0}
     if cwd is not None:
@@ -37,7 +38,7 @@ def write_store(out: Path, *, cwd: Path | None = None) -> Path:
     for folder in ("windows", "embeddings"):
         (out / folder).mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
-    for number in range(1, PARTS + 1):
+    for number in numbers:
         first = (number - 1) * PART_WINDOWS
         files = [f"rec{number}-{f}.wav" for f in range(PART_WINDOWS // FILE_WINDOWS)]
         starts = np.tile(np.arange(FILE_WINDOWS, dtype=np.float64), len(files))
@@ -187,4 +188,17 @@ def test_a_rounds_search_asks_for_a_few_more_hits_than_it_offers_not_one_a_revie
         for c in review.candidates("dog", 5):
             review.give(c.window, "dog", "no", reviewer="ana")
     assert review.counts("dog").no == PARTS * PART_WINDOWS - 20 and max(asked) > 20
+    store.close()
+
+
+def test_a_store_that_embed_extends_while_it_is_served_is_opened_again(tmp_path):
+    """The Review kept the store it opened: windows added by a resumed embed were "not in" it until a restart."""
+    db = write_store(tmp_path / "archive.db")
+    store = Store.open(tmp_path / "review.sqlite")
+    review = Review(db, store=store)
+    assert review.row(7)["file"] == "rec1-0.wav"
+    write_store(db, numbers=[PARTS + 1])
+    assert review.row(PARTS * PART_WINDOWS + 3) == {"window": PARTS * PART_WINDOWS + 3, "file": f"rec{PARTS + 1}-0.wav",
+                                                    "start": 3.0, "end": 4.0}
+    assert review.windows.windows == (PARTS + 1) * PART_WINDOWS
     store.close()

@@ -162,6 +162,8 @@ class Review:
         self._kept_rows: OrderedDict[int, dict] = OrderedDict()
         self._labels: dict[str, _Label] = {}
         self._resolver = _Resolver(self.windows)  # labels given in another store: by file and times
+        with self.lock:
+            self.queues.clear()  # their ids too
 
     def _follow_store(self) -> None:
         """Open the store again if ``embed`` changed it since (its journal's size or time)."""
