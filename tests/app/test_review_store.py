@@ -110,7 +110,9 @@ def test_a_request_reads_only_the_verdicts_stored_since_and_the_rows_it_needs(tm
     assert len(found) == 5 and (counts.yes, counts.no, counts.since_learn) == (20, 80, 100)
 
     odd = EmbeddingsStore(db).rows(np.array([2, 3]))  # windows another server will label
+    store.add_labels([{**given[0], "label": "cat", "verdict": "no"}], reviewer="ana")
     reads = Reads(monkeypatch, store)
+    assert review.labels() == ["dog", "cat"]  # the page's first request named them from every verdict read
     assert review.next("dog", 5) == (found, counts)
     assert reads.take() == (0, [])  # nothing stored since: no verdict read, no part
     counts = review.give(found[0].window, "dog", "yes", reviewer="ana")

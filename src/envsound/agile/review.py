@@ -487,7 +487,7 @@ class Review:
 
     def labels(self) -> list[str]:
         """The names of the labels given on this store's windows, in the order they were first given."""
-        return list(dict.fromkeys(row["label"] for row in self.store.labels()))
+        return self.store.label_names()  # not every verdict of every label read to name them
 
 
 def _journal_state(db: Path) -> tuple:

@@ -331,6 +331,14 @@ class Store:
             row["given"] = as_utc(row["given"])
         return rows
 
+    def label_names(self) -> list[str]:
+        """The labels given so far, each once, in the order they were first given (one grouped query)."""
+        table = schema.labels
+        query = (sa.select(table.c.label).group_by(table.c.label)
+                 .order_by(sa.func.min(table.c.given), sa.func.min(table.c.id)))
+        with self._reading() as connection:
+            return [row[0] for row in connection.execute(query)]
+
     def label_mark(self, label: str) -> tuple[int, int]:
         """``(verdicts stored of label, their highest id; 0 when none)``: one indexed query that changes whenever a
         verdict of ``label`` is stored, by this process or another (a reader keeps what it read until it does)."""
