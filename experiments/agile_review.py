@@ -31,8 +31,11 @@ precision it reaches on the windows not reviewed.
 
 ``--C`` sets the learner's C for the run (``envsound.agile.learn.C``, 0.1 by default, 1.0 when these figures were
 first made), ``--weak-weight`` and ``--weak-min`` its weak negatives' weight and least number (``WEAK_WEIGHT``,
-``WEAK_MIN``); ``--suggest-at half`` makes the loop suggest (``suggest``, the same diversity) the windows nearest 0.5
-(learn's suggestions now) instead of nearest the calibrated threshold (then learn's). A run's tables go to
+``WEAK_MIN``); ``--smooth S`` adds each learned method's scores with a window's logit averaged over its file's
+windows within S seconds (a post-processing of the ranking); ``--context S`` learns and scores on each window's mean
+embedding over those windows (:class:`ContextStore`); ``--suggest-at half`` makes the loop suggest (``suggest``,
+the same diversity) the windows nearest 0.5 (learn's suggestions now) instead of nearest the calibrated threshold
+(then learn's). A run's tables go to
 ``--out``/NAME (ap_rounds.csv, thresholds.csv, report.md); the archive and the store are shared by the runs (one
 embedding at a time: the store's lock refuses a second).
 
@@ -135,6 +138,19 @@ def smoothed(scores: np.ndarray, smoother) -> np.ndarray:
     """Probabilities ``(n,)`` whose logits are averaged by ``smoother`` (:func:`neighbours`)."""
     logits = np.log(np.clip(scores, 1e-12, None)) - np.log(np.clip(1 - scores, 1e-12, None))
     return 1.0 / (1.0 + np.exp(-(smoother @ logits)))
+
+
+class ContextStore(EmbeddingsStore):
+    """The store at ``path`` read with every window's embedding replaced by ``context`` ``(n, d)`` (the row of its
+    window id: :func:`neighbours` times the stored vectors), so that ``learn_verdicts``, its weak negatives,
+    calibration and ``suggest`` run unchanged on the averaged vectors. Search still reads the store itself."""
+
+    def __init__(self, path: Path, context: np.ndarray) -> None:
+        super().__init__(path)
+        self.context = np.asarray(context, dtype=np.float32)
+
+    def embeddings(self, part) -> np.ndarray:
+        return self.context[part.first:part.first + part.rows]
 
 
 def similarity(db: Path, example: str, n: int, yes: np.ndarray = np.zeros(0, np.int64)) -> np.ndarray:
@@ -317,6 +333,9 @@ def main() -> None:
     parser.add_argument("--smooth", type=float, default=0.0,
                         help="also score each learned method with a window's logit averaged over its file's windows "
                              "starting within this many seconds (method NAME smoothed S s); 0: not")
+    parser.add_argument("--context", type=float, default=0.0,
+                        help="learn and score on each window's mean embedding over its file's windows starting within "
+                             "this many seconds (search unchanged); 0: the stored embeddings")
     parser.add_argument("--name", default="default", help="the results' folder under --out (the archive is shared)")
     parser.add_argument("--merge", nargs="+", metavar="SOURCE[=SUFFIX]",
                         help="only report: the tables of runs already made (see merged())")
@@ -346,6 +365,9 @@ def main() -> None:
     windows = window_truth(store, truth_table)
     vectors = store.vectors(windows.window.to_numpy()).astype(np.float64)
     smoother = neighbours(windows, args.smooth)
+    if args.context:  # learn and score on each window's mean embedding over its file's windows within --context s
+        vectors = np.asarray(neighbours(windows, args.context) @ vectors)
+        store = ContextStore(db, vectors)
     print(f"{len(truth_table)} clips in {truth_table.file.nunique()} recordings, {store.windows} windows "
           f"({store.settings['window_seconds']} s), {vectors.shape[1]} dims; held out: "
           f"{', '.join(Path(p).name for p in held.values())}", flush=True)
