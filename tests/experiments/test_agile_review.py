@@ -66,3 +66,22 @@ def test_smoothing_averages_a_windows_logit_with_its_files_neighbours_only(tmp_p
     scores = module.smoothed(np.array([0.5, 0.5, 0.5, 0.9]), smoother)  # logits 0, 0, 0: b's window is alone
     assert np.allclose(scores, [0.5, 0.5, 0.5, 0.9])
     assert module.neighbours(windows, 0.0) is None
+
+
+def test_the_tuning_harness_fits_with_learns_own_code_at_its_defaults_and_restores_them():
+    _module()  # agile_review, which the harness imports
+    spec = importlib.util.spec_from_file_location("agile_review_tune", SCRIPT.with_name("agile_review_tune.py"))
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    import envsound.agile.learn as learn
+
+    rng = np.random.default_rng(0)
+    x, weak = rng.normal(size=(12, 4)), rng.normal(size=(30, 4))
+    truth = np.arange(12) < 4
+    w, b = tune.fit(x, truth, weak, tune.parse(""))
+    expected_w, expected_b = learn.fit_head(x, truth, weak)
+    assert np.allclose(w, expected_w) and np.isclose(b, expected_b)
+    tune.fit(x, truth, weak, tune.parse("C=3,weak=1"))
+    assert (learn.C, learn.WEAK_WEIGHT) == (tune.DEFAULTS["C"], tune.DEFAULTS["weak"])
+    w, _ = tune.fit(x, truth, weak, tune.parse("balance=0"))
+    assert w.shape == (4,)
