@@ -3,6 +3,8 @@ drawn from the windows at or above the threshold, kept while the threshold stays
 half filled in, and the precision and count it gives against the store's known classes."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,12 +15,14 @@ from envsound.agile.labels import label
 from envsound.agile.learn import learn_verdicts
 from envsound.errors import ConfigError
 from envsound.inference.embeddings import EmbeddingsStore
+import small_store
 
-TARGET = "siren"
+TARGET = small_store.TARGET
+archive, db, windows = small_store.archive, small_store.db, small_store.windows  # the shared store's fixtures
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, db, windows):
+def learned(tmp_path_factory, db, windows):
     """A siren detector learned from 2 siren windows and 4 others (not calibrated: it decides at 0.5)."""
     positive = windows[windows["kind"] == TARGET]["window"].to_numpy()[:2]
     negative = windows[windows["kind"] != TARGET]["window"].to_numpy()[:4]
@@ -26,6 +30,13 @@ def model(tmp_path_factory, db, windows):
     learn_verdicts(EmbeddingsStore(db), {TARGET: (np.r_[positive, negative], np.array(["yes"] * 2 + ["no"] * 4))},
                    out=out, progress=False)
     return out / "model.ckpt"
+
+
+@pytest.fixture
+def model(tmp_path, learned):
+    """The learned model in a folder of this test's own: each test's sheets beside it."""
+    (tmp_path / "model").mkdir()
+    return Path(shutil.copy(learned, tmp_path / "model" / "model.ckpt"))
 
 
 def scores(model, db, windows) -> np.ndarray:
@@ -88,3 +99,33 @@ def test_cli_check_json(tmp_path, model, db, capsys):
     assert code == 0
     (row,) = json.loads(out)["checks"]
     assert row["label"] == TARGET and row["drawn"] == 2 and row["precision"] is None and row["above"] > 2
+
+
+def test_a_sheet_filled_in_and_checked_again_before_it_is_labelled_keeps_its_answers(tmp_path, model, db):
+    """Review of the session's change: a second check rewrote the sheet with the store's verdicts only, wiping the
+    answers typed into it but not yet given to `envsound label`."""
+    store = str(tmp_path / "labels.sqlite")
+    sheet = check(model, db, sample=4, store=store).checks[0].sheet
+    table = pd.read_csv(sheet, keep_default_na=False)
+    table["verdict"] = ["yes", "no", "", "unsure"]
+    table.to_csv(sheet, index=False)
+    again = check(model, db, sample=4, store=store).checks[0]
+    assert pd.read_csv(sheet, keep_default_na=False)["verdict"].tolist() == ["yes", "no", "", "unsure"]
+    assert again.unstored == 3 and (again.yes, again.no) == (0, 0)  # counted once stored, not before
+    assert "3 verdicts on the sheet are not stored yet" in again.line()
+    with pytest.raises(ConfigError, match=r"holds 3 verdicts not in the labels store.*envsound label DB --from"):
+        check(model, db, sample=3, store=store)  # a new draw would replace them
+
+
+def test_a_kept_sheet_whose_windows_are_no_longer_the_stores_is_drawn_again(tmp_path, model, db):
+    """`embed` renumbers the windows after a changed file's: a sheet's ids then name other windows."""
+    store = str(tmp_path / "labels.sqlite")
+    sheet = check(model, db, sample=4, store=store).checks[0].sheet
+    table = pd.read_csv(sheet, keep_default_na=False)
+    table.loc[0, "start"] += 0.5  # window 0's times are not the store's window's any more
+    table.to_csv(sheet, index=False)
+    assert check(model, db, sample=4, store=store).checks[0].new_sheet
+    table = pd.read_csv(sheet, keep_default_na=False)
+    table.loc[0, "window"] = 10 ** 9  # an id beyond the store
+    table.to_csv(sheet, index=False)
+    assert check(model, db, sample=4, store=store).checks[0].new_sheet

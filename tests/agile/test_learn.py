@@ -17,9 +17,11 @@ from envsound.agile.calibrate import Calibration, calibrate, choose_threshold, p
 from envsound.agile.learn import LearnResult, learn_verdicts
 from envsound.errors import ConfigError
 from envsound.inference.embeddings import EmbeddingsStore
+import small_store
 from envsound.models.checkpoint import FORMAT_VERSION, load_checkpoint
 
-TARGET = "siren"
+TARGET = small_store.TARGET
+archive, db, windows = small_store.archive, small_store.db, small_store.windows  # the shared store's fixtures
 
 
 def reviews(windows: pd.DataFrame, label: str, *, yes: int, no: int) -> tuple[np.ndarray, np.ndarray]:

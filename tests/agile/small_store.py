@@ -1,5 +1,6 @@
-"""The agile stage's tests share one small embeddings store: 24 synthetic clips embedded by the shared trained model
-(per test module: the fixtures are module-scoped)."""
+"""One small embeddings store for the agile stage's tests: 24 synthetic clips embedded by the shared trained model.
+A test module imports the fixtures it uses (module-scoped: one store a module). Not a conftest.py: the suite imports
+``conftest`` by name (``from conftest import ...``), which a second conftest.py would shadow."""
 
 import shutil
 from pathlib import Path
