@@ -6,6 +6,7 @@ times were kept records them, so that a later change is seen."""
 import logging
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,29 @@ def test_a_crash_before_the_rewritten_parts_are_committed_keeps_the_old_windows_
     _store_is_whole(out)
     growing = str(recordings / "a_growing.wav")
     assert (_windows(out).file == growing).sum() > (before.file == growing).sum()
+
+
+def test_a_stop_just_after_a_rewriting_commit_does_not_write_the_part_again_over_the_renumbered_ones(
+        tmp_path, trained_run, recordings, monkeypatch):
+    """Review of the session's change: SIGTERM (a KeyboardInterrupt) between the journal's commit and the run's own
+    bookkeeping made the way out commit the same part again, with window ids from before the renumbering."""
+    out = tmp_path / "archive.db"
+    embed_archive(trained_run.checkpoint, recordings, out=out, options=FAST)
+    _grow(recordings / "a_growing.wav", recordings / "b.wav")
+    committed = handout_module.Handout.committed
+
+    def stopped(self, names):  # the signal lands just after the journal's commit, which renumbered the later parts
+        monkeypatch.setattr(handout_module.Handout, "committed", committed)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(handout_module.Handout, "committed", stopped)
+    with pytest.raises(KeyboardInterrupt):  # a part a file: the commit is one of the run's, not its last
+        embed_archive(trained_run.checkpoint, recordings, out=out, options=replace(FAST, part_files=1))
+    _store_is_whole(out)
+    again = embed_archive(trained_run.checkpoint, recordings, out=out, options=FAST)
+    assert again.failed == 0
+    _store_is_whole(out)
+    assert _windows(out).groupby("file").size().index.tolist() == sorted(str(p) for p in recordings.iterdir())
 
 
 def test_a_journal_written_before_sizes_were_kept_records_them_so_a_later_change_is_seen(

@@ -82,7 +82,7 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     ``options`` is how it runs, as :func:`~envsound.inference.scan.scan` takes it
     (:class:`~envsound.inference.scan.ScanOptions`: the engine, ``local`` or ``ray``, either resuming the other's
     store; decoding workers and batch size, which change the speed, never the rows; device, precision, progress, how
-    often a part is committed and the per-file timeout of the local engine); its fields given as keywords
+    often a part is committed and the per-file timeout); its fields given as keywords
     (``workers=1``) still work, with a DeprecationWarning. A store of
     :data:`~envsound.inference.embeddings.index.INDEX_MIN_WINDOWS` windows or more gets its search index brought up
     to date at the end (where faiss is installed).
@@ -279,11 +279,13 @@ def _run(engine: Engine, journal: Journal, summary: StoreSummary, *, inputs: lis
         rewritten, end = _renumbered(journal.out, later, drop, number=number + 1, first=first + len(part.files))
         journal.commit(number, part.finished, stats={name: handout.stats[name] for name in names
                                                      if name in handout.stats}, rewritten=rewritten)
-        if rewritten:
-            journal.remove_orphans(TABLES)
-        handout.committed(names)
-        summary.windows += len(part.files)
+        # at once: a stop from here on (SIGTERM is a KeyboardInterrupt) calls commit() again on the way out, which
+        # must find nothing left to write, not this part again over the renumbered ones
         state.update(number=journal.next_part(), part=_Part(), first=end)
+        summary.windows += len(part.files)
+        if rewritten:
+            journal.remove_orphans(TABLES)  # else the next open removes them
+        handout.committed(names)
 
     def on_file(finished: Finished) -> None:
         part = state["part"]

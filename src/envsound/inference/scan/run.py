@@ -263,18 +263,20 @@ def _run(engine: Engine, journal: Journal, summary: ScanSummary, *, inputs: list
                 fresh += rewritten[old] is not None
             journal.commit(state["number"], part.finished, stats={name: handout.stats[name] for name in names
                                                                  if name in handout.stats}, rewritten=rewritten)
-            if rewritten:
-                journal.remove_orphans(TABLES)
         except (OSError, sqlite3.Error) as exc:
             if disk_full(exc) is None:
                 raise
             state["full"] = True  # not tried again on the way out
             journal.remove_orphans(TABLES)  # what this part wrote before the disk filled: uncommitted, so removed
             raise _disk_error(exc, journal.out, committed=journal.totals()["files"], need=part.size(fmt)) from exc
-        handout.committed(names)
+        # at once: a stop from here on (SIGTERM is a KeyboardInterrupt) calls commit() again on the way out, which
+        # must find nothing left to write, not this part again under its committed number
         state["number"] = journal.next_part()
         part = Part(labels=predictor.labels, top_k=engine.top_k, window_scores=engine.window_scores,
                     precision=precision)
+        if rewritten:
+            journal.remove_orphans(TABLES)  # else the next open removes them
+        handout.committed(names)
 
     def on_file(finished: Finished) -> None:
         if finished.error is not None:
