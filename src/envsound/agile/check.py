@@ -49,6 +49,7 @@ class Check:
     no: int
     unsure: int
     new_sheet: bool = False
+    unstored: int = 0  # verdicts on the sheet the labels store does not have (not counted)
 
     @property
     def answered(self) -> int:
@@ -74,12 +75,21 @@ class Check:
         return self.above * self.precision, self.above * low, self.above * high
 
     def line(self) -> str:
+        """One line: what was drawn, and the precision and count its stored verdicts give (or what to do next)."""
         if not self.above:
             return f"{self.label}: no window of the store scores at or above its threshold {self.threshold:.3f}"
+        text = self._said()
+        if self.unstored:
+            text += (f"; {self.unstored} verdicts on the sheet are not stored yet (envsound label DB --from "
+                     f"{self.sheet})")
+        return text
+
+    def _said(self) -> str:
         head = (f"{self.label}: {self.drawn} of the {self.above:,} windows at or above {self.threshold:.3f} drawn at "
                 f"random into {self.sheet}")
         if not self.answered:
-            return (f"{head}; none reviewed yet: give each a verdict (yes, no or unsure) and store them with envsound "
+            said = f"{self.unsure} unsure, none yes or no" if self.unsure else "none reviewed yet"
+            return (f"{head}; {said}: give each a verdict (yes, no or unsure) and store them with envsound "
                     f"label DB --from {self.sheet}, then check again")
         low, high = self.precision_interval
         mid, few, many = self.expected
@@ -94,7 +104,8 @@ class Check:
                 "drawn": self.drawn, "yes": self.yes, "no": self.no, "unsure": self.unsure,
                 "precision": self.precision,
                 "precision_interval": list(self.precision_interval) if self.answered else None,
-                "expected": list(self.expected) if self.answered else None, "interval": "wilson 95%"}
+                "expected": list(self.expected) if self.answered else None, "interval": "wilson 95%",
+                "new_sheet": self.new_sheet, "unstored": self.unstored}
 
 
 @dataclass
@@ -156,14 +167,23 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
         threshold = float(thresholds[at])
         sheet = folder / f"{file_name(name)}.check.csv"
         drawn, above = _draw(windows, predictor, at, threshold, sample, seed)
-        kept = _kept(sheet, name, threshold, min(sample, above))
         given = verdicts[name]
         current = dict(zip(given.windows.tolist(), given.verdicts.tolist()))
-        ids, scores = kept if kept is not None else drawn
-        _write_sheet(sheet, windows, ids, scores, name, threshold, current)
+        on_sheet = _read_sheet(sheet)
+        kept = _kept(on_sheet, windows, name, threshold, min(sample, above))
+        if kept is None:
+            _refuse_unstored(sheet, on_sheet, current)
+            ids, scores = drawn
+        else:
+            ids, scores = kept
+        # the sheet's own answers where the store has another or none: a reviewer's work not stored yet, kept
+        written = {row["window"]: row["verdict"] for row in on_sheet or [] if kept is not None and row["verdict"]}
+        _write_sheet(sheet, windows, ids, scores, name, threshold, {**current, **written})
         answers = [current.get(window) for window in ids.tolist()]
+        unstored = sum(current.get(window) != verdict for window, verdict in written.items())
         result.checks.append(Check(name, threshold, above, sheet, len(ids), answers.count("yes"),
-                                   answers.count("no"), answers.count("unsure"), new_sheet=kept is None))
+                                   answers.count("no"), answers.count("unsure"), new_sheet=kept is None,
+                                   unstored=unstored))
     return result
 
 
@@ -199,24 +219,51 @@ def _draw(windows: EmbeddingsStore, predictor, at: int, threshold: float, sample
     return (ids[order], scores[order]), above
 
 
-def _kept(sheet: Path, label: str, threshold: float, size: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """The windows and scores of a sheet drawn before for this label at this threshold, of this size, or None (none,
-    another, or unreadable: drawn again)."""
+def _read_sheet(sheet: Path) -> list[dict] | None:
+    """A sheet's rows (dicts of its columns), or None: none there, or not a sheet this module could write."""
     try:
         with open(sheet, encoding="utf-8", newline="") as fh:
             rows = list(csv.DictReader(fh))
-        ids = np.array([int(row["window"]) for row in rows], dtype=np.int64)
-        scores = np.array([float(row["score"]) for row in rows], dtype=np.float32)
-        same = all(row["label"] == label and float(row["threshold"]) == threshold for row in rows)
+        for row in rows:
+            row["window"], row["score"], row["threshold"] = (int(row["window"]), float(row["score"]),
+                                                             float(row["threshold"]))
+            row["start"], row["end"] = float(row["start"]), float(row["end"])
+            row["verdict"] = (row["verdict"] or "").strip().lower()
     except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError):
         return None
-    return (ids, scores) if same and len(rows) == size and size else None
+    return rows
+
+
+def _kept(rows: list[dict] | None, windows: EmbeddingsStore, label: str, threshold: float,
+          size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The windows and scores of a sheet drawn before for this label at this threshold, of this size, whose windows
+    are still the store's (``embed`` renumbers the windows after a changed file's), or None: drawn again."""
+    if not rows or len(rows) != size or any(row["label"] != label or row["threshold"] != threshold for row in rows):
+        return None
+    ids = np.array([row["window"] for row in rows], dtype=np.int64)
+    if ids.min() < 0 or ids.max() >= windows.windows:
+        return None
+    for row, now in zip(rows, windows.rows(ids)):
+        if (now["file"], round(now["start"], 6), round(now["end"], 6)) != (row["file"], round(row["start"], 6),
+                                                                         round(row["end"], 6)):
+            return None
+    return ids, np.array([row["score"] for row in rows], dtype=np.float32)
+
+
+def _refuse_unstored(sheet: Path, rows: list[dict] | None, current: dict[int, str]) -> None:
+    """Refuse to draw a new sheet over one holding verdicts the labels store does not have: a reviewer's work."""
+    unstored = [row for row in rows or [] if row["verdict"] and current.get(row["window"]) != row["verdict"]]
+    if unstored:
+        raise ConfigError(f"{sheet}: holds {len(unstored)} verdicts not in the labels store, and a new sheet is to be "
+                          "drawn (the threshold or the windows changed); store them first with envsound label DB "
+                          f"--from {sheet}, or remove the sheet")
 
 
 def _write_sheet(sheet: Path, windows: EmbeddingsStore, ids: np.ndarray, scores: np.ndarray, label: str,
-                 threshold: float, current: dict[int, str]) -> None:
-    """The sheet, the verdicts known so far filled in (a CSV ``envsound label --from`` reads: its empty verdicts are
-    left out, the other columns ignored)."""
+                 threshold: float, known: dict[int, str]) -> None:
+    """The sheet, the verdicts known so far filled in: the labels store's, else what the sheet held (answers not
+    stored yet are kept). A CSV ``envsound label --from`` reads: its empty verdicts are left out, the other columns
+    ignored."""
     rows = windows.rows(ids) if len(ids) else []
     sheet.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(sheet) as fh:
@@ -225,6 +272,6 @@ def _write_sheet(sheet: Path, windows: EmbeddingsStore, ids: np.ndarray, scores:
         writer.writerow(SHEET_COLUMNS)
         for window, score, row in zip(ids.tolist(), scores.tolist(), rows):
             writer.writerow([window, row["file"], float(row["start"]), float(row["end"]), round(score, 6), label,
-                             current.get(window, ""), repr(threshold)])
+                             known.get(window, ""), repr(threshold)])
         text.flush()
         text.detach()
