@@ -95,7 +95,8 @@ def fit_until_stopped(trainer, *args: Any, **kwargs: Any) -> None:
         if trainer.interrupted:
             raise KeyboardInterrupt(STOPPED) from exc
         raise
-    except Exception as exc:  # a loader worker ended by the same Ctrl-C (the terminal signals its whole group)
+    except RuntimeError as exc:  # a loader worker ended by the same Ctrl-C (the terminal signals its whole group);
+        # not wider: a state that could not be saved at the stop (a full disk) must not be reported as kept
         if trainer.received_sigterm:
             raise KeyboardInterrupt(STOPPED) from exc
         raise

@@ -187,11 +187,15 @@ class Review:
         """The rows of window ids ``ids`` (all in the store): those kept, the others read (:func:`_read_rows`)."""
         with self.reading:
             missing = np.unique([i for i in ids.tolist() if i not in self._kept_rows]).astype(np.int64)
-        read = _read_rows(self.windows, missing) if len(missing) else []
+        read = {row["window"]: row for row in (_read_rows(self.windows, missing) if len(missing) else [])}
         with self.reading:
-            self._keep(read)
-            return [dict(self._kept_rows.get(int(i)) or next(r for r in read if r["window"] == i))
-                    for i in ids.tolist()]
+            self._keep(read.values())
+            # a row kept before may have gone meanwhile (the store opened again, the oldest dropped): read it again
+            gone = np.array([i for i in ids.tolist() if i not in self._kept_rows and i not in read], dtype=np.int64)
+        if len(gone):
+            read |= {row["window"]: row for row in _read_rows(self.windows, gone)}
+        with self.reading:
+            return [dict(self._kept_rows.get(int(i)) or read[int(i)]) for i in ids.tolist()]
 
     def _keep(self, rows) -> None:
         """Keep these rows (``window``, ``file``, ``start``, ``end``), the oldest dropped past :data:`KEPT_ROWS`;

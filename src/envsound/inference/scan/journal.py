@@ -38,8 +38,9 @@ CREATE TABLE IF NOT EXISTS parts (part INTEGER PRIMARY KEY, files INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, part INTEGER NOT NULL, ok INTEGER NOT NULL,
                                   seconds REAL NOT NULL, size INTEGER, mtime_ns INTEGER);
 """
-# Added to the files table of a journal written before them (ALTER TABLE). Its files keep NULL there, read as
-# "unchanged": they are skipped as before, since what they were when classified is not known.
+# Added to the files table of a journal written before them (ALTER TABLE). Its files hold NULL there until the next
+# run records them as they are then (DoneIndex.record): what they were when classified is not known, so they are
+# taken as unchanged once, and a change after that is seen.
 ADDED_COLUMNS = {"files": {"size": "INTEGER", "mtime_ns": "INTEGER"}}
 Stat = tuple[int, int]  # (size in bytes, modification time in ns) of a file when it was handed out
 
