@@ -92,3 +92,20 @@ def test_a_fit_keeps_its_state_every_checkpoint_every_s_without_a_stop(tmp_path,
                         callbacks=[Watch(), KeepState(state, epochs=False)], accelerator="cpu", devices=1)
     fit_until_stopped(trainer, Tiny(), loader())
     assert Watch.steps == list(range(1, BATCHES))
+
+
+def test_a_sigterm_handler_left_by_ray_does_not_cut_the_stopped_batch_short(tmp_path):
+    """Ray's ``ray.init`` leaves a SIGTERM handler that calls ``sys.exit`` in the driver; Lightning calls the handler
+    it finds after its own, so in the suite (after a Ray test) the batch a stop arrived in ended at once, unsaved."""
+    def ray_like(signum, frame):
+        raise SystemExit(signum)
+
+    previous = signal.signal(signal.SIGTERM, ray_like)
+    try:
+        stopped = Tiny(stop=signal.SIGTERM, stop_at=3)
+        with pytest.raises(KeyboardInterrupt, match="--resume"):
+            fit(stopped, tmp_path / "last.ckpt")
+        assert len(stopped.rates) == 4 and torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"] == 4
+        assert signal.getsignal(signal.SIGTERM) is ray_like  # what was set before the fit, set again
+    finally:
+        signal.signal(signal.SIGTERM, previous)

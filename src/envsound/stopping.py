@@ -86,7 +86,7 @@ def fit_until_stopped(trainer, *args: Any, **kwargs: Any) -> None:
     global _lightning_fits
     _lightning_fits += 1
     try:
-        with _first_ctrl_c_at_batch_end(trainer), warnings.catch_warnings():
+        with _lightning_alone_on_sigterm(), _first_ctrl_c_at_batch_end(trainer), warnings.catch_warnings():
             # the training loader is not fast-forwarded at a resume inside an epoch: the module's docstring says why
             # that is sound and what becomes of the interrupted epoch's samples
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
@@ -104,6 +104,27 @@ def fit_until_stopped(trainer, *args: Any, **kwargs: Any) -> None:
         _lightning_fits -= 1
     if trainer.received_sigterm:
         raise KeyboardInterrupt(STOPPED)
+
+
+@contextmanager
+def _lightning_alone_on_sigterm() -> Iterator[None]:
+    """In the block, SIGTERM is Lightning's alone: Lightning calls the handler it finds set (after its own), and one
+    that raises cuts the batch short, before :class:`KeepState` can write the state at its end. Ray's driver sets such
+    a handler (``sys.exit``) in ``ray.init`` and leaves it, so a fit after a Ray scan in the same process, or a test
+    after a Ray test, stopped mid-batch. The handler found is set again after the block. Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _during_a_fit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _during_a_fit(signum, frame) -> None:
+    """Nothing: Lightning's own handler, set when the fit starts, stops it at the batch's end (a SIGTERM before it is
+    set goes unanswered, as :func:`sigterm_as_interrupt` leaves one during a fit)."""
 
 
 @contextmanager
