@@ -182,7 +182,8 @@ def main() -> None:
     first = [s for s in samples if s[0] <= fifth]
     last = [s for s in samples if s[0] >= samples[-1][0] - fifth]
     result = {
-        "seconds": args.seconds, "store": args.store, "reporters": args.reporters, "streamers": args.streamers, "store_on_tmpfs": mounted,
+        "seconds": args.seconds, "store": args.store, "reporters": args.reporters, "streamers": args.streamers,
+        "store_on_tmpfs": mounted,
         "reported_emitted": sum(emitted.values()), "reported_stored": len(reported),
         "reported_left_queued": sum(left.values()), "revoked_sensor": {"emitted": emitted[revoked],
                                                                        "stored": stored[revoked],

@@ -66,7 +66,8 @@ def test_a_sed_run_stopped_in_either_frame_stage_keeps_its_epochs_and_resumes_fr
     code, said = run_until(command + head_epochs + ["--set", f"events.finetune_epochs={tuned + 1}", "--resume"],
                            state=None, stage="")
     assert code == 0, said
-    assert "frame head: epoch" not in said and f"frame head: trained before; the fine-tuning goes on from {finetune}" in said
+    assert "frame head: epoch" not in said
+    assert f"frame head: trained before; the fine-tuning goes on from {finetune}" in said
     assert f"fine-tuning the frame network: resumed after epoch {tuned}/{tuned + 1}" in said
     epochs = [line.split(",")[0] for line in said.splitlines() if line.startswith("fine-tuning the frame network: ep")]
     assert epochs == [f"fine-tuning the frame network: epoch {tuned + 1}/{tuned + 1}"], said

@@ -10,9 +10,10 @@ A CSV has a header and one of two forms (other columns are ignored; with both, `
 - ``window,label,verdict``: the window of this store with that id.
 
 A verdict is ``yes``, ``no`` or ``unsure``; a row whose verdict is empty is not reviewed yet and is left out (a sheet
-to fill in, as ``envsound check`` writes, can be given half done); a label is any name without a comma. Every verdict given is kept, with
-its reviewer and the time; the current one of a window and label is the latest given, whoever gave it. A label keeps
-the window's id, file, start and end, so another store of the same files finds the window by file and times.
+to fill in, as ``envsound check`` writes, can be given half done); a label is any name without a comma. Every verdict
+given is kept, with its reviewer and the time; the current one of a window and label is the latest given, whoever gave
+it. A label keeps the window's id, file, start and end, so another store of the same files finds the window by file
+and times.
 """
 
 from __future__ import annotations
