@@ -16,7 +16,7 @@ import envsound
 from envsound.agile.calibrate import Calibration, calibrate, choose_threshold, precision_curve, wilson
 from envsound.agile.learn import LearnResult, learn_verdicts
 from envsound.errors import ConfigError
-from envsound.inference.embeddings import EmbeddingsStore
+from envsound.inference.embeddings import EmbeddingsStore, embed_archive
 import small_store
 from envsound.models.checkpoint import FORMAT_VERSION, load_checkpoint
 
@@ -299,3 +299,21 @@ def test_cli_learn_without_a_yes_refuses_in_one_line(tmp_path, db, windows, caps
     assert code == 1 and out == ""
     assert err.strip().splitlines() == [f"envsound learn: error: {db}: label 'siren' has no window reviewed yes "
                                         "(3 no); label at least one of its windows yes before learning it"]
+
+
+def test_learn_finds_a_store_s_relative_model_file_from_another_directory(tmp_path, trained_run, archive, monkeypatch):
+    """Review of the session's change: the store's relative ``model_file`` was looked for in the working directory,
+    so learning from another directory than embed's said the model was missing."""
+    made = tmp_path / "made"
+    made.mkdir()
+    shutil.copy(trained_run.checkpoint, made / "model.ckpt")
+    monkeypatch.chdir(made)
+    embed_archive("model.ckpt", archive, out="archive.db",
+                  options=envsound.ScanOptions(workers=1, precision="32", progress=False))
+    assert EmbeddingsStore("archive.db").settings["model_file"] == "model.ckpt"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = learn_verdicts(EmbeddingsStore(made / "archive.db"), {TARGET: (np.array([0]), np.array(["yes"]))},
+                            out=elsewhere / "model", progress=False)
+    assert result.model.is_file()

@@ -168,6 +168,21 @@ def test_a_store_embedded_from_another_directory_plays_its_relative_files(tmp_pa
     store.close()
 
 
+def test_a_store_moved_together_with_its_recordings_still_plays_them(tmp_path, monkeypatch):
+    """Review of the session's change: with the directory embed ran in recorded, a relative name was looked for there
+    only, so a store moved with its recordings (the folder above it) played nothing."""
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    sf.write(moved / "rec1-0.wav", np.full(8000 * 12, 0.1, np.float32), 8000)
+    db = write_store(moved / "archive.db", cwd=tmp_path / "where-it-was-made")
+    monkeypatch.chdir(tmp_path)
+    assert EmbeddingsStore(db).resolve("rec1-0.wav") == moved / "rec1-0.wav"
+    assert EmbeddingsStore(db).resolve("gone.wav") == tmp_path / "where-it-was-made" / "gone.wav"  # named as looked for
+    store = Store.open(tmp_path / "review.sqlite")
+    assert Review(db, store=store).samples(3)[1] == 8000
+    store.close()
+
+
 def test_a_rounds_search_asks_for_a_few_more_hits_than_it_offers_not_one_a_reviewed_window(tmp_path, monkeypatch):
     """Each round's search asked for k + every reviewed window's worth of hits (1,000 verdicts: 8,000 rows read from
     the parts a round); now 4 k first, more only while the reviewed ones crowd the top."""

@@ -291,8 +291,8 @@ def _source(windows: EmbeddingsStore):
     from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
 
     stored = windows.settings
-    given = stored.get("model_file")
-    if not given or not Path(given).is_file():
+    given = windows.resolve(stored["model_file"]) if stored.get("model_file") else None  # relative: embed's directory
+    if given is None or not given.is_file():
         raise ConfigError(f"{windows.path}: its model {given} is missing; learning needs the model file the store "
                           "was embedded with (its network becomes the learned model's trunk)")
     source = open_model_file(given).require(CLASSIFIER, RELEASE, purpose="learning a head on its embeddings")

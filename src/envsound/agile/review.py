@@ -19,9 +19,9 @@ the candidates already offered, else from the one part of ``windows/`` that hold
 dictionary-encoded); a store that ``embed`` changes meanwhile (its journal) is opened again and what was kept is
 dropped. The store's model, for an example's embedding, is loaded once.
 
-A relative ``file`` (``embed`` run with relative inputs) is relative to the directory ``embed`` ran in, which the
-store records (``cwd``); in an older store, to the folder above the store when the file is there, else to the server's
-working directory.
+A relative ``file`` (``embed`` run with relative inputs) is found as the store finds every name it holds
+(:meth:`EmbeddingsStore.resolve <envsound.inference.embeddings.store.EmbeddingsStore.resolve>`): against the
+directory ``embed`` ran in, which the store records (``cwd``), else beside the store.
 """
 
 from __future__ import annotations
@@ -109,24 +109,6 @@ class _Label:
     verdicts: Verdicts | None = None
 
 
-def stored_path(db: str | os.PathLike, name: str, settings: dict) -> Path:
-    """Where a file that the store ``db`` names (a window's ``file``, its ``model_file``) is: the name as ``embed``
-    listed it, a relative one resolved against the directory ``embed`` ran in (``settings["cwd"]``); in an older store
-    that does not record it, the folder above the store when the file is there (embed is usually run beside the
-    store), else the working directory.
-
-    >>> store = EmbeddingsStore("archive.db")
-    >>> stored_path("archive.db", store.settings["model_file"], store.settings)
-    """
-    path = Path(name)
-    if path.is_absolute():
-        return path
-    if settings.get("cwd"):
-        return Path(settings["cwd"]) / path
-    beside = Path(db).absolute().parent / path
-    return beside if beside.exists() else path
-
-
 def learned_folder(db: str | os.PathLike, label: str) -> Path:
     """``db/learned/<label>``: where :meth:`Review.learn` writes a label's model (the label made a safe folder name:
     :func:`~envsound.agile.names.file_name`)."""
@@ -207,8 +189,8 @@ class Review:
             self._kept_rows.popitem(last=False)
 
     def audio_path(self, file: str) -> Path:
-        """Where the audio of a window's ``file`` is (:func:`stored_path`)."""
-        return stored_path(self.db, file, self.windows.settings)
+        """Where the audio of a window's ``file`` is (:meth:`EmbeddingsStore.resolve`)."""
+        return self.windows.resolve(file)
 
     def samples(self, window: int) -> tuple[np.ndarray, int]:
         """The window's audio, ``(samples,)`` float32 mono (channels averaged) at the file's own rate, and that

@@ -142,9 +142,7 @@ def _open_review_store(db: str | Path, store: str | Path | None, *, auth: bool, 
         opened.prune(keep_days)
     print(f"envsound: reviewing {db} ({windows.windows} windows); labels and tokens in {opened.shown}"
           f"{' (tokens required)' if auth else ''}", file=sys.stderr, flush=True)
-    from envsound.agile.review import stored_path
-
-    return opened, stored_path(db, windows.settings["model_file"], windows.settings)  # a relative name: embed's cwd
+    return opened, windows.resolve(windows.settings["model_file"])  # a relative name: against embed's directory
 
 
 def is_loopback(host: str) -> bool:

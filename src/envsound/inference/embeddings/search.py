@@ -113,7 +113,8 @@ def _example_windows(store: EmbeddingsStore, names: list[str], *, start, end, de
 
     stored = store.settings
     loaded = model if isinstance(model, Predictor) else None  # a caller's model, loaded once (a server's)
-    path = loaded.source.path if loaded is not None else Path(model if model is not None else stored["model_file"])
+    path = (loaded.source.path if loaded is not None else Path(model) if model is not None
+            else store.resolve(stored["model_file"]))  # a relative name: against the directory embed ran in
     if loaded is None and not path.is_file():
         raise ConfigError(f"{store.path}: its model {path} is missing; pass the same model file (model=, --model)")
     digest = loaded.source.digest if loaded is not None else file_digest(path)

@@ -77,6 +77,21 @@ class EmbeddingsStore:
             first += rows
         self.windows = first  # windows in the store
 
+    def resolve(self, name: str) -> Path:
+        """Where a file this store names is (a window's ``file``, its ``model_file``): the name as ``embed`` listed
+        it, a relative one against the directory ``embed`` ran in (``settings["cwd"]``); when the file is not there
+        (a store moved with its recordings) or the store is older than that setting, the folder above the store if
+        the file is there; else the first of these (a missing file is named where it was looked for).
+
+        >>> EmbeddingsStore("archive.db").resolve("recordings/a.wav")
+        """
+        path = Path(name)
+        if path.is_absolute():
+            return path
+        ran_in = [Path(self.settings["cwd"]) / path] if self.settings.get("cwd") else []
+        places = [*ran_in, self.path.absolute().parent / path]
+        return next((place for place in places if place.exists()), ran_in[0] if ran_in else path)
+
     def embeddings_path(self, number: int) -> Path:
         return self.path / "embeddings" / f"part-{number:06d}.npy"
 
