@@ -166,16 +166,16 @@ class Review:
         return self._rows(np.array([window], dtype=np.int64))[0]
 
     def _rows(self, ids: np.ndarray) -> list[dict]:
-        """The rows of window ids ``ids`` (all in the store): those kept, the others read (:func:`_read_rows`)."""
+        """The rows of window ids ``ids`` (all in the store): those kept, the others read from the store."""
         with self.reading:
             missing = np.unique([i for i in ids.tolist() if i not in self._kept_rows]).astype(np.int64)
-        read = {row["window"]: row for row in (_read_rows(self.windows, missing) if len(missing) else [])}
+        read = {row["window"]: row for row in (self.windows.rows(missing) if len(missing) else [])}
         with self.reading:
             self._keep(read.values())
             # a row kept before may have gone meanwhile (the store opened again, the oldest dropped): read it again
             gone = np.array([i for i in ids.tolist() if i not in self._kept_rows and i not in read], dtype=np.int64)
         if len(gone):
-            read |= {row["window"]: row for row in _read_rows(self.windows, gone)}
+            read |= {row["window"]: row for row in self.windows.rows(gone)}
         with self.reading:
             return [dict(self._kept_rows.get(int(i)) or read[int(i)]) for i in ids.tolist()]
 
@@ -433,7 +433,7 @@ class Review:
         ids = np.array([-1 if row["window"] is None else row["window"] for row in rows], dtype=np.int64)
         inside = (ids >= 0) & (ids < self.windows.windows)
         missing = np.unique([i for i in ids[inside].tolist() if i not in self._kept_rows]).astype(np.int64)
-        read = {row["window"]: row for row in (_read_rows(self.windows, missing) if len(missing) else [])}
+        read = {row["window"]: row for row in (self.windows.rows(missing) if len(missing) else [])}
         for at in np.flatnonzero(inside):
             row, window = rows[at], self._kept_rows.get(int(ids[at])) or read[int(ids[at])]
             if (window["file"] == row["file"] and abs(window["start"] - row["start"]) <= TOLERANCE + 1e-9
@@ -486,36 +486,6 @@ def _journal_state(db: Path) -> tuple:
         except OSError:
             out.append(None)
     return tuple(out)
-
-
-def _read_rows(store: EmbeddingsStore, ids: np.ndarray) -> list[dict]:
-    """``{"window", "file", "start", "end"}`` of window ids ``ids`` (each in the store), in that order: from each part
-    holding some, only the row groups holding them (``file`` read dictionary-encoded: a part's names are not all made
-    strings)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    ids = np.asarray(ids, dtype=np.int64)
-    firsts = np.array([part.first for part in store.parts], dtype=np.int64)
-    where = np.searchsorted(firsts, ids, side="right") - 1
-    out: list[dict | None] = [None] * len(ids)
-    for index in np.unique(where):
-        part = store.parts[index]
-        wanted = np.flatnonzero(where == index)
-        rows = ids[wanted] - part.first
-        parquet = pq.ParquetFile(store.windows_path(part.number), read_dictionary=["file"])
-        sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        groups = np.unique(np.searchsorted(bounds, rows, side="right") - 1)
-        table = parquet.read_row_groups(groups.tolist(), columns=["window", "file", "start", "end"])
-        # a row's place in the groups read: its offset in its group plus the rows of the groups read before it
-        before = dict(zip(groups.tolist(), np.concatenate([[0], np.cumsum([sizes[g] for g in groups])[:-1]])))
-        group_of = np.searchsorted(bounds, rows, side="right") - 1
-        places = [int(row - bounds[g] + before[g]) for row, g in zip(rows.tolist(), group_of.tolist())]
-        taken = table.take(pa.array(places, pa.int64()))
-        for at, row in zip(wanted, taken.to_pylist()):
-            out[at] = row
-    return out  # type: ignore[return-value]
 
 
 def page_reviewer() -> str:

@@ -103,8 +103,10 @@ class EmbeddingsStore:
         return np.load(self.embeddings_path(part.number), mmap_mode="r")
 
     def rows(self, ids: np.ndarray) -> list[dict]:
-        """``{"window", "file", "start", "end"}`` of each window id in ``ids`` (in that order); reads only the parts
-        that hold them."""
+        """``{"window", "file", "start", "end"}`` of each window id in ``ids`` (in that order): from each part holding
+        some, only the row groups holding them (``file`` read dictionary-encoded: a part's names are not all made
+        strings)."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         ids = np.asarray(ids, dtype=np.int64)
@@ -114,8 +116,17 @@ class EmbeddingsStore:
         for index in np.unique(where):
             part = self.parts[index]
             wanted = np.flatnonzero(where == index)
-            table = pq.read_table(self.windows_path(part.number), columns=["window", "file", "start", "end"])
-            for at, row in zip(wanted, table.take(ids[wanted] - part.first).to_pylist()):
+            rows = ids[wanted] - part.first
+            parquet = pq.ParquetFile(self.windows_path(part.number), read_dictionary=["file"])
+            sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
+            bounds = np.concatenate([[0], np.cumsum(sizes)])
+            group_of = np.searchsorted(bounds, rows, side="right") - 1
+            groups = np.unique(group_of)
+            table = parquet.read_row_groups(groups.tolist(), columns=["window", "file", "start", "end"])
+            # a row's place in the groups read: its offset in its group plus the rows of the groups read before it
+            before = dict(zip(groups.tolist(), np.concatenate([[0], np.cumsum([sizes[g] for g in groups])[:-1]])))
+            places = [int(row - bounds[g] + before[g]) for row, g in zip(rows.tolist(), group_of.tolist())]
+            for at, row in zip(wanted, table.take(pa.array(places, pa.int64())).to_pylist()):
                 out[at] = row
         return out  # type: ignore[return-value]
 
