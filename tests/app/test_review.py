@@ -334,7 +334,7 @@ def test_an_example_is_copied_off_the_event_loop_and_the_stores_model_loaded_onc
     copy, load = shutil.copyfileobj, Predictor.from_checkpoint
 
     def copied(source, target, *args, **kwargs):
-        if "envsound-example-" in str(getattr(target, "name", "")):
+        if "envsound-upload-" in str(getattr(target, "name", "")):  # the private copy (app.answers.private_copy)
             try:
                 asyncio.get_running_loop()
                 copies.append("on the event loop")

@@ -4,12 +4,16 @@ the answer to a store that cannot be read."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import PurePath
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path, PurePath
+from typing import Iterator
 
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from envsound.errors import StoreError
+from envsound.errors import EnvsoundError, StoreError
 
 
 class ErrorOut(BaseModel):
@@ -43,3 +47,28 @@ async def audio_upload(file, default: str) -> str:
                                  f"{SUPPORTED}")
     await file.seek(0)
     return name
+
+
+@contextmanager
+def private_copy(upload, name: str, *, max_seconds: float) -> Iterator[Path]:
+    """The upload ``upload`` (a file object) copied to a private temporary file (its folder mode 0700, removed after
+    the block), refused with 413 when it holds over ``max_seconds`` of audio; an error raised in the block
+    (EnvsoundError, HTTPException) names the upload ``name``, not the private path. Blocking: call it off the event
+    loop."""
+    from envsound.inference.api import audio_duration
+
+    with tempfile.TemporaryDirectory(prefix="envsound-upload-") as private:
+        path = Path(private) / "upload"
+        with open(path, "wb") as out:
+            shutil.copyfileobj(upload, out, length=1 << 20)
+        try:
+            seconds = audio_duration(path)
+            if seconds > max_seconds:
+                raise HTTPException(413, f"{name}: {seconds:.1f} s of audio is over the server's limit of "
+                                         f"{max_seconds:g} s (serve --max-seconds)")
+            yield path
+        except EnvsoundError as exc:  # AudioLoadError, ...: the same one-line reason, naming the upload
+            exc.args = (str(exc).replace(str(path), name),)
+            raise exc from None
+        except HTTPException as exc:
+            raise HTTPException(exc.status_code, str(exc.detail).replace(str(path), name)) from None

@@ -17,9 +17,6 @@ missing, answers 404; a bad label or verdict, or a file that cannot be read, 422
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from pathlib import Path
 
 from fastapi import Depends, FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import Response
@@ -27,10 +24,10 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from envsound.agile.review import MAX_CANDIDATES, ROUND, NotFound, Review, page_reviewer
-from envsound.app.answers import STORE_ERRORS, audio_upload
+from envsound.app.answers import STORE_ERRORS, audio_upload, private_copy
 from envsound.app.auth import Caller, Guard
 from envsound.errors import EnvsoundError, StoreError
-from envsound.inference.api import SUPPORTED, audio_duration
+from envsound.inference.api import SUPPORTED
 
 class VerdictIn(BaseModel):
     window: int = Field(description="the store's id of the window")
@@ -55,23 +52,10 @@ async def _call(fn, *args, **kwargs):
 
 
 def _search_upload(review: Review, upload, name: str, *, label: str, k: int, max_seconds: float) -> list:
-    """Copy the uploaded example ``upload`` (a file object) to a private temporary file, refuse it over
-    ``max_seconds`` (413), search by it; messages name the upload ``name``, not the private path."""
-    with tempfile.TemporaryDirectory(prefix="envsound-example-") as private:  # mode 0700, removed on exit
-        path = Path(private) / "example"
-        with open(path, "wb") as out:
-            shutil.copyfileobj(upload, out, length=1 << 20)
-        try:
-            seconds = audio_duration(path)
-            if seconds > max_seconds:
-                raise HTTPException(413, f"{name}: {seconds:.1f} s of audio is over the server's limit of "
-                                         f"{max_seconds:g} s (serve --max-seconds)")
-            return review.search(label, example=path, k=k)
-        except EnvsoundError as exc:  # AudioLoadError, ...: answered as before (_call), naming the upload
-            exc.args = (str(exc).replace(str(path), name),)
-            raise exc from None
-        except HTTPException as exc:
-            raise HTTPException(exc.status_code, str(exc.detail).replace(str(path), name)) from None
+    """Search by the uploaded example ``upload`` (a file object), refused over ``max_seconds`` (413); messages name
+    the upload ``name``, not its private copy."""
+    with private_copy(upload, name, max_seconds=max_seconds) as path:
+        return review.search(label, example=path, k=k)
 
 
 def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, max_seconds: float) -> None:

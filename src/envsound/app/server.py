@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import shutil
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,8 +30,8 @@ from starlette.exceptions import HTTPException
 
 from envsound._version import __version__
 from envsound.errors import EnvsoundError
-from envsound.inference.api import SUPPORTED, SUPPORTED_EXTENSIONS, Model, audio_duration
-from envsound.app.answers import ERRORS, audio_upload
+from envsound.inference.api import SUPPORTED, SUPPORTED_EXTENSIONS, Model
+from envsound.app.answers import ERRORS, audio_upload, private_copy
 from envsound.app.auth import Guard
 from envsound.app.limits import BodyLimit
 from envsound.app.live import add_live_route
@@ -126,20 +124,13 @@ class _Classifier:
         self.limits = limits
 
     def __call__(self, upload, name: str, top_k: int, segments: bool, overview: bool, events: bool = False) -> dict:
-        with tempfile.TemporaryDirectory(prefix="envsound-upload-") as private:  # mode 0700, removed on exit
-            path = Path(private) / "upload"
-            with open(path, "wb") as out:
-                shutil.copyfileobj(upload, out, length=1 << 20)
-            try:
-                seconds = audio_duration(path)
-                if seconds > self.limits.max_seconds:
-                    raise HTTPException(413, f"{name}: {seconds:.1f} s of audio is over the server's limit of "
-                                             f"{self.limits.max_seconds:g} s (serve --max-seconds)")
+        try:
+            with private_copy(upload, name, max_seconds=self.limits.max_seconds) as path:
                 result = self.model.predict(path, top_k=top_k, segments=segments, events=events).to_dict()
                 if overview:
                     result["overview"] = self.model.overview(path)
-            except EnvsoundError as exc:  # the same one-line reason `predict` gives, naming the upload, not the path
-                raise HTTPException(422, str(exc).replace(str(path), name)) from None
+        except EnvsoundError as exc:  # the same one-line reason `predict` gives, naming the upload, not the path
+            raise HTTPException(422, str(exc)) from None
         result["file"] = name
         return result
 
