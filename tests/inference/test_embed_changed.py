@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
+from changedfiles import grow, power_cut_before_a_rewriting_commit
 
 import envsound
 from envsound.agile.labels import label, labelled
@@ -20,7 +20,7 @@ from envsound.inference.embeddings import EmbeddingsStore, embed_archive, search
 from envsound.inference.embeddings import archive as archive_module
 from envsound.inference.embeddings import index as index_module
 from envsound.inference.scan import handout as handout_module
-from envsound.inference.scan.journal import JOURNAL_NAME, Journal
+from envsound.inference.scan.journal import JOURNAL_NAME
 
 FAST = envsound.ScanOptions(precision="32", progress=False, workers=1, part_files=2)  # parts of 2 files: the grown
 # file's old part holds another file's windows too, which must be kept
@@ -34,12 +34,6 @@ def recordings(tmp_path, synthetic_manifest) -> Path:
     for name, record in zip(["a_growing.wav", "b.wav", "c.wav", "d.wav", "e.wav"], synthetic_manifest.records):
         shutil.copy(record.path, root / name)
     return root
-
-
-def _grow(path: Path, more: Path) -> None:
-    """``path`` rewritten longer (``more``'s audio appended), as a recorder still writing leaves it."""
-    audio, rate = sf.read(path, dtype="float32")
-    sf.write(path, np.concatenate([audio, sf.read(more, dtype="float32")[0]]), rate)
 
 
 def _windows(out: Path) -> pd.DataFrame:
@@ -77,7 +71,7 @@ def test_a_file_that_changed_after_it_was_embedded_is_embedded_again_and_its_old
     labels.write_text("window,label,verdict\n" + "".join(f"{i},bird,yes\n" for i in ids))
     assert label(out, labels, store=tmp_path / "review.sqlite").stored == 2
 
-    _grow(recordings / "a_growing.wav", recordings / "b.wav")
+    grow(recordings / "a_growing.wav", recordings / "b.wav")
     caplog.set_level(logging.INFO, logger=index_module.__name__)
     again = embed_archive(trained_run.checkpoint, recordings, out=out, options=FAST)
     assert (again.files, again.changed, again.skipped, again.total_files) == (1, 1, 4, 5)
@@ -115,18 +109,9 @@ def test_a_crash_before_the_rewritten_parts_are_committed_keeps_the_old_windows_
     out = tmp_path / "archive.db"
     embed_archive(trained_run.checkpoint, recordings, out=out, options=FAST)
     before = _windows(out)
-    _grow(recordings / "a_growing.wav", recordings / "b.wav")
-    commit = Journal.commit
-
-    def power_cut(self, part, finished, **kwargs):  # the rewritten parts are on disk, the journal not yet told
-        if kwargs.get("rewritten"):
-            raise RuntimeError("power cut")
-        return commit(self, part, finished, **kwargs)
-
-    monkeypatch.setattr(Journal, "commit", power_cut)
-    with pytest.raises(RuntimeError, match="power cut"):
+    grow(recordings / "a_growing.wav", recordings / "b.wav")
+    with power_cut_before_a_rewriting_commit(), pytest.raises(RuntimeError, match="power cut"):
         embed_archive(trained_run.checkpoint, recordings, out=out, options=FAST)
-    monkeypatch.setattr(Journal, "commit", commit)
     during = _windows(out)  # the journal's parts: the old windows, ids and embeddings
     pd.testing.assert_frame_equal(before.drop(columns="vector"), during.drop(columns="vector"))
     assert np.array_equal(np.stack(before.vector), np.stack(during.vector))
@@ -143,7 +128,7 @@ def test_a_stop_just_after_a_rewriting_commit_does_not_write_the_part_again_over
     bookkeeping made the way out commit the same part again, with window ids from before the renumbering."""
     out = tmp_path / "archive.db"
     embed_archive(trained_run.checkpoint, recordings, out=out, options=FAST)
-    _grow(recordings / "a_growing.wav", recordings / "b.wav")
+    grow(recordings / "a_growing.wav", recordings / "b.wav")
     committed = handout_module.Handout.committed
 
     def stopped(self, names):  # the signal lands just after the journal's commit, which renumbered the later parts
@@ -179,7 +164,7 @@ def test_a_journal_written_before_sizes_were_kept_records_them_so_a_later_change
     assert all(kept[str(path)] == (path.stat().st_size, path.stat().st_mtime_ns) for path in recordings.iterdir())
 
     caplog.clear()
-    _grow(recordings / "c.wav", recordings / "b.wav")
+    grow(recordings / "c.wav", recordings / "b.wav")
     third = embed_archive(trained_run.checkpoint, recordings, out=out, options=FAST)
     assert (third.files, third.changed, third.skipped) == (1, 1, 4)
     assert not [record for record in caplog.records if record.name == handout_module.__name__]  # said once

@@ -6,13 +6,12 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
+from changedfiles import grow, power_cut_before_a_rewriting_commit
 
 import envsound
-from envsound.inference.scan.journal import JOURNAL_NAME, Journal
+from envsound.inference.scan.journal import JOURNAL_NAME
 
 FAST = envsound.ScanOptions(precision="32", progress=False, workers=1, part_files=2)  # parts of 2 files: a file's
 # old part holds another file's rows too, which must be kept
@@ -37,12 +36,6 @@ def _read(out: Path, table: str, fmt: str) -> pd.DataFrame:
         kind="stable").reset_index(drop=True)
 
 
-def _grow(path: Path, more: Path) -> None:
-    """``path`` rewritten longer (``more``'s audio appended), as a recorder still writing leaves it."""
-    audio, rate = sf.read(path, dtype="float32")
-    sf.write(path, np.concatenate([audio, sf.read(more, dtype="float32")[0]]), rate)
-
-
 def _parts_on_disk_are_the_journal_s(out: Path) -> None:
     with sqlite3.connect(out / JOURNAL_NAME) as db:
         committed = {row[0] for row in db.execute("SELECT part FROM parts")}
@@ -63,7 +56,7 @@ def test_a_file_that_changed_after_it_was_classified_is_classified_again_and_its
     row = before["files"].set_index("file").loc[growing]
     assert row["size"] == os.stat(growing).st_size and row["mtime"] == pytest.approx(os.stat(growing).st_mtime)
 
-    _grow(recordings / "growing.wav", recordings / "a.wav")
+    grow(recordings / "growing.wav", recordings / "a.wav")
     os.utime(touched, ns=(os.stat(touched).st_atime_ns, os.stat(touched).st_mtime_ns + 10**9))  # same bytes, newer
     again = envsound.scan(trained_run.checkpoint, recordings, out=out, tables=tables, options=FAST)
     assert (again.files, again.changed, again.skipped, again.total_files) == (2, 2, 3, 5)
@@ -98,7 +91,7 @@ def test_a_journal_written_before_sizes_were_kept_still_resumes_and_skips_its_fi
     with sqlite3.connect(out / JOURNAL_NAME) as db:  # the journal as the release before wrote it
         db.execute("ALTER TABLE files DROP COLUMN size")
         db.execute("ALTER TABLE files DROP COLUMN mtime_ns")
-    _grow(recordings / "growing.wav", recordings / "a.wav")
+    grow(recordings / "growing.wav", recordings / "a.wav")
     again = envsound.scan(trained_run.checkpoint, recordings, out=out, options=FAST)
     assert (first.files, again.files, again.changed, again.skipped) == (5, 0, 0, 5)  # not known to have changed
     (recordings / "new.wav").write_bytes((recordings / "a.wav").read_bytes())
@@ -110,7 +103,7 @@ def test_a_journal_written_before_sizes_were_kept_still_resumes_and_skips_its_fi
         sizes = dict(db.execute("SELECT name, size FROM files"))  # were at the first run over the older journal
     assert sizes[str(recordings / "growing.wav")] == (recordings / "growing.wav").stat().st_size
     assert sizes[str(recordings / "new.wav")] == (recordings / "new.wav").stat().st_size
-    _grow(recordings / "growing.wav", recordings / "a.wav")  # so a change from then on is seen
+    grow(recordings / "growing.wav", recordings / "a.wav")  # so a change from then on is seen
     fourth = envsound.scan(trained_run.checkpoint, recordings, out=out, options=FAST)
     assert (fourth.files, fourth.changed, fourth.total_files) == (1, 1, 6)
 
@@ -122,18 +115,9 @@ def test_a_crash_before_the_rewritten_parts_are_committed_keeps_the_old_rows_and
     before = _read(out, "windows", "parquet")
     with sqlite3.connect(out / JOURNAL_NAME) as db:
         parts = sorted(row[0] for row in db.execute("SELECT part FROM parts"))
-    _grow(recordings / "growing.wav", recordings / "a.wav")
-    commit = Journal.commit
-
-    def power_cut(self, part, finished, **kwargs):  # the rewritten parts are on disk, the journal not yet told
-        if kwargs.get("rewritten"):
-            raise RuntimeError("power cut")
-        return commit(self, part, finished, **kwargs)
-
-    monkeypatch.setattr(Journal, "commit", power_cut)
-    with pytest.raises(RuntimeError, match="power cut"):
+    grow(recordings / "growing.wav", recordings / "a.wav")
+    with power_cut_before_a_rewriting_commit(), pytest.raises(RuntimeError, match="power cut"):
         envsound.scan(trained_run.checkpoint, recordings, out=out, options=FAST)
-    monkeypatch.setattr(Journal, "commit", commit)
     # the journal's state is the old one: its parts hold the old rows (the new parts on disk are orphans, removed
     # when the journal is next opened)
     with sqlite3.connect(out / JOURNAL_NAME) as db:
