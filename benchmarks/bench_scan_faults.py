@@ -28,8 +28,6 @@ not here), rows twice (a file, or a file's window start, more than once).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import os
 import platform
 import shutil
@@ -45,6 +43,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))  # stalls: the fault tests' stand-ins
+from stalls import open_blocks, open_names  # noqa: E402
+
 ENVSOUND = [sys.executable, "-m", "envsound"]
 
 
@@ -53,16 +54,6 @@ def children(pid: int) -> list[int]:
         return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-
-
-def open_names(pid: int) -> set[str]:
-    names = set()
-    for fd in Path(f"/proc/{pid}/fd").glob("*"):
-        try:
-            names.add(os.path.basename(os.readlink(fd)))
-        except OSError:
-            continue
-    return names
 
 
 def table(out: Path, name: str) -> pd.DataFrame:
@@ -192,21 +183,6 @@ def fault_disk(checkpoint, archive, work, reference) -> dict:
                 "resumed s": round(time.monotonic() - began, 1), **compare(out, reference)}
     finally:
         subprocess.run(["umount", "--lazy", str(disk)], check=False)
-
-
-@contextlib.contextmanager
-def open_blocks(path: Path):
-    """Another process's ``open`` of ``path`` blocks (for the lease-break time) while this holds a write lease."""
-    handler = signal.signal(signal.SIGIO, signal.SIG_IGN)  # the lease holder is sent SIGIO when the file is opened
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
-        os.close(fd)
-        signal.signal(signal.SIGIO, handler)
 
 
 def fault_stall_ray(checkpoint, archive, work, reference) -> dict:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from stalls import NoLease, open_blocks, open_names
 import test_embed_ray
 
 import envsound
@@ -63,16 +64,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _open_files(pid: int) -> set[str]:
-    names = set()
-    for fd in Path(f"/proc/{pid}/fd").glob("*"):
-        try:
-            names.add(os.path.basename(os.readlink(fd)))
-        except OSError:
-            continue
-    return names
-
-
 def _watched(command: list[str], watch, *, deadline_s: float, failing) -> tuple[int, str, str]:
     """Run ``command``, calling ``watch(worker pid)`` for each of its decoding workers until it returns True or the
     run ends; -> (exit status, stdout, stderr). A run not over within ``deadline_s`` fails the test with
@@ -106,7 +97,7 @@ def test_a_decoding_worker_killed_by_the_kernel_costs_its_file_one_retry_then_an
     wanted, killed = {"once.wav": 1, "twice.wav": 2}, {}  # killed: worker pid -> the file it was reading
 
     def kill_while_reading(pid: int) -> bool:
-        for name in (_open_files(pid) & set(wanted)) if pid not in killed else ():
+        for name in (open_names(pid) & set(wanted)) if pid not in killed else ():
             if list(killed.values()).count(name) < wanted[name]:
                 os.kill(pid, signal.SIGKILL)
                 killed[pid] = name
@@ -203,7 +194,7 @@ def test_a_read_that_never_returns_is_an_error_row_after_the_file_timeout_and_th
     stopped: list[int] = []
 
     def stop_while_reading(pid: int) -> bool:
-        if stopped or "stalled.wav" not in _open_files(pid):
+        if stopped or "stalled.wav" not in open_names(pid):
             return bool(stopped)
         os.kill(pid, signal.SIGSTOP)
         stopped.append(pid)
@@ -242,26 +233,18 @@ def test_a_long_file_that_keeps_being_read_never_trips_the_file_timeout(tmp_path
 
 @contextlib.contextmanager
 def _open_blocks(path: Path):
-    """Any other process's ``open`` of ``path`` blocks (for /proc/sys/fs/lease-break-time seconds) while ``stat``
-    works: a write lease held by this process, a stalled read's stand-in that needs neither root, FUSE nor a hook in
-    the library; skips the test where the kernel or file system grants no lease, or breaks one too soon."""
+    """:func:`stalls.open_blocks` (a write lease: any other process's ``open`` of ``path`` blocks while ``stat``
+    works), skipping the test where the kernel or file system grants no lease, or breaks one too soon."""
     with contextlib.suppress(OSError, ValueError):
         if int(Path("/proc/sys/fs/lease-break-time").read_text()) < 30:
             pytest.skip("/proc/sys/fs/lease-break-time is under 30 s: an open would not block long enough")
-    fcntl = pytest.importorskip("fcntl")
-    handler = signal.signal(signal.SIGIO, signal.SIG_IGN)  # the lease holder is sent SIGIO when the file is opened
-    fd = os.open(path, os.O_RDONLY)
-    try:
+    pytest.importorskip("fcntl")
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
-        except OSError as exc:
-            pytest.skip(f"no write lease on {path} ({exc.strerror})")
+            stack.enter_context(open_blocks(path))
+        except NoLease as exc:
+            pytest.skip(str(exc))
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
-        os.close(fd)
-        signal.signal(signal.SIGIO, handler)
 
 
 @pytest.mark.parametrize("engine", ["local", "ray"])
