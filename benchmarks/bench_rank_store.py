@@ -32,6 +32,16 @@ PART_WINDOWS = 50_000  # as envsound.inference.embeddings.archive commits them
 TRUNK = "ab" * 32  # the made-up digest of the network the store was embedded with
 
 
+def build_store_apart(out: Path, **sizes) -> None:
+    """:func:`build_store` in a forked child process, so that the peak memory this process measures is not the
+    build's."""
+    child = multiprocessing.get_context("fork").Process(target=build_store, args=(out,), kwargs=sizes)
+    child.start()
+    child.join()
+    if child.exitcode:
+        raise SystemExit(f"building the store failed (exit code {child.exitcode})")
+
+
 def build_store(out: Path, *, windows: int, dim: int, file_windows: int) -> None:
     """A store of ``windows`` random float16 vectors of width ``dim``, ``file_windows`` windows a file."""
     import pyarrow as pa
@@ -103,12 +113,7 @@ def main() -> None:
         root = args.keep or Path(temporary)
         db = root / "store.db"
         started = time.perf_counter()
-        child = multiprocessing.get_context("fork").Process(target=build_store, args=(db,), kwargs={
-            "windows": args.windows, "dim": args.dim, "file_windows": args.file_windows})
-        child.start()
-        child.join()
-        if child.exitcode:
-            raise SystemExit(f"building the store failed (exit code {child.exitcode})")
+        build_store_apart(db, windows=args.windows, dim=args.dim, file_windows=args.file_windows)
         build = time.perf_counter() - started
         import envsound
 

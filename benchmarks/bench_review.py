@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import statistics
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_rank_store import build_store, learned_model  # noqa: E402  (a script beside this one)
+from bench_rank_store import build_store_apart, learned_model  # noqa: E402  (a script beside this one)
 
 LABEL = "bench"
 ROUND = 10
@@ -100,12 +99,7 @@ def main() -> None:
         db = root / "store.db"
         started = time.perf_counter()
         if not (db / "journal.sqlite").exists():
-            child = multiprocessing.get_context("fork").Process(target=build_store, args=(db,), kwargs={
-                "windows": args.windows, "dim": args.dim, "file_windows": args.file_windows})
-            child.start()
-            child.join()
-            if child.exitcode:
-                raise SystemExit(f"building the store failed (exit code {child.exitcode})")
+            build_store_apart(db, windows=args.windows, dim=args.dim, file_windows=args.file_windows)
         build = time.perf_counter() - started
 
         import httpx
