@@ -1,18 +1,25 @@
-"""The house follows the data: every import points upstream (events, the decoding of scores, below them all;
-audio -> data -> features -> augment -> models ->
-transfer -> training -> evaluation -> recipes -> inference -> deploy -> agile -> demo/app/cli). Checked on the source text, so a
-wrong-way import fails here before review."""
+"""The house follows the data: every import points upstream, in the order of :data:`ORDER` (the ground floor first,
+the console entry point last). Checked on the source text, so a wrong-way import fails here before review.
+docs/architecture.md's diagram, package table and import rules are checked against this file by
+``tests/test_architecture_doc.py``: change the order here, and the doc with it."""
 
 import ast
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
-ORDER = ["errors", "task", "config", "fileio", "stopping", "hardware", "events", "audio", "data", "features", "augment", "models", "transfer",
-         "training", "evaluation", "recipes", "inference", "deploy", "agile", "demo", "app", "cli",
+ORDER = ["errors", "task", "config", "fileio", "stopping", "hardware",  # the ground floor (BASE), then the stages
+         "events", "audio", "data", "features", "augment", "models", "fitting", "transfer", "training", "evaluation",
+         "recipes", "inference", "deploy", "agile", "demo", "app", "cli",
          "__main__"]  # `python -m envsound`: the console entry point, above everything
 BASE = {"errors", "task", "config", "fileio", "stopping", "hardware", "_version", "__init__"}
+LIGHT_BASE = ["errors", "task", "config", "fileio", "stopping", "_version"]  # all the ground floor but hardware
 EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset
+# stage -> the only stages (beside the ground floor and itself) it may import
+ONLY = {"app": {"inference", "deploy", "agile"},  # the web app: what it serves, where it stores, the labels' loop
+        "deploy": set()}  # a sensor (deploy.outbox, deploy.reporter) runs on the light install
 
 
 def stage(module_path: Path) -> str:
@@ -48,22 +55,41 @@ def test_imports_flow_one_way():
     assert not wrong, "imports against the data flow:\n" + "\n".join(wrong)
 
 
-def test_the_app_imports_only_inference_the_deployment_and_the_agile_loop():
-    targets = {t for path in (PACKAGE / "app").rglob("*.py") for t, _ in imported_stages(path)}
-    assert targets - BASE <= {"inference", "deploy", "agile", "app"}, targets
+def stages_on_disk() -> set[str]:
+    """Every package and top-level module of ``envsound`` but ``__init__`` and ``_version``."""
+    found = {path.stem for path in PACKAGE.glob("*.py")} | {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    return found - {"__init__", "_version"}
 
 
-def test_the_deployment_imports_nothing_but_the_base():
-    """A sensor (deploy.outbox, deploy.reporter) runs on the light install: no stage of training below it."""
-    targets = {t for path in (PACKAGE / "deploy").rglob("*.py") for t, _ in imported_stages(path)}
-    assert targets - BASE <= {"deploy"}, targets
+def test_every_package_has_its_place_in_the_order():
+    assert stages_on_disk() == set(ORDER), (stages_on_disk() - set(ORDER), set(ORDER) - stages_on_disk())
+
+
+def test_the_app_and_the_deployment_import_only_what_they_may():
+    """The app imports only inference, the deployment and the agile loop; the deployment no stage at all (a sensor
+    runs on the light install: no stage of training below it)."""
+    for here, allowed in ONLY.items():
+        targets = {t for path in (PACKAGE / here).rglob("*.py") for t, _ in imported_stages(path)}
+        assert targets - BASE <= allowed | {here}, (here, targets - BASE)
 
 
 def test_base_modules_import_no_stage():
-    paths = [PACKAGE / name for name in ("errors.py", "task.py", "fileio.py", "hardware.py")]
+    paths = [PACKAGE / name for name in ("errors.py", "task.py", "fileio.py", "stopping.py", "hardware.py")]
     for path in paths + sorted((PACKAGE / "config").glob("*.py")):
         targets = {t for t, _ in imported_stages(path)}
         assert targets <= BASE, (path.name, targets)
+
+
+def test_the_ground_floor_loads_no_lightning_and_all_but_hardware_no_torch():
+    """Imported, not read: ``stopping`` (SIGTERM as Ctrl-C) imported Lightning until its Lightning half moved to
+    ``fitting``; ``hardware`` measures torch's devices, so it alone loads torch."""
+    code = ("import sys, importlib\n"
+            "for name in sys.argv[1:]:\n"
+            "    importlib.import_module('envsound.' + name)\n"
+            "    print(name, *sorted(m for m in ('torch', 'lightning') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code, *LIGHT_BASE, "hardware"], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == [*LIGHT_BASE, "hardware torch"], out
 
 
 def test_the_training_loop_imports_no_recipe():

@@ -13,8 +13,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from envsound import stopping
-from envsound.stopping import KeepState, fit_until_stopped
+from envsound import fitting, stopping
+from envsound.fitting import KeepState, fit_until_stopped
+from envsound.stopping import sigterm_as_interrupt
 
 BATCHES, EPOCHS = 8, 3  # optimizer steps an epoch, epochs a fit
 
@@ -78,7 +79,7 @@ def test_a_fit_stopped_inside_an_epoch_resumes_there_with_the_steps_and_schedule
 
 
 def test_a_fit_keeps_its_state_every_checkpoint_every_s_without_a_stop(tmp_path, monkeypatch):
-    monkeypatch.setattr(stopping, "CHECKPOINT_EVERY_S", 0.0)  # every batch
+    monkeypatch.setattr(fitting, "CHECKPOINT_EVERY_S", 0.0)  # every batch
     state = tmp_path / "last.ckpt"
 
     class Watch(L.Callback):
@@ -109,3 +110,22 @@ def test_a_sigterm_handler_left_by_ray_does_not_cut_the_stopped_batch_short(tmp_
         assert signal.getsignal(signal.SIGTERM) is ray_like  # what was set before the fit, set again
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_as_interrupt_raises_in_its_block_but_leaves_a_fit_to_stop_at_its_batch_end(tmp_path):
+    """The light half (``envsound.stopping``) and the Lightning half (``envsound.fitting``) share one count of the fits
+    running: a run's SIGTERM outside a fit is a KeyboardInterrupt at once; inside one, the batch ends and is kept."""
+    with pytest.raises(KeyboardInterrupt, match="--resume"), sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+    stopped = Tiny(stop=signal.SIGTERM, stop_at=3)
+    with pytest.raises(KeyboardInterrupt, match="--resume"), sigterm_as_interrupt():
+        fit(stopped, tmp_path / "last.ckpt")
+    assert len(stopped.rates) == 4 and torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"] == 4
+
+
+@pytest.mark.parametrize("name", ["fit_until_stopped", "KeepState", "CHECKPOINT_EVERY_S"])
+def test_the_lightning_names_moved_to_fitting_are_still_found_in_stopping_with_a_warning(name):
+    with pytest.warns(DeprecationWarning, match=f"envsound.fitting.{name}"):
+        assert getattr(stopping, name) is getattr(fitting, name)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        stopping.no_such_name

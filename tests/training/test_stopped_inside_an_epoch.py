@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import TINY_OVERRIDES
-from envsound import stopping
+from envsound import fitting
 from envsound.config.files import bare_config
 from envsound.recipes.context import RunContext
 from envsound.recipes.train import train_model
@@ -36,7 +36,7 @@ class SigtermAt(L.Callback):
 
 def test_a_run_stopped_inside_an_epoch_resumes_there_with_the_steps_of_an_unstopped_one(tmp_path, synthetic_manifest,
                                                                                         monkeypatch):
-    monkeypatch.setattr(stopping, "CHECKPOINT_EVERY_S", 0.0)  # the state kept at every batch, as every 5 minutes
+    monkeypatch.setattr(fitting, "CHECKPOINT_EVERY_S", 0.0)  # the state kept at every batch, as every 5 minutes
     config = bare_config(overrides=TINY_OVERRIDES + ("train.batch_size=4", "train.max_epochs=2",
                                                      "train.val_fraction=0.25"))
     manifest = synthetic_manifest.select_folds([1, 2])  # 40 clips: 30 train in 7 batches (the last 2 dropped)

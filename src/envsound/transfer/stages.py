@@ -14,7 +14,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from envsound.stopping import KeepState, fit_until_stopped
+from envsound.fitting import KeepState, fit_until_stopped
 from envsound.transfer.progress import EpochLines
 
 __all__ = ["FRAME_HEAD", "FRAME_FINETUNE", "stage_state", "fit_stage", "KeepState"]

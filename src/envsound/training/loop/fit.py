@@ -22,7 +22,7 @@ from envsound.errors import ConfigError
 from envsound.hardware import (Runtime, has_image_layers, keep_freed_memory, probe_candidates, release_freed_memory,
                                resolve_runtime, usable_cores)
 from envsound.models.clip import build_network, window_shape
-from envsound.stopping import KeepState, fit_until_stopped
+from envsound.fitting import KeepState, fit_until_stopped
 from envsound.task import Task
 from envsound.training.loop.balance import choose_class_balance, class_weights, sample_weights
 from envsound.training.loop.clips import FitData
