@@ -148,7 +148,7 @@ def test_a_store_of_another_model_or_a_results_folder_is_refused(store, trained_
     out, _ = store
     other = tmp_path / "other.ckpt"
     other.write_bytes(Path(trained_run.checkpoint).read_bytes() + b"\0")  # another file, another digest
-    with pytest.raises(ConfigError, match="another model"):
+    with pytest.raises(ConfigError, match="embedded by model .*, not the network of .*other.ckpt"):
         search(out, archive / "site0" / "clip00.wav", model=other)
 
 

@@ -95,14 +95,12 @@ def check_reads(predictor: Predictor, store: EmbeddingsStore, model: str | os.Pa
     if source is not None and source.kind == ONNX:
         raise CheckpointError(f"{model}: an ONNX export takes audio, not the stored embeddings of {store.path}; rank "
                               "the DB with the model.ckpt it was exported from, or predict on the audio files")
-    embedded = str(store.settings.get("model"))
+    embedded = store.network_digest
     trunk = predictor.model.meta.get("trunk")
     trunk = trunk if isinstance(trunk, dict) else {}  # an autoencoder's meta names its trunk by a string
     digest = source.digest if source is not None else ""
-    if embedded not in (digest, trunk.get("digest")):
-        network = str(trunk.get("digest") or digest)
-        raise ConfigError(f"{store.path}: embedded by model {embedded[:16]}, not the network of {model} "
-                          f"({network[:16]}); predict on the audio files instead, or embed them with {model}")
+    store.check_network(model, digest, trunk.get("digest"),
+                        fix=f"predict on the audio files instead, or embed them with {model}")
     layer, stored_layer = trunk.get("layer", "embed"), store.settings.get("layer", "embed")
     if embedded != digest and layer != stored_layer:
         raise ConfigError(f"{store.path}: holds the network's {stored_layer!r} embeddings, the head of {model} reads "
@@ -116,11 +114,9 @@ def check_reads(predictor: Predictor, store: EmbeddingsStore, model: str | os.Pa
 
 def store_files(store: EmbeddingsStore) -> Iterator[str]:
     """The names of the files ``store`` holds windows of, in the store's order (a part's ``file`` column at a time)."""
-    import pyarrow.parquet as pq
-
     for part in store.parts:
         if part.rows:
-            files = pq.read_table(store.windows_path(part.number), columns=["file"]).column("file").to_pylist()
+            files = store.part_columns(part, ["file"]).column("file").to_pylist()
             yield from (name for name, _ in itertools.groupby(files))
 
 
@@ -160,12 +156,10 @@ class _Walk:
         return None
 
     def _load(self, part: StorePart) -> None:
-        import pyarrow.parquet as pq
-
         self.spans = {}
         if not part.rows:
             return
-        table = pq.read_table(self.store.windows_path(part.number), columns=["file", "start"])
+        table = self.store.part_columns(part, ["file", "start"])
         at = 0
         for name, rows in itertools.groupby(table.column("file").to_pylist()):
             count = sum(1 for _ in rows)

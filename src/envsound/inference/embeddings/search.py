@@ -9,15 +9,13 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from envsound.errors import ConfigError, EnvsoundError
-from envsound.fileio import file_digest
+from envsound.errors import ConfigError
 from envsound.inference.embeddings.index import index_for
-from envsound.inference.embeddings.store import EmbeddingsStore
+from envsound.inference.embeddings.store import CHUNK_ROWS, EmbeddingsStore
 from envsound.inference.listing import as_inputs
 
 if TYPE_CHECKING:  # loaded only where an example is embedded (torch)
@@ -25,7 +23,7 @@ if TYPE_CHECKING:  # loaded only where an example is embedded (torch)
 
 log = logging.getLogger(__name__)
 
-CHUNK_ROWS = 65_536  # stored windows scored at once: 64 Ki x 1,000 dims x 4 bytes = 256 MB of float32 at most
+__all__ = ["CHUNK_ROWS", "Hit", "search"]  # CHUNK_ROWS: the store's (EmbeddingsStore.chunks), named here as before
 
 
 @dataclass(frozen=True)
@@ -108,20 +106,9 @@ def _example_windows(store: EmbeddingsStore, names: list[str], *, start, end, de
                      model) -> list[np.ndarray]:
     """Each example's chosen windows as unit-length embeddings, ``(n, d)`` float32 an example."""
     from envsound.features.parallel import frontend_for
-    from envsound.inference.predictor import Predictor
     from envsound.inference.scan.decode import DecodeJob, decode_file
 
-    stored = store.settings
-    loaded = model if isinstance(model, Predictor) else None  # a caller's model, loaded once (a server's)
-    path = (loaded.source.path if loaded is not None else Path(model) if model is not None
-            else store.resolve(stored["model_file"]))  # a relative name: against the directory embed ran in
-    if loaded is None and not path.is_file():
-        raise ConfigError(f"{store.path}: its model {path} is missing; pass the same model file (model=, --model)")
-    digest = loaded.source.digest if loaded is not None else file_digest(path)
-    if digest != stored["model"]:
-        raise ConfigError(f"{store.path} was embedded by another model (sha256 {stored['model'][:12]}) than {path} "
-                          f"(sha256 {digest[:12]}); search it with the model that made it")
-    predictor = loaded or Predictor.from_checkpoint(path, device=device, precision=stored.get("precision", "auto"))
+    predictor = store.network(model, device=device, needed_for="searching by an audio example")
     job = DecodeJob.of(predictor)
     frontend = frontend_for(predictor.features)
     rate, window = predictor.features.sample_rate, predictor.features.window_seconds
@@ -154,28 +141,18 @@ def _nearest(store: EmbeddingsStore, query: np.ndarray, pool: int) -> tuple[np.n
     """The ``pool`` highest cosine similarities to ``query`` over the whole store and their window ids, best first."""
     best_scores = np.zeros(0, np.float32)
     best_ids = np.zeros(0, np.int64)
-    for part in store.parts:
-        if not part.rows:
-            continue
-        stored = store.embeddings(part)
-        if stored.shape[1] != len(query):
-            raise EnvsoundError(f"{store.path}: part {part.number} holds {stored.shape[1]}-d embeddings, the model "
-                                f"gives {len(query)}-d; the store is damaged, embed again into a new folder")
-        for at in range(0, part.rows, CHUNK_ROWS):
-            block = np.asarray(stored[at:at + CHUNK_ROWS], dtype=np.float32)
-            # einsum: the rows' norms without the (rows, d) square that np.linalg.norm makes (0.3 s -> 0.04 s of
-            # the 200,000-window benchmark, docs/benchmarks.md)
-            scores = block @ query / np.maximum(np.sqrt(np.einsum("ij,ij->i", block, block)), 1e-12)
-            if len(scores) > pool:
-                keep = np.argpartition(-scores, pool - 1)[:pool]
-                scores, ids = scores[keep], keep
-            else:
-                ids = np.arange(len(scores))
-            best_scores = np.concatenate([best_scores, scores])
-            best_ids = np.concatenate([best_ids, ids + part.first + at])
-            if len(best_scores) > pool:
-                keep = np.argpartition(-best_scores, pool - 1)[:pool]
-                best_scores, best_ids = best_scores[keep], best_ids[keep]
+    for ids, block in store.chunks(width=len(query)):
+        # einsum: the rows' norms without the (rows, d) square that np.linalg.norm makes (0.3 s -> 0.04 s of the
+        # 200,000-window benchmark, docs/benchmarks.md)
+        scores = block @ query / np.maximum(np.sqrt(np.einsum("ij,ij->i", block, block)), 1e-12)
+        if len(scores) > pool:
+            keep = np.argpartition(-scores, pool - 1)[:pool]
+            scores, ids = scores[keep], ids[keep]
+        best_scores = np.concatenate([best_scores, scores])
+        best_ids = np.concatenate([best_ids, ids])
+        if len(best_scores) > pool:
+            keep = np.argpartition(-best_scores, pool - 1)[:pool]
+            best_scores, best_ids = best_scores[keep], best_ids[keep]
     order = np.lexsort((best_ids, -best_scores))  # best first; ties by window id, so the order is stable
     return best_scores[order], best_ids[order]
 
