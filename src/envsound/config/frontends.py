@@ -2,9 +2,12 @@
 instead of comparing names. A frontend is a :class:`Frontend` record: its torch module, its ONNX module, the value
 silence becomes (a short window's padding), its mel scale (for band-shift augmentation) and the config it accepts.
 
-Pure data, no torch: it sits with the config (which checks ``features.frontend`` against it); the modules are named
-as ``"package.module:attribute"`` and imported only when asked for, so nothing here imports a stage above. A new
-frontend is one record in :data:`FRONTENDS` (or :func:`register_frontend` from code outside the package).
+Pure data, no torch, and no name of a stage above: it sits with the config, which checks ``features.frontend``
+against it before anything else is imported. So the built-in records here hold what the config checks (the name,
+the mel scale, the samples lost, whether deltas and ``win_length`` are accepted); their modules and silence value
+are registered by ``envsound.features`` (``features/frontends.py``, run whenever a ``features`` module is imported,
+and every user of a frontend's modules imports one). A frontend from outside the package is one whole record
+(:func:`register_frontend`).
 
 >>> frontend_spec("efficientat").mel_scale
 'kaldi'
@@ -36,9 +39,9 @@ class Frontend:
 
     name: str
     describe: str
-    module: Ref
-    onnx_module: Ref
-    silence: Ref
+    module: Ref | None = None
+    onnx_module: Ref | None = None
+    silence: Ref | None = None
     mel_scale: str = "slaney"
     lost_samples: int = 0
     deltas: bool = True
@@ -49,21 +52,29 @@ class Frontend:
         return 1 + (max(samples, self.lost_samples + 1) - self.lost_samples) // hop_length
 
     def silence_value(self) -> float:
-        return float(resolve(self.silence))
+        return float(self.part("silence"))
+
+    def part(self, field: str) -> Any:
+        """The object ``field`` (``"module"``, ``"onnx_module"``, ``"silence"``) names, imported now.
+
+        Raises:
+            ConfigError: nothing registered for it (a built-in frontend before ``envsound.features`` is imported,
+                or a record registered without it).
+        """
+        value = getattr(self, field)
+        if value is None:
+            raise ConfigError(f"frontend {self.name!r} has no {field} registered (the built-in frontends' parts are "
+                              "registered by importing envsound.features)")
+        return resolve(value)
 
 
 FRONTENDS: dict[str, Frontend] = {
-    "envsound": Frontend("envsound", "Slaney mel, dB; librosa's maths",
-                         module="envsound.features.mel:LogMel.from_config",
-                         onnx_module="envsound.inference.onnx_export:OnnxFrontend",
-                         silence="envsound.features.melbank:DB_FLOOR"),
+    "envsound": Frontend("envsound", "Slaney mel, dB; librosa's maths"),
     "efficientat": Frontend("efficientat", "EfficientAT's AudioSet frontend: pre-emphasis, Kaldi mel, natural log, "
-                            "fixed normalisation; what its pre-trained networks expect",
-                            module="envsound.features.efficientat:EfficientATMel.from_config",
-                            onnx_module="envsound.inference.onnx_export:OnnxEfficientATFrontend",
-                            silence="envsound.features.melbank:EFFICIENTAT_SILENCE", mel_scale="kaldi",
+                            "fixed normalisation; what its pre-trained networks expect", mel_scale="kaldi",
                             lost_samples=1, deltas=False, win_length=True),
 }
+"""The built-in frontends as the config knows them; ``envsound.features`` adds their modules and silence value."""
 
 
 def frontend_spec(name: str) -> Frontend:
@@ -80,7 +91,11 @@ def frontend_spec(name: str) -> Frontend:
 
 
 def register_frontend(spec: Frontend) -> None:
-    """Add ``spec`` under ``spec.name`` (a frontend from outside the package; a name taken is replaced)."""
+    """Add ``spec`` under ``spec.name`` (a name taken is replaced: ``envsound.features`` completes the built-in
+    records so).
+
+    >>> register_frontend(Frontend("mine", "my log-mel", module=MyMel.from_config, onnx_module=OnnxMyMel, silence=0.0))
+    """
     FRONTENDS[spec.name] = spec
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from envsound.config import FeatureConfig
-from envsound.config.frontends import frontend_spec, resolve
+from envsound.config.frontends import frontend_spec
 from envsound.errors import ConfigError
 from envsound.features.melbank import AMIN, DB_FLOOR, hz_to_mel, mel_to_hz, mel_weights, stft_frames
 
@@ -292,4 +292,4 @@ def logmel_frontend(cfg: FeatureConfig) -> nn.Module:
     Raises:
         ConfigError: ``cfg.frontend`` is not registered.
     """
-    return resolve(frontend_spec(cfg.frontend).module)(cfg)
+    return frontend_spec(cfg.frontend).part("module")(cfg)

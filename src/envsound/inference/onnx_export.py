@@ -2,8 +2,9 @@
 
 The graph takes one block of waveform and the starts of the evaluation windows to score in it, and returns their
 probabilities; everything between is inside: the log-mel frontend (the windowed DFT as a product with a fixed basis,
-see :class:`OnnxFrontend`, and the same mel filters), delta channel, padding of a clip shorter than a window, cutting
-the windows, the network and the task's activation (softmax, or sigmoid for multi-label models). Inputs and output:
+see :class:`~envsound.features.onnx_frontends.OnnxFrontend`, and the same mel filters), delta channel, padding of a
+clip shorter than a window, cutting the windows, the network and the task's activation (softmax, or sigmoid for
+multi-label models). Inputs and output:
 
 - ``waveform``: float32 ``(1, samples)``, mono, in [-1, 1], at the model's sample rate (at least one sample);
 - ``starts``: int64 ``(n,)``, window starts in frames (log-mel) or samples (waveform models), as
@@ -37,10 +38,8 @@ from torch import nn
 
 from envsound._version import __version__
 from envsound.config import FeatureConfig
-from envsound.config.frontends import frontend_spec, resolve
+from envsound.config.frontends import frontend_spec
 from envsound.errors import ConfigError
-from envsound.features.efficientat import EfficientATMel
-from envsound.features.mel import DELTA_WIDTH, deltas, hann_window, mel_filterbank, power_to_db, whole_clip_slope
 from envsound.features.windows import window_length, window_pad_value
 from envsound.fileio import atomic_path
 from envsound.inference.onnx_model import FORMAT, FORMAT_VERSION, METADATA, OUTPUTS, OnnxModel
@@ -51,61 +50,10 @@ from envsound.models.open_set import OpenSet
 
 log = logging.getLogger(__name__)
 
+# moved to envsound.features.onnx_frontends (beside the frontends they export); found here for one release
+_MOVED = {"OnnxFrontend", "OnnxEfficientATFrontend"}
+
 OPSET = 18  # the lowest torch's exporter writes
-
-
-class OnnxFrontend(nn.Module):
-    """:class:`~envsound.features.mel.LogMel` in exportable form, ``(1, samples)`` -> ``(C, n_mels, frames)``, equal
-    to LogMel within float32 rounding.
-
-    The windowed DFT is one product with a fixed ``(n_fft, 2 * n_freq)`` cosine / sine basis rather than the ONNX
-    ``STFT`` operator: onnxruntime's STFT took 6.3 ms per 5-s clip at 22.05 kHz (n_fft 1024) on the 2-core CPU of
-    docs/benchmarks.md, the product 3.7 ms, and it needs no particular opset.
-    """
-
-    def __init__(self, cfg: FeatureConfig) -> None:
-        super().__init__()
-        self.n_fft, self.hop_length, self.with_deltas = cfg.n_fft, cfg.hop_length, cfg.deltas
-        self.n_freq = cfg.n_fft // 2 + 1
-        time_index = torch.arange(cfg.n_fft, dtype=torch.float64)[:, None]
-        angle = 2 * torch.pi * time_index * torch.arange(self.n_freq, dtype=torch.float64)[None, :] / cfg.n_fft
-        window = hann_window(cfg.n_fft).double()[:, None]
-        self.register_buffer("basis", torch.cat([angle.cos() * window, -angle.sin() * window], dim=1).float())
-        self.register_buffer("filterbank", mel_filterbank(sample_rate=cfg.sample_rate, n_fft=cfg.n_fft,
-                                                          n_mels=cfg.n_mels, f_min=cfg.f_min, f_max=cfg.f_max))
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        padded = nn.functional.pad(waveform, (self.n_fft // 2, self.n_fft // 2))  # centred, zeros (librosa >= 0.10)
-        spectrum = padded.unfold(-1, self.n_fft, self.hop_length) @ self.basis  # (1, frames, 2 * n_freq): re, im
-        power = (spectrum[..., :self.n_freq].square() + spectrum[..., self.n_freq:].square()).mT
-        logmel = power_to_db(self.filterbank @ power)  # (1, n_mels, frames)
-        if self.with_deltas:
-            # A clip shorter than the delta width takes another formula (see deltas()): both branches are in the graph.
-            slopes = torch.cond(logmel.shape[-1] >= DELTA_WIDTH, _windowed_slope, _whole_clip_slope, (logmel,))
-            logmel = torch.cat([logmel, slopes])
-        return logmel
-
-
-class OnnxEfficientATFrontend(nn.Module):
-    """:class:`~envsound.features.efficientat.EfficientATMel` with its DFT as a basis product, ``(1, samples)`` ->
-    ``(1, n_mels, frames)`` (the layout of :class:`OnnxFrontend`)."""
-
-    def __init__(self, cfg: FeatureConfig) -> None:
-        super().__init__()
-        self.mel = EfficientATMel.from_config(cfg, dft_matmul=True)
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        return self.mel(waveform)[0]
-
-
-def _windowed_slope(logmel: torch.Tensor) -> torch.Tensor:
-    # deltas(), not windowed_slope(): the branch is traced for every length, and deltas' own length check keeps the
-    # trace valid for short clips. (A torch.cond branch may not return a view of its input: hence the clones.)
-    return deltas(logmel).clone()
-
-
-def _whole_clip_slope(logmel: torch.Tensor) -> torch.Tensor:
-    return whole_clip_slope(logmel).clone()
 
 
 class OnnxGraph(nn.Module):
@@ -119,7 +67,7 @@ class OnnxGraph(nn.Module):
         if open_set is not None:
             self.register_buffer("prototypes", torch.from_numpy(open_set.prototypes.T.copy()))
             self.register_buffer("gates", torch.from_numpy(open_set.thresholds.copy()))
-        self.frontend = None if features.kind != "logmel" else resolve(frontend_spec(features.frontend).onnx_module)(
+        self.frontend = None if features.kind != "logmel" else frontend_spec(features.frontend).part("onnx_module")(
             features)
         self.network = network
         self.multi_label = multi_label
@@ -236,3 +184,13 @@ def _export(graph: OnnxGraph, features: FeatureConfig):
                                     input_names=["waveform", "starts"], output_names=OUTPUTS[:1 + graph.frames],
                                     verbose=False)
     return program.model_proto
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        warnings.warn(f"envsound.inference.onnx_export.{name} moved to envsound.features.onnx_frontends.{name}; "
+                      "the old name goes in the next release", DeprecationWarning, stacklevel=2)
+        from envsound.features import onnx_frontends
+
+        return getattr(onnx_frontends, name)
+    raise AttributeError(f"module 'envsound.inference.onnx_export' has no attribute {name!r}")
