@@ -2,16 +2,16 @@
 through the scan's machinery: the one listing, the local engine's decoding workers (each file cut into the windows
 ``predict`` scores), the journal (a second run skips the files done, a killed run resumes), an errors table.
 
-The engine is :class:`~envsound.inference.scan.engine.LocalEngine` (or, ``engine="ray"``,
-:class:`~envsound.inference.scan.ray_engine.RayEngine`) asked for the network's embedding (``network.embed``, what its
-head sees) instead of probabilities; a part is committed as ``predict --out`` commits
+It runs on the scan's archive driver (:mod:`envsound.inference.scan.driver`), the store being one of its sinks: the
+engine named (:mod:`envsound.inference.scan.engines`: ``local``, ``ray``) is asked for the network's embedding
+(``network.embed``, what its head sees) instead of probabilities; a part is committed as ``predict --out`` commits
 its parts (every few seconds at first, at most every 2 minutes), or at :data:`PART_WINDOWS` windows, so a part's
 embeddings stay ~100 MB at 1,000 dimensions.
 
 A file that changed since it was embedded (its size or modification time differs from the journal's: a recorder
 still writing) is embedded again, as ``predict --out`` classifies it again: its new windows go in the new part, and
 every committed part from the first that holds its older rows on is written again under a new number
-(:func:`_renumbered`): its windows without the changed files' (their embeddings dropped with them, ``errors`` rows
+(:func:`_rewrite_part`): its windows without the changed files' (their embeddings dropped with them, ``errors`` rows
 too), the window ids renumbered so that they still run 0, 1, ... over the parts in order. All of it is committed in
 the new part's one journal transaction, then the old part files are removed: a crash before it leaves the old parts
 and ids, after it the new, each file's windows in the store once. The windows of the parts before the first one
@@ -20,30 +20,27 @@ rewritten keep their ids; the changed files' old ids name no window any more (a 
 
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 import time
-import warnings
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from envsound.errors import CheckpointError, ConfigError
-from envsound.fileio import atomic_open, run_lock
-from envsound.inference.listing import as_inputs
-from envsound.inference.predictor import Prediction, Predictor
-from envsound.inference.scan.engine import (Engine, Finished, LocalEngine, default_batch_size,
-                                            default_workers)
-from envsound.inference.scan.engines import ENGINES
-from envsound.inference.scan.handout import Handout
-from envsound.inference.scan.journal import JOURNAL_NAME, Journal
-from envsound.inference.scan.run import (ScanOptions, ScanSummary, _in_one_line, _model_threads,
-                                        _stop_on_sigterm)
+from envsound.fileio import atomic_open
 from envsound.inference.embeddings.index import INDEX_MIN_WINDOWS, faiss_or_none, update_index
 from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
+from envsound.inference.listing import as_inputs
+from envsound.inference.predictor import Prediction, Predictor
+from envsound.inference.scan.driver import run_archive, run_settings
+from envsound.inference.scan.engine import Finished, default_batch_size, default_workers
+from envsound.inference.scan.engines import engine_kind
+from envsound.inference.scan.journal import JOURNAL_NAME, Journal, Stat, part_name
+from envsound.inference.scan.options import ScanOptions, ScanSummary, with_legacy
+from envsound.inference.scan.tables import other_files
 
 PART_WINDOWS = 50_000  # windows a part at most: 100 MB of float16 at 1,000 dimensions
 
@@ -58,16 +55,9 @@ class StoreSummary(ScanSummary):
     width: int = 0
 
     def line(self) -> str:
-        text = (f"{self.files} files ({self.audio_seconds / 3600:.2f} h of audio), {self.windows} windows embedded "
-                f"in {self.wall_seconds:.1f} s; {self.failed} failed")
-        if self.changed:
-            text += f"; {self.changed} changed since the last run, embedded again"
-        if self.skipped:
-            text += f"; {self.skipped} already done"
-        text += f"; {self.total_windows} windows in {self.out}"
-        if self.total_failed:
-            text += f" ({self.total_failed} failed files listed in {Path(self.out) / 'errors'})"
-        return text
+        return self._line(f"{self.files} files ({self.audio_seconds / 3600:.2f} h of audio), {self.windows} windows "
+                          f"embedded in {self.wall_seconds:.1f} s", done="embedded",
+                          where=f"{self.total_windows} windows in {self.out}")
 
 
 def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os.PathLike], *,
@@ -97,20 +87,16 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
             other results, a setting out of range, an unknown engine, Ray missing or its address not answering.
     """
     started = time.monotonic()
-    options = _options(options or ScanOptions(), legacy)
-    engine, address, device, precision = options.engine, options.address, options.device, options.precision
+    options = with_legacy("embed", {"options": options or ScanOptions()}, legacy, also=("out", "files_from"))["options"]
     workers, batch_size = options.workers, options.batch_size
     if (workers is not None and workers < 1) or (batch_size is not None and batch_size < 1):
         raise ConfigError(f"workers and batch_size must be >= 1 (got {workers}, {batch_size})")
-    if engine not in ENGINES:
-        raise ConfigError(f"engine {engine!r} is unknown; valid: {', '.join(ENGINES)}")
-    if engine == "ray":  # a cluster that does not answer is said before the model loads
-        from envsound.inference.scan.ray_engine import connect
-
-        connect(address)
+    kind = engine_kind(options.engine)
+    if kind.connect is not None:  # a cluster that does not answer is said before the model loads
+        kind.connect(options.address)
     if (Path(out) / JOURNAL_NAME).is_file():
         EmbeddingsStore(out)  # a results folder of predict --out is refused in these words, before the model loads
-    predictor = Predictor.from_checkpoint(model, device=device, precision=precision)
+    predictor = Predictor.from_checkpoint(model, device=options.device, precision=options.precision)
     network = getattr(predictor.model, "network", None)
     if not hasattr(predictor.model, "window_embeddings"):
         raise CheckpointError(f"{model}: an ONNX export carries no embedding output; embed with the model.ckpt it "
@@ -119,97 +105,24 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
         raise ConfigError(f"{model}: model {predictor.model.config.model.name!r} has no embedding (a baseline or an "
                           "ensemble); embeddings come from one network")
     fingerprint = {"store": STORE_KIND, "model": predictor.source.digest, "model_file": str(predictor.source.path),
-                   "precision": precision, "layer": "embed",
+                   "precision": options.precision, "layer": "embed",
                    "window_seconds": predictor.features.window_seconds, "cwd": os.getcwd()}
     workers = workers or default_workers(predictor.model.runtime.accelerator)
     batch_size = batch_size or default_batch_size(predictor.model.runtime)
-    if engine == "ray":
-        runner = _ray_engine(predictor, address=address, device=device, batch_size=batch_size,
-                             file_timeout=options.file_timeout)
-    else:
-        runner = _EmbeddingEngine(predictor, workers=workers, batch_size=batch_size,
-                                  file_timeout=options.file_timeout)
-    summary = StoreSummary(out=str(out), settings={"engine": runner.describe(), "batch_size": batch_size,
-                                                   "runtime": predictor.model.runtime.describe()})
-    with _in_one_line(Path(out)), run_lock(out), _model_threads(predictor, workers), _stop_on_sigterm():
-        journal = Journal.open(out, fingerprint, tables=TABLES)
-        try:
-            summary.startup_seconds = time.monotonic() - started
-            _run(runner, journal, summary, inputs=as_inputs(inputs), files_from=files_from, options=options)
-            totals = journal.totals()
-            summary.total_files, summary.total_failed = totals["files"], totals["failed"]
-        finally:
-            journal.close()
+    shape = {"batch_size": batch_size, "top_k": 1, "events": False, "window_scores": True, "embed": True}
+    engine = kind.build(predictor, shape, address=options.address, device=options.device, workers=workers,
+                        file_timeout=options.file_timeout)
+    sink = _StoreSink(out)
+    summary = StoreSummary(out=str(out), settings=run_settings(engine, batch_size))
+    run_archive(engine, sink, summary, fingerprint=fingerprint, inputs=as_inputs(inputs), files_from=files_from,
+                options=options, started=started, model_threads=workers if kind.model_threads else None)
+    summary.windows, summary.width = sink.written, sink.width
     store = EmbeddingsStore(out)
     summary.total_windows = store.windows
     if store.windows >= INDEX_MIN_WINDOWS and faiss_or_none() is not None:
         update_index(store)  # new parts added to the search index (or it built): search need not do it
     summary.wall_seconds = time.monotonic() - started
     return summary
-
-
-class _FileEmbeddings:
-    """One file's windows, chunk by chunk: their times (as :class:`~envsound.inference.predictor.FileScores` gives a
-    window's) and embeddings (float16); what the engine asks of a file's scores."""
-
-    def __init__(self, predictor: Predictor) -> None:
-        self.features, self.step = predictor.features, predictor.step
-        self.begins: list[float] = []
-        self.vectors: list[np.ndarray] = []
-
-    def add(self, offset: int, shift: int, embeddings: np.ndarray, starts: list[int]) -> None:
-        rate = self.features.sample_rate
-        self.begins += [(offset + start * self.step + shift) / rate for start in starts]
-        self.vectors.append(np.asarray(embeddings, dtype=np.float16))
-
-    def finish(self, name: str, read: int, *, top_k: int) -> Prediction:
-        """The windows as a Prediction's ``segments`` (``start``, ``end`` in seconds, within the file)."""
-        length = read / self.features.sample_rate
-        window = self.features.window_seconds
-        segments = []
-        for begin in self.begins:
-            start = round(max(begin, 0.0), 3)
-            segments.append({"start": start, "end": round(max(min(begin + window, length), start), 3)})
-        return Prediction(file=name, segments=segments, duration=length)
-
-    def window_probs(self) -> np.ndarray:
-        """``(n_windows, d)`` float16: the embeddings, in the order of the segments."""
-        return np.concatenate(self.vectors) if self.vectors else np.zeros((0, 0), np.float16)
-
-
-def _ray_engine(predictor: Predictor, *, address: str | None, device: str, batch_size: int,
-                file_timeout: float | None):
-    """The Ray engine with the actors asked for embeddings and each file's windows gathered as :class:`_FileEmbeddings`
-    (Ray imported only here: the local engine does not need it)."""
-    from envsound.inference.scan.ray_engine import RayEngine
-
-    class _RayEmbeddingEngine(RayEngine):
-        embed = True
-
-        def _file_scores(self) -> _FileEmbeddings:
-            return _FileEmbeddings(self.predictor)
-
-    return _RayEmbeddingEngine(predictor, address=address, device=device, batch_size=batch_size, top_k=1,
-                               events=False, window_scores=True, file_timeout=file_timeout)
-
-
-class _EmbeddingEngine(LocalEngine):
-    """The local engine with the network's embedding of each window in place of its probabilities."""
-
-    def __init__(self, predictor: Predictor, *, workers: int, batch_size: int, file_timeout: float | None) -> None:
-        super().__init__(predictor, workers=workers, batch_size=batch_size, top_k=1, events=False,
-                         window_scores=True, file_timeout=file_timeout)
-
-    def _file_scores(self) -> _FileEmbeddings:
-        return _FileEmbeddings(self.predictor)
-
-    def _probabilities(self, chunks: list) -> list[tuple]:
-        embedded = self.model.window_embeddings(np.concatenate([chunk.windows for _, chunk, *_ in chunks]))
-        out, at = [], 0
-        for _, chunk, *_ in chunks:
-            out.append((embedded[at:at + len(chunk.windows)], chunk.starts))
-            at += len(chunk.windows)
-        return out
 
 
 @dataclass
@@ -241,120 +154,135 @@ class _Part:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        name = f"part-{number:06d}"
+        windows, vectors, errors = _paths(out, number)
         if self.files:
-            with atomic_open(out / "embeddings" / f"{name}.npy") as fh:
+            with atomic_open(vectors) as fh:
                 np.save(fh, np.concatenate(self.vectors).astype(np.float16, copy=False))
             table = pa.table({"window": pa.array(np.arange(first, first + len(self.files)), pa.int64()),
                               "file": pa.array(self.files, pa.string()),
                               "start": pa.array(self.starts, pa.float64()), "end": pa.array(self.ends, pa.float64())})
-            with atomic_open(out / "windows" / f"{name}.parquet") as fh:
+            with atomic_open(windows) as fh:
                 pq.write_table(table, fh)
         if self.errors:
             table = pa.table({"file": [e[0] for e in self.errors], "error": [e[1] for e in self.errors]})
-            with atomic_open(out / "errors" / f"{name}.parquet") as fh:
+            with atomic_open(errors) as fh:
                 pq.write_table(table, fh)
 
 
-def _run(engine: Engine, journal: Journal, summary: StoreSummary, *, inputs: list, files_from,
-         options: ScanOptions) -> None:
-    """Embed, committing parts as they fill; on Ctrl-C or SIGTERM, commit what is finished. A changed file's older
-    windows are dropped as its new ones are committed (see the module's docstring)."""
-    handout = Handout(journal, inputs, files_from=files_from, progress=options.progress, watch=True)
-    state = {"number": journal.next_part(), "part": _Part(), "first": EmbeddingsStore(journal.out).windows}
+def _paths(out: Path, number: int) -> tuple[Path, Path, Path]:
+    """Part ``number``'s ``windows``, ``embeddings`` and ``errors`` files."""
+    name = part_name(number)
+    return out / "windows" / f"{name}.parquet", out / "embeddings" / f"{name}.npy", out / "errors" / f"{name}.parquet"
 
-    def commit() -> None:
-        part = state["part"]
-        if not part.finished:
-            return
-        number = state["number"]
-        names = [name for name, _, _ in part.finished]
-        held = journal.parts_holding([name for name in names if name in handout.changed], besides=number)
-        drop = {name for dropped in held.values() for name in dropped}
-        # the committed parts, in order, from the first holding a changed file's older rows: renumbered after this one
-        later = [old for old, in journal.db.execute("SELECT part FROM parts WHERE part >= ? AND part != ? ORDER BY "
-                                                    "part", (min(held, default=number), number))] if held else []
-        first = state["first"] - sum(_rows(journal.out, old) for old in later)
-        part.write(journal.out, number, first)
-        rewritten, end = _renumbered(journal.out, later, drop, number=number + 1, first=first + len(part.files))
-        journal.commit(number, part.finished, stats={name: handout.stats[name] for name in names
-                                                     if name in handout.stats}, rewritten=rewritten)
-        # at once: a stop from here on (SIGTERM is a KeyboardInterrupt) calls commit() again on the way out, which
-        # must find nothing left to write, not this part again over the renumbered ones
-        state.update(number=journal.next_part(), part=_Part(), first=end)
-        summary.windows += len(part.files)
-        if rewritten:
-            journal.remove_orphans(TABLES)  # else the next open removes them
-        handout.committed(names)
 
-    def on_file(finished: Finished) -> None:
-        part = state["part"]
+class _StoreSink:
+    """The store as the archive driver (:mod:`envsound.inference.scan.driver`) fills it: a :class:`_Part` at a time,
+    its window ids running on from the parts before it; an older part written again without some files' windows has
+    its ids renumbered (:func:`_rewrite_part`), so the driver rewrites every part after it too (``renumbers``)."""
+
+    tables = TABLES
+    max_windows = PART_WINDOWS
+    renumbers = True
+
+    def __init__(self, out: str | os.PathLike) -> None:
+        self.out = Path(out)
+        self.part = _Part()
+        self.first = 0  # the id of the part's first window
+        self.next = 0  # the id after the last window written (the part's, then the parts rewritten after it)
+        self.written = 0  # windows committed in this run
+        self.width = 0  # of the embeddings
+
+    @property
+    def finished(self) -> list[tuple[str, bool, float]]:
+        return self.part.finished
+
+    def start(self, journal: Journal) -> None:
+        self.first = EmbeddingsStore(journal.out).windows
+
+    def add(self, finished: Finished, stat: Stat | None) -> None:
         if finished.error is not None:
-            part.add_error(finished.name, finished.error)
+            self.part.add_error(finished.name, finished.error)
         else:
-            part.add(finished.prediction, finished.window_probs)
-            summary.width = summary.width or int(finished.window_probs.shape[1])
-        handout.count(finished)
-        if handout.due() or len(part.finished) >= options.part_files or len(part.files) >= PART_WINDOWS:
-            commit()
+            self.part.add(finished.prediction, finished.window_probs)
+            self.width = self.width or int(finished.window_probs.shape[1])
 
-    try:
-        handout.run(engine, on_file, commit=commit, summary=summary)
-    finally:
-        summary.changed = len(handout.changed)
+    def windows(self) -> int:
+        return len(self.part.files)
+
+    def size(self) -> int:
+        return sum(vectors.nbytes for vectors in self.part.vectors)
+
+    def write(self, number: int, stale: list[int]) -> None:
+        first = self.first - sum(_rows(self.out, old) for old in stale)  # the stale parts' ids come after this one
+        self.part.write(self.out, number, first)
+        self.next = first + len(self.part.files)
+
+    def rewrite(self, old: int, new: int, drop: set[str]) -> bool:
+        rows = _rewrite_part(self.out, old, new, drop, first=self.next)
+        self.next += rows or 0
+        return rows is not None
+
+    def committed(self) -> None:
+        self.written += len(self.part.files)
+        self.part, self.first = _Part(), self.next
 
 
 def _rows(out: Path, number: int) -> int:
     """The windows of committed part ``number`` (its embeddings' rows; 0 when it holds only errors)."""
-    path = out / "embeddings" / f"part-{number:06d}.npy"
+    path = _paths(out, number)[1]
     return int(np.load(path, mmap_mode="r").shape[0]) if path.exists() else 0
 
 
 def _renumbered(out: Path, parts: list[int], drop: set[str], *, number: int, first: int) -> tuple[dict, int]:
-    """The committed ``parts`` (in order) written again as parts ``number``, ``number + 1`` ... without the rows of
-    the files ``drop``, their windows numbered on from ``first``; each file whole or absent (written under a temporary
-    name and renamed; an embeddings part with no row dropped is linked, not copied). A part left with no row is not
-    written. Returns ``{old part: its new number, or None}`` for :meth:`Journal.commit` and the id after the last
-    window."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
+    """The committed ``parts`` (in order) written again as parts ``number``, ``number + 1`` ... by
+    :func:`_rewrite_part`, their windows numbered on from ``first``. Returns ``{old part: its new number, or None}``
+    and the id after the last window. (What the driver does with :class:`_StoreSink`, in one call: the rewrite
+    benchmark's.)"""
     rewritten: dict[int, int | None] = {}
     for old in parts:
-        new = number
-        windows, vectors, errors = (out / table / f"part-{old:06d}{suffix}" for table, suffix in
-                                    (("windows", ".parquet"), ("embeddings", ".npy"), ("errors", ".parquet")))
-        kept_errors = None
-        if errors.exists():
-            table = pq.read_table(errors)
-            kept_errors = table.filter(pc.invert(pc.is_in(table["file"], value_set=pa.array(sorted(drop),
-                                                                                          pa.string()))))
-        table, keep = None, None
-        if windows.exists():
-            table = pq.read_table(windows)
-            keep = pc.invert(pc.is_in(table["file"], value_set=pa.array(sorted(drop), pa.string())))
-            table = table.filter(keep)
-        rows = 0 if table is None else table.num_rows
-        if not rows and not (kept_errors is not None and kept_errors.num_rows):
-            rewritten[old] = None
-            continue
-        if rows:
-            ids = pa.array(np.arange(first, first + rows), pa.int64())
-            with atomic_open(out / "windows" / f"part-{new:06d}.parquet") as fh:
-                pq.write_table(table.set_column(table.schema.get_field_index("window"), "window", ids), fh)
-            keep = keep.to_numpy(zero_copy_only=False)
-            if keep.all():
-                _link(vectors, out / "embeddings" / f"part-{new:06d}.npy")
-            else:
-                with atomic_open(out / "embeddings" / f"part-{new:06d}.npy") as fh:
-                    np.save(fh, np.load(vectors)[keep])
-        if kept_errors is not None and kept_errors.num_rows:
-            with atomic_open(out / "errors" / f"part-{new:06d}.parquet") as fh:
-                pq.write_table(kept_errors, fh)
-        rewritten[old] = new
-        number, first = number + 1, first + rows
+        rows = _rewrite_part(out, old, number, drop, first=first)
+        rewritten[old] = None if rows is None else number
+        number, first = number + (rows is not None), first + (rows or 0)
     return rewritten, first
+
+
+def _rewrite_part(out: Path, old: int, new: int, drop: set[str], *, first: int) -> int | None:
+    """Committed part ``old`` written again as part ``new`` without the rows of the files ``drop``, its windows
+    numbered on from ``first``; each file whole or absent (written under a temporary name and renamed; an embeddings
+    part with no row dropped is linked, not copied). Returns the windows written, or None when no row (window or
+    error) is left: nothing is written."""
+    import pyarrow.parquet as pq
+
+    windows, vectors, errors = _paths(out, old)
+    kept_errors = None
+    if errors.exists():
+        table = pq.read_table(errors)
+        kept_errors = table.filter(other_files(table, drop))
+    table, keep = None, None
+    if windows.exists():
+        table = pq.read_table(windows)
+        keep = other_files(table, drop)
+        table = table.filter(keep)
+    rows = 0 if table is None else table.num_rows
+    if not rows and not (kept_errors is not None and kept_errors.num_rows):
+        return None
+    new_windows, new_vectors, new_errors = _paths(out, new)
+    if rows:
+        import pyarrow as pa
+
+        ids = pa.array(np.arange(first, first + rows), pa.int64())
+        with atomic_open(new_windows) as fh:
+            pq.write_table(table.set_column(table.schema.get_field_index("window"), "window", ids), fh)
+        keep = keep.to_numpy(zero_copy_only=False)
+        if keep.all():
+            _link(vectors, new_vectors)
+        else:
+            with atomic_open(new_vectors) as fh:
+                np.save(fh, np.load(vectors)[keep])
+    if kept_errors is not None and kept_errors.num_rows:
+        with atomic_open(new_errors) as fh:
+            pq.write_table(kept_errors, fh)
+    return rows
 
 
 def _link(source: Path, target: Path) -> None:
@@ -366,20 +294,3 @@ def _link(source: Path, target: Path) -> None:
     except OSError:
         with open(source, "rb") as src, atomic_open(target) as fh:
             shutil.copyfileobj(src, fh)
-
-
-def _options(options: ScanOptions, legacy: dict) -> ScanOptions:
-    """``embed_archive``'s old keywords (``workers=1`` ...) into its :class:`ScanOptions`, with a DeprecationWarning;
-    an unknown one is a ConfigError offering the nearest name."""
-    if not legacy:
-        return options
-    names = [f.name for f in fields(ScanOptions)]
-    unknown = sorted(set(legacy) - set(names))
-    if unknown:
-        near = difflib.get_close_matches(unknown[0], ["out", "files_from", "options", *names], n=1)
-        hint = f" (did you mean {near[0]}=?)" if near else ""
-        raise ConfigError(f"embed(): unknown keyword {unknown[0]!r}{hint}; it takes out, files_from and "
-                          f"options=ScanOptions(...) ({', '.join(names)})")
-    warnings.warn(f"embed({', '.join(f'{key}=' for key in legacy)}): give them as options=ScanOptions(...); the "
-                  "keywords go in a later release", DeprecationWarning, stacklevel=3)
-    return replace(options, **legacy)

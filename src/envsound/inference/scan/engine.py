@@ -41,6 +41,7 @@ from envsound.errors import EnvsoundError
 from envsound.hardware import usable_cores
 from envsound.inference.predictor import FileScores, Prediction, Predictor
 from envsound.inference.scan.decode import Chunk, DecodeJob, chunk_credits, decode_worker
+from envsound.inference.scan.embedding import FileEmbeddings
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +166,10 @@ class LocalEngine:
     """Runs :meth:`run` over the names the lister gives; see the module's docstring."""
 
     def __init__(self, predictor: Predictor, *, workers: int, batch_size: int, top_k: int, events: bool,
-                 window_scores: bool, file_timeout: float | None = None) -> None:
+                 window_scores: bool, file_timeout: float | None = None, embed: bool = False) -> None:
         self.predictor = predictor
         self.file_timeout = file_timeout or None  # seconds without progress on a file; None (or 0): no limit
+        self.embed = embed  # each window's embedding (network.embed) in place of its probabilities: a store's rows
         self.model = predictor.model
         self.workers = workers
         self.batch_size = batch_size
@@ -308,8 +310,10 @@ class LocalEngine:
                 state.deaths.pop(file_id, None)
                 state.on_file(Finished(state.files.pop(file_id), error=payload))
 
-    def _file_scores(self) -> FileScores:
-        """What gathers one file's scored windows (the embeddings store gathers embeddings instead)."""
+    def _file_scores(self) -> FileScores | FileEmbeddings:
+        """What gathers one file's scored windows (or, with ``embed``, their embeddings)."""
+        if self.embed:
+            return FileEmbeddings(self.predictor)
         return FileScores(self.predictor, segments=True, events=self.events, window_scores=self.window_scores)
 
     def _bury(self, worker: _Worker, state: _State) -> None:
@@ -379,7 +383,12 @@ class LocalEngine:
         pending.chunks = [entry for entry in pending.chunks if entry[0] != file_id]
 
     def _probabilities(self, chunks: list[tuple[int, Chunk, _Worker, int]]) -> list[tuple]:
-        """(window probabilities, starts[, frame probabilities]) of each chunk; windows of all chunks in one batch."""
+        """(window probabilities, starts[, frame probabilities]) of each chunk; windows of all chunks in one batch.
+        With ``embed``: (window embeddings, starts)."""
+        if self.embed:
+            embedded = self.model.window_embeddings(np.concatenate([chunk.windows for _, chunk, *_ in chunks]))
+            sizes = np.cumsum([0] + [len(chunk.windows) for _, chunk, *_ in chunks])
+            return [(embedded[at:end], chunk.starts) for (_, chunk, *_), at, end in zip(chunks, sizes, sizes[1:])]
         if not self.by_windows:  # the model cuts its own windows: one call a chunk
             return [self.model.waveform_probs(chunk.samples, before=chunk.before, frames=self.frames)
                     for _, chunk, *_ in chunks]

@@ -54,9 +54,10 @@ class Handout:
         try:
             for name in self._listed():
                 now = _stat(name) if self.watch else None
-                kept = done.kept(name)  # False: not done; None: done, its stat unknown
-                was = None if kept is False else (now is not None and kept is not None and kept != now)
-                if kept is None and now is not None and name not in self.in_flight:
+                listed = done.done(name)
+                # changed since it was done: True, False; not done: None
+                was = None if listed is None else (now is not None and listed.stat is not None and listed.stat != now)
+                if listed is not None and listed.stat is None and now is not None and name not in self.in_flight:
                     unknown[name] = now
                     if len(unknown) >= RECORD_BATCH:
                         self.recorded += done.record(unknown)

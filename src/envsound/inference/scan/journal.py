@@ -25,6 +25,8 @@ import contextlib
 import json
 import sqlite3
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from envsound.errors import ConfigError
@@ -43,6 +45,19 @@ CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, part INTEGER NOT NULL, 
 # taken as unchanged once, and a change after that is seen.
 ADDED_COLUMNS = {"files": {"size": "INTEGER", "mtime_ns": "INTEGER"}}
 Stat = tuple[int, int]  # (size in bytes, modification time in ns) of a file when it was handed out
+
+
+def part_name(number: int) -> str:
+    """The name of part ``number`` of any table, without its suffix: ``part-000001`` (the one place it is made)."""
+    return f"part-{number:06d}"
+
+
+@dataclass(frozen=True)
+class Done:
+    """A file the journal lists as finished, and its :data:`Stat` when it was handed out (None: not known, a journal
+    written before they were kept, a run over an embeddings store)."""
+
+    stat: Stat | None
 
 
 class Journal:
@@ -122,6 +137,11 @@ class Journal:
                     count = self.db.execute("SELECT COUNT(*) FROM files WHERE part = ?", (new,)).fetchone()[0]
                     self.db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?)", (new, count, time.time()))
 
+    def parts_from(self, first: int, *, besides: int) -> list[int]:
+        """The committed parts numbered ``first`` or more, other than ``besides``, in order."""
+        return [part for part, in self.db.execute("SELECT part FROM parts WHERE part >= ? AND part != ? ORDER BY part",
+                                                  (first, besides))]
+
     def parts_holding(self, names: list[str], *, besides: int) -> dict[int, list[str]]:
         """The committed parts other than ``besides`` that hold rows of ``names``: part -> those names."""
         held: dict[int, list[str]] = {}
@@ -155,16 +175,23 @@ class DoneIndex:
     def __contains__(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM files WHERE name = ?", (name,)).fetchone() is not None
 
-    def kept(self, name: str) -> Stat | None | bool:
-        """The :data:`Stat` kept for ``name``: None when it is done but its stat is unknown (a journal written before
-        they were kept, a run over an embeddings store), False when it is not done."""
+    def done(self, name: str) -> Done | None:
+        """``name`` as the journal lists it finished, with its kept :data:`Stat`; None when it is not done."""
         row = self.db.execute("SELECT size, mtime_ns FROM files WHERE name = ?", (name,)).fetchone()
         if row is None:
-            return False
-        return None if row[0] is None or row[1] is None else (row[0], row[1])
+            return None
+        return Done(None if row[0] is None or row[1] is None else (row[0], row[1]))
+
+    def kept(self, name: str) -> Stat | None | bool:
+        """Deprecated (its three kinds of answer read alike): :meth:`done`. The :data:`Stat` kept for ``name``, None
+        when it is done but its stat is unknown, False when it is not done."""
+        warnings.warn("DoneIndex.kept(name) is deprecated: use DoneIndex.done(name) (None: not done; .stat: the "
+                      "kept size and time, None if unknown)", DeprecationWarning, stacklevel=2)
+        done = self.done(name)
+        return False if done is None else done.stat
 
     def record(self, stats: dict[str, Stat]) -> int:
-        """Keep ``stats`` for done files whose stat is unknown (see :meth:`kept`), in one transaction; returns how
+        """Keep ``stats`` for done files whose stat is unknown (see :meth:`done`), in one transaction; returns how
         many were recorded. A file's kept stat is never replaced here: only a commit of it does that."""
         with self.db:
             before = self.db.total_changes
@@ -266,6 +293,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _part_number(name: str) -> int | None:
+    """The number of a part file named by :func:`part_name`, else None."""
     if not name.startswith("part-"):
         return None
     digits = name[5:].split(".", 1)[0]

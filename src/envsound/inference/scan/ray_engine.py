@@ -47,6 +47,7 @@ import numpy as np
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.inference.predictor import FileScores, Predictor
 from envsound.inference.scan.decode import Chunk, DecodeJob, decode_file
+from envsound.inference.scan.embedding import FileEmbeddings
 from envsound.inference.scan.engine import FILE_TIMEOUT, Finished
 from envsound.models.files import RELEASE
 from envsound.models.releases import LABELS_FILE
@@ -140,8 +141,10 @@ class RayEngine:
     seconds without progress on one file before it is an error row (``None`` or 0: no limit), as the local engine's."""
 
     def __init__(self, predictor: Predictor, *, address: str | None, device: str = "auto", batch_size: int,
-                 top_k: int, events: bool, window_scores: bool, file_timeout: float | None = FILE_TIMEOUT) -> None:
+                 top_k: int, events: bool, window_scores: bool, file_timeout: float | None = FILE_TIMEOUT,
+                 embed: bool = False) -> None:
         self.predictor = predictor
+        self.embed = embed
         self.file_timeout = file_timeout or None
         self.top_k, self.events, self.window_scores = top_k, events, window_scores
         self.frames = events and predictor.has_frames
@@ -173,7 +176,10 @@ class RayEngine:
     embed = False  # True: the actors give each window's embedding (``network.embed``) in place of probabilities
 
     def _file_scores(self):
-        """What gathers one file's windows (``add``, ``finish``, ``window_probs``); the embedding engine's differ."""
+        """What gathers one file's windows (``add``, ``finish``, ``window_probs``): scores, or with ``embed`` the
+        embeddings."""
+        if self.embed:
+            return FileEmbeddings(self.predictor)
         return FileScores(self.predictor, segments=True, events=self.events, window_scores=self.window_scores)
 
     def _run_group(self, files: dict[int, str], on_file, stop: threading.Event) -> None:

@@ -42,6 +42,7 @@ import numpy as np
 from envsound.errors import ConfigError
 from envsound.fileio import atomic_open
 from envsound.inference.predictor import Prediction
+from envsound.inference.scan.journal import part_name
 
 TABLES = ("files", "windows", "events", "errors", "counts")
 FORMATS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
@@ -134,8 +135,7 @@ class Part:
         """Each table's rows as ``out/TABLE/part-NNNNNN.EXT`` (tables without rows write nothing)."""
         for table in TABLES:
             if self.rows(table):
-                path = out / table / f"part-{number:06d}{FORMATS[fmt]}"
-                with atomic_open(path) as fh:
+                with atomic_open(_part_path(out, table, number, fmt)) as fh:
                     _WRITERS[fmt](self.columns[table], fh)
 
     def size(self, fmt: str) -> int:
@@ -169,24 +169,35 @@ def rewrite_part(out: Path, old: int, new: int, fmt: str, drop: set[str]) -> boo
     any row is left (a table left without rows writes nothing)."""
     kept = False
     for table in TABLES:
-        path = out / table / f"part-{old:06d}{FORMATS[fmt]}"
+        path = _part_path(out, table, old, fmt)
         if not path.exists():
             continue
         left = _FILTERS[fmt](path.read_bytes(), drop)
         if left is not None:
-            with atomic_open(out / table / f"part-{new:06d}{FORMATS[fmt]}") as fh:
+            with atomic_open(_part_path(out, table, new, fmt)) as fh:
                 fh.write(left)
             kept = True
     return kept
 
 
-def _filter_parquet(data: bytes, drop: set[str]) -> bytes | None:
+def _part_path(out: Path, table: str, number: int, fmt: str) -> Path:
+    return out / table / f"{part_name(number)}{FORMATS[fmt]}"
+
+
+def other_files(table, drop: set[str]):
+    """The rows of the Arrow ``table`` whose ``file`` is not in ``drop``: a boolean array (what rewriting a part
+    keeps)."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    return pc.invert(pc.is_in(table["file"], value_set=pa.array(sorted(drop), type=pa.string())))
+
+
+def _filter_parquet(data: bytes, drop: set[str]) -> bytes | None:
     import pyarrow.parquet as pq
 
     table = pq.read_table(io.BytesIO(data))
-    table = table.filter(pc.invert(pc.is_in(table["file"], value_set=pa.array(sorted(drop), type=pa.string()))))
+    table = table.filter(other_files(table, drop))
     if not table.num_rows:
         return None
     buffer = io.BytesIO()
