@@ -5,7 +5,8 @@ from importlib import metadata
 
 import pytest
 
-from envsound.cli import commands, extras
+from envsound.cli import extras
+from envsound.cli.commands import models
 from envsound.cli.extras import extra_for
 
 # every optional dependency the CLI or the server imports, by the extra pyproject.toml lists it in
@@ -41,7 +42,7 @@ def test_a_missing_ray_names_the_cluster_extra(monkeypatch, envsound_main):
     def needs_ray(args):
         raise ModuleNotFoundError("No module named 'ray'", name="ray")
 
-    monkeypatch.setattr(commands, "list_models", needs_ray)
+    monkeypatch.setattr(models, "models", needs_ray)
     ran = envsound_main("models")
     assert ran.returncode == 1 and ran.stderr.strip() == (
         "envsound models: error: this needs ray, which comes with the 'cluster' extra: pip install "

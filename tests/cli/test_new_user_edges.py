@@ -70,7 +70,7 @@ def _summary(run) -> str:
 
 
 def test_every_dataset_command_exits_1_after_one_summary_when_files_were_left_out_else_0(tmp_path, envsound_main):
-    """train, cv, evaluate and embed: 0 when nothing was left out; with --skip-bad and a broken file, 1, the file
+    """train, cv, evaluate and embed-clips: 0 when nothing was left out; with --skip-bad and a broken file, 1, the file
     named once in the whole output, and a summary as the last line."""
     clean = make_folder(tmp_path / "clean", THREE_BY_FOUR)
     broken = make_folder(tmp_path / "broken", THREE_BY_FOUR, broken=True)
@@ -82,7 +82,7 @@ def test_every_dataset_command_exits_1_after_one_summary_when_files_were_left_ou
         "train": ["train", "--dataset", "folder", "--out", tmp_path / "t", "--no-cache", *SETS],
         "cv": ["cv", "--dataset", "folder", "--out", tmp_path / "c", *QUICK],
         "evaluate": ["evaluate", model, "--dataset", "folder", "--no-cache"],
-        "embed": ["embed", model, "--dataset", "folder", "--out", tmp_path / "e.npz", "--no-cache"],
+        "embed-clips": ["embed-clips", model, "--dataset", "folder", "--out", tmp_path / "e.npz", "--no-cache"],
     }
     for command, args in runs.items():
         run = envsound_main(*args, "--root", broken, "--skip-bad")
@@ -90,7 +90,7 @@ def test_every_dataset_command_exits_1_after_one_summary_when_files_were_left_ou
         assert (run.stdout + run.stderr).count("broken.wav") == 1, (command, run.stdout + run.stderr)
         assert _summary(run) == (f"envsound {command}: 1 of 13 file(s) left out as unusable (--skip-bad; each named "
                                  "above); the rest ran: exit status 1"), command
-    for command in ("evaluate", "embed"):  # nothing left out: 0 (train and cv were 0 above, on clean clips)
+    for command in ("evaluate", "embed-clips"):  # nothing left out: 0 (train and cv were 0 above, on clean clips)
         run = envsound_main(*runs[command], "--root", clean, "--skip-bad")
         assert run.returncode == 0 and "left out" not in run.stderr, (command, run.stderr)
 
@@ -114,14 +114,14 @@ def test_a_run_folder_keeps_no_lock_file_and_a_failed_run_leaves_no_folder(tmp_p
 
 def test_classes_chosen_by_flag_keep_the_folds_their_clips_have_among_every_class(tmp_path):
     """train --folds 1,2,3 --classes dog,rain then evaluate --folds 4 must test clips that training never saw."""
-    from envsound.cli import commands
+    from envsound.cli.dataset_flags import manifest_of
     from envsound.cli.main import build_parser
 
     root = make_folder(tmp_path / "clips", {"dog": 5, "rain": 5, "siren": 6})
 
     def folds_of(*flags) -> dict[str, int]:
         args = build_parser().parse_args(["cv", "--dataset", "folder", "--root", str(root), "--out", "x", *flags])
-        return {r.clip_id: r.fold for r in commands._dataset(args, rotate=True).records}
+        return {r.clip_id: r.fold for r in manifest_of(args, rotate=True).records}
 
     every = folds_of()
     chosen = folds_of("--classes", "dog,rain")

@@ -129,6 +129,60 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
                              "once per model on this machine; --precision sets the precision")
 
 
+def add_json_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--json``: the command's results as JSON on stdout; ``help`` says their shape."""
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+LABELS_STORE = ("where the labels are kept: a SQLite path or a postgresql://USER@HOST/DB URL (default: "
+                "DB/review.sqlite)")
+
+
+def add_store_option(parser: argparse.ArgumentParser, help: str = LABELS_STORE) -> None:
+    """``--store``: a SQLite path or a PostgreSQL URL of the tables the command reads or writes (by default an
+    embeddings store's labels; serve and token keep events and tokens there, ``help`` says which)."""
+    parser.add_argument("--store", metavar="PATH_OR_URL", help=help)
+
+
+def add_archive_options(group, *, verb: str, folder: str) -> None:
+    """How an archive is read and run, for ``predict --out`` and ``embed``: ``--files-from``, ``--workers``,
+    ``--batch-size``, ``--engine``, ``--address`` (:class:`~envsound.inference.scan.ScanOptions`); ``verb`` is
+    what is done to each file (classify), ``folder`` what is written (results folder)."""
+    from envsound.inference.scan import ENGINES
+
+    group.add_argument("--files-from", metavar="LIST",
+                       help=f"also {verb} the files, folders or globs listed in LIST, one per line (-: stdin)")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="decoding processes (default: half the cores on a CPU, all but one beside a GPU)")
+    group.add_argument("--batch-size", type=int, metavar="N",
+                       help="windows scored in one forward (default: 16 in fp32 and 64 in bf16 on a CPU, 256 on a "
+                            "GPU); neither this nor --workers changes the results")
+    group.add_argument("--engine", default="local", choices=ENGINES,
+                       help=f"local: this machine; ray: a Ray cluster (pip install 'envsound[cluster]'): the same "
+                            f"{folder}, Ray Data decoding on CPU tasks and a pool of model actors (GPUs where the "
+                            "cluster has them)")
+    group.add_argument("--address", metavar="ADDR",
+                       help="--engine ray: the cluster (auto, HOST:PORT, ray://HOST:10001); default RAY_ADDRESS, "
+                            "else a Ray instance started for this job")
+
+
+def scan_options(args: argparse.Namespace, *, progress: bool):
+    """The :class:`~envsound.inference.scan.ScanOptions` of :func:`add_archive_options`' flags, --device and
+    --precision."""
+    from envsound.inference.scan import ScanOptions
+
+    return ScanOptions(engine=args.engine, address=args.address, workers=args.workers, batch_size=args.batch_size,
+                       device=args.device, precision=args.precision, progress=progress)
+
+
+def check_threshold(args: argparse.Namespace) -> None:
+    """--threshold out of (0, 1) refused in the flag's own name, before a model loads."""
+    if args.threshold is not None:
+        from envsound.task import check_threshold as check
+
+        check(args.threshold, name="--threshold")
+
+
 def add_precision_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="numeric precision of the model; auto: what this machine runs fast (fp32 on a CPU "

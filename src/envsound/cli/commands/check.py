@@ -1,0 +1,39 @@
+"""``envsound check MODEL DB``: a learned detector's precision over a whole embeddings store; a thin call of
+:func:`envsound.agile.check.check`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from envsound.cli.options import add_json_option, add_store_option
+
+
+def register(command) -> None:
+    p = command("check", "Check a learned detector's precision over a whole embeddings store: per label, draw windows "
+                         "at random from those at or above its threshold into a sheet beside the model "
+                         "(DIR/LABEL.check.csv, kept while the threshold is the same), and once they are reviewed "
+                         "(envsound label DB --from the sheet) say the precision they show, with its "
+                         "interval, and how many of the label's windows the store holds.")
+    p.add_argument("model", metavar="MODEL", help="the learned model (envsound learn's DIR/model.ckpt)")
+    p.add_argument("db", metavar="DB", help="the store folder it was learned from (envsound embed ... --out DB)")
+    p.add_argument("--label", action="append", metavar="NAME",
+                   help="a label to check (repeat for several; default: all the model's)")
+    p.add_argument("--sample", type=int, default=50, metavar="K", help="windows drawn a label (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the draw (default 0)")
+    add_store_option(p)
+    add_json_option(p, "the checks as one JSON object")
+    p.set_defaults(run=check)
+
+
+def check(args: argparse.Namespace) -> int:
+    from envsound.agile.check import check as check_model
+
+    result = check_model(args.model, args.db, labels=args.label, sample=args.sample, seed=args.seed,
+                         store=args.store)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        for line in result.lines():
+            print(line)
+    return 0

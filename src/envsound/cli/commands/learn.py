@@ -1,0 +1,52 @@
+"""``envsound learn DB --label NAME --out DIR``: a detector learned from the reviewed windows of an embeddings store;
+a thin call of :func:`envsound.agile.learn.learn`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from envsound.cli.options import add_json_option, add_store_option, show_progress
+
+
+def register(command) -> None:
+    p = command("learn", "Learn a detector from the windows of an embeddings store reviewed for some labels (envsound "
+                         "label DB): per label a logistic regression on the stored embeddings (no audio decoded), "
+                         "written as an ordinary model (DIR/model.ckpt: the store's network with the learned head) "
+                         "whose thresholds hold a target precision, cross-validated on the reviewed windows "
+                         "(DIR/LABEL.curve.csv and .png); optionally the windows to review next.")
+    p.add_argument("db", metavar="DB", help="the store folder (envsound embed MODEL INPUTS --out DB)")
+    p.add_argument("--label", action="append", required=True, metavar="NAME",
+                   help="a label to learn (repeat for several: the model's labels, in this order)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write model.ckpt and the curves to")
+    p.add_argument("--suggest", type=int, default=0, metavar="K",
+                   help="also list the K windows to review next (least certain, spread over files)")
+    p.add_argument("--precision", type=float, default=0.9, metavar="P",
+                   help="the target precision each label's threshold holds on its reviewed windows")
+    p.add_argument("--negatives", choices=("weak", "none"), default="weak",
+                   help="weak: unreviewed windows count as negatives of a tenth of a review's weight; none: only the "
+                        "reviewed windows")
+    add_store_option(p)
+    add_json_option(p, 'the suggestions as JSON, one a line: {"window", "file", "start", "end", "label", "score"} '
+                       "(the summary goes to stderr)")
+    p.set_defaults(run=learn)
+
+
+def learn(args: argparse.Namespace) -> int:
+    from envsound.agile.learn import learn as learn_labels
+
+    result = learn_labels(args.db, args.label, out=args.out, store=args.store, suggest=args.suggest,
+                          precision=args.precision, negatives=args.negatives, progress=show_progress(args))
+    summary = sys.stderr if args.json else sys.stdout  # with --json, stdout holds the suggestions and nothing else
+    for line in result.lines():
+        print(line, file=summary)
+    if args.json:
+        for suggestion in result.suggestions:
+            print(json.dumps(suggestion.to_dict()))
+    elif result.suggestions:
+        width = max([len(s.file) for s in result.suggestions] + [4])
+        print(f"{'window':>8}  {'file':<{width}}  {'start':>8}  {'end':>8}  {'score':>6}  label")
+        for s in result.suggestions:
+            print(f"{s.window:>8}  {s.file:<{width}}  {s.start:>8.2f}  {s.end:>8.2f}  {s.score:>6.3f}  {s.label}")
+    return 0

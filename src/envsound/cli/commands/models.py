@@ -1,0 +1,25 @@
+"""``envsound models``: the model names and the pre-trained AudioSet networks; thin calls of
+:func:`envsound.models.registry.model_names` and :func:`envsound.models.pretrained.pretrained_table`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(command) -> None:
+    p = command("models", "List the model names.")
+    p.set_defaults(run=models)
+
+
+def models(args: argparse.Namespace) -> int:
+    from envsound.models.pretrained import pretrained_table
+    from envsound.models.registry import model_names
+    from envsound.models.releases import models_dir
+
+    print("\n".join(model_names()))
+    print(f"\npre-trained on AudioSet (EfficientAT; 'envsound download NAME', kept in {models_dir()}):")
+    for row in pretrained_table():
+        where = f"installed: {row['installed']}" if row["installed"] else "not installed"
+        print(f"  {row['name']:<16} {row['parameters'] / 1e6:5.2f} M parameters  {row['megabytes']:6.1f} MB  "
+              f"AudioSet mAP {row['audioset_map']:.3f}  {where}")
+    return 0
