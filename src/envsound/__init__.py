@@ -1,6 +1,6 @@
 """envsound: environmental sound classification.
 
-Data flows one way: audio -> data -> features -> models -> training -> evaluation -> recipes -> inference -> cli.
+Data flows one way through the packages, in the order docs/architecture.md draws (tests/test_layering.py checks it).
 Nothing is read, downloaded or configured at import time: ``import envsound`` loads neither torch nor numpy; the
 functions below are imported on first use.
 
