@@ -121,12 +121,15 @@ def feature_cache(args: argparse.Namespace):
     return FeatureCache(args.cache_dir)  # None: $ENVSOUND_CACHE or ~/.cache/envsound/features
 
 
-def add_device_option(parser: argparse.ArgumentParser) -> None:
+def add_device_option(parser: argparse.ArgumentParser, *, precision: bool = False) -> None:
+    """``--device``, where the model runs, and with ``precision`` the ``--precision`` it runs in."""
     parser.add_argument("--device", default="auto", choices=ACCELERATORS,
                         help="where the model runs: cpu; cuda (the first CUDA GPU: CUDA_VISIBLE_DEVICES=N picks "
                              "another); mps (Apple silicon); gpu: cuda, else mps; auto: cuda, then mps, else cpu. "
                              "Precision and memory format are then chosen by timing the model for a few seconds, "
                              "once per model on this machine; --precision sets the precision")
+    if precision:
+        add_precision_option(parser)
 
 
 def add_json_option(parser: argparse.ArgumentParser, help: str) -> None:

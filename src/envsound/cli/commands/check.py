@@ -1,5 +1,7 @@
-"""``envsound check MODEL DB``: a learned detector's precision over a whole embeddings store; a thin call of
-:func:`envsound.agile.check.check`."""
+"""Check a learned detector's precision over a whole embeddings store: per label, draw windows at random from those
+at or above its threshold into a sheet beside the model (DIR/LABEL.check.csv, kept while the threshold is the same),
+and once they are reviewed (envsound label DB --from the sheet) say the precision they show, with its interval, and
+how many of the label's windows the store holds."""
 
 from __future__ import annotations
 
@@ -10,11 +12,7 @@ from envsound.cli.options import add_json_option, add_store_option
 
 
 def register(command) -> None:
-    p = command("check", "Check a learned detector's precision over a whole embeddings store: per label, draw windows "
-                         "at random from those at or above its threshold into a sheet beside the model "
-                         "(DIR/LABEL.check.csv, kept while the threshold is the same), and once they are reviewed "
-                         "(envsound label DB --from the sheet) say the precision they show, with its "
-                         "interval, and how many of the label's windows the store holds.")
+    p = command("check", __doc__)
     p.add_argument("model", metavar="MODEL", help="the learned model (envsound learn's DIR/model.ckpt)")
     p.add_argument("db", metavar="DB", help="the store folder it was learned from (envsound embed ... --out DB)")
     p.add_argument("--label", action="append", metavar="NAME",

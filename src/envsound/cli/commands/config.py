@@ -1,5 +1,4 @@
-"""``envsound config``: the resolved configuration as YAML; a thin call of :func:`envsound.recipes.config.resolve`
-(through :func:`envsound.cli.options.build_config`)."""
+"""Print the resolved configuration (defaults, model preset, --config, --set) as YAML."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from envsound.cli.options import add_config_options, build_config
 
 
 def register(command) -> None:
-    p = command("config", "Print the resolved configuration (defaults, model preset, --config, --set) as YAML.")
+    p = command("config", __doc__)
     add_config_options(p)
     p.set_defaults(run=config)
 

@@ -1,6 +1,5 @@
-"""``envsound datasets``: the dataset names, or (``datasets check``) the copies and near copies among a dataset's
-clips; thin calls of :func:`envsound.data.registry.dataset_names` and
-:func:`envsound.features.fingerprint.find_duplicates`."""
+"""List the dataset names, or (datasets check) list the clips of a dataset that are copies or near copies of each
+other; exit 1 when a pair straddles folds."""
 
 from __future__ import annotations
 
@@ -13,8 +12,7 @@ from envsound.errors import ConfigError
 
 
 def register(command) -> None:
-    p = command("datasets", "List the dataset names, or (datasets check) list the clips of a dataset that are copies "
-                            "or near copies of each other; exit 1 when a pair straddles folds.")
+    p = command("datasets", __doc__)
     p.add_argument("action", nargs="?", choices=["list", "check"], default="list")
     p.add_argument("--dataset", metavar="NAME", help="for check: the dataset")
     p.add_argument("--root", type=Path, metavar="PATH", help="for check: its root folder")

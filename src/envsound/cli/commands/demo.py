@@ -1,5 +1,5 @@
-"""``envsound demo``: the embedded synthetic dataset, cross-validated, a final model and a few fresh clips; a thin
-call of :func:`envsound.demo.run_demo`."""
+"""Generate the embedded synthetic dataset, cross-validate the default model on it, train a final model and classify
+a few files."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from envsound.cli.options import show_progress
 
 
 def register(command) -> None:
-    p = command("demo", "Generate the embedded synthetic dataset, cross-validate the default model on it, "
-                        "train a final model and classify a few files.")
+    p = command("demo", __doc__)
     p.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR",
                    help="demo folder (its previous demo results are replaced)")
     p.set_defaults(run=demo)

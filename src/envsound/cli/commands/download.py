@@ -1,5 +1,5 @@
-"""``envsound download``: a dataset from its official archive, or a pre-trained model into the model cache; thin calls
-of :func:`envsound.data.download.download_dataset` and :func:`envsound.transfer.install.install_pretrained`."""
+"""Download a dataset from its official archive, or a pre-trained AudioSet model (efficientat-mn04 ...) into the
+model cache (checksum, resume, progress bar)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from envsound.errors import ConfigError
 
 
 def register(command) -> None:
-    p = command("download", "Download a dataset from its official archive, or a pre-trained AudioSet model "
-                            "(efficientat-mn04 ...) into the model cache (checksum, resume, progress bar).")
+    p = command("download", __doc__)
     p.add_argument("dataset", metavar="NAME", help="esc50, urbansound8k, fsdkaggle2018, fsdkaggle2019, or a "
                                                    "pre-trained model: efficientat-mn01 ... efficientat-mn40 "
                                                    "('envsound models' lists them)")

@@ -1,4 +1,5 @@
-"""``envsound evaluate``: score a model on held-out folds; a thin call of :func:`envsound.recipes.api.evaluate`."""
+"""Score a checkpoint on held-out folds: accuracy, per-class P/R/F1, confusion matrix (multi-label: lwlrap, mAP,
+micro/macro F1, per-class AP)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ from pathlib import Path
 
 from envsound.cli.dataset_flags import data_of, report_skipped
 from envsound.cli.options import (add_dataset_options, add_device_option, add_json_option, add_model_argument,
-                                  add_precision_option, add_threshold_option, check_threshold, run_options)
+                                  add_threshold_option, check_threshold, run_options)
 
 
 def register(command) -> None:
-    p = command("evaluate", "Score a checkpoint on held-out folds: accuracy, per-class P/R/F1, confusion matrix "
-                            "(multi-label: lwlrap, mAP, micro/macro F1, per-class AP).")
+    p = command("evaluate", __doc__)
     add_model_argument(p, onnx=False, note=" (with --label-map: zero-shot)")
     add_dataset_options(p, folds_help="folds to evaluate on (default: all)")
     p.add_argument("--label-map", type=Path, metavar="FILE.csv",
@@ -26,8 +26,7 @@ def register(command) -> None:
                    help="also write report.json, report.txt, predictions.csv and report_confusion.png (multi-label: "
                         "report_per_class_ap.png) here")
     add_threshold_option(p)
-    add_device_option(p)
-    add_precision_option(p)
+    add_device_option(p, precision=True)
     p.set_defaults(run=evaluate)
 
 

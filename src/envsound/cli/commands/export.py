@@ -1,5 +1,5 @@
-"""``envsound export``: a checkpoint as one ONNX file; a thin call of
-:func:`envsound.inference.onnx_export.export_onnx`."""
+"""Write a checkpoint as one ONNX file (log-mel frontend, windows and network inside; labels and feature settings in
+its metadata) that predict, serve and load_model run with onnxruntime, without PyTorch."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from envsound.errors import ConfigError
 
 
 def register(command) -> None:
-    p = command("export", "Write a checkpoint as one ONNX file (log-mel frontend, windows and network inside; labels "
-                          "and feature settings in its metadata) that predict, serve and load_model run with "
-                          "onnxruntime, without PyTorch.")
+    p = command("export", __doc__)
     add_model_argument(p, onnx=False, network=True)
     p.add_argument("--format", default="onnx", choices=["onnx"], help="file format")
     p.add_argument("--out", required=True, type=Path, metavar="FILE.onnx", help="where to write the model")

@@ -1,5 +1,8 @@
-"""``envsound label DB --from CSV`` and ``envsound label DB --export OUT``: thin calls of
-:mod:`envsound.agile.labels`."""
+"""Label windows of an embeddings store (made by embed MODEL INPUTS --out DB) from a CSV, or export its labels. The
+CSV's header is file,start,end,label,verdict (a row whose start and end are a window's within 0.01 s labels that
+window; any other row every window of the file whose centre lies in [start, end)) or window,label,verdict; a verdict
+is yes, no or unsure. Every verdict is kept with who gave it and when; the latest is the current one. Exit status 1
+when a row was refused (each named on stderr; the others are stored)."""
 
 from __future__ import annotations
 
@@ -12,12 +15,7 @@ from envsound.errors import ConfigError
 
 
 def register(command) -> None:
-    p = command("label", "Label windows of an embeddings store (made by embed MODEL INPUTS --out DB) from a CSV, or "
-                         "export its labels. The CSV's header is file,start,end,label,verdict (a row whose start and "
-                         "end are a window's within 0.01 s labels that window; any other row every window of the "
-                         "file whose centre lies in [start, end)) or window,label,verdict; a verdict is yes, no or "
-                         "unsure. Every verdict is kept with who gave it and when; the latest is the current one. "
-                         "Exit status 1 when a row was refused (each named on stderr; the others are stored).")
+    p = command("label", __doc__)
     p.add_argument("db", metavar="DB", help="the store folder")
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--from", dest="source", type=Path, metavar="CSV", help="store the verdicts of this CSV")

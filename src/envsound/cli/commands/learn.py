@@ -1,5 +1,7 @@
-"""``envsound learn DB --label NAME --out DIR``: a detector learned from the reviewed windows of an embeddings store;
-a thin call of :func:`envsound.agile.learn.learn`."""
+"""Learn a detector from the windows of an embeddings store reviewed for some labels (envsound label DB): per label a
+logistic regression on the stored embeddings (no audio decoded), written as an ordinary model (DIR/model.ckpt: the
+store's network with the learned head) whose thresholds hold a target precision, cross-validated on the reviewed
+windows (DIR/LABEL.curve.csv and .png); optionally the windows to review next."""
 
 from __future__ import annotations
 
@@ -11,11 +13,7 @@ from envsound.cli.options import add_json_option, add_store_option, show_progres
 
 
 def register(command) -> None:
-    p = command("learn", "Learn a detector from the windows of an embeddings store reviewed for some labels (envsound "
-                         "label DB): per label a logistic regression on the stored embeddings (no audio decoded), "
-                         "written as an ordinary model (DIR/model.ckpt: the store's network with the learned head) "
-                         "whose thresholds hold a target precision, cross-validated on the reviewed windows "
-                         "(DIR/LABEL.curve.csv and .png); optionally the windows to review next.")
+    p = command("learn", __doc__)
     p.add_argument("db", metavar="DB", help="the store folder (envsound embed MODEL INPUTS --out DB)")
     p.add_argument("--label", action="append", required=True, metavar="NAME",
                    help="a label to learn (repeat for several: the model's labels, in this order)")

@@ -1,5 +1,5 @@
-"""``envsound listen``: classify audio as it arrives, optionally reporting to a server as a sensor; thin calls of
-:class:`envsound.inference.live.LiveListener` and :class:`envsound.deploy.reporter.Reporting`."""
+"""Classify audio as it arrives (stdin, the microphone, or a file played in real time): a line whenever the top label
+changes or an event starts or ends, each with its time."""
 
 from __future__ import annotations
 
@@ -10,17 +10,15 @@ import sys
 from pathlib import Path
 
 from envsound.audio.stream import ENCODINGS
-from envsound.cli.options import add_device_option, add_json_option, add_model_argument, add_precision_option
+from envsound.cli.options import add_device_option, add_json_option, add_model_argument
 from envsound.errors import ConfigError
 
 
 def register(command) -> None:
-    p = command("listen", "Classify audio as it arrives (stdin, the microphone, or a file played in real time): a line "
-                          "whenever the top label changes or an event starts or ends, each with its time.")
+    p = command("listen", __doc__)
     add_model_argument(p, onnx=True)
     add_listen_options(p)
-    add_device_option(p)
-    add_precision_option(p)
+    add_device_option(p, precision=True)
     p.set_defaults(run=listen)
 
 

@@ -1,5 +1,7 @@
-"""``envsound mix``: a multi-label set in the FSDKaggle2019 layout from a single-label dataset; a thin call of
-:func:`envsound.data.mixtures.build_mixtures`."""
+"""Build a multi-label set in the FSDKaggle2019 layout from a single-label dataset with folds: clips of 1-3 events
+over a background, each made only of clips of one fold, a curated part with the true labels and a noisy part with
+corrupted ones (OUT/train_curated.csv, train_noisy.csv, strong_labels.csv, mix.json). Train on it with --dataset
+fsdkaggle2019."""
 
 from __future__ import annotations
 
@@ -11,10 +13,7 @@ from envsound.cli.options import add_dataset_options, add_mix_options, show_prog
 
 
 def register(command) -> None:
-    p = command("mix", "Build a multi-label set in the FSDKaggle2019 layout from a single-label dataset with folds: "
-                       "clips of 1-3 events over a background, each made only of clips of one fold, a curated part "
-                       "with the true labels and a noisy part with corrupted ones (OUT/train_curated.csv, "
-                       "train_noisy.csv, strong_labels.csv, mix.json). Train on it with --dataset fsdkaggle2019.")
+    p = command("mix", __doc__)
     add_dataset_options(p, folds_help="folds to build from (default: all); each mixture stays in its fold")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="the new set's folder")
     add_mix_options(p)

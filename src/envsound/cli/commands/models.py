@@ -1,5 +1,4 @@
-"""``envsound models``: the model names and the pre-trained AudioSet networks; thin calls of
-:func:`envsound.models.registry.model_names` and :func:`envsound.models.pretrained.pretrained_table`."""
+"""List the model names."""
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import argparse
 
 
 def register(command) -> None:
-    p = command("models", "List the model names.")
+    p = command("models", __doc__)
     p.set_defaults(run=models)
 
 

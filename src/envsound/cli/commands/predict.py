@@ -1,5 +1,5 @@
-"""``envsound predict``: classify files, or with --out archive them into a results folder; thin calls of
-:class:`envsound.inference.predictor.Predictor` and :func:`envsound.inference.scan.scan`."""
+"""Classify audio files or folders (recursively) of any length and format; with --out, an archive into a results
+folder, batched and resumable."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 from envsound.cli.options import (add_archive_options, add_device_option, add_json_option, add_model_argument,
-                                  add_precision_option, add_threshold_option, check_threshold, scan_options)
+                                  add_threshold_option, check_threshold, scan_options)
 from envsound.errors import ConfigError
 
 
 def register(command) -> None:
-    p = command("predict", "Classify audio files or folders (recursively) of any length and format; with --out, an "
-                           "archive into a results folder, batched and resumable.")
+    p = command("predict", __doc__)
     add_model_argument(p, onnx=True)
     p.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER",
                    help="audio files, folders or globs; with --out, also one embeddings store folder (envsound "
@@ -30,8 +29,7 @@ def register(command) -> None:
                         "window timeline, median-filtered and thresholded (events.* of the checkpoint's config; the "
                         "time resolution is features.eval_hop_seconds)")
     add_threshold_option(p)
-    add_device_option(p)
-    add_precision_option(p)
+    add_device_option(p, precision=True)
     add_scan_options(p)
     p.set_defaults(run=predict)
 

@@ -1,5 +1,5 @@
-"""``envsound pretrain``: a convolutional autoencoder for --init; a thin call of
-:func:`envsound.recipes.pretrain.pretrain_autoencoder`."""
+"""Pre-train a convolutional autoencoder on audio (labels ignored) for --init; writes OUT/autoencoder.ckpt and
+OUT/reconstructions.png."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from envsound.cli.options import add_config_options, add_dataset_options, build_
 
 
 def register(command) -> None:
-    p = command("pretrain", "Pre-train a convolutional autoencoder on audio (labels ignored) for --init; writes "
-                            "OUT/autoencoder.ckpt and OUT/reconstructions.png.")
+    p = command("pretrain", __doc__)
     add_dataset_options(p, folds_help="folds to pre-train on (default: all); 'unlabelled' reads any folder of audio")
     p.add_argument("--exclude-folds", type=parse_folds, metavar="4,5",
                    help="leave these folds out, e.g. the test fold of the evaluation the encoder is meant for")

@@ -1,5 +1,6 @@
-"""``envsound search DB --example FILE``: the windows of an embeddings store most like an example; a thin call of
-:func:`envsound.inference.embeddings.search`."""
+"""Search an embeddings store (made by embed MODEL INPUTS --out DB) by example: the windows most like one or more
+example sounds, by cosine similarity, best first: every stored window scored (exact), or from 200,000 windows on, the
+candidates of the store's index."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ from envsound.cli.options import add_device_option, add_json_option
 
 
 def register(command) -> None:
-    p = command("search", "Search an embeddings store (made by embed MODEL INPUTS --out DB) by example: the windows "
-                          "most like one or more example sounds, by cosine similarity, best first: every stored "
-                          "window scored (exact), or from 200,000 windows on, the candidates of the store's index.")
+    p = command("search", __doc__)
     p.add_argument("db", metavar="DB", help="the store folder")
     p.add_argument("--example", action="append", metavar="FILE",
                    help="an example audio file (repeat for several: their windows are averaged)")

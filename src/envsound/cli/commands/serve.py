@@ -1,25 +1,22 @@
-"""``envsound serve``: the web page, the REST API and live streams of a model, or the Review of an embeddings store;
-a thin call of :func:`envsound.app.run.serve`."""
+"""Serve a model: a web page that classifies a sound (file, drag and drop, or microphone) and a REST API (POST
+/v1/predict, GET /v1/model, GET /healthz; schema at /docs), and live classification of a stream (WebSocket
+/v1/listen; the page's Live button). Given an embeddings store (envsound embed MODEL INPUTS --out DB), the page also
+has a Review view: one key a verdict on its windows, a learning round every 10 (REST under /api/review)."""
 
 from __future__ import annotations
 
 import argparse
 
-from envsound.cli.options import add_device_option, add_model_argument, add_precision_option, add_store_option
+from envsound.cli.options import add_device_option, add_model_argument, add_store_option
 from envsound.errors import ConfigError
 
 
 def register(command) -> None:
-    p = command("serve", "Serve a model: a web page that classifies a sound (file, drag and drop, or microphone) and "
-                         "a REST API (POST /v1/predict, GET /v1/model, GET /healthz; schema at /docs), and live "
-                         "classification of a stream (WebSocket /v1/listen; the page's Live button). Given an "
-                         "embeddings store (envsound embed MODEL INPUTS --out DB), the page also has a Review view: "
-                         "one key a verdict on its windows, a learning round every 10 (REST under /api/review).")
+    p = command("serve", __doc__)
     add_model_argument(p, onnx=True, note="; or an embeddings store folder DB (its model is served, its labels and "
                                           "tokens kept in DB/review.sqlite unless --store names another)")
     add_serve_options(p)
-    add_device_option(p)
-    add_precision_option(p)
+    add_device_option(p, precision=True)
     p.set_defaults(run=serve)
 
 

@@ -1,5 +1,7 @@
-"""``envsound stages``: the multi-stage schedule for curated + noisy multi-label sets; a thin call of
-:func:`envsound.recipes.stages.run_stages`."""
+"""The multi-stage schedule for curated + noisy multi-label sets (fsdkaggle2019, 'envsound mix' output),
+leave-one-fold-out: a curated-only baseline with the same epochs, a warm-up on the noisy clips, a fine-tune on the
+curated ones, a filter that keeps the noisy clips the model agrees with, a final stage on curated + kept (config
+section 'stages'); writes OUT/stages.json and each stage's model.ckpt (--resume goes on stage by stage)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,7 @@ from envsound.cli.options import add_config_options, add_dataset_options, build_
 
 
 def register(command) -> None:
-    p = command("stages", "The multi-stage schedule for curated + noisy multi-label sets (fsdkaggle2019, 'envsound "
-                          "mix' output), leave-one-fold-out: a curated-only baseline with the same epochs, a warm-up "
-                          "on the noisy clips, a fine-tune on the curated ones, a filter that keeps the noisy clips "
-                          "the model agrees with, a final stage on curated + kept (config section 'stages'); writes "
-                          "OUT/stages.json and each stage's model.ckpt (--resume goes on stage by stage).")
+    p = command("stages", __doc__)
     add_dataset_options(p, folds_help="folds to rotate over (default: all the dataset has)")
     add_config_options(p)
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")

@@ -1,5 +1,5 @@
-"""``envsound token``: create, list and revoke the tokens of a deployment; thin calls of
-:class:`envsound.deploy.store.Store`."""
+"""Tokens of a server's deployment: create (the token is shown once, last line; stored hashed), list, revoke (a
+running server refuses it at its next request)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from envsound.errors import ConfigError
 
 
 def register(command) -> None:
-    p = command("token", "Tokens of a server's deployment: create (the token is shown once, last line; stored "
-                         "hashed), list, revoke (a running server refuses it at its next request).")
+    p = command("token", __doc__)
     add_token_options(p)
     p.set_defaults(run=token)
 
