@@ -4,7 +4,7 @@
         [--streamers 8] [--store sqlite|postgresql] [--kill-at SECONDS]
 
 The server runs in its own process with tokens required and the store chosen (a SQLite file, or a database on a
-PostgreSQL server this script starts: tests/pgcluster.py, Debian's binaries). Each **reporting sensor** is the real
+PostgreSQL server this script starts: support/pgcluster.py, Debian's binaries). Each **reporting sensor** is the real
 sensor code (`deploy.outbox.Outbox` + `deploy.reporter.Delivery`, as `listen --report` runs it) queueing 1-3 events
 every 0.5-2 s (an event's offset is the moment it was queued); each **streaming sensor** sends 16 kHz float32 PCM at
 the pace it plays (tone and noise, 2 s each, in turn) to `/v1/listen` as its sensor and counts the ended events the
@@ -39,7 +39,6 @@ from websockets.sync.client import connect
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
 from bench_predict import make_checkpoint  # noqa: E402
 
 RATE = 16000
@@ -92,7 +91,7 @@ def reporter(name: str, secret: str, url: str, folder: Path, until: float, emitt
 
 
 def streamer(name: str, secret: str, server: dict, until: float, heard: list, ws_errors: list) -> None:
-    from audiofactory import noise, tone
+    from support.audiofactory import noise, tone
 
     sound = np.concatenate([tone(seconds=2, sample_rate=RATE, freq=660)[:, 0],
                             noise(seconds=2, sample_rate=RATE)[:, 0]]).astype("<f4")
@@ -151,7 +150,7 @@ def main() -> None:
     checkpoint = args.checkpoint or make_checkpoint(work)
     postgres = None
     if args.store == "postgresql":
-        from pgcluster import PostgresServer
+        from support.pgcluster import PostgresServer
 
         postgres = PostgresServer().__enter__()
         spec = postgres.create_database("bench")

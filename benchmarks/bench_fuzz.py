@@ -1,4 +1,4 @@
-"""Fuzzed input, the long run (issue 68): many examples into each parser of ``tests/fuzzcases.py``, counting the
+"""Fuzzed input, the long run (issue 68): many examples into each parser of ``support/fuzzcases.py``, counting the
 inputs tried and the distinct failures (an exception outside the parser's own errors, or a hang), each kept with
 its first input.
 
@@ -28,8 +28,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as seed_
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import fuzzcases as fz  # noqa: E402
+from support import fuzzcases as fz
 
 
 def targets(folder: Path, deployed=None) -> dict:

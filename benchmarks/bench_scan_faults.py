@@ -43,8 +43,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))  # stalls: the fault tests' stand-ins
-from stalls import open_blocks, open_names  # noqa: E402
+from support.stalls import open_blocks, open_names  # the fault tests' stand-ins
 
 ENVSOUND = [sys.executable, "-m", "envsound"]
 

@@ -9,7 +9,7 @@ oversized report.
 The sensors are bench_deploy.py's (the real `Outbox` + `Delivery` of `listen --report`, 1-3 events every 0.5-2 s;
 16 kHz float32 PCM at the pace it plays to `/v1/listen`). The SQLite store is a file on a 512 MB tmpfs mounted for
 the run (root; without it the disk-full fault is skipped); the PostgreSQL store is a database of a real server this
-script starts (tests/pgcluster.py, Debian's binaries, 127.0.0.1), whose fault in place of the full disk is the
+script starts (support/pgcluster.py, Debian's binaries, 127.0.0.1), whose fault in place of the full disk is the
 database server stopped (``pg_ctl stop -m fast``) for ``--full-seconds`` and started again: what a team's database
 restarted for maintenance does. The faults, at fractions of the run:
 
@@ -48,7 +48,6 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))  # pgcluster: the PostgreSQL server the store's tests start
 from bench_deploy import Server, _cpu, streamer  # noqa: E402
 from bench_deploy import reporter as deploy_reporter  # noqa: E402
 
@@ -100,7 +99,7 @@ def main() -> None:
     disk.mkdir()
     postgres = None
     if args.store == "postgresql":
-        from pgcluster import PostgresServer
+        from support.pgcluster import PostgresServer
 
         postgres = PostgresServer().__enter__()
         spec, mounted = postgres.create_database("soak"), False

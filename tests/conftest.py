@@ -311,8 +311,9 @@ def server():
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A real PostgreSQL server on 127.0.0.1 for the session (tests/pgcluster.py); skips, saying why, without one."""
-    from pgcluster import PostgresServer, postgres_bin
+    """A real PostgreSQL server on 127.0.0.1 for the session (benchmarks/support/pgcluster.py); skips, saying why,
+    without one."""
+    from benchmarks.support.pgcluster import PostgresServer, postgres_bin
 
     if postgres_bin() is None:
         pytest.skip("no PostgreSQL server binaries: apt-get install postgresql (make test does, as root)")

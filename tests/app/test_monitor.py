@@ -140,7 +140,7 @@ def test_a_store_that_cannot_write_answers_503_and_keeps_nothing(served, tmp_pat
 def test_a_database_gone_away_answers_503_and_the_server_goes_on(served, postgres):
     """A PostgreSQL server of its own, stopped under the running app: reads and writes answer 503 with one line,
     the page and /healthz still answer, and everything works again once the database is back."""
-    from pgcluster import PostgresServer
+    from benchmarks.support.pgcluster import PostgresServer
 
     with PostgresServer() as database:
         store = Store.open(database.url())
