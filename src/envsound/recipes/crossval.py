@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -30,6 +31,7 @@ from envsound.recipes.context import RunContext
 from envsound.recipes.fit_paths import hint_noisy_strong
 from envsound.recipes.run_folder import CV_SUMMARY, check_no_single_run
 from envsound.recipes.train import CHECKPOINT_NAME, train_model
+from envsound.task import Task
 from envsound.transfer.notes import once_per_run
 
 log = logging.getLogger(__name__)
@@ -72,78 +74,120 @@ def run_cv(
     >>> summary = run_cv(load_dataset("esc10", root), Config(), folds=[1, 2, 3, 4], out_dir="runs/cv")
     >>> summary["mean_accuracy"]
     """
-    hint_noisy_strong(config, manifest, init=init)
-    if config.runtime.processes > 1:
-        raise ConfigError(f"runtime.devices={config.runtime.devices} (x {config.runtime.num_nodes} nodes): "
-                          "cross-validation trains one process per fold; run 'envsound train --devices N' per fold to "
-                          "spread a fold over processes, or set runtime.devices=1")
-    out_dir = Path(out_dir)
-    check_no_single_run(out_dir)
-    folds = list(folds) if folds else manifest.folds
-    if len(folds) < 2:
-        raise DatasetLayoutError(f"cross-validation needs at least 2 folds; dataset {manifest.name!r} "
-                                 f"gives {folds or 'none'} (give folds= (--folds), or use a dataset with folds)")
+    folds = _checked_folds(manifest, config, folds=folds, out_dir=Path(out_dir), init=init)
+    out_dir, task = Path(out_dir), manifest.task
+    fold_run = _FoldRun(config, task=task, folds=folds, out_dir=out_dir, context=context, init=init,
+                        unlabelled=unlabelled)
     with run_lock(out_dir), once_per_run():  # a second run into the same out_dir is refused while this one writes
         start = time.perf_counter()
         fold_results, evaluations = [], []
         skipped: dict[str, str] = {str(path): reason for path, reason in manifest.skipped}
-        task = manifest.task
         for test_fold, train_set, test_set in cv_splits(manifest, folds):
-            check_no_leakage(train_set, test_set)
-            pool = None
-            if unlabelled is not None:
-                pool = exclude_clips_of(unlabelled, test_set, fold=test_fold)
-                check_no_leakage(pool, test_set)
-            fold_init = init.get(test_fold) if isinstance(init, Mapping) else init
-            fold_dir = out_dir / f"fold_{test_fold}"
-            log.info("fold %d: training on %d clips, testing on %d", test_fold, len(train_set), len(test_set))
-            fold_start = time.perf_counter()
-            if context.resume and (fold_dir / CHECKPOINT_NAME).exists():
-                log.info("fold %d: reusing finished %s", test_fold, fold_dir / CHECKPOINT_NAME)
-                epochs = None
-            else:
-                result = train_model(train_set, config, out_dir=fold_dir, context=context, init=fold_init,
-                                     unlabelled=pool, held_out=[test_set],
-                                     meta={"train_folds": [f for f in folds if f != test_fold],
-                                           "test_fold": test_fold})
-                epochs = result.epochs
-                skipped.update((str(path), reason) for path, reason in result.skipped)
-                plot_run_curves(fold_dir)
-            model = ClipModel.from_checkpoint(load_checkpoint(fold_dir / CHECKPOINT_NAME))
-            evaluation = evaluate_model(model, test_set, cache=context.cache, on_error=context.on_error,
-                                        progress=context.progress)
+            entry, evaluation = fold_run.run(test_fold, train_set, test_set, skipped=skipped)
+            fold_results.append(entry)
             evaluations.append(evaluation)
-            skipped.update((str(path), reason) for path, reason in evaluation.skipped)
-            fold_results.append({
-                "fold": test_fold, **{k: evaluation.report[k] for k in FOLD_SCORES[task.kind]},
-                **{k: evaluation.report[k] for k in SED_SCORES if k in evaluation.report},
-                "n_train": len(train_set), "n_test": len(evaluation.records), "epochs": epochs,
-                "n_unlabelled_pool": None if pool is None else len(pool),
-                "seconds": round(time.perf_counter() - fold_start, 1)})
             if on_fold is not None:
-                on_fold(fold_results[-1], task.score_name)
+                on_fold(entry, task.score_name)
             else:
                 log.info("fold %d: %s %.4f", test_fold, task.score_name, evaluation.report[task.score_name])
-
-        summary = summarize_folds(fold_results, key=task.score_name)
         pooled = task_report(task, np.concatenate([e.targets for e in evaluations]),
                              np.concatenate([e.y_prob for e in evaluations]), labels=manifest.labels)
+        summary = summarize_folds(fold_results, key=task.score_name)
         summary.update({
             "dataset": manifest.name, "model": config.model.name, "task": task.kind, "labels": manifest.labels,
             "pooled": {k: pooled[k] for k in (*FOLD_SCORES[task.kind], "per_class", "confusion_matrix") if k in pooled},
             "seconds": round(time.perf_counter() - start, 1), "config": config.to_dict(),
             "skipped": [{"file": path, "reason": reason} for path, reason in sorted(skipped.items())]})
-        write_text_atomic(out_dir / "predictions.csv", _predictions_csv(evaluations, manifest.labels))
-        score = task.score_name
-        title = (f"{manifest.name} {config.model.name}: {len(folds)}-fold CV, "
-                 f"{score} {summary[f'mean_{score}']:.3f} ± {summary[f'std_{score}']:.3f}")
-        if task.multi_label:
-            plot_class_scores(pooled, path=out_dir / "per_class_ap.png", title=title)
-        else:
-            plot_confusion_matrix(np.asarray(pooled["confusion_matrix"]), labels=manifest.labels,
-                                  path=out_dir / "confusion.png", title=title)
-        write_json_atomic(out_dir / CV_SUMMARY, summary)
+        _write_results(out_dir, manifest, config, summary, pooled=pooled, evaluations=evaluations, n_folds=len(folds))
         return summary
+
+
+def _checked_folds(manifest: Manifest, config: Config, *, folds: Sequence[int] | None, out_dir: Path,
+                   init: str | Path | Mapping[int, str | Path] | None) -> list[int]:
+    """The test folds of the run (``folds``, or every official fold), once the request can be served.
+
+    Raises:
+        ConfigError: more than one process (cross-validation trains one per fold).
+        DatasetLayoutError: fewer than two folds; ``out_dir`` holds a single run.
+    """
+    hint_noisy_strong(config, manifest, init=init)
+    if config.runtime.processes > 1:
+        raise ConfigError(f"runtime.devices={config.runtime.devices} (x {config.runtime.num_nodes} nodes): "
+                          "cross-validation trains one process per fold; run 'envsound train --devices N' per fold to "
+                          "spread a fold over processes, or set runtime.devices=1")
+    check_no_single_run(out_dir)
+    folds = list(folds) if folds else manifest.folds
+    if len(folds) < 2:
+        raise DatasetLayoutError(f"cross-validation needs at least 2 folds; dataset {manifest.name!r} "
+                                 f"gives {folds or 'none'} (give folds= (--folds), or use a dataset with folds)")
+    return folds
+
+
+@dataclass(frozen=True)
+class _FoldRun:
+    """What every fold of one cross-validation shares; :meth:`run` trains (or, resumed, reuses) and tests one fold."""
+
+    config: Config
+    task: Task
+    folds: list[int]
+    out_dir: Path
+    context: RunContext
+    init: str | Path | Mapping[int, str | Path] | None
+    unlabelled: Manifest | None
+
+    def run(self, test_fold: int, train_set: Manifest, test_set: Manifest, *,
+            skipped: dict[str, str]) -> tuple[dict[str, Any], Evaluation]:
+        """Fold ``test_fold``'s entry of ``cv.json`` and its evaluation; the files it left out are added to
+        ``skipped``.
+
+        Raises:
+            DatasetLayoutError: a clip (or, from ``unlabelled``, a pool clip) shared by training and test.
+        """
+        check_no_leakage(train_set, test_set)
+        pool = None
+        if self.unlabelled is not None:
+            pool = exclude_clips_of(self.unlabelled, test_set, fold=test_fold)
+            check_no_leakage(pool, test_set)
+        fold_dir = self.out_dir / f"fold_{test_fold}"
+        log.info("fold %d: training on %d clips, testing on %d", test_fold, len(train_set), len(test_set))
+        fold_start = time.perf_counter()
+        if self.context.resume and (fold_dir / CHECKPOINT_NAME).exists():
+            log.info("fold %d: reusing finished %s", test_fold, fold_dir / CHECKPOINT_NAME)
+            epochs = None
+        else:
+            fold_init = self.init.get(test_fold) if isinstance(self.init, Mapping) else self.init
+            result = train_model(train_set, self.config, out_dir=fold_dir, context=self.context, init=fold_init,
+                                 unlabelled=pool, held_out=[test_set],
+                                 meta={"train_folds": [f for f in self.folds if f != test_fold],
+                                       "test_fold": test_fold})
+            epochs = result.epochs
+            skipped.update((str(path), reason) for path, reason in result.skipped)
+            plot_run_curves(fold_dir)
+        model = ClipModel.from_checkpoint(load_checkpoint(fold_dir / CHECKPOINT_NAME))
+        evaluation = evaluate_model(model, test_set, cache=self.context.cache, on_error=self.context.on_error,
+                                    progress=self.context.progress)
+        skipped.update((str(path), reason) for path, reason in evaluation.skipped)
+        entry = {"fold": test_fold, **{k: evaluation.report[k] for k in FOLD_SCORES[self.task.kind]},
+                 **{k: evaluation.report[k] for k in SED_SCORES if k in evaluation.report},
+                 "n_train": len(train_set), "n_test": len(evaluation.records), "epochs": epochs,
+                 "n_unlabelled_pool": None if pool is None else len(pool),
+                 "seconds": round(time.perf_counter() - fold_start, 1)}
+        return entry, evaluation
+
+
+def _write_results(out_dir: Path, manifest: Manifest, config: Config, summary: dict[str, Any], *,
+                   pooled: dict[str, Any], evaluations: list[Evaluation], n_folds: int) -> None:
+    """``predictions.csv`` and the figure of all test folds together, then ``cv.json`` (last: it marks the run done)."""
+    write_text_atomic(out_dir / "predictions.csv", _predictions_csv(evaluations, manifest.labels))
+    score = manifest.task.score_name
+    title = (f"{manifest.name} {config.model.name}: {n_folds}-fold CV, "
+             f"{score} {summary[f'mean_{score}']:.3f} ± {summary[f'std_{score}']:.3f}")
+    if manifest.task.multi_label:
+        plot_class_scores(pooled, path=out_dir / "per_class_ap.png", title=title)
+    else:
+        plot_confusion_matrix(np.asarray(pooled["confusion_matrix"]), labels=manifest.labels,
+                              path=out_dir / "confusion.png", title=title)
+    write_json_atomic(out_dir / CV_SUMMARY, summary)
 
 
 def _predictions_csv(evaluations: list[Evaluation], labels: list[str]) -> str:
