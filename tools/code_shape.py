@@ -1,6 +1,6 @@
-"""The shape of the source tree, for issue notes and docs/architecture.md: longest functions, the parameters of the
-fit entry points, the functions that return a Config, files per package, imports of the top package and import
-circles (lazy imports included).
+"""The shape of the source tree, for issue notes and docs/architecture.md: its files and lines (as ``wc -l`` counts
+them), longest functions, the parameters of the fit entry points, the functions that return a Config, files per
+package, imports of the top package and import circles (lazy imports included).
 
     .venv/bin/python tools/code_shape.py [--top 10] [--src OTHER_CHECKOUT/src/envsound]
 """
@@ -88,18 +88,19 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--src", type=Path, default=SRC, help="the package to read (default: this checkout's)")
     args = parser.parse_args()
     src = args.src.resolve()
-    lengths, entries, builders, files = [], [], [], Counter()
+    lengths, entries, builders, files, lines_of_source = [], [], [], Counter(), 0
     for path in sorted(src.rglob("*.py")):
         rel = path.relative_to(src)
         files[rel.parts[0] if len(rel.parts) > 1 else "(top)"] += 1
-        tree = ast.parse(path.read_text())
+        text = path.read_text()
+        lines_of_source += text.count("\n")
+        tree = ast.parse(text)
         for name, node in functions(tree):
             where = f"{rel}:{name}"
             lengths.append((node.end_lineno - node.lineno + 1, where))
@@ -109,6 +110,7 @@ def main() -> None:
             returns = ast.unparse(node.returns) if node.returns else ""
             if returns.strip("'\"") in ("Config", "config.Config") and not short[-1].startswith("_"):
                 builders.append(where)
+    print(f"## Source: {sum(files.values())} files, {lines_of_source:,} lines")
     print(f"## Longest functions (top {args.top})")
     for lines, where in sorted(lengths, reverse=True)[: args.top]:
         print(f"- {lines} lines: {where}")
