@@ -72,8 +72,11 @@ def test_the_sheet_filled_in_and_labelled_gives_the_precision_and_the_count(tmp_
     sheet.to_csv(tmp_path / "filled.csv", index=False)
     summary = label(db, tmp_path / "filled.csv", store=store)
     assert summary.problems == [] and summary.unanswered == 1 and "1 rows without a verdict left out" in summary.line()
-    result = check(model, db, sample=6, store=str(store)).checks[0]
+    checked = check(model, db, sample=6, store=str(store))
+    result = checked.checks[0]
     yes = int((kinds[1:] == TARGET).sum())
+    # one line as LearnResult.line() says a learned model (issue 74: CheckResult had only lines())
+    assert checked.line() == f"{model}: checked {TARGET} precision {yes / 5:.2f} from 5 of 6"
     assert not result.new_sheet and (result.yes, result.no, result.unsure) == (yes, 5 - yes, 0)
     assert result.precision == pytest.approx(yes / 5)
     low, high = result.precision_interval

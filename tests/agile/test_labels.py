@@ -19,6 +19,7 @@ import soundfile as sf
 
 import envsound
 from envsound.agile.labels import export_labels, label, labelled, store_of
+from envsound.deploy.labels import Labels
 from envsound.deploy.store import Store
 from envsound.errors import ConfigError
 from envsound.inference.embeddings import embed_archive
@@ -68,10 +69,11 @@ def write_csv(path: Path, header: str, rows: list[str]) -> Path:
 
 
 def in_store(store, call: str, *args, **kwargs):
-    """``Store.open(store).<call>(...)``, the store closed after."""
+    """``Labels(Store.open(store)).<call>(...)`` (``Store.open(store).<call>`` for a call not of the labels), the
+    store closed after."""
     opened = Store.open(store)
     try:
-        return getattr(opened, call)(*args, **kwargs)
+        return getattr(Labels(opened) if hasattr(Labels, call) else opened, call)(*args, **kwargs)
     finally:
         opened.close()
 
@@ -100,7 +102,7 @@ def test_a_row_within_10_ms_of_a_window_labels_it_and_any_other_row_the_windows_
     expected.setdefault(int(one["window"]), "yes")
     assert got == expected
     # the window keeps its own times (not the row's), so another store finds it by them
-    stored = in_store(tmp_path / "review.sqlite", "labels", label="saw")
+    stored = in_store(tmp_path / "review.sqlite", "read", label="saw")
     first = stored[0]
     assert (first["window"], first["file"], first["start"], first["end"], first["reviewer"]) == (
         int(one["window"]), one["file"], one["start"], one["end"], "ana")
@@ -176,7 +178,7 @@ def test_the_default_store_is_the_folders_review_sqlite_and_the_reviewer_the_use
     assert summary.stored == 1 and (copy / "review.sqlite").is_file()
     with_store = store_of(copy)
     try:
-        assert [row["reviewer"] for row in with_store.labels()] == ["field-team"]
+        assert [row["reviewer"] for row in Labels(with_store).read()] == ["field-team"]
     finally:
         with_store.close()
 
@@ -200,18 +202,18 @@ def test_two_reviewers_at_once_both_kept_the_later_current(db, tmp_path):
     for thread in threads:
         thread.join()
     assert {who: s.stored for who, s in done.items()} == {"ana": 20, "ben": 20}
-    opened = Store.open(store)
+    opened = Labels(Store.open(store))
     try:
-        rows = opened.labels(label="dog")
+        rows = opened.read(label="dog")
         assert len(rows) == 40 and {r["reviewer"] for r in rows} == {"ana", "ben"}
         latest = max(rows, key=lambda r: (r["given"], r["id"]))
         assert current(db, ["dog"], store) == {"dog": {7: latest["verdict"]}}
         # a change of mind later on: the newest is current whoever gave it
-        opened.add_labels([{**rows[0], "verdict": "unsure"}], reviewer="cleo", given=latest["given"] + timedelta(1))
+        opened.add([{**rows[0], "verdict": "unsure"}], reviewer="cleo", given=latest["given"] + timedelta(1))
         assert current(db, ["dog"], store) == {"dog": {7: "unsure"}}
-        assert len(opened.labels()) == 41
+        assert len(opened.read()) == 41
     finally:
-        opened.close()
+        opened.store.close()
 
 
 def test_labels_given_in_one_store_are_found_in_another_of_the_same_files(db, other_db, windows, archive, tmp_path):
@@ -226,7 +228,7 @@ def test_labels_given_in_one_store_are_found_in_another_of_the_same_files(db, ot
     assert current(other_db, ["dog"], store) == {"dog": {theirs[0]: "yes", theirs[1]: "no"}}
     assert current(db, ["dog"], store) == {"dog": {ids[0]: "yes", ids[1]: "no"}}
     # a label of a window that the other store does not hold is left out there
-    in_store(store, "add_labels", [{"window": ids[0], "file": clip, "start": 0.2, "end": 1.2, "label": "dog",
+    in_store(store, "add", [{"window": ids[0], "file": clip, "start": 0.2, "end": 1.2, "label": "dog",
                                     "verdict": "unsure"}], reviewer="ben")
     assert current(other_db, ["dog"], store)["dog"] == {theirs[0]: "yes", theirs[1]: "no"}
 
@@ -254,7 +256,7 @@ def test_an_exported_csv_labels_the_same_windows_again_and_raven_tables_hold_the
 
     history = envsound_main("label", db, "--export", tmp_path / "all.csv", "--history", "--store", store)
     assert history.returncode == 0
-    assert len(pd.read_csv(tmp_path / "all.csv")) == len(in_store(store, "labels"))
+    assert len(pd.read_csv(tmp_path / "all.csv")) == len(in_store(store, "read"))
 
     raven = tmp_path / "raven"
     assert envsound_main("label", db, "--export", raven, "--raven", "--store", store).returncode == 0
@@ -276,18 +278,38 @@ def test_an_exported_csv_labels_the_same_windows_again_and_raven_tables_hold_the
 
 def test_a_store_keeps_every_verdict_and_refuses_a_bad_one_whole(store_spec):
     store = Store.open(store_spec)
+    labels = Labels(store)
     try:
         row = {"window": 3, "file": "/a/b.wav", "start": 0.5, "end": 1.5, "label": "dog", "verdict": "yes"}
-        assert store.add_labels([row, {**row, "window": None, "label": "cat"}], reviewer="ana", given=T0) == 2
+        assert labels.add([row, {**row, "window": None, "label": "cat"}], reviewer="ana", given=T0) == 2
         with pytest.raises(ConfigError, match="verdict 'maybe'"):
-            store.add_labels([row, {**row, "verdict": "maybe"}], reviewer="ben")
+            labels.add([row, {**row, "verdict": "maybe"}], reviewer="ben")
         with pytest.raises(ConfigError, match="reviewer ''"):
-            store.add_labels([row], reviewer="")
-        assert store.add_labels([{**row, "verdict": "no"}], reviewer="ben", given=T0 + timedelta(seconds=1)) == 1
-        rows = store.labels(label="dog")
+            labels.add([row], reviewer="")
+        assert labels.add([{**row, "verdict": "no"}], reviewer="ben", given=T0 + timedelta(seconds=1)) == 1
+        rows = labels.read(label="dog")
         assert [(r["verdict"], r["reviewer"], r["given"]) for r in rows] == [
             ("yes", "ana", T0), ("no", "ben", T0 + timedelta(seconds=1))]
-        assert rows[0]["window"] == 3 and [r["window"] for r in store.labels(label="cat")] == [None]
+        assert rows[0]["window"] == 3 and [r["window"] for r in labels.read(label="cat")] == [None]
+        assert labels.names() == ["dog", "cat"] and labels.mark("dog") == (2, rows[-1]["id"])
+    finally:
+        store.close()
+
+
+def test_the_stores_label_methods_still_work_with_a_deprecation_warning(tmp_path):
+    """Issue 74: the labels table's code moved from the sensors' Store to envsound.deploy.labels; Store's four
+    methods of last release keep working for one, each with a DeprecationWarning naming its new place."""
+    store = Store.open(tmp_path / "events.sqlite")
+    try:
+        row = {"window": 1, "file": "a.wav", "start": 0.0, "end": 1.0, "label": "dog", "verdict": "no"}
+        with pytest.warns(DeprecationWarning, match=r"Labels\(store\)\.add"):
+            assert store.add_labels([row], reviewer="ana") == 1
+        with pytest.warns(DeprecationWarning, match=r"Labels\(store\)\.read"):
+            assert store.labels()[0]["verdict"] == "no"
+        with pytest.warns(DeprecationWarning, match=r"Labels\(store\)\.names"):
+            assert store.label_names() == ["dog"]
+        with pytest.warns(DeprecationWarning, match=r"Labels\(store\)\.mark"):
+            assert store.label_mark("dog")[0] == 1
     finally:
         store.close()
 
@@ -348,7 +370,7 @@ def test_windows_of_files_that_interleave_in_a_store_are_matched(tmp_path):
                                                                         "cat": {1: "yes"}}
     by_id = write_csv(tmp_path / "ids.csv", "window,label,verdict", ["4,cat,no"])
     label(out, by_id, store=tmp_path / "review.sqlite", reviewer="ana")
-    stored = in_store(tmp_path / "review.sqlite", "labels", label="cat")[-1]
+    stored = in_store(tmp_path / "review.sqlite", "read", label="cat")[-1]
     assert (stored["window"], stored["file"], stored["start"]) == (4, "a.wav", 1.0)
 
 
@@ -374,7 +396,7 @@ def test_a_store_made_before_labels_gets_the_labels_table_and_keeps_its_tokens(s
     try:
         assert [t.name for t in store.tokens()] == ["me"]
         row = {"window": 1, "file": "a.wav", "start": 0.0, "end": 1.0, "label": "dog", "verdict": "no"}
-        assert store.add_labels([row], reviewer="ana") == 1 and store.labels()[0]["verdict"] == "no"
+        assert Labels(store).add([row], reviewer="ana") == 1 and Labels(store).read()[0]["verdict"] == "no"
     finally:
         store.close()
 

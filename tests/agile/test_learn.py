@@ -240,7 +240,7 @@ def test_a_store_whose_model_file_changed_is_refused(tmp_path, db, windows):
     shutil.copytree(db, copy)
     with sqlite3.connect(copy / "journal.sqlite") as journal:
         journal.execute("UPDATE settings SET value = ? WHERE key = 'model'", (json.dumps("0" * 64),))
-    with pytest.raises(ConfigError, match="embedded by another model"):
+    with pytest.raises(ConfigError, match="embedded by model 0{16}, not the network of .*; learn with the model that"):
         learn_verdicts(EmbeddingsStore(copy), {TARGET: reviews(windows, TARGET, yes=1, no=0)}, out=tmp_path / "m")
     assert not (tmp_path / "m" / "model.ckpt").exists()
 

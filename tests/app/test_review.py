@@ -22,6 +22,7 @@ from envsound.agile.review import ROUND, Review, learned_folder
 from envsound.app.auth import Guard
 from envsound.app.run import running
 from envsound.app.server import ServerLimits, create_app
+from envsound.deploy.labels import Labels
 from envsound.deploy.store import Store
 from envsound.inference.embeddings import embed_archive
 
@@ -200,7 +201,7 @@ def test_a_reviewer_token_labels_and_a_viewer_token_only_reads(served, db, windo
         searched = client.post("/api/review/search", data={"label": "dog", "window": str(w), "k": "2"},
                                headers={"Authorization": f"Bearer {viewer}"})
         one_line(searched, 403, "a viewer token may not")
-    given = store.labels(label="dog")
+    given = Labels(store).read(label="dog")
     store.close()
     assert [(r["window"], r["verdict"], r["reviewer"]) for r in given] == [(w, "yes", "ana")]
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from envsound.agile.labels import labelled
 from envsound.agile.review import NotFound, Review, learned_folder
 from envsound.deploy import schema
+from envsound.deploy.labels import Labels
 from envsound.deploy.store import Store
 from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 from envsound.inference.scan.journal import Journal
@@ -58,11 +59,11 @@ class Reads:
     def __init__(self, monkeypatch, store: Store) -> None:
         self.rows = 0
         self.parts: list[str] = []
-        labels, reads = store.labels, self
+        read, reads = Labels.read, self
 
-        def counted_labels(**kwargs):
-            rows = labels(**kwargs)
-            reads.rows += len(rows)
+        def counted_labels(labels, **kwargs):
+            rows = read(labels, **kwargs)
+            reads.rows += len(rows) if labels.store is store else 0
             return rows
 
         class CountedFile(pq.ParquetFile):
@@ -76,7 +77,7 @@ class Reads:
             reads.parts.append(Path(source).name)
             return read_table(source, *args, **kwargs)
 
-        monkeypatch.setattr(store, "labels", counted_labels)
+        monkeypatch.setattr(Labels, "read", counted_labels)
         monkeypatch.setattr(pq, "ParquetFile", CountedFile)
         monkeypatch.setattr(pq, "read_table", counted_table)
 
@@ -103,14 +104,14 @@ def test_a_request_reads_only_the_verdicts_stored_since_and_the_rows_it_needs(tm
     spec = store_spec
     store, other = Store.open(spec), Store.open(spec)  # this server's, and another reviewer's server
     given = EmbeddingsStore(db).rows(np.arange(0, PARTS * PART_WINDOWS, 2))
-    store.add_labels([{**row, "label": "dog", "verdict": "yes" if i % 5 == 0 else "no"}
+    Labels(store).add([{**row, "label": "dog", "verdict": "yes" if i % 5 == 0 else "no"}
                       for i, row in enumerate(given)], reviewer="ana")
     review = Review(db, store=store, spec=spec)
     found, counts = review.next("dog", 5)
     assert len(found) == 5 and (counts.yes, counts.no, counts.since_learn) == (20, 80, 100)
 
     odd = EmbeddingsStore(db).rows(np.array([2, 3]))  # windows another server will label
-    store.add_labels([{**given[0], "label": "cat", "verdict": "no"}], reviewer="ana")
+    Labels(store).add([{**given[0], "label": "cat", "verdict": "no"}], reviewer="ana")
     reads = Reads(monkeypatch, store)
     assert review.labels() == ["dog", "cat"]  # the page's first request named them from every verdict read
     assert review.next("dog", 5) == (found, counts)
@@ -120,8 +121,8 @@ def test_a_request_reads_only_the_verdicts_stored_since_and_the_rows_it_needs(tm
     assert reads.take() == (1, [])  # its own verdict; the candidate's row was kept
 
     # another server's verdicts: one now, one stamped earlier by a clock behind (the later one stays current)
-    other.add_labels([{**odd[0], "label": "dog", "verdict": "yes"}], reviewer="bo")
-    other.add_labels([{**odd[0], "label": "dog", "verdict": "unsure"}, {**odd[1], "label": "dog", "verdict": "no"}],
+    Labels(other).add([{**odd[0], "label": "dog", "verdict": "yes"}], reviewer="bo")
+    Labels(other).add([{**odd[0], "label": "dog", "verdict": "unsure"}, {**odd[1], "label": "dog", "verdict": "no"}],
                      reviewer="bo", given=datetime.now(timezone.utc) - timedelta(hours=1))
     assert review.counts("dog").since_learn == 104
     assert reads.take() == (3, ["part-000001.parquet"])  # windows 2 and 3: the part that holds them, read once
@@ -192,7 +193,7 @@ def test_a_rounds_search_asks_for_a_few_more_hits_than_it_offers_not_one_a_revie
     db = write_store(tmp_path / "archive.db")
     store = Store.open(tmp_path / "review.sqlite")
     given = EmbeddingsStore(db).rows(np.arange(0, PARTS * PART_WINDOWS, 2))
-    store.add_labels([{**row, "label": "dog", "verdict": "yes" if i % 5 == 0 else "no"}
+    Labels(store).add([{**row, "label": "dog", "verdict": "yes" if i % 5 == 0 else "no"}
                       for i, row in enumerate(given)], reviewer="ana")
     asked, search = [], searching.search
     monkeypatch.setattr(searching, "search", lambda *args, **kwargs: asked.append(kwargs["top"]) or search(*args,

@@ -199,3 +199,48 @@ def test_embed_takes_its_run_settings_as_scan_options_and_the_old_keywords_with_
     assert old.files > 0
     with pytest.raises(envsound.ConfigError, match=r"unknown keyword 'worker' \(did you mean workers=\?\)"):
         envsound.embed(trained_run.checkpoint, archive, out=tmp_path / "db", worker=1)
+
+
+def test_the_store_is_read_through_chunks_and_part_columns_in_id_order(store):
+    """Issue 74: EmbeddingsStore is the one reader of its folder: chunks() (the one loop over the vectors, every
+    window once, in id order, of the parts asked for) and part_columns()/columns() (the one read of the windows'
+    Parquet) give what the files hold; a reader of another width is refused naming the part."""
+    out, _ = store
+    opened = EmbeddingsStore(out)
+    assert len(opened.parts) == 2 and all(part.rows for part in opened.parts)
+    ids, vectors = zip(*opened.chunks(rows=5))
+    assert max(len(i) for i in ids) == 5 and np.concatenate(ids).tolist() == list(range(opened.windows))
+    assert np.array_equal(np.concatenate(vectors), opened.vectors(np.arange(opened.windows)))
+    assert all(v.dtype == np.float32 and v.flags.writeable for v in vectors)
+    last = opened.parts[-1]
+    only = np.concatenate([chunk.ids for chunk in opened.chunks(parts=[last])])
+    assert only.tolist() == list(range(last.first, last.first + last.rows))
+    width = vectors[0].shape[1]
+    with pytest.raises(ConfigError, match=rf"part {opened.parts[0].number} holds {width}-d embeddings, not the 3-d"):
+        next(opened.chunks(width=3))
+    table = opened.columns(dictionary=True)
+    assert table.column("window").to_pylist() == list(range(opened.windows))
+    assert table.column("file").type.value_type == "string" and str(table.column("file").type).startswith("dict")
+    windows = pd.read_parquet(out / "windows").sort_values("window").reset_index(drop=True)
+    assert table.column("file").to_pylist() == windows["file"].tolist()
+    part = opened.part_columns(last, ["file", "start"])
+    assert part.column_names == ["file", "start"] and part.num_rows == last.rows
+    assert opened.base == Path.cwd()  # embed ran here: relative names are relative to it
+
+
+def test_one_digest_check_refuses_another_network_and_takes_a_learned_heads_trunk(store, trained_run, tmp_path):
+    """Issue 74: search, learn, check, the Review page and predict on a store check a model against the store's
+    network with one function and one message (the form the search guide quotes)."""
+    from envsound.fileio import file_digest
+
+    out, _ = store
+    opened = EmbeddingsStore(out)
+    digest = file_digest(trained_run.checkpoint)
+    assert opened.network_digest == digest and opened.network_file() == Path(trained_run.checkpoint).absolute()
+    opened.check_network("model.ckpt", "f" * 64, digest, fix="unused")  # a learned head's trunk is the network
+    with pytest.raises(ConfigError) as refused:
+        opened.check_network("other.ckpt", "a" * 64, fix="use the model that made it")
+    assert str(refused.value) == (f"{out}: embedded by model {digest[:16]}, not the network of other.ckpt "
+                                  f"({'a' * 16}); use the model that made it")
+    with pytest.raises(ConfigError, match=r"its model .*gone.ckpt is missing; searching needs the model file"):
+        opened.network_file(tmp_path / "gone.ckpt", needed_for="searching")

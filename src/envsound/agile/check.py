@@ -25,13 +25,15 @@ from typing import Sequence
 import numpy as np
 
 from envsound.agile.calibrate import wilson
+from envsound.agile.labelled import LabelledStore
 from envsound.agile.names import file_name
+from envsound.agile.head import store_scores
 from envsound.errors import ConfigError
 from envsound.fileio import atomic_open
-from envsound.inference.embeddings.store import EmbeddingsStore
+from envsound.inference.embeddings.store import CHUNK_ROWS, EmbeddingsStore
 
+__all__ = ["CHUNK_ROWS", "SAMPLE", "Check", "CheckResult", "check"]  # CHUNK_ROWS: the store's, named here as before
 SAMPLE = 50  # windows a sheet: the interval of a precision near 0.9 from 50 answers is about +-0.09
-CHUNK_ROWS = 65_536
 SHEET_COLUMNS = ("window", "file", "start", "end", "score", "label", "verdict", "threshold")
 
 
@@ -115,7 +117,16 @@ class CheckResult:
     model: Path
     checks: list[Check] = field(default_factory=list)
 
+    def line(self) -> str:
+        """One line: the model and, per label, its precision so far or that its sheet awaits review (as
+        :meth:`LearnResult.line <envsound.agile.learn.LearnResult.line>` says a learned model in one line)."""
+        said = [f"{c.label} precision {c.precision:.2f} from {c.answered} of {c.drawn}" if c.answered else
+                f"{c.label} {c.drawn} to review" if c.above else f"{c.label} none above {c.threshold:.3f}"
+                for c in self.checks]
+        return f"{self.model}: checked {', '.join(said) or 'no label'}"
+
     def lines(self) -> list[str]:
+        """Each label's :meth:`Check.line` (the CLI prints these)."""
         return [check.line() for check in self.checks]
 
     def to_dict(self) -> dict:
@@ -144,13 +155,13 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
             sample size.
         CheckpointError: ``model`` cannot be loaded.
     """
-    from envsound.agile.labels import labelled
     from envsound.inference.embeddings.rank import check_reads
     from envsound.inference.predictor import Predictor
 
     if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
         raise ConfigError(f"sample must be a whole number of windows >= 1, got {sample!r}")
-    windows = EmbeddingsStore(db)
+    labelled = LabelledStore.open(db, store)
+    windows = labelled.windows
     predictor = Predictor.from_checkpoint(model, device="cpu", precision="32")
     check_reads(predictor, windows, model)
     names = list(predictor.labels)
@@ -160,7 +171,8 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
             raise ConfigError(f"{model}: has no label {name!r} (its labels: {', '.join(names)})")
     thresholds = predictor.model.task.thresholds(len(names))
     folder = Path(predictor.source.path).parent
-    verdicts = labelled(db, chosen, store=store)
+    with labelled:
+        verdicts = labelled.verdicts(chosen)
     result = CheckResult(Path(model))
     for name in chosen:
         at = names.index(name)
@@ -187,15 +199,15 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
     return result
 
 
-def _scores(windows: EmbeddingsStore, predictor, at: int):
-    """``(first window id, scores of label ``at``)`` over the store, a chunk of stored rows at a time."""
-    for part in windows.parts:
-        if not part.rows:
-            continue
-        stored = windows.embeddings(part)
-        for start in range(0, part.rows, CHUNK_ROWS):
-            probs = predictor.model.head_probs(np.asarray(stored[start:start + CHUNK_ROWS]))
-            yield part.first + start, probs[:, at]
+class _ModelHead:
+    """A learned model's own head as the loop's heads score (``predict_proba``): its network's head, the task's
+    activation and any open-set gate, so the windows score as ``predict`` scores them."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.model.head_probs(x)
 
 
 def _draw(windows: EmbeddingsStore, predictor, at: int, threshold: float, sample: int,
@@ -206,10 +218,11 @@ def _draw(windows: EmbeddingsStore, predictor, at: int, threshold: float, sample
     rng = np.random.default_rng(seed)
     ids, scores, keys = np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0)
     above = 0
-    for first, chunk in _scores(windows, predictor, at):
+    for chunk_ids, probs in store_scores(windows, _ModelHead(predictor.model)):
+        chunk = probs[:, at]
         hit = np.flatnonzero(chunk >= threshold)
         above += len(hit)
-        ids = np.concatenate([ids, first + hit.astype(np.int64)])
+        ids = np.concatenate([ids, chunk_ids[hit]])
         scores = np.concatenate([scores, chunk[hit].astype(np.float32)])
         keys = np.concatenate([keys, rng.random(len(hit))])
         if len(keys) > sample:

@@ -1,7 +1,9 @@
 """Labels on the windows of an embeddings store (``envsound embed MODEL INPUTS --out DB``): verdicts read from a CSV
-(:func:`label`, ``envsound label DB --from CSV``), kept in the deploy store beside its tokens (``DB/review.sqlite`` by
-default, a PostgreSQL URL for a team: :func:`store_of`), read back as the current verdict per window and label
-(:func:`labelled`), and exported as CSV or Raven selection tables (:func:`export_labels`).
+(:func:`label`, ``envsound label DB --from CSV``), kept in a deployment database beside its tokens
+(``DB/review.sqlite`` by default, a PostgreSQL URL for a team: :func:`store_of`; the table is
+:mod:`envsound.deploy.labels`'), read back as the current verdict per window and label (:func:`labelled`), and
+exported as CSV or Raven selection tables (:func:`export_labels`). Matching a verdict to a window and the current
+verdicts are the labelled view's (:class:`~envsound.agile.labelled.LabelledStore`).
 
 A CSV has a header and one of two forms (other columns are ignored; with both, ``file,start,end`` is used):
 
@@ -23,13 +25,12 @@ import getpass
 import io
 import math
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-
+from envsound.agile.labelled import (REVIEW_STORE, TOLERANCE, CurrentVerdicts, LabelledStore, Verdicts,
+                                     WindowIndex, labels_store)
 from envsound.agile.names import check_label
 from envsound.deploy.schema import VERDICTS
 from envsound.deploy.store import Store
@@ -39,22 +40,13 @@ from envsound.fileio import atomic_open
 from envsound.inference.embeddings.store import EmbeddingsStore
 from envsound.inference.scan.tables import EVENT_TABLES, RAVEN_COLUMNS, safe_relative
 
-REVIEW_STORE = "review.sqlite"  # a store folder's own labels and tokens, when no other store is named
-TOLERANCE = 0.01  # seconds: a row's start and end within this of a window's name that window
+__all__ = ["REVIEW_STORE", "TOLERANCE", "LabelSummary", "Verdicts", "default_reviewer", "export_labels", "label",
+           "labelled", "store_of"]
 FILE_FORM = ("file", "start", "end", "label", "verdict")
 WINDOW_FORM = ("window", "label", "verdict")
 EXPORT_COLUMNS = ("window", "file", "start", "end", "label", "verdict", "reviewer", "given")
 FORMATS = ("csv", "raven")
 RAVEN_LABEL_COLUMNS = [*RAVEN_COLUMNS[:RAVEN_COLUMNS.index("Annotation") + 1], "Verdict"]
-
-
-@dataclass(frozen=True)
-class Verdicts:
-    """The current verdicts of one label in one store: ``windows`` ``(n,)`` int64 window ids of that store, in
-    increasing order, and ``verdicts`` ``(n,)`` str, each ``"yes"``, ``"no"`` or ``"unsure"``."""
-
-    windows: np.ndarray
-    verdicts: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -84,14 +76,14 @@ def store_of(db: str | os.PathLike, store: str | os.PathLike | None = None) -> S
     caller closes it.
 
     >>> reviews = store_of("archive.db")
-    >>> reviews.labels(label="chainsaw")[-1]["verdict"]
+    >>> Labels(reviews).read(label="chainsaw")[-1]["verdict"]
 
     Raises:
         ConfigError: ``db`` is not an embeddings store; ``store`` is a URL of another database.
         StoreError: the store cannot be opened or migrated.
     """
     EmbeddingsStore(db)  # a folder that is not an embeddings store is refused in one line, before a store is made
-    return Store.open(Path(db) / REVIEW_STORE if store is None else store)
+    return Store.open(labels_store(db, store))
 
 
 def default_reviewer() -> str:
@@ -117,12 +109,10 @@ def label(db: str | os.PathLike, source: str | os.PathLike, *, store: str | os.P
             reviewer's name that is empty or over 64 characters.
         StoreError: the store cannot be opened or written (nothing is stored).
     """
-    embeddings = EmbeddingsStore(db)
-    windows = _Windows(embeddings)
-    rows, problems, read, unanswered = _read_csv(Path(source), windows, db)
-    with _opened(db, store) as opened:
-        stored = opened.add_labels(rows, reviewer=reviewer or default_reviewer())
-        return LabelSummary(str(source), opened.shown, read, stored, problems, unanswered)
+    with LabelledStore.open(db, store) as labelled:
+        rows, problems, read, unanswered = _read_csv(Path(source), labelled.index, db)  # before the store is made
+        stored = labelled.add(rows, reviewer=reviewer or default_reviewer())
+        return LabelSummary(str(source), labelled.store.shown, read, stored, problems, unanswered)
 
 
 def labelled(db: str | os.PathLike, names: list[str], *,
@@ -140,20 +130,8 @@ def labelled(db: str | os.PathLike, names: list[str], *,
         ConfigError: ``db`` is not an embeddings store.
         StoreError: the store cannot be opened or read.
     """
-    names = [names] if isinstance(names, str) else names
-    embeddings = EmbeddingsStore(db)
-    with _opened(db, store) as opened:
-        given = {name: opened.labels(label=name) for name in dict.fromkeys(names)}
-    resolver = _Resolver(embeddings)
-    out = {}
-    for name, rows in given.items():
-        current = {}
-        for row, window in zip(rows, resolver.resolve(rows)):  # oldest first: a later verdict replaces an earlier
-            if window >= 0:
-                current[int(window)] = row["verdict"]
-        ids = sorted(current)
-        out[name] = Verdicts(np.array(ids, dtype=np.int64), np.array([current[i] for i in ids], dtype=str))
-    return out
+    with LabelledStore.open(db, store) as labelled:
+        return labelled.verdicts(names)
 
 
 def export_labels(db: str | os.PathLike, out: str | os.PathLike, *, format: str = "csv", history: bool = False,
@@ -176,18 +154,18 @@ def export_labels(db: str | os.PathLike, out: str | os.PathLike, *, format: str 
     """
     if format not in FORMATS:
         raise ConfigError(f"labels export format {format!r} is unknown; valid: {', '.join(FORMATS)}")
-    embeddings = EmbeddingsStore(db)
-    with _opened(db, store) as opened:
-        rows = opened.labels()
-    ids = _Resolver(embeddings).resolve(rows)
+    with LabelledStore.open(db, store) as labelled:
+        rows = labelled.labels.read()
+        ids = labelled.match(rows)
     if history:
         chosen = list(zip(rows, ids))
     else:
-        current = {}
-        for row, window in zip(rows, ids):
-            if window >= 0:
-                current[(int(window), row["label"])] = (row, window)
-        chosen = sorted(current.values(), key=lambda item: (item[0]["file"], item[0]["start"], item[0]["label"]))
+        by_label: dict[str, list[int]] = {}
+        for at, row in enumerate(rows):
+            by_label.setdefault(row["label"], []).append(at)
+        current = [item for ats in by_label.values()
+                   for item in _current([rows[at] for at in ats], ids[ats])]
+        chosen = sorted(current, key=lambda item: (item[0]["file"], item[0]["start"], item[0]["label"]))
     out = Path(out)
     if format == "csv":
         _write_csv(out, chosen)
@@ -198,108 +176,7 @@ def export_labels(db: str | os.PathLike, out: str | os.PathLike, *, format: str 
 
 # ---------------------------------------------------------------------------------------------------------- reading
 
-class _Windows:
-    """Every window of a store as numpy arrays grouped by file: read once (pyarrow, the committed parts' ``file``,
-    ``start``, ``end`` and ``window`` columns), then matched a file's slice at a time. A file's windows are
-    the positions ``bounds[code]:bounds[code + 1]``; methods answer positions (``ids[position]`` is the window's id)."""
-
-    def __init__(self, store: EmbeddingsStore) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        columns = ["window", "file", "start", "end"]
-        # `file` read as Parquet stores it, dictionary-encoded: ten million windows' paths never become strings
-        tables = [pq.read_table(store.windows_path(part.number), columns=columns, read_dictionary=["file"])
-                  for part in store.parts if part.rows]
-        if not tables:
-            tables = [pa.table({"window": pa.array([], pa.int64()),
-                                "file": pa.array([], pa.string()).dictionary_encode(),
-                                "start": pa.array([], pa.float64()), "end": pa.array([], pa.float64())})]
-        table = pa.concat_tables(tables).unify_dictionaries().combine_chunks()
-        files = table.column("file").chunk(0) if table.column("file").num_chunks else None
-        self.names = files.dictionary.to_pylist() if files is not None else []
-        self.code = {name: code for code, name in enumerate(self.names)}
-        codes = files.indices.to_numpy(zero_copy_only=False) if files is not None else np.zeros(0, np.int32)
-        ids = table.column("window").to_numpy().astype(np.int64, copy=False)
-        starts = table.column("start").to_numpy().astype(np.float64, copy=False)
-        ends = table.column("end").to_numpy().astype(np.float64, copy=False)
-        self.count = len(ids)
-        if np.all(codes[1:] >= codes[:-1]):  # as embed writes a store: a file's windows together, codes in order
-            self.codes, self.ids, self.starts, self.ends = codes, ids, starts, ends
-        else:
-            order = np.argsort(codes, kind="stable")  # a file's windows together (matching needs no other order)
-            self.codes, self.ids, self.starts, self.ends = codes[order], ids[order], starts[order], ends[order]
-        self.bounds = np.searchsorted(self.codes, np.arange(len(self.names) + 1, dtype=self.codes.dtype))
-        if np.array_equal(self.ids, np.arange(self.count)):  # a position is its window's id
-            self.by_id = self.sorted_ids = self.ids
-        else:
-            self.by_id = np.argsort(self.ids)
-            self.sorted_ids = self.ids[self.by_id]
-
-    def of_id(self, window: int) -> int:
-        """The position of the window with id ``window``, or -1."""
-        at = int(np.searchsorted(self.sorted_ids, window))
-        return int(self.by_id[at]) if at < self.count and int(self.sorted_ids[at]) == window else -1
-
-    def row(self, position: int, **more) -> dict:
-        """The window at ``position`` as a label's ``window``, ``file``, ``start``, ``end`` (and ``more``)."""
-        return {"window": int(self.ids[position]), "file": self.names[int(self.codes[position])],
-                "start": float(self.starts[position]), "end": float(self.ends[position]), **more}
-
-    def _slice(self, file: str) -> slice | None:
-        code = self.code.get(file)
-        return None if code is None else slice(int(self.bounds[code]), int(self.bounds[code + 1]))
-
-    def exact(self, file: str, start: float, end: float) -> int:
-        """The position of ``file``'s window whose start and end are both within 0.01 s of these (the nearest), or
-        -1."""
-        where = self._slice(file)
-        if where is None or where.start == where.stop:
-            return -1
-        off = np.maximum(np.abs(self.starts[where] - start), np.abs(self.ends[where] - end))
-        nearest = int(np.argmin(off))
-        return where.start + nearest if off[nearest] <= TOLERANCE + 1e-9 else -1
-
-    def centred(self, file: str, start: float, end: float) -> np.ndarray:
-        """The positions of ``file``'s windows whose centre lies in ``[start, end)``."""
-        where = self._slice(file)
-        if where is None:
-            return np.zeros(0, np.int64)
-        centres = (self.starts[where] + self.ends[where]) / 2
-        return where.start + np.flatnonzero((centres >= start) & (centres < end))
-
-
-class _Resolver:
-    """Stored labels -> window ids of one store: a label's own id when that window of this store has the label's
-    file and times (within 0.01 s), else the window of its file and times (:meth:`_Windows.exact`), else -1. Reads
-    only the parts that hold the ids, and every window only when some label was given in another store."""
-
-    def __init__(self, store: EmbeddingsStore) -> None:
-        self.store = store
-        self._windows: _Windows | None = None
-
-    def resolve(self, rows: list[dict]) -> np.ndarray:
-        out = np.full(len(rows), -1, dtype=np.int64)
-        ids = np.array([-1 if row["window"] is None else row["window"] for row in rows], dtype=np.int64)
-        inside = np.flatnonzero((ids >= 0) & (ids < self.store.windows))
-        if len(inside):
-            wanted = np.unique(ids[inside])
-            there = dict(zip(wanted.tolist(), self.store.rows(wanted)))
-            for at in inside:
-                row, window = rows[at], there[int(ids[at])]
-                if (window["file"] == row["file"] and abs(window["start"] - row["start"]) <= TOLERANCE + 1e-9
-                        and abs(window["end"] - row["end"]) <= TOLERANCE + 1e-9):
-                    out[at] = ids[at]
-        for at in np.flatnonzero(out < 0):
-            if self._windows is None:
-                self._windows = _Windows(self.store)
-            row = rows[at]
-            found = self._windows.exact(row["file"], row["start"], row["end"])
-            out[at] = self._windows.ids[found] if found >= 0 else -1
-        return out
-
-
-def _read_csv(source: Path, windows: _Windows, db) -> tuple[list[dict], list[str], int, int]:
+def _read_csv(source: Path, windows: WindowIndex, db) -> tuple[list[dict], list[str], int, int]:
     """The CSV's rows as labels of ``windows`` (a row by a file's range: one for each window centred in it), a
     problem line for each row refused, the number of rows read and of those without a verdict (left out)."""
     try:
@@ -352,7 +229,7 @@ class _Refused(Exception):
     """A row that is not stored; its message is the problem."""
 
 
-def _row(values: dict[str, str], windows: _Windows, db) -> list[dict]:
+def _row(values: dict[str, str], windows: WindowIndex, db) -> list[dict]:
     """One CSV row's labels (a dict per window it names)."""
     name, verdict = values["label"], values["verdict"].lower()
     if not name:
@@ -398,18 +275,11 @@ def _seconds(text: str, name: str) -> float:
     return value
 
 
-@contextmanager
-def _opened(db, store) -> Iterator[Store]:
-    """``store`` when it is an opened :class:`Store` (the caller's to close: a server's, opened once), else
-    :func:`store_of`'s, closed after."""
-    if isinstance(store, Store):
-        yield store
-        return
-    opened = store_of(db, store)
-    try:
-        yield opened
-    finally:
-        opened.close()
+def _current(rows: list[dict], ids) -> list[tuple[dict, int]]:
+    """The current verdict of one label's ``rows`` on each window (``ids``: the window each names), with its row."""
+    current = CurrentVerdicts()
+    current.add(rows, ids)
+    return current.rows()
 
 
 # ---------------------------------------------------------------------------------------------------------- writing

@@ -26,6 +26,8 @@ from typing import Sequence
 import numpy as np
 
 from envsound.agile.calibrate import Calibration, calibrate, write_curve
+from envsound.agile.head import C, WEAK_WEIGHT, LinearHead
+from envsound.agile.labelled import LabelledStore
 from envsound.agile.names import check_label
 from envsound.agile.suggest import Suggestion, suggest as suggest_windows
 from envsound.errors import ConfigError
@@ -34,16 +36,11 @@ from envsound.inference.embeddings.store import EmbeddingsStore
 log = logging.getLogger(__name__)
 
 NEGATIVES = ("weak", "none")
-WEAK_WEIGHT = 0.1  # an unreviewed window as a negative: a tenth of a reviewed "no"
+# C (the regression's inverse regularisation, 0.1 by measurement) and WEAK_WEIGHT (0.1) are the head's
+# (envsound.agile.head, where the measurements are cited); named here too, as module settings read at each fit (the
+# experiments set learn.C and learn.WEAK_WEIGHT)
+__all__ = ["C", "WEAK_WEIGHT", "LabelResult", "LearnResult", "fit_head", "learn", "learn_verdicts", "write_model"]
 WEAK_MIN, WEAK_PER_YES = 1_000, 10  # weak negatives a label: max(1,000, 10 x its yes), at most the unreviewed
-# The logistic regression's inverse regularisation on standardised embeddings. 0.1 by measurement (docs/results.md,
-# "From one example to a detector (issue 67)": experiments/agile_review_tune.py on 4 ESC-50 classes outside ESC-10,
-# then experiments/agile_review.py --C 0.1 --suggest-at half on the 10 ESC-10 classes): mean AP after 50 reviews
-# 0.912 against 0.852 for C=1 (scikit-learn's default, ours until then) on the 4, 0.789 +- 0.059 against 0.743 on
-# ESC-10, higher for all 10 classes (both with suggestions nearest 0.5 against nearest the calibrated threshold).
-# With C=1 the head fits a few reviews so tightly that the calibrated threshold can collapse (1e-6 for chainsaw,
-# 2,129 windows above it).
-C = 0.1
 MODEL_NAME = "model.ckpt"
 
 
@@ -127,13 +124,12 @@ def learn(db: str | os.PathLike, labels: str | Sequence[str], *, out: str | os.P
         ConfigError: ``db`` is not a store, or its model file is missing or changed; a label with no ``yes``
             (or, with ``negatives="none"``, no ``no``); a bad name or setting.
     """
-    from envsound.agile.labels import labelled
-
     names = _names(labels)
     _check(suggest=suggest, precision=precision, negatives=negatives)
-    windows = EmbeddingsStore(db)
-    verdicts = labelled(db, names, store=store)
-    return learn_verdicts(windows, {name: (verdicts[name].windows, verdicts[name].verdicts) for name in names},
+    with LabelledStore.open(db, store) as labelled:  # the store opened once, its labels read, the labels store closed
+        verdicts = labelled.verdicts(names)
+    return learn_verdicts(labelled.windows,
+                          {name: (verdicts[name].windows, verdicts[name].verdicts) for name in names},
                           out=out, suggest=suggest, precision=precision, negatives=negatives, seed=seed,
                           progress=progress)
 
@@ -174,16 +170,16 @@ def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarra
         files = np.array([row["file"] for row in windows.rows(np.concatenate([yes, no]))], dtype=object)
 
         def fit(x_train, truth_train, weak_x=weak_x):
-            weight, bias = fit_head(x_train, truth_train, weak_x)
-            return lambda x_held: 1.0 / (1.0 + np.exp(-(x_held @ weight + bias)))
+            head = _head().fit(x_train, truth_train, weak_x)
+            return lambda x_held: head.predict_proba(np.asarray(x_held, np.float64))[:, 0]
 
         calibration = calibrate(name, x, truth, files, fit, target=precision, seed=seed)
-        rows.append(fit_head(x, truth, weak_x))
+        rows.append(_head().fit(x, truth, weak_x))
         results.append(LabelResult(name, len(yes), len(no), int((said == "unsure").sum()), len(weak), calibration))
         if progress:
             log.info("learn: %s", calibration.line())
-    weights = np.stack([w for w, _ in rows])
-    bias = np.array([b for _, b in rows])
+    head = LinearHead.stack(rows)
+    weights, bias = head.weights, head.bias
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     curves = [path for result in results for path in write_curve(result.calibration, out)]
@@ -198,30 +194,18 @@ def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarra
 
 
 def fit_head(x: np.ndarray, truth: np.ndarray, weak: np.ndarray) -> tuple[np.ndarray, float]:
-    """A logistic regression of ``truth`` ``(n,)`` bool on ``x`` ``(n, d)`` with ``weak`` ``(m, d)`` as negatives of
-    weight :data:`WEAK_WEIGHT`, the two classes weighted to equal totals; returns ``(w (d,), b)`` in the raw
-    embedding's units (score = sigmoid(w . x + b)). One class only: a constant (score ~0 or ~1).
+    """One label's head (:meth:`LinearHead.fit <envsound.agile.head.LinearHead.fit>` at this module's :data:`C` and
+    :data:`WEAK_WEIGHT`) as ``(w (d,), b)`` in the raw embedding's units (score = sigmoid(w . x + b)).
 
     >>> w, b = fit_head(x, truth, weak)
     """
-    from sklearn.linear_model import LogisticRegression
+    head = _head().fit(x, truth, weak)
+    return head.weights[0], float(head.bias[0])
 
-    x = np.asarray(x, dtype=np.float64).reshape(len(truth), -1)
-    weak = np.asarray(weak, dtype=np.float64)
-    d = x.shape[1] if x.size else weak.shape[1]
-    data = np.concatenate([x.reshape(-1, d), weak.reshape(-1, d)])
-    target = np.r_[np.asarray(truth, bool), np.zeros(len(weak), bool)]
-    if target.all() or not target.any():
-        return np.zeros(d), 30.0 if target.all() else -30.0
-    weight = np.r_[np.ones(len(truth)), np.full(len(weak), WEAK_WEIGHT)]
-    positive, negative = weight[target].sum(), weight[~target].sum()
-    weight[target] *= negative / positive  # equal totals: the prior is even, 0.5 between them
-    mean, scale = data.mean(axis=0), data.std(axis=0)
-    scale[scale < 1e-6] = 1.0  # a unit that never fires (ReLU) carries nothing
-    regression = LogisticRegression(C=C, max_iter=2000)
-    regression.fit((data - mean) / scale, target, sample_weight=weight / weight.mean())
-    coef = regression.coef_[0] / scale  # the standardisation folded in: w (x - m) / s + b = (w / s) x + b - w.m / s
-    return coef, float(regression.intercept_[0] - coef @ mean)
+
+def _head() -> LinearHead:
+    """An unfitted head at this module's settings, read now (the experiments change them for a run)."""
+    return LinearHead(c=C, weak_weight=WEAK_WEIGHT)
 
 
 def write_model(source, labels: Sequence[str], weights: np.ndarray, bias: np.ndarray, thresholds: Sequence[float],
@@ -290,15 +274,9 @@ def _source(windows: EmbeddingsStore):
     """The store's model file, opened; the same file the store was made with (by digest)."""
     from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
 
-    stored = windows.settings
-    given = windows.resolve(stored["model_file"]) if stored.get("model_file") else None  # relative: embed's directory
-    if given is None or not given.is_file():
-        raise ConfigError(f"{windows.path}: its model {given} is missing; learning needs the model file the store "
-                          "was embedded with (its network becomes the learned model's trunk)")
+    given = windows.network_file(needed_for="learning (its network becomes the learned model's trunk)")
     source = open_model_file(given).require(CLASSIFIER, RELEASE, purpose="learning a head on its embeddings")
-    if source.digest != stored["model"]:
-        raise ConfigError(f"{windows.path} was embedded by another model (sha256 {stored['model'][:12]}) than "
-                          f"{given} (sha256 {source.digest[:12]}) now holds; learn with the model that made it")
+    windows.check_network(given, source.digest, fix="learn with the model that made it")
     return source
 
 

@@ -12,12 +12,14 @@ A round is :data:`ROUND` verdicts: the counts say how many were given since the 
 from the labels store, so two pages or a restarted server agree) and how many are left to the next round.
 
 What a request reads (a store of ten million windows answers in milliseconds): a label's verdicts are read from the
-labels store once and kept; each request asks the store one indexed question (:meth:`Store.label_mark
-<envsound.deploy.store.Store.label_mark>`: how many verdicts of the label, the highest id) and reads only the verdicts
+labels store once and kept; each request asks the store one indexed question (:meth:`Labels.mark
+<envsound.deploy.labels.Labels.mark>`: how many verdicts of the label, the highest id) and reads only the verdicts
 stored since, by this server or another reviewer's (PostgreSQL). A window's ``file``, ``start`` and ``end`` come from
 the candidates already offered, else from the one part of ``windows/`` that holds it (its row group, ``file``
 dictionary-encoded); a store that ``embed`` changes meanwhile (its journal) is opened again and what was kept is
-dropped. The store's model, for an example's embedding, is loaded once.
+dropped. The store's model, for an example's embedding, is loaded once. The windows and their verdicts are read
+through the one labelled view of the store (:class:`~envsound.agile.labelled.LabelledStore`: which window a verdict
+names, each window's current verdict), as ``label``, ``learn`` and ``check`` read them.
 
 A relative ``file`` (``embed`` run with relative inputs) is found as the store finds every name it holds
 (:meth:`EmbeddingsStore.resolve <envsound.inference.embeddings.store.EmbeddingsStore.resolve>`): against the
@@ -38,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from envsound.agile.labels import TOLERANCE, Verdicts, _Resolver, default_reviewer
+from envsound.agile.labelled import CurrentVerdicts, LabelledStore, Verdicts
+from envsound.agile.labels import default_reviewer
 from envsound.agile.names import check_label, file_name
 from envsound.deploy.schema import VERDICTS
 from envsound.deploy.store import Store
@@ -98,15 +101,13 @@ class Counts:
 
 @dataclass
 class _Label:
-    """What a server keeps of one label's verdicts: the labels store's :meth:`~envsound.deploy.store.Store.label_mark`
-    when they were read, the time of every verdict (sorted: the counts since a learning round), each window's current
-    verdict with its ``(given, id)`` (the latest wins, as :func:`~envsound.agile.labels.labelled` decides), and those
-    as :class:`~envsound.agile.labels.Verdicts` (made when asked, after a change)."""
+    """What a server keeps of one label's verdicts: the labels store's :meth:`~envsound.deploy.labels.Labels.mark`
+    when they were read, the time of every verdict (sorted: the counts since a learning round) and each window's
+    current verdict (:class:`~envsound.agile.labelled.CurrentVerdicts`, as ``label`` and ``learn`` decide it)."""
 
     mark: tuple[int, int] = (0, 0)
     given: list[datetime] = field(default_factory=list)
-    current: dict[int, tuple[tuple[datetime, int], str]] = field(default_factory=dict)
-    verdicts: Verdicts | None = None
+    current: CurrentVerdicts = field(default_factory=CurrentVerdicts)
 
 
 def learned_folder(db: str | os.PathLike, label: str) -> Path:
@@ -141,9 +142,9 @@ class Review:
         """(Re)open the store and drop what was kept of it: window ids may mean other windows after ``embed``."""
         self._journal = _journal_state(self.db)
         self.windows = EmbeddingsStore(self.db)
+        self.labelled = LabelledStore(self.windows, self.store)  # the store's windows with their verdicts
         self._kept_rows: OrderedDict[int, dict] = OrderedDict()
         self._labels: dict[str, _Label] = {}
-        self._resolver = _Resolver(self.windows)  # labels given in another store: by file and times
         with self.lock:
             self.queues.clear()  # their ids too
 
@@ -343,19 +344,7 @@ class Review:
         """
         with self.loading:
             if self._predictor is None:
-                from envsound.inference.predictor import Predictor
-
-                settings = self.windows.settings
-                path = self.audio_path(settings["model_file"])
-                if not path.is_file():
-                    raise ConfigError(f"{self.db}: its model {path} is missing; serve the store where its model "
-                                      "file is, or embed again")
-                predictor = Predictor.from_checkpoint(path, device=self.device,
-                                                      precision=settings.get("precision", "auto"))
-                if predictor.source.digest != settings["model"]:
-                    raise ConfigError(f"{self.db} was embedded by another model (sha256 {settings['model'][:12]}) "
-                                      f"than {path} (sha256 {predictor.source.digest[:12]}) now holds")
-                self._predictor = predictor
+                self._predictor = self.windows.network(device=self.device, needed_for="searching by an example")
             return self._predictor
 
     def _offer(self, candidates: list[Candidate]) -> None:
@@ -378,7 +367,7 @@ class Review:
         if verdict not in VERDICTS:
             raise ConfigError(f"verdict {verdict!r} is not {', '.join(VERDICTS[:-1])} or {VERDICTS[-1]}")
         row = self.row(window)
-        self.store.add_labels([{**row, "label": name, "verdict": verdict}], reviewer=reviewer or default_reviewer())
+        self.labelled.add([{**row, "label": name, "verdict": verdict}], reviewer=reviewer or default_reviewer())
         with self.lock:
             self.queues[name] = [c for c in self.queues.get(name, []) if c.window != window]
         return self._state(name)[1]
@@ -392,57 +381,33 @@ class Review:
         since (by anyone); all of them read again when the store holds fewer or other ones than that (a verdict
         that committed late in another server's transaction, a store emptied)."""
         self._follow_store()
-        mark = self.store.label_mark(name)
+        labels = self.labelled.labels
+        mark = labels.mark(name)
         model = learned_folder(self.db, name) / "model.ckpt"
         since = datetime.fromtimestamp(model.stat().st_mtime, timezone.utc) if model.is_file() else None
         with self.reading:
             known = self._labels.get(name)
             if known is None or known.mark != mark:
-                rows = self.store.labels(label=name, after=known.mark[1]) if known is not None else []
+                rows = labels.read(label=name, after=known.mark[1]) if known is not None else []
                 if known is None or known.mark[0] + len(rows) != mark[0] or mark[1] < known.mark[1]:
-                    known, rows = _Label(), self.store.labels(label=name)
+                    known, rows = _Label(), labels.read(label=name)
                 self._add(known, rows)
                 self._labels[name] = known
-            if known.verdicts is None:
-                ids = sorted(known.current)
-                known.verdicts = Verdicts(np.array(ids, dtype=np.int64),
-                                          np.array([known.current[i][1] for i in ids], dtype=str))
-            verdicts = known.verdicts
+            verdicts = known.current.verdicts
             after = len(known.given) - (0 if since is None else bisect.bisect_right(known.given, since))
         current = verdicts.verdicts
         return verdicts, Counts(name, int((current == "yes").sum()), int((current == "no").sum()),
                                 int((current == "unsure").sum()), after, since is not None)
 
     def _add(self, known: _Label, rows: list[dict]) -> None:
-        """Add verdicts read from the store to ``known`` (the caller holds ``self.reading``)."""
+        """Add verdicts read from the store to ``known`` (the caller holds ``self.reading``): each names the window
+        :meth:`LabelledStore.match <envsound.agile.labelled.LabelledStore.match>` finds (the rows kept first)."""
         if not rows:
             return
-        for window, row in zip(self._resolve(rows), rows):
+        for row in rows:
             bisect.insort(known.given, row["given"])
-            key = (row["given"], row["id"])
-            if window >= 0 and (int(window) not in known.current or known.current[int(window)][0] < key):
-                known.current[int(window)] = (key, row["verdict"])
+        known.current.add(rows, self.labelled.match(rows, kept=self._kept_rows))
         known.mark = (known.mark[0] + len(rows), max(known.mark[1], max(row["id"] for row in rows)))
-        known.verdicts = None
-
-    def _resolve(self, rows: list[dict]) -> np.ndarray:
-        """The window of this store each stored verdict names (-1: none): its own id when that window has its file
-        and times (rows kept or read by part), else by file and times (a label given in another store of the same
-        files: every window read, once). The caller holds ``self.reading``."""
-        out = np.full(len(rows), -1, dtype=np.int64)
-        ids = np.array([-1 if row["window"] is None else row["window"] for row in rows], dtype=np.int64)
-        inside = (ids >= 0) & (ids < self.windows.windows)
-        missing = np.unique([i for i in ids[inside].tolist() if i not in self._kept_rows]).astype(np.int64)
-        read = {row["window"]: row for row in (self.windows.rows(missing) if len(missing) else [])}
-        for at in np.flatnonzero(inside):
-            row, window = rows[at], self._kept_rows.get(int(ids[at])) or read[int(ids[at])]
-            if (window["file"] == row["file"] and abs(window["start"] - row["start"]) <= TOLERANCE + 1e-9
-                    and abs(window["end"] - row["end"]) <= TOLERANCE + 1e-9):
-                out[at] = ids[at]
-        elsewhere = np.flatnonzero(out < 0)
-        if len(elsewhere):
-            out[elsewhere] = self._resolver.resolve([rows[at] for at in elsewhere])
-        return out
 
     def learn(self, label: str) -> dict:
         """A learning round: :func:`envsound.agile.learn.learn` of ``label`` into :func:`learned_folder`, whose
@@ -473,7 +438,7 @@ class Review:
 
     def labels(self) -> list[str]:
         """The names of the labels given on this store's windows, in the order they were first given."""
-        return self.store.label_names()  # not every verdict of every label read to name them
+        return self.labelled.labels.names()  # not every verdict of every label read to name them
 
 
 def _journal_state(db: Path) -> tuple:

@@ -7,9 +7,11 @@ experiments/agile_review_tune.py ``--settings C=0.1 C=0.1,rule=half``): mean AP 
 nearest the calibrated threshold on 4 ESC-50 classes outside ESC-10. The calibrated threshold is a poor target: on a
 few reviews it can collapse (1e-6 for chainsaw with C=1), and the windows nearest it are ones the head is sure of.
 
-Scoring every stored window reads the memory-mapped parts :data:`~envsound.inference.embeddings.search.CHUNK_ROWS`
-rows at a time and keeps only a pool of the most uncertain ones (as search keeps its best), so ten million windows
-need no more memory than a chunk.
+Scoring every stored window reads the memory-mapped parts a chunk at a time
+(:func:`~envsound.agile.head.store_scores`: the store's
+:meth:`~envsound.inference.embeddings.store.EmbeddingsStore.chunks` through a head's ``predict_proba``, the one loop
+``check`` scores with too) and keeps only a pool of the most uncertain ones (as search keeps its best), so ten million
+windows need no more memory than a chunk.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from envsound.agile.head import LinearHead, store_scores
 from envsound.errors import ConfigError
-from envsound.inference.embeddings.search import CHUNK_ROWS
 from envsound.inference.embeddings.store import EmbeddingsStore
 
 UNCERTAIN = 0.5  # the score the head is least sure of: its boundary between the two equally weighted sides
@@ -88,27 +90,17 @@ def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, label
 
 def score_chunks(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray):
     """Yield ``(first window id, (rows, n_labels) probabilities)`` over the whole store, a chunk of stored rows at a
-    time; ``weights`` ``(n_labels, d)``, ``bias`` ``(n_labels,)``."""
-    weights = np.asarray(weights, dtype=np.float32).reshape(-1, np.shape(weights)[-1])
-    bias = np.asarray(bias, dtype=np.float32).reshape(-1)
-    for part in store.parts:
-        if not part.rows:
-            continue
-        stored = store.embeddings(part)
-        if stored.shape[1] != weights.shape[1]:
-            raise ConfigError(f"{store.path}: part {part.number} holds {stored.shape[1]}-d embeddings, the head "
-                              f"reads {weights.shape[1]}-d; learn from this store again")
-        for at in range(0, part.rows, CHUNK_ROWS):
-            block = np.asarray(stored[at:at + CHUNK_ROWS], dtype=np.float32)
-            yield part.first + at, 1.0 / (1.0 + np.exp(-(block @ weights.T + bias)))
+    time; ``weights`` ``(n_labels, d)``, ``bias`` ``(n_labels,)``: :func:`store_scores` of that
+    :class:`~envsound.agile.head.LinearHead`."""
+    for ids, probs in store_scores(store, LinearHead(weights, bias)):
+        yield int(ids[0]), probs
 
 
 def _uncertain(store: EmbeddingsStore, weight: np.ndarray, bias: float, threshold: float, reviewed: np.ndarray,
                pool: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``pool`` unreviewed window ids whose score is nearest ``threshold``, most uncertain first, and scores."""
     best_ids, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
-    for first, probs in score_chunks(store, weight[None, :], np.array([bias])):
-        ids = first + np.arange(len(probs), dtype=np.int64)
+    for ids, probs in store_scores(store, LinearHead(weight[None, :], np.array([bias]))):
         keep = ~np.isin(ids, reviewed)
         ids, scores = ids[keep], probs[keep, 0]
         best_ids, best_scores = np.concatenate([best_ids, ids]), np.concatenate([best_scores, scores])

@@ -6,7 +6,8 @@ Times are UTC. ``onset``/``offset``/``last_heard`` come from the sensor's clock;
 
 ``labels`` holds every verdict a reviewer gave a window of an embeddings store (``envsound label``): the window's id in
 the store it was given in, and its ``file``, ``start`` and ``end`` (seconds), by which another store of the same files
-finds it; ``given`` is the server's clock. No verdict replaces another: the latest given is the current one.
+finds it; ``given`` is the server's clock. No verdict replaces another: the latest given is the current one. It is read
+and written by :mod:`envsound.deploy.labels` (not by the sensors' :class:`~envsound.deploy.store.Store`).
 """
 
 from __future__ import annotations

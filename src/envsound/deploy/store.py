@@ -1,6 +1,6 @@
 """The detections store: every event a sensor reported, each sensor's last heartbeat, the server's tokens and the
-labels reviewers gave (:mod:`envsound.agile.labels`), in one database through SQLAlchemy, its tables made and kept
-current by Alembic (:mod:`envsound.deploy.schema`).
+labels reviewers gave (their table read and written by :mod:`envsound.deploy.labels`), in one database through
+SQLAlchemy, its tables made and kept current by Alembic (:mod:`envsound.deploy.schema`).
 
 **SQLite by default** (a file: WAL, so readers never wait for the writer, and a busy timeout, so a second process
 waits instead of failing), **PostgreSQL by URL** (``postgresql://user@host/db``; psycopg 3). A report is one
@@ -17,6 +17,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -187,7 +188,7 @@ class Store:
         Raises:
             StoreError: the database refused the write (full disk, lost connection): nothing of it was stored.
         """
-        received = self._bind(received or datetime.now(UTC))
+        received = self.bind(received or datetime.now(UTC))
         sensor_row = {"name": sensor, "first_received": received, "last_received": received}
         changed = {"last_received": received}
         if clock_offset is not None:
@@ -200,8 +201,8 @@ class Store:
                     self._heartbeat(connection, sensor, heartbeat, model, fingerprint)
                 if not events:
                     return 0
-                rows = [{"sensor": sensor, "key": e.key, "label": e.label, "onset": self._bind(e.onset),
-                         "offset": self._bind(e.offset), "score": float(e.score), "model": model,
+                rows = [{"sensor": sensor, "key": e.key, "label": e.label, "onset": self.bind(e.onset),
+                         "offset": self.bind(e.offset), "score": float(e.score), "model": model,
                          "fingerprint": fingerprint, "received": received} for e in events]
                 insert = self._insert(schema.events).on_conflict_do_nothing(index_elements=["sensor", "key"])
                 return len(connection.execute(insert.returning(schema.events.c.id), rows).all())
@@ -210,7 +211,7 @@ class Store:
 
     def _heartbeat(self, connection, sensor: str, beat: Heartbeat, model, fingerprint) -> None:
         """A heartbeat older than the one stored (a queue delivered late) leaves the sensor's row as it is."""
-        table, heard = schema.sensors, self._bind(beat.time)
+        table, heard = schema.sensors, self.bind(beat.time)
         connection.execute(
             table.update().where(table.c.name == sensor)
             .where(sa.or_(table.c.last_heard.is_(None), table.c.last_heard <= heard))
@@ -231,15 +232,15 @@ class Store:
         if label is not None:
             query = query.where(table.c.label == label)
         if since is not None:
-            query = query.where(table.c.offset >= self._bind(since))
+            query = query.where(table.c.offset >= self.bind(since))
         if until is not None:
-            query = query.where(table.c.onset < self._bind(until))
+            query = query.where(table.c.onset < self.bind(until))
         if min_score is not None:
             query = query.where(table.c.score >= min_score)
         if after is not None:
-            onset, last = self._bind(after[0]), after[1]
+            onset, last = self.bind(after[0]), after[1]
             query = query.where(sa.or_(table.c.onset < onset, sa.and_(table.c.onset == onset, table.c.id < last)))
-        with self._reading() as connection:
+        with self.reading() as connection:
             return [self._event(row._mapping) for row in connection.execute(query)]
 
     @staticmethod
@@ -250,7 +251,7 @@ class Store:
 
     def sensors(self) -> list[dict]:
         """Every sensor that ever reported, by name: when the server last heard from it and what it heard then."""
-        with self._reading() as connection:
+        with self.reading() as connection:
             rows = connection.execute(sa.select(schema.sensors).order_by(schema.sensors.c.name)).all()
         out = []
         for row in rows:
@@ -269,84 +270,37 @@ class Store:
 
     def prune(self, keep_days: float, *, now: datetime | None = None) -> int:
         """Delete the events that ended more than ``keep_days`` ago; returns how many."""
-        cutoff = self._bind((now or datetime.now(UTC)) - timedelta(days=keep_days))
+        cutoff = self.bind((now or datetime.now(UTC)) - timedelta(days=keep_days))
         try:
             with self.engine.begin() as connection:
                 return connection.execute(schema.events.delete().where(schema.events.c.offset < cutoff)).rowcount
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"{self.shown}: old events could not be pruned ({_reason(exc)})") from None
 
-    # ------------------------------------------------------------------ labels
+    # ------------------------------------------------------------------ labels (deprecated here: deploy/labels.py)
 
     def add_labels(self, rows: Iterable[Mapping], *, reviewer: str, given: datetime | None = None) -> int:
-        """Store verdicts on windows of an embeddings store in one transaction; returns how many. Each row is a
-        mapping with ``window`` (the window's id in its store, or None), ``file``, ``start``, ``end`` (seconds),
-        ``label`` and ``verdict`` (``yes``, ``no`` or ``unsure``). Every verdict is kept: a second one on the same
-        window and label (another reviewer's, or a change of mind) is the current one from then on. ``given``: the
-        server's time (default now).
-
-        Raises:
-            ConfigError: a verdict other than yes/no/unsure, a label or reviewer name empty or too long, a file name
-                longer than 4,096 characters: nothing was stored.
-            StoreError: the database refused the write: nothing was stored.
-        """
-        if not reviewer or len(reviewer) > schema.NAME_LENGTH or not reviewer.isprintable():
-            raise ConfigError(f"reviewer {reviewer!r}: a reviewer's name is 1-{schema.NAME_LENGTH} printable "
-                              "characters")
-        given = self._bind(given or datetime.now(UTC))
-        values = []
-        for row in rows:
-            if row["verdict"] not in schema.VERDICTS:
-                raise ConfigError(f"verdict {row['verdict']!r}: a verdict is one of {', '.join(schema.VERDICTS)}")
-            if not row["label"] or len(row["label"]) > schema.LABEL_LENGTH:
-                raise ConfigError(f"label {row['label']!r}: a label is 1-{schema.LABEL_LENGTH} characters")
-            if len(row["file"]) > schema.FILE_LENGTH:
-                raise ConfigError(f"{row['file'][:80]}...: a file name of over {schema.FILE_LENGTH} characters")
-            window = row.get("window")
-            values.append({"window": None if window is None else int(window), "file": row["file"],
-                           "start": float(row["start"]), "end": float(row["end"]), "label": row["label"],
-                           "verdict": row["verdict"], "reviewer": reviewer, "given": given})
-        if not values:
-            return 0
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(schema.labels.insert(), values)
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"{self.shown}: the labels could not be stored ({_reason(exc)})") from None
-        return len(values)
+        """Deprecated: :meth:`Labels(store).add <envsound.deploy.labels.Labels.add>`."""
+        return self._labels("add_labels", "add").add(rows, reviewer=reviewer, given=given)
 
     def labels(self, *, label: str | None = None, after: int | None = None) -> list[dict]:
-        """Every verdict stored (of ``label`` only, when given; with an ``id`` over ``after`` only, when given),
-        oldest first (by ``given``, then by ``id``: the order they were stored in): ``id``, ``window``, ``file``,
-        ``start``, ``end``, ``label``, ``verdict``, ``reviewer``, ``given`` (a UTC datetime)."""
-        table = schema.labels
-        query = sa.select(table).order_by(table.c.given, table.c.id)
-        if label is not None:
-            query = query.where(table.c.label == label)
-        if after is not None:
-            query = query.where(table.c.id > after)
-        with self._reading() as connection:
-            rows = [dict(row._mapping) for row in connection.execute(query)]
-        for row in rows:
-            row["given"] = as_utc(row["given"])
-        return rows
+        """Deprecated: :meth:`Labels(store).read <envsound.deploy.labels.Labels.read>`."""
+        return self._labels("labels", "read").read(label=label, after=after)
 
     def label_names(self) -> list[str]:
-        """The labels given so far, each once, in the order they were first given (one grouped query)."""
-        table = schema.labels
-        query = (sa.select(table.c.label).group_by(table.c.label)
-                 .order_by(sa.func.min(table.c.given), sa.func.min(table.c.id)))
-        with self._reading() as connection:
-            return [row[0] for row in connection.execute(query)]
+        """Deprecated: :meth:`Labels(store).names <envsound.deploy.labels.Labels.names>`."""
+        return self._labels("label_names", "names").names()
 
     def label_mark(self, label: str) -> tuple[int, int]:
-        """``(verdicts stored of label, their highest id; 0 when none)``: one indexed query that changes whenever a
-        verdict of ``label`` is stored, by this process or another (a reader keeps what it read until it does)."""
-        table = schema.labels
-        query = sa.select(sa.func.count(), sa.func.max(table.c.id)).where(table.c.label == label)
-        with self._reading() as connection:
-            count, last = connection.execute(query).one()
-        return int(count), int(last or 0)
+        """Deprecated: :meth:`Labels(store).mark <envsound.deploy.labels.Labels.mark>`."""
+        return self._labels("label_mark", "mark").mark(label)
+
+    def _labels(self, old: str, new: str):
+        from envsound.deploy.labels import Labels
+
+        warnings.warn(f"Store.{old} is deprecated; use envsound.deploy.labels.Labels(store).{new}", DeprecationWarning,
+                      stacklevel=3)
+        return Labels(self)
 
     # ------------------------------------------------------------------ tokens
 
@@ -359,7 +313,7 @@ class Store:
         created = datetime.now(UTC)
         with self.engine.begin() as connection:
             new_id = connection.execute(schema.tokens.insert().values(
-                name=name, role=role, digest=_digest(secret), created=self._bind(created))).inserted_primary_key[0]
+                name=name, role=role, digest=_digest(secret), created=self.bind(created))).inserted_primary_key[0]
         return Token(new_id, name, role, created), secret
 
     def tokens(self) -> list[Token]:
@@ -375,13 +329,13 @@ class Store:
             where = sa.and_(where, table.c.id == token_id)
         with self.engine.begin() as connection:
             return connection.execute(table.update().where(where)
-                                      .values(revoked=self._bind(datetime.now(UTC)))).rowcount
+                                      .values(revoked=self.bind(datetime.now(UTC)))).rowcount
 
     def token_for(self, secret: str) -> Token | None:
         """The active token whose secret this is, or None (unknown, or revoked)."""
         table = schema.tokens
         query = sa.select(table).where(table.c.digest == _digest(secret), table.c.revoked.is_(None))
-        with self._reading() as connection:
+        with self.reading() as connection:
             row = connection.execute(query).first()
         return None if row is None else self._token(row._mapping)
 
@@ -396,7 +350,15 @@ class Store:
                      as_utc(row["revoked"]) if row["revoked"] is not None else None)
 
     @contextmanager
-    def _reading(self) -> Iterator[sa.Connection]:
+    def writing(self, what: str) -> Iterator[None]:
+        """A write whose database error is a StoreError naming ``what`` could not be stored (nothing was)."""
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"{self.shown}: {what} could not be stored ({_reason(exc)})") from None
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
         """A connection for reads; a database gone away is a StoreError (the server answers 503), not a crash."""
         try:
             with self.engine.connect() as connection:
@@ -404,7 +366,7 @@ class Store:
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"{self.shown}: the store cannot be read ({_reason(exc)})") from None
 
-    def _bind(self, moment: datetime) -> datetime:
+    def bind(self, moment: datetime) -> datetime:
         """SQLite keeps times as text without a zone: they are written in UTC, and compare as text in order."""
         moment = as_utc(moment)
         return moment.replace(tzinfo=None) if self.dialect == "sqlite" else moment
