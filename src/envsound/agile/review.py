@@ -46,7 +46,7 @@ from envsound.agile.names import check_label, file_name
 from envsound.deploy.schema import VERDICTS
 from envsound.deploy.store import Store
 from envsound.errors import AudioLoadError, ConfigError
-from envsound.inference.embeddings.store import EmbeddingsStore
+from envsound.inference.embeddings.store import EmbeddingsStore, StoredWindow
 from envsound.inference.scan.journal import JOURNAL_NAME
 
 log = logging.getLogger(__name__)
@@ -63,19 +63,12 @@ class NotFound(ConfigError):
 
 
 @dataclass(frozen=True)
-class Candidate:
+class Candidate(StoredWindow):
     """A window to review for a label: ``window`` (the store's id), ``file``, ``start``, ``end`` (seconds), ``score``
     (the learned head's probability for ``source="learned"``, a cosine similarity for ``"search"``)."""
 
-    window: int
-    file: str
-    start: float
-    end: float
     score: float
     source: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

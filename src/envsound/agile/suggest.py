@@ -16,33 +16,26 @@ windows need no more memory than a chunk.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from envsound.agile.head import LinearHead, store_scores
 from envsound.errors import ConfigError
-from envsound.inference.embeddings.store import EmbeddingsStore
+from envsound.inference.embeddings.store import EmbeddingsStore, StoredWindow
 
 UNCERTAIN = 0.5  # the score the head is least sure of: its boundary between the two equally weighted sides
 MAX_POOL = 262_144  # uncertain windows looked at, at most, to find one a file: 2 MB of ids and scores, and their rows
 
 
 @dataclass(frozen=True)
-class Suggestion:
+class Suggestion(StoredWindow):
     """A window to review: ``window`` (the store's id), ``file``, ``start``, ``end`` (seconds), the ``label`` asked
     about and the learned head's ``score`` (probability in [0, 1]) of it."""
 
-    window: int
-    file: str
-    start: float
-    end: float
     label: str
     score: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, labels: Sequence[str], *,

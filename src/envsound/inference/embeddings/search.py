@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
 from envsound.errors import ConfigError
 from envsound.inference.embeddings.index import index_for
-from envsound.inference.embeddings.store import CHUNK_ROWS, EmbeddingsStore
+from envsound.inference.embeddings.store import CHUNK_ROWS, EmbeddingsStore, StoredWindow
 from envsound.inference.listing import as_inputs
 
 if TYPE_CHECKING:  # loaded only where an example is embedded (torch)
@@ -27,18 +27,11 @@ __all__ = ["CHUNK_ROWS", "Hit", "search"]  # CHUNK_ROWS: the store's (Embeddings
 
 
 @dataclass(frozen=True)
-class Hit:
+class Hit(StoredWindow):
     """One window found: ``window`` (the store's id), ``file`` (as ``embed`` listed it), ``start``, ``end``
     (seconds in that file) and ``score`` (cosine similarity in [-1, 1]: higher is closer)."""
 
-    window: int
-    file: str
-    start: float
-    end: float
     score: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def search(db: str | os.PathLike, examples: str | os.PathLike | Iterable[str | os.PathLike] = (), *, top: int = 10,

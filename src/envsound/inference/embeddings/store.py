@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence
 
@@ -57,6 +57,20 @@ class StorePart:
     number: int
     first: int
     rows: int
+
+
+@dataclass(frozen=True)
+class StoredWindow:
+    """One window of a store as search, suggest and the Review page answer it: ``window`` (the store's id), ``file``
+    (as ``embed`` listed it), ``start``, ``end`` (seconds in that file); each adds its own fields after these."""
+
+    window: int
+    file: str
+    start: float
+    end: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 class Chunk(NamedTuple):
