@@ -1,6 +1,8 @@
-"""`envsound embed MODEL INPUTS --out DB --engine ray` (`embed_archive(..., engine="ray")`): a local Ray cluster on
-127.0.0.1 asked for embeddings gives the store the local engine gives, and either engine resumes the other's."""
+"""`envsound embed MODEL INPUTS --out DB --engine ray` (`embed_archive(..., options=ScanOptions(engine="ray"))`):
+a local Ray cluster on 127.0.0.1 asked for embeddings gives the store the local engine gives, and either engine
+resumes the other's."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +11,10 @@ import pytest
 import test_embeddings_store
 
 from envsound.inference.embeddings import EmbeddingsStore, embed_archive
+from envsound.inference.scan import ScanOptions
 
 archive = test_embeddings_store.archive  # the stores' archive, a fixture of this module too
+LOCAL = ScanOptions(workers=1, precision="32", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +39,17 @@ def _rows(out: Path) -> tuple[pd.DataFrame, np.ndarray]:
 
 def test_the_ray_engine_embeds_the_rows_and_embeddings_of_the_local_engine(tmp_path, trained_run, archive,
                                                                            ray_cluster):
-    local = embed_archive(trained_run.checkpoint, archive, out=tmp_path / "local", workers=1, precision="32",
-                          progress=False)
-    ray = embed_archive(trained_run.checkpoint, archive, out=tmp_path / "ray", engine="ray",
-                        address=ray_cluster.address, precision="32", progress=False)
+    local = embed_archive(trained_run.checkpoint, archive, out=tmp_path / "local", options=LOCAL)
+    ray = embed_archive(trained_run.checkpoint, archive, out=tmp_path / "ray",
+                        options=replace(LOCAL, engine="ray", address=ray_cluster.address, workers=None))
     assert ray.settings["engine"].startswith("Ray ")
     assert (ray.files, ray.failed, ray.total_windows) == (local.files, local.failed, local.total_windows)
     (ours, embedded), (theirs, expected) = _rows(tmp_path / "ray"), _rows(tmp_path / "local")
     assert ours[["file", "start", "end"]].equals(theirs[["file", "start", "end"]])
     assert np.allclose(embedded, expected, atol=2e-3, rtol=1e-3)  # both float16 in the store
     assert EmbeddingsStore(tmp_path / "ray").errors() == EmbeddingsStore(tmp_path / "local").errors()
-    again = embed_archive(trained_run.checkpoint, archive, out=tmp_path / "ray", workers=1, precision="32",
-                          progress=False)  # the local engine resumes the Ray engine's store: nothing left to do
+    again = embed_archive(trained_run.checkpoint, archive, out=tmp_path / "ray", options=LOCAL)  # the local
+    # engine resumes the Ray engine's store: nothing left to do
     assert (again.files, again.windows) == (0, 0)
 
 

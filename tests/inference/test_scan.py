@@ -442,3 +442,19 @@ def test_the_old_keywords_of_scan_still_work_for_a_release_and_a_misspelt_one_is
     assert _table(tmp_path / "old", "files").equals(_table(tmp_path / "new", "files")) and old.files == new.files == 1
     with pytest.raises(ConfigError, match=r"unknown keyword 'event' \(did you mean events=\?\)"):
         envsound.scan(trained_run.checkpoint, clip, out=tmp_path / "typo", event=True)
+
+
+def test_engines_are_chosen_by_name_and_ray_is_imported_only_for_the_ray_engine(tmp_path):
+    """One registry of engines, which scan and embed both build from: an unknown name is refused with the valid ones
+    before any model loads, and neither loads Ray until a Ray engine is built."""
+    from envsound.inference.embeddings import embed_archive
+
+    slurm = envsound.ScanOptions(engine="slurm")
+    for run in (envsound.scan, embed_archive):
+        with pytest.raises(ConfigError, match="engine 'slurm' is unknown; valid: local, ray"):
+            run(tmp_path / "no-model.ckpt", [tmp_path], out=tmp_path / "out", options=slurm)
+    code = ("import sys\nimport envsound.inference.scan.run, envsound.inference.embeddings.archive\n"
+            "from envsound.inference.scan.engines import engine_kind\nengine_kind('local')\n"
+            "print('ray' in sys.modules)")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "False"

@@ -132,3 +132,21 @@ def test_a_crash_before_the_rewritten_parts_are_committed_keeps_the_old_rows_and
     assert len(windows[windows.file == str(recordings / "growing.wav")]) > len(
         before[before.file == str(recordings / "growing.wav")])
     _parts_on_disk_are_the_journal_s(out)
+
+
+def test_the_done_index_answers_done_or_not_in_one_kind_and_kept_still_works_deprecated(tmp_path):
+    """``DoneIndex.done``: None when a file is not done, else its kept size and time (None if unknown); ``kept``'s
+    three kinds of answer (False, None, a stat) read alike in a test of truth, so it goes for a release."""
+    from envsound.inference.scan.journal import Done, Journal
+
+    journal = Journal.open(tmp_path / "out", {"model": "0" * 64}, tables=("files",))
+    journal.commit(1, [("old.wav", True, 1.0), ("new.wav", True, 1.0)], stats={"new.wav": (10, 20)})
+    index = journal.reader()
+    try:
+        assert index.done("other.wav") is None
+        assert index.done("old.wav") == Done(stat=None) and index.done("new.wav") == Done(stat=(10, 20))
+        with pytest.warns(DeprecationWarning, match=r"DoneIndex\.done"):
+            assert [index.kept(name) for name in ("other.wav", "old.wav", "new.wav")] == [False, None, (10, 20)]
+    finally:
+        index.close()
+        journal.close()

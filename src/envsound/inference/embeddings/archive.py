@@ -35,8 +35,8 @@ from envsound.inference.embeddings.index import INDEX_MIN_WINDOWS, faiss_or_none
 from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import Prediction, Predictor
-from envsound.inference.scan.driver import run_archive, run_settings
-from envsound.inference.scan.engine import Finished, default_batch_size, default_workers
+from envsound.inference.scan.driver import built_engine, run_archive, run_settings
+from envsound.inference.scan.engine import Finished, default_batch_size
 from envsound.inference.scan.engines import engine_kind
 from envsound.inference.scan.journal import JOURNAL_NAME, Journal, Stat, part_name
 from envsound.inference.scan.options import ScanOptions, ScanSummary, with_legacy
@@ -87,7 +87,8 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
             other results, a setting out of range, an unknown engine, Ray missing or its address not answering.
     """
     started = time.monotonic()
-    options = with_legacy("embed", {"options": options or ScanOptions()}, legacy, also=("out", "files_from"))["options"]
+    options = with_legacy("embed", {"options": options or ScanOptions()}, legacy,
+                          also=("out", "files_from"))["options"]
     workers, batch_size = options.workers, options.batch_size
     if (workers is not None and workers < 1) or (batch_size is not None and batch_size < 1):
         raise ConfigError(f"workers and batch_size must be >= 1 (got {workers}, {batch_size})")
@@ -107,15 +108,13 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     fingerprint = {"store": STORE_KIND, "model": predictor.source.digest, "model_file": str(predictor.source.path),
                    "precision": options.precision, "layer": "embed",
                    "window_seconds": predictor.features.window_seconds, "cwd": os.getcwd()}
-    workers = workers or default_workers(predictor.model.runtime.accelerator)
     batch_size = batch_size or default_batch_size(predictor.model.runtime)
     shape = {"batch_size": batch_size, "top_k": 1, "events": False, "window_scores": True, "embed": True}
-    engine = kind.build(predictor, shape, address=options.address, device=options.device, workers=workers,
-                        file_timeout=options.file_timeout)
+    engine, threads = built_engine(kind, predictor, options, shape)
     sink = _StoreSink(out)
     summary = StoreSummary(out=str(out), settings=run_settings(engine, batch_size))
     run_archive(engine, sink, summary, fingerprint=fingerprint, inputs=as_inputs(inputs), files_from=files_from,
-                options=options, started=started, model_threads=workers if kind.model_threads else None)
+                options=options, started=started, model_threads=threads)
     summary.windows, summary.width = sink.written, sink.width
     store = EmbeddingsStore(out)
     summary.total_windows = store.windows

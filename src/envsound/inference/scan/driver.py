@@ -29,7 +29,8 @@ from envsound.errors import ConfigError, EnvsoundError
 from envsound.fileio import disk_full, run_lock
 from envsound.hardware import usable_cores
 from envsound.inference.predictor import Predictor
-from envsound.inference.scan.engine import Engine, Finished
+from envsound.inference.scan.engine import Engine, Finished, default_workers
+from envsound.inference.scan.engines import EngineKind
 from envsound.inference.scan.handout import Handout
 from envsound.inference.scan.journal import JOURNAL_NAME, Journal, Stat, damaged, damaged_message
 from envsound.inference.scan.options import ScanOptions, ScanSummary
@@ -114,6 +115,17 @@ def run_archive(engine: Engine, sink: Sink, summary: ScanSummary, *, fingerprint
             journal.close()
     summary.wall_seconds = time.monotonic() - started
     return summary
+
+
+def built_engine(kind: EngineKind, predictor: Predictor, options: ScanOptions,
+                 shape: dict) -> tuple[Engine, int | None]:
+    """The engine of ``kind`` for ``predictor``, placed as ``options`` say (``workers`` by default
+    :func:`~envsound.inference.scan.engine.default_workers`), asked for ``shape`` (see
+    :class:`~envsound.inference.scan.engines.EngineKind`); and the ``model_threads`` for :func:`run_archive`."""
+    workers = options.workers or default_workers(predictor.model.runtime.accelerator)
+    engine = kind.build(predictor, shape, address=options.address, device=options.device, workers=workers,
+                        file_timeout=options.file_timeout)
+    return engine, workers if kind.model_threads else None
 
 
 def run_settings(engine: Engine, batch_size: int) -> dict:

@@ -141,7 +141,7 @@ class _Worker:
         if not self.tasks:
             self.reading = None
             return False
-        activity = _activity(self.process.pid)
+        activity = proc_activity(f"/proc/{self.process.pid}")
         if self.tasks[0] != self.reading:  # a file begun since the last look: its clock starts now
             self.reading, self.activity, self.moved = self.tasks[0], activity, now
             return False
@@ -429,17 +429,18 @@ def _how_it_died(code: int | None) -> str:
     return f"died (exit code {code})"
 
 
-def _activity(pid: int) -> tuple | None:
-    """A process's CPU time (clock ticks, all its threads) and bytes read (any file, a network mount's too), from
-    ``/proc``; None where they cannot be read (not Linux): then only messages and credits count as progress."""
+def proc_activity(folder: str) -> tuple | None:
+    """The CPU time (clock ticks, all its threads) and bytes read (any file, a network mount's too) of the process or
+    thread whose ``/proc`` folder is ``folder`` (``/proc/<pid>``, ``/proc/self/task/<tid>``); None where they cannot
+    be read (not Linux): then only messages, credits or the chunks handed over count as progress."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
+        with open(f"{folder}/stat", "rb") as stat:
             fields = stat.read().rsplit(b")", 1)[1].split()  # after the command's name, which may hold spaces
         cpu = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
     except (OSError, ValueError, IndexError):
         return None
     try:
-        with open(f"/proc/{pid}/io", "rb") as io:
+        with open(f"{folder}/io", "rb") as io:
             read = next((int(line.split()[1]) for line in io if line.startswith(b"rchar:")), None)
     except (OSError, ValueError, IndexError):
         read = None  # /proc/<pid>/io needs ptrace access, which a hardened kernel may refuse

@@ -48,7 +48,7 @@ from envsound.errors import ConfigError, EnvsoundError
 from envsound.inference.predictor import FileScores, Predictor
 from envsound.inference.scan.decode import Chunk, DecodeJob, decode_file
 from envsound.inference.scan.embedding import FileEmbeddings
-from envsound.inference.scan.engine import FILE_TIMEOUT, Finished
+from envsound.inference.scan.engine import FILE_TIMEOUT, Finished, proc_activity
 from envsound.models.files import RELEASE
 from envsound.models.releases import LABELS_FILE
 
@@ -383,20 +383,7 @@ def _decode_into(job: DecodeJob, path: str, frontend, handed: queue.Queue, aband
 def _thread_activity(tid: int | None) -> tuple | None:
     """A thread's CPU time (clock ticks) and bytes read, from ``/proc/self/task/<tid>``; None where they cannot be
     read (not Linux): then only the chunks handed over count as progress."""
-    if tid is None:
-        return None
-    try:
-        with open(f"/proc/self/task/{tid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        cpu = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)'s stat
-    except (OSError, ValueError, IndexError):
-        return None
-    try:
-        with open(f"/proc/self/task/{tid}/io", "rb") as io:
-            read = next((int(line.split()[1]) for line in io if line.startswith(b"rchar:")), None)
-    except (OSError, ValueError, IndexError):
-        read = None
-    return cpu, read
+    return None if tid is None else proc_activity(f"/proc/self/task/{tid}")
 
 
 def _chunk_rows(file_id: int, chunk_number: int, read: int, chunk: Chunk, *, last: bool) -> dict[str, np.ndarray]:

@@ -12,8 +12,8 @@ from envsound.errors import ConfigError
 from envsound.inference.embeddings.rank import StoredEngine, check_reads, embeddings_store_in
 from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import Predictor
-from envsound.inference.scan.driver import run_archive, run_settings
-from envsound.inference.scan.engine import default_batch_size, default_workers
+from envsound.inference.scan.driver import built_engine, run_archive, run_settings
+from envsound.inference.scan.engine import default_batch_size
 from envsound.inference.scan.engines import engine_kind
 from envsound.inference.scan.options import ScanOptions, ScanSummary, with_legacy
 from envsound.inference.scan.results import ResultsSink
@@ -94,10 +94,8 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
         engine = StoredEngine(predictor, store, **shape)
         names, threads = engine.names, None  # a store's files are ranked from its embeddings: not watched
     else:
-        workers = options.workers or default_workers(predictor.model.runtime.accelerator)
-        engine = kind.build(predictor, shape, address=options.address, device=options.device, workers=workers,
-                            file_timeout=options.file_timeout)
-        names, threads = as_inputs(inputs), workers if kind.model_threads else None
+        engine, threads = built_engine(kind, predictor, options, shape)
+        names = as_inputs(inputs)
     sink = ResultsSink(out, predictor, fmt=fmt, top_k=tables.top_k, window_scores=tables.window_scores,
                        event_tables=tables.event_tables)
     summary = ScanSummary(out=str(out), settings=run_settings(engine, batch_size))
