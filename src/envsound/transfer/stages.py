@@ -1,9 +1,9 @@
 """The small Lightning fits of transfer's own stages (the frame head on the frozen trunk's steps, the fine-tuning of
 the frame network after it), each keeping a resumable state in the run folder: ``<out_dir>/<stage>/last.ckpt``,
 Lightning's checkpoint (weights, optimizer, loop counters) written at every epoch's end, every
-:data:`~envsound.stopping.CHECKPOINT_EVERY_S` inside one, and at the batch a stop arrived in. ``resume`` continues a
+:data:`~envsound.fitting.CHECKPOINT_EVERY_S` inside one, and at the batch a stop arrived in. ``resume`` continues a
 stage from it, where it was saved; Ctrl-C or SIGTERM keep it and raise :class:`KeyboardInterrupt`
-(:mod:`envsound.stopping`). A ``--preset sed`` run on 1,200 mixtures spent 67 minutes on these two stages on a
+(:mod:`envsound.fitting`). A ``--preset sed`` run on 1,200 mixtures spent 67 minutes on these two stages on a
 2-core CPU and, stopped at minute 80, had kept nothing (issue 68)."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def fit_stage(module: L.LightningModule, loader: torch.utils.data.DataLoader, *,
               resume: bool, **trainer_options) -> None:
     """Fit ``module`` on ``loader`` in a Trainer of ``trainer_options`` (``max_epochs``, ``accelerator``,
     ``precision``, ...) with no logger or bar, a line an epoch (``<what>: epoch k/N``), and, when ``state`` is a
-    path, its state written there (:class:`~envsound.stopping.KeepState`: at every epoch's end, every few minutes
+    path, its state written there (:class:`~envsound.fitting.KeepState`: at every epoch's end, every few minutes
     inside one, at a stop); ``resume`` with a ``state`` on disk continues from it.
 
     Raises:

@@ -198,7 +198,7 @@ def run_lightning(
     ``runtime``, optimizer steps made, whether this is process 0; no ``state_dict``: the weights are ``module``'s).
 
     Lightning's own checkpoints (``run.out_dir/lightning/last.ckpt``: at epochs' ends, every
-    :data:`~envsound.stopping.CHECKPOINT_EVERY_S` inside one, at a stop) make ``run.resume`` continue an interrupted
+    :data:`~envsound.fitting.CHECKPOINT_EVERY_S` inside one, at a stop) make ``run.resume`` continue an interrupted
     run where it was saved; ``check_resumable(last_ckpt)`` may refuse one made with other settings. Shared by
     classifier training and autoencoder pre-training. ``reseed`` seeds the data order with ``train.seed`` here (pass
     False when the caller seeded just before building ``module``, so weights and data order follow from one seed).
