@@ -410,11 +410,11 @@ def _list(names: Iterator[str], listed: queue.Queue, stop: threading.Event, fail
     the listing goes to ``failure`` for the scan's thread to raise."""
     try:
         for name in names:
-            if not _put(listed, name, stop):
+            if not put_until(listed, name, stop):
                 return
     except BaseException as exc:  # noqa: BLE001 - raised again in the scan's thread
         failure.append(exc)
-    _put(listed, _END, stop)
+    put_until(listed, _END, stop)
 
 
 def _how_it_died(code: int | None) -> str:
@@ -447,8 +447,8 @@ def proc_activity(folder: str) -> tuple | None:
     return cpu, read
 
 
-def _put(target: queue.Queue, item, stop: threading.Event) -> bool:
-    """Put ``item`` on a bounded queue, giving up when ``stop`` is set."""
+def put_until(target: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put ``item`` on a bounded queue, giving up when ``stop`` is set (False)."""
     while not stop.is_set():
         try:
             target.put(item, timeout=0.2)

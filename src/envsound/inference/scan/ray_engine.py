@@ -48,7 +48,7 @@ from envsound.errors import ConfigError, EnvsoundError
 from envsound.inference.predictor import FileScores, Predictor
 from envsound.inference.scan.decode import Chunk, DecodeJob, decode_file
 from envsound.inference.scan.embedding import FileEmbeddings
-from envsound.inference.scan.engine import FILE_TIMEOUT, Finished, proc_activity
+from envsound.inference.scan.engine import FILE_TIMEOUT, Finished, proc_activity, put_until
 from envsound.models.files import RELEASE
 from envsound.models.releases import LABELS_FILE
 
@@ -363,13 +363,7 @@ def _decode_into(job: DecodeJob, path: str, frontend, handed: queue.Queue, aband
     """The thread of :func:`_decoded_in_a_thread`: ``("chunk", (read, Chunk))`` for each chunk, then ``("end",
     None)``, or ``("error", exception)``; it stops once ``abandoned`` is set."""
     def hand(message) -> bool:
-        while not abandoned.is_set():
-            try:
-                handed.put(message, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_until(handed, message, abandoned)
 
     try:
         for item in decode_file(job, path, frontend):
