@@ -1,4 +1,5 @@
-"""Archives at scale: ``envsound predict MODEL INPUTS... --out DIR`` and :func:`envsound.scan`."""
+"""Archives at scale: ``envsound predict MODEL INPUTS... --out DIR`` and :func:`envsound.scan`, on the one archive
+driver (:mod:`.driver`) that the embeddings store runs on too."""
 
 from envsound.inference.scan.engines import ENGINES
 

@@ -1,5 +1,5 @@
 """The archive driver: one run over an archive into a folder of parts, whatever the folder holds. ``scan``'s results
-tables (:class:`~envsound.inference.scan.tables.ResultsSink`) and the embeddings store
+tables (:class:`~envsound.inference.scan.results.ResultsSink`) and the embeddings store
 (:mod:`envsound.inference.embeddings.archive`) are two :class:`Sink` s of it; the engine (:mod:`.engines`) gives the
 files' rows, the sink keeps and writes them, and this module decides when and with what around it.
 

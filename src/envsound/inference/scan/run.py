@@ -1,5 +1,6 @@
-"""``scan``: classify an archive into a results folder, batched, resumable, crash-safe (see :mod:`.tables` for the
-folder, :mod:`.journal` for resuming, :mod:`.engine` for the local engine)."""
+"""``scan``: classify an archive into a results folder, batched, resumable, crash-safe: the results tables
+(:mod:`.tables`, :mod:`.results`) filled by the archive driver (:mod:`.driver`: the journal, commits, resuming) from
+the engine named (:mod:`.engines`), or from an embeddings store's stored embeddings."""
 
 from __future__ import annotations
 
