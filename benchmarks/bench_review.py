@@ -59,6 +59,7 @@ def write_audio(db: Path, files: list[str], *, seconds: float) -> None:
 def store_verdicts(db: Path, *, verdicts: int) -> None:
     """``verdicts`` verdicts of :data:`LABEL` on random windows (seeded; a fifth ``yes``) in ``db/review.sqlite``."""
     from envsound.agile.labels import store_of
+    from envsound.deploy.labels import Labels
     from envsound.inference.embeddings.store import EmbeddingsStore
 
     windows = EmbeddingsStore(db)
@@ -68,7 +69,7 @@ def store_verdicts(db: Path, *, verdicts: int) -> None:
             for i, row in enumerate(windows.rows(ids))]
     store = store_of(db)
     try:
-        store.add_labels(rows, reviewer="bench")
+        Labels(store).add(rows, reviewer="bench")
     finally:
         store.close()
 

@@ -78,10 +78,7 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
         from envsound.agile.review import Review
 
         review = Review(db, store=opened, spec=store, device=device)
-        if model.file.digest != review.windows.settings["model"]:
-            raise ConfigError(f"{db} was embedded by another model (sha256 {review.windows.settings['model'][:12]}) "
-                              f"than {model_path} (sha256 {model.file.digest[:12]}) now holds; serve it with the "
-                              "model that made it")
+        review.windows.check_network(model_path, model.file.digest, fix="serve it with the model that made it")
     app = create_app(model, limits=limits, store=opened, guard=Guard(opened, required=auth, rate=rate,
                                                                      streams=streams_per_token,
                                                                      failures=auth_failures),
