@@ -1,6 +1,7 @@
 """The shape of the source tree, for issue notes and docs/architecture.md: its files and lines (as ``wc -l`` counts
 them), longest functions, the parameters of the fit entry points, the functions that return a Config, files per
-package, imports of the top package and import circles (lazy imports included).
+package, imports of the top package and import circles (lazy imports included; an import under ``if TYPE_CHECKING:``
+never runs, so it makes no circle and is left out).
 
     .venv/bin/python tools/code_shape.py [--top 10] [--src OTHER_CHECKOUT/src/envsound]
 """
@@ -44,7 +45,7 @@ def import_graph(src: Path) -> tuple[dict[str, set[str]], list[str]]:
     graph: dict[str, set[str]] = {name: set() for name in paths}
     top = []
     for name, path in paths.items():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _run_time_nodes(ast.parse(path.read_text())):
             targets = []
             if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("envsound"):
                 targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
@@ -54,6 +55,16 @@ def import_graph(src: Path) -> tuple[dict[str, set[str]], list[str]]:
                 targets = [alias.name for alias in node.names if alias.name.startswith("envsound")]
             graph[name] |= {target for target in targets if target in paths and target != name}
     return graph, top
+
+
+def _run_time_nodes(tree: ast.AST):
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:`` (annotations' imports, never run)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from (n for child in node.orelse for n in ast.walk(child))
+            continue
+        yield node
+        yield from _run_time_nodes(node)
 
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
