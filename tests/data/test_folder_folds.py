@@ -121,13 +121,13 @@ def test_cv_says_which_grouping_made_its_folds(tmp_path, caplog):
     --group-by reaches the folder dataset from the command line."""
     import logging
 
-    from envsound.cli import commands
+    from envsound.cli.dataset_flags import manifest_of
     from envsound.cli.main import build_parser
 
     root = make_takes(tmp_path / "sounds", {"dog": esc50_takes(4, range(3)), "rain": esc50_takes(1, range(3, 6))})
     args = build_parser().parse_args(["cv", "--dataset", "folder", "--root", str(root), "--out", str(tmp_path / "cv")])
     with caplog.at_level(logging.INFO, logger="envsound"):
-        manifest = commands._dataset(args, rotate=True)
+        manifest = manifest_of(args, rotate=True)
     assert manifest.folds == [1, 2, 3]
     assert ("has no folds: made 3, stratified by class and grouped by source recording (seed 0): 18 files in 6 "
             "recordings, recordings from ESC-50's fold-source-take names") in caplog.text
@@ -136,7 +136,7 @@ def test_cv_says_which_grouping_made_its_folds(tmp_path, caplog):
     args = build_parser().parse_args(["cv", "--dataset", "folder", "--root", str(root),
                                       "--group-by", "^[0-9]+-([0-9]+)", "--out", str(tmp_path / "cv")])
     with caplog.at_level(logging.INFO, logger="envsound"):
-        manifest = commands._dataset(args, rotate=True)
+        manifest = manifest_of(args, rotate=True)
     assert ("18 files in 6 recordings, recordings from the first group of '^[0-9]+-([0-9]+)' for 18 file(s);"
             in caplog.text)
     assert manifest.folds == [1, 2, 3]

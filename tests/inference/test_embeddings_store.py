@@ -153,7 +153,7 @@ def test_a_store_of_another_model_or_a_results_folder_is_refused(store, trained_
 
 
 def test_npz_out_keeps_the_clip_embeddings(tmp_path, trained_run, archive, envsound_main):
-    ran = envsound_main("embed", trained_run.checkpoint, archive / "site0", "--out", tmp_path / "e.npz", "-q")
+    ran = envsound_main("embed-clips", trained_run.checkpoint, archive / "site0", "--out", tmp_path / "e.npz", "-q")
     assert ran.returncode == 0, ran.stderr
     assert np.load(tmp_path / "e.npz")["embeddings"].shape[0] == 6
 

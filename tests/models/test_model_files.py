@@ -156,7 +156,7 @@ def test_embed_refuses_an_onnx_export_in_one_line_saying_it_needs_the_ckpt(train
     assert envsound_main("export", trained_run.checkpoint, "--out", exported).returncode == 0
     assert [output.name for output in onnx.load(exported).graph.output] == ["probs"]
     clip = next(Path(synthetic_root).rglob("*.wav"))
-    ran = envsound_main("embed", exported, clip, "--out", tmp_path / "e.npz")
+    ran = envsound_main("embed-clips", exported, clip, "--out", tmp_path / "e.npz")
     assert ran.returncode == 1 and len(ran.stderr.strip().splitlines()) == 1, ran.stderr
     assert "model.onnx: an ONNX export carries no embedding output" in ran.stderr
     assert "need the model.ckpt it was exported from" in ran.stderr and not (tmp_path / "e.npz").exists()
@@ -168,7 +168,7 @@ def test_embed_refuses_an_onnx_export_in_one_line_saying_it_needs_the_ckpt(train
     assert got == expected and load_model(renamed).runtime.engine == "onnxruntime"
 
 
-@pytest.mark.parametrize("command", ["predict", "listen", "serve", "evaluate", "export", "embed"])
+@pytest.mark.parametrize("command", ["predict", "listen", "serve", "evaluate", "export", "embed", "embed-clips"])
 def test_the_model_argument_help_names_every_kind(command, envsound_main):
     text = " ".join(envsound_main(command, "--help").stdout.split())
     model = text[text.index("MODEL the model: "):]

@@ -239,7 +239,7 @@ def test_a_waveform_source_for_log_mel_features_is_refused(tmp_path, source, tar
 
 def test_embed_writes_embeddings_files_and_labels(tmp_path, source, synthetic_root, capsys):
     out = tmp_path / "emb.npz"
-    assert main(["embed", str(source.checkpoint), "--dataset", "synthetic", "--root", str(synthetic_root),
+    assert main(["embed-clips", str(source.checkpoint), "--dataset", "synthetic", "--root", str(synthetic_root),
                  "--folds", "5", "--classes", "rain,wind", "--out", str(out), "--no-cache", "-q"]) == 0
     data = np.load(out)
     assert data["embeddings"].shape == (4, 64) and data["embeddings"].dtype == np.float32
@@ -247,7 +247,7 @@ def test_embed_writes_embeddings_files_and_labels(tmp_path, source, synthetic_ro
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00")
     one = sorted(synthetic_root.rglob("*.wav"))[0]
-    assert main(["embed", str(source.checkpoint), str(one), str(bad), "--out", str(tmp_path / "files.npz"), "-q"]) == 1
+    assert main(["embed-clips", str(source.checkpoint), str(one), str(bad), "--out", str(tmp_path / "files.npz"), "-q"]) == 1
     data = np.load(tmp_path / "files.npz")
     assert list(data["files"]) == [str(one)] and "labels" not in data
     assert "bad.wav" in capsys.readouterr().err

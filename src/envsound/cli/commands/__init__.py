@@ -11,7 +11,6 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Callable
 
-from envsound.cli.dataset_flags import manifest_of as _dataset  # noqa: F401 (its name in the old cli/commands.py)
 
 MODULES = ("training", "stages", "pretrain", "evaluate", "predict", "listen", "serve", "token", "export", "embed",
            "search", "label", "learn", "check", "mix", "download", "demo", "datasets", "models", "config")
