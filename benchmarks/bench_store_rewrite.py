@@ -1,6 +1,7 @@
 """What a changed file costs an embeddings store's commit (issue 68): the committed parts from the first that held the
 file's older windows on, written again under new numbers with their window ids renumbered
-(:func:`envsound.inference.embeddings.archive._renumbered`, what ``embed`` runs before the commit's transaction).
+(the store's sink, ``envsound.inference.embeddings.archive._StoreSink.rewrite``, called part after part as the archive
+driver calls it before the commit's transaction).
 
     python benchmarks/bench_store_rewrite.py [--parts 40] [--dim 512] [--keep DIR] [--json]
 
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="build the store here (default: a temporary folder)")
     parser.add_argument("--json", action="store_true", help="one JSON line instead of text")
     args = parser.parse_args()
-    from envsound.inference.embeddings.archive import _renumbered
+    from envsound.inference.embeddings.archive import _StoreSink
 
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep or Path(tmp) / "store.db"
@@ -64,10 +65,14 @@ def main() -> None:
         build_store(out, parts=args.parts, dim=args.dim)
         built = time.monotonic() - started
         started = time.monotonic()
-        rewritten, end = _renumbered(out, list(range(1, args.parts + 1)), {"/archive/site0001/rec000.wav"},
-                                     number=args.parts + 2, first=FILE_WINDOWS)
-        seconds = time.monotonic() - started
-    result = {"windows": args.parts * PART_WINDOWS, "dim": args.dim, "parts": len(rewritten),
+        sink = _StoreSink(out)
+        sink.next = FILE_WINDOWS  # the changed file's new windows, in the part being committed, come first
+        rewritten, new = 0, args.parts + 2
+        for old in range(1, args.parts + 1):  # as envsound.inference.scan.driver._commit does
+            if sink.rewrite(old, new, {"/archive/site0001/rec000.wav"}):
+                rewritten, new = rewritten + 1, new + 1
+        seconds, end = time.monotonic() - started, sink.next
+    result = {"windows": args.parts * PART_WINDOWS, "dim": args.dim, "parts": rewritten,
               "kept": end - FILE_WINDOWS, "build_s": round(built, 1), "rewrite_s": round(seconds, 2)}
     if args.json:
         print(json.dumps(result))

@@ -27,11 +27,11 @@ _MOVED = {"CHECKPOINT_EVERY_S", "fit_until_stopped", "KeepState"}
 
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises :class:`KeyboardInterrupt` in the block, as Ctrl-C does, except while a fit that stops itself
-    runs (:func:`stops_at_a_batch_end`: Lightning stops that one at the end of a batch, so a checkpoint it is writing
-    is not cut off). Only where a handler can be set (the main thread); the previous handler comes back after the
-    block.
+def sigterm_as_interrupt(reason: str | None = STOPPED) -> Iterator[None]:
+    """SIGTERM raises :class:`KeyboardInterrupt` (``reason`` its message: by default a training's; None, none) in the
+    block, as Ctrl-C does, except while a fit that stops itself runs (:func:`stops_at_a_batch_end`: Lightning stops
+    that one at the end of a batch, so a checkpoint it is writing is not cut off). Only where a handler can be set
+    (the main thread); the previous handler comes back after the block.
 
     >>> with sigterm_as_interrupt():
     ...     train()  # a SIGTERM raises KeyboardInterrupt, and the finally blocks run
@@ -42,7 +42,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
     def interrupt(signum, frame):
         if not _fits_stopping_themselves:
-            raise KeyboardInterrupt(STOPPED)
+            raise KeyboardInterrupt() if reason is None else KeyboardInterrupt(reason)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:

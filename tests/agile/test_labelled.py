@@ -88,7 +88,7 @@ def test_the_labels_store_is_opened_only_when_labels_are_read_or_written(tmp_pat
 
 def test_the_linear_head_fits_as_learn_did_and_scores_a_store_with_one_sigmoid(tmp_path):
     """learn, suggest and check score with one head (scikit-learn's fit and predict_proba) and one loop over the
-    store; learn's fit_head and suggest's score_chunks are the head's."""
+    store; learn's fit_head and suggest's score_chunks (deprecated) are the head's."""
     rng = np.random.default_rng(1)
     x, weak = rng.normal(size=(20, 6)), rng.normal(size=(40, 6))
     truth = np.arange(20) < 6
@@ -106,7 +106,8 @@ def test_the_linear_head_fits_as_learn_did_and_scores_a_store_with_one_sigmoid(t
     ids, probs = (np.concatenate(parts) for parts in zip(*store_scores(store, two)))
     assert ids.tolist() == list(range(store.windows)) and probs.dtype == np.float32
     assert np.allclose(probs, two.predict_proba(vectors), atol=1e-6)
-    firsts, chunks = zip(*score_chunks(store, two.weights, two.bias))
+    with pytest.warns(DeprecationWarning, match="store_scores"):
+        firsts, chunks = zip(*score_chunks(store, two.weights, two.bias))
     assert list(firsts) == [part.first for part in store.parts] and np.allclose(np.concatenate(chunks), probs)
     with pytest.raises(ConfigError, match="holds 6-d embeddings, not the 4-d"):
         next(store_scores(store, LinearHead(np.zeros((1, 4)), np.zeros(1))))

@@ -1,7 +1,7 @@
 """The detections store on both of its databases: a SQLite file and a real PostgreSQL server the session starts
-(tests/pgcluster.py). Reports are stored once however often they arrive, read back newest first in pages, pruned;
-tokens are kept hashed and revoked; a store that cannot be opened, migrated or written says so in one line and
-keeps nothing half-written."""
+(benchmarks/support/pgcluster.py). Reports are stored once however often they arrive, read back newest first in
+pages, pruned; tokens are kept hashed and revoked; a store that cannot be opened, migrated or written says so in one
+line and keeps nothing half-written."""
 
 from __future__ import annotations
 

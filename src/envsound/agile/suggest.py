@@ -16,6 +16,7 @@ windows need no more memory than a chunk.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -82,9 +83,11 @@ def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, label
 
 
 def score_chunks(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray):
-    """Yield ``(first window id, (rows, n_labels) probabilities)`` over the whole store, a chunk of stored rows at a
-    time; ``weights`` ``(n_labels, d)``, ``bias`` ``(n_labels,)``: :func:`store_scores` of that
-    :class:`~envsound.agile.head.LinearHead`."""
+    """Deprecated: :func:`envsound.agile.head.store_scores` of ``LinearHead(weights, bias)``, which yields the window
+    ids. Yields ``(first window id, (rows, n_labels) probabilities)`` over the whole store, a chunk at a time."""
+    warnings.warn("envsound.agile.suggest.score_chunks is deprecated and goes in a later release; use "
+                  "envsound.agile.head.store_scores(store, LinearHead(weights, bias))", DeprecationWarning,
+                  stacklevel=2)
     for ids, probs in store_scores(store, LinearHead(weights, bias)):
         yield int(ids[0]), probs
 

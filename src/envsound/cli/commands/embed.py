@@ -18,7 +18,8 @@ from envsound.cli.options import (add_archive_options, add_device_option, add_mo
 from envsound.errors import ConfigError
 
 NPZ_DEPRECATED = ("envsound embed --out FILE.npz is deprecated and goes in a later release: clip embeddings are "
-                  "'envsound embed-clips MODEL ... --out FILE.npz' (the same flags); 'envsound embed' makes a store "
+                  "'envsound embed-clips MODEL ... --out FILE.npz' (its flags, without --precision, --workers, "
+                  "--batch-size and --files-from, which clip embeddings never used); 'envsound embed' makes a store "
                   "folder")
 
 

@@ -232,19 +232,6 @@ def _rows(out: Path, number: int) -> int:
     return int(np.load(path, mmap_mode="r").shape[0]) if path.exists() else 0
 
 
-def _renumbered(out: Path, parts: list[int], drop: set[str], *, number: int, first: int) -> tuple[dict, int]:
-    """The committed ``parts`` (in order) written again as parts ``number``, ``number + 1`` ... by
-    :func:`_rewrite_part`, their windows numbered on from ``first``. Returns ``{old part: its new number, or None}``
-    and the id after the last window. (What the driver does with :class:`_StoreSink`, in one call: the rewrite
-    benchmark's.)"""
-    rewritten: dict[int, int | None] = {}
-    for old in parts:
-        rows = _rewrite_part(out, old, number, drop, first=first)
-        rewritten[old] = None if rows is None else number
-        number, first = number + (rows is not None), first + (rows or 0)
-    return rewritten, first
-
-
 def _rewrite_part(out: Path, old: int, new: int, drop: set[str], *, first: int) -> int | None:
     """Committed part ``old`` written again as part ``new`` without the rows of the files ``drop``, its windows
     numbered on from ``first``; each file whole or absent (written under a temporary name and renamed; an embeddings

@@ -49,7 +49,6 @@ TRAIN_PER_LIST = 64  # k-means training vectors a list (FAISS asks for 39-256)
 # (milliseconds), where 4 sqrt(N) = 16,384 lists would train k-means on 1M windows (2 GB, about an hour on 2 cores)
 # and assign each added window against 4 times the centroids
 NLIST_MAX = 4_096
-CHUNK_ROWS = 65_536
 _LOADED: dict = {}  # index file -> ((its mtime, size), StoreIndex): a server searching again does not read it again
 # one build or extension at a time in a process (the page's requests run in threads): two requests on a store without
 # an index would each build it
@@ -227,7 +226,7 @@ def index_shape(windows: int, dim: int) -> IndexShape:
 
 def _build(store: EmbeddingsStore) -> StoreIndex:
     """A new IVF-PQ index of every stored window (:func:`index_shape`), trained on windows spread evenly over the
-    store, then the windows added part by part, :data:`CHUNK_ROWS` at a time."""
+    store, then the windows added part by part, :data:`~envsound.inference.embeddings.store.CHUNK_ROWS` at a time."""
     import faiss
 
     n, dim = store.windows, _width(store)
@@ -245,10 +244,8 @@ def _add(store: EmbeddingsStore, index: StoreIndex, parts) -> int:
     """Add the windows of ``parts`` (in order, after those the index covers) and return how many."""
     added = 0
     for part in parts:
-        stored = store.embeddings(part) if part.rows else np.zeros((0, 0), np.float16)
-        for at in range(0, part.rows, CHUNK_ROWS):
-            block = _unit(np.array(stored[at:at + CHUNK_ROWS], np.float32))
-            index.index.add_with_ids(block, np.arange(part.first + at, part.first + at + len(block), dtype=np.int64))
+        for ids, vectors in store.chunks(parts=[part]):
+            index.index.add_with_ids(_unit(vectors), ids)
         index.parts.append(part.number)
         index.windows += part.rows
         added += part.rows

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from envsound.errors import ConfigError
-from envsound.inference.scan.journal import JOURNAL_NAME
+from envsound.inference.scan.journal import JOURNAL_NAME, part_name
 
 if TYPE_CHECKING:  # loaded only where a store's network runs (torch)
     import pyarrow as pa
@@ -138,10 +138,10 @@ class EmbeddingsStore:
         return Path(cwd) if cwd else self.path.absolute().parent
 
     def embeddings_path(self, number: int) -> Path:
-        return self.path / "embeddings" / f"part-{number:06d}.npy"
+        return self.path / "embeddings" / f"{part_name(number)}.npy"
 
     def windows_path(self, number: int) -> Path:
-        return self.path / "windows" / f"part-{number:06d}.parquet"
+        return self.path / "windows" / f"{part_name(number)}.parquet"
 
     def embeddings(self, part: StorePart) -> np.ndarray:
         """The part's ``(rows, d)`` float16 embeddings, memory-mapped (read-only)."""
@@ -204,7 +204,7 @@ class EmbeddingsStore:
 
         rows = []
         for part in self.parts:
-            path = self.path / "errors" / f"part-{part.number:06d}.parquet"
+            path = self.path / "errors" / f"{part_name(part.number)}.parquet"
             if path.exists():
                 rows += pq.read_table(path).to_pylist()
         return rows

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -28,6 +26,7 @@ from typing import Callable, Iterator, Protocol
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.fileio import disk_full, run_lock
 from envsound.hardware import usable_cores
+from envsound.stopping import sigterm_as_interrupt
 from envsound.inference.predictor import Predictor
 from envsound.inference.scan.engine import Engine, Finished, default_workers
 from envsound.inference.scan.engines import EngineKind
@@ -103,7 +102,8 @@ def run_archive(engine: Engine, sink: Sink, summary: ScanSummary, *, fingerprint
     """
     out = Path(summary.out)
     threads = _model_threads(engine.predictor, model_threads) if model_threads else contextlib.nullcontext()
-    with _in_one_line(out), run_lock(out), threads, _stop_on_sigterm():
+    # SIGTERM stops a run as Ctrl-C does (finished files committed)
+    with _in_one_line(out), run_lock(out), threads, sigterm_as_interrupt(reason=None):
         journal = Journal.open(out, fingerprint, tables=sink.tables)
         try:
             summary.startup_seconds = time.monotonic() - started
@@ -245,22 +245,3 @@ def _model_threads(predictor: Predictor, workers: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def _stop_on_sigterm() -> Iterator[None]:
-    """SIGTERM stops a run as Ctrl-C does (finished files committed), where a handler can be set. Not
-    :func:`envsound.stopping.sigterm_as_interrupt`: its KeyboardInterrupt says that training was stopped."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-

@@ -173,8 +173,6 @@ class RayEngine:
             self._run_group({first_id + i: name for i, name in enumerate(group)}, on_file, stop)
             first_id += len(group)
 
-    embed = False  # True: the actors give each window's embedding (``network.embed``) in place of probabilities
-
     def _file_scores(self):
         """What gathers one file's windows (``add``, ``finish``, ``window_probs``): scores, or with ``embed`` the
         embeddings."""
