@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 import envsound
-from envsound.inference.scan.journal import JOURNAL_NAME
+from envsound.inference.archive.journal import JOURNAL_NAME
 
 
 def parts(out: Path) -> int:

@@ -81,7 +81,7 @@ def pipeline_limit(checkpoint: str, files: list[str]) -> dict:
 
     from envsound.features.parallel import frontend_for
     from envsound.inference.predictor import Predictor
-    from envsound.inference.scan.decode import DecodeJob, decode_file
+    from envsound.inference.archive.decode import DecodeJob, decode_file
 
     predictor = Predictor.from_checkpoint(checkpoint)
     job = DecodeJob.of(predictor)

@@ -30,7 +30,7 @@ def build_store(out: Path, *, parts: int, dim: int) -> None:
     """``parts`` committed parts of random float16 vectors of width ``dim``."""
     from envsound.inference.embeddings.archive import _Part
     from envsound.inference.embeddings.store import STORE_KIND, TABLES
-    from envsound.inference.scan.journal import Journal
+    from envsound.inference.archive.journal import Journal
 
     journal = Journal.open(out, {"store": STORE_KIND, "model": "bench"}, tables=TABLES)
     rng = np.random.default_rng(0)
@@ -68,7 +68,7 @@ def main() -> None:
         sink = _StoreSink(out)
         sink.next = FILE_WINDOWS  # the changed file's new windows, in the part being committed, come first
         rewritten, new = 0, args.parts + 2
-        for old in range(1, args.parts + 1):  # as envsound.inference.scan.driver._commit does
+        for old in range(1, args.parts + 1):  # as envsound.inference.archive.driver._commit does
             if sink.rewrite(old, new, {"/archive/site0001/rec000.wav"}):
                 rewritten, new = rewritten + 1, new + 1
         seconds, end = time.monotonic() - started, sink.next

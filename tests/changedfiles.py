@@ -11,7 +11,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from envsound.inference.scan.journal import Journal
+from envsound.inference.archive.journal import Journal
 
 
 def grow(path: Path, more: Path) -> None:

@@ -52,7 +52,7 @@ def test_every_sqlite_database_is_opened_one_way(tmp_path):
 
     from envsound.deploy.outbox import Outbox
     from envsound.fileio import connect_sqlite, use_wal
-    from envsound.inference.scan.journal import _connect
+    from envsound.inference.archive.journal import _connect
 
     def settings(db):
         return tuple(db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("journal_mode", "busy_timeout",

@@ -35,7 +35,7 @@ from envsound.config import Config
 from envsound.config.schema import parse_override
 from envsound.data.csv_manifest import prepare_csv
 from envsound.errors import AudioLoadError, ConfigError, DatasetLayoutError
-from envsound.inference.scan.journal import JOURNAL_NAME, Journal
+from envsound.inference.archive.journal import JOURNAL_NAME, Journal
 from envsound.inference.scan.tables import TABLES
 from envsound.transfer.source import match_labels, read_label_map
 

@@ -20,7 +20,7 @@ from envsound.agile.suggest import score_chunks
 from envsound.deploy.labels import Labels
 from envsound.errors import ConfigError
 from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
-from envsound.inference.scan.journal import Journal
+from envsound.inference.archive.journal import Journal
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 

@@ -347,7 +347,7 @@ def test_windows_of_files_that_interleave_in_a_store_are_matched(tmp_path):
     import pyarrow.parquet as pq
 
     from envsound.inference.embeddings.store import STORE_KIND, TABLES
-    from envsound.inference.scan.journal import Journal
+    from envsound.inference.archive.journal import Journal
 
     out = tmp_path / "mixed.db"
     journal = Journal.open(out, {"store": STORE_KIND, "model": "x", "model_file": "x", "precision": "auto",

@@ -22,7 +22,7 @@ from envsound.deploy import schema
 from envsound.deploy.labels import Labels
 from envsound.deploy.store import Store
 from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
-from envsound.inference.scan.journal import Journal
+from envsound.inference.archive.journal import Journal
 
 PARTS, PART_WINDOWS, FILE_WINDOWS = 4, 50, 10
 

@@ -11,7 +11,7 @@ def test_a_local_ray_instance_starts_without_its_token_notice():
     lines; envsound starts the instance on this machine, so the notice is not the user's."""
     pytest.importorskip("ray")
     script = ("import logging; logging.basicConfig(level=logging.INFO)\n"
-              "from envsound.inference.scan.ray_engine import connect\n"
+              "from envsound.inference.archive.ray_engine import connect\n"
               "connect(None).shutdown()\n")
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180,
                          env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "RAY_ADDRESS": ""})

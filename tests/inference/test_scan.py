@@ -19,7 +19,7 @@ import envsound
 from conftest import PRECISIONS, shared_run
 from envsound.errors import ConfigError
 from envsound.inference.predictor import Predictor
-from envsound.inference.scan.journal import JOURNAL_NAME
+from envsound.inference.archive.journal import JOURNAL_NAME
 from modelfiles import release_file
 
 
@@ -217,7 +217,7 @@ def test_the_cli_exit_code_says_whether_a_file_failed_and_sigterm_keeps_the_fini
     command = [sys.executable, "-m", "envsound", "predict", str(trained_run.checkpoint), "--files-from", "-",
                "--out", str(out), "--quiet"]
     # the same command, whose progress meter also says on stdout each file it counts as finished
-    counting = ("import sys\nfrom envsound.cli.main import main\nfrom envsound.inference.scan.progress import "
+    counting = ("import sys\nfrom envsound.cli.main import main\nfrom envsound.inference.archive.progress import "
                 "ScanProgress\ncounted = ScanProgress.file\ndef file(self, *args, **kwargs):\n"
                 "    counted(self, *args, **kwargs)\n    print('finished', self.files, flush=True)\n"
                 "ScanProgress.file = file\nsys.exit(main())\n")
@@ -413,7 +413,7 @@ def test_event_tables_are_written_for_the_files_with_events_only(tmp_path, train
 def test_a_folder_of_another_model_is_refused_in_one_short_line(tmp_path):
     """Issue 69: a folder made by another model printed all 527 AudioSet label names (the labels were compared
     before the model); the model's file name and digest come first now, and a long value is cut."""
-    from envsound.inference.scan.journal import Journal
+    from envsound.inference.archive.journal import Journal
     from envsound.inference.scan.tables import TABLES
 
     mine = {"model": "a" * 64, "model_file": "/models/mine/model.ckpt", "labels": ["dog", "rain"], "top_k": 3}
@@ -454,7 +454,7 @@ def test_engines_are_chosen_by_name_and_ray_is_imported_only_for_the_ray_engine(
         with pytest.raises(ConfigError, match="engine 'slurm' is unknown; valid: local, ray"):
             run(tmp_path / "no-model.ckpt", [tmp_path], out=tmp_path / "out", options=slurm)
     code = ("import sys\nimport envsound.inference.scan.run, envsound.inference.embeddings.archive\n"
-            "from envsound.inference.scan.engines import engine_kind\nengine_kind('local')\n"
+            "from envsound.inference.archive.engines import engine_kind\nengine_kind('local')\n"
             "print('ray' in sys.modules)")
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert ran.stdout.strip() == "False"

@@ -11,7 +11,7 @@ import pytest
 from changedfiles import grow, power_cut_before_a_rewriting_commit
 
 import envsound
-from envsound.inference.scan.journal import JOURNAL_NAME
+from envsound.inference.archive.journal import JOURNAL_NAME
 
 FAST = envsound.ScanOptions(precision="32", progress=False, workers=1, part_files=2)  # parts of 2 files: a file's
 # old part holds another file's rows too, which must be kept
@@ -137,7 +137,7 @@ def test_a_crash_before_the_rewritten_parts_are_committed_keeps_the_old_rows_and
 def test_the_done_index_answers_done_or_not_in_one_kind_and_kept_still_works_deprecated(tmp_path):
     """``DoneIndex.done``: None when a file is not done, else its kept size and time (None if unknown); ``kept``'s
     three kinds of answer (False, None, a stat) read alike in a test of truth, so it goes for a release."""
-    from envsound.inference.scan.journal import Done, Journal
+    from envsound.inference.archive.journal import Done, Journal
 
     journal = Journal.open(tmp_path / "out", {"model": "0" * 64}, tables=("files",))
     journal.commit(1, [("old.wav", True, 1.0), ("new.wav", True, 1.0)], stats={"new.wav": (10, 20)})

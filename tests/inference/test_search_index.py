@@ -107,7 +107,7 @@ def _clustered_store(out: Path, windows: int, dim: int, clusters: int) -> None:
     not), in parts of 2,500, written by the store's own part writer and journal."""
     from envsound.inference.embeddings.archive import _Part
     from envsound.inference.embeddings.store import STORE_KIND, TABLES
-    from envsound.inference.scan.journal import Journal
+    from envsound.inference.archive.journal import Journal
 
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((clusters, dim), dtype=np.float32)

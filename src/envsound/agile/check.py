@@ -155,7 +155,7 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
             sample size.
         CheckpointError: ``model`` cannot be loaded.
     """
-    from envsound.inference.embeddings.rank import check_reads
+    from envsound.inference.scan.rank import check_reads
     from envsound.inference.predictor import Predictor
 
     if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:

@@ -47,7 +47,7 @@ from envsound.deploy.schema import VERDICTS
 from envsound.deploy.store import Store
 from envsound.errors import AudioLoadError, ConfigError
 from envsound.inference.embeddings.store import EmbeddingsStore, StoredWindow
-from envsound.inference.scan.journal import JOURNAL_NAME
+from envsound.inference.archive.journal import JOURNAL_NAME
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from envsound.app.server import ServerLimits, create_app
 from envsound.errors import ConfigError
 from envsound.inference.api import load_model
 from envsound.inference.embeddings.store import EmbeddingsStore
-from envsound.inference.scan.journal import JOURNAL_NAME
+from envsound.inference.archive.journal import JOURNAL_NAME
 
 
 class AppServer(uvicorn.Server):

@@ -111,7 +111,7 @@ def _scan(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from envsound.inference.scan import Tables, scan
-    from envsound.inference.scan.journal import JOURNAL_NAME
+    from envsound.inference.archive.journal import JOURNAL_NAME
 
     if args.json or args.segments:
         raise ConfigError("--out writes every window to DIR/windows/: --json and --segments are for printed results")

@@ -1,9 +1,10 @@
 """``embed_archive``: every evaluation window of an archive and its embedding into a store folder (:mod:`.store`),
-through the scan's machinery: the one listing, the local engine's decoding workers (each file cut into the windows
-``predict`` scores), the journal (a second run skips the files done, a killed run resumes), an errors table.
+through the archive machinery ``predict --out`` runs on too (:mod:`envsound.inference.archive`): the one listing, the
+local engine's decoding workers (each file cut into the windows ``predict`` scores), the journal (a second run skips
+the files done, a killed run resumes), an errors table.
 
-It runs on the scan's archive driver (:mod:`envsound.inference.scan.driver`), the store being one of its sinks: the
-engine named (:mod:`envsound.inference.scan.engines`: ``local``, ``ray``) is asked for the network's embedding
+It runs on the archive driver (:mod:`envsound.inference.archive.driver`), the store being one of its sinks: the
+engine named (:mod:`envsound.inference.archive.engines`: ``local``, ``ray``) is asked for the network's embedding
 (``network.embed``, what its head sees) instead of probabilities; a part is committed as ``predict --out`` commits
 its parts (every few seconds at first, at most every 2 minutes), or at :data:`PART_WINDOWS` windows, so a part's
 embeddings stay ~100 MB at 1,000 dimensions.
@@ -35,19 +36,18 @@ from envsound.inference.embeddings.index import INDEX_MIN_WINDOWS, faiss_or_none
 from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import Prediction, Predictor
-from envsound.inference.scan.driver import built_engine, run_archive, run_settings
-from envsound.inference.scan.engine import Finished, default_batch_size
-from envsound.inference.scan.engines import engine_kind
-from envsound.inference.scan.journal import JOURNAL_NAME, Journal, Stat, part_name
-from envsound.inference.scan.options import ScanOptions, ScanSummary, with_legacy
-from envsound.inference.scan.tables import other_files
+from envsound.inference.archive.driver import built_engine, run_archive, run_settings
+from envsound.inference.archive.engine import Finished, default_batch_size
+from envsound.inference.archive.engines import engine_kind
+from envsound.inference.archive.journal import JOURNAL_NAME, Journal, Stat, other_files, part_name
+from envsound.inference.archive.options import ScanOptions, ScanSummary, with_legacy
 
 PART_WINDOWS = 50_000  # windows a part at most: 100 MB of float16 at 1,000 dimensions
 
 
 @dataclass
 class StoreSummary(ScanSummary):
-    """A :class:`~envsound.inference.scan.run.ScanSummary` with the ``windows`` embedded in this run, the store's
+    """A :class:`~envsound.inference.archive.options.ScanSummary` with the ``windows`` embedded in this run, the store's
     ``total_windows`` and the embedding's ``width``."""
 
     windows: int = 0
@@ -70,9 +70,9 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     stopped) and embeds again a file whose size or modification time changed since, its older windows dropped (see
     the module's docstring); a file that cannot be read becomes a row of ``errors`` and the others go on.
     ``options`` is how it runs, as :func:`~envsound.inference.scan.scan` takes it
-    (:class:`~envsound.inference.scan.ScanOptions`: the engine, ``local`` or ``ray``, either resuming the other's
-    store; decoding workers and batch size, which change the speed, never the rows; device, precision, progress, how
-    often a part is committed and the per-file timeout); its fields given as keywords
+    (:class:`~envsound.inference.archive.options.ScanOptions`: the engine, ``local`` or ``ray``, either resuming the
+    other's store; decoding workers and batch size, which change the speed, never the rows; device, precision,
+    progress, how often a part is committed and the per-file timeout); its fields given as keywords
     (``workers=1``) still work, with a DeprecationWarning. A store of
     :data:`~envsound.inference.embeddings.index.INDEX_MIN_WINDOWS` windows or more gets its search index brought up
     to date at the end (where faiss is installed).
@@ -175,7 +175,7 @@ def _paths(out: Path, number: int) -> tuple[Path, Path, Path]:
 
 
 class _StoreSink:
-    """The store as the archive driver (:mod:`envsound.inference.scan.driver`) fills it: a :class:`_Part` at a time,
+    """The store as the archive driver (:mod:`envsound.inference.archive.driver`) fills it: a :class:`_Part` at a time,
     its window ids running on from the parts before it; an older part written again without some files' windows has
     its ids renumbered (:func:`_rewrite_part`), so the driver rewrites every part after it too (``renumbers``)."""
 

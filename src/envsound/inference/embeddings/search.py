@@ -99,7 +99,7 @@ def _example_windows(store: EmbeddingsStore, names: list[str], *, start, end, de
                      model) -> list[np.ndarray]:
     """Each example's chosen windows as unit-length embeddings, ``(n, d)`` float32 an example."""
     from envsound.features.parallel import frontend_for
-    from envsound.inference.scan.decode import DecodeJob, decode_file
+    from envsound.inference.archive.decode import DecodeJob, decode_file
 
     predictor = store.network(model, device=device, needed_for="searching by an audio example")
     job = DecodeJob.of(predictor)

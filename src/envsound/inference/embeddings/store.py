@@ -1,7 +1,7 @@
 """The embeddings store: a folder of a scan's kind (a journal, parts written whole or not at all) holding one row per
 evaluation window of every file and its embedding.
 
-- ``journal.sqlite``: the scan's journal (:mod:`envsound.inference.scan.journal`): files done, parts committed, and
+- ``journal.sqlite``: the scan's journal (:mod:`envsound.inference.archive.journal`): files done, parts committed, and
   the settings: ``store`` (``"embeddings"``), ``model`` (the model file's SHA-256), ``model_file`` (its path, which
   :func:`~envsound.inference.embeddings.search.search` loads), ``precision``, ``layer``, ``window_seconds``, ``cwd``
   (the working directory ``embed`` ran in: relative ``file`` and ``model_file`` names are relative to it);
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from envsound.errors import ConfigError
-from envsound.inference.scan.journal import JOURNAL_NAME, part_name
+from envsound.inference.archive.journal import JOURNAL_NAME, part_name
 
 if TYPE_CHECKING:  # loaded only where a store's network runs (torch)
     import pyarrow as pa

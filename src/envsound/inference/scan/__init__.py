@@ -1,7 +1,9 @@
 """Archives at scale: ``envsound predict MODEL INPUTS... --out DIR`` and :func:`envsound.scan`, on the one archive
-driver (:mod:`.driver`) that the embeddings store runs on too."""
+driver (:mod:`envsound.inference.archive`) that the embeddings store runs on too: the results tables (:mod:`.tables`,
+:mod:`.results`) and the ranking of an embeddings store (:mod:`.rank`). The archive machinery's old paths here
+(``envsound.inference.scan.journal`` ...) still import, with a DeprecationWarning."""
 
-from envsound.inference.scan.engines import ENGINES
+from envsound.inference.archive.engines import ENGINES
 
 __all__ = ["ENGINES", "ScanOptions", "ScanSummary", "Tables", "scan"]
 

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from envsound.inference.predictor import Predictor
-from envsound.inference.scan.engine import PART_WINDOWS, Finished
-from envsound.inference.scan.journal import Journal, Stat
+from envsound.inference.archive.engine import PART_WINDOWS, Finished
+from envsound.inference.archive.journal import Journal, Stat
 from envsound.inference.scan.tables import TABLES, Part, rewrite_part
 
 

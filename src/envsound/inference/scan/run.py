@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from envsound.errors import ConfigError
-from envsound.inference.embeddings.rank import StoredEngine, check_reads, embeddings_store_in
+from envsound.inference.scan.rank import StoredEngine, check_reads, embeddings_store_in
 from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import Predictor
-from envsound.inference.scan.driver import built_engine, run_archive, run_settings
-from envsound.inference.scan.engine import default_batch_size
-from envsound.inference.scan.engines import engine_kind
-from envsound.inference.scan.options import ScanOptions, ScanSummary, with_legacy
+from envsound.inference.archive.driver import built_engine, run_archive, run_settings
+from envsound.inference.archive.engine import default_batch_size
+from envsound.inference.archive.engines import engine_kind
+from envsound.inference.archive.options import ScanOptions, ScanSummary, with_legacy
 from envsound.inference.scan.results import ResultsSink
 from envsound.inference.scan.tables import EVENT_TABLES, check_format
 
@@ -55,7 +55,7 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
     :func:`~envsound.inference.listing.iter_inputs`) into the results folder ``out`` and return the
     :class:`ScanSummary`. ``tables`` says what it writes (:class:`Tables`), ``options`` how it runs
     (:class:`ScanOptions`). ``inputs`` one embeddings store folder (``envsound embed``): its files are ranked from
-    their stored embeddings, no audio decoded (:mod:`envsound.inference.embeddings.rank`).
+    their stored embeddings, no audio decoded (:mod:`envsound.inference.scan.rank`).
 
     Running it again with the same model and tables skips the files already done, so a killed run goes on where it
     stopped; Ctrl-C (and SIGTERM, as KeyboardInterrupt) commits the finished files before it propagates. The keywords

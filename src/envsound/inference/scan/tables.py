@@ -21,7 +21,7 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
   ``expected`` = windows x precision, the windows expected to hold the class (null otherwise).
 
 Parquet (pyarrow) by default; CSV or JSON lines on request. Every part is written under a temporary name and renamed,
-so a part is whole or absent; the journal (:mod:`envsound.inference.scan.journal`) says which parts are committed. A
+so a part is whole or absent; the journal (:mod:`envsound.inference.archive.journal`) says which parts are committed. A
 file that changed after it was classified is classified again by the next run, and the parts holding its older rows are
 written again without them under new numbers (:func:`rewrite_part`), so each file's rows are in the tables once.
 Read them with ``pandas.read_parquet("scan/files")`` or DuckDB's ``SELECT * FROM 'scan/files/*.parquet'`` (DuckDB is
@@ -42,7 +42,7 @@ import numpy as np
 from envsound.errors import ConfigError
 from envsound.fileio import atomic_open
 from envsound.inference.predictor import Prediction
-from envsound.inference.scan.journal import part_name
+from envsound.inference.archive.journal import other_files, part_name
 
 TABLES = ("files", "windows", "events", "errors", "counts")
 FORMATS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
@@ -182,15 +182,6 @@ def rewrite_part(out: Path, old: int, new: int, fmt: str, drop: set[str]) -> boo
 
 def _part_path(out: Path, table: str, number: int, fmt: str) -> Path:
     return out / table / f"{part_name(number)}{FORMATS[fmt]}"
-
-
-def other_files(table, drop: set[str]):
-    """The rows of the Arrow ``table`` whose ``file`` is not in ``drop``: a boolean array (what rewriting a part
-    keeps)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    return pc.invert(pc.is_in(table["file"], value_set=pa.array(sorted(drop), type=pa.string())))
 
 
 def _filter_parquet(data: bytes, drop: set[str]) -> bytes | None:

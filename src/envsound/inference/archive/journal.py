@@ -52,6 +52,15 @@ def part_name(number: int) -> str:
     return f"part-{number:06d}"
 
 
+def other_files(table, drop: set[str]):
+    """The rows of the Arrow ``table`` whose ``file`` is not in ``drop``: a boolean array (what rewriting a part
+    keeps)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.invert(pc.is_in(table["file"], value_set=pa.array(sorted(drop), type=pa.string())))
+
+
 @dataclass(frozen=True)
 class Done:
     """A file the journal lists as finished, and its :data:`Stat` when it was handed out (None: not known, a journal

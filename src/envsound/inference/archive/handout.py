@@ -14,9 +14,9 @@ import time
 from typing import Callable, Iterable, Iterator
 
 from envsound.inference.listing import iter_inputs
-from envsound.inference.scan.engine import COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, Finished
-from envsound.inference.scan.journal import Journal, Stat
-from envsound.inference.scan.progress import ScanProgress
+from envsound.inference.archive.engine import COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, Finished
+from envsound.inference.archive.journal import Journal, Stat
+from envsound.inference.archive.progress import ScanProgress
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from envsound.errors import ConfigError
-from envsound.inference.scan.engine import FILE_TIMEOUT, PART_FILES
+from envsound.inference.archive.engine import FILE_TIMEOUT, PART_FILES
 
 
 @dataclass
@@ -73,8 +73,8 @@ class ScanOptions:
     Args:
         engine: ``local`` or ``ray`` (a Ray cluster at ``address``: ``auto``, ``host:port``, ``ray://...``; default
             ``RAY_ADDRESS``, else a Ray instance started for the job); either engine resumes the other's folder.
-        workers: decoding processes (default: :func:`~envsound.inference.scan.engine.default_workers`), >= 1.
-        batch_size: windows a forward (default :func:`~envsound.inference.scan.engine.default_batch_size`), >= 1.
+        workers: decoding processes (default: :func:`~envsound.inference.archive.engine.default_workers`), >= 1.
+        batch_size: windows a forward (default :func:`~envsound.inference.archive.engine.default_batch_size`), >= 1.
         device: ``auto``, ``cpu``, ``cuda``, ``mps``, as
             :meth:`Predictor.from_checkpoint <envsound.inference.predictor.Predictor.from_checkpoint>` takes it.
         precision: ``auto`` (chosen for the machine) or as ``runtime.precision``.

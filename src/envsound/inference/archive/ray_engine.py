@@ -2,7 +2,7 @@
 
 Ray Data does the distributing: the names not yet done are handed over in groups (``GROUP_FILES`` at a time, so a
 list of millions is never held whole); CPU tasks decode each file into its windows (the very
-:func:`~envsound.inference.scan.decode.decode_file` of the local engine), a pool of actors, one model each (a GPU
+:func:`~envsound.inference.archive.decode.decode_file` of the local engine), a pool of actors, one model each (a GPU
 each where the cluster has them), scores them in batches, and the driver, this process, gathers each file's
 windows (:class:`~envsound.inference.predictor.FileScores`) and hands the finished files to the same parts and
 journal as the local engine. A file is finished when every window of every chunk is back, counted from the rows
@@ -46,9 +46,9 @@ import numpy as np
 
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.inference.predictor import FileScores, Predictor
-from envsound.inference.scan.decode import Chunk, DecodeJob, decode_file
-from envsound.inference.scan.embedding import FileEmbeddings
-from envsound.inference.scan.engine import FILE_TIMEOUT, Finished, proc_activity, put_until
+from envsound.inference.archive.decode import Chunk, DecodeJob, decode_file
+from envsound.inference.archive.embedding import FileEmbeddings
+from envsound.inference.archive.engine import FILE_TIMEOUT, Finished, proc_activity, put_until
 from envsound.models.files import RELEASE
 from envsound.models.releases import LABELS_FILE
 
@@ -322,7 +322,7 @@ class _Stalled(Exception):
 
 
 def _decoded_in_a_thread(job: DecodeJob, path: str, frontend, timeout: float) -> Iterator[tuple[int, Chunk]]:
-    """:func:`~envsound.inference.scan.decode.decode_file` of ``path``, decoded in a daemon thread that hands each
+    """:func:`~envsound.inference.archive.decode.decode_file` of ``path``, decoded in a daemon thread that hands each
     chunk over (two ahead at most); raises :class:`_Stalled` once the thread shows no progress for ``timeout``
     seconds: no chunk handed over, and neither its CPU time nor its bytes read grown (the first pass over a long MP3
     hands over nothing for a while). Time spent by the caller between chunks (Ray consuming the rows) never counts.

@@ -12,7 +12,7 @@ from envsound.errors import ConfigError
 
 if TYPE_CHECKING:  # torch, and Ray, are loaded only when an engine is built
     from envsound.inference.predictor import Predictor
-    from envsound.inference.scan.engine import Engine
+    from envsound.inference.archive.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -36,20 +36,20 @@ class EngineKind:
 
 def _local(predictor: "Predictor", shape: dict, *, address: str | None, device: str, workers: int,
            file_timeout: float | None) -> "Engine":
-    from envsound.inference.scan.engine import LocalEngine
+    from envsound.inference.archive.engine import LocalEngine
 
     return LocalEngine(predictor, workers=workers, file_timeout=file_timeout, **shape)
 
 
 def _ray(predictor: "Predictor", shape: dict, *, address: str | None, device: str, workers: int,
          file_timeout: float | None) -> "Engine":
-    from envsound.inference.scan.ray_engine import RayEngine
+    from envsound.inference.archive.ray_engine import RayEngine
 
     return RayEngine(predictor, address=address, device=device, file_timeout=file_timeout, **shape)
 
 
 def _ray_connect(address: str | None) -> object:
-    from envsound.inference.scan.ray_engine import connect
+    from envsound.inference.archive.ray_engine import connect
 
     return connect(address)
 
@@ -60,8 +60,8 @@ REGISTRY: dict[str, EngineKind] = {
 }
 
 ENGINES = tuple(REGISTRY)
-"""Where a scan runs: ``local`` (:class:`~envsound.inference.scan.engine.LocalEngine`, this machine), ``ray``
-(:class:`~envsound.inference.scan.ray_engine.RayEngine`, a Ray cluster)."""
+"""Where a scan runs: ``local`` (:class:`~envsound.inference.archive.engine.LocalEngine`, this machine), ``ray``
+(:class:`~envsound.inference.archive.ray_engine.RayEngine`, a Ray cluster)."""
 
 
 def engine_kind(name: str) -> EngineKind:

@@ -1,11 +1,11 @@
 """The local engine of a scan: decoding workers feed one scoring process that batches windows across files.
 
 Three kinds of work run at once: a lister thread walks the inputs for the files not yet done, which this process
-hands to the workers (:mod:`~envsound.inference.scan.decode`, one process each, one torch thread each, two files
+hands to the workers (:mod:`~envsound.inference.archive.decode`, one process each, one torch thread each, two files
 each at most); the workers decode, resample and cut windows; this process stacks the windows of many files into
 one forward of the model (``batch_size`` windows), gathers each file's results
 (:class:`~envsound.inference.predictor.FileScores`) and commits them in parts
-(:class:`~envsound.inference.scan.tables.Part`, :class:`~envsound.inference.scan.journal.Journal`). Queues and
+(:class:`~envsound.inference.scan.tables.Part`, :class:`~envsound.inference.archive.journal.Journal`). Queues and
 credits are bounded, so the listing, the decoded windows and the uncommitted part all stay small whatever the
 archive's size.
 
@@ -40,8 +40,8 @@ import numpy as np
 from envsound.errors import EnvsoundError
 from envsound.hardware import usable_cores
 from envsound.inference.predictor import FileScores, Prediction, Predictor
-from envsound.inference.scan.decode import Chunk, DecodeJob, chunk_credits, decode_worker
-from envsound.inference.scan.embedding import FileEmbeddings
+from envsound.inference.archive.decode import Chunk, DecodeJob, chunk_credits, decode_worker
+from envsound.inference.archive.embedding import FileEmbeddings
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Finished:
 
 
 class Engine(Protocol):
-    """What a scan asks of an engine (:class:`LocalEngine`, :class:`~envsound.inference.scan.ray_engine.RayEngine`):
+    """What a scan asks of an engine (:class:`LocalEngine`, :class:`~envsound.inference.archive.ray_engine.RayEngine`):
     each is built from the one :class:`~envsound.inference.predictor.Predictor` the scan opened, classifies the names
     it is given and hands each file back as a :class:`Finished`, in any order; the results do not depend on which."""
 

@@ -1,7 +1,7 @@
 """Ranking an embeddings store: ``envsound predict MODEL DB --out R`` (``envsound.scan(model, "DB", out=R)``) applies
 the model's head to the embeddings the store holds, so no audio is decoded (it runs with the audio files removed).
 
-:class:`StoredEngine` is an engine of the scan (:class:`~envsound.inference.scan.engine.Engine`): the scan's run
+:class:`StoredEngine` is an engine of the scan (:class:`~envsound.inference.archive.engine.Engine`): the scan's run
 loop, journal, parts, resume and tables are the ones ``predict --out`` uses on audio, and so are the results'
 columns; ``file`` holds the store's names (as ``embed`` listed them). The files are those the store holds windows
 of, in the store's order; each file's windows and embeddings are read from its part (the ``.npy`` memory-mapped, a
@@ -34,8 +34,8 @@ from envsound.errors import CheckpointError, ConfigError
 from envsound.inference.embeddings.store import STORE_KIND, EmbeddingsStore, StorePart
 from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import FileScores, Predictor
-from envsound.inference.scan.engine import Finished
-from envsound.inference.scan.journal import JOURNAL_NAME
+from envsound.inference.archive.engine import Finished
+from envsound.inference.archive.journal import JOURNAL_NAME
 from envsound.models.files import ONNX
 
 log = logging.getLogger(__name__)

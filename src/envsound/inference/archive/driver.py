@@ -5,7 +5,7 @@ files' rows, the sink keeps and writes them, and this module decides when and wi
 
 What it does for either: the folder's lock, its journal opened (:mod:`.journal`: resuming, the settings checked), a
 full disk or a damaged journal said in one line, SIGTERM as Ctrl-C, the model's torch threads beside the decoding
-workers, the names handed out (:class:`~envsound.inference.scan.handout.Handout`), and the commit loop: a part is
+workers, the names handed out (:class:`~envsound.inference.archive.handout.Handout`), and the commit loop: a part is
 committed when its files wait long enough (5 s at first, then 5 % of the run's time, at most 2 minutes), or at
 ``part_files`` files, or at the sink's ``max_windows`` windows, and on the way out of a stop. A file that changed
 since an earlier run committed it has its older rows dropped in the same commit: each committed part holding some
@@ -28,11 +28,11 @@ from envsound.fileio import disk_full, run_lock
 from envsound.hardware import usable_cores
 from envsound.stopping import sigterm_as_interrupt
 from envsound.inference.predictor import Predictor
-from envsound.inference.scan.engine import Engine, Finished, default_workers
-from envsound.inference.scan.engines import EngineKind
-from envsound.inference.scan.handout import Handout
-from envsound.inference.scan.journal import JOURNAL_NAME, Journal, Stat, damaged, damaged_message
-from envsound.inference.scan.options import ScanOptions, ScanSummary
+from envsound.inference.archive.engine import Engine, Finished, default_workers
+from envsound.inference.archive.engines import EngineKind
+from envsound.inference.archive.handout import Handout
+from envsound.inference.archive.journal import JOURNAL_NAME, Journal, Stat, damaged, damaged_message
+from envsound.inference.archive.options import ScanOptions, ScanSummary
 
 Listing = Callable[[], Iterator[str]]  # the names to do in place of a listing of inputs (an embeddings store's files)
 
@@ -120,8 +120,8 @@ def run_archive(engine: Engine, sink: Sink, summary: ScanSummary, *, fingerprint
 def built_engine(kind: EngineKind, predictor: Predictor, options: ScanOptions,
                  shape: dict) -> tuple[Engine, int | None]:
     """The engine of ``kind`` for ``predictor``, placed as ``options`` say (``workers`` by default
-    :func:`~envsound.inference.scan.engine.default_workers`), asked for ``shape`` (see
-    :class:`~envsound.inference.scan.engines.EngineKind`); and the ``model_threads`` for :func:`run_archive`."""
+    :func:`~envsound.inference.archive.engine.default_workers`), asked for ``shape`` (see
+    :class:`~envsound.inference.archive.engines.EngineKind`); and the ``model_threads`` for :func:`run_archive`."""
     workers = options.workers or default_workers(predictor.model.runtime.accelerator)
     engine = kind.build(predictor, shape, address=options.address, device=options.device, workers=workers,
                         file_timeout=options.file_timeout)
