@@ -1,0 +1,6 @@
+"""Moved to :mod:`envsound.inference.archive.ray_engine`: this path still works for a release, with a
+DeprecationWarning."""
+
+from envsound.inference.moved import moved_to
+
+__getattr__ = moved_to(__name__, "envsound.inference.archive.ray_engine")
