@@ -28,8 +28,8 @@ def make_store(out: Path, windows: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from envsound.inference.embeddings.store import STORE_KIND, TABLES
     from envsound.inference.archive.journal import Journal
+    from envsound.inference.embeddings.store import STORE_KIND, TABLES
 
     journal = Journal.open(out, {"store": STORE_KIND, "model": "bench", "model_file": "bench", "precision": "auto",
                                  "layer": "embed", "window_seconds": 1.0}, tables=TABLES)

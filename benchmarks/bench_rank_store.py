@@ -47,8 +47,8 @@ def build_store(out: Path, *, windows: int, dim: int, file_windows: int) -> None
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from envsound.inference.embeddings.store import STORE_KIND, TABLES
     from envsound.inference.archive.journal import Journal
+    from envsound.inference.embeddings.store import STORE_KIND, TABLES
 
     settings = {"store": STORE_KIND, "model": TRUNK, "model_file": "trunk.pt", "precision": "auto", "layer": "embed",
                 "window_seconds": 5.0}

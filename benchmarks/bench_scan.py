@@ -80,8 +80,8 @@ def pipeline_limit(checkpoint: str, files: list[str]) -> dict:
     import torch
 
     from envsound.features.parallel import frontend_for
-    from envsound.inference.predictor import Predictor
     from envsound.inference.archive.decode import DecodeJob, decode_file
+    from envsound.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(checkpoint)
     job = DecodeJob.of(predictor)

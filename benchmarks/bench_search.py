@@ -35,9 +35,9 @@ import numpy as np
 
 
 def build(out: Path, windows: int, dim: int) -> None:
+    from envsound.inference.archive.journal import Journal
     from envsound.inference.embeddings.archive import PART_WINDOWS, _Part
     from envsound.inference.embeddings.store import STORE_KIND, TABLES
-    from envsound.inference.archive.journal import Journal
 
     rng = np.random.default_rng(0)
     journal = Journal.open(out, {"store": STORE_KIND, "model": "0" * 64, "model_file": "random", "precision": "32",

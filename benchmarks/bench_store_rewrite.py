@@ -28,9 +28,9 @@ FILE_WINDOWS = 1_000
 
 def build_store(out: Path, *, parts: int, dim: int) -> None:
     """``parts`` committed parts of random float16 vectors of width ``dim``."""
+    from envsound.inference.archive.journal import Journal
     from envsound.inference.embeddings.archive import _Part
     from envsound.inference.embeddings.store import STORE_KIND, TABLES
-    from envsound.inference.archive.journal import Journal
 
     journal = Journal.open(out, {"store": STORE_KIND, "model": "bench"}, tables=TABLES)
     rng = np.random.default_rng(0)

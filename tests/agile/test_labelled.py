@@ -19,8 +19,8 @@ from envsound.agile.learn import fit_head
 from envsound.agile.suggest import score_chunks
 from envsound.deploy.labels import Labels
 from envsound.errors import ConfigError
-from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 from envsound.inference.archive.journal import Journal
+from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 

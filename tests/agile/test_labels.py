@@ -346,8 +346,8 @@ def test_windows_of_files_that_interleave_in_a_store_are_matched(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from envsound.inference.embeddings.store import STORE_KIND, TABLES
     from envsound.inference.archive.journal import Journal
+    from envsound.inference.embeddings.store import STORE_KIND, TABLES
 
     out = tmp_path / "mixed.db"
     journal = Journal.open(out, {"store": STORE_KIND, "model": "x", "model_file": "x", "precision": "auto",

@@ -21,8 +21,8 @@ from envsound.agile.review import NotFound, Review, learned_folder
 from envsound.deploy import schema
 from envsound.deploy.labels import Labels
 from envsound.deploy.store import Store
-from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 from envsound.inference.archive.journal import Journal
+from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 
 PARTS, PART_WINDOWS, FILE_WINDOWS = 4, 50, 10
 

@@ -16,11 +16,11 @@ from changedfiles import grow, power_cut_before_a_rewriting_commit
 
 import envsound
 from envsound.agile.labels import label, labelled
+from envsound.inference.archive import handout as handout_module
+from envsound.inference.archive.journal import JOURNAL_NAME
 from envsound.inference.embeddings import EmbeddingsStore, embed_archive, search
 from envsound.inference.embeddings import archive as archive_module
 from envsound.inference.embeddings import index as index_module
-from envsound.inference.archive import handout as handout_module
-from envsound.inference.archive.journal import JOURNAL_NAME
 
 FAST = envsound.ScanOptions(precision="32", progress=False, workers=1, part_files=2)  # parts of 2 files: the grown
 # file's old part holds another file's windows too, which must be kept

@@ -17,8 +17,8 @@ from envsound.features.extract import waveform_windows
 from envsound.features.mel import logmel_frontend
 from envsound.fileio import file_digest
 from envsound.inference.embeddings import EmbeddingsStore, embed_archive
-from envsound.inference.scan.rank import StoredEngine, store_files
 from envsound.inference.predictor import Predictor
+from envsound.inference.scan.rank import StoredEngine, store_files
 from envsound.models.checkpoint import load_checkpoint, save_checkpoint
 from envsound.models.open_set import OpenSet
 

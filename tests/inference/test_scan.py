@@ -18,8 +18,8 @@ import soundfile as sf
 import envsound
 from conftest import PRECISIONS, shared_run
 from envsound.errors import ConfigError
-from envsound.inference.predictor import Predictor
 from envsound.inference.archive.journal import JOURNAL_NAME
+from envsound.inference.predictor import Predictor
 from modelfiles import release_file
 
 

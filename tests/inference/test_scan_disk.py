@@ -18,8 +18,8 @@ import pytest
 
 import envsound
 from envsound.errors import EnvsoundError
-from envsound.inference.scan import tables
 from envsound.inference.archive.journal import JOURNAL_NAME
+from envsound.inference.scan import tables
 
 SETTINGS = {"tables": envsound.Tables(events=True, event_tables=("raven",)),
             "options": envsound.ScanOptions(precision="32", part_files=6, progress=False)}

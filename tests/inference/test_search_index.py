@@ -105,9 +105,9 @@ def test_without_the_index_library_search_is_exact_with_one_line(store, tmp_path
 def _clustered_store(out: Path, windows: int, dim: int, clusters: int) -> None:
     """A store of ``windows`` float16 vectors around ``clusters`` centres (real embeddings cluster; random ones do
     not), in parts of 2,500, written by the store's own part writer and journal."""
+    from envsound.inference.archive.journal import Journal
     from envsound.inference.embeddings.archive import _Part
     from envsound.inference.embeddings.store import STORE_KIND, TABLES
-    from envsound.inference.archive.journal import Journal
 
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((clusters, dim), dtype=np.float32)

@@ -155,8 +155,8 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
             sample size.
         CheckpointError: ``model`` cannot be loaded.
     """
-    from envsound.inference.scan.rank import check_reads
     from envsound.inference.predictor import Predictor
+    from envsound.inference.scan.rank import check_reads
 
     if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
         raise ConfigError(f"sample must be a whole number of windows >= 1, got {sample!r}")

@@ -46,8 +46,8 @@ from envsound.agile.names import check_label, file_name
 from envsound.deploy.schema import VERDICTS
 from envsound.deploy.store import Store
 from envsound.errors import AudioLoadError, ConfigError
-from envsound.inference.embeddings.store import EmbeddingsStore, StoredWindow
 from envsound.inference.archive.journal import JOURNAL_NAME
+from envsound.inference.embeddings.store import EmbeddingsStore, StoredWindow
 
 log = logging.getLogger(__name__)
 

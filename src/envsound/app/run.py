@@ -17,8 +17,8 @@ from envsound.app.auth import Guard
 from envsound.app.server import ServerLimits, create_app
 from envsound.errors import ConfigError
 from envsound.inference.api import load_model
-from envsound.inference.embeddings.store import EmbeddingsStore
 from envsound.inference.archive.journal import JOURNAL_NAME
+from envsound.inference.embeddings.store import EmbeddingsStore
 
 
 class AppServer(uvicorn.Server):

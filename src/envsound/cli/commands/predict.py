@@ -110,8 +110,8 @@ def _listed(label: str) -> str:
 def _scan(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from envsound.inference.scan import Tables, scan
     from envsound.inference.archive.journal import JOURNAL_NAME
+    from envsound.inference.scan import Tables, scan
 
     if args.json or args.segments:
         raise ConfigError("--out writes every window to DIR/windows/: --json and --segments are for printed results")

@@ -39,9 +39,9 @@ import numpy as np
 
 from envsound.errors import EnvsoundError
 from envsound.hardware import usable_cores
-from envsound.inference.predictor import FileScores, Prediction, Predictor
 from envsound.inference.archive.decode import Chunk, DecodeJob, chunk_credits, decode_worker
 from envsound.inference.archive.embedding import FileEmbeddings
+from envsound.inference.predictor import FileScores, Prediction, Predictor
 
 log = logging.getLogger(__name__)
 

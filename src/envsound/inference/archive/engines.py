@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Callable
 from envsound.errors import ConfigError
 
 if TYPE_CHECKING:  # torch, and Ray, are loaded only when an engine is built
-    from envsound.inference.predictor import Predictor
     from envsound.inference.archive.engine import Engine
+    from envsound.inference.predictor import Predictor
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import threading
 import time
 from typing import Callable, Iterable, Iterator
 
-from envsound.inference.listing import iter_inputs
 from envsound.inference.archive.engine import COMMIT_FRACTION, COMMIT_MAX_SECONDS, COMMIT_MIN_SECONDS, Finished
 from envsound.inference.archive.journal import Journal, Stat
 from envsound.inference.archive.progress import ScanProgress
+from envsound.inference.listing import iter_inputs
 
 log = logging.getLogger(__name__)
 

@@ -45,10 +45,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from envsound.errors import ConfigError, EnvsoundError
-from envsound.inference.predictor import FileScores, Predictor
 from envsound.inference.archive.decode import Chunk, DecodeJob, decode_file
 from envsound.inference.archive.embedding import FileEmbeddings
 from envsound.inference.archive.engine import FILE_TIMEOUT, Finished, proc_activity, put_until
+from envsound.inference.predictor import FileScores, Predictor
 from envsound.models.files import RELEASE
 from envsound.models.releases import LABELS_FILE
 

@@ -32,15 +32,15 @@ import numpy as np
 
 from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import atomic_open
-from envsound.inference.embeddings.index import INDEX_MIN_WINDOWS, faiss_or_none, update_index
-from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
-from envsound.inference.listing import as_inputs
-from envsound.inference.predictor import Prediction, Predictor
 from envsound.inference.archive.driver import built_engine, run_archive, run_settings
 from envsound.inference.archive.engine import Finished, default_batch_size
 from envsound.inference.archive.engines import engine_kind
 from envsound.inference.archive.journal import JOURNAL_NAME, Journal, Stat, other_files, part_name
 from envsound.inference.archive.options import ScanOptions, ScanSummary, with_legacy
+from envsound.inference.embeddings.index import INDEX_MIN_WINDOWS, faiss_or_none, update_index
+from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
+from envsound.inference.listing import as_inputs
+from envsound.inference.predictor import Prediction, Predictor
 
 PART_WINDOWS = 50_000  # windows a part at most: 100 MB of float16 at 1,000 dimensions
 

@@ -31,11 +31,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from envsound.errors import CheckpointError, ConfigError
+from envsound.inference.archive.engine import Finished
+from envsound.inference.archive.journal import JOURNAL_NAME
 from envsound.inference.embeddings.store import STORE_KIND, EmbeddingsStore, StorePart
 from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import FileScores, Predictor
-from envsound.inference.archive.engine import Finished
-from envsound.inference.archive.journal import JOURNAL_NAME
 from envsound.models.files import ONNX
 
 log = logging.getLogger(__name__)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from envsound.inference.predictor import Predictor
 from envsound.inference.archive.engine import PART_WINDOWS, Finished
 from envsound.inference.archive.journal import Journal, Stat
+from envsound.inference.predictor import Predictor
 from envsound.inference.scan.tables import TABLES, Part, rewrite_part
 
 

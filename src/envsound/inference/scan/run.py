@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from envsound.errors import ConfigError
-from envsound.inference.scan.rank import StoredEngine, check_reads, embeddings_store_in
-from envsound.inference.listing import as_inputs
-from envsound.inference.predictor import Predictor
 from envsound.inference.archive.driver import built_engine, run_archive, run_settings
 from envsound.inference.archive.engine import default_batch_size
 from envsound.inference.archive.engines import engine_kind
 from envsound.inference.archive.options import ScanOptions, ScanSummary, with_legacy
+from envsound.inference.listing import as_inputs
+from envsound.inference.predictor import Predictor
+from envsound.inference.scan.rank import StoredEngine, check_reads, embeddings_store_in
 from envsound.inference.scan.results import ResultsSink
 from envsound.inference.scan.tables import EVENT_TABLES, check_format
 

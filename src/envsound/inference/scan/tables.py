@@ -41,8 +41,8 @@ import numpy as np
 
 from envsound.errors import ConfigError
 from envsound.fileio import atomic_open
-from envsound.inference.predictor import Prediction
 from envsound.inference.archive.journal import other_files, part_name
+from envsound.inference.predictor import Prediction
 
 TABLES = ("files", "windows", "events", "errors", "counts")
 FORMATS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
