@@ -38,7 +38,7 @@ def _interpreter(path: Path, *, threads: int | None):
     except ImportError as exc:
         raise ConfigError(f"{path}: running a TFLite network needs LiteRT ({exc}); pip install "
                           "'envsound[litert]' (ai-edge-litert)") from exc
-    with warnings.catch_warnings():  # LiteRT warns that preserving tensors costs memory: it is how we read the embedding
+    with warnings.catch_warnings():  # LiteRT warns that keeping tensors costs memory: it is how we read the embedding
         warnings.simplefilter("ignore", UserWarning)
         try:
             return Interpreter(model_path=str(path), experimental_preserve_all_tensors=True, num_threads=threads)
