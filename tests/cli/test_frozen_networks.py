@@ -147,3 +147,23 @@ def test_an_offline_download_names_both_addresses_and_the_from_folder_way(envsou
     assert "cannot connect" in line and "'envsound download birdnet-v2.4 --from FOLDER'" in line
     assert FROZEN["birdnet-v2.4"].url in line and FROZEN["birdnet-v2.4"].labels_url in line
     assert not list((tmp_path / "birdnet-v2.4").iterdir())
+
+
+def test_predict_with_a_network_not_installed_gives_the_download_command(envsound_main, tmp_path, monkeypatch):
+    monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path))
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(b"")
+    ran = envsound_main("predict", "birdnet-v2.4", clip)
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines()[-1] == (
+        f"envsound predict: error: birdnet-v2.4: the weights are not installed in {tmp_path}; run 'envsound "
+        "download birdnet-v2.4' (or 'envsound download birdnet-v2.4 --from FOLDER')")
+
+
+def test_a_use_that_takes_no_frozen_network_says_so_in_one_line(installed, monkeypatch):
+    monkeypatch.setenv("ENVSOUND_MODELS", str(installed))
+    from envsound.errors import CheckpointError
+    from envsound.models.files import CLASSIFIER, open_model_file
+
+    with pytest.raises(CheckpointError, match=r"^yamnet: a BirdNET V2.4 or YAMNet .tflite \(or its installed name"):
+        open_model_file("yamnet").require(CLASSIFIER, purpose="embedding")

@@ -141,9 +141,10 @@ def model_path(path_or_name: str | Path) -> Path:
         return Path(path_or_name)
     found = installed_path(spec)
     if found is None:
+        copy = "FOLDER" if spec.family == "litert" else "FILE"  # a frozen network comes with its label file
         raise CheckpointError(f"{path_or_name}: the weights are not installed in {models_dir()}; run 'envsound "
                               f"download {spec.download_name}' (or 'envsound download {spec.download_name} --from "
-                              "FILE')")
+                              f"{copy}')")
     return found
 
 
