@@ -64,14 +64,13 @@ class LiteRTNetwork:
         self.interpreter, self.release, self.path = interpreter, release, path
         structure = structure_of(interpreter)
         self._input = interpreter.get_input_details()[0]["index"]
+        self._shape = tuple(interpreter.get_input_details()[0]["shape"])  # (1, samples), or (samples,) in some exports
         self._output = next(d["index"] for d in interpreter.get_output_details()
                             if int(d["shape"][-1]) == release.n_classes)
         self._embedding = next(d["index"] for d in interpreter.get_tensor_details()
                                if d["name"].endswith(release.embedding_tensor)
                                and int(d["shape"][-1]) == release.embedding_width)
         self.input_name = structure.input_name
-        self.batch = 1  # the batch the interpreter is allocated for
-        self.batched = True  # False once a network refuses a batch larger than 1 (the quantized YAMNet export)
 
     @classmethod
     def open(cls, path: str | Path, *, threads: int | None = None) -> "LiteRTNetwork":
@@ -93,32 +92,19 @@ class LiteRTNetwork:
         interpreter.allocate_tensors()
         return cls(interpreter, release, path=path)
 
-    def _resize(self, batch: int) -> None:
-        self.interpreter.resize_tensor_input(self._input, [batch, self.release.input_samples])
-        self.interpreter.allocate_tensors()
-        self.batch = batch
-
-    def _invoke(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if len(windows) != self.batch:
-            try:
-                self._resize(len(windows))
-            except RuntimeError:  # a network whose ops cannot take another batch: one window at a time
-                if len(windows) == 1:
-                    raise
-                self.batched = False
-                self._resize(1)
-                parts = [self._invoke(window[None]) for window in windows]
-                return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        self.interpreter.set_tensor(self._input, windows)
+    def _invoke(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.interpreter.set_tensor(self._input, window.reshape(self._shape))
         self.interpreter.invoke()
-        output = self.interpreter.get_tensor(self._output).reshape(len(windows), -1)
-        embedding = self.interpreter.get_tensor(self._embedding).reshape(len(windows), -1)
-        return output.astype(np.float32, copy=True), embedding.astype(np.float32, copy=True)
+        return (self.interpreter.get_tensor(self._output).reshape(-1).astype(np.float32, copy=True),
+                self.interpreter.get_tensor(self._embedding).reshape(-1).astype(np.float32, copy=True))
 
-    def run(self, windows: np.ndarray, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows ``(n, input_samples)`` float32 in [-1, 1] at the release's rate -> (``(n, n_classes)`` the
-        network's output: BirdNET's logits, YAMNet's scores; ``(n, embedding_width)`` the embedding), ``batch_size``
-        windows an invoke (one at a time for a network that takes no batch).
+        network's output: BirdNET's logits, YAMNet's scores; ``(n, embedding_width)`` the embedding).
+
+        The interpreter stays at its file's batch of one and takes the windows one by one: LiteRT's XNNPACK costs
+        the same per window at any batch (BirdNET 0.032-0.034 s on 2 shared cores) but prepares every new batch
+        size at its first invoke (0.75 s a window), and the quantized YAMNet export takes no other batch.
 
         Raises:
             ConfigError: ``windows`` is not ``(n, input_samples)``.
@@ -127,12 +113,11 @@ class LiteRTNetwork:
         if windows.ndim != 2 or windows.shape[1] != self.release.input_samples:
             raise ConfigError(f"{self.path}: windows of shape {windows.shape}; {self.release.name} takes "
                               f"(n, {self.release.input_samples})")
-        if not len(windows):
-            return (np.zeros((0, self.release.n_classes), np.float32),
-                    np.zeros((0, self.release.embedding_width), np.float32))
-        step = batch_size if self.batched else 1
-        parts = [self._invoke(windows[i:i + step]) for i in range(0, len(windows), step)]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        output = np.zeros((len(windows), self.release.n_classes), np.float32)
+        embedding = np.zeros((len(windows), self.release.embedding_width), np.float32)
+        for row, window in enumerate(windows):
+            output[row], embedding[row] = self._invoke(window)
+        return output, embedding
 
     def scores(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`run`, the output as probabilities in [0, 1]: BirdNET's ``sigmoid(logit)`` (its sensitivity 1),
