@@ -167,3 +167,8 @@ def test_a_use_that_takes_no_frozen_network_says_so_in_one_line(installed, monke
 
     with pytest.raises(CheckpointError, match=r"^yamnet: a BirdNET V2.4 or YAMNet .tflite \(or its installed name"):
         open_model_file("yamnet").require(CLASSIFIER, purpose="embedding")
+
+
+def test_predict_help_names_the_frozen_networks(envsound_main):
+    ran = envsound_main("predict", "--help")
+    assert "birdnet-v2.4 or yamnet ('envsound download NAME')" in " ".join(ran.stdout.split())
