@@ -136,9 +136,10 @@ def official_or_not(release: FrozenRelease, digest: str, *, quantized: bool = Fa
     return f"{kind}, recognised by its structure (sha256 {digest[:16]}...{known})"
 
 
-def read_frozen_labels(release: FrozenRelease, path: Path) -> list[str]:
+def read_frozen_labels(release: FrozenRelease, path: Path, *, shown: str | None = None) -> list[str]:
     """The class names in the label file at ``path``, in output order: BirdNET's lines as written
-    (``Latin name_Common name``), YAMNet's ``display_name`` column.
+    (``Latin name_Common name``), YAMNet's ``display_name`` column; ``shown``: how a message names the file (where
+    it came from, for a download), ``path`` if ``None``.
 
     Raises:
         CheckpointError: the file is missing, or does not hold one name per output (``release.n_classes``).
@@ -152,7 +153,7 @@ def read_frozen_labels(release: FrozenRelease, path: Path) -> list[str]:
     else:
         names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if len(names) != release.n_classes or not all(names):
-        raise CheckpointError(f"{path}: expected {release.n_classes} class names for {release.name}, found "
+        raise CheckpointError(f"{shown or path}: expected {release.n_classes} class names for {release.name}, found "
                               f"{len(names)}; pass the label file distributed with the model")
     return names
 

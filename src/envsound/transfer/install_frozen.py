@@ -65,12 +65,13 @@ def install_frozen(name: str, *, source: str | Path | None = None, url: str | No
                           sha256=None if base else release.sha256, progress=progress)
         _check_network(unverified, release, shown=str(source or url or release.url))
         if source is not None:
+            labels_from = str(_labels_in(release, model_file.parent))
             with atomic_path(pending) as tmp:
-                shutil.copyfile(_labels_in(release, model_file.parent), tmp)
+                shutil.copyfile(labels_from, tmp)
         else:
-            download_file(base + Path(release.labels_file).name if base else release.labels_url, pending,
-                          progress=progress)
-        read_frozen_labels(release, pending)
+            labels_from = base + Path(release.labels_file).name if base else release.labels_url
+            download_file(labels_from, pending, progress=progress)
+        read_frozen_labels(release, pending, shown=labels_from)
     except EnvsoundError:  # a download cut short, a wrong file: neither is kept
         unverified.unlink(missing_ok=True)
         pending.unlink(missing_ok=True)
