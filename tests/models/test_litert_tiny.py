@@ -63,3 +63,13 @@ def test_a_frozen_model_cuts_padded_windows_at_its_hop(tiny):
     padded[0, :48_000] = short
     assert starts == [0]
     np.testing.assert_allclose(probs, 1 / (1 + np.exp(-reference("birdnet-v2.4", padded)[0])), atol=1e-5)
+
+
+def test_a_network_opened_for_prediction_only_gives_the_same_outputs_and_no_embedding(tiny):
+    from envsound.models.litert import LiteRTNetwork
+
+    windows = np.random.default_rng(6).uniform(-1, 1, (2, 15_600)).astype(np.float32)
+    kept = LiteRTNetwork.open(tiny["yamnet"]).run(windows)
+    output, embedding = LiteRTNetwork.open(tiny["yamnet"], embedding=False).run(windows)
+    assert embedding is None
+    np.testing.assert_array_equal(output, kept[0])

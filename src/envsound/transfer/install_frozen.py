@@ -119,7 +119,8 @@ def _quantized(path: Path) -> bool:
     """True when the network's weights are stored quantized (a tensor named ``..._dequantize``)."""
     from envsound.models.litert import LiteRTNetwork
 
-    return any("_dequantize" in d["name"] for d in LiteRTNetwork.open(path).interpreter.get_tensor_details())
+    tensors = LiteRTNetwork.open(path, embedding=False).interpreter.get_tensor_details()
+    return any("_dequantize" in d["name"] for d in tensors)
 
 
 def _check_network(path: Path, release: FrozenRelease, *, shown: str) -> None:
@@ -128,7 +129,7 @@ def _check_network(path: Path, release: FrozenRelease, *, shown: str) -> None:
 
     if not is_tflite(path):
         raise CheckpointError(f"{shown}: not a TFLite file; pass {release.name}'s .tflite")
-    found = LiteRTNetwork.open(path).release
+    found = LiteRTNetwork.open(path, embedding=False).release
     if found.name != release.name:
         raise CheckpointError(f"{shown}: holds {found.name}, not {release.name}; 'envsound download {found.name} "
                               f"--from {shown}'")
