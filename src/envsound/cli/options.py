@@ -223,11 +223,17 @@ AUDIOSET_MODEL = ("an AudioSet network: an installed name such as efficientat-mn
                   "its release .pt (mn04_as_mAP_432.pt)")
 
 
-def add_model_argument(parser: argparse.ArgumentParser, *, onnx: bool, network: bool = False, note: str = "") -> None:
+FROZEN_MODEL = "a frozen network LiteRT runs: birdnet-v2.4 or yamnet ('envsound download NAME'), or its .tflite"
+
+
+def add_model_argument(parser: argparse.ArgumentParser, *, onnx: bool, network: bool = False, note: str = "",
+                       frozen: bool = False) -> None:
     """The model argument of predict, listen, serve, evaluate, export and embed, its help naming every kind it takes:
-    a model.ckpt (``network``: of a network, not a baseline), a model.onnx where ``onnx``, an AudioSet network."""
+    a model.ckpt (``network``: of a network, not a baseline), a model.onnx where ``onnx``, an AudioSet network, a
+    frozen network (BirdNET, YAMNet) where ``frozen``."""
     ckpt = f"a model.ckpt{' of a network' if network else ''} written by train or cv"
     kinds = f"{ckpt}, a model.onnx from export, or {AUDIOSET_MODEL}" if onnx else f"{ckpt}, or {AUDIOSET_MODEL}"
+    kinds += f"; or {FROZEN_MODEL}" if frozen else ""
     parser.add_argument("checkpoint", type=Path, metavar="MODEL", help=f"the model: {kinds}{note}")
 
 

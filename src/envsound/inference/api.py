@@ -111,7 +111,9 @@ def audio_duration(path: str | os.PathLike) -> float:
 def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str = "auto") -> Model:
     """Load a model on ``device`` (``auto``: CUDA, then MPS, else the CPU) at ``precision`` (``auto``: what is fast on
     this machine; ``"32"``: fp32 everywhere): an envsound ``model.ckpt``, an AudioSet release ``.pt`` or the name of an
-    installed one (``efficientat-mn04``), or a ``model.onnx`` (see :func:`~envsound.models.files.open_model_file`).
+    installed one (``efficientat-mn04``), a ``model.onnx`` (see :func:`~envsound.models.files.open_model_file`), or a
+    frozen network LiteRT runs on the CPU, by file or installed name (``birdnet-v2.4``, ``yamnet``:
+    ``load_model("birdnet-v2.4").predict("dawn.wav").top``, BirdNET's labels ``Latin name_Common name``).
 
     A ``model.onnx`` written by ``envsound export`` runs with onnxruntime in float32 (on
     ``auto`` or ``cpu``; ``cuda`` with onnxruntime-gpu) and gives the same predictions without importing torch.

@@ -30,7 +30,7 @@ from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
 from envsound.inference.listing import iter_inputs
 from envsound.inference.onnx_model import OnnxModel
-from envsound.models.files import CLASSIFIER, ONNX, RELEASE, ModelFile, open_model_file
+from envsound.models.files import CLASSIFIER, FROZEN, ONNX, RELEASE, ModelFile, open_model_file
 from envsound.task import Task
 
 log = logging.getLogger(__name__)
@@ -119,16 +119,21 @@ class Predictor:
         """Load ``path`` onto ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``) at ``precision`` (``auto``: chosen for
         the machine, ``32``: fp32); see :func:`~envsound.models.clip.inference_runtime`. ``path``: any model file
         :func:`~envsound.models.files.open_model_file` recognises but an autoencoder: an envsound ``model.ckpt``, an
-        AudioSet release ``.pt`` or installed name (``efficientat-mn04``), or a ``model.onnx`` made by
-        ``envsound export``, run by onnxruntime in float32 without importing torch.
+        AudioSet release ``.pt`` or installed name (``efficientat-mn04``), a ``model.onnx`` made by
+        ``envsound export``, run by onnxruntime in float32 without importing torch, or a frozen TFLite network
+        (``birdnet-v2.4``, ``yamnet``: :class:`~envsound.models.litert.FrozenModel`, LiteRT on the CPU).
 
         Raises:
             CheckpointError: ``path`` is not a model file this can run (the message says what it is).
             ConfigError: ``device`` is not on this machine, or a precision or device an ONNX model cannot run at.
         """
-        source = open_model_file(path).require(CLASSIFIER, RELEASE, ONNX, purpose="prediction")
+        source = open_model_file(path).require(CLASSIFIER, RELEASE, ONNX, FROZEN, purpose="prediction")
         if source.kind == ONNX:
             predictor = cls(OnnxModel.load(source.path, device=device, precision=precision), **kwargs)
+        elif source.kind == FROZEN:  # a TFLite network (BirdNET, YAMNet): LiteRT, no torch
+            from envsound.models.litert import FrozenModel
+
+            predictor = cls(FrozenModel.load(source.path, device=device, precision=precision), **kwargs)
         else:
             from envsound.models.clip import ClipModel  # torch: imported only for a checkpoint
 

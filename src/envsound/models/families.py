@@ -9,6 +9,10 @@ so naming the installed models costs nothing. :func:`envsound.models.files.open_
 ask here; a new family is its own module (network, recogniser, checkpoint builder), its frontend's record and one
 record in :data:`FAMILIES` (or :func:`register_family` from code outside the package).
 
+A family of ``runtime`` other than ``"torch"`` holds frozen networks another runtime runs as they are (``litert``:
+BirdNET V2.4 and YAMNet as TFLite files, :mod:`envsound.models.frozen`): its ``recognise`` takes a file's
+structure instead of a torch payload, its ``checkpoint`` opens the file as a model that scores windows.
+
 >>> [spec.download_name for spec in family_releases()][:2]
 ['efficientat-mn01', 'efficientat-mn02']
 """
@@ -16,10 +20,13 @@ record in :data:`FAMILIES` (or :func:`register_family` from code outside the pac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from envsound.config.frontends import Ref, resolve
 from envsound.models.releases import Pretrained, installed_path
+
+if TYPE_CHECKING:
+    from envsound.models.frozen import FrozenRelease
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,9 @@ class Family:
     bool``, whether a loaded torch file is one of its files; ``checkpoint``: ``(payload, *, path, labels_required)
     -> Checkpoint``, raising :class:`~envsound.errors.CheckpointError` for a file it recognises but cannot take;
     ``frontend``: the ``features.frontend`` its checkpoints set; ``networks``: model name -> class, for networks not
-    in :data:`~envsound.models.registry.MODELS`; ``describe``: how a message names its files."""
+    in :data:`~envsound.models.registry.MODELS`; ``describe``: how a message names its files; ``runtime``: what runs
+    its files (``torch``; ``litert``: ``recognise`` takes a :class:`~envsound.models.frozen.Structure` and returns
+    its member or ``None``, ``checkpoint`` is ``(path, *, device, precision)`` -> a window scorer)."""
 
     name: str
     describe: str
@@ -39,6 +48,7 @@ class Family:
     checkpoint: Ref
     frontend: str
     networks: Mapping[str, Ref] = field(default_factory=dict)
+    runtime: str = "torch"
 
     def table(self) -> Mapping[str, Pretrained]:
         return resolve(self.releases)
@@ -49,6 +59,9 @@ FAMILIES: dict[str, Family] = {
                           releases="envsound.models.releases:PRETRAINED",
                           recognise="envsound.models.pretrained:is_official_state",
                           checkpoint="envsound.models.pretrained:official_checkpoint", frontend="efficientat"),
+    "litert": Family("litert", "a BirdNET V2.4 or YAMNet .tflite (LiteRT runs it)",
+                     releases="envsound.models.frozen:FROZEN", recognise="envsound.models.frozen:recognise_structure",
+                     checkpoint="envsound.models.litert:FrozenModel.load", frontend="envsound", runtime="litert"),
 }
 
 
@@ -57,10 +70,12 @@ def register_family(family: Family) -> None:
     FAMILIES[family.name] = family
 
 
-def family_releases() -> Iterator[Pretrained]:
-    """Every release of every family, in registry and table order."""
+def family_releases(runtime: str | None = None) -> Iterator[Pretrained | FrozenRelease]:
+    """Every release of every family (of ``runtime`` only, when given: ``"torch"``, ``"litert"``), in registry and
+    table order."""
     for family in FAMILIES.values():
-        yield from family.table().values()
+        if runtime is None or family.runtime == runtime:
+            yield from family.table().values()
 
 
 def by_download_name(name: str) -> Pretrained | None:
@@ -85,8 +100,9 @@ def installed_releases() -> list[Pretrained]:
 
 
 def recognise(payload: Any) -> Family | None:
-    """The family whose files look like ``payload`` (a loaded torch file), or ``None``."""
-    return next((family for family in FAMILIES.values() if resolve(family.recognise)(payload)), None)
+    """The torch family whose files look like ``payload`` (a loaded torch file), or ``None``."""
+    return next((family for family in FAMILIES.values()
+                 if family.runtime == "torch" and resolve(family.recognise)(payload)), None)
 
 
 def network_class(name: str) -> type | None:

@@ -8,7 +8,10 @@
   for one; its family (:mod:`envsound.models.families`) recognises it and opens it as an AudioSet tagger
   (EfficientAT's: :func:`~envsound.models.pretrained.official_checkpoint`);
 - ``onnx``: a ``model.onnx`` from ``envsound export``, recognised by its suffix or its first bytes and run by
-  :class:`~envsound.inference.onnx_model.OnnxModel`.
+  :class:`~envsound.inference.onnx_model.OnnxModel`;
+- ``frozen``: a TFLite network of the ``litert`` family (BirdNET V2.4, YAMNet), or its installed name
+  (``birdnet-v2.4``, ``yamnet``), recognised by its first bytes here and by its structure when
+  :class:`~envsound.models.litert.FrozenModel` opens it (LiteRT runs it).
 
 Predict, serve, evaluate, embed, export, ``load_model``, ``resolve(init=)`` and ``--init`` all open their model
 here and then say which kinds they take (:meth:`ModelFile.require`). torch is imported only to read a torch file, so
@@ -30,15 +33,17 @@ from envsound.config.frontends import resolve
 from envsound.errors import CheckpointError
 from envsound.fileio import file_digest
 from envsound.models.families import FAMILIES, by_download_name, installed_names, installed_releases, recognise
+from envsound.models.frozen import is_tflite
 from envsound.models.releases import installed_path, models_dir
 
 if TYPE_CHECKING:
     from envsound.models.checkpoint import Checkpoint
 
-CLASSIFIER, AUTOENCODER, RELEASE, ONNX = "classifier", "autoencoder", "release", "onnx"
+CLASSIFIER, AUTOENCODER, RELEASE, ONNX, FROZEN = "classifier", "autoencoder", "release", "onnx", "frozen"
 KINDS = {CLASSIFIER: "an envsound model.ckpt", AUTOENCODER: "an autoencoder.ckpt from 'envsound pretrain'",
          RELEASE: "an EfficientAT AudioSet release .pt (or its installed name)",
-         ONNX: "a model.onnx from 'envsound export'"}
+         ONNX: "a model.onnx from 'envsound export'",
+         FROZEN: "a BirdNET V2.4 or YAMNet .tflite (or its installed name: birdnet-v2.4, yamnet)"}
 """Each kind as a message names it. An envsound autoencoder checkpoint says so in ``meta["kind"]``, by this name."""
 
 
@@ -108,6 +113,8 @@ def open_model_file(path_or_name: str | Path, *, labels_required: bool = True) -
         raise CheckpointError(f"{given}: {what}{hint}; expected {accepted()}")
     if _is_onnx(path):
         return ModelFile(given=given, path=path, kind=ONNX)
+    if is_tflite(path):
+        return ModelFile(given=given, path=path, kind=FROZEN)
     from envsound.models.checkpoint import checkpoint_from_payload, is_envsound_payload, read_payload  # torch
     payload = read_payload(path, expected=f"expected {accepted()}")
     family = recognise(payload)
@@ -134,9 +141,10 @@ def model_path(path_or_name: str | Path) -> Path:
         return Path(path_or_name)
     found = installed_path(spec)
     if found is None:
+        copy = "FOLDER" if spec.family == "litert" else "FILE"  # a frozen network comes with its label file
         raise CheckpointError(f"{path_or_name}: the weights are not installed in {models_dir()}; run 'envsound "
                               f"download {spec.download_name}' (or 'envsound download {spec.download_name} --from "
-                              "FILE')")
+                              f"{copy}')")
     return found
 
 

@@ -138,7 +138,7 @@ def closest_labels(name: str, labels: list[str], n: int = 3) -> list[str]:
 
 
 def pretrained_table() -> list[dict[str, Any]]:
-    """One row per official file of every family (:mod:`envsound.models.families`): name, parameters, size in MB
+    """One row per official file of every torch family (:mod:`envsound.models.families`): name, parameters, size in MB
     (float32), AudioSet mAP, installed path or None."""
     return [{"name": spec.download_name, "parameters": spec.parameters, "megabytes": round(spec.parameters * 4 / 1e6, 1),
-             "audioset_map": spec.audioset_map, "installed": installed_path(spec)} for spec in family_releases()]
+             "audioset_map": spec.audioset_map, "installed": installed_path(spec)} for spec in family_releases("torch")]

@@ -11,6 +11,7 @@ def register(command) -> None:
 
 
 def models(args: argparse.Namespace) -> int:
+    from envsound.models.frozen import frozen_table
     from envsound.models.pretrained import pretrained_table
     from envsound.models.registry import model_names
     from envsound.models.releases import models_dir
@@ -21,4 +22,8 @@ def models(args: argparse.Namespace) -> int:
         where = f"installed: {row['installed']}" if row["installed"] else "not installed"
         print(f"  {row['name']:<16} {row['parameters'] / 1e6:5.2f} M parameters  {row['megabytes']:6.1f} MB  "
               f"AudioSet mAP {row['audioset_map']:.3f}  {where}")
+    print(f"\nfrozen networks LiteRT runs ('envsound download NAME' or '--from FOLDER', kept in {models_dir()}):")
+    for release, installed in frozen_table():
+        where = f"installed: {installed}" if installed else "not installed"
+        print(f"  {release.name:<16} {release.describe()}  {where}")
     return 0

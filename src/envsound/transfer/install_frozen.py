@@ -1,0 +1,135 @@
+"""Getting a frozen network of the ``litert`` family (``envsound download birdnet-v2.4`` / ``yamnet``): downloaded
+from its published address (with resume and progress) or copied ``--from`` a file or a folder the user has, the
+network recognised by its structure (LiteRT opens it) and its label file counted before either is kept. Here
+beside :mod:`envsound.transfer.install` because it downloads (``data.download``), which a model never imports.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from envsound.data.download import download_file, sha256_of
+from envsound.errors import CheckpointError, ConfigError, EnvsoundError
+from envsound.fileio import atomic_path
+from envsound.models.frozen import FROZEN, FrozenRelease, is_tflite, official_or_not, read_frozen_labels
+from envsound.models.releases import models_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What :func:`install_frozen` put in place: the network's file, its label file, the member, and which file it
+    is (:func:`~envsound.models.frozen.official_or_not`)."""
+
+    path: Path
+    labels: Path
+    release: FrozenRelease
+    which: str
+
+
+def install_frozen(name: str, *, source: str | Path | None = None, url: str | None = None,
+                   progress: bool = True) -> Installed:
+    """Put the network ``name`` (``birdnet-v2.4``, ``yamnet``) and its label file into
+    :func:`~envsound.models.releases.models_dir` (``<models>/<name>/``): downloaded from the published addresses
+    (or ``url``, a folder holding both files under their published names), or copied from ``source``, a file (its
+    label file beside it) or a folder holding the network and its label file. A file that is not the member's
+    network (by structure), or a label file without one name per class, is not kept.
+
+    >>> install_frozen("birdnet-v2.4", source="../shared/pretrained/birdnet").path
+
+    Raises:
+        ConfigError: an unknown name (the known ones listed); LiteRT is not installed.
+        DownloadError: a download failed, or BirdNET's sha256 differs from the distributed file's.
+        CheckpointError: the source holds no such network, or its label file is missing or miscounted.
+    """
+    release = FROZEN.get(name)
+    if release is None:
+        raise ConfigError(f"{name!r} is not a frozen network envsound knows; known: {', '.join(FROZEN)}")
+    dest, labels = models_dir() / release.file, models_dir() / release.labels_file
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    unverified = dest.with_name(dest.name + ".unverified")
+    pending = labels.with_name(labels.name + ".unverified")
+    base = url.rstrip("/") + "/" if url else None
+    try:
+        if source is not None:
+            model_file = _source_network(release, Path(source))
+            with atomic_path(unverified) as tmp:
+                shutil.copyfile(model_file, tmp)
+        else:
+            download_file(base + Path(release.file).name if base else release.url, unverified,
+                          sha256=None if base else release.sha256, progress=progress)
+        _check_network(unverified, release, shown=str(source or url or release.url))
+        if source is not None:
+            labels_from = str(_labels_in(release, model_file.parent))
+            with atomic_path(pending) as tmp:
+                shutil.copyfile(labels_from, tmp)
+        else:
+            labels_from = base + Path(release.labels_file).name if base else release.labels_url
+            download_file(labels_from, pending, progress=progress)
+        read_frozen_labels(release, pending, shown=labels_from)
+    except EnvsoundError:  # a download cut short, a wrong file: neither is kept
+        unverified.unlink(missing_ok=True)
+        pending.unlink(missing_ok=True)
+        raise
+    which = official_or_not(release, sha256_of(unverified), quantized=_quantized(unverified))
+    os.replace(unverified, dest)
+    os.replace(pending, labels)
+    log.debug("%s: %s (%s)", release.name, which, dest)
+    return Installed(path=dest, labels=labels, release=release, which=which)
+
+
+def _source_network(release: FrozenRelease, source: Path) -> Path:
+    """The network in ``source``: the file itself, or in a folder the network under its published name, else the
+    one ``.tflite`` there of the member's structure (its label file is then looked for beside it)."""
+    if source.is_file():
+        return source
+    if not source.is_dir():
+        raise CheckpointError(f"{source}: no such file or folder; pass {release.name}'s .tflite or the folder "
+                              "holding it and its label file")
+    named = source / Path(release.file).name
+    candidates = [named] if named.is_file() else sorted(p for p in source.glob("*.tflite") if is_tflite(p))
+    found = next((p for p in candidates if _matches(p, release)), None)
+    if found is None:
+        raise CheckpointError(f"{source}: no .tflite here is {release.name} (looked for "
+                              f"{Path(release.file).name} or any of the same structure)")
+    return found
+
+
+def _labels_in(release: FrozenRelease, folder: Path) -> Path:
+    labels = folder / Path(release.labels_file).name
+    if not labels.is_file():
+        raise CheckpointError(f"{folder}: no {labels.name} here; put {release.name}'s label file beside its .tflite")
+    return labels
+
+
+def _matches(path: Path, release: FrozenRelease) -> bool:
+    try:
+        _check_network(path, release, shown=str(path))
+    except CheckpointError:
+        return False
+    return True
+
+
+def _quantized(path: Path) -> bool:
+    """True when the network's weights are stored quantized (a tensor named ``..._dequantize``)."""
+    from envsound.models.litert import LiteRTNetwork
+
+    tensors = LiteRTNetwork.open(path, embedding=False).interpreter.get_tensor_details()
+    return any("_dequantize" in d["name"] for d in tensors)
+
+
+def _check_network(path: Path, release: FrozenRelease, *, shown: str) -> None:
+    """Raise :class:`CheckpointError` unless ``path`` holds ``release``'s network (by structure)."""
+    from envsound.models.litert import LiteRTNetwork
+
+    if not is_tflite(path):
+        raise CheckpointError(f"{shown}: not a TFLite file; pass {release.name}'s .tflite")
+    found = LiteRTNetwork.open(path, embedding=False).release
+    if found.name != release.name:
+        raise CheckpointError(f"{shown}: holds {found.name}, not {release.name}; 'envsound download {found.name} "
+                              f"--from {shown}'")

@@ -1,0 +1,97 @@
+"""Tiny TFLite networks shaped like BirdNET V2.4 and YAMNet, written here as flatbuffers (no TensorFlow), so the
+``litert`` family is tested on a fresh clone without ``../shared``. Each has its member's input, class count and
+embedding tensor name, and maths a test recomputes in numpy (:func:`reference`):
+
+    embedding = mean over k of waveform[k * 1024 : (k + 1) * 1024]      (the first ``steps`` * 1024 samples)
+    output    = embedding[INDEX[c]] for each class c                     (BirdNET: logits; YAMNet: sigmoid of it)
+
+Ops: SLICE, RESHAPE, MEAN, GATHER (+ LOGISTIC): a few KB to 27 KB, made in milliseconds by :func:`write_tiny`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as fb
+
+# member -> (input samples, classes, embedding tensor name, output is a sigmoid)
+SHAPES = {"birdnet-v2.4": (144_000, 6522, "model/GLOBAL_AVG_POOL/Mean", False),
+          "yamnet": (15_600, 521, "yamnet_frames/global_average_pooling2d/Mean", True)}
+WIDTH = 1024
+
+
+def index(n_classes: int) -> np.ndarray:
+    """Which embedding value each class's output is: a fixed, spread permutation."""
+    return (np.arange(n_classes, dtype=np.int64) * 389 % WIDTH).astype(np.int32)
+
+
+def reference(member: str, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the tiny network of ``member`` computes for ``windows`` ``(n, samples)``: (output, embedding)."""
+    samples, n_classes, _, sigmoid = SHAPES[member]
+    steps = samples // WIDTH
+    embedding = windows[:, :steps * WIDTH].reshape(len(windows), steps, WIDTH).mean(axis=1)
+    output = embedding[:, index(n_classes)]
+    return (1 / (1 + np.exp(-output)) if sigmoid else output), embedding
+
+
+def _tensor(name: str, shape, kind: int, buffer: int) -> fb.TensorT:
+    tensor = fb.TensorT()
+    tensor.name, tensor.shape, tensor.type, tensor.buffer = name.encode(), list(shape), kind, buffer
+    return tensor
+
+
+def _buffer(data: np.ndarray | None) -> fb.BufferT:
+    buffer = fb.BufferT()
+    buffer.data = None if data is None else list(np.ascontiguousarray(data).tobytes())
+    return buffer
+
+
+def _op(code: int, inputs, outputs, options_type: int = 0, options=None) -> fb.OperatorT:
+    op = fb.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = code, list(inputs), list(outputs)
+    op.builtinOptionsType, op.builtinOptions = options_type, options
+    return op
+
+
+def write_tiny(member: str, path: Path) -> Path:
+    """Write the tiny network shaped like ``member`` (``birdnet-v2.4``, ``yamnet``) to ``path``."""
+    samples, n_classes, embedding_name, sigmoid = SHAPES[member]
+    steps = samples // WIDTH
+    f32, i32 = fb.TensorType.FLOAT32, fb.TensorType.INT32
+    consts = [np.array([0, 0], np.int32), np.array([1, steps * WIDTH], np.int32),
+              np.array([1, steps, WIDTH], np.int32), np.array([1], np.int32), index(n_classes)]
+    buffers = [_buffer(None), _buffer(None)] + [_buffer(c) for c in consts] + [_buffer(None)] * 5
+    tensors = [_tensor("INPUT", (1, samples), f32, 1),
+               _tensor("begin", (2,), i32, 2), _tensor("size", (2,), i32, 3), _tensor("shape", (3,), i32, 4),
+               _tensor("axis", (1,), i32, 5), _tensor("classes", (n_classes,), i32, 6),
+               _tensor("sliced", (1, steps * WIDTH), f32, 7), _tensor("steps", (1, steps, WIDTH), f32, 8),
+               _tensor(embedding_name, (1, WIDTH), f32, 9), _tensor("Identity" if not sigmoid else "logits",
+                                                                   (1, n_classes), f32, 10)]
+    reshape, reducer, gather = fb.ReshapeOptionsT(), fb.ReducerOptionsT(), fb.GatherOptionsT()
+    reshape.newShape, reducer.keepDims, gather.axis = [1, steps, WIDTH], False, 1
+    ops = [_op(0, [0, 1, 2], [6], fb.BuiltinOptions.SliceOptions, fb.SliceOptionsT()),
+           _op(1, [6, 3], [7], fb.BuiltinOptions.ReshapeOptions, reshape),
+           _op(2, [7, 4], [8], fb.BuiltinOptions.ReducerOptions, reducer),
+           _op(3, [8, 5], [9], fb.BuiltinOptions.GatherOptions, gather)]
+    codes = [fb.BuiltinOperator.SLICE, fb.BuiltinOperator.RESHAPE, fb.BuiltinOperator.MEAN, fb.BuiltinOperator.GATHER]
+    out = 9
+    if sigmoid:
+        tensors.append(_tensor("Identity", (1, n_classes), f32, 11))
+        ops.append(_op(4, [9], [10]))
+        codes.append(fb.BuiltinOperator.LOGISTIC)
+        out = 10
+    graph = fb.SubGraphT()
+    graph.tensors, graph.operators, graph.inputs, graph.outputs, graph.name = tensors, ops, [0], [out], b"main"
+    model = fb.ModelT()
+    model.version, model.subgraphs, model.buffers, model.description = 3, [graph], buffers, b"envsound tiny test net"
+    model.operatorCodes = []
+    for code in codes:
+        entry = fb.OperatorCodeT()
+        entry.builtinCode, entry.deprecatedBuiltinCode, entry.version = code, min(code, 127), 1
+        model.operatorCodes.append(entry)
+    builder = flatbuffers.Builder(1 << 16)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    return path
