@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 from envsound.config import Config
 from envsound.errors import CheckpointError, ConfigError
 from envsound.features.windows import eval_starts
+from envsound.models.runtimes import EngineRuntime
 from envsound.task import Task
 
 FORMAT = "envsound-onnx"
@@ -44,20 +44,7 @@ OUTPUTS = ["probs", "frame_probs"]
 """The graph's outputs: window probabilities, and (a frame model only) the windows' frame probabilities."""
 
 
-@dataclass(frozen=True)
-class OnnxRuntime:
-    """Where an ONNX model runs (what ``GET /v1/model`` and the page report); always float32."""
-
-    accelerator: str
-    provider: str
-    precision: str = "32"
-    engine: str = "onnxruntime"
-
-    def describe(self) -> str:
-        return f"{self.accelerator} through {self.engine} ({self.provider}), precision {self.precision}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+OnnxRuntime = EngineRuntime  # where an ONNX model runs (its engine "onnxruntime"); the name kept for its users
 
 
 class OnnxModel:

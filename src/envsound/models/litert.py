@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from envsound.config.files import bare_config
 from envsound.errors import CheckpointError, ConfigError
 from envsound.features.windows import eval_starts
 from envsound.models.frozen import FrozenRelease, Structure, labels_beside, read_frozen_labels, recognise_structure
+from envsound.models.runtimes import EngineRuntime
 from envsound.task import MULTI_LABEL, Task
 
 log = logging.getLogger(__name__)
@@ -130,22 +130,6 @@ class LiteRTNetwork:
         return output.astype(np.float32, copy=False), embedding
 
 
-@dataclass(frozen=True)
-class LiteRTRuntime:
-    """Where a frozen network runs (``GET /v1/model``, the page): the CPU, through LiteRT, in float32."""
-
-    accelerator: str = "cpu"
-    provider: str = "XNNPACK"
-    precision: str = "32"
-    engine: str = "litert"
-
-    def describe(self) -> str:
-        return f"{self.accelerator} through {self.engine} ({self.provider}), precision {self.precision}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 def frozen_config(release: FrozenRelease) -> Config:
     """The config a frozen network is described by: its waveform windows (rate, window, hop), its name."""
     return bare_config(model=release.name, overrides=[
@@ -169,7 +153,7 @@ class FrozenModel:
         self.task = Task(MULTI_LABEL)
         self.meta: dict[str, Any] = {"kind": "frozen", "network": self.release.name, "licence": self.release.licence,
                                      "file": str(network.path)}
-        self.runtime = LiteRTRuntime()
+        self.runtime = EngineRuntime("cpu", "XNNPACK", engine="litert")  # LiteRT on the CPU, float32
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
