@@ -121,6 +121,20 @@ class LiteRTNetwork:
                 embedding[row] = self.interpreter.get_tensor(self._embedding).reshape(-1)
         return output, embedding
 
+    def embed(self, windows: np.ndarray) -> np.ndarray:
+        """Windows ``(n, input_samples)`` (or ``(n, 1, input_samples)``) float32 at the release's rate -> their
+        ``(n, embedding_width)`` float32 embeddings, what a learned head reads (an embeddings store's rows).
+
+        Raises:
+            ConfigError: the network was opened with ``embedding=False``, or ``windows`` has the wrong shape.
+        """
+        if not self.embedding:
+            raise ConfigError(f"{self.path}: opened without its embedding (embedding=False); open it with "
+                              "embedding=True to embed")
+        windows = np.asarray(windows, dtype=np.float32)
+        _, embedding = self.run(windows.reshape(len(windows), -1))
+        return embedding
+
     def scores(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """As :meth:`run`, the output as probabilities in [0, 1]: BirdNET's ``sigmoid(logit)`` (its sensitivity 1),
         YAMNet's scores as they are."""
@@ -154,6 +168,8 @@ class FrozenModel:
         self.meta: dict[str, Any] = {"kind": "frozen", "network": self.release.name, "licence": self.release.licence,
                                      "file": str(network.path)}
         self.runtime = EngineRuntime("cpu", "XNNPACK", engine="litert")  # LiteRT on the CPU, float32
+        self.threads: int | None = None  # LiteRT's CPU threads (None: its default)
+        self._embedder: LiteRTNetwork | None = None
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
@@ -170,7 +186,30 @@ class FrozenModel:
                               "auto/cpu and --precision auto/32")
         network = LiteRTNetwork.open(path, threads=threads, embedding=False)
         labels = read_frozen_labels(network.release, labels_beside(network.release, Path(path)))
-        return cls(network, labels=labels)
+        model = cls(network, labels=labels)
+        model.threads = threads
+        return model
+
+    @property
+    def embedder(self) -> LiteRTNetwork:
+        """The same file in a second interpreter that keeps its tensors, so it reads the embedding; opened at the
+        first embedding asked (prediction alone never pays for it: :meth:`LiteRTNetwork.open`)."""
+        if self._embedder is None:
+            self._embedder = LiteRTNetwork.open(self.network.path, threads=self.threads, embedding=True)
+        return self._embedder
+
+    def window_embeddings(self, windows: np.ndarray) -> np.ndarray:
+        """Windows ``(n, input_samples)`` or ``(n, 1, input_samples)`` float32 -> ``(n, embedding_width)`` float32,
+        the embedding each window's scores are read from (see :meth:`LiteRTNetwork.embed`)."""
+        return self.embedder.embed(windows)
+
+    def waveform_embeddings(self, samples: np.ndarray, *, before: int | None = None) -> tuple[np.ndarray, list[int]]:
+        """As :meth:`waveform_probs`, each window's embedding ``(n, embedding_width)`` float32 in place of its
+        probabilities: the windows ``predict`` scores, so a store's rows and a prediction's segments agree."""
+        windows, starts = self._windows(samples, before)
+        if not starts:
+            return np.zeros((0, self.release.embedding_width), dtype=np.float32), []
+        return self.window_embeddings(windows), starts
 
     @property
     def n_classes(self) -> int:
@@ -182,14 +221,20 @@ class FrozenModel:
         last zero-padded when the waveform is shorter than a window."""
         if frames:
             raise ConfigError(f"{self.release.name}: a frozen network scores windows, not frames")
+        windows, starts = self._windows(samples, before)
+        if not starts:
+            return np.zeros((0, self.n_classes), dtype=np.float32), []
+        probs, _ = self.network.scores(windows)
+        return probs, starts
+
+    def _windows(self, samples: np.ndarray, before: int | None) -> tuple[np.ndarray, list[int]]:
+        """The windows ``(n, input_samples)`` of a waveform that start before ``before`` (all: ``None``) and their
+        starts in samples, the last zero-padded when the waveform is shorter than a window."""
         features, width = self.config.features, self.release.input_samples
         samples = np.asarray(samples, dtype=np.float32)
         starts = [s for s in eval_starts(len(samples), features) if before is None or s < before]
-        if not starts:
-            return np.zeros((0, self.n_classes), dtype=np.float32), []
         windows = np.zeros((len(starts), width), dtype=np.float32)
         for row, start in enumerate(starts):
             piece = samples[start:start + width]
             windows[row, :len(piece)] = piece
-        probs, _ = self.network.scores(windows)
-        return probs, starts
+        return windows, starts

@@ -28,7 +28,7 @@ def register(command) -> None:
                          "folder DB that search, label, learn and serve read, batched and resumable. Clip embeddings "
                          "(averaged over a clip's windows) in an .npz file are envsound embed-clips; --out FILE.npz "
                          "here still makes them, deprecated.")
-    _add_model(p)
+    _add_model(p, frozen=True)
     p.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER", help="audio files, folders or globs")
     p.add_argument("--out", required=True, type=Path, metavar="DB",
                    help="the store folder (created, or resumed: the files done are skipped)")
@@ -50,8 +50,8 @@ def register(command) -> None:
     p.set_defaults(run=embed_clips)
 
 
-def _add_model(parser: argparse.ArgumentParser) -> None:
-    add_model_argument(parser, onnx=False, network=True,
+def _add_model(parser: argparse.ArgumentParser, *, frozen: bool = False) -> None:
+    add_model_argument(parser, onnx=False, network=True, frozen=frozen,
                        note="; not a model.onnx: an export's graph carries no embedding output")
 
 

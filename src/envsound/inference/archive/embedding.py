@@ -1,11 +1,23 @@
 """What an engine asked for embeddings (``embed=True``: an embeddings store's, :mod:`envsound.inference.embeddings`)
-gathers of each file in place of its scores: its windows' times and the network's embedding of each."""
+gathers of each file in place of its scores: its windows' times and the network's embedding of each; and
+:func:`chunk_embeddings`, a decoded chunk's embeddings whoever cut its windows (the workers, or the model: a frozen
+network run by LiteRT cuts its own from the waveform)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from envsound.inference.archive.decode import Chunk
 from envsound.inference.predictor import Prediction, Predictor
+
+
+def chunk_embeddings(model, chunk: Chunk) -> tuple[np.ndarray, list[int]]:
+    """``(n, d)`` embeddings of a chunk's windows and their starts: feature windows cut by the workers
+    (``chunk.windows``, :meth:`~envsound.models.clip.ClipModel.window_embeddings`), or a waveform chunk the model
+    cuts itself (``chunk.samples``: ``model.waveform_embeddings``, the windows its ``waveform_probs`` scores)."""
+    if chunk.windows is not None:
+        return model.window_embeddings(chunk.windows), list(chunk.starts)
+    return model.waveform_embeddings(chunk.samples, before=chunk.before)
 
 
 class FileEmbeddings:

@@ -40,7 +40,7 @@ import numpy as np
 from envsound.errors import EnvsoundError
 from envsound.hardware import usable_cores
 from envsound.inference.archive.decode import Chunk, DecodeJob, chunk_credits, decode_worker
-from envsound.inference.archive.embedding import FileEmbeddings
+from envsound.inference.archive.embedding import FileEmbeddings, chunk_embeddings
 from envsound.inference.predictor import FileScores, Prediction, Predictor
 
 log = logging.getLogger(__name__)
@@ -385,6 +385,8 @@ class LocalEngine:
     def _probabilities(self, chunks: list[tuple[int, Chunk, _Worker, int]]) -> list[tuple]:
         """(window probabilities, starts[, frame probabilities]) of each chunk; windows of all chunks in one batch.
         With ``embed``: (window embeddings, starts)."""
+        if self.embed and not self.by_windows:  # the model cuts its own windows (a frozen network): one call a chunk
+            return [chunk_embeddings(self.model, chunk) for _, chunk, *_ in chunks]
         if self.embed:
             embedded = self.model.window_embeddings(np.concatenate([chunk.windows for _, chunk, *_ in chunks]))
             sizes = np.cumsum([0] + [len(chunk.windows) for _, chunk, *_ in chunks])

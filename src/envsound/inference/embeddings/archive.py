@@ -41,6 +41,7 @@ from envsound.inference.embeddings.index import INDEX_MIN_WINDOWS, faiss_or_none
 from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import Prediction, Predictor
+from envsound.models.files import FROZEN
 
 PART_WINDOWS = 50_000  # windows a part at most: 100 MB of float16 at 1,000 dimensions
 
@@ -108,6 +109,9 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     fingerprint = {"store": STORE_KIND, "model": predictor.source.digest, "model_file": str(predictor.source.path),
                    "precision": options.precision, "layer": "embed",
                    "window_seconds": predictor.features.window_seconds, "cwd": os.getcwd()}
+    if predictor.source.kind == FROZEN:  # a frozen network (BirdNET, YAMNet) is recorded by its rate and hop too
+        fingerprint.update(sample_rate=predictor.features.sample_rate,
+                           hop_seconds=predictor.features.eval_hop_seconds)
     batch_size = batch_size or default_batch_size(predictor.model.runtime)
     shape = {"batch_size": batch_size, "top_k": 1, "events": False, "window_scores": True, "embed": True}
     engine, threads = built_engine(kind, predictor, options, shape)

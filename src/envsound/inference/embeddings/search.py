@@ -100,17 +100,20 @@ def _example_windows(store: EmbeddingsStore, names: list[str], *, start, end, de
     """Each example's chosen windows as unit-length embeddings, ``(n, d)`` float32 an example."""
     from envsound.features.parallel import frontend_for
     from envsound.inference.archive.decode import DecodeJob, decode_file
+    from envsound.inference.archive.embedding import chunk_embeddings
 
     predictor = store.network(model, device=device, needed_for="searching by an audio example")
-    job = DecodeJob.of(predictor)
-    frontend = frontend_for(predictor.features)
+    cut = predictor.model.scores_windows  # else the model cuts its own windows (a frozen network)
+    job = DecodeJob.of(predictor, windows=cut)
+    frontend = frontend_for(predictor.features) if cut else None
     rate, window = predictor.features.sample_rate, predictor.features.window_seconds
     rows = []
     for name in names:
         begins, vectors, read = [], [], 0
         for read, chunk in decode_file(job, name, frontend):
-            begins += [(chunk.offset + s * job.step + chunk.shift) / rate for s in chunk.starts]
-            vectors.append(predictor.model.window_embeddings(chunk.windows))
+            embedded, starts = chunk_embeddings(predictor.model, chunk)
+            begins += [(chunk.offset + s * job.step + chunk.shift) / rate for s in starts]
+            vectors.append(embedded)
         embedded = np.concatenate(vectors).astype(np.float32)
         chosen = _in_range(name, np.asarray(begins) + window / 2, read / rate, start=start, end=end)
         rows.append(_unit(embedded[chosen]))
