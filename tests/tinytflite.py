@@ -95,3 +95,46 @@ def write_tiny(member: str, path: Path) -> Path:
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     path.write_bytes(bytes(builder.Output()))
     return path
+
+
+def range_reference(weights: np.ndarray, bias: np.ndarray, place) -> np.ndarray:
+    """What the tiny range network of :func:`write_tiny_range` gives for ``place`` (lat, lon, week): ``(n,)``."""
+    return 1 / (1 + np.exp(-(np.asarray(weights, np.float32) @ np.asarray(place, np.float32) + bias)))
+
+
+def write_tiny_range(path: Path, weights: np.ndarray, bias: np.ndarray) -> Path:
+    """Write a tiny network shaped like BirdNET's species-range model, ``(1, 3)`` (lat, lon, week) -> ``(1, n)``
+    probabilities ``sigmoid(weights @ place + bias)`` (``weights`` ``(n, 3)``, ``bias`` ``(n,)``): FULLY_CONNECTED
+    and LOGISTIC, to ``path``."""
+    weights, bias = np.asarray(weights, np.float32), np.asarray(bias, np.float32)
+    n, f32 = len(weights), fb.TensorType.FLOAT32
+    buffers = [_buffer(None), _buffer(None), _buffer(weights), _buffer(bias), _buffer(None), _buffer(None)]
+    tensors = [_tensor("serving_default_MNET_INPUT:0", (1, 3), f32, 1), _tensor("weights", (n, 3), f32, 2),
+               _tensor("bias", (n,), f32, 3), _tensor("logits", (1, n), f32, 4),
+               _tensor("StatefulPartitionedCall:0", (1, n), f32, 5)]
+    ops = [_op(0, [0, 1, 2], [3], fb.BuiltinOptions.FullyConnectedOptions, fb.FullyConnectedOptionsT()),
+           _op(1, [3], [4])]
+    graph = fb.SubGraphT()
+    graph.tensors, graph.operators, graph.inputs, graph.outputs, graph.name = tensors, ops, [0], [4], b"main"
+    model = fb.ModelT()
+    model.version, model.subgraphs, model.buffers, model.description = 3, [graph], buffers, b"envsound tiny range net"
+    model.operatorCodes = []
+    for code in (fb.BuiltinOperator.FULLY_CONNECTED, fb.BuiltinOperator.LOGISTIC):
+        entry = fb.OperatorCodeT()
+        entry.builtinCode, entry.deprecatedBuiltinCode, entry.version = code, code, 1
+        model.operatorCodes.append(entry)
+    builder = flatbuffers.Builder(1 << 16)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def tiny_range_weights(n_classes: int = 6522) -> tuple[np.ndarray, np.ndarray]:
+    """Weights for :func:`write_tiny_range` a test can reason about: even classes live in the north (0.99 at
+    latitude 50, 0.007 at -50), odd ones in the south; class 1 instead sings late in the year only
+    (``sigmoid(0.2 * week - 5)``: 0.27 in week 20, 0.008 in week 1, 0.006 for the whole year, week -1)."""
+    weights = np.zeros((n_classes, 3), np.float32)
+    weights[:, 0] = np.where(np.arange(n_classes) % 2 == 0, 0.1, -0.1)
+    bias = np.zeros(n_classes, np.float32)
+    weights[1], bias[1] = (0.0, 0.0, 0.2), -5.0
+    return weights, bias
