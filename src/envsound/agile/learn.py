@@ -1,5 +1,6 @@
 """Learn a detector from reviewed windows of an embeddings store: per label a logistic regression on the stored
-embeddings (no audio decoded), written as an ordinary envsound model (the store's network with a new head).
+embeddings (no audio decoded), written as an ordinary envsound model (the store's network with a new head; over a frozen network, BirdNET or
+YAMNet, a ``model.ckpt`` of the head that names its trunk by digest: :func:`envsound.models.litert.write_learned`).
 
 A label's training windows are its reviewed ones (``yes`` = 1, ``no`` = 0, ``unsure`` left out) and, with
 ``negatives="weak"``, a seeded sample of the store's windows not reviewed for it as negatives of weight
@@ -32,6 +33,7 @@ from envsound.agile.names import check_label
 from envsound.agile.suggest import Suggestion, suggest as suggest_windows
 from envsound.errors import ConfigError
 from envsound.inference.embeddings.store import EmbeddingsStore
+from envsound.models.files import FROZEN
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +189,13 @@ def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarra
             "learned": {"store": str(windows.path), "negatives": negatives, "weak_weight": WEAK_WEIGHT,
                         "target_precision": precision, "seed": seed,
                         "labels": {r.label: r.to_dict() for r in results}}}
-    model = write_model(source, names, weights, bias, [r.threshold for r in results], out / MODEL_NAME, meta=meta)
+    thresholds = [r.threshold for r in results]
+    if source.kind == FROZEN:  # a frozen network (BirdNET, YAMNet): the head and the trunk's name and digest
+        from envsound.models.litert import write_learned
+
+        model = write_learned(source.path, names, weights, bias, thresholds, out / MODEL_NAME, meta=meta)
+    else:
+        model = write_model(source, names, weights, bias, thresholds, out / MODEL_NAME, meta=meta)
     suggestions = suggest_windows(windows, weights, bias, names, labelled=reviewed, top=suggest) if suggest else []
     return LearnResult(model=model, labels=results, suggestions=suggestions, curves=curves,
                        seconds=time.perf_counter() - started)
@@ -275,7 +283,7 @@ def _source(windows: EmbeddingsStore):
     from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
 
     given = windows.network_file(needed_for="learning (its network becomes the learned model's trunk)")
-    source = open_model_file(given).require(CLASSIFIER, RELEASE, purpose="learning a head on its embeddings")
+    source = open_model_file(given).require(CLASSIFIER, RELEASE, FROZEN, purpose="learning a head on its embeddings")
     windows.check_network(given, source.digest, fix="learn with the model that made it")
     return source
 

@@ -160,11 +160,15 @@ class FrozenModel:
     frame_seconds = 0.0
     open_set = None
 
-    def __init__(self, network: LiteRTNetwork, *, labels: list[str], device: str = "cpu") -> None:
+    def __init__(self, network: LiteRTNetwork, *, labels: list[str], device: str = "cpu",
+                 head: tuple[np.ndarray, np.ndarray] | None = None, task: Task | None = None) -> None:
         self.network, self.release = network, network.release
         self.labels = list(labels)
         self.config = frozen_config(self.release)
-        self.task = Task(MULTI_LABEL)
+        self.task = task or Task(MULTI_LABEL)
+        # a learned head (envsound learn): weights (K, embedding_width) and bias (K,) over the embedding, in place of
+        # the network's own classes; None: the network's outputs
+        self.head = None if head is None else (np.asarray(head[0], np.float32), np.asarray(head[1], np.float32))
         self.meta: dict[str, Any] = {"kind": "frozen", "network": self.release.name, "licence": self.release.licence,
                                      "file": str(network.path)}
         self.runtime = EngineRuntime("cpu", "XNNPACK", engine="litert")  # LiteRT on the CPU, float32
@@ -188,6 +192,30 @@ class FrozenModel:
         labels = read_frozen_labels(network.release, labels_beside(network.release, Path(path)))
         model = cls(network, labels=labels)
         model.threads = threads
+        return model
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint, *, path: str | Path, device: str = "auto", precision: str = "auto",
+                         threads: int | None = None) -> "FrozenModel":
+        """A learned head over a frozen network (a ``model.ckpt`` :func:`write_learned` wrote): the trunk found by
+        digest (:func:`learned_trunk`) in one interpreter that keeps its tensors, its windows scored by the head.
+
+        Raises:
+            CheckpointError: the trunk is missing or another file; not such a checkpoint.
+            ConfigError: another device or precision than the CPU in float32; LiteRT is not installed.
+        """
+        if not is_learned(checkpoint):
+            raise CheckpointError(f"{path}: not a head learned over a frozen network")
+        if device not in ("auto", "cpu") or precision not in ("auto", "32"):
+            raise ConfigError(f"{path}: a TFLite network runs on the CPU in float32 through LiteRT; use --device "
+                              "auto/cpu and --precision auto/32")
+        network = LiteRTNetwork.open(learned_trunk(checkpoint, given=path), threads=threads, embedding=True)
+        state = checkpoint.state_dict
+        head = (state["head.weight"].float().numpy(), state["head.bias"].float().numpy())
+        model = cls(network, labels=checkpoint.labels, head=head, task=checkpoint.task)
+        model._embedder, model.threads = network, threads  # one interpreter: the head reads its embedding
+        model.meta.update({key: value for key, value in checkpoint.meta.items() if key not in ("file",)})
+        model.meta["file"] = str(path)
         return model
 
     @property
@@ -224,8 +252,28 @@ class FrozenModel:
         windows, starts = self._windows(samples, before)
         if not starts:
             return np.zeros((0, self.n_classes), dtype=np.float32), []
+        if self.head is not None:
+            return self.head_probs(self.window_embeddings(windows)), starts
         probs, _ = self.network.scores(windows)
         return probs, starts
+
+    def head_probs(self, embeddings: np.ndarray) -> np.ndarray:
+        """``(n, embedding_width)`` embeddings (any float dtype: a store's float16) -> ``(n, K)`` probabilities of the
+        learned head, ``sigmoid(x . w + b)``: what ``predict`` gives the same windows, so a store's windows rank as
+        the audio scores.
+
+        Raises:
+            ConfigError: no learned head (the network's own classifier is inside the TFLite file, not a head envsound
+                reads).
+        """
+        if self.head is None:
+            raise ConfigError(f"{self.release.name} is a frozen network whose classifier is inside its file, not a "
+                              "head over its embedding; learn one on a store with envsound learn")
+        weights, bias = self.head
+        if len(embeddings) == 0:
+            return np.zeros((0, len(bias)), dtype=np.float32)
+        logits = np.asarray(embeddings, dtype=np.float32).reshape(len(embeddings), -1) @ weights.T + bias
+        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
     def _windows(self, samples: np.ndarray, before: int | None) -> tuple[np.ndarray, list[int]]:
         """The windows ``(n, input_samples)`` of a waveform that start before ``before`` (all: ``None``) and their
@@ -238,3 +286,70 @@ class FrozenModel:
             piece = samples[start:start + width]
             windows[row, :len(piece)] = piece
         return windows, starts
+
+
+LEARNED_KIND = "frozen-head"
+"""``meta["kind"]`` of a ``model.ckpt`` that ``envsound learn`` wrote over a frozen network: a head and the trunk's
+name and digest (:func:`write_learned`), read by :meth:`FrozenModel.from_checkpoint`."""
+
+
+def is_learned(checkpoint) -> bool:
+    """True when a :class:`~envsound.models.checkpoint.Checkpoint` is a head learned over a frozen network."""
+    return (checkpoint.meta or {}).get("kind") == LEARNED_KIND
+
+
+def write_learned(trunk: Path, labels: list[str], weights: np.ndarray, bias: np.ndarray, thresholds: list[float],
+                  path: Path, *, meta: dict) -> Path:
+    """``path``: a ``model.ckpt`` of a head learned on the embeddings of the frozen network in the file ``trunk``:
+    the network's config (rate, window, hop), ``labels``, a multi-label task at ``thresholds``, ``head.weight``
+    ``(K, embedding_width)`` and ``head.bias`` ``(K,)``; ``meta`` (the learning's) gains the trunk (``network``,
+    ``digest``, ``file``, ``layer``) and the network's licence, which travels with every model learned on it.
+    Needs torch (the checkpoint format); the network is not copied in.
+
+    Raises:
+        ConfigError: the head's width is not the network's embedding width.
+    """
+    import torch
+
+    from envsound.fileio import file_digest
+    from envsound.models.checkpoint import Checkpoint, save_checkpoint
+
+    network = LiteRTNetwork.open(trunk, embedding=False)
+    release = network.release
+    if weights.shape[1] != release.embedding_width:
+        raise ConfigError(f"{trunk}: {release.name}'s embedding is {release.embedding_width}-d, the head reads "
+                          f"{weights.shape[1]}-d vectors; embed the archive again with this network")
+    trunk_meta = {**meta.get("trunk", {}), "network": release.name, "digest": file_digest(trunk), "file": str(trunk),
+                  "layer": "embed"}
+    learned = Checkpoint(config=frozen_config(release), labels=list(labels),
+                         task=Task(MULTI_LABEL, class_thresholds=tuple(float(t) for t in thresholds)),
+                         state_dict={"head.weight": torch.from_numpy(np.ascontiguousarray(weights, np.float32)),
+                                     "head.bias": torch.from_numpy(np.ascontiguousarray(bias, np.float32))},
+                         meta={**meta, "kind": LEARNED_KIND, "network": release.name, "licence": release.licence,
+                               "trunk": trunk_meta})
+    return save_checkpoint(path, learned)
+
+
+def learned_trunk(checkpoint, *, given: str | Path = "model") -> Path:
+    """The file of the frozen network a learned head reads: the installed member of its name, else the file it was
+    learned with; either must have the digest the checkpoint records.
+
+    Raises:
+        CheckpointError: neither is there, or the file there is another network (its digest differs).
+    """
+    from envsound.fileio import file_digest
+    from envsound.models.frozen import FROZEN
+    from envsound.models.releases import installed_path
+
+    trunk = checkpoint.meta.get("trunk") or {}
+    name, digest = trunk.get("network", ""), trunk.get("digest", "")
+    places = [installed_path(FROZEN[name])] if name in FROZEN else []
+    places.append(Path(trunk["file"]) if trunk.get("file") else None)
+    found = [place for place in places if place is not None and place.is_file()]
+    for place in found:
+        if file_digest(place) == digest:
+            return place
+    where = ", ".join(str(place) for place in found) or "not installed"
+    raise CheckpointError(f"{given}: its head was learned on {name} {digest[:16]}, which is not here ({where}); "
+                          f"install that file with 'envsound download {name} --from FILE'")
+
