@@ -28,6 +28,7 @@ from envsound.errors import EnvsoundError
 from envsound.events import Decoding, FrameTrack, Timeline, decode
 from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
+from envsound.inference.class_filter import ClassNames, ClassSubset, kept_columns
 from envsound.inference.listing import iter_inputs
 from envsound.inference.onnx_model import OnnxModel
 from envsound.models.files import CLASSIFIER, FROZEN, ONNX, RELEASE, ModelFile, open_model_file
@@ -93,14 +94,23 @@ class Predictor:
 
     ``threshold`` (``--threshold``): one decision threshold for every class, for a multi-label model's labels and any
     model's events, over the checkpoint's own (tuned or per class); the model itself is left as loaded.
-    :attr:`task` and :attr:`decoding` are what this predictor decides with.
+    :attr:`task` and :attr:`decoding` are what this predictor decides with. ``classes``: report only these of the
+    model's classes (names, or the path of a species-list file: :mod:`~envsound.inference.class_filter`), in the
+    model's label order; the others never appear (``None``: all).
 
     >>> predictor = Predictor.from_checkpoint("runs/esc10/model.ckpt")
     >>> predictor.predict_file("dog.wav", top_k=3).top
+
+    Raises:
+        ConfigError: ``classes`` names a class the model does not have (the message gives the nearest), or none.
     """
 
-    def __init__(self, model: WindowScorer, *, block_seconds: float = 60.0, threshold: float | None = None) -> None:
+    def __init__(self, model: WindowScorer, *, block_seconds: float = 60.0, threshold: float | None = None,
+                 classes: ClassNames | None = None) -> None:
+        if classes is not None:
+            model = ClassSubset(model, kept_columns(classes, model.labels, model=repr(model.config.model.name)))
         self.model = model
+        self.threshold = threshold
         self.task: Task = model.task if threshold is None else model.task.with_threshold(threshold, name="threshold")
         decoding = Decoding.of(model.config.events)
         decoding = decoding if threshold is None else decoding.with_threshold(self.task.threshold)
@@ -121,11 +131,15 @@ class Predictor:
         :func:`~envsound.models.files.open_model_file` recognises but an autoencoder: an envsound ``model.ckpt``, an
         AudioSet release ``.pt`` or installed name (``efficientat-mn04``), a ``model.onnx`` made by
         ``envsound export``, run by onnxruntime in float32 without importing torch, or a frozen TFLite network
-        (``birdnet-v2.4``, ``yamnet``: :class:`~envsound.models.litert.FrozenModel`, LiteRT on the CPU).
+        (``birdnet-v2.4``, ``yamnet``: :class:`~envsound.models.litert.FrozenModel`, LiteRT on the CPU). ``kwargs``:
+        as the constructor takes them (``block_seconds``, ``threshold``, ``classes``).
+
+        >>> Predictor.from_checkpoint("birdnet-v2.4", classes=["Erithacus rubecula_European Robin"])
 
         Raises:
             CheckpointError: ``path`` is not a model file this can run (the message says what it is).
-            ConfigError: ``device`` is not on this machine, or a precision or device an ONNX model cannot run at.
+            ConfigError: ``device`` is not on this machine, or a precision or device an ONNX model cannot run at;
+                ``classes`` names a class the model does not have.
         """
         source = open_model_file(path).require(CLASSIFIER, RELEASE, ONNX, FROZEN, purpose="prediction")
         if source.kind == ONNX:
@@ -141,6 +155,17 @@ class Predictor:
                                                       precision=precision), **kwargs)
         predictor.source = replace(source, checkpoint=None)  # the file, not its tensors: the model holds those
         return predictor
+
+    def only(self, classes: ClassNames) -> "Predictor":
+        """This predictor reporting only ``classes`` of its classes (as the constructor's ``classes``), at the same
+        threshold, block and source; the model is shared, not copied.
+
+        Raises:
+            ConfigError: a name that is not one of :attr:`labels`, or none.
+        """
+        narrowed = type(self)(self.model, block_seconds=self.block_seconds, threshold=self.threshold, classes=classes)
+        narrowed.source = self.source
+        return narrowed
 
     @property
     def labels(self) -> list[str]:

@@ -148,8 +148,8 @@ def range_classes(labels: Sequence[str] | None, lat: float, lon: float, week: in
     beside (see :func:`range_model_path`).
 
     Raises:
-        ConfigError: a value out of range; a label that is not one of ``member``'s classes; the range model or
-            ``member``'s label file is not installed.
+        ConfigError: a value out of range; a label that is not one of ``member``'s classes; none kept; the range
+            model or ``member``'s label file is not installed.
         CheckpointError: the range model's file is not one.
     """
     check_place(lat, lon, week)
@@ -163,7 +163,11 @@ def range_classes(labels: Sequence[str] | None, lat: float, lon: float, week: in
         raise ConfigError(f"--lat/--lon keep {member}'s classes by place and week; this model's class {stranger!r} "
                           f"is not one of them (use --species-list FILE)")
     probs = RangeModel.open(path, RANGE_MODELS[member]).probabilities(lat, lon, week)
-    return [name for name in labels if probs[column[name]] >= threshold]
+    kept = [name for name in labels if probs[column[name]] >= threshold]
+    if not kept:  # BirdNET-Analyzer would then keep every class: say so rather than guess
+        raise ConfigError(f"--lat {lat:g} --lon {lon:g} --week {week}: the species-range model expects none of these "
+                          f"{len(labels)} classes there then (at --sf-thresh {threshold:g})")
+    return kept
 
 
 def species_at(lat: float, lon: float, week: int = WHOLE_YEAR, *, threshold: float = SF_THRESH,

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envsound.data.download import download_file, sha256_of
-from envsound.errors import CheckpointError, ConfigError, EnvsoundError
+from envsound.errors import CheckpointError, ConfigError, DownloadError, EnvsoundError
 from envsound.fileio import atomic_path
+from envsound.models.birdnet_range import RANGE_MODELS, RangeModel, RangeRelease
 from envsound.models.frozen import FROZEN, FrozenRelease, is_tflite, official_or_not, read_frozen_labels
 from envsound.models.releases import models_dir
 
@@ -23,13 +24,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Installed:
-    """What :func:`install_frozen` put in place: the network's file, its label file, the member, and which file it
-    is (:func:`~envsound.models.frozen.official_or_not`)."""
+    """What :func:`install_frozen` put in place: the network's file, its label file, the member, which file it
+    is (:func:`~envsound.models.frozen.official_or_not`), and its species-range model (BirdNET's, for
+    ``--lat/--lon``: :mod:`~envsound.models.birdnet_range`) when one was found beside it or published (else
+    ``None``)."""
 
     path: Path
     labels: Path
     release: FrozenRelease
     which: str
+    range_model: Path | None = None
 
 
 def install_frozen(name: str, *, source: str | Path | None = None, url: str | None = None,
@@ -38,7 +42,9 @@ def install_frozen(name: str, *, source: str | Path | None = None, url: str | No
     :func:`~envsound.models.releases.models_dir` (``<models>/<name>/``): downloaded from the published addresses
     (or ``url``, a folder holding both files under their published names), or copied from ``source``, a file (its
     label file beside it) or a folder holding the network and its label file. A file that is not the member's
-    network (by structure), or a label file without one name per class, is not kept.
+    network (by structure), or a label file without one name per class, is not kept. BirdNET's species-range model
+    comes too when the source's folder holds it or the address publishes it (optional: without it, only
+    ``--lat/--lon`` are unavailable).
 
     >>> install_frozen("birdnet-v2.4", source="../shared/pretrained/birdnet").path
 
@@ -80,7 +86,35 @@ def install_frozen(name: str, *, source: str | Path | None = None, url: str | No
     os.replace(unverified, dest)
     os.replace(pending, labels)
     log.debug("%s: %s (%s)", release.name, which, dest)
-    return Installed(path=dest, labels=labels, release=release, which=which)
+    companion = RANGE_MODELS.get(release.name)
+    in_range = None if companion is None else _install_range(
+        companion, folder=model_file.parent if source is not None else None, base=base, progress=progress)
+    return Installed(path=dest, labels=labels, release=release, which=which, range_model=in_range)
+
+
+def _install_range(release: RangeRelease, *, folder: Path | None, base: str | None, progress: bool) -> Path | None:
+    """The member's species-range model into the models folder, from ``folder`` when it holds it, else from the
+    address (``base``, or the published one); ``None`` when neither has it (what was installed before is kept)."""
+    dest = models_dir() / release.file
+    unverified = dest.with_name(dest.name + ".unverified")
+    try:
+        if folder is not None:
+            if not (folder / release.file_name).is_file():
+                return dest if dest.is_file() else None
+            with atomic_path(unverified) as tmp:
+                shutil.copyfile(folder / release.file_name, tmp)
+        else:
+            download_file(base + release.file_name if base else release.url, unverified,
+                          sha256=None if base else release.sha256, progress=progress)
+        RangeModel.open(unverified, release)
+    except DownloadError as exc:  # optional: the network is installed, --lat/--lon will say how to add this
+        log.warning("%s: its species-range model was not fetched (%s); --lat/--lon need it", release.member, exc)
+        return dest if dest.is_file() else None
+    except EnvsoundError:
+        unverified.unlink(missing_ok=True)
+        raise
+    os.replace(unverified, dest)
+    return dest
 
 
 def _source_network(release: FrozenRelease, source: Path) -> Path:

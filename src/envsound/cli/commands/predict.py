@@ -30,8 +30,59 @@ def register(command) -> None:
                         "time resolution is features.eval_hop_seconds)")
     add_threshold_option(p)
     add_device_option(p, precision=True)
+    add_filter_options(p)
     add_scan_options(p)
     p.set_defaults(run=predict)
+
+
+def add_filter_options(p: argparse.ArgumentParser) -> None:
+    """BirdNET's filters, for printed results: a species list (any model), or BirdNET's species-range model."""
+    group = p.add_argument_group("class filters (printed results; docs/guide/networks.md)")
+    group.add_argument("--species-list", type=Path, metavar="FILE",
+                       help="report only the classes FILE lists, one a line as the model's labels write them "
+                            "(BirdNET: 'Latin name_Common name', as BirdNET-Analyzer's --slist); any model")
+    group.add_argument("--lat", type=float, help="with --lon: report only the classes BirdNET V2.4's species-range "
+                                                 "model expects at this latitude (degrees, -90 to 90)")
+    group.add_argument("--lon", type=float, help="longitude (degrees, -180 to 180), with --lat")
+    group.add_argument("--week", type=int, help="week of the year for --lat/--lon, 1-48 (four a month); default -1: "
+                                                "the whole year")
+    group.add_argument("--sf-thresh", type=float, metavar="P",
+                       help="the occurrence probability a class needs at --lat/--lon to be kept (default 0.03, as "
+                            "BirdNET-Analyzer's --sf_thresh)")
+
+
+def _filtered(predictor, args: argparse.Namespace):
+    """``predictor`` narrowed to the classes --species-list or --lat/--lon keep (itself without either)."""
+    from envsound.models.birdnet_range import SF_THRESH, WHOLE_YEAR, range_classes
+
+    if args.species_list is not None:
+        return predictor.only(args.species_list)
+    if args.lat is None:
+        return predictor
+    names = range_classes(predictor.labels, args.lat, args.lon, WHOLE_YEAR if args.week is None else args.week,
+                          threshold=SF_THRESH if args.sf_thresh is None else args.sf_thresh,
+                          near=predictor.source.path if predictor.source else None)
+    return predictor.only(names)
+
+
+def _check_filters(args: argparse.Namespace) -> None:
+    from envsound.models.birdnet_range import check_place, check_sf_thresh
+
+    place = args.lat is not None or args.lon is not None
+    if (args.week is not None or args.sf_thresh is not None) and not place:
+        raise ConfigError("--week and --sf-thresh go with --lat and --lon (BirdNET's species-range filter)")
+    if place and args.species_list is not None:
+        raise ConfigError("--species-list and --lat/--lon are two filters: give one (BirdNET-Analyzer ignores its "
+                          "list when given a place)")
+    if place and (args.lat is None or args.lon is None):
+        raise ConfigError("--lat and --lon go together: give both (and --week, default the whole year)")
+    if place:
+        check_place(args.lat, args.lon, -1 if args.week is None else args.week)
+    if args.sf_thresh is not None:
+        check_sf_thresh(args.sf_thresh)
+    if args.out is not None and (place or args.species_list is not None):
+        raise ConfigError("--species-list and --lat/--lon filter printed results; a results folder (--out) keeps "
+                          "every class (its windows/ tables with --window-scores)")
 
 
 def add_scan_options(p: argparse.ArgumentParser) -> None:
@@ -63,6 +114,7 @@ def predict(args: argparse.Namespace) -> int:
     from envsound.inference.predictor import Predictor
 
     check_threshold(args)
+    _check_filters(args)
     if args.out is not None:
         return _scan(args)
     if args.files_from or args.resume or args.engine != "local" or args.address or args.event_tables:
@@ -70,8 +122,8 @@ def predict(args: argparse.Namespace) -> int:
                           "add --out DIR")
     if not args.inputs:
         raise ConfigError("name the audio files or folders to classify")
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
-                                          threshold=args.threshold)
+    predictor = _filtered(Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
+                                                    threshold=args.threshold), args)
     failed = 0
     for prediction in predictor.predict_paths(args.inputs, top_k=args.top_k, segments=args.segments,
                                               events=args.events):
