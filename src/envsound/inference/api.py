@@ -22,6 +22,7 @@ import numpy as np
 from envsound.audio.load import AUDIO_EXTENSIONS, audio_info
 from envsound.audio.sniff import SNIFF_BYTES, SUPPORTED, sniff_audio
 from envsound.errors import ConfigError
+from envsound.inference.class_filter import ClassNames
 from envsound.inference.overview import overview
 from envsound.inference.predictor import Prediction, Predictor
 from envsound.models.files import ModelFile
@@ -108,7 +109,8 @@ def audio_duration(path: str | os.PathLike) -> float:
     return audio_info(path).duration
 
 
-def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str = "auto") -> Model:
+def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str = "auto",
+               classes: ClassNames | None = None) -> Model:
     """Load a model on ``device`` (``auto``: CUDA, then MPS, else the CPU) at ``precision`` (``auto``: what is fast on
     this machine; ``"32"``: fp32 everywhere): an envsound ``model.ckpt``, an AudioSet release ``.pt`` or the name of an
     installed one (``efficientat-mn04``), a ``model.onnx`` (see :func:`~envsound.models.files.open_model_file`), or a
@@ -118,8 +120,14 @@ def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str 
     A ``model.onnx`` written by ``envsound export`` runs with onnxruntime in float32 (on
     ``auto`` or ``cpu``; ``cuda`` with onnxruntime-gpu) and gives the same predictions without importing torch.
 
+    ``classes``: report only these of the model's classes, in its label order (names, or the path of a species-list
+    file, one label a line; BirdNET's species-range model gives such names:
+    ``load_model("birdnet-v2.4", classes=species_at(50.8, 4.4, week=20))``, see
+    :mod:`envsound.models.birdnet_range`).
+
     Raises:
         CheckpointError: not an envsound checkpoint, or one it cannot use (the message says why).
-        ConfigError: ``device`` is not on this machine (or not one an ONNX model runs on).
+        ConfigError: ``device`` is not on this machine (or not one an ONNX model runs on); ``classes`` names a class
+            the model does not have.
     """
-    return Model(Predictor.from_checkpoint(path, device=device, precision=precision))
+    return Model(Predictor.from_checkpoint(path, device=device, precision=precision, classes=classes))
