@@ -1,6 +1,7 @@
 """Learn a detector from reviewed windows of an embeddings store: per label a logistic regression on the stored
-embeddings (no audio decoded), written as an ordinary envsound model (the store's network with a new head; over a frozen network, BirdNET or
-YAMNet, a ``model.ckpt`` of the head that names its trunk by digest: :func:`envsound.models.litert.write_learned`).
+embeddings (no audio decoded), written as an ordinary envsound model (the store's network with a new head; over a
+frozen network, BirdNET or YAMNet, a ``model.ckpt`` of the head that names its trunk by digest:
+:func:`envsound.models.litert.write_learned`).
 
 A label's training windows are its reviewed ones (``yes`` = 1, ``no`` = 0, ``unsure`` left out) and, with
 ``negatives="weak"``, a seeded sample of the store's windows not reviewed for it as negatives of weight

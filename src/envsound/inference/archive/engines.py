@@ -44,7 +44,11 @@ def _local(predictor: "Predictor", shape: dict, *, address: str | None, device: 
 def _ray(predictor: "Predictor", shape: dict, *, address: str | None, device: str, workers: int,
          file_timeout: float | None) -> "Engine":
     from envsound.inference.archive.ray_engine import RayEngine
+    from envsound.models.files import FROZEN
 
+    if getattr(predictor.source, "kind", None) == FROZEN:  # its actors would need the label file and the embedder
+        raise ConfigError(f"{predictor.source.given}: the ray engine does not run a frozen network (BirdNET, YAMNet) "
+                          "yet; use --engine local")
     return RayEngine(predictor, address=address, device=device, file_timeout=file_timeout, **shape)
 
 
