@@ -185,9 +185,7 @@ class FrozenModel:
             CheckpointError: see :meth:`LiteRTNetwork.open`; the label file is missing or has the wrong count.
             ConfigError: another device or precision; LiteRT is not installed.
         """
-        if device not in ("auto", "cpu") or precision not in ("auto", "32"):
-            raise ConfigError(f"{path}: a TFLite network runs on the CPU in float32 through LiteRT; use --device "
-                              "auto/cpu and --precision auto/32")
+        _on_cpu_in_float32(path, device, precision)
         network = LiteRTNetwork.open(path, threads=threads, embedding=False)
         labels = read_frozen_labels(network.release, labels_beside(network.release, Path(path)))
         model = cls(network, labels=labels)
@@ -206,9 +204,7 @@ class FrozenModel:
         """
         if not is_learned(checkpoint):
             raise CheckpointError(f"{path}: not a head learned over a frozen network")
-        if device not in ("auto", "cpu") or precision not in ("auto", "32"):
-            raise ConfigError(f"{path}: a TFLite network runs on the CPU in float32 through LiteRT; use --device "
-                              "auto/cpu and --precision auto/32")
+        _on_cpu_in_float32(path, device, precision)
         network = LiteRTNetwork.open(learned_trunk(checkpoint, given=path), threads=threads, embedding=True)
         state = checkpoint.state_dict
         head = (state["head.weight"].float().numpy(), state["head.bias"].float().numpy())
@@ -353,3 +349,9 @@ def learned_trunk(checkpoint, *, given: str | Path = "model") -> Path:
     raise CheckpointError(f"{given}: its head was learned on {name} {digest[:16]}, which is not here ({where}); "
                           f"install that file with 'envsound download {name} --from FILE'")
 
+
+def _on_cpu_in_float32(path: str | Path, device: str, precision: str) -> None:
+    """Refuse a device or precision LiteRT does not run a TFLite network at (it runs on the CPU in float32)."""
+    if device not in ("auto", "cpu") or precision not in ("auto", "32"):
+        raise ConfigError(f"{path}: a TFLite network runs on the CPU in float32 through LiteRT; use --device "
+                          "auto/cpu and --precision auto/32")
