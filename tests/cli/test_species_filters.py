@@ -6,6 +6,7 @@ every expected score is recomputed in numpy."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ pytest.importorskip("flatbuffers")
 from tinytflite import range_reference, reference, tiny_range_weights, write_tiny, write_tiny_range  # noqa: E402
 
 from envsound.errors import ConfigError  # noqa: E402
-from envsound.models.birdnet_range import RANGE_FILE  # noqa: E402
+from envsound.models.birdnet_range import RANGE_FILE, range_classes  # noqa: E402
 
 MODEL, LABELS = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite", "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
 NAMES = [f"Genus species{i}_Common {i}" for i in range(6522)]
@@ -226,3 +227,22 @@ def test_a_species_list_filters_a_learned_model_too(trained_run, synthetic_manif
     got = narrowed.predict_file(record.path, top_k=5, segments=True)
     assert {t["label"]: t["score"] for t in got.top} == {label: scores[label] for label in whole.labels[:2]}
     assert {s["label"] for s in got.segments} <= set(whole.labels[:2])
+
+
+def test_the_real_birdnet_beside_its_range_model_drops_the_rooster_in_belgium_in_may(envsound_main, tmp_path,
+                                                                                     monkeypatch):
+    """The shared BirdNET file run by path finds its range model beside it: the rooster clip's best class (the Red
+    Junglefowl, a domestic chicken) is not expected near Brussels in week 20, so it is not reported."""
+    shared = Path(__file__).resolve().parents[2].parent / "shared"
+    birdnet, rooster = shared / "pretrained" / "birdnet", shared / "data" / "esc50" / "audio" / "1-26806-A-1.flac"
+    if not (birdnet / RANGE_FILE).is_file() or not rooster.is_file():
+        pytest.skip("../shared/pretrained/birdnet and ESC-50 are beside the clone only on the project's machines")
+    monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path))  # nothing installed: the range model beside the file
+    everywhere = last_json(envsound_main("predict", birdnet / MODEL, rooster, "--json"))
+    assert everywhere["top"][0]["label"] == "Gallus gallus_Red Junglefowl"
+    in_belgium = last_json(envsound_main("predict", birdnet / MODEL, rooster, "--lat", "50.8", "--lon", "4.4",
+                                         "--week", "20", "--top-k", "10", "--json"))
+    assert "Gallus gallus_Red Junglefowl" not in {t["label"] for t in in_belgium["top"]}
+    labels = (birdnet / LABELS).read_text().splitlines()
+    assert {t["label"] for t in in_belgium["top"]} <= set(range_classes(labels, 50.8, 4.4, 20,
+                                                                        near=birdnet / RANGE_FILE))
