@@ -110,6 +110,28 @@ def test_a_species_list_keeps_only_its_classes_in_the_models_label_order(envsoun
                                                         for b, s in zip(best, result["segments"])]
 
 
+def test_a_folder_given_as_species_list_is_read_from_its_species_list_txt(clip, tmp_path):
+    from envsound.inference.predictor import Predictor
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "species_list.txt").write_text(f"{NAMES[5]}\n")
+    assert Predictor.from_checkpoint("birdnet-v2.4", classes=tmp_path / "site").labels == [NAMES[5]]
+    with pytest.raises(ConfigError, match="empty.txt: the species list names no class"):
+        (tmp_path / "empty.txt").write_text("# nothing yet\n")
+        Predictor.from_checkpoint("birdnet-v2.4", classes=str(tmp_path / "empty.txt"))
+
+
+def test_a_range_model_of_the_wrong_shape_in_the_folder_keeps_nothing(envsound_main, tmp_path, monkeypatch):
+    monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "models"))
+    folder = birdnet_copy(tmp_path / "copy", with_range=False)
+    write_tiny("yamnet", folder / RANGE_FILE)
+    ran = envsound_main("download", "birdnet-v2.4", "--from", folder)
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines()[-1].endswith(
+        "not birdnet-v2.4's species-range model (it takes latitude, longitude and week, and gives 6522 probabilities)")
+    assert not list((tmp_path / "models" / "birdnet-v2.4").iterdir())  # neither file is kept
+
+
 def test_a_name_not_among_the_labels_is_refused_naming_the_file_the_line_and_the_nearest(envsound_main, clip,
                                                                                          tmp_path):
     path, _ = clip

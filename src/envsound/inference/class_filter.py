@@ -38,13 +38,14 @@ def nearest_label(name: str, labels: list[str]) -> str:
 
 def read_class_list(path: str | os.PathLike, labels: list[str], *, model: str = "the model") -> list[str]:
     """The class names the species-list file at ``path`` lists, one a line as ``labels`` write them (blank lines and
-    lines starting with ``#`` skipped), each checked against ``labels``.
+    lines starting with ``#`` skipped), each checked against ``labels``; a folder's ``species_list.txt``, as
+    BirdNET-Analyzer's ``--slist`` reads a folder.
 
     Raises:
         ConfigError: the file cannot be read, lists no class, or a line names no class of ``labels`` (the message
             names the file, the line and the nearest label).
     """
-    path = Path(path)
+    path = Path(path) / "species_list.txt" if Path(path).is_dir() else Path(path)
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:

@@ -78,6 +78,9 @@ def install_frozen(name: str, *, source: str | Path | None = None, url: str | No
             labels_from = base + Path(release.labels_file).name if base else release.labels_url
             download_file(labels_from, pending, progress=progress)
         read_frozen_labels(release, pending, shown=labels_from)
+        companion = RANGE_MODELS.get(release.name)  # BirdNET's species-range model, when there: a wrong one fails all
+        in_range = None if companion is None else _install_range(
+            companion, folder=model_file.parent if source is not None else None, base=base, progress=progress)
     except EnvsoundError:  # a download cut short, a wrong file: neither is kept
         unverified.unlink(missing_ok=True)
         pending.unlink(missing_ok=True)
@@ -86,9 +89,6 @@ def install_frozen(name: str, *, source: str | Path | None = None, url: str | No
     os.replace(unverified, dest)
     os.replace(pending, labels)
     log.debug("%s: %s (%s)", release.name, which, dest)
-    companion = RANGE_MODELS.get(release.name)
-    in_range = None if companion is None else _install_range(
-        companion, folder=model_file.parent if source is not None else None, base=base, progress=progress)
     return Installed(path=dest, labels=labels, release=release, which=which, range_model=in_range)
 
 
@@ -107,7 +107,7 @@ def _install_range(release: RangeRelease, *, folder: Path | None, base: str | No
             download_file(base + release.file_name if base else release.url, unverified,
                           sha256=None if base else release.sha256, progress=progress)
         RangeModel.open(unverified, release)
-    except DownloadError as exc:  # optional: the network is installed, --lat/--lon will say how to add this
+    except DownloadError as exc:  # optional: the network goes in without it; --lat/--lon will say how to add it
         log.warning("%s: its species-range model was not fetched (%s); --lat/--lon need it", release.member, exc)
         return dest if dest.is_file() else None
     except EnvsoundError:
