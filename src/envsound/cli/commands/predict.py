@@ -39,8 +39,9 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
     """BirdNET's filters, for printed results: a species list (any model), or BirdNET's species-range model."""
     group = p.add_argument_group("class filters (printed results; docs/guide/networks.md)")
     group.add_argument("--species-list", type=Path, metavar="FILE",
-                       help="report only the classes FILE lists, one a line as the model's labels write them "
-                            "(BirdNET: 'Latin name_Common name', as BirdNET-Analyzer's --slist); any model")
+                       help="report only the classes FILE lists (a folder: its species_list.txt), one a line as "
+                            "the model's labels write them (BirdNET: 'Latin name_Common name', as "
+                            "BirdNET-Analyzer's --slist); any model")
     group.add_argument("--lat", type=float, help="with --lon: report only the classes BirdNET V2.4's species-range "
                                                  "model expects at this latitude (degrees, -90 to 90)")
     group.add_argument("--lon", type=float, help="longitude (degrees, -180 to 180), with --lat")
