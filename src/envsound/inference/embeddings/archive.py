@@ -78,6 +78,9 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     :data:`~envsound.inference.embeddings.index.INDEX_MIN_WINDOWS` windows or more gets its search index brought up
     to date at the end (where faiss is installed).
 
+    ``model`` may be a frozen network (``birdnet-v2.4``, ``yamnet``): LiteRT cuts and embeds each chunk's windows,
+    the windows ``predict`` scores, and the store records its rate and hop too (local engine only).
+
     >>> summary = embed_archive("efficientat-mn04", "recordings/", out="recordings.db",
     ...                         options=ScanOptions(workers=2))
     >>> summary.total_windows

@@ -4,7 +4,8 @@ evaluation window of every file and its embedding.
 - ``journal.sqlite``: the scan's journal (:mod:`envsound.inference.archive.journal`): files done, parts committed, and
   the settings: ``store`` (``"embeddings"``), ``model`` (the model file's SHA-256), ``model_file`` (its path, which
   :func:`~envsound.inference.embeddings.search.search` loads), ``precision``, ``layer``, ``window_seconds``, ``cwd``
-  (the working directory ``embed`` ran in: relative ``file`` and ``model_file`` names are relative to it);
+  (the working directory ``embed`` ran in: relative ``file`` and ``model_file`` names are relative to it); for a
+  frozen network (BirdNET, YAMNet) also ``sample_rate`` and ``hop_seconds``;
 - ``windows/part-NNNNNN.parquet``: ``window`` (the store's id of the window, from 0, int64), ``file`` (as the
   listing named it: the ``file`` of ``predict --out``), ``start``, ``end`` (seconds in that file);
 - ``embeddings/part-NNNNNN.npy``: ``(n, d)`` float16, row ``i`` the embedding of the part's ``i``-th window;
