@@ -77,9 +77,12 @@ def last_json(ran) -> dict:
 
 def test_lat_lon_week_report_only_the_classes_the_range_model_keeps_there_then(envsound_main, clip):
     path, wave = clip
-    result = last_json(envsound_main("predict", "birdnet-v2.4", path, "--lat", "50", "--lon", "4", "--week", "20",
-                                     "--top-k", "5", "--segments", "--threshold", "0.01", "--json"))
+    ran = envsound_main("predict", "birdnet-v2.4", path, "--lat", "50", "--lon", "4", "--week", "20", "--top-k", "5",
+                        "--segments", "--threshold", "0.01", "--json")
+    result = last_json(ran)
     kept = list(np.nonzero(range_reference(*tiny_range_weights(), (50, 4, 20)) >= 0.03)[0])
+    assert (f"envsound predict: {len(kept):,} of 6,522 classes expected at --lat 50 --lon 4 --week 20 (--sf-thresh "
+            "0.03)") in ran.stderr
     assert 1 in kept and 3 not in kept and 0 in kept  # the north's classes, and class 1 in week 20
     top, best = expected_top(wave, kept, 5)
     assert result["top"] == top

@@ -60,9 +60,13 @@ def _filtered(predictor, args: argparse.Namespace):
         return predictor.only(args.species_list)
     if args.lat is None:
         return predictor
-    names = range_classes(predictor.labels, args.lat, args.lon, WHOLE_YEAR if args.week is None else args.week,
-                          threshold=SF_THRESH if args.sf_thresh is None else args.sf_thresh,
+    week = WHOLE_YEAR if args.week is None else args.week
+    threshold = SF_THRESH if args.sf_thresh is None else args.sf_thresh
+    names = range_classes(predictor.labels, args.lat, args.lon, week, threshold=threshold,
                           near=predictor.source.path if predictor.source else None)
+    if not args.quiet:  # as BirdNET-Analyzer says how long its species list is
+        print(f"envsound predict: {len(names):,} of {len(predictor.labels):,} classes expected at --lat {args.lat:g} "
+              f"--lon {args.lon:g} --week {week} (--sf-thresh {threshold:g})", file=sys.stderr)
     return predictor.only(names)
 
 
