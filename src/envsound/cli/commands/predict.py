@@ -30,14 +30,13 @@ def register(command) -> None:
                         "time resolution is features.eval_hop_seconds)")
     add_threshold_option(p)
     add_device_option(p, precision=True)
-    add_filter_options(p)
+    add_filter_options(p.add_argument_group("class filters (printed results; docs/guide/networks.md)"))
     add_scan_options(p)
     p.set_defaults(run=predict)
 
 
-def add_filter_options(p: argparse.ArgumentParser) -> None:
+def add_filter_options(group) -> None:
     """BirdNET's filters, for printed results: a species list (any model), or BirdNET's species-range model."""
-    group = p.add_argument_group("class filters (printed results; docs/guide/networks.md)")
     group.add_argument("--species-list", type=Path, metavar="FILE",
                        help="report only the classes FILE lists (a folder: its species_list.txt), one a line as "
                             "the model's labels write them (BirdNET: 'Latin name_Common name', as "
