@@ -58,7 +58,7 @@ def test_learn_on_a_birdnet_store_writes_the_head_and_names_the_trunk_by_digest(
     assert ran.returncode == 0, ran.stderr
     from envsound.inference.embeddings.store import EmbeddingsStore
     from envsound.models.checkpoint import load_checkpoint
-    from envsound.agile.check import learned_predictor
+    from envsound.inference.predictor import Predictor
 
     store = EmbeddingsStore(birdnet_store)
     learned = load_checkpoint(tmp_path / "learned" / "model.ckpt")
@@ -66,7 +66,7 @@ def test_learn_on_a_birdnet_store_writes_the_head_and_names_the_trunk_by_digest(
     assert learned.meta["trunk"]["network"] == "birdnet-v2.4" and learned.meta["licence"] == "CC BY-NC-SA 4.0"
     assert learned.labels == ["bird"] and learned.state_dict["head.weight"].shape == (1, 1024)
 
-    predictor = learned_predictor(tmp_path / "learned" / "model.ckpt")
+    predictor = Predictor.from_checkpoint(tmp_path / "learned" / "model.ckpt")
     stored = predictor.model.head_probs(store.vectors(np.arange(store.windows)))[:, 0]
     for row, expected in zip(store.columns().to_pylist(), stored):
         score = predictor.predict_file(row["file"], top_k=1).top[0]["score"]
@@ -87,9 +87,46 @@ def test_a_learned_head_whose_trunk_is_another_file_is_refused(envsound_main, bi
     assert envsound_main("learn", birdnet_store, "--label", "bird", "--out", tmp_path / "learned",
                          "--negatives", "none").returncode == 0
     from envsound.errors import CheckpointError
-    from envsound.agile.check import learned_predictor
+    from envsound.inference.predictor import Predictor
 
     installed = tmp_path / "models" / "birdnet-v2.4" / "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
     installed.write_bytes(installed.read_bytes() + b"\0")  # another file of the same name
     with pytest.raises(CheckpointError, match="its head was learned on birdnet-v2.4 .*, which is not here"):
-        learned_predictor(tmp_path / "learned" / "model.ckpt")
+        Predictor.from_checkpoint(tmp_path / "learned" / "model.ckpt")
+
+
+def test_predict_predict_out_and_listen_open_a_head_learned_over_birdnet(envsound_main, birdnet_store, tmp_path):
+    """A learned head over a frozen network opens as any model.ckpt does (Predictor.from_checkpoint): predict on a
+    file, predict --out over a folder, listen on a file as a stream."""
+    import json
+
+    assert envsound_main("learn", birdnet_store, "--label", "bird", "--out", tmp_path / "learned",
+                         "--negatives", "none").returncode == 0
+    model, audio = tmp_path / "learned" / "model.ckpt", tmp_path / "audio"
+    ran = envsound_main("predict", model, audio / "bird0.wav", audio / "rain1.wav", "--json")
+    assert ran.returncode == 0, ran.stderr
+    said = {Path(row["file"]).name: row["top"][0]["score"] for row in map(json.loads, ran.stdout.splitlines())}
+    assert said["bird0.wav"] > 0.5 > said["rain1.wav"], said
+    ran = envsound_main("predict", model, audio, "--out", tmp_path / "results", "-q")
+    assert ran.returncode == 0 and "8 files" in ran.stdout, ran.stdout + ran.stderr
+    ran = envsound_main("listen", model, "--input", audio / "bird2.wav", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout.splitlines()[0])["top"][0]["label"] == "bird"
+
+
+def test_serve_answers_with_a_head_learned_over_birdnet(envsound_main, birdnet_store, tmp_path):
+    """The server's door (load_model) opens the learned head too: /v1/model names its labels, /v1/predict scores."""
+    import httpx
+
+    from envsound.app.run import running
+    from envsound.app.server import create_app
+    from envsound.inference.api import load_model
+
+    assert envsound_main("learn", birdnet_store, "--label", "bird", "--out", tmp_path / "learned",
+                         "--negatives", "none").returncode == 0
+    with running(create_app(load_model(tmp_path / "learned" / "model.ckpt"))) as url:
+        assert httpx.get(f"{url}/v1/model", timeout=10).json()["labels"] == ["bird"]
+        with open(tmp_path / "audio" / "bird4.wav", "rb") as handle:
+            answer = httpx.post(f"{url}/v1/predict", files={"file": ("bird4.wav", handle)}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["top"][0]["label"] == "bird" and answer.json()["top"][0]["score"] > 0.5

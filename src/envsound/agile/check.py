@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -162,8 +162,7 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
         raise ConfigError(f"sample must be a whole number of windows >= 1, got {sample!r}")
     labelled = LabelledStore.open(db, store)
     windows = labelled.windows
-    predictor = (learned_predictor(model, device="cpu", precision="32")  # a head over BirdNET or YAMNet
-                 or Predictor.from_checkpoint(model, device="cpu", precision="32"))
+    predictor = Predictor.from_checkpoint(model, device="cpu", precision="32")
     check_reads(predictor, windows, model)
     names = list(predictor.labels)
     chosen = names if labels is None else ([labels] if isinstance(labels, str) else list(labels))
@@ -289,24 +288,3 @@ def _write_sheet(sheet: Path, windows: EmbeddingsStore, ids: np.ndarray, scores:
                              known.get(window, ""), repr(threshold)])
         text.flush()
         text.detach()
-
-
-def learned_predictor(path: str | Path, *, device: str = "auto", precision: str = "auto", **kwargs):
-    """A :class:`~envsound.inference.predictor.Predictor` of the head learned over a frozen network in the
-    ``model.ckpt`` at ``path`` (``kwargs``: the Predictor's), or ``None`` for any other model file, which
-    :meth:`Predictor.from_checkpoint <envsound.inference.predictor.Predictor.from_checkpoint>` opens.
-
-    Raises:
-        CheckpointError, ConfigError: see :meth:`~envsound.models.litert.FrozenModel.from_checkpoint`.
-    """
-    from envsound.inference.predictor import Predictor
-    from envsound.models.files import CLASSIFIER, open_model_file
-    from envsound.models.litert import FrozenModel, is_learned
-
-    source = open_model_file(path)
-    if source.kind != CLASSIFIER or not is_learned(source.checkpoint):
-        return None
-    model = FrozenModel.from_checkpoint(source.checkpoint, path=source.path, device=device, precision=precision)
-    predictor = Predictor(model, **kwargs)
-    predictor.source = replace(source, checkpoint=None)
-    return predictor

@@ -32,6 +32,7 @@ from envsound.inference.class_filter import ClassNames, ClassSubset, kept_column
 from envsound.inference.listing import iter_inputs
 from envsound.inference.onnx_model import OnnxModel
 from envsound.models.files import CLASSIFIER, FROZEN, ONNX, RELEASE, ModelFile, open_model_file
+from envsound.models.litert import FrozenModel, is_learned  # LiteRT itself is imported when a network opens
 from envsound.task import Task
 
 log = logging.getLogger(__name__)
@@ -145,9 +146,10 @@ class Predictor:
         if source.kind == ONNX:
             predictor = cls(OnnxModel.load(source.path, device=device, precision=precision), **kwargs)
         elif source.kind == FROZEN:  # a TFLite network (BirdNET, YAMNet): LiteRT, no torch
-            from envsound.models.litert import FrozenModel
-
             predictor = cls(FrozenModel.load(source.path, device=device, precision=precision), **kwargs)
+        elif source.kind == CLASSIFIER and is_learned(source.checkpoint):  # a head learned over BirdNET or YAMNet
+            predictor = cls(FrozenModel.from_checkpoint(source.checkpoint, path=source.path, device=device,
+                                                        precision=precision), **kwargs)
         else:
             from envsound.models.clip import ClipModel  # torch: imported only for a checkpoint
 
