@@ -46,6 +46,7 @@ def test_download_from_a_folder_installs_birdnet_and_says_its_licence(envsound_m
     assert ran.returncode == 0, ran.stderr
     assert "(the distributed file)" in ran.stdout
     assert "licence: CC BY-NC-SA 4.0 (envsound never bundles it" in ran.stdout
+    assert "species-range model: installed (for --lat/--lon/--week)" in ran.stdout  # the shared folder holds it
     assert (tmp_path / "birdnet-v2.4" / "BirdNET_GLOBAL_6K_V2.4_Labels.txt").is_file()
 
 

@@ -85,4 +85,6 @@ def _install_frozen(args: argparse.Namespace) -> int:
           f"{release.name} FILE')")
     bundling = "envsound never bundles it" if not release.bundled else "it may be redistributed under its terms"
     print(f"licence: {release.licence} ({bundling}; the copy installed is yours, used under its licence)")
+    if release.name == "birdnet-v2.4":  # its optional species-range model: what --lat/--lon need
+        print(f"species-range model: {'installed (for --lat/--lon/--week)' if done.range_model else 'not installed'}")
     return 0
