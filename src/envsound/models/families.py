@@ -10,8 +10,11 @@ ask here; a new family is its own module (network, recogniser, checkpoint builde
 record in :data:`FAMILIES` (or :func:`register_family` from code outside the package).
 
 A family of ``runtime`` other than ``"torch"`` holds frozen networks another runtime runs as they are (``litert``:
-BirdNET V2.4 and YAMNet as TFLite files, :mod:`envsound.models.frozen`): its ``recognise`` takes a file's
-structure instead of a torch payload, its ``checkpoint`` opens the file as a model that scores windows.
+BirdNET V2.4 and YAMNet as TFLite files, :mod:`envsound.models.frozen`). Its record lists its releases here (for
+``download`` and ``models``); for now its plug-in is its table (:data:`envsound.models.frozen.FROZEN`: a new member
+is a row there), and its ``recognise``/``checkpoint`` fields name what opens its files
+(:func:`~envsound.models.frozen.recognise_structure`, :meth:`~envsound.models.litert.FrozenModel.load`), which
+``open_model_file`` and the predictor call directly: one contract for both runtimes is issue 76's.
 
 >>> [spec.download_name for spec in family_releases()][:2]
 ['efficientat-mn01', 'efficientat-mn02']

@@ -68,9 +68,12 @@ class LiteRTNetwork:
         self._shape = tuple(interpreter.get_input_details()[0]["shape"])  # (1, samples), or (samples,) in some exports
         self._output = next(d["index"] for d in interpreter.get_output_details()
                             if int(d["shape"][-1]) == release.n_classes)
-        self._embedding = next(d["index"] for d in interpreter.get_tensor_details()
-                               if d["name"].endswith(release.embedding_tensor)
-                               and int(d["shape"][-1]) == release.embedding_width)
+        self._embedding = next((d["index"] for d in interpreter.get_tensor_details()
+                                if d["name"].endswith(release.embedding_tensor)
+                                and int(d["shape"][-1]) == release.embedding_width), None)
+        if self._embedding is None:
+            raise CheckpointError(f"{path}: its {release.embedding_tensor} tensor is not {release.embedding_width} "
+                                  f"wide, as {release.name}'s embedding is; pass {release.name}'s own .tflite")
         self.input_name = structure.input_name
 
     @classmethod
@@ -140,8 +143,14 @@ class LiteRTNetwork:
         YAMNet's scores as they are."""
         output, embedding = self.run(windows)
         if self.release.activation == "sigmoid":
-            output = 1.0 / (1.0 + np.exp(-output))
+            output = sigmoid(output)
         return output.astype(np.float32, copy=False), embedding
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-logits))`` elementwise; a logit beyond float range gives 0 or 1 without a warning."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-logits))
 
 
 def frozen_config(release: FrozenRelease) -> Config:
@@ -207,7 +216,12 @@ class FrozenModel:
         _on_cpu_in_float32(path, device, precision)
         network = LiteRTNetwork.open(learned_trunk(checkpoint, given=path), threads=threads, embedding=True)
         state = checkpoint.state_dict
+        if "head.weight" not in state or "head.bias" not in state:
+            raise CheckpointError(f"{path}: a learned head without head.weight and head.bias; learn it again")
         head = (state["head.weight"].float().numpy(), state["head.bias"].float().numpy())
+        if head[0].shape[1:] != (network.release.embedding_width,):
+            raise CheckpointError(f"{path}: its head reads {head[0].shape[1:]}-d embeddings, not the "
+                                  f"{network.release.embedding_width}-d of {network.release.name}; learn it again")
         model = cls(network, labels=checkpoint.labels, head=head, task=checkpoint.task)
         model._embedder, model.threads = network, threads  # one interpreter: the head reads its embedding
         model.meta.update({key: value for key, value in checkpoint.meta.items() if key not in ("file",)})
@@ -269,7 +283,7 @@ class FrozenModel:
         if len(embeddings) == 0:
             return np.zeros((0, len(bias)), dtype=np.float32)
         logits = np.asarray(embeddings, dtype=np.float32).reshape(len(embeddings), -1) @ weights.T + bias
-        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        return sigmoid(logits).astype(np.float32)
 
     def _windows(self, samples: np.ndarray, before: int | None) -> tuple[np.ndarray, list[int]]:
         """The windows ``(n, input_samples)`` of a waveform that start before ``before`` (all: ``None``) and their

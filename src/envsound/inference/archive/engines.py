@@ -44,11 +44,13 @@ def _local(predictor: "Predictor", shape: dict, *, address: str | None, device: 
 def _ray(predictor: "Predictor", shape: dict, *, address: str | None, device: str, workers: int,
          file_timeout: float | None) -> "Engine":
     from envsound.inference.archive.ray_engine import RayEngine
-    from envsound.models.files import FROZEN
+    from envsound.models.litert import FrozenModel
 
-    if getattr(predictor.source, "kind", None) == FROZEN:  # its actors would need the label file and the embedder
+    # a frozen network, or a head learned over one: its actors would need the label file, the installed trunk and
+    # the embedder on their own node
+    if isinstance(predictor.model, FrozenModel):
         raise ConfigError(f"{predictor.source.given}: the ray engine does not run a frozen network (BirdNET, YAMNet) "
-                          "yet; use --engine local")
+                          "or a head learned over one yet; use --engine local")
     return RayEngine(predictor, address=address, device=device, file_timeout=file_timeout, **shape)
 
 
