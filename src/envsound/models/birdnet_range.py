@@ -20,6 +20,7 @@ import numpy as np
 
 from envsound.errors import CheckpointError, ConfigError
 from envsound.models.frozen import BIRDNET_URL, FROZEN, read_frozen_labels
+from envsound.models.litert import open_interpreter
 from envsound.models.releases import models_dir
 
 SF_THRESH = 0.03
@@ -90,15 +91,7 @@ class RangeModel:
             ConfigError: LiteRT is not installed.
         """
         path = Path(path)
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as exc:
-            raise ConfigError(f"{path}: running a TFLite network needs LiteRT ({exc}); pip install "
-                              "'envsound[litert]' (ai-edge-litert)") from exc
-        try:
-            interpreter = Interpreter(model_path=str(path))
-        except (ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{path}: not a readable TFLite network ({str(exc).strip()[:160]})") from exc
+        interpreter = open_interpreter(path)
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
         if ([int(d["shape"][-1]) for d in inputs] != [3]
                 or [int(d["shape"][-1]) for d in outputs] != [release.n_classes]):

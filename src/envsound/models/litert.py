@@ -32,7 +32,14 @@ from envsound.task import MULTI_LABEL, Task
 log = logging.getLogger(__name__)
 
 
-def _interpreter(path: Path, *, threads: int | None, keep: bool):
+def open_interpreter(path: Path, *, threads: int | None = None, keep: bool = False):
+    """A LiteRT interpreter of the TFLite file ``path`` (``keep``: its intermediate tensors kept, for reading an
+    embedding), tensors not allocated yet.
+
+    Raises:
+        CheckpointError: not a readable TFLite file (one line).
+        ConfigError: LiteRT is not installed (the pip line).
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:
@@ -88,7 +95,7 @@ class LiteRTNetwork:
             ConfigError: LiteRT is not installed.
         """
         path = Path(path)
-        interpreter = _interpreter(path, threads=threads, keep=embedding)
+        interpreter = open_interpreter(path, threads=threads, keep=embedding)
         release = recognise_structure(structure_of(interpreter))
         if release is None:
             from envsound.models.frozen import FROZEN
