@@ -67,6 +67,9 @@ def test_reconstruction_has_the_input_shape(trunk, decoder, channels, n_mels, fr
 
 
 def test_whole_network_trains_at_once_against_the_standardised_input():
+    # seeded: a 4-filter network starts dead (every ReLU of a layer off, no gradient anywhere) at 3 of 200 random
+    # starts, and unseeded the draw was whatever the tests before it in the worker left (the AVX2 suite hit one)
+    torch.manual_seed(0)
     ae = ConvAutoencoder(DTUEncoder(in_channels=1, n_mels=16, n_frames=16, filters=4), decoder="unpool")
     x = torch.randn(4, 1, 16, 16) * 20 - 50  # dB-like levels
     target = ae.target(x)
