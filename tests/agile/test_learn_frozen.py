@@ -125,7 +125,8 @@ def test_serve_answers_with_a_head_learned_over_birdnet(envsound_main, birdnet_s
     assert envsound_main("learn", birdnet_store, "--label", "bird", "--out", tmp_path / "learned",
                          "--negatives", "none").returncode == 0
     with running(create_app(load_model(tmp_path / "learned" / "model.ckpt"))) as url:
-        assert httpx.get(f"{url}/v1/model", timeout=10).json()["labels"] == ["bird"]
+        described = httpx.get(f"{url}/v1/model", timeout=10).json()
+        assert described["labels"] == ["bird"] and described["licence"] == "CC BY-NC-SA 4.0"  # BirdNET's travels
         with open(tmp_path / "audio" / "bird4.wav", "rb") as handle:
             answer = httpx.post(f"{url}/v1/predict", files={"file": ("bird4.wav", handle)}, timeout=30)
     assert answer.status_code == 200, answer.text

@@ -88,10 +88,12 @@ class Model:
 
     def describe(self) -> dict:
         """What ``GET /v1/model`` answers: the model's name, labels, task, feature settings, where it runs and the
-        training metadata its checkpoint recorded (dataset, folds, versions, date)."""
+        training metadata its checkpoint recorded (dataset, folds, versions, date); ``licence`` when the weights carry
+        one (BirdNET's CC BY-NC-SA 4.0, and every head learned over it)."""
         model = self._predictor.model
+        licence = {"licence": model.meta["licence"]} if model.meta.get("licence") else {}
         return {"model": model.config.model.name, "labels": self.labels, "task": self.task.to_dict(),
-                "features": asdict(self.config.features), "runtime": self.runtime.to_dict(),
+                "features": asdict(self.config.features), "runtime": self.runtime.to_dict(), **licence,
                 "training": dict(model.meta)}
 
     def overview(self, path: str | os.PathLike, *, columns: int = 800) -> dict:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from envsound.errors import CheckpointError
 
@@ -161,13 +161,6 @@ def read_frozen_labels(release: FrozenRelease, path: Path, *, shown: str | None 
 def labels_beside(release: FrozenRelease, model: Path) -> Path:
     """Where ``model``'s label file is: beside it under the release's label file name."""
     return model.parent / Path(release.labels_file).name
-
-
-def release_facts(release: FrozenRelease) -> dict[str, Any]:
-    """The member's facts as a dict (``envsound models``, a prediction's metadata)."""
-    return {"name": release.name, "runtime": "litert", "licence": release.licence, "sample_rate": release.sample_rate,
-            "window_seconds": release.window_seconds, "hop_seconds": release.hop_seconds,
-            "embedding_width": release.embedding_width, "classes": release.n_classes}
 
 
 def frozen_table() -> list[tuple[FrozenRelease, Path | None]]:

@@ -70,7 +70,6 @@ class LiteRTNetwork:
     def __init__(self, interpreter, release: FrozenRelease, *, path: Path, embedding: bool = True) -> None:
         self.interpreter, self.release, self.path = interpreter, release, path
         self.embedding = embedding  # False: the interpreter keeps no intermediate tensor, run gives no embedding
-        structure = structure_of(interpreter)
         self._input = interpreter.get_input_details()[0]["index"]
         self._shape = tuple(interpreter.get_input_details()[0]["shape"])  # (1, samples), or (samples,) in some exports
         self._output = next(d["index"] for d in interpreter.get_output_details()
@@ -81,7 +80,6 @@ class LiteRTNetwork:
         if self._embedding is None:
             raise CheckpointError(f"{path}: its {release.embedding_tensor} tensor is not {release.embedding_width} "
                                   f"wide, as {release.name}'s embedding is; pass {release.name}'s own .tflite")
-        self.input_name = structure.input_name
 
     @classmethod
     def open(cls, path: str | Path, *, threads: int | None = None, embedding: bool = True) -> "LiteRTNetwork":
