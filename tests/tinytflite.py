@@ -138,3 +138,30 @@ def tiny_range_weights(n_classes: int = 6522) -> tuple[np.ndarray, np.ndarray]:
     bias = np.zeros(n_classes, np.float32)
     weights[1], bias[1] = (0.0, 0.0, 0.2), -5.0
     return weights, bias
+
+
+BIRDNET_FILES = ("BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite", "BirdNET_GLOBAL_6K_V2.4_Labels.txt")
+BIRDNET_NAMES = [f"Genus species{i}_Common {i}" for i in range(6522)]
+"""The tiny BirdNET's 6,522 label lines, in BirdNET's ``Latin name_Common name`` form."""
+
+
+def birdnet_folder(folder: Path, *, with_range: bool = False) -> Path:
+    """``folder`` as a user has BirdNET: the tiny network, its 6,522 labels and (``with_range``) the species-range
+    model of :func:`tiny_range_weights`, under BirdNET's file names."""
+    from envsound.models.birdnet_range import RANGE_FILE
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_tiny("birdnet-v2.4", folder / BIRDNET_FILES[0])
+    (folder / BIRDNET_FILES[1]).write_text("".join(name + "\n" for name in BIRDNET_NAMES))
+    if with_range:
+        write_tiny_range(folder / RANGE_FILE, *tiny_range_weights())
+    return folder
+
+
+def yamnet_files(folder: Path) -> Path:
+    """``folder`` holding the tiny YAMNet and a class map of 521 rows (``Class 0`` ...), under YAMNet's file names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_tiny("yamnet", folder / "yamnet.tflite")
+    rows = "".join(f"{i},/m/{i},Class {i}\n" for i in range(521))
+    (folder / "yamnet_class_map.csv").write_text("index,mid,display_name\n" + rows)
+    return folder

@@ -6,7 +6,6 @@ learned head; the trunk run by LiteRT and the head on its embedding score audio 
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,7 @@ import soundfile as sf
 
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("flatbuffers")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))  # the tiny networks' label files
-
-from test_frozen_networks_tiny import birdnet_folder  # noqa: E402 (after the skips)
+from tinytflite import birdnet_folder  # noqa: E402 (after the skips)
 
 
 @pytest.fixture()

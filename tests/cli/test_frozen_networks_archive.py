@@ -12,8 +12,7 @@ import soundfile as sf
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("flatbuffers")
 
-from tinytflite import reference  # noqa: E402 (after the skips)
-from test_frozen_networks_tiny import birdnet_folder, yamnet_files  # noqa: E402
+from tinytflite import birdnet_folder, reference, yamnet_files  # noqa: E402 (after the skips)
 
 
 @pytest.fixture(scope="module")

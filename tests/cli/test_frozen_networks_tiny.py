@@ -13,24 +13,9 @@ import soundfile as sf
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("flatbuffers")
 
-from tinytflite import reference, write_tiny  # noqa: E402 (after the skips)
+from tinytflite import BIRDNET_FILES, birdnet_folder, reference, write_tiny, yamnet_files  # noqa: E402, F401
 
-BIRDNET_LABELS = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
-
-
-def birdnet_folder(folder):
-    folder.mkdir(parents=True, exist_ok=True)
-    write_tiny("birdnet-v2.4", folder / "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite")
-    (folder / BIRDNET_LABELS).write_text("".join(f"Genus species{i}_Common {i}\n" for i in range(6522)))
-    return folder
-
-
-def yamnet_files(folder):
-    folder.mkdir(parents=True, exist_ok=True)
-    write_tiny("yamnet", folder / "yamnet.tflite")
-    rows = "".join(f"{i},/m/{i},Class {i}\n" for i in range(521))
-    (folder / "yamnet_class_map.csv").write_text("index,mid,display_name\n" + rows)
-    return folder
+BIRDNET_LABELS = BIRDNET_FILES[1]
 
 
 def test_download_from_a_folder_then_predict_by_name(envsound_main, tmp_path, monkeypatch):

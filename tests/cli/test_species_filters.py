@@ -15,24 +15,20 @@ import soundfile as sf
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("flatbuffers")
 
-from tinytflite import range_reference, reference, tiny_range_weights, write_tiny, write_tiny_range  # noqa: E402
+from tinytflite import (BIRDNET_FILES, BIRDNET_NAMES, birdnet_folder, range_reference, reference, tiny_range_weights,  # noqa: E402
+                        write_tiny, yamnet_files)
 
 from envsound.errors import ConfigError  # noqa: E402
 from envsound.models.birdnet_range import RANGE_FILE, range_classes  # noqa: E402
 
-MODEL, LABELS = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite", "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
-NAMES = [f"Genus species{i}_Common {i}" for i in range(6522)]
+MODEL, LABELS = BIRDNET_FILES
+NAMES = BIRDNET_NAMES
 START = [0, 48_000]  # a 4-s clip: the window at 0 s and one aligned to its end
 
 
 def birdnet_copy(folder, *, with_range: bool = True):
     """A folder as a user has BirdNET: the tiny network, its 6,522 labels and (``with_range``) the range model."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_tiny("birdnet-v2.4", folder / MODEL)
-    (folder / LABELS).write_text("".join(name + "\n" for name in NAMES))
-    if with_range:
-        write_tiny_range(folder / RANGE_FILE, *tiny_range_weights())
-    return folder
+    return birdnet_folder(folder, with_range=with_range)
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +36,7 @@ def models(tmp_path_factory):
     """A models folder holding the tiny BirdNET with its range model, and the tiny YAMNet."""
     from envsound.transfer.install_frozen import install_frozen
 
-    folder, yamnet = tmp_path_factory.mktemp("models"), tmp_path_factory.mktemp("yamnet")
-    write_tiny("yamnet", yamnet / "yamnet.tflite")
-    (yamnet / "yamnet_class_map.csv").write_text(
-        "index,mid,display_name\n" + "".join(f"{i},/m/{i},Class {i}\n" for i in range(521)))
+    folder, yamnet = tmp_path_factory.mktemp("models"), yamnet_files(tmp_path_factory.mktemp("yamnet"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ENVSOUND_MODELS", str(folder))
         done = install_frozen("birdnet-v2.4", source=birdnet_copy(tmp_path_factory.mktemp("copy")), progress=False)
