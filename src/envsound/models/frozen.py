@@ -97,10 +97,9 @@ FROZEN: dict[str, FrozenRelease] = {r.name: r for r in (
 
 @dataclass(frozen=True)
 class Structure:
-    """What a TFLite file holds, as a recogniser sees it: the input's name and samples per window, each output's
-    name and last dimension, and every tensor name."""
+    """What a TFLite file holds, as a recogniser sees it: the input's samples per window, each output's name and last
+    dimension, and every tensor name."""
 
-    input_name: str
     input_samples: int
     outputs: Mapping[str, int]
     tensors: Sequence[str]
@@ -142,16 +141,21 @@ def read_frozen_labels(release: FrozenRelease, path: Path, *, shown: str | None 
     it came from, for a download), ``path`` if ``None``.
 
     Raises:
-        CheckpointError: the file is missing, or does not hold one name per output (``release.n_classes``).
+        CheckpointError: the file is missing, not UTF-8, or does not hold one name per output
+            (``release.n_classes``).
     """
     if not path.is_file():
         raise CheckpointError(f"{path}: {release.name}'s label file is missing; run 'envsound download "
                               f"{release.name}' (or --from a folder holding the model and its label file)")
-    if release.label_format == "class_map_csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            names = [(row.get("display_name") or "").strip() for row in csv.DictReader(handle)]
-    else:
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        if release.label_format == "class_map_csv":
+            with path.open(newline="", encoding="utf-8") as handle:
+                names = [(row.get("display_name") or "").strip() for row in csv.DictReader(handle)]
+        else:
+            names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{shown or path}: not UTF-8 text (byte {exc.start}); pass the label file distributed "
+                              f"with {release.name}") from exc
     if len(names) != release.n_classes or not all(names):
         raise CheckpointError(f"{shown or path}: expected {release.n_classes} class names for {release.name}, found "
                               f"{len(names)}; pass the label file distributed with the model")

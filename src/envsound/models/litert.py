@@ -58,8 +58,8 @@ def structure_of(interpreter) -> Structure:
     """The :class:`~envsound.models.frozen.Structure` of a LiteRT interpreter's network."""
     inputs = interpreter.get_input_details()
     if len(inputs) != 1:
-        return Structure("", 0, {}, [])
-    return Structure(inputs[0]["name"], int(inputs[0]["shape"][-1]),
+        return Structure(0, {}, [])
+    return Structure(int(inputs[0]["shape"][-1]),
                      {d["name"]: int(d["shape"][-1]) for d in interpreter.get_output_details()},
                      [d["name"] for d in interpreter.get_tensor_details()])
 
