@@ -42,10 +42,12 @@ from envsound.config.frontends import frontend_spec
 from envsound.errors import ConfigError
 from envsound.features.windows import window_length, window_pad_value
 from envsound.fileio import atomic_path
+from envsound.inference.frozen_export import folder_form
 from envsound.inference.onnx_model import FORMAT, FORMAT_VERSION, METADATA, OUTPUTS, OnnxModel
 from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
 from envsound.models.clip import ClipModel
 from envsound.models.frames import linear_softmax_logit
+from envsound.models.litert import is_learned
 from envsound.models.open_set import OpenSet
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
 
     Raises:
         CheckpointError: ``checkpoint`` is not a usable model file (an ONNX file is already exported).
-        ConfigError: the model cannot be exported (a scikit-learn baseline), or the ``onnx`` packages are missing.
+        ConfigError: the model cannot be exported (a scikit-learn baseline; a head learned over a frozen network,
+            which exports to a folder: :func:`~envsound.inference.frozen_export.export_frozen_head`), or the
+            ``onnx`` packages are missing.
     """
     missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
     if missing:
@@ -128,6 +132,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
 
 def _fp32_model(checkpoint: str | Path) -> ClipModel:
     opened = open_model_file(checkpoint).require(CLASSIFIER, RELEASE, purpose="ONNX export")
+    if is_learned(opened.checkpoint):  # its trunk is a TFLite network: a folder (envsound.inference.frozen_export)
+        raise ConfigError(folder_form(checkpoint, opened.checkpoint.meta.get("network", "a frozen network")))
     return ClipModel.from_checkpoint(opened.checkpoint, source=str(checkpoint), device="cpu", precision="32")
 
 

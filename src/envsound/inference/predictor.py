@@ -31,7 +31,7 @@ from envsound.features.windows import eval_hop_length, samples_per_step
 from envsound.inference.class_filter import ClassNames, ClassSubset, kept_columns
 from envsound.inference.listing import iter_inputs
 from envsound.inference.onnx_model import OnnxModel
-from envsound.models.files import CLASSIFIER, FROZEN, ONNX, RELEASE, ModelFile, open_model_file
+from envsound.models.files import CLASSIFIER, FROZEN, HEAD_EXPORT, ONNX, RELEASE, ModelFile, open_model_file
 from envsound.models.litert import FrozenModel, is_learned  # LiteRT itself is imported when a network opens
 from envsound.task import Task
 
@@ -131,8 +131,9 @@ class Predictor:
         the machine, ``32``: fp32); see :func:`~envsound.models.clip.inference_runtime`. ``path``: any model file
         :func:`~envsound.models.files.open_model_file` recognises but an autoencoder: an envsound ``model.ckpt``, an
         AudioSet release ``.pt`` or installed name (``efficientat-mn04``), a ``model.onnx`` made by
-        ``envsound export``, run by onnxruntime in float32 without importing torch, or a frozen TFLite network
-        (``birdnet-v2.4``, ``yamnet``: :class:`~envsound.models.litert.FrozenModel`, LiteRT on the CPU). ``kwargs``:
+        ``envsound export``, run by onnxruntime in float32 without importing torch, a frozen TFLite network
+        (``birdnet-v2.4``, ``yamnet``: :class:`~envsound.models.litert.FrozenModel`, LiteRT on the CPU), or a head
+        learned over one, as its ``model.ckpt`` or the folder ``envsound export`` makes of it (LiteRT and numpy). ``kwargs``:
         as the constructor takes them (``block_seconds``, ``threshold``, ``classes``).
 
         >>> Predictor.from_checkpoint("birdnet-v2.4", classes=["Erithacus rubecula_European Robin"])
@@ -142,11 +143,13 @@ class Predictor:
             ConfigError: ``device`` is not on this machine, or a precision or device an ONNX model cannot run at;
                 ``classes`` names a class the model does not have.
         """
-        source = open_model_file(path).require(CLASSIFIER, RELEASE, ONNX, FROZEN, purpose="prediction")
+        source = open_model_file(path).require(CLASSIFIER, RELEASE, ONNX, FROZEN, HEAD_EXPORT, purpose="prediction")
         if source.kind == ONNX:
             predictor = cls(OnnxModel.load(source.path, device=device, precision=precision), **kwargs)
         elif source.kind == FROZEN:  # a TFLite network (BirdNET, YAMNet): LiteRT, no torch
             predictor = cls(FrozenModel.load(source.path, device=device, precision=precision), **kwargs)
+        elif source.kind == HEAD_EXPORT:  # an exported head over BirdNET or YAMNet: LiteRT and numpy, no torch
+            predictor = cls(FrozenModel.from_export(source.path, device=device, precision=precision), **kwargs)
         elif source.kind == CLASSIFIER and is_learned(source.checkpoint):  # a head learned over BirdNET or YAMNet
             predictor = cls(FrozenModel.from_checkpoint(source.checkpoint, path=source.path, device=device,
                                                         precision=precision), **kwargs)

@@ -11,7 +11,10 @@
   :class:`~envsound.inference.onnx_model.OnnxModel`;
 - ``frozen``: a TFLite network of the ``litert`` family (BirdNET V2.4, YAMNet), or its installed name
   (``birdnet-v2.4``, ``yamnet``), recognised by its first bytes here and by its structure when
-  :class:`~envsound.models.litert.FrozenModel` opens it (LiteRT runs it).
+  :class:`~envsound.models.litert.FrozenModel` opens it (LiteRT runs it);
+- ``head-export``: the folder ``envsound export`` makes of a head learned over one of them (its trunk's copy, the
+  head, a manifest: :mod:`envsound.models.frozen_head`), recognised by its manifest; its ``path`` is the manifest,
+  whose digest is the model's identity (it pins the trunk's and the head's). numpy and LiteRT run it, no torch.
 
 Predict, serve, evaluate, embed, export, ``load_model``, ``resolve(init=)`` and ``--init`` all open their model
 here and then say which kinds they take (:meth:`ModelFile.require`). torch is imported only to read a torch file, so
@@ -34,24 +37,27 @@ from envsound.errors import CheckpointError
 from envsound.fileio import file_digest
 from envsound.models.families import FAMILIES, by_download_name, installed_names, installed_releases, recognise
 from envsound.models.frozen import is_tflite
+from envsound.models.frozen_head import is_head_export, manifest_of
 from envsound.models.releases import installed_path, models_dir
 
 if TYPE_CHECKING:
     from envsound.models.checkpoint import Checkpoint
 
 CLASSIFIER, AUTOENCODER, RELEASE, ONNX, FROZEN = "classifier", "autoencoder", "release", "onnx", "frozen"
+HEAD_EXPORT = "head-export"
 KINDS = {CLASSIFIER: "an envsound model.ckpt", AUTOENCODER: "an autoencoder.ckpt from 'envsound pretrain'",
          RELEASE: "an EfficientAT AudioSet release .pt (or its installed name)",
          ONNX: "a model.onnx from 'envsound export'",
-         FROZEN: "a BirdNET V2.4 or YAMNet .tflite (or its installed name: birdnet-v2.4, yamnet)"}
+         FROZEN: "a BirdNET V2.4 or YAMNet .tflite (or its installed name: birdnet-v2.4, yamnet)",
+         HEAD_EXPORT: "the folder 'envsound export' makes of a head learned over BirdNET or YAMNet"}
 """Each kind as a message names it. An envsound autoencoder checkpoint says so in ``meta["kind"]``, by this name."""
 
 
 @dataclass(frozen=True)
 class ModelFile:
     """A model file, recognised: ``given`` as the caller wrote it (a path or an installed name), ``path`` the file
-    read, ``kind`` one of :data:`KINDS`, ``checkpoint`` what a torch file holds (``None`` for ONNX, which
-    :class:`~envsound.inference.onnx_model.OnnxModel` opens). The checkpoint may be shared (see
+    read (an exported head's manifest), ``kind`` one of :data:`KINDS`, ``checkpoint`` what a torch file holds
+    (``None`` for ONNX, which :class:`~envsound.inference.onnx_model.OnnxModel` opens, and the kinds LiteRT runs). The checkpoint may be shared (see
     :func:`~envsound.transfer.source.read_source`): read it, do not change it."""
 
     given: str
@@ -91,7 +97,7 @@ def accepted() -> str:
              f"the name of an installed one (none is installed in {models_dir()}: 'envsound download "
              "efficientat-mn04')")
     return (f"an envsound model.ckpt or autoencoder.ckpt, {', '.join(f.describe for f in FAMILIES.values())}, "
-            f"{names}, or a model.onnx")
+            f"{names}, a model.onnx, or the folder 'envsound export' makes of a head learned over a frozen network")
 
 
 def open_model_file(path_or_name: str | Path, *, labels_required: bool = True) -> ModelFile:
@@ -106,6 +112,8 @@ def open_model_file(path_or_name: str | Path, *, labels_required: bool = True) -
     """
     given = str(path_or_name)
     path = model_path(path_or_name)
+    if is_head_export(path):  # a folder (or its manifest): numpy and LiteRT, no torch
+        return ModelFile(given=given, path=manifest_of(path), kind=HEAD_EXPORT)
     if not path.is_file():
         what = "a folder, not a model file" if path.is_dir() else "model file not found"
         near = difflib.get_close_matches(given, installed_names(), n=2, cutoff=0.75)

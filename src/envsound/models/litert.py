@@ -224,12 +224,47 @@ class FrozenModel:
         if "head.weight" not in state or "head.bias" not in state:
             raise CheckpointError(f"{path}: a learned head without head.weight and head.bias; learn it again")
         head = (state["head.weight"].float().numpy(), state["head.bias"].float().numpy())
+        return cls._headed(network, head, labels=checkpoint.labels, task=checkpoint.task, meta=checkpoint.meta,
+                           path=path, threads=threads)
+
+    @classmethod
+    def from_export(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
+                    threads: int | None = None) -> "FrozenModel":
+        """A learned head as ``envsound export`` writes it (a folder: :mod:`envsound.models.frozen_head`; ``path``:
+        the folder or its manifest): its trunk's copy in one interpreter that keeps its tensors, its head read with
+        numpy. No torch.
+
+        Raises:
+            CheckpointError: not such a folder, a file in it changed or missing (their sha256 are checked), the
+                trunk is another network than the manifest names.
+            ConfigError: another device or precision than the CPU in float32; LiteRT is not installed.
+        """
+        from envsound.models.frozen_head import read_head_export
+
+        _on_cpu_in_float32(path, device, precision)
+        export = read_head_export(path)
+        network = LiteRTNetwork.open(export.trunk, threads=threads, embedding=True)
+        if network.release.name != export.release.name:
+            raise CheckpointError(f"{export.trunk}: holds {network.release.name}, not {export.release.name} as "
+                                  "its manifest says; export the head again")
+        return cls._headed(network, (export.weight, export.bias), labels=export.labels, task=export.task,
+                           meta=export.meta, path=export.folder, threads=threads)
+
+    @classmethod
+    def _headed(cls, network: LiteRTNetwork, head: tuple[np.ndarray, np.ndarray], *, labels: list[str],
+                task: Task, meta: dict, path: str | Path, threads: int | None) -> "FrozenModel":
+        """The model of a learned head over ``network`` (opened with its embedding): one interpreter, the head
+        reading its embedding; ``meta`` (the learning's) over the network's, ``file`` the model's ``path``.
+
+        Raises:
+            CheckpointError: the head's width is not the network's embedding width.
+        """
         if head[0].shape[1:] != (network.release.embedding_width,):
             raise CheckpointError(f"{path}: its head reads {head[0].shape[1:]}-d embeddings, not the "
                                   f"{network.release.embedding_width}-d of {network.release.name}; learn it again")
-        model = cls(network, labels=checkpoint.labels, head=head, task=checkpoint.task)
+        model = cls(network, labels=labels, head=head, task=task)
         model._embedder, model.threads = network, threads  # one interpreter: the head reads its embedding
-        model.meta.update({key: value for key, value in checkpoint.meta.items() if key not in ("file",)})
+        model.meta.update({key: value for key, value in meta.items() if key not in ("file",)})
         model.meta["file"] = str(path)
         return model
 

@@ -6,7 +6,6 @@ beside :mod:`envsound.transfer.install` because it downloads (``data.download``)
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -18,6 +17,7 @@ from envsound.errors import CheckpointError, ConfigError, DownloadError
 from envsound.fileio import atomic_path
 from envsound.models.birdnet_range import RANGE_MODELS, RangeModel, RangeRelease
 from envsound.models.frozen import FROZEN, FrozenRelease, is_tflite, official_or_not, read_frozen_labels
+from envsound.models.frozen_head import copy_hashed
 from envsound.models.releases import models_dir
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def install_frozen(name: str, *, source: str | Path | None = None, url: str | No
         if source is not None:
             model_file, quantized = _source_network(release, Path(source))
             with atomic_path(unverified) as tmp:
-                digest = _copy_hashed(model_file, tmp)
+                digest = copy_hashed(model_file, tmp)
             labels_from = str(_labels_in(release, model_file.parent))
             with atomic_path(pending) as tmp:
                 shutil.copyfile(labels_from, tmp)
@@ -150,16 +150,6 @@ def _labels_in(release: FrozenRelease, folder: Path) -> Path:
     if not labels.is_file():
         raise CheckpointError(f"{folder}: no {labels.name} here; put {release.name}'s label file beside its .tflite")
     return labels
-
-
-def _copy_hashed(source: Path, dest: Path) -> str:
-    """Copy ``source`` to ``dest`` and return the sha256 (hex) of the bytes copied: the file read once."""
-    digest = hashlib.sha256()
-    with source.open("rb") as reader, dest.open("wb") as writer:
-        for block in iter(lambda: reader.read(1 << 20), b""):
-            digest.update(block)
-            writer.write(block)
-    return digest.hexdigest()
 
 
 def _check_network(path: Path, release: FrozenRelease, *, shown: str) -> bool:

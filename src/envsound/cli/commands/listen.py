@@ -16,7 +16,8 @@ from envsound.errors import ConfigError
 
 def register(command) -> None:
     p = command("listen", __doc__)
-    add_model_argument(p, onnx=True)
+    add_model_argument(p, onnx=True, frozen=True, note="; or the folder export makes of a head learned over one "
+                                                        "(a sensor runs it without torch)")
     add_listen_options(p)
     add_device_option(p, precision=True)
     p.set_defaults(run=listen)

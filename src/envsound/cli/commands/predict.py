@@ -15,7 +15,7 @@ from envsound.errors import ConfigError
 
 def register(command) -> None:
     p = command("predict", __doc__)
-    add_model_argument(p, onnx=True, frozen=True)
+    add_model_argument(p, onnx=True, frozen=True, note="; or the folder export makes of a head learned over one")
     p.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER",
                    help="audio files, folders or globs; with --out, also one embeddings store folder (envsound "
                         "embed --out DB), ranked from its stored embeddings: no audio decoded")

@@ -13,8 +13,10 @@ from envsound.errors import ConfigError
 
 def register(command) -> None:
     p = command("serve", __doc__)
-    add_model_argument(p, onnx=True, note="; or an embeddings store folder DB (its model is served, its labels and "
-                                          "tokens kept in DB/review.sqlite unless --store names another)")
+    add_model_argument(p, onnx=True, frozen=True,
+                       note="; or the folder export makes of a head learned over one; or an embeddings store folder "
+                            "DB (its model is served, its labels and tokens kept in DB/review.sqlite unless --store "
+                            "names another)")
     add_serve_options(p)
     add_device_option(p, precision=True)
     p.set_defaults(run=serve)
