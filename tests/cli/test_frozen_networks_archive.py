@@ -103,13 +103,3 @@ def test_predict_out_with_birdnet_gives_the_scores_predict_gives(envsound_main, 
         mine = [(row["start"], row["score"]) for row in windows if row["file"] == str(path)]
         assert mine == [(segment["start"], segment["score"]) for segment in alone.segments]
 
-
-def test_the_ray_engine_refuses_a_frozen_network_in_one_line(models, monkeypatch):
-    monkeypatch.setenv("ENVSOUND_MODELS", str(models))
-    from envsound.errors import ConfigError
-    from envsound.inference.archive.engines import engine_kind
-    from envsound.inference.predictor import Predictor
-
-    predictor = Predictor.from_checkpoint("yamnet")
-    with pytest.raises(ConfigError, match="^yamnet: the ray engine does not run a frozen network .*; use --engine"):
-        engine_kind("ray").build(predictor, {}, address=None, device="cpu", workers=1, file_timeout=None)

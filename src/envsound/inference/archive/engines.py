@@ -44,13 +44,7 @@ def _local(predictor: "Predictor", shape: dict, *, address: str | None, device: 
 def _ray(predictor: "Predictor", shape: dict, *, address: str | None, device: str, workers: int,
          file_timeout: float | None) -> "Engine":
     from envsound.inference.archive.ray_engine import RayEngine
-    from envsound.models.litert import FrozenModel
 
-    # a frozen network, or a head learned over one: its actors would need the label file, the installed trunk and
-    # the embedder on their own node
-    if isinstance(predictor.model, FrozenModel):
-        raise ConfigError(f"{predictor.source.given}: the ray engine does not run a frozen network (BirdNET, YAMNet) "
-                          "or a head learned over one yet; use --engine local")
     return RayEngine(predictor, address=address, device=device, file_timeout=file_timeout, **shape)
 
 

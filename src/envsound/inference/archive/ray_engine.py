@@ -10,11 +10,15 @@ themselves, so a task Ray retries after a worker died may send a row twice: the 
 
 Every model the local engine runs, runs here with the same rows: an envsound checkpoint, an AudioSet release file or
 its installed name (resolved on the driver, so ``ENVSOUND_MODELS`` need not be set on the workers), an exported
-``.onnx``. Each actor opens the very file the driver opened (:class:`_ModelCopy`: its bytes, kind and, for a release
-file, the label names the driver read) through :meth:`~envsound.inference.predictor.Predictor.from_checkpoint`, on
+``.onnx``, a frozen network (``birdnet-v2.4``, ``yamnet``) or a head learned over one. Each actor opens the very file
+the driver opened (:class:`_ModelCopy`: its bytes, kind and, for a release file or a frozen network, the label names
+the driver read; for a learned head, its trunk's bytes too) through
+:meth:`~envsound.inference.predictor.Predictor.from_checkpoint` (a frozen network: :mod:`.frozen_copy`), on
 ``device`` at the precision the driver chose (``runtime.precision`` of its model); the model file need not be on the
-workers. A model that scores feature windows (a checkpoint) gets them from the decoding tasks, a row each; one that
-cuts its own (an ``.onnx``) gets each chunk's waveform, a row a chunk, and gives back a row a window. The audio must
+workers. LiteRT runs on the CPU: a frozen network gets no GPU, and one actor of one LiteRT thread per CPU it is
+given (:func:`~envsound.inference.archive.frozen_copy.litert_actors`). A model that scores feature windows (a
+checkpoint) gets them from the decoding tasks, a row each; one that cuts its own (an ``.onnx``, a frozen network)
+gets each chunk's waveform, a row a chunk, and gives back a row a window. The audio must
 be readable at the same path on every node (a shared file system), the results folder only on the driver.
 ``envsound embed --engine ray`` (:func:`~envsound.inference.embeddings.embed_archive`) asks the actors for each window's
 embedding in place of its probabilities (:attr:`RayEngine.embed`), float16 as the store keeps them.
@@ -48,8 +52,10 @@ from envsound.errors import ConfigError, EnvsoundError
 from envsound.inference.archive.decode import Chunk, DecodeJob, decode_file
 from envsound.inference.archive.embedding import FileEmbeddings
 from envsound.inference.archive.engine import FILE_TIMEOUT, Finished, proc_activity, put_until
+from envsound.inference.archive.frozen_copy import (is_frozen, is_learned_head, litert_actors, open_frozen,
+                                                    open_learned, trunk_bytes)
 from envsound.inference.predictor import FileScores, Predictor
-from envsound.models.files import RELEASE
+from envsound.models.files import FROZEN, RELEASE
 from envsound.models.releases import LABELS_FILE
 
 log = logging.getLogger(__name__)
@@ -105,14 +111,15 @@ def _check_answers(address: str | None, *, timeout: float = 5.0) -> None:
 
 @dataclass(frozen=True)
 class _ModelCopy:
-    """The model file the driver opened, for an actor to open the same way: its name, kind and bytes, and for a
-    release file the label names the driver read (beside the file or in its models folder: a worker may have
-    neither)."""
+    """The model file the driver opened, for an actor to open the same way: its name, kind and bytes; for a release
+    file or a frozen network the label names the driver read (beside the file or in its models folder: a worker may
+    have neither); for a head learned over a frozen network, its trunk's bytes (:mod:`.frozen_copy`)."""
 
     name: str
     kind: str
     data: bytes
     labels: tuple[str, ...] = ()
+    trunk: bytes = b""
 
     @classmethod
     def of(cls, predictor: Predictor) -> "_ModelCopy":
@@ -120,13 +127,19 @@ class _ModelCopy:
         if source is None:
             raise ConfigError("the Ray engine runs a model opened from its file (Predictor.from_checkpoint)")
         return cls(name=source.path.name, kind=source.kind, data=source.path.read_bytes(),
-                   labels=tuple(predictor.labels) if source.kind == RELEASE else ())
+                   labels=tuple(predictor.labels) if source.kind in (RELEASE, FROZEN) else (),
+                   trunk=trunk_bytes(predictor.model) if is_learned_head(predictor.model) else b"")
 
-    def open(self, *, device: str, precision: str) -> Predictor:
-        """The :class:`~envsound.inference.predictor.Predictor` the driver built, built again here."""
+    def open(self, *, device: str, precision: str, embed: bool = False) -> Predictor:
+        """The :class:`~envsound.inference.predictor.Predictor` the driver built, built again here (``embed``: a
+        frozen network's embedding interpreter opened too, while its file is here)."""
         with tempfile.TemporaryDirectory(prefix="envsound-model-") as folder:
             path = Path(folder) / self.name
             path.write_bytes(self.data)
+            if self.kind == FROZEN:
+                return Predictor(open_frozen(path, list(self.labels), embed=embed))
+            if self.trunk:
+                return Predictor(open_learned(path, self.trunk))
             if self.kind == RELEASE:
                 with (path.parent / LABELS_FILE).open("w", newline="", encoding="utf-8") as handle:
                     writer = csv.writer(handle)
@@ -155,8 +168,12 @@ class RayEngine:
         self.job = DecodeJob.of(predictor, windows=self.by_windows)
         self.model_ref = self.ray.put(_ModelCopy.of(predictor))  # in a list below: the actor gets it itself
         resources = self.ray.cluster_resources()
-        self.gpus = 0 if device == "cpu" else int(resources.get("GPU", 0))
-        self.actors = self.gpus or max(1, int(resources.get("CPU", 1)) // 4)
+        cpus = int(resources.get("CPU", 1))
+        if is_frozen(predictor.model):  # LiteRT runs on the CPU, a window at a time: an actor, a thread, a CPU each
+            self.gpus, self.actors = 0, litert_actors(cpus)
+        else:
+            self.gpus = 0 if device == "cpu" else int(resources.get("GPU", 0))
+            self.actors = self.gpus or max(1, cpus // 4)
 
     def describe(self) -> str:
         kind = f"{self.gpus} GPU actor(s)" if self.gpus else f"{self.actors} CPU actor(s)"
@@ -411,23 +428,28 @@ def _error_row(file_id: int, reason: str, job: DecodeJob) -> dict[str, np.ndarra
 
 class _Scorer:
     """A Ray Data actor: the driver's model (:class:`_ModelCopy`), opened once; windows -> probabilities, or a model
-    that cuts its own windows: chunks -> a row a window. ``model`` is ``[ObjectRef]``: a reference inside a list is
-    not resolved by Ray, so the constructor's arguments stay small and a restarted actor fetches the model again from
-    the driver's object."""
+    that cuts its own windows: chunks -> a row a window; ``embed``: each window's embedding (float16) in place of its
+    probabilities. ``model`` is ``[ObjectRef]``: a reference inside a list is not resolved by Ray, so the
+    constructor's arguments stay small and a restarted actor fetches the model again from the driver's object."""
 
     def __init__(self, *, model: list, device: str, precision: str, frames: bool, batch_size: int,
                  embed: bool = False) -> None:
         import ray
 
-        self.model = ray.get(model[0]).open(device=device, precision=precision).model
+        self.model = ray.get(model[0]).open(device=device, precision=precision, embed=embed).model
         if self.model.scores_windows:
             self.model.batch_size = batch_size
         self.frames, self.embed = frames, embed
         if embed:  # the width, so that a batch of error rows alone has the others' shape
-            from envsound.models.clip import window_shape
+            self.width = self._embedding_width()
 
-            self.width = self.model.window_embeddings(np.zeros((1, *window_shape(self.model.config.features)),
-                                                               np.float32)).shape[1]
+    def _embedding_width(self) -> int:
+        if not self.model.scores_windows:  # a frozen network: the windows of an empty waveform (one zero-padded)
+            return self.model.waveform_embeddings(np.zeros(0, np.float32))[0].shape[1]
+        from envsound.models.clip import window_shape
+
+        return self.model.window_embeddings(np.zeros((1, *window_shape(self.model.config.features)),
+                                                     np.float32)).shape[1]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if "samples" in batch:
@@ -451,28 +473,36 @@ class _Scorer:
         batch["probs"] = probs
         return batch
 
+    def _chunk_windows(self, samples: np.ndarray, before: int | None) -> tuple:
+        """A waveform chunk -> (its windows' probabilities, or with ``embed`` embeddings; their starts; frames or
+        None), as the local engine scores or embeds a chunk the model cuts itself."""
+        if self.embed:
+            vectors, starts = self.model.waveform_embeddings(samples, before=before)
+            return np.asarray(vectors, np.float16), starts, None
+        scored = self.model.waveform_probs(samples, before=before, frames=self.frames)
+        return np.asarray(scored[0], np.float32), scored[1], np.asarray(scored[2], np.float32) if self.frames else None
+
     def _score_chunks(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Waveform chunks -> the rows of their windows, as the decoding tasks give them for a checkpoint: the
         windows' ``start``, ``index`` and ``chunk_windows`` (a chunk of no window: one row with 0), ``probs``
-        (``frames``); an error row stays one row."""
+        (``frames``), or with ``embed`` their embeddings; an error row stays one row."""
         samples, before = batch.pop("samples"), batch.pop("before")
+        width, kind = (self.width, np.float16) if self.embed else (self.model.n_classes, np.float32)
         n_classes = self.model.n_classes
         if not len(samples):
-            empty = {"start": np.zeros(0, np.int64), "probs": np.zeros((0, n_classes), np.float32)}
+            empty = {"start": np.zeros(0, np.int64), "probs": np.zeros((0, width), kind)}
             return {**batch, **empty, **({"frames": np.zeros((0, 0, n_classes), np.float32)} if self.frames else {})}
         pieces = []  # per chunk: (its row in batch, its chunk_windows, starts, probs, frames or None)
         for i, error in enumerate(batch["error"]):
             if error:
-                pieces.append((i, 1, [0], np.zeros((1, n_classes), np.float32), None))
+                pieces.append((i, 1, [0], np.zeros((1, width), kind), None))
                 continue
-            scored = self.model.waveform_probs(np.frombuffer(samples[i], np.float32),
-                                               before=None if before[i] < 0 else int(before[i]), frames=self.frames)
-            probs, starts = scored[0], list(scored[1])
-            if not starts:
-                pieces.append((i, 0, [0], np.zeros((1, n_classes), np.float32), None))
+            probs, starts, framed = self._chunk_windows(np.frombuffer(samples[i], np.float32),
+                                                        None if before[i] < 0 else int(before[i]))
+            if not len(starts):
+                pieces.append((i, 0, [0], np.zeros((1, width), kind), None))
                 continue
-            pieces.append((i, len(starts), starts, np.asarray(probs, np.float32),
-                           np.asarray(scored[2], np.float32) if self.frames else None))
+            pieces.append((i, len(starts), list(starts), probs, framed))
         rows = [i for i, n, starts, *_ in pieces for _ in starts]
         out = {key: batch[key][rows] for key in ("file_id", "chunk", "last", "offset", "shift", "read", "error")}
         out["index"] = np.concatenate([np.arange(len(starts)) for _, _, starts, *_ in pieces]).astype(np.int32)
