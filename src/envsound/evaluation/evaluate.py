@@ -7,7 +7,7 @@ import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from envsound.features.extract import extract_features
 from envsound.features.fingerprint import seen_in_training
 from envsound.models.clip import ClipModel
 from envsound.task import Task
+
+if TYPE_CHECKING:
+    from envsound.evaluation.frozen import FrozenClips
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +56,11 @@ class Evaluation:
         return out.getvalue()
 
 
-def evaluate_model(model: ClipModel, manifest: Manifest, *, cache: FeatureCache | None = None,
+def evaluate_model(model: ClipModel | FrozenClips, manifest: Manifest, *, cache: FeatureCache | None = None,
                    on_error: str = "raise", progress: bool = True) -> Evaluation:
-    """Predict every clip of ``manifest`` (window probabilities averaged) and score them against their labels with
-    the model's task (accuracy and confusion matrix, or lwlrap, mAP and F1); a manifest with strong labels adds the
+    """Predict every clip of ``manifest`` (window probabilities averaged) with ``model`` (a network, or a frozen one:
+    :mod:`envsound.evaluation.frozen`) and score them against their labels with the model's task (accuracy and
+    confusion matrix, or lwlrap, mAP and F1); a manifest with strong labels adds the
     event metrics of :func:`~envsound.evaluation.sed.sed_report` (``segment_f1``, ``event_f1``, ``psds``).
 
     The model's label list must contain every label of ``manifest`` (class indices follow the model).
@@ -125,7 +129,8 @@ def _seen_in_training(model: ClipModel, records: list[ClipRecord], cache: Featur
     checkpoint kept its clips' robust fingerprints (:func:`~envsound.features.fingerprint.seen_in_training`)."""
     if model.trained_on is None:
         why = "an AudioSet network: its training clips are not listed" if "pretrained" in model.meta \
-            else "an older checkpoint"
+            else f"the frozen network {model.meta['network']}: its training recordings are not listed" \
+            if model.meta.get("kind") == "frozen" else "an older checkpoint"
         log.info("this checkpoint does not record the clips it was trained on (%s): whether these clips were seen "
                  "in training could not be checked", why)
         return None

@@ -149,10 +149,12 @@ def evaluate(model: str | Path, data: Dataset | None = None, *, out: str | Path 
     ``out``, write ``report.*`` and ``predictions.csv`` there.
 
     Args:
-        model: a model.ckpt, an AudioSet release ``.pt`` or an installed name such as ``efficientat-mn04``.
+        model: a model.ckpt (a head learned over a frozen network too), an AudioSet release ``.pt``, a frozen
+            network's .tflite, or an installed name such as ``efficientat-mn04``, ``birdnet-v2.4``, ``yamnet``.
         data: the clips (:func:`envsound.dataset`; :meth:`~envsound.recipes.dataset.Dataset.with_folds` picks the
             folds a trained model never saw: ``run.metrics["held_out_folds"]``).
-        label_map: a CSV of ``audioset_label,dataset_label`` rows: an AudioSet network scored zero-shot.
+        label_map: a CSV of ``source_label,dataset_label`` rows (``Dog,dog``; BirdNET's ``Dog_Dog,dog``): an
+            AudioSet or frozen network scored zero-shot (:func:`~envsound.evaluation.frozen.frozen_scorer`).
         threshold: the decision threshold, 0 < T < 1, over the model's own (a multi-label model's labels).
         device: where the model runs: ``auto``, ``cpu``, ``cuda``, ``mps``, ``gpu``.
         precision: its numeric precision: ``auto`` (what this machine runs fast), ``32`` ...
@@ -163,15 +165,15 @@ def evaluate(model: str | Path, data: Dataset | None = None, *, out: str | Path 
     the test clips the model was trained on, when its checkpoint records them).
 
     Raises:
-        CheckpointError: ``model`` is not a classifier or AudioSet network (an ONNX file cannot be evaluated).
+        CheckpointError: ``model`` is not a classifier, AudioSet or frozen network (an ONNX file cannot be
+            evaluated).
         EnvsoundError: as :func:`train`.
 
     >>> test = envsound.evaluate(run.model_path, data.with_folds(run.metrics["held_out_folds"]))
     >>> test.metrics["accuracy"]
     """
     from envsound.evaluation.evaluate import evaluate_model
-    from envsound.models.clip import ClipModel
-    from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
+    from envsound.models.files import open_model_file
 
     data, options = _legacy(evaluate, data, options, legacy)
     if legacy:
@@ -180,12 +182,7 @@ def evaluate(model: str | Path, data: Dataset | None = None, *, out: str | Path 
     if data.folds:
         manifest = manifest.select_folds(data.folds)
     context = options.context(on_error=data.on_error)
-    checkpoint = open_model_file(model).require(CLASSIFIER, RELEASE, purpose="evaluate").checkpoint
-    if label_map is not None:
-        from envsound.transfer.zero_shot import zero_shot_checkpoint
-
-        checkpoint = zero_shot_checkpoint(checkpoint, label_map, manifest.labels, task=manifest.task)
-    clip_model = ClipModel.from_checkpoint(checkpoint, source=str(model), device=device, precision=precision)
+    clip_model = _scorer(open_model_file(model), manifest, label_map=label_map, device=device, precision=precision)
     if threshold is not None:
         clip_model = clip_model.deciding_at(threshold)
     result = evaluate_model(clip_model, manifest, cache=context.cache, on_error=context.on_error,
@@ -200,6 +197,26 @@ def evaluate(model: str | Path, data: Dataset | None = None, *, out: str | Path 
         write_text_atomic(Path(out) / "predictions.csv", result.predictions_csv(clip_model.labels))
     return RunResult(model_path=Path(model), metrics=result.report, out=None if out is None else Path(out),
                      skipped=_dedup(_files(manifest.skipped + result.skipped)))
+
+
+def _scorer(source, manifest: Manifest, *, label_map: str | Path | None, device: str, precision: str):
+    """What ``evaluate`` scores ``source`` (a :class:`~envsound.models.files.ModelFile`) with: a ClipModel, or for a
+    frozen network or a head learned over one :class:`~envsound.evaluation.frozen.FrozenClips`; zero-shot through
+    ``label_map`` (the dataset's classes) when given."""
+    from envsound.evaluation.frozen import frozen_scorer, scoring_model
+    from envsound.models.files import CLASSIFIER, FROZEN, RELEASE
+    from envsound.models.litert import is_learned
+
+    source.require(CLASSIFIER, RELEASE, FROZEN, purpose="evaluate")
+    if source.kind == FROZEN or is_learned(source.checkpoint):
+        return frozen_scorer(source.path, source.checkpoint, manifest=manifest, label_map=label_map, device=device,
+                             precision=precision)
+    checkpoint = source.checkpoint
+    if label_map is not None:
+        from envsound.transfer.zero_shot import zero_shot_checkpoint
+
+        checkpoint = zero_shot_checkpoint(checkpoint, label_map, manifest.labels, task=manifest.task)
+    return scoring_model(checkpoint, path=source.given, device=device, precision=precision)
 
 
 def settings_overrides(settings: Settings | None) -> list[str]:

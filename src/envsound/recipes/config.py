@@ -11,6 +11,7 @@ from envsound.config import Config, load_preset, load_yaml
 from envsound.config.files import bare_config
 from envsound.config.flags import FLAG_KEYWORDS, flag_overrides
 from envsound.errors import ConfigError
+from envsound.models.frozen import FROZEN
 from envsound.models.registry import check_feature_kind, check_model_options, model_preset
 
 
@@ -50,23 +51,42 @@ def resolve(*, model: str | None = None, preset: str | None = None, init: str | 
     """
     check_keywords("resolve", flags, own=("model", "preset", "init", "config_file", "overrides"),
                    other="overrides=['section.key=value']")
-    inherited: dict[str, Any] = {}
-    if init is not None:
-        from envsound.transfer.source import read_source, source_sections
-
-        inherited = source_sections(read_source(init))
+    inherited = _inherited(init)
     named = load_preset(preset) if preset else {}
     name = model
     if name is None and config_file is not None:
         name = load_yaml(config_file).get("model", {}).get("name")
     for layer in (named, inherited):
         name = name or (layer.get("model") or {}).get("name")
-    sections = _merged(_merged(model_preset(name or Config().model.name), inherited), named)
+    name = name or Config().model.name
+    own = {} if name in FROZEN else model_preset(name)  # a frozen network's sections are its own (inherited)
+    sections = _merged(_merged(own, inherited), named)
     config = bare_config(preset=sections, config_file=config_file, model=model,
                          overrides=[*overrides, *flag_overrides(flags)])
+    frozen = (inherited.get("model") or {}).get("name")
+    if frozen in FROZEN and config.model.name != frozen:
+        raise ConfigError(f"--init {init}: the frozen network {frozen}, whose head a run learns; model.name is "
+                          f"{config.model.name!r} here: drop --model/--preset/model.name")
+    if config.model.name in FROZEN:  # no registered model: plan_frozen checks its settings against the network
+        return config
     check_feature_kind(config.model.name, config.features.kind)
     check_model_options(config.model.name, config.model.options)
     return config
+
+
+def _inherited(init: str | Path | None) -> dict[str, Any]:
+    """The sections ``init`` gives the run: a frozen network's (its input and model name), or a model file's
+    features and model."""
+    if init is None:
+        return {}
+    from envsound.transfer.frozen_probe import frozen_init, frozen_sections
+
+    frozen = frozen_init(init)
+    if frozen is not None:
+        return frozen_sections(frozen)
+    from envsound.transfer.source import read_source, source_sections
+
+    return source_sections(read_source(init))
 
 
 def _merged(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -22,11 +22,11 @@ from envsound.data.records import Manifest
 from envsound.data.splits import check_no_leakage, cv_splits, exclude_clips_of
 from envsound.errors import ConfigError, DatasetLayoutError
 from envsound.evaluation.evaluate import Evaluation, evaluate_model
+from envsound.evaluation.frozen import scoring_model
 from envsound.evaluation.metrics import summarize_folds, task_report
 from envsound.evaluation.plots import plot_class_scores, plot_confusion_matrix, plot_training_curves
 from envsound.fileio import run_lock, write_json_atomic, write_text_atomic
 from envsound.models.checkpoint import load_checkpoint
-from envsound.models.clip import ClipModel
 from envsound.recipes.context import RunContext
 from envsound.recipes.fit_paths import hint_noisy_strong
 from envsound.recipes.run_folder import CV_SUMMARY, check_no_single_run
@@ -163,7 +163,7 @@ class _FoldRun:
             epochs = result.epochs
             skipped.update((str(path), reason) for path, reason in result.skipped)
             plot_run_curves(fold_dir)
-        model = ClipModel.from_checkpoint(load_checkpoint(fold_dir / CHECKPOINT_NAME))
+        model = scoring_model(load_checkpoint(fold_dir / CHECKPOINT_NAME), path=fold_dir / CHECKPOINT_NAME)
         evaluation = evaluate_model(model, test_set, cache=self.context.cache, on_error=self.context.on_error,
                                     progress=self.context.progress)
         skipped.update((str(path), reason) for path, reason in evaluation.skipped)

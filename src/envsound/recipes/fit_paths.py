@@ -22,6 +22,7 @@ from envsound.recipes.context import RunContext
 from envsound.task import Task
 from envsound.training.loop.clips import ClipSet, FitData
 from envsound.training.loop.result import FitResult
+from envsound.transfer.frozen_probe import FrozenPlan
 from envsound.transfer.source import InitPlan, plan_from_weights
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class FitJob:
     clips: FitData
     task: Task
     labels: list[str]
-    plan: InitPlan | None
+    plan: InitPlan | FrozenPlan | None
     mode: str | None
     out_dir: Path
     context: RunContext
@@ -102,6 +103,8 @@ def fit_model(job: FitJob) -> FitResult:
         raise ConfigError("events.train_on=strong trains a frame head on a frozen trunk: start from a network "
                           "(--init efficientat-mn04) with transfer.mode probe (auto picks it); trained whole, the "
                           "network learns from clip labels (events.train_on=auto or clip)")
+    if isinstance(job.plan, FrozenPlan):  # plan_frozen let through the probe only
+        return fit_frozen_probe_path(job)
     if job.mode == "probe_full":
         probed = _probe_weights(job)
         job = replace(job, mode="full",
@@ -143,6 +146,21 @@ def fit_probe_path(job: FitJob) -> FitResult:
         fitted.epochs = job.config.train.max_epochs + finetuned
         fitted.meta["frame_head"]["finetune_epochs"] = finetuned  # the trunk trained too when > 0
     return fitted
+
+
+def fit_frozen_probe_path(job: FitJob) -> FitResult:
+    """The probe over a frozen network (:func:`~envsound.transfer.frozen_probe.fit_frozen_probe`): its head as a
+    learned head's checkpoint holds it (``head.weight``, ``head.bias``; ``meta`` naming the trunk by digest and its
+    licence), which :meth:`~envsound.models.litert.FrozenModel.from_checkpoint` opens."""
+    import torch
+
+    from envsound.transfer.frozen_probe import fit_frozen_probe, learned_meta
+
+    train = job.clips.train
+    weight, bias = fit_frozen_probe(job.plan, job.config, train.features, train.targets, variants=train.variants,
+                                    task=job.task)
+    return FitResult(state_dict={"head.weight": torch.from_numpy(weight), "head.bias": torch.from_numpy(bias)},
+                     meta=learned_meta(job.plan))
 
 
 def frame_labels(config: Config, train: ClipSet):

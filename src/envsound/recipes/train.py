@@ -19,6 +19,7 @@ from envsound.data.records import Manifest
 from envsound.errors import ConfigError
 from envsound.features.fingerprint import clip_fingerprints, exact_ids, trained_excerpts
 from envsound.models.checkpoint import Checkpoint
+from envsound.models.frozen import FROZEN
 from envsound.models.registry import check_feature_kind, is_torch_model
 from envsound.recipes.context import RunContext
 from envsound.recipes.fit_paths import FitJob, check_frame_start, fit_model
@@ -27,9 +28,11 @@ from envsound.task import Task, fit_class_thresholds
 from envsound.training.loop.data import clip_noisiness
 from envsound.training.loop.result import FitResult
 from envsound.training.prepare import TrainingData, prepare_training_data
+from envsound.transfer.frozen_probe import FrozenPlan, frozen_init, plan_frozen
 from envsound.transfer.guard import check_init_unseen
 from envsound.transfer.modes import resolve_mode
-from envsound.transfer.source import plan_init
+from envsound.transfer.notes import note
+from envsound.transfer.source import InitPlan, plan_init
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +112,16 @@ def train_model(
     check_request(manifest, config)
     folder = RunFolder(out_dir, checkpoint_name=CHECKPOINT_NAME, context=context)
     folder.check_free()
-    plan = plan_init(init, config, manifest.labels) if init is not None else None  # the source fits: checked first
+    plan = plan_for(init, config, manifest.labels)  # the source fits: checked first
     mode = resolve_mode(config, plan)
     check_frame_start(config, plan, manifest.strong is not None)
     with folder.writing(config):
-        data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled,
+        data = prepare_training_data(manifest, clips_config(config), held_out=held_out, unlabelled=unlabelled,
                                      cache=context.cache, on_error=context.on_error, progress=context.progress)
-        if init is not None:
+        if isinstance(plan, FrozenPlan):
+            note(log, "%s: a frozen network (trained on recordings it does not list): overlap with this split cannot "
+                      "be checked", init)
+        elif init is not None:
             check_init_unseen(init, [r.path for m in (data.val, *held_out) for r in m.records], cache=context.cache,
                               allow_overlap=config.leakage.allow_overlap)
         log.info("training %s on %d clips, validating on %d%s", config.model.name, len(data.train), len(data.val),
@@ -138,14 +144,44 @@ def train_model(
         return _finished(result, start)
 
 
+def plan_for(init: str | Path | None, config: Config, labels: Sequence[str]) -> InitPlan | FrozenPlan | None:
+    """What ``init`` starts the run from: a frozen network's probe (:func:`~envsound.transfer.frozen_probe.
+    plan_frozen`), a model file's weights (:func:`~envsound.transfer.source.plan_init`), or nothing.
+
+    Raises:
+        ConfigError: ``model.name`` is a frozen network's and ``init`` is not it; see the two planners.
+        CheckpointError: see the two planners.
+    """
+    frozen = frozen_init(init)
+    if frozen is not None:
+        return plan_frozen(init, frozen, config, labels)
+    if config.model.name in FROZEN:
+        raise ConfigError(f"model.name={config.model.name}: a frozen network; its head is learned from --init "
+                          f"{config.model.name} (train, cv) or with envsound learn")
+    return plan_init(init, config, labels) if init is not None else None
+
+
+def clips_config(config: Config) -> Config:
+    """The config the training clips are prepared with: ``config``, or for a frozen network's probe the same under
+    a registered network's name (:func:`~envsound.training.prepare.prepare_training_data` asks the model registry
+    whether the model is a network, to take a validation split and offline copies; a probe takes them as one)."""
+    if config.model.name not in FROZEN:
+        return config
+    return replace(config, model=replace(config.model, name=Config().model.name))
+
+
 def check_request(manifest: Manifest, config: Config) -> None:
     """Refuse, before any audio is decoded, a request no fit path can serve: a model given input it does not take,
     fewer than 2 classes, a baseline on multi-label clips or as an ensemble, self-training where it does not apply.
+    A frozen network's settings are checked against the network by :func:`plan_for`.
 
     Raises:
         ConfigError: naming the setting and what to choose instead.
     """
     config.validate()
+    if config.model.name in FROZEN:
+        check_class_counts(manifest)
+        return
     check_feature_kind(config.model.name, config.features.kind)
     check_class_counts(manifest)
     if manifest.multi_label and not is_torch_model(config.model.name):
@@ -192,7 +228,8 @@ def _checkpoint(job: FitJob, dataset: str, data: TrainingData, fit: FitResult, r
     elif config.events.tune:
         log.warning("events.tune: no validation clips with strong labels (train.val_fraction > 0 on a set with a "
                     "strong_labels.csv): the events settings are kept as given")
-    if config.events.open_set > 0 and not job.task.multi_label and fit.state_dict is not None:
+    if config.events.open_set > 0 and not job.task.multi_label and fit.state_dict is not None \
+            and not isinstance(plan, FrozenPlan):  # a head over a frozen network has no gate (models/litert.py)
         checkpoint.open_set = _open_set(checkpoint, job.clips.train.features, job.clips.train.targets)
     if data.copies.copies:
         checkpoint.meta["augmented_copies"] = len(data.copies.copies)

@@ -32,10 +32,33 @@ def zero_shot_checkpoint(checkpoint: Checkpoint, label_map: str | Path, labels: 
         ConfigError: the map names a source class the tagger lacks (the closest names are given) or a target the
             dataset lacks, or leaves a dataset class without a source; the model has no linear head.
     """
+    mapping, rows = mapped_rows(label_map, checkpoint.labels, labels)
+    state = dict(checkpoint.state_dict or {})
+    weight_key, bias_key = head_keys(state)
+    state[weight_key] = torch.stack([state[weight_key][r].mean(0) for r in rows])
+    state[bias_key] = torch.stack([state[bias_key][r].mean(0) for r in rows])
+    meta = copy.deepcopy(checkpoint.meta)
+    meta["zero_shot"] = {"label_map": str(label_map), "pairs": {t: [s for s, u in mapping.items() if u == t]
+                                                                for t in labels}}
+    return Checkpoint(config=checkpoint.config, labels=list(labels), task=task, state_dict=state, meta=meta,
+                      trained_on=checkpoint.trained_on, trained_prints=checkpoint.trained_prints)
+
+
+def mapped_rows(label_map: str | Path, source_labels: Sequence[str], labels: Sequence[str]
+                ) -> tuple[dict[str, str], list[list[int]]]:
+    """(the map ``source -> target`` read from ``label_map``, for each of ``labels`` the indices in
+    ``source_labels`` of the source classes mapped to it): what a zero-shot head averages, a network's head rows
+    (:func:`zero_shot_checkpoint`) or a frozen network's logits (:mod:`envsound.evaluation.frozen`).
+
+    Raises:
+        ConfigError: the map names a source class ``source_labels`` lacks (the closest names are given) or a target
+            ``labels`` lacks, or leaves one of ``labels`` without a source; the map is unreadable.
+    """
     mapping = read_label_map(label_map)
-    source_labels = list(checkpoint.labels)
+    source_labels = list(source_labels)
+    index = {name: i for i, name in reversed(list(enumerate(source_labels)))}  # a name twice: its first row
     for source in mapping:
-        if source not in source_labels:
+        if source not in index:
             near = closest_labels(source, source_labels)
             raise ConfigError(f"{label_map}: {source!r} is not a class of the model"
                               f"{'; closest: ' + ', '.join(map(repr, near)) if near else ''}")
@@ -47,13 +70,4 @@ def zero_shot_checkpoint(checkpoint: Checkpoint, label_map: str | Path, labels: 
     if missing:
         raise ConfigError(f"{label_map}: no source class for {', '.join(map(repr, missing))}; zero-shot needs one "
                           "for every class of the dataset")
-    state = dict(checkpoint.state_dict or {})
-    weight_key, bias_key = head_keys(state)
-    rows = [[source_labels.index(s) for s, t in mapping.items() if t == name] for name in labels]
-    state[weight_key] = torch.stack([state[weight_key][r].mean(0) for r in rows])
-    state[bias_key] = torch.stack([state[bias_key][r].mean(0) for r in rows])
-    meta = copy.deepcopy(checkpoint.meta)
-    meta["zero_shot"] = {"label_map": str(label_map), "pairs": {t: [s for s, u in mapping.items() if u == t]
-                                                                for t in labels}}
-    return Checkpoint(config=checkpoint.config, labels=list(labels), task=task, state_dict=state, meta=meta,
-                      trained_on=checkpoint.trained_on, trained_prints=checkpoint.trained_prints)
+    return mapping, [[index[s] for s, t in mapping.items() if t == name] for name in labels]
