@@ -6,6 +6,7 @@ tests/tinytflite.py (learnedhead.py makes the head)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -56,7 +57,7 @@ def test_the_export_predicts_without_torch_or_the_installed_trunk(envsound_main,
               "print(json.dumps(load_model(sys.argv[1]).predict(sys.argv[2], segments=True).to_dict()))\n")
     ran = subprocess.run([sys.executable, "-c", script, str(tmp_path / "sensor-model"), str(clip)],
                          capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ, "ENVSOUND_MODELS": str(tmp_path / "empty")})
+                         env={**os.environ, "ENVSOUND_MODELS": str(tmp_path / "empty")})
     assert ran.returncode == 0, ran.stderr
     from envsound import load_model
 

@@ -133,8 +133,8 @@ class Predictor:
         AudioSet release ``.pt`` or installed name (``efficientat-mn04``), a ``model.onnx`` made by
         ``envsound export``, run by onnxruntime in float32 without importing torch, a frozen TFLite network
         (``birdnet-v2.4``, ``yamnet``: :class:`~envsound.models.litert.FrozenModel`, LiteRT on the CPU), or a head
-        learned over one, as its ``model.ckpt`` or the folder ``envsound export`` makes of it (LiteRT and numpy). ``kwargs``:
-        as the constructor takes them (``block_seconds``, ``threshold``, ``classes``).
+        learned over one, as its ``model.ckpt`` or the folder ``envsound export`` makes of it (LiteRT and numpy).
+        ``kwargs``: as the constructor takes them (``block_seconds``, ``threshold``, ``classes``).
 
         >>> Predictor.from_checkpoint("birdnet-v2.4", classes=["Erithacus rubecula_European Robin"])
 

@@ -57,8 +57,8 @@ KINDS = {CLASSIFIER: "an envsound model.ckpt", AUTOENCODER: "an autoencoder.ckpt
 class ModelFile:
     """A model file, recognised: ``given`` as the caller wrote it (a path or an installed name), ``path`` the file
     read (an exported head's manifest), ``kind`` one of :data:`KINDS`, ``checkpoint`` what a torch file holds
-    (``None`` for ONNX, which :class:`~envsound.inference.onnx_model.OnnxModel` opens, and the kinds LiteRT runs). The checkpoint may be shared (see
-    :func:`~envsound.transfer.source.read_source`): read it, do not change it."""
+    (``None`` for ONNX, which :class:`~envsound.inference.onnx_model.OnnxModel` opens, and the kinds LiteRT runs).
+    The checkpoint may be shared (see :func:`~envsound.transfer.source.read_source`): read it, do not change it."""
 
     given: str
     path: Path
