@@ -243,7 +243,8 @@ def add_init_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--init", type=Path, metavar="MODEL",
                        help="start from an envsound model.ckpt (every layer but the head; rows of classes both label "
                             "sets share are copied), an autoencoder.ckpt from 'envsound pretrain' (its encoder), or "
-                            f"{AUDIOSET_MODEL}; the model and feature settings come from it")
+                            f"{AUDIOSET_MODEL}, or {FROZEN_MODEL} (a probe on its embeddings: transfer.mode probe); "
+                            "the model and feature settings come from it")
     add_flags(group, "transfer")
 
 

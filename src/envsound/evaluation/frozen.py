@@ -91,18 +91,20 @@ def frozen_scorer(path: Path, checkpoint: Checkpoint | None, *, manifest: Manife
     """What ``evaluate`` scores for a frozen network's file ``path`` (``checkpoint`` ``None``) or a head learned
     over one (``checkpoint`` such a ``model.ckpt``, ``path`` its file):
 
-    - the network with ``label_map`` (zero-shot): one target per class of ``manifest`` (required then), its logit the mean of its
-      source classes' logits (BirdNET's logits; YAMNet's scores turned back into logits), so its probability is the
-      sigmoid of that mean (multi-label) or its softmax among the targets (single-label), as
-      :func:`~envsound.transfer.zero_shot.zero_shot_checkpoint` does for an AudioSet network's head;
+    - the network with ``label_map`` (zero-shot): one target per class of ``manifest`` (required then), its logit
+      the mean of its source classes' logits (BirdNET's logits; YAMNet's scores turned back into the logits they are
+      the sigmoid of), so its probability is the sigmoid of that mean (multi-label) or its softmax among the targets
+      (single-label), as :func:`~envsound.transfer.zero_shot.zero_shot_checkpoint` does for an AudioSet network's
+      head;
     - the network alone: its own classes, a multi-label tagger (BirdNET: sigmoid of its logits; YAMNet's scores);
     - a learned head: ``embedding @ W.T + b`` with the checkpoint's labels and task (softmax over the classes of a
       single-label head, as ``cv --init`` fits it).
 
     Raises:
-        ConfigError: the network without a label map on a single-label ``manifest``; a label map with a learned head (map the dataset's classes at training instead), a map naming
-            a class the network lacks (the closest names given) or a target the dataset lacks, a dataset class
-            without a source; another device or precision than the CPU in float32; LiteRT is not installed.
+        ConfigError: the network without a label map on a single-label ``manifest``; a label map with a learned head
+            (map the dataset's classes at training instead); a map naming a class the network lacks (the closest
+            names given) or a target the dataset lacks, or a dataset class without a source; another device or
+            precision than the CPU in float32; LiteRT is not installed.
         CheckpointError: the file is no known network; a learned head's trunk is not here.
     """
     _on_cpu(path, device, precision)

@@ -12,6 +12,7 @@ name), with no offline copies by default (each copy would be embedded too).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,6 +28,9 @@ from envsound.models.litert import LEARNED_KIND, frozen_config
 from envsound.task import Task
 from envsound.transfer.frozen_windows import clip_outputs, frozen_network
 from envsound.transfer.linear_head import fit_probe_head
+from envsound.transfer.notes import note
+
+log = logging.getLogger(__name__)
 
 FROZEN_SOURCE = "frozen"
 """The ``kind`` of a :class:`FrozenPlan` (an :class:`~envsound.transfer.source.InitPlan` is a ``classifier`` or an
@@ -137,6 +141,8 @@ def fit_frozen_probe(plan: FrozenPlan, config: Config, features: Sequence[np.nda
 
     >>> weight, bias = fit_frozen_probe(plan, config, train_features, targets, task=Task())
     """
+    for line in plan.describe():
+        note(log, "%s", line)  # once per run: a cross-validation fits a probe a fold
     network = frozen_network(plan.path)
     weight, bias = fit_probe_head(lambda clip: clip_outputs(network, clip, config.features)[1], features, targets,
                                   variants=variants, multi_label=task.multi_label, c=config.transfer.probe_c,

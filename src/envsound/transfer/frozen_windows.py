@@ -83,6 +83,11 @@ def output_logits(network: LiteRTNetwork, outputs: np.ndarray) -> np.ndarray:
     return np.log(scores) - np.log1p(-scores)
 
 
+def cache_entries() -> int:
+    """How many window sets (one a clip, as :func:`clip_outputs` asks) are held now."""
+    return len(_CACHE)
+
+
 def clear_cache() -> None:
     """Forget every window computed (tests; a long-lived process that embedded a corpus and moves on)."""
     _CACHE.clear()

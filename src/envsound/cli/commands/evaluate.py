@@ -14,13 +14,13 @@ from envsound.cli.options import (add_dataset_options, add_device_option, add_js
 
 def register(command) -> None:
     p = command("evaluate", __doc__)
-    add_model_argument(p, onnx=False, note=" (with --label-map: zero-shot)")
+    add_model_argument(p, onnx=False, frozen=True, note=" (with --label-map: zero-shot)")
     add_dataset_options(p, folds_help="folds to evaluate on (default: all)")
     p.add_argument("--label-map", type=Path, metavar="FILE.csv",
                    help="zero-shot: score the model's classes paired with the dataset's by this CSV (source,target "
-                        "rows, e.g. Dog,dog; quote a name holding a comma; several sources of one target are "
-                        "averaged), or audioset-esc10: the ESC-10 map shipped with envsound; every dataset class "
-                        "needs one")
+                        "rows, e.g. Dog,dog, BirdNET's Dog_Dog,dog; quote a name holding a comma; the logits of "
+                        "several sources of one target are averaged), or audioset-esc10: the ESC-10 map shipped with "
+                        "envsound; every dataset class needs one")
     add_json_option(p, "print the report as JSON")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="also write report.json, report.txt, predictions.csv and report_confusion.png (multi-label: "
