@@ -3,7 +3,7 @@ sensor runs with numpy and LiteRT, no torch (``envsound export LEARNED.ckpt --ou
 copied from the file the head was learned on (found and checked by digest:
 :func:`~envsound.models.litert.learned_trunk`), the head and a manifest (:mod:`envsound.models.frozen_head` says
 what each file holds and why the head is not an ONNX file). A trunk whose licence forbids redistribution (BirdNET's
-CC BY-NC-SA 4.0) is the user's own copy: the folder's README and :meth:`ExportedHead.licence_line` say so.
+CC BY-NC-SA 4.0) is the user's own copy: the folder's README and :meth:`ExportedFolder.licence_line` say so.
 
 A head cannot be one ``.onnx`` file: its trunk is a TFLite network, which becomes ONNX only through TensorFlow
 (``tf2onnx``), and BirdNET's weights may not be bundled into a file envsound writes. ``--out X.onnx`` for such a
@@ -25,7 +25,7 @@ from envsound.models.litert import FrozenModel, is_learned, learned_trunk
 
 
 @dataclass(frozen=True)
-class ExportedHead:
+class ExportedFolder:
     """What :func:`export_frozen_head` wrote: the folder, the trunk's member, the trunk file's name and size, the
     number of classes."""
 
@@ -55,7 +55,7 @@ def folder_form(model: str | Path, release_name: str) -> str:
             f"not one .onnx file; name a folder: envsound export {model} --out DIR")
 
 
-def export_frozen_head(model: str | Path | ModelFile, out: str | Path) -> ExportedHead:
+def export_frozen_head(model: str | Path | ModelFile, out: str | Path) -> ExportedFolder:
     """Write the head learned over a frozen network in ``model`` (a ``model.ckpt`` path, or one
     :func:`~envsound.models.files.open_model_file` opened) as the folder ``out`` (see the module's docstring; an
     earlier export there is replaced, the folder appears whole or not at all).
@@ -90,7 +90,7 @@ def export_frozen_head(model: str | Path | ModelFile, out: str | Path) -> Export
     write_head_export(out, trunk=trunk, trunk_digest=trunk_meta["digest"], release=release,
                       weight=state["head.weight"].float().numpy(), bias=state["head.bias"].float().numpy(),
                       labels=list(checkpoint.labels), task=checkpoint.task, meta=meta)
-    return ExportedHead(folder=out, release=release, trunk=trunk_name, trunk_bytes=(out / trunk_name).stat().st_size,
+    return ExportedFolder(folder=out, release=release, trunk=trunk_name, trunk_bytes=(out / trunk_name).stat().st_size,
                         classes=len(checkpoint.labels))
 
 

@@ -27,10 +27,10 @@ def register(command) -> None:
 
 
 def export(args: argparse.Namespace) -> int:
-    from envsound.models.files import open_model_file
+    from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
     from envsound.models.litert import is_learned
 
-    opened = open_model_file(args.checkpoint)
+    opened = open_model_file(args.checkpoint).require(CLASSIFIER, RELEASE, purpose="export")
     if opened.checkpoint is not None and is_learned(opened.checkpoint):
         return _export_head(args, opened)
     from envsound.inference.onnx_export import export_onnx, parity_check
