@@ -40,3 +40,23 @@ def recording(path: Path, rate: int, window_seconds: float, pattern: str = "rbbr
     parts = [rng.uniform(-0.2, 0.2, width) + (0.3 if letter == "b" else 0.0) for letter in pattern]
     sf.write(path, np.concatenate(parts).astype(np.float32), rate, subtype="FLOAT")
     return path
+
+
+def light_install(code: str) -> str:
+    """A ``python -c`` script running ``code`` (``json`` and ``sys`` imported) where every package ``pip install
+    envsound`` lacks cannot be imported (torch and the train, export, scan and cluster extras), nor onnxruntime: an
+    exported head needs neither torch nor a second runtime beside LiteRT."""
+    return f"""
+import json, sys
+
+ABSENT = {{"torch", "lightning", "torchmetrics", "sklearn", "scipy", "skops", "matplotlib", "audiomentations",
+          "librosa", "pandas", "onnx", "onnxscript", "onnxruntime", "pyarrow", "ray"}}
+
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ABSENT:
+            raise ImportError(f"{{name}} is blocked: not in the light install")
+
+sys.meta_path.insert(0, Absent())
+{code}
+"""

@@ -1,11 +1,14 @@
 """A sensor on a head learned over a frozen network: `envsound serve EXPORT --auth --store` as its own process (the
-folder `envsound export` made, run without torch), and `envsound listen EXPORT --report` and `envsound listen
-LEARNED.ckpt --report` on a recording file: their events reach the server's store, each marked with the model's name
-and its fingerprint (the first 16 hex digits of the export's manifest, or of the checkpoint), as an ONNX model's are.
-The network is the tiny BirdNET of tests/tinytflite.py (tests/learnedhead.py makes the head)."""
+folder `envsound export` made), `envsound listen EXPORT --report` (where only the light install and LiteRT can be
+imported) and `envsound listen LEARNED.ckpt --report` on a recording file: their events reach the server's store,
+each marked with the model's name and its fingerprint (the first 16 hex digits of the export's manifest, or of the
+checkpoint), as an ONNX model's are. The network is the tiny BirdNET of tests/tinytflite.py (tests/learnedhead.py
+makes the head)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime
 
 import httpx
@@ -15,10 +18,12 @@ pytest.importorskip("ai_edge_litert")
 pytest.importorskip("flatbuffers")
 pytest.importorskip("fastapi")
 
-from learnedhead import learned_head, recording  # noqa: E402 (after the skips)
+from learnedhead import learned_head, light_install, recording  # noqa: E402 (after the skips)
 from test_sensor import Server, stored, summary  # noqa: E402 (its helpers: serve as a process, the store's events)
 
 from envsound.fileio import file_digest  # noqa: E402
+
+SENSOR = "from envsound.cli.main import main\nsys.exit(main(sys.argv[1:]))"
 
 
 def test_listen_reports_the_events_of_a_head_over_a_frozen_network_to_serve(envsound_main, tmp_path, monkeypatch):
@@ -36,9 +41,14 @@ def test_listen_reports_the_events_of_a_head_over_a_frozen_network_to_serve(envs
     try:
         heard = {}
         for model in (export, learned):
-            ran = envsound_main("listen", model, "--input", audio, "--report", server.url, "--token", secrets["lab"],
-                                "--sensor", "lab", "--queue", tmp_path / f"queue-{model.name}.sqlite",
-                                "--deliver-seconds", "30")
+            argv = ["listen", str(model), "--input", str(audio), "--report", server.url, "--token", secrets["lab"],
+                    "--sensor", "lab", "--queue", str(tmp_path / f"queue-{model.name}.sqlite"),
+                    "--deliver-seconds", "30"]
+            if model == export:  # as a sensor runs it: the light install and LiteRT, no torch
+                ran = subprocess.run([sys.executable, "-c", light_install(SENSOR), *argv], capture_output=True,
+                                     text=True, timeout=120)
+            else:
+                ran = envsound_main(*argv)
             assert ran.returncode == 0, ran.stderr
             events, delivered, queued = summary(ran.stdout)
             assert events == 4 and (delivered, queued) == (4, 0), ran.stdout

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("flatbuffers")
 
-from learnedhead import LABELS, THRESHOLDS, learned_head, recording  # noqa: E402 (after the skips)
+from learnedhead import LABELS, THRESHOLDS, learned_head, light_install, recording  # noqa: E402 (after the skips)
 
 from envsound.errors import CheckpointError, ConfigError  # noqa: E402
 from envsound.models.frozen import FROZEN  # noqa: E402
@@ -47,32 +47,14 @@ def test_export_writes_the_trunk_the_head_and_a_manifest_that_score_as_the_check
     assert manifest["labels"] == LABELS and manifest["task"]["class_thresholds"] == THRESHOLDS
 
 
-LIGHT_INSTALL = """
-import json, sys
-
-# what 'pip install envsound' lacks (torch and the train, export, scan and cluster extras), and onnxruntime: the
-# export needs neither torch nor a second runtime beside LiteRT
-ABSENT = {"torch", "lightning", "torchmetrics", "sklearn", "scipy", "skops", "matplotlib", "audiomentations",
-          "librosa", "pandas", "onnx", "onnxscript", "onnxruntime", "pyarrow", "ray"}
-
-class Absent:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ABSENT:
-            raise ImportError(f"{name} is blocked: not in the light install")
-
-sys.meta_path.insert(0, Absent())
-from envsound import load_model
-
-print(json.dumps(load_model(sys.argv[1]).predict(sys.argv[2], segments=True).to_dict()))
-"""
-
-
 def test_the_export_predicts_without_torch_or_the_installed_trunk(envsound_main, tmp_path, monkeypatch):
     monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "models"))
     learned = learned_head(tmp_path)
     assert envsound_main("export", learned, "--out", tmp_path / "sensor-model").returncode == 0
     clip = recording(tmp_path / "clip.wav", 48_000, 3.0, "rbbr")
-    ran = subprocess.run([sys.executable, "-c", LIGHT_INSTALL, str(tmp_path / "sensor-model"), str(clip)],
+    script = light_install("from envsound import load_model\n"
+                           "print(json.dumps(load_model(sys.argv[1]).predict(sys.argv[2], segments=True).to_dict()))")
+    ran = subprocess.run([sys.executable, "-c", script, str(tmp_path / "sensor-model"), str(clip)],
                          capture_output=True, text=True, timeout=120,
                          env={**os.environ, "ENVSOUND_MODELS": str(tmp_path / "empty")})
     assert ran.returncode == 0, ran.stderr
