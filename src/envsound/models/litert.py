@@ -26,6 +26,7 @@ from envsound.config.files import bare_config
 from envsound.errors import CheckpointError, ConfigError
 from envsound.features.windows import eval_starts
 from envsound.models.frozen import FrozenRelease, Structure, labels_beside, read_frozen_labels, recognise_structure
+from envsound.models.frozen_head import read_head_export
 from envsound.models.runtimes import EngineRuntime
 from envsound.task import MULTI_LABEL, Task
 
@@ -239,8 +240,6 @@ class FrozenModel:
                 trunk is another network than the manifest names.
             ConfigError: another device or precision than the CPU in float32; LiteRT is not installed.
         """
-        from envsound.models.frozen_head import read_head_export
-
         _on_cpu_in_float32(path, device, precision)
         export = read_head_export(path)
         network = LiteRTNetwork.open(export.trunk, threads=threads, embedding=True)
