@@ -50,13 +50,11 @@ class FrozenClips:
         return len(self.labels)
 
     def deciding_at(self, threshold: float) -> "FrozenClips":
-        """A copy deciding at ``threshold`` for every class (as :meth:`ClipModel.deciding_at`).
-
-        Raises:
-            ConfigError: ``threshold`` not in (0, 1).
-        """
+        """A copy deciding at ``threshold``, 0 < T < 1, for every class and the events (else ConfigError), as
+        :meth:`~envsound.models.clip.ClipModel.deciding_at`."""
         other = copy.copy(self)
         other.task = self.task.with_threshold(threshold)
+        other.config = self.config.with_overrides(["events.threshold=null"])  # the events follow the task's
         return other
 
     def clip_windows(self, features: np.ndarray) -> tuple[np.ndarray, list[int]]:

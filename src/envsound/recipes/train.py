@@ -85,7 +85,9 @@ def train_model(
     ``init``: a classifier ``model.ckpt`` of envsound (every layer but the head is loaded; head rows of the classes
     both label sets share are copied) or an ``autoencoder.ckpt`` from ``envsound pretrain`` (its encoder, for
     ``dtu``/``cnn``); ``config.transfer`` says how the model trains from it (``full``, ``gradual``, ``probe``). The
-    ``features`` and ``model`` sections must match the source's (the CLI inherits them from it).
+    ``features`` and ``model`` sections must match the source's (the CLI inherits them from it). A frozen network
+    (``birdnet-v2.4``, ``yamnet`` or its .tflite) is probed (:mod:`envsound.transfer.frozen_probe`): the checkpoint
+    is a head learned over it, as ``envsound learn`` writes.
     ``held_out``: the clips this model will be tested on (test fold, folds left out); nothing of them may reach
     training: ``config.augment`` copies come only from the training clips left after the validation split, and a
     background-noise folder holding any validation or ``held_out`` clip is refused.
