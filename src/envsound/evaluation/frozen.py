@@ -20,7 +20,7 @@ from scipy.special import expit, softmax
 
 from envsound.config import Config
 from envsound.data.records import Manifest
-from envsound.errors import ConfigError
+from envsound.errors import CheckpointError, ConfigError
 from envsound.features.windows import eval_windows
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.litert import LiteRTNetwork, frozen_config, is_learned, learned_trunk
@@ -139,9 +139,11 @@ def _learned(path: Path, checkpoint: Checkpoint, label_map: str | Path | None) -
     if label_map is not None:
         raise ConfigError(f"{path}: a head learned over a frozen network; --label-map maps the network's own classes "
                           f"(evaluate {checkpoint.meta.get('network', 'NAME')} --label-map FILE)")
+    state = checkpoint.state_dict or {}
+    if "head.weight" not in state or "head.bias" not in state:
+        raise CheckpointError(f"{path}: a learned head without head.weight and head.bias; learn it again")
     network = frozen_network(learned_trunk(checkpoint, given=path))
-    weight = checkpoint.state_dict["head.weight"].double().numpy()
-    bias = checkpoint.state_dict["head.bias"].double().numpy()
+    weight, bias = state["head.weight"].double().numpy(), state["head.bias"].double().numpy()
     return FrozenClips(network, labels=checkpoint.labels, task=checkpoint.task, config=checkpoint.config,
                        meta={**checkpoint.meta, "file": str(path)},
                        logits=lambda _, embeddings: embeddings.astype(np.float64) @ weight.T + bias,
