@@ -8,9 +8,11 @@ installed nor its label file, nor the trunk file a head was learned with.
   :func:`~envsound.models.litert.learned_trunk`), written side by side, the checkpoint's recorded trunk file pointed
   at that copy, so :meth:`~envsound.models.litert.FrozenModel.from_checkpoint` checks its digest as on the driver.
 
-LiteRT runs one thread in each actor (:data:`LITERT_THREADS`): the interpreter takes a window at a time, and two
-interpreters of one thread each score BirdNET about 1.7 times as fast as one of two threads on 2 shared cores, so the
-engine runs one actor per CPU it gives the model (see :func:`litert_actors`).
+LiteRT runs one thread in each actor (:data:`LITERT_THREADS`) and the engine one actor per CPU it gives the model
+(:func:`litert_actors`): the interpreter takes a window at a time, which parallel processes share out better than
+threads. BirdNET on 2 cores (2026-11-29, ``LiteRTNetwork.run`` of 120 windows): two 1-thread interpreters side by side
+60 windows/s, one 2-thread interpreter 34 (one 1-thread: 30) on idle cores; 21 against 19 with other work on them. In
+a 2-CPU Ray cluster (1 actor, the other CPU decoding), 1 or 2 threads scored 240 windows in the same 7.2-7.8 s.
 """
 
 from __future__ import annotations

@@ -169,8 +169,14 @@ class RayEngine:
         self.model_ref = self.ray.put(_ModelCopy.of(predictor))  # in a list below: the actor gets it itself
         resources = self.ray.cluster_resources()
         cpus = int(resources.get("CPU", 1))
+        # an actor's batch: windows, or waveform chunks (FILES_A_TASK, a decoding task's worth)
+        self.actor_batch = batch_size if self.by_windows else FILES_A_TASK
         if is_frozen(predictor.model):  # LiteRT runs on the CPU, a window at a time: an actor, a thread, a CPU each
             self.gpus, self.actors = 0, litert_actors(cpus)
+            # a chunk at a time: a chunk is up to a minute of windows (BirdNET 20, 0.6 s of work), and an actor waiting
+            # for 8 chunks of 48-kHz audio (11.5 MB each) stalled 20 s in 34 s where Ray's object store held fewer
+            # (300 MB; 14 s a chunk at a time, 12 clips of 60 s, 2 CPUs)
+            self.actor_batch = 1
         else:
             self.gpus = 0 if device == "cpu" else int(resources.get("GPU", 0))
             self.actors = self.gpus or max(1, cpus // 4)
@@ -210,7 +216,7 @@ class RayEngine:
                                       memory=DECODE_MEMORY)
         precision = str(self.predictor.model.runtime.precision)
         scored = decoded.map_batches(
-            _Scorer, batch_size=self.batch_size if self.by_windows else FILES_A_TASK,  # windows, or chunks
+            _Scorer, batch_size=self.actor_batch,
             compute=ray.data.ActorPoolStrategy(size=self.actors), num_gpus=1 if self.gpus else 0,
             num_cpus=0 if self.gpus else 1,
             fn_constructor_kwargs={"model": [self.model_ref], "device": self.device, "precision": precision,
