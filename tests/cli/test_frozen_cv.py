@@ -70,7 +70,7 @@ def test_train_init_birdnet_then_evaluate_and_predict_the_head(envsound_main, fr
     monkeypatch.setenv("ENVSOUND_MODELS", str(frozen["models"]))
     data = frozen["birdnet"]
     ran = envsound_main("train", "--dataset", "folder", "--root", data, "--folds", "1,2", "--init", "birdnet-v2.4",
-                        "--out", tmp_path / "run")
+                        "--out", tmp_path / "run", "--set", "features.eval_hop_seconds=0.25")
     assert ran.returncode == 0, ran.stderr
     assert "trained birdnet-v2.4 on 4 clips" in ran.stdout
     ran = envsound_main("evaluate", tmp_path / "run" / "model.ckpt", "--dataset", "folder", "--root", data,
@@ -79,9 +79,14 @@ def test_train_init_birdnet_then_evaluate_and_predict_the_head(envsound_main, fr
     report = json.loads(ran.stdout.strip().splitlines()[-1])
     assert (report["accuracy"], report["seen_in_training"]) == (1.0, 0)  # the fold it never saw
     down = sorted((data / "down").iterdir())[-1]
-    ran = envsound_main("predict", tmp_path / "run" / "model.ckpt", down, "--json")
+    ran = envsound_main("predict", tmp_path / "run" / "model.ckpt", down, "--json", "--segments")
     assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout.strip().splitlines()[-1])["top"][0]["label"] == "down"
+    answer = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert answer["top"][0]["label"] == "down"
+    # a single-label head: its two classes' probabilities are a softmax (they were two sigmoids, both near 1)
+    assert sum(entry["score"] for entry in answer["top"]) == pytest.approx(1.0, abs=2e-4)
+    # windows at the hop it was trained and evaluated at, not the network's default 3 s
+    assert [segment["start"] for segment in answer["segments"]] == [0.0, 0.25, 0.5]
 
 
 def test_evaluate_yamnet_zero_shot_averages_the_mapped_logits(envsound_main, frozen, tmp_path, monkeypatch):

@@ -159,11 +159,20 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-logits))
 
 
-def frozen_config(release: FrozenRelease) -> Config:
-    """The config a frozen network is described by: its waveform windows (rate, window, hop), its name."""
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """``(n, K)`` logits -> ``(n, K)`` probabilities summing to 1 along each row (shifted by the row's maximum, so a
+    large logit does not overflow)."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def frozen_config(release: FrozenRelease, *, hop_seconds: float | None = None) -> Config:
+    """The config a frozen network is described by: its waveform windows (rate, window, hop: ``hop_seconds``, the
+    release's default hop when ``None``), its name."""
+    hop = release.hop_seconds if hop_seconds is None else hop_seconds
     return bare_config(model=release.name, overrides=[
         "features.kind=waveform", f"features.sample_rate={release.sample_rate}",
-        f"features.window_seconds={release.window_seconds}", f"features.eval_hop_seconds={release.hop_seconds}"])
+        f"features.window_seconds={release.window_seconds}", f"features.eval_hop_seconds={hop}"])
 
 
 class FrozenModel:
@@ -225,8 +234,11 @@ class FrozenModel:
         if "head.weight" not in state or "head.bias" not in state:
             raise CheckpointError(f"{path}: a learned head without head.weight and head.bias; learn it again")
         head = (state["head.weight"].float().numpy(), state["head.bias"].float().numpy())
-        return cls._headed(network, head, labels=checkpoint.labels, task=checkpoint.task, meta=checkpoint.meta,
-                           path=path, threads=threads)
+        model = cls._headed(network, head, labels=checkpoint.labels, task=checkpoint.task, meta=checkpoint.meta,
+                            path=path, threads=threads)
+        # the hop it was trained and evaluated at (cv --init ... --set features.eval_hop_seconds=...), not the default
+        model.config = frozen_config(network.release, hop_seconds=checkpoint.config.features.eval_hop_seconds)
+        return model
 
     @classmethod
     def from_export(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
@@ -308,8 +320,9 @@ class FrozenModel:
 
     def head_probs(self, embeddings: np.ndarray) -> np.ndarray:
         """``(n, embedding_width)`` embeddings (any float dtype: a store's float16) -> ``(n, K)`` probabilities of the
-        learned head, ``sigmoid(x . w + b)``: what ``predict`` gives the same windows, so a store's windows rank as
-        the audio scores.
+        learned head, ``sigmoid(x . w + b)`` (a single-label task's head, as ``cv``/``train --init`` write for a set
+        of one class a clip: the softmax over its classes): what ``predict`` gives the same windows, so a store's
+        windows rank as the audio scores.
 
         Raises:
             ConfigError: no learned head (the network's own classifier is inside the TFLite file, not a head envsound
@@ -322,6 +335,8 @@ class FrozenModel:
         if len(embeddings) == 0:
             return np.zeros((0, len(bias)), dtype=np.float32)
         logits = np.asarray(embeddings, dtype=np.float32).reshape(len(embeddings), -1) @ weights.T + bias
+        if not self.task.multi_label:
+            return softmax(logits).astype(np.float32)
         return sigmoid(logits).astype(np.float32)
 
     def _windows(self, samples: np.ndarray, before: int | None) -> tuple[np.ndarray, list[int]]:
