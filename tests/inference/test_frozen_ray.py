@@ -98,6 +98,15 @@ def test_predict_out_engine_ray_with_yamnet_and_a_head_learned_over_it_gives_the
         pd.testing.assert_frame_equal(ray[name], local[name], check_exact=False, rtol=1e-6, atol=1e-7)
     assert set(local["windows"]["label"].dropna()) <= {"dog", "bird"} and len(local["windows"]) == 132
 
+    # the same head as 'envsound export' writes it (a folder: its manifest, head and trunk travel together)
+    from envsound.inference.frozen_export import export_frozen_head
+
+    exported = export_frozen_head(head, tmp_path / "exported").folder
+    local_export, ray_export = _predict_both(exported, audio, tmp_path / "export", ray_cluster.address)
+    for name in ("files", "windows"):
+        pd.testing.assert_frame_equal(ray_export[name], local_export[name], check_exact=False, rtol=1e-6, atol=1e-7)
+        pd.testing.assert_frame_equal(local_export[name], local[name], check_exact=False, rtol=1e-6, atol=1e-7)
+
 
 def test_embed_engine_ray_with_birdnet_stores_the_local_rows(models, ray_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("ENVSOUND_MODELS", str(models))

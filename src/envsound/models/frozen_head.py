@@ -167,6 +167,18 @@ def read_head_export(path: str | os.PathLike) -> HeadExport:
                       task=task, meta=meta)
 
 
+def export_files(path: str | os.PathLike) -> list[Path]:
+    """The files the manifest of the export at ``path`` pins beside itself (its trunk and its head), what a copy of
+    the export elsewhere (a Ray actor's folder) needs with the manifest.
+
+    Raises:
+        CheckpointError: as :func:`read_head_export`.
+    """
+    export = read_head_export(path)
+    fields = json.loads(manifest_of(path).read_text(encoding="utf-8"))
+    return [export.trunk, export.folder / fields["head"]["file"]]
+
+
 def copy_hashed(source: Path, dest: Path) -> str:
     """Copy ``source`` to ``dest`` and return the sha256 (hex) of the bytes copied: the file read once."""
     digest = hashlib.sha256()

@@ -55,7 +55,8 @@ from envsound.inference.archive.engine import FILE_TIMEOUT, Finished, proc_activ
 from envsound.inference.archive.frozen_copy import (is_frozen, is_learned_head, litert_actors, open_frozen,
                                                     open_learned, trunk_bytes)
 from envsound.inference.predictor import FileScores, Predictor
-from envsound.models.files import FROZEN, RELEASE
+from envsound.models.files import FROZEN, HEAD_EXPORT, RELEASE
+from envsound.models.frozen_head import export_files
 from envsound.models.releases import LABELS_FILE
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,16 @@ class _ModelCopy:
     data: bytes
     labels: tuple[str, ...] = ()
     trunk: bytes = b""
+    beside: tuple[tuple[str, bytes], ...] = ()  # an exported head's other files (its head and trunk), by name
 
     @classmethod
     def of(cls, predictor: Predictor) -> "_ModelCopy":
         source = predictor.source
         if source is None:
             raise ConfigError("the Ray engine runs a model opened from its file (Predictor.from_checkpoint)")
+        if source.kind == HEAD_EXPORT:  # a folder: its manifest (source.path) and the files the manifest pins
+            return cls(name=source.path.name, kind=source.kind, data=source.path.read_bytes(),
+                       beside=tuple((path.name, path.read_bytes()) for path in export_files(source.path)))
         return cls(name=source.path.name, kind=source.kind, data=source.path.read_bytes(),
                    labels=tuple(predictor.labels) if source.kind in (RELEASE, FROZEN) else (),
                    trunk=trunk_bytes(predictor.model) if is_learned_head(predictor.model) else b"")
@@ -136,6 +141,8 @@ class _ModelCopy:
         with tempfile.TemporaryDirectory(prefix="envsound-model-") as folder:
             path = Path(folder) / self.name
             path.write_bytes(self.data)
+            for name, data in self.beside:
+                (path.parent / name).write_bytes(data)
             if self.kind == FROZEN:
                 return Predictor(open_frozen(path, list(self.labels), embed=embed))
             if self.trunk:
