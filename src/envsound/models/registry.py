@@ -120,6 +120,14 @@ def is_torch_model(name: str) -> bool:
     return issubclass(get_model_class(name), nn.Module)
 
 
+def is_network(name: str) -> bool:
+    """True for a network, whose training takes a validation split and offline copies: a torch model, or a frozen
+    network (``birdnet-v2.4``, ``yamnet``: a probe reads its embeddings); False for the scikit-learn baselines."""
+    from envsound.models.frozen import FROZEN
+
+    return name in FROZEN or is_torch_model(name)
+
+
 def build_model(model_cfg: ModelConfig, *, n_classes: int, in_channels: int, n_mels: int,
                 n_frames: int) -> nn.Module | SklearnBaseline:
     """Instantiate ``model_cfg.name`` with its ``filters`` / ``dropout`` (None = the model's default) and its

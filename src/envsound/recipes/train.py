@@ -118,7 +118,7 @@ def train_model(
     mode = resolve_mode(config, plan)
     check_frame_start(config, plan, manifest.strong is not None)
     with folder.writing(config):
-        data = prepare_training_data(manifest, clips_config(config), held_out=held_out, unlabelled=unlabelled,
+        data = prepare_training_data(manifest, config, held_out=held_out, unlabelled=unlabelled,
                                      cache=context.cache, on_error=context.on_error, progress=context.progress)
         if isinstance(plan, FrozenPlan):
             note(log, "%s: a frozen network (trained on recordings it does not list): overlap with this split cannot "
@@ -161,15 +161,6 @@ def plan_for(init: str | Path | None, config: Config, labels: Sequence[str]) -> 
         raise ConfigError(f"model.name={config.model.name}: a frozen network; its head is learned from --init "
                           f"{config.model.name} (train, cv) or with envsound learn")
     return plan_init(init, config, labels) if init is not None else None
-
-
-def clips_config(config: Config) -> Config:
-    """The config the training clips are prepared with: ``config``, or for a frozen network's probe the same under
-    a registered network's name (:func:`~envsound.training.prepare.prepare_training_data` asks the model registry
-    whether the model is a network, to take a validation split and offline copies; a probe takes them as one)."""
-    if config.model.name not in FROZEN:
-        return config
-    return replace(config, model=replace(config.model, name=Config().model.name))
 
 
 def check_request(manifest: Manifest, config: Config) -> None:

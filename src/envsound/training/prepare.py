@@ -21,7 +21,7 @@ from envsound.errors import ConfigError, EnvsoundError
 from envsound.features.cache import ClipFeatures, FeatureCache
 from envsound.features.extract import extract_features
 from envsound.features.fingerprint import guard_content
-from envsound.models.registry import is_torch_model
+from envsound.models.registry import is_network
 from envsound.training.loop.clips import ClipSet, FitData
 from envsound.training.loop.data import clip_noisiness, target_matrix
 
@@ -96,8 +96,8 @@ def prepare_training_data(
         ConfigError: ``semi.method`` set with no unlabelled clips, or for a baseline model.
     """
     aug = config.augment
-    augmenting = aug.copies > 0 and is_torch_model(config.model.name)
-    val_fraction = config.train.val_fraction if is_torch_model(config.model.name) else 0.0
+    augmenting = aug.copies > 0 and is_network(config.model.name)
+    val_fraction = config.train.val_fraction if is_network(config.model.name) else 0.0
     if config.train.shots:
         labelled, rest = few_shot_subset(manifest, shots=config.train.shots, seed=config.train.seed)
     else:
@@ -166,7 +166,7 @@ def _unlabelled_pool(config: Config, rest: Manifest, unlabelled: Manifest | None
         if unlabelled is not None and len(unlabelled):
             log.warning("ignoring %d unlabelled clips: semi.method is 'none'", len(unlabelled))
         return merge_unlabelled()
-    if not is_torch_model(config.model.name):
+    if not is_network(config.model.name):
         raise ConfigError(f"semi.method={method!r} needs a network; model {config.model.name!r} is a baseline")
     extra = [] if unlabelled is None else [exclude_clips_of(unlabelled, val_set)]
     pool = merge_unlabelled(rest, *extra)
