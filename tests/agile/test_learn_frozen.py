@@ -109,6 +109,10 @@ def test_predict_predict_out_and_listen_open_a_head_learned_over_birdnet(envsoun
     ran = envsound_main("listen", model, "--input", audio / "bird2.wav", "--json")
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout.splitlines()[0])["top"][0]["label"] == "bird"
+    # embed with it: the store of its windows is the trunk's, and the message says so instead of storing a second
+    ran = envsound_main("embed", model, audio, "--out", tmp_path / "db2")
+    assert ran.returncode != 0 and "embed with the network itself (envsound embed birdnet-v2.4" in ran.stderr
+    assert not (tmp_path / "db2").exists()
 
 
 def test_serve_answers_with_a_head_learned_over_birdnet(envsound_main, birdnet_store, tmp_path):

@@ -41,7 +41,8 @@ from envsound.inference.embeddings.index import INDEX_MIN_WINDOWS, faiss_or_none
 from envsound.inference.embeddings.store import STORE_KIND, TABLES, EmbeddingsStore
 from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import Prediction, Predictor
-from envsound.models.files import FROZEN
+from envsound.inference.archive.frozen_copy import is_learned_head
+from envsound.models.files import FROZEN, HEAD_EXPORT
 
 PART_WINDOWS = 50_000  # windows a part at most: 100 MB of float16 at 1,000 dimensions
 
@@ -109,6 +110,10 @@ def embed_archive(model: str | os.PathLike, inputs: str | os.PathLike | Iterable
     if network is None or not hasattr(network, "embed"):
         raise ConfigError(f"{model}: model {predictor.model.config.model.name!r} has no embedding (a baseline or an "
                           "ensemble); embeddings come from one network")
+    if is_learned_head(predictor.model) or predictor.source.kind == HEAD_EXPORT:
+        name = predictor.model.release.name  # its windows' embeddings are the trunk's: a store of the trunk serves it
+        raise ConfigError(f"{model}: a head learned over {name} embeds what {name} embeds; embed with the network "
+                          f"itself (envsound embed {name} ...): search, learn and this model all read that store")
     fingerprint = {"store": STORE_KIND, "model": predictor.source.digest, "model_file": str(predictor.source.path),
                    "precision": options.precision, "layer": "embed",
                    "window_seconds": predictor.features.window_seconds, "cwd": os.getcwd()}
