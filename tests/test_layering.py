@@ -10,12 +10,12 @@ import tomllib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "envsound"
-ORDER = ["errors", "task", "config", "fileio", "stopping", "hardware",  # the ground floor (BASE), then the stages
+ORDER = ["errors", "task", "config", "fileio", "stopping", "cores", "hardware",  # the ground floor (BASE), then the stages
          "events", "audio", "data", "features", "augment", "models", "fitting", "transfer", "training", "evaluation",
          "recipes", "inference", "deploy", "agile", "demo", "app", "cli",
          "__main__"]  # `python -m envsound`: the console entry point, above everything
-BASE = {"errors", "task", "config", "fileio", "stopping", "hardware", "_version", "__init__"}
-LIGHT_BASE = ["errors", "task", "config", "fileio", "stopping", "_version"]  # all the ground floor but hardware
+BASE = {"errors", "task", "config", "fileio", "stopping", "cores", "hardware", "_version", "__init__"}
+LIGHT_BASE = ["errors", "task", "config", "fileio", "stopping", "cores", "_version"]  # all the ground floor but hardware
 EXTRA_FORBIDDEN = {("models", "data")}  # a model never imports a dataset
 # stage -> the only stages (beside the ground floor and itself) it may import
 ONLY = {"app": {"inference", "deploy", "agile"},  # the web app: what it serves, where it stores, the labels' loop
@@ -74,7 +74,7 @@ def test_the_app_and_the_deployment_import_only_what_they_may():
 
 
 def test_base_modules_import_no_stage():
-    paths = [PACKAGE / name for name in ("errors.py", "task.py", "fileio.py", "stopping.py", "hardware.py")]
+    paths = [PACKAGE / name for name in ("errors.py", "task.py", "fileio.py", "stopping.py", "cores.py", "hardware.py")]
     for path in paths + sorted((PACKAGE / "config").glob("*.py")):
         targets = {t for t, _ in imported_stages(path)}
         assert targets <= BASE, (path.name, targets)

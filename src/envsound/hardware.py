@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from envsound.config import ACCELERATORS, PRECISIONS, SWITCHES
+from envsound.cores import usable_cores  # noqa: F401 (its home before it moved to the torch-free envsound.cores)
 from envsound.errors import ConfigError
 from envsound.fileio import launched_local_rank, write_json_atomic
 
@@ -123,12 +124,6 @@ def cpu_flags() -> list[str]:
         return []
     words = set(text.split())
     return [flag for flag in ("avx512_bf16", "amx_bf16") if flag in words]
-
-
-def usable_cores() -> int:
-    """The cores this process may run on: its affinity where the OS says (taskset, a container's cpuset, a batch
-    scheduler's allocation), else every core."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def describe_machine() -> dict:

@@ -103,3 +103,26 @@ def test_predict_out_with_birdnet_gives_the_scores_predict_gives(envsound_main, 
         mine = [(row["start"], row["score"]) for row in windows if row["file"] == str(path)]
         assert mine == [(segment["start"], segment["score"]) for segment in alone.segments]
 
+
+
+def test_predict_out_with_a_frozen_network_never_imports_torch(models, tmp_path):
+    """A BirdNET run over an archive needs LiteRT, not torch: importing torch cost 1.1 s of its 1.7-s start-up (the
+    archive engine counted its cores through envsound.hardware, which imports torch), a sixth of a 10-s run."""
+    import os
+    import subprocess
+    import sys
+
+    clips(tmp_path / "audio", 48_000, [4.0])
+    code = ("import sys\n"
+            "class Absent:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('torch', 'lightning'):\n"
+            "            raise ImportError(name + ' is blocked')\n"
+            "sys.meta_path.insert(0, Absent())\n"
+            "from envsound.cli.main import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    ran = subprocess.run([sys.executable, "-c", code, "predict", "birdnet-v2.4", str(tmp_path / "audio"), "--out",
+                          str(tmp_path / "results"), "-q"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "ENVSOUND_MODELS": str(models)})
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "results" / "files").is_dir()

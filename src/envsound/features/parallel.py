@@ -13,7 +13,7 @@ from typing import Iterator
 
 from envsound.config import FeatureConfig
 from envsound.features.cache import cache_settings
-from envsound.hardware import usable_cores
+from envsound.cores import usable_cores
 
 MIN_PARALLEL_JOBS = 32  # fewer jobs run in this process: starting workers costs about a second
 _FRONTENDS: dict[str, object] = {}  # one log-mel frontend per feature setting, per process

@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Protocol
 
 from envsound.errors import ConfigError, EnvsoundError
 from envsound.fileio import disk_full, run_lock
-from envsound.hardware import usable_cores
+from envsound.cores import usable_cores
 from envsound.stopping import sigterm_as_interrupt
 from envsound.inference.predictor import Predictor
 from envsound.inference.archive.engine import Engine, Finished, default_workers

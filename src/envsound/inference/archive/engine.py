@@ -38,7 +38,7 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 
 from envsound.errors import EnvsoundError
-from envsound.hardware import usable_cores
+from envsound.cores import usable_cores
 from envsound.inference.archive.decode import Chunk, DecodeJob, chunk_credits, decode_worker
 from envsound.inference.archive.embedding import FileEmbeddings, chunk_embeddings
 from envsound.inference.predictor import FileScores, Prediction, Predictor
