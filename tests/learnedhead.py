@@ -6,15 +6,11 @@ and noise around 0 as ``rain``."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "cli"))  # the tiny networks' label files
-
-from test_frozen_networks_tiny import birdnet_folder, yamnet_files  # noqa: E402
+from tinytflite import birdnet_folder, yamnet_files
 
 LABELS = ["bird", "rain"]
 THRESHOLDS = [0.5, 0.4]

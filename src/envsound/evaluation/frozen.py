@@ -23,7 +23,7 @@ from envsound.data.records import Manifest
 from envsound.errors import CheckpointError, ConfigError
 from envsound.features.windows import eval_windows
 from envsound.models.checkpoint import Checkpoint
-from envsound.models.litert import LiteRTNetwork, frozen_config, is_learned, learned_trunk
+from envsound.models.litert import LiteRTNetwork, check_cpu_float32, frozen_config, is_learned, learned_trunk
 from envsound.models.frozen import labels_beside, read_frozen_labels
 from envsound.task import MULTI_LABEL, Task
 from envsound.transfer.frozen_windows import frozen_network, output_logits, window_outputs
@@ -105,7 +105,7 @@ def frozen_scorer(path: Path, checkpoint: Checkpoint | None, *, manifest: Manife
             precision than the CPU in float32; LiteRT is not installed.
         CheckpointError: the file is no known network; a learned head's trunk is not here.
     """
-    _on_cpu(path, device, precision)
+    check_cpu_float32(path, device, precision)
     if checkpoint is not None:
         return _learned(path, checkpoint, label_map)
     network = frozen_network(path)
@@ -158,9 +158,3 @@ def scoring_model(checkpoint: Checkpoint, *, path: Path, device: str = "auto", p
     from envsound.models.clip import ClipModel
 
     return ClipModel.from_checkpoint(checkpoint, source=str(path), device=device, precision=precision)
-
-
-def _on_cpu(path: Path, device: str, precision: str) -> None:
-    if device not in ("auto", "cpu") or precision not in ("auto", "32"):
-        raise ConfigError(f"{path}: a TFLite network runs on the CPU in float32 through LiteRT; use --device "
-                          "auto/cpu and --precision auto/32")

@@ -209,7 +209,7 @@ class FrozenModel:
             CheckpointError: see :meth:`LiteRTNetwork.open`; the label file is missing or has the wrong count.
             ConfigError: another device or precision; LiteRT is not installed.
         """
-        _on_cpu_in_float32(path, device, precision)
+        check_cpu_float32(path, device, precision)
         network = LiteRTNetwork.open(path, threads=threads, embedding=False)
         labels = read_frozen_labels(network.release, labels_beside(network.release, Path(path)))
         model = cls(network, labels=labels)
@@ -228,7 +228,7 @@ class FrozenModel:
         """
         if not is_learned(checkpoint):
             raise CheckpointError(f"{path}: not a head learned over a frozen network")
-        _on_cpu_in_float32(path, device, precision)
+        check_cpu_float32(path, device, precision)
         network = LiteRTNetwork.open(learned_trunk(checkpoint, given=path), threads=threads, embedding=True)
         state = checkpoint.state_dict
         if "head.weight" not in state or "head.bias" not in state:
@@ -252,7 +252,7 @@ class FrozenModel:
                 trunk is another network than the manifest names.
             ConfigError: another device or precision than the CPU in float32; LiteRT is not installed.
         """
-        _on_cpu_in_float32(path, device, precision)
+        check_cpu_float32(path, device, precision)
         export = read_head_export(path)
         network = LiteRTNetwork.open(export.trunk, threads=threads, embedding=True)
         if network.release.name != export.release.name:
@@ -418,8 +418,9 @@ def learned_trunk(checkpoint, *, given: str | Path = "model") -> Path:
                           f"install that file with 'envsound download {name} --from FILE'")
 
 
-def _on_cpu_in_float32(path: str | Path, device: str, precision: str) -> None:
-    """Refuse a device or precision LiteRT does not run a TFLite network at (it runs on the CPU in float32)."""
+def check_cpu_float32(path: str | Path, device: str, precision: str) -> None:
+    """Refuse (ConfigError) a device or precision LiteRT does not run a TFLite network at: it runs on the CPU in
+    float32."""
     if device not in ("auto", "cpu") or precision not in ("auto", "32"):
         raise ConfigError(f"{path}: a TFLite network runs on the CPU in float32 through LiteRT; use --device "
                           "auto/cpu and --precision auto/32")
