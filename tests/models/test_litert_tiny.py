@@ -35,6 +35,23 @@ def test_a_tiny_network_is_recognised_by_its_structure_and_runs_as_numpy_does(me
     np.testing.assert_allclose(embedding, expected_embedding, atol=1e-5)
 
 
+def test_interpreters_side_by_side_give_every_window_what_one_gives(tiny):
+    """The windows of a batch shared out among interpreters in threads land in their own rows, whatever the count
+    (more interpreters than windows included), and the others are opened only when a batch can use them."""
+    from envsound.models.litert import LiteRTNetwork
+
+    windows = np.random.default_rng(5).uniform(-1, 1, (7, FROZEN["yamnet"].input_samples)).astype(np.float32)
+    alone = LiteRTNetwork.open(tiny["yamnet"], interpreters=1).run(windows)
+    for count in (2, 3, 9):
+        network = LiteRTNetwork.open(tiny["yamnet"], interpreters=count)
+        network.run(windows[:1])
+        assert network._others == []  # one window: the first interpreter alone, no other opened
+        output, embedding = network.run(windows)
+        np.testing.assert_array_equal(output, alone[0])
+        np.testing.assert_array_equal(embedding, alone[1])
+    assert LiteRTNetwork.open(tiny["yamnet"], threads=1).interpreters == 1  # a Ray actor's: one thread, one CPU
+
+
 def test_birdnet_scores_are_the_sigmoid_of_its_logits_and_yamnets_its_outputs(tiny):
     from envsound.models.litert import LiteRTNetwork
 

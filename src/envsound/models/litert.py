@@ -15,7 +15,9 @@ shorter than a window is zero-padded, as BirdNET does.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import numpy as np
 
 from envsound.config import Config
 from envsound.config.files import bare_config
+from envsound.cores import usable_cores
 from envsound.errors import CheckpointError, ConfigError
 from envsound.features.windows import eval_starts
 from envsound.models.frozen import FrozenRelease, Structure, labels_beside, read_frozen_labels, recognise_structure
@@ -65,12 +68,28 @@ def structure_of(interpreter) -> Structure:
                      [d["name"] for d in interpreter.get_tensor_details()])
 
 
-class LiteRTNetwork:
-    """A frozen network in a LiteRT interpreter (see :meth:`open`)."""
+MAX_INTERPRETERS = 4
+"""The most interpreters one :class:`LiteRTNetwork` runs side by side by default (one a usable core up to this)."""
 
-    def __init__(self, interpreter, release: FrozenRelease, *, path: Path, embedding: bool = True) -> None:
+
+def default_interpreters(threads: int | None) -> int:
+    """How many interpreters :meth:`LiteRTNetwork.open` runs side by side: one when LiteRT's ``threads`` are set (a
+    Ray actor: one thread on one CPU, the engine runs one actor a CPU), else one a usable core, up to
+    :data:`MAX_INTERPRETERS`."""
+    return 1 if threads is not None else max(1, min(usable_cores(), MAX_INTERPRETERS))
+
+
+class LiteRTNetwork:
+    """A frozen network in one or more LiteRT interpreters of the same file (see :meth:`open`)."""
+
+    def __init__(self, interpreter, release: FrozenRelease, *, path: Path, embedding: bool = True,
+                 interpreters: int = 1, threads: int | None = None) -> None:
         self.interpreter, self.release, self.path = interpreter, release, path
         self.embedding = embedding  # False: the interpreter keeps no intermediate tensor, run gives no embedding
+        self.interpreters, self.threads = max(1, interpreters), threads
+        self._others: list = []  # the interpreters beside the first, opened at the first batch that can use them
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # an interpreter runs one call at a time
         self._input = interpreter.get_input_details()[0]["index"]
         self._shape = tuple(interpreter.get_input_details()[0]["shape"])  # (1, samples), or (samples,) in some exports
         self._output = next(d["index"] for d in interpreter.get_output_details()
@@ -83,11 +102,16 @@ class LiteRTNetwork:
                                   f"wide, as {release.name}'s embedding is; pass {release.name}'s own .tflite")
 
     @classmethod
-    def open(cls, path: str | Path, *, threads: int | None = None, embedding: bool = True) -> "LiteRTNetwork":
+    def open(cls, path: str | Path, *, threads: int | None = None, embedding: bool = True,
+             interpreters: int | None = None) -> "LiteRTNetwork":
         """Load the TFLite file at ``path`` and recognise it by structure (``threads``: LiteRT's CPU threads,
-        ``None``: its default). ``embedding``: keep the intermediate tensors, so :meth:`run` reads the embedding
+        ``None``: its default, one). ``embedding``: keep the intermediate tensors, so :meth:`run` reads the embedding
         (``experimental_preserve_all_tensors``); without it (prediction) BirdNET runs about 18 % faster (0.030 s
-        against 0.036 s a window on 2 shared cores).
+        against 0.036 s a window on 2 shared cores). ``interpreters``: how many interpreters of the file share a
+        batch's windows, each in its own thread (``None``: :func:`default_interpreters`); the others are opened at
+        the first batch of two windows or more. LiteRT releases the GIL while it runs: on 2 cores two 1-thread
+        interpreters scored 195 seconds of audio a second with BirdNET, one 99, one of 2 threads 129
+        (docs/benchmarks.md).
 
         Raises:
             CheckpointError: not a readable TFLite file, or a network of no known member (the message lists them).
@@ -102,16 +126,19 @@ class LiteRTNetwork:
             raise CheckpointError(f"{path}: a TFLite network that is none of {', '.join(FROZEN)} (input, outputs "
                                   "or embedding tensor differ); pass BirdNET V2.4's or YAMNet's .tflite")
         interpreter.allocate_tensors()
-        return cls(interpreter, release, path=path, embedding=embedding)
+        return cls(interpreter, release, path=path, embedding=embedding, threads=threads,
+                   interpreters=default_interpreters(threads) if interpreters is None else interpreters)
 
     def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Windows ``(n, input_samples)`` float32 in [-1, 1] at the release's rate -> (``(n, n_classes)`` the
         network's output: BirdNET's logits, YAMNet's scores; ``(n, embedding_width)`` the embedding, ``None`` when
         opened with ``embedding=False``).
 
-        The interpreter stays at its file's batch of one and takes the windows one by one: LiteRT's XNNPACK costs
+        Each interpreter stays at its file's batch of one and takes its windows one by one: LiteRT's XNNPACK costs
         the same per window at any batch (BirdNET 0.032-0.034 s on 2 shared cores) but prepares every new batch
-        size at its first invoke (0.75 s a window), and the quantized YAMNet export takes no other batch.
+        size at its first invoke (0.75 s a window), and the quantized YAMNet export takes no other batch. The
+        windows are shared out in contiguous slices among the interpreters (:meth:`open`'s ``interpreters``); every
+        window gets what one interpreter gives it.
 
         Raises:
             ConfigError: ``windows`` is not ``(n, input_samples)``.
@@ -122,13 +149,39 @@ class LiteRTNetwork:
                               f"(n, {self.release.input_samples})")
         output = np.zeros((len(windows), self.release.n_classes), np.float32)
         embedding = np.zeros((len(windows), self.release.embedding_width), np.float32) if self.embedding else None
-        for row, window in enumerate(windows):
-            self.interpreter.set_tensor(self._input, window.reshape(self._shape))
-            self.interpreter.invoke()
-            output[row] = self.interpreter.get_tensor(self._output).reshape(-1)
-            if embedding is not None:
-                embedding[row] = self.interpreter.get_tensor(self._embedding).reshape(-1)
+        with self._lock:
+            shares = min(self.interpreters, len(windows))
+            if shares < 2:
+                self._run_on(self.interpreter, windows, output, embedding, 0)
+                return output, embedding
+            others = self._opened_others(shares - 1)
+            bounds = np.linspace(0, len(windows), shares + 1).astype(int)
+            futures = [self._pool.submit(self._run_on, other, windows[lo:hi], output, embedding, lo)
+                       for other, lo, hi in zip(others, bounds[1:-1], bounds[2:])]
+            self._run_on(self.interpreter, windows[:bounds[1]], output, embedding, 0)
+            for future in futures:
+                future.result()
         return output, embedding
+
+    def _run_on(self, interpreter, windows: np.ndarray, output: np.ndarray, embedding: np.ndarray | None,
+                first: int) -> None:
+        """Run ``interpreter`` on ``windows`` one by one, into rows ``first ...`` of ``output`` and ``embedding``."""
+        for row, window in enumerate(windows, start=first):
+            interpreter.set_tensor(self._input, window.reshape(self._shape))
+            interpreter.invoke()
+            output[row] = interpreter.get_tensor(self._output).reshape(-1)
+            if embedding is not None:
+                embedding[row] = interpreter.get_tensor(self._embedding).reshape(-1)
+
+    def _opened_others(self, count: int) -> list:
+        """``count`` interpreters beside the first (opened now if not yet), and the threads that run them."""
+        while len(self._others) < count:
+            other = open_interpreter(self.path, threads=self.threads, keep=self.embedding)
+            other.allocate_tensors()
+            self._others.append(other)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.interpreters - 1, thread_name_prefix="litert")
+        return self._others[:count]
 
     def embed(self, windows: np.ndarray) -> np.ndarray:
         """Windows ``(n, input_samples)`` (or ``(n, 1, input_samples)``) float32 at the release's rate -> their
