@@ -35,6 +35,12 @@ def test_download_from_a_folder_then_predict_by_name(envsound_main, tmp_path, mo
     best = int(mean.argmax())
     assert result["top"][0] == {"label": f"Genus species{best}_Common {best}", "score": round(float(mean[best]), 4)}
     assert [s["start"] for s in result["segments"]] == [0.0, 1.0]
+    # no class past the threshold in a window: no label, and the best class's score (was class 0's)
+    ran = envsound_main("predict", "birdnet-v2.4", tmp_path / "clip.wav", "--segments", "--json", "--threshold",
+                        "0.99")
+    segments = json.loads(ran.stdout.strip().splitlines()[-1])["segments"]
+    window_best = (1 / (1 + np.exp(-logits))).max(axis=1)
+    assert [(s["label"], s["score"]) for s in segments] == [(None, round(float(p), 4)) for p in window_best]
 
 
 def test_download_from_a_server_then_load_model_predicts(envsound_main, server, tmp_path, monkeypatch):

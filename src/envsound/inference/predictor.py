@@ -323,7 +323,9 @@ class FileScores:
             # a multi-label model's window is the best of the classes at or above their thresholds, or none of them
             passed = self.predictor.task.decide(window_probs) if self.predictor.task.multi_label else None
             for at, (begin, probs) in enumerate(zip(here, window_probs)):
-                best = int(probs.argmax() if passed is None else np.where(passed[at], probs, -1.0).argmax())
+                # none past its threshold: the best class's score, not class 0's, beside no label
+                some = passed is not None and passed[at].any()
+                best = int(np.where(passed[at], probs, -1.0).argmax() if some else probs.argmax())
                 # the open-set gate, or no class past its threshold: none of the classes
                 none = (self.rejects and probs[best] <= 0) or (passed is not None and not passed[at, best])
                 self.timeline.append({"start": round(max(begin, 0.0), 3), "end": round(begin + length, 3),
