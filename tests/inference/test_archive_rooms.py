@@ -54,8 +54,9 @@ SHIMS = sorted(f"envsound.inference.{path.parent.name}.{path.stem}" for room in 
 
 
 def test_every_moved_module_has_its_old_path():
-    moved = {f"envsound.inference.scan.{path.stem}" for path in (INFERENCE / "archive").glob("*.py")} - {
-        "envsound.inference.scan.__init__"}
+    born_here = {"__init__", "frozen_copy"}  # written in the archive after the move (issue 75): no old path
+    moved = {f"envsound.inference.scan.{path.stem}" for path in (INFERENCE / "archive").glob("*.py")
+             if path.stem not in born_here}
     assert set(SHIMS) == moved | {"envsound.inference.embeddings.rank"}
 
 
