@@ -4,7 +4,8 @@ who answers from known labels, on an archive of ESC-50 clips joined into long re
 The archive: every clip of the ESC-50 checkout (686 here) except one held-out example of each ESC-10 class, in a
 seeded order, joined 10 clips a recording (5 s each, 32 kHz, 16-bit WAVs under ``--out``/archive; the last
 recording shorter), embedded once by ``envsound.embed_archive`` with the release's defaults (mn04: 5-s windows at a
-1-s hop). A window's truth is the class of the clip under its centre.
+1-s hop) into a store of its own a network (``--model``: ``archive.db`` for mn04, ``archive-NAME.db`` for another).
+A window's truth is the class of the clip under its centre.
 
 For each ESC-10 class, the held-out example is searched (``envsound.search``, cosine) and its top 10 reviewed; then,
 round after round (10 windows a round, 5 rounds):
@@ -35,9 +36,10 @@ first made), ``--weak-weight`` and ``--weak-min`` its weak negatives' weight and
 windows within S seconds (a post-processing of the ranking); ``--context S`` learns and scores on each window's mean
 embedding over those windows (:class:`ContextStore`); ``--suggest-at half`` makes the loop suggest (``suggest``,
 the same diversity) the windows nearest 0.5 (learn's suggestions now) instead of nearest the calibrated threshold
-(then learn's). A run's tables go to
-``--out``/NAME (ap_rounds.csv, thresholds.csv, report.md); the archive and the store are shared by the runs (one
-embedding at a time: the store's lock refuses a second).
+(then learn's); ``--by-clip`` also reports each method's AP over the archive's clips, a clip scored by its best
+window (a network's windows shorter than a clip are each held to the clip's class, silence included). A run's
+tables go to ``--out``/NAME (ap_rounds.csv, thresholds.csv, report.md); the archive and a network's store are shared
+by the runs (one embedding at a time: the store's lock refuses a second).
 
 Figures: docs/results.md, "From one example to a detector (issue 67)".
 """
@@ -96,6 +98,11 @@ def archive(meta: pd.DataFrame, root: Path, out: Path, seed: int) -> tuple[dict[
     return held, pd.DataFrame(rows)
 
 
+def store_name(model: str) -> str:
+    """The store's folder under ``--out``: one a network (the archive is shared), mn04's the name it always had."""
+    return "archive.db" if model == "efficientat-mn04" else f"archive-{Path(model).name}.db"
+
+
 def window_truth(store: EmbeddingsStore, truth: pd.DataFrame) -> pd.DataFrame:
     """The store's windows (sorted by id) with the category of the clip under each window's centre."""
     windows = pd.read_parquet(store.path / "windows").sort_values("window").reset_index(drop=True)
@@ -132,6 +139,14 @@ def neighbours(windows: pd.DataFrame, seconds: float):
     rows, cols = np.concatenate(rows), np.concatenate(cols)
     counts = np.bincount(rows, minlength=len(windows))
     return csr_matrix((1.0 / counts[rows], (rows, cols)), shape=(len(windows), len(windows)))
+
+
+def by_clip(scores: np.ndarray, truth: np.ndarray, clip_of: np.ndarray) -> float:
+    """AP over the archive's clips: a clip's score the highest of its windows' (``clip_of``: ``(n,)`` a window's
+    clip, the one under its centre), its truth theirs. Windows shorter than a clip are each scored by the clip's
+    class though many hold only its silence: a clip's best window is what a short-window network is judged on."""
+    scores = pd.Series(scores).groupby(clip_of)
+    return float(average_precision_score(pd.Series(truth).groupby(clip_of).first(), scores.max()))
 
 
 def smoothed(scores: np.ndarray, smoother) -> np.ndarray:
@@ -180,13 +195,13 @@ def next_unreviewed(ranking: np.ndarray, reviewed: set, k: int) -> list[int]:
 
 def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.ndarray, truth: np.ndarray,
             search_scores: np.ndarray, label: str, rounds: int, k: int, precision: float, seed: int,
-            work: Path, suggest_at: str = "threshold", smoother=None) -> dict:
+            work: Path, suggest_at: str = "threshold", smoother=None, clip_of=None) -> dict:
     """One class, one learned method: AP after each round and, at the end, the calibrated threshold and the
     precision it reaches on unreviewed windows."""
     rng = np.random.default_rng(seed)
     ranking = np.argsort(-search_scores, kind="stable")
     reviewed: list[int] = next_unreviewed(ranking, set(), k)
-    aps, smooth_aps, result, scores, seconds = [], [], None, search_scores, []
+    aps, smooth_aps, clip_aps, result, scores, seconds = [], [], [], None, search_scores, []
     for _ in range(rounds):
         ids = np.array(reviewed, dtype=np.int64)
         said = np.where(truth[ids], "yes", "no")
@@ -211,10 +226,13 @@ def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.
         aps.append(float(average_precision_score(truth, scores)))
         if smoother is not None:  # the same head's scores smoothed over neighbouring windows, not its suggestions
             smooth_aps.append(float(average_precision_score(truth, smoothed(scores, smoother))))
+        if clip_of is not None:
+            clip_aps.append(by_clip(scores, truth, clip_of))
         if len(aps) < rounds:
             reviewed += suggested
     ids = np.array(reviewed, dtype=np.int64)
-    out = {"ap": aps, "ap_smoothed": smooth_aps, "reviewed": len(ids), "yes": int(truth[ids].sum()),
+    out = {"ap": aps, "ap_smoothed": smooth_aps, "ap_clip": clip_aps, "reviewed": len(ids),
+           "yes": int(truth[ids].sum()),
            "learn_seconds": seconds}
     if result is not None:
         label_result = result.labels[0]
@@ -336,6 +354,8 @@ def main() -> None:
     parser.add_argument("--context", type=float, default=0.0,
                         help="learn and score on each window's mean embedding over its file's windows starting within "
                              "this many seconds (search unchanged); 0: the stored embeddings")
+    parser.add_argument("--by-clip", action="store_true",
+                        help="also the AP over clips, a clip scored by its best window (method NAME by clip)")
     parser.add_argument("--name", default="default", help="the results' folder under --out (the archive is shared)")
     parser.add_argument("--merge", nargs="+", metavar="SOURCE[=SUFFIX]",
                         help="only report: the tables of runs already made (see merged())")
@@ -357,7 +377,7 @@ def main() -> None:
     truth_table.to_csv(args.out / "truth.csv", index=False)
     pd.DataFrame({"category": list(held), "example": list(held.values())}).to_csv(args.out / "held_out.csv",
                                                                                   index=False)
-    db = args.out / "archive.db"
+    db = args.out / store_name(args.model)
     summary = envsound.embed(args.model, args.out / "archive", out=db,
                              options=envsound.ScanOptions(device="cpu", progress=False))
     print(summary.line(), flush=True)
@@ -371,6 +391,7 @@ def main() -> None:
     print(f"{len(truth_table)} clips in {truth_table.file.nunique()} recordings, {store.windows} windows "
           f"({store.settings['window_seconds']} s), {vectors.shape[1]} dims; held out: "
           f"{', '.join(Path(p).name for p in held.values())}", flush=True)
+    clip_of = pd.factorize(windows.recording + "/" + windows["clip"].astype(str))[0] if args.by_clip else None
     rows, finals = [], []
     for c, example in held.items():
         if args.classes and c not in args.classes:
@@ -381,20 +402,26 @@ def main() -> None:
                          k=args.per_round)
         rows += [{"class": c, "method": "search", "round": r + 1, "ap": found["ap"][0]} for r in range(args.rounds)]
         rows += [{"class": c, "method": "search+yes", "round": r + 1, "ap": ap} for r, ap in enumerate(found["ap"])]
+        if clip_of is not None:
+            rows += [{"class": c, "method": "search by clip", "round": r + 1, "ap": by_clip(base, truth, clip_of)}
+                     for r in range(args.rounds)]
         for spec in args.methods:
             method, negatives = spec.split("/")
             got = learned(method, negatives, store=store, vectors=vectors, truth=truth, search_scores=base, label=c,
                           rounds=args.rounds, k=args.per_round, precision=args.precision, seed=args.seed,
                           work=args.out / args.name / "models" / c / spec.replace("/", "-"),
-                          suggest_at=args.suggest_at, smoother=smoother)
+                          suggest_at=args.suggest_at, smoother=smoother, clip_of=clip_of)
             rows += [{"class": c, "method": spec, "round": r + 1, "ap": ap} for r, ap in enumerate(got["ap"])]
-            smooth_aps = got.pop("ap_smoothed")
+            smooth_aps, clip_aps = got.pop("ap_smoothed"), got.pop("ap_clip")
+            rows += [{"class": c, "method": f"{spec} by clip", "round": r + 1, "ap": ap}
+                     for r, ap in enumerate(clip_aps)]
             rows += [{"class": c, "method": f"{spec} smoothed {args.smooth:g} s", "round": r + 1, "ap": ap}
                      for r, ap in enumerate(smooth_aps)]
             if "threshold" in got:
                 finals.append({"class": c, "method": spec, **{k: v for k, v in got.items() if k != "ap"}})
             print(json.dumps({"class": c, "method": spec, "ap": [round(a, 3) for a in got["ap"]],
                               "ap_smoothed": [round(a, 3) for a in smooth_aps],
+                              "ap_clip": [round(a, 3) for a in clip_aps],
                               "search": round(found["ap"][0], 3), "search+yes": round(found["ap"][-1], 3),
                               **{k: v for k, v in got.items() if k not in ("ap", "learn_seconds")},
                               "learn_seconds": round(float(np.mean(got["learn_seconds"])), 2)}, default=str),
