@@ -92,11 +92,12 @@ class ToyNet(nn.Module):
         self.conv = nn.Conv2d(in_channels, filters or 8, 3, padding=1)
         self.head = nn.Linear(filters or 8, n_classes)
 
-    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``(batch, filters)`` embedding the head reads (what the family contract's embeddings are)."""
         return torch.relu(self.conv(x)).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pooled(x))
+        return self.head(self.embed(x))
 
 
 RELEASES = {"tiny_as": Pretrained("tiny_as", "toy_tiny_as.pt", 0.1, 8 * 9 + 8 + 8 * 3 + 3, family="toy",
@@ -150,4 +151,5 @@ FRONTEND = Frontend("toy", "the toy family's frontend: zero-padded STFT, Kaldi m
                     module=ToyMel.from_config, onnx_module=OnnxToyMel, silence=SILENCE, mel_scale="kaldi",
                     deltas=False)
 FAMILY = Family("toy", "a toy AudioSet release .pt (e.g. toy_tiny_as.pt)", releases=RELEASES,
-                recognise=is_toy_state, checkpoint=toy_checkpoint, frontend="toy", networks={"toy": ToyNet})
+                recognise=is_toy_state, checkpoint=toy_checkpoint, frontend="toy", networks={"toy": ToyNet},
+                licence="CC0-1.0")

@@ -1,20 +1,23 @@
 """Pre-trained model families as plug-ins: family name -> what envsound needs to take its official files as they
 are. A :class:`Family` is its release table (:class:`~envsound.models.releases.Pretrained` rows), how its files are
-recognised (a loaded payload -> bool), how one becomes a :class:`~envsound.models.checkpoint.Checkpoint` (an
-AudioSet tagger), the frontend its networks expect (``features.frontend``, a name in
-:data:`~envsound.config.frontends.FRONTENDS`) and the networks it adds to :mod:`envsound.models.registry`.
+recognised, how one is opened, the frontend its networks expect (``features.frontend``, a name in
+:data:`~envsound.config.frontends.FRONTENDS`), its licence and the networks it adds to
+:mod:`envsound.models.registry`. What an opened file answers (labels, licence, digest, window, embeddings,
+probabilities) and how a file is recognised, whatever runs it, is the contract: :mod:`envsound.models.contract`.
 
 Pure data, no torch: the callables are named ``"package.module:attribute"`` and imported only when a file is read,
-so naming the installed models costs nothing. :func:`envsound.models.files.open_model_file` and the model registry
-ask here; a new family is its own module (network, recogniser, checkpoint builder), its frontend's record and one
-record in :data:`FAMILIES` (or :func:`register_family` from code outside the package).
+so naming the installed models costs nothing. :func:`envsound.models.files.open_model_file`, the model registry and
+:func:`envsound.models.contract.open_family_model` ask here; a new family is its own module (network, recogniser,
+opener), its frontend's record and one record in :data:`FAMILIES` (or :func:`register_family` from code outside the
+package).
 
-A family of ``runtime`` other than ``"torch"`` holds frozen networks another runtime runs as they are (``litert``:
-BirdNET V2.4 and YAMNet as TFLite files, :mod:`envsound.models.frozen`). Its record lists its releases here (for
-``download`` and ``models``); for now its plug-in is its table (:data:`envsound.models.frozen.FROZEN`: a new member
-is a row there), and its ``recognise``/``checkpoint`` fields name what opens its files
-(:func:`~envsound.models.frozen.recognise_structure`, :meth:`~envsound.models.litert.FrozenModel.load`), which
-``open_model_file`` and the predictor call directly: one contract for both runtimes is issue 76's.
+A family's ``runtime`` says what runs its files and so what its recogniser is shown (:func:`recognise`): ``torch``
+(EfficientAT: a loaded torch payload) or ``litert``, frozen networks LiteRT runs as they are (BirdNET V2.4 and YAMNet
+as TFLite files, :mod:`envsound.models.frozen`: the structure of a TFLite file). The litert family's plug-in is its
+table (:data:`envsound.models.frozen.FROZEN`: a new member is a row there, with its licence); its record's
+``recognise`` (:func:`~envsound.models.frozen.recognise_structure`) and ``checkpoint``
+(:meth:`~envsound.models.litert.FrozenModel.load`) are what :func:`envsound.models.contract.open_family_model` calls,
+as it calls the torch families'. ``open_model_file`` and the predictor still open a TFLite file directly.
 
 >>> [spec.download_name for spec in family_releases()][:2]
 ['efficientat-mn01', 'efficientat-mn02']
@@ -42,7 +45,8 @@ class Family:
     ``frontend``: the ``features.frontend`` its checkpoints set; ``networks``: model name -> class, for networks not
     in :data:`~envsound.models.registry.MODELS`; ``describe``: how a message names its files; ``runtime``: what runs
     its files (``torch``; ``litert``: ``recognise`` takes a :class:`~envsound.models.frozen.Structure` and returns
-    its member or ``None``, ``checkpoint`` is ``(path, *, device, precision)`` -> a window scorer)."""
+    its member or ``None``, ``checkpoint`` is ``(path, *, device, precision)`` -> a window scorer); ``licence``: the
+    terms its weights come under (``""``: each release says, as the litert family's rows do)."""
 
     name: str
     describe: str
@@ -52,6 +56,7 @@ class Family:
     frontend: str
     networks: Mapping[str, Ref] = field(default_factory=dict)
     runtime: str = "torch"
+    licence: str = ""
 
     def table(self) -> Mapping[str, Pretrained]:
         return resolve(self.releases)
@@ -61,7 +66,8 @@ FAMILIES: dict[str, Family] = {
     "efficientat": Family("efficientat", "an EfficientAT AudioSet release .pt (e.g. mn04_as_mAP_432.pt)",
                           releases="envsound.models.releases:PRETRAINED",
                           recognise="envsound.models.pretrained:is_official_state",
-                          checkpoint="envsound.models.pretrained:official_checkpoint", frontend="efficientat"),
+                          checkpoint="envsound.models.pretrained:official_checkpoint", frontend="efficientat",
+                          licence="MIT"),
     "litert": Family("litert", "a BirdNET V2.4 or YAMNet .tflite (LiteRT runs it)",
                      releases="envsound.models.frozen:FROZEN", recognise="envsound.models.frozen:recognise_structure",
                      checkpoint="envsound.models.litert:FrozenModel.load", frontend="envsound", runtime="litert"),
@@ -102,10 +108,12 @@ def installed_releases() -> list[Pretrained]:
     return [spec for spec in family_releases() if installed_path(spec) is not None]
 
 
-def recognise(payload: Any) -> Family | None:
-    """The torch family whose files look like ``payload`` (a loaded torch file), or ``None``."""
+def recognise(payload: Any, *, runtime: str = "torch") -> Family | None:
+    """The family of ``runtime`` whose files look like ``payload``, or ``None``: what its runtime reads of a file
+    (``torch``: the loaded torch file; ``litert``: its :class:`~envsound.models.frozen.Structure`), shown to each of
+    its families' recognisers in registry order (a recogniser answers a truthy value, e.g. the member, for its own)."""
     return next((family for family in FAMILIES.values()
-                 if family.runtime == "torch" and resolve(family.recognise)(payload)), None)
+                 if family.runtime == runtime and resolve(family.recognise)(payload)), None)
 
 
 def network_class(name: str) -> type | None:
