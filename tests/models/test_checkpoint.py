@@ -42,6 +42,16 @@ def test_not_a_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "missing.ckpt")
 
 
+def test_a_checkpoint_marker_without_a_config_is_a_checkpoint_error_not_a_key_error(tmp_path):
+    from envsound.models.files import open_model_file
+
+    marked = tmp_path / "marked.ckpt"
+    torch.save({"format": "envsound-checkpoint"}, marked)
+    for opener in (load_checkpoint, open_model_file):
+        with pytest.raises(CheckpointError, match="marked.ckpt: an envsound checkpoint without its config and labels"):
+            opener(marked)
+
+
 def test_weights_that_do_not_fit_are_refused(tmp_path):
     config = bare_config(overrides=["model.filters=8", "features.n_mels=32"])
     other = bare_config(overrides=["model.filters=16", "features.n_mels=32"])

@@ -201,6 +201,10 @@ def checkpoint_from_payload(payload: Any, path: Path, *, expected: str) -> Check
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} is newer than this envsound "
                               f"({__version__}) reads; upgrade envsound")
+    missing = [key for key in ("config", "labels") if key not in payload]
+    if missing:  # the marker without what every checkpoint holds: a file cut short or written by something else
+        raise CheckpointError(f"{path}: an envsound checkpoint without its {' and '.join(missing)}; train or "
+                              "download the model again")
     try:
         config = Config.from_dict(_upgraded(payload["config"], payload.get("format_version", 0)))
     except ConfigError as exc:
