@@ -37,7 +37,9 @@ windows within S seconds (a post-processing of the ranking); ``--context S`` lea
 embedding over those windows (:class:`ContextStore`); ``--suggest-at half`` makes the loop suggest (``suggest``,
 the same diversity) the windows nearest 0.5 (learn's suggestions now) instead of nearest the calibrated threshold
 (then learn's); ``--by-clip`` also reports each method's AP over the archive's clips, a clip scored by its best
-window (a network's windows shorter than a clip are each held to the clip's class, silence included). A run's
+window (a network's windows shorter than a clip are each held to the clip's class, silence included);
+``--query loudest`` searches with the example's windows centred in its loudest second only (search's start and end:
+a query of short windows is otherwise their mean, mostly silence for a dog's bark). A run's
 tables go to ``--out``/NAME (ap_rounds.csv, thresholds.csv, report.md); the archive and a network's store are shared
 by the runs (one embedding at a time: the store's lock refuses a second).
 
@@ -168,12 +170,24 @@ class ContextStore(EmbeddingsStore):
         return self.context[part.first:part.first + part.rows]
 
 
-def similarity(db: Path, example: str, n: int, yes: np.ndarray = np.zeros(0, np.int64)) -> np.ndarray:
-    """``(n,)`` cosine similarity of every window to the query (the example, and the stored ``yes`` windows)."""
+def similarity(db: Path, example: str, n: int, yes: np.ndarray = np.zeros(0, np.int64),
+               span: tuple[float, float] | tuple[None, None] = (None, None)) -> np.ndarray:
+    """``(n,)`` cosine similarity of every window to the query (the example, only its windows centred in ``span``
+    seconds when given, and the stored ``yes`` windows)."""
     scores = np.full(n, -np.inf)
-    for hit in envsound.search(db, example, top=n, collapse=False, windows=[int(i) for i in yes], device="cpu"):
+    for hit in envsound.search(db, example, top=n, collapse=False, windows=[int(i) for i in yes], device="cpu",
+                               start=span[0], end=span[1]):
         scores[hit.window] = hit.score
     return scores
+
+
+def loudest(path: str, seconds: float = 1.0) -> tuple[float, float]:
+    """The example's loudest ``seconds`` (most energy), as search's ``(start, end)``: where the user would point."""
+    wave = load_audio(path, sample_rate=RATE)
+    n = int(seconds * RATE)
+    energy = np.concatenate([[0.0], np.cumsum(wave.astype(np.float64) ** 2)])
+    at = int(np.argmax(energy[n:] - energy[:-n])) if len(wave) > n else 0
+    return at / RATE, at / RATE + seconds
 
 
 def head_of(model: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -247,7 +261,8 @@ def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.
     return out
 
 
-def searched(*, db: Path, example: str, truth: np.ndarray, search_scores: np.ndarray, rounds: int, k: int) -> dict:
+def searched(*, db: Path, example: str, truth: np.ndarray, search_scores: np.ndarray, rounds: int, k: int,
+             span=(None, None)) -> dict:
     """Search alone, and search with the reviewed yes windows as more examples (the next k of its ranking a round)."""
     reviewed: list[int] = []
     scores, aps = search_scores, []
@@ -255,7 +270,7 @@ def searched(*, db: Path, example: str, truth: np.ndarray, search_scores: np.nda
         reviewed += next_unreviewed(np.argsort(-scores, kind="stable"), set(reviewed), k)
         aps.append(float(average_precision_score(truth, scores)))
         yes = np.array([i for i in reviewed if truth[i]], dtype=np.int64)
-        scores = similarity(db, example, len(truth), yes) if len(yes) else search_scores
+        scores = similarity(db, example, len(truth), yes, span) if len(yes) else search_scores
     return {"ap": aps}
 
 
@@ -356,6 +371,8 @@ def main() -> None:
                              "this many seconds (search unchanged); 0: the stored embeddings")
     parser.add_argument("--by-clip", action="store_true",
                         help="also the AP over clips, a clip scored by its best window (method NAME by clip)")
+    parser.add_argument("--query", choices=("whole", "loudest"), default="whole",
+                        help="the example's windows searched: all of them, or those centred in its loudest second")
     parser.add_argument("--name", default="default", help="the results' folder under --out (the archive is shared)")
     parser.add_argument("--merge", nargs="+", metavar="SOURCE[=SUFFIX]",
                         help="only report: the tables of runs already made (see merged())")
@@ -397,9 +414,10 @@ def main() -> None:
         if args.classes and c not in args.classes:
             continue
         truth = (windows.category == c).to_numpy()
-        base = similarity(db, example, len(truth))
+        span = loudest(example) if args.query == "loudest" else (None, None)
+        base = similarity(db, example, len(truth), span=span)
         found = searched(db=db, example=example, truth=truth, search_scores=base, rounds=args.rounds,
-                         k=args.per_round)
+                         k=args.per_round, span=span)
         rows += [{"class": c, "method": "search", "round": r + 1, "ap": found["ap"][0]} for r in range(args.rounds)]
         rows += [{"class": c, "method": "search+yes", "round": r + 1, "ap": ap} for r, ap in enumerate(found["ap"])]
         if clip_of is not None:
