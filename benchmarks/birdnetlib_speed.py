@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -219,21 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     audio = seconds_of(files)
     runs = [measure(args, files, folder, audio) for _ in range(args.repeat)]
     result = fastest(runs)
-    result.update(date=str(date.today()), cpu=cpu_name(), cores=os.cpu_count(), load_before=load)
+    from envsound.hardware import cpu_model  # here: torch is imported after every timing
+
+    result.update(date=str(date.today()), cpu=cpu_model(), cores=os.cpu_count(), load_before=load)
     print_table(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -165,3 +165,17 @@ def yamnet_files(folder: Path) -> Path:
     rows = "".join(f"{i},/m/{i},Class {i}\n" for i in range(521))
     (folder / "yamnet_class_map.csv").write_text("index,mid,display_name\n" + rows)
     return folder
+
+
+def install_tiny_pair(root: Path) -> Path:
+    """``root/models``: a models folder holding the tiny BirdNET and YAMNet, installed by the library call
+    ``envsound download NAME --from FOLDER`` makes (their copies written under ``root``)."""
+    import pytest
+
+    from envsound.transfer.install_frozen import install_frozen
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ENVSOUND_MODELS", str(root / "models"))
+        install_frozen("birdnet-v2.4", source=birdnet_folder(root / "birdnet"), progress=False)
+        install_frozen("yamnet", source=yamnet_files(root / "yamnet"), progress=False)
+    return root / "models"

@@ -16,7 +16,7 @@ import soundfile as sf
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("flatbuffers")
 
-from tinytflite import birdnet_folder, reference, yamnet_files  # noqa: E402 (after the skips)
+from tinytflite import install_tiny_pair, reference  # noqa: E402 (after the skips)
 
 
 def offsets(root, rate: int, seconds: float, per_class: int = 3):
@@ -33,14 +33,8 @@ def offsets(root, rate: int, seconds: float, per_class: int = 3):
 @pytest.fixture(scope="module")
 def frozen(tmp_path_factory):
     """Both tiny networks installed (as 'envsound download NAME --from' does) and a dataset at each one's rate."""
-    from envsound.transfer.install_frozen import install_frozen
-
     root = tmp_path_factory.mktemp("frozen-cv")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ENVSOUND_MODELS", str(root / "models"))
-        install_frozen("birdnet-v2.4", source=birdnet_folder(root / "birdnet"), progress=False)
-        install_frozen("yamnet", source=yamnet_files(root / "yamnet"), progress=False)
-    return {"models": root / "models", "yamnet": offsets(root / "at16k", 16_000, 1.5),
+    return {"models": install_tiny_pair(root), "yamnet": offsets(root / "at16k", 16_000, 1.5),
             "birdnet": offsets(root / "at48k", 48_000, 3.5)}
 
 

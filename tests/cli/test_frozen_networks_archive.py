@@ -12,20 +12,13 @@ import soundfile as sf
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("flatbuffers")
 
-from tinytflite import birdnet_folder, reference, yamnet_files  # noqa: E402 (after the skips)
+from tinytflite import install_tiny_pair, reference  # noqa: E402 (after the skips)
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A models folder holding both tiny networks, installed by the library call 'envsound download --from' makes."""
-    from envsound.transfer.install_frozen import install_frozen
-
-    root = tmp_path_factory.mktemp("frozen")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ENVSOUND_MODELS", str(root / "models"))
-        install_frozen("birdnet-v2.4", source=birdnet_folder(root / "birdnet"), progress=False)
-        install_frozen("yamnet", source=yamnet_files(root / "yamnet"), progress=False)
-    return root / "models"
+    return install_tiny_pair(tmp_path_factory.mktemp("frozen"))
 
 
 def clips(folder, rate: int, seconds: list[float]) -> list:

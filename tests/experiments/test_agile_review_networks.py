@@ -1,21 +1,8 @@
 """experiments/agile_review.py with another network than mn04: its own store beside mn04's (a second --model reused
 mn04's archive.db), and the AP over clips that a short-window network is judged on."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
-
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "agile_review.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("agile_review", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("agile_review", module)
-    spec.loader.exec_module(module)
-    return module
+from test_agile_review import _module  # the script loaded as a module, as its own tests load it
 
 
 def test_a_second_network_does_not_reuse_mn04s_store():

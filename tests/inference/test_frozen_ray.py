@@ -17,7 +17,7 @@ pytest.importorskip("flatbuffers")
 pytest.importorskip("ray")
 
 import test_embed_ray  # noqa: E402 (after the skips)
-from tinytflite import birdnet_folder, write_tiny, yamnet_files  # noqa: E402
+from tinytflite import install_tiny_pair, write_tiny  # noqa: E402
 
 from envsound.inference.scan import ScanOptions  # noqa: E402
 
@@ -29,14 +29,7 @@ ray_cluster = test_embed_ray.ray_cluster  # a local one-node Ray cluster on 127.
 def models(tmp_path_factory, ray_cluster):
     """A models folder holding both tiny networks (installed as 'envsound download --from' does), made after the
     cluster started: its workers do not see it."""
-    from envsound.transfer.install_frozen import install_frozen
-
-    root = tmp_path_factory.mktemp("frozen")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ENVSOUND_MODELS", str(root / "models"))
-        install_frozen("birdnet-v2.4", source=birdnet_folder(root / "birdnet"), progress=False)
-        install_frozen("yamnet", source=yamnet_files(root / "yamnet"), progress=False)
-    return root / "models"
+    return install_tiny_pair(tmp_path_factory.mktemp("frozen"))
 
 
 def _archive(folder, rate: int, seconds: list[float]):

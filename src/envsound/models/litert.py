@@ -87,7 +87,7 @@ class LiteRTNetwork:
         self.interpreter, self.release, self.path = interpreter, release, path
         self.embedding = embedding  # False: the interpreter keeps no intermediate tensor, run gives no embedding
         self.interpreters, self.threads = max(1, interpreters), threads
-        self._others: list = []  # the interpreters beside the first, opened at the first batch that can use them
+        self._others: list = []  # the interpreters beside the first (:meth:`open` opens them)
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # an interpreter runs one call at a time
         self._input = interpreter.get_input_details()[0]["index"]
@@ -108,9 +108,9 @@ class LiteRTNetwork:
         ``None``: its default, one). ``embedding``: keep the intermediate tensors, so :meth:`run` reads the embedding
         (``experimental_preserve_all_tensors``); without it (prediction) BirdNET runs about 18 % faster (0.030 s
         against 0.036 s a window on 2 shared cores). ``interpreters``: how many interpreters of the file share a
-        batch's windows, each in its own thread (``None``: :func:`default_interpreters`); the others are opened at
-        the first batch of two windows or more. LiteRT releases the GIL while it runs: on 2 cores two 1-thread
-        interpreters scored 195 seconds of audio a second with BirdNET, one 99, one of 2 threads 129
+        batch's windows, each in its own thread (``None``: :func:`default_interpreters`), all opened now, while the
+        file is there (a Ray actor's copy is removed once opened). LiteRT releases the GIL while it runs: on 2 cores
+        two 1-thread interpreters scored 195 seconds of audio a second with BirdNET, one 99, one of 2 threads 129
         (docs/benchmarks.md).
 
         Raises:
@@ -126,8 +126,13 @@ class LiteRTNetwork:
             raise CheckpointError(f"{path}: a TFLite network that is none of {', '.join(FROZEN)} (input, outputs "
                                   "or embedding tensor differ); pass BirdNET V2.4's or YAMNet's .tflite")
         interpreter.allocate_tensors()
-        return cls(interpreter, release, path=path, embedding=embedding, threads=threads,
-                   interpreters=default_interpreters(threads) if interpreters is None else interpreters)
+        network = cls(interpreter, release, path=path, embedding=embedding, threads=threads,
+                      interpreters=default_interpreters(threads) if interpreters is None else interpreters)
+        for _ in range(network.interpreters - 1):
+            other = open_interpreter(path, threads=threads, keep=embedding)
+            other.allocate_tensors()
+            network._others.append(other)
+        return network
 
     def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Windows ``(n, input_samples)`` float32 in [-1, 1] at the release's rate -> (``(n, n_classes)`` the
@@ -150,11 +155,13 @@ class LiteRTNetwork:
         output = np.zeros((len(windows), self.release.n_classes), np.float32)
         embedding = np.zeros((len(windows), self.release.embedding_width), np.float32) if self.embedding else None
         with self._lock:
-            shares = min(self.interpreters, len(windows))
+            shares = min(1 + len(self._others), len(windows))
             if shares < 2:
                 self._run_on(self.interpreter, windows, output, embedding, 0)
                 return output, embedding
-            others = self._opened_others(shares - 1)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=len(self._others), thread_name_prefix="litert")
+            others = self._others[:shares - 1]
             bounds = np.linspace(0, len(windows), shares + 1).astype(int)
             futures = [self._pool.submit(self._run_on, other, windows[lo:hi], output, embedding, lo)
                        for other, lo, hi in zip(others, bounds[1:-1], bounds[2:])]
@@ -172,16 +179,6 @@ class LiteRTNetwork:
             output[row] = interpreter.get_tensor(self._output).reshape(-1)
             if embedding is not None:
                 embedding[row] = interpreter.get_tensor(self._embedding).reshape(-1)
-
-    def _opened_others(self, count: int) -> list:
-        """``count`` interpreters beside the first (opened now if not yet), and the threads that run them."""
-        while len(self._others) < count:
-            other = open_interpreter(self.path, threads=self.threads, keep=self.embedding)
-            other.allocate_tensors()
-            self._others.append(other)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.interpreters - 1, thread_name_prefix="litert")
-        return self._others[:count]
 
     def embed(self, windows: np.ndarray) -> np.ndarray:
         """Windows ``(n, input_samples)`` (or ``(n, 1, input_samples)``) float32 at the release's rate -> their
@@ -431,7 +428,7 @@ def write_learned(trunk: Path, labels: list[str], weights: np.ndarray, bias: np.
     from envsound.fileio import file_digest
     from envsound.models.checkpoint import Checkpoint, save_checkpoint
 
-    network = LiteRTNetwork.open(trunk, embedding=False)
+    network = LiteRTNetwork.open(trunk, embedding=False, interpreters=1)
     release = network.release
     if weights.shape[1] != release.embedding_width:
         raise ConfigError(f"{trunk}: {release.name}'s embedding is {release.embedding_width}-d, the head reads "

@@ -163,7 +163,7 @@ def _check_network(path: Path, release: FrozenRelease, *, shown: str) -> bool:
 
     if not is_tflite(path):
         raise CheckpointError(f"{shown}: not a TFLite file; pass {release.name}'s .tflite")
-    network = LiteRTNetwork.open(path, embedding=False)
+    network = LiteRTNetwork.open(path, embedding=False, interpreters=1)
     if network.release.name != release.name:
         raise CheckpointError(f"{shown}: holds {network.release.name}, not {release.name}; 'envsound download "
                               f"{network.release.name} --from {shown}'")

@@ -86,3 +86,13 @@ def open_learned(path: Path, trunk: bytes) -> FrozenModel:
     recorded = checkpoint.meta.get("trunk") or {}
     here = replace(checkpoint, meta={**checkpoint.meta, "trunk": {**recorded, "file": str(copy)}})
     return FrozenModel.from_checkpoint(here, path=path, threads=LITERT_THREADS)
+
+
+def open_export(path: Path) -> FrozenModel:
+    """The head ``envsound export`` wrote, its folder's files beside ``path`` (its manifest), at
+    :data:`LITERT_THREADS`: one interpreter, which keeps its tensors (the head reads the embedding).
+
+    Raises:
+        CheckpointError: not such a folder, or a file in it changed (their SHA-256 are checked).
+    """
+    return FrozenModel.from_export(path, threads=LITERT_THREADS)

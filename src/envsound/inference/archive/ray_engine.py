@@ -52,7 +52,7 @@ from envsound.errors import ConfigError, EnvsoundError
 from envsound.inference.archive.decode import Chunk, DecodeJob, decode_file
 from envsound.inference.archive.embedding import FileEmbeddings
 from envsound.inference.archive.engine import FILE_TIMEOUT, Finished, proc_activity, put_until
-from envsound.inference.archive.frozen_copy import (is_frozen, is_learned_head, litert_actors, open_frozen,
+from envsound.inference.archive.frozen_copy import (is_frozen, is_learned_head, litert_actors, open_export, open_frozen,
                                                     open_learned, trunk_bytes)
 from envsound.inference.predictor import FileScores, Predictor
 from envsound.models.files import FROZEN, HEAD_EXPORT, RELEASE
@@ -147,6 +147,8 @@ class _ModelCopy:
                 return Predictor(open_frozen(path, list(self.labels), embed=embed))
             if self.trunk:
                 return Predictor(open_learned(path, self.trunk))
+            if self.kind == HEAD_EXPORT:  # as a learned head: one interpreter of one thread an actor
+                return Predictor(open_export(path))
             if self.kind == RELEASE:
                 with (path.parent / LABELS_FILE).open("w", newline="", encoding="utf-8") as handle:
                     writer = csv.writer(handle)
