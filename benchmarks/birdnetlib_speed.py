@@ -29,7 +29,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import date
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from birdnetlib_corpus import build, seconds_of  # noqa: E402
+from birdnetlib_corpus import add_corpus_options, build, seconds_of  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NETWORKS = {"birdnet": "birdnet-v2.4", "yamnet": "yamnet"}
@@ -201,19 +200,13 @@ def print_table(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bnl-python", default="/tmp/bnl-venv/bin/python", help="birdnetlib's environment's python")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bnl-bench",
-                        help="the clips' folder is WORK/audio; the runs' outputs go to WORK")
+    add_corpus_options(parser)
     parser.add_argument("--processes", type=int, default=2, help="birdnetlib's processes")
     parser.add_argument("--networks", default="birdnet,yamnet", help="birdnet, yamnet or both")
-    parser.add_argument("--longs", type=int, default=4, help="60-s recordings joined from the clips")
-    parser.add_argument("--classes", help="the ESC-50 classes (comma-separated; default: the corpus's ten)")
     parser.add_argument("--repeat", type=int, default=1, help="run everything N times; each row keeps its fastest")
-    parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
     folder = args.work / "audio"
-    kwargs = {"classes": tuple(args.classes.split(","))} if args.classes else {}
-    files = build(folder, longs=args.longs, **kwargs)
+    files = build(folder, classes=tuple(args.classes.split(",")), longs=args.longs)
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     audio = seconds_of(files)
     runs = [measure(args, files, folder, audio) for _ in range(args.repeat)]

@@ -83,11 +83,10 @@ class LiteRTNetwork:
     """A frozen network in one or more LiteRT interpreters of the same file (see :meth:`open`)."""
 
     def __init__(self, interpreter, release: FrozenRelease, *, path: Path, embedding: bool = True,
-                 interpreters: int = 1, threads: int | None = None) -> None:
+                 others: list | None = None) -> None:
         self.interpreter, self.release, self.path = interpreter, release, path
         self.embedding = embedding  # False: the interpreter keeps no intermediate tensor, run gives no embedding
-        self.interpreters, self.threads = max(1, interpreters), threads
-        self._others: list = []  # the interpreters beside the first (:meth:`open` opens them)
+        self._others = list(others or [])  # interpreters of the same file beside the first, sharing a batch
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # an interpreter runs one call at a time
         self._input = interpreter.get_input_details()[0]["index"]
@@ -126,13 +125,16 @@ class LiteRTNetwork:
             raise CheckpointError(f"{path}: a TFLite network that is none of {', '.join(FROZEN)} (input, outputs "
                                   "or embedding tensor differ); pass BirdNET V2.4's or YAMNet's .tflite")
         interpreter.allocate_tensors()
-        network = cls(interpreter, release, path=path, embedding=embedding, threads=threads,
-                      interpreters=default_interpreters(threads) if interpreters is None else interpreters)
-        for _ in range(network.interpreters - 1):
-            other = open_interpreter(path, threads=threads, keep=embedding)
-            other.allocate_tensors()
-            network._others.append(other)
-        return network
+        others = []
+        for _ in range((default_interpreters(threads) if interpreters is None else interpreters) - 1):
+            others.append(open_interpreter(path, threads=threads, keep=embedding))
+            others[-1].allocate_tensors()
+        return cls(interpreter, release, path=path, embedding=embedding, others=others)
+
+    @property
+    def interpreters(self) -> int:
+        """How many interpreters share a batch's windows."""
+        return 1 + len(self._others)
 
     def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Windows ``(n, input_samples)`` float32 in [-1, 1] at the release's rate -> (``(n, n_classes)`` the
