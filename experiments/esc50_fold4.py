@@ -10,21 +10,46 @@ not a benchmark comparable to published 5-fold ESC-50 numbers.
     # the same from the AudioSet network (its fine-tuning recipe; --transfer probe for the frozen trunk)
     .venv/bin/python experiments/esc50_fold4.py --root ../shared/data/esc50 --out experiments/out/esc50-fold4-mn04 \
         --init ../shared/pretrained/efficientat/mn04_as_mAP_432.pt --set transfer.mode=full
+    # a frozen network's probe (installed under $ENVSOUND_MODELS), with every class's accuracy in OUT/per_class.csv
+    ENVSOUND_MODELS=/tmp/models .venv/bin/python experiments/esc50_fold4.py --root ../shared/data/esc50 \
+        --out experiments/out/esc50-fold4-yamnet --init yamnet --per-class
+
+``--per-class`` writes ``OUT/per_class.csv`` from the run's ``predictions.csv``: per class its ESC-50 category
+(:data:`ESC50_CATEGORIES`), the clips right in each sub-fold and in all (8 a class: one clip is 12.5 points).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
+from collections import defaultdict
 from pathlib import Path
 
 from envsound.data.registry import load_dataset
 from envsound.data.splits import stratified_group_folds
 from envsound.features.cache import FeatureCache, default_cache_root
+from envsound.fileio import write_text_atomic
 from envsound.recipes.config import resolve
 from envsound.recipes.context import RunContext
 from envsound.recipes.crossval import run_cv
+
+# ESC-50's five major categories (its README), ten classes each; the first two of each are ESC-10's where it has them
+ESC50_CATEGORIES = {
+    "animals": ["dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow"],
+    "natural soundscapes & water": ["rain", "sea_waves", "crackling_fire", "crickets", "chirping_birds",
+                                    "water_drops", "wind", "pouring_water", "toilet_flush", "thunderstorm"],
+    "human, non-speech": ["crying_baby", "sneezing", "clapping", "breathing", "coughing", "footsteps", "laughing",
+                          "brushing_teeth", "snoring", "drinking_sipping"],
+    "interior/domestic": ["clock_tick", "door_wood_knock", "mouse_click", "keyboard_typing", "door_wood_creaks",
+                          "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "glass_breaking"],
+    "exterior/urban": ["helicopter", "chainsaw", "siren", "car_horn", "engine", "train", "church_bells", "airplane",
+                       "fireworks", "hand_saw"],
+}
+CATEGORY_OF = {name: category for category, names in ESC50_CATEGORIES.items() for name in names}
+ESC10_CLASSES = ["dog", "rooster", "rain", "sea_waves", "crackling_fire", "crying_baby", "sneezing", "clock_tick",
+                 "helicopter", "chainsaw"]
 
 
 def main() -> None:
@@ -36,6 +61,7 @@ def main() -> None:
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--init", help="a checkpoint or an AudioSet weight file to start from (as train --init)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--per-class", action="store_true", help="also write OUT/per_class.csv (see above)")
     args = parser.parse_args()
 
     config = resolve(model=None if args.init else args.model, init=args.init, overrides=args.overrides)
@@ -49,6 +75,35 @@ def main() -> None:
     folds = " / ".join(f"{f['accuracy'] * 100:.1f}" for f in summary["folds"])
     print(json.dumps({"mean_accuracy": summary["mean_accuracy"], "std_accuracy": summary["std_accuracy"],
                       "folds": folds, "minutes": round(summary["seconds"] / 60, 1)}))
+    if args.per_class:
+        write_text_atomic(args.out / "per_class.csv", per_class_csv(args.out / "predictions.csv"))
+
+
+def per_class_correct(predictions: Path) -> dict[str, dict[int, tuple[int, int]]]:
+    """A cross-validation's ``predictions.csv`` (single-label) -> {class: {fold: (clips right, clips)}}."""
+    counts: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    with open(predictions, newline="") as f:
+        for row in csv.DictReader(f):
+            cell = counts[row["label"]][int(row["fold"])]
+            cell[0] += row["predicted"] == row["label"]
+            cell[1] += 1
+    return {label: {fold: (c[0], c[1]) for fold, c in sorted(folds.items())} for label, folds in counts.items()}
+
+
+def per_class_csv(predictions: Path) -> str:
+    """``per_class.csv`` of :func:`per_class_correct`, classes in :data:`ESC50_CATEGORIES`' order (others last):
+    class, category, right/clips of each fold, right, clips, accuracy (%)."""
+    counts = per_class_correct(predictions)
+    folds = sorted({fold for by_fold in counts.values() for fold in by_fold})
+    order = [name for names in ESC50_CATEGORIES.values() for name in names if name in counts]
+    order += sorted(set(counts) - set(order))
+    lines = [",".join(["class", "category", *(f"fold_{k}" for k in folds), "right", "clips", "accuracy"])]
+    for name in order:
+        cells = [counts[name].get(k, (0, 0)) for k in folds]
+        right, clips = sum(c[0] for c in cells), sum(c[1] for c in cells)
+        lines.append(",".join([name, f'"{CATEGORY_OF.get(name, "")}"', *(f"{r}/{n}" for r, n in cells), str(right),
+                               str(clips), f"{100 * right / clips:.1f}"]))
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
