@@ -3,7 +3,11 @@ MODEL DB``): the precision ``learn`` calibrates leans on the reviewed windows, w
 uncertain or found, not at random, so it is a little optimistic (docs/results.md, "From one example to a detector").
 A sample drawn uniformly at random from the windows at or above a label's threshold and then reviewed gives the
 precision a user can report: ``yes / (yes + no)`` of the sample, with its Wilson interval, and the number of the
-label's windows in the store (the windows above the threshold times that precision).
+label's windows at or above the threshold (those windows times that precision).
+
+Only a model ``envsound learn`` made is checked (its ``meta["learned"]``): a network's own classes (an AudioSet
+tagger's 527) were never calibrated on the store, and a sheet each would say nothing. No audio is decoded, so the
+model is loaded without the runtime probe that times its network on audio windows.
 
 The sample is a sheet, ``<model's folder>/<label>.check.csv`` (``window,file,start,end,score,label,verdict,
 threshold``; the verdict filled in where one is known), drawn once, seeded, and kept while the threshold is the same:
@@ -18,9 +22,10 @@ from __future__ import annotations
 import csv
 import io
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -70,7 +75,8 @@ class Check:
 
     @property
     def expected(self) -> tuple[float, float, float] | None:
-        """The label's windows in the store: ``above`` times the precision and its interval."""
+        """The label's windows among those at or above the threshold: ``above`` times the precision and its
+        interval."""
         if not self.answered:
             return None
         low, high = self.precision_interval
@@ -97,7 +103,7 @@ class Check:
         mid, few, many = self.expected
         text = (f"{head}; {self.answered} reviewed ({self.yes} yes, {self.no} no): precision {self.precision:.2f} "
                 f"({low:.2f}-{high:.2f}, Wilson 95 %), about {mid:,.0f} ({few:,.0f}-{many:,.0f}) {self.label} "
-                "windows in the store")
+                "windows at or above the threshold")
         left = self.drawn - self.answered - self.unsure
         return text + (f"; {left} of the sheet still to review" if left else "")
 
@@ -151,8 +157,8 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
     >>> result.checks[0].precision, result.checks[0].expected
 
     Raises:
-        ConfigError: ``db`` is not a store, ``model`` cannot read its embeddings, a label not the model's, a bad
-            sample size.
+        ConfigError: ``db`` is not a store, ``model`` is not one ``envsound learn`` made or cannot read its
+            embeddings, a label not the model's, a bad sample size.
         CheckpointError: ``model`` cannot be loaded.
     """
     from envsound.inference.predictor import Predictor
@@ -162,8 +168,10 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
         raise ConfigError(f"sample must be a whole number of windows >= 1, got {sample!r}")
     labelled = LabelledStore.open(db, store)
     windows = labelled.windows
-    predictor = Predictor.from_checkpoint(model, device="cpu", precision="32")
+    with _no_runtime_probe():
+        predictor = Predictor.from_checkpoint(model, device="cpu", precision="32")
     check_reads(predictor, windows, model)
+    _require_learned(predictor, model)
     names = list(predictor.labels)
     chosen = names if labels is None else ([labels] if isinstance(labels, str) else list(labels))
     for name in chosen:
@@ -197,6 +205,32 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
                                    answers.count("no"), answers.count("unsure"), new_sheet=kept is None,
                                    unstored=unstored))
     return result
+
+
+@contextmanager
+def _no_runtime_probe() -> Iterator[None]:
+    """Load a model without :mod:`envsound.hardware`'s probe, which times the network on audio windows to choose its
+    memory format (seconds, the first time on a machine): check runs only the head, on stored embeddings. The
+    probe's own switch, ENVSOUND_NO_PROBE, is set for the load and restored after it (the loaders take no such
+    argument)."""
+    before = os.environ.get("ENVSOUND_NO_PROBE")
+    os.environ["ENVSOUND_NO_PROBE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("ENVSOUND_NO_PROBE", None)
+        else:
+            os.environ["ENVSOUND_NO_PROBE"] = before
+
+
+def _require_learned(predictor, model: str | os.PathLike) -> None:
+    """Refuse a model ``envsound learn`` did not make (no ``meta["learned"]``): its thresholds were never calibrated
+    on reviewed windows, and an AudioSet tagger would get 527 sheets."""
+    if not isinstance((getattr(predictor.model, "meta", None) or {}).get("learned"), dict):
+        raise ConfigError(f"{model}: is not a model envsound learn made ({len(predictor.labels)} labels of its own, "
+                          "no threshold calibrated on reviewed windows); check the DIR/model.ckpt that envsound learn "
+                          "DB --label NAME --out DIR writes")
 
 
 class _ModelHead:

@@ -1,7 +1,7 @@
-"""Check a learned detector's precision over a whole embeddings store: per label, draw windows at random from those
-at or above its threshold into a sheet beside the model (DIR/LABEL.check.csv, kept while the threshold is the same),
-and once they are reviewed (envsound label DB --from the sheet) say the precision they show, with its interval, and
-how many of the label's windows the store holds."""
+"""Check a detector envsound learn made for its precision over a whole embeddings store: per label, draw windows at
+random from those at or above its threshold into a sheet beside the model (DIR/LABEL.check.csv, kept while the
+threshold is the same), and once they are reviewed (envsound label DB --from the sheet) say the precision they show,
+with its interval, and about how many of those windows hold the label."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from envsound.cli.options import add_json_option, add_store_option
 
 def register(command) -> None:
     p = command("check", __doc__)
-    p.add_argument("model", metavar="MODEL", help="the learned model (envsound learn's DIR/model.ckpt)")
+    p.add_argument("model", metavar="MODEL", help="the learned model (envsound learn's DIR/model.ckpt; no other model)")
     p.add_argument("db", metavar="DB", help="the store folder it was learned from (envsound embed ... --out DB)")
     p.add_argument("--label", action="append", metavar="NAME",
                    help="a label to check (repeat for several; default: all the model's)")
