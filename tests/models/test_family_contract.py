@@ -1,6 +1,7 @@
 """The family contract (:mod:`envsound.models.contract`), one set of tests for every runtime: the toy torch family
-(tests/toyfamily.py, registered as tests/models/test_families.py does), and the tiny BirdNET and YAMNet LiteRT runs
-(tests/tinytflite.py). Each is installed under its name, recognised, opened by path and by name, and asked for its
+(tests/toyfamily.py, registered as tests/models/test_families.py does), the tiny BirdNET and YAMNet LiteRT runs
+(tests/tinytflite.py), and the spec family: a tiny ONNX network the test exports (tests/tinyonnx.py) and the tiny
+YAMNet-shaped TFLite file, each installed with a spec under a name of its own. Each is installed under its name, recognised, opened by path and by name, and asked for its
 labels, licence, digest, window, embeddings and probabilities, checked against what the family computes."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+import tinyonnx
 import tinytflite
 import toyfamily
 from envsound.config.frontends import FRONTENDS
@@ -56,6 +58,44 @@ def tiny_head(member: str) -> Callable:
     return head
 
 
+def onnx_reference(path: Path, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    logits, embedding = tinyonnx.reference(windows)
+    return sigmoid(logits), embedding
+
+
+def onnx_head(path: Path, embeddings: np.ndarray) -> np.ndarray:
+    return sigmoid(embeddings @ tinyonnx.WEIGHTS[:, :3] + tinyonnx.BIAS[:3])
+
+
+def spec_installed(models: Path, network: Path, spec: str, labels: list[str]) -> Path:
+    """``network`` installed with ``spec`` (YAML text; its label file ``labels.txt`` written beside it), as
+    'envsound download --from FILE --spec SPEC' does; the installed file."""
+    from envsound.transfer.install_spec import install_spec
+
+    (network.parent / "labels.txt").write_text("".join(name + "\n" for name in labels))
+    (network.parent / "spec.yaml").write_text(spec)
+    release = install_spec(network, network.parent / "spec.yaml")
+    return models / release.file
+
+
+ONNX_SPEC = ("name: my-onnx\nlicence: CC0-1.0\nsample_rate: 16000\nwindow: 1600\nhop: 800\nembedding: frames/embed\n"
+             "logits: logits\nactivation: sigmoid\nlabels: labels.txt\n")
+TFLITE_SPEC = ("name: my-tflite\nlicence: MIT\nsample_rate: 16000\nwindow: 15600\nhop: 7680\n"
+               "embedding: yamnet_frames/global_average_pooling2d/Mean\nlogits: Identity\nactivation: none\n"
+               "labels: labels.txt\n")
+
+
+def onnx_install(models: Path) -> Path:
+    network = tinyonnx.write_tiny_onnx(models.parent / "mine" / "tiny.onnx")
+    return spec_installed(models, network, ONNX_SPEC, ["bark", "siren", "rain"])
+
+
+def tflite_install(models: Path) -> Path:
+    (models.parent / "mine").mkdir()
+    network = tinytflite.write_tiny("yamnet", models.parent / "mine" / "tagger.tflite")
+    return spec_installed(models, network, TFLITE_SPEC, [f"Class {i}" for i in range(521)])
+
+
 @dataclass(frozen=True)
 class Case:
     """One family's file as its user installs it, and what the contract must answer for it."""
@@ -82,6 +122,11 @@ CASES = {
     "yamnet": Case("yamnet", "litert", "Apache-2.0", Window(16_000, 0.975, 0.48), 1024, 521, "Class 0",
                    lambda models: tinytflite.yamnet_files(models / "yamnet") / "yamnet.tflite",
                    tiny_reference("yamnet"), tiny_head("yamnet")),
+    "spec-onnx": Case("my-onnx", "spec", "CC0-1.0", Window(16_000, 0.1, 0.05), 16, 3, "bark", onnx_install,
+                      onnx_reference, onnx_head),
+    # the tiny YAMNet-shaped file: installed with a spec, it is the spec's network, not YAMNet
+    "spec-tflite": Case("my-tflite", "spec", "MIT", Window(16_000, 0.975, 0.48), 1024, 521, "Class 0",
+                        tflite_install, tiny_reference("yamnet"), tiny_head("yamnet")),
 }
 
 

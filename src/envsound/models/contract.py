@@ -5,9 +5,11 @@ files. This docstring is its documentation; :class:`FamilyModel` is its type and
 A family gives:
 
 1. **Recognition.** Its record's ``recognise`` is shown what its runtime reads of a file (:data:`RUNTIMES`:
-   ``torch`` a loaded torch payload, ``litert`` a TFLite file's :class:`~envsound.models.frozen.Structure`) and
+   ``spec`` the installed spec beside the file, ``torch`` a loaded torch payload, ``litert`` a TFLite file's
+   :class:`~envsound.models.frozen.Structure`) and
    answers whether the file is one of its own (truthy: yes). :func:`recognise_file` asks every family, of every
-   runtime, in registry order; a file is recognised by what it holds, not by its name or digest.
+   runtime, in registry order; a file is recognised by what it holds, not by its name or digest (a spec member
+   by the installed spec beside it, which names it: its user said what it holds).
 2. **Opening.** :func:`open_family_model` opens a file (a path, or an installed name such as ``efficientat-mn04``,
    ``birdnet-v2.4``, ``yamnet``) into a :class:`FamilyModel`, through the family's own opener (its record's
    ``checkpoint``) and envsound's model for its runtime
@@ -28,8 +30,9 @@ A family gives:
      own classes (what ``predict`` scores; BirdNET's sigmoid of its logits, YAMNet's scores), a
      :class:`~envsound.errors.ConfigError` when it has none.
 
-A new runtime (an ONNX file with a spec, say) is one :class:`FileRuntime` in :data:`RUNTIMES` and one
-:class:`FamilyModel` subclass; a new family of an existing runtime is one record in
+A new runtime is one :class:`FileRuntime` in :data:`RUNTIMES` and one :class:`FamilyModel` subclass, as the ``spec``
+runtime is (an ONNX or TFLite file a user installed with a spec, :mod:`envsound.models.spec`:
+:class:`SpecFamilyModel`); a new family of an existing runtime is one record in
 :data:`~envsound.models.families.FAMILIES`.
 
 >>> model = open_family_model("yamnet")
@@ -154,6 +157,23 @@ class LiteRTFamilyModel(FamilyModel):
         return probs
 
 
+class SpecFamilyModel(LiteRTFamilyModel):
+    """A network installed from a spec, as a :class:`~envsound.models.litert.FrozenModel` whose network LiteRT or
+    ONNX Runtime runs, as its spec says; it may have no classes of its own (embeddings only)."""
+
+
+def _spec_reads(path: Path) -> Any | None:
+    from envsound.models.spec import spec_beside
+
+    return spec_beside(path)
+
+
+def _spec_opens(family: Family, path: Path, release: Any, *, device: str, precision: str) -> FamilyModel:
+    model = resolve(family.checkpoint)(path, device=device, precision=precision)
+    return SpecFamilyModel(family, path, model, labels=model.labels, licence=release.licence, window=Window(
+        release.sample_rate, release.window_seconds, release.hop_seconds))
+
+
 def _torch_reads(path: Path) -> Any | None:
     if is_tflite(path):
         return None
@@ -201,9 +221,11 @@ class FileRuntime:
     opens: Callable[..., FamilyModel]
 
 
-RUNTIMES: dict[str, FileRuntime] = {"torch": FileRuntime(_torch_reads, _torch_opens),
+RUNTIMES: dict[str, FileRuntime] = {"spec": FileRuntime(_spec_reads, _spec_opens),
+                                    "torch": FileRuntime(_torch_reads, _torch_opens),
                                     "litert": FileRuntime(_litert_reads, _litert_opens)}
-"""Each family runtime, by the name a :class:`~envsound.models.families.Family` gives as its ``runtime``."""
+"""Each family runtime, by the name a :class:`~envsound.models.families.Family` gives as its ``runtime``, in the
+order a file is shown to them: a spec installed beside a file first (its user said what it is)."""
 
 
 def recognise_file(path: str | Path) -> tuple[Family, Any] | None:
@@ -227,7 +249,8 @@ def recognise_file(path: str | Path) -> tuple[Family, Any] | None:
 
 
 def open_family_model(path_or_name: str | Path, *, device: str = "auto", precision: str = "auto") -> FamilyModel:
-    """Open a family's file (a path, or an installed name: ``efficientat-mn04``, ``birdnet-v2.4``, ``yamnet``) as
+    """Open a family's file (a path, or an installed name: ``efficientat-mn04``, ``birdnet-v2.4``, ``yamnet``, a
+    spec member's) as
     :class:`FamilyModel`, on ``device`` at ``precision`` (a litert family's: the CPU in float32).
 
     Raises:

@@ -19,6 +19,10 @@ table (:data:`envsound.models.frozen.FROZEN`: a new member is a row there, with 
 (:meth:`~envsound.models.litert.FrozenModel.load`) are what :func:`envsound.models.contract.open_family_model` calls,
 as it calls the torch families'. ``open_model_file`` and the predictor still open a TFLite file directly.
 
+The ``spec`` family (runtime ``spec``) holds the networks a user installed from an ONNX or TFLite file and a spec
+(:mod:`envsound.models.spec`): its table is what is installed here, and a file is its member when an installed spec
+beside it names it. LiteRT or ONNX Runtime runs it, as a frozen network.
+
 >>> [spec.download_name for spec in family_releases()][:2]
 ['efficientat-mn01', 'efficientat-mn02']
 """
@@ -69,8 +73,11 @@ FAMILIES: dict[str, Family] = {
                           checkpoint="envsound.models.pretrained:official_checkpoint", frontend="efficientat",
                           licence="MIT"),
     "litert": Family("litert", "a BirdNET V2.4 or YAMNet .tflite (LiteRT runs it)",
-                     releases="envsound.models.frozen:FROZEN", recognise="envsound.models.frozen:recognise_structure",
+                     releases="envsound.models.frozen:BUILT_IN", recognise="envsound.models.frozen:recognise_structure",
                      checkpoint="envsound.models.litert:FrozenModel.load", frontend="envsound", runtime="litert"),
+    "spec": Family("spec", "an ONNX or TFLite network installed with a spec ('envsound download --from FILE --spec "
+                   "SPEC')", releases="envsound.models.spec:INSTALLED", recognise="envsound.models.spec:recognise_spec",
+                   checkpoint="envsound.models.litert:FrozenModel.load", frontend="envsound", runtime="spec"),
 }
 
 

@@ -11,7 +11,8 @@
   :class:`~envsound.inference.onnx_model.OnnxModel`;
 - ``frozen``: a TFLite network of the ``litert`` family (BirdNET V2.4, YAMNet), or its installed name
   (``birdnet-v2.4``, ``yamnet``), recognised by its first bytes here and by its structure when
-  :class:`~envsound.models.litert.FrozenModel` opens it (LiteRT runs it);
+  :class:`~envsound.models.litert.FrozenModel` opens it (LiteRT runs it); or an ONNX or TFLite network installed
+  with a spec (:mod:`envsound.models.spec`), recognised by the spec beside it (LiteRT or ONNX Runtime runs it);
 - ``head-export``: the folder ``envsound export`` makes of a head learned over one of them (its trunk's copy, the
   head, a manifest: :mod:`envsound.models.frozen_head`), recognised by its manifest; its ``path`` is the manifest,
   whose digest is the model's identity (it pins the trunk's and the head's). numpy and LiteRT run it, no torch.
@@ -39,6 +40,7 @@ from envsound.models.families import FAMILIES, by_download_name, installed_names
 from envsound.models.frozen import is_tflite
 from envsound.models.frozen_head import is_head_export, manifest_of
 from envsound.models.releases import installed_path, models_dir
+from envsound.models.spec import spec_beside
 
 if TYPE_CHECKING:
     from envsound.models.checkpoint import Checkpoint
@@ -48,7 +50,8 @@ HEAD_EXPORT = "head-export"
 KINDS = {CLASSIFIER: "an envsound model.ckpt", AUTOENCODER: "an autoencoder.ckpt from 'envsound pretrain'",
          RELEASE: "an EfficientAT AudioSet release .pt (or its installed name)",
          ONNX: "a model.onnx from 'envsound export'",
-         FROZEN: "a BirdNET V2.4 or YAMNet .tflite (or its installed name: birdnet-v2.4, yamnet)",
+         FROZEN: "a BirdNET V2.4 or YAMNet .tflite (or its installed name: birdnet-v2.4, yamnet), or a network "
+                 "installed with a spec",
          HEAD_EXPORT: "the folder 'envsound export' makes of a head learned over BirdNET or YAMNet"}
 """Each kind as a message names it. An envsound autoencoder checkpoint says so in ``meta["kind"]``, by this name."""
 
@@ -119,6 +122,8 @@ def open_model_file(path_or_name: str | Path, *, labels_required: bool = True) -
         near = difflib.get_close_matches(given, installed_names(), n=2, cutoff=0.75)
         hint = f" (did you mean {' or '.join(near)}?)" if near else ""
         raise CheckpointError(f"{given}: {what}{hint}; expected {accepted()}")
+    if spec_beside(path) is not None:  # a network its user installed with a spec (ONNX or TFLite), run as frozen
+        return ModelFile(given=given, path=path, kind=FROZEN)
     if _is_onnx(path):
         return ModelFile(given=given, path=path, kind=ONNX)
     if is_tflite(path):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from envsound.errors import CheckpointError
 
@@ -37,7 +37,11 @@ class FrozenRelease:
     published (``url``, ``labels_url``), its ``licence`` and whether it may be ``bundled``; ``sample_rate`` (Hz),
     ``window_seconds``, ``hop_seconds`` (the default hop), ``embedding_width``, ``n_classes``; the tensors
     (``input_samples``, the ``embedding_tensor`` name's ending); ``activation``: ``"sigmoid"`` when the output is
-    logits, ``"none"`` when it is scores; ``sha256`` of the distributed file (``None``: not known here)."""
+    logits, ``"softmax"`` when a softmax makes them probabilities, ``"none"`` when it is scores; ``sha256`` of the
+    distributed file (``None``: not known here). A member installed from a spec (:mod:`envsound.models.spec`) says
+    its ``runtime`` (``litert``, ``onnx``), the output holding its logits (``logits_tensor``; ``""``: the output
+    with one column a class), its ``input_layout`` (``""``: the file's own) and that its embedding tensor's name is
+    ``exact`` (not an ending); its ``n_classes`` may be 0 (embeddings only)."""
 
     name: str
     family: str
@@ -58,6 +62,10 @@ class FrozenRelease:
     label_format: str
     sha256: str | None = None
     source: str = ""
+    runtime: str = "litert"
+    logits_tensor: str = ""
+    input_layout: str = ""
+    exact: bool = False
 
     @property
     def download_name(self) -> str:
@@ -75,7 +83,7 @@ YAMNET_URL = "https://storage.googleapis.com/tfhub-lite-models/google/lite-model
 YAMNET_LABELS_URL = ("https://raw.githubusercontent.com/tensorflow/models/master/research/audioset/yamnet/"
                      "yamnet_class_map.csv")
 
-FROZEN: dict[str, FrozenRelease] = {r.name: r for r in (
+BUILT_IN: dict[str, FrozenRelease] = {r.name: r for r in (
     FrozenRelease("birdnet-v2.4", "litert", "birdnet-v2.4/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite",
                   "birdnet-v2.4/BirdNET_GLOBAL_6K_V2.4_Labels.txt",
                   url=BIRDNET_URL + "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite",
@@ -92,7 +100,31 @@ FROZEN: dict[str, FrozenRelease] = {r.name: r for r in (
                   label_format="class_map_csv",
                   source="YAMNet's TFLite classification export on TF Hub (google/lite-model/yamnet/classification)"),
 )}
-"""The ``litert`` family's table, download name -> :class:`FrozenRelease`."""
+"""The ``litert`` family's table, download name -> :class:`FrozenRelease`: the networks envsound knows."""
+
+
+class _Frozen(Mapping[str, FrozenRelease]):
+    """:data:`BUILT_IN`, then the members installed from a spec (:data:`envsound.models.spec.INSTALLED`)."""
+
+    def _installed(self) -> Mapping[str, FrozenRelease]:
+        from envsound.models.spec import INSTALLED
+
+        return INSTALLED
+
+    def __getitem__(self, name: str) -> FrozenRelease:
+        return BUILT_IN[name] if name in BUILT_IN else self._installed()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from BUILT_IN
+        yield from (name for name in self._installed() if name not in BUILT_IN)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+FROZEN: Mapping[str, FrozenRelease] = _Frozen()
+"""Every frozen network by name: the built-in ones and those installed here from a spec. What ``name in FROZEN``
+asks: whether a model name is a frozen network's."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +147,7 @@ def is_tflite(path: Path) -> bool:
 def recognise_structure(structure: Structure) -> FrozenRelease | None:
     """The member whose network ``structure`` is: one input of its samples, an output with one column per class,
     its embedding tensor present; ``None`` for any other network."""
-    for release in FROZEN.values():
+    for release in BUILT_IN.values():
         if (structure.input_samples == release.input_samples
                 and release.n_classes in structure.outputs.values()
                 and any(name.endswith(release.embedding_tensor) for name in structure.tensors)):
@@ -157,6 +189,9 @@ def read_frozen_labels(release: FrozenRelease, path: Path, *, shown: str | None 
         raise CheckpointError(f"{shown or path}: not UTF-8 text (byte {exc.start}); pass the label file distributed "
                               f"with {release.name}") from exc
     if len(names) != release.n_classes or not all(names):
+        if release.family == "spec":
+            raise CheckpointError(f"{shown or path}: {len(names)} class names for {release.name}, whose logits have "
+                                  f"{release.n_classes} columns; install it again with its label file")
         raise CheckpointError(f"{shown or path}: expected {release.n_classes} class names for {release.name}, found "
                               f"{len(names)}; pass the label file distributed with the model")
     return names

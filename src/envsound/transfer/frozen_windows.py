@@ -17,7 +17,7 @@ import numpy as np
 
 from envsound.config import FeatureConfig
 from envsound.features.windows import eval_windows
-from envsound.models.litert import LiteRTNetwork
+from envsound.models.litert import LiteRTNetwork, open_network
 
 CACHE_BYTES = 1 << 30  # 1 GiB: ESC-10 (320 clips of 5 s) takes 17 MB with BirdNET, 20 MB with YAMNet
 _CACHE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
@@ -26,7 +26,8 @@ LOGIT_EDGE = 1e-7  # a score of exactly 0 or 1 (a quantized output) read as this
 
 
 def frozen_network(path: str | Path) -> LiteRTNetwork:
-    """The network in the TFLite file ``path``, opened once per process (and again when the file changes), keeping
+    """The network in the file ``path`` (a TFLite file, or a spec member's: :func:`~envsound.models.litert.
+    open_network`), opened once per process (and again when the file changes), keeping
     its tensors so :func:`window_outputs` reads the embedding.
 
     Raises:
@@ -39,7 +40,7 @@ def frozen_network(path: str | Path) -> LiteRTNetwork:
 
 @functools.lru_cache(maxsize=2)
 def _opened(path: str, size: int, mtime_ns: int) -> LiteRTNetwork:
-    return LiteRTNetwork.open(path, embedding=True)
+    return open_network(path, embedding=True)
 
 
 def window_outputs(network: LiteRTNetwork, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
