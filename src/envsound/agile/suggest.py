@@ -1,6 +1,8 @@
 """The next windows to review for a learned label: those whose score lies nearest 0.5 (where the head is least sure
 of its own probability; the two sides are weighted to equal totals, :mod:`envsound.agile.learn`), whatever the
-calibrated threshold, spread out so that a round is not ten seconds of one recording.
+calibrated threshold, spread out so that a round is not ten seconds of one recording, and never a window that
+overlaps one already reviewed for the label in its file (22-27 s after 23-28 s was answered: mostly the same sound,
+a review that teaches little).
 
 Nearest 0.5 by measurement (docs/results.md, "From one example to a detector (issue 67)",
 experiments/agile_review_tune.py ``--settings C=0.1 C=0.1,rule=half``): mean AP after 50 reviews 0.912 against 0.892
@@ -28,6 +30,8 @@ from envsound.inference.embeddings.store import EmbeddingsStore, StoredWindow
 
 UNCERTAIN = 0.5  # the score the head is least sure of: its boundary between the two equally weighted sides
 MAX_POOL = 262_144  # uncertain windows looked at, at most, to find one a file: 2 MB of ids and scores, and their rows
+NEIGHBOURS = 8  # windows a reviewed one overlaps, for the first pool (5-s windows a second apart): more are looked for
+OVERLAP = 1e-6  # seconds: windows that only touch (one ends where the other starts) do not overlap
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,11 @@ def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, label
     ``weights`` ``(n_labels, d)`` and ``bias`` ``(n_labels,)``: the learned head (score = sigmoid(w . x + b));
     uncertainty is ``|score - 0.5|`` (:data:`UNCERTAIN`), or ``|score - threshold|`` with ``thresholds``
     ``(n_labels,)`` given (the experiments compare the two); ``labelled[label]``: window ids already reviewed for that
-    label, never suggested for it. Diversity, loosened only as far as needed to give ``top``: at
-    most one window a file per label in a round and none within one window length of another suggestion of the same
-    file; then several a file (when the store has fewer files than asked), still a window length apart; then any
-    unreviewed window. Fewer than ``top`` only when fewer windows are unreviewed.
+    label, never suggested for it, nor any window of their file overlapping one of them in time. Diversity, loosened
+    only as far as needed to give ``top``: at most one window a file per label in a round and none within one window
+    length of another suggestion of the same file; then several a file (when the store has fewer files than asked),
+    still a window length apart; then any unreviewed window. Fewer than ``top`` only when fewer windows are
+    unreviewed and overlap no reviewed one.
 
     >>> suggest(store, w, b, ["chainsaw"], labelled={"chainsaw": ids}, top=10)[0].file
 
@@ -68,12 +73,16 @@ def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, label
         if not share:
             continue
         reviewed = np.unique(np.asarray(labelled.get(label, ()), dtype=np.int64))
-        pool = min(store.windows, share * 8 + 64)
+        spans = _spans(store, reviewed)
+        pool = min(store.windows, share * 8 + 64 + NEIGHBOURS * len(reviewed))
         while True:
             ids, scores = _uncertain(store, weights[i], float(bias[i]), float(thresholds[i]), reviewed, pool)
+            exhausted = len(ids) < pool
             rows = store.rows(ids)
+            free = np.flatnonzero(~_overlapping(rows, spans))
+            ids, scores, rows = ids[free], scores[free], [rows[j] for j in free.tolist()]
             spread = len(_diverse(rows, share, window, strict=True)) >= share
-            if spread or pool >= min(store.windows, MAX_POOL) or len(ids) < pool:
+            if spread or pool >= min(store.windows, MAX_POOL) or exhausted:
                 chosen = _diverse(rows, share, window)
                 break
             pool = min(store.windows, MAX_POOL, pool * 4)  # too few files in the pool for one a file: a larger one
@@ -105,6 +114,25 @@ def _uncertain(store: EmbeddingsStore, weight: np.ndarray, bias: float, threshol
             best_ids, best_scores = best_ids[nearest], best_scores[nearest]
     order = np.lexsort((best_ids, np.abs(best_scores - threshold)))  # ties by window id: a stable order
     return best_ids[order], best_scores[order]
+
+
+def _spans(store: EmbeddingsStore, reviewed: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The reviewed windows' times by file: ``{file: (starts (n,), ends (n,))}`` in seconds."""
+    inside = reviewed[(reviewed >= 0) & (reviewed < store.windows)]
+    by_file: dict[str, list[tuple[float, float]]] = {}
+    for row in store.rows(inside) if len(inside) else []:
+        by_file.setdefault(row["file"], []).append((float(row["start"]), float(row["end"])))
+    return {file: (np.array([a for a, _ in times]), np.array([b for _, b in times])) for file, times in by_file.items()}
+
+
+def _overlapping(rows: list[dict], spans: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``(len(rows),)`` bool: each window overlaps in time a reviewed window of its file (``spans``, :func:`_spans`)."""
+    out = np.zeros(len(rows), dtype=bool)
+    for j, row in enumerate(rows):
+        if row["file"] in spans:
+            starts, ends = spans[row["file"]]
+            out[j] = bool(np.any((row["start"] < ends - OVERLAP) & (row["end"] > starts + OVERLAP)))
+    return out
 
 
 def _diverse(rows: list[dict], share: int, window: float, *, strict: bool = False) -> list[int]:
