@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -75,12 +76,12 @@ class Calibration:
     curve: Curve | None = None
 
     def line(self) -> str:
-        """One line: the threshold and its expected precision and recall, or why there are none."""
+        """One line: the threshold and its expected precision and recall, or why there are none and the command
+        that gets the reviews still wanted."""
         if not self.calibrated:
-            why = ("all in one file; windows of two files or more calibrate it" if min(self.positives, self.negatives)
-                   >= MIN_REVIEWED else f"{MIN_REVIEWED} of each calibrate it")
-            return (f"{self.label}: threshold {self.threshold:g}, not calibrated ({self.positives} yes, "
-                    f"{self.negatives} no reviewed; {why})")
+            return (f"{self.label}: threshold {self.threshold:g}, not calibrated ({self.why()}); next: review "
+                    f"{self.wanted()} from envsound learn DB --label {shlex.quote(self.label)} --out DIR --suggest 10,"
+                    " or on the Review page (envsound serve DB)")
         low, high = self.precision_interval
         text = (f"{self.label}: threshold {self.threshold:.3f}, precision {self.precision:.2f} ({low:.2f}-{high:.2f}), "
                 f"recall {self.recall:.2f} ({self.recall_interval[0]:.2f}-{self.recall_interval[1]:.2f}) over "
@@ -88,6 +89,26 @@ class Calibration:
         if not self.reached:
             text += f"; the target precision {self.target:g} was not reached: this is the highest found"
         return text
+
+    def why(self) -> str:
+        """Why a label is not calibrated: its reviewed counts and what calibrates it, e.g. ``"19 yes, 1 no reviewed;
+        5 of each calibrate it"`` ("" when it is calibrated)."""
+        if self.calibrated:
+            return ""
+        enough = min(self.positives, self.negatives) >= MIN_REVIEWED
+        needs = "all in one file; windows of two files or more calibrate it" if enough else \
+            f"{MIN_REVIEWED} of each calibrate it"
+        return f"{self.positives} yes, {self.negatives} no reviewed; {needs}"
+
+    def wanted(self) -> str:
+        """The reviews that would calibrate a label that is not: ``"4 more no"``, ``"5 more yes and 5 more no"``,
+        or windows of another file ("" when it is calibrated)."""
+        if self.calibrated:
+            return ""
+        more = [f"{MIN_REVIEWED - count} more {verdict}" for verdict, count in (("yes", self.positives),
+                                                                             ("no", self.negatives))
+                if count < MIN_REVIEWED]
+        return " and ".join(more) if more else "windows of another file"
 
     def to_dict(self) -> dict:
         """The plain values (no curve), for ``meta["learned"]`` and ``--json``."""

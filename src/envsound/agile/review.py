@@ -454,7 +454,7 @@ def page_reviewer() -> str:
 
 def _expected(calibration) -> str:
     if not calibration.calibrated:
-        return "not calibrated (" + calibration.line().split("not calibrated (", 1)[-1]
+        return f"not calibrated ({calibration.why()}); review {calibration.wanted()} to calibrate it"
     low, high = calibration.precision_interval
     return (f"precision {calibration.precision:.2f} ({low:.2f}-{high:.2f}) at threshold {calibration.threshold:.3f}"
             f"{'' if calibration.reached else f', below the target {calibration.target:.2f}'}")
