@@ -123,3 +123,28 @@ def test_embed_engine_ray_with_birdnet_stores_the_local_rows(models, ray_cluster
     assert ours.shape == (24, 1024) and np.array_equal(ours, theirs)  # the same float16 from the same windows
     assert stores["ray"].errors() == stores["local"].errors() and len(stores["local"].errors()) == 1
     assert stores["ray"].settings["model"] == stores["local"].settings["model"]
+
+
+def test_a_network_installed_with_a_spec_and_a_head_over_it_give_the_local_rows_on_ray(ray_cluster, tmp_path,
+                                                                                      monkeypatch):
+    """The tiny ONNX network installed with a spec after the cluster started: its resolved spec travels with its
+    bytes, so an actor opens the copy as the member (ONNX Runtime), and a head learned over it finds its trunk."""
+    import tinyonnx
+
+    from envsound.models.litert import write_learned
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("ENVSOUND_MODELS", str(models))
+    network = tinyonnx.install_with_spec(models, tinyonnx.write_tiny_onnx(tmp_path / "mine" / "tiny.onnx"),
+                                         tinyonnx.ONNX_SPEC, ["bark", "siren", "rain"])
+    audio = _archive(tmp_path / "audio", 16_000, [2.0, 61.0, 0.5])
+    local, ray = _predict_both("my-onnx", audio, tmp_path / "own", ray_cluster.address)
+    for name in ("files", "windows", "errors"):
+        pd.testing.assert_frame_equal(ray[name], local[name], check_exact=False, rtol=1e-6, atol=1e-7)
+    assert set(local["windows"]["label"].dropna()) <= {"bark", "siren", "rain"}
+    weights = np.random.default_rng(0).normal(size=(2, 16)).astype(np.float32)
+    head = write_learned(network, ["dog", "bird"], weights, np.zeros(2, np.float32), [0.5, 0.5],
+                         tmp_path / "head" / "model.ckpt", meta={})
+    local, ray = _predict_both(head, audio, tmp_path / "head", ray_cluster.address)
+    for name in ("files", "windows", "errors"):
+        pd.testing.assert_frame_equal(ray[name], local[name], check_exact=False, rtol=1e-6, atol=1e-7)

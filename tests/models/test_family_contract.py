@@ -67,19 +67,6 @@ def onnx_head(path: Path, embeddings: np.ndarray) -> np.ndarray:
     return sigmoid(embeddings @ tinyonnx.WEIGHTS[:, :3] + tinyonnx.BIAS[:3])
 
 
-def spec_installed(models: Path, network: Path, spec: str, labels: list[str]) -> Path:
-    """``network`` installed with ``spec`` (YAML text; its label file ``labels.txt`` written beside it), as
-    'envsound download --from FILE --spec SPEC' does; the installed file."""
-    from envsound.transfer.install_spec import install_spec
-
-    (network.parent / "labels.txt").write_text("".join(name + "\n" for name in labels))
-    (network.parent / "spec.yaml").write_text(spec)
-    release = install_spec(network, network.parent / "spec.yaml")
-    return models / release.file
-
-
-ONNX_SPEC = ("name: my-onnx\nlicence: CC0-1.0\nsample_rate: 16000\nwindow: 1600\nhop: 800\nembedding: frames/embed\n"
-             "logits: logits\nactivation: sigmoid\nlabels: labels.txt\n")
 TFLITE_SPEC = ("name: my-tflite\nlicence: MIT\nsample_rate: 16000\nwindow: 15600\nhop: 7680\n"
                "embedding: yamnet_frames/global_average_pooling2d/Mean\nlogits: Identity\nactivation: none\n"
                "labels: labels.txt\n")
@@ -87,13 +74,13 @@ TFLITE_SPEC = ("name: my-tflite\nlicence: MIT\nsample_rate: 16000\nwindow: 15600
 
 def onnx_install(models: Path) -> Path:
     network = tinyonnx.write_tiny_onnx(models.parent / "mine" / "tiny.onnx")
-    return spec_installed(models, network, ONNX_SPEC, ["bark", "siren", "rain"])
+    return tinyonnx.install_with_spec(models, network, tinyonnx.ONNX_SPEC, ["bark", "siren", "rain"])
 
 
 def tflite_install(models: Path) -> Path:
     (models.parent / "mine").mkdir()
     network = tinytflite.write_tiny("yamnet", models.parent / "mine" / "tagger.tflite")
-    return spec_installed(models, network, TFLITE_SPEC, [f"Class {i}" for i in range(521)])
+    return tinyonnx.install_with_spec(models, network, TFLITE_SPEC, [f"Class {i}" for i in range(521)])
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,9 @@ def open_session(path: Path, *, extra_outputs: tuple[str, ...] = (), threads: in
         for name in extra_outputs:
             model.graph.output.append(onnx.ValueInfoProto(name=name))
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    except (ValueError, RuntimeError, OSError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
+    except ConfigError:
+        raise
+    except Exception as exc:  # ONNX Runtime's own exception types (InvalidProtobuf, Fail ...) derive from Exception
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"{path}: not a readable ONNX network ({reason[:160]})") from exc
 

@@ -8,6 +8,10 @@ installed nor its label file, nor the trunk file a head was learned with.
   :func:`~envsound.models.litert.learned_trunk`), written side by side, the checkpoint's recorded trunk file pointed
   at that copy, so :meth:`~envsound.models.litert.FrozenModel.from_checkpoint` checks its digest as on the driver.
 
+A network installed from a spec (:mod:`envsound.models.spec`) travels with its resolved spec (:func:`spec_files`),
+written beside the copy under the member's file name, so the copy is the member there too (an ONNX one run by ONNX
+Runtime).
+
 LiteRT runs one thread in each actor (:data:`LITERT_THREADS`) and the engine one actor per CPU it gives the model
 (:func:`litert_actors`): the interpreter takes a window at a time, which parallel processes share out better than
 threads. BirdNET on 2 cores (2026-11-29, ``LiteRTNetwork.run`` of 120 windows): two 1-thread interpreters side by side
@@ -21,7 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from envsound.errors import CheckpointError
-from envsound.models.litert import LEARNED_KIND, FrozenModel, LiteRTNetwork, is_learned
+from envsound.models.litert import LEARNED_KIND, FrozenModel, is_learned, open_network
+from envsound.models.spec import SPEC_FILE, read_installed, spec_beside
 
 LITERT_THREADS = 1
 """LiteRT's CPU threads in each actor."""
@@ -40,10 +45,21 @@ def is_learned_head(model) -> bool:
     return is_frozen(model) and (model.meta or {}).get("kind") == LEARNED_KIND
 
 
+def spec_files(path: Path) -> tuple[tuple[str, bytes], ...]:
+    """``((SPEC_FILE, its bytes),)`` when the network file ``path`` is a spec member, else ``()``: what an actor
+    needs beside its copy to open it as the member."""
+    return ((SPEC_FILE, (Path(path).parent / SPEC_FILE).read_bytes()),) if spec_beside(path) else ()
+
+
+def trunk_path(model) -> Path:
+    """The trunk file a learned head runs on the driver."""
+    return Path(getattr(model, "inner", model).network.path)
+
+
 def trunk_bytes(model) -> bytes:
     """The bytes of the trunk a learned head runs: the file its interpreter opened on this node (the one
     :func:`~envsound.models.litert.learned_trunk` found, of the digest the checkpoint records)."""
-    return Path(getattr(model, "inner", model).network.path).read_bytes()
+    return trunk_path(model).read_bytes()
 
 
 def litert_actors(cpus: int) -> int:
@@ -61,7 +77,7 @@ def open_frozen(path: Path, labels: list[str], *, embed: bool) -> FrozenModel:
     Raises:
         CheckpointError: not a readable network of a known member.
     """
-    model = FrozenModel(LiteRTNetwork.open(path, threads=LITERT_THREADS, embedding=False), labels=labels)
+    model = FrozenModel(open_network(path, threads=LITERT_THREADS, embedding=False), labels=labels)
     model.threads = LITERT_THREADS
     if embed:
         model.embedder  # noqa: B018 - opened while the file is here
@@ -78,7 +94,8 @@ def open_learned(path: Path, trunk: bytes) -> FrozenModel:
     """
     from envsound.models.files import open_model_file  # torch: the checkpoint's format
 
-    copy = path.parent / TRUNK_FILE
+    member = read_installed(path.parent)  # a spec member's trunk: its copy goes under the name its spec says
+    copy = path.parent / (Path(member.file).name if member is not None else TRUNK_FILE)
     copy.write_bytes(trunk)
     checkpoint = open_model_file(path).checkpoint
     if checkpoint is None or not is_learned(checkpoint):

@@ -53,7 +53,7 @@ from envsound.inference.archive.decode import Chunk, DecodeJob, decode_file
 from envsound.inference.archive.embedding import FileEmbeddings
 from envsound.inference.archive.engine import FILE_TIMEOUT, Finished, proc_activity, put_until
 from envsound.inference.archive.frozen_copy import (is_frozen, is_learned_head, litert_actors, open_export, open_frozen,
-                                                    open_learned, trunk_bytes)
+                                                    open_learned, spec_files, trunk_bytes, trunk_path)
 from envsound.inference.predictor import FileScores, Predictor
 from envsound.models.files import FROZEN, HEAD_EXPORT, RELEASE
 from envsound.models.frozen_head import export_files
@@ -131,9 +131,12 @@ class _ModelCopy:
         if source.kind == HEAD_EXPORT:  # a folder: its manifest (source.path) and the files the manifest pins
             return cls(name=source.path.name, kind=source.kind, data=source.path.read_bytes(),
                        beside=tuple((path.name, path.read_bytes()) for path in export_files(source.path)))
+        learned = is_learned_head(predictor.model)
+        spec = spec_files(trunk_path(predictor.model) if learned else source.path) if learned or \
+            source.kind == FROZEN else ()  # a spec member's resolved spec goes with its copy
         return cls(name=source.path.name, kind=source.kind, data=source.path.read_bytes(),
                    labels=tuple(predictor.labels) if source.kind in (RELEASE, FROZEN) else (),
-                   trunk=trunk_bytes(predictor.model) if is_learned_head(predictor.model) else b"")
+                   trunk=trunk_bytes(predictor.model) if learned else b"", beside=spec)
 
     def open(self, *, device: str, precision: str, embed: bool = False) -> Predictor:
         """The :class:`~envsound.inference.predictor.Predictor` the driver built, built again here (``embed``: a
