@@ -41,6 +41,9 @@ def installed(envsound_main, tmp_path, monkeypatch) -> Path:
 
 
 def test_predict_by_name_scores_the_networks_own_classes(envsound_main, installed):
+    listed = envsound_main("models").stdout
+    assert "your own networks ('envsound download --from FILE --spec SPEC'): \n  my-onnx          onnx  3 classes  " \
+           "16 kHz  window 0.1 s  hop 0.05 s  embedding 16  licence CC0-1.0  installed: " in listed
     clip = sorted((installed / "up").iterdir())[0]
     ran = envsound_main("predict", "my-onnx", clip, "--top-k", "3", "--json")
     assert ran.returncode == 0, ran.stderr

@@ -23,7 +23,13 @@ def models(args: argparse.Namespace) -> int:
         print(f"  {row['name']:<16} {row['parameters'] / 1e6:5.2f} M parameters  {row['megabytes']:6.1f} MB  "
               f"AudioSet mAP {row['audioset_map']:.3f}  {where}")
     print(f"\nfrozen networks LiteRT runs ('envsound download NAME' or '--from FOLDER', kept in {models_dir()}):")
-    for release, installed in frozen_table():
-        where = f"installed: {installed}" if installed else "not installed"
-        print(f"  {release.name:<16} {release.describe()}  {where}")
+    table = frozen_table()
+    for release, installed in table:
+        if release.family != "spec":
+            where = f"installed: {installed}" if installed else "not installed"
+            print(f"  {release.name:<16} {release.describe()}  {where}")
+    own = [(release, installed) for release, installed in table if release.family == "spec"]
+    print("\nyour own networks ('envsound download --from FILE --spec SPEC'): " + ("" if own else "none installed"))
+    for release, installed in own:
+        print(f"  {release.name:<16} {release.runtime}  {release.describe()}  installed: {installed}")
     return 0
