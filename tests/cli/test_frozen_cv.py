@@ -64,7 +64,8 @@ def test_train_init_birdnet_then_evaluate_and_predict_the_head(envsound_main, fr
     monkeypatch.setenv("ENVSOUND_MODELS", str(frozen["models"]))
     data = frozen["birdnet"]
     ran = envsound_main("train", "--dataset", "folder", "--root", data, "--folds", "1,2", "--init", "birdnet-v2.4",
-                        "--out", tmp_path / "run", "--set", "features.eval_hop_seconds=0.25")
+                        "--out", tmp_path / "run", "--set", "features.eval_hop_seconds=0.25",
+                        "--set", "events.open_set=0")  # the probe and its hop; the gate: test_frozen_open_set.py
     assert ran.returncode == 0, ran.stderr
     assert "trained birdnet-v2.4 on 4 clips" in ran.stdout
     ran = envsound_main("evaluate", tmp_path / "run" / "model.ckpt", "--dataset", "folder", "--root", data,

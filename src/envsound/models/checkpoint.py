@@ -95,7 +95,10 @@ FORMAT = "envsound-checkpoint"
 # 26: meta["trunk"] ({"digest": the SHA-256 of the model file whose network.embed the head reads, "layer": "embed"})
 #     marks a head learned on an embeddings store (envsound learn: envsound.agile.learn), and meta["learned"] what it
 #     learned from and its calibrated thresholds. Version 25 files load unchanged (no trunk: a model trained whole).
-FORMAT_VERSION = 26
+# 27: a head learned over a frozen network (meta kind frozen-head: train/cv --init yamnet|birdnet-v2.4|a spec member)
+#     may hold "open_set", its single-label probe's gate on the network's embeddings, which an envsound of format 26
+#     would not apply (every window one of its classes). Version 26 files load unchanged (no gate).
+FORMAT_VERSION = 27
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 
