@@ -1,9 +1,10 @@
 """Export a head learned over a frozen network (``envsound learn`` on a BirdNET or YAMNet store) as the folder a
 sensor runs with numpy and LiteRT, no torch (``envsound export LEARNED.ckpt --out DIR``): the trunk's ``.tflite``
 copied from the file the head was learned on (found and checked by digest:
-:func:`~envsound.models.litert.learned_trunk`), the head and a manifest (:mod:`envsound.models.frozen_head` says
-what each file holds and why the head is not an ONNX file). A trunk whose licence forbids redistribution (BirdNET's
-CC BY-NC-SA 4.0) is the user's own copy: the folder's README and :meth:`ExportedFolder.licence_line` say so.
+:func:`~envsound.models.litert.learned_trunk`), the head (with its open-set gate, a single-label probe's) and a
+manifest (:mod:`envsound.models.frozen_head` says what each file holds and why the head is not an ONNX file). A
+trunk whose licence forbids redistribution (BirdNET's CC BY-NC-SA 4.0) is the user's own copy: the folder's README
+and :meth:`ExportedFolder.licence_line` say so.
 
 A head cannot be one ``.onnx`` file: its trunk is a TFLite network, which becomes ONNX only through TensorFlow
 (``tf2onnx``), and BirdNET's weights may not be bundled into a file envsound writes. ``--out X.onnx`` for such a
@@ -22,6 +23,7 @@ from envsound.models.files import CLASSIFIER, ModelFile, open_model_file
 from envsound.models.frozen import FROZEN, FrozenRelease
 from envsound.models.frozen_head import HEAD_FILE, MANIFEST, write_head_export
 from envsound.models.litert import FrozenModel, is_learned, learned_trunk
+from envsound.models.open_set import OpenSet
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,11 @@ def export_frozen_head(model: str | Path | ModelFile, out: str | Path) -> Export
     trunk_name = Path(release.file).name
     meta = {key: value for key, value in checkpoint.meta.items() if key != "file"}
     meta["trunk"] = {**trunk_meta, "file": trunk_name}  # the copy in the folder, not the exporting machine's path
+    gate = None if checkpoint.open_set is None else OpenSet.from_payload(
+        checkpoint.open_set, n_classes=len(checkpoint.labels), source=str(source.given), width=release.embedding_width)
     write_head_export(out, trunk=trunk, trunk_digest=trunk_meta["digest"], release=release,
                       weight=state["head.weight"].float().numpy(), bias=state["head.bias"].float().numpy(),
-                      labels=list(checkpoint.labels), task=checkpoint.task, meta=meta)
+                      labels=list(checkpoint.labels), task=checkpoint.task, meta=meta, open_set=gate)
     return ExportedFolder(folder=out, release=release, trunk=trunk_name, trunk_bytes=(out / trunk_name).stat().st_size,
                         classes=len(checkpoint.labels))
 

@@ -5,9 +5,13 @@ numpy and LiteRT run, without torch (``envsound export LEARNED.ckpt --out DIR``;
 - the trunk: a copy of the network's ``.tflite`` the head was learned on, under its published name, of the digest
   the checkpoint records (its label file is not needed: the head has its own labels);
 - ``head.npz``: ``weight`` ``(K, embedding_width)`` and ``bias`` ``(K,)``, float32, the head's scores
-  ``sigmoid(embedding . weight + bias)``;
+  ``sigmoid(embedding . weight + bias)`` (a single-label head's: the softmax over its classes); a head with an
+  open-set gate (a single-label probe's, :mod:`envsound.models.open_set`) also ``prototypes``
+  ``(K, embedding_width)`` and ``thresholds`` ``(K,)``, float32: a class's score is 0 in a window whose embedding's
+  cosine similarity to the class's prototype is below its threshold (4 KB a class);
 - ``envsound-head.json`` (:data:`MANIFEST`): the format, the network's name and licence, the trunk's and the head's
-  file names and sha256, the labels, the task (its per-class thresholds) and the learning's metadata;
+  file names and sha256, the labels, the task (its per-class thresholds), ``open_set`` (``{"share": s}`` when the
+  head is gated, else ``null``) and the learning's metadata;
 - ``README.txt``: what the folder is, how it is run, and the trunk's licence (BirdNET's CC BY-NC-SA 4.0: the copy
   is its user's own, not to be redistributed).
 
@@ -36,6 +40,7 @@ from envsound._version import __version__
 from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import file_digest
 from envsound.models.frozen import FROZEN, FrozenRelease
+from envsound.models.open_set import OpenSet
 from envsound.task import Task
 
 MANIFEST = "envsound-head.json"
@@ -43,14 +48,18 @@ MANIFEST = "envsound-head.json"
 HEAD_FILE = "head.npz"
 README = "README.txt"
 FORMAT = "envsound-frozen-head"
-FORMAT_VERSION = 1
+# 2: head.npz may hold the open-set gate (prototypes, thresholds) and the manifest says so (open_set); an envsound
+#    that reads 1 would score such a head without its gate, so it refuses the file as newer. A head without a gate
+#    is still written as 1 (every sensor reads it); version 1 folders load without a gate, as they scored.
+FORMAT_VERSION = 2
+UNGATED_VERSION = 1  # the format of an export without an open-set gate
 
 
 @dataclass(frozen=True)
 class HeadExport:
     """An exported head, read and checked (:func:`read_head_export`): the folder, the trunk's file in it and the
-    release it is, ``weight`` ``(K, embedding_width)`` and ``bias`` ``(K,)`` float32, the labels, the task and the
-    learning's metadata (the checkpoint's ``meta``)."""
+    release it is, ``weight`` ``(K, embedding_width)`` and ``bias`` ``(K,)`` float32, the labels, the task, the
+    learning's metadata (the checkpoint's ``meta``) and the head's open-set gate (``None``: none)."""
 
     folder: Path
     trunk: Path
@@ -60,6 +69,7 @@ class HeadExport:
     labels: list[str]
     task: Task
     meta: dict[str, Any]
+    open_set: OpenSet | None = None
 
 
 def is_head_export(path: str | os.PathLike) -> bool:
@@ -76,10 +86,10 @@ def manifest_of(path: str | os.PathLike) -> Path:
 
 def write_head_export(out: str | os.PathLike, *, trunk: Path, trunk_digest: str, release: FrozenRelease,
                       weight: np.ndarray, bias: np.ndarray, labels: list[str], task: Task,
-                      meta: dict[str, Any]) -> Path:
+                      meta: dict[str, Any], open_set: OpenSet | None = None) -> Path:
     """Write the folder ``out`` (see the module's docstring): built beside it and put in place in one rename, so
     ``out`` is never half written; an earlier export at ``out`` is replaced. The trunk is copied from ``trunk`` and
-    its copy's sha256 must be ``trunk_digest`` (what the head was learned on).
+    its copy's sha256 must be ``trunk_digest`` (what the head was learned on); ``open_set``: the head's gate, if any.
 
     Raises:
         ConfigError: ``out`` is a file, or a folder that holds something else than an export.
@@ -101,12 +111,16 @@ def write_head_export(out: str | os.PathLike, *, trunk: Path, trunk_digest: str,
         if copied != trunk_digest:
             raise CheckpointError(f"{trunk}: sha256 {copied[:16]} as copied, not {trunk_digest[:16]} the head was "
                                   "learned on; the file changed: install it again")
-        np.savez(building / HEAD_FILE, weight=weight, bias=bias)
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__,
+        gate = {} if open_set is None else {"prototypes": open_set.prototypes.astype(np.float32),
+                                             "thresholds": open_set.thresholds.astype(np.float32)}
+        np.savez(building / HEAD_FILE, weight=weight, bias=bias, **gate)
+        manifest = {"format": FORMAT, "version": __version__,
+                    "format_version": UNGATED_VERSION if open_set is None else FORMAT_VERSION,
                     "network": release.name, "licence": release.licence,
                     "trunk": {"file": trunk_name, "sha256": trunk_digest},
                     "head": {"file": HEAD_FILE, "sha256": file_digest(building / HEAD_FILE)},
-                    "labels": list(labels), "task": task.to_dict(), "meta": meta}
+                    "labels": list(labels), "task": task.to_dict(),
+                    "open_set": None if open_set is None else {"share": float(open_set.share)}, "meta": meta}
         (building / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n", encoding="utf-8")
         (building / README).write_text(readme(release, trunk_name, len(labels)), encoding="utf-8")
         _put_in_place(building, out)
@@ -134,7 +148,7 @@ def read_head_export(path: str | os.PathLike) -> HeadExport:
 
     Raises:
         CheckpointError: one line naming the file: no manifest, not JSON, another or a newer format, a missing or
-            changed file (its sha256 differs), a head of the wrong shape.
+            changed file (its sha256 differs), a head or an open-set gate of the wrong shape.
     """
     manifest = manifest_of(path)
     folder = manifest.parent
@@ -156,15 +170,23 @@ def read_head_export(path: str | os.PathLike) -> HeadExport:
         trunk = _pinned(folder, fields["trunk"], what="trunk")
         head = _pinned(folder, fields["head"], what="head")
         labels, task, meta = list(fields["labels"]), Task.from_dict(fields["task"]), dict(fields.get("meta") or {})
+        gated = fields.get("open_set")  # absent in format 1: no gate
+        share = None if gated is None else float(gated["share"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{manifest}: the manifest lacks or garbles {exc}; export the head again") from exc
     with np.load(head, allow_pickle=False) as arrays:
         weight, bias = arrays["weight"].astype(np.float32), arrays["bias"].astype(np.float32)
+        if share is not None and not {"prototypes", "thresholds"} <= set(arrays.files):
+            raise CheckpointError(f"{head}: its manifest says the head is gated, and it holds no prototypes and "
+                                  "thresholds; export it again")
+        open_set = None if share is None else OpenSet.from_payload(
+            {"prototypes": arrays["prototypes"], "thresholds": arrays["thresholds"], "share": share},
+            n_classes=len(labels), source=str(head), width=release.embedding_width)
     if weight.shape != (len(labels), release.embedding_width) or bias.shape != (len(labels),):
         raise CheckpointError(f"{head}: weight {weight.shape} and bias {bias.shape}, not ({len(labels)}, "
                               f"{release.embedding_width}) and ({len(labels)},) for its labels; export it again")
     return HeadExport(folder=folder, trunk=trunk, release=release, weight=weight, bias=bias, labels=labels,
-                      task=task, meta=meta)
+                      task=task, meta=meta, open_set=open_set)
 
 
 def export_files(path: str | os.PathLike) -> list[Path]:

@@ -30,7 +30,9 @@ from envsound.errors import CheckpointError, ConfigError
 from envsound.features.windows import eval_starts
 from envsound.models.frozen import FrozenRelease, Structure, labels_beside, read_frozen_labels, recognise_structure
 from envsound.models.frozen_head import read_head_export
+from envsound.models.open_set import OpenSet
 from envsound.models.runtimes import EngineRuntime
+from envsound.models.spec import check_no_classes
 from envsound.task import MULTI_LABEL, Task
 
 log = logging.getLogger(__name__)
@@ -91,18 +93,18 @@ class LiteRTNetwork:
         self._lock = threading.Lock()  # an interpreter runs one call at a time
         self._input = interpreter.get_input_details()[0]["index"]
         self._shape = tuple(interpreter.get_input_details()[0]["shape"])  # (1, samples), or (samples,) in some exports
-        self._output = next(d["index"] for d in interpreter.get_output_details()
-                            if int(d["shape"][-1]) == release.n_classes)
+        self._output = _output_index(interpreter, release, path)
         self._embedding = next((d["index"] for d in interpreter.get_tensor_details()
-                                if d["name"].endswith(release.embedding_tensor)
-                                and int(d["shape"][-1]) == release.embedding_width), None)
+                                if _names(d["name"], release.embedding_tensor, exact=release.exact)
+                                and int(np.prod(d["shape"][1:] if len(d["shape"]) > 1 else d["shape"]))
+                                == release.embedding_width), None)
         if self._embedding is None:
             raise CheckpointError(f"{path}: its {release.embedding_tensor} tensor is not {release.embedding_width} "
                                   f"wide, as {release.name}'s embedding is; pass {release.name}'s own .tflite")
 
     @classmethod
     def open(cls, path: str | Path, *, threads: int | None = None, embedding: bool = True,
-             interpreters: int | None = None) -> "LiteRTNetwork":
+             interpreters: int | None = None, release: FrozenRelease | None = None) -> "LiteRTNetwork":
         """Load the TFLite file at ``path`` and recognise it by structure (``threads``: LiteRT's CPU threads,
         ``None``: its default, one). ``embedding``: keep the intermediate tensors, so :meth:`run` reads the embedding
         (``experimental_preserve_all_tensors``); without it (prediction) BirdNET runs about 18 % faster (0.030 s
@@ -110,7 +112,8 @@ class LiteRTNetwork:
         batch's windows, each in its own thread (``None``: :func:`default_interpreters`), all opened now, while the
         file is there (a Ray actor's copy is removed once opened). LiteRT releases the GIL while it runs: on 2 cores
         two 1-thread interpreters scored 195 seconds of audio a second with BirdNET, one 99, one of 2 threads 129
-        (docs/benchmarks.md).
+        (docs/benchmarks.md). ``release``: the member it is (a spec member, :func:`open_network`); ``None``:
+        recognised by its structure.
 
         Raises:
             CheckpointError: not a readable TFLite file, or a network of no known member (the message lists them).
@@ -118,7 +121,7 @@ class LiteRTNetwork:
         """
         path = Path(path)
         interpreter = open_interpreter(path, threads=threads, keep=embedding)
-        release = recognise_structure(structure_of(interpreter))
+        release = release or recognise_structure(structure_of(interpreter))
         if release is None:
             from envsound.models.frozen import FROZEN
 
@@ -154,7 +157,7 @@ class LiteRTNetwork:
         if windows.ndim != 2 or windows.shape[1] != self.release.input_samples:
             raise ConfigError(f"{self.path}: windows of shape {windows.shape}; {self.release.name} takes "
                               f"(n, {self.release.input_samples})")
-        output = np.zeros((len(windows), self.release.n_classes), np.float32)
+        output = np.zeros((len(windows), self.release.n_classes), np.float32)  # (n, 0): a spec member's, no logits
         embedding = np.zeros((len(windows), self.release.embedding_width), np.float32) if self.embedding else None
         with self._lock:
             shares = min(1 + len(self._others), len(windows))
@@ -178,7 +181,8 @@ class LiteRTNetwork:
         for row, window in enumerate(windows, start=first):
             interpreter.set_tensor(self._input, window.reshape(self._shape))
             interpreter.invoke()
-            output[row] = interpreter.get_tensor(self._output).reshape(-1)
+            if self._output is not None:
+                output[row] = interpreter.get_tensor(self._output).reshape(-1)
             if embedding is not None:
                 embedding[row] = interpreter.get_tensor(self._embedding).reshape(-1)
 
@@ -200,9 +204,57 @@ class LiteRTNetwork:
         """As :meth:`run`, the output as probabilities in [0, 1]: BirdNET's ``sigmoid(logit)`` (its sensitivity 1),
         YAMNet's scores as they are."""
         output, embedding = self.run(windows)
-        if self.release.activation == "sigmoid":
-            output = sigmoid(output)
-        return output.astype(np.float32, copy=False), embedding
+        return activate(output, self.release.activation), embedding
+
+
+def _names(name: str, wanted: str, *, exact: bool) -> bool:
+    """Whether tensor ``name`` is the one ``wanted`` names: the same name (a spec's), or ending so (a built-in
+    row's, whatever scope an export puts before it)."""
+    return name == wanted if exact else name.endswith(wanted)
+
+
+def _output_index(interpreter, release: FrozenRelease, path: Path) -> int | None:
+    """The tensor index of the output holding ``release``'s logits or scores: the one a spec names, else the one with
+    a column a class; ``None`` for a network with no classes (embeddings only).
+
+    Raises:
+        CheckpointError: no such output.
+    """
+    if release.n_classes == 0:
+        return None
+    outputs = interpreter.get_output_details()
+    found = next((d["index"] for d in outputs if (d["name"] == release.logits_tensor if release.logits_tensor
+                                                  else int(d["shape"][-1]) == release.n_classes)), None)
+    if found is None:
+        raise CheckpointError(f"{path}: no output {release.logits_tensor or f'of {release.n_classes} columns'} "
+                              f"(outputs: {', '.join(d['name'] for d in outputs)}); install it again with its spec")
+    return found
+
+
+def open_network(path: str | Path, *, threads: int | None = None, embedding: bool = True,
+                 interpreters: int | None = None):
+    """The frozen network in the file at ``path``, in the runtime that runs it: a member installed from a spec
+    (:func:`~envsound.models.spec.spec_beside`) in its own (:class:`~envsound.models.onnx_network.OnnxNetwork` for
+    ONNX), else BirdNET's or YAMNet's TFLite file in a :class:`LiteRTNetwork` (see :meth:`LiteRTNetwork.open` for
+    the arguments and errors)."""
+    from envsound.models.spec import spec_beside
+
+    release = spec_beside(path)
+    if release is not None and release.runtime == "onnx":
+        from envsound.models.onnx_network import OnnxNetwork
+
+        return OnnxNetwork.open(path, release, threads=threads, embedding=embedding, interpreters=interpreters)
+    return LiteRTNetwork.open(path, threads=threads, embedding=embedding, interpreters=interpreters, release=release)
+
+
+def activate(output: np.ndarray, activation: str) -> np.ndarray:
+    """A network's ``(n, K)`` output as probabilities in [0, 1], float32: ``sigmoid`` of logits, ``softmax`` over a
+    row's logits, ``none``: scores already."""
+    if activation == "sigmoid":
+        output = sigmoid(output)
+    elif activation == "softmax" and output.size:
+        output = softmax(output)
+    return output.astype(np.float32, copy=False)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -229,12 +281,16 @@ def frozen_config(release: FrozenRelease, *, hop_seconds: float | None = None) -
 
 class FrozenModel:
     """A frozen network with its labels, answering what a :class:`~envsound.inference.predictor.Predictor` asks
-    (``waveform_probs``, labels, task, config): a multi-label tagger at threshold 0.5 (see :meth:`load`)."""
+    (``waveform_probs``, labels, task, config): a multi-label tagger at threshold 0.5 (see :meth:`load`), or a head
+    learned over its embedding (:meth:`from_checkpoint`, :meth:`from_export`), with the "none of these" gate of a
+    single-label probe when it was calibrated (:attr:`open_set`)."""
 
     scores_windows = False  # cuts its own windows from the waveform (the frontend is inside the network)
     has_frames = False
     frame_seconds = 0.0
-    open_set = None
+    # a learned head's "none of these" gate (envsound.models.open_set), applied by head_probs as ClipModel applies a
+    # torch network's; None: every window is one of its classes (the network's own classes, envsound learn's heads)
+    open_set: OpenSet | None = None
 
     def __init__(self, network: LiteRTNetwork, *, labels: list[str], device: str = "cpu",
                  head: tuple[np.ndarray, np.ndarray] | None = None, task: Task | None = None) -> None:
@@ -247,7 +303,8 @@ class FrozenModel:
         self.head = None if head is None else (np.asarray(head[0], np.float32), np.asarray(head[1], np.float32))
         self.meta: dict[str, Any] = {"kind": "frozen", "network": self.release.name, "licence": self.release.licence,
                                      "file": str(network.path)}
-        self.runtime = EngineRuntime("cpu", "XNNPACK", engine="litert")  # LiteRT on the CPU, float32
+        self.runtime = (EngineRuntime("cpu", "CPUExecutionProvider") if self.release.runtime == "onnx"
+                        else EngineRuntime("cpu", "XNNPACK", engine="litert"))  # on the CPU, float32
         self.threads: int | None = None  # LiteRT's CPU threads (None: its default)
         self._embedder: LiteRTNetwork | None = None
 
@@ -262,8 +319,9 @@ class FrozenModel:
             ConfigError: another device or precision; LiteRT is not installed.
         """
         check_cpu_float32(path, device, precision)
-        network = LiteRTNetwork.open(path, threads=threads, embedding=False)
-        labels = read_frozen_labels(network.release, labels_beside(network.release, Path(path)))
+        network = open_network(path, threads=threads, embedding=False)
+        release = network.release  # a spec member may have no classes of its own: embeddings only
+        labels = read_frozen_labels(release, labels_beside(release, Path(path))) if release.n_classes else []
         model = cls(network, labels=labels)
         model.threads = threads
         return model
@@ -271,23 +329,28 @@ class FrozenModel:
     @classmethod
     def from_checkpoint(cls, checkpoint, *, path: str | Path, device: str = "auto", precision: str = "auto",
                          threads: int | None = None) -> "FrozenModel":
-        """A learned head over a frozen network (a ``model.ckpt`` :func:`write_learned` wrote): the trunk found by
-        digest (:func:`learned_trunk`) in one interpreter that keeps its tensors, its windows scored by the head.
+        """A learned head over a frozen network (a ``model.ckpt`` :func:`write_learned` or ``train --init NAME``
+        wrote): the trunk found by digest (:func:`learned_trunk`) in one interpreter that keeps its tensors, its
+        windows scored by the head, through the checkpoint's open-set gate when it has one (``checkpoint.open_set``,
+        a single-label probe's; checkpoints without one load as before: no gate).
 
         Raises:
-            CheckpointError: the trunk is missing or another file; not such a checkpoint.
+            CheckpointError: the trunk is missing or another file; not such a checkpoint; a gate of the wrong shape.
             ConfigError: another device or precision than the CPU in float32; LiteRT is not installed.
         """
         if not is_learned(checkpoint):
             raise CheckpointError(f"{path}: not a head learned over a frozen network")
         check_cpu_float32(path, device, precision)
-        network = LiteRTNetwork.open(learned_trunk(checkpoint, given=path), threads=threads, embedding=True)
+        network = open_network(learned_trunk(checkpoint, given=path), threads=threads, embedding=True)
         state = checkpoint.state_dict
         if "head.weight" not in state or "head.bias" not in state:
             raise CheckpointError(f"{path}: a learned head without head.weight and head.bias; learn it again")
         head = (state["head.weight"].float().numpy(), state["head.bias"].float().numpy())
+        gate = None if checkpoint.open_set is None else OpenSet.from_payload(
+            checkpoint.open_set, n_classes=len(checkpoint.labels), source=str(path),
+            width=network.release.embedding_width)
         model = cls._headed(network, head, labels=checkpoint.labels, task=checkpoint.task, meta=checkpoint.meta,
-                            path=path, threads=threads)
+                            path=path, threads=threads, open_set=gate)
         # the hop it was trained and evaluated at (cv --init ... --set features.eval_hop_seconds=...), not the default
         model.config = frozen_config(network.release, hop_seconds=checkpoint.config.features.eval_hop_seconds)
         return model
@@ -296,8 +359,8 @@ class FrozenModel:
     def from_export(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
                     threads: int | None = None) -> "FrozenModel":
         """A learned head as ``envsound export`` writes it (a folder: :mod:`envsound.models.frozen_head`; ``path``:
-        the folder or its manifest): its trunk's copy in one interpreter that keeps its tensors, its head read with
-        numpy. No torch.
+        the folder or its manifest): its trunk's copy in one interpreter that keeps its tensors, its head (and its
+        open-set gate, when exported with one) read with numpy. No torch.
 
         Raises:
             CheckpointError: not such a folder, a file in it changed or missing (their sha256 are checked), the
@@ -306,26 +369,30 @@ class FrozenModel:
         """
         check_cpu_float32(path, device, precision)
         export = read_head_export(path)
-        network = LiteRTNetwork.open(export.trunk, threads=threads, embedding=True)
+        network = open_network(export.trunk, threads=threads, embedding=True)
         if network.release.name != export.release.name:
             raise CheckpointError(f"{export.trunk}: holds {network.release.name}, not {export.release.name} as "
                                   "its manifest says; export the head again")
         return cls._headed(network, (export.weight, export.bias), labels=export.labels, task=export.task,
-                           meta=export.meta, path=export.folder, threads=threads)
+                           meta=export.meta, path=export.folder, threads=threads, open_set=export.open_set)
 
     @classmethod
     def _headed(cls, network: LiteRTNetwork, head: tuple[np.ndarray, np.ndarray], *, labels: list[str],
-                task: Task, meta: dict, path: str | Path, threads: int | None) -> "FrozenModel":
+                task: Task, meta: dict, path: str | Path, threads: int | None,
+                open_set: OpenSet | None = None) -> "FrozenModel":
         """The model of a learned head over ``network`` (opened with its embedding): one interpreter, the head
-        reading its embedding; ``meta`` (the learning's) over the network's, ``file`` the model's ``path``.
+        reading its embedding, gated by ``open_set`` when given; ``meta`` (the learning's) over the network's,
+        ``file`` the model's ``path``.
 
         Raises:
-            CheckpointError: the head's width is not the network's embedding width.
+            CheckpointError: the head's width is not the network's embedding width (the gate's is checked where it
+                is read).
         """
         if head[0].shape[1:] != (network.release.embedding_width,):
             raise CheckpointError(f"{path}: its head reads {head[0].shape[1:]}-d embeddings, not the "
                                   f"{network.release.embedding_width}-d of {network.release.name}; learn it again")
         model = cls(network, labels=labels, head=head, task=task)
+        model.open_set = open_set
         model._embedder, model.threads = network, threads  # one interpreter: the head reads its embedding
         model.meta.update({key: value for key, value in meta.items() if key not in ("file",)})
         model.meta["file"] = str(path)
@@ -336,7 +403,7 @@ class FrozenModel:
         """The same file in a second interpreter that keeps its tensors, so it reads the embedding; opened at the
         first embedding asked (prediction alone never pays for it: :meth:`LiteRTNetwork.open`)."""
         if self._embedder is None:
-            self._embedder = LiteRTNetwork.open(self.network.path, threads=self.threads, embedding=True)
+            self._embedder = open_network(self.network.path, threads=self.threads, embedding=True)
         return self._embedder
 
     def window_embeddings(self, windows: np.ndarray) -> np.ndarray:
@@ -367,13 +434,16 @@ class FrozenModel:
             return np.zeros((0, self.n_classes), dtype=np.float32), []
         if self.head is not None:
             return self.head_probs(self.window_embeddings(windows)), starts
+        check_no_classes(self.release, self.network.path)
         probs, _ = self.network.scores(windows)
         return probs, starts
 
     def head_probs(self, embeddings: np.ndarray) -> np.ndarray:
         """``(n, embedding_width)`` embeddings (any float dtype: a store's float16) -> ``(n, K)`` probabilities of the
         learned head, ``sigmoid(x . w + b)`` (a single-label task's head, as ``cv``/``train --init`` write for a set
-        of one class a clip: the softmax over its classes): what ``predict`` gives the same windows, so a store's
+        of one class a clip: the softmax over its classes), through the :attr:`open_set` gate when it has one (a
+        class's probability 0 in the windows not close enough to its training clips, as
+        :meth:`~envsound.models.clip.ClipModel.head_probs`): what ``predict`` gives the same windows, so a store's
         windows rank as the audio scores.
 
         Raises:
@@ -386,10 +456,10 @@ class FrozenModel:
         weights, bias = self.head
         if len(embeddings) == 0:
             return np.zeros((0, len(bias)), dtype=np.float32)
-        logits = np.asarray(embeddings, dtype=np.float32).reshape(len(embeddings), -1) @ weights.T + bias
-        if not self.task.multi_label:
-            return softmax(logits).astype(np.float32)
-        return sigmoid(logits).astype(np.float32)
+        embeddings = np.asarray(embeddings, dtype=np.float32).reshape(len(embeddings), -1)
+        logits = embeddings @ weights.T + bias
+        probs = (sigmoid(logits) if self.task.multi_label else softmax(logits)).astype(np.float32)
+        return probs if self.open_set is None else self.open_set.gate(probs, embeddings)
 
     def _windows(self, samples: np.ndarray, before: int | None) -> tuple[np.ndarray, list[int]]:
         """The windows ``(n, input_samples)`` of a waveform that start before ``before`` (all: ``None``) and their
@@ -430,7 +500,7 @@ def write_learned(trunk: Path, labels: list[str], weights: np.ndarray, bias: np.
     from envsound.fileio import file_digest
     from envsound.models.checkpoint import Checkpoint, save_checkpoint
 
-    network = LiteRTNetwork.open(trunk, embedding=False, interpreters=1)
+    network = open_network(trunk, embedding=False, interpreters=1)
     release = network.release
     if weights.shape[1] != release.embedding_width:
         raise ConfigError(f"{trunk}: {release.name}'s embedding is {release.embedding_width}-d, the head reads "

@@ -13,7 +13,10 @@ made without the clips it holds (so a clip is never its own reference), and the 
 of those similarities: the gate rejects about that share of windows of the classes it knows, in recordings like the
 training clips. Measured on ESC-10 (docs/results.md, "None of my classes").
 
-numpy only (the ONNX graph applies the same gate: :mod:`envsound.inference.onnx_export`).
+numpy only: a torch network's :class:`~envsound.models.clip.ClipModel` and its ONNX graph
+(:mod:`envsound.inference.onnx_export`) apply the gate, and so does a head probed over a frozen network
+(:class:`~envsound.models.litert.FrozenModel`, its checkpoint and its exported folder), calibrated on that network's
+embeddings (:func:`envsound.transfer.frozen_probe.frozen_open_set`).
 """
 
 from __future__ import annotations
@@ -57,13 +60,20 @@ class OpenSet:
                 "share": float(self.share)}
 
     @classmethod
-    def from_payload(cls, payload: dict, *, n_classes: int, source: str = "checkpoint") -> "OpenSet":
-        """Raises CheckpointError: prototypes or thresholds that do not fit ``n_classes``."""
+    def from_payload(cls, payload: dict, *, n_classes: int, source: str = "checkpoint",
+                     width: int | None = None) -> "OpenSet":
+        """The gate :meth:`to_payload` wrote, for ``n_classes`` classes (and embeddings ``width`` wide, when given).
+
+        Raises:
+            CheckpointError: prototypes or thresholds that do not fit ``n_classes`` or ``width``.
+        """
         prototypes = np.asarray(payload["prototypes"], dtype=np.float32)
         thresholds = np.asarray(payload["thresholds"], dtype=np.float32)
-        if prototypes.ndim != 2 or len(prototypes) != n_classes or thresholds.shape != (n_classes,):
+        if prototypes.ndim != 2 or len(prototypes) != n_classes or thresholds.shape != (n_classes,) \
+                or (width is not None and prototypes.shape[1] != width):
+            wide = "" if width is None else f" of {width}-d embeddings"
             raise CheckpointError(f"{source}: open-set prototypes {prototypes.shape} and thresholds "
-                                  f"{thresholds.shape} do not fit {n_classes} classes")
+                                  f"{thresholds.shape} do not fit {n_classes} classes{wide}")
         return cls(prototypes, thresholds, float(payload["share"]))
 
     def describe(self, labels: Sequence[str]) -> str:
@@ -72,7 +82,7 @@ class OpenSet:
 
 def calibrate(features: Sequence[np.ndarray], classes: np.ndarray, *, embed: Callable[[np.ndarray], np.ndarray],
               cut: Callable[[np.ndarray], tuple[np.ndarray, list[int]]], share: float, n_classes: int,
-              seed: int = 0) -> OpenSet:
+              seed: int = 0, embed_stream: Callable[[np.ndarray], np.ndarray] | None = None) -> OpenSet:
     """The :class:`OpenSet` of a model from its training clips (see the module).
 
     Args:
@@ -82,6 +92,8 @@ def calibrate(features: Sequence[np.ndarray], classes: np.ndarray, *, embed: Cal
         cut: one clip's features -> (evaluation windows, their starts along the last axis), as prediction cuts.
         share: the share of training windows the gate may reject, ``0 < share < 0.5``.
         n_classes: K; a class without clips gets a threshold of -1 (never rejected).
+        embed_stream: ``embed`` for the windows of the clips end to end (``None``: ``embed``), read once: a network
+            that keeps each clip's windows for later (a frozen network's) need not keep these.
     """
     rng = np.random.default_rng(seed)
     chosen = np.concatenate([rng.permutation(np.flatnonzero(classes == k))[:MAX_CLIPS_PER_CLASS]
@@ -94,7 +106,7 @@ def calibrate(features: Sequence[np.ndarray], classes: np.ndarray, *, embed: Cal
     ends = np.cumsum([clip.shape[-1] for clip in clips])
     windows, starts = cut(np.concatenate(clips, axis=-1))  # the clips end to end, as a recording
     window = windows.shape[-1]  # a window's length along the clips' last axis
-    emb = embed(windows)
+    emb = (embed_stream or embed)(windows)
     sims: list[list[float]] = [[] for _ in range(n_classes)]
     for row, start in enumerate(starts):
         first, last = np.searchsorted(ends, [start, min(start + window, ends[-1]) - 1], side="right")

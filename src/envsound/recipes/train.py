@@ -20,6 +20,7 @@ from envsound.errors import ConfigError
 from envsound.features.fingerprint import clip_fingerprints, exact_ids, trained_excerpts
 from envsound.models.checkpoint import Checkpoint
 from envsound.models.frozen import FROZEN
+from envsound.models.open_set import OpenSet
 from envsound.models.registry import check_feature_kind, is_torch_model
 from envsound.recipes.context import RunContext
 from envsound.recipes.fit_paths import FitJob, check_frame_start, fit_model
@@ -28,7 +29,7 @@ from envsound.task import Task, fit_class_thresholds
 from envsound.training.loop.data import clip_noisiness
 from envsound.training.loop.result import FitResult
 from envsound.training.prepare import TrainingData, prepare_training_data
-from envsound.transfer.frozen_probe import FrozenPlan, frozen_init, plan_frozen
+from envsound.transfer.frozen_probe import FrozenPlan, frozen_init, frozen_open_set, plan_frozen
 from envsound.transfer.guard import check_init_unseen
 from envsound.transfer.modes import resolve_mode
 from envsound.transfer.notes import note
@@ -221,9 +222,8 @@ def _checkpoint(job: FitJob, dataset: str, data: TrainingData, fit: FitResult, r
     elif config.events.tune:
         log.warning("events.tune: no validation clips with strong labels (train.val_fraction > 0 on a set with a "
                     "strong_labels.csv): the events settings are kept as given")
-    if config.events.open_set > 0 and not job.task.multi_label and fit.state_dict is not None \
-            and not isinstance(plan, FrozenPlan):  # a head over a frozen network has no gate (models/litert.py)
-        checkpoint.open_set = _open_set(checkpoint, job.clips.train.features, job.clips.train.targets)
+    if config.events.open_set > 0 and not job.task.multi_label and fit.state_dict is not None:
+        checkpoint.open_set = _open_set(checkpoint, job.clips.train.features, job.clips.train.targets, plan)
     if data.copies.copies:
         checkpoint.meta["augmented_copies"] = len(data.copies.copies)
     checkpoint.meta.update({"epochs": result.epochs, "best_score": result.best_score,
@@ -265,10 +265,27 @@ def _fitted_thresholds(checkpoint: Checkpoint, val_features: list[np.ndarray], v
     return replace(checkpoint.task, class_thresholds=thresholds)
 
 
-def _open_set(checkpoint: Checkpoint, features: list[np.ndarray], targets: np.ndarray) -> dict | None:
+def _open_set(checkpoint: Checkpoint, features: list[np.ndarray], targets: np.ndarray,
+              plan: InitPlan | FrozenPlan | None = None) -> dict | None:
     """The "none of these" gate of a single-label network, calibrated on its training clips
-    (:func:`envsound.models.open_set.calibrate`); ``None`` for a network whose logits are not a head over an
-    embedding (a frame model, an ensemble)."""
+    (:func:`envsound.models.open_set.calibrate`; a probe over a frozen network on that network's embeddings:
+    :func:`~envsound.transfer.frozen_probe.frozen_open_set`); ``None`` for a network whose logits are not a head
+    over an embedding (a frame model, an ensemble)."""
+    if isinstance(plan, FrozenPlan):
+        gate = frozen_open_set(plan, checkpoint.config, features, targets)
+    else:
+        gate = _network_open_set(checkpoint, features, targets)
+        if gate is None:
+            return None
+    share = checkpoint.config.events.open_set
+    log.info("open set: a window counts as a class when its embedding is as close to the class's training clips as "
+             "%.0f%% of theirs were (cosine thresholds %s); below every class: none of them", 100 * (1 - share),
+             gate.describe(checkpoint.labels))
+    return gate.to_payload()
+
+
+def _network_open_set(checkpoint: Checkpoint, features: list[np.ndarray], targets: np.ndarray) -> OpenSet | None:
+    """:func:`_open_set` of a torch network: its ``network.embed``, the windows :class:`ClipModel` cuts."""
     import torch
 
     from envsound.models.clip import ClipModel, splits_at_embedding
@@ -280,13 +297,8 @@ def _open_set(checkpoint: Checkpoint, features: list[np.ndarray], targets: np.nd
         log.info("open set: model %s has no embedding its head reads alone: every window is one of its classes",
                  checkpoint.config.model.name)
         return None
-    share = checkpoint.config.events.open_set
-    gate = calibrate(features, np.asarray(targets).argmax(axis=1), embed=model.window_embeddings,
-                     cut=model.clip_windows, share=share, n_classes=model.n_classes)
-    log.info("open set: a window counts as a class when its embedding is as close to the class's training clips as "
-             "%.0f%% of theirs were (cosine thresholds %s); below every class: none of them", 100 * (1 - share),
-             gate.describe(model.labels))
-    return gate.to_payload()
+    return calibrate(features, np.asarray(targets).argmax(axis=1), embed=model.window_embeddings,
+                     cut=model.clip_windows, share=checkpoint.config.events.open_set, n_classes=model.n_classes)
 
 
 def tuned_decoding(checkpoint: Checkpoint, val: Manifest, val_features: list[np.ndarray]) -> Config:

@@ -7,7 +7,10 @@ A frozen network (:mod:`envsound.models.frozen`, run by LiteRT) has no torch tru
 learned-head checkpoint ``envsound learn`` writes (``meta["kind"] == "frozen-head"``, the trunk named by digest, the
 network's licence), which ``predict``, ``listen``, ``serve`` and ``evaluate`` open. The run's config is the
 network's (:func:`~envsound.models.litert.frozen_config`: its rate, window and hop; ``model.name`` the network's
-name), with no offline copies by default (each copy would be embedded too).
+name), with no offline copies by default (each copy would be embedded too). A single-label probe with
+``events.open_set`` > 0 also gets its "none of these" gate (:func:`frozen_open_set`), calibrated on the network's
+embeddings of its training clips, which :class:`~envsound.models.litert.FrozenModel` applies as
+:class:`~envsound.models.clip.ClipModel` applies a torch network's.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ import numpy as np
 
 from envsound.config import Config
 from envsound.errors import CheckpointError, ConfigError
+from envsound.features.windows import eval_windows
 from envsound.fileio import file_digest
 from envsound.models.files import model_path
 from envsound.models.frozen import FROZEN, FrozenRelease, is_tflite
 from envsound.models.litert import LEARNED_KIND, frozen_config
+from envsound.models.open_set import OpenSet, calibrate
+from envsound.models.spec import spec_beside
 from envsound.task import Task
-from envsound.transfer.frozen_windows import clip_outputs, frozen_network
+from envsound.transfer.frozen_windows import clip_outputs, frozen_network, window_outputs
 from envsound.transfer.linear_head import fit_probe_head
 from envsound.transfer.notes import note
 
@@ -40,8 +46,8 @@ FROZEN_DEFAULTS = {"augment": {"copies": 0}}  # the probe's recipe (as efficient
 
 
 def frozen_init(init: str | Path | None) -> Path | None:
-    """The TFLite file ``init`` stands for when it is a frozen network (``birdnet-v2.4``, ``yamnet`` installed, or
-    a path to a .tflite), else ``None`` (another model file, or none: :func:`~envsound.transfer.source.read_source`
+    """The file ``init`` stands for when it is a frozen network (``birdnet-v2.4``, ``yamnet`` or a spec member
+    installed, or a path to a .tflite or to a spec member's file), else ``None`` (another model file, or none: :func:`~envsound.transfer.source.read_source`
     says what is wrong with it).
 
     Raises:
@@ -50,7 +56,7 @@ def frozen_init(init: str | Path | None) -> Path | None:
     if init is None:
         return None
     path = model_path(init)
-    return path if path.is_file() and is_tflite(path) else None
+    return path if path.is_file() and (is_tflite(path) or spec_beside(path) is not None) else None
 
 
 def is_frozen_name(name: str) -> bool:
@@ -148,6 +154,20 @@ def fit_frozen_probe(plan: FrozenPlan, config: Config, features: Sequence[np.nda
                                   variants=variants, multi_label=task.multi_label, c=config.transfer.probe_c,
                                   trunk=plan.release.name)
     return weight.astype(np.float32), bias.astype(np.float32)
+
+
+def frozen_open_set(plan: FrozenPlan, config: Config, features: Sequence[np.ndarray],
+                    targets: np.ndarray) -> OpenSet:
+    """The "none of these" gate of a single-label probe over ``plan``'s network
+    (:func:`~envsound.models.open_set.calibrate` at share ``config.events.open_set``): its training clips
+    ``features`` (waveforms ``(1, samples)`` at the network's rate; ``targets`` ``(n_clips, K)``) cut into the windows
+    prediction cuts (the network's window, ``config.features.eval_hop_seconds``), compared by the embedding the head
+    reads: each clip's windows as the probe's fit embedded them (kept once per process), the clips end to end
+    (windows across two clips, read once) not kept."""
+    network = frozen_network(plan.path)
+    return calibrate(features, np.asarray(targets).argmax(axis=1), embed=lambda w: window_outputs(network, w)[1],
+                     cut=lambda clip: eval_windows(clip, config.features), share=config.events.open_set,
+                     n_classes=len(plan.labels), embed_stream=network.embed)
 
 
 def learned_meta(plan: FrozenPlan) -> dict[str, Any]:
