@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,8 +24,7 @@ RATE_KEYS = ("sample_rate", "sampling_rate", "samplerate", "sr")
 """ONNX metadata keys taken to state the rate a network expects (envsound's own export writes ``sample_rate``)."""
 
 
-@dataclass(frozen=True)
-class Probed:
+class Probed(NamedTuple):
     """What one silent window through a file showed: its runtime, input layout, embedding width, logits columns."""
 
     runtime: str
