@@ -14,6 +14,12 @@ not a benchmark comparable to published 5-fold ESC-50 numbers.
     ENVSOUND_MODELS=/tmp/models .venv/bin/python experiments/esc50_fold4.py --root ../shared/data/esc50 \
         --out experiments/out/esc50-fold4-yamnet --init yamnet --per-class
 
+    # which network for which sound: runs' predictions.csv compared class by class (any single-label cv run)
+    .venv/bin/python experiments/esc50_fold4.py --compare mn04=experiments/out/esc50-fold4-mn04-probe \
+        yamnet=experiments/out/esc50-fold4-yamnet birdnet=experiments/out/esc50-fold4-birdnet
+
+``--compare`` prints markdown: each class's clips right per run (grouped by ESC-50's categories, the best bold), then
+each category's accuracy per run and the exact McNemar p of each run against the first on that category's clips.
 ``--per-class`` writes ``OUT/per_class.csv`` from the run's ``predictions.csv``: per class its ESC-50 category
 (:data:`ESC50_CATEGORIES`), the clips right in each sub-fold and in all (8 a class: one clip is 12.5 points).
 """
@@ -26,6 +32,9 @@ import dataclasses
 import json
 from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
+from scipy import stats
 
 from envsound.data.registry import load_dataset
 from envsound.data.splits import stratified_group_folds
@@ -54,15 +63,22 @@ ESC10_CLASSES = ["dog", "rooster", "rain", "sea_waves", "crackling_fire", "cryin
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, required=True, help="ESC-50 root (meta/esc50.csv, audio/)")
-    parser.add_argument("--out", type=Path, required=True, help="run folder (cv.json, confusion.png, fold_k/)")
+    parser.add_argument("--root", type=Path, help="ESC-50 root (meta/esc50.csv, audio/); needed but with --compare")
+    parser.add_argument("--out", type=Path, help="run folder (cv.json, confusion.png, fold_k/); needed but with "
+                                                 "--compare")
     parser.add_argument("--fold", type=int, default=4, help="the official fold to split")
     parser.add_argument("--splits", type=int, default=4, help="sub-folds inside it")
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--init", help="a checkpoint or an AudioSet weight file to start from (as train --init)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--per-class", action="store_true", help="also write OUT/per_class.csv (see above)")
+    parser.add_argument("--compare", nargs="+", metavar="NAME=DIR", help="no run: compare these runs (see above)")
     args = parser.parse_args()
+    if args.compare:
+        print(compare_runs(dict(item.split("=", 1) for item in args.compare)))
+        return
+    if args.root is None or args.out is None:
+        parser.error("--root and --out are required (but with --compare)")
 
     config = resolve(model=None if args.init else args.model, init=args.init, overrides=args.overrides)
     manifest = load_dataset("esc50", args.root).select_folds([args.fold])
@@ -88,6 +104,48 @@ def per_class_correct(predictions: Path) -> dict[str, dict[int, tuple[int, int]]
             cell[0] += row["predicted"] == row["label"]
             cell[1] += 1
     return {label: {fold: (c[0], c[1]) for fold, c in sorted(folds.items())} for label, folds in counts.items()}
+
+
+def read_predictions(predictions: Path) -> dict[str, tuple[str, bool]]:
+    """A cross-validation's ``predictions.csv`` (single-label) -> {clip file: (its label, predicted right)}."""
+    with open(predictions, newline="") as f:
+        return {row["file"]: (row["label"], row["predicted"] == row["label"]) for row in csv.DictReader(f)}
+
+
+def mcnemar(right_a: np.ndarray, right_b: np.ndarray) -> float:
+    """Exact two-sided McNemar p of two classifiers scored on the same clips (a binomial test on the clips only one
+    of them gets right); 1 when they agree on every clip."""
+    only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+    return 1.0 if only_a + only_b == 0 else float(stats.binomtest(only_a, only_a + only_b).pvalue)
+
+
+def compare_runs(runs: dict[str, str]) -> str:
+    """Markdown of the runs ``{name: run folder}`` (their ``predictions.csv``, the same clips): per class the clips
+    right of each run, per ESC-50 category the accuracy of each and the McNemar p against the first run."""
+    found = {name: read_predictions(Path(folder) / "predictions.csv") for name, folder in runs.items()}
+    names, files = list(found), sorted(next(iter(found.values())))
+    for name, rows in found.items():
+        if sorted(rows) != files:
+            raise SystemExit(f"{runs[name]}/predictions.csv: other clips than {runs[names[0]]}'s")
+    labels = np.array([found[names[0]][f][0] for f in files])
+    right = {name: np.array([found[name][f][1] for f in files]) for name in names}
+    lines = [f"| category | class | {' | '.join(names)} |", "|---|---|" + "---|" * len(names)]
+    for category, classes in ESC50_CATEGORIES.items():
+        for label in (c for c in classes if c in labels):
+            member = labels == label
+            cells = [int(right[n][member].sum()) for n in names]
+            shown = [f"**{v}**" if v == max(cells) and cells.count(v) < len(cells) else str(v) for v in cells]
+            tag = " (ESC-10)" if label in ESC10_CLASSES else ""
+            lines.append(f"| {category} | {label}{tag} | {' | '.join(f'{v}/{member.sum()}' for v in shown)} |")
+    lines += ["", f"| category | clips | {' | '.join(names)} | McNemar p vs {names[0]} |",
+              "|---|---|" + "---|" * (len(names) + 1)]
+    for category, classes in [*ESC50_CATEGORIES.items(), ("all", list(CATEGORY_OF))]:
+        member = np.isin(labels, classes)
+        if member.any():
+            p = ", ".join(f"{n} {mcnemar(right[n][member], right[names[0]][member]):.3f}" for n in names[1:])
+            accuracies = " | ".join(f"{100 * right[n][member].mean():.1f} %" for n in names)
+            lines.append(f"| {category} | {member.sum()} | {accuracies} | {p} |")
+    return "\n".join(lines)
 
 
 def per_class_csv(predictions: Path) -> str:
