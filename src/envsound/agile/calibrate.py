@@ -18,7 +18,7 @@ import csv
 import logging
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -74,6 +74,7 @@ class Calibration:
     recall_interval: tuple[float, float] | None = None
     folds: int = 0
     curve: Curve | None = None
+    scores: np.ndarray | None = field(default=None, repr=False, compare=False)  # out of fold, in x's order
 
     def line(self) -> str:
         """One line: the threshold and its expected precision and recall, or why there are none and the command
@@ -228,7 +229,7 @@ def calibrate(label: str, x: np.ndarray, truth: np.ndarray, files: np.ndarray,
                        calibrated=True, reached=reached, precision=float(curve.precision[row]),
                        precision_interval=(float(curve.precision_low[row]), float(curve.precision_high[row])),
                        recall=float(curve.recall[row]), recall_interval=(float(recall_low), float(recall_high)),
-                       folds=folds, curve=curve)
+                       folds=folds, curve=curve, scores=scores)
 
 
 def write_curve(calibration: Calibration, out: str | os.PathLike) -> list[Path]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from envsound.agile.calibrate import Calibration, calibrate, write_curve
+from envsound.agile.disagree import Disagreement, disagreements as find_disagreements
 from envsound.agile.head import C, WEAK_WEIGHT, LinearHead
 from envsound.agile.labelled import LabelledStore
 from envsound.agile.names import check_label
@@ -57,6 +59,8 @@ class LabelResult:
     unsure: int
     weak_negatives: int
     calibration: Calibration
+    disagreeing: int = 0  # reviewed windows the head, out of fold, would decide otherwise (envsound.agile.disagree)
+    disagreements: list[Disagreement] = field(default_factory=list)  # the farthest from their verdicts, first
 
     @property
     def threshold(self) -> float:
@@ -64,7 +68,17 @@ class LabelResult:
 
     def to_dict(self) -> dict:
         return {"label": self.label, "positives": self.positives, "negatives": self.negatives,
-                "unsure": self.unsure, "weak_negatives": self.weak_negatives, **self.calibration.to_dict()}
+                "unsure": self.unsure, "weak_negatives": self.weak_negatives, "disagreeing": self.disagreeing,
+                **self.calibration.to_dict()}
+
+    def disagreement_line(self) -> str:
+        """One line saying how many reviewed windows the head disagrees with ("" when none)."""
+        if not self.disagreeing:
+            return ""
+        many = "window disagrees" if self.disagreeing == 1 else "windows disagree"
+        return (f"{self.label}: {self.disagreeing} reviewed {many} with the head out of fold (a no at or above the "
+                f"threshold, a yes below it and 0.5); review them again: envsound learn DB --label "
+                f"{shlex.quote(self.label)} --out DIR --disagreements {max(5, self.disagreeing)}")
 
 
 @dataclass
@@ -92,17 +106,20 @@ class LearnResult:
         return f"{self.model}: learned {', '.join(parts)} in {self.seconds:.1f} s"
 
     def lines(self) -> list[str]:
-        """:meth:`line`, then each label's calibration line (counts, precision and recall with intervals)."""
-        return [self.line()] + [result.calibration.line() for result in self.labels]
+        """:meth:`line`, then each label's calibration line (counts, precision and recall with intervals) and, when
+        some reviewed windows disagree with the head, how many."""
+        return [self.line()] + [line for result in self.labels
+                                for line in (result.calibration.line(), result.disagreement_line()) if line]
 
     def to_dict(self) -> dict:
         return {"model": str(self.model), "labels": [r.to_dict() for r in self.labels],
-                "suggestions": [s.to_dict() for s in self.suggestions], "curves": [str(p) for p in self.curves]}
+                "suggestions": [s.to_dict() for s in self.suggestions], "curves": [str(p) for p in self.curves],
+                "disagreements": [d.to_dict() for r in self.labels for d in r.disagreements]}
 
 
 def learn(db: str | os.PathLike, labels: str | Sequence[str], *, out: str | os.PathLike, store: str | None = None,
           suggest: int = 0, precision: float = 0.9, negatives: str = "weak", seed: int = 0,
-          progress: bool = True) -> LearnResult:
+          progress: bool = True, disagreements: int = 0) -> LearnResult:
     """Learn ``labels`` (one name or a list) from the windows of the embeddings store ``db`` reviewed for them and
     write ``out/model.ckpt``: the store's network with a head of one sigmoid output a label, in that order, each
     deciding at the threshold that held ``precision`` on its reviewed windows (cross-validated by file,
@@ -119,6 +136,8 @@ def learn(db: str | os.PathLike, labels: str | Sequence[str], *, out: str | os.P
             only the reviewed windows.
         seed: seeds the weak negatives' sample and the folds.
         progress: log each label as it is learned.
+        disagreements: list, per label, this many reviewed windows whose out-of-fold score is farthest from their
+            verdict (:mod:`envsound.agile.disagree`); every label counts those on the other side of its threshold.
 
     >>> result = learn("recordings.db", "chainsaw", out="chainsaw.model", suggest=10)
     >>> result.labels[0].threshold, result.suggestions[0].file
@@ -128,18 +147,18 @@ def learn(db: str | os.PathLike, labels: str | Sequence[str], *, out: str | os.P
             (or, with ``negatives="none"``, no ``no``); a bad name or setting.
     """
     names = _names(labels)
-    _check(suggest=suggest, precision=precision, negatives=negatives)
+    _check(suggest=suggest, precision=precision, negatives=negatives, disagreements=disagreements)
     with LabelledStore.open(db, store) as labelled:  # the store opened once, its labels read, the labels store closed
         verdicts = labelled.verdicts(names)
     return learn_verdicts(labelled.windows,
                           {name: (verdicts[name].windows, verdicts[name].verdicts) for name in names},
                           out=out, suggest=suggest, precision=precision, negatives=negatives, seed=seed,
-                          progress=progress)
+                          progress=progress, disagreements=disagreements)
 
 
 def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarray, np.ndarray]], *,
                    out: str | os.PathLike, suggest: int = 0, precision: float = 0.9, negatives: str = "weak",
-                   seed: int = 0, progress: bool = True) -> LearnResult:
+                   seed: int = 0, progress: bool = True, disagreements: int = 0) -> LearnResult:
     """:func:`learn` from verdicts already read: ``verdicts[label] = (window ids (n,) int64, verdicts (n,) of
     "yes"/"no"/"unsure")``, the labels in the model's order.
 
@@ -148,7 +167,7 @@ def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarra
     """
     started = time.perf_counter()
     names = _names(list(verdicts))
-    _check(suggest=suggest, precision=precision, negatives=negatives)
+    _check(suggest=suggest, precision=precision, negatives=negatives, disagreements=disagreements)
     source = _source(windows)
     rng = np.random.default_rng(seed)
     results, rows, reviewed = [], [], {}
@@ -178,7 +197,10 @@ def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarra
 
         calibration = calibrate(name, x, truth, files, fit, target=precision, seed=seed)
         rows.append(_head().fit(x, truth, weak_x))
-        results.append(LabelResult(name, len(yes), len(no), int((said == "unsure").sum()), len(weak), calibration))
+        disagreeing, listed = find_disagreements(windows, name, np.concatenate([yes, no]), truth, calibration.scores,
+                                                 calibration.threshold, top=disagreements)
+        results.append(LabelResult(name, len(yes), len(no), int((said == "unsure").sum()), len(weak), calibration,
+                                   disagreeing, listed))
         if progress:
             log.info("learn: %s", calibration.line())
     head = LinearHead.stack(rows)
@@ -318,11 +340,12 @@ def _outside(windows: EmbeddingsStore, ids: np.ndarray, yes: np.ndarray) -> np.n
     return ids[np.array(keep, dtype=bool)]
 
 
-def _check(*, suggest: int, precision: float, negatives: str) -> None:
+def _check(*, suggest: int, precision: float, negatives: str, disagreements: int = 0) -> None:
     if negatives not in NEGATIVES:
         raise ConfigError(f"negatives={negatives!r} is not valid; valid: {', '.join(NEGATIVES)}")
-    if isinstance(suggest, bool) or not isinstance(suggest, int) or suggest < 0:
-        raise ConfigError(f"suggest={suggest!r} is not valid; valid: a whole number >= 0")
+    for name, value in (("suggest", suggest), ("disagreements", disagreements)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name}={value!r} is not valid; valid: a whole number >= 0")
     if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0.0 < precision < 1.0:
         raise ConfigError(f"precision={precision!r} is out of range; valid: 0 < precision < 1")
 
