@@ -7,10 +7,14 @@
 - ``GET /api/review/audio/{window}`` (WAV of the window's span) and ``GET /api/review/spectrogram/{window}`` (PNG);
 - ``POST /api/review/label`` ``{window, label, verdict}``: stored with the reviewer (the token's name, without tokens
   the operating system's user name) and the time;
-- ``POST /api/review/learn`` ``{label}``: a learning round, its summary; ``GET /api/review/counts?label=NAME``.
+- ``POST /api/review/learn`` ``{label}``: a learning round, its summary; ``GET /api/review/counts?label=NAME``;
+- ``GET /api/review/model?label=NAME``: the model the view reviews with: the store's network (name, file, digest)
+  and each label's learned model (its file, threshold, expected precision or why it is not calibrated);
+- ``POST /api/review/check`` ``{label, sample}``: ``envsound check``'s random sample of the windows at or above the
+  label's threshold (:mod:`envsound.app.review_models`), its precision so far and its windows not yet reviewed.
 
-Reading (``next``, ``counts``, the sound and the picture) needs a token that may ``read``; giving verdicts, searching
-and learning one that may ``review`` (a reviewer or an admin). A window not in the store, or whose audio file is
+Reading (``next``, ``counts``, ``model``, the sound and the picture) needs a token that may ``read``; giving
+verdicts, searching, learning and checking one that may ``review`` (a reviewer or an admin). A window not in the store, or whose audio file is
 missing, answers 404; a bad label or verdict, or a file that cannot be read, 422; a store that refuses a write, 503.
 """
 
@@ -26,6 +30,7 @@ from starlette.exceptions import HTTPException
 from envsound.agile.review import MAX_CANDIDATES, ROUND, NotFound, Review, page_reviewer
 from envsound.app.answers import STORE_ERRORS, audio_upload, private_copy
 from envsound.app.auth import Caller, Guard
+from envsound.app.review_models import MAX_SAMPLE, SAMPLE, check_sample, learned_labels
 from envsound.errors import EnvsoundError, StoreError
 from envsound.inference.api import SUPPORTED
 
@@ -37,6 +42,12 @@ class VerdictIn(BaseModel):
 
 class LearnIn(BaseModel):
     label: str = Field(max_length=200)
+
+
+class CheckIn(BaseModel):
+    label: str = Field(max_length=200)
+    sample: int = Field(SAMPLE, ge=1, le=MAX_SAMPLE, description="windows drawn at random from those at or above "
+                                                                 "the threshold (a new size draws a new sample)")
 
 
 async def _call(fn, *args, **kwargs):
@@ -58,9 +69,11 @@ def _search_upload(review: Review, upload, name: str, *, label: str, k: int, max
         return review.search(label, example=path, k=k)
 
 
-def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, max_seconds: float) -> None:
+def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, max_seconds: float,
+                      network: dict | None = None) -> None:
     """Register the Review view's routes on ``app``; ``features``: the store's model's feature settings (its
-    spectrograms are drawn with them); an example longer than ``max_seconds`` is refused (413)."""
+    spectrograms are drawn with them); an example longer than ``max_seconds`` is refused (413); ``network``: the
+    store's model as ``GET /api/review/model`` names it (``name``, ``file``, ``digest``)."""
     reader, reviewer = Depends(guard.needs("read")), Depends(guard.needs("review"))
 
     @app.get("/api/review", dependencies=[reader], responses=STORE_ERRORS)
@@ -130,3 +143,20 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
         round (a round is 10 verdicts)."""
         return (await _call(review.counts, label)).to_dict()
 
+    @app.get("/api/review/model", dependencies=[reader], responses=STORE_ERRORS)
+    async def models(label: str | None = Query(None, max_length=200, description="one label only")) -> dict:
+        """The model the view reviews with: ``network``, the store's (``name``, ``file``, ``digest``: it embedded
+        the windows and runs an example), and ``labels``, each label's learned model (``model``, ``learned``,
+        ``threshold``, ``calibrated``, ``precision``, ``precision_interval``, ``recall``, ``positives``,
+        ``negatives``; ``why`` it is not calibrated and the reviews ``wanted`` to calibrate it)."""
+        learned = await _call(learned_labels, review.db, label)
+        return {"network": network or {"file": review.windows.settings.get("model_file")}, "labels": learned}
+
+    @app.post("/api/review/check", dependencies=[reviewer], responses=STORE_ERRORS)
+    async def check_round(body: CheckIn) -> dict:
+        """``envsound check`` of the label's learned model: ``sample`` windows drawn at random from those at or
+        above its threshold (kept while the threshold stays), ``check`` (their verdicts so far, the precision and
+        its interval, the windows above), its ``line``, and ``candidates``: the sample's windows not yet reviewed
+        (``source`` ``check``), whose verdicts (``POST /api/review/label``) count toward the precision. 404: the
+        label was never learned here."""
+        return await _call(check_sample, review, body.label, sample=body.sample)

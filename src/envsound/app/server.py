@@ -217,7 +217,11 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
     if review is not None:
         from envsound.app.review import add_review_routes
 
-        add_review_routes(app, review, guard, features=model.config.features, max_seconds=limits.max_seconds)
+        file = model.file
+        network = {"name": model.describe()["model"], "file": str(file.path) if file else None,
+                   "digest": file.digest if file else None}
+        add_review_routes(app, review, guard, features=model.config.features, max_seconds=limits.max_seconds,
+                          network=network)
     add_live_route(app, model, pool, limits, guard=guard, writer=writer, fingerprint=fingerprint)
     return app
 

@@ -299,18 +299,36 @@ function wire() {
     if (file) classify(file, file.name);
   });
   $("record").addEventListener("click", () => (recording ? stopRecording() : startRecording()));
-  document.querySelectorAll("nav button").forEach((tab) => tab.addEventListener("click", () => showView(tab)));
+  document.querySelectorAll("nav button").forEach((tab) => tab.addEventListener("click", () => goTo(tab.dataset.view)));
+  window.addEventListener("hashchange", route);
+  // once every script has run (monitor.js and review.js listen for the view shown first)
+  document.addEventListener("DOMContentLoaded", route);
   wireToken();
   showModel();
 }
 
-// Two views: Classify (a file, a recording, live) and Monitor (monitor.js: the deployment's sensors and events).
-function showView(tab) {
+// The views: Classify (a file, a recording, live), Monitor (monitor.js: the deployment's sensors and events) and, on a
+// server of an embeddings store, Review (review.js). Each has an address, #classify, #monitor, #review: a tab sets
+// the address and the address shows the view, so a view can be linked to and the browser's back button returns to
+// the view before. A server of an embeddings store opens on Review, a server of a model on Classify.
+const shownViews = () => [...document.querySelectorAll("nav button")].filter((tab) => !tab.hidden);
+const homeView = () => ($("tab-review").hidden ? "classify" : "review");
+
+function goTo(view) {
+  if (location.hash !== `#${view}`) location.hash = view;  // a history entry; hashchange shows it
+}
+
+function route() {
+  const asked = location.hash.slice(1);
+  const view = shownViews().some((tab) => tab.dataset.view === asked) ? asked : homeView();
+  if (location.hash !== `#${view}`) history.replaceState(null, "", `#${view}`);  // no view there: say which is shown
+  const tab = document.querySelector(`nav button[data-view="${view}"]`);
+  if (tab.getAttribute("aria-selected") === "true" && !$(view).hidden) return;
   document.querySelectorAll("nav button").forEach((other) => {
     other.setAttribute("aria-selected", String(other === tab));
     $(other.dataset.view).hidden = other !== tab;
   });
-  document.dispatchEvent(new CustomEvent("envsound-view", { detail: tab.dataset.view }));
+  document.dispatchEvent(new CustomEvent("envsound-view", { detail: view }));
 }
 
 wire();

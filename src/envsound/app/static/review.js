@@ -1,11 +1,15 @@
 // Review: one key a verdict on the windows of an embeddings store (envsound serve DB). Choose a label; the page shows
 // a candidate's spectrogram (a PNG the server draws) and plays its sound; y / n / u give a verdict and move on, space
 // plays it again, → or j moves on without one. Every 10 verdicts (a round) the page learns the label and asks about
-// the windows the learned model is least sure of. A label with no candidates asks for an example first.
+// the windows the learned model is least sure of. A label with no candidates asks for an example first. The other
+// mode reviews check's random sample of the windows at or above the label's threshold (POST /api/review/check): its
+// verdicts give the precision to report, and no learning round starts. Above the card, the model the view reviews
+// with: the store's network and each learned label's model, threshold and expected precision (GET /api/review/model).
 // Reads and writes /api/review/* with the tab's token (app.js's api()).
 "use strict";
 
-const review = { label: "", queue: [], at: 0, round: 10, skipped: new Set(), urls: [], chain: Promise.resolve() };
+const review = { label: "", mode: "learn", queue: [], at: 0, round: 10, skipped: new Set(), urls: [],
+                 chain: Promise.resolve() };
 
 async function reviewJson(path, options = {}) {
   const answer = await api(path, options);
@@ -29,9 +33,45 @@ async function openReview() {
   } catch (err) {
     reviewStatus(err.message, true);
   }
+  await showModels();
+}
+
+// What a label's learned model expects at its threshold, in words: the precision and its interval, or why it is not
+// calibrated and which reviews would calibrate it.
+function expectedText(entry) {
+  if (!entry.calibrated) {
+    return `threshold ${entry.threshold.toFixed(3)}, not calibrated (${entry.why}); review ${entry.wanted} to ` +
+      "calibrate it";
+  }
+  const [low, high] = entry.precision_interval;
+  return `threshold ${entry.threshold.toFixed(3)}, precision ${entry.precision.toFixed(2)} (${low.toFixed(2)}–` +
+    `${high.toFixed(2)}) expected${entry.reached ? "" : `, below the target ${entry.target}`}`;
+}
+
+async function showModels() {
+  let about;
+  try {
+    about = await reviewJson("/api/review/model");
+  } catch (err) {
+    $("review-network").textContent = `the model could not be described: ${err.message}`;
+    return;
+  }
+  const net = about.network;
+  $("review-network").textContent = `Network ${net.name || "?"}: ${net.file}` +
+    (net.digest ? ` (SHA-256 ${net.digest.slice(0, 12)}…)` : "") + "; it embedded the windows and runs an example." +
+    (about.labels.length ? " Learned here:" : " No label learned here yet.");
+  $("review-learned").replaceChildren(...about.labels.map((entry) => {
+    const item = document.createElement("li");
+    item.dataset.testid = "review-learned-label";
+    item.dataset.label = entry.label;
+    item.textContent = `${entry.label}: ${entry.model} (learned ${new Date(entry.learned).toLocaleString()}), ` +
+      expectedText(entry);
+    return item;
+  }));
 }
 
 async function loadCandidates() {
+  if (review.mode === "check") return loadCheck();
   const k = Math.min(100, review.round + review.skipped.size);
   let body;
   try {
@@ -46,6 +86,31 @@ async function loadCandidates() {
   if (!review.queue.length) {
     $("review-card").hidden = true;
     reviewStatus(body.needs_example ? "" : "No window left to review for this label.");
+    return;
+  }
+  reviewStatus("");
+  await showCandidate(0);
+}
+
+// check's random sample: its windows not reviewed yet, and what the verdicts on it say so far
+async function loadCheck() {
+  let body;
+  try {
+    body = await reviewJson("/api/review/check", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ label: review.label }),
+    });
+  } catch (err) {
+    $("review-card").hidden = true;
+    reviewStatus(err.message, true);
+    return;
+  }
+  $("review-check").hidden = false;
+  $("review-check").textContent = `Check: ${body.line}`;
+  review.queue = body.candidates.filter((c) => !review.skipped.has(c.window));
+  $("review-example").hidden = true;
+  if (!review.queue.length) {
+    $("review-card").hidden = true;
+    reviewStatus("No window of check's sample left to review for this label.");
     return;
   }
   reviewStatus("");
@@ -73,7 +138,9 @@ async function showCandidate(at) {
   $("review-where").textContent = `${c.file}  ${c.start.toFixed(2)}–${c.end.toFixed(2)} s`;
   $("review-score").textContent = c.source === "learned"
     ? `score ${c.score.toFixed(3)} (the learned model's; window ${c.window})`
-    : `similarity ${c.score.toFixed(3)} (search by example; window ${c.window})`;
+    : c.source === "check"
+      ? `score ${c.score.toFixed(3)} (the learned model's; drawn at random for check; window ${c.window})`
+      : `similarity ${c.score.toFixed(3)} (search by example; window ${c.window})`;
   try {
     const [sound, picture] = await Promise.all([blobUrl(`/api/review/audio/${c.window}`),
                                                 blobUrl(`/api/review/spectrogram/${c.window}`)]);
@@ -114,8 +181,10 @@ async function giveVerdict(verdict) {
     return;
   }
   showCounts(body.counts);
-  // a round that fails to learn (the message stays shown; the button tries again) must not hold the reviewer
-  if (!(body.counts.to_next === 0 && body.counts.yes > 0 && await learnRound())) {
+  // a round that fails to learn (the message stays shown; the button tries again) must not hold the reviewer;
+  // check's sample learns nothing: a new threshold would draw a new sample
+  const learnNow = review.mode === "learn" && body.counts.to_next === 0 && body.counts.yes > 0;
+  if (!(learnNow && await learnRound())) {
     await advance();
   }
 }
@@ -135,6 +204,7 @@ async function learnRound() {
     $("review-learn").disabled = false;
     return false;
   }
+  await showModels();
   await loadCandidates();
   return true;
 }
@@ -194,8 +264,10 @@ function skip() {
 $("review-start").addEventListener("submit", (event) => {
   event.preventDefault();
   review.label = $("review-label").value.trim();
+  review.mode = $("review-mode").value;
   review.skipped.clear();
   $("review-summary").textContent = "";
+  $("review-check").hidden = true;
   $("review-label").blur();  // the keys are the reviewer's now
   queueAction(loadCandidates);
 });
