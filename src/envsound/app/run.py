@@ -43,9 +43,11 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
           device: str = "auto", precision: str = "auto", ssl_keyfile: str | None = None,
           ssl_certfile: str | None = None, quiet: bool = False, store: str | Path | None = None,
           auth: bool = False, keep_days: float | None = None, rate: float = 20.0, streams_per_token: int = 4,
-          auth_failures: int = 10) -> int:
+          auth_failures: int = 10, access_log: bool = False) -> int:
     """Serve ``model_path`` until interrupted; returns the exit status (0). ``rate``, ``streams_per_token`` and
-    ``auth_failures`` (a client address's unknown or revoked tokens a minute) are :class:`Guard`'s limits.
+    ``auth_failures`` (a client address's unknown or revoked tokens a minute) are :class:`Guard`'s limits;
+    ``access_log``: log a line per request (uvicorn's access log; off, the console says what the server does, not
+    every request the page makes).
 
     A plain page and REST API opens no database. A deployment keeps what sensors report in a detections store:
     ``store`` (a path or URL), or with ``auth``, ``keep_days`` or a ``host`` beyond loopback (which requires tokens)
@@ -83,10 +85,8 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
                                                                      streams=streams_per_token,
                                                                      failures=auth_failures),
                      keep_days=keep_days, fingerprint=model.file.short_digest, review=review)
-    # log_config=None: uvicorn's records go through the handlers the caller set up (the CLI's one format), not
-    # through its own "INFO:     ..." handlers, which mixed two formats on one console
-    config = uvicorn.Config(app, host=host, port=port, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
-                            log_level="warning" if quiet else "info", log_config=None, timeout_graceful_shutdown=5)
+    config = server_config(app, host=host, port=port, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
+                           quiet=quiet, access_log=access_log)
     # AppServer says where it listens (with the port it really bound); uvicorn's own line would say it twice
     logging.getLogger("uvicorn.error").addFilter(lambda record: "Uvicorn running on" not in record.getMessage())
     server = AppServer(config)
@@ -95,6 +95,32 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     except SystemExit as exc:  # uvicorn exits 3 when startup fails (e.g. the port was taken after the check)
         raise ConfigError(f"the server could not start on {host}:{port}; choose another --port") from exc
     return 0
+
+
+def server_config(app, *, host: str, port: int, ssl_keyfile: str | None = None, ssl_certfile: str | None = None,
+                  quiet: bool = False, access_log: bool = False) -> uvicorn.Config:
+    """uvicorn's settings for ``app``: its records through the caller's handlers (``log_config=None``: the CLI's one
+    format, not uvicorn's own "INFO:     ..." handlers, which mixed two formats on one console), at WARNING when
+    ``quiet``; a line per request (an HTTP request, a WebSocket opened or closed) only with ``access_log``."""
+    config = uvicorn.Config(app, host=host, port=port, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
+                            log_level="warning" if quiet else "info", log_config=None, access_log=access_log,
+                            timeout_graceful_shutdown=5)
+    # uvicorn switches its access logger off for good when access_log is False; a later server (tests, scripts)
+    # that wants it must switch it on again
+    logging.getLogger("uvicorn.access").propagate = access_log
+    streams = logging.getLogger("uvicorn.error")
+    if not access_log and _without_stream_lines not in streams.filters:
+        streams.addFilter(_without_stream_lines)
+    elif access_log:
+        streams.removeFilter(_without_stream_lines)
+    return config
+
+
+def _without_stream_lines(record: logging.LogRecord) -> bool:
+    """Whether a record of ``uvicorn.error`` is more than a live stream's access line: uvicorn logs each WebSocket
+    accepted (``'... - "WebSocket /v1/listen?..." [accepted]'``), opened and closed there, not in its access log."""
+    return not (record.levelno == logging.INFO and (str(record.msg).startswith('%s - "WebSocket ')
+                                                    or record.getMessage() in ("connection open", "connection closed")))
 
 
 def _open_store(store: str | Path | None, *, auth: bool, host: str, keep_days: float | None):
@@ -171,9 +197,11 @@ def check_bindable(host: str, port: int) -> None:
 
 
 @contextmanager
-def running(app, *, host: str = "127.0.0.1", timeout: float = 30.0) -> Iterator[str]:
-    """Run ``app`` on a free port in a background thread (tests, scripts, benchmarks); yields its base URL."""
-    server = AppServer(uvicorn.Config(app, host=host, port=0, log_level="warning"), announce=False)
+def running(app, *, host: str = "127.0.0.1", timeout: float = 30.0, quiet: bool = True,
+            access_log: bool = False) -> Iterator[str]:
+    """Run ``app`` on a free port in a background thread (tests, scripts, benchmarks); yields its base URL.
+    ``quiet``: uvicorn logs warnings only; ``access_log``: a line per request (:func:`server_config`)."""
+    server = AppServer(server_config(app, host=host, port=0, quiet=quiet, access_log=access_log), announce=False)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

@@ -37,6 +37,9 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-seconds", type=float, default=30.0, help="close a live stream silent this long")
     parser.add_argument("--ssl-keyfile", help="serve HTTPS (browsers allow the microphone only on localhost or HTTPS)")
     parser.add_argument("--ssl-certfile", help="certificate for --ssl-keyfile")
+    parser.add_argument("--access-log", action="store_true",
+                        help="log a line per request (and per live stream opened or closed); off by default, so the "
+                             "console says what the server does, not every request the page makes")
     group = parser.add_argument_group("a deployment: sensors' reports kept, tokens")
     add_store_option(group, help="where events and tokens are kept: a SQLite file, or postgresql://USER@HOST/DB; "
                                  "omitted, a plain page and REST API open no store, while --auth, --keep-days or a "
@@ -73,4 +76,4 @@ def serve(args: argparse.Namespace) -> int:
                       precision=args.precision, ssl_keyfile=args.ssl_keyfile, ssl_certfile=args.ssl_certfile,
                       quiet=args.quiet, store=args.store, auth=args.auth, keep_days=args.keep_days,
                       rate=args.rate_limit, streams_per_token=args.streams_per_token,
-                      auth_failures=args.auth_failures)
+                      auth_failures=args.auth_failures, access_log=args.access_log)
