@@ -23,7 +23,7 @@ from envsound.agile.learn import MODEL_NAME
 from envsound.agile.review import LEARNED, Candidate, NotFound, Review, learned_folder
 from envsound.agile.names import check_label
 from envsound.errors import ConfigError
-from envsound.models.checkpoint import load_checkpoint
+from envsound.inference.api import load_model
 
 __all__ = ["SAMPLE", "MAX_SAMPLE", "check_sample", "learned_labels"]
 MAX_SAMPLE = 500  # windows a check's sample may hold when asked from the page
@@ -60,7 +60,8 @@ def _learned_meta(path: Path) -> tuple[datetime, dict]:
     with _keeping:
         kept = _kept.get(path)
     if kept is None or kept[0] != mtime:
-        learned = load_checkpoint(path).meta.get("learned")
+        # loaded as any model (the app reads models through inference only), on the CPU in fp32: read once a round
+        learned = load_model(path, device="cpu", precision="32").describe()["training"].get("learned")
         kept = (mtime, learned if isinstance(learned, dict) else {})
         with _keeping:
             _kept[path] = kept
