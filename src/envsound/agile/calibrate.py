@@ -10,6 +10,14 @@ precision and recall; their 95 % intervals are Wilson score intervals of those c
 treats the windows as independent, which windows of one recording are not, so it is a lower bound on the
 uncertainty). The threshold kept is the lowest whose precision reaches the target (the most recall at that
 precision); when none does, the one of highest precision, and the result says the target was not reached.
+
+Only a threshold with support is kept: at least :data:`MIN_SUPPORT` reviewed ``yes`` windows at or above it. Above the
+top score or two, precision is 1 or 0 by the luck of one window, and the most precise threshold was once a single
+window's score (issue 77: ``dog``, 26 yes and 24 no reviewed, kept 0.999928 and labelled no window of the archive).
+:data:`MIN_SUPPORT` is 4, the fewest ``yes`` whose precision, were all the windows above them ``yes``, has a Wilson 95 %
+interval above one half (1 of 1: 0.21-1; 3 of 3: 0.44-1; 4 of 4: 0.51-1): a threshold with fewer could be no better
+than a coin. A target reached only above fewer windows is not reached; the calibration then says which precision is
+reachable at which recall (:attr:`Calibration.reachable`), so a user sees what a higher precision would cost.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ FOLDS = 5  # at most: fewer when fewer files hold reviewed windows
 MIN_REVIEWED = 5  # yes and no windows each, below which no cross-validation is tried
 Z95 = 1.959964  # the normal quantile of a two-sided 95 % interval
 UNCALIBRATED = 0.5  # the threshold of a label too few reviewed windows calibrate
+MIN_SUPPORT = 4  # reviewed yes at or above a threshold kept: 4 of 4's Wilson 95 % interval lies above 0.5 (the module)
+RECALLS = (0.25, 0.5, 0.75, 0.9)  # the recalls at which the precision reachable is said
 CURVE_COLUMNS = ("threshold", "precision", "precision_low", "precision_high", "recall", "n_above")
 
 
@@ -73,6 +83,8 @@ class Calibration:
     recall: float | None = None
     recall_interval: tuple[float, float] | None = None
     folds: int = 0
+    support: int = 0  # reviewed yes windows at or above the threshold
+    reachable: tuple[tuple[float, float, float], ...] = ()  # (recall, precision, threshold): see reachable()
     curve: Curve | None = None
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)  # out of fold, in x's order
 
@@ -88,7 +100,11 @@ class Calibration:
                 f"recall {self.recall:.2f} ({self.recall_interval[0]:.2f}-{self.recall_interval[1]:.2f}) over "
                 f"{self.positives} yes and {self.negatives} no reviewed, {self.folds}-fold")
         if not self.reached:
-            text += f"; the target precision {self.target:g} was not reached: this is the highest found"
+            text += (f"; the target precision {self.target:g} was not reached with {MIN_SUPPORT} yes or more above a "
+                     "threshold: this is the highest found")
+            if self.reachable:
+                text += "; reachable: " + ", ".join(f"precision {precision:.2f} at recall {recall:.2f}"
+                                                    for recall, precision, _ in self.reachable)
         return text
 
     def why(self) -> str:
@@ -117,7 +133,9 @@ class Calibration:
                 "negatives": self.negatives, "calibrated": self.calibrated, "reached": self.reached,
                 "precision": self.precision, "precision_interval": _listed(self.precision_interval),
                 "recall": self.recall, "recall_interval": _listed(self.recall_interval), "folds": self.folds,
-                "interval": "wilson 95%"}
+                "interval": "wilson 95%", "support": self.support, "min_support": MIN_SUPPORT,
+                "reachable": [{"recall": recall, "precision": precision, "threshold": threshold}
+                              for recall, precision, threshold in self.reachable]}
 
 
 def wilson(successes, trials, *, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
@@ -158,18 +176,47 @@ def precision_curve(scores: np.ndarray, truth: np.ndarray) -> Curve:
                  recall=tp / max(positives, 1), n_above=n, positives=positives)
 
 
+def supported(curve: Curve) -> np.ndarray:
+    """Which rows of ``curve`` have support, ``(n,)`` bool: at least :data:`MIN_SUPPORT` yes windows at or above the
+    threshold (all the yes, when fewer were reviewed). The yes above fall as the threshold rises: a prefix."""
+    need = min(MIN_SUPPORT, curve.positives)
+    return np.rint(curve.recall * curve.positives) >= need
+
+
 def choose_threshold(curve: Curve, target: float) -> tuple[int, bool]:
-    """The row of ``curve`` whose threshold is kept for precision ``target`` in (0, 1): the lowest threshold whose
-    precision reaches it (``(row, True)``), else the lowest of the highest precision (``(row, False)``).
+    """The row of ``curve`` whose threshold is kept for precision ``target`` in (0, 1), among the rows with support
+    (:func:`supported`): the lowest threshold whose precision reaches it (``(row, True)``), else the lowest of the
+    highest precision (``(row, False)``). A target reached only above fewer than :data:`MIN_SUPPORT` yes windows is
+    not reached (issue 77: one window's score was kept).
 
     >>> choose_threshold(precision_curve(scores, truth), 0.9)   # (3, True)
     """
     if not len(curve.threshold):
         raise ConfigError("a precision curve needs at least one scored window")
-    reaching = np.flatnonzero(curve.precision >= target - 1e-12)
+    precision = np.where(supported(curve), curve.precision, -1.0)
+    reaching = np.flatnonzero(precision >= target - 1e-12)
     if len(reaching):
         return int(reaching[0]), True
-    return int(np.flatnonzero(curve.precision == curve.precision.max())[0]), False
+    return int(np.flatnonzero(precision == precision.max())[0]), False
+
+
+def reachable(curve: Curve, recalls: tuple[float, ...] = RECALLS) -> tuple[tuple[float, float, float], ...]:
+    """The precision reachable at each recall of ``recalls``: ``(recall, precision, threshold)`` of the most precise
+    row with support whose recall is at least that (the highest such threshold among ties), one a recall; a recall no
+    row reaches is left out.
+
+    >>> reachable(curve)   # ((0.25, 1.0, 0.91), (0.5, 0.93, 0.62), (0.75, 0.81, 0.40), (0.9, 0.7, 0.21))
+    """
+    found = []
+    support = supported(curve)
+    for wanted in recalls:
+        rows = np.flatnonzero(support & (curve.recall >= wanted - 1e-12))
+        if len(rows):
+            best = rows[curve.precision[rows] == curve.precision[rows].max()][-1]
+            point = (float(curve.recall[best]), float(curve.precision[best]), float(curve.threshold[best]))
+            if not found or found[-1] != point:  # two recalls met by one threshold: said once
+                found.append(point)
+    return tuple(found)
 
 
 def out_of_fold_scores(x: np.ndarray, truth: np.ndarray, files: np.ndarray,
@@ -221,15 +268,16 @@ def calibrate(label: str, x: np.ndarray, truth: np.ndarray, files: np.ndarray,
     found = int(round(curve.recall[row] * positives))
     recall_low, recall_high = wilson(found, positives)
     if not reached:
-        log.warning("%s: no threshold reaches precision %g on the reviewed windows (the highest is %.2f at %.3f)",
-                    label, target, curve.precision[row], curve.threshold[row])
+        log.warning("%s: no threshold with %d yes or more above it reaches precision %g on the reviewed windows (the "
+                    "highest is %.2f at %.3f, recall %.2f)", label, MIN_SUPPORT, target, curve.precision[row],
+                    curve.threshold[row], curve.recall[row])
     # a probability of exactly 0 or 1 is no threshold a Task holds (0 < threshold < 1)
     threshold = float(np.clip(curve.threshold[row], 1e-6, 1 - 1e-6))
     return Calibration(label=label, threshold=threshold, target=target, positives=positives, negatives=negatives,
                        calibrated=True, reached=reached, precision=float(curve.precision[row]),
                        precision_interval=(float(curve.precision_low[row]), float(curve.precision_high[row])),
                        recall=float(curve.recall[row]), recall_interval=(float(recall_low), float(recall_high)),
-                       folds=folds, curve=curve, scores=scores)
+                       folds=folds, support=found, reachable=reachable(curve), curve=curve, scores=scores)
 
 
 def write_curve(calibration: Calibration, out: str | os.PathLike) -> list[Path]:
