@@ -14,8 +14,9 @@
   label's threshold (:mod:`envsound.app.review_models`), its precision so far and its windows not yet reviewed.
 
 Reading (``next``, ``counts``, ``model``, the sound and the picture) needs a token that may ``read``; giving
-verdicts, searching, learning and checking one that may ``review`` (a reviewer or an admin). A window not in the store, or whose audio file is
-missing, answers 404; a bad label or verdict, or a file that cannot be read, 422; a store that refuses a write, 503.
+verdicts, searching, learning and checking one that may ``review`` (a reviewer or an admin). A window not in the
+store, or whose audio file is missing, answers 404; a bad label or verdict, or a file that cannot be read, 422; a
+store that refuses a write, 503.
 """
 
 from __future__ import annotations
