@@ -52,6 +52,9 @@ class Prediction:
     events: list[dict] | None = None  # [{"label", "onset", "offset", "score"}] in seconds (envsound.events)
     # {(hour of the file, class index): windows of that hour decided as that class} (the scan's counts table)
     counts: dict[tuple[int, int], int] | None = None
+    # {(hour of the file its onset is in, class index): events}, where events were decoded (``events=True``, or any
+    # learned detector: :attr:`FileScores.decodes`), else None
+    event_counts: dict[tuple[int, int], int] | None = None
 
     def to_dict(self) -> dict:
         out = {"file": self.file, "top": self.top, "error": self.error}
@@ -195,6 +198,13 @@ class Predictor:
         return out
 
     @property
+    def learned(self) -> bool:
+        """True for a detector ``envsound learn`` made (its ``meta["learned"]``): a file holds a label when it has an
+        event of it or its best window passes the threshold (:meth:`FileScores.finish`), and its events are decoded
+        for the scan's counts even without ``events``."""
+        return isinstance((getattr(self.model, "meta", None) or {}).get("learned"), dict)
+
+    @property
     def rejects(self) -> bool:
         """True when the model has an open-set gate: a probability of 0 is a class ruled out (not shown), a window
         or file with none left is none of the classes."""
@@ -273,10 +283,10 @@ class Predictor:
 
 class FileScores:
     """One file's window probabilities, added chunk by chunk in order -> its :class:`Prediction`: the mean over
-    windows ranks the labels; ``segments`` keeps each window's top label (``window_scores``: and every class's
-    probability, for :mod:`envsound.inference.scan`), ``events`` the track the events are decoded from (a frame
-    model's frames, else the windows'). Used by :class:`Predictor` file by file and by the archive scan, which scores
-    the windows of many files in one batch."""
+    windows ranks the labels (a learned detector's: its best window, :meth:`finish`); ``segments`` keeps each window's
+    top label (``window_scores``: and every class's probability, for :mod:`envsound.inference.scan`), ``events`` the
+    track the events are decoded from (a frame model's frames, else the windows'). Used by :class:`Predictor` file by
+    file and by the archive scan, which scores the windows of many files in one batch."""
 
     def __init__(self, predictor: Predictor, *, segments: bool = False, events: bool = False,
                  window_scores: bool = False) -> None:
@@ -291,6 +301,11 @@ class FileScores:
         self.counts: dict[tuple[int, int], int] = {}  # (hour of the file, class) -> windows decided as that class
         model = predictor.model
         self.rejects = predictor.rejects
+        self.learned = predictor.learned
+        self.best = np.full(model.n_classes, -np.inf, dtype=np.float64)  # each class's best window
+        # a learned detector's events are decoded always (its file-level rule and the counts' events need them; a
+        # few labels: K floats a window); a frame model's only when asked (its workers send frames only then)
+        self.decodes = events or (self.learned and not predictor.has_frames)
         self.frames = FrameTrack(window_seconds=self.features.window_seconds, step_seconds=model.frame_seconds,
                                  n_classes=model.n_classes) if events and predictor.has_frames else None
 
@@ -307,13 +322,15 @@ class FileScores:
         ``start``)."""
         self.total += window_probs.sum(axis=0)
         self.n_windows += len(window_probs)
+        if len(window_probs):
+            self.best = np.maximum(self.best, np.asarray(window_probs, dtype=np.float64).max(axis=0))
         self._count(here, window_probs)
-        if not (self.segments or self.events):
+        if not (self.segments or self.decodes):
             return
         if self.frames is not None:
             for begin, window_frames in zip(here, framed):
                 self.frames.push(begin, window_frames)
-        elif self.events:
+        elif self.decodes:
             self.begins += here
             self.tracks.append(np.asarray(window_probs, dtype=np.float32))
         if self.window_scores:
@@ -352,36 +369,59 @@ class FileScores:
             self.counts[(int(hour), int(k))] = self.counts.get((int(hour), int(k)), 0) + int(n)
 
     def finish(self, name: str, read: int, *, top_k: int) -> Prediction:
-        """The file's :class:`Prediction`; ``read``: the samples the file held (its length)."""
+        """The file's :class:`Prediction`; ``read``: the samples the file held (its length).
+
+        The file-level rule: a file's score for a class is the mean of its windows' probabilities, and a multi-label
+        model's file holds the classes whose mean passes their threshold; a learned detector's (:attr:`Predictor.
+        learned`) score is its best window's, and its file holds a class when it has at least one event of it or
+        its best window passes the class's threshold (a 50-s file with two 5-s calls has a low mean)."""
         predictor, feats = self.predictor, self.features
         labels = predictor.labels
         length = read / feats.sample_rate
         for segment in self.timeline:  # no window shown past the file's end (edge padding, a short clip, rounding)
             segment["end"] = round(max(min(segment["end"], length), segment["start"]), 3)
-        mean = self.total / max(self.n_windows, 1)
-        ranked = np.argsort(-mean, kind="stable")
+        found = self._events(length) if self.decodes else None
+        score = self.total / max(self.n_windows, 1)
+        if self.learned and self.n_windows:
+            score = self.best
+        ranked = np.argsort(-score, kind="stable")
         # with an open-set gate, a class no window was close enough to is not ranked: none at all is "none of these"
-        top = [{"label": labels[i], "score": round(float(mean[i]), 4)} for i in ranked[:max(1, top_k)]
-               if not (self.rejects and mean[i] <= 0)]
+        top = [{"label": labels[i], "score": round(float(score[i]), 4)} for i in ranked[:max(1, top_k)]
+               if not (self.rejects and score[i] <= 0)]
         chosen_labels = None
         task = predictor.task
         if task.multi_label:
-            chosen = task.decide(mean[None, :])[0]
-            chosen_labels = [{"label": labels[i], "score": round(float(mean[i]), 4)} for i in ranked if chosen[i]]
-        found = None
-        if self.frames is not None:
-            found = [e.to_dict() for e in predictor.timeline_events(self.frames.finish(length))]
-        elif self.events:
-            probs = np.concatenate(self.tracks) if self.tracks else np.zeros((0, len(labels)), np.float32)
-            found = [e.to_dict() for e in predictor.timeline_events(
-                Timeline(np.asarray(self.begins), probs, length, feats.window_seconds, feats.eval_hop_seconds))]
+            chosen = task.decide(score[None, :])[0]
+            if self.learned and found:
+                chosen |= np.isin(np.arange(len(labels)), [labels.index(e["label"]) for e in found])
+            chosen_labels = [{"label": labels[i], "score": round(float(score[i]), 4)} for i in ranked if chosen[i]]
         return Prediction(file=name, top=top, segments=self.timeline if self.segments else None,
-                          labels=chosen_labels, events=found, duration=length, counts=dict(self.counts))
+                          labels=chosen_labels, events=found if self.events else None, duration=length,
+                          counts=dict(self.counts), event_counts=None if found is None else _by_hour(found, labels))
+
+    def _events(self, length: float) -> list[dict]:
+        """The file's events (:attr:`Predictor.decoding`), from a frame model's frames or the windows' track."""
+        predictor, feats = self.predictor, self.features
+        if self.frames is not None:
+            return [e.to_dict() for e in predictor.timeline_events(self.frames.finish(length))]
+        probs = np.concatenate(self.tracks) if self.tracks else np.zeros((0, len(predictor.labels)), np.float32)
+        return [e.to_dict() for e in predictor.timeline_events(
+            Timeline(np.asarray(self.begins), probs, length, feats.window_seconds, feats.eval_hop_seconds))]
 
     def window_probs(self) -> np.ndarray:
         """``(n_windows, K)``: every window's probabilities in the order of the timeline (``window_scores``)."""
         n = len(self.predictor.labels)
         return np.concatenate(self.probs) if self.probs else np.zeros((0, n), np.float32)
+
+
+def _by_hour(events: list[dict], labels: list[str]) -> dict[tuple[int, int], int]:
+    """``{(hour of the file the onset is in, class index): events}`` (the scan's ``counts/`` table)."""
+    index = {label: k for k, label in enumerate(labels)}
+    out: dict[tuple[int, int], int] = {}
+    for event in events:
+        key = (int(max(event["onset"], 0.0) // 3600.0), index[event["label"]])
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 class WindowBuffer:

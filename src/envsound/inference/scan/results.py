@@ -7,6 +7,8 @@ from pathlib import Path
 
 from envsound.inference.archive.engine import PART_WINDOWS, Finished
 from envsound.inference.archive.journal import Journal, Stat
+from envsound.inference.checked import carried_precision
+from envsound.inference.file_time import Places, time_pattern
 from envsound.inference.predictor import Predictor
 from envsound.inference.scan.tables import TABLES, Part, rewrite_part
 
@@ -14,21 +16,26 @@ from envsound.inference.scan.tables import TABLES, Part, rewrite_part
 class ResultsSink:
     """The results tables as the archive driver (:mod:`.driver`) fills them: a :class:`~.tables.Part` at a time in
     ``fmt`` (with per-file ``event_tables``), an older part written again without some files' rows by
-    :func:`~.tables.rewrite_part`. ``predictor``: the model, for its labels, calibrated precision and sample rate."""
+    :func:`~.tables.rewrite_part`. ``predictor``: the model, for its labels, calibrated precision and sample rate;
+    ``roots``: the input folders (a file's site is its folder under them) and ``time_from``: where a file's name
+    carries its start time (:mod:`envsound.inference.file_time`; None: the recorders' forms)."""
 
     tables = TABLES
     max_windows = PART_WINDOWS
     renumbers = False
 
     def __init__(self, out: str | os.PathLike, predictor: Predictor, *, fmt: str, top_k: int, window_scores: bool,
-                 event_tables: tuple[str, ...] = ()) -> None:
+                 event_tables: tuple[str, ...] = (), roots: list[str | os.PathLike] = (),
+                 time_from: str | None = None) -> None:
         self.out, self.fmt, self.event_tables = Path(out), fmt, event_tables
         self.predictor, self.top_k, self.window_scores = predictor, top_k, window_scores
+        self.precision = carried_precision(predictor)  # check's sheets read once, when the run starts
+        self.places = Places(list(roots), time_pattern(time_from))
         self.part = self._new_part()
 
     def _new_part(self) -> Part:
         return Part(labels=self.predictor.labels, top_k=self.top_k, window_scores=self.window_scores,
-                    precision=self.predictor.expected_precision)
+                    precision=self.precision, place=self.places.at)
 
     @property
     def finished(self) -> list[tuple[str, bool, float]]:

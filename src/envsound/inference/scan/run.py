@@ -14,6 +14,7 @@ from envsound.inference.archive.driver import built_engine, run_archive, run_set
 from envsound.inference.archive.engine import default_batch_size
 from envsound.inference.archive.engines import engine_kind
 from envsound.inference.archive.options import ScanOptions, ScanSummary, with_legacy
+from envsound.inference.file_time import time_pattern
 from envsound.inference.listing import as_inputs
 from envsound.inference.predictor import Predictor
 from envsound.inference.scan.rank import StoredEngine, check_reads, embeddings_store_in
@@ -34,6 +35,10 @@ class Tables:
         window_scores: every class's probability in ``windows/`` (``p:LABEL`` columns).
         event_tables: ``raven``, ``audacity``: a table per file with events (with ``events``).
         threshold: one decision threshold for every class (labels of a multi-label model, events), 0 < t < 1.
+        time_from: a regular expression with the named groups ``year``, ``month``, ``day`` (and optionally
+            ``hour``, ``minute``, ``second``), searched in each file's path for its start time (``counts/``'s
+            ``date``, ``time``, ``hour_of_day``); None: the AudioMoth and Wildlife Acoustics names
+            (:mod:`envsound.inference.file_time`).
     """
 
     format: str = "parquet"
@@ -42,6 +47,7 @@ class Tables:
     window_scores: bool = False
     event_tables: tuple[str, ...] = ()
     threshold: float | None = None
+    time_from: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "event_tables", tuple(dict.fromkeys(self.event_tables)))  # a list given: kept once
@@ -85,6 +91,8 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
                    "labels": predictor.labels, "task": predictor.task.to_dict(), "top_k": tables.top_k,
                    "events": tables.events, "window_scores": tables.window_scores,
                    "event_tables": list(tables.event_tables), "format": fmt, "precision": options.precision}
+    if tables.time_from is not None:  # only when given: a folder made before it resumes
+        fingerprint["time_from"] = tables.time_from
     batch_size = options.batch_size or default_batch_size(predictor.model.runtime)
     shape = {"batch_size": batch_size, "top_k": tables.top_k, "events": tables.events,
              "window_scores": tables.window_scores}
@@ -98,7 +106,8 @@ def scan(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os
         engine, threads = built_engine(kind, predictor, options, shape)
         names = as_inputs(inputs)
     sink = ResultsSink(out, predictor, fmt=fmt, top_k=tables.top_k, window_scores=tables.window_scores,
-                       event_tables=tables.event_tables)
+                       event_tables=tables.event_tables, roots=[] if store is not None else names,
+                       time_from=tables.time_from)
     summary = ScanSummary(out=str(out), settings=run_settings(engine, batch_size))
     return run_archive(engine, sink, summary, fingerprint=fingerprint, inputs=names, files_from=files_from,
                        options=options, started=started, model_threads=threads)
@@ -111,6 +120,7 @@ def _check_settings(tables: Tables, options: ScanOptions, *, files_from) -> None
         raise ConfigError(f"event table {unknown[0]!r} is unknown; valid: {', '.join(EVENT_TABLES)}")
     if kinds and not tables.events:
         raise ConfigError("event_tables list events: pass events=True too")
+    time_pattern(tables.time_from)  # a bad expression is said before the model loads
     if top_k < 1 or (batch_size is not None and batch_size < 1) or (workers is not None and workers < 1):
         raise ConfigError(f"top_k, batch_size and workers must be >= 1 (got {top_k}, {batch_size}, {workers})")
     if options.file_timeout is not None and not options.file_timeout >= 0:  # NaN too

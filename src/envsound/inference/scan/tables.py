@@ -5,9 +5,10 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
 - ``files``: one row per classified file: ``file``, ``duration`` (s), ``size`` (bytes) and ``mtime`` (modification
   time, float seconds since 1970-01-01 UTC, as ``os.stat`` gives it) of the file when it was classified (null when
   not known: a run over an embeddings store), ``label`` and ``score`` (the top label by mean
-  window probability), ``label_2``, ``score_2`` ... up to ``top_k``, and for a multi-label model ``labels`` (every
-  label at or above its threshold, ``;``-separated); a model with an open-set gate leaves ``label`` null (empty in
-  CSV) for a file that is none of its classes;
+  window probability; a learned detector's by its best window), ``label_2``, ``score_2`` ... up to ``top_k``, and for
+  a multi-label model ``labels`` (every label at or above its threshold, ``;``-separated; a learned detector's: every
+  label with an event or a window at or above its threshold, :meth:`~envsound.inference.predictor.FileScores.finish`);
+  a model with an open-set gate leaves ``label`` null (empty in CSV) for a file that is none of its classes;
 - ``windows``: ``file``, ``start``, ``end`` (s), ``label`` (null: none of the classes), ``score`` of every evaluation
   window, and with
   ``window_scores`` one column per class, ``p:LABEL``, holding its probability;
@@ -15,10 +16,17 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
 - ``errors``: ``file``, ``error`` (a one-line reason);
 - ``counts``: per file, hour of the file (``hour``, from 0: the windows starting in ``[3600 h, 3600 (h + 1))`` s)
   and class, the ``windows`` decided as that class (a multi-label model's: at or above the class's threshold; a
-  single-label model's: its best class), only where there are any; ``seconds``, the audio in that hour of the file;
-  ``per_hour``, windows per hour of audio; and, for a class whose threshold was calibrated to a precision
-  (``envsound learn``), that ``precision`` with its 95 % interval (``precision_low``, ``precision_high``) and
-  ``expected`` = windows x precision, the windows expected to hold the class (null otherwise).
+  single-label model's: its best class) and the ``events`` of it (as ``events/`` decodes them, counted in the hour
+  their onset is in), only where there are any; ``seconds``, the audio in that hour of the file; ``per_hour`` and
+  ``events_per_hour``, per hour of audio. ``events`` is null where no events were decoded: a learned detector's
+  (``envsound learn``) are decoded always, any other model's only with ``events``. When and where
+  (:mod:`envsound.inference.file_time`): ``site``, the file's folder under its input folder; ``time``, ``date`` and
+  ``hour_of_day``, when that hour of the file begins, from the time the file's name carries (AudioMoth, Wildlife
+  Acoustics, or ``time_from``; null when it carries none). And for a class whose threshold was calibrated to a
+  precision, that ``precision`` with its 95 % interval (``precision_low``, ``precision_high``), ``precision_from``
+  (``check``: the random sample ``envsound check`` drew at that threshold, with verdicts; else ``learn``: the
+  out-of-fold calibration; :mod:`envsound.inference.checked`) and ``expected`` = windows x precision, the windows
+  expected to hold the class (null otherwise).
 
 Parquet (pyarrow) by default; CSV or JSON lines on request. Every part is written under a temporary name and renamed,
 so a part is whole or absent; the journal (:mod:`envsound.inference.archive.journal`) says which parts are committed. A
@@ -36,6 +44,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -72,7 +81,9 @@ class Part:
     labels: list[str]
     top_k: int
     window_scores: bool = False
-    precision: list[dict | None] | None = None  # per class, the calibrated precision (Predictor.expected_precision)
+    # per class, the precision counts carry (envsound.inference.checked.carried_precision)
+    precision: list[dict | None] | None = None
+    place: Callable[[str, int], dict] | None = None  # (file, hour of it) -> site, time, date, hour_of_day (file_time)
     columns: dict[str, dict[str, list]] = field(default_factory=lambda: {name: {} for name in TABLES})
     finished: list[tuple[str, bool, float]] = field(default_factory=list)  # (file, classified, seconds of audio)
     predictions: list[Prediction] = field(default_factory=list)  # those with events, for per-file event tables
@@ -109,14 +120,20 @@ class Part:
 
     def _add_counts(self, prediction: Prediction) -> None:
         duration = prediction.duration or 0.0
-        for (hour, k), windows in sorted((prediction.counts or {}).items()):
+        found = prediction.event_counts
+        for hour, k in sorted(set(prediction.counts or {}) | set(found or {})):
             seconds = round(max(min(3600.0, duration - 3600.0 * hour), 0.0), 3)
+            windows = (prediction.counts or {}).get((hour, k), 0)
+            events = None if found is None else found.get((hour, k), 0)
             known = self.precision[k] if self.precision else None
+            place = self.place(prediction.file, hour) if self.place else {}
             self._append("counts", {
-                "file": prediction.file, "hour": hour, "label": self.labels[k], "windows": windows,
-                "seconds": seconds, "per_hour": round(windows * 3600.0 / seconds, 3) if seconds > 0 else None,
+                "file": prediction.file, "site": place.get("site"), "time": place.get("time"),
+                "date": place.get("date"), "hour_of_day": place.get("hour_of_day"), "hour": hour,
+                "label": self.labels[k], "windows": windows, "events": events, "seconds": seconds,
+                "per_hour": _per_hour(windows, seconds), "events_per_hour": _per_hour(events, seconds),
                 "precision": known and known["precision"], "precision_low": known and known["low"],
-                "precision_high": known and known["high"],
+                "precision_high": known and known["high"], "precision_from": known and known.get("from", "learn"),
                 "expected": round(windows * known["precision"], 3) if known else None})
 
     def add_error(self, name: str, reason: str) -> None:
@@ -161,6 +178,10 @@ class Part:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_open(path) as fh:
                     fh.write(_event_table(kind, prediction.events, high_hz).encode("utf-8"))
+
+
+def _per_hour(count: int | None, seconds: float) -> float | None:
+    return round(count * 3600.0 / seconds, 3) if count is not None and seconds > 0 else None
 
 
 def rewrite_part(out: Path, old: int, new: int, fmt: str, drop: set[str]) -> bool:
@@ -237,13 +258,15 @@ def _write_parquet(columns: dict[str, list], fh) -> None:
 
     # a column of nulls only (no file of the part was one of the classes) is typed as what it holds elsewhere, so
     # the parts of one table read as one dataset
-    arrays = {key: pa.array(values, type=_NULL_TYPES.get(key.split("_")[0])) if all(v is None for v in values)
-              else pa.array(values) for key, values in columns.items()}
+    arrays = {key: pa.array(values, type=_NULL_TYPES.get(key, _NULL_TYPES.get(key.split("_")[0])))
+              if all(v is None for v in values) else pa.array(values) for key, values in columns.items()}
     pq.write_table(pa.table(arrays), fh, compression="zstd")
 
 
 _NULL_TYPES = {"label": "string", "score": "float64", "per": "float64", "precision": "float64",
-               "expected": "float64", "size": "int64", "mtime": "float64"}
+               "expected": "float64", "size": "int64", "mtime": "float64", "events": "int64",
+               "events_per_hour": "float64", "site": "string", "time": "string", "date": "string",
+               "hour_of_day": "int64", "precision_from": "string"}
 
 
 def _write_csv(columns: dict[str, list], fh) -> None:
