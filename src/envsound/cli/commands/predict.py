@@ -110,6 +110,12 @@ def add_scan_options(p: argparse.ArgumentParser) -> None:
                        help="list a file in errors/ once reading it makes no progress (no data read, no CPU time) "
                             "for this long (a stalled network mount), on either engine; a long file that keeps being "
                             "read never trips it (default 300; 0: no limit)")
+    group.add_argument("--time-from", metavar="REGEX",
+                       help="where each file's path carries its start time, for counts/' date, time and hour_of_day: "
+                            "a regular expression with the named groups year, month, day and optionally hour, minute, "
+                            "second, e.g. '(?P<year>\\d{4})-(?P<month>\\d\\d)-(?P<day>\\d\\d)/(?P<hour>\\d\\d)' "
+                            "(default: the AudioMoth name YYYYMMDD_HHMMSS and the Wildlife Acoustics "
+                            "NAME_YYYYMMDD_HHMMSS; docs/guide/archives.md)")
     group.add_argument("--resume", action="store_true",
                        help="say that DIR is expected to hold results already (the same command resumes anyway)")
 
@@ -121,9 +127,10 @@ def predict(args: argparse.Namespace) -> int:
     _check_filters(args)
     if args.out is not None:
         return _scan(args)
-    if args.files_from or args.resume or args.engine != "local" or args.address or args.event_tables:
-        raise ConfigError("--files-from, --resume, --engine, --address and --event-tables are for a results folder: "
-                          "add --out DIR")
+    if args.files_from or args.resume or args.engine != "local" or args.address or args.event_tables or \
+            args.time_from is not None:
+        raise ConfigError("--files-from, --resume, --engine, --address, --event-tables and --time-from are for a "
+                          "results folder: add --out DIR")
     if not args.inputs:
         raise ConfigError("name the audio files or folders to classify")
     predictor = _filtered(Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
@@ -179,7 +186,7 @@ def _scan(args: argparse.Namespace) -> int:
         raise ConfigError(f"--resume: {args.out} holds no results to resume (no {JOURNAL_NAME}); drop --resume to "
                           "start")
     tables = Tables(format=args.format, top_k=args.top_k, events=args.events, window_scores=args.window_scores,
-                    event_tables=args.event_tables or (), threshold=args.threshold)
+                    event_tables=args.event_tables or (), threshold=args.threshold, time_from=args.time_from)
     options = scan_options(args, progress=not args.quiet)
     if args.file_timeout is not None:
         options = replace(options, file_timeout=args.file_timeout)
