@@ -38,7 +38,10 @@ embedding over those windows (:class:`ContextStore`); ``--suggest-at half`` make
 the same diversity) the windows nearest 0.5 (learn's suggestions now) instead of nearest the calibrated threshold
 (then learn's); ``--by-clip`` also reports each method's AP over the archive's clips, a clip scored by its best
 window (a network's windows shorter than a clip are each held to the clip's class, silence included);
-``--query loudest`` searches with the example's windows centred in its loudest second only (search's start and end:
+``--rule mix`` suggests by learn's rule since issue 77 (uncertain windows in the order of maximal marginal
+relevance, and a few scoring well below, more while a label lacks the no its calibration needs), ``half`` (the
+default here, so older figures rerun as they were) the nearest 0.5 only; ``--query loudest`` searches with the
+example's windows centred in its loudest second only (search's start and end:
 a query of short windows is otherwise their mean, mostly silence for a dog's bark). A run's
 tables go to ``--out``/NAME (ap_rounds.csv, thresholds.csv, report.md); the archive and a network's store are shared
 by the runs (one embedding at a time: the store's lock refuses a second).
@@ -61,6 +64,7 @@ from sklearn.metrics import average_precision_score
 
 import envsound
 import envsound.agile.learn as learn_module
+from envsound.agile.calibrate import MIN_REVIEWED
 from envsound.agile.learn import learn_verdicts
 from envsound.agile.suggest import suggest
 from envsound.audio.load import load_audio
@@ -209,7 +213,7 @@ def next_unreviewed(ranking: np.ndarray, reviewed: set, k: int) -> list[int]:
 
 def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.ndarray, truth: np.ndarray,
             search_scores: np.ndarray, label: str, rounds: int, k: int, precision: float, seed: int,
-            work: Path, suggest_at: str = "threshold", smoother=None, clip_of=None) -> dict:
+            work: Path, suggest_at: str = "threshold", smoother=None, clip_of=None, rule: str = "half") -> dict:
     """One class, one learned method: AP after each round and, at the end, the calibrated threshold and the
     precision it reaches on unreviewed windows."""
     rng = np.random.default_rng(seed)
@@ -231,7 +235,9 @@ def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.
             if method == "loop":  # nearest 0.5 (learn's suggest since C=0.1) or nearest the calibrated threshold
                 weight, bias = head_of(result.model)
                 at = [0.5] if suggest_at == "half" else [result.labels[0].threshold]
-                hits = suggest(store, weight, bias, [label], thresholds=at, labelled={label: ids}, top=k)
+                lacking = max(0, MIN_REVIEWED - int((said == "no").sum()))  # as learn passes it
+                hits = suggest(store, weight, bias, [label], thresholds=at, labelled={label: ids}, top=k, rule=rule,
+                               wanted_no={label: lacking})
                 suggested = [hit.window for hit in hits]
             else:
                 free = np.setdiff1d(np.arange(len(truth)), ids)
@@ -246,7 +252,7 @@ def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.
             reviewed += suggested
     ids = np.array(reviewed, dtype=np.int64)
     out = {"ap": aps, "ap_smoothed": smooth_aps, "ap_clip": clip_aps, "reviewed": len(ids),
-           "yes": int(truth[ids].sum()),
+           "yes": int(truth[ids].sum()), "no_in_first_20": int((~truth[ids[:20]]).sum()),
            "learn_seconds": seconds}
     if result is not None:
         label_result = result.labels[0]
@@ -363,6 +369,9 @@ def main() -> None:
                         help="weak negatives a label at least (default: envsound's, learn.WEAK_MIN)")
     parser.add_argument("--suggest-at", choices=("threshold", "half"), default="threshold",
                         help="the loop's uncertainty: nearest the calibrated threshold or 0.5 (learn's suggest)")
+    parser.add_argument("--rule", choices=("half", "mix"), default="half",
+                        help="the loop's suggestion rule (envsound.agile.suggest: mix is learn's since issue 77, "
+                             "half the rule before it, the default here so that older figures rerun as they were)")
     parser.add_argument("--smooth", type=float, default=0.0,
                         help="also score each learned method with a window's logit averaged over its file's windows "
                              "starting within this many seconds (method NAME smoothed S s); 0: not")
@@ -428,7 +437,7 @@ def main() -> None:
             got = learned(method, negatives, store=store, vectors=vectors, truth=truth, search_scores=base, label=c,
                           rounds=args.rounds, k=args.per_round, precision=args.precision, seed=args.seed,
                           work=args.out / args.name / "models" / c / spec.replace("/", "-"),
-                          suggest_at=args.suggest_at, smoother=smoother, clip_of=clip_of)
+                          suggest_at=args.suggest_at, smoother=smoother, clip_of=clip_of, rule=args.rule)
             rows += [{"class": c, "method": spec, "round": r + 1, "ap": ap} for r, ap in enumerate(got["ap"])]
             smooth_aps, clip_aps = got.pop("ap_smoothed"), got.pop("ap_clip")
             rows += [{"class": c, "method": f"{spec} by clip", "round": r + 1, "ap": ap}

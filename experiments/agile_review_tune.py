@@ -14,7 +14,9 @@ The windows' vectors are the store's (``embed``, 1-s hop) or, with ``--features`
 - ``C``: the learner's inverse regularisation (on standardised vectors);
 - ``weak``: the weak negatives' weight (0: none), ``weakmin`` / ``weakper``: how many (max(weakmin, weakper x yes));
 - ``balance``: ``1`` the two sides weighted to equal totals (learn's), ``0`` as they come;
-- ``rule``: ``threshold`` (``suggest``: nearest the calibrated threshold; the store only), ``half`` (nearest 0.5,
+- ``rule``: ``mix`` (``suggest``'s default since issue 77: uncertain windows by maximal marginal relevance and a
+  few well below; the store only), ``store-half`` (``suggest``'s nearest 0.5, reviewed windows' neighbours left out;
+  the store only), ``threshold`` (``suggest``: nearest the calibrated threshold; the store only), ``half`` (nearest 0.5,
   learn's), ``top`` (the highest scores), each with one window a file;
 - ``smooth``: seconds; a window's logit averaged with those of its file's windows starting within that distance
   (0: none), for both the ranking and the suggestions;
@@ -40,7 +42,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 
 import envsound.agile.learn as learn
-from envsound.agile.calibrate import calibrate
+from envsound.agile.calibrate import MIN_REVIEWED, calibrate
 from envsound.agile.suggest import suggest
 from envsound.inference.embeddings import EmbeddingsStore
 
@@ -151,6 +153,13 @@ def run(setting: dict, *, store: EmbeddingsStore | None, x: np.ndarray, windows:
                 threshold = calibrate(label, x[ids], said, files[ids], fitted, seed=seed).threshold
                 hits = suggest(store, weight[None, :], np.array([bias]), [label], thresholds=[threshold],
                                labelled={label: np.r_[ids, excluded]}, top=k)
+                next_ids = [h.window for h in hits]
+            elif rule in ("mix", "store-half"):  # envsound's suggest itself: learn's rule (mix) or its nearest 0.5
+                if store is None:
+                    raise SystemExit(f"rule={rule} needs the store (no --features)")
+                lacking = max(0, MIN_REVIEWED - int((~said).sum()))
+                hits = suggest(store, weight[None, :], np.array([bias]), [label], labelled={label: np.r_[ids, excluded]},
+                               top=k, rule="mix" if rule == "mix" else "half", wanted_no={label: lacking})
                 next_ids = [h.window for h in hits]
             else:
                 distance = np.abs(scores - 0.5) if rule == "half" else -scores

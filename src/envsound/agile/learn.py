@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from envsound.agile.calibrate import Calibration, calibrate, write_curve
+from envsound.agile.calibrate import MIN_REVIEWED, Calibration, calibrate, write_curve
 from envsound.agile.disagree import Disagreement, disagreements as find_disagreements
 from envsound.agile.head import C, WEAK_WEIGHT, LinearHead
 from envsound.agile.labelled import LabelledStore
@@ -219,7 +219,9 @@ def learn_verdicts(windows: EmbeddingsStore, verdicts: dict[str, tuple[np.ndarra
         model = write_learned(source.path, names, weights, bias, thresholds, out / MODEL_NAME, meta=meta)
     else:
         model = write_model(source, names, weights, bias, thresholds, out / MODEL_NAME, meta=meta)
-    suggestions = suggest_windows(windows, weights, bias, names, labelled=reviewed, top=suggest) if suggest else []
+    wanted_no = {r.label: max(0, MIN_REVIEWED - r.negatives) for r in results}  # what calibration still lacks
+    suggestions = suggest_windows(windows, weights, bias, names, labelled=reviewed, top=suggest,
+                                  wanted_no=wanted_no) if suggest else []
     return LearnResult(model=model, labels=results, suggestions=suggestions, curves=curves,
                        seconds=time.perf_counter() - started)
 
