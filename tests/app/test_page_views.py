@@ -112,6 +112,10 @@ def test_the_review_view_shows_the_network_and_each_learned_labels_model_thresho
     text = learned.inner_text()
     assert str(learned_folder(db, LABEL) / "model.ckpt") in text
     assert "threshold 0.500, not calibrated (2 yes, 6 no reviewed; 5 of each calibrate it); review 3 more yes" in text
+    calibrated = {"calibrated": True, "threshold": 0.42, "precision": 0.91, "precision_interval": [0.8, 0.96],
+                  "reached": False, "target": 0.95}
+    assert page.evaluate("(entry) => expectedText(entry)", calibrated) == \
+        "threshold 0.420, precision 0.91 (0.80–0.96) expected, below the target 0.95"
 
 
 def test_checks_random_sample_is_a_review_mode_and_its_verdicts_land_in_the_labels_table(server, page):

@@ -88,3 +88,21 @@ def test_checks_random_sample_is_a_review_mode_whose_verdicts_land_in_the_labels
     # what envsound check says of the same sheet: the page's verdict counted
     assert check(learned_folder(db, LABEL) / "model.ckpt", db, labels=[LABEL], sample=5,
                  store=str(spec)).checks[0].no == found["no"] + 1
+
+
+def test_a_viewer_token_reads_the_model_and_only_a_reviewer_draws_checks_sample(served, trained_run,
+                                                                                  synthetic_manifest,
+                                                                                  tmp_path_factory):
+    db, spec = reviewed_store(tmp_path_factory, trained_run.checkpoint, synthetic_manifest)
+    store = Store.open(spec)
+    reviewer, viewer = (store.create_token(name, role)[1] for name, role in (("ana", "reviewer"), ("vic", "viewer")))
+    app = create_app(served.model, store=store, guard=Guard(store, required=True, rate=1000),
+                     review=Review(db, store=store, spec=spec))
+    with running(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert client.get("/api/review/model").status_code == 401
+        as_viewer = {"Authorization": f"Bearer {viewer}"}
+        assert client.get("/api/review/model", headers=as_viewer).json()["labels"][0]["label"] == LABEL
+        one_line(client.post("/api/review/check", json={"label": LABEL}, headers=as_viewer), 403, "viewer")
+        drawn = client.post("/api/review/check", json={"label": LABEL}, headers={"Authorization": f"Bearer {reviewer}"})
+        assert drawn.status_code == 200, drawn.text
+    store.close()
