@@ -223,7 +223,13 @@ AUDIOSET_MODEL = ("an AudioSet network: an installed name such as efficientat-mn
                   "its release .pt (mn04_as_mAP_432.pt)")
 
 
-FROZEN_MODEL = "a frozen network LiteRT runs: birdnet-v2.4 or yamnet ('envsound download NAME'), or its .tflite"
+FROZEN_MODEL = ("a frozen network: birdnet-v2.4 or yamnet ('envsound download NAME'), or its .tflite, or one you "
+                "installed with a spec ('envsound download --from FILE --spec SPEC')")
+
+# What the networks' measured table recommends (docs/results.md, "Which network for which sound"): mn04's probe was
+# the most accurate in every ESC-50 category, so the model arguments recommend it
+RECOMMENDED = ("efficientat-mn04 is the one to start with: of the three, its probe was the most accurate in every "
+               "ESC-50 category (docs/guide/networks.md)")
 
 
 def add_model_argument(parser: argparse.ArgumentParser, *, onnx: bool, network: bool = False, note: str = "",
@@ -233,7 +239,7 @@ def add_model_argument(parser: argparse.ArgumentParser, *, onnx: bool, network: 
     frozen network (BirdNET, YAMNet) where ``frozen``."""
     ckpt = f"a model.ckpt{' of a network' if network else ''} written by train or cv"
     kinds = f"{ckpt}, a model.onnx from export, or {AUDIOSET_MODEL}" if onnx else f"{ckpt}, or {AUDIOSET_MODEL}"
-    kinds += f"; or {FROZEN_MODEL}" if frozen else ""
+    kinds += f"; or {FROZEN_MODEL}; {RECOMMENDED}" if frozen else ""
     parser.add_argument("checkpoint", type=Path, metavar="MODEL", help=f"the model: {kinds}{note}")
 
 
@@ -244,7 +250,7 @@ def add_init_options(parser: argparse.ArgumentParser) -> None:
                        help="start from an envsound model.ckpt (every layer but the head; rows of classes both label "
                             "sets share are copied), an autoencoder.ckpt from 'envsound pretrain' (its encoder), or "
                             f"{AUDIOSET_MODEL}, or {FROZEN_MODEL} (a probe on its embeddings: transfer.mode probe); "
-                            "the model and feature settings come from it")
+                            f"the model and feature settings come from it; {RECOMMENDED}")
     add_flags(group, "transfer")
 
 
