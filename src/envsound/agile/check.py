@@ -25,7 +25,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -140,10 +140,13 @@ class CheckResult:
 
 
 def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequence[str] | None = None,
-          sample: int = SAMPLE, seed: int = 0, store: str | None = None) -> CheckResult:
+          sample: int = SAMPLE, seed: int = 0, store: str | None = None, density: bool = False):
     """Check each of ``labels`` (default: all of ``model``'s) of the learned ``model`` over the embeddings store
     ``db``: draw ``sample`` windows at random from those at or above its threshold into a sheet beside the model (kept
     while the threshold stays), and count the verdicts its windows have in the labels store (see the module).
+    ``density``: the call density instead (:func:`envsound.agile.density.call_density`, the same arguments): a sample
+    stratified over score bins, below the threshold too, into ``<label>.density.csv``; returns its
+    :class:`~envsound.agile.density.DensityResult` rather than a :class:`CheckResult`.
 
     Args:
         model: a model whose head reads ``db``'s embeddings (``envsound learn``'s ``model.ckpt``).
@@ -161,6 +164,51 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
             embeddings, a label not the model's, a bad sample size.
         CheckpointError: ``model`` cannot be loaded.
     """
+    if density:
+        from envsound.agile.density import call_density
+
+        return call_density(model, db, labels=labels, sample=sample, seed=seed, store=store)
+    opened = open_checked(model, db, labels=labels, sample=sample, store=store)
+    result = CheckResult(Path(model))
+    for name in opened.chosen:
+        at = opened.names.index(name)
+        threshold = float(opened.thresholds[at])
+        sheet = opened.folder / f"{file_name(name)}.check.csv"
+        drawn, above = _draw(opened.windows, opened.predictor, at, threshold, sample, seed)
+        kept = sheet_round(sheet, opened.windows, drawn, name, threshold, min(sample, above), opened.current(name))
+        result.checks.append(Check(name, threshold, above, sheet, len(kept.ids), kept.answers.count("yes"),
+                                   kept.answers.count("no"), kept.answers.count("unsure"), new_sheet=kept.new_sheet,
+                                   unstored=kept.unstored))
+    return result
+
+
+@dataclass
+class Opened:
+    """A learned model opened over a store for a check: its labels, thresholds, folder (where the sheets go) and the
+    chosen labels' stored verdicts."""
+
+    windows: EmbeddingsStore
+    predictor: object
+    names: list[str]
+    chosen: list[str]
+    thresholds: np.ndarray
+    folder: Path
+    verdicts: dict
+
+    def current(self, name: str) -> dict[int, str]:
+        """The stored verdict of each window reviewed for ``name``: ``{window: verdict}``."""
+        given = self.verdicts[name]
+        return dict(zip(given.windows.tolist(), given.verdicts.tolist()))
+
+
+def open_checked(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequence[str] | None,
+                 sample: int, store: str | None) -> Opened:
+    """Open ``model`` over ``db`` for :func:`check` (or the call density): the sample size and labels checked, the
+    model loaded without the runtime probe and refused when ``envsound learn`` did not make it.
+
+    Raises:
+        ConfigError, CheckpointError: as :func:`check` says.
+    """
     from envsound.inference.predictor import Predictor
     from envsound.inference.scan.rank import check_reads
 
@@ -177,34 +225,44 @@ def check(model: str | os.PathLike, db: str | os.PathLike, *, labels: str | Sequ
     for name in chosen:
         if name not in names:
             raise ConfigError(f"{model}: has no label {name!r} (its labels: {', '.join(names)})")
-    thresholds = predictor.model.task.thresholds(len(names))
-    folder = Path(predictor.source.path).parent
     with labelled:
         verdicts = labelled.verdicts(chosen)
-    result = CheckResult(Path(model))
-    for name in chosen:
-        at = names.index(name)
-        threshold = float(thresholds[at])
-        sheet = folder / f"{file_name(name)}.check.csv"
-        drawn, above = _draw(windows, predictor, at, threshold, sample, seed)
-        given = verdicts[name]
-        current = dict(zip(given.windows.tolist(), given.verdicts.tolist()))
-        on_sheet = _read_sheet(sheet)
-        kept = _kept(on_sheet, windows, name, threshold, min(sample, above))
-        if kept is None:
-            _refuse_unstored(sheet, on_sheet, current)
-            ids, scores = drawn
-        else:
-            ids, scores = kept
-        # the sheet's own answers where the store has another or none: a reviewer's work not stored yet, kept
-        written = {row["window"]: row["verdict"] for row in on_sheet or [] if kept is not None and row["verdict"]}
-        _write_sheet(sheet, windows, ids, scores, name, threshold, {**current, **written})
-        answers = [current.get(window) for window in ids.tolist()]
-        unstored = sum(current.get(window) != verdict for window, verdict in written.items())
-        result.checks.append(Check(name, threshold, above, sheet, len(ids), answers.count("yes"),
-                                   answers.count("no"), answers.count("unsure"), new_sheet=kept is None,
-                                   unstored=unstored))
-    return result
+    return Opened(windows, predictor, names, chosen, predictor.model.task.thresholds(len(names)),
+                  Path(predictor.source.path).parent, verdicts)
+
+
+@dataclass(frozen=True)
+class Round:
+    """A sheet after one check: its windows and scores (window order), the stored verdict of each (None: none), how
+    many of its own verdicts the store lacks, and whether it was drawn anew."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    answers: list
+    unstored: int
+    new_sheet: bool
+
+
+def sheet_round(sheet: Path, windows: EmbeddingsStore, drawn: tuple[np.ndarray, np.ndarray], label: str,
+                threshold: float, size: int, current: dict[int, str], *,
+                extra: Callable[[np.ndarray, np.ndarray], dict[str, list]] | None = None) -> Round:
+    """Keep the sheet drawn before for ``label`` at ``threshold`` (of ``size`` windows, still the store's), else take
+    ``drawn`` (``(ids, scores)``; refused over a sheet holding verdicts the store lacks), and write it back with the
+    verdicts known: the store's ``current``, else the sheet's own. ``extra(ids, scores)``: columns added after
+    :data:`SHEET_COLUMNS`, ``{name: values}``."""
+    on_sheet = _read_sheet(sheet)
+    kept = _kept(on_sheet, windows, label, threshold, size)
+    if kept is None:
+        _refuse_unstored(sheet, on_sheet, current)
+        ids, scores = drawn
+    else:
+        ids, scores = kept
+    # the sheet's own answers where the store has another or none: a reviewer's work not stored yet, kept
+    written = {row["window"]: row["verdict"] for row in on_sheet or [] if kept is not None and row["verdict"]}
+    _write_sheet(sheet, windows, ids, scores, label, threshold, {**current, **written},
+                 extra(ids, scores) if extra else {})
+    unstored = sum(current.get(window) != verdict for window, verdict in written.items())
+    return Round(ids, scores, [current.get(window) for window in ids.tolist()], unstored, kept is None)
 
 
 @contextmanager
@@ -307,7 +365,7 @@ def _refuse_unstored(sheet: Path, rows: list[dict] | None, current: dict[int, st
 
 
 def _write_sheet(sheet: Path, windows: EmbeddingsStore, ids: np.ndarray, scores: np.ndarray, label: str,
-                 threshold: float, known: dict[int, str]) -> None:
+                 threshold: float, known: dict[int, str], extra: dict[str, list]) -> None:
     """The sheet, the verdicts known so far filled in: the labels store's, else what the sheet held (answers not
     stored yet are kept). A CSV ``envsound label --from`` reads: its empty verdicts are left out, the other columns
     ignored."""
@@ -316,9 +374,9 @@ def _write_sheet(sheet: Path, windows: EmbeddingsStore, ids: np.ndarray, scores:
     with atomic_open(sheet) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
         writer = csv.writer(text)
-        writer.writerow(SHEET_COLUMNS)
-        for window, score, row in zip(ids.tolist(), scores.tolist(), rows):
+        writer.writerow(SHEET_COLUMNS + tuple(extra))
+        for at, (window, score, row) in enumerate(zip(ids.tolist(), scores.tolist(), rows)):
             writer.writerow([window, row["file"], float(row["start"]), float(row["end"]), round(score, 6), label,
-                             known.get(window, ""), repr(threshold)])
+                             known.get(window, ""), repr(threshold)] + [values[at] for values in extra.values()])
         text.flush()
         text.detach()
