@@ -17,7 +17,8 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
 - ``counts``: per file, hour of the file (``hour``, from 0: the windows starting in ``[3600 h, 3600 (h + 1))`` s)
   and class, the ``windows`` decided as that class (a multi-label model's: at or above the class's threshold; a
   single-label model's: its best class) and the ``events`` of it (as ``events/`` decodes them, counted in the hour
-  their onset is in), only where there are any; ``seconds``, the audio in that hour of the file; ``per_hour`` and
+  their onset is in), only where there are any (a learned detector's: every hour of every file and class, zeros
+  too); ``seconds``, the audio in that hour of the file; ``per_hour`` and
   ``events_per_hour``, per hour of audio. ``events`` is null where no events were decoded: a learned detector's
   (``envsound learn``) are decoded always, any other model's only with ``events``. When and where
   (:mod:`envsound.inference.file_time`): ``site``, the file's folder under its input folder; ``time``, ``date`` and
@@ -41,6 +42,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +86,7 @@ class Part:
     # per class, the precision counts carry (envsound.inference.checked.carried_precision)
     precision: list[dict | None] | None = None
     place: Callable[[str, int], dict] | None = None  # (file, hour of it) -> site, time, date, hour_of_day (file_time)
+    zeros: bool = False  # a row for every hour of every file and class, none left out (a learned detector's few)
     columns: dict[str, dict[str, list]] = field(default_factory=lambda: {name: {} for name in TABLES})
     finished: list[tuple[str, bool, float]] = field(default_factory=list)  # (file, classified, seconds of audio)
     predictions: list[Prediction] = field(default_factory=list)  # those with events, for per-file event tables
@@ -121,7 +124,10 @@ class Part:
     def _add_counts(self, prediction: Prediction) -> None:
         duration = prediction.duration or 0.0
         found = prediction.event_counts
-        for hour, k in sorted(set(prediction.counts or {}) | set(found or {})):
+        keys = set(prediction.counts or {}) | set(found or {})
+        if self.zeros:  # sums by site and date then hold all the audio, and hours without the sound count as 0
+            keys |= {(hour, k) for hour in range(max(1, math.ceil(duration / 3600.0))) for k in range(len(self.labels))}
+        for hour, k in sorted(keys):
             seconds = round(max(min(3600.0, duration - 3600.0 * hour), 0.0), 3)
             windows = (prediction.counts or {}).get((hour, k), 0)
             events = None if found is None else found.get((hour, k), 0)
