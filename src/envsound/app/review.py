@@ -7,16 +7,19 @@
 - ``GET /api/review/audio/{window}`` (WAV of the window's span) and ``GET /api/review/spectrogram/{window}`` (PNG);
 - ``POST /api/review/label`` ``{window, label, verdict}``: stored with the reviewer (the token's name, without tokens
   the operating system's user name) and the time;
-- ``POST /api/review/learn`` ``{label}``: a learning round, its summary; ``GET /api/review/counts?label=NAME``;
+- ``POST /api/review/learn`` ``{label}``: a learning round, its summary (with ``again``: how many reviewed windows
+  disagree with the head out of fold, in words); ``GET /api/review/counts?label=NAME``;
 - ``GET /api/review/model?label=NAME``: the model the view reviews with: the store's network (name, file, digest)
   and each label's learned model (its file, threshold, expected precision or why it is not calibrated);
 - ``POST /api/review/check`` ``{label, sample}``: ``envsound check``'s random sample of the windows at or above the
-  label's threshold (:mod:`envsound.app.review_models`), its precision so far and its windows not yet reviewed.
+  label's threshold (:mod:`envsound.app.review_models`), its precision so far and its windows not yet reviewed;
+- ``POST /api/review/again`` ``{label, k}``: answers to look at again, the K reviewed windows farthest from their
+  verdicts out of fold (:mod:`envsound.app.review_again`), each with its verdict and score.
 
 Reading (``next``, ``counts``, ``model``, the sound and the picture) needs a token that may ``read``; giving
-verdicts, searching, learning and checking one that may ``review`` (a reviewer or an admin). A window not in the
-store, or whose audio file is missing, answers 404; a bad label or verdict, or a file that cannot be read, 422; a
-store that refuses a write, 503.
+verdicts, searching, learning, checking and listing answers to look at again one that may ``review`` (a reviewer or
+an admin). A window not in the store, or whose audio file is missing, answers 404; a bad label or verdict, or a file
+that cannot be read, 422; a store that refuses a write, 503.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from starlette.exceptions import HTTPException
 from envsound.agile.review import MAX_CANDIDATES, ROUND, NotFound, Review, page_reviewer
 from envsound.app.answers import STORE_ERRORS, audio_upload, private_copy
 from envsound.app.auth import Caller, Guard
+from envsound.app.review_again import AGAIN, disagreeing_line, look_again
 from envsound.app.review_models import MAX_SAMPLE, SAMPLE, check_sample, learned_labels
 from envsound.errors import EnvsoundError, StoreError
 from envsound.inference.api import SUPPORTED
@@ -49,6 +53,12 @@ class CheckIn(BaseModel):
     label: str = Field(max_length=200)
     sample: int = Field(SAMPLE, ge=1, le=MAX_SAMPLE, description="windows drawn at random from those at or above "
                                                                  "the threshold (a new size draws a new sample)")
+
+
+class AgainIn(BaseModel):
+    label: str = Field(max_length=200)
+    k: int = Field(AGAIN, ge=1, le=MAX_CANDIDATES, description="reviewed windows to list, farthest from their "
+                                                                "verdicts first")
 
 
 async def _call(fn, *args, **kwargs):
@@ -135,8 +145,10 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
     @app.post("/api/review/learn", dependencies=[reviewer], responses=STORE_ERRORS)
     async def learn(body: LearnIn) -> dict:
         """A learning round of the label (seconds): its model in DB/learned/<label>/, its summary (yes and no
-        reviewed, threshold, expected precision or "not calibrated"), and its suggestions as the next candidates."""
-        return await _call(review.learn, body.label)
+        reviewed, threshold, expected precision or "not calibrated", ``disagreeing`` and ``again``: how many reviewed
+        windows the head would decide otherwise out of fold, in words), and its suggestions as the next candidates."""
+        summary = await _call(review.learn, body.label)
+        return {**summary, "again": disagreeing_line(summary.get("disagreeing", 0))}
 
     @app.get("/api/review/counts", dependencies=[reader], responses=STORE_ERRORS)
     async def counts(label: str = Query(max_length=200)) -> dict:
@@ -161,3 +173,14 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
         (``source`` ``check``), whose verdicts (``POST /api/review/label``) count toward the precision. 404: the
         label was never learned here."""
         return await _call(check_sample, review, body.label, sample=body.sample)
+
+    @app.post("/api/review/again", dependencies=[reviewer], responses=STORE_ERRORS)
+    async def again(body: AgainIn) -> dict:
+        """Answers to look at again (seconds: the label is learned from its current verdicts, as ``envsound learn
+        --disagreements K``, into a folder thrown away; its learned model is left as it is): ``candidates``, the ``k``
+        reviewed windows whose out-of-fold score is farthest from their ``verdict``, farthest first (``source``
+        ``again``, ``score`` out of fold, ``disagrees``: the head would decide otherwise), ``disagreeing`` (how many
+        of all its reviewed windows) and its ``line``; none when the label is not calibrated (``why``). A new verdict
+        on one (``POST /api/review/label``) is the window's verdict from then on. 422: a bad label or ``k``, a label
+        with no ``yes``."""
+        return await _call(look_again, review, body.label, k=body.k)
