@@ -3,7 +3,9 @@
 // plays it again, → or j moves on without one. Every 10 verdicts (a round) the page learns the label and asks about
 // the windows the learned model is least sure of. A label with no candidates asks for an example first. The other
 // mode reviews check's random sample of the windows at or above the label's threshold (POST /api/review/check): its
-// verdicts give the precision to report, and no learning round starts. Above the card, the model the view reviews
+// verdicts give the precision to report, and no learning round starts. A third mode offers answers to look at again:
+// the label's reviewed windows farthest from their verdicts out of fold (POST /api/review/again), each with its
+// verdict and the head's score; a new verdict is the window's from then on. Above the card, the model the view reviews
 // with: the store's network and each learned label's model, threshold and expected precision (GET /api/review/model).
 // Reads and writes /api/review/* with the tab's token (app.js's api()).
 "use strict";
@@ -72,6 +74,7 @@ async function showModels() {
 
 async function loadCandidates() {
   if (review.mode === "check") return loadCheck();
+  if (review.mode === "again") return loadAgain();
   const k = Math.min(100, review.round + review.skipped.size);
   let body;
   try {
@@ -117,6 +120,49 @@ async function loadCheck() {
   await showCandidate(0);
 }
 
+// answers to look at again: the reviewed windows whose out-of-fold score is farthest from their verdicts (a learn
+// of the label as it is now, seconds); listed once: answered or skipped, a window is not offered again this time
+async function loadAgain() {
+  reviewStatus(`Learning ${review.label} from its verdicts to find the answers to look at again…`);
+  let body;
+  try {
+    body = await reviewJson("/api/review/again", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ label: review.label }),
+    });
+  } catch (err) {
+    $("review-card").hidden = true;
+    reviewStatus(err.message, true);
+    return;
+  }
+  $("review-again").hidden = false;
+  $("review-again").textContent = body.calibrated
+    ? `${body.line || "No reviewed window disagrees with the head out of fold"}; the ${body.candidates.length} ` +
+      "farthest from their verdicts, farthest first:"
+    : `${body.label} is not calibrated (${body.why}): no out-of-fold score to compare its answers with`;
+  review.queue = body.candidates;
+  $("review-example").hidden = true;
+  showCounts(await reviewJson(`/api/review/counts?${new URLSearchParams({ label: review.label })}`));
+  if (!review.queue.length) {
+    $("review-card").hidden = true;
+    reviewStatus("No answer to look at again for this label.");
+    return;
+  }
+  reviewStatus("");
+  await showCandidate(0);
+}
+
+function scoreText(c) {
+  if (c.source === "learned") return `score ${c.score.toFixed(3)} (the learned model's; window ${c.window})`;
+  if (c.source === "check") {
+    return `score ${c.score.toFixed(3)} (the learned model's; drawn at random for check; window ${c.window})`;
+  }
+  if (c.source === "again") {
+    return `answered ${c.verdict}; out-of-fold score ${c.score.toFixed(3)} (a head that never saw it` +
+      `${c.disagrees ? ": it would decide otherwise" : ""}; window ${c.window})`;
+  }
+  return `similarity ${c.score.toFixed(3)} (search by example; window ${c.window})`;
+}
+
 async function blobUrl(path) {
   const answer = await api(path);
   if (!answer.ok) {
@@ -136,11 +182,7 @@ async function showCandidate(at) {
   $("review-card").hidden = false;
   $("review-card").dataset.window = String(c.window);
   $("review-where").textContent = `${c.file}  ${c.start.toFixed(2)}–${c.end.toFixed(2)} s`;
-  $("review-score").textContent = c.source === "learned"
-    ? `score ${c.score.toFixed(3)} (the learned model's; window ${c.window})`
-    : c.source === "check"
-      ? `score ${c.score.toFixed(3)} (the learned model's; drawn at random for check; window ${c.window})`
-      : `similarity ${c.score.toFixed(3)} (search by example; window ${c.window})`;
+  $("review-score").textContent = scoreText(c);
   try {
     const [sound, picture] = await Promise.all([blobUrl(`/api/review/audio/${c.window}`),
                                                 blobUrl(`/api/review/spectrogram/${c.window}`)]);
@@ -164,7 +206,13 @@ function showCounts(counts) {
 }
 
 function advance() {
-  return review.at + 1 < review.queue.length ? showCandidate(review.at + 1) : loadCandidates();
+  if (review.at + 1 < review.queue.length) return showCandidate(review.at + 1);
+  if (review.mode !== "again") return loadCandidates();
+  // the list is not learned again by itself: a verdict kept would bring its window back
+  $("review-card").hidden = true;
+  reviewStatus(`All ${review.queue.length} answers looked at again; learn the label to learn from them as they are ` +
+    "now, then Review lists them again.");
+  return undefined;
 }
 
 async function giveVerdict(verdict) {
@@ -198,6 +246,11 @@ async function learnRound() {
     });
     $("review-summary").textContent = `Learned ${summary.label} from ${summary.positives} yes and ` +
       `${summary.negatives} no: threshold ${summary.threshold.toFixed(3)}, ${summary.expected}`;
+    $("review-disagreeing").hidden = !summary.again;
+    $("review-disagreeing").textContent = summary.again
+      ? `${summary.again} (a no at or above the threshold, a yes below it and 0.5): choose Windows "answers to look ` +
+        "at again\" for a second look"
+      : "";
     review.skipped.clear();
   } catch (err) {
     reviewStatus(err.message, true);
@@ -268,6 +321,8 @@ $("review-start").addEventListener("submit", (event) => {
   review.skipped.clear();
   $("review-summary").textContent = "";
   $("review-check").hidden = true;
+  $("review-again").hidden = true;
+  $("review-disagreeing").hidden = true;
   $("review-label").blur();  // the keys are the reviewer's now
   queueAction(loadCandidates);
 });
