@@ -95,60 +95,55 @@ async function loadCandidates() {
   await showCandidate(0);
 }
 
-// check's random sample: its windows not reviewed yet, and what the verdicts on it say so far
-async function loadCheck() {
-  let body;
+// POST {label} to a mode's route: its answer, or null once the card is hidden and the error shown
+async function postLabel(path) {
   try {
-    body = await reviewJson("/api/review/check", {
+    return await reviewJson(path, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ label: review.label }),
     });
   } catch (err) {
     $("review-card").hidden = true;
     reviewStatus(err.message, true);
-    return;
+    return null;
   }
-  $("review-check").hidden = false;
-  $("review-check").textContent = `Check: ${body.line}`;
-  review.queue = body.candidates.filter((c) => !review.skipped.has(c.window));
+}
+
+// a mode's windows to review, the first shown (or what is said when there are none)
+async function offer(queue, noneText) {
+  review.queue = queue;
   $("review-example").hidden = true;
   if (!review.queue.length) {
     $("review-card").hidden = true;
-    reviewStatus("No window of check's sample left to review for this label.");
+    reviewStatus(noneText);
     return;
   }
   reviewStatus("");
   await showCandidate(0);
 }
 
+// check's random sample: its windows not reviewed yet, and what the verdicts on it say so far
+async function loadCheck() {
+  const body = await postLabel("/api/review/check");
+  if (!body) return;
+  $("review-check").hidden = false;
+  $("review-check").textContent = `Check: ${body.line}`;
+  await offer(body.candidates.filter((c) => !review.skipped.has(c.window)),
+              "No window of check's sample left to review for this label.");
+}
+
 // answers to look at again: the reviewed windows whose out-of-fold score is farthest from their verdicts (a learn
 // of the label as it is now, seconds); listed once: answered or skipped, a window is not offered again this time
 async function loadAgain() {
   reviewStatus(`Learning ${review.label} from its verdicts to find the answers to look at again…`);
-  let body;
-  try {
-    body = await reviewJson("/api/review/again", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ label: review.label }),
-    });
-  } catch (err) {
-    $("review-card").hidden = true;
-    reviewStatus(err.message, true);
-    return;
-  }
+  const body = await postLabel("/api/review/again");
+  if (!body) return;
   $("review-again").hidden = false;
   $("review-again").textContent = body.calibrated
     ? `${body.line || "No reviewed window disagrees with the head out of fold"}; the ${body.candidates.length} ` +
       "farthest from their verdicts, farthest first:"
     : `${body.label} is not calibrated (${body.why}): no out-of-fold score to compare its answers with`;
-  review.queue = body.candidates;
-  $("review-example").hidden = true;
   showCounts(await reviewJson(`/api/review/counts?${new URLSearchParams({ label: review.label })}`));
-  if (!review.queue.length) {
-    $("review-card").hidden = true;
-    reviewStatus("No answer to look at again for this label.");
-    return;
-  }
-  reviewStatus("");
-  await showCandidate(0);
+  await offer(body.candidates, "No answer to look at again for this label.");
 }
 
 function scoreText(c) {
