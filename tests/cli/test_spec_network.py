@@ -81,6 +81,9 @@ def test_embed_label_learn_then_predict_with_the_head(envsound_main, installed, 
 
     learned = load_checkpoint(tmp_path / "learned" / "model.ckpt")
     assert (learned.meta["trunk"]["network"], learned.meta["licence"]) == ("my-onnx", "CC0-1.0")
+    ran = envsound_main("export", tmp_path / "learned" / "model.ckpt", "--out", tmp_path / "sensor")
+    assert ran.returncode != 0 and "a head over my-onnx, a network installed with a spec" in ran.stderr
+    assert not (tmp_path / "sensor").exists()
     for label in ("up", "down"):
         clip = sorted((installed / label).iterdir())[-1]
         ran = envsound_main("predict", tmp_path / "learned" / "model.ckpt", clip, "--json")

@@ -79,6 +79,10 @@ def export_frozen_head(model: str | Path | ModelFile, out: str | Path) -> Export
     if release is None:
         raise CheckpointError(f"{source.given}: its trunk {trunk_meta.get('network')!r} is none of "
                               f"{', '.join(FROZEN)}; learn it again")
+    if release.family == "spec":  # the folder would need the spec to travel with the trunk: not yet
+        raise CheckpointError(f"{source.given}: a head over {release.name}, a network installed with a spec; the "
+                              "sensor folder is written for BirdNET and YAMNet trunks so far: predict, listen and "
+                              "serve take this model.ckpt where the network is installed")
     out = Path(out)
     if out.suffix.lower() == ".onnx":
         raise ConfigError(folder_form(source.given, release.name))
