@@ -374,8 +374,8 @@ class FileScores:
         The file-level rule: a file's score for a class is the mean of its windows' probabilities, and a multi-label
         model's file holds the classes whose mean passes their threshold. A learned detector's (:attr:`Predictor.
         learned`) score is its best window's, its file holds a class when it has at least one event of it or its
-        best window passes the class's threshold (a 50-s file with two 5-s calls has a low mean), and its ``top``
-        ranks only the classes the file holds (none: empty, a file without the sound)."""
+        best window passes the class's threshold (a 50-s file with two 5-s calls has a low mean): ``labels``; its
+        ``top`` ranks every class by that score (the scan's ``files/`` names only those the file holds)."""
         predictor, feats = self.predictor, self.features
         labels = predictor.labels
         length = read / feats.sample_rate
@@ -396,8 +396,6 @@ class FileScores:
             if self.learned:  # the file holds what it has an event of too
                 chosen |= np.isin(np.arange(len(labels)), [labels.index(e["label"]) for e in found or []])
             chosen_labels = [{"label": labels[i], "score": round(float(score[i]), 4)} for i in ranked if chosen[i]]
-            if self.learned:  # its top-k ranks only what the file holds
-                top = chosen_labels[:max(1, top_k)]
         return Prediction(file=name, top=top, segments=self.timeline if self.segments else None,
                           labels=chosen_labels, events=found if self.events else None, duration=length,
                           counts=dict(self.counts), event_counts=None if found is None else _by_hour(found, labels))

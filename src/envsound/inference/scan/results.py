@@ -35,7 +35,8 @@ class ResultsSink:
 
     def _new_part(self) -> Part:
         return Part(labels=self.predictor.labels, top_k=self.top_k, window_scores=self.window_scores,
-                    precision=self.precision, place=self.places.at, zeros=self.predictor.learned)
+                    precision=self.precision, place=self.places.at,
+                    learned=self.predictor.learned)
 
     @property
     def finished(self) -> list[tuple[str, bool, float]]:

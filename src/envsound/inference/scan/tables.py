@@ -4,8 +4,9 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
 
 - ``files``: one row per classified file: ``file``, ``duration`` (s), ``size`` (bytes) and ``mtime`` (modification
   time, float seconds since 1970-01-01 UTC, as ``os.stat`` gives it) of the file when it was classified (null when
-  not known: a run over an embeddings store), ``label`` and ``score`` (the top label by mean
-  window probability; a learned detector's by its best window), ``label_2``, ``score_2`` ... up to ``top_k``, and for
+  not known: a run over an embeddings store), ``site`` and ``time`` (where and when it was recorded, as in ``counts``:
+  :mod:`envsound.inference.file_time`), ``label`` and ``score`` (the top label by mean
+  window probability; a learned detector's: only the labels the file holds, by its best window), ``label_2``, ``score_2`` ... up to ``top_k``, and for
   a multi-label model ``labels`` (every label at or above its threshold, ``;``-separated; a learned detector's: every
   label with an event or a window at or above its threshold, :meth:`~envsound.inference.predictor.FileScores.finish`);
   a model with an open-set gate leaves ``label`` null (empty in CSV) for a file that is none of its classes;
@@ -17,8 +18,7 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
 - ``counts``: per file, hour of the file (``hour``, from 0: the windows starting in ``[3600 h, 3600 (h + 1))`` s)
   and class, the ``windows`` decided as that class (a multi-label model's: at or above the class's threshold; a
   single-label model's: its best class) and the ``events`` of it (as ``events/`` decodes them, counted in the hour
-  their onset is in), only where there are any (a learned detector's: every hour of every file and class, zeros
-  too); ``seconds``, the audio in that hour of the file; ``per_hour`` and
+  their onset is in), only where there are any; ``seconds``, the audio in that hour of the file; ``per_hour`` and
   ``events_per_hour``, per hour of audio. ``events`` is null where no events were decoded: a learned detector's
   (``envsound learn``) are decoded always, any other model's only with ``events``. When and where
   (:mod:`envsound.inference.file_time`): ``site``, the file's folder under its input folder; ``time``, ``date`` and
@@ -42,7 +42,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +85,7 @@ class Part:
     # per class, the precision counts carry (envsound.inference.checked.carried_precision)
     precision: list[dict | None] | None = None
     place: Callable[[str, int], dict] | None = None  # (file, hour of it) -> site, time, date, hour_of_day (file_time)
-    zeros: bool = False  # a row for every hour of every file and class, none left out (a learned detector's few)
+    learned: bool = False  # a learned detector's (Predictor.learned): files/' top-k names only the labels a file holds
     columns: dict[str, dict[str, list]] = field(default_factory=lambda: {name: {} for name in TABLES})
     finished: list[tuple[str, bool, float]] = field(default_factory=list)  # (file, classified, seconds of audio)
     predictions: list[Prediction] = field(default_factory=list)  # those with events, for per-file event tables
@@ -98,8 +97,13 @@ class Part:
         name = prediction.file
         row = {"file": name, "duration": prediction.duration, "size": stat and stat[0],
                "mtime": stat and stat[1] / 1e9}
+        if self.place is not None:  # where, and when it began: the audio by site and date (counts/ has only finds)
+            place = self.place(name, 0)
+            row["site"], row["time"] = place["site"], place["time"]
+        # a learned detector ranks the labels the file holds (Prediction.labels), by its best window
+        ranked = prediction.labels if self.learned and prediction.labels is not None else prediction.top
         for rank in range(1, min(self.top_k, len(self.labels)) + 1):  # a rank the open-set gate left empty: null
-            best = prediction.top[rank - 1] if rank <= len(prediction.top) else {"label": None, "score": None}
+            best = ranked[rank - 1] if rank <= len(ranked) else {"label": None, "score": None}
             suffix = "" if rank == 1 else f"_{rank}"
             row[f"label{suffix}"], row[f"score{suffix}"] = best["label"], best["score"]
         if prediction.labels is not None:
@@ -124,10 +128,7 @@ class Part:
     def _add_counts(self, prediction: Prediction) -> None:
         duration = prediction.duration or 0.0
         found = prediction.event_counts
-        keys = set(prediction.counts or {}) | set(found or {})
-        if self.zeros:  # sums by site and date then hold all the audio, and hours without the sound count as 0
-            keys |= {(hour, k) for hour in range(max(1, math.ceil(duration / 3600.0))) for k in range(len(self.labels))}
-        for hour, k in sorted(keys):
+        for hour, k in sorted(set(prediction.counts or {}) | set(found or {})):
             seconds = round(max(min(3600.0, duration - 3600.0 * hour), 0.0), 3)
             windows = (prediction.counts or {}).get((hour, k), 0)
             events = None if found is None else found.get((hour, k), 0)
