@@ -79,10 +79,11 @@ def test_predict_out_writes_date_and_site_in_counts(tmp_path, monkeypatch, envso
     assert by_day.to_dict() == {("north", "2024-05-01"): 1, ("south", "2024-05-02"): 1}
     files = pd.read_parquet(tmp_path / "out" / "files")  # the audio by site and date: counts/ has only the finds
     files["name"] = files["file"].map(lambda name: name.rsplit("/", 1)[-1])
-    assert files.set_index("name").sort_index()[["site", "time"]].to_dict("index") == {
-        "20240501_053000.wav": {"site": "north", "time": "2024-05-01T05:30:00"},
-        "SMA01_20240502_220000.wav": {"site": "south", "time": "2024-05-02T22:00:00"},
-        "noise.wav": {"site": "south", "time": None}}
+    files = files.set_index("name")
+    assert files.site.to_dict() == {"20240501_053000.wav": "north", "SMA01_20240502_220000.wav": "south",
+                                    "noise.wav": "south"}
+    began = pd.to_datetime(files.start, unit="s")
+    assert began["20240501_053000.wav"] == pd.Timestamp("2024-05-01 05:30") and pd.isna(began["noise.wav"])
 
 
 def test_predict_time_from_goes_with_out_and_a_bad_one_is_refused_in_one_line(tmp_path, envsound_main):

@@ -1,5 +1,6 @@
 """When and where a recording was made, read from its name and its folder: the ``date``, ``time``, ``hour_of_day``
-and ``site`` columns of a scan's ``counts/`` table (:mod:`envsound.inference.scan.tables`).
+and ``site`` columns of a scan's ``counts/`` table, ``site`` and ``start`` of its ``files/``
+(:mod:`envsound.inference.scan.tables`).
 
 A recording's start time comes from its file name, in either recorder's form:
 
@@ -88,6 +89,12 @@ class Places:
             if folder.startswith(root.rstrip(os.sep) + os.sep):
                 return os.path.relpath(folder, root).replace(os.sep, "/")
         return os.path.basename(folder) or folder
+
+    def start(self, name: str) -> float | None:
+        """When ``name`` began, in seconds since 1970-01-01 with its clock read as UTC (as ``mtime`` is written), or
+        None: its name carries no time."""
+        started = start_time(name, self.pattern)
+        return None if started is None else (started - datetime(1970, 1, 1)).total_seconds()
 
     def at(self, name: str, hour: int) -> dict:
         """The ``site``, ``time`` (ISO 8601, to the second), ``date`` and ``hour_of_day`` of hour ``hour`` (from 0)

@@ -35,7 +35,7 @@ class ResultsSink:
 
     def _new_part(self) -> Part:
         return Part(labels=self.predictor.labels, top_k=self.top_k, window_scores=self.window_scores,
-                    precision=self.precision, place=self.places.at,
+                    precision=self.precision, where=self.places,
                     learned=self.predictor.learned)
 
     @property

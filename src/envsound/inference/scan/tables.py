@@ -4,7 +4,8 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
 
 - ``files``: one row per classified file: ``file``, ``duration`` (s), ``size`` (bytes) and ``mtime`` (modification
   time, float seconds since 1970-01-01 UTC, as ``os.stat`` gives it) of the file when it was classified (null when
-  not known: a run over an embeddings store), ``site`` and ``time`` (where and when it was recorded, as in ``counts``:
+  not known: a run over an embeddings store), ``site`` and ``start`` (where it was recorded, as in ``counts``, and when
+  it began, float seconds since 1970-01-01 with the recorder's clock read as UTC, null when its name carries no time:
   :mod:`envsound.inference.file_time`), ``label`` and ``score`` (the top label by mean
   window probability; a learned detector's: only the labels the file holds, by its best window), ``label_2``, ``score_2`` ... up to ``top_k``, and for
   a multi-label model ``labels`` (every label at or above its threshold, ``;``-separated; a learned detector's: every
@@ -45,13 +46,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from envsound.errors import ConfigError
 from envsound.fileio import atomic_open
 from envsound.inference.archive.journal import other_files, part_name
+from envsound.inference.file_time import Places
 from envsound.inference.predictor import Prediction
 
 TABLES = ("files", "windows", "events", "errors", "counts")
@@ -84,7 +85,7 @@ class Part:
     window_scores: bool = False
     # per class, the precision counts carry (envsound.inference.checked.carried_precision)
     precision: list[dict | None] | None = None
-    place: Callable[[str, int], dict] | None = None  # (file, hour of it) -> site, time, date, hour_of_day (file_time)
+    where: Places | None = None  # each file's site and start time (envsound.inference.file_time)
     learned: bool = False  # a learned detector's (Predictor.learned): files/' top-k names only the labels a file holds
     columns: dict[str, dict[str, list]] = field(default_factory=lambda: {name: {} for name in TABLES})
     finished: list[tuple[str, bool, float]] = field(default_factory=list)  # (file, classified, seconds of audio)
@@ -97,9 +98,8 @@ class Part:
         name = prediction.file
         row = {"file": name, "duration": prediction.duration, "size": stat and stat[0],
                "mtime": stat and stat[1] / 1e9}
-        if self.place is not None:  # where, and when it began: the audio by site and date (counts/ has only finds)
-            place = self.place(name, 0)
-            row["site"], row["time"] = place["site"], place["time"]
+        if self.where is not None:  # where, and when it began: the audio by site and date (counts/ has only finds)
+            row["site"], row["start"] = self.where.site(name), self.where.start(name)
         # a learned detector ranks the labels the file holds (Prediction.labels), by its best window
         ranked = prediction.labels if self.learned and prediction.labels is not None else prediction.top
         for rank in range(1, min(self.top_k, len(self.labels)) + 1):  # a rank the open-set gate left empty: null
@@ -133,7 +133,7 @@ class Part:
             windows = (prediction.counts or {}).get((hour, k), 0)
             events = None if found is None else found.get((hour, k), 0)
             known = self.precision[k] if self.precision else None
-            place = self.place(prediction.file, hour) if self.place else {}
+            place = self.where.at(prediction.file, hour) if self.where else {}
             self._append("counts", {
                 "file": prediction.file, "site": place.get("site"), "time": place.get("time"),
                 "date": place.get("date"), "hour_of_day": place.get("hour_of_day"), "hour": hour,
@@ -271,7 +271,7 @@ def _write_parquet(columns: dict[str, list], fh) -> None:
 
 
 _NULL_TYPES = {"label": "string", "score": "float64", "per": "float64", "precision": "float64",
-               "expected": "float64", "size": "int64", "mtime": "float64", "events": "int64",
+               "expected": "float64", "size": "int64", "mtime": "float64", "start": "float64", "events": "int64",
                "events_per_hour": "float64", "site": "string", "time": "string", "date": "string",
                "hour_of_day": "int64", "precision_from": "string"}
 
