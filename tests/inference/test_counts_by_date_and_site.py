@@ -92,3 +92,21 @@ def test_predict_time_from_goes_with_out_and_a_bad_one_is_refused_in_one_line(tm
     ran = envsound_main("predict", "model.ckpt", "a.wav", "--out", tmp_path / "out", "--time-from", r"(?P<year>\d{4})")
     assert ran.returncode != 0 and len(ran.stderr.strip().splitlines()) == 1 and "(?P<month>" in ran.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_time_from_dates_files_by_their_folder(tmp_path, monkeypatch, envsound_main):
+    pytest.importorskip("ai_edge_litert")
+    pytest.importorskip("flatbuffers")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    from learnedhead import learned_head, recording
+
+    monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "models"))
+    learned = learned_head(tmp_path)
+    (tmp_path / "arch" / "north" / "2024-05-01").mkdir(parents=True)
+    recording(tmp_path / "arch" / "north" / "2024-05-01" / "0530.wav", 48_000, 3.0, "rbbr")
+    ran = envsound_main("predict", learned, tmp_path / "arch", "--out", tmp_path / "out", "-q", "--time-from",
+                        r"(?P<year>\d{4})-(?P<month>\d\d)-(?P<day>\d\d)/(?P<hour>\d\d)(?P<minute>\d\d)\.wav")
+    assert ran.returncode == 0, ran.stderr
+    row = pd.read_parquet(tmp_path / "out" / "counts").query("label == 'bird'").iloc[0]
+    assert (row.site, row.time, row.hour_of_day) == ("north/2024-05-01", "2024-05-01T05:30:00", 5)
