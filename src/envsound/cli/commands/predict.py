@@ -96,8 +96,9 @@ def add_scan_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("archives (--out)")
     group.add_argument("--out", type=Path, metavar="DIR",
                        help="write the results to DIR instead of printing them: tables files/ (one row per file), "
-                            "windows/, events/ (with --events) and errors/, in parts; running the same command "
-                            "again resumes, skipping the files already done (docs/guide/archives.md)")
+                            "windows/, events/ (with --events), errors/ and counts/ (windows and events per file, "
+                            "hour and label, by site and date), in parts; running the same command again resumes, "
+                            "skipping the files already done (docs/guide/archives.md)")
     add_archive_options(group, verb="classify", folder="results folder")
     group.add_argument("--format", default="parquet", choices=list(FORMATS),
                        help="the tables' format (parquet needs pyarrow: pip install 'envsound[scan]')")
