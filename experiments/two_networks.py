@@ -12,7 +12,7 @@ Protocols over ``../shared/data/esc50`` (fold 5 is held out):
   ``esc50_fold4.py --init NAME``'s).
 
 Each network's embedding of every evaluation window of a clip (the windows the probe reads: BirdNET 2 of 3 s, YAMNet
-9 of 0.975 s, ``mn04_as`` 1 of 5 s) is computed once through envsound's own API
+10 of 0.975 s at a hop of 0.48 s, ``mn04_as`` 1 of 5 s) is computed once through envsound's own API
 (:func:`~envsound.models.contract.open_family_model`, ``window_embeddings``; the clip's features from the feature
 cache the runs share) and cached in ``OUT/embeddings-<network>.npz``. Rows, each fitted inside the training folds:
 
