@@ -36,7 +36,6 @@ MAX_POOL = 262_144  # uncertain windows looked at, at most, to find one a file: 
 NEIGHBOURS = 8  # windows a reviewed one overlaps, for the first pool (5-s windows a second apart): more are looked for
 OVERLAP = 1e-6  # seconds: windows that only touch (one ends where the other starts) do not overlap
 RULES = ("mix", "half")
-LOW_SCORE = 0.05  # "well below the threshold": windows nearest this score, sure negatives to the head, not silence
 LOW_EVERY = 10  # one window a round of ten from well below
 MMR_LAMBDA = 0.5  # relevance (uncertainty) against novelty (unlike the reviewed and the chosen), equal weights
 MMR_POOL = 16  # candidates a suggestion ordered by MMR (the most uncertain); the rest keep their order
@@ -65,7 +64,8 @@ def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, label
 
     - ``"mix"`` (the default): a label's share mixes the uncertain windows, taken in the order of maximal marginal
       relevance (:func:`_mmr_order`: uncertain, and unlike the windows already reviewed or chosen), with a few
-      windows scoring well below it (:data:`LOW_SCORE`): :func:`low_share` of them, more while the label lacks the
+      windows scoring well below it (:func:`_below`: the store's lower half): :func:`low_share` of them, more while
+      the label lacks the
       ``no`` answers its calibration needs (``wanted_no[label]``);
     - ``"half"``: the most uncertain windows only (the rule before issue 77).
 
@@ -94,7 +94,7 @@ def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, label
         head = (weights[i], float(bias[i]))
         picked = _pick(store, head, float(thresholds[i]), reviewed, share - low, mmr=rule == "mix")
         if low:
-            picked += _pick(store, head, LOW_SCORE, reviewed, low, mmr=False, avoid=picked)
+            picked += _below(store, head, reviewed, low, avoid=picked)
         out += [Suggestion(row["window"], row["file"], row["start"], row["end"], label, round(float(score), 6))
                 for row, score in picked]
     return out
@@ -131,6 +131,35 @@ def _pick(store: EmbeddingsStore, head: tuple[np.ndarray, float], target: float,
         if spread or pool >= min(store.windows, MAX_POOL) or exhausted:
             return [(rows[j], scores[j]) for j in _diverse(rows, share, window, taken=avoid)]
         pool = min(store.windows, MAX_POOL, pool * 4)  # too few files in the pool for one a file: a larger one
+
+
+def _below(store: EmbeddingsStore, head: tuple[np.ndarray, float], reviewed: np.ndarray, share: int, *,
+           avoid: list) -> list[tuple[dict, float]]:
+    """``share`` windows drawn at random (seeded by the reviews so far: the same store and reviews give the same
+    draw) from the unreviewed windows scoring below the median of the store's scores, spread out as
+    :func:`_pick`'s, none overlapping a reviewed window or one in ``avoid``. The lower half, not the lowest: an
+    absolute score such as 0.05 was, for a head of ten yes and weak negatives, still the sound's own quieter windows
+    (crying baby: no ``no`` in its first 20 reviews), and the very lowest are silence, which teaches nothing."""
+    ids, scores = [], []
+    for chunk_ids, probs in store_scores(store, LinearHead(head[0][None, :], np.array([head[1]]))):
+        keep = ~np.isin(chunk_ids, reviewed)
+        ids.append(chunk_ids[keep])
+        scores.append(probs[keep, 0])
+    ids, scores = np.concatenate(ids), np.concatenate(scores)
+    if not len(ids):
+        return []
+    lower = np.flatnonzero(scores <= np.median(scores))
+    order = lower[np.random.default_rng(len(reviewed)).permutation(len(lower))]
+    spans = _spans(store, reviewed)
+    window = float(store.settings.get("window_seconds") or 0.0)
+    for size in (share * 16, len(order)):  # a few candidates a pick first; all of them when those do not spread
+        rows = store.rows(ids[order[:size]])
+        free = np.flatnonzero(~_overlapping(rows, spans))
+        rows, chosen_scores = [rows[j] for j in free.tolist()], scores[order[:size]][free]
+        chosen = _diverse(rows, share, window, strict=size < len(order), taken=avoid)
+        if len(chosen) >= share or size >= len(order):
+            return [(rows[j], chosen_scores[j]) for j in chosen]
+    return []
 
 
 def _mmr_order(store: EmbeddingsStore, ids: np.ndarray, scores: np.ndarray, target: float, reviewed: np.ndarray, *,
