@@ -64,6 +64,7 @@ from sklearn.metrics import average_precision_score
 
 import envsound
 import envsound.agile.learn as learn_module
+import envsound.agile.suggest as suggest_module
 from envsound.agile.calibrate import MIN_REVIEWED
 from envsound.agile.learn import learn_verdicts
 from envsound.agile.suggest import suggest
@@ -372,6 +373,10 @@ def main() -> None:
     parser.add_argument("--rule", choices=("half", "mix"), default="half",
                         help="the loop's suggestion rule (envsound.agile.suggest: mix is learn's since issue 77, "
                              "half the rule before it, the default here so that older figures rerun as they were)")
+    parser.add_argument("--mmr-lambda", type=float, default=None,
+                        help="suggest's MMR_LAMBDA for rule mix (1: the uncertain windows in their order, no MMR)")
+    parser.add_argument("--low-every", type=int, default=None,
+                        help="suggest's LOW_EVERY for rule mix (0: windows from below only while a label lacks no)")
     parser.add_argument("--smooth", type=float, default=0.0,
                         help="also score each learned method with a window's logit averaged over its file's windows "
                              "starting within this many seconds (method NAME smoothed S s); 0: not")
@@ -397,6 +402,10 @@ def main() -> None:
         learn_module.WEAK_WEIGHT = args.weak_weight
     if args.weak_min is not None:
         learn_module.WEAK_MIN = args.weak_min
+    if args.mmr_lambda is not None:  # module settings of the suggestions, read at each call
+        suggest_module.MMR_LAMBDA = args.mmr_lambda
+    if args.low_every is not None:
+        suggest_module.LOW_EVERY = args.low_every
     started = time.monotonic()
     meta = pd.read_csv(args.root / "meta" / "esc50.csv")
     held, truth_table = archive(meta, args.root, args.out, args.seed)

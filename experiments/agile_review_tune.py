@@ -15,8 +15,8 @@ The windows' vectors are the store's (``embed``, 1-s hop) or, with ``--features`
 - ``weak``: the weak negatives' weight (0: none), ``weakmin`` / ``weakper``: how many (max(weakmin, weakper x yes));
 - ``balance``: ``1`` the two sides weighted to equal totals (learn's), ``0`` as they come;
 - ``rule``: ``mix`` (``suggest``'s default since issue 77: uncertain windows by maximal marginal relevance and a
-  few well below; the store only), ``store-half`` (``suggest``'s nearest 0.5, reviewed windows' neighbours left out;
-  the store only), ``threshold`` (``suggest``: nearest the calibrated threshold; the store only), ``half`` (nearest 0.5,
+  few well below; its ``mmr`` weight and ``lowevery`` as settings; the store only), ``store-half`` (``suggest``'s
+  nearest 0.5, reviewed windows' neighbours left out; the store only), ``threshold`` (``suggest``: nearest the calibrated threshold; the store only), ``half`` (nearest 0.5,
   learn's), ``top`` (the highest scores), each with one window a file;
 - ``smooth``: seconds; a window's logit averaged with those of its file's windows starting within that distance
   (0: none), for both the ranking and the suggestions;
@@ -43,13 +43,15 @@ from sklearn.metrics import average_precision_score
 
 import envsound.agile.learn as learn
 from envsound.agile.calibrate import MIN_REVIEWED, calibrate
+import envsound.agile.suggest as suggest_module
 from envsound.agile.suggest import suggest
 from envsound.inference.embeddings import EmbeddingsStore
 
 from agile_review import CLIP_SECONDS, centre_truth, similarity, window_truth
 
 DEFAULTS = {"C": learn.C, "weak": learn.WEAK_WEIGHT, "weakmin": learn.WEAK_MIN, "weakper": learn.WEAK_PER_YES,
-            "balance": 1.0, "rule": "half", "smooth": 0.0, "context": 0.0}
+            "balance": 1.0, "rule": "half", "smooth": 0.0, "context": 0.0, "mmr": suggest_module.MMR_LAMBDA,
+            "lowevery": float(suggest_module.LOW_EVERY)}
 
 
 def one_a_file(order: np.ndarray, files: np.ndarray, k: int) -> list[int]:
@@ -158,8 +160,10 @@ def run(setting: dict, *, store: EmbeddingsStore | None, x: np.ndarray, windows:
                 if store is None:
                     raise SystemExit(f"rule={rule} needs the store (no --features)")
                 lacking = max(0, MIN_REVIEWED - int((~said).sum()))
-                hits = suggest(store, weight[None, :], np.array([bias]), [label], labelled={label: np.r_[ids, excluded]},
-                               top=k, rule="mix" if rule == "mix" else "half", wanted_no={label: lacking})
+                suggest_module.MMR_LAMBDA, suggest_module.LOW_EVERY = setting["mmr"], int(setting["lowevery"])
+                hits = suggest(store, weight[None, :], np.array([bias]), [label], top=k,
+                               labelled={label: np.r_[ids, excluded]}, rule="mix" if rule == "mix" else "half",
+                               wanted_no={label: lacking})
                 next_ids = [h.window for h in hits]
             else:
                 distance = np.abs(scores - 0.5) if rule == "half" else -scores

@@ -36,7 +36,7 @@ MAX_POOL = 262_144  # uncertain windows looked at, at most, to find one a file: 
 NEIGHBOURS = 8  # windows a reviewed one overlaps, for the first pool (5-s windows a second apart): more are looked for
 OVERLAP = 1e-6  # seconds: windows that only touch (one ends where the other starts) do not overlap
 RULES = ("mix", "half")
-LOW_EVERY = 10  # one window a round of ten from well below
+LOW_EVERY = 10  # one window a round of ten from well below (0: only the no a calibration lacks)
 MMR_LAMBDA = 0.5  # relevance (uncertainty) against novelty (unlike the reviewed and the chosen), equal weights
 MMR_POOL = 16  # candidates a suggestion ordered by MMR (the most uncertain); the rest keep their order
 MMR_REVIEWED = 256  # reviewed windows a candidate is compared with (the latest)
@@ -104,7 +104,7 @@ def low_share(share: int, wanted_no: int) -> int:
     """How many of a round's ``share`` windows come from well below the threshold: one in ten (at least one in a
     round of 3 or more), or as many ``no`` as the label still lacks for its calibration (``wanted_no``), at most
     half the round."""
-    base = max(1, share // LOW_EVERY) if share >= 3 else 0
+    base = max(1, share // LOW_EVERY) if LOW_EVERY and share >= 3 else 0
     return min(share // 2, max(base, wanted_no))
 
 
@@ -170,7 +170,7 @@ def _mmr_order(store: EmbeddingsStore, ids: np.ndarray, scores: np.ndarray, targ
     target| / max(target, 1 - target)``, 1 at the target. Diversity then uncertainty, the rule that won BioDCASE
     2026's active-learning task (0.507 against margin sampling's 0.408 area under the mAP curve)."""
     n = min(len(ids), first)
-    if n < 2:
+    if n < 2 or MMR_LAMBDA >= 1.0:  # all relevance: the order they came in (most uncertain first)
         return np.arange(len(ids))
     relevance = 1.0 - np.abs(scores[:n] - target) / max(target, 1.0 - target)
     candidates = _unit(store.vectors(ids[:n]))
