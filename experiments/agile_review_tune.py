@@ -16,8 +16,9 @@ The windows' vectors are the store's (``embed``, 1-s hop) or, with ``--features`
 - ``balance``: ``1`` the two sides weighted to equal totals (learn's), ``0`` as they come;
 - ``rule``: ``mix`` (``suggest``'s default since issue 77: uncertain windows by maximal marginal relevance and a
   few well below; its ``mmr`` weight and ``lowevery`` as settings; the store only), ``store-half`` (``suggest``'s
-  nearest 0.5, reviewed windows' neighbours left out; the store only), ``threshold`` (``suggest``: nearest the calibrated threshold; the store only), ``half`` (nearest 0.5,
-  learn's), ``top`` (the highest scores), each with one window a file;
+  nearest 0.5, reviewed windows' neighbours left out; the store only), ``threshold`` (``suggest``: nearest the
+  calibrated threshold; the store only), ``half`` (nearest 0.5, learn's before issue 77), ``top`` (the highest
+  scores), each with one window a file;
 - ``smooth``: seconds; a window's logit averaged with those of its file's windows starting within that distance
   (0: none), for both the ranking and the suggestions;
 - ``context``: seconds; a window's vector replaced by the mean of its file's windows' starting within that distance,
