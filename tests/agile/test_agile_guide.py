@@ -148,8 +148,11 @@ def test_the_agile_guide_runs_as_written(archive, envsound_main):
         sheet = pd.read_csv("chainsaw/chainsaw.check.csv", keep_default_na=False)
         yes = int((sheet["verdict"] == "yes").sum())
         assert len(sheet) == 20 and f"({yes} yes, {20 - yes} no): precision {yes / 20:.2f}" in checked, checked
-    # 20 reviews: calibrated (a curve) once they hold 5 yes and 5 no, else the line says why not
+    # 20 reviews: calibrated (a curve) once they hold 5 yes and 5 no, else the line says why not; with the real
+    # network the second round's suggestions bring the no the first round's search did not (issue 77): calibrated
     assert Path("chainsaw/chainsaw.curve.csv").is_file() or "not calibrated" in said["learn"], said["learn"]
+    if WEIGHTS.exists():
+        assert Path("chainsaw/chainsaw.curve.csv").is_file() and "not calibrated" not in said["learn"], said["learn"]
     ranked = pd.read_parquet("ranked/windows")
     assert f"p:{LABEL}" in ranked and set(ranked["file"]) == set(archive)
     threshold = envsound.load_model("chainsaw/model.ckpt").task.thresholds(1)[0]
