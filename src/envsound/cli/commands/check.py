@@ -3,7 +3,7 @@ random from those at or above its threshold into a sheet beside the model (DIR/L
 threshold is the same), and once they are reviewed (envsound label DB --from the sheet) say the precision they show,
 with its interval, and about how many of those windows hold the label. --density: the call density instead, a
 sample stratified over score bins below the threshold too (DIR/LABEL.density.csv), then the share of windows and of
-recording time that hold the label and the detector's recall at its threshold, each with a 95 % interval."""
+recording time that hold the label and the detector's recall at its threshold, each with its 95-percent interval."""
 
 from __future__ import annotations
 
