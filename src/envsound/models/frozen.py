@@ -40,8 +40,8 @@ class FrozenRelease:
     logits, ``"softmax"`` when a softmax makes them probabilities, ``"none"`` when it is scores; ``sha256`` of the
     distributed file (``None``: not known here). A member installed from a spec (:mod:`envsound.models.spec`) says
     its ``runtime`` (``litert``, ``onnx``), the output holding its logits (``logits_tensor``; ``""``: the output
-    with one column a class), its ``input_layout`` (``""``: the file's own) and that its embedding tensor's name is
-    ``exact`` (not an ending); its ``n_classes`` may be 0 (embeddings only)."""
+    with one column a class) and that its embedding tensor's name is ``exact`` (not an ending); its ``n_classes`` may
+    be 0 (embeddings only). Its input's layout is the file's own, checked against the spec at install."""
 
     name: str
     family: str
@@ -64,7 +64,6 @@ class FrozenRelease:
     source: str = ""
     runtime: str = "litert"
     logits_tensor: str = ""
-    input_layout: str = ""
     exact: bool = False
 
     @property

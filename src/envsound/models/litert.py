@@ -127,10 +127,12 @@ class LiteRTNetwork:
 
             raise CheckpointError(f"{path}: a TFLite network that is none of {', '.join(FROZEN)} (input, outputs "
                                   "or embedding tensor differ); pass BirdNET V2.4's or YAMNet's .tflite")
+        _fit_input(interpreter, release)
         interpreter.allocate_tensors()
         others = []
         for _ in range((default_interpreters(threads) if interpreters is None else interpreters) - 1):
             others.append(open_interpreter(path, threads=threads, keep=embedding))
+            _fit_input(others[-1], release)
             others[-1].allocate_tensors()
         return cls(interpreter, release, path=path, embedding=embedding, others=others)
 
@@ -205,6 +207,15 @@ class LiteRTNetwork:
         YAMNet's scores as they are."""
         output, embedding = self.run(windows)
         return activate(output, self.release.activation), embedding
+
+
+def _fit_input(interpreter, release: FrozenRelease) -> None:
+    """A spec member whose input length is free (a dynamic dimension, checked at install by running a window of the
+    spec's length) takes windows of the spec's length, one at a time."""
+    detail = interpreter.get_input_details()[0]
+    shape = [int(d) for d in detail["shape"]]
+    if release.family == "spec" and shape[-1] != release.input_samples:
+        interpreter.resize_tensor_input(detail["index"], [1] * (len(shape) - 1) + [release.input_samples])
 
 
 def _names(name: str, wanted: str, *, exact: bool) -> bool:

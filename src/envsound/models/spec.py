@@ -164,7 +164,7 @@ def release_of(resolved: Mapping[str, Any]) -> FrozenRelease:
         embedding_tensor=resolved["embedding"], activation=resolved["activation"],
         label_format="class_map_csv" if str(labels).endswith(".csv") else "lines", sha256=resolved["sha256"],
         source=f"installed from a spec ({resolved.get('spec', '')})", runtime=resolved["runtime"],
-        logits_tensor=resolved.get("logits") or "", input_layout=resolved.get("input") or "", exact=True)
+        logits_tensor=resolved.get("logits") or "", exact=True)
 
 
 def read_installed(folder: Path) -> FrozenRelease | None:
