@@ -7,18 +7,12 @@ sample is a Review mode whose verdicts land in the labels table. One server and 
 from __future__ import annotations
 
 import pytest
+from review_page import browser, page, review_server  # noqa: F401 (fixtures)
 from reviewed_store import LABEL, reviewed_store
-from test_page import CHROMIUM
 
 from envsound.agile.labels import labelled
-from envsound.agile.review import Review, learned_folder
-from envsound.app.auth import Guard
-from envsound.app.run import running
-from envsound.app.server import create_app
-from envsound.deploy.store import Store
+from envsound.agile.review import learned_folder
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: apt-get install chromium (as root)")
 SHOWN = "(id) => !document.getElementById(id).hidden"
 
 
@@ -26,31 +20,8 @@ SHOWN = "(id) => !document.getElementById(id).hidden"
 def server(served, trained_run, synthetic_manifest, tmp_path_factory):
     """A server of a reviewed store (with its labels store as the deployment's too): ``(url, db, labels store)``."""
     db, spec = reviewed_store(tmp_path_factory, trained_run.checkpoint, synthetic_manifest)
-    store = Store.open(spec)
-    app = create_app(served.model, store=store, guard=Guard(store, rate=1000),
-                     review=Review(db, store=store, spec=spec))
-    with running(app) as url:
+    with review_server(served, db, spec) as (url, _):
         yield url, db, spec
-    store.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"])
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def shown_view(page) -> str:

@@ -10,14 +10,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from review_page import one_line, review_server
 from reviewed_store import LABEL, reviewed_store
 
 from envsound.agile.labels import labelled
 from envsound.agile.learn import learn
 from envsound.agile.review import Review, learned_folder
-from envsound.app.auth import Guard
-from envsound.app.run import running
-from envsound.app.server import create_app
 from envsound.deploy.store import Store
 
 AGAIN = "second_look"  # a label answered with two mistakes
@@ -46,18 +44,8 @@ def server(served, trained_run, synthetic_manifest, tmp_path_factory):
     """A server of a reviewed store with :data:`AGAIN` answered: ``(url, db, labels store, the two mistakes)``."""
     db, spec = reviewed_store(tmp_path_factory, trained_run.checkpoint, synthetic_manifest)
     mistakes = answer_with_two_mistakes(db, spec)
-    store = Store.open(spec)
-    app = create_app(served.model, store=store, guard=Guard(store, rate=1000),
-                     review=Review(db, store=store, spec=spec))
-    with running(app) as url:
+    with review_server(served, db, spec) as (url, _):
         yield url, db, spec, mistakes
-    store.close()
-
-
-def one_line(answer: httpx.Response, status: int, *words: str) -> None:
-    assert answer.status_code == status, answer.text
-    error = answer.json()["error"]
-    assert "\n" not in error and all(word in error for word in words), error
 
 
 def current(db: Path, spec: Path, label: str) -> dict[int, str]:
@@ -110,15 +98,12 @@ def test_a_label_not_calibrated_has_no_answers_to_look_at_again_and_bad_requests
 def test_only_a_reviewer_lists_the_answers_to_look_at_again(served, trained_run, synthetic_manifest,
                                                             tmp_path_factory):
     db, spec = reviewed_store(tmp_path_factory, trained_run.checkpoint, synthetic_manifest)
-    store = Store.open(spec)
-    reviewer, viewer = (store.create_token(name, role)[1] for name, role in (("ana", "reviewer"), ("vic", "viewer")))
-    app = create_app(served.model, store=store, guard=Guard(store, required=True, rate=1000),
-                     review=Review(db, store=store, spec=spec))
-    with running(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+    roles = (("ana", "reviewer"), ("vic", "viewer"))
+    with review_server(served, db, spec, tokens=roles) as (url, (reviewer, viewer)), \
+            httpx.Client(base_url=url, timeout=60) as client:
         assert client.post("/api/review/again", json={"label": LABEL}).status_code == 401
         one_line(client.post("/api/review/again", json={"label": LABEL},
                              headers={"Authorization": f"Bearer {viewer}"}), 403, "viewer")
         listed = client.post("/api/review/again", json={"label": LABEL},
                              headers={"Authorization": f"Bearer {reviewer}"})
         assert listed.status_code == 200, listed.text
-    store.close()

@@ -6,18 +6,9 @@ learning round's summary says how many answers disagree with the head. One serve
 from __future__ import annotations
 
 import pytest
+from review_page import browser, page, review_server  # noqa: F401 (fixtures)
 from reviewed_store import reviewed_store
-from test_page import CHROMIUM
 from test_review_disagreements_api import AGAIN, answer_with_two_mistakes, current
-
-from envsound.agile.review import Review
-from envsound.app.auth import Guard
-from envsound.app.run import running
-from envsound.app.server import create_app
-from envsound.deploy.store import Store
-
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: apt-get install chromium (as root)")
 
 
 @pytest.fixture(scope="module")
@@ -26,31 +17,8 @@ def server(served, trained_run, synthetic_manifest, tmp_path_factory):
     mistakes)``."""
     db, spec = reviewed_store(tmp_path_factory, trained_run.checkpoint, synthetic_manifest)
     mistakes = answer_with_two_mistakes(db, spec)
-    store = Store.open(spec)
-    app = create_app(served.model, store=store, guard=Guard(store, rate=1000),
-                     review=Review(db, store=store, spec=spec))
-    with running(app) as url:
+    with review_server(served, db, spec) as (url, _):
         yield url, db, spec, mistakes
-    store.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"])
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def test_the_review_view_offers_the_answers_to_look_at_again_and_the_summary_counts_them(server, page):

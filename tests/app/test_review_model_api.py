@@ -9,33 +9,20 @@ import csv
 
 import httpx
 import pytest
+from review_page import one_line, review_server
 from reviewed_store import LABEL, reviewed_store
 
 from envsound.agile.check import check
 from envsound.agile.labels import labelled
-from envsound.agile.review import Review, learned_folder
-from envsound.app.auth import Guard
-from envsound.app.run import running
-from envsound.app.server import create_app
-from envsound.deploy.store import Store
+from envsound.agile.review import learned_folder
 
 
 @pytest.fixture(scope="module")
 def server(served, trained_run, synthetic_manifest, tmp_path_factory):
     """A server of a reviewed store: ``(url, db, labels store path)``."""
     db, spec = reviewed_store(tmp_path_factory, trained_run.checkpoint, synthetic_manifest)
-    store = Store.open(spec)
-    app = create_app(served.model, store=store, guard=Guard(store, rate=1000),
-                     review=Review(db, store=store, spec=spec))
-    with running(app) as url:
+    with review_server(served, db, spec) as (url, _):
         yield url, db, spec
-    store.close()
-
-
-def one_line(answer: httpx.Response, status: int, *words: str) -> None:
-    assert answer.status_code == status, answer.text
-    error = answer.json()["error"]
-    assert "\n" not in error and all(word in error for word in words), error
 
 
 def test_the_model_route_names_the_network_and_each_learned_labels_file_threshold_and_calibration(server, served):
@@ -94,15 +81,12 @@ def test_a_viewer_token_reads_the_model_and_only_a_reviewer_draws_checks_sample(
                                                                                   synthetic_manifest,
                                                                                   tmp_path_factory):
     db, spec = reviewed_store(tmp_path_factory, trained_run.checkpoint, synthetic_manifest)
-    store = Store.open(spec)
-    reviewer, viewer = (store.create_token(name, role)[1] for name, role in (("ana", "reviewer"), ("vic", "viewer")))
-    app = create_app(served.model, store=store, guard=Guard(store, required=True, rate=1000),
-                     review=Review(db, store=store, spec=spec))
-    with running(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+    roles = (("ana", "reviewer"), ("vic", "viewer"))
+    with review_server(served, db, spec, tokens=roles) as (url, (reviewer, viewer)), \
+            httpx.Client(base_url=url, timeout=60) as client:
         assert client.get("/api/review/model").status_code == 401
         as_viewer = {"Authorization": f"Bearer {viewer}"}
         assert client.get("/api/review/model", headers=as_viewer).json()["labels"][0]["label"] == LABEL
         one_line(client.post("/api/review/check", json={"label": LABEL}, headers=as_viewer), 403, "viewer")
         drawn = client.post("/api/review/check", json={"label": LABEL}, headers={"Authorization": f"Bearer {reviewer}"})
         assert drawn.status_code == 200, drawn.text
-    store.close()
