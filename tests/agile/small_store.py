@@ -5,6 +5,7 @@ A test module imports the fixtures it uses (module-scoped: one store a module). 
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -41,3 +42,24 @@ def windows(db) -> pd.DataFrame:
     table = pd.read_parquet(db / "windows").sort_values("window").reset_index(drop=True)
     table["kind"] = [Path(f).stem.rsplit("-", 1)[0] for f in table["file"]]
     return table
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory, db, windows) -> Path:
+    """A siren detector learned from 2 siren windows and 4 others (not calibrated: it decides at 0.5)."""
+    from envsound.agile.learn import learn_verdicts
+    from envsound.inference.embeddings import EmbeddingsStore
+
+    positive = windows[windows["kind"] == TARGET]["window"].to_numpy()[:2]
+    negative = windows[windows["kind"] != TARGET]["window"].to_numpy()[:4]
+    out = tmp_path_factory.mktemp("learned-model")
+    learn_verdicts(EmbeddingsStore(db), {TARGET: (np.r_[positive, negative], np.array(["yes"] * 2 + ["no"] * 4))},
+                   out=out, progress=False)
+    return out / "model.ckpt"
+
+
+@pytest.fixture
+def model(tmp_path, learned) -> Path:
+    """The learned detector in a folder of this test's own: each test's sheets beside it."""
+    (tmp_path / "model").mkdir()
+    return Path(shutil.copy(learned, tmp_path / "model" / "model.ckpt"))

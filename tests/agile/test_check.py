@@ -3,7 +3,6 @@ drawn from the windows at or above the threshold, kept while the threshold stays
 half filled in, and the precision and count it gives against the store's known classes."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,31 +11,13 @@ import pytest
 
 from envsound.agile.check import check
 from envsound.agile.labels import label
-from envsound.agile.learn import learn_verdicts
 from envsound.errors import ConfigError
 from envsound.inference.embeddings import EmbeddingsStore
 import small_store
 
 TARGET = small_store.TARGET
 archive, db, windows = small_store.archive, small_store.db, small_store.windows  # the shared store's fixtures
-
-
-@pytest.fixture(scope="module")
-def learned(tmp_path_factory, db, windows):
-    """A siren detector learned from 2 siren windows and 4 others (not calibrated: it decides at 0.5)."""
-    positive = windows[windows["kind"] == TARGET]["window"].to_numpy()[:2]
-    negative = windows[windows["kind"] != TARGET]["window"].to_numpy()[:4]
-    out = tmp_path_factory.mktemp("check-model")
-    learn_verdicts(EmbeddingsStore(db), {TARGET: (np.r_[positive, negative], np.array(["yes"] * 2 + ["no"] * 4))},
-                   out=out, progress=False)
-    return out / "model.ckpt"
-
-
-@pytest.fixture
-def model(tmp_path, learned):
-    """The learned model in a folder of this test's own: each test's sheets beside it."""
-    (tmp_path / "model").mkdir()
-    return Path(shutil.copy(learned, tmp_path / "model" / "model.ckpt"))
+learned, model = small_store.learned, small_store.model  # a detector learned on it, copied for each test
 
 
 def scores(model, db, windows) -> np.ndarray:

@@ -4,7 +4,6 @@ stratified over score bins, below the threshold too, into LABEL.density.csv; ans
 true share, and the detector's recall at its threshold."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,29 +13,12 @@ import pytest
 from envsound.agile.check import check
 from envsound.agile.density import DensityResult, bin_edges, estimate
 from envsound.agile.labels import label
-from envsound.agile.learn import learn_verdicts
 from envsound.inference.embeddings import EmbeddingsStore
 import small_store
 
 TARGET = small_store.TARGET
 archive, db, windows = small_store.archive, small_store.db, small_store.windows  # the shared store's fixtures
-
-
-@pytest.fixture(scope="module")
-def learned(tmp_path_factory, db, windows):
-    """A siren detector learned from 2 siren windows and 4 others (it decides at 0.5)."""
-    positive = windows[windows["kind"] == TARGET]["window"].to_numpy()[:2]
-    negative = windows[windows["kind"] != TARGET]["window"].to_numpy()[:4]
-    out = tmp_path_factory.mktemp("density-model")
-    learn_verdicts(EmbeddingsStore(db), {TARGET: (np.r_[positive, negative], np.array(["yes"] * 2 + ["no"] * 4))},
-                   out=out, progress=False)
-    return out / "model.ckpt"
-
-
-@pytest.fixture
-def model(tmp_path, learned):
-    (tmp_path / "model").mkdir()
-    return Path(shutil.copy(learned, tmp_path / "model" / "model.ckpt"))
+learned, model = small_store.learned, small_store.model  # a detector learned on it, copied for each test
 
 
 def answered_from_truth(sheet: Path, windows: pd.DataFrame, out: Path) -> pd.DataFrame:
