@@ -85,6 +85,20 @@ def write_my_sounds(root: str | Path = ".") -> Path:
     return root / "my_sounds"
 
 
+def write_offsets(root: str | Path, *, sample_rate: int, seconds: float, per_class: int = 3) -> Path:
+    """A folder dataset of two classes a tiny frozen network (tests/tinytflite.py: its embedding is a mean of the
+    waveform) tells apart: ``up`` (an offset of +0.2) and ``down`` (-0.2) under noise of 0.05, ``per_class`` clips
+    each, named as ESC-50's ``fold-source-take`` so a folder of them has folds."""
+    root = Path(root)
+    for c, (label, level) in enumerate((("up", 0.2), ("down", -0.2))):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            wave = level + np.random.default_rng(10 * c + i).normal(0, 0.05, int(sample_rate * seconds))
+            sf.write(root / label / f"{i + 1}-{100 * c + i}-A.wav", wave.astype(np.float32), sample_rate,
+                     subtype="FLOAT")
+    return root
+
+
 def write_silence(path: str | Path, *, seconds: float = 1.0, sample_rate: int = 22050, channels: int = 1,
                   subtype: str | None = "PCM_16", fmt: str | None = None) -> Path:
     """A file of digital zeros (every sample exactly 0): "silent by corruption" for the loader."""

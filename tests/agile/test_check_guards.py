@@ -12,24 +12,12 @@ import pytest
 
 from envsound.agile.check import check
 from envsound.agile.labels import label
-from envsound.agile.learn import learn_verdicts
 from envsound.errors import ConfigError
-from envsound.inference.embeddings import EmbeddingsStore
 import small_store
 
 TARGET = small_store.TARGET
 archive, db, windows = small_store.archive, small_store.db, small_store.windows  # the shared store's fixtures
-
-
-@pytest.fixture(scope="module")
-def learned(tmp_path_factory, db, windows) -> Path:
-    """A siren detector learned from 2 siren windows and 4 others (it decides at 0.5)."""
-    positive = windows[windows["kind"] == TARGET]["window"].to_numpy()[:2]
-    negative = windows[windows["kind"] != TARGET]["window"].to_numpy()[:4]
-    out = tmp_path_factory.mktemp("guard-model")
-    learn_verdicts(EmbeddingsStore(db), {TARGET: (np.r_[positive, negative], np.array(["yes"] * 2 + ["no"] * 4))},
-                   out=out, progress=False)
-    return out / "model.ckpt"
+learned = small_store.learned  # a siren detector learned on it (it decides at 0.5)
 
 
 @pytest.fixture

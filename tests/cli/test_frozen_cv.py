@@ -16,18 +16,13 @@ import soundfile as sf
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("flatbuffers")
 
-from tinytflite import install_tiny_pair, reference  # noqa: E402 (after the skips)
+from audiofactory import write_offsets  # noqa: E402 (after the skips)
+from tinytflite import install_tiny_pair, reference  # noqa: E402
 
 
 def offsets(root, rate: int, seconds: float, per_class: int = 3):
     """A folder dataset of two classes, ``up`` (offset +0.2) and ``down`` (-0.2), under noise of 0.05."""
-    for c, (label, level) in enumerate((("up", 0.2), ("down", -0.2))):
-        (root / label).mkdir(parents=True)
-        for i in range(per_class):
-            noise = np.random.default_rng(10 * c + i).normal(0, 0.05, int(rate * seconds))
-            sf.write(root / label / f"{i + 1}-{100 * c + i}-A.wav", (level + noise).astype(np.float32), rate,
-                     subtype="FLOAT")
-    return root
+    return write_offsets(root, sample_rate=rate, seconds=seconds, per_class=per_class)
 
 
 @pytest.fixture(scope="module")

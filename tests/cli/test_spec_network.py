@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 import tinyonnx
+from audiofactory import write_offsets
 
 RATE = 16_000
 SPEC = tinyonnx.ONNX_SPEC
@@ -31,13 +32,7 @@ def installed(envsound_main, tmp_path, monkeypatch) -> Path:
     assert ran.returncode == 0, ran.stderr
     assert "my-onnx is installed at" in ran.stdout and "onnx: 16000 Hz, window 1600 samples, embedding 16, " \
                                                         "3 classes" in ran.stdout
-    for c, (label, level) in enumerate((("up", 0.2), ("down", -0.2))):
-        (tmp_path / "data" / label).mkdir(parents=True)
-        for i in range(3):
-            noise = np.random.default_rng(10 * c + i).normal(0, 0.05, RATE)
-            sf.write(tmp_path / "data" / label / f"{i + 1}-{100 * c + i}-A.wav", (level + noise).astype(np.float32),
-                     RATE, subtype="FLOAT")
-    return tmp_path / "data"
+    return write_offsets(tmp_path / "data", sample_rate=RATE, seconds=1.0)
 
 
 def test_predict_by_name_scores_the_networks_own_classes(envsound_main, installed):

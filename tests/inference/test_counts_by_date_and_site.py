@@ -51,7 +51,9 @@ def test_the_site_is_the_folder_under_the_input_folder(tmp_path):
                                                                "hour_of_day": None}
 
 
-def test_predict_out_writes_date_and_site_in_counts(tmp_path, monkeypatch, envsound_main):
+def learned_detector(tmp_path, monkeypatch):
+    """pandas, a head learned over the tiny frozen network and the recording writer (tests/learnedhead.py),
+    skipping without their packages."""
     pytest.importorskip("ai_edge_litert")
     pytest.importorskip("flatbuffers")
     pd = pytest.importorskip("pandas")
@@ -59,7 +61,11 @@ def test_predict_out_writes_date_and_site_in_counts(tmp_path, monkeypatch, envso
     from learnedhead import learned_head, recording
 
     monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "models"))
-    learned = learned_head(tmp_path)
+    return pd, learned_head(tmp_path), recording
+
+
+def test_predict_out_writes_date_and_site_in_counts(tmp_path, monkeypatch, envsound_main):
+    pd, learned, recording = learned_detector(tmp_path, monkeypatch)
     for site, name in (("north", "20240501_053000.wav"), ("south", "SMA01_20240502_220000.wav"),
                        ("south", "noise.wav")):
         (tmp_path / "arch" / site).mkdir(parents=True, exist_ok=True)
@@ -95,14 +101,7 @@ def test_predict_time_from_goes_with_out_and_a_bad_one_is_refused_in_one_line(tm
 
 
 def test_predict_time_from_dates_files_by_their_folder(tmp_path, monkeypatch, envsound_main):
-    pytest.importorskip("ai_edge_litert")
-    pytest.importorskip("flatbuffers")
-    pd = pytest.importorskip("pandas")
-    pytest.importorskip("pyarrow")
-    from learnedhead import learned_head, recording
-
-    monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "models"))
-    learned = learned_head(tmp_path)
+    pd, learned, recording = learned_detector(tmp_path, monkeypatch)
     (tmp_path / "arch" / "north" / "2024-05-01").mkdir(parents=True)
     recording(tmp_path / "arch" / "north" / "2024-05-01" / "0530.wav", 48_000, 3.0, "rbbr")
     ran = envsound_main("predict", learned, tmp_path / "arch", "--out", tmp_path / "out", "-q", "--time-from",

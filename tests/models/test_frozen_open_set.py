@@ -19,6 +19,7 @@ pytest.importorskip("flatbuffers")
 from tinytflite import install_tiny_pair, reference  # noqa: E402 (after the skips)
 
 import envsound  # noqa: E402
+from audiofactory import write_offsets  # noqa: E402
 from envsound.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 RATE = 16_000
@@ -26,13 +27,7 @@ RATE = 16_000
 
 def offsets(root, per_class: int = 4, seconds: float = 2.0):
     """A folder dataset of ``up`` (offset +0.2) and ``down`` (-0.2) under noise of 0.05, one clip a class a fold."""
-    for c, (label, level) in enumerate((("up", 0.2), ("down", -0.2))):
-        (root / label).mkdir(parents=True)
-        for i in range(per_class):
-            noise = np.random.default_rng(10 * c + i).normal(0, 0.05, int(RATE * seconds))
-            sf.write(root / label / f"{i + 1}-{100 * c + i}-A.wav", (level + noise).astype(np.float32), RATE,
-                     subtype="FLOAT")
-    return root
+    return write_offsets(root, sample_rate=RATE, seconds=seconds, per_class=per_class)
 
 
 def foreign_then_up(path):
