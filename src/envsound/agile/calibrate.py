@@ -34,13 +34,13 @@ import numpy as np
 
 from envsound.agile.names import file_name
 from envsound.errors import ConfigError
+from envsound.evaluation.metrics import Z95, wilson  # noqa: F401 (Z95: the module's too)
 from envsound.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
 FOLDS = 5  # at most: fewer when fewer files hold reviewed windows
 MIN_REVIEWED = 5  # yes and no windows each, below which no cross-validation is tried
-Z95 = 1.959964  # the normal quantile of a two-sided 95 % interval
 UNCALIBRATED = 0.5  # the threshold of a label too few reviewed windows calibrate
 MIN_SUPPORT = 4  # reviewed yes at or above a threshold kept: 4 of 4's Wilson 95 % interval lies above 0.5 (the module)
 RECALLS = (0.25, 0.5, 0.75, 0.9)  # the recalls at which the precision reachable is said
@@ -136,23 +136,6 @@ class Calibration:
                 "interval": "wilson 95%", "support": self.support, "min_support": MIN_SUPPORT,
                 "reachable": [{"recall": recall, "precision": precision, "threshold": threshold}
                               for recall, precision, threshold in self.reachable]}
-
-
-def wilson(successes, trials, *, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
-    """The Wilson score interval of a proportion ``successes / trials`` (arrays or numbers, trials >= 0; 0 trials
-    give ``(0, 1)``), at the normal quantile ``z`` (95 %: 1.96).
-
-    >>> wilson(9, 10)        # (array(0.596), array(0.982))
-    """
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
-    safe = np.maximum(n, 1.0)
-    p = k / safe
-    centre = (p + z * z / (2 * safe)) / (1 + z * z / safe)
-    half = z * np.sqrt(p * (1 - p) / safe + z * z / (4 * safe * safe)) / (1 + z * z / safe)
-    low = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), 0.0)
-    high = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), 1.0)
-    return low, high
 
 
 def precision_curve(scores: np.ndarray, truth: np.ndarray) -> Curve:

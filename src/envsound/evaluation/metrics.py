@@ -417,3 +417,23 @@ def task_report(task: Task, targets: np.ndarray, y_prob: np.ndarray, *, labels: 
         return multilabel_report(targets, y_prob, labels=labels, threshold=task.thresholds(len(labels)).tolist()
                                  if task.class_thresholds is not None else task.threshold)
     return {"task": "single_label", **classification_report(targets.argmax(axis=1), y_prob, labels=labels)}
+
+
+Z95 = 1.959964  # the normal quantile of a two-sided 95 % interval
+
+
+def wilson(successes, trials, *, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """The Wilson score interval of a proportion ``successes / trials`` (arrays or numbers, trials >= 0; 0 trials
+    give ``(0, 1)``), at the normal quantile ``z`` (95 %: 1.96).
+
+    >>> wilson(9, 10)        # (array(0.596), array(0.982))
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    safe = np.maximum(n, 1.0)
+    p = k / safe
+    centre = (p + z * z / (2 * safe)) / (1 + z * z / safe)
+    half = z * np.sqrt(p * (1 - p) / safe + z * z / (4 * safe * safe)) / (1 + z * z / safe)
+    low = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), 0.0)
+    high = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), 1.0)
+    return low, high

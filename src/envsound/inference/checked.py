@@ -7,16 +7,16 @@ at or above the threshold, the one to report. ``envsound check`` keeps its sampl
 ``<label>.check.csv`` (columns ``window, file, start, end, score, label, verdict, threshold``: see
 ``envsound.agile.check``), its verdicts filled in from the labels store each time it runs (and by a reviewer in
 between). That sheet is read here, by its columns (inference sits below the agile loop, which it cannot import):
-its ``yes`` and ``no`` verdicts give the precision and its Wilson 95 % interval, as ``check`` computes them.
+its ``yes`` and ``no`` verdicts give the precision and its Wilson 95 % interval, as ``check`` computes them
+(:func:`envsound.evaluation.metrics.wilson`, the one both use).
 """
 
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
-Z95 = 1.959964  # the normal quantile of a two-sided 95 % interval
+from envsound.evaluation.metrics import wilson
 
 
 def carried_precision(predictor) -> list[dict | None]:
@@ -35,7 +35,7 @@ def carried_precision(predictor) -> list[dict | None]:
             continue
         answered = sheet["yes"] + sheet["no"]
         low, high = wilson(sheet["yes"], answered)
-        out[k] = {"precision": sheet["yes"] / answered, "low": low, "high": high, "from": "check"}
+        out[k] = {"precision": sheet["yes"] / answered, "low": float(low), "high": float(high), "from": "check"}
     return out
 
 
@@ -56,11 +56,3 @@ def check_sheets(folder: Path) -> dict[str, dict]:
             found[labels.pop()] = {"threshold": thresholds.pop(), "yes": verdicts.count("yes"),
                                    "no": verdicts.count("no")}
     return found
-
-
-def wilson(successes: int, trials: int, *, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of ``successes / trials`` (``trials`` >= 1) at the normal quantile ``z``."""
-    share, spread = successes / trials, z * z / trials
-    middle = (share + spread / 2) / (1 + spread)
-    half = z * math.sqrt(share * (1 - share) / trials + spread / (4 * trials)) / (1 + spread)
-    return max(middle - half, 0.0), min(middle + half, 1.0)
