@@ -42,6 +42,7 @@ RULES = ("mix", "half")
 # label lacks no cost nothing there and brought 5 no within 20 reviews to every ESC-10 class: the defaults
 LOW_EVERY = 0  # windows from below a round of LOW_EVERY (0: only the no a label's calibration lacks)
 MMR_LAMBDA = 1.0  # relevance (uncertainty) against novelty (unlike the reviewed and chosen); 1: uncertainty alone
+BELOW_SAMPLE = 65_536  # windows scored for the draw from below, at most (a store's chunk)
 MMR_POOL = 16  # candidates a suggestion ordered by MMR (the most uncertain); the rest keep their order
 MMR_REVIEWED = 256  # reviewed windows a candidate is compared with (the latest)
 
@@ -139,20 +140,20 @@ def _pick(store: EmbeddingsStore, head: tuple[np.ndarray, float], target: float,
 def _below(store: EmbeddingsStore, head: tuple[np.ndarray, float], reviewed: np.ndarray, share: int, *,
            avoid: list) -> list[tuple[dict, float]]:
     """``share`` windows drawn at random (seeded by the reviews so far: the same store and reviews give the same
-    draw) from the unreviewed windows scoring below the median of the store's scores, spread out as
+    draw) from the unreviewed windows scoring below the median of the store's scores (of :data:`BELOW_SAMPLE`
+    windows drawn at random in a larger store: a chunk's memory whatever its size), spread out as
     :func:`_pick`'s, none overlapping a reviewed window or one in ``avoid``. The lower half, not the lowest: an
     absolute score such as 0.05 was, for a head of ten yes and weak negatives, still the sound's own quieter windows
     (crying baby: no ``no`` in its first 20 reviews), and the very lowest are silence, which teaches nothing."""
-    ids, scores = [], []
-    for chunk_ids, probs in store_scores(store, LinearHead(head[0][None, :], np.array([head[1]]))):
-        keep = ~np.isin(chunk_ids, reviewed)
-        ids.append(chunk_ids[keep])
-        scores.append(probs[keep, 0])
-    ids, scores = np.concatenate(ids), np.concatenate(scores)
+    rng = np.random.default_rng(len(reviewed))
+    every = store.windows <= BELOW_SAMPLE
+    drawn = np.arange(store.windows) if every else np.unique(rng.integers(0, store.windows, BELOW_SAMPLE))
+    ids = np.setdiff1d(drawn, reviewed)
     if not len(ids):
         return []
+    scores = LinearHead(head[0][None, :], np.array([head[1]])).predict_proba(store.vectors(ids))[:, 0]
     lower = np.flatnonzero(scores <= np.median(scores))
-    order = lower[np.random.default_rng(len(reviewed)).permutation(len(lower))]
+    order = lower[rng.permutation(len(lower))]
     spans = _spans(store, reviewed)
     window = float(store.settings.get("window_seconds") or 0.0)
     for size in (share * 16, len(order)):  # a few candidates a pick first; all of them when those do not spread

@@ -95,12 +95,14 @@ class OnnxNetwork:
             ConfigError: the embedding is an inner tensor and ``onnx`` is not installed.
         """
         path = Path(path)
-        outputs = [o.name for o in open_session(path, threads=1).get_outputs()]
+        session = open_session(path, threads=threads)
+        outputs = [o.name for o in session.get_outputs()]
         wanted = ([release.embedding_tensor] if embedding else []) + ([release.logits_tensor] if release.n_classes
                                                                        else [])
         extra = tuple(name for name in wanted if name not in outputs)
-        return cls(open_session(path, extra_outputs=extra, threads=threads), release, path=path,
-                   embedding=embedding)
+        if extra:  # an inner tensor: the graph again, with it among the outputs
+            session = open_session(path, extra_outputs=extra, threads=threads)
+        return cls(session, release, path=path, embedding=embedding)
 
     @property
     def interpreters(self) -> int:
