@@ -22,10 +22,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -216,8 +215,7 @@ def open_checked(model: str | os.PathLike, db: str | os.PathLike, *, labels: str
         raise ConfigError(f"sample must be a whole number of windows >= 1, got {sample!r}")
     labelled = LabelledStore.open(db, store)
     windows = labelled.windows
-    with _no_runtime_probe():
-        predictor = Predictor.from_checkpoint(model, device="cpu", precision="32")
+    predictor = Predictor.from_checkpoint(model, device="cpu", precision="32", timed=False)  # it scores no audio
     check_reads(predictor, windows, model)
     _require_learned(predictor, model)
     names = list(predictor.labels)
@@ -263,23 +261,6 @@ def sheet_round(sheet: Path, windows: EmbeddingsStore, drawn: tuple[np.ndarray, 
                  extra(ids, scores) if extra else {})
     unstored = sum(current.get(window) != verdict for window, verdict in written.items())
     return Round(ids, scores, [current.get(window) for window in ids.tolist()], unstored, kept is None)
-
-
-@contextmanager
-def _no_runtime_probe() -> Iterator[None]:
-    """Load a model without :mod:`envsound.hardware`'s probe, which times the network on audio windows to choose its
-    memory format (seconds, the first time on a machine): check runs only the head, on stored embeddings. The
-    probe's own switch, ENVSOUND_NO_PROBE, is set for the load and restored after it (the loaders take no such
-    argument)."""
-    before = os.environ.get("ENVSOUND_NO_PROBE")
-    os.environ["ENVSOUND_NO_PROBE"] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("ENVSOUND_NO_PROBE", None)
-        else:
-            os.environ["ENVSOUND_NO_PROBE"] = before
 
 
 def _require_learned(predictor, model: str | os.PathLike) -> None:

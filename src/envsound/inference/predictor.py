@@ -129,7 +129,7 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
-                        **kwargs) -> "Predictor":
+                        timed: bool = True, **kwargs) -> "Predictor":
         """Load ``path`` onto ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``) at ``precision`` (``auto``: chosen for
         the machine, ``32``: fp32); see :func:`~envsound.models.clip.inference_runtime`. ``path``: any model file
         :func:`~envsound.models.files.open_model_file` recognises but an autoencoder: an envsound ``model.ckpt``, an
@@ -137,6 +137,7 @@ class Predictor:
         ``envsound export``, run by onnxruntime in float32 without importing torch, a frozen TFLite network
         (``birdnet-v2.4``, ``yamnet``: :class:`~envsound.models.litert.FrozenModel`, LiteRT on the CPU), or a head
         learned over one, as its ``model.ckpt`` or the folder ``envsound export`` makes of it (LiteRT and numpy).
+        ``timed=False``: a torch network's memory format is not timed first (a caller that scores no audio).
         ``kwargs``: as the constructor takes them (``block_seconds``, ``threshold``, ``classes``).
 
         >>> Predictor.from_checkpoint("birdnet-v2.4", classes=["Erithacus rubecula_European Robin"])
@@ -160,7 +161,7 @@ class Predictor:
             from envsound.models.clip import ClipModel  # torch: imported only for a checkpoint
 
             predictor = cls(ClipModel.from_checkpoint(source.checkpoint, source=str(path), device=device,
-                                                      precision=precision), **kwargs)
+                                                      precision=precision, timed=timed), **kwargs)
         predictor.source = replace(source, checkpoint=None)  # the file, not its tensors: the model holds those
         return predictor
 

@@ -89,18 +89,20 @@ def build_network(config: Config, n_classes: int) -> nn.Module:
 
 
 def inference_runtime(config: Config, build, *, device: str = "auto", precision: str = "auto",
-                      network: nn.Module | None = None, setting: str = "--device") -> Runtime:
+                      network: nn.Module | None = None, setting: str = "--device", timed: bool = True) -> Runtime:
     """Where and how a network built by ``build()`` scores windows: ``device`` as ``runtime.accelerator`` (``auto``:
     CUDA, then MPS, else CPU), precision and memory format chosen by :func:`~envsound.hardware.resolve_runtime` with
     a probe of one-window batches (the latency a ``predict`` of a short clip sees), cached per machine; ``precision``
     other than ``auto`` (``32``: fp32) is taken as given. ``network``, the one that will run (if at hand), tells
     whether a waveform model has 2-D layers (else ``build`` is called on the meta device); ``setting`` is how an
-    error names ``device`` (a probe's trunk runs on ``runtime.accelerator``)."""
+    error names ``device`` (a probe's trunk runs on ``runtime.accelerator``). ``timed=False``: no probe, the first
+    candidate taken (a caller that scores no audio, such as ``check`` on stored embeddings)."""
     shape = window_shape(config.features)
     probe = probe_candidates(build, shape, mode="infer", batch=1,
                              identity={"name": config.model.name, "filters": config.model.filters,
                                        "options": config.model.options,
-                                       "ensemble": config.train.ensemble, "kind": config.features.kind})
+                                       "ensemble": config.train.ensemble, "kind": config.features.kind}) \
+        if timed else None
     image_layers = len(shape) == 3 or has_image_layers(network if network is not None else build)
     runtime = resolve_runtime(accelerator=device, precision=precision, channels_last="auto", image_input=image_layers,
                               setting=setting, probe=probe)
@@ -143,8 +145,8 @@ class ClipModel:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, *, source: str = "checkpoint",
-                        device: str = "auto", precision: str = "auto") -> "ClipModel":
-        model = cls._from_checkpoint(checkpoint, source=source, device=device, precision=precision)
+                        device: str = "auto", precision: str = "auto", timed: bool = True) -> "ClipModel":
+        model = cls._from_checkpoint(checkpoint, source=source, device=device, precision=precision, timed=timed)
         model.trained_on, model.trained_prints = checkpoint.trained_on, checkpoint.trained_prints
         model.meta = dict(checkpoint.meta)
         if checkpoint.open_set is not None and model.network is not None:
@@ -152,9 +154,10 @@ class ClipModel:
         return model
 
     @classmethod
-    def _from_checkpoint(cls, checkpoint: Checkpoint, *, source: str, device: str, precision: str) -> "ClipModel":
+    def _from_checkpoint(cls, checkpoint: Checkpoint, *, source: str, device: str, precision: str,
+                         timed: bool = True) -> "ClipModel":
         """Rebuild the model a checkpoint describes, on ``device`` (``auto``: CUDA, then MPS, else CPU; precision
-        and memory format chosen as :func:`inference_runtime` does). A weight mismatch is a
+        and memory format chosen as :func:`inference_runtime` does, ``timed`` or not). A weight mismatch is a
         :class:`CheckpointError`; a device this machine lacks, a :class:`ConfigError`."""
         config, n_classes = checkpoint.config, len(checkpoint.labels)
         name = config.model.name
@@ -172,7 +175,7 @@ class ClipModel:
                                       f"{str(exc).splitlines()[0]}") from exc
             return cls(config=config, labels=checkpoint.labels, task=checkpoint.task, network=network,
                        runtime=inference_runtime(config, lambda: build_network(config, n_classes), device=device,
-                                                   precision=precision, network=network))
+                                                   precision=precision, network=network, timed=timed))
         if checkpoint.sklearn_bytes is None:
             raise CheckpointError(f"{source}: baseline {name!r} checkpoint holds no fitted estimator")
         baseline = get_model_class(name).from_bytes(checkpoint.sklearn_bytes, n_classes=n_classes)
