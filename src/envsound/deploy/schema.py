@@ -8,6 +8,12 @@ Times are UTC. ``onset``/``offset``/``last_heard`` come from the sensor's clock;
 the store it was given in, and its ``file``, ``start`` and ``end`` (seconds), by which another store of the same files
 finds it; ``given`` is the server's clock. No verdict replaces another: the latest given is the current one. It is read
 and written by :mod:`envsound.deploy.labels` (not by the sensors' :class:`~envsound.deploy.store.Store`).
+
+A fleet (``envsound fleet``): ``model_versions`` holds each model published to the sensors (its file is kept in the
+server's fleet folder, :func:`envsound.deploy.fleet_files.fleet_dir`, signed with the server's key);
+``assignments`` says which version each sensor should run, newest row first (``sensor`` NULL: every sensor without
+a row of its own newer than it). An event says which version heard it (``version``; NULL: a model not published
+through the fleet) and whether its sound is kept (``snippet_bytes``, ``snippet_type``: a file in the fleet folder).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ sensors = Table(
     Column("model", String(LABEL_LENGTH)),
     Column("fingerprint", String(64)),
     Column("clock_offset", Float),  # seconds, sensor's clock - server's; NULL: not known (older sensors and rows)
+    Column("version", Integer),  # the model version it runs, from its last heartbeat (NULL: none published)
+    Column("version_since", DateTime(timezone=True)),  # server's clock: when it first said it runs that version
 )
 
 events = Table(
@@ -59,6 +67,9 @@ events = Table(
     Column("model", String(LABEL_LENGTH)),
     Column("fingerprint", String(64)),
     Column("received", DateTime(timezone=True), nullable=False),
+    Column("version", Integer),  # the model version that heard it (NULL: a model not published through the fleet)
+    Column("snippet_bytes", Integer),  # the size of its sound kept by the server (NULL: none kept)
+    Column("snippet_type", String(32)),  # its media type, e.g. audio/ogg
     UniqueConstraint("sensor", "key", name="uq_events_sensor_key"),
     Index("ix_events_onset", "onset"),
     Index("ix_events_sensor_onset", "sensor", "onset"),
@@ -76,4 +87,30 @@ labels = Table(
     Column("reviewer", String(NAME_LENGTH), nullable=False),
     Column("given", DateTime(timezone=True), nullable=False),  # the server's clock, UTC
     Index("ix_labels_label_given", "label", "given"),
+)
+
+model_versions = Table(
+    "model_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False),  # SHA-256 of the file a sensor runs
+    Column("name", String(LABEL_LENGTH), nullable=False),  # the model's name (its network), as events carry it
+    Column("file", String(FILE_LENGTH), nullable=False),  # relative to the fleet folder
+    Column("size", BigInteger, nullable=False),
+    Column("format", String(16), nullable=False),  # what a sensor runs: "onnx"
+    Column("thresholds", String),  # JSON: {label: {"threshold", "precision"}} as learn calibrated them
+    Column("note", String(1000)),
+    Column("who", String(NAME_LENGTH), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("signature", String(128), nullable=False),  # Ed25519 over the version's id and digest, hex
+)
+
+assignments = Table(
+    "assignments", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("sensor", String(NAME_LENGTH)),  # NULL: every sensor
+    Column("version", Integer, nullable=False),
+    Column("share", Float),  # a canary's share of the fleet this row was one of (NULL: named or all)
+    Column("who", String(NAME_LENGTH), nullable=False),
+    Column("assigned", DateTime(timezone=True), nullable=False),
+    Index("ix_assignments_sensor_assigned", "sensor", "assigned"),
 )
