@@ -7,7 +7,8 @@ Where the labels live: in a deployment database (:class:`envsound.deploy.labels.
 ``DB/review.sqlite`` beside the store's parts, or any path or ``postgresql://`` URL (a team's servers share one), with
 the server's tokens. A verdict keeps the window's id, file, start and end: it names the window of this store with its
 id when that window still has its file and times (within :data:`TOLERANCE`), else the window of its file and times
-(a label given in another store of the same files, or before ``embed`` renumbered the windows), else none.
+(a label given in another store of the same files, or before ``embed`` renumbered the windows), else, for a verdict
+given on a span of a file rather than on a window (a fleet event's), every window centred in the span.
 """
 
 from __future__ import annotations
@@ -146,9 +147,15 @@ class LabelledStore:
         return out
 
     def current(self, rows: Sequence[dict]) -> CurrentVerdicts:
-        """The current verdicts of stored verdicts ``rows`` (of one label)."""
+        """The current verdicts of stored verdicts ``rows`` (of one label). A verdict on a span of a file that names
+        no window (a fleet event's, on its snippet: :mod:`envsound.agile.fleet_review`) is each window's centred in
+        that span."""
         current = CurrentVerdicts()
-        current.add(rows, self.match(rows))
+        matched = self.match(rows)
+        current.add(rows, matched)
+        for row in [row for row, at in zip(rows, matched.tolist()) if at < 0 and row["window"] is None]:
+            positions = self.index.centred(row["file"], row["start"], row["end"])
+            current.add([row] * len(positions), self.index.ids[positions])
         return current
 
     def verdicts(self, names: Sequence[str]) -> dict[str, Verdicts]:

@@ -148,7 +148,7 @@ def model_summary(described: dict) -> dict:
 
 def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=None, guard: Guard | None = None,
                keep_days: float | None = None, online_seconds: float = 120.0,
-               fingerprint: str | None = None, review=None) -> FastAPI:
+               fingerprint: str | None = None, review=None, fleet: str | Path | None = None) -> FastAPI:
     """The ASGI app serving ``model``; run it with uvicorn (:func:`envsound.app.run.serve` does).
 
     ``store`` (an :class:`envsound.deploy.store.Store`) adds the deployment's routes and keeps what sensors report and
@@ -212,6 +212,10 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
 
         writer = Writer(store, keep_days)
         add_monitor_routes(app, store, guard, writer, online_seconds=online_seconds)
+        from envsound.app.fleet_review import add_fleet_review_routes
+        from envsound.deploy.fleet_files import fleet_dir
+
+        add_fleet_review_routes(app, store, fleet_dir(store.shown, fleet), guard)
     else:
         _add_storeless_routes(app)
     if review is not None:

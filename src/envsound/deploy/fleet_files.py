@@ -31,3 +31,13 @@ def fleet_dir(store: str | Path | None, override: str | Path | None = None) -> P
     import platformdirs
 
     return platformdirs.user_data_path("envsound") / "fleet"
+
+
+# what a snippet is kept as, by the media type a sensor sent it with
+SNIPPET_EXTENSIONS = {"audio/ogg": ".ogg", "audio/flac": ".flac", "audio/wav": ".wav"}
+
+
+def snippet_path(folder: Path, sensor: str, event_id: int, media_type: str) -> Path:
+    """Where the fleet folder ``folder`` keeps the snippet of event ``event_id`` of ``sensor`` (``media_type``, one of
+    :data:`SNIPPET_EXTENSIONS`): ``snippets/SENSOR/ID.EXT``, an absolute path, as the verdicts on it name it."""
+    return Path(folder).absolute() / "snippets" / sensor / f"{int(event_id)}{SNIPPET_EXTENSIONS[media_type]}"

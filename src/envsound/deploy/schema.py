@@ -70,6 +70,7 @@ events = Table(
     Column("version", Integer),  # the model version that heard it (NULL: a model not published through the fleet)
     Column("snippet_bytes", Integer),  # the size of its sound kept by the server (NULL: none kept)
     Column("snippet_type", String(32)),  # its media type, e.g. audio/ogg
+    Column("snippet_start", Float),  # where the snippet begins, in seconds from the event's onset (<= 0: a margin)
     UniqueConstraint("sensor", "key", name="uq_events_sensor_key"),
     Index("ix_events_onset", "onset"),
     Index("ix_events_sensor_onset", "sensor", "onset"),

@@ -24,6 +24,7 @@ def upgrade() -> None:
         table.add_column(sa.Column("version", sa.Integer))
         table.add_column(sa.Column("snippet_bytes", sa.Integer))
         table.add_column(sa.Column("snippet_type", sa.String(32)))
+        table.add_column(sa.Column("snippet_start", sa.Float))
     op.create_table(
         "model_versions",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -54,6 +55,7 @@ def downgrade() -> None:
     op.drop_table("assignments")
     op.drop_table("model_versions")
     with op.batch_alter_table("events") as table:
+        table.drop_column("snippet_start")
         table.drop_column("snippet_type")
         table.drop_column("snippet_bytes")
         table.drop_column("version")
