@@ -176,6 +176,8 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
                   count=1)
     if review is not None:  # the Review tab shows on a server of an embeddings store only
         html = html.replace('data-testid="tab-review" hidden', 'data-testid="tab-review"', 1)
+    if store is not None:  # the sensors' detections to review, on a server keeping a deployment's store
+        html = html.replace('data-testid="tab-fleet" hidden', 'data-testid="tab-fleet"', 1)
 
     @app.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:
