@@ -7,9 +7,11 @@ on real ESC-50 clips (5 s each, 44.1 kHz).
 
 Each clip is resampled (soxr, as a sensor does) to the codec's rate, encoded by
 :func:`envsound.deploy.snippets.encode` (soundfile / libsndfile) and decoded; times are the median over the clips of
-the best of 3 runs, one thread. The decoded audio is clipped to [-1, 1] before it is embedded. The embedding change is ``1 - cos`` between the network's clip embedding of the
-original and of the decoded audio (``envsound.inference.embed.embed_inputs``); for scale, ``spread`` is the median
-``1 - cos`` between two different clips of one class. Skips (exit 0) when the ESC-50 folder is absent.
+the best of 3 runs, one thread. The decoded audio is clipped to [-1, 1] before it is embedded. The embedding change
+is ``1 - cos`` between the network's clip embedding of the original and of the decoded audio
+(``envsound.inference.embed.embed_inputs``); for scale, ``spread`` is the median ``1 - cos`` between two different
+clips of one class.
+Skips (exit 0) when the ESC-50 folder is absent.
 """
 
 from __future__ import annotations
@@ -122,8 +124,8 @@ def main() -> int:
             change = 1 - np.sum(unit * moved, axis=1)
             rows[name].update(embedding_change_median=round(float(np.median(change)), 5),
                               embedding_change_max=round(float(change.max()), 5))
-    result = {"clips": len(chosen), "model": args.model, "spread_same_class_median": round(statistics.median(spread), 4),
-              "codecs": rows}
+    result = {"clips": len(chosen), "model": args.model,
+              "spread_same_class_median": round(statistics.median(spread), 4), "codecs": rows}
     if args.json:
         print(json.dumps(result))
     else:

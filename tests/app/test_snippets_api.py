@@ -103,8 +103,8 @@ def test_an_upload_for_no_event_too_large_or_not_audio_is_refused(fleet):
     assert none.status_code == 404 and "no sound of it is kept" in none.json()["error"]
 
 
-def test_retention_and_quota_delete_the_oldest_snippets_and_files_of_events_gone(tmp_path):
-    store = Store.open(tmp_path / "events.sqlite")
+def test_retention_and_quota_delete_the_oldest_snippets_and_files_of_events_gone(store_spec, tmp_path):
+    store = Store.open(store_spec)  # SQLite, then PostgreSQL
     files = SnippetFiles(store, tmp_path / "fleet", keep_days=10, quota=3 * len(OPUS))
     ages = {"old": 20, "a": 4, "b": 3, "c": 2, "d": 1}  # days since each event ended
     ids = {key: report(store, "lab", key, ended=timedelta(days=days)) for key, days in ages.items()}
@@ -121,8 +121,8 @@ def test_retention_and_quota_delete_the_oldest_snippets_and_files_of_events_gone
     store.close()
 
 
-def test_purge_by_sensor_label_and_age_deletes_files_and_columns(tmp_path, capsys):
-    store = Store.open(tmp_path / "events.sqlite")
+def test_purge_by_sensor_label_and_age_deletes_files_and_columns(store_spec, tmp_path, capsys):
+    store = Store.open(store_spec)
     files = SnippetFiles(store, tmp_path / "events-fleet")
     for sensor, key, label, days in (("lab", "1", "speech", 0), ("lab", "2", "dog", 0), ("yard", "3", "speech", 0),
                                      ("yard", "4", "dog", 30), ("yard", "5", "dog", 0)):
@@ -132,7 +132,8 @@ def test_purge_by_sensor_label_and_age_deletes_files_and_columns(tmp_path, capsy
     add_purge_options(parser)
 
     def run(*argv: str) -> str:
-        assert purge(parser.parse_args([*argv, "--store", str(tmp_path / "events.sqlite")])) == 0
+        args = parser.parse_args([*argv, "--store", store_spec, "--fleet-dir", str(tmp_path / "events-fleet")])
+        assert purge(args) == 0
         return capsys.readouterr().out
 
     assert run("--label", "speech").startswith("2 snippets deleted")
@@ -144,5 +145,5 @@ def test_purge_by_sensor_label_and_age_deletes_files_and_columns(tmp_path, capsy
     from envsound.errors import ConfigError
 
     with pytest.raises(ConfigError, match="say which snippets"):
-        purge(parser.parse_args(["--store", str(tmp_path / "events.sqlite")]))
+        purge(parser.parse_args(["--store", store_spec]))
     store.close()

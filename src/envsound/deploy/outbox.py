@@ -1,11 +1,12 @@
-"""A sensor's outbox: the events and the last heartbeat it has not delivered yet, in a SQLite file of its own, so
-that what it heard while the server was away (or while it was itself stopped) is sent when it can be.
+"""A sensor's outbox: the events and the last heartbeat it has not delivered yet, in a SQLite file of its own, so that
+what it heard while the server was away (or while it was itself stopped) is sent when it can be.
 
 Each event gets its key (a UUID) when it is queued, and keeps it through every retry: the server stores an event
 once however many times it arrives. An event's snippet (its sound, ``listen --snippets``) waits in ``snippets``
 under the event's key, and is sent once its event was delivered; the snippets queued stay within a budget of bytes,
-the oldest dropped first and counted (:attr:`Outbox.snippets_dropped`). The standard library's sqlite3, not SQLAlchemy: a sensor runs on the light
-install. Shared by the listening thread and the delivering one, behind one lock.
+the oldest dropped first and counted (:attr:`Outbox.snippets_dropped`). The standard library's sqlite3, not
+SQLAlchemy: a sensor runs on the light install. Shared by the listening thread and the delivering one, behind one
+lock.
 """
 
 from __future__ import annotations
