@@ -216,9 +216,7 @@ class Reporting:
             keys = self.outbox.put_events(ended)
             self.heard += len(ended)
             for key, event in zip(keys, hop["events"] if self.snipper else ()):
-                snippet = self.snipper.cut(event)  # None: a label whose sound may not leave, never cut
-                if snippet:
-                    self.outbox.put_snippet(key, *snippet, budget=self.snippet_budget)
+                self._snippet(key, event)
         if time.monotonic() - self.last_beat >= self.heartbeat_seconds or hop.get("end"):
             hearing = self.clock.hearing
             self.outbox.put_heartbeat({"time": iso(datetime.now(UTC)), "label": hearing.get("label"),
@@ -227,6 +225,16 @@ class Reporting:
             self.last_beat = time.monotonic()
         if ended or hop.get("end"):
             self.delivery.wake.set()
+
+    def _snippet(self, key: str, event: dict) -> None:
+        try:
+            snippet = self.snipper.cut(event)  # None: a label whose sound may not leave, never cut
+        except Exception as exc:  # listening goes on: the event is reported, without its sound
+            log.error("the snippet of event %s (%s) could not be made (%s: %s)", key, event["label"],
+                      type(exc).__name__, exc)
+            return
+        if snippet:
+            self.outbox.put_snippet(key, *snippet, budget=self.snippet_budget)
 
     def hear(self, samples) -> None:
         """A block of the stream as it is heard, before the listener scores it (kept for snippets)."""
