@@ -45,3 +45,15 @@ def test_a_label_not_allowed_is_never_sent_and_an_outage_queues_snippets_until_t
     samples, rate = decode(kept.read_bytes())
     assert rate == RATE and abs(len(samples) / rate - 2.0) < 0.05  # the event and its margins
     store.close()
+
+
+def test_snippets_over_the_budget_are_dropped_and_counted_in_the_heartbeat_and_the_last_line(tmp_path):
+    outbox = Outbox(tmp_path / "queue.sqlite")
+    away = reporting(outbox, "http://127.0.0.1:9")
+    away.snippet_budget = 1  # bytes: no snippet fits
+    away.hear(np.zeros(3 * RATE, np.float32))
+    heard = [{"label": "dog", "onset": 0.5, "offset": 1.0, "score": 0.9}]
+    away.hop({"time": 3.0, "top": [{"label": "dog", "score": 0.9}], "events": heard, "end": True})
+    assert outbox.take(10)[2]["snippets_dropped"] == 1
+    summary = away.finish(0.2)
+    assert summary.snippets == (0, 0, 1) and summary.line().endswith("0 sent, 0 queued, 1 dropped (over the budget)")
