@@ -19,6 +19,7 @@ from envsound.agile.fleet_review import Filters, FleetReview, NoSnippet, precisi
 from envsound.agile.labelled import LabelledStore
 from envsound.deploy import schema
 from envsound.deploy.fleet_files import snippet_path
+from envsound.deploy.snippet_files import SnippetFiles
 from envsound.deploy.store import Detection, Store
 from envsound.errors import ConfigError
 from envsound.inference.embeddings.store import EmbeddingsStore
@@ -137,7 +138,8 @@ def test_the_review_routes_offer_answer_and_count(fleet, served):
     store, folder, ids = fleet
     reviewer = store.create_token("ana", "reviewer")[1]
     viewer = store.create_token("vic", "viewer")[1]
-    app = create_app(served.model, store=store, guard=Guard(store, required=True, rate=1000), fleet=folder)
+    app = create_app(served.model, store=store, guard=Guard(store, required=True, rate=1000),
+                     snippets=SnippetFiles(store, folder))
     with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         as_reviewer, as_viewer = ({"Authorization": f"Bearer {secret}"} for secret in (reviewer, viewer))
         answer = client.get("/v1/review/events", params={"sensor": "yard", "sample": "true", "k": 2},

@@ -19,6 +19,7 @@ from websockets.sync.client import connect
 from envsound.app.auth import Guard
 from envsound.app.run import running
 from envsound.app.server import create_app
+from envsound.deploy.snippet_files import SnippetFiles
 from envsound.deploy.store import Store
 
 # what anyone may fetch: the page, its files, liveness and the API's schema (FastAPIOffline's /docs and /redoc)
@@ -26,7 +27,8 @@ PUBLIC = {"/", "/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/
 ROLE_MAY = {"/v1/model": {"viewer", "admin"}, "/v1/predict": {"viewer", "admin"}, "/v1/events": {"viewer", "admin"},
             "/v1/sensors": {"viewer", "admin"}, "/v1/report": {"sensor", "admin"},
             "/v1/review/events": {"viewer", "admin"}, "/v1/review/verdicts": {"admin"},
-            "/v1/review/precision": {"viewer", "admin"}}
+            "/v1/review/precision": {"viewer", "admin"},
+            "/v1/snippets/{sensor}/{key}": {"sensor", "admin"}, "/v1/events/{event_id}/audio": {"viewer", "admin"}}
 
 
 @dataclass
@@ -44,7 +46,8 @@ def deployed(served, tmp_path_factory):
               for role in ("sensor", "viewer", "admin")}
     # failures: these tests send wrong tokens on purpose, more than a minute's default from one address
     app = create_app(served.model, store=store, guard=Guard(store, required=True, rate=1000, streams=1,
-                                                            failures=1000))
+                                                            failures=1000),
+                     snippets=SnippetFiles(store, tmp_path_factory.mktemp("auth-fleet")))
     with running(app) as url:
         yield Deployed(url, app, store, tokens)
     store.close()

@@ -43,7 +43,8 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
           device: str = "auto", precision: str = "auto", ssl_keyfile: str | None = None,
           ssl_certfile: str | None = None, quiet: bool = False, store: str | Path | None = None,
           auth: bool = False, keep_days: float | None = None, rate: float = 20.0, streams_per_token: int = 4,
-          auth_failures: int = 10, access_log: bool = False) -> int:
+          auth_failures: int = 10, access_log: bool = False, keep_snippets: float | None = None,
+          snippet_quota: int | None = None, fleet_dir: str | Path | None = None) -> int:
     """Serve ``model_path`` until interrupted; returns the exit status (0). ``rate``, ``streams_per_token`` and
     ``auth_failures`` (a client address's unknown or revoked tokens a minute) are :class:`Guard`'s limits;
     ``access_log``: log a line per request (uvicorn's access log; off, the console says what the server does, not
@@ -52,7 +53,9 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     A plain page and REST API opens no database. A deployment keeps what sensors report in a detections store:
     ``store`` (a path or URL), or with ``auth``, ``keep_days`` or a ``host`` beyond loopback (which requires tokens)
     and no ``store``, the default file in the user's data folder (see
-    :func:`envsound.deploy.store.default_store_path`).
+    :func:`envsound.deploy.store.default_store_path`). A deployment keeps the snippets sensors send in its fleet
+    folder (``fleet_dir``, default beside the store: :func:`envsound.deploy.fleet_files.fleet_dir`) for
+    ``keep_snippets`` days within ``snippet_quota`` bytes (None: no limit), enforced at start and along with writes.
 
     ``model_path`` may be an embeddings store folder (``envsound embed MODEL INPUTS --out DB``): the page then has a
     Review view of its windows (:mod:`envsound.app.review`) and runs the store's model; labels and tokens are kept in
@@ -66,12 +69,13 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     """
     check_bindable(host, port)
     auth = auth or not is_loopback(host)
-    opened = review = None
+    opened = review = snippets = None
     db = model_path if is_embeddings_store(model_path) else None
     if db is not None:
         opened, model_path = _open_review_store(db, store, auth=auth, host=host, keep_days=keep_days)
-    elif store is not None or auth or keep_days is not None:
+    elif store is not None or auth or keep_days is not None or keep_snippets or snippet_quota or fleet_dir:
         opened = _open_store(store, auth=auth, host=host, keep_days=keep_days)
+        snippets = _snippet_files(opened, store, fleet_dir, keep_days=keep_snippets, quota=snippet_quota)
     else:
         print("envsound: no detections store: the page and REST API only (--store PATH keeps sensors' reports)",
               file=sys.stderr, flush=True)
@@ -84,7 +88,7 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     app = create_app(model, limits=limits, store=opened, guard=Guard(opened, required=auth, rate=rate,
                                                                      streams=streams_per_token,
                                                                      failures=auth_failures),
-                     keep_days=keep_days, fingerprint=model.file.short_digest, review=review)
+                     keep_days=keep_days, fingerprint=model.file.short_digest, review=review, snippets=snippets)
     config = server_config(app, host=host, port=port, ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
                            quiet=quiet, access_log=access_log)
     # AppServer says where it listens (with the port it really bound); uvicorn's own line would say it twice
@@ -139,6 +143,22 @@ def _open_store(store: str | Path | None, *, auth: bool, host: str, keep_days: f
     print(f"envsound: detections store {opened.shown}{' (tokens required)' if auth else ''}", file=sys.stderr,
           flush=True)
     return opened
+
+
+def _snippet_files(opened, store: str | Path | None, folder: str | Path | None, *, keep_days: float | None,
+                   quota: int | None):
+    """The deployment's snippets in its fleet folder, their retention and quota enforced once now; the folder
+    printed."""
+    from envsound.deploy.fleet_files import fleet_dir
+    from envsound.deploy.snippet_files import SnippetFiles
+
+    files = SnippetFiles(opened, fleet_dir(store, folder), keep_days=keep_days, quota=quota)
+    files.enforce()
+    limits = ", ".join(([f"kept {keep_days:g} days"] if keep_days is not None else [])
+                       + ([f"at most {quota / 1e9:g} GB"] if quota is not None else []))
+    print(f"envsound: events' snippets in {files.folder / 'snippets'} ({files.total / 1e6:.1f} MB"
+          f"{', ' + limits if limits else ''})", file=sys.stderr, flush=True)
+    return files
 
 
 def is_embeddings_store(path: str | Path) -> bool:

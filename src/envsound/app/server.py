@@ -148,7 +148,7 @@ def model_summary(described: dict) -> dict:
 
 def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=None, guard: Guard | None = None,
                keep_days: float | None = None, online_seconds: float = 120.0,
-               fingerprint: str | None = None, review=None, fleet: str | Path | None = None) -> FastAPI:
+               fingerprint: str | None = None, review=None, snippets=None) -> FastAPI:
     """The ASGI app serving ``model``; run it with uvicorn (:func:`envsound.app.run.serve` does).
 
     ``store`` (an :class:`envsound.deploy.store.Store`) adds the deployment's routes and keeps what sensors report and
@@ -156,7 +156,9 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
     a sensor is ``online`` while it reported within ``online_seconds``; ``fingerprint`` (of the model file) marks
     the events the server itself detects in a sensor's stream; ``review`` (an
     :class:`envsound.agile.review.Review` of an embeddings store) adds the Review view's routes
-    (:mod:`envsound.app.review`).
+    (:mod:`envsound.app.review`); ``snippets`` (a :class:`envsound.deploy.snippet_files.SnippetFiles` of ``store``)
+    adds the routes of events' sound (:mod:`envsound.app.snippets`) and of reviewing them
+    (:mod:`envsound.app.fleet_review`).
     """
     guard = guard or Guard(store)
     # FastAPIOffline serves /docs and /redoc from its own copies of their scripts: no CDN, the page works offline
@@ -176,7 +178,7 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
                   count=1)
     if review is not None:  # the Review tab shows on a server of an embeddings store only
         html = html.replace('data-testid="tab-review" hidden', 'data-testid="tab-review"', 1)
-    if store is not None:  # the sensors' detections to review, on a server keeping a deployment's store
+    if snippets is not None:  # the sensors' detections to review, on a server keeping their sound
         html = html.replace('data-testid="tab-fleet" hidden', 'data-testid="tab-fleet"', 1)
 
     @app.get("/", include_in_schema=False)
@@ -214,10 +216,12 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
 
         writer = Writer(store, keep_days)
         add_monitor_routes(app, store, guard, writer, online_seconds=online_seconds)
-        from envsound.app.fleet_review import add_fleet_review_routes
-        from envsound.deploy.fleet_files import fleet_dir
+        if snippets is not None:
+            from envsound.app.fleet_review import add_fleet_review_routes
+            from envsound.app.snippets import add_snippet_routes
 
-        add_fleet_review_routes(app, store, fleet_dir(store.shown, fleet), guard)
+            add_snippet_routes(app, guard, writer, snippets)
+            add_fleet_review_routes(app, store, snippets.folder, guard)
     else:
         _add_storeless_routes(app)
     if review is not None:

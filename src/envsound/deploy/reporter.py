@@ -1,7 +1,9 @@
 """A sensor's side of a deployment: turn what :class:`~envsound.inference.live.LiveListener` hears into events with
 UTC times from this machine's clock, queue them (:class:`~envsound.deploy.outbox.Outbox`) and deliver them to the
 server's ``POST /v1/report`` from a thread of their own, so listening never waits for the network. No audio leaves
-the device: only events and heartbeats.
+the device unless asked (``listen --snippets``): then each event's snippet (:mod:`envsound.deploy.snippets`) follows
+its event, once the event was delivered, as ``PUT /v1/snippets/SENSOR/KEY`` under the same retry rules; a snippet the
+server will never take (404: its event is not there; 413: too large; 415) is dropped and counted.
 
 Delivery retries with back-off while the server cannot be reached or answers 5xx, and waits what ``Retry-After``
 says on 429 and 503. A 401, 403 or 413 will not change by retrying: the sensor stops sending, keeps everything queued
@@ -40,6 +42,8 @@ class Delivery(threading.Thread):
         self.sensor, self.token, self.model, self.fingerprint, self.timeout = sensor, token, model, fingerprint, timeout
         self.delivered = 0  # events the server acknowledged (new or already stored)
         self.set_aside = 0  # events the server refused as malformed (422): kept apart in the outbox, not resent
+        self.snippets_url = f"{url.rstrip('/')}/v1/snippets/{sensor}/"
+        self.snippets_sent = self.snippets_refused = 0  # snippets the server stored; refused for good (dropped)
         self.refused: str | None = None  # the server's reason, once it refused for good
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -60,8 +64,43 @@ class Delivery(threading.Thread):
                 self.stopping.wait(pause)
 
     def send_once(self) -> float:
-        """Deliver one batch; returns how long to wait before the next try (0: go on)."""
-        return self._post(*self.outbox.take(BATCH))
+        """Deliver one batch, or when no event nor heartbeat waits, one snippet; returns how long to wait before
+        the next try (0: go on)."""
+        ids, events, beat = self.outbox.take(BATCH)
+        if ids or beat is not None:
+            return self._post(ids, events, beat)
+        snippet = self.outbox.take_snippet()
+        return self._upload(*snippet) if snippet else 0.0
+
+    def _upload(self, key: str, media_type: str, body: bytes, start: float | None) -> float:
+        where = {} if start is None else {"X-Snippet-Start": f"{start:.4f}"}  # the event's place in it
+        request = urllib.request.Request(self.snippets_url + key, data=body, method="PUT",
+                                         headers={"Content-Type": media_type, **where, **self._auth()})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                answer.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code in (404, 413, 415, 422):  # about this snippet alone: resending will not change it
+                self.outbox.snippet_done(key)
+                self.snippets_refused += 1
+                log.warning("%s refused the snippet of event %s for good (%d: %s): dropped", self.snippets_url,
+                            key, exc.code, _reason(exc))
+                return 0.0
+            if exc.code in PERMANENT:
+                self.refused = f"{self.snippets_url} refused a snippet ({exc.code}: {_reason(exc)})"
+                log.error("%s; sending stops", self.refused)
+                return 0.0
+            wait = _retry_after(exc.headers.get("Retry-After")) if exc.code in (429, 503) else None
+            return self._trouble(f"{self.snippets_url} answered {exc.code} ({_reason(exc)})", wait)
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            return self._trouble(f"cannot reach {self.snippets_url} ({getattr(exc, 'reason', exc)})", None)
+        self.outbox.snippet_done(key)
+        self.snippets_sent += 1
+        self.backoff, self.problem = 0.0, None
+        return 0.0
+
+    def _auth(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def _post(self, ids: list[int], events: list[dict], beat: dict | None) -> float:
         # sent: this machine's time now, so the server can tell when this clock is off (an older server ignores it)
@@ -139,13 +178,16 @@ class ReportSummary:
     delivered: int
     queued: int
     set_aside: int
+    snippets: tuple[int, int, int] | None = None  # with snippets on: (sent, queued, dropped over the budget)
 
     def line(self) -> str:
         """``N events: D delivered, Q queued``, with ``and B queued before`` after N when an earlier run left some
         (so that the counts add up) and ``, S set aside (refused by the server)`` when some were."""
         return (f"{self.heard} events" + (f" and {self.before} queued before" if self.before else "")
                 + f": {self.delivered} delivered, {self.queued} queued"
-                + (f", {self.set_aside} set aside (refused by the server)" if self.set_aside else ""))
+                + (f", {self.set_aside} set aside (refused by the server)" if self.set_aside else "")
+                + ("; snippets: {} sent, {} queued, {} dropped (over the budget)".format(*self.snippets)
+                   if self.snippets else ""))
 
 
 class Reporting:
@@ -153,12 +195,14 @@ class Reporting:
     ``heartbeat_seconds`` into the outbox, delivered in the background; :meth:`finish` waits for the rest.
 
     The stream's second 0 is this machine's UTC time when listening began: an event's onset is that time plus its
-    onset in the stream, as the sensor's clock tells it.
+    onset in the stream, as the sensor's clock tells it. ``snipper`` (:class:`~envsound.deploy.snippets.Snipper`,
+    fed every block by :meth:`hear`) cuts each ended event's snippet, queued within ``snippet_budget`` bytes.
     """
 
     def __init__(self, outbox: Outbox, url: str, *, sensor: str, token: str | None, model: str | None,
-                 fingerprint: str | None, heartbeat_seconds: float = 30.0) -> None:
-        self.outbox = outbox
+                 fingerprint: str | None, heartbeat_seconds: float = 30.0, snipper=None,
+                 snippet_budget: int = 100_000_000) -> None:
+        self.outbox, self.snipper, self.snippet_budget = outbox, snipper, snippet_budget
         self.before = outbox.queued()  # an earlier run's events, sent first
         self.delivery = Delivery(outbox, url, sensor=sensor, token=token, model=model, fingerprint=fingerprint)
         self.clock = StreamClock(datetime.now(UTC))
@@ -170,15 +214,33 @@ class Reporting:
         """One of :class:`~envsound.inference.live.Hop`'s ``to_dict()``."""
         ended = [{**e, "onset": iso(e["onset"]), "offset": iso(e["offset"])} for e in self.clock.ended(hop)]
         if ended:
-            self.outbox.put_events(ended)
+            keys = self.outbox.put_events(ended)
             self.heard += len(ended)
+            for key, event in zip(keys, hop["events"] if self.snipper else ()):
+                self._snippet(key, event)
         if time.monotonic() - self.last_beat >= self.heartbeat_seconds or hop.get("end"):
             hearing = self.clock.hearing
             self.outbox.put_heartbeat({"time": iso(datetime.now(UTC)), "label": hearing.get("label"),
-                                       "score": hearing.get("score")})
+                                       "score": hearing.get("score"),
+                                       **({"snippets_dropped": self.outbox.snippets_dropped} if self.snipper else {})})
             self.last_beat = time.monotonic()
         if ended or hop.get("end"):
             self.delivery.wake.set()
+
+    def _snippet(self, key: str, event: dict) -> None:
+        try:
+            snippet = self.snipper.cut(event)  # None: a label whose sound may not leave, never cut
+        except Exception as exc:  # listening goes on: the event is reported, without its sound
+            log.error("the snippet of event %s (%s) could not be made (%s: %s)", key, event["label"],
+                      type(exc).__name__, exc)
+            return
+        if snippet:
+            self.outbox.put_snippet(key, *snippet, budget=self.snippet_budget)
+
+    def hear(self, samples) -> None:
+        """A block of the stream as it is heard, before the listener scores it (kept for snippets)."""
+        if self.snipper is not None:
+            self.snipper.hear(samples)
 
     def finish(self, deliver_seconds: float) -> ReportSummary:
         """Wait up to ``deliver_seconds`` for the outbox to empty, then stop; returns what became of the events."""
@@ -188,10 +250,12 @@ class Reporting:
             time.sleep(0.05)
         self.delivery.stop()
         queued = self.outbox.queued()
+        snippets = ((self.delivery.snippets_sent, self.outbox.snippets_queued(), self.outbox.snippets_dropped)
+                    if self.snipper else None)
         if not self.delivery.is_alive():  # a send still waiting on the network would find it closed
             self.outbox.close()
         return ReportSummary(heard=self.heard, before=self.before, delivered=self.delivery.delivered, queued=queued,
-                             set_aside=self.delivery.set_aside)
+                             set_aside=self.delivery.set_aside, snippets=snippets)
 
 
 def _reason(exc: urllib.error.HTTPError) -> str:

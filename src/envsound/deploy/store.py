@@ -247,7 +247,8 @@ class Store:
     def _event(row) -> dict:
         return {"id": row["id"], "sensor": row["sensor"], "label": row["label"], "onset": iso(row["onset"]),
                 "offset": iso(row["offset"]), "score": row["score"], "model": row["model"],
-                "fingerprint": row["fingerprint"], "key": row["key"], "received": iso(row["received"])}
+                "fingerprint": row["fingerprint"], "key": row["key"], "received": iso(row["received"]),
+                "audio": row["snippet_bytes"]}  # the bytes of its sound kept (GET /v1/events/ID/audio); None: none
 
     def sensors(self) -> list[dict]:
         """Every sensor that ever reported, by name: when the server last heard from it and what it heard then."""

@@ -147,3 +147,6 @@ document.addEventListener("keydown", (event) => {
 document.addEventListener("envsound-view", (event) => {
   if (event.detail === "fleet") loadPrecision();
 });
+document.addEventListener("envsound-token", () => {  // a token given on this view: read what it refused before
+  if (!$("fleet").hidden) loadPrecision();
+});

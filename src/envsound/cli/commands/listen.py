@@ -40,7 +40,8 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
     add_json_option(parser, 'one JSON object a hop: {"time" (s heard so far), "start", "top": [{"label", "score"}], '
                             '"active": events under way, "events": events that ended, "model_ms", "end"}; multi-label '
                             'models add "labels": every label at or above its threshold')
-    group = parser.add_argument_group("a sensor of a deployment: send what it hears to a server (no audio leaves); "
+    group = parser.add_argument_group("a sensor of a deployment: send what it hears to a server (no audio leaves "
+                                      "unless --snippets); "
                                       "the last line says 'N events: D delivered, Q queued' (on stderr with --json; "
                                       "'N events and B queued before: ...' when an earlier run left B in the queue; "
                                       "', S set aside' when the server refused some as malformed); exit 1 while any "
@@ -56,6 +57,16 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--deliver-seconds", type=float, default=60.0,
                        help="at the end of the input, keep trying to deliver what is queued this long")
     group.add_argument("--heartbeat-seconds", type=float, default=30.0, help="between two heartbeats")
+    group.add_argument("--snippets", nargs="?", const="", metavar="LABELS",
+                       help="send each event's sound too (the event with half a second each side, at least a window "
+                            "of the model, at most 10 s; Ogg Opus, about 30 KB for 5 s), after its event: of every "
+                            "label, or only of these (a comma list); the last line adds 'snippets: S sent, Q queued, "
+                            "D dropped'")
+    group.add_argument("--snippets-except", metavar="LABELS",
+                       help="never send the sound of these labels (a comma list, e.g. speech); implies --snippets")
+    group.add_argument("--snippet-budget-mb", type=float, default=100.0, metavar="MB",
+                       help="snippets waiting in the queue take at most this much disk; beyond it the oldest are "
+                            "dropped (counted in the heartbeat and the last line)")
 
 
 
@@ -70,14 +81,20 @@ def listen(args: argparse.Namespace) -> int:
         raise ConfigError("--report needs --sensor NAME (and --token T when the server requires tokens)")
     if args.deliver_seconds < 0 or args.heartbeat_seconds <= 0:
         raise ConfigError("--deliver-seconds must be >= 0 and --heartbeat-seconds > 0")
+    if (args.snippets is not None or args.snippets_except) and not args.report:
+        raise ConfigError("--snippets sends events' sound to a server: use it with --report URL")
+    if args.snippet_budget_mb <= 0:
+        raise ConfigError(f"--snippet-budget-mb {args.snippet_budget_mb}: must be > 0")
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     rate, blocks = open_input(args.input, rate=args.rate, channels=args.channels, encoding=args.encoding,
                               realtime=args.realtime, idle_seconds=args.idle_seconds or None)
     listener = LiveListener(predictor, sample_rate=rate, top_k=args.top_k)
     show = (lambda hop: print(json.dumps(hop.to_dict()), flush=True)) if args.json else _LiveLines()
-    reporting = _reporting(args, predictor) if args.report else None
+    reporting = _reporting(args, predictor, rate) if args.report else None
     try:
         for block in blocks:
+            if reporting:
+                reporting.hear(block)
             for hop in listener.push(block):
                 show(hop)
                 if reporting:
@@ -93,11 +110,12 @@ def listen(args: argparse.Namespace) -> int:
             summary = reporting.finish(args.deliver_seconds)
             # with --json, stdout stays one JSON object a line: the summary goes with the log lines
             print(summary.line(), flush=True, file=sys.stderr if args.json else sys.stdout)
-    return 1 if reporting and (summary.queued or summary.set_aside) else 0
+    return 1 if reporting and (summary.queued or summary.set_aside or (summary.snippets or (0, 0))[1]) else 0
 
 
-def _reporting(args: argparse.Namespace, predictor):
-    """``listen --report``'s outbox and delivery thread for ``args.sensor``."""
+def _reporting(args: argparse.Namespace, predictor, rate: int):
+    """``listen --report``'s outbox and delivery thread for ``args.sensor`` (and its snippets' cutter, of a stream
+    at ``rate`` Hz)."""
     from envsound.deploy.outbox import Outbox, default_queue_path
     from envsound.deploy.reporter import Reporting
     from envsound.deploy.tokens import check_name
@@ -106,7 +124,20 @@ def _reporting(args: argparse.Namespace, predictor):
     outbox = Outbox(args.queue or default_queue_path(args.sensor))
     return Reporting(outbox, args.report, sensor=args.sensor, token=args.token or os.environ.get("ENVSOUND_TOKEN"),
                      model=predictor.model.config.model.name, fingerprint=predictor.source.short_digest,
-                     heartbeat_seconds=args.heartbeat_seconds)
+                     heartbeat_seconds=args.heartbeat_seconds, snipper=_snipper(args, predictor, rate),
+                     snippet_budget=int(args.snippet_budget_mb * 1e6))
+
+
+def _snipper(args: argparse.Namespace, predictor, rate: int):
+    """What cuts each event's snippet with ``--snippets`` or ``--snippets-except`` (None: without)."""
+    from envsound.deploy.snippets import Snipper, SnippetRules, SnippetSettings
+
+    if args.snippets is None and not args.snippets_except:
+        return None
+    features, decoding = predictor.features, predictor.decoding
+    return Snipper(SnippetSettings(rules=SnippetRules.parse(args.snippets, args.snippets_except)),
+                   stream_rate=rate, network_rate=features.sample_rate, window=features.window_seconds,
+                   hop=features.eval_hop_seconds, median=decoding.median_seconds, gap=decoding.gap_seconds)
 
 
 class _LiveLines:

@@ -54,6 +54,14 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--auth-failures", type=int, default=10, metavar="N",
                        help="unknown or revoked tokens one client address may send a minute; beyond them all its "
                             "requests get 429 until the minute has passed")
+    group.add_argument("--keep-snippets", type=float, metavar="DAYS",
+                       help="delete the sound of events (snippets sensors sent with listen --snippets) that ended "
+                            "longer ago than this (checked at start and hourly; default: kept until purged)")
+    group.add_argument("--snippet-quota", type=float, metavar="GB",
+                       help="keep at most this many gigabytes of snippets, the oldest events' deleted first")
+    group.add_argument("--fleet-dir", metavar="DIR",
+                       help="the fleet's folder, where snippets are kept (snippets/SENSOR/EVENT.ogg); default: "
+                            "NAME-fleet beside a store NAME.sqlite, fleet in the user's data folder for PostgreSQL")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -69,6 +77,8 @@ def serve(args: argparse.Namespace) -> int:
     if (args.rate_limit <= 0 or min(args.streams_per_token, args.auth_failures) < 1
             or (args.keep_days is not None and args.keep_days <= 0)):
         raise ConfigError("--rate-limit and --keep-days must be > 0, --streams-per-token and --auth-failures >= 1")
+    if any(value is not None and value <= 0 for value in (args.keep_snippets, args.snippet_quota)):
+        raise ConfigError("--keep-snippets and --snippet-quota must be > 0")
     limits = ServerLimits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, workers=args.workers,
                           max_streams=args.max_streams, idle_seconds=args.idle_seconds,
                           body_seconds=args.body_seconds)
@@ -76,4 +86,6 @@ def serve(args: argparse.Namespace) -> int:
                       precision=args.precision, ssl_keyfile=args.ssl_keyfile, ssl_certfile=args.ssl_certfile,
                       quiet=args.quiet, store=args.store, auth=args.auth, keep_days=args.keep_days,
                       rate=args.rate_limit, streams_per_token=args.streams_per_token,
-                      auth_failures=args.auth_failures, access_log=args.access_log)
+                      auth_failures=args.auth_failures, access_log=args.access_log, keep_snippets=args.keep_snippets,
+                      snippet_quota=None if args.snippet_quota is None else int(args.snippet_quota * 1e9),
+                      fleet_dir=args.fleet_dir)
