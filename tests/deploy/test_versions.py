@@ -101,11 +101,15 @@ def test_assignments_named_a_share_or_all_and_rollbacks(fleet, tmp_path):
         fleet.assign(2, share=1.5)
 
 
-def test_a_rollback_of_a_first_assignment_says_there_is_nothing_before(fleet, tmp_path):
+def test_a_rollback_of_a_first_canary_gives_its_sensors_their_own_model_again(fleet, tmp_path):
     fleet.add_version(model_file(tmp_path / "1.onnx", b"1"), name="cnn")
     fleet.assign(1, sensors=["a"])
-    with pytest.raises(ConfigError, match="a: no version assigned before version 1"):
-        fleet.rollback()
+    fleet.assign(1)
+    assert [item.line() for item in fleet.rollback()] == ["every sensor -> its own model (the one it was started "
+                                                          "with)", "a -> version 1"]
+    assert fleet.assigned("a").id == 1 and fleet.assigned("b") is None
+    assert [item.line() for item in fleet.rollback()] == ["every sensor -> version 1"]  # forward again
+    assert fleet.assigned("b").id == 1
 
 
 def test_status_says_assigned_running_since_and_online(fleet, tmp_path):

@@ -11,7 +11,8 @@ every sensor (``sensor`` NULL). One publish, assign or rollback writes its rows 
 A canary (``share``) names a deterministic choice of the known sensors (those that reported, and those with an active
 sensor token): the first ``share`` of them ordered by a hash of name and version, so a second canary of another
 version picks others. :meth:`Fleet.rollback` writes a batch that gives each sensor of the newest batch the version it
-had before it (a rollback of a rollback goes forward again).
+had before it (a rollback of a rollback goes forward again); one that had none gets :data:`OWN`: the model it was
+started with.
 
 Acting on the store directly (as ``envsound token`` does), so a running server sees a change at its next request.
 """
@@ -38,6 +39,7 @@ from envsound.errors import ConfigError
 from envsound.fileio import atomic_path, file_digest
 
 MODELS = "models"  # the fleet folder's sub-folder of published files
+OWN = 0  # an assignment's version meaning "no published version": the model the sensor was started with
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class Assigned:
     version: int
 
     def line(self) -> str:
-        return f"{self.sensor or 'every sensor'} -> version {self.version}"
+        to = "its own model (the one it was started with)" if self.version == OWN else f"version {self.version}"
+        return f"{self.sensor or 'every sensor'} -> {to}"
 
 
 @dataclass(frozen=True)
@@ -171,17 +174,18 @@ class Fleet:
                 raise ConfigError(f"no sensor known to {self.store.shown} yet (none reported, no sensor token): "
                                   "a canary needs some; name them with --sensors")
             count = max(1, math.ceil(share * len(known) - 1e-9))
-            sensors = sorted(known, key=lambda name: _draw(name, version_id))[:count]
+            sensors = sorted(sorted(known, key=lambda name: _draw(name, version_id))[:count])
         batch = [Assigned(check_name(name), version_id) for name in sensors] if sensors else [Assigned(None,
                                                                                                        version_id)]
         self._write(batch, share=share, who=who)
         return batch
 
     def rollback(self, *, who: str | None = None) -> list[Assigned]:
-        """Give each sensor of the newest batch the version it was assigned before it; returns the batch written.
+        """Give each sensor of the newest batch the version it was assigned before it (:data:`OWN` when none);
+        returns the batch written.
 
         Raises:
-            ConfigError: nothing assigned yet, or a sensor of the newest batch had no version before it.
+            ConfigError: nothing assigned yet.
         """
         rows = self._rows()
         if not rows:
@@ -189,29 +193,22 @@ class Fleet:
         newest = rows[-1].assigned
         last = [row for row in rows if row.assigned == newest]
         before = [row for row in rows if row.assigned != newest]
-        batch, lacking = [], []
+        batch = []
         if any(row.sensor is None for row in last):
-            everyone = _resolve(before, None)
-            if everyone is None:
-                lacking.append("every sensor")
-            else:
-                batch.append(Assigned(None, everyone))
-                batch += [Assigned(name, had) for name in self.known_sensors()
-                          if (had := _resolve(before, name)) is not None and had != everyone]
+            everyone = _resolve(before, None, OWN)
+            batch.append(Assigned(None, everyone))
+            named = set(self.known_sensors()) | {row.sensor for row in before if row.sensor is not None}
+            batch += [Assigned(name, had) for name in sorted(named)
+                      if (had := _resolve(before, name, OWN)) != everyone]
         for name in sorted({row.sensor for row in last if row.sensor is not None}):
-            had = _resolve(before, name)
-            if had is None:
-                lacking.append(name)
-            elif Assigned(name, had) not in batch:
-                batch.append(Assigned(name, had))
-        if lacking:
-            raise ConfigError(f"{', '.join(lacking)}: no version assigned before version {last[0].version}, so no "
-                              "rollback; publish the model to go back to (fleet publish MODEL)")
+            item = Assigned(name, _resolve(before, name, OWN))
+            if item not in batch and not (batch and batch[0].sensor is None and batch[0].version == item.version):
+                batch.append(item)
         self._write(batch, share=None, who=who)
         return batch
 
     def assigned(self, sensor: str) -> Version | None:
-        """The version ``sensor`` should run (None: none assigned)."""
+        """The version ``sensor`` should run (None: none assigned, or :data:`OWN`: the model it was started with)."""
         table = schema.assignments
         query = (sa.select(table.c.version).where(sa.or_(table.c.sensor == sensor, table.c.sensor.is_(None)))
                  .order_by(table.c.assigned.desc(), table.c.id.desc()).limit(1))
@@ -238,7 +235,7 @@ class Fleet:
         for name in names:
             seen = reported.get(name, {})
             last = seen.get("last_received")
-            out.append({"sensor": name, "assigned": _resolve(rows, name), "running": seen.get("version"),
+            out.append({"sensor": name, "assigned": _resolve(rows, name) or None, "running": seen.get("version"),
                         "since": seen.get("version_since"), "last_heartbeat": seen.get("last_heard"),
                         "last_received": last,
                         "online": last is not None and (now - as_utc(parse_time(last))).total_seconds()
@@ -261,12 +258,13 @@ class Fleet:
             connection.execute(schema.assignments.insert(), rows)
 
 
-def _resolve(rows: list[_Row], sensor: str | None) -> int | None:
-    """The version the newest of ``rows`` (oldest first) gives ``sensor`` (None: only rows for every sensor)."""
+def _resolve(rows: list[_Row], sensor: str | None, default: int | None = None) -> int | None:
+    """The version the newest of ``rows`` (oldest first) gives ``sensor`` (None: only rows for every sensor), else
+    ``default``."""
     for row in reversed(rows):
         if row.sensor is None or (sensor is not None and row.sensor == sensor):
             return row.version
-    return None
+    return default
 
 
 def _draw(name: str, version: int) -> str:

@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import Callable
 
 
-MODULES = ("training", "stages", "pretrain", "evaluate", "predict", "listen", "serve", "token", "export", "embed",
+MODULES = ("training", "stages", "pretrain", "evaluate", "predict", "listen", "serve", "token", "fleet", "export", "embed",
            "search", "label", "learn", "check", "mix", "download", "demo", "datasets", "models", "config")
 
 
