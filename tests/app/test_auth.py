@@ -24,7 +24,10 @@ from envsound.deploy.store import Store
 # what anyone may fetch: the page, its files, liveness and the API's schema (FastAPIOffline's /docs and /redoc)
 PUBLIC = {"/", "/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 ROLE_MAY = {"/v1/model": {"viewer", "admin"}, "/v1/predict": {"viewer", "admin"}, "/v1/events": {"viewer", "admin"},
-            "/v1/sensors": {"viewer", "admin"}, "/v1/report": {"sensor", "admin"}}
+            "/v1/sensors": {"viewer", "admin"}, "/v1/report": {"sensor", "admin"},
+            "/v1/fleet/assignment": {"sensor", "admin"}, "/v1/fleet/versions/{version_id}/file": {"sensor", "admin"},
+            "/v1/fleet/key": {"sensor", "admin"}, "/v1/fleet/versions": {"viewer", "admin"},
+            "/v1/fleet/status": {"viewer", "admin"}, "/v1/fleet/rates": {"viewer", "admin"}}
 
 
 @dataclass

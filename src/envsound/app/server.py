@@ -212,6 +212,9 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
 
         writer = Writer(store, keep_days)
         add_monitor_routes(app, store, guard, writer, online_seconds=online_seconds)
+        from envsound.app.fleet import add_fleet_routes
+
+        add_fleet_routes(app, store, guard, online_seconds=online_seconds)
     else:
         _add_storeless_routes(app)
     if review is not None:
