@@ -56,6 +56,23 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--deliver-seconds", type=float, default=60.0,
                        help="at the end of the input, keep trying to deliver what is queued this long")
     group.add_argument("--heartbeat-seconds", type=float, default=30.0, help="between two heartbeats")
+    add_follow_options(parser)
+
+
+def add_follow_options(parser: argparse.ArgumentParser) -> None:
+    """``--follow`` and its options: run the model version the server assigns to this sensor."""
+    group = parser.add_argument_group(
+        "a sensor of a fleet: run the model version its server assigns it (envsound fleet publish), checked against "
+        "the server's signature and swapped in at a window boundary (no audio skipped or heard twice); a corrupt, "
+        "unsigned or foreign file is refused and reported, and the running model kept")
+    group.add_argument("--follow", nargs="?", const=True, metavar="URL",
+                       help="follow the server at URL (alone: --report's), with --sensor and its token; versions are "
+                            "downloaded beside the queue (QUEUE-models/)")
+    group.add_argument("--follow-seconds", type=float, default=60.0, help="between two asks for the assignment")
+    group.add_argument("--server-key", type=Path, metavar="FILE",
+                       help="the server's public key (PEM, the fleet folder's signing-key.pub) that every version "
+                            "must be signed with; omitted, the key the server gives at first contact is pinned in "
+                            "QUEUE-models/server-key.pub and trusted from then on (delete it to trust another)")
 
 
 
@@ -70,12 +87,16 @@ def listen(args: argparse.Namespace) -> int:
         raise ConfigError("--report needs --sensor NAME (and --token T when the server requires tokens)")
     if args.deliver_seconds < 0 or args.heartbeat_seconds <= 0:
         raise ConfigError("--deliver-seconds must be >= 0 and --heartbeat-seconds > 0")
+    if args.follow and (not args.sensor or (args.follow is True and not args.report) or args.follow_seconds <= 0):
+        raise ConfigError("--follow needs --sensor NAME, the server's address (--follow URL or --report URL) and "
+                          "--follow-seconds > 0")
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     rate, blocks = open_input(args.input, rate=args.rate, channels=args.channels, encoding=args.encoding,
                               realtime=args.realtime, idle_seconds=args.idle_seconds or None)
     listener = LiveListener(predictor, sample_rate=rate, top_k=args.top_k)
     show = (lambda hop: print(json.dumps(hop.to_dict()), flush=True)) if args.json else _LiveLines()
     reporting = _reporting(args, predictor) if args.report else None
+    follower = _follower(args, listener, reporting, predictor) if args.follow else None
     try:
         for block in blocks:
             for hop in listener.push(block):
@@ -85,6 +106,8 @@ def listen(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C ends a live session: what was heard is still reported
         pass
     finally:  # a stream that broke off (AudioLoadError) still gets its end, then its one-line error
+        if follower:
+            follower.stop()
         for hop in listener.finish():
             show(hop)
             if reporting:
@@ -107,6 +130,33 @@ def _reporting(args: argparse.Namespace, predictor):
     return Reporting(outbox, args.report, sensor=args.sensor, token=args.token or os.environ.get("ENVSOUND_TOKEN"),
                      model=predictor.model.config.model.name, fingerprint=predictor.source.short_digest,
                      heartbeat_seconds=args.heartbeat_seconds)
+
+
+def _follower(args: argparse.Namespace, listener, reporting, own):
+    """``listen --follow``'s thread: the assigned version checked, loaded and handed to ``listener`` (``own``: the
+    model it was started with, for an assignment of none); its first ask is made before the stream starts."""
+    from envsound.deploy.follow import Follower, models_folder
+    from envsound.deploy.outbox import default_queue_path
+    from envsound.inference.predictor import Predictor
+
+    def load(path):
+        return own if path is None else Predictor.from_checkpoint(path, device=args.device, precision=args.precision)
+
+    def swap(model, version: dict | None) -> None:
+        listener.replace(model, version=None if version is None else version["id"])
+        if reporting:  # the events' model and fingerprint from now on (each event's version is exact)
+            reporting.delivery.model = model.model.config.model.name
+            reporting.delivery.fingerprint = model.source.short_digest
+
+    follower = Follower(args.report if args.follow is True else args.follow, sensor=args.sensor,
+                        token=args.token or os.environ.get("ENVSOUND_TOKEN"),
+                        folder=models_folder(args.queue or default_queue_path(args.sensor)), load=load, swap=swap,
+                        server_key=args.server_key, every=args.follow_seconds)
+    if reporting:
+        reporting.refusal = lambda: follower.refused
+    follower.check_once()
+    follower.start()
+    return follower
 
 
 class _LiveLines:
