@@ -156,13 +156,14 @@ class Fleet:
 
     def assign(self, version_id: int, *, sensors: list[str] | None = None, share: float | None = None,
                who: str | None = None) -> list[Assigned]:
-        """Assign version ``version_id`` to ``sensors``, to a ``share`` (0 < share <= 1) of the known sensors, or to
-        every sensor (neither given); returns the batch written.
+        """Assign version ``version_id`` (:data:`OWN`: the model each was started with) to ``sensors``, to a
+        ``share`` (0 < share <= 1) of the known sensors, or to every sensor (neither given); returns the batch
+        written.
 
         Raises:
             ConfigError: no such version, both ``sensors`` and ``share``, a share out of range or no known sensor.
         """
-        if self.version(version_id) is None:
+        if version_id != OWN and self.version(version_id) is None:
             raise ConfigError(f"version {version_id}: no such version in {self.store.shown}")
         if sensors and share is not None:
             raise ConfigError("give named sensors or a share of them, not both")

@@ -71,7 +71,8 @@ def add_publish_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_assign_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("version", type=int, metavar="VERSION", help="a published version's id (fleet status)")
+    parser.add_argument("version", type=int, metavar="VERSION",
+                        help="a published version's id (fleet status); 0: the model each sensor was started with")
     _add_targets(parser)
     add_common_options(parser)
 
@@ -167,7 +168,8 @@ def _assign(fleet, version: int, args: argparse.Namespace) -> int:
     names = ", ".join(item.sensor for item in batch if item.sensor)
     where = names if names else "every sensor"
     share = f" (a share of {args.share:g} of {len(fleet.known_sensors())} known sensors)" if args.share else ""
-    print(f"version {version} assigned to {where}{share}")
+    what = f"version {version}" if version else "its own model (the one it was started with)"
+    print(f"{what} assigned to {where}{share}")
     return 0
 
 
