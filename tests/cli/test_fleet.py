@@ -3,8 +3,10 @@ as it is) to a canary's share, then to all, status, rollback; a folder export is
 
 from __future__ import annotations
 
+import json
 import re
 
+import onnx
 import pytest
 
 from envsound.deploy.signing import public_pem, verify
@@ -54,17 +56,29 @@ def test_publish_a_checkpoint_to_a_canary_then_all_then_roll_back(envsound_main,
 
 
 def test_an_onnx_file_is_taken_as_it_is_and_a_folder_refused(envsound_main, trained_run, store, tmp_path):
-    onnx = tmp_path / "model.onnx"
-    assert envsound_main("export", "--quiet", trained_run.checkpoint, "--out", onnx).returncode == 0
-    ran = envsound_main("fleet", "publish", onnx, "--sensors", "a,b", "--store", store)
+    onnx_file = tmp_path / "model.onnx"
+    assert envsound_main("export", "--quiet", trained_run.checkpoint, "--out", onnx_file).returncode == 0
+    ran = envsound_main("fleet", "publish", onnx_file, "--sensors", "a,b", "--store", store)
     assert ran.returncode == 0, ran.stderr
-    assert f"sha256 {file_digest(onnx)[:16]}" in ran.stdout and "assigned to a, b\n" in ran.stdout
-    again = envsound_main("fleet", "publish", onnx, "--store", store)  # the same file: the same version, to all
+    assert f"sha256 {file_digest(onnx_file)[:16]}" in ran.stdout and "assigned to a, b\n" in ran.stdout
+    again = envsound_main("fleet", "publish", onnx_file, "--store", store)  # the same file: the same version, to all
     assert "version 1:" in again.stdout and "already published" in again.stdout
     assert "version 1 assigned to every sensor" in again.stdout
+    learned = tmp_path / "learned.onnx"  # as envsound learn's model.ckpt exports: thresholds and precision in meta
+    proto = onnx.load(str(onnx_file))
+    meta = next(item for item in proto.metadata_props if item.key == "envsound.meta")
+    meta.value = json.dumps({**json.loads(meta.value), "learned": {"labels": {"dog": {
+        "threshold": 0.7, "precision": 0.93, "precision_interval": [0.8, 0.98], "recall": 0.5}}}})
+    onnx.save(proto, str(learned))
+    assert envsound_main("fleet", "publish", learned, "--sensors", "c", "--store", store).returncode == 0
+    fleet = Fleet(Store.open(store), tmp_path / "events-fleet")
+    assert fleet.version(2).thresholds == {"dog": {"threshold": 0.7, "precision": 0.93,
+                                                   "precision_interval": [0.8, 0.98]}}
+    assert fleet.version(1).thresholds is None
+    fleet.store.close()
     ran = envsound_main("fleet", "publish", tmp_path, "--store", store)
     assert ran.returncode == 1 and ran.stderr.count("\n") == 1 and "cannot be published yet" in ran.stderr
     ran = envsound_main("fleet", "rollback", "--store", store)
-    assert ran.returncode == 0 and "rolled back: a -> version 1" in ran.stdout
+    assert ran.returncode == 0 and ran.stdout == "rolled back: c -> version 1\n"  # as every sensor before
     ran = envsound_main("fleet", "status", "--store", tmp_path / "none.sqlite")
     assert ran.returncode == 1 and "no store there" in ran.stderr
