@@ -129,6 +129,8 @@ def test_a_sensor_follows_a_rollout_and_refuses_a_corrupt_version(versions, reco
         assert kinds == sorted(kinds) and set(kinds) == {1, 2}
         events = httpx.get(f"{url}/v1/events", params={"limit": 1000}, headers={"Authorization": f"Bearer {viewer}"},
                            timeout=30).json()["events"]
+        heard_by = {v.id: (v.name, v.digest[:16]) for v in fleet.versions()}  # each event: its version's file
+        assert all((e["model"], e["fingerprint"]) == heard_by[e["version"]] for e in events)
         tagged = {e["version"] for e in events}
         assert tagged <= {1, 2} and len(events) == sum(len(hop["events"]) for hop in hops)
         assert all(e["version"] == 1 for e in events if e["onset"] < min(

@@ -203,13 +203,26 @@ class Store:
                     self._heartbeat(connection, sensor, heartbeat, model, fingerprint, received)
                 if not events:
                     return 0
+                # an event of a fleet's version: that version's name and file digest, whatever the report says (a
+                # queue delivered after a swap holds the old version's events)
+                heard_by = self._versions(connection, {e.version for e in events if e.version})
                 rows = [{"sensor": sensor, "key": e.key, "label": e.label, "onset": self.bind(e.onset),
-                         "offset": self.bind(e.offset), "score": float(e.score), "model": model,
-                         "fingerprint": fingerprint, "received": received, "version": e.version} for e in events]
+                         "offset": self.bind(e.offset), "score": float(e.score), "received": received,
+                         "version": e.version, **heard_by.get(e.version, {"model": model, "fingerprint": fingerprint})}
+                        for e in events]
                 insert = self._insert(schema.events).on_conflict_do_nothing(index_elements=["sensor", "key"])
                 return len(connection.execute(insert.returning(schema.events.c.id), rows).all())
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"{self.shown}: the report could not be stored ({_reason(exc)})") from None
+
+    @staticmethod
+    def _versions(connection, ids: set[int]) -> dict[int, dict]:
+        """The fleet's versions ``ids`` -> their ``model`` (name) and ``fingerprint`` (16 digits of the digest)."""
+        if not ids:
+            return {}
+        table = schema.model_versions
+        rows = connection.execute(sa.select(table.c.id, table.c.name, table.c.digest).where(table.c.id.in_(ids)))
+        return {row.id: {"model": row.name, "fingerprint": row.digest[:16]} for row in rows}
 
     def _heartbeat(self, connection, sensor: str, beat: Heartbeat, model, fingerprint, received) -> None:
         """A heartbeat older than the one stored (a queue delivered late) leaves the sensor's row as it is; the
