@@ -28,7 +28,10 @@ ROLE_MAY = {"/v1/model": {"viewer", "admin"}, "/v1/predict": {"viewer", "admin"}
             "/v1/sensors": {"viewer", "admin"}, "/v1/report": {"sensor", "admin"},
             "/v1/review/events": {"viewer", "admin"}, "/v1/review/verdicts": {"admin"},
             "/v1/review/precision": {"viewer", "admin"},
-            "/v1/snippets/{sensor}/{key}": {"sensor", "admin"}, "/v1/events/{event_id}/audio": {"viewer", "admin"}}
+            "/v1/snippets/{sensor}/{key}": {"sensor", "admin"}, "/v1/events/{event_id}/audio": {"viewer", "admin"},
+            "/v1/fleet/assignment": {"sensor", "admin"}, "/v1/fleet/versions/{version_id}/file": {"sensor", "admin"},
+            "/v1/fleet/key": {"sensor", "admin"}, "/v1/fleet/versions": {"viewer", "admin"},
+            "/v1/fleet/status": {"viewer", "admin"}, "/v1/fleet/rates": {"viewer", "admin"}}
 
 
 @dataclass

@@ -38,7 +38,9 @@ def test_no_generated_request_breaks_the_deployment_api(served, tmp_path):
         schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
         assert {op.path for op in operations} == {"/v1/predict", "/v1/model", "/healthz", "/v1/report", "/v1/events",
-                                                  "/v1/sensors"}
+                                                  "/v1/sensors", "/v1/fleet/assignment", "/v1/fleet/key",
+                                                  "/v1/fleet/versions/{version_id}/file", "/v1/fleet/versions",
+                                                  "/v1/fleet/status", "/v1/fleet/rates"}
         for operation in operations:
             @given(case=operation.as_strategy())
             @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)

@@ -17,7 +17,7 @@ import pytest
 from envsound.app.auth import Guard
 from envsound.app.run import running
 from envsound.app.server import create_app
-from envsound.cli.commands.fleet_purge import add_purge_options, purge
+from envsound.cli.fleet_purge import add_purge_options, purge
 from envsound.deploy.snippet_files import MAX_SNIPPET_BYTES, SnippetFiles
 from envsound.deploy.snippets import encode
 from envsound.deploy.store import Detection, Store

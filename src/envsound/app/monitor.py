@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 
 from envsound.app.answers import STORE_ERRORS, read
 from envsound.app.auth import Caller, Guard, check_sensor
+from envsound.app.fleet import refusals
 from envsound.deploy.store import Detection, Heartbeat, Store
 from envsound.deploy.times import as_utc, parse_time
 from envsound.deploy.tokens import NAME
@@ -47,6 +48,7 @@ class EventIn(BaseModel):
     onset: AwareDatetime = Field(description="UTC (or any zone) from the sensor's clock, e.g. 2026-11-27T19:00:00Z")
     offset: AwareDatetime
     score: float = Field(ge=0, le=1)
+    version: int | None = Field(None, ge=0, description="the fleet's model version that heard it")
 
     @model_validator(mode="after")
     def _in_order(self):
@@ -59,6 +61,8 @@ class HeartbeatIn(BaseModel):
     time: AwareDatetime
     label: str | None = Field(None, max_length=200)
     score: float | None = Field(None, ge=0, le=1)
+    version: int | None = Field(None, ge=0, description="the fleet's model version the sensor runs")
+    refused: str | None = Field(None, max_length=500, description="the last version it refused, and why")
 
 
 class ReportIn(BaseModel):
@@ -121,6 +125,7 @@ def check_times(*moments: datetime, name: str = "time") -> None:
 
 def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer, *, online_seconds: float) -> None:
     """Register ``/v1/report``, ``/v1/events`` and ``/v1/sensors`` on ``app``."""
+    refused = refusals(app)  # a sensor's last refusal of a fleet version, from its heartbeat
 
     @app.post("/v1/report", response_model=ReportOut, responses=STORE_ERRORS)
     async def report(body: ReportIn, caller: Caller = Depends(guard.needs("report"))) -> dict:
@@ -129,8 +134,11 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
         check_sensor(caller, body.sensor)
         check_times(*(t for e in body.events for t in (e.onset, e.offset)),
                     *([body.heartbeat.time] if body.heartbeat else []))
-        events = [Detection(e.key, e.label, e.onset, e.offset, e.score) for e in body.events]
-        beat = body.heartbeat and Heartbeat(body.heartbeat.time, body.heartbeat.label, body.heartbeat.score)
+        events = [Detection(e.key, e.label, e.onset, e.offset, e.score, e.version) for e in body.events]
+        beat = body.heartbeat and Heartbeat(body.heartbeat.time, body.heartbeat.label, body.heartbeat.score,
+                                            body.heartbeat.version)
+        if body.heartbeat and body.heartbeat.refused:
+            _note_refusal(refused, body.sensor, body.heartbeat.refused)
         stored = await writer.report(body.sensor, events, heartbeat=beat, model=body.model,
                                      fingerprint=body.fingerprint, received=received,
                                      clock_offset=_offset(body.sent, received))
@@ -143,6 +151,7 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
                      since: datetime | None = Query(None, description="sounding at or after this time (ISO 8601)"),
                      until: datetime | None = Query(None, description="starting before this time"),
                      min_score: float | None = Query(None, ge=0, le=1),
+                     version: int | None = Query(None, ge=0, description="only those the fleet's version heard"),
                      limit: int = Query(100, ge=1, le=MAX_PAGE, description="events a page"),
                      cursor: str | None = Query(None, max_length=100, description="the previous page's `next`")
                      ) -> dict:
@@ -150,7 +159,7 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
         after = _parse_cursor(cursor) if cursor else None
         since, until = (_aware(t, name) for t, name in ((since, "since"), (until, "until")))
         found = await read(store.events, sensor=sensor, label=label, since=since, until=until,
-                           min_score=min_score, limit=limit, after=after)
+                           min_score=min_score, limit=limit, after=after, version=version)
         last = found[-1] if len(found) == limit else None
         return {"events": found, "next": _cursor(last) if last else None}
 
@@ -163,7 +172,15 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
         for item in found:
             item["online"] = (now - parse_time(item["last_received"])).total_seconds() <= online_seconds
             item["clock"] = clock_line(item.get("clock_offset"))
+            item["refused"] = refused.get(item["name"])
         return {"sensors": found, "online_seconds": online_seconds}
+
+
+def _note_refusal(refused: dict, sensor: str, line: str) -> None:
+    """Keep ``sensor``'s refusal of a version (in memory), logged once per new refusal."""
+    if refused.get(sensor, {}).get("line") != line:
+        log.warning("sensor %s refused a model version: %s", sensor, line)
+    refused[sensor] = {"line": line, "at": datetime.now(timezone.utc).isoformat()}
 
 
 def clock_line(offset: float | None) -> str | None:

@@ -216,6 +216,10 @@ def create_app(model: Model, *, limits: ServerLimits = ServerLimits(), store=Non
 
         writer = Writer(store, keep_days)
         add_monitor_routes(app, store, guard, writer, online_seconds=online_seconds)
+        from envsound.app.fleet import add_fleet_routes
+
+        add_fleet_routes(app, store, guard, online_seconds=online_seconds,
+                         folder=None if snippets is None else snippets.folder)
         if snippets is not None:
             from envsound.app.fleet_review import add_fleet_review_routes
             from envsound.app.snippets import add_snippet_routes

@@ -197,7 +197,14 @@ class Reporting:
     The stream's second 0 is this machine's UTC time when listening began: an event's onset is that time plus its
     onset in the stream, as the sensor's clock tells it. ``snipper`` (:class:`~envsound.deploy.snippets.Snipper`,
     fed every block by :meth:`hear`) cuts each ended event's snippet, queued within ``snippet_budget`` bytes.
+
+    A fleet's sensor (``listen --follow``): each event carries the ``version`` that heard it, and each heartbeat the
+    version the sensor runs (:attr:`version`, from the last hop; a change is sent at once) and its last refusal of a
+    version (``refusal()``, when set).
     """
+
+    version: int | None = None  # the fleet's version the listener runs (None: the model it was started with)
+    refusal = None  # () -> the follower's last refusal of a version (None: none)
 
     def __init__(self, outbox: Outbox, url: str, *, sensor: str, token: str | None, model: str | None,
                  fingerprint: str | None, heartbeat_seconds: float = 30.0, snipper=None,
@@ -212,16 +219,20 @@ class Reporting:
 
     def hop(self, hop: dict) -> None:
         """One of :class:`~envsound.inference.live.Hop`'s ``to_dict()``."""
-        ended = [{**e, "onset": iso(e["onset"]), "offset": iso(e["offset"])} for e in self.clock.ended(hop)]
+        ended = [{**e, "onset": iso(e["onset"]), "offset": iso(e["offset"]), **_version_of(raw)}
+                 for e, raw in zip(self.clock.ended(hop), hop.get("events", ()))]
         if ended:
             keys = self.outbox.put_events(ended)
             self.heard += len(ended)
             for key, event in zip(keys, hop["events"] if self.snipper else ()):
                 self._snippet(key, event)
-        if time.monotonic() - self.last_beat >= self.heartbeat_seconds or hop.get("end"):
+        swapped = hop.get("version") != self.version and bool(hop.get("top"))
+        self.version = hop.get("version") if swapped else self.version
+        if time.monotonic() - self.last_beat >= self.heartbeat_seconds or hop.get("end") or swapped:
             hearing = self.clock.hearing
             self.outbox.put_heartbeat({"time": iso(datetime.now(UTC)), "label": hearing.get("label"),
-                                       "score": hearing.get("score"),
+                                       "score": hearing.get("score"), **_version_of({"version": self.version}),
+                                       **({"refused": self.refusal()} if self.refusal and self.refusal() else {}),
                                        **({"snippets_dropped": self.outbox.snippets_dropped} if self.snipper else {})})
             self.last_beat = time.monotonic()
         if ended or hop.get("end"):
@@ -256,6 +267,11 @@ class Reporting:
             self.outbox.close()
         return ReportSummary(heard=self.heard, before=self.before, delivered=self.delivery.delivered, queued=queued,
                              set_aside=self.delivery.set_aside, snippets=snippets)
+
+
+def _version_of(item: dict) -> dict:
+    """``{"version": N}`` for a hop or event of a fleet's version, else nothing (an older server's reports)."""
+    return {"version": item["version"]} if item.get("version") is not None else {}
 
 
 def _reason(exc: urllib.error.HTTPError) -> str:

@@ -78,6 +78,7 @@ class Detection:
     onset: datetime
     offset: datetime
     score: float
+    version: int | None = None  # the fleet's model version that heard it (None: a model not published by the fleet)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Heartbeat:
     time: datetime
     label: str | None = None
     score: float | None = None
+    version: int | None = None  # the fleet's model version it runs (kept on the sensor, with since when)
 
 
 @dataclass(frozen=True)
@@ -198,33 +200,49 @@ class Store:
                 upsert = self._insert(schema.sensors).values(sensor_row)
                 connection.execute(upsert.on_conflict_do_update(index_elements=["name"], set_=changed))
                 if heartbeat is not None:
-                    self._heartbeat(connection, sensor, heartbeat, model, fingerprint)
+                    self._heartbeat(connection, sensor, heartbeat, model, fingerprint, received)
                 if not events:
                     return 0
+                # an event of a fleet's version: that version's name and file digest, whatever the report says (a
+                # queue delivered after a swap holds the old version's events)
+                heard_by = self._versions(connection, {e.version for e in events if e.version})
                 rows = [{"sensor": sensor, "key": e.key, "label": e.label, "onset": self.bind(e.onset),
-                         "offset": self.bind(e.offset), "score": float(e.score), "model": model,
-                         "fingerprint": fingerprint, "received": received} for e in events]
+                         "offset": self.bind(e.offset), "score": float(e.score), "received": received,
+                         "version": e.version, **heard_by.get(e.version, {"model": model, "fingerprint": fingerprint})}
+                        for e in events]
                 insert = self._insert(schema.events).on_conflict_do_nothing(index_elements=["sensor", "key"])
                 return len(connection.execute(insert.returning(schema.events.c.id), rows).all())
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"{self.shown}: the report could not be stored ({_reason(exc)})") from None
 
-    def _heartbeat(self, connection, sensor: str, beat: Heartbeat, model, fingerprint) -> None:
-        """A heartbeat older than the one stored (a queue delivered late) leaves the sensor's row as it is."""
+    @staticmethod
+    def _versions(connection, ids: set[int]) -> dict[int, dict]:
+        """The fleet's versions ``ids`` -> their ``model`` (name) and ``fingerprint`` (16 digits of the digest)."""
+        if not ids:
+            return {}
+        table = schema.model_versions
+        rows = connection.execute(sa.select(table.c.id, table.c.name, table.c.digest).where(table.c.id.in_(ids)))
+        return {row.id: {"model": row.name, "fingerprint": row.digest[:16]} for row in rows}
+
+    def _heartbeat(self, connection, sensor: str, beat: Heartbeat, model, fingerprint, received) -> None:
+        """A heartbeat older than the one stored (a queue delivered late) leaves the sensor's row as it is; the
+        version it runs keeps its ``version_since`` (the server's clock) until it changes."""
         table, heard = schema.sensors, self.bind(beat.time)
+        since = sa.case((table.c.version.is_not_distinct_from(beat.version), table.c.version_since), else_=received)
         connection.execute(
             table.update().where(table.c.name == sensor)
             .where(sa.or_(table.c.last_heard.is_(None), table.c.last_heard <= heard))
-            .values(last_heard=heard, label=beat.label, score=beat.score, model=model, fingerprint=fingerprint))
+            .values(last_heard=heard, label=beat.label, score=beat.score, model=model, fingerprint=fingerprint,
+                    version=beat.version, version_since=since))
 
     # ------------------------------------------------------------------ reads
 
     def events(self, *, sensor: str | None = None, label: str | None = None, since: datetime | None = None,
                until: datetime | None = None, min_score: float | None = None, limit: int = 100,
-               after: tuple[datetime, int] | None = None) -> list[dict]:
+               after: tuple[datetime, int] | None = None, version: int | None = None) -> list[dict]:
         """Events newest first (by onset): those of ``sensor`` and ``label`` sounding at some time in
-        ``[since, until)``, scored ``min_score`` or more; ``after``: the ``(onset, id)`` of the last one of the
-        previous page."""
+        ``[since, until)``, scored ``min_score`` or more, heard by model ``version`` of the fleet; ``after``: the
+        ``(onset, id)`` of the last one of the previous page."""
         table = schema.events
         query = sa.select(table).order_by(table.c.onset.desc(), table.c.id.desc()).limit(limit)
         if sensor is not None:
@@ -237,6 +255,8 @@ class Store:
             query = query.where(table.c.onset < self.bind(until))
         if min_score is not None:
             query = query.where(table.c.score >= min_score)
+        if version is not None:
+            query = query.where(table.c.version == version)
         if after is not None:
             onset, last = self.bind(after[0]), after[1]
             query = query.where(sa.or_(table.c.onset < onset, sa.and_(table.c.onset == onset, table.c.id < last)))
@@ -248,6 +268,7 @@ class Store:
         return {"id": row["id"], "sensor": row["sensor"], "label": row["label"], "onset": iso(row["onset"]),
                 "offset": iso(row["offset"]), "score": row["score"], "model": row["model"],
                 "fingerprint": row["fingerprint"], "key": row["key"], "received": iso(row["received"]),
+                "version": row["version"],
                 "audio": row["snippet_bytes"]}  # the bytes of its sound kept (GET /v1/events/ID/audio); None: none
 
     def sensors(self) -> list[dict]:
@@ -257,7 +278,7 @@ class Store:
         out = []
         for row in rows:
             item = dict(row._mapping)
-            for key in ("first_received", "last_received", "last_heard"):
+            for key in ("first_received", "last_received", "last_heard", "version_since"):
                 item[key] = iso(item[key]) if item[key] is not None else None
             out.append(item)
         return out

@@ -19,10 +19,19 @@ the next samples (one frame of ``window_frames`` differs a little; waveform mode
 clip edges: ``features.trim_zeros`` and ``edge_pad`` do not apply. The tail shorter than a hop when the stream ends
 is not scored unless no window was (a stream shorter than a window is scored padded, as a short clip is). Memory:
 one window plus the last piece pushed, however long the stream.
+
+**A model swapped mid-stream** (:meth:`LiveListener.replace`, from any thread) takes over at the next window
+boundary: the start of the next window the old model would have scored. The old model scores every window starting
+before it, the new one every window from it on (on the same grid when rate and window are the same, else on the new
+model's grid from the boundary), and the samples from the boundary on pass to the new model, none dropped or given
+twice (resampled to its rate when that differs). Events are decided by the old model up to the boundary (one open
+there is closed there, by the old model) and by the new one from it. Each hop and event says the ``version`` of the
+model that heard it, when the listener was given one.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -47,12 +56,15 @@ class Hop:
     ended: list[dict] = field(default_factory=list)  # events that ended: [{"label", "onset", "offset", "score"}]
     end: bool = False  # the stream's end: no window (``top`` empty), the events still open closed in ``ended``
     labels: list[dict] | None = None  # multi-label models: every label at or above its threshold, best first
+    version: int | None = None  # the version of the model that scored this window (None: not given)
 
     def to_dict(self) -> dict:
         out = {"time": self.time, "start": self.start, "top": self.top, "active": self.active,
                "events": self.ended, "model_ms": self.model_ms, "end": self.end}
         if self.labels is not None:
             out["labels"] = self.labels
+        if self.version is not None:
+            out["version"] = self.version
         return out
 
 
@@ -64,15 +76,30 @@ class LiveListener:
     ...     print(hop.time, hop.top[0])
     """
 
-    def __init__(self, predictor: Predictor, *, sample_rate: int, top_k: int = 3) -> None:
+    def __init__(self, predictor: Predictor, *, sample_rate: int, top_k: int = 3, version: int | None = None) -> None:
+        if not 1 <= sample_rate <= 768_000:
+            raise AudioLoadError(f"sample rate {sample_rate} Hz is out of range (1 .. 768000)")
+        self.input_rate, self.top_k = sample_rate, max(1, top_k)
+        self.scored = 0  # windows
+        self.closed: list[dict] = []  # events the last model closed at a swap, given out with the next hop
+        self.pending: tuple[Predictor, int | None] | None = None
+        self.lock = threading.Lock()
+        self._use(predictor, version, origin=0.0)
+
+    def replace(self, predictor: Predictor, *, version: int | None = None) -> None:
+        """Hand the stream to ``predictor`` (of ``version``) at the next window boundary (see the module's
+        docstring); safe to call from another thread. A second call before the boundary replaces the first."""
+        with self.lock:
+            self.pending = (predictor, version)
+
+    def _use(self, predictor: Predictor, version: int | None, *, origin: float) -> None:
+        """Score with ``predictor`` from ``origin`` seconds of the stream on."""
         import soxr
 
         feats = predictor.features
-        if not 1 <= sample_rate <= 768_000:
-            raise AudioLoadError(f"sample rate {sample_rate} Hz is out of range (1 .. 768000)")
-        self.predictor, self.top_k, self.rate = predictor, max(1, top_k), feats.sample_rate
-        self.resampler = (soxr.ResampleStream(sample_rate, self.rate, 1, dtype="float32", quality="HQ")
-                          if sample_rate != self.rate else None)
+        self.predictor, self.version, self.rate, self.origin = predictor, version, feats.sample_rate, origin
+        self.resampler = (soxr.ResampleStream(self.input_rate, self.rate, 1, dtype="float32", quality="HQ")
+                          if self.input_rate != self.rate else None)
         hop = eval_hop_length(feats) * predictor.step
         # a chunk is exactly one window, and the next starts one hop later
         self.windows = predictor.window_buffer(block_step=hop, overlap=max(feats.window_samples - hop, 0),
@@ -86,13 +113,39 @@ class LiveListener:
                                      n_classes=predictor.model.n_classes, collect=False, hop_seconds=hop / self.rate)
         self.events = EventTracker(predictor.labels, window_seconds=window, hop_seconds=spacing,
                                    decoding=predictor.decoding)
-        self.heard = 0  # samples at the model's rate
-        self.scored = 0  # windows
+        self.events.frontier = origin  # nothing before the boundary is this model's to decide
+        self.heard = 0  # samples at the model's rate, from origin
 
     @property
     def seconds(self) -> float:
         """Seconds of audio heard so far."""
-        return self.heard / self.rate
+        return self.origin + self.heard / self.rate
+
+    def _swap(self) -> np.ndarray:
+        """Apply a pending :meth:`replace` at the next window boundary: the old model's events closed there, and the
+        samples from there on, at the new model's rate, to push to it (empty without a swap)."""
+        with self.lock:
+            pending, self.pending = self.pending, None
+        if pending is None:
+            return np.zeros(0, np.float32)
+        import soxr
+
+        rest, old_rate = self.windows.buffer, self.rate  # samples from the next window's start on
+        boundary = self.origin + self.windows.offset / old_rate
+        if self.resampler is not None:  # what the resampler still holds of what was pushed
+            rest = np.concatenate([rest, self.resampler.resample_chunk(np.zeros(0, np.float32), last=True)])
+        ended = [] if self.frames is None else self._frame_events(*self.frames.flush(), upto=boundary)
+        self.closed += [self._tagged(e) for e in ended + self.events.finish(boundary)]
+        self._use(*pending, origin=boundary)
+        if old_rate != self.rate and len(rest):
+            rest = soxr.resample(rest, old_rate, self.rate, quality="HQ").astype(np.float32)
+        return rest
+
+    def _tagged(self, event) -> dict:
+        out = event.to_dict()
+        if self.version is not None:
+            out["version"] = self.version
+        return out
 
     def push(self, samples: np.ndarray) -> list[Hop]:
         """``samples`` at the stream's rate (float, -1..1; several channels are averaged) -> the hops they complete."""
@@ -107,14 +160,18 @@ class LiveListener:
         hops = self._take(np.zeros(0, np.float32), last=True)
         if not self.scored and self.heard:
             hops += self._hops(self.windows.finish())
-        ended = [] if self.frames is None else [e.to_dict() for e in self._frame_events(*self.frames.flush())]
-        ended += [e.to_dict() for e in self.events.finish(self.seconds)]
+        ended = [] if self.frames is None else self._frame_events(*self.frames.flush())
+        ended = self.closed + [self._tagged(e) for e in ended + self.events.finish(self.seconds)]
+        self.closed = []
         now = round(self.seconds, 3)
-        return hops + [Hop(time=now, start=now, top=[], model_ms=0.0, ended=ended, end=True)]
+        return hops + [Hop(time=now, start=now, top=[], model_ms=0.0, ended=ended, end=True, version=self.version)]
 
     def _take(self, mono: np.ndarray, *, last: bool) -> list[Hop]:
+        lead = self._swap()
         if self.resampler is not None:
             mono = self.resampler.resample_chunk(mono, last=last)
+        if len(lead):
+            mono = np.concatenate([lead, mono])
         self.heard += len(mono)
         return self._hops(self.windows.push(mono))
 
@@ -127,16 +184,17 @@ class LiveListener:
         for offset, probs, starts, *framed in scored:
             for i, (start, row) in enumerate(zip(starts, probs)):
                 frames = framed[0][i] if framed else None
-                hops.append(self._hop((offset + start * self.predictor.step) / self.rate, row, model_ms, frames))
+                hops.append(self._hop(self.origin + (offset + start * self.predictor.step) / self.rate, row, model_ms,
+                                      frames))
                 self.scored += 1
         return hops
 
-    def _frame_events(self, centres: np.ndarray, rows: np.ndarray) -> list:
-        """Frames made final -> the events they end; frames past the stream's end are not pushed (as
-        ``predict`` drops them), nor frames before its start."""
-        step, ended = self.frames.step, []
+    def _frame_events(self, centres: np.ndarray, rows: np.ndarray, upto: float | None = None) -> list:
+        """Frames made final -> the events they end; frames past the stream's end (or ``upto``) are not pushed (as
+        ``predict`` drops them), nor frames before its start (or the model's first window)."""
+        step, ended, upto = self.frames.step, [], self.seconds if upto is None else upto
         for centre, row in zip(centres, rows):
-            if 0 <= centre < self.seconds:
+            if self.origin <= centre < upto:
                 ended += self.events.push(float(centre) - step / 2, row)
         return ended
 
@@ -153,10 +211,11 @@ class LiveListener:
             ended = self.events.push(begin, row)
         else:
             ended = self._frame_events(*self.frames.push(begin, frames))
+        closed, self.closed = self.closed, []
         return Hop(time=round(min(begin + self.predictor.features.window_seconds, self.seconds), 3),
-                   start=round(begin, 3), top=scores[:self.top_k], model_ms=model_ms,
+                   start=round(begin, 3), top=scores[:self.top_k], model_ms=model_ms, version=self.version,
                    labels=None if chosen is None else [s for s, on in zip(scores, chosen) if on],
-                   ended=[e.to_dict() for e in ended],
+                   ended=closed + [self._tagged(e) for e in ended],
                    active=[{"label": e.label, "onset": e.onset, "score": e.score} for e in self.events.active()])
 
 

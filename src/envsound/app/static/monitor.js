@@ -1,6 +1,9 @@
 // Monitor: the deployment's sensors (online, last heard from, what they hear now) and a timeline of their events
 // over the chosen hours or days, filtered by label; polled every few seconds, so new events appear without a reload.
 // Reads GET /v1/sensors and GET /v1/events with the tab's token (app.js's api()).
+// A fleet (envsound fleet publish): each sensor's model version beside its name, a version filter, and each version's
+// events per sensor-hour by label side by side (a canary's old and new), from GET /v1/fleet/versions and
+// GET /v1/fleet/rates; the controls and the table are made here, shown once a version is published.
 "use strict";
 
 const POLL_MS = 3000;
@@ -14,6 +17,8 @@ async function refreshMonitor() {
   const label = $("monitor-label").value;
   const query = new URLSearchParams({ since: from.toISOString(), limit: String(PAGE) });
   if (label) query.set("label", label);
+  const version = fleetControls().value;
+  if (version) query.set("version", version);
   let sensors, events;
   try {
     const [sensorAnswer, eventAnswer] = await Promise.all([api("/v1/sensors"), api(`/v1/events?${query}`)]);
@@ -28,6 +33,81 @@ async function refreshMonitor() {
   $("monitor-state").textContent = `${events.events.length} events${full}; updated ${until.toLocaleTimeString()}`;
   drawSensors(sensors.sensors, events.events);
   drawMonitorTimeline(sensors.sensors, events.events, from, until);
+  refreshFleet(seconds / 3600);
+}
+
+// the version filter, made once beside the label filter (hidden until a version is published)
+function fleetControls() {
+  let select = document.getElementById("monitor-version");
+  if (select) return select;
+  const label = document.createElement("label");
+  label.id = "monitor-version-label";
+  label.hidden = true;
+  label.append("Version ");
+  select = document.createElement("select");
+  select.id = "monitor-version";
+  select.dataset.testid = "monitor-version";
+  select.add(new Option("all", ""));
+  select.addEventListener("change", refreshMonitor);
+  label.append(select);
+  $("monitor-label").closest("label").after(label);
+  return select;
+}
+
+async function refreshFleet(hours) {
+  let versions, rates;
+  try {
+    const [versionAnswer, rateAnswer] = await Promise.all([
+      api("/v1/fleet/versions"), api(`/v1/fleet/rates?${new URLSearchParams({ hours: String(hours) })}`)]);
+    if (!versionAnswer.ok || !rateAnswer.ok) return;  // a server without a fleet: nothing to show
+    versions = (await versionAnswer.json()).versions;
+    rates = (await rateAnswer.json()).rates;
+  } catch (err) {
+    return;
+  }
+  const select = fleetControls();
+  document.getElementById("monitor-version-label").hidden = versions.length === 0;
+  versions.slice().reverse().forEach((v) => {
+    if (![...select.options].some((o) => o.value === String(v.id))) {
+      select.add(new Option(`${v.id} (${v.name}${v.note ? `: ${v.note}` : ""})`, String(v.id)));
+    }
+  });
+  drawRates(versions.length ? rates : []);
+}
+
+// rows: labels; columns: the versions that heard something in the range; cells: events per sensor-hour
+function drawRates(rates) {
+  let table = document.getElementById("fleet-rates");
+  if (!table) {
+    table = document.createElement("table");
+    table.id = "fleet-rates";
+    table.dataset.testid = "fleet-rates";
+    table.title = "events per sensor-hour heard by each version over the range: a canary's old and new side by side";
+    $("sensors").after(table);
+  }
+  table.hidden = rates.length === 0;
+  const name = (v) => (v === null ? "own model" : `version ${v}`);
+  const columns = [...new Set(rates.map((r) => r.version))];
+  const labels = [...new Set(rates.map((r) => r.label))].sort();
+  const head = document.createElement("tr");
+  ["events per sensor-hour", ...columns.map(name)].forEach((text) => {
+    const cell = document.createElement("th");
+    cell.textContent = text;
+    head.append(cell);
+  });
+  table.replaceChildren(head, ...labels.map((label) => {
+    const row = document.createElement("tr");
+    row.dataset.testid = "rate";
+    [label, ...columns.map((v) => {
+      const found = rates.find((r) => r.label === label && r.version === v);
+      return found ? `${found.per_sensor_hour.toFixed(2)} (${found.events} from ${found.sensors})` : "–";
+    })].forEach((text) => {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    });
+    return row;
+  }));
 }
 
 function drawSensors(sensors, events) {
@@ -49,6 +129,19 @@ function drawSensors(sensors, events) {
     dot.className = sensor.online ? "dot online" : "dot";
     dot.title = sensor.online ? "online" : "not heard from lately";
     row.children[1].append(dot);
+    if (sensor.version != null || sensor.refused) {  // a fleet's: the version it runs, and a version it refused
+      const version = document.createElement("span");
+      version.className = "sensor-version";
+      version.dataset.testid = "sensor-version";
+      version.textContent = sensor.version != null ? ` · v${sensor.version}` : "";
+      version.title = sensor.version != null
+        ? `runs model version ${sensor.version} since ${new Date(sensor.version_since).toLocaleString()}` : "";
+      if (sensor.refused) {
+        version.textContent += " · refused a version";
+        version.title += `${version.title ? "; " : ""}${sensor.refused.line}`;
+      }
+      row.children[0].append(version);
+    }
     if (sensor.clock) {  // the server compares the sensor's clock with its own at each report
       const clock = document.createElement("span");
       clock.className = "clock-off";

@@ -12,8 +12,8 @@ from importlib import import_module
 from typing import Callable
 
 
-MODULES = ("training", "stages", "pretrain", "evaluate", "predict", "listen", "serve", "token", "export", "embed",
-           "search", "label", "learn", "check", "mix", "download", "demo", "datasets", "models", "config")
+MODULES = ("training", "stages", "pretrain", "evaluate", "predict", "listen", "serve", "token", "fleet", "export",
+           "embed", "search", "label", "learn", "check", "mix", "download", "demo", "datasets", "models", "config")
 
 
 def register_all(command: Callable) -> None:

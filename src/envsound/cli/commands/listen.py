@@ -67,6 +67,23 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--snippet-budget-mb", type=float, default=100.0, metavar="MB",
                        help="snippets waiting in the queue take at most this much disk; beyond it the oldest are "
                             "dropped (counted in the heartbeat and the last line)")
+    add_follow_options(parser)
+
+
+def add_follow_options(parser: argparse.ArgumentParser) -> None:
+    """``--follow`` and its options: run the model version the server assigns to this sensor."""
+    group = parser.add_argument_group(
+        "a sensor of a fleet: run the model version its server assigns it (envsound fleet publish), checked against "
+        "the server's signature and swapped in at a window boundary (no audio skipped or heard twice); a corrupt, "
+        "unsigned or foreign file is refused and reported, and the running model kept")
+    group.add_argument("--follow", nargs="?", const=True, metavar="URL",
+                       help="follow the server at URL (alone: --report's), with --sensor and its token; versions are "
+                            "downloaded beside the queue (QUEUE-models/)")
+    group.add_argument("--follow-seconds", type=float, default=60.0, help="between two asks for the assignment")
+    group.add_argument("--server-key", type=Path, metavar="FILE",
+                       help="the server's public key (PEM, the fleet folder's signing-key.pub) that every version "
+                            "must be signed with; omitted, the key the server gives at first contact is pinned in "
+                            "QUEUE-models/server-key.pub and trusted from then on (delete it to trust another)")
 
 
 
@@ -85,12 +102,16 @@ def listen(args: argparse.Namespace) -> int:
         raise ConfigError("--snippets sends events' sound to a server: use it with --report URL")
     if args.snippet_budget_mb <= 0:
         raise ConfigError(f"--snippet-budget-mb {args.snippet_budget_mb}: must be > 0")
+    if args.follow and (not args.sensor or (args.follow is True and not args.report) or args.follow_seconds <= 0):
+        raise ConfigError("--follow needs --sensor NAME, the server's address (--follow URL or --report URL) and "
+                          "--follow-seconds > 0")
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     rate, blocks = open_input(args.input, rate=args.rate, channels=args.channels, encoding=args.encoding,
                               realtime=args.realtime, idle_seconds=args.idle_seconds or None)
     listener = LiveListener(predictor, sample_rate=rate, top_k=args.top_k)
     show = (lambda hop: print(json.dumps(hop.to_dict()), flush=True)) if args.json else _LiveLines()
     reporting = _reporting(args, predictor, rate) if args.report else None
+    follower = _follower(args, listener, reporting, predictor) if args.follow else None
     try:
         for block in blocks:
             if reporting:
@@ -102,6 +123,8 @@ def listen(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C ends a live session: what was heard is still reported
         pass
     finally:  # a stream that broke off (AudioLoadError) still gets its end, then its one-line error
+        if follower:
+            follower.stop()
         for hop in listener.finish():
             show(hop)
             if reporting:
@@ -138,6 +161,33 @@ def _snipper(args: argparse.Namespace, predictor, rate: int):
     return Snipper(SnippetSettings(rules=SnippetRules.parse(args.snippets, args.snippets_except)),
                    stream_rate=rate, network_rate=features.sample_rate, window=features.window_seconds,
                    hop=features.eval_hop_seconds, median=decoding.median_seconds, gap=decoding.gap_seconds)
+
+
+def _follower(args: argparse.Namespace, listener, reporting, own):
+    """``listen --follow``'s thread: the assigned version checked, loaded and handed to ``listener`` (``own``: the
+    model it was started with, for an assignment of none); its first ask is made before the stream starts."""
+    from envsound.deploy.follow import Follower, models_folder
+    from envsound.deploy.outbox import default_queue_path
+    from envsound.inference.predictor import Predictor
+
+    def load(path):
+        return own if path is None else Predictor.from_checkpoint(path, device=args.device, precision=args.precision)
+
+    def swap(model, version: dict | None) -> None:
+        listener.replace(model, version=None if version is None else version["id"])
+        if reporting:  # the events' model and fingerprint from now on (each event's version is exact)
+            reporting.delivery.model = model.model.config.model.name
+            reporting.delivery.fingerprint = model.source.short_digest
+
+    follower = Follower(args.report if args.follow is True else args.follow, sensor=args.sensor,
+                        token=args.token or os.environ.get("ENVSOUND_TOKEN"),
+                        folder=models_folder(args.queue or default_queue_path(args.sensor)), load=load, swap=swap,
+                        server_key=args.server_key, every=args.follow_seconds)
+    if reporting:
+        reporting.refusal = lambda: follower.refused
+    follower.check_once()
+    follower.start()
+    return follower
 
 
 class _LiveLines:

@@ -22,7 +22,7 @@ def add_purge_options(parser: argparse.ArgumentParser) -> None:
 
 
 def purge(args: argparse.Namespace) -> int:
-    """Delete the snippets ``args`` names; prints how many and their size; returns 0.
+    """Delete kept snippets by sensor, label or age (their files, then their columns); prints how many.
 
     Raises:
         ConfigError: no condition and no ``--all``, a negative ``--older-than``, or no store at ``--store``.

@@ -6,20 +6,25 @@ from __future__ import annotations
 import argparse
 import json
 
-from envsound.cli.options import add_store_option
+from envsound.cli.options import add_json_option, add_store_option
 from envsound.errors import ConfigError
 
 
 def add_check_options(parser: argparse.ArgumentParser) -> None:
-    """``fleet check``'s filters (``--store`` and ``--fleet-dir`` are the fleet command's)."""
-    parser.add_argument("--sensor", metavar="NAME", help="check: only this sensor")
-    parser.add_argument("--label", metavar="LABEL", help="check: only this label")
-    parser.add_argument("--since", metavar="TIME", help="check: events sounding at or after this ISO 8601 time")
-    parser.add_argument("--until", metavar="TIME", help="check: events sounding before this ISO 8601 time")
+    """``fleet check``'s filters, the server's store and fleet folder."""
+    parser.add_argument("--sensor", metavar="NAME", help="only this sensor")
+    parser.add_argument("--label", metavar="LABEL", help="only this label")
+    parser.add_argument("--since", metavar="TIME", help="events sounding at or after this ISO 8601 time")
+    parser.add_argument("--until", metavar="TIME", help="events sounding before this ISO 8601 time")
+    add_store_option(parser, help="the server's --store (omitted: the file serve uses when it is given none)")
+    parser.add_argument("--fleet-dir", metavar="DIR",
+                        help="the server's --fleet-dir (default: NAME-fleet beside a SQLite store NAME.sqlite)")
+    add_json_option(parser, "one JSON object a sensor and label: sensor, label, events, reviewed, sampled, yes, no, "
+                            "unsure, precision, low, high")
 
 
 def check(args: argparse.Namespace) -> int:
-    """Print one line a sensor and label (``--json``: one object a line); exit 0."""
+    """Each sensor's precision per label, from the verdicts on its random sample of events heard."""
     from envsound.agile.fleet_review import Filters, FleetReview, precision_line
     from envsound.deploy.fleet_files import fleet_dir
     from envsound.deploy.store import Store
@@ -49,9 +54,3 @@ def check(args: argparse.Namespace) -> int:
         print(json.dumps(item) if args.json else precision_line(item))
     return 0
 
-
-def add_fleet_store_options(parser: argparse.ArgumentParser) -> None:
-    """The server's store and fleet folder, as ``serve`` was given them."""
-    add_store_option(parser, help="the server's --store (omitted: the file serve uses when it is given none)")
-    parser.add_argument("--fleet-dir", metavar="DIR",
-                        help="the server's --fleet-dir (default: NAME-fleet beside a SQLite store NAME.sqlite)")
