@@ -26,6 +26,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from envsound.agile.calibrate import wilson
+from envsound.agile.review import NotFound
 from envsound.deploy import schema
 from envsound.deploy.fleet_files import SNIPPET_EXTENSIONS, snippet_path
 from envsound.deploy.labels import Labels
@@ -36,8 +37,8 @@ from envsound.errors import ConfigError
 MAX_CANDIDATES = 100
 
 
-class NoSnippet(ConfigError):
-    """The event is not in the store, or its sound was not kept."""
+class NoSnippet(NotFound):
+    """The event is not in the store, or its sound was not kept (the page: 404)."""
 
 
 @dataclass(frozen=True)

@@ -15,36 +15,23 @@ write 503.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Query
 from pydantic import AwareDatetime, BaseModel, Field
-from starlette.exceptions import HTTPException
 
-from envsound.agile.fleet_review import MAX_CANDIDATES, Filters, FleetReview, NoSnippet
+from envsound.agile.fleet_review import MAX_CANDIDATES, Filters, FleetReview
 from envsound.agile.review import page_reviewer
 from envsound.app.answers import STORE_ERRORS
 from envsound.app.auth import Caller, Guard
+from envsound.app.review import answer
 from envsound.deploy.store import Store
-from envsound.errors import EnvsoundError, StoreError
 
 
 class EventVerdictIn(BaseModel):
     event: int = Field(description="the event's id (GET /v1/events)")
     verdict: str = Field(description="yes, no or unsure: does the snippet hold the event's label?")
-
-
-async def _call(fn, *args, **kwargs):
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except NoSnippet as exc:
-        raise HTTPException(404, str(exc)) from None
-    except StoreError as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
-    except EnvsoundError as exc:
-        raise HTTPException(422, str(exc)) from None
 
 
 def _filters(label: str | None, sensor: str | None, since: datetime | None, until: datetime | None,
@@ -72,7 +59,7 @@ def add_fleet_review_routes(app: FastAPI, store: Store, folder: str | Path, guar
         """The next ``k`` events with their sound kept and no verdict yet (``event``, ``sensor``, ``label``,
         ``onset``, ``offset``, ``score``, ``version``, ``audio``: its address, ``start`` and ``end``: the event in
         its snippet, seconds), and ``left``: how many such events in all."""
-        found, left = await _call(review.candidates, _filters(label, sensor, since, until, low, high),
+        found, left = await answer(review.candidates, _filters(label, sensor, since, until, low, high),
                                   sample=sample, k=k)
         return {"events": found, "left": left}
 
@@ -80,7 +67,7 @@ def add_fleet_review_routes(app: FastAPI, store: Store, folder: str | Path, guar
     async def give(body: EventVerdictIn, caller: Caller = Depends(guard.needs("review"))) -> dict:
         """Keep a verdict on the event's label, with who gave it and when: a verdict on the snippet's span of the
         event, which an embeddings store of the snippet folder finds (``learn`` learns from it)."""
-        given = await _call(review.answer, body.event, body.verdict, reviewer=caller.name or page_reviewer())
+        given = await answer(review.answer, body.event, body.verdict, reviewer=caller.name or page_reviewer())
         return {"stored": 1, "verdict": given}
 
     @app.get("/v1/review/precision", dependencies=[reader], responses=STORE_ERRORS)
@@ -89,4 +76,4 @@ def add_fleet_review_routes(app: FastAPI, store: Store, folder: str | Path, guar
         """Per sensor and label: ``events`` (with their sound kept), ``reviewed``, ``sampled`` (the run of its
         random sample reviewed from the first), ``yes``, ``no``, ``unsure``, ``precision`` with ``low`` and
         ``high`` (95 %; null until the sample has a yes or a no)."""
-        return {"precision": await _call(review.precision, _filters(label, sensor, since, until))}
+        return {"precision": await answer(review.precision, _filters(label, sensor, since, until))}

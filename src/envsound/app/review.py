@@ -61,7 +61,7 @@ class AgainIn(BaseModel):
                                                                 "verdicts first")
 
 
-async def _call(fn, *args, **kwargs):
+async def answer(fn, *args, **kwargs):
     """``fn(*args, **kwargs)`` off the event loop; envsound's errors as one-line answers (404, 422, 503)."""
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -91,7 +91,7 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
     async def about() -> dict:
         """The embeddings store under review: its folder, windows, model file, the labels given so far and the
         number of verdicts a round."""
-        labels = await _call(review.labels)
+        labels = await answer(review.labels)
         return {"db": str(review.db), "windows": review.windows.windows,
                 "model": review.windows.settings.get("model_file"), "labels": labels, "round": ROUND}
 
@@ -101,7 +101,7 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
         """The next ``k`` windows to review for ``label`` (from its last learning round's suggestions, then from
         search), none reviewed for it yet, and its counts; ``needs_example``: none to offer until an example is
         searched for."""
-        found, counts = await _call(review.next, label, k)
+        found, counts = await answer(review.next, label, k)
         return {"label": label, "candidates": [c.to_dict() for c in found], "needs_example": not found,
                 "counts": counts.to_dict()}
 
@@ -112,33 +112,33 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
         """The ``k`` windows most like the example (an uploaded audio file or a stored ``window``), not yet reviewed
         for ``label``: they become its first candidates."""
         if file is None or window is not None:
-            found = await _call(review.search, label, window=window, k=k)
+            found = await answer(review.search, label, window=window, k=k)
             return {"label": label, "candidates": [c.to_dict() for c in found]}
         name = await audio_upload(file, "example")
         # copied, checked and searched off the event loop (as /v1/predict's upload): a large example does not stall
         # the other requests
-        found = await _call(_search_upload, review, file.file, name, label=label, k=k, max_seconds=max_seconds)
+        found = await answer(_search_upload, review, file.file, name, label=label, k=k, max_seconds=max_seconds)
         return {"label": label, "candidates": [c.to_dict() for c in found]}
 
     @app.get("/api/review/audio/{window}", dependencies=[reader], responses=STORE_ERRORS,
              response_class=Response)
     async def audio(window: int) -> Response:
         """The window's sound: a 16-bit mono WAV of its span of the file (only that span is read)."""
-        return Response(await _call(review.wav, window), media_type="audio/wav",
+        return Response(await answer(review.wav, window), media_type="audio/wav",
                         headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/api/review/spectrogram/{window}", dependencies=[reader], responses=STORE_ERRORS,
              response_class=Response)
     async def spectrogram(window: int) -> Response:
         """The window's log-mel spectrogram as a PNG (one pixel a mel band and frame; low bands at the bottom)."""
-        return Response(await _call(review.spectrogram, window, features), media_type="image/png",
+        return Response(await answer(review.spectrogram, window, features), media_type="image/png",
                         headers={"Cache-Control": "private, max-age=3600"})
 
     @app.post("/api/review/label", responses=STORE_ERRORS)
     async def give(body: VerdictIn, caller: Caller = Depends(guard.needs("review"))) -> dict:
         """Store a verdict (yes, no, unsure) on a window for a label, with who gave it (the token's name; without
         tokens, the operating system's user name) and when; the label's counts after it."""
-        counts = await _call(review.give, body.window, body.label, body.verdict,
+        counts = await answer(review.give, body.window, body.label, body.verdict,
                              reviewer=caller.name or page_reviewer())
         return {"stored": 1, "counts": counts.to_dict()}
 
@@ -147,14 +147,14 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
         """A learning round of the label (seconds): its model in DB/learned/<label>/, its summary (yes and no
         reviewed, threshold, expected precision or "not calibrated", ``disagreeing`` and ``again``: how many reviewed
         windows the head would decide otherwise out of fold, in words), and its suggestions as the next candidates."""
-        summary = await _call(review.learn, body.label)
+        summary = await answer(review.learn, body.label)
         return {**summary, "again": disagreeing_line(summary.get("disagreeing", 0))}
 
     @app.get("/api/review/counts", dependencies=[reader], responses=STORE_ERRORS)
     async def counts(label: str = Query(max_length=200)) -> dict:
         """A label's yes, no and unsure windows, the verdicts since it was last learned and those left to the next
         round (a round is 10 verdicts)."""
-        return (await _call(review.counts, label)).to_dict()
+        return (await answer(review.counts, label)).to_dict()
 
     @app.get("/api/review/model", dependencies=[reader], responses=STORE_ERRORS)
     async def models(label: str | None = Query(None, max_length=200, description="one label only")) -> dict:
@@ -162,7 +162,7 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
         the windows and runs an example), and ``labels``, each label's learned model (``model``, ``learned``,
         ``threshold``, ``calibrated``, ``precision``, ``precision_interval``, ``recall``, ``positives``,
         ``negatives``; ``why`` it is not calibrated and the reviews ``wanted`` to calibrate it)."""
-        learned = await _call(learned_labels, review.db, label)
+        learned = await answer(learned_labels, review.db, label)
         return {"network": network or {"file": review.windows.settings.get("model_file")}, "labels": learned}
 
     @app.post("/api/review/check", dependencies=[reviewer], responses=STORE_ERRORS)
@@ -172,7 +172,7 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
         its interval, the windows above), its ``line``, and ``candidates``: the sample's windows not yet reviewed
         (``source`` ``check``), whose verdicts (``POST /api/review/label``) count toward the precision. 404: the
         label was never learned here."""
-        return await _call(check_sample, review, body.label, sample=body.sample)
+        return await answer(check_sample, review, body.label, sample=body.sample)
 
     @app.post("/api/review/again", dependencies=[reviewer], responses=STORE_ERRORS)
     async def again(body: AgainIn) -> dict:
@@ -183,4 +183,4 @@ def add_review_routes(app: FastAPI, review: Review, guard: Guard, *, features, m
         of all its reviewed windows) and its ``line``; none when the label is not calibrated (``why``). A new verdict
         on one (``POST /api/review/label``) is the window's verdict from then on. 422: a bad label or ``k``, a label
         with no ``yes``."""
-        return await _call(look_again, review, body.label, k=body.k)
+        return await answer(look_again, review, body.label, k=body.k)

@@ -22,6 +22,37 @@ async function api(path, options = {}) {
   return answer;
 }
 
+// A card of sounds to judge (Review, Detections): its buttons and keys, the same in both. y, n and u give a verdict,
+// space plays the sound again, → or j moves on without one; keys typed into a field are the field's.
+const CARD_BUTTONS = [["yes", "y", "yes"], ["no", "n", "no"], ["unsure", "u", "unsure"],
+                      ["replay", "space", "play again"], ["skip", "→</kbd>/<kbd>j", "next"]];
+const CARD_KEYS = { y: "yes", n: "no", u: "unsure" };
+
+function cardButtons(view) {
+  $(`${view}-buttons`).replaceChildren(...CARD_BUTTONS.map(([name, keys, text]) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.testid = `${view}-${name}`;
+    if (CARD_KEYS[keys]) button.dataset.verdict = name;
+    else button.id = `${view}-${name}`;
+    button.innerHTML = `<kbd>${keys}</kbd> ${text}`;
+    return button;
+  }));
+}
+
+function cardKeys(view, { verdict, replay, skip }) {
+  document.addEventListener("keydown", (event) => {
+    if ($(view).hidden || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName)) return;
+    const key = event.key.toLowerCase();
+    if (CARD_KEYS[key]) verdict(CARD_KEYS[key]);
+    else if (event.key === " ") replay();
+    else if (event.key === "ArrowRight" || key === "j") skip();
+    else return;
+    event.preventDefault();
+  });
+}
+
 function askForToken(reason) {
   $("token-bar").hidden = false;
   $("token-reason").textContent = reason;
@@ -305,6 +336,8 @@ function wire() {
   document.addEventListener("DOMContentLoaded", route);
   wireToken();
   showModel();
+  cardButtons("review");
+  cardButtons("fleet");
 }
 
 // The views: Classify (a file, a recording, live), Monitor (monitor.js: the deployment's sensors and events) and, on a

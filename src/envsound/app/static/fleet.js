@@ -132,17 +132,8 @@ function skipFleetEvent() {
   return nextFleetEvent();
 }
 
-const FLEET_KEYS = { y: "yes", n: "no", u: "unsure" };
-document.addEventListener("keydown", (event) => {
-  if ($("fleet").hidden || event.ctrlKey || event.metaKey || event.altKey) return;
-  if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName)) return;
-  const key = event.key.toLowerCase();
-  if (FLEET_KEYS[key]) fleetAction(() => giveFleetVerdict(FLEET_KEYS[key]));
-  else if (event.key === " ") $("fleet-replay").click();
-  else if (event.key === "ArrowRight" || key === "j") fleetAction(skipFleetEvent);
-  else return;
-  event.preventDefault();
-});
+cardKeys("fleet", { verdict: (said) => fleetAction(() => giveFleetVerdict(said)),
+                    replay: () => $("fleet-replay").click(), skip: () => fleetAction(skipFleetEvent) });
 
 document.addEventListener("envsound-view", (event) => {
   if (event.detail === "fleet") loadPrecision();

@@ -289,18 +289,8 @@ function replay() {
   audio.play().catch(() => {});
 }
 
-const REVIEW_KEYS = { y: "yes", n: "no", u: "unsure" };
-
-document.addEventListener("keydown", (event) => {
-  if ($("review").hidden || event.ctrlKey || event.metaKey || event.altKey) return;
-  if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName)) return;
-  const key = event.key.toLowerCase();
-  if (REVIEW_KEYS[key]) queueAction(() => giveVerdict(REVIEW_KEYS[key]));
-  else if (event.key === " ") replay();
-  else if (event.key === "ArrowRight" || key === "j") queueAction(skip);
-  else return;
-  event.preventDefault();
-});
+cardKeys("review", { verdict: (said) => queueAction(() => giveVerdict(said)), replay,
+                     skip: () => queueAction(skip) });
 
 function skip() {
   const c = review.queue[review.at];

@@ -8,12 +8,7 @@ Revises: 0003
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
-branch_labels = None
-depends_on = None
-
-ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+revision, down_revision = "0004", "0003"  # Alembic reads branch_labels and depends_on as None when absent
 
 
 def upgrade() -> None:
@@ -41,7 +36,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "assignments",
-        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("sensor", sa.String(64)),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("share", sa.Float),
