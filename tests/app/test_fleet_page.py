@@ -1,6 +1,6 @@
 """The page's Detections view in a real browser (Debian's chromium through Playwright) against a server that requires
 tokens: a reviewer hears each event a sensor sent with its sound, answers with a key, and sees the sensor's precision
-from its random sample. The events are reported over the API; their sounds kept as the server keeps a sensor's
+from its random sample, there and in the Monitor view beside the sensor's events. The events are reported over the API; their sounds kept as the server keeps a sensor's
 snippets (a file in the fleet folder and the event's snippet columns)."""
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ def test_a_reviewer_hears_the_fleets_detections_and_sees_each_sensors_precision(
             row.filter(has_text="0.667").wait_for(timeout=10_000)
             assert row.inner_text().split("\t")[:2] == ["lab", "rooster"]
             assert "3 (2 yes, 1 no)" in row.inner_text()
+            page.get_by_test_id("tab-monitor").click()  # the same precision beside the sensor's events
+            page.get_by_test_id("sensor-precision").filter(has_text="rooster 0.67").wait_for(timeout=10_000)
         finally:
             browser.close()
     verdicts = [r.verdict for r in store.engine.connect().execute(schema.labels.select()).all()]

@@ -3,7 +3,9 @@
 // Reads GET /v1/sensors and GET /v1/events with the tab's token (app.js's api()).
 // A fleet (envsound fleet publish): each sensor's model version beside its name, a version filter, and each version's
 // events per sensor-hour by label side by side (a canary's old and new), from GET /v1/fleet/versions and
-// GET /v1/fleet/rates; the controls and the table are made here, shown once a version is published.
+// GET /v1/fleet/rates; the controls and the table are made here, shown once a version is published. Beside each
+// sensor's events, its precision per label from the verdicts on its random sample (GET /v1/review/precision: the
+// Detections view's), where there is one.
 "use strict";
 
 const POLL_MS = 3000;
@@ -34,6 +36,33 @@ async function refreshMonitor() {
   drawSensors(sensors.sensors, events.events);
   drawMonitorTimeline(sensors.sensors, events.events, from, until);
   refreshFleet(seconds / 3600);
+  showPrecision();
+}
+
+// each sensor's precision per label beside its events' count
+async function showPrecision() {
+  if ($("tab-fleet").hidden) return;  // the server shows Detections when it keeps snippets (and so precision)
+  let found;
+  try {
+    const answer = await api("/v1/review/precision");
+    if (!answer.ok) return;
+    found = (await answer.json()).precision.filter((p) => p.precision != null);
+  } catch (err) {
+    return;
+  }
+  document.querySelectorAll("#sensors tbody tr").forEach((row) => {
+    row.querySelector(".sensor-precision")?.remove();
+    const mine = found.filter((p) => p.sensor === row.dataset.sensor);
+    if (!mine.length) return;
+    const note = document.createElement("span");
+    note.className = "sensor-precision hint";
+    note.dataset.testid = "sensor-precision";
+    note.textContent = " · precision " + mine.map((p) => `${p.label} ${p.precision.toFixed(2)} ` +
+                                                         `(${p.low.toFixed(2)}-${p.high.toFixed(2)}, ${p.sampled})`)
+      .join(", ");
+    note.title = "from the verdicts on a random sample of its detections (the Detections view, sample order)";
+    row.children[4].append(note);
+  });
 }
 
 // the version filter, made once beside the label filter (hidden until a version is published)
