@@ -26,9 +26,16 @@ def cli_markdown() -> str:
     parts = [HEADER, "# Command line\n\n", "`envsound COMMAND --help` prints the same. Commands:\n\n"]
     parts += [f"- [`{name}`](#envsound-{name})\n" for name in commands]
     for name, command in commands.items():
-        command.formatter_class = lambda prog: HelpFormatter(prog, width=100)
-        parts.append(f"\n## envsound {name}\n\n```text\n{command.format_help().rstrip()}\n```\n")
+        parts += _help(f"envsound {name}", command, "##")
+        actions = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        for action, sub in (actions[0].choices.items() if actions else ()):  # e.g. fleet publish
+            parts += _help(f"envsound {name} {action}", sub, "###")
     return "".join(parts)
+
+
+def _help(title: str, parser: argparse.ArgumentParser, level: str) -> list[str]:
+    parser.formatter_class = lambda prog: HelpFormatter(prog, width=100)
+    return [f"\n{level} {title}\n\n```text\n{parser.format_help().rstrip()}\n```\n"]
 
 
 def config_markdown() -> str:
