@@ -131,3 +131,13 @@ def test_status_says_assigned_running_since_and_online(fleet, tmp_path):
     assert store.events(version=2) == []
     heard = store.events(version=1)[0]  # the version's name and digest, not the report's model and fingerprint
     assert (heard["version"], heard["model"], heard["fingerprint"]) == (1, "cnn", fleet.version(1).digest[:16])
+
+
+def test_a_refusal_is_kept_on_the_sensor_while_its_heartbeats_say_it(fleet):
+    """Kept in the store, not the server's memory: fleet status (and a restarted server) still says it."""
+    now = datetime.now(timezone.utc)
+    line = "version 3 refused: unsigned; this sensor keeps running version 2"
+    fleet.store.add_report("lab", [], heartbeat=Heartbeat(now, version=2, refused=line))
+    assert [row["refused"] for row in fleet.status()] == [line]
+    fleet.store.add_report("lab", [], heartbeat=Heartbeat(now + timedelta(seconds=1), version=3))
+    assert [row["refused"] for row in fleet.status()] == [None]  # it took a version: no longer said

@@ -10,7 +10,7 @@ versions, each sensor's status and the detection rates of each version side by s
 
 The versions and assignments are written by ``envsound fleet`` on the store directly; the routes read them at each
 request, so a publish is seen at the next one. A sensor's refusal of a version (a bad signature or digest) comes in
-its heartbeat (:mod:`envsound.app.monitor`) and is kept in memory for ``status`` (``app.state.refused``).
+its heartbeat (:mod:`envsound.app.monitor`), kept on the sensor's row while its heartbeats say it.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ def add_fleet_routes(app: FastAPI, store, guard: Guard, *, online_seconds: float
     """Register the ``/v1/fleet/...`` routes of ``store``'s fleet on ``app``; ``folder``: the fleet folder (default:
     the store's, :func:`~envsound.deploy.fleet_files.fleet_dir`)."""
     fleet = Fleet(store, fleet_dir(store.shown, folder))
-    refused = refusals(app)
     sensor_or_admin = Depends(guard.needs("report"))  # a sensor's own business (as its reports are), or an admin's
     reader = Depends(guard.needs("read"))
 
@@ -79,10 +78,10 @@ def add_fleet_routes(app: FastAPI, store, guard: Guard, *, online_seconds: float
     @app.get("/v1/fleet/status", responses=STORE_ERRORS, dependencies=[reader])
     async def status() -> dict:
         """Per sensor: the version assigned, the one it runs and since when, its last heartbeat, online, and the
-        last version it refused (since this server started)."""
+        last version it refused while its heartbeats say so (``{"line"}``; null: none)."""
         rows = await read(fleet.status, online_seconds=online_seconds)
         for row in rows:
-            row["refused"] = refused.get(row["sensor"])
+            row["refused"] = refusal(row)
         return {"sensors": rows, "online_seconds": online_seconds}
 
     @app.get("/v1/fleet/rates", responses=STORE_ERRORS, dependencies=[reader])
@@ -113,11 +112,9 @@ def version_rates(store, since: datetime, until: datetime, label: str | None = N
              "per_sensor_hour": round(row.events / (row.sensors * hours), 4)} for row in rows]
 
 
-def refusals(app: FastAPI) -> dict[str, dict]:
-    """The server's memory of each sensor's last refusal (sensor -> {"line", "at"}), shared with the report route."""
-    if not hasattr(app.state, "refused"):
-        app.state.refused = {}
-    return app.state.refused
+def refusal(row: dict) -> dict | None:
+    """A sensor's row's refusal of a version as the API gives it: ``{"line": why}``, or None."""
+    return {"line": row["refused"]} if row.get("refused") else None
 
 
 def _whose(caller: Caller, sensor: str | None) -> str:

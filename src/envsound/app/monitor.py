@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 
 from envsound.app.answers import STORE_ERRORS, read
 from envsound.app.auth import Caller, Guard, check_sensor
-from envsound.app.fleet import refusals
+from envsound.app.fleet import refusal
 from envsound.deploy.store import Detection, Heartbeat, Store
 from envsound.deploy.times import as_utc, parse_time
 from envsound.deploy.tokens import NAME
@@ -125,7 +125,7 @@ def check_times(*moments: datetime, name: str = "time") -> None:
 
 def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer, *, online_seconds: float) -> None:
     """Register ``/v1/report``, ``/v1/events`` and ``/v1/sensors`` on ``app``."""
-    refused = refusals(app)  # a sensor's last refusal of a fleet version, from its heartbeat
+    logged: dict[str, str] = {}  # each sensor's refusal last logged, so that one is logged once
 
     @app.post("/v1/report", response_model=ReportOut, responses=STORE_ERRORS)
     async def report(body: ReportIn, caller: Caller = Depends(guard.needs("report"))) -> dict:
@@ -136,9 +136,9 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
                     *([body.heartbeat.time] if body.heartbeat else []))
         events = [Detection(e.key, e.label, e.onset, e.offset, e.score, e.version) for e in body.events]
         beat = body.heartbeat and Heartbeat(body.heartbeat.time, body.heartbeat.label, body.heartbeat.score,
-                                            body.heartbeat.version)
+                                            body.heartbeat.version, body.heartbeat.refused)
         if body.heartbeat and body.heartbeat.refused:
-            _note_refusal(refused, body.sensor, body.heartbeat.refused)
+            _log_refusal(logged, body.sensor, body.heartbeat.refused)
         stored = await writer.report(body.sensor, events, heartbeat=beat, model=body.model,
                                      fingerprint=body.fingerprint, received=received,
                                      clock_offset=_offset(body.sent, received))
@@ -172,15 +172,15 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
         for item in found:
             item["online"] = (now - parse_time(item["last_received"])).total_seconds() <= online_seconds
             item["clock"] = clock_line(item.get("clock_offset"))
-            item["refused"] = refused.get(item["name"])
+            item["refused"] = refusal(item)
         return {"sensors": found, "online_seconds": online_seconds}
 
 
-def _note_refusal(refused: dict, sensor: str, line: str) -> None:
-    """Keep ``sensor``'s refusal of a version (in memory), logged once per new refusal."""
-    if refused.get(sensor, {}).get("line") != line:
+def _log_refusal(logged: dict[str, str], sensor: str, line: str) -> None:
+    """Log ``sensor``'s refusal of a version once (its heartbeats say it until it takes a version)."""
+    if logged.get(sensor) != line:
         log.warning("sensor %s refused a model version: %s", sensor, line)
-    refused[sensor] = {"line": line, "at": datetime.now(timezone.utc).isoformat()}
+        logged[sensor] = line
 
 
 def clock_line(offset: float | None) -> str | None:

@@ -53,6 +53,7 @@ sensors = Table(
     Column("clock_offset", Float),  # seconds, sensor's clock - server's; NULL: not known (older sensors and rows)
     Column("version", Integer),  # the model version it runs, from its last heartbeat (NULL: none published)
     Column("version_since", DateTime(timezone=True)),  # server's clock: when it first said it runs that version
+    Column("refused", String(500)),  # the last version it refused and why, while its heartbeats say so (NULL: none)
 )
 
 events = Table(

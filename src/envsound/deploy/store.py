@@ -89,6 +89,7 @@ class Heartbeat:
     label: str | None = None
     score: float | None = None
     version: int | None = None  # the fleet's model version it runs (kept on the sensor, with since when)
+    refused: str | None = None  # the last version it refused and why, said until it takes one
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ class Store:
             table.update().where(table.c.name == sensor)
             .where(sa.or_(table.c.last_heard.is_(None), table.c.last_heard <= heard))
             .values(last_heard=heard, label=beat.label, score=beat.score, model=model, fingerprint=fingerprint,
-                    version=beat.version, version_since=since))
+                    version=beat.version, version_since=since, refused=beat.refused))
 
     # ------------------------------------------------------------------ reads
 

@@ -238,7 +238,7 @@ class Fleet:
             last = seen.get("last_received")
             out.append({"sensor": name, "assigned": _resolve(rows, name) or None, "running": seen.get("version"),
                         "since": seen.get("version_since"), "last_heartbeat": seen.get("last_heard"),
-                        "last_received": last,
+                        "last_received": last, "refused": seen.get("refused"),
                         "online": last is not None and (now - as_utc(parse_time(last))).total_seconds()
                         <= online_seconds})
         return out

@@ -116,7 +116,8 @@ def status(args: argparse.Namespace) -> int:
     for row in rows:
         running = "none" if row["running"] is None else f"{row['running']} since {_short(row['since'])}"
         print(f"{row['sensor']:24s} assigned {row['assigned'] or 'none':>4}  running {running}  last heartbeat "
-              f"{_short(row['last_heartbeat'])}  {'online' if row['online'] else 'offline'}")
+              f"{_short(row['last_heartbeat'])}  {'online' if row['online'] else 'offline'}"
+              + (f"  ({row['refused']})" if row["refused"] else ""))
     return 0
 
 

@@ -15,6 +15,7 @@ def upgrade() -> None:
     with op.batch_alter_table("sensors") as table:
         table.add_column(sa.Column("version", sa.Integer))
         table.add_column(sa.Column("version_since", sa.DateTime(timezone=True)))
+        table.add_column(sa.Column("refused", sa.String(500)))
     with op.batch_alter_table("events") as table:
         table.add_column(sa.Column("version", sa.Integer))
         table.add_column(sa.Column("snippet_bytes", sa.Integer))
@@ -55,5 +56,6 @@ def downgrade() -> None:
         table.drop_column("snippet_bytes")
         table.drop_column("version")
     with op.batch_alter_table("sensors") as table:
+        table.drop_column("refused")
         table.drop_column("version_since")
         table.drop_column("version")
