@@ -87,3 +87,35 @@ def test_a_server_it_cannot_reach_is_no_refusal(tmp_path):
                         load=lambda p: p, swap=lambda *a: swaps.append(a))
     follower.check_once()
     assert swaps == [] and follower.refused is None and "cannot reach" in follower.problem
+
+
+def test_a_refusal_is_no_longer_said_once_a_rollback_leaves_the_version_it_runs(deployed, tmp_path):
+    """The rollback after a corrupt publish: the sensor runs what it is assigned again, so it refuses nothing."""
+    fleet, follower, swaps = deployed
+    publish(fleet, tmp_path, b"one")
+    follower.check_once()
+    corrupt = publish(fleet, tmp_path, b"two")
+    fleet.path(fleet.version(corrupt)).write_bytes(b"tw0")
+    follower.check_once()
+    assert follower.refused and follower.running == 1
+    fleet.rollback()
+    follower.check_once()
+    assert follower.refused is None and follower.running == 1 and len(swaps) == 1
+
+
+def test_the_key_pinned_at_the_first_answer_must_be_a_key(served, tmp_path):
+    """Pinned at the first poll (not at the first version), and only an Ed25519 public key: a captive portal's page
+    is not pinned."""
+    from envsound.deploy.signing import RefusedModel, check_public
+
+    path = tmp_path / "events.sqlite"
+    store = Store.open(path)
+    token = store.create_token("lab", "sensor")[1]
+    with running(create_app(served.model, store=store, guard=Guard(store, required=True, rate=1000))) as url:
+        follower = Follower(url, sensor="lab", token=token, folder=tmp_path / "sensor", every=0.1,
+                            load=lambda p: p, swap=lambda model, version: None)
+        follower.check_once()  # nothing assigned yet: the key is pinned all the same
+        assert (tmp_path / "sensor" / KEY_FILE).read_bytes() == public_pem(fleet_dir(path))
+    store.close()
+    with pytest.raises(RefusedModel, match="portal: not a public key"):
+        check_public(b"<html>Sign in to the hotel Wi-Fi</html>", "portal")

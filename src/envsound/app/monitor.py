@@ -62,7 +62,8 @@ class HeartbeatIn(BaseModel):
     label: str | None = Field(None, max_length=200)
     score: float | None = Field(None, ge=0, le=1)
     version: int | None = Field(None, ge=0, description="the fleet's model version the sensor runs")
-    refused: str | None = Field(None, max_length=500, description="the last version it refused, and why")
+    refused: str | None = Field(None, max_length=10_000, description="the last version it refused, and why (kept "
+                                                                     "to its first 500 characters)")
 
 
 class ReportIn(BaseModel):
@@ -136,7 +137,7 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
                     *([body.heartbeat.time] if body.heartbeat else []))
         events = [Detection(e.key, e.label, e.onset, e.offset, e.score, e.version) for e in body.events]
         beat = body.heartbeat and Heartbeat(body.heartbeat.time, body.heartbeat.label, body.heartbeat.score,
-                                            body.heartbeat.version, body.heartbeat.refused)
+                                            body.heartbeat.version, (body.heartbeat.refused or "")[:500] or None)
         if body.heartbeat and body.heartbeat.refused:
             _log_refusal(logged, body.sensor, body.heartbeat.refused)
         stored = await writer.report(body.sensor, events, heartbeat=beat, model=body.model,

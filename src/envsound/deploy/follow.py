@@ -24,12 +24,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-from envsound.deploy.signing import RefusedModel, verify
+from envsound.deploy.signing import RefusedModel, check_public, verify
 from envsound.fileio import atomic_path, file_digest
 
 log = logging.getLogger(__name__)
 KEY_FILE = "server-key.pub"
 RETRY_REFUSED = 10  # polls before a refused version is fetched again
+MAX_REFUSAL = 480  # characters of a refusal a heartbeat carries (the server takes up to 500)
 
 
 def models_folder(queue: str | Path) -> Path:
@@ -78,13 +79,22 @@ class Follower(threading.Thread):
                 {"sensor": self.sensor})))["version"]
         except _NETWORK as exc:
             return self._trouble(exc)
+        if not self.key_file.exists() and not self.pinned:
+            try:  # pinned at the first answer, not weeks later at the first version
+                self.public_key()
+            except RefusedModel as exc:
+                log.error("%s; no version can be taken until the server gives a key", exc)
+            except _NETWORK as exc:
+                return self._trouble(exc)
         if assigned is None:
+            self.refused = None  # nothing assigned: nothing refused any more (a rollback past it)
             if self.running is not None:
                 self.swap(self.load(None), None)
                 log.info("back to the model this sensor was started with (no version assigned)")
                 self.running, self.refused = None, None
             return
         if assigned["id"] == self.running:
+            self.refused = None  # back to what it runs (a rollback past a refused version)
             return
         seen = (assigned["id"], assigned.get("digest"), assigned.get("signature"))
         if seen in self.refused_at and self.polls - self.refused_at[seen] < RETRY_REFUSED:
@@ -106,7 +116,7 @@ class Follower(threading.Thread):
 
     def _refuse(self, seen: tuple, why: str) -> None:
         self.refused_at[seen] = self.polls
-        self.refused = f"version {seen[0]} refused: {why}"
+        self.refused = f"version {seen[0]} refused: {why}"[:MAX_REFUSAL]  # a heartbeat's field, not a traceback
         keeps = f"version {self.running}" if self.running is not None else "the model it was started with"
         log.error("%s; this sensor keeps running %s", self.refused, keeps)
 
@@ -139,7 +149,7 @@ class Follower(threading.Thread):
         if not self.key_file.exists():
             if self.pinned:
                 raise RefusedModel(f"{self.key_file}: no such key file (listen --server-key)")
-            pem = self._get("/v1/fleet/key")
+            pem = check_public(self._get("/v1/fleet/key"), f"{self.base}/v1/fleet/key")
             self.key_file.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.key_file) as tmp:
                 tmp.write_bytes(pem)

@@ -49,12 +49,20 @@ def server_key(folder: str | Path):
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-        try:  # O_EXCL: two publishes at once make one key, not two that overwrite each other
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # written whole under a temporary name (0600 from its creation), then linked into place: a crash leaves no
+        # empty key, and link fails when another publish made one first (one key, not two that overwrite)
+        temporary = folder / f".{KEY_NAME}.{os.getpid()}.{os.urandom(4).hex()}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(pem)
+                out.flush()
+                os.fsync(out.fileno())
+            os.link(temporary, path)
         except FileExistsError:
             return server_key(folder)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
+        finally:
+            temporary.unlink(missing_ok=True)
         (folder / PUBLIC_NAME).write_bytes(_public_bytes(key.public_key()))
         return key
     try:
@@ -79,6 +87,21 @@ def public_pem(folder: str | Path) -> bytes:
 def sign(key, version: int, digest: str) -> str:
     """The hex signature of :func:`message` ``(version, digest)`` with the server's private ``key``."""
     return key.sign(message(version, digest)).hex()
+
+
+def check_public(pem: bytes, where: str) -> bytes:
+    """``pem`` if it is an Ed25519 public key in PEM; raises RefusedModel naming ``where`` otherwise (what a sensor
+    pins must be a key, not whatever a captive portal answered)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise RefusedModel(f"{where}: not a public key ({str(exc)[:120]})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise RefusedModel(f"{where}: not an Ed25519 public key")
+    return pem
 
 
 def verify(public: bytes, version: int, digest: str, signature: str | None) -> None:

@@ -200,8 +200,10 @@ class Store:
             with self.engine.begin() as connection:
                 upsert = self._insert(schema.sensors).values(sensor_row)
                 connection.execute(upsert.on_conflict_do_update(index_elements=["name"], set_=changed))
-                if heartbeat is not None:
-                    self._heartbeat(connection, sensor, heartbeat, model, fingerprint, received)
+                if heartbeat is not None:  # a sensor running a fleet's version: that version's name and digest
+                    runs = self._versions(connection, {heartbeat.version} if heartbeat.version else set()).get(
+                        heartbeat.version, {"model": model, "fingerprint": fingerprint})
+                    self._heartbeat(connection, sensor, heartbeat, runs["model"], runs["fingerprint"], received)
                 if not events:
                     return 0
                 # an event of a fleet's version: that version's name and file digest, whatever the report says (a

@@ -174,10 +174,9 @@ def _follower(args: argparse.Namespace, listener, reporting, own):
         return own if path is None else Predictor.from_checkpoint(path, device=args.device, precision=args.precision)
 
     def swap(model, version: dict | None) -> None:
+        # the report's model and fingerprint stay the starting model's: an event carries the version that heard it,
+        # which the server names by its own record (an event of the starting model, delivered after the swap, too)
         listener.replace(model, version=None if version is None else version["id"])
-        if reporting:  # the events' model and fingerprint from now on (each event's version is exact)
-            reporting.delivery.model = model.model.config.model.name
-            reporting.delivery.fingerprint = model.source.short_digest
 
     follower = Follower(args.report if args.follow is True else args.follow, sensor=args.sensor,
                         token=args.token or os.environ.get("ENVSOUND_TOKEN"),
