@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from envsound.agile.calibrate import wilson
 from envsound.agile.review import NotFound
 from envsound.deploy import schema
-from envsound.deploy.fleet_files import SNIPPET_EXTENSIONS, snippet_path
+from envsound.deploy.fleet_files import snippet_path
+from envsound.deploy.snippets import MEDIA_TYPES
 from envsound.deploy.labels import Labels
 from envsound.deploy.store import Store
 from envsound.deploy.times import iso
@@ -91,7 +92,7 @@ class FleetReview:
         query = filters.where(self.store, sa.select(*columns)).order_by(table.c.onset.desc(), table.c.id.desc())
         with self.store.reading() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
-        return [row for row in rows if row["snippet_type"] in SNIPPET_EXTENSIONS]
+        return [row for row in rows if row["snippet_type"] in MEDIA_TYPES]
 
     def _file(self, row: dict) -> str:
         return str(snippet_path(self.folder, row["sensor"], row["id"], row["snippet_type"]))
@@ -144,7 +145,7 @@ class FleetReview:
                           table.c.snippet_type, table.c.snippet_start, table.c.snippet_bytes).where(table.c.id == event)
         with self.store.reading() as connection:
             found = connection.execute(query).first()
-        if found is None or found.snippet_bytes is None or found.snippet_type not in SNIPPET_EXTENSIONS:
+        if found is None or found.snippet_bytes is None or found.snippet_type not in MEDIA_TYPES:
             raise NoSnippet(f"event {event}: {'not in the store' if found is None else 'its sound was not kept'}")
         row = dict(found._mapping)
         start, end = self._span(row)

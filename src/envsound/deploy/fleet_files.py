@@ -4,7 +4,7 @@ versions it published (``models/``) and its signing key (``signing-key.pem``, re
 and a model by a sensor, and a folder is what a backup, a quota and ``du`` already understand.
 
 The folder is ``serve --fleet-dir DIR``; by default ``NAME-fleet/`` beside a SQLite store ``NAME.sqlite``, and
-``fleet/`` in the user's data folder for a PostgreSQL store.
+``fleet/HOST-DATABASE/`` in the user's data folder for a PostgreSQL store (one a database).
 """
 
 from __future__ import annotations
@@ -30,14 +30,15 @@ def fleet_dir(store: str | Path | None, override: str | Path | None = None) -> P
         return database.with_name(database.stem + "-fleet")
     import platformdirs
 
-    return platformdirs.user_data_path("envsound") / "fleet"
+    # one folder a database: two servers on two databases must not share event ids' files nor a signing key
+    where = f"{url.host or 'local'}{f'-{url.port}' if url.port else ''}-{url.database or 'default'}"
+    return platformdirs.user_data_path("envsound") / "fleet" / where
 
 
-# what a snippet is kept as, by the media type a sensor sent it with
-SNIPPET_EXTENSIONS = {"audio/ogg": ".ogg", "audio/flac": ".flac", "audio/wav": ".wav"}
-
-
-def snippet_path(folder: Path, sensor: str, event_id: int, media_type: str) -> Path:
+def snippet_path(folder: str | Path, sensor: str, event_id: int, media_type: str) -> Path:
     """Where the fleet folder ``folder`` keeps the snippet of event ``event_id`` of ``sensor`` (``media_type``, one of
-    :data:`SNIPPET_EXTENSIONS`): ``snippets/SENSOR/ID.EXT``, an absolute path, as the verdicts on it name it."""
-    return Path(folder).absolute() / "snippets" / sensor / f"{int(event_id)}{SNIPPET_EXTENSIONS[media_type]}"
+    :data:`envsound.deploy.snippets.MEDIA_TYPES`): ``snippets/SENSOR/ID.EXT``, an absolute path, as the verdicts on
+    it name it."""
+    from envsound.deploy.snippets import MEDIA_TYPES
+
+    return Path(folder).absolute() / "snippets" / sensor / f"{int(event_id)}.{MEDIA_TYPES[media_type]}"

@@ -21,6 +21,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from envsound.deploy import schema
+from envsound.deploy.fleet_files import snippet_path
 from envsound.deploy.snippets import MEDIA_TYPES
 from envsound.deploy.store import Store
 from envsound.deploy.times import UTC
@@ -29,11 +30,7 @@ log = logging.getLogger(__name__)
 MAX_SNIPPET_BYTES = 2_000_000  # one upload: 10 s of Opus is about 60 KB, of 48-kHz FLAC under 1 MB
 MAGIC = {"audio/ogg": b"OggS", "audio/flac": b"fLaC"}  # what a snippet of each type starts with
 ENFORCE_SECONDS = 3600.0
-
-
-def snippet_path(folder: Path, sensor: str, event_id: int, media_type: str) -> Path:
-    """``FOLDER/snippets/SENSOR/EVENT_ID.EXT`` (``folder``: the fleet folder)."""
-    return folder / "snippets" / sensor / f"{event_id}.{MEDIA_TYPES[media_type]}"
+QUOTA_ROOM = 0.9  # once over its quota, the folder is brought down to this share of it: not one upload from over
 
 
 class SnippetFiles:
@@ -49,8 +46,8 @@ class SnippetFiles:
     def keep(self, sensor: str, key: str, body: bytes, media_type: str, start: float | None = None
              ) -> tuple[int, bool]:
         """Keep ``body`` as the sound of ``sensor``'s event ``key`` (``start``: where it begins, in seconds from the
-        event's onset, as the sensor cut it; None: not said, the event taken to start with it); returns (the event's id, whether it is new: a
-        retried upload of a snippet kept already writes nothing).
+        event's onset, as the sensor cut it; None: not said, the event taken to start with it); returns (the event's
+        id, whether it is new: a retried upload of a snippet kept already writes nothing).
 
         Raises:
             LookupError: no such event.
@@ -81,8 +78,10 @@ class SnippetFiles:
             connection.execute(table.update().where(table.c.id == row.id)
                                .values(snippet_bytes=len(body), snippet_type=media_type, snippet_start=start))
         self.total += len(body) - (row.snippet_bytes or 0)
-        if (self.quota is not None and self.total > self.quota) or time.monotonic() - self.enforced > ENFORCE_SECONDS:
+        if time.monotonic() - self.enforced > ENFORCE_SECONDS:
             self.enforce()
+        elif self.quota is not None and self.total > self.quota:
+            self.enforce(sweep=False)
         return row.id, True
 
     def audio(self, event_id: int) -> tuple[bytes, str, str] | None:
@@ -99,10 +98,13 @@ class SnippetFiles:
         except FileNotFoundError:  # purged between the two reads
             return None
 
-    def enforce(self, *, now: datetime | None = None) -> int:
-        """Delete what is past ``keep_days``, then the oldest events' snippets until the rest fit ``quota``, and
-        files whose event is gone (events pruned by ``serve --keep-days``); returns how many snippets went."""
-        self.enforced = time.monotonic()
+    def enforce(self, *, now: datetime | None = None, sweep: bool = True) -> int:
+        """Delete what is past ``keep_days``, then, over ``quota``, the oldest events' snippets until the rest fit
+        :data:`QUOTA_ROOM` of it, and (``sweep``) files whose event is gone (events pruned by ``serve --keep-days``);
+        returns how many snippets went. An upload that takes the folder over its quota enforces without the sweep
+        (a walk of the whole folder is hourly)."""
+        if sweep:
+            self.enforced = time.monotonic()
         gone = 0
         if self.keep_days is not None:
             gone += purge_snippets(self.store, self.folder, older_than_days=self.keep_days, now=now)[0]
@@ -111,14 +113,17 @@ class SnippetFiles:
             rows = connection.execute(sa.select(table.c.id, table.c.sensor, table.c.snippet_type,
                                                 table.c.snippet_bytes).where(table.c.snippet_bytes.is_not(None))
                                       .order_by(table.c.offset.desc(), table.c.id.desc())).all()
+        total = sum(row.snippet_bytes for row in rows)
+        room = None if self.quota is None else (self.quota if total <= self.quota else QUOTA_ROOM * self.quota)
         kept, over = 0, []
         for row in rows:
             kept += row.snippet_bytes
-            if self.quota is not None and kept > self.quota:
+            if room is not None and kept > room:
                 over.append(row)
         gone += _forget(self.store, self.folder, over)
         self.total = sum(row.snippet_bytes for row in rows) - sum(row.snippet_bytes for row in over)
-        gone += self._sweep({row.id for row in rows} - {row.id for row in over})
+        if sweep:
+            gone += self._sweep({row.id for row in rows} - {row.id for row in over})
         if gone:
             log.info("snippets: %d deleted (retention, quota or events gone); %d bytes kept", gone, self.total)
         return gone
