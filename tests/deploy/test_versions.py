@@ -141,3 +141,9 @@ def test_a_refusal_is_kept_on_the_sensor_while_its_heartbeats_say_it(fleet):
     assert [row["refused"] for row in fleet.status()] == [line]
     fleet.store.add_report("lab", [], heartbeat=Heartbeat(now + timedelta(seconds=1), version=3))
     assert [row["refused"] for row in fleet.status()] == [None]  # it took a version: no longer said
+
+
+def test_the_snippets_a_sensor_dropped_over_its_budget_are_kept_on_its_row(fleet):
+    """listen's heartbeat counts them (the guide: "counted and reported"): fleet status says it."""
+    fleet.store.add_report("lab", [], heartbeat=Heartbeat(datetime.now(timezone.utc), snippets_dropped=7))
+    assert [row["snippets_dropped"] for row in fleet.status()] == [7]

@@ -64,6 +64,7 @@ class HeartbeatIn(BaseModel):
     version: int | None = Field(None, ge=0, description="the fleet's model version the sensor runs")
     refused: str | None = Field(None, max_length=10_000, description="the last version it refused, and why (kept "
                                                                      "to its first 500 characters)")
+    snippets_dropped: int | None = Field(None, ge=0, description="snippets it dropped over its disk budget so far")
 
 
 class ReportIn(BaseModel):
@@ -137,7 +138,8 @@ def add_monitor_routes(app: FastAPI, store: Store, guard: Guard, writer: Writer,
                     *([body.heartbeat.time] if body.heartbeat else []))
         events = [Detection(e.key, e.label, e.onset, e.offset, e.score, e.version) for e in body.events]
         beat = body.heartbeat and Heartbeat(body.heartbeat.time, body.heartbeat.label, body.heartbeat.score,
-                                            body.heartbeat.version, (body.heartbeat.refused or "")[:500] or None)
+                                            body.heartbeat.version, (body.heartbeat.refused or "")[:500] or None,
+                                            body.heartbeat.snippets_dropped)
         if body.heartbeat and body.heartbeat.refused:
             _log_refusal(logged, body.sensor, body.heartbeat.refused)
         stored = await writer.report(body.sensor, events, heartbeat=beat, model=body.model,

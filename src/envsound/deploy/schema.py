@@ -54,6 +54,7 @@ sensors = Table(
     Column("version", Integer),  # the model version it runs, from its last heartbeat (NULL: none published)
     Column("version_since", DateTime(timezone=True)),  # server's clock: when it first said it runs that version
     Column("refused", String(500)),  # the last version it refused and why, while its heartbeats say so (NULL: none)
+    Column("snippets_dropped", Integer),  # snippets it dropped over its disk budget, as its last heartbeat said
 )
 
 events = Table(

@@ -90,6 +90,7 @@ class Heartbeat:
     score: float | None = None
     version: int | None = None  # the fleet's model version it runs (kept on the sensor, with since when)
     refused: str | None = None  # the last version it refused and why, said until it takes one
+    snippets_dropped: int | None = None  # snippets it dropped over its disk budget (listen --snippet-budget-mb)
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,8 @@ class Store:
             table.update().where(table.c.name == sensor)
             .where(sa.or_(table.c.last_heard.is_(None), table.c.last_heard <= heard))
             .values(last_heard=heard, label=beat.label, score=beat.score, model=model, fingerprint=fingerprint,
-                    version=beat.version, version_since=since, refused=beat.refused))
+                    version=beat.version, version_since=since, refused=beat.refused,
+                    snippets_dropped=beat.snippets_dropped))
 
     # ------------------------------------------------------------------ reads
 

@@ -239,6 +239,7 @@ class Fleet:
             out.append({"sensor": name, "assigned": _resolve(rows, name) or None, "running": seen.get("version"),
                         "since": seen.get("version_since"), "last_heartbeat": seen.get("last_heard"),
                         "last_received": last, "refused": seen.get("refused"),
+                        "snippets_dropped": seen.get("snippets_dropped"),
                         "online": last is not None and (now - as_utc(parse_time(last))).total_seconds()
                         <= online_seconds})
         return out

@@ -34,13 +34,15 @@ async function fleetJson(path, options) {
 // the next events to review (those skipped this time left out), the first shown
 async function loadFleet() {
   let body;
-  try {
-    body = await fleetJson(`/v1/review/events?${fleetQuery()}`);
+  try {  // asks for those skipped too (the server does not know them), so that a skipped batch does not hide the rest
+    const query = fleetQuery();
+    query.set("k", String(Math.min(FLEET_BATCH + fleet.skipped.size, 100)));
+    body = await fleetJson(`/v1/review/events?${query}`);
   } catch (err) {
     $("fleet-card").hidden = true;
     return fleetStatus(`could not read the events: ${err.message}`, true);
   }
-  fleet.queue = body.events.filter((e) => !fleet.skipped.has(e.event));
+  fleet.queue = body.events.filter((e) => !fleet.skipped.has(e.event)).slice(0, FLEET_BATCH);
   fleet.at = 0;
   if (!fleet.queue.length) {
     $("fleet-card").hidden = true;

@@ -40,16 +40,21 @@ async function refreshMonitor() {
 }
 
 // each sensor's precision per label beside its events' count
+let precision = { found: [], at: 0 };
+
 async function showPrecision() {
   if ($("tab-fleet").hidden) return;  // the server shows Detections when it keeps snippets (and so precision)
-  let found;
-  try {
-    const answer = await api("/v1/review/precision");
-    if (!answer.ok) return;
-    found = (await answer.json()).precision.filter((p) => p.precision != null);
-  } catch (err) {
-    return;
+  // read every 30 s, not every poll (it reads every kept event's verdict), shown again on each redrawn table
+  if (Date.now() - precision.at >= 30000) {
+    try {
+      const answer = await api("/v1/review/precision");
+      if (!answer.ok) return;
+      precision = { found: (await answer.json()).precision.filter((p) => p.precision != null), at: Date.now() };
+    } catch (err) {
+      return;
+    }
   }
+  const found = precision.found;
   document.querySelectorAll("#sensors tbody tr").forEach((row) => {
     row.querySelector(".sensor-precision")?.remove();
     const mine = found.filter((p) => p.sensor === row.dataset.sensor);

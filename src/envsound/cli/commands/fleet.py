@@ -117,6 +117,7 @@ def status(args: argparse.Namespace) -> int:
         running = "none" if row["running"] is None else f"{row['running']} since {_short(row['since'])}"
         print(f"{row['sensor']:24s} assigned {row['assigned'] or 'none':>4}  running {running}  last heartbeat "
               f"{_short(row['last_heartbeat'])}  {'online' if row['online'] else 'offline'}"
+              + (f"  {row['snippets_dropped']} snippets dropped over its budget" if row["snippets_dropped"] else "")
               + (f"  ({row['refused']})" if row["refused"] else ""))
     return 0
 

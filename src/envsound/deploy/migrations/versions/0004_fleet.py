@@ -16,6 +16,7 @@ def upgrade() -> None:
         table.add_column(sa.Column("version", sa.Integer))
         table.add_column(sa.Column("version_since", sa.DateTime(timezone=True)))
         table.add_column(sa.Column("refused", sa.String(500)))
+        table.add_column(sa.Column("snippets_dropped", sa.Integer))
     with op.batch_alter_table("events") as table:
         table.add_column(sa.Column("version", sa.Integer))
         table.add_column(sa.Column("snippet_bytes", sa.Integer))
@@ -56,6 +57,7 @@ def downgrade() -> None:
         table.drop_column("snippet_bytes")
         table.drop_column("version")
     with op.batch_alter_table("sensors") as table:
+        table.drop_column("snippets_dropped")
         table.drop_column("refused")
         table.drop_column("version_since")
         table.drop_column("version")
