@@ -92,6 +92,7 @@ class Outbox:
             self.db.execute("DELETE FROM snippets WHERE key = ?", (key,))
 
     def snippets_queued(self) -> int:
+        """Snippets waiting to be delivered."""
         with self.lock:
             return self.db.execute("SELECT count(*) FROM snippets").fetchone()[0]
 

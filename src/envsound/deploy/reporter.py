@@ -108,7 +108,7 @@ class Delivery(threading.Thread):
                 "heartbeat": beat, "sent": iso(datetime.now(UTC))}
         request = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(), method="POST",
                                          headers={"Content-Type": "application/json",
-                                                  **({"Authorization": f"Bearer {self.token}"} if self.token else {})})
+                                                  **self._auth()})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 json.load(answer)

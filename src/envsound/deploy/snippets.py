@@ -48,6 +48,7 @@ class SnippetRules:
         return cls(_names(only, "--snippets") if only else None, _names(never, "--snippets-except") or frozenset())
 
     def allows(self, label: str) -> bool:
+        """Whether the sound of an event of ``label`` may leave the sensor."""
         return label not in self.never and (self.only is None or label in self.only)
 
 

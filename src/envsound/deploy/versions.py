@@ -132,6 +132,7 @@ class Fleet:
         return self.version(new_id), True
 
     def version(self, version_id: int) -> Version | None:
+        """The version ``version_id``, or None when there is none."""
         found = self._versions(schema.model_versions.c.id == version_id)
         return found[0] if found else None
 
