@@ -1,7 +1,9 @@
 """The agile loop's one linear head: a logistic regression per label on stored embeddings, with scikit-learn's names
 (:meth:`LinearHead.fit`, :meth:`LinearHead.predict_proba`): fitted by ``learn``, scoring its calibration's held-out
 windows and ``suggest``'s whole store (one sigmoid: :func:`sigmoid`); :func:`store_scores` is the one loop that scores
-a store with a head (``suggest``'s, or ``check``'s learned model's own, run by torch).
+a store with a head (``suggest``'s, or ``check``'s learned model's own, run by torch), with a learned model's context
+(:mod:`envsound.inference.context`: each window's logit averaged with its file's windows within ``context`` seconds);
+:func:`context_vectors` gives windows' mean embeddings over the same neighbours, what ``learn`` fits on.
 
 A head is ``weights`` ``(n_labels, d)`` and ``bias`` ``(n_labels,)`` in the raw embedding's units: a label's score is
 ``sigmoid(w . x + b)``, the rows a learned model's last linear layer holds (:func:`envsound.agile.learn.write_model`).
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Protocol
 
 import numpy as np
+
+from envsound.inference.context import ContextStream, neighbour_bounds
 
 if TYPE_CHECKING:
     from envsound.inference.embeddings.store import EmbeddingsStore
@@ -112,13 +116,69 @@ class Head(Protocol):
     def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
 
 
-def store_scores(store: "EmbeddingsStore", head: Head) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def store_scores(store: "EmbeddingsStore", head: Head, *,
+                 context: float = 0.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(window ids (rows,), probabilities (rows, n_labels))`` over the whole store, a chunk of stored rows at a time
-    (:meth:`EmbeddingsStore.chunks`: one chunk's memory for ten million windows).
+    (:meth:`EmbeddingsStore.chunks`: one chunk's memory for ten million windows), in id order. ``context`` (seconds,
+    a learned model's :func:`~envsound.inference.context.context_seconds`): each window's logit averaged with those
+    of its file's windows starting within that of it (a chunk's last windows wait for the next chunk); 0: alone.
 
     Raises:
         ConfigError: a linear head whose width is not the store's.
     """
     width = head.width if isinstance(head, LinearHead) else None
-    for ids, vectors in store.chunks(width=width):
-        yield ids, head.predict_proba(vectors)
+    if context <= 0:
+        for ids, vectors in store.chunks(width=width):
+            yield ids, head.predict_proba(vectors)
+        return
+    stream = ContextStream(context)
+    for index, part in enumerate(store.parts):
+        if not part.rows:
+            continue
+        keys, starts = _part_keys(store, part, index)
+        for ids, vectors in store.chunks(parts=[part], width=width):
+            at = ids - part.first
+            done, probs = stream.push(keys[at], starts[at], head.predict_proba(vectors), ids)
+            if len(done):
+                yield done, probs
+    done, probs = stream.finish()
+    if len(done):
+        yield done, probs
+
+
+def context_vectors(store: "EmbeddingsStore", ids: np.ndarray, context: float) -> np.ndarray:
+    """``(len(ids), d)`` float32: each window's mean stored embedding over its file's windows starting within
+    ``context`` seconds of it (itself included; ``context`` 0: its own, :meth:`EmbeddingsStore.vectors`). A linear
+    head on it is the mean of the neighbours' logits, what every scorer of a model with that context gives.
+
+    Raises:
+        ConfigError: an id that is not a window of the store.
+    """
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if context <= 0 or not len(ids):
+        return store.vectors(ids)
+    store.vectors(ids[:0] if ids.min() >= 0 and ids.max() < store.windows else ids)  # an id outside: its error
+    firsts = np.array([part.first for part in store.parts], dtype=np.int64)
+    where = np.searchsorted(firsts, ids, side="right") - 1
+    lo, hi = np.empty(len(ids), np.int64), np.empty(len(ids), np.int64)
+    for index in np.unique(where):
+        part = store.parts[index]
+        wanted = np.flatnonzero(where == index)
+        keys, starts = _part_keys(store, part, int(index))
+        part_lo, part_hi = neighbour_bounds(keys, starts, context)
+        at = ids[wanted] - part.first
+        lo[wanted], hi[wanted] = part_lo[at] + part.first, part_hi[at] + part.first
+    counts = hi - lo
+    members = np.repeat(lo - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
+    vectors = store.vectors(members).astype(np.float64)
+    sums = np.add.reduceat(vectors, np.r_[0, np.cumsum(counts)[:-1]], axis=0)
+    return (sums / counts[:, None]).astype(np.float32)
+
+
+def _part_keys(store: "EmbeddingsStore", part, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """A part's windows' file keys (unique in the store: the part's index and the file's place in its dictionary; a
+    file's windows lie in one part) and starts (seconds)."""
+    table = store.part_columns(part, ("file", "start"), dictionary=True)
+    files = table.column("file").combine_chunks()
+    keys = files.indices.to_numpy().astype(np.int64) + (index << 32)
+    return keys, table.column("start").to_numpy()
