@@ -20,6 +20,13 @@ clip edges: ``features.trim_zeros`` and ``edge_pad`` do not apply. The tail shor
 is not scored unless no window was (a stream shorter than a window is scored padded, as a short clip is). Memory:
 one window plus the last piece pushed, however long the stream.
 
+**A learned detector's context** (:mod:`envsound.inference.context`, ``envsound learn --context``, 1 s by default):
+each window's scores are the mean logit of its neighbours (the windows starting within ``context_seconds`` of it), as
+``predict`` scores the recording, so a window is reported once its last neighbour has been scored: ``floor(context /
+hop)`` hops later (one for mn04's 1-s hop, two for YAMNet's 0.48 s, none for BirdNET's 3 s), its ``time`` that much
+later too. The stream's first and last windows, and those before a model swap, average over the neighbours heard
+(``predict`` also has a last window ending with the recording, a neighbour of its last ones).
+
 **A model swapped mid-stream** (:meth:`LiveListener.replace`, from any thread) takes over at the next window
 boundary: the start of the next window the old model would have scored. The old model scores every window starting
 before it, the new one every window from it on (on the same grid when rate and window are the same, else on the new

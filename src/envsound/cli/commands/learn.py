@@ -28,7 +28,8 @@ def register(command) -> None:
     p.add_argument("--context", type=float, default=1.0, metavar="SECONDS",
                    help="the model scores each window with its file's windows starting within this many seconds of "
                         "it (their mean logit: +-1 window at mn04's 1-s hop), learned on their mean embedding; a "
-                        "live sensor reports a window that much later; 0: each window alone")
+                        "live sensor reports each window once those are heard (mn04: one hop later); 0: each window "
+                        "alone")
     p.add_argument("--negatives", choices=("weak", "none"), default="weak",
                    help="weak: unreviewed windows count as negatives of a tenth of a review's weight; none: only the "
                         "reviewed windows")
