@@ -192,3 +192,40 @@ def test_check_density_and_suggest_score_the_store_with_the_context(tmp_path, mo
     got = np.concatenate([p for _, p in store_scores(EmbeddingsStore(db), head, context=1.0)])[:, 0]
     mean = head.predict_proba(context_vectors(EmbeddingsStore(db), windows["window"].to_numpy(), 1.0))[:, 0]
     assert np.abs(got - mean).max() < 1e-5 and np.abs(got - scores).max() < 1e-5
+
+
+def test_events_are_decoded_from_the_averaged_scores(models, db, windows):
+    from envsound.events import Timeline
+    from envsound.inference.predictor import FileScores
+
+    predictor = Predictor.from_checkpoint(models["default"], precision="32")
+    siren = windows["kind"] == TARGET
+    ids = np.r_[windows[~siren]["window"].to_numpy()[:5], windows[siren]["window"].to_numpy()[:6],
+                windows[~siren]["window"].to_numpy()[5:10]]
+    raw = predictor.model.head_probs(EmbeddingsStore(db).vectors(ids))
+    starts = np.arange(16) * 0.5  # one 8.5-s recording of those windows (sirens in its middle), at the model's hop
+    scores = FileScores(predictor, events=True, window_scores=True)
+    scores.add_at(starts[:5].tolist(), raw[:5])  # in two pieces: the fifth waits for its neighbours
+    scores.add_at(starts[5:].tolist(), raw[5:])
+    length = 8.5
+    found = scores.finish("joined.wav", round(length * predictor.features.sample_rate), top_k=1)
+    smooth = average_probs(raw, np.zeros(16), starts, 1.0)
+    assert np.allclose(scores.window_probs(), smooth, atol=1e-6)
+    timeline = Timeline(starts, smooth, length, predictor.features.window_seconds, predictor.features.eval_hop_seconds)
+    assert found.events == [e.to_dict() for e in predictor.timeline_events(timeline)] and found.events
+
+
+def test_a_learned_model_swapped_mid_stream_reports_every_window_once_in_order(models, archive):
+    samples = np.concatenate([sf.read(archive / f"{name}.wav", dtype="float32")[0]
+                              for name in ("rain-1", "siren-1", "siren-2", "rain-2")])
+    rate = sf.info(archive / "rain-1.wav").samplerate
+    predictor = Predictor.from_checkpoint(models["default"], precision="32")
+    listener = LiveListener(predictor, sample_rate=rate, version=1)
+    pieces = np.array_split(samples, 12)
+    hops = [h for piece in pieces[:6] for h in listener.push(piece)]
+    listener.replace(Predictor.from_checkpoint(models["default"], precision="32"), version=2)
+    hops += [h for piece in pieces[6:] for h in listener.push(piece)] + listener.finish()
+    starts = [h.start for h in hops if not h.end]
+    whole = LiveListener(predictor, sample_rate=rate)
+    alone = [h.start for piece in pieces for h in whole.push(piece)] + [h.start for h in whole.finish() if not h.end]
+    assert starts == alone and [h.version for h in hops if not h.end] == sorted(h.version for h in hops if not h.end)
