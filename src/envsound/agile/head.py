@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # 2,129 windows above it).
 C = 0.1
 WEAK_WEIGHT = 0.1  # an unreviewed window as a negative: a tenth of a reviewed "no"
+CONTEXT_ROWS = 8_192  # windows whose neighbours' mean is taken at once: ~100 MB of their float32 rows at 1,000 dims
 CONSTANT = 30.0  # the logit of a head fitted on one class only: a score of ~0 or ~1 whatever the window
 
 
@@ -155,30 +156,33 @@ def context_vectors(store: "EmbeddingsStore", ids: np.ndarray, context: float) -
         ConfigError: an id that is not a window of the store.
     """
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-    if context <= 0 or not len(ids):
-        return store.vectors(ids)
-    store.vectors(ids[:0] if ids.min() >= 0 and ids.max() < store.windows else ids)  # an id outside: its error
+    if context <= 0 or not len(ids) or ((ids < 0) | (ids >= store.windows)).any():
+        return store.vectors(ids)  # no context, or an id outside the store (the error that names it)
     firsts = np.array([part.first for part in store.parts], dtype=np.int64)
     where = np.searchsorted(firsts, ids, side="right") - 1
     lo, hi = np.empty(len(ids), np.int64), np.empty(len(ids), np.int64)
     for index in np.unique(where):
         part = store.parts[index]
         wanted = np.flatnonzero(where == index)
-        keys, starts = _part_keys(store, part, int(index))
-        part_lo, part_hi = neighbour_bounds(keys, starts, context)
+        part_lo, part_hi = neighbour_bounds(*_part_keys(store, part, int(index)), context)
         at = ids[wanted] - part.first
         lo[wanted], hi[wanted] = part_lo[at] + part.first, part_hi[at] + part.first
-    counts = hi - lo
-    members = np.repeat(lo - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
-    vectors = store.vectors(members).astype(np.float64)
-    sums = np.add.reduceat(vectors, np.r_[0, np.cumsum(counts)[:-1]], axis=0)
-    return (sums / counts[:, None]).astype(np.float32)
+    out = None
+    for at in range(0, len(ids), CONTEXT_ROWS):  # a batch of windows and their neighbours at a time
+        first, count = lo[at:at + CONTEXT_ROWS], hi[at:at + CONTEXT_ROWS] - lo[at:at + CONTEXT_ROWS]
+        offsets = np.r_[0, np.cumsum(count)[:-1]]
+        members = np.repeat(first - offsets, count) + np.arange(count.sum())
+        sums = np.add.reduceat(store.vectors(members), offsets, axis=0, dtype=np.float64)
+        if out is None:
+            out = np.empty((len(ids), sums.shape[1]), np.float32)
+        out[at:at + len(count)] = sums / count[:, None]
+    return out
 
 
 def _part_keys(store: "EmbeddingsStore", part, index: int) -> tuple[np.ndarray, np.ndarray]:
     """A part's windows' file keys (unique in the store: the part's index and the file's place in its dictionary; a
     file's windows lie in one part) and starts (seconds)."""
-    table = store.part_columns(part, ("file", "start"), dictionary=True)
+    table = store.part_columns(part, ("file", "start"), dictionary=True).unify_dictionaries()
     files = table.column("file").combine_chunks()
     keys = files.indices.to_numpy().astype(np.int64) + (index << 32)
     return keys, table.column("start").to_numpy()

@@ -333,8 +333,10 @@ class FileScores:
         ``start``). With a learned detector's context a window counts once its neighbours are in (:meth:`finish`
         takes the last ones), with its context's probabilities."""
         if self.context is not None:
-            here, window_probs = self.context.push(np.zeros(len(here)), here, window_probs, np.asarray(here, float))
-            here = here.tolist()
+            done, window_probs = self.context.push(np.zeros(len(here)), here, window_probs, np.asarray(here, float))
+            if len(done):
+                self._add(done.tolist(), window_probs)
+            return
         self._add(here, window_probs, framed)
 
     def _add(self, here: list[float], window_probs: np.ndarray, framed: np.ndarray | None = None) -> None:
