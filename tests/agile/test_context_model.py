@@ -18,7 +18,7 @@ from envsound.agile.check import check
 from envsound.agile.head import context_vectors, store_scores, LinearHead
 from envsound.agile.learn import _head, _weak_sample, learn_verdicts
 from envsound.features.windows import eval_hop_length
-from envsound.inference.context import average_probs
+from envsound.events.context import average_probs
 from envsound.inference.embeddings import EmbeddingsStore
 from envsound.inference.live import LiveListener
 from envsound.inference.predictor import Predictor
@@ -229,3 +229,39 @@ def test_a_learned_model_swapped_mid_stream_reports_every_window_once_in_order(m
     whole = LiveListener(predictor, sample_rate=rate)
     alone = [h.start for piece in pieces for h in whole.push(piece)] + [h.start for h in whole.finish() if not h.end]
     assert starts == alone and [h.version for h in hops if not h.end] == sorted(h.version for h in hops if not h.end)
+
+
+def test_evaluate_scores_a_learned_models_clips_with_its_context(tmp_path, db, windows, synthetic_manifest):
+    from dataclasses import replace
+
+    from envsound.data.records import Manifest
+    from envsound.evaluation.evaluate import evaluate_model
+    from envsound.features.extract import extract_features
+    from envsound.features.windows import start_seconds
+    from envsound.models.clip import ClipModel
+
+    names = [TARGET, "rain"]  # two labels: sklearn reads a one-column multi-label report as a binary one
+    verdicts = {}
+    for name in names:
+        positive = windows[windows["kind"] == name]["window"].to_numpy()[:3]
+        negative = windows[windows["kind"] != name]["window"].to_numpy()[:6]
+        verdicts[name] = (np.r_[positive, negative], np.array(["yes"] * len(positive) + ["no"] * len(negative)))
+    records = [replace(r, labels=tuple(n for n in names if r.labels[0] == n)) for r in synthetic_manifest.records]
+    records = [r for r in records if r.labels][:6] + [r for r in records if not r.labels][:6]
+    manifest = Manifest("sirens", records, names, multi_label=True)
+    results, loaded = {}, {}
+    for context in (1.0, 0.0):
+        model = learn_verdicts(EmbeddingsStore(db), verdicts, out=tmp_path / str(context), progress=False,
+                               context=context).model
+        loaded[context] = ClipModel.from_checkpoint(load_checkpoint(model), device="cpu", precision="32")
+        results[context] = evaluate_model(loaded[context], manifest, progress=False).y_prob
+    _, features, _ = extract_features(records, loaded[1.0].config.features, progress=False)
+    expected = []
+    for clip in features:
+        windows_, starts = loaded[1.0].clip_windows(clip)
+        seconds = start_seconds(starts, loaded[1.0].config.features)
+        probs = loaded[1.0].window_probs(windows_)
+        expected.append(average_probs(probs, np.zeros(len(seconds)), seconds, 1.0).mean(axis=0))
+    assert np.allclose(results[1.0], expected, atol=1e-6)
+    assert np.abs(results[1.0] - loaded[1.0].predict_clips(features)).max() > 1e-4  # not the windows alone
+    assert np.allclose(results[0.0], loaded[0.0].predict_clips(features), atol=1e-6)  # no context: as before

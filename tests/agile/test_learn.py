@@ -19,7 +19,7 @@ from envsound.agile.learn import LearnResult, learn_verdicts
 from envsound.errors import ConfigError
 from envsound.inference.embeddings import EmbeddingsStore, embed_archive
 import small_store
-from envsound.inference.context import context_seconds
+from envsound.events.context import context_seconds
 from envsound.models.checkpoint import FORMAT_VERSION, load_checkpoint
 
 TARGET = small_store.TARGET

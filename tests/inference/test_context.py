@@ -1,10 +1,10 @@
-"""A learned model's context (envsound.inference.context): each window's logit averaged with its file's windows
+"""A learned model's context (envsound.events.context): each window's logit averaged with its file's windows
 starting within ``context_seconds``; the same whether the windows come at once or in pieces of any size."""
 
 import numpy as np
 import pytest
 
-from envsound.inference.context import ContextStream, average_probs, context_seconds, neighbour_bounds, sigmoid
+from envsound.events.context import ContextStream, average_probs, context_seconds, neighbour_bounds, sigmoid
 
 
 def track(seed: int = 0):

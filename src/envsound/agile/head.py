@@ -2,7 +2,7 @@
 (:meth:`LinearHead.fit`, :meth:`LinearHead.predict_proba`): fitted by ``learn``, scoring its calibration's held-out
 windows and ``suggest``'s whole store (one sigmoid: :func:`sigmoid`); :func:`store_scores` is the one loop that scores
 a store with a head (``suggest``'s, or ``check``'s learned model's own, run by torch), with a learned model's context
-(:mod:`envsound.inference.context`: each window's logit averaged with its file's windows within ``context`` seconds);
+(:mod:`envsound.events.context`: each window's logit averaged with its file's windows within ``context`` seconds);
 :func:`context_vectors` gives windows' mean embeddings over the same neighbours, what ``learn`` fits on.
 
 A head is ``weights`` ``(n_labels, d)`` and ``bias`` ``(n_labels,)`` in the raw embedding's units: a label's score is
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterator, Protocol
 
 import numpy as np
 
-from envsound.inference.context import ContextStream, neighbour_bounds
+from envsound.events.context import ContextStream, neighbour_bounds
 
 if TYPE_CHECKING:
     from envsound.inference.embeddings.store import EmbeddingsStore
@@ -121,7 +121,7 @@ def store_scores(store: "EmbeddingsStore", head: Head, *,
                  context: float = 0.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(window ids (rows,), probabilities (rows, n_labels))`` over the whole store, a chunk of stored rows at a time
     (:meth:`EmbeddingsStore.chunks`: one chunk's memory for ten million windows), in id order. ``context`` (seconds,
-    a learned model's :func:`~envsound.inference.context.context_seconds`): each window's logit averaged with those
+    a learned model's :func:`~envsound.events.context.context_seconds`): each window's logit averaged with those
     of its file's windows starting within that of it (a chunk's last windows wait for the next chunk); 0: alone.
 
     Raises:

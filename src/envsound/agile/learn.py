@@ -14,11 +14,11 @@ coefficients (as :mod:`envsound.transfer.probe` does), which become the rows of 
 network's head: ``network.head`` (a dropout and one linear layer) reads ``network.embed``'s output, the vector the
 store holds, so ``predict`` with the learned model on audio gives the scores the head gives the stored windows.
 
-Context (``context``, seconds; :data:`~envsound.inference.context.DEFAULT_SECONDS`, 1 s, by default; 0: off): the head
+Context (``context``, seconds; :data:`~envsound.events.context.DEFAULT_SECONDS`, 1 s, by default; 0: off): the head
 is fitted, its weak negatives drawn, its threshold calibrated out of fold and its disagreements counted on each
 window's mean embedding over its file's windows starting within ``context`` seconds of it
 (:func:`~envsound.agile.head.context_vectors`), and the model records it (``meta["learned"]["context_seconds"]``), so
-every scorer averages each window's logit with those neighbours' (:mod:`envsound.inference.context`): the head on
+every scorer averages each window's logit with those neighbours' (:mod:`envsound.events.context`): the head on
 the mean embedding. +0.086 AP after 50 reviews on 35 ESC-50 classes it was not chosen on, the threshold's precision
 kept (docs/results.md, "Context as a model setting").
 """
@@ -43,7 +43,7 @@ from envsound.agile.labelled import LabelledStore
 from envsound.agile.names import check_label
 from envsound.agile.suggest import Suggestion, suggest as suggest_windows
 from envsound.errors import ConfigError
-from envsound.inference.context import DEFAULT_SECONDS
+from envsound.events.context import DEFAULT_SECONDS
 from envsound.inference.embeddings.store import EmbeddingsStore
 from envsound.models.files import FROZEN
 

@@ -74,7 +74,7 @@ def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, label
       calibration (``wanted_no[label]``), at most half the round;
     - ``"half"``: the most uncertain windows only (the rule before issue 77).
 
-    ``context``: the learned model's context in seconds (:mod:`envsound.inference.context`): a window's score is the
+    ``context``: the learned model's context in seconds (:mod:`envsound.events.context`): a window's score is the
     head on its mean embedding over its file's windows within that of it, as the model scores it (0: its own).
 
     Diversity, loosened only as far as needed to give ``top``: at most one window a file per label in a round and

@@ -20,7 +20,7 @@ clip edges: ``features.trim_zeros`` and ``edge_pad`` do not apply. The tail shor
 is not scored unless no window was (a stream shorter than a window is scored padded, as a short clip is). Memory:
 one window plus the last piece pushed, however long the stream.
 
-**A learned detector's context** (:mod:`envsound.inference.context`, ``envsound learn --context``, 1 s by default):
+**A learned detector's context** (:mod:`envsound.events.context`, ``envsound learn --context``, 1 s by default):
 each window's scores are the mean logit of its neighbours (the windows starting within ``context_seconds`` of it), as
 ``predict`` scores the recording, so a window is reported once its last neighbour has been scored: ``floor(context /
 hop)`` hops later (one for mn04's 1-s hop, two for YAMNet's 0.48 s, none for BirdNET's 3 s), its ``time`` that much
@@ -48,7 +48,7 @@ from envsound.audio.stream import PcmFormat, decode_pcm
 from envsound.errors import AudioLoadError
 from envsound.events import EventTracker, FrameTrack
 from envsound.features.windows import eval_hop_length
-from envsound.inference.context import TOLERANCE, ContextStream
+from envsound.events.context import TOLERANCE, ContextStream
 from envsound.inference.predictor import Predictor
 
 

@@ -29,7 +29,7 @@ from envsound.events import Decoding, FrameTrack, Timeline, decode
 from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
 from envsound.inference.class_filter import ClassNames, ClassSubset, kept_columns
-from envsound.inference.context import ContextStream, context_seconds
+from envsound.events.context import ContextStream, context_seconds
 from envsound.inference.listing import iter_inputs
 from envsound.inference.onnx_model import OnnxModel
 from envsound.models.files import CLASSIFIER, FROZEN, HEAD_EXPORT, ONNX, RELEASE, ModelFile, open_model_file
@@ -208,7 +208,7 @@ class Predictor:
 
     @property
     def context_seconds(self) -> float:
-        """A learned detector's context (:func:`envsound.inference.context.context_seconds`): each window's logit is
+        """A learned detector's context (:func:`envsound.events.context.context_seconds`): each window's logit is
         averaged with those of its file's windows starting within this many seconds of it (0: each window alone)."""
         return context_seconds(getattr(self.model, "meta", None))
 

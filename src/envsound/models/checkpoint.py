@@ -99,7 +99,7 @@ FORMAT = "envsound-checkpoint"
 #     may hold "open_set", its single-label probe's gate on the network's embeddings, which an envsound of format 26
 #     would not apply (every window one of its classes). Version 26 files load unchanged (no gate).
 # 28: meta["learned"] may hold context_seconds (envsound learn --context, 1 s by default): every scorer averages a
-#     window's logit with those of its file's windows starting within that of it (envsound.inference.context), which
+#     window's logit with those of its file's windows starting within that of it (envsound.events.context), which
 #     an envsound of format 27 would not (each window alone, below the calibrated scores). Version 27 files load
 #     unchanged (no key: 0, each window alone, as they were calibrated).
 FORMAT_VERSION = 28

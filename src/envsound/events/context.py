@@ -5,7 +5,7 @@
 :func:`context_seconds`; a model without it, or at 0, scores each window alone) and fits its head on each window's
 mean embedding over the same neighbours. For a linear head the mean of the neighbours' logits is the head on their
 mean embedding, so every scorer (``predict`` on audio or on a store, ``--events``, ``listen``, ``suggest``,
-``check``, the Review page) averages the logits it already has, through one function, :func:`neighbour_mean`:
+``check``, the Review page, ``evaluate``) averages the logits it already has, through one function, :func:`neighbour_mean`:
 directly on a whole track (:func:`average_probs`) or on windows that arrive in pieces (:class:`ContextStream`, which
 holds a window back until the last of its neighbours is in).
 
