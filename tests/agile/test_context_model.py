@@ -15,7 +15,7 @@ import torch
 import envsound
 from envsound.agile.calibrate import calibrate
 from envsound.agile.check import check
-from envsound.agile.head import context_vectors, store_scores, LinearHead
+from envsound.agile.head import LinearHead, context_vectors, store_scores
 from envsound.agile.learn import _head, _weak_sample, learn_verdicts
 from envsound.features.windows import eval_hop_length
 from envsound.events.context import average_probs

@@ -60,8 +60,8 @@ class Evaluation:
 def evaluate_model(model: ClipModel | FrozenClips, manifest: Manifest, *, cache: FeatureCache | None = None,
                    on_error: str = "raise", progress: bool = True) -> Evaluation:
     """Predict every clip of ``manifest`` (window probabilities averaged; a learned detector's with its context, as
-    ``predict`` scores a file: :func:`~envsound.evaluation.sed.window_track`) with ``model`` (a network, or a frozen one:
-    :mod:`envsound.evaluation.frozen`) and score them against their labels with the model's task (accuracy and
+    ``predict`` scores a file: :func:`~envsound.evaluation.sed.window_track`) with ``model`` (a network, or a frozen
+    one: :mod:`envsound.evaluation.frozen`) and score them against their labels with the model's task (accuracy and
     confusion matrix, or lwlrap, mAP and F1); a manifest with strong labels adds the
     event metrics of :func:`~envsound.evaluation.sed.sed_report` (``segment_f1``, ``event_f1``, ``psds``).
 

@@ -5,14 +5,13 @@
 :func:`context_seconds`; a model without it, or at 0, scores each window alone) and fits its head on each window's
 mean embedding over the same neighbours. For a linear head the mean of the neighbours' logits is the head on their
 mean embedding, so every scorer (``predict`` on audio or on a store, ``--events``, ``listen``, ``suggest``,
-``check``, the Review page, ``evaluate``) averages the logits it already has, through one function, :func:`neighbour_mean`:
-directly on a whole track (:func:`average_probs`) or on windows that arrive in pieces (:class:`ContextStream`, which
-holds a window back until the last of its neighbours is in).
-
-A window's neighbours are the windows of the same file (the same ``key``) whose start is within ``seconds`` (+-
-:data:`TOLERANCE`) of its own: at mn04's 1-s hop and the default 1 s, itself and the windows one hop before and after
-(a file's first and last window average over fewer); at YAMNet's 0.48-s hop, two on each side; at BirdNET's 3-s hop,
-none (it scores as without context). Windows of one file come in order of their start, the files one after another.
+``check``, the Review page, ``evaluate``) averages the logits it already has, through one function,
+:func:`neighbour_mean`: directly on a whole track (:func:`average_probs`) or on windows that arrive in pieces
+(:class:`ContextStream`, which holds a window back until the last of its neighbours is in). A window's neighbours
+are the windows of the same file (the same ``key``) whose start is within ``seconds`` (+- :data:`TOLERANCE`) of its
+own: at mn04's 1-s hop and the default 1 s, itself and the windows one hop before and after (a file's first and last
+window average over fewer); at YAMNet's 0.48-s hop, two on each side; at BirdNET's 3-s hop, none (it scores as
+without context). Windows of one file come in order of their start, the files one after another.
 """
 
 from __future__ import annotations
@@ -111,6 +110,9 @@ class ContextStream:
 
     def __init__(self, seconds: float, *, hop: float | None = None) -> None:
         self.seconds, self.hop = float(seconds), hop
+        self._reset()
+
+    def _reset(self) -> None:
         self.keys = np.zeros(0, dtype=np.int64)
         self.starts = np.zeros(0)
         self.rows: np.ndarray | None = None  # logits held: the windows not given out and the neighbours they need
@@ -133,15 +135,15 @@ class ContextStream:
             return self._empty()
         last_key, reach = self.keys[-1], self.starts[-1] + (self.hop or 0.0)
         complete = (self.keys != last_key) | (reach > self.starts + self.seconds + TOLERANCE)
-        ready = self.given + int(np.argmin(complete[self.given:])) if not complete[self.given:].all() else len(complete)
-        return self._give(ready)
+        waiting = np.flatnonzero(~complete[self.given:])  # from the first incomplete one on: the last file's latest
+        return self._give(self.given + int(waiting[0]) if len(waiting) else len(complete))
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         """Every window still held back (the stream ended: no more neighbours come)."""
         if self.rows is None:
             return self._empty()
         out = self._give(len(self.keys))
-        self.__init__(self.seconds, hop=self.hop)
+        self._reset()
         return out
 
     def _give(self, ready: int) -> tuple[np.ndarray, np.ndarray]:

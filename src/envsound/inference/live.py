@@ -47,8 +47,8 @@ import numpy as np
 from envsound.audio.stream import PcmFormat, decode_pcm
 from envsound.errors import AudioLoadError
 from envsound.events import EventTracker, FrameTrack
-from envsound.features.windows import eval_hop_length
 from envsound.events.context import TOLERANCE, ContextStream
+from envsound.features.windows import eval_hop_length
 from envsound.inference.predictor import Predictor
 
 

@@ -26,10 +26,10 @@ from envsound.audio.load import AUDIO_EXTENSIONS, iter_audio_blocks, waveform_fr
 from envsound.config import Config
 from envsound.errors import EnvsoundError
 from envsound.events import Decoding, FrameTrack, Timeline, decode
+from envsound.events.context import ContextStream, context_seconds
 from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
 from envsound.inference.class_filter import ClassNames, ClassSubset, kept_columns
-from envsound.events.context import ContextStream, context_seconds
 from envsound.inference.listing import iter_inputs
 from envsound.inference.onnx_model import OnnxModel
 from envsound.models.files import CLASSIFIER, FROZEN, HEAD_EXPORT, ONNX, RELEASE, ModelFile, open_model_file
