@@ -14,10 +14,12 @@ import torch
 
 import envsound
 from envsound.agile.calibrate import Calibration, calibrate, choose_threshold, precision_curve, wilson
+from envsound.agile.head import context_vectors
 from envsound.agile.learn import LearnResult, learn_verdicts
 from envsound.errors import ConfigError
 from envsound.inference.embeddings import EmbeddingsStore, embed_archive
 import small_store
+from envsound.events.context import context_seconds
 from envsound.models.checkpoint import FORMAT_VERSION, load_checkpoint
 
 TARGET = small_store.TARGET
@@ -85,7 +87,8 @@ def test_the_learned_model_loads_and_predicts_audio_with_exactly_the_label_names
 
 
 def test_predict_with_the_learned_model_gives_the_head_of_the_stored_embeddings(tmp_path, db, windows, archive):
-    """`predict DIR/model.ckpt FILES --window-scores`: p:NAME = sigmoid(head(stored embedding)) of the same window."""
+    """`predict DIR/model.ckpt FILES --window-scores`: p:NAME = sigmoid(head(stored embedding)) of the same window,
+    its embedding the mean over its file's windows within the model's context (1 s: here both of a file's windows)."""
     result = learn_verdicts(EmbeddingsStore(db), {TARGET: reviews(windows, TARGET, yes=3, no=3)}, out=tmp_path)
     files = sorted(str(p) for p in archive.glob("*.wav"))[:6]
     envsound.scan(result.model, files, out=tmp_path / "scan",
@@ -93,8 +96,8 @@ def test_predict_with_the_learned_model_gives_the_head_of_the_stored_embeddings(
                   options=envsound.ScanOptions(progress=False, precision="32", workers=1))
     scanned = pd.concat(pd.read_csv(p) for p in (tmp_path / "scan" / "windows").glob("part-*.csv"))
     weight, bias = head_of(result.model)
-    stored = windows.assign(expected=1 / (1 + np.exp(-(EmbeddingsStore(db).vectors(windows["window"])
-                                                          @ weight.T + bias)))[:, 0])
+    mean = context_vectors(EmbeddingsStore(db), windows["window"].to_numpy(), 1.0)
+    stored = windows.assign(expected=1 / (1 + np.exp(-(mean @ weight.T + bias)))[:, 0])
     both = scanned.assign(start=scanned["start"].round(3)).merge(stored.assign(start=stored["start"].round(3)),
                                                                  on=["file", "start"])
     assert len(both) == len(scanned) == len(stored[stored["file"].isin(files)]) > 0
@@ -119,13 +122,15 @@ def assert_nearest_half(result, ids, db, windows):
     from envsound.agile.suggest import suggest
 
     weight, bias = head_of(result.model)
+    context = context_seconds(load_checkpoint(result.model).meta)  # the learned model's: suggest scores with it
     result.suggestions = suggest(EmbeddingsStore(db), weight, bias, [TARGET], labelled={TARGET: ids},
-                                 top=len(result.suggestions), rule="half")
+                                 top=len(result.suggestions), rule="half", context=context)
     # not offered: the reviewed windows, those overlapping one in its file (here every window of a reviewed file:
     # two windows 0.5 s apart, 1 s long; issue 77) and the files already suggested
     reviewed_files = set(windows[windows["window"].isin(ids)]["file"])
     free = windows[~windows["file"].isin(reviewed_files | {s.file for s in result.suggestions})]
-    others = 1 / (1 + np.exp(-(EmbeddingsStore(db).vectors(free["window"]) @ weight.T + bias)))[:, 0]
+    mean = context_vectors(EmbeddingsStore(db), free["window"].to_numpy(), context)
+    others = 1 / (1 + np.exp(-(mean @ weight.T + bias)))[:, 0]
     gap = max(abs(s.score - 0.5) for s in result.suggestions)
     assert np.all(np.abs(others - 0.5) >= gap - 1e-6)
 
@@ -230,8 +235,8 @@ def test_a_learned_head_carries_the_trunk_and_a_format_25_file_still_loads(tmp_p
     assert envsound.load_model(tmp_path / "old.ckpt").labels == loaded.labels
 
 
-def test_the_python_api_takes_at_most_ten_named_parameters():
-    assert len(inspect.signature(envsound.learn).parameters) <= 10
+def test_the_python_api_takes_at_most_eleven_named_parameters():
+    assert len(inspect.signature(envsound.learn).parameters) <= 11  # context (issue 77) made it eleven
     assert envsound.LearnResult is LearnResult
 
 

@@ -291,7 +291,7 @@ def _draw(windows: EmbeddingsStore, predictor, at: int, threshold: float, sample
     rng = np.random.default_rng(seed)
     ids, scores, keys = np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0)
     above = 0
-    for chunk_ids, probs in store_scores(windows, _ModelHead(predictor.model)):
+    for chunk_ids, probs in store_scores(windows, _ModelHead(predictor.model), context=predictor.context_seconds):
         chunk = probs[:, at]
         hit = np.flatnonzero(chunk >= threshold)
         above += len(hit)

@@ -242,7 +242,7 @@ def _all_scores(windows: EmbeddingsStore, predictor) -> tuple[np.ndarray, np.nda
     a label)."""
     from envsound.agile.check import _ModelHead
 
-    parts = list(store_scores(windows, _ModelHead(predictor.model)))
+    parts = list(store_scores(windows, _ModelHead(predictor.model), context=predictor.context_seconds))
     if not parts:
         return np.zeros(0, np.int64), np.zeros((0, len(predictor.labels)), np.float32)
     return np.concatenate([i for i, _ in parts]), np.concatenate([p.astype(np.float32) for _, p in parts])

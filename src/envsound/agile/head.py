@@ -1,7 +1,9 @@
 """The agile loop's one linear head: a logistic regression per label on stored embeddings, with scikit-learn's names
 (:meth:`LinearHead.fit`, :meth:`LinearHead.predict_proba`): fitted by ``learn``, scoring its calibration's held-out
 windows and ``suggest``'s whole store (one sigmoid: :func:`sigmoid`); :func:`store_scores` is the one loop that scores
-a store with a head (``suggest``'s, or ``check``'s learned model's own, run by torch).
+a store with a head (``suggest``'s, or ``check``'s learned model's own, run by torch), with a learned model's context
+(:mod:`envsound.events.context`: each window's logit averaged with its file's windows within ``context`` seconds);
+:func:`context_vectors` gives windows' mean embeddings over the same neighbours, what ``learn`` fits on.
 
 A head is ``weights`` ``(n_labels, d)`` and ``bias`` ``(n_labels,)`` in the raw embedding's units: a label's score is
 ``sigmoid(w . x + b)``, the rows a learned model's last linear layer holds (:func:`envsound.agile.learn.write_model`).
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Protocol
 
 import numpy as np
+
+from envsound.events.context import ContextStream, neighbour_bounds
 
 if TYPE_CHECKING:
     from envsound.inference.embeddings.store import EmbeddingsStore
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 # 2,129 windows above it).
 C = 0.1
 WEAK_WEIGHT = 0.1  # an unreviewed window as a negative: a tenth of a reviewed "no"
+CONTEXT_ROWS = 8_192  # windows whose neighbours' mean is taken at once: ~100 MB of their float32 rows at 1,000 dims
 CONSTANT = 30.0  # the logit of a head fitted on one class only: a score of ~0 or ~1 whatever the window
 
 
@@ -112,13 +117,72 @@ class Head(Protocol):
     def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
 
 
-def store_scores(store: "EmbeddingsStore", head: Head) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def store_scores(store: "EmbeddingsStore", head: Head, *,
+                 context: float = 0.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(window ids (rows,), probabilities (rows, n_labels))`` over the whole store, a chunk of stored rows at a time
-    (:meth:`EmbeddingsStore.chunks`: one chunk's memory for ten million windows).
+    (:meth:`EmbeddingsStore.chunks`: one chunk's memory for ten million windows), in id order. ``context`` (seconds,
+    a learned model's :func:`~envsound.events.context.context_seconds`): each window's logit averaged with those
+    of its file's windows starting within that of it (a chunk's last windows wait for the next chunk); 0: alone.
 
     Raises:
         ConfigError: a linear head whose width is not the store's.
     """
     width = head.width if isinstance(head, LinearHead) else None
-    for ids, vectors in store.chunks(width=width):
-        yield ids, head.predict_proba(vectors)
+    if context <= 0:
+        for ids, vectors in store.chunks(width=width):
+            yield ids, head.predict_proba(vectors)
+        return
+    stream = ContextStream(context)
+    for index, part in enumerate(store.parts):
+        if not part.rows:
+            continue
+        keys, starts = _part_keys(store, part, index)
+        for ids, vectors in store.chunks(parts=[part], width=width):
+            at = ids - part.first
+            done, probs = stream.push(keys[at], starts[at], head.predict_proba(vectors), ids)
+            if len(done):
+                yield done, probs
+    done, probs = stream.finish()
+    if len(done):
+        yield done, probs
+
+
+def context_vectors(store: "EmbeddingsStore", ids: np.ndarray, context: float) -> np.ndarray:
+    """``(len(ids), d)`` float32: each window's mean stored embedding over its file's windows starting within
+    ``context`` seconds of it (itself included; ``context`` 0: its own, :meth:`EmbeddingsStore.vectors`). A linear
+    head on it is the mean of the neighbours' logits, what every scorer of a model with that context gives.
+
+    Raises:
+        ConfigError: an id that is not a window of the store.
+    """
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if context <= 0 or not len(ids) or ((ids < 0) | (ids >= store.windows)).any():
+        return store.vectors(ids)  # no context, or an id outside the store (the error that names it)
+    firsts = np.array([part.first for part in store.parts], dtype=np.int64)
+    where = np.searchsorted(firsts, ids, side="right") - 1
+    lo, hi = np.empty(len(ids), np.int64), np.empty(len(ids), np.int64)
+    for index in np.unique(where):
+        part = store.parts[index]
+        wanted = np.flatnonzero(where == index)
+        part_lo, part_hi = neighbour_bounds(*_part_keys(store, part, int(index)), context)
+        at = ids[wanted] - part.first
+        lo[wanted], hi[wanted] = part_lo[at] + part.first, part_hi[at] + part.first
+    out = None
+    for at in range(0, len(ids), CONTEXT_ROWS):  # a batch of windows and their neighbours at a time
+        first, count = lo[at:at + CONTEXT_ROWS], hi[at:at + CONTEXT_ROWS] - lo[at:at + CONTEXT_ROWS]
+        offsets = np.r_[0, np.cumsum(count)[:-1]]
+        members = np.repeat(first - offsets, count) + np.arange(count.sum())
+        sums = np.add.reduceat(store.vectors(members), offsets, axis=0, dtype=np.float64)
+        if out is None:
+            out = np.empty((len(ids), sums.shape[1]), np.float32)
+        out[at:at + len(count)] = sums / count[:, None]
+    return out
+
+
+def _part_keys(store: "EmbeddingsStore", part, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """A part's windows' file keys (unique in the store: the part's index and the file's place in its dictionary; a
+    file's windows lie in one part) and starts (seconds)."""
+    table = store.part_columns(part, ("file", "start"), dictionary=True).unify_dictionaries()
+    files = table.column("file").combine_chunks()
+    keys = files.indices.to_numpy().astype(np.int64) + (index << 32)
+    return keys, table.column("start").to_numpy()

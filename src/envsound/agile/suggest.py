@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from envsound.agile.head import LinearHead, store_scores
+from envsound.agile.head import LinearHead, context_vectors, store_scores
 from envsound.errors import ConfigError
 from envsound.inference.embeddings.store import EmbeddingsStore, StoredWindow
 
@@ -58,7 +58,8 @@ class Suggestion(StoredWindow):
 
 def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, labels: Sequence[str], *,
             labelled: Mapping[str, np.ndarray], top: int, thresholds: Sequence[float] | None = None,
-            rule: str = "mix", wanted_no: Mapping[str, int] | None = None) -> list[Suggestion]:
+            rule: str = "mix", wanted_no: Mapping[str, int] | None = None,
+            context: float = 0.0) -> list[Suggestion]:
     """``top`` windows of ``store`` to review next, shared among ``labels`` in turn (the first label gets the odd
     ones).
 
@@ -72,6 +73,9 @@ def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, label
       the store's lower half): :func:`low_share` of them, as many as the label lacks ``no`` answers for its
       calibration (``wanted_no[label]``), at most half the round;
     - ``"half"``: the most uncertain windows only (the rule before issue 77).
+
+    ``context``: the learned model's context in seconds (:mod:`envsound.events.context`): a window's score is the
+    head on its mean embedding over its file's windows within that of it, as the model scores it (0: its own).
 
     Diversity, loosened only as far as needed to give ``top``: at most one window a file per label in a round and
     none within one window length of another suggestion of the same file; then several a file (when the store has
@@ -96,9 +100,9 @@ def suggest(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray, label
         reviewed = np.unique(np.asarray(labelled.get(label, ()), dtype=np.int64))
         low = low_share(share, (wanted_no or {}).get(label, 0)) if rule == "mix" else 0
         head = (weights[i], float(bias[i]))
-        picked = _pick(store, head, float(thresholds[i]), reviewed, share - low, mmr=rule == "mix")
+        picked = _pick(store, head, float(thresholds[i]), reviewed, share - low, mmr=rule == "mix", context=context)
         if low:
-            picked += _below(store, head, reviewed, low, avoid=picked)
+            picked += _below(store, head, reviewed, low, avoid=picked, context=context)
         out += [Suggestion(row["window"], row["file"], row["start"], row["end"], label, round(float(score), 6))
                 for row, score in picked]
     return out
@@ -113,7 +117,7 @@ def low_share(share: int, wanted_no: int) -> int:
 
 
 def _pick(store: EmbeddingsStore, head: tuple[np.ndarray, float], target: float, reviewed: np.ndarray, share: int, *,
-          mmr: bool, avoid: list | None = None) -> list[tuple[dict, float]]:
+          mmr: bool, avoid: list | None = None, context: float = 0.0) -> list[tuple[dict, float]]:
     """``share`` unreviewed windows scoring nearest ``target``, spread out (:func:`_diverse`), none overlapping a
     reviewed window (or one in ``avoid``: ``(row, score)`` pairs already picked) in its file; with ``mmr``, the
     candidates in the order of :func:`_mmr_order`. ``(row, score)`` pairs."""
@@ -123,7 +127,7 @@ def _pick(store: EmbeddingsStore, head: tuple[np.ndarray, float], target: float,
     spans = _spans(store, reviewed)
     pool = min(store.windows, share * 8 + 64 + NEIGHBOURS * len(reviewed))
     while True:
-        ids, scores = _uncertain(store, head[0], head[1], target, reviewed, pool)
+        ids, scores = _uncertain(store, head[0], head[1], target, reviewed, pool, context=context)
         exhausted = len(ids) < pool
         rows = store.rows(ids)
         free = np.flatnonzero(~_overlapping(rows, spans))
@@ -138,7 +142,7 @@ def _pick(store: EmbeddingsStore, head: tuple[np.ndarray, float], target: float,
 
 
 def _below(store: EmbeddingsStore, head: tuple[np.ndarray, float], reviewed: np.ndarray, share: int, *,
-           avoid: list) -> list[tuple[dict, float]]:
+           avoid: list, context: float = 0.0) -> list[tuple[dict, float]]:
     """``share`` windows drawn at random (seeded by the reviews so far: the same store and reviews give the same
     draw) from the unreviewed windows scoring below the median of the store's scores (of :data:`BELOW_SAMPLE`
     windows drawn at random in a larger store: a chunk's memory whatever its size), spread out as
@@ -151,7 +155,8 @@ def _below(store: EmbeddingsStore, head: tuple[np.ndarray, float], reviewed: np.
     ids = np.setdiff1d(drawn, reviewed)
     if not len(ids):
         return []
-    scores = LinearHead(head[0][None, :], np.array([head[1]])).predict_proba(store.vectors(ids))[:, 0]
+    vectors = context_vectors(store, ids, context)  # with context: the neighbours' mean logit, as the model scores
+    scores = LinearHead(head[0][None, :], np.array([head[1]])).predict_proba(vectors)[:, 0]
     lower = np.flatnonzero(scores <= np.median(scores))
     order = lower[rng.permutation(len(lower))]
     spans = _spans(store, reviewed)
@@ -207,10 +212,11 @@ def score_chunks(store: EmbeddingsStore, weights: np.ndarray, bias: np.ndarray):
 
 
 def _uncertain(store: EmbeddingsStore, weight: np.ndarray, bias: float, threshold: float, reviewed: np.ndarray,
-               pool: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``pool`` unreviewed window ids whose score is nearest ``threshold``, most uncertain first, and scores."""
+               pool: int, *, context: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The ``pool`` unreviewed window ids whose score (with ``context``) is nearest ``threshold``, most uncertain
+    first, and scores."""
     best_ids, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
-    for ids, probs in store_scores(store, LinearHead(weight[None, :], np.array([bias]))):
+    for ids, probs in store_scores(store, LinearHead(weight[None, :], np.array([bias])), context=context):
         keep = ~np.isin(ids, reviewed)
         ids, scores = ids[keep], probs[keep, 0]
         best_ids, best_scores = np.concatenate([best_ids, ids]), np.concatenate([best_scores, scores])

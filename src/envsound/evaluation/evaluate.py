@@ -13,6 +13,7 @@ import numpy as np
 
 from envsound.data.records import ClipRecord, Manifest
 from envsound.errors import ConfigError, DatasetLayoutError
+from envsound.events.context import context_seconds
 from envsound.evaluation.metrics import task_report
 from envsound.features.cache import FeatureCache
 from envsound.features.extract import extract_features
@@ -58,8 +59,9 @@ class Evaluation:
 
 def evaluate_model(model: ClipModel | FrozenClips, manifest: Manifest, *, cache: FeatureCache | None = None,
                    on_error: str = "raise", progress: bool = True) -> Evaluation:
-    """Predict every clip of ``manifest`` (window probabilities averaged) with ``model`` (a network, or a frozen one:
-    :mod:`envsound.evaluation.frozen`) and score them against their labels with the model's task (accuracy and
+    """Predict every clip of ``manifest`` (window probabilities averaged; a learned detector's with its context, as
+    ``predict`` scores a file: :func:`~envsound.evaluation.sed.window_track`) with ``model`` (a network, or a frozen
+    one: :mod:`envsound.evaluation.frozen`) and score them against their labels with the model's task (accuracy and
     confusion matrix, or lwlrap, mAP and F1); a manifest with strong labels adds the
     event metrics of :func:`~envsound.evaluation.sed.sed_report` (``segment_f1``, ``event_f1``, ``psds``).
 
@@ -85,6 +87,12 @@ def evaluate_model(model: ClipModel | FrozenClips, manifest: Manifest, *, cache:
 
         timelines, clip_probs = zip(*[clip_timeline(model, r, f) for r, f in zip(records, features)])
         y_prob = np.stack(clip_probs)
+    elif context_seconds(getattr(model, "meta", None)):  # a learned detector's context: each clip's windows alone
+        from envsound.evaluation.sed import window_track
+        from envsound.features.windows import start_seconds
+
+        y_prob = np.stack([window_track(model, windows, start_seconds(starts, model.config.features)).mean(axis=0)
+                           for windows, starts in (model.clip_windows(clip) for clip in features)])
     else:
         y_prob = model.predict_clips(features)
     targets = model.task.targets([r.labels for r in records], model.labels)

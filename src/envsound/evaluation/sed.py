@@ -22,6 +22,7 @@ from envsound.audio.load import audio_info
 from envsound.data.records import ClipRecord
 from envsound.data.strong_labels import check_within
 from envsound.events import Decoding, FrameTrack, Timeline, decode, detect_events
+from envsound.events.context import average_probs, context_seconds
 from envsound.events.detect import smoothed_stretches, stretch_events
 from envsound.evaluation.sed_metrics import Events, event_f1, psds, segment_f1
 from envsound.features.windows import start_seconds
@@ -33,7 +34,8 @@ PSDS_THRESHOLDS = tuple(np.round(np.linspace(0.05, 0.95, 19), 2))
 def clip_timeline(model: ClipModel, record: ClipRecord, features: np.ndarray) -> tuple[Timeline, np.ndarray]:
     """(timeline, clip probabilities ``(K,)``): a clip's evaluation windows from its features (as ``predict`` reads
     the file: the same windows), or for a frame model their frames (:class:`~envsound.events.detect.FrameTrack`),
-    and the mean of its windows' probabilities, each window scored once (closed-set: no open-set gate). Edge padding is undone; a
+    and the mean of its windows' probabilities (a learned detector's with its context: :func:`window_track`), each
+    window scored once (closed-set: no open-set gate). Edge padding is undone; a
     ``features.trim_zeros`` model's leading zeros are not known here, so its times are off by them."""
     feats = model.config.features
     windows, starts = model.clip_windows(features)
@@ -46,8 +48,17 @@ def clip_timeline(model: ClipModel, record: ClipRecord, features: np.ndarray) ->
         for begin, frames in zip(begins, framed):
             track.push(float(begin), frames)
         return track.finish(duration), pooled_probs(framed).mean(axis=0)
-    probs = model.window_probs(windows).astype(np.float32)
+    probs = window_track(model, windows, begins)
     return Timeline(begins, probs, duration, feats.window_seconds, feats.eval_hop_seconds), probs.mean(axis=0)
+
+
+def window_track(model: ClipModel, windows: np.ndarray, begins: np.ndarray) -> np.ndarray:
+    """One clip's window probabilities ``(n, K)`` float32 as ``predict`` scores its file: a learned detector's with
+    its context (:mod:`envsound.events.context`: each window's mean logit over the clip's windows starting within
+    ``context_seconds`` of it, ``begins`` in seconds)."""
+    probs = model.window_probs(windows).astype(np.float32)
+    seconds = context_seconds(getattr(model, "meta", None))
+    return average_probs(probs, np.zeros(len(probs)), begins, seconds) if seconds else probs
 
 
 def sed_report(model: ClipModel, records: Sequence[ClipRecord], timelines: Sequence[Timeline], strong: dict) -> dict:

@@ -20,6 +20,13 @@ clip edges: ``features.trim_zeros`` and ``edge_pad`` do not apply. The tail shor
 is not scored unless no window was (a stream shorter than a window is scored padded, as a short clip is). Memory:
 one window plus the last piece pushed, however long the stream.
 
+**A learned detector's context** (:mod:`envsound.events.context`, ``envsound learn --context``, 1 s by default):
+each window's scores are the mean logit of its neighbours (the windows starting within ``context_seconds`` of it), as
+``predict`` scores the recording, so a window is reported once its last neighbour has been scored: ``floor(context /
+hop)`` hops later (one for mn04's 1-s hop, two for YAMNet's 0.48 s, none for BirdNET's 3 s), its ``time`` that much
+later too. The stream's first and last windows, and those before a model swap, average over the neighbours heard
+(``predict`` also has a last window ending with the recording, a neighbour of its last ones).
+
 **A model swapped mid-stream** (:meth:`LiveListener.replace`, from any thread) takes over at the next window
 boundary: the start of the next window the old model would have scored. The old model scores every window starting
 before it, the new one every window from it on (on the same grid when rate and window are the same, else on the new
@@ -40,6 +47,7 @@ import numpy as np
 from envsound.audio.stream import PcmFormat, decode_pcm
 from envsound.errors import AudioLoadError
 from envsound.events import EventTracker, FrameTrack
+from envsound.events.context import TOLERANCE, ContextStream
 from envsound.features.windows import eval_hop_length
 from envsound.inference.predictor import Predictor
 
@@ -83,6 +91,8 @@ class LiveListener:
         self.scored = 0  # windows
         self.closed: list[dict] = []  # events the last model closed at a swap, given out with the next hop
         self.pending: tuple[Predictor, int | None] | None = None
+        self.released: list[Hop] = []  # the old model's windows held for context, given out at a swap
+        self.model_ms = 0.0  # the model's time a window, of the last windows scored
         self.lock = threading.Lock()
         self._use(predictor, version, origin=0.0)
 
@@ -114,6 +124,11 @@ class LiveListener:
         self.events = EventTracker(predictor.labels, window_seconds=window, hop_seconds=spacing,
                                    decoding=predictor.decoding)
         self.events.frontier = origin  # nothing before the boundary is this model's to decide
+        # a learned detector's context: a window waits until its neighbours within context_seconds are heard, one
+        # hop for mn04 (1-s hop, 1 s), two for YAMNet (0.48 s), none for BirdNET (3 s), then reports their mean logit
+        seconds = 0.0 if predictor.has_frames else predictor.context_seconds
+        self.context = ContextStream(seconds, hop=spacing) if seconds else None
+        self.delay = spacing * int((seconds + TOLERANCE) // spacing) if seconds else 0.0
         self.heard = 0  # samples at the model's rate, from origin
 
     @property
@@ -134,6 +149,7 @@ class LiveListener:
         boundary = self.origin + self.windows.offset / old_rate
         if self.resampler is not None:  # what the resampler still holds of what was pushed
             rest = np.concatenate([rest, self.resampler.resample_chunk(np.zeros(0, np.float32), last=True)])
+        self.released += self._held()  # the old model's windows held for context: their neighbours never come
         ended = [] if self.frames is None else self._frame_events(*self.frames.flush(), upto=boundary)
         self.closed += [self._tagged(e) for e in ended + self.events.finish(boundary)]
         self._use(*pending, origin=boundary)
@@ -160,6 +176,7 @@ class LiveListener:
         hops = self._take(np.zeros(0, np.float32), last=True)
         if not self.scored and self.heard:
             hops += self._hops(self.windows.finish())
+        hops += self._held()
         ended = [] if self.frames is None else self._frame_events(*self.frames.flush())
         ended = self.closed + [self._tagged(e) for e in ended + self.events.finish(self.seconds)]
         self.closed = []
@@ -173,21 +190,37 @@ class LiveListener:
         if len(lead):
             mono = np.concatenate([lead, mono])
         self.heard += len(mono)
-        return self._hops(self.windows.push(mono))
+        released, self.released = self.released, []
+        return released + self._hops(self.windows.push(mono))
 
     def _hops(self, pieces) -> list[Hop]:
         began = time.perf_counter()
         scored = list(pieces)  # (chunk offset, probabilities, starts[, frames]): a push's worth, bounded by its size
         n_windows = sum(len(piece[2]) for piece in scored)
         model_ms = round((time.perf_counter() - began) * 1000 / max(n_windows, 1), 2)
+        if n_windows:
+            self.model_ms = model_ms
         hops = []
         for offset, probs, starts, *framed in scored:
+            if self.context is not None:  # the windows whose neighbours are all heard, with their context
+                begins = [self.origin + (offset + start * self.predictor.step) / self.rate for start in starts]
+                self.scored += len(begins)
+                begins, probs = self.context.push(np.zeros(len(begins)), begins, probs, np.asarray(begins, float))
+                hops += [self._hop(float(begin), row, model_ms) for begin, row in zip(begins, probs)]
+                continue
             for i, (start, row) in enumerate(zip(starts, probs)):
                 frames = framed[0][i] if framed else None
                 hops.append(self._hop(self.origin + (offset + start * self.predictor.step) / self.rate, row, model_ms,
                                       frames))
                 self.scored += 1
         return hops
+
+    def _held(self) -> list[Hop]:
+        """The windows held back for context, given out now (the stream ends, or its model is swapped)."""
+        if self.context is None:
+            return []
+        begins, probs = self.context.finish()
+        return [self._hop(float(begin), row, self.model_ms) for begin, row in zip(begins, probs)]
 
     def _frame_events(self, centres: np.ndarray, rows: np.ndarray, upto: float | None = None) -> list:
         """Frames made final -> the events they end; frames past the stream's end (or ``upto``) are not pushed (as
@@ -212,7 +245,8 @@ class LiveListener:
         else:
             ended = self._frame_events(*self.frames.push(begin, frames))
         closed, self.closed = self.closed, []
-        return Hop(time=round(min(begin + self.predictor.features.window_seconds, self.seconds), 3),
+        heard = begin + self.predictor.features.window_seconds + self.delay  # its last neighbour's end
+        return Hop(time=round(min(heard, self.seconds), 3),
                    start=round(begin, 3), top=scores[:self.top_k], model_ms=model_ms, version=self.version,
                    labels=None if chosen is None else [s for s, on in zip(scores, chosen) if on],
                    ended=closed + [self._tagged(e) for e in ended],

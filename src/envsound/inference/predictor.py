@@ -26,6 +26,7 @@ from envsound.audio.load import AUDIO_EXTENSIONS, iter_audio_blocks, waveform_fr
 from envsound.config import Config
 from envsound.errors import EnvsoundError
 from envsound.events import Decoding, FrameTrack, Timeline, decode
+from envsound.events.context import ContextStream, context_seconds
 from envsound.features.edges import EdgeStream
 from envsound.features.windows import eval_hop_length, samples_per_step
 from envsound.inference.class_filter import ClassNames, ClassSubset, kept_columns
@@ -206,6 +207,12 @@ class Predictor:
         return isinstance((getattr(self.model, "meta", None) or {}).get("learned"), dict)
 
     @property
+    def context_seconds(self) -> float:
+        """A learned detector's context (:func:`envsound.events.context.context_seconds`): each window's logit is
+        averaged with those of its file's windows starting within this many seconds of it (0: each window alone)."""
+        return context_seconds(getattr(self.model, "meta", None))
+
+    @property
     def rejects(self) -> bool:
         """True when the model has an open-set gate: a probability of 0 is a class ruled out (not shown), a window
         or file with none left is none of the classes."""
@@ -309,6 +316,9 @@ class FileScores:
         self.decodes = events or (self.learned and not predictor.has_frames)
         self.frames = FrameTrack(window_seconds=self.features.window_seconds, step_seconds=model.frame_seconds,
                                  n_classes=model.n_classes) if events and predictor.has_frames else None
+        # a learned detector's context: each window waits for its neighbours, then counts with their mean logit
+        seconds = predictor.context_seconds
+        self.context = ContextStream(seconds) if seconds and not predictor.has_frames else None
 
     def add(self, offset: int, shift: int, window_probs: np.ndarray, starts: list[int],
             framed: np.ndarray | None = None) -> None:
@@ -320,7 +330,16 @@ class FileScores:
 
     def add_at(self, here: list[float], window_probs: np.ndarray, framed: np.ndarray | None = None) -> None:
         """As :meth:`add`, the windows given by their starts ``here`` in seconds of the file (an embeddings store's
-        ``start``)."""
+        ``start``). With a learned detector's context a window counts once its neighbours are in (:meth:`finish`
+        takes the last ones), with its context's probabilities."""
+        if self.context is not None:
+            done, window_probs = self.context.push(np.zeros(len(here)), here, window_probs, np.asarray(here, float))
+            if len(done):
+                self._add(done.tolist(), window_probs)
+            return
+        self._add(here, window_probs, framed)
+
+    def _add(self, here: list[float], window_probs: np.ndarray, framed: np.ndarray | None = None) -> None:
         self.total += window_probs.sum(axis=0)
         self.n_windows += len(window_probs)
         if len(window_probs):
@@ -378,6 +397,10 @@ class FileScores:
         best window passes the class's threshold (a 50-s file with two 5-s calls has a low mean): ``labels``; its
         ``top`` ranks every class by that score (the scan's ``files/`` names only those the file holds)."""
         predictor, feats = self.predictor, self.features
+        if self.context is not None:  # the windows held back for neighbours that never came: the file ended
+            here, probs = self.context.finish()
+            if len(here):
+                self._add(here.tolist(), probs)
         labels = predictor.labels
         length = read / feats.sample_rate
         for segment in self.timeline:  # no window shown past the file's end (edge padding, a short clip, rounding)

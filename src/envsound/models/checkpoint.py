@@ -98,7 +98,11 @@ FORMAT = "envsound-checkpoint"
 # 27: a head learned over a frozen network (meta kind frozen-head: train/cv --init yamnet|birdnet-v2.4|a spec member)
 #     may hold "open_set", its single-label probe's gate on the network's embeddings, which an envsound of format 26
 #     would not apply (every window one of its classes). Version 26 files load unchanged (no gate).
-FORMAT_VERSION = 27
+# 28: meta["learned"] may hold context_seconds (envsound learn --context, 1 s by default): every scorer averages a
+#     window's logit with those of its file's windows starting within that of it (envsound.events.context), which
+#     an envsound of format 27 would not (each window alone, below the calibrated scores). Version 27 files load
+#     unchanged (no key: 0, each window alone, as they were calibrated).
+FORMAT_VERSION = 28
 # What a semi section written before format 6 meant by the keys it did not have.
 OLD_SEMI = {"labelled_mixup": True, "distribution_alignment": False}
 

@@ -25,6 +25,11 @@ def register(command) -> None:
                         "verdict (a no scoring high, a yes low): answers to look at again")
     p.add_argument("--precision", type=float, default=0.9, metavar="P",
                    help="the target precision each label's threshold holds on its reviewed windows")
+    p.add_argument("--context", type=float, default=1.0, metavar="SECONDS",
+                   help="the model scores each window with its file's windows starting within this many seconds of "
+                        "it (their mean logit: +-1 window at mn04's 1-s hop), learned on their mean embedding; a "
+                        "live sensor reports each window once those are heard (mn04: one hop later); 0: each window "
+                        "alone")
     p.add_argument("--negatives", choices=("weak", "none"), default="weak",
                    help="weak: unreviewed windows count as negatives of a tenth of a review's weight; none: only the "
                         "reviewed windows")
@@ -40,7 +45,7 @@ def learn(args: argparse.Namespace) -> int:
 
     result = learn_labels(args.db, args.label, out=args.out, store=args.store, suggest=args.suggest,
                           precision=args.precision, negatives=args.negatives, progress=show_progress(args),
-                          disagreements=args.disagreements)
+                          disagreements=args.disagreements, context=args.context)
     summary = sys.stderr if args.json else sys.stdout  # with --json, stdout holds the suggestions and nothing else
     for line in result.lines():
         print(line, file=summary)
