@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from agile_review import head_of, next_unreviewed, similarity, store_name, window_truth
-from envsound.agile.learn import learn_verdicts
+from envsound.agile.learn import learn_verdicts  # context=0.0 below: each window alone, as the figures recorded
 from envsound.agile.suggest import suggest
 from envsound.errors import ConfigError
 from envsound.inference.embeddings import EmbeddingsStore
@@ -39,7 +39,7 @@ def fifty_reviews(store: EmbeddingsStore, db: Path, example: str, truth: np.ndar
         ids = np.array(reviewed, dtype=np.int64)
         try:
             result = learn_verdicts(store, {label: (ids, np.where(truth[ids], "yes", "no"))}, out=work,
-                                    progress=False)
+                                    progress=False, context=0.0)
         except ConfigError:  # no yes yet: the next search hits
             reviewed += next_unreviewed(ranking, set(reviewed), k)
             continue
@@ -68,13 +68,14 @@ def main() -> None:
         work = args.out / "mistakes" / c
         ids = fifty_reviews(store, db, example, truth, c, rounds=args.rounds, k=args.per_round, work=work)
         honest = np.where(truth[ids], "yes", "no")
-        clean = learn_verdicts(store, {c: (ids, honest)}, out=work, progress=False).labels[0]
+        clean = learn_verdicts(store, {c: (ids, honest)}, out=work, progress=False, context=0.0).labels[0]
         rng = np.random.default_rng(0)
         for draw in range(args.draws):
             flip = rng.choice(len(ids), size=2, replace=False)
             said = honest.copy()
             said[flip] = np.where(said[flip] == "yes", "no", "yes")
-            got = learn_verdicts(store, {c: (ids, said)}, out=work, disagreements=args.listed, progress=False)
+            got = learn_verdicts(store, {c: (ids, said)}, out=work, disagreements=args.listed, progress=False,
+                                context=0.0)
             listed = [d.window for d in got.labels[0].disagreements]
             ranks = [listed.index(int(ids[i])) + 1 if int(ids[i]) in listed else None for i in flip]
             rows.append({"class": c, "draw": draw, "yes": int(truth[ids].sum()),

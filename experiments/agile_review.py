@@ -226,8 +226,9 @@ def learned(method: str, negatives: str, *, store: EmbeddingsStore, vectors: np.
         said = np.where(truth[ids], "yes", "no")
         started = time.perf_counter()
         try:
+            # context=0: each window scored alone, as the figures recorded were (--context S applies its own)
             result = learn_verdicts(store, {label: (ids, said)}, out=work, negatives=negatives, precision=precision,
-                                    seed=seed, progress=False)
+                                    seed=seed, progress=False, context=0.0)
         except ConfigError:  # no yes yet (or, for negatives="none", no no): the next search hits
             result, scores = None, search_scores
             suggested = next_unreviewed(ranking, set(reviewed), k)
