@@ -3,6 +3,7 @@ calibrates on each window's mean embedding over its file's windows within it, an
 on a store, listen, suggest, check, check --density) averages each window's logit with those neighbours'; a model
 without the setting, or at 0, scores each window alone, as before."""
 
+import json
 import threading
 from pathlib import Path
 
@@ -265,3 +266,16 @@ def test_evaluate_scores_a_learned_models_clips_with_its_context(tmp_path, db, w
     assert np.allclose(results[1.0], expected, atol=1e-6)
     assert np.abs(results[1.0] - loaded[1.0].predict_clips(features)).max() > 1e-4  # not the windows alone
     assert np.allclose(results[0.0], loaded[0.0].predict_clips(features), atol=1e-6)  # no context: as before
+
+
+def test_an_export_with_context_says_so_and_one_without_stays_readable_by_older_sensors(models):
+    """ONNX export format 8 only when the model scores with its neighbours (an envsound reading 7 would score each
+    window alone: it says "upgrade" instead); a model without context is still written as format 7."""
+    from envsound.inference.onnx_export import metadata
+    from envsound.inference.predictor import Predictor
+
+    def version(path: Path) -> int:
+        model = Predictor.from_checkpoint(path, timed=False).model
+        return json.loads(metadata(model)["envsound.format_version"])
+
+    assert version(models["default"]) == 8 and version(models["off"]) == version(models["before"]) == 7

@@ -43,7 +43,8 @@ from envsound.errors import ConfigError
 from envsound.features.windows import window_length, window_pad_value
 from envsound.fileio import atomic_path
 from envsound.inference.frozen_export import folder_form
-from envsound.inference.onnx_model import FORMAT, FORMAT_VERSION, METADATA, OUTPUTS, OnnxModel
+from envsound.events.context import context_seconds
+from envsound.inference.onnx_model import FORMAT, FORMAT_VERSION, METADATA, NO_CONTEXT_VERSION, OUTPUTS, OnnxModel
 from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
 from envsound.models.clip import ClipModel
 from envsound.models.frames import linear_softmax_logit
@@ -153,7 +154,8 @@ def parity_check(checkpoint: str | Path, exported: str | Path, *, seconds: float
 
 def metadata(model: ClipModel) -> dict[str, str]:
     """The ``metadata_props`` of an exported model (JSON strings; keys in :data:`METADATA`)."""
-    values = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__, "labels": model.labels,
+    version = FORMAT_VERSION if context_seconds(model.meta) > 0 else NO_CONTEXT_VERSION
+    values = {"format": FORMAT, "format_version": version, "version": __version__, "labels": model.labels,
               "config": model.config.to_dict(), "task": model.task.to_dict(), "meta": model.meta,
               "frames": {"frame_seconds": model.frame_seconds} if model.has_frames else None,
               "open_set": None if model.open_set is None else {"share": model.open_set.share}}

@@ -36,7 +36,11 @@ FORMAT = "envsound-onnx"
 # 7: a single-label model's graph may gate its probabilities ("none of these": checkpoint format 25), said by the
 #    metadata key open_set ({"share": s}), and the config's events section holds open_set; an envsound that reads
 #    only format 6 says "upgrade" instead of refusing the key. Format 1-6 files load with no gate.
-FORMAT_VERSION = 7
+# 8: a learned model's meta may hold learned.context_seconds > 0 (checkpoint format 28): each window is scored with its
+#    neighbours (envsound.events.context); an envsound that reads only 7 would score each alone, so it says "upgrade".
+#    A model without context is still written as 7 (every older sensor reads it).
+FORMAT_VERSION = 8
+NO_CONTEXT_VERSION = 7  # the format of an export without context
 METADATA = {name: f"envsound.{name}" for name in
             ("format", "format_version", "version", "labels", "config", "task", "meta", "frames", "open_set")}
 """Our keys in the file's ``metadata_props``; every value is JSON."""

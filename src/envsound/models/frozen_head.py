@@ -40,6 +40,7 @@ from envsound._version import __version__
 from envsound.errors import CheckpointError, ConfigError
 from envsound.fileio import file_digest
 from envsound.models.frozen import FROZEN, FrozenRelease
+from envsound.events.context import context_seconds
 from envsound.models.open_set import OpenSet
 from envsound.task import Task
 
@@ -51,8 +52,12 @@ FORMAT = "envsound-frozen-head"
 # 2: head.npz may hold the open-set gate (prototypes, thresholds) and the manifest says so (open_set); an envsound
 #    that reads 1 would score such a head without its gate, so it refuses the file as newer. A head without a gate
 #    is still written as 1 (every sensor reads it); version 1 folders load without a gate, as they scored.
-FORMAT_VERSION = 2
-UNGATED_VERSION = 1  # the format of an export without an open-set gate
+# 3: the manifest's meta may hold learned.context_seconds > 0 (checkpoint format 28): each window is scored with its
+#    neighbours; an envsound that reads 2 would score each alone, so it refuses the folder as newer. A head without
+#    context is written as before (1 or 2).
+FORMAT_VERSION = 3
+UNGATED_VERSION = 1  # the format of an export without an open-set gate (nor context)
+GATED_VERSION = 2  # with a gate, without context
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,8 @@ def write_head_export(out: str | os.PathLike, *, trunk: Path, trunk_digest: str,
                                              "thresholds": open_set.thresholds.astype(np.float32)}
         np.savez(building / HEAD_FILE, weight=weight, bias=bias, **gate)
         manifest = {"format": FORMAT, "version": __version__,
-                    "format_version": UNGATED_VERSION if open_set is None else FORMAT_VERSION,
+                    "format_version": (FORMAT_VERSION if context_seconds(meta) > 0 else
+                                       UNGATED_VERSION if open_set is None else GATED_VERSION),
                     "network": release.name, "licence": release.licence,
                     "trunk": {"file": trunk_name, "sha256": trunk_digest},
                     "head": {"file": HEAD_FILE, "sha256": file_digest(building / HEAD_FILE)},
