@@ -517,7 +517,7 @@ def main() -> None:
 
     table = schema.events
     with store.engine.connect() as connection:
-        rows = connection.execute(sa.select(table.c.sensor, table.c.key, table.c.label, table.c.onset,
+        rows = connection.execute(sa.select(table.c.sensor, table.c.key, table.c.label, table.c.onset, table.c.offset,
                                             table.c.version, table.c.snippet_bytes)).all()
         if postgres:
             store_bytes = connection.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one()
