@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from envsound.deploy.fleet_files import snippet_path
 from envsound.deploy.snippets import MEDIA_TYPES
 from envsound.deploy.store import Store
 from envsound.deploy.times import UTC
+from envsound.fileio import atomic_open
 
 log = logging.getLogger(__name__)
 MAX_SNIPPET_BYTES = 2_000_000  # one upload: 10 s of Opus is about 60 KB, of 48-kHz FLAC under 1 MB
@@ -63,17 +63,10 @@ class SnippetFiles:
         path = snippet_path(self.folder, sensor, row.id, media_type)
         if row.snippet_bytes == len(body) and row.snippet_type == media_type and path.is_file():
             return row.id, False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{row.id}.", suffix=".part")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(body)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_open(path) as out:  # whole or absent: a temporary file renamed (the sweep removes a leftover)
+            out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
         with self.store.writing("the snippet's size"), self.store.engine.begin() as connection:
             connection.execute(table.update().where(table.c.id == row.id)
                                .values(snippet_bytes=len(body), snippet_type=media_type, snippet_start=start))
