@@ -236,7 +236,7 @@ def test_a_learned_head_carries_the_trunk_and_a_format_25_file_still_loads(tmp_p
 
 
 def test_the_python_api_takes_at_most_eleven_named_parameters():
-    assert len(inspect.signature(envsound.learn).parameters) <= 11  # context (issue 77) made it eleven
+    assert len(inspect.signature(envsound.learn).parameters) <= 10
     assert envsound.LearnResult is LearnResult
 
 

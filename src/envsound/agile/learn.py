@@ -127,12 +127,13 @@ class LearnResult:
 
 
 def learn(db: str | os.PathLike, labels: str | Sequence[str], *, out: str | os.PathLike, store: str | None = None,
-          suggest: int = 0, precision: float = 0.9, negatives: str = "weak", seed: int = 0,
-          progress: bool = True, disagreements: int = 0, context: float = DEFAULT_SECONDS) -> LearnResult:
+          suggest: int = 0, precision: float = 0.9, negatives: str = "weak", progress: bool = True,
+          disagreements: int = 0, context: float = DEFAULT_SECONDS) -> LearnResult:
     """Learn ``labels`` (one name or a list) from the windows of the embeddings store ``db`` reviewed for them and
     write ``out/model.ckpt``: the store's network with a head of one sigmoid output a label, in that order, each
     deciding at the threshold that held ``precision`` on its reviewed windows (cross-validated by file,
-    :mod:`envsound.agile.calibrate`; its curve in ``out/<label>.curve.csv`` and ``.png``).
+    :mod:`envsound.agile.calibrate`; its curve in ``out/<label>.curve.csv`` and ``.png``). The weak negatives'
+    sample and the folds are seeded (0; :func:`learn_verdicts` takes another ``seed``).
 
     Args:
         db: the store folder (``envsound embed MODEL INPUTS --out DB``).
@@ -143,7 +144,6 @@ def learn(db: str | os.PathLike, labels: str | Sequence[str], *, out: str | os.P
         precision: the target precision, 0 < precision < 1.
         negatives: ``"weak"``: unreviewed windows count as negatives of weight :data:`WEAK_WEIGHT`; ``"none"``:
             only the reviewed windows.
-        seed: seeds the weak negatives' sample and the folds.
         progress: log each label as it is learned.
         disagreements: list, per label, this many reviewed windows whose out-of-fold score is farthest from their
             verdict (:mod:`envsound.agile.disagree`); every label counts those on the other side of its threshold.
@@ -164,7 +164,7 @@ def learn(db: str | os.PathLike, labels: str | Sequence[str], *, out: str | os.P
         verdicts = labelled.verdicts(names)
     return learn_verdicts(labelled.windows,
                           {name: (verdicts[name].windows, verdicts[name].verdicts) for name in names},
-                          out=out, suggest=suggest, precision=precision, negatives=negatives, seed=seed,
+                          out=out, suggest=suggest, precision=precision, negatives=negatives,
                           progress=progress, disagreements=disagreements, context=context)
 
 
