@@ -21,10 +21,15 @@ learned, model = small_store.learned, small_store.model  # a detector learned on
 
 
 def scores(model, db, windows) -> np.ndarray:
+    """The learned head's score of every window, with the model's context (each window with its neighbours), as check
+    scores them."""
+    from envsound.events.context import average_probs, context_seconds
     from envsound.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(model, device="cpu", precision="32")
-    return predictor.model.head_probs(EmbeddingsStore(db).vectors(windows["window"].to_numpy()))[:, 0]
+    probs = predictor.model.head_probs(EmbeddingsStore(db).vectors(windows["window"].to_numpy()))
+    keys = pd.factorize(windows["file"])[0]
+    return average_probs(probs, keys, windows["start"].to_numpy(), context_seconds(predictor.model.meta))[:, 0]
 
 
 def test_a_sheet_is_drawn_at_random_from_the_windows_above_the_threshold_and_kept(tmp_path, model, db, windows):

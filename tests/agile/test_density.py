@@ -89,10 +89,14 @@ def test_the_estimate_holds_a_known_share_and_bins_split_at_the_threshold():
 
 
 def model_scores(model, db, windows) -> np.ndarray:
+    """Every window's score with the model's context, as check --density scores them."""
+    from envsound.events.context import average_probs, context_seconds
     from envsound.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(model, device="cpu", precision="32")
-    return predictor.model.head_probs(EmbeddingsStore(db).vectors(windows["window"].to_numpy()))[:, 0]
+    probs = predictor.model.head_probs(EmbeddingsStore(db).vectors(windows["window"].to_numpy()))
+    keys = pd.factorize(windows["file"])[0]
+    return average_probs(probs, keys, windows["start"].to_numpy(), context_seconds(predictor.model.meta))[:, 0]
 
 
 def test_a_rare_sound_is_not_lifted_out_of_its_interval_by_the_prior_of_the_large_low_bins():
