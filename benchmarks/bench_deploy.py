@@ -126,6 +126,17 @@ def _receive(socket, heard: list) -> None:
         pass
 
 
+def store_spec(kind: str, work: Path, name: str):
+    """(the ``--store`` of a ``sqlite`` file in ``work`` or of a ``postgresql`` database ``name`` on a server this
+    starts (support/pgcluster.py), that server or None: the caller ends it with ``__exit__``)."""
+    if kind != "postgresql":
+        return str(work / "events.sqlite"), None
+    from support.pgcluster import PostgresServer
+
+    postgres = PostgresServer().__enter__()
+    return postgres.create_database(name), postgres
+
+
 def _cpu() -> str:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     name = re.search(r"model name\s*:\s*(.+)", info)
@@ -148,14 +159,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="envsound-deploy-"))
     checkpoint = args.checkpoint or make_checkpoint(work)
-    postgres = None
-    if args.store == "postgresql":
-        from support.pgcluster import PostgresServer
-
-        postgres = PostgresServer().__enter__()
-        spec = postgres.create_database("bench")
-    else:
-        spec = str(work / "events.sqlite")
+    spec, postgres = store_spec(args.store, work, "bench")
     store = Store.open(spec)
     names = [f"r{i}" for i in range(args.reporters)] + [f"s{i}" for i in range(args.streamers)]
     secrets = {name: store.create_token(name, "sensor")[1] for name in names}

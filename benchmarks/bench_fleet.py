@@ -63,7 +63,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from bench_deploy import Server, _cpu  # noqa: E402
+from bench_deploy import Server, _cpu, store_spec  # noqa: E402
 
 ENVSOUND = [sys.executable, "-m", "envsound.cli.main"]
 SOUND_SECONDS = 6.0  # the known signal's event: two 3-s synthetic clips
@@ -395,14 +395,7 @@ def main() -> None:
     hop = eval_hop_length(own.features) * own.step / rate  # the listener's hop: a whole number of STFT hops
     signal = known_signal(data, args.label, args.period, rate)
 
-    postgres = None
-    if args.store == "postgresql":
-        from support.pgcluster import PostgresServer
-
-        postgres = PostgresServer().__enter__()
-        spec = postgres.create_database("fleet")
-    else:
-        spec = str(work / "events.sqlite")
+    spec, postgres = store_spec(args.store, work, "fleet")
     store = Store.open(spec)
     folder = fleet_dir(spec)
     names = [f"s{i:03d}" for i in range(args.sensors)]

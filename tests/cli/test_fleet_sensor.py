@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-import soundfile as sf
+
+from test_sensor import clips_recording
 
 from envsound.deploy.fleet_files import fleet_dir
 from envsound.deploy.store import Store
@@ -47,16 +47,7 @@ def versions(trained_run, tmp_path_factory) -> list[Path]:
 @pytest.fixture(scope="module")
 def recording(synthetic_manifest, tmp_path_factory) -> Path:
     """Clips of each class one after another, three times over: the shared model trained on them."""
-    parts, rate = [], None
-    first = {}
-    for record in synthetic_manifest.select_folds([1]).records:
-        first.setdefault(record.label, record.path)
-    for path in list(first.values()) * 3:
-        samples, rate = sf.read(path, dtype="float32", always_2d=True)
-        parts.append(samples.mean(axis=1))
-    path = tmp_path_factory.mktemp("recording") / "recording.wav"
-    sf.write(path, np.concatenate(parts), rate, subtype="PCM_16")
-    return path
+    return clips_recording(synthetic_manifest, tmp_path_factory.mktemp("recording") / "recording.wav", repeats=3)
 
 
 class Lines:

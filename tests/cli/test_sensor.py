@@ -39,14 +39,18 @@ def onnx_model(trained_run, tmp_path_factory) -> Path:
 def recording(synthetic_manifest, tmp_path_factory) -> Path:
     """Clips of each class, one after another, twice over: a recording of many events. The clips are ones the shared
     model trained on, so that it hears them whatever the CPU's numerics (this tests the deployment, not the model)."""
+    return clips_recording(synthetic_manifest, tmp_path_factory.mktemp("recording") / "recording.wav", repeats=2)
+
+
+def clips_recording(manifest, path: Path, *, repeats: int) -> Path:
+    """``path``: a fold-1 clip of each class of ``manifest``, one after another, ``repeats`` times over (16-bit)."""
     first = {}
-    for record in synthetic_manifest.select_folds([1]).records:
+    for record in manifest.select_folds([1]).records:
         first.setdefault(record.label, record.path)
     parts, rate = [], None
-    for path in list(first.values()) * 2:
-        samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    for clip in list(first.values()) * repeats:
+        samples, rate = sf.read(clip, dtype="float32", always_2d=True)
         parts.append(samples.mean(axis=1))
-    path = tmp_path_factory.mktemp("recording") / "recording.wav"
     sf.write(path, np.concatenate(parts), rate, subtype="PCM_16")
     return path
 
