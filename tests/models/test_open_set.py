@@ -17,7 +17,7 @@ from envsound.config.files import bare_config
 from envsound.features.cache import FeatureCache
 from envsound.inference.predictor import Predictor
 from envsound.models.checkpoint import load_checkpoint, save_checkpoint
-from envsound.models.open_set import OpenSet, calibrate
+from envsound.models.open_set import OpenSet, admitted, calibrate, closed_set
 from envsound.recipes.context import RunContext
 from envsound.recipes.train import train_model
 
@@ -50,7 +50,9 @@ def test_the_gate_rejects_the_share_it_was_calibrated_to_and_a_sound_of_no_class
     kept = gate.gate(probs, _embed(windows))[:, 0] > 0
     assert 0.75 < kept.mean() < 0.98  # unseen clips of class 0: about 1 - share pass
     other = _cut(directions[2][:, None] + rng.normal(0, 0.3, (3, 12)).astype(np.float32))[0]
-    assert not gate.gate(np.tile([[0.9, 0.1]], (len(other), 1)), _embed(other)).any()  # none of the classes
+    ruled_out = gate.gate(np.tile([[0.9, 0.1]], (len(other), 1)), _embed(other))
+    assert not admitted(ruled_out).any()  # none of the classes, and what the network would have said without the gate
+    np.testing.assert_allclose(closed_set(ruled_out), np.tile([[0.9, 0.1]], (len(other), 1)))
     again = OpenSet.from_payload(gate.to_payload(), n_classes=2)
     assert np.array_equal(again.thresholds, gate.thresholds) and again.share == 0.1
 
@@ -103,14 +105,27 @@ def test_none_of_the_classes_is_no_label_no_event_and_null_in_every_table(gated_
     envsound.scan(closed, clip, out=tmp_path / "scan", tables=envsound.Tables(events=True),
                   options=envsound.ScanOptions(precision="32", progress=False))
     files = pd.read_parquet(tmp_path / "scan" / "files")
-    assert files.label.isna().all() and files.file.tolist() == [str(clip)]
+    assert files.file.tolist() == [str(clip)] and files.rejected.tolist() == [True]
     assert pd.read_parquet(tmp_path / "scan" / "windows").label.isna().all()
+    # rejected, the file is still ranked: the network's own top-k without the gate, in files/, --json and the text
+    ungated = Predictor.from_checkpoint(closed, precision="32")
+    ungated.model.open_set = None
+    want = ungated.predict_file(clip, top_k=3).top
+    assert prediction.rejected and prediction.closed == want and len(want) == 3
+    assert files.label.tolist() == [want[0]["label"]] and files.score_3.tolist() == [want[2]["score"]]
+    assert json.loads(envsound_main("predict", closed, clip, "--json", "--precision", "32").stdout.splitlines()[-1]
+                      )["closed"] == want
+    assert f"(without the open-set gate: {want[0]['label']} {want[0]['score']:.3f}" in ran.stdout
     pytest.importorskip("onnxscript")
     from envsound.inference.onnx_export import export_onnx, parity_check
 
     exported = export_onnx(gated_run.checkpoint, tmp_path / "model.onnx")  # the calibrated gate, in the graph
     assert parity_check(gated_run.checkpoint, exported) < 1e-4
     assert Predictor.from_checkpoint(exported).model.open_set == {"share": 0.05}
+    rejecting = export_onnx(closed, tmp_path / "closed.onnx")  # its graph keeps the closed-set scores too
+    onnx_closed = Predictor.from_checkpoint(rejecting).predict_file(clip, top_k=3).closed
+    assert [t["label"] for t in onnx_closed] == [t["label"] for t in want]
+    np.testing.assert_allclose([t["score"] for t in onnx_closed], [t["score"] for t in want], atol=2e-4)
 
 
 @pytest.mark.skipif(not (SHARED_ESC50 / "meta" / "esc50.csv").exists() or not RELEASE.exists(),

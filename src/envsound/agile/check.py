@@ -35,6 +35,7 @@ from envsound.agile.head import store_scores
 from envsound.errors import ConfigError
 from envsound.fileio import atomic_open
 from envsound.inference.embeddings.store import CHUNK_ROWS, EmbeddingsStore
+from envsound.models.open_set import admitted
 
 __all__ = ["CHUNK_ROWS", "SAMPLE", "Check", "CheckResult", "check"]  # CHUNK_ROWS: the store's, named here as before
 SAMPLE = 50  # windows a sheet: the interval of a precision near 0.9 from 50 answers is about +-0.09
@@ -280,7 +281,7 @@ class _ModelHead:
         self.model = model
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return self.model.head_probs(x)
+        return admitted(self.model.head_probs(x))
 
 
 def _draw(windows: EmbeddingsStore, predictor, at: int, threshold: float, sample: int,

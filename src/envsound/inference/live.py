@@ -50,6 +50,7 @@ from envsound.events import EventTracker, FrameTrack
 from envsound.events.context import TOLERANCE, ContextStream
 from envsound.features.windows import eval_hop_length
 from envsound.inference.predictor import Predictor
+from envsound.models.open_set import admitted
 
 
 @dataclass
@@ -202,6 +203,8 @@ class LiveListener:
             self.model_ms = model_ms
         hops = []
         for offset, probs, starts, *framed in scored:
+            if self.predictor.rejects:  # a ruled-out class is 0 here (a file's closed-set ranking is predict's)
+                probs = admitted(probs)
             if self.context is not None:  # the windows whose neighbours are all heard, with their context
                 begins = [self.origin + (offset + start * self.predictor.step) / self.rate for start in starts]
                 self.scored += len(begins)

@@ -44,7 +44,8 @@ from envsound.features.windows import window_length, window_pad_value
 from envsound.fileio import atomic_path
 from envsound.inference.frozen_export import folder_form
 from envsound.events.context import context_seconds
-from envsound.inference.onnx_model import FORMAT, FORMAT_VERSION, METADATA, NO_CONTEXT_VERSION, OUTPUTS, OnnxModel
+from envsound.inference.onnx_model import (CONTEXT_VERSION, FORMAT, FORMAT_VERSION, METADATA, NO_CONTEXT_VERSION,
+                                           OUTPUTS, OnnxModel)
 from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
 from envsound.models.clip import ClipModel
 from envsound.models.frames import linear_softmax_logit
@@ -94,7 +95,7 @@ class OnnxGraph(nn.Module):
             embedding = self.network.embed(windows).float()
             probs = torch.softmax(self.network.head(embedding).float(), dim=-1)
             unit = embedding / embedding.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            return torch.where(unit @ self.prototypes >= self.gates, probs, torch.zeros_like(probs))
+            return torch.where(unit @ self.prototypes >= self.gates, probs, -probs)  # OpenSet.gate's encoding
         logits = self.network(windows).float()
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
@@ -154,7 +155,9 @@ def parity_check(checkpoint: str | Path, exported: str | Path, *, seconds: float
 
 def metadata(model: ClipModel) -> dict[str, str]:
     """The ``metadata_props`` of an exported model (JSON strings; keys in :data:`METADATA`)."""
-    version = FORMAT_VERSION if context_seconds(model.meta) > 0 else NO_CONTEXT_VERSION
+    # the oldest format that reads the file right, so that older sensors run what they can
+    version = FORMAT_VERSION if model.open_set is not None else \
+        CONTEXT_VERSION if context_seconds(model.meta) > 0 else NO_CONTEXT_VERSION
     values = {"format": FORMAT, "format_version": version, "version": __version__, "labels": model.labels,
               "config": model.config.to_dict(), "task": model.task.to_dict(), "meta": model.meta,
               "frames": {"frame_seconds": model.frame_seconds} if model.has_frames else None,

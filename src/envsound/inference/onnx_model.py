@@ -39,8 +39,12 @@ FORMAT = "envsound-onnx"
 # 8: a learned model's meta may hold learned.context_seconds > 0 (checkpoint format 28): each window is scored with its
 #    neighbours (envsound.events.context); an envsound that reads only 7 would score each alone, so it says "upgrade".
 #    A model without context is still written as 7 (every older sensor reads it).
-FORMAT_VERSION = 8
-NO_CONTEXT_VERSION = 7  # the format of an export without context
+# 9: a gated graph gives a ruled-out class its probability negated, not 0 (envsound.models.open_set.OpenSet.gate), so
+#    that a file the gate rejects can still be ranked; an envsound that reads only 8 would average the negative values,
+#    so it says "upgrade". A format 7 gated file loads as it was (its rejected files have no closed-set ranking).
+FORMAT_VERSION = 9
+CONTEXT_VERSION = 8  # the format of an export with context and no gate
+NO_CONTEXT_VERSION = 7  # the format of an export with neither
 METADATA = {name: f"envsound.{name}" for name in
             ("format", "format_version", "version", "labels", "config", "task", "meta", "frames", "open_set")}
 """Our keys in the file's ``metadata_props``; every value is JSON."""

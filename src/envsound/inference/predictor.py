@@ -34,6 +34,7 @@ from envsound.inference.listing import iter_inputs
 from envsound.inference.onnx_model import OnnxModel
 from envsound.models.files import CLASSIFIER, FROZEN, HEAD_EXPORT, ONNX, RELEASE, ModelFile, open_model_file
 from envsound.models.litert import FrozenModel, is_learned  # LiteRT itself is imported when a network opens
+from envsound.models.open_set import admitted, closed_set
 from envsound.task import Task
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,19 @@ class Prediction:
     # {(hour of the file its onset is in, class index): events}, where events were decoded (``events=True``, or any
     # learned detector: :attr:`FileScores.decodes`), else None
     event_counts: dict[tuple[int, int], int] | None = None
+    # a file the open-set gate rejected (no window close enough to any class: ``top`` is empty): its top-k as the
+    # network ranks them without the gate ([{"label", "score"}]), so such files can still be ranked; else None
+    closed: list[dict] | None = None
+
+    @property
+    def rejected(self) -> bool:
+        """True when the open-set gate ruled out every class in every window (:attr:`closed` ranks them)."""
+        return self.closed is not None
 
     def to_dict(self) -> dict:
         out = {"file": self.file, "top": self.top, "error": self.error}
+        if self.closed is not None:
+            out["rejected"], out["closed"] = True, self.closed
         if self.labels is not None:
             out["labels"] = self.labels
         if self.segments is not None:
@@ -301,6 +312,7 @@ class FileScores:
         self.predictor, self.features = predictor, predictor.features
         self.segments, self.events, self.window_scores = segments or window_scores, events, window_scores
         self.total = np.zeros(predictor.model.n_classes, dtype=np.float64)
+        self.closed = np.zeros(predictor.model.n_classes, dtype=np.float64)  # the gated model's closed-set sums
         self.n_windows = 0
         self.timeline: list[dict] = []
         self.probs: list[np.ndarray] = []  # window_scores: each chunk's window probabilities
@@ -331,7 +343,11 @@ class FileScores:
     def add_at(self, here: list[float], window_probs: np.ndarray, framed: np.ndarray | None = None) -> None:
         """As :meth:`add`, the windows given by their starts ``here`` in seconds of the file (an embeddings store's
         ``start``). With a learned detector's context a window counts once its neighbours are in (:meth:`finish`
-        takes the last ones), with its context's probabilities."""
+        takes the last ones), with its context's probabilities. A gated model's ruled-out classes count as 0 (the
+        closed-set probabilities are summed aside, for a file the gate rejects)."""
+        if self.rejects:
+            self.closed += closed_set(window_probs).sum(axis=0)
+            window_probs = admitted(window_probs)
         if self.context is not None:
             done, window_probs = self.context.push(np.zeros(len(here)), here, window_probs, np.asarray(here, float))
             if len(done):
@@ -413,6 +429,11 @@ class FileScores:
         # with an open-set gate, a class no window was close enough to is not ranked: none at all is "none of these"
         top = [{"label": labels[i], "score": round(float(score[i]), 4)} for i in ranked[:max(1, top_k)]
                if not (self.rejects and score[i] <= 0)]
+        closed = None
+        if self.rejects and not top and self.closed.any():  # rejected: ranked as the network would without its gate
+            mean = self.closed / max(self.n_windows, 1)
+            closed = [{"label": labels[i], "score": round(float(mean[i]), 4)}
+                      for i in np.argsort(-mean, kind="stable")[:max(1, top_k)]]
         chosen_labels = None
         task = predictor.task
         if task.multi_label:
@@ -422,7 +443,8 @@ class FileScores:
             chosen_labels = [{"label": labels[i], "score": round(float(score[i]), 4)} for i in ranked if chosen[i]]
         return Prediction(file=name, top=top, segments=self.timeline if self.segments else None,
                           labels=chosen_labels, events=found if self.events else None, duration=length,
-                          counts=dict(self.counts), event_counts=None if found is None else _by_hour(found, labels))
+                          counts=dict(self.counts), event_counts=None if found is None else _by_hour(found, labels),
+                          closed=closed)
 
     def _events(self, length: float) -> list[dict]:
         """The file's events (:attr:`Predictor.decoding`), from a frame model's frames or the windows' track."""

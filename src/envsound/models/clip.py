@@ -244,9 +244,10 @@ class ClipModel:
     def scored_windows(self, windows: np.ndarray, *, frames: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """(window probabilities ``(n, K)``, with ``frames`` the frame probabilities ``(n, steps, K)`` they pool,
         else ``None``): what every caller that scores windows for prediction (files, archives, live) asks of the
-        model. A model with an :attr:`open_set` gate has a class's probability set to 0 in the windows that are not
-        close enough to its training clips (a row of zeros: none of the classes); evaluation reads
-        :meth:`window_probs`, the closed-set probabilities."""
+        model. A model with an :attr:`open_set` gate has a class ruled out in the windows that are not close enough to
+        its training clips: its probability negated (:meth:`~envsound.models.open_set.OpenSet.gate`; readers take
+        :func:`~envsound.models.open_set.admitted`, 0 there; a row with none above 0: none of the classes); evaluation
+        reads :meth:`window_probs`, the closed-set probabilities."""
         if frames:
             framed = self.frame_probs(windows)
             return pooled_probs(framed), framed

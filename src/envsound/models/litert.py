@@ -453,7 +453,7 @@ class FrozenModel:
         """``(n, embedding_width)`` embeddings (any float dtype: a store's float16) -> ``(n, K)`` probabilities of the
         learned head, ``sigmoid(x . w + b)`` (a single-label task's head, as ``cv``/``train --init`` write for a set
         of one class a clip: the softmax over its classes), through the :attr:`open_set` gate when it has one (a
-        class's probability 0 in the windows not close enough to its training clips, as
+        class ruled out, its probability negated, in the windows not close enough to its training clips, as
         :meth:`~envsound.models.clip.ClipModel.head_probs`): what ``predict`` gives the same windows, so a store's
         windows rank as the audio scores.
 

@@ -4,8 +4,10 @@ A classifier trained on N classes spreads its softmax over those N whatever it h
 of dogs, cows, rain and sirens comes out as one of them, often with a high score. The gate asks a second question of
 each window: is its embedding (what the network's head sees) as close to the class's training clips as the training
 clips themselves are? Each class keeps a prototype, the mean direction of its training clips' embeddings, and a
-threshold on the cosine similarity to it. A window below a class's threshold gets probability 0 for that class; a
-window no class passes counts as none of them (no label, no event).
+threshold on the cosine similarity to it. A window below a class's threshold has that class ruled out; a window no
+class passes counts as none of them (no label, no event). A ruled-out class keeps its closed-set probability negated
+(:meth:`OpenSet.gate`): every reader takes :func:`admitted` (0 there, as the gate is meant) and a file no window of
+which passes is still ranked by :func:`closed_set` (``files/``' ``rejected`` column).
 
 The thresholds are calibrated on the training clips alone (:func:`calibrate`): the clips, shuffled and joined end to
 end as in a recording, are cut into the windows prediction cuts; each window is compared with its class's prototype
@@ -51,9 +53,9 @@ class OpenSet:
         return (embeddings / norms) @ self.prototypes.T
 
     def gate(self, probs: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
-        """``(n, K)`` probabilities with class ``k`` set to 0 in the windows whose embedding is below its threshold
-        (a row of zeros: none of the classes)."""
-        return np.where(self.similarity(embeddings) >= self.thresholds[None, :], probs, 0.0).astype(np.float32)
+        """``(n, K)`` probabilities with class ``k`` ruled out (its probability negated, so at most 0) in the windows
+        whose embedding is below its threshold (a row at most 0: none of the classes). The ONNX graph does the same."""
+        return np.where(self.similarity(embeddings) >= self.thresholds[None, :], probs, -probs).astype(np.float32)
 
     def to_payload(self) -> dict:
         return {"prototypes": self.prototypes.astype(np.float32), "thresholds": self.thresholds.astype(np.float32),
@@ -78,6 +80,18 @@ class OpenSet:
 
     def describe(self, labels: Sequence[str]) -> str:
         return ", ".join(f"{label} {t:.2f}" for label, t in zip(labels, self.thresholds))
+
+
+def admitted(probs: np.ndarray) -> np.ndarray:
+    """Gated probabilities (:meth:`OpenSet.gate`) as the gate means them: a ruled-out class 0. Unchanged values for a
+    model without a gate (probabilities are never negative)."""
+    return np.maximum(probs, 0.0, dtype=np.float32)
+
+
+def closed_set(probs: np.ndarray) -> np.ndarray:
+    """Gated probabilities -> the closed-set ones (every class as if no gate were there), to rank a file the gate
+    rejected. A gate of ONNX format 7 zeroed ruled-out classes: those stay 0."""
+    return np.abs(probs, dtype=np.float32)
 
 
 def calibrate(features: Sequence[np.ndarray], classes: np.ndarray, *, embed: Callable[[np.ndarray], np.ndarray],

@@ -154,8 +154,9 @@ def _show(prediction, *, as_json: bool) -> None:
         reason = prediction.error.removeprefix(f"{prediction.file}: ")
         print(f"{prediction.file}: error: {reason}", file=sys.stderr, flush=True)
     else:
+        closed = ", ".join(f"{_listed(t['label'])} {t['score']:.3f}" for t in prediction.closed or [])
         best = ", ".join(f"{_listed(t['label'])} {t['score']:.3f}" for t in prediction.top) or \
-            "none of the model's classes"
+            "none of the model's classes" + (f" (without the open-set gate: {closed})" if closed else "")
         tagged = "" if prediction.labels is None else \
             f"  [labels: {', '.join(_listed(t['label']) for t in prediction.labels) or 'none above threshold'}]"
         print(f"{prediction.file}: {best}{tagged}", flush=True)

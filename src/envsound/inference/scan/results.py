@@ -36,7 +36,7 @@ class ResultsSink:
     def _new_part(self) -> Part:
         return Part(labels=self.predictor.labels, top_k=self.top_k, window_scores=self.window_scores,
                     precision=self.precision, where=self.places,
-                    learned=self.predictor.learned)
+                    learned=self.predictor.learned, rejects=self.predictor.rejects)
 
     @property
     def finished(self) -> list[tuple[str, bool, float]]:

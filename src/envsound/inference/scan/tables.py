@@ -87,6 +87,7 @@ class Part:
     precision: list[dict | None] | None = None
     where: Places | None = None  # each file's site and start time (envsound.inference.file_time)
     learned: bool = False  # a learned detector's (Predictor.learned): files/' top-k names only the labels a file holds
+    rejects: bool = False  # a model with an open-set gate (Predictor.rejects): files/ has a column rejected
     columns: dict[str, dict[str, list]] = field(default_factory=lambda: {name: {} for name in TABLES})
     finished: list[tuple[str, bool, float]] = field(default_factory=list)  # (file, classified, seconds of audio)
     predictions: list[Prediction] = field(default_factory=list)  # those with events, for per-file event tables
@@ -102,6 +103,9 @@ class Part:
             row["site"], row["start"] = self.where.site(name), self.where.start(name)
         # a learned detector ranks the labels the file holds (Prediction.labels), by its best window
         ranked = prediction.labels if self.learned and prediction.labels is not None else prediction.top
+        if self.rejects:  # a file the gate rejected keeps the network's closed-set top-k, said by this column
+            row["rejected"] = prediction.rejected
+            ranked = prediction.closed if prediction.rejected else ranked
         for rank in range(1, min(self.top_k, len(self.labels)) + 1):  # a rank the open-set gate left empty: null
             best = ranked[rank - 1] if rank <= len(ranked) else {"label": None, "score": None}
             suffix = "" if rank == 1 else f"_{rank}"
