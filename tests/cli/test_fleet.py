@@ -1,5 +1,6 @@
 """`envsound fleet` on a real store: publish a model.ckpt (exported to ONNX as `export` does) or a model.onnx (taken
-as it is) to a canary's share, then to all, status, rollback; a folder export is refused in one line."""
+as it is) to a canary's share, then to all, status, rollback; a head over a frozen network as its head alone; a
+folder of no model refused in one line."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def test_publish_a_checkpoint_to_a_canary_then_all_then_roll_back(envsound_main,
     fleet.store.close()
 
 
-def test_an_onnx_file_is_taken_as_it_is_and_a_folder_refused(envsound_main, trained_run, store, tmp_path):
+def test_an_onnx_file_is_taken_as_it_is_and_a_folder_of_no_model_refused(envsound_main, trained_run, store, tmp_path):
     onnx_file = tmp_path / "model.onnx"
     assert envsound_main("export", "--quiet", trained_run.checkpoint, "--out", onnx_file).returncode == 0
     ran = envsound_main("fleet", "publish", onnx_file, "--sensors", "a,b", "--store", store)
@@ -77,8 +78,51 @@ def test_an_onnx_file_is_taken_as_it_is_and_a_folder_refused(envsound_main, trai
     assert fleet.version(1).thresholds is None
     fleet.store.close()
     ran = envsound_main("fleet", "publish", tmp_path, "--store", store)
-    assert ran.returncode == 1 and ran.stderr.count("\n") == 1 and "cannot be published yet" in ran.stderr
+    assert ran.returncode == 1 and ran.stderr.count("\n") == 1 and "a folder, not a model file" in ran.stderr
     ran = envsound_main("fleet", "rollback", "--store", store)
     assert ran.returncode == 0 and ran.stdout == "rolled back: c -> version 1\n"  # as every sensor before
     ran = envsound_main("fleet", "status", "--store", tmp_path / "none.sqlite")
     assert ran.returncode == 1 and "no store there" in ran.stderr
+
+
+def test_a_head_over_a_frozen_network_is_published_without_its_network_and_runs_where_it_is_installed(
+        envsound_main, served, store, tmp_path, monkeypatch):
+    """`fleet publish LEARNED.ckpt` of a head over (the tiny) BirdNET: the version is the export folder's head and
+    manifest in one small file, not the network; a sensor following the fleet unpacks it and runs it on the network
+    it has installed (of the digest the head was learned on), and refuses to run it where that is not installed."""
+    pytest.importorskip("ai_edge_litert")
+    pytest.importorskip("flatbuffers")
+    from learnedhead import learned_head, recording
+
+    from envsound.app.auth import Guard
+    from envsound.app.run import running
+    from envsound.app.server import create_app
+    from envsound.deploy.follow import Follower
+
+    monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "models"))
+    learned = learned_head(tmp_path)
+    ran = envsound_main("fleet", "publish", learned, "--store", store)
+    assert ran.returncode == 0, ran.stderr
+    opened = Store.open(store)
+    fleet = Fleet(opened, tmp_path / "events-fleet")
+    version = fleet.version(1)
+    assert version.format == "head" and version.size < 50_000  # the head, not the network's .tflite
+    token = opened.create_token("lab", "sensor")[1]
+    with running(create_app(served.model, store=opened, guard=Guard(opened, required=True))) as url:
+        swaps = []
+        follower = Follower(url, sensor="lab", token=token, folder=tmp_path / "sensor", every=0.1,
+                            load=lambda path: Predictor.from_checkpoint(path, timed=False),
+                            swap=lambda model, assigned: swaps.append(model))
+        follower.check_once()
+        assert follower.running == 1 and follower.refused is None
+        assert not list((tmp_path / "sensor").rglob("*.tflite"))  # it runs the network installed here
+        audio = recording(tmp_path / "recording.wav", 48_000, 3.0, "rbbr")
+        heard = swaps[0].predict_file(audio, events=True).events
+        assert [(event["label"], event["onset"], event["offset"]) for event in heard] == [
+            ("rain", 0.0, 3.0), ("bird", 3.0, 9.0), ("rain", 9.0, 12.0)], heard  # as the head learned: its windows
+        monkeypatch.setenv("ENVSOUND_MODELS", str(tmp_path / "elsewhere"))  # a sensor without the network
+        other = Follower(url, sensor="lab", token=token, folder=tmp_path / "bare", every=0.1,
+                         load=lambda path: Predictor.from_checkpoint(path, timed=False), swap=lambda *_: None)
+        other.check_once()
+        assert other.running is None and "birdnet-v2.4 is not installed" in other.refused
+    opened.close()

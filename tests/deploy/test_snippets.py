@@ -61,6 +61,20 @@ def test_a_short_event_is_widened_to_a_window_from_the_sound_around_it():
     np.testing.assert_allclose(cut(cutter, 0.2, 0.4), audio[:5 * RATE], atol=1 / 32768)
 
 
+def test_after_a_swap_snippets_are_cut_for_the_network_swapped_in_and_nothing_heard_is_lost():
+    """listen --follow swapped in a model of 5-s windows where 1-s ones ran: its snippets are at least 5 s, the ring
+    grows to reach back as far as its decoding needs, keeping what it held; applied at the stream's next block."""
+    audio, cutter = stream(12), snipper(window=1.0)
+    heard(cutter, audio[:8 * RATE])
+    before = len(cutter.ring.buffer)
+    cutter.tune(network_rate=RATE, window=5.0, hop=1.0, median=3.0, gap=1.0)
+    assert cutter.window == 1.0  # not yet: the stream thread applies it with its next block
+    heard(cutter, audio[8 * RATE:])
+    assert cutter.window == 5.0 and len(cutter.ring.buffer) > before
+    np.testing.assert_allclose(cut(cutter, 6.0, 6.5), audio[int(3.75 * RATE):int(8.75 * RATE)], atol=1 / 32768)
+    np.testing.assert_allclose(cut(cutter, 0.2, 0.4), audio[:5 * RATE], atol=1 / 32768)  # held from before the swap
+
+
 def test_a_long_event_keeps_its_last_seconds_up_to_the_cap():
     audio, cutter = stream(32), snipper(cap=10.0)
     heard(cutter, audio)

@@ -24,6 +24,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
+from envsound.deploy.head_files import FORMAT as HEAD
+from envsound.deploy.head_files import unpack_head
 from envsound.deploy.signing import RefusedModel, check_public, verify
 from envsound.fileio import atomic_path, file_digest
 
@@ -122,7 +124,8 @@ class Follower(threading.Thread):
 
     def fetch(self, version: dict) -> Path:
         """``version``'s file in :attr:`folder`, downloaded unless there already, checked against its digest and
-        the pinned key's signature.
+        the pinned key's signature (a head over a frozen network: the folder unpacked from it, whose trunk is the
+        network installed here: :mod:`envsound.deploy.head_files`).
 
         Raises:
             RefusedModel: the file is not the digest's, or the signature does not check (the file is deleted).
@@ -139,10 +142,10 @@ class Follower(threading.Thread):
                 raise RefusedModel(f"its file's SHA-256 {actual[:16]}... is not the digest {digest[:16]}... the server "
                                    "gave (corrupt or changed)")
             verify(self.public_key(), int(version["id"]), digest, version.get("signature"))
+            return unpack_head(path) if version.get("format") == HEAD else path
         except RefusedModel:
             path.unlink(missing_ok=True)
             raise
-        return path
 
     def public_key(self) -> bytes:
         """The pinned server key (PEM): ``--server-key``'s, or the one fetched at first contact and kept."""

@@ -146,6 +146,14 @@ class AudioRing:
         self.buffer[:len(tail) - first] = tail[first:]
         self.end += count
 
+    def grow(self, seconds: float) -> None:
+        """Hold at least ``seconds`` from now on, keeping what is held."""
+        size = int(np.ceil(seconds * self.rate))
+        if size > len(self.buffer):
+            held = self.cut(self.start / self.rate, self.end / self.rate) if self.end else np.zeros(0, np.float32)
+            self.buffer, self.end = np.zeros(size, np.float32), self.end - len(held)
+            self.push(held)
+
     def cut(self, first: float, last: float) -> np.ndarray:
         """The samples of seconds ``[first, last)`` of the stream that are still held (a copy)."""
         begin = max(int(round(first * self.rate)), self.start)
@@ -186,21 +194,36 @@ class Snipper:
 
     ``stream_rate``: the stream's rate (Hz); ``network_rate``, ``window``, ``hop``, ``median``, ``gap``: the
     network's rate and its windows and decoding (seconds), which say how far back the ring reaches
-    (:func:`ring_seconds`) and the shortest snippet (a window).
+    (:func:`ring_seconds`) and the shortest snippet (a window); :meth:`tune` gives another network's (a swap).
     """
 
     def __init__(self, settings: SnippetSettings, *, stream_rate: int, network_rate: int, window: float,
                  hop: float, median: float, gap: float) -> None:
         if settings.margin < 0 or settings.cap <= 0:
             raise ConfigError(f"snippet margin {settings.margin} must be >= 0 and cap {settings.cap} > 0")
-        self.settings, self.window = settings, window
-        self.ring = AudioRing(stream_rate, ring_seconds(window=window, hop=hop, median=median, gap=gap,
-                                                        cap=settings.cap, margin=settings.margin))
+        self.settings, self.tuning, self.tuned = settings, None, None
+        self.ring = AudioRing(stream_rate, 0.0)
+        self._tune(network_rate=network_rate, window=window, hop=hop, median=median, gap=gap)
+
+    def tune(self, **network) -> None:
+        """Cut for another network (a model swapped in: its window the shortest snippet, its rate the encoding's;
+        keywords as the constructor's) from the stream's next block on: safe to call from another thread."""
+        self.tuning = network
+
+    def _tune(self, *, network_rate: int, window: float, hop: float, median: float, gap: float) -> None:
+        settings, stream_rate = self.settings, self.ring.rate  # the ring only grows: what was heard stays
+        self.window = window
+        self.ring.grow(ring_seconds(window=window, hop=hop, median=median, gap=gap, cap=settings.cap,
+                                    margin=settings.margin))
         self.rate = (opus_rate(network_rate, stream_rate) if settings.codec == "opus"
                      else min(network_rate, stream_rate))
 
     def hear(self, samples: np.ndarray) -> None:
         """Every block of the stream, as it is heard (before the listener scores it)."""
+        tuning = self.tuning  # read once: a tune() meanwhile is applied at the next block
+        if tuning is not self.tuned:
+            self._tune(**tuning)
+            self.tuned = tuning
         self.ring.push(samples)
 
     def cut(self, event: dict) -> tuple[bytes, str, float] | None:

@@ -3,11 +3,12 @@ numpy and LiteRT run, without torch (``envsound export LEARNED.ckpt --out DIR``;
 :meth:`~envsound.models.litert.FrozenModel.from_export`). The folder holds:
 
 - the trunk: a copy of the network's ``.tflite`` the head was learned on, under its published name, of the digest
-  the checkpoint records (its label file is not needed: the head has its own labels);
+  the checkpoint records (its label file is not needed: the head has its own labels); a folder without it (as a
+  fleet publishes a head: :mod:`envsound.deploy.head_files`) runs on the network installed here, of that digest;
 - ``head.npz``: ``weight`` ``(K, embedding_width)`` and ``bias`` ``(K,)``, float32, the head's scores
   ``sigmoid(embedding . weight + bias)`` (a single-label head's: the softmax over its classes); a head with an
   open-set gate (a single-label probe's, :mod:`envsound.models.open_set`) also ``prototypes``
-  ``(K, embedding_width)`` and ``thresholds`` ``(K,)``, float32: a class's score is 0 in a window whose embedding's
+  ``(K, embedding_width)`` and ``thresholds`` ``(K,)``, float32: a class is ruled out in a window whose embedding's
   cosine similarity to the class's prototype is below its threshold (4 KB a class);
 - ``envsound-head.json`` (:data:`MANIFEST`): the format, the network's name and licence, the trunk's and the head's
   file names and sha256, the labels, the task (its per-class thresholds), ``open_set`` (``{"share": s}`` when the
@@ -173,7 +174,7 @@ def read_head_export(path: str | os.PathLike) -> HeadExport:
                               f"{FORMAT_VERSION}; upgrade envsound")
     try:
         release = FROZEN[fields["network"]]
-        trunk = _pinned(folder, fields["trunk"], what="trunk")
+        trunk = _trunk(folder, fields["trunk"], release)
         head = _pinned(folder, fields["head"], what="head")
         labels, task, meta = list(fields["labels"]), Task.from_dict(fields["task"]), dict(fields.get("meta") or {})
         gated = fields.get("open_set")  # absent in format 1: no gate
@@ -229,6 +230,22 @@ def _pinned(folder: Path, entry: dict, *, what: str) -> Path:
         raise CheckpointError(f"{path}: not the {what} the export was made with (its sha256 differs); export the "
                               "head again")
     return path
+
+
+def _trunk(folder: Path, entry: dict, release: FrozenRelease) -> Path:
+    """The export's trunk: its copy in ``folder``, else (a head as a fleet publishes it) the network installed
+    here, which must be the file the head was learned on (``entry["sha256"]``)."""
+    if (folder / str(entry["file"])).exists():
+        return _pinned(folder, entry, what="trunk")
+    from envsound.models.releases import installed_path
+
+    installed = installed_path(release)
+    if installed is None or file_digest(installed) != entry["sha256"]:
+        found = "is not installed" if installed is None else f"installed here is another file ({installed})"
+        raise CheckpointError(f"{folder}: the head has no trunk of its own and {release.name} {found}; install the "
+                              f"file it was learned on (sha256 {str(entry['sha256'])[:16]}): envsound download "
+                              f"{release.name} --from FILE")
+    return installed
 
 
 def _put_in_place(building: Path, out: Path) -> None:

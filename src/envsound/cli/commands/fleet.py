@@ -66,8 +66,9 @@ def _add_targets(parser: argparse.ArgumentParser) -> None:
 
 def add_publish_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, metavar="MODEL",
-                        help="a model.ckpt (exported to ONNX as envsound export does) or a model.onnx (taken as it "
-                             "is); a folder export of a head over a frozen network is not published yet")
+                        help="a model.ckpt (exported to ONNX as envsound export does), a model.onnx (taken as it "
+                             "is), or a head learned over BirdNET or YAMNet (its model.ckpt or export folder: "
+                             "published without the network, which each sensor has installed)")
     _add_targets(parser)
     parser.add_argument("--note", metavar="TEXT", help="what this version is, kept with it")
     add_common_options(parser)
@@ -90,8 +91,9 @@ def publish(args: argparse.Namespace) -> int:
     """Publish MODEL as a new version (signed) and assign it to sensors (all, named, or a canary's share)."""
     fleet = _fleet(args)
     with tempfile.TemporaryDirectory(prefix="envsound-publish-") as scratch:
-        path, name, thresholds = sensor_file(args.model, Path(scratch))
-        version, new = fleet.add_version(path, name=name, thresholds=thresholds, note=args.note, who=args.who)
+        path, name, thresholds, kind = sensor_file(args.model, Path(scratch))
+        version, new = fleet.add_version(path, name=name, thresholds=thresholds, note=args.note, who=args.who,
+                                         format=kind)
     size = version.size / 2 ** 20
     print(f"version {version.id}: {version.name}, sha256 {version.digest[:16]}, {size:.1f} MiB, "
           + (f"published by {version.who}, signed with {fleet.folder / 'signing-key.pem'}" if new else
@@ -130,28 +132,45 @@ def rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def sensor_file(model: Path, scratch: Path) -> tuple[Path, str, dict | None]:
-    """What a sensor runs for ``model``: its ONNX file (``model`` itself, or its export into ``scratch``), the
-    model's name as its events carry it, and the learned thresholds with their precision (None: not learned).
+def sensor_file(model: Path, scratch: Path) -> tuple[Path, str, dict | None, str]:
+    """What a sensor runs for ``model``: its file (an ONNX file: ``model`` itself or its export into ``scratch``; a
+    head over a frozen network: its export folder packed without the trunk, :mod:`envsound.deploy.head_files`), the
+    model's name as its events carry it, the learned thresholds with their precision (None: not learned), and the
+    file's format (``onnx`` or ``head``).
 
     Raises:
-        ConfigError: a folder (a head over a frozen network), or a model that does not export or load.
+        ConfigError, CheckpointError: a model that does not export or load.
     """
+    from envsound.deploy.head_files import FORMAT as HEAD
+    from envsound.deploy.head_files import pack_head
     from envsound.inference.predictor import Predictor
 
-    if model.is_dir():
-        raise ConfigError(f"{model}: a folder export (a head learned over a frozen network) cannot be published yet; "
-                          "publish a model.ckpt or model.onnx of a network")
-    path = model
-    if model.suffix.lower() != ".onnx":
+    runs, kind = model, "onnx"
+    if model.is_dir() or (model.suffix.lower() != ".onnx" and _learned_head(model)):
+        if not model.is_dir():
+            from envsound.inference.frozen_export import export_frozen_head
+
+            runs = export_frozen_head(model, scratch / "head").folder
+        kind = HEAD
+    elif model.suffix.lower() != ".onnx":
         from envsound.inference.onnx_export import export_onnx
 
-        path = export_onnx(model, scratch / "model.onnx")
-    predictor = Predictor.from_checkpoint(path, device="cpu", precision="32", timed=False)
+        runs = export_onnx(model, scratch / "model.onnx")
+    predictor = Predictor.from_checkpoint(runs, device="cpu", precision="32", timed=False)  # it loads: a model
+    path = pack_head(runs, scratch / "model.head") if kind == HEAD else runs
     learned = (predictor.model.meta or {}).get("learned", {}).get("labels") or {}
     thresholds = {label: {"threshold": item.get("threshold"), "precision": item.get("precision"),
                           "precision_interval": item.get("precision_interval")} for label, item in learned.items()}
-    return path, predictor.model.config.model.name, thresholds or None
+    return path, predictor.model.config.model.name, thresholds or None, kind
+
+
+def _learned_head(model: Path) -> bool:
+    """True for a model.ckpt of a head learned over a frozen network (it exports to a folder, not ONNX)."""
+    from envsound.models.files import CLASSIFIER, RELEASE, open_model_file
+    from envsound.models.litert import is_learned
+
+    opened = open_model_file(model).require(CLASSIFIER, RELEASE, purpose="publish")
+    return opened.checkpoint is not None and is_learned(opened.checkpoint)
 
 
 def _fleet(args: argparse.Namespace):

@@ -157,10 +157,15 @@ def _snipper(args: argparse.Namespace, predictor, rate: int):
 
     if args.snippets is None and not args.snippets_except:
         return None
+    return Snipper(SnippetSettings(rules=SnippetRules.parse(args.snippets, args.snippets_except)), stream_rate=rate,
+                   **_cutting(predictor))
+
+
+def _cutting(predictor) -> dict:
+    """What a snippet's cut takes from the network that hears (:meth:`~envsound.deploy.snippets.Snipper.tune`)."""
     features, decoding = predictor.features, predictor.decoding
-    return Snipper(SnippetSettings(rules=SnippetRules.parse(args.snippets, args.snippets_except)),
-                   stream_rate=rate, network_rate=features.sample_rate, window=features.window_seconds,
-                   hop=features.eval_hop_seconds, median=decoding.median_seconds, gap=decoding.gap_seconds)
+    return {"network_rate": features.sample_rate, "window": features.window_seconds,
+            "hop": features.eval_hop_seconds, "median": decoding.median_seconds, "gap": decoding.gap_seconds}
 
 
 def _follower(args: argparse.Namespace, listener, reporting, own):
@@ -177,6 +182,8 @@ def _follower(args: argparse.Namespace, listener, reporting, own):
         # the report's model and fingerprint stay the starting model's: an event carries the version that heard it,
         # which the server names by its own record (an event of the starting model, delivered after the swap, too)
         listener.replace(model, version=None if version is None else version["id"])
+        if reporting and reporting.snipper:  # its snippets: at least one of its windows, at its rate
+            reporting.snipper.tune(**_cutting(model))
 
     follower = Follower(args.report if args.follow is True else args.follow, sensor=args.sensor,
                         token=args.token or os.environ.get("ENVSOUND_TOKEN"),
