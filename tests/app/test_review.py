@@ -359,3 +359,22 @@ def test_an_example_is_copied_off_the_event_loop_and_the_stores_model_loaded_onc
             assert answer.status_code == 200 and answer.json()["candidates"][0]["file"] == str(clip), answer.text
     store.close()
     assert copies == ["in a worker thread"] * 2 and len(loads) == 1
+
+
+def test_an_embeddings_store_served_with_a_store_keeps_the_fleets_snippets_too(db, tmp_path):
+    """`serve DB --store events.sqlite` (a team reviewing an archive and a fleet on one server) keeps the sound the
+    sensors send, in the store's fleet folder; `serve DB` alone keeps none, `serve DB --keep-snippets N` in the
+    review store's."""
+    from envsound.app.run import open_stores
+
+    copy = tmp_path / "archive.db"
+    shutil.copytree(db, copy)
+    opened, model_file, snippets = open_stores(copy)
+    assert snippets is None and model_file.is_file()
+    opened.close()
+    opened, _, snippets = open_stores(copy, store=tmp_path / "events.sqlite")
+    assert snippets.folder == tmp_path / "events-fleet"
+    opened.close()
+    opened, _, snippets = open_stores(copy, keep_snippets=30)
+    assert snippets.folder == copy / "review-fleet"
+    opened.close()

@@ -69,16 +69,11 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     """
     check_bindable(host, port)
     auth = auth or not is_loopback(host)
-    opened = review = snippets = None
+    review = None
     db = model_path if is_embeddings_store(model_path) else None
-    if db is not None:
-        opened, model_path = _open_review_store(db, store, auth=auth, host=host, keep_days=keep_days)
-    elif store is not None or auth or keep_days is not None or keep_snippets or snippet_quota or fleet_dir:
-        opened = _open_store(store, auth=auth, host=host, keep_days=keep_days)
-        snippets = _snippet_files(opened, store, fleet_dir, keep_days=keep_snippets, quota=snippet_quota)
-    else:
-        print("envsound: no detections store: the page and REST API only (--store PATH keeps sensors' reports)",
-              file=sys.stderr, flush=True)
+    opened, model_path, snippets = open_stores(model_path, store=store, auth=auth, host=host, keep_days=keep_days,
+                                               keep_snippets=keep_snippets, snippet_quota=snippet_quota,
+                                               fleet_dir=fleet_dir)
     model = load_model(model_path, device=device, precision=precision)
     if db is not None:
         from envsound.agile.review import Review
@@ -99,6 +94,31 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     except SystemExit as exc:  # uvicorn exits 3 when startup fails (e.g. the port was taken after the check)
         raise ConfigError(f"the server could not start on {host}:{port}; choose another --port") from exc
     return 0
+
+
+def open_stores(model_path: str | Path, *, store: str | Path | None = None, auth: bool = False,
+                host: str = "127.0.0.1", keep_days: float | None = None, keep_snippets: float | None = None,
+                snippet_quota: int | None = None, fleet_dir: str | Path | None = None) -> tuple:
+    """What :func:`serve` keeps beside its model: (the store, or None for a plain page; the model file to load: an
+    embeddings store's own; the fleet folder's :class:`~envsound.deploy.snippet_files.SnippetFiles`, or None). An
+    embeddings store keeps labels and tokens in ``store`` (default ``DB/review.sqlite``) and sensors' snippets once
+    a ``store`` or a fleet option is given (a team reviewing an archive and a fleet on one server)."""
+    if is_embeddings_store(model_path):
+        opened, model_file = _open_review_store(model_path, store, auth=auth, host=host, keep_days=keep_days)
+        if store is None and not (keep_snippets or snippet_quota or fleet_dir):
+            return opened, model_file, None
+        from envsound.agile.labels import REVIEW_STORE
+
+        spec = Path(model_path) / REVIEW_STORE if store is None else store
+        return opened, model_file, _snippet_files(opened, spec, fleet_dir, keep_days=keep_snippets,
+                                                  quota=snippet_quota)
+    if store is not None or auth or keep_days is not None or keep_snippets or snippet_quota or fleet_dir:
+        opened = _open_store(store, auth=auth, host=host, keep_days=keep_days)
+        return opened, model_path, _snippet_files(opened, store, fleet_dir, keep_days=keep_snippets,
+                                                  quota=snippet_quota)
+    print("envsound: no detections store: the page and REST API only (--store PATH keeps sensors' reports)",
+          file=sys.stderr, flush=True)
+    return None, model_path, None
 
 
 def server_config(app, *, host: str, port: int, ssl_keyfile: str | None = None, ssl_certfile: str | None = None,
