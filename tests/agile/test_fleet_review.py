@@ -82,7 +82,7 @@ def test_a_verdict_names_the_snippet_and_the_event_in_it(fleet):
     review = FleetReview(store, folder)
     given = review.answer(ids["yard-rooster-1"], "no", reviewer="ana")
     assert given == {"window": None, "file": str(snippet_path(folder, "yard", ids["yard-rooster-1"], "audio/flac")),
-                     "start": 0.5, "end": 2.5, "label": "rooster", "verdict": "no"}
+                     "start": 0.5, "end": 2.5, "label": "rooster", "verdict": "no", "event": ids["yard-rooster-1"]}
     with pytest.raises(NoSnippet, match="its sound was not kept"):
         review.answer(ids["lab-dog-1"], "yes", reviewer="ana")
     with pytest.raises(NoSnippet, match="not in the store"):

@@ -189,3 +189,38 @@ def test_a_store_made_before_clock_offsets_keeps_its_sensors_with_none(store_spe
         assert {s["name"]: s["clock_offset"] for s in store.sensors()} == {"new": -3600.0, "old": None}
     finally:
         store.close()
+
+
+def test_a_store_made_before_review_orders_gets_its_events_ordered_and_its_fleet_verdicts_named(store_spec):
+    """Migration 0005 fills each event's place in its sensor's random sample (the SHA-256 of its key) and names the
+    event of each verdict given on a sensor's snippet (``.../snippets/SENSOR/ID.EXT``); other verdicts name none."""
+    from alembic import command
+    from alembic.config import Config
+
+    from envsound.deploy.store import MIGRATIONS, sample_order
+
+    engine = sa.create_engine(store_url(store_spec))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        for key in ("k1", "k2"):
+            connection.execute(sa.text("INSERT INTO events (sensor, key, label, onset, \"offset\", score, received) "
+                                       "VALUES ('yard', :key, 'rooster', '2026-11-01 00:00:00', "
+                                       "'2026-11-01 00:00:02', 0.9, '2026-11-01 00:00:03')"), {"key": key})
+        for file in ("/srv/events-fleet/snippets/yard/2.ogg", "/srv/events-fleet/snippets/lab/1.ogg", "/a/b.wav"):
+            connection.execute(sa.text("INSERT INTO labels (file, start, \"end\", label, verdict, reviewer, given) "
+                                       "VALUES (:file, 0.5, 2.5, 'rooster', 'yes', 'ana', '2026-11-02 00:00:00')"),
+                               {"file": file})
+    engine.dispose()
+    store = Store.open(store_spec)
+    try:
+        with store.engine.connect() as connection:
+            orders = dict(connection.execute(sa.text("SELECT key, sample_order FROM events")).all())
+            named = dict(connection.execute(sa.text("SELECT file, event FROM labels")).all())
+        assert orders == {"k1": sample_order("k1"), "k2": sample_order("k2")}
+        assert named == {"/srv/events-fleet/snippets/yard/2.ogg": 2, "/srv/events-fleet/snippets/lab/1.ogg": None,
+                         "/a/b.wav": None}  # event 1 is yard's, not lab's
+    finally:
+        store.close()

@@ -7,10 +7,13 @@ so an embeddings store of the snippet folder finds it as it finds any verdict on
 from the fleet's windows with the archive's.
 
 **The random sample** of a sensor and label is the order of the SHA-256 of its events' keys (a key is a random UUID
-the sensor gave the event): a fixed random permutation, the same for every reviewer and every server, needing no
-table of draws. The sample mode offers events in that order; the precision reported is ``yes / (yes + no)`` over the
+the sensor gave the event; ``events.sample_order``, kept as the event is stored): a fixed random permutation, the
+same for every reviewer and every server, needing no table of draws. The sample mode offers events in that order; the precision reported is ``yes / (yes + no)`` over the
 longest run of that order, from its first event, in which every event has a verdict: a simple random sample of the
 sensor's detections of that label, however many other events were reviewed out of order (those never count here).
+
+A verdict names its event (``labels.event``), so what is left to review and each sensor's sample are indexed queries
+(``benchmarks/bench_fleet_review.py``): a store of a million events costs a few indexed reads, not a walk over all.
 
 >>> review = FleetReview(Store.open("events.sqlite"), fleet_dir("events.sqlite"))
 >>> review.candidates(label="rooster", sample=True, k=10)
@@ -18,7 +21,6 @@ sensor's detections of that label, however many other events were reviewed out o
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +33,7 @@ from envsound.deploy import schema
 from envsound.deploy.fleet_files import snippet_path
 from envsound.deploy.snippets import MEDIA_TYPES
 from envsound.deploy.labels import Labels
-from envsound.deploy.store import Store
+from envsound.deploy.store import Store, sample_order
 from envsound.deploy.times import iso
 from envsound.errors import ConfigError
 
@@ -56,7 +58,7 @@ class Filters:
 
     def where(self, store: Store, query):
         table = schema.events
-        query = query.where(table.c.snippet_bytes.is_not(None))
+        query = query.where(table.c.snippet_bytes.is_not(None), table.c.snippet_type.in_(list(MEDIA_TYPES)))
         if self.label is not None:
             query = query.where(table.c.label == self.label)
         if self.sensor is not None:
@@ -72,9 +74,7 @@ class Filters:
         return query
 
 
-def sample_order(key: str) -> str:
-    """An event's place in its sensor's random sample: the SHA-256 of its key (a random UUID), hex."""
-    return hashlib.sha256(key.encode()).hexdigest()
+__all__ = ["Filters", "FleetReview", "NoSnippet", "precision_line", "sample_order"]  # sample_order: the store's
 
 
 class FleetReview:
@@ -85,25 +85,18 @@ class FleetReview:
         self.store, self.folder = store, Path(folder).absolute()
         self.labels = Labels(store)
 
-    def _rows(self, filters: Filters) -> list[dict]:
-        table = schema.events
-        columns = [table.c.id, table.c.sensor, table.c.key, table.c.label, table.c.onset, table.c.offset,
-                   table.c.score, table.c.version, table.c.snippet_type, table.c.snippet_start]
-        query = filters.where(self.store, sa.select(*columns)).order_by(table.c.onset.desc(), table.c.id.desc())
-        with self.store.reading() as connection:
-            rows = [dict(row._mapping) for row in connection.execute(query)]
-        return [row for row in rows if row["snippet_type"] in MEDIA_TYPES]
-
     def _file(self, row: dict) -> str:
         return str(snippet_path(self.folder, row["sensor"], row["id"], row["snippet_type"]))
 
-    def _verdicts(self, labels: set[str]) -> dict[tuple[str, str], str]:
-        """The current verdict (the latest given) of every (file, label) of ``labels``."""
-        current: dict[tuple[str, str], str] = {}
-        for label in labels:
-            for row in self.labels.read(label=label):  # oldest first: the last one kept is the current one
-                current[(row["file"], row["label"])] = row["verdict"]
-        return current
+    def _verdicts(self, filters: Filters) -> dict[int, tuple[str, str, str]]:
+        """The current verdict (the latest given) on each event of ``filters`` reviewed: {id: (sensor, label,
+        verdict)}; one query over the verdicts (few), joined to their events."""
+        events, labels = schema.events, schema.labels
+        query = (filters.where(self.store, sa.select(events.c.id, events.c.sensor, events.c.label, labels.c.verdict))
+                 .join_from(events, labels, sa.and_(labels.c.event == events.c.id, labels.c.label == events.c.label))
+                 .order_by(labels.c.given, labels.c.id))
+        with self.store.reading() as connection:
+            return {row.id: (row.sensor, row.label, row.verdict) for row in connection.execute(query)}
 
     def candidates(self, filters: Filters = Filters(), *, sample: bool = False, k: int = 10) -> tuple[list[dict], int]:
         """(The next ``k`` events to review, how many are left in all): those of ``filters`` with their sound kept
@@ -112,12 +105,17 @@ class FleetReview:
         ``start`` and ``end`` (the event's span in its snippet, seconds)."""
         if not 1 <= k <= MAX_CANDIDATES:
             raise ConfigError(f"k={k}: ask for 1-{MAX_CANDIDATES} events at a time")
-        rows = self._rows(filters)
-        verdicts = self._verdicts({row["label"] for row in rows})
-        open_rows = [row for row in rows if (self._file(row), row["label"]) not in verdicts]
-        if sample:
-            open_rows.sort(key=lambda row: sample_order(row["key"]))
-        return [self._candidate(row) for row in open_rows[:k]], len(open_rows)
+        table, labels = schema.events, schema.labels
+        unanswered = ~sa.exists().where(labels.c.event == table.c.id, labels.c.label == table.c.label)
+        columns = [table.c.id, table.c.sensor, table.c.label, table.c.onset, table.c.offset, table.c.score,
+                   table.c.version, table.c.snippet_type, table.c.snippet_start]
+        query = filters.where(self.store, sa.select(*columns)).where(unanswered).limit(k).order_by(
+            *((table.c.sample_order, table.c.id) if sample else (table.c.onset.desc(), table.c.id.desc())))
+        count = filters.where(self.store, sa.select(sa.func.count()).select_from(table)).where(unanswered)
+        with self.store.reading() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+            left = connection.execute(count).scalar_one()
+        return [self._candidate(row) for row in rows], int(left)
 
     def _candidate(self, row: dict) -> dict:
         start, end = self._span(row)
@@ -150,7 +148,7 @@ class FleetReview:
         row = dict(found._mapping)
         start, end = self._span(row)
         given = {"window": None, "file": self._file(row), "start": start, "end": end, "label": row["label"],
-                 "verdict": verdict}
+                 "verdict": verdict, "event": row["id"]}
         self.labels.add([given], reviewer=reviewer)
         return given
 
@@ -159,23 +157,33 @@ class FleetReview:
         verdict), ``sampled`` (the run of the random sample with verdicts, from its first event), its ``yes``,
         ``no`` and ``unsure``, and ``precision`` with its 95 % Wilson interval (``low``, ``high``; None when no
         yes or no is in the run)."""
-        rows = self._rows(filters)
-        verdicts = self._verdicts({row["label"] for row in rows})
-        groups: dict[tuple[str, str], list[dict]] = {}
-        for row in rows:
-            groups.setdefault((row["sensor"], row["label"]), []).append(row)
+        table = schema.events
+        grouped = filters.where(self.store, sa.select(table.c.sensor, table.c.label, sa.func.count())).group_by(
+            table.c.sensor, table.c.label)
+        verdicts = self._verdicts(filters)
+        reviewed: dict[tuple[str, str], int] = {}
+        for sensor, label, _ in verdicts.values():
+            reviewed[(sensor, label)] = reviewed.get((sensor, label), 0) + 1
         out = []
-        for (sensor, label), members in sorted(groups.items()):
-            said = [verdicts.get((self._file(row), label)) for row in sorted(members, key=lambda r: sample_order(
-                r["key"]))]
-            run = next((at for at, verdict in enumerate(said) if verdict is None), len(said))
-            counts = {name: said[:run].count(name) for name in schema.VERDICTS}
-            answered = counts["yes"] + counts["no"]
-            low, high = (float(v) for v in wilson(counts["yes"], answered))
-            out.append({"sensor": sensor, "label": label, "events": len(members),
-                        "reviewed": sum(verdict is not None for verdict in said), "sampled": run, **counts,
-                        "precision": round(counts["yes"] / answered, 4) if answered else None,
-                        "low": round(low, 4) if answered else None, "high": round(high, 4) if answered else None})
+        with self.store.reading() as connection:
+            groups = sorted(connection.execute(grouped).all())
+            for sensor, label, events in groups:
+                said: list[str] = []
+                if reviewed.get((sensor, label)):  # its sample's first events, until one without a verdict
+                    first = filters.where(self.store, sa.select(table.c.id)).where(
+                        table.c.sensor == sensor, table.c.label == label).order_by(
+                        table.c.sample_order, table.c.id).limit(reviewed[(sensor, label)] + 1)
+                    for (event,) in connection.execute(first):
+                        if event not in verdicts:
+                            break
+                        said.append(verdicts[event][2])
+                counts = {name: said.count(name) for name in schema.VERDICTS}
+                answered = counts["yes"] + counts["no"]
+                low, high = (float(v) for v in wilson(counts["yes"], answered))
+                out.append({"sensor": sensor, "label": label, "events": int(events),
+                            "reviewed": reviewed.get((sensor, label), 0), "sampled": len(said), **counts,
+                            "precision": round(counts["yes"] / answered, 4) if answered else None,
+                            "low": round(low, 4) if answered else None, "high": round(high, 4) if answered else None})
         return out
 
 

@@ -43,7 +43,8 @@ class Labels:
     def add(self, rows: Iterable[Mapping], *, reviewer: str, given: datetime | None = None) -> int:
         """Store verdicts on windows of an embeddings store in one transaction; returns how many. Each row is a
         mapping with ``window`` (the window's id in its store, or None), ``file``, ``start``, ``end`` (seconds),
-        ``label`` and ``verdict`` (``yes``, ``no`` or ``unsure``). Every verdict is kept: a second one on the same
+        ``label`` and ``verdict`` (``yes``, ``no`` or ``unsure``), and for a verdict on a fleet event's sound its
+        ``event`` (its id in the events table). Every verdict is kept: a second one on the same
         window and label (another reviewer's, or a change of mind) is the current one from then on. ``given``: the
         server's time (default now).
 
@@ -106,7 +107,7 @@ def _value(row: Mapping, reviewer: str, given: datetime) -> dict:
         raise ConfigError(f"label {row['label']!r}: a label is 1-{schema.LABEL_LENGTH} characters")
     if len(row["file"]) > schema.FILE_LENGTH:
         raise ConfigError(f"{row['file'][:80]}...: a file name of over {schema.FILE_LENGTH} characters")
-    window = row.get("window")
+    window, event = row.get("window"), row.get("event")
     return {"window": None if window is None else int(window), "file": row["file"], "start": float(row["start"]),
             "end": float(row["end"]), "label": row["label"], "verdict": row["verdict"], "reviewer": reviewer,
-            "given": given}
+            "given": given, "event": None if event is None else int(event)}

@@ -13,7 +13,9 @@ A fleet (``envsound fleet``): ``model_versions`` holds each model published to t
 server's fleet folder, :func:`envsound.deploy.fleet_files.fleet_dir`, signed with the server's key);
 ``assignments`` says which version each sensor should run, newest row first (``sensor`` NULL: every sensor without
 a row of its own newer than it). An event says which version heard it (``version``; NULL: a model not published
-through the fleet) and whether its sound is kept (``snippet_bytes``, ``snippet_type``: a file in the fleet folder).
+through the fleet) and whether its sound is kept (``snippet_bytes``, ``snippet_type``: a file in the fleet folder);
+``sample_order`` is its place in its sensor's random sample (the SHA-256 of its key), and a verdict on an event's
+sound names the event (``labels.event``), so the review of a fleet is a query, not a walk over every event.
 """
 
 from __future__ import annotations
@@ -73,9 +75,12 @@ events = Table(
     Column("snippet_bytes", Integer),  # the size of its sound kept by the server (NULL: none kept)
     Column("snippet_type", String(32)),  # its media type, e.g. audio/ogg
     Column("snippet_start", Float),  # where the snippet begins, in seconds from the event's onset (<= 0: a margin)
+    Column("sample_order", String(64)),  # SHA-256 of its key, hex: its place in its sensor's random sample
     UniqueConstraint("sensor", "key", name="uq_events_sensor_key"),
     Index("ix_events_onset", "onset"),
     Index("ix_events_sensor_onset", "sensor", "onset"),
+    Index("ix_events_sample_order", "sample_order"),
+    Index("ix_events_sensor_label_sample_order", "sensor", "label", "sample_order"),
 )
 
 labels = Table(
@@ -89,7 +94,9 @@ labels = Table(
     Column("verdict", String(8), nullable=False),  # one of VERDICTS
     Column("reviewer", String(NAME_LENGTH), nullable=False),
     Column("given", DateTime(timezone=True), nullable=False),  # the server's clock, UTC
+    Column("event", BigInteger),  # a verdict on a fleet event's sound: the event's id (None: on an archive's window)
     Index("ix_labels_label_given", "label", "given"),
+    Index("ix_labels_event", "event"),
 )
 
 model_versions = Table(

@@ -40,6 +40,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATING = threading.Lock()
 
 
+def sample_order(key: str) -> str:
+    """An event's place in its sensor's random sample (:mod:`envsound.agile.fleet_review`): the SHA-256 of its key
+    (which the sensor made a random UUID; hashed, so that keys made otherwise are in a random order too), hex."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def default_store_path() -> Path:
     """``events.sqlite`` in the user's data folder (``~/.local/share/envsound`` on Linux)."""
     import platformdirs
@@ -212,7 +218,8 @@ class Store:
                 heard_by = self._versions(connection, {e.version for e in events if e.version})
                 rows = [{"sensor": sensor, "key": e.key, "label": e.label, "onset": self.bind(e.onset),
                          "offset": self.bind(e.offset), "score": float(e.score), "received": received,
-                         "version": e.version, **heard_by.get(e.version, {"model": model, "fingerprint": fingerprint})}
+                         "version": e.version, "sample_order": sample_order(e.key),
+                         **heard_by.get(e.version, {"model": model, "fingerprint": fingerprint})}
                         for e in events]
                 insert = self._insert(schema.events).on_conflict_do_nothing(index_elements=["sensor", "key"])
                 return len(connection.execute(insert.returning(schema.events.c.id), rows).all())
