@@ -128,6 +128,11 @@ def test_a_fleet_verdict_is_the_verdict_of_each_window_centred_in_the_event(flee
     # windows 0-2 are the first snippet's, 3-5 the second's: centres 0.5 and 1.5 lie in [0.5, 2.5), 2.5 does not
     assert verdicts.windows.tolist() == [0, 1, 3, 4]
     assert verdicts.verdicts.tolist() == ["yes", "yes", "no", "no"]
+    # a store of the snippet folder embedded by a relative name (embed ... events-fleet/snippets) finds them too
+    relative = [str(Path(name).relative_to(tmp_path)) for name in (given["file"], other["file"])]
+    db = test_labelled.write_store(tmp_path / "relative.db", relative, per_file=3)
+    with LabelledStore(EmbeddingsStore(db), store) as labelled:
+        assert labelled.verdicts(["rooster"])["rooster"].windows.tolist() == [0, 1, 3, 4]
 
 
 def test_the_review_routes_offer_answer_and_count(fleet, served):

@@ -186,6 +186,7 @@ class WindowIndex:
         files = table.column("file").chunk(0) if table.column("file").num_chunks else None
         self.names = files.dictionary.to_pylist() if files is not None else []
         self.code = {name: code for code, name in enumerate(self.names)}
+        self.store, self._absolute = store, None  # the relative names, resolved where embed listed them (on use)
         codes = files.indices.to_numpy(zero_copy_only=False) if files is not None else np.zeros(0, np.int32)
         ids = table.column("window").to_numpy().astype(np.int64, copy=False)
         starts = table.column("start").to_numpy().astype(np.float64, copy=False)
@@ -215,6 +216,11 @@ class WindowIndex:
 
     def _slice(self, file: str) -> slice | None:
         code = self.code.get(file)
+        if code is None and os.path.isabs(file):  # a verdict naming the file absolutely (a fleet event's snippet)
+            if self._absolute is None:  # where a store of relative names (embed events-fleet/snippets) has them
+                self._absolute = {str(self.store.resolve(name).absolute()): code
+                                  for code, name in enumerate(self.names) if not os.path.isabs(name)}
+            code = self._absolute.get(file)
         return None if code is None else slice(int(self.bounds[code]), int(self.bounds[code + 1]))
 
     def exact(self, file: str, start: float, end: float) -> int:
