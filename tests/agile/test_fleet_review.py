@@ -128,8 +128,10 @@ def test_a_fleet_verdict_is_the_verdict_of_each_window_centred_in_the_event(flee
     # windows 0-2 are the first snippet's, 3-5 the second's: centres 0.5 and 1.5 lie in [0.5, 2.5), 2.5 does not
     assert verdicts.windows.tolist() == [0, 1, 3, 4]
     assert verdicts.verdicts.tolist() == ["yes", "yes", "no", "no"]
-    # a store of the snippet folder embedded by a relative name (embed ... events-fleet/snippets) finds them too
+    # a store of the snippet folder embedded by relative names (embed ... events-fleet/snippets) finds them too
+    (tmp_path / "sub").mkdir()  # and by a name with ../ in it
     relative = [str(Path(name).relative_to(tmp_path)) for name in (given["file"], other["file"])]
+    relative[1] = f"sub/../{relative[1]}"
     db = test_labelled.write_store(tmp_path / "relative.db", relative, per_file=3)
     with LabelledStore(EmbeddingsStore(db), store) as labelled:
         assert labelled.verdicts(["rooster"])["rooster"].windows.tolist() == [0, 1, 3, 4]
@@ -165,3 +167,21 @@ def test_the_review_routes_offer_answer_and_count(fleet, served):
         assert (yard["sampled"], yard["yes"], yard["precision"]) == (1, 1, 1.0)
         assert client.get("/v1/review/events", params={"since": "yesterday"},
                           headers=as_viewer).status_code == 422
+
+
+def test_a_verdict_on_a_pruned_event_is_not_the_verdict_of_the_event_given_its_id_later(fleet):
+    """SQLite gives a new event the id of one pruned: a verdict kept on the old one must not answer the new one."""
+    store, folder, ids = fleet
+    review = FleetReview(store, folder)
+    first = min(ids.values())
+    review.answer(first, "yes", reviewer="ana")
+    assert store.prune(0, now=T0 + timedelta(days=1)) == len(ids)
+    onset = T0 + timedelta(days=2)
+    store.add_report("lab", [Detection("new", "rooster", onset, onset + timedelta(seconds=2), 0.9)])
+    (new,) = [event["id"] for event in store.events(sensor="lab", limit=10)]
+    assert new == first  # the id again
+    keep_snippet(store, folder, new)
+    offered, left = review.candidates(k=5)
+    assert [c["event"] for c in offered] == [new] and left == 1
+    assert [(p["reviewed"], p["sampled"]) for p in review.precision()] == [(0, 0)]
+    assert len(review.labels.read(label="rooster")) == 1  # the verdict itself is kept, for learning by its file

@@ -103,6 +103,10 @@ def test_a_head_over_a_frozen_network_is_published_without_its_network_and_runs_
     learned = learned_head(tmp_path)
     ran = envsound_main("fleet", "publish", learned, "--store", store)
     assert ran.returncode == 0, ran.stderr
+    export = tmp_path / "sensor-model"  # its export folder is the same head: the same version
+    assert envsound_main("export", learned, "--out", export).returncode == 0
+    again = envsound_main("fleet", "publish", export, "--store", store)
+    assert again.returncode == 0 and "version 1:" in again.stdout and "already published" in again.stdout
     opened = Store.open(store)
     fleet = Fleet(opened, tmp_path / "events-fleet")
     version = fleet.version(1)

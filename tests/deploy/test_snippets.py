@@ -75,6 +75,16 @@ def test_after_a_swap_snippets_are_cut_for_the_network_swapped_in_and_nothing_he
     np.testing.assert_allclose(cut(cutter, 0.2, 0.4), audio[:5 * RATE], atol=1 / 32768)  # held from before the swap
 
 
+def test_a_ring_grown_after_it_wrapped_holds_only_what_it_heard():
+    """Grown from 2 s to 4 s after 5 s were heard: it holds 3-5 s, never silence in place of 1-3 s."""
+    ring, audio = AudioRing(10, 2.0), np.arange(1, 51, dtype=np.float32)
+    ring.push(audio)
+    ring.grow(4.0)
+    assert ring.start == 30 and ring.cut(1.0, 5.0).tolist() == audio[30:].tolist()
+    ring.push(audio[:30] + 100)  # and it fills up to its new size
+    assert ring.start == 40 and ring.cut(0.0, 8.0).tolist() == [*audio[40:], *(audio[:30] + 100)]
+
+
 def test_a_long_event_keeps_its_last_seconds_up_to_the_cap():
     audio, cutter = stream(32), snipper(cap=10.0)
     heard(cutter, audio)

@@ -115,6 +115,12 @@ def test_none_of_the_classes_is_no_label_no_event_and_null_in_every_table(gated_
     assert files.label.tolist() == [want[0]["label"]] and files.score_3.tolist() == [want[2]["score"]]
     assert json.loads(envsound_main("predict", closed, clip, "--json", "--precision", "32").stdout.splitlines()[-1]
                       )["closed"] == want
+    zeroing = Predictor.from_checkpoint(closed, precision="32")  # a gate that zeroes (an ONNX export of format 7)
+    gate = zeroing.model.open_set
+    zeroing.model.open_set = type("ZeroingGate", (OpenSet,), {"gate": lambda self, p, e: admitted(
+        OpenSet.gate(self, p, e))})(gate.prototypes, gate.thresholds, gate.share)
+    old = zeroing.predict_file(clip)
+    assert old.rejected and old.closed is None and old.to_dict()["rejected"] is True
     assert f"(without the open-set gate: {want[0]['label']} {want[0]['score']:.3f}" in ran.stdout
     pytest.importorskip("onnxscript")
     from envsound.inference.onnx_export import export_onnx, parity_check

@@ -217,10 +217,10 @@ class WindowIndex:
     def _slice(self, file: str) -> slice | None:
         code = self.code.get(file)
         if code is None and os.path.isabs(file):  # a verdict naming the file absolutely (a fleet event's snippet)
-            if self._absolute is None:  # where a store of relative names (embed events-fleet/snippets) has them
-                self._absolute = {str(self.store.resolve(name).absolute()): code
-                                  for code, name in enumerate(self.names) if not os.path.isabs(name)}
-            code = self._absolute.get(file)
+            if self._absolute is None:  # where the store's names are (embed events-fleet/snippets, ../x.wav)
+                self._absolute = {os.path.normpath(self.store.resolve(name).absolute()): code
+                                  for code, name in enumerate(self.names)}
+            code = self._absolute.get(os.path.normpath(file))
         return None if code is None else slice(int(self.bounds[code]), int(self.bounds[code + 1]))
 
     def exact(self, file: str, start: float, end: float) -> int:

@@ -59,7 +59,8 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
 
     ``model_path`` may be an embeddings store folder (``envsound embed MODEL INPUTS --out DB``): the page then has a
     Review view of its windows (:mod:`envsound.app.review`) and runs the store's model; labels and tokens are kept in
-    ``store``, by default ``DB/review.sqlite`` (:func:`envsound.agile.labels.store_of`).
+    ``store``, by default ``DB/review.sqlite`` (:func:`envsound.agile.labels.store_of`), and sensors' snippets once
+    a ``store`` or a snippet option is given (:func:`open_stores`).
 
     Raises:
         ConfigError: ``host:port`` cannot be bound (in use, or not an address of this machine), or tokens are
@@ -110,15 +111,18 @@ def open_stores(model_path: str | Path, *, store: str | Path | None = None, auth
         from envsound.agile.labels import REVIEW_STORE
 
         spec = Path(model_path) / REVIEW_STORE if store is None else store
+    elif store is not None or auth or keep_days is not None or keep_snippets or snippet_quota or fleet_dir:
+        opened, model_file, spec = _open_store(store, auth=auth, host=host, keep_days=keep_days), model_path, store
+    else:
+        print("envsound: no detections store: the page and REST API only (--store PATH keeps sensors' reports)",
+              file=sys.stderr, flush=True)
+        return None, model_path, None
+    try:
         return opened, model_file, _snippet_files(opened, spec, fleet_dir, keep_days=keep_snippets,
                                                   quota=snippet_quota)
-    if store is not None or auth or keep_days is not None or keep_snippets or snippet_quota or fleet_dir:
-        opened = _open_store(store, auth=auth, host=host, keep_days=keep_days)
-        return opened, model_path, _snippet_files(opened, store, fleet_dir, keep_days=keep_snippets,
-                                                  quota=snippet_quota)
-    print("envsound: no detections store: the page and REST API only (--store PATH keeps sensors' reports)",
-          file=sys.stderr, flush=True)
-    return None, model_path, None
+    except BaseException:
+        opened.close()
+        raise
 
 
 def server_config(app, *, host: str, port: int, ssl_keyfile: str | None = None, ssl_certfile: str | None = None,

@@ -9,6 +9,7 @@ The folder is ``serve --fleet-dir DIR``; by default ``NAME-fleet/`` beside a SQL
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -41,4 +42,5 @@ def snippet_path(folder: str | Path, sensor: str, event_id: int, media_type: str
     it name it."""
     from envsound.deploy.snippets import MEDIA_TYPES
 
-    return Path(folder).absolute() / "snippets" / sensor / f"{int(event_id)}.{MEDIA_TYPES[media_type]}"
+    folder = Path(os.path.normpath(Path(folder).absolute()))  # one name for one file: no ../ in it
+    return folder / "snippets" / sensor / f"{int(event_id)}.{MEDIA_TYPES[media_type]}"

@@ -127,11 +127,12 @@ class AudioRing:
         self.rate = int(rate)
         self.buffer = np.zeros(max(1, int(np.ceil(seconds * rate))), np.float32)
         self.end = 0
+        self.floor = 0  # no sample before this is held (after a grow: what the smaller ring held no longer)
 
     @property
     def start(self) -> int:
         """The first sample still held."""
-        return max(0, self.end - len(self.buffer))
+        return max(self.floor, self.end - len(self.buffer))
 
     def push(self, samples: np.ndarray) -> None:
         """``(frames,)`` or ``(frames, channels)`` float samples (channels are averaged)."""
@@ -150,19 +151,19 @@ class AudioRing:
         """Hold at least ``seconds`` from now on, keeping what is held."""
         size = int(np.ceil(seconds * self.rate))
         if size > len(self.buffer):
-            held = self.cut(self.start / self.rate, self.end / self.rate) if self.end else np.zeros(0, np.float32)
-            self.buffer, self.end = np.zeros(size, np.float32), self.end - len(held)
+            first, held = self.start, self._held(self.start, self.end)
+            self.buffer, self.end = np.zeros(size, np.float32), first
             self.push(held)
+            self.floor = first
 
     def cut(self, first: float, last: float) -> np.ndarray:
         """The samples of seconds ``[first, last)`` of the stream that are still held (a copy)."""
-        begin = max(int(round(first * self.rate)), self.start)
-        stop = min(int(round(last * self.rate)), self.end)
+        return self._held(max(int(round(first * self.rate)), self.start), min(int(round(last * self.rate)), self.end))
+
+    def _held(self, begin: int, stop: int) -> np.ndarray:
         if stop <= begin:
             return np.zeros(0, np.float32)
-        size = len(self.buffer)
-        index = np.arange(begin, stop) % size
-        return self.buffer[index]
+        return self.buffer[np.arange(begin, stop) % len(self.buffer)]
 
 
 def ring_seconds(*, window: float, hop: float, median: float, gap: float, cap: float, margin: float,

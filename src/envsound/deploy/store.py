@@ -303,11 +303,17 @@ class Store:
             return connection.execute(query).scalar_one()
 
     def prune(self, keep_days: float, *, now: datetime | None = None) -> int:
-        """Delete the events that ended more than ``keep_days`` ago; returns how many."""
+        """Delete the events that ended more than ``keep_days`` ago; returns how many. The verdicts on them stay
+        (learning reads them by file) but name no event any more: SQLite may give a deleted event's id to a new one."""
         cutoff = self.bind((now or datetime.now(UTC)) - timedelta(days=keep_days))
+        events, labels = schema.events, schema.labels
         try:
             with self.engine.begin() as connection:
-                return connection.execute(schema.events.delete().where(schema.events.c.offset < cutoff)).rowcount
+                deleted = connection.execute(events.delete().where(events.c.offset < cutoff)).rowcount
+                if deleted:
+                    gone = ~sa.exists().where(events.c.id == labels.c.event)
+                    connection.execute(labels.update().where(labels.c.event.is_not(None), gone).values(event=None))
+                return deleted
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"{self.shown}: old events could not be pruned ({_reason(exc)})") from None
 

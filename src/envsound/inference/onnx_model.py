@@ -64,7 +64,7 @@ class OnnxModel:
                  runtime: OnnxRuntime, frames: dict[str, float] | None = None,
                  open_set: dict[str, float] | None = None) -> None:
         self.session = session
-        self.open_set = open_set  # {"share": s} when the graph gates its probabilities (a class may be 0), else None
+        self.open_set = open_set  # {"share": s} when the graph gates its probabilities (a class ruled out: <= 0), else None
         self.frames = frames  # {"frame_seconds": s} for a frame model's file (format 5), else None
         self.config = config
         self.labels = list(labels)

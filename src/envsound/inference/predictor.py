@@ -57,19 +57,18 @@ class Prediction:
     # {(hour of the file its onset is in, class index): events}, where events were decoded (``events=True``, or any
     # learned detector: :attr:`FileScores.decodes`), else None
     event_counts: dict[tuple[int, int], int] | None = None
-    # a file the open-set gate rejected (no window close enough to any class: ``top`` is empty): its top-k as the
-    # network ranks them without the gate ([{"label", "score"}]), so such files can still be ranked; else None
+    # True: the open-set gate ruled out every class in every window (``top`` is empty)
+    rejected: bool = False
+    # a rejected file's top-k as the network ranks them without the gate ([{"label", "score"}]), so such files can
+    # still be ranked; None when not rejected, or when the model does not say (an ONNX export of format 7)
     closed: list[dict] | None = None
-
-    @property
-    def rejected(self) -> bool:
-        """True when the open-set gate ruled out every class in every window (:attr:`closed` ranks them)."""
-        return self.closed is not None
 
     def to_dict(self) -> dict:
         out = {"file": self.file, "top": self.top, "error": self.error}
+        if self.rejected:
+            out["rejected"] = True
         if self.closed is not None:
-            out["rejected"], out["closed"] = True, self.closed
+            out["closed"] = self.closed
         if self.labels is not None:
             out["labels"] = self.labels
         if self.segments is not None:
@@ -225,8 +224,8 @@ class Predictor:
 
     @property
     def rejects(self) -> bool:
-        """True when the model has an open-set gate: a probability of 0 is a class ruled out (not shown), a window
-        or file with none left is none of the classes."""
+        """True when the model has an open-set gate: a probability at most 0 is a class ruled out (not shown), a
+        window or file with none left is none of the classes (:mod:`envsound.models.open_set`)."""
         return getattr(self.model, "open_set", None) is not None
 
     def predict_file(self, path: str | Path, *, top_k: int = 3, segments: bool = False,
@@ -429,9 +428,9 @@ class FileScores:
         # with an open-set gate, a class no window was close enough to is not ranked: none at all is "none of these"
         top = [{"label": labels[i], "score": round(float(score[i]), 4)} for i in ranked[:max(1, top_k)]
                if not (self.rejects and score[i] <= 0)]
-        closed = None
-        if self.rejects and not top and self.closed.any():  # rejected: ranked as the network would without its gate
-            mean = self.closed / max(self.n_windows, 1)
+        rejected, closed = bool(self.rejects and not top and self.n_windows), None
+        if rejected and self.closed.any():  # ranked as the network would without its gate
+            mean = self.closed / self.n_windows
             closed = [{"label": labels[i], "score": round(float(mean[i]), 4)}
                       for i in np.argsort(-mean, kind="stable")[:max(1, top_k)]]
         chosen_labels = None
@@ -444,7 +443,7 @@ class FileScores:
         return Prediction(file=name, top=top, segments=self.timeline if self.segments else None,
                           labels=chosen_labels, events=found if self.events else None, duration=length,
                           counts=dict(self.counts), event_counts=None if found is None else _by_hour(found, labels),
-                          closed=closed)
+                          rejected=rejected, closed=closed)
 
     def _events(self, length: float) -> list[dict]:
         """The file's events (:attr:`Predictor.decoding`), from a frame model's frames or the windows' track."""

@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ def write_head_export(out: str | os.PathLike, *, trunk: Path, trunk_digest: str,
                                   "learned on; the file changed: install it again")
         gate = {} if open_set is None else {"prototypes": open_set.prototypes.astype(np.float32),
                                              "thresholds": open_set.thresholds.astype(np.float32)}
-        np.savez(building / HEAD_FILE, weight=weight, bias=bias, **gate)
+        _save_npz(building / HEAD_FILE, weight=weight, bias=bias, **gate)
         manifest = {"format": FORMAT, "version": __version__,
                     "format_version": (FORMAT_VERSION if context_seconds(meta) > 0 else
                                        UNGATED_VERSION if open_set is None else GATED_VERSION),
@@ -230,6 +231,15 @@ def _pinned(folder: Path, entry: dict, *, what: str) -> Path:
         raise CheckpointError(f"{path}: not the {what} the export was made with (its sha256 differs); export the "
                               "head again")
     return path
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez``'s file with fixed member times: the same head is the same bytes (and sha256), so a fleet that
+    publishes it again has the same version (np.savez stamps each member with the time it was written)."""
+    with zipfile.ZipFile(path, "w") as packed:
+        for name, array in arrays.items():
+            with packed.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def _trunk(folder: Path, entry: dict, release: FrozenRelease) -> Path:

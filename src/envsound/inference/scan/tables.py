@@ -10,7 +10,9 @@ A results folder holds one sub-folder per table, each a set of parts (``files/pa
   window probability; a learned detector's: only the labels the file holds, by its best window), ``label_2``, ``score_2`` ... up to ``top_k``, and for
   a multi-label model ``labels`` (every label at or above its threshold, ``;``-separated; a learned detector's: every
   label with an event or a window at or above its threshold, :meth:`~envsound.inference.predictor.FileScores.finish`);
-  a model with an open-set gate leaves ``label`` null (empty in CSV) for a file that is none of its classes;
+  a model with an open-set gate adds ``rejected`` (true: none of its classes, whose ``label``, ``score`` ... are then
+  the network's ranking without the gate, :attr:`~envsound.inference.predictor.Prediction.closed`; null when an older
+  ONNX export cannot say);
 - ``windows``: ``file``, ``start``, ``end`` (s), ``label`` (null: none of the classes), ``score`` of every evaluation
   window, and with
   ``window_scores`` one column per class, ``p:LABEL``, holding its probability;
@@ -105,7 +107,7 @@ class Part:
         ranked = prediction.labels if self.learned and prediction.labels is not None else prediction.top
         if self.rejects:  # a file the gate rejected keeps the network's closed-set top-k, said by this column
             row["rejected"] = prediction.rejected
-            ranked = prediction.closed if prediction.rejected else ranked
+            ranked = (prediction.closed or []) if prediction.rejected else ranked
         for rank in range(1, min(self.top_k, len(self.labels)) + 1):  # a rank the open-set gate left empty: null
             best = ranked[rank - 1] if rank <= len(ranked) else {"label": None, "score": None}
             suffix = "" if rank == 1 else f"_{rank}"

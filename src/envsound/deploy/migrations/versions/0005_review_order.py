@@ -1,6 +1,7 @@
 """The review of a fleet as queries: each event's place in its sensor's random sample (``events.sample_order``, the
 SHA-256 of its key) and the event a verdict on its sound names (``labels.event``), both indexed; filled in for the
-rows already there (a verdict on a snippet ``.../snippets/SENSOR/ID.EXT`` of an event of that sensor names it).
+rows already there (a fleet review's verdict, on a snippet ``.../snippets/SENSOR/ID.EXT`` of an event of that sensor
+and no window, names it).
 
 Revision ID: 0005
 Revises: 0004
@@ -30,8 +31,10 @@ def upgrade() -> None:
                            .values(sample_order=sa.bindparam("order")),
                            [{"row_id": i, "order": hashlib.sha256(key.encode()).hexdigest()} for i, key in rows])
         last = rows[-1][0]
-    labels = sa.table("labels", sa.column("id"), sa.column("file"), sa.column("event"))
-    snippets = connection.execute(sa.select(labels.c.id, labels.c.file).where(labels.c.file.like("%/snippets/%"))).all()
+    labels = sa.table("labels", sa.column("id"), sa.column("file"), sa.column("event"), sa.column("window"))
+    # a fleet review's verdict names no window (one given on a window of a store of snippets is a window's)
+    snippets = connection.execute(sa.select(labels.c.id, labels.c.file).where(
+        labels.c.file.like("%/snippets/%"), labels.c.window.is_(None))).all()
     named = {}
     for label_id, file in snippets:
         path = PurePath(file)
