@@ -321,6 +321,28 @@ def postgres():
         yield server
 
 
+@contextlib.contextmanager
+def store_at_revision(spec: str, revision: str):
+    """A connection to the new store ``spec`` migrated only up to ``revision``, as an older envsound left it (rows
+    written through it are committed when the block ends)."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from envsound.deploy.store import MIGRATIONS, store_url
+
+    engine = sa.create_engine(store_url(spec))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            yield connection
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_spec(request, tmp_path):
     """A new, empty store's ``--store`` value: a SQLite file, then a new database on the session's PostgreSQL."""

@@ -377,21 +377,12 @@ def test_windows_of_files_that_interleave_in_a_store_are_matched(tmp_path):
 def test_a_store_made_before_labels_gets_the_labels_table_and_keeps_its_tokens(store_spec):
     """Migration 0003 adds the labels table to a store of 0002 (a deployment's, with its tokens)."""
     import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
+    from conftest import store_at_revision
 
-    from envsound.deploy.store import MIGRATIONS, store_url
-
-    engine = sa.create_engine(store_url(store_spec))
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0002")
+    with store_at_revision(store_spec, "0002") as connection:
         assert not sa.inspect(connection).has_table("labels")
         connection.execute(sa.text("INSERT INTO tokens (name, role, digest, created) "
                                    "VALUES ('me', 'viewer', 'ab', '2026-11-01 00:00:00')"))
-    engine.dispose()
     store = Store.open(store_spec)
     try:
         assert [t.name for t in store.tokens()] == ["me"]

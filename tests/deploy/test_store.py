@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from conftest import store_at_revision
+
 from envsound.deploy.store import Detection, Heartbeat, Store, store_url
 from envsound.errors import ConfigError, NoStoreError, StoreError
 
@@ -168,20 +170,9 @@ def test_a_full_disk_stores_nothing_of_the_report(tmp_path):
 
 def test_a_store_made_before_clock_offsets_keeps_its_sensors_with_none(store_spec):
     """Migration 0002 adds sensors.clock_offset: an older store's rows keep NULL, a new report sets it."""
-    from alembic import command
-    from alembic.config import Config
-
-    from envsound.deploy.store import MIGRATIONS
-
-    engine = sa.create_engine(store_url(store_spec))
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+    with store_at_revision(store_spec, "0001") as connection:
         connection.execute(sa.text("INSERT INTO sensors (name, first_received, last_received) "
                                    "VALUES ('old', '2026-11-01 00:00:00', '2026-11-01 00:00:00')"))
-    engine.dispose()
     store = Store.open(store_spec)
     try:
         store.add_report("new", detections(1), clock_offset=-3600.0)
@@ -194,26 +185,19 @@ def test_a_store_made_before_clock_offsets_keeps_its_sensors_with_none(store_spe
 def test_a_store_made_before_review_orders_gets_its_events_ordered_and_its_fleet_verdicts_named(store_spec):
     """Migration 0005 fills each event's place in its sensor's random sample (the SHA-256 of its key) and names the
     event of each verdict given on a sensor's snippet (``.../snippets/SENSOR/ID.EXT``); other verdicts name none."""
-    from alembic import command
-    from alembic.config import Config
+    from envsound.deploy.store import sample_order
 
-    from envsound.deploy.store import MIGRATIONS, sample_order
-
-    engine = sa.create_engine(store_url(store_spec))
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0004")
+    with store_at_revision(store_spec, "0004") as connection:
         for key in ("k1", "k2"):
             connection.execute(sa.text("INSERT INTO events (sensor, key, label, onset, \"offset\", score, received) "
                                        "VALUES ('yard', :key, 'rooster', '2026-11-01 00:00:00', "
                                        "'2026-11-01 00:00:02', 0.9, '2026-11-01 00:00:03')"), {"key": key})
-        for file in ("/srv/events-fleet/snippets/yard/2.ogg", "/srv/events-fleet/snippets/lab/1.ogg", "/a/b.wav"):
-            connection.execute(sa.text("INSERT INTO labels (file, start, \"end\", label, verdict, reviewer, given) "
-                                       "VALUES (:file, 0.5, 2.5, 'rooster', 'yes', 'ana', '2026-11-02 00:00:00')"),
-                               {"file": file})
-    engine.dispose()
+        for file, window in (("/srv/events-fleet/snippets/yard/2.ogg", None), ("/srv/events-fleet/snippets/lab/1.ogg",
+                                                                                None), ("/a/b.wav", None),
+                             ("/srv/events-fleet/snippets/yard/1.ogg", 3)):  # the last: a window of a snippet store's
+            connection.execute(sa.text("INSERT INTO labels (\"window\", file, start, \"end\", label, verdict, reviewer, "
+                                       "given) VALUES (:window, :file, 0.5, 2.5, 'rooster', 'yes', 'ana', "
+                                       "'2026-11-02 00:00:00')"), {"file": file, "window": window})
     store = Store.open(store_spec)
     try:
         with store.engine.connect() as connection:
@@ -221,6 +205,6 @@ def test_a_store_made_before_review_orders_gets_its_events_ordered_and_its_fleet
             named = dict(connection.execute(sa.text("SELECT file, event FROM labels")).all())
         assert orders == {"k1": sample_order("k1"), "k2": sample_order("k2")}
         assert named == {"/srv/events-fleet/snippets/yard/2.ogg": 2, "/srv/events-fleet/snippets/lab/1.ogg": None,
-                         "/a/b.wav": None}  # event 1 is yard's, not lab's
+                         "/a/b.wav": None, "/srv/events-fleet/snippets/yard/1.ogg": None}  # event 1 is yard's
     finally:
         store.close()
