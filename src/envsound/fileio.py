@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
@@ -271,3 +272,11 @@ def connect_sqlite(path: str | os.PathLike, *, timeout: float = 30.0, synchronou
         connection.close()
         raise
     return connection
+
+
+def stable_zip_member(name: str, *, compress: int = zipfile.ZIP_STORED) -> zipfile.ZipInfo:
+    """A zip member ``name`` with a fixed time and mode: the same contents zip to the same bytes (and sha256), where
+    ``zipfile`` and ``np.savez`` stamp each member with the time it was written."""
+    member = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    member.compress_type, member.external_attr = compress, 0o644 << 16
+    return member

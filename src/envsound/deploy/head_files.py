@@ -18,10 +18,10 @@ import zipfile
 from pathlib import Path
 
 from envsound.deploy.signing import RefusedModel
+from envsound.fileio import stable_zip_member
 
 MANIFEST = "envsound-head.json"  # envsound.models.frozen_head.MANIFEST, not imported: follow.py stays stdlib-only
 FORMAT = "head"  # a version's format for such a file (an ONNX export's: "onnx")
-EPOCH = (1980, 1, 1, 0, 0, 0)  # every member's time: the same folder packs to the same bytes
 
 
 def pack_head(folder: str | Path, out: str | Path) -> Path:
@@ -29,10 +29,8 @@ def pack_head(folder: str | Path, out: str | Path) -> Path:
     folder, out = Path(folder), Path(out)
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     with zipfile.ZipFile(out, "w") as packed:
-        for name in (MANIFEST, str(manifest["head"]["file"])):
-            member = zipfile.ZipInfo(name, date_time=EPOCH)
-            member.compress_type, member.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
-            packed.writestr(member, (folder / name).read_bytes())
+        for name in (MANIFEST, str(manifest["head"]["file"])):  # fixed times: the same folder, the same bytes
+            packed.writestr(stable_zip_member(name, compress=zipfile.ZIP_DEFLATED), (folder / name).read_bytes())
     return out
 
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from envsound._version import __version__
 from envsound.errors import CheckpointError, ConfigError
-from envsound.fileio import file_digest
+from envsound.fileio import file_digest, stable_zip_member
 from envsound.models.frozen import FROZEN, FrozenRelease
 from envsound.events.context import context_seconds
 from envsound.models.open_set import OpenSet
@@ -238,7 +238,7 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     publishes it again has the same version (np.savez stamps each member with the time it was written)."""
     with zipfile.ZipFile(path, "w") as packed:
         for name, array in arrays.items():
-            with packed.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as member:
+            with packed.open(stable_zip_member(f"{name}.npy"), "w") as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
