@@ -137,6 +137,14 @@ def store_spec(kind: str, work: Path, name: str):
     return postgres.create_database(name), postgres
 
 
+def finish(result: dict, store, postgres) -> None:
+    """Print the run's JSON line, then close its store and stop the PostgreSQL server :func:`store_spec` started."""
+    print(json.dumps(result))
+    store.close()
+    if postgres is not None:
+        postgres.__exit__(None, None, None)
+
+
 def _cpu() -> str:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     name = re.search(r"model name\s*:\s*(.+)", info)
@@ -215,10 +223,7 @@ def main() -> None:
         "stream_reconnects": len(ws_errors),
         "cpu": _cpu(), "date": str(date.today()),
     }
-    print(json.dumps(result))
-    store.close()
-    if postgres is not None:
-        postgres.__exit__(None, None, None)
+    finish(result, store, postgres)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ behind real time; the offline sensor's figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
@@ -63,7 +62,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from bench_deploy import Server, _cpu, store_spec  # noqa: E402
+from bench_deploy import Server, _cpu, finish, store_spec  # noqa: E402
 
 ENVSOUND = [sys.executable, "-m", "envsound.cli.main"]
 SOUND_SECONDS = 6.0  # the known signal's event: two 3-s synthetic clips
@@ -595,10 +594,7 @@ def main() -> None:
             "queue_file_bytes_end": sum(p.stat().st_size for p in lone.reporting.outbox.path.parent.glob(
                 f"{lone.reporting.outbox.path.name}*")),
         }
-    print(json.dumps(result))
-    store.close()
-    if postgres is not None:
-        postgres.__exit__(None, None, None)
+    finish(result, store, postgres)
 
 
 if __name__ == "__main__":
