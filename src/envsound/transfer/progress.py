@@ -41,8 +41,9 @@ class EpochLines(L.Callback):
         self.what, self.started, self.first = what, 0.0, 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.started, self.first = time.monotonic(), trainer.current_epoch  # > 0: resumed from a checkpoint
-        if self.first and trainer.is_global_zero:
+        self.started, self.first = time.monotonic(), trainer.current_epoch
+        # resumed from a checkpoint, also one kept inside its first epoch (then 0 epochs were whole)
+        if (self.first or trainer.ckpt_path is not None) and trainer.is_global_zero:
             log.info("%s: resumed after epoch %d/%d", self.what, self.first, trainer.max_epochs)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
